@@ -1,0 +1,104 @@
+/* conf/config.h — station.conf and station cards: the data model and its
+ * parsing.  The syntax is INI in the style of WireGuard's configuration,
+ * read by hotline's own incremental parser (conf/ini.h).
+ *
+ *   [Station]                      [Peer]   (one per pinned peer)
+ *   Name = washington              Name = pyongyang
+ *   Listen = 127.0.0.1:7100        NoiseKey = <base64 of 32 bytes>
+ *   Address = 127.0.0.1:7100       SigningKey = <base64 of 32 bytes>
+ *   Keepalive = 25s                Address = 127.0.0.1:7200   (optional)
+ *   KeepaliveTimeout = 75s
+ *   HandshakeTimeout = 10s
+ *   Rehandshake = 1h
+ *
+ * A card is a [Station] section with Name, NoiseKey, SigningKey and
+ * optionally Address.  Unknown keys, repeated keys, bad values and missing
+ * required keys are errors naming the file, line and value.  Durations are
+ * a number with an optional unit ms, s, m or h (bare numbers are seconds).
+ *
+ * Files this module owns in the station directory: */
+#ifndef HL_CONF_CONFIG_H
+#define HL_CONF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/keys.h"
+
+#define HL_CONF_FILE "station.conf"
+#define HL_IDENTITY_FILE "identity.key"
+#define HL_CONF_LOCK_FILE "station.lock"    /* flock()ed while editing station.conf */
+#define HL_DAEMON_LOCK_FILE "daemon.lock"   /* flock()ed by the running daemon */
+#define HL_CONTROL_SOCKET "control.sock"
+#define HL_STORE_FILE "store.db"
+
+#define HL_NAME_MAX 32      /* [a-z0-9][a-z0-9._-]{0,31} */
+#define HL_ADDR_MAX 270     /* HOST:PORT, host up to 253 chars or [v6] */
+#define HL_CONF_MAX_BYTES (1u << 20)
+#define HL_CONF_MAX_PEERS 1024
+#define HL_CARD_MAX_BYTES 4096
+
+#define HL_DEFAULT_PORT 7100
+#define HL_DEFAULT_KEEPALIVE_MS 25000
+#define HL_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define HL_DEFAULT_REHANDSHAKE_MS 3600000   /* at most this: forward secrecy */
+
+typedef struct hl_card {
+	char name[HL_NAME_MAX + 1];
+	uint8_t noise_key[HL_KEY_LEN];
+	uint8_t signing_key[HL_KEY_LEN];
+	char address[HL_ADDR_MAX + 1];       /* "" when absent */
+} hl_card;
+
+typedef struct hl_peer_conf {
+	char name[HL_NAME_MAX + 1];
+	uint8_t noise_key[HL_KEY_LEN];
+	uint8_t signing_key[HL_KEY_LEN];
+	char address[HL_ADDR_MAX + 1];       /* "" when we do not dial it */
+	uint8_t fingerprint[HL_FP_LEN];      /* derived at parse time */
+	unsigned first_line, last_line;      /* the section's lines in the file */
+} hl_peer_conf;
+
+typedef struct hl_station_conf {
+	char name[HL_NAME_MAX + 1];
+	char listen[HL_ADDR_MAX + 1];        /* "" when the station does not listen */
+	char address[HL_ADDR_MAX + 1];       /* advertised in the card; default Listen */
+	uint32_t keepalive_ms;
+	uint32_t keepalive_timeout_ms;       /* default 3 x keepalive */
+	uint32_t handshake_timeout_ms;
+	uint32_t rehandshake_ms;             /* capped at one hour */
+	hl_peer_conf *peers;
+	size_t npeers;
+} hl_station_conf;
+
+/* Error detail: "FILE:LINE: message quoting 'the bad value'". */
+#define HL_CONF_ERR_LEN 512
+
+int hl_conf_parse(const char *buf, size_t len, const char *filename,
+		  hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
+/* Reads DIR/station.conf. */
+int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
+void hl_conf_free(hl_station_conf *conf);
+
+const hl_peer_conf *hl_conf_peer_by_name(const hl_station_conf *conf, const char *name);
+const hl_peer_conf *hl_conf_peer_by_noise_key(const hl_station_conf *conf,
+					      const uint8_t key[static HL_KEY_LEN]);
+
+int hl_card_parse(const char *buf, size_t len, const char *filename, hl_card *out,
+		  char err[static HL_CONF_ERR_LEN]);
+/* The card's text, xmalloc'd. */
+char *hl_card_format(const hl_card *card);
+
+/* Parses HOST:PORT ("[v6]:port" for IPv6); HL_EINVAL names nothing, the
+ * caller quotes the value. */
+int hl_addr_split(const char *addr, char *host, size_t hostcap, uint16_t *port);
+int hl_name_valid(const char *name);
+int hl_duration_parse(const char *s, size_t len, uint32_t *ms);
+
+/* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
+ * the text (comments and other sections are kept as they are), write
+ * atomically.  Nothing changes on error. */
+int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN]);
+int hl_conf_remove_peer(const char *dir, const char *name, char err[static HL_CONF_ERR_LEN]);
+
+#endif

@@ -1,0 +1,94 @@
+/* crypto/noise.h — the Noise Protocol Framework, revision 34, on libsodium.
+ *
+ * Supported: DH 25519 (crypto_scalarmult), cipher ChaChaPoly (libsodium's
+ * IETF ChaCha20-Poly1305, nonce = 32 zero bits || 64-bit little-endian n),
+ * hash BLAKE2b (HASHLEN 64, BLOCKLEN 128; HMAC per RFC 2104 composed from
+ * crypto_generichash, HKDF per section 4.3 of the specification).  Patterns:
+ * the one-way N, K, X and the fundamental interactive NN, NK, NX, KN, KK, KX,
+ * XN, XK, XX, IN, IK, IX, each with the pskN modifiers.  Anything else is
+ * HL_EUNSUPP.
+ *
+ * Everything secret (the handshake state, cipher keys) lives in
+ * sodium_malloc() memory and is wiped when freed.  Functions return 0 or a
+ * negative HL_E* code; a handshake that fails is dead and must be freed. */
+#ifndef HL_CRYPTO_NOISE_H
+#define HL_CRYPTO_NOISE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_NOISE_DHLEN 32
+#define HL_NOISE_HASHLEN 64
+#define HL_NOISE_KEYLEN 32
+#define HL_NOISE_TAGLEN 16
+#define HL_NOISE_MAX_MSG 65535  /* spec: a Noise message is at most 65535 bytes */
+
+/* A CipherState (section 5.1).  Keep it in sodium_malloc memory when it
+ * holds a session key; hl_cs_clear() wipes it. */
+typedef struct hl_cipher_state {
+	uint8_t k[HL_NOISE_KEYLEN];
+	uint64_t n;
+	bool has_key;
+} hl_cipher_state;
+
+void hl_cs_init(hl_cipher_state *cs, const uint8_t k[static HL_NOISE_KEYLEN]);
+void hl_cs_clear(hl_cipher_state *cs);
+/* EncryptWithAd: writes ptlen + 16 bytes (or ptlen without a key) to OUT,
+ * which must hold that many (OUTCAP).  HL_ETOOBIG when it does not fit or
+ * the result would exceed 65535 bytes; HL_ESTATE when n is exhausted. */
+int hl_cs_encrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
+		  const uint8_t *pt, size_t ptlen, uint8_t *out, size_t outcap,
+		  size_t *outlen);
+/* DecryptWithAd: authenticates before anything is written to OUT;
+ * HL_EAUTH on a bad tag (n is not advanced then). */
+int hl_cs_decrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
+		  const uint8_t *ct, size_t ctlen, uint8_t *out, size_t outcap,
+		  size_t *outlen);
+/* Rekey(): k = ENCRYPT(k, 2^64-1, zerolen, zeros)[0:32]. */
+void hl_cs_rekey(hl_cipher_state *cs);
+
+typedef struct hl_noise_hs hl_noise_hs;
+
+/* Creates a HandshakeState for PROTOCOL_NAME (e.g.
+ * "Noise_IK_25519_ChaChaPoly_BLAKE2b"), as initiator or responder.  Keys
+ * are given with the setters below, then hl_noise_hs_start() runs
+ * Initialize() (prologue, pre-messages). */
+int hl_noise_hs_new(hl_noise_hs **out, const char *protocol_name, bool initiator);
+void hl_noise_hs_free(hl_noise_hs *hs);
+
+int hl_noise_hs_set_prologue(hl_noise_hs *hs, const uint8_t *prologue, size_t len);
+/* Local static key pair from its private key (the public key is derived). */
+int hl_noise_hs_set_s(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);
+/* Local ephemeral private key: only tests use this; otherwise a fresh one
+ * is generated when the pattern sends 'e'. */
+int hl_noise_hs_set_e(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);
+int hl_noise_hs_set_rs(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]);
+int hl_noise_hs_set_re(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]);
+/* Appends a pre-shared key; psk modifiers consume them in order. */
+int hl_noise_hs_add_psk(hl_noise_hs *hs, const uint8_t psk[static 32]);
+/* Checks that the keys the pattern needs are present; Initialize(). */
+int hl_noise_hs_start(hl_noise_hs *hs);
+
+/* True when the next handshake message is ours to write. */
+bool hl_noise_hs_my_turn(const hl_noise_hs *hs);
+/* True when every message of the pattern has been written or read. */
+bool hl_noise_hs_done(const hl_noise_hs *hs);
+
+/* WriteMessage / ReadMessage.  OUT/PAYLOAD capacities are checked; the
+ * message length is capped at 65535. */
+int hl_noise_hs_write(hl_noise_hs *hs, const uint8_t *payload, size_t plen,
+		      uint8_t *out, size_t outcap, size_t *outlen);
+int hl_noise_hs_read(hl_noise_hs *hs, const uint8_t *msg, size_t mlen,
+		     uint8_t *payload, size_t pcap, size_t *plen);
+
+/* After done: Split().  SEND is the initiator's c1 for an initiator and c2
+ * for a responder; RECV the other (one-way patterns leave RECV unkeyed). */
+int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *recv);
+
+/* The remote static public key, once known (else NULL). */
+const uint8_t *hl_noise_hs_remote_static(const hl_noise_hs *hs);
+/* The handshake hash h (channel binding), HASHLEN bytes. */
+void hl_noise_hs_hash(const hl_noise_hs *hs, uint8_t h[static HL_NOISE_HASHLEN]);
+
+#endif

@@ -1,0 +1,26 @@
+/* util/text.h — encodings and text safety: base64 (libsodium's, strict),
+ * hex, and the sanitizer for text that came from another station. */
+#ifndef HL_UTIL_TEXT_H
+#define HL_UTIL_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Standard base64 with padding (RFC 4648 section 4) of a 32-byte key. */
+#define HL_KEY_B64_LEN 45 /* 44 characters and a NUL */
+void hl_b64_key(const uint8_t key[static 32], char out[static HL_KEY_B64_LEN]);
+/* Decodes exactly 32 bytes from canonical padded base64 of length LEN;
+ * anything else (wrong length, bad characters, non-canonical bits, trailing
+ * bytes) is HL_EINVAL. */
+int hl_b64_key_parse(const char *s, size_t len, uint8_t key[static 32]);
+
+/* Lowercase hex of N bytes into OUT (2N+1 bytes). */
+void hl_hex(const uint8_t *bin, size_t n, char *out);
+
+/* Copies untrusted text into OUT (capacity CAP, always NUL-terminated),
+ * dropping C0/C1 control characters, DEL and terminal escape sequences, and
+ * replacing invalid UTF-8 with U+FFFD.  Newlines and tabs are kept when
+ * KEEP_NEWLINES is nonzero.  Returns the length written. */
+size_t hl_sanitize(const char *in, size_t len, char *out, size_t cap, int keep_newlines);
+
+#endif
