@@ -14,30 +14,32 @@
  *
  * The HandshakeState's life (hl_noise_hs.state):
  *
- *      hl_noise_hs_new ---> SETUP --start--> RUNNING --last message--> DONE
- *                    setters |                 | write/read             | split
- *                    prologue|                 |                        v
- *                            |                 +--- error ---> FAILED  SPLIT
- *                            +---- (setters refuse once RUNNING) ----------
+ *   hl_noise_hs_new --> SETUP --start--> RUNNING --last message--> DONE --split--> SPLIT
+ *                   (setters,              |  (write / read)
+ *                    prologue, psks)       +--any error from the message--> FAILED
+ *
+ * Setters work only in SETUP; write and read only in RUNNING and in turn.
  *
  * Invariants (checked by hs_check()):
  *   1. msg_index <= nmsgs; msg_index == 0 in SETUP; msg_index == nmsgs in
  *      DONE and SPLIT.
  *   2. psk_next <= npsk <= psk_needed <= HS_MAX_PSKS; psk_next == 0 in SETUP.
  *   3. A CipherState without a key has n == 0 (InitializeKey resets n).
- *   4. FAILED and SPLIT hold no private key, chaining key or cipher key:
- *      they are wiped on entry, so a dead handshake leaks nothing.
+ *   4. FAILED and SPLIT hold no private key, psk, chaining key or cipher
+ *      key: they are wiped on entry, so a spent handshake leaks nothing.
  *
  * Errors caused by the caller's buffers (too small) or by calling out of
  * turn are reported without changing the state, so the caller may retry.
  * Errors caused by the message itself (truncated, forged, a bad public key)
  * or by a primitive kill the handshake: FAILED is final, and every later call
- * returns HL_ESTATE.  Section 5.3 says a failed ReadMessage leaves the
- * HandshakeState unusable; we make that explicit rather than leave a
- * half-updated transcript hash behind. */
+ * returns HL_ESTATE.  The specification leaves recovery to the
+ * application; after a failure the transcript hash is half-updated, so the
+ * only safe thing is to make the state dead explicitly. */
 #include "crypto/noise.h"
 
 #include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -147,7 +149,8 @@ static void hs_check(const hl_noise_hs *hs)
 	assert((hs->state != HS_FAILED && hs->state != HS_SPLIT) ||
 	       (!hs->cs.has_key && sodium_is_zero(hs->ck, sizeof hs->ck) &&
 		sodium_is_zero(hs->e.priv, sizeof hs->e.priv) &&
-		sodium_is_zero(hs->s.priv, sizeof hs->s.priv)));
+		sodium_is_zero(hs->s.priv, sizeof hs->s.priv) &&
+		sodium_is_zero(&hs->psk[0][0], sizeof hs->psk)));
 	(void)hs;
 }
 
@@ -562,6 +565,7 @@ int hl_noise_hs_new(hl_noise_hs **out, const char *protocol_name, bool initiator
 	hs = sodium_malloc(sizeof *hs);
 	if (!hs) {
 		/* mem.h's policy: running out of memory is fatal. */
+		fprintf(stderr, "hotline: out of memory (sodium_malloc of %zu bytes)\n", sizeof *hs);
 		abort();
 	}
 	memset(hs, 0, sizeof *hs);
