@@ -156,6 +156,11 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 			      strerror(errno));
 		goto out;
 	}
+	struct stat st;
+	if (stat(ctx->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		ret = hl_fail("init", "%s is not a directory", ctx->dir);
+		goto out;
+	}
 	if (exists(id_path) || exists(conf_path)) {
 		ret = hl_fail("init", "%s already holds a station (%s or %s exists); "
 				      "not overwriting it",

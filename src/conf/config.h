@@ -14,7 +14,12 @@
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
- * a number with an optional unit ms, s, m or h (bare numbers are seconds).
+ * a number with an optional unit ms, s, m or h (bare numbers are seconds);
+ * each must be more than 0; Keepalive, HandshakeTimeout and Rehandshake at
+ * most 1h, KeepaliveTimeout at most 24h and longer than Keepalive.  Address
+ * defaults to Listen unless Listen is 0.0.0.0 or [::] (then a card carries
+ * no Address).  Keys and section names are case-insensitive; comments are
+ * whole lines starting with '#' or ';', so values may contain both.
  *
  * Files this module owns in the station directory: */
 #ifndef HL_CONF_CONFIG_H
