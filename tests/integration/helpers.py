@@ -172,6 +172,7 @@ class Station:
         self.listen = f"127.0.0.1:{self.port}"
         self.log_path = os.path.join(str(root), f"{name}.log")
         self.proc = None
+        self.init_output = ""
         self.registry = registry
         self._card = None
 
@@ -189,7 +190,7 @@ class Station:
         return p
 
     def init(self, *extra):
-        self.cmd("init", self.name, "--listen", self.listen, *extra)
+        self.init_output = self.cmd("init", self.name, "--listen", self.listen, *extra).stdout
         return self
 
     def card_text(self):

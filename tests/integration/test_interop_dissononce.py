@@ -36,11 +36,19 @@ def test_fingerprint_matches_independent_computation(stations):
     assert card["Address"] == st.listen
     assert len(h.base64.b64decode(card["NoiseKey"], validate=True)) == 32
     assert len(h.base64.b64decode(card["SigningKey"], validate=True)) == 32
+    # init prints the fingerprint the operator reads over the telephone.
+    m = re.search(r"^Fingerprint: (.*)$", st.init_output, re.M)
+    assert m, st.init_output
+    assert re.fullmatch(r"\d{5}( \d{5}){7}", m.group(1)), m.group(1)
+    assert m.group(1) == st.fingerprint
+    # status shows the same, with or without a daemon.
     status = st.status()
     assert status.get("daemon") is False
-    shown = status["station"]["fingerprint"]
-    assert re.fullmatch(r"\d{5}( \d{5}){7}", shown), shown
-    assert shown == st.fingerprint
+    assert status["station"]["fingerprint"] == st.fingerprint
+    st.start()
+    status = st.status()
+    assert status.get("daemon") is not False
+    assert status["station"]["fingerprint"] == st.fingerprint
 
 
 def test_peer_add_refuses_wrong_fingerprint(stations):
