@@ -197,6 +197,6 @@ def test_shutdown_sends_close_and_exits_zero(stations):
         body = sess.recv_type(h.T_CLOSE)
         assert len(body) >= 1 and body[0] == h.CLOSE_SHUTDOWN, body
         data, _ = h.read_until_close(sess.sock, h.scaled(10))
-        assert st.stop() == 0
+        assert st.proc.wait(timeout=h.scaled(10)) == 0, st.log_tail()
     finally:
         sess.sock.close()

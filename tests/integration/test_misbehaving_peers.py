@@ -26,6 +26,10 @@ import helpers as h
 HANDSHAKE_TIMEOUT = 2.0  # seconds, written into both station.conf files
 OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
 MAX_UNAUTH = 64          # docs/protocol.md section 5
+# `since` is RFC 3339 to the second: a session that replaced another within
+# the same second would show the same `since`.  Tests that compare `since`
+# let a second pass after taking it.
+SINCE_RESOLUTION = 1.1
 
 
 class Net:
@@ -48,7 +52,7 @@ class Net:
         def stable():
             first = (self.a.wait_connected("pyongyang")["since"],
                      self.b.wait_connected("washington")["since"])
-            time.sleep(h.scaled(1.5))
+            time.sleep(max(SINCE_RESOLUTION, h.scaled(1.5)))
             again = (self.a.peer_status("pyongyang")["since"],
                      self.b.peer_status("washington")["since"])
             return first if first == again and all(first) else None
@@ -276,6 +280,7 @@ def test_replayed_message1_of_pinned_probe(net):
     live, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
     try:
         since = net.a.wait_connected("probe")["since"]
+        time.sleep(SINCE_RESOLUTION)
         # The replay: A may answer with a message 2 (the key is pinned), but
         # nobody can confirm that session.
         r = h.connect(net.a.port)
@@ -308,6 +313,7 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
         b.start()
         a_since = a.wait_connected("pyongyang")["since"]
         b_since = b.wait_connected("washington")["since"]
+        time.sleep(SINCE_RESOLUTION)
         assert a.peer_status("pyongyang")["dialed_by"] == "them"
         h.wait_for(lambda: proxy.first_frames, h.scaled(5), "B's message 1 at the proxy")
         captured = proxy.first_frames[0]
