@@ -50,8 +50,11 @@ if [ -t 1 ]; then bold=$'\033[1m' dim=$'\033[2m' plain=$'\033[0m'; else bold= di
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 say() { printf '   %s\n' "$*"; }
 show() {  # show STATION ARGS...: the command as that station's operator types it
-  local st=$1; shift
-  printf '   %s%s$%s hotline %s\n' "$dim" "$st" "$plain" "$*"
+  local st=$1 a line=""; shift
+  for a in "$@"; do
+    case "$a" in *" "*) line+=" '$a'" ;; *) line+=" $a" ;; esac
+  done
+  printf '   %s%s$%s hotline%s\n' "$dim" "$st" "$plain" "$line"
 }
 hl() { local st=$1; shift; "$bin" -d "$work/$st" "$@"; }
 run() { show "$@"; hl "$@" | indent; }   # shows the command, runs it, indents its output
@@ -106,7 +109,7 @@ step_create() {
     port[$st]=$(free_port)
     show "$st" init "$st" --listen "127.0.0.1:${port[$st]}"
     out=$(hl "$st" init "$st" --listen "127.0.0.1:${port[$st]}")
-    printf '%s\n' "$out" | indent
+    printf '%s\n' "$out" | sed -n '1,/^Fingerprint:/p' | indent
     fp[$st]=$(printf '%s\n' "$out" | sed -n 's/^Fingerprint: *//p')
     if [ -z "${fp[$st]}" ]; then
       echo "demo.sh: 'hotline init' printed no fingerprint" >&2
@@ -139,7 +142,7 @@ step_start() {
   say "Each dials the other; the Noise IK handshake admits only pinned keys."
   local st
   for st in washington pyongyang; do
-    show "$st" "run &"
+    show "$st" run "&"
     "$bin" -d "$work/$st" run 2>>"$work/$st.log" >>"$work/$st.log" &
     pid[$st]=$!
   done
