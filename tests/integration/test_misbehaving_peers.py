@@ -52,7 +52,7 @@ class Net:
         def stable():
             first = (self.a.wait_connected("pyongyang")["since"],
                      self.b.wait_connected("washington")["since"])
-            time.sleep(max(SINCE_RESOLUTION, h.scaled(1.5)))
+            time.sleep(max(SINCE_RESOLUTION, 1.5))
             again = (self.a.peer_status("pyongyang")["since"],
                      self.b.peer_status("washington")["since"])
             return first if first == again and all(first) else None
