@@ -132,12 +132,12 @@ struct hl_link {
 
 #define SCRATCH_LEN HL_RECORD_MAX
 
-static inline bool in_handshake(enum hl_link_state s)
+__attribute__((unused)) static bool in_handshake(enum hl_link_state s)
 {
 	return s == HL_LINK_I_MSG2 || s == HL_LINK_R_MSG1;
 }
 
-static inline bool has_keys(enum hl_link_state s)
+__attribute__((unused)) static bool has_keys(enum hl_link_state s)
 {
 	return s == HL_LINK_I_HELLO || s == HL_LINK_R_HELLO || s == HL_LINK_OPEN;
 }
@@ -191,6 +191,8 @@ static void assert_link_exit(const hl_link *l)
 	assert(l->state == HL_LINK_CLOSED || queued(l) <= HL_LINK_HARD_CAP);
 }
 
+static void set_error_text(hl_link *l, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 static void set_error_text(hl_link *l, const char *fmt, va_list ap)
 {
 	char raw[ERROR_TEXT_LEN];
