@@ -727,15 +727,15 @@ void hl_link_close(hl_link *l, uint8_t reason, const char *text)
 	assert_link_state(l);
 	if (l->state == HL_LINK_CLOSED)
 		goto out;
-	if (l->state == HL_LINK_OPEN) {
+	if (l->state == HL_LINK_OPEN && reason != 0) {
 		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
 		size_t blen = 0;
 		if (hl_close_encode(reason, text, body, sizeof(body), &blen) == 0)
 			(void)send_record(l, HL_REC_CLOSE, body, blen, l->last_send_ms);
 	}
 	l->error = 0;
-	snprintf(l->error_text, sizeof(l->error_text), "closed: %s",
-		 hl_close_reason_str(reason));
+	snprintf(l->error_text, sizeof(l->error_text), "closed here: %s",
+		 reason ? hl_close_reason_str(reason) : "connection lost");
 	close_internal(l);
 out:
 	assert_link_exit(l);

@@ -100,8 +100,9 @@ uint64_t hl_link_deadline(const hl_link *link);
 int hl_link_send(hl_link *link, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
 bool hl_link_writable(const hl_link *link);
 
-/* Closes on purpose: queues CLOSE(REASON, TEXT) when OPEN, wipes the keys,
- * goes CLOSED.  Does not call on_closed.  No-op when already CLOSED. */
+/* Closes on purpose: queues CLOSE(REASON, TEXT) when OPEN and REASON is not
+ * 0 (0: the connection is already gone, send nothing), wipes the keys, goes
+ * CLOSED.  Does not call on_closed.  No-op when already CLOSED. */
 void hl_link_close(hl_link *link, uint8_t reason, const char *text);
 
 /* Output queue (see the top of this file). */
