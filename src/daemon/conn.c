@@ -153,7 +153,7 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 	if (c->phase == HL_CONN_CLOSING)
 		return;
 	if (c->link)
-		hl_link_close(c->link, reason, reason ? hl_close_reason_str(reason) : NULL);
+		hl_link_close(c->link, reason, NULL);   /* the reason byte says it all */
 	/* Best effort for the CLOSE: whatever the socket takes right now.
 	 * uv_try_write refuses while earlier writes are queued; then the peer
 	 * learns from the connection closing instead. */
