@@ -250,12 +250,22 @@ class Stations:
         return sa, sb
 
     def teardown(self):
-        for st in self.started:
-            if st.proc is not None and st.proc.poll() is None:
-                st.proc.kill()
-                st.proc.wait()
-            st.proc = None
+        """SIGTERM first, so that a clean exit (and, in sanitizer builds,
+        the leak check at exit) is part of every test; SIGKILL if needed."""
         bad = []
+        for st in self.started:
+            proc, st.proc = st.proc, None
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=scaled(10))
+                if rc != 0:
+                    bad.append(f"{st.name}: daemon exited {rc} on SIGTERM")
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                bad.append(f"{st.name}: daemon ignored SIGTERM")
         for st in self.made:
             lines = [l for l in st.log_text().splitlines()
                      if any(m in l for m in SANITIZER_MARKS)]
