@@ -241,7 +241,10 @@ void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, b
 			hl_debug("%s: %s", p->conf.name, errtext);
 		snprintf(p->last_dial_error, sizeof(p->last_dial_error), "%s", errtext);
 	} else if (errtext) {
-		hl_info("%s: %s", p->conf.name, errtext);
+		/* An inbound handshake that failed: anyone replaying the peer's
+		 * message 1 can cause this, so the line is rate-limited. */
+		if (hl_ratelimit_allow(&d->rl_unauth, uv_now(&d->loop)))
+			hl_info("%s: inbound handshake failed: %s", p->conf.name, errtext);
 	}
 
 	if (p->conf.address[0] && !p->dial) {

@@ -60,7 +60,8 @@
  *   - expiry (OPEN): CLOSE (expired) once max_age_ms after opening.
  *
  * INVARIANTS (checked by assert_link_state() on entry to and exit from
- * every public function)
+ * every public function in debug builds, and available to tests and
+ * fuzzers in every build as hl_link_check_invariants())
  *   1. hs != NULL exactly in I_MSG2 and R_MSG1.
  *   2. send_cs and recv_cs are both allocated and keyed exactly in I_HELLO,
  *      R_HELLO and OPEN; otherwise both are NULL (wiped and freed).
@@ -132,53 +133,68 @@ struct hl_link {
 
 #define SCRATCH_LEN HL_RECORD_MAX
 
-__attribute__((unused)) static bool in_handshake(enum hl_link_state s)
-{
-	return s == HL_LINK_I_MSG2 || s == HL_LINK_R_MSG1;
-}
-
-__attribute__((unused)) static bool has_keys(enum hl_link_state s)
-{
-	return s == HL_LINK_I_HELLO || s == HL_LINK_R_HELLO || s == HL_LINK_OPEN;
-}
-
 static size_t queued(const hl_link *l)
 {
 	return (l->out_len - l->out_head) + l->inflight;
 }
 
+static bool in_handshake(enum hl_link_state s)
+{
+	return s == HL_LINK_I_MSG2 || s == HL_LINK_R_MSG1;
+}
+
+static bool has_keys(enum hl_link_state s)
+{
+	return s == HL_LINK_I_HELLO || s == HL_LINK_R_HELLO || s == HL_LINK_OPEN;
+}
+
+/* The number of the first invariant (see the top of this file) that L
+ * violates, or 0. */
+static int link_check(const hl_link *l)
+{
+	enum hl_link_state s = l->state;
+	bool initiator = l->role == HL_LINK_INITIATOR;
+	if ((l->hs != NULL) != in_handshake(s))
+		return 1;
+	if ((l->send_cs != NULL) != has_keys(s) || (l->recv_cs != NULL) != has_keys(s) ||
+	    (l->send_cs && (!l->send_cs->has_key || !l->recv_cs->has_key)))
+		return 2;
+	if (initiator && s != HL_LINK_I_MSG2 && s != HL_LINK_I_HELLO && s != HL_LINK_OPEN &&
+	    s != HL_LINK_CLOSED)
+		return 3;
+	if (!initiator && s != HL_LINK_R_MSG1 && s != HL_LINK_R_HELLO && s != HL_LINK_OPEN &&
+	    s != HL_LINK_CLOSED)
+		return 3;
+	if ((s != HL_LINK_R_MSG1 && s != HL_LINK_CLOSED && !l->remote_known) ||
+	    (initiator && !l->remote_known))
+		return 4;
+	if ((s == HL_LINK_OPEN && !l->confirmed) ||
+	    (s != HL_LINK_OPEN && s != HL_LINK_CLOSED && l->confirmed))
+		return 5;
+	if ((l->ping_outstanding || l->want_writable) && !l->confirmed)
+		return 6;
+	if (l->out_head > l->out_len || l->out_len > l->out_cap)
+		return 7;
+	return 0;
+}
+
+int hl_link_check_invariants(const hl_link *l)
+{
+	int bad = link_check(l);
+	if (bad == 0 && l->state != HL_LINK_CLOSED && queued(l) > HL_LINK_HARD_CAP)
+		bad = 8;
+	return bad;
+}
+
 static void assert_link_state(const hl_link *l)
 {
 #ifndef NDEBUG
-	enum hl_link_state s = l->state;
-	/* 1 */
-	assert((l->hs != NULL) == in_handshake(s));
-	/* 2 */
-	assert((l->send_cs != NULL) == has_keys(s));
-	assert((l->recv_cs != NULL) == has_keys(s));
-	assert(!l->send_cs || (l->send_cs->has_key && l->recv_cs->has_key));
-	/* 3 */
-	if (l->role == HL_LINK_INITIATOR)
-		assert(s == HL_LINK_I_MSG2 || s == HL_LINK_I_HELLO || s == HL_LINK_OPEN ||
-		       s == HL_LINK_CLOSED);
-	else
-		assert(s == HL_LINK_R_MSG1 || s == HL_LINK_R_HELLO || s == HL_LINK_OPEN ||
-		       s == HL_LINK_CLOSED);
-	/* 4 */
-	if (s != HL_LINK_R_MSG1 && s != HL_LINK_CLOSED)
-		assert(l->remote_known);
-	if (l->role == HL_LINK_INITIATOR)
-		assert(l->remote_known);
-	/* 5 */
-	if (s == HL_LINK_OPEN)
-		assert(l->confirmed);
-	if (s != HL_LINK_OPEN && s != HL_LINK_CLOSED)
-		assert(!l->confirmed);
-	/* 6 */
-	assert(!l->ping_outstanding || l->confirmed);
-	assert(!l->want_writable || l->confirmed);
-	/* 7 */
-	assert(l->out_head <= l->out_len && l->out_len <= l->out_cap);
+	int bad = link_check(l);
+	if (bad) {
+		fprintf(stderr, "link: invariant %d violated in state %s\n", bad,
+			hl_link_state_name(l->state));
+		abort();
+	}
 #else
 	(void)l;
 #endif
@@ -188,7 +204,7 @@ static void assert_link_state(const hl_link *l)
 static void assert_link_exit(const hl_link *l)
 {
 	assert_link_state(l);
-	assert(l->state == HL_LINK_CLOSED || queued(l) <= HL_LINK_HARD_CAP);
+	assert(hl_link_check_invariants(l) == 0);
 }
 
 static void set_error_text(hl_link *l, const char *fmt, va_list ap)
@@ -743,7 +759,9 @@ out:
 
 size_t hl_link_output(const hl_link *l, const uint8_t **p)
 {
-	*p = l->out + l->out_head;
+	/* A responder has queued nothing yet: no buffer (and no pointer
+	 * arithmetic on NULL). */
+	*p = l->out ? l->out + l->out_head : NULL;
 	return l->out_len - l->out_head;
 }
 

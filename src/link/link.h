@@ -129,6 +129,10 @@ const char *hl_link_error_text(const hl_link *link);
 /* The reason of a CLOSE the peer sent, 0 when none arrived. */
 uint8_t hl_link_peer_close_reason(const hl_link *link);
 
+/* For tests and fuzzers: the number of the first invariant of the state
+ * machine (listed at the top of link.c) that LINK violates, or 0. */
+int hl_link_check_invariants(const hl_link *link);
+
 /* The duplicate-session rule (docs/protocol.md section 4).  OLD and NEW are
  * two confirmed sessions with the same peer; *_BY_US tells whether this
  * station dialed each one.  Returns true when NEW is kept (OLD dropped). */

@@ -102,6 +102,9 @@ static const struct hl_link_params params = {
 static size_t move(struct side *from, struct side *to, uint64_t now)
 {
 	const uint8_t *p = NULL;
+	assert_int_equal(hl_link_check_invariants(from->l), 0);
+	if (to)
+		assert_int_equal(hl_link_check_invariants(to->l), 0);
 	size_t n = hl_link_output(from->l, &p);
 	if (n == 0)
 		return 0;
