@@ -318,7 +318,7 @@ class Station:
         def ready():
             self.assert_alive()
             st = self.status()
-            if st.get("daemon") is False or "station" not in st:
+            if st.get("daemon") is not True:
                 return None
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()

@@ -47,7 +47,7 @@ def test_fingerprint_matches_independent_computation(stations):
     assert status["station"]["fingerprint"] == st.fingerprint
     st.start()
     status = st.status()
-    assert status.get("daemon") is not False
+    assert status.get("daemon") is True
     assert status["station"]["fingerprint"] == st.fingerprint
 
 
@@ -96,13 +96,21 @@ def test_dissononce_initiator_completes_handshake(stations):
         peer = st.wait_connected("delta")
         assert peer["dialed_by"] == "them"
         assert peer["fingerprint"] == ident.fingerprint
-        assert peer["since"]
+        assert peer["since"] and peer["session_since"]
+        assert peer["sessions"] == 1
 
         # PING gets a PONG with the same 8 bytes, twice (nonces advance).
         for _ in range(2):
             value = os.urandom(8)
             sess.send_record(h.T_PING, value)
             assert sess.recv_type(h.T_PONG) == value
+        sess.close()
+        st.wait_not_connected("delta")
+
+        # A second session from the same key is a new confirmed session.
+        sess, _ = h.dial(st.port, ident, st.noise_key)
+        h.wait_for(lambda: st.peer_status("delta").get("sessions") == 2, h.scaled(5),
+                   "the second session counted")
         sess.close()
     finally:
         sock.close()

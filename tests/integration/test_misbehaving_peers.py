@@ -5,7 +5,8 @@ linked.  Each test attacks A from the network: an unpinned key, garbage,
 truncated, oversized and empty frames, a flood of idle connections, a
 replayed handshake message 1, a stalled handshake, and an authenticated peer
 that breaks the record rules.  After each, A must still serve B: the A–B
-session is the same one (connected, same `since` on both sides) and a new
+session is the same one (connected on both sides, with the same `since`,
+`sessions` count and `session_since`) and a new
 connection from a legitimate pinned initiator (a dissononce "probe" whose key
 A pinned) still completes its handshake and answers a PING.  Floods must not
 flood A's log (rate limiting, docs/protocol.md section 5).
@@ -26,10 +27,17 @@ import helpers as h
 HANDSHAKE_TIMEOUT = 2.0  # seconds, written into both station.conf files
 OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
 MAX_UNAUTH = 64          # docs/protocol.md section 5
-# `since` is RFC 3339 to the second: a session that replaced another within
-# the same second would show the same `since`.  Tests that compare `since`
-# let a second pass after taking it.
+# Times in status are RFC 3339 to the second: a session that replaced another
+# within the same second would show the same `session_since`.  Tests that
+# compare them let a second pass after taking them; `sessions` (the count of
+# sessions confirmed with the peer) catches a replacement at any speed.
 SINCE_RESOLUTION = 1.1
+
+
+def session_of(peer):
+    """What identifies the current session in a peer's status entry."""
+    assert peer["state"] == "connected", peer
+    return (peer["since"], peer["sessions"], peer["session_since"])
 
 
 class Net:
@@ -44,18 +52,18 @@ class Net:
         self.a.pin(self.probe)
         self.a.start()
         self.b.start()
-        self.a_since, self.b_since = self.settle()
+        self.a_session, self.b_session = self.settle()
 
     def settle(self):
         """Waits until both sides show the link connected and the session no
         longer changes (both stations dial, and one duplicate is dropped)."""
         def stable():
-            first = (self.a.wait_connected("pyongyang")["since"],
-                     self.b.wait_connected("washington")["since"])
+            first = (session_of(self.a.wait_connected("pyongyang")),
+                     session_of(self.b.wait_connected("washington")))
             time.sleep(max(SINCE_RESOLUTION, 1.5))
-            again = (self.a.peer_status("pyongyang")["since"],
-                     self.b.peer_status("washington")["since"])
-            return first if first == again and all(first) else None
+            again = (session_of(self.a.peer_status("pyongyang")),
+                     session_of(self.b.peer_status("washington")))
+            return first if first == again else None
         return h.wait_for(stable, h.scaled(30), "a stable A-B session", interval=0)
 
     def assert_serves_b(self):
@@ -67,8 +75,8 @@ class Net:
         pb = self.b.peer_status("washington")
         assert pa["state"] == "connected", pa
         assert pb["state"] == "connected", pb
-        assert pa["since"] == self.a_since, f"A-B session at A was replaced: {pa}"
-        assert pb["since"] == self.b_since, f"A-B session at B was replaced: {pb}"
+        assert session_of(pa) == self.a_session, f"A-B session at A was replaced: {pa}"
+        assert session_of(pb) == self.b_session, f"A-B session at B was replaced: {pb}"
         assert pa["rtt_ms"] is not None, pa
         sess, hello = h.dial(self.a.port, self.probe, self.a.noise_key)
         try:
@@ -279,7 +287,7 @@ def test_replayed_message1_of_pinned_probe(net):
     # The probe's live session.
     live, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
     try:
-        since = net.a.wait_connected("probe")["since"]
+        live_session = session_of(net.a.wait_connected("probe"))
         time.sleep(SINCE_RESOLUTION)
         # The replay: A may answer with a message 2 (the key is pinned), but
         # nobody can confirm that session.
@@ -292,7 +300,7 @@ def test_replayed_message1_of_pinned_probe(net):
             r.close()
         live.ping()
         p = net.a.peer_status("probe")
-        assert p["state"] == "connected" and p["since"] == since, p
+        assert session_of(p) == live_session, p
     finally:
         live.close()
     net.assert_serves_b()
@@ -311,8 +319,8 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
     try:
         b.pin(a, address=proxy.address)
         b.start()
-        a_since = a.wait_connected("pyongyang")["since"]
-        b_since = b.wait_connected("washington")["since"]
+        a_session = session_of(a.wait_connected("pyongyang"))
+        b_session = session_of(b.wait_connected("washington"))
         time.sleep(SINCE_RESOLUTION)
         assert a.peer_status("pyongyang")["dialed_by"] == "them"
         h.wait_for(lambda: proxy.first_frames, h.scaled(5), "B's message 1 at the proxy")
@@ -333,14 +341,14 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
                     # While the replayed handshake is pending, the link stays up.
                     time.sleep(HANDSHAKE_TIMEOUT / 2)
                     pa = a.peer_status("pyongyang")
-                    assert pa["state"] == "connected" and pa["since"] == a_since, pa
+                    assert session_of(pa) == a_session, pa
                 h.read_until_close(r, HANDSHAKE_TIMEOUT + h.scaled(5))
             finally:
                 r.close()
             pa = a.peer_status("pyongyang")
             pb = b.peer_status("washington")
-            assert pa["state"] == "connected" and pa["since"] == a_since, pa
-            assert pb["state"] == "connected" and pb["since"] == b_since, pb
+            assert session_of(pa) == a_session, pa
+            assert session_of(pb) == b_session, pb
             assert len(proxy.first_frames) == 1, "B had to reconnect"
 
         sess, _ = h.dial(a.port, probe, a.noise_key)
@@ -353,9 +361,10 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
 
 # ---------------------------------------------- authenticated, but wrong
 
-def expect_session_closed(sess):
-    """Reads until A closes the session; any record A sends first must be a
-    PING, PONG or CLOSE (reason 4, protocol error)."""
+def expect_session_closed(sess, confirmed=True):
+    """Reads until A closes the session.  On a confirmed session any record A
+    sends first must be a PING, PONG or CLOSE (reason 4, protocol error); on
+    one never confirmed A sends nothing at all."""
     deadline = time.monotonic() + h.scaled(5)
     while True:
         try:
@@ -364,8 +373,9 @@ def expect_session_closed(sess):
             raise AssertionError("A kept a session open after a protocol violation")
         except (h.Closed, OSError):
             return
+        assert confirmed, f"A sent record type {rtype:#x} on a session it never confirmed"
         assert version == 1
-        assert rtype in (h.T_PONG, h.T_CLOSE, h.T_HELLO), hex(rtype)
+        assert rtype in (h.T_PING, h.T_PONG, h.T_CLOSE), hex(rtype)
         if rtype == h.T_CLOSE:
             assert body[:1] == bytes([h.CLOSE_PROTOCOL]), body
 
@@ -386,7 +396,7 @@ def test_authenticated_protocol_violation_closes_session(net, violation):
             h.send_frame(sess.sock, os.urandom(40))
         elif violation == "empty-frame":
             sess.sock.sendall(b"\x00\x00")
-        expect_session_closed(sess)
+        expect_session_closed(sess, confirmed=(violation != "short-hello"))
         if violation == "short-hello":
             assert net.a.peer_status("probe")["state"] != "connected"
     finally:
@@ -397,11 +407,11 @@ def test_authenticated_protocol_violation_closes_session(net, violation):
 def test_unknown_optional_record_type_is_ignored(net):
     sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
     try:
-        since = net.a.wait_connected("probe")["since"]
+        live_session = session_of(net.a.wait_connected("probe"))
         for rtype in (0x05, 0x40, 0x7f):
             sess.send_record(rtype, os.urandom(16))
         sess.ping()
-        assert net.a.peer_status("probe")["since"] == since
+        assert session_of(net.a.peer_status("probe")) == live_session
     finally:
         sess.close()
     net.assert_serves_b()
