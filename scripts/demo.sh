@@ -173,24 +173,44 @@ step_link() {
     return 1
   fi
   say "Both stations report the other connected:"
-  run washington status
-  run pyongyang status
+  local st out
+  for st in washington pyongyang; do
+    show "$st" status
+    out=$(hl "$st" status)
+    printf '%s\n' "$out" | indent
+  done
+  if printf '%s' "$out" | grep -q refused || hl washington status | grep -q refused; then
+    say "(LAST ERROR keeps the last reason a dial or a session failed, after the"
+    say " link recovered too: the station that started first found the other not"
+    say " yet listening, and retried with backoff.)"
+  fi
 }
 
+stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
+  local st=$1 rc=0
+  printf '   %s%s$%s kill -TERM %s      # its hotline run\n' "$dim" "$st" "$plain" "${pid[$st]}"
+  kill -TERM "${pid[$st]}"
+  wait "${pid[$st]}" || rc=$?
+  unset "pid[$st]"
+  say "$st daemon exited with status $rc"
+  if [ "$rc" -ne 0 ]; then
+    show_log_tail "$st"
+    return 1
+  fi
+}
+
+not_linked() { ! linked "$1"; }
+
 step_stop() {
-  step "5. Both daemons stop (SIGTERM): each tells the other it is shutting down"
-  local st rc
-  for st in washington pyongyang; do
-    kill -TERM "${pid[$st]}"
-    rc=0
-    wait "${pid[$st]}" || rc=$?
-    unset "pid[$st]"
-    say "$st daemon exited with status $rc"
-    if [ "$rc" -ne 0 ]; then
-      show_log_tail "$st"
-      return 1
-    fi
-  done
+  step "5. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  stop_daemon washington
+  if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
+    show_log_tail pyongyang
+    return 1
+  fi
+  say "Pyongyang sees the line down at once, and keeps dialing with backoff:"
+  run pyongyang status
+  stop_daemon pyongyang
 }
 
 main() {
