@@ -130,6 +130,9 @@ def test_unpinned_initiator_gets_no_reply_and_is_logged_once(net):
     before = net.log_count()
     m1 = h.Initiator(mallory, net.a.noise_key).message1()
     send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
+    # The same key again: refused again, but not logged again (once an hour).
+    m1 = h.Initiator(mallory, net.a.noise_key).message1()
+    send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
 
     def logged():
         return lines_naming(net.a.log_lines()[before:], mallory.noise_key)
@@ -380,27 +383,66 @@ def expect_session_closed(sess, confirmed=True):
             assert body[:1] == bytes([h.CLOSE_PROTOCOL]), body
 
 
-@pytest.mark.parametrize("violation", [
-    "short-hello", "version-2", "type-0x80", "bad-tag", "empty-frame",
-])
+# What the probe sends instead of (first-*) or after (the rest) its HELLO.
+# Before confirmation A must close without a word; after, with at most a
+# CLOSE (reason 4).
+VIOLATIONS = {
+    "first-short-hello": lambda s: s.send_record(h.T_HELLO, b"\x01\x01\x00"),
+    "first-hello-min-above-max": lambda s: s.send_record(h.T_HELLO, h.hello_body(2, 1)),
+    "first-hello-without-v1": lambda s: s.send_record(h.T_HELLO, h.hello_body(2, 3)),
+    "first-not-hello": lambda s: s.send_record(h.T_PING, os.urandom(8)),
+    "version-2": lambda s: s.send_record(h.T_PING, os.urandom(8), version=2),
+    "type-0x80": lambda s: s.send_record(0x80, b""),
+    "type-0xff": lambda s: s.send_record(0xff, os.urandom(32)),
+    "record-1-byte": lambda s: s.send_raw(b"\x01"),
+    "record-empty": lambda s: s.send_raw(b""),
+    "ping-7-bytes": lambda s: s.send_record(h.T_PING, os.urandom(7)),
+    "pong-9-bytes": lambda s: s.send_record(h.T_PONG, os.urandom(9)),
+    "close-text-201-bytes": lambda s: s.send_record(h.T_CLOSE, b"\x01" + b"x" * 201),
+    "bad-tag": lambda s: h.send_frame(s.sock, os.urandom(40)),
+    "short-ciphertext": lambda s: h.send_frame(s.sock, os.urandom(15)),
+    "empty-frame": lambda s: s.sock.sendall(b"\x00\x00"),
+}
+
+
+@pytest.mark.parametrize("violation", sorted(VIOLATIONS))
 def test_authenticated_protocol_violation_closes_session(net, violation):
-    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key, hello=(violation != "short-hello"))
+    first = violation.startswith("first-")
+    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key, hello=not first)
     try:
-        if violation == "short-hello":
-            sess.send_record(h.T_HELLO, b"\x01\x01\x00")
-        elif violation == "version-2":
-            sess.send_record(h.T_PING, os.urandom(8), version=2)
-        elif violation == "type-0x80":
-            sess.send_record(0x80, b"")
-        elif violation == "bad-tag":
-            h.send_frame(sess.sock, os.urandom(40))
-        elif violation == "empty-frame":
-            sess.sock.sendall(b"\x00\x00")
-        expect_session_closed(sess, confirmed=(violation != "short-hello"))
-        if violation == "short-hello":
+        if not first:
+            net.a.wait_connected("probe")
+        VIOLATIONS[violation](sess)
+        expect_session_closed(sess, confirmed=not first)
+        if first:
             assert net.a.peer_status("probe")["state"] != "connected"
+        else:
+            net.a.wait_not_connected("probe")
     finally:
         sess.sock.close()
+    net.assert_serves_b()
+
+
+def test_pinned_key_handshake_flood_is_capped(net):
+    """Handshakes that name a pinned key but never confirm (replays, say) are
+    bounded per peer (docs/protocol.md section 5): with 9 pending, the
+    oldest is closed at once, long before the handshake timeout."""
+    pending = []
+    try:
+        for _ in range(9):
+            s = h.connect(net.a.port)
+            h.send_frame(s, h.Initiator(net.probe, net.a.noise_key).message1())
+            assert len(h.recv_frame(s)) == h.MSG2_LEN
+            pending.append(s)
+        got, took = h.read_until_close(pending[0], HANDSHAKE_TIMEOUT * 0.75)
+        assert got == b""
+        # The 8 newer ones are within the cap: open until their timeout.
+        still_open = [not h.is_closed_now(s) for s in pending[1:]]
+        assert all(still_open), still_open
+        assert net.a.peer_status("probe")["state"] != "connected"
+    finally:
+        for s in pending:
+            s.close()
     net.assert_serves_b()
 
 
@@ -408,8 +450,9 @@ def test_unknown_optional_record_type_is_ignored(net):
     sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
     try:
         live_session = session_of(net.a.wait_connected("probe"))
-        for rtype in (0x05, 0x40, 0x7f):
+        for rtype in (0x00, 0x05, 0x0f, 0x40, 0x7f):
             sess.send_record(rtype, os.urandom(16))
+        sess.send_record(h.T_PONG, os.urandom(8))   # answers no PING: ignored
         sess.ping()
         assert session_of(net.a.peer_status("probe")) == live_session
     finally:
