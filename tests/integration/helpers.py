@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -81,9 +82,33 @@ def wait_for(predicate, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0,
-    then released)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a station to
+    listen on.  It is picked below the kernel's ephemeral range: a port from
+    that range could be taken as the source port of one of the many outgoing
+    connections tests make (in parallel too) between now and the daemon's
+    bind()."""
+    lo, _ = _ephemeral_range()
+    first = 10000
+    for _ in range(200):
+        if lo - first < 1000:
+            break
+        port = random.randrange(first, lo)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
