@@ -10,24 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/timefmt.h"
 
 void hl_msg_id_hex(const uint8_t id[static HL_MSG_ID_LEN], char out[static 33])
 {
 	sodium_bin2hex(out, 33, id, HL_MSG_ID_LEN);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int seterr(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -174,21 +167,10 @@ static void remove_copies(const char *msgdir, unsigned n)
 	rmdir(msgdir);
 }
 
-int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
-		const hl_peer_conf *peer, const struct hl_outgoing *o,
-		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+/* Checks what the operator gave, before anything is written. */
+static int validate(const struct hl_outgoing *o, char *err, size_t errlen)
 {
-	int ret = 0;
-	bool in_tx = false;
-	unsigned copied = 0;
-	char idhex[33];
-	char *outdir = NULL, *msgdir = NULL;
-	struct hl_item *it = NULL;
-	struct hl_att_row *att = NULL;
-	uint8_t *enc = NULL;
 	size_t subject_len = strlen(o->subject);
-	uint64_t max = o->max_attachment ? o->max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
-
 	if (o->precedence >= HL_PREC_COUNT)
 		return seterr(err, errlen, HL_EINVAL, "bad precedence %u", o->precedence);
 	if (subject_len > HL_SUBJECT_MAX)
@@ -214,78 +196,89 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 				      "attachment '%s': its name cannot be sent (use a plain file name)",
 				      o->attachments[i]);
 	}
+	return 0;
+}
 
-	it = xcalloc(1, sizeof(*it));
-	att = xcalloc(o->n_attachments ? o->n_attachments : 1, sizeof(*att));
-	randombytes_buf(id, HL_MSG_ID_LEN);
-	hl_msg_id_hex(id, idhex);
+/* Copies and hashes the attachments into DIR/out/<idhex>/, outside any
+ * transaction: a 1 GiB file must not hold the store's writer lock.
+ * *COPIED counts the files made, for clean-up. */
+static int copy_attachments(const char *dir, const struct hl_outgoing *o, const char *idhex,
+			    struct hl_att_row *att, char **msgdir_out, unsigned *copied,
+			    char *err, size_t errlen)
+{
+	int ret = 0;
+	uint64_t max = o->max_attachment ? o->max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
+	char *outdir = hl_path_join(dir, "out");
+	char *msgdir = hl_path_join(outdir, idhex);
 
-	/* 1. Copy and hash the attachments, outside any transaction: a 1 GiB
-	 * file must not hold the store's writer lock. */
-	if (o->n_attachments) {
-		outdir = hl_path_join(dir, "out");
-		if (mkdir(outdir, 0700) < 0 && errno != EEXIST) {
-			ret = seterr(err, errlen, -errno, "cannot create %s: %s", outdir,
-				     strerror(errno));
-			goto out;
-		}
-		msgdir = hl_path_join(outdir, idhex);
-		if (mkdir(msgdir, 0700) < 0) {
-			ret = seterr(err, errlen, -errno, "cannot create %s: %s", msgdir,
-				     strerror(errno));
-			goto out;
-		}
-		for (unsigned i = 0; i < o->n_attachments; i++) {
-			struct hl_att_row *a = &att[i];
-			char *dst = xasprintf("%s/%u", msgdir, i);
-			a->idx = i;
-			snprintf(a->name, sizeof(a->name), "%s", base_name(o->attachments[i]));
-			snprintf(a->path, sizeof(a->path), "out/%s/%u", idhex, i);
-			ret = copy_and_hash(o->attachments[i], dst, max, &a->size, a->hash);
-			free(dst);
-			if (ret < 0) {
-				if (ret == HL_ETOOBIG)
-					seterr(err, errlen, ret,
-					       "attachment '%s' is larger than the limit of %llu bytes",
-					       o->attachments[i], (unsigned long long)max);
-				else if (ret == HL_EINVAL)
-					seterr(err, errlen, ret, "attachment '%s' is not a regular file",
-					       o->attachments[i]);
-				else
-					seterr(err, errlen, ret, "attachment '%s': %s",
-					       o->attachments[i], hl_strerror(ret));
-				goto out;
-			}
-			copied = i + 1;
-		}
-		if ((ret = hl_fsync_parent(msgdir)) < 0 ||
-		    (ret = hl_fsync_parent(outdir)) < 0) {
-			seterr(err, errlen, ret, "cannot sync %s: %s", msgdir, hl_strerror(ret));
-			goto out;
-		}
+	if (mkdir(outdir, 0700) < 0 && errno != EEXIST) {
+		ret = seterr(err, errlen, -errno, "cannot create %s: %s", outdir, strerror(errno));
+		goto out;
 	}
+	if (mkdir(msgdir, 0700) < 0) {
+		ret = seterr(err, errlen, -errno, "cannot create %s: %s", msgdir, strerror(errno));
+		goto out;
+	}
+	*msgdir_out = msgdir;
+	for (unsigned i = 0; i < o->n_attachments; i++) {
+		struct hl_att_row *a = &att[i];
+		char *dst = xasprintf("%s/%u", msgdir, i);
+		a->idx = i;
+		snprintf(a->name, sizeof(a->name), "%s", base_name(o->attachments[i]));
+		snprintf(a->path, sizeof(a->path), "out/%s/%u", idhex, i);
+		ret = copy_and_hash(o->attachments[i], dst, max, &a->size, a->hash);
+		free(dst);
+		if (ret == HL_ETOOBIG) {
+			seterr(err, errlen, ret, "attachment '%s' is larger than the limit of %llu bytes",
+			       o->attachments[i], (unsigned long long)max);
+			goto out;
+		} else if (ret == HL_EINVAL) {
+			seterr(err, errlen, ret, "attachment '%s' is not a regular file",
+			       o->attachments[i]);
+			goto out;
+		} else if (ret < 0) {
+			seterr(err, errlen, ret, "attachment '%s': %s", o->attachments[i],
+			       hl_strerror(ret));
+			goto out;
+		}
+		*copied = i + 1;
+	}
+	if ((ret = hl_fsync_parent(msgdir)) < 0 || (ret = hl_fsync_parent(outdir)) < 0)
+		seterr(err, errlen, ret, "cannot sync %s: %s", msgdir, hl_strerror(ret));
+out:
+	if (*msgdir_out != msgdir)
+		free(msgdir);
+	free(outdir);
+	return ret;
+}
 
-	/* 2. One transaction: the next chain position, the signed item, the
-	 * message row.  Stored before it can ever be sent. */
+/* The next chain position, the signed item, the message row: stored
+ * before the item can ever be sent.  The caller holds the transaction. */
+static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+			const struct hl_outgoing *o, struct hl_att_row *att,
+			const uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+{
+	int ret;
 	int64_t peer_id;
 	struct hl_chain_head head;
 	uint64_t class_seq;
-	if ((ret = hl_store_begin(st)) < 0)
-		goto store_err;
-	in_tx = true;
+	size_t subject_len = strlen(o->subject);
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	uint8_t *enc = xmalloc(HL_ITEM_MAX);
+	uint8_t salt[HL_SALT_LEN];
+
 	if ((ret = hl_store_peer(st, peer->signing_key, peer->noise_key, peer->name, &peer_id)) < 0 ||
 	    (ret = hl_store_chain_head(st, peer_id, HL_DIR_OUT, &head)) < 0 ||
 	    (ret = hl_store_next_class_seq(st, peer_id, o->precedence, &class_seq)) < 0)
 		goto store_err;
 
-	uint8_t salt[HL_SALT_LEN];
 	randombytes_buf(salt, sizeof(salt));
 	it->kind = HL_ITEM_MESSAGE;
 	memcpy(it->author, me->sign_pk, 32);
 	memcpy(it->counterpart, peer->signing_key, 32);
 	it->seq = head.seq + 1;
 	memcpy(it->prev, head.hash, HL_HASH_LEN);
-	it->time_ms = (uint64_t)now_ms();
+	it->time_ms = (uint64_t)hl_now_ms();
 	struct hl_item_message *m = &it->u.msg;
 	memcpy(m->id, id, HL_MSG_ID_LEN);
 	m->precedence = (uint8_t)o->precedence;
@@ -301,7 +294,6 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 		m->att[i].size = att[i].size;
 		memcpy(m->att[i].hash, att[i].hash, HL_HASH_LEN);
 	}
-	enc = xmalloc(HL_ITEM_MAX);
 	size_t enc_len;
 	if ((ret = hl_item_encode_sign(it, me->sign_sk, enc, HL_ITEM_MAX, &enc_len)) < 0) {
 		seterr(err, errlen, ret, "cannot encode the message: %s", hl_strerror(ret));
@@ -311,7 +303,7 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 	struct hl_item_row irow = {
 		.peer_id = peer_id, .dir = HL_DIR_OUT, .seq = it->seq,
 		.kind = HL_ITEM_MESSAGE, .encoded = enc, .encoded_len = enc_len,
-		.precedence = o->precedence, .acked = false, .stored_at = now_ms(),
+		.precedence = o->precedence, .acked = false, .stored_at = hl_now_ms(),
 	};
 	hl_item_hash(enc, enc_len, irow.hash);
 	struct hl_msg_row mrow = {
@@ -324,27 +316,67 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 	memcpy(mrow.id, id, HL_MSG_ID_LEN);
 	memcpy(mrow.salt, salt, HL_SALT_LEN);
 	if ((ret = hl_store_insert_item(st, &irow)) < 0 ||
-	    (ret = hl_store_insert_message(st, &mrow)) < 0 ||
-	    (ret = hl_store_commit(st)) < 0)
+	    (ret = hl_store_insert_message(st, &mrow)) < 0)
 		goto store_err;
-	in_tx = false;
-	sodium_memzero(salt, sizeof(salt));
 	ret = 0;
 	goto out;
-
 store_err:
 	seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 out:
-	if (in_tx)
+	sodium_memzero(salt, sizeof(salt));
+	free(enc);
+	free(it);
+	return ret;
+}
+
+int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
+		const hl_peer_conf *peer, const struct hl_outgoing *o,
+		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+{
+	int ret;
+	unsigned copied = 0;
+	char idhex[33];
+	char *msgdir = NULL;
+	struct hl_att_row *att = NULL;
+
+	if ((ret = validate(o, err, errlen)) < 0)
+		return ret;
+	att = xcalloc(o->n_attachments ? o->n_attachments : 1, sizeof(*att));
+	randombytes_buf(id, HL_MSG_ID_LEN);
+	hl_msg_id_hex(id, idhex);
+	if (o->n_attachments &&
+	    (ret = copy_attachments(dir, o, idhex, att, &msgdir, &copied, err, errlen)) < 0)
+		goto out;
+	if ((ret = hl_store_begin(st)) < 0) {
+		seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
+		goto out;
+	}
+	if ((ret = queue_locked(st, me, peer, o, att, id, err, errlen)) < 0) {
 		hl_store_rollback(st);
+		goto out;
+	}
+	if ((ret = hl_store_commit(st)) < 0)
+		seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
+out:
 	if (ret < 0 && msgdir)
 		remove_copies(msgdir, copied);
-	free(enc);
 	free(att);
-	free(it);
 	free(msgdir);
-	free(outdir);
 	return ret;
+}
+
+int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
+		      char *err, size_t errlen)
+{
+	struct hl_att_row none;
+	int ret;
+	if (o->n_attachments)
+		return seterr(err, errlen, HL_EINVAL, "attachments need hl_msg_send");
+	if ((ret = validate(o, err, errlen)) < 0)
+		return ret;
+	randombytes_buf(id, HL_MSG_ID_LEN);
+	return queue_locked(st, me, peer, o, &none, id, err, errlen);
 }
 
 int hl_msg_content_decode(const uint8_t *buf, size_t len, struct hl_msg_content *c)

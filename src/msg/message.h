@@ -36,6 +36,13 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 		const hl_peer_conf *peer, const struct hl_outgoing *out,
 		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
 
+/* The same for a message without attachments, inside a transaction the
+ * caller holds (hl_store_begin/commit): `send --lines` queues many messages
+ * per commit.  Durable only once the caller commits. */
+int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
+		      char *err, size_t errlen);
+
 /* The content that travels beside a message item in an ITEM record
  * (docs/messages.md): salt, subject and, when inline, the body. */
 struct hl_msg_content {
