@@ -158,6 +158,9 @@ struct hl_msg_filter {
 int hl_store_each_message(hl_store *st, const struct hl_msg_filter *f,
 			  int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
 
+/* Sets a message's state.  AT_MS is stored as received_at when STATE is
+ * COMPLETE and as delivered_at when it is DELIVERED; REASON (may be NULL)
+ * is kept for REFUSED. */
 int hl_store_set_state(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		       enum hl_msg_state state, const char *reason, int64_t at_ms);
 int hl_store_mark_read(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN]);
@@ -166,6 +169,31 @@ int hl_store_set_body(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		      const uint8_t *body, size_t len);
 int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 			   unsigned idx, uint64_t done);
+
+/* ---- for the delivery engine ---- */
+
+/* The message at position SEQ of a chain (HL_ENOTFOUND when that item is
+ * not a message or is absent). */
+int hl_store_get_message_by_seq(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+				struct hl_msg_row *row);
+/* Unacknowledged OUT items with seq > AFTER, in seq order, at most LIMIT. */
+int hl_store_each_out_after(hl_store *st, int64_t peer_id, uint64_t after, size_t limit,
+			    int (*fn)(void *arg, const struct hl_item_row *row), void *arg);
+/* OUT messages in state SENT that have parts to transfer (attachments, or
+ * a body too large to travel inline), in seq order; rows without bodies. */
+int hl_store_each_out_with_parts(hl_store *st, int64_t peer_id,
+				 int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* IN messages in state PARTIAL (parts arriving, or waiting for the message
+ * before them), in seq order, with their attachment rows. */
+int hl_store_each_in_partial(hl_store *st, int64_t peer_id,
+			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* IN messages in state REFUSED (their REFUSE is repeated each session). */
+int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
+			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* True in *VISIBLE when the IN message of PEER with PREC and CLASS_SEQ is
+ * complete (visible); class_seq 0 counts as visible. */
+int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
+			      uint64_t class_seq, bool *visible);
 
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
  * for the quota. */
