@@ -1,10 +1,83 @@
-/* cmd/card.c — `hotline card` (being written). */
+/* cmd/card.c — `hotline card`: prints this station's card (its name, public
+ * keys and the address peers should dial) to stdout.  The card is public;
+ * the identity file is read only to derive the public keys. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cmd/cmd.h"
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/text.h"
+
+static void help(void)
+{
+	printf("usage: hotline card\n"
+	       "\n"
+	       "Prints this station's card: the [Station] section with its Name, its\n"
+	       "public NoiseKey and SigningKey, and the Address peers should dial (when\n"
+	       "station.conf gives one, or Listen names a particular interface).  Give\n"
+	       "it to the other station, which pins it with 'hotline peer add'.  The\n"
+	       "card holds no secret.\n"
+	       "\n"
+	       "Exit status: 0 printed, 1 failure, 2 usage error.\n");
+}
 
 int card_main(struct hl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	return hl_fail("card", "not implemented yet");
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[HL_CONF_ERR_LEN];
+	char q[256];
+	hl_station_conf *conf = NULL;
+	hl_identity *id = NULL;
+	char *id_path = NULL, *text = NULL;
+	int ret, c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			help();
+			return HL_EXIT_OK;
+		}
+		hl_sanitize(argv[optind - 1], strlen(argv[optind - 1]), q, sizeof(q), 0);
+		return hl_usage_error("card", "unknown option '%s'", q);
+	}
+	if (optind != argc)
+		return hl_usage_error("card", "no arguments expected");
+
+	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0) {
+		if (r == -ENOENT)
+			ret = hl_fail("card", "no station in %s: create one with 'hotline init NAME'",
+				      ctx->dir);
+		else
+			ret = hl_fail("card", "%s", err);
+		goto out;
+	}
+	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
+	if ((r = hl_identity_load(id_path, &id)) < 0) {
+		ret = hl_fail("card", "%s: %s", id_path, hl_strerror(r));
+		goto out;
+	}
+	hl_card card;
+	memset(&card, 0, sizeof(card));
+	memcpy(card.name, conf->name, sizeof(card.name));
+	memcpy(card.noise_key, id->noise_pub, HL_KEY_LEN);
+	memcpy(card.signing_key, id->sign_pk, HL_KEY_LEN);
+	memcpy(card.address, conf->address, sizeof(card.address));
+	text = hl_card_format(&card);
+	fputs(text, stdout);
+	ret = fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("card", "cannot write the card");
+out:
+	free(text);
+	free(id_path);
+	hl_identity_free(id);
+	hl_conf_free(conf);
+	return ret;
 }

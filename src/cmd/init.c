@@ -1,10 +1,211 @@
-/* cmd/init.c — `hotline init` (being written). */
+/* cmd/init.c — `hotline init NAME [--listen HOST:PORT] [--address HOST:PORT]`:
+ * creates a station: the directory, identity.key and station.conf.
+ *
+ * It never overwrites: it refuses when identity.key or station.conf exists,
+ * and creates both so that a racing init cannot be overwritten either
+ * (identity.key with O_EXCL, station.conf by link() of a finished temporary).
+ * When a step fails it removes what it created, so no half-made station is
+ * left: the identity is written first and unlinked again if the
+ * configuration cannot be written; the directory is removed if this command
+ * made it.  The store is not created here: the store module creates it on
+ * first open. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+#define DEFAULT_LISTEN "0.0.0.0:7100"
+
+static void help(void)
+{
+	printf("usage: hotline init NAME [--listen HOST:PORT] [--address HOST:PORT]\n"
+	       "\n"
+	       "Creates a station in the station directory (made with mode 0700 if\n"
+	       "missing): its private keys in identity.key (mode 0600) and its\n"
+	       "configuration in station.conf.  Refuses if either file exists.\n"
+	       "\n"
+	       "NAME is 1 to 32 characters from a-z 0-9 . _ -, starting with a letter\n"
+	       "or digit; peers see it on this station's card.\n"
+	       "\n"
+	       "  --listen HOST:PORT   where the daemon accepts connections\n"
+	       "                       (default %s: every interface)\n"
+	       "  --address HOST:PORT  where peers should dial this station, put on its\n"
+	       "                       card (default: the --listen address, unless that\n"
+	       "                       is 0.0.0.0 or [::]; then the card carries no\n"
+	       "                       Address and peers give one with\n"
+	       "                       'hotline peer add --address')\n"
+	       "\n"
+	       "Exit status: 0 created, 1 failure, 2 usage error (including a bad NAME\n"
+	       "or address).\n",
+	       DEFAULT_LISTEN);
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Writes TEXT to PATH, which must not exist: the text goes to a temporary
+ * first and is link()ed into place, so PATH appears whole or not at all, and
+ * an existing PATH is never replaced. */
+static int write_new_file(const char *path, const char *text)
+{
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int r = hl_write_file_atomic(tmp, text, strlen(text), 0600);
+	if (r == 0) {
+		if (link(tmp, path) < 0)
+			r = -errno;
+		unlink(tmp);
+		if (r == 0)
+			r = hl_fsync_parent(path);
+	}
+	free(tmp);
+	return r;
+}
+
+static char *conf_text(const char *name, const char *listen, const char *address)
+{
+	return xasprintf(
+		"# hotline station configuration (see 'hotline --help').\n"
+		"# Peers are added with 'hotline peer add', which appends a [Peer]\n"
+		"# section; comments and other lines here are kept.\n"
+		"[Station]\n"
+		"Name = %s\n"
+		"Listen = %s\n"
+		"%s%s%s"
+		"# Keepalive = 25s\n"
+		"# KeepaliveTimeout = 75s\n"
+		"# HandshakeTimeout = 10s\n"
+		"# Rehandshake = 1h\n",
+		name, listen, address ? "Address = " : "", address ? address : "",
+		address ? "\n" : "");
+}
 
 int init_main(struct hl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	return hl_fail("init", "not implemented yet");
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen = DEFAULT_LISTEN, *address = NULL;
+	char *id_path = NULL, *conf_path = NULL, *text = NULL;
+	hl_identity *id = NULL;
+	int made_dir = 0, made_id = 0;
+	int ret, c, r;
+	char q[256];
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 'a':
+			address = optarg;
+			break;
+		case 'h':
+			help();
+			return HL_EXIT_OK;
+		case ':':
+			return hl_usage_error("init", "'%s' needs a value", argv[optind - 1]);
+		default:
+			hl_sanitize(argv[optind - 1], strlen(argv[optind - 1]), q, sizeof(q), 0);
+			return hl_usage_error("init", "unknown option '%s'", q);
+		}
+	}
+	if (optind != argc - 1)
+		return hl_usage_error("init", optind >= argc ? "give the station's NAME"
+							     : "too many arguments");
+	const char *name = argv[optind];
+	if (!hl_name_valid(name)) {
+		hl_sanitize(name, strlen(name), q, sizeof(q), 0);
+		return hl_usage_error("init",
+				      "bad station name '%s': want 1 to 32 characters from "
+				      "a-z 0-9 . _ -, starting with a letter or digit", q);
+	}
+	if (hl_addr_split(listen, NULL, 0, NULL) < 0) {
+		hl_sanitize(listen, strlen(listen), q, sizeof(q), 0);
+		return hl_usage_error("init", "bad --listen '%s': want HOST:PORT or [IPv6]:PORT", q);
+	}
+	if (address && hl_addr_split(address, NULL, 0, NULL) < 0) {
+		hl_sanitize(address, strlen(address), q, sizeof(q), 0);
+		return hl_usage_error("init", "bad --address '%s': want HOST:PORT or [IPv6]:PORT",
+				      q);
+	}
+
+	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
+	conf_path = hl_path_join(ctx->dir, HL_CONF_FILE);
+	if (mkdir(ctx->dir, 0700) == 0) {
+		made_dir = 1;
+	} else if (errno != EEXIST) {
+		ret = hl_fail("init", "cannot create the station directory %s: %s", ctx->dir,
+			      strerror(errno));
+		goto out;
+	}
+	struct stat st;
+	if (stat(ctx->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		ret = hl_fail("init", "%s is not a directory", ctx->dir);
+		goto out;
+	}
+	if (exists(id_path) || exists(conf_path)) {
+		ret = hl_fail("init", "%s already holds a station (%s or %s exists); "
+				      "not overwriting it",
+			      ctx->dir, HL_IDENTITY_FILE, HL_CONF_FILE);
+		goto out;
+	}
+	if ((r = hl_identity_generate(&id)) < 0) {
+		ret = hl_fail("init", "cannot generate keys: %s", hl_strerror(r));
+		goto out;
+	}
+	if ((r = hl_identity_write_new(id_path, id)) < 0) {
+		ret = hl_fail("init", "%s: %s", id_path, hl_strerror(r));
+		goto out;
+	}
+	made_id = 1;
+	text = conf_text(name, listen, address);
+	if ((r = write_new_file(conf_path, text)) < 0) {
+		ret = hl_fail("init", "%s: %s", conf_path, hl_strerror(r));
+		goto out;
+	}
+	if (made_dir)
+		hl_fsync_parent(ctx->dir); /* the new directory's own entry */
+	made_id = made_dir = 0; /* the station is whole: keep it */
+
+	uint8_t fp[HL_FP_LEN];
+	char fp_text[HL_FP_TEXT_LEN];
+	hl_fingerprint(id->noise_pub, id->sign_pk, fp);
+	hl_fingerprint_text(fp, fp_text);
+	printf("Created station '%s' in %s.\n"
+	       "Fingerprint: %s\n"
+	       "\n"
+	       "Next: give this station's card ('hotline card') to the other station,\n"
+	       "read the fingerprint to its operator over the telephone, and pin its card:\n"
+	       "  hotline peer add THEIR-CARD --fingerprint 'THEIR FINGERPRINT'\n"
+	       "Then start the daemon: hotline run\n",
+	       name, ctx->dir, fp_text);
+	ret = HL_EXIT_OK;
+out:
+	if (made_id)
+		unlink(id_path);
+	if (made_dir)
+		rmdir(ctx->dir);
+	hl_identity_free(id);
+	free(text);
+	free(id_path);
+	free(conf_path);
+	return ret;
 }

@@ -1,10 +1,256 @@
-/* cmd/peer.c — `hotline peer` (being written). */
+/* cmd/peer.c — `hotline peer add | list | remove`: pins, lists and removes
+ * peer stations in station.conf.
+ *
+ * Edits go through hl_conf_add_peer / hl_conf_remove_peer, which lock
+ * station.conf, re-read it, validate, and replace it atomically (rename into
+ * place), so a running daemon that watches the file sees the whole change
+ * or none of it, and a failed edit changes nothing. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+static void help(void)
+{
+	printf("usage: hotline peer add FILE|- [--address HOST:PORT] [--fingerprint FP]\n"
+	       "       hotline peer list\n"
+	       "       hotline peer remove NAME\n"
+	       "\n"
+	       "add     pins a peer from its card (a file, or '-' for stdin), as printed\n"
+	       "        by 'hotline card' at the other station.\n"
+	       "        --fingerprint FP  refuse the card unless its fingerprint is FP\n"
+	       "                          (40 digits; spaces and dashes are ignored).\n"
+	       "                          Get FP from the other station's operator by\n"
+	       "                          a channel you trust, such as the telephone.\n"
+	       "        --address HOST:PORT  dial the peer there instead of the card's\n"
+	       "                          Address.  A peer with no address is not dialed:\n"
+	       "                          it calls in.\n"
+	       "        Refused, and nothing changed, when the card is malformed, its\n"
+	       "        name is already pinned, or one of its keys is already pinned\n"
+	       "        (under any name, or as this station's own).\n"
+	       "list    prints one line per pinned peer: NAME, FINGERPRINT and ADDRESS\n"
+	       "        ('-' when none), separated by tabs.\n"
+	       "remove  unpins the peer NAME.\n"
+	       "\n"
+	       "A running daemon notices the change by itself.\n"
+	       "Exit status: 0 done, 1 failure, 2 usage error.\n");
+}
+
+/* Reports an option error for the subcommand SUB. */
+static int option_error(const char *sub, int c, char **argv)
+{
+	char q[256];
+	const char *arg = argv[optind - 1];
+	hl_sanitize(arg, strlen(arg), q, sizeof(q), 0);
+	if (c == ':')
+		return hl_usage_error(sub, "'%s' needs a value", q);
+	return hl_usage_error(sub, "unknown option '%s'", q);
+}
+
+static int conf_error(const char *sub, const char *dir, int r, const char *err)
+{
+	if (r == -ENOENT)
+		return hl_fail(sub, "no station in %s: create one with 'hotline init NAME'", dir);
+	return hl_fail(sub, "%s", err);
+}
+
+/* Reads stdin, at most MAX bytes. */
+static int read_stdin(size_t max, char **out, size_t *len)
+{
+	char *buf = xmalloc(max + 2);
+	size_t used = 0;
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf + used, max + 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int r = -errno;
+			free(buf);
+			return r;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			free(buf);
+			return HL_ETOOBIG;
+		}
+	}
+	buf[used] = '\0';
+	*out = buf;
+	*len = used;
+	return 0;
+}
+
+static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "address", required_argument, NULL, 'a' },
+		{ "fingerprint", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *address = NULL, *fp_given = NULL;
+	char err[HL_CONF_ERR_LEN], q[256], fp_text[HL_FP_TEXT_LEN];
+	char *buf = NULL;
+	size_t len = 0;
+	hl_card card;
+	uint8_t fp[HL_FP_LEN];
+	int ret, c, r;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			address = optarg;
+			break;
+		case 'f':
+			fp_given = optarg;
+			break;
+		case 'h':
+			help();
+			return HL_EXIT_OK;
+		default:
+			return option_error("peer add", c, argv);
+		}
+	}
+	if (optind != argc - 1)
+		return hl_usage_error("peer add", optind >= argc ? "give the card's FILE, or -"
+								 : "too many arguments");
+	const char *file = argv[optind];
+	if (address && (strlen(address) > HL_ADDR_MAX || hl_addr_split(address, NULL, 0, NULL) < 0)) {
+		hl_sanitize(address, strlen(address), q, sizeof(q), 0);
+		return hl_usage_error("peer add",
+				      "bad --address '%s': want HOST:PORT or [IPv6]:PORT", q);
+	}
+	memset(fp, 0, sizeof(fp));
+	if (fp_given && hl_fingerprint_matches(fp_given, fp) < 0) {
+		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
+		return hl_usage_error("peer add",
+				      "bad --fingerprint '%s': want the 40 digits that "
+				      "'hotline init' showed (8 groups of 5)", q);
+	}
+
+	int from_stdin = strcmp(file, "-") == 0;
+	const char *shown = from_stdin ? "stdin" : file;
+	r = from_stdin ? read_stdin(HL_CARD_MAX_BYTES, &buf, &len)
+		       : hl_read_file(file, HL_CARD_MAX_BYTES, &buf, &len);
+	if (r < 0) {
+		ret = hl_fail("peer add", "%s: %s", shown,
+			      r == HL_ETOOBIG ? "larger than a card can be" : hl_strerror(r));
+		goto out;
+	}
+	if ((r = hl_card_parse(buf, len, shown, &card, err)) < 0) {
+		ret = hl_fail("peer add", "%s", err);
+		goto out;
+	}
+	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	if (fp_given && hl_fingerprint_matches(fp_given, fp) != 1) {
+		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
+		ret = hl_fail("peer add",
+			      "fingerprint mismatch: the card of '%s' has %s, you gave %s; "
+			      "not pinned",
+			      card.name, fp_text, q);
+		goto out;
+	}
+	if (address)
+		snprintf(card.address, sizeof(card.address), "%s", address);
+	if ((r = hl_conf_add_peer(ctx->dir, &card, err)) < 0) {
+		ret = conf_error("peer add", ctx->dir, r, err);
+		goto out;
+	}
+	printf("Pinned peer '%s'.\nFingerprint: %s\n", card.name, fp_text);
+	if (!fp_given)
+		printf("Check this fingerprint with the other station's operator, over a "
+		       "channel you trust, before you rely on the link.\n");
+	ret = HL_EXIT_OK;
+out:
+	free(buf);
+	return ret;
+}
+
+static int simple_opts(const char *sub, int argc, char **argv, int nargs)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			help();
+			return HL_EXIT_OK;
+		}
+		return option_error(sub, c, argv);
+	}
+	if (argc - optind != nargs)
+		return hl_usage_error(sub, nargs ? "give the peer's NAME" : "no arguments expected");
+	return -1; /* go on */
+}
+
+static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
+{
+	char err[HL_CONF_ERR_LEN], fp_text[HL_FP_TEXT_LEN];
+	hl_station_conf *conf = NULL;
+	int r = simple_opts("peer list", argc, argv, 0);
+	if (r >= 0)
+		return r;
+	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0)
+		return conf_error("peer list", ctx->dir, r, err);
+	for (size_t i = 0; i < conf->npeers; i++) {
+		const hl_peer_conf *p = &conf->peers[i];
+		hl_fingerprint_text(p->fingerprint, fp_text);
+		printf("%s\t%s\t%s\n", p->name, fp_text, p->address[0] ? p->address : "-");
+	}
+	if (conf->npeers == 0)
+		fprintf(stderr, "hotline peer list: no peers pinned (add one with 'hotline peer add')\n");
+	hl_conf_free(conf);
+	return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("peer list", "cannot write the list");
+}
+
+static int peer_remove(struct hl_ctx *ctx, int argc, char **argv)
+{
+	char err[HL_CONF_ERR_LEN];
+	int r = simple_opts("peer remove", argc, argv, 1);
+	if (r >= 0)
+		return r;
+	const char *name = argv[optind];
+	if ((r = hl_conf_remove_peer(ctx->dir, name, err)) < 0)
+		return conf_error("peer remove", ctx->dir, r, err);
+	printf("Removed peer '%s'.\n", name); /* found, so a valid name */
+	return HL_EXIT_OK;
+}
 
 int peer_main(struct hl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	return hl_fail("peer", "not implemented yet");
+	char q[256];
+	if (argc < 2)
+		return hl_usage_error("peer", "give add, list or remove");
+	const char *sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		help();
+		return HL_EXIT_OK;
+	}
+	if (strcmp(sub, "add") == 0)
+		return peer_add(ctx, argc - 1, argv + 1);
+	if (strcmp(sub, "list") == 0)
+		return peer_list(ctx, argc - 1, argv + 1);
+	if (strcmp(sub, "remove") == 0)
+		return peer_remove(ctx, argc - 1, argv + 1);
+	hl_sanitize(sub, strlen(sub), q, sizeof(q), 0);
+	return hl_usage_error("peer", "unknown subcommand '%s': want add, list or remove", q);
 }

@@ -14,7 +14,12 @@
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
- * a number with an optional unit ms, s, m or h (bare numbers are seconds).
+ * a number with an optional unit ms, s, m or h (bare numbers are seconds);
+ * each must be more than 0; Keepalive, HandshakeTimeout and Rehandshake at
+ * most 1h, KeepaliveTimeout at most 24h and longer than Keepalive.  Address
+ * defaults to Listen unless Listen is 0.0.0.0 or [::] (then a card carries
+ * no Address).  Keys and section names are case-insensitive; comments are
+ * whole lines starting with '#' or ';', so values may contain both.
  *
  * Files this module owns in the station directory: */
 #ifndef HL_CONF_CONFIG_H
@@ -56,15 +61,17 @@ typedef struct hl_peer_conf {
 	uint8_t signing_key[HL_KEY_LEN];
 	char address[HL_ADDR_MAX + 1];       /* "" when we do not dial it */
 	uint8_t fingerprint[HL_FP_LEN];      /* derived at parse time */
-	unsigned first_line, last_line;      /* the section's lines in the file */
+	unsigned first_line, last_line;      /* the section's lines in the file:
+					      * its header and its last key */
 } hl_peer_conf;
 
 typedef struct hl_station_conf {
 	char name[HL_NAME_MAX + 1];
 	char listen[HL_ADDR_MAX + 1];        /* "" when the station does not listen */
-	char address[HL_ADDR_MAX + 1];       /* advertised in the card; default Listen */
+	char address[HL_ADDR_MAX + 1];       /* advertised in the card; default Listen,
+					      * "" when Listen is 0.0.0.0 or [::] */
 	uint32_t keepalive_ms;
-	uint32_t keepalive_timeout_ms;       /* default 3 x keepalive */
+	uint32_t keepalive_timeout_ms;       /* default 3 x keepalive; > keepalive */
 	uint32_t handshake_timeout_ms;
 	uint32_t rehandshake_ms;             /* capped at one hour */
 	hl_peer_conf *peers;
@@ -92,7 +99,14 @@ char *hl_card_format(const hl_card *card);
 /* Parses HOST:PORT ("[v6]:port" for IPv6); HL_EINVAL names nothing, the
  * caller quotes the value. */
 int hl_addr_split(const char *addr, char *host, size_t hostcap, uint16_t *port);
+/* HOST is a hostname ([A-Za-z0-9.-], at most 253), a dotted IPv4 address or a
+ * bracketed IPv6 address (brackets not copied to HOST); the port has no
+ * leading zero.  HOST may be NULL (HOSTCAP 0) and PORT NULL to only check. */
+/* A predicate: 1 when NAME matches [a-z0-9][a-z0-9._-]{0,31}, else 0. */
 int hl_name_valid(const char *name);
+/* "25s", "1500ms", "5m", "1h", "30" (seconds).  HL_EINVAL for bad syntax,
+ * HL_ETOOBIG above UINT32_MAX milliseconds.  0 is accepted here; the
+ * configuration refuses it. */
 int hl_duration_parse(const char *s, size_t len, uint32_t *ms);
 
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change

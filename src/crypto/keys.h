@@ -20,6 +20,7 @@
 #define HL_FP_LEN 32
 #define HL_FP_CONTEXT "hotline/1 fingerprint"
 #define HL_FP_TEXT_LEN 48 /* "12345 67890 ... 12345" and a NUL */
+#define HL_IDENTITY_MAX_BYTES 4096 /* an identity file is about 190 bytes */
 
 typedef struct hl_identity {
 	uint8_t noise_priv[HL_KEY_LEN];
@@ -35,9 +36,14 @@ int hl_identity_generate(hl_identity **out);
  * overwritten. */
 int hl_identity_write_new(const char *path, const hl_identity *id);
 /* Loads an identity file into sodium_malloc memory; checks that the public
- * keys match the private ones.  The read buffer is wiped. */
+ * keys match the private ones.  The read buffer is wiped.  A file that group
+ * or others may read or write still loads (as wireguard's genkey, it only
+ * warns: refusing would stop a station over a chmod), but a warning naming it
+ * goes to stderr.  A symlink is refused (O_NOFOLLOW). */
 int hl_identity_load(const char *path, hl_identity **out);
-/* Parses identity file text (BUF, LEN), for hl_identity_load and fuzzing. */
+/* Parses identity file text (BUF, LEN), for hl_identity_load and fuzzing.
+ * HL_EINVAL, HL_ETRUNC (a key missing) or HL_ETOOBIG; the error never
+ * quotes the text. */
 int hl_identity_parse(const char *buf, size_t len, hl_identity **out);
 void hl_identity_free(hl_identity *id);
 

@@ -76,14 +76,19 @@ bool hl_noise_hs_my_turn(const hl_noise_hs *hs);
 bool hl_noise_hs_done(const hl_noise_hs *hs);
 
 /* WriteMessage / ReadMessage.  OUT/PAYLOAD capacities are checked; the
- * message length is capped at 65535. */
+ * message length is capped at 65535.  A too-small OUT/PAYLOAD (HL_ETOOBIG)
+ * or a call out of turn (HL_ESTATE) leaves the handshake as it was; any
+ * other error (a truncated, forged or malformed message, a bad public key)
+ * kills it. */
 int hl_noise_hs_write(hl_noise_hs *hs, const uint8_t *payload, size_t plen,
 		      uint8_t *out, size_t outcap, size_t *outlen);
 int hl_noise_hs_read(hl_noise_hs *hs, const uint8_t *msg, size_t mlen,
 		     uint8_t *payload, size_t pcap, size_t *plen);
 
-/* After done: Split().  SEND is the initiator's c1 for an initiator and c2
- * for a responder; RECV the other (one-way patterns leave RECV unkeyed). */
+/* After done: Split(), once.  SEND is the initiator's c1 for an initiator
+ * and c2 for a responder; RECV the other.  One-way patterns carry only c1
+ * (initiator to responder): the initiator's RECV and the responder's SEND
+ * are left unkeyed. */
 int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *recv);
 
 /* The remote static public key, once known (else NULL). */

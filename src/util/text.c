@@ -27,7 +27,10 @@ int hl_b64_key_parse(const char *s, size_t len, uint8_t key[static 32])
 	 * bits in the last character). */
 	char again[HL_KEY_B64_LEN];
 	hl_b64_key(key, again);
-	if (memcmp(again, s, len) != 0) {
+	int same = memcmp(again, s, len) == 0;
+	/* the text may be a private key's */
+	sodium_memzero(again, sizeof(again));
+	if (!same) {
 		sodium_memzero(key, 32);
 		return HL_EINVAL;
 	}

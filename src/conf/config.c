@@ -1,0 +1,867 @@
+/* conf/config.c — station.conf and station cards: parsing into the data
+ * model of config.h, the value syntaxes (names, addresses, durations, keys),
+ * and the two edits commands make (pin a peer, remove a peer).
+ *
+ * Parsing is one pass over the lines (conf/ini.h).  Each section's values
+ * are collected into a `struct section`; when the section ends (the next
+ * header or the end of the input) its required keys are checked and it is
+ * committed to the result, and a peer is checked against the peers before it
+ * (name, NoiseKey and SigningKey must each be unique).  The first error stops
+ * the parse and is written once, as "FILE:LINE: what is wrong 'the value'",
+ * with the quoted value sanitized (util/text.h) and shortened. */
+#include "conf/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/ini.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+#define QUOTE_MAX 80        /* bytes of a bad value quoted in an error */
+#define HOSTNAME_MAX 253
+
+/* ---- value syntaxes ---- */
+
+int hl_name_valid(const char *name)
+{
+	size_t n = strnlen(name, HL_NAME_MAX + 1);
+	if (n == 0 || n > HL_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return 0;
+	}
+	return 1;
+}
+
+static int host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '-';
+}
+
+int hl_addr_split(const char *addr, char *host, size_t hostcap, uint16_t *port)
+{
+	const char *h, *colon;
+	size_t hlen;
+	char tmp[HOSTNAME_MAX + 1];
+	unsigned char bin[16];
+
+	if (strnlen(addr, HL_ADDR_MAX + 1) > HL_ADDR_MAX)
+		return HL_EINVAL;
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+		if (!rb || rb[1] != ':')
+			return HL_EINVAL;
+		h = addr + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+		if (hlen == 0 || hlen >= INET6_ADDRSTRLEN)
+			return HL_EINVAL;
+		memcpy(tmp, h, hlen);
+		tmp[hlen] = '\0';
+		if (inet_pton(AF_INET6, tmp, bin) != 1)
+			return HL_EINVAL;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return HL_EINVAL;
+		h = addr;
+		hlen = (size_t)(colon - addr);
+		if (hlen == 0 || hlen > HOSTNAME_MAX || h[0] == '-' || h[0] == '.')
+			return HL_EINVAL;
+		int dotted = 1;
+		for (size_t i = 0; i < hlen; i++) {
+			if (!host_char(h[i]))
+				return HL_EINVAL; /* also an unbracketed IPv6 address */
+			if (h[i] != '.' && (h[i] < '0' || h[i] > '9'))
+				dotted = 0;
+		}
+		memcpy(tmp, h, hlen);
+		tmp[hlen] = '\0';
+		/* All digits and dots: it must be a whole IPv4 address. */
+		if (dotted && inet_pton(AF_INET, tmp, bin) != 1)
+			return HL_EINVAL;
+	}
+	const char *p = colon + 1;
+	size_t plen = strlen(p);
+	if (plen == 0 || plen > 5 || p[0] == '0')
+		return HL_EINVAL;
+	unsigned long v = 0;
+	for (size_t i = 0; i < plen; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return HL_EINVAL;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v > 65535)
+		return HL_EINVAL;
+	if (host) {
+		if (hlen + 1 > hostcap)
+			return HL_EINVAL;
+		memcpy(host, h, hlen);
+		host[hlen] = '\0';
+	}
+	if (port)
+		*port = (uint16_t)v;
+	return 0;
+}
+
+int hl_duration_parse(const char *s, size_t len, uint32_t *ms)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > UINT32_MAX)
+			return HL_ETOOBIG;
+		i++;
+	}
+	if (i == 0)
+		return HL_EINVAL;
+	const char *u = s + i;
+	size_t ulen = len - i;
+	uint64_t mult;
+	if (ulen == 0 || (ulen == 1 && u[0] == 's'))
+		mult = 1000;
+	else if (ulen == 2 && u[0] == 'm' && u[1] == 's')
+		mult = 1;
+	else if (ulen == 1 && u[0] == 'm')
+		mult = 60000;
+	else if (ulen == 1 && u[0] == 'h')
+		mult = 3600000;
+	else
+		return HL_EINVAL;
+	/* v < 2^32 and mult < 2^22: the product fits in 64 bits. */
+	if (v * mult > UINT32_MAX)
+		return HL_ETOOBIG;
+	*ms = (uint32_t)(v * mult);
+	return 0;
+}
+
+/* A duration as people write it, for error messages. */
+static void fmt_ms(uint32_t ms, char out[static 16])
+{
+	if (ms && ms % 3600000 == 0)
+		snprintf(out, 16, "%uh", (unsigned)(ms / 3600000));
+	else if (ms && ms % 60000 == 0)
+		snprintf(out, 16, "%um", (unsigned)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(out, 16, "%us", (unsigned)(ms / 1000));
+	else
+		snprintf(out, 16, "%ums", (unsigned)ms);
+}
+
+/* A NoiseKey must be a point whose X25519 with any clamped scalar is not
+ * zero, i.e. not of small order; crypto_scalarmult refuses exactly those. */
+static int noise_key_usable(const uint8_t key[static HL_KEY_LEN])
+{
+	uint8_t scalar[crypto_scalarmult_SCALARBYTES], q[crypto_scalarmult_BYTES];
+	memset(scalar, 0x42, sizeof(scalar));
+	int ok = crypto_scalarmult(q, scalar, key) == 0;
+	sodium_memzero(q, sizeof(q));
+	return ok;
+}
+
+/* A SigningKey must be a canonical Ed25519 point of the main subgroup. */
+static int signing_key_usable(const uint8_t key[static HL_KEY_LEN])
+{
+	return crypto_core_ed25519_is_valid_point(key) == 1;
+}
+
+/* ---- the parser ---- */
+
+enum key_id {
+	K_NAME, K_LISTEN, K_ADDRESS, K_KEEPALIVE, K_KEEPALIVE_TIMEOUT,
+	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY, K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+	[K_NAME] = "Name",
+	[K_LISTEN] = "Listen",
+	[K_ADDRESS] = "Address",
+	[K_KEEPALIVE] = "Keepalive",
+	[K_KEEPALIVE_TIMEOUT] = "KeepaliveTimeout",
+	[K_HANDSHAKE_TIMEOUT] = "HandshakeTimeout",
+	[K_REHANDSHAKE] = "Rehandshake",
+	[K_NOISE_KEY] = "NoiseKey",
+	[K_SIGNING_KEY] = "SigningKey",
+};
+
+#define BIT(k) (1u << (k))
+
+enum sec_kind { SEC_STATION, SEC_PEER, SEC_CARD };
+
+struct sec_def {
+	const char *header;
+	unsigned allowed, required; /* BIT(key_id) masks */
+};
+
+static const struct sec_def sec_defs[] = {
+	[SEC_STATION] = { "Station",
+			  BIT(K_NAME) | BIT(K_LISTEN) | BIT(K_ADDRESS) | BIT(K_KEEPALIVE) |
+				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
+				  BIT(K_REHANDSHAKE),
+			  BIT(K_NAME) },
+	[SEC_PEER] = { "Peer",
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
+	[SEC_CARD] = { "Station",
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
+};
+
+/* One section's values, as read so far. */
+struct section {
+	enum sec_kind kind;
+	unsigned first_line, last_line;
+	unsigned key_line[K_COUNT];          /* where each key was given; 0: not */
+	char name[HL_NAME_MAX + 1];
+	char listen[HL_ADDR_MAX + 1];
+	char address[HL_ADDR_MAX + 1];
+	uint8_t noise_key[HL_KEY_LEN];
+	uint8_t signing_key[HL_KEY_LEN];
+	uint32_t ms[K_COUNT];                /* the durations */
+};
+
+enum doc_kind { DOC_CONF, DOC_CARD };
+
+struct parser {
+	enum doc_kind doc;
+	char file[256];                      /* sanitized, for messages */
+	char *err;
+	hl_ini ini;
+	struct section cur;
+	int open;                            /* cur holds a section */
+	unsigned station_line;               /* the [Station] header, 0: none yet */
+	hl_station_conf *conf;               /* DOC_CONF */
+	hl_card *card;                       /* DOC_CARD */
+};
+
+/* Sanitized, shortened copy of untrusted text for a message. */
+static const char *quote(const char *s, size_t len, char out[static QUOTE_MAX * 3 + 4])
+{
+	size_t n = len > QUOTE_MAX ? QUOTE_MAX : len;
+	size_t o = hl_sanitize(s, n, out, QUOTE_MAX * 3, 0);
+	if (n < len)
+		memcpy(out + o, "...", 4);
+	return out;
+}
+
+static int perr(struct parser *p, unsigned line, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Writes "FILE:LINE: message" (or "FILE: message" when LINE is 0). */
+static int perr(struct parser *p, unsigned line, int code, const char *fmt, ...)
+{
+	int n = line ? snprintf(p->err, HL_CONF_ERR_LEN, "%s:%u: ", p->file, line)
+		     : snprintf(p->err, HL_CONF_ERR_LEN, "%s: ", p->file);
+	if (n < 0 || n >= HL_CONF_ERR_LEN)
+		return code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, HL_CONF_ERR_LEN - (size_t)n, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Copies an item's value into a NUL-terminated buffer of CAP bytes. */
+static int value_copy(const hl_ini_item *it, char *out, size_t cap)
+{
+	if (it->value_len + 1 > cap)
+		return HL_EINVAL;
+	memcpy(out, it->value, it->value_len);
+	out[it->value_len] = '\0';
+	return 0;
+}
+
+static int set_name(struct parser *p, const hl_ini_item *it, char out[static HL_NAME_MAX + 1])
+{
+	char q[QUOTE_MAX * 3 + 4];
+	if (value_copy(it, out, HL_NAME_MAX + 1) < 0 || !hl_name_valid(out))
+		return perr(p, it->line, HL_EINVAL,
+			    "bad Name '%s': want 1 to %d characters from a-z 0-9 . _ -, "
+			    "starting with a letter or digit",
+			    quote(it->value, it->value_len, q), HL_NAME_MAX);
+	return 0;
+}
+
+static int set_addr(struct parser *p, const hl_ini_item *it, enum key_id k,
+		    char out[static HL_ADDR_MAX + 1])
+{
+	char q[QUOTE_MAX * 3 + 4];
+	if (value_copy(it, out, HL_ADDR_MAX + 1) < 0 || hl_addr_split(out, NULL, 0, NULL) < 0)
+		return perr(p, it->line, HL_EINVAL,
+			    "bad %s '%s': want HOST:PORT or [IPv6]:PORT, port 1-65535",
+			    key_names[k], quote(it->value, it->value_len, q));
+	return 0;
+}
+
+static int set_key(struct parser *p, const hl_ini_item *it, enum key_id k,
+		   uint8_t out[static HL_KEY_LEN])
+{
+	char q[QUOTE_MAX * 3 + 4];
+	if (hl_b64_key_parse(it->value, it->value_len, out) < 0)
+		return perr(p, it->line, HL_EINVAL,
+			    "bad %s '%s': want the base64 (with padding) of 32 bytes",
+			    key_names[k], quote(it->value, it->value_len, q));
+	if (k == K_NOISE_KEY ? !noise_key_usable(out) : !signing_key_usable(out))
+		return perr(p, it->line, HL_EINVAL, "%s '%s' is not a usable %s public key",
+			    key_names[k], quote(it->value, it->value_len, q),
+			    k == K_NOISE_KEY ? "X25519" : "Ed25519");
+	return 0;
+}
+
+static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, uint32_t *out)
+{
+	char q[QUOTE_MAX * 3 + 4];
+	/* Upper bounds keep 3 x Keepalive and the timers' arithmetic in range;
+	 * Rehandshake's is the forward-secrecy promise. */
+	uint32_t max = k == K_KEEPALIVE_TIMEOUT ? 24u * 3600000 : 3600000;
+	int r = hl_duration_parse(it->value, it->value_len, out);
+	if (r < 0)
+		return perr(p, it->line, HL_EINVAL,
+			    "bad %s '%s': want a duration such as 25s (a whole number and "
+			    "ms, s, m or h)",
+			    key_names[k], quote(it->value, it->value_len, q));
+	if (*out == 0 || *out > max) {
+		char m[16];
+		fmt_ms(max, m);
+		return perr(p, it->line, HL_EINVAL, "%s '%s' must be more than 0 and at most %s",
+			    key_names[k], quote(it->value, it->value_len, q), m);
+	}
+	return 0;
+}
+
+static int on_pair(struct parser *p, const hl_ini_item *it)
+{
+	struct section *s = &p->cur;
+	const struct sec_def *def = &sec_defs[s->kind];
+	char q[QUOTE_MAX * 3 + 4];
+	int k;
+
+	for (k = 0; k < K_COUNT; k++)
+		if ((def->allowed & BIT(k)) && hl_ini_name_is(it, key_names[k]))
+			break;
+	if (k == K_COUNT)
+		return perr(p, it->line, HL_EINVAL, "unknown key '%s' in [%s]%s",
+			    quote(it->name, it->name_len, q), def->header,
+			    p->doc == DOC_CARD ? " of a card" : "");
+	if (s->key_line[k])
+		return perr(p, it->line, HL_EINVAL, "%s given twice in one section (first at line %u)",
+			    key_names[k], s->key_line[k]);
+	s->key_line[k] = it->line;
+	s->last_line = it->line;
+
+	switch ((enum key_id)k) {
+	case K_NAME:
+		return set_name(p, it, s->name);
+	case K_LISTEN:
+		return set_addr(p, it, K_LISTEN, s->listen);
+	case K_ADDRESS:
+		return set_addr(p, it, K_ADDRESS, s->address);
+	case K_NOISE_KEY:
+		return set_key(p, it, K_NOISE_KEY, s->noise_key);
+	case K_SIGNING_KEY:
+		return set_key(p, it, K_SIGNING_KEY, s->signing_key);
+	case K_KEEPALIVE:
+	case K_KEEPALIVE_TIMEOUT:
+	case K_HANDSHAKE_TIMEOUT:
+	case K_REHANDSHAKE:
+		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
+	case K_COUNT:
+		break;
+	}
+	return HL_EINVAL;
+}
+
+/* True for a Listen address that names no particular interface: it cannot
+ * be advertised as an Address. */
+static int wildcard_addr(const char *addr)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (hl_addr_split(addr, host, sizeof(host), NULL) < 0)
+		return 0;
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+static int commit_station(struct parser *p, const struct section *s)
+{
+	hl_station_conf *c = p->conf;
+	memcpy(c->name, s->name, sizeof(c->name));
+	memcpy(c->listen, s->listen, sizeof(c->listen));
+	memcpy(c->address, s->address, sizeof(c->address));
+	if (!c->address[0] && c->listen[0] && !wildcard_addr(c->listen))
+		memcpy(c->address, c->listen, sizeof(c->address));
+	c->keepalive_ms = s->key_line[K_KEEPALIVE] ? s->ms[K_KEEPALIVE]
+						   : HL_DEFAULT_KEEPALIVE_MS;
+	c->keepalive_timeout_ms = s->key_line[K_KEEPALIVE_TIMEOUT]
+					  ? s->ms[K_KEEPALIVE_TIMEOUT]
+					  : 3 * c->keepalive_ms;
+	c->handshake_timeout_ms = s->key_line[K_HANDSHAKE_TIMEOUT]
+					  ? s->ms[K_HANDSHAKE_TIMEOUT]
+					  : HL_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	c->rehandshake_ms = s->key_line[K_REHANDSHAKE] ? s->ms[K_REHANDSHAKE]
+						       : HL_DEFAULT_REHANDSHAKE_MS;
+	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
+		char a[16], b[16];
+		fmt_ms(c->keepalive_timeout_ms, a);
+		fmt_ms(c->keepalive_ms, b);
+		return perr(p, s->key_line[K_KEEPALIVE_TIMEOUT], HL_EINVAL,
+			    "KeepaliveTimeout (%s) must be longer than Keepalive (%s)", a, b);
+	}
+	return 0;
+}
+
+static int commit_peer(struct parser *p, const struct section *s)
+{
+	hl_station_conf *c = p->conf;
+	for (size_t i = 0; i < c->npeers; i++) {
+		const hl_peer_conf *o = &c->peers[i];
+		if (strcmp(o->name, s->name) == 0)
+			return perr(p, s->key_line[K_NAME], HL_EINVAL,
+				    "peer name '%s' is already used by the [Peer] at line %u",
+				    s->name, o->first_line);
+		if (memcmp(o->noise_key, s->noise_key, HL_KEY_LEN) == 0)
+			return perr(p, s->key_line[K_NOISE_KEY], HL_EINVAL,
+				    "this NoiseKey is already pinned for peer '%s' (line %u)",
+				    o->name, o->first_line);
+		if (memcmp(o->signing_key, s->signing_key, HL_KEY_LEN) == 0)
+			return perr(p, s->key_line[K_SIGNING_KEY], HL_EINVAL,
+				    "this SigningKey is already pinned for peer '%s' (line %u)",
+				    o->name, o->first_line);
+	}
+	c->peers = xrealloc(c->peers, (c->npeers + 1) * sizeof(*c->peers));
+	hl_peer_conf *n = &c->peers[c->npeers++];
+	memset(n, 0, sizeof(*n));
+	memcpy(n->name, s->name, sizeof(n->name));
+	memcpy(n->noise_key, s->noise_key, HL_KEY_LEN);
+	memcpy(n->signing_key, s->signing_key, HL_KEY_LEN);
+	memcpy(n->address, s->address, sizeof(n->address));
+	hl_fingerprint(n->noise_key, n->signing_key, n->fingerprint);
+	n->first_line = s->first_line;
+	n->last_line = s->last_line;
+	return 0;
+}
+
+static int close_section(struct parser *p)
+{
+	if (!p->open)
+		return 0;
+	p->open = 0;
+	const struct section *s = &p->cur;
+	const struct sec_def *def = &sec_defs[s->kind];
+	for (int k = 0; k < K_COUNT; k++)
+		if ((def->required & BIT(k)) && !s->key_line[k])
+			return perr(p, s->first_line, HL_EINVAL, "[%s]%s has no %s", def->header,
+				    p->doc == DOC_CARD ? " of a card" : " section", key_names[k]);
+	switch (s->kind) {
+	case SEC_STATION:
+		return commit_station(p, s);
+	case SEC_PEER:
+		return commit_peer(p, s);
+	case SEC_CARD:
+		memcpy(p->card->name, s->name, sizeof(p->card->name));
+		memcpy(p->card->noise_key, s->noise_key, HL_KEY_LEN);
+		memcpy(p->card->signing_key, s->signing_key, HL_KEY_LEN);
+		memcpy(p->card->address, s->address, sizeof(p->card->address));
+		return 0;
+	}
+	return HL_EINVAL;
+}
+
+static int on_section(struct parser *p, const hl_ini_item *it)
+{
+	char q[QUOTE_MAX * 3 + 4];
+	enum sec_kind kind;
+	int r = close_section(p);
+	if (r < 0)
+		return r;
+	if (hl_ini_name_is(it, "Station")) {
+		if (p->station_line)
+			return perr(p, it->line, HL_EINVAL,
+				    "a second [Station] section (the first is at line %u)",
+				    p->station_line);
+		p->station_line = it->line;
+		kind = p->doc == DOC_CARD ? SEC_CARD : SEC_STATION;
+	} else if (hl_ini_name_is(it, "Peer") && p->doc == DOC_CONF) {
+		if (p->conf->npeers >= HL_CONF_MAX_PEERS)
+			return perr(p, it->line, HL_ETOOBIG, "more than %d [Peer] sections",
+				    HL_CONF_MAX_PEERS);
+		kind = SEC_PEER;
+	} else {
+		return perr(p, it->line, HL_EINVAL, "unknown section '[%s]'%s",
+			    quote(it->name, it->name_len, q),
+			    p->doc == DOC_CARD ? ": a card has only [Station]" : "");
+	}
+	memset(&p->cur, 0, sizeof(p->cur));
+	p->cur.kind = kind;
+	p->cur.first_line = p->cur.last_line = it->line;
+	p->open = 1;
+	return 0;
+}
+
+/* Parses a whole document; on success the results are in p->conf/p->card. */
+static int parse_doc(struct parser *p, const char *buf, size_t len, size_t max)
+{
+	int r = 0;
+	size_t pos = 0;
+	const char *line;
+	size_t line_len;
+	hl_ini_item it;
+
+	hl_ini_init(&p->ini, 0);
+	if (len > max) {
+		r = perr(p, 0, HL_ETOOBIG, "larger than %zu bytes", max);
+		goto out;
+	}
+	while (hl_ini_next_line(buf, len, &pos, &line, &line_len)) {
+		r = hl_ini_feed(&p->ini, line, line_len, &it);
+		if (r < 0) {
+			perr(p, p->ini.line, r, "%s", p->ini.err);
+			goto out;
+		}
+		if (it.kind == HL_INI_SECTION)
+			r = on_section(p, &it);
+		else if (it.kind == HL_INI_PAIR)
+			r = on_pair(p, &it);
+		if (r < 0)
+			goto out;
+	}
+	if ((r = close_section(p)) < 0)
+		goto out;
+	if (!p->station_line)
+		r = perr(p, 0, HL_EINVAL, "%s",
+			 p->doc == DOC_CARD ? "not a card: no [Station] section"
+					    : "no [Station] section");
+out:
+	hl_ini_finish(&p->ini);
+	return r;
+}
+
+static void parser_init(struct parser *p, enum doc_kind doc, const char *filename, char *err)
+{
+	memset(p, 0, sizeof(*p));
+	p->doc = doc;
+	p->err = err;
+	err[0] = '\0';
+	if (!filename)
+		filename = doc == DOC_CARD ? "card" : HL_CONF_FILE;
+	hl_sanitize(filename, strlen(filename), p->file, sizeof(p->file), 0);
+}
+
+int hl_conf_parse(const char *buf, size_t len, const char *filename, hl_station_conf **out,
+		  char err[static HL_CONF_ERR_LEN])
+{
+	struct parser p;
+	parser_init(&p, DOC_CONF, filename, err);
+	p.conf = xcalloc(1, sizeof(*p.conf));
+	int r = parse_doc(&p, buf, len, HL_CONF_MAX_BYTES);
+	if (r < 0) {
+		hl_conf_free(p.conf);
+		*out = NULL;
+		return r;
+	}
+	*out = p.conf;
+	return 0;
+}
+
+int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN])
+{
+	char *path = hl_path_join(dir, HL_CONF_FILE);
+	char *buf = NULL;
+	size_t len = 0;
+	*out = NULL;
+	int r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
+	if (r < 0)
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", path, hl_strerror(r));
+	else
+		r = hl_conf_parse(buf, len, path, out, err);
+	free(buf);
+	free(path);
+	return r;
+}
+
+void hl_conf_free(hl_station_conf *conf)
+{
+	if (!conf)
+		return;
+	free(conf->peers);
+	free(conf);
+}
+
+const hl_peer_conf *hl_conf_peer_by_name(const hl_station_conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (strcmp(conf->peers[i].name, name) == 0)
+			return &conf->peers[i];
+	return NULL;
+}
+
+const hl_peer_conf *hl_conf_peer_by_noise_key(const hl_station_conf *conf,
+					      const uint8_t key[static HL_KEY_LEN])
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (memcmp(conf->peers[i].noise_key, key, HL_KEY_LEN) == 0)
+			return &conf->peers[i];
+	return NULL;
+}
+
+static const hl_peer_conf *peer_by_signing_key(const hl_station_conf *conf,
+					       const uint8_t key[static HL_KEY_LEN])
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (memcmp(conf->peers[i].signing_key, key, HL_KEY_LEN) == 0)
+			return &conf->peers[i];
+	return NULL;
+}
+
+int hl_card_parse(const char *buf, size_t len, const char *filename, hl_card *out,
+		  char err[static HL_CONF_ERR_LEN])
+{
+	struct parser p;
+	parser_init(&p, DOC_CARD, filename, err);
+	memset(out, 0, sizeof(*out));
+	p.card = out;
+	int r = parse_doc(&p, buf, len, HL_CARD_MAX_BYTES);
+	if (r < 0)
+		memset(out, 0, sizeof(*out));
+	return r;
+}
+
+char *hl_card_format(const hl_card *card)
+{
+	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
+	hl_b64_key(card->noise_key, nk);
+	hl_b64_key(card->signing_key, sk);
+	if (card->address[0])
+		return xasprintf("[Station]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n"
+				 "Address = %s\n",
+				 card->name, nk, sk, card->address);
+	return xasprintf("[Station]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n", card->name,
+			 nk, sk);
+}
+
+/* ---- edits of station.conf ---- */
+
+struct conf_edit {
+	int lock_fd;
+	char *path;
+	char *text;
+	size_t len;
+	mode_t mode;
+	hl_station_conf *conf;
+};
+
+static void edit_end(struct conf_edit *e)
+{
+	hl_conf_free(e->conf);
+	free(e->text);
+	free(e->path);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd); /* releases the lock */
+	e->lock_fd = -1;
+}
+
+/* Takes the conf lock, then reads and parses station.conf. */
+static int edit_begin(const char *dir, struct conf_edit *e, char *err)
+{
+	int r;
+	struct stat st;
+	char *lock = hl_path_join(dir, HL_CONF_LOCK_FILE);
+	memset(e, 0, sizeof(*e));
+	e->path = hl_path_join(dir, HL_CONF_FILE);
+	e->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (e->lock_fd < 0) {
+		r = -errno;
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", lock, strerror(-r));
+		goto out;
+	}
+	while ((r = flock(e->lock_fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (r < 0) {
+		r = -errno;
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", lock, strerror(-r));
+		goto out;
+	}
+	e->mode = stat(e->path, &st) == 0 ? (st.st_mode & 07777) : 0600;
+	r = hl_read_file(e->path, HL_CONF_MAX_BYTES, &e->text, &e->len);
+	if (r < 0) {
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", e->path, hl_strerror(r));
+		goto out;
+	}
+	r = hl_conf_parse(e->text, e->len, e->path, &e->conf, err);
+out:
+	free(lock);
+	return r;
+}
+
+/* Checks the new text once more (an edit must never leave a file that does
+ * not parse), then replaces station.conf with it. */
+static int edit_commit(struct conf_edit *e, const char *text, size_t len, char *err)
+{
+	hl_station_conf *check = NULL;
+	int r = hl_conf_parse(text, len, e->path, &check, err);
+	hl_conf_free(check);
+	if (r < 0)
+		return r;
+	r = hl_write_file_atomic(e->path, text, len, e->mode);
+	if (r < 0)
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", e->path, hl_strerror(r));
+	return r;
+}
+
+/* Checks a card before it is pinned, against the pinned peers and against
+ * this station's own keys. */
+static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_card *card,
+			  char *err)
+{
+	const hl_peer_conf *o;
+	hl_identity *id = NULL;
+	int r;
+
+	if (!hl_name_valid(card->name)) {
+		char q[QUOTE_MAX * 3 + 4];
+		snprintf(err, HL_CONF_ERR_LEN, "bad peer name '%s'",
+			 quote(card->name, strnlen(card->name, sizeof(card->name)), q));
+		return HL_EINVAL;
+	}
+	if (card->address[0] && hl_addr_split(card->address, NULL, 0, NULL) < 0) {
+		char q[QUOTE_MAX * 3 + 4];
+		snprintf(err, HL_CONF_ERR_LEN, "bad address '%s'",
+			 quote(card->address, strnlen(card->address, sizeof(card->address)), q));
+		return HL_EINVAL;
+	}
+	if (!noise_key_usable(card->noise_key) || !signing_key_usable(card->signing_key)) {
+		snprintf(err, HL_CONF_ERR_LEN, "the card's keys are not usable public keys");
+		return HL_EINVAL;
+	}
+	if ((o = hl_conf_peer_by_name(e->conf, card->name))) {
+		snprintf(err, HL_CONF_ERR_LEN,
+			 "a peer named '%s' is already pinned (%s:%u); remove it first",
+			 card->name, e->path, o->first_line);
+		return HL_EEXIST;
+	}
+	if ((o = hl_conf_peer_by_noise_key(e->conf, card->noise_key))) {
+		snprintf(err, HL_CONF_ERR_LEN,
+			 "this card's NoiseKey is already pinned as peer '%s' (%s:%u)", o->name,
+			 e->path, o->first_line);
+		return HL_EEXIST;
+	}
+	if ((o = peer_by_signing_key(e->conf, card->signing_key))) {
+		snprintf(err, HL_CONF_ERR_LEN,
+			 "this card's SigningKey is already pinned as peer '%s' (%s:%u)", o->name,
+			 e->path, o->first_line);
+		return HL_EEXIST;
+	}
+	char *idpath = hl_path_join(dir, HL_IDENTITY_FILE);
+	r = hl_identity_load(idpath, &id);
+	if (r < 0) {
+		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", idpath, hl_strerror(r));
+	} else if (memcmp(id->noise_pub, card->noise_key, HL_KEY_LEN) == 0 ||
+		   memcmp(id->sign_pk, card->signing_key, HL_KEY_LEN) == 0) {
+		snprintf(err, HL_CONF_ERR_LEN,
+			 "this card carries this station's own key: a station cannot pin itself");
+		r = HL_EEXIST;
+	}
+	hl_identity_free(id);
+	free(idpath);
+	return r;
+}
+
+int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN])
+{
+	struct conf_edit e;
+	char *text = NULL;
+	int r = edit_begin(dir, &e, err);
+	if (r < 0)
+		goto out;
+	if ((r = check_new_peer(dir, &e, card, err)) < 0)
+		goto out;
+	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
+	hl_b64_key(card->noise_key, nk);
+	hl_b64_key(card->signing_key, sk);
+	/* Appended after a blank line; the file's last line gets its '\n'. */
+	const char *nl = e.len && e.text[e.len - 1] != '\n' ? "\n" : "";
+	text = xasprintf("%.*s%s%s[Peer]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n%s%s%s",
+			 (int)e.len, e.text, nl, e.len ? "\n" : "", card->name, nk, sk,
+			 card->address[0] ? "Address = " : "", card->address,
+			 card->address[0] ? "\n" : "");
+	r = edit_commit(&e, text, strlen(text), err);
+out:
+	free(text);
+	edit_end(&e);
+	return r;
+}
+
+/* Byte offset where line LINE (1-based) starts; LEN past the last line. */
+static size_t line_offset(const char *text, size_t len, unsigned line)
+{
+	size_t pos = 0;
+	for (unsigned l = 1; l < line && pos < len; l++) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		pos = nl ? (size_t)(nl - text) + 1 : len;
+	}
+	return pos;
+}
+
+static int blank_between(const char *s, const char *e)
+{
+	for (; s < e; s++)
+		if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
+			return 0;
+	return 1;
+}
+
+int hl_conf_remove_peer(const char *dir, const char *name, char err[static HL_CONF_ERR_LEN])
+{
+	struct conf_edit e;
+	char *text = NULL;
+	int r = edit_begin(dir, &e, err);
+	if (r < 0)
+		goto out;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(e.conf, name);
+	if (!peer) {
+		char q[QUOTE_MAX * 3 + 4];
+		snprintf(err, HL_CONF_ERR_LEN, "no peer named '%s' in %s",
+			 quote(name, strlen(name), q), e.path);
+		r = HL_ENOTFOUND;
+		goto out;
+	}
+	/* The section runs from its header to its last key; comments after it
+	 * stay (they may introduce the next section).  One blank line before
+	 * the header goes too, the one hl_conf_add_peer put there. */
+	size_t from = line_offset(e.text, e.len, peer->first_line);
+	size_t to = line_offset(e.text, e.len, peer->last_line + 1);
+	if (peer->first_line > 1) {
+		size_t prev = line_offset(e.text, e.len, peer->first_line - 1);
+		size_t next_end = line_offset(e.text, e.len, peer->last_line + 2);
+		/* ...unless the next line is a header that needs the separation. */
+		if (blank_between(e.text + prev, e.text + from) &&
+		    (to == e.len || blank_between(e.text + to, e.text + next_end)))
+			from = prev;
+	}
+	size_t len = e.len - (to - from);
+	text = xmalloc(len + 1);
+	memcpy(text, e.text, from);
+	memcpy(text + from, e.text + to, e.len - to);
+	text[len] = '\0';
+	r = edit_commit(&e, text, len, err);
+out:
+	free(text);
+	edit_end(&e);
+	return r;
+}

@@ -1,0 +1,372 @@
+"""Integration tests for the station commands: init, card, peer add/list/remove.
+
+Runs the real binary (env HOTLINE_BIN) against station directories under
+pytest's tmp_path.  Every refused `peer add` must exit 1 with one clear line
+on stderr and leave station.conf byte-identical; usage errors exit 2; no
+command ever prints a private key.
+"""
+import base64
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+BIN = os.environ.get("HOTLINE_BIN", "")
+FP_RE = re.compile(r"Fingerprint: (\d{5}(?: \d{5}){7})")
+
+
+def run(station, *args, stdin=None):
+    """Runs hotline -d STATION ARGS; returns the CompletedProcess (text)."""
+    cmd = [BIN]
+    if station is not None:
+        cmd += ["-d", str(station)]
+    proc = subprocess.run(cmd + [str(a) for a in args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+    run.outputs.append(proc.stdout + proc.stderr)
+    return proc
+
+
+run.outputs = []
+
+
+@pytest.fixture(autouse=True)
+def _need_binary():
+    if not BIN or not os.access(BIN, os.X_OK):
+        pytest.fail("HOTLINE_BIN does not name the hotline binary: %r" % BIN)
+    run.outputs = []
+
+
+def init(tmp_path, name, *extra):
+    d = tmp_path / name
+    p = run(d, "init", name, *extra)
+    assert p.returncode == 0, p.stderr
+    m = FP_RE.search(p.stdout)
+    assert m, p.stdout
+    return d, m.group(1)
+
+
+def card(station, path):
+    p = run(station, "card")
+    assert p.returncode == 0, p.stderr
+    path.write_text(p.stdout)
+    return p.stdout
+
+
+def private_keys(station):
+    """The base64 private keys from identity.key."""
+    text = (station / "identity.key").read_text()
+    keys = re.findall(r"^\s*\w+PrivateKey\s*=\s*(\S+)\s*$", text, re.M)
+    assert len(keys) == 2, text
+    for k in keys:
+        assert len(base64.b64decode(k, validate=True)) == 32
+    return keys
+
+
+@pytest.fixture
+def two(tmp_path):
+    """Two fresh stations and their cards."""
+    w, wfp = init(tmp_path, "washington", "--listen", "127.0.0.1:7100")
+    p, pfp = init(tmp_path, "pyongyang", "--listen", "127.0.0.1:7200")
+    wcard, pcard = tmp_path / "w.card", tmp_path / "p.card"
+    card(w, wcard)
+    card(p, pcard)
+    return {"w": w, "wfp": wfp, "p": p, "pfp": pfp, "wcard": wcard, "pcard": pcard,
+            "tmp": tmp_path}
+
+
+def refused(station, *args, needle, stdin=None):
+    """Asserts a refused command: exit 1, one line naming NEEDLE, no change."""
+    conf = station / "station.conf"
+    before = conf.read_bytes()
+    p = run(station, *args, stdin=stdin)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0], p.stderr
+    assert conf.read_bytes() == before
+    return lines[0]
+
+
+def test_init_creates_station(tmp_path):
+    d, fp = init(tmp_path, "washington", "--listen", "127.0.0.1:7100")
+    assert stat.S_IMODE((d / "identity.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    conf = (d / "station.conf").read_text()
+    assert "Name = washington" in conf
+    assert "Listen = 127.0.0.1:7100" in conf
+    text = card(d, tmp_path / "c")
+    assert text.startswith("[Station]\nName = washington\n")
+    assert "Address = 127.0.0.1:7100\n" in text
+    assert re.search(r"^NoiseKey = [A-Za-z0-9+/]{43}=$", text, re.M)
+    assert re.search(r"^SigningKey = [A-Za-z0-9+/]{43}=$", text, re.M)
+
+
+def test_init_default_listen_has_no_card_address(tmp_path):
+    d, _ = init(tmp_path, "a")
+    assert "Listen = 0.0.0.0:7100" in (d / "station.conf").read_text()
+    assert "Address" not in run(d, "card").stdout
+    d2, _ = init(tmp_path, "b", "--address", "192.0.2.7:7100")
+    assert "Address = 192.0.2.7:7100\n" in run(d2, "card").stdout
+
+
+def test_init_refuses_existing_station(tmp_path):
+    d, _ = init(tmp_path, "washington")
+    key = (d / "identity.key").read_bytes()
+    conf = (d / "station.conf").read_bytes()
+    p = run(d, "init", "other")
+    assert p.returncode == 1
+    assert "not overwriting" in p.stderr
+    assert (d / "identity.key").read_bytes() == key
+    assert (d / "station.conf").read_bytes() == conf
+    # Either file alone is enough to refuse, and nothing is left behind.
+    (d / "station.conf").unlink()
+    assert run(d, "init", "other").returncode == 1
+    assert not (d / "station.conf").exists()
+    assert (d / "identity.key").read_bytes() == key
+
+
+def test_init_in_existing_empty_dir(tmp_path):
+    d = tmp_path / "s"
+    d.mkdir()
+    p = run(d, "init", "s")
+    assert p.returncode == 0, p.stderr
+    assert (d / "identity.key").exists()
+
+
+def strace_works():
+    try:
+        return subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def test_init_failure_leaves_nothing(tmp_path):
+    # The parent directory does not exist: nothing may be created.
+    d = tmp_path / "missing" / "s"
+    p = run(d, "init", "s")
+    assert p.returncode == 1
+    assert "missing" in p.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("syscall,made", [
+    ("fsync", "identity.key"),   # the identity cannot be made durable
+    ("link", "station.conf"),    # station.conf cannot be put in place
+])
+def test_init_fault_leaves_no_half_station(tmp_path, syscall, made):
+    """A failure at any step removes what init created (fault injected with
+    strace, so the real binary runs unmodified)."""
+    if not strace_works():
+        pytest.skip("strace cannot trace here (needed for fault injection)")
+    # LeakSanitizer cannot run under ptrace; the rest of ASan can.
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    d = tmp_path / "s"
+    p = subprocess.run(["strace", "-qq", "-f", "-o", "/dev/null", "-e", "trace=" + syscall,
+                        "-e", "inject=%s:error=EIO:when=1" % syscall,
+                        BIN, "-d", str(d), "init", "s"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 1, p.stderr
+    assert made in p.stderr and "Input/output error" in p.stderr
+    assert not d.exists(), list(d.iterdir())
+    # The same with a directory that already existed: it stays, empty.
+    d.mkdir()
+    p = subprocess.run(["strace", "-qq", "-f", "-o", "/dev/null", "-e", "trace=" + syscall,
+                        "-e", "inject=%s:error=EIO:when=1" % syscall,
+                        BIN, "-d", str(d), "init", "s"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 1
+    assert list(d.iterdir()) == []
+    # And without the fault, init then works there.
+    assert run(d, "init", "s").returncode == 0
+
+
+def test_exchange_cards_and_pin(two):
+    w, p = two["w"], two["p"]
+    a = run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"])
+    assert a.returncode == 0, a.stderr
+    assert "pyongyang" in a.stdout and two["pfp"] in a.stdout
+    # From stdin, fingerprint typed with dashes and without spaces
+    fp = two["wfp"].replace(" ", "-")
+    b = run(p, "peer", "add", "-", "--fingerprint", fp, stdin=two["wcard"].read_text())
+    assert b.returncode == 0, b.stderr
+    lw = run(w, "peer", "list")
+    assert lw.returncode == 0
+    assert lw.stdout == "pyongyang\t%s\t127.0.0.1:7200\n" % two["pfp"]
+    lp = run(p, "peer", "list")
+    assert lp.stdout == "washington\t%s\t127.0.0.1:7100\n" % two["wfp"]
+
+
+def test_options_after_positional_and_address_override(two):
+    w = two["w"]
+    a = run(w, "peer", "add", "--address", "[::1]:7200", two["pcard"])
+    assert a.returncode == 0, a.stderr
+    assert run(w, "peer", "list").stdout.endswith("\t[::1]:7200\n")
+    assert "Address = [::1]:7200" in (w / "station.conf").read_text()
+
+
+def test_wrong_fingerprint_refused(two):
+    wrong = "12345 67890 12345 67890 12345 67890 12345 67890"
+    line = refused(two["w"], "peer", "add", two["pcard"], "--fingerprint", wrong,
+                   needle="fingerprint mismatch")
+    assert two["pfp"] in line and wrong in line
+    # The other station's fingerprint is wrong for this card too.
+    refused(two["w"], "peer", "add", two["pcard"], "--fingerprint", two["wfp"],
+            needle="fingerprint mismatch")
+
+
+def test_duplicate_name_refused(two, tmp_path):
+    w = two["w"]
+    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    # Another station that calls itself pyongyang too
+    other, _ = init(tmp_path, "other")
+    text = run(other, "card").stdout.replace("Name = other", "Name = pyongyang")
+    refused(w, "peer", "add", "-", stdin=text, needle="a peer named 'pyongyang' is already pinned")
+    # The very same card again
+    refused(w, "peer", "add", two["pcard"], needle="already pinned")
+
+
+def test_same_key_other_name_refused(two):
+    w = two["w"]
+    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    text = two["pcard"].read_text().replace("Name = pyongyang", "Name = impostor")
+    refused(w, "peer", "add", "-", stdin=text, needle="already pinned as peer 'pyongyang'")
+    # One key of the pinned peer mixed with a fresh station's other key
+    fresh, _ = init(two["tmp"], "fresh")
+    fcard = run(fresh, "card").stdout
+    sk = re.search(r"^SigningKey = .*$", two["pcard"].read_text(), re.M).group(0)
+    mixed = re.sub(r"^SigningKey = .*$", sk, fcard, flags=re.M)
+    refused(w, "peer", "add", "-", stdin=mixed,
+            needle="SigningKey is already pinned as peer 'pyongyang'")
+
+
+def test_own_card_refused(two):
+    refused(two["w"], "peer", "add", two["wcard"], needle="cannot pin itself")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("", "no [Station] section"),
+    ("hello\n", "stdin:1:"),
+    ("[Station]\nName = x\n", "has no NoiseKey"),
+    ("[Station]\nName = BAD\nNoiseKey = x\nSigningKey = y\n", "stdin:2: bad Name 'BAD'"),
+    ("[Station]\nName = x\nNoiseKey = AAAA\nSigningKey = AAAA\n", "stdin:3: bad NoiseKey 'AAAA'"),
+    ("[Peer]\nName = x\n", "stdin:1: unknown section '[Peer]'"),
+    ("[Station]\nName = x\x1b[2J\n", "control character"),
+    ("#" * 5000 + "\n", "larger than"),
+])
+def test_malformed_card_refused(two, text, needle):
+    line = refused(two["w"], "peer", "add", "-", stdin=text, needle=needle)
+    assert "\x1b" not in line
+
+
+def test_card_with_extra_key_refused(two):
+    text = two["pcard"].read_text() + "Listen = 1.2.3.4:5\n"
+    refused(two["w"], "peer", "add", "-", stdin=text, needle="unknown key 'Listen'")
+
+
+def test_card_file_missing(two):
+    refused(two["w"], "peer", "add", two["tmp"] / "nope.card", needle="nope.card")
+
+
+def test_remove(two):
+    w = two["w"]
+    before = (w / "station.conf").read_bytes()
+    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    r = run(w, "peer", "remove", "pyongyang")
+    assert r.returncode == 0, r.stderr
+    assert run(w, "peer", "list").stdout == ""
+    assert (w / "station.conf").read_bytes() == before
+    refused(w, "peer", "remove", "pyongyang", needle="no peer named 'pyongyang'")
+    # Pinned again after removal
+    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+
+
+def test_comments_survive_edits(two):
+    w = two["w"]
+    conf = w / "station.conf"
+    conf.write_text(conf.read_text() + "# our note; keep = this\n")
+    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert "# our note; keep = this\n" in conf.read_text()
+    assert run(w, "peer", "remove", "pyongyang").returncode == 0
+    assert "# our note; keep = this\n" in conf.read_text()
+
+
+def test_bad_station_conf_is_reported_with_line(two):
+    w = two["w"]
+    conf = w / "station.conf"
+    conf.write_text(conf.read_text() + "Keepalive = soon\n")
+    p = run(w, "card")
+    assert p.returncode == 1
+    assert re.search(r"station\.conf:\d+: bad Keepalive 'soon'", p.stderr), p.stderr
+    refused(w, "peer", "add", two["pcard"], needle="bad Keepalive 'soon'")
+
+
+def test_no_station(tmp_path):
+    for args in (["card"], ["peer", "list"], ["peer", "remove", "x"]):
+        p = run(tmp_path / "none", *args)
+        assert p.returncode == 1, args
+        assert "hotline init" in p.stderr
+
+
+def test_private_keys_never_printed(two):
+    w, p = two["w"], two["p"]
+    run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"])
+    run(p, "peer", "add", two["wcard"])
+    run(w, "peer", "add", two["pcard"])
+    run(w, "peer", "add", two["wcard"])
+    run(w, "peer", "add", "-", stdin=(w / "identity.key").read_text())
+    run(w, "peer", "add", w / "identity.key")
+    run(w, "peer", "list")
+    run(w, "card")
+    run(w, "init", "again")
+    run(w, "--help")
+    run(w, "peer", "remove", "pyongyang")
+    out = "".join(run.outputs)
+    assert "pyongyang" in out  # the outputs were captured
+    for station in (w, p):
+        for key in private_keys(station):
+            assert key not in out
+            # nor its raw bytes' hex
+            assert base64.b64decode(key).hex() not in out
+
+
+@pytest.mark.parametrize("args", [
+    ["init"],
+    ["init", "a", "b"],
+    ["init", "Bad"],
+    ["init", "a", "--listen", "nowhere"],
+    ["init", "a", "--address", "1.2.3.4"],
+    ["init", "a", "--listen"],
+    ["init", "a", "--bogus"],
+    ["card", "extra"],
+    ["card", "--bogus"],
+    ["peer"],
+    ["peer", "frobnicate"],
+    ["peer", "add"],
+    ["peer", "add", "a", "b"],
+    ["peer", "add", "x.card", "--fingerprint", "123"],
+    ["peer", "add", "x.card", "--address", "nowhere"],
+    ["peer", "add", "x.card", "--fingerprint"],
+    ["peer", "list", "extra"],
+    ["peer", "remove"],
+    ["peer", "remove", "a", "b"],
+])
+def test_usage_errors_exit_2(tmp_path, args):
+    p = run(tmp_path / "s", *args)
+    assert p.returncode == 2, (args, p.stdout, p.stderr)
+    assert p.stderr.startswith("hotline "), p.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["init", "--help"], ["card", "--help"], ["peer", "--help"], ["peer", "add", "--help"],
+    ["peer", "list", "--help"], ["peer", "remove", "--help"],
+])
+def test_help(tmp_path, args):
+    p = run(tmp_path / "s", *args)
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: hotline ")
+    assert not (tmp_path / "s").exists()
