@@ -136,6 +136,8 @@ struct hl_msg_row {
 	bool unread;                  /* IN */
 	unsigned n_att;
 	struct hl_att_row *att;       /* xmalloc'd array of n_att */
+	uint64_t body_done;           /* IN: bytes of a chunked body (part 0)
+	                               * durable so far; body_size once set */
 };
 /* Frees what a read allocated inside ROW (not ROW itself). */
 void hl_msg_row_clear(struct hl_msg_row *row);
@@ -170,5 +172,32 @@ int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
  * for the quota. */
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
+
+/* ---- additions made while implementing the store ---- */
+
+/* The schema version this code writes.  hl_store_open() migrates an older
+ * store to it, one step per transaction, and refuses a newer one
+ * (HL_EUNSUPP). */
+#define HL_STORE_SCHEMA_VERSION 2
+
+/* Why the last hl_store_open() in this thread failed: one line naming the
+ * file and the cause (for example a schema newer than this hotline). */
+const char *hl_store_open_errmsg(void);
+
+/* hl_store_open(), migrating only up to VERSION (1..HL_STORE_SCHEMA_VERSION):
+ * for migration tests.  Below the current version only the queries the
+ * older schema can answer work. */
+int hl_store_open_version(const char *dir, int version, hl_store **out);
+
+/* IN: bytes of a body sent in CHUNKs (part 0) durable so far, for RESUME
+ * (attachments use hl_store_set_part_done). */
+int hl_store_set_body_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+			   uint64_t done);
+
+/* Checks the store's invariants: SQLite's quick_check, foreign keys, and the
+ * per-peer derived values (IN contiguity, quota usage) against a recount.
+ * 0, or HL_ESTORE with the first violation in hl_store_errmsg().  Reads
+ * every row: for tests, crash checks and diagnostics, not the hot path. */
+int hl_store_verify(hl_store *st);
 
 #endif
