@@ -17,7 +17,11 @@
  * Concurrency: the CLI and the daemon open the store at once; writers use
  * BEGIN IMMEDIATE and a busy timeout.  Every function returns 0 or a
  * negative HL_E* code (HL_ESTORE with the SQLite message kept for
- * hl_store_errmsg()). */
+ * hl_store_errmsg()).  Inserting what is already there (the same item
+ * position, message id or class_seq) is HL_EEXIST and changes nothing; a
+ * row that names a missing peer or item is HL_ENOTFOUND.  A call that
+ * fails changes nothing, inside a transaction or not.  A handle belongs to
+ * one thread at a time; callbacks may call back into the store. */
 #ifndef HL_STORE_STORE_H
 #define HL_STORE_STORE_H
 
@@ -92,10 +96,12 @@ int hl_store_insert_item(hl_store *st, const struct hl_item_row *row);
  * (capacity CAP, HL_ITEM_MAX suffices). */
 int hl_store_get_item(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
 		      struct hl_item_row *row, uint8_t *buf, size_t cap);
-/* IN: a tombstone at SEQ for an item refused with CODE. */
+/* IN: a tombstone at SEQ for an item refused with CODE (HASH is the
+ * refused item's hash). */
 int hl_store_insert_tombstone(hl_store *st, int64_t peer_id, uint64_t seq,
 			      const uint8_t hash[static HL_HASH_LEN], unsigned code);
-/* OUT: mark [FIRST, LAST] acknowledged by the peer. */
+/* OUT: mark [FIRST, LAST] acknowledged by the peer (seqs we never
+ * authored are ignored). */
 int hl_store_ack_range(hl_store *st, int64_t peer_id, uint64_t first, uint64_t last);
 /* OUT items not yet acknowledged, ordered by precedence (most urgent
  * first) then seq; at most LIMIT rows; FN returns nonzero to stop. */
@@ -142,6 +148,10 @@ struct hl_msg_row {
 /* Frees what a read allocated inside ROW (not ROW itself). */
 void hl_msg_row_clear(struct hl_msg_row *row);
 
+/* The message's item (peer_id, dir, seq) must be stored first.  IN
+ * messages start unread, OUT ones read (ROW's unread is ignored); att[i]
+ * is stored as attachment i (its idx is ignored); body NULL with a
+ * body_size means "not received yet". */
 int hl_store_insert_message(hl_store *st, const struct hl_msg_row *row);
 /* HL_ENOTFOUND when absent.  ID_PREFIX_HEX may be a unique prefix of at
  * least 8 hex digits (HL_EEXIST when it is ambiguous). */
@@ -155,22 +165,33 @@ struct hl_msg_filter {
 	bool unread_only;
 	bool visible_only;            /* IN: complete messages only */
 };
-/* Messages in order (IN: received_at then seq; OUT: seq), FN per row (the
- * row's allocations are freed after FN returns). */
+/* Messages in order (IN: received_at then seq; OUT: the order they were
+ * stored, which is seq order for each peer), FN per row (the row's
+ * allocations are freed after FN returns).  FN returns nonzero to stop; a
+ * negative value is returned. */
 int hl_store_each_message(hl_store *st, const struct hl_msg_filter *f,
 			  int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
 
+/* States only move forward (queued -> sent -> delivered | refused;
+ * partial -> complete).  AT_MS becomes delivered_at (DELIVERED) or
+ * received_at (COMPLETE) the first time; REASON, when not NULL, is kept.
+ * A state the message has already passed (a late "sent" after
+ * "delivered") changes nothing and returns 0; a state of the other
+ * direction is HL_EINVAL. */
 int hl_store_set_state(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		       enum hl_msg_state state, const char *reason, int64_t at_ms);
 int hl_store_mark_read(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN]);
-/* IN: record a completed body (part 0) and attachment progress. */
+/* IN: record a completed body (part 0; LEN must equal body_size) and
+ * attachment progress: IDX is the attachment's index (hl_att_row.idx,
+ * 0-based; part IDX + 1 on the wire), DONE at most its size. */
 int hl_store_set_body(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		      const uint8_t *body, size_t len);
 int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 			   unsigned idx, uint64_t done);
 
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
- * for the quota. */
+ * for the quota: the declared sizes of every IN message, so space a
+ * partial message will need counts from the start. */
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 
 /* ---- additions made while implementing the store ---- */
