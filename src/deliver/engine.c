@@ -757,7 +757,7 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(code), text);
 	hl_warn("peer %s: refused message seq %llu: %s", e->peer_name,
 		(unsigned long long)m->seq, reason);
-	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED, reason, hl_now_ms());
+	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED_IN, reason, hl_now_ms());
 	if (ret < 0)
 		return ret;
 	for (unsigned i = 1; i < NPARTS_MAX; i++) {
