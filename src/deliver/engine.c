@@ -58,7 +58,10 @@
 
 #define OUT_WINDOW 4096
 #define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
-#define SYNC_EVERY (8u << 20)        /* make part progress durable every 8 MiB */
+/* Part progress is made durable every size/64 bytes, between 1 and 8 MiB:
+ * a broken transfer resends at most about that much. */
+#define SYNC_MIN (1u << 20)
+#define SYNC_MAX (8u << 20)
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 
@@ -1264,7 +1267,9 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
-	if (c.part > 0 && p->done - p->durable >= SYNC_EVERY) {
+	uint64_t every = p->size / 64;
+	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
+	if (c.part > 0 && p->done - p->durable >= every) {
 		if (fdatasync(p->fd) < 0) {
 			ret = -errno;
 			set_error(e, "cannot sync %s.part: %s", p->path, strerror(errno));
