@@ -139,6 +139,11 @@ struct refusal {
 	char text[HL_REFUSE_TEXT_MAX + 1];
 };
 
+struct event {
+	enum hl_engine_event ev;
+	uint8_t id[HL_MSG_ID_LEN];
+};
+
 struct resume_map {
 	struct hl_resume_entry *e;
 	size_t n;
@@ -169,6 +174,8 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
+	struct event *events;        /* for the operator, after the commit */
+	size_t nev, capev;
 
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
@@ -190,6 +197,19 @@ static void set_error(hl_engine *e, const char *fmt, ...)
 const char *hl_engine_error(const hl_engine *e)
 {
 	return e->error;
+}
+
+static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+{
+	if (!e->env.on_event)
+		return;
+	if (e->nev == e->capev) {
+		e->capev = e->capev ? 2 * e->capev : 16;
+		e->events = xrealloc(e->events, e->capev * sizeof(*e->events));
+	}
+	e->events[e->nev].ev = ev;
+	memcpy(e->events[e->nev].id, id, HL_MSG_ID_LEN);
+	e->nev++;
 }
 
 static bool prec_valid(unsigned p)
@@ -603,7 +623,7 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
-	while (hl_link_writable(e->link)) {
+	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q;
 		struct out_entry *x = pick(e, &q);
 		if (!x)
@@ -726,6 +746,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 			return 0;
 		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
 			return ret;
+		add_event(e, HL_EV_ARRIVED, m->id);
 		if (e->nrcpt == e->caprcpt) {
 			e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
 			e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
@@ -763,6 +784,7 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED_IN, reason, hl_now_ms());
 	if (ret < 0)
 		return ret;
+	add_event(e, HL_EV_REFUSED_IN, m->id);
 	for (unsigned i = 1; i < NPARTS_MAX; i++) {
 		struct in_part *p = &m->parts[i];
 		if (!p->present)
@@ -1088,8 +1110,10 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 			return ret;
 		struct hl_msg_row row = { 0 };
 		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r->seq, &row);
-		if (ret == 0 && row.state != HL_MSG_DELIVERED)
+		if (ret == 0 && row.state != HL_MSG_DELIVERED) {
 			ret = hl_store_set_state(st, row.id, HL_MSG_DELIVERED, NULL, now);
+			add_event(e, HL_EV_DELIVERED, row.id);
+		}
 		hl_msg_row_clear(&row);
 		if (ret < 0 && ret != HL_ENOTFOUND)
 			return ret;
@@ -1387,8 +1411,10 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
 		return ret;
 	struct hl_msg_row row = { 0 };
 	ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r.seq, &row);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = hl_store_set_state(st, row.id, HL_MSG_REFUSED, reason, hl_now_ms());
+		add_event(e, HL_EV_REFUSED, row.id);
+	}
 	hl_msg_row_clear(&row);
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
@@ -1586,6 +1612,9 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 
 void hl_engine_postcommit(hl_engine *e, uint64_t now)
 {
+	for (size_t i = 0; i < e->nev; i++)
+		e->env.on_event(e->env.user, e->peer_name, e->events[i].ev, e->events[i].id);
+	e->nev = 0;
 	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
 		if (e->need_ack && send_ack(e, now) < 0)
 			hl_debug("peer %s: ACK deferred", e->peer_name);
@@ -1598,6 +1627,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 
 void hl_engine_abort(hl_engine *e)
 {
+	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
 	e->need_ack = false;
@@ -1634,6 +1664,7 @@ void hl_engine_free(hl_engine *e)
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);
+	free(e->events);
 	free(e->rec);
 	free(e->itembuf);
 	free(e);
