@@ -463,7 +463,8 @@ static int load_initial(hl_engine *e)
 		set_error(e, "store: %s", hl_store_errmsg(st));
 		return ret;
 	}
-	qsort(lc.arr, lc.n, sizeof(*lc.arr), cmp_entry);
+	if (lc.n)
+		qsort(lc.arr, lc.n, sizeof(*lc.arr), cmp_entry);
 	for (size_t i = 0; i < lc.n; i++) {
 		/* an acked-with-parts message is never also unacked */
 		if (i > 0 && lc.arr[i]->seq == lc.arr[i - 1]->seq) {
