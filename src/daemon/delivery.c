@@ -136,8 +136,20 @@ void hl_delivery_poke(struct hl_daemon *d)
 static void on_poll(uv_timer_t *t)
 {
 	struct hl_daemon *d = t->data;
-	if (!d->txn.open && hl_store_changed(d->store))
+	if (d->txn.open)
+		return;
+	if (hl_store_changed(d->store)) {
 		hl_delivery_poke(d);
+		return;
+	}
+	/* Items refused for now (quota) are offered again on a timer. */
+	uint64_t now = uv_now(&d->loop);
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine || !p->session)
+			continue;
+		hl_engine_pump(p->engine, now);
+		hl_conn_flush(p->session);
+	}
 }
 
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)

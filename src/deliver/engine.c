@@ -64,6 +64,7 @@
 #define SYNC_MAX (8u << 20)
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
+#define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
 
 int hl_txn_need(struct hl_txn *t)
 {
@@ -91,6 +92,7 @@ struct out_entry {
 	bool acked;             /* the peer holds the item durably */
 	bool item_sent;         /* sent in this session (or needs no sending) */
 	bool parts_known;
+	uint64_t retry_at;      /* refused for now (quota): not before this time */
 	unsigned nparts, cur;   /* parts[cur..] still to send */
 	struct out_part *parts; /* index = part number; NULL when none */
 	uint8_t *body;          /* part 0 when the body is not inline */
@@ -604,13 +606,14 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	return 0;
 }
 
-/* The entry to work on: the most urgent queue's cursor. */
-static struct out_entry *pick(hl_engine *e, struct out_queue **qout)
+/* The entry to work on: the most urgent queue's cursor (a queue whose
+ * cursor waits for a retry is passed over). */
+static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t now)
 {
 	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
 		struct out_queue *q = &e->q[p];
 		queue_fix_cursor(q);
-		if (q->cursor) {
+		if (q->cursor && q->cursor->retry_at <= now) {
 			*qout = q;
 			return q->cursor;
 		}
@@ -626,7 +629,7 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		hl_engine_refresh(e);
 	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q;
-		struct out_entry *x = pick(e, &q);
+		struct out_entry *x = pick(e, &q, now);
 		if (!x)
 			break;
 		int ret = x->item_sent ? send_chunk(e, x, now) : send_item(e, x, now);
@@ -983,6 +986,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	    e->nin >= MAX_PARTIAL_IN) {
 		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
 			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
+		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
+			  (unsigned long long)it->seq, (unsigned long long)total);
 		queue_refusal(e, it->seq, hash, HL_REFUSE_QUOTA, "over quota or disk reserve");
 		return 0;
 	}
@@ -1370,7 +1375,7 @@ static int on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	return 0;
 }
 
-static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
+static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_refuse r;
 	hl_store *st = e->env.txn->store;
@@ -1389,21 +1394,29 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
 	hl_sanitize((const char *)r.text, r.text_len, text, sizeof(text), 0);
 	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(r.code), text);
 	hl_warn("peer %s refused item %llu: %s", e->peer_name, (unsigned long long)r.seq, reason);
-	/* off the queue for this session */
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
 		for (struct out_entry *x = e->q[p].head; x; x = x->next) {
-			if (x->seq == r.seq) {
+			if (x->seq != r.seq)
+				continue;
+			if (r.code == HL_REFUSE_QUOTA) {
+				/* Temporary: send the item again later.  Its
+				 * precedence waits (order within it is kept);
+				 * the others go on. */
+				x->item_sent = false;
+				x->retry_at = now + QUOTA_RETRY_MS;
+			} else {
+				/* final: off the queue */
 				x->item_sent = true;
 				x->cur = x->nparts;
-				if (r.code != HL_REFUSE_QUOTA)
-					x->acked = true;
+				x->acked = true;
 			}
 		}
 		queue_fix_cursor(&e->q[p]);
 		queue_prune(e, &e->q[p]);
 	}
 	if (r.code == HL_REFUSE_QUOTA) {
-		set_error(e, "peer refused for now: %s", reason);
+		set_error(e, "peer refused item %llu for now (retrying): %s",
+			  (unsigned long long)r.seq, reason);
 		return 0;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0)
@@ -1429,7 +1442,7 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
 	case HL_REC_CHUNK: ret = on_chunk(e, body, len); break;
 	case HL_REC_ACK: ret = on_ack(e, body, len); break;
 	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
-	case HL_REC_REFUSE: ret = on_refuse(e, body, len); break;
+	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
 	default:
 		return 0; /* other application records are not ours */
 	}

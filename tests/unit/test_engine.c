@@ -27,6 +27,7 @@
 
 #include "deliver/engine.h"
 #include "msg/message.h"
+#include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
 
@@ -99,10 +100,13 @@ static void side_pin(struct side *s, const struct side *other, const char *name)
 	hl_fingerprint(s->peer.noise_key, s->peer.signing_key, s->peer.fingerprint);
 }
 
+static uint64_t quota_for_b;
+
 static void engine_up(struct side *s)
 {
 	struct hl_engine_env env = {
 		.dir = s->dir, .txn = &s->txn, .me = s->id,
+		.quota_bytes = s == &B ? quota_for_b : 0,
 	};
 	assert_int_equal(hl_engine_new(&s->eng, &env, &s->peer), 0);
 }
@@ -475,6 +479,55 @@ static void test_crashes_exactly_once(void **state)
 	check_all_delivered(1000);
 }
 
+/* A message over the receiver's quota is refused for now, not stored, not
+ * lost: the sender keeps it queued, offers it again later, and it is
+ * delivered once the receiver has room. */
+static void test_quota_refuses_for_now(void **state)
+{
+	(void)state;
+	char *doc = xasprintf("%s/big.bin", A.dir);
+	make_file(doc, 2u << 20);
+	quota_for_b = 1u << 20;
+	crash(&B);
+	crash(&A);
+	links_up();
+	send_file(&A, HL_PREC_ROUTINE, doc, doc_id);
+	uint8_t id2[16];
+	send_text(&A, HL_PREC_FLASH, "p3-0", id2);
+	run(1 << 20, NULL);
+	struct hl_msg_row row = { 0 };
+	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), HL_ENOTFOUND);
+	hl_msg_row_clear(&row);
+	/* the FLASH one was not held up by the refused ROUTINE one */
+	assert_int_equal(hl_store_get_message_by_id(B.store, id2, &row), 0);
+	assert_int_equal(row.state, HL_MSG_COMPLETE);
+	hl_msg_row_clear(&row);
+	assert_int_equal(hl_store_get_message_by_id(A.store, doc_id, &row), 0);
+	assert_int_equal(row.state, HL_MSG_QUEUED);
+	hl_msg_row_clear(&row);
+	assert_non_null(strstr(hl_engine_error(A.eng), "for now"));
+	assert_non_null(strstr(hl_engine_error(B.eng), "quota"));
+	/* later, the same session offers it again (and is refused again) */
+	uint64_t before = A.bytes_out;
+	now_ms += 6000;
+	run(1 << 20, NULL);
+	assert_true(A.bytes_out > before);
+	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), HL_ENOTFOUND);
+	/* room at the receiver: delivered */
+	quota_for_b = 0;
+	crash(&B);
+	crash(&A);
+	links_up();
+	run(1 << 20, NULL);
+	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), 0);
+	assert_int_equal(row.state, HL_MSG_COMPLETE);
+	hl_msg_row_clear(&row);
+	assert_int_equal(hl_store_get_message_by_id(A.store, doc_id, &row), 0);
+	assert_int_equal(row.state, HL_MSG_DELIVERED);
+	hl_msg_row_clear(&row);
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +535,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flash_overtakes_document, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crashes_exactly_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_refuses_for_now, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
