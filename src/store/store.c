@@ -1255,19 +1255,12 @@ int hl_store_ack_range(hl_store *st, int64_t peer_id, uint64_t first, uint64_t l
 	return ret;
 }
 
-int hl_store_each_unacked(hl_store *st, int64_t peer_id, size_t limit,
+/* Steps S (bound by the caller) over OUT item rows: seq, then the columns
+ * read_item() reads; FN per row. */
+static int step_out_items(hl_store *st, sqlite3_stmt *s, int64_t peer_id,
 			  int (*fn)(void *arg, const struct hl_item_row *row), void *arg)
 {
-	int ret = 0, rc = SQLITE_OK;
-	sqlite3_stmt *s = stmt_get(st, S_UNACKED, &ret);
-	if (!s)
-		return ret;
-	BIND(sqlite3_bind_int64(s, 1, peer_id));
-	BIND(sqlite3_bind_int64(s, 2, limit > I64MAX ? -1 : (int64_t)limit));
-	if (rc != SQLITE_OK) {
-		ret = sqlerr(st, rc);
-		goto out;
-	}
+	int ret;
 	while ((ret = step_row(st, s)) > 0) {
 		struct hl_item_row row = { .peer_id = peer_id, .dir = HL_DIR_OUT };
 		if ((ret = col_u64(st, s, 0, &row.seq, "items.seq")) < 0 ||
@@ -1280,9 +1273,19 @@ int hl_store_each_unacked(hl_store *st, int64_t peer_id, size_t limit,
 		if ((ret = fn(arg, &row)) != 0)
 			break;
 	}
-	if (ret > 0)
-		ret = 0;
-out:
+	return ret > 0 ? 0 : ret;
+}
+
+int hl_store_each_unacked(hl_store *st, int64_t peer_id, size_t limit,
+			  int (*fn)(void *arg, const struct hl_item_row *row), void *arg)
+{
+	int ret = 0, rc = SQLITE_OK;
+	sqlite3_stmt *s = stmt_get(st, S_UNACKED, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, limit > I64MAX ? -1 : (int64_t)limit));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_out_items(st, s, peer_id, fn, arg);
 	stmt_put(st, S_UNACKED, s);
 	return ret;
 }
@@ -1924,25 +1927,7 @@ int hl_store_each_out_after(hl_store *st, int64_t peer_id, uint64_t after, size_
 	BIND(sqlite3_bind_int64(s, 1, peer_id));
 	BIND(sqlite3_bind_int64(s, 2, (int64_t)after));
 	BIND(sqlite3_bind_int64(s, 3, limit > I64MAX ? -1 : (int64_t)limit));
-	if (rc != SQLITE_OK) {
-		ret = sqlerr(st, rc);
-		goto out;
-	}
-	while ((ret = step_row(st, s)) > 0) {
-		struct hl_item_row row = { .peer_id = peer_id, .dir = HL_DIR_OUT };
-		if ((ret = col_u64(st, s, 0, &row.seq, "items.seq")) < 0 ||
-		    (ret = read_item(st, s, 1, false, &row)) < 0)
-			break;
-		if (row.kind == 0) {
-			ret = corrupt(st, "items", "has an OUT tombstone");
-			break;
-		}
-		if ((ret = fn(arg, &row)) != 0)
-			break;
-	}
-	if (ret > 0)
-		ret = 0;
-out:
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_out_items(st, s, peer_id, fn, arg);
 	stmt_put(st, S_OUT_AFTER, s);
 	return ret;
 }
