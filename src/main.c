@@ -23,6 +23,12 @@ static const struct hl_command commands[] = {
 	  "pin, list and remove peer stations" },
 	{ "run", run_main, "", "the station daemon, in the foreground (logs to stderr)" },
 	{ "status", status_main, "[--json]", "each link's state" },
+	{ "send", send_main, "PEER [-p PRECEDENCE] [-s SUBJECT] [-a FILE]... [--wait[=SECONDS]] [--lines] [TEXT...]",
+	  "queue a message to a peer" },
+	{ "inbox", inbox_main, "[--json] [--unread]", "received messages" },
+	{ "outbox", outbox_main, "[--json]", "sent messages with their state" },
+	{ "read", read_main, "ID [--json] [--save DIR]", "one message, with its verification" },
+	{ "watch", watch_main, "[--json]", "follow arrivals, receipts and refusals as they happen" },
 };
 
 static void usage(FILE *f)

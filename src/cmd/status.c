@@ -75,6 +75,8 @@ static void fmt_since(const char *rfc, char *out, size_t cap)
 		snprintf(out, cap, "%s (%ldd ago)", when, ago / 86400);
 }
 
+static void print_delivery(json_t *dl);
+
 static void print_human(json_t *resp)
 {
 	json_t *st = json_object_get(resp, "station");
@@ -110,7 +112,35 @@ static void print_human(json_t *resp)
 		}
 		printf("%-20s %-12s %-22s %-8s %s\n", clean(jstr(p, "name"), a, sizeof(a)),
 		       jstr(p, "state") ? jstr(p, "state") : "?", since, rtt, err);
+		print_delivery(json_object_get(p, "delivery"));
 	}
+}
+
+/* A second line for a peer with traffic in progress or a delivery problem. */
+static void print_delivery(json_t *dl)
+{
+	static const char *const precs[] = { "flash", "immediate", "priority", "routine" };
+	char line[512] = "", b[400];
+	size_t n = 0;
+	if (!json_is_object(dl))
+		return;
+	json_t *q = json_object_get(dl, "queued");
+	for (size_t i = 0; i < 4; i++) {
+		json_int_t v = json_integer_value(json_object_get(q, precs[i]));
+		if (v > 0)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%lld %s",
+					      n ? ", " : "  sending: ", (long long)v, precs[i]);
+	}
+	json_int_t partial = json_integer_value(json_object_get(dl, "incoming_partial"));
+	if (partial > 0 && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%lld message%s arriving",
+				      n ? "; " : "  ", (long long)partial, partial > 1 ? "s" : "");
+	const char *err = json_string_value(json_object_get(dl, "error"));
+	if (err && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%sdelivery: %s", n ? "; " : "  ",
+				      clean(err, b, sizeof(b)));
+	if (n)
+		printf("%s\n", line);
 }
 
 /* No daemon: what station.conf says, every peer "daemon not running". */

@@ -258,10 +258,14 @@ static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *
 {
 	struct hl_conn *c = user;
 	(void)link;
-	(void)body;
-	/* The messages protocol (types 0x10-0x3f) plugs in here. */
-	hl_debug("%s: record type 0x%02x (%zu bytes) has no handler yet; ignored",
-		 c->peer ? c->peer->conf.name : c->remote, type, len);
+	hl_delivery_record(c, type, body, len);
+}
+
+static void link_writable(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	(void)link;
+	hl_delivery_writable(c);
 }
 
 static void link_closed(void *user, hl_link *link)
@@ -301,7 +305,7 @@ static const struct hl_link_ops link_ops = {
 	.authorize = link_authorize,
 	.on_confirmed = link_confirmed,
 	.on_record = link_record,
-	.on_writable = NULL,
+	.on_writable = link_writable,
 	.on_closed = link_closed,
 };
 

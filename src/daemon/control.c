@@ -5,7 +5,9 @@
  *
  * Limits: a request is at most HL_CONTROL_MAX_LINE bytes and must arrive
  * within CLIENT_TIMEOUT_MS; at most MAX_CLIENTS are served at once (more
- * get an error).  Requests: "status" and "reload". */
+ * get an error).  Requests: "status", "reload", "poke" (the store has
+ * new work), and "watch", which keeps the connection open and streams one
+ * event object per line until the client closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@ struct client {
 	size_t len;
 	bool done;          /* a response is on its way; input is ignored */
 	bool closing;
+	bool watching;      /* a `watch` stream: events until the client closes */
 	int refs;
 	struct client *prev, *next;
 };
@@ -124,6 +127,61 @@ static json_t *status_json(struct hl_daemon *d)
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
 }
 
+/* A watch stream can last as long as the client likes; a client that
+ * stops reading is dropped rather than buffered without end. */
+#define WATCH_MAX_QUEUED (1u << 20)
+
+static void on_event_written(uv_write_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+static void send_line(struct client *cl, json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+	if (!text)
+		return;
+	size_t n = strlen(text);
+	uv_write_t *req = xmalloc(sizeof(*req) + n + 1);
+	char *line = (char *)(req + 1);
+	memcpy(line, text, n);
+	line[n] = '\n';
+	free(text);
+	uv_buf_t buf = uv_buf_init(line, (unsigned)(n + 1));
+	if (uv_write(req, (uv_stream_t *)&cl->pipe, &buf, 1, on_event_written) < 0) {
+		free(req);
+		client_close(cl);
+	}
+}
+
+static void start_watch(struct client *cl)
+{
+	cl->watching = true;
+	cl->done = true;            /* further input is ignored; EOF closes */
+	uv_timer_stop(&cl->timer);
+	json_t *ok = json_pack("{s:b}", "ok", 1);
+	send_line(cl, ok);
+	json_decref(ok);
+}
+
+void hl_control_emit(struct hl_daemon *d, json_t *ev)
+{
+	if (!d->control)
+		return;
+	struct client *cl = d->control->clients, *next;
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (!cl->watching || cl->closing)
+			continue;
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > WATCH_MAX_QUEUED) {
+			client_close(cl);
+			continue;
+		}
+		send_line(cl, ev);
+	}
+}
+
 static void handle_request(struct client *cl, const char *line, size_t len)
 {
 	struct hl_daemon *d = cl->srv->d;
@@ -137,6 +195,11 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 	json_decref(req);
 	if (strcmp(cmd, "status") == 0) {
 		respond(cl, status_json(d));
+	} else if (strcmp(cmd, "poke") == 0) {
+		hl_delivery_poke(d);
+		respond(cl, json_pack("{s:b}", "ok", 1));
+	} else if (strcmp(cmd, "watch") == 0) {
+		start_watch(cl);
 	} else if (strcmp(cmd, "reload") == 0) {
 		char rerr[HL_DAEMON_ERR_LEN];
 		if (hl_daemon_reload(d, rerr, sizeof(rerr)) < 0)
@@ -164,6 +227,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct client *cl = s->data;
 	(void)buf;
+	if (cl->watching && nread < 0) {
+		client_close(cl);
+		return;
+	}
 	if (cl->done || cl->closing)
 		return;
 	if (nread < 0) {

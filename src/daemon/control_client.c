@@ -40,15 +40,15 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
+int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fdout)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
 	struct sockaddr_un sa;
-	char *line = NULL, *buf = NULL;
+	char *line = NULL;
 	size_t len = 0, off = 0;
 	int dirfd = -1, fd = -1, ret;
 
-	*resp = NULL;
+	*fdout = -1;
 	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		ret = -errno;
@@ -97,7 +97,28 @@ int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
 		if (ret < 0)
 			goto out;
 	}
+	*fdout = fd;
+	fd = -1;
+	ret = 0;
+out:
+	free(line);
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
+}
 
+int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	char *buf = NULL;
+	size_t off = 0;
+	int fd = -1, ret;
+
+	*resp = NULL;
+	if ((ret = hl_control_send(dir, req, timeout_ms, &fd)) < 0)
+		return ret;
 	buf = xmalloc(HL_CONTROL_MAX_LINE + 1);
 	off = 0;
 	for (;;) {
@@ -138,11 +159,8 @@ int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
 	}
 	ret = 0;
 out:
-	free(line);
 	free(buf);
 	if (fd >= 0)
 		close(fd);
-	if (dirfd >= 0)
-		close(dirfd);
 	return ret;
 }

@@ -15,4 +15,9 @@
  * when it is too long, -errno for other failures. */
 int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp);
 
+/* Connects and sends REQ, leaving the response to the caller: *FD is the
+ * connected socket (non-blocking), for streaming requests such as
+ * "watch".  The same errors as hl_control_call. */
+int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fd);
+
 #endif

@@ -31,12 +31,7 @@ int hl_control_parse_request(const char *buf, size_t len, json_t **req,
 			     char cmd[static HL_CONTROL_CMD_MAX + 1],
 			     char err[static HL_CONTROL_ERR_LEN]);
 
-/* "2024-05-01T12:00:03Z" from milliseconds since the epoch. */
-#define HL_RFC3339_LEN 32
-void hl_rfc3339(uint64_t wall_ms, char out[static HL_RFC3339_LEN]);
-/* Parses that form (UTC, "Z", optional fraction); HL_EINVAL otherwise. */
-int hl_rfc3339_parse(const char *s, time_t *out);
-/* Now, in milliseconds since the epoch. */
-uint64_t hl_wall_ms(void);
+/* Times on the control socket are RFC 3339 in UTC: util/timefmt.h. */
+#include "util/timefmt.h"
 
 #endif

@@ -163,6 +163,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	hl_delivery_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
 		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
 	while (d->peers)
@@ -268,6 +269,9 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 		d->watching = true;
 	}
 
+	ret = hl_delivery_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < d->conf->npeers; i++)
 		hl_peer_add(d, &d->conf->peers[i]);
 	return 0;
@@ -327,6 +331,7 @@ out:
 		if (uv_loop_close(&d->loop) != 0)
 			hl_warn("event loop closed with handles still open");
 	}
+	hl_delivery_close_store(d);
 	hl_conf_free(d->conf);
 	hl_identity_free(d->id);
 	if (d->lockfd >= 0)

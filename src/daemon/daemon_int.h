@@ -21,6 +21,7 @@
 
 #include "conf/config.h"
 #include "crypto/keys.h"
+#include "deliver/engine.h"
 #include "link/backoff.h"
 #include "link/link.h"
 #include "util/log.h"
@@ -78,6 +79,7 @@ struct hl_peer {
 	uint64_t sessions;           /* sessions confirmed since the daemon started */
 	uint64_t session_wall_ms;    /* when the current session was confirmed */
 	char last_dial_error[HL_ERRTEXT_LEN]; /* to log a repeated failure once */
+	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
 
@@ -111,6 +113,12 @@ struct hl_daemon {
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
 	struct hl_ratelimit rl_unknown_key;
 	struct hl_ratelimit rl_accept;
+	hl_store *store;                     /* delivery.c */
+	struct hl_txn txn;                   /* the burst's transaction (group commit) */
+	bool burst;                          /* records arrived in this loop turn */
+	uv_check_t commit_check;
+	uv_timer_t poll_timer;
+	bool delivery_started;
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -149,5 +157,20 @@ void hl_conn_flush(struct hl_conn *c);
 /* control.c */
 int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_control_stop(struct hl_daemon *d);
+/* Sends EV (not consumed) to every `watch` client. */
+void hl_control_emit(struct hl_daemon *d, json_t *ev);
+
+/* delivery.c */
+int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
+void hl_delivery_stop(struct hl_daemon *d);
+void hl_delivery_close_store(struct hl_daemon *d);
+void hl_delivery_peer_added(struct hl_peer *p);
+void hl_delivery_peer_removed(struct hl_peer *p);
+void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c);
+void hl_delivery_session_down(struct hl_peer *p);
+void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
+void hl_delivery_writable(struct hl_conn *c);
+void hl_delivery_poke(struct hl_daemon *d);
+json_t *hl_delivery_status_json(struct hl_peer *p);
 
 #endif

@@ -738,6 +738,16 @@ bool hl_link_writable(const hl_link *l)
 	return l->state == HL_LINK_OPEN && queued(l) < HL_LINK_HIGH_WATER;
 }
 
+bool hl_link_writable_or_notify(hl_link *l)
+{
+	if (hl_link_writable(l))
+		return true;
+	/* The same promise as a refused send: on_writable comes when it drains. */
+	if (l->state == HL_LINK_OPEN)
+		l->want_writable = true;
+	return false;
+}
+
 void hl_link_close(hl_link *l, uint8_t reason, const char *text)
 {
 	assert_link_state(l);

@@ -99,6 +99,10 @@ uint64_t hl_link_deadline(const hl_link *link);
  * HL_ETOOBIG for a long body, -EAGAIN while not writable. */
 int hl_link_send(hl_link *link, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
 bool hl_link_writable(const hl_link *link);
+/* The same, but when the link is OPEN and not writable, it will call
+ * on_writable() once the queue drains, as after a refused send: for a
+ * sender that checks before it does the work of building a record. */
+bool hl_link_writable_or_notify(hl_link *link);
 
 /* Closes on purpose: queues CLOSE(REASON, TEXT) when OPEN and REASON is not
  * 0 (0: the connection is already gone, send nothing), wipes the keys, goes

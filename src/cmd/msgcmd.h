@@ -1,0 +1,50 @@
+/* cmd/msgcmd.h — what the message commands (send, inbox, outbox, read)
+ * share: opening the station (configuration, identity, store), printing
+ * messages for people and as JSON, waiting for a receipt, telling a running
+ * daemon that there is new work. */
+#ifndef HL_CMD_MSGCMD_H
+#define HL_CMD_MSGCMD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cmd/cmd.h"
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "store/store.h"
+
+struct hl_msgcmd {
+	hl_station_conf *conf;
+	hl_identity *me;     /* only when opened with need_identity */
+	hl_store *store;
+};
+
+/* Opens the station in CTX->dir for command NAME; on failure prints one
+ * line and returns HL_EXIT_FAIL. */
+int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
+		   bool need_identity);
+void hl_msgcmd_close(struct hl_msgcmd *mc);
+
+void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
+
+/* Best effort: asks a running daemon to look at the store now.  Without a
+ * daemon, nothing happens (it reads the store when it starts). */
+void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
+
+/* Waits until message ID is delivered (HL_EXIT_OK), refused or timed out
+ * (HL_EXIT_FAIL with one line on stderr). */
+int hl_msgcmd_wait_delivered(struct hl_msgcmd *mc, const uint8_t id[static 16],
+			     uint64_t timeout_ms);
+
+/* The JSON object of a message (PRODUCT.md's stable field names); text from
+ * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */
+json_t *hl_msgcmd_json(const struct hl_msg_row *row);
+
+/* inbox and outbox: every message of DIR, as a table or one JSON array;
+ * hl_msgcmd_box parses their options. */
+int hl_msgcmd_list(struct hl_ctx *ctx, const char *name, enum hl_dir dir, bool json,
+		   bool unread_only);
+int hl_msgcmd_box(struct hl_ctx *ctx, int argc, char **argv, enum hl_dir dir);
+
+#endif

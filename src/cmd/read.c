@@ -1,0 +1,320 @@
+/* cmd/read.c — `hotline read ID [--json] [--save DIR]`: one message with
+ * its metadata, its verification, and its body; --save writes its
+ * attachments into DIR under their base names, never following a link and
+ * never overwriting a file.  Reading a received message marks it read.
+ *
+ * Verification is done again here, from the stored signed item: the
+ * signature against the peer's pinned SigningKey, the subject and body
+ * against their salted hashes, and (with --save) every attachment against
+ * its hash while it is copied. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "cmd/msgcmd.h"
+#include "msg/item.h"
+#include "msg/message.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "util/text.h"
+#include "util/timefmt.h"
+
+struct verdict {
+	bool signature;      /* the item verifies under the expected keys */
+	bool pinned;         /* ... and the author key is the pinned peer's */
+	bool content;        /* subject and body match their hashes */
+	const char *problem; /* the first failure, for people */
+};
+
+static void verify(struct hl_msgcmd *mc, const struct hl_msg_row *row, struct verdict *v)
+{
+	uint8_t *buf = xmalloc(HL_ITEM_MAX);
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	struct hl_item_row irow;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc->conf, row->peer_name);
+	memset(v, 0, sizeof(*v));
+
+	if (hl_store_get_item(mc->store, row->peer_id, row->dir, row->seq, &irow, buf,
+			      HL_ITEM_MAX) < 0) {
+		v->problem = "its signed item is missing from the store";
+		goto out;
+	}
+	if (hl_item_open(buf, irow.encoded_len, NULL, NULL, it) < 0 ||
+	    it->kind != HL_ITEM_MESSAGE ||
+	    memcmp(it->u.msg.id, row->id, HL_MSG_ID_LEN) != 0) {
+		v->problem = "the signature does not verify";
+		goto out;
+	}
+	v->signature = true;
+	const uint8_t *peer_key = row->dir == HL_DIR_IN ? it->author : it->counterpart;
+	v->pinned = peer && sodium_memcmp(peer_key, peer->signing_key, 32) == 0;
+	if (!v->pinned)
+		v->problem = peer ? "the peer's pinned key is not the one in the message"
+				  : "the peer is no longer pinned";
+	uint8_t h[HL_HASH_LEN];
+	const char *subject = row->subject ? row->subject : "";
+	hl_salted_hash(row->salt, HL_LABEL_SUBJECT, (const uint8_t *)subject, strlen(subject), h);
+	bool ok = sodium_memcmp(h, it->u.msg.subject_hash, HL_HASH_LEN) == 0;
+	if (row->body) {
+		hl_salted_hash(row->salt, HL_LABEL_BODY, row->body, row->body_size, h);
+		ok = ok && row->body_size == it->u.msg.body_size &&
+		     sodium_memcmp(h, it->u.msg.body_hash, HL_HASH_LEN) == 0;
+	}
+	v->content = ok;
+	if (!ok && !v->problem)
+		v->problem = "the subject or body does not match its signed hash";
+out:
+	free(it);
+	free(buf);
+}
+
+/* Copies the stored attachment A into DIRFD under its base name, checking
+ * its hash on the way.  ERR gets the reason on failure. */
+static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
+		    char *err, size_t errlen)
+{
+	int ret = 0, in = -1, out = -1;
+	char name[256];
+	uint8_t *buf = NULL;
+	char *src = hl_path_join(station, a->path);
+	crypto_generichash_state hs;
+	uint8_t h[HL_HASH_LEN];
+
+	hl_sanitize(a->name, strlen(a->name), name, sizeof(name), 0);
+	if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name))) {
+		snprintf(err, errlen, "attachment %u has an unusable name", a->idx);
+		ret = HL_EINVAL;
+		goto out;
+	}
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0) {
+		snprintf(err, errlen, "%s: %s", src, strerror(errno));
+		ret = -errno;
+		goto out;
+	}
+	out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "'%s': %s%s", name, strerror(errno),
+			 errno == EEXIST ? " (not overwritten)" : "");
+		goto out;
+	}
+	crypto_generichash_init(&hs, NULL, 0, HL_HASH_LEN);
+	buf = xmalloc(1 << 20);
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(in, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: %s", src, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+		crypto_generichash_update(&hs, buf, (size_t)n);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				ret = -errno;
+				snprintf(err, errlen, "'%s': %s", name, strerror(errno));
+				goto out;
+			}
+			off += w;
+		}
+	}
+	crypto_generichash_final(&hs, h, HL_HASH_LEN);
+	if (total != a->size || sodium_memcmp(h, a->hash, HL_HASH_LEN) != 0) {
+		snprintf(err, errlen, "'%s' does not match its signed hash; not saved", name);
+		ret = HL_EAUTH;
+		goto out;
+	}
+	if (fsync(out) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "'%s': %s", name, strerror(errno));
+	}
+out:
+	if (out >= 0) {
+		close(out);
+		if (ret < 0 && ret != -EEXIST)
+			unlinkat(dirfd, name, 0);
+	}
+	if (in >= 0)
+		close(in);
+	free(buf);
+	free(src);
+	return ret;
+}
+
+static void print_human(const struct hl_msg_row *row, const struct verdict *v,
+			const hl_peer_conf *peer)
+{
+	char hex[65], when[HL_RFC3339_LEN], text[2048];
+	hl_msg_id_hex(row->id, hex);
+	hl_sanitize(row->peer_name, strlen(row->peer_name), text, sizeof(text), 0);
+	printf("Message:    %s\n", hex);
+	printf("%s %s", row->dir == HL_DIR_IN ? "From:      " : "To:        ", text);
+	if (peer) {
+		char fp[HL_FP_TEXT_LEN];
+		hl_fingerprint_text(peer->fingerprint, fp);
+		printf(" (fingerprint %s)", fp);
+	}
+	printf("\nPrecedence: %s\n", hl_precedence_name(row->precedence));
+	hl_sanitize(row->subject ? row->subject : "", row->subject ? strlen(row->subject) : 0,
+		    text, sizeof(text), 0);
+	printf("Subject:    %s\n", text);
+	hl_rfc3339(row->sent_at, when);
+	printf("Sent:       %s (sender's clock)\n", when);
+	if (row->dir == HL_DIR_IN && row->received_at) {
+		hl_rfc3339(row->received_at, when);
+		printf("Received:   %s\n", when);
+	}
+	if (row->dir == HL_DIR_OUT) {
+		printf("State:      %s", hl_msg_state_name(row->state));
+		if (row->state == HL_MSG_DELIVERED && row->delivered_at) {
+			hl_rfc3339(row->delivered_at, when);
+			printf(" (receipt %s)", when);
+		} else if (row->state == HL_MSG_REFUSED && row->reason) {
+			hl_sanitize(row->reason, strlen(row->reason), text, sizeof(text), 0);
+			printf(": %s", text);
+		}
+		printf("\n");
+	}
+	if (v->signature && v->pinned && v->content)
+		printf("Verified:   signature by %s's pinned key valid; subject and body match their hashes\n",
+		       row->dir == HL_DIR_IN ? "the sender" : "this station");
+	else
+		printf("Verified:   NO: %s\n", v->problem ? v->problem : "unknown");
+	for (unsigned i = 0; i < row->n_att; i++) {
+		hl_sanitize(row->att[i].name, strlen(row->att[i].name), text, sizeof(text), 0);
+		hl_hex(row->att[i].hash, HL_HASH_LEN, hex);
+		printf("%s %s (%llu bytes, blake2b-256 %s)\n", i ? "           " : "Attachment:",
+		       text, (unsigned long long)row->att[i].size, hex);
+	}
+	printf("\n");
+	if (row->body) {
+		char *clean = xmalloc(row->body_size * 3 + 2);
+		size_t n = hl_sanitize((const char *)row->body, row->body_size, clean,
+				       row->body_size * 3 + 2, 1);
+		fwrite(clean, 1, n, stdout);
+		if (n == 0 || clean[n - 1] != '\n')
+			putchar('\n');
+		free(clean);
+	}
+}
+
+int read_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "save", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	const char *save = NULL;
+	struct hl_msgcmd mc = { 0 };
+	struct hl_msg_row row = { 0 };
+	int ret, c, dirfd = -1;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'S':
+			save = optarg;
+			break;
+		case 'h':
+			printf("usage: hotline read ID [--json] [--save DIR]\n\n"
+			       "Show one message (ID: its id, or a unique prefix of 8 or more hex digits)\n"
+			       "with its verification, and mark it read.\n\n"
+			       "      --json      one JSON object\n"
+			       "      --save DIR  write the attachments into DIR under their base names\n"
+			       "                  (never overwriting a file, never following a link)\n");
+			return HL_EXIT_OK;
+		default:
+			return hl_usage_error("read", "bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return hl_usage_error("read", optind >= argc ? "which message? (give its id)"
+							     : "one message id at a time");
+	const char *idarg = argv[optind];
+
+	if ((ret = hl_msgcmd_open(ctx, "read", &mc, false)) != HL_EXIT_OK)
+		goto out;
+	int r = hl_store_get_message(mc.store, idarg, &row);
+	if (r == HL_ENOTFOUND) {
+		ret = hl_fail("read", "no message with id '%s'", idarg);
+		goto out;
+	} else if (r == HL_EEXIST) {
+		ret = hl_fail("read", "'%s' matches more than one message; give more digits", idarg);
+		goto out;
+	} else if (r == HL_EINVAL) {
+		ret = hl_usage_error("read", "'%s' is not a message id (8 to 32 hex digits)", idarg);
+		goto out;
+	} else if (r < 0) {
+		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));
+		goto out;
+	}
+	if (row.dir == HL_DIR_IN && row.state != HL_MSG_COMPLETE) {
+		ret = hl_fail("read", "message '%s' is still arriving", idarg);
+		goto out;
+	}
+
+	struct verdict v;
+	verify(&mc, &row, &v);
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, row.peer_name);
+	if (json) {
+		json_t *o = hl_msgcmd_json(&row);
+		json_t *vj = json_object();
+		json_object_set_new(vj, "signature", json_boolean(v.signature && v.pinned));
+		json_object_set_new(vj, "content", json_boolean(v.content));
+		json_object_set_new(vj, "problem", v.problem ? json_string(v.problem) : json_null());
+		json_object_set_new(o, "verified", vj);
+		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+		printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		print_human(&row, &v, peer);
+	}
+	ret = (v.signature && v.pinned && v.content) ? HL_EXIT_OK : HL_EXIT_FAIL;
+
+	if (save) {
+		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0) {
+			ret = hl_fail("read", "cannot open directory '%s': %s", save, strerror(errno));
+			goto out;
+		}
+		for (unsigned i = 0; i < row.n_att; i++) {
+			char err[512];
+			if (save_one(ctx->dir, dirfd, &row.att[i], err, sizeof(err)) < 0) {
+				ret = hl_fail("read", "--save: %s", err);
+				goto out;
+			}
+			if (!json)
+				fprintf(stderr, "saved %s/%s\n", save, row.att[i].name);
+		}
+	}
+	if (row.dir == HL_DIR_IN && row.unread && hl_store_mark_read(mc.store, row.id) < 0)
+		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	hl_msg_row_clear(&row);
+	hl_msgcmd_close(&mc);
+	return ret;
+}

@@ -1,0 +1,260 @@
+/* cmd/send.c — `hotline send`: queue a message to a peer, durably.
+ *
+ *   hotline send PEER [-p PRECEDENCE] [-s SUBJECT] [-a FILE]... [--wait[=SECONDS]]
+ *                [--lines] [TEXT...]
+ *
+ * The body is the TEXT words joined by spaces, else standard input.  The
+ * message is on disk when its id is printed; the daemon (if running, or
+ * when it starts) sends it.  --lines queues one message per line of
+ * standard input, many per commit, printing each id once it is durable.
+ * --wait returns once the peer's receipt is in: exit 1 on timeout. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "cmd/msgcmd.h"
+#include "msg/message.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "util/timefmt.h"
+
+#define LINES_PER_COMMIT 2000
+#define DEFAULT_WAIT_SECONDS 300
+
+static void help(void)
+{
+	printf("usage: hotline send PEER [-p PRECEDENCE] [-s SUBJECT] [-a FILE]... [--wait[=SECONDS]] [TEXT...]\n"
+	       "       hotline send PEER --lines [-p PRECEDENCE] [-s SUBJECT] < FILE\n\n"
+	       "Queue a message to PEER and print its id once it is on disk.\n"
+	       "The body is TEXT (words joined by spaces), else standard input; UTF-8 text.\n\n"
+	       "  -p, --precedence P  flash, immediate, priority or routine (default routine)\n"
+	       "  -s, --subject S     the subject line\n"
+	       "  -a, --attach FILE   attach a file (repeatable; any kind of file)\n"
+	       "  -w, --wait[=SECS]   wait for the peer's receipt (default %d s); exit 1 on timeout\n"
+	       "      --lines         one message per line of standard input\n",
+	       DEFAULT_WAIT_SECONDS);
+}
+
+/* Reads all of stdin, at most MAX bytes (one more is an error). */
+static int read_stdin(size_t max, char **out, size_t *len)
+{
+	size_t cap = 4096, used = 0;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		if (used == cap) {
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t n = read(STDIN_FILENO, buf + used, cap - used);
+		if (n < 0) {
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			free(buf);
+			return HL_ETOOBIG;
+		}
+	}
+	*out = buf;
+	*len = used;
+	return 0;
+}
+
+static char *join_words(int n, char **words)
+{
+	size_t len = 1;
+	for (int i = 0; i < n; i++)
+		len += strlen(words[i]) + 1;
+	char *s = xmalloc(len), *p = s;
+	for (int i = 0; i < n; i++) {
+		size_t w = strlen(words[i]);
+		memcpy(p, words[i], w);
+		p += w;
+		if (i + 1 < n)
+			*p++ = ' ';
+	}
+	*p = '\0';
+	return s;
+}
+
+/* --lines: one message per line, LINES_PER_COMMIT per transaction. */
+static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_outgoing *o)
+{
+	char err[256];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned long lineno = 0, batch = 0;
+	int ret = HL_EXIT_OK;
+	uint8_t (*ids)[HL_MSG_ID_LEN] = xmalloc(LINES_PER_COMMIT * sizeof(*ids));
+	bool in_tx = false;
+
+	while ((n = getline(&line, &cap, stdin)) >= 0) {
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (!in_tx) {
+			if (hl_store_begin(mc->store) < 0) {
+				ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
+				goto out;
+			}
+			in_tx = true;
+		}
+		o->body = (const uint8_t *)line;
+		o->body_len = (size_t)n;
+		if (hl_msg_queue_text(mc->store, mc->me, peer, o, ids[batch], err, sizeof(err)) < 0) {
+			hl_store_rollback(mc->store);
+			in_tx = false;
+			ret = hl_fail("send", "line %lu: %s (the %lu message(s) of this batch were not queued)",
+				      lineno, err, batch);
+			goto out;
+		}
+		if (++batch == LINES_PER_COMMIT) {
+			if (hl_store_commit(mc->store) < 0) {
+				in_tx = false;
+				ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
+				goto out;
+			}
+			in_tx = false;
+			hl_msgcmd_print_ids(ids, batch);
+			batch = 0;
+		}
+	}
+	if (in_tx) {
+		if (hl_store_commit(mc->store) < 0) {
+			ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
+			goto out;
+		}
+		hl_msgcmd_print_ids(ids, batch);
+	}
+out:
+	free(ids);
+	free(line);
+	return ret;
+}
+
+int send_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "precedence", required_argument, NULL, 'p' },
+		{ "subject", required_argument, NULL, 's' },
+		{ "attach", required_argument, NULL, 'a' },
+		{ "wait", optional_argument, NULL, 'w' },
+		{ "lines", no_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hl_outgoing o = { .precedence = HL_PREC_ROUTINE, .subject = "" };
+	const char **att = xcalloc((size_t)argc + 1, sizeof(*att));
+	long wait_secs = -1;
+	bool lines = false;
+	char *body = NULL;
+	struct hl_msgcmd mc = { 0 };
+	int ret, c;
+
+	while ((c = getopt_long(argc, argv, "p:s:a:w::h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': {
+			enum hl_precedence p;
+			if (hl_precedence_parse(optarg, &p) < 0) {
+				ret = hl_usage_error("send", "unknown precedence '%s' (want flash, immediate, priority or routine)", optarg);
+				goto out;
+			}
+			o.precedence = p;
+			break;
+		}
+		case 's':
+			o.subject = optarg;
+			break;
+		case 'a':
+			att[o.n_attachments++] = optarg;
+			break;
+		case 'w':
+			wait_secs = DEFAULT_WAIT_SECONDS;
+			if (optarg) {
+				char *end;
+				wait_secs = strtol(optarg, &end, 10);
+				if (*optarg == '\0' || *end || wait_secs <= 0 || wait_secs > 86400 * 30) {
+					ret = hl_usage_error("send", "bad --wait value '%s' (seconds, 1 or more)", optarg);
+					goto out;
+				}
+			}
+			break;
+		case 'L':
+			lines = true;
+			break;
+		case 'h':
+			help();
+			ret = HL_EXIT_OK;
+			goto out;
+		default:
+			ret = hl_usage_error("send", "bad option");
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		ret = hl_usage_error("send", "which peer? (hotline peer list)");
+		goto out;
+	}
+	const char *peer_name = argv[optind++];
+	if (lines && (o.n_attachments || optind < argc || wait_secs >= 0)) {
+		ret = hl_usage_error("send", "--lines takes the messages from standard input, without TEXT, -a or --wait");
+		goto out;
+	}
+	o.attachments = att;
+
+	if ((ret = hl_msgcmd_open(ctx, "send", &mc, true)) != HL_EXIT_OK)
+		goto out;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
+	if (!peer) {
+		ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
+		goto out;
+	}
+
+	if (lines) {
+		ret = send_lines(&mc, peer, &o);
+		hl_msgcmd_poke_daemon(ctx);
+		goto out;
+	}
+
+	size_t body_len;
+	if (optind < argc) {
+		body = join_words(argc - optind, argv + optind);
+		body_len = strlen(body);
+	} else {
+		int r = read_stdin(HL_BODY_MAX, &body, &body_len);
+		if (r == HL_ETOOBIG) {
+			ret = hl_fail("send", "the body on standard input is over %u bytes; send it as an attachment with -a", HL_BODY_MAX);
+			goto out;
+		} else if (r < 0) {
+			ret = hl_fail("send", "cannot read standard input");
+			goto out;
+		}
+	}
+	o.body = (const uint8_t *)body;
+	o.body_len = body_len;
+
+	uint8_t id[HL_MSG_ID_LEN];
+	char err[512];
+	if (hl_msg_send(ctx->dir, mc.store, mc.me, peer, &o, id, err, sizeof(err)) < 0) {
+		ret = hl_fail("send", "%s", err);
+		goto out;
+	}
+	hl_msgcmd_print_ids(&id, 1);
+	hl_msgcmd_poke_daemon(ctx);
+	if (wait_secs > 0)
+		ret = hl_msgcmd_wait_delivered(&mc, id, (uint64_t)wait_secs * 1000);
+	else
+		ret = HL_EXIT_OK;
+out:
+	hl_msgcmd_close(&mc);
+	free(body);
+	free(att);
+	return ret;
+}

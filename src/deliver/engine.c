@@ -1,0 +1,1693 @@
+/* deliver/engine.c — the messages protocol for one peer (engine.h,
+ * docs/messages.md).
+ *
+ * SENDING.  The engine keeps, per session, a window of at most OUT_WINDOW
+ * OUT entries loaded from the store: items the peer has not acknowledged,
+ * and acknowledged messages whose parts (a large body, attachments) the
+ * peer still lacks.  Entries sit in four queues, one per precedence, in
+ * seq order; each queue has a cursor at its first entry not yet done (item
+ * sent and every part sent).  pump() repeatedly takes the most urgent
+ * queue whose cursor is not at the end and sends that entry's ITEM or its
+ * next CHUNK, until the link refuses more.  So a FLASH message waits for
+ * at most the chunk in hand, and within a precedence messages go strictly
+ * one after another.
+ *
+ * RECEIVING.  Items are opened (signature checked) before anything else;
+ * a message is stored at once with its state PARTIAL, its parts are written
+ * to files as CHUNKs arrive (part 0, a large body, is kept in memory), each
+ * part's hash is checked when it completes, and the message becomes
+ * visible (COMPLETE) once its parts are whole and the message before it in
+ * the same precedence is visible or refused.  The receipts for what became
+ * visible are authored in precommit(), inside the same transaction, and go
+ * out with the ACK after the commit.
+ *
+ * Invariants (checked by check_invariants() in debug builds):
+ *   I1. Every queue is in increasing seq order; every entry before a
+ *       queue's cursor is done.
+ *   I2. nloaded equals the number of entries in the four queues, and is at
+ *       most OUT_WINDOW plus the acknowledged-with-parts entries.
+ *   I3. Nothing is sent unless the link is attached and the peer's RESUME
+ *       arrived (synced), and no ACK, REFUSE or receipt is sent while the
+ *       shared transaction holds writes this engine made (they go out in
+ *       postcommit()).
+ *   I4. An incoming part's `durable` never exceeds its `done`, and what the
+ *       store records for it is `durable`. */
+#include "deliver/engine.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "deliver/records.h"
+#include "msg/message.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/text.h"
+#include "util/timefmt.h"
+#include "wire/record.h"
+
+#define OUT_WINDOW 4096
+#define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
+/* Part progress is made durable every size/64 bytes, between 1 and 8 MiB:
+ * a broken transfer resends at most about that much. */
+#define SYNC_MIN (1u << 20)
+#define SYNC_MAX (8u << 20)
+#define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
+#define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
+#define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
+
+int hl_txn_need(struct hl_txn *t)
+{
+	if (t->open)
+		return 0;
+	int ret = hl_store_begin(t->store);
+	if (ret == 0)
+		t->open = true;
+	return ret;
+}
+
+/* ---- state ---- */
+
+struct out_part {
+	uint64_t size;
+	uint64_t offset;        /* next byte to send */
+	char *path;             /* attachments: relative to the station dir */
+	int fd;
+};
+
+struct out_entry {
+	uint64_t seq;
+	enum hl_item_kind kind;
+	unsigned prec;
+	bool acked;             /* the peer holds the item durably */
+	bool item_sent;         /* sent in this session (or needs no sending) */
+	bool parts_known;
+	uint64_t retry_at;      /* refused for now (quota): not before this time */
+	unsigned nparts, cur;   /* parts[cur..] still to send */
+	struct out_part *parts; /* index = part number; NULL when none */
+	uint8_t *body;          /* part 0 when the body is not inline */
+	struct out_entry *next;
+};
+
+struct out_queue {
+	struct out_entry *head, *tail;
+	struct out_entry *cursor;   /* first entry not done; NULL: none */
+	size_t n;
+};
+
+struct in_part {
+	bool present, complete;
+	uint64_t size, done, durable;
+	uint8_t hash[HL_HASH_LEN];  /* attachments: the signed hash */
+	char *path;                 /* attachments: final path, relative */
+	int fd;
+	crypto_generichash_state hs;
+};
+
+struct in_msg {
+	uint64_t seq;
+	uint8_t id[HL_MSG_ID_LEN];
+	uint8_t item_hash[HL_HASH_LEN];
+	unsigned prec;
+	uint64_t class_seq;
+	uint8_t salt[HL_SALT_LEN];
+	uint8_t body_hash[HL_HASH_LEN];
+	uint64_t body_size;
+	uint8_t *body;               /* part 0 being received */
+	struct in_part parts[NPARTS_MAX];
+	bool ready;                  /* every part complete */
+	struct in_msg *next;
+};
+
+struct seq_hash {
+	uint64_t seq;
+	uint8_t hash[HL_HASH_LEN];
+};
+
+struct refusal {
+	uint64_t seq;
+	uint8_t hash[HL_HASH_LEN];
+	uint8_t code;
+	char text[HL_REFUSE_TEXT_MAX + 1];
+};
+
+struct event {
+	enum hl_engine_event ev;
+	uint8_t id[HL_MSG_ID_LEN];
+};
+
+struct resume_map {
+	struct hl_resume_entry *e;
+	size_t n;
+};
+
+struct hl_engine {
+	struct hl_engine_env env;
+	int64_t peer_id;
+	uint8_t peer_sign[32];
+	uint8_t peer_noise[32];
+	char peer_name[HL_NAME_MAX + 1];
+
+	hl_link *link;
+	bool synced;                 /* the peer's RESUME of this session arrived */
+	struct resume_map resume;
+
+	struct out_queue q[HL_PREC_COUNT];
+	size_t nloaded;
+	uint64_t loaded_upto;        /* highest unacked seq loaded */
+	uint64_t acked_base;         /* every seq up to here is acked in the store */
+
+	struct in_msg *in;           /* incoming messages in progress */
+	size_t nin;
+	bool in_loaded;
+
+	struct seq_hash *rcpt;       /* became visible in this transaction */
+	size_t nrcpt, caprcpt;
+	struct refusal *refusals;    /* to send after the commit */
+	size_t nref, capref;
+	bool need_ack;               /* stored something: ACK after the commit */
+	struct event *events;        /* for the operator, after the commit */
+	size_t nev, capev;
+
+	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
+	uint8_t *itembuf;            /* HL_ITEM_MAX */
+	char error[256];
+	struct hl_engine_stats stats;
+};
+
+static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(hl_engine *e, const char *fmt, ...)
+{
+	char raw[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	hl_sanitize(raw, strlen(raw), e->error, sizeof(e->error), 0);
+}
+
+const char *hl_engine_error(const hl_engine *e)
+{
+	return e->error;
+}
+
+static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+{
+	if (!e->env.on_event)
+		return;
+	if (e->nev == e->capev) {
+		e->capev = e->capev ? 2 * e->capev : 16;
+		e->events = xrealloc(e->events, e->capev * sizeof(*e->events));
+	}
+	e->events[e->nev].ev = ev;
+	memcpy(e->events[e->nev].id, id, HL_MSG_ID_LEN);
+	e->nev++;
+}
+
+static bool prec_valid(unsigned p)
+{
+	return p < HL_PREC_COUNT;
+}
+
+#ifndef NDEBUG
+static void check_invariants(const hl_engine *e)
+{
+	size_t total = 0;
+	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
+		const struct out_queue *q = &e->q[p];
+		uint64_t last = 0;
+		bool before_cursor = q->cursor != NULL;
+		size_t n = 0;
+		for (const struct out_entry *x = q->head; x; x = x->next) {
+			assert(x->seq > last);                          /* I1 */
+			last = x->seq;
+			if (x == q->cursor)
+				before_cursor = false;
+			if (before_cursor)
+				assert(x->item_sent && x->cur >= x->nparts); /* I1 */
+			n++;
+		}
+		assert(n == q->n);
+		total += n;
+	}
+	assert(total == e->nloaded);                                    /* I2 */
+	for (const struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 0; i < NPARTS_MAX; i++)
+			assert(m->parts[i].durable <= m->parts[i].done); /* I4 */
+}
+#else
+static void check_invariants(const hl_engine *e)
+{
+	(void)e;
+}
+#endif
+
+/* ---- out entries ---- */
+
+static bool entry_done(const struct out_entry *x)
+{
+	return x->item_sent && x->cur >= x->nparts;
+}
+
+static void entry_free(struct out_entry *x)
+{
+	if (!x)
+		return;
+	for (unsigned i = 0; x->parts && i < x->nparts; i++) {
+		if (x->parts[i].fd >= 0)
+			close(x->parts[i].fd);
+		free(x->parts[i].path);
+	}
+	free(x->parts);
+	free(x->body);
+	free(x);
+}
+
+static void queue_fix_cursor(struct out_queue *q)
+{
+	if (!q->cursor)
+		q->cursor = q->head;
+	while (q->cursor && entry_done(q->cursor))
+		q->cursor = q->cursor->next;
+}
+
+static void queue_append(hl_engine *e, struct out_entry *x)
+{
+	struct out_queue *q = &e->q[x->prec];
+	x->next = NULL;
+	if (q->tail)
+		q->tail->next = x;
+	else
+		q->head = x;
+	q->tail = x;
+	q->n++;
+	e->nloaded++;
+	if (!q->cursor && !entry_done(x))
+		q->cursor = x;
+}
+
+/* Drops entries that are done and acknowledged. */
+static void queue_prune(hl_engine *e, struct out_queue *q)
+{
+	struct out_entry **pp = &q->head, *prev = NULL;
+	while (*pp) {
+		struct out_entry *x = *pp;
+		if (x->acked && entry_done(x) && x != q->cursor) {
+			*pp = x->next;
+			if (q->tail == x)
+				q->tail = prev;
+			q->n--;
+			e->nloaded--;
+			entry_free(x);
+		} else {
+			prev = x;
+			pp = &x->next;
+		}
+	}
+}
+
+static void queues_clear(hl_engine *e)
+{
+	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
+		struct out_entry *x = e->q[p].head;
+		while (x) {
+			struct out_entry *next = x->next;
+			entry_free(x);
+			x = next;
+		}
+		memset(&e->q[p], 0, sizeof(e->q[p]));
+	}
+	e->nloaded = 0;
+	e->loaded_upto = 0;
+}
+
+static struct out_entry *entry_new(uint64_t seq, enum hl_item_kind kind, unsigned prec)
+{
+	struct out_entry *x = xcalloc(1, sizeof(*x));
+	x->seq = seq;
+	x->kind = kind;
+	x->prec = prec_valid(prec) ? prec : HL_PREC_FLASH;
+	return x;
+}
+
+static const struct hl_resume_entry *resume_find(const hl_engine *e, uint64_t seq, unsigned part)
+{
+	for (size_t i = 0; i < e->resume.n; i++)
+		if (e->resume.e[i].seq == seq && e->resume.e[i].part == part)
+			return &e->resume.e[i];
+	return NULL;
+}
+
+static bool resume_has(const hl_engine *e, uint64_t seq)
+{
+	for (size_t i = 0; i < e->resume.n; i++)
+		if (e->resume.e[i].seq == seq)
+			return true;
+	return false;
+}
+
+/* Fills X's parts from its message row: part 0 when the body does not
+ * travel inline, part i+1 for attachment i; offsets from the peer's
+ * RESUME (else 0). */
+static void entry_set_parts(hl_engine *e, struct out_entry *x, const struct hl_msg_row *row)
+{
+	x->parts_known = true;
+	x->nparts = 1 + row->n_att;
+	x->parts = xcalloc(x->nparts, sizeof(*x->parts));
+	for (unsigned i = 0; i < x->nparts; i++)
+		x->parts[i].fd = -1;
+	if (row->body_size > HL_INLINE_BODY_MAX) {
+		x->parts[0].size = row->body_size;
+		if (row->body) {
+			x->body = xmalloc(row->body_size);
+			memcpy(x->body, row->body, row->body_size);
+		}
+	}
+	for (unsigned i = 0; i < row->n_att; i++) {
+		x->parts[i + 1].size = row->att[i].size;
+		x->parts[i + 1].path = xstrdup(row->att[i].path);
+	}
+	for (unsigned i = 0; i < x->nparts; i++) {
+		const struct hl_resume_entry *r = resume_find(e, x->seq, i);
+		if (r)
+			x->parts[i].offset = r->offset < x->parts[i].size ? r->offset : x->parts[i].size;
+	}
+	x->cur = 0;
+	while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size)
+		x->cur++;
+}
+
+/* ---- loading the window ---- */
+
+struct load_ctx {
+	hl_engine *e;
+	struct out_entry **arr;
+	size_t n, cap;
+};
+
+static void load_push(struct load_ctx *lc, struct out_entry *x)
+{
+	if (lc->n == lc->cap) {
+		lc->cap = lc->cap ? 2 * lc->cap : 64;
+		lc->arr = xrealloc(lc->arr, lc->cap * sizeof(*lc->arr));
+	}
+	lc->arr[lc->n++] = x;
+}
+
+/* An acknowledged message whose parts the peer may lack. */
+static int load_with_parts(void *arg, const struct hl_msg_row *row)
+{
+	struct load_ctx *lc = arg;
+	hl_engine *e = lc->e;
+	/* Not in the peer's RESUME: it holds the message whole (or refused
+	 * it): nothing to send. */
+	if (!resume_has(e, row->seq))
+		return 0;
+	struct out_entry *x = entry_new(row->seq, HL_ITEM_MESSAGE, row->precedence);
+	x->acked = true;
+	x->item_sent = true;
+	entry_set_parts(e, x, row);
+	if (x->parts[0].size && !x->body) {
+		/* the row came without its body: fetch it */
+		struct hl_msg_row full = { 0 };
+		if (hl_store_get_message_by_seq(e->env.txn->store, e->peer_id, HL_DIR_OUT,
+						row->seq, &full) == 0 && full.body) {
+			x->body = xmalloc(full.body_size);
+			memcpy(x->body, full.body, full.body_size);
+		}
+		hl_msg_row_clear(&full);
+		if (!x->body) {
+			entry_free(x);
+			return 0;
+		}
+	}
+	load_push(lc, x);
+	return 0;
+}
+
+static int load_unacked(void *arg, const struct hl_item_row *row)
+{
+	struct load_ctx *lc = arg;
+	load_push(lc, entry_new(row->seq, row->kind, row->precedence));
+	if (row->seq > lc->e->loaded_upto)
+		lc->e->loaded_upto = row->seq;
+	return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct out_entry *x = *(const struct out_entry *const *)a;
+	const struct out_entry *y = *(const struct out_entry *const *)b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int load_initial(hl_engine *e)
+{
+	struct load_ctx lc = { .e = e };
+	hl_store *st = e->env.txn->store;
+	int ret = hl_store_each_out_with_parts(st, e->peer_id, load_with_parts, &lc);
+	if (ret == 0)
+		ret = hl_store_each_out_after(st, e->peer_id, 0, OUT_WINDOW, load_unacked, &lc);
+	if (ret < 0) {
+		for (size_t i = 0; i < lc.n; i++)
+			entry_free(lc.arr[i]);
+		free(lc.arr);
+		set_error(e, "store: %s", hl_store_errmsg(st));
+		return ret;
+	}
+	if (lc.n)
+		qsort(lc.arr, lc.n, sizeof(*lc.arr), cmp_entry);
+	for (size_t i = 0; i < lc.n; i++) {
+		/* an acked-with-parts message is never also unacked */
+		if (i > 0 && lc.arr[i]->seq == lc.arr[i - 1]->seq) {
+			entry_free(lc.arr[i]);
+			continue;
+		}
+		queue_append(e, lc.arr[i]);
+	}
+	free(lc.arr);
+	return 0;
+}
+
+void hl_engine_refresh(hl_engine *e)
+{
+	if (!e->synced || e->nloaded >= OUT_WINDOW)
+		return;
+	struct load_ctx lc = { .e = e };
+	hl_store *st = e->env.txn->store;
+	if (hl_store_each_out_after(st, e->peer_id, e->loaded_upto, OUT_WINDOW - e->nloaded,
+				    load_unacked, &lc) < 0) {
+		set_error(e, "store: %s", hl_store_errmsg(st));
+	}
+	/* Rows come in seq order above everything loaded: appending keeps
+	 * every queue in order. */
+	for (size_t i = 0; i < lc.n; i++)
+		queue_append(e, lc.arr[i]);
+	free(lc.arr);
+	check_invariants(e);
+}
+
+/* ---- sending ---- */
+
+static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
+{
+	return hl_link_send(e->link, type, body, len, now);
+}
+
+static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
+{
+	hl_store *st = e->env.txn->store;
+	struct hl_item_row irow;
+	struct hl_msg_row row = { 0 };
+	int ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, x->seq, &irow, e->itembuf,
+				    HL_ITEM_MAX);
+	if (ret < 0) {
+		set_error(e, "store: item %llu: %s", (unsigned long long)x->seq,
+			  hl_store_errmsg(st));
+		return ret;
+	}
+	size_t len = 2 + irow.encoded_len;
+	e->rec[0] = (uint8_t)(irow.encoded_len >> 8);
+	e->rec[1] = (uint8_t)irow.encoded_len;
+	memcpy(e->rec + 2, e->itembuf, irow.encoded_len);
+	if (x->kind == HL_ITEM_MESSAGE) {
+		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, x->seq, &row);
+		if (ret < 0) {
+			set_error(e, "store: message %llu: %s", (unsigned long long)x->seq,
+				  hl_store_errmsg(st));
+			goto out;
+		}
+		struct hl_msg_content c = {
+			.subject = (const uint8_t *)row.subject,
+			.subject_len = strlen(row.subject),
+			.inline_body = row.body_size <= HL_INLINE_BODY_MAX,
+		};
+		memcpy(c.salt, row.salt, HL_SALT_LEN);
+		if (c.inline_body) {
+			c.body = row.body;
+			c.body_len = row.body_size;
+		}
+		size_t clen;
+		ret = hl_msg_content_encode(&c, e->rec + len, HL_RECORD_BODY_MAX - len, &clen);
+		if (ret < 0) {
+			set_error(e, "message %llu does not fit a record", (unsigned long long)x->seq);
+			goto out;
+		}
+		len += clen;
+		if (!x->parts_known)
+			entry_set_parts(e, x, &row);
+	}
+	ret = send_rec(e, HL_REC_ITEM, e->rec, len, now);
+	if (ret == 0) {
+		x->item_sent = true;
+		e->stats.items_out++;
+	}
+out:
+	hl_msg_row_clear(&row);
+	return ret;
+}
+
+static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
+{
+	struct out_part *p = &x->parts[x->cur];
+	uint64_t left = p->size - p->offset;
+	size_t n = left < CHUNK_DATA_MAX ? (size_t)left : CHUNK_DATA_MAX;
+	uint8_t *data = e->rec + HL_CHUNK_HDR_LEN;
+
+	if (x->cur == 0) {
+		memcpy(data, x->body + p->offset, n);
+	} else {
+		if (p->fd < 0) {
+			char *path = hl_path_join(e->env.dir, p->path);
+			p->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (p->fd < 0) {
+				set_error(e, "cannot open %s: %s", path, strerror(errno));
+				free(path);
+				return -errno;
+			}
+			free(path);
+		}
+		ssize_t r = pread(p->fd, data, n, (off_t)p->offset);
+		if (r < 0 || (size_t)r != n) {
+			set_error(e, "cannot read attachment %s: %s", p->path,
+				  r < 0 ? strerror(errno) : "file shorter than recorded");
+			return r < 0 ? -errno : HL_ETRUNC;
+		}
+	}
+	hl_rec_chunk_header(x->seq, (uint8_t)x->cur, p->offset, e->rec);
+	int ret = send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
+	if (ret < 0)
+		return ret;
+	e->stats.chunks_out++;
+	p->offset += n;
+	if (p->offset == p->size) {
+		if (p->fd >= 0) {
+			close(p->fd);
+			p->fd = -1;
+		}
+		do
+			x->cur++;
+		while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size);
+		if (x->cur >= x->nparts) {
+			free(x->body);
+			x->body = NULL;
+		}
+	}
+	return 0;
+}
+
+/* The entry to work on: the most urgent queue's cursor (a queue whose
+ * cursor waits for a retry is passed over). */
+static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t now)
+{
+	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
+		struct out_queue *q = &e->q[p];
+		queue_fix_cursor(q);
+		if (q->cursor && q->cursor->retry_at <= now) {
+			*qout = q;
+			return q->cursor;
+		}
+	}
+	return NULL;
+}
+
+void hl_engine_pump(hl_engine *e, uint64_t now)
+{
+	if (!e->link || !e->synced || hl_link_state(e->link) != HL_LINK_OPEN)
+		return;
+	if (e->nloaded < OUT_WINDOW / 2)
+		hl_engine_refresh(e);
+	while (hl_link_writable_or_notify(e->link)) {
+		struct out_queue *q;
+		struct out_entry *x = pick(e, &q, now);
+		if (!x)
+			break;
+		int ret = x->item_sent ? send_chunk(e, x, now) : send_item(e, x, now);
+		if (ret == -EAGAIN)
+			break;
+		if (ret < 0) {
+			/* A local failure (a file gone, a store error): skip the
+			 * entry for this session rather than spin on it. */
+			hl_warn("peer %s: cannot send item %llu: %s", e->peer_name,
+				(unsigned long long)x->seq, e->error);
+			x->item_sent = true;
+			x->cur = x->nparts;
+		}
+		if (entry_done(x))
+			queue_fix_cursor(q);
+	}
+	check_invariants(e);
+}
+
+/* ---- receiving: helpers ---- */
+
+static struct in_msg *in_find(hl_engine *e, uint64_t seq)
+{
+	for (struct in_msg *m = e->in; m; m = m->next)
+		if (m->seq == seq)
+			return m;
+	return NULL;
+}
+
+static void in_msg_free(struct in_msg *m)
+{
+	if (!m)
+		return;
+	for (unsigned i = 0; i < NPARTS_MAX; i++) {
+		if (m->parts[i].fd >= 0)
+			close(m->parts[i].fd);
+		free(m->parts[i].path);
+	}
+	free(m->body);
+	free(m);
+}
+
+static void in_unlink(hl_engine *e, struct in_msg *m)
+{
+	for (struct in_msg **pp = &e->in; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			e->nin--;
+			return;
+		}
+	}
+}
+
+static void in_clear(hl_engine *e)
+{
+	while (e->in) {
+		struct in_msg *m = e->in;
+		e->in = m->next;
+		in_msg_free(m);
+	}
+	e->nin = 0;
+	e->in_loaded = false;
+}
+
+static struct in_msg *in_msg_new(void)
+{
+	struct in_msg *m = xcalloc(1, sizeof(*m));
+	for (unsigned i = 0; i < NPARTS_MAX; i++)
+		m->parts[i].fd = -1;
+	return m;
+}
+
+static void in_add(hl_engine *e, struct in_msg *m)
+{
+	m->next = e->in;
+	e->in = m;
+	e->nin++;
+}
+
+static char *part_tmp_path(const hl_engine *e, const struct in_part *p)
+{
+	return xasprintf("%s/%s.part", e->env.dir, p->path);
+}
+
+static void queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
+			  uint8_t code, const char *text)
+{
+	if (e->nref == e->capref) {
+		e->capref = e->capref ? 2 * e->capref : 8;
+		e->refusals = xrealloc(e->refusals, e->capref * sizeof(*e->refusals));
+	}
+	struct refusal *r = &e->refusals[e->nref++];
+	r->seq = seq;
+	memcpy(r->hash, hash, 32);
+	r->code = code;
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+static bool in_all_complete(const struct in_msg *m)
+{
+	for (unsigned i = 0; i < NPARTS_MAX; i++)
+		if (m->parts[i].present && !m->parts[i].complete)
+			return false;
+	return true;
+}
+
+/* Makes M visible if its predecessor in the same precedence is visible or
+ * refused, then tries the messages that were waiting for it. */
+static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
+{
+	hl_store *st = e->env.txn->store;
+	while (m) {
+		bool prev_ok;
+		int ret = hl_store_in_class_visible(st, e->peer_id, m->prec, m->class_seq - 1, &prev_ok);
+		if (ret < 0)
+			return ret;
+		if (!prev_ok)
+			return 0;
+		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
+			return ret;
+		add_event(e, HL_EV_ARRIVED, m->id);
+		if (e->nrcpt == e->caprcpt) {
+			e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
+			e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
+		}
+		e->rcpt[e->nrcpt].seq = m->seq;
+		memcpy(e->rcpt[e->nrcpt].hash, m->item_hash, HL_HASH_LEN);
+		e->nrcpt++;
+		unsigned prec = m->prec;
+		uint64_t next_class = m->class_seq + 1;
+		in_unlink(e, m);
+		in_msg_free(m);
+		/* the next one of this precedence may have been waiting */
+		m = NULL;
+		for (struct in_msg *w = e->in; w; w = w->next) {
+			if (w->ready && w->prec == prec && w->class_seq == next_class) {
+				m = w;
+				break;
+			}
+		}
+	}
+	(void)now;
+	return 0;
+}
+
+/* Refuses an incoming message that was already stored (a part failed its
+ * hash): its state becomes REFUSED, its files go, a REFUSE follows the
+ * commit. */
+static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const char *text)
+{
+	hl_store *st = e->env.txn->store;
+	char reason[256];
+	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(code), text);
+	hl_warn("peer %s: refused message seq %llu: %s", e->peer_name,
+		(unsigned long long)m->seq, reason);
+	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED_IN, reason, hl_now_ms());
+	if (ret < 0)
+		return ret;
+	add_event(e, HL_EV_REFUSED_IN, m->id);
+	for (unsigned i = 1; i < NPARTS_MAX; i++) {
+		struct in_part *p = &m->parts[i];
+		if (!p->present)
+			continue;
+		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
+		unlink(tmp);
+		unlink(fin);
+		free(tmp);
+		free(fin);
+	}
+	queue_refusal(e, m->seq, m->item_hash, code, text);
+	/* A refused message no longer holds back the one after it. */
+	unsigned prec = m->prec;
+	uint64_t next_class = m->class_seq + 1;
+	in_unlink(e, m);
+	in_msg_free(m);
+	for (struct in_msg *w = e->in; w; w = w->next)
+		if (w->ready && w->prec == prec && w->class_seq == next_class)
+			return try_visible(e, w, 0);
+	return 0;
+}
+
+/* Rebuilds the hash state of a part file's first DONE bytes after a
+ * restart, and cuts away anything past it. */
+static int part_reopen(hl_engine *e, struct in_part *p)
+{
+	char *tmp = part_tmp_path(e, p);
+	int ret = 0;
+	uint8_t *buf = NULL;
+	p->fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	struct stat sb;
+	if (fstat(p->fd, &sb) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if ((uint64_t)sb.st_size < p->done)
+		p->done = p->durable = 0; /* shorter than recorded: start over */
+	if (ftruncate(p->fd, (off_t)p->done) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+	buf = xmalloc(1 << 20);
+	for (uint64_t off = 0; off < p->done;) {
+		size_t want = p->done - off < (1u << 20) ? (size_t)(p->done - off) : (1u << 20);
+		ssize_t n = pread(p->fd, buf, want, (off_t)off);
+		if (n <= 0) {
+			ret = n < 0 ? -errno : HL_ETRUNC;
+			goto out;
+		}
+		crypto_generichash_update(&p->hs, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+out:
+	free(buf);
+	free(tmp);
+	return ret;
+}
+
+static int load_partial(void *arg, const struct hl_msg_row *row)
+{
+	hl_engine *e = arg;
+	struct in_msg *m = in_msg_new();
+	struct hl_item_row irow;
+	m->seq = row->seq;
+	memcpy(m->id, row->id, HL_MSG_ID_LEN);
+	m->prec = row->precedence;
+	m->class_seq = row->class_seq;
+	memcpy(m->salt, row->salt, HL_SALT_LEN);
+	m->body_size = row->body_size;
+	/* the signed item gives the hashes */
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	int ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, row->seq, &irow,
+				    e->itembuf, HL_ITEM_MAX);
+	if (ret == 0)
+		ret = hl_item_decode(e->itembuf, irow.encoded_len, it);
+	if (ret < 0) {
+		free(it);
+		in_msg_free(m);
+		return 0; /* leave it; logged by the caller's count */
+	}
+	memcpy(m->item_hash, irow.hash, HL_HASH_LEN);
+	memcpy(m->body_hash, it->u.msg.body_hash, HL_HASH_LEN);
+	free(it);
+	if (!row->body && row->body_size > HL_INLINE_BODY_MAX) {
+		m->parts[0].present = true;
+		m->parts[0].size = row->body_size;
+		m->body = xmalloc(row->body_size);
+		crypto_generichash_init(&m->parts[0].hs, m->salt, HL_SALT_LEN, HL_HASH_LEN);
+		crypto_generichash_update(&m->parts[0].hs, (const uint8_t *)HL_LABEL_BODY,
+					  strlen(HL_LABEL_BODY) + 1);
+	}
+	for (unsigned i = 0; i < row->n_att; i++) {
+		struct in_part *p = &m->parts[i + 1];
+		p->present = true;
+		p->size = row->att[i].size;
+		p->done = p->durable = row->att[i].done;
+		memcpy(p->hash, row->att[i].hash, HL_HASH_LEN);
+		p->path = xstrdup(row->att[i].path);
+		if (p->done >= p->size) {
+			p->complete = true;
+		} else if (part_reopen(e, p) < 0) {
+			hl_warn("peer %s: cannot reopen %s; receiving it again", e->peer_name, p->path);
+			p->done = p->durable = 0;
+		}
+	}
+	m->ready = in_all_complete(m);
+	in_add(e, m);
+	return 0;
+}
+
+static int load_in(hl_engine *e)
+{
+	if (e->in_loaded)
+		return 0;
+	int ret = hl_store_each_in_partial(e->env.txn->store, e->peer_id, load_partial, e);
+	if (ret < 0) {
+		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+		in_clear(e);
+		return ret;
+	}
+	e->in_loaded = true;
+	return 0;
+}
+
+/* ---- receiving: records ---- */
+
+static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
+		     const char *text)
+{
+	int ret = hl_txn_need(e->env.txn);
+	if (ret == 0)
+		ret = hl_store_insert_tombstone(e->env.txn->store, e->peer_id, seq, hash, code);
+	if (ret < 0)
+		return ret;
+	hl_warn("peer %s: refused item %llu: %s: %s", e->peer_name, (unsigned long long)seq,
+		hl_refuse_code_str(code), text);
+	queue_refusal(e, seq, hash, code, text);
+	e->need_ack = true;
+	return 0;
+}
+
+static uint64_t free_bytes(const char *dir)
+{
+	struct statvfs sv;
+	if (statvfs(dir, &sv) < 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			   size_t enc_len, const uint8_t hash[static 32],
+			   const uint8_t *rest, size_t rest_len)
+{
+	hl_store *st = e->env.txn->store;
+	const struct hl_item_message *m = &it->u.msg;
+	struct hl_msg_content c;
+	struct hl_msg_row old = { 0 };
+	int ret;
+
+	/* the same id under another item: refuse */
+	ret = hl_store_get_message_by_id(st, m->id, &old);
+	hl_msg_row_clear(&old);
+	if (ret == 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
+	if (ret != HL_ENOTFOUND)
+		return ret;
+	if (hl_msg_content_decode(rest, rest_len, &c) < 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
+	if (hl_msg_content_check(m, &c) < 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
+
+	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
+	uint64_t total = m->body_size;
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		if (m->att[i].size > max_att) {
+			char text[128];
+			snprintf(text, sizeof(text), "attachment of %llu bytes; the limit is %llu",
+				 (unsigned long long)m->att[i].size, (unsigned long long)max_att);
+			return tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
+		}
+		total += m->att[i].size;
+	}
+	/* Quota and reserve: temporary refusals, nothing stored, retried by
+	 * the sender in its next session. */
+	uint64_t usage = 0;
+	if (e->env.quota_bytes && (ret = hl_store_peer_usage(st, e->peer_id, &usage)) < 0)
+		return ret;
+	if ((e->env.quota_bytes && usage + total > e->env.quota_bytes) ||
+	    (e->env.reserve_bytes && free_bytes(e->env.dir) < e->env.reserve_bytes + total) ||
+	    e->nin >= MAX_PARTIAL_IN) {
+		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
+			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
+		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
+			  (unsigned long long)it->seq, (unsigned long long)total);
+		queue_refusal(e, it->seq, hash, HL_REFUSE_QUOTA, "over quota or disk reserve");
+		return 0;
+	}
+
+	char idhex[33];
+	hl_msg_id_hex(m->id, idhex);
+	struct hl_att_row *att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*att));
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		att[i].idx = i;
+		memcpy(att[i].name, m->att[i].name, m->att[i].name_len);
+		att[i].name[m->att[i].name_len] = '\0';
+		att[i].size = m->att[i].size;
+		memcpy(att[i].hash, m->att[i].hash, HL_HASH_LEN);
+		snprintf(att[i].path, sizeof(att[i].path), "in/%s/%u", idhex, i);
+	}
+	char *subject = xstrndup((const char *)c.subject, c.subject_len);
+	struct hl_msg_row row = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
+		.precedence = m->precedence, .class_seq = m->class_seq,
+		.subject = subject, .body = c.inline_body ? (uint8_t *)c.body : NULL,
+		.body_size = m->body_size, .sent_at = (int64_t)it->time_ms,
+		.state = HL_MSG_PARTIAL, .unread = true,
+		.n_att = m->n_attachments, .att = att,
+	};
+	memcpy(row.id, m->id, HL_MSG_ID_LEN);
+	memcpy(row.salt, c.salt, HL_SALT_LEN);
+	struct hl_item_row irow = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
+		.kind = HL_ITEM_MESSAGE, .encoded = enc, .encoded_len = enc_len,
+		.precedence = m->precedence, .stored_at = hl_now_ms(),
+	};
+	memcpy(irow.hash, hash, HL_HASH_LEN);
+	ret = hl_store_insert_item(st, &irow);
+	if (ret == 0)
+		ret = hl_store_insert_message(st, &row);
+	free(subject);
+	free(att);
+	if (ret < 0)
+		return ret;
+	e->need_ack = true;
+
+	/* in memory, to receive its parts */
+	struct in_msg *im = in_msg_new();
+	im->seq = it->seq;
+	memcpy(im->id, m->id, HL_MSG_ID_LEN);
+	memcpy(im->item_hash, hash, HL_HASH_LEN);
+	im->prec = m->precedence;
+	im->class_seq = m->class_seq;
+	memcpy(im->salt, c.salt, HL_SALT_LEN);
+	memcpy(im->body_hash, m->body_hash, HL_HASH_LEN);
+	im->body_size = m->body_size;
+	if (!c.inline_body) {
+		struct in_part *p = &im->parts[0];
+		p->present = true;
+		p->size = m->body_size;
+		im->body = xmalloc(m->body_size);
+		crypto_generichash_init(&p->hs, im->salt, HL_SALT_LEN, HL_HASH_LEN);
+		crypto_generichash_update(&p->hs, (const uint8_t *)HL_LABEL_BODY,
+					  strlen(HL_LABEL_BODY) + 1);
+	}
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		struct in_part *p = &im->parts[i + 1];
+		p->present = true;
+		p->size = m->att[i].size;
+		memcpy(p->hash, m->att[i].hash, HL_HASH_LEN);
+		p->path = xasprintf("in/%s/%u", idhex, i);
+		crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+	}
+	in_add(e, im);
+	/* zero-length attachments are complete at once */
+	for (unsigned i = 1; i <= m->n_attachments; i++) {
+		if (im->parts[i].size == 0) {
+			uint8_t empty[HL_HASH_LEN];
+			crypto_generichash(empty, HL_HASH_LEN, NULL, 0, NULL, 0);
+			if (sodium_memcmp(empty, im->parts[i].hash, HL_HASH_LEN) != 0)
+				return refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
+			char *dir1 = xasprintf("%s/in", e->env.dir);
+			char *dir2 = xasprintf("%s/in/%s", e->env.dir, idhex);
+			char *fin = hl_path_join(e->env.dir, im->parts[i].path);
+			mkdir(dir1, 0700);
+			mkdir(dir2, 0700);
+			int fd = open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			ret = fd < 0 ? -errno : 0;
+			if (fd >= 0)
+				close(fd);
+			free(dir1);
+			free(dir2);
+			free(fin);
+			if (ret < 0)
+				return ret;
+			im->parts[i].complete = true;
+		}
+	}
+	im->ready = in_all_complete(im);
+	if (im->ready)
+		return try_visible(e, im, 0);
+	return 0;
+}
+
+static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			   size_t enc_len, const uint8_t hash[static 32])
+{
+	hl_store *st = e->env.txn->store;
+	struct hl_item_row irow = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
+		.kind = HL_ITEM_RECEIPT, .encoded = enc, .encoded_len = enc_len,
+		.precedence = HL_PREC_FLASH, .stored_at = hl_now_ms(),
+	};
+	memcpy(irow.hash, hash, HL_HASH_LEN);
+	int ret = hl_store_insert_item(st, &irow);
+	if (ret < 0)
+		return ret;
+	e->need_ack = true;
+	int64_t now = hl_now_ms();
+	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
+		const struct hl_receipt_entry *r = &it->u.rcpt.entries[i];
+		struct hl_item_row ours;
+		ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, r->seq, &ours, e->itembuf,
+					HL_ITEM_MAX);
+		if (ret == HL_ENOTFOUND || (ret == 0 && sodium_memcmp(ours.hash, r->hash, 32) != 0)) {
+			hl_warn("peer %s: receipt %llu names an item %llu we did not author",
+				e->peer_name, (unsigned long long)it->seq, (unsigned long long)r->seq);
+			continue;
+		}
+		if (ret < 0)
+			return ret;
+		struct hl_msg_row row = { 0 };
+		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r->seq, &row);
+		if (ret == 0 && row.state != HL_MSG_DELIVERED) {
+			ret = hl_store_set_state(st, row.id, HL_MSG_DELIVERED, NULL, now);
+			add_event(e, HL_EV_DELIVERED, row.id);
+		}
+		hl_msg_row_clear(&row);
+		if (ret < 0 && ret != HL_ENOTFOUND)
+			return ret;
+	}
+	return 0;
+}
+
+static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+{
+	struct hl_rec_item r;
+	uint8_t hash[HL_HASH_LEN];
+	struct hl_item_row have;
+	int ret;
+	(void)now;
+
+	if ((ret = hl_rec_item_decode(body, len, &r)) < 0) {
+		set_error(e, "malformed ITEM record");
+		return ret;
+	}
+	if (r.item_len > HL_ITEM_MAX) {
+		set_error(e, "ITEM of %zu bytes", r.item_len);
+		return HL_ETOOBIG;
+	}
+	hl_item_hash(r.item, r.item_len, hash);
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	ret = hl_item_decode(r.item, r.item_len, it);
+	if (ret < 0) {
+		/* Without a seq we cannot even tombstone it. */
+		set_error(e, "undecodable item");
+		goto out;
+	}
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
+		goto out;
+	/* Seen before? */
+	ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, it->seq, &have,
+				e->itembuf, HL_ITEM_MAX);
+	if (ret == 0) {
+		if (sodium_memcmp(have.hash, hash, HL_HASH_LEN) != 0)
+			hl_error("peer %s: two different items at seq %llu of its chain (equivocation); the second is ignored",
+				 e->peer_name, (unsigned long long)it->seq);
+		e->need_ack = true; /* a resend: acknowledge again */
+		goto out;
+	}
+	if (ret != HL_ENOTFOUND)
+		goto out;
+
+	ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
+	if (ret == HL_EAUTH) {
+		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+		goto out;
+	} else if (ret < 0) {
+		ret = tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
+		goto out;
+	}
+	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0) {
+		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
+		goto out;
+	}
+	if (sodium_memcmp(it->counterpart, e->env.me->sign_pk, 32) != 0) {
+		ret = tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
+		goto out;
+	}
+	e->stats.items_in++;
+	if (it->kind == HL_ITEM_MESSAGE)
+		ret = on_message_item(e, it, r.item, r.item_len, hash, r.rest, r.rest_len);
+	else
+		ret = on_receipt_item(e, it, r.item, r.item_len, hash);
+	if (ret < 0 && !e->error[0])
+		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+out:
+	free(it);
+	return ret;
+}
+
+static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
+{
+	hl_store *st = e->env.txn->store;
+	struct in_part *p = &m->parts[idx];
+	uint8_t h[HL_HASH_LEN];
+	int ret;
+
+	crypto_generichash_final(&p->hs, h, HL_HASH_LEN);
+	if (idx == 0) {
+		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
+			return refuse_stored(e, m, HL_REFUSE_CONTENT, "body does not match its hash");
+		if ((ret = hl_store_set_body(st, m->id, m->body, m->body_size)) < 0)
+			return ret;
+		free(m->body);
+		m->body = NULL;
+	} else {
+		if (sodium_memcmp(h, p->hash, HL_HASH_LEN) != 0)
+			return refuse_stored(e, m, HL_REFUSE_ATTACHMENT,
+					     "attachment does not match its hash");
+		/* fsync, rename into place, fsync the directory: then, and
+		 * only then, the store may say it is whole. */
+		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
+		ret = 0;
+		if (fsync(p->fd) < 0 || rename(tmp, fin) < 0)
+			ret = -errno;
+		close(p->fd);
+		p->fd = -1;
+		if (ret == 0)
+			ret = hl_fsync_parent(fin);
+		free(tmp);
+		free(fin);
+		if (ret < 0) {
+			set_error(e, "cannot store attachment %s: %s", p->path, hl_strerror(ret));
+			return ret;
+		}
+		if ((ret = hl_store_set_part_done(st, m->id, idx - 1, p->size)) < 0)
+			return ret;
+		p->durable = p->done;
+	}
+	p->complete = true;
+	m->ready = in_all_complete(m);
+	if (m->ready)
+		return try_visible(e, m, 0);
+	return 0;
+}
+
+static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_chunk c;
+	int ret;
+	if ((ret = hl_rec_chunk_decode(body, len, &c)) < 0) {
+		set_error(e, "malformed CHUNK record");
+		return ret;
+	}
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
+		return ret;
+	struct in_msg *m = in_find(e, c.seq);
+	if (!m)
+		return 0; /* complete, refused or unknown: a late resend */
+	struct in_part *p = &m->parts[c.part];
+	if (!p->present || p->complete || c.offset < p->done)
+		return 0; /* a resend of what we hold */
+	if (c.offset > p->done || c.data_len > p->size - p->done) {
+		set_error(e, "CHUNK of message %llu part %u at offset %llu; expected %llu",
+			  (unsigned long long)c.seq, c.part, (unsigned long long)c.offset,
+			  (unsigned long long)p->done);
+		return HL_EINVAL;
+	}
+	e->stats.chunks_in++;
+	if (c.part == 0) {
+		memcpy(m->body + p->done, c.data, c.data_len);
+	} else {
+		if (p->fd < 0) {
+			char *dir1 = xasprintf("%s/in", e->env.dir);
+			char *dir2 = hl_path_join(e->env.dir, p->path);
+			*strrchr(dir2, '/') = '\0';
+			mkdir(dir1, 0700);
+			mkdir(dir2, 0700);
+			free(dir1);
+			free(dir2);
+			if ((ret = part_reopen(e, p)) < 0) {
+				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
+				return ret;
+			}
+		}
+		for (size_t off = 0; off < c.data_len;) {
+			ssize_t n = pwrite(p->fd, c.data + off, c.data_len - off,
+					   (off_t)(p->done + off));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				ret = -errno;
+				set_error(e, "cannot write %s.part: %s", p->path, strerror(errno));
+				/* what was written past p->done is cut at the next open */
+				return ret;
+			}
+			off += (size_t)n;
+		}
+	}
+	crypto_generichash_update(&p->hs, c.data, c.data_len);
+	p->done += c.data_len;
+	if (p->done == p->size)
+		return complete_part(e, m, c.part);
+	uint64_t every = p->size / 64;
+	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
+	if (c.part > 0 && p->done - p->durable >= every) {
+		if (fdatasync(p->fd) < 0) {
+			ret = -errno;
+			set_error(e, "cannot sync %s.part: %s", p->path, strerror(errno));
+			return ret;
+		}
+		if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1, p->done)) < 0)
+			return ret;
+		p->durable = p->done;
+	}
+	return 0;
+}
+
+static int on_ack(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_ack *a = xmalloc(sizeof(*a));
+	hl_store *st = e->env.txn->store;
+	int ret = hl_rec_ack_decode(body, len, a);
+	if (ret < 0) {
+		set_error(e, "malformed ACK record");
+		goto out;
+	}
+	if ((ret = hl_txn_need(e->env.txn)) < 0)
+		goto out;
+	if (a->base > e->acked_base) {
+		if ((ret = hl_store_ack_range(st, e->peer_id, e->acked_base + 1, a->base)) < 0)
+			goto out;
+		e->acked_base = a->base;
+	}
+	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
+		for (struct out_entry *x = e->q[p].head; x; x = x->next) {
+			if (x->acked)
+				continue;
+			bool in = x->seq <= a->base;
+			for (unsigned i = 0; !in && i < a->n; i++)
+				in = x->seq >= a->ranges[i][0] && x->seq <= a->ranges[i][1];
+			if (!in)
+				continue;
+			if (x->seq > a->base &&
+			    (ret = hl_store_ack_range(st, e->peer_id, x->seq, x->seq)) < 0)
+				goto out;
+			x->acked = true;
+		}
+		queue_prune(e, &e->q[p]);
+	}
+	ret = 0;
+out:
+	free(a);
+	return ret;
+}
+
+static int on_resume(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_resume *r = xmalloc(sizeof(*r));
+	int ret = hl_rec_resume_decode(body, len, r);
+	if (ret < 0) {
+		set_error(e, "malformed RESUME record");
+		free(r);
+		return ret;
+	}
+	if (e->synced) {
+		free(r);
+		return 0; /* only the session's first one matters */
+	}
+	e->resume.e = xrealloc(e->resume.e, (r->n ? r->n : 1) * sizeof(*e->resume.e));
+	memcpy(e->resume.e, r->e, r->n * sizeof(*r->e));
+	e->resume.n = r->n;
+	free(r);
+	queues_clear(e);
+	if ((ret = load_initial(e)) < 0)
+		return ret;
+	e->synced = true;
+	check_invariants(e);
+	return 0;
+}
+
+static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+{
+	struct hl_rec_refuse r;
+	hl_store *st = e->env.txn->store;
+	struct hl_item_row ours;
+	int ret = hl_rec_refuse_decode(body, len, &r);
+	if (ret < 0) {
+		set_error(e, "malformed REFUSE record");
+		return ret;
+	}
+	ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, r.seq, &ours, e->itembuf, HL_ITEM_MAX);
+	if (ret == HL_ENOTFOUND || (ret == 0 && sodium_memcmp(ours.hash, r.hash, 32) != 0))
+		return 0; /* not about anything we sent */
+	if (ret < 0)
+		return ret;
+	char text[HL_REFUSE_TEXT_MAX + 1], reason[300];
+	hl_sanitize((const char *)r.text, r.text_len, text, sizeof(text), 0);
+	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(r.code), text);
+	hl_warn("peer %s refused item %llu: %s", e->peer_name, (unsigned long long)r.seq, reason);
+	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
+		for (struct out_entry *x = e->q[p].head; x; x = x->next) {
+			if (x->seq != r.seq)
+				continue;
+			if (r.code == HL_REFUSE_QUOTA) {
+				/* Temporary: send the item again later.  Its
+				 * precedence waits (order within it is kept);
+				 * the others go on. */
+				x->item_sent = false;
+				x->retry_at = now + QUOTA_RETRY_MS;
+			} else {
+				/* final: off the queue */
+				x->item_sent = true;
+				x->cur = x->nparts;
+				x->acked = true;
+			}
+		}
+		queue_fix_cursor(&e->q[p]);
+		queue_prune(e, &e->q[p]);
+	}
+	if (r.code == HL_REFUSE_QUOTA) {
+		set_error(e, "peer refused item %llu for now (retrying): %s",
+			  (unsigned long long)r.seq, reason);
+		return 0;
+	}
+	if ((ret = hl_txn_need(e->env.txn)) < 0)
+		return ret;
+	if ((ret = hl_store_ack_range(st, e->peer_id, r.seq, r.seq)) < 0)
+		return ret;
+	struct hl_msg_row row = { 0 };
+	ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r.seq, &row);
+	if (ret == 0) {
+		ret = hl_store_set_state(st, row.id, HL_MSG_REFUSED, reason, hl_now_ms());
+		add_event(e, HL_EV_REFUSED, row.id);
+	}
+	hl_msg_row_clear(&row);
+	return ret == HL_ENOTFOUND ? 0 : ret;
+}
+
+int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now)
+{
+	int ret;
+	switch (type) {
+	case HL_REC_ITEM: ret = on_item(e, body, len, now); break;
+	case HL_REC_CHUNK: ret = on_chunk(e, body, len); break;
+	case HL_REC_ACK: ret = on_ack(e, body, len); break;
+	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
+	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
+	default:
+		return 0; /* other application records are not ours */
+	}
+	if (ret < 0 && !e->error[0])
+		set_error(e, "%s", hl_strerror(ret));
+	check_invariants(e);
+	return ret;
+}
+
+/* ---- state at the start of a session ---- */
+
+static int send_ack(hl_engine *e, uint64_t now)
+{
+	hl_store *st = e->env.txn->store;
+	struct hl_chain_head head;
+	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
+	size_t n = 0, len;
+	int ret = hl_store_in_contiguous(st, e->peer_id, &head);
+	if (ret == 0)
+		ret = hl_store_in_ranges(st, e->peer_id, head.seq, a->ranges, HL_ACK_MAX_RANGES, &n);
+	if (ret == 0) {
+		a->base = head.seq;
+		a->n = (uint16_t)n;
+		ret = hl_rec_ack_encode(a, e->rec, HL_RECORD_BODY_MAX, &len);
+	}
+	if (ret == 0)
+		ret = send_rec(e, HL_REC_ACK, e->rec, len, now);
+	free(a);
+	return ret;
+}
+
+static int refused_row(void *arg, const struct hl_msg_row *row)
+{
+	hl_engine *e = arg;
+	struct hl_item_row irow;
+	if (hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, row->seq, &irow,
+			      e->itembuf, HL_ITEM_MAX) == 0)
+		queue_refusal(e, row->seq, irow.hash, HL_REFUSE_ATTACHMENT,
+			      row->reason ? row->reason : "refused");
+	return 0;
+}
+
+static void send_refusals(hl_engine *e, uint64_t now)
+{
+	for (size_t i = 0; i < e->nref; i++) {
+		size_t len;
+		struct refusal *r = &e->refusals[i];
+		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
+					 HL_RECORD_BODY_MAX, &len) == 0)
+			(void)send_rec(e, HL_REC_REFUSE, e->rec, len, now);
+	}
+	e->nref = 0;
+}
+
+static int send_resume(hl_engine *e, uint64_t now)
+{
+	struct hl_rec_resume *r = xcalloc(1, sizeof(*r));
+	size_t len;
+	for (struct in_msg *m = e->in; m && r->n < HL_RESUME_MAX; m = m->next) {
+		for (unsigned i = 0; i < NPARTS_MAX && r->n < HL_RESUME_MAX; i++) {
+			const struct in_part *p = &m->parts[i];
+			if (!p->present)
+				continue;
+			r->e[r->n].seq = m->seq;
+			r->e[r->n].part = (uint8_t)i;
+			r->e[r->n].offset = p->complete ? p->size : p->durable;
+			r->n++;
+		}
+		/* a message with no parts left still needs listing: its
+		 * sender must not take it for whole */
+		if (!m->parts[0].present && r->n < HL_RESUME_MAX) {
+			bool any = false;
+			for (unsigned i = 1; i < NPARTS_MAX; i++)
+				any = any || m->parts[i].present;
+			if (!any) {
+				r->e[r->n].seq = m->seq;
+				r->e[r->n].part = 0;
+				r->e[r->n].offset = 0;
+				r->n++;
+			}
+		}
+	}
+	int ret = hl_rec_resume_encode(r, e->rec, HL_RECORD_BODY_MAX, &len);
+	if (ret == 0)
+		ret = send_rec(e, HL_REC_RESUME, e->rec, len, now);
+	free(r);
+	return ret;
+}
+
+void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
+{
+	e->link = link;
+	e->synced = false;
+	e->error[0] = '\0';
+	queues_clear(e);
+	/* Durable state only: what an earlier session left in memory may be
+	 * ahead of the store. */
+	in_clear(e);
+	e->nref = 0;
+	if (e->env.txn->open) {
+		/* The caller attaches between commits; be safe. */
+		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
+	}
+	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
+						     refused_row, e) < 0) {
+		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
+		return;
+	}
+	/* What we hold of each part is what the store says is durable. */
+	for (struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 0; i < NPARTS_MAX; i++)
+			if (m->parts[i].present && !m->parts[i].complete && m->parts[i].done != m->parts[i].durable)
+				m->parts[i].done = m->parts[i].durable;
+	if (send_ack(e, now) < 0 || send_resume(e, now) < 0)
+		hl_warn("peer %s: cannot send session state", e->peer_name);
+	send_refusals(e, now);
+}
+
+void hl_engine_detach(hl_engine *e)
+{
+	e->link = NULL;
+	e->synced = false;
+	queues_clear(e);
+	free(e->resume.e);
+	e->resume.e = NULL;
+	e->resume.n = 0;
+}
+
+/* ---- around the commit ---- */
+
+int hl_engine_precommit(hl_engine *e, uint64_t now)
+{
+	hl_store *st = e->env.txn->store;
+	int ret;
+	(void)now;
+	if (e->nrcpt == 0)
+		return 0;
+	struct hl_chain_head head, peer_head;
+	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
+	    (ret = hl_store_in_contiguous(st, e->peer_id, &peer_head)) < 0)
+		return ret;
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	for (size_t done = 0; done < e->nrcpt;) {
+		size_t n = e->nrcpt - done;
+		if (n > HL_MAX_RECEIPT_ENTRIES)
+			n = HL_MAX_RECEIPT_ENTRIES;
+		memset(it, 0, sizeof(*it));
+		it->kind = HL_ITEM_RECEIPT;
+		memcpy(it->author, e->env.me->sign_pk, 32);
+		memcpy(it->counterpart, e->peer_sign, 32);
+		it->seq = head.seq + 1;
+		memcpy(it->prev, head.hash, HL_HASH_LEN);
+		it->time_ms = (uint64_t)hl_now_ms();
+		it->u.rcpt.peer_seq = peer_head.seq;
+		memcpy(it->u.rcpt.peer_hash, peer_head.hash, HL_HASH_LEN);
+		it->u.rcpt.count = (uint16_t)n;
+		for (size_t i = 0; i < n; i++) {
+			it->u.rcpt.entries[i].seq = e->rcpt[done + i].seq;
+			memcpy(it->u.rcpt.entries[i].hash, e->rcpt[done + i].hash, HL_HASH_LEN);
+		}
+		size_t len;
+		if ((ret = hl_item_encode_sign(it, e->env.me->sign_sk, e->itembuf, HL_ITEM_MAX, &len)) < 0)
+			break;
+		struct hl_item_row row = {
+			.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq,
+			.kind = HL_ITEM_RECEIPT, .encoded = e->itembuf, .encoded_len = len,
+			.precedence = HL_PREC_FLASH, .stored_at = hl_now_ms(),
+		};
+		hl_item_hash(e->itembuf, len, row.hash);
+		if ((ret = hl_store_insert_item(st, &row)) < 0)
+			break;
+		head.seq = it->seq;
+		memcpy(head.hash, row.hash, HL_HASH_LEN);
+		done += n;
+	}
+	free(it);
+	if (ret == 0)
+		e->nrcpt = 0;
+	return ret;
+}
+
+void hl_engine_postcommit(hl_engine *e, uint64_t now)
+{
+	for (size_t i = 0; i < e->nev; i++)
+		e->env.on_event(e->env.user, e->peer_name, e->events[i].ev, e->events[i].id);
+	e->nev = 0;
+	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
+		if (e->need_ack && send_ack(e, now) < 0)
+			hl_debug("peer %s: ACK deferred", e->peer_name);
+		send_refusals(e, now);
+		hl_engine_refresh(e);
+		hl_engine_pump(e, now);
+	}
+	e->need_ack = false;
+}
+
+void hl_engine_abort(hl_engine *e)
+{
+	e->nev = 0;
+	e->nrcpt = 0;
+	e->nref = 0;
+	e->need_ack = false;
+	in_clear(e);
+}
+
+/* ---- life ---- */
+
+int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_peer_conf *peer)
+{
+	hl_engine *e = xcalloc(1, sizeof(*e));
+	int ret;
+	e->env = *env;
+	memcpy(e->peer_sign, peer->signing_key, 32);
+	memcpy(e->peer_noise, peer->noise_key, 32);
+	snprintf(e->peer_name, sizeof(e->peer_name), "%s", peer->name);
+	if ((ret = hl_store_peer(env->txn->store, peer->signing_key, peer->noise_key, peer->name,
+				 &e->peer_id)) < 0) {
+		free(e);
+		return ret;
+	}
+	e->rec = xmalloc(HL_RECORD_BODY_MAX);
+	e->itembuf = xmalloc(HL_ITEM_MAX);
+	*out = e;
+	return 0;
+}
+
+void hl_engine_free(hl_engine *e)
+{
+	if (!e)
+		return;
+	queues_clear(e);
+	in_clear(e);
+	free(e->resume.e);
+	free(e->rcpt);
+	free(e->refusals);
+	free(e->events);
+	free(e->rec);
+	free(e->itembuf);
+	free(e);
+}
+
+void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
+{
+	*s = e->stats;
+	for (unsigned p = 0; p < HL_PREC_COUNT; p++)
+		s->queued[p] = e->q[p].n;
+	s->partial_in = e->nin;
+}

@@ -1,0 +1,95 @@
+/* deliver/engine.h — the messages protocol (docs/messages.md) for one
+ * peer: what to send, in which order, and what to do with what arrives.
+ * It sits between a link (link/link.h: an authenticated session that
+ * carries records) and the store, and knows nothing of sockets or the event
+ * loop: the daemon calls it when a session opens or closes, when a record
+ * arrives, when the link can take more bytes, and around each commit.
+ *
+ * Group commit.  Everything the engines of all peers write while the
+ * daemon handles one burst of input goes into one store transaction (struct
+ * hl_txn, shared).  Then the daemon calls hl_engine_precommit() on each
+ * engine (it authors the receipts for what became visible), commits once,
+ * and calls hl_engine_postcommit() (ACKs, REFUSEs and the new receipts go
+ * out).  Nothing is acknowledged before that commit.  When the commit
+ * fails, hl_engine_abort() forgets what the transaction held and the
+ * daemon closes the sessions; they resume from the durable state. */
+#ifndef HL_DELIVER_ENGINE_H
+#define HL_DELIVER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "link/link.h"
+#include "store/store.h"
+
+/* The transaction the engines share. */
+struct hl_txn {
+	hl_store *store;
+	bool open;
+};
+/* Opens the shared transaction unless it is open already. */
+int hl_txn_need(struct hl_txn *t);
+
+/* What the engine tells the operator about, after the commit that made it
+ * so (hl_engine_postcommit). */
+enum hl_engine_event {
+	HL_EV_ARRIVED,     /* a message from the peer is in the inbox */
+	HL_EV_DELIVERED,   /* the peer's receipt for one of ours came */
+	HL_EV_REFUSED,     /* the peer refused one of ours */
+	HL_EV_REFUSED_IN,  /* we refused one of the peer's */
+};
+
+struct hl_engine_env {
+	const char *dir;              /* the station directory */
+	struct hl_txn *txn;
+	const hl_identity *me;
+	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
+	uint64_t quota_bytes;         /* per peer (0: no quota) */
+	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	/* Optional: called from hl_engine_postcommit() for each event. */
+	void (*on_event)(void *user, const char *peer, enum hl_engine_event ev,
+			 const uint8_t id[static 16]);
+	void *user;
+};
+
+typedef struct hl_engine hl_engine;
+
+int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_peer_conf *peer);
+void hl_engine_free(hl_engine *e);
+
+/* A session with the peer is OPEN: sends this side's state (ACK, RESUME,
+ * outstanding REFUSEs); sending starts when the peer's RESUME arrives. */
+void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now_ms);
+/* The session is gone (closed or replaced). */
+void hl_engine_detach(hl_engine *e);
+
+/* A record of the messages protocol arrived.  A negative return is a
+ * protocol violation or a local failure that ends the session: the caller
+ * closes the link (hl_engine_error() says why). */
+int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now_ms);
+
+/* Sends what the link will take now. */
+void hl_engine_pump(hl_engine *e, uint64_t now_ms);
+/* Other processes changed the store (new messages queued): look again. */
+void hl_engine_refresh(hl_engine *e);
+
+/* Around the daemon's commit of the shared transaction (see top). */
+int hl_engine_precommit(hl_engine *e, uint64_t now_ms);
+void hl_engine_postcommit(hl_engine *e, uint64_t now_ms);
+void hl_engine_abort(hl_engine *e);
+
+/* The last error (sanitised), "" when none. */
+const char *hl_engine_error(const hl_engine *e);
+
+struct hl_engine_stats {
+	size_t queued[4];             /* OUT entries loaded, by precedence */
+	size_t partial_in;            /* incoming messages still arriving */
+	uint64_t items_in, items_out, chunks_in, chunks_out;
+};
+void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
+
+#endif

@@ -1,0 +1,182 @@
+/* deliver/records.c — encoders and decoders of the messages protocol's
+ * records (see records.h and docs/messages.md). */
+#include "deliver/records.h"
+
+#include <string.h>
+
+#include "util/bytes.h"
+#include "util/err.h"
+
+const char *hl_refuse_code_str(unsigned code)
+{
+	switch (code) {
+	case HL_REFUSE_SIGNATURE: return "bad signature";
+	case HL_REFUSE_RECIPIENT: return "wrong recipient";
+	case HL_REFUSE_ID_REUSED: return "message id reused with different content";
+	case HL_REFUSE_CONTENT: return "subject or body does not match its hash";
+	case HL_REFUSE_ATTACHMENT: return "attachment does not match its hash";
+	case HL_REFUSE_TOO_LARGE: return "too large";
+	case HL_REFUSE_QUOTA: return "over the receiver's storage quota";
+	case HL_REFUSE_MALFORMED: return "malformed";
+	}
+	return "unknown reason";
+}
+
+int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	r->item_len = hl_r_u16(&rb);
+	r->item = hl_r_take(&rb, r->item_len);
+	if (rb.err)
+		return HL_ETRUNC;
+	if (r->item_len == 0)
+		return HL_EINVAL;
+	r->rest_len = hl_r_left(&rb);
+	r->rest = buf + rb.off;
+	return 0;
+}
+
+int hl_rec_chunk_decode(const uint8_t *buf, size_t len, struct hl_rec_chunk *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	r->seq = hl_r_u64(&rb);
+	r->part = hl_r_u8(&rb);
+	r->offset = hl_r_u64(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	r->data_len = hl_r_left(&rb);
+	r->data = buf + rb.off;
+	if (r->data_len == 0 || r->seq == 0 || r->part > 64 ||
+	    r->offset > UINT64_MAX - r->data_len)
+		return HL_EINVAL;
+	return 0;
+}
+
+void hl_rec_chunk_header(uint64_t seq, uint8_t part, uint64_t offset,
+			 uint8_t out[static HL_CHUNK_HDR_LEN])
+{
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, out, HL_CHUNK_HDR_LEN);
+	hl_w_u64(&w, seq);
+	hl_w_u8(&w, part);
+	hl_w_u64(&w, offset);
+}
+
+int hl_rec_ack_decode(const uint8_t *buf, size_t len, struct hl_rec_ack *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	r->base = hl_r_u64(&rb);
+	r->n = hl_r_u16(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	if (r->n > HL_ACK_MAX_RANGES)
+		return HL_ETOOBIG;
+	uint64_t floor = r->base;
+	for (unsigned i = 0; i < r->n; i++) {
+		r->ranges[i][0] = hl_r_u64(&rb);
+		r->ranges[i][1] = hl_r_u64(&rb);
+		if (rb.err)
+			return HL_ETRUNC;
+		/* increasing, disjoint, above base (and above the last range + 1,
+		 * so that adjacent ranges are merged by the sender) */
+		if (r->ranges[i][0] <= floor || r->ranges[i][0] > r->ranges[i][1] ||
+		    r->ranges[i][1] == UINT64_MAX)
+			return HL_EINVAL;
+		floor = r->ranges[i][1] + 1;
+	}
+	return hl_r_left(&rb) ? HL_EINVAL : 0;
+}
+
+int hl_rec_ack_encode(const struct hl_rec_ack *r, uint8_t *out, size_t cap, size_t *len)
+{
+	struct hl_wbuf w;
+	if (r->n > HL_ACK_MAX_RANGES)
+		return HL_ETOOBIG;
+	hl_wbuf_init(&w, out, cap);
+	hl_w_u64(&w, r->base);
+	hl_w_u16(&w, r->n);
+	for (unsigned i = 0; i < r->n; i++) {
+		hl_w_u64(&w, r->ranges[i][0]);
+		hl_w_u64(&w, r->ranges[i][1]);
+	}
+	if (w.err)
+		return HL_ETOOBIG;
+	*len = w.len;
+	return 0;
+}
+
+int hl_rec_resume_decode(const uint8_t *buf, size_t len, struct hl_rec_resume *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	r->n = hl_r_u16(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	if (r->n > HL_RESUME_MAX)
+		return HL_ETOOBIG;
+	for (unsigned i = 0; i < r->n; i++) {
+		r->e[i].seq = hl_r_u64(&rb);
+		r->e[i].part = hl_r_u8(&rb);
+		r->e[i].offset = hl_r_u64(&rb);
+		if (rb.err)
+			return HL_ETRUNC;
+		if (r->e[i].seq == 0 || r->e[i].part > 64)
+			return HL_EINVAL;
+	}
+	return hl_r_left(&rb) ? HL_EINVAL : 0;
+}
+
+int hl_rec_resume_encode(const struct hl_rec_resume *r, uint8_t *out, size_t cap, size_t *len)
+{
+	struct hl_wbuf w;
+	if (r->n > HL_RESUME_MAX)
+		return HL_ETOOBIG;
+	hl_wbuf_init(&w, out, cap);
+	hl_w_u16(&w, r->n);
+	for (unsigned i = 0; i < r->n; i++) {
+		hl_w_u64(&w, r->e[i].seq);
+		hl_w_u8(&w, r->e[i].part);
+		hl_w_u64(&w, r->e[i].offset);
+	}
+	if (w.err)
+		return HL_ETOOBIG;
+	*len = w.len;
+	return 0;
+}
+
+int hl_rec_refuse_decode(const uint8_t *buf, size_t len, struct hl_rec_refuse *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	r->seq = hl_r_u64(&rb);
+	hl_r_bytes(&rb, r->hash, 32);
+	r->code = hl_r_u8(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	r->text_len = hl_r_left(&rb);
+	r->text = buf + rb.off;
+	if (r->seq == 0 || r->text_len > HL_REFUSE_TEXT_MAX)
+		return HL_EINVAL;
+	return 0;
+}
+
+int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t code,
+			 const char *text, uint8_t *out, size_t cap, size_t *len)
+{
+	struct hl_wbuf w;
+	size_t tlen = strlen(text);
+	if (tlen > HL_REFUSE_TEXT_MAX)
+		tlen = HL_REFUSE_TEXT_MAX;
+	hl_wbuf_init(&w, out, cap);
+	hl_w_u64(&w, seq);
+	hl_w_bytes(&w, hash, 32);
+	hl_w_u8(&w, code);
+	hl_w_bytes(&w, text, tlen);
+	if (w.err)
+		return HL_ETOOBIG;
+	*len = w.len;
+	return 0;
+}

@@ -1,0 +1,90 @@
+/* deliver/records.h — the records of the messages protocol
+ * (docs/messages.md): ITEM, CHUNK, ACK, RESUME and REFUSE bodies.  Pure
+ * functions over (buf, len), every count and length capped, no I/O;
+ * decoded bodies borrow from the input buffer. */
+#ifndef HL_DELIVER_RECORDS_H
+#define HL_DELIVER_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	HL_REC_ITEM = 0x10,
+	HL_REC_CHUNK = 0x11,
+	HL_REC_ACK = 0x12,
+	HL_REC_RESUME = 0x13,
+	HL_REC_REFUSE = 0x14,
+};
+
+#define HL_CHUNK_HDR_LEN 17
+#define HL_ACK_MAX_RANGES 256
+#define HL_RESUME_MAX 1024
+#define HL_REFUSE_TEXT_MAX 200
+
+enum hl_refuse_code {
+	HL_REFUSE_SIGNATURE = 1,
+	HL_REFUSE_RECIPIENT = 2,
+	HL_REFUSE_ID_REUSED = 3,
+	HL_REFUSE_CONTENT = 4,
+	HL_REFUSE_ATTACHMENT = 5,
+	HL_REFUSE_TOO_LARGE = 6,
+	HL_REFUSE_QUOTA = 7,       /* temporary: retried next session */
+	HL_REFUSE_MALFORMED = 8,
+};
+const char *hl_refuse_code_str(unsigned code);
+
+/* ITEM: 2 item_len, the item, then the rest (a message's content). */
+struct hl_rec_item {
+	const uint8_t *item;
+	size_t item_len;
+	const uint8_t *rest;
+	size_t rest_len;
+};
+int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r);
+
+struct hl_rec_chunk {
+	uint64_t seq;
+	uint8_t part;
+	uint64_t offset;
+	const uint8_t *data;
+	size_t data_len;         /* at least 1 */
+};
+int hl_rec_chunk_decode(const uint8_t *buf, size_t len, struct hl_rec_chunk *r);
+/* Writes the 17-byte header; the caller appends the data. */
+void hl_rec_chunk_header(uint64_t seq, uint8_t part, uint64_t offset,
+			 uint8_t out[static HL_CHUNK_HDR_LEN]);
+
+struct hl_rec_ack {
+	uint64_t base;
+	uint16_t n;
+	uint64_t ranges[HL_ACK_MAX_RANGES][2];
+};
+/* Ranges must be well-formed: first <= last, all above base, increasing
+ * and disjoint. */
+int hl_rec_ack_decode(const uint8_t *buf, size_t len, struct hl_rec_ack *r);
+int hl_rec_ack_encode(const struct hl_rec_ack *r, uint8_t *out, size_t cap, size_t *len);
+
+struct hl_resume_entry {
+	uint64_t seq;
+	uint8_t part;
+	uint64_t offset;
+};
+struct hl_rec_resume {
+	uint16_t n;
+	struct hl_resume_entry e[HL_RESUME_MAX];
+};
+int hl_rec_resume_decode(const uint8_t *buf, size_t len, struct hl_rec_resume *r);
+int hl_rec_resume_encode(const struct hl_rec_resume *r, uint8_t *out, size_t cap, size_t *len);
+
+struct hl_rec_refuse {
+	uint64_t seq;
+	uint8_t hash[32];
+	uint8_t code;
+	const uint8_t *text;     /* raw peer bytes: sanitise before showing */
+	size_t text_len;
+};
+int hl_rec_refuse_decode(const uint8_t *buf, size_t len, struct hl_rec_refuse *r);
+int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t code,
+			 const char *text, uint8_t *out, size_t cap, size_t *len);
+
+#endif

@@ -1,0 +1,122 @@
+/* msg/item.h — signed items (docs/items.md): the entries of a station's
+ * chain on a link.  Encoding, decoding, signing, verification, hashing.
+ *
+ * Decoding is structural only and borrows from the input buffer (attachment
+ * names point into it).  hl_item_open() is what a receiver calls: decode,
+ * check who the item claims to be from and for, verify the signature — in
+ * that order, and nothing of the item is used before the signature holds. */
+#ifndef HL_MSG_ITEM_H
+#define HL_MSG_ITEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_ITEM_MAX 16384
+#define HL_HASH_LEN 32
+#define HL_SIG_LEN 64
+#define HL_MSG_ID_LEN 16
+#define HL_SALT_LEN 32
+#define HL_MAX_ATTACHMENTS 64
+#define HL_MAX_RECEIPT_ENTRIES 256
+#define HL_SUBJECT_MAX 1024
+#define HL_BODY_MAX (16u << 20)
+/* A body up to this size travels inside its ITEM record; a larger one in
+ * CHUNKs (docs/messages.md). */
+#define HL_INLINE_BODY_MAX 32768
+
+#define HL_CTX_MESSAGE "hotline/1 message"
+#define HL_CTX_RECEIPT "hotline/1 receipt"
+#define HL_LABEL_SUBJECT "hotline/1 subject"
+#define HL_LABEL_BODY "hotline/1 body"
+
+enum hl_item_kind { HL_ITEM_MESSAGE = 1, HL_ITEM_RECEIPT = 2 };
+
+enum hl_precedence {
+	HL_PREC_ROUTINE = 0,
+	HL_PREC_PRIORITY = 1,
+	HL_PREC_IMMEDIATE = 2,
+	HL_PREC_FLASH = 3,
+};
+#define HL_PREC_COUNT 4
+
+/* "routine" ... "flash"; NULL for an invalid value. */
+const char *hl_precedence_name(unsigned prec);
+/* Accepts the names above (case-insensitive) and their first letters. */
+int hl_precedence_parse(const char *s, enum hl_precedence *out);
+
+struct hl_attachment_ref {
+	const uint8_t *name;   /* not NUL-terminated; borrowed */
+	uint8_t name_len;
+	uint64_t size;
+	uint8_t hash[HL_HASH_LEN];
+};
+
+struct hl_item_message {
+	uint8_t id[HL_MSG_ID_LEN];
+	uint8_t precedence;
+	uint64_t class_seq;
+	uint8_t subject_hash[HL_HASH_LEN];
+	uint8_t body_hash[HL_HASH_LEN];
+	uint64_t body_size;
+	uint8_t n_attachments;
+	struct hl_attachment_ref att[HL_MAX_ATTACHMENTS];
+};
+
+struct hl_receipt_entry {
+	uint64_t seq;
+	uint8_t hash[HL_HASH_LEN];
+};
+
+struct hl_item_receipt {
+	uint64_t peer_seq;
+	uint8_t peer_hash[HL_HASH_LEN];
+	uint16_t count;
+	struct hl_receipt_entry entries[HL_MAX_RECEIPT_ENTRIES];
+};
+
+struct hl_item {
+	enum hl_item_kind kind;
+	uint8_t author[32];
+	uint8_t counterpart[32];
+	uint64_t seq;
+	uint8_t prev[HL_HASH_LEN];
+	uint64_t time_ms;
+	union {
+		struct hl_item_message msg;
+		struct hl_item_receipt rcpt;
+	} u;
+	uint8_t sig[HL_SIG_LEN];
+};
+
+/* Encodes IT into OUT (capacity CAP) and signs it with SIGN_SK (libsodium's
+ * 64-byte secret key, whose public half must equal it->author); fills
+ * it->sig.  HL_EINVAL for values the format forbids, HL_ETOOBIG when the
+ * encoding exceeds CAP or HL_ITEM_MAX. */
+int hl_item_encode_sign(struct hl_item *it, const uint8_t sign_sk[static 64],
+			uint8_t *out, size_t cap, size_t *len);
+
+/* Encodes IT with the signature it already carries (re-serialising a
+ * decoded item gives back the same bytes). */
+int hl_item_encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *len);
+
+/* Structural decode of BUF (LEN bytes) into IT; no signature check. */
+int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it);
+
+/* Decode, then require author == AUTHOR and counterpart == COUNTERPART
+ * (either may be NULL to skip), then verify the signature.  HL_EAUTH when
+ * the signature fails, HL_EPEER when the keys are not the expected ones. */
+int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
+		 const uint8_t *counterpart, struct hl_item *it);
+
+/* BLAKE2b-256 over the whole encoding. */
+void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN]);
+
+/* BLAKE2b-256 keyed with SALT over LABEL NUL DATA: the commitments to a
+ * message's subject and body. */
+void hl_salted_hash(const uint8_t salt[static HL_SALT_LEN], const char *label,
+		    const uint8_t *data, size_t len, uint8_t out[static HL_HASH_LEN]);
+
+/* True when NAME (LEN bytes) is an acceptable attachment base name. */
+int hl_attachment_name_valid(const uint8_t *name, size_t len);
+
+#endif

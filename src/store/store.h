@@ -1,0 +1,250 @@
+/* store/store.h — the station's SQLite store: the only module that touches
+ * SQL.  One file, DIR/store.db, in WAL mode with synchronous=FULL, so a
+ * commit that returns is on disk: nothing is acknowledged (to the operator
+ * or to a peer) before the commit that makes it durable.
+ *
+ * What it holds (schema in store.c, with its version and migrations):
+ *   peers        one row per counterpart ever known, keyed by SigningKey
+ *   items        both chains of every link: the items we authored (dir OUT)
+ *                and those our peers authored (dir IN), as encoded bytes,
+ *                with their hashes; OUT items carry an `acked` flag; IN
+ *                positions may be tombstones (refused items)
+ *   messages     one row per message, either direction: metadata, salt,
+ *                subject, body, state
+ *   attachments  one row per attachment: name, size, hash, file path,
+ *                and `done` (bytes durable at the receiver)
+ *
+ * Concurrency: the CLI and the daemon open the store at once; writers use
+ * BEGIN IMMEDIATE and a busy timeout.  Every function returns 0 or a
+ * negative HL_E* code (HL_ESTORE with the SQLite message kept for
+ * hl_store_errmsg()).  Inserting what is already there (the same item
+ * position, message id or class_seq) is HL_EEXIST and changes nothing; a
+ * row that names a missing peer or item is HL_ENOTFOUND.  A call that
+ * fails changes nothing, inside a transaction or not.  A handle belongs to
+ * one thread at a time; callbacks may call back into the store. */
+#ifndef HL_STORE_STORE_H
+#define HL_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg/item.h"
+
+typedef struct hl_store hl_store;
+
+enum hl_dir { HL_DIR_OUT = 0, HL_DIR_IN = 1 };
+
+/* Message states.  OUT: queued -> sent -> delivered, or refused.
+ * IN: partial (parts still arriving) -> complete (visible in the inbox). */
+enum hl_msg_state {
+	HL_MSG_QUEUED = 0,
+	HL_MSG_SENT = 1,
+	HL_MSG_DELIVERED = 2,
+	HL_MSG_REFUSED = 3,
+	HL_MSG_PARTIAL = 10,
+	HL_MSG_COMPLETE = 11,
+	HL_MSG_REFUSED_IN = 12,  /* IN: refused after it was stored (a part failed its hash) */
+};
+const char *hl_msg_state_name(enum hl_msg_state s); /* "queued", ... */
+
+int hl_store_open(const char *dir, hl_store **out);
+void hl_store_close(hl_store *st);
+/* The last SQLite error text, for the one line the edge prints. */
+const char *hl_store_errmsg(const hl_store *st);
+
+/* Transactions.  begin() is BEGIN IMMEDIATE (the writer lock at once). */
+int hl_store_begin(hl_store *st);
+int hl_store_commit(hl_store *st);
+void hl_store_rollback(hl_store *st);
+/* Changes made by other connections since the last call (PRAGMA
+ * data_version): the daemon's cheap poll for work the CLI queued. */
+bool hl_store_changed(hl_store *st);
+
+/* The peer row for SIGNING_KEY, created if new (NAME and NOISE_KEY are
+ * refreshed). */
+int hl_store_peer(hl_store *st, const uint8_t signing_key[static 32],
+		  const uint8_t noise_key[static 32], const char *name, int64_t *peer_id);
+
+/* ---- chains ---- */
+
+struct hl_chain_head {
+	uint64_t seq;                 /* 0 when the chain is empty */
+	uint8_t hash[HL_HASH_LEN];    /* zeros when empty */
+};
+int hl_store_chain_head(hl_store *st, int64_t peer_id, enum hl_dir dir,
+			struct hl_chain_head *head);
+/* The highest seq S of the IN chain such that 1..S are all present
+ * (tombstones count): what an ACK's `base` and a receipt's peer_seq say. */
+int hl_store_in_contiguous(hl_store *st, int64_t peer_id, struct hl_chain_head *head);
+/* The next class_seq for a message of PREC that we author to PEER. */
+int hl_store_next_class_seq(hl_store *st, int64_t peer_id, unsigned prec, uint64_t *out);
+
+struct hl_item_row {
+	int64_t peer_id;
+	enum hl_dir dir;
+	uint64_t seq;
+	enum hl_item_kind kind;       /* 0 for a tombstone */
+	uint8_t hash[HL_HASH_LEN];
+	const uint8_t *encoded;       /* borrowed; valid during a callback only */
+	size_t encoded_len;
+	unsigned precedence;          /* of the message, FLASH for other kinds */
+	bool acked;                   /* OUT only */
+	int64_t stored_at;            /* ms, local clock */
+};
+int hl_store_insert_item(hl_store *st, const struct hl_item_row *row);
+/* HL_ENOTFOUND when absent.  The row's encoded bytes are copied into BUF
+ * (capacity CAP, HL_ITEM_MAX suffices). */
+int hl_store_get_item(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+		      struct hl_item_row *row, uint8_t *buf, size_t cap);
+/* IN: a tombstone at SEQ for an item refused with CODE (HASH is the
+ * refused item's hash). */
+int hl_store_insert_tombstone(hl_store *st, int64_t peer_id, uint64_t seq,
+			      const uint8_t hash[static HL_HASH_LEN], unsigned code);
+/* OUT: mark [FIRST, LAST] acknowledged by the peer (seqs we never
+ * authored are ignored). */
+int hl_store_ack_range(hl_store *st, int64_t peer_id, uint64_t first, uint64_t last);
+/* OUT items not yet acknowledged, ordered by precedence (most urgent
+ * first) then seq; at most LIMIT rows; FN returns nonzero to stop. */
+int hl_store_each_unacked(hl_store *st, int64_t peer_id, size_t limit,
+			  int (*fn)(void *arg, const struct hl_item_row *row), void *arg);
+/* IN items present above BASE, as ranges, for an ACK (at most MAX). */
+int hl_store_in_ranges(hl_store *st, int64_t peer_id, uint64_t base,
+		       uint64_t (*ranges)[2], size_t max, size_t *n);
+
+/* ---- messages ---- */
+
+struct hl_att_row {
+	unsigned idx;
+	char name[256];
+	uint64_t size;
+	uint8_t hash[HL_HASH_LEN];
+	char path[512];               /* relative to the station directory */
+	uint64_t done;                /* IN: bytes durable; OUT: unused */
+};
+
+struct hl_msg_row {
+	uint8_t id[HL_MSG_ID_LEN];
+	int64_t peer_id;
+	char peer_name[64];           /* filled by reads */
+	enum hl_dir dir;
+	uint64_t seq;                 /* the item's position in its chain */
+	unsigned precedence;
+	uint64_t class_seq;
+	uint8_t salt[HL_SALT_LEN];
+	char *subject;                /* NUL-terminated, xmalloc'd on reads */
+	uint8_t *body;                /* xmalloc'd on reads; NULL while partial */
+	uint64_t body_size;
+	int64_t sent_at;              /* ms: the item's time */
+	int64_t received_at;          /* ms, IN: when it became visible; 0 if not */
+	int64_t delivered_at;         /* ms, OUT: when the receipt came; 0 if not */
+	enum hl_msg_state state;
+	char *reason;                 /* refusal reason or NULL, xmalloc'd */
+	bool unread;                  /* IN */
+	unsigned n_att;
+	struct hl_att_row *att;       /* xmalloc'd array of n_att */
+	uint64_t body_done;           /* IN: bytes of a chunked body (part 0)
+	                               * durable so far; body_size once set */
+};
+/* Frees what a read allocated inside ROW (not ROW itself). */
+void hl_msg_row_clear(struct hl_msg_row *row);
+
+/* The message's item (peer_id, dir, seq) must be stored first.  IN
+ * messages start unread, OUT ones read (ROW's unread is ignored); att[i]
+ * is stored as attachment i (its idx is ignored); body NULL with a
+ * body_size means "not received yet". */
+int hl_store_insert_message(hl_store *st, const struct hl_msg_row *row);
+/* HL_ENOTFOUND when absent.  ID_PREFIX_HEX may be a unique prefix of at
+ * least 8 hex digits (HL_EEXIST when it is ambiguous). */
+int hl_store_get_message(hl_store *st, const char *id_prefix_hex, struct hl_msg_row *row);
+int hl_store_get_message_by_id(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+			       struct hl_msg_row *row);
+
+struct hl_msg_filter {
+	enum hl_dir dir;
+	int64_t peer_id;              /* 0: every peer */
+	bool unread_only;
+	bool visible_only;            /* IN: complete messages only */
+};
+/* Messages in order (IN: received_at then seq; OUT: the order they were
+ * stored, which is seq order for each peer), FN per row (the row's
+ * allocations are freed after FN returns).  FN returns nonzero to stop; a
+ * negative value is returned. */
+int hl_store_each_message(hl_store *st, const struct hl_msg_filter *f,
+			  int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+
+/* States only move forward (queued -> sent -> delivered | refused;
+ * partial -> complete | refused).  AT_MS becomes delivered_at (DELIVERED)
+ * or received_at (COMPLETE) the first time; REASON, when not NULL, is kept.
+ * A state the message has already passed (a late "sent" after
+ * "delivered") changes nothing and returns 0; a state of the other
+ * direction is HL_EINVAL. */
+int hl_store_set_state(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+		       enum hl_msg_state state, const char *reason, int64_t at_ms);
+int hl_store_mark_read(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN]);
+/* IN: record a completed body (part 0; LEN must equal body_size) and
+ * attachment progress: IDX is the attachment's index (hl_att_row.idx,
+ * 0-based; part IDX + 1 on the wire), DONE at most its size. */
+int hl_store_set_body(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+		      const uint8_t *body, size_t len);
+int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+			   unsigned idx, uint64_t done);
+
+/* ---- for the delivery engine ---- */
+
+/* The message at position SEQ of a chain (HL_ENOTFOUND when that item is
+ * not a message or is absent). */
+int hl_store_get_message_by_seq(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+				struct hl_msg_row *row);
+/* Unacknowledged OUT items with seq > AFTER, in seq order, at most LIMIT. */
+int hl_store_each_out_after(hl_store *st, int64_t peer_id, uint64_t after, size_t limit,
+			    int (*fn)(void *arg, const struct hl_item_row *row), void *arg);
+/* OUT messages in state SENT that have parts to transfer (attachments, or
+ * a body too large to travel inline), in seq order; rows without bodies. */
+int hl_store_each_out_with_parts(hl_store *st, int64_t peer_id,
+				 int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* IN messages in state PARTIAL (parts arriving, or waiting for the message
+ * before them), in seq order, with their attachment rows. */
+int hl_store_each_in_partial(hl_store *st, int64_t peer_id,
+			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* IN messages in state REFUSED (their REFUSE is repeated each session). */
+int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
+			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
+/* True in *VISIBLE when the IN message of PEER with PREC and CLASS_SEQ is
+ * complete (visible); class_seq 0 counts as visible. */
+int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
+			      uint64_t class_seq, bool *visible);
+
+/* Bytes stored for PEER's incoming messages (bodies and attachments),
+ * for the quota: the declared sizes of every IN message, so space a
+ * partial message will need counts from the start. */
+int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
+
+/* ---- additions made while implementing the store ---- */
+
+/* The schema version this code writes.  hl_store_open() migrates an older
+ * store to it, one step per transaction, and refuses a newer one
+ * (HL_EUNSUPP). */
+#define HL_STORE_SCHEMA_VERSION 2
+
+/* Why the last hl_store_open() in this thread failed: one line naming the
+ * file and the cause (for example a schema newer than this hotline). */
+const char *hl_store_open_errmsg(void);
+
+/* hl_store_open(), migrating only up to VERSION (1..HL_STORE_SCHEMA_VERSION):
+ * for migration tests.  Below the current version only the queries the
+ * older schema can answer work. */
+int hl_store_open_version(const char *dir, int version, hl_store **out);
+
+/* IN: bytes of a body sent in CHUNKs (part 0) durable so far, for RESUME
+ * (attachments use hl_store_set_part_done). */
+int hl_store_set_body_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+			   uint64_t done);
+
+/* Checks the store's invariants: SQLite's quick_check, foreign keys, and the
+ * per-peer derived values (IN contiguity, quota usage) against a recount.
+ * 0, or HL_ESTORE with the first violation in hl_store_errmsg().  Reads
+ * every row: for tests, crash checks and diagnostics, not the hot path. */
+int hl_store_verify(hl_store *st);
+
+#endif

@@ -1,0 +1,247 @@
+/* tests/unit/test_item.c — signed items (docs/items.md): round trips, the
+ * byte layout, forgeries and corruptions that must fail. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <string.h>
+
+#include "msg/item.h"
+#include "util/err.h"
+
+static uint8_t sk_a[64], pk_a[32], sk_b[64], pk_b[32];
+
+static int setup(void **state)
+{
+	(void)state;
+	uint8_t seed[32];
+	if (sodium_init() < 0)
+		return -1;
+	memset(seed, 0xa1, sizeof(seed));
+	crypto_sign_seed_keypair(pk_a, sk_a, seed);
+	memset(seed, 0xb2, sizeof(seed));
+	crypto_sign_seed_keypair(pk_b, sk_b, seed);
+	return 0;
+}
+
+static void make_message(struct hl_item *it, uint64_t seq)
+{
+	static const uint8_t name0[] = "treaty.pdf";
+	static const uint8_t name1[] = "annex b.txt";
+	memset(it, 0, sizeof(*it));
+	it->kind = HL_ITEM_MESSAGE;
+	memcpy(it->author, pk_a, 32);
+	memcpy(it->counterpart, pk_b, 32);
+	it->seq = seq;
+	if (seq > 1)
+		memset(it->prev, 0x77, 32);
+	it->time_ms = 1795000000000ull;
+	struct hl_item_message *m = &it->u.msg;
+	memset(m->id, 0x42, sizeof(m->id));
+	m->precedence = HL_PREC_FLASH;
+	m->class_seq = 9;
+	uint8_t salt[HL_SALT_LEN];
+	memset(salt, 0x5a, sizeof(salt));
+	hl_salted_hash(salt, HL_LABEL_SUBJECT, (const uint8_t *)"hello", 5, m->subject_hash);
+	hl_salted_hash(salt, HL_LABEL_BODY, (const uint8_t *)"body", 4, m->body_hash);
+	m->body_size = 4;
+	m->n_attachments = 2;
+	m->att[0].name = name0;
+	m->att[0].name_len = sizeof(name0) - 1;
+	m->att[0].size = 123456789;
+	memset(m->att[0].hash, 0x11, 32);
+	m->att[1].name = name1;
+	m->att[1].name_len = sizeof(name1) - 1;
+	m->att[1].size = 0;
+	memset(m->att[1].hash, 0x22, 32);
+}
+
+static void test_message_round_trip(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX], again[HL_ITEM_MAX];
+	size_t len, len2;
+	make_message(&it, 5);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	/* context+NUL, keys, seq, prev, time, id, prec, class_seq, 2 hashes,
+	 * body_size, n, 2 attachments, signature */
+	size_t want = 18 + 32 + 32 + 8 + 32 + 8 + 16 + 1 + 8 + 32 + 32 + 8 + 1 +
+		      (1 + 10 + 8 + 32) + (1 + 11 + 8 + 32) + 64;
+	assert_int_equal(len, want);
+	assert_memory_equal(buf, "hotline/1 message\0", 18);
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+	assert_int_equal(back.kind, HL_ITEM_MESSAGE);
+	assert_int_equal(back.seq, 5);
+	assert_int_equal(back.u.msg.class_seq, 9);
+	assert_int_equal(back.u.msg.precedence, HL_PREC_FLASH);
+	assert_int_equal(back.u.msg.n_attachments, 2);
+	assert_int_equal(back.u.msg.att[0].size, 123456789);
+	assert_memory_equal(back.u.msg.att[1].name, "annex b.txt", 11);
+	assert_int_equal(hl_item_encode(&back, again, sizeof(again), &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, buf, len);
+}
+
+static void test_receipt_round_trip(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	memset(&it, 0, sizeof(it));
+	it.kind = HL_ITEM_RECEIPT;
+	memcpy(it.author, pk_b, 32);
+	memcpy(it.counterpart, pk_a, 32);
+	it.seq = 1;
+	it.u.rcpt.peer_seq = 7;
+	memset(it.u.rcpt.peer_hash, 0x33, 32);
+	it.u.rcpt.count = HL_MAX_RECEIPT_ENTRIES;
+	for (unsigned i = 0; i < it.u.rcpt.count; i++) {
+		it.u.rcpt.entries[i].seq = i + 1;
+		memset(it.u.rcpt.entries[i].hash, (int)i, 32);
+	}
+	assert_int_equal(hl_item_encode_sign(&it, sk_b, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_open(buf, len, pk_b, pk_a, &back), 0);
+	assert_int_equal(back.kind, HL_ITEM_RECEIPT);
+	assert_int_equal(back.u.rcpt.count, HL_MAX_RECEIPT_ENTRIES);
+	assert_int_equal(back.u.rcpt.entries[255].seq, 256);
+	assert_int_equal(back.u.rcpt.peer_seq, 7);
+}
+
+/* Every single-byte change of an encoded item makes it fail to open. */
+static void test_every_byte_flip_fails(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	make_message(&it, 3);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= 0x01;
+		assert_int_not_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+		buf[i] ^= 0x01;
+	}
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+}
+
+static void test_truncation_and_trailing(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX + 1];
+	size_t len;
+	make_message(&it, 3);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	for (size_t n = 0; n < len; n++)
+		assert_true(hl_item_decode(buf, n, &back) < 0);
+	buf[len] = 0;
+	assert_int_equal(hl_item_decode(buf, len + 1, &back), HL_EINVAL);
+}
+
+static void test_wrong_keys(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	make_message(&it, 3);
+	/* Signing with a key that is not the author's is refused outright. */
+	assert_int_equal(hl_item_encode_sign(&it, sk_b, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_open(buf, len, pk_b, pk_a, &back), HL_EPEER);
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_a, &back), HL_EPEER);
+	/* A forgery: the same item claimed by B, signed by A. */
+	memcpy(buf + 18, pk_b, 32);
+	assert_int_equal(hl_item_open(buf, len, NULL, NULL, &back), HL_EAUTH);
+}
+
+/* A receipt's signature cannot pass for a message's: the context differs. */
+static void test_context_separation(void **state)
+{
+	(void)state;
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	make_message(&it, 3);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	memcpy(buf, "hotline/1 receipt", 17);
+	assert_true(hl_item_open(buf, len, NULL, NULL, &back) < 0);
+	memcpy(buf, "hotline/1 xxxxxxx", 17);
+	assert_int_equal(hl_item_decode(buf, len, &back), HL_EUNSUPP);
+}
+
+static void test_forbidden_values(void **state)
+{
+	(void)state;
+	struct hl_item it;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	static const uint8_t dotdot[] = "..";
+	static const uint8_t slash[] = "a/b";
+
+	make_message(&it, 0);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	make_message(&it, 1);
+	memset(it.prev, 1, 32);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	make_message(&it, 2);
+	it.u.msg.precedence = 4;
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	make_message(&it, 2);
+	it.u.msg.att[0].name = dotdot;
+	it.u.msg.att[0].name_len = 2;
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	it.u.msg.att[0].name = slash;
+	it.u.msg.att[0].name_len = 3;
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	make_message(&it, 2);
+	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, 100, &len), HL_ETOOBIG);
+}
+
+/* The salted commitments differ by salt and by label. */
+static void test_salted_hash(void **state)
+{
+	(void)state;
+	uint8_t s1[HL_SALT_LEN], s2[HL_SALT_LEN], h1[32], h2[32], h3[32];
+	memset(s1, 1, sizeof(s1));
+	memset(s2, 2, sizeof(s2));
+	hl_salted_hash(s1, HL_LABEL_BODY, (const uint8_t *)"yes", 3, h1);
+	hl_salted_hash(s2, HL_LABEL_BODY, (const uint8_t *)"yes", 3, h2);
+	hl_salted_hash(s1, HL_LABEL_SUBJECT, (const uint8_t *)"yes", 3, h3);
+	assert_memory_not_equal(h1, h2, 32);
+	assert_memory_not_equal(h1, h3, 32);
+}
+
+static void test_precedence_names(void **state)
+{
+	(void)state;
+	enum hl_precedence p;
+	assert_int_equal(hl_precedence_parse("FLASH", &p), 0);
+	assert_int_equal(p, HL_PREC_FLASH);
+	assert_int_equal(hl_precedence_parse("r", &p), 0);
+	assert_int_equal(p, HL_PREC_ROUTINE);
+	assert_int_equal(hl_precedence_parse("urgent", &p), HL_EINVAL);
+	assert_string_equal(hl_precedence_name(HL_PREC_IMMEDIATE), "immediate");
+	assert_null(hl_precedence_name(4));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_message_round_trip),
+		cmocka_unit_test(test_receipt_round_trip),
+		cmocka_unit_test(test_every_byte_flip_fails),
+		cmocka_unit_test(test_truncation_and_trailing),
+		cmocka_unit_test(test_wrong_keys),
+		cmocka_unit_test(test_context_separation),
+		cmocka_unit_test(test_forbidden_values),
+		cmocka_unit_test(test_salted_hash),
+		cmocka_unit_test(test_precedence_names),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
