@@ -186,6 +186,22 @@ step_link() {
   fi
 }
 
+step_message() {
+  step "5. Washington sends a FLASH message; Pyongyang reads it"
+  say "send exits once the message is on disk; --wait also waits for the receipt,"
+  say "which Pyongyang signs only once the message is on its own disk."
+  local id
+  show washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
+    "This is Washington. Please acknowledge."
+  id=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
+    "This is Washington. Please acknowledge.")
+  say "  message id: $id"
+  run washington outbox
+  run pyongyang inbox
+  say "Reading it shows who signed it and that the signature verifies:"
+  run pyongyang read "$id"
+}
+
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
   local st=$1 rc=0
   printf '   %s%s$%s kill -TERM %s      # its hotline run\n' "$dim" "$st" "$plain" "${pid[$st]}"
@@ -202,7 +218,7 @@ stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
 not_linked() { ! linked "$1"; }
 
 step_stop() {
-  step "5. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "6. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -219,6 +235,7 @@ main() {
   step_exchange_cards
   step_start
   step_link
+  step_message
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."
 }
