@@ -202,6 +202,42 @@ step_message() {
   run pyongyang read "$id"
 }
 
+delivered() {   # delivered STATION ID: the outbox says the receipt is in
+  hl "$1" outbox | grep -q "^${2:0:12} .* delivered "
+}
+
+step_document() {
+  step "6. Pyongyang replies with a large document; a FLASH message overtakes it"
+  say "Documents travel in chunks interleaved by precedence: a FLASH message sent"
+  say "while a document is in flight does not wait for it."
+  head -c 128M /dev/urandom > "$work/annex.bin"
+  local doc flash
+  show pyongyang send washington -s "Annex" -a annex.bin "The full text, 128 MiB."
+  doc=$(hl pyongyang send washington -s "Annex" -a "$work/annex.bin" "The full text, 128 MiB.")
+  say "  message id: $doc (queued; the transfer starts at once)"
+  show pyongyang send washington -p flash -s "Correction" --wait=$WAIT "Disregard paragraph 4 of the annex."
+  flash=$(hl pyongyang send washington -p flash -s "Correction" --wait=$WAIT \
+    "Disregard paragraph 4 of the annex.")
+  say "  message id: $flash (its receipt is already back)"
+  run pyongyang outbox
+  if ! wait_until "the document's receipt" delivered pyongyang "$doc"; then
+    show_log_tail pyongyang
+    return 1
+  fi
+  say "The document arrived after the FLASH message, whole; receipts for both:"
+  run pyongyang outbox
+  run washington inbox
+  say "Washington checks the document against its signed hash while saving it:"
+  mkdir -p "$work/saved"
+  run washington read "$doc" --save "$work/saved"
+  if cmp -s "$work/annex.bin" "$work/saved/annex.bin"; then
+    say "  saved/annex.bin is byte for byte the file Pyongyang sent."
+  else
+    say "  saved/annex.bin DIFFERS from the file Pyongyang sent"
+    return 1
+  fi
+}
+
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
   local st=$1 rc=0
   printf '   %s%s$%s kill -TERM %s      # its hotline run\n' "$dim" "$st" "$plain" "${pid[$st]}"
@@ -218,7 +254,7 @@ stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
 not_linked() { ! linked "$1"; }
 
 step_stop() {
-  step "6. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "7. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -236,6 +272,7 @@ main() {
   step_start
   step_link
   step_message
+  step_document
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."
 }
