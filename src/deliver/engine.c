@@ -736,14 +736,36 @@ static bool in_all_complete(const struct in_msg *m)
 	return true;
 }
 
-/* Makes M visible if its predecessor in the same precedence is visible or
- * refused, then tries the messages that were waiting for it. */
+/* May M (every part whole) become visible?  When the message before it in
+ * its precedence is visible or refused; or when that message is not here
+ * at all but everything before M in the peer's chain is (stored or
+ * refused): then it was refused before anything of it could be trusted
+ * (a bad signature), and waiting for it would wait for ever. */
+static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
+{
+	hl_store *st = e->env.txn->store;
+	int state;
+	int ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq - 1, &state);
+	if (ret < 0)
+		return ret;
+	*ok = state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN;
+	if (state == -1) {
+		struct hl_chain_head head;
+		if ((ret = hl_store_in_contiguous(st, e->peer_id, &head)) < 0)
+			return ret;
+		*ok = head.seq + 1 >= m->seq;
+	}
+	return 0;
+}
+
+/* Makes M visible if the message before it allows (predecessor_done),
+ * then tries the messages that were waiting for it. */
 static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
 	while (m) {
 		bool prev_ok;
-		int ret = hl_store_in_class_visible(st, e->peer_id, m->prec, m->class_seq - 1, &prev_ok);
+		int ret = predecessor_done(e, m, &prev_ok);
 		if (ret < 0)
 			return ret;
 		if (!prev_ok)
@@ -1127,6 +1149,29 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	return 0;
 }
 
+/* An item that arrived (or was refused) may let a message that waits for
+ * its predecessor go (see predecessor_done). */
+static int retry_waiting(hl_engine *e)
+{
+	bool progress = true;
+	while (progress) {
+		progress = false;
+		for (struct in_msg *w = e->in; w; w = w->next) {
+			if (!w->ready)
+				continue;
+			size_t before = e->nin;
+			int ret = try_visible(e, w, 0);
+			if (ret < 0)
+				return ret;
+			if (e->nin != before) {
+				progress = true; /* the list changed under us */
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_item r;
@@ -1147,8 +1192,32 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	ret = hl_item_decode(r.item, r.item_len, it);
 	if (ret < 0) {
-		/* Without a seq we cannot even tombstone it. */
-		set_error(e, "undecodable item");
+		/* Refuse it at the position it claims (the link is
+		 * authenticated: only the peer can make that claim, and only
+		 * against its own chain).  Without even a seq, the session
+		 * ends. */
+		uint64_t seq;
+		if (hl_item_peek_seq(r.item, r.item_len, &seq) < 0) {
+			set_error(e, "undecodable item");
+			goto out;
+		}
+		it->seq = seq;
+		if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
+			goto out;
+		ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &have,
+					e->itembuf, HL_ITEM_MAX);
+		if (ret == 0) {
+			e->need_ack = true; /* that position is settled already */
+			goto out;
+		}
+		if (ret != HL_ENOTFOUND)
+			goto out;
+		bool signed_by_peer = crypto_sign_verify_detached(
+			r.item + r.item_len - HL_SIG_LEN, r.item, r.item_len - HL_SIG_LEN,
+			e->peer_sign) == 0;
+		ret = signed_by_peer ? tombstone(e, seq, hash, HL_REFUSE_MALFORMED, "malformed item")
+				     : tombstone(e, seq, hash, HL_REFUSE_SIGNATURE,
+						 "signature does not verify");
 		goto out;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
@@ -1187,9 +1256,12 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 		ret = on_message_item(e, it, r.item, r.item_len, hash, r.rest, r.rest_len);
 	else
 		ret = on_receipt_item(e, it, r.item, r.item_len, hash);
+
 	if (ret < 0 && !e->error[0])
 		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
 out:
+	if (ret == 0 && e->in_loaded)
+		ret = retry_waiting(e);
 	free(it);
 	return ret;
 }

@@ -12,6 +12,7 @@
 
 #include "util/bytes.h"
 #include "util/err.h"
+#include "util/text.h"
 
 static const char *const prec_names[HL_PREC_COUNT] = {
 	"routine", "priority", "immediate", "flash",
@@ -40,8 +41,13 @@ int hl_attachment_name_valid(const uint8_t *name, size_t len)
 		return 0;
 	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
 		return 0;
+	/* UTF-8, and no C0 or C1 control, DEL, or path separator */
+	if (!hl_utf8_text_valid(name, len))
+		return 0;
 	for (size_t i = 0; i < len; i++) {
 		if (name[i] == '/' || name[i] == '\\' || name[i] < 0x20 || name[i] == 0x7f)
+			return 0;
+		if (name[i] == 0xc2 && i + 1 < len && name[i + 1] >= 0x80 && name[i + 1] <= 0x9f)
 			return 0;
 	}
 	return 1;
@@ -255,6 +261,22 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 	if (hl_r_left(&r) != 0)
 		return HL_EINVAL;
 	return check_item(it);
+}
+
+int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
+{
+	struct hl_rbuf r;
+	if (len > HL_ITEM_MAX)
+		return HL_ETOOBIG;
+	const uint8_t *nul = memchr(buf, 0, len < 64 ? len : 64);
+	if (!nul)
+		return HL_EINVAL;
+	hl_rbuf_init(&r, buf, len);
+	hl_r_take(&r, (size_t)(nul - buf) + 1 + 64);
+	*seq = hl_r_u64(&r);
+	if (r.err || *seq == 0 || len < HL_SIG_LEN)
+		return HL_ETRUNC;
+	return 0;
 }
 
 int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,

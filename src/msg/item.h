@@ -102,6 +102,11 @@ int hl_item_encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *l
 /* Structural decode of BUF (LEN bytes) into IT; no signature check. */
 int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it);
 
+/* The seq an item claims, read from the common header only (any context
+ * string): so that an item that does not decode can still be refused at
+ * its position.  Unauthenticated: a claim by whoever sent the bytes. */
+int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
+
 /* Decode, then require author == AUTHOR and counterpart == COUNTERPART
  * (either may be NULL to skip), then verify the signature.  HL_EAUTH when
  * the signature fails, HL_EPEER when the keys are not the expected ones. */

@@ -1981,11 +1981,11 @@ int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 	return each_msg_rows(st, S_IN_BY_STATE, peer_id, HL_MSG_REFUSED_IN, fn, arg);
 }
 
-int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
-			      uint64_t class_seq, bool *visible)
+int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
+			    uint64_t class_seq, int *state)
 {
 	int ret = 0, rc = SQLITE_OK;
-	*visible = class_seq == 0;
+	*state = class_seq == 0 ? HL_MSG_COMPLETE : -1;
 	if (class_seq == 0)
 		return 0;
 	if (class_seq > I64MAX)
@@ -1999,9 +1999,10 @@ int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
 	if (rc != SQLITE_OK) {
 		ret = sqlerr(st, rc);
 	} else if ((ret = step_row(st, s)) > 0) {
-		int64_t state;
-		ret = col_int(st, s, 0, 0, HL_MSG_REFUSED_IN, &state, "messages.state");
-		*visible = ret == 0 && (state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN);
+		int64_t v;
+		ret = col_int(st, s, 0, 0, HL_MSG_REFUSED_IN, &v, "messages.state");
+		if (ret == 0)
+			*state = (int)v;
 	}
 	stmt_put(st, S_IN_CLASS_STATE, s);
 	return ret < 0 ? ret : 0;

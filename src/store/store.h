@@ -210,10 +210,10 @@ int hl_store_each_in_partial(hl_store *st, int64_t peer_id,
 /* IN messages in state REFUSED (their REFUSE is repeated each session). */
 int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
-/* True in *VISIBLE when the IN message of PEER with PREC and CLASS_SEQ is
- * complete (visible); class_seq 0 counts as visible. */
-int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
-			      uint64_t class_seq, bool *visible);
+/* The state of the IN message of PEER with PREC and CLASS_SEQ in *STATE,
+ * or -1 when there is none; class_seq 0 counts as COMPLETE. */
+int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
+			    uint64_t class_seq, int *state);
 
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
  * for the quota: the declared sizes of every IN message, so space a
