@@ -664,8 +664,14 @@ json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_cl
 					 "\"timeout_ms\" must be 1 to 3600000");
 		timeout = (uint32_t)json_integer_value(jt);
 	}
+	const char *mode = json_string_value(json_object_get(req, "mode"));
+	enum hl_check_mode m = HL_CHECK_MACHINE;
+	if (mode && strcmp(mode, "operator") == 0)
+		m = HL_CHECK_OPERATOR;
+	else if (mode && strcmp(mode, "machine") != 0)
+		return json_pack("{s:b, s:s}", "ok", 0, "error", "\"mode\" is machine or operator");
 	struct hl_check_row row;
-	if (make_check(p, true, HL_CHECK_MACHINE, timeout, &row) < 0)
+	if (make_check(p, true, m, timeout, &row) < 0)
 		return json_pack("{s:b, s:s}", "ok", 0, "error", "cannot record the check (see the log)");
 	if (!p->session) {
 		/* Recorded, and sent when the link comes up; decided now. */
