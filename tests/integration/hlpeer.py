@@ -875,7 +875,11 @@ class Peer:
                 raise AssertionError(f"hlpeer: timed out after {timeout:.1f}s waiting for {what}; "
                                      f"refusals={self.refusals} acked={sorted(self.acked)[-5:]} "
                                      f"violations={self.violations[-3:]}")
-            self.poll(min(left, 0.2))
+            try:
+                self.poll(min(left, 0.2))
+            except Closed as exc:
+                raise AssertionError(f"hlpeer: the station closed the session ({exc}) while "
+                                     f"waiting for {what}; refusals={self.refusals}") from exc
         return True
 
     def refusal_for(self, seq):

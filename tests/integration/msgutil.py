@@ -557,6 +557,48 @@ class Net:
     def on_teardown(self, fn):
         self.closers.append(fn)
 
+    # -- hlpeer stations (the Python implementation of the protocol)
+
+    def hlpeer_pinned(self, st, name="hlpeer", **peer_kw):
+        """An hlpeer station pinned at ST without an Address (ST never dials
+        it).  Returns the hlpeer.Peer; dial with connect_hlpeer()."""
+        ident = hlpeer.Identity(name)
+        st.pin(ident, dial=False)
+        peer = hlpeer.Peer(ident, st.signing_key, **peer_kw)
+        self.on_teardown(peer.close)
+        return peer
+
+    def connect_hlpeer(self, st, peer, wait=True):
+        """PEER dials ST's daemon; with WAIT, returns once ST's status shows
+        the link up and ST's opening ACK and RESUME are in."""
+        peer.dial(st.port, st.noise_key)
+        if wait:
+            n_ack, n_res = len(peer.ack_records), len(peer.resumes)
+            peer.wait(lambda: len(peer.ack_records) > n_ack and len(peer.resumes) > n_res,
+                      scaled(10), f"{st.name}'s ACK and RESUME at session start")
+            st.wait_connected(peer.me.name)
+        return peer
+
+    def hlpeer_listening(self, st, name="hlpeer", rcvbuf=None, **peer_kw):
+        """An hlpeer station that ST dials (pinned with the Address of a
+        Listener).  Returns (peer, listener); accept with accept_hlpeer()
+        once ST's daemon runs."""
+        ident = hlpeer.Identity(name)
+        lst = hlpeer.Listener()
+        if rcvbuf:
+            import socket as _s
+            lst.sock.setsockopt(_s.SOL_SOCKET, _s.SO_RCVBUF, rcvbuf)
+        self.on_teardown(lst.close)
+        st.pin(ident, address=lst.address)
+        peer = hlpeer.Peer(ident, st.signing_key, **peer_kw)
+        self.on_teardown(peer.close)
+        return peer, lst
+
+    def accept_hlpeer(self, st, peer, lst, timeout=None):
+        sess = lst.accept(peer.me, expect_static=st.noise_key, timeout=timeout or scaled(20))
+        peer.attach(sess)
+        return peer
+
     def teardown(self):
         problems = []
         for fn in reversed(self.closers):
