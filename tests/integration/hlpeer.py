@@ -507,13 +507,26 @@ class Session:
         self.close_reason = None
         self.peer_hello = None
         self._buf = bytearray()
+        # Every transport frame, in order, as (type, body, ciphertext length):
+        # what a test correlates with the other side's system calls.
+        self.sent_log = []
+        self.recv_log = []
 
-    def send_record(self, rtype, body=b"", version=REC_VERSION):
+    def _frame(self, rtype, body, version):
         pt = bytes([version, rtype]) + body
         if len(pt) + TAG_LEN > MAX_FRAME:
             raise ProtocolError(f"record of {len(pt)} bytes does not fit a frame")
         ct = self.send_cs.encrypt_with_ad(b"", pt)
-        self.sock.sendall(u16(len(ct)) + ct)
+        self.sent_log.append((rtype, body, len(ct)))
+        return u16(len(ct)) + ct
+
+    def send_record(self, rtype, body=b"", version=REC_VERSION):
+        self.sock.sendall(self._frame(rtype, body, version))
+
+    def send_records(self, records):
+        """Several (type, body) records in one write, so that they arrive
+        together (one read burst at the other side)."""
+        self.sock.sendall(b"".join(self._frame(t, b, REC_VERSION) for t, b in records))
 
     def _fill(self, timeout):
         """Reads what is available (waiting up to TIMEOUT) into the buffer;
@@ -548,6 +561,7 @@ class Session:
                     pt = self.recv_cs.decrypt_with_ad(b"", ct)
                     if len(pt) < 2:
                         raise ProtocolError(f"record of {len(pt)} bytes")
+                    self.recv_log.append((pt[1], pt[2:], len(ct)))
                     if pt[0] != REC_VERSION:
                         raise ProtocolError(f"record version {pt[0]}")
                     rtype, body = pt[1], pt[2:]
@@ -851,6 +865,18 @@ class Peer:
     def send_message(self, oi):
         self.send_item(oi.seq)
         self.send_parts(oi.seq)
+
+    def send_burst(self, items):
+        """The ITEMs (and parts) of the OutItems ITEMS in one write."""
+        recs = []
+        for oi in items:
+            recs.append((T_ITEM, rec_item(oi.encoded, oi.rest)))
+            for part in sorted(oi.parts):
+                data = oi.parts[part]
+                for off in range(0, len(data), CHUNK_DATA_MAX):
+                    recs.append((T_CHUNK, rec_chunk(oi.seq, part, off,
+                                                    data[off:off + CHUNK_DATA_MAX])))
+        self.session.send_records(recs)
 
     # -- receiving
 
