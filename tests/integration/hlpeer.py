@@ -344,6 +344,8 @@ def decode_item(buf):
         if not 1 <= count <= MAX_RECEIPT_ENTRIES:
             raise ProtocolError(f"receipt count {count}")
         it.entries = [(r.u64("entry seq"), r.take(32, "entry hash")) for _ in range(count)]
+        if any(seq == 0 for seq, _ in it.entries):
+            raise ProtocolError("receipt entry with seq 0")
     it.signed = bytes(buf[:r.pos])
     it.sig = r.take(SIG_LEN, "sig")
     r.end()

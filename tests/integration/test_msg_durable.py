@@ -287,8 +287,10 @@ def test_every_ack_and_receipt_follows_an_fsync_of_the_store(net, tmp_path):
         items = []
         for i in range(rng.randint(1, 12)):
             atts = []
-            if rng.random() < 0.12:
-                atts = [Attachment(f"f{burst}-{i}.bin", os.urandom(rng.randint(1, 200_000)))]
+            if rng.random() < 0.15:
+                # some empty: an empty attachment file must be durable too
+                size = rng.choice([0, rng.randint(1, 200_000), rng.randint(1, 200_000)])
+                atts = [Attachment(f"f{burst}-{i}.bin", os.urandom(size))]
             oi = peer.compose(f"burst {burst} #{i}", "x" * rng.randint(0, 3000), attachments=atts,
                               precedence=rng.randrange(4))
             if atts:
