@@ -835,10 +835,15 @@ class Peer:
         self.session.send_record(T_ACK, rec_ack(base, [tuple(r) for r in ranges[:ACK_MAX_RANGES]]))
 
     def send_resume(self):
+        """Every part of every message held but not yet visible (a complete
+        part with its size as offset; a message without parts as part 0,
+        offset 0), as docs/messages.md says a session's RESUME lists."""
         entries = []
         for seq, m in sorted(self.in_msgs.items()):
-            if m.complete:
+            if m.visible or m.problem:
                 continue
+            if not m.parts:
+                entries.append((seq, 0, 0))
             for part in sorted(m.parts):
                 entries.append((seq, part, len(m.parts[part])))
         self.session.send_record(T_RESUME, rec_resume(entries[:RESUME_MAX]))
