@@ -41,7 +41,10 @@ READS = {"read", "readv", "recvfrom", "recvmsg"}
 WRITES = {"write", "writev", "sendto", "sendmsg"}
 SYNCS = {"fsync", "fdatasync"}
 LINE = re.compile(r"^(\d+)\s+(\d\d:\d\d:\d\d\.\d+)\s+(.*)$")
-CALL = re.compile(r"^(\w+)\((\d+)<((?:TCP|TCPv6|UDP|UDPv6)?:?\[[^\]]*\]|[^>]*)>(.*)\)\s+=\s+(-?\d+)(?:\s.*)?$")
+# fd<annotation>: a socket "TCP:[a->b]", or a hex-escaped path, which -yy may
+# follow with "<char 1:9>" for a device
+CALL = re.compile(r"^(\w+)\((\d+)<((?:TCP|TCPv6|UDP|UDPv6)?:?\[[^\]]*\]|(?:[^<>]|<[^<>]*>)*)>(.*)"
+                  r"\)\s+=\s+(-?\d+)(?:\s.*)?$")
 HEXSTR = re.compile(r'"((?:\\x[0-9a-f]{2})*)"(\.\.\.)?')
 
 
@@ -66,7 +69,7 @@ def parse_call(text):
     if name not in READS | WRITES | SYNCS:
         return None
     if "\\x" in path and not path.startswith(("TCP", "UDP", "[")):
-        path = unhex(path).decode("utf-8", "replace")
+        path = unhex(path.split("<", 1)[0]).decode("utf-8", "replace")
     data = b""
     ret = int(ret)
     if name not in SYNCS and ret > 0:
@@ -132,7 +135,8 @@ def cut_frames(events):
 def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
     """The check of the module docstring.  CONN_MATCH(path) picks the
     connection's socket; SENT_LOG/RECV_LOG are hlpeer's frame logs;
-    ATTACHMENTS_OF[seq] is the id hex of a message with attachments.
+    ATTACHMENTS_OF[seq] is (id hex, attachment sizes) of a message with
+    attachments.
     Returns (violations, stats)."""
     sock = [e for e in events if conn_match(e.path)]
     rframes = cut_frames([e for e in sock if e.name in READS])
@@ -200,16 +204,17 @@ def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
                 if not synced_between(last, w, store_syncs):
                     problems.append(f"receipt (written frame {k}, line {w}) covers seq {s} (last frame "
                                     f"read at line {last}) with no store fsync/fdatasync in between")
-                idhex = attachments_of.get(s)
+                idhex, sizes = attachments_of.get(s, (None, None))
                 if idhex:
                     stats["attachments"] += 1
                     if not synced_between(last, w, all_syncs, lambda e: f"/in/{idhex}/" in e.path):
                         problems.append(f"receipt (line {w}) covers seq {s} with no fsync of its "
-                                        f"attachment file under in/{idhex}/ after its last chunk")
+                                        f"attachment file under in/{idhex}/ after its last chunk "
+                                        f"(attachment sizes {sizes})")
                     if not synced_between(last, w, all_syncs,
                                           lambda e: e.path.rstrip("/").endswith(f"/in/{idhex}")):
                         problems.append(f"receipt (line {w}) covers seq {s} with no fsync of the "
-                                        f"directory in/{idhex}")
+                                        f"directory in/{idhex} (attachment sizes {sizes})")
     return problems, stats
 
 
@@ -266,6 +271,8 @@ def test_parser_joins_unfinished_calls():
     evs = parse_strace(lines)
     assert [(e.name, e.start, e.end) for e in evs] == [("fsync", 1, 1), ("read", 0, 2)]
     assert evs[1].data == b"\x00\x01\x41" and evs[0].path == "/a"
+    dev = parse_strace(['7 10:00:00.4 read(3<\\x2f\\x64<char 1:9>>, "\\x41", 1) = 1'])
+    assert dev[0].path == "/d" and dev[0].data == b"A"
 
 
 # ------------------------------------------------------------------ the trace
@@ -294,7 +301,7 @@ def test_every_ack_and_receipt_follows_an_fsync_of_the_store(net, tmp_path):
             oi = peer.compose(f"burst {burst} #{i}", "x" * rng.randint(0, 3000), attachments=atts,
                               precedence=rng.randrange(4))
             if atts:
-                with_atts[oi.seq] = oi.id.hex()
+                with_atts[oi.seq] = (oi.id.hex(), [len(a.data) for a in atts])
             items.append(oi)
         peer.send_burst(items)
         peer.wait(lambda: all(o.seq in peer.acked and o.seq in peer.delivered for o in items),
