@@ -909,7 +909,11 @@ class Peer:
                                      f"refusals={self.refusals} acked={sorted(self.acked)[-5:]} "
                                      f"violations={self.violations[-3:]}")
             try:
-                self.poll(min(left, 0.2))
+                # one record at a time, so that the caller's condition is
+                # seen as soon as it holds (and reading stops there)
+                rec = self.session.recv_record(min(left, 0.2))
+                if rec is not None:
+                    self.handle(*rec)
             except Closed as exc:
                 raise AssertionError(f"hlpeer: the station closed the session ({exc}) while "
                                      f"waiting for {what}; refusals={self.refusals}") from exc
