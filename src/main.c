@@ -28,6 +28,7 @@ static const struct hl_command commands[] = {
 	{ "inbox", inbox_main, "[--json] [--unread]", "received messages" },
 	{ "outbox", outbox_main, "[--json]", "sent messages with their state" },
 	{ "read", read_main, "ID [--json] [--save DIR]", "one message, with its verification" },
+	{ "watch", watch_main, "[--json]", "follow arrivals, receipts and refusals as they happen" },
 };
 
 static void usage(FILE *f)

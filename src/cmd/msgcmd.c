@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/control_client.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -64,8 +65,12 @@ void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n)
 void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 {
 	/* The daemon also notices new work by watching the store
-	 * (PRAGMA data_version); the poke only saves it the wait. */
-	(void)ctx;
+	 * (PRAGMA data_version); the poke only saves it the wait, so any
+	 * failure (no daemon) is fine. */
+	json_t *req = json_pack("{s:s}", "cmd", "poke"), *resp = NULL;
+	if (hl_control_call(ctx->dir, req, 1000, &resp) == 0)
+		json_decref(resp);
+	json_decref(req);
 }
 
 int hl_msgcmd_wait_delivered(struct hl_msgcmd *mc, const uint8_t id[static 16],

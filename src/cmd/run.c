@@ -1,10 +1,53 @@
-/* cmd/run.c — `hotline run` (being written). */
+/* cmd/run.c — `hotline run`: the station daemon, in the foreground.
+ *
+ * SYNOPSIS
+ *   hotline [-d DIR] run [--verbose]
+ *
+ * Logs to stderr (--verbose adds debug lines).  Stops on SIGTERM or SIGINT
+ * after sending CLOSE to every peer, and exits 0.  Exits 1 when it cannot
+ * start: another daemon holds the station's lock, station.conf or the
+ * identity does not load, the Listen address is taken. */
+#include <getopt.h>
+#include <stdio.h>
+
 #include "cmd/cmd.h"
+#include "daemon/daemon.h"
+#include "util/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: hotline [-d DIR] run [--verbose]\n\n"
+		   "Runs the station daemon in the foreground: links to every pinned peer,\n"
+		   "answers 'hotline status', logs to stderr.  SIGTERM or SIGINT stops it.\n\n"
+		   "  -v, --verbose  debug log lines too\n"
+		   "  -h, --help     this text\n");
+}
 
 int run_main(struct hl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	return hl_fail("run", "not implemented yet");
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[HL_DAEMON_ERR_LEN];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			hl_log_set_level(HL_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return HL_EXIT_OK;
+		default:
+			return hl_usage_error("run", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return hl_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	if (hl_daemon_run(ctx->dir, err) < 0)
+		return hl_fail("run", "%s", err);
+	return HL_EXIT_OK;
 }

@@ -1,10 +1,255 @@
-/* cmd/status.c — `hotline status` (being written). */
+/* cmd/status.c — `hotline status`: each link's state.
+ *
+ * SYNOPSIS
+ *   hotline [-d DIR] status [--json]
+ *
+ * With the daemon running, asks it over the control socket and prints one
+ * line per peer: name, state, since when, round-trip time, last error.
+ * Without it, says so and lists the configured peers as "daemon not
+ * running"; that is not a failure (exit 0).  --json prints the control
+ * response's station and peers, with "daemon": true or false (see
+ * docs/protocol.md section 6). */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "daemon/control_client.h"
+#include "daemon/control_proto.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/text.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: hotline [-d DIR] status [--json]\n\n"
+		   "Shows each peer link's state, as the running daemon sees it.\n\n"
+		   "  --json      one JSON object: \"daemon\", \"station\", \"peers\"\n"
+		   "  -h, --help  this text\n");
+}
+
+/* Peer text (names, errors) is shown sanitised even though the daemon
+ * sanitised it: the terminal is ours to protect. */
+static const char *clean(const char *s, char *buf, size_t cap)
+{
+	if (!s)
+		return "-";
+	hl_sanitize(s, strlen(s), buf, cap, 0);
+	return buf;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* "12:03:04 (5m ago)" for an RFC 3339 time; "-" for none. */
+static void fmt_since(const char *rfc, char *out, size_t cap)
+{
+	time_t t;
+	if (!rfc || hl_rfc3339_parse(rfc, &t) < 0) {
+		snprintf(out, cap, "-");
+		return;
+	}
+	long ago = (long)(time(NULL) - t);
+	if (ago < 0)
+		ago = 0;
+	char when[32];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), ago < 86400 ? "%H:%M:%SZ" : "%Y-%m-%d %H:%MZ", &tm);
+	if (ago < 60)
+		snprintf(out, cap, "%s (%lds ago)", when, ago);
+	else if (ago < 3600)
+		snprintf(out, cap, "%s (%ldm ago)", when, ago / 60);
+	else if (ago < 86400)
+		snprintf(out, cap, "%s (%ldh ago)", when, ago / 3600);
+	else
+		snprintf(out, cap, "%s (%ldd ago)", when, ago / 86400);
+}
+
+static void print_delivery(json_t *dl);
+
+static void print_human(json_t *resp)
+{
+	json_t *st = json_object_get(resp, "station");
+	json_t *peers = json_object_get(resp, "peers");
+	char a[400], b[400], since[64], rtt[32];
+	json_t *pid = json_object_get(st, "pid");
+
+	printf("station %s: daemon running (pid %lld), listening on %s\n",
+	       clean(jstr(st, "name"), a, sizeof(a)),
+	       json_is_integer(pid) ? (long long)json_integer_value(pid) : -1LL,
+	       jstr(st, "listen") ? clean(jstr(st, "listen"), b, sizeof(b)) : "nothing");
+	if (json_array_size(peers) == 0) {
+		printf("no peers pinned (add one with 'hotline peer add')\n");
+		return;
+	}
+	printf("%-20s %-12s %-22s %-8s %s\n", "PEER", "STATE", "SINCE", "RTT", "LAST ERROR");
+	size_t i;
+	json_t *p;
+	json_array_foreach(peers, i, p) {
+		json_t *r = json_object_get(p, "rtt_ms");
+		if (json_is_integer(r))
+			snprintf(rtt, sizeof(rtt), json_integer_value(r) < 1 ? "<1 ms" : "%lld ms",
+				 (long long)json_integer_value(r));
+		else
+			snprintf(rtt, sizeof(rtt), "-");
+		fmt_since(jstr(p, "since"), since, sizeof(since));
+		char err[512] = "-";
+		if (jstr(p, "last_error")) {
+			char at[64];
+			fmt_since(jstr(p, "last_error_at"), at, sizeof(at));
+			snprintf(err, sizeof(err), "%s, at %s", clean(jstr(p, "last_error"), b, sizeof(b)),
+				 at);
+		}
+		printf("%-20s %-12s %-22s %-8s %s\n", clean(jstr(p, "name"), a, sizeof(a)),
+		       jstr(p, "state") ? jstr(p, "state") : "?", since, rtt, err);
+		print_delivery(json_object_get(p, "delivery"));
+	}
+}
+
+/* A second line for a peer with traffic in progress or a delivery problem. */
+static void print_delivery(json_t *dl)
+{
+	static const char *const precs[] = { "flash", "immediate", "priority", "routine" };
+	char line[512] = "", b[400];
+	size_t n = 0;
+	if (!json_is_object(dl))
+		return;
+	json_t *q = json_object_get(dl, "queued");
+	for (size_t i = 0; i < 4; i++) {
+		json_int_t v = json_integer_value(json_object_get(q, precs[i]));
+		if (v > 0)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%lld %s",
+					      n ? ", " : "  sending: ", (long long)v, precs[i]);
+	}
+	json_int_t partial = json_integer_value(json_object_get(dl, "incoming_partial"));
+	if (partial > 0 && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%lld message%s arriving",
+				      n ? "; " : "  ", (long long)partial, partial > 1 ? "s" : "");
+	const char *err = json_string_value(json_object_get(dl, "error"));
+	if (err && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%sdelivery: %s", n ? "; " : "  ",
+				      clean(err, b, sizeof(b)));
+	if (n)
+		printf("%s\n", line);
+}
+
+/* No daemon: what station.conf says, every peer "daemon not running". */
+static int offline(struct hl_ctx *ctx, bool json)
+{
+	char cerr[HL_CONF_ERR_LEN] = "", fp[HL_FP_TEXT_LEN];
+	hl_station_conf *conf = NULL;
+	hl_identity *id = NULL;
+	json_t *out = NULL;
+	int ret = HL_EXIT_FAIL;
+
+	if (hl_conf_load(ctx->dir, &conf, cerr) < 0) {
+		ret = hl_fail("status", "the daemon is not running, and %s",
+			      cerr[0] ? cerr : "station.conf does not load");
+		goto out;
+	}
+	char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
+	json_t *station_fp = json_null();
+	if (hl_identity_load(path, &id) == 0) {
+		uint8_t f[HL_FP_LEN];
+		hl_fingerprint(id->noise_pub, id->sign_pk, f);
+		hl_fingerprint_text(f, fp);
+		station_fp = json_string(fp);
+	}
+	free(path);
+	json_t *peers = json_array();
+	for (size_t i = 0; i < conf->npeers; i++) {
+		const hl_peer_conf *pc = &conf->peers[i];
+		hl_fingerprint_text(pc->fingerprint, fp);
+		json_array_append_new(peers, json_pack(
+			"{s:s, s:s, s:o, s:n, s:n, s:n, s:n, s:n, s:n}",
+			"name", pc->name, "fingerprint", fp,
+			"address", pc->address[0] ? json_string(pc->address) : json_null(),
+			"state", "since", "dialed_by", "last_error", "last_error_at", "rtt_ms"));
+	}
+	out = json_pack("{s:b, s:{s:s, s:o, s:o, s:n, s:n}, s:o}", "daemon", 0,
+			"station", "name", conf->name, "fingerprint", station_fp,
+			"listen", conf->listen[0] ? json_string(conf->listen) : json_null(),
+			"pid", "started_at", "peers", peers);
+	if (json) {
+		char *text = json_dumps(out, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+	} else {
+		char a[400];
+		printf("station %s: daemon not running\n", clean(conf->name, a, sizeof(a)));
+		for (size_t i = 0; i < conf->npeers; i++)
+			printf("%-20s daemon not running\n", clean(conf->peers[i].name, a, sizeof(a)));
+	}
+	ret = HL_EXIT_OK;
+out:
+	json_decref(out);
+	hl_identity_free(id);
+	hl_conf_free(conf);
+	return ret;
+}
 
 int status_main(struct hl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	return hl_fail("status", "not implemented yet");
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	json_t *req = NULL, *resp = NULL;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return HL_EXIT_OK;
+		default:
+			return hl_usage_error("status", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return hl_usage_error("status", "unexpected argument '%s'", argv[optind]);
+
+	req = json_pack("{s:s}", "cmd", "status");
+	ret = hl_control_call(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &resp);
+	json_decref(req);
+	if (ret == HL_ENODAEMON)
+		return offline(ctx, json);
+	if (ret < 0)
+		return hl_fail("status", "asking the daemon of '%s': %s", ctx->dir,
+			       ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		char e[400];
+		const char *msg = jstr(resp, "error");
+		ret = hl_fail("status", "the daemon refused: %s", clean(msg, e, sizeof(e)));
+		json_decref(resp);
+		return ret;
+	}
+	if (json) {
+		json_t *out = json_pack("{s:b, s:O, s:O}", "daemon", 1,
+					"station", json_object_get(resp, "station"),
+					"peers", json_object_get(resp, "peers"));
+		char *text = json_dumps(out, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(out);
+	} else {
+		print_human(resp);
+	}
+	json_decref(resp);
+	return HL_EXIT_OK;
 }

@@ -152,6 +152,35 @@ int hl_duration_parse(const char *s, size_t len, uint32_t *ms)
 	return 0;
 }
 
+int hl_size_parse(const char *s, size_t len, uint64_t *bytes)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		if (v > (UINT64_MAX - 9) / 10)
+			return HL_ETOOBIG;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		i++;
+	}
+	if (i == 0 || len - i > 1)
+		return HL_EINVAL;
+	unsigned shift = 0;
+	if (i < len) {
+		switch (s[i]) {
+		case 'K': shift = 10; break;
+		case 'M': shift = 20; break;
+		case 'G': shift = 30; break;
+		case 'T': shift = 40; break;
+		default: return HL_EINVAL;
+		}
+	}
+	/* at most 2^62: the limits compare against sums of sizes */
+	if (v > (UINT64_C(1) << 62) >> shift)
+		return HL_ETOOBIG;
+	*bytes = v << shift;
+	return 0;
+}
+
 /* A duration as people write it, for error messages. */
 static void fmt_ms(uint32_t ms, char out[static 16])
 {
@@ -186,7 +215,8 @@ static int signing_key_usable(const uint8_t key[static HL_KEY_LEN])
 
 enum key_id {
 	K_NAME, K_LISTEN, K_ADDRESS, K_KEEPALIVE, K_KEEPALIVE_TIMEOUT,
-	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY, K_COUNT
+	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
+	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -198,6 +228,9 @@ static const char *const key_names[K_COUNT] = {
 	[K_HANDSHAKE_TIMEOUT] = "HandshakeTimeout",
 	[K_REHANDSHAKE] = "Rehandshake",
 	[K_NOISE_KEY] = "NoiseKey",
+	[K_MAX_ATTACHMENT] = "MaxAttachment",
+	[K_PEER_QUOTA] = "PeerQuota",
+	[K_DISK_RESERVE] = "DiskReserve",
 	[K_SIGNING_KEY] = "SigningKey",
 };
 
@@ -214,7 +247,8 @@ static const struct sec_def sec_defs[] = {
 	[SEC_STATION] = { "Station",
 			  BIT(K_NAME) | BIT(K_LISTEN) | BIT(K_ADDRESS) | BIT(K_KEEPALIVE) |
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
-				  BIT(K_REHANDSHAKE),
+				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
+				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
@@ -235,6 +269,7 @@ struct section {
 	uint8_t noise_key[HL_KEY_LEN];
 	uint8_t signing_key[HL_KEY_LEN];
 	uint32_t ms[K_COUNT];                /* the durations */
+	uint64_t bytes[K_COUNT];             /* the sizes */
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -346,6 +381,17 @@ static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, 
 	return 0;
 }
 
+static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint64_t *out)
+{
+	char q[QUOTE_MAX * 3 + 4];
+	if (hl_size_parse(it->value, it->value_len, out) < 0)
+		return perr(p, it->line, HL_EINVAL,
+			    "bad %s '%s': want a size such as 4G (a whole number and K, M, G or T; "
+			    "bare numbers are bytes)",
+			    key_names[k], quote(it->value, it->value_len, q));
+	return 0;
+}
+
 static int on_pair(struct parser *p, const hl_ini_item *it)
 {
 	struct section *s = &p->cur;
@@ -382,6 +428,10 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 	case K_HANDSHAKE_TIMEOUT:
 	case K_REHANDSHAKE:
 		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
+	case K_MAX_ATTACHMENT:
+	case K_PEER_QUOTA:
+	case K_DISK_RESERVE:
+		return set_size(p, it, (enum key_id)k, &s->bytes[k]);
 	case K_COUNT:
 		break;
 	}
@@ -416,6 +466,12 @@ static int commit_station(struct parser *p, const struct section *s)
 					  : HL_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	c->rehandshake_ms = s->key_line[K_REHANDSHAKE] ? s->ms[K_REHANDSHAKE]
 						       : HL_DEFAULT_REHANDSHAKE_MS;
+	c->max_attachment = s->key_line[K_MAX_ATTACHMENT] ? s->bytes[K_MAX_ATTACHMENT]
+							  : HL_DEFAULT_MAX_ATTACHMENT_BYTES;
+	c->quota_bytes = s->key_line[K_PEER_QUOTA] ? s->bytes[K_PEER_QUOTA]
+						   : HL_DEFAULT_PEER_QUOTA_BYTES;
+	c->reserve_bytes = s->key_line[K_DISK_RESERVE] ? s->bytes[K_DISK_RESERVE]
+						       : HL_DEFAULT_DISK_RESERVE_BYTES;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);

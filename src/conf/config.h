@@ -10,6 +10,9 @@
  *   KeepaliveTimeout = 75s
  *   HandshakeTimeout = 10s
  *   Rehandshake = 1h
+ *   MaxAttachment = 4G             (larger attachments are refused)
+ *   PeerQuota = 64G                (each peer's incoming storage)
+ *   DiskReserve = 16M              (free space never given to peers)
  *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
@@ -47,6 +50,9 @@
 #define HL_DEFAULT_KEEPALIVE_MS 25000
 #define HL_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define HL_DEFAULT_REHANDSHAKE_MS 3600000   /* at most this: forward secrecy */
+#define HL_DEFAULT_MAX_ATTACHMENT_BYTES (UINT64_C(4) << 30)
+#define HL_DEFAULT_PEER_QUOTA_BYTES (UINT64_C(64) << 30)
+#define HL_DEFAULT_DISK_RESERVE_BYTES (UINT64_C(16) << 20)
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -74,6 +80,9 @@ typedef struct hl_station_conf {
 	uint32_t keepalive_timeout_ms;       /* default 3 x keepalive; > keepalive */
 	uint32_t handshake_timeout_ms;
 	uint32_t rehandshake_ms;             /* capped at one hour */
+	uint64_t max_attachment;             /* MaxAttachment: larger ones are refused */
+	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
+	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
 	hl_peer_conf *peers;
 	size_t npeers;
 } hl_station_conf;
@@ -108,6 +117,9 @@ int hl_name_valid(const char *name);
  * HL_ETOOBIG above UINT32_MAX milliseconds.  0 is accepted here; the
  * configuration refuses it. */
 int hl_duration_parse(const char *s, size_t len, uint32_t *ms);
+/* A size: a whole number with an optional K, M, G or T (powers of 1024);
+ * bare numbers are bytes; at most 2^62. */
+int hl_size_parse(const char *s, size_t len, uint64_t *bytes);
 
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write

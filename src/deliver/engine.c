@@ -58,9 +58,13 @@
 
 #define OUT_WINDOW 4096
 #define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
-#define SYNC_EVERY (8u << 20)        /* make part progress durable every 8 MiB */
+/* Part progress is made durable every size/64 bytes, between 1 and 8 MiB:
+ * a broken transfer resends at most about that much. */
+#define SYNC_MIN (1u << 20)
+#define SYNC_MAX (8u << 20)
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
+#define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
 
 int hl_txn_need(struct hl_txn *t)
 {
@@ -88,6 +92,7 @@ struct out_entry {
 	bool acked;             /* the peer holds the item durably */
 	bool item_sent;         /* sent in this session (or needs no sending) */
 	bool parts_known;
+	uint64_t retry_at;      /* refused for now (quota): not before this time */
 	unsigned nparts, cur;   /* parts[cur..] still to send */
 	struct out_part *parts; /* index = part number; NULL when none */
 	uint8_t *body;          /* part 0 when the body is not inline */
@@ -136,6 +141,11 @@ struct refusal {
 	char text[HL_REFUSE_TEXT_MAX + 1];
 };
 
+struct event {
+	enum hl_engine_event ev;
+	uint8_t id[HL_MSG_ID_LEN];
+};
+
 struct resume_map {
 	struct hl_resume_entry *e;
 	size_t n;
@@ -166,6 +176,8 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
+	struct event *events;        /* for the operator, after the commit */
+	size_t nev, capev;
 
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
@@ -187,6 +199,19 @@ static void set_error(hl_engine *e, const char *fmt, ...)
 const char *hl_engine_error(const hl_engine *e)
 {
 	return e->error;
+}
+
+static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+{
+	if (!e->env.on_event)
+		return;
+	if (e->nev == e->capev) {
+		e->capev = e->capev ? 2 * e->capev : 16;
+		e->events = xrealloc(e->events, e->capev * sizeof(*e->events));
+	}
+	e->events[e->nev].ev = ev;
+	memcpy(e->events[e->nev].id, id, HL_MSG_ID_LEN);
+	e->nev++;
 }
 
 static bool prec_valid(unsigned p)
@@ -440,7 +465,8 @@ static int load_initial(hl_engine *e)
 		set_error(e, "store: %s", hl_store_errmsg(st));
 		return ret;
 	}
-	qsort(lc.arr, lc.n, sizeof(*lc.arr), cmp_entry);
+	if (lc.n)
+		qsort(lc.arr, lc.n, sizeof(*lc.arr), cmp_entry);
 	for (size_t i = 0; i < lc.n; i++) {
 		/* an acked-with-parts message is never also unacked */
 		if (i > 0 && lc.arr[i]->seq == lc.arr[i - 1]->seq) {
@@ -580,13 +606,14 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	return 0;
 }
 
-/* The entry to work on: the most urgent queue's cursor. */
-static struct out_entry *pick(hl_engine *e, struct out_queue **qout)
+/* The entry to work on: the most urgent queue's cursor (a queue whose
+ * cursor waits for a retry is passed over). */
+static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t now)
 {
 	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
 		struct out_queue *q = &e->q[p];
 		queue_fix_cursor(q);
-		if (q->cursor) {
+		if (q->cursor && q->cursor->retry_at <= now) {
 			*qout = q;
 			return q->cursor;
 		}
@@ -600,9 +627,9 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
-	while (hl_link_writable(e->link)) {
+	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q;
-		struct out_entry *x = pick(e, &q);
+		struct out_entry *x = pick(e, &q, now);
 		if (!x)
 			break;
 		int ret = x->item_sent ? send_chunk(e, x, now) : send_item(e, x, now);
@@ -723,6 +750,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 			return 0;
 		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
 			return ret;
+		add_event(e, HL_EV_ARRIVED, m->id);
 		if (e->nrcpt == e->caprcpt) {
 			e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
 			e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
@@ -757,9 +785,10 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(code), text);
 	hl_warn("peer %s: refused message seq %llu: %s", e->peer_name,
 		(unsigned long long)m->seq, reason);
-	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED, reason, hl_now_ms());
+	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED_IN, reason, hl_now_ms());
 	if (ret < 0)
 		return ret;
+	add_event(e, HL_EV_REFUSED_IN, m->id);
 	for (unsigned i = 1; i < NPARTS_MAX; i++) {
 		struct in_part *p = &m->parts[i];
 		if (!p->present)
@@ -957,6 +986,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	    e->nin >= MAX_PARTIAL_IN) {
 		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
 			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
+		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
+			  (unsigned long long)it->seq, (unsigned long long)total);
 		queue_refusal(e, it->seq, hash, HL_REFUSE_QUOTA, "over quota or disk reserve");
 		return 0;
 	}
@@ -1085,8 +1116,10 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 			return ret;
 		struct hl_msg_row row = { 0 };
 		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r->seq, &row);
-		if (ret == 0 && row.state != HL_MSG_DELIVERED)
+		if (ret == 0 && row.state != HL_MSG_DELIVERED) {
 			ret = hl_store_set_state(st, row.id, HL_MSG_DELIVERED, NULL, now);
+			add_event(e, HL_EV_DELIVERED, row.id);
+		}
 		hl_msg_row_clear(&row);
 		if (ret < 0 && ret != HL_ENOTFOUND)
 			return ret;
@@ -1264,7 +1297,9 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
-	if (c.part > 0 && p->done - p->durable >= SYNC_EVERY) {
+	uint64_t every = p->size / 64;
+	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
+	if (c.part > 0 && p->done - p->durable >= every) {
 		if (fdatasync(p->fd) < 0) {
 			ret = -errno;
 			set_error(e, "cannot sync %s.part: %s", p->path, strerror(errno));
@@ -1340,7 +1375,7 @@ static int on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	return 0;
 }
 
-static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
+static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_refuse r;
 	hl_store *st = e->env.txn->store;
@@ -1359,21 +1394,29 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
 	hl_sanitize((const char *)r.text, r.text_len, text, sizeof(text), 0);
 	snprintf(reason, sizeof(reason), "%s: %s", hl_refuse_code_str(r.code), text);
 	hl_warn("peer %s refused item %llu: %s", e->peer_name, (unsigned long long)r.seq, reason);
-	/* off the queue for this session */
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
 		for (struct out_entry *x = e->q[p].head; x; x = x->next) {
-			if (x->seq == r.seq) {
+			if (x->seq != r.seq)
+				continue;
+			if (r.code == HL_REFUSE_QUOTA) {
+				/* Temporary: send the item again later.  Its
+				 * precedence waits (order within it is kept);
+				 * the others go on. */
+				x->item_sent = false;
+				x->retry_at = now + QUOTA_RETRY_MS;
+			} else {
+				/* final: off the queue */
 				x->item_sent = true;
 				x->cur = x->nparts;
-				if (r.code != HL_REFUSE_QUOTA)
-					x->acked = true;
+				x->acked = true;
 			}
 		}
 		queue_fix_cursor(&e->q[p]);
 		queue_prune(e, &e->q[p]);
 	}
 	if (r.code == HL_REFUSE_QUOTA) {
-		set_error(e, "peer refused for now: %s", reason);
+		set_error(e, "peer refused item %llu for now (retrying): %s",
+			  (unsigned long long)r.seq, reason);
 		return 0;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0)
@@ -1382,8 +1425,10 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len)
 		return ret;
 	struct hl_msg_row row = { 0 };
 	ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r.seq, &row);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = hl_store_set_state(st, row.id, HL_MSG_REFUSED, reason, hl_now_ms());
+		add_event(e, HL_EV_REFUSED, row.id);
+	}
 	hl_msg_row_clear(&row);
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
@@ -1397,7 +1442,7 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
 	case HL_REC_CHUNK: ret = on_chunk(e, body, len); break;
 	case HL_REC_ACK: ret = on_ack(e, body, len); break;
 	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
-	case HL_REC_REFUSE: ret = on_refuse(e, body, len); break;
+	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
 	default:
 		return 0; /* other application records are not ours */
 	}
@@ -1581,6 +1626,9 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 
 void hl_engine_postcommit(hl_engine *e, uint64_t now)
 {
+	for (size_t i = 0; i < e->nev; i++)
+		e->env.on_event(e->env.user, e->peer_name, e->events[i].ev, e->events[i].id);
+	e->nev = 0;
 	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
 		if (e->need_ack && send_ack(e, now) < 0)
 			hl_debug("peer %s: ACK deferred", e->peer_name);
@@ -1593,6 +1641,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 
 void hl_engine_abort(hl_engine *e)
 {
+	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
 	e->need_ack = false;
@@ -1629,6 +1678,7 @@ void hl_engine_free(hl_engine *e)
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);
+	free(e->events);
 	free(e->rec);
 	free(e->itembuf);
 	free(e);

@@ -33,6 +33,15 @@ struct hl_txn {
 /* Opens the shared transaction unless it is open already. */
 int hl_txn_need(struct hl_txn *t);
 
+/* What the engine tells the operator about, after the commit that made it
+ * so (hl_engine_postcommit). */
+enum hl_engine_event {
+	HL_EV_ARRIVED,     /* a message from the peer is in the inbox */
+	HL_EV_DELIVERED,   /* the peer's receipt for one of ours came */
+	HL_EV_REFUSED,     /* the peer refused one of ours */
+	HL_EV_REFUSED_IN,  /* we refused one of the peer's */
+};
+
 struct hl_engine_env {
 	const char *dir;              /* the station directory */
 	struct hl_txn *txn;
@@ -40,6 +49,10 @@ struct hl_engine_env {
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	/* Optional: called from hl_engine_postcommit() for each event. */
+	void (*on_event)(void *user, const char *peer, enum hl_engine_event ev,
+			 const uint8_t id[static 16]);
+	void *user;
 };
 
 typedef struct hl_engine hl_engine;

@@ -20,6 +20,9 @@
 #define HL_MAX_RECEIPT_ENTRIES 256
 #define HL_SUBJECT_MAX 1024
 #define HL_BODY_MAX (16u << 20)
+/* A body up to this size travels inside its ITEM record; a larger one in
+ * CHUNKs (docs/messages.md). */
+#define HL_INLINE_BODY_MAX 32768
 
 #define HL_CTX_MESSAGE "hotline/1 message"
 #define HL_CTX_RECEIPT "hotline/1 receipt"

@@ -16,6 +16,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/text.h"
 #include "util/timefmt.h"
 
 void hl_msg_id_hex(const uint8_t id[static HL_MSG_ID_LEN], char out[static 33])
@@ -32,42 +33,6 @@ static int seterr(char *err, size_t errlen, int code, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return code;
-}
-
-/* Valid UTF-8 without NUL bytes. */
-static int utf8_text_valid(const uint8_t *p, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		uint8_t c = p[i];
-		size_t n;
-		uint32_t v, min;
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 2; v = c & 0x1f; min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 3; v = c & 0x0f; min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 4; v = c & 0x07; min = 0x10000;
-		} else {
-			return 0;
-		}
-		if (len - i < n)
-			return 0;
-		for (size_t k = 1; k < n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			v = (v << 6) | (p[i + k] & 0x3f);
-		}
-		if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-			return 0;
-		i += n;
-	}
-	return 1;
 }
 
 /* Copies SRC to DST (created O_EXCL, 0600), hashing as it goes, and fsyncs
@@ -176,13 +141,13 @@ static int validate(const struct hl_outgoing *o, char *err, size_t errlen)
 	if (subject_len > HL_SUBJECT_MAX)
 		return seterr(err, errlen, HL_ETOOBIG, "subject is %zu bytes; the limit is %d",
 			      subject_len, HL_SUBJECT_MAX);
-	if (!utf8_text_valid((const uint8_t *)o->subject, subject_len))
+	if (!hl_utf8_text_valid((const uint8_t *)o->subject, subject_len))
 		return seterr(err, errlen, HL_EINVAL, "subject is not UTF-8 text");
 	if (o->body_len > HL_BODY_MAX)
 		return seterr(err, errlen, HL_ETOOBIG,
 			      "body is %zu bytes; the limit is %u (send larger content as an attachment with -a)",
 			      o->body_len, HL_BODY_MAX);
-	if (!utf8_text_valid(o->body, o->body_len))
+	if (!hl_utf8_text_valid(o->body, o->body_len))
 		return seterr(err, errlen, HL_EINVAL,
 			      "body is not UTF-8 text (send binary content as an attachment with -a)");
 	if (o->n_attachments > HL_MAX_ATTACHMENTS)
@@ -191,7 +156,7 @@ static int validate(const struct hl_outgoing *o, char *err, size_t errlen)
 	for (unsigned i = 0; i < o->n_attachments; i++) {
 		const char *name = base_name(o->attachments[i]);
 		if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name)) ||
-		    !utf8_text_valid((const uint8_t *)name, strlen(name)))
+		    !hl_utf8_text_valid((const uint8_t *)name, strlen(name)))
 			return seterr(err, errlen, HL_EINVAL,
 				      "attachment '%s': its name cannot be sent (use a plain file name)",
 				      o->attachments[i]);

@@ -17,7 +17,6 @@
 #include "msg/item.h"
 #include "store/store.h"
 
-#define HL_INLINE_BODY_MAX 32768
 #define HL_DEFAULT_MAX_ATTACHMENT (UINT64_C(4) << 30)
 
 struct hl_outgoing {

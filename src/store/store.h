@@ -17,7 +17,11 @@
  * Concurrency: the CLI and the daemon open the store at once; writers use
  * BEGIN IMMEDIATE and a busy timeout.  Every function returns 0 or a
  * negative HL_E* code (HL_ESTORE with the SQLite message kept for
- * hl_store_errmsg()). */
+ * hl_store_errmsg()).  Inserting what is already there (the same item
+ * position, message id or class_seq) is HL_EEXIST and changes nothing; a
+ * row that names a missing peer or item is HL_ENOTFOUND.  A call that
+ * fails changes nothing, inside a transaction or not.  A handle belongs to
+ * one thread at a time; callbacks may call back into the store. */
 #ifndef HL_STORE_STORE_H
 #define HL_STORE_STORE_H
 
@@ -40,6 +44,7 @@ enum hl_msg_state {
 	HL_MSG_REFUSED = 3,
 	HL_MSG_PARTIAL = 10,
 	HL_MSG_COMPLETE = 11,
+	HL_MSG_REFUSED_IN = 12,  /* IN: refused after it was stored (a part failed its hash) */
 };
 const char *hl_msg_state_name(enum hl_msg_state s); /* "queued", ... */
 
@@ -92,10 +97,12 @@ int hl_store_insert_item(hl_store *st, const struct hl_item_row *row);
  * (capacity CAP, HL_ITEM_MAX suffices). */
 int hl_store_get_item(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
 		      struct hl_item_row *row, uint8_t *buf, size_t cap);
-/* IN: a tombstone at SEQ for an item refused with CODE. */
+/* IN: a tombstone at SEQ for an item refused with CODE (HASH is the
+ * refused item's hash). */
 int hl_store_insert_tombstone(hl_store *st, int64_t peer_id, uint64_t seq,
 			      const uint8_t hash[static HL_HASH_LEN], unsigned code);
-/* OUT: mark [FIRST, LAST] acknowledged by the peer. */
+/* OUT: mark [FIRST, LAST] acknowledged by the peer (seqs we never
+ * authored are ignored). */
 int hl_store_ack_range(hl_store *st, int64_t peer_id, uint64_t first, uint64_t last);
 /* OUT items not yet acknowledged, ordered by precedence (most urgent
  * first) then seq; at most LIMIT rows; FN returns nonzero to stop. */
@@ -136,10 +143,16 @@ struct hl_msg_row {
 	bool unread;                  /* IN */
 	unsigned n_att;
 	struct hl_att_row *att;       /* xmalloc'd array of n_att */
+	uint64_t body_done;           /* IN: bytes of a chunked body (part 0)
+	                               * durable so far; body_size once set */
 };
 /* Frees what a read allocated inside ROW (not ROW itself). */
 void hl_msg_row_clear(struct hl_msg_row *row);
 
+/* The message's item (peer_id, dir, seq) must be stored first.  IN
+ * messages start unread, OUT ones read (ROW's unread is ignored); att[i]
+ * is stored as attachment i (its idx is ignored); body NULL with a
+ * body_size means "not received yet". */
 int hl_store_insert_message(hl_store *st, const struct hl_msg_row *row);
 /* HL_ENOTFOUND when absent.  ID_PREFIX_HEX may be a unique prefix of at
  * least 8 hex digits (HL_EEXIST when it is ambiguous). */
@@ -153,18 +166,25 @@ struct hl_msg_filter {
 	bool unread_only;
 	bool visible_only;            /* IN: complete messages only */
 };
-/* Messages in order (IN: received_at then seq; OUT: seq), FN per row (the
- * row's allocations are freed after FN returns). */
+/* Messages in order (IN: received_at then seq; OUT: the order they were
+ * stored, which is seq order for each peer), FN per row (the row's
+ * allocations are freed after FN returns).  FN returns nonzero to stop; a
+ * negative value is returned. */
 int hl_store_each_message(hl_store *st, const struct hl_msg_filter *f,
 			  int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
 
-/* Sets a message's state.  AT_MS is stored as received_at when STATE is
- * COMPLETE and as delivered_at when it is DELIVERED; REASON (may be NULL)
- * is kept for REFUSED. */
+/* States only move forward (queued -> sent -> delivered | refused;
+ * partial -> complete | refused).  AT_MS becomes delivered_at (DELIVERED)
+ * or received_at (COMPLETE) the first time; REASON, when not NULL, is kept.
+ * A state the message has already passed (a late "sent" after
+ * "delivered") changes nothing and returns 0; a state of the other
+ * direction is HL_EINVAL. */
 int hl_store_set_state(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		       enum hl_msg_state state, const char *reason, int64_t at_ms);
 int hl_store_mark_read(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN]);
-/* IN: record a completed body (part 0) and attachment progress. */
+/* IN: record a completed body (part 0; LEN must equal body_size) and
+ * attachment progress: IDX is the attachment's index (hl_att_row.idx,
+ * 0-based; part IDX + 1 on the wire), DONE at most its size. */
 int hl_store_set_body(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 		      const uint8_t *body, size_t len);
 int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
@@ -196,7 +216,35 @@ int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
 			      uint64_t class_seq, bool *visible);
 
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
- * for the quota. */
+ * for the quota: the declared sizes of every IN message, so space a
+ * partial message will need counts from the start. */
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
+
+/* ---- additions made while implementing the store ---- */
+
+/* The schema version this code writes.  hl_store_open() migrates an older
+ * store to it, one step per transaction, and refuses a newer one
+ * (HL_EUNSUPP). */
+#define HL_STORE_SCHEMA_VERSION 2
+
+/* Why the last hl_store_open() in this thread failed: one line naming the
+ * file and the cause (for example a schema newer than this hotline). */
+const char *hl_store_open_errmsg(void);
+
+/* hl_store_open(), migrating only up to VERSION (1..HL_STORE_SCHEMA_VERSION):
+ * for migration tests.  Below the current version only the queries the
+ * older schema can answer work. */
+int hl_store_open_version(const char *dir, int version, hl_store **out);
+
+/* IN: bytes of a body sent in CHUNKs (part 0) durable so far, for RESUME
+ * (attachments use hl_store_set_part_done). */
+int hl_store_set_body_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
+			   uint64_t done);
+
+/* Checks the store's invariants: SQLite's quick_check, foreign keys, and the
+ * per-peer derived values (IN contiguity, quota usage) against a recount.
+ * 0, or HL_ESTORE with the first violation in hl_store_errmsg().  Reads
+ * every row: for tests, crash checks and diagnostics, not the hot path. */
+int hl_store_verify(hl_store *st);
 
 #endif

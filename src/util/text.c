@@ -73,6 +73,18 @@ static size_t utf8_len(const unsigned char *p, size_t left, uint32_t *cp)
 	return n;
 }
 
+int hl_utf8_text_valid(const uint8_t *p, size_t len)
+{
+	uint32_t cp;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_len(p + i, len - i, &cp);
+		if (n == 0 || cp == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
 size_t hl_sanitize(const char *in, size_t len, char *out, size_t cap, int keep_newlines)
 {
 	const unsigned char *p = (const unsigned char *)in;

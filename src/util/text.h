@@ -17,6 +17,9 @@ int hl_b64_key_parse(const char *s, size_t len, uint8_t key[static 32]);
 /* Lowercase hex of N bytes into OUT (2N+1 bytes). */
 void hl_hex(const uint8_t *bin, size_t n, char *out);
 
+/* 1 when P (LEN bytes) is valid UTF-8 without NUL bytes, else 0. */
+int hl_utf8_text_valid(const uint8_t *p, size_t len);
+
 /* Copies untrusted text into OUT (capacity CAP, always NUL-terminated),
  * dropping C0/C1 control characters, DEL and terminal escape sequences, and
  * replacing invalid UTF-8 with U+FFFD.  Newlines and tabs are kept when

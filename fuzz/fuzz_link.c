@@ -1,0 +1,252 @@
+/* fuzz_link.c — the link state machine (link/link.c), two links back to
+ * back, driven by a program the fuzzer writes: deliver some bytes either
+ * way, corrupt them, inject arbitrary frames, let time pass, send records,
+ * close.  Oracles: the state machine's invariants after every step
+ * (hl_link_check_invariants, which works in this NDEBUG build), deadlines
+ * that move forward, callbacks only in the states that allow them, and
+ * records arriving intact when nothing was corrupted.
+ *
+ * Randomness (ephemeral keys, PING values) comes from a deterministic
+ * generator reset for every input, so each input replays exactly. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "link/link.h"
+#include "util/err.h"
+#include "wire/record.h"
+
+#define CHECK(x) do { if (!(x)) abort(); } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* ---- deterministic randombytes ---- */
+
+static uint8_t rng_seed[randombytes_SEEDBYTES];
+static uint64_t rng_counter;
+
+static const char *rng_name(void)
+{
+	return "fuzz";
+}
+
+static void rng_buf(void *buf, size_t n)
+{
+	uint8_t seed[randombytes_SEEDBYTES];
+	memcpy(seed, rng_seed, sizeof(seed));
+	memcpy(seed, &rng_counter, sizeof(rng_counter));
+	rng_counter++;
+	randombytes_buf_deterministic(buf, n, seed);
+}
+
+static uint32_t rng_random(void)
+{
+	uint32_t v;
+	rng_buf(&v, sizeof(v));
+	return v;
+}
+
+static struct randombytes_implementation rng_impl = {
+	.implementation_name = rng_name,
+	.random = rng_random,
+	.stir = NULL,
+	.uniform = NULL,
+	.buf = rng_buf,
+	.close = NULL,
+};
+
+/* ---- the two sides ---- */
+
+struct side {
+	hl_link *l;
+	int confirmed, closed, records;
+	size_t inflight;          /* taken, not yet reported done */
+	uint8_t sent_type;        /* the other side's last record, for the intact check */
+	uint16_t sent_len;
+};
+
+static bool tampered;
+static struct side sides[2];
+
+static bool cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
+{
+	(void)user;
+	(void)key;
+	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
+	return true;
+}
+
+static void cb_confirmed(void *user, hl_link *l)
+{
+	struct side *s = user;
+	CHECK(hl_link_state(l) == HL_LINK_OPEN);
+	s->confirmed++;
+	CHECK(s->confirmed == 1);
+}
+
+static void cb_record(void *user, hl_link *l, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct side *s = user;
+	struct side *other = s == &sides[0] ? &sides[1] : &sides[0];
+	CHECK(hl_link_state(l) == HL_LINK_OPEN);
+	CHECK(hl_record_classify(type) == HL_RECCLASS_APP);
+	CHECK(len <= HL_RECORD_BODY_MAX);
+	if (!tampered) {
+		/* Bodies are filled with the type byte: intact means all of them. */
+		CHECK(type == other->sent_type && len == other->sent_len);
+		for (size_t i = 0; i < len; i++)
+			CHECK(body[i] == type);
+	}
+	s->records++;
+}
+
+static void cb_writable(void *user, hl_link *l)
+{
+	(void)user;
+	CHECK(hl_link_writable(l));
+}
+
+static void cb_closed(void *user, hl_link *l)
+{
+	struct side *s = user;
+	CHECK(hl_link_state(l) == HL_LINK_CLOSED);
+	s->closed++;
+	CHECK(s->closed == 1);
+}
+
+static const struct hl_link_ops ops = {
+	cb_authorize, cb_confirmed, cb_record, cb_writable, cb_closed,
+};
+
+static void check(const struct side *s, uint64_t now)
+{
+	CHECK(hl_link_check_invariants(s->l) == 0);
+	uint64_t d = hl_link_deadline(s->l);
+	CHECK(d == UINT64_MAX || hl_link_state(s->l) != HL_LINK_CLOSED);
+	(void)now;
+}
+
+/* Moves up to N output bytes of FROM to TO, flipping bit FLIP (if >= 0). */
+static void deliver(struct side *from, struct side *to, size_t n, long flip, uint64_t now)
+{
+	const uint8_t *p = NULL;
+	size_t avail = hl_link_output(from->l, &p);
+	if (n > avail)
+		n = avail;
+	if (n == 0)
+		return;
+	uint8_t *copy = malloc(n);
+	memcpy(copy, p, n);
+	hl_link_output_taken(from->l, n);
+	hl_link_output_done(from->l, n);
+	if (flip >= 0) {
+		copy[((size_t)flip / 8) % n] ^= (uint8_t)(1u << (flip % 8));
+		tampered = true;
+	}
+	hl_link_recv(to->l, copy, n, now);
+	free(copy);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool inited;
+	static uint8_t ipriv[32], rpriv[32], rpub[32];
+	static uint8_t *body;
+	const struct hl_link_params params = { 1000, 3000, 5000, 20000 };
+	uint64_t now = 1;
+	size_t pos = 0;
+
+	if (!inited) {
+		randombytes_set_implementation(&rng_impl);
+		if (sodium_init() < 0)
+			abort();
+		memset(ipriv, 0x41, 32);
+		memset(rpriv, 0x52, 32);
+		crypto_scalarmult_base(rpub, rpriv);
+		body = malloc(HL_RECORD_BODY_MAX);
+		inited = true;
+	}
+	memset(rng_seed, 0x5a, sizeof(rng_seed));
+	rng_counter = 0;
+	tampered = false;
+	memset(sides, 0, sizeof(sides));
+	CHECK(hl_link_new(&sides[0].l, HL_LINK_INITIATOR, ipriv, rpub, &params, &ops, &sides[0],
+			  now) == 0);
+	CHECK(hl_link_new(&sides[1].l, HL_LINK_RESPONDER, rpriv, NULL, &params, &ops, &sides[1],
+			  now) == 0);
+
+#define NEXT() (pos < size ? data[pos++] : 0)
+	while (pos < size) {
+		uint8_t op = NEXT();
+		struct side *a = &sides[op & 1], *b = &sides[!(op & 1)];
+		switch ((op >> 1) % 8) {
+		case 0:   /* deliver some bytes */
+			deliver(a, b, (size_t)NEXT() * 4 + 1, -1, now);
+			break;
+		case 1:   /* deliver everything both ways until quiet */
+			for (int k = 0; k < 8; k++) {
+				deliver(a, b, SIZE_MAX, -1, now);
+				deliver(b, a, SIZE_MAX, -1, now);
+			}
+			break;
+		case 2: { /* deliver with one bit flipped */
+			long hi = NEXT();
+			long flip = hi << 8 | NEXT();
+			deliver(a, b, SIZE_MAX, flip, now);
+			break;
+		}
+		case 3: { /* arbitrary bytes straight in */
+			size_t n = NEXT();
+			if (n > size - pos)
+				n = size - pos;
+			hl_link_recv(b->l, data + pos, n, now);
+			pos += n;
+			tampered = true;
+			break;
+		}
+		case 4: { /* time passes */
+			now += (uint64_t)NEXT() * 50;
+			hl_link_tick(a->l, now);
+			hl_link_tick(b->l, now);
+			break;
+		}
+		case 5: { /* an application record */
+			uint8_t type = NEXT();
+			size_t hi = NEXT();
+			size_t len = (hi << 8 | NEXT()) % (HL_RECORD_BODY_MAX + 2);
+			if (len <= HL_RECORD_BODY_MAX)
+				memset(body, type, len);
+			int ret = hl_link_send(a->l, type, body, len, now);
+			if (ret == 0) {
+				CHECK(hl_link_state(a->l) == HL_LINK_OPEN);
+				a->sent_type = type;
+				a->sent_len = (uint16_t)len;
+				/* One record in flight at a time keeps the intact check exact. */
+				deliver(a, b, SIZE_MAX, -1, now);
+			}
+			break;
+		}
+		case 6:   /* close on purpose */
+			hl_link_close(a->l, NEXT() % 7, "fuzz");
+			break;
+		case 7: { /* take output without writing it, or finish writing */
+			const uint8_t *p = NULL;
+			size_t n = hl_link_output(a->l, &p);
+			if (NEXT() & 1) {
+				hl_link_output_taken(a->l, n);
+				a->inflight += n;
+			} else {
+				hl_link_output_done(a->l, a->inflight);
+				a->inflight = 0;
+			}
+			break;
+		}
+		}
+		check(a, now);
+		check(b, now);
+	}
+#undef NEXT
+	hl_link_free(sides[0].l);
+	hl_link_free(sides[1].l);
+	return 0;
+}

@@ -1,0 +1,131 @@
+/* cmd/watch.c — `hotline watch [--json]`: follow the daemon's events
+ * (messages arriving, receipts, refusals) until interrupted.  Needs the
+ * daemon.  With --json, one JSON object per line as the daemon sends it;
+ * otherwise one line per event for people, with peer text sanitised. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "daemon/control_client.h"
+#include "util/err.h"
+#include "util/text.h"
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static void print_event(json_t *ev)
+{
+	char peer[96], subject[256], reason[256];
+	const char *kind = jstr(ev, "event");
+	const char *prec = jstr(ev, "precedence");
+	char up[16] = "";
+	for (size_t i = 0; prec[i] && i < sizeof(up) - 1; i++)
+		up[i] = (char)(prec[i] >= 'a' && prec[i] <= 'z' ? prec[i] - 32 : prec[i]);
+	hl_sanitize(jstr(ev, "peer"), strlen(jstr(ev, "peer")), peer, sizeof(peer), 0);
+	hl_sanitize(jstr(ev, "subject"), strlen(jstr(ev, "subject")), subject, sizeof(subject), 0);
+	hl_sanitize(jstr(ev, "reason"), strlen(jstr(ev, "reason")), reason, sizeof(reason), 0);
+	if (strcmp(kind, "arrived") == 0)
+		printf("%s  message from %s  %-9s %.12s  %s\n", jstr(ev, "at"), peer, up,
+		       jstr(ev, "id"), subject);
+	else if (strcmp(kind, "delivered") == 0)
+		printf("%s  receipt from %s for %.12s  %s\n", jstr(ev, "at"), peer, jstr(ev, "id"),
+		       subject);
+	else if (strcmp(kind, "refused") == 0)
+		printf("%s  %s REFUSED %.12s: %s\n", jstr(ev, "at"), peer, jstr(ev, "id"), reason);
+	else if (strcmp(kind, "refused_in") == 0)
+		printf("%s  refused %.12s from %s: %s\n", jstr(ev, "at"), jstr(ev, "id"), peer, reason);
+	else
+		printf("%s  %s (%s)\n", jstr(ev, "at"), kind, peer);
+	fflush(stdout);
+}
+
+int watch_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int c, fd = -1, ret;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: hotline watch [--json]\n\n"
+			       "Follow the daemon's events (arrivals, receipts, refusals) until interrupted.\n\n"
+			       "      --json  one JSON object per line\n");
+			return HL_EXIT_OK;
+		default:
+			return hl_usage_error("watch", "bad option");
+		}
+	}
+	if (optind < argc)
+		return hl_usage_error("watch", "unexpected argument '%s'", argv[optind]);
+
+	json_t *req = json_pack("{s:s}", "cmd", "watch");
+	ret = hl_control_send(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &fd);
+	json_decref(req);
+	if (ret == HL_ENODAEMON)
+		return hl_fail("watch", "the daemon of %s is not running (start it with 'hotline run')",
+			       ctx->dir);
+	if (ret < 0)
+		return hl_fail("watch", "control socket: %s", hl_strerror(ret));
+	/* From here on, plain blocking reads of one line at a time. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		close(fd);
+		return hl_fail("watch", "control socket: %s", strerror(errno));
+	}
+	FILE *in = fdopen(fd, "r");
+	if (!in) {
+		close(fd);
+		return hl_fail("watch", "control socket: %s", strerror(errno));
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	bool first = true;
+	ret = HL_EXIT_OK;
+	while ((n = getline(&line, &cap, in)) > 0) {
+		json_error_t jerr;
+		json_t *ev = json_loadb(line, (size_t)n, 0, &jerr);
+		if (!json_is_object(ev)) {
+			json_decref(ev);
+			ret = hl_fail("watch", "the daemon sent something that is not a JSON object");
+			break;
+		}
+		if (first) {
+			first = false;
+			if (!json_is_true(json_object_get(ev, "ok"))) {
+				char msg[256];
+				hl_sanitize(jstr(ev, "error"), strlen(jstr(ev, "error")), msg, sizeof(msg), 0);
+				ret = hl_fail("watch", "the daemon refused: %s", msg);
+				json_decref(ev);
+				break;
+			}
+		} else if (json) {
+			fwrite(line, 1, (size_t)n, stdout);
+			fflush(stdout);
+		} else {
+			print_event(ev);
+		}
+		json_decref(ev);
+	}
+	if (ret == HL_EXIT_OK && n <= 0)
+		ret = hl_fail("watch", "the daemon closed the stream (stopped?)");
+	free(line);
+	fclose(in);
+	return ret;
+}

@@ -1,0 +1,608 @@
+/* daemon/conn.c — TCP connections: the listener, dialing, and the glue
+ * between one socket and its link (link/link.h).  The link holds all the
+ * protocol; this file moves bytes and time in and out of it, enforces the
+ * limit on unauthenticated connections (docs/protocol.md section 5), and
+ * tells peer.c what happened.
+ *
+ * A connection's life: created (outbound: RESOLVING or CONNECTING; inbound:
+ * ACTIVE and on the unauthenticated list) -> ACTIVE -> CLOSING (detached
+ * from its peer and the lists; its handles close) -> freed when the last
+ * handle or request has called back (refs == 0). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon_int.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+struct write_req {
+	uv_write_t req;
+	struct hl_conn *c;
+	size_t n;
+	uint8_t data[];
+};
+
+/* One read buffer serves every connection: libuv calls read_cb right after
+ * alloc_cb on the same thread, and the link copies what it keeps. */
+static char read_buf[65536];
+
+static void conn_release(struct hl_conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	struct hl_daemon *d = c->d;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	hl_link_free(c->link);
+	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	conn_release(h->data);
+}
+
+static void unauth_remove(struct hl_conn *c)
+{
+	struct hl_daemon *d = c->d;
+	if (!c->in_unauth)
+		return;
+	if (c->uprev)
+		c->uprev->unext = c->unext;
+	else
+		d->unauth_head = c->unext;
+	if (c->unext)
+		c->unext->uprev = c->uprev;
+	else
+		d->unauth_tail = c->uprev;
+	c->uprev = c->unext = NULL;
+	c->in_unauth = false;
+	d->n_unauth--;
+}
+
+static void unauth_append(struct hl_conn *c)
+{
+	struct hl_daemon *d = c->d;
+	c->uprev = d->unauth_tail;
+	c->unext = NULL;
+	if (d->unauth_tail)
+		d->unauth_tail->unext = c;
+	else
+		d->unauth_head = c;
+	d->unauth_tail = c;
+	c->in_unauth = true;
+	d->n_unauth++;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct write_req *wr = (struct write_req *)req;
+	struct hl_conn *c = wr->c;
+	hl_link_output_done(c->link, wr->n);
+	free(wr);
+	if (status < 0 && c->phase != HL_CONN_CLOSING) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "write to %s: %s", c->remote, uv_strerror(status));
+		hl_conn_close(c, 0, text);
+	}
+}
+
+void hl_conn_flush(struct hl_conn *c)
+{
+	const uint8_t *p = NULL;
+	if (c->phase != HL_CONN_ACTIVE)
+		return;
+	size_t n = hl_link_output(c->link, &p);
+	if (n == 0)
+		return;
+	struct write_req *wr = xmalloc(sizeof(*wr) + n);
+	memcpy(wr->data, p, n);
+	wr->c = c;
+	wr->n = n;
+	hl_link_output_taken(c->link, n);
+	uv_buf_t buf = uv_buf_init((char *)wr->data, (unsigned)n);
+	int ret = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+	if (ret < 0) {
+		hl_link_output_done(c->link, n);
+		free(wr);
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "write to %s: %s", c->remote, uv_strerror(ret));
+		hl_conn_close(c, 0, text);
+	}
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* After every call into the link: send what it queued, re-arm its timer. */
+static void conn_after_link(struct hl_conn *c)
+{
+	if (c->phase == HL_CONN_CLOSING)
+		return;
+	hl_conn_flush(c);
+	if (c->phase == HL_CONN_CLOSING)
+		return;
+	uint64_t deadline = hl_link_deadline(c->link);
+	uint64_t now = uv_now(&c->d->loop);
+	if (deadline == UINT64_MAX)
+		uv_timer_stop(&c->timer);
+	else
+		uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct hl_conn *c = t->data;
+	if (c->phase == HL_CONN_CLOSING)
+		return;
+	hl_link_tick(c->link, uv_now(&c->d->loop));
+	conn_after_link(c);
+}
+
+void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
+{
+	struct hl_peer *p = c->peer;
+	if (c->phase == HL_CONN_CLOSING)
+		return;
+	if (c->link)
+		hl_link_close(c->link, reason, NULL);   /* the reason byte says it all */
+	/* Best effort for the CLOSE: whatever the socket takes right now.
+	 * uv_try_write refuses while earlier writes are queued; then the peer
+	 * learns from the connection closing instead. */
+	if (c->link && c->phase == HL_CONN_ACTIVE) {
+		const uint8_t *out = NULL;
+		size_t n = hl_link_output(c->link, &out);
+		if (n > 0) {
+			uv_buf_t buf = uv_buf_init((char *)out, (unsigned)n);
+			int w = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+			if (w > 0) {
+				hl_link_output_taken(c->link, (size_t)w);
+				hl_link_output_done(c->link, (size_t)w);
+			}
+		}
+	}
+	bool was_session = p && p->session == c;
+	bool was_dial = p && p->dial == c;
+	if (was_session)
+		p->session = NULL;
+	if (was_dial)
+		p->dial = NULL;
+	unauth_remove(c);
+	c->phase = HL_CONN_CLOSING;
+	c->peer = NULL;
+	uv_timer_stop(&c->timer);
+	if (c->gai_pending)
+		uv_cancel((uv_req_t *)&c->gai_req);   /* its callback still comes */
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	if (p)
+		hl_peer_conn_gone(p, c, was_session, was_dial, errtext);
+}
+
+/* ---- link callbacks ---- */
+
+static void log_unknown_key(struct hl_conn *c, const uint8_t key[static HL_KEY_LEN])
+{
+	struct hl_daemon *d = c->d;
+	uint8_t h[32];
+	uint64_t now = uv_now(&d->loop);
+	crypto_generichash(h, sizeof(h), key, HL_KEY_LEN, NULL, 0);
+	/* Each unknown key is logged once an hour at most, and all of them
+	 * together are rate-limited: a flood cannot fill the disk. */
+	for (unsigned i = 0; i < 16; i++)
+		if (d->recent_unknown_ms[i] && now - d->recent_unknown_ms[i] < 3600 * 1000 &&
+		    memcmp(d->recent_unknown[i], h, 8) == 0)
+			return;
+	unsigned slot = d->recent_unknown_next++ % 16;
+	memcpy(d->recent_unknown[slot], h, 8);
+	d->recent_unknown_ms[slot] = now;
+	if (!hl_ratelimit_allow(&d->rl_unknown_key, now))
+		return;
+	char b64[HL_KEY_B64_LEN], id[17];
+	hl_b64_key(key, b64);
+	hl_hex(h, 8, id);
+	hl_warn("refused a connection from %s: its NoiseKey %s (key id %s) is not pinned",
+		c->remote, b64, id);
+}
+
+static bool link_authorize(void *user, hl_link *link, const uint8_t key[static HL_LINK_KEYLEN])
+{
+	struct hl_conn *c = user;
+	struct hl_daemon *d = c->d;
+	(void)link;
+	struct hl_peer *p = hl_peer_by_key(d, key);
+	if (!p || d->stopping)
+		return false;
+	/* A replayed message 1 authenticates nothing yet still names a pinned
+	 * key: cap such handshakes per peer so they cannot pile up. */
+	size_t pending = 0;
+	struct hl_conn *oldest = NULL;
+	for (struct hl_conn *o = d->conns; o; o = o->next) {
+		if (o == c || o->peer != p || o->outbound || o->phase == HL_CONN_CLOSING ||
+		    hl_link_state(o->link) != HL_LINK_R_HELLO)
+			continue;
+		pending++;
+		oldest = o;   /* the list is newest first */
+	}
+	if (pending >= HL_MAX_PENDING_PER_PEER && oldest)
+		hl_conn_close(oldest, 0, NULL);
+	unauth_remove(c);
+	c->peer = p;
+	hl_debug("connection #%llu from %s: message 1 from %s", (unsigned long long)c->id,
+		 c->remote, p->conf.name);
+	hl_peer_update_state(p);
+	return true;
+}
+
+static void link_confirmed(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	(void)link;
+	/* Our HELLO goes out before anything this confirmation causes on other
+	 * connections (such as a CLOSE on the session it replaces). */
+	hl_conn_flush(c);
+	if (c->phase == HL_CONN_CLOSING || !c->peer)
+		return;
+	hl_peer_session_confirmed(c->peer, c);
+}
+
+static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct hl_conn *c = user;
+	(void)link;
+	hl_delivery_record(c, type, body, len);
+}
+
+static void link_writable(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	(void)link;
+	hl_delivery_writable(c);
+}
+
+static void link_closed(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	struct hl_daemon *d = c->d;
+	char text[HL_ERRTEXT_LEN];
+	int err = hl_link_error(link);
+
+	if (err == HL_EPEER) {
+		log_unknown_key(c, hl_link_remote_key(link));
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	if (c->phase == HL_CONN_RESOLVING || c->phase == HL_CONN_CONNECTING)
+		snprintf(text, sizeof(text), "connecting to %s timed out", c->remote);
+	else
+		snprintf(text, sizeof(text), "%s", hl_link_error_text(link));
+	if (!c->peer) {
+		if (hl_ratelimit_allow(&d->rl_unauth, uv_now(&d->loop)))
+			hl_info("connection #%llu from %s closed: %s", (unsigned long long)c->id,
+				c->remote, text);
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	/* A peer replaced this session on its side: not an error. */
+	if (err == 0 && hl_link_peer_close_reason(link) == HL_CLOSE_REPLACED) {
+		hl_debug("%s: connection #%llu: %s", c->peer->conf.name,
+			 (unsigned long long)c->id, text);
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	hl_conn_close(c, 0, text);
+}
+
+static const struct hl_link_ops link_ops = {
+	.authorize = link_authorize,
+	.on_confirmed = link_confirmed,
+	.on_record = link_record,
+	.on_writable = link_writable,
+	.on_closed = link_closed,
+};
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(read_buf, sizeof(read_buf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct hl_conn *c = s->data;
+	if (c->phase == HL_CONN_CLOSING || nread == 0)
+		return;
+	if (nread < 0) {
+		char text[HL_ERRTEXT_LEN];
+		if (nread == UV_EOF)
+			snprintf(text, sizeof(text), "%s closed the connection (%s)", c->remote,
+				 hl_link_state_name(hl_link_state(c->link)));
+		else
+			snprintf(text, sizeof(text), "reading from %s: %s", c->remote,
+				 uv_strerror((int)nread));
+		if (!c->peer && hl_ratelimit_allow(&c->d->rl_unauth, uv_now(&c->d->loop)))
+			hl_debug("connection #%llu: %s", (unsigned long long)c->id, text);
+		hl_conn_close(c, 0, c->peer ? text : NULL);
+		return;
+	}
+	hl_link_recv(c->link, (const uint8_t *)buf->base, (size_t)nread, uv_now(&c->d->loop));
+	conn_after_link(c);
+}
+
+/* ---- creation ---- */
+
+static struct hl_conn *conn_new(struct hl_daemon *d, struct hl_peer *p, bool outbound)
+{
+	struct hl_conn *c = xcalloc(1, sizeof(*c));
+	c->d = d;
+	c->peer = p;
+	c->outbound = outbound;
+	c->id = ++d->next_conn_id;
+	uv_tcp_init(&d->loop, &c->tcp);
+	uv_timer_init(&d->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->refs = 2;
+	/* Newest first: link_authorize relies on it to find the oldest. */
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	return c;
+}
+
+static void sockaddr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[64] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		uv_ip4_name(in, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, cap, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		uv_ip6_name(in6, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, cap, "[%s]:%d", host, port);
+	} else {
+		snprintf(out, cap, "?");
+	}
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct hl_conn *c = req->data;
+	if (c->phase == HL_CONN_CLOSING)
+		return;
+	if (status < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "connecting to %s: %s", c->remote, uv_strerror(status));
+		hl_conn_close(c, 0, text);
+		return;
+	}
+	c->phase = HL_CONN_ACTIVE;
+	uv_tcp_nodelay(&c->tcp, 1);
+	int ret = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "reading from %s: %s", c->remote, uv_strerror(ret));
+		hl_conn_close(c, 0, text);
+		return;
+	}
+	if (c->peer)
+		hl_peer_update_state(c->peer);
+	conn_after_link(c);
+}
+
+static void start_connect(struct hl_conn *c, const struct sockaddr *sa)
+{
+	c->phase = HL_CONN_CONNECTING;
+	c->connect_req.data = c;
+	int ret = uv_tcp_connect(&c->connect_req, &c->tcp, sa, on_connect);
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "connecting to %s: %s", c->remote, uv_strerror(ret));
+		hl_conn_close(c, 0, text);
+	}
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct hl_conn *c = req->data;
+	c->gai_pending = false;
+	if (c->phase == HL_CONN_CLOSING) {
+		uv_freeaddrinfo(res);
+		conn_release(c);
+		return;
+	}
+	if (status < 0 || !res) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "looking up %s: %s", c->remote,
+			 status < 0 ? uv_strerror(status) : "no address");
+		uv_freeaddrinfo(res);
+		hl_conn_close(c, 0, text);
+		conn_release(c);
+		return;
+	}
+	start_connect(c, res->ai_addr);
+	uv_freeaddrinfo(res);
+	conn_release(c);
+}
+
+struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
+{
+	char host[HL_ADDR_MAX + 1], portstr[8];
+	uint16_t port = 0;
+	struct hl_link_params params;
+	struct sockaddr_storage ss;
+	struct hl_conn *c = conn_new(d, p, true);
+	int ret;
+
+	snprintf(c->remote, sizeof(c->remote), "%s", p->conf.address);
+	c->phase = HL_CONN_RESOLVING;
+	hl_daemon_link_params(d, &params);
+	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id->noise_priv, p->conf.noise_key,
+			  &params, &link_ops, c, uv_now(&d->loop));
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "starting a handshake: %s", hl_strerror(ret));
+		p->dial = c;
+		hl_conn_close(c, 0, text);
+		return NULL;
+	}
+	p->dial = c;
+	hl_debug("%s: dialing %s (connection #%llu)", p->conf.name, p->conf.address,
+		 (unsigned long long)c->id);
+	conn_after_link(c);   /* arms the handshake timeout, which covers connecting */
+	if (hl_addr_split(p->conf.address, host, sizeof(host), &port) < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "bad address '%s'", p->conf.address);
+		hl_conn_close(c, 0, text);
+		return NULL;
+	}
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {
+		start_connect(c, (const struct sockaddr *)&ss);
+		return c->phase == HL_CONN_CLOSING ? NULL : c;
+	}
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	c->gai_req.data = c;
+	ret = uv_getaddrinfo(&d->loop, &c->gai_req, on_resolved, host, portstr, &hints);
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "looking up %s: %s", c->remote, uv_strerror(ret));
+		hl_conn_close(c, 0, text);
+		return NULL;
+	}
+	c->gai_pending = true;
+	c->refs++;
+	return c;
+}
+
+/* ---- the listener ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct hl_daemon *d = server->data;
+	struct hl_link_params params;
+	uint64_t now = uv_now(&d->loop);
+	if (status < 0) {
+		if (hl_ratelimit_allow(&d->rl_accept, now))
+			hl_warn("accepting a connection: %s", uv_strerror(status));
+		return;
+	}
+	struct hl_conn *c = conn_new(d, NULL, false);
+	c->phase = HL_CONN_ACTIVE;
+	snprintf(c->remote, sizeof(c->remote), "?");
+	int ret = uv_accept(server, (uv_stream_t *)&c->tcp);
+	if (ret == 0) {
+		struct sockaddr_storage ss;
+		int sslen = sizeof(ss);
+		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+			sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof(c->remote));
+		uv_tcp_nodelay(&c->tcp, 1);
+		hl_daemon_link_params(d, &params);
+		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id->noise_priv, NULL, &params,
+				  &link_ops, c, now);
+		if (ret == 0)
+			ret = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	}
+	if (ret < 0) {
+		if (hl_ratelimit_allow(&d->rl_accept, now))
+			hl_warn("accepting a connection from %s: %s", c->remote,
+				ret > -HL_E_BASE ? uv_strerror(ret) : hl_strerror(ret));
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	unauth_append(c);
+	if (d->n_unauth > HL_MAX_UNAUTH) {
+		struct hl_conn *old = d->unauth_head;
+		if (hl_ratelimit_allow(&d->rl_unauth, now))
+			hl_warn("more than %d unauthenticated connections: closing the oldest, "
+				"from %s", HL_MAX_UNAUTH, old->remote);
+		hl_conn_close(old, 0, NULL);
+	}
+	hl_debug("connection #%llu from %s", (unsigned long long)c->id, c->remote);
+	conn_after_link(c);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen)
+{
+	char host[HL_ADDR_MAX + 1];
+	uint16_t port = 0;
+	struct sockaddr_storage ss;
+	struct addrinfo *res = NULL;
+	int ret;
+
+	if (hl_addr_split(addr, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "bad Listen address '%s'", addr);
+		return HL_EINVAL;
+	}
+	const struct sockaddr *sa = (const struct sockaddr *)&ss;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+		/* A name: resolved once, when the listener starts. */
+		struct addrinfo hints;
+		char portstr[8];
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE;
+		snprintf(portstr, sizeof(portstr), "%u", port);
+		ret = getaddrinfo(host, portstr, &hints, &res);
+		if (ret != 0 || !res) {
+			snprintf(err, errlen, "cannot resolve Listen address '%s': %s", addr,
+				 gai_strerror(ret));
+			return HL_EINVAL;
+		}
+		sa = res->ai_addr;
+	}
+	uv_tcp_t *l = xcalloc(1, sizeof(*l));
+	uv_tcp_init(&d->loop, l);
+	l->data = d;
+	ret = uv_tcp_bind(l, sa, 0);
+	if (ret == 0)
+		ret = uv_listen((uv_stream_t *)l, 128, on_connection);
+	if (res)
+		freeaddrinfo(res);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", addr, uv_strerror(ret));
+		uv_close((uv_handle_t *)l, on_listener_closed);
+		return ret;
+	}
+	hl_listen_stop(d);
+	d->listener = l;
+	snprintf(d->listen_addr, sizeof(d->listen_addr), "%s", addr);
+	hl_info("listening on %s", addr);
+	return 0;
+}
+
+void hl_listen_stop(struct hl_daemon *d)
+{
+	if (!d->listener)
+		return;
+	uv_close((uv_handle_t *)d->listener, on_listener_closed);
+	d->listener = NULL;
+	d->listen_addr[0] = 0;
+}

@@ -1,0 +1,166 @@
+/* daemon/control_client.c — one request/response over the control socket
+ * (see control_client.h and docs/protocol.md section 6). */
+#include "daemon/control_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/control_proto.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for EVENTS on FD until DEADLINE (monotonic ms). */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return HL_ETIMEOUT;
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int n = poll(&pfd, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return HL_ETIMEOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fdout)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	struct sockaddr_un sa;
+	char *line = NULL;
+	size_t len = 0, off = 0;
+	int dirfd = -1, fd = -1, ret;
+
+	*fdout = -1;
+	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = hl_control_sockaddr(dirfd, &sa);
+	if (ret < 0)
+		goto out;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* Blocking connect: on a Unix socket it does not wait for the peer
+	 * to accept (the backlog takes it). */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = errno == ENOENT || errno == ECONNREFUSED ? HL_ENODAEMON : -errno;
+		goto out;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		ret = -errno;
+		goto out;
+	}
+
+	char *text = json_dumps(req, JSON_COMPACT);
+	if (!text) {
+		ret = HL_EINVAL;
+		goto out;
+	}
+	len = strlen(text);
+	line = xmalloc(len + 1);
+	memcpy(line, text, len);
+	line[len++] = '\n';
+	free(text);
+	while (off < len) {
+		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			ret = errno == EPIPE || errno == ECONNRESET ? HL_ENODAEMON : -errno;
+			goto out;
+		}
+		ret = wait_fd(fd, POLLOUT, deadline);
+		if (ret < 0)
+			goto out;
+	}
+	*fdout = fd;
+	fd = -1;
+	ret = 0;
+out:
+	free(line);
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
+}
+
+int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	char *buf = NULL;
+	size_t off = 0;
+	int fd = -1, ret;
+
+	*resp = NULL;
+	if ((ret = hl_control_send(dir, req, timeout_ms, &fd)) < 0)
+		return ret;
+	buf = xmalloc(HL_CONTROL_MAX_LINE + 1);
+	off = 0;
+	for (;;) {
+		ssize_t n = recv(fd, buf + off, HL_CONTROL_MAX_LINE + 1 - off, 0);
+		if (n > 0) {
+			char *nl = memchr(buf + off, '\n', (size_t)n);
+			off += (size_t)n;
+			if (nl) {
+				off = (size_t)(nl - buf);
+				break;
+			}
+			if (off > HL_CONTROL_MAX_LINE) {
+				ret = HL_ETOOBIG;
+				goto out;
+			}
+			continue;
+		}
+		if (n == 0) {
+			/* Closed without a full line. */
+			ret = off ? HL_ETRUNC : HL_ENODAEMON;
+			goto out;
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			ret = errno == ECONNRESET ? HL_ENODAEMON : -errno;
+			goto out;
+		}
+		ret = wait_fd(fd, POLLIN, deadline);
+		if (ret < 0)
+			goto out;
+	}
+	json_error_t jerr;
+	*resp = json_loadb(buf, off, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*resp || !json_is_object(*resp)) {
+		json_decref(*resp);
+		*resp = NULL;
+		ret = HL_EINVAL;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}

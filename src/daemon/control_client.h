@@ -1,0 +1,23 @@
+/* daemon/control_client.h — the commands' side of the control socket:
+ * connect to the station's daemon, send one request, read one response
+ * line (with a timeout), parse it. */
+#ifndef HL_DAEMON_CONTROL_CLIENT_H
+#define HL_DAEMON_CONTROL_CLIENT_H
+
+#include <jansson.h>
+
+#define HL_CONTROL_TIMEOUT_MS 5000
+
+/* Sends REQ to the daemon of the station in DIR and waits up to TIMEOUT_MS
+ * for its response, a JSON object in *RESP (the caller json_decref()s it).
+ * HL_ENODAEMON when no daemon is listening, HL_ETIMEOUT when it did not
+ * answer in time, HL_EINVAL when the answer is not a JSON object, HL_ETOOBIG
+ * when it is too long, -errno for other failures. */
+int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp);
+
+/* Connects and sends REQ, leaving the response to the caller: *FD is the
+ * connected socket (non-blocking), for streaming requests such as
+ * "watch".  The same errors as hl_control_call. */
+int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fd);
+
+#endif

@@ -1,0 +1,344 @@
+/* daemon/daemon.c — the daemon's life: start (lock, configuration,
+ * identity, listener, control socket, watcher, peers), configuration
+ * reload, and shutdown on SIGTERM or SIGINT.
+ *
+ * Start order matters: the lock comes first, so a second daemon fails
+ * before it touches anything (the control socket of the first one in
+ * particular); a stale control socket is removed only under the lock.
+ *
+ * Reload: station.conf is re-read when the station directory changes (it
+ * is replaced by rename, so the directory is watched, not the file) and on
+ * the control request "reload".  A bad file is logged and the running
+ * configuration kept.  Peers are matched by Name: one that is gone or whose
+ * NoiseKey changed is removed (its sessions get CLOSE "peer removed"), a new
+ * one is added and dialed, an Address change redirects the dialing.
+ * Keepalive and timeouts apply to sessions made after the reload. */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/control_proto.h"
+#include "daemon/daemon_int.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+
+#define RELOAD_DEBOUNCE_MS 100
+
+void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
+{
+	p->keepalive_ms = d->conf->keepalive_ms;
+	p->keepalive_timeout_ms = d->conf->keepalive_timeout_ms;
+	p->handshake_timeout_ms = d->conf->handshake_timeout_ms;
+	/* The dialer renews a session at 9/10 of its Rehandshake; this cap
+	 * only ends sessions whose dialer failed to (forward secrecy). */
+	p->max_age_ms = HL_SESSION_MAX_AGE_MS;
+}
+
+/* ---- reload ---- */
+
+static void apply_conf(struct hl_daemon *d, hl_station_conf *nc)
+{
+	/* Peers gone, re-keyed or changed. */
+	struct hl_peer *next;
+	for (struct hl_peer *p = d->peers; p; p = next) {
+		next = p->next;
+		const hl_peer_conf *np = hl_conf_peer_by_name(nc, p->conf.name);
+		if (!np || memcmp(np->noise_key, p->conf.noise_key, HL_KEY_LEN) != 0) {
+			hl_info("%s: %s: closing its sessions", p->conf.name,
+				np ? "its NoiseKey changed" : "removed from station.conf");
+			hl_peer_remove(p);
+		}
+	}
+	hl_station_conf *old = d->conf;
+	d->conf = nc;
+	for (size_t i = 0; i < nc->npeers; i++) {
+		const hl_peer_conf *np = &nc->peers[i];
+		struct hl_peer *p = d->peers;
+		while (p && strcmp(p->conf.name, np->name) != 0)
+			p = p->next;
+		if (p) {
+			hl_peer_update(p, np);
+		} else {
+			hl_info("%s: added", np->name);
+			hl_peer_add(d, np);
+		}
+	}
+	/* Keep the list in the file's order, for status. */
+	struct hl_peer *sorted = NULL, **tail = &sorted;
+	for (size_t i = 0; i < nc->npeers; i++) {
+		struct hl_peer **pp = &d->peers;
+		while (*pp && strcmp((*pp)->conf.name, nc->peers[i].name) != 0)
+			pp = &(*pp)->next;
+		if (*pp) {
+			struct hl_peer *p = *pp;
+			*pp = p->next;
+			p->next = NULL;
+			*tail = p;
+			tail = &p->next;
+		}
+	}
+	*tail = d->peers;   /* nothing should be left; keep it if there is */
+	d->peers = sorted;
+
+	if (strcmp(old->listen, nc->listen) != 0) {
+		char err[HL_DAEMON_ERR_LEN];
+		if (!nc->listen[0]) {
+			hl_listen_stop(d);
+			hl_info("no longer listening");
+		} else if (hl_listen_start(d, nc->listen, err, sizeof(err)) < 0) {
+			hl_error("%s; still listening on %s", err,
+				 d->listen_addr[0] ? d->listen_addr : "nothing");
+		}
+	}
+	hl_conf_free(old);
+}
+
+int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
+{
+	char cerr[HL_CONF_ERR_LEN] = "";
+	hl_station_conf *nc = NULL;
+	if (d->stopping) {
+		snprintf(err, errlen, "the daemon is shutting down");
+		return HL_ESTATE;
+	}
+	int ret = hl_conf_load(d->dir, &nc, cerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", cerr[0] ? cerr : hl_strerror(ret));
+		hl_error("station.conf not reloaded, keeping the running configuration: %s", err);
+		return ret;
+	}
+	hl_debug("station.conf re-read: %zu peers", nc->npeers);
+	apply_conf(d, nc);
+	return 0;
+}
+
+static void on_reload_timer(uv_timer_t *t)
+{
+	struct hl_daemon *d = t->data;
+	char err[HL_DAEMON_ERR_LEN];
+	(void)hl_daemon_reload(d, err, sizeof(err));
+}
+
+static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct hl_daemon *d = h->data;
+	(void)events;
+	if (status < 0) {
+		hl_warn("watching %s: %s", d->dir, uv_strerror(status));
+		return;
+	}
+	/* A NULL name means "something in the directory": check anyway. */
+	if (filename && strcmp(filename, HL_CONF_FILE) != 0)
+		return;
+	/* Several events come for one edit: re-read once they settle. */
+	if (!d->stopping)
+		uv_timer_start(&d->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+}
+
+/* ---- shutdown ---- */
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct hl_daemon *d = s->data;
+	hl_info("%s: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	hl_daemon_stop(d);
+}
+
+static void on_plain_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void hl_daemon_stop(struct hl_daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	hl_delivery_stop(d);
+	for (struct hl_conn *c = d->conns; c; c = c->next)
+		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
+	while (d->peers)
+		hl_peer_remove(d->peers);
+	hl_listen_stop(d);
+	hl_control_stop(d);
+	if (d->watching) {
+		uv_close((uv_handle_t *)&d->watch, on_plain_close);
+		d->watching = false;
+	}
+	if (d->reload_timer_inited) {
+		uv_close((uv_handle_t *)&d->reload_timer, on_plain_close);
+		d->reload_timer_inited = false;
+	}
+	if (d->signals_inited) {
+		uv_close((uv_handle_t *)&d->sigterm, on_plain_close);
+		uv_close((uv_handle_t *)&d->sigint, on_plain_close);
+		d->signals_inited = false;
+	}
+}
+
+/* ---- start ---- */
+
+static int take_lock(struct hl_daemon *d, char *err)
+{
+	d->lockfd = openat(d->dirfd, HL_DAEMON_LOCK_FILE,
+			   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->lockfd < 0) {
+		int e = errno;
+		snprintf(err, HL_DAEMON_ERR_LEN, "cannot open %s/%s: %s", d->dir,
+			 HL_DAEMON_LOCK_FILE, strerror(e));
+		return -e;
+	}
+	if (flock(d->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			snprintf(err, HL_DAEMON_ERR_LEN,
+				 "a daemon is already running for station '%s' (%s/%s is locked)",
+				 d->dir, d->dir, HL_DAEMON_LOCK_FILE);
+		else
+			snprintf(err, HL_DAEMON_ERR_LEN, "cannot lock %s/%s: %s", d->dir,
+				 HL_DAEMON_LOCK_FILE, strerror(e));
+		return e == EWOULDBLOCK ? HL_EEXIST : -e;
+	}
+	/* The pid, for people; the lock is what counts. */
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(d->lockfd, 0) == 0 && write(d->lockfd, pid, (size_t)n) < 0)
+		hl_debug("could not write the pid to %s", HL_DAEMON_LOCK_FILE);
+	return 0;
+}
+
+static int load_station(struct hl_daemon *d, char *err)
+{
+	char cerr[HL_CONF_ERR_LEN] = "";
+	int ret = hl_conf_load(d->dir, &d->conf, cerr);
+	if (ret < 0) {
+		snprintf(err, HL_DAEMON_ERR_LEN, "%s", cerr[0] ? cerr : hl_strerror(ret));
+		return ret;
+	}
+	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
+	ret = hl_identity_load(path, &d->id);
+	if (ret < 0)
+		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
+			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
+	else
+		hl_fingerprint(d->id->noise_pub, d->id->sign_pk, d->fingerprint);
+	free(path);
+	return ret;
+}
+
+static int start_loop_parts(struct hl_daemon *d, char *err)
+{
+	int ret;
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	d->sigterm.data = d->sigint.data = d;
+	d->signals_inited = true;
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+
+	if (d->conf->listen[0]) {
+		ret = hl_listen_start(d, d->conf->listen, err, HL_DAEMON_ERR_LEN);
+		if (ret < 0)
+			return ret;
+	}
+	ret = hl_control_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
+
+	uv_timer_init(&d->loop, &d->reload_timer);
+	d->reload_timer.data = d;
+	d->reload_timer_inited = true;
+	uv_fs_event_init(&d->loop, &d->watch);
+	d->watch.data = d;
+	ret = uv_fs_event_start(&d->watch, on_dir_event, d->dir, 0);
+	if (ret < 0) {
+		/* Not fatal: "reload" on the control socket still works. */
+		hl_warn("cannot watch %s for changes (%s): run 'hotline' commands or send "
+			"\"reload\" to apply changes", d->dir, uv_strerror(ret));
+		uv_close((uv_handle_t *)&d->watch, on_plain_close);
+	} else {
+		d->watching = true;
+	}
+
+	ret = hl_delivery_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < d->conf->npeers; i++)
+		hl_peer_add(d, &d->conf->peers[i]);
+	return 0;
+}
+
+int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
+{
+	struct hl_daemon *d = xcalloc(1, sizeof(*d));
+	int ret;
+
+	err[0] = 0;
+	d->dir = xstrdup(dir);
+	d->lockfd = -1;
+	d->rl_unauth = (struct hl_ratelimit)HL_RATELIMIT_INIT(10, 30);
+	d->rl_unknown_key = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	d->started_wall_ms = hl_wall_ms();
+
+	d->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd < 0) {
+		ret = -errno;
+		snprintf(err, HL_DAEMON_ERR_LEN, "cannot open the station directory '%s': %s", dir,
+			 strerror(-ret));
+		goto out;
+	}
+	ret = take_lock(d, err);
+	if (ret < 0)
+		goto out;
+	ret = load_station(d, err);
+	if (ret < 0)
+		goto out;
+
+	/* A write to a connection the peer closed must be an error, not death. */
+	signal(SIGPIPE, SIG_IGN);
+	ret = uv_loop_init(&d->loop);
+	if (ret < 0) {
+		snprintf(err, HL_DAEMON_ERR_LEN, "event loop: %s", uv_strerror(ret));
+		goto out;
+	}
+	d->loop_inited = true;
+	ret = start_loop_parts(d, err);
+	if (ret < 0) {
+		hl_daemon_stop(d);
+	} else {
+		char fp[HL_FP_TEXT_LEN];
+		hl_fingerprint_text(d->fingerprint, fp);
+		hl_info("station %s running (pid %ld, fingerprint %s), %zu peers", d->conf->name,
+			(long)getpid(), fp, d->conf->npeers);
+	}
+	/* Runs until hl_daemon_stop() has closed every handle. */
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (ret == 0)
+		hl_info("stopped");
+
+out:
+	if (d->loop_inited) {
+		if (uv_loop_close(&d->loop) != 0)
+			hl_warn("event loop closed with handles still open");
+	}
+	hl_delivery_close_store(d);
+	hl_conf_free(d->conf);
+	hl_identity_free(d->id);
+	if (d->lockfd >= 0)
+		close(d->lockfd);   /* releases the lock */
+	if (d->dirfd >= 0)
+		close(d->dirfd);
+	free(d->dir);
+	free(d);
+	return ret;
+}

@@ -1,0 +1,176 @@
+/* daemon/daemon_int.h — the daemon's internal data model, shared by its
+ * files: daemon.c (start, stop, reload), peer.c (one record per pinned
+ * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
+ * connections, each driving one link), control.c (the control socket).
+ *
+ * Ownership.  The daemon owns the peers and the connections.  A connection
+ * points at its peer once message 1 named the peer's key (or from the
+ * start, when we dialed); a peer points at its confirmed session and at
+ * the dial in progress.  Closing a connection detaches it from its peer at
+ * once; the memory goes when libuv has closed its handles (refs == 0).
+ * A removed peer likewise lingers, detached, until its timer is closed.
+ *
+ * Everything runs on the loop's thread. */
+#ifndef HL_DAEMON_INT_H
+#define HL_DAEMON_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/config.h"
+#include "crypto/keys.h"
+#include "deliver/engine.h"
+#include "link/backoff.h"
+#include "link/link.h"
+#include "util/log.h"
+#include "wire/record.h"
+
+#define HL_MAX_UNAUTH 64              /* inbound connections before message 1 */
+#define HL_MAX_PENDING_PER_PEER 8     /* authenticated, unconfirmed inbound per peer */
+#define HL_SESSION_MAX_AGE_MS (HL_DEFAULT_REHANDSHAKE_MS + 5 * 60 * 1000)
+#define HL_ERRTEXT_LEN 400
+
+struct hl_daemon;
+struct hl_peer;
+
+enum hl_conn_phase {
+	HL_CONN_RESOLVING,   /* outbound: looking up the host name */
+	HL_CONN_CONNECTING,  /* outbound: TCP connect in progress */
+	HL_CONN_ACTIVE,      /* TCP up: the link runs */
+	HL_CONN_CLOSING,     /* handles closing; detached from everything */
+};
+
+struct hl_conn {
+	struct hl_daemon *d;
+	struct hl_peer *peer;        /* NULL while inbound and unauthenticated */
+	hl_link *link;
+	bool outbound;
+	enum hl_conn_phase phase;
+	uint64_t id;                 /* for log lines */
+	char remote[HL_ADDR_MAX + 1]; /* "ip:port" or the dialed address */
+	int refs;                    /* handles and requests that will call back */
+	bool gai_pending;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_connect_t connect_req;
+	uv_getaddrinfo_t gai_req;
+	struct hl_conn *prev, *next;             /* d->conns */
+	struct hl_conn *uprev, *unext;           /* d->unauth (inbound, before message 1) */
+	bool in_unauth;
+};
+
+enum hl_peer_state { HL_PEER_IDLE, HL_PEER_CONNECTING, HL_PEER_HANDSHAKING, HL_PEER_CONNECTED };
+
+struct hl_peer {
+	struct hl_daemon *d;
+	hl_peer_conf conf;
+	struct hl_conn *session;     /* the confirmed session, at most one */
+	struct hl_conn *dial;        /* our outbound attempt in progress */
+	uv_timer_t dial_timer;       /* next dial, or the re-handshake */
+	bool dial_timer_armed;
+	struct hl_backoff backoff;
+	bool removed;
+	enum hl_peer_state state;
+	uint64_t since_wall_ms;
+	char last_error[HL_ERRTEXT_LEN];   /* "" when none */
+	uint64_t last_error_wall_ms;
+	uint64_t sessions;           /* sessions confirmed since the daemon started */
+	uint64_t session_wall_ms;    /* when the current session was confirmed */
+	char last_dial_error[HL_ERRTEXT_LEN]; /* to log a repeated failure once */
+	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
+	struct hl_peer *next;        /* d->peers, in station.conf order */
+};
+
+struct hl_control;
+
+struct hl_daemon {
+	uv_loop_t loop;
+	bool loop_inited;
+	char *dir;
+	int dirfd;                   /* O_PATH: control socket, lock, stale socket */
+	int lockfd;
+	hl_identity *id;
+	hl_station_conf *conf;
+	uint8_t fingerprint[HL_FP_LEN];
+	struct hl_peer *peers;
+	struct hl_conn *conns;
+	struct hl_conn *unauth_head, *unauth_tail;
+	size_t n_unauth;
+	uv_tcp_t *listener;          /* NULL when not listening */
+	char listen_addr[HL_ADDR_MAX + 1];
+	struct hl_control *control;
+	uv_signal_t sigterm, sigint;
+	bool signals_inited;
+	uv_fs_event_t watch;
+	bool watching;
+	uv_timer_t reload_timer;
+	bool reload_timer_inited;
+	bool stopping;
+	uint64_t started_wall_ms;
+	uint64_t next_conn_id;
+	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
+	struct hl_ratelimit rl_unknown_key;
+	struct hl_ratelimit rl_accept;
+	hl_store *store;                     /* delivery.c */
+	struct hl_txn txn;                   /* the burst's transaction (group commit) */
+	bool burst;                          /* records arrived in this loop turn */
+	uv_check_t commit_check;
+	uv_timer_t poll_timer;
+	bool delivery_started;
+	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
+	uint64_t recent_unknown_ms[16];
+	unsigned recent_unknown_next;
+};
+
+/* daemon.c */
+int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);
+void hl_daemon_stop(struct hl_daemon *d);
+void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p);
+
+/* peer.c */
+struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc);
+void hl_peer_remove(struct hl_peer *p);
+void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc);
+struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
+void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
+/* C, which belonged to P, is closed: ERRTEXT NULL when it was no error. */
+void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
+		       const char *errtext);
+void hl_peer_update_state(struct hl_peer *p);
+void hl_peer_set_error(struct hl_peer *p, const char *text);
+json_t *hl_peer_status_json(struct hl_peer *p);
+const char *hl_peer_state_name(enum hl_peer_state s);
+
+/* conn.c */
+int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen);
+void hl_listen_stop(struct hl_daemon *d);
+struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p);
+/* Closes C: a CLOSE with REASON when the link is open and REASON != 0;
+ * ERRTEXT (NULL: not an error) becomes the peer's last error. */
+void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext);
+/* Sends the link's pending output now. */
+void hl_conn_flush(struct hl_conn *c);
+
+/* control.c */
+int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
+void hl_control_stop(struct hl_daemon *d);
+/* Sends EV (not consumed) to every `watch` client. */
+void hl_control_emit(struct hl_daemon *d, json_t *ev);
+
+/* delivery.c */
+int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
+void hl_delivery_stop(struct hl_daemon *d);
+void hl_delivery_close_store(struct hl_daemon *d);
+void hl_delivery_peer_added(struct hl_peer *p);
+void hl_delivery_peer_removed(struct hl_peer *p);
+void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c);
+void hl_delivery_session_down(struct hl_peer *p);
+void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
+void hl_delivery_writable(struct hl_conn *c);
+void hl_delivery_poke(struct hl_daemon *d);
+json_t *hl_delivery_status_json(struct hl_peer *p);
+
+#endif

@@ -1,0 +1,302 @@
+/* daemon/delivery.c — the daemon's side of message delivery: the store it
+ * opens, one delivery engine per peer (deliver/engine.h), the group commit,
+ * and noticing what the commands queued.
+ *
+ * Group commit.  Records that arrive in one turn of the event loop are all
+ * handled inside one store transaction (the engines open it when they first
+ * write).  A uv_check handle, which runs right after the loop has polled
+ * for I/O, then has every engine author its receipts, commits once (one
+ * fsync for the whole burst), and only then lets the engines send their
+ * ACKs, REFUSEs and receipts.  A failed commit (a full disk, an I/O error)
+ * rolls back, drops what the engines held in memory of it, and closes the
+ * sessions: nothing was acknowledged, the peers resend, and delivery
+ * resumes by itself when the store can write again.
+ *
+ * New outgoing work.  `hotline send` writes the store directly.  The daemon
+ * looks at the store's data_version every POLL_MS, and at once when a
+ * command pokes it over the control socket. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "daemon/daemon_int.h"
+#include "msg/message.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "util/text.h"
+#include "util/timefmt.h"
+
+#define POLL_MS 200
+/* Keep little unsent data in the kernel, so that an urgent record is not
+ * queued behind megabytes of a document already handed to the socket. */
+#define NOTSENT_LOWAT (128 * 1024)
+
+static const char *event_name(enum hl_engine_event ev)
+{
+	switch (ev) {
+	case HL_EV_ARRIVED: return "arrived";
+	case HL_EV_DELIVERED: return "delivered";
+	case HL_EV_REFUSED: return "refused";
+	case HL_EV_REFUSED_IN: return "refused_in";
+	}
+	return "unknown";
+}
+
+static void on_engine_event(void *user, const char *peer, enum hl_engine_event ev,
+			    const uint8_t id[static 16])
+{
+	struct hl_daemon *d = user;
+	char hex[33], at[HL_RFC3339_LEN];
+	struct hl_msg_row row = { 0 };
+	hl_msg_id_hex(id, hex);
+	hl_rfc3339(hl_now_ms(), at);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", event_name(ev), "at", at,
+			      "peer", peer, "id", hex);
+	if (hl_store_get_message_by_id(d->store, id, &row) == 0) {
+		json_object_set_new(o, "precedence", json_string(hl_precedence_name(row.precedence)));
+		/* Peer text: the watcher's JSON encoder escapes it; people see
+		 * it through `watch` without --json, which sanitises. */
+		json_t *subj = json_string(row.subject ? row.subject : "");
+		json_object_set_new(o, "subject", subj ? subj : json_string(""));
+		if (row.reason)
+			json_object_set_new(o, "reason", json_string(row.reason));
+	}
+	hl_msg_row_clear(&row);
+	if (ev == HL_EV_ARRIVED)
+		hl_info("%s: message %s arrived", peer, hex);
+	else if (ev == HL_EV_REFUSED || ev == HL_EV_REFUSED_IN)
+		hl_warn("%s: message %s %s", peer, hex,
+			ev == HL_EV_REFUSED ? "refused by the peer" : "refused");
+	hl_control_emit(d, o);
+	json_decref(o);
+}
+
+/* The group commit: see the top of this file. */
+static void commit_burst(struct hl_daemon *d)
+{
+	uint64_t now = uv_now(&d->loop);
+	if (d->txn.open) {
+		int ret = 0;
+		for (struct hl_peer *p = d->peers; p && ret == 0; p = p->next)
+			if (p->engine)
+				ret = hl_engine_precommit(p->engine, now);
+		if (ret == 0)
+			ret = hl_store_commit(d->store);
+		else
+			hl_store_rollback(d->store);
+		d->txn.open = false;
+		if (ret < 0) {
+			char text[HL_ERRTEXT_LEN];
+			snprintf(text, sizeof(text), "store: %s (nothing was acknowledged; retrying)",
+				 hl_store_errmsg(d->store));
+			hl_error("%s", text);
+			for (struct hl_peer *p = d->peers; p; p = p->next) {
+				if (!p->engine)
+					continue;
+				hl_engine_abort(p->engine);
+				hl_peer_set_error(p, text);
+				if (p->session)
+					hl_conn_close(p->session, 0, text);
+			}
+			return;
+		}
+	}
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine)
+			continue;
+		hl_engine_postcommit(p->engine, now);
+		if (p->session)
+			hl_conn_flush(p->session);
+	}
+}
+
+static void on_check(uv_check_t *h)
+{
+	struct hl_daemon *d = h->data;
+	if (!d->burst)
+		return;
+	d->burst = false;
+	commit_burst(d);
+}
+
+void hl_delivery_poke(struct hl_daemon *d)
+{
+	uint64_t now = uv_now(&d->loop);
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine || !p->session)
+			continue;
+		hl_engine_refresh(p->engine);
+		hl_engine_pump(p->engine, now);
+		hl_conn_flush(p->session);
+	}
+}
+
+static void on_poll(uv_timer_t *t)
+{
+	struct hl_daemon *d = t->data;
+	if (d->txn.open)
+		return;
+	if (hl_store_changed(d->store)) {
+		hl_delivery_poke(d);
+		return;
+	}
+	/* Items refused for now (quota) are offered again on a timer. */
+	uint64_t now = uv_now(&d->loop);
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine || !p->session)
+			continue;
+		hl_engine_pump(p->engine, now);
+		hl_conn_flush(p->session);
+	}
+}
+
+int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
+{
+	int ret = hl_store_open(d->dir, &d->store);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot open the store in %s: %s", d->dir,
+			 hl_store_open_errmsg());
+		return ret;
+	}
+	d->txn.store = d->store;
+	d->txn.open = false;
+	uv_check_init(&d->loop, &d->commit_check);
+	d->commit_check.data = d;
+	uv_check_start(&d->commit_check, on_check);
+	uv_timer_init(&d->loop, &d->poll_timer);
+	d->poll_timer.data = d;
+	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
+	d->delivery_started = true;
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void hl_delivery_stop(struct hl_daemon *d)
+{
+	if (!d->delivery_started)
+		return;
+	/* What arrived in this last turn is stored and acknowledged as usual
+	 * (the ACKs may not make it out; the peer resends, harmlessly). */
+	commit_burst(d);
+	uv_close((uv_handle_t *)&d->commit_check, on_closed);
+	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
+	d->delivery_started = false;
+}
+
+void hl_delivery_close_store(struct hl_daemon *d)
+{
+	if (d->txn.open) {
+		hl_store_rollback(d->store);
+		d->txn.open = false;
+	}
+	hl_store_close(d->store);
+	d->store = NULL;
+}
+
+void hl_delivery_peer_added(struct hl_peer *p)
+{
+	struct hl_daemon *d = p->d;
+	if (!d->store)
+		return;
+	struct hl_engine_env env = {
+		.dir = d->dir, .txn = &d->txn, .me = d->id,
+		.max_attachment = d->conf->max_attachment,
+		.quota_bytes = d->conf->quota_bytes,
+		.reserve_bytes = d->conf->reserve_bytes,
+		.on_event = on_engine_event, .user = d,
+	};
+	/* hl_engine_new writes the peer's row: not inside a burst. */
+	if (d->txn.open)
+		commit_burst(d);
+	int ret = hl_engine_new(&p->engine, &env, &p->conf);
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "cannot set up delivery: %s", hl_store_errmsg(d->store));
+		hl_error("%s: %s", p->conf.name, text);
+		hl_peer_set_error(p, text);
+		p->engine = NULL;
+	}
+}
+
+void hl_delivery_peer_removed(struct hl_peer *p)
+{
+	if (p->engine && p->d->txn.open)
+		commit_burst(p->d);
+	hl_engine_free(p->engine);
+	p->engine = NULL;
+}
+
+void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
+{
+	struct hl_daemon *d = p->d;
+	if (!p->engine)
+		return;
+	/* The new session starts from what is durable: finish the burst (it
+	 * may hold this peer's last records from the session just replaced). */
+	if (d->txn.open)
+		commit_burst(d);
+	int fd;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+		int lowat = NOTSENT_LOWAT;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
+			hl_debug("%s: TCP_NOTSENT_LOWAT not set", p->conf.name);
+	}
+	hl_engine_attach(p->engine, c->link, uv_now(&d->loop));
+}
+
+void hl_delivery_session_down(struct hl_peer *p)
+{
+	if (p->engine)
+		hl_engine_detach(p->engine);
+}
+
+void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct hl_peer *p = c->peer;
+	struct hl_daemon *d = c->d;
+	if (!p || p->session != c || !p->engine)
+		return;
+	d->burst = true;
+	int ret = hl_engine_on_record(p->engine, type, body, len, uv_now(&d->loop));
+	if (ret < 0) {
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "delivery: %s", hl_engine_error(p->engine));
+		hl_warn("%s: %s; closing the session", p->conf.name, text);
+		hl_conn_close(c, HL_CLOSE_PROTOCOL, text);
+	}
+}
+
+void hl_delivery_writable(struct hl_conn *c)
+{
+	struct hl_peer *p = c->peer;
+	if (!p || p->session != c || !p->engine || c->d->txn.open)
+		return; /* inside a burst: the commit pumps afterwards */
+	hl_engine_pump(p->engine, uv_now(&c->d->loop));
+	/* Called when a write completed: nothing else will flush. */
+	hl_conn_flush(c);
+}
+
+json_t *hl_delivery_status_json(struct hl_peer *p)
+{
+	if (!p->engine)
+		return json_null();
+	struct hl_engine_stats s;
+	hl_engine_stats(p->engine, &s);
+	const char *err = hl_engine_error(p->engine);
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:o}",
+			 "queued",
+			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
+			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
+			 "priority", (json_int_t)s.queued[HL_PREC_PRIORITY],
+			 "routine", (json_int_t)s.queued[HL_PREC_ROUTINE],
+			 "incoming_partial", (json_int_t)s.partial_in,
+			 "items_in", (json_int_t)s.items_in,
+			 "items_out", (json_int_t)s.items_out,
+			 "error", err[0] ? json_string(err) : json_null());
+}

@@ -1,0 +1,874 @@
+/* link/link.c — one peer session's state machine (the API is in link.h; the
+ * wire format is docs/protocol.md sections 1-4).
+ *
+ * A link is one TCP connection's worth of protocol: the Noise IK handshake,
+ * key confirmation, keepalives and the close.  It has no socket and no
+ * clock.  The daemon feeds it bytes (hl_link_recv) and time (hl_link_tick,
+ * at hl_link_deadline), and moves the bytes it queues to the socket.
+ *
+ * STATES
+ *
+ *       initiator (dialed)                     responder (accepted)
+ *
+ *   hl_link_new: write message 1           hl_link_new
+ *              |                                   |
+ *              v                                   v
+ *         +---------+                         +---------+
+ *         | I_MSG2  |                         | R_MSG1  |
+ *         +---------+                         +---------+
+ *              | read message 2                    | read message 1, its static
+ *              | Split(), send HELLO               | key authorized: write
+ *              v                                   v message 2, Split()
+ *         +---------+                         +---------+
+ *         | I_HELLO |                         | R_HELLO |
+ *         +---------+                         +---------+
+ *              | read the responder's HELLO        | read the initiator's HELLO
+ *              | send PING                         | send HELLO, PING
+ *              +----------------+  +---------------+
+ *                               v  v
+ *                            +--------+
+ *                            |  OPEN  |  on_confirmed(); records flow;
+ *                            +--------+  PING/PONG keepalive
+ *                                |
+ *   every state: a malformed      |
+ *   frame, a failed handshake     v
+ *   or MAC, a timeout, the    +--------+
+ *   peer's CLOSE, or          | CLOSED |  keys wiped; nothing more is read
+ *   hl_link_close()  ------>  +--------+  or written (a CLOSE may still sit
+ *                                         in the output queue)
+ *
+ * Transitions are made by: hl_link_new (to I_MSG2 or R_MSG1), read_msg1 (to
+ * R_HELLO), read_msg2 (to I_HELLO), on_first_hello (to OPEN), and
+ * link_fail / close_internal (to CLOSED), reached from hl_link_recv,
+ * hl_link_tick and hl_link_close.
+ *
+ * Why the responder waits for a HELLO: message 1 can be replayed by anyone
+ * who saw it, and reading it proves nothing about who sent it.  Only a
+ * transport message that decrypts under the new keys proves the initiator
+ * holds them, so a session is "confirmed" (on_confirmed, eligible to replace
+ * another session) only then.  The initiator likewise waits for the
+ * responder's HELLO, so that each side confirms after the other has taken
+ * the session as real; the daemon's duplicate rule then sees the same
+ * sessions on both sides.
+ *
+ * Timers, all derived from the fields below (hl_link_deadline):
+ *   - handshake: created_ms + handshake_timeout_ms, in every state but OPEN;
+ *   - keepalive (OPEN): a PING when nothing was sent or nothing was
+ *     received for keepalive_ms (one PING outstanding at a time, renewed
+ *     after keepalive_ms); dead when nothing was received for
+ *     keepalive_timeout_ms;
+ *   - expiry (OPEN): CLOSE (expired) once max_age_ms after opening.
+ *
+ * INVARIANTS (checked by assert_link_state() on entry to and exit from
+ * every public function in debug builds, and available to tests and
+ * fuzzers in every build as hl_link_check_invariants())
+ *   1. hs != NULL exactly in I_MSG2 and R_MSG1.
+ *   2. send_cs and recv_cs are both allocated and keyed exactly in I_HELLO,
+ *      R_HELLO and OPEN; otherwise both are NULL (wiped and freed).
+ *   3. An initiator only visits I_MSG2, I_HELLO, OPEN, CLOSED; a responder
+ *      only R_MSG1, R_HELLO, OPEN, CLOSED.
+ *   4. remote_known holds in every state except R_MSG1 (and CLOSED reached
+ *      from R_MSG1 before message 1 was read).
+ *   5. confirmed is false before OPEN and true in OPEN (and stays true in
+ *      a CLOSED reached from OPEN).
+ *   6. ping_outstanding and want_writable imply confirmed.
+ *   7. out_head <= out_len <= out_cap.
+ *   8. On return from a public function, a link that is not CLOSED has at
+ *      most HL_LINK_HARD_CAP bytes queued and in flight.
+ *   9. Once CLOSED, nothing is appended to the output queue.
+ */
+#include "link/link.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/noise.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/text.h"
+#include "wire/frame.h"
+#include "wire/record.h"
+
+#define ERROR_TEXT_LEN 320
+
+struct hl_link {
+	enum hl_link_role role;
+	enum hl_link_state state;
+	struct hl_link_params params;
+	struct hl_link_ops ops;
+	void *user;
+
+	hl_noise_hs *hs;               /* during the handshake */
+	hl_cipher_state *send_cs;      /* sodium_malloc, after Split() */
+	hl_cipher_state *recv_cs;
+	uint8_t remote_key[HL_LINK_KEYLEN];
+	bool remote_known;
+	bool confirmed;
+
+	struct hl_frame_reader *reader;
+	uint8_t *scratch;              /* one record's plaintext; wiped after use */
+
+	uint8_t *out;                  /* output queue: out[out_head..out_len) pending */
+	size_t out_head, out_len, out_cap;
+	size_t inflight;               /* taken by the owner, not yet written */
+	bool want_writable;
+
+	uint64_t created_ms, opened_ms, last_send_ms, last_recv_ms;
+	bool ping_outstanding;
+	uint8_t ping_value[HL_PING_LEN];
+	uint64_t ping_sent_ms;
+	int64_t rtt_ms;
+	uint32_t peer_keepalive_ms;
+
+	int error;
+	uint8_t peer_close_reason;
+	char error_text[ERROR_TEXT_LEN];
+	struct hl_ratelimit ignored_rl;
+};
+
+#define SCRATCH_LEN HL_RECORD_MAX
+
+static size_t queued(const hl_link *l)
+{
+	return (l->out_len - l->out_head) + l->inflight;
+}
+
+static bool in_handshake(enum hl_link_state s)
+{
+	return s == HL_LINK_I_MSG2 || s == HL_LINK_R_MSG1;
+}
+
+static bool has_keys(enum hl_link_state s)
+{
+	return s == HL_LINK_I_HELLO || s == HL_LINK_R_HELLO || s == HL_LINK_OPEN;
+}
+
+/* The number of the first invariant (see the top of this file) that L
+ * violates, or 0. */
+static int link_check(const hl_link *l)
+{
+	enum hl_link_state s = l->state;
+	bool initiator = l->role == HL_LINK_INITIATOR;
+	if ((l->hs != NULL) != in_handshake(s))
+		return 1;
+	if ((l->send_cs != NULL) != has_keys(s) || (l->recv_cs != NULL) != has_keys(s) ||
+	    (l->send_cs && (!l->send_cs->has_key || !l->recv_cs->has_key)))
+		return 2;
+	if (initiator && s != HL_LINK_I_MSG2 && s != HL_LINK_I_HELLO && s != HL_LINK_OPEN &&
+	    s != HL_LINK_CLOSED)
+		return 3;
+	if (!initiator && s != HL_LINK_R_MSG1 && s != HL_LINK_R_HELLO && s != HL_LINK_OPEN &&
+	    s != HL_LINK_CLOSED)
+		return 3;
+	if ((s != HL_LINK_R_MSG1 && s != HL_LINK_CLOSED && !l->remote_known) ||
+	    (initiator && !l->remote_known))
+		return 4;
+	if ((s == HL_LINK_OPEN && !l->confirmed) ||
+	    (s != HL_LINK_OPEN && s != HL_LINK_CLOSED && l->confirmed))
+		return 5;
+	if ((l->ping_outstanding || l->want_writable) && !l->confirmed)
+		return 6;
+	if (l->out_head > l->out_len || l->out_len > l->out_cap)
+		return 7;
+	return 0;
+}
+
+int hl_link_check_invariants(const hl_link *l)
+{
+	int bad = link_check(l);
+	if (bad == 0 && l->state != HL_LINK_CLOSED && queued(l) > HL_LINK_HARD_CAP)
+		bad = 8;
+	return bad;
+}
+
+static void assert_link_state(const hl_link *l)
+{
+#ifndef NDEBUG
+	int bad = link_check(l);
+	if (bad) {
+		fprintf(stderr, "link: invariant %d violated in state %s\n", bad,
+			hl_link_state_name(l->state));
+		abort();
+	}
+#else
+	(void)l;
+#endif
+}
+
+/* Invariant 8 holds only between calls; checked on the way out. */
+static void assert_link_exit(const hl_link *l)
+{
+	assert_link_state(l);
+	assert(hl_link_check_invariants(l) == 0);
+}
+
+static void set_error_text(hl_link *l, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void set_error_text(hl_link *l, const char *fmt, va_list ap)
+{
+	char raw[ERROR_TEXT_LEN];
+	int n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(raw))
+		n = sizeof(raw) - 1;
+	hl_sanitize(raw, (size_t)n, l->error_text, sizeof(l->error_text), 0);
+}
+
+/* Wipes the keys and the handshake; the link is CLOSED from here on. */
+static void close_internal(hl_link *l)
+{
+	hl_noise_hs_free(l->hs);
+	l->hs = NULL;
+	if (l->send_cs) {
+		hl_cs_clear(l->send_cs);
+		sodium_free(l->send_cs);
+		l->send_cs = NULL;
+	}
+	if (l->recv_cs) {
+		hl_cs_clear(l->recv_cs);
+		sodium_free(l->recv_cs);
+		l->recv_cs = NULL;
+	}
+	if (l->scratch)
+		sodium_memzero(l->scratch, SCRATCH_LEN);
+	l->ping_outstanding = false;
+	l->want_writable = false;
+	l->state = HL_LINK_CLOSED;
+}
+
+/* Makes room for N more bytes at the end of the output queue. */
+static uint8_t *out_reserve(hl_link *l, size_t n)
+{
+	if (l->out_head > 0 && l->out_head == l->out_len) {
+		l->out_head = l->out_len = 0;
+	} else if (l->out_head > 0 && l->out_cap - l->out_len < n) {
+		memmove(l->out, l->out + l->out_head, l->out_len - l->out_head);
+		l->out_len -= l->out_head;
+		l->out_head = 0;
+	}
+	if (l->out_cap - l->out_len < n) {
+		size_t cap = l->out_cap ? l->out_cap : 4096;
+		while (cap - l->out_len < n)
+			cap *= 2;
+		l->out = xrealloc(l->out, cap);
+		l->out_cap = cap;
+	}
+	return l->out + l->out_len;
+}
+
+/* Encrypts one record and queues it as a frame. */
+static int send_record(hl_link *l, uint8_t type, const uint8_t *body, size_t blen, uint64_t now)
+{
+	size_t ptlen = 0, ctlen = 0;
+	int ret;
+
+	assert(l->send_cs && l->state != HL_LINK_CLOSED);
+	ret = hl_record_encode(type, body, blen, l->scratch, SCRATCH_LEN, &ptlen);
+	if (ret < 0)
+		goto out;
+	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + ptlen + HL_TRANSPORT_TAG_LEN);
+	ret = hl_cs_encrypt(l->send_cs, NULL, 0, l->scratch, ptlen, dst + HL_FRAME_HDR_LEN,
+			    HL_FRAME_MAX, &ctlen);
+	if (ret < 0)
+		goto out;
+	ret = hl_frame_header(ctlen, dst);
+	if (ret < 0)
+		goto out;
+	l->out_len += HL_FRAME_HDR_LEN + ctlen;
+	l->last_send_ms = now;
+out:
+	sodium_memzero(l->scratch, ptlen);
+	return ret;
+}
+
+/* Closes because of ERR.  SEND_CLOSE queues a CLOSE (protocol error) when
+ * the link is OPEN.  Calls on_closed.  Returns ERR. */
+static int link_fail(hl_link *l, int err, bool send_close, uint64_t now, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int link_fail(hl_link *l, int err, bool send_close, uint64_t now, const char *fmt, ...)
+{
+	va_list ap;
+	if (l->state == HL_LINK_CLOSED)
+		return err;
+	va_start(ap, fmt);
+	set_error_text(l, fmt, ap);
+	va_end(ap);
+	l->error = err;
+	if (send_close && l->state == HL_LINK_OPEN) {
+		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
+		size_t blen = 0;
+		if (hl_close_encode(HL_CLOSE_PROTOCOL, l->error_text, body, sizeof(body), &blen) == 0)
+			(void)send_record(l, HL_REC_CLOSE, body, blen, now);
+	}
+	close_internal(l);
+	if (l->ops.on_closed)
+		l->ops.on_closed(l->user, l);
+	return err;
+}
+
+static int send_hello(hl_link *l, uint64_t now)
+{
+	struct hl_hello h = { HL_WIRE_VERSION, HL_WIRE_VERSION, l->params.keepalive_ms };
+	uint8_t body[HL_HELLO_LEN];
+	hl_hello_encode(&h, body);
+	return send_record(l, HL_REC_HELLO, body, sizeof(body), now);
+}
+
+static int send_ping(hl_link *l, uint64_t now)
+{
+	randombytes_buf(l->ping_value, sizeof(l->ping_value));
+	int ret = send_record(l, HL_REC_PING, l->ping_value, sizeof(l->ping_value), now);
+	if (ret == 0) {
+		l->ping_outstanding = true;
+		l->ping_sent_ms = now;
+	}
+	return ret;
+}
+
+/* After the last handshake message: the two cipher states. */
+static int split(hl_link *l)
+{
+	l->send_cs = sodium_malloc(sizeof(*l->send_cs));
+	l->recv_cs = sodium_malloc(sizeof(*l->recv_cs));
+	if (!l->send_cs || !l->recv_cs) {
+		/* sodium_malloc failing is out of memory: the one policy (mem.h). */
+		fprintf(stderr, "hotline: out of memory (sodium_malloc)\n");
+		abort();
+	}
+	int ret = hl_noise_hs_split(l->hs, l->send_cs, l->recv_cs);
+	hl_noise_hs_free(l->hs);
+	l->hs = NULL;
+	return ret;
+}
+
+static int read_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
+{
+	size_t plen = 0, outlen = 0;
+	int ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	sodium_memzero(l->scratch, plen);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "handshake message 1 (%zu bytes) rejected: %s",
+				 mlen, hl_strerror(ret));
+	const uint8_t *rs = hl_noise_hs_remote_static(l->hs);
+	if (!rs)
+		return link_fail(l, HL_ESTATE, false, now, "handshake message 1 named no static key");
+	memcpy(l->remote_key, rs, HL_LINK_KEYLEN);
+	l->remote_known = true;
+	if (!l->ops.authorize || !l->ops.authorize(l->user, l, l->remote_key))
+		return link_fail(l, HL_EPEER, false, now, "initiator's static key is not pinned");
+	if (l->state == HL_LINK_CLOSED)
+		return 0;   /* the owner closed it from authorize() */
+
+	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HL_NOISE_MAX_MSG);
+	ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HL_NOISE_MAX_MSG, &outlen);
+	if (ret == 0)
+		ret = hl_frame_header(outlen, dst);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "writing handshake message 2: %s", hl_strerror(ret));
+	l->out_len += HL_FRAME_HDR_LEN + outlen;
+	l->last_send_ms = now;
+	ret = split(l);
+	l->state = HL_LINK_R_HELLO;
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "Split(): %s", hl_strerror(ret));
+	return 0;
+}
+
+static int read_msg2(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
+{
+	size_t plen = 0;
+	int ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	sodium_memzero(l->scratch, plen);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "handshake message 2 (%zu bytes) rejected: %s",
+				 mlen, hl_strerror(ret));
+	ret = split(l);
+	l->state = HL_LINK_I_HELLO;
+	if (ret == 0)
+		ret = send_hello(l, now);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "after handshake message 2: %s", hl_strerror(ret));
+	return 0;
+}
+
+/* I_HELLO or R_HELLO: the first transport message must be the peer's HELLO. */
+static int on_first_hello(hl_link *l, const struct hl_record *rec, uint64_t now)
+{
+	struct hl_hello h;
+	int ret;
+	if (rec->type != HL_REC_HELLO)
+		return link_fail(l, HL_EINVAL, false, now,
+				 "first transport record is type 0x%02x, not HELLO", rec->type);
+	ret = hl_hello_decode(rec->body, rec->body_len, &h);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "bad HELLO (%zu bytes, versions %u-%u): %s",
+				 rec->body_len, h.min_version, h.max_version, hl_strerror(ret));
+	l->peer_keepalive_ms = h.keepalive_ms;
+	if (l->role == HL_LINK_RESPONDER) {
+		ret = send_hello(l, now);
+		if (ret < 0)
+			return link_fail(l, ret, false, now, "sending HELLO: %s", hl_strerror(ret));
+	}
+	l->state = HL_LINK_OPEN;
+	l->confirmed = true;
+	l->opened_ms = now;
+	/* An early PING gives a round-trip time at once. */
+	ret = send_ping(l, now);
+	if (ret < 0)
+		return link_fail(l, ret, false, now, "sending PING: %s", hl_strerror(ret));
+	if (l->ops.on_confirmed)
+		l->ops.on_confirmed(l->user, l);
+	return 0;
+}
+
+static int on_session_record(hl_link *l, const struct hl_record *rec, uint64_t now)
+{
+	uint8_t value[HL_PING_LEN];
+	struct hl_close c;
+	int ret;
+
+	switch (rec->type) {
+	case HL_REC_HELLO:
+		return link_fail(l, HL_EINVAL, true, now, "second HELLO");
+	case HL_REC_PING:
+		if (hl_ping_decode(rec->body, rec->body_len, value) < 0)
+			return link_fail(l, HL_EINVAL, true, now, "PING of %zu bytes", rec->body_len);
+		ret = send_record(l, HL_REC_PONG, value, sizeof(value), now);
+		if (ret < 0)
+			return link_fail(l, ret, false, now, "sending PONG: %s", hl_strerror(ret));
+		return 0;
+	case HL_REC_PONG:
+		if (hl_ping_decode(rec->body, rec->body_len, value) < 0)
+			return link_fail(l, HL_EINVAL, true, now, "PONG of %zu bytes", rec->body_len);
+		/* A PONG for an older PING is harmless: ignored. */
+		if (l->ping_outstanding && sodium_memcmp(value, l->ping_value, sizeof(value)) == 0) {
+			l->ping_outstanding = false;
+			l->rtt_ms = (int64_t)(now >= l->ping_sent_ms ? now - l->ping_sent_ms : 0);
+		}
+		return 0;
+	case HL_REC_CLOSE:
+		if (hl_close_decode(rec->body, rec->body_len, &c) < 0)
+			return link_fail(l, HL_EINVAL, false, now, "malformed CLOSE (%zu bytes)",
+					 rec->body_len);
+		l->peer_close_reason = c.reason;
+		char text[HL_CLOSE_TEXT_MAX * 3 + 1];
+		hl_sanitize((const char *)c.text, c.text_len, text, sizeof(text), 0);
+		link_fail(l, 0, false, now, "peer closed the session: %s%s%s%s",
+			  hl_close_reason_str(c.reason), text[0] ? " (" : "", text,
+			  text[0] ? ")" : "");
+		return 0;
+	default:
+		return link_fail(l, HL_EINVAL, true, now, "unexpected record type 0x%02x", rec->type);
+	}
+}
+
+static int on_record(hl_link *l, const struct hl_record *rec, uint64_t now)
+{
+	if (l->state != HL_LINK_OPEN)
+		return on_first_hello(l, rec, now);
+	switch (hl_record_classify(rec->type)) {
+	case HL_RECCLASS_SESSION:
+		return on_session_record(l, rec, now);
+	case HL_RECCLASS_APP:
+		if (l->ops.on_record)
+			l->ops.on_record(l->user, l, rec->type, rec->body, rec->body_len);
+		return 0;
+	case HL_RECCLASS_IGNORE:
+		if (hl_ratelimit_allow(&l->ignored_rl, now))
+			hl_info("ignoring a record of unknown type 0x%02x (%zu bytes)", rec->type,
+				rec->body_len);
+		return 0;
+	case HL_RECCLASS_FATAL:
+	default:
+		return link_fail(l, HL_EUNSUPP, true, now, "unknown critical record type 0x%02x",
+				 rec->type);
+	}
+}
+
+static int read_transport(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
+{
+	size_t ptlen = 0;
+	struct hl_record rec;
+	int ret = hl_cs_decrypt(l->recv_cs, NULL, 0, msg, mlen, l->scratch, SCRATCH_LEN, &ptlen);
+	if (ret < 0)
+		return link_fail(l, ret, l->state == HL_LINK_OPEN, now,
+				 "transport message (%zu bytes) failed to decrypt: %s", mlen,
+				 hl_strerror(ret));
+	l->last_recv_ms = now;
+	ret = hl_record_decode(l->scratch, ptlen, &rec);
+	if (ret == HL_EUNSUPP)
+		ret = link_fail(l, ret, true, now, "record version %u not supported", rec.version);
+	else if (ret < 0)
+		ret = link_fail(l, ret, true, now, "malformed record (%zu bytes): %s", ptlen,
+				hl_strerror(ret));
+	else
+		ret = on_record(l, &rec, now);
+	/* The link may be closed and its scratch already wiped; wiping twice is fine. */
+	sodium_memzero(l->scratch, ptlen);
+	return ret;
+}
+
+static int on_frame(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
+{
+	switch (l->state) {
+	case HL_LINK_R_MSG1:
+		return read_msg1(l, msg, mlen, now);
+	case HL_LINK_I_MSG2:
+		return read_msg2(l, msg, mlen, now);
+	case HL_LINK_I_HELLO:
+	case HL_LINK_R_HELLO:
+	case HL_LINK_OPEN:
+		return read_transport(l, msg, mlen, now);
+	case HL_LINK_CLOSED:
+	default:
+		return 0;
+	}
+}
+
+int hl_link_new(hl_link **out, enum hl_link_role role,
+		const uint8_t local_priv[static HL_LINK_KEYLEN], const uint8_t *remote_pub,
+		const struct hl_link_params *params, const struct hl_link_ops *ops,
+		void *user, uint64_t now_ms)
+{
+	hl_link *l = xcalloc(1, sizeof(*l));
+	bool initiator = role == HL_LINK_INITIATOR;
+	size_t mlen = 0;
+	int ret;
+
+	*out = NULL;
+	if (initiator && !remote_pub) {
+		ret = HL_EINVAL;
+		goto out;
+	}
+	l->role = role;
+	l->state = initiator ? HL_LINK_I_MSG2 : HL_LINK_R_MSG1;
+	l->params = *params;
+	/* Guard the timers against nonsense (0 would make them spin). */
+	if (l->params.keepalive_ms < 100)
+		l->params.keepalive_ms = 100;
+	if (l->params.keepalive_timeout_ms < l->params.keepalive_ms)
+		l->params.keepalive_timeout_ms = l->params.keepalive_ms;
+	if (l->params.handshake_timeout_ms < 100)
+		l->params.handshake_timeout_ms = 100;
+	if (ops)
+		l->ops = *ops;
+	l->user = user;
+	l->rtt_ms = -1;
+	l->created_ms = l->last_send_ms = l->last_recv_ms = now_ms;
+	l->ignored_rl = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	l->reader = xmalloc(sizeof(*l->reader));
+	hl_frame_reader_init(l->reader);
+	l->scratch = xmalloc(SCRATCH_LEN);
+	snprintf(l->error_text, sizeof(l->error_text), "no error");
+
+	ret = hl_noise_hs_new(&l->hs, HL_LINK_PROTOCOL, initiator);
+	if (ret < 0)
+		goto out;
+	ret = hl_noise_hs_set_prologue(l->hs, (const uint8_t *)HL_LINK_PROLOGUE,
+				       strlen(HL_LINK_PROLOGUE));
+	if (ret == 0)
+		ret = hl_noise_hs_set_s(l->hs, local_priv);
+	if (ret == 0 && initiator) {
+		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);
+		l->remote_known = true;
+		ret = hl_noise_hs_set_rs(l->hs, remote_pub);
+	}
+	if (ret == 0)
+		ret = hl_noise_hs_start(l->hs);
+	if (ret < 0)
+		goto out;
+	if (initiator) {
+		uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HL_NOISE_MAX_MSG);
+		ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HL_NOISE_MAX_MSG,
+					&mlen);
+		if (ret == 0)
+			ret = hl_frame_header(mlen, dst);
+		if (ret < 0)
+			goto out;
+		l->out_len += HL_FRAME_HDR_LEN + mlen;
+	}
+	assert_link_exit(l);
+	*out = l;
+	l = NULL;
+out:
+	hl_link_free(l);
+	return ret;
+}
+
+void hl_link_free(hl_link *l)
+{
+	if (!l)
+		return;
+	close_internal(l);
+	free(l->reader);
+	free(l->scratch);
+	if (l->out)
+		sodium_memzero(l->out, l->out_cap);
+	free(l->out);
+	sodium_memzero(l, sizeof(*l));
+	free(l);
+}
+
+int hl_link_recv(hl_link *l, const uint8_t *buf, size_t len, uint64_t now_ms)
+{
+	size_t pos = 0;
+	int ret = 0;
+
+	assert_link_state(l);
+	while (pos < len && l->state != HL_LINK_CLOSED) {
+		const uint8_t *frame = NULL;
+		size_t used = 0, flen = 0;
+		int r = hl_frame_read(l->reader, buf + pos, len - pos, &used, &frame, &flen);
+		pos += used;
+		if (r < 0) {
+			ret = link_fail(l, r, true, now_ms, "malformed frame (length 0)");
+			break;
+		}
+		if (r == 0)
+			break;
+		ret = on_frame(l, frame, flen, now_ms);
+		if (ret < 0)
+			break;
+		if (l->state != HL_LINK_CLOSED && queued(l) > HL_LINK_HARD_CAP) {
+			ret = link_fail(l, HL_ETOOBIG, false, now_ms,
+					"peer is not reading: %zu bytes queued", queued(l));
+			break;
+		}
+	}
+	assert_link_exit(l);
+	return ret;
+}
+
+uint64_t hl_link_deadline(const hl_link *l)
+{
+	const struct hl_link_params *p = &l->params;
+	if (l->state == HL_LINK_CLOSED)
+		return UINT64_MAX;
+	if (l->state != HL_LINK_OPEN)
+		return l->created_ms + p->handshake_timeout_ms;
+	uint64_t idle = l->last_send_ms < l->last_recv_ms ? l->last_send_ms : l->last_recv_ms;
+	uint64_t ping = idle + p->keepalive_ms;
+	if (l->ping_outstanding && ping < l->ping_sent_ms + p->keepalive_ms)
+		ping = l->ping_sent_ms + p->keepalive_ms;
+	uint64_t t = l->last_recv_ms + p->keepalive_timeout_ms;
+	if (ping < t)
+		t = ping;
+	if (p->max_age_ms && l->opened_ms + p->max_age_ms < t)
+		t = l->opened_ms + p->max_age_ms;
+	return t;
+}
+
+void hl_link_tick(hl_link *l, uint64_t now)
+{
+	const struct hl_link_params *p = &l->params;
+	assert_link_state(l);
+	if (l->state == HL_LINK_CLOSED)
+		goto out;
+	if (l->state != HL_LINK_OPEN) {
+		if (now >= l->created_ms + p->handshake_timeout_ms)
+			link_fail(l, HL_ETIMEOUT, false, now, "handshake timed out after %u ms (%s)",
+				  p->handshake_timeout_ms, hl_link_state_name(l->state));
+		goto out;
+	}
+	if (p->max_age_ms && now >= l->opened_ms + p->max_age_ms) {
+		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
+		size_t blen = 0;
+		if (hl_close_encode(HL_CLOSE_EXPIRED, "session too old", body, sizeof(body),
+				    &blen) == 0)
+			(void)send_record(l, HL_REC_CLOSE, body, blen, now);
+		link_fail(l, HL_ETIMEOUT, false, now, "session expired after %llu ms",
+			  (unsigned long long)p->max_age_ms);
+		goto out;
+	}
+	if (now >= l->last_recv_ms + p->keepalive_timeout_ms) {
+		link_fail(l, HL_ETIMEOUT, false, now, "keepalive timeout: nothing received for %llu ms",
+			  (unsigned long long)(now - l->last_recv_ms));
+		goto out;
+	}
+	bool idle = now >= l->last_send_ms + p->keepalive_ms ||
+		    now >= l->last_recv_ms + p->keepalive_ms;
+	bool fresh_ping = l->ping_outstanding && now < l->ping_sent_ms + p->keepalive_ms;
+	if (idle && !fresh_ping) {
+		int ret = send_ping(l, now);
+		if (ret < 0)
+			link_fail(l, ret, false, now, "sending PING: %s", hl_strerror(ret));
+	}
+out:
+	assert_link_exit(l);
+}
+
+int hl_link_send(hl_link *l, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms)
+{
+	int ret;
+	assert_link_state(l);
+	if (l->state != HL_LINK_OPEN) {
+		ret = HL_ESTATE;
+		goto out;
+	}
+	if (hl_record_classify(type) == HL_RECCLASS_SESSION) {
+		ret = HL_EINVAL;
+		goto out;
+	}
+	if (len > HL_RECORD_BODY_MAX) {
+		ret = HL_ETOOBIG;
+		goto out;
+	}
+	if (queued(l) >= HL_LINK_HIGH_WATER) {
+		l->want_writable = true;
+		ret = -EAGAIN;
+		goto out;
+	}
+	ret = send_record(l, type, body, len, now_ms);
+	if (ret < 0)
+		link_fail(l, ret, false, now_ms, "sending record type 0x%02x: %s", type,
+			  hl_strerror(ret));
+out:
+	assert_link_exit(l);
+	return ret;
+}
+
+bool hl_link_writable(const hl_link *l)
+{
+	return l->state == HL_LINK_OPEN && queued(l) < HL_LINK_HIGH_WATER;
+}
+
+bool hl_link_writable_or_notify(hl_link *l)
+{
+	if (hl_link_writable(l))
+		return true;
+	/* The same promise as a refused send: on_writable comes when it drains. */
+	if (l->state == HL_LINK_OPEN)
+		l->want_writable = true;
+	return false;
+}
+
+void hl_link_close(hl_link *l, uint8_t reason, const char *text)
+{
+	assert_link_state(l);
+	if (l->state == HL_LINK_CLOSED)
+		goto out;
+	if (l->state == HL_LINK_OPEN && reason != 0) {
+		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
+		size_t blen = 0;
+		if (hl_close_encode(reason, text, body, sizeof(body), &blen) == 0)
+			(void)send_record(l, HL_REC_CLOSE, body, blen, l->last_send_ms);
+	}
+	l->error = 0;
+	snprintf(l->error_text, sizeof(l->error_text), "closed here: %s",
+		 reason ? hl_close_reason_str(reason) : "connection lost");
+	close_internal(l);
+out:
+	assert_link_exit(l);
+}
+
+size_t hl_link_output(const hl_link *l, const uint8_t **p)
+{
+	/* A responder has queued nothing yet: no buffer (and no pointer
+	 * arithmetic on NULL). */
+	*p = l->out ? l->out + l->out_head : NULL;
+	return l->out_len - l->out_head;
+}
+
+void hl_link_output_taken(hl_link *l, size_t n)
+{
+	assert(n <= l->out_len - l->out_head);
+	if (n > l->out_len - l->out_head)
+		n = l->out_len - l->out_head;
+	l->out_head += n;
+	l->inflight += n;
+	if (l->out_head == l->out_len)
+		l->out_head = l->out_len = 0;
+}
+
+void hl_link_output_done(hl_link *l, size_t n)
+{
+	assert(n <= l->inflight);
+	l->inflight -= n <= l->inflight ? n : l->inflight;
+	if (l->want_writable && l->state == HL_LINK_OPEN && queued(l) < HL_LINK_LOW_WATER) {
+		l->want_writable = false;
+		if (l->ops.on_writable)
+			l->ops.on_writable(l->user, l);
+	}
+}
+
+enum hl_link_state hl_link_state(const hl_link *l)
+{
+	return l->state;
+}
+
+enum hl_link_role hl_link_role(const hl_link *l)
+{
+	return l->role;
+}
+
+const char *hl_link_state_name(enum hl_link_state s)
+{
+	switch (s) {
+	case HL_LINK_I_MSG2:
+		return "waiting for handshake message 2";
+	case HL_LINK_I_HELLO:
+		return "waiting for the responder's HELLO";
+	case HL_LINK_R_MSG1:
+		return "waiting for handshake message 1";
+	case HL_LINK_R_HELLO:
+		return "waiting for the initiator's HELLO";
+	case HL_LINK_OPEN:
+		return "open";
+	case HL_LINK_CLOSED:
+		return "closed";
+	}
+	return "?";
+}
+
+const uint8_t *hl_link_remote_key(const hl_link *l)
+{
+	return l->remote_known ? l->remote_key : NULL;
+}
+
+int64_t hl_link_rtt_ms(const hl_link *l)
+{
+	return l->rtt_ms;
+}
+
+uint64_t hl_link_opened_at(const hl_link *l)
+{
+	return l->confirmed ? l->opened_ms : 0;
+}
+
+uint32_t hl_link_peer_keepalive_ms(const hl_link *l)
+{
+	return l->peer_keepalive_ms;
+}
+
+int hl_link_error(const hl_link *l)
+{
+	return l->error;
+}
+
+const char *hl_link_error_text(const hl_link *l)
+{
+	return l->error_text;
+}
+
+uint8_t hl_link_peer_close_reason(const hl_link *l)
+{
+	return l->peer_close_reason;
+}
+
+bool hl_link_keep_new(bool old_by_us, bool new_by_us,
+		      const uint8_t our_key[static HL_LINK_KEYLEN],
+		      const uint8_t peer_key[static HL_LINK_KEYLEN])
+{
+	/* Rule 1: the same station dialed both: the newer one wins. */
+	if (old_by_us == new_by_us)
+		return true;
+	/* Rule 2: keep the one dialed by the station with the lower NoiseKey. */
+	bool we_are_lower = memcmp(our_key, peer_key, HL_LINK_KEYLEN) < 0;
+	return new_by_us == we_are_lower;
+}

@@ -1,0 +1,147 @@
+/* link/link.h — one peer session's state machine, free of sockets and
+ * clocks: the daemon feeds it the bytes that arrived and the current time
+ * (milliseconds on a monotonic clock), and it produces the bytes to send
+ * and calls back with events.  The state machine is documented at the top
+ * of link.c.
+ *
+ * Layering.  The link owns the Noise handshake (Noise_IK_25519_ChaChaPoly_
+ * BLAKE2b, prologue "hotline/1"), key confirmation (HELLO), keepalives
+ * (PING/PONG), timeouts and CLOSE.  Everything else travels as application
+ * records: the layer above calls hl_link_send() with a record type in
+ * 0x10-0x3f and a body, and gets on_record() for each one received.
+ *
+ * Output and backpressure.  Frames to send accumulate in the link's output
+ * queue.  The owner moves them to the socket: hl_link_output() shows the
+ * pending bytes, hl_link_output_taken() says how many it took (they are then
+ * "in flight"), hl_link_output_done() says how many of those the socket
+ * finished writing.  While queued + in-flight bytes exceed a high-water
+ * mark, hl_link_send() refuses application records with -EAGAIN; once they
+ * fall under the low-water mark the link calls on_writable().  Session
+ * records (PONG, ...) are never refused; a peer that makes the queue pass a
+ * hard cap by not reading is disconnected.
+ *
+ * Callbacks are made only at points where the link is consistent; inside
+ * one, the owner may call hl_link_send() and hl_link_close() on any link,
+ * but must not free the link that called it. */
+#ifndef HL_LINK_LINK_H
+#define HL_LINK_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_LINK_PROTOCOL "Noise_IK_25519_ChaChaPoly_BLAKE2b"
+#define HL_LINK_PROLOGUE "hotline/1"
+#define HL_LINK_KEYLEN 32
+
+#define HL_LINK_HIGH_WATER (256u * 1024)   /* refuse application records above */
+#define HL_LINK_LOW_WATER (64u * 1024)     /* on_writable() again below */
+#define HL_LINK_HARD_CAP (4u * 1024 * 1024) /* a peer that lets more pile up is dropped */
+
+typedef struct hl_link hl_link;
+
+enum hl_link_role { HL_LINK_INITIATOR, HL_LINK_RESPONDER };
+
+enum hl_link_state {
+	HL_LINK_I_MSG2,    /* initiator: message 1 sent, waiting for message 2 */
+	HL_LINK_I_HELLO,   /* initiator: split, HELLO sent, waiting for the responder's HELLO */
+	HL_LINK_R_MSG1,    /* responder: waiting for message 1 */
+	HL_LINK_R_HELLO,   /* responder: message 2 sent, waiting for the initiator's HELLO */
+	HL_LINK_OPEN,      /* confirmed both ways: records flow */
+	HL_LINK_CLOSED,    /* terminal */
+};
+
+struct hl_link_params {
+	uint32_t keepalive_ms;          /* PING after this long without sending or receiving */
+	uint32_t keepalive_timeout_ms;  /* dead after this long without receiving */
+	uint32_t handshake_timeout_ms;  /* from creation until OPEN */
+	uint64_t max_age_ms;            /* CLOSE (expired) after this long OPEN; 0: never */
+};
+
+struct hl_link_ops {
+	/* Responder: message 1 named static key KEY.  Return true to accept
+	 * (the key is pinned); false closes the connection without a reply. */
+	bool (*authorize)(void *user, hl_link *link, const uint8_t key[static HL_LINK_KEYLEN]);
+	/* The session is confirmed (the peer's HELLO arrived): OPEN. */
+	void (*on_confirmed)(void *user, hl_link *link);
+	/* An application record (type 0x10-0x3f) arrived on an OPEN link.
+	 * BODY is valid only during the call. */
+	void (*on_record)(void *user, hl_link *link, uint8_t type, const uint8_t *body, size_t len);
+	/* The queue fell under the low-water mark after a refused send. */
+	void (*on_writable)(void *user, hl_link *link);
+	/* The link closed by itself (peer CLOSE, bad input, timeout).  Not
+	 * called for hl_link_close().  The output may still hold a CLOSE to
+	 * send before the connection is closed. */
+	void (*on_closed)(void *user, hl_link *link);
+};
+
+/* Creates a link.  LOCAL_PRIV is this station's X25519 private key (copied
+ * into the handshake, not kept).  An initiator gives REMOTE_PUB (the
+ * peer's NoiseKey) and its message 1 is in the output on return.  OPS
+ * members may be NULL (authorize NULL accepts nobody). */
+int hl_link_new(hl_link **out, enum hl_link_role role,
+		const uint8_t local_priv[static HL_LINK_KEYLEN], const uint8_t *remote_pub,
+		const struct hl_link_params *params, const struct hl_link_ops *ops,
+		void *user, uint64_t now_ms);
+/* Wipes and frees.  NULL-safe. */
+void hl_link_free(hl_link *link);
+
+/* Bytes that arrived.  Returns 0, or the negative code of the error that
+ * closed the link (on_closed was called).  Bytes after a close are ignored. */
+int hl_link_recv(hl_link *link, const uint8_t *buf, size_t len, uint64_t now_ms);
+/* Time passed: timeouts, keepalives, expiry.  Call at hl_link_deadline(). */
+void hl_link_tick(hl_link *link, uint64_t now_ms);
+/* When hl_link_tick() next has work; UINT64_MAX when never (CLOSED). */
+uint64_t hl_link_deadline(const hl_link *link);
+
+/* Sends an application record (type 0x10-0x3f, body at most
+ * HL_RECORD_BODY_MAX).  HL_ESTATE unless OPEN, HL_EINVAL for another type,
+ * HL_ETOOBIG for a long body, -EAGAIN while not writable. */
+int hl_link_send(hl_link *link, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
+bool hl_link_writable(const hl_link *link);
+/* The same, but when the link is OPEN and not writable, it will call
+ * on_writable() once the queue drains, as after a refused send: for a
+ * sender that checks before it does the work of building a record. */
+bool hl_link_writable_or_notify(hl_link *link);
+
+/* Closes on purpose: queues CLOSE(REASON, TEXT) when OPEN and REASON is not
+ * 0 (0: the connection is already gone, send nothing), wipes the keys, goes
+ * CLOSED.  Does not call on_closed.  No-op when already CLOSED. */
+void hl_link_close(hl_link *link, uint8_t reason, const char *text);
+
+/* Output queue (see the top of this file). */
+size_t hl_link_output(const hl_link *link, const uint8_t **p);
+void hl_link_output_taken(hl_link *link, size_t n);
+void hl_link_output_done(hl_link *link, size_t n);
+
+enum hl_link_state hl_link_state(const hl_link *link);
+enum hl_link_role hl_link_role(const hl_link *link);
+const char *hl_link_state_name(enum hl_link_state state);
+/* The peer's static key once known (initiator: always), else NULL. */
+const uint8_t *hl_link_remote_key(const hl_link *link);
+/* The last PING round trip in ms, or -1 before the first PONG. */
+int64_t hl_link_rtt_ms(const hl_link *link);
+/* When the link went OPEN (0 before). */
+uint64_t hl_link_opened_at(const hl_link *link);
+/* The peer's keepalive interval from its HELLO (0 before). */
+uint32_t hl_link_peer_keepalive_ms(const hl_link *link);
+/* After a close: the error that caused it (0 for a local hl_link_close or a
+ * peer's CLOSE), and a description ("keepalive timeout: ...", "peer sent
+ * CLOSE: shutdown", ...), sanitised, never NULL. */
+int hl_link_error(const hl_link *link);
+const char *hl_link_error_text(const hl_link *link);
+/* The reason of a CLOSE the peer sent, 0 when none arrived. */
+uint8_t hl_link_peer_close_reason(const hl_link *link);
+
+/* For tests and fuzzers: the number of the first invariant of the state
+ * machine (listed at the top of link.c) that LINK violates, or 0. */
+int hl_link_check_invariants(const hl_link *link);
+
+/* The duplicate-session rule (docs/protocol.md section 4).  OLD and NEW are
+ * two confirmed sessions with the same peer; *_BY_US tells whether this
+ * station dialed each one.  Returns true when NEW is kept (OLD dropped). */
+bool hl_link_keep_new(bool old_by_us, bool new_by_us,
+		      const uint8_t our_key[static HL_LINK_KEYLEN],
+		      const uint8_t peer_key[static HL_LINK_KEYLEN]);
+
+#endif

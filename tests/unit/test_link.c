@@ -1,0 +1,919 @@
+/* test_link.c — the link state machine (link/link.c) driven without
+ * sockets: two links wired back to back with a simulated clock, and a "raw"
+ * peer built straight from the Noise API (crypto/noise.h) that can send
+ * whatever a misbehaving station might. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "crypto/noise.h"
+#include "link/backoff.h"
+#include "link/link.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "wire/frame.h"
+#include "wire/record.h"
+
+/* ---- harness ---- */
+
+struct keypair {
+	uint8_t priv[32], pub[32];
+};
+
+static void keypair(struct keypair *k)
+{
+	randombytes_buf(k->priv, 32);
+	crypto_scalarmult_base(k->pub, k->priv);
+}
+
+struct side {
+	hl_link *l;
+	bool accept;             /* what authorize answers */
+	int authorized, confirmed, closed, writable, records;
+	uint8_t auth_key[32];
+	uint8_t rec_type;
+	uint8_t *rec_body;
+	size_t rec_len;
+	bool close_in_authorize;
+};
+
+static bool cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
+{
+	struct side *s = user;
+	s->authorized++;
+	memcpy(s->auth_key, key, 32);
+	if (s->close_in_authorize)
+		hl_link_close(l, HL_CLOSE_SHUTDOWN, NULL);
+	return s->accept;
+}
+
+static void cb_confirmed(void *user, hl_link *l)
+{
+	struct side *s = user;
+	assert_int_equal(hl_link_state(l), HL_LINK_OPEN);
+	s->confirmed++;
+}
+
+static void cb_record(void *user, hl_link *l, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct side *s = user;
+	(void)l;
+	s->records++;
+	s->rec_type = type;
+	free(s->rec_body);
+	s->rec_body = xmalloc(len + 1);
+	memcpy(s->rec_body, body, len);
+	s->rec_len = len;
+}
+
+static void cb_writable(void *user, hl_link *l)
+{
+	struct side *s = user;
+	assert_true(hl_link_writable(l));
+	s->writable++;
+}
+
+static void cb_closed(void *user, hl_link *l)
+{
+	struct side *s = user;
+	assert_int_equal(hl_link_state(l), HL_LINK_CLOSED);
+	s->closed++;
+}
+
+static const struct hl_link_ops ops = {
+	cb_authorize, cb_confirmed, cb_record, cb_writable, cb_closed,
+};
+
+static const struct hl_link_params params = {
+	.keepalive_ms = 1000,
+	.keepalive_timeout_ms = 3000,
+	.handshake_timeout_ms = 5000,
+	.max_age_ms = 0,
+};
+
+/* Moves everything FROM has queued into TO; returns the byte count. */
+static size_t move(struct side *from, struct side *to, uint64_t now)
+{
+	const uint8_t *p = NULL;
+	assert_int_equal(hl_link_check_invariants(from->l), 0);
+	if (to)
+		assert_int_equal(hl_link_check_invariants(to->l), 0);
+	size_t n = hl_link_output(from->l, &p);
+	if (n == 0)
+		return 0;
+	uint8_t *copy = xmalloc(n);
+	memcpy(copy, p, n);
+	hl_link_output_taken(from->l, n);
+	hl_link_output_done(from->l, n);
+	if (to)
+		hl_link_recv(to->l, copy, n, now);
+	free(copy);
+	return n;
+}
+
+static void pump(struct side *a, struct side *b, uint64_t now)
+{
+	while (move(a, b, now) + move(b, a, now) > 0)
+		;
+}
+
+struct pair {
+	struct keypair ik, rk;
+	struct side i, r;
+};
+
+static void pair_new(struct pair *p, uint64_t now)
+{
+	memset(p, 0, sizeof(*p));
+	keypair(&p->ik);
+	keypair(&p->rk);
+	p->r.accept = true;
+	assert_int_equal(hl_link_new(&p->i.l, HL_LINK_INITIATOR, p->ik.priv, p->rk.pub, &params,
+				     &ops, &p->i, now), 0);
+	assert_int_equal(hl_link_new(&p->r.l, HL_LINK_RESPONDER, p->rk.priv, NULL, &params, &ops,
+				     &p->r, now), 0);
+}
+
+static void side_free(struct side *s)
+{
+	hl_link_free(s->l);
+	free(s->rec_body);
+	s->l = NULL;
+	s->rec_body = NULL;
+}
+
+static void pair_free(struct pair *p)
+{
+	side_free(&p->i);
+	side_free(&p->r);
+}
+
+/* ---- a raw peer, from the Noise API ---- */
+
+struct raw {
+	hl_noise_hs *hs;
+	hl_cipher_state send, recv;
+	struct hl_frame_reader *reader;
+};
+
+static void raw_frame_into(struct side *to, const uint8_t *msg, size_t len, uint64_t now)
+{
+	uint8_t *f = xmalloc(len + 2);
+	size_t n = 0;
+	assert_int_equal(hl_frame_write(msg, len, f, len + 2, &n), 0);
+	hl_link_recv(to->l, f, n, now);
+	free(f);
+}
+
+/* A raw initiator runs the handshake against responder link R (with
+ * PROLOGUE); returns 0 once split, or the responder did not answer. */
+static int raw_initiate(struct raw *w, const struct keypair *me, const uint8_t rs[32],
+			const char *prologue, struct side *r, uint64_t now)
+{
+	uint8_t msg[256];
+	size_t n = 0;
+	memset(w, 0, sizeof(*w));
+	w->reader = xmalloc(sizeof(*w->reader));
+	hl_frame_reader_init(w->reader);
+	assert_int_equal(hl_noise_hs_new(&w->hs, HL_LINK_PROTOCOL, true), 0);
+	assert_int_equal(hl_noise_hs_set_prologue(w->hs, (const uint8_t *)prologue,
+						  strlen(prologue)), 0);
+	assert_int_equal(hl_noise_hs_set_s(w->hs, me->priv), 0);
+	assert_int_equal(hl_noise_hs_set_rs(w->hs, rs), 0);
+	assert_int_equal(hl_noise_hs_start(w->hs), 0);
+	assert_int_equal(hl_noise_hs_write(w->hs, NULL, 0, msg, sizeof(msg), &n), 0);
+	assert_int_equal(n, 96);
+	raw_frame_into(r, msg, n, now);
+	const uint8_t *p = NULL;
+	size_t out = hl_link_output(r->l, &p);
+	if (out == 0)
+		return -1;
+	assert_int_equal(out, 2 + 48);
+	assert_int_equal(p[0], 0);
+	assert_int_equal(p[1], 48);
+	uint8_t payload[64];
+	size_t plen = 0;
+	assert_int_equal(hl_noise_hs_read(w->hs, p + 2, 48, payload, sizeof(payload), &plen), 0);
+	assert_int_equal(plen, 0);
+	hl_link_output_taken(r->l, out);
+	hl_link_output_done(r->l, out);
+	assert_int_equal(hl_noise_hs_split(w->hs, &w->send, &w->recv), 0);
+	return 0;
+}
+
+static void raw_free(struct raw *w)
+{
+	hl_noise_hs_free(w->hs);
+	hl_cs_clear(&w->send);
+	hl_cs_clear(&w->recv);
+	free(w->reader);
+}
+
+/* Encrypts PT as one transport message and frames it into BUF at *OFF. */
+static void raw_seal(struct raw *w, const uint8_t *pt, size_t ptlen, uint8_t *buf, size_t *off)
+{
+	size_t n = 0;
+	assert_int_equal(hl_cs_encrypt(&w->send, NULL, 0, pt, ptlen, buf + *off + 2, 65535, &n), 0);
+	assert_int_equal(hl_frame_header(n, buf + *off), 0);
+	*off += n + 2;
+}
+
+static void raw_send(struct raw *w, struct side *to, uint8_t version, uint8_t type,
+		     const void *body, size_t blen, uint64_t now)
+{
+	uint8_t *pt = xmalloc(blen + 2), *buf = xmalloc(blen + 2 + 16 + 2);
+	size_t off = 0;
+	pt[0] = version;
+	pt[1] = type;
+	if (blen)
+		memcpy(pt + 2, body, blen);
+	raw_seal(w, pt, blen + 2, buf, &off);
+	hl_link_recv(to->l, buf, off, now);
+	free(pt);
+	free(buf);
+}
+
+/* Decrypts the next record the link sent; returns its type (-1: none).
+ * BODY (if not NULL) gets up to 256 bytes of it. */
+static int raw_recv(struct raw *w, struct side *from, uint8_t *body, size_t *blen)
+{
+	const uint8_t *p = NULL;
+	size_t n = hl_link_output(from->l, &p);
+	size_t used = 0, flen = 0;
+	const uint8_t *frame = NULL;
+	int ret = hl_frame_read(w->reader, p, n, &used, &frame, &flen);
+	if (ret != 1)
+		return -1;
+	uint8_t pt[65535];
+	size_t ptlen = 0;
+	assert_int_equal(hl_cs_decrypt(&w->recv, NULL, 0, frame, flen, pt, sizeof(pt), &ptlen), 0);
+	hl_link_output_taken(from->l, used);
+	hl_link_output_done(from->l, used);
+	assert_true(ptlen >= 2);
+	assert_int_equal(pt[0], 1);
+	if (body) {
+		*blen = ptlen - 2 < 256 ? ptlen - 2 : 256;
+		memcpy(body, pt + 2, *blen);
+	}
+	return pt[1];
+}
+
+static const uint8_t hello_body[6] = { 1, 1, 0, 0, 0x03, 0xe8 };
+
+/* ---- tests ---- */
+
+static void test_handshake_confirms_both(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 1000);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_I_MSG2);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_R_MSG1);
+	assert_null(hl_link_remote_key(p.r.l));
+	assert_memory_equal(hl_link_remote_key(p.i.l), p.rk.pub, 32);
+
+	/* Message 1 alone: the responder answers but confirms nothing. */
+	move(&p.i, &p.r, 1000);
+	assert_int_equal(p.r.authorized, 1);
+	assert_memory_equal(p.r.auth_key, p.ik.pub, 32);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_R_HELLO);
+	assert_int_equal(p.r.confirmed, 0);
+	/* Message 2: the initiator splits and sends HELLO, still unconfirmed. */
+	move(&p.r, &p.i, 1001);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_I_HELLO);
+	assert_int_equal(p.i.confirmed, 0);
+	/* HELLO: the responder confirms, replies; then the initiator. */
+	move(&p.i, &p.r, 1002);
+	assert_int_equal(p.r.confirmed, 1);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_OPEN);
+	move(&p.r, &p.i, 1003);
+	assert_int_equal(p.i.confirmed, 1);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_OPEN);
+	assert_int_equal(hl_link_peer_keepalive_ms(p.i.l), 1000);
+	assert_int_equal(hl_link_peer_keepalive_ms(p.r.l), 1000);
+	assert_int_equal(hl_link_opened_at(p.r.l), 1002);
+	assert_int_equal(hl_link_opened_at(p.i.l), 1003);
+	/* Each side sent a PING on opening; the PONGs give round-trip times. */
+	assert_int_equal(hl_link_rtt_ms(p.r.l), -1);
+	pump(&p.i, &p.r, 1010);
+	assert_int_equal(hl_link_rtt_ms(p.r.l), 8);    /* PING at 1002, PONG at 1010 */
+	assert_int_equal(hl_link_rtt_ms(p.i.l), 7);    /* PING at 1003 */
+	assert_int_equal(p.i.closed + p.r.closed, 0);
+	pair_free(&p);
+}
+
+static void test_unpinned_initiator_gets_no_reply(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	p.r.accept = false;
+	move(&p.i, &p.r, 0);
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_output(p.r.l, &out), 0);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(p.r.l), HL_EPEER);
+	assert_int_equal(p.r.closed, 1);
+	/* The key is there to log. */
+	assert_memory_equal(hl_link_remote_key(p.r.l), p.ik.pub, 32);
+	/* Later bytes are ignored. */
+	assert_int_equal(hl_link_recv(p.r.l, (const uint8_t *)"\x00\x01x", 3, 1), 0);
+	assert_int_equal(p.r.closed, 1);
+	pair_free(&p);
+}
+
+static void test_close_from_authorize(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	p.r.close_in_authorize = true;
+	move(&p.i, &p.r, 0);
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_output(p.r.l, &out), 0);
+	assert_int_equal(p.r.closed, 0);   /* a local close: no callback */
+	pair_free(&p);
+}
+
+static void test_wrong_responder_key_or_prologue(void **state)
+{
+	(void)state;
+	struct keypair ik, rk, other;
+	struct side r = { .accept = true };
+	struct raw w;
+	keypair(&ik);
+	keypair(&rk);
+	keypair(&other);
+
+	/* The initiator thinks the responder's key is OTHER. */
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, other.pub, HL_LINK_PROLOGUE, &r, 0), -1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(r.l), HL_EAUTH);
+	assert_int_equal(r.authorized, 0);
+	raw_free(&w);
+	side_free(&r);
+
+	/* Another prologue: message 1 does not authenticate. */
+	r = (struct side){ .accept = true };
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, rk.pub, "hotline/2", &r, 0), -1);
+	assert_int_equal(hl_link_error(r.l), HL_EAUTH);
+	raw_free(&w);
+	side_free(&r);
+
+	/* And the right prologue works, as a control. */
+	r = (struct side){ .accept = true };
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_LINK_PROLOGUE, &r, 0), 0);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_R_HELLO);
+	raw_free(&w);
+	side_free(&r);
+}
+
+static void test_replayed_message1_never_confirms(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct side replay = { .accept = true };
+	pair_new(&p, 0);
+	const uint8_t *m1 = NULL;
+	size_t n = hl_link_output(p.i.l, &m1);
+	assert_int_equal(n, 98);
+	assert_int_equal(hl_link_new(&replay.l, HL_LINK_RESPONDER, p.rk.priv, NULL, &params, &ops,
+				     &replay, 0), 0);
+	hl_link_recv(replay.l, m1, n, 0);
+	assert_int_equal(hl_link_state(replay.l), HL_LINK_R_HELLO);
+	/* The replayer cannot read message 2 nor produce a HELLO: time passes. */
+	assert_int_equal(hl_link_deadline(replay.l), 5000);
+	hl_link_tick(replay.l, 4999);
+	assert_int_equal(hl_link_state(replay.l), HL_LINK_R_HELLO);
+	hl_link_tick(replay.l, 5000);
+	assert_int_equal(hl_link_state(replay.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(replay.l), HL_ETIMEOUT);
+	assert_int_equal(replay.confirmed, 0);
+	assert_int_equal(replay.closed, 1);
+	assert_int_equal(hl_link_deadline(replay.l), UINT64_MAX);
+	/* The genuine session is unaffected. */
+	pump(&p.i, &p.r, 10);
+	assert_int_equal(p.i.confirmed + p.r.confirmed, 2);
+	side_free(&replay);
+	pair_free(&p);
+}
+
+static void test_first_record_must_be_hello(void **state)
+{
+	(void)state;
+	struct keypair ik, rk;
+	struct side r = { .accept = true };
+	struct raw w;
+	keypair(&ik);
+	keypair(&rk);
+	const uint8_t ping[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_LINK_PROLOGUE, &r, 0), 0);
+	raw_send(&w, &r, 1, HL_REC_PING, ping, sizeof(ping), 1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(r.confirmed, 0);
+	assert_int_equal(hl_link_error(r.l), HL_EINVAL);
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_output(r.l, &out), 0);   /* not confirmed: no CLOSE */
+	raw_free(&w);
+	side_free(&r);
+
+	/* A HELLO whose versions exclude 1. */
+	r = (struct side){ .accept = true };
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_LINK_PROLOGUE, &r, 0), 0);
+	const uint8_t v2[6] = { 2, 3, 0, 0, 0, 1 };
+	raw_send(&w, &r, 1, HL_REC_HELLO, v2, sizeof(v2), 1);
+	assert_int_equal(hl_link_error(r.l), HL_EUNSUPP);
+	assert_int_equal(r.confirmed, 0);
+	raw_free(&w);
+	side_free(&r);
+
+	/* A short HELLO. */
+	r = (struct side){ .accept = true };
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_LINK_PROLOGUE, &r, 0), 0);
+	raw_send(&w, &r, 1, HL_REC_HELLO, hello_body, 5, 1);
+	assert_int_equal(hl_link_error(r.l), HL_EINVAL);
+	raw_free(&w);
+	side_free(&r);
+}
+
+/* An open responder link and a raw initiator talking to it. */
+static void open_raw(struct side *r, struct raw *w, uint64_t now)
+{
+	struct keypair ik, rk;
+	keypair(&ik);
+	keypair(&rk);
+	*r = (struct side){ .accept = true };
+	assert_int_equal(hl_link_new(&r->l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, r,
+				     now), 0);
+	assert_int_equal(raw_initiate(w, &ik, rk.pub, HL_LINK_PROLOGUE, r, now), 0);
+	raw_send(w, r, 1, HL_REC_HELLO, hello_body, sizeof(hello_body), now);
+	assert_int_equal(r->confirmed, 1);
+	uint8_t body[256];
+	size_t blen = 0;
+	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_HELLO);
+	assert_int_equal(blen, 6);
+	assert_int_equal(body[0], 1);
+	assert_int_equal(body[1], 1);
+	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_PING);
+	assert_int_equal(raw_recv(w, r, NULL, NULL), -1);
+}
+
+static void test_ping_pong_and_bad_records(void **state)
+{
+	(void)state;
+	struct side r;
+	struct raw w;
+	uint8_t body[256];
+	size_t blen = 0;
+	const uint8_t value[8] = { 9, 8, 7, 6, 5, 4, 3, 2 };
+
+	open_raw(&r, &w, 0);
+	raw_send(&w, &r, 1, HL_REC_PING, value, 8, 1);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_PONG);
+	assert_int_equal(blen, 8);
+	assert_memory_equal(body, value, 8);
+	/* A PONG that answers nothing is ignored. */
+	raw_send(&w, &r, 1, HL_REC_PONG, value, 8, 2);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_OPEN);
+	assert_int_equal(hl_link_rtt_ms(r.l), -1);
+	/* Optional unknown types are ignored; application types delivered. */
+	raw_send(&w, &r, 1, 0x55, "x", 1, 3);
+	raw_send(&w, &r, 1, 0x07, NULL, 0, 3);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_OPEN);
+	assert_int_equal(r.records, 0);
+	raw_send(&w, &r, 1, 0x10, "note", 4, 3);
+	assert_int_equal(r.records, 1);
+	assert_int_equal(r.rec_type, 0x10);
+	assert_int_equal(r.rec_len, 4);
+	assert_memory_equal(r.rec_body, "note", 4);
+	/* A PING of 7 bytes is a protocol error: CLOSE(4), then closed. */
+	raw_send(&w, &r, 1, HL_REC_PING, value, 7, 4);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(r.closed, 1);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	assert_int_equal(body[0], HL_CLOSE_PROTOCOL);
+	assert_non_null(memmem(body + 1, blen - 1, "PING", 4));
+	raw_free(&w);
+	side_free(&r);
+
+	/* A critical unknown type closes. */
+	open_raw(&r, &w, 0);
+	raw_send(&w, &r, 1, 0x80, NULL, 0, 1);
+	assert_int_equal(hl_link_error(r.l), HL_EUNSUPP);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	raw_free(&w);
+	side_free(&r);
+
+	/* Another record version closes. */
+	open_raw(&r, &w, 0);
+	raw_send(&w, &r, 2, HL_REC_PING, value, 8, 1);
+	assert_int_equal(hl_link_error(r.l), HL_EUNSUPP);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	raw_free(&w);
+	side_free(&r);
+
+	/* A second HELLO closes. */
+	open_raw(&r, &w, 0);
+	raw_send(&w, &r, 1, HL_REC_HELLO, hello_body, 6, 1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	raw_free(&w);
+	side_free(&r);
+
+	/* A one-byte record (no type) closes. */
+	open_raw(&r, &w, 0);
+	uint8_t buf[64];
+	size_t off = 0;
+	raw_seal(&w, (const uint8_t *)"\x01", 1, buf, &off);
+	hl_link_recv(r.l, buf, off, 1);
+	assert_int_equal(hl_link_error(r.l), HL_ETRUNC);
+	raw_free(&w);
+	side_free(&r);
+}
+
+static void test_peer_close_text_is_sanitised(void **state)
+{
+	(void)state;
+	struct side r;
+	struct raw w;
+	open_raw(&r, &w, 0);
+	const char body[] = "\x03" "bye\x1b[31m red\x07\nnext";
+	raw_send(&w, &r, 1, HL_REC_CLOSE, body, sizeof(body) - 1, 1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(r.closed, 1);
+	assert_int_equal(hl_link_error(r.l), 0);
+	assert_int_equal(hl_link_peer_close_reason(r.l), HL_CLOSE_REMOVED);
+	const char *t = hl_link_error_text(r.l);
+	assert_non_null(strstr(t, "peer removed"));
+	assert_non_null(strstr(t, "bye red"));
+	assert_null(strchr(t, '\x1b'));
+	assert_null(strchr(t, '\n'));
+	assert_null(strchr(t, '\x07'));
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_output(r.l, &out), 0);   /* no CLOSE back */
+	raw_free(&w);
+	side_free(&r);
+
+	/* A CLOSE with 201 bytes of text is malformed, and still closes. */
+	open_raw(&r, &w, 0);
+	uint8_t longc[202];
+	memset(longc, 'a', sizeof(longc));
+	longc[0] = 1;
+	raw_send(&w, &r, 1, HL_REC_CLOSE, longc, sizeof(longc), 1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(r.l), HL_EINVAL);
+	raw_free(&w);
+	side_free(&r);
+}
+
+static void test_bad_mac_and_zero_frame(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	assert_int_equal(hl_link_send(p.i.l, 0x10, (const uint8_t *)"hello", 5, 1), 0);
+	const uint8_t *out = NULL;
+	size_t n = hl_link_output(p.i.l, &out);
+	uint8_t *copy = xmalloc(n);
+	memcpy(copy, out, n);
+	hl_link_output_taken(p.i.l, n);
+	hl_link_output_done(p.i.l, n);
+	copy[n - 1] ^= 0x01;   /* the tag */
+	hl_link_recv(p.r.l, copy, n, 1);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(p.r.l), HL_EAUTH);
+	assert_int_equal(p.r.records, 0);
+	/* The responder told the initiator why (CLOSE, protocol error). */
+	move(&p.r, &p.i, 2);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_peer_close_reason(p.i.l), HL_CLOSE_PROTOCOL);
+	free(copy);
+	pair_free(&p);
+
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	hl_link_recv(p.r.l, (const uint8_t *)"\x00\x00", 2, 1);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(p.r.l), HL_EINVAL);
+	pair_free(&p);
+
+	/* Garbage instead of message 2. */
+	pair_new(&p, 0);
+	move(&p.i, NULL, 0);
+	uint8_t junk[50] = { 0, 48 };
+	hl_link_recv(p.i.l, junk, sizeof(junk), 1);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_CLOSED);
+	assert_int_equal(p.i.closed, 1);
+	pair_free(&p);
+}
+
+static void test_application_records(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	assert_int_equal(hl_link_send(p.i.l, 0x10, (const uint8_t *)"x", 1, 0), HL_ESTATE);
+	pump(&p.i, &p.r, 0);
+	assert_int_equal(hl_link_send(p.i.l, HL_REC_PING, (const uint8_t *)"12345678", 8, 0),
+			 HL_EINVAL);
+	uint8_t *big = xcalloc(1, HL_RECORD_BODY_MAX + 1);
+	assert_int_equal(hl_link_send(p.i.l, 0x11, big, HL_RECORD_BODY_MAX + 1, 0), HL_ETOOBIG);
+	big[0] = 0xab;
+	big[HL_RECORD_BODY_MAX - 1] = 0xcd;
+	assert_int_equal(hl_link_send(p.i.l, 0x11, big, HL_RECORD_BODY_MAX, 0), 0);
+	pump(&p.i, &p.r, 0);
+	assert_int_equal(p.r.records, 1);
+	assert_int_equal(p.r.rec_type, 0x11);
+	assert_int_equal(p.r.rec_len, HL_RECORD_BODY_MAX);
+	assert_memory_equal(p.r.rec_body, big, HL_RECORD_BODY_MAX);
+	assert_int_equal(hl_link_send(p.r.l, 0x3f, NULL, 0, 0), 0);
+	pump(&p.i, &p.r, 0);
+	assert_int_equal(p.i.records, 1);
+	assert_int_equal(p.i.rec_type, 0x3f);
+	assert_int_equal(p.i.rec_len, 0);
+	free(big);
+	pair_free(&p);
+}
+
+static void test_backpressure(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t *body = xcalloc(1, 60000);
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	int sent = 0, ret;
+	while ((ret = hl_link_send(p.i.l, 0x10, body, 60000, 0)) == 0)
+		sent++;
+	assert_int_equal(ret, -EAGAIN);
+	assert_int_equal(sent, (HL_LINK_HIGH_WATER + 60017) / 60020);
+	assert_false(hl_link_writable(p.i.l));
+	/* Taken but not yet written still counts. */
+	const uint8_t *out = NULL;
+	size_t n = hl_link_output(p.i.l, &out);
+	uint8_t *copy = xmalloc(n);
+	memcpy(copy, out, n);
+	hl_link_output_taken(p.i.l, n);
+	assert_false(hl_link_writable(p.i.l));
+	assert_int_equal(p.i.writable, 0);
+	hl_link_output_done(p.i.l, n - HL_LINK_LOW_WATER);
+	assert_int_equal(p.i.writable, 0);              /* exactly at low water: not yet */
+	hl_link_output_done(p.i.l, HL_LINK_LOW_WATER);
+	assert_int_equal(p.i.writable, 1);
+	assert_true(hl_link_writable(p.i.l));
+	hl_link_recv(p.r.l, copy, n, 0);
+	assert_int_equal(p.r.records, sent);
+	free(copy);
+	free(body);
+	pair_free(&p);
+}
+
+static void test_peer_not_reading_is_dropped(void **state)
+{
+	(void)state;
+	struct side r;
+	struct raw w;
+	open_raw(&r, &w, 0);
+	/* PINGs whose PONGs the peer never reads: past the hard cap, closed. */
+	size_t count = HL_LINK_HARD_CAP / (2 + 2 + 8 + 16) + 10;
+	size_t cap = count * (2 + 2 + 8 + 16), off = 0;
+	uint8_t *buf = xmalloc(cap);
+	const uint8_t ping[10] = { 1, HL_REC_PING, 1, 2, 3, 4, 5, 6, 7, 8 };
+	for (size_t i = 0; i < count; i++)
+		raw_seal(&w, ping, sizeof(ping), buf, &off);
+	hl_link_recv(r.l, buf, off, 1);
+	assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(r.l), HL_ETOOBIG);
+	free(buf);
+	raw_free(&w);
+	side_free(&r);
+}
+
+static void test_keepalive(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	/* Traffic flowing: the link stays up through 60 simulated seconds. */
+	uint64_t now = 0;
+	for (int step = 0; step < 200 && now < 60000; step++) {
+		uint64_t di = hl_link_deadline(p.i.l), dr = hl_link_deadline(p.r.l);
+		uint64_t next = di < dr ? di : dr;
+		assert_true(next > now);
+		now = next;
+		hl_link_tick(p.i.l, now);
+		hl_link_tick(p.r.l, now);
+		pump(&p.i, &p.r, now + 5);
+	}
+	assert_true(now >= 60000);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_OPEN);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_OPEN);
+	assert_int_equal(hl_link_rtt_ms(p.i.l), 5);
+
+	/* Now the wire goes silent: a PING at 1 s of quiet, dead at 3 s. */
+	uint64_t quiet = now + 5;
+	assert_true(hl_link_deadline(p.i.l) <= quiet + 1000);
+	hl_link_tick(p.i.l, quiet + 2999);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_OPEN);
+	const uint8_t *out = NULL;
+	assert_true(hl_link_output(p.i.l, &out) > 0);   /* a PING went out */
+	move(&p.i, NULL, quiet + 2999);
+	assert_int_equal(hl_link_deadline(p.i.l), quiet + 3000);
+	hl_link_tick(p.i.l, quiet + 3000);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(p.i.l), HL_ETIMEOUT);
+	assert_non_null(strstr(hl_link_error_text(p.i.l), "keepalive"));
+	assert_int_equal(p.i.closed, 1);
+	pair_free(&p);
+}
+
+static void test_handshake_timeout(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 100);
+	assert_int_equal(hl_link_deadline(p.i.l), 5100);
+	hl_link_tick(p.i.l, 5099);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_I_MSG2);
+	hl_link_tick(p.i.l, 5100);
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(p.i.l), HL_ETIMEOUT);
+	assert_int_equal(p.i.closed, 1);
+	pair_free(&p);
+}
+
+static void test_local_close_and_expiry(void **state)
+{
+	(void)state;
+	struct pair p;
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	hl_link_close(p.i.l, HL_CLOSE_SHUTDOWN, "going away");
+	assert_int_equal(hl_link_state(p.i.l), HL_LINK_CLOSED);
+	assert_int_equal(p.i.closed, 0);
+	hl_link_close(p.i.l, HL_CLOSE_SHUTDOWN, NULL);   /* twice is fine */
+	move(&p.i, &p.r, 1);
+	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_peer_close_reason(p.r.l), HL_CLOSE_SHUTDOWN);
+	assert_non_null(strstr(hl_link_error_text(p.r.l), "going away"));
+	assert_int_equal(hl_link_send(p.i.l, 0x10, NULL, 0, 2), HL_ESTATE);
+	pair_free(&p);
+
+	/* Reason 0: no CLOSE at all. */
+	pair_new(&p, 0);
+	pump(&p.i, &p.r, 0);
+	hl_link_close(p.i.l, 0, NULL);
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_output(p.i.l, &out), 0);
+	pair_free(&p);
+
+	/* Expiry. */
+	struct hl_link_params short_life = params;
+	short_life.max_age_ms = 2500;
+	struct keypair ik, rk;
+	struct side i = { 0 }, r = { .accept = true };
+	keypair(&ik);
+	keypair(&rk);
+	assert_int_equal(hl_link_new(&i.l, HL_LINK_INITIATOR, ik.priv, rk.pub, &short_life, &ops,
+				     &i, 0), 0);
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	pump(&i, &r, 0);
+	uint64_t now = 0;
+	while (hl_link_state(i.l) == HL_LINK_OPEN && now < 10000) {
+		now = hl_link_deadline(i.l);
+		hl_link_tick(i.l, now);
+		hl_link_tick(r.l, now);
+		pump(&i, &r, now);
+	}
+	assert_int_equal(now, 2500);
+	assert_int_equal(hl_link_peer_close_reason(r.l), HL_CLOSE_EXPIRED);
+	side_free(&i);
+	side_free(&r);
+}
+
+static void test_pieces(void **state)
+{
+	(void)state;
+	/* The whole handshake and a record, delivered one byte at a time. */
+	struct pair p;
+	pair_new(&p, 0);
+	for (int round = 0; round < 6; round++) {
+		struct side *from = round % 2 ? &p.r : &p.i, *to = round % 2 ? &p.i : &p.r;
+		const uint8_t *out = NULL;
+		size_t n = hl_link_output(from->l, &out);
+		uint8_t *copy = xmalloc(n + 1);
+		memcpy(copy, out, n);
+		hl_link_output_taken(from->l, n);
+		hl_link_output_done(from->l, n);
+		for (size_t k = 0; k < n; k++)
+			hl_link_recv(to->l, copy + k, 1, 0);
+		free(copy);
+	}
+	assert_int_equal(p.i.confirmed + p.r.confirmed, 2);
+	pair_free(&p);
+}
+
+static void test_duplicate_rule(void **state)
+{
+	(void)state;
+	uint8_t low[32], high[32];
+	memset(low, 0x11, 32);
+	memset(high, 0x11, 32);
+	high[31] = 0x12;
+	/* Rule 1: the same dialer: newer wins, whoever we are. */
+	assert_true(hl_link_keep_new(true, true, low, high));
+	assert_true(hl_link_keep_new(false, false, low, high));
+	assert_true(hl_link_keep_new(true, true, high, low));
+	/* Rule 2: keep what the lower key dialed. */
+	assert_true(hl_link_keep_new(false, true, low, high));    /* we are low, new is ours */
+	assert_false(hl_link_keep_new(true, false, low, high));   /* old is ours: keep it */
+	assert_true(hl_link_keep_new(true, false, high, low));    /* they are low, new is theirs */
+	assert_false(hl_link_keep_new(false, true, high, low));
+	/* Both stations reach the same decision about the same two sessions:
+	 * session X dialed by LOW, Y dialed by HIGH, in either order. */
+	for (int order = 0; order < 2; order++) {
+		bool x_first = order == 0;
+		/* At LOW: X is "by us". */
+		bool low_keeps_x = x_first ? !hl_link_keep_new(true, false, low, high)
+					   : hl_link_keep_new(false, true, low, high);
+		/* At HIGH: X is "by them"; HIGH may see them in the other order. */
+		bool high_keeps_x = !x_first ? !hl_link_keep_new(false, true, high, low)
+					     : hl_link_keep_new(true, false, high, low);
+		assert_true(low_keeps_x);
+		assert_true(high_keeps_x);
+	}
+}
+
+static void test_backoff(void **state)
+{
+	(void)state;
+	struct hl_backoff b;
+	hl_backoff_reset(&b);
+	/* RANDOM = 0: the low end, 0.75 x. */
+	assert_int_equal(hl_backoff_next(&b, 0), 375);
+	assert_int_equal(hl_backoff_next(&b, 0), 750);
+	assert_int_equal(hl_backoff_next(&b, 0), 1500);
+	hl_backoff_reset(&b);
+	/* The top end, just under 1.25 x; the middle, 1 x. */
+	assert_int_equal(hl_backoff_next(&b, UINT32_MAX), 624);
+	assert_int_equal(hl_backoff_next(&b, 1u << 31), 1000);
+	/* Doubling stops at 60 s. */
+	uint32_t d = 0;
+	for (int k = 0; k < 20; k++)
+		d = hl_backoff_next(&b, 1u << 31);
+	assert_int_equal(d, 60000);
+	assert_int_equal(hl_backoff_next(&b, 0), 45000);
+	assert_int_equal(hl_backoff_next(&b, UINT32_MAX), 74999);
+	hl_backoff_reset(&b);
+	assert_int_equal(hl_backoff_next(&b, 1u << 31), 500);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_confirms_both),
+		cmocka_unit_test(test_unpinned_initiator_gets_no_reply),
+		cmocka_unit_test(test_close_from_authorize),
+		cmocka_unit_test(test_wrong_responder_key_or_prologue),
+		cmocka_unit_test(test_replayed_message1_never_confirms),
+		cmocka_unit_test(test_first_record_must_be_hello),
+		cmocka_unit_test(test_ping_pong_and_bad_records),
+		cmocka_unit_test(test_peer_close_text_is_sanitised),
+		cmocka_unit_test(test_bad_mac_and_zero_frame),
+		cmocka_unit_test(test_application_records),
+		cmocka_unit_test(test_backpressure),
+		cmocka_unit_test(test_peer_not_reading_is_dropped),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_handshake_timeout),
+		cmocka_unit_test(test_local_close_and_expiry),
+		cmocka_unit_test(test_pieces),
+		cmocka_unit_test(test_duplicate_rule),
+		cmocka_unit_test(test_backoff),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
