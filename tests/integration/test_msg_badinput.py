@@ -218,6 +218,42 @@ def test_control_characters_never_reach_the_terminal(net):
     assert r["subject"] == subject and r["body"] == body
 
 
+def _controls(data):
+    """The C0/C1 control characters and stray bytes >= 0x80 that are not
+    UTF-8 in DATA (bytes), except newline and tab."""
+    text = data.decode("utf-8", "surrogateescape")
+    return sorted({hex(ord(c)) for c in text
+                   if (ord(c) < 0x20 and c not in "\n\t") or 0x7f <= ord(c) <= 0x9f
+                   or 0xdc80 <= ord(c) <= 0xdcff})
+
+
+@pytest.mark.parametrize("name", [b"a\xc2\x9b2Jb", b"c\x9b2J\xffd"],
+                         ids=["utf8_c1_csi", "raw_8bit_csi"])
+def test_peer_names_never_reach_the_terminal_raw(net, tmp_path, name):
+    """docs/items.md forbids control characters in names; if hotline stores
+    such a name anyway, nothing it prints may carry it raw (U+009B and the
+    byte 0x9b are CSI to many terminals), and `read --save` must say the
+    name it really saved under."""
+    b, peer = linked(net)
+    m = peer.compose("s", "x", attachments=[Attachment("x", b"payload")], raw_names=[name])
+    peer.send_message(m)
+    peer.wait(lambda: m.seq in peer.delivered or peer.refusal_for(m.seq), T,
+              "a receipt or a refusal")
+    if peer.refusal_for(m.seq):
+        assert peer.refusal_for(m.seq)[2] == hlpeer.REFUSE_MALFORMED
+        return
+    save = tmp_path / "save"
+    save.mkdir()
+    for args in (["inbox"], ["read", m.id.hex()], ["read", m.id.hex(), "--save", str(save)]):
+        p = b.cmd(*args, binary=True)
+        assert not _controls(p.stdout), f"{args} stdout carries {_controls(p.stdout)}: {p.stdout!r}"
+        assert not _controls(p.stderr), f"{args} stderr carries {_controls(p.stderr)}: {p.stderr!r}"
+    saved = os.listdir(save)
+    assert len(saved) == 1
+    said = p.stderr.decode("utf-8", "replace") + p.stdout.decode("utf-8", "replace")
+    assert saved[0] in said, f"read --save saved {saved[0]!r} but said {said!r}"
+
+
 def _deliver_named(net, names):
     b, peer = linked(net)
     atts = [Attachment(n, f"content of {n}\n".encode()) for n in names]
