@@ -34,9 +34,9 @@ def test_no_loss_no_duplicate_in_order_under_kills_and_cuts(net, tmp_path):
     seed = int(os.environ.get("HOTLINE_CRASH_SEED") or int.from_bytes(os.urandom(4), "big"))
     print(f"HOTLINE_CRASH_SEED={seed}")
     rng = random.Random(seed)
-    # a slow line (1 MiB/s toward pyongyang), so that traffic is in flight
-    # during most of the kills and cuts
-    a, b, proxy = net.pair(via_proxy=True, rate=1 << 20, Keepalive="1s", KeepaliveTimeout="3s")
+    # a slow line (48 KiB/s toward pyongyang), so that a backlog builds and
+    # traffic is in flight during many of the kills and cuts
+    a, b, proxy = net.pair(via_proxy=True, rate=48 << 10, Keepalive="1s", KeepaliveTimeout="3s")
     stations = {"washington": a, "pyongyang": b}
     # sent[sender] = [(id, precedence, subject, body, {name: bytes})] in queue order
     sent = {"washington": [], "pyongyang": []}
@@ -53,7 +53,7 @@ def test_no_loss_no_duplicate_in_order_under_kills_and_cuts(net, tmp_path):
     def queue_attachment(tag):
         prec = rng.choice(PRECS)
         name = f"doc-{tag}.bin"
-        data = os.urandom(rng.randrange(1, 3 << 20))
+        data = os.urandom(rng.randrange(1, 200 << 10))
         path = files / name
         path.write_bytes(data)
         mid = a.send("pyongyang", f"attachment {tag}", subject=f"doc {tag}", precedence=prec,
@@ -62,6 +62,12 @@ def test_no_loss_no_duplicate_in_order_under_kills_and_cuts(net, tmp_path):
 
     kills = {"washington": 0, "pyongyang": 0}
     cuts = 0
+    in_flight = 0        # kills and cuts while bytes were moving toward pyongyang
+
+    def pause_noting_traffic(seconds):
+        before = proxy.down
+        time.sleep(seconds)
+        return proxy.down != before
     n_a = 0
     deadline = time.monotonic() + scaled(100)
     step = 0
@@ -79,21 +85,23 @@ def test_no_loss_no_duplicate_in_order_under_kills_and_cuts(net, tmp_path):
         action = rng.random()
         if action < 0.60:
             victim = stations[rng.choice(list(stations))]
-            time.sleep(rng.uniform(0, 0.8))
+            in_flight += pause_noting_traffic(rng.uniform(0.05, 0.8))
             victim.kill9()
             kills[victim.name] += 1
             time.sleep(rng.choice([0, 0, 0.1, 0.5, 1.5]))
             victim.start()
         elif action < 0.85:
-            time.sleep(rng.uniform(0, 0.8))
+            in_flight += pause_noting_traffic(rng.uniform(0.05, 0.8))
             proxy.drop_all()
             cuts += 1
         time.sleep(rng.uniform(0.05, 0.6))
 
     pending = sum(1 for s in a.outbox_states().values() if s != "delivered")
     print(f"kills {kills}, cuts {cuts}, messages a->b {len(sent['washington'])}, "
-          f"b->a {len(sent['pyongyang'])}; {pending} a->b not yet delivered when the chaos ended")
+          f"b->a {len(sent['pyongyang'])}; {in_flight} kills/cuts with traffic in flight; "
+          f"{pending} a->b not yet delivered when the chaos ended")
     assert sum(kills.values()) >= 20 and min(kills.values()) >= 3, kills
+    assert in_flight >= 10, f"only {in_flight} kills/cuts came while traffic was in flight"
 
     # settle: every message delivered both ways
     a.wait_delivered([m[0] for m in sent["washington"]], scaled(120))
