@@ -24,7 +24,7 @@ import hlpeer
 from hlpeer import Attachment
 from msgutil import net, scaled  # noqa: F401  (fixture)
 
-T = scaled(20)
+T = scaled(10)      # a REFUSE or receipt takes milliseconds; bounded for the failing case
 
 
 def linked(net):
