@@ -8,7 +8,9 @@ It owns:
     dissononce, transport records (version, type, body), HELLO, PING/PONG;
   * items (docs/items.md): encoding, Ed25519 signing and verification
     (python3-cryptography), BLAKE2b-256 hashes and the salted subject/body
-    commitments (hashlib.blake2b), for messages and receipts;
+    commitments (hashlib.blake2b); messages and receipts in full, checks,
+    answers, agreements and countersigns decoded (a check is answered by
+    the station at once, as section 2.4 says);
   * message content (salt, subject, inline body), CHUNK parts, and the ACK,
     RESUME and REFUSE records (docs/messages.md);
   * `Peer`: one station's side of one link — its own chain (it authors
@@ -61,6 +63,14 @@ RECORD_NAMES = {T_HELLO: "HELLO", T_PING: "PING", T_PONG: "PONG", T_CLOSE: "CLOS
 
 CTX_MESSAGE = b"hotline/1 message"
 CTX_RECEIPT = b"hotline/1 receipt"
+CTX_CHECK = b"hotline/1 check"
+CTX_ANSWER = b"hotline/1 answer"
+CTX_AGREEMENT = b"hotline/1 agreement"
+CTX_COUNTERSIGN = b"hotline/1 countersign"
+KINDS = {CTX_MESSAGE: "message", CTX_RECEIPT: "receipt", CTX_CHECK: "check",
+         CTX_ANSWER: "answer", CTX_AGREEMENT: "agreement", CTX_COUNTERSIGN: "countersign"}
+CHECK_TIMEOUT_MAX = 24 * 3600 * 1000
+BY_STATION, BY_PERSON, BY_NO_PERSON = 0, 1, 2
 LABEL_SUBJECT = b"hotline/1 subject"
 LABEL_BODY = b"hotline/1 body"
 FP_CONTEXT = b"hotline/1 fingerprint"
@@ -293,12 +303,9 @@ def decode_item(buf):
     r = Reader(buf, "item")
     r.take(nul + 1, "context")
     it = Item()
-    if context == CTX_MESSAGE:
-        it.kind = "message"
-    elif context == CTX_RECEIPT:
-        it.kind = "receipt"
-    else:
+    if context not in KINDS:
         raise ProtocolError(f"unknown item context {context!r}")
+    it.kind = KINDS[context]
     it.context = context
     it.author = r.take(32, "author")
     it.counterpart = r.take(32, "counterpart")
@@ -335,11 +342,38 @@ def decode_item(buf):
             if size > ATTACHMENT_MAX:
                 raise ProtocolError(f"attachment size {size}")
             it.attachments.append((name, size, r.take(32, "hash")))
+    elif it.kind == "check":
+        it.id = r.take(ID_LEN, "id")
+        it.mode, it.link = r.u8("mode"), r.u8("link")
+        it.timeout_ms = r.u32("timeout_ms")
+        if it.mode > 1 or it.link > 1 or not 1 <= it.timeout_ms <= CHECK_TIMEOUT_MAX:
+            raise ProtocolError(f"check mode {it.mode} link {it.link} timeout {it.timeout_ms}")
+        _head(r, it)
+    elif it.kind == "answer":
+        it.check_seq = r.u64("check_seq")
+        it.check_hash = r.take(32, "check_hash")
+        it.by = r.u8("by")
+        if it.check_seq == 0 or it.by > BY_NO_PERSON:
+            raise ProtocolError(f"answer to seq {it.check_seq} by {it.by}")
+        _head(r, it)
+    elif it.kind == "agreement":
+        ln = r.u8("name_len")
+        it.name = r.take(ln, "name")
+        if not name_valid(it.name):
+            raise ProtocolError(f"agreement name {it.name!r}")
+        it.size = r.u64("size")
+        if it.size > ATTACHMENT_MAX:
+            raise ProtocolError(f"agreement size {it.size}")
+        it.doc_hash = r.take(32, "doc_hash")
+        it.msg_id = r.take(ID_LEN, "msg_id")
+    elif it.kind == "countersign":
+        it.proposal_seq = r.u64("proposal_seq")
+        it.agreement_id = r.take(32, "agreement_id")
+        it.doc_hash = r.take(32, "doc_hash")
+        if it.proposal_seq == 0:
+            raise ProtocolError("countersign of seq 0")
     else:
-        it.peer_seq = r.u64("peer_seq")
-        it.peer_hash = r.take(32, "peer_hash")
-        if it.peer_seq == 0 and it.peer_hash != ZERO32:
-            raise ProtocolError("receipt peer_seq 0 with a non-zero peer_hash")
+        _head(r, it)
         count = r.u16("count")
         if not 1 <= count <= MAX_RECEIPT_ENTRIES:
             raise ProtocolError(f"receipt count {count}")
@@ -352,6 +386,18 @@ def decode_item(buf):
     it.encoded = bytes(buf)
     it.hash = blake2b256(it.encoded)
     return it
+
+
+def _head(r, it):
+    """peer_seq and peer_hash: a chain head (zeros when peer_seq is 0)."""
+    it.peer_seq = r.u64("peer_seq")
+    it.peer_hash = r.take(32, "peer_hash")
+    if it.peer_seq == 0 and it.peer_hash != ZERO32:
+        raise ProtocolError(f"{it.kind}: peer_seq 0 with a non-zero peer_hash")
+
+
+def answer_fields(check_seq, check_hash, by, peer_seq, peer_hash):
+    return u64(check_seq) + check_hash + u8(by) + u64(peer_seq) + peer_hash
 
 
 def open_item(buf, author, counterpart):
@@ -725,9 +771,10 @@ class Peer:
     AUTO_RECEIPT (default) every message that becomes whole and in order is
     covered by a receipt this Peer authors and sends."""
 
-    def __init__(self, me, their_sign_pk, auto_ack=True, auto_receipt=True):
+    def __init__(self, me, their_sign_pk, auto_ack=True, auto_receipt=True, auto_answer=True):
         self.me, self.them = me, their_sign_pk
         self.auto_ack, self.auto_receipt = auto_ack, auto_receipt
+        self.auto_answer = auto_answer
         self.session = None
         # our chain
         self.out = {}                   # seq -> OutItem
@@ -743,6 +790,7 @@ class Peer:
         # their chain
         self.in_items = {}              # seq -> decoded Item
         self.in_msgs = {}               # seq -> InMessage
+        self.in_other = []              # their checks, answers, agreements, countersigns
         self.violations = []            # rules the counterpart broke, as text
         self.records_in = []            # (time, type, length) of every record
 
@@ -797,13 +845,34 @@ class Peer:
             parts[i + 1] = a.data
         return self._append(enc, "message", precedence, rest, parts, mid, seq=seq)
 
-    def author_receipt(self, entries):
-        """A receipt for ENTRIES [(their seq, their item hash)]; peer_seq
-        and peer_hash are the contiguous head of their chain as held."""
+    def their_head(self):
+        """(seq, hash): the highest seq of their chain held with every item
+        before it."""
         pseq = 0
         while (pseq + 1) in self.in_items:
             pseq += 1
-        phash = self.in_items[pseq].hash if pseq else ZERO32
+        return pseq, (self.in_items[pseq].hash if pseq else ZERO32)
+
+    def replace(self, seq, encoded):
+        """Puts other bytes at SEQ of this Peer's chain (a crafted item),
+        keeping the chain's head hash consistent."""
+        oi = self.out[seq]
+        oi.encoded, oi.hash = encoded, blake2b256(encoded)
+        if seq == self.head_seq:
+            self.head_hash = oi.hash
+        return oi
+
+    def author_answer(self, check, by=BY_STATION):
+        pseq, phash = self.their_head()
+        fields = answer_fields(check.seq, check.hash, by, pseq, phash)
+        enc = encode_item(CTX_ANSWER, self.me.sign_pk, self.them, self.head_seq + 1,
+                          self.head_hash, int(time.time() * 1000), fields, self.me.sign)
+        return self._append(enc, "answer", FLASH)
+
+    def author_receipt(self, entries):
+        """A receipt for ENTRIES [(their seq, their item hash)]; peer_seq
+        and peer_hash are the contiguous head of their chain as held."""
+        pseq, phash = self.their_head()
         fields = receipt_fields(pseq, phash, entries)
         enc = encode_item(CTX_RECEIPT, self.me.sign_pk, self.them, self.head_seq + 1,
                           self.head_hash, int(time.time() * 1000), fields, self.me.sign)
@@ -970,7 +1039,12 @@ class Peer:
         after = self.in_items.get(it.seq + 1)
         if after is not None and after.prev != it.hash:
             self._violation(f"item {it.seq + 1}: prev does not match item {it.seq}")
-        if it.kind == "receipt":
+        if it.kind in ("check", "answer", "agreement", "countersign"):
+            self.in_items[it.seq] = it
+            self.in_other.append(it)
+            if it.kind == "check" and self.auto_answer:
+                self.send_item(self.author_answer(it).seq)
+        elif it.kind == "receipt":
             self.in_items[it.seq] = it
             self.receipts.append(it)
             for seq, h in it.entries:

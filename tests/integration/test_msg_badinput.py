@@ -122,6 +122,12 @@ BAD = {
                               lambda p: _content_flag(p, 2)),
     "content_not_inline_but_body_follows": (hlpeer.REFUSE_MALFORMED,
                                             lambda p: _content_flag(p, 0)),
+    "unknown_item_context": (hlpeer.REFUSE_MALFORMED, lambda p: _recontext(p, b"hotline/1 massage")),
+    # an item with bytes after its signature does not decode; whether its
+    # signature "verifies" (docs/messages.md 4: code 8, or 1 when it does
+    # not) depends on where one looks for it, so either code is accepted
+    "bytes_left_after_the_signature": ((hlpeer.REFUSE_SIGNATURE, hlpeer.REFUSE_MALFORMED),
+                                       lambda p: _trailing(p)),
     # docs/messages.md: an inline body is "exactly body_size bytes"; whether a
     # shorter one is malformed (8) or a content mismatch (4) the documents
     # do not say, so either is accepted
@@ -133,6 +139,18 @@ BAD = {
 def _signed_by_other(p):
     other = _other()
     return p.compose("impostor", "x", author=other.sign_pk, signer=other.sign)
+
+
+def _recontext(p, context):
+    # a well-formed header under a context no version defines, signed
+    oi = p.compose("s", "x")
+    unsigned = context + oi.encoded[len(hlpeer.CTX_MESSAGE):-hlpeer.SIG_LEN]
+    return p.replace(oi.seq, unsigned + p.me.sign(unsigned))
+
+
+def _trailing(p):
+    oi = p.compose("s", "x")
+    return p.replace(oi.seq, oi.encoded + b"\0")
 
 
 def _inline_short(p):
@@ -304,3 +322,19 @@ def test_read_save_never_follows_a_planted_link(net, tmp_path, target_exists):
         assert victim.read_bytes() == b"precious", "the link was followed"
     else:
         assert not victim.exists(), "the link was followed: its target was created"
+
+
+def test_an_item_without_a_readable_seq_ends_only_that_session(net):
+    """docs/messages.md section 4: only bytes with no readable seq end the
+    session; nothing is stored, and the next session carries messages."""
+    b, peer = linked(net)
+    peer.session.send_record(hlpeer.T_ITEM, hlpeer.rec_item(b"hotline/1 mess"))
+    with pytest.raises(AssertionError, match="closed the session"):
+        peer.wait(lambda: False, T, "the station to close the session")
+    assert b.inbox() == []
+    assert b.alive()
+    net.connect_hlpeer(b, peer)
+    m = peer.compose("after", "a new session")
+    peer.send_message(m)
+    peer.wait(lambda: m.seq in peer.delivered, T, "a message in the next session")
+    assert [x["id"] for x in b.inbox()] == [m.id.hex()]

@@ -10,7 +10,9 @@ in test_msg_badinput.py):
     and receipt;
   * a resend (same session or a new one) never makes a duplicate.
 """
+import json
 import os
+import time
 
 import hlpeer
 from hlpeer import Attachment
@@ -135,3 +137,53 @@ def test_resends_never_duplicate(net):
     assert len(peer.receipts) >= 1
     covered = [s for r in peer.receipts for s, _ in r.entries]
     assert sorted(covered) == [1, 2], f"each message is receipted once; receipts cover {covered}"
+
+
+def _check_in_background(st, *args):
+    import subprocess
+    import msgutil
+    return subprocess.Popen([msgutil.HOTLINE_BIN, "-d", st.dir, "check", "hlpeer", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_line_check_verifies_and_hlpeer_answer_settles_it(net):
+    """`hotline check` sends a check item (docs/items.md 2.3) that verifies
+    independently; hlpeer's answer (2.4, by the station) settles it."""
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a)
+    a.start()
+    net.accept_hlpeer(a, peer, lst)
+    proc = _check_in_background(a, "--timeout", str(int(scaled(10))), "--json")
+    net.on_teardown(proc.kill)
+    try:
+        peer.wait(lambda: any(i.kind == "check" for i in peer.in_other), T, "the check item")
+        out, err = proc.communicate(timeout=T)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, f"check exited {proc.returncode}: {err}"
+    assert peer.violations == []
+    chk = [i for i in peer.in_other if i.kind == "check"][0]
+    assert chk.mode == 0 and chk.link == 1 and chk.peer_seq == 0
+    res = json.loads(out)
+    assert res["id"] == chk.id.hex(), "check --json names another check than the one sent"
+    assert res["result"] == "ok" and res["peer"] == "hlpeer", res
+    peer.wait(lambda: peer.head_seq in peer.acked, T, "hotline's ACK of the answer")
+
+
+def test_line_check_without_answer_fails(net):
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a, auto_answer=False)
+    a.start()
+    net.accept_hlpeer(a, peer, lst)
+    proc = _check_in_background(a, "--timeout", "2")
+    net.on_teardown(proc.kill)
+    try:
+        peer.wait(lambda: any(i.kind == "check" for i in peer.in_other), T, "the check item")
+        deadline = time.monotonic() + T
+        while proc.poll() is None and time.monotonic() < deadline:
+            peer.poll(0.1)            # keep the link alive, but do not answer
+        out, err = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, f"check without an answer exited {proc.returncode}"
+    assert len([l for l in err.splitlines() if l.strip()]) == 1, err
