@@ -187,3 +187,17 @@ def test_line_check_without_answer_fails(net):
         proc.kill()
     assert proc.returncode == 1, f"check without an answer exited {proc.returncode}"
     assert len([l for l in err.splitlines() if l.strip()]) == 1, err
+
+
+def test_outbox_says_sent_once_the_item_went_out_before_any_ack(net):
+    """docs/messages.md section 3: "A message is `queued` until its ITEM has
+    been sent in some session, `sent` until a receipt covers it"; hlpeer
+    here neither ACKs nor receipts."""
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a, auto_ack=False, auto_receipt=False)
+    mid = a.send("hlpeer", "in flight")
+    a.start()
+    net.accept_hlpeer(a, peer, lst)
+    peer.wait(lambda: any(m.id_hex == mid for m in peer.in_msgs.values()), T, "the ITEM")
+    wait_for(lambda: a.outbox_states()[mid] == "sent", scaled(5),
+             "outbox state 'sent' once the ITEM was sent (no ACK yet)")
