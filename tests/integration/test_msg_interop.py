@@ -189,15 +189,18 @@ def test_line_check_without_answer_fails(net):
     assert len([l for l in err.splitlines() if l.strip()]) == 1, err
 
 
-def test_outbox_says_sent_once_the_item_went_out_before_any_ack(net):
-    """docs/messages.md section 3: "A message is `queued` until its ITEM has
-    been sent in some session, `sent` until a receipt covers it"; hlpeer
-    here neither ACKs nor receipts."""
+def test_outbox_says_sent_once_the_peer_acknowledged_the_item(net):
+    """docs/messages.md section 3: "A message is `queued` until the peer has
+    acknowledged holding its item (an ACK ...), `sent` until a receipt covers
+    it".  hlpeer here neither ACKs nor receipts until told to."""
     a = net.station("washington")
     peer, lst = net.hlpeer_listening(a, auto_ack=False, auto_receipt=False)
     mid = a.send("hlpeer", "in flight")
     a.start()
     net.accept_hlpeer(a, peer, lst)
     peer.wait(lambda: any(m.id_hex == mid for m in peer.in_msgs.values()), T, "the ITEM")
+    time.sleep(scaled(0.5))
+    assert a.outbox_states()[mid] == "queued", "sent before the peer acknowledged the item"
+    peer.send_ack()
     wait_for(lambda: a.outbox_states()[mid] == "sent", scaled(5),
-             "outbox state 'sent' once the ITEM was sent (no ACK yet)")
+             "outbox state 'sent' once the peer ACKed the item (no receipt yet)")
