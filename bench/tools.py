@@ -229,7 +229,8 @@ def report(results_path, machine_path, params_path, out_path):
         m = "not measured" if met is None else ("yes" if met else "**no**")
         lines.append(f"| {desc} | {fmt(val)} | {op} {fmt(bound)} | {m} |")
         word = "unknown" if met is None else ("met" if met else "NOT-met")
-        tlines.append(f"TARGET {word} {desc.replace(' ', '')} {fmt(val).replace(',', '')} "
+        ascii = desc.replace(" ", "").replace("≥", ">=").replace("≤", "<=").replace("×", "*")
+        tlines.append(f"TARGET {word} {ascii} {fmt(val).replace(',', '')} "
                       f"{op} {fmt(bound).replace(',', '')}")
     lines.append("")
     lines.append("## Figures")

@@ -136,6 +136,8 @@ calc() { awk "BEGIN { x = $1; printf \"%.6g\n\", x }"; }
 # fmt1 EXPR: one decimal.
 fmt1() { awk "BEGIN { printf \"%.1f\n\", $1 }"; }
 now() { printf '%s\n' "$EPOCHREALTIME"; }
+# cpu_s PID: the CPU time (user + system, seconds) process PID has used.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
 # A TCP port on 127.0.0.1 that nothing listens on, below the ephemeral range.
 free_port() {
@@ -332,14 +334,21 @@ bench_transfer_hotline() {
   local doc=$1 bytes=$2 t0 t1
   say "transfer.hotline: $DOC_MIB MiB document, send -a --wait"
   pair_up ta tb
+  local ca cb tc
+  ca=$(cpu_s "${bgpid[ta]}"); cb=$(cpu_s "${bgpid[tb]}")
   t0=$(now)
-  hl ta send tb -s "document" -a "$doc" --wait=900 "the document" > /dev/null
+  # send prints the id once the document is durable in the sender's store:
+  # that moment splits the figure into its two phases.
+  hl ta send tb -s "document" -a "$doc" --wait=900 "the document" |
+    { read -r _; now > "$work/t-copied"; cat > /dev/null; }
   t1=$(now)
   if ! hl tb inbox | grep -q "document"; then
     echo "bench.sh: the document is not in the receiver's inbox" >&2
     return 1
   fi
   bench transfer.hotline "$(mbps "$bytes" "$t0" "$t1")" MB/s
+  tc=$(cat "$work/t-copied")
+  note "- transfer.hotline: \`send\` had the document durable in the sender's store after $(fmt1 "$tc - $t0") s ($(mbps "$bytes" "$t0" "$tc") MB/s: copy, hash, fsync), then transfer, receiver's fsyncs and receipt took $(fmt1 "$t1 - $tc") s ($(mbps "$bytes" "$tc" "$t1") MB/s). CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ta]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[tb]}") - $cb") s."
   pair_down ta tb
 }
 
@@ -500,15 +509,22 @@ bench_messages_hotline_cli() {
   local i t0 t1 text
   say "messages.hotline_cli: $CLI_N x hotline send, one process each"
   pair_up ma mb
-  await_start await-cli ma delivered "$CLI_N" 600
-  t0=$(now)
+  local ca cb tl texts=()
+  # The texts are made before the clock starts: only hotline is timed.
   for ((i = 0; i < CLI_N; i++)); do
-    text=$(msg_text "message $i")
-    hl ma send mb "$text" > /dev/null
+    texts+=("$(msg_text "message $i")")
   done
+  await_start await-cli ma delivered "$CLI_N" 600
+  ca=$(cpu_s "${bgpid[ma]}"); cb=$(cpu_s "${bgpid[mb]}")
+  t0=$(now)
+  for text in "${texts[@]}"; do
+    "$bin" -d "$work/ma" send mb "$text" > /dev/null
+  done
+  tl=$(now)
   await_end await-cli
   t1=$await_t
   bench messages.hotline_cli "$(fmt1 "$CLI_N / ($t1 - $t0)")" msg/s
+  note "- messages.hotline_cli: the $CLI_N \`send\` processes took $(fmt1 "$tl - $t0") s ($(calc "($tl - $t0) * 1000 / $CLI_N") ms each); the last receipt came $(calc "($t1 - $tl) * 1000") ms after the last \`send\` exited. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ma]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[mb]}") - $cb") s."
   pair_down ma mb
 }
 
@@ -552,17 +568,21 @@ bench_record() {   # bench_record A B: the record of the link A-B, verified
     return 0
   fi
   local rec=$work/link.record t0 t1 out entries
-  hl "$1" record export "$2" -o "$rec"
-  t0=$(now)
-  out=$("$bin" record verify "$rec" --card "$work/$1.card" --card "$work/$2.card" 2>&1)
-  t1=$(now)
-  # The number of entries: as verify reports it ("N entries"), else the
-  # messages the stream sent (a lower bound: receipts are entries too).
-  entries=$(printf '%s\n' "$out" | grep -oE '[0-9]+ entr' | head -n 1 | grep -oE '[0-9]+' || true)
-  if [ -z "$entries" ]; then
+  out=$(hl "$1" record export "$2" -o "$rec" 2>&1)
+  # The number of entries as export reports it ("FILE: N entries of A, M
+  # of B ..."), else the messages the stream sent (a lower bound: receipts
+  # are entries too).
+  entries=$(printf '%s\n' "$out" | sed -n 's/.*: \([0-9][0-9]*\) entries of [^,]*, \([0-9][0-9]*\) of .*/\1 + \2/p' | head -n 1)
+  if [ -n "$entries" ]; then
+    entries=$(( entries ))
+  else
     entries=$STREAM_N
-    note "- record.verify: \`record verify\` did not say how many entries it checked; counted the $STREAM_N messages only (receipts are entries too, so the figure is a lower bound)."
+    note "- record.verify: \`record export\` did not say how many entries it wrote; counted the $STREAM_N messages only (receipts are entries too, so the figure is a lower bound)."
   fi
+  t0=$(now)
+  "$bin" record verify "$rec" --card "$work/$1.card" --card "$work/$2.card" > "$work/verify.out"
+  t1=$(now)
+  note "- record.verify: $entries entries ($(stat -c %s "$rec") bytes) verified in $(fmt1 "$t1 - $t0") s; verify said: $(tail -n 1 "$work/verify.out")"
   bench record.verify "$(fmt1 "$entries / ($t1 - $t0)")" entries/s
 }
 
@@ -574,12 +594,16 @@ bench_stream() {
       while (length(pad) < len) pad = pad pad
       for (i = 0; i < n; i++) { s = "message " i " " pad; print substr(s, 1, len) } }' > "$lines"
   pair_up sa sb
+  local ca cb tl
   await_start await-stream sa delivered "$STREAM_N" 900
+  ca=$(cpu_s "${bgpid[sa]}"); cb=$(cpu_s "${bgpid[sb]}")
   t0=$(now)
   hl sa send sb --lines < "$lines" > /dev/null
+  tl=$(now)
   await_end await-stream
   t1=$await_t
   bench messages.hotline_stream "$(fmt1 "$STREAM_N / ($t1 - $t0)")" msg/s
+  note "- messages.hotline_stream: \`send --lines\` stored the $STREAM_N messages in $(fmt1 "$tl - $t0") s; the last receipt came at $(fmt1 "$t1 - $t0") s. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[sa]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[sb]}") - $cb") s ($(calc "($(cpu_s "${bgpid[sb]}") - $cb) * 1e6 / $STREAM_N") µs a message)."
   rm -f "$lines"
   say "record.verify: the record of that link"
   bench_record sa sb
