@@ -694,10 +694,14 @@ bench_links() {
   note "- memory.per_idle_link: the daemon's VmRSS was $before KiB with $IDLE_N peers pinned and no session, $after KiB with $n sessions open and idle."
 
   say "handshakes.hotline: $HS_CONCURRENCY connections at a time for $HS_SECONDS s"
+  local c0 c1 x
+  c0=$(cpu_s "$pid")
   res=$("$links" handshakes "127.0.0.1:${port[hub]}" "$key" "$work/hub-keys" "$HS_SECONDS" "$HS_CONCURRENCY")
+  c1=$(cpu_s "$pid")
   read -r rate ok failed <<< "$res"
   bench handshakes.hotline "$rate" 1/s
-  note "- handshakes.hotline: $ok handshakes completed in $HS_SECONDS s, $failed failed; the daemon's VmRSS afterwards: $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status") KiB."
+  x=$(awk '$2 == "limit.x25519" { print $3 }' "$results")
+  note "- handshakes.hotline: $ok handshakes completed in $HS_SECONDS s, $failed failed. The daemon used $(fmt1 "$c1 - $c0") s of CPU, $(fmt1 "($c1 - $c0) * 1e6 / $ok") µs a handshake (so $(fmt1 "$ok / ($c1 - $c0)") a second on a core of its own)${x:+; five X25519 operations take $(fmt1 "5e6 / $x") µs}. The client ran on the same two cores. The daemon's VmRSS afterwards: $(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status") KiB."
   pair_down hub
 }
 
