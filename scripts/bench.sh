@@ -133,8 +133,9 @@ bench() {
 
 # calc EXPR: floating-point arithmetic (awk), printed with up to 6 decimals.
 calc() { awk "BEGIN { x = $1; printf \"%.6g\n\", x }"; }
-# fmt1 EXPR: one decimal.
+# fmt1 EXPR, fmt2 EXPR: one or two decimals.
 fmt1() { awk "BEGIN { printf \"%.1f\n\", $1 }"; }
+fmt2() { awk "BEGIN { printf \"%.2f\n\", $1 }"; }
 now() { printf '%s\n' "$EPOCHREALTIME"; }
 # cpu_s PID: the CPU time (user + system, seconds) process PID has used.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -524,7 +525,7 @@ bench_messages_hotline_cli() {
   await_end await-cli
   t1=$await_t
   bench messages.hotline_cli "$(fmt1 "$CLI_N / ($t1 - $t0)")" msg/s
-  note "- messages.hotline_cli: the $CLI_N \`send\` processes took $(fmt1 "$tl - $t0") s ($(calc "($tl - $t0) * 1000 / $CLI_N") ms each); the last receipt came $(calc "($t1 - $tl) * 1000") ms after the last \`send\` exited. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ma]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[mb]}") - $cb") s."
+  note "- messages.hotline_cli: the $CLI_N \`send\` processes took $(fmt1 "$tl - $t0") s ($(fmt2 "($tl - $t0) * 1000 / $CLI_N") ms each); the last receipt came $(fmt2 "($t1 - $tl) * 1000") ms after the last \`send\` exited. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ma]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[mb]}") - $cb") s."
   pair_down ma mb
 }
 
@@ -603,7 +604,7 @@ bench_stream() {
   await_end await-stream
   t1=$await_t
   bench messages.hotline_stream "$(fmt1 "$STREAM_N / ($t1 - $t0)")" msg/s
-  note "- messages.hotline_stream: \`send --lines\` stored the $STREAM_N messages in $(fmt1 "$tl - $t0") s; the last receipt came at $(fmt1 "$t1 - $t0") s. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[sa]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[sb]}") - $cb") s ($(calc "($(cpu_s "${bgpid[sb]}") - $cb) * 1e6 / $STREAM_N") µs a message)."
+  note "- messages.hotline_stream: \`send --lines\` stored the $STREAM_N messages in $(fmt1 "$tl - $t0") s; the last receipt came at $(fmt1 "$t1 - $t0") s. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[sa]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[sb]}") - $cb") s ($(fmt1 "($(cpu_s "${bgpid[sb]}") - $cb) * 1e6 / $STREAM_N") µs a message)."
   rm -f "$lines"
   say "record.verify: the record of that link"
   bench_record sa sb
