@@ -525,7 +525,7 @@ bench_messages_hotline_cli() {
   await_end await-cli
   t1=$await_t
   bench messages.hotline_cli "$(fmt1 "$CLI_N / ($t1 - $t0)")" msg/s
-  note "- messages.hotline_cli: the $CLI_N \`send\` processes took $(fmt1 "$tl - $t0") s ($(fmt2 "($tl - $t0) * 1000 / $CLI_N") ms each); the last receipt came $(fmt2 "($t1 - $tl) * 1000") ms after the last \`send\` exited. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ma]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[mb]}") - $cb") s."
+  note "- messages.hotline_cli: the $CLI_N \`send\` processes took $(fmt1 "$tl - $t0") s ($(fmt2 "($tl - $t0) * 1000 / $CLI_N") ms each); the last receipt was in $(fmt2 "($t1 > $tl ? $t1 - $tl : 0) * 1000") ms after the last \`send\` exited. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ma]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[mb]}") - $cb") s."
   pair_down ma mb
 }
 
