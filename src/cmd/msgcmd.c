@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "daemon/control_client.h"
+#include "daemon/control_proto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -73,34 +76,120 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 	json_decref(req);
 }
 
-int hl_msgcmd_wait_delivered(struct hl_msgcmd *mc, const uint8_t id[static 16],
-			     uint64_t timeout_ms)
+/* The message's final state, or 0 while it is still on its way.  REASON
+ * gets a refusal's reason, sanitised. */
+static int final_state(struct hl_msgcmd *mc, const uint8_t id[static 16], char *reason,
+		       size_t cap, int *err)
+{
+	struct hl_msg_row row = { 0 };
+	*err = hl_store_get_message_by_id(mc->store, id, &row);
+	int st = *err < 0 ? 0 : (int)row.state;
+	if (row.reason)
+		hl_sanitize(row.reason, strlen(row.reason), reason, cap, 0);
+	else
+		reason[0] = '\0';
+	hl_msg_row_clear(&row);
+	return st == HL_MSG_DELIVERED || st == HL_MSG_REFUSED ? st : 0;
+}
+
+/* Reads the daemon's watch stream on FD until an event names message HEX
+ * (1), the deadline passes (0) or the stream fails (-1).  LINE/LEN/CAP:
+ * the caller's buffer.  FIRST: the stream's {"ok":true} is still to come. */
+static int watch_for(int fd, const char *hex, uint64_t deadline, bool *first)
+{
+	static char buf[HL_CONTROL_MAX_LINE + 1];
+	static size_t len;
+	for (;;) {
+		char *nl;
+		while ((nl = memchr(buf, '\n', len))) {
+			size_t n = (size_t)(nl - buf) + 1;
+			json_error_t jerr;
+			json_t *ev = json_loadb(buf, n - 1, 0, &jerr);
+			memmove(buf, buf + n, len - n);
+			len -= n;
+			if (!json_is_object(ev)) {
+				json_decref(ev);
+				return -1;
+			}
+			bool hit = false;
+			if (*first) {
+				*first = false;
+				if (!json_is_true(json_object_get(ev, "ok"))) {
+					json_decref(ev);
+					return -1;
+				}
+				hit = true; /* subscribed: time to look at the store */
+			} else {
+				const char *id = json_string_value(json_object_get(ev, "id"));
+				hit = id && strcmp(id, hex) == 0;
+			}
+			json_decref(ev);
+			if (hit)
+				return 1;
+		}
+		uint64_t now = hl_mono_ms();
+		if (now >= deadline)
+			return 0;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -1 : 0;
+		if (len == sizeof(buf))
+			return -1;
+		ssize_t got = read(fd, buf + len, sizeof(buf) - len);
+		if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+			return -1;
+		if (got > 0)
+			len += (size_t)got;
+	}
+}
+
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+			     const uint8_t id[static 16], uint64_t timeout_ms)
 {
 	uint64_t deadline = hl_mono_ms() + timeout_ms;
-	char hex[33];
+	char hex[33], reason[256];
+	int fd = -1, err, st = 0;
+	bool first = true;
 	hl_msg_id_hex(id, hex);
+
+	/* With a daemon, its event stream says when the receipt is in: no
+	 * polling delay.  Subscribe first, then look at the store, so that
+	 * a receipt between the two is not missed. */
+	json_t *req = json_pack("{s:s}", "cmd", "watch");
+	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
+		fd = -1;
+	json_decref(req);
 	for (;;) {
-		struct hl_msg_row row = { 0 };
-		int ret = hl_store_get_message_by_id(mc->store, id, &row);
-		if (ret < 0) {
-			hl_msg_row_clear(&row);
-			return hl_fail("send", "message %s: %s", hex, hl_strerror(ret));
+		if ((st = final_state(mc, id, reason, sizeof(reason), &err)) != 0 || err < 0)
+			break;
+		if (fd >= 0) {
+			int r = watch_for(fd, hex, deadline, &first);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				close(fd); /* the stream failed: poll the store instead */
+				fd = -1;
+			}
+			continue;
 		}
-		enum hl_msg_state st = row.state;
-		char reason[256];
-		hl_sanitize(row.reason ? row.reason : "", row.reason ? strlen(row.reason) : 0,
-			    reason, sizeof(reason), 0);
-		hl_msg_row_clear(&row);
-		if (st == HL_MSG_DELIVERED)
-			return HL_EXIT_OK;
-		if (st == HL_MSG_REFUSED)
-			return hl_fail("send", "message %s was refused by the peer: %s", hex, reason);
 		if (hl_mono_ms() >= deadline)
-			return hl_fail("send", "message %s is queued, but no receipt came within %llu s (it will still be delivered)",
-				       hex, (unsigned long long)(timeout_ms / 1000));
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
+			break;
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	if (fd >= 0)
+		close(fd);
+	if (err < 0)
+		return hl_fail("send", "message %s: %s", hex, hl_strerror(err));
+	if (st == HL_MSG_DELIVERED)
+		return HL_EXIT_OK;
+	if (st == HL_MSG_REFUSED)
+		return hl_fail("send", "message %s was refused by the peer: %s", hex, reason);
+	return hl_fail("send", "message %s is queued, but no receipt came within %llu s (it will still be delivered)",
+		       hex, (unsigned long long)(timeout_ms / 1000));
 }
 
 static json_t *time_or_null(int64_t ms)

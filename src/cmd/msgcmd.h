@@ -34,8 +34,8 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
 
 /* Waits until message ID is delivered (HL_EXIT_OK), refused or timed out
  * (HL_EXIT_FAIL with one line on stderr). */
-int hl_msgcmd_wait_delivered(struct hl_msgcmd *mc, const uint8_t id[static 16],
-			     uint64_t timeout_ms);
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+			     const uint8_t id[static 16], uint64_t timeout_ms);
 
 /* The JSON object of a message (PRODUCT.md's stable field names); text from
  * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */

@@ -249,7 +249,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	hl_msgcmd_print_ids(&id, 1);
 	hl_msgcmd_poke_daemon(ctx);
 	if (wait_secs > 0)
-		ret = hl_msgcmd_wait_delivered(&mc, id, (uint64_t)wait_secs * 1000);
+		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000);
 	else
 		ret = HL_EXIT_OK;
 out:

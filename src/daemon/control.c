@@ -171,6 +171,16 @@ static void start_watch(struct hl_control_client *cl)
 	json_decref(ok);
 }
 
+bool hl_control_watching(const struct hl_daemon *d)
+{
+	if (!d->control)
+		return false;
+	for (const struct hl_control_client *cl = d->control->clients; cl; cl = cl->next)
+		if (cl->watching && !cl->closing)
+			return true;
+	return false;
+}
+
 void hl_control_emit(struct hl_daemon *d, json_t *ev)
 {
 	if (!d->control)

@@ -168,6 +168,8 @@ int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_control_stop(struct hl_daemon *d);
 /* Sends EV (not consumed) to every `watch` client. */
 void hl_control_emit(struct hl_daemon *d, json_t *ev);
+/* True when some client is watching (events are worth building). */
+bool hl_control_watching(const struct hl_daemon *d);
 /* A client waiting for the outcome of check ID (a "check" request) gets
  * RESP (consumed) and is closed; nothing happens when none waits. */
 struct hl_control_client;

@@ -1947,6 +1947,32 @@ void hl_engine_abort(hl_engine *e)
 
 /* ---- life ---- */
 
+/* Scratch buffers for building and reading records.  Every engine runs on
+ * the daemon's one thread and uses them only within one call, so all
+ * engines share one pair: a station with a thousand pinned peers does not
+ * keep 80 KiB of scratch per peer. */
+static uint8_t *shared_rec, *shared_item;
+static size_t shared_users;
+
+static void shared_bufs_get(uint8_t **rec, uint8_t **item)
+{
+	if (shared_users++ == 0) {
+		shared_rec = xmalloc(HL_RECORD_BODY_MAX);
+		shared_item = xmalloc(HL_ITEM_MAX);
+	}
+	*rec = shared_rec;
+	*item = shared_item;
+}
+
+static void shared_bufs_put(void)
+{
+	if (--shared_users == 0) {
+		free(shared_rec);
+		free(shared_item);
+		shared_rec = shared_item = NULL;
+	}
+}
+
 int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_peer_conf *peer)
 {
 	hl_engine *e = xcalloc(1, sizeof(*e));
@@ -1960,8 +1986,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		free(e);
 		return ret;
 	}
-	e->rec = xmalloc(HL_RECORD_BODY_MAX);
-	e->itembuf = xmalloc(HL_ITEM_MAX);
+	shared_bufs_get(&e->rec, &e->itembuf);
 	*out = e;
 	return 0;
 }
@@ -1976,8 +2001,7 @@ void hl_engine_free(hl_engine *e)
 	free(e->rcpt);
 	free(e->refusals);
 	free(e->events);
-	free(e->rec);
-	free(e->itembuf);
+	shared_bufs_put();
 	free(e);
 }
 
