@@ -29,6 +29,7 @@ static const struct hl_command commands[] = {
 	{ "outbox", outbox_main, "[--json]", "sent messages with their state" },
 	{ "read", read_main, "ID [--json] [--save DIR]", "one message, with its verification" },
 	{ "watch", watch_main, "[--json]", "follow arrivals, receipts and refusals as they happen" },
+	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
 };
 
 static void usage(FILE *f)

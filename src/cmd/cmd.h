@@ -30,6 +30,7 @@ int inbox_main(struct hl_ctx *ctx, int argc, char **argv);
 int outbox_main(struct hl_ctx *ctx, int argc, char **argv);
 int read_main(struct hl_ctx *ctx, int argc, char **argv);
 int watch_main(struct hl_ctx *ctx, int argc, char **argv);
+int record_main(struct hl_ctx *ctx, int argc, char **argv);
 
 /* Reports a failure on stderr as "hotline NAME: MESSAGE" and returns
  * HL_EXIT_FAIL, so a command can `return fail(...)`. */
