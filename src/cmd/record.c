@@ -37,6 +37,9 @@
 #include "util/text.h"
 
 #define SINK_BUF (1u << 16)
+#define CMD_EXPORT "record export"
+#define CMD_VERIFY "record verify"
+#define CMD_SHOW "record show"
 
 static void help(void)
 {
@@ -117,24 +120,24 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 	char *tmp = NULL, err[512];
 	int ret;
 	if (!output && isatty(STDOUT_FILENO)) {
-		ret = hl_usage_error("record", "the record is binary: give -o FILE, or redirect "
+		ret = hl_usage_error(CMD_EXPORT, "the record is binary: give -o FILE, or redirect "
 				     "standard output");
 		goto out;
 	}
-	if ((ret = hl_msgcmd_open(ctx, "record", &mc, true)) != HL_EXIT_OK)
+	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
 		goto out;
 	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
 	if (!peer) {
 		char q[128];
 		hl_sanitize(peer_name, strlen(peer_name), q, sizeof(q), 0);
-		ret = hl_fail("record", "no peer named '%s' (hotline peer list)", q);
+		ret = hl_fail(CMD_EXPORT, "no peer named '%s' (hotline peer list)", q);
 		goto out;
 	}
 	if (output) {
 		tmp = xasprintf("%s.tmp-%ld", output, (long)getpid());
 		sink.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (sink.fd < 0) {
-			ret = hl_fail("record", "cannot create %s: %s", tmp, strerror(errno));
+			ret = hl_fail(CMD_EXPORT, "cannot create %s: %s", tmp, strerror(errno));
 			free(tmp);
 			tmp = NULL;
 			goto out;
@@ -161,7 +164,7 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 	if (r == 0 && output)
 		hl_fsync_parent(output);
 	if (r < 0) {
-		ret = hl_fail("record", "%s", err);
+		ret = hl_fail(CMD_EXPORT, "%s", err);
 		goto out;
 	}
 	if (output) {
@@ -235,15 +238,16 @@ static void unmap_file(struct mapped *m)
 
 /* Maps and parses PATH; on failure prints the one line and returns
  * HL_EXIT_FAIL. */
-static int open_record(const char *path, struct mapped *m, struct hl_record **rec)
+static int open_record(const char *cmd, const char *path, struct mapped *m,
+		       struct hl_record **rec)
 {
 	char err[512], q[256];
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 	if (map_file(path, m, err, sizeof(err)) < 0)
-		return hl_fail("record", "%s: %s", q, err);
+		return hl_fail(cmd, "%s: %s", q, err);
 	static const uint8_t empty[1];
 	if (hl_record_parse(m->p ? m->p : empty, m->len, rec, err, sizeof(err)) < 0)
-		return hl_fail("record", "%s: %s", q, err);
+		return hl_fail(cmd, "%s: %s", q, err);
 	return HL_EXIT_OK;
 }
 
@@ -255,18 +259,29 @@ static int load_card(const char *path, hl_card *card)
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 	int r = hl_read_file(path, HL_CARD_MAX_BYTES, &text, &len);
 	if (r < 0)
-		return hl_fail("record", "card %s: %s", q, hl_strerror(r));
+		return hl_fail(CMD_VERIFY, "card %s: %s", q, hl_strerror(r));
 	r = hl_card_parse(text, len, q, card, err);
 	free(text);
 	if (r < 0)
-		return hl_fail("record", "%s", err);
+		return hl_fail(CMD_VERIFY, "%s", err);
 	return HL_EXIT_OK;
 }
 
-static void print_note(void *arg, const char *line)
+/* Notes are printed only when the record verifies: beside a failure they
+ * would bury the one line that matters. */
+struct notes {
+	char **line;
+	size_t n, cap;
+};
+
+static void keep_note(void *arg, const char *line)
 {
-	(void)arg;
-	printf("note: %s\n", line);
+	struct notes *ns = arg;
+	if (ns->n == ns->cap) {
+		ns->cap = ns->cap ? ns->cap * 2 : 16;
+		ns->line = xrealloc(ns->line, ns->cap * sizeof(*ns->line));
+	}
+	ns->line[ns->n++] = xstrdup(line);
 }
 
 static int do_verify(const char *path, const char *card_a, const char *card_b)
@@ -275,18 +290,20 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
 	struct hl_record_verdict v;
+	struct notes notes = { 0 };
 	char q[256];
 	int ret;
 	if ((ret = load_card(card_a, &a)) != HL_EXIT_OK ||
 	    (ret = load_card(card_b, &b)) != HL_EXIT_OK ||
-	    (ret = open_record(path, &m, &rec)) != HL_EXIT_OK)
+	    (ret = open_record(CMD_VERIFY, path, &m, &rec)) != HL_EXIT_OK)
 		goto out;
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
-	if (hl_record_verify(rec, &a, &b, print_note, NULL, &v) < 0) {
-		fflush(stdout);
-		ret = hl_fail("record", "%s: %s", q, v.why);
+	if (hl_record_verify(rec, &a, &b, keep_note, &notes, &v) < 0) {
+		ret = hl_fail(CMD_VERIFY, "%s: %s", q, v.why);
 		goto out;
 	}
+	for (size_t i = 0; i < notes.n; i++)
+		printf("note: %s\n", notes.line[i]);
 	const hl_card *exp = v.exporter ? &b : &a, *other = v.exporter ? &a : &b;
 	printf("%s: verified: exported by %s; %zu items of %s, %zu of %s",
 	       q, exp->name, v.items[0], exp->name, v.items[1], other->name);
@@ -300,6 +317,9 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 		       v.equivocations);
 	ret = HL_EXIT_OK;
 out:
+	for (size_t i = 0; i < notes.n; i++)
+		free(notes.line[i]);
+	free(notes.line);
 	hl_record_free(rec);
 	unmap_file(&m);
 	return ret;
@@ -309,11 +329,11 @@ static int do_show(const char *path)
 {
 	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
-	int ret = open_record(path, &m, &rec);
+	int ret = open_record(CMD_SHOW, path, &m, &rec);
 	if (ret == HL_EXIT_OK) {
 		int r = hl_record_show(rec, stdout);
 		if (fflush(stdout) != 0)
-			ret = hl_fail("record", "cannot write the output");
+			ret = hl_fail(CMD_SHOW, "cannot write the output");
 		else if (r < 0)
 			ret = HL_EXIT_FAIL; /* the warning is at the top of the output */
 	}

@@ -90,6 +90,7 @@ static int parse_cards(struct parser *p)
 static int parse_chain(struct parser *p, unsigned c)
 {
 	struct hl_record *rec = p->rec;
+	rec->chain_off[c] = p->r.off;
 	uint32_t count = hl_r_u32(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "%s's chain: cut short before its count", chain_name(p, c));
@@ -109,6 +110,7 @@ static int parse_chain(struct parser *p, unsigned c)
 		memset(e, 0, sizeof(*e));
 		e->content = -1;
 		e->first_att = -1;
+		e->off = p->r.off;
 		rec->n[c] = i + 1;
 		e->type = hl_r_u8(&p->r);
 		switch (e->type) {

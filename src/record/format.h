@@ -56,6 +56,7 @@ enum hl_record_entry_type {
 
 struct hl_record_entry {
 	const uint8_t *item;           /* ITEM: borrowed from the buffer */
+	size_t off;                    /* where the entry starts in the file */
 	uint8_t hash[HL_HASH_LEN];     /* ITEM: BLAKE2b-256 of the item; REFUSED: as given */
 	uint16_t len;                  /* ITEM: bytes of the item */
 	uint8_t type;                  /* enum hl_record_entry_type */
@@ -96,6 +97,7 @@ struct hl_record {
 	const char *card_text[2];
 	size_t card_len[2];
 	hl_card card[2];               /* the embedded cards, parsed */
+	size_t chain_off[2];           /* where each chain's count is in the file */
 	struct hl_record_entry *entries[2];
 	size_t n[2];                   /* entries (= the chain's last seq) */
 	struct hl_record_content *contents;
