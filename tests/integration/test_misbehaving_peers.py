@@ -1,0 +1,476 @@
+"""test_misbehaving_peers.py — bad input never hurts (PRODUCT.md).
+
+Station A (washington) and its real pinned peer B (pyongyang) run and are
+linked.  Each test attacks A from the network: an unpinned key, garbage,
+truncated, oversized and empty frames, a flood of idle connections, a
+replayed handshake message 1, a stalled handshake, and an authenticated peer
+that breaks the record rules.  After each, A must still serve B: the A–B
+session is the same one (connected on both sides, with the same `since`,
+`sessions` count and `session_since`) and a new
+connection from a legitimate pinned initiator (a dissononce "probe" whose key
+A pinned) still completes its handshake and answers a PING.  Floods must not
+flood A's log (rate limiting, docs/protocol.md section 5).
+
+A's HandshakeTimeout is 2 s so the timeout tests are quick; both stations
+ping every second so a wedged event loop would show as a dead link.
+"""
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+import helpers as h
+
+HANDSHAKE_TIMEOUT = 2.0  # seconds, written into both station.conf files
+OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
+MAX_UNAUTH = 64          # docs/protocol.md section 5
+# Times in status are RFC 3339 to the second: a session that replaced another
+# within the same second would show the same `session_since`.  Tests that
+# compare them let a second pass after taking them; `sessions` (the count of
+# sessions confirmed with the peer) catches a replacement at any speed.
+SINCE_RESOLUTION = 1.1
+
+
+def session_of(peer):
+    """What identifies the current session in a peer's status entry."""
+    assert peer["state"] == "connected", peer
+    return (peer["since"], peer["sessions"], peer["session_since"])
+
+
+class Net:
+    """A and B linked, plus the identities the tests dial A with."""
+
+    def __init__(self, stations, b_via=None):
+        self.a = stations("washington", **OPTIONS)
+        self.b = stations("pyongyang", **OPTIONS)
+        self.probe = h.PyIdentity("probe")
+        self.a.pin(self.b)
+        self.b.pin(self.a)
+        self.a.pin(self.probe)
+        self.a.start()
+        self.b.start()
+        self.a_session, self.b_session = self.settle()
+
+    def settle(self):
+        """Waits until both sides show the link connected and the session no
+        longer changes (both stations dial, and one duplicate is dropped)."""
+        def stable():
+            first = (session_of(self.a.wait_connected("pyongyang")),
+                     session_of(self.b.wait_connected("washington")))
+            time.sleep(max(SINCE_RESOLUTION, 1.5))
+            again = (session_of(self.a.peer_status("pyongyang")),
+                     session_of(self.b.peer_status("washington")))
+            return first if first == again else None
+        return h.wait_for(stable, h.scaled(30), "a stable A-B session", interval=0)
+
+    def assert_serves_b(self):
+        """A still serves B: the same session on both sides, pings flowing,
+        and a new pinned initiator completes its handshake."""
+        self.a.assert_alive()
+        self.b.assert_alive()
+        pa = self.a.peer_status("pyongyang")
+        pb = self.b.peer_status("washington")
+        assert pa["state"] == "connected", pa
+        assert pb["state"] == "connected", pb
+        assert session_of(pa) == self.a_session, f"A-B session at A was replaced: {pa}"
+        assert session_of(pb) == self.b_session, f"A-B session at B was replaced: {pb}"
+        assert pa["rtt_ms"] is not None, pa
+        sess, hello = h.dial(self.a.port, self.probe, self.a.noise_key)
+        try:
+            assert hello["min_version"] <= 1 <= hello["max_version"]
+            sess.ping()
+        finally:
+            sess.close()
+
+    def log_count(self):
+        return len(self.a.log_lines())
+
+
+@pytest.fixture
+def net(stations):
+    return Net(stations)
+
+
+def send_and_expect_silent_close(port, data, timeout=None, shut_write=False):
+    """Connects to PORT, sends DATA, and returns the seconds until A closed
+    the connection; fails if A sent any byte."""
+    sock = h.connect(port)
+    try:
+        if data:
+            sock.sendall(data)
+        if shut_write:
+            sock.shutdown(socket.SHUT_WR)
+        got, took = h.read_until_close(sock, timeout or HANDSHAKE_TIMEOUT + h.scaled(5))
+        assert got == b"", f"A answered {len(got)} bytes: {got[:32].hex()}"
+        return took
+    finally:
+        sock.close()
+
+
+def key_ids(key):
+    """Ways a log line may identify a 32-byte key: a prefix of its base64 or
+    hex, or its full encodings."""
+    b = h.b64(key)
+    x = key.hex()
+    return [b, b.rstrip("="), x, b[:10], x[:12]]
+
+
+def lines_naming(lines, key):
+    ids = key_ids(key)
+    return [l for l in lines if any(i in l for i in ids)]
+
+
+# ------------------------------------------------------------ unpinned keys
+
+def test_unpinned_initiator_gets_no_reply_and_is_logged_once(net):
+    mallory = h.PyIdentity("mallory")
+    before = net.log_count()
+    m1 = h.Initiator(mallory, net.a.noise_key).message1()
+    send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
+    # The same key again: refused again, but not logged again (once an hour).
+    m1 = h.Initiator(mallory, net.a.noise_key).message1()
+    send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
+
+    def logged():
+        return lines_naming(net.a.log_lines()[before:], mallory.noise_key)
+    h.wait_for(logged, h.scaled(5), "a log line naming the unpinned key")
+    time.sleep(h.scaled(0.5))
+    assert len(logged()) == 1, logged()
+    net.assert_serves_b()
+
+
+def test_unpinned_key_flood_is_logged_rate_limited(net):
+    before = net.log_count()
+    keys = []
+    for i in range(200):
+        mallory = h.PyIdentity(f"mallory{i}")
+        keys.append(mallory.noise_key)
+        m1 = h.Initiator(mallory, net.a.noise_key).message1()
+        s = h.connect(net.a.port)
+        s.sendall(struct.pack(">H", len(m1)) + m1)
+        s.close()
+    time.sleep(h.scaled(1))
+    grown = net.a.log_lines()[before:]
+    assert len(grown) < 100, f"{len(grown)} log lines for 200 unknown keys:\n" + \
+        "\n".join(grown[:20])
+    assert any(lines_naming(grown, k) for k in keys), "no unknown key was logged at all"
+    net.assert_serves_b()
+
+
+# ---------------------------------------------------------- malformed bytes
+
+@pytest.mark.parametrize("garbage", [
+    pytest.param(lambda: os.urandom(4096), id="random-4k"),
+    pytest.param(lambda: struct.pack(">H", 96) + os.urandom(96), id="random-message1"),
+    pytest.param(lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", id="http"),
+    pytest.param(lambda: bytes.fromhex("160301") + os.urandom(200), id="tls-like"),
+])
+def test_garbage_bytes(net, garbage):
+    send_and_expect_silent_close(net.a.port, garbage())
+    net.assert_serves_b()
+
+
+def test_truncated_frame_then_close(net):
+    sock = h.connect(net.a.port)
+    sock.sendall(struct.pack(">H", 96) + os.urandom(40))
+    sock.close()
+    # And one that half-closes and waits to see A close too.
+    send_and_expect_silent_close(net.a.port, struct.pack(">H", 96) + os.urandom(40),
+                                 shut_write=True)
+    net.assert_serves_b()
+
+
+def test_max_length_frame_of_junk(net):
+    send_and_expect_silent_close(net.a.port, b"\xff\xff" + os.urandom(65535))
+    net.assert_serves_b()
+
+
+def test_zero_length_frame_closes_at_once(net):
+    took = send_and_expect_silent_close(net.a.port, b"\x00\x00")
+    # Malformed framing closes the connection now, not at the handshake timeout.
+    assert took < HANDSHAKE_TIMEOUT * 0.75, f"closed after {took:.2f}s"
+    net.assert_serves_b()
+
+
+def test_garbage_flood_log_is_rate_limited(net):
+    before = net.log_count()
+    for i in range(500):
+        s = h.connect(net.a.port)
+        if i % 2:
+            s.sendall(b"\x00\x00")
+        else:
+            s.sendall(struct.pack(">H", 96) + os.urandom(96))
+        s.close()
+    time.sleep(h.scaled(1))
+    grown = net.a.log_lines()[before:]
+    assert len(grown) < 100, f"{len(grown)} log lines for 500 bad connections:\n" + \
+        "\n".join(grown[:20])
+    net.assert_serves_b()
+
+
+# ------------------------------------------------------- resource exhaustion
+
+def test_idle_connection_flood(net):
+    idle = []
+    try:
+        for _ in range(100):
+            idle.append(h.connect(net.a.port))
+        # While they are all held open, a pinned initiator still gets through
+        # (the oldest unauthenticated connections make room).
+        sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
+        sess.ping()
+        sess.close()
+
+        # A holds at most 64 unauthenticated connections: of our 100 (plus
+        # the probe), at least 37 are closed well before the handshake timeout.
+        need = 100 + 1 - MAX_UNAUTH
+        closed = set()
+
+        def enough_closed():
+            for i, s in enumerate(idle):
+                if i not in closed and h.is_closed_now(s):
+                    closed.add(i)
+            return len(closed) >= need
+        h.wait_for(enough_closed, HANDSHAKE_TIMEOUT * 0.75,
+                   f"{need} idle connections closed to respect the cap")
+        # The oldest goes first.
+        assert 0 in closed, sorted(closed)[:10]
+
+        # And every one is closed by the handshake timeout.
+        def all_closed():
+            enough_closed()
+            return len(closed) == len(idle)
+        h.wait_for(all_closed, HANDSHAKE_TIMEOUT + h.scaled(5),
+                   "every idle connection closed by the handshake timeout")
+    finally:
+        for s in idle:
+            s.close()
+    net.assert_serves_b()
+
+
+def test_stalled_handshake_times_out(net):
+    m1 = h.Initiator(net.probe, net.a.noise_key).message1()
+    frame = struct.pack(">H", len(m1)) + m1
+    took = send_and_expect_silent_close(net.a.port, frame[:2 + len(m1) // 2],
+                                        timeout=HANDSHAKE_TIMEOUT + h.scaled(5))
+    assert took >= HANDSHAKE_TIMEOUT * 0.5, f"closed after {took:.2f}s, before the timeout"
+    net.assert_serves_b()
+
+
+def test_handshake_without_key_confirmation_times_out(net):
+    """A pinned initiator that completes the handshake but never sends its
+    HELLO is closed at the handshake timeout and never counted connected."""
+    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key, hello=False)
+    try:
+        assert net.a.peer_status("probe")["state"] != "connected"
+        got, took = h.read_until_close(sess.sock, HANDSHAKE_TIMEOUT + h.scaled(5))
+        assert net.a.peer_status("probe")["state"] != "connected"
+    finally:
+        sess.sock.close()
+    net.assert_serves_b()
+
+
+# ------------------------------------------------------------------ replays
+
+def test_replayed_message1_of_pinned_probe(net):
+    # An earlier, complete connection whose message 1 an attacker recorded.
+    sock = h.connect(net.a.port)
+    ini = h.Initiator(net.probe, net.a.noise_key)
+    captured = ini.message1()
+    h.send_frame(sock, captured)
+    send_cs, recv_cs, _ = ini.read_message2(h.recv_frame(sock))
+    old = h.Session(sock, send_cs, recv_cs)
+    old.send_record(h.T_HELLO, h.hello_body())
+    old.recv_type(h.T_HELLO)
+    old.close()
+
+    # The probe's live session.
+    live, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
+    try:
+        live_session = session_of(net.a.wait_connected("probe"))
+        time.sleep(SINCE_RESOLUTION)
+        # The replay: A may answer with a message 2 (the key is pinned), but
+        # nobody can confirm that session.
+        r = h.connect(net.a.port)
+        try:
+            h.send_frame(r, captured)
+            got, took = h.read_until_close(r, HANDSHAKE_TIMEOUT + h.scaled(5))
+            assert len(got) in (0, 2 + h.MSG2_LEN), len(got)
+        finally:
+            r.close()
+        live.ping()
+        p = net.a.peer_status("probe")
+        assert session_of(p) == live_session, p
+    finally:
+        live.close()
+    net.assert_serves_b()
+
+
+def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
+    """B dials A through a recording proxy (A does not dial B), so the test
+    holds B's real message 1 and replays it straight to A."""
+    a = stations("washington", **OPTIONS)
+    b = stations("pyongyang", **OPTIONS)
+    probe = h.PyIdentity("probe")
+    a.pin(b, drop_address=True)
+    a.pin(probe)
+    a.start()
+    proxy = h.RecordingProxy(a.port)
+    try:
+        b.pin(a, address=proxy.address)
+        b.start()
+        a_session = session_of(a.wait_connected("pyongyang"))
+        b_session = session_of(b.wait_connected("washington"))
+        time.sleep(SINCE_RESOLUTION)
+        assert a.peer_status("pyongyang")["dialed_by"] == "them"
+        h.wait_for(lambda: proxy.first_frames, h.scaled(5), "B's message 1 at the proxy")
+        captured = proxy.first_frames[0]
+        assert len(captured) >= h.MSG1_LEN
+
+        for attempt in range(2):
+            r = h.connect(a.port)
+            try:
+                h.send_frame(r, captured)
+                if attempt == 1:
+                    # Read A's message 2, then send junk as the "transport"
+                    # message: that session must die, not replace the link.
+                    m2 = h.recv_frame(r)
+                    assert len(m2) == h.MSG2_LEN
+                    h.send_frame(r, os.urandom(64))
+                else:
+                    # While the replayed handshake is pending, the link stays up.
+                    time.sleep(HANDSHAKE_TIMEOUT / 2)
+                    pa = a.peer_status("pyongyang")
+                    assert session_of(pa) == a_session, pa
+                h.read_until_close(r, HANDSHAKE_TIMEOUT + h.scaled(5))
+            finally:
+                r.close()
+            pa = a.peer_status("pyongyang")
+            pb = b.peer_status("washington")
+            assert session_of(pa) == a_session, pa
+            assert session_of(pb) == b_session, pb
+            assert len(proxy.first_frames) == 1, "B had to reconnect"
+
+        sess, _ = h.dial(a.port, probe, a.noise_key)
+        sess.ping()
+        sess.close()
+    finally:
+        b.stop()
+        proxy.close()
+
+
+# ---------------------------------------------- authenticated, but wrong
+
+def expect_session_closed(sess, confirmed=True):
+    """Reads until A closes the session.  On a confirmed session a CLOSE that A
+    sends must give reason 4 (protocol error); on one never confirmed A sends
+    nothing at all."""
+    deadline = time.monotonic() + h.scaled(5)
+    while True:
+        try:
+            version, rtype, body = sess.recv_record(timeout=deadline - time.monotonic())
+        except TimeoutError:   # a subclass of OSError: first
+            raise AssertionError("A kept a session open after a protocol violation")
+        except (h.Closed, OSError):
+            return
+        assert confirmed, f"A sent record type {rtype:#x} on a session it never confirmed"
+        assert version == 1
+        # Keepalive, the close itself, or the messages protocol (0x10-0x3f,
+        # docs/messages.md), which a station speaks on every session.
+        assert rtype in (h.T_PING, h.T_PONG, h.T_CLOSE) or 0x10 <= rtype <= 0x3f, hex(rtype)
+        if rtype == h.T_CLOSE:
+            assert body[:1] == bytes([h.CLOSE_PROTOCOL]), body
+
+
+# What the probe sends instead of (first-*) or after (the rest) its HELLO.
+# Before confirmation A must close without a word; after, with at most a
+# CLOSE (reason 4).
+VIOLATIONS = {
+    "first-short-hello": lambda s: s.send_record(h.T_HELLO, b"\x01\x01\x00"),
+    "first-hello-min-above-max": lambda s: s.send_record(h.T_HELLO, h.hello_body(2, 1)),
+    "first-hello-without-v1": lambda s: s.send_record(h.T_HELLO, h.hello_body(2, 3)),
+    "first-not-hello": lambda s: s.send_record(h.T_PING, os.urandom(8)),
+    "version-2": lambda s: s.send_record(h.T_PING, os.urandom(8), version=2),
+    "type-0x80": lambda s: s.send_record(0x80, b""),
+    "type-0xff": lambda s: s.send_record(0xff, os.urandom(32)),
+    "record-1-byte": lambda s: s.send_raw(b"\x01"),
+    "record-empty": lambda s: s.send_raw(b""),
+    "ping-7-bytes": lambda s: s.send_record(h.T_PING, os.urandom(7)),
+    "pong-9-bytes": lambda s: s.send_record(h.T_PONG, os.urandom(9)),
+    "close-text-201-bytes": lambda s: s.send_record(h.T_CLOSE, b"\x01" + b"x" * 201),
+    "bad-tag": lambda s: h.send_frame(s.sock, os.urandom(40)),
+    "short-ciphertext": lambda s: h.send_frame(s.sock, os.urandom(15)),
+    "empty-frame": lambda s: s.sock.sendall(b"\x00\x00"),
+}
+
+
+@pytest.mark.parametrize("violation", sorted(VIOLATIONS))
+def test_authenticated_protocol_violation_closes_session(net, violation):
+    first = violation.startswith("first-")
+    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key, hello=not first)
+    try:
+        if not first:
+            net.a.wait_connected("probe")
+        VIOLATIONS[violation](sess)
+        expect_session_closed(sess, confirmed=not first)
+        if first:
+            assert net.a.peer_status("probe")["state"] != "connected"
+        else:
+            net.a.wait_not_connected("probe")
+    finally:
+        sess.sock.close()
+    net.assert_serves_b()
+
+
+def test_pinned_key_handshake_flood_is_capped(net):
+    """Handshakes that name a pinned key but never confirm (replays, say) are
+    bounded per peer (docs/protocol.md section 5): with 9 pending, the
+    oldest is closed at once, long before the handshake timeout."""
+    pending = []
+    try:
+        for _ in range(9):
+            s = h.connect(net.a.port)
+            h.send_frame(s, h.Initiator(net.probe, net.a.noise_key).message1())
+            assert len(h.recv_frame(s)) == h.MSG2_LEN
+            pending.append(s)
+        got, took = h.read_until_close(pending[0], HANDSHAKE_TIMEOUT * 0.75)
+        assert got == b""
+        # The 8 newer ones are within the cap: open until their timeout.
+        still_open = [not h.is_closed_now(s) for s in pending[1:]]
+        assert all(still_open), still_open
+        assert net.a.peer_status("probe")["state"] != "connected"
+    finally:
+        for s in pending:
+            s.close()
+    net.assert_serves_b()
+
+
+def test_unknown_optional_record_type_is_ignored(net):
+    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
+    try:
+        live_session = session_of(net.a.wait_connected("probe"))
+        for rtype in (0x00, 0x05, 0x0f, 0x40, 0x7f):
+            sess.send_record(rtype, os.urandom(16))
+        sess.send_record(h.T_PONG, os.urandom(8))   # answers no PING: ignored
+        sess.ping()
+        assert session_of(net.a.peer_status("probe")) == live_session
+    finally:
+        sess.close()
+    net.assert_serves_b()
+
+
+def test_close_from_peer_ends_session(net):
+    sess, _ = h.dial(net.a.port, net.probe, net.a.noise_key)
+    net.a.wait_connected("probe")
+    sess.send_record(h.T_CLOSE, bytes([h.CLOSE_SHUTDOWN]) + b"bye \x1b[31mred\x1b[0m")
+    try:
+        h.read_until_close(sess.sock, h.scaled(5))
+    finally:
+        sess.sock.close()
+    net.a.wait_not_connected("probe")
+    # The peer's text is logged sanitised: no escape character reaches the log.
+    assert "\x1b" not in net.a.log_text()
+    net.assert_serves_b()
