@@ -139,6 +139,7 @@ static int in_row(void *arg, const struct hl_chain_row *row)
 		if (hl_record_write_absent(x->w) < 0)
 			return writer_err(x);
 		x->stats->absent++;
+		x->stats->entries[1]++;
 	}
 	if (row->encoded)
 		hl_record_write_item(x->w, row->encoded, row->encoded_len);

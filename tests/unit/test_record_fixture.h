@@ -33,7 +33,7 @@
 static uint8_t fx_pk[3][32], fx_sk[3][64], fx_nk[3][32];
 static const char *const fx_names[3] = { "washington", "pyongyang", "moscow" };
 
-static void fx_keys(void)
+static inline void fx_keys(void)
 {
 	uint8_t seed[32], nsk[32];
 	for (int i = 0; i < 3; i++) {
@@ -45,7 +45,7 @@ static void fx_keys(void)
 }
 
 /* The card text of station I (as `hotline card` prints it). */
-static char *fx_card_text(int i)
+static inline char *fx_card_text(int i)
 {
 	hl_card c;
 	memset(&c, 0, sizeof(c));
@@ -56,7 +56,7 @@ static char *fx_card_text(int i)
 	return hl_card_format(&c);
 }
 
-static void fx_card(int i, hl_card *out)
+static inline void fx_card(int i, hl_card *out)
 {
 	char err[HL_CONF_ERR_LEN];
 	char *t = fx_card_text(i);
@@ -105,7 +105,7 @@ struct fx_hist {
 	size_t nev;
 };
 
-static struct fx_hist *fx_new(void)
+static inline struct fx_hist *fx_new(void)
 {
 	struct fx_hist *h = xcalloc(1, sizeof(*h));
 	h->t = FX_T0;
@@ -113,7 +113,7 @@ static struct fx_hist *fx_new(void)
 }
 
 /* A new item at the end of chain C, signed by station SIGNER (normally C). */
-static struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_item *it, int signer)
+static inline struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_item *it, int signer)
 {
 	struct fx_ent *e = &h->e[c][h->n[c]];
 	it->seq = h->n[c] + 1;
@@ -141,7 +141,7 @@ static struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_item *it,
 
 /* A message at the end of chain C; NATT attachments (the first one's bytes
  * go in the record).  Returns its seq. */
-static uint64_t fx_message_signed(struct fx_hist *h, unsigned c, unsigned prec, const char *subject,
+static inline uint64_t fx_message_signed(struct fx_hist *h, unsigned c, unsigned prec, const char *subject,
 				  const char *body, unsigned natt, bool disclose, int signer)
 {
 	static const uint8_t names[4][12] = { "annex-0.txt", "annex-1.txt", "annex-2.txt",
@@ -190,7 +190,7 @@ static uint64_t fx_message_signed(struct fx_hist *h, unsigned c, unsigned prec, 
 	return m->seq;
 }
 
-static uint64_t fx_message(struct fx_hist *h, unsigned c, unsigned prec, const char *subject,
+static inline uint64_t fx_message(struct fx_hist *h, unsigned c, unsigned prec, const char *subject,
 			   const char *body, unsigned natt, bool disclose)
 {
 	return fx_message_signed(h, c, prec, subject, body, natt, disclose, (int)c);
@@ -198,7 +198,7 @@ static uint64_t fx_message(struct fx_hist *h, unsigned c, unsigned prec, const c
 
 /* The highest seq S of chain C such that 1..S are all held (refused ones
  * count), as a receipt's peer_seq says. */
-static uint64_t fx_contig(const struct fx_hist *h, unsigned c)
+static inline uint64_t fx_contig(const struct fx_hist *h, unsigned c)
 {
 	uint64_t s = 0;
 	while (s < h->n[c] && h->e[c][s].type != HL_RECORD_ABSENT)
@@ -207,7 +207,7 @@ static uint64_t fx_contig(const struct fx_hist *h, unsigned c)
 }
 
 /* A receipt at the end of chain C acknowledging the other chain's ACKS. */
-static uint64_t fx_receipt(struct fx_hist *h, unsigned c, const uint64_t *acks, unsigned n)
+static inline uint64_t fx_receipt(struct fx_hist *h, unsigned c, const uint64_t *acks, unsigned n)
 {
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	unsigned o = 1 - c;
@@ -227,7 +227,7 @@ static uint64_t fx_receipt(struct fx_hist *h, unsigned c, const uint64_t *acks, 
 
 /* A message of chain C that the exporter refused (CODE) or never received
  * (CODE 0): the author made it, so later items link to its hash. */
-static void fx_missing(struct fx_hist *h, unsigned c, unsigned code)
+static inline void fx_missing(struct fx_hist *h, unsigned c, unsigned code)
 {
 	fx_message(h, c, HL_PREC_ROUTINE, "lost", "never seen", 0, false);
 	h->nm--; /* no content: the exporter never held it */
@@ -237,7 +237,7 @@ static void fx_missing(struct fx_hist *h, unsigned c, unsigned code)
 }
 
 /* The golden history (docs: tests/golden/record/README.md). */
-static struct fx_hist *fx_golden(void)
+static inline struct fx_hist *fx_golden(void)
 {
 	struct fx_hist *h = fx_new();
 	const unsigned W = 0, P = 1;
@@ -263,7 +263,7 @@ struct fx_buf {
 	size_t len, cap;
 };
 
-static int fx_sink(void *arg, const void *p, size_t n)
+static inline int fx_sink(void *arg, const void *p, size_t n)
 {
 	struct fx_buf *b = arg;
 	if (b->len + n > b->cap) {
@@ -288,7 +288,7 @@ struct fx_variant {
 	const bool *disclose;         /* per h->m; NULL: each message's own flag */
 };
 
-static void fx_default(const struct fx_hist *h, struct fx_variant *v)
+static inline void fx_default(const struct fx_hist *h, struct fx_variant *v)
 {
 	memset(v, 0, sizeof(*v));
 	for (unsigned c = 0; c < 2; c++) {
@@ -298,12 +298,12 @@ static void fx_default(const struct fx_hist *h, struct fx_variant *v)
 	}
 }
 
-static bool fx_disclosed(const struct fx_hist *h, const struct fx_variant *v, size_t i)
+static inline bool fx_disclosed(const struct fx_hist *h, const struct fx_variant *v, size_t i)
 {
 	return v->disclose ? v->disclose[i] : h->m[i].disclose;
 }
 
-static void fx_write(const struct fx_hist *h, const struct fx_variant *vv, uint8_t **out,
+static inline void fx_write(const struct fx_hist *h, const struct fx_variant *vv, uint8_t **out,
 		     size_t *outlen)
 {
 	struct fx_variant dv;
@@ -383,7 +383,7 @@ static void fx_write(const struct fx_hist *h, const struct fx_variant *vv, uint8
 
 /* Parses and verifies BUF against cards of stations A and B: 0 or the
  * failure; WHY (optional) gets the reason. */
-static int fx_check(const uint8_t *buf, size_t len, int a, int b, char *why, size_t whylen)
+static inline int fx_check(const uint8_t *buf, size_t len, int a, int b, char *why, size_t whylen)
 {
 	struct hl_record *rec = NULL;
 	char w[640];
