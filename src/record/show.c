@@ -14,12 +14,6 @@
 
 #define BLANK_TIME "                        " /* as wide as an RFC 3339 time */
 
-static void collect_note(void *arg, const char *line)
-{
-	(void)line;
-	(*(size_t *)arg)++;
-}
-
 static void header(const struct hl_record *rec, struct hl_record_show *s, int ret,
 		   const struct hl_record_verdict *v)
 {
@@ -121,14 +115,13 @@ int hl_record_show(const struct hl_record *rec, FILE *out)
 {
 	struct hl_record_show s = { .rec = rec, .out = out };
 	struct hl_record_verdict v;
-	size_t notes = 0;
 	char names[2][HL_NAME_MAX * 3 + 1];
 	for (unsigned c = 0; c < 2; c++) {
 		hl_sanitize(rec->card[c].name, strlen(rec->card[c].name), names[c],
 			    sizeof(names[c]), 0);
 		s.name[c] = names[c];
 	}
-	int ret = hl_record_verify(rec, &rec->card[0], &rec->card[1], collect_note, &notes, &v);
+	int ret = hl_record_verify(rec, &rec->card[0], &rec->card[1], NULL, NULL, &v);
 	header(rec, &s, ret, &v);
 
 	struct hl_item *it = xmalloc(sizeof(*it));
