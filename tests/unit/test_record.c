@@ -388,7 +388,7 @@ static void test_remove_each_entry_fails(void **state)
 			for (size_t i = 0; i < n; i++)
 				if (i != k)
 					order[m++] = i;
-			char what[64];
+			char what[128];
 			snprintf(what, sizeof(what), "chain %u without entry %zu", c, k + 1);
 			/* Dropping the exporter's own last receipt, which nothing
 			 * acknowledges yet, re-sealed, cannot be seen from this
@@ -436,7 +436,7 @@ static void test_duplicate_each_entry_fails(void **state)
 				if (i == k)
 					order[m++] = i;
 			}
-			char what[64];
+			char what[128];
 			snprintf(what, sizeof(what), "chain %u with entry %zu twice", c, k + 1);
 			check_order(c, order, m, false, what);
 		}
@@ -454,7 +454,7 @@ static void test_reorder_entries_fails(void **state)
 				order[i] = i;
 			order[k] = k + 1;
 			order[k + 1] = k;
-			char what[64];
+			char what[128];
 			snprintf(what, sizeof(what), "chain %u with entries %zu and %zu swapped", c,
 				 k + 1, k + 2);
 			check_order(c, order, n, false, what);
