@@ -107,7 +107,10 @@ static size_t show_entry(struct hl_record_show *s, unsigned c, size_t k, struct 
 	}
 	hl_rfc3339((int64_t)it->time_ms, when);
 	fprintf(f, "%-24s  %s -> %s  #%zu  ", when, s->name[c], s->name[1 - c], k);
-	kind->show(s, c, k, e, it);
+	if (kind->show)
+		kind->show(s, c, k, e, it);
+	else
+		fprintf(f, "%s\n", kind->name);
 	return k;
 }
 
