@@ -16,7 +16,7 @@ set -euo pipefail
 
 level=${1:-build}
 
-build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev
+build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
             libjansson-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
             python3-dissononce strace)

@@ -28,7 +28,10 @@ static const struct hl_command commands[] = {
 	{ "inbox", inbox_main, "[--json] [--unread]", "received messages" },
 	{ "outbox", outbox_main, "[--json]", "sent messages with their state" },
 	{ "read", read_main, "ID [--json] [--save DIR]", "one message, with its verification" },
-	{ "watch", watch_main, "[--json]", "follow arrivals, receipts and refusals as they happen" },
+	{ "watch", watch_main, "[--json]", "follow arrivals, receipts, checks and alarms as they happen" },
+	{ "check", check_main, "PEER [--timeout SECONDS] [--json]", "test the line to a peer now" },
+	{ "answer", answer_main, "[ID] [--json]", "answer, as a person, the line checks that wait for one" },
+	{ "agree", agree_main, "propose PEER FILE | sign ID | list [--json]", "co-signed documents" },
 	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
 };
 

@@ -30,6 +30,9 @@ int inbox_main(struct hl_ctx *ctx, int argc, char **argv);
 int outbox_main(struct hl_ctx *ctx, int argc, char **argv);
 int read_main(struct hl_ctx *ctx, int argc, char **argv);
 int watch_main(struct hl_ctx *ctx, int argc, char **argv);
+int check_main(struct hl_ctx *ctx, int argc, char **argv);
+int answer_main(struct hl_ctx *ctx, int argc, char **argv);
+int agree_main(struct hl_ctx *ctx, int argc, char **argv);
 int record_main(struct hl_ctx *ctx, int argc, char **argv);
 
 /* Reports a failure on stderr as "hotline NAME: MESSAGE" and returns

@@ -305,8 +305,12 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 				ret = hl_fail("read", "--save: %s", err);
 				goto out;
 			}
-			if (!json)
-				fprintf(stderr, "saved %s/%s\n", save, row.att[i].name);
+			if (!json) {
+				char name[256];
+				hl_sanitize(row.att[i].name, strlen(row.att[i].name), name,
+					    sizeof(name), 0);
+				printf("Saved:      %s/%s (its signed hash verified)\n", save, name);
+			}
 		}
 	}
 	if (row.dir == HL_DIR_IN && row.unread && hl_store_mark_read(mc.store, row.id) < 0)

@@ -76,6 +76,7 @@ static void fmt_since(const char *rfc, char *out, size_t cap)
 }
 
 static void print_delivery(json_t *dl);
+static void print_check(json_t *ck);
 
 static void print_human(json_t *resp)
 {
@@ -113,6 +114,64 @@ static void print_human(json_t *resp)
 		printf("%-20s %-12s %-22s %-8s %s\n", clean(jstr(p, "name"), a, sizeof(a)),
 		       jstr(p, "state") ? jstr(p, "state") : "?", since, rtt, err);
 		print_delivery(json_object_get(p, "delivery"));
+		print_check(json_object_get(p, "check"));
+	}
+}
+
+/* Line checks: the schedule, the last check, an alarm, and the peer's
+ * checks that wait for a person here. */
+static void print_check(json_t *ck)
+{
+	char b[400], when[64], line[700];
+	size_t n = 0;
+	if (!json_is_object(ck))
+		return;
+	json_t *alarm = json_object_get(ck, "alarm");
+	if (json_is_object(alarm)) {
+		const char *kind = jstr(alarm, "alarm");
+		if (kind && strcmp(kind, "equivocation") == 0) {
+			printf("  ALARM equivocation: the peer signed two different items at one position "
+			       "(%lld case%s kept as evidence)\n",
+			       (long long)json_integer_value(json_object_get(alarm, "count")),
+			       json_integer_value(json_object_get(alarm, "count")) == 1 ? "" : "s");
+		} else {
+			fmt_since(jstr(alarm, "at"), when, sizeof(when));
+			printf("  ALARM %s: %s at %s (check %s)\n", kind ? kind : "?",
+			       kind && strcmp(kind, "no_connection") == 0 ? "no connection"
+			       : kind && strcmp(kind, "no_person") == 0 ? "the station answered, no person did"
+			       : "connected, but no answer", when, clean(jstr(alarm, "id"), b, sizeof(b)));
+		}
+	}
+	const char *sched = jstr(ck, "schedule");
+	json_t *last = json_object_get(ck, "last");
+	if (sched)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "  checks %s (%s)", sched,
+				      jstr(ck, "mode") ? jstr(ck, "mode") : "?");
+	if (json_is_object(last) && n < sizeof(line)) {
+		json_t *rtt = json_object_get(last, "rtt_ms");
+		char r[32] = "";
+		if (json_is_integer(rtt))
+			snprintf(r, sizeof(r), ", %lld ms", (long long)json_integer_value(rtt));
+		fmt_since(jstr(last, "at"), when, sizeof(when));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%slast check %s: %s%s",
+				      n ? "; " : "  ", when, jstr(last, "result") ? jstr(last, "result") : "?", r);
+	}
+	if (sched && jstr(ck, "next") && n < sizeof(line)) {
+		fmt_since(jstr(ck, "next"), when, sizeof(when));
+		/* "(0s ago)" reads oddly for a future time: keep the clock part */
+		char *paren = strchr(when, ' ');
+		if (paren)
+			*paren = '\0';
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "; next %s", when);
+	}
+	if (n)
+		printf("%s\n", line);
+	size_t i;
+	json_t *pc;
+	json_array_foreach(json_object_get(ck, "pending_answer"), i, pc) {
+		fmt_since(jstr(pc, "at"), when, sizeof(when));
+		printf("  LINE CHECK %s waits for a person since %s: answer with 'hotline answer'\n",
+		       clean(jstr(pc, "id"), b, sizeof(b)), when);
 	}
 }
 

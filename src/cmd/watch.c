@@ -23,6 +23,24 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "";
 }
 
+/* A field of EV, sanitised (a static buffer: one use per printf). */
+static const char *reason_or(json_t *ev, const char *key)
+{
+	static char buf[600];
+	hl_sanitize(jstr(ev, key), strlen(jstr(ev, key)), buf, sizeof(buf), 0);
+	return buf;
+}
+
+static const char *rtt_text(json_t *ev)
+{
+	static char buf[32];
+	json_t *r = json_object_get(ev, "rtt_ms");
+	buf[0] = '\0';
+	if (json_is_integer(r))
+		snprintf(buf, sizeof(buf), " (%lld ms)", (long long)json_integer_value(r));
+	return buf;
+}
+
 static void print_event(json_t *ev)
 {
 	char peer[96], subject[256], reason[256];
@@ -44,6 +62,24 @@ static void print_event(json_t *ev)
 		printf("%s  %s REFUSED %.12s: %s\n", jstr(ev, "at"), peer, jstr(ev, "id"), reason);
 	else if (strcmp(kind, "refused_in") == 0)
 		printf("%s  refused %.12s from %s: %s\n", jstr(ev, "at"), jstr(ev, "id"), peer, reason);
+	else if (strcmp(kind, "alarm") == 0)
+		printf("%s  ALARM %s %s: %s\n", jstr(ev, "at"), peer, jstr(ev, "alarm"), reason_or(ev, "detail"));
+	else if (strcmp(kind, "check") == 0)
+		printf("%s  line check to %s %.12s: %s%s\n", jstr(ev, "at"), peer, jstr(ev, "id"),
+		       jstr(ev, "result"), rtt_text(ev));
+	else if (strcmp(kind, "answer") == 0)
+		printf("%s  %s answered check %.12s (%s)\n", jstr(ev, "at"), peer, jstr(ev, "id"),
+		       jstr(ev, "by"));
+	else if (strcmp(kind, "check_in") == 0 && strcmp(jstr(ev, "answer"), "no_person") == 0)
+		printf("%s  nobody answered %s's check %.12s: recorded \"no person\"\n", jstr(ev, "at"),
+		       peer, jstr(ev, "id"));
+	else if (strcmp(kind, "check_in") == 0)
+		printf("%s  line check from %s %.12s%s\n", jstr(ev, "at"), peer, jstr(ev, "id"),
+		       json_is_true(json_object_get(ev, "waiting_for_person"))
+			       ? ": WAITS FOR A PERSON (hotline answer)" : ", answered by the station");
+	else if (strcmp(kind, "agreement_proposed") == 0 || strcmp(kind, "agreement_signed") == 0)
+		printf("%s  agreement %.16s %s %s (%s)\n", jstr(ev, "at"), jstr(ev, "id"),
+		       kind[10] == 'p' ? "proposed by" : "countersigned by", peer, reason_or(ev, "name"));
 	else
 		printf("%s  %s (%s)\n", jstr(ev, "at"), kind, peer);
 	fflush(stdout);
@@ -65,7 +101,8 @@ int watch_main(struct hl_ctx *ctx, int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: hotline watch [--json]\n\n"
-			       "Follow the daemon's events (arrivals, receipts, refusals) until interrupted.\n\n"
+			       "Follow the daemon's events (arrivals, receipts, refusals, line checks,\n"
+			       "alarms, agreements) until interrupted.\n\n"
 			       "      --json  one JSON object per line\n");
 			return HL_EXIT_OK;
 		default:

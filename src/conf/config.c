@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -181,6 +182,72 @@ int hl_size_parse(const char *s, size_t len, uint64_t *bytes)
 	return 0;
 }
 
+int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHECK_AT_MAX],
+		      unsigned *n)
+{
+	size_t i = 0;
+	unsigned k = 0;
+	for (;;) {
+		while (i < len && s[i] == ' ')
+			i++;
+		/* HH:MM, exactly two digits each */
+		if (len - i < 5 || s[i + 2] != ':')
+			return HL_EINVAL;
+		for (size_t j = 0; j < 5; j++)
+			if (j != 2 && (s[i + j] < '0' || s[i + j] > '9'))
+				return HL_EINVAL;
+		unsigned h = (unsigned)(s[i] - '0') * 10 + (unsigned)(s[i + 1] - '0');
+		unsigned m = (unsigned)(s[i + 3] - '0') * 10 + (unsigned)(s[i + 4] - '0');
+		if (h > 23 || m > 59 || k == HL_CHECK_AT_MAX)
+			return HL_EINVAL;
+		uint16_t v = (uint16_t)(h * 60 + m);
+		/* insert in order; a repeat is an error */
+		unsigned pos = k;
+		while (pos > 0 && minutes[pos - 1] > v)
+			pos--;
+		if (pos > 0 && minutes[pos - 1] == v)
+			return HL_EINVAL;
+		memmove(minutes + pos + 1, minutes + pos, (k - pos) * sizeof(*minutes));
+		minutes[pos] = v;
+		k++;
+		i += 5;
+		while (i < len && s[i] == ' ')
+			i++;
+		if (i == len)
+			break;
+		if (s[i] != ',')
+			return HL_EINVAL;
+		i++;
+	}
+	*n = k;
+	return 0;
+}
+
+int hl_zone_name_valid(const char *name)
+{
+	size_t n = strnlen(name, HL_ZONE_MAX + 1);
+	if (n == 0 || n > HL_ZONE_MAX || name[0] == '/' || name[n - 1] == '/')
+		return 0;
+	size_t part = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char c = name[i];
+		if (c == '/' || c == '\0') {
+			/* no empty, "." or ".." component: the name stays under
+			 * the zoneinfo directory */
+			if (part == 0 || (part == 1 && name[i - 1] == '.') ||
+			    (part == 2 && name[i - 1] == '.' && name[i - 2] == '.'))
+				return 0;
+			part = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '+' || c == '-' || c == '.'))
+			return 0;
+		part++;
+	}
+	return 1;
+}
+
 /* A duration as people write it, for error messages. */
 static void fmt_ms(uint32_t ms, char out[static 16])
 {
@@ -216,7 +283,8 @@ static int signing_key_usable(const uint8_t key[static HL_KEY_LEN])
 enum key_id {
 	K_NAME, K_LISTEN, K_ADDRESS, K_KEEPALIVE, K_KEEPALIVE_TIMEOUT,
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
-	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_COUNT
+	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
+	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -232,6 +300,12 @@ static const char *const key_names[K_COUNT] = {
 	[K_PEER_QUOTA] = "PeerQuota",
 	[K_DISK_RESERVE] = "DiskReserve",
 	[K_SIGNING_KEY] = "SigningKey",
+	[K_CHECK_EVERY] = "CheckEvery",
+	[K_CHECK_AT] = "CheckAt",
+	[K_CHECK_ZONE] = "CheckZone",
+	[K_CHECK_TIMEOUT] = "CheckTimeout",
+	[K_CHECK_MODE] = "CheckMode",
+	[K_ALARM_COMMAND] = "AlarmCommand",
 };
 
 #define BIT(k) (1u << (k))
@@ -248,10 +322,12 @@ static const struct sec_def sec_defs[] = {
 			  BIT(K_NAME) | BIT(K_LISTEN) | BIT(K_ADDRESS) | BIT(K_KEEPALIVE) |
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
-				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE),
+				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
-		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
+			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
+			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
@@ -270,6 +346,11 @@ struct section {
 	uint8_t signing_key[HL_KEY_LEN];
 	uint32_t ms[K_COUNT];                /* the durations */
 	uint64_t bytes[K_COUNT];             /* the sizes */
+	uint16_t check_at[HL_CHECK_AT_MAX];
+	unsigned n_check_at;
+	char check_zone[HL_ZONE_MAX + 1];
+	unsigned check_mode;
+	char alarm_command[HL_ALARM_COMMAND_MAX + 1];
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -365,7 +446,7 @@ static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, 
 	char q[QUOTE_MAX * 3 + 4];
 	/* Upper bounds keep 3 x Keepalive and the timers' arithmetic in range;
 	 * Rehandshake's is the forward-secrecy promise. */
-	uint32_t max = k == K_KEEPALIVE_TIMEOUT ? 24u * 3600000 : 3600000;
+	uint32_t max = k == K_KEEPALIVE_TIMEOUT || k == K_CHECK_EVERY ? 24u * 3600000 : 3600000;
 	int r = hl_duration_parse(it->value, it->value_len, out);
 	if (r < 0)
 		return perr(p, it->line, HL_EINVAL,
@@ -390,6 +471,12 @@ static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint
 			    "bare numbers are bytes)",
 			    key_names[k], quote(it->value, it->value_len, q));
 	return 0;
+}
+
+/* The value is WORD, ignoring case. */
+static int value_is(const hl_ini_item *it, const char *word)
+{
+	return it->value_len == strlen(word) && strncasecmp(it->value, word, it->value_len) == 0;
 }
 
 static int on_pair(struct parser *p, const hl_ini_item *it)
@@ -432,6 +519,40 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 	case K_PEER_QUOTA:
 	case K_DISK_RESERVE:
 		return set_size(p, it, (enum key_id)k, &s->bytes[k]);
+	case K_CHECK_EVERY:
+	case K_CHECK_TIMEOUT:
+		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
+	case K_CHECK_AT:
+		if (hl_check_at_parse(it->value, it->value_len, s->check_at, &s->n_check_at) < 0)
+			return perr(p, it->line, HL_EINVAL,
+				    "bad CheckAt '%s': want times of day such as 09:00,17:00 "
+				    "(HH:MM, 24-hour, each once, at most %d)",
+				    quote(it->value, it->value_len, q), HL_CHECK_AT_MAX);
+		return 0;
+	case K_CHECK_ZONE:
+		if (value_copy(it, s->check_zone, sizeof(s->check_zone)) < 0 ||
+		    !hl_zone_name_valid(s->check_zone))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad CheckZone '%s': want an IANA time zone such as Asia/Seoul",
+				    quote(it->value, it->value_len, q));
+		return 0;
+	case K_CHECK_MODE:
+		if (value_is(it, "machine"))
+			s->check_mode = 0;
+		else if (value_is(it, "operator"))
+			s->check_mode = 1;
+		else
+			return perr(p, it->line, HL_EINVAL,
+				    "bad CheckMode '%s': want machine or operator",
+				    quote(it->value, it->value_len, q));
+		return 0;
+	case K_ALARM_COMMAND:
+		if (value_copy(it, s->alarm_command, sizeof(s->alarm_command)) < 0 ||
+		    s->alarm_command[0] != '/' || memchr(it->value, '\0', it->value_len))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad AlarmCommand '%s': want the absolute path of a program",
+				    quote(it->value, it->value_len, q));
+		return 0;
 	case K_COUNT:
 		break;
 	}
@@ -472,6 +593,7 @@ static int commit_station(struct parser *p, const struct section *s)
 						   : HL_DEFAULT_PEER_QUOTA_BYTES;
 	c->reserve_bytes = s->key_line[K_DISK_RESERVE] ? s->bytes[K_DISK_RESERVE]
 						       : HL_DEFAULT_DISK_RESERVE_BYTES;
+	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -485,6 +607,23 @@ static int commit_station(struct parser *p, const struct section *s)
 static int commit_peer(struct parser *p, const struct section *s)
 {
 	hl_station_conf *c = p->conf;
+	if (s->key_line[K_CHECK_EVERY] && s->key_line[K_CHECK_AT])
+		return perr(p, s->key_line[K_CHECK_AT], HL_EINVAL,
+			    "CheckAt and CheckEvery (line %u) both given: choose one schedule",
+			    s->key_line[K_CHECK_EVERY]);
+	if (s->key_line[K_CHECK_ZONE] && !s->key_line[K_CHECK_AT])
+		return perr(p, s->key_line[K_CHECK_ZONE], HL_EINVAL,
+			    "CheckZone applies to CheckAt times, and this [Peer] has no CheckAt");
+	uint32_t timeout = s->key_line[K_CHECK_TIMEOUT] ? s->ms[K_CHECK_TIMEOUT]
+						       : HL_DEFAULT_CHECK_TIMEOUT_MS;
+	if (s->key_line[K_CHECK_EVERY] && timeout >= s->ms[K_CHECK_EVERY]) {
+		char a[16], b[16];
+		fmt_ms(timeout, a);
+		fmt_ms(s->ms[K_CHECK_EVERY], b);
+		return perr(p, s->key_line[K_CHECK_TIMEOUT] ? s->key_line[K_CHECK_TIMEOUT]
+							    : s->key_line[K_CHECK_EVERY],
+			    HL_EINVAL, "CheckTimeout (%s) must be shorter than CheckEvery (%s)", a, b);
+	}
 	for (size_t i = 0; i < c->npeers; i++) {
 		const hl_peer_conf *o = &c->peers[i];
 		if (strcmp(o->name, s->name) == 0)
@@ -510,6 +649,13 @@ static int commit_peer(struct parser *p, const struct section *s)
 	hl_fingerprint(n->noise_key, n->signing_key, n->fingerprint);
 	n->first_line = s->first_line;
 	n->last_line = s->last_line;
+	n->check_every_ms = s->key_line[K_CHECK_EVERY] ? s->ms[K_CHECK_EVERY] : 0;
+	memcpy(n->check_at, s->check_at, sizeof(n->check_at));
+	n->n_check_at = s->n_check_at;
+	memcpy(n->check_zone, s->check_zone, sizeof(n->check_zone));
+	n->check_zone_line = s->key_line[K_CHECK_ZONE];
+	n->check_timeout_ms = timeout;
+	n->check_mode = s->check_mode;
 	return 0;
 }
 
@@ -635,6 +781,20 @@ int hl_conf_parse(const char *buf, size_t len, const char *filename, hl_station_
 	return 0;
 }
 
+int hl_zone_exists(const char *zone)
+{
+	const char *base = getenv("TZDIR");
+	if (!base || !*base)
+		base = "/usr/share/zoneinfo";
+	if (!hl_zone_name_valid(zone))
+		return 0;
+	char *path = hl_path_join(base, zone);
+	struct stat sb;
+	int ok = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+	free(path);
+	return ok;
+}
+
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN])
 {
 	char *path = hl_path_join(dir, HL_CONF_FILE);
@@ -646,6 +806,19 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", path, hl_strerror(r));
 	else
 		r = hl_conf_parse(buf, len, path, out, err);
+	/* The parser does no I/O; that a CheckZone exists is checked here. */
+	for (size_t i = 0; r == 0 && i < (*out)->npeers; i++) {
+		const hl_peer_conf *pc = &(*out)->peers[i];
+		if (pc->check_zone[0] && !hl_zone_exists(pc->check_zone)) {
+			char q[QUOTE_MAX * 3 + 4];
+			snprintf(err, HL_CONF_ERR_LEN, "%s:%u: unknown CheckZone '%s' (no such zone "
+				 "in the zoneinfo directory; is tzdata installed?)", path,
+				 pc->check_zone_line, quote(pc->check_zone, strlen(pc->check_zone), q));
+			hl_conf_free(*out);
+			*out = NULL;
+			r = HL_EINVAL;
+		}
+	}
 	free(buf);
 	free(path);
 	return r;

@@ -13,6 +13,14 @@
  *   MaxAttachment = 4G             (larger attachments are refused)
  *   PeerQuota = 64G                (each peer's incoming storage)
  *   DiskReserve = 16M              (free space never given to peers)
+ *   AlarmCommand = /path/to/prog   (run on an alarm; see daemon/checks.c)
+ *
+ * Line checks, per [Peer] (all optional): CheckEvery = DURATION (at most
+ * 24h), or CheckAt = HH:MM[,HH:MM...] (at most 48 times a day) with
+ * CheckZone = an IANA zone such as Asia/Seoul (default UTC; the zone must
+ * exist under the zoneinfo directory, $TZDIR or /usr/share/zoneinfo);
+ * CheckTimeout = DURATION (default 30s, at most 1h, shorter than
+ * CheckEvery); CheckMode = machine | operator (default machine).
  *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
@@ -53,6 +61,11 @@
 #define HL_DEFAULT_MAX_ATTACHMENT_BYTES (UINT64_C(4) << 30)
 #define HL_DEFAULT_PEER_QUOTA_BYTES (UINT64_C(64) << 30)
 #define HL_DEFAULT_DISK_RESERVE_BYTES (UINT64_C(16) << 20)
+#define HL_DEFAULT_CHECK_TIMEOUT_MS 30000
+#define HL_CHECK_EVERY_MAX_MS (24u * 3600 * 1000)
+#define HL_CHECK_AT_MAX 48
+#define HL_ZONE_MAX 64
+#define HL_ALARM_COMMAND_MAX 1024
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -69,6 +82,14 @@ typedef struct hl_peer_conf {
 	uint8_t fingerprint[HL_FP_LEN];      /* derived at parse time */
 	unsigned first_line, last_line;      /* the section's lines in the file:
 					      * its header and its last key */
+	/* line checks: CheckEvery or CheckAt (neither: no scheduled checks) */
+	uint32_t check_every_ms;             /* 0 when not given */
+	uint16_t check_at[HL_CHECK_AT_MAX];  /* minutes after midnight, ascending */
+	unsigned n_check_at;
+	char check_zone[HL_ZONE_MAX + 1];    /* "" for UTC */
+	unsigned check_zone_line;            /* where CheckZone was given; 0 none */
+	uint32_t check_timeout_ms;
+	unsigned check_mode;                 /* enum hl_check_mode (msg/item.h) */
 } hl_peer_conf;
 
 typedef struct hl_station_conf {
@@ -83,6 +104,7 @@ typedef struct hl_station_conf {
 	uint64_t max_attachment;             /* MaxAttachment: larger ones are refused */
 	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
+	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
 	hl_peer_conf *peers;
 	size_t npeers;
 } hl_station_conf;
@@ -117,6 +139,17 @@ int hl_name_valid(const char *name);
  * HL_ETOOBIG above UINT32_MAX milliseconds.  0 is accepted here; the
  * configuration refuses it. */
 int hl_duration_parse(const char *s, size_t len, uint32_t *ms);
+/* CheckAt's value: "HH:MM[,HH:MM...]" (spaces allowed around commas),
+ * sorted and without repeats into MINUTES; HL_EINVAL for bad syntax, a
+ * repeat or more than HL_CHECK_AT_MAX times. */
+int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHECK_AT_MAX],
+		      unsigned *n);
+/* 1 when NAME looks like an IANA zone name (Area/City, letters, digits,
+ * '_', '+', '-', '/'; no "." or ".." part), else 0.  No I/O. */
+int hl_zone_name_valid(const char *name);
+/* 1 when ZONE is a valid name and its zoneinfo file exists ($TZDIR, else
+ * /usr/share/zoneinfo). */
+int hl_zone_exists(const char *zone);
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);

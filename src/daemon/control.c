@@ -6,8 +6,9 @@
  * Limits: a request is at most HL_CONTROL_MAX_LINE bytes and must arrive
  * within CLIENT_TIMEOUT_MS; at most MAX_CLIENTS are served at once (more
  * get an error).  Requests: "status", "reload", "poke" (the store has
- * new work), and "watch", which keeps the connection open and streams one
- * event object per line until the client closes. */
+ * new work), "check" (a line check now: answered when the check is
+ * decided, see checks.c), and "watch", which keeps the connection open and
+ * streams one event object per line until the client closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 #define MAX_CLIENTS 16
 #define CLIENT_TIMEOUT_MS 5000
 
-struct client {
+struct hl_control_client {
 	struct hl_control *srv;
 	uv_pipe_t pipe;
 	uv_timer_t timer;
@@ -34,27 +35,29 @@ struct client {
 	bool done;          /* a response is on its way; input is ignored */
 	bool closing;
 	bool watching;      /* a `watch` stream: events until the client closes */
+	bool waiting_check; /* a "check" request: answered when the check is decided */
+	uint8_t check_id[16];
 	int refs;
-	struct client *prev, *next;
+	struct hl_control_client *prev, *next;
 };
 
 struct hl_control {
 	struct hl_daemon *d;
 	uv_pipe_t server;
-	struct client *clients;
+	struct hl_control_client *clients;
 	size_t nclients;
 };
 
 static void on_client_closed(uv_handle_t *h)
 {
-	struct client *cl = h->data;
+	struct hl_control_client *cl = h->data;
 	if (--cl->refs > 0)
 		return;
 	free(cl->buf);
 	free(cl);
 }
 
-static void client_close(struct client *cl)
+static void client_close(struct hl_control_client *cl)
 {
 	struct hl_control *srv = cl->srv;
 	if (cl->closing)
@@ -73,14 +76,14 @@ static void client_close(struct client *cl)
 
 static void on_response_written(uv_write_t *req, int status)
 {
-	struct client *cl = req->data;
+	struct hl_control_client *cl = req->data;
 	(void)status;
 	free(req);
 	client_close(cl);
 }
 
 /* Sends RESP (consumed) as one line, then closes. */
-static void respond(struct client *cl, json_t *resp)
+static void respond(struct hl_control_client *cl, json_t *resp)
 {
 	char *text = json_dumps(resp, JSON_COMPACT);
 	json_decref(resp);
@@ -104,7 +107,7 @@ static void respond(struct client *cl, json_t *resp)
 	}
 }
 
-static void respond_error(struct client *cl, const char *msg)
+static void respond_error(struct hl_control_client *cl, const char *msg)
 {
 	respond(cl, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
 }
@@ -115,8 +118,11 @@ static json_t *status_json(struct hl_daemon *d)
 	json_t *peers = json_array();
 	hl_fingerprint_text(d->fingerprint, fp);
 	hl_rfc3339(d->started_wall_ms, started);
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		json_array_append_new(peers, hl_peer_status_json(p));
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		json_t *o = hl_peer_status_json(p);
+		json_object_set_new(o, "check", hl_checks_status_json(p));
+		json_array_append_new(peers, o);
+	}
 	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s}",
 				    "name", d->conf->name,
 				    "fingerprint", fp,
@@ -137,7 +143,7 @@ static void on_event_written(uv_write_t *req, int status)
 	free(req);
 }
 
-static void send_line(struct client *cl, json_t *o)
+static void send_line(struct hl_control_client *cl, json_t *o)
 {
 	char *text = json_dumps(o, JSON_COMPACT);
 	if (!text)
@@ -155,7 +161,7 @@ static void send_line(struct client *cl, json_t *o)
 	}
 }
 
-static void start_watch(struct client *cl)
+static void start_watch(struct hl_control_client *cl)
 {
 	cl->watching = true;
 	cl->done = true;            /* further input is ignored; EOF closes */
@@ -169,7 +175,7 @@ void hl_control_emit(struct hl_daemon *d, json_t *ev)
 {
 	if (!d->control)
 		return;
-	struct client *cl = d->control->clients, *next;
+	struct hl_control_client *cl = d->control->clients, *next;
 	for (; cl; cl = next) {
 		next = cl->next;
 		if (!cl->watching || cl->closing)
@@ -182,7 +188,31 @@ void hl_control_emit(struct hl_daemon *d, json_t *ev)
 	}
 }
 
-static void handle_request(struct client *cl, const char *line, size_t len)
+void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16])
+{
+	/* The check's deadline (at most an hour) bounds the wait, not the
+	 * request timer; further input is ignored. */
+	cl->waiting_check = true;
+	cl->done = true;
+	memcpy(cl->check_id, id, 16);
+	uv_timer_stop(&cl->timer);
+	uv_read_stop((uv_stream_t *)&cl->pipe);
+}
+
+void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp)
+{
+	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (cl->waiting_check && !cl->closing && memcmp(cl->check_id, id, 16) == 0) {
+			cl->waiting_check = false;
+			respond(cl, json_incref(resp));
+		}
+	}
+	json_decref(resp);
+}
+
+static void handle_request(struct hl_control_client *cl, const char *line, size_t len)
 {
 	struct hl_daemon *d = cl->srv->d;
 	char cmd[HL_CONTROL_CMD_MAX + 1], err[HL_CONTROL_ERR_LEN];
@@ -190,6 +220,13 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 
 	if (hl_control_parse_request(line, len, &req, cmd, err) < 0) {
 		respond_error(cl, err);
+		return;
+	}
+	if (strcmp(cmd, "check") == 0) {
+		json_t *resp = hl_checks_control(d, req, cl);
+		json_decref(req);
+		if (resp)
+			respond(cl, resp);
 		return;
 	}
 	json_decref(req);
@@ -216,7 +253,7 @@ static void handle_request(struct client *cl, const char *line, size_t len)
 
 static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct client *cl = h->data;
+	struct hl_control_client *cl = h->data;
 	(void)suggested;
 	/* Room for one more byte than the cap, so an over-long line is seen. */
 	size_t room = HL_CONTROL_MAX_LINE + 1 - cl->len;
@@ -225,7 +262,7 @@ static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	struct client *cl = s->data;
+	struct hl_control_client *cl = s->data;
 	(void)buf;
 	if (cl->watching && nread < 0) {
 		client_close(cl);
@@ -257,7 +294,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void on_client_timeout(uv_timer_t *t)
 {
-	struct client *cl = t->data;
+	struct hl_control_client *cl = t->data;
 	if (!cl->done)
 		respond_error(cl, "no complete request within 5 seconds");
 }
@@ -267,7 +304,7 @@ static void on_client(uv_stream_t *server, int status)
 	struct hl_control *srv = server->data;
 	if (status < 0)
 		return;
-	struct client *cl = xcalloc(1, sizeof(*cl));
+	struct hl_control_client *cl = xcalloc(1, sizeof(*cl));
 	cl->srv = srv;
 	cl->buf = xmalloc(HL_CONTROL_MAX_LINE + 1);
 	uv_pipe_init(&srv->d->loop, &cl->pipe, 0);

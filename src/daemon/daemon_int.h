@@ -80,10 +80,15 @@ struct hl_peer {
 	uint64_t session_wall_ms;    /* when the current session was confirmed */
 	char last_dial_error[HL_ERRTEXT_LEN]; /* to log a repeated failure once */
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
+	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
+	int64_t last_sched_ms;       /* when the last scheduled check was made */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
 
 struct hl_control;
+struct hl_control_client;
+struct hl_alarm;
+struct hl_alarm_proc;
 
 struct hl_daemon {
 	uv_loop_t loop;
@@ -119,6 +124,10 @@ struct hl_daemon {
 	uv_check_t commit_check;
 	uv_timer_t poll_timer;
 	bool delivery_started;
+	uv_timer_t check_timer;              /* checks.c: the next check or deadline */
+	bool checks_started;
+	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
+	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -159,6 +168,26 @@ int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_control_stop(struct hl_daemon *d);
 /* Sends EV (not consumed) to every `watch` client. */
 void hl_control_emit(struct hl_daemon *d, json_t *ev);
+/* A client waiting for the outcome of check ID (a "check" request) gets
+ * RESP (consumed) and is closed; nothing happens when none waits. */
+struct hl_control_client;
+void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16]);
+void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp);
+
+/* checks.c */
+void hl_checks_start(struct hl_daemon *d);
+void hl_checks_stop(struct hl_daemon *d);
+/* The peer was added, or its configuration changed: (re)compute its schedule. */
+void hl_checks_peer_conf(struct hl_peer *p);
+/* After the burst's commit (ok) or its rollback: act on the alarms raised
+ * in it (log, watch, AlarmCommand), or forget them. */
+void hl_checks_postcommit(struct hl_daemon *d, bool committed);
+/* An engine event about checks, agreements or equivocation. */
+void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev);
+/* The control request "check": answers REQ on CLIENT later, through
+ * hl_control_reply_check(). */
+json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
+json_t *hl_checks_status_json(struct hl_peer *p);
 
 /* delivery.c */
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);

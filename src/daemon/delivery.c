@@ -40,21 +40,36 @@ static const char *event_name(enum hl_engine_event ev)
 	case HL_EV_DELIVERED: return "delivered";
 	case HL_EV_REFUSED: return "refused";
 	case HL_EV_REFUSED_IN: return "refused_in";
+	default: return NULL;
 	}
-	return "unknown";
 }
 
-static void on_engine_event(void *user, const char *peer, enum hl_engine_event ev,
-			    const uint8_t id[static 16])
+static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
+{
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		if (strcmp(p->conf.name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void on_engine_event(void *user, const char *peer, const struct hl_engine_evinfo *info)
 {
 	struct hl_daemon *d = user;
 	char hex[33], at[HL_RFC3339_LEN];
 	struct hl_msg_row row = { 0 };
-	hl_msg_id_hex(id, hex);
+	const char *name = event_name(info->ev);
+	if (!name) {
+		/* checks, agreements, equivocation: checks.c */
+		struct hl_peer *p = peer_named(d, peer);
+		if (p && p->engine)
+			hl_checks_engine_event(p, info);
+		return;
+	}
+	hl_msg_id_hex(info->id, hex);
 	hl_rfc3339(hl_now_ms(), at);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", event_name(ev), "at", at,
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "event", name, "at", at,
 			      "peer", peer, "id", hex);
-	if (hl_store_get_message_by_id(d->store, id, &row) == 0) {
+	if (hl_store_get_message_by_id(d->store, info->id, &row) == 0) {
 		json_object_set_new(o, "precedence", json_string(hl_precedence_name(row.precedence)));
 		/* Peer text: the watcher's JSON encoder escapes it; people see
 		 * it through `watch` without --json, which sanitises. */
@@ -64,11 +79,11 @@ static void on_engine_event(void *user, const char *peer, enum hl_engine_event e
 			json_object_set_new(o, "reason", json_string(row.reason));
 	}
 	hl_msg_row_clear(&row);
-	if (ev == HL_EV_ARRIVED)
+	if (info->ev == HL_EV_ARRIVED)
 		hl_info("%s: message %s arrived", peer, hex);
-	else if (ev == HL_EV_REFUSED || ev == HL_EV_REFUSED_IN)
+	else if (info->ev == HL_EV_REFUSED || info->ev == HL_EV_REFUSED_IN)
 		hl_warn("%s: message %s %s", peer, hex,
-			ev == HL_EV_REFUSED ? "refused by the peer" : "refused");
+			info->ev == HL_EV_REFUSED ? "refused by the peer" : "refused");
 	hl_control_emit(d, o);
 	json_decref(o);
 }
@@ -87,6 +102,7 @@ static void commit_burst(struct hl_daemon *d)
 		else
 			hl_store_rollback(d->store);
 		d->txn.open = false;
+		hl_checks_postcommit(d, ret == 0);
 		if (ret < 0) {
 			char text[HL_ERRTEXT_LEN];
 			snprintf(text, sizeof(text), "store: %s (nothing was acknowledged; retrying)",
@@ -169,6 +185,7 @@ int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	d->poll_timer.data = d;
 	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
 	d->delivery_started = true;
+	hl_checks_start(d);
 	return 0;
 }
 
@@ -184,6 +201,7 @@ void hl_delivery_stop(struct hl_daemon *d)
 	/* What arrived in this last turn is stored and acknowledged as usual
 	 * (the ACKs may not make it out; the peer resends, harmlessly). */
 	commit_burst(d);
+	hl_checks_stop(d);
 	uv_close((uv_handle_t *)&d->commit_check, on_closed);
 	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
 	d->delivery_started = false;
@@ -222,6 +240,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		hl_peer_set_error(p, text);
 		p->engine = NULL;
 	}
+	hl_checks_peer_conf(p);
 }
 
 void hl_delivery_peer_removed(struct hl_peer *p)

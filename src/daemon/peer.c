@@ -160,7 +160,13 @@ void hl_peer_remove(struct hl_peer *p)
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc)
 {
 	bool addr_changed = strcmp(p->conf.address, pc->address) != 0;
+	bool sched_changed = p->conf.check_every_ms != pc->check_every_ms ||
+			     p->conf.n_check_at != pc->n_check_at ||
+			     memcmp(p->conf.check_at, pc->check_at, sizeof(pc->check_at)) != 0 ||
+			     strcmp(p->conf.check_zone, pc->check_zone) != 0;
 	p->conf = *pc;
+	if (sched_changed)
+		hl_checks_peer_conf(p);
 	if (!addr_changed)
 		return;
 	hl_info("%s: address is now %s", p->conf.name,

@@ -46,6 +46,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "deliver/author.h"
 #include "deliver/records.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -141,10 +142,7 @@ struct refusal {
 	char text[HL_REFUSE_TEXT_MAX + 1];
 };
 
-struct event {
-	enum hl_engine_event ev;
-	uint8_t id[HL_MSG_ID_LEN];
-};
+typedef struct hl_engine_evinfo event_t;
 
 struct resume_map {
 	struct hl_resume_entry *e;
@@ -176,7 +174,7 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
-	struct event *events;        /* for the operator, after the commit */
+	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
 
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
@@ -201,17 +199,26 @@ const char *hl_engine_error(const hl_engine *e)
 	return e->error;
 }
 
-static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+static event_t *add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t *id,
+				size_t idlen)
 {
+	static event_t discard;
 	if (!e->env.on_event)
-		return;
+		return &discard;
 	if (e->nev == e->capev) {
 		e->capev = e->capev ? 2 * e->capev : 16;
 		e->events = xrealloc(e->events, e->capev * sizeof(*e->events));
 	}
-	e->events[e->nev].ev = ev;
-	memcpy(e->events[e->nev].id, id, HL_MSG_ID_LEN);
-	e->nev++;
+	event_t *x = &e->events[e->nev++];
+	memset(x, 0, sizeof(*x));
+	x->ev = ev;
+	memcpy(x->id, id, idlen);
+	return x;
+}
+
+static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+{
+	(void)add_event_info(e, ev, id, HL_MSG_ID_LEN);
 }
 
 static bool prec_valid(unsigned p)
@@ -736,14 +743,36 @@ static bool in_all_complete(const struct in_msg *m)
 	return true;
 }
 
-/* Makes M visible if its predecessor in the same precedence is visible or
- * refused, then tries the messages that were waiting for it. */
+/* May M (every part whole) become visible?  When the message before it in
+ * its precedence is visible or refused; or when that message is not here
+ * at all but everything before M in the peer's chain is (stored or
+ * refused): then it was refused before anything of it could be trusted
+ * (a bad signature), and waiting for it would wait for ever. */
+static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
+{
+	hl_store *st = e->env.txn->store;
+	int state;
+	int ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq - 1, &state);
+	if (ret < 0)
+		return ret;
+	*ok = state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN;
+	if (state == -1) {
+		struct hl_chain_head head;
+		if ((ret = hl_store_in_contiguous(st, e->peer_id, &head)) < 0)
+			return ret;
+		*ok = head.seq + 1 >= m->seq;
+	}
+	return 0;
+}
+
+/* Makes M visible if the message before it allows (predecessor_done),
+ * then tries the messages that were waiting for it. */
 static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
 	while (m) {
 		bool prev_ok;
-		int ret = hl_store_in_class_visible(st, e->peer_id, m->prec, m->class_seq - 1, &prev_ok);
+		int ret = predecessor_done(e, m, &prev_ok);
 		if (ret < 0)
 			return ret;
 		if (!prev_ok)
@@ -1127,6 +1156,220 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	return 0;
 }
 
+/* An item that arrived (or was refused) may let a message that waits for
+ * its predecessor go (see predecessor_done). */
+static int retry_waiting(hl_engine *e)
+{
+	bool progress = true;
+	while (progress) {
+		progress = false;
+		for (struct in_msg *w = e->in; w; w = w->next) {
+			if (!w->ready)
+				continue;
+			size_t before = e->nin;
+			int ret = try_visible(e, w, 0);
+			if (ret < 0)
+				return ret;
+			if (e->nin != before) {
+				progress = true; /* the list changed under us */
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- receiving: checks, answers, agreements, equivocation ---- */
+
+static struct hl_author_link author_link(const hl_engine *e)
+{
+	struct hl_author_link l = {
+		.st = e->env.txn->store, .me = e->env.me, .peer_id = e->peer_id,
+	};
+	memcpy(l.peer_sign, e->peer_sign, 32);
+	return l;
+}
+
+/* The peer checked the line: record it, and the station answers at once
+ * (a second answer, by a person or "no person", follows in operator mode:
+ * the daemon's business). */
+static int on_check_item(hl_engine *e, const struct hl_item *it)
+{
+	hl_store *st = e->env.txn->store;
+	const struct hl_item_check *c = &it->u.chk;
+	int64_t now = hl_now_ms();
+	struct hl_check_row row = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq, .mode = c->mode,
+		.link = c->link, .created_at = now, .deadline = now + (int64_t)c->timeout_ms,
+		.result = HL_CHECK_PENDING,
+	};
+	memcpy(row.id, c->id, HL_CHECK_ID_LEN);
+	int ret = hl_store_insert_check(st, &row);
+	if (ret == HL_EEXIST) {
+		/* The same id under another item: kept in the chain, not answered. */
+		hl_warn("peer %s: check item %llu reuses a check id; not answered", e->peer_name,
+			(unsigned long long)it->seq);
+		return 0;
+	}
+	struct hl_author_link l = author_link(e);
+	if (ret < 0 || (ret = hl_author_answer(&l, &row, HL_ANSWER_STATION, now)) < 0)
+		return ret;
+	event_t *ev = add_event_info(e, HL_EV_CHECK_IN, c->id, HL_CHECK_ID_LEN);
+	ev->by = c->mode;
+	return 0;
+}
+
+/* The peer answered one of our checks. */
+static int on_answer_item(hl_engine *e, const struct hl_item *it)
+{
+	hl_store *st = e->env.txn->store;
+	const struct hl_item_answer *a = &it->u.ans;
+	struct hl_item_row ours;
+	struct hl_check_row row;
+	int ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, a->check_seq, &ours, e->itembuf,
+				    HL_ITEM_MAX);
+	if (ret == 0 && (ours.kind != HL_ITEM_CHECK ||
+			 sodium_memcmp(ours.hash, a->check_hash, HL_HASH_LEN) != 0))
+		ret = HL_ENOTFOUND;
+	if (ret == 0)
+		ret = hl_store_get_check_by_seq(st, e->peer_id, HL_DIR_OUT, a->check_seq, &row);
+	if (ret == HL_ENOTFOUND) {
+		hl_warn("peer %s: answer %llu names item %llu, not a check of ours", e->peer_name,
+			(unsigned long long)it->seq, (unsigned long long)a->check_seq);
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	int64_t now = hl_now_ms();
+	switch (a->by) {
+	case HL_ANSWER_STATION:
+		if (!row.station_at)
+			row.station_at = now;
+		if (row.mode == HL_CHECK_MACHINE && row.result == HL_CHECK_PENDING)
+			row.result = HL_CHECK_OK;
+		break;
+	case HL_ANSWER_PERSON:
+		if (!row.person_at)
+			row.person_at = now;
+		if (row.result == HL_CHECK_PENDING)
+			row.result = HL_CHECK_OK;
+		break;
+	default:
+		if (!row.no_person_at)
+			row.no_person_at = now;
+		if (row.result == HL_CHECK_PENDING)
+			row.result = HL_CHECK_NO_PERSON;
+		break;
+	}
+	if ((ret = hl_store_update_check(st, &row)) < 0)
+		return ret;
+	event_t *ev = add_event_info(e, HL_EV_ANSWER, row.id, HL_CHECK_ID_LEN);
+	ev->by = a->by;
+	return 0;
+}
+
+static int on_agreement_item(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32])
+{
+	const struct hl_item_agreement *g = &it->u.agr;
+	struct hl_agreement_row row = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq, .size = g->size,
+		.proposed_at = (int64_t)it->time_ms,
+	};
+	memcpy(row.id, hash, HL_HASH_LEN);
+	memcpy(row.name, g->name, g->name_len);
+	row.name[g->name_len] = '\0';
+	memcpy(row.doc_hash, g->doc_hash, HL_HASH_LEN);
+	memcpy(row.msg_id, g->msg_id, HL_MSG_ID_LEN);
+	int ret = hl_store_insert_agreement(e->env.txn->store, &row);
+	if (ret < 0)
+		return ret;
+	(void)add_event_info(e, HL_EV_PROPOSAL, hash, HL_HASH_LEN);
+	return 0;
+}
+
+static int on_countersign_item(hl_engine *e, const struct hl_item *it)
+{
+	hl_store *st = e->env.txn->store;
+	const struct hl_item_countersign *c = &it->u.csig;
+	struct hl_agreement_row row;
+	int ret = hl_store_get_agreement_by_id(st, c->agreement_id, &row);
+	if (ret == 0 && (row.dir != HL_DIR_OUT || row.peer_id != e->peer_id ||
+			 row.seq != c->proposal_seq ||
+			 sodium_memcmp(row.doc_hash, c->doc_hash, HL_HASH_LEN) != 0))
+		ret = HL_ENOTFOUND;
+	if (ret == HL_ENOTFOUND) {
+		hl_warn("peer %s: countersign %llu names no agreement of ours", e->peer_name,
+			(unsigned long long)it->seq);
+		return 0;
+	}
+	if (ret < 0 || (ret = hl_store_set_agreement_signed(st, row.id, it->seq, hl_now_ms())) < 0)
+		return ret;
+	(void)add_event_info(e, HL_EV_SIGNED, row.id, HL_HASH_LEN);
+	return 0;
+}
+
+/* Items other than messages and receipts: stored in the chain like a
+ * receipt, then handled by kind. */
+static int on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			  size_t enc_len, const uint8_t hash[static 32])
+{
+	struct hl_item_row irow = {
+		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
+		.kind = it->kind, .encoded = enc, .encoded_len = enc_len,
+		.precedence = HL_PREC_FLASH, .stored_at = hl_now_ms(),
+	};
+	memcpy(irow.hash, hash, HL_HASH_LEN);
+	int ret = hl_store_insert_item(e->env.txn->store, &irow);
+	if (ret < 0)
+		return ret;
+	e->need_ack = true;
+	switch (it->kind) {
+	case HL_ITEM_CHECK: return on_check_item(e, it);
+	case HL_ITEM_ANSWER: return on_answer_item(e, it);
+	case HL_ITEM_AGREEMENT: return on_agreement_item(e, it, hash);
+	case HL_ITEM_COUNTERSIGN: return on_countersign_item(e, it);
+	default: return 0;
+	}
+}
+
+/* A second, different item at a position of the peer's chain we hold
+ * (HAVE, whose bytes are in e->itembuf).  When it verifies as the peer's,
+ * the pair proves the peer signed both: keep it (once) and tell the
+ * operator.  Our chain copy keeps the first. */
+static int on_equivocation(hl_engine *e, const struct hl_item_row *have, const uint8_t *item,
+			   size_t len, const uint8_t hash[static 32])
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	int ret = 0;
+	if (have->kind == 0 || !have->encoded ||
+	    hl_item_open(item, len, e->peer_sign, e->env.me->sign_pk, it) < 0) {
+		hl_warn("peer %s: a different item at seq %llu that proves nothing (ignored)",
+			e->peer_name, (unsigned long long)have->seq);
+		goto out;
+	}
+	struct hl_equivocation_row row = {
+		.peer_id = e->peer_id, .seq = have->seq,
+		.first_item = have->encoded, .first_len = have->encoded_len,
+		.second_item = item, .second_len = len, .detected_at = hl_now_ms(),
+	};
+	memcpy(row.first_hash, have->hash, HL_HASH_LEN);
+	memcpy(row.second_hash, hash, HL_HASH_LEN);
+	ret = hl_store_insert_equivocation(e->env.txn->store, &row);
+	if (ret == HL_EEXIST) {
+		ret = 0;
+		goto out;
+	}
+	if (ret < 0)
+		goto out;
+	hl_error("peer %s: EQUIVOCATION: two different signed items at seq %llu of its chain; both kept as evidence",
+		 e->peer_name, (unsigned long long)have->seq);
+	event_t *ev = add_event_info(e, HL_EV_EQUIVOCATION, hash, HL_HASH_LEN);
+	ev->seq = have->seq;
+out:
+	free(it);
+	return ret;
+}
+
 static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_item r;
@@ -1147,8 +1390,32 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	ret = hl_item_decode(r.item, r.item_len, it);
 	if (ret < 0) {
-		/* Without a seq we cannot even tombstone it. */
-		set_error(e, "undecodable item");
+		/* Refuse it at the position it claims (the link is
+		 * authenticated: only the peer can make that claim, and only
+		 * against its own chain).  Without even a seq, the session
+		 * ends. */
+		uint64_t seq;
+		if (hl_item_peek_seq(r.item, r.item_len, &seq) < 0) {
+			set_error(e, "undecodable item");
+			goto out;
+		}
+		it->seq = seq;
+		if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
+			goto out;
+		ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &have,
+					e->itembuf, HL_ITEM_MAX);
+		if (ret == 0) {
+			e->need_ack = true; /* that position is settled already */
+			goto out;
+		}
+		if (ret != HL_ENOTFOUND)
+			goto out;
+		bool signed_by_peer = crypto_sign_verify_detached(
+			r.item + r.item_len - HL_SIG_LEN, r.item, r.item_len - HL_SIG_LEN,
+			e->peer_sign) == 0;
+		ret = signed_by_peer ? tombstone(e, seq, hash, HL_REFUSE_MALFORMED, "malformed item")
+				     : tombstone(e, seq, hash, HL_REFUSE_SIGNATURE,
+						 "signature does not verify");
 		goto out;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
@@ -1158,8 +1425,7 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 				e->itembuf, HL_ITEM_MAX);
 	if (ret == 0) {
 		if (sodium_memcmp(have.hash, hash, HL_HASH_LEN) != 0)
-			hl_error("peer %s: two different items at seq %llu of its chain (equivocation); the second is ignored",
-				 e->peer_name, (unsigned long long)it->seq);
+			ret = on_equivocation(e, &have, r.item, r.item_len, hash);
 		e->need_ack = true; /* a resend: acknowledge again */
 		goto out;
 	}
@@ -1183,13 +1449,22 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 		goto out;
 	}
 	e->stats.items_in++;
-	if (it->kind == HL_ITEM_MESSAGE)
+	switch (it->kind) {
+	case HL_ITEM_MESSAGE:
 		ret = on_message_item(e, it, r.item, r.item_len, hash, r.rest, r.rest_len);
-	else
+		break;
+	case HL_ITEM_RECEIPT:
 		ret = on_receipt_item(e, it, r.item, r.item_len, hash);
+		break;
+	default:
+		ret = on_signed_item(e, it, r.item, r.item_len, hash);
+		break;
+	}
 	if (ret < 0 && !e->error[0])
 		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
 out:
+	if (ret == 0 && e->in_loaded)
+		ret = retry_waiting(e);
 	free(it);
 	return ret;
 }
@@ -1627,7 +1902,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 void hl_engine_postcommit(hl_engine *e, uint64_t now)
 {
 	for (size_t i = 0; i < e->nev; i++)
-		e->env.on_event(e->env.user, e->peer_name, e->events[i].ev, e->events[i].id);
+		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
 	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
 		if (e->need_ack && send_ack(e, now) < 0)
@@ -1682,6 +1957,11 @@ void hl_engine_free(hl_engine *e)
 	free(e->rec);
 	free(e->itembuf);
 	free(e);
+}
+
+int64_t hl_engine_peer_id(const hl_engine *e)
+{
+	return e->peer_id;
 }
 
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)

@@ -40,6 +40,19 @@ enum hl_engine_event {
 	HL_EV_DELIVERED,   /* the peer's receipt for one of ours came */
 	HL_EV_REFUSED,     /* the peer refused one of ours */
 	HL_EV_REFUSED_IN,  /* we refused one of the peer's */
+	HL_EV_CHECK_IN,    /* the peer checked the line (the station answered) */
+	HL_EV_ANSWER,      /* the peer answered one of our checks */
+	HL_EV_PROPOSAL,    /* the peer proposed an agreement */
+	HL_EV_SIGNED,      /* the peer countersigned one of our agreements */
+	HL_EV_EQUIVOCATION, /* the peer signed two items at one position */
+};
+
+struct hl_engine_evinfo {
+	enum hl_engine_event ev;
+	/* message id (16 bytes), check id (16) or agreement id (32) */
+	uint8_t id[32];
+	uint64_t seq;      /* HL_EV_EQUIVOCATION: the position */
+	unsigned by;       /* HL_EV_ANSWER: enum hl_answer_by; HL_EV_CHECK_IN: the mode */
 };
 
 struct hl_engine_env {
@@ -50,8 +63,7 @@ struct hl_engine_env {
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
 	/* Optional: called from hl_engine_postcommit() for each event. */
-	void (*on_event)(void *user, const char *peer, enum hl_engine_event ev,
-			 const uint8_t id[static 16]);
+	void (*on_event)(void *user, const char *peer, const struct hl_engine_evinfo *ev);
 	void *user;
 };
 
@@ -81,6 +93,9 @@ void hl_engine_refresh(hl_engine *e);
 int hl_engine_precommit(hl_engine *e, uint64_t now_ms);
 void hl_engine_postcommit(hl_engine *e, uint64_t now_ms);
 void hl_engine_abort(hl_engine *e);
+
+/* The peer's row in the store. */
+int64_t hl_engine_peer_id(const hl_engine *e);
 
 /* The last error (sanitised), "" when none. */
 const char *hl_engine_error(const hl_engine *e);

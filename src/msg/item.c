@@ -12,6 +12,7 @@
 
 #include "util/bytes.h"
 #include "util/err.h"
+#include "util/text.h"
 
 static const char *const prec_names[HL_PREC_COUNT] = {
 	"routine", "priority", "immediate", "flash",
@@ -40,19 +41,49 @@ int hl_attachment_name_valid(const uint8_t *name, size_t len)
 		return 0;
 	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
 		return 0;
+	/* UTF-8, and no C0 or C1 control, DEL, or path separator */
+	if (!hl_utf8_text_valid(name, len))
+		return 0;
 	for (size_t i = 0; i < len; i++) {
 		if (name[i] == '/' || name[i] == '\\' || name[i] < 0x20 || name[i] == 0x7f)
+			return 0;
+		if (name[i] == 0xc2 && i + 1 < len && name[i + 1] >= 0x80 && name[i + 1] <= 0x9f)
 			return 0;
 	}
 	return 1;
 }
 
+static const struct {
+	const char *ctx, *name;
+	enum hl_item_kind kind;
+} kinds[] = {
+	{ HL_CTX_MESSAGE, "message", HL_ITEM_MESSAGE },
+	{ HL_CTX_RECEIPT, "receipt", HL_ITEM_RECEIPT },
+	{ HL_CTX_CHECK, "check", HL_ITEM_CHECK },
+	{ HL_CTX_ANSWER, "answer", HL_ITEM_ANSWER },
+	{ HL_CTX_AGREEMENT, "agreement", HL_ITEM_AGREEMENT },
+	{ HL_CTX_COUNTERSIGN, "countersign", HL_ITEM_COUNTERSIGN },
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+int hl_item_kind_valid(int kind)
+{
+	return kind >= HL_ITEM_MESSAGE && kind <= HL_ITEM_KIND_MAX;
+}
+
+const char *hl_item_kind_name(int kind)
+{
+	for (size_t i = 0; i < NKINDS; i++)
+		if ((int)kinds[i].kind == kind)
+			return kinds[i].name;
+	return NULL;
+}
+
 static const char *kind_context(enum hl_item_kind kind)
 {
-	switch (kind) {
-	case HL_ITEM_MESSAGE: return HL_CTX_MESSAGE;
-	case HL_ITEM_RECEIPT: return HL_CTX_RECEIPT;
-	}
+	for (size_t i = 0; i < NKINDS; i++)
+		if (kinds[i].kind == kind)
+			return kinds[i].ctx;
 	return NULL;
 }
 
@@ -96,6 +127,40 @@ static int check_receipt(const struct hl_item_receipt *r)
 	return 0;
 }
 
+/* A head (seq, hash) names nothing when seq is 0: its hash must be zero. */
+static int check_head(uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+{
+	return seq == 0 && !is_zero(hash, HL_HASH_LEN) ? HL_EINVAL : 0;
+}
+
+static int check_check(const struct hl_item_check *c)
+{
+	if (c->mode > HL_CHECK_OPERATOR || c->link > 1 || c->timeout_ms == 0 ||
+	    c->timeout_ms > HL_CHECK_TIMEOUT_MAX)
+		return HL_EINVAL;
+	return check_head(c->peer_seq, c->peer_hash);
+}
+
+static int check_answer(const struct hl_item_answer *a)
+{
+	if (a->check_seq == 0 || a->by > HL_ANSWER_NO_PERSON)
+		return HL_EINVAL;
+	return check_head(a->peer_seq, a->peer_hash);
+}
+
+static int check_agreement(const struct hl_item_agreement *g)
+{
+	if (!g->name || !hl_attachment_name_valid(g->name, g->name_len) ||
+	    g->size > (UINT64_C(1) << 62))
+		return HL_EINVAL;
+	return 0;
+}
+
+static int check_countersign(const struct hl_item_countersign *c)
+{
+	return c->proposal_seq == 0 ? HL_EINVAL : 0;
+}
+
 static int check_item(const struct hl_item *it)
 {
 	int ret = check_common(it);
@@ -104,6 +169,10 @@ static int check_item(const struct hl_item *it)
 	switch (it->kind) {
 	case HL_ITEM_MESSAGE: return check_message(&it->u.msg);
 	case HL_ITEM_RECEIPT: return check_receipt(&it->u.rcpt);
+	case HL_ITEM_CHECK: return check_check(&it->u.chk);
+	case HL_ITEM_ANSWER: return check_answer(&it->u.ans);
+	case HL_ITEM_AGREEMENT: return check_agreement(&it->u.agr);
+	case HL_ITEM_COUNTERSIGN: return check_countersign(&it->u.csig);
 	}
 	return HL_EINVAL;
 }
@@ -133,7 +202,7 @@ static void write_unsigned(struct hl_wbuf *w, const struct hl_item *it)
 			hl_w_u64(w, m->att[i].size);
 			hl_w_bytes(w, m->att[i].hash, HL_HASH_LEN);
 		}
-	} else {
+	} else if (it->kind == HL_ITEM_RECEIPT) {
 		const struct hl_item_receipt *r = &it->u.rcpt;
 		hl_w_u64(w, r->peer_seq);
 		hl_w_bytes(w, r->peer_hash, HL_HASH_LEN);
@@ -142,6 +211,33 @@ static void write_unsigned(struct hl_wbuf *w, const struct hl_item *it)
 			hl_w_u64(w, r->entries[i].seq);
 			hl_w_bytes(w, r->entries[i].hash, HL_HASH_LEN);
 		}
+	} else if (it->kind == HL_ITEM_CHECK) {
+		const struct hl_item_check *c = &it->u.chk;
+		hl_w_bytes(w, c->id, HL_CHECK_ID_LEN);
+		hl_w_u8(w, c->mode);
+		hl_w_u8(w, c->link);
+		hl_w_u32(w, c->timeout_ms);
+		hl_w_u64(w, c->peer_seq);
+		hl_w_bytes(w, c->peer_hash, HL_HASH_LEN);
+	} else if (it->kind == HL_ITEM_ANSWER) {
+		const struct hl_item_answer *a = &it->u.ans;
+		hl_w_u64(w, a->check_seq);
+		hl_w_bytes(w, a->check_hash, HL_HASH_LEN);
+		hl_w_u8(w, a->by);
+		hl_w_u64(w, a->peer_seq);
+		hl_w_bytes(w, a->peer_hash, HL_HASH_LEN);
+	} else if (it->kind == HL_ITEM_AGREEMENT) {
+		const struct hl_item_agreement *g = &it->u.agr;
+		hl_w_u8(w, g->name_len);
+		hl_w_bytes(w, g->name, g->name_len);
+		hl_w_u64(w, g->size);
+		hl_w_bytes(w, g->doc_hash, HL_HASH_LEN);
+		hl_w_bytes(w, g->msg_id, HL_MSG_ID_LEN);
+	} else {
+		const struct hl_item_countersign *c = &it->u.csig;
+		hl_w_u64(w, c->proposal_seq);
+		hl_w_bytes(w, c->agreement_id, HL_HASH_LEN);
+		hl_w_bytes(w, c->doc_hash, HL_HASH_LEN);
 	}
 }
 
@@ -183,19 +279,15 @@ int hl_item_encode_sign(struct hl_item *it, const uint8_t sign_sk[static 64],
 
 static int read_context(struct hl_rbuf *r, enum hl_item_kind *kind)
 {
-	static const struct { const char *ctx; enum hl_item_kind kind; } known[] = {
-		{ HL_CTX_MESSAGE, HL_ITEM_MESSAGE },
-		{ HL_CTX_RECEIPT, HL_ITEM_RECEIPT },
-	};
 	const uint8_t *p = r->p + r->off;
 	size_t left = hl_r_left(r);
 	const uint8_t *nul = memchr(p, 0, left < 64 ? left : 64);
 	if (!nul)
 		return HL_EINVAL;
 	size_t n = (size_t)(nul - p);
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-		if (strlen(known[i].ctx) == n && memcmp(known[i].ctx, p, n) == 0) {
-			*kind = known[i].kind;
+	for (size_t i = 0; i < NKINDS; i++) {
+		if (strlen(kinds[i].ctx) == n && memcmp(kinds[i].ctx, p, n) == 0) {
+			*kind = kinds[i].kind;
 			hl_r_take(r, n + 1);
 			return 0;
 		}
@@ -237,7 +329,7 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 			if (r.err)
 				return HL_ETRUNC;
 		}
-	} else {
+	} else if (it->kind == HL_ITEM_RECEIPT) {
 		struct hl_item_receipt *rc = &it->u.rcpt;
 		rc->peer_seq = hl_r_u64(&r);
 		hl_r_bytes(&r, rc->peer_hash, HL_HASH_LEN);
@@ -248,6 +340,33 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 			rc->entries[i].seq = hl_r_u64(&r);
 			hl_r_bytes(&r, rc->entries[i].hash, HL_HASH_LEN);
 		}
+	} else if (it->kind == HL_ITEM_CHECK) {
+		struct hl_item_check *c = &it->u.chk;
+		hl_r_bytes(&r, c->id, HL_CHECK_ID_LEN);
+		c->mode = hl_r_u8(&r);
+		c->link = hl_r_u8(&r);
+		c->timeout_ms = hl_r_u32(&r);
+		c->peer_seq = hl_r_u64(&r);
+		hl_r_bytes(&r, c->peer_hash, HL_HASH_LEN);
+	} else if (it->kind == HL_ITEM_ANSWER) {
+		struct hl_item_answer *a = &it->u.ans;
+		a->check_seq = hl_r_u64(&r);
+		hl_r_bytes(&r, a->check_hash, HL_HASH_LEN);
+		a->by = hl_r_u8(&r);
+		a->peer_seq = hl_r_u64(&r);
+		hl_r_bytes(&r, a->peer_hash, HL_HASH_LEN);
+	} else if (it->kind == HL_ITEM_AGREEMENT) {
+		struct hl_item_agreement *g = &it->u.agr;
+		g->name_len = hl_r_u8(&r);
+		g->name = hl_r_take(&r, g->name_len);
+		g->size = hl_r_u64(&r);
+		hl_r_bytes(&r, g->doc_hash, HL_HASH_LEN);
+		hl_r_bytes(&r, g->msg_id, HL_MSG_ID_LEN);
+	} else {
+		struct hl_item_countersign *c = &it->u.csig;
+		c->proposal_seq = hl_r_u64(&r);
+		hl_r_bytes(&r, c->agreement_id, HL_HASH_LEN);
+		hl_r_bytes(&r, c->doc_hash, HL_HASH_LEN);
 	}
 	hl_r_bytes(&r, it->sig, HL_SIG_LEN);
 	if (r.err)
@@ -255,6 +374,22 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 	if (hl_r_left(&r) != 0)
 		return HL_EINVAL;
 	return check_item(it);
+}
+
+int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
+{
+	struct hl_rbuf r;
+	if (len > HL_ITEM_MAX)
+		return HL_ETOOBIG;
+	const uint8_t *nul = memchr(buf, 0, len < 64 ? len : 64);
+	if (!nul)
+		return HL_EINVAL;
+	hl_rbuf_init(&r, buf, len);
+	hl_r_take(&r, (size_t)(nul - buf) + 1 + 64);
+	*seq = hl_r_u64(&r);
+	if (r.err || *seq == 0 || len < HL_SIG_LEN)
+		return HL_ETRUNC;
+	return 0;
 }
 
 int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,

@@ -26,10 +26,30 @@
 
 #define HL_CTX_MESSAGE "hotline/1 message"
 #define HL_CTX_RECEIPT "hotline/1 receipt"
+#define HL_CTX_CHECK "hotline/1 check"
+#define HL_CTX_ANSWER "hotline/1 answer"
+#define HL_CTX_AGREEMENT "hotline/1 agreement"
+#define HL_CTX_COUNTERSIGN "hotline/1 countersign"
 #define HL_LABEL_SUBJECT "hotline/1 subject"
 #define HL_LABEL_BODY "hotline/1 body"
 
-enum hl_item_kind { HL_ITEM_MESSAGE = 1, HL_ITEM_RECEIPT = 2 };
+/* The numbers are also the store's `items.kind` (0 there is a tombstone). */
+enum hl_item_kind {
+	HL_ITEM_MESSAGE = 1,
+	HL_ITEM_RECEIPT = 2,
+	HL_ITEM_CHECK = 3,
+	HL_ITEM_ANSWER = 4,
+	HL_ITEM_AGREEMENT = 5,
+	HL_ITEM_COUNTERSIGN = 6,
+};
+#define HL_ITEM_KIND_MAX 6
+/* 1 for a kind this code knows. */
+int hl_item_kind_valid(int kind);
+/* "message", "receipt", "check", ...; NULL for an unknown kind. */
+const char *hl_item_kind_name(int kind);
+
+#define HL_CHECK_ID_LEN 16
+#define HL_CHECK_TIMEOUT_MAX (24u * 3600 * 1000)
 
 enum hl_precedence {
 	HL_PREC_ROUTINE = 0,
@@ -74,6 +94,50 @@ struct hl_item_receipt {
 	struct hl_receipt_entry entries[HL_MAX_RECEIPT_ENTRIES];
 };
 
+/* A line check: a signed challenge (docs/items.md 2.3). */
+enum hl_check_mode { HL_CHECK_MACHINE = 0, HL_CHECK_OPERATOR = 1 };
+
+struct hl_item_check {
+	uint8_t id[HL_CHECK_ID_LEN];  /* random: the nonce, and the check's name */
+	uint8_t mode;                 /* enum hl_check_mode */
+	uint8_t link;                 /* 1: a session with the counterpart was up */
+	uint32_t timeout_ms;          /* the author's CheckTimeout, 1..24 h */
+	uint64_t peer_seq;            /* the counterpart's chain head as held */
+	uint8_t peer_hash[HL_HASH_LEN];
+};
+
+/* Who answered a check. */
+enum hl_answer_by {
+	HL_ANSWER_STATION = 0,        /* the station, at once (a machine answer) */
+	HL_ANSWER_PERSON = 1,         /* an operator, with `hotline answer` */
+	HL_ANSWER_NO_PERSON = 2,      /* the station: nobody answered in time */
+};
+
+struct hl_item_answer {
+	uint64_t check_seq;           /* the CHECK's position in the counterpart's chain */
+	uint8_t check_hash[HL_HASH_LEN];
+	uint8_t by;                   /* enum hl_answer_by */
+	uint64_t peer_seq;            /* the counterpart's chain head as held */
+	uint8_t peer_hash[HL_HASH_LEN];
+};
+
+/* A proposed agreement: a document, named by its hash, that the author
+ * signs and asks the counterpart to countersign.  The agreement's id is the
+ * hash of this item, which both stations compute alike. */
+struct hl_item_agreement {
+	const uint8_t *name;          /* a base name, as attachments; borrowed */
+	uint8_t name_len;
+	uint64_t size;
+	uint8_t doc_hash[HL_HASH_LEN]; /* BLAKE2b-256 of the document, unkeyed */
+	uint8_t msg_id[HL_MSG_ID_LEN]; /* the message that carries the document */
+};
+
+struct hl_item_countersign {
+	uint64_t proposal_seq;        /* the AGREEMENT's position in the counterpart's chain */
+	uint8_t agreement_id[HL_HASH_LEN]; /* its hash */
+	uint8_t doc_hash[HL_HASH_LEN];
+};
+
 struct hl_item {
 	enum hl_item_kind kind;
 	uint8_t author[32];
@@ -84,6 +148,10 @@ struct hl_item {
 	union {
 		struct hl_item_message msg;
 		struct hl_item_receipt rcpt;
+		struct hl_item_check chk;
+		struct hl_item_answer ans;
+		struct hl_item_agreement agr;
+		struct hl_item_countersign csig;
 	} u;
 	uint8_t sig[HL_SIG_LEN];
 };
@@ -101,6 +169,11 @@ int hl_item_encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *l
 
 /* Structural decode of BUF (LEN bytes) into IT; no signature check. */
 int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it);
+
+/* The seq an item claims, read from the common header only (any context
+ * string): so that an item that does not decode can still be refused at
+ * its position.  Unauthenticated: a claim by whoever sent the bytes. */
+int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
 
 /* Decode, then require author == AUTHOR and counterpart == COUNTERPART
  * (either may be NULL to skip), then verify the signature.  HL_EAUTH when

@@ -12,7 +12,8 @@
  *   transaction never fails half-way because another writer got in first.
  *   The file carries application_id 0x686f746c ("hotl").
  *
- * SCHEMA (version 2; PRAGMA user_version)
+ * SCHEMA (version 3; PRAGMA user_version; version 3 adds checks,
+ *   agreements and equivocations, described with their queries at the end)
  *   peers        id INTEGER PK; signing_key BLOB(32) UNIQUE; noise_key
  *                BLOB(32); name TEXT; created_at ms;
  *                in_contig: the highest S such that IN items 1..S are all
@@ -191,8 +192,78 @@ static const char MIGRATION_2[] =
 	" 9223372036854775807) WHERE id ="
 	" (SELECT peer_id FROM messages WHERE id = NEW.msg_id AND dir = 1); END;";
 
+/* Version 3: line checks, agreements and equivocation evidence (see the
+ * block "checks and agreements" at the end of this file), and items of
+ * kinds 3 to 63.  SQLite cannot change a CHECK constraint in place, so the
+ * items table is rebuilt, by SQLite's procedure: with foreign keys off
+ * (migrate_step) and legacy_alter_table on, renaming it away leaves the
+ * messages table's reference naming "items", which the new table then is;
+ * the copy keeps every rowid.  All of it in the one transaction. */
+static const char MIGRATION_3[] =
+	"PRAGMA legacy_alter_table = ON;"
+	"ALTER TABLE items RENAME TO items_v2;"
+	"CREATE TABLE items ("
+	" peer_id INTEGER NOT NULL REFERENCES peers (id),"
+	" dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
+	" seq INTEGER NOT NULL CHECK (seq >= 1),"
+	" kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 63),"
+	" hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	" encoded BLOB CHECK ((kind = 0) = (encoded IS NULL)),"
+	" precedence INTEGER NOT NULL CHECK (precedence BETWEEN 0 AND 3),"
+	" acked INTEGER NOT NULL DEFAULT 0 CHECK (acked IN (0, 1)),"
+	" stored_at INTEGER NOT NULL,"
+	" refused INTEGER,"
+	" CHECK (kind <> 0 OR dir = 1),"
+	" UNIQUE (peer_id, dir, seq));"
+	"INSERT INTO items (rowid, peer_id, dir, seq, kind, hash, encoded, precedence, acked,"
+	" stored_at, refused) SELECT rowid, peer_id, dir, seq, kind, hash, encoded, precedence,"
+	" acked, stored_at, refused FROM items_v2;"
+	"DROP TABLE items_v2;"
+	"PRAGMA legacy_alter_table = OFF;"
+	"CREATE INDEX items_unacked ON items (peer_id, precedence DESC, seq)"
+	" WHERE dir = 0 AND acked = 0;"
+	"CREATE TABLE checks ("
+	" id BLOB NOT NULL CHECK (length(id) = 16),"
+	" peer_id INTEGER NOT NULL REFERENCES peers (id),"
+	" dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
+	" seq INTEGER NOT NULL CHECK (seq >= 1),"
+	" mode INTEGER NOT NULL CHECK (mode IN (0, 1)),"
+	" link INTEGER NOT NULL CHECK (link IN (0, 1)),"
+	" manual INTEGER NOT NULL DEFAULT 0 CHECK (manual IN (0, 1)),"
+	" created_at INTEGER NOT NULL,"
+	" deadline INTEGER NOT NULL,"
+	" station_at INTEGER NOT NULL DEFAULT 0,"
+	" person_at INTEGER NOT NULL DEFAULT 0,"
+	" no_person_at INTEGER NOT NULL DEFAULT 0,"
+	" result INTEGER NOT NULL DEFAULT 0 CHECK (result BETWEEN 0 AND 5),"
+	" PRIMARY KEY (peer_id, dir, id),"
+	" FOREIGN KEY (peer_id, dir, seq) REFERENCES items (peer_id, dir, seq));"
+	"CREATE INDEX checks_open ON checks (peer_id, dir, result);"
+	"CREATE TABLE agreements ("
+	" id BLOB PRIMARY KEY CHECK (length(id) = 32),"
+	" peer_id INTEGER NOT NULL REFERENCES peers (id),"
+	" dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
+	" seq INTEGER NOT NULL CHECK (seq >= 1),"
+	" name TEXT NOT NULL,"
+	" size INTEGER NOT NULL CHECK (size >= 0),"
+	" doc_hash BLOB NOT NULL CHECK (length(doc_hash) = 32),"
+	" msg_id BLOB NOT NULL CHECK (length(msg_id) = 16),"
+	" proposed_at INTEGER NOT NULL,"
+	" signed_at INTEGER NOT NULL DEFAULT 0,"
+	" sign_seq INTEGER NOT NULL DEFAULT 0,"
+	" FOREIGN KEY (peer_id, dir, seq) REFERENCES items (peer_id, dir, seq));"
+	"CREATE TABLE equivocations ("
+	" peer_id INTEGER NOT NULL REFERENCES peers (id),"
+	" seq INTEGER NOT NULL CHECK (seq >= 1),"
+	" first_hash BLOB NOT NULL CHECK (length(first_hash) = 32),"
+	" first_item BLOB NOT NULL,"
+	" second_hash BLOB NOT NULL CHECK (length(second_hash) = 32),"
+	" second_item BLOB NOT NULL,"
+	" detected_at INTEGER NOT NULL,"
+	" PRIMARY KEY (peer_id, seq, second_hash));";
+
 /* migrations[v] takes the store from version v - 1 to v. */
-static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2 };
+static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 
@@ -607,9 +678,13 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 static int migrate_step(sqlite3 *db, const char *path, int64_t *ver)
 {
 	char *err = NULL;
-	int64_t v = 0, app = 0, objects = 0;
+	int64_t v = 0, app = 0, objects = 0, dangling = 0;
 	int ret = 0;
-	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err);
+	/* Foreign keys are off while a step runs, as SQLite's procedure for
+	 * rebuilding a table asks (the pragma is a no-op inside a transaction,
+	 * so it comes first); foreign_key_check before the commit keeps the
+	 * guarantee they give. */
+	int rc = sqlite3_exec(db, "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE", NULL, NULL, &err);
 	if (rc != SQLITE_OK)
 		goto sqlfail;
 	if ((rc = pragma_int(db, "PRAGMA user_version", &v)) != SQLITE_OK ||
@@ -641,6 +716,14 @@ static int migrate_step(sqlite3 *db, const char *path, int64_t *ver)
 	rc = sqlite3_exec(db, sql, NULL, NULL, &err);
 	if (rc != SQLITE_OK)
 		goto sqlfail;
+	if ((rc = pragma_int(db, "SELECT count(*) FROM pragma_foreign_key_check", &dangling)) !=
+	    SQLITE_OK)
+		goto sqlfail;
+	if (dangling) {
+		ret = open_fail(HL_ESTORE, "%s: migrating from schema version %" PRId64 ": %" PRId64
+				" dangling references", path, v, dangling);
+		goto out;
+	}
 	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &err);
 	if (rc != SQLITE_OK)
 		goto sqlfail;
@@ -653,6 +736,8 @@ out:
 	sqlite3_free(err);
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_exec(db, "PRAGMA legacy_alter_table = OFF; PRAGMA foreign_keys = ON", NULL, NULL,
+		     NULL);
 	return ret;
 }
 
@@ -1098,7 +1183,7 @@ static int item_insert(hl_store *st, const struct hl_item_row *row, int refused)
 int hl_store_insert_item(hl_store *st, const struct hl_item_row *row)
 {
 	if (!dir_ok(row->dir) || row->seq < 1 || row->seq > I64MAX ||
-	    (row->kind != HL_ITEM_MESSAGE && row->kind != HL_ITEM_RECEIPT) ||
+	    !hl_item_kind_valid((int)row->kind) ||
 	    row->precedence >= HL_PREC_COUNT)
 		return fail(st, HL_EINVAL, "bad item row (dir %d, seq %" PRIu64 ", kind %d, "
 			    "precedence %u)", (int)row->dir, row->seq, (int)row->kind,
@@ -1149,7 +1234,7 @@ static int read_item(hl_store *st, sqlite3_stmt *s, int col, bool with_acked,
 {
 	int64_t v;
 	int ret;
-	if ((ret = col_int(st, s, col, 0, 2, &v, "items.kind")) < 0)
+	if ((ret = col_int(st, s, col, 0, HL_ITEM_KIND_MAX, &v, "items.kind")) < 0)
 		return ret;
 	row->kind = (enum hl_item_kind)v;
 	if ((ret = col_blob(st, s, col + 1, row->hash, HL_HASH_LEN, "items.hash")) < 0)
@@ -1981,11 +2066,11 @@ int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 	return each_msg_rows(st, S_IN_BY_STATE, peer_id, HL_MSG_REFUSED_IN, fn, arg);
 }
 
-int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
-			      uint64_t class_seq, bool *visible)
+int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
+			    uint64_t class_seq, int *state)
 {
 	int ret = 0, rc = SQLITE_OK;
-	*visible = class_seq == 0;
+	*state = class_seq == 0 ? HL_MSG_COMPLETE : -1;
 	if (class_seq == 0)
 		return 0;
 	if (class_seq > I64MAX)
@@ -1999,11 +2084,460 @@ int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
 	if (rc != SQLITE_OK) {
 		ret = sqlerr(st, rc);
 	} else if ((ret = step_row(st, s)) > 0) {
-		int64_t state;
-		ret = col_int(st, s, 0, 0, HL_MSG_REFUSED_IN, &state, "messages.state");
-		*visible = ret == 0 && (state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN);
+		int64_t v;
+		ret = col_int(st, s, 0, 0, HL_MSG_REFUSED_IN, &v, "messages.state");
+		if (ret == 0)
+			*state = (int)v;
 	}
 	stmt_put(st, S_IN_CLASS_STATE, s);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- checks and agreements ---- */
+
+/* These queries are rare (a check every few minutes, an agreement now and
+ * then), so each is prepared when called rather than cached. */
+static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s)
+{
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
+	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+}
+
+const char *hl_check_result_name(int result)
+{
+	switch (result) {
+	case HL_CHECK_PENDING: return "pending";
+	case HL_CHECK_OK: return "ok";
+	case HL_CHECK_NO_CONNECTION: return "no_connection";
+	case HL_CHECK_NO_ANSWER: return "no_answer";
+	case HL_CHECK_NO_PERSON: return "no_person";
+	}
+	return NULL;
+}
+
+#define CHECK_COLS \
+	"c.id, c.peer_id, p.name, c.dir, c.seq, c.mode, c.link, c.manual, c.created_at," \
+	" c.deadline, c.station_at, c.person_at, c.no_person_at, c.result"
+
+static int read_check(hl_store *st, sqlite3_stmt *s, struct hl_check_row *row)
+{
+	int64_t v;
+	int ret;
+	memset(row, 0, sizeof(*row));
+	if ((ret = col_blob(st, s, 0, row->id, HL_CHECK_ID_LEN, "checks.id")) < 0 ||
+	    (ret = col_int(st, s, 1, 1, INT64_MAX, &row->peer_id, "checks.peer_id")) < 0 ||
+	    (ret = col_text(st, s, 2, row->peer_name, sizeof(row->peer_name), "peers.name")) < 0 ||
+	    (ret = col_int(st, s, 3, 0, 1, &v, "checks.dir")) < 0)
+		return ret;
+	row->dir = (enum hl_dir)v;
+	if ((ret = col_u64(st, s, 4, &row->seq, "checks.seq")) < 0 ||
+	    (ret = col_int(st, s, 5, 0, 1, &v, "checks.mode")) < 0)
+		return ret;
+	row->mode = (unsigned)v;
+	if ((ret = col_int(st, s, 6, 0, 1, &v, "checks.link")) < 0)
+		return ret;
+	row->link = v != 0;
+	if ((ret = col_int(st, s, 7, 0, 1, &v, "checks.manual")) < 0)
+		return ret;
+	row->manual = v != 0;
+	if ((ret = col_int(st, s, 8, INT64_MIN, INT64_MAX, &row->created_at, "checks.created_at")) < 0 ||
+	    (ret = col_int(st, s, 9, INT64_MIN, INT64_MAX, &row->deadline, "checks.deadline")) < 0 ||
+	    (ret = col_int(st, s, 10, 0, INT64_MAX, &row->station_at, "checks.station_at")) < 0 ||
+	    (ret = col_int(st, s, 11, 0, INT64_MAX, &row->person_at, "checks.person_at")) < 0 ||
+	    (ret = col_int(st, s, 12, 0, INT64_MAX, &row->no_person_at, "checks.no_person_at")) < 0 ||
+	    (ret = col_int(st, s, 13, 0, HL_CHECK_NO_PERSON, &v, "checks.result")) < 0)
+		return ret;
+	row->result = (int)v;
+	return 0;
+}
+
+int hl_store_insert_check(hl_store *st, const struct hl_check_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (!dir_ok(row->dir) || row->seq < 1 || row->seq > I64MAX || row->mode > 1 ||
+	    !hl_check_result_name(row->result))
+		return fail(st, HL_EINVAL, "bad check row (dir %d, seq %" PRIu64 ", mode %u)",
+			    (int)row->dir, row->seq, row->mode);
+	if ((ret = adhoc(st, "INSERT INTO checks (id, peer_id, dir, seq, mode, link, manual,"
+			 " created_at, deadline, station_at, person_at, no_person_at, result)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, row->id, HL_CHECK_ID_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 2, row->peer_id));
+	BIND(sqlite3_bind_int(s, 3, (int)row->dir));
+	BIND(sqlite3_bind_int64(s, 4, (int64_t)row->seq));
+	BIND(sqlite3_bind_int(s, 5, (int)row->mode));
+	BIND(sqlite3_bind_int(s, 6, row->link));
+	BIND(sqlite3_bind_int(s, 7, row->manual));
+	BIND(sqlite3_bind_int64(s, 8, row->created_at));
+	BIND(sqlite3_bind_int64(s, 9, row->deadline));
+	BIND(sqlite3_bind_int64(s, 10, row->station_at));
+	BIND(sqlite3_bind_int64(s, 11, row->person_at));
+	BIND(sqlite3_bind_int64(s, 12, row->no_person_at));
+	BIND(sqlite3_bind_int(s, 13, row->result));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* One check row by a WHERE clause on c; ?1 peer, ?2 dir, ?3 the key. */
+static int get_check(hl_store *st, const char *where, int64_t peer_id, enum hl_dir dir,
+		     const uint8_t *id, uint64_t seq, struct hl_check_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	char sql[512];
+	memset(row, 0, sizeof(*row));
+	if (!dir_ok(dir) || seq > I64MAX)
+		return fail(st, HL_ENOTFOUND, "no such check");
+	snprintf(sql, sizeof(sql), "SELECT " CHECK_COLS " FROM checks c JOIN peers p"
+		 " ON p.id = c.peer_id WHERE c.peer_id = ?1 AND c.dir = ?2 AND %s", where);
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)dir));
+	if (id)
+		BIND(sqlite3_bind_blob(s, 3, id, HL_CHECK_ID_LEN, SQLITE_STATIC));
+	else
+		BIND(sqlite3_bind_int64(s, 3, (int64_t)seq));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = fail(st, HL_ENOTFOUND, "no such check");
+	else if (ret > 0)
+		ret = read_check(st, s, row);
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_get_check(hl_store *st, int64_t peer_id, enum hl_dir dir,
+		       const uint8_t id[static HL_CHECK_ID_LEN], struct hl_check_row *row)
+{
+	return get_check(st, "c.id = ?3", peer_id, dir, id, 0, row);
+}
+
+int hl_store_get_check_by_seq(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			      struct hl_check_row *row)
+{
+	return get_check(st, "c.seq = ?3", peer_id, dir, NULL, seq, row);
+}
+
+int hl_store_update_check(hl_store *st, const struct hl_check_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (!hl_check_result_name(row->result) || !dir_ok(row->dir))
+		return fail(st, HL_EINVAL, "bad check result %d", row->result);
+	if ((ret = adhoc(st, "UPDATE checks SET station_at = ?4, person_at = ?5,"
+			 " no_person_at = ?6, result = ?7"
+			 " WHERE peer_id = ?1 AND dir = ?2 AND id = ?3", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, row->peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)row->dir));
+	BIND(sqlite3_bind_blob(s, 3, row->id, HL_CHECK_ID_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 4, row->station_at));
+	BIND(sqlite3_bind_int64(s, 5, row->person_at));
+	BIND(sqlite3_bind_int64(s, 6, row->no_person_at));
+	BIND(sqlite3_bind_int(s, 7, row->result));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	if (ret == 0 && sqlite3_changes64(st->db) == 0)
+		ret = fail(st, HL_ENOTFOUND, "no such check");
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_each_check(hl_store *st, const struct hl_check_filter *f,
+			int (*fn)(void *arg, const struct hl_check_row *row), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (!dir_ok(f->dir))
+		return fail(st, HL_EINVAL, "bad direction %d", (int)f->dir);
+	if ((ret = adhoc(st, f->newest_first
+			 ? "SELECT " CHECK_COLS " FROM checks c JOIN peers p ON p.id = c.peer_id"
+			   " WHERE (?1 = 0 OR c.peer_id = ?1) AND c.dir = ?2 AND (?3 = 0 OR"
+			   " c.result = 0) ORDER BY c.created_at DESC, c.seq DESC LIMIT ?4"
+			 : "SELECT " CHECK_COLS " FROM checks c JOIN peers p ON p.id = c.peer_id"
+			   " WHERE (?1 = 0 OR c.peer_id = ?1) AND c.dir = ?2 AND (?3 = 0 OR"
+			   " c.result = 0) ORDER BY c.created_at, c.seq LIMIT ?4", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, f->peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)f->dir));
+	BIND(sqlite3_bind_int(s, 3, f->open_only));
+	BIND(sqlite3_bind_int64(s, 4, f->limit == 0 || f->limit > I64MAX ? -1 : (int64_t)f->limit));
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_check_row row;
+		if ((ret = read_check(st, s, &row)) < 0 || (ret = fn(arg, &row)) != 0)
+			break;
+	}
+	if (ret > 0)
+		ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+#define AGREEMENT_COLS \
+	"a.id, a.peer_id, p.name, a.dir, a.seq, a.name, a.size, a.doc_hash, a.msg_id," \
+	" a.proposed_at, a.signed_at, a.sign_seq"
+
+static int read_agreement(hl_store *st, sqlite3_stmt *s, struct hl_agreement_row *row)
+{
+	int64_t v;
+	int ret;
+	memset(row, 0, sizeof(*row));
+	if ((ret = col_blob(st, s, 0, row->id, HL_HASH_LEN, "agreements.id")) < 0 ||
+	    (ret = col_int(st, s, 1, 1, INT64_MAX, &row->peer_id, "agreements.peer_id")) < 0 ||
+	    (ret = col_text(st, s, 2, row->peer_name, sizeof(row->peer_name), "peers.name")) < 0 ||
+	    (ret = col_int(st, s, 3, 0, 1, &v, "agreements.dir")) < 0)
+		return ret;
+	row->dir = (enum hl_dir)v;
+	if ((ret = col_u64(st, s, 4, &row->seq, "agreements.seq")) < 0 ||
+	    (ret = col_text(st, s, 5, row->name, sizeof(row->name), "agreements.name")) < 0 ||
+	    (ret = col_u64(st, s, 6, &row->size, "agreements.size")) < 0 ||
+	    (ret = col_blob(st, s, 7, row->doc_hash, HL_HASH_LEN, "agreements.doc_hash")) < 0 ||
+	    (ret = col_blob(st, s, 8, row->msg_id, HL_MSG_ID_LEN, "agreements.msg_id")) < 0 ||
+	    (ret = col_int(st, s, 9, INT64_MIN, INT64_MAX, &row->proposed_at,
+			   "agreements.proposed_at")) < 0 ||
+	    (ret = col_int(st, s, 10, 0, INT64_MAX, &row->signed_at, "agreements.signed_at")) < 0 ||
+	    (ret = col_u64(st, s, 11, &row->sign_seq, "agreements.sign_seq")) < 0)
+		return ret;
+	return 0;
+}
+
+int hl_store_insert_agreement(hl_store *st, const struct hl_agreement_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	size_t name_len = strnlen(row->name, sizeof(row->name));
+	if (!dir_ok(row->dir) || row->seq < 1 || row->seq > I64MAX || name_len == 0 ||
+	    name_len == sizeof(row->name) || row->size > I64MAX)
+		return fail(st, HL_EINVAL, "bad agreement row (dir %d, seq %" PRIu64 ")",
+			    (int)row->dir, row->seq);
+	if ((ret = adhoc(st, "INSERT INTO agreements (id, peer_id, dir, seq, name, size,"
+			 " doc_hash, msg_id, proposed_at, signed_at, sign_seq) VALUES (?1, ?2,"
+			 " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, row->id, HL_HASH_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 2, row->peer_id));
+	BIND(sqlite3_bind_int(s, 3, (int)row->dir));
+	BIND(sqlite3_bind_int64(s, 4, (int64_t)row->seq));
+	BIND(sqlite3_bind_text(s, 5, row->name, (int)name_len, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 6, (int64_t)row->size));
+	BIND(sqlite3_bind_blob(s, 7, row->doc_hash, HL_HASH_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_blob(s, 8, row->msg_id, HL_MSG_ID_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 9, row->proposed_at));
+	BIND(sqlite3_bind_int64(s, 10, row->signed_at));
+	BIND(sqlite3_bind_int64(s, 11, (int64_t)(row->sign_seq > I64MAX ? 0 : row->sign_seq)));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_get_agreement_by_id(hl_store *st, const uint8_t id[static HL_HASH_LEN],
+				 struct hl_agreement_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	memset(row, 0, sizeof(*row));
+	if ((ret = adhoc(st, "SELECT " AGREEMENT_COLS " FROM agreements a JOIN peers p"
+			 " ON p.id = a.peer_id WHERE a.id = ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_blob(s, 1, id, HL_HASH_LEN, SQLITE_STATIC);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = fail(st, HL_ENOTFOUND, "no such agreement");
+	else if (ret > 0)
+		ret = read_agreement(st, s, row);
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_get_agreement(hl_store *st, const char *id_prefix_hex,
+			   struct hl_agreement_row *row)
+{
+	uint8_t lo[HL_HASH_LEN], hi[HL_HASH_LEN], id[HL_HASH_LEN];
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	size_t len = id_prefix_hex ? strnlen(id_prefix_hex, 2 * HL_HASH_LEN + 1) : 0;
+	memset(row, 0, sizeof(*row));
+	if (len < 8 || len > 2 * HL_HASH_LEN)
+		return fail(st, HL_EINVAL, "an agreement id is 8 to 64 hex digits");
+	/* As for message ids: the ids with this prefix lie between the prefix
+	 * padded with 0 digits and the prefix padded with f digits. */
+	memset(lo, 0x00, sizeof(lo));
+	memset(hi, 0xff, sizeof(hi));
+	for (size_t i = 0; i < len; i++) {
+		int v = hexval(id_prefix_hex[i]);
+		if (v < 0)
+			return fail(st, HL_EINVAL, "an agreement id is hex digits");
+		uint8_t shift = i % 2 ? 0 : 4;
+		lo[i / 2] = (uint8_t)((lo[i / 2] & ~(0x0f << shift)) | (v << shift));
+		hi[i / 2] = (uint8_t)((hi[i / 2] & ~(0x0f << shift)) | (v << shift));
+	}
+	if ((ret = adhoc(st, "SELECT id FROM agreements WHERE id BETWEEN ?1 AND ?2 LIMIT 2",
+			 &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, lo, sizeof(lo), SQLITE_STATIC));
+	BIND(sqlite3_bind_blob(s, 2, hi, sizeof(hi), SQLITE_STATIC));
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	if ((ret = step_row(st, s)) == 0)
+		ret = fail(st, HL_ENOTFOUND, "no agreement %s", id_prefix_hex);
+	if (ret < 0 || (ret = col_blob(st, s, 0, id, sizeof(id), "agreements.id")) < 0)
+		goto out;
+	if ((ret = step_row(st, s)) > 0)
+		ret = fail(st, HL_EEXIST, "agreement id %s is ambiguous", id_prefix_hex);
+out:
+	sqlite3_finalize(s);
+	if (ret < 0)
+		return ret;
+	return hl_store_get_agreement_by_id(st, id, row);
+}
+
+int hl_store_set_agreement_signed(hl_store *st, const uint8_t id[static HL_HASH_LEN],
+				  uint64_t sign_seq, int64_t at_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (sign_seq < 1 || sign_seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad countersign seq %" PRIu64, sign_seq);
+	if ((ret = adhoc(st, "UPDATE agreements SET signed_at = ?2, sign_seq = ?3"
+			 " WHERE id = ?1 AND sign_seq = 0", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, id, HL_HASH_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 2, at_ms));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)sign_seq));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_each_agreement(hl_store *st, int64_t peer_id,
+			    int (*fn)(void *arg, const struct hl_agreement_row *row), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT " AGREEMENT_COLS " FROM agreements a JOIN peers p"
+			 " ON p.id = a.peer_id WHERE ?1 = 0 OR a.peer_id = ?1"
+			 " ORDER BY a.proposed_at, a.rowid", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_agreement_row row;
+		if ((ret = read_agreement(st, s, &row)) < 0 || (ret = fn(arg, &row)) != 0)
+			break;
+	}
+	if (ret > 0)
+		ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_insert_equivocation(hl_store *st, const struct hl_equivocation_row *row)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (row->seq < 1 || row->seq > I64MAX || !row->first_item || !row->second_item ||
+	    row->first_len == 0 || row->first_len > HL_ITEM_MAX || row->second_len == 0 ||
+	    row->second_len > HL_ITEM_MAX)
+		return fail(st, HL_EINVAL, "bad equivocation row (seq %" PRIu64 ")", row->seq);
+	if ((ret = adhoc(st, "INSERT INTO equivocations (peer_id, seq, first_hash, first_item,"
+			 " second_hash, second_item, detected_at) VALUES (?1, ?2, ?3, ?4, ?5,"
+			 " ?6, ?7)", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, row->peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)row->seq));
+	BIND(sqlite3_bind_blob(s, 3, row->first_hash, HL_HASH_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_blob(s, 4, row->first_item, (int)row->first_len, SQLITE_STATIC));
+	BIND(sqlite3_bind_blob(s, 5, row->second_hash, HL_HASH_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_blob(s, 6, row->second_item, (int)row->second_len, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 7, row->detected_at));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* A blob column borrowed from S (1..HL_ITEM_MAX bytes). */
+static int col_item(hl_store *st, sqlite3_stmt *s, int col, const uint8_t **p, size_t *len,
+		    const char *what)
+{
+	if (sqlite3_column_type(s, col) != SQLITE_BLOB)
+		return corrupt(st, what, "is not a blob");
+	const uint8_t *b = sqlite3_column_blob(s, col);
+	int n = sqlite3_column_bytes(s, col);
+	if (n <= 0 || n > HL_ITEM_MAX)
+		return corrupt(st, what, "has a bad length");
+	if (!b)
+		return sqlerr(st, sqlite3_errcode(st->db));
+	*p = b;
+	*len = (size_t)n;
+	return 0;
+}
+
+int hl_store_each_equivocation(hl_store *st, int64_t peer_id,
+			       int (*fn)(void *arg, const struct hl_equivocation_row *row),
+			       void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT peer_id, seq, first_hash, first_item, second_hash,"
+			 " second_item, detected_at FROM equivocations"
+			 " WHERE ?1 = 0 OR peer_id = ?1 ORDER BY peer_id, seq, detected_at", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_equivocation_row row = { 0 };
+		if ((ret = col_int(st, s, 0, 1, INT64_MAX, &row.peer_id, "equivocations.peer_id")) < 0 ||
+		    (ret = col_u64(st, s, 1, &row.seq, "equivocations.seq")) < 0 ||
+		    (ret = col_blob(st, s, 2, row.first_hash, HL_HASH_LEN, "equivocations.first_hash")) < 0 ||
+		    (ret = col_item(st, s, 3, &row.first_item, &row.first_len, "equivocations.first_item")) < 0 ||
+		    (ret = col_blob(st, s, 4, row.second_hash, HL_HASH_LEN, "equivocations.second_hash")) < 0 ||
+		    (ret = col_item(st, s, 5, &row.second_item, &row.second_len, "equivocations.second_item")) < 0 ||
+		    (ret = col_int(st, s, 6, INT64_MIN, INT64_MAX, &row.detected_at,
+				   "equivocations.detected_at")) < 0)
+			break;
+		if ((ret = fn(arg, &row)) != 0)
+			break;
+	}
+	if (ret > 0)
+		ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_count_equivocations(hl_store *st, int64_t peer_id, uint64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT count(*) FROM equivocations WHERE ?1 = 0 OR peer_id = ?1",
+			 &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0)
+		ret = col_u64(st, s, 0, n, "count");
+	sqlite3_finalize(s);
 	return ret < 0 ? ret : 0;
 }
 

@@ -210,10 +210,10 @@ int hl_store_each_in_partial(hl_store *st, int64_t peer_id,
 /* IN messages in state REFUSED (their REFUSE is repeated each session). */
 int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 			     int (*fn)(void *arg, const struct hl_msg_row *row), void *arg);
-/* True in *VISIBLE when the IN message of PEER with PREC and CLASS_SEQ is
- * complete (visible); class_seq 0 counts as visible. */
-int hl_store_in_class_visible(hl_store *st, int64_t peer_id, unsigned prec,
-			      uint64_t class_seq, bool *visible);
+/* The state of the IN message of PEER with PREC and CLASS_SEQ in *STATE,
+ * or -1 when there is none; class_seq 0 counts as COMPLETE. */
+int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
+			    uint64_t class_seq, int *state);
 
 /* Bytes stored for PEER's incoming messages (bodies and attachments),
  * for the quota: the declared sizes of every IN message, so space a
@@ -225,7 +225,7 @@ int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 /* The schema version this code writes.  hl_store_open() migrates an older
  * store to it, one step per transaction, and refuses a newer one
  * (HL_EUNSUPP). */
-#define HL_STORE_SCHEMA_VERSION 2
+#define HL_STORE_SCHEMA_VERSION 3
 
 /* Why the last hl_store_open() in this thread failed: one line naming the
  * file and the cause (for example a schema newer than this hotline). */
@@ -246,6 +246,113 @@ int hl_store_set_body_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
  * 0, or HL_ESTORE with the first violation in hl_store_errmsg().  Reads
  * every row: for tests, crash checks and diagnostics, not the hot path. */
 int hl_store_verify(hl_store *st);
+
+
+/* ---- checks and agreements ---- */
+
+/* Line checks (docs/items.md 2.3-2.4), both ours (OUT: we checked the
+ * peer) and the peer's (IN: the peer checked us), keyed by (peer, dir, id).
+ * A row names its CHECK item (peer_id, dir, seq), stored first. */
+enum hl_check_result {
+	HL_CHECK_PENDING = 0,      /* waiting for an answer (OUT) or a person (IN) */
+	HL_CHECK_OK = 1,           /* answered (by a person, in operator mode) */
+	HL_CHECK_NO_CONNECTION = 2, /* OUT: no session with the peer at the deadline */
+	HL_CHECK_NO_ANSWER = 3,    /* OUT: the link was up, nobody answered */
+	HL_CHECK_NO_PERSON = 4,    /* the station answered, no person did */
+};
+/* "pending", "ok", "no_connection", "no_answer", "no_person". */
+const char *hl_check_result_name(int result);
+
+struct hl_check_row {
+	uint8_t id[HL_CHECK_ID_LEN];
+	int64_t peer_id;
+	char peer_name[64];           /* filled by reads */
+	enum hl_dir dir;
+	uint64_t seq;                 /* the CHECK item's position */
+	unsigned mode;                /* enum hl_check_mode */
+	bool link;                    /* a session was up when it was made */
+	bool manual;                  /* OUT: `hotline check`, not the schedule */
+	int64_t created_at;           /* ms: authored (OUT) or received (IN) */
+	int64_t deadline;             /* ms: when it is decided */
+	int64_t station_at;           /* ms: the station's answer came (OUT) or went (IN); 0 none */
+	int64_t person_at;            /* ms: a person's answer; 0 none */
+	int64_t no_person_at;         /* ms: the no-person answer; 0 none */
+	int result;                   /* enum hl_check_result */
+};
+int hl_store_insert_check(hl_store *st, const struct hl_check_row *row);
+/* HL_ENOTFOUND when absent. */
+int hl_store_get_check(hl_store *st, int64_t peer_id, enum hl_dir dir,
+		       const uint8_t id[static HL_CHECK_ID_LEN], struct hl_check_row *row);
+/* The check whose CHECK item is at SEQ of that chain. */
+int hl_store_get_check_by_seq(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			      struct hl_check_row *row);
+/* Writes ROW's station_at, person_at, no_person_at and result. */
+int hl_store_update_check(hl_store *st, const struct hl_check_row *row);
+
+struct hl_check_filter {
+	int64_t peer_id;              /* 0: every peer */
+	enum hl_dir dir;
+	bool open_only;               /* result PENDING only */
+	bool newest_first;            /* else oldest first (by created_at) */
+	size_t limit;                 /* 0: no limit */
+};
+int hl_store_each_check(hl_store *st, const struct hl_check_filter *f,
+			int (*fn)(void *arg, const struct hl_check_row *row), void *arg);
+
+/* Agreements (docs/items.md 2.5-2.6).  id is the AGREEMENT item's hash;
+ * dir OUT: we proposed it.  signed_at is when the countersign was made
+ * (we signed) or arrived (they signed); 0 while only proposed. */
+struct hl_agreement_row {
+	uint8_t id[HL_HASH_LEN];
+	int64_t peer_id;
+	char peer_name[64];           /* filled by reads */
+	enum hl_dir dir;
+	uint64_t seq;                 /* the AGREEMENT item's position */
+	char name[256];
+	uint64_t size;
+	uint8_t doc_hash[HL_HASH_LEN];
+	uint8_t msg_id[HL_MSG_ID_LEN];
+	int64_t proposed_at;
+	int64_t signed_at;
+	uint64_t sign_seq;            /* the COUNTERSIGN item's position; 0 none */
+};
+int hl_store_insert_agreement(hl_store *st, const struct hl_agreement_row *row);
+/* By a unique prefix of at least 8 hex digits (HL_EEXIST when ambiguous). */
+int hl_store_get_agreement(hl_store *st, const char *id_prefix_hex,
+			   struct hl_agreement_row *row);
+int hl_store_get_agreement_by_id(hl_store *st, const uint8_t id[static HL_HASH_LEN],
+				 struct hl_agreement_row *row);
+/* Records the countersign at SIGN_SEQ (of the signer's chain) at AT_MS;
+ * a second countersign changes nothing. */
+int hl_store_set_agreement_signed(hl_store *st, const uint8_t id[static HL_HASH_LEN],
+				  uint64_t sign_seq, int64_t at_ms);
+/* Every agreement (of PEER_ID, or all when 0), oldest first. */
+int hl_store_each_agreement(hl_store *st, int64_t peer_id,
+			    int (*fn)(void *arg, const struct hl_agreement_row *row), void *arg);
+
+/* Equivocation evidence: the peer signed two different items at SEQ of its
+ * chain on this link.  FIRST is the one in the items table, SECOND the one
+ * that came later; both verified under the peer's SigningKey.  Both
+ * encodings are kept here whole, so the pair is a self-contained proof. */
+struct hl_equivocation_row {
+	int64_t peer_id;
+	uint64_t seq;
+	uint8_t first_hash[HL_HASH_LEN];
+	const uint8_t *first_item;    /* borrowed: valid during a callback only */
+	size_t first_len;
+	uint8_t second_hash[HL_HASH_LEN];
+	const uint8_t *second_item;
+	size_t second_len;
+	int64_t detected_at;          /* ms, local clock */
+};
+/* HL_EEXIST when this pair is already known. */
+int hl_store_insert_equivocation(hl_store *st, const struct hl_equivocation_row *row);
+/* For the record exporter: every piece of equivocation evidence against
+ * PEER_ID (every peer when 0), by seq.  FN returns nonzero to stop. */
+int hl_store_each_equivocation(hl_store *st, int64_t peer_id,
+			       int (*fn)(void *arg, const struct hl_equivocation_row *row),
+			       void *arg);
+int hl_store_count_equivocations(hl_store *st, int64_t peer_id, uint64_t *n);
 
 /* ---- record export ---- */
 

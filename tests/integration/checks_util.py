@@ -1,0 +1,87 @@
+"""checks_util.py — helpers for the line-check and agreement integration
+tests: per-peer settings in station.conf, an AlarmCommand script that writes
+its environment to a file, and read-only looks into a station's store."""
+
+import os
+import sqlite3
+import stat
+
+from daemon_util import scaled, wait_for
+
+
+def set_peer_option(station, peer, key, value):
+    """KEY = VALUE in the [Peer] section named PEER of STATION's conf."""
+    with open(station.conf_path) as f:
+        lines = f.read().splitlines()
+    out, section, done, cur_peer = [], None, False, None
+    for line in lines:
+        s = line.strip()
+        if s.startswith("["):
+            section, cur_peer = s, None
+        if section == "[Peer]" and s.split("=", 1)[0].strip() == "Name":
+            cur_peer = s.split("=", 1)[1].strip()
+        elif (section == "[Peer]" and cur_peer == peer and
+              s.split("=", 1)[0].strip() == key):
+            continue
+        out.append(line)
+        if section == "[Peer]" and s.split("=", 1)[0].strip() == "Name" and cur_peer == peer:
+            out.append(f"{key} = {value}")
+            done = True
+    assert done, f"no [Peer] {peer} in {station.conf_path}"
+    station.write_conf("\n".join(out) + "\n")
+
+
+def alarm_script(tmp_path, name="alarm"):
+    """An AlarmCommand that appends its HOTLINE_* environment, one alarm per
+    block, to a file; returns (script path, output path)."""
+    out = os.path.join(str(tmp_path), f"{name}.out")
+    path = os.path.join(str(tmp_path), f"{name}.sh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                f"env | grep '^HOTLINE_' | sort >> '{out}'\n"
+                f"echo END >> '{out}'\n")
+    os.chmod(path, stat.S_IRWXU)
+    return path, out
+
+
+def alarms(out_path):
+    """The alarms the script saw, each a dict of its HOTLINE_* variables."""
+    try:
+        with open(out_path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    result, cur = [], {}
+    for line in text.splitlines():
+        if line == "END":
+            result.append(cur)
+            cur = {}
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            cur[k] = v
+    return result
+
+
+def wait_alarm(out_path, kind, timeout=None):
+    return wait_for(lambda: [a for a in alarms(out_path) if a.get("HOTLINE_ALARM") == kind],
+                    timeout or scaled(20), f"an AlarmCommand run for {kind}")
+
+
+def store_rows(station, sql, args=()):
+    """Rows of SQL against STATION's store, opened read-only."""
+    db = sqlite3.connect(f"file:{os.path.join(station.dir, 'store.db')}?mode=ro", uri=True,
+                         timeout=10)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def checks(station, direction):
+    """(id hex, mode, link, manual, result, station_at, person_at, no_person_at)."""
+    return [(r[0].hex(),) + tuple(r[1:]) for r in store_rows(
+        station, "SELECT id, mode, link, manual, result, station_at, person_at, no_person_at"
+        " FROM checks WHERE dir = ? ORDER BY created_at", (0 if direction == "out" else 1,))]
+
+
+RESULT = {0: "pending", 1: "ok", 2: "no_connection", 3: "no_answer", 4: "no_person"}
