@@ -171,11 +171,15 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		free(tmp);
 		tmp = NULL; /* renamed: nothing to remove */
 	}
-	fprintf(output ? stdout : stderr,
-		"%s: %zu entries of %s, %zu of %s (%zu refused, %zu not received); "
-		"%zu message(s) disclosed, %zu withheld; %zu attachment(s)\n",
+	FILE *f = output ? stdout : stderr;
+	fprintf(f, "%s: %zu entries of %s, %zu of %s (%zu refused, %zu not received); "
+		"%zu message(s) disclosed, %zu withheld; %zu attachment(s)",
 		output ? output : "record", st.entries[0], mc.conf->name, st.entries[1], peer->name,
 		st.refused, st.absent, st.disclosed, st.withheld, st.attachments);
+	if (st.evidence)
+		fprintf(f, "; %zu piece(s) of evidence that %s equivocated", st.evidence,
+			peer->name);
+	fprintf(f, "\n");
 	ret = HL_EXIT_OK;
 out:
 	if (sink.fd >= 0 && sink.fd != STDOUT_FILENO)

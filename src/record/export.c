@@ -37,6 +37,11 @@ struct att_ref {
 	char idhex[33];
 };
 
+struct evidence {
+	uint8_t *item;
+	size_t len;
+};
+
 struct ex {
 	const struct hl_record_export *o;
 	struct hl_record_writer *w;
@@ -49,6 +54,8 @@ struct ex {
 	size_t nmsgs, capmsgs;
 	struct att_ref *atts;
 	size_t natts, capatts;
+	struct evidence *ev;
+	size_t nev, capev;
 };
 
 static int seterr(struct ex *x, int code, const char *fmt, ...)
@@ -326,6 +333,56 @@ static int write_contents(struct ex *x)
 	return 0;
 }
 
+/* ---- evidence of equivocation ---- */
+
+/* The store keeps the item of the chain (first) and the other one the peer
+ * signed at the same position (second): the record carries the second. */
+static int collect_evidence(void *arg, const struct hl_equivocation_row *row)
+{
+	struct ex *x = arg;
+	if (x->nev == HL_RECORD_MAX_EVIDENCE) {
+		warnf(x, "more than %d pieces of evidence of equivocation; the record carries "
+		      "the first %d", HL_RECORD_MAX_EVIDENCE, HL_RECORD_MAX_EVIDENCE);
+		return 1;
+	}
+	if (row->second_len == 0 || row->second_len > HL_ITEM_MAX)
+		return seterr(x, HL_ESTORE, "store: evidence at seq %llu has a bad item",
+			      (unsigned long long)row->seq);
+	if (x->nev == x->capev) {
+		x->capev = x->capev ? x->capev * 2 : 4;
+		x->ev = xrealloc(x->ev, x->capev * sizeof(*x->ev));
+	}
+	x->ev[x->nev].item = xmalloc(row->second_len);
+	memcpy(x->ev[x->nev].item, row->second_item, row->second_len);
+	x->ev[x->nev].len = row->second_len;
+	x->nev++;
+	return 0;
+}
+
+static int read_evidence(struct ex *x)
+{
+	int ret;
+	/* Peer id 0 would mean every peer to the store. */
+	if (x->peer_id == 0)
+		return 0;
+	ret = hl_store_each_equivocation(x->o->store, x->peer_id, collect_evidence, x);
+	if (ret < 0)
+		return x->err[0] ? ret : store_err(x, ret);
+	return 0;
+}
+
+static int write_evidence(struct ex *x)
+{
+	if (hl_record_write_evidence(x->w, (uint32_t)x->nev) < 0)
+		return writer_err(x);
+	for (size_t i = 0; i < x->nev; i++)
+		if (hl_record_write_evidence_item(x->w, HL_RECORD_PEER, x->ev[i].item,
+						  x->ev[i].len) < 0)
+			return writer_err(x);
+	x->stats->evidence = x->nev;
+	return 0;
+}
+
 /* ---- attachments ---- */
 
 static int copy_att(struct ex *x, const struct att_ref *t, uint8_t *buf)
@@ -409,7 +466,7 @@ int hl_record_export(const struct hl_record_export *o, struct hl_record_writer *
 		goto out;
 	}
 	if ((ret = write_cards(&x)) < 0 || (ret = write_chains(&x)) < 0 ||
-	    (ret = write_contents(&x)) < 0)
+	    (ret = write_contents(&x)) < 0 || (ret = read_evidence(&x)) < 0)
 		goto out;
 	/* Everything from the store is read; the attachment files of a
 	 * complete message never change. */
@@ -417,7 +474,9 @@ int hl_record_export(const struct hl_record_export *o, struct hl_record_writer *
 	in_txn = false;
 	if ((ret = write_atts(&x)) < 0)
 		goto out;
-	if (hl_record_write_evidence(w, 0) < 0 || hl_record_write_seal(w, o->me->sign_sk) < 0) {
+	if ((ret = write_evidence(&x)) < 0)
+		goto out;
+	if (hl_record_write_seal(w, o->me->sign_sk) < 0) {
 		ret = writer_err(&x);
 		goto out;
 	}
@@ -431,6 +490,9 @@ out:
 	for (size_t i = 0; i < x.natts; i++)
 		free(x.atts[i].path);
 	free(x.atts);
+	for (size_t i = 0; i < x.nev; i++)
+		free(x.ev[i].item);
+	free(x.ev);
 	free(x.msgs);
 	return ret;
 }

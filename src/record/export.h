@@ -7,7 +7,8 @@
  * hash and code), positions not yet received ABSENT entries.  Contents:
  * every message whose body we hold, or only those named; attachments
  * (of disclosed messages) only when asked, each hash-checked against its
- * signed hash while it is copied. */
+ * signed hash while it is copied.  Evidence: every item the store keeps as
+ * proof that the peer signed two different items at one position. */
 #ifndef HL_RECORD_EXPORT_H
 #define HL_RECORD_EXPORT_H
 
@@ -41,6 +42,7 @@ struct hl_record_export_stats {
 	size_t entries[2];
 	size_t refused, absent;
 	size_t disclosed, withheld, attachments;
+	size_t evidence;                 /* items proving the peer equivocated */
 };
 
 /* Writes the whole record, seal included, to W.  On failure returns a

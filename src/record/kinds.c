@@ -126,7 +126,7 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	} else {
 		fprintf(s->out, "    Subject:  (withheld)\n");
 	}
-	uint64_t r = s->acked_by[chain][seq - 1];
+	uint64_t r = s->first_ref[chain][seq - 1];
 	if (r) {
 		hl_rfc3339((int64_t)s->time[1 - chain][r - 1], when);
 		fprintf(s->out, "    Receipt:  %s's #%llu at %s\n", s->name[1 - chain],
@@ -153,37 +153,49 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 
 /* ---- receipts ---- */
 
+/* PEER_SEQ and PEER_HASH: the other chain's head as the item's author held
+ * it when it signed (receipts, checks, answers).  It only grows along a
+ * chain, and the record must hold that very entry. */
+static int head_check(struct hl_record_check *c, uint64_t peer_seq, const uint8_t *peer_hash)
+{
+	const struct hl_record *rec = c->rec;
+	unsigned other = 1 - c->chain;
+	char h1[17], h2[17];
+	if (peer_seq < c->state->peer_seq)
+		return why(c, HL_RECORD_BAD_SELF, "says it holds %s's chain up to %llu, after an "
+			   "earlier item said %llu", station(c, other),
+			   (unsigned long long)peer_seq, (unsigned long long)c->state->peer_seq);
+	c->state->peer_seq = peer_seq;
+	if (peer_seq == 0)
+		return HL_RECORD_CHECK_OK;
+	if (peer_seq > rec->n[other])
+		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, but "
+			   "the record has only %zu entries of it", station(c, other),
+			   (unsigned long long)peer_seq, rec->n[other]);
+	const struct hl_record_entry *e = &rec->entries[other][peer_seq - 1];
+	if (e->type == HL_RECORD_ABSENT)
+		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, "
+			   "which the record marks as not received", station(c, other),
+			   (unsigned long long)peer_seq);
+	if (sodium_memcmp(e->hash, peer_hash, HL_HASH_LEN) != 0) {
+		short_hash(peer_hash, h1);
+		short_hash(e->hash, h2);
+		return why(c, HL_RECORD_BAD_CROSS, "names %s's entry %llu with hash %s..., but "
+			   "the record's entry %llu has hash %s...", station(c, other),
+			   (unsigned long long)peer_seq, h1, (unsigned long long)peer_seq, h2);
+	}
+	return HL_RECORD_CHECK_OK;
+}
+
 static int receipt_check(struct hl_record_check *c)
 {
 	const struct hl_item_receipt *r = &c->it->u.rcpt;
 	const struct hl_record *rec = c->rec;
 	unsigned other = 1 - c->chain;
 	char h1[17], h2[17];
-	/* What a station holds of its peer's chain only grows. */
-	if (r->peer_seq < c->state->peer_seq)
-		return why(c, HL_RECORD_BAD_SELF, "says it holds %s's chain up to %llu, after an "
-			   "earlier receipt said %llu", station(c, other),
-			   (unsigned long long)r->peer_seq, (unsigned long long)c->state->peer_seq);
-	c->state->peer_seq = r->peer_seq;
-	if (r->peer_seq > 0) {
-		if (r->peer_seq > rec->n[other])
-			return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, but "
-				   "the record has only %zu entries of it", station(c, other),
-				   (unsigned long long)r->peer_seq, rec->n[other]);
-		const struct hl_record_entry *e = &rec->entries[other][r->peer_seq - 1];
-		if (e->type == HL_RECORD_ABSENT)
-			return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, "
-				   "which the record marks as not received", station(c, other),
-				   (unsigned long long)r->peer_seq);
-		if (sodium_memcmp(e->hash, r->peer_hash, HL_HASH_LEN) != 0) {
-			short_hash(r->peer_hash, h1);
-			short_hash(e->hash, h2);
-			return why(c, HL_RECORD_BAD_CROSS, "names %s's entry %llu with hash %s..., but "
-				   "the record's entry %llu has hash %s...", station(c, other),
-				   (unsigned long long)r->peer_seq, h1,
-				   (unsigned long long)r->peer_seq, h2);
-		}
-	}
+	int ret = head_check(c, r->peer_seq, r->peer_hash);
+	if (ret != HL_RECORD_CHECK_OK)
+		return ret;
 	for (unsigned i = 0; i < r->count; i++) {
 		const struct hl_receipt_entry *re = &r->entries[i];
 		if (re->seq > rec->n[other])
@@ -213,8 +225,8 @@ static void receipt_index(struct hl_record_show *s, unsigned chain, uint64_t seq
 	unsigned other = 1 - chain;
 	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
 		uint64_t q = it->u.rcpt.entries[i].seq;
-		if (q <= s->rec->n[other] && s->acked_by[other][q - 1] == 0)
-			s->acked_by[other][q - 1] = seq;
+		if (q <= s->rec->n[other] && s->first_ref[other][q - 1] == 0)
+			s->first_ref[other][q - 1] = seq;
 	}
 }
 
@@ -243,11 +255,180 @@ static void receipt_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 		(unsigned long long)r->peer_seq);
 }
 
+/* ---- line checks and answers ---- */
+
+static int check_check(struct hl_record_check *c)
+{
+	return head_check(c, c->it->u.chk.peer_seq, c->it->u.chk.peer_hash);
+}
+
+static int answer_check(struct hl_record_check *c)
+{
+	/* An answer that names no check of the other chain is kept by the
+	 * stations and otherwise ignored (docs/items.md 2.4): it is the
+	 * author's signed word, not a fault of the record.  `show` says so. */
+	return head_check(c, c->it->u.ans.peer_seq, c->it->u.ans.peer_hash);
+}
+
+/* The other chain's entry SEQ, when it is an item with HASH. */
+static bool names_item(const struct hl_record *rec, unsigned chain, uint64_t seq,
+		       const uint8_t *hash)
+{
+	return seq >= 1 && seq <= rec->n[chain] &&
+	       rec->entries[chain][seq - 1].type == HL_RECORD_ITEM &&
+	       sodium_memcmp(rec->entries[chain][seq - 1].hash, hash, HL_HASH_LEN) == 0;
+}
+
+static void answer_index(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			 const struct hl_item *it)
+{
+	const struct hl_item_answer *a = &it->u.ans;
+	unsigned other = 1 - chain;
+	if (!names_item(s->rec, other, a->check_seq, a->check_hash))
+		return;
+	uint64_t *ref = a->by == HL_ANSWER_STATION ? &s->first_ref[other][a->check_seq - 1]
+						   : &s->second_ref[other][a->check_seq - 1];
+	if (*ref == 0)
+		*ref = seq;
+}
+
+static const char *answer_by(unsigned by)
+{
+	switch (by) {
+	case HL_ANSWER_STATION: return "by the station";
+	case HL_ANSWER_PERSON: return "by a person";
+	case HL_ANSWER_NO_PERSON: return "no person answered";
+	}
+	return "?";
+}
+
+/* The answer of the other chain at SEQ, as "X's #N at TIME (how)". */
+static void print_answer_ref(struct hl_record_show *s, unsigned other, uint64_t seq)
+{
+	char when[HL_RFC3339_LEN];
+	const struct hl_record_entry *e = &s->rec->entries[other][seq - 1];
+	const char *how = "?";
+	if (hl_item_decode(e->item, e->len, s->scratch) == 0 &&
+	    s->scratch->kind == HL_ITEM_ANSWER)
+		how = answer_by(s->scratch->u.ans.by);
+	hl_rfc3339((int64_t)s->time[other][seq - 1], when);
+	fprintf(s->out, "%s's #%llu at %s (%s)\n", s->name[other], (unsigned long long)seq, when,
+		how);
+}
+
+static void check_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+		       const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_check *k = &it->u.chk;
+	unsigned other = 1 - chain;
+	char hex[33];
+	(void)e;
+	hl_hex(k->id, HL_CHECK_ID_LEN, hex);
+	fprintf(s->out, "line check  %s\n    %s mode; %s; timeout %.1f s\n", hex,
+		k->mode == HL_CHECK_OPERATOR ? "operator (a person must answer)" : "machine",
+		k->link ? "the link was up when it was made"
+			: "no connection when it was made (sent when the link came back)",
+		k->timeout_ms / 1000.0);
+	fprintf(s->out, "    Holds %s's chain up to #%llu\n", s->name[other],
+		(unsigned long long)k->peer_seq);
+	uint64_t a1 = s->first_ref[chain][seq - 1], a2 = s->second_ref[chain][seq - 1];
+	fprintf(s->out, "    Answer:   ");
+	if (a1)
+		print_answer_ref(s, other, a1);
+	else
+		fprintf(s->out, "none in this record\n");
+	if (k->mode == HL_CHECK_OPERATOR) {
+		fprintf(s->out, "    Person:   ");
+		if (a2)
+			print_answer_ref(s, other, a2);
+		else
+			fprintf(s->out, "no answer in this record\n");
+	}
+}
+
+static void answer_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_answer *a = &it->u.ans;
+	unsigned other = 1 - chain;
+	(void)seq;
+	(void)e;
+	fprintf(s->out, "answer (%s) to %s's check #%llu%s\n", answer_by(a->by), s->name[other],
+		(unsigned long long)a->check_seq,
+		names_item(s->rec, other, a->check_seq, a->check_hash)
+			? "" : ", which is not that check in this record (ignored)");
+	fprintf(s->out, "    Holds %s's chain up to #%llu\n", s->name[other],
+		(unsigned long long)a->peer_seq);
+}
+
+/* ---- agreements ---- */
+
+static void countersign_index(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			      const struct hl_item *it)
+{
+	const struct hl_item_countersign *cs = &it->u.csig;
+	unsigned other = 1 - chain;
+	if (!names_item(s->rec, other, cs->proposal_seq, cs->agreement_id))
+		return;
+	const struct hl_record_entry *e = &s->rec->entries[other][cs->proposal_seq - 1];
+	/* Countersigned means: this agreement, and this document. */
+	if (hl_item_decode(e->item, e->len, s->scratch) < 0 ||
+	    s->scratch->kind != HL_ITEM_AGREEMENT ||
+	    sodium_memcmp(s->scratch->u.agr.doc_hash, cs->doc_hash, HL_HASH_LEN) != 0)
+		return;
+	if (s->first_ref[other][cs->proposal_seq - 1] == 0)
+		s->first_ref[other][cs->proposal_seq - 1] = seq;
+}
+
+static void agreement_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			   const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_agreement *g = &it->u.agr;
+	unsigned other = 1 - chain;
+	char id[65], doc[65], msg[33], name[256 * 3 + 1], when[HL_RFC3339_LEN];
+	hl_hex(e->hash, HL_HASH_LEN, id);
+	hl_hex(g->doc_hash, HL_HASH_LEN, doc);
+	hl_msg_id_hex(g->msg_id, msg);
+	hl_sanitize((const char *)g->name, g->name_len, name, sizeof(name), 0);
+	fprintf(s->out, "agreement proposed  %s\n    Document: %s (%llu bytes, blake2b-256 %s),"
+		" carried by message %s\n", id, name, (unsigned long long)g->size, doc, msg);
+	uint64_t cs = s->first_ref[chain][seq - 1];
+	if (cs) {
+		hl_rfc3339((int64_t)s->time[other][cs - 1], when);
+		fprintf(s->out, "    Countersigned by %s: #%llu at %s (signed by both)\n",
+			s->name[other], (unsigned long long)cs, when);
+	} else {
+		fprintf(s->out, "    Not countersigned in this record\n");
+	}
+}
+
+static void countersign_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			     const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_countersign *cs = &it->u.csig;
+	unsigned other = 1 - chain;
+	char id[65], doc[65];
+	(void)seq;
+	(void)e;
+	hl_hex(cs->agreement_id, HL_HASH_LEN, id);
+	hl_hex(cs->doc_hash, HL_HASH_LEN, doc);
+	fprintf(s->out, "countersign of %s's agreement #%llu  %s\n    Document: blake2b-256 %s%s\n",
+		s->name[other], (unsigned long long)cs->proposal_seq, id, doc,
+		names_item(s->rec, other, cs->proposal_seq, cs->agreement_id)
+			? "" : "\n    (names no agreement of the other chain in this record: ignored)");
+}
+
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {
 	{ HL_ITEM_MESSAGE, "message", true, message_check, NULL, message_show },
 	{ HL_ITEM_RECEIPT, "receipt", false, receipt_check, receipt_index, receipt_show },
+	{ HL_ITEM_CHECK, "check", false, check_check, NULL, check_show },
+	{ HL_ITEM_ANSWER, "answer", false, answer_check, answer_index, answer_show },
+	/* An agreement and its countersign are each their author's signed
+	 * word; which agreement a countersign names is for people (show). */
+	{ HL_ITEM_AGREEMENT, "agreement", false, NULL, NULL, agreement_show },
+	{ HL_ITEM_COUNTERSIGN, "countersign", false, NULL, countersign_index, countersign_show },
 };
 
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind)

@@ -46,14 +46,20 @@ struct hl_record_check {
  * reports a SELF failure first if there is one anywhere). */
 enum { HL_RECORD_CHECK_OK = 0, HL_RECORD_BAD_SELF = 1, HL_RECORD_BAD_CROSS = 2 };
 
-/* For `record show`: the chains' station names, the per-position receipt
- * index, and where to print. */
+/* For `record show`: the chains' station names, what the other chain
+ * says about each position (filled by the kinds' index functions), and
+ * where to print. */
 struct hl_record_show {
 	const struct hl_record *rec;
 	const char *name[2];                 /* sanitised station names, by chain */
-	uint64_t *acked_by[2];               /* [chain][seq-1]: the seq of the first
-					      * receipt of the other chain naming it, 0 none */
+	/* [chain][seq-1]: the seq of the other chain's item that answers this
+	 * one, 0 none.  FIRST: the receipt of a message, the station's answer to
+	 * a check, the countersign of an agreement; SECOND: the person's (or
+	 * no person's) answer to an operator check. */
+	uint64_t *first_ref[2];
+	uint64_t *second_ref[2];
 	uint64_t *time[2];                   /* [chain][seq-1]: the item's time, 0 none */
+	struct hl_item *scratch;             /* for a kind that decodes another item */
 	FILE *out;
 };
 

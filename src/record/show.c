@@ -52,7 +52,8 @@ static void index_all(struct hl_record_show *s, struct hl_item *it)
 {
 	const struct hl_record *rec = s->rec;
 	for (unsigned c = 0; c < 2; c++) {
-		s->acked_by[c] = xcalloc(rec->n[c] ? rec->n[c] : 1, sizeof(uint64_t));
+		s->first_ref[c] = xcalloc(rec->n[c] ? rec->n[c] : 1, sizeof(uint64_t));
+		s->second_ref[c] = xcalloc(rec->n[c] ? rec->n[c] : 1, sizeof(uint64_t));
 		s->time[c] = xcalloc(rec->n[c] ? rec->n[c] : 1, sizeof(uint64_t));
 	}
 	for (unsigned c = 0; c < 2; c++) {
@@ -128,6 +129,7 @@ int hl_record_show(const struct hl_record *rec, FILE *out)
 	header(rec, &s, ret, &v);
 
 	struct hl_item *it = xmalloc(sizeof(*it));
+	s.scratch = xmalloc(sizeof(*s.scratch));
 	index_all(&s, it);
 	/* Merge the chains by time, each in its own order. */
 	size_t k[2] = { 1, 1 };
@@ -144,8 +146,10 @@ int hl_record_show(const struct hl_record *rec, FILE *out)
 	if (rec->n[0] == 0 && rec->n[1] == 0)
 		fprintf(out, "(no entries: the two stations have exchanged nothing)\n");
 	free(it);
+	free(s.scratch);
 	for (unsigned c = 0; c < 2; c++) {
-		free(s.acked_by[c]);
+		free(s.first_ref[c]);
+		free(s.second_ref[c]);
 		free(s.time[c]);
 	}
 	return ret;

@@ -308,3 +308,40 @@ def test_record_before_any_exchange(stations, tmp_path):
                 tmp_path=tmp_path, check=0)
     show = third_party("record", "show", rec, tmp_path=tmp_path, check=0).stdout
     assert "exchanged nothing" in show
+
+
+def test_checks_and_agreements_in_the_record(stations, tmp_path):
+    import json
+
+    from helpers import wait_for
+
+    a, b = stations.pair()
+    card_a, card_b = write_cards(tmp_path, a, b)
+    assert a.cmd("check", b.name, "--timeout", str(int(scaled(20)))).returncode == 0
+    doc = tmp_path / "treaty.txt"
+    doc.write_bytes(b"Article 1. The line is tested twice a day.\n" * 100)
+    aid = a.cmd("agree", "propose", b.name, doc).stdout.strip()
+
+    def listed(st):
+        return {g["id"]: g for g in json.loads(st.cmd("agree", "list", "--json").stdout)}
+    wait_for(lambda: listed(b).get(aid, {}).get("document") == "here", scaled(15),
+             "the proposal and its document at pyongyang")
+    b.cmd("agree", "sign", aid)
+    wait_for(lambda: listed(a)[aid]["state"] == "signed_by_both", scaled(15),
+             "washington to hold pyongyang's countersign")
+
+    for st, other, card_x, card_y in ((a, b, card_a, card_b), (b, a, card_b, card_a)):
+        rec = tmp_path / f"{st.name}.rec"
+        st.cmd("record", "export", other.name, "-o", rec, "--with-attachments")
+        p = third_party("record", "verify", rec, "--card", card_y, "--card", card_x,
+                        tmp_path=tmp_path, check=0)
+        assert f"exported by {st.name}" in p.stdout, p.stdout
+        check_independently(rec.read_bytes(), st.card(), other.card())
+    show = third_party("record", "show", tmp_path / "washington.rec", tmp_path=tmp_path,
+                       check=0).stdout
+    for want in ("line check", "machine mode; the link was up when it was made",
+                 "Answer:   pyongyang's #", "(by the station)",
+                 f"agreement proposed  {aid}", "Document: treaty.txt (4300 bytes",
+                 "Countersigned by pyongyang: #", "countersign of washington's agreement #",
+                 "Attached: treaty.txt (4300 bytes"):
+        assert want in show, f"show lacks {want!r}:\n{show}"

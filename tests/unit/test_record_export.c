@@ -352,6 +352,51 @@ static void test_export_without_history(void **state)
 	free(h);
 }
 
+static void test_export_carries_evidence(void **state)
+{
+	(void)state;
+	struct station s;
+	struct fx_hist *h = fx_golden(), *other = fx_new();
+	station_up(&s, h, NULL);
+	/* Pyongyang signed another item 2 (after the same item 1). */
+	other->e[1][0] = h->e[1][0];
+	other->n[1] = 1;
+	other->t = h->t;
+	fx_message(other, 1, HL_PREC_IMMEDIATE, "Reply", "Rejected outright.", 0, true);
+	struct hl_equivocation_row row = {
+		.peer_id = s.peer_id, .seq = 2,
+		.first_item = h->e[1][1].item, .first_len = h->e[1][1].len,
+		.second_item = other->e[1][1].item, .second_len = other->e[1][1].len,
+		.detected_at = 5,
+	};
+	memcpy(row.first_hash, h->e[1][1].hash, 32);
+	memcpy(row.second_hash, other->e[1][1].hash, 32);
+	assert_int_equal(hl_store_insert_equivocation(s.store, &row), 0);
+	uint8_t *buf;
+	size_t len;
+	struct hl_record_export_stats st;
+	struct warnings w = { .n = 0 };
+	char err[512], why[640];
+	assert_int_equal(do_export(&s, false, false, NULL, 0, &buf, &len, &st, &w, err), 0);
+	assert_int_equal(st.evidence, 1);
+	struct hl_record *rec;
+	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
+	assert_int_equal(rec->nevidence, 1);
+	assert_int_equal(rec->evidence[0].len, other->e[1][1].len);
+	assert_memory_equal(rec->evidence[0].item, other->e[1][1].item, other->e[1][1].len);
+	hl_card a, b;
+	fx_card(0, &a);
+	fx_card(1, &b);
+	struct hl_record_verdict v;
+	assert_int_equal(hl_record_verify(rec, &a, &b, NULL, NULL, &v), 0);
+	assert_int_equal(v.equivocations, 1);
+	hl_record_free(rec);
+	free(buf);
+	station_down(&s);
+	free(h);
+	free(other);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -371,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_export_only_errors),
 		cmocka_unit_test(test_export_withholds_what_is_still_arriving),
 		cmocka_unit_test(test_export_without_history),
+		cmocka_unit_test(test_export_carries_evidence),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -236,6 +236,72 @@ static inline void fx_missing(struct fx_hist *h, unsigned c, unsigned code)
 	e->code = (uint8_t)code;
 }
 
+/* A line check by chain C, holding the other chain's head. */
+static inline uint64_t fx_line_check(struct fx_hist *h, unsigned c, unsigned mode, bool link)
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	unsigned o = 1 - c;
+	it->kind = HL_ITEM_CHECK;
+	for (size_t i = 0; i < HL_CHECK_ID_LEN; i++)
+		it->u.chk.id[i] = (uint8_t)(0xc0 + c + h->n[c] + i);
+	it->u.chk.mode = (uint8_t)mode;
+	it->u.chk.link = link;
+	it->u.chk.timeout_ms = 30000;
+	it->u.chk.peer_seq = fx_contig(h, o);
+	if (it->u.chk.peer_seq)
+		memcpy(it->u.chk.peer_hash, h->e[o][it->u.chk.peer_seq - 1].hash, 32);
+	fx_sign(h, c, it, (int)c);
+	free(it);
+	return h->n[c];
+}
+
+/* An answer by chain C to the other chain's check at CHECK_SEQ. */
+static inline uint64_t fx_answer(struct fx_hist *h, unsigned c, uint64_t check_seq, unsigned by)
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	unsigned o = 1 - c;
+	it->kind = HL_ITEM_ANSWER;
+	it->u.ans.check_seq = check_seq;
+	memcpy(it->u.ans.check_hash, h->e[o][check_seq - 1].hash, 32);
+	it->u.ans.by = (uint8_t)by;
+	it->u.ans.peer_seq = fx_contig(h, o);
+	if (it->u.ans.peer_seq)
+		memcpy(it->u.ans.peer_hash, h->e[o][it->u.ans.peer_seq - 1].hash, 32);
+	fx_sign(h, c, it, (int)c);
+	free(it);
+	return h->n[c];
+}
+
+/* An agreement proposed by chain C on a document DOC. */
+static inline uint64_t fx_agreement(struct fx_hist *h, unsigned c, const char *doc)
+{
+	static const uint8_t name[] = "treaty.txt";
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	it->kind = HL_ITEM_AGREEMENT;
+	it->u.agr.name = name;
+	it->u.agr.name_len = sizeof(name) - 1;
+	it->u.agr.size = strlen(doc);
+	crypto_generichash(it->u.agr.doc_hash, 32, (const uint8_t *)doc, strlen(doc), NULL, 0);
+	memset(it->u.agr.msg_id, 0x3c, HL_MSG_ID_LEN);
+	fx_sign(h, c, it, (int)c);
+	free(it);
+	return h->n[c];
+}
+
+/* Chain C countersigns the other chain's agreement at PROPOSAL_SEQ on DOC. */
+static inline uint64_t fx_countersign(struct fx_hist *h, unsigned c, uint64_t proposal_seq,
+				      const char *doc)
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	it->kind = HL_ITEM_COUNTERSIGN;
+	it->u.csig.proposal_seq = proposal_seq;
+	memcpy(it->u.csig.agreement_id, h->e[1 - c][proposal_seq - 1].hash, 32);
+	crypto_generichash(it->u.csig.doc_hash, 32, (const uint8_t *)doc, strlen(doc), NULL, 0);
+	fx_sign(h, c, it, (int)c);
+	free(it);
+	return h->n[c];
+}
+
 /* The golden history (docs: tests/golden/record/README.md). */
 static inline struct fx_hist *fx_golden(void)
 {
