@@ -19,7 +19,7 @@ level=${1:-build}
 build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
             libjansson-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
-            python3-dissononce strace)
+            python3-dissononce python3-cryptography strace)
 bench_pkgs=(openssh-server openssh-client nncp hyperfine)
 
 pkgs=("${build_pkgs[@]}")

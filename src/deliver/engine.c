@@ -716,6 +716,30 @@ static void in_add(hl_engine *e, struct in_msg *m)
 	e->nin++;
 }
 
+/* Creates the directories of an incoming part, in/ and in/<id>/, each
+ * made durable in its parent when new (the file's own fsync and its
+ * directory's come when the part is complete). */
+static int make_part_dir(const hl_engine *e, const char *relpath)
+{
+	int ret = 0;
+	char *in = hl_path_join(e->env.dir, "in");
+	char *msgdir = hl_path_join(e->env.dir, relpath);
+	*strrchr(msgdir, '/') = '\0';
+	if (mkdir(in, 0700) == 0)
+		ret = hl_fsync_parent(in);
+	else if (errno != EEXIST)
+		ret = -errno;
+	if (ret == 0) {
+		if (mkdir(msgdir, 0700) == 0)
+			ret = hl_fsync_parent(msgdir);
+		else if (errno != EEXIST)
+			ret = -errno;
+	}
+	free(in);
+	free(msgdir);
+	return ret;
+}
+
 static char *part_tmp_path(const hl_engine *e, const struct in_part *p)
 {
 	return xasprintf("%s/%s.part", e->env.dir, p->path);
@@ -1093,20 +1117,25 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 			crypto_generichash(empty, HL_HASH_LEN, NULL, 0, NULL, 0);
 			if (sodium_memcmp(empty, im->parts[i].hash, HL_HASH_LEN) != 0)
 				return refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
-			char *dir1 = xasprintf("%s/in", e->env.dir);
-			char *dir2 = xasprintf("%s/in/%s", e->env.dir, idhex);
 			char *fin = hl_path_join(e->env.dir, im->parts[i].path);
-			mkdir(dir1, 0700);
-			mkdir(dir2, 0700);
-			int fd = open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-			ret = fd < 0 ? -errno : 0;
+			ret = make_part_dir(e, im->parts[i].path);
+			int fd = ret < 0 ? -1
+					 : open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (ret == 0 && fd < 0)
+				ret = -errno;
+			/* durable before the receipt, like any other part */
+			if (fd >= 0 && fsync(fd) < 0)
+				ret = -errno;
 			if (fd >= 0)
 				close(fd);
-			free(dir1);
-			free(dir2);
+			if (ret == 0)
+				ret = hl_fsync_parent(fin);
 			free(fin);
-			if (ret < 0)
+			if (ret < 0) {
+				set_error(e, "cannot store attachment %s: %s", im->parts[i].path,
+					  hl_strerror(ret));
 				return ret;
+			}
 			im->parts[i].complete = true;
 		}
 	}
@@ -1542,14 +1571,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
 		if (p->fd < 0) {
-			char *dir1 = xasprintf("%s/in", e->env.dir);
-			char *dir2 = hl_path_join(e->env.dir, p->path);
-			*strrchr(dir2, '/') = '\0';
-			mkdir(dir1, 0700);
-			mkdir(dir2, 0700);
-			free(dir1);
-			free(dir2);
-			if ((ret = part_reopen(e, p)) < 0) {
+			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_reopen(e, p)) < 0) {
 				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
 				return ret;
 			}
