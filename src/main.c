@@ -32,6 +32,7 @@ static const struct hl_command commands[] = {
 	{ "check", check_main, "PEER [--timeout SECONDS] [--json]", "test the line to a peer now" },
 	{ "answer", answer_main, "[ID] [--json]", "answer, as a person, the line checks that wait for one" },
 	{ "agree", agree_main, "propose PEER FILE | sign ID | list [--json]", "co-signed documents" },
+	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
 };
 
 static void usage(FILE *f)

@@ -2540,3 +2540,109 @@ int hl_store_count_equivocations(hl_store *st, int64_t peer_id, uint64_t *n)
 	sqlite3_finalize(s);
 	return ret < 0 ? ret : 0;
 }
+
+/* ---- record export ---- */
+
+/* These queries run once per export, so they are prepared per call rather
+ * than kept in the statement cache. */
+
+int hl_store_peer_find(hl_store *st, const uint8_t signing_key[static 32], int64_t *peer_id)
+{
+	return peer_by_key(st, signing_key, peer_id);
+}
+
+int hl_store_begin_read(hl_store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		return fail(st, HL_ESTATE, "a transaction is already open");
+	int rc = sqlite3_exec(st->db, "BEGIN DEFERRED", NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+}
+
+static int chain_row(hl_store *st, sqlite3_stmt *s, struct hl_chain_row *row)
+{
+	int64_t kind = 0, refused = 0;
+	int ret;
+	memset(row, 0, sizeof(*row));
+	if ((ret = col_u64(st, s, 0, &row->seq, "items.seq")) < 0 ||
+	    (ret = col_int(st, s, 1, 0, 255, &kind, "items.kind")) < 0 ||
+	    (ret = col_blob(st, s, 2, row->hash, HL_HASH_LEN, "items.hash")) < 0)
+		return ret;
+	row->kind = (enum hl_item_kind)kind;
+	if (kind == 0) {
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			return corrupt(st, "items.encoded", "is set for a tombstone");
+		if ((ret = col_int(st, s, 4, 1, 255, &refused, "items.refused")) < 0)
+			return ret;
+		row->refused = (unsigned)refused;
+		return 0;
+	}
+	if (sqlite3_column_type(s, 3) != SQLITE_BLOB)
+		return corrupt(st, "items.encoded", "is not a blob");
+	row->encoded = sqlite3_column_blob(s, 3);
+	int n = sqlite3_column_bytes(s, 3);
+	if (n <= 0 || n > HL_ITEM_MAX || !row->encoded)
+		return corrupt(st, "items.encoded", "has a bad length");
+	row->encoded_len = (size_t)n;
+	return 0;
+}
+
+int hl_store_each_chain_item(hl_store *st, int64_t peer_id, enum hl_dir dir,
+			     int (*fn)(void *arg, const struct hl_chain_row *row), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = 0, rc;
+	if (!dir_ok(dir))
+		return fail(st, HL_EINVAL, "bad direction %d", (int)dir);
+	rc = sqlite3_prepare_v2(st->db, "SELECT seq, kind, hash, encoded, refused FROM items"
+				" WHERE peer_id = ?1 AND dir = ?2 ORDER BY seq", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(s, 2, (int)dir);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_chain_row row;
+		if ((ret = chain_row(st, s, &row)) < 0)
+			break;
+		if ((ret = fn(arg, &row)) != 0)
+			break;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_each_link_message(hl_store *st, int64_t peer_id,
+			       int (*fn)(void *arg, const struct hl_link_msg *m), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = 0, rc;
+	rc = sqlite3_prepare_v2(st->db, "SELECT dir, seq, id, body IS NOT NULL FROM messages"
+				" WHERE peer_id = ?1 ORDER BY dir, seq", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_link_msg m;
+		int64_t dir = 0;
+		memset(&m, 0, sizeof(m));
+		if ((ret = col_int(st, s, 0, 0, 1, &dir, "messages.dir")) < 0 ||
+		    (ret = col_u64(st, s, 1, &m.seq, "messages.seq")) < 0 ||
+		    (ret = col_blob(st, s, 2, m.id, HL_MSG_ID_LEN, "messages.id")) < 0)
+			break;
+		m.dir = (enum hl_dir)dir;
+		m.has_body = sqlite3_column_int(s, 3) != 0;
+		if ((ret = fn(arg, &m)) != 0)
+			break;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}

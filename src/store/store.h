@@ -354,4 +354,38 @@ int hl_store_each_equivocation(hl_store *st, int64_t peer_id,
 			       void *arg);
 int hl_store_count_equivocations(hl_store *st, int64_t peer_id, uint64_t *n);
 
+/* ---- record export ---- */
+
+/* The peer row for SIGNING_KEY, without creating one: HL_ENOTFOUND when
+ * this store has never known that peer. */
+int hl_store_peer_find(hl_store *st, const uint8_t signing_key[static 32], int64_t *peer_id);
+
+/* A read transaction (BEGIN DEFERRED): every read until hl_store_commit()
+ * or hl_store_rollback() sees one snapshot, while writers carry on (WAL).
+ * `record export` reads both chains and the messages in one. */
+int hl_store_begin_read(hl_store *st);
+
+struct hl_chain_row {
+	uint64_t seq;
+	enum hl_item_kind kind;       /* 0 for a tombstone */
+	uint8_t hash[HL_HASH_LEN];
+	const uint8_t *encoded;       /* NULL for a tombstone; valid during the callback */
+	size_t encoded_len;
+	unsigned refused;             /* a tombstone's REFUSE code, else 0 */
+};
+/* Every item (and tombstone) of one chain with PEER, in seq order.  FN
+ * returns nonzero to stop; a negative value is returned. */
+int hl_store_each_chain_item(hl_store *st, int64_t peer_id, enum hl_dir dir,
+			     int (*fn)(void *arg, const struct hl_chain_row *row), void *arg);
+
+struct hl_link_msg {
+	enum hl_dir dir;
+	uint64_t seq;
+	uint8_t id[HL_MSG_ID_LEN];
+	bool has_body;                /* the body is stored (IN: it has arrived) */
+};
+/* Every message with PEER, both directions: OUT first, each in seq order. */
+int hl_store_each_link_message(hl_store *st, int64_t peer_id,
+			       int (*fn)(void *arg, const struct hl_link_msg *m), void *arg);
+
 #endif

@@ -1,0 +1,46 @@
+/* record/verify.h — what `record verify` concludes from a parsed record and
+ * two cards (docs/record.md, section 5).
+ *
+ * The cards given are the only trust: the record's embedded cards must
+ * carry exactly their keys (in either order), and every signature is
+ * checked against the given keys.  Then, in one pass over both chains in
+ * file order, each item is decoded and verified (its author is its chain's
+ * station, its counterpart the other one, its signature holds, its seq is
+ * its position, its prev is the hash of the entry before it), and its
+ * kind's checks run (record/kinds.h).  Then the evidence of equivocation,
+ * then the seal over every byte before it.
+ *
+ * Each item is hashed once (by the parser) and its signature checked once;
+ * references into the other chain are array lookups by seq. */
+#ifndef HL_RECORD_VERIFY_H
+#define HL_RECORD_VERIFY_H
+
+#include <stddef.h>
+
+#include "conf/config.h"
+#include "record/format.h"
+
+struct hl_record_verdict {
+	char why[640];                 /* the first failure, naming its entry */
+	unsigned exporter;             /* which card given exported it: 0 (A) or 1 (B) */
+	size_t items[2];               /* by chain: items verified */
+	size_t refused[2];             /* positions refused by the exporter (not checkable) */
+	size_t absent[2];              /* positions the exporter did not hold */
+	size_t disclosed;              /* messages whose contents are in the record */
+	size_t withheld;               /* messages proven by their salted hashes only */
+	size_t attachments;            /* attachments included (hash-checked) */
+	size_t equivocations;          /* proven */
+};
+
+/* Notes for people about what holds but cannot be checked (refused and
+ * missing positions) and about equivocation proven; one line each. */
+typedef void (*hl_record_note_fn)(void *arg, const char *line);
+
+/* 0 when everything holds; otherwise a negative code (HL_EPEER: the cards
+ * do not match; HL_EAUTH: a signature, link, hash or reference fails;
+ * HL_EUNSUPP: an item of a kind this hotline does not know) with V->why.
+ * NOTE may be NULL. */
+int hl_record_verify(const struct hl_record *rec, const hl_card *a, const hl_card *b,
+		     hl_record_note_fn note, void *arg, struct hl_record_verdict *v);
+
+#endif
