@@ -238,6 +238,55 @@ step_document() {
   fi
 }
 
+agreement_arrived() {   # the proposal and its document are at STATION
+  hl "$1" agree list | grep -q "$2"
+}
+
+step_record() {
+  step "7. A line check, a co-signed agreement, and the record for a third party"
+  say "Washington tests the line: a signed check, answered and signed by Pyongyang."
+  run washington check pyongyang
+  say "Washington proposes a document; Pyongyang countersigns its hash."
+  printf 'Both parties agree to test the line daily at 09:00 and 17:00.\n' > "$work/accord.txt"
+  show washington agree propose pyongyang accord.txt
+  local agr
+  agr=$(hl washington agree propose pyongyang "$work/accord.txt" | tail -n 1 | awk '{print $NF}')
+  say "  agreement id: $agr (the same at both stations)"
+  if ! wait_until "the proposal at Pyongyang" agreement_arrived pyongyang "${agr:0:12}"; then
+    show_log_tail pyongyang
+    return 1
+  fi
+  run pyongyang agree sign "$agr"
+  if ! wait_until "the countersignature at Washington" \
+       sh -c "'$bin' -d '$work/washington' agree list | grep -q 'signed by both'"; then
+    show_log_tail washington
+    return 1
+  fi
+  run washington agree list
+  say "Washington exports the record of the link; a third party, with nothing"
+  say "but the two stations' cards, verifies it and reads it:"
+  show washington record export pyongyang -o link.rec
+  hl washington record export pyongyang -o "$work/link.rec" 2>&1 | indent
+  printf '   %sthird party$%s hotline record verify link.rec --card washington.card --card pyongyang.card\n' "$dim" "$plain"
+  "$bin" record verify "$work/link.rec" --card "$work/washington.card" --card "$work/pyongyang.card" 2>&1 | indent
+  printf '   %sthird party$%s hotline record show link.rec\n' "$dim" "$plain"
+  "$bin" record show "$work/link.rec" 2>&1 | indent
+  local size at
+  size=$(stat -c %s "$work/link.rec")
+  at=$((size * 3 / 5))
+  say "Someone changes one byte of the record (byte $at of $size); verify refuses it:"
+  cp "$work/link.rec" "$work/altered.rec"
+  printf '\x58' | dd of="$work/altered.rec" bs=1 seek="$at" conv=notrunc status=none
+  local rc=0
+  printf '   %sthird party$%s hotline record verify altered.rec --card washington.card --card pyongyang.card\n' "$dim" "$plain"
+  "$bin" record verify "$work/altered.rec" --card "$work/washington.card" \
+    --card "$work/pyongyang.card" 2>&1 | indent || true
+  "$bin" record verify "$work/altered.rec" --card "$work/washington.card" \
+    --card "$work/pyongyang.card" >/dev/null 2>&1 || rc=$?
+  say "  exit status $rc"
+  [ "$rc" -ne 0 ]
+}
+
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
   local st=$1 rc=0
   printf '   %s%s$%s kill -TERM %s      # its hotline run\n' "$dim" "$st" "$plain" "${pid[$st]}"
@@ -254,7 +303,7 @@ stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
 not_linked() { ! linked "$1"; }
 
 step_stop() {
-  step "7. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "8. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -273,6 +322,7 @@ main() {
   step_link
   step_message
   step_document
+  step_record
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."
 }
