@@ -85,12 +85,14 @@ int main(int argc, char **argv)
 		ctx.dir = getenv("HOTLINE_DIR");
 	if (!ctx.dir || !*ctx.dir) {
 		const char *home = getenv("HOME");
-		if (!home || !*home) {
-			fprintf(stderr, "hotline: no station directory: give -d DIR or set HOTLINE_DIR\n");
-			return HL_EXIT_USAGE;
+		if (home && *home) {
+			home_dir = xasprintf("%s/.hotline", home);
+			ctx.dir = home_dir;
+		} else {
+			/* No station to name; fine for what needs none ("record
+			 * verify" by a third party): the rest refuse below. */
+			ctx.dir = NULL;
 		}
-		home_dir = xasprintf("%s/.hotline", home);
-		ctx.dir = home_dir;
 	}
 	if (sodium_init() < 0) {
 		fprintf(stderr, "hotline: libsodium failed to initialise\n");
@@ -100,6 +102,11 @@ int main(int argc, char **argv)
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, name) == 0) {
+			if (!ctx.dir && strcmp(name, "record") != 0) {
+				fprintf(stderr, "hotline: no station directory: give -d DIR or set HOTLINE_DIR\n");
+				free(home_dir);
+				return HL_EXIT_USAGE;
+			}
 			int sub_argc = argc - optind;
 			char **sub_argv = argv + optind;
 			/* glibc: optind = 0 makes the command's getopt start afresh. */

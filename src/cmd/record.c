@@ -124,6 +124,10 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 				     "standard output");
 		goto out;
 	}
+	if (!ctx->dir) {
+		ret = hl_usage_error(CMD_EXPORT, "no station directory: give -d DIR or set HOTLINE_DIR");
+		goto out;
+	}
 	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
 		goto out;
 	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
