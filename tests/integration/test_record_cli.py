@@ -345,3 +345,25 @@ def test_checks_and_agreements_in_the_record(stations, tmp_path):
                  "Countersigned by pyongyang: #", "countersign of washington's agreement #",
                  "Attached: treaty.txt (4300 bytes"):
         assert want in show, f"show lacks {want!r}:\n{show}"
+
+
+def test_a_third_party_needs_no_home_at_all(tmp_path):
+    """`record verify` and `record show` by someone with no station, no
+    HOTLINE_DIR and no HOME; commands that need a station say so (exit 2)."""
+    golden = os.path.join(os.path.dirname(__file__), "..", "golden", "record")
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "HOTLINE_DIR")}
+
+    def run(*args):
+        return subprocess.run([HOTLINE_BIN] + list(args), capture_output=True, text=True,
+                              env=env, cwd=golden, timeout=scaled(60))
+
+    ok = run("record", "verify", "golden.rec", "--card", "washington.card",
+             "--card", "pyongyang.card")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("record", "verify", "forged-byte.rec", "--card", "washington.card",
+              "--card", "pyongyang.card")
+    assert bad.returncode == 1, bad.stderr
+    assert run("record", "show", "golden.rec").returncode == 0
+    for args in (["inbox"], ["record", "export", "pyongyang"]):
+        p = run(*args)
+        assert p.returncode == 2 and "HOTLINE_DIR" in p.stderr, (args, p.stderr)
