@@ -822,8 +822,10 @@ int hl_store_open_version(const char *dir, int version, hl_store **out)
 	}
 	sqlite3_finalize(s);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
-				  NULL, NULL, NULL);
+		/* A 16 MiB page cache: a burst of thousands of messages in one
+		 * group commit must not spill pages to the WAL mid-transaction. */
+		rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+				  " PRAGMA cache_size = -16384", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		ret = open_fail(HL_ESTORE, "%s: %s", path, sqlite3_errmsg(st->db));
 		goto out;
