@@ -1003,16 +1003,14 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	hl_store *st = e->env.txn->store;
 	const struct hl_item_message *m = &it->u.msg;
 	struct hl_msg_content c;
-	struct hl_msg_row old = { 0 };
 	int ret;
 
 	/* the same id under another item: refuse */
-	ret = hl_store_get_message_by_id(st, m->id, &old);
-	hl_msg_row_clear(&old);
-	if (ret == 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
-	if (ret != HL_ENOTFOUND)
+	bool used;
+	if ((ret = hl_store_message_exists(st, m->id, &used)) < 0)
 		return ret;
+	if (used)
+		return tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
 	if (hl_msg_content_decode(rest, rest_len, &c) < 0)
 		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
 	if (hl_msg_content_check(m, &c) < 0)

@@ -316,6 +316,7 @@ enum stmt_id {
 	S_OUT_WITH_PARTS,
 	S_IN_BY_STATE,
 	S_IN_CLASS_STATE,
+	S_MSG_EXISTS,
 	S_COUNT
 };
 
@@ -416,6 +417,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " AND (m.n_att > 0 OR m.body_size > ?2) ORDER BY m.seq",
 	[S_IN_BY_STATE] = "SELECT " MSG_COLS " FROM messages m JOIN peers p ON p.id = m.peer_id"
 			  " WHERE m.peer_id = ?1 AND m.dir = 1 AND m.state = ?2 ORDER BY m.seq",
+	[S_MSG_EXISTS] = "SELECT 1 FROM messages WHERE id = ?1",
 	[S_IN_CLASS_STATE] = "SELECT state FROM messages WHERE peer_id = ?1 AND dir = 1"
 			     " AND precedence = ?2 AND class_seq = ?3",
 };
@@ -1667,6 +1669,22 @@ int hl_store_get_message_by_id(hl_store *st, const uint8_t id[static HL_MSG_ID_L
 		ret = read_msg(st, s, row);
 	stmt_put(st, S_MSG_BY_ID, s);
 	return ret;
+}
+
+int hl_store_message_exists(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], bool *exists)
+{
+	int ret = 0;
+	*exists = false;
+	sqlite3_stmt *s = stmt_get(st, S_MSG_EXISTS, &ret);
+	if (!s)
+		return ret;
+	int rc = sqlite3_bind_blob(s, 1, id, HL_MSG_ID_LEN, SQLITE_STATIC);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0)
+		*exists = true;
+	stmt_put(st, S_MSG_EXISTS, s);
+	return ret < 0 ? ret : 0;
 }
 
 static int hexval(char c)

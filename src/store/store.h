@@ -159,6 +159,9 @@ int hl_store_insert_message(hl_store *st, const struct hl_msg_row *row);
 int hl_store_get_message(hl_store *st, const char *id_prefix_hex, struct hl_msg_row *row);
 int hl_store_get_message_by_id(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
 			       struct hl_msg_row *row);
+/* Whether a message with this id exists (either direction): a cheap
+ * lookup of the id index, for the receiver's check of every message. */
+int hl_store_message_exists(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], bool *exists);
 
 struct hl_msg_filter {
 	enum hl_dir dir;
