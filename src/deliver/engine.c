@@ -1556,8 +1556,18 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	if (!m)
 		return 0; /* complete, refused or unknown: a late resend */
 	struct in_part *p = &m->parts[c.part];
-	if (!p->present || p->complete || c.offset < p->done)
+	if (!p->present || p->complete ||
+	    (c.offset < p->done && p->done - c.offset >= c.data_len))
 		return 0; /* a resend of what we hold */
+	if (c.offset < p->done) {
+		/* A resend that overlaps what we hold: keep its new tail.  A
+		 * courier bundle cuts its chunks from offset 0, which need not
+		 * line up with where a session left a part. */
+		size_t skip = (size_t)(p->done - c.offset);
+		c.data += skip;
+		c.data_len -= skip;
+		c.offset = p->done;
+	}
 	if (c.offset > p->done || c.data_len > p->size - p->done) {
 		set_error(e, "CHUNK of message %llu part %u at offset %llu; expected %llu",
 			  (unsigned long long)c.seq, c.part, (unsigned long long)c.offset,

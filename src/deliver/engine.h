@@ -80,7 +80,14 @@ void hl_engine_detach(hl_engine *e);
 
 /* A record of the messages protocol arrived.  A negative return is a
  * protocol violation or a local failure that ends the session: the caller
- * closes the link (hl_engine_error() says why). */
+ * closes the link (hl_engine_error() says why).
+ *
+ * Also called with no link attached, by `bundle import` (bundle/import.c):
+ * ITEM, CHUNK and ACK records from a courier bundle go through this same
+ * receive path, so a message is stored once by (peer, seq) and id whatever
+ * path brought it.  Nothing is sent then: postcommit() sends only on an
+ * attached link, and the receipts precommit() authors wait in the store
+ * for the next session or bundle. */
 int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now_ms);
 

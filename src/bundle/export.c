@@ -1,0 +1,287 @@
+/* bundle/export.c — `bundle export`: everything a peer has not yet
+ * acknowledged, sealed for it (bundle.h, docs/bundle.md section 5).
+ *
+ * The records are the link's own (docs/messages.md), built from the store
+ * as the delivery engine builds them for a session: an ITEM carries a
+ * message's content, its parts follow as CHUNKs from offset 0.  The whole
+ * export reads one snapshot of the store (a read transaction). */
+#include "bundle/bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bundle/format.h"
+#include "deliver/records.h"
+#include "msg/message.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "wire/record.h"
+
+#define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
+
+struct seqs {
+	uint64_t *v;
+	size_t n, cap;
+	size_t limit;
+	bool more;                    /* rows past the limit */
+};
+
+static void seqs_push(struct seqs *s, uint64_t seq)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = seq;
+}
+
+static int collect_unacked(void *arg, const struct hl_item_row *row)
+{
+	struct seqs *s = arg;
+	if (s->n >= s->limit) {
+		s->more = true;
+		return 1;
+	}
+	seqs_push(s, row->seq);
+	return 0;
+}
+
+static int collect_with_parts(void *arg, const struct hl_msg_row *row)
+{
+	seqs_push(arg, row->seq);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct exporter {
+	const char *dir;
+	hl_store *st;
+	int64_t peer_id;
+	hl_bundle_sealer *s;
+	uint8_t *rec;                 /* HL_RECORD_BODY_MAX */
+	uint8_t *item;                /* HL_ITEM_MAX */
+	struct hl_bundle_export_stats *stats;
+	char *err;
+	size_t errlen;
+};
+
+static int put(struct exporter *x, uint8_t type, size_t len)
+{
+	int ret = hl_bundle_seal_record(x->s, type, x->rec, len);
+	if (ret < 0)
+		snprintf(x->err, x->errlen, "cannot write the bundle: %s", hl_strerror(ret));
+	return ret;
+}
+
+/* The ACK of what this station durably holds of the peer's chain, so the
+ * peer stops offering it (as a session's first ACK). */
+static int put_ack(struct exporter *x)
+{
+	struct hl_chain_head head;
+	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
+	size_t n = 0, len;
+	int ret = hl_store_in_contiguous(x->st, x->peer_id, &head);
+	if (ret == 0)
+		ret = hl_store_in_ranges(x->st, x->peer_id, head.seq, a->ranges, HL_ACK_MAX_RANGES, &n);
+	if (ret == 0) {
+		a->base = head.seq;
+		a->n = (uint16_t)n;
+		ret = hl_rec_ack_encode(a, x->rec, HL_RECORD_BODY_MAX, &len);
+		if (ret < 0)
+			snprintf(x->err, x->errlen, "cannot encode the ACK: %s", hl_strerror(ret));
+		else
+			ret = put(x, HL_REC_ACK, len);
+	} else {
+		snprintf(x->err, x->errlen, "store: %s", hl_store_errmsg(x->st));
+	}
+	free(a);
+	return ret;
+}
+
+static int put_chunks_mem(struct exporter *x, uint64_t seq, const uint8_t *data, uint64_t size)
+{
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
+		hl_rec_chunk_header(seq, 0, off, x->rec);
+		memcpy(x->rec + HL_CHUNK_HDR_LEN, data + off, n);
+		int ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n);
+		if (ret < 0)
+			return ret;
+		x->stats->chunks++;
+		off += n;
+	}
+	return 0;
+}
+
+static int put_chunks_file(struct exporter *x, uint64_t seq, unsigned part,
+			   const struct hl_att_row *att)
+{
+	char *path = hl_path_join(x->dir, att->path);
+	int ret = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(x->err, x->errlen, "cannot open attachment %s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (uint64_t off = 0; off < att->size;) {
+		size_t n = att->size - off < CHUNK_DATA_MAX ? (size_t)(att->size - off) : CHUNK_DATA_MAX;
+		ssize_t r = pread(fd, x->rec + HL_CHUNK_HDR_LEN, n, (off_t)off);
+		if (r < 0 || (size_t)r != n) {
+			ret = r < 0 ? -errno : HL_ETRUNC;
+			snprintf(x->err, x->errlen, "cannot read attachment %s: %s", path,
+				 r < 0 ? strerror(errno) : "file shorter than recorded");
+			goto out;
+		}
+		hl_rec_chunk_header(seq, (uint8_t)part, off, x->rec);
+		if ((ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n)) < 0)
+			goto out;
+		x->stats->chunks++;
+		off += n;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return ret;
+}
+
+/* One OUT item as an ITEM record; a message with its content, then its
+ * parts. */
+static int put_item(struct exporter *x, uint64_t seq)
+{
+	struct hl_item_row irow;
+	struct hl_msg_row row = { 0 };
+	int ret = hl_store_get_item(x->st, x->peer_id, HL_DIR_OUT, seq, &irow, x->item, HL_ITEM_MAX);
+	if (ret < 0) {
+		snprintf(x->err, x->errlen, "store: item %llu: %s", (unsigned long long)seq,
+			 hl_store_errmsg(x->st));
+		return ret;
+	}
+	size_t len = 2 + irow.encoded_len;
+	x->rec[0] = (uint8_t)(irow.encoded_len >> 8);
+	x->rec[1] = (uint8_t)irow.encoded_len;
+	memcpy(x->rec + 2, x->item, irow.encoded_len);
+	if (irow.kind == HL_ITEM_MESSAGE) {
+		if ((ret = hl_store_get_message_by_seq(x->st, x->peer_id, HL_DIR_OUT, seq, &row)) < 0) {
+			snprintf(x->err, x->errlen, "store: message %llu: %s", (unsigned long long)seq,
+				 hl_store_errmsg(x->st));
+			goto out;
+		}
+		struct hl_msg_content c = {
+			.subject = (const uint8_t *)row.subject,
+			.subject_len = strlen(row.subject),
+			.inline_body = row.body_size <= HL_INLINE_BODY_MAX,
+		};
+		memcpy(c.salt, row.salt, HL_SALT_LEN);
+		if (c.inline_body) {
+			c.body = row.body;
+			c.body_len = row.body_size;
+		}
+		size_t clen;
+		if ((ret = hl_msg_content_encode(&c, x->rec + len, HL_RECORD_BODY_MAX - len, &clen)) < 0) {
+			snprintf(x->err, x->errlen, "message %llu does not fit a record",
+				 (unsigned long long)seq);
+			goto out;
+		}
+		len += clen;
+	}
+	if ((ret = put(x, HL_REC_ITEM, len)) < 0)
+		goto out;
+	x->stats->items++;
+	if (irow.kind != HL_ITEM_MESSAGE)
+		goto out;
+	x->stats->messages++;
+	if (row.body_size > HL_INLINE_BODY_MAX) {
+		if (!row.body) {
+			ret = HL_ENOTFOUND;
+			snprintf(x->err, x->errlen, "message %llu: body missing from the store",
+				 (unsigned long long)seq);
+			goto out;
+		}
+		if ((ret = put_chunks_mem(x, seq, row.body, row.body_size)) < 0)
+			goto out;
+	}
+	for (unsigned i = 0; i < row.n_att; i++)
+		if (row.att[i].size && (ret = put_chunks_file(x, seq, i + 1, &row.att[i])) < 0)
+			goto out;
+out:
+	hl_msg_row_clear(&row);
+	return ret;
+}
+
+int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
+		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
+		     struct hl_bundle_export_stats *stats, char *err, size_t errlen)
+{
+	struct seqs seqs = { .limit = HL_BUNDLE_MAX_ITEMS };
+	struct exporter x = {
+		.dir = dir, .st = st, .stats = stats, .err = err, .errlen = errlen,
+		.rec = xmalloc(HL_RECORD_BODY_MAX), .item = xmalloc(HL_ITEM_MAX),
+	};
+	bool reading = false, known;
+	int ret;
+	memset(stats, 0, sizeof(*stats));
+	if ((ret = hl_store_begin_read(st)) < 0) {
+		snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
+		goto out;
+	}
+	reading = true;
+	ret = hl_store_peer_find(st, peer->signing_key, &x.peer_id);
+	if (ret < 0 && ret != HL_ENOTFOUND) {
+		snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
+		goto out;
+	}
+	known = ret == 0;
+	if ((ret = hl_bundle_seal_begin(&x.s, me, peer->noise_key, sink, arg)) < 0) {
+		snprintf(err, errlen, "cannot write the bundle: %s", hl_strerror(ret));
+		goto out;
+	}
+	if (known) {
+		/* What we authored and the peer lacks: unacknowledged items,
+		 * and acknowledged messages whose parts may not all be there
+		 * (over a link the peer's RESUME would say; a courier cannot
+		 * ask, so the whole message goes again; the peer keeps what
+		 * it holds). */
+		if ((ret = hl_store_each_out_after(st, x.peer_id, 0, HL_BUNDLE_MAX_ITEMS + 1,
+						   collect_unacked, &seqs)) < 0 ||
+		    (ret = hl_store_each_out_with_parts(st, x.peer_id, collect_with_parts, &seqs)) < 0) {
+			snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
+			goto out;
+		}
+		if (seqs.n)
+			qsort(seqs.v, seqs.n, sizeof(*seqs.v), cmp_u64);
+		if ((ret = put_ack(&x)) < 0)
+			goto out;
+		for (size_t i = 0; i < seqs.n; i++) {
+			if (i > 0 && seqs.v[i] == seqs.v[i - 1])
+				continue;
+			if ((ret = put_item(&x, seqs.v[i])) < 0)
+				goto out;
+		}
+		stats->left = seqs.more; /* at least one; the count needs another query */
+	}
+	if ((ret = hl_bundle_seal_end(x.s)) < 0) {
+		snprintf(err, errlen, "cannot write the bundle: %s", hl_strerror(ret));
+		goto out;
+	}
+	stats->records = hl_bundle_sealer_records(x.s);
+out:
+	if (reading)
+		hl_store_rollback(st);
+	hl_bundle_sealer_free(x.s);
+	free(seqs.v);
+	free(x.rec);
+	free(x.item);
+	return ret;
+}

@@ -1,0 +1,245 @@
+/* cmd/bundle.c — `hotline bundle`: the courier path (docs/bundle.md).
+ *
+ *   hotline bundle export PEER -o FILE
+ *   hotline bundle import FILE
+ *
+ * export seals for PEER everything it has not acknowledged (messages with
+ * their attachments, receipts, checks, ...) and writes FILE atomically (a
+ * temporary in the same directory, fsynced, renamed; mode 0600).  import
+ * checks the whole bundle, then stores it in one transaction; importing
+ * it again adds nothing.  Both open the store themselves: a running
+ * daemon is not needed, and notices the changes by itself (it is poked
+ * after an import so the receipts go out at once when the link is up).
+ *
+ * SECURITY  A bundle is encrypted to the peer and authenticated by this
+ * station's key, but has no forward secrecy: delete it once imported.
+ *
+ * DIAGNOSTICS  One line on stderr naming the file and why it was refused;
+ * exit 1.  Nothing is stored from a refused bundle. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle/bundle.h"
+#include "cmd/cmd.h"
+#include "cmd/msgcmd.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+#define SINK_BUF (1u << 16)
+#define CMD_EXPORT "bundle export"
+#define CMD_IMPORT "bundle import"
+/* A bundle larger than this is refused on import (it is mapped whole). */
+#define IMPORT_MAX (UINT64_C(64) << 30)
+
+static void help(void)
+{
+	printf("usage: hotline bundle export PEER -o FILE\n"
+	       "       hotline bundle import FILE\n\n"
+	       "The courier path: a sealed file that carries what the direct link would,\n"
+	       "for a peer to import (docs/bundle.md).\n\n"
+	       "export  write, encrypted to PEER and signed by this station, everything PEER\n"
+	       "        has not acknowledged: messages with their attachments, receipts, checks\n"
+	       "  -o, --output FILE     the bundle to write (replaced atomically)\n"
+	       "import  check the whole bundle (sealed by a pinned peer, for this station,\n"
+	       "        complete and unaltered), then store it in one transaction; importing\n"
+	       "        the same bundle again adds nothing\n\n"
+	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
+	       "open archived bundles.  Delete a bundle once it is imported.\n\n"
+	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+struct fd_sink {
+	int fd;
+	uint8_t *buf;
+	size_t used;
+	uint64_t total;
+};
+
+static int sink_flush(struct fd_sink *s)
+{
+	size_t off = 0;
+	while (off < s->used) {
+		ssize_t n = write(s->fd, s->buf + off, s->used - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		off += (size_t)n;
+	}
+	s->used = 0;
+	return 0;
+}
+
+static int sink_write(void *arg, const void *p, size_t n)
+{
+	struct fd_sink *s = arg;
+	const uint8_t *q = p;
+	s->total += n;
+	while (n > 0) {
+		if (s->used == SINK_BUF) {
+			int ret = sink_flush(s);
+			if (ret < 0)
+				return ret;
+		}
+		size_t k = SINK_BUF - s->used < n ? SINK_BUF - s->used : n;
+		memcpy(s->buf + s->used, q, k);
+		s->used += k;
+		q += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *output)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct fd_sink sink = { .fd = -1 };
+	struct hl_bundle_export_stats st;
+	char *tmp = NULL, err[512], q[256];
+	int ret;
+	hl_sanitize(output, strlen(output), q, sizeof(q), 0);
+	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
+	if (!peer) {
+		char p[128];
+		hl_sanitize(peer_name, strlen(peer_name), p, sizeof(p), 0);
+		ret = hl_fail(CMD_EXPORT, "no peer named '%s' (hotline peer list)", p);
+		goto out;
+	}
+	tmp = xasprintf("%s.tmp-%ld", output, (long)getpid());
+	sink.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sink.fd < 0) {
+		ret = hl_fail(CMD_EXPORT, "cannot create %s: %s", q, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	sink.buf = xmalloc(SINK_BUF);
+	int r = hl_bundle_export(ctx->dir, mc.store, mc.me, peer, sink_write, &sink, &st, err,
+				 sizeof(err));
+	if (r == 0 && (r = sink_flush(&sink)) < 0)
+		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
+	if (r == 0 && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
+		r = -errno;
+		snprintf(err, sizeof(err), "%s: %s", q, strerror(errno));
+	}
+	if (r < 0) {
+		ret = hl_fail(CMD_EXPORT, "%s", err);
+		goto out;
+	}
+	hl_fsync_parent(output);
+	free(tmp);
+	tmp = NULL;
+	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
+	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
+	       (unsigned long long)st.chunks, (unsigned long long)sink.total);
+	if (st.left)
+		printf("more items wait: export another bundle once this one is imported\n");
+	ret = HL_EXIT_OK;
+out:
+	if (sink.fd >= 0)
+		close(sink.fd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(sink.buf);
+	hl_msgcmd_close(&mc);
+	return ret;
+}
+
+static int do_import(struct hl_ctx *ctx, const char *path)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct hl_bundle_import_stats st;
+	char err[512], q[256];
+	void *map = MAP_FAILED;
+	size_t len = 0;
+	struct stat sb;
+	int ret, fd = -1;
+	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
+	if ((ret = hl_msgcmd_open(ctx, CMD_IMPORT, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		ret = hl_fail(CMD_IMPORT, "%s: %s", q, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_size == 0 || (uint64_t)sb.st_size > IMPORT_MAX) {
+		ret = hl_fail(CMD_IMPORT, "%s: %s", q, !S_ISREG(sb.st_mode) ? "not a regular file"
+						      : sb.st_size == 0 ? "empty file" : "too large");
+		goto out;
+	}
+	len = (size_t)sb.st_size;
+	/* Mapped, not read: a bundle with large attachments is checked
+	 * without copying it into memory. */
+	map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		ret = hl_fail(CMD_IMPORT, "%s: %s", q, strerror(errno));
+		goto out;
+	}
+	if (hl_bundle_import(ctx->dir, mc.store, mc.me, mc.conf, map, len, &st, err,
+			     sizeof(err)) < 0) {
+		ret = hl_fail(CMD_IMPORT, "%s: refused: %s", q, err);
+		goto out;
+	}
+	printf("%s: from %s: %llu item(s), %llu message(s); %llu new in the inbox, "
+	       "%llu of ours delivered\n", q, st.peer, (unsigned long long)st.items,
+	       (unsigned long long)st.messages, (unsigned long long)st.arrived,
+	       (unsigned long long)st.delivered);
+	hl_msgcmd_poke_daemon(ctx);
+	ret = HL_EXIT_OK;
+out:
+	if (map != MAP_FAILED)
+		munmap(map, len);
+	if (fd >= 0)
+		close(fd);
+	hl_msgcmd_close(&mc);
+	return ret;
+}
+
+int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *output = NULL;
+	int c;
+	/* Options may come before or after the operands (GNU getopt permutes). */
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': output = optarg; break;
+		case 'h': help(); return HL_EXIT_OK;
+		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
+		}
+	}
+	int n = argc - optind;
+	char **args = argv + optind;
+	if (n < 1)
+		return hl_usage_error("bundle", "export PEER -o FILE | import FILE");
+	if (strcmp(args[0], "export") == 0) {
+		if (n != 2 || !output || !*output)
+			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
+		return do_export(ctx, args[1], output);
+	}
+	if (strcmp(args[0], "import") == 0) {
+		if (n != 2 || output)
+			return hl_usage_error(CMD_IMPORT, "usage: hotline bundle import FILE");
+		return do_import(ctx, args[1]);
+	}
+	char p[64];
+	hl_sanitize(args[0], strlen(args[0]), p, sizeof(p), 0);
+	return hl_usage_error("bundle", "unknown subcommand '%s' (export or import)", p);
+}
