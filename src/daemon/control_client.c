@@ -119,10 +119,10 @@ int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
 	*resp = NULL;
 	if ((ret = hl_control_send(dir, req, timeout_ms, &fd)) < 0)
 		return ret;
-	buf = xmalloc(HL_CONTROL_MAX_LINE + 1);
+	buf = xmalloc(HL_CONTROL_MAX_RESPONSE + 1);
 	off = 0;
 	for (;;) {
-		ssize_t n = recv(fd, buf + off, HL_CONTROL_MAX_LINE + 1 - off, 0);
+		ssize_t n = recv(fd, buf + off, HL_CONTROL_MAX_RESPONSE + 1 - off, 0);
 		if (n > 0) {
 			char *nl = memchr(buf + off, '\n', (size_t)n);
 			off += (size_t)n;
@@ -130,7 +130,7 @@ int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
 				off = (size_t)(nl - buf);
 				break;
 			}
-			if (off > HL_CONTROL_MAX_LINE) {
+			if (off > HL_CONTROL_MAX_RESPONSE) {
 				ret = HL_ETOOBIG;
 				goto out;
 			}

@@ -17,6 +17,9 @@
 #include <time.h>
 
 #define HL_CONTROL_MAX_LINE 65536     /* a request or response, newline included */
+/* A response can be longer: `status` of a station with a thousand pinned
+ * peers runs to several hundred KiB. */
+#define HL_CONTROL_MAX_RESPONSE (8 * 1024 * 1024)
 #define HL_CONTROL_CMD_MAX 32
 #define HL_CONTROL_ERR_LEN 256
 
