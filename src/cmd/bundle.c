@@ -2,6 +2,7 @@
  *
  *   hotline bundle export PEER -o FILE
  *   hotline bundle import FILE
+ *   hotline bundle import --maildir
  *   hotline bundle mail PEER
  *
  * export seals for PEER everything it has not acknowledged (messages with
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "mail/pickup.h"
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "util/err.h"
@@ -51,6 +53,7 @@ static void help(void)
 {
 	printf("usage: hotline bundle export PEER -o FILE\n"
 	       "       hotline bundle import FILE\n"
+	       "       hotline bundle import --maildir\n"
 	       "       hotline bundle mail PEER\n\n"
 	       "The courier path: a sealed file that carries what the direct link would,\n"
 	       "for a peer to import (docs/bundle.md).\n\n"
@@ -60,6 +63,9 @@ static void help(void)
 	       "import  check the whole bundle (sealed by a pinned peer, for this station,\n"
 	       "        complete and unaltered), then store it in one transaction; importing\n"
 	       "        the same bundle again adds nothing\n"
+	       "  --maildir             import every bundle mail in the [Email] Maildir's new/:\n"
+	       "                        each moves to cur/ once stored; junk and refused\n"
+	       "                        bundles move to MAILDIR.quarantine/ with a .why file\n"
 	       "mail    export a bundle for PEER and send it by email to PEER's Email address\n"
 	       "        through the [Email] section's SMTP server (docs/bundle.md)\n\n"
 	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
@@ -336,19 +342,60 @@ out:
 	return ret;
 }
 
+static void pickup_report(void *arg, const char *name, const char *what)
+{
+	char n[128], w[640];
+	(void)arg;
+	hl_sanitize(name, strlen(name), n, sizeof(n), 0);
+	hl_sanitize(what, strlen(what), w, sizeof(w), 0);
+	printf("%s: %s\n", n, w);
+}
+
+static int do_import_maildir(struct hl_ctx *ctx)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct hl_mail_pickup_stats st;
+	char err[512];
+	int ret;
+	if ((ret = hl_msgcmd_open(ctx, CMD_IMPORT, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	if (!mc.conf->email.line) {
+		ret = hl_fail(CMD_IMPORT, "station.conf has no [Email] section (SMTP, From, Maildir)");
+		goto out;
+	}
+	int r = hl_mail_pickup(ctx->dir, mc.store, mc.me, mc.conf, &st, pickup_report, NULL, err,
+			       sizeof(err));
+	printf("%u mail(s): %u imported, %u quarantined, %u left; %llu new in the inbox, "
+	       "%llu of ours delivered\n", st.seen, st.imported, st.quarantined, st.left,
+	       (unsigned long long)st.arrived, (unsigned long long)st.delivered);
+	if (st.imported)
+		hl_msgcmd_poke_daemon(ctx);
+	if (r < 0) {
+		ret = hl_fail(CMD_IMPORT, "%s", err);
+		goto out;
+	}
+	ret = HL_EXIT_OK;
+out:
+	hl_msgcmd_close(&mc);
+	return ret;
+}
+
 int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "maildir", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *output = NULL;
+	bool maildir = false;
 	int c;
 	/* Options may come before or after the operands (GNU getopt permutes). */
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
+		case 'm': maildir = true; break;
 		case 'h': help(); return HL_EXIT_OK;
 		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
 		}
@@ -362,9 +409,14 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
 		return do_export(ctx, args[1], output);
 	}
+	if (maildir && (strcmp(args[0], "import") != 0 || n != 1 || output))
+		return hl_usage_error(CMD_IMPORT, "usage: hotline bundle import --maildir");
 	if (strcmp(args[0], "import") == 0) {
+		if (maildir)
+			return do_import_maildir(ctx);
 		if (n != 2 || output)
-			return hl_usage_error(CMD_IMPORT, "usage: hotline bundle import FILE");
+			return hl_usage_error(CMD_IMPORT,
+					      "usage: hotline bundle import FILE | import --maildir");
 		return do_import(ctx, args[1]);
 	}
 	if (strcmp(args[0], "mail") == 0) {

@@ -135,3 +135,119 @@ def test_bad_email_section_names_line(stations, body, what):
     r = a.cmd("peer", "list", check=False)
     assert r.returncode == 1
     assert f"station.conf:{n}: " in r.stderr and what in r.stderr, r.stderr
+
+
+def maildir_files(srv, user, sub):
+    d = os.path.join(srv.maildir(user), sub)
+    return sorted(os.listdir(d))
+
+
+def import_maildir(st, check=True):
+    return st.cmd("bundle", "import", "--maildir", check=check)
+
+
+def test_email_round_trip_exactly_once(mailpair, tmp_path):
+    a, b, srv = mailpair
+    att = os.urandom(120_000)
+    (tmp_path / "doc.bin").write_bytes(att)
+    ids = [a.cmd("send", "beta", "-s", "one", "first by mail").stdout.strip(),
+           a.cmd("send", "beta", "-p", "flash", "-a", tmp_path / "doc.bin",
+                 "with a document").stdout.strip(),
+           a.cmd("send", "beta", "third").stdout.strip()]
+    assert "3 item(s)" in a.cmd("bundle", "mail", "beta").stdout
+    wait_for(lambda: srv.new_mail("beta"), scaled(20), "alpha's mail at beta")
+
+    out = import_maildir(b).stdout
+    assert "1 imported, 0 quarantined, 0 left; 3 new in the inbox" in out, out
+    assert sorted(m["id"] for m in inbox(b)) == sorted(ids)
+    got = json.loads(b.cmd("read", ids[1], "--json").stdout)
+    assert got["attachments"][0]["size"] == len(att)
+    # the mail left new/ for cur/ (after the commit), marked seen
+    assert maildir_files(srv, "beta", "new") == []
+    cur = maildir_files(srv, "beta", "cur")
+    assert len(cur) == 1 and cur[0].endswith(":2,S")
+
+    # receipts go back by email
+    out = b.cmd("bundle", "mail", "alpha").stdout
+    assert "mailed to alpha@hotline.test" in out
+    wait_for(lambda: srv.new_mail("alpha"), scaled(20), "beta's receipts at alpha")
+    out = import_maildir(a).stdout
+    assert "3 of ours delivered" in out, out
+    assert {m["id"]: m["state"] for m in outbox(a)} == {i: "delivered" for i in ids}
+
+    # The same mail delivered again (a resend, a duplicate in transit):
+    # stored once.
+    with open(os.path.join(srv.maildir("beta"), "cur", cur[0]), "rb") as f:
+        raw = f.read()
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.sendmail(srv.address("alpha"), [srv.address("beta")], raw)
+    wait_for(lambda: srv.new_mail("beta"), scaled(20), "the duplicate mail at beta")
+    out = import_maildir(b).stdout
+    assert "1 imported" in out and "0 new in the inbox" in out, out
+    assert sorted(m["id"] for m in inbox(b)) == sorted(ids)
+    # a pickup with nothing new does nothing
+    assert "0 mail(s)" in import_maildir(b).stdout
+    # all acknowledged: alpha's next bundle carries nothing
+    assert "0 item(s)" in a.cmd("bundle", "mail", "beta").stdout
+
+
+def bundle_mail(srv, frm, to, data, subtype="x-hotline-bundle"):
+    from email.message import EmailMessage
+    m = EmailMessage()
+    m["From"] = srv.address(frm)
+    m["To"] = srv.address(to)
+    m["Subject"] = "hotline bundle"
+    m.set_content("a bundle\n")
+    m.add_attachment(data, maintype="application", subtype=subtype, filename="hotline.bundle")
+    return m
+
+
+def test_junk_and_forged_quarantined(mailpair, stations, tmp_path):
+    a, b, srv = mailpair
+    from email.message import EmailMessage
+
+    # 1. junk: a plain mail
+    junk = EmailMessage()
+    junk["From"], junk["To"], junk["Subject"] = "x@example.org", srv.address("beta"), "hello"
+    junk.set_content("buy now\n")
+    srv.send(junk)
+    # 2. a real bundle from alpha, one byte flipped
+    a.cmd("send", "beta", "a message")
+    good = tmp_path / "good.bundle"
+    a.cmd("bundle", "export", "beta", "-o", good)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    srv.send(bundle_mail(srv, "alpha", "beta", bytes(data)))
+    # 3. forged: sealed by gamma, which beta never pinned
+    g = stations("gamma")
+    g.pin(b)
+    g.cmd("send", "beta", "forged words")
+    forged = tmp_path / "forged.bundle"
+    g.cmd("bundle", "export", "beta", "-o", forged)
+    srv.send(bundle_mail(srv, "alpha", "beta", forged.read_bytes()))
+    wait_for(lambda: len(srv.new_mail("beta")) == 3, scaled(20), "three mails at beta")
+
+    out = import_maildir(b).stdout
+    assert "3 mail(s): 0 imported, 3 quarantined, 0 left" in out, out
+    assert inbox(b) == []
+    assert maildir_files(srv, "beta", "new") == [] and maildir_files(srv, "beta", "cur") == []
+    qdir = srv.maildir("beta") + ".quarantine"
+    q = sorted(os.listdir(qdir))
+    mails = [f for f in q if not f.endswith(".why")]
+    assert len(mails) == 3 and sorted(f + ".why" for f in mails) == sorted(set(q) - set(mails))
+    whys = []
+    for f in mails:
+        with open(os.path.join(qdir, f + ".why")) as fh:
+            whys.append(fh.read())
+    assert sum("junk:" in w for w in whys) == 1, whys
+    assert sum("bundle refused" in w for w in whys) == 2, whys
+
+    # nothing harmed: the good bundle, mailed, imports
+    a.cmd("bundle", "mail", "beta")
+    wait_for(lambda: srv.new_mail("beta"), scaled(20), "alpha's good mail")
+    out = import_maildir(b).stdout
+    assert "1 imported, 0 quarantined" in out and "1 new in the inbox" in out, out
+    msgs = inbox(b)
+    assert len(msgs) == 1
+    assert json.loads(b.cmd("read", msgs[0]["id"], "--json").stdout)["body"] == "a message"
