@@ -6,7 +6,7 @@
 # Usage: scripts/deps.sh [build|check|bench]
 #   build  what `make` needs (compiler, libraries)
 #   check  build + what the tests need (clang sanitizers/libFuzzer, cmocka,
-#          pytest, dissononce, strace)
+#          pytest, dissononce, strace, postfix: the email tests' mail server)
 #   bench  check + what the benchmarks compare against
 #
 # Cheap when nothing is missing: one dpkg-query call.  When something is
@@ -17,8 +17,8 @@ set -euo pipefail
 level=${1:-build}
 
 build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
-            libjansson-dev)
-check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest
+            libjansson-dev libcurl4-openssl-dev)
+check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest postfix
             python3-dissononce python3-cryptography strace)
 bench_pkgs=(openssh-server openssh-client nncp hyperfine)
 

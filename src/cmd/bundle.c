@@ -2,6 +2,8 @@
  *
  *   hotline bundle export PEER -o FILE
  *   hotline bundle import FILE
+ *   hotline bundle import --maildir
+ *   hotline bundle mail PEER
  *
  * export seals for PEER everything it has not acknowledged (messages with
  * their attachments, receipts, checks, ...) and writes FILE atomically (a
@@ -10,6 +12,10 @@
  * it again adds nothing.  Both open the store themselves: a running
  * daemon is not needed, and notices the changes by itself (it is poked
  * after an import so the receipts go out at once when the link is up).
+ * mail exports a bundle for PEER into the station directory and runs
+ * hotline-mail (beside this binary, or $HOTLINE_MAIL) to send it to the
+ * peer's Email address through the [Email] section's SMTP server; the file
+ * is deleted afterwards (docs/bundle.md, "By email").
  *
  * SECURITY  A bundle is encrypted to the peer and authenticated by this
  * station's key, but has no forward secrecy: delete it once imported.
@@ -24,9 +30,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "mail/pickup.h"
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "util/err.h"
@@ -37,13 +45,16 @@
 #define SINK_BUF (1u << 16)
 #define CMD_EXPORT "bundle export"
 #define CMD_IMPORT "bundle import"
+#define CMD_MAIL "bundle mail"
 /* A bundle larger than this is refused on import (it is mapped whole). */
 #define IMPORT_MAX (UINT64_C(64) << 30)
 
 static void help(void)
 {
 	printf("usage: hotline bundle export PEER -o FILE\n"
-	       "       hotline bundle import FILE\n\n"
+	       "       hotline bundle import FILE\n"
+	       "       hotline bundle import --maildir\n"
+	       "       hotline bundle mail PEER\n\n"
 	       "The courier path: a sealed file that carries what the direct link would,\n"
 	       "for a peer to import (docs/bundle.md).\n\n"
 	       "export  write, encrypted to PEER and signed by this station, everything PEER\n"
@@ -51,7 +62,12 @@ static void help(void)
 	       "  -o, --output FILE     the bundle to write (replaced atomically)\n"
 	       "import  check the whole bundle (sealed by a pinned peer, for this station,\n"
 	       "        complete and unaltered), then store it in one transaction; importing\n"
-	       "        the same bundle again adds nothing\n\n"
+	       "        the same bundle again adds nothing\n"
+	       "  --maildir             import every bundle mail in the [Email] Maildir's new/:\n"
+	       "                        each moves to cur/ once stored; junk and refused\n"
+	       "                        bundles move to MAILDIR.quarantine/ with a .why file\n"
+	       "mail    export a bundle for PEER and send it by email to PEER's Email address\n"
+	       "        through the [Email] section's SMTP server (docs/bundle.md)\n\n"
 	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
 	       "open archived bundles.  Delete a bundle once it is imported.\n\n"
 	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
@@ -99,33 +115,27 @@ static int sink_write(void *arg, const void *p, size_t n)
 	return 0;
 }
 
-static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *output)
+/* Seals for PEER into OUTPUT (a temporary beside it, fsynced, renamed);
+ * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
+ * printed). */
+static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
+		       const char *output, const char *cmd, struct hl_bundle_export_stats *st,
+		       uint64_t *total)
 {
-	struct hl_msgcmd mc = { 0 };
 	struct fd_sink sink = { .fd = -1 };
-	struct hl_bundle_export_stats st;
 	char *tmp = NULL, err[512], q[256];
 	int ret;
 	hl_sanitize(output, strlen(output), q, sizeof(q), 0);
-	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
-		goto out;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
-	if (!peer) {
-		char p[128];
-		hl_sanitize(peer_name, strlen(peer_name), p, sizeof(p), 0);
-		ret = hl_fail(CMD_EXPORT, "no peer named '%s' (hotline peer list)", p);
-		goto out;
-	}
 	tmp = xasprintf("%s.tmp-%ld", output, (long)getpid());
 	sink.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (sink.fd < 0) {
-		ret = hl_fail(CMD_EXPORT, "cannot create %s: %s", q, strerror(errno));
+		ret = hl_fail(cmd, "cannot create %s: %s", q, strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto out;
 	}
 	sink.buf = xmalloc(SINK_BUF);
-	int r = hl_bundle_export(ctx->dir, mc.store, mc.me, peer, sink_write, &sink, &st, err,
+	int r = hl_bundle_export(ctx->dir, mc->store, mc->me, peer, sink_write, &sink, st, err,
 				 sizeof(err));
 	if (r == 0 && (r = sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
@@ -134,17 +144,13 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(errno));
 	}
 	if (r < 0) {
-		ret = hl_fail(CMD_EXPORT, "%s", err);
+		ret = hl_fail(cmd, "%s", err);
 		goto out;
 	}
 	hl_fsync_parent(output);
 	free(tmp);
 	tmp = NULL;
-	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
-	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
-	       (unsigned long long)st.chunks, (unsigned long long)sink.total);
-	if (st.left)
-		printf("more items wait: export another bundle once this one is imported\n");
+	*total = sink.total;
 	ret = HL_EXIT_OK;
 out:
 	if (sink.fd >= 0)
@@ -154,6 +160,134 @@ out:
 		free(tmp);
 	}
 	free(sink.buf);
+	return ret;
+}
+
+static const hl_peer_conf *find_peer(const hl_station_conf *conf, const char *cmd,
+				     const char *name)
+{
+	const hl_peer_conf *peer = hl_conf_peer_by_name(conf, name);
+	if (!peer) {
+		char p[128];
+		hl_sanitize(name, strlen(name), p, sizeof(p), 0);
+		hl_fail(cmd, "no peer named '%s' (hotline peer list)", p);
+	}
+	return peer;
+}
+
+static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *output)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct hl_bundle_export_stats st;
+	uint64_t total = 0;
+	char q[256];
+	int ret;
+	hl_sanitize(output, strlen(output), q, sizeof(q), 0);
+	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	const hl_peer_conf *peer = find_peer(mc.conf, CMD_EXPORT, peer_name);
+	if (!peer) {
+		ret = HL_EXIT_FAIL;
+		goto out;
+	}
+	if ((ret = export_file(ctx, &mc, peer, output, CMD_EXPORT, &st, &total)) != HL_EXIT_OK)
+		goto out;
+	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
+	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
+	       (unsigned long long)st.chunks, (unsigned long long)total);
+	if (st.left)
+		printf("more items wait: export another bundle once this one is imported\n");
+out:
+	hl_msgcmd_close(&mc);
+	return ret;
+}
+
+/* The hotline-mail program: $HOTLINE_MAIL, else beside this binary. */
+static char *mailer_path(void)
+{
+	const char *env = getenv("HOTLINE_MAIL");
+	if (env && *env)
+		return xstrdup(env);
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return xstrdup("hotline-mail");
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	return xasprintf("%s/hotline-mail", self);
+}
+
+/* Runs hotline-mail and waits for it: 0 when it exited 0. */
+static int run_mailer(const char *prog, const hl_email_conf *em, const char *to, const char *file)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execl(prog, "hotline-mail", "--url", em->smtp_url, "--from", em->from, "--to", to,
+		      "--", file, (char *)NULL);
+		fprintf(stderr, "hotline bundle mail: cannot run %s: %s\n", prog, strerror(errno));
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : HL_ESTATE;
+}
+
+static int do_mail(struct hl_ctx *ctx, const char *peer_name)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct hl_bundle_export_stats st;
+	uint64_t total = 0;
+	char *file = NULL, *prog = NULL;
+	int ret;
+	if ((ret = hl_msgcmd_open(ctx, CMD_MAIL, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	const hl_peer_conf *peer = find_peer(mc.conf, CMD_MAIL, peer_name);
+	if (!peer) {
+		ret = HL_EXIT_FAIL;
+		goto out;
+	}
+	if (!mc.conf->email.line) {
+		ret = hl_fail(CMD_MAIL, "station.conf has no [Email] section (SMTP, From, Maildir)");
+		goto out;
+	}
+	if (!peer->email[0]) {
+		ret = hl_fail(CMD_MAIL, "peer '%s' has no Email address in station.conf (line %u)",
+			      peer->name, peer->first_line);
+		goto out;
+	}
+	/* The sealed bundle lives only until the server has it: mail has no
+	 * forward secrecy, so no copy is kept (docs/bundle.md). */
+	file = xasprintf("%s/mail-out-%ld.bundle", ctx->dir, (long)getpid());
+	if ((ret = export_file(ctx, &mc, peer, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
+		free(file);
+		file = NULL;
+		goto out;
+	}
+	prog = mailer_path();
+	if (run_mailer(prog, &mc.conf->email, peer->email, file) < 0) {
+		ret = hl_fail(CMD_MAIL, "sending the bundle to %s failed (see hotline-mail's message)",
+			      peer->email);
+		goto out;
+	}
+	printf("mailed to %s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n",
+	       peer->email, (unsigned long long)st.items, peer->name,
+	       (unsigned long long)st.messages, (unsigned long long)st.chunks,
+	       (unsigned long long)total);
+	if (st.left)
+		printf("more items wait: mail again once this bundle is imported\n");
+	ret = HL_EXIT_OK;
+out:
+	if (file) {
+		unlink(file);
+		free(file);
+	}
+	free(prog);
 	hl_msgcmd_close(&mc);
 	return ret;
 }
@@ -208,19 +342,60 @@ out:
 	return ret;
 }
 
+static void pickup_report(void *arg, const char *name, const char *what)
+{
+	char n[128], w[640];
+	(void)arg;
+	hl_sanitize(name, strlen(name), n, sizeof(n), 0);
+	hl_sanitize(what, strlen(what), w, sizeof(w), 0);
+	printf("%s: %s\n", n, w);
+}
+
+static int do_import_maildir(struct hl_ctx *ctx)
+{
+	struct hl_msgcmd mc = { 0 };
+	struct hl_mail_pickup_stats st;
+	char err[512];
+	int ret;
+	if ((ret = hl_msgcmd_open(ctx, CMD_IMPORT, &mc, true)) != HL_EXIT_OK)
+		goto out;
+	if (!mc.conf->email.line) {
+		ret = hl_fail(CMD_IMPORT, "station.conf has no [Email] section (SMTP, From, Maildir)");
+		goto out;
+	}
+	int r = hl_mail_pickup(ctx->dir, mc.store, mc.me, mc.conf, &st, pickup_report, NULL, err,
+			       sizeof(err));
+	printf("%u mail(s): %u imported, %u quarantined, %u left; %llu new in the inbox, "
+	       "%llu of ours delivered\n", st.seen, st.imported, st.quarantined, st.left,
+	       (unsigned long long)st.arrived, (unsigned long long)st.delivered);
+	if (st.imported)
+		hl_msgcmd_poke_daemon(ctx);
+	if (r < 0) {
+		ret = hl_fail(CMD_IMPORT, "%s", err);
+		goto out;
+	}
+	ret = HL_EXIT_OK;
+out:
+	hl_msgcmd_close(&mc);
+	return ret;
+}
+
 int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "maildir", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *output = NULL;
+	bool maildir = false;
 	int c;
 	/* Options may come before or after the operands (GNU getopt permutes). */
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
+		case 'm': maildir = true; break;
 		case 'h': help(); return HL_EXIT_OK;
 		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
 		}
@@ -234,12 +409,22 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
 		return do_export(ctx, args[1], output);
 	}
+	if (maildir && (strcmp(args[0], "import") != 0 || n != 1 || output))
+		return hl_usage_error(CMD_IMPORT, "usage: hotline bundle import --maildir");
 	if (strcmp(args[0], "import") == 0) {
+		if (maildir)
+			return do_import_maildir(ctx);
 		if (n != 2 || output)
-			return hl_usage_error(CMD_IMPORT, "usage: hotline bundle import FILE");
+			return hl_usage_error(CMD_IMPORT,
+					      "usage: hotline bundle import FILE | import --maildir");
 		return do_import(ctx, args[1]);
+	}
+	if (strcmp(args[0], "mail") == 0) {
+		if (n != 2 || output)
+			return hl_usage_error(CMD_MAIL, "usage: hotline bundle mail PEER");
+		return do_mail(ctx, args[1]);
 	}
 	char p[64];
 	hl_sanitize(args[0], strlen(args[0]), p, sizeof(p), 0);
-	return hl_usage_error("bundle", "unknown subcommand '%s' (export or import)", p);
+	return hl_usage_error("bundle", "unknown subcommand '%s' (export, import or mail)", p);
 }

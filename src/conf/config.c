@@ -223,6 +223,41 @@ int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHEC
 	return 0;
 }
 
+int hl_email_addr_valid(const char *addr)
+{
+	/* A plain addr-spec, local@domain, from a conservative alphabet: it is
+	 * written into mail headers and passed to an SMTP client, so nothing
+	 * that could end a header, quote or bracket it may appear. */
+	static const char local_extra[] = ".!#$%&'*+/=?^_`{|}~-";
+	size_t n = strnlen(addr, HL_EMAIL_ADDR_MAX + 1);
+	const char *at = memchr(addr, '@', n);
+	if (n == 0 || n > HL_EMAIL_ADDR_MAX || !at || at == addr || at == addr + n - 1 ||
+	    memchr(at + 1, '@', (size_t)(addr + n - at - 1)))
+		return 0;
+	for (const char *c = addr; c < at; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr(local_extra, *c)))
+			return 0;
+	for (const char *c = at + 1; c < addr + n; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-'))
+			return 0;
+	return 1;
+}
+
+int hl_smtp_url_valid(const char *url)
+{
+	size_t n = strnlen(url, HL_SMTP_URL_MAX + 1);
+	size_t scheme = strncmp(url, "smtp://", 7) == 0 ? 7 : strncmp(url, "smtps://", 8) == 0 ? 8 : 0;
+	if (n > HL_SMTP_URL_MAX || scheme == 0 || n == scheme)
+		return 0;
+	/* No spaces or controls: the URL goes to libcurl as it is. */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 int hl_zone_name_valid(const char *name)
 {
 	size_t n = strnlen(name, HL_ZONE_MAX + 1);
@@ -284,7 +319,8 @@ enum key_id {
 	K_NAME, K_LISTEN, K_ADDRESS, K_KEEPALIVE, K_KEEPALIVE_TIMEOUT,
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
-	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_COUNT
+	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
+	K_MAILDIR, K_EMAIL, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -306,11 +342,15 @@ static const char *const key_names[K_COUNT] = {
 	[K_CHECK_TIMEOUT] = "CheckTimeout",
 	[K_CHECK_MODE] = "CheckMode",
 	[K_ALARM_COMMAND] = "AlarmCommand",
+	[K_SMTP] = "SMTP",
+	[K_FROM] = "From",
+	[K_MAILDIR] = "Maildir",
+	[K_EMAIL] = "Email",
 };
 
 #define BIT(k) (1u << (k))
 
-enum sec_kind { SEC_STATION, SEC_PEER, SEC_CARD };
+enum sec_kind { SEC_STATION, SEC_PEER, SEC_CARD, SEC_EMAIL };
 
 struct sec_def {
 	const char *header;
@@ -327,11 +367,15 @@ static const struct sec_def sec_defs[] = {
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
 			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
-			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE),
+			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
+	/* The email path (docs/bundle.md, "By email"): all three are needed
+	 * to use it, so all three are required once the section is there. */
+	[SEC_EMAIL] = { "Email", BIT(K_SMTP) | BIT(K_FROM) | BIT(K_MAILDIR),
+			BIT(K_SMTP) | BIT(K_FROM) | BIT(K_MAILDIR) },
 };
 
 /* One section's values, as read so far. */
@@ -351,6 +395,9 @@ struct section {
 	char check_zone[HL_ZONE_MAX + 1];
 	unsigned check_mode;
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1];
+	char smtp_url[HL_SMTP_URL_MAX + 1];
+	char mail_addr[HL_EMAIL_ADDR_MAX + 1]; /* From ([Email]) or Email ([Peer]) */
+	char maildir[HL_MAILDIR_MAX + 1];
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -363,6 +410,7 @@ struct parser {
 	struct section cur;
 	int open;                            /* cur holds a section */
 	unsigned station_line;               /* the [Station] header, 0: none yet */
+	unsigned email_line;                 /* the [Email] header, 0: none yet */
 	hl_station_conf *conf;               /* DOC_CONF */
 	hl_card *card;                       /* DOC_CARD */
 };
@@ -553,6 +601,29 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 				    "bad AlarmCommand '%s': want the absolute path of a program",
 				    quote(it->value, it->value_len, q));
 		return 0;
+	case K_SMTP:
+		if (value_copy(it, s->smtp_url, sizeof(s->smtp_url)) < 0 ||
+		    !hl_smtp_url_valid(s->smtp_url))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad SMTP '%s': want a URL such as smtp://127.0.0.1:25 "
+				    "or smtps://mail.example:465",
+				    quote(it->value, it->value_len, q));
+		return 0;
+	case K_FROM:
+	case K_EMAIL:
+		if (value_copy(it, s->mail_addr, sizeof(s->mail_addr)) < 0 ||
+		    !hl_email_addr_valid(s->mail_addr))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad %s '%s': want a plain address such as ops@example.org",
+				    key_names[k], quote(it->value, it->value_len, q));
+		return 0;
+	case K_MAILDIR:
+		if (value_copy(it, s->maildir, sizeof(s->maildir)) < 0 || s->maildir[0] != '/' ||
+		    memchr(it->value, '\0', it->value_len))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad Maildir '%s': want the absolute path of a Maildir",
+				    quote(it->value, it->value_len, q));
+		return 0;
 	case K_COUNT:
 		break;
 	}
@@ -656,6 +727,7 @@ static int commit_peer(struct parser *p, const struct section *s)
 	n->check_zone_line = s->key_line[K_CHECK_ZONE];
 	n->check_timeout_ms = timeout;
 	n->check_mode = s->check_mode;
+	memcpy(n->email, s->mail_addr, sizeof(n->email));
 	return 0;
 }
 
@@ -681,6 +753,12 @@ static int close_section(struct parser *p)
 		memcpy(p->card->signing_key, s->signing_key, HL_KEY_LEN);
 		memcpy(p->card->address, s->address, sizeof(p->card->address));
 		return 0;
+	case SEC_EMAIL:
+		memcpy(p->conf->email.smtp_url, s->smtp_url, sizeof(p->conf->email.smtp_url));
+		memcpy(p->conf->email.from, s->mail_addr, sizeof(p->conf->email.from));
+		memcpy(p->conf->email.maildir, s->maildir, sizeof(p->conf->email.maildir));
+		p->conf->email.line = s->first_line;
+		return 0;
 	}
 	return HL_EINVAL;
 }
@@ -704,6 +782,13 @@ static int on_section(struct parser *p, const hl_ini_item *it)
 			return perr(p, it->line, HL_ETOOBIG, "more than %d [Peer] sections",
 				    HL_CONF_MAX_PEERS);
 		kind = SEC_PEER;
+	} else if (hl_ini_name_is(it, "Email") && p->doc == DOC_CONF) {
+		if (p->email_line)
+			return perr(p, it->line, HL_EINVAL,
+				    "a second [Email] section (the first is at line %u)",
+				    p->email_line);
+		p->email_line = it->line;
+		kind = SEC_EMAIL;
 	} else {
 		return perr(p, it->line, HL_EINVAL, "unknown section '[%s]'%s",
 			    quote(it->name, it->name_len, q),

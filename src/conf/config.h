@@ -22,6 +22,11 @@
  * CheckTimeout = DURATION (default 30s, at most 1h, shorter than
  * CheckEvery); CheckMode = machine | operator (default machine).
  *
+ * The email path (docs/bundle.md, "By email"): per [Peer], Email = ADDRESS
+ * (a plain local@domain); once per file, an [Email] section with all of
+ * SMTP = smtp://HOST:PORT (or smtps://), From = ADDRESS (this station's)
+ * and Maildir = /absolute/path (where this station's mail is delivered).
+ *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
@@ -66,6 +71,9 @@
 #define HL_CHECK_AT_MAX 48
 #define HL_ZONE_MAX 64
 #define HL_ALARM_COMMAND_MAX 1024
+#define HL_EMAIL_ADDR_MAX 254   /* RFC 5321's limit on a forward path */
+#define HL_SMTP_URL_MAX 512
+#define HL_MAILDIR_MAX 1024
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -90,7 +98,16 @@ typedef struct hl_peer_conf {
 	unsigned check_zone_line;            /* where CheckZone was given; 0 none */
 	uint32_t check_timeout_ms;
 	unsigned check_mode;                 /* enum hl_check_mode (msg/item.h) */
+	char email[HL_EMAIL_ADDR_MAX + 1];   /* Email: the peer's address; "" none */
 } hl_peer_conf;
+
+/* The [Email] section: the email path (docs/bundle.md, "By email"). */
+typedef struct hl_email_conf {
+	char smtp_url[HL_SMTP_URL_MAX + 1];  /* SMTP: smtp:// or smtps:// URL */
+	char from[HL_EMAIL_ADDR_MAX + 1];    /* From: this station's address */
+	char maildir[HL_MAILDIR_MAX + 1];    /* Maildir: incoming mail, absolute path */
+	unsigned line;                       /* the section's header; 0: no [Email] */
+} hl_email_conf;
 
 typedef struct hl_station_conf {
 	char name[HL_NAME_MAX + 1];
@@ -105,6 +122,7 @@ typedef struct hl_station_conf {
 	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
+	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
 } hl_station_conf;
@@ -144,6 +162,11 @@ int hl_duration_parse(const char *s, size_t len, uint32_t *ms);
  * repeat or more than HL_CHECK_AT_MAX times. */
 int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHECK_AT_MAX],
 		      unsigned *n);
+/* 1 when ADDR is a plain address local@domain (no display name, brackets,
+ * quotes, spaces or controls; at most HL_EMAIL_ADDR_MAX), else 0. */
+int hl_email_addr_valid(const char *addr);
+/* 1 when URL is smtp://... or smtps://... without spaces or controls. */
+int hl_smtp_url_valid(const char *url);
 /* 1 when NAME looks like an IANA zone name (Area/City, letters, digits,
  * '_', '+', '-', '/'; no "." or ".." part), else 0.  No I/O. */
 int hl_zone_name_valid(const char *name);

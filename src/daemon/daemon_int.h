@@ -1,7 +1,8 @@
 /* daemon/daemon_int.h — the daemon's internal data model, shared by its
  * files: daemon.c (start, stop, reload), peer.c (one record per pinned
  * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
- * connections, each driving one link), control.c (the control socket).
+ * connections, each driving one link), control.c (the control socket),
+ * mailpoll.c (the pickup of incoming mail).
  *
  * Ownership.  The daemon owns the peers and the connections.  A connection
  * points at its peer once message 1 named the peer's key (or from the
@@ -128,6 +129,7 @@ struct hl_daemon {
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
 	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
+	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -203,5 +205,11 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 void hl_delivery_writable(struct hl_conn *c);
 void hl_delivery_poke(struct hl_daemon *d);
 json_t *hl_delivery_status_json(struct hl_peer *p);
+
+/* mailpoll.c: while [Email] is configured, run `bundle import --maildir`
+ * as a child when the Maildir's new/ holds mail. */
+struct hl_mailpoll;
+void hl_mailpoll_start(struct hl_daemon *d);
+void hl_mailpoll_stop(struct hl_daemon *d);
 
 #endif

@@ -1,0 +1,222 @@
+/* mail/pickup.c — Maildir pickup (mail/pickup.h).
+ *
+ * Invariant: a mail leaves new/ only after what it carries is committed to
+ * the store (then to cur/) or after it was judged junk (then to the
+ * quarantine).  A crash between the commit and the rename leaves the mail
+ * in new/; the next pass imports it again, which stores nothing new
+ * (imports are idempotent), and then moves it.  Two pickups at once (the
+ * daemon and a command) are harmless for the same reason; the loser's
+ * rename finds the file gone. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle/bundle.h"
+#include "mail/mime.h"
+#include "mail/pickup.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "util/text.h"
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Codes that say the mail itself is bad (quarantine it), as opposed to
+ * this station failing for now (leave it in new/). */
+static bool content_fault(int code)
+{
+	return code == HL_EINVAL || code == HL_ETOOBIG || code == HL_EAUTH ||
+	       code == HL_EUNSUPP || code == HL_EPEER || code == HL_ECRYPTO || code == HL_ETRUNC;
+}
+
+static void fsync_dir(int fd)
+{
+	if (fd >= 0)
+		(void)fsync(fd);
+}
+
+/* Moves NAME from new/ into the quarantine with NAME.why beside it. */
+static int quarantine(int newfd, int qfd, const char *name, const char *why)
+{
+	if (renameat(newfd, name, qfd, name) < 0)
+		return -errno;
+	char *wn = xasprintf("%s.why", name);
+	int fd = openat(qfd, wn, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		/* Best effort: the why is for a person; the mail is already safe. */
+		dprintf(fd, "%s\n", why);
+		close(fd);
+	}
+	free(wn);
+	fsync_dir(qfd);
+	fsync_dir(newfd);
+	return 0;
+}
+
+/* The name a mail gets in cur/: Maildir's "seen" flag. */
+static char *cur_name(const char *name)
+{
+	return strstr(name, ":2,") ? xstrdup(name) : xasprintf("%s:2,S", name);
+}
+
+int hl_mail_pickup(const char *dir, hl_store *st, const hl_identity *me,
+		   const hl_station_conf *conf, struct hl_mail_pickup_stats *stats,
+		   hl_mail_pickup_report report, void *arg, char *err, size_t errlen)
+{
+	char *md = NULL, *path = NULL, **names = NULL, why[600], q[256];
+	size_t nnames = 0;
+	int newfd = -1, curfd = -1, qfd = -1, ret;
+	DIR *d = NULL;
+
+	memset(stats, 0, sizeof(*stats));
+	md = xstrdup(conf->email.maildir);
+	for (size_t n = strlen(md); n > 1 && md[n - 1] == '/'; n--)
+		md[n - 1] = '\0';
+	hl_sanitize(md, strlen(md), q, sizeof(q), 0);
+	path = xasprintf("%s/new", md);
+	newfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(path);
+	path = xasprintf("%s/cur", md);
+	curfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (newfd < 0 || curfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "Maildir %s: cannot open new/ and cur/: %s", q, strerror(errno));
+		goto out;
+	}
+	free(path);
+	path = xasprintf("%s%s", md, HL_MAIL_QUARANTINE_SUFFIX);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot make the quarantine %s%s: %s", q,
+			 HL_MAIL_QUARANTINE_SUFFIX, strerror(errno));
+		goto out;
+	}
+	qfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (qfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open the quarantine %s%s: %s", q,
+			 HL_MAIL_QUARANTINE_SUFFIX, strerror(errno));
+		goto out;
+	}
+	int dfd = dup(newfd);
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		ret = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		snprintf(err, errlen, "Maildir %s: %s", q, strerror(errno));
+		goto out;
+	}
+	names = xmalloc(HL_MAIL_PICKUP_MAX * sizeof(*names));
+	struct dirent *de;
+	while (nnames < HL_MAIL_PICKUP_MAX && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			names[nnames++] = xstrdup(de->d_name);
+	/* Maildir names begin with the delivery time: oldest first. */
+	qsort(names, nnames, sizeof(*names), cmp_names);
+
+	for (size_t i = 0; i < nnames; i++) {
+		const char *name = names[i];
+		struct hl_bundle_import_stats ist;
+		struct stat sb;
+		uint8_t *bundle = NULL;
+		size_t blen = 0;
+		void *map = MAP_FAILED;
+		char ierr[512];
+		int r, fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;   /* another pickup took it */
+			if (errno == ELOOP)
+				goto junk_link;
+			stats->left++;
+			report(arg, name, "left in new/: cannot open it");
+			continue;
+		}
+		stats->seen++;
+		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
+		    (uint64_t)sb.st_size > HL_MAIL_MAX_BYTES) {
+			close(fd);
+			snprintf(why, sizeof(why), "not a mail file of 1 to %llu bytes",
+				 (unsigned long long)HL_MAIL_MAX_BYTES);
+			goto junk;
+		}
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (map == MAP_FAILED) {
+			stats->left++;
+			report(arg, name, "left in new/: cannot map it");
+			continue;
+		}
+		r = hl_mail_find_bundle(map, (size_t)sb.st_size, &bundle, &blen, ierr, sizeof(ierr));
+		munmap(map, (size_t)sb.st_size);
+		if (r < 0) {
+			snprintf(why, sizeof(why), "junk: %s", ierr);
+			goto junk;
+		}
+		r = hl_bundle_import(dir, st, me, conf, bundle, blen, &ist, ierr, sizeof(ierr));
+		free(bundle);
+		if (r < 0 && content_fault(r)) {
+			snprintf(why, sizeof(why), "bundle refused: %s", ierr);
+			goto junk;
+		}
+		if (r < 0) {
+			stats->left++;
+			snprintf(why, sizeof(why), "left in new/: %s", ierr);
+			report(arg, name, why);
+			continue;
+		}
+		/* Committed: only now does the mail leave new/. */
+		char *cn = cur_name(name);
+		if (renameat(newfd, name, curfd, cn) == 0 || errno == ENOENT) {
+			fsync_dir(curfd);
+			fsync_dir(newfd);
+		}
+		free(cn);
+		stats->imported++;
+		stats->arrived += ist.arrived;
+		stats->delivered += ist.delivered;
+		snprintf(why, sizeof(why), "from %s: %llu item(s); %llu new in the inbox, "
+			 "%llu of ours delivered", ist.peer, (unsigned long long)ist.items,
+			 (unsigned long long)ist.arrived, (unsigned long long)ist.delivered);
+		report(arg, name, why);
+		continue;
+junk_link:
+		stats->seen++;
+		snprintf(why, sizeof(why), "junk: a symbolic link");
+junk:
+		if (quarantine(newfd, qfd, name, why) < 0) {
+			stats->left++;
+			report(arg, name, "left in new/: cannot move it to the quarantine");
+			continue;
+		}
+		stats->quarantined++;
+		report(arg, name, why);
+	}
+	ret = stats->left ? HL_ESTATE : 0;
+	if (ret < 0)
+		snprintf(err, errlen, "%u mail(s) left in %s/new for the next pickup", stats->left, q);
+out:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	if (newfd >= 0)
+		close(newfd);
+	if (curfd >= 0)
+		close(curfd);
+	if (qfd >= 0)
+		close(qfd);
+	free(path);
+	free(md);
+	return ret;
+}

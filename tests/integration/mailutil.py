@@ -1,0 +1,231 @@
+"""mailutil.py — a real mail server for the email-path tests.
+
+Owns: running Debian's Postfix (installed by scripts/deps.sh check; this file
+installs nothing) as a private instance configured in a temporary folder:
+its own main.cf/master.cf, queue and data directories, an SMTP listener on a
+free 127.0.0.1 port, no other listener, and the virtual(8) delivery agent
+delivering mail for USER@hotline.test into ROOT/mail/USER/Maildir/.  The
+stations' [Email] sections point at those Maildirs.
+
+Why Postfix and not OpenSMTPD: OpenSMTPD's queue path (/var/spool/smtpd) is
+fixed at compile time, so two instances (tests run in parallel) would share
+one queue; Postfix takes queue_directory and data_directory from main.cf.
+
+Postfix's master must start as root (it drops to the `postfix` user); the
+virtual agent refuses to deliver as root, so the Maildirs belong to
+nobody:nogroup (65534) and the folder above them is world-traversable.
+Where the test does not run as root, or Postfix is absent, the fixture skips
+the test and says why.
+
+Use: the `mailserver` fixture is a factory; `mailserver("alpha", "beta")`
+starts a server with those two mailboxes and returns a MailServer;
+teardown stops every server started (`postfix stop`, then the master's
+pid is waited for) and removes the folder.
+"""
+
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from helpers import free_port, scaled, wait_for
+
+DOMAIN = "hotline.test"
+POSTFIX = "/usr/sbin/postfix"
+NOBODY = 65534
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+virtual unix - n n - - virtual
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {root}/queue
+data_directory = {root}/data
+daemon_directory = /usr/lib/postfix/sbin
+command_directory = /usr/sbin
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.{domain}
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {root}/mail
+virtual_mailbox_maps = texthash:{root}/conf/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{uid}
+virtual_mailbox_limit = 0
+message_size_limit = 104857600
+maillog_file = {root}/maillog
+maillog_file_prefixes = {root}
+smtputf8_enable = no
+biff = no
+"""
+
+
+class MailServer:
+    def __init__(self, users):
+        self.users = list(users)
+        self.root = tempfile.mkdtemp(prefix="hotline-mail-")
+        # virtual(8) runs as nobody and must reach the Maildirs.
+        os.chmod(self.root, 0o755)
+        self.conf = os.path.join(self.root, "conf")
+        self.port = free_port()
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self.started = False
+
+    def address(self, user):
+        return f"{user}@{DOMAIN}"
+
+    def maildir(self, user):
+        return os.path.join(self.root, "mail", user, "Maildir")
+
+    def log(self):
+        try:
+            with open(os.path.join(self.root, "maillog"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _pc(self, *args, check=True):
+        return subprocess.run([POSTFIX, "-c", self.conf, *args], capture_output=True,
+                              text=True, check=check, timeout=60)
+
+    def start(self):
+        for d in ("conf", "queue", "data", "mail"):
+            os.makedirs(os.path.join(self.root, d))
+        os.chown(os.path.join(self.root, "data"), _postfix_uid(), -1)
+        os.chown(os.path.join(self.root, "mail"), NOBODY, NOBODY)
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(root=self.root, domain=DOMAIN, uid=NOBODY))
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(port=self.port))
+        with open(os.path.join(self.conf, "vmailbox"), "w") as f:
+            for u in self.users:
+                f.write(f"{self.address(u)} {u}/Maildir/\n")
+        # Make the Maildirs now, so a station can watch one before any mail.
+        for u in self.users:
+            for sub in ("", "new", "cur", "tmp"):
+                p = os.path.join(self.maildir(u), sub)
+                os.makedirs(p, exist_ok=True)
+            for d, _, _ in os.walk(os.path.join(self.root, "mail", u)):
+                os.chown(d, NOBODY, NOBODY)
+        r = self._pc("check", check=False)
+        assert r.returncode == 0, f"postfix check failed: {r.stderr}\n{self.log()}"
+        r = self._pc("start", check=False)
+        assert r.returncode == 0, f"postfix start failed: {r.stderr}\n{self.log()}"
+        self.started = True
+        wait_for(self._listening, scaled(20), f"postfix listening on 127.0.0.1:{self.port}")
+        return self
+
+    def _listening(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _master_pid(self):
+        try:
+            with open(os.path.join(self.root, "queue", "pid", "master.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        if not self.started:
+            return
+        pid = self._master_pid()
+        self._pc("stop", check=False)
+        if pid:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.started = False
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def new_mail(self, user):
+        """Paths of the files in USER's Maildir/new, sorted."""
+        d = os.path.join(self.maildir(user), "new")
+        return sorted(os.path.join(d, f) for f in os.listdir(d))
+
+    def send(self, msg):
+        """Sends an email.message.EmailMessage through this server."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            s.send_message(msg)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _postfix_uid():
+    import pwd
+    return pwd.getpwnam("postfix").pw_uid
+
+
+def _skip_reason():
+    if not os.access(POSTFIX, os.X_OK):
+        return f"{POSTFIX} is absent (scripts/deps.sh check installs postfix)"
+    if os.geteuid() != 0:
+        return "postfix's master must start as root, and this test does not run as root"
+    return None
+
+
+@pytest.fixture
+def mailserver(request):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(f"SKIPPED LOUDLY: no real mail server: {reason}")
+    servers = []
+
+    def make(*users):
+        srv = MailServer(users)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            print(f"--- maillog of {srv.root}:\n{srv.log()[-4000:]}")
+        srv.stop()
+        srv.cleanup()
