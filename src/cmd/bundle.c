@@ -38,11 +38,11 @@
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "util/err.h"
+#include "util/fdsink.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
 #include "util/text.h"
 
-#define SINK_BUF (1u << 16)
 #define CMD_EXPORT "bundle export"
 #define CMD_IMPORT "bundle import"
 #define CMD_MAIL "bundle mail"
@@ -73,48 +73,6 @@ static void help(void)
 	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-struct fd_sink {
-	int fd;
-	uint8_t *buf;
-	size_t used;
-	uint64_t total;
-};
-
-static int sink_flush(struct fd_sink *s)
-{
-	size_t off = 0;
-	while (off < s->used) {
-		ssize_t n = write(s->fd, s->buf + off, s->used - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		off += (size_t)n;
-	}
-	s->used = 0;
-	return 0;
-}
-
-static int sink_write(void *arg, const void *p, size_t n)
-{
-	struct fd_sink *s = arg;
-	const uint8_t *q = p;
-	s->total += n;
-	while (n > 0) {
-		if (s->used == SINK_BUF) {
-			int ret = sink_flush(s);
-			if (ret < 0)
-				return ret;
-		}
-		size_t k = SINK_BUF - s->used < n ? SINK_BUF - s->used : n;
-		memcpy(s->buf + s->used, q, k);
-		s->used += k;
-		q += k;
-		n -= k;
-	}
-	return 0;
-}
-
 /* Seals for PEER into OUTPUT (a temporary beside it, fsynced, renamed);
  * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
  * printed). */
@@ -122,7 +80,7 @@ static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_c
 		       const char *output, const char *cmd, struct hl_bundle_export_stats *st,
 		       uint64_t *total)
 {
-	struct fd_sink sink = { .fd = -1 };
+	struct hl_fd_sink sink = { .fd = -1 };
 	char *tmp = NULL, err[512], q[256];
 	int ret;
 	hl_sanitize(output, strlen(output), q, sizeof(q), 0);
@@ -134,10 +92,10 @@ static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_c
 		tmp = NULL;
 		goto out;
 	}
-	sink.buf = xmalloc(SINK_BUF);
-	int r = hl_bundle_export(ctx->dir, mc->store, mc->me, peer, sink_write, &sink, st, err,
+	hl_fd_sink_init(&sink, sink.fd);
+	int r = hl_bundle_export(ctx->dir, mc->store, mc->me, peer, hl_fd_sink_write, &sink, st, err,
 				 sizeof(err));
-	if (r == 0 && (r = sink_flush(&sink)) < 0)
+	if (r == 0 && (r = hl_fd_sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
 	if (r == 0 && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
 		r = -errno;
@@ -159,7 +117,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
-	free(sink.buf);
+	hl_fd_sink_free(&sink);
 	return ret;
 }
 

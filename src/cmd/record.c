@@ -32,11 +32,11 @@
 #include "record/show.h"
 #include "record/verify.h"
 #include "util/err.h"
+#include "util/fdsink.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
 #include "util/text.h"
 
-#define SINK_BUF (1u << 16)
 #define CMD_EXPORT "record export"
 #define CMD_VERIFY "record verify"
 #define CMD_SHOW "record show"
@@ -62,48 +62,6 @@ static void help(void)
 	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-/* ---- a file sink for the writer ---- */
-
-struct fd_sink {
-	int fd;
-	uint8_t *buf;
-	size_t used;
-};
-
-static int sink_flush(struct fd_sink *s)
-{
-	size_t off = 0;
-	while (off < s->used) {
-		ssize_t n = write(s->fd, s->buf + off, s->used - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		off += (size_t)n;
-	}
-	s->used = 0;
-	return 0;
-}
-
-static int sink_write(void *arg, const void *p, size_t n)
-{
-	struct fd_sink *s = arg;
-	const uint8_t *q = p;
-	while (n > 0) {
-		if (s->used == SINK_BUF) {
-			int ret = sink_flush(s);
-			if (ret < 0)
-				return ret;
-		}
-		size_t k = SINK_BUF - s->used < n ? SINK_BUF - s->used : n;
-		memcpy(s->buf + s->used, q, k);
-		s->used += k;
-		q += k;
-		n -= k;
-	}
-	return 0;
-}
-
 static void export_warn(void *arg, const char *line)
 {
 	(void)arg;
@@ -116,7 +74,7 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		     bool with_att, bool only, const char *const *ids, size_t nids)
 {
 	struct hl_msgcmd mc = { 0 };
-	struct fd_sink sink = { .fd = -1 };
+	struct hl_fd_sink sink = { .fd = -1 };
 	char *tmp = NULL, err[512];
 	int ret;
 	if (!output && isatty(STDOUT_FILENO)) {
@@ -149,9 +107,9 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 	} else {
 		sink.fd = STDOUT_FILENO;
 	}
-	sink.buf = xmalloc(SINK_BUF);
+	hl_fd_sink_init(&sink, sink.fd);
 	struct hl_record_writer w;
-	hl_record_writer_init(&w, sink_write, &sink);
+	hl_record_writer_init(&w, hl_fd_sink_write, &sink);
 	struct hl_record_export o = {
 		.dir = ctx->dir, .store = mc.store, .me = mc.me, .conf = mc.conf, .peer = peer,
 		.with_attachments = with_att, .only = only, .ids = ids, .nids = nids,
@@ -159,7 +117,7 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 	};
 	struct hl_record_export_stats st;
 	int r = hl_record_export(&o, &w, &st, err, sizeof(err));
-	if (r == 0 && (r = sink_flush(&sink)) < 0)
+	if (r == 0 && (r = hl_fd_sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", output ? tmp : "standard output", strerror(-r));
 	if (r == 0 && output && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
 		r = -errno;
@@ -192,7 +150,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
-	free(sink.buf);
+	hl_fd_sink_free(&sink);
 	hl_msgcmd_close(&mc);
 	return ret;
 }
