@@ -38,12 +38,11 @@
 #include "crypto/noise.h"
 
 #include <assert.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "crypto/secpool.h"
 #include "util/err.h"
 
 #define HS_MAX_MSGS 3     /* XN, XK and XX have three messages */
@@ -562,13 +561,10 @@ int hl_noise_hs_new(hl_noise_hs **out, const char *protocol_name, bool initiator
 	if (sodium_init() < 0)
 		return HL_ECRYPTO;
 
-	hs = sodium_malloc(sizeof *hs);
-	if (!hs) {
-		/* mem.h's policy: running out of memory is fatal. */
-		fprintf(stderr, "hotline: out of memory (sodium_malloc of %zu bytes)\n", sizeof *hs);
-		abort();
-	}
-	memset(hs, 0, sizeof *hs);
+	/* Secure memory from the shared pool (crypto/secpool.h), zeroed: a
+	 * fresh sodium_malloc() mapping for each handshake cost more than the
+	 * handshake's hashing. */
+	hs = hl_secmem_alloc(sizeof *hs);
 	hs->initiator = initiator;
 	hs->state = HS_SETUP;
 	rc = parse_pattern(hs, protocol_name + plen, len - plen - slen);
@@ -594,8 +590,7 @@ void hl_noise_hs_free(hl_noise_hs *hs)
 {
 	if (!hs)
 		return;
-	sodium_memzero(hs, sizeof *hs);
-	sodium_free(hs);
+	hl_secmem_free(hs, sizeof *hs);   /* wipes */
 }
 
 int hl_noise_hs_set_prologue(hl_noise_hs *hs, const uint8_t *prologue, size_t len)

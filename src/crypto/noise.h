@@ -8,8 +8,9 @@
  * XN, XK, XX, IN, IK, IX, each with the pskN modifiers.  Anything else is
  * HL_EUNSUPP.
  *
- * Everything secret (the handshake state, cipher keys) lives in
- * sodium_malloc() memory and is wiped when freed.  Functions return 0 or a
+ * Everything secret (the handshake state, cipher keys) lives in secure
+ * memory (sodium_malloc() chunks shared through crypto/secpool.h) and is
+ * wiped when freed.  Functions return 0 or a
  * negative HL_E* code; a handshake that fails is dead and must be freed. */
 #ifndef HL_CRYPTO_NOISE_H
 #define HL_CRYPTO_NOISE_H
@@ -24,8 +25,8 @@
 #define HL_NOISE_TAGLEN 16
 #define HL_NOISE_MAX_MSG 65535  /* spec: a Noise message is at most 65535 bytes */
 
-/* A CipherState (section 5.1).  Keep it in sodium_malloc memory when it
- * holds a session key; hl_cs_clear() wipes it. */
+/* A CipherState (section 5.1).  Keep it in secure memory (sodium_malloc,
+ * or hl_secmem_alloc) when it holds a session key; hl_cs_clear() wipes it. */
 typedef struct hl_cipher_state {
 	uint8_t k[HL_NOISE_KEYLEN];
 	uint64_t n;

@@ -87,6 +87,7 @@
 #include <string.h>
 
 #include "crypto/noise.h"
+#include "crypto/secpool.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -104,8 +105,8 @@ struct hl_link {
 	void *user;
 
 	hl_noise_hs *hs;               /* during the handshake */
-	hl_cipher_state *send_cs;      /* sodium_malloc, after Split() */
-	hl_cipher_state *recv_cs;
+	hl_cipher_state *send_cs;      /* after Split(): one secure slot holds */
+	hl_cipher_state *recv_cs;      /* both (send_cs[0], recv_cs == send_cs + 1) */
 	uint8_t remote_key[HL_LINK_KEYLEN];
 	bool remote_known;
 	bool confirmed;
@@ -132,6 +133,12 @@ struct hl_link {
 };
 
 #define SCRATCH_LEN HL_RECORD_MAX
+#define KEYS_SIZE (2 * sizeof(hl_cipher_state))   /* send_cs and recv_cs */
+/* Room for one handshake message we write: IK with empty payloads makes
+ * 96 bytes (message 1) and 48 (message 2); hl_noise_hs_write checks the
+ * room.  Reserving the Noise maximum (65535) instead grew every link's
+ * output queue to 128 KiB before its first byte was sent. */
+#define HS_MSG_MAX 128
 
 static size_t queued(const hl_link *l)
 {
@@ -225,16 +232,9 @@ static void close_internal(hl_link *l)
 {
 	hl_noise_hs_free(l->hs);
 	l->hs = NULL;
-	if (l->send_cs) {
-		hl_cs_clear(l->send_cs);
-		sodium_free(l->send_cs);
-		l->send_cs = NULL;
-	}
-	if (l->recv_cs) {
-		hl_cs_clear(l->recv_cs);
-		sodium_free(l->recv_cs);
-		l->recv_cs = NULL;
-	}
+	/* Both cipher states share one slot; giving it back wipes them. */
+	hl_secmem_free(l->send_cs, KEYS_SIZE);
+	l->send_cs = l->recv_cs = NULL;
 	if (l->scratch)
 		sodium_memzero(l->scratch, SCRATCH_LEN);
 	l->ping_outstanding = false;
@@ -334,13 +334,11 @@ static int send_ping(hl_link *l, uint64_t now)
 /* After the last handshake message: the two cipher states. */
 static int split(hl_link *l)
 {
-	l->send_cs = sodium_malloc(sizeof(*l->send_cs));
-	l->recv_cs = sodium_malloc(sizeof(*l->recv_cs));
-	if (!l->send_cs || !l->recv_cs) {
-		/* sodium_malloc failing is out of memory: the one policy (mem.h). */
-		fprintf(stderr, "hotline: out of memory (sodium_malloc)\n");
-		abort();
-	}
+	/* One slot of the shared secure pool (crypto/secpool.h) for both:
+	 * 96 bytes of locked memory per session instead of two mappings of
+	 * their own (16 KiB resident, ten system calls each way). */
+	l->send_cs = hl_secmem_alloc(KEYS_SIZE);
+	l->recv_cs = l->send_cs + 1;
 	int ret = hl_noise_hs_split(l->hs, l->send_cs, l->recv_cs);
 	hl_noise_hs_free(l->hs);
 	l->hs = NULL;
@@ -365,8 +363,8 @@ static int read_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 	if (l->state == HL_LINK_CLOSED)
 		return 0;   /* the owner closed it from authorize() */
 
-	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HL_NOISE_MAX_MSG);
-	ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HL_NOISE_MAX_MSG, &outlen);
+	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HS_MSG_MAX);
+	ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HS_MSG_MAX, &outlen);
 	if (ret == 0)
 		ret = hl_frame_header(outlen, dst);
 	if (ret < 0)
@@ -584,8 +582,8 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 	if (ret < 0)
 		goto out;
 	if (initiator) {
-		uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HL_NOISE_MAX_MSG);
-		ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HL_NOISE_MAX_MSG,
+		uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HS_MSG_MAX);
+		ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HS_MSG_MAX,
 					&mlen);
 		if (ret == 0)
 			ret = hl_frame_header(mlen, dst);
