@@ -67,6 +67,7 @@ struct bench {
 	struct sockaddr_in addr;
 	uint8_t server_key[32];
 	uint8_t (*keys)[32];
+	uint8_t (*pubs)[32];   /* keys' public halves, derived once (as the daemon does) */
 	size_t nkeys;
 	size_t next_key;
 	struct hl_link_params params;
@@ -150,6 +151,10 @@ static int load_keys(struct bench *b, const char *keyfile)
 	fclose(f);
 	if (b->nkeys == 0)
 		return die("%s holds no keys", keyfile);
+	b->pubs = xmalloc(b->nkeys * sizeof(*b->pubs));
+	for (size_t i = 0; i < b->nkeys; i++)
+		if (crypto_scalarmult_base(b->pubs[i], b->keys[i]) != 0)
+			return die("%s: line %zu is not a usable X25519 key", keyfile, i + 1);
 	return 0;
 }
 
@@ -220,8 +225,10 @@ static int conn_start(struct bench *b, struct conn *c)
 		return die("connect: %s", strerror(e));
 	}
 	c->connecting = true;
+	struct hl_link_params params = b->params;
+	params.local_pub = b->pubs[c->key];
 	int ret = hl_link_new(&c->link, HL_LINK_INITIATOR, b->keys[c->key], b->server_key,
-			      &b->params, &client_ops, c, c->started_ms);
+			      &params, &client_ops, c, c->started_ms);
 	if (ret < 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -496,6 +503,7 @@ int main(int argc, char **argv)
 			return 1;
 		ret = idle(&b, (size_t)n, pid, settle);
 		free(b.keys);
+		free(b.pubs);
 		close(b.ep);
 		return ret;
 	}
@@ -508,6 +516,7 @@ int main(int argc, char **argv)
 			return 1;
 		ret = handshakes(&b, secs, (size_t)conc);
 		free(b.keys);
+		free(b.pubs);
 		close(b.ep);
 		return ret;
 	}

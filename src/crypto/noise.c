@@ -613,6 +613,19 @@ int hl_noise_hs_set_s(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]
 	return keypair_from_priv(&hs->s, priv);
 }
 
+int hl_noise_hs_set_s_pair(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN],
+			   const uint8_t pub[static HL_NOISE_DHLEN])
+{
+	if (!hs || !priv || !pub)
+		return HL_EINVAL;
+	if (hs->state != HS_SETUP)
+		return HL_ESTATE;
+	memcpy(hs->s.priv, priv, HL_NOISE_DHLEN);
+	memcpy(hs->s.pub, pub, HL_NOISE_DHLEN);
+	hs->s.set = true;
+	return 0;
+}
+
 int hl_noise_hs_set_e(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN])
 {
 	if (!hs || !priv)

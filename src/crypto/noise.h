@@ -61,6 +61,13 @@ void hl_noise_hs_free(hl_noise_hs *hs);
 int hl_noise_hs_set_prologue(hl_noise_hs *hs, const uint8_t *prologue, size_t len);
 /* Local static key pair from its private key (the public key is derived). */
 int hl_noise_hs_set_s(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);
+/* The same with the public key given: deriving it is an X25519
+ * multiplication, as costly as a DH, so a daemon that makes a handshake per
+ * connection derives it once.  The caller vouches that PUB belongs to PRIV;
+ * a wrong PUB makes every handshake fail (the peer's DH results differ) and
+ * reveals nothing. */
+int hl_noise_hs_set_s_pair(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN],
+			   const uint8_t pub[static HL_NOISE_DHLEN]);
 /* Local ephemeral private key: only tests use this; otherwise a fresh one
  * is generated when the pattern sends 'e'. */
 int hl_noise_hs_set_e(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);

@@ -272,3 +272,16 @@ void hl_secmem_free(void *p, size_t size)
 		abort();
 	}
 }
+
+size_t hl_secmem_in_use(void)
+{
+	struct hl_secpool_stats st;
+	size_t n = 0;
+
+	pthread_once(&classes_once, classes_init);
+	for (int i = 0; i < NCLASSES; i++) {
+		hl_secpool_stats(classes[i], &st);
+		n += st.in_use;
+	}
+	return n;
+}

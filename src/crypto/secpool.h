@@ -66,5 +66,9 @@ void hl_secpool_stats(const hl_secpool *pool, struct hl_secpool_stats *st);
  * SIZE; the memory is wiped then.  NULL-safe. */
 void *hl_secmem_alloc(size_t size);
 void hl_secmem_free(void *p, size_t size);
+/* Pooled allocations not yet freed, all size classes together (the
+ * sodium_malloc fallback is not counted): for tests that check that
+ * every secret was given back. */
+size_t hl_secmem_in_use(void);
 
 #endif

@@ -445,7 +445,7 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 {
 	char host[HL_ADDR_MAX + 1], portstr[8];
 	uint16_t port = 0;
-	struct hl_link_params params;
+	struct hl_link_params params = { 0 };
 	struct sockaddr_storage ss;
 	struct hl_conn *c = conn_new(d, p, true);
 	int ret;
@@ -453,6 +453,7 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	snprintf(c->remote, sizeof(c->remote), "%s", p->conf.address);
 	c->phase = HL_CONN_RESOLVING;
 	hl_daemon_link_params(d, &params);
+	params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
 	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id->noise_priv, p->conf.noise_key,
 			  &params, &link_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
@@ -500,7 +501,7 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct hl_daemon *d = server->data;
-	struct hl_link_params params;
+	struct hl_link_params params = { 0 };
 	uint64_t now = uv_now(&d->loop);
 	if (status < 0) {
 		if (hl_ratelimit_allow(&d->rl_accept, now))
@@ -518,6 +519,7 @@ static void on_connection(uv_stream_t *server, int status)
 			sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof(c->remote));
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);
+		params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
 		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id->noise_priv, NULL, &params,
 				  &link_ops, c, now);
 		if (ret == 0)

@@ -547,6 +547,7 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 	l->role = role;
 	l->state = initiator ? HL_LINK_I_MSG2 : HL_LINK_R_MSG1;
 	l->params = *params;
+	l->params.local_pub = NULL;   /* the caller's pointer: used below, not kept */
 	/* Guard the timers against nonsense (0 would make them spin). */
 	if (l->params.keepalive_ms < 100)
 		l->params.keepalive_ms = 100;
@@ -570,7 +571,9 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 		goto out;
 	ret = hl_noise_hs_set_prologue(l->hs, (const uint8_t *)HL_LINK_PROLOGUE,
 				       strlen(HL_LINK_PROLOGUE));
-	if (ret == 0)
+	if (ret == 0 && params->local_pub)
+		ret = hl_noise_hs_set_s_pair(l->hs, local_priv, params->local_pub);
+	else if (ret == 0)
 		ret = hl_noise_hs_set_s(l->hs, local_priv);
 	if (ret == 0 && initiator) {
 		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);

@@ -56,6 +56,11 @@ struct hl_link_params {
 	uint32_t keepalive_timeout_ms;  /* dead after this long without receiving */
 	uint32_t handshake_timeout_ms;  /* from creation until OPEN */
 	uint64_t max_age_ms;            /* CLOSE (expired) after this long OPEN; 0: never */
+	/* Optional (NULL: derived): the public half of hl_link_new's
+	 * LOCAL_PRIV, read only by hl_link_new.  Deriving it costs an X25519
+	 * multiplication per link, as much as one of the handshake's DHs; a
+	 * daemon knows it already.  A wrong key makes the handshake fail. */
+	const uint8_t *local_pub;
 };
 
 struct hl_link_ops {

@@ -17,6 +17,7 @@
 #include "link/backoff.h"
 #include "link/link.h"
 #include "util/err.h"
+#include "crypto/secpool.h"
 #include "util/mem.h"
 #include "wire/frame.h"
 #include "wire/record.h"
@@ -307,6 +308,53 @@ static void test_handshake_confirms_both(void **state)
 	assert_int_equal(hl_link_rtt_ms(p.i.l), 7);    /* PING at 1003 */
 	assert_int_equal(p.i.closed + p.r.closed, 0);
 	pair_free(&p);
+}
+
+/* Both sides given their public keys (as the daemon does): the same
+ * handshake, and every secure slot comes back.  A wrong public key makes
+ * the handshake fail, on either side. */
+static void test_local_pub_given(void **state)
+{
+	struct keypair ik, rk, other;
+	struct side i, r;
+	struct hl_link_params ip = params, rp = params;
+	size_t base = hl_secmem_in_use();
+	(void)state;
+
+	keypair(&ik);
+	keypair(&rk);
+	keypair(&other);
+	for (int wrong = 0; wrong < 3; wrong++) {
+		memset(&i, 0, sizeof(i));
+		memset(&r, 0, sizeof(r));
+		r.accept = true;
+		ip.local_pub = wrong == 1 ? other.pub : ik.pub;
+		rp.local_pub = wrong == 2 ? other.pub : rk.pub;
+		assert_int_equal(hl_link_new(&i.l, HL_LINK_INITIATOR, ik.priv, rk.pub, &ip, &ops, &i,
+					     0), 0);
+		assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &rp, &ops, &r,
+					     0), 0);
+		/* A handshake state each. */
+		assert_int_equal(hl_secmem_in_use(), base + 2);
+		pump(&i, &r, 1);
+		if (!wrong) {
+			assert_int_equal(i.confirmed + r.confirmed, 2);
+			assert_memory_equal(r.auth_key, ik.pub, 32);
+			/* Handshake states given back; one slot of keys each. */
+			assert_int_equal(hl_secmem_in_use(), base + 2);
+		} else {
+			/* Message 1 fails to authenticate: no authorize, no reply. */
+			assert_int_equal(r.authorized, 0);
+			assert_int_equal(r.closed, 1);
+			assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
+			assert_int_equal(hl_link_error(r.l), HL_EAUTH);
+			assert_int_equal(i.confirmed + r.confirmed, 0);
+			assert_int_equal(hl_secmem_in_use(), base + 1);  /* the initiator's */
+		}
+		side_free(&i);
+		side_free(&r);
+		assert_int_equal(hl_secmem_in_use(), base);
+	}
 }
 
 static void test_unpinned_initiator_gets_no_reply(void **state)
@@ -897,6 +945,7 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_confirms_both),
+		cmocka_unit_test(test_local_pub_given),
 		cmocka_unit_test(test_unpinned_initiator_gets_no_reply),
 		cmocka_unit_test(test_close_from_authorize),
 		cmocka_unit_test(test_wrong_responder_key_or_prologue),

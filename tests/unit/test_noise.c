@@ -900,6 +900,76 @@ static void test_multi_psk_golden(void **state)
 	}
 }
 
+/* Runs IK with the initiator made by make_side (static key derived) and a
+ * responder whose static pair is given whole (set_s_pair) with RESP_PUB as
+ * its public half.  Returns the responder's read of message 1, or of
+ * message 2 by the initiator when message 1 passed; H gets the responder's
+ * handshake hash on success. */
+static int ik_with_pair(const struct party *ip, const struct party *rp,
+			const uint8_t resp_pub[32], uint8_t h[HL_NOISE_HASHLEN])
+{
+	hl_noise_hs *ini = make_side("IK", true, ip, rp, hotline_prologue, PROLOGUE_LEN);
+	hl_noise_hs *res = NULL;
+	uint8_t m1[256], m2[256], pl[64];
+	size_t n1, n2, pn;
+	int rc;
+
+	assert_int_equal(hl_noise_hs_new(&res, IK_NAME, false), 0);
+	assert_int_equal(hl_noise_hs_set_prologue(res, hotline_prologue, PROLOGUE_LEN), 0);
+	assert_int_equal(hl_noise_hs_set_s_pair(res, rp->s, resp_pub), 0);
+	assert_int_equal(hl_noise_hs_set_e(res, rp->e), 0);
+	assert_int_equal(hl_noise_hs_start(res), 0);
+	assert_int_equal(hl_noise_hs_write(ini, NULL, 0, m1, sizeof m1, &n1), 0);
+	rc = hl_noise_hs_read(res, m1, n1, pl, sizeof pl, &pn);
+	if (rc == 0) {
+		assert_int_equal(hl_noise_hs_write(res, NULL, 0, m2, sizeof m2, &n2), 0);
+		rc = hl_noise_hs_read(ini, m2, n2, pl, sizeof pl, &pn);
+	}
+	if (rc == 0)
+		hl_noise_hs_hash(res, h);
+	hl_noise_hs_free(ini);
+	hl_noise_hs_free(res);
+	return rc;
+}
+
+static void test_set_s_pair(void **state)
+{
+	struct party ip, rp;
+	uint8_t h_pair[HL_NOISE_HASHLEN], h_derived[HL_NOISE_HASHLEN], wrong[32];
+	hl_noise_hs *ini, *res, *hs = NULL;
+	uint8_t m1[256], m2[256], pl[64];
+	size_t n1, n2, pn;
+
+	(void)state;
+	fill_party(&ip, 1);
+	fill_party(&rp, 2);
+	/* The right public key: the same transcript as a derived one. */
+	assert_int_equal(ik_with_pair(&ip, &rp, rp.spub, h_pair), 0);
+	ini = make_side("IK", true, &ip, &rp, hotline_prologue, PROLOGUE_LEN);
+	res = make_side("IK", false, &rp, &ip, hotline_prologue, PROLOGUE_LEN);
+	assert_int_equal(hl_noise_hs_write(ini, NULL, 0, m1, sizeof m1, &n1), 0);
+	assert_int_equal(hl_noise_hs_read(res, m1, n1, pl, sizeof pl, &pn), 0);
+	assert_int_equal(hl_noise_hs_write(res, NULL, 0, m2, sizeof m2, &n2), 0);
+	assert_int_equal(hl_noise_hs_read(ini, m2, n2, pl, sizeof pl, &pn), 0);
+	hl_noise_hs_hash(res, h_derived);
+	assert_memory_equal(h_pair, h_derived, sizeof h_pair);
+	hl_noise_hs_free(ini);
+	hl_noise_hs_free(res);
+
+	/* A wrong public key: the handshake fails, it does not "work". */
+	memcpy(wrong, rp.spub, sizeof wrong);
+	wrong[0] ^= 1;
+	assert_int_equal(ik_with_pair(&ip, &rp, wrong, h_pair), HL_EAUTH);
+
+	/* Misuse: NULLs, and only before start. */
+	assert_int_equal(hl_noise_hs_set_s_pair(NULL, rp.s, rp.spub), HL_EINVAL);
+	assert_int_equal(hl_noise_hs_new(&hs, IK_NAME, false), 0);
+	assert_int_equal(hl_noise_hs_set_s_pair(hs, rp.s, rp.spub), 0);
+	assert_int_equal(hl_noise_hs_start(hs), 0);
+	assert_int_equal(hl_noise_hs_set_s_pair(hs, rp.s, rp.spub), HL_ESTATE);
+	hl_noise_hs_free(hs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -920,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_fresh_ephemeral),
 		cmocka_unit_test(test_psk_mismatch),
 		cmocka_unit_test(test_multi_psk_golden),
+		cmocka_unit_test(test_set_s_pair),
 	};
 	if (sodium_init() < 0)
 		return 1;
