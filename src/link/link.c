@@ -113,6 +113,7 @@ struct hl_link {
 
 	struct hl_frame_reader *reader;
 	uint8_t *scratch;              /* one record's plaintext; wiped after use */
+	size_t scratch_used;           /* the most of it ever written: what a close wipes */
 
 	uint8_t *out;                  /* output queue: out[out_head..out_len) pending */
 	size_t out_head, out_len, out_cap;
@@ -227,6 +228,14 @@ static void set_error_text(hl_link *l, const char *fmt, va_list ap)
 	hl_sanitize(raw, (size_t)n, l->error_text, sizeof(l->error_text), 0);
 }
 
+/* N bytes of scratch were written (the functions that write it set their
+ * length output to what they wrote, 0 when they fail). */
+static void scratch_note(hl_link *l, size_t n)
+{
+	if (n > l->scratch_used)
+		l->scratch_used = n;
+}
+
 /* Wipes the keys and the handshake; the link is CLOSED from here on. */
 static void close_internal(hl_link *l)
 {
@@ -235,8 +244,11 @@ static void close_internal(hl_link *l)
 	/* Both cipher states share one slot; giving it back wipes them. */
 	hl_secmem_free(l->send_cs, KEYS_SIZE);
 	l->send_cs = l->recv_cs = NULL;
+	/* Every use wipes its own bytes; this is the safety net.  Only what
+	 * was ever written: wiping all 64 KiB cost each handshake a pass over
+	 * memory that the session never touched. */
 	if (l->scratch)
-		sodium_memzero(l->scratch, SCRATCH_LEN);
+		sodium_memzero(l->scratch, l->scratch_used);
 	l->ping_outstanding = false;
 	l->want_writable = false;
 	l->state = HL_LINK_CLOSED;
@@ -270,6 +282,7 @@ static int send_record(hl_link *l, uint8_t type, const uint8_t *body, size_t ble
 
 	assert(l->send_cs && l->state != HL_LINK_CLOSED);
 	ret = hl_record_encode(type, body, blen, l->scratch, SCRATCH_LEN, &ptlen);
+	scratch_note(l, ptlen);
 	if (ret < 0)
 		goto out;
 	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + ptlen + HL_TRANSPORT_TAG_LEN);
@@ -349,6 +362,7 @@ static int read_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 {
 	size_t plen = 0, outlen = 0;
 	int ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	scratch_note(l, plen);
 	sodium_memzero(l->scratch, plen);
 	if (ret < 0)
 		return link_fail(l, ret, false, now, "handshake message 1 (%zu bytes) rejected: %s",
@@ -382,6 +396,7 @@ static int read_msg2(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 {
 	size_t plen = 0;
 	int ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	scratch_note(l, plen);
 	sodium_memzero(l->scratch, plen);
 	if (ret < 0)
 		return link_fail(l, ret, false, now, "handshake message 2 (%zu bytes) rejected: %s",
@@ -494,6 +509,7 @@ static int read_transport(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t 
 	size_t ptlen = 0;
 	struct hl_record rec;
 	int ret = hl_cs_decrypt(l->recv_cs, NULL, 0, msg, mlen, l->scratch, SCRATCH_LEN, &ptlen);
+	scratch_note(l, ptlen);
 	if (ret < 0)
 		return link_fail(l, ret, l->state == HL_LINK_OPEN, now,
 				 "transport message (%zu bytes) failed to decrypt: %s", mlen,
