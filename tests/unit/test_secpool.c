@@ -18,9 +18,25 @@
 #include "crypto/secpool.h"
 #include "util/err.h"
 
+/* Under AddressSanitizer the pool poisons free slots; looking at a freed
+ * slot to see that it was wiped needs it unpoisoned first. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_BUILD 1
+#endif
+#endif
+#ifdef ASAN_BUILD
+#include <sanitizer/asan_interface.h>
+#endif
+
 static bool all_zero(const void *p, size_t n)
 {
 	const uint8_t *b = p;
+#ifdef ASAN_BUILD
+	ASAN_UNPOISON_MEMORY_REGION(p, n);
+#endif
 	for (size_t i = 0; i < n; i++)
 		if (b[i] != 0)
 			return false;
