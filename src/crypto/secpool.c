@@ -252,6 +252,7 @@ static int class_of(size_t size)
 	return i < NCLASSES ? i : -1;
 }
 
+static void out_of_memory(size_t size) __attribute__((noreturn));
 static void out_of_memory(size_t size)
 {
 	/* mem.h's policy: running out of memory is fatal. */
@@ -262,7 +263,7 @@ static void out_of_memory(size_t size)
 void *hl_secmem_alloc(size_t size)
 {
 	int k = class_of(size ? size : 1);
-	void *p;
+	void *p = NULL;
 
 	if (k < 0) {
 		if (sodium_init() < 0 || !(p = sodium_malloc(size)))
