@@ -6,8 +6,11 @@
  * from disk.  Code therefore never checks xmalloc's result, and error paths
  * stay about bad input, not about memory.
  *
- * Secrets do not use these: they live in sodium_malloc() memory (guarded,
- * locked, wiped on sodium_free()). */
+ * Secrets do not use these: they live in sodium_malloc() memory (locked,
+ * wiped when released): small ones, such as handshake and cipher states, in
+ * slots of crypto/secpool.h (sodium_malloc'd chunks reused, since a mapping
+ * per handshake cost a quarter of a handshake's CPU), large ones in their
+ * own guarded sodium_malloc() allocation. */
 #ifndef HL_UTIL_MEM_H
 #define HL_UTIL_MEM_H
 
