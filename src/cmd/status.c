@@ -155,7 +155,7 @@ static void print_paths(json_t *paths)
 		return;
 	}
 	const char *st = jstr(em, "state");
-	printf("  email  %-4s", st ? st : "?");
+	printf("  email  %s", st ? st : "?");
 	if (json_is_true(json_object_get(em, "active")))
 		printf(" (fallback active)");
 	if (json_is_true(json_object_get(em, "mailing")))
