@@ -303,7 +303,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 	free(path);
 	/* The store answers what waits for each peer; a station without one
 	 * (or a busy one) still gets its status. */
-	if (hl_store_open(ctx->dir, &store) < 0)
+	if (hl_store_open_readonly(ctx->dir, &store) < 0)
 		store = NULL;
 	json_t *peers = json_array();
 	for (size_t i = 0; i < conf->npeers; i++) {

@@ -2700,3 +2700,28 @@ out:
 	sqlite3_finalize(s);
 	return ret;
 }
+
+int hl_store_open_readonly(const char *dir, hl_store **out)
+{
+	char *path = hl_path_join(dir, HL_STORE_FILE);
+	hl_store *st = xcalloc(1, sizeof(*st));
+	int64_t ver = 0;
+	int ret = HL_ESTORE;
+	*out = NULL;
+	/* Read-only: no migration, no journal_mode change, and no checkpoint
+	 * when it closes, so it never holds a lock a starting daemon needs. */
+	int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(st->db, 1);
+		sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+		rc = pragma_int(st->db, "PRAGMA user_version", &ver);
+	}
+	if (rc == SQLITE_OK && ver == HL_STORE_SCHEMA_VERSION) {
+		*out = st;
+		st = NULL;
+		ret = 0;
+	}
+	hl_store_close(st);
+	free(path);
+	return ret;
+}
