@@ -393,6 +393,8 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	char **args = argv + optind;
 	if (n < 1)
 		return hl_usage_error("bundle", "export PEER -o FILE | import FILE");
+	if ((after_text || if_items) && strcmp(args[0], "mail") != 0)
+		return hl_usage_error("bundle", "--after and --if-items go with 'bundle mail'");
 	if (strcmp(args[0], "export") == 0) {
 		if (n != 2 || !output || !*output)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
@@ -419,8 +421,7 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 		}
 		return do_mail(ctx, args[1], after, if_items);
 	}
-	if (after_text || if_items)
-		return hl_usage_error("bundle", "--after and --if-items go with 'bundle mail'");
+
 	char p[64];
 	hl_sanitize(args[0], strlen(args[0]), p, sizeof(p), 0);
 	return hl_usage_error("bundle", "unknown subcommand '%s' (export, import or mail)", p);

@@ -181,3 +181,50 @@ def test_email_failover_and_back(net, mailserver):  # noqa: F811
     assert off["daemon"] is False
     pa = off["peers"][0]["paths"]
     assert pa["tcp"]["queued"] == 0 and pa["email"]["configured"] is True
+
+
+def mail_times(st):
+    """Loop times (s) of the lines where ST's daemon started a mail."""
+    out = []
+    for line in st.log_text().splitlines():
+        if "mailing a bundle" in line:
+            hms = line.split("T", 1)[1].split("Z", 1)[0]
+            h, m, s = hms.split(":")
+            out.append(int(h) * 3600 + int(m) * 60 + float(s))
+    return out
+
+
+def test_resend_backs_off_then_stops(net, mailserver):  # noqa: F811
+    """Nobody picks up alpha's mail at first: alpha mails everything again,
+    after longer and longer pauses.  Then beta's daemon runs (the link
+    still cut): it imports every copy, stores the message once, mails its
+    receipt back, and once each side has acknowledged the other no more
+    mail goes either way."""
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="1s")
+    proxy.refuse_new = True
+    srv = mailserver("alpha", "beta")
+    add_email(a, srv, "alpha", "beta")
+    add_email(b, srv, "beta", "alpha")
+    a.start()
+    mid = a.send("beta", "is anyone there?")
+    wait_for(lambda: len(srv.new_mail("beta")) >= 4, scaled(30), "four copies at beta")
+    times = mail_times(a)
+    gaps = [y - x for x, y in zip(times, times[1:])]
+    assert len(gaps) >= 3 and gaps[0] < gaps[1] < gaps[2] and gaps[2] >= 3.5, gaps
+    assert "resending what is still unacknowledged" in a.log_text()
+
+    b.start()
+    wait_for(lambda: [m["id"] for m in b.inbox()] == [mid], scaled(30), "the message at beta")
+    wait_for(lambda: states(a) == {mid: "delivered"}, scaled(30), "the receipt at alpha")
+    wait_for(lambda: paths(a, "beta")["email"]["queued"] == 0 and
+             paths(b, "alpha")["email"]["queued"] == 0 and
+             not paths(a, "beta")["email"]["mailing"] and
+             not paths(b, "alpha")["email"]["mailing"] and
+             not srv.new_mail("alpha") and not srv.new_mail("beta"), scaled(30),
+             "everything acknowledged both ways")
+    counts = (mails_sent(a, "beta"), mails_sent(b, "alpha"))
+    time.sleep(4)
+    assert (mails_sent(a, "beta"), mails_sent(b, "alpha")) == counts
+    assert srv.new_mail("alpha") == [] and srv.new_mail("beta") == []
+    assert [m["id"] for m in b.inbox()] == [mid]
+    assert proxy.accepted == 0
