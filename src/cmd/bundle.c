@@ -26,8 +26,10 @@
  *
  * DIAGNOSTICS  One line on stderr naming the file and why it was refused;
  * exit 1.  Nothing is stored from a refused bundle. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +205,28 @@ static int run_mailer(const char *prog, const hl_email_conf *em, const char *to,
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : HL_ESTATE;
 }
 
+/* Removes DIR/mail-out-PID.bundle files (and their temporaries) whose
+ * process is gone, a `bundle mail` killed while mailing: sealed bundles
+ * are not kept (no forward secrecy, docs/bundle.md section 1). */
+static void remove_stale_mail_files(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	if (!dh)
+		return;
+	while ((de = readdir(dh))) {
+		long pid;
+		char tail[16];
+		if (sscanf(de->d_name, "mail-out-%ld.%15s", &pid, tail) != 2 || pid <= 0 ||
+		    strncmp(tail, "bundle", 6) != 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		char *path = xasprintf("%s/%s", dir, de->d_name);
+		unlink(path);
+		free(path);
+	}
+	closedir(dh);
+}
+
 static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool if_items)
 {
 	struct hl_msgcmd mc = { 0 };
@@ -228,6 +252,7 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bo
 	}
 	/* The sealed bundle lives only until the server has it: mail has no
 	 * forward secrecy, so no copy is kept (docs/bundle.md). */
+	remove_stale_mail_files(ctx->dir);
 	file = xasprintf("%s/mail-out-%ld.bundle", ctx->dir, (long)getpid());
 	if ((ret = export_file(ctx, &mc, peer, after, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
 		free(file);

@@ -74,6 +74,7 @@ struct hl_failover_peer {
 	/* the outage */
 	uint64_t down_since;             /* loop ms; 0 while a session is up */
 	uint64_t down_wall_ms, up_wall_ms;
+	uint64_t outage;                 /* counts outages: a child's marks apply to its own */
 	bool full_done;                  /* the fallback's full mail went out */
 	uint64_t mark;                   /* unacked OUT items above this are unmailed */
 	uint64_t in_contig, in_head;     /* the peer's chain here, as last mailed */
@@ -94,7 +95,7 @@ struct hl_failover_peer {
 	size_t output_len;
 	char line[256];
 	size_t line_len;
-	uint64_t pend_mark, pend_contig, pend_head;
+	uint64_t pend_mark, pend_contig, pend_head, pend_outage;
 	bool pend_full;
 	/* for status */
 	uint64_t mails;
@@ -133,6 +134,7 @@ static void outage_begin(struct hl_failover_peer *fo)
 	if (!fo->down_since)
 		fo->down_since = 1;
 	fo->down_wall_ms = hl_wall_ms();
+	fo->outage++;
 	fo->full_done = false;
 	fo->last_mail = 0;
 	fo->resend_ms = p->d->conf->fallback_after_ms;
@@ -243,13 +245,17 @@ static void finish(struct hl_failover_peer *fo)
 	uint64_t now = uv_now(&d->loop);
 	if (fo->exit_status == 0 && fo->term_signal == 0) {
 		bool nothing = strstr(fo->output, "nothing to send") != NULL;
-		if (fo->pend_mark > fo->mark)
-			fo->mark = fo->pend_mark;
-		fo->in_contig = fo->pend_contig;
-		fo->in_head = fo->pend_head;
-		if (fo->pend_full)
-			fo->full_done = true;
-		fo->last_mail = now;
+		/* A mail of an earlier outage (the link came and went while it
+		 * ran) says nothing about what this one has carried. */
+		if (fo->pend_outage == fo->outage && fo->down_since) {
+			if (fo->pend_mark > fo->mark)
+				fo->mark = fo->pend_mark;
+			fo->in_contig = fo->pend_contig;
+			fo->in_head = fo->pend_head;
+			if (fo->pend_full)
+				fo->full_done = true;
+			fo->last_mail = now;
+		}
 		fo->fail_delay_ms = 0;
 		fo->retry_at = 0;
 		fo->last_failed = false;
@@ -315,9 +321,11 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool if_items, co
 		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },
 		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },
 	};
+	/* Its own process group, so that stopping it stops hotline-mail too
+	 * (the daemon shutting down, the peer removed). */
 	uv_process_options_t opt = {
 		.exit_cb = on_child_exit, .file = d->failover->self, .args = args,
-		.stdio_count = 3, .stdio = stdio,
+		.stdio_count = 3, .stdio = stdio, .flags = UV_PROCESS_DETACHED,
 	};
 	fo->output_len = 0;
 	fo->output[0] = '\0';
@@ -401,6 +409,7 @@ static void consider(struct hl_failover_peer *fo, uint64_t now)
 	fo->pend_contig = contig;
 	fo->pend_head = head;
 	fo->pend_full = after == 0;
+	fo->pend_outage = fo->outage;
 	spawn(fo, after, if_items, why);
 }
 
@@ -474,8 +483,16 @@ void hl_failover_peer_removed(struct hl_peer *p)
 		return;
 	p->failover = NULL;
 	fo->p = NULL;
-	if (fo->running)
-		uv_process_kill(&fo->proc, SIGTERM);
+	if (fo->running) {
+		if (!fo->child_done && fo->proc.pid > 0)
+			kill(-fo->proc.pid, SIGTERM);
+		if (!fo->pipe_done) {
+			/* Not waiting for EOF: a grandchild could hold the pipe. */
+			uv_close((uv_handle_t *)&fo->out, on_handle_closed);
+			fo->pipe_done = true;
+		}
+		finish(fo);
+	}
 	maybe_free(fo);
 }
 
