@@ -7,6 +7,7 @@ URL points at a port where nothing listens."""
 
 import os
 import socket
+import subprocess
 
 from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
 
@@ -91,9 +92,19 @@ def test_status_paths_without_email_and_without_daemon(net):  # noqa: F811
 def test_bundle_mail_if_items_sends_nothing_when_nothing_waits(net):  # noqa: F811
     a, b, _ = net.pair("alpha", "beta", start=False)
     add_email(a, dead_port(), "alpha", "beta")
+    # a bundle left by a `bundle mail` that was killed goes at the next one
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    mine = os.path.join(a.dir, f"mail-out-{os.getpid()}.bundle")   # a live process's
+    for name in (f"mail-out-{gone.pid}.bundle", f"mail-out-{gone.pid}.bundle.tmp-{gone.pid}"):
+        with open(os.path.join(a.dir, name), "wb") as f:
+            f.write(b"hotline/1 bundle")
+    with open(mine, "wb") as f:
+        f.write(b"hotline/1 bundle")
     r = a.cmd("bundle", "mail", "beta", "--if-items")
     assert r.stdout.strip() == "nothing to send to beta"
-    assert not [f for f in os.listdir(a.dir) if f.startswith("mail-out-")]
+    assert [f for f in os.listdir(a.dir) if f.startswith("mail-out-")] == [os.path.basename(mine)]
+    os.unlink(mine)
     # with something to send it does try the (unreachable) server
     a.send("beta", "x")
     r = a.cmd("bundle", "mail", "beta", "--if-items", check=False)
