@@ -73,7 +73,8 @@ struct hl_failover_peer {
 	struct hl_peer *p;               /* NULL once the peer is removed */
 	/* the outage */
 	uint64_t down_since;             /* loop ms; 0 while a session is up */
-	uint64_t down_wall_ms, up_wall_ms;
+	uint64_t down_wall_ms, up_wall_ms;  /* the outage began; the link was last up */
+	uint64_t up_since_wall_ms;       /* the current session period began */
 	uint64_t outage;                 /* counts outages: a child's marks apply to its own */
 	bool full_done;                  /* the fallback's full mail went out */
 	uint64_t mark;                   /* unacked OUT items above this are unmailed */
@@ -504,7 +505,7 @@ void hl_failover_link_up(struct hl_peer *p)
 	if (fo->down_since && fo->mails)
 		hl_info("%s: link back: traffic returns to TCP", p->conf.name);
 	fo->down_since = 0;
-	fo->up_wall_ms = hl_wall_ms();
+	fo->up_wall_ms = fo->up_since_wall_ms = hl_wall_ms();
 }
 
 void hl_failover_link_down(struct hl_peer *p)
@@ -546,7 +547,7 @@ json_t *hl_failover_status_json(struct hl_peer *p)
 		      now - fo->down_since >= d->conf->fallback_after_ms;
 	json_t *tcp = json_pack("{s:s, s:o, s:o, s:O, s:o, s:o}",
 				"state", down ? "down" : "up",
-				"since", time_or_null(down ? fo->down_wall_ms : p->session_wall_ms),
+				"since", time_or_null(down ? fo->down_wall_ms : fo->up_since_wall_ms),
 				"last_success", time_or_null(down ? fo->up_wall_ms : hl_wall_ms()),
 				"queued", queued,
 				"last_error", p->last_error[0] ? json_string(p->last_error) : json_null(),
