@@ -6,8 +6,12 @@
 #
 # Steps: create both stations; exchange cards, checking fingerprints as two
 # operators would over the telephone; start both daemons; wait for the link;
-# show each station's status; stop everything.  Whatever happens, a trap
-# stops every daemon this script started and removes the folder.
+# show each station's status; messages, a document, the record; the email
+# fallback (the direct link is cut, messages go by email one way and
+# receipts the other through a private Postfix on 127.0.0.1, then the link
+# returns and TCP carries the rest; skipped, saying why, without root or
+# Postfix); stop everything.  Whatever happens, a trap stops every daemon
+# (and the mail server) this script started and removes the folders.
 #
 # Later issues add steps (messages, receipts, line checks, the record); keep
 # one function per step and call them from main at the bottom.
@@ -27,9 +31,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/hotline-demo.XXXXXX")
 declare -A pid=()     # station -> daemon pid
 declare -A port=()    # station -> TCP port
 declare -A fp=()      # station -> fingerprint, as `init` printed it
+mailroot=             # the private Postfix's folder, once made
 
 cleanup() {
   local st status=$?
+  if [ -n "$mailroot" ] && [ -d "$mailroot" ]; then
+    local master i
+    master=$(cat "$mailroot/queue/pid/master.pid" 2>/dev/null | tr -d ' ' || true)
+    postfix -c "$mailroot/conf" stop >/dev/null 2>&1 || true
+    for i in $(seq 1 100); do   # its master exits within seconds
+      [ -n "$master" ] && kill -0 "$master" 2>/dev/null || break
+      sleep 0.1
+    done
+    rm -rf "$mailroot"
+  fi
   for st in "${!pid[@]}"; do
     kill -TERM "${pid[$st]}" 2>/dev/null || true
   done
@@ -302,8 +317,213 @@ stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
 
 not_linked() { ! linked "$1"; }
 
+# ------------------------------------------------- the email fallback (step 8)
+
+# A private Postfix in a temporary folder, as tests/integration/mailutil.py
+# runs it: one SMTP listener on 127.0.0.1:$1, virtual(8) delivering
+# USER@hotline.test into $mailroot/mail/USER/Maildir.  Postfix's master must
+# start as root.
+start_postfix() {
+  local smtp_port=$1 u d
+  mailroot=$(mktemp -d "${TMPDIR:-/tmp}/hotline-demo-mail.XXXXXX") || return 1
+  [ -n "$mailroot" ] && [ -d "$mailroot" ] || return 1
+  chmod 755 "$mailroot"
+  mkdir -p "$mailroot/conf" "$mailroot/queue" "$mailroot/data" "$mailroot/mail"
+  chown postfix "$mailroot/data"
+  {
+    echo "compatibility_level = 3.6"
+    echo "queue_directory = $mailroot/queue"
+    echo "data_directory = $mailroot/data"
+    echo "daemon_directory = /usr/lib/postfix/sbin"
+    echo "command_directory = /usr/sbin"
+    echo "meta_directory = /etc/postfix"
+    echo "mail_owner = postfix"
+    echo "setgid_group = postdrop"
+    echo "myhostname = mail.hotline.test"
+    echo "mydestination ="
+    echo "inet_interfaces = 127.0.0.1"
+    echo "inet_protocols = ipv4"
+    echo "mynetworks = 127.0.0.0/8"
+    echo "alias_maps ="
+    echo "alias_database ="
+    echo "local_recipient_maps ="
+    echo "virtual_mailbox_domains = hotline.test"
+    echo "virtual_mailbox_base = $mailroot/mail"
+    echo "virtual_mailbox_maps = texthash:$mailroot/conf/vmailbox"
+    echo "virtual_uid_maps = static:65534"
+    echo "virtual_gid_maps = static:65534"
+    echo "virtual_mailbox_limit = 0"
+    echo "message_size_limit = 104857600"
+    echo "maillog_file = $mailroot/maillog"
+    echo "maillog_file_prefixes = $mailroot"
+    echo "smtputf8_enable = no"
+    echo "biff = no"
+  } > "$mailroot/conf/main.cf"
+  {
+    echo "127.0.0.1:$smtp_port inet n - n - - smtpd"
+    echo "cleanup unix n - n - 0 cleanup"
+    echo "qmgr unix n - n 300 1 qmgr"
+    echo "rewrite unix - - n - - trivial-rewrite"
+    echo "bounce unix - - n - 0 bounce"
+    echo "defer unix - - n - 0 bounce"
+    echo "trace unix - - n - 0 bounce"
+    echo "verify unix - - n - 1 verify"
+    echo "flush unix n - n 1000? 0 flush"
+    echo "proxymap unix - - n - - proxymap"
+    echo "error unix - - n - - error"
+    echo "retry unix - - n - - error"
+    echo "discard unix - - n - - discard"
+    echo "virtual unix - n n - - virtual"
+    echo "anvil unix - - n - 1 anvil"
+    echo "scache unix - - n - 1 scache"
+    echo "postlog unix-dgram n - n - 1 postlogd"
+  } > "$mailroot/conf/master.cf"
+  : > "$mailroot/conf/vmailbox"
+  for u in washington pyongyang; do
+    echo "$u@hotline.test $u/Maildir/" >> "$mailroot/conf/vmailbox"
+    for d in new cur tmp; do mkdir -p "$mailroot/mail/$u/Maildir/$d"; done
+  done
+  chown -R 65534:65534 "$mailroot/mail"
+  postfix -c "$mailroot/conf" check && postfix -c "$mailroot/conf" start >/dev/null 2>&1
+}
+
+smtp_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Why the email step cannot run here (nothing when it can).
+email_skip_reason() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Postfix's master must start as root, and this demo does not run as root"
+    return 0
+  fi
+  if [ ! -x /usr/sbin/postfix ]; then
+    "$(dirname "$0")/deps.sh" demo >&2 || true
+  fi
+  if [ ! -x /usr/sbin/postfix ]; then
+    echo "Postfix is not installed and scripts/deps.sh demo could not install it"
+  fi
+}
+
+# conf_edit STATION SED-SCRIPT: edits station.conf as an operator would
+# (replaced whole; the daemon re-reads it by itself).
+conf_edit() {
+  local f="$work/$1/station.conf"
+  sed -e "$2" "$f" > "$f.new" && mv "$f.new" "$f"
+}
+
+add_email_conf() {   # add_email_conf STATION PEER SMTP-PORT
+  local st=$1 other=$2
+  conf_edit "$st" "/^\[Station\]/a FallbackAfter = 3s"
+  conf_edit "$st" "/^Name = $other\$/a Email = $other@hotline.test"
+  printf '\n[Email]\nSMTP = smtp://127.0.0.1:%s\nFrom = %s@hotline.test\nMaildir = %s\n' \
+    "$3" "$st" "$mailroot/mail/$st/Maildir" >> "$work/$st/station.conf"
+}
+
+mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
+  hl "$1" status --json | tr -d ' \n' | sed -n 's/.*"mails":\([0-9]*\).*/\1/p'
+}
+
+in_inbox() { hl "$1" inbox | grep -q "^${2:0:12} "; }
+
+step_email() {
+  step "8. The direct link is cut: messages go by email, receipts come back by email"
+  local why smtp_port dead id2 flash tcp m_w m_p n
+  why=$(email_skip_reason)
+  if [ -n "$why" ]; then
+    say "SKIPPED: this step needs a real mail server: $why."
+    say "(Run 'make demo' as root on Debian 12 to see it.)"
+    return 0
+  fi
+  smtp_port=$(free_port)
+  port[smtp]=$smtp_port
+  if ! start_postfix "$smtp_port" || ! wait_until "the mail server" smtp_up "$smtp_port"; then
+    say "SKIPPED: the private Postfix did not start (its log: ${mailroot:-?}/maillog)."
+    return 0
+  fi
+  say "A private Postfix listens on 127.0.0.1:$smtp_port and delivers"
+  say "washington@hotline.test and pyongyang@hotline.test into Maildirs."
+  say "Each operator adds the email path to station.conf (the daemon re-reads it):"
+  add_email_conf washington pyongyang "$smtp_port"
+  add_email_conf pyongyang washington "$smtp_port"
+  say "  [Station] FallbackAfter = 3s     (mail after 3 s without a link; default 60s)"
+  say "  [Peer]    Email = pyongyang@hotline.test"
+  say "  [Email]   SMTP = smtp://127.0.0.1:$smtp_port"
+  say "            From = washington@hotline.test"
+  say "            Maildir = $mailroot/mail/washington/Maildir"
+  sleep 1
+  say ""
+  say "Now the cable is cut: each station's Address for the other points at a"
+  say "port where nothing listens, and Pyongyang's daemon restarts, dropping the"
+  say "session.  Neither side can reach the other by TCP."
+  dead=$(free_port)
+  conf_edit washington "s/^Address = 127.0.0.1:${port[pyongyang]}\$/Address = 127.0.0.1:$dead/"
+  conf_edit pyongyang "s/^Address = 127.0.0.1:${port[washington]}\$/Address = 127.0.0.1:$dead/"
+  stop_daemon pyongyang
+  "$bin" -d "$work/pyongyang" run 2>>"$work/pyongyang.log" >>"$work/pyongyang.log" &
+  pid[pyongyang]=$!
+  if ! wait_until "the pyongyang daemon" daemon_ready pyongyang ||
+     ! wait_until "washington to see the link down" not_linked washington; then
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  say "Washington sends two ROUTINE messages; nobody runs a mail command."
+  show washington send pyongyang -s "Minutes" "The minutes of the session."
+  hl washington send pyongyang -s "Minutes" "The minutes of the session." | indent
+  show washington send pyongyang -s "Schedule" "Next session: Thursday 10:00."
+  id2=$(hl washington send pyongyang -s "Schedule" "Next session: Thursday 10:00.")
+  say "  $id2"
+  say "After FallbackAfter (3 s) without a link, Washington's daemon mails a"
+  say "sealed bundle of everything Pyongyang has not acknowledged; Pyongyang's"
+  say "daemon picks it up from its Maildir and mails the receipts back."
+  if ! wait_until "the messages at Pyongyang" in_inbox pyongyang "$id2" ||
+     ! wait_until "the receipts at Washington" delivered washington "$id2"; then
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  run pyongyang inbox
+  run washington outbox
+  say "A FLASH message does not wait for FallbackAfter: while the link is down"
+  say "it goes by email at once."
+  show washington send pyongyang -p flash -s "Urgent" "Please call on the telephone line."
+  flash=$(hl washington send pyongyang -p flash -s "Urgent" "Please call on the telephone line.")
+  say "  $flash"
+  if ! wait_until "the FLASH message at Pyongyang" in_inbox pyongyang "$flash" ||
+     ! wait_until "its receipt at Washington" delivered washington "$flash"; then
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  say "Status shows each path: TCP down, email up with the fallback active."
+  run washington status
+  say "Washington's daemon log says what it mailed, and why:"
+  grep -E "mailing a bundle|mail: mailed" "$work/washington.log" | sed 's/^/     /' | tail -n 6
+  say ""
+  say "The cable is repaired: the Addresses point at the stations again.  The"
+  say "link comes back and carries the rest by TCP; no more mail goes out."
+  conf_edit washington "s/^Address = 127.0.0.1:$dead\$/Address = 127.0.0.1:${port[pyongyang]}/"
+  conf_edit pyongyang "s/^Address = 127.0.0.1:$dead\$/Address = 127.0.0.1:${port[washington]}/"
+  if ! wait_until "the link" linked washington || ! wait_until "the link" linked pyongyang; then
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  m_w=$(mails_of washington)
+  m_p=$(mails_of pyongyang)
+  show washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired."
+  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired.")
+  say "  $tcp (its receipt came back over TCP)"
+  sleep 4
+  if [ "$(mails_of washington)" != "$m_w" ] || [ "$(mails_of pyongyang)" != "$m_p" ]; then
+    say "a mail went out while the link was up: that is a bug"
+    return 1
+  fi
+  say "Mails sent by the fallback: washington $m_w, pyongyang $m_p; none since the"
+  say "link returned.  Pyongyang holds every message once, whatever path it took:"
+  run pyongyang inbox
+  n=$(hl pyongyang inbox --json | grep -o '"id": *"[0-9a-f]*"' | sort | uniq -d | wc -l)
+  say "  duplicates in Pyongyang's inbox: $n"
+  [ "$n" -eq 0 ]
+}
+
 step_stop() {
-  step "8. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "9. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -323,6 +543,7 @@ main() {
   step_message
   step_document
   step_record
+  step_email
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."
 }

@@ -3,8 +3,9 @@
 # benchmarks need.  Every top-level make target runs it first, so a fresh
 # Debian 12 machine with only git, make, gcc and cmake can build and test.
 #
-# Usage: scripts/deps.sh [build|check|bench]
+# Usage: scripts/deps.sh [build|demo|check|bench]
 #   build  what `make` needs (compiler, libraries)
+#   demo   build + postfix (the demo's email step; scripts/demo.sh asks)
 #   check  build + what the tests need (clang sanitizers/libFuzzer, cmocka,
 #          pytest, dissononce, strace, postfix: the email tests' mail server)
 #   bench  check + what the benchmarks compare against
@@ -25,9 +26,10 @@ bench_pkgs=(openssh-server openssh-client nncp hyperfine)
 pkgs=("${build_pkgs[@]}")
 case "$level" in
   build) ;;
+  demo) pkgs+=(postfix) ;;
   check) pkgs+=("${check_pkgs[@]}") ;;
   bench) pkgs+=("${check_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "deps.sh: unknown level '$level' (want build, check or bench)" >&2; exit 2 ;;
+  *) echo "deps.sh: unknown level '$level' (want build, demo, check or bench)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -4,7 +4,9 @@
  * The records are the link's own (docs/messages.md), built from the store
  * as the delivery engine builds them for a session: an ITEM carries a
  * message's content, its parts follow as CHUNKs from offset 0.  The whole
- * export reads one snapshot of the store (a read transaction). */
+ * export reads one snapshot of the store (a read transaction).  An
+ * incremental export (AFTER > 0: what an earlier mail did not carry, see
+ * daemon/failover.c) takes only the unacknowledged items above AFTER. */
 #include "bundle/bundle.h"
 
 #include <errno.h>
@@ -224,6 +226,14 @@ int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
 		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
 		     struct hl_bundle_export_stats *stats, char *err, size_t errlen)
 {
+	return hl_bundle_export_after(dir, st, me, peer, 0, sink, arg, stats, err, errlen);
+}
+
+int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
+			   const hl_peer_conf *peer, uint64_t after, hl_bundle_sink sink,
+			   void *arg, struct hl_bundle_export_stats *stats, char *err,
+			   size_t errlen)
+{
 	struct seqs seqs = { .limit = HL_BUNDLE_MAX_ITEMS };
 	struct exporter x = {
 		.dir = dir, .st = st, .stats = stats, .err = err, .errlen = errlen,
@@ -253,9 +263,11 @@ int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
 		 * (over a link the peer's RESUME would say; a courier cannot
 		 * ask, so the whole message goes again; the peer keeps what
 		 * it holds). */
-		if ((ret = hl_store_each_out_after(st, x.peer_id, 0, HL_BUNDLE_MAX_ITEMS + 1,
+		if ((ret = hl_store_each_out_after(st, x.peer_id, after, HL_BUNDLE_MAX_ITEMS + 1,
 						   collect_unacked, &seqs)) < 0 ||
-		    (ret = hl_store_each_out_with_parts(st, x.peer_id, collect_with_parts, &seqs)) < 0) {
+		    (after == 0 &&
+		     (ret = hl_store_each_out_with_parts(st, x.peer_id, collect_with_parts,
+							 &seqs)) < 0)) {
 			snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
 			goto out;
 		}

@@ -3,7 +3,7 @@
  *   hotline bundle export PEER -o FILE
  *   hotline bundle import FILE
  *   hotline bundle import --maildir
- *   hotline bundle mail PEER
+ *   hotline bundle mail PEER [--after SEQ] [--if-items]
  *
  * export seals for PEER everything it has not acknowledged (messages with
  * their attachments, receipts, checks, ...) and writes FILE atomically (a
@@ -15,15 +15,21 @@
  * mail exports a bundle for PEER into the station directory and runs
  * hotline-mail (beside this binary, or $HOTLINE_MAIL) to send it to the
  * peer's Email address through the [Email] section's SMTP server; the file
- * is deleted afterwards (docs/bundle.md, "By email").
+ * is deleted afterwards (docs/bundle.md, "By email").  --after SEQ makes
+ * an incremental bundle (only the unacknowledged items above SEQ: what an
+ * earlier mail did not carry); --if-items mails nothing, printing "nothing
+ * to send", when the bundle would carry no item.  The daemon's email
+ * fallback runs `bundle mail` with both (daemon/failover.c).
  *
  * SECURITY  A bundle is encrypted to the peer and authenticated by this
  * station's key, but has no forward secrecy: delete it once imported.
  *
  * DIAGNOSTICS  One line on stderr naming the file and why it was refused;
  * exit 1.  Nothing is stored from a refused bundle. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +60,7 @@ static void help(void)
 	printf("usage: hotline bundle export PEER -o FILE\n"
 	       "       hotline bundle import FILE\n"
 	       "       hotline bundle import --maildir\n"
-	       "       hotline bundle mail PEER\n\n"
+	       "       hotline bundle mail PEER [--after SEQ] [--if-items]\n\n"
 	       "The courier path: a sealed file that carries what the direct link would,\n"
 	       "for a peer to import (docs/bundle.md).\n\n"
 	       "export  write, encrypted to PEER and signed by this station, everything PEER\n"
@@ -67,7 +73,10 @@ static void help(void)
 	       "                        each moves to cur/ once stored; junk and refused\n"
 	       "                        bundles move to MAILDIR.quarantine/ with a .why file\n"
 	       "mail    export a bundle for PEER and send it by email to PEER's Email address\n"
-	       "        through the [Email] section's SMTP server (docs/bundle.md)\n\n"
+	       "        through the [Email] section's SMTP server (docs/bundle.md)\n"
+	       "  --after SEQ           only the unacknowledged items above SEQ (what an\n"
+	       "                        earlier mail did not carry), with the ACK\n"
+	       "  --if-items            mail nothing when no item would go (\"nothing to send\")\n\n"
 	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
 	       "open archived bundles.  Delete a bundle once it is imported.\n\n"
 	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
@@ -77,8 +86,8 @@ static void help(void)
  * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
  * printed). */
 static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
-		       const char *output, const char *cmd, struct hl_bundle_export_stats *st,
-		       uint64_t *total)
+		       uint64_t after, const char *output, const char *cmd,
+		       struct hl_bundle_export_stats *st, uint64_t *total)
 {
 	struct hl_fd_sink sink = { .fd = -1 };
 	char *tmp = NULL, err[512], q[256];
@@ -93,8 +102,8 @@ static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_c
 		goto out;
 	}
 	hl_fd_sink_init(&sink, sink.fd);
-	int r = hl_bundle_export(ctx->dir, mc->store, mc->me, peer, hl_fd_sink_write, &sink, st, err,
-				 sizeof(err));
+	int r = hl_bundle_export_after(ctx->dir, mc->store, mc->me, peer, after, hl_fd_sink_write,
+				       &sink, st, err, sizeof(err));
 	if (r == 0 && (r = hl_fd_sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
 	if (r == 0 && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
@@ -148,7 +157,7 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		ret = HL_EXIT_FAIL;
 		goto out;
 	}
-	if ((ret = export_file(ctx, &mc, peer, output, CMD_EXPORT, &st, &total)) != HL_EXIT_OK)
+	if ((ret = export_file(ctx, &mc, peer, 0, output, CMD_EXPORT, &st, &total)) != HL_EXIT_OK)
 		goto out;
 	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
 	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
@@ -196,7 +205,29 @@ static int run_mailer(const char *prog, const hl_email_conf *em, const char *to,
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : HL_ESTATE;
 }
 
-static int do_mail(struct hl_ctx *ctx, const char *peer_name)
+/* Removes DIR/mail-out-PID.bundle files (and their temporaries) whose
+ * process is gone, a `bundle mail` killed while mailing: sealed bundles
+ * are not kept (no forward secrecy, docs/bundle.md section 1). */
+static void remove_stale_mail_files(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	if (!dh)
+		return;
+	while ((de = readdir(dh))) {
+		long pid;
+		char tail[16];
+		if (sscanf(de->d_name, "mail-out-%ld.%15s", &pid, tail) != 2 || pid <= 0 ||
+		    strncmp(tail, "bundle", 6) != 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		char *path = xasprintf("%s/%s", dir, de->d_name);
+		unlink(path);
+		free(path);
+	}
+	closedir(dh);
+}
+
+static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool if_items)
 {
 	struct hl_msgcmd mc = { 0 };
 	struct hl_bundle_export_stats st;
@@ -221,10 +252,16 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name)
 	}
 	/* The sealed bundle lives only until the server has it: mail has no
 	 * forward secrecy, so no copy is kept (docs/bundle.md). */
+	remove_stale_mail_files(ctx->dir);
 	file = xasprintf("%s/mail-out-%ld.bundle", ctx->dir, (long)getpid());
-	if ((ret = export_file(ctx, &mc, peer, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
+	if ((ret = export_file(ctx, &mc, peer, after, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
 		free(file);
 		file = NULL;
+		goto out;
+	}
+	if (if_items && st.items == 0) {
+		printf("nothing to send to %s\n", peer->name);
+		ret = HL_EXIT_OK;
 		goto out;
 	}
 	prog = mailer_path();
@@ -338,22 +375,41 @@ out:
 	return ret;
 }
 
+/* A decimal sequence number, without sign or junk. */
+static int parse_seq(const char *s, uint64_t *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return HL_EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > INT64_MAX)
+		return HL_EINVAL;
+	*out = v;
+	return 0;
+}
+
 int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "maildir", no_argument, NULL, 'm' },
+		{ "after", required_argument, NULL, 'a' },
+		{ "if-items", no_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *output = NULL;
-	bool maildir = false;
+	const char *output = NULL, *after_text = NULL;
+	bool maildir = false, if_items = false;
+	uint64_t after = 0;
 	int c;
 	/* Options may come before or after the operands (GNU getopt permutes). */
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'm': maildir = true; break;
+		case 'a': after_text = optarg; break;
+		case 'i': if_items = true; break;
 		case 'h': help(); return HL_EXIT_OK;
 		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
 		}
@@ -362,6 +418,8 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	char **args = argv + optind;
 	if (n < 1)
 		return hl_usage_error("bundle", "export PEER -o FILE | import FILE");
+	if ((after_text || if_items) && strcmp(args[0], "mail") != 0)
+		return hl_usage_error("bundle", "--after and --if-items go with 'bundle mail'");
 	if (strcmp(args[0], "export") == 0) {
 		if (n != 2 || !output || !*output)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
@@ -379,9 +437,16 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	if (strcmp(args[0], "mail") == 0) {
 		if (n != 2 || output)
-			return hl_usage_error(CMD_MAIL, "usage: hotline bundle mail PEER");
-		return do_mail(ctx, args[1]);
+			return hl_usage_error(CMD_MAIL, "usage: hotline bundle mail PEER "
+					      "[--after SEQ] [--if-items]");
+		if (after_text && parse_seq(after_text, &after) < 0) {
+			char q[64];
+			hl_sanitize(after_text, strlen(after_text), q, sizeof(q), 0);
+			return hl_usage_error(CMD_MAIL, "bad --after '%s': want a sequence number", q);
+		}
+		return do_mail(ctx, args[1], after, if_items);
 	}
+
 	char p[64];
 	hl_sanitize(args[0], strlen(args[0]), p, sizeof(p), 0);
 	return hl_usage_error("bundle", "unknown subcommand '%s' (export, import or mail)", p);

@@ -22,6 +22,7 @@
 #include "crypto/keys.h"
 #include "daemon/control_client.h"
 #include "daemon/control_proto.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/text.h"
@@ -77,6 +78,7 @@ static void fmt_since(const char *rfc, char *out, size_t cap)
 
 static void print_delivery(json_t *dl);
 static void print_check(json_t *ck);
+static void print_paths(json_t *paths);
 
 static void print_human(json_t *resp)
 {
@@ -114,8 +116,61 @@ static void print_human(json_t *resp)
 		printf("%-20s %-12s %-22s %-8s %s\n", clean(jstr(p, "name"), a, sizeof(a)),
 		       jstr(p, "state") ? jstr(p, "state") : "?", since, rtt, err);
 		print_delivery(json_object_get(p, "delivery"));
+		print_paths(json_object_get(p, "paths"));
 		print_check(json_object_get(p, "check"));
 	}
+}
+
+static json_int_t jint(json_t *obj, const char *key, json_int_t dflt)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+/* One line per path: tcp and email (docs/bundle.md, "By email"). */
+static void print_paths(json_t *paths)
+{
+	char when[64], b[400];
+	if (!json_is_object(paths))
+		return;
+	json_t *tcp = json_object_get(paths, "tcp");
+	json_t *em = json_object_get(paths, "email");
+	json_int_t queued = jint(tcp, "queued", -1);
+	if (json_is_object(tcp)) {
+		const char *st = jstr(tcp, "state");
+		fmt_since(jstr(tcp, "since"), when, sizeof(when));
+		printf("  tcp    %-4s since %s", st ? st : "?", when);
+		if (queued >= 0)
+			printf(", %lld unacknowledged", (long long)queued);
+		if (st && strcmp(st, "down") == 0) {
+			fmt_since(jstr(tcp, "last_success"), when, sizeof(when));
+			printf(", last up %s", when);
+		}
+		printf("\n");
+	}
+	if (!json_is_object(em))
+		return;
+	if (!json_is_true(json_object_get(em, "configured"))) {
+		printf("  email  off (no [Email] section, or no Email for this peer)\n");
+		return;
+	}
+	const char *st = jstr(em, "state");
+	printf("  email  %s", st ? st : "?");
+	if (json_is_true(json_object_get(em, "active")))
+		printf(" (fallback active)");
+	if (json_is_true(json_object_get(em, "mailing")))
+		printf(" (mailing now)");
+	fmt_since(jstr(em, "last_success"), when, sizeof(when));
+	printf(", %lld mail%s sent, last %s", (long long)jint(em, "mails", 0),
+	       jint(em, "mails", 0) == 1 ? "" : "s", when);
+	json_int_t unmailed = jint(em, "unmailed", -1);
+	if (unmailed >= 0)
+		printf(", %lld unmailed", (long long)unmailed);
+	if (jstr(em, "last_error")) {
+		fmt_since(jstr(em, "last_error_at"), when, sizeof(when));
+		printf("; last error at %s: %s", when, clean(jstr(em, "last_error"), b, sizeof(b)));
+	}
+	printf("\n");
 }
 
 /* Line checks: the schedule, the last check, an alarm, and the peer's
@@ -202,12 +257,33 @@ static void print_delivery(json_t *dl)
 		printf("%s\n", line);
 }
 
+/* No daemon: the paths as the store tells them (what waits for the peer),
+ * the runtime fields null. */
+static json_t *offline_paths(const hl_station_conf *conf, const hl_peer_conf *pc, hl_store *st)
+{
+	struct hl_out_summary s;
+	int64_t id;
+	bool email = conf->email.line && pc->email[0];
+	json_t *queued = json_null();
+	if (st && hl_store_peer_find(st, pc->signing_key, &id) == 0 &&
+	    hl_store_out_summary(st, id, 0, &s) == 0)
+		queued = json_integer((json_int_t)s.unacked);
+	else if (st)
+		queued = json_integer(0);   /* never exchanged anything */
+	json_t *tcp = json_pack("{s:n, s:n, s:n, s:O, s:n, s:n}", "state", "since", "last_success",
+				"queued", queued, "last_error", "last_error_at");
+	json_t *em = json_pack("{s:b, s:n, s:O}", "configured", email, "state", "queued", queued);
+	json_decref(queued);
+	return json_pack("{s:o, s:o}", "tcp", tcp, "email", em);
+}
+
 /* No daemon: what station.conf says, every peer "daemon not running". */
 static int offline(struct hl_ctx *ctx, bool json)
 {
 	char cerr[HL_CONF_ERR_LEN] = "", fp[HL_FP_TEXT_LEN];
 	hl_station_conf *conf = NULL;
 	hl_identity *id = NULL;
+	hl_store *store = NULL;
 	json_t *out = NULL;
 	int ret = HL_EXIT_FAIL;
 
@@ -225,15 +301,20 @@ static int offline(struct hl_ctx *ctx, bool json)
 		station_fp = json_string(fp);
 	}
 	free(path);
+	/* The store answers what waits for each peer; a station without one
+	 * (or a busy one) still gets its status. */
+	if (hl_store_open_readonly(ctx->dir, &store) < 0)
+		store = NULL;
 	json_t *peers = json_array();
 	for (size_t i = 0; i < conf->npeers; i++) {
 		const hl_peer_conf *pc = &conf->peers[i];
 		hl_fingerprint_text(pc->fingerprint, fp);
 		json_array_append_new(peers, json_pack(
-			"{s:s, s:s, s:o, s:n, s:n, s:n, s:n, s:n, s:n}",
+			"{s:s, s:s, s:o, s:n, s:n, s:n, s:n, s:n, s:n, s:o}",
 			"name", pc->name, "fingerprint", fp,
 			"address", pc->address[0] ? json_string(pc->address) : json_null(),
-			"state", "since", "dialed_by", "last_error", "last_error_at", "rtt_ms"));
+			"state", "since", "dialed_by", "last_error", "last_error_at", "rtt_ms",
+			"paths", offline_paths(conf, pc, store)));
 	}
 	out = json_pack("{s:b, s:{s:s, s:o, s:o, s:n, s:n}, s:o}", "daemon", 0,
 			"station", "name", conf->name, "fingerprint", station_fp,
@@ -246,12 +327,23 @@ static int offline(struct hl_ctx *ctx, bool json)
 	} else {
 		char a[400];
 		printf("station %s: daemon not running\n", clean(conf->name, a, sizeof(a)));
-		for (size_t i = 0; i < conf->npeers; i++)
+		for (size_t i = 0; i < conf->npeers; i++) {
 			printf("%-20s daemon not running\n", clean(conf->peers[i].name, a, sizeof(a)));
+			json_t *paths = json_object_get(json_array_get(peers, i), "paths");
+			json_int_t q = jint(json_object_get(paths, "tcp"), "queued", -1);
+			json_t *em = json_object_get(paths, "email");
+			if (q >= 0)
+				printf("  %lld item%s unacknowledged (they go by TCP, or by email when the\n"
+				       "  link stays down, once the daemon runs)\n", (long long)q,
+				       q == 1 ? "" : "s");
+			printf("  email  %s\n", json_is_true(json_object_get(em, "configured"))
+						  ? "configured" : "off");
+		}
 	}
 	ret = HL_EXIT_OK;
 out:
 	json_decref(out);
+	hl_store_close(store);
 	hl_identity_free(id);
 	hl_conf_free(conf);
 	return ret;

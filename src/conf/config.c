@@ -320,7 +320,7 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -346,6 +346,7 @@ static const char *const key_names[K_COUNT] = {
 	[K_FROM] = "From",
 	[K_MAILDIR] = "Maildir",
 	[K_EMAIL] = "Email",
+	[K_FALLBACK_AFTER] = "FallbackAfter",
 };
 
 #define BIT(k) (1u << (k))
@@ -362,7 +363,8 @@ static const struct sec_def sec_defs[] = {
 			  BIT(K_NAME) | BIT(K_LISTEN) | BIT(K_ADDRESS) | BIT(K_KEEPALIVE) |
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
-				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND),
+				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
+				  BIT(K_FALLBACK_AFTER),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
@@ -494,7 +496,8 @@ static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, 
 	char q[QUOTE_MAX * 3 + 4];
 	/* Upper bounds keep 3 x Keepalive and the timers' arithmetic in range;
 	 * Rehandshake's is the forward-secrecy promise. */
-	uint32_t max = k == K_KEEPALIVE_TIMEOUT || k == K_CHECK_EVERY ? 24u * 3600000 : 3600000;
+	uint32_t max = k == K_KEEPALIVE_TIMEOUT || k == K_CHECK_EVERY || k == K_FALLBACK_AFTER
+			       ? 24u * 3600000 : 3600000;
 	int r = hl_duration_parse(it->value, it->value_len, out);
 	if (r < 0)
 		return perr(p, it->line, HL_EINVAL,
@@ -569,6 +572,7 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		return set_size(p, it, (enum key_id)k, &s->bytes[k]);
 	case K_CHECK_EVERY:
 	case K_CHECK_TIMEOUT:
+	case K_FALLBACK_AFTER:
 		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
 	case K_CHECK_AT:
 		if (hl_check_at_parse(it->value, it->value_len, s->check_at, &s->n_check_at) < 0)
@@ -665,6 +669,8 @@ static int commit_station(struct parser *p, const struct section *s)
 	c->reserve_bytes = s->key_line[K_DISK_RESERVE] ? s->bytes[K_DISK_RESERVE]
 						       : HL_DEFAULT_DISK_RESERVE_BYTES;
 	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
+	c->fallback_after_ms = s->key_line[K_FALLBACK_AFTER] ? s->ms[K_FALLBACK_AFTER]
+							     : HL_DEFAULT_FALLBACK_AFTER_MS;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);

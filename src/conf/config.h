@@ -26,6 +26,9 @@
  * (a plain local@domain); once per file, an [Email] section with all of
  * SMTP = smtp://HOST:PORT (or smtps://), From = ADDRESS (this station's)
  * and Maildir = /absolute/path (where this station's mail is delivered).
+ * In [Station], FallbackAfter = DURATION (default 60s, at most 24h): how
+ * long a peer with an Email may have no link before the daemon mails it
+ * what it has not acknowledged (daemon/failover.c).
  *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
@@ -67,6 +70,7 @@
 #define HL_DEFAULT_PEER_QUOTA_BYTES (UINT64_C(64) << 30)
 #define HL_DEFAULT_DISK_RESERVE_BYTES (UINT64_C(16) << 20)
 #define HL_DEFAULT_CHECK_TIMEOUT_MS 30000
+#define HL_DEFAULT_FALLBACK_AFTER_MS 60000
 #define HL_CHECK_EVERY_MAX_MS (24u * 3600 * 1000)
 #define HL_CHECK_AT_MAX 48
 #define HL_ZONE_MAX 64
@@ -122,6 +126,7 @@ typedef struct hl_station_conf {
 	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
+	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;

@@ -123,13 +123,14 @@ static json_t *status_json(struct hl_daemon *d)
 		json_object_set_new(o, "check", hl_checks_status_json(p));
 		json_array_append_new(peers, o);
 	}
-	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s}",
+	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s, s:o}",
 				    "name", d->conf->name,
 				    "fingerprint", fp,
 				    "listen", d->listen_addr[0] ? json_string(d->listen_addr)
 								: json_null(),
 				    "pid", (json_int_t)getpid(),
-				    "started_at", started);
+				    "started_at", started,
+				    "email", hl_mailpoll_status_json(d));
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
 }
 

@@ -164,6 +164,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 		return;
 	d->stopping = true;
 	hl_mailpoll_stop(d);
+	hl_failover_stop(d);
 	hl_delivery_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
 		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
@@ -276,6 +277,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	for (size_t i = 0; i < d->conf->npeers; i++)
 		hl_peer_add(d, &d->conf->peers[i]);
 	hl_mailpoll_start(d);
+	hl_failover_start(d);
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * files: daemon.c (start, stop, reload), peer.c (one record per pinned
  * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
  * connections, each driving one link), control.c (the control socket),
- * mailpoll.c (the pickup of incoming mail).
+ * mailpoll.c (the pickup of incoming mail), failover.c (the email
+ * fallback while a link is down, and the per-path status).
  *
  * Ownership.  The daemon owns the peers and the connections.  A connection
  * points at its peer once message 1 named the peer's key (or from the
@@ -83,6 +84,7 @@ struct hl_peer {
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
+	struct hl_failover_peer *failover; /* failover.c */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
 
@@ -130,6 +132,7 @@ struct hl_daemon {
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
 	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
+	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -211,5 +214,22 @@ json_t *hl_delivery_status_json(struct hl_peer *p);
 struct hl_mailpoll;
 void hl_mailpoll_start(struct hl_daemon *d);
 void hl_mailpoll_stop(struct hl_daemon *d);
+/* The pickup as `status` shows it (station-level "email"). */
+json_t *hl_mailpoll_status_json(struct hl_daemon *d);
+
+/* failover.c: while a link is down, mail the peer what it has not
+ * acknowledged (`bundle mail` as a child); the per-path status. */
+struct hl_failover;
+struct hl_failover_peer;
+void hl_failover_start(struct hl_daemon *d);
+void hl_failover_stop(struct hl_daemon *d);
+/* Look at every peer now (after a mail pickup, say). */
+void hl_failover_kick(struct hl_daemon *d);
+void hl_failover_peer_added(struct hl_peer *p);
+void hl_failover_peer_removed(struct hl_peer *p);
+void hl_failover_link_up(struct hl_peer *p);
+void hl_failover_link_down(struct hl_peer *p);
+/* {"tcp": {...}, "email": {...}} for P (docs/protocol.md section 6). */
+json_t *hl_failover_status_json(struct hl_peer *p);
 
 #endif

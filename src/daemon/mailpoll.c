@@ -26,6 +26,7 @@
 #include "daemon/daemon_int.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/timefmt.h"
 
 #define POLL_MS 1000
 
@@ -37,6 +38,8 @@ struct hl_mailpoll {
 	bool stopping;
 	int open_handles;            /* freed at 0, once stopping */
 	char *self;                  /* this program, to run as the child */
+	uint64_t last_run_wall_ms, last_ok_wall_ms;   /* for status */
+	int64_t last_status;
 };
 
 static void maybe_free(struct hl_mailpoll *m)
@@ -77,7 +80,13 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 		hl_warn("mail pickup exited with status %lld%s", (long long)status,
 			term_signal ? " (killed by a signal)" : "");
 	m->running = false;
+	m->last_status = term_signal ? -1 : status;
+	if (status == 0 && term_signal == 0)
+		m->last_ok_wall_ms = hl_wall_ms();
 	uv_close((uv_handle_t *)proc, on_closed);
+	/* What came in may call for receipts by mail at once (failover.c). */
+	if (!m->stopping)
+		hl_failover_kick(m->d);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -106,6 +115,7 @@ static void on_tick(uv_timer_t *t)
 		return;
 	}
 	m->running = true;
+	m->last_run_wall_ms = hl_wall_ms();
 	hl_debug("mail pickup started (pid %d)", m->proc.pid);
 }
 
@@ -139,4 +149,28 @@ void hl_mailpoll_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&m->timer, on_closed);
 	if (m->running)
 		uv_process_kill(&m->proc, SIGTERM);
+}
+
+static json_t *time_or_null(uint64_t wall_ms)
+{
+	char t[HL_RFC3339_LEN];
+	if (!wall_ms)
+		return json_null();
+	hl_rfc3339((int64_t)wall_ms, t);
+	return json_string(t);
+}
+
+json_t *hl_mailpoll_status_json(struct hl_daemon *d)
+{
+	struct hl_mailpoll *m = d->mailpoll;
+	if (!d->conf->email.line)
+		return json_pack("{s:b}", "configured", 0);
+	return json_pack("{s:b, s:s, s:o, s:o, s:o}", "configured", 1,
+			 "maildir", d->conf->email.maildir,
+			 "last_pickup", time_or_null(m ? m->last_run_wall_ms : 0),
+			 "last_import_ok", time_or_null(m ? m->last_ok_wall_ms : 0),
+			 "last_error", m && m->last_run_wall_ms && m->last_status != 0 && !m->running
+				 ? json_string(m->last_status < 0 ? "the pickup was killed"
+						  : "the pickup left mail in new/ (see the log)")
+				 : json_null());
 }

@@ -127,6 +127,7 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc)
 		tail = &(*tail)->next;
 	*tail = p;
 	hl_delivery_peer_added(p);
+	hl_failover_peer_added(p);
 	if (p->conf.address[0])
 		hl_peer_schedule_dial(p, 0);
 	hl_peer_update_state(p);
@@ -152,6 +153,7 @@ void hl_peer_remove(struct hl_peer *p)
 		if (c->peer == p)
 			hl_conn_close(c, HL_CLOSE_REMOVED, NULL);
 	p->session = p->dial = NULL;
+	hl_failover_peer_removed(p);
 	hl_delivery_peer_removed(p);
 	cancel_dial_timer(p);
 	uv_close((uv_handle_t *)&p->dial_timer, on_peer_timer_closed);
@@ -221,6 +223,8 @@ void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
 	p->last_dial_error[0] = 0;
 	hl_backoff_reset(&p->backoff);
 	hl_delivery_session_up(p, c);
+	if (!old)
+		hl_failover_link_up(p);
 	if (c->outbound && p->conf.address[0])
 		hl_peer_schedule_dial(p, (uint64_t)d->conf->rehandshake_ms * 9 / 10);
 	else if (!p->dial)
@@ -237,6 +241,8 @@ void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, b
 		hl_delivery_session_down(p);
 	if (p->removed || d->stopping)
 		return;
+	if (was_session && !p->session)
+		hl_failover_link_down(p);
 	if (errtext)
 		hl_peer_set_error(p, errtext);
 	if (was_session && !p->session) {
@@ -285,7 +291,7 @@ json_t *hl_peer_status_json(struct hl_peer *p)
 
 	hl_peer_update_state(p);
 	hl_fingerprint_text(p->conf.fingerprint, fp);
-	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
 			 "name", p->conf.name,
 			 "fingerprint", fp,
 			 "address", p->conf.address[0] ? json_string(p->conf.address) : json_null(),
@@ -297,5 +303,6 @@ json_t *hl_peer_status_json(struct hl_peer *p)
 			 "rtt_ms", rtt >= 0 ? json_integer(rtt) : json_null(),
 			 "sessions", (json_int_t)p->sessions,
 			 "session_since", time_or_null(s ? p->session_wall_ms : 0),
-			 "delivery", hl_delivery_status_json(p));
+			 "delivery", hl_delivery_status_json(p),
+			 "paths", hl_failover_status_json(p));
 }

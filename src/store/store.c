@@ -2666,3 +2666,62 @@ out:
 	sqlite3_finalize(s);
 	return ret < 0 ? ret : 0;
 }
+
+int hl_store_out_summary(hl_store *st, int64_t peer_id, uint64_t after,
+			 struct hl_out_summary *out)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = 0, rc;
+	memset(out, 0, sizeof(*out));
+	/* The partial index items_unacked holds exactly these rows. */
+	rc = sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(max(seq), 0),"
+				" coalesce(sum(seq > ?2), 0),"
+				" coalesce(sum(seq > ?2 AND precedence = 3), 0) FROM items"
+				" WHERE peer_id = ?1 AND dir = 0 AND acked = 0", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, (int64_t)(after > INT64_MAX ? INT64_MAX : after));
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	if ((ret = step_row(st, s)) <= 0) {
+		ret = ret < 0 ? ret : HL_ESTORE;
+		goto out;
+	}
+	if ((ret = col_u64(st, s, 0, &out->unacked, "count")) < 0 ||
+	    (ret = col_u64(st, s, 1, &out->max_seq, "items.seq")) < 0 ||
+	    (ret = col_u64(st, s, 2, &out->after, "count")) < 0 ||
+	    (ret = col_u64(st, s, 3, &out->flash_after, "count")) < 0)
+		goto out;
+	ret = 0;
+out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_open_readonly(const char *dir, hl_store **out)
+{
+	char *path = hl_path_join(dir, HL_STORE_FILE);
+	hl_store *st = xcalloc(1, sizeof(*st));
+	int64_t ver = 0;
+	int ret = HL_ESTORE;
+	*out = NULL;
+	/* Read-only: no migration, no journal_mode change, and no checkpoint
+	 * when it closes, so it never holds a lock a starting daemon needs. */
+	int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_extended_result_codes(st->db, 1);
+		sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+		rc = pragma_int(st->db, "PRAGMA user_version", &ver);
+	}
+	if (rc == SQLITE_OK && ver == HL_STORE_SCHEMA_VERSION) {
+		*out = st;
+		st = NULL;
+		ret = 0;
+	}
+	hl_store_close(st);
+	free(path);
+	return ret;
+}

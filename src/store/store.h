@@ -391,4 +391,19 @@ struct hl_link_msg {
 int hl_store_each_link_message(hl_store *st, int64_t peer_id,
 			       int (*fn)(void *arg, const struct hl_link_msg *m), void *arg);
 
+/* ---- the email fallback (daemon/failover.c) ---- */
+
+struct hl_out_summary {
+	uint64_t unacked;             /* OUT items the peer has not acknowledged */
+	uint64_t max_seq;             /* the highest of them; 0 when none */
+	uint64_t after;               /* of them, those with seq > AFTER */
+	uint64_t flash_after;         /* of those, FLASH (messages, receipts, checks...) */
+};
+/* Opens DIR's store read-only for a look (status without a daemon):
+ * HL_ESTORE when it is absent, busy or of another schema version. */
+int hl_store_open_readonly(const char *dir, hl_store **out);
+/* One indexed query over PEER's send queue. */
+int hl_store_out_summary(hl_store *st, int64_t peer_id, uint64_t after,
+			 struct hl_out_summary *out);
+
 #endif

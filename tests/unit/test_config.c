@@ -186,6 +186,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->keepalive_timeout_ms, 75000);
 	assert_int_equal(c->handshake_timeout_ms, 10000);
 	assert_int_equal(c->rehandshake_ms, 3600000);
+	assert_int_equal(c->fallback_after_ms, 60000);   /* FallbackAfter's default */
 	assert_int_equal(c->npeers, 0);
 	hl_conf_free(c);
 
@@ -220,7 +221,9 @@ static void test_all_station_keys(void **state)
 		"Keepalive = 1500ms\n"
 		"KeepaliveTimeout = 1m\n"
 		"HandshakeTimeout = 3s\n"
-		"Rehandshake = 1h\n");
+		"Rehandshake = 1h\n"
+		"FallbackAfter = 2s\n");
+	assert_int_equal(c->fallback_after_ms, 2000);
 	assert_string_equal(c->listen, "[::1]:7100");
 	assert_string_equal(c->address, "a.example:7");
 	assert_int_equal(c->keepalive_ms, 1500);
@@ -296,6 +299,11 @@ static void test_station_errors(void **state)
 	FAILS("[Station]\nName = a\nKeepalive = 2h\n", "'2h'", "at most 1h");
 	FAILS("[Station]\nName = a\nHandshakeTimeout = 99999999999h\n", "test.conf:3:",
 	      "'99999999999h'");
+	FAILS("[Station]\nName = a\nFallbackAfter = soon\n", "test.conf:3:",
+	      "bad FallbackAfter 'soon'");
+	FAILS("[Station]\nName = a\nFallbackAfter = 0s\n", "test.conf:3:", "FallbackAfter '0s'",
+	      "more than 0");
+	FAILS("[Station]\nName = a\nFallbackAfter = 25h\n", "test.conf:3:", "at most 24h");
 	FAILS("[Station]\nName = a\nRehandshake = 61m\n", "test.conf:3:", "Rehandshake '61m'",
 	      "at most 1h");
 	FAILS("[Station]\nName = a\nKeepaliveTimeout = 25h\n", "'25h'", "at most 24h");

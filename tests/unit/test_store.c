@@ -1459,6 +1459,55 @@ static void test_corrupt_rows(void **state)
 	assert_non_null(strstr(hl_store_errmsg(f->st), "quota"));
 }
 
+/* ---- the email fallback's queries (daemon/failover.c) ---- */
+
+static void test_out_summary_and_readonly(void **state)
+{
+	struct fx *f = *state;
+	uint8_t id[HL_MSG_ID_LEN];
+	struct hl_out_summary s;
+	hl_store *ro = NULL;
+	int64_t p = add_peer(f->st, 1), q = add_peer(f->st, 2);
+	assert_int_equal(hl_store_out_summary(f->st, p, 0, &s), 0);
+	assert_int_equal(s.unacked + s.max_seq + s.after + s.flash_after, 0);
+	/* seq 1 routine, 2 receipt (flash), 3 routine, 4 flash message */
+	const int prec[] = { -1, HL_PREC_ROUTINE, -1, HL_PREC_ROUTINE, HL_PREC_FLASH };
+	for (uint64_t n = 1; n <= 4; n++) {
+		make_id(id, (unsigned)n);
+		assert_int_equal(put_item(f->st, p, 1, HL_DIR_OUT, n, prec[n] < 0 ? NULL : id,
+					  prec[n] < 0 ? 0 : (unsigned)prec[n], NULL), 0);
+	}
+	assert_int_equal(put_item(f->st, q, 2, HL_DIR_OUT, 1, NULL, 0, NULL), 0);
+	assert_int_equal(put_item(f->st, p, 1, HL_DIR_IN, 1, NULL, 0, NULL), 0);
+	assert_int_equal(hl_store_out_summary(f->st, p, 0, &s), 0);
+	assert_int_equal(s.unacked, 4);
+	assert_int_equal(s.max_seq, 4);
+	assert_int_equal(s.after, 4);
+	assert_int_equal(s.flash_after, 2);
+	assert_int_equal(hl_store_out_summary(f->st, p, 2, &s), 0);
+	assert_int_equal(s.after, 2);
+	assert_int_equal(s.flash_after, 1);
+	assert_int_equal(hl_store_out_summary(f->st, p, 4, &s), 0);
+	assert_int_equal(s.after + s.flash_after, 0);
+	assert_int_equal(hl_store_ack_range(f->st, p, 3, 4), 0);
+	assert_int_equal(hl_store_out_summary(f->st, p, 1, &s), 0);
+	assert_int_equal(s.unacked, 2);
+	assert_int_equal(s.max_seq, 2);
+	assert_int_equal(s.after, 1);
+	assert_int_equal(s.flash_after, 1);
+	assert_int_equal(hl_store_out_summary(f->st, p, UINT64_MAX, &s), 0);
+	assert_int_equal(s.after, 0);
+
+	/* read-only: it sees the same, and cannot write */
+	assert_int_equal(hl_store_open_readonly(f->dir, &ro), 0);
+	assert_int_equal(hl_store_out_summary(ro, q, 0, &s), 0);
+	assert_int_equal(s.unacked, 1);
+	assert_true(hl_store_ack_range(ro, q, 1, 1) < 0);
+	hl_store_close(ro);
+	assert_int_equal(hl_store_open_readonly("/nonexistent-hotline-dir", &ro), HL_ESTORE);
+	assert_null(ro);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1481,6 +1530,7 @@ int main(void)
 		T(test_changed_and_durable_reopen),
 		T(test_disk_full),
 		T(test_corrupt_rows),
+		T(test_out_summary_and_readonly),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,230 @@
+"""The automatic email fallback (docs/bundle.md, "By email"; daemon/failover.c)
+through a real mail server (mailutil.py: a private Postfix on 127.0.0.1).
+
+alpha dials beta through a proxy the test controls (beta never dials), both
+daemons run, both have [Email] and FallbackAfter = 2s.  The test:
+
+1. sends one message over the live link (TCP);
+2. cuts the link (the proxy drops every connection and refuses new ones):
+   alpha's messages go to beta by email with no command run, beta's
+   receipts come back by email, each side's daemon picking up its mail;
+3. a FLASH message while the link is down reaches beta by email within
+   seconds, and so does a message from beta to alpha (whose receipt comes
+   back by email as well);
+4. `status` shows each path: tcp down, email up and active, mails counted;
+5. the link returns (alpha's Address points at beta again): traffic goes by
+   TCP, no mail leaves either station while the session is up;
+6. nothing is lost and nothing duplicated: inbox and outbox ids and states
+   on both sides, checked again with the daemons stopped.
+"""
+
+import os
+import re
+import time
+
+from mailutil import mailserver  # noqa: F401  (the fixture)
+from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
+
+
+def add_email(st, srv, user, peer_user):
+    """An [Email] section for ST, and Email = the peer's address in its one
+    [Peer] section."""
+    path = os.path.join(st.dir, "station.conf")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out, section = [], None
+    for line in lines:
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            if section == "Peer":
+                out.append(f"Email = {srv.address(peer_user)}")
+            section = s[1:-1].strip()
+        out.append(line)
+    if section == "Peer":
+        out.append(f"Email = {srv.address(peer_user)}")
+    out += ["", "[Email]", f"SMTP = {srv.url}", f"From = {srv.address(user)}",
+            f"Maildir = {srv.maildir(user)}"]
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def set_peer_address(st, address):
+    """Replaces the Address line of ST's one [Peer] section (the daemon
+    reloads station.conf by itself)."""
+    path = os.path.join(st.dir, "station.conf")
+    with open(path) as f:
+        text = f.read()
+    new, n = re.subn(r"(?m)^(\[Peer\][^\[]*?^)Address = .*$", rf"\g<1>Address = {address}",
+                     text)
+    assert n == 1, text
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(new)
+    os.rename(tmp, path)
+
+
+def paths(st, peer):
+    p = st.peer_state(peer)
+    assert "paths" in p, p
+    return p["paths"]
+
+
+def mails_sent(st, peer):
+    return paths(st, peer)["email"]["mails"]
+
+
+def cur_count(srv, user):
+    d = os.path.join(srv.maildir(user), "cur")
+    return len(os.listdir(d))
+
+
+def states(st):
+    return {m["id"]: m["state"] for m in st.outbox()}
+
+
+def inbox_ids(st):
+    ids = [m["id"] for m in st.inbox()]
+    assert len(ids) == len(set(ids)), f"{st.name}: duplicate in the inbox: {ids}"
+    return ids
+
+
+def test_email_failover_and_back(net, mailserver):  # noqa: F811
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="2s")
+    srv = mailserver("alpha", "beta")
+    add_email(a, srv, "alpha", "beta")
+    add_email(b, srv, "beta", "alpha")
+    b.start()
+    a.start()
+    a.wait_connected("beta")
+    b.wait_connected("alpha")
+
+    # 1. the live link carries the first message; no mail goes out
+    first = a.send("beta", "over the link", wait=int(scaled(20)))
+    p = paths(a, "beta")
+    assert p["tcp"]["state"] == "up" and p["email"]["configured"] is True
+    assert p["email"]["state"] == "up" and p["email"]["active"] is False
+    assert p["email"]["mails"] == 0
+
+    # 2. the cable is cut
+    proxy.refuse_new = True
+    proxy.drop_all()
+    wait_for(lambda: paths(a, "beta")["tcp"]["state"] == "down", scaled(15), "alpha: link down")
+    wait_for(lambda: paths(b, "alpha")["tcp"]["state"] == "down", scaled(15), "beta: link down")
+    cut_at = time.monotonic()
+    by_mail = [a.send("beta", f"by mail {i}", subject=f"m{i}") for i in range(3)]
+    wait_for(lambda: set(by_mail) <= set(inbox_ids(b)), scaled(40),
+             "alpha's messages at beta by email")
+    assert time.monotonic() - cut_at >= 2.0    # not before FallbackAfter (routine messages)
+    wait_for(lambda: all(states(a)[i] == "delivered" for i in by_mail), scaled(40),
+             "beta's receipts at alpha by email")
+    assert mails_sent(a, "beta") >= 1 and mails_sent(b, "alpha") >= 1
+    assert cur_count(srv, "beta") >= 1 and cur_count(srv, "alpha") >= 1
+    assert proxy.accepted == 1, "the link must have stayed down"
+    assert "mailing a bundle" in a.log_text() and "mailing a bundle" in b.log_text()
+
+    # 3. FLASH while the link is down goes at once; beta writes back
+    t0 = time.monotonic()
+    flash = a.send("beta", "urgent", precedence="flash", subject="FLASH")
+    wait_for(lambda: flash in inbox_ids(b), scaled(30), "the FLASH message at beta")
+    flash_secs = time.monotonic() - t0
+    reply = b.send("alpha", "reply by mail", subject="reply")
+    wait_for(lambda: reply in inbox_ids(a), scaled(40), "beta's reply at alpha by email")
+    wait_for(lambda: states(b).get(reply) == "delivered", scaled(40),
+             "alpha's receipt for the reply at beta")
+    wait_for(lambda: states(a).get(flash) == "delivered", scaled(40),
+             "the FLASH message's receipt at alpha")
+    # a mail's trip (Postfix, then the 1 s pickup poll) is the floor here
+    assert flash_secs < scaled(15), f"FLASH took {flash_secs:.1f}s by email"
+
+    # 4. status shows the paths
+    p = paths(a, "beta")
+    assert p["tcp"]["state"] == "down" and p["tcp"]["last_success"] is not None
+    assert p["email"]["state"] == "up" and p["email"]["active"] is True
+    assert p["email"]["last_success"] is not None and p["email"]["last_error"] is None
+    assert p["email"]["fallback_after_ms"] == 2000
+    human = a.cmd("status").stdout
+    assert re.search(r"tcp +down", human) and re.search(r"email +up \(fallback active\)", human), human
+    assert a.status()["station"]["email"]["configured"] is True
+
+    # 5. the link returns: TCP again, no more mail
+    wait_for(lambda: paths(a, "beta")["email"]["queued"] == 0 and
+             paths(b, "alpha")["email"]["queued"] == 0 and
+             not paths(a, "beta")["email"]["mailing"] and
+             not paths(b, "alpha")["email"]["mailing"], scaled(40),
+             "both sides with nothing unacknowledged")
+    set_peer_address(a, b.listen)
+    a.wait_connected("beta", timeout=scaled(20))
+    b.wait_connected("alpha", timeout=scaled(20))
+    sent_a, sent_b = mails_sent(a, "beta"), mails_sent(b, "alpha")
+    cur_a, cur_b = cur_count(srv, "alpha"), cur_count(srv, "beta")
+    after = [a.send("beta", f"back on tcp {i}", wait=int(scaled(20))) for i in range(3)]
+    back = b.send("alpha", "tcp too", wait=int(scaled(20)))
+    time.sleep(3)   # longer than FallbackAfter: a mail would have gone by now
+    assert mails_sent(a, "beta") == sent_a and mails_sent(b, "alpha") == sent_b
+    assert srv.new_mail("alpha") == [] and srv.new_mail("beta") == []
+    assert (cur_count(srv, "alpha"), cur_count(srv, "beta")) == (cur_a, cur_b)
+    p = paths(a, "beta")
+    assert p["tcp"]["state"] == "up" and p["email"]["active"] is False
+
+    # 6. nothing lost, nothing duplicated
+    a_out = [first] + by_mail + [flash] + after
+    b_out = [reply, back]
+    for st in (a, b):
+        st.stop()
+    assert sorted(inbox_ids(b)) == sorted(a_out)
+    assert sorted(inbox_ids(a)) == sorted(b_out)
+    assert states(a) == {i: "delivered" for i in a_out}
+    assert states(b) == {i: "delivered" for i in b_out}
+    assert len(a.outbox()) == len(a_out) and len(b.outbox()) == len(b_out)
+    # without a daemon, status tells what the store knows
+    off = a.status()
+    assert off["daemon"] is False
+    pa = off["peers"][0]["paths"]
+    assert pa["tcp"]["queued"] == 0 and pa["email"]["configured"] is True
+
+
+def mail_times(st):
+    """Loop times (s) of the lines where ST's daemon started a mail."""
+    out = []
+    for line in st.log_text().splitlines():
+        if "mailing a bundle" in line:
+            hms = line.split("T", 1)[1].split("Z", 1)[0]
+            h, m, s = hms.split(":")
+            out.append(int(h) * 3600 + int(m) * 60 + float(s))
+    return out
+
+
+def test_resend_backs_off_then_stops(net, mailserver):  # noqa: F811
+    """Nobody picks up alpha's mail at first: alpha mails everything again,
+    after longer and longer pauses.  Then beta's daemon runs (the link
+    still cut): it imports every copy, stores the message once, mails its
+    receipt back, and once each side has acknowledged the other no more
+    mail goes either way."""
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="1s")
+    proxy.refuse_new = True
+    srv = mailserver("alpha", "beta")
+    add_email(a, srv, "alpha", "beta")
+    add_email(b, srv, "beta", "alpha")
+    a.start()
+    mid = a.send("beta", "is anyone there?")
+    wait_for(lambda: len(srv.new_mail("beta")) >= 4, scaled(30), "four copies at beta")
+    times = mail_times(a)
+    gaps = [y - x for x, y in zip(times, times[1:])]
+    assert len(gaps) >= 3 and gaps[0] < gaps[1] < gaps[2] and gaps[2] >= 3.5, gaps
+    assert "resending what is still unacknowledged" in a.log_text()
+
+    b.start()
+    wait_for(lambda: [m["id"] for m in b.inbox()] == [mid], scaled(30), "the message at beta")
+    wait_for(lambda: states(a) == {mid: "delivered"}, scaled(30), "the receipt at alpha")
+    wait_for(lambda: paths(a, "beta")["email"]["queued"] == 0 and
+             paths(b, "alpha")["email"]["queued"] == 0 and
+             not paths(a, "beta")["email"]["mailing"] and
+             not paths(b, "alpha")["email"]["mailing"] and
+             not srv.new_mail("alpha") and not srv.new_mail("beta"), scaled(30),
+             "everything acknowledged both ways")
+    counts = (mails_sent(a, "beta"), mails_sent(b, "alpha"))
+    time.sleep(4)
+    assert (mails_sent(a, "beta"), mails_sent(b, "alpha")) == counts
+    assert srv.new_mail("alpha") == [] and srv.new_mail("beta") == []
+    assert [m["id"] for m in b.inbox()] == [mid]
+    assert proxy.accepted == 0
