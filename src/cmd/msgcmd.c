@@ -69,10 +69,10 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 {
 	/* The daemon also notices new work by watching the store
 	 * (PRAGMA data_version); the poke only saves it the wait, so any
-	 * failure (no daemon) is fine. */
-	json_t *req = json_pack("{s:s}", "cmd", "poke"), *resp = NULL;
-	if (hl_control_call(ctx->dir, req, 1000, &resp) == 0)
-		json_decref(resp);
+	 * failure (no daemon) is fine, and its answer is not awaited: the
+	 * request is in the daemon's socket once sent. */
+	json_t *req = json_pack("{s:s}", "cmd", "poke");
+	(void)hl_control_notify(ctx->dir, req, 1000);
 	json_decref(req);
 }
 
@@ -146,22 +146,31 @@ static int watch_for(int fd, const char *hex, uint64_t deadline, bool *first)
 	}
 }
 
-int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
-			     const uint8_t id[static 16], uint64_t timeout_ms)
+int hl_msgcmd_watch_start(struct hl_ctx *ctx)
 {
-	uint64_t deadline = hl_mono_ms() + timeout_ms;
-	char hex[33], reason[256];
-	int fd = -1, err, st = 0;
-	bool first = true;
-	hl_msg_id_hex(id, hex);
-
-	/* With a daemon, its event stream says when the receipt is in: no
-	 * polling delay.  Subscribe first, then look at the store, so that
-	 * a receipt between the two is not missed. */
+	int fd = -1;
 	json_t *req = json_pack("{s:s}", "cmd", "watch");
 	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
 		fd = -1;
 	json_decref(req);
+	return fd;
+}
+
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd)
+{
+	uint64_t deadline = hl_mono_ms() + timeout_ms;
+	char hex[33], reason[256];
+	int fd = watch_fd, err, st = 0;
+	bool first = true;
+	hl_msg_id_hex(id, hex);
+
+	/* With a daemon, its event stream says when the receipt is in: no
+	 * polling delay.  Subscribe first (the caller may have done so
+	 * already), then look at the store once the subscription is
+	 * confirmed, so that a receipt between the two is not missed. */
+	if (fd < 0)
+		fd = hl_msgcmd_watch_start(ctx);
 	for (;;) {
 		if ((st = final_state(mc, id, reason, sizeof(reason), &err)) != 0 || err < 0)
 			break;

@@ -32,10 +32,16 @@ void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
  * daemon, nothing happens (it reads the store when it starts). */
 void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
 
+/* Subscribes to a running daemon's event stream ("watch"): the socket,
+ * or -1 without a daemon.  Done before the message is committed, the
+ * daemon's answer arrives while the commit's fsync runs. */
+int hl_msgcmd_watch_start(struct hl_ctx *ctx);
+
 /* Waits until message ID is delivered (HL_EXIT_OK), refused or timed out
- * (HL_EXIT_FAIL with one line on stderr). */
+ * (HL_EXIT_FAIL with one line on stderr).  WATCH_FD: from
+ * hl_msgcmd_watch_start (closed here), else -1 to subscribe now. */
 int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
-			     const uint8_t id[static 16], uint64_t timeout_ms);
+			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd);
 
 /* The JSON object of a message (PRODUCT.md's stable field names); text from
  * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */

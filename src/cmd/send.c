@@ -156,7 +156,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	bool lines = false;
 	char *body = NULL;
 	struct hl_msgcmd mc = { 0 };
-	int ret, c;
+	int ret, c, watch_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "p:s:a:w::h", opts, NULL)) != -1) {
 		switch (c) {
@@ -242,17 +242,25 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 
 	uint8_t id[HL_MSG_ID_LEN];
 	char err[512];
+	/* --wait subscribes to the daemon's events first: its answer comes
+	 * while the commit below waits for the disk. */
+	if (wait_secs > 0)
+		watch_fd = hl_msgcmd_watch_start(ctx);
 	if (hl_msg_send(ctx->dir, mc.store, mc.me, peer, &o, id, err, sizeof(err)) < 0) {
 		ret = hl_fail("send", "%s", err);
 		goto out;
 	}
 	hl_msgcmd_print_ids(&id, 1);
 	hl_msgcmd_poke_daemon(ctx);
-	if (wait_secs > 0)
-		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000);
-	else
+	if (wait_secs > 0) {
+		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000, watch_fd);
+		watch_fd = -1;
+	} else {
 		ret = HL_EXIT_OK;
+	}
 out:
+	if (watch_fd >= 0)
+		close(watch_fd);
 	hl_msgcmd_close(&mc);
 	free(body);
 	free(att);
