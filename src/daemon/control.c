@@ -8,7 +8,8 @@
  * get an error).  Requests: "status", "reload", "poke" (the store has
  * new work), "check" (a line check now: answered when the check is
  * decided, see checks.c), and "watch", which keeps the connection open and
- * streams one event object per line until the client closes. */
+ * streams one event object per line until the client closes.  Requests
+ * that queue work in the burst wait for its commit (hl_control_postcommit). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +38,9 @@ struct hl_control_client {
 	bool watching;      /* a `watch` stream: events until the client closes */
 	bool waiting_check; /* a "check" request: answered when the check is decided */
 	uint8_t check_id[16];
+	bool waiting_commit; /* a "send" request: answered after the burst's commit */
+	bool then_watch;     /* ... and then streams events */
+	char send_id[33];
 	int refs;
 	struct hl_control_client *prev, *next;
 };
@@ -222,6 +226,43 @@ void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], js
 	json_decref(resp);
 }
 
+void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch)
+{
+	/* Reading goes on, to notice a client that leaves meanwhile. */
+	cl->waiting_commit = true;
+	cl->then_watch = then_watch;
+	cl->done = true;
+	snprintf(cl->send_id, sizeof(cl->send_id), "%s", hex);
+	uv_timer_stop(&cl->timer);
+}
+
+void hl_control_postcommit(struct hl_daemon *d, bool committed)
+{
+	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
+	bool sent = false;
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (!cl->waiting_commit || cl->closing)
+			continue;
+		cl->waiting_commit = false;
+		if (!committed) {
+			respond_error(cl, "the store could not commit the message (not queued; see the daemon's log)");
+			continue;
+		}
+		sent = true;
+		json_t *ok = json_pack("{s:b, s:s}", "ok", 1, "id", cl->send_id);
+		if (cl->then_watch) {
+			cl->watching = true;
+			send_line(cl, ok);
+			json_decref(ok);
+		} else {
+			respond(cl, ok);
+		}
+	}
+	if (sent)
+		hl_delivery_poke(d);
+}
+
 static void handle_request(struct hl_control_client *cl, const char *line, size_t len)
 {
 	struct hl_daemon *d = cl->srv->d;
@@ -276,6 +317,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (cl->watching && nread < 0) {
 		client_close(cl);
+		return;
+	}
+	if (cl->waiting_commit && nread < 0) {
+		cl->then_watch = false; /* gone: answer (into the void) and close */
 		return;
 	}
 	if (cl->done || cl->closing)

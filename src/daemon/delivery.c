@@ -120,6 +120,7 @@ static void commit_burst(struct hl_daemon *d)
 				if (p->session)
 					hl_conn_close(p->session, 0, text);
 			}
+			hl_control_postcommit(d, false);
 			return;
 		}
 	}
@@ -130,6 +131,8 @@ static void commit_burst(struct hl_daemon *d)
 		if (p->session)
 			hl_conn_flush(p->session);
 	}
+	/* `send` requests queued in this burst: answered now it is durable. */
+	hl_control_postcommit(d, true);
 }
 
 static void on_check(uv_check_t *h)
