@@ -7,9 +7,9 @@
  * within CLIENT_TIMEOUT_MS; at most MAX_CLIENTS are served at once (more
  * get an error).  Requests: "status", "reload", "poke" (the store has
  * new work), "check" (a line check now: answered when the check is
- * decided, see checks.c), and "watch", which keeps the connection open and
- * streams one event object per line until the client closes.  Requests
- * that queue work in the burst wait for its commit (hl_control_postcommit). */
+ * decided, see checks.c), "send" (queue a text message: answered after
+ * the commit, see control_send.c), and "watch", which keeps the connection
+ * open and streams one event object per line until the client closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -273,8 +273,9 @@ static void handle_request(struct hl_control_client *cl, const char *line, size_
 		respond_error(cl, err);
 		return;
 	}
-	if (strcmp(cmd, "check") == 0) {
-		json_t *resp = hl_checks_control(d, req, cl);
+	if (strcmp(cmd, "check") == 0 || strcmp(cmd, "send") == 0) {
+		json_t *resp = cmd[0] == 'c' ? hl_checks_control(d, req, cl)
+					     : hl_send_control(d, req, cl);
 		json_decref(req);
 		if (resp)
 			respond(cl, resp);

@@ -186,6 +186,10 @@ void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool 
  * queued. */
 void hl_control_postcommit(struct hl_daemon *d, bool committed);
 
+/* control_send.c: the control request "send"; NULL when the answer waits
+ * for the commit (hl_control_wait_commit), else the answer. */
+json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
+
 /* checks.c */
 void hl_checks_start(struct hl_daemon *d);
 void hl_checks_stop(struct hl_daemon *d);
