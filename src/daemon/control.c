@@ -239,7 +239,6 @@ void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool 
 void hl_control_postcommit(struct hl_daemon *d, bool committed)
 {
 	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
-	bool sent = false;
 	for (; cl; cl = next) {
 		next = cl->next;
 		if (!cl->waiting_commit || cl->closing)
@@ -249,7 +248,6 @@ void hl_control_postcommit(struct hl_daemon *d, bool committed)
 			respond_error(cl, "the store could not commit the message (not queued; see the daemon's log)");
 			continue;
 		}
-		sent = true;
 		json_t *ok = json_pack("{s:b, s:s}", "ok", 1, "id", cl->send_id);
 		if (cl->then_watch) {
 			cl->watching = true;
@@ -259,8 +257,6 @@ void hl_control_postcommit(struct hl_daemon *d, bool committed)
 			respond(cl, ok);
 		}
 	}
-	if (sent)
-		hl_delivery_poke(d);
 }
 
 static void handle_request(struct hl_control_client *cl, const char *line, size_t len)

@@ -181,9 +181,8 @@ void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], js
  * after the commit (hl_control_postcommit), and then, with THEN_WATCH,
  * gets the event stream as `watch` does. */
 void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch);
-/* After the burst's commit (COMMITTED) or its rollback: answers the "send"
- * requests waiting for it, and has the delivery engines send what they
- * queued. */
+/* Right after the burst's commit (COMMITTED) or its rollback: answers the
+ * "send" requests waiting for it (the engines then send what they queued). */
 void hl_control_postcommit(struct hl_daemon *d, bool committed);
 
 /* control_send.c: the control request "send"; NULL when the answer waits
