@@ -7,8 +7,9 @@
  * message is on disk when its id is printed.  A running daemon is handed
  * a text message (it has the store open and sends it at once); otherwise,
  * and for attachments, the command writes the store itself and the daemon
- * (if running, or when it starts) sends it.  --lines queues one message per line of
- * standard input, many per commit, printing each id once it is durable.
+ * (if running, or when it starts) sends it.  --lines queues one message
+ * per line of standard input, many per commit, printing each id once it
+ * is durable.
  * --wait returns once the peer's receipt is in: exit 1 on timeout. */
 #include <getopt.h>
 #include <sodium.h>
