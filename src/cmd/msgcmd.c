@@ -69,10 +69,10 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 {
 	/* The daemon also notices new work by watching the store
 	 * (PRAGMA data_version); the poke only saves it the wait, so any
-	 * failure (no daemon) is fine. */
-	json_t *req = json_pack("{s:s}", "cmd", "poke"), *resp = NULL;
-	if (hl_control_call(ctx->dir, req, 1000, &resp) == 0)
-		json_decref(resp);
+	 * failure (no daemon) is fine, and its answer is not awaited: the
+	 * request is in the daemon's socket once sent. */
+	json_t *req = json_pack("{s:s}", "cmd", "poke");
+	(void)hl_control_notify(ctx->dir, req, 1000);
 	json_decref(req);
 }
 
@@ -92,40 +92,29 @@ static int final_state(struct hl_msgcmd *mc, const uint8_t id[static 16], char *
 	return st == HL_MSG_DELIVERED || st == HL_MSG_REFUSED ? st : 0;
 }
 
-/* Reads the daemon's watch stream on FD until an event names message HEX
- * (1), the deadline passes (0) or the stream fails (-1).  LINE/LEN/CAP:
- * the caller's buffer.  FIRST: the stream's {"ok":true} is still to come. */
-static int watch_for(int fd, const char *hex, uint64_t deadline, bool *first)
+/* One line from the daemon on FD, as a JSON object in *OUT: 1, else 0
+ * when DEADLINE (monotonic ms) passes first, -1 when the stream fails or
+ * the line is not an object.  The buffer outlives the call: what follows
+ * the line (events) is kept for the next. */
+static int read_line(int fd, uint64_t deadline, json_t **out)
 {
 	static char buf[HL_CONTROL_MAX_LINE + 1];
 	static size_t len;
+	*out = NULL;
 	for (;;) {
-		char *nl;
-		while ((nl = memchr(buf, '\n', len))) {
+		char *nl = memchr(buf, '\n', len);
+		if (nl) {
 			size_t n = (size_t)(nl - buf) + 1;
 			json_error_t jerr;
-			json_t *ev = json_loadb(buf, n - 1, 0, &jerr);
+			json_t *o = json_loadb(buf, n - 1, 0, &jerr);
 			memmove(buf, buf + n, len - n);
 			len -= n;
-			if (!json_is_object(ev)) {
-				json_decref(ev);
+			if (!json_is_object(o)) {
+				json_decref(o);
 				return -1;
 			}
-			bool hit = false;
-			if (*first) {
-				*first = false;
-				if (!json_is_true(json_object_get(ev, "ok"))) {
-					json_decref(ev);
-					return -1;
-				}
-				hit = true; /* subscribed: time to look at the store */
-			} else {
-				const char *id = json_string_value(json_object_get(ev, "id"));
-				hit = id && strcmp(id, hex) == 0;
-			}
-			json_decref(ev);
-			if (hit)
-				return 1;
+			*out = o;
+			return 1;
 		}
 		uint64_t now = hl_mono_ms();
 		if (now >= deadline)
@@ -146,33 +135,146 @@ static int watch_for(int fd, const char *hex, uint64_t deadline, bool *first)
 	}
 }
 
-int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
-			     const uint8_t id[static 16], uint64_t timeout_ms)
-{
-	uint64_t deadline = hl_mono_ms() + timeout_ms;
-	char hex[33], reason[256];
-	int fd = -1, err, st = 0;
-	bool first = true;
-	hl_msg_id_hex(id, hex);
+enum watch_hit { W_FAILED = -1, W_TIMEOUT = 0, W_SUBSCRIBED, W_DELIVERED, W_REFUSED, W_OTHER };
 
-	/* With a daemon, its event stream says when the receipt is in: no
-	 * polling delay.  Subscribe first, then look at the store, so that
-	 * a receipt between the two is not missed. */
+/* Reads the daemon's watch stream on FD until the subscription is
+ * confirmed (*FIRST: its {"ok":true} is still to come), an event names
+ * message HEX, the deadline passes or the stream fails.  REASON gets a
+ * refusal's reason, sanitised. */
+static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool *first,
+				char *reason, size_t cap)
+{
+	for (;;) {
+		json_t *ev;
+		int r = read_line(fd, deadline, &ev);
+		if (r <= 0)
+			return r < 0 ? W_FAILED : W_TIMEOUT;
+		enum watch_hit hit = W_OTHER;
+		if (*first) {
+			*first = false;
+			hit = json_is_true(json_object_get(ev, "ok")) ? W_SUBSCRIBED : W_FAILED;
+		} else {
+			const char *id = json_string_value(json_object_get(ev, "id"));
+			const char *name = json_string_value(json_object_get(ev, "event"));
+			const char *why = json_string_value(json_object_get(ev, "reason"));
+			if (id && name && strcmp(id, hex) == 0) {
+				if (strcmp(name, "delivered") == 0) {
+					hit = W_DELIVERED;
+				} else if (strcmp(name, "refused") == 0) {
+					hit = W_REFUSED;
+					why = why ? why : "";
+					hl_sanitize(why, strlen(why), reason, cap, 0);
+				}
+			}
+		}
+		json_decref(ev);
+		if (hit != W_OTHER)
+			return hit;
+	}
+}
+
+int hl_msgcmd_watch_start(struct hl_ctx *ctx)
+{
+	int fd = -1;
 	json_t *req = json_pack("{s:s}", "cmd", "watch");
 	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
 		fd = -1;
 	json_decref(req);
+	return fd;
+}
+
+int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_outgoing *o,
+			  bool wait, const uint8_t id[static 16], int *stream)
+{
+	char hex[33];
+	int fd = -1, ret = 0;
+	json_t *req = NULL, *resp = NULL;
+	*stream = -1;
+	/* What does not fit in one request line takes the direct path. */
+	if (o->n_attachments || o->body_len + strlen(o->subject) > HL_CONTROL_MAX_LINE / 2)
+		return 0;
+	json_t *body = json_stringn((const char *)o->body, o->body_len);
+	json_t *subject = json_string(o->subject);
+	hl_msg_id_hex(id, hex);
+	if (body && subject)
+		req = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:b}", "cmd", "send", "peer", peer,
+				"id", hex, "precedence", hl_precedence_name(o->precedence),
+				"subject", subject, "body", body, "wait", wait);
+	json_decref(body);
+	json_decref(subject);
+	if (!req)
+		return 0; /* not UTF-8: the direct path says what is wrong */
+	/* A failed hl_control_send sent no whole request: nothing queued. */
+	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
+		goto out;
+	int r = read_line(fd, hl_mono_ms() + HL_CONTROL_TIMEOUT_MS, &resp);
+	if (r <= 0) {
+		ret = -1; /* asked, but no answer: it may or may not be queued */
+		goto out;
+	}
+	if (!json_is_true(json_object_get(resp, "ok")))
+		goto out; /* refused, and so not queued: the direct path says why */
+	const char *got = json_string_value(json_object_get(resp, "id"));
+	if (!got || strcmp(got, hex) != 0) {
+		ret = -1;
+		goto out;
+	}
+	ret = 1;
+	if (wait) {
+		*stream = fd;
+		fd = -1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	json_decref(resp);
+	json_decref(req);
+	return ret;
+}
+
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
+			     bool subscribed)
+{
+	uint64_t deadline = hl_mono_ms() + timeout_ms;
+	char hex[33], reason[256] = "";
+	int fd = watch_fd, err = 0, st = 0;
+	bool first = !subscribed, look = !subscribed;
+	hl_msg_id_hex(id, hex);
+
+	/* With a daemon, its event stream says when the receipt is in: no
+	 * polling delay.  Subscribe first (the caller may have done so
+	 * already), then look at the store once the subscription is
+	 * confirmed, so that a receipt between the two is not missed; a
+	 * subscription made before the message was queued needs no look. */
+	if (fd < 0) {
+		fd = hl_msgcmd_watch_start(ctx);
+		first = look = true;
+	}
 	for (;;) {
-		if ((st = final_state(mc, id, reason, sizeof(reason), &err)) != 0 || err < 0)
-			break;
-		if (fd >= 0) {
-			int r = watch_for(fd, hex, deadline, &first);
-			if (r == 0)
+		if (look || fd < 0) {
+			if (!mc->store && hl_msgcmd_open(ctx, "send", mc, false) != HL_EXIT_OK) {
+				if (fd >= 0)
+					close(fd);
+				return HL_EXIT_FAIL;
+			}
+			if ((st = final_state(mc, id, reason, sizeof(reason), &err)) != 0 || err < 0)
 				break;
-			if (r < 0) {
+			look = false;
+		}
+		if (fd >= 0) {
+			enum watch_hit r = watch_for(fd, hex, deadline, &first, reason, sizeof(reason));
+			if (r == W_TIMEOUT)
+				break;
+			if (r == W_DELIVERED || r == W_REFUSED) {
+				st = r == W_DELIVERED ? HL_MSG_DELIVERED : HL_MSG_REFUSED;
+				break;
+			}
+			if (r == W_FAILED) {
 				close(fd); /* the stream failed: poll the store instead */
 				fd = -1;
 			}
+			look = true;
 			continue;
 		}
 		if (hl_mono_ms() >= deadline)

@@ -12,6 +12,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/keys.h"
+#include "msg/message.h"
 #include "store/store.h"
 
 struct hl_msgcmd {
@@ -32,10 +33,29 @@ void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
  * daemon, nothing happens (it reads the store when it starts). */
 void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
 
+/* Subscribes to a running daemon's event stream ("watch"): the socket,
+ * or -1 without a daemon.  Done before the message is committed, the
+ * daemon's answer arrives while the commit's fsync runs. */
+int hl_msgcmd_watch_start(struct hl_ctx *ctx);
+
+/* The quick way to queue a text message: the running daemon queues it
+ * (control request "send") under id ID, which the caller chose.  1: it is
+ * durable; with WAIT, *STREAM is then the daemon's event stream for
+ * hl_msgcmd_wait_delivered.  0: not queued (no daemon, attachments, too
+ * large, or the daemon refused): queue it directly.  -1: asked, but no
+ * answer came: it may be queued; queue it directly under the same id
+ * unless the store has it (ids are unique, so it cannot be queued twice). */
+int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_outgoing *o,
+			  bool wait, const uint8_t id[static 16], int *stream);
+
 /* Waits until message ID is delivered (HL_EXIT_OK), refused or timed out
- * (HL_EXIT_FAIL with one line on stderr). */
+ * (HL_EXIT_FAIL with one line on stderr).  WATCH_FD: an event stream
+ * (closed here) from hl_msgcmd_watch_start, or from
+ * hl_msgcmd_daemon_send (SUBSCRIBED: confirmed before the message was
+ * queued), else -1 to subscribe now.  MC's store is opened if needed. */
 int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
-			     const uint8_t id[static 16], uint64_t timeout_ms);
+			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
+			     bool subscribed);
 
 /* The JSON object of a message (PRODUCT.md's stable field names); text from
  * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */

@@ -4,11 +4,15 @@
  *                [--lines] [TEXT...]
  *
  * The body is the TEXT words joined by spaces, else standard input.  The
- * message is on disk when its id is printed; the daemon (if running, or
- * when it starts) sends it.  --lines queues one message per line of
- * standard input, many per commit, printing each id once it is durable.
+ * message is on disk when its id is printed.  A running daemon is handed
+ * a text message (it has the store open and sends it at once); otherwise,
+ * and for attachments, the command writes the store itself and the daemon
+ * (if running, or when it starts) sends it.  --lines queues one message
+ * per line of standard input, many per commit, printing each id once it
+ * is durable.
  * --wait returns once the peer's receipt is in: exit 1 on timeout. */
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +143,42 @@ out:
 	return ret;
 }
 
+static bool in_store(struct hl_msgcmd *mc, const uint8_t id[static HL_MSG_ID_LEN])
+{
+	struct hl_msg_row row = { 0 };
+	bool found = hl_store_get_message_by_id(mc->store, id, &row) == 0;
+	hl_msg_row_clear(&row);
+	return found;
+}
+
+/* Queues O (its id chosen) through the store, without the daemon.  ASKED:
+ * the daemon was asked and did not answer, so it may have queued it.
+ * WAIT: subscribe to the daemon's events first (*WATCH_FD), so that its
+ * answer comes while the commit waits for the disk. */
+static int queue_direct(struct hl_ctx *ctx, struct hl_msgcmd *mc, const char *peer_name,
+			const struct hl_outgoing *o, bool asked, bool wait, int *watch_fd)
+{
+	uint8_t id[HL_MSG_ID_LEN];
+	char err[512];
+	int ret;
+	if ((ret = hl_msgcmd_open(ctx, "send", mc, true)) != HL_EXIT_OK)
+		return ret;
+	if (asked && in_store(mc, o->id))
+		return HL_EXIT_OK;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc->conf, peer_name);
+	if (!peer)
+		return hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
+	if (wait && *watch_fd < 0)
+		*watch_fd = hl_msgcmd_watch_start(ctx);
+	ret = hl_msg_send(ctx->dir, mc->store, mc->me, peer, o, id, err, sizeof(err));
+	/* The daemon's late commit got there first: queued all the same. */
+	if (ret == HL_EEXIST && in_store(mc, o->id))
+		return HL_EXIT_OK;
+	if (ret < 0)
+		return hl_fail("send", "%s", err);
+	return HL_EXIT_OK;
+}
+
 int send_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -156,7 +196,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	bool lines = false;
 	char *body = NULL;
 	struct hl_msgcmd mc = { 0 };
-	int ret, c;
+	int ret, c, watch_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "p:s:a:w::h", opts, NULL)) != -1) {
 		switch (c) {
@@ -209,15 +249,14 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	o.attachments = att;
 
-	if ((ret = hl_msgcmd_open(ctx, "send", &mc, true)) != HL_EXIT_OK)
-		goto out;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
-	if (!peer) {
-		ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
-		goto out;
-	}
-
 	if (lines) {
+		if ((ret = hl_msgcmd_open(ctx, "send", &mc, true)) != HL_EXIT_OK)
+			goto out;
+		const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
+		if (!peer) {
+			ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
+			goto out;
+		}
 		ret = send_lines(&mc, peer, &o);
 		hl_msgcmd_poke_daemon(ctx);
 		goto out;
@@ -240,19 +279,29 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	o.body = (const uint8_t *)body;
 	o.body_len = body_len;
 
+	/* The message is named here, whichever way it is queued. */
 	uint8_t id[HL_MSG_ID_LEN];
-	char err[512];
-	if (hl_msg_send(ctx->dir, mc.store, mc.me, peer, &o, id, err, sizeof(err)) < 0) {
-		ret = hl_fail("send", "%s", err);
-		goto out;
+	randombytes_buf(id, sizeof(id));
+	o.id = id;
+	int by = hl_msgcmd_daemon_send(ctx, peer_name, &o, wait_secs > 0, id, &watch_fd);
+	if (by != 1) {
+		if ((ret = queue_direct(ctx, &mc, peer_name, &o, by < 0, wait_secs > 0,
+					&watch_fd)) != HL_EXIT_OK)
+			goto out;
 	}
 	hl_msgcmd_print_ids(&id, 1);
-	hl_msgcmd_poke_daemon(ctx);
-	if (wait_secs > 0)
-		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000);
-	else
+	if (by != 1)
+		hl_msgcmd_poke_daemon(ctx);
+	if (wait_secs > 0) {
+		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000, watch_fd,
+					       by == 1);
+		watch_fd = -1;
+	} else {
 		ret = HL_EXIT_OK;
+	}
 out:
+	if (watch_fd >= 0)
+		close(watch_fd);
 	hl_msgcmd_close(&mc);
 	free(body);
 	free(att);

@@ -7,8 +7,9 @@
  * within CLIENT_TIMEOUT_MS; at most MAX_CLIENTS are served at once (more
  * get an error).  Requests: "status", "reload", "poke" (the store has
  * new work), "check" (a line check now: answered when the check is
- * decided, see checks.c), and "watch", which keeps the connection open and
- * streams one event object per line until the client closes. */
+ * decided, see checks.c), "send" (queue a text message: answered after
+ * the commit, see control_send.c), and "watch", which keeps the connection
+ * open and streams one event object per line until the client closes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +38,9 @@ struct hl_control_client {
 	bool watching;      /* a `watch` stream: events until the client closes */
 	bool waiting_check; /* a "check" request: answered when the check is decided */
 	uint8_t check_id[16];
+	bool waiting_commit; /* a "send" request: answered after the burst's commit */
+	bool then_watch;     /* ... and then streams events */
+	char send_id[33];
 	int refs;
 	struct hl_control_client *prev, *next;
 };
@@ -223,6 +227,39 @@ void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], js
 	json_decref(resp);
 }
 
+void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch)
+{
+	/* Reading goes on, to notice a client that leaves meanwhile. */
+	cl->waiting_commit = true;
+	cl->then_watch = then_watch;
+	cl->done = true;
+	snprintf(cl->send_id, sizeof(cl->send_id), "%s", hex);
+	uv_timer_stop(&cl->timer);
+}
+
+void hl_control_postcommit(struct hl_daemon *d, bool committed)
+{
+	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (!cl->waiting_commit || cl->closing)
+			continue;
+		cl->waiting_commit = false;
+		if (!committed) {
+			respond_error(cl, "the store could not commit the message (not queued; see the daemon's log)");
+			continue;
+		}
+		json_t *ok = json_pack("{s:b, s:s}", "ok", 1, "id", cl->send_id);
+		if (cl->then_watch) {
+			cl->watching = true;
+			send_line(cl, ok);
+			json_decref(ok);
+		} else {
+			respond(cl, ok);
+		}
+	}
+}
+
 static void handle_request(struct hl_control_client *cl, const char *line, size_t len)
 {
 	struct hl_daemon *d = cl->srv->d;
@@ -233,8 +270,9 @@ static void handle_request(struct hl_control_client *cl, const char *line, size_
 		respond_error(cl, err);
 		return;
 	}
-	if (strcmp(cmd, "check") == 0) {
-		json_t *resp = hl_checks_control(d, req, cl);
+	if (strcmp(cmd, "check") == 0 || strcmp(cmd, "send") == 0) {
+		json_t *resp = cmd[0] == 'c' ? hl_checks_control(d, req, cl)
+					     : hl_send_control(d, req, cl);
 		json_decref(req);
 		if (resp)
 			respond(cl, resp);
@@ -277,6 +315,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (cl->watching && nread < 0) {
 		client_close(cl);
+		return;
+	}
+	if (cl->waiting_commit && nread < 0) {
+		cl->then_watch = false; /* gone: answer (into the void) and close */
 		return;
 	}
 	if (cl->done || cl->closing)

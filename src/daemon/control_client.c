@@ -109,20 +109,35 @@ out:
 	return ret;
 }
 
+int hl_control_notify(const char *dir, json_t *req, int timeout_ms)
+{
+	int fd = -1;
+	int ret = hl_control_send(dir, req, timeout_ms, &fd);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
 {
 	int64_t deadline = mono_ms() + timeout_ms;
 	char *buf = NULL;
-	size_t off = 0;
+	size_t off = 0, cap = 4096;
 	int fd = -1, ret;
 
 	*resp = NULL;
 	if ((ret = hl_control_send(dir, req, timeout_ms, &fd)) < 0)
 		return ret;
-	buf = xmalloc(HL_CONTROL_MAX_RESPONSE + 1);
+	/* Most answers are a few bytes: grow towards the cap (plus one byte,
+	 * to see an over-long answer) only as needed. */
+	buf = xmalloc(cap);
 	off = 0;
 	for (;;) {
-		ssize_t n = recv(fd, buf + off, HL_CONTROL_MAX_RESPONSE + 1 - off, 0);
+		if (off == cap && cap < HL_CONTROL_MAX_RESPONSE + 1) {
+			cap = cap * 4 < HL_CONTROL_MAX_RESPONSE + 1 ? cap * 4 : HL_CONTROL_MAX_RESPONSE + 1;
+			buf = xrealloc(buf, cap);
+		}
+		ssize_t n = recv(fd, buf + off, cap - off, 0);
 		if (n > 0) {
 			char *nl = memchr(buf + off, '\n', (size_t)n);
 			off += (size_t)n;

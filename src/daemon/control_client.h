@@ -20,4 +20,10 @@ int hl_control_call(const char *dir, json_t *req, int timeout_ms, json_t **resp)
  * "watch".  The same errors as hl_control_call. */
 int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fd);
 
+/* Sends REQ and closes at once, without waiting for the response: for
+ * requests whose answer the caller does not need ("poke").  The daemon
+ * reads a request that is in its socket before the close, so it still
+ * acts on it.  The same errors as hl_control_send. */
+int hl_control_notify(const char *dir, json_t *req, int timeout_ms);
+
 #endif

@@ -180,6 +180,17 @@ bool hl_control_watching(const struct hl_daemon *d);
 struct hl_control_client;
 void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16]);
 void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp);
+/* A "send" request queued message HEX in the burst: the client is answered
+ * after the commit (hl_control_postcommit), and then, with THEN_WATCH,
+ * gets the event stream as `watch` does. */
+void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch);
+/* Right after the burst's commit (COMMITTED) or its rollback: answers the
+ * "send" requests waiting for it (the engines then send what they queued). */
+void hl_control_postcommit(struct hl_daemon *d, bool committed);
+
+/* control_send.c: the control request "send"; NULL when the answer waits
+ * for the commit (hl_control_wait_commit), else the answer. */
+json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
 
 /* checks.c */
 void hl_checks_start(struct hl_daemon *d);

@@ -107,6 +107,9 @@ static void commit_burst(struct hl_daemon *d)
 			hl_store_rollback(d->store);
 		d->txn.open = false;
 		hl_checks_postcommit(d, ret == 0);
+		/* `send` requests queued in this burst: answered now it is
+		 * durable (before the engines' output, which sends them). */
+		hl_control_postcommit(d, ret == 0);
 		if (ret < 0) {
 			char text[HL_ERRTEXT_LEN];
 			snprintf(text, sizeof(text), "store: %s (nothing was acknowledged; retrying)",

@@ -294,6 +294,15 @@ out:
 	return ret;
 }
 
+/* The message's id: the one the caller chose, else a random one. */
+static void new_id(const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN])
+{
+	if (o->id)
+		memcpy(id, o->id, HL_MSG_ID_LEN);
+	else
+		randombytes_buf(id, HL_MSG_ID_LEN);
+}
+
 int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 		const hl_peer_conf *peer, const struct hl_outgoing *o,
 		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
@@ -307,7 +316,7 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 	if ((ret = validate(o, err, errlen)) < 0)
 		return ret;
 	att = xcalloc(o->n_attachments ? o->n_attachments : 1, sizeof(*att));
-	randombytes_buf(id, HL_MSG_ID_LEN);
+	new_id(o, id);
 	hl_msg_id_hex(id, idhex);
 	if (o->n_attachments &&
 	    (ret = copy_attachments(dir, o, idhex, att, &msgdir, &copied, err, errlen)) < 0)
@@ -340,7 +349,7 @@ int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *p
 		return seterr(err, errlen, HL_EINVAL, "attachments need hl_msg_send");
 	if ((ret = validate(o, err, errlen)) < 0)
 		return ret;
-	randombytes_buf(id, HL_MSG_ID_LEN);
+	new_id(o, id);
 	return queue_locked(st, me, peer, o, &none, id, err, errlen);
 }
 

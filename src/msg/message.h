@@ -27,6 +27,11 @@ struct hl_outgoing {
 	const char *const *attachments; /* paths, n_attachments of them */
 	unsigned n_attachments;
 	uint64_t max_attachment;      /* bytes; 0 means the default */
+	/* NULL: a new random id.  Else the id to use (HL_MSG_ID_LEN bytes):
+	 * `send` names its message before handing it to the daemon, so that
+	 * an answer lost on the way cannot make it queue the message twice
+	 * (ids are unique in the store). */
+	const uint8_t *id;
 };
 
 /* Queues one message to PEER: durable when it returns 0, with its id in

@@ -57,6 +57,13 @@ const char *hl_store_errmsg(const hl_store *st);
 int hl_store_begin(hl_store *st);
 int hl_store_commit(hl_store *st);
 void hl_store_rollback(hl_store *st);
+/* A savepoint inside the caller's transaction, so that several calls can
+ * be undone together without undoing the rest of it: hl_store_release()
+ * keeps what was written since, hl_store_rollback_to() undoes it (and
+ * ends the savepoint). */
+int hl_store_savepoint(hl_store *st);
+int hl_store_release(hl_store *st);
+void hl_store_rollback_to(hl_store *st);
 /* Changes made by other connections since the last call (PRAGMA
  * data_version): the daemon's cheap poll for work the CLI queued. */
 bool hl_store_changed(hl_store *st);
