@@ -274,12 +274,14 @@ HOW = """\
   and does not fsync. NNCP's figure is the three commands one after another; `nncp-call`
   is run with `-onlinedeadline 1` so that it hangs up 1 s after the last packet (its
   default would wait 10 s).
-- `messages.*_cli`: one process per message, one after another; NNCP's files are sent to
+- `messages.*_cli`: one process per message, one after another (hotline's `send` hands
+  each message to the daemon, which answers once it is durable); NNCP's files are sent to
   the spool first, then one call moves them all and `nncp-toss` delivers them into the
   incoming folder.
 - `latency.*`: `hyperfine -N` runs `hotline send -p flash --wait TEXT` repeatedly (each
-  run a new process: it writes the message durably, pokes the daemon, and polls the store
-  for the receipt); p50 and p95 by nearest rank. For the loaded figures, two loops keep
+  run a new process: it hands the message to the running daemon over the control socket,
+  the daemon commits it durably in its next group commit, answers, and streams the
+  events on the same connection until the receipt is in); p50 and p95 by nearest rank. For the loaded figures, two loops keep
   sending documents back to back (each `send -a FILE --wait`) for as long as the samples
   are taken; a sampler reads the receiver's status 5 times a second to check that a
   document was arriving.
