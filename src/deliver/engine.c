@@ -49,6 +49,7 @@
 #include "deliver/author.h"
 #include "deliver/records.h"
 #include "msg/message.h"
+#include "util/dio.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -83,7 +84,7 @@ struct out_part {
 	uint64_t size;
 	uint64_t offset;        /* next byte to send */
 	char *path;             /* attachments: relative to the station dir */
-	int fd;
+	struct hl_dio_reader r; /* open while the part is being sent */
 };
 
 struct out_entry {
@@ -111,7 +112,7 @@ struct in_part {
 	uint64_t size, done, durable;
 	uint8_t hash[HL_HASH_LEN];  /* attachments: the signed hash */
 	char *path;                 /* attachments: final path, relative */
-	int fd;
+	struct hl_dio_writer w;     /* the .part file, open while arriving */
 	crypto_generichash_state hs;
 };
 
@@ -271,8 +272,7 @@ static void entry_free(struct out_entry *x)
 	if (!x)
 		return;
 	for (unsigned i = 0; x->parts && i < x->nparts; i++) {
-		if (x->parts[i].fd >= 0)
-			close(x->parts[i].fd);
+		hl_dio_rclose(&x->parts[i].r);
 		free(x->parts[i].path);
 	}
 	free(x->parts);
@@ -372,7 +372,7 @@ static void entry_set_parts(hl_engine *e, struct out_entry *x, const struct hl_m
 	x->nparts = 1 + row->n_att;
 	x->parts = xcalloc(x->nparts, sizeof(*x->parts));
 	for (unsigned i = 0; i < x->nparts; i++)
-		x->parts[i].fd = -1;
+		x->parts[i].r.fd = -1;
 	if (row->body_size > HL_INLINE_BODY_MAX) {
 		x->parts[0].size = row->body_size;
 		if (row->body) {
@@ -574,21 +574,21 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (x->cur == 0) {
 		memcpy(data, x->body + p->offset, n);
 	} else {
-		if (p->fd < 0) {
+		int ret;
+		if (p->r.fd < 0) {
 			char *path = hl_path_join(e->env.dir, p->path);
-			p->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (p->fd < 0) {
-				set_error(e, "cannot open %s: %s", path, strerror(errno));
+			ret = hl_dio_ropen(&p->r, path, O_CLOEXEC | O_NOFOLLOW);
+			if (ret < 0) {
+				set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
 				free(path);
-				return -errno;
+				return ret;
 			}
 			free(path);
 		}
-		ssize_t r = pread(p->fd, data, n, (off_t)p->offset);
-		if (r < 0 || (size_t)r != n) {
+		if ((ret = hl_dio_read(&p->r, p->offset, data, n)) < 0) {
 			set_error(e, "cannot read attachment %s: %s", p->path,
-				  r < 0 ? strerror(errno) : "file shorter than recorded");
-			return r < 0 ? -errno : HL_ETRUNC;
+				  ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
+			return ret;
 		}
 	}
 	hl_rec_chunk_header(x->seq, (uint8_t)x->cur, p->offset, e->rec);
@@ -598,10 +598,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	e->stats.chunks_out++;
 	p->offset += n;
 	if (p->offset == p->size) {
-		if (p->fd >= 0) {
-			close(p->fd);
-			p->fd = -1;
-		}
+		hl_dio_rclose(&p->r);
 		do
 			x->cur++;
 		while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size);
@@ -671,8 +668,7 @@ static void in_msg_free(struct in_msg *m)
 	if (!m)
 		return;
 	for (unsigned i = 0; i < NPARTS_MAX; i++) {
-		if (m->parts[i].fd >= 0)
-			close(m->parts[i].fd);
+		hl_dio_close(&m->parts[i].w);
 		free(m->parts[i].path);
 	}
 	free(m->body);
@@ -705,7 +701,7 @@ static struct in_msg *in_msg_new(void)
 {
 	struct in_msg *m = xcalloc(1, sizeof(*m));
 	for (unsigned i = 0; i < NPARTS_MAX; i++)
-		m->parts[i].fd = -1;
+		m->parts[i].w.fd = -1;
 	return m;
 }
 
@@ -864,42 +860,45 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	return 0;
 }
 
-/* Rebuilds the hash state of a part file's first DONE bytes after a
- * restart, and cuts away anything past it. */
+/* Opens a part file to go on from its first DONE bytes (after a restart,
+ * or for the first chunk): rebuilds the hash state of those bytes, cuts
+ * away anything past them, and readies the writer to append. */
 static int part_reopen(hl_engine *e, struct in_part *p)
 {
 	char *tmp = part_tmp_path(e, p);
 	int ret = 0;
 	uint8_t *buf = NULL;
-	p->fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (p->fd < 0) {
+	struct hl_dio_reader r = { .fd = -1 };
+	int fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
 		ret = -errno;
 		goto out;
 	}
 	struct stat sb;
-	if (fstat(p->fd, &sb) < 0) {
+	if (fstat(fd, &sb) < 0) {
 		ret = -errno;
 		goto out;
 	}
 	if ((uint64_t)sb.st_size < p->done)
 		p->done = p->durable = 0; /* shorter than recorded: start over */
-	if (ftruncate(p->fd, (off_t)p->done) < 0) {
-		ret = -errno;
-		goto out;
-	}
 	crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
-	buf = xmalloc(1 << 20);
-	for (uint64_t off = 0; off < p->done;) {
-		size_t want = p->done - off < (1u << 20) ? (size_t)(p->done - off) : (1u << 20);
-		ssize_t n = pread(p->fd, buf, want, (off_t)off);
-		if (n <= 0) {
-			ret = n < 0 ? -errno : HL_ETRUNC;
+	if (p->done > 0) {
+		if ((ret = hl_dio_ropen(&r, tmp, O_CLOEXEC | O_NOFOLLOW)) < 0)
 			goto out;
+		buf = xmalloc(HL_DIO_BUF);
+		for (uint64_t off = 0; off < p->done;) {
+			size_t want = p->done - off < HL_DIO_BUF ? (size_t)(p->done - off) : HL_DIO_BUF;
+			if ((ret = hl_dio_read(&r, off, buf, want)) < 0)
+				goto out;
+			crypto_generichash_update(&p->hs, buf, want);
+			off += want;
 		}
-		crypto_generichash_update(&p->hs, buf, (size_t)n);
-		off += (uint64_t)n;
 	}
+	ret = hl_dio_open(&p->w, tmp, O_CLOEXEC | O_NOFOLLOW, 0600, p->done);
 out:
+	hl_dio_rclose(&r);
+	if (fd >= 0)
+		close(fd);
 	free(buf);
 	free(tmp);
 	return ret;
@@ -1519,10 +1518,10 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 		 * only then, the store may say it is whole. */
 		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
 		ret = 0;
-		if (fsync(p->fd) < 0 || rename(tmp, fin) < 0)
+		ret = hl_dio_finish(&p->w);
+		if (ret == 0 && rename(tmp, fin) < 0)
 			ret = -errno;
-		close(p->fd);
-		p->fd = -1;
+		hl_dio_close(&p->w);
 		if (ret == 0)
 			ret = hl_fsync_parent(fin);
 		free(tmp);
@@ -1578,24 +1577,18 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	if (c.part == 0) {
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
-		if (p->fd < 0) {
+		if (p->w.fd < 0) {
 			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_reopen(e, p)) < 0) {
+				hl_dio_close(&p->w);
 				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
 				return ret;
 			}
 		}
-		for (size_t off = 0; off < c.data_len;) {
-			ssize_t n = pwrite(p->fd, c.data + off, c.data_len - off,
-					   (off_t)(p->done + off));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				ret = -errno;
-				set_error(e, "cannot write %s.part: %s", p->path, strerror(errno));
-				/* what was written past p->done is cut at the next open */
-				return ret;
-			}
-			off += (size_t)n;
+		if ((ret = hl_dio_write(&p->w, c.data, c.data_len)) < 0) {
+			/* The session ends; the next one starts again from
+			 * what the store says is durable (and cuts the rest). */
+			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			return ret;
 		}
 	}
 	crypto_generichash_update(&p->hs, c.data, c.data_len);
@@ -1605,9 +1598,8 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	uint64_t every = p->size / 64;
 	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
 	if (c.part > 0 && p->done - p->durable >= every) {
-		if (fdatasync(p->fd) < 0) {
-			ret = -errno;
-			set_error(e, "cannot sync %s.part: %s", p->path, strerror(errno));
+		if ((ret = hl_dio_sync(&p->w)) < 0) {
+			set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 		if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1, p->done)) < 0)
