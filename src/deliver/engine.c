@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "deliver/author.h"
+#include "deliver/partwriter.h"
 #include "deliver/records.h"
 #include "msg/message.h"
 #include "util/dio.h"
@@ -64,6 +65,9 @@
  * a broken transfer resends at most about that much. */
 #define SYNC_MIN (1u << 20)
 #define SYNC_MAX (8u << 20)
+/* Parts with at least this much left to receive are hashed and written on
+ * a worker thread (deliver/partwriter.h). */
+#define WORKER_MIN (8u << 20)
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
@@ -113,6 +117,7 @@ struct in_part {
 	uint8_t hash[HL_HASH_LEN];  /* attachments: the signed hash */
 	char *path;                 /* attachments: final path, relative */
 	struct hl_dio_writer w;     /* the .part file, open while arriving */
+	hl_partwriter *pw;          /* when set, it owns w and hs */
 	crypto_generichash_state hs;
 };
 
@@ -668,6 +673,7 @@ static void in_msg_free(struct in_msg *m)
 	if (!m)
 		return;
 	for (unsigned i = 0; i < NPARTS_MAX; i++) {
+		hl_partwriter_abort(m->parts[i].pw);
 		hl_dio_close(&m->parts[i].w);
 		free(m->parts[i].path);
 	}
@@ -1502,6 +1508,14 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 	uint8_t h[HL_HASH_LEN];
 	int ret;
 
+	if (p->pw) {
+		ret = hl_partwriter_finish(p->pw);
+		p->pw = NULL;
+		if (ret < 0) {
+			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			return ret;
+		}
+	}
 	crypto_generichash_final(&p->hs, h, HL_HASH_LEN);
 	if (idx == 0) {
 		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
@@ -1574,6 +1588,8 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		return HL_EINVAL;
 	}
 	e->stats.chunks_in++;
+	uint64_t every = p->size / 64;
+	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
 	if (c.part == 0) {
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
@@ -1584,19 +1600,34 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 				return ret;
 			}
 		}
-		if ((ret = hl_dio_write(&p->w, c.data, c.data_len)) < 0) {
-			/* The session ends; the next one starts again from
-			 * what the store says is durable (and cuts the rest). */
+		if (!p->pw && p->size - p->done >= WORKER_MIN &&
+		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every) < 0)
+			p->pw = NULL; /* no thread: the same work, here */
+		/* On an error the session ends; the next one starts again
+		 * from what the store says is durable (and cuts the rest). */
+		ret = p->pw ? hl_partwriter_push(p->pw, c.data, c.data_len)
+			    : hl_dio_write(&p->w, c.data, c.data_len);
+		if (ret < 0) {
 			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 	}
-	crypto_generichash_update(&p->hs, c.data, c.data_len);
+	if (!p->pw)
+		crypto_generichash_update(&p->hs, c.data, c.data_len);
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
-	uint64_t every = p->size / 64;
-	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
+	if (p->pw) {
+		/* the worker syncs; the store learns of it here */
+		uint64_t synced = hl_partwriter_synced(p->pw);
+		if (synced > p->durable) {
+			if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1,
+							  synced)) < 0)
+				return ret;
+			p->durable = synced;
+		}
+		return 0;
+	}
 	if (c.part > 0 && p->done - p->durable >= every) {
 		if ((ret = hl_dio_sync(&p->w)) < 0) {
 			set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));

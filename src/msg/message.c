@@ -99,10 +99,9 @@ static int copy_and_hash(const char *src, const char *dst, uint64_t max,
 out:
 	if (in >= 0)
 		close(in);
+	/* hl_dio_finish() made the copy durable: a late close error changes
+	 * nothing. */
 	bool created = w.fd >= 0;
-	if (created && close(w.fd) < 0 && ret == 0)
-		ret = -errno;
-	w.fd = -1;
 	hl_dio_close(&w);
 	if (ret < 0 && created)
 		unlink(dst);

@@ -7,8 +7,9 @@
  * written once (the sender's copy, the receiver's part file) and read once
  * (by the sending daemon), so the cache buys nothing for them.
  *
- * A writer appends bytes at the end of a file through an aligned staging
- * buffer; whole blocks go out with O_DIRECT.  hl_dio_sync() makes every
+ * A writer appends bytes at the end of a file through two aligned staging
+ * buffers; whole blocks go out with O_DIRECT, full buffers from a thread
+ * of the writer's own while the caller fills the other.  hl_dio_sync() makes every
  * byte appended so far durable (the last partial block is written padded,
  * and kept in the buffer to be rewritten with what follows: so the file may
  * be longer than what was appended until hl_dio_finish() cuts it).  Where
@@ -16,7 +17,8 @@
  * back to ordinary writes.
  *
  * A reader serves reads at any offset from an aligned buffer it refills
- * with O_DIRECT reads (or ordinary ones, same fallback). */
+ * with O_DIRECT reads (or ordinary ones, same fallback), reading the next
+ * buffer ahead on a thread when the reads go on in order. */
 #ifndef HL_UTIL_DIO_H
 #define HL_UTIL_DIO_H
 
@@ -28,12 +30,18 @@
 #define HL_DIO_ALIGN 4096u
 #define HL_DIO_BUF (1u << 20)
 
+struct hl_dio_bg;
+
 struct hl_dio_writer {
 	int fd;
 	bool direct;          /* O_DIRECT is on for fd */
 	uint8_t *buf;         /* HL_DIO_BUF bytes, HL_DIO_ALIGN-aligned */
 	size_t fill;          /* bytes staged in buf */
 	uint64_t base;        /* file offset of buf[0] (aligned) */
+	/* Full buffers are written by a thread of the writer's own (started
+	 * at the first full buffer), while the caller fills the next one: an
+	 * O_DIRECT write waits for the device. */
+	struct hl_dio_bg *bg;
 };
 
 /* Opens PATH for writing (FLAGS as for open(2), without the access mode;
@@ -57,12 +65,18 @@ int hl_dio_finish(struct hl_dio_writer *w);
 /* Closes the file and frees the buffer (NULL-safe, idempotent). */
 void hl_dio_close(struct hl_dio_writer *w);
 
+struct hl_dio_rbg;
+
 struct hl_dio_reader {
 	int fd;
 	bool direct;
 	uint8_t *buf;
 	uint64_t base;        /* file offset of buf[0] */
 	size_t len;           /* valid bytes in buf */
+	unsigned refills;
+	/* From the second refill on, a thread of the reader's own reads the
+	 * next buffer ahead (an O_DIRECT read waits for the device). */
+	struct hl_dio_rbg *bg;
 };
 
 /* Opens PATH read-only.  0 or -errno. */
