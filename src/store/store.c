@@ -825,9 +825,13 @@ int hl_store_open_version(const char *dir, int version, hl_store **out)
 	sqlite3_finalize(s);
 	if (rc == SQLITE_OK)
 		/* A 16 MiB page cache: a burst of thousands of messages in one
-		 * group commit must not spill pages to the WAL mid-transaction. */
+		 * group commit must not spill pages to the WAL mid-transaction.
+		 * Statement journals (the savepoints of the multi-row calls, the
+		 * quota triggers) in memory: in a file they cost a page write
+		 * each time a row lands on a page the transaction had not yet
+		 * changed in that statement (about 10% of a receiver's time). */
 		rc = sqlite3_exec(st->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-				  " PRAGMA cache_size = -16384", NULL, NULL, NULL);
+				  " PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		ret = open_fail(HL_ESTORE, "%s: %s", path, sqlite3_errmsg(st->db));
 		goto out;
