@@ -92,10 +92,24 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 	json_decref(o);
 }
 
+/* The records the engines held (defer_items) are handled first. */
+static void drain_held(struct hl_daemon *d, uint64_t now)
+{
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine || hl_engine_drain(p->engine, now) == 0 || !p->session)
+			continue;
+		char text[HL_ERRTEXT_LEN];
+		snprintf(text, sizeof(text), "delivery: %s", hl_engine_error(p->engine));
+		hl_warn("%s: %s; closing the session", p->conf.name, text);
+		hl_conn_close(p->session, HL_CLOSE_PROTOCOL, text);
+	}
+}
+
 /* The group commit: see the top of this file. */
 static void commit_burst(struct hl_daemon *d)
 {
 	uint64_t now = uv_now(&d->loop);
+	drain_held(d, now);
 	if (d->txn.open) {
 		int ret = 0;
 		for (struct hl_peer *p = d->peers; p && ret == 0; p = p->next)
@@ -231,6 +245,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
+		.defer_items = true,
 		.on_event = on_engine_event, .user = d,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */

@@ -37,6 +37,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +73,8 @@
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
+#define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
+#define PAR_VERIFY_MIN 8             /* held ITEMs worth a second thread */
 
 int hl_txn_need(struct hl_txn *t)
 {
@@ -150,6 +154,13 @@ struct refusal {
 
 typedef struct hl_engine_evinfo event_t;
 
+/* A record held until hl_engine_drain() (env.defer_items). */
+struct held {
+	uint8_t type;
+	int8_t verdict;              /* ITEM: 1 signature good, 0 bad, -1 not known */
+	size_t off, len;             /* in hbuf */
+};
+
 struct resume_map {
 	struct hl_resume_entry *e;
 	size_t n;
@@ -182,6 +193,12 @@ struct hl_engine {
 	bool need_ack;               /* stored something: ACK after the commit */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
+
+	struct held *held;           /* env.defer_items: records of this burst */
+	size_t nheld, capheld;
+	uint8_t *hbuf;
+	size_t hlen, hcap;
+	int cur_verdict;             /* the ITEM being handled: its held verdict */
 
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
@@ -774,11 +791,12 @@ static bool in_all_complete(const struct in_msg *m)
  * at all but everything before M in the peer's chain is (stored or
  * refused): then it was refused before anything of it could be trusted
  * (a bad signature), and waiting for it would wait for ever. */
-static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
+static int predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uint64_t seq,
+			    bool *ok)
 {
 	hl_store *st = e->env.txn->store;
 	int state;
-	int ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq - 1, &state);
+	int ret = hl_store_in_class_state(st, e->peer_id, prec, class_seq - 1, &state);
 	if (ret < 0)
 		return ret;
 	*ok = state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN;
@@ -786,9 +804,21 @@ static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
 		struct hl_chain_head head;
 		if ((ret = hl_store_in_contiguous(st, e->peer_id, &head)) < 0)
 			return ret;
-		*ok = head.seq + 1 >= m->seq;
+		*ok = head.seq + 1 >= seq;
 	}
 	return 0;
+}
+
+/* The message at SEQ became visible: its receipt goes in the precommit. */
+static void add_receipt(hl_engine *e, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+{
+	if (e->nrcpt == e->caprcpt) {
+		e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
+		e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
+	}
+	e->rcpt[e->nrcpt].seq = seq;
+	memcpy(e->rcpt[e->nrcpt].hash, hash, HL_HASH_LEN);
+	e->nrcpt++;
 }
 
 /* Makes M visible if the message before it allows (predecessor_done),
@@ -798,7 +828,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 	hl_store *st = e->env.txn->store;
 	while (m) {
 		bool prev_ok;
-		int ret = predecessor_done(e, m, &prev_ok);
+		int ret = predecessor_done(e, m->prec, m->class_seq, m->seq, &prev_ok);
 		if (ret < 0)
 			return ret;
 		if (!prev_ok)
@@ -806,13 +836,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
 			return ret;
 		add_event(e, HL_EV_ARRIVED, m->id);
-		if (e->nrcpt == e->caprcpt) {
-			e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
-			e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
-		}
-		e->rcpt[e->nrcpt].seq = m->seq;
-		memcpy(e->rcpt[e->nrcpt].hash, m->item_hash, HL_HASH_LEN);
-		e->nrcpt++;
+		add_receipt(e, m->seq, m->item_hash);
 		unsigned prec = m->prec;
 		uint64_t next_class = m->class_seq + 1;
 		in_unlink(e, m);
@@ -1059,6 +1083,15 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		memcpy(att[i].hash, m->att[i].hash, HL_HASH_LEN);
 		snprintf(att[i].path, sizeof(att[i].path), "in/%s/%u", idhex, i);
 	}
+	/* A message whole on arrival (its body inline, no attachment) whose
+	 * predecessor allows is stored visible at once: one UPDATE less per
+	 * message of a stream. */
+	bool visible = false;
+	if (c.inline_body && m->n_attachments == 0 &&
+	    (ret = predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0) {
+		free(att);
+		return ret;
+	}
 	char *subject = xstrndup((const char *)c.subject, c.subject_len);
 	struct hl_msg_row row = {
 		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
@@ -1070,6 +1103,10 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	};
 	memcpy(row.id, m->id, HL_MSG_ID_LEN);
 	memcpy(row.salt, c.salt, HL_SALT_LEN);
+	if (visible) {
+		row.state = HL_MSG_COMPLETE;
+		row.received_at = hl_now_ms();
+	}
 	struct hl_item_row irow = {
 		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
 		.kind = HL_ITEM_MESSAGE, .encoded = enc, .encoded_len = enc_len,
@@ -1084,6 +1121,11 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	if (ret < 0)
 		return ret;
 	e->need_ack = true;
+	if (visible) {
+		add_event(e, HL_EV_ARRIVED, m->id);
+		add_receipt(e, it->seq, hash);
+		return 0;
+	}
 
 	/* in memory, to receive its parts */
 	struct in_msg *im = in_msg_new();
@@ -1464,7 +1506,12 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	if (ret != HL_ENOTFOUND)
 		goto out;
 
-	ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
+	/* A held ITEM's signature was checked in hl_engine_drain() (IT is
+	 * decoded from the same bytes above). */
+	if (e->cur_verdict >= 0)
+		ret = e->cur_verdict ? 0 : HL_EAUTH;
+	else
+		ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
 	if (ret == HL_EAUTH) {
 		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
 		goto out;
@@ -1555,6 +1602,20 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 	return 0;
 }
 
+/* What a part's worker made durable goes into the store (here, and at
+ * each precommit). */
+static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
+{
+	struct in_part *p = &m->parts[idx];
+	uint64_t synced = hl_partwriter_synced(p->pw);
+	if (synced <= p->durable)
+		return 0;
+	int ret = hl_store_set_part_done(e->env.txn->store, m->id, idx - 1, synced);
+	if (ret == 0)
+		p->durable = synced;
+	return ret;
+}
+
 static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_chunk c;
@@ -1617,17 +1678,8 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
-	if (p->pw) {
-		/* the worker syncs; the store learns of it here */
-		uint64_t synced = hl_partwriter_synced(p->pw);
-		if (synced > p->durable) {
-			if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1,
-							  synced)) < 0)
-				return ret;
-			p->durable = synced;
-		}
-		return 0;
-	}
+	if (p->pw)
+		return note_synced(e, m, c.part); /* the worker syncs */
 	if (c.part > 0 && p->done - p->durable >= every) {
 		if ((ret = hl_dio_sync(&p->w)) < 0) {
 			set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));
@@ -1761,8 +1813,7 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
 
-int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
-			uint64_t now)
+static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	int ret;
 	switch (type) {
@@ -1778,6 +1829,175 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
 		set_error(e, "%s", hl_strerror(ret));
 	check_invariants(e);
 	return ret;
+}
+
+/* ---- held records: signatures checked on two threads ---- */
+
+/* The verdict on one held ITEM: 1 when its signature verifies under the
+ * author it names, 0 when not, -1 when it does not decode (on_item then
+ * handles it as it always does). */
+static int8_t verdict_of(const uint8_t *body, size_t len, struct hl_item *it)
+{
+	struct hl_rec_item r;
+	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX ||
+	    hl_item_decode(r.item, r.item_len, it) < 0)
+		return -1;
+	return crypto_sign_verify_detached(it->sig, r.item, r.item_len - HL_SIG_LEN,
+					   it->author) == 0;
+}
+
+struct verify_job {
+	struct held *held;
+	const uint8_t *buf;
+	size_t from, to;
+};
+
+static void verify_range(const struct verify_job *j)
+{
+	struct hl_item *it = xmalloc(sizeof(*it));
+	for (size_t i = j->from; i < j->to; i++) {
+		struct held *h = &j->held[i];
+		if (h->type == HL_REC_ITEM)
+			h->verdict = verdict_of(j->buf + h->off, h->len, it);
+	}
+	free(it);
+}
+
+/* One helper thread for the whole daemon (engines run on its one thread,
+ * one drain at a time), started at the first large burst. */
+static struct {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool started, stop, busy;
+	struct verify_job job;
+} verifier = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *verifier_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&verifier.mu);
+	for (;;) {
+		while (!verifier.busy && !verifier.stop)
+			pthread_cond_wait(&verifier.cv, &verifier.mu);
+		if (!verifier.busy)
+			break;
+		struct verify_job j = verifier.job;
+		pthread_mutex_unlock(&verifier.mu);
+		verify_range(&j);
+		pthread_mutex_lock(&verifier.mu);
+		verifier.busy = false;
+		pthread_cond_broadcast(&verifier.cv);
+	}
+	pthread_mutex_unlock(&verifier.mu);
+	return NULL;
+}
+
+static bool verifier_start(void)
+{
+	if (verifier.started)
+		return true;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	verifier.stop = false;
+	verifier.started = pthread_create(&verifier.th, NULL, verifier_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return verifier.started;
+}
+
+static void verifier_stop(void)
+{
+	if (!verifier.started)
+		return;
+	pthread_mutex_lock(&verifier.mu);
+	verifier.stop = true;
+	pthread_cond_broadcast(&verifier.cv);
+	pthread_mutex_unlock(&verifier.mu);
+	pthread_join(verifier.th, NULL);
+	verifier.started = false;
+}
+
+/* Verifies every held ITEM: the second half on the helper thread while
+ * this one does the first. */
+static void verify_held(hl_engine *e)
+{
+	size_t items = 0;
+	for (size_t i = 0; i < e->nheld; i++)
+		items += e->held[i].type == HL_REC_ITEM;
+	struct verify_job all = { .held = e->held, .buf = e->hbuf, .from = 0, .to = e->nheld };
+	if (items < PAR_VERIFY_MIN || !verifier_start()) {
+		verify_range(&all);
+		return;
+	}
+	/* split at the middle ITEM */
+	size_t mid = 0;
+	for (size_t seen = 0; mid < e->nheld && seen < items / 2; mid++)
+		seen += e->held[mid].type == HL_REC_ITEM;
+	pthread_mutex_lock(&verifier.mu);
+	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .from = mid,
+					    .to = e->nheld };
+	verifier.busy = true;
+	pthread_cond_broadcast(&verifier.cv);
+	pthread_mutex_unlock(&verifier.mu);
+	all.to = mid;
+	verify_range(&all);
+	pthread_mutex_lock(&verifier.mu);
+	while (verifier.busy)
+		pthread_cond_wait(&verifier.cv, &verifier.mu);
+	pthread_mutex_unlock(&verifier.mu);
+}
+
+static void held_drop(hl_engine *e)
+{
+	e->nheld = 0;
+	e->hlen = 0;
+	if (e->hcap > HOLD_MAX + HL_RECORD_BODY_MAX) {
+		free(e->hbuf);
+		e->hbuf = NULL;
+		e->hcap = 0;
+	}
+}
+
+int hl_engine_drain(hl_engine *e, uint64_t now)
+{
+	if (e->nheld == 0)
+		return 0;
+	verify_held(e);
+	int ret = 0;
+	for (size_t i = 0; i < e->nheld && ret == 0; i++) {
+		const struct held *h = &e->held[i];
+		e->cur_verdict = h->verdict;
+		ret = dispatch(e, h->type, e->hbuf + h->off, h->len, now);
+	}
+	e->cur_verdict = -1;
+	held_drop(e);
+	return ret;
+}
+
+int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now)
+{
+	bool ours = type == HL_REC_ITEM || type == HL_REC_CHUNK || type == HL_REC_ACK ||
+		    type == HL_REC_RESUME || type == HL_REC_REFUSE;
+	if (!e->env.defer_items || !ours || (type != HL_REC_ITEM && e->nheld == 0))
+		return dispatch(e, type, body, len, now);
+	/* Held, in order, with everything after it: a CHUNK must not pass
+	 * the ITEM of its message. */
+	if (e->nheld == e->capheld) {
+		e->capheld = e->capheld ? 2 * e->capheld : 256;
+		e->held = xrealloc(e->held, e->capheld * sizeof(*e->held));
+	}
+	if (e->hlen + len > e->hcap) {
+		while (e->hlen + len > e->hcap)
+			e->hcap = e->hcap ? 2 * e->hcap : 256 * 1024;
+		e->hbuf = xrealloc(e->hbuf, e->hcap);
+	}
+	memcpy(e->hbuf + e->hlen, body, len);
+	e->held[e->nheld++] = (struct held){ .type = type, .verdict = -1, .off = e->hlen,
+					     .len = len };
+	e->hlen += len;
+	return e->hlen >= HOLD_MAX ? hl_engine_drain(e, now) : 0;
 }
 
 /* ---- state at the start of a session ---- */
@@ -1862,6 +2082,7 @@ static int send_resume(hl_engine *e, uint64_t now)
 
 void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 {
+	held_drop(e); /* an earlier session's: never acknowledged, resent */
 	e->link = link;
 	e->synced = false;
 	e->error[0] = '\0';
@@ -1891,6 +2112,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 
 void hl_engine_detach(hl_engine *e)
 {
+	held_drop(e);
 	e->link = NULL;
 	e->synced = false;
 	queues_clear(e);
@@ -1906,6 +2128,10 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	hl_store *st = e->env.txn->store;
 	int ret;
 	(void)now;
+	for (struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 1; i < NPARTS_MAX; i++)
+			if (m->parts[i].pw && (ret = note_synced(e, m, i)) < 0)
+				return ret;
 	if (e->nrcpt == 0)
 		return 0;
 	struct hl_chain_head head, peer_head;
@@ -1969,6 +2195,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 
 void hl_engine_abort(hl_engine *e)
 {
+	held_drop(e);
 	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
@@ -1998,6 +2225,7 @@ static void shared_bufs_get(uint8_t **rec, uint8_t **item)
 static void shared_bufs_put(void)
 {
 	if (--shared_users == 0) {
+		verifier_stop();
 		free(shared_rec);
 		free(shared_item);
 		shared_rec = shared_item = NULL;
@@ -2018,6 +2246,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		return ret;
 	}
 	shared_bufs_get(&e->rec, &e->itembuf);
+	e->cur_verdict = -1;
 	*out = e;
 	return 0;
 }
@@ -2032,6 +2261,8 @@ void hl_engine_free(hl_engine *e)
 	free(e->rcpt);
 	free(e->refusals);
 	free(e->events);
+	free(e->held);
+	free(e->hbuf);
 	shared_bufs_put();
 	free(e);
 }

@@ -11,7 +11,7 @@
 
 #include "util/mem.h"
 
-#define SLOTS 64
+#define SLOTS 16
 #define SLOT_BYTES 65536
 
 struct slot {

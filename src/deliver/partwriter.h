@@ -11,7 +11,7 @@
  * only then does it look at the hash and the file again.  While a writer
  * runs, the hash state and the file writer it was given belong to it.
  *
- * A chunk pushed is copied into a ring of 4 MiB; when the ring is full,
+ * A chunk pushed is copied into a ring of 1 MiB; when the ring is full,
  * push waits for the worker (the socket then backs up: flow control). */
 #ifndef HL_DELIVER_PARTWRITER_H
 #define HL_DELIVER_PARTWRITER_H
