@@ -75,6 +75,10 @@
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
 #define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
 #define PAR_VERIFY_MIN 8             /* held ITEMs worth a second thread */
+/* A drain stops after the records that raised this many events (the rest
+ * wait for the next turn): one turn must not flood `watch` clients, which
+ * the daemon drops when they fall 1 MiB behind. */
+#define DRAIN_EVENTS_MAX 1024
 
 int hl_txn_need(struct hl_txn *t)
 {
@@ -157,6 +161,7 @@ typedef struct hl_engine_evinfo event_t;
 /* A record held until hl_engine_drain() (env.defer_items). */
 struct held {
 	uint8_t type;
+	bool checked;                /* verdict set */
 	int8_t verdict;              /* ITEM: 1 signature good, 0 bad, -1 not known */
 	size_t off, len;             /* in hbuf */
 };
@@ -1857,8 +1862,10 @@ static void verify_range(const struct verify_job *j)
 	struct hl_item *it = xmalloc(sizeof(*it));
 	for (size_t i = j->from; i < j->to; i++) {
 		struct held *h = &j->held[i];
-		if (h->type == HL_REC_ITEM)
+		if (h->type == HL_REC_ITEM && !h->checked) {
 			h->verdict = verdict_of(j->buf + h->off, h->len, it);
+			h->checked = true;
+		}
 	}
 	free(it);
 }
@@ -1924,7 +1931,7 @@ static void verify_held(hl_engine *e)
 {
 	size_t items = 0;
 	for (size_t i = 0; i < e->nheld; i++)
-		items += e->held[i].type == HL_REC_ITEM;
+		items += e->held[i].type == HL_REC_ITEM && !e->held[i].checked;
 	struct verify_job all = { .held = e->held, .buf = e->hbuf, .from = 0, .to = e->nheld };
 	if (items < PAR_VERIFY_MIN || !verifier_start()) {
 		verify_range(&all);
@@ -1933,7 +1940,7 @@ static void verify_held(hl_engine *e)
 	/* split at the middle ITEM */
 	size_t mid = 0;
 	for (size_t seen = 0; mid < e->nheld && seen < items / 2; mid++)
-		seen += e->held[mid].type == HL_REC_ITEM;
+		seen += e->held[mid].type == HL_REC_ITEM && !e->held[mid].checked;
 	pthread_mutex_lock(&verifier.mu);
 	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .from = mid,
 					    .to = e->nheld };
@@ -1965,14 +1972,28 @@ int hl_engine_drain(hl_engine *e, uint64_t now)
 		return 0;
 	verify_held(e);
 	int ret = 0;
-	for (size_t i = 0; i < e->nheld && ret == 0; i++) {
+	size_t i;
+	for (i = 0; i < e->nheld && ret == 0; i++) {
+		if (i > 0 && e->nev >= DRAIN_EVENTS_MAX)
+			break;
 		const struct held *h = &e->held[i];
 		e->cur_verdict = h->verdict;
 		ret = dispatch(e, h->type, e->hbuf + h->off, h->len, now);
 	}
 	e->cur_verdict = -1;
+	if (ret == 0 && i < e->nheld) {
+		/* the rest, for the next turn (their bytes stay where they are) */
+		memmove(e->held, e->held + i, (e->nheld - i) * sizeof(*e->held));
+		e->nheld -= i;
+		return 0;
+	}
 	held_drop(e);
 	return ret;
+}
+
+bool hl_engine_holding(const hl_engine *e)
+{
+	return e->nheld > 0;
 }
 
 int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,

@@ -103,6 +103,10 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
  * a session opens, closes or the transaction aborts are dropped: none was
  * acknowledged, and the peer sends them again. */
 int hl_engine_drain(hl_engine *e, uint64_t now_ms);
+/* Records are still held after hl_engine_drain(): it stops once the
+ * records it handled raised 1,024 events, and the daemon drains the rest
+ * in the next turn of its loop. */
+bool hl_engine_holding(const hl_engine *e);
 
 /* Sends what the link will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
