@@ -70,6 +70,9 @@
 /* Parts with at least this much left to receive are hashed and written on
  * a worker thread (deliver/partwriter.h). */
 #define WORKER_MIN (8u << 20)
+/* Part files open for writing at once, per peer: each holds 1 to 3 MiB of
+ * buffers, and a peer could interleave chunks of thousands of parts. */
+#define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
@@ -124,6 +127,7 @@ struct in_part {
 	uint64_t size, done, durable;
 	uint8_t hash[HL_HASH_LEN];  /* attachments: the signed hash */
 	char *path;                 /* attachments: final path, relative */
+	bool hashed;                /* hs covers the first `done` bytes */
 	struct hl_dio_writer w;     /* the .part file, open while arriving */
 	hl_partwriter *pw;          /* when set, it owns w and hs */
 	crypto_generichash_state hs;
@@ -895,24 +899,21 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	return 0;
 }
 
-/* Opens a part file to go on from its first DONE bytes (after a restart,
- * or for the first chunk): rebuilds the hash state of those bytes, cuts
- * away anything past them, and readies the writer to append. */
-static int part_reopen(hl_engine *e, struct in_part *p)
+/* Makes the hash state of a part file's first DONE bytes (after a
+ * restart, or after a failure) from the file itself. */
+static int part_rehash(hl_engine *e, struct in_part *p)
 {
 	char *tmp = part_tmp_path(e, p);
 	int ret = 0;
 	uint8_t *buf = NULL;
 	struct hl_dio_reader r = { .fd = -1 };
-	int fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
 	struct stat sb;
-	if (fstat(fd, &sb) < 0) {
-		ret = -errno;
-		goto out;
+	if (stat(tmp, &sb) < 0) {
+		if (errno != ENOENT) {
+			ret = -errno;
+			goto out;
+		}
+		sb.st_size = 0;
 	}
 	if ((uint64_t)sb.st_size < p->done)
 		p->done = p->durable = 0; /* shorter than recorded: start over */
@@ -929,13 +930,60 @@ static int part_reopen(hl_engine *e, struct in_part *p)
 			off += want;
 		}
 	}
-	ret = hl_dio_open(&p->w, tmp, O_CLOEXEC | O_NOFOLLOW, 0600, p->done);
+	p->hashed = true;
 out:
 	hl_dio_rclose(&r);
-	if (fd >= 0)
-		close(fd);
 	free(buf);
 	free(tmp);
+	return ret;
+}
+
+/* Closes the writer of part IDX of M for now (another part needs the
+ * room): what it holds is made durable and recorded, and the hash state
+ * stays, so the part goes on where it stopped. */
+static void part_park(hl_engine *e, struct in_msg *m, unsigned idx)
+{
+	struct in_part *p = &m->parts[idx];
+	int ret = 0;
+	if (p->pw) {
+		ret = hl_partwriter_finish(p->pw);
+		p->pw = NULL;
+	}
+	if (ret == 0)
+		ret = hl_dio_sync(&p->w);
+	hl_dio_close(&p->w);
+	if (ret == 0 && p->done > p->durable &&
+	    hl_store_set_part_done(e->env.txn->store, m->id, idx - 1, p->done) == 0)
+		p->durable = p->done;
+	if (ret < 0) {
+		/* back to what is known durable; rehashed when reopened */
+		p->done = p->durable;
+		p->hashed = false;
+	}
+}
+
+/* Opens part P's file for appending at p->done (cutting anything past
+ * it), parking another part's writer when WRITERS_MAX are open. */
+static int part_open_writer(hl_engine *e, struct in_part *p)
+{
+	unsigned open_now = 0;
+	struct in_msg *vm = NULL;
+	unsigned vidx = 0;
+	for (struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 1; i < NPARTS_MAX; i++)
+			if (m->parts[i].w.fd >= 0) {
+				open_now++;
+				vm = m;
+				vidx = i;
+			}
+	if (open_now >= WRITERS_MAX && vm)
+		part_park(e, vm, vidx);
+	int ret = p->hashed ? 0 : part_rehash(e, p);
+	if (ret == 0) {
+		char *tmp = part_tmp_path(e, p);
+		ret = hl_dio_open(&p->w, tmp, O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600, p->done);
+		free(tmp);
+	}
 	return ret;
 }
 
@@ -981,7 +1029,7 @@ static int load_partial(void *arg, const struct hl_msg_row *row)
 		p->path = xstrdup(row->att[i].path);
 		if (p->done >= p->size) {
 			p->complete = true;
-		} else if (part_reopen(e, p) < 0) {
+		} else if (part_rehash(e, p) < 0) {
 			hl_warn("peer %s: cannot reopen %s; receiving it again", e->peer_name, p->path);
 			p->done = p->durable = 0;
 		}
@@ -1158,6 +1206,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		memcpy(p->hash, m->att[i].hash, HL_HASH_LEN);
 		p->path = xasprintf("in/%s/%u", idhex, i);
 		crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+		p->hashed = true;
 	}
 	in_add(e, im);
 	/* zero-length attachments are complete at once */
@@ -1660,7 +1709,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
 		if (p->w.fd < 0) {
-			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_reopen(e, p)) < 0) {
+			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_open_writer(e, p)) < 0) {
 				hl_dio_close(&p->w);
 				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
 				return ret;
