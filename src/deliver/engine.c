@@ -209,6 +209,9 @@ struct hl_engine {
 	size_t hlen, hcap;
 	int cur_verdict;             /* the ITEM being handled: its held verdict */
 
+	uint64_t free_cache;         /* free_bytes() */
+	int64_t free_at;
+
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
 	char error[256];
@@ -1070,12 +1073,20 @@ static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t co
 	return 0;
 }
 
-static uint64_t free_bytes(const char *dir)
+/* Free space in the station's file system, asked of the kernel at most
+ * every FREE_CACHE_MS (a stream of small messages would otherwise make a
+ * statvfs() call each); what was accepted since is subtracted. */
+#define FREE_CACHE_MS 100
+static uint64_t free_bytes(hl_engine *e)
 {
-	struct statvfs sv;
-	if (statvfs(dir, &sv) < 0)
-		return UINT64_MAX;
-	return (uint64_t)sv.f_bavail * sv.f_frsize;
+	int64_t now = hl_now_ms();
+	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
+		struct statvfs sv;
+		e->free_cache = statvfs(e->env.dir, &sv) < 0 ? UINT64_MAX
+							      : (uint64_t)sv.f_bavail * sv.f_frsize;
+		e->free_at = now;
+	}
+	return e->free_cache;
 }
 
 static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
@@ -1115,7 +1126,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	if (e->env.quota_bytes && (ret = hl_store_peer_usage(st, e->peer_id, &usage)) < 0)
 		return ret;
 	if ((e->env.quota_bytes && usage + total > e->env.quota_bytes) ||
-	    (e->env.reserve_bytes && free_bytes(e->env.dir) < e->env.reserve_bytes + total) ||
+	    (e->env.reserve_bytes && free_bytes(e) < e->env.reserve_bytes + total) ||
 	    e->nin >= MAX_PARTIAL_IN) {
 		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
 			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
@@ -1125,6 +1136,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		return 0;
 	}
 
+	if (e->free_cache != UINT64_MAX)
+		e->free_cache = e->free_cache > total ? e->free_cache - total : 0;
 	char idhex[33];
 	hl_msg_id_hex(m->id, idhex);
 	struct hl_att_row *att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*att));
