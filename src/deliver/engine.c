@@ -1284,15 +1284,12 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		}
 		if (ret < 0)
 			return ret;
-		struct hl_msg_row row = { 0 };
-		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r->seq, &row);
-		if (ret == 0 && row.state != HL_MSG_DELIVERED) {
-			ret = hl_store_set_state(st, row.id, HL_MSG_DELIVERED, NULL, now);
-			add_event(e, HL_EV_DELIVERED, row.id);
-		}
-		hl_msg_row_clear(&row);
-		if (ret < 0 && ret != HL_ENOTFOUND)
+		uint8_t id[HL_MSG_ID_LEN];
+		bool moved;
+		if ((ret = hl_store_mark_delivered(st, e->peer_id, r->seq, now, id, &moved)) < 0)
 			return ret;
+		if (moved)
+			add_event(e, HL_EV_DELIVERED, id);
 	}
 	return 0;
 }
