@@ -125,6 +125,7 @@ struct hl_daemon {
 	struct hl_txn txn;                   /* the burst's transaction (group commit) */
 	bool burst;                          /* records arrived in this loop turn */
 	uv_check_t commit_check;
+	uv_idle_t drain_idle;                /* active while engines hold records */
 	uv_timer_t poll_timer;
 	bool delivery_started;
 	uv_timer_t check_timer;              /* checks.c: the next check or deadline */

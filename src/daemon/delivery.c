@@ -92,10 +92,43 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 	json_decref(o);
 }
 
+static void on_drain_idle(uv_idle_t *h)
+{
+	(void)h; /* its being active keeps the loop from blocking: on_check drains */
+}
+
+/* The records the engines held (defer_items) are handled first.  An engine
+ * that stops early (so as not to flood watchers with events) still holds
+ * some: the loop then turns again without waiting for input. */
+static void drain_held(struct hl_daemon *d, uint64_t now)
+{
+	bool more = false;
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine)
+			continue;
+		if (hl_engine_drain(p->engine, now) < 0 && p->session) {
+			char text[HL_ERRTEXT_LEN];
+			snprintf(text, sizeof(text), "delivery: %s", hl_engine_error(p->engine));
+			hl_warn("%s: %s; closing the session", p->conf.name, text);
+			hl_conn_close(p->session, HL_CLOSE_PROTOCOL, text);
+		}
+		more = more || hl_engine_holding(p->engine);
+	}
+	if (!d->delivery_started)
+		return;
+	if (more) {
+		d->burst = true;
+		uv_idle_start(&d->drain_idle, on_drain_idle);
+	} else {
+		uv_idle_stop(&d->drain_idle);
+	}
+}
+
 /* The group commit: see the top of this file. */
 static void commit_burst(struct hl_daemon *d)
 {
 	uint64_t now = uv_now(&d->loop);
+	drain_held(d, now);
 	if (d->txn.open) {
 		int ret = 0;
 		for (struct hl_peer *p = d->peers; p && ret == 0; p = p->next)
@@ -188,6 +221,7 @@ int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	uv_check_init(&d->loop, &d->commit_check);
 	d->commit_check.data = d;
 	uv_check_start(&d->commit_check, on_check);
+	uv_idle_init(&d->loop, &d->drain_idle);
 	uv_timer_init(&d->loop, &d->poll_timer);
 	d->poll_timer.data = d;
 	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
@@ -210,6 +244,7 @@ void hl_delivery_stop(struct hl_daemon *d)
 	commit_burst(d);
 	hl_checks_stop(d);
 	uv_close((uv_handle_t *)&d->commit_check, on_closed);
+	uv_close((uv_handle_t *)&d->drain_idle, on_closed);
 	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
 	d->delivery_started = false;
 }
@@ -234,6 +269,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
+		.defer_items = true,
 		.on_event = on_engine_event, .user = d,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */

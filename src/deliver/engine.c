@@ -37,6 +37,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,8 +49,10 @@
 #include <unistd.h>
 
 #include "deliver/author.h"
+#include "deliver/partwriter.h"
 #include "deliver/records.h"
 #include "msg/message.h"
+#include "util/dio.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -63,9 +67,21 @@
  * a broken transfer resends at most about that much. */
 #define SYNC_MIN (1u << 20)
 #define SYNC_MAX (8u << 20)
+/* Parts with at least this much left to receive are hashed and written on
+ * a worker thread (deliver/partwriter.h). */
+#define WORKER_MIN (8u << 20)
+/* Part files open for writing at once, per peer: each holds 1 to 3 MiB of
+ * buffers, and a peer could interleave chunks of thousands of parts. */
+#define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
+#define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
+#define PAR_VERIFY_MIN 8             /* held ITEMs worth a second thread */
+/* A drain stops after the records that raised this many events (the rest
+ * wait for the next turn): one turn must not flood `watch` clients, which
+ * the daemon drops when they fall 1 MiB behind. */
+#define DRAIN_EVENTS_MAX 1024
 
 int hl_txn_need(struct hl_txn *t)
 {
@@ -83,7 +99,7 @@ struct out_part {
 	uint64_t size;
 	uint64_t offset;        /* next byte to send */
 	char *path;             /* attachments: relative to the station dir */
-	int fd;
+	struct hl_dio_reader r; /* open while the part is being sent */
 };
 
 struct out_entry {
@@ -111,7 +127,9 @@ struct in_part {
 	uint64_t size, done, durable;
 	uint8_t hash[HL_HASH_LEN];  /* attachments: the signed hash */
 	char *path;                 /* attachments: final path, relative */
-	int fd;
+	bool hashed;                /* hs covers the first `done` bytes */
+	struct hl_dio_writer w;     /* the .part file, open while arriving */
+	hl_partwriter *pw;          /* when set, it owns w and hs */
 	crypto_generichash_state hs;
 };
 
@@ -143,6 +161,14 @@ struct refusal {
 };
 
 typedef struct hl_engine_evinfo event_t;
+
+/* A record held until hl_engine_drain() (env.defer_items). */
+struct held {
+	uint8_t type;
+	bool checked;                /* verdict set */
+	int8_t verdict;              /* ITEM: 1 signature good, 0 bad, -1 not known */
+	size_t off, len;             /* in hbuf */
+};
 
 struct resume_map {
 	struct hl_resume_entry *e;
@@ -176,6 +202,15 @@ struct hl_engine {
 	bool need_ack;               /* stored something: ACK after the commit */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
+
+	struct held *held;           /* env.defer_items: records of this burst */
+	size_t nheld, capheld;
+	uint8_t *hbuf;
+	size_t hlen, hcap;
+	int cur_verdict;             /* the ITEM being handled: its held verdict */
+
+	uint64_t free_cache;         /* free_bytes() */
+	int64_t free_at;
 
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
@@ -271,8 +306,7 @@ static void entry_free(struct out_entry *x)
 	if (!x)
 		return;
 	for (unsigned i = 0; x->parts && i < x->nparts; i++) {
-		if (x->parts[i].fd >= 0)
-			close(x->parts[i].fd);
+		hl_dio_rclose(&x->parts[i].r);
 		free(x->parts[i].path);
 	}
 	free(x->parts);
@@ -372,7 +406,7 @@ static void entry_set_parts(hl_engine *e, struct out_entry *x, const struct hl_m
 	x->nparts = 1 + row->n_att;
 	x->parts = xcalloc(x->nparts, sizeof(*x->parts));
 	for (unsigned i = 0; i < x->nparts; i++)
-		x->parts[i].fd = -1;
+		x->parts[i].r.fd = -1;
 	if (row->body_size > HL_INLINE_BODY_MAX) {
 		x->parts[0].size = row->body_size;
 		if (row->body) {
@@ -574,21 +608,21 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (x->cur == 0) {
 		memcpy(data, x->body + p->offset, n);
 	} else {
-		if (p->fd < 0) {
+		int ret;
+		if (p->r.fd < 0) {
 			char *path = hl_path_join(e->env.dir, p->path);
-			p->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (p->fd < 0) {
-				set_error(e, "cannot open %s: %s", path, strerror(errno));
+			ret = hl_dio_ropen(&p->r, path, O_CLOEXEC | O_NOFOLLOW);
+			if (ret < 0) {
+				set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
 				free(path);
-				return -errno;
+				return ret;
 			}
 			free(path);
 		}
-		ssize_t r = pread(p->fd, data, n, (off_t)p->offset);
-		if (r < 0 || (size_t)r != n) {
+		if ((ret = hl_dio_read(&p->r, p->offset, data, n)) < 0) {
 			set_error(e, "cannot read attachment %s: %s", p->path,
-				  r < 0 ? strerror(errno) : "file shorter than recorded");
-			return r < 0 ? -errno : HL_ETRUNC;
+				  ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
+			return ret;
 		}
 	}
 	hl_rec_chunk_header(x->seq, (uint8_t)x->cur, p->offset, e->rec);
@@ -598,10 +632,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	e->stats.chunks_out++;
 	p->offset += n;
 	if (p->offset == p->size) {
-		if (p->fd >= 0) {
-			close(p->fd);
-			p->fd = -1;
-		}
+		hl_dio_rclose(&p->r);
 		do
 			x->cur++;
 		while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size);
@@ -671,8 +702,8 @@ static void in_msg_free(struct in_msg *m)
 	if (!m)
 		return;
 	for (unsigned i = 0; i < NPARTS_MAX; i++) {
-		if (m->parts[i].fd >= 0)
-			close(m->parts[i].fd);
+		hl_partwriter_abort(m->parts[i].pw);
+		hl_dio_close(&m->parts[i].w);
 		free(m->parts[i].path);
 	}
 	free(m->body);
@@ -705,7 +736,7 @@ static struct in_msg *in_msg_new(void)
 {
 	struct in_msg *m = xcalloc(1, sizeof(*m));
 	for (unsigned i = 0; i < NPARTS_MAX; i++)
-		m->parts[i].fd = -1;
+		m->parts[i].w.fd = -1;
 	return m;
 }
 
@@ -772,11 +803,12 @@ static bool in_all_complete(const struct in_msg *m)
  * at all but everything before M in the peer's chain is (stored or
  * refused): then it was refused before anything of it could be trusted
  * (a bad signature), and waiting for it would wait for ever. */
-static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
+static int predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uint64_t seq,
+			    bool *ok)
 {
 	hl_store *st = e->env.txn->store;
 	int state;
-	int ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq - 1, &state);
+	int ret = hl_store_in_class_state(st, e->peer_id, prec, class_seq - 1, &state);
 	if (ret < 0)
 		return ret;
 	*ok = state == HL_MSG_COMPLETE || state == HL_MSG_REFUSED_IN;
@@ -784,9 +816,21 @@ static int predecessor_done(hl_engine *e, const struct in_msg *m, bool *ok)
 		struct hl_chain_head head;
 		if ((ret = hl_store_in_contiguous(st, e->peer_id, &head)) < 0)
 			return ret;
-		*ok = head.seq + 1 >= m->seq;
+		*ok = head.seq + 1 >= seq;
 	}
 	return 0;
+}
+
+/* The message at SEQ became visible: its receipt goes in the precommit. */
+static void add_receipt(hl_engine *e, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+{
+	if (e->nrcpt == e->caprcpt) {
+		e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
+		e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
+	}
+	e->rcpt[e->nrcpt].seq = seq;
+	memcpy(e->rcpt[e->nrcpt].hash, hash, HL_HASH_LEN);
+	e->nrcpt++;
 }
 
 /* Makes M visible if the message before it allows (predecessor_done),
@@ -796,7 +840,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 	hl_store *st = e->env.txn->store;
 	while (m) {
 		bool prev_ok;
-		int ret = predecessor_done(e, m, &prev_ok);
+		int ret = predecessor_done(e, m->prec, m->class_seq, m->seq, &prev_ok);
 		if (ret < 0)
 			return ret;
 		if (!prev_ok)
@@ -804,13 +848,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
 			return ret;
 		add_event(e, HL_EV_ARRIVED, m->id);
-		if (e->nrcpt == e->caprcpt) {
-			e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
-			e->rcpt = xrealloc(e->rcpt, e->caprcpt * sizeof(*e->rcpt));
-		}
-		e->rcpt[e->nrcpt].seq = m->seq;
-		memcpy(e->rcpt[e->nrcpt].hash, m->item_hash, HL_HASH_LEN);
-		e->nrcpt++;
+		add_receipt(e, m->seq, m->item_hash);
 		unsigned prec = m->prec;
 		uint64_t next_class = m->class_seq + 1;
 		in_unlink(e, m);
@@ -864,44 +902,91 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	return 0;
 }
 
-/* Rebuilds the hash state of a part file's first DONE bytes after a
- * restart, and cuts away anything past it. */
-static int part_reopen(hl_engine *e, struct in_part *p)
+/* Makes the hash state of a part file's first DONE bytes (after a
+ * restart, or after a failure) from the file itself. */
+static int part_rehash(hl_engine *e, struct in_part *p)
 {
 	char *tmp = part_tmp_path(e, p);
 	int ret = 0;
 	uint8_t *buf = NULL;
-	p->fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (p->fd < 0) {
-		ret = -errno;
-		goto out;
-	}
+	struct hl_dio_reader r = { .fd = -1 };
 	struct stat sb;
-	if (fstat(p->fd, &sb) < 0) {
-		ret = -errno;
-		goto out;
+	if (stat(tmp, &sb) < 0) {
+		if (errno != ENOENT) {
+			ret = -errno;
+			goto out;
+		}
+		sb.st_size = 0;
 	}
 	if ((uint64_t)sb.st_size < p->done)
 		p->done = p->durable = 0; /* shorter than recorded: start over */
-	if (ftruncate(p->fd, (off_t)p->done) < 0) {
-		ret = -errno;
-		goto out;
-	}
 	crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
-	buf = xmalloc(1 << 20);
-	for (uint64_t off = 0; off < p->done;) {
-		size_t want = p->done - off < (1u << 20) ? (size_t)(p->done - off) : (1u << 20);
-		ssize_t n = pread(p->fd, buf, want, (off_t)off);
-		if (n <= 0) {
-			ret = n < 0 ? -errno : HL_ETRUNC;
+	if (p->done > 0) {
+		if ((ret = hl_dio_ropen(&r, tmp, O_CLOEXEC | O_NOFOLLOW)) < 0)
 			goto out;
+		buf = xmalloc(HL_DIO_BUF);
+		for (uint64_t off = 0; off < p->done;) {
+			size_t want = p->done - off < HL_DIO_BUF ? (size_t)(p->done - off) : HL_DIO_BUF;
+			if ((ret = hl_dio_read(&r, off, buf, want)) < 0)
+				goto out;
+			crypto_generichash_update(&p->hs, buf, want);
+			off += want;
 		}
-		crypto_generichash_update(&p->hs, buf, (size_t)n);
-		off += (uint64_t)n;
 	}
+	p->hashed = true;
 out:
+	hl_dio_rclose(&r);
 	free(buf);
 	free(tmp);
+	return ret;
+}
+
+/* Closes the writer of part IDX of M for now (another part needs the
+ * room): what it holds is made durable and recorded, and the hash state
+ * stays, so the part goes on where it stopped. */
+static void part_park(hl_engine *e, struct in_msg *m, unsigned idx)
+{
+	struct in_part *p = &m->parts[idx];
+	int ret = 0;
+	if (p->pw) {
+		ret = hl_partwriter_finish(p->pw);
+		p->pw = NULL;
+	}
+	if (ret == 0)
+		ret = hl_dio_sync(&p->w);
+	hl_dio_close(&p->w);
+	if (ret == 0 && p->done > p->durable &&
+	    hl_store_set_part_done(e->env.txn->store, m->id, idx - 1, p->done) == 0)
+		p->durable = p->done;
+	if (ret < 0) {
+		/* back to what is known durable; rehashed when reopened */
+		p->done = p->durable;
+		p->hashed = false;
+	}
+}
+
+/* Opens part P's file for appending at p->done (cutting anything past
+ * it), parking another part's writer when WRITERS_MAX are open. */
+static int part_open_writer(hl_engine *e, struct in_part *p)
+{
+	unsigned open_now = 0;
+	struct in_msg *vm = NULL;
+	unsigned vidx = 0;
+	for (struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 1; i < NPARTS_MAX; i++)
+			if (m->parts[i].w.fd >= 0) {
+				open_now++;
+				vm = m;
+				vidx = i;
+			}
+	if (open_now >= WRITERS_MAX && vm)
+		part_park(e, vm, vidx);
+	int ret = p->hashed ? 0 : part_rehash(e, p);
+	if (ret == 0) {
+		char *tmp = part_tmp_path(e, p);
+		ret = hl_dio_open(&p->w, tmp, O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600, p->done);
+		free(tmp);
+	}
 	return ret;
 }
 
@@ -947,7 +1032,7 @@ static int load_partial(void *arg, const struct hl_msg_row *row)
 		p->path = xstrdup(row->att[i].path);
 		if (p->done >= p->size) {
 			p->complete = true;
-		} else if (part_reopen(e, p) < 0) {
+		} else if (part_rehash(e, p) < 0) {
 			hl_warn("peer %s: cannot reopen %s; receiving it again", e->peer_name, p->path);
 			p->done = p->durable = 0;
 		}
@@ -988,12 +1073,20 @@ static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t co
 	return 0;
 }
 
-static uint64_t free_bytes(const char *dir)
+/* Free space in the station's file system, asked of the kernel at most
+ * every FREE_CACHE_MS (a stream of small messages would otherwise make a
+ * statvfs() call each); what was accepted since is subtracted. */
+#define FREE_CACHE_MS 100
+static uint64_t free_bytes(hl_engine *e)
 {
-	struct statvfs sv;
-	if (statvfs(dir, &sv) < 0)
-		return UINT64_MAX;
-	return (uint64_t)sv.f_bavail * sv.f_frsize;
+	int64_t now = hl_now_ms();
+	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
+		struct statvfs sv;
+		e->free_cache = statvfs(e->env.dir, &sv) < 0 ? UINT64_MAX
+							      : (uint64_t)sv.f_bavail * sv.f_frsize;
+		e->free_at = now;
+	}
+	return e->free_cache;
 }
 
 static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
@@ -1033,7 +1126,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	if (e->env.quota_bytes && (ret = hl_store_peer_usage(st, e->peer_id, &usage)) < 0)
 		return ret;
 	if ((e->env.quota_bytes && usage + total > e->env.quota_bytes) ||
-	    (e->env.reserve_bytes && free_bytes(e->env.dir) < e->env.reserve_bytes + total) ||
+	    (e->env.reserve_bytes && free_bytes(e) < e->env.reserve_bytes + total) ||
 	    e->nin >= MAX_PARTIAL_IN) {
 		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
 			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
@@ -1043,6 +1136,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		return 0;
 	}
 
+	if (e->free_cache != UINT64_MAX)
+		e->free_cache = e->free_cache > total ? e->free_cache - total : 0;
 	char idhex[33];
 	hl_msg_id_hex(m->id, idhex);
 	struct hl_att_row *att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*att));
@@ -1053,6 +1148,15 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		att[i].size = m->att[i].size;
 		memcpy(att[i].hash, m->att[i].hash, HL_HASH_LEN);
 		snprintf(att[i].path, sizeof(att[i].path), "in/%s/%u", idhex, i);
+	}
+	/* A message whole on arrival (its body inline, no attachment) whose
+	 * predecessor allows is stored visible at once: one UPDATE less per
+	 * message of a stream. */
+	bool visible = false;
+	if (c.inline_body && m->n_attachments == 0 &&
+	    (ret = predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0) {
+		free(att);
+		return ret;
 	}
 	char *subject = xstrndup((const char *)c.subject, c.subject_len);
 	struct hl_msg_row row = {
@@ -1065,6 +1169,10 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	};
 	memcpy(row.id, m->id, HL_MSG_ID_LEN);
 	memcpy(row.salt, c.salt, HL_SALT_LEN);
+	if (visible) {
+		row.state = HL_MSG_COMPLETE;
+		row.received_at = hl_now_ms();
+	}
 	struct hl_item_row irow = {
 		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
 		.kind = HL_ITEM_MESSAGE, .encoded = enc, .encoded_len = enc_len,
@@ -1079,6 +1187,11 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	if (ret < 0)
 		return ret;
 	e->need_ack = true;
+	if (visible) {
+		add_event(e, HL_EV_ARRIVED, m->id);
+		add_receipt(e, it->seq, hash);
+		return 0;
+	}
 
 	/* in memory, to receive its parts */
 	struct in_msg *im = in_msg_new();
@@ -1106,6 +1219,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		memcpy(p->hash, m->att[i].hash, HL_HASH_LEN);
 		p->path = xasprintf("in/%s/%u", idhex, i);
 		crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+		p->hashed = true;
 	}
 	in_add(e, im);
 	/* zero-length attachments are complete at once */
@@ -1170,15 +1284,12 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		}
 		if (ret < 0)
 			return ret;
-		struct hl_msg_row row = { 0 };
-		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r->seq, &row);
-		if (ret == 0 && row.state != HL_MSG_DELIVERED) {
-			ret = hl_store_set_state(st, row.id, HL_MSG_DELIVERED, NULL, now);
-			add_event(e, HL_EV_DELIVERED, row.id);
-		}
-		hl_msg_row_clear(&row);
-		if (ret < 0 && ret != HL_ENOTFOUND)
+		uint8_t id[HL_MSG_ID_LEN];
+		bool moved;
+		if ((ret = hl_store_mark_delivered(st, e->peer_id, r->seq, now, id, &moved)) < 0)
 			return ret;
+		if (moved)
+			add_event(e, HL_EV_DELIVERED, id);
 	}
 	return 0;
 }
@@ -1459,7 +1570,12 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	if (ret != HL_ENOTFOUND)
 		goto out;
 
-	ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
+	/* A held ITEM's signature was checked in hl_engine_drain() (IT is
+	 * decoded from the same bytes above). */
+	if (e->cur_verdict >= 0)
+		ret = e->cur_verdict ? 0 : HL_EAUTH;
+	else
+		ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
 	if (ret == HL_EAUTH) {
 		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
 		goto out;
@@ -1503,6 +1619,14 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 	uint8_t h[HL_HASH_LEN];
 	int ret;
 
+	if (p->pw) {
+		ret = hl_partwriter_finish(p->pw);
+		p->pw = NULL;
+		if (ret < 0) {
+			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			return ret;
+		}
+	}
 	crypto_generichash_final(&p->hs, h, HL_HASH_LEN);
 	if (idx == 0) {
 		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
@@ -1519,10 +1643,10 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 		 * only then, the store may say it is whole. */
 		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
 		ret = 0;
-		if (fsync(p->fd) < 0 || rename(tmp, fin) < 0)
+		ret = hl_dio_finish(&p->w);
+		if (ret == 0 && rename(tmp, fin) < 0)
 			ret = -errno;
-		close(p->fd);
-		p->fd = -1;
+		hl_dio_close(&p->w);
 		if (ret == 0)
 			ret = hl_fsync_parent(fin);
 		free(tmp);
@@ -1540,6 +1664,20 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 	if (m->ready)
 		return try_visible(e, m, 0);
 	return 0;
+}
+
+/* What a part's worker made durable goes into the store (here, and at
+ * each precommit). */
+static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
+{
+	struct in_part *p = &m->parts[idx];
+	uint64_t synced = hl_partwriter_synced(p->pw);
+	if (synced <= p->durable)
+		return 0;
+	int ret = hl_store_set_part_done(e->env.txn->store, m->id, idx - 1, synced);
+	if (ret == 0)
+		p->durable = synced;
+	return ret;
 }
 
 static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
@@ -1575,39 +1713,40 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		return HL_EINVAL;
 	}
 	e->stats.chunks_in++;
+	uint64_t every = p->size / 64;
+	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
 	if (c.part == 0) {
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
-		if (p->fd < 0) {
-			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_reopen(e, p)) < 0) {
+		if (p->w.fd < 0) {
+			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_open_writer(e, p)) < 0) {
+				hl_dio_close(&p->w);
 				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
 				return ret;
 			}
 		}
-		for (size_t off = 0; off < c.data_len;) {
-			ssize_t n = pwrite(p->fd, c.data + off, c.data_len - off,
-					   (off_t)(p->done + off));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				ret = -errno;
-				set_error(e, "cannot write %s.part: %s", p->path, strerror(errno));
-				/* what was written past p->done is cut at the next open */
-				return ret;
-			}
-			off += (size_t)n;
+		if (!p->pw && p->size - p->done >= WORKER_MIN &&
+		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every) < 0)
+			p->pw = NULL; /* no thread: the same work, here */
+		/* On an error the session ends; the next one starts again
+		 * from what the store says is durable (and cuts the rest). */
+		ret = p->pw ? hl_partwriter_push(p->pw, c.data, c.data_len)
+			    : hl_dio_write(&p->w, c.data, c.data_len);
+		if (ret < 0) {
+			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			return ret;
 		}
 	}
-	crypto_generichash_update(&p->hs, c.data, c.data_len);
+	if (!p->pw)
+		crypto_generichash_update(&p->hs, c.data, c.data_len);
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
-	uint64_t every = p->size / 64;
-	every = every < SYNC_MIN ? SYNC_MIN : every > SYNC_MAX ? SYNC_MAX : every;
+	if (p->pw)
+		return note_synced(e, m, c.part); /* the worker syncs */
 	if (c.part > 0 && p->done - p->durable >= every) {
-		if (fdatasync(p->fd) < 0) {
-			ret = -errno;
-			set_error(e, "cannot sync %s.part: %s", p->path, strerror(errno));
+		if ((ret = hl_dio_sync(&p->w)) < 0) {
+			set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 		if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1, p->done)) < 0)
@@ -1738,8 +1877,7 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
 
-int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
-			uint64_t now)
+static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	int ret;
 	switch (type) {
@@ -1755,6 +1893,191 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
 		set_error(e, "%s", hl_strerror(ret));
 	check_invariants(e);
 	return ret;
+}
+
+/* ---- held records: signatures checked on two threads ---- */
+
+/* The verdict on one held ITEM: 1 when its signature verifies under the
+ * author it names, 0 when not, -1 when it does not decode (on_item then
+ * handles it as it always does). */
+static int8_t verdict_of(const uint8_t *body, size_t len, struct hl_item *it)
+{
+	struct hl_rec_item r;
+	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX ||
+	    hl_item_decode(r.item, r.item_len, it) < 0)
+		return -1;
+	return crypto_sign_verify_detached(it->sig, r.item, r.item_len - HL_SIG_LEN,
+					   it->author) == 0;
+}
+
+struct verify_job {
+	struct held *held;
+	const uint8_t *buf;
+	size_t from, to;
+};
+
+static void verify_range(const struct verify_job *j)
+{
+	struct hl_item *it = xmalloc(sizeof(*it));
+	for (size_t i = j->from; i < j->to; i++) {
+		struct held *h = &j->held[i];
+		if (h->type == HL_REC_ITEM && !h->checked) {
+			h->verdict = verdict_of(j->buf + h->off, h->len, it);
+			h->checked = true;
+		}
+	}
+	free(it);
+}
+
+/* One helper thread for the whole daemon (engines run on its one thread,
+ * one drain at a time), started at the first large burst. */
+static struct {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool started, stop, busy;
+	struct verify_job job;
+} verifier = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *verifier_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&verifier.mu);
+	for (;;) {
+		while (!verifier.busy && !verifier.stop)
+			pthread_cond_wait(&verifier.cv, &verifier.mu);
+		if (!verifier.busy)
+			break;
+		struct verify_job j = verifier.job;
+		pthread_mutex_unlock(&verifier.mu);
+		verify_range(&j);
+		pthread_mutex_lock(&verifier.mu);
+		verifier.busy = false;
+		pthread_cond_broadcast(&verifier.cv);
+	}
+	pthread_mutex_unlock(&verifier.mu);
+	return NULL;
+}
+
+static bool verifier_start(void)
+{
+	if (verifier.started)
+		return true;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	verifier.stop = false;
+	verifier.started = pthread_create(&verifier.th, NULL, verifier_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return verifier.started;
+}
+
+static void verifier_stop(void)
+{
+	if (!verifier.started)
+		return;
+	pthread_mutex_lock(&verifier.mu);
+	verifier.stop = true;
+	pthread_cond_broadcast(&verifier.cv);
+	pthread_mutex_unlock(&verifier.mu);
+	pthread_join(verifier.th, NULL);
+	verifier.started = false;
+}
+
+/* Verifies every held ITEM: the second half on the helper thread while
+ * this one does the first. */
+static void verify_held(hl_engine *e)
+{
+	size_t items = 0;
+	for (size_t i = 0; i < e->nheld; i++)
+		items += e->held[i].type == HL_REC_ITEM && !e->held[i].checked;
+	struct verify_job all = { .held = e->held, .buf = e->hbuf, .from = 0, .to = e->nheld };
+	if (items < PAR_VERIFY_MIN || !verifier_start()) {
+		verify_range(&all);
+		return;
+	}
+	/* split at the middle ITEM */
+	size_t mid = 0;
+	for (size_t seen = 0; mid < e->nheld && seen < items / 2; mid++)
+		seen += e->held[mid].type == HL_REC_ITEM && !e->held[mid].checked;
+	pthread_mutex_lock(&verifier.mu);
+	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .from = mid,
+					    .to = e->nheld };
+	verifier.busy = true;
+	pthread_cond_broadcast(&verifier.cv);
+	pthread_mutex_unlock(&verifier.mu);
+	all.to = mid;
+	verify_range(&all);
+	pthread_mutex_lock(&verifier.mu);
+	while (verifier.busy)
+		pthread_cond_wait(&verifier.cv, &verifier.mu);
+	pthread_mutex_unlock(&verifier.mu);
+}
+
+static void held_drop(hl_engine *e)
+{
+	e->nheld = 0;
+	e->hlen = 0;
+	if (e->hcap > HOLD_MAX + HL_RECORD_BODY_MAX) {
+		free(e->hbuf);
+		e->hbuf = NULL;
+		e->hcap = 0;
+	}
+}
+
+int hl_engine_drain(hl_engine *e, uint64_t now)
+{
+	if (e->nheld == 0)
+		return 0;
+	verify_held(e);
+	int ret = 0;
+	size_t i;
+	for (i = 0; i < e->nheld && ret == 0; i++) {
+		if (i > 0 && e->nev >= DRAIN_EVENTS_MAX)
+			break;
+		const struct held *h = &e->held[i];
+		e->cur_verdict = h->verdict;
+		ret = dispatch(e, h->type, e->hbuf + h->off, h->len, now);
+	}
+	e->cur_verdict = -1;
+	if (ret == 0 && i < e->nheld) {
+		/* the rest, for the next turn (their bytes stay where they are) */
+		memmove(e->held, e->held + i, (e->nheld - i) * sizeof(*e->held));
+		e->nheld -= i;
+		return 0;
+	}
+	held_drop(e);
+	return ret;
+}
+
+bool hl_engine_holding(const hl_engine *e)
+{
+	return e->nheld > 0;
+}
+
+int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now)
+{
+	bool ours = type == HL_REC_ITEM || type == HL_REC_CHUNK || type == HL_REC_ACK ||
+		    type == HL_REC_RESUME || type == HL_REC_REFUSE;
+	if (!e->env.defer_items || !ours || (type != HL_REC_ITEM && e->nheld == 0))
+		return dispatch(e, type, body, len, now);
+	/* Held, in order, with everything after it: a CHUNK must not pass
+	 * the ITEM of its message. */
+	if (e->nheld == e->capheld) {
+		e->capheld = e->capheld ? 2 * e->capheld : 256;
+		e->held = xrealloc(e->held, e->capheld * sizeof(*e->held));
+	}
+	if (e->hlen + len > e->hcap) {
+		while (e->hlen + len > e->hcap)
+			e->hcap = e->hcap ? 2 * e->hcap : 256 * 1024;
+		e->hbuf = xrealloc(e->hbuf, e->hcap);
+	}
+	memcpy(e->hbuf + e->hlen, body, len);
+	e->held[e->nheld++] = (struct held){ .type = type, .verdict = -1, .off = e->hlen,
+					     .len = len };
+	e->hlen += len;
+	return e->hlen >= HOLD_MAX ? hl_engine_drain(e, now) : 0;
 }
 
 /* ---- state at the start of a session ---- */
@@ -1839,6 +2162,7 @@ static int send_resume(hl_engine *e, uint64_t now)
 
 void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 {
+	held_drop(e); /* an earlier session's: never acknowledged, resent */
 	e->link = link;
 	e->synced = false;
 	e->error[0] = '\0';
@@ -1868,6 +2192,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 
 void hl_engine_detach(hl_engine *e)
 {
+	held_drop(e);
 	e->link = NULL;
 	e->synced = false;
 	queues_clear(e);
@@ -1883,6 +2208,10 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	hl_store *st = e->env.txn->store;
 	int ret;
 	(void)now;
+	for (struct in_msg *m = e->in; m; m = m->next)
+		for (unsigned i = 1; i < NPARTS_MAX; i++)
+			if (m->parts[i].pw && (ret = note_synced(e, m, i)) < 0)
+				return ret;
 	if (e->nrcpt == 0)
 		return 0;
 	struct hl_chain_head head, peer_head;
@@ -1946,6 +2275,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 
 void hl_engine_abort(hl_engine *e)
 {
+	held_drop(e);
 	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
@@ -1975,6 +2305,7 @@ static void shared_bufs_get(uint8_t **rec, uint8_t **item)
 static void shared_bufs_put(void)
 {
 	if (--shared_users == 0) {
+		verifier_stop();
 		free(shared_rec);
 		free(shared_item);
 		shared_rec = shared_item = NULL;
@@ -1995,6 +2326,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		return ret;
 	}
 	shared_bufs_get(&e->rec, &e->itembuf);
+	e->cur_verdict = -1;
 	*out = e;
 	return 0;
 }
@@ -2009,6 +2341,8 @@ void hl_engine_free(hl_engine *e)
 	free(e->rcpt);
 	free(e->refusals);
 	free(e->events);
+	free(e->held);
+	free(e->hbuf);
 	shared_bufs_put();
 	free(e);
 }

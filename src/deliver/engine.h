@@ -62,6 +62,11 @@ struct hl_engine_env {
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	/* ITEM records, and every record after one, are held (copied) until
+	 * hl_engine_drain(), which checks the signatures of all of them on
+	 * two threads first: the daemon's bursts of thousands of messages
+	 * are otherwise bound by one core's Ed25519. */
+	bool defer_items;
 	/* Optional: called from hl_engine_postcommit() for each event. */
 	void (*on_event)(void *user, const char *peer, const struct hl_engine_evinfo *ev);
 	void *user;
@@ -90,6 +95,18 @@ void hl_engine_detach(hl_engine *e);
  * for the next session or bundle. */
 int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now_ms);
+
+/* With env.defer_items: handles the records held since the last call, in
+ * order (the daemon calls it once per burst, before the precommit; it is
+ * also called by hl_engine_on_record when 4 MiB are held).  A negative
+ * return ends the session, as for hl_engine_on_record.  Records held when
+ * a session opens, closes or the transaction aborts are dropped: none was
+ * acknowledged, and the peer sends them again. */
+int hl_engine_drain(hl_engine *e, uint64_t now_ms);
+/* Records are still held after hl_engine_drain(): it stops once the
+ * records it handled raised 1,024 events, and the daemon drains the rest
+ * in the next turn of its loop. */
+bool hl_engine_holding(const hl_engine *e);
 
 /* Sends what the link will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);

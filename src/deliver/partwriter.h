@@ -1,0 +1,42 @@
+/* deliver/partwriter.h — an incoming part's bytes hashed and appended to
+ * its file on a thread of their own.
+ *
+ * Why: receiving a large document, the daemon's one thread would otherwise
+ * decrypt, hash (BLAKE2b, about 750 MB/s here) and write every byte in
+ * turn; with the hashing and writing on a second thread the two halves run
+ * on two cores.  The engine (deliver/engine.c) hands each chunk over with
+ * hl_partwriter_push(), reads how much is durable with
+ * hl_partwriter_synced() (the worker fdatasyncs every SYNC_EVERY bytes),
+ * and at the part's end waits for the worker with hl_partwriter_finish():
+ * only then does it look at the hash and the file again.  While a writer
+ * runs, the hash state and the file writer it was given belong to it.
+ *
+ * A chunk pushed is copied into a ring of 1 MiB; when the ring is full,
+ * push waits for the worker (the socket then backs up: flow control). */
+#ifndef HL_DELIVER_PARTWRITER_H
+#define HL_DELIVER_PARTWRITER_H
+
+#include <sodium.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/dio.h"
+
+typedef struct hl_partwriter hl_partwriter;
+
+/* Starts a worker appending to W (positioned at byte START) and hashing
+ * into HS; it makes the file durable every SYNC_EVERY bytes.  0 or -errno
+ * (no thread could be started: the caller goes on without). */
+int hl_partwriter_start(hl_partwriter **out, struct hl_dio_writer *w,
+			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every);
+/* Queues LEN bytes.  Returns the worker's first error, if any. */
+int hl_partwriter_push(hl_partwriter *pw, const uint8_t *data, size_t len);
+/* The offset up to which the file is durable (START at first). */
+uint64_t hl_partwriter_synced(hl_partwriter *pw);
+/* Waits until everything queued is hashed and appended, stops the worker
+ * and frees it.  Returns the worker's first error, if any. */
+int hl_partwriter_finish(hl_partwriter *pw);
+/* Stops the worker, dropping what is queued, and frees it (NULL-safe). */
+void hl_partwriter_abort(hl_partwriter *pw);
+
+#endif
