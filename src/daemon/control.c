@@ -140,7 +140,7 @@ static json_t *status_json(struct hl_daemon *d)
 
 /* A watch stream can last as long as the client likes; a client that
  * stops reading is dropped rather than buffered without end. */
-#define WATCH_MAX_QUEUED (1u << 20)
+#define WATCH_MAX_QUEUED (16u << 20)   /* ~100,000 events: a burst of receipts */
 
 static void on_event_written(uv_write_t *req, int status)
 {
