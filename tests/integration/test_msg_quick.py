@@ -148,6 +148,16 @@ class FakeDaemon:
                     self.answer(c, req)
 
     def close(self):
+        # Stop the thread before the descriptor is closed: closed first, its
+        # number can be reused by the next FakeDaemon's socket while this
+        # thread is about to call accept() on it, and it would take (and
+        # answer) the next test's connection.  shutdown() wakes accept().
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
+        assert not self.thread.is_alive()
         self.sock.close()
         for c in self.conns:
             c.close()
