@@ -487,6 +487,13 @@ class Proxy:
 
     def close(self):
         self.stopping = True
+        # shutdown() wakes the accept thread; only then is the descriptor
+        # closed, so its number cannot be reused under a pending accept().
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
         try:
             self.lsock.close()
         except OSError:
