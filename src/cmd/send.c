@@ -88,7 +88,8 @@ static char *join_words(int n, char **words)
 }
 
 /* --lines: one message per line, LINES_PER_COMMIT per transaction. */
-static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_outgoing *o)
+static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
+		      struct hl_outgoing *o)
 {
 	char err[256];
 	char *line = NULL;
@@ -128,6 +129,9 @@ static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_
 			in_tx = false;
 			hl_msgcmd_print_ids(ids, batch);
 			batch = 0;
+			/* The daemon sends this batch while we sign the next
+			 * (else it waits for its store poll, or for the end). */
+			hl_msgcmd_poke_daemon(ctx);
 		}
 	}
 	if (in_tx) {
@@ -257,7 +261,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 			ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
 			goto out;
 		}
-		ret = send_lines(&mc, peer, &o);
+		ret = send_lines(ctx, &mc, peer, &o);
 		hl_msgcmd_poke_daemon(ctx);
 		goto out;
 	}
