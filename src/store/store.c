@@ -1606,6 +1606,11 @@ int hl_store_insert_message(hl_store *st, const struct hl_msg_row *row)
 			    ", precedence %u, class_seq %" PRIu64 ", %u attachments)",
 			    (int)row->dir, (int)row->state, row->seq, row->precedence,
 			    row->class_seq, row->n_att);
+	/* Without attachments it is one INSERT (its quota trigger included),
+	 * which SQLite applies whole or not at all: no savepoint needed (its
+	 * two extra statements were ~7% of a receiver's time). */
+	if (row->n_att == 0)
+		return msg_insert(st, row);
 	struct op op;
 	int ret = op_begin(st, &op);
 	if (ret < 0)
