@@ -99,6 +99,7 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 	int ret = HL_EXIT_OK;
 	uint8_t (*ids)[HL_MSG_ID_LEN] = xmalloc(LINES_PER_COMMIT * sizeof(*ids));
 	bool in_tx = false;
+	struct hl_msg_batch chain;
 
 	while ((n = getline(&line, &cap, stdin)) >= 0) {
 		lineno++;
@@ -110,10 +111,12 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 				goto out;
 			}
 			in_tx = true;
+			memset(&chain, 0, sizeof(chain)); /* valid for one transaction */
 		}
 		o->body = (const uint8_t *)line;
 		o->body_len = (size_t)n;
-		if (hl_msg_queue_text(mc->store, mc->me, peer, o, ids[batch], err, sizeof(err)) < 0) {
+		if (hl_msg_queue_text_batch(mc->store, mc->me, peer, o, &chain, ids[batch], err,
+					    sizeof(err)) < 0) {
 			hl_store_rollback(mc->store);
 			in_tx = false;
 			ret = hl_fail("send", "line %lu: %s (the %lu message(s) of this batch were not queued)",
