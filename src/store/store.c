@@ -287,9 +287,7 @@ enum stmt_id {
 	S_PEER_BY_KEY,
 	S_CHAIN_HEAD,
 	S_IN_CONTIG,
-	S_IN_CONTIG_SEQ,
-	S_IN_RUN_END,
-	S_IN_CONTIG_SET,
+	S_IN_ADVANCE,
 	S_NEXT_CLASS_SEQ,
 	S_ITEM_INSERT,
 	S_ITEM_GET,
@@ -346,15 +344,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_IN_CONTIG] = "SELECT p.in_contig, i.hash FROM peers p LEFT JOIN items i"
 			" ON i.peer_id = p.id AND i.dir = 1 AND i.seq = p.in_contig"
 			" WHERE p.id = ?1",
-	[S_IN_CONTIG_SEQ] = "SELECT in_contig FROM peers WHERE id = ?1",
-	/* The end of the run of present seqs that starts at ?2: walks the
-	 * (peer_id, dir, seq) index only as far as the first gap, so the work
-	 * over a chain's life is linear in its length. */
-	[S_IN_RUN_END] = "SELECT a.seq FROM items a WHERE a.peer_id = ?1 AND a.dir = 1"
-			 " AND a.seq >= ?2 AND NOT EXISTS (SELECT 1 FROM items b"
-			 " WHERE b.peer_id = ?1 AND b.dir = 1 AND b.seq = a.seq + 1)"
-			 " ORDER BY a.seq LIMIT 1",
-	[S_IN_CONTIG_SET] = "UPDATE peers SET in_contig = ?2 WHERE id = ?1",
+	/* When the item at ?2 extends the contiguous prefix (the mark is at
+	 * ?2 - 1), the mark moves to the end of the run of present seqs that
+	 * starts at ?2; the subquery walks the (peer_id, dir, seq) index only
+	 * as far as the first gap, so the work over a chain's life is linear
+	 * in its length.  One statement, where reading the mark, finding the
+	 * run's end and setting it took three. */
+	[S_IN_ADVANCE] = "UPDATE peers SET in_contig = (SELECT a.seq FROM items a"
+			 " WHERE a.peer_id = ?1 AND a.dir = 1 AND a.seq >= ?2 AND NOT EXISTS"
+			 " (SELECT 1 FROM items b WHERE b.peer_id = ?1 AND b.dir = 1"
+			 " AND b.seq = a.seq + 1) ORDER BY a.seq LIMIT 1)"
+			 " WHERE id = ?1 AND in_contig = ?2 - 1",
 	[S_NEXT_CLASS_SEQ] = "SELECT max(class_seq) FROM messages"
 			     " WHERE peer_id = ?1 AND dir = 0 AND precedence = ?2",
 	[S_ITEM_INSERT] = "INSERT INTO items (peer_id, dir, seq, kind, hash, encoded,"
@@ -1198,41 +1198,15 @@ int hl_store_next_class_seq(hl_store *st, int64_t peer_id, unsigned prec, uint64
 static int in_advance(hl_store *st, int64_t peer_id, uint64_t seq)
 {
 	int ret = 0, rc = SQLITE_OK;
-	uint64_t mark = 0, end = 0;
-	sqlite3_stmt *s = stmt_get(st, S_IN_CONTIG_SEQ, &ret);
+	sqlite3_stmt *s = stmt_get(st, S_IN_ADVANCE, &ret);
 	if (!s)
-		return ret;
-	rc = sqlite3_bind_int64(s, 1, peer_id);
-	if (rc != SQLITE_OK)
-		ret = sqlerr(st, rc);
-	else if ((ret = step_row(st, s)) == 0)
-		ret = fail(st, HL_ENOTFOUND, "no peer %" PRId64, peer_id);
-	else if (ret > 0)
-		ret = col_u64(st, s, 0, &mark, "peers.in_contig");
-	stmt_put(st, S_IN_CONTIG_SEQ, s);
-	if (ret < 0 || seq != mark + 1)
-		return ret < 0 ? ret : 0;
-
-	if (!(s = stmt_get(st, S_IN_RUN_END, &ret)))
 		return ret;
 	BIND(sqlite3_bind_int64(s, 1, peer_id));
 	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
-	if (rc != SQLITE_OK)
-		ret = sqlerr(st, rc);
-	else if ((ret = step_row(st, s)) == 0)
-		ret = fail(st, HL_ESTORE, "IN item %" PRIu64 " vanished", seq);
-	else if (ret > 0)
-		ret = col_u64(st, s, 0, &end, "items.seq");
-	stmt_put(st, S_IN_RUN_END, s);
-	if (ret < 0)
-		return ret;
-
-	if (!(s = stmt_get(st, S_IN_CONTIG_SET, &ret)))
-		return ret;
-	BIND(sqlite3_bind_int64(s, 1, peer_id));
-	BIND(sqlite3_bind_int64(s, 2, (int64_t)end));
+	/* The item was just inserted, so the run is never empty (a NULL
+	 * would fail the column's NOT NULL: an error, not a silent reset). */
 	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
-	stmt_put(st, S_IN_CONTIG_SET, s);
+	stmt_put(st, S_IN_ADVANCE, s);
 	return ret;
 }
 
