@@ -8,9 +8,10 @@
  *   (a commit that returns has been fsynced: the product's durability
  *   promise rests on it), foreign_keys=ON, trusted_schema=OFF, the
  *   defensive flag, and a 10 s busy timeout (busy_wait: short retries) so
- *   the CLI and the daemon can both write.  Writers take the lock at once
- *   (BEGIN IMMEDIATE), so a transaction never fails half-way because
- *   another writer got in first.
+ *   the CLI and the daemon can both write.  Connections are opened
+ *   NOMUTEX: each is used by one thread at a time.  Writers take the lock
+ *   at once (BEGIN IMMEDIATE), so a transaction never fails half-way
+ *   because another writer got in first.
  *   The file carries application_id 0x686f746c ("hotl").
  *
  * SCHEMA (version 3; PRAGMA user_version; version 3 adds checks,
