@@ -88,7 +88,8 @@ static char *join_words(int n, char **words)
 }
 
 /* --lines: one message per line, LINES_PER_COMMIT per transaction. */
-static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_outgoing *o)
+static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
+		      struct hl_outgoing *o)
 {
 	char err[256];
 	char *line = NULL;
@@ -98,6 +99,7 @@ static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_
 	int ret = HL_EXIT_OK;
 	uint8_t (*ids)[HL_MSG_ID_LEN] = xmalloc(LINES_PER_COMMIT * sizeof(*ids));
 	bool in_tx = false;
+	struct hl_msg_batch chain;
 
 	while ((n = getline(&line, &cap, stdin)) >= 0) {
 		lineno++;
@@ -109,10 +111,12 @@ static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_
 				goto out;
 			}
 			in_tx = true;
+			memset(&chain, 0, sizeof(chain)); /* valid for one transaction */
 		}
 		o->body = (const uint8_t *)line;
 		o->body_len = (size_t)n;
-		if (hl_msg_queue_text(mc->store, mc->me, peer, o, ids[batch], err, sizeof(err)) < 0) {
+		if (hl_msg_queue_text_batch(mc->store, mc->me, peer, o, &chain, ids[batch], err,
+					    sizeof(err)) < 0) {
 			hl_store_rollback(mc->store);
 			in_tx = false;
 			ret = hl_fail("send", "line %lu: %s (the %lu message(s) of this batch were not queued)",
@@ -128,6 +132,9 @@ static int send_lines(struct hl_msgcmd *mc, const hl_peer_conf *peer, struct hl_
 			in_tx = false;
 			hl_msgcmd_print_ids(ids, batch);
 			batch = 0;
+			/* The daemon sends this batch while we sign the next
+			 * (else it waits for its store poll, or for the end). */
+			hl_msgcmd_poke_daemon(ctx);
 		}
 	}
 	if (in_tx) {
@@ -257,7 +264,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 			ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
 			goto out;
 		}
-		ret = send_lines(&mc, peer, &o);
+		ret = send_lines(ctx, &mc, peer, &o);
 		hl_msgcmd_poke_daemon(ctx);
 		goto out;
 	}

@@ -550,8 +550,10 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	hl_store *st = e->env.txn->store;
 	struct hl_item_row irow;
 	struct hl_msg_row row = { 0 };
-	int ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, x->seq, &irow, e->itembuf,
-				    HL_ITEM_MAX);
+	bool has_msg;
+	/* The item and its message row in one read (see hl_store_get_out_item). */
+	int ret = hl_store_get_out_item(st, e->peer_id, x->seq, &irow, e->itembuf, HL_ITEM_MAX,
+					&row, &has_msg);
 	if (ret < 0) {
 		set_error(e, "store: item %llu: %s", (unsigned long long)x->seq,
 			  hl_store_errmsg(st));
@@ -562,10 +564,10 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	e->rec[1] = (uint8_t)irow.encoded_len;
 	memcpy(e->rec + 2, e->itembuf, irow.encoded_len);
 	if (x->kind == HL_ITEM_MESSAGE) {
-		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, x->seq, &row);
-		if (ret < 0) {
-			set_error(e, "store: message %llu: %s", (unsigned long long)x->seq,
-				  hl_store_errmsg(st));
+		if (!has_msg) {
+			ret = HL_ENOTFOUND;
+			set_error(e, "store: message %llu: no message at that seq",
+				  (unsigned long long)x->seq);
 			goto out;
 		}
 		struct hl_msg_content c = {
@@ -1274,6 +1276,19 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	int64_t now = hl_now_ms();
 	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
 		const struct hl_receipt_entry *r = &it->u.rcpt.entries[i];
+		uint8_t id[HL_MSG_ID_LEN];
+		bool moved;
+		/* The common case, a message of ours now delivered, in one
+		 * statement (it checks the item's hash too); the item is read
+		 * only when nothing moved, to tell a stranger's seq from a
+		 * repeat. */
+		if ((ret = hl_store_mark_delivered(st, e->peer_id, r->seq, r->hash, now, id,
+						   &moved)) < 0)
+			return ret;
+		if (moved) {
+			add_event(e, HL_EV_DELIVERED, id);
+			continue;
+		}
 		struct hl_item_row ours;
 		ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, r->seq, &ours, e->itembuf,
 					HL_ITEM_MAX);
@@ -1284,12 +1299,6 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		}
 		if (ret < 0)
 			return ret;
-		uint8_t id[HL_MSG_ID_LEN];
-		bool moved;
-		if ((ret = hl_store_mark_delivered(st, e->peer_id, r->seq, now, id, &moved)) < 0)
-			return ret;
-		if (moved)
-			add_event(e, HL_EV_DELIVERED, id);
 	}
 	return 0;
 }

@@ -214,7 +214,8 @@ out:
  * before the item can ever be sent.  The caller holds the transaction. */
 static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
 			const struct hl_outgoing *o, struct hl_att_row *att,
-			const uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+			struct hl_msg_batch *batch, const uint8_t id[static HL_MSG_ID_LEN],
+			char *err, size_t errlen)
 {
 	int ret;
 	int64_t peer_id;
@@ -225,10 +226,20 @@ static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf 
 	uint8_t *enc = xmalloc(HL_ITEM_MAX);
 	uint8_t salt[HL_SALT_LEN];
 
-	if ((ret = hl_store_peer(st, peer->signing_key, peer->noise_key, peer->name, &peer_id)) < 0 ||
-	    (ret = hl_store_chain_head(st, peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_next_class_seq(st, peer_id, o->precedence, &class_seq)) < 0)
+	if (batch && batch->valid && memcmp(batch->peer_key, peer->signing_key, 32) == 0 &&
+	    batch->precedence == (unsigned)o->precedence) {
+		/* the previous message of this transaction left these */
+		peer_id = batch->peer_id;
+		head = batch->head;
+		class_seq = batch->class_seq + 1;
+	} else if ((ret = hl_store_peer(st, peer->signing_key, peer->noise_key, peer->name,
+					&peer_id)) < 0 ||
+		   (ret = hl_store_chain_head(st, peer_id, HL_DIR_OUT, &head)) < 0 ||
+		   (ret = hl_store_next_class_seq(st, peer_id, o->precedence, &class_seq)) < 0) {
 		goto store_err;
+	}
+	if (batch)
+		batch->valid = false; /* until this message is in */
 
 	randombytes_buf(salt, sizeof(salt));
 	it->kind = HL_ITEM_MESSAGE;
@@ -276,6 +287,15 @@ static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf 
 	if ((ret = hl_store_insert_item(st, &irow)) < 0 ||
 	    (ret = hl_store_insert_message(st, &mrow)) < 0)
 		goto store_err;
+	if (batch) {
+		batch->valid = true;
+		memcpy(batch->peer_key, peer->signing_key, 32);
+		batch->peer_id = peer_id;
+		batch->head.seq = it->seq;
+		memcpy(batch->head.hash, irow.hash, HL_HASH_LEN);
+		batch->precedence = (unsigned)o->precedence;
+		batch->class_seq = class_seq;
+	}
 	ret = 0;
 	goto out;
 store_err:
@@ -318,7 +338,7 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 		seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 		goto out;
 	}
-	if ((ret = queue_locked(st, me, peer, o, att, id, err, errlen)) < 0) {
+	if ((ret = queue_locked(st, me, peer, o, att, NULL, id, err, errlen)) < 0) {
 		hl_store_rollback(st);
 		goto out;
 	}
@@ -343,7 +363,21 @@ int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *p
 	if ((ret = validate(o, err, errlen)) < 0)
 		return ret;
 	new_id(o, id);
-	return queue_locked(st, me, peer, o, &none, id, err, errlen);
+	return queue_locked(st, me, peer, o, &none, NULL, id, err, errlen);
+}
+
+int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+			    const struct hl_outgoing *o, struct hl_msg_batch *batch,
+			    uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+{
+	struct hl_att_row none;
+	int ret;
+	if (o->n_attachments)
+		return seterr(err, errlen, HL_EINVAL, "attachments need hl_msg_send");
+	if ((ret = validate(o, err, errlen)) < 0)
+		return ret;
+	new_id(o, id);
+	return queue_locked(st, me, peer, o, &none, batch, id, err, errlen);
 }
 
 int hl_msg_content_decode(const uint8_t *buf, size_t len, struct hl_msg_content *c)

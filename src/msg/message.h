@@ -47,6 +47,25 @@ int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *p
 		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
 		      char *err, size_t errlen);
 
+/* What hl_msg_queue_text_batch remembers between the messages of one
+ * transaction: the peer's row, the OUT chain's head and the last class_seq
+ * used, which the store would otherwise be asked for again per message.
+ * Valid only while the caller's transaction lasts (BEGIN IMMEDIATE holds
+ * the write lock, so no one else can extend the chain meanwhile): zero it
+ * at every hl_store_begin. */
+struct hl_msg_batch {
+	bool valid;
+	uint8_t peer_key[32];
+	int64_t peer_id;
+	struct hl_chain_head head;
+	unsigned precedence;
+	uint64_t class_seq;
+};
+/* hl_msg_queue_text, reusing (and updating) BATCH. */
+int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+			    const struct hl_outgoing *o, struct hl_msg_batch *batch,
+			    uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
+
 /* The content that travels beside a message item in an ITEM record
  * (docs/messages.md): salt, subject and, when inline, the body. */
 struct hl_msg_content {

@@ -206,11 +206,19 @@ int hl_store_set_part_done(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN],
  * not a message or is absent). */
 int hl_store_get_message_by_seq(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
 				struct hl_msg_row *row);
-/* A receipt covers the OUT item at SEQ: when it is a message that is queued
- * or sent, it becomes delivered (delivered_at AT_MS), *MOVED is set and ID
- * gets its id; otherwise nothing changes and *MOVED is false.  One
- * statement, where reading the row and then setting the state took two. */
-int hl_store_mark_delivered(hl_store *st, int64_t peer_id, uint64_t seq, int64_t at_ms,
+/* The OUT item at SEQ (as hl_store_get_item) and, when it is a message,
+ * its row in MROW (*HAS_MSG set; clear it with hl_msg_row_clear): what the
+ * engine sends, in one statement.  HL_ENOTFOUND when there is no item. */
+int hl_store_get_out_item(hl_store *st, int64_t peer_id, uint64_t seq,
+			  struct hl_item_row *irow, uint8_t *buf, size_t cap,
+			  struct hl_msg_row *mrow, bool *has_msg);
+/* A receipt covers the OUT item at SEQ whose hash is HASH: when that item
+ * is ours (the hash matches) and a message that is queued or sent, it
+ * becomes delivered (delivered_at AT_MS), *MOVED is set and ID gets its
+ * id; otherwise nothing changes and *MOVED is false.  One statement, where
+ * checking the item, reading the row and setting the state took three. */
+int hl_store_mark_delivered(hl_store *st, int64_t peer_id, uint64_t seq,
+			    const uint8_t hash[static HL_HASH_LEN], int64_t at_ms,
 			    uint8_t id[static HL_MSG_ID_LEN], bool *moved);
 /* Unacknowledged OUT items with seq > AFTER, in seq order, at most LIMIT. */
 int hl_store_each_out_after(hl_store *st, int64_t peer_id, uint64_t after, size_t limit,
