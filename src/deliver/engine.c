@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +57,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/thread.h"
 #include "util/timefmt.h"
 #include "wire/record.h"
 
@@ -1972,12 +1972,8 @@ static bool verifier_start(void)
 {
 	if (verifier.started)
 		return true;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	verifier.stop = false;
-	verifier.started = pthread_create(&verifier.th, NULL, verifier_main, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	verifier.started = hl_thread_start(&verifier.th, verifier_main, NULL) == 0;
 	return verifier.started;
 }
 

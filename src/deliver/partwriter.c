@@ -4,12 +4,12 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define SLOTS 16
 #define SLOT_BYTES 65536
@@ -88,12 +88,7 @@ int hl_partwriter_start(hl_partwriter **out, struct hl_dio_writer *w,
 	pthread_mutex_init(&pw->mu, NULL);
 	pthread_cond_init(&pw->work, NULL);
 	pthread_cond_init(&pw->space, NULL);
-	/* Signals stay with the daemon's own thread (libuv handles them). */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&pw->th, NULL, worker, pw);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = hl_thread_start(&pw->th, worker, pw);
 	if (rc != 0) {
 		pthread_mutex_destroy(&pw->mu);
 		pthread_cond_destroy(&pw->work);

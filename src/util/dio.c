@@ -4,13 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/err.h"
+#include "util/mem.h"
+#include "util/thread.h"
 
 #define ALIGN_DOWN(x) ((x) & ~(uint64_t)(HL_DIO_ALIGN - 1))
 #define ALIGN_UP(x) ALIGN_DOWN((x) + HL_DIO_ALIGN - 1)
@@ -145,19 +146,12 @@ static void *bg_main(void *arg)
 
 static struct hl_dio_bg *bg_start(struct hl_dio_writer *w)
 {
-	struct hl_dio_bg *bg = calloc(1, sizeof(*bg));
-	if (!bg)
-		abort();
+	struct hl_dio_bg *bg = xcalloc(1, sizeof(*bg));
 	bg->w = w;
 	bg->spare = aligned_buf();
 	pthread_mutex_init(&bg->mu, NULL);
 	pthread_cond_init(&bg->cv, NULL);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&bg->th, NULL, bg_main, bg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	if (hl_thread_start(&bg->th, bg_main, bg) != 0) {
 		pthread_mutex_destroy(&bg->mu);
 		pthread_cond_destroy(&bg->cv);
 		free(bg->spare);
@@ -368,19 +362,12 @@ static void *rbg_main(void *arg)
 
 static struct hl_dio_rbg *rbg_start(int fd)
 {
-	struct hl_dio_rbg *bg = calloc(1, sizeof(*bg));
-	if (!bg)
-		abort();
+	struct hl_dio_rbg *bg = xcalloc(1, sizeof(*bg));
 	bg->fd = fd;
 	bg->nbuf = aligned_buf();
 	pthread_mutex_init(&bg->mu, NULL);
 	pthread_cond_init(&bg->cv, NULL);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&bg->th, NULL, rbg_main, bg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	if (hl_thread_start(&bg->th, rbg_main, bg) != 0) {
 		pthread_mutex_destroy(&bg->mu);
 		pthread_cond_destroy(&bg->cv);
 		free(bg->nbuf);
