@@ -140,33 +140,9 @@ now() { printf '%s\n' "$EPOCHREALTIME"; }
 # cpu_s PID: the CPU time (user + system, seconds) process PID has used.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
-# A TCP port on 127.0.0.1 that nothing listens on, below the ephemeral range.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 12000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      case " ${port[*]} " in *" $p "*) continue ;; esac
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "bench.sh: no free port found" >&2
-  return 1
-}
-
-wait_until() {   # wait_until WHAT COMMAND...: polls COMMAND for $WAIT seconds
-  local what=$1; shift
-  local i
-  for i in $(seq 1 $((WAIT * 20))); do
-    if "$@" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "bench.sh: timed out waiting for $what" >&2
-  return 1
-}
+ME=bench.sh
+# free_port, wait_until
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # start_bg NAME COMMAND...: runs COMMAND in the background, output to
 # $work/NAME.log; stop_bg NAME stops it (SIGTERM, then SIGKILL after 10 s).

@@ -75,34 +75,9 @@ hl() { local st=$1; shift; "$bin" -d "$work/$st" "$@"; }
 run() { show "$@"; hl "$@" | indent; }   # shows the command, runs it, indents its output
 indent() { sed 's/^/     /'; }
 
-# A TCP port on 127.0.0.1 that nothing listens on (bash's /dev/tcp: a
-# refused connect means free), chosen below Linux's ephemeral range.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 12000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      case " ${port[*]} " in *" $p "*) continue ;; esac
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "demo.sh: no free port found" >&2
-  return 1
-}
-
-wait_until() {   # wait_until WHAT COMMAND...: polls COMMAND for $WAIT seconds
-  local what=$1; shift
-  local i
-  for i in $(seq 1 $((WAIT * 10))); do
-    if "$@" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "demo.sh: timed out waiting for $what" >&2
-  return 1
-}
+ME=demo.sh
+# free_port, wait_until
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 daemon_alive() { kill -0 "${pid[$1]}" 2>/dev/null; }
 
