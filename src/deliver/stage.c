@@ -60,12 +60,14 @@ struct in_ent {
 struct hl_stage {
 	char *dir;
 	int64_t peer_id;
-	struct out_ent out[OUT_MAX];
-	struct in_ent *in[IN_MAX];
-	size_t nin;
+	/* Allocated at first use: most peers never stage, and a station may
+	 * pin thousands. */
+	struct out_ent *out;        /* OUT_MAX of them */
+	struct in_ent **in;         /* nin of capin, capin <= IN_MAX */
+	size_t nin, capin;
 	uint64_t tick;
-	struct hl_rec_staged *staged;
-	size_t nstaged;
+	struct hl_rec_staged *staged;   /* grown on demand: most peers never stage */
+	size_t nstaged, capstaged;
 	struct hl_stage_stats stats;
 };
 
@@ -74,9 +76,6 @@ hl_stage *hl_stage_new(const char *dir, int64_t peer_id)
 	hl_stage *st = xcalloc(1, sizeof(*st));
 	st->dir = xstrdup(dir);
 	st->peer_id = peer_id;
-	for (unsigned i = 0; i < OUT_MAX; i++)
-		st->out[i].r.fd = -1;
-	st->staged = xcalloc(STAGED_MAX, sizeof(*st->staged));
 	return st;
 }
 
@@ -117,7 +116,7 @@ void hl_stage_reset(hl_stage *st)
 {
 	if (!st)
 		return;
-	for (unsigned i = 0; i < OUT_MAX; i++)
+	for (unsigned i = 0; st->out && i < OUT_MAX; i++)
 		if (st->out[i].used)
 			out_drop(&st->out[i]);
 	while (st->nin)
@@ -130,6 +129,8 @@ void hl_stage_free(hl_stage *st)
 	if (!st)
 		return;
 	hl_stage_reset(st);
+	free(st->out);
+	free(st->in);
 	free(st->staged);
 	free(st->dir);
 	free(st);
@@ -168,6 +169,11 @@ int hl_stage_out_add(hl_stage *st, const uint8_t id[static 16], unsigned part, u
 	unsigned live = 0;
 	if (part < 1 || part > HL_MAX_ATTACHMENTS || size < 2)
 		return HL_EINVAL;
+	if (!st->out) {
+		st->out = xcalloc(OUT_MAX, sizeof(*st->out));
+		for (unsigned i = 0; i < OUT_MAX; i++)
+			st->out[i].r.fd = -1;
+	}
 	for (unsigned i = 0; i < OUT_MAX; i++) {
 		struct out_ent *o = &st->out[i];
 		if (!o->used) {
@@ -205,7 +211,7 @@ int hl_stage_out_add(hl_stage *st, const uint8_t id[static 16], unsigned part, u
 
 bool hl_stage_out_active(const hl_stage *st)
 {
-	for (unsigned i = 0; i < OUT_MAX; i++) {
+	for (unsigned i = 0; st->out && i < OUT_MAX; i++) {
 		const struct out_ent *o = &st->out[i];
 		if (o->used && !o->abandoned && o->offset < o->size - 1)
 			return true;
@@ -251,7 +257,7 @@ static void out_refresh(struct out_ent *o, uint64_t now)
 int hl_stage_out_next(hl_stage *st, int above, uint8_t *rec, size_t *len, unsigned *token,
 		      uint64_t now_ms)
 {
-	for (int p = HL_PREC_COUNT - 1; p > above; p--) {
+	for (int p = HL_PREC_COUNT - 1; st->out && p > above; p--) {
 		for (unsigned i = 0; i < OUT_MAX; i++) {
 			struct out_ent *o = &st->out[i];
 			if (!o->used || o->abandoned || o->prec != (unsigned)p ||
@@ -279,7 +285,7 @@ int hl_stage_out_next(hl_stage *st, int above, uint8_t *rec, size_t *len, unsign
 
 void hl_stage_out_sent(hl_stage *st, unsigned token, size_t data_len)
 {
-	if (token >= OUT_MAX || !st->out[token].used)
+	if (!st->out || token >= OUT_MAX || !st->out[token].used)
 		return;
 	st->out[token].offset += data_len;
 	st->stats.out_bytes += data_len;
@@ -290,7 +296,7 @@ void hl_stage_out_sent(hl_stage *st, unsigned token, size_t data_len)
 uint64_t hl_stage_out_take(hl_stage *st, const uint8_t id[static 16])
 {
 	uint64_t mask = 0;
-	for (unsigned i = 0; i < OUT_MAX; i++) {
+	for (unsigned i = 0; st->out && i < OUT_MAX; i++) {
 		struct out_ent *o = &st->out[i];
 		if (!o->used || memcmp(o->id, id, 16) != 0)
 			continue;
@@ -378,6 +384,10 @@ int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
 	struct in_ent *e = in_find(st, r->id, r->part, NULL);
 	if (!e) {
 		in_make_room(st);
+		if (st->nin == st->capin) {
+			st->capin = st->capin ? 2 * st->capin : 4;
+			st->in = xrealloc(st->in, st->capin * sizeof(*st->in));
+		}
 		e = xcalloc(1, sizeof(*e));
 		e->w.fd = -1;
 		memcpy(e->id, r->id, 16);
@@ -443,7 +453,11 @@ void hl_stage_in_resolve(hl_stage *st, const uint8_t id[static 16], uint64_t seq
 			i++;
 			continue;
 		}
-		if (st->nstaged < STAGED_MAX) {
+		if (st->nstaged == st->capstaged && st->capstaged < STAGED_MAX) {
+			st->capstaged = st->capstaged ? 2 * st->capstaged : 8;
+			st->staged = xrealloc(st->staged, st->capstaged * sizeof(*st->staged));
+		}
+		if (st->nstaged < st->capstaged) {
 			struct hl_rec_staged *s = &st->staged[st->nstaged++];
 			s->seq = seq;
 			s->part = (uint8_t)e->part;
