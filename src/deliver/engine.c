@@ -217,6 +217,8 @@ struct hl_engine {
 	int64_t free_at;
 
 	hl_stage *stage;             /* staging (deliver/stage.h) */
+	uint64_t stage_usage;        /* the peer's usage, asked every FREE_CACHE_MS */
+	int64_t stage_usage_at;
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
 	char error[256];
@@ -2021,9 +2023,15 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 						 : HL_DEFAULT_MAX_ATTACHMENT;
 	uint64_t staged = hl_stage_in_bytes(e->stage), room = UINT64_MAX;
 	if (e->env.quota_bytes) {
-		uint64_t usage = 0;
-		if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id, &usage)) < 0)
-			return ret;
+		/* asked of the store at most every FREE_CACHE_MS, not per record */
+		int64_t t = hl_now_ms();
+		if (!e->stage_usage_at || t - e->stage_usage_at >= FREE_CACHE_MS || t < e->stage_usage_at) {
+			if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id,
+						       &e->stage_usage)) < 0)
+				return ret;
+			e->stage_usage_at = t;
+		}
+		uint64_t usage = e->stage_usage;
 		room = e->env.quota_bytes > usage + staged ? e->env.quota_bytes - usage - staged : 0;
 	}
 	if (e->env.reserve_bytes) {
