@@ -47,6 +47,18 @@ def test_a_large_document_is_staged_while_copied(net, tmp_path):
     assert staging_files(b) == []
 
 
+def test_two_attachments_staged(net, tmp_path):
+    a, b, _ = net.pair()
+    docs = [tmp_path / "one.bin", tmp_path / "two.bin"]
+    sizes = [48 * MiB + 1, 32 * MiB]
+    digests = [make_file(d, n) for d, n in zip(docs, sizes)]
+    mid = a.send("pyongyang", "two", attach=[str(d) for d in docs], wait=int(scaled(120)))
+    got = inbox_entry(b, mid)["attachments"]
+    assert [x["hash"] for x in got] == digests and [x["size"] for x in got] == sizes
+    assert staged(a, "pyongyang")["out_bytes"] > 0
+    assert staging_files(b) == []
+
+
 def test_no_staging_when_turned_off(net, tmp_path):
     size = 16 * MiB
     a, b, _ = net.pair()
