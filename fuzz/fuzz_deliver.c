@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		struct hl_rec_item r;
 		if (hl_rec_item_decode(p, n, &r) == 0 &&
@@ -60,6 +60,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (hl_msg_content_encode(&c, out, sizeof(out), &len) != 0 || len != n ||
 		     memcmp(out, p, n) != 0))
 			abort();
+		break;
+	}
+	case 6: {
+		uint64_t taken;
+		uint8_t enc[HL_CREDIT_LEN];
+		if (hl_rec_credit_decode(p, n, &taken) == 0) {
+			hl_rec_credit_encode(taken, enc);
+			if (n != HL_CREDIT_LEN || memcmp(enc, p, n) != 0)
+				abort();
+		}
 		break;
 	}
 	}

@@ -8,9 +8,10 @@
  * seq order; each queue has a cursor at its first entry not yet done (item
  * sent and every part sent).  pump() repeatedly takes the most urgent
  * queue whose cursor is not at the end and sends that entry's ITEM or its
- * next CHUNK, until the link refuses more.  So a FLASH message waits for
- * at most the chunk in hand, and within a precedence messages go strictly
- * one after another.
+ * next CHUNK, until the link refuses more or, with CREDIT, the chunk
+ * would take the data in flight past the window (CREDIT_WINDOW).  So a
+ * FLASH message waits for at most the chunk in hand, and within a
+ * precedence messages go strictly one after another.
  *
  * RECEIVING.  Items are opened (signature checked) before anything else;
  * a message is stored at once with its state PARTIAL, its parts are written
@@ -40,6 +41,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,24 @@
 /* Parts with at least this much left to receive are hashed and written on
  * a worker thread (deliver/partwriter.h). */
 #define WORKER_MIN (8u << 20)
-/* Part files open for writing at once, per peer: each holds 1 to 3 MiB of
+/* CREDIT (docs/messages.md): CHUNK data in flight per session, sent but
+ * not yet taken in by the receiver's loop.  The window bounds what sits in
+ * the receiver's socket, which is what a FLASH record queues behind.
+ * Behind the loop, a large part's worker hashes and writes: its ring may
+ * hold RING_SPARE bytes more, credited as soon as the loop has taken them,
+ * so the worker has work while the loop waits for a commit's fsync.  What
+ * a ring holds beyond RING_SPARE is credited only as the worker takes it
+ * (so no ring is ever full: the loop never waits for a worker with records
+ * unread).  CREDIT is sent each time a quarter of the window is due. */
+#define CREDIT_WINDOW HL_CREDIT_WINDOW
+#define CREDIT_STEP (CREDIT_WINDOW / 4)
+#define RING_SPARE ((uint64_t)HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX - CREDIT_WINDOW)
+_Static_assert(CREDIT_WINDOW == 8u * CHUNK_DATA_MAX, "as engine.h says");
+_Static_assert(CREDIT_WINDOW < HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX,
+	       "a part's worker ring holds the window and more");
+_Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
+	       "a sender held at the window always gets a CREDIT");
+/* Part files open for writing at once, per peer: each holds 1 to 4 MiB of
  * buffers, and a peer could interleave chunks of thousands of parts. */
 #define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
@@ -185,6 +204,16 @@ struct hl_engine {
 	hl_link *link;
 	bool synced;                 /* the peer's RESUME of this session arrived */
 	struct resume_map resume;
+
+	/* CREDIT, per session (both sides announced it in their HELLOs) */
+	bool credit_on;
+	uint64_t chunk_sent;         /* CHUNK data bytes sent */
+	uint64_t chunk_credit;       /* the peer's last CREDIT */
+	uint64_t taken;              /* CHUNK data bytes read and handled */
+	uint64_t pushed_pw;          /* ... of which handed to parts' workers */
+	_Atomic uint64_t done_pw;    /* ... of which the workers are done with */
+	uint64_t credit_sent;        /* the last CREDIT we sent */
+	size_t pushed_now;           /* the CHUNK in hand went to a worker */
 
 	struct out_queue q[HL_PREC_COUNT];
 	size_t nloaded;
@@ -545,6 +574,31 @@ static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	return hl_link_send(e->link, type, body, len, now);
 }
 
+/* Sends CREDIT once a quarter of the window has been taken in since the
+ * last one (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the
+ * next pump. */
+static void credit_maybe(hl_engine *e, uint64_t now)
+{
+	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+		return;
+	/* Workers' rings may hold RING_SPARE bytes beyond the window: what
+	 * they hold past that is not credited yet (see CREDIT_WINDOW). */
+	uint64_t queued = e->pushed_pw - atomic_load_explicit(&e->done_pw, memory_order_acquire);
+	uint64_t held = queued > RING_SPARE ? queued - RING_SPARE : 0;
+	uint64_t taken = e->taken - held;
+	if (taken < e->credit_sent || taken - e->credit_sent < CREDIT_STEP)
+		return;
+	uint8_t body[HL_CREDIT_LEN];
+	hl_rec_credit_encode(taken, body);
+	if (send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
+		e->credit_sent = taken;
+}
+
+void hl_engine_credit(hl_engine *e, uint64_t now)
+{
+	credit_maybe(e, now);
+}
+
 static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
@@ -632,6 +686,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
+	e->chunk_sent += n;
 	p->offset += n;
 	if (p->offset == p->size) {
 		hl_dio_rclose(&p->r);
@@ -644,6 +699,17 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 		}
 	}
 	return 0;
+}
+
+/* CREDIT: X's next CHUNK would take the data in flight past the window. */
+static bool window_full(hl_engine *e, const struct out_entry *x)
+{
+	if (!e->credit_on || !x->item_sent || x->cur >= x->nparts)
+		return false;
+	const struct out_part *p = &x->parts[x->cur];
+	uint64_t left = p->size - p->offset;
+	uint64_t n = left < CHUNK_DATA_MAX ? left : CHUNK_DATA_MAX;
+	return e->chunk_sent - e->chunk_credit + n > CREDIT_WINDOW;
 }
 
 /* The entry to work on: the most urgent queue's cursor (a queue whose
@@ -667,11 +733,17 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
+	credit_maybe(e, now); /* one the link refused before */
 	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q;
 		struct out_entry *x = pick(e, &q, now);
 		if (!x)
 			break;
+		if (window_full(e, x)) {
+			/* the peer's next CREDIT pumps again */
+			e->stats.window_waits++;
+			break;
+		}
 		int ret = x->item_sent ? send_chunk(e, x, now) : send_item(e, x, now);
 		if (ret == -EAGAIN)
 			break;
@@ -1689,6 +1761,14 @@ static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
 	return ret;
 }
 
+/* A part's worker took in data (on its thread): the daemon's loop calls
+ * hl_engine_credit(). */
+static void worker_wake(void *arg)
+{
+	hl_engine *e = arg;
+	e->env.wake(e->env.user);
+}
+
 static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_chunk c;
@@ -1734,13 +1814,21 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 				return ret;
 			}
 		}
+		struct hl_partwriter_progress progress = {
+			.taken = e->env.wake ? &e->done_pw : NULL,
+			.wake = e->env.wake ? worker_wake : NULL,
+			.arg = e,
+			.step = CREDIT_STEP,
+		};
 		if (!p->pw && p->size - p->done >= WORKER_MIN &&
-		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every) < 0)
+		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every, &progress) < 0)
 			p->pw = NULL; /* no thread: the same work, here */
 		/* On an error the session ends; the next one starts again
 		 * from what the store says is durable (and cuts the rest). */
 		ret = p->pw ? hl_partwriter_push(p->pw, c.data, c.data_len)
 			    : hl_dio_write(&p->w, c.data, c.data_len);
+		if (p->pw && e->env.wake)
+			e->pushed_now = c.data_len; /* the worker counts it taken */
 		if (ret < 0) {
 			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
@@ -1886,12 +1974,44 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
 
+static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+{
+	uint64_t taken;
+	if (hl_rec_credit_decode(body, len, &taken) < 0) {
+		set_error(e, "malformed CREDIT record (%zu bytes)", len);
+		return HL_EINVAL;
+	}
+	if (!e->credit_on)
+		return 0; /* not agreed in the HELLOs: nothing waits for it */
+	if (taken < e->chunk_credit || taken > e->chunk_sent) {
+		set_error(e, "CREDIT for %llu bytes of CHUNK data; %llu sent, %llu credited before",
+			  (unsigned long long)taken, (unsigned long long)e->chunk_sent,
+			  (unsigned long long)e->chunk_credit);
+		return HL_EINVAL;
+	}
+	e->chunk_credit = taken;
+	/* Inside a transaction, the postcommit pumps; otherwise now (a CREDIT
+	 * alone needs no commit: the daemon does none for it). */
+	if (!e->env.txn->open)
+		hl_engine_pump(e, now);
+	return 0;
+}
+
 static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	int ret;
 	switch (type) {
 	case HL_REC_ITEM: ret = on_item(e, body, len, now); break;
-	case HL_REC_CHUNK: ret = on_chunk(e, body, len); break;
+	case HL_REC_CHUNK:
+		e->pushed_now = 0;
+		ret = on_chunk(e, body, len);
+		if (ret == 0 && len > HL_CHUNK_HDR_LEN) {
+			e->taken += len - HL_CHUNK_HDR_LEN;
+			e->pushed_pw += e->pushed_now;
+			credit_maybe(e, now);
+		}
+		break;
+	case HL_REC_CREDIT: ret = on_credit(e, body, len, now); break;
 	case HL_REC_ACK: ret = on_ack(e, body, len); break;
 	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
 	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
@@ -2180,6 +2300,11 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		/* The caller attaches between commits; be safe. */
 		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
 	}
+	/* in_clear() stopped the parts' workers: the counters are ours. */
+	e->credit_on = (hl_link_own_flags(link) & hl_link_peer_flags(link) &
+			HL_HELLO_FLAG_CREDIT) != 0;
+	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
+	atomic_store(&e->done_pw, 0);
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
@@ -2363,4 +2488,7 @@ void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++)
 		s->queued[p] = e->q[p].n;
 	s->partial_in = e->nin;
+	s->credit_on = e->credit_on;
+	s->chunk_data_sent = e->chunk_sent;
+	s->chunk_data_credited = e->chunk_credit;
 }

@@ -180,3 +180,20 @@ int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t co
 	*len = w.len;
 	return 0;
 }
+
+int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
+{
+	struct hl_rbuf rb;
+	if (len != HL_CREDIT_LEN)
+		return HL_EINVAL;
+	hl_rbuf_init(&rb, buf, len);
+	*taken = hl_r_u64(&rb);
+	return rb.err ? HL_ETRUNC : 0;
+}
+
+void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN])
+{
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, out, HL_CREDIT_LEN);
+	hl_w_u64(&w, taken);
+}
