@@ -55,6 +55,7 @@ static void report(hl_partwriter *pw, size_t len, bool empty)
 static void *worker(void *arg)
 {
 	hl_partwriter *pw = arg;
+	hl_thread_bulk();
 	pthread_mutex_lock(&pw->mu);
 	for (;;) {
 		while (pw->count == 0 && !pw->stop)
