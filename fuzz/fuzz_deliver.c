@@ -1,8 +1,8 @@
 /* fuzz/fuzz_deliver.c — libFuzzer target for the messages protocol's
  * decoders (deliver/records.c, msg/message.c): the first byte picks the
- * record (ITEM, CHUNK, ACK, RESUME, REFUSE, content, STAGE, STAGED);
- * whatever decodes must re-encode to the same bytes where the format has
- * one encoding. */
+ * record (ITEM, CHUNK, ACK, RESUME, REFUSE, content, CREDIT, STAGE,
+ * STAGED); whatever decodes must re-encode to the same bytes where the
+ * format has one encoding. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0: {
 		struct hl_rec_item r;
 		if (hl_rec_item_decode(p, n, &r) == 0 &&
@@ -64,6 +64,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 6: {
+		uint64_t taken;
+		uint8_t enc[HL_CREDIT_LEN];
+		if (hl_rec_credit_decode(p, n, &taken) == 0) {
+			hl_rec_credit_encode(taken, enc);
+			if (n != HL_CREDIT_LEN || memcmp(enc, p, n) != 0)
+				abort();
+		}
+		break;
+	}
+	case 7: {
 		struct hl_rec_stage r;
 		uint8_t hdr[HL_STAGE_HDR_LEN];
 		if (hl_rec_stage_decode(p, n, &r) == 0) {
@@ -76,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	}
-	case 7: {
+	case 8: {
 		struct hl_rec_staged r;
 		uint8_t enc[HL_STAGED_LEN];
 		if (hl_rec_staged_decode(p, n, &r) == 0) {

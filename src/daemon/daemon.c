@@ -30,6 +30,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "wire/record.h"
 
 #define RELOAD_DEBOUNCE_MS 100
 
@@ -41,6 +42,8 @@ void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
 	/* The dialer renews a session at 9/10 of its Rehandshake; this cap
 	 * only ends sessions whose dialer failed to (forward secrecy). */
 	p->max_age_ms = HL_SESSION_MAX_AGE_MS;
+	/* The engines (deliver/engine.c) speak CREDIT. */
+	p->hello_flags = HL_HELLO_FLAG_CREDIT;
 }
 
 /* ---- reload ---- */
@@ -170,6 +173,8 @@ void hl_daemon_stop(struct hl_daemon *d)
 		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
 	while (d->peers)
 		hl_peer_remove(d->peers);
+	/* Only now: the engines' workers, which wake it, are stopped. */
+	hl_delivery_stop_wake(d);
 	hl_listen_stop(d);
 	hl_control_stop(d);
 	if (d->watching) {

@@ -128,6 +128,8 @@ struct hl_daemon {
 	uv_idle_t drain_idle;                /* active while engines hold records */
 	uv_timer_t poll_timer;
 	uv_timer_t stage_timer;              /* control_stage.c: staged files grow */
+	uv_async_t credit_wake;              /* parts' workers took in data */
+	bool credit_wake_inited;
 	bool delivery_started;
 	uv_timer_t check_timer;              /* checks.c: the next check or deadline */
 	bool checks_started;
@@ -217,6 +219,8 @@ json_t *hl_checks_status_json(struct hl_peer *p);
 /* delivery.c */
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_delivery_stop(struct hl_daemon *d);
+/* Closes the handle the engines' workers wake: after the peers are gone. */
+void hl_delivery_stop_wake(struct hl_daemon *d);
 void hl_delivery_close_store(struct hl_daemon *d);
 void hl_delivery_peer_added(struct hl_peer *p);
 void hl_delivery_peer_removed(struct hl_peer *p);

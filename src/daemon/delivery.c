@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "daemon/daemon_int.h"
+#include "deliver/records.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -208,6 +209,26 @@ static void on_poll(uv_timer_t *t)
 	}
 }
 
+/* A part's worker took in data (deliver/partwriter.h): the engines send
+ * CREDIT for it.  Worker threads only call uv_async_send. */
+static void on_credit_wake(uv_async_t *h)
+{
+	struct hl_daemon *d = h->data;
+	uint64_t now = uv_now(&d->loop);
+	for (struct hl_peer *p = d->peers; p; p = p->next) {
+		if (!p->engine || !p->session)
+			continue;
+		hl_engine_credit(p->engine, now);
+		hl_conn_flush(p->session);
+	}
+}
+
+static void engine_wake(void *user)
+{
+	struct hl_daemon *d = user;
+	uv_async_send(&d->credit_wake);
+}
+
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	int ret = hl_store_open(d->dir, &d->store);
@@ -218,6 +239,12 @@ int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	}
 	d->txn.store = d->store;
 	d->txn.open = false;
+	if ((ret = uv_async_init(&d->loop, &d->credit_wake, on_credit_wake)) < 0) {
+		snprintf(err, errlen, "cannot set up the event loop: %s", uv_strerror(ret));
+		return ret;
+	}
+	d->credit_wake.data = d;
+	d->credit_wake_inited = true;
 	uv_check_init(&d->loop, &d->commit_check);
 	d->commit_check.data = d;
 	uv_check_start(&d->commit_check, on_check);
@@ -251,6 +278,14 @@ void hl_delivery_stop(struct hl_daemon *d)
 	d->delivery_started = false;
 }
 
+void hl_delivery_stop_wake(struct hl_daemon *d)
+{
+	if (d->credit_wake_inited) {
+		uv_close((uv_handle_t *)&d->credit_wake, on_closed);
+		d->credit_wake_inited = false;
+	}
+}
+
 void hl_delivery_close_store(struct hl_daemon *d)
 {
 	if (d->txn.open) {
@@ -272,7 +307,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
 		.defer_items = true,
-		.on_event = on_engine_event, .user = d,
+		.on_event = on_engine_event, .wake = engine_wake, .user = d,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */
 	if (d->txn.open)
@@ -326,7 +361,10 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 	struct hl_daemon *d = c->d;
 	if (!p || p->session != c || !p->engine)
 		return;
-	d->burst = true;
+	/* A CREDIT (flow control, thousands a second under a document)
+	 * stores nothing: no group commit for it; the engine pumps. */
+	if (type != HL_REC_CREDIT)
+		d->burst = true;
 	int ret = hl_engine_on_record(p->engine, type, body, len, uv_now(&d->loop));
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];

@@ -8,9 +8,10 @@
  * seq order; each queue has a cursor at its first entry not yet done (item
  * sent and every part sent).  pump() repeatedly takes the most urgent
  * queue whose cursor is not at the end and sends that entry's ITEM or its
- * next CHUNK, until the link refuses more.  So a FLASH message waits for
- * at most the chunk in hand, and within a precedence messages go strictly
- * one after another.
+ * next CHUNK, until the link refuses more or, with CREDIT, the chunk
+ * would take the data in flight past the window (CREDIT_WINDOW).  So a
+ * FLASH message waits for at most the chunk in hand, and within a
+ * precedence messages go strictly one after another.
  *
  * RECEIVING.  Items are opened (signature checked) before anything else;
  * a message is stored at once with its state PARTIAL, its parts are written
@@ -40,6 +41,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +73,24 @@
 /* Parts with at least this much left to receive are hashed and written on
  * a worker thread (deliver/partwriter.h). */
 #define WORKER_MIN (8u << 20)
-/* Part files open for writing at once, per peer: each holds 1 to 3 MiB of
+/* CREDIT (docs/messages.md): CHUNK data in flight per session, sent but
+ * not yet taken in by the receiver's loop.  The window bounds what sits in
+ * the receiver's socket, which is what a FLASH record queues behind.
+ * Behind the loop, a large part's worker hashes and writes: its ring may
+ * hold RING_SPARE bytes more, credited as soon as the loop has taken them,
+ * so the worker has work while the loop waits for a commit's fsync.  What
+ * a ring holds beyond RING_SPARE is credited only as the worker takes it
+ * (so no ring is ever full: the loop never waits for a worker with records
+ * unread).  CREDIT is sent each time a quarter of the window is due. */
+#define CREDIT_WINDOW HL_CREDIT_WINDOW
+#define CREDIT_STEP (CREDIT_WINDOW / 4)
+#define RING_SPARE ((uint64_t)HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX - CREDIT_WINDOW)
+_Static_assert(CREDIT_WINDOW == 8u * CHUNK_DATA_MAX, "as engine.h says");
+_Static_assert(CREDIT_WINDOW < HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX,
+	       "a part's worker ring holds the window and more");
+_Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
+	       "a sender held at the window always gets a CREDIT");
+/* Part files open for writing at once, per peer: each holds 1 to 4 MiB of
  * buffers, and a peer could interleave chunks of thousands of parts. */
 #define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
@@ -189,6 +208,16 @@ struct hl_engine {
 	hl_link *link;
 	bool synced;                 /* the peer's RESUME of this session arrived */
 	struct resume_map resume;
+
+	/* CREDIT, per session (both sides announced it in their HELLOs) */
+	bool credit_on;
+	uint64_t chunk_sent;         /* CHUNK data bytes sent */
+	uint64_t chunk_credit;       /* the peer's last CREDIT */
+	uint64_t taken;              /* CHUNK data bytes read and handled */
+	uint64_t pushed_pw;          /* ... of which handed to parts' workers */
+	_Atomic uint64_t done_pw;    /* ... of which the workers are done with */
+	uint64_t credit_sent;        /* the last CREDIT we sent */
+	size_t pushed_now;           /* the CHUNK in hand went to a worker */
 
 	struct out_queue q[HL_PREC_COUNT];
 	size_t nloaded;
@@ -563,6 +592,31 @@ static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	return hl_link_send(e->link, type, body, len, now);
 }
 
+/* Sends CREDIT once a quarter of the window has been taken in since the
+ * last one (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the
+ * next pump. */
+static void credit_maybe(hl_engine *e, uint64_t now)
+{
+	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+		return;
+	/* Workers' rings may hold RING_SPARE bytes beyond the window: what
+	 * they hold past that is not credited yet (see CREDIT_WINDOW). */
+	uint64_t queued = e->pushed_pw - atomic_load_explicit(&e->done_pw, memory_order_acquire);
+	uint64_t held = queued > RING_SPARE ? queued - RING_SPARE : 0;
+	uint64_t taken = e->taken - held;
+	if (taken < e->credit_sent || taken - e->credit_sent < CREDIT_STEP)
+		return;
+	uint8_t body[HL_CREDIT_LEN];
+	hl_rec_credit_encode(taken, body);
+	if (send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
+		e->credit_sent = taken;
+}
+
+void hl_engine_credit(hl_engine *e, uint64_t now)
+{
+	credit_maybe(e, now);
+}
+
 static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
@@ -652,6 +706,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
+	e->chunk_sent += n;
 	p->offset += n;
 	if (p->offset == p->size) {
 		hl_dio_rclose(&p->r);
@@ -664,6 +719,17 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 		}
 	}
 	return 0;
+}
+
+/* CREDIT: X's next CHUNK would take the data in flight past the window. */
+static bool window_full(hl_engine *e, const struct out_entry *x)
+{
+	if (!e->credit_on || !x->item_sent || x->cur >= x->nparts)
+		return false;
+	const struct out_part *p = &x->parts[x->cur];
+	uint64_t left = p->size - p->offset;
+	uint64_t n = left < CHUNK_DATA_MAX ? left : CHUNK_DATA_MAX;
+	return e->chunk_sent - e->chunk_credit + n > CREDIT_WINDOW;
 }
 
 /* The entry to work on: the most urgent queue's cursor (a queue whose
@@ -687,6 +753,7 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
+	credit_maybe(e, now); /* one the link refused before */
 	stage_send_staged(e, now);
 	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q = NULL;
@@ -699,6 +766,11 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 			continue;
 		if (!x)
 			break;
+		if (window_full(e, x)) {
+			/* the peer's next CREDIT pumps again */
+			e->stats.window_waits++;
+			break;
+		}
 		int ret = x->item_sent ? send_chunk(e, x, now) : send_item(e, x, now);
 		if (ret == -EAGAIN)
 			break;
@@ -1722,6 +1794,14 @@ static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
 	return ret;
 }
 
+/* A part's worker took in data (on its thread): the daemon's loop calls
+ * hl_engine_credit(). */
+static void worker_wake(void *arg)
+{
+	hl_engine *e = arg;
+	e->env.wake(e->env.user);
+}
+
 static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_chunk c;
@@ -1767,13 +1847,21 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 				return ret;
 			}
 		}
+		struct hl_partwriter_progress progress = {
+			.taken = e->env.wake ? &e->done_pw : NULL,
+			.wake = e->env.wake ? worker_wake : NULL,
+			.arg = e,
+			.step = CREDIT_STEP,
+		};
 		if (!p->pw && p->size - p->done >= WORKER_MIN &&
-		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every) < 0)
+		    hl_partwriter_start(&p->pw, &p->w, &p->hs, p->done, every, &progress) < 0)
 			p->pw = NULL; /* no thread: the same work, here */
 		/* On an error the session ends; the next one starts again
 		 * from what the store says is durable (and cuts the rest). */
 		ret = p->pw ? hl_partwriter_push(p->pw, c.data, c.data_len)
 			    : hl_dio_write(&p->w, c.data, c.data_len);
+		if (p->pw && e->env.wake)
+			e->pushed_now = c.data_len; /* the worker counts it taken */
 		if (ret < 0) {
 			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
@@ -1941,13 +2029,18 @@ static bool stage_waiting(const struct out_entry *x, uint64_t now)
 }
 
 /* Sends one STAGE record of a part whose precedence is above ABOVE: 1 when
- * one went, 0 when none had bytes, negative when the link took nothing.
- * The only place STAGE records are sent (a flow-control window would gate
- * them here). */
+ * one went, 0 when none had bytes (or CREDIT holds them back: the peer's
+ * next CREDIT pumps again), negative when the link took nothing.  The only
+ * place STAGE records are sent. */
 static int stage_pump(hl_engine *e, int above, uint64_t now)
 {
 	size_t len;
 	unsigned token;
+	/* CREDIT: STAGE data counts as CHUNK data does (at most a record's
+	 * worth is assumed, so the check comes before the read) */
+	if (e->credit_on &&
+	    e->chunk_sent - e->chunk_credit + (HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN) > CREDIT_WINDOW)
+		return 0;
 	int ret = hl_stage_out_next(e->stage, above, e->rec, &len, &token, now);
 	if (ret < 0)
 		hl_warn("peer %s: staging stopped: %s", e->peer_name, hl_strerror(ret));
@@ -1956,6 +2049,7 @@ static int stage_pump(hl_engine *e, int above, uint64_t now)
 	if ((ret = send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
 		return ret;
 	hl_stage_out_sent(e->stage, token, len - HL_STAGE_HDR_LEN);
+	e->chunk_sent += len - HL_STAGE_HDR_LEN;
 	return 1;
 }
 
@@ -2039,7 +2133,11 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 		uint64_t r2 = fb > e->env.reserve_bytes ? fb - e->env.reserve_bytes : 0;
 		room = r2 < room ? r2 : room;
 	}
-	return hl_stage_in_data(e->stage, &r, room, max_att);
+	size_t pushed = 0;
+	ret = hl_stage_in_data(e->stage, &r, room, max_att, &pushed);
+	if (e->env.wake)
+		e->pushed_now = pushed; /* the worker counts it taken */
+	return ret;
 }
 
 static int on_staged(hl_engine *e, const uint8_t *body, size_t len)
@@ -2075,16 +2173,57 @@ static int on_staged(hl_engine *e, const uint8_t *body, size_t len)
 	return 0; /* about nothing we hold: a late answer */
 }
 
+static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+{
+	uint64_t taken;
+	if (hl_rec_credit_decode(body, len, &taken) < 0) {
+		set_error(e, "malformed CREDIT record (%zu bytes)", len);
+		return HL_EINVAL;
+	}
+	if (!e->credit_on)
+		return 0; /* not agreed in the HELLOs: nothing waits for it */
+	if (taken < e->chunk_credit || taken > e->chunk_sent) {
+		set_error(e, "CREDIT for %llu bytes of CHUNK data; %llu sent, %llu credited before",
+			  (unsigned long long)taken, (unsigned long long)e->chunk_sent,
+			  (unsigned long long)e->chunk_credit);
+		return HL_EINVAL;
+	}
+	e->chunk_credit = taken;
+	/* Inside a transaction, the postcommit pumps; otherwise now (a CREDIT
+	 * alone needs no commit: the daemon does none for it). */
+	if (!e->env.txn->open)
+		hl_engine_pump(e, now);
+	return 0;
+}
+
 static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	int ret;
 	switch (type) {
 	case HL_REC_ITEM: ret = on_item(e, body, len, now); break;
-	case HL_REC_CHUNK: ret = on_chunk(e, body, len); break;
+	case HL_REC_CHUNK:
+		e->pushed_now = 0;
+		ret = on_chunk(e, body, len);
+		if (ret == 0 && len > HL_CHUNK_HDR_LEN) {
+			e->taken += len - HL_CHUNK_HDR_LEN;
+			e->pushed_pw += e->pushed_now;
+			credit_maybe(e, now);
+		}
+		break;
+	case HL_REC_CREDIT: ret = on_credit(e, body, len, now); break;
 	case HL_REC_ACK: ret = on_ack(e, body, len); break;
 	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
 	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
-	case HL_REC_STAGE: ret = on_stage(e, body, len); break;
+	case HL_REC_STAGE:
+		/* STAGE data counts for CREDIT as CHUNK data does */
+		e->pushed_now = 0;
+		ret = on_stage(e, body, len);
+		if (ret == 0 && len > HL_STAGE_HDR_LEN) {
+			e->taken += len - HL_STAGE_HDR_LEN;
+			e->pushed_pw += e->pushed_now;
+			credit_maybe(e, now);
+		}
+		break;
 	case HL_REC_STAGED: ret = on_staged(e, body, len); break;
 	default:
 		return 0; /* other application records are not ours */
@@ -2372,6 +2511,11 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		/* The caller attaches between commits; be safe. */
 		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
 	}
+	/* in_clear() stopped the parts' workers: the counters are ours. */
+	e->credit_on = (hl_link_own_flags(link) & hl_link_peer_flags(link) &
+			HL_HELLO_FLAG_CREDIT) != 0;
+	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
+	atomic_store(&e->done_pw, 0);
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
@@ -2524,7 +2668,14 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		return ret;
 	}
 	shared_bufs_get(&e->rec, &e->itembuf);
-	e->stage = hl_stage_new(env->dir, e->peer_id);
+	/* Staging files' workers report progress for CREDIT, as parts' do. */
+	struct hl_partwriter_progress progress = {
+		.taken = e->env.wake ? &e->done_pw : NULL,
+		.wake = e->env.wake ? worker_wake : NULL,
+		.arg = e,
+		.step = CREDIT_STEP,
+	};
+	e->stage = hl_stage_new(env->dir, e->peer_id, &progress);
 	e->cur_verdict = -1;
 	*out = e;
 	return 0;
@@ -2576,4 +2727,7 @@ void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
 	s->stage_out_bytes = ss.out_bytes;
 	s->stage_in_bytes = ss.in_bytes;
 	s->stage_adopted_bytes = ss.adopted_bytes;
+	s->credit_on = e->credit_on;
+	s->chunk_data_sent = e->chunk_sent;
+	s->chunk_data_credited = e->chunk_credit;
 }

@@ -25,6 +25,10 @@
 #include "link/link.h"
 #include "store/store.h"
 
+/* CHUNK data a sender keeps in flight per session when both sides speak
+ * CREDIT (docs/messages.md): 8 full chunks, 524,000 bytes. */
+#define HL_CREDIT_WINDOW (8u * 65500u)
+
 /* The transaction the engines share. */
 struct hl_txn {
 	hl_store *store;
@@ -69,6 +73,11 @@ struct hl_engine_env {
 	bool defer_items;
 	/* Optional: called from hl_engine_postcommit() for each event. */
 	void (*on_event)(void *user, const char *peer, const struct hl_engine_evinfo *ev);
+	/* Optional: called on a part's worker thread when it has taken in
+	 * incoming data; the caller then has its loop call hl_engine_credit()
+	 * (uv_async_send, say).  Without it, CREDIT counts a part's data as
+	 * taken when it is handed to the worker. */
+	void (*wake)(void *user);
 	void *user;
 };
 
@@ -110,6 +119,9 @@ bool hl_engine_holding(const hl_engine *e);
 
 /* Sends what the link will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
+/* After env.wake: sends CREDIT for what the parts' workers took in, when
+ * due (docs/messages.md, CREDIT). */
+void hl_engine_credit(hl_engine *e, uint64_t now_ms);
 /* Other processes changed the store (new messages queued): look again. */
 void hl_engine_refresh(hl_engine *e);
 
@@ -139,6 +151,11 @@ struct hl_engine_stats {
 	uint64_t items_in, items_out, chunks_in, chunks_out;
 	/* staging (deliver/stage.h): bytes sent, received, adopted as parts */
 	uint64_t stage_out_bytes, stage_in_bytes, stage_adopted_bytes;
+	uint64_t window_waits;        /* a CHUNK waited for the peer's CREDIT */
+	/* CREDIT, this session: CHUNK data bytes sent, and credited by the
+	 * peer; with credit_on the difference never exceeds HL_CREDIT_WINDOW. */
+	bool credit_on;
+	uint64_t chunk_data_sent, chunk_data_credited;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
 

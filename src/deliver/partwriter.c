@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "util/mem.h"
 #include "util/thread.h"
 
-#define SLOTS 16
+#define SLOTS HL_PARTWRITER_SLOTS
 #define SLOT_BYTES 65536
 
 struct slot {
@@ -33,11 +34,28 @@ struct hl_partwriter {
 	struct hl_dio_writer *w;
 	crypto_generichash_state *hs;
 	uint64_t sync_every, appended, last_sync;
+	struct hl_partwriter_progress progress;
+	uint64_t unwoken;           /* taken since the last wake */
 };
+
+/* After a slot: counts it, and wakes the loop when due (EMPTY: the ring
+ * ran empty, so the sender may be waiting for exactly these bytes). */
+static void report(hl_partwriter *pw, size_t len, bool empty)
+{
+	if (!pw->progress.taken)
+		return;
+	atomic_fetch_add_explicit(pw->progress.taken, len, memory_order_release);
+	pw->unwoken += len;
+	if (pw->progress.wake && (pw->unwoken >= pw->progress.step || empty)) {
+		pw->unwoken = 0;
+		pw->progress.wake(pw->progress.arg);
+	}
+}
 
 static void *worker(void *arg)
 {
 	hl_partwriter *pw = arg;
+	hl_thread_bulk();
 	pthread_mutex_lock(&pw->mu);
 	for (;;) {
 		while (pw->count == 0 && !pw->stop)
@@ -66,10 +84,24 @@ static void *worker(void *arg)
 			pw->err = ret;
 		if (synced)
 			pw->synced = pw->last_sync;
+		size_t len = s->len;
 		pw->head = (pw->head + 1) % SLOTS;
 		pw->count--;
+		bool empty = pw->count == 0;
 		pthread_cond_signal(&pw->space);
+		if (pw->progress.taken) {
+			pthread_mutex_unlock(&pw->mu);
+			report(pw, len, empty);
+			pthread_mutex_lock(&pw->mu);
+		}
 	}
+	/* Dropped slots count as done: the engine's CREDIT must not wait for
+	 * them (deliver/engine.c). */
+	uint64_t dropped = 0;
+	for (; pw->count > 0; pw->count--, pw->head = (pw->head + 1) % SLOTS)
+		dropped += pw->slots[pw->head].len;
+	if (dropped && pw->progress.taken)
+		atomic_fetch_add_explicit(pw->progress.taken, dropped, memory_order_release);
 	pw->ended = true;
 	pthread_cond_broadcast(&pw->space);
 	pthread_mutex_unlock(&pw->mu);
@@ -77,9 +109,12 @@ static void *worker(void *arg)
 }
 
 int hl_partwriter_start(hl_partwriter **out, struct hl_dio_writer *w,
-			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every)
+			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every,
+			const struct hl_partwriter_progress *progress)
 {
 	hl_partwriter *pw = xcalloc(1, sizeof(*pw));
+	if (progress)
+		pw->progress = *progress;
 	pw->slots = xmalloc(SLOTS * sizeof(*pw->slots));
 	pw->w = w;
 	pw->hs = hs;

@@ -11,8 +11,13 @@
  * only then does it look at the hash and the file again.  While a writer
  * runs, the hash state and the file writer it was given belong to it.
  *
- * A chunk pushed is copied into a ring of 1 MiB; when the ring is full,
- * push waits for the worker (the socket then backs up: flow control). */
+ * A chunk pushed is copied into a ring of HL_PARTWRITER_SLOTS chunks;
+ * when the ring is full, push waits for the worker.  With CREDIT
+ * (docs/messages.md) the sender keeps no more in flight than the ring
+ * holds, so push does not wait: the worker counts what it has hashed and
+ * written into the engine's TAKEN counter and wakes the daemon's loop
+ * (WAKE) every STEP bytes and whenever the ring runs empty, and the
+ * engine sends CREDIT for it. */
 #ifndef HL_DELIVER_PARTWRITER_H
 #define HL_DELIVER_PARTWRITER_H
 
@@ -24,11 +29,24 @@
 
 typedef struct hl_partwriter hl_partwriter;
 
+/* The ring: this many chunks of up to 64 KiB each. */
+#define HL_PARTWRITER_SLOTS 32
+
+/* Who hears of the worker's progress (all optional). */
+struct hl_partwriter_progress {
+	_Atomic uint64_t *taken;   /* += every byte hashed and written */
+	void (*wake)(void *arg);   /* called on the worker's thread */
+	void *arg;
+	uint64_t step;             /* wake after this many bytes */
+};
+
 /* Starts a worker appending to W (positioned at byte START) and hashing
- * into HS; it makes the file durable every SYNC_EVERY bytes.  0 or -errno
- * (no thread could be started: the caller goes on without). */
+ * into HS; it makes the file durable every SYNC_EVERY bytes.  PROGRESS
+ * may be NULL.  0 or -errno (no thread could be started: the caller goes
+ * on without). */
 int hl_partwriter_start(hl_partwriter **out, struct hl_dio_writer *w,
-			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every);
+			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every,
+			const struct hl_partwriter_progress *progress);
 /* Queues LEN bytes.  Returns the worker's first error, if any. */
 int hl_partwriter_push(hl_partwriter *pw, const uint8_t *data, size_t len);
 /* The offset up to which the file is durable (START at first). */

@@ -232,3 +232,20 @@ void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_S
 	hl_w_u8(&w, r->part);
 	hl_w_u64(&w, r->offset);
 }
+
+int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
+{
+	struct hl_rbuf rb;
+	if (len != HL_CREDIT_LEN)
+		return HL_EINVAL;
+	hl_rbuf_init(&rb, buf, len);
+	*taken = hl_r_u64(&rb);
+	return rb.err ? HL_ETRUNC : 0;
+}
+
+void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN])
+{
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, out, HL_CREDIT_LEN);
+	hl_w_u64(&w, taken);
+}

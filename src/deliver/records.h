@@ -1,5 +1,5 @@
 /* deliver/records.h — the records of the messages protocol
- * (docs/messages.md): ITEM, CHUNK, ACK, RESUME and REFUSE bodies.  Pure
+ * (docs/messages.md): ITEM, CHUNK, ACK, RESUME, REFUSE and CREDIT bodies.  Pure
  * functions over (buf, len), every count and length capped, no I/O;
  * decoded bodies borrow from the input buffer. */
 #ifndef HL_DELIVER_RECORDS_H
@@ -14,7 +14,8 @@ enum {
 	HL_REC_ACK = 0x12,
 	HL_REC_RESUME = 0x13,
 	HL_REC_REFUSE = 0x14,
-	HL_REC_STAGE = 0x16,     /* 0x15 is CREDIT */
+	HL_REC_CREDIT = 0x15,
+	HL_REC_STAGE = 0x16,
 	HL_REC_STAGED = 0x17,
 };
 
@@ -116,5 +117,10 @@ struct hl_rec_staged {
 };
 int hl_rec_staged_decode(const uint8_t *buf, size_t len, struct hl_rec_staged *r);
 void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_STAGED_LEN]);
+/* CREDIT: 8 bytes, the CHUNK data taken in this session (cumulative).
+ * HL_EINVAL for any other length. */
+#define HL_CREDIT_LEN 8
+int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken);
+void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN]);
 
 #endif

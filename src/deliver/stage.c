@@ -69,11 +69,15 @@ struct hl_stage {
 	struct hl_rec_staged *staged;   /* grown on demand: most peers never stage */
 	size_t nstaged, capstaged;
 	struct hl_stage_stats stats;
+	struct hl_partwriter_progress progress;
 };
 
-hl_stage *hl_stage_new(const char *dir, int64_t peer_id)
+hl_stage *hl_stage_new(const char *dir, int64_t peer_id,
+		       const struct hl_partwriter_progress *progress)
 {
 	hl_stage *st = xcalloc(1, sizeof(*st));
+	if (progress)
+		st->progress = *progress;
 	st->dir = xstrdup(dir);
 	st->peer_id = peer_id;
 	return st;
@@ -373,14 +377,15 @@ static int in_open(hl_stage *st, struct in_ent *e)
 		return ret;
 	e->live = true;
 	crypto_generichash_init(&e->hs, NULL, 0, HL_HASH_LEN);
-	if (hl_partwriter_start(&e->pw, &e->w, &e->hs, 0, NO_SYNC) < 0)
+	if (hl_partwriter_start(&e->pw, &e->w, &e->hs, 0, NO_SYNC, &st->progress) < 0)
 		e->pw = NULL;   /* no thread: the same work, here */
 	return 0;
 }
 
 int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
-		     uint64_t max_part)
+		     uint64_t max_part, size_t *pushed)
 {
+	*pushed = 0;
 	struct in_ent *e = in_find(st, r->id, r->part, NULL);
 	if (!e) {
 		in_make_room(st);
@@ -406,9 +411,11 @@ int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
 	int ret = e->pw ? hl_partwriter_push(e->pw, r->data, r->data_len)
 			: hl_dio_write(&e->w, r->data, r->data_len);
 	if (ret < 0) {
-		in_close(st, e);
+		in_close(st, e);   /* nothing of it was queued */
 		return 0;
 	}
+	if (e->pw)
+		*pushed = r->data_len;   /* the worker counts it, even if dropped later */
 	if (!e->pw)
 		crypto_generichash_update(&e->hs, r->data, r->data_len);
 	e->done += r->data_len;

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deliver/partwriter.h"
 #include "deliver/records.h"
 
 /* Attachments worth staging (smaller ones are copied in a blink). */
@@ -39,7 +40,10 @@
 
 typedef struct hl_stage hl_stage;
 
-hl_stage *hl_stage_new(const char *dir, int64_t peer_id);
+/* PROGRESS (copied; may be NULL): what the staging files' part writers
+ * report their progress to (the engine's CREDIT accounting). */
+hl_stage *hl_stage_new(const char *dir, int64_t peer_id,
+		       const struct hl_partwriter_progress *progress);
 void hl_stage_free(hl_stage *st);   /* NULL-safe; drops everything */
 /* The session ended: drops both directions (staging files removed). */
 void hl_stage_reset(hl_stage *st);
@@ -72,9 +76,10 @@ uint64_t hl_stage_out_take(hl_stage *st, const uint8_t id[static 16]);
 /* A STAGE record.  ROOM: how many more bytes this peer's staging may
  * hold (quota, disk reserve); MAX_PART: the largest attachment accepted.
  * Data that does not fit drops that part's staging (answered with offset
- * 0 later).  0, or negative on a protocol violation. */
+ * 0 later).  *PUSHED: the bytes handed to a part writer (which reports
+ * them to PROGRESS), else 0.  0, or negative on a protocol violation. */
 int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
-		     uint64_t max_part);
+		     uint64_t max_part, size_t *pushed);
 /* Bytes held in staging files. */
 uint64_t hl_stage_in_bytes(const hl_stage *st);
 /* The ITEM of message ID was accepted: if part PART (of SIZE bytes) was

@@ -126,6 +126,7 @@ struct hl_link {
 	uint64_t ping_sent_ms;
 	int64_t rtt_ms;
 	uint32_t peer_keepalive_ms;
+	uint8_t peer_flags;
 
 	int error;
 	uint8_t peer_close_reason;
@@ -327,7 +328,8 @@ static int link_fail(hl_link *l, int err, bool send_close, uint64_t now, const c
 
 static int send_hello(hl_link *l, uint64_t now)
 {
-	struct hl_hello h = { HL_WIRE_VERSION, HL_WIRE_VERSION, l->params.keepalive_ms };
+	struct hl_hello h = { HL_WIRE_VERSION, HL_WIRE_VERSION, l->params.keepalive_ms,
+			      l->params.hello_flags };
 	uint8_t body[HL_HELLO_LEN];
 	hl_hello_encode(&h, body);
 	return send_record(l, HL_REC_HELLO, body, sizeof(body), now);
@@ -423,6 +425,7 @@ static int on_first_hello(hl_link *l, const struct hl_record *rec, uint64_t now)
 		return link_fail(l, ret, false, now, "bad HELLO (%zu bytes, versions %u-%u): %s",
 				 rec->body_len, h.min_version, h.max_version, hl_strerror(ret));
 	l->peer_keepalive_ms = h.keepalive_ms;
+	l->peer_flags = h.flags;
 	if (l->role == HL_LINK_RESPONDER) {
 		ret = send_hello(l, now);
 		if (ret < 0)
@@ -861,6 +864,16 @@ uint64_t hl_link_opened_at(const hl_link *l)
 uint32_t hl_link_peer_keepalive_ms(const hl_link *l)
 {
 	return l->peer_keepalive_ms;
+}
+
+uint8_t hl_link_peer_flags(const hl_link *l)
+{
+	return l->peer_flags;
+}
+
+uint8_t hl_link_own_flags(const hl_link *l)
+{
+	return l->params.hello_flags;
 }
 
 int hl_link_error(const hl_link *l)

@@ -61,6 +61,9 @@ struct hl_link_params {
 	 * multiplication per link, as much as one of the handshake's DHs; a
 	 * daemon knows it already.  A wrong key makes the handshake fail. */
 	const uint8_t *local_pub;
+	/* HL_HELLO_FLAG_* this side announces in its HELLO (wire/record.h):
+	 * what the layer above the link speaks. */
+	uint8_t hello_flags;
 };
 
 struct hl_link_ops {
@@ -130,6 +133,10 @@ int64_t hl_link_rtt_ms(const hl_link *link);
 uint64_t hl_link_opened_at(const hl_link *link);
 /* The peer's keepalive interval from its HELLO (0 before). */
 uint32_t hl_link_peer_keepalive_ms(const hl_link *link);
+/* The flags of the peer's HELLO (0 before, and from a station that
+ * predates them), and of this side's (params.hello_flags). */
+uint8_t hl_link_peer_flags(const hl_link *link);
+uint8_t hl_link_own_flags(const hl_link *link);
 /* After a close: the error that caused it (0 for a local hl_link_close or a
  * peer's CLOSE), and a description ("keepalive timeout: ...", "peer sent
  * CLOSE: shutdown", ...), sanitised, never NULL. */

@@ -60,12 +60,13 @@ void hl_hello_encode(const struct hl_hello *h, uint8_t out[static HL_HELLO_LEN])
 	out[3] = (uint8_t)(h->keepalive_ms >> 16);
 	out[4] = (uint8_t)(h->keepalive_ms >> 8);
 	out[5] = (uint8_t)h->keepalive_ms;
+	out[6] = h->flags;
 }
 
 int hl_hello_decode(const uint8_t *buf, size_t len, struct hl_hello *h)
 {
 	memset(h, 0, sizeof(*h));
-	if (len < HL_HELLO_LEN)
+	if (len < HL_HELLO_MIN_LEN)
 		return HL_EINVAL;
 	if (len > HL_RECORD_BODY_MAX)
 		return HL_ETOOBIG;
@@ -73,6 +74,7 @@ int hl_hello_decode(const uint8_t *buf, size_t len, struct hl_hello *h)
 	h->max_version = buf[1];
 	h->keepalive_ms = (uint32_t)buf[2] << 24 | (uint32_t)buf[3] << 16 |
 			  (uint32_t)buf[4] << 8 | buf[5];
+	h->flags = len > HL_HELLO_MIN_LEN ? buf[6] : 0;
 	if (h->min_version > h->max_version)
 		return HL_EINVAL;
 	if (h->min_version > HL_WIRE_VERSION || h->max_version < HL_WIRE_VERSION)

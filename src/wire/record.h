@@ -53,17 +53,24 @@ int hl_record_encode(uint8_t type, const uint8_t *body, size_t blen,
  * the version is not 1 (REC->version is still set then). */
 int hl_record_decode(const uint8_t *buf, size_t len, struct hl_record *rec);
 
-/* HELLO body. */
-#define HL_HELLO_LEN 6
+/* HELLO body: 6 bytes, then (since the CREDIT record) a flags byte.  A
+ * 6-byte HELLO, from a station that predates the flags, means flags 0. */
+#define HL_HELLO_LEN 7
+#define HL_HELLO_MIN_LEN 6
+/* The sender speaks CREDIT (docs/messages.md): it sends CREDIT records
+ * for the CHUNK data it has taken in, and keeps its own CHUNK data in
+ * flight within the window when the peer sets this flag too. */
+#define HL_HELLO_FLAG_CREDIT 0x01
 struct hl_hello {
 	uint8_t min_version;
 	uint8_t max_version;
 	uint32_t keepalive_ms;
+	uint8_t flags;
 };
 void hl_hello_encode(const struct hl_hello *h, uint8_t out[static HL_HELLO_LEN]);
 /* HL_EINVAL under 6 bytes or when min_version > max_version; HL_EUNSUPP
- * when the range does not include HL_WIRE_VERSION.  Bytes after the sixth
- * are ignored (room for later fields). */
+ * when the range does not include HL_WIRE_VERSION.  Unknown flags and the
+ * bytes after the seventh are ignored (room for later fields). */
 int hl_hello_decode(const uint8_t *buf, size_t len, struct hl_hello *h);
 
 /* PING and PONG bodies: exactly 8 opaque bytes (HL_EINVAL otherwise). */

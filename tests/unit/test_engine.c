@@ -19,6 +19,7 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "wire/record.h"
 
 struct side {
 	char dir[64];
@@ -101,12 +103,21 @@ static void side_pin(struct side *s, const struct side *other, const char *name)
 }
 
 static uint64_t quota_for_b;
+static uint8_t link_flags;              /* HELLO flags of both links */
+static atomic_uint wakes;               /* env.wake calls (workers' threads) */
+
+static void test_wake(void *user)
+{
+	(void)user;
+	atomic_fetch_add(&wakes, 1);
+}
 
 static void engine_up(struct side *s)
 {
 	struct hl_engine_env env = {
 		.dir = s->dir, .txn = &s->txn, .me = s->id,
 		.quota_bytes = s == &B ? quota_for_b : 0,
+		.wake = test_wake,
 	};
 	assert_int_equal(hl_engine_new(&s->eng, &env, &s->peer), 0);
 }
@@ -133,6 +144,7 @@ static void links_up(void)
 	struct hl_link_params p = {
 		.keepalive_ms = 25000, .keepalive_timeout_ms = 75000,
 		.handshake_timeout_ms = 10000, .max_age_ms = 0,
+		.hello_flags = link_flags,
 	};
 	assert_int_equal(hl_link_new(&A.link, HL_LINK_INITIATOR, A.id->noise_priv,
 				     B.id->noise_pub, &p, &ops, &A, now_ms), 0);
@@ -226,6 +238,7 @@ static int setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
+	link_flags = 0;
 	side_init(&A, "a");
 	side_init(&B, "b");
 	side_pin(&A, &B, "bravo");
@@ -366,6 +379,18 @@ static bool flash_arrived(void)
 	return yes;
 }
 
+/* B holds message doc_id, complete, its attachment equal to DOC. */
+static void assert_doc_whole_at_b(const char *doc)
+{
+	struct hl_msg_row row = { 0 };
+	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), 0);
+	assert_int_equal(row.state, HL_MSG_COMPLETE);
+	char *got = hl_path_join(B.dir, row.att[0].path);
+	assert_true(file_hash_equal(doc, got));
+	free(got);
+	hl_msg_row_clear(&row);
+}
+
 /* A FLASH message queued while a document is in flight arrives first. */
 static void test_flash_overtakes_document(void **state)
 {
@@ -424,13 +449,7 @@ static void test_resume_after_crash(void **state)
 	crash(&A);
 	links_up();
 	run(1 << 20, NULL);
-	struct hl_msg_row row = { 0 };
-	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), 0);
-	assert_int_equal(row.state, HL_MSG_COMPLETE);
-	char *got = hl_path_join(B.dir, row.att[0].path);
-	assert_true(file_hash_equal(doc, got));
-	free(got);
-	hl_msg_row_clear(&row);
+	assert_doc_whole_at_b(doc);
 	/* resent: at most what was not yet durable (progress is synced every
 	 * size/64 bytes, at least 1 MiB) plus what was in flight: under 10% */
 	uint64_t total = A.bytes_out;
@@ -528,6 +547,102 @@ static void test_quota_refuses_for_now(void **state)
 	free(doc);
 }
 
+static bool delivered(struct side *s, const uint8_t id[16])
+{
+	struct hl_msg_row row = { 0 };
+	bool yes = hl_store_get_message_by_id(s->store, id, &row) == 0 &&
+		   row.state == HL_MSG_DELIVERED;
+	hl_msg_row_clear(&row);
+	return yes;
+}
+
+/* CHUNK data the sender has in flight (not yet credited by the peer). */
+static uint64_t in_flight(struct side *s)
+{
+	struct hl_engine_stats st;
+	hl_engine_stats(s->eng, &st);
+	assert_true(st.chunk_data_sent >= st.chunk_data_credited);
+	return st.chunk_data_sent - st.chunk_data_credited;
+}
+
+/* With CREDIT (both HELLOs say so), a sender never has more than the
+ * window of CHUNK data in flight: a receiver that stops reading holds up
+ * a document after HL_CREDIT_WINDOW bytes, not after what the socket
+ * buffers would take, while ITEMs (a FLASH message) still go; once the
+ * receiver reads and its part's worker takes the data in, CREDITs bring
+ * the rest, whole. */
+static void test_credit_window(void **state)
+{
+	(void)state;
+	link_flags = HL_HELLO_FLAG_CREDIT;
+	crash(&B);
+	crash(&A);
+	links_up();
+	run(1 << 20, NULL); /* the session opens; nothing to send yet */
+	char *doc = xasprintf("%s/credit.bin", A.dir);
+	size_t size = 24u << 20; /* large enough for a worker thread */
+	make_file(doc, size);
+	send_file(&A, HL_PREC_ROUTINE, doc, doc_id);
+	poke();
+	/* B reads, but nothing of B's reaches A: no CREDIT */
+	while (carry(&A, &B, 64 << 10))
+		commit(&B);
+	struct hl_engine_stats st;
+	hl_engine_stats(A.eng, &st);
+	assert_true(st.credit_on);
+	assert_true(st.window_waits > 0);
+	assert_true(st.chunk_data_sent <= HL_CREDIT_WINDOW);
+	assert_true(st.chunk_data_sent > HL_CREDIT_WINDOW - 65536);
+	assert_true(A.bytes_out < HL_CREDIT_WINDOW + (64u << 10));
+	/* a FLASH message is not held by the window */
+	send_text(&A, HL_PREC_FLASH, "p3-0", flash_id);
+	poke();
+	while (carry(&A, &B, 64 << 10))
+		commit(&B);
+	assert_true(flash_arrived());
+	/* now both ways: CREDITs flow, the window holds, the rest arrives */
+	unsigned idle = 0;
+	while (!delivered(&A, doc_id)) {
+		size_t moved = carry(&A, &B, 256 << 10);
+		if (moved)
+			commit(&B);
+		hl_engine_credit(B.eng, now_ms); /* as the daemon does on env.wake */
+		size_t back = carry(&B, &A, 256 << 10);
+		if (back)
+			commit(&A);
+		assert_true(in_flight(&A) <= HL_CREDIT_WINDOW);
+		now_ms++;
+		if (moved + back == 0) {
+			/* the receiver's worker is still hashing and writing */
+			assert_true(++idle < 20000);
+			usleep(500);
+		}
+	}
+	assert_true(atomic_load(&wakes) > 0);
+	hl_engine_stats(A.eng, &st);
+	assert_true(st.chunk_data_sent >= size);
+	assert_doc_whole_at_b(doc);
+	free(doc);
+}
+
+/* A peer whose HELLO has no CREDIT flag gets no window (and sends no
+ * CREDIT): the document goes as before. */
+static void test_no_credit_without_flag(void **state)
+{
+	(void)state;
+	char *doc = xasprintf("%s/plain.bin", A.dir);
+	make_file(doc, 12u << 20);
+	send_file(&A, HL_PREC_ROUTINE, doc, doc_id);
+	run(1 << 20, NULL);
+	struct hl_engine_stats st;
+	hl_engine_stats(A.eng, &st);
+	assert_false(st.credit_on);
+	assert_int_equal(st.window_waits, 0);
+	assert_int_equal(st.chunk_data_credited, 0);
+	assert_true(delivered(&A, doc_id));
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +651,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resume_after_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crashes_exactly_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_refuses_for_now, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credit_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

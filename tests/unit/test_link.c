@@ -97,6 +97,7 @@ static const struct hl_link_params params = {
 	.keepalive_timeout_ms = 3000,
 	.handshake_timeout_ms = 5000,
 	.max_age_ms = 0,
+	.hello_flags = HL_HELLO_FLAG_CREDIT,
 };
 
 /* Moves everything FROM has queued into TO; returns the byte count. */
@@ -299,6 +300,8 @@ static void test_handshake_confirms_both(void **state)
 	assert_int_equal(hl_link_state(p.i.l), HL_LINK_OPEN);
 	assert_int_equal(hl_link_peer_keepalive_ms(p.i.l), 1000);
 	assert_int_equal(hl_link_peer_keepalive_ms(p.r.l), 1000);
+	assert_int_equal(hl_link_peer_flags(p.i.l), HL_HELLO_FLAG_CREDIT);
+	assert_int_equal(hl_link_peer_flags(p.r.l), HL_HELLO_FLAG_CREDIT);
 	assert_int_equal(hl_link_opened_at(p.r.l), 1002);
 	assert_int_equal(hl_link_opened_at(p.i.l), 1003);
 	/* Each side sent a PING on opening; the PONGs give round-trip times. */
@@ -520,9 +523,13 @@ static void open_raw(struct side *r, struct raw *w, uint64_t now)
 	uint8_t body[256];
 	size_t blen = 0;
 	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_HELLO);
-	assert_int_equal(blen, 6);
+	assert_int_equal(blen, HL_HELLO_LEN);
 	assert_int_equal(body[0], 1);
 	assert_int_equal(body[1], 1);
+	assert_int_equal(body[6], params.hello_flags);
+	/* the raw side's 6-byte HELLO, as from a station without flags */
+	assert_int_equal(hl_link_peer_flags(r->l), 0);
+	assert_int_equal(hl_link_own_flags(r->l), params.hello_flags);
 	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_PING);
 	assert_int_equal(raw_recv(w, r, NULL, NULL), -1);
 }

@@ -98,10 +98,11 @@ static size_t relay(hl_stage *out, hl_stage *in, uint8_t *rec, uint64_t now)
 {
 	size_t len, total = 0;
 	unsigned token;
+	size_t pushed;
 	while (hl_stage_out_next(out, -1, rec, &len, &token, now) == 1) {
 		struct hl_rec_stage r;
 		assert_int_equal(hl_rec_stage_decode(rec, len, &r), 0);
-		assert_int_equal(hl_stage_in_data(in, &r, UINT64_MAX, UINT64_MAX), 0);
+		assert_int_equal(hl_stage_in_data(in, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 		hl_stage_out_sent(out, token, r.data_len);
 		total += r.data_len;
 	}
@@ -125,7 +126,7 @@ static void test_stage_roundtrip(void **state)
 	uint8_t *data = xmalloc(size), *rec = xmalloc(HL_RECORD_BODY_MAX);
 	randombytes_buf(data, size);
 
-	hl_stage *a = hl_stage_new(adir, 1), *b = hl_stage_new(bdir, 2);
+	hl_stage *a = hl_stage_new(adir, 1, NULL), *b = hl_stage_new(bdir, 2, NULL);
 	assert_int_equal(hl_stage_out_add(a, id, 1, HL_PREC_ROUTINE, rel, size, 0), 0);
 	assert_int_equal(hl_stage_out_add(a, id, 1, HL_PREC_ROUTINE, rel, size, 0), HL_EEXIST);
 	assert_true(hl_stage_out_active(a));
@@ -207,22 +208,23 @@ static void test_stage_dropped(void **state)
 {
 	(void)state;
 	char *bdir = make_dir();
-	hl_stage *b = hl_stage_new(bdir, 3);
+	hl_stage *b = hl_stage_new(bdir, 3, NULL);
 	uint8_t id[16], id2[16], data[1000];
 	randombytes_buf(id, sizeof(id));
 	randombytes_buf(id2, sizeof(id2));
 	randombytes_buf(data, sizeof(data));
+	size_t pushed;
 	struct hl_rec_stage r = { .part = 1, .offset = 0, .data = data, .data_len = sizeof(data) };
 	memcpy(r.id, id, 16);
-	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX), 0);
+	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 	assert_int_equal(hl_stage_in_bytes(b), 1000);
 	r.offset = 5000;   /* a gap */
-	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX), 0);
+	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 	assert_int_equal(hl_stage_in_bytes(b), 0);
 	/* over the part limit */
 	memcpy(r.id, id2, 16);
 	r.offset = 0;
-	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, 999), 0);
+	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, 999, &pushed), 0);
 	assert_int_equal(hl_stage_in_bytes(b), 0);
 	crypto_generichash_state hs;
 	uint64_t done;
@@ -234,7 +236,7 @@ static void test_stage_dropped(void **state)
 	assert_true(s->seq == 4 && s->part == 1 && s->offset == 0);
 	/* a live staging file goes with the session */
 	r.part = 2;
-	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX), 0);
+	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 	char *sd = hl_path_join(bdir, HL_STAGE_DIR);
 	char *cmd = xasprintf("test $(ls '%s' | wc -l) -eq 1", sd);
 	assert_int_equal(system(cmd), 0);

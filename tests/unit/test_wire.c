@@ -234,18 +234,24 @@ static void test_record_classes(void **state)
 static void test_hello(void **state)
 {
 	(void)state;
-	struct hl_hello h = { 1, 1, 25000 }, got;
+	struct hl_hello h = { 1, 1, 25000, HL_HELLO_FLAG_CREDIT }, got;
 	uint8_t buf[16];
 	hl_hello_encode(&h, buf);
-	assert_memory_equal(buf, "\x01\x01\x00\x00\x61\xa8", 6);
-	assert_int_equal(hl_hello_decode(buf, 6, &got), 0);
+	assert_memory_equal(buf, "\x01\x01\x00\x00\x61\xa8\x01", 7);
+	assert_int_equal(hl_hello_decode(buf, 7, &got), 0);
 	assert_int_equal(got.min_version, 1);
 	assert_int_equal(got.max_version, 1);
 	assert_int_equal(got.keepalive_ms, 25000);
+	assert_int_equal(got.flags, HL_HELLO_FLAG_CREDIT);
+	/* A station that predates the flags byte sends 6 bytes: flags 0. */
+	assert_int_equal(hl_hello_decode(buf, 6, &got), 0);
+	assert_int_equal(got.keepalive_ms, 25000);
+	assert_int_equal(got.flags, 0);
 	/* Trailing bytes are room for later fields. */
-	memset(buf + 6, 0xee, 10);
+	memset(buf + 7, 0xee, 9);
 	assert_int_equal(hl_hello_decode(buf, 16, &got), 0);
 	assert_int_equal(got.keepalive_ms, 25000);
+	assert_int_equal(got.flags, HL_HELLO_FLAG_CREDIT);
 	assert_int_equal(hl_hello_decode(buf, 5, &got), HL_EINVAL);
 	assert_int_equal(hl_hello_decode(buf, 0, &got), HL_EINVAL);
 	/* A later station speaking 1..3 still talks to us. */
