@@ -246,6 +246,7 @@ struct hl_engine {
 	int64_t free_at;
 
 	hl_stage *stage;             /* staging (deliver/stage.h) */
+	bool stage_on;               /* the peer's HELLO says it handles STAGE */
 	uint64_t stage_usage;        /* the peer's usage, asked every FREE_CACHE_MS */
 	int64_t stage_usage_at;
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
@@ -2516,6 +2517,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
+	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
@@ -2703,6 +2705,8 @@ int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, un
 {
 	if (!e->link || !e->synced || !prec_valid(prec))
 		return HL_ESTATE;
+	if (!e->stage_on)
+		return HL_EUNSUPP; /* the peer would ignore it: its parts would wait */
 	return hl_stage_out_add(e->stage, id, part, prec, path, size, now);
 }
 

@@ -133,7 +133,8 @@ void hl_engine_abort(hl_engine *e);
 /* Staging (deliver/stage.h): part PART of message ID (not stored yet), of
  * SIZE bytes, is being copied to PATH (relative to the station directory)
  * at precedence PREC; its bytes go ahead of its ITEM during this session.
- * HL_EEXIST, HL_ETOOBIG (enough staged), HL_ESTATE (no session). */
+ * HL_EEXIST, HL_ETOOBIG (enough staged), HL_ESTATE (no session),
+ * HL_EUNSUPP (the peer's HELLO lacks the STAGE flag). */
 int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
 		    const char *path, uint64_t size, uint64_t now_ms);
 /* Staged parts wait for their files to grow: pump again soon. */

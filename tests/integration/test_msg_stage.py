@@ -183,3 +183,23 @@ def test_send_killed_mid_copy(net, tmp_path):
     wait_for(lambda: staging_files(b) == [], scaled(30), "the staging files removed")
     a.wait_connected("pyongyang", scaled(30))
     assert staging_files(b) == []
+
+
+def test_no_staging_to_a_peer_without_the_hello_flag(net, tmp_path):
+    """hlpeer's HELLO lacks the STAGE flag: hotline sends it no STAGE, and
+    the document goes whole in CHUNKs, at once."""
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a)
+    a.start()
+    net.accept_hlpeer(a, peer, lst)
+    doc = tmp_path / "doc.bin"
+    make_file(doc, 24 * MiB)
+    t0 = time.monotonic()
+    doc_id = a.send("hlpeer", "document", attach=[str(doc)])
+    peer.wait(lambda: any(m.id_hex == doc_id and m.visible for m in peer.in_msgs.values()),
+              scaled(60), "the document")
+    took = time.monotonic() - t0
+    assert [r for r in peer.records_in if r[1] in (0x16, 0x17)] == []
+    assert staged(a, "hlpeer")["out_bytes"] == 0
+    assert took < scaled(4), f"the document took {took:.1f} s"
+    assert peer.violations == []
