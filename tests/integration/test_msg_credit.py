@@ -32,19 +32,22 @@ def visible(peer, mid):
     return any(m.id_hex == mid for m in peer.visible_messages())
 
 
-def send_document(a, tmp_path, size):
+def linked_with_document(net, tmp_path, size, hello_flags):
+    """Washington with a SIZE-byte document queued for hlpeer, which it
+    dials; hlpeer answers with HELLO_FLAGS.  Returns (a, peer, lst, id, data)."""
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a)
     doc = tmp_path / "doc.bin"
     data = os.urandom(size)
     doc.write_bytes(data)
-    return a.send("hlpeer", "see attached", subject="doc", attach=[str(doc)]), data
+    mid = a.send("hlpeer", "see attached", subject="doc", attach=[str(doc)])
+    a.start()
+    net.accept_hlpeer(a, peer, lst, hello_flags=hello_flags)
+    return a, peer, lst, mid, data
 
 
 def test_station_keeps_to_the_window_until_credited(net, tmp_path):
-    a = net.station("washington")
-    peer, lst = net.hlpeer_listening(a)
-    mid, data = send_document(a, tmp_path, 6 << 20)
-    a.start()
-    net.accept_hlpeer(a, peer, lst, hello_flags=hlpeer.HELLO_FLAG_CREDIT)
+    a, peer, lst, mid, data = linked_with_document(net, tmp_path, 6 << 20, hlpeer.HELLO_FLAG_CREDIT)
     hello = peer.session.peer_hello
     assert len(hello) == 7 and hello[6] & hlpeer.HELLO_FLAG_CREDIT, hello.hex()
 
@@ -78,11 +81,8 @@ def test_station_keeps_to_the_window_until_credited(net, tmp_path):
 
 
 def test_peer_without_flags_gets_no_window(net, tmp_path):
-    a = net.station("washington")
-    peer, lst = net.hlpeer_listening(a)
-    mid, data = send_document(a, tmp_path, 3 << 20)
-    a.start()
-    net.accept_hlpeer(a, peer, lst)          # a 6-byte HELLO: no CREDIT
+    # a 6-byte HELLO: no CREDIT
+    a, peer, lst, mid, data = linked_with_document(net, tmp_path, 3 << 20, None)
     peer.wait(lambda: visible(peer, mid), T, "the whole document without CREDIT")
     assert chunk_bytes(peer) >= len(data) > hlpeer.CREDIT_WINDOW
     doc = next(m for m in peer.visible_messages() if m.id_hex == mid)
@@ -91,11 +91,7 @@ def test_peer_without_flags_gets_no_window(net, tmp_path):
 
 
 def test_credit_beyond_what_was_sent_ends_the_session(net, tmp_path):
-    a = net.station("washington")
-    peer, lst = net.hlpeer_listening(a)
-    mid, data = send_document(a, tmp_path, 2 << 20)
-    a.start()
-    net.accept_hlpeer(a, peer, lst, hello_flags=hlpeer.HELLO_FLAG_CREDIT)
+    a, peer, lst, mid, data = linked_with_document(net, tmp_path, 2 << 20, hlpeer.HELLO_FLAG_CREDIT)
     peer.wait(lambda: chunk_bytes(peer) > 0, T, "the first CHUNK")
     peer.session.send_record(hlpeer.T_CREDIT, hlpeer.rec_credit(1 << 40))
     try:
