@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool inited;
 	static uint8_t ipriv[32], rpriv[32], rpub[32];
 	static uint8_t *body;
-	const struct hl_link_params params = { 1000, 3000, 5000, 20000, NULL, 0 };
+	const struct hl_link_params params = { 1000, 3000, 5000, 20000, NULL, HL_HELLO_FLAG_CREDIT };
 	uint64_t now = 1;
 	size_t pos = 0;
 

@@ -597,6 +597,9 @@ static int exec_cached(hl_store *st, enum stmt_id id)
 static int col_int(hl_store *st, sqlite3_stmt *s, int col, int64_t lo, int64_t hi,
 		   int64_t *out, const char *what)
 {
+	/* *OUT is set on every path: optimising compilers cannot always see
+	 * that callers read it only on success (-Wmaybe-uninitialized). */
+	*out = 0;
 	if (sqlite3_column_type(s, col) != SQLITE_INTEGER)
 		return corrupt(st, what, "is not an integer");
 	int64_t v = sqlite3_column_int64(s, col);

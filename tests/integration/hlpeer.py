@@ -57,6 +57,9 @@ RECORD_BODY_MAX = MAX_FRAME - TAG_LEN - 2          # 65517
 
 T_HELLO, T_PING, T_PONG, T_CLOSE = 0x01, 0x02, 0x03, 0x04
 T_ITEM, T_CHUNK, T_ACK, T_RESUME, T_REFUSE = 0x10, 0x11, 0x12, 0x13, 0x14
+T_CREDIT = 0x15
+HELLO_FLAG_CREDIT = 0x01
+CREDIT_WINDOW = 8 * 65500          # CHUNK data in flight with CREDIT
 RECORD_NAMES = {T_HELLO: "HELLO", T_PING: "PING", T_PONG: "PONG", T_CLOSE: "CLOSE",
                 T_ITEM: "ITEM", T_CHUNK: "CHUNK", T_ACK: "ACK", T_RESUME: "RESUME",
                 T_REFUSE: "REFUSE"}
@@ -514,8 +517,15 @@ def parse_refuse(body):
     return seq, h, code, text
 
 
-def hello_body(keepalive_ms=25000, min_version=1, max_version=1):
-    return u8(min_version) + u8(max_version) + u32(keepalive_ms)
+def hello_body(keepalive_ms=25000, min_version=1, max_version=1, flags=None):
+    """A HELLO; FLAGS None sends the 6-byte form of a station without
+    the flags byte."""
+    body = u8(min_version) + u8(max_version) + u32(keepalive_ms)
+    return body if flags is None else body + u8(flags)
+
+
+def rec_credit(taken):
+    return u64(taken)
 
 
 # --------------------------------------------------------------------- link
@@ -639,7 +649,8 @@ class Session:
             pass
 
 
-def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=25000):
+def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=25000,
+         hello_flags=None):
     """Connects as ME to a station listening on PORT, runs IK as the
     initiator, sends HELLO and waits for the station's HELLO."""
     deadline = time.monotonic() + timeout
@@ -667,7 +678,7 @@ def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=
         if cs is None:
             raise ProtocolError("IK not complete after message 2")
         sess = Session(sock, cs[0], cs[1])    # initiator sends with the first
-        sess.send_record(T_HELLO, hello_body(keepalive_ms))
+        sess.send_record(T_HELLO, hello_body(keepalive_ms, flags=hello_flags))
         rec = sess.recv_record(max(0.1, deadline - time.monotonic()))
         if rec is None or rec[0] != T_HELLO:
             raise ProtocolError(f"expected the station's HELLO, got {rec!r}")
@@ -692,7 +703,8 @@ class Listener:
         self.port = self.sock.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
 
-    def accept(self, me, expect_static=None, timeout=20.0, keepalive_ms=25000):
+    def accept(self, me, expect_static=None, timeout=20.0, keepalive_ms=25000,
+               hello_flags=None):
         deadline = time.monotonic() + timeout
         self.sock.settimeout(timeout)
         conn, _ = self.sock.accept()
@@ -714,7 +726,7 @@ class Listener:
             if rec is None or rec[0] != T_HELLO:
                 raise ProtocolError(f"expected the dialer's HELLO, got {rec!r}")
             sess.peer_hello = rec[1]
-            sess.send_record(T_HELLO, hello_body(keepalive_ms))
+            sess.send_record(T_HELLO, hello_body(keepalive_ms, flags=hello_flags))
             return sess
         except BaseException:
             conn.close()

@@ -601,8 +601,9 @@ class Net:
         self.on_teardown(peer.close)
         return peer, lst
 
-    def accept_hlpeer(self, st, peer, lst, timeout=None):
-        sess = lst.accept(peer.me, expect_static=st.noise_key, timeout=timeout or scaled(20))
+    def accept_hlpeer(self, st, peer, lst, timeout=None, hello_flags=None):
+        sess = lst.accept(peer.me, expect_static=st.noise_key, timeout=timeout or scaled(20),
+                          hello_flags=hello_flags)
         peer.attach(sess)
         return peer
 
