@@ -1,6 +1,7 @@
 /* fuzz/fuzz_deliver.c — libFuzzer target for the messages protocol's
  * decoders (deliver/records.c, msg/message.c): the first byte picks the
- * record; whatever decodes must re-encode to the same bytes where the
+ * record (ITEM, CHUNK, ACK, RESUME, REFUSE, content, CREDIT, STAGE,
+ * STAGED); whatever decodes must re-encode to the same bytes where the
  * format has one encoding. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 7) {
+	switch (data[0] % 9) {
 	case 0: {
 		struct hl_rec_item r;
 		if (hl_rec_item_decode(p, n, &r) == 0 &&
@@ -68,6 +69,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (hl_rec_credit_decode(p, n, &taken) == 0) {
 			hl_rec_credit_encode(taken, enc);
 			if (n != HL_CREDIT_LEN || memcmp(enc, p, n) != 0)
+				abort();
+		}
+		break;
+	}
+	case 7: {
+		struct hl_rec_stage r;
+		uint8_t hdr[HL_STAGE_HDR_LEN];
+		if (hl_rec_stage_decode(p, n, &r) == 0) {
+			if (r.data_len == 0 || r.data_len + HL_STAGE_HDR_LEN != n || r.part == 0 ||
+			    r.part > 64)
+				abort();
+			hl_rec_stage_header(r.id, r.part, r.offset, hdr);
+			if (memcmp(hdr, p, HL_STAGE_HDR_LEN) != 0)
+				abort();
+		}
+		break;
+	}
+	case 8: {
+		struct hl_rec_staged r;
+		uint8_t enc[HL_STAGED_LEN];
+		if (hl_rec_staged_decode(p, n, &r) == 0) {
+			hl_rec_staged_encode(&r, enc);
+			if (n != HL_STAGED_LEN || memcmp(enc, p, n) != 0)
 				abort();
 		}
 		break;

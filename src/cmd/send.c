@@ -20,6 +20,8 @@
 
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
+#include "daemon/control_client.h"
+#include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -158,6 +160,37 @@ static bool in_store(struct hl_msgcmd *mc, const uint8_t id[static HL_MSG_ID_LEN
 	return found;
 }
 
+/* What the staging hint needs (stage_hint). */
+struct stage_ctx {
+	struct hl_ctx *ctx;
+	const char *peer;
+	unsigned precedence;
+	const uint8_t *id;
+};
+
+/* A large attachment's copy into out/ has begun: the running daemon may
+ * send its bytes while we copy and hash (daemon/control_stage.c).  Only a
+ * hint: its answer is not awaited, and a failure changes nothing.
+ * HOTLINE_NO_STAGE=1 in the environment turns it off (for measuring). */
+static void stage_hint(void *user, unsigned idx, uint64_t size, const char *path)
+{
+	static const char *const prec_names[] = { "routine", "priority", "immediate", "flash" };
+	const struct stage_ctx *sc = user;
+	const char *off = getenv("HOTLINE_NO_STAGE");
+	if (size < HL_STAGE_MIN || (off && strcmp(off, "1") == 0) ||
+	    sc->precedence >= HL_PREC_COUNT)
+		return;
+	char hex[33];
+	hl_msg_id_hex(sc->id, hex);
+	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "cmd", "stage",
+				"peer", sc->peer, "id", hex, "precedence",
+				prec_names[sc->precedence], "part", (int)idx + 1,
+				"size", (json_int_t)size, "path", path);
+	if (req)
+		(void)hl_control_notify(sc->ctx->dir, req, 1000);
+	json_decref(req);
+}
+
 /* Queues O (its id chosen) through the store, without the daemon.  ASKED:
  * the daemon was asked and did not answer, so it may have queued it.
  * WAIT: subscribe to the daemon's events first (*WATCH_FD), so that its
@@ -290,6 +323,9 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 	uint8_t id[HL_MSG_ID_LEN];
 	randombytes_buf(id, sizeof(id));
 	o.id = id;
+	struct stage_ctx sc = { ctx, peer_name, o.precedence, id };
+	o.on_copy = stage_hint;
+	o.copy_user = &sc;
 	int by = hl_msgcmd_daemon_send(ctx, peer_name, &o, wait_secs > 0, id, &watch_fd);
 	if (by != 1) {
 		if ((ret = queue_direct(ctx, &mc, peer_name, &o, by < 0, wait_secs > 0,

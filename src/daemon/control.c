@@ -278,12 +278,19 @@ static void handle_request(struct hl_control_client *cl, const char *line, size_
 			respond(cl, resp);
 		return;
 	}
+	if (strcmp(cmd, "stage") == 0) {
+		json_t *resp = hl_stage_control(d, req);
+		json_decref(req);
+		respond(cl, resp);
+		return;
+	}
 	json_decref(req);
 	if (strcmp(cmd, "status") == 0) {
 		respond(cl, status_json(d));
 	} else if (strcmp(cmd, "poke") == 0) {
 		hl_delivery_poke(d);
 		respond(cl, json_pack("{s:b}", "ok", 1));
+
 	} else if (strcmp(cmd, "watch") == 0) {
 		start_watch(cl);
 	} else if (strcmp(cmd, "reload") == 0) {

@@ -127,6 +127,7 @@ struct hl_daemon {
 	uv_check_t commit_check;
 	uv_idle_t drain_idle;                /* active while engines hold records */
 	uv_timer_t poll_timer;
+	uv_timer_t stage_timer;              /* control_stage.c: staged files grow */
 	uv_async_t credit_wake;              /* parts' workers took in data */
 	bool credit_wake_inited;
 	bool delivery_started;
@@ -194,6 +195,11 @@ void hl_control_postcommit(struct hl_daemon *d, bool committed);
 /* control_send.c: the control request "send"; NULL when the answer waits
  * for the commit (hl_control_wait_commit), else the answer. */
 json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
+
+/* control_stage.c: the request "stage" (an attachment being copied). */
+json_t *hl_stage_control(struct hl_daemon *d, json_t *req);
+void hl_stage_start(struct hl_daemon *d);   /* removes stale staging files */
+void hl_stage_stop(struct hl_daemon *d);
 
 /* checks.c */
 void hl_checks_start(struct hl_daemon *d);

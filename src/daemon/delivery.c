@@ -252,6 +252,7 @@ int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	uv_timer_init(&d->loop, &d->poll_timer);
 	d->poll_timer.data = d;
 	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
+	hl_stage_start(d);
 	d->delivery_started = true;
 	hl_checks_start(d);
 	return 0;
@@ -273,6 +274,7 @@ void hl_delivery_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&d->commit_check, on_closed);
 	uv_close((uv_handle_t *)&d->drain_idle, on_closed);
 	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
+	hl_stage_stop(d);
 	d->delivery_started = false;
 }
 
@@ -389,7 +391,7 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 	struct hl_engine_stats s;
 	hl_engine_stats(p->engine, &s);
 	const char *err = hl_engine_error(p->engine);
-	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:o}",
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o}",
 			 "queued",
 			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
 			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
@@ -398,5 +400,9 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "incoming_partial", (json_int_t)s.partial_in,
 			 "items_in", (json_int_t)s.items_in,
 			 "items_out", (json_int_t)s.items_out,
+			 "staged",
+			 "out_bytes", (json_int_t)s.stage_out_bytes,
+			 "in_bytes", (json_int_t)s.stage_in_bytes,
+			 "adopted_bytes", (json_int_t)s.stage_adopted_bytes,
 			 "error", err[0] ? json_string(err) : json_null());
 }

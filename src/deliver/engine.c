@@ -52,6 +52,7 @@
 #include "deliver/author.h"
 #include "deliver/partwriter.h"
 #include "deliver/records.h"
+#include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/dio.h"
 #include "util/err.h"
@@ -132,6 +133,9 @@ struct out_entry {
 	unsigned nparts, cur;   /* parts[cur..] still to send */
 	struct out_part *parts; /* index = part number; NULL when none */
 	uint8_t *body;          /* part 0 when the body is not inline */
+	/* Parts staged in this session (bit p: part p): their CHUNKs wait
+	 * for the peer's STAGED, until stage_wait_until at most. */
+	uint64_t stage_wait, stage_wait_until;
 	struct out_entry *next;
 };
 
@@ -241,11 +245,26 @@ struct hl_engine {
 	uint64_t free_cache;         /* free_bytes() */
 	int64_t free_at;
 
+	hl_stage *stage;             /* staging (deliver/stage.h) */
+	bool stage_on;               /* the peer's HELLO says it handles STAGE */
+	uint64_t stage_usage;        /* the peer's usage, asked every FREE_CACHE_MS */
+	int64_t stage_usage_at;
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
 	char error[256];
 	struct hl_engine_stats stats;
 };
+
+/* Staging (deliver/stage.h): the engine's side, in one place below. */
+static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
+			    uint64_t now);
+static bool stage_waiting(const struct out_entry *x, uint64_t now);
+static int stage_pump(hl_engine *e, int above, uint64_t now);
+static void stage_send_staged(hl_engine *e, uint64_t now);
+struct in_msg;
+static int stage_adopt(hl_engine *e, struct in_msg *m);
+static int on_stage(hl_engine *e, const uint8_t *body, size_t len);
+static int on_staged(hl_engine *e, const uint8_t *body, size_t len);
 
 static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(hl_engine *e, const char *fmt, ...)
@@ -648,6 +667,8 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (ret == 0) {
 		x->item_sent = true;
 		e->stats.items_out++;
+		if (x->kind == HL_ITEM_MESSAGE)
+			stage_item_sent(e, x, row.id, now);
 	}
 out:
 	hl_msg_row_clear(&row);
@@ -719,7 +740,7 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
 		struct out_queue *q = &e->q[p];
 		queue_fix_cursor(q);
-		if (q->cursor && q->cursor->retry_at <= now) {
+		if (q->cursor && q->cursor->retry_at <= now && !stage_waiting(q->cursor, now)) {
 			*qout = q;
 			return q->cursor;
 		}
@@ -734,9 +755,16 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
 	credit_maybe(e, now); /* one the link refused before */
+	stage_send_staged(e, now);
 	while (hl_link_writable_or_notify(e->link)) {
-		struct out_queue *q;
+		struct out_queue *q = NULL;
 		struct out_entry *x = pick(e, &q, now);
+		/* Staged bytes go when nothing as urgent waits. */
+		int sret = stage_pump(e, x ? (int)x->prec : -1, now);
+		if (sret < 0)
+			break;
+		if (sret > 0)
+			continue;
 		if (!x)
 			break;
 		if (window_full(e, x)) {
@@ -1296,6 +1324,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		p->hashed = true;
 	}
 	in_add(e, im);
+	if ((ret = stage_adopt(e, im)) < 0)
+		return ret;
 	/* zero-length attachments are complete at once */
 	for (unsigned i = 1; i <= m->n_attachments; i++) {
 		if (im->parts[i].size == 0) {
@@ -1594,6 +1624,7 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	struct hl_rec_item r;
 	uint8_t hash[HL_HASH_LEN];
 	struct hl_item_row have;
+	bool decoded = false;
 	int ret;
 	(void)now;
 
@@ -1637,6 +1668,7 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 						 "signature does not verify");
 		goto out;
 	}
+	decoded = true;
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
 		goto out;
 	/* Seen before? */
@@ -1689,6 +1721,8 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 out:
 	if (ret == 0 && e->in_loaded)
 		ret = retry_waiting(e);
+	if (decoded && it->kind == HL_ITEM_MESSAGE)
+		hl_stage_in_resolve(e->stage, it->u.msg.id, it->seq);
 	free(it);
 	return ret;
 }
@@ -1974,6 +2008,172 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 	return ret == HL_ENOTFOUND ? 0 : ret;
 }
 
+/* ---- staging (deliver/stage.h, docs/messages.md "Staging") ---- */
+
+/* How long the author waits for STAGED before sending a staged part's
+ * CHUNKs from where it stands (the peer may have forgotten the staging). */
+#define STAGED_WAIT_MS 5000
+
+static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
+			    uint64_t now)
+{
+	uint64_t mask = hl_stage_out_take(e->stage, id);
+	if (!mask)
+		return;
+	x->stage_wait = mask;
+	x->stage_wait_until = now + STAGED_WAIT_MS;
+}
+
+static bool stage_waiting(const struct out_entry *x, uint64_t now)
+{
+	return x->item_sent && x->stage_wait && now < x->stage_wait_until;
+}
+
+/* Sends one STAGE record of a part whose precedence is above ABOVE: 1 when
+ * one went, 0 when none had bytes (or CREDIT holds them back: the peer's
+ * next CREDIT pumps again), negative when the link took nothing.  The only
+ * place STAGE records are sent. */
+static int stage_pump(hl_engine *e, int above, uint64_t now)
+{
+	size_t len;
+	unsigned token;
+	/* CREDIT: STAGE data counts as CHUNK data does (at most a record's
+	 * worth is assumed, so the check comes before the read) */
+	if (e->credit_on &&
+	    e->chunk_sent - e->chunk_credit + (HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN) > CREDIT_WINDOW)
+		return 0;
+	int ret = hl_stage_out_next(e->stage, above, e->rec, &len, &token, now);
+	if (ret < 0)
+		hl_warn("peer %s: staging stopped: %s", e->peer_name, hl_strerror(ret));
+	if (ret <= 0)
+		return 0;
+	if ((ret = send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
+		return ret;
+	hl_stage_out_sent(e->stage, token, len - HL_STAGE_HDR_LEN);
+	e->chunk_sent += len - HL_STAGE_HDR_LEN;
+	return 1;
+}
+
+/* The STAGED records the last ITEMs called for: after the commit that
+ * stored those ITEMs (never inside the transaction, like ACKs). */
+static void stage_send_staged(hl_engine *e, uint64_t now)
+{
+	const struct hl_rec_staged *r;
+	uint8_t buf[HL_STAGED_LEN];
+	if (e->env.txn->open)
+		return;
+	while ((r = hl_stage_staged_peek(e->stage)) != NULL) {
+		hl_rec_staged_encode(r, buf);
+		if (send_rec(e, HL_REC_STAGED, buf, sizeof(buf), now) < 0)
+			return;
+		hl_stage_staged_pop(e->stage);
+	}
+}
+
+/* A message just stored (M, in memory): its staged parts become its
+ * parts' files, their hash state going on where the staging left it. */
+static int stage_adopt(hl_engine *e, struct in_msg *m)
+{
+	for (unsigned i = 1; i < NPARTS_MAX; i++) {
+		struct in_part *p = &m->parts[i];
+		uint64_t done;
+		char *staged = NULL;
+		if (!p->present || p->size == 0 ||
+		    hl_stage_in_take(e->stage, m->id, i, p->size, &p->hs, &done, &staged) != 1)
+			continue;
+		char *from = hl_path_join(e->env.dir, staged), *to = part_tmp_path(e, p);
+		int ret = make_part_dir(e, p->path);
+		if (ret == 0 && rename(from, to) < 0)
+			ret = -errno;
+		if (ret == 0) {
+			p->done = done;
+			p->hashed = true;
+			hl_info("peer %s: message %llu part %u: %llu staged bytes adopted", e->peer_name,
+				(unsigned long long)m->seq, i, (unsigned long long)done);
+		} else {
+			/* received again from 0: the hash state starts over */
+			unlink(from);
+			crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+			hl_warn("peer %s: cannot adopt %s: %s", e->peer_name, staged,
+				hl_strerror(ret));
+		}
+		free(from);
+		free(to);
+		free(staged);
+	}
+	return 0;
+}
+
+static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_stage r;
+	int ret = hl_rec_stage_decode(body, len, &r);
+	if (ret < 0) {
+		set_error(e, "malformed STAGE record");
+		return ret;
+	}
+	if (!e->link)
+		return 0; /* a bundle: nothing is staged from one */
+	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment
+						 : HL_DEFAULT_MAX_ATTACHMENT;
+	uint64_t staged = hl_stage_in_bytes(e->stage), room = UINT64_MAX;
+	if (e->env.quota_bytes) {
+		/* asked of the store at most every FREE_CACHE_MS, not per record */
+		int64_t t = hl_now_ms();
+		if (!e->stage_usage_at || t - e->stage_usage_at >= FREE_CACHE_MS || t < e->stage_usage_at) {
+			if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id,
+						       &e->stage_usage)) < 0)
+				return ret;
+			e->stage_usage_at = t;
+		}
+		uint64_t usage = e->stage_usage;
+		room = e->env.quota_bytes > usage + staged ? e->env.quota_bytes - usage - staged : 0;
+	}
+	if (e->env.reserve_bytes) {
+		uint64_t fb = free_bytes(e);
+		uint64_t r2 = fb > e->env.reserve_bytes ? fb - e->env.reserve_bytes : 0;
+		room = r2 < room ? r2 : room;
+	}
+	size_t pushed = 0;
+	ret = hl_stage_in_data(e->stage, &r, room, max_att, &pushed);
+	if (e->env.wake)
+		e->pushed_now = pushed; /* the worker counts it taken */
+	return ret;
+}
+
+static int on_staged(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_staged r;
+	int ret = hl_rec_staged_decode(body, len, &r);
+	if (ret < 0) {
+		set_error(e, "malformed STAGED record");
+		return ret;
+	}
+	for (unsigned q = 0; q < HL_PREC_COUNT; q++) {
+		for (struct out_entry *x = e->q[q].head; x; x = x->next) {
+			if (x->seq != r.seq || !x->parts_known || r.part >= x->nparts)
+				continue;
+			struct out_part *p = &x->parts[r.part];
+			/* The peer holds the first r.offset bytes: CHUNKs from
+			 * there (never backwards: what went since is held). */
+			if (r.offset > p->offset && r.offset <= p->size)
+				p->offset = r.offset;
+			x->stage_wait &= ~(UINT64_C(1) << (r.part - 1));
+			x->cur = 0;
+			while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size)
+				x->cur++;
+			if (x->cur >= x->nparts) {
+				hl_dio_rclose(&p->r);
+				free(x->body);
+				x->body = NULL;
+			}
+			queue_fix_cursor(&e->q[q]);
+			return 0;
+		}
+	}
+	return 0; /* about nothing we hold: a late answer */
+}
+
 static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	uint64_t taken;
@@ -2015,6 +2215,17 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	case HL_REC_ACK: ret = on_ack(e, body, len); break;
 	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
 	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
+	case HL_REC_STAGE:
+		/* STAGE data counts for CREDIT as CHUNK data does */
+		e->pushed_now = 0;
+		ret = on_stage(e, body, len);
+		if (ret == 0 && len > HL_STAGE_HDR_LEN) {
+			e->taken += len - HL_STAGE_HDR_LEN;
+			e->pushed_pw += e->pushed_now;
+			credit_maybe(e, now);
+		}
+		break;
+	case HL_REC_STAGED: ret = on_staged(e, body, len); break;
 	default:
 		return 0; /* other application records are not ours */
 	}
@@ -2288,6 +2499,7 @@ static int send_resume(hl_engine *e, uint64_t now)
 void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 {
 	held_drop(e); /* an earlier session's: never acknowledged, resent */
+	hl_stage_reset(e->stage);
 	e->link = link;
 	e->synced = false;
 	e->error[0] = '\0';
@@ -2305,6 +2517,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
+	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
@@ -2323,6 +2536,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 void hl_engine_detach(hl_engine *e)
 {
 	held_drop(e);
+	hl_stage_reset(e->stage);
 	e->link = NULL;
 	e->synced = false;
 	queues_clear(e);
@@ -2456,6 +2670,14 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		return ret;
 	}
 	shared_bufs_get(&e->rec, &e->itembuf);
+	/* Staging files' workers report progress for CREDIT, as parts' do. */
+	struct hl_partwriter_progress progress = {
+		.taken = e->env.wake ? &e->done_pw : NULL,
+		.wake = e->env.wake ? worker_wake : NULL,
+		.arg = e,
+		.step = CREDIT_STEP,
+	};
+	e->stage = hl_stage_new(env->dir, e->peer_id, &progress);
 	e->cur_verdict = -1;
 	*out = e;
 	return 0;
@@ -2467,6 +2689,7 @@ void hl_engine_free(hl_engine *e)
 		return;
 	queues_clear(e);
 	in_clear(e);
+	hl_stage_free(e->stage);
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);
@@ -2475,6 +2698,21 @@ void hl_engine_free(hl_engine *e)
 	free(e->hbuf);
 	shared_bufs_put();
 	free(e);
+}
+
+int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
+		    const char *path, uint64_t size, uint64_t now)
+{
+	if (!e->link || !e->synced || !prec_valid(prec))
+		return HL_ESTATE;
+	if (!e->stage_on)
+		return HL_EUNSUPP; /* the peer would ignore it: its parts would wait */
+	return hl_stage_out_add(e->stage, id, part, prec, path, size, now);
+}
+
+bool hl_engine_staging(const hl_engine *e)
+{
+	return e->link && hl_stage_out_active(e->stage);
 }
 
 int64_t hl_engine_peer_id(const hl_engine *e)
@@ -2488,6 +2726,11 @@ void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++)
 		s->queued[p] = e->q[p].n;
 	s->partial_in = e->nin;
+	struct hl_stage_stats ss;
+	hl_stage_stats(e->stage, &ss);
+	s->stage_out_bytes = ss.out_bytes;
+	s->stage_in_bytes = ss.in_bytes;
+	s->stage_adopted_bytes = ss.adopted_bytes;
 	s->credit_on = e->credit_on;
 	s->chunk_data_sent = e->chunk_sent;
 	s->chunk_data_credited = e->chunk_credit;

@@ -130,6 +130,16 @@ int hl_engine_precommit(hl_engine *e, uint64_t now_ms);
 void hl_engine_postcommit(hl_engine *e, uint64_t now_ms);
 void hl_engine_abort(hl_engine *e);
 
+/* Staging (deliver/stage.h): part PART of message ID (not stored yet), of
+ * SIZE bytes, is being copied to PATH (relative to the station directory)
+ * at precedence PREC; its bytes go ahead of its ITEM during this session.
+ * HL_EEXIST, HL_ETOOBIG (enough staged), HL_ESTATE (no session),
+ * HL_EUNSUPP (the peer's HELLO lacks the STAGE flag). */
+int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
+		    const char *path, uint64_t size, uint64_t now_ms);
+/* Staged parts wait for their files to grow: pump again soon. */
+bool hl_engine_staging(const hl_engine *e);
+
 /* The peer's row in the store. */
 int64_t hl_engine_peer_id(const hl_engine *e);
 
@@ -140,6 +150,8 @@ struct hl_engine_stats {
 	size_t queued[4];             /* OUT entries loaded, by precedence */
 	size_t partial_in;            /* incoming messages still arriving */
 	uint64_t items_in, items_out, chunks_in, chunks_out;
+	/* staging (deliver/stage.h): bytes sent, received, adopted as parts */
+	uint64_t stage_out_bytes, stage_in_bytes, stage_adopted_bytes;
 	uint64_t window_waits;        /* a CHUNK waited for the peer's CREDIT */
 	/* CREDIT, this session: CHUNK data bytes sent, and credited by the
 	 * peer; with credit_on the difference never exceeds HL_CREDIT_WINDOW. */

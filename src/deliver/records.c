@@ -181,6 +181,58 @@ int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t co
 	return 0;
 }
 
+int hl_rec_stage_decode(const uint8_t *buf, size_t len, struct hl_rec_stage *r)
+{
+	struct hl_rbuf rb;
+	hl_rbuf_init(&rb, buf, len);
+	hl_r_bytes(&rb, r->id, sizeof(r->id));
+	r->part = hl_r_u8(&rb);
+	r->offset = hl_r_u64(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	r->data_len = hl_r_left(&rb);
+	r->data = buf + rb.off;
+	if (r->data_len == 0 || r->part == 0 || r->part > 64 ||
+	    r->offset > UINT64_MAX - r->data_len)
+		return HL_EINVAL;
+	return 0;
+}
+
+void hl_rec_stage_header(const uint8_t id[static 16], uint8_t part, uint64_t offset,
+			 uint8_t out[static HL_STAGE_HDR_LEN])
+{
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, out, HL_STAGE_HDR_LEN);
+	hl_w_bytes(&w, id, 16);
+	hl_w_u8(&w, part);
+	hl_w_u64(&w, offset);
+}
+
+int hl_rec_staged_decode(const uint8_t *buf, size_t len, struct hl_rec_staged *r)
+{
+	struct hl_rbuf rb;
+	if (len != HL_STAGED_LEN)
+		return len < HL_STAGED_LEN ? HL_ETRUNC : HL_EINVAL;
+	hl_rbuf_init(&rb, buf, len);
+	r->seq = hl_r_u64(&rb);
+	r->part = hl_r_u8(&rb);
+	r->offset = hl_r_u64(&rb);
+	if (rb.err)
+		return HL_ETRUNC;
+	if (r->seq == 0 || r->part == 0 || r->part > 64)
+		return HL_EINVAL;
+	return 0;
+}
+
+void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_STAGED_LEN])
+{
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, out, HL_STAGED_LEN);
+	hl_w_u64(&w, r->seq);
+	hl_w_u8(&w, r->part);
+	hl_w_u64(&w, r->offset);
+}
+
 int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
 {
 	struct hl_rbuf rb;

@@ -15,6 +15,8 @@ enum {
 	HL_REC_RESUME = 0x13,
 	HL_REC_REFUSE = 0x14,
 	HL_REC_CREDIT = 0x15,
+	HL_REC_STAGE = 0x16,
+	HL_REC_STAGED = 0x17,
 };
 
 #define HL_CHUNK_HDR_LEN 17
@@ -88,6 +90,33 @@ int hl_rec_refuse_decode(const uint8_t *buf, size_t len, struct hl_rec_refuse *r
 int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t code,
 			 const char *text, uint8_t *out, size_t cap, size_t *len);
 
+/* STAGE (author -> counterpart): bytes of attachment PART (1..64) of the
+ * message named ID, whose ITEM the author has not stored yet (it is still
+ * being copied), from OFFSET; contiguous per (id, part) within a session. */
+#define HL_STAGE_HDR_LEN 25
+struct hl_rec_stage {
+	uint8_t id[16];
+	uint8_t part;
+	uint64_t offset;
+	const uint8_t *data;
+	size_t data_len;         /* at least 1 */
+};
+int hl_rec_stage_decode(const uint8_t *buf, size_t len, struct hl_rec_stage *r);
+/* Writes the 25-byte header; the caller appends the data. */
+void hl_rec_stage_header(const uint8_t id[static 16], uint8_t part, uint64_t offset,
+			 uint8_t out[static HL_STAGE_HDR_LEN]);
+
+/* STAGED (counterpart -> author), after the ITEM of a message it had
+ * staged parts of: it holds the first OFFSET bytes of part PART of the
+ * message at SEQ; CHUNKs may start there. */
+#define HL_STAGED_LEN 17
+struct hl_rec_staged {
+	uint64_t seq;
+	uint8_t part;
+	uint64_t offset;
+};
+int hl_rec_staged_decode(const uint8_t *buf, size_t len, struct hl_rec_staged *r);
+void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_STAGED_LEN]);
 /* CREDIT: 8 bytes, the CHUNK data taken in this session (cumulative).
  * HL_EINVAL for any other length. */
 #define HL_CREDIT_LEN 8

@@ -42,7 +42,8 @@ static int seterr(char *err, size_t errlen, int code, const char *fmt, ...)
  * through the page cache the copy alone would cost more CPU than the
  * whole transfer. */
 static int copy_and_hash(const char *src, const char *dst, uint64_t max,
-			 uint64_t *size, uint8_t hash[static HL_HASH_LEN])
+			 uint64_t *size, uint8_t hash[static HL_HASH_LEN],
+			 const struct hl_outgoing *o, unsigned idx, const char *relpath)
 {
 	int ret = 0;
 	int in = -1;
@@ -67,6 +68,8 @@ static int copy_and_hash(const char *src, const char *dst, uint64_t max,
 	}
 	if ((ret = hl_dio_open(&w, dst, O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0)) < 0)
 		goto out;
+	if (o->on_copy)
+		o->on_copy(o->copy_user, idx, (uint64_t)stbuf.st_size, relpath);
 	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
 	crypto_generichash_init(&hs, NULL, 0, HL_HASH_LEN);
 	uint64_t total = 0;
@@ -184,7 +187,7 @@ static int copy_attachments(const char *dir, const struct hl_outgoing *o, const 
 		a->idx = i;
 		snprintf(a->name, sizeof(a->name), "%s", base_name(o->attachments[i]));
 		snprintf(a->path, sizeof(a->path), "out/%s/%u", idhex, i);
-		ret = copy_and_hash(o->attachments[i], dst, max, &a->size, a->hash);
+		ret = copy_and_hash(o->attachments[i], dst, max, &a->size, a->hash, o, i, a->path);
 		free(dst);
 		if (ret == HL_ETOOBIG) {
 			seterr(err, errlen, ret, "attachment '%s' is larger than the limit of %llu bytes",

@@ -32,6 +32,12 @@ struct hl_outgoing {
 	 * an answer lost on the way cannot make it queue the message twice
 	 * (ids are unique in the store). */
 	const uint8_t *id;
+	/* Optional: called when the copy of attachment IDX (SIZE bytes, as
+	 * the source is now) into PATH (relative to the station directory)
+	 * has begun; `send` tells the daemon, which streams the copy's bytes
+	 * to the peer as they are written (deliver/stage.h). */
+	void (*on_copy)(void *user, unsigned idx, uint64_t size, const char *path);
+	void *copy_user;
 };
 
 /* Queues one message to PEER: durable when it returns 0, with its id in

@@ -61,6 +61,9 @@ int hl_record_decode(const uint8_t *buf, size_t len, struct hl_record *rec);
  * for the CHUNK data it has taken in, and keeps its own CHUNK data in
  * flight within the window when the peer sets this flag too. */
 #define HL_HELLO_FLAG_CREDIT 0x01
+/* The sender handles STAGE and answers with STAGED (docs/messages.md
+ * section 6): the peer may stage attachments to it. */
+#define HL_HELLO_FLAG_STAGE 0x02
 struct hl_hello {
 	uint8_t min_version;
 	uint8_t max_version;
