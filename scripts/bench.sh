@@ -325,7 +325,11 @@ bench_transfer_hotline() {
   fi
   bench transfer.hotline "$(mbps "$bytes" "$t0" "$t1")" MB/s
   tc=$(cat "$work/t-copied")
-  note "- transfer.hotline: \`send\` had the document durable in the sender's store after $(fmt1 "$tc - $t0") s ($(mbps "$bytes" "$t0" "$tc") MB/s: copy, hash, fsync), then transfer, receiver's fsyncs and receipt took $(fmt1 "$t1 - $tc") s ($(mbps "$bytes" "$tc" "$t1") MB/s). CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ta]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[tb]}") - $cb") s."
+  local staged
+  staged=$(hl ta status --json | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+print(sum(p.get("delivery", {}).get("staged", {}).get("out_bytes", 0) for p in s.get("peers", [])))' 2>/dev/null || echo 0)
+  note "- transfer.hotline: \`send\` had the document durable in the sender's store after $(fmt1 "$tc - $t0") s ($(mbps "$bytes" "$t0" "$tc") MB/s: copy, hash, fsync); $(fmt1 "$staged / 1e6") MB of it had already travelled meanwhile (staging, docs/messages.md section 6); the rest of the transfer, the receiver's fsyncs and the receipt took $(fmt1 "$t1 - $tc") s more. CPU used by the sending daemon $(fmt1 "$(cpu_s "${bgpid[ta]}") - $ca") s, by the receiving daemon $(fmt1 "$(cpu_s "${bgpid[tb]}") - $cb") s (and by \`send\` about as long as the copy: it hashes every byte, as the receiver does)."
   pair_down ta tb
 }
 
