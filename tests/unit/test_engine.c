@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "deliver/engine.h"
+#include "deliver/records.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -621,8 +622,30 @@ static void test_credit_window(void **state)
 	assert_true(atomic_load(&wakes) > 0);
 	hl_engine_stats(A.eng, &st);
 	assert_true(st.chunk_data_sent >= size);
+	/* a CREDIT that goes back, or beyond what was sent, is a violation */
+	uint8_t body[HL_CREDIT_LEN];
+	hl_rec_credit_encode(st.chunk_data_credited - 1, body);
+	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
+	assert_non_null(strstr(hl_engine_error(A.eng), "CREDIT"));
+	hl_rec_credit_encode(st.chunk_data_sent + 1, body);
+	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
+	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, 7, now_ms) < 0);
 	assert_doc_whole_at_b(doc);
 	free(doc);
+}
+
+static void test_credit_record(void **state)
+{
+	(void)state;
+	uint8_t body[HL_CREDIT_LEN + 1] = { 0 };
+	uint64_t taken = 0;
+	hl_rec_credit_encode(0x0102030405060708ull, body);
+	assert_memory_equal(body, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	assert_int_equal(hl_rec_credit_decode(body, 8, &taken), 0);
+	assert_true(taken == 0x0102030405060708ull);
+	assert_int_equal(hl_rec_credit_decode(body, 7, &taken), HL_EINVAL);
+	assert_int_equal(hl_rec_credit_decode(body, 9, &taken), HL_EINVAL);
+	assert_int_equal(hl_rec_credit_decode(body, 0, &taken), HL_EINVAL);
 }
 
 /* A peer whose HELLO has no CREDIT flag gets no window (and sends no
@@ -653,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_quota_refuses_for_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
+		cmocka_unit_test(test_credit_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
