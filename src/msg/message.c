@@ -359,14 +359,7 @@ int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *p
 		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
 		      char *err, size_t errlen)
 {
-	struct hl_att_row none;
-	int ret;
-	if (o->n_attachments)
-		return seterr(err, errlen, HL_EINVAL, "attachments need hl_msg_send");
-	if ((ret = validate(o, err, errlen)) < 0)
-		return ret;
-	new_id(o, id);
-	return queue_locked(st, me, peer, o, &none, NULL, id, err, errlen);
+	return hl_msg_queue_text_batch(st, me, peer, o, NULL, id, err, errlen);
 }
 
 int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,

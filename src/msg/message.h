@@ -67,7 +67,7 @@ struct hl_msg_batch {
 	unsigned precedence;
 	uint64_t class_seq;
 };
-/* hl_msg_queue_text, reusing (and updating) BATCH. */
+/* hl_msg_queue_text, reusing (and updating) BATCH; NULL: no batch. */
 int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
 			    const struct hl_outgoing *o, struct hl_msg_batch *batch,
 			    uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
