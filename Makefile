@@ -13,6 +13,10 @@ JOBS ?= 2
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS ?= 300
 CMAKE ?= cmake
+# Extra CMake options for the release build; `make check` sets
+# -DHOTLINE_TESTS=ON (a plain `make` builds the tests only when cmocka is
+# installed: building build/hotline needs no test-only package).
+BUILD_OPTS ?=
 
 .PHONY: all build check unit-asan fuzz-build fuzz fuzz-smoke demo bench clean
 
@@ -20,11 +24,11 @@ all: build
 
 build:
 	@scripts/deps.sh build
-	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(BUILD_OPTS) >/dev/null
 	@$(CMAKE) --build build -j $(JOBS)
 
 build-asan/.configured:
-	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOTLINE_SANITIZE=ON >/dev/null
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOTLINE_SANITIZE=ON -DHOTLINE_TESTS=ON >/dev/null
 	@touch $@
 
 build-fuzz/.configured:
@@ -33,7 +37,7 @@ build-fuzz/.configured:
 
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build BUILD_OPTS=-DHOTLINE_TESTS=ON
 	@echo "== tests (release build)"
 	@cd build && ctest --output-on-failure -j $(JOBS)
 	@echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"

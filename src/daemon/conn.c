@@ -152,8 +152,10 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 	struct hl_peer *p = c->peer;
 	if (c->phase == HL_CONN_CLOSING)
 		return;
+	/* A CLOSE carries the reason and our text for it: the peer's operator
+	 * learns what its station did wrong (for reason 0 nothing is sent). */
 	if (c->link)
-		hl_link_close(c->link, reason, NULL);   /* the reason byte says it all */
+		hl_link_close(c->link, reason, errtext);
 	/* Best effort for the CLOSE: whatever the socket takes right now.
 	 * uv_try_write refuses while earlier writes are queued; then the peer
 	 * learns from the connection closing instead. */

@@ -116,3 +116,23 @@ def test_credit_beyond_what_was_sent_ends_the_session(net, tmp_path):
     doc = next(m for m in peer.visible_messages() if m.id_hex == mid)
     assert doc.attachment_data(0) == data
     a.wait_delivered([mid], T)
+
+
+def test_close_for_a_protocol_error_says_why(net, tmp_path):
+    # Nothing queued, so the station's output is empty and its CLOSE goes
+    # out at once: it must carry the reason and the station's text (the
+    # text used to be dropped on the way from the daemon to the link).
+    a = net.station("washington")
+    peer, lst = net.hlpeer_listening(a)
+    a.start()
+    net.accept_hlpeer(a, peer, lst, hello_flags=hlpeer.HELLO_FLAG_CREDIT)
+    peer.poll(0.2)
+    peer.session.send_record(hlpeer.T_CREDIT, hlpeer.rec_credit(1 << 40))
+    try:
+        peer.wait(lambda: False, scaled(5), "the station closing the session")
+    except AssertionError as exc:
+        assert "closed the session" in str(exc), exc
+    assert peer.session.close_reason is not None, "no CLOSE before the connection ended"
+    reason, text = peer.session.close_reason
+    assert reason == bytes([CLOSE_PROTOCOL]), reason
+    assert b"CREDIT for 1099511627776 bytes" in text, text
