@@ -18,7 +18,7 @@ set -euo pipefail
 level=${1:-build}
 
 build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
-            libjansson-dev libcurl4-openssl-dev)
+            libjansson-dev libcurl4-openssl-dev libssl-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest postfix
             python3-dissononce python3-cryptography strace)
 bench_pkgs=(openssh-server openssh-client nncp hyperfine)

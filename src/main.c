@@ -1,5 +1,8 @@
 /* main.c — the hotline binary: global options, then a table of subcommands
- * (one file each under cmd/).
+ * (one file each under cmd/).  Built twice: as hotline, and with
+ * HOTLINE_DAEMON_BINARY as hotline-daemon, the same program whose Noise
+ * transport encrypts its bulk data with libcrypto (crypto/aead.h), which
+ * `hotline run` becomes (cmd/run.c says why).
  *
  * SYNOPSIS
  *   hotline [-d DIR] COMMAND [ARGS...]
@@ -14,6 +17,9 @@
 
 #include "cmd/cmd.h"
 #include "util/mem.h"
+#ifdef HOTLINE_DAEMON_BINARY
+#include "crypto/aead.h"
+#endif
 
 static const struct hl_command commands[] = {
 	{ "init", init_main, "NAME [--listen HOST:PORT] [--address HOST:PORT]",
@@ -99,6 +105,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hotline: libsodium failed to initialise\n");
 		return HL_EXIT_FAIL;
 	}
+#ifdef HOTLINE_DAEMON_BINARY
+	hl_noise_set_bulk_aead(&hl_aead_evp);
+#endif
 
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -6,13 +6,57 @@
  * Logs to stderr (--verbose adds debug lines).  Stops on SIGTERM or SIGINT
  * after sending CLOSE to every peer, and exits 0.  Exits 1 when it cannot
  * start: another daemon holds the station's lock, station.conf or the
- * identity does not load, the Listen address is taken. */
+ * identity does not load, the Listen address is taken.
+ *
+ * The daemon binary.  `hotline run` replaces itself (execv, same process)
+ * with hotline-daemon from beside the hotline binary: the same program
+ * linked with libcrypto's ChaCha20-Poly1305 for the transport's bulk data
+ * (crypto/aead.h), which the commands, started once per message, do not
+ * carry (its tables would cost each start relocations).  Where
+ * hotline-daemon is missing, or HOTLINE_NO_DAEMON_EXEC is set, the daemon
+ * runs here with libsodium alone, and says so. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "crypto/noise.h"
 #include "daemon/daemon.h"
 #include "util/log.h"
+#include "util/mem.h"
+
+/* Replaces this process with hotline-daemon beside this binary, running
+ * `-d DIR run ARGS...`; returns only when it cannot. */
+static void exec_daemon_binary(const char *dir, int argc, char **argv)
+{
+	char self[4096];
+	const char *env = getenv("HOTLINE_NO_DAEMON_EXEC");
+	if (env && *env)
+		return;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	char *path = xasprintf("%s/hotline-daemon", self);
+	char **args = xcalloc((size_t)argc + 4, sizeof(*args));
+	args[0] = path;
+	args[1] = "-d";
+	args[2] = (char *)dir;
+	for (int i = 0; i < argc; i++)
+		args[3 + i] = argv[i];
+	execv(path, args);
+	hl_warn("cannot run %s (%s): the daemon runs without libcrypto's ChaCha20-Poly1305, "
+		"so documents move slower", path, strerror(errno));
+	free(args);
+	free(path);
+}
 
 static void usage(FILE *f)
 {
@@ -47,6 +91,8 @@ int run_main(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return hl_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	if (!hl_noise_bulk_aead())
+		exec_daemon_binary(ctx->dir, argc, argv);
 	if (hl_daemon_run(ctx->dir, err) < 0)
 		return hl_fail("run", "%s", err);
 	return HL_EXIT_OK;

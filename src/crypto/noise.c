@@ -3,9 +3,12 @@
  *
  * This file owns the three Noise objects: the CipherState (section 5.1),
  * the SymmetricState (5.2) and the HandshakeState (5.3), for the single
- * suite 25519_ChaChaPoly_BLAKE2b.  Every primitive is libsodium's; what is
- * composed here is only what the specification itself composes: HMAC
- * (RFC 2104) over BLAKE2b, and HKDF (section 4.3) over that HMAC.
+ * suite 25519_ChaChaPoly_BLAKE2b.  Every primitive is libsodium's, except
+ * that the transport's long records may go to another implementation of
+ * the same cipher (noise.h: hl_noise_set_bulk_aead; the daemon uses
+ * libcrypto's, crypto/aead.h); what is composed here is only what the
+ * specification itself composes: HMAC (RFC 2104) over BLAKE2b, and HKDF
+ * (section 4.3) over that HMAC.
  *
  * Handshake patterns are data.  The table below holds each fundamental
  * pattern's pre-messages and message tokens exactly as section 7 writes them;
@@ -170,12 +173,45 @@ void hl_cs_init(hl_cipher_state *cs, const uint8_t k[static HL_NOISE_KEYLEN])
 	memcpy(cs->k, k, HL_NOISE_KEYLEN);
 	cs->n = 0;
 	cs->has_key = true;
+	cs->bulk = false;
+	cs->aead = NULL;
+}
+
+static const struct hl_aead_impl *bulk_impl;
+
+const struct hl_aead_impl *hl_noise_set_bulk_aead(const struct hl_aead_impl *impl)
+{
+	const struct hl_aead_impl *old = bulk_impl;
+	bulk_impl = impl;
+	return old;
+}
+
+const struct hl_aead_impl *hl_noise_bulk_aead(void)
+{
+	return bulk_impl;
 }
 
 void hl_cs_clear(hl_cipher_state *cs)
 {
-	if (cs)
-		sodium_memzero(cs, sizeof *cs);
+	if (!cs)
+		return;
+	if (cs->aead)
+		bulk_impl->free(cs->aead);
+	sodium_memzero(cs, sizeof *cs);
+}
+
+/* The bulk context for a long record in direction ENCRYPT, made at the
+ * first one; NULL (libsodium then) when CS is not bulk, the record is short
+ * or no bulk implementation is set. */
+static struct hl_aead *cs_aead(hl_cipher_state *cs, size_t ptlen, bool encrypt)
+{
+	if (!cs->bulk || ptlen < HL_NOISE_BULK_MIN || !bulk_impl)
+		return NULL;
+	if (!cs->aead)
+		cs->aead = bulk_impl->make(cs->k, encrypt);
+	else if (bulk_impl->encrypting(cs->aead) != encrypt)
+		bulk_impl->rekey(cs->aead, cs->k, encrypt);
+	return cs->aead;
 }
 
 int hl_cs_encrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
@@ -206,8 +242,16 @@ int hl_cs_encrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
 	if (cs->n == UINT64_MAX)
 		return HL_ESTATE;
 	make_nonce(nonce, cs->n);
-	crypto_aead_chacha20poly1305_ietf_encrypt(out, &clen, pt ? pt : none, ptlen,
-						  ad, adlen, NULL, nonce, cs->k);
+	struct hl_aead *aead = cs_aead(cs, ptlen, true);
+	if (aead) {
+		int rc = bulk_impl->seal(aead, nonce, ad, adlen, pt, ptlen, out);
+		if (rc < 0)
+			return rc;
+		clen = ptlen + HL_NOISE_TAGLEN;
+	} else {
+		crypto_aead_chacha20poly1305_ietf_encrypt(out, &clen, pt ? pt : none, ptlen,
+							  ad, adlen, NULL, nonce, cs->k);
+	}
 	cs->n++;
 	*outlen = (size_t)clen;
 	return 0;
@@ -241,6 +285,15 @@ int hl_cs_decrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
 	if (cs->n == UINT64_MAX)
 		return HL_ESTATE;
 	make_nonce(nonce, cs->n);
+	struct hl_aead *aead = cs_aead(cs, ptlen, false);
+	if (aead) {
+		/* One pass; OUT is wiped on a bad tag (noise.h). */
+		if (bulk_impl->open(aead, nonce, ad, adlen, ct, ptlen, out) < 0)
+			return HL_EAUTH;
+		cs->n++;
+		*outlen = ptlen;
+		return 0;
+	}
 	/* libsodium's detached decryption with a NULL message only verifies the
 	 * tag; on failure it would otherwise zero OUT.  Verifying first keeps
 	 * OUT untouched for a forgery, as noise.h promises. */
@@ -274,6 +327,8 @@ void hl_cs_rekey(hl_cipher_state *cs)
 						  NULL, 0, NULL, nonce, cs->k);
 	memcpy(cs->k, tmp, HL_NOISE_KEYLEN);
 	sodium_memzero(tmp, sizeof tmp);
+	if (cs->aead)
+		bulk_impl->rekey(cs->aead, cs->k, bulk_impl->encrypting(cs->aead));
 }
 
 /* ------------------------------------------------------------------------
@@ -933,8 +988,9 @@ int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *r
 	hkdf(hs->ck, NULL, 0, k1, k2, NULL);
 	/* One-way patterns only ever carry traffic from the initiator (c1). */
 	one_way = hs->nmsgs == 1;
-	hl_cs_clear(send);
-	hl_cs_clear(recv);
+	/* Outputs: never freed here (a caller's fresh state may hold garbage). */
+	sodium_memzero(send, sizeof *send);
+	sodium_memzero(recv, sizeof *recv);
 	if (hs->initiator) {
 		hl_cs_init(send, k1);
 		if (!one_way)
@@ -944,6 +1000,7 @@ int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *r
 		if (!one_way)
 			hl_cs_init(send, k2);
 	}
+	send->bulk = recv->bulk = true;
 	sodium_memzero(k1, sizeof k1);
 	sodium_memzero(k2, sizeof k2);
 

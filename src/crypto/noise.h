@@ -26,14 +26,58 @@
 #define HL_NOISE_MAX_MSG 65535  /* spec: a Noise message is at most 65535 bytes */
 
 /* A CipherState (section 5.1).  Keep it in secure memory (sodium_malloc,
- * or hl_secmem_alloc) when it holds a session key; hl_cs_clear() wipes it. */
+ * or hl_secmem_alloc) when it holds a session key; hl_cs_clear() wipes it.
+ *
+ * The CipherStates that Split() makes carry the transport's bulk data.
+ * When a bulk implementation is set (hl_noise_set_bulk_aead below), their
+ * records of HL_NOISE_BULK_MIN bytes or more go through it, with one
+ * context made at the first such record and kept until hl_cs_clear(), which
+ * frees it: a used bulk CipherState must be cleared, not only wiped.  The
+ * handshake's own CipherState always uses libsodium. */
+struct hl_aead;
 typedef struct hl_cipher_state {
 	uint8_t k[HL_NOISE_KEYLEN];
 	uint64_t n;
 	bool has_key;
+	bool bulk;               /* made by Split() */
+	struct hl_aead *aead;    /* the bulk context; NULL until a long record */
 } hl_cipher_state;
 
+/* Records this long or longer use the bulk implementation; shorter ones
+ * libsodium, which costs the same there (EVP's set-up per record dominates
+ * below about 1 KiB, measured) and needs no context: a session that only
+ * sends short records (a handshake, an idle link) never makes one. */
+#define HL_NOISE_BULK_MIN 1024
+
+/* Another implementation of ChaCha20-Poly1305 (IETF) for long transport
+ * records: the same bytes as libsodium's, faster (crypto/aead.h).  MAKE
+ * keys a context for one direction; REKEY re-keys it (and may turn it);
+ * SEAL writes PTLEN bytes and the 16-byte tag; OPEN checks the tag after
+ * CT's PTLEN bytes and writes the plaintext, wiping OUT and returning
+ * HL_EAUTH on a bad tag. */
+struct hl_aead_impl {
+	const char *name;
+	struct hl_aead *(*make)(const uint8_t key[static HL_NOISE_KEYLEN], bool encrypt);
+	void (*rekey)(struct hl_aead *a, const uint8_t key[static HL_NOISE_KEYLEN], bool encrypt);
+	void (*free)(struct hl_aead *a);
+	bool (*encrypting)(const struct hl_aead *a);
+	int (*seal)(struct hl_aead *a, const uint8_t nonce[static 12], const uint8_t *ad,
+		    size_t adlen, const uint8_t *pt, size_t ptlen, uint8_t *out);
+	int (*open)(struct hl_aead *a, const uint8_t nonce[static 12], const uint8_t *ad,
+		    size_t adlen, const uint8_t *ct, size_t ptlen, uint8_t *out);
+};
+
+/* Sets the bulk implementation for the whole process, once, before any
+ * CipherState is made (the daemon binary does it at start); NULL, the
+ * default, keeps libsodium for everything.  Returns the previous one. */
+const struct hl_aead_impl *hl_noise_set_bulk_aead(const struct hl_aead_impl *impl);
+/* The one in use: NULL for libsodium. */
+const struct hl_aead_impl *hl_noise_bulk_aead(void);
+
+/* InitializeKey(k) on a state that holds no bulk context (never used, or
+ * cleared): the result is not bulk. */
 void hl_cs_init(hl_cipher_state *cs, const uint8_t k[static HL_NOISE_KEYLEN]);
+/* Wipes CS and frees its bulk context; NULL is fine. */
 void hl_cs_clear(hl_cipher_state *cs);
 /* EncryptWithAd: writes ptlen + 16 bytes (or ptlen without a key) to OUT,
  * which must hold that many (OUTCAP).  HL_ETOOBIG when it does not fit or
@@ -41,8 +85,11 @@ void hl_cs_clear(hl_cipher_state *cs);
 int hl_cs_encrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
 		  const uint8_t *pt, size_t ptlen, uint8_t *out, size_t outcap,
 		  size_t *outlen);
-/* DecryptWithAd: authenticates before anything is written to OUT;
- * HL_EAUTH on a bad tag (n is not advanced then). */
+/* DecryptWithAd: HL_EAUTH on a bad tag, and n is not advanced then.  No
+ * unauthenticated byte reaches OUT's user: libsodium (short records, the
+ * handshake) checks the tag before writing OUT and leaves OUT as it was;
+ * the bulk implementation (long records) decrypts and checks in one pass
+ * and wipes OUT (zeros) on a bad tag. */
 int hl_cs_decrypt(hl_cipher_state *cs, const uint8_t *ad, size_t adlen,
 		  const uint8_t *ct, size_t ctlen, uint8_t *out, size_t outcap,
 		  size_t *outlen);
@@ -96,7 +143,8 @@ int hl_noise_hs_read(hl_noise_hs *hs, const uint8_t *msg, size_t mlen,
 /* After done: Split(), once.  SEND is the initiator's c1 for an initiator
  * and c2 for a responder; RECV the other.  One-way patterns carry only c1
  * (initiator to responder): the initiator's RECV and the responder's SEND
- * are left unkeyed. */
+ * are left unkeyed.  SEND and RECV are outputs (whatever they held is
+ * overwritten: clear a used one first); both are bulk CipherStates. */
 int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *recv);
 
 /* The remote static public key, once known (else NULL). */

@@ -242,7 +242,10 @@ static void close_internal(hl_link *l)
 {
 	hl_noise_hs_free(l->hs);
 	l->hs = NULL;
-	/* Both cipher states share one slot; giving it back wipes them. */
+	/* Both cipher states share one slot; giving it back wipes them (after
+	 * each has freed its EVP context, if it made one). */
+	hl_cs_clear(l->send_cs);
+	hl_cs_clear(l->recv_cs);
 	hl_secmem_free(l->send_cs, KEYS_SIZE);
 	l->send_cs = l->recv_cs = NULL;
 	/* Every use wipes its own bytes; this is the safety net.  Only what
