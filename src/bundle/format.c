@@ -64,13 +64,10 @@ static void next_part(struct hl_bundle_check *c)
 	c->offset = 0;
 	if (c->part >= c->nparts)
 		return;
-	if (c->part_salted[c->part]) {
-		crypto_generichash_init(&c->hs, c->salt, HL_SALT_LEN, HL_HASH_LEN);
-		crypto_generichash_update(&c->hs, (const uint8_t *)HL_LABEL_BODY,
-					  strlen(HL_LABEL_BODY) + 1);
-	} else {
-		crypto_generichash_init(&c->hs, NULL, 0, HL_HASH_LEN);
-	}
+	if (c->part_salted[c->part])
+		hl_parthash_body(&c->hs, c->salt);
+	else
+		hl_parthash_doc(&c->hs);
 }
 
 /* The message before this point must have had all its parts. */
@@ -148,11 +145,11 @@ static int check_chunk(struct hl_bundle_check *c, const uint8_t *body, size_t le
 		return fail(c, HL_EINVAL, "item %llu part %u: more bytes than its size",
 			    (unsigned long long)k.seq, k.part);
 	c->chunks++;
-	crypto_generichash_update(&c->hs, k.data, k.data_len);
+	hl_parthash_update(&c->hs, k.data, k.data_len);
 	c->offset += k.data_len;
 	if (c->offset == c->part_size[c->part]) {
 		uint8_t h[HL_HASH_LEN];
-		crypto_generichash_final(&c->hs, h, HL_HASH_LEN);
+		hl_parthash_final(&c->hs, h);
 		if (sodium_memcmp(h, c->part_hash[c->part], HL_HASH_LEN) != 0)
 			return fail(c, HL_EAUTH, "item %llu part %u does not match its signed hash",
 				    (unsigned long long)k.seq, k.part);

@@ -60,11 +60,11 @@ struct hl_bundle_check {
 	unsigned nparts;            /* 1 + attachments */
 	uint64_t part_size[HL_MAX_ATTACHMENTS + 1];
 	uint8_t part_hash[HL_MAX_ATTACHMENTS + 1][HL_HASH_LEN];
-	bool part_salted[HL_MAX_ATTACHMENTS + 1];  /* part 0: the body hash, keyed */
+	bool part_salted[HL_MAX_ATTACHMENTS + 1];  /* part 0: the body hash, keyed; else SHA-256 */
 	uint8_t salt[HL_SALT_LEN];
 	unsigned part;              /* the part in progress (or next) */
 	uint64_t offset;            /* bytes of it seen */
-	crypto_generichash_state hs;
+	hl_parthash hs;
 	char err[160];              /* why the last call failed */
 };
 

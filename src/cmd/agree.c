@@ -7,7 +7,7 @@
  *
  * propose sends FILE to PEER as the attachment of an ordinary message (so
  * it travels, resumes and is acknowledged like any document), then signs
- * an AGREEMENT item naming the document's name, size and BLAKE2b-256 hash
+ * an AGREEMENT item naming the document's name, size and SHA-256 hash
  * and that message, and prints the agreement's id: the hash of that item,
  * which the peer computes alike.  sign, at the peer, checks that the
  * document has arrived whole with that hash, and signs a COUNTERSIGN of the
@@ -225,7 +225,7 @@ static int sign(struct hl_ctx *ctx, int argc, char **argv)
 	char doc_hex[65], name[300];
 	hl_hex(g.doc_hash, HL_HASH_LEN, doc_hex);
 	hl_sanitize(g.name, strlen(g.name), name, sizeof(name), 0);
-	printf("signed agreement %s with %s: %s (%llu bytes, BLAKE2b-256 %s); signed by both\n",
+	printf("signed agreement %s with %s: %s (%llu bytes, " HL_DOC_HASH_NAME " %s); signed by both\n",
 	       hex, g.peer_name, name, (unsigned long long)g.size, doc_hex);
 	fflush(stdout);
 	hl_msgcmd_poke_daemon(ctx);

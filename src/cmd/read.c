@@ -84,7 +84,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 	char name[256];
 	uint8_t *buf = NULL;
 	char *src = hl_path_join(station, a->path);
-	crypto_generichash_state hs;
+	hl_sha256_state hs;
 	uint8_t h[HL_HASH_LEN];
 
 	hl_sanitize(a->name, strlen(a->name), name, sizeof(name), 0);
@@ -106,7 +106,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 			 errno == EEXIST ? " (not overwritten)" : "");
 		goto out;
 	}
-	crypto_generichash_init(&hs, NULL, 0, HL_HASH_LEN);
+	hl_sha256_init(&hs);
 	buf = xmalloc(1 << 20);
 	uint64_t total = 0;
 	for (;;) {
@@ -121,7 +121,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
-		crypto_generichash_update(&hs, buf, (size_t)n);
+		hl_sha256_update(&hs, buf, (size_t)n);
 		for (ssize_t off = 0; off < n;) {
 			ssize_t w = write(out, buf + off, (size_t)(n - off));
 			if (w < 0 && errno == EINTR)
@@ -134,7 +134,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 			off += w;
 		}
 	}
-	crypto_generichash_final(&hs, h, HL_HASH_LEN);
+	hl_sha256_final(&hs, h);
 	if (total != a->size || sodium_memcmp(h, a->hash, HL_HASH_LEN) != 0) {
 		snprintf(err, errlen, "'%s' does not match its signed hash; not saved", name);
 		ret = HL_EAUTH;
@@ -199,7 +199,7 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	for (unsigned i = 0; i < row->n_att; i++) {
 		hl_sanitize(row->att[i].name, strlen(row->att[i].name), text, sizeof(text), 0);
 		hl_hex(row->att[i].hash, HL_HASH_LEN, hex);
-		printf("%s %s (%llu bytes, blake2b-256 %s)\n", i ? "           " : "Attachment:",
+		printf("%s %s (%llu bytes, " HL_DOC_HASH_NAME " %s)\n", i ? "           " : "Attachment:",
 		       text, (unsigned long long)row->att[i].size, hex);
 	}
 	printf("\n");

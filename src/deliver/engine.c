@@ -153,7 +153,7 @@ struct in_part {
 	bool hashed;                /* hs covers the first `done` bytes */
 	struct hl_dio_writer w;     /* the .part file, open while arriving */
 	hl_partwriter *pw;          /* when set, it owns w and hs */
-	crypto_generichash_state hs;
+	hl_parthash hs;             /* the body's salted hash, an attachment's SHA-256 */
 };
 
 struct in_msg {
@@ -1022,7 +1022,7 @@ static int part_rehash(hl_engine *e, struct in_part *p)
 	}
 	if ((uint64_t)sb.st_size < p->done)
 		p->done = p->durable = 0; /* shorter than recorded: start over */
-	crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+	hl_parthash_doc(&p->hs);
 	if (p->done > 0) {
 		if ((ret = hl_dio_ropen(&r, tmp, O_CLOEXEC | O_NOFOLLOW)) < 0)
 			goto out;
@@ -1031,7 +1031,7 @@ static int part_rehash(hl_engine *e, struct in_part *p)
 			size_t want = p->done - off < HL_DIO_BUF ? (size_t)(p->done - off) : HL_DIO_BUF;
 			if ((ret = hl_dio_read(&r, off, buf, want)) < 0)
 				goto out;
-			crypto_generichash_update(&p->hs, buf, want);
+			hl_parthash_update(&p->hs, buf, want);
 			off += want;
 		}
 	}
@@ -1121,9 +1121,7 @@ static int load_partial(void *arg, const struct hl_msg_row *row)
 		m->parts[0].present = true;
 		m->parts[0].size = row->body_size;
 		m->body = xmalloc(row->body_size);
-		crypto_generichash_init(&m->parts[0].hs, m->salt, HL_SALT_LEN, HL_HASH_LEN);
-		crypto_generichash_update(&m->parts[0].hs, (const uint8_t *)HL_LABEL_BODY,
-					  strlen(HL_LABEL_BODY) + 1);
+		hl_parthash_body(&m->parts[0].hs, m->salt);
 	}
 	for (unsigned i = 0; i < row->n_att; i++) {
 		struct in_part *p = &m->parts[i + 1];
@@ -1310,9 +1308,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		p->present = true;
 		p->size = m->body_size;
 		im->body = xmalloc(m->body_size);
-		crypto_generichash_init(&p->hs, im->salt, HL_SALT_LEN, HL_HASH_LEN);
-		crypto_generichash_update(&p->hs, (const uint8_t *)HL_LABEL_BODY,
-					  strlen(HL_LABEL_BODY) + 1);
+		hl_parthash_body(&p->hs, im->salt);
 	}
 	for (unsigned i = 0; i < m->n_attachments; i++) {
 		struct in_part *p = &im->parts[i + 1];
@@ -1320,7 +1316,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		p->size = m->att[i].size;
 		memcpy(p->hash, m->att[i].hash, HL_HASH_LEN);
 		p->path = xasprintf("in/%s/%u", idhex, i);
-		crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+		hl_parthash_doc(&p->hs);
 		p->hashed = true;
 	}
 	in_add(e, im);
@@ -1330,7 +1326,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	for (unsigned i = 1; i <= m->n_attachments; i++) {
 		if (im->parts[i].size == 0) {
 			uint8_t empty[HL_HASH_LEN];
-			crypto_generichash(empty, HL_HASH_LEN, NULL, 0, NULL, 0);
+			hl_doc_hash(NULL, 0, empty);
 			if (sodium_memcmp(empty, im->parts[i].hash, HL_HASH_LEN) != 0)
 				return refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
 			char *fin = hl_path_join(e->env.dir, im->parts[i].path);
@@ -1742,7 +1738,7 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 			return ret;
 		}
 	}
-	crypto_generichash_final(&p->hs, h, HL_HASH_LEN);
+	hl_parthash_final(&p->hs, h);
 	if (idx == 0) {
 		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
 			return refuse_stored(e, m, HL_REFUSE_CONTENT, "body does not match its hash");
@@ -1869,7 +1865,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		}
 	}
 	if (!p->pw)
-		crypto_generichash_update(&p->hs, c.data, c.data_len);
+		hl_parthash_update(&p->hs, c.data, c.data_len);
 	p->done += c.data_len;
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
@@ -2093,7 +2089,7 @@ static int stage_adopt(hl_engine *e, struct in_msg *m)
 		} else {
 			/* received again from 0: the hash state starts over */
 			unlink(from);
-			crypto_generichash_init(&p->hs, NULL, 0, HL_HASH_LEN);
+			hl_parthash_doc(&p->hs);
 			hl_warn("peer %s: cannot adopt %s: %s", e->peer_name, staged,
 				hl_strerror(ret));
 		}

@@ -32,7 +32,7 @@ struct hl_partwriter {
 	uint64_t synced;            /* durable offset, published by the worker */
 	/* the worker's own */
 	struct hl_dio_writer *w;
-	crypto_generichash_state *hs;
+	hl_parthash *hs;
 	uint64_t sync_every, appended, last_sync;
 	struct hl_partwriter_progress progress;
 	uint64_t unwoken;           /* taken since the last wake */
@@ -69,7 +69,7 @@ static void *worker(void *arg)
 		int ret = 0;
 		bool synced = false;
 		if (!failed) {
-			crypto_generichash_update(pw->hs, s->data, s->len);
+			hl_parthash_update(pw->hs, s->data, s->len);
 			ret = hl_dio_write(pw->w, s->data, s->len);
 			pw->appended += s->len;
 			if (ret == 0 && pw->appended - pw->last_sync >= pw->sync_every) {
@@ -109,7 +109,7 @@ static void *worker(void *arg)
 }
 
 int hl_partwriter_start(hl_partwriter **out, struct hl_dio_writer *w,
-			crypto_generichash_state *hs, uint64_t start, uint64_t sync_every,
+			hl_parthash *hs, uint64_t start, uint64_t sync_every,
 			const struct hl_partwriter_progress *progress)
 {
 	hl_partwriter *pw = xcalloc(1, sizeof(*pw));

@@ -54,7 +54,7 @@ struct in_ent {
 	char *relpath;
 	struct hl_dio_writer w;
 	hl_partwriter *pw;          /* when set, owns w and hs */
-	crypto_generichash_state hs;
+	hl_parthash hs;             /* SHA-256 of the first `done` bytes */
 };
 
 struct hl_stage {
@@ -376,7 +376,7 @@ static int in_open(hl_stage *st, struct in_ent *e)
 	if (ret < 0)
 		return ret;
 	e->live = true;
-	crypto_generichash_init(&e->hs, NULL, 0, HL_HASH_LEN);
+	hl_parthash_doc(&e->hs);
 	if (hl_partwriter_start(&e->pw, &e->w, &e->hs, 0, NO_SYNC, &st->progress) < 0)
 		e->pw = NULL;   /* no thread: the same work, here */
 	return 0;
@@ -417,14 +417,14 @@ int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
 	if (e->pw)
 		*pushed = r->data_len;   /* the worker counts it, even if dropped later */
 	if (!e->pw)
-		crypto_generichash_update(&e->hs, r->data, r->data_len);
+		hl_parthash_update(&e->hs, r->data, r->data_len);
 	e->done += r->data_len;
 	st->stats.in_bytes += r->data_len;
 	return 0;
 }
 
 int hl_stage_in_take(hl_stage *st, const uint8_t id[static 16], unsigned part, uint64_t size,
-		     crypto_generichash_state *hs, uint64_t *done, char **path)
+		     hl_parthash *hs, uint64_t *done, char **path)
 {
 	struct in_ent *e = in_find(st, id, part, NULL);
 	if (!e || !e->live || e->taken || e->done == 0 || e->done >= size)

@@ -2,7 +2,7 @@
  * large attachment travel while `hotline send` is still copying and
  * hashing it into out/, before its signed ITEM exists.
  *
- * Why: the copy (read, BLAKE2b, write, fsync) and the transfer (read,
+ * Why: the copy (read, SHA-256, write, fsync) and the transfer (read,
  * encrypt; the peer decrypts, hashes, writes) each bind one core; one after
  * the other, one core idles during the copy.  Staged, they overlap.
  *
@@ -87,7 +87,7 @@ uint64_t hl_stage_in_bytes(const hl_stage *st);
  * closed and handed over with its first *DONE bytes hashed into HS, and 1
  * is returned; 0 when not staged.  The caller renames the file. */
 int hl_stage_in_take(hl_stage *st, const uint8_t id[static 16], unsigned part, uint64_t size,
-		     crypto_generichash_state *hs, uint64_t *done, char **path);
+		     hl_parthash *hs, uint64_t *done, char **path);
 /* The ITEM of message ID (at SEQ) was handled: every part of it that was
  * staged gets a STAGED (the offset taken, else 0), to be sent after the
  * commit; staging files not taken are removed. */

@@ -411,12 +411,52 @@ void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN
 	crypto_generichash(out, HL_HASH_LEN, buf, len, NULL, 0);
 }
 
+static void salted_init(crypto_generichash_state *st, const uint8_t salt[static HL_SALT_LEN],
+			const char *label)
+{
+	crypto_generichash_init(st, salt, HL_SALT_LEN, HL_HASH_LEN);
+	crypto_generichash_update(st, (const uint8_t *)label, strlen(label) + 1);
+}
+
 void hl_salted_hash(const uint8_t salt[static HL_SALT_LEN], const char *label,
 		    const uint8_t *data, size_t len, uint8_t out[static HL_HASH_LEN])
 {
 	crypto_generichash_state st;
-	crypto_generichash_init(&st, salt, HL_SALT_LEN, HL_HASH_LEN);
-	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
+	salted_init(&st, salt, label);
 	crypto_generichash_update(&st, data, len);
 	crypto_generichash_final(&st, out, HL_HASH_LEN);
+}
+
+void hl_doc_hash(const uint8_t *data, size_t len, uint8_t out[static HL_HASH_LEN])
+{
+	hl_sha256(data, len, out);
+}
+
+void hl_parthash_body(hl_parthash *h, const uint8_t salt[static HL_SALT_LEN])
+{
+	h->body = true;
+	salted_init(&h->u.body, salt, HL_LABEL_BODY);
+}
+
+void hl_parthash_doc(hl_parthash *h)
+{
+	h->body = false;
+	hl_sha256_init(&h->u.doc);
+}
+
+void hl_parthash_update(hl_parthash *h, const uint8_t *data, size_t len)
+{
+	if (h->body)
+		crypto_generichash_update(&h->u.body, data, len);
+	else
+		hl_sha256_update(&h->u.doc, data, len);
+}
+
+void hl_parthash_final(hl_parthash *h, uint8_t out[static HL_HASH_LEN])
+{
+	if (h->body)
+		crypto_generichash_final(&h->u.body, out, HL_HASH_LEN);
+	else
+		hl_sha256_final(&h->u.doc, out);
+	sodium_memzero(h, sizeof(*h));
 }

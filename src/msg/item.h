@@ -8,8 +8,13 @@
 #ifndef HL_MSG_ITEM_H
 #define HL_MSG_ITEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sodium.h>
+
+#include "crypto/sha256.h"
 
 #define HL_ITEM_MAX 16384
 #define HL_HASH_LEN 32
@@ -128,7 +133,7 @@ struct hl_item_agreement {
 	const uint8_t *name;          /* a base name, as attachments; borrowed */
 	uint8_t name_len;
 	uint64_t size;
-	uint8_t doc_hash[HL_HASH_LEN]; /* BLAKE2b-256 of the document, unkeyed */
+	uint8_t doc_hash[HL_HASH_LEN]; /* SHA-256 of the document (hl_doc_hash) */
 	uint8_t msg_id[HL_MSG_ID_LEN]; /* the message that carries the document */
 };
 
@@ -188,6 +193,32 @@ void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN
  * message's subject and body. */
 void hl_salted_hash(const uint8_t salt[static HL_SALT_LEN], const char *label,
 		    const uint8_t *data, size_t len, uint8_t out[static HL_HASH_LEN]);
+
+/* The hash of a document (an attachment, an agreement's document):
+ * SHA-256, unkeyed, so that anyone checks a disclosed document with
+ * `sha256sum` (docs/items.md section 2.1). */
+#define HL_DOC_HASH_NAME "sha256"
+_Static_assert(HL_SHA256_LEN == HL_HASH_LEN, "a document hash fills a hash field");
+void hl_doc_hash(const uint8_t *data, size_t len, uint8_t out[static HL_HASH_LEN]);
+
+/* The running hash of one part of a message as it arrives (or is copied):
+ * the body (part 0, when it travels in chunks) by hl_salted_hash's rule with
+ * HL_LABEL_BODY, an attachment by hl_doc_hash's.  A plain value: copy it,
+ * drop it. */
+typedef struct hl_parthash {
+	bool body;
+	union {
+		crypto_generichash_state body;
+		hl_sha256_state doc;
+	} u;
+} hl_parthash;
+
+/* Starts the hash of a body (SALT: the message's) or of a document. */
+void hl_parthash_body(hl_parthash *h, const uint8_t salt[static HL_SALT_LEN]);
+void hl_parthash_doc(hl_parthash *h);
+void hl_parthash_update(hl_parthash *h, const uint8_t *data, size_t len);
+/* Writes the hash and wipes the state. */
+void hl_parthash_final(hl_parthash *h, uint8_t out[static HL_HASH_LEN]);
 
 /* True when NAME (LEN bytes) is an acceptable attachment base name. */
 int hl_attachment_name_valid(const uint8_t *name, size_t len);

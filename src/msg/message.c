@@ -48,7 +48,7 @@ static int copy_and_hash(const char *src, const char *dst, uint64_t max,
 	int ret = 0;
 	int in = -1;
 	struct hl_dio_writer w = { .fd = -1 };
-	crypto_generichash_state hs;
+	hl_sha256_state hs;
 	struct stat stbuf;
 
 	in = open(src, O_RDONLY | O_CLOEXEC);
@@ -71,7 +71,7 @@ static int copy_and_hash(const char *src, const char *dst, uint64_t max,
 	if (o->on_copy)
 		o->on_copy(o->copy_user, idx, (uint64_t)stbuf.st_size, relpath);
 	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-	crypto_generichash_init(&hs, NULL, 0, HL_HASH_LEN);
+	hl_sha256_init(&hs);
 	uint64_t total = 0;
 	for (;;) {
 		/* read straight into the writer's staging buffer: no copy */
@@ -91,13 +91,13 @@ static int copy_and_hash(const char *src, const char *dst, uint64_t max,
 			ret = HL_ETOOBIG;
 			goto out;
 		}
-		crypto_generichash_update(&hs, p, (size_t)n);
+		hl_sha256_update(&hs, p, (size_t)n);
 		if ((ret = hl_dio_commit(&w, (size_t)n)) < 0)
 			goto out;
 	}
 	if ((ret = hl_dio_finish(&w)) < 0)
 		goto out;
-	crypto_generichash_final(&hs, hash, HL_HASH_LEN);
+	hl_sha256_final(&hs, hash);
 	*size = total;
 out:
 	if (in >= 0)

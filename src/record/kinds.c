@@ -49,7 +49,7 @@ static int message_check_att(struct hl_record_check *c, const struct hl_item_mes
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u has %llu bytes, but the "
 				   "signed item says %llu", a->index, (unsigned long long)a->size,
 				   (unsigned long long)m->att[a->index].size);
-		crypto_generichash(h, HL_HASH_LEN, a->data, a->size, NULL, 0);
+		hl_doc_hash(a->data, a->size, h);
 		if (sodium_memcmp(h, m->att[a->index].hash, HL_HASH_LEN) != 0)
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u does not match its signed "
 				   "hash", a->index);
@@ -141,7 +141,7 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 			included = included || rec->atts[a].index == i;
 		hl_sanitize((const char *)m->att[i].name, m->att[i].name_len, text, sizeof(text), 0);
 		hl_hex(m->att[i].hash, HL_HASH_LEN, hex);
-		fprintf(s->out, "    Attached: %s (%llu bytes, blake2b-256 %s)%s\n", text,
+		fprintf(s->out, "    Attached: %s (%llu bytes, " HL_DOC_HASH_NAME " %s)%s\n", text,
 			(unsigned long long)m->att[i].size, hex,
 			included ? "" : ", not included");
 	}
@@ -390,7 +390,7 @@ static void agreement_show(struct hl_record_show *s, unsigned chain, uint64_t se
 	hl_hex(g->doc_hash, HL_HASH_LEN, doc);
 	hl_msg_id_hex(g->msg_id, msg);
 	hl_sanitize((const char *)g->name, g->name_len, name, sizeof(name), 0);
-	fprintf(s->out, "agreement proposed  %s\n    Document: %s (%llu bytes, blake2b-256 %s),"
+	fprintf(s->out, "agreement proposed  %s\n    Document: %s (%llu bytes, " HL_DOC_HASH_NAME " %s),"
 		" carried by message %s\n", id, name, (unsigned long long)g->size, doc, msg);
 	uint64_t cs = s->first_ref[chain][seq - 1];
 	if (cs) {
@@ -412,7 +412,7 @@ static void countersign_show(struct hl_record_show *s, unsigned chain, uint64_t 
 	(void)e;
 	hl_hex(cs->agreement_id, HL_HASH_LEN, id);
 	hl_hex(cs->doc_hash, HL_HASH_LEN, doc);
-	fprintf(s->out, "countersign of %s's agreement #%llu  %s\n    Document: blake2b-256 %s%s\n",
+	fprintf(s->out, "countersign of %s's agreement #%llu  %s\n    Document: " HL_DOC_HASH_NAME " %s%s\n",
 		s->name[other], (unsigned long long)cs->proposal_seq, id, doc,
 		names_item(s->rec, other, cs->proposal_seq, cs->agreement_id)
 			? "" : "\n    (names no agreement of the other chain in this record: ignored)");

@@ -8,7 +8,8 @@ It owns:
     dissononce, transport records (version, type, body), HELLO, PING/PONG;
   * items (docs/items.md): encoding, Ed25519 signing and verification
     (python3-cryptography), BLAKE2b-256 hashes and the salted subject/body
-    commitments (hashlib.blake2b); messages and receipts in full, checks,
+    commitments (hashlib.blake2b), SHA-256 document (attachment) hashes
+    (hashlib.sha256); messages and receipts in full, checks,
     answers, agreements and countersigns decoded (a check is answered by
     the station at once, as section 2.4 says);
   * message content (salt, subject, inline body), CHUNK parts, and the ACK,
@@ -118,8 +119,13 @@ def blake2b256(data, key=b""):
     return hashlib.blake2b(data, digest_size=32, key=key).digest()
 
 
-def file_blake2b256(path):
-    h = hashlib.blake2b(digest_size=32)
+def doc_hash(data):
+    """A document's (an attachment's) hash: SHA-256 (docs/items.md 2.1)."""
+    return hashlib.sha256(data).digest()
+
+
+def file_doc_hash(path):
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
             block = f.read(1 << 20)
@@ -258,7 +264,7 @@ class Attachment:
         self.name = name.encode() if isinstance(name, str) else name
         self.data = data
         self.size = len(data) if size is None else size
-        self.hash = blake2b256(data) if hash is None else hash
+        self.hash = doc_hash(data) if hash is None else hash
 
 
 class Item:
@@ -1116,7 +1122,7 @@ class Peer:
                 self._violation(f"message {m.item.seq}: body does not match its hash")
                 m.problem = "body"
         for i, (_, size, h) in enumerate(m.item.attachments):
-            if blake2b256(bytes(m.parts[i + 1])) != h:
+            if doc_hash(bytes(m.parts[i + 1])) != h:
                 self._violation(f"message {m.item.seq}: attachment {i} does not match its hash")
                 m.problem = "attachment"
         m.complete = True

@@ -41,8 +41,9 @@ def import_(st, path, check=True):
     return st.cmd("bundle", "import", path, check=check)
 
 
-def blake(data):
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
+def doc_hash(data):
+    """A document's hash: SHA-256 (docs/items.md 2.1)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def in_files(st):
@@ -91,7 +92,7 @@ def test_courier_round_trip(pair, tmp_path):
     read = json.loads(b.cmd("read", ids[1], "--json").stdout)
     assert read["body"] == "see attached"
     assert {(x["name"], x["size"], x["hash"]) for x in read["attachments"]} == {
-        ("report.bin", len(doc), blake(doc)), ("empty.txt", 0, blake(b""))}
+        ("report.bin", len(doc), doc_hash(doc)), ("empty.txt", 0, doc_hash(b""))}
     save = tmp_path / "saved"
     save.mkdir()
     b.cmd("read", ids[1], "--save", save)

@@ -102,7 +102,7 @@ BAD = {
     "attachment_not_matching_its_hash": (hlpeer.REFUSE_ATTACHMENT,
                                          lambda p: p.compose("s", "x", attachments=[
                                              Attachment("doc.bin", os.urandom(200_000),
-                                                        hash=hlpeer.blake2b256(b"what was signed"))])),
+                                                        hash=hlpeer.doc_hash(b"what was signed"))])),
     "empty_attachment_with_wrong_hash": (hlpeer.REFUSE_ATTACHMENT,
                                          lambda p: p.compose("s", "x", attachments=[
                                              Attachment("empty", b"", hash=bytes(32))])),

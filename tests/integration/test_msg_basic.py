@@ -6,6 +6,7 @@ fixture stops them at teardown, pass or fail) and bounds every wait.
 """
 import os
 import re
+import subprocess
 
 import hlpeer
 import msgutil
@@ -170,11 +171,11 @@ def test_attachments_of_any_kind_arrive_with_matching_hashes_and_save(net, tmp_p
     for x in g["attachments"]:
         data = spec[x["name"]]
         assert x["size"] == len(data)
-        assert x["hash"] == hlpeer.blake2b256(data).hex(), f"{x['name']}: hash differs"
+        assert x["hash"] == hlpeer.doc_hash(data).hex(), f"{x['name']}: hash differs"
     assert g["attachments"] == sent[m1]["attachments"]
     assert g["size"] == len(big_body) + sum(len(spec[n]) for n in order)
     assert got[m2]["attachments"] == [{"name": "empty.dat", "size": 0,
-                                       "hash": hlpeer.blake2b256(b"").hex()}]
+                                       "hash": hlpeer.doc_hash(b"").hex()}]
 
     save = tmp_path / "saved"
     save.mkdir()
@@ -183,6 +184,12 @@ def test_attachments_of_any_kind_arrive_with_matching_hashes_and_save(net, tmp_p
     assert sorted(os.listdir(save)) == sorted(order)
     for n in order:
         assert (save / n).read_bytes() == spec[n], f"saved {n} differs"
+    # A document's hash is SHA-256: the standard tool checks a saved copy
+    # against the signed hash that `inbox` (and `read`) show.
+    out = subprocess.run(["sha256sum", "--"] + [str(save / n) for n in order],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    listed = {x["name"]: x["hash"] for x in g["attachments"]}
+    assert [line.split()[0] for line in out] == [listed[n] for n in order]
     save2 = tmp_path / "saved2"
     save2.mkdir()
     b.cmd("read", m2, "--save", str(save2))

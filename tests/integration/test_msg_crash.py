@@ -9,7 +9,7 @@ few `send -a` with attachments) while, at random moments, it kills either
 daemon with SIGKILL (restarting it at once or after a short pause) or cuts
 every connection at the proxy.  Then it lets the link settle and checks:
   * every message is in the receiver's inbox exactly once, with its
-    subject, body, precedence and attachments (BLAKE2b-256) intact;
+    subject, body, precedence and attachments (SHA-256) intact;
   * every message is `delivered` in the sender's outbox;
   * within each precedence, inbox order (received_at, then inbox order) is
     the order sent.
@@ -124,7 +124,7 @@ def test_no_loss_no_duplicate_in_order_under_kills_and_cuts(net, tmp_path):
                 f"{mid}: content differs"
             assert m["peer"] == src.name
             got = [(x["name"], x["size"], x["hash"]) for x in m["attachments"]]
-            assert got == [(n, len(d), hlpeer.blake2b256(d).hex()) for n, d in atts.items()], \
+            assert got == [(n, len(d), hlpeer.doc_hash(d).hex()) for n, d in atts.items()], \
                 f"{mid}: attachments differ"
         # order within each precedence: the order sent
         for prec in PRECS:

@@ -69,7 +69,7 @@ def test_full_disk_delays_but_never_loses_or_half_stores(net, tmp_path, reserve)
     a.wait_delivered([mid], scaled(120), "delivery to resume by itself once space returned")
     got = [m for m in b.inbox() if m["id"] == mid]
     assert len(got) == 1
-    assert got[0]["attachments"][0]["hash"] == hlpeer.blake2b256(data).hex()
+    assert got[0]["attachments"][0]["hash"] == hlpeer.doc_hash(data).hex()
     leftovers = [f for r, _, fs in os.walk(b.dir) for f in fs if f.endswith(".part")]
     assert leftovers == [], f"partial files left: {leftovers}"
     save = tmp_path / "save"

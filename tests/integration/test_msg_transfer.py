@@ -18,8 +18,8 @@ MiB = 1 << 20
 
 def make_file(path, size):
     """SIZE bytes of random-looking data, written in 4 MiB blocks (each
-    block distinct), and its BLAKE2b-256."""
-    h = hlpeer.hashlib.blake2b(digest_size=32)
+    block distinct), and its SHA-256 (the document hash)."""
+    h = hlpeer.hashlib.sha256()
     seed = os.urandom(4 * MiB)
     with open(path, "wb") as f:
         left, n = size, 0

@@ -96,6 +96,21 @@ def message_id(item):
     return item[p:p + 16].hex()
 
 
+def attachments_of(item):
+    """(name, size, hash) of each attachment a message item declares."""
+    ctx, *_ = item_fields(item)
+    p = len(ctx) + 1 + 32 + 32 + 8 + 32 + 8 + 16 + 1 + 8 + 32 + 32 + 8
+    out = []
+    for _ in range(item[p]):
+        p += 1
+        n = item[p]
+        name = item[p + 1:p + 1 + n]
+        p += 1 + n
+        out.append((name.decode(), int.from_bytes(item[p:p + 8], "big"), item[p + 8:p + 40]))
+        p += 39
+    return out
+
+
 def check_independently(data, card_a, card_b):
     """Seal, signatures, positions and links, checked without hotline."""
     rec = read_record(data)
@@ -209,6 +224,15 @@ def test_export_verify_show_at_both_stations(stations, tmp_path):
         assert want in show, f"show lacks {want!r}:\n{show}"
     # A's receipts name B's messages: every message of B shows its receipt.
     assert show.count("Receipt:  none in this record") <= 1, show
+    # A third party checks the disclosed document with standard tools: its
+    # SHA-256, as sha256sum prints it, is the hash in the signed item (read
+    # here without hotline) and the one `record show` prints.
+    digest = subprocess.run(["sha256sum", str(doc)], capture_output=True, text=True,
+                            check=True).stdout.split()[0]
+    declared = [a for e in ra["chains"][0] if e[0] == ITEM and
+                item_fields(e[1])[0] == "hotline/1 message" for a in attachments_of(e[1])]
+    assert declared == [("treaty.txt", len(data), bytes.fromhex(digest))]
+    assert f"Attached: treaty.txt (1600 bytes, sha256 {digest})" in show, show
 
 
 def test_only_discloses_the_chosen_messages(stations, tmp_path):

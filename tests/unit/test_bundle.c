@@ -90,7 +90,7 @@ static void add_message_by(uint64_t seq, size_t attlen, const hl_identity *autho
 		it.u.msg.att[0].name = name;
 		it.u.msg.att[0].name_len = sizeof(name) - 1;
 		it.u.msg.att[0].size = attlen;
-		crypto_generichash(it.u.msg.att[0].hash, 32, att, attlen, NULL, 0);
+		hl_doc_hash(att, attlen, it.u.msg.att[0].hash);
 	}
 	assert_int_equal(hl_item_encode_sign(&it, author->sign_sk, rec + 2, HL_ITEM_MAX, &len), 0);
 	if (forger)

@@ -70,7 +70,7 @@ static void build_item(void)
 	it.u.msg.att[0].name = name;
 	it.u.msg.att[0].name_len = sizeof(name) - 1;
 	it.u.msg.att[0].size = ATT_LEN;
-	crypto_generichash(it.u.msg.att[0].hash, 32, att, ATT_LEN, NULL, 0);
+	hl_doc_hash(att, ATT_LEN, it.u.msg.att[0].hash);
 	assert_int_equal(hl_item_encode_sign(&it, ida->sign_sk, item_rec + 2, HL_ITEM_MAX, &len), 0);
 	item_rec[0] = (uint8_t)(len >> 8);
 	item_rec[1] = (uint8_t)len;

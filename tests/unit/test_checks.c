@@ -397,7 +397,7 @@ static void test_agreement_countersigned(void **state)
 	(void)state;
 	struct hl_author_link la = link_of(&A), lb = link_of(&B);
 	uint8_t doc_hash[32], msg_id[16], id[32];
-	crypto_generichash(doc_hash, 32, (const uint8_t *)"the treaty", 10, NULL, 0);
+	hl_doc_hash((const uint8_t *)"the treaty", 10, doc_hash);
 	memset(msg_id, 0x5e, sizeof(msg_id));
 	assert_int_equal(hl_store_begin(A.store), 0);
 	assert_int_equal(hl_author_agreement(&la, "treaty.txt", 10, doc_hash, msg_id, 3000, id), 0);

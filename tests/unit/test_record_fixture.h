@@ -175,7 +175,7 @@ static inline uint64_t fx_message_signed(struct fx_hist *h, unsigned c, unsigned
 		im->att[i].name = names[i];
 		im->att[i].name_len = 11;
 		im->att[i].size = sizeof(data) - i;
-		crypto_generichash(im->att[i].hash, 32, data, sizeof(data) - i, NULL, 0);
+		hl_doc_hash(data, sizeof(data) - i, im->att[i].hash);
 		if (i == 0) {
 			struct fx_att *a = &h->a[h->na++];
 			a->chain = c;
@@ -281,7 +281,7 @@ static inline uint64_t fx_agreement(struct fx_hist *h, unsigned c, const char *d
 	it->u.agr.name = name;
 	it->u.agr.name_len = sizeof(name) - 1;
 	it->u.agr.size = strlen(doc);
-	crypto_generichash(it->u.agr.doc_hash, 32, (const uint8_t *)doc, strlen(doc), NULL, 0);
+	hl_doc_hash((const uint8_t *)doc, strlen(doc), it->u.agr.doc_hash);
 	memset(it->u.agr.msg_id, 0x3c, HL_MSG_ID_LEN);
 	fx_sign(h, c, it, (int)c);
 	free(it);
@@ -296,7 +296,7 @@ static inline uint64_t fx_countersign(struct fx_hist *h, unsigned c, uint64_t pr
 	it->kind = HL_ITEM_COUNTERSIGN;
 	it->u.csig.proposal_seq = proposal_seq;
 	memcpy(it->u.csig.agreement_id, h->e[1 - c][proposal_seq - 1].hash, 32);
-	crypto_generichash(it->u.csig.doc_hash, 32, (const uint8_t *)doc, strlen(doc), NULL, 0);
+	hl_doc_hash((const uint8_t *)doc, strlen(doc), it->u.csig.doc_hash);
 	fx_sign(h, c, it, (int)c);
 	free(it);
 	return h->n[c];
