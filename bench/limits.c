@@ -1,7 +1,13 @@
 /* bench/limits.c — bench_limits: what this machine allows, measured the way
  * `make bench` compares hotline against it (docs/PERFORMANCE.md).
  *
- *   bench_limits aead [SECONDS]             MB/s, one core, ChaCha20-Poly1305 (IETF), 64 KiB buffers
+ *   bench_limits aead [SECONDS]             MB/s, one core, ChaCha20-Poly1305 (IETF) as the
+ *                                           daemon's transport runs it: libcrypto's EVP
+ *                                           (crypto/aead.c), records of 65,519 bytes
+ *   bench_limits aead_libsodium [SECONDS]   MB/s, the same with libsodium, 64 KiB buffers
+ *   bench_limits sha256 [SECONDS]           MB/s, one core, the document hash (libcrypto
+ *                                           SHA-256, crypto/sha256.c), 64 KiB buffers
+ *   bench_limits blake2b [SECONDS]          MB/s, one core, libsodium BLAKE2b-256, 64 KiB buffers
  *   bench_limits ed25519_verify [SECONDS]   ops/s, one core, signatures of 200-byte messages
  *   bench_limits x25519 [SECONDS]           ops/s, one core, crypto_scalarmult
  *   bench_limits fsync DIR [SAMPLES]        ms (p50 and p95): append 4 KiB + fdatasync in DIR
@@ -22,9 +28,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto/aead.h"
+#include "crypto/noise.h"
+#include "crypto/sha256.h"
 #include "util/mem.h"
 
 #define AEAD_BUF (64 * 1024)
+#define RECORD_MAX (HL_NOISE_MAX_MSG - HL_NOISE_TAGLEN)   /* a transport record's text */
+#define HASH_BUF (64 * 1024)
 #define SIG_MSG_LEN 200
 #define SIG_KEYS 64            /* distinct signers, as a receiver sees several */
 #define FSYNC_BLOCK 4096
@@ -39,7 +50,8 @@ static double mono_s(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: bench_limits aead|ed25519_verify|x25519 [SECONDS]\n"
+	fprintf(stderr, "usage: bench_limits aead|aead_libsodium|sha256|blake2b|ed25519_verify|x25519"
+			" [SECONDS]\n"
 			"       bench_limits fsync DIR [SAMPLES] | disk_write DIR [MIB]\n");
 	return 2;
 }
@@ -89,6 +101,55 @@ static void aead_op(void *p)
 	sodium_increment(a->nonce, sizeof(a->nonce));
 	crypto_aead_chacha20poly1305_ietf_encrypt_detached(a->buf, a->tag, &taglen, a->buf,
 							   AEAD_BUF, NULL, 0, NULL, a->nonce, a->key);
+}
+
+/* The daemon's implementation: one context, a nonce per record. */
+struct evp_arg {
+	uint8_t *buf, *out;
+	struct hl_aead *a;
+	uint64_t n;
+};
+
+static void evp_op(void *p)
+{
+	struct evp_arg *a = p;
+	uint8_t nonce[12] = { 0 };
+	a->n++;
+	memcpy(nonce + 4, &a->n, 8);
+	if (hl_aead_evp.seal(a->a, nonce, NULL, 0, a->buf, RECORD_MAX, a->out) < 0)
+		abort();
+}
+
+struct hash_arg {
+	uint8_t *buf;
+	hl_sha256_state sha;
+	crypto_generichash_state b2;
+};
+
+static void sha256_op(void *p)
+{
+	struct hash_arg *a = p;
+	hl_sha256_update(&a->sha, a->buf, HASH_BUF);
+}
+
+static void blake2b_op(void *p)
+{
+	struct hash_arg *a = p;
+	crypto_generichash_update(&a->b2, a->buf, HASH_BUF);
+}
+
+static int do_hash(const char *what, double seconds)
+{
+	struct hash_arg *a = xcalloc(1, sizeof(*a));
+	a->buf = xmalloc(HASH_BUF);
+	randombytes_buf(a->buf, HASH_BUF);
+	hl_sha256_init(&a->sha);
+	crypto_generichash_init(&a->b2, NULL, 0, 32);
+	double r = rate(strcmp(what, "sha256") == 0 ? sha256_op : blake2b_op, a, 64, seconds);
+	printf("%.1f\n", r * HASH_BUF / 1e6);
+	free(a->buf);
+	free(a);
+	return 0;
 }
 
 struct sig_arg {
@@ -240,6 +301,21 @@ int main(int argc, char **argv)
 	}
 	const char *what = argv[1];
 	if (strcmp(what, "aead") == 0) {
+		uint8_t key[32];
+		struct evp_arg a = { .buf = xmalloc(RECORD_MAX), .out = xmalloc(HL_NOISE_MAX_MSG) };
+		randombytes_buf(a.buf, RECORD_MAX);
+		randombytes_buf(key, sizeof(key));
+		a.a = hl_aead_evp.make(key, true);
+		double r = rate(evp_op, &a, 64, seconds_arg(argc, argv, 2));
+		printf("%.1f\n", r * RECORD_MAX / 1e6);
+		hl_aead_evp.free(a.a);
+		free(a.buf);
+		free(a.out);
+		return 0;
+	}
+	if (strcmp(what, "sha256") == 0 || strcmp(what, "blake2b") == 0)
+		return do_hash(what, seconds_arg(argc, argv, 2));
+	if (strcmp(what, "aead_libsodium") == 0) {
 		struct aead_arg a;
 		a.buf = xmalloc(AEAD_BUF);
 		randombytes_buf(a.buf, AEAD_BUF);

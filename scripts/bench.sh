@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh — hotline's benchmarks, each beside its baseline measured in the
 # same run (issue 6): scp and NNCP for transfers and messages, the machine's
-# own limits (ChaCha20-Poly1305, Ed25519, X25519, fsync, disk) for the rest.
+# own limits (ChaCha20-Poly1305, SHA-256, Ed25519, X25519, fsync, disk) for
+# the rest, and slow links through an impairing bridge of its own.
 #
 # Usage: scripts/bench.sh [PATH-TO-HOTLINE]      (make bench passes build/hotline)
 #
@@ -286,8 +287,11 @@ describe_machine() {
 # ---------------------------------------------------------------- limits
 
 bench_limits() {
-  say "limits: ChaCha20-Poly1305, Ed25519, X25519 ($CPU_SECONDS s each), fsync, disk"
+  say "limits: ChaCha20-Poly1305 (libcrypto, libsodium), SHA-256, BLAKE2b, Ed25519, X25519 ($CPU_SECONDS s each), fsync, disk"
   bench limit.aead "$("$limits" aead "$CPU_SECONDS")" MB/s
+  bench limit.aead_libsodium "$("$limits" aead_libsodium "$CPU_SECONDS")" MB/s
+  bench limit.sha256 "$("$limits" sha256 "$CPU_SECONDS")" MB/s
+  bench limit.blake2b "$("$limits" blake2b "$CPU_SECONDS")" MB/s
   bench limit.ed25519_verify "$("$limits" ed25519_verify "$CPU_SECONDS")" ops/s
   bench limit.x25519 "$("$limits" x25519 "$CPU_SECONDS")" ops/s
   local fs
