@@ -13,6 +13,9 @@
       FILE holds one status JSON per line (`hotline status --json`); prints
       the fraction of them in which some peer had a message arriving
       (delivery.incoming_partial > 0).
+  tools.py flow-summary < STATUS_JSON
+      one line about each peer's flow control (`hotline status --json`,
+      delivery.flow: the window, the measured rate and round trip).
   tools.py report RESULTS MACHINE PARAMS OUT
       writes docs/PERFORMANCE.md (OUT) from the BENCH lines in RESULTS, the
       machine description in MACHINE (text) and the sizes used (PARAMS,
@@ -103,6 +106,24 @@ def busy_fraction(path):
     return 0
 
 
+def flow_summary():
+    try:
+        st = json.load(sys.stdin)
+    except ValueError:
+        print("no status")
+        return 0
+    parts = []
+    for p in st.get("peers", []):
+        f = (p.get("delivery") or {}).get("flow")
+        if not f:
+            continue
+        parts.append(f"{p.get('name', '?')}: window {f.get('window', 0) / 1e3:.0f} kB, "
+                     f"ahead {f.get('ahead', 0) / 1e3:.1f} kB, rate {f.get('rate', 0) / 1e6:.2f} MB/s, "
+                     f"min round trip {f.get('rtt_us', 0) / 1e3:.1f} ms")
+    print("; ".join(parts) if parts else "no flow figures")
+    return 0
+
+
 # name -> (unit, what it measures); the order of the report.
 FIGURES = [
     ("transfer.hotline", "MB/s", "a 1 GiB document, from the start of `hotline send -a FILE --wait` until it is durable at the receiver and its receipt is back at the sender"),
@@ -126,6 +147,12 @@ FIGURES = [
     ("limit.x25519", "ops/s", "one core, crypto_scalarmult"),
     ("memory.per_idle_link", "KiB", "the daemon's resident memory growth per idle authenticated session, with 1,000 sessions"),
     ("record.verify", "entries/s", "`hotline record verify` of a record with 100,000 entries"),
+    ("slow.lossy_flash_idle_p50", "ms", "`send -p flash --wait` over the lossy long path (200 ms ± 50 ms one way, 10 % loss, 1 % duplication, 1 % reordering), idle link (median)"),
+    ("slow.lossy_flash_idle_p95", "ms", "the same, 95th percentile"),
+    ("slow.lossy_flash_loaded_p50", "ms", "the same while a 20 MiB ROUTINE document is in flight (median)"),
+    ("slow.lossy_flash_loaded_p95", "ms", "the same while the document is in flight, 95th percentile"),
+    ("slow.fat_tcp", "MB/s", "plain TCP: 20 MiB over the clean long path (200 ms one way), from connect to the receiver's answer"),
+    ("slow.fat_hotline", "MB/s", "hotline: `send -a --wait` of a 20 MiB document over the same path, until its receipt is back"),
 ]
 
 
@@ -340,6 +367,16 @@ HOW = """\
   Handshakes: 16 connections at a time, each dials, completes IK, exchanges HELLOs, sends
   CLOSE and dials again; the client itself uses about the same CPU per handshake as the
   daemon, on the same two cores.
+- `slow.*`: two stations in two network namespaces, joined by `build/bench/bench_netem`,
+  a bridge of TUN devices that passes every IP packet through a seeded path model
+  (`bench/impair/impair.h`: loss, duplication, a bottleneck, delay with jitter,
+  reordering; this kernel has no `tc netem`), so each station's TCP sees the path's real
+  round trip and losses. The lossy path is 200 ms ± 50 ms each way, 10 % loss, 1 %
+  duplication, 1 % of the packets held 20 ms longer (reordered); the fat path is 200 ms
+  each way and clean. FLASH samples are `send -p flash --wait` round trips, as for
+  `latency.*`, first on the idle link, then while a 20 MiB ROUTINE document (sent once,
+  without `--wait`) is arriving. `slow.fat_tcp` is bench_netem's own sender and sink
+  over the same path (one connection, 20 MiB, until the sink answers).
 - `limit.*`: `build/bench/bench_limits` (libsodium, libcrypto and POSIX calls, one
   thread). `limit.aead` and `limit.sha256` are the primitives the bulk path uses now
   (libcrypto's ChaCha20-Poly1305 in the daemon's transport, SHA-256 for documents);
@@ -357,6 +394,8 @@ def main(argv):
             return percentiles(argv[2])
         if cmd == "busy-fraction" and len(argv) == 3:
             return busy_fraction(argv[2])
+        if cmd == "flow-summary" and len(argv) == 2:
+            return flow_summary()
         if cmd == "report" and len(argv) == 6:
             return report(argv[2], argv[3], argv[4], argv[5])
     print(__doc__, file=sys.stderr)

@@ -17,12 +17,16 @@
 # Environment:
 #   BENCH_QUICK=1        small sizes, for development (the report says so)
 #   BENCH_ONLY="a b"     run only these groups: limits transfer messages
-#                        stream latency links  (the report then lacks the rest)
+#                        stream latency links slow  (the report then lacks the rest)
 #   BENCH_REPORT=FILE    where to write the report (default docs/PERFORMANCE.md)
 #   BENCH_KEEP=1         keep the temporary folder (for a post-mortem)
 #
-# Helpers: build/bench/bench_limits and build/bench/bench_links (bench/*.c,
+# Helpers: build/bench/bench_limits, bench_links and bench_netem (bench/*.c,
 # built by `make`), bench/tools.py.
+#
+# The slow-link group ("slow") runs two stations in two network namespaces
+# joined by bench_netem's impairing bridge (TUN devices; root only): a lossy
+# long path and a clean long one.  Without root it is skipped and says so.
 set -euo pipefail
 
 bin=${1:-build/hotline}
@@ -35,8 +39,9 @@ builddir=$(dirname "$bin")
 root=$(cd "$(dirname "$0")/.." && pwd)
 limits=$builddir/bench/bench_limits
 links=$builddir/bench/bench_links
+netem=$builddir/bench/bench_netem
 tools=$root/bench/tools.py
-for h in "$limits" "$links"; do
+for h in "$limits" "$links" "$netem"; do
   if [ ! -x "$h" ]; then
     echo "bench.sh: '$h' is missing; run 'make' first" >&2
     exit 1
@@ -61,6 +66,7 @@ if [ "$QUICK" = 1 ]; then
   HS_SECONDS=3      # handshakes.hotline
   DISK_MIB=256      # limit.disk_write
   CPU_SECONDS=1     # limit.aead, ed25519_verify, x25519
+  SLOW_N=12         # FLASH samples on the lossy path, each state
 else
   DOC_MIB=1024
   CLI_N=1000
@@ -71,11 +77,18 @@ else
   HS_SECONDS=10
   DISK_MIB=1024
   CPU_SECONDS=3
+  SLOW_N=40
 fi
+SLOW_MIB=20         # the document on the slow paths (the issue's 20 MiB)
+# The two paths (bench_netem bridge options, the same each way).  Lossy: a
+# long path that loses, duplicates and reorders packets; fat: as long, clean.
+LOSSY_PATH="--delay 200 --jitter 50 --loss 10 --dup 1 --reorder 1 --reorder-gap 20"
+FAT_PATH="--delay 200"
+NETEM_SEED=${BENCH_SEED:-15}
 FSYNC_N=300
 HS_CONCURRENCY=16
 MSG_BYTES=200
-ONLY=${BENCH_ONLY:-limits transfer messages stream latency links}
+ONLY=${BENCH_ONLY:-limits transfer messages stream latency links slow}
 report=${BENCH_REPORT:-$root/docs/PERFORMANCE.md}
 WAIT=60            # seconds to wait for a daemon or a link
 
@@ -86,6 +99,7 @@ notes=$work/notes          # remarks for the report
 : > "$notes"
 declare -A bgpid=()        # name -> pid of a background process we started
 declare -A port=()         # name -> TCP port
+netns=()                   # network namespaces we made
 started_at=$EPOCHREALTIME
 
 # descendants PID: the pids of PID's children, grandchildren, ...
@@ -107,6 +121,9 @@ cleanup() {
   done
   for name in "${!bgpid[@]}"; do
     wait "${bgpid[$name]}" 2>/dev/null || true
+  done
+  for name in "${netns[@]}"; do
+    ip netns del "$name" 2>/dev/null || true
   done
   if [ "${BENCH_KEEP:-0}" = 1 ]; then
     echo "bench.sh: kept $work" >&2
@@ -597,10 +614,11 @@ bench_stream() {
 
 # ---------------------------------------------------------------- latency
 
-# flash_samples NAME A B: LAT_N runs of send -p flash --wait; prints "P50 P95".
+# flash_samples NAME A B [N]: N (default LAT_N) runs of send -p flash
+# --wait; prints "P50 P95 N".
 flash_samples() {
   local json=$work/$1.json
-  hyperfine -N --style none --warmup 3 --runs "$LAT_N" --export-json "$json" \
+  hyperfine -N --style none --warmup 3 --runs "${4:-$LAT_N}" --export-json "$json" \
     "$bin -d $work/$2 send $3 -p flash --wait=60 FLASH" > /dev/null 2>> "$work/$1.log"
   python3 "$tools" percentiles "$json"
 }
@@ -690,6 +708,130 @@ bench_links() {
   pair_down hub
 }
 
+# ---------------------------------------------------------------- slow links
+
+# path_up NAME OPTIONS...: namespaces NAME-a (10.201.0.1) and NAME-b
+# (10.201.0.2) joined by bench_netem's bridge with OPTIONS.
+path_up() {
+  local n=$1; shift
+  ip netns add "$n-a" && netns+=("$n-a")
+  ip netns add "$n-b" && netns+=("$n-b")
+  start_bg "bridge-$n" "$netem" bridge "$n-a" "$n-b" "$@" --seed "$NETEM_SEED"
+  if ! wait_until "the bridge $n" grep -q '^ready' "$work/bridge-$n.log"; then
+    show_log "bridge-$n"
+    return 1
+  fi
+  ip -n "$n-a" link set lo up
+  ip -n "$n-b" link set lo up
+  ip -n "$n-a" addr add 10.201.0.1 peer 10.201.0.2 dev hlnet0
+  ip -n "$n-b" addr add 10.201.0.2 peer 10.201.0.1 dev hlnet0
+  ip -n "$n-a" link set hlnet0 up
+  ip -n "$n-b" link set hlnet0 up
+}
+
+# path_down NAME: stops the bridge (its packet counts go to the notes) and
+# removes the namespaces.
+path_down() {
+  local n=$1 ns
+  stop_bg "bridge-$n"
+  grep '^bench_netem: ' "$work/bridge-$n.log" | sed "s/^bench_netem: /- slow: path $n, /" >> "$notes" || true
+  for ns in "$n-a" "$n-b"; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# path_pair NAME A B: stations A (in NAME-a) and B (in NAME-b), pinned to
+# each other, daemons running in their namespaces, linked.
+path_pair() {
+  local n=$1 a=$2 b=$3
+  hl "$a" init "$a" --listen 10.201.0.1:7100 > /dev/null
+  hl "$b" init "$b" --listen 10.201.0.2:7100 > /dev/null
+  hl "$a" card > "$work/$a.card"
+  hl "$b" card > "$work/$b.card"
+  hl "$a" peer add "$work/$b.card" > /dev/null
+  hl "$b" peer add "$work/$a.card" > /dev/null
+  start_bg "$a" ip netns exec "$n-a" "$bin" -d "$work/$a" run
+  start_bg "$b" ip netns exec "$n-b" "$bin" -d "$work/$b" run
+  if ! wait_until "the $a daemon" daemon_ready "$a" || ! wait_until "the $b daemon" daemon_ready "$b" ||
+     ! wait_until "the link $a-$b" linked "$a" || ! wait_until "the link $a-$b" linked "$b"; then
+    show_log "$a"; show_log "$b"
+    return 1
+  fi
+}
+
+part_bytes() {   # part_bytes STATION: bytes in its attachment files still arriving
+  find "$work/$1/in" -name '*.part' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}
+
+bench_slow_lossy() {
+  local doc=$1 r p50 p95 n t0 t1 busy
+  say "slow.lossy: FLASH round trips over a lossy long path, idle then with a $SLOW_MIB MiB document in flight"
+  path_up lossy $LOSSY_PATH
+  path_pair lossy wa wb
+  r=$(flash_samples slow-idle wa wb "$SLOW_N")
+  read -r p50 p95 n <<< "$r"
+  bench slow.lossy_flash_idle_p50 "$p50" ms
+  bench slow.lossy_flash_idle_p95 "$p95" ms
+  # The document goes without --wait; the samples are taken while it moves.
+  hl wa send wb -s load -a "$doc" "load" > /dev/null
+  if ! wait_until "the document to be arriving" incoming wb; then
+    show_log wa
+    return 1
+  fi
+  rm -f "$work/stop-load"
+  start_bg sampler status_sampler wb "$work/slow-status"
+  local b0 b1
+  b0=$(part_bytes wb)
+  t0=$(now)
+  r=$(flash_samples slow-loaded wa wb "$SLOW_N")
+  t1=$(now)
+  b1=$(part_bytes wb)
+  touch "$work/stop-load"
+  stop_bg sampler
+  read -r p50 p95 n <<< "$r"
+  bench slow.lossy_flash_loaded_p50 "$p50" ms
+  bench slow.lossy_flash_loaded_p95 "$p95" ms
+  busy=$(python3 "$tools" busy-fraction "$work/slow-status")
+  note "- slow.lossy: path \`$LOSSY_PATH\` (bench_netem, seed $NETEM_SEED). While the $SLOW_N loaded samples were taken ($(fmt1 "$t1 - $t0") s), the $SLOW_MIB MiB document was arriving in a fraction $busy of the receiver's status samples, and its file at the receiver grew by $(fmt2 "($b1 - $b0) / 1e6") MB ($(fmt1 "($b1 - $b0) / 1e3 / ($t1 - $t0)") kB/s); the sender's flow control at the end: $(hl wa status --json | python3 "$tools" flow-summary)."
+  pair_down wa wb
+  path_down lossy
+}
+
+bench_slow_fat() {
+  local doc=$1 bytes=$2 t0 t1 secs
+  say "slow.fat: a $SLOW_MIB MiB document over a clean long path, plain TCP then hotline"
+  path_up fat $FAT_PATH
+  start_bg sink ip netns exec fat-b "$netem" tcp-sink 10.201.0.2 9000
+  if ! wait_until "the TCP sink" grep -q '^listening' "$work/sink.log"; then
+    show_log sink
+    return 1
+  fi
+  secs=$(ip netns exec fat-a "$netem" tcp-send 10.201.0.2 9000 "$bytes")
+  finish_bg sink 10
+  bench slow.fat_tcp "$(fmt2 "$bytes / 1e6 / $secs")" MB/s
+  path_pair fat fa fb
+  t0=$(now)
+  hl fa send fb -s document -a "$doc" --wait=600 "the document" > /dev/null
+  t1=$(now)
+  bench slow.fat_hotline "$(mbps "$bytes" "$t0" "$t1")" MB/s
+  note "- slow.fat: path \`$FAT_PATH\`: plain TCP moved the $SLOW_MIB MiB in $(fmt2 "$secs") s (connect to the sink's answer); hotline in $(fmt2 "$t1 - $t0") s (send -a --wait: copy, transfer, receipt); the sender's flow control at the end: $(hl fa status --json | python3 "$tools" flow-summary)."
+  pair_down fa fb
+  path_down fat
+}
+
+bench_slow() {
+  if [ "$(id -u)" -ne 0 ] || ! command -v ip > /dev/null; then
+    say "slow: skipped (needs root and iproute2 for the network namespaces)"
+    note "- slow: not measured: it needs root (network namespaces, TUN devices)."
+    return 0
+  fi
+  local doc=$work/slow.bin
+  make_doc "$doc" "$SLOW_MIB"
+  bench_slow_lossy "$doc"
+  bench_slow_fat "$doc" $(( SLOW_MIB * 1048576 ))
+  rm -f "$doc"
+}
+
 # ---------------------------------------------------------------- main
 
 main() {
@@ -705,6 +847,7 @@ main() {
       stream) bench_stream ;;
       latency) bench_latency ;;
       links) bench_links ;;
+      slow) bench_slow ;;
       *) echo "bench.sh: unknown group '$g' in BENCH_ONLY" >&2; return 2 ;;
     esac
   done
@@ -722,6 +865,8 @@ main() {
     echo "idle_sessions=$IDLE_N"
     echo "handshake_seconds=$HS_SECONDS"
     echo "disk_write=${DISK_MIB} MiB"
+    echo "slow_samples=$SLOW_N"
+    echo "slow_document=${SLOW_MIB} MiB"
   } > "$work/params"
   python3 "$tools" report "$results" "$work/machine" "$work/params" "$report"
   say "wrote $report"

@@ -82,6 +82,7 @@ struct hl_peer {
 	uint64_t session_wall_ms;    /* when the current session was confirmed */
 	char last_dial_error[HL_ERRTEXT_LEN]; /* to log a repeated failure once */
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
+	int lowat;                   /* the session socket's TCP_NOTSENT_LOWAT (delivery.c) */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
 	struct hl_failover_peer *failover; /* failover.c */

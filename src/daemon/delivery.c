@@ -31,8 +31,10 @@
 
 #define POLL_MS 200
 /* Keep little unsent data in the kernel, so that an urgent record is not
- * queued behind megabytes of a document already handed to the socket. */
-#define NOTSENT_LOWAT (128 * 1024)
+ * queued behind megabytes of a document already handed to the socket: what
+ * flow control lets wait at this end (hl_engine_ahead, sized in time),
+ * set again when it changes by a quarter or more. */
+#define LOWAT_MIN 4096
 
 static const char *event_name(enum hl_engine_event ev)
 {
@@ -308,6 +310,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.reserve_bytes = d->conf->reserve_bytes,
 		.defer_items = true,
 		.on_event = on_engine_event, .wake = engine_wake, .user = d,
+		.clock_us = hl_mono_us,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */
 	if (d->txn.open)
@@ -331,6 +334,22 @@ void hl_delivery_peer_removed(struct hl_peer *p)
 	p->engine = NULL;
 }
 
+/* The session socket's TCP_NOTSENT_LOWAT follows flow control's figure
+ * for what may wait at this end. */
+static void apply_lowat(struct hl_peer *p, struct hl_conn *c)
+{
+	int fd, want = (int)hl_engine_ahead(p->engine);
+	if (want < LOWAT_MIN)
+		want = LOWAT_MIN;
+	if (!c || (p->lowat && want > p->lowat * 3 / 4 && want < p->lowat * 5 / 4))
+		return;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &want, sizeof(want)) < 0)
+		hl_debug("%s: TCP_NOTSENT_LOWAT not set", p->conf.name);
+	p->lowat = want;
+}
+
 void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
 {
 	struct hl_daemon *d = p->d;
@@ -340,13 +359,9 @@ void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
 	 * may hold this peer's last records from the session just replaced). */
 	if (d->txn.open)
 		commit_burst(d);
-	int fd;
-	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
-		int lowat = NOTSENT_LOWAT;
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
-			hl_debug("%s: TCP_NOTSENT_LOWAT not set", p->conf.name);
-	}
+	p->lowat = 0;
 	hl_engine_attach(p->engine, c->link, uv_now(&d->loop));
+	apply_lowat(p, c);
 }
 
 void hl_delivery_session_down(struct hl_peer *p)
@@ -366,6 +381,8 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 	if (type != HL_REC_CREDIT)
 		d->burst = true;
 	int ret = hl_engine_on_record(p->engine, type, body, len, uv_now(&d->loop));
+	if (type == HL_REC_CREDIT)
+		apply_lowat(p, c);
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
 		snprintf(text, sizeof(text), "delivery: %s", hl_engine_error(p->engine));
@@ -391,7 +408,8 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 	struct hl_engine_stats s;
 	hl_engine_stats(p->engine, &s);
 	const char *err = hl_engine_error(p->engine);
-	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o}",
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I},"
+			 " s:{s:I, s:I, s:I, s:I}, s:o}",
 			 "queued",
 			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
 			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
@@ -404,5 +422,10 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "out_bytes", (json_int_t)s.stage_out_bytes,
 			 "in_bytes", (json_int_t)s.stage_in_bytes,
 			 "adopted_bytes", (json_int_t)s.stage_adopted_bytes,
+			 "flow",
+			 "window", (json_int_t)s.flow_window,
+			 "ahead", (json_int_t)s.flow_ahead,
+			 "rate", (json_int_t)s.flow_rate,
+			 "rtt_us", (json_int_t)s.flow_rtt_us,
 			 "error", err[0] ? json_string(err) : json_null());
 }

@@ -9,9 +9,10 @@
  * sent and every part sent).  pump() repeatedly takes the most urgent
  * queue whose cursor is not at the end and sends that entry's ITEM or its
  * next CHUNK, until the link refuses more or, with CREDIT, the chunk
- * would take the data in flight past the window (CREDIT_WINDOW).  So a
- * FLASH message waits for at most the chunk in hand, and within a
- * precedence messages go strictly one after another.
+ * would take the data in flight past the window or the link's queue past
+ * what may wait ahead (both sized in time by deliver/flow.h, which also
+ * sizes the chunks).  So a FLASH message waits for at most that, and
+ * within a precedence messages go strictly one after another.
  *
  * RECEIVING.  Items are opened (signature checked) before anything else;
  * a message is stored at once with its state PARTIAL, its parts are written
@@ -50,6 +51,7 @@
 #include <unistd.h>
 
 #include "deliver/author.h"
+#include "deliver/flow.h"
 #include "deliver/partwriter.h"
 #include "deliver/records.h"
 #include "deliver/stage.h"
@@ -74,22 +76,24 @@
  * a worker thread (deliver/partwriter.h). */
 #define WORKER_MIN (8u << 20)
 /* CREDIT (docs/messages.md): CHUNK data in flight per session, sent but
- * not yet taken in by the receiver's loop.  The window bounds what sits in
- * the receiver's socket, which is what a FLASH record queues behind.
- * Behind the loop, a large part's worker hashes and writes: its ring may
- * hold RING_SPARE bytes more, credited as soon as the loop has taken them,
- * so the worker has work while the loop waits for a commit's fsync.  What
- * a ring holds beyond RING_SPARE is credited only as the worker takes it
- * (so no ring is ever full: the loop never waits for a worker with records
- * unread).  CREDIT is sent each time a quarter of the window is due. */
+ * not yet taken in by the receiver's loop.  The sender's window is sized
+ * in time (deliver/flow.h): about twice the path's bandwidth-delay
+ * product, so that on a fast loopback it bounds what sits in the
+ * receiver's socket (what a FLASH record queues behind) and on a long fat
+ * path it keeps the pipe full.  Behind the loop, a large part's worker
+ * hashes and writes: its ring may hold RING_SPARE bytes more, credited as
+ * soon as the loop has taken them, so the worker has work while the loop
+ * waits for a commit's fsync.  What a ring holds beyond RING_SPARE is
+ * credited only as the worker takes it.  The receiver credits each time
+ * CREDIT_STEP is due within a read burst and, at the end of each burst
+ * (the pump after its commit), all it has taken: a sender whose window is
+ * smaller than the step (a slow link) is never left waiting. */
 #define CREDIT_WINDOW HL_CREDIT_WINDOW
 #define CREDIT_STEP (CREDIT_WINDOW / 4)
 #define RING_SPARE ((uint64_t)HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX - CREDIT_WINDOW)
 _Static_assert(CREDIT_WINDOW == 8u * CHUNK_DATA_MAX, "as engine.h says");
 _Static_assert(CREDIT_WINDOW < HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX,
 	       "a part's worker ring holds the window and more");
-_Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
-	       "a sender held at the window always gets a CREDIT");
 /* Part files open for writing at once, per peer: each holds 1 to 4 MiB of
  * buffers, and a peer could interleave chunks of thousands of parts. */
 #define WRITERS_MAX 8
@@ -218,6 +222,7 @@ struct hl_engine {
 	_Atomic uint64_t done_pw;    /* ... of which the workers are done with */
 	uint64_t credit_sent;        /* the last CREDIT we sent */
 	size_t pushed_now;           /* the CHUNK in hand went to a worker */
+	struct hl_flow *flow;        /* the window sized in time; made at the first data sent */
 
 	struct out_queue q[HL_PREC_COUNT];
 	size_t nloaded;
@@ -593,10 +598,11 @@ static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	return hl_link_send(e->link, type, body, len, now);
 }
 
-/* Sends CREDIT once a quarter of the window has been taken in since the
- * last one (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the
- * next pump. */
-static void credit_maybe(hl_engine *e, uint64_t now)
+/* Sends CREDIT once CREDIT_STEP has been taken in since the last one, or,
+ * with ALL (the end of a burst, a worker's progress), for anything taken
+ * (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the next
+ * pump. */
+static void credit_maybe(hl_engine *e, uint64_t now, bool all)
 {
 	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
 		return;
@@ -605,7 +611,7 @@ static void credit_maybe(hl_engine *e, uint64_t now)
 	uint64_t queued = e->pushed_pw - atomic_load_explicit(&e->done_pw, memory_order_acquire);
 	uint64_t held = queued > RING_SPARE ? queued - RING_SPARE : 0;
 	uint64_t taken = e->taken - held;
-	if (taken < e->credit_sent || taken - e->credit_sent < CREDIT_STEP)
+	if (taken <= e->credit_sent || (!all && taken - e->credit_sent < CREDIT_STEP))
 		return;
 	uint8_t body[HL_CREDIT_LEN];
 	hl_rec_credit_encode(taken, body);
@@ -615,7 +621,58 @@ static void credit_maybe(hl_engine *e, uint64_t now)
 
 void hl_engine_credit(hl_engine *e, uint64_t now)
 {
-	credit_maybe(e, now);
+	credit_maybe(e, now, true);
+}
+
+/* ---- flow control sized in time (deliver/flow.h) ---- */
+
+static uint64_t flow_us(const hl_engine *e, uint64_t now_ms)
+{
+	return e->env.clock_us ? e->env.clock_us() : now_ms * 1000u;
+}
+
+/* The most data the next CHUNK or STAGE record carries. */
+static size_t data_max(const hl_engine *e, size_t max)
+{
+	return e->credit_on && e->flow ? hl_flow_chunk(e->flow, max) : max;
+}
+
+/* N more bytes of data went (the session's count is e->chunk_sent). */
+static void flow_sent(hl_engine *e, size_t n, uint64_t now)
+{
+	e->chunk_sent += n;
+	if (!e->credit_on)
+		return;
+	if (!e->flow) {
+		e->flow = xmalloc(sizeof(*e->flow));
+		hl_flow_init(e->flow);
+	}
+	hl_flow_sent(e->flow, e->chunk_sent, flow_us(e, now));
+}
+
+/* With CREDIT, N more bytes of data must wait: they would take the data
+ * in flight past the window, or the link's queue past what may wait
+ * ahead of an urgent record (then the link calls on_writable as its queue
+ * drains, and the engine pumps again; a CREDIT pumps too). */
+static bool flow_holds(hl_engine *e, uint64_t n)
+{
+	if (!e->credit_on)
+		return false;
+	uint64_t window = e->flow ? hl_flow_window(e->flow) : HL_FLOW_WINDOW_INIT;
+	uint64_t ahead = e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
+	if (e->chunk_sent - e->chunk_credit + n > window)
+		return true;
+	size_t queued = hl_link_queued(e->link);
+	if (queued > 0 && queued + n > ahead) {
+		hl_link_notify_writable(e->link);
+		return true;
+	}
+	return false;
+}
+
+uint64_t hl_engine_ahead(const hl_engine *e)
+{
+	return e->credit_on && e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
 }
 
 static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
@@ -679,7 +736,8 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 {
 	struct out_part *p = &x->parts[x->cur];
 	uint64_t left = p->size - p->offset;
-	size_t n = left < CHUNK_DATA_MAX ? (size_t)left : CHUNK_DATA_MAX;
+	size_t max = data_max(e, CHUNK_DATA_MAX);
+	size_t n = left < max ? (size_t)left : max;
 	uint8_t *data = e->rec + HL_CHUNK_HDR_LEN;
 
 	if (x->cur == 0) {
@@ -707,7 +765,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
-	e->chunk_sent += n;
+	flow_sent(e, n, now);
 	p->offset += n;
 	if (p->offset == p->size) {
 		hl_dio_rclose(&p->r);
@@ -722,15 +780,14 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	return 0;
 }
 
-/* CREDIT: X's next CHUNK would take the data in flight past the window. */
+/* CREDIT: X's next CHUNK must wait (flow_holds). */
 static bool window_full(hl_engine *e, const struct out_entry *x)
 {
 	if (!e->credit_on || !x->item_sent || x->cur >= x->nparts)
 		return false;
 	const struct out_part *p = &x->parts[x->cur];
-	uint64_t left = p->size - p->offset;
-	uint64_t n = left < CHUNK_DATA_MAX ? left : CHUNK_DATA_MAX;
-	return e->chunk_sent - e->chunk_credit + n > CREDIT_WINDOW;
+	uint64_t left = p->size - p->offset, max = data_max(e, CHUNK_DATA_MAX);
+	return flow_holds(e, left < max ? left : max);
 }
 
 /* The entry to work on: the most urgent queue's cursor (a queue whose
@@ -754,7 +811,9 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
-	credit_maybe(e, now); /* one the link refused before */
+	/* All taken so far: the pump after a burst's commit ends the burst
+	 * (and a CREDIT the link refused before goes now). */
+	credit_maybe(e, now, true);
 	stage_send_staged(e, now);
 	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q = NULL;
@@ -2035,10 +2094,10 @@ static int stage_pump(hl_engine *e, int above, uint64_t now)
 	unsigned token;
 	/* CREDIT: STAGE data counts as CHUNK data does (at most a record's
 	 * worth is assumed, so the check comes before the read) */
-	if (e->credit_on &&
-	    e->chunk_sent - e->chunk_credit + (HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN) > CREDIT_WINDOW)
+	size_t max = data_max(e, HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN);
+	if (flow_holds(e, max))
 		return 0;
-	int ret = hl_stage_out_next(e->stage, above, e->rec, &len, &token, now);
+	int ret = hl_stage_out_next(e->stage, above, max, e->rec, &len, &token, now);
 	if (ret < 0)
 		hl_warn("peer %s: staging stopped: %s", e->peer_name, hl_strerror(ret));
 	if (ret <= 0)
@@ -2046,7 +2105,7 @@ static int stage_pump(hl_engine *e, int above, uint64_t now)
 	if ((ret = send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
 		return ret;
 	hl_stage_out_sent(e->stage, token, len - HL_STAGE_HDR_LEN);
-	e->chunk_sent += len - HL_STAGE_HDR_LEN;
+	flow_sent(e, len - HL_STAGE_HDR_LEN, now);
 	return 1;
 }
 
@@ -2186,6 +2245,8 @@ static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 		return HL_EINVAL;
 	}
 	e->chunk_credit = taken;
+	if (e->flow)
+		hl_flow_credited(e->flow, taken, flow_us(e, now));
 	/* Inside a transaction, the postcommit pumps; otherwise now (a CREDIT
 	 * alone needs no commit: the daemon does none for it). */
 	if (!e->env.txn->open)
@@ -2204,7 +2265,7 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 		if (ret == 0 && len > HL_CHUNK_HDR_LEN) {
 			e->taken += len - HL_CHUNK_HDR_LEN;
 			e->pushed_pw += e->pushed_now;
-			credit_maybe(e, now);
+			credit_maybe(e, now, false);
 		}
 		break;
 	case HL_REC_CREDIT: ret = on_credit(e, body, len, now); break;
@@ -2218,7 +2279,7 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 		if (ret == 0 && len > HL_STAGE_HDR_LEN) {
 			e->taken += len - HL_STAGE_HDR_LEN;
 			e->pushed_pw += e->pushed_now;
-			credit_maybe(e, now);
+			credit_maybe(e, now, false);
 		}
 		break;
 	case HL_REC_STAGED: ret = on_staged(e, body, len); break;
@@ -2513,6 +2574,8 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
+	free(e->flow);   /* each session measures its path afresh */
+	e->flow = NULL;
 	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
@@ -2536,6 +2599,8 @@ void hl_engine_detach(hl_engine *e)
 	e->link = NULL;
 	e->synced = false;
 	queues_clear(e);
+	free(e->flow);
+	e->flow = NULL;
 	free(e->resume.e);
 	e->resume.e = NULL;
 	e->resume.n = 0;
@@ -2686,6 +2751,7 @@ void hl_engine_free(hl_engine *e)
 	queues_clear(e);
 	in_clear(e);
 	hl_stage_free(e->stage);
+	free(e->flow);
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);
@@ -2730,4 +2796,10 @@ void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
 	s->credit_on = e->credit_on;
 	s->chunk_data_sent = e->chunk_sent;
 	s->chunk_data_credited = e->chunk_credit;
+	if (e->credit_on && e->flow) {
+		s->flow_window = hl_flow_window(e->flow);
+		s->flow_ahead = hl_flow_ahead(e->flow);
+		s->flow_rate = (uint64_t)e->flow->rate;
+		s->flow_rtt_us = e->flow->rtt_us;
+	}
 }

@@ -25,8 +25,10 @@
 #include "link/link.h"
 #include "store/store.h"
 
-/* CHUNK data a sender keeps in flight per session when both sides speak
- * CREDIT (docs/messages.md): 8 full chunks, 524,000 bytes. */
+/* The receiver's unit of CREDIT (docs/messages.md): it credits every
+ * quarter of this within a read burst, and everything at the burst's end;
+ * and the part of a worker's ring it credits early (see engine.c).  The
+ * sender's window is sized in time (deliver/flow.h). */
 #define HL_CREDIT_WINDOW (8u * 65500u)
 
 /* The transaction the engines share. */
@@ -78,6 +80,10 @@ struct hl_engine_env {
 	 * (uv_async_send, say).  Without it, CREDIT counts a part's data as
 	 * taken when it is handed to the worker. */
 	void (*wake)(void *user);
+	/* Optional: a monotonic clock in microseconds, for flow control's
+	 * round trips (deliver/flow.h); without it, the NOW_MS given to the
+	 * calls, which rounds a loopback's round trip to nothing. */
+	uint64_t (*clock_us)(void);
 	void *user;
 };
 
@@ -122,6 +128,10 @@ void hl_engine_pump(hl_engine *e, uint64_t now_ms);
 /* After env.wake: sends CREDIT for what the parts' workers took in, when
  * due (docs/messages.md, CREDIT). */
 void hl_engine_credit(hl_engine *e, uint64_t now_ms);
+/* The bytes that may wait at this end ahead of an urgent record (flow
+ * control, deliver/flow.h): the daemon keeps the socket's unsent bytes to
+ * about this (TCP_NOTSENT_LOWAT). */
+uint64_t hl_engine_ahead(const hl_engine *e);
 /* Other processes changed the store (new messages queued): look again. */
 void hl_engine_refresh(hl_engine *e);
 
@@ -154,9 +164,12 @@ struct hl_engine_stats {
 	uint64_t stage_out_bytes, stage_in_bytes, stage_adopted_bytes;
 	uint64_t window_waits;        /* a CHUNK waited for the peer's CREDIT */
 	/* CREDIT, this session: CHUNK data bytes sent, and credited by the
-	 * peer; with credit_on the difference never exceeds HL_CREDIT_WINDOW. */
+	 * peer; with credit_on the difference never exceeds the window. */
 	bool credit_on;
 	uint64_t chunk_data_sent, chunk_data_credited;
+	/* flow control (deliver/flow.h), once data was sent: the window, what
+	 * may wait ahead, the measured rate (bytes/s) and round trip */
+	uint64_t flow_window, flow_ahead, flow_rate, flow_rtt_us;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
 

@@ -258,9 +258,11 @@ static void out_refresh(struct out_ent *o, uint64_t now)
 	}
 }
 
-int hl_stage_out_next(hl_stage *st, int above, uint8_t *rec, size_t *len, unsigned *token,
-		      uint64_t now_ms)
+int hl_stage_out_next(hl_stage *st, int above, size_t max_data, uint8_t *rec, size_t *len,
+		      unsigned *token, uint64_t now_ms)
 {
+	if (max_data == 0 || max_data > STAGE_DATA_MAX)
+		max_data = STAGE_DATA_MAX;
 	for (int p = HL_PREC_COUNT - 1; st->out && p > above; p--) {
 		for (unsigned i = 0; i < OUT_MAX; i++) {
 			struct out_ent *o = &st->out[i];
@@ -272,7 +274,7 @@ int hl_stage_out_next(hl_stage *st, int above, uint8_t *rec, size_t *len, unsign
 			if (o->abandoned || o->offset >= o->avail)
 				continue;
 			uint64_t left = o->avail - o->offset;
-			size_t n = left < STAGE_DATA_MAX ? (size_t)left : STAGE_DATA_MAX;
+			size_t n = left < max_data ? (size_t)left : max_data;
 			int ret = hl_dio_read(&o->r, o->offset, rec + HL_STAGE_HDR_LEN, n);
 			if (ret < 0) {
 				out_abandon(o);

@@ -60,12 +60,13 @@ int hl_stage_out_add(hl_stage *st, const uint8_t id[static 16], unsigned part, u
 /* Parts being staged, waiting for bytes (the daemon polls then). */
 bool hl_stage_out_active(const hl_stage *st);
 /* The next STAGE record of a part whose precedence is above ABOVE (-1:
- * any), into REC (capacity HL_RECORD_BODY_MAX): 1 and *LEN when there is
- * one, 0 when no staged part has bytes to send, negative on a local
- * failure (that part is dropped).  *TOKEN names the part for
- * hl_stage_out_sent(), to be called once the record is sent. */
-int hl_stage_out_next(hl_stage *st, int above, uint8_t *rec, size_t *len, unsigned *token,
-		      uint64_t now_ms);
+ * any), with at most MAX_DATA bytes of data (flow control's chunk size),
+ * into REC (capacity HL_RECORD_BODY_MAX): 1 and *LEN when there is one, 0
+ * when no staged part has bytes to send, negative on a local failure (that
+ * part is dropped).  *TOKEN names the part for hl_stage_out_sent(), to be
+ * called once the record is sent. */
+int hl_stage_out_next(hl_stage *st, int above, size_t max_data, uint8_t *rec, size_t *len,
+		      unsigned *token, uint64_t now_ms);
 void hl_stage_out_sent(hl_stage *st, unsigned token, size_t data_len);
 /* The ITEM of message ID is going out: the parts of it STAGE records were
  * sent of, as a mask (bit p for part p); staging of ID stops. */

@@ -761,6 +761,17 @@ bool hl_link_writable(const hl_link *l)
 	return l->state == HL_LINK_OPEN && queued(l) < HL_LINK_HIGH_WATER;
 }
 
+size_t hl_link_queued(const hl_link *l)
+{
+	return queued(l);
+}
+
+void hl_link_notify_writable(hl_link *l)
+{
+	if (l->state == HL_LINK_OPEN)
+		l->want_writable = true;
+}
+
 bool hl_link_writable_or_notify(hl_link *l)
 {
 	if (hl_link_writable(l))

@@ -107,6 +107,12 @@ uint64_t hl_link_deadline(const hl_link *link);
  * HL_ETOOBIG for a long body, -EAGAIN while not writable. */
 int hl_link_send(hl_link *link, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
 bool hl_link_writable(const hl_link *link);
+/* Bytes queued and in flight (see above): what waits at this end. */
+size_t hl_link_queued(const hl_link *link);
+/* Asks for on_writable() at the next write that completes below the
+ * low-water mark, as a refused send does (the caller holds back data
+ * of its own accord: flow control). */
+void hl_link_notify_writable(hl_link *link);
 /* The same, but when the link is OPEN and not writable, it will call
  * on_writable() once the queue drains, as after a refused send: for a
  * sender that checks before it does the work of building a record. */

@@ -21,6 +21,13 @@ uint64_t hl_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t hl_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void hl_rfc3339(int64_t ms, char out[static HL_RFC3339_LEN])
 {
 	time_t secs = (time_t)(ms / 1000);

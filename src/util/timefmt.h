@@ -11,6 +11,8 @@
 int64_t hl_now_ms(void);
 /* Monotonic milliseconds, for timeouts. */
 uint64_t hl_mono_ms(void);
+/* The same clock in microseconds. */
+uint64_t hl_mono_us(void);
 /* "2026-11-27T22:43:49.123Z" (milliseconds kept). */
 void hl_rfc3339(int64_t ms, char out[static HL_RFC3339_LEN]);
 /* Parses that form (UTC, "Z", optional fraction); HL_EINVAL otherwise. */

@@ -3,10 +3,13 @@ hotline daemon and hlpeer.py, which plays the receiver and decides when to
 credit:
 
   * the station announces CREDIT in its HELLO; with a peer that announces
-    it too, the station never has more than the window (524,000 bytes) of
-    CHUNK data in flight: a peer that reads but never credits gets no more,
-    while a FLASH message still goes; crediting what arrived brings the
-    rest, and the document arrives whole;
+    it too, the station never has more than its window of CHUNK data in
+    flight: before any CREDIT that is 524,000 bytes, and a peer that reads
+    but never credits gets no more, while a FLASH message still goes;
+    crediting what arrived brings the rest, and the document arrives whole;
+  * the window and the chunks are sized in time (deliver/flow.h): a peer
+    that credits slowly, as a slow link would, gets chunks of a few KiB, so
+    that a FLASH message waits behind little;
   * a peer whose HELLO has no flags byte gets the document without waiting
     for any CREDIT (a station that predates it);
   * a CREDIT for more than was sent ends the session as a protocol error,
@@ -20,6 +23,7 @@ from msgutil import net, scaled  # noqa: F401  (fixture)
 
 T = scaled(30)
 CLOSE_PROTOCOL = 4    # docs/protocol.md, CLOSE reasons
+FLOW_WINDOW_MAX = 64 << 20   # deliver/flow.h
 
 
 def chunk_bytes(peer):
@@ -63,13 +67,14 @@ def test_station_keeps_to_the_window_until_credited(net, tmp_path):
     peer.wait(lambda: visible(peer, fid), T, "the FLASH message past the window")
     assert chunk_bytes(peer) == held, "chunks went out without CREDIT"
 
-    # credit what arrived, as it arrives: the rest comes, whole
+    # credit what arrived, as it arrives: the rest comes, whole (the window
+    # now follows what the CREDITs show of the path: at most 64 MiB)
     credited = 0
     deadline = time.monotonic() + T
     while not visible(peer, mid):
         assert time.monotonic() < deadline, f"document incomplete at {chunk_bytes(peer)} bytes"
         got = chunk_bytes(peer)
-        assert got - credited <= hlpeer.CREDIT_WINDOW, (got, credited)
+        assert got - credited <= FLOW_WINDOW_MAX, (got, credited)
         if got > credited:
             peer.session.send_record(hlpeer.T_CREDIT, hlpeer.rec_credit(got))
             credited = got
@@ -78,6 +83,37 @@ def test_station_keeps_to_the_window_until_credited(net, tmp_path):
     assert doc.attachment_data(0) == data
     assert peer.violations == [], peer.violations
     a.wait_delivered([mid, fid], T)
+
+
+def chunk_sizes(peer):
+    return [n - hlpeer.CHUNK_HDR_LEN for _, rtype, n in peer.records_in
+            if rtype == hlpeer.T_CHUNK]
+
+
+def test_slow_receiver_gets_small_chunks(net, tmp_path):
+    """hlpeer plays the far end of a slow link: it credits no more than
+    100,000 bytes a second.  The station measures that rate from the
+    CREDITs and sizes what may wait ahead of an urgent record to 20 ms of
+    it: its chunks shrink from 65,500 bytes to a few KiB (the floor,
+    4,096), and a FLASH message still goes at once."""
+    a, peer, lst, mid, data = linked_with_document(net, tmp_path, 8 << 20, hlpeer.HELLO_FLAG_CREDIT)
+    peer.wait(lambda: chunk_bytes(peer) > 0, T, "the first CHUNK")
+    rate, credited, t0 = 100_000, 0, time.monotonic()
+    while time.monotonic() - t0 < scaled(6):
+        allowed = min(chunk_bytes(peer), int((time.monotonic() - t0) * rate))
+        if allowed > credited:
+            peer.session.send_record(hlpeer.T_CREDIT, hlpeer.rec_credit(allowed))
+            credited = allowed
+        peer.poll(0.02)
+    sizes = chunk_sizes(peer)
+    assert sizes[0] == 65500, sizes[:4]       # before any CREDIT: whole chunks
+    assert max(sizes[-5:]) <= 8192, sizes[-20:]
+    # the station's status says what it measured
+    flow = a.peer_state("hlpeer")["delivery"]["flow"]
+    assert 0 < flow["rate"] < 4 * rate and flow["ahead"] <= 8192, flow
+    fid = a.send("hlpeer", "urgent", precedence="flash")
+    peer.wait(lambda: visible(peer, fid), T, "the FLASH message")
+    assert peer.violations == [], peer.violations
 
 
 def test_peer_without_flags_gets_no_window(net, tmp_path):

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "deliver/engine.h"
+#include "deliver/flow.h"
 #include "deliver/records.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -601,8 +602,10 @@ static void test_credit_window(void **state)
 	while (carry(&A, &B, 64 << 10))
 		commit(&B);
 	assert_true(flash_arrived());
-	/* now both ways: CREDITs flow, the window holds, the rest arrives */
+	/* now both ways: CREDITs flow, the window (sized in time from what
+	 * the CREDITs show, deliver/flow.h) holds, the rest arrives */
 	unsigned idle = 0;
+	uint64_t window = HL_CREDIT_WINDOW;   /* the largest the sender has had */
 	while (!delivered(&A, doc_id)) {
 		size_t moved = carry(&A, &B, 256 << 10);
 		if (moved)
@@ -611,7 +614,11 @@ static void test_credit_window(void **state)
 		size_t back = carry(&B, &A, 256 << 10);
 		if (back)
 			commit(&A);
-		assert_true(in_flight(&A) <= HL_CREDIT_WINDOW);
+		hl_engine_stats(A.eng, &st);
+		if (st.flow_window > window)
+			window = st.flow_window;
+		assert_true(in_flight(&A) <= window);
+		assert_true(window <= HL_FLOW_WINDOW_MAX);
 		now_ms++;
 		if (moved + back == 0) {
 			/* the receiver's worker is still hashing and writing */
@@ -666,6 +673,43 @@ static void test_no_credit_without_flag(void **state)
 	free(doc);
 }
 
+/* The receiver credits everything it took when its burst ends, not only
+ * every quarter window: a sender whose window (sized in time) is smaller
+ * than that, on a slow link, must not wait for ever. */
+static void test_credit_at_burst_end(void **state)
+{
+	(void)state;
+	link_flags = HL_HELLO_FLAG_CREDIT;
+	crash(&B);
+	crash(&A);
+	links_up();
+	run(1 << 20, NULL);
+	char *doc = xasprintf("%s/burst.bin", A.dir);
+	make_file(doc, 2u << 20);
+	send_file(&A, HL_PREC_ROUTINE, doc, doc_id);
+	poke();
+	/* one burst: the ITEM and the first whole chunk (65,500 bytes of
+	 * data, under a quarter window), then B's commit ends it */
+	struct hl_engine_stats sb = { 0 };
+	while (sb.chunks_in == 0) {
+		assert_true(carry(&A, &B, 4096) > 0);
+		hl_engine_stats(B.eng, &sb);
+	}
+	commit(&B);
+	now_ms += 5;   /* the CREDIT comes back a round trip later */
+	carry(&B, &A, 1 << 20);
+	commit(&A);
+	struct hl_engine_stats st;
+	hl_engine_stats(A.eng, &st);
+	assert_true(st.chunk_data_credited > 0);
+	assert_true(st.chunk_data_credited < HL_CREDIT_WINDOW / 4);
+	/* and from that CREDIT on, the sender measures the path */
+	assert_true(st.flow_rtt_us > 0 && st.flow_rate > 0);
+	run(1 << 20, NULL);
+	assert_true(delivered(&A, doc_id));
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -675,6 +719,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crashes_exactly_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_refuses_for_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credit_at_burst_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
 		cmocka_unit_test(test_credit_record),
 	};

@@ -99,7 +99,7 @@ static size_t relay(hl_stage *out, hl_stage *in, uint8_t *rec, uint64_t now)
 	size_t len, total = 0;
 	unsigned token;
 	size_t pushed;
-	while (hl_stage_out_next(out, -1, rec, &len, &token, now) == 1) {
+	while (hl_stage_out_next(out, -1, 0, rec, &len, &token, now) == 1) {
 		struct hl_rec_stage r;
 		assert_int_equal(hl_rec_stage_decode(rec, len, &r), 0);
 		assert_int_equal(hl_stage_in_data(in, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
@@ -141,7 +141,7 @@ static void test_stage_roundtrip(void **state)
 	append(path, data + 2 * HL_DIO_BUF, size - 2 * HL_DIO_BUF);
 	size_t len;
 	unsigned token;
-	assert_int_equal(hl_stage_out_next(a, HL_PREC_IMMEDIATE, rec, &len, &token, 4), 0);
+	assert_int_equal(hl_stage_out_next(a, HL_PREC_IMMEDIATE, 0, rec, &len, &token, 4), 0);
 	/* the whole file is there, a MiB multiple short of its size: one more
 	 * MiB, never the tail */
 	assert_int_equal(relay(a, b, rec, 5), HL_DIO_BUF);

@@ -1,0 +1,95 @@
+/* deliver/flow.c — CREDIT's sending side sized in time (flow.h). */
+#include "deliver/flow.h"
+
+#include <string.h>
+
+void hl_flow_init(struct hl_flow *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+void hl_flow_sent(struct hl_flow *f, uint64_t end, uint64_t now_us)
+{
+	/* A full ring skips this send: the next one covers its bytes, and a
+	 * sample is only an estimate. */
+	if (f->n == HL_FLOW_SENDS)
+		return;
+	struct hl_flow_send *s = &f->sends[(f->first + f->n) % HL_FLOW_SENDS];
+	s->end = end;
+	s->at_us = now_us;
+	s->credited = f->credited;
+	f->n++;
+}
+
+static uint64_t rate_window(const struct hl_flow *f)
+{
+	uint64_t w = 10 * f->rtt_us;
+	return w > HL_FLOW_RATE_WINDOW_MIN_US ? w : HL_FLOW_RATE_WINDOW_MIN_US;
+}
+
+/* A round ended: has the rate grown by a quarter since the last growth? */
+static void round_over(struct hl_flow *f)
+{
+	if (f->rate >= 1.25 * f->full_rate) {
+		f->full_rate = f->rate;
+		f->flat_rounds = 0;
+	} else if (++f->flat_rounds >= 3) {
+		f->full = true;
+	}
+	f->round_end = f->sends[(f->first + f->n - 1) % HL_FLOW_SENDS].end;
+}
+
+void hl_flow_credited(struct hl_flow *f, uint64_t taken, uint64_t now_us)
+{
+	const struct hl_flow_send *last = NULL;
+	while (f->n > 0 && f->sends[f->first].end <= taken) {
+		last = &f->sends[f->first];
+		f->first = (f->first + 1) % HL_FLOW_SENDS;
+		f->n--;
+	}
+	if (taken > f->credited)
+		f->credited = taken;
+	if (!last || now_us <= last->at_us)
+		return;
+	uint64_t rtt = now_us - last->at_us;
+	double rate = (double)(taken - last->credited) * 1e6 / (double)rtt;
+	f->samples++;
+	if (f->rtt_us == 0 || rtt < f->rtt_us)
+		f->rtt_us = rtt;
+	if (rate >= f->rate || now_us - f->rate_at_us > rate_window(f)) {
+		f->rate = rate;
+		f->rate_at_us = now_us;
+	}
+	if (taken >= f->round_end && f->n > 0)
+		round_over(f);
+}
+
+uint64_t hl_flow_ahead(const struct hl_flow *f)
+{
+	if (f->samples == 0)
+		return HL_FLOW_AHEAD_INIT;
+	double a = f->rate * HL_FLOW_BUDGET_US / 1e6;
+	if (a < HL_FLOW_AHEAD_MIN)
+		return HL_FLOW_AHEAD_MIN;
+	if (a > HL_FLOW_AHEAD_MAX)
+		return HL_FLOW_AHEAD_MAX;
+	return (uint64_t)a;
+}
+
+uint64_t hl_flow_window(const struct hl_flow *f)
+{
+	if (f->samples == 0)
+		return HL_FLOW_WINDOW_INIT;
+	double gain = f->full ? 1.25 : 2.0;
+	double w = gain * f->rate * (double)f->rtt_us / 1e6;
+	if (w < HL_FLOW_WINDOW_MIN)
+		w = HL_FLOW_WINDOW_MIN;
+	w += (double)hl_flow_ahead(f);
+	return w > HL_FLOW_WINDOW_MAX ? HL_FLOW_WINDOW_MAX : (uint64_t)w;
+}
+
+size_t hl_flow_chunk(const struct hl_flow *f, size_t max)
+{
+	uint64_t a = hl_flow_ahead(f);
+	return a < max ? (size_t)a : max;
+}
