@@ -392,8 +392,10 @@ int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
 	return 0;
 }
 
-int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
-		 const uint8_t *counterpart, struct hl_item *it)
+/* hl_item_open, with the signature's verdict given (SIG_OK) or, when
+ * NULL, checked here. */
+static int open_item(const uint8_t *buf, size_t len, const uint8_t *author,
+		     const uint8_t *counterpart, const bool *sig_ok, struct hl_item *it)
 {
 	int ret = hl_item_decode(buf, len, it);
 	if (ret < 0)
@@ -401,9 +403,29 @@ int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
 	if ((author && sodium_memcmp(author, it->author, 32) != 0) ||
 	    (counterpart && sodium_memcmp(counterpart, it->counterpart, 32) != 0))
 		return HL_EPEER;
-	if (crypto_sign_verify_detached(it->sig, buf, len - HL_SIG_LEN, it->author) != 0)
+	if (sig_ok ? !*sig_ok
+		   : crypto_sign_verify_detached(it->sig, buf, len - HL_SIG_LEN, it->author) != 0)
 		return HL_EAUTH;
 	return 0;
+}
+
+int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
+		 const uint8_t *counterpart, struct hl_item *it)
+{
+	return open_item(buf, len, author, counterpart, NULL, it);
+}
+
+bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t author[static 32])
+{
+	return len > HL_SIG_LEN && len <= HL_ITEM_MAX &&
+	       crypto_sign_verify_detached(buf + len - HL_SIG_LEN, buf, len - HL_SIG_LEN,
+					   author) == 0;
+}
+
+int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
+			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it)
+{
+	return open_item(buf, len, author, counterpart, &sig_ok, it);
 }
 
 void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN])

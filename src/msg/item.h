@@ -186,6 +186,15 @@ int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
 int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
 		 const uint8_t *counterpart, struct hl_item *it);
 
+/* Whether BUF's last 64 bytes are AUTHOR's signature over the rest: what
+ * hl_item_open checks last, done beforehand (on several threads, say) for
+ * hl_item_open_checked.  Nothing else of BUF is looked at. */
+bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t author[static 32]);
+/* hl_item_open, the same checks in the same order, with the signature's
+ * verdict given: SIG_OK as hl_item_sig_ok(BUF, LEN, AUTHOR) answered. */
+int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
+			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it);
+
 /* BLAKE2b-256 over the whole encoding. */
 void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN]);
 
