@@ -341,6 +341,7 @@ out:
 			hl_warn("event loop closed with handles still open");
 	}
 	hl_delivery_close_store(d);
+	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
 	hl_identity_free(d->id);
 	if (d->lockfd >= 0)

@@ -17,6 +17,7 @@
 #define HL_DAEMON_INT_H
 
 #include <jansson.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -104,6 +105,11 @@ struct hl_daemon {
 	hl_station_conf *conf;
 	uint8_t fingerprint[HL_FP_LEN];
 	struct hl_peer *peers;
+	/* The peers by NoiseKey (peer.c): each handshake looks its initiator
+	 * up, and a hub pins thousands.  Open addressing, at most half full. */
+	struct hl_peer **by_key;
+	size_t by_key_cap;
+	uint8_t by_key_seed[crypto_shorthash_KEYBYTES];
 	struct hl_conn *conns;
 	struct hl_conn *unauth_head, *unauth_tail;
 	size_t n_unauth;
@@ -153,6 +159,8 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc);
 void hl_peer_remove(struct hl_peer *p);
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc);
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+/* Frees the index hl_peer_by_key uses (when the daemon ends). */
+void hl_peer_index_free(struct hl_daemon *d);
 void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
 void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
 /* C, which belonged to P, is closed: ERRTEXT NULL when it was no error. */

@@ -14,7 +14,15 @@
  * Peer states for status: connected (a confirmed session), handshaking (a
  * connection to or from the peer is in its handshake), connecting (a dial
  * is resolving or connecting, or waiting for its backoff), idle (nothing:
- * no Address and the peer has not called). */
+ * no Address and the peer has not called).
+ *
+ * Lookup by NoiseKey.  Every incoming handshake names its initiator's key,
+ * and a hub pins thousands of peers: d->by_key indexes them (open
+ * addressing, linear probing, at most half full, SipHash of the key with a
+ * seed of this process, so that keys chosen to collide cost nothing more
+ * than a probe sequence of the few pinned keys that share a slot).  A key
+ * that is not pinned is looked up like any other: its probe ends at an
+ * empty slot. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +120,49 @@ static void cancel_dial_timer(struct hl_peer *p)
 	p->dial_timer_armed = false;
 }
 
+static size_t key_slot(const struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+	crypto_shorthash(h, key, HL_KEY_LEN, d->by_key_seed);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & (d->by_key_cap - 1));
+}
+
+static void index_put(struct hl_daemon *d, struct hl_peer *p)
+{
+	size_t i = key_slot(d, p->conf.noise_key);
+	while (d->by_key[i])
+		i = (i + 1) & (d->by_key_cap - 1);
+	d->by_key[i] = p;
+}
+
+/* Makes the index anew for the peers in d->peers, with room for EXTRA
+ * more (at most half full). */
+static void index_rebuild(struct hl_daemon *d, size_t extra)
+{
+	size_t n = extra;
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		n++;
+	if (!d->by_key)
+		randombytes_buf(d->by_key_seed, sizeof(d->by_key_seed));
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	free(d->by_key);
+	d->by_key = xcalloc(cap, sizeof(*d->by_key));
+	d->by_key_cap = cap;
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		index_put(d, p);
+}
+
+void hl_peer_index_free(struct hl_daemon *d)
+{
+	free(d->by_key);
+	d->by_key = NULL;
+	d->by_key_cap = 0;
+}
+
 struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc)
 {
 	struct hl_peer *p = xcalloc(1, sizeof(*p));
@@ -123,9 +174,13 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc)
 	p->state = HL_PEER_IDLE;
 	p->since_wall_ms = hl_wall_ms();
 	struct hl_peer **tail = &d->peers;
-	while (*tail)
+	size_t n = 0;
+	for (; *tail; n++)
 		tail = &(*tail)->next;
+	if (2 * (n + 1) > d->by_key_cap)
+		index_rebuild(d, 1);
 	*tail = p;
+	index_put(d, p);
 	hl_delivery_peer_added(p);
 	hl_failover_peer_added(p);
 	if (p->conf.address[0])
@@ -149,6 +204,7 @@ void hl_peer_remove(struct hl_peer *p)
 		*pp = p->next;
 	p->next = NULL;
 	p->removed = true;
+	index_rebuild(d, 0);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
 		if (c->peer == p)
 			hl_conn_close(c, HL_CLOSE_REMOVED, NULL);
@@ -187,9 +243,11 @@ void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc)
 
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN])
 {
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (memcmp(p->conf.noise_key, key, HL_KEY_LEN) == 0)
-			return p;
+	if (!d->by_key)
+		return NULL;
+	for (size_t i = key_slot(d, key); d->by_key[i]; i = (i + 1) & (d->by_key_cap - 1))
+		if (memcmp(d->by_key[i]->conf.noise_key, key, HL_KEY_LEN) == 0)
+			return d->by_key[i];
 	return NULL;
 }
 

@@ -284,6 +284,7 @@ enum stmt_id {
 	S_RELEASE,
 	S_ROLLBACK_TO,
 	S_DATA_VERSION,
+	S_OUT_SUMMARY,
 	S_PEER_UPSERT,
 	S_PEER_BY_KEY,
 	S_CHAIN_HEAD,
@@ -330,6 +331,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_RELEASE] = "RELEASE hl_op",
 	[S_ROLLBACK_TO] = "ROLLBACK TO hl_op",
 	[S_DATA_VERSION] = "PRAGMA data_version",
+	/* The partial index items_unacked holds exactly these rows; the
+	 * daemon asks at every session (failover's path state). */
+	[S_OUT_SUMMARY] =
+		"SELECT count(*), coalesce(max(seq), 0), coalesce(sum(seq > ?2), 0),"
+		" coalesce(sum(seq > ?2 AND precedence = 3), 0) FROM items"
+		" WHERE peer_id = ?1 AND dir = 0 AND acked = 0",
 	/* The WHERE keeps an unchanged peer from being rewritten (which would
 	 * wake the daemon for nothing); RETURNING then yields no row, and
 	 * S_PEER_BY_KEY finds the id. */
@@ -2813,16 +2820,12 @@ out:
 int hl_store_out_summary(hl_store *st, int64_t peer_id, uint64_t after,
 			 struct hl_out_summary *out)
 {
-	sqlite3_stmt *s = NULL;
 	int ret = 0, rc;
 	memset(out, 0, sizeof(*out));
-	/* The partial index items_unacked holds exactly these rows. */
-	rc = sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(max(seq), 0),"
-				" coalesce(sum(seq > ?2), 0),"
-				" coalesce(sum(seq > ?2 AND precedence = 3), 0) FROM items"
-				" WHERE peer_id = ?1 AND dir = 0 AND acked = 0", -1, &s, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 1, peer_id);
+	sqlite3_stmt *s = stmt_get(st, S_OUT_SUMMARY, &ret);
+	if (!s)
+		return ret;
+	rc = sqlite3_bind_int64(s, 1, peer_id);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, (int64_t)(after > INT64_MAX ? INT64_MAX : after));
 	if (rc != SQLITE_OK) {
@@ -2840,7 +2843,7 @@ int hl_store_out_summary(hl_store *st, int64_t peer_id, uint64_t after,
 		goto out;
 	ret = 0;
 out:
-	sqlite3_finalize(s);
+	stmt_put(st, S_OUT_SUMMARY, s);
 	return ret;
 }
 
