@@ -28,8 +28,11 @@ struct write_req {
 };
 
 /* One read buffer serves every connection: libuv calls read_cb right after
- * alloc_cb on the same thread, and the link copies what it keeps. */
-static char read_buf[65536];
+ * alloc_cb on the same thread, and the link copies what it keeps.  Four
+ * largest frames long: a frame wholly inside one read is decrypted where
+ * it lies, where a 64 KiB buffer cut nearly every chunk's frame in two and
+ * the link copied it together first. */
+static char read_buf[4 * 65537];
 
 static void conn_release(struct hl_conn *c)
 {
@@ -96,14 +99,9 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-void hl_conn_flush(struct hl_conn *c)
+/* Queues a copy of the N bytes at P (the link's output) with libuv. */
+static void write_copy(struct hl_conn *c, const uint8_t *p, size_t n)
 {
-	const uint8_t *p = NULL;
-	if (c->phase != HL_CONN_ACTIVE)
-		return;
-	size_t n = hl_link_output(c->link, &p);
-	if (n == 0)
-		return;
 	struct write_req *wr = xmalloc(sizeof(*wr) + n);
 	memcpy(wr->data, p, n);
 	wr->c = c;
@@ -118,6 +116,37 @@ void hl_conn_flush(struct hl_conn *c)
 		snprintf(text, sizeof(text), "write to %s: %s", c->remote, uv_strerror(ret));
 		hl_conn_close(c, 0, text);
 	}
+}
+
+/* Moves the link's output to the socket.  What the kernel takes at once
+ * is written straight from the link's queue (a document's chunks would
+ * otherwise be copied once more, 64 KiB each); only what it does not take
+ * is copied into a write request, which libuv sends as the socket drains.
+ * Telling the link a write is done may make the engine send more (its
+ * on_writable): the loop below takes that too, and a flush nested in it
+ * returns at once. */
+void hl_conn_flush(struct hl_conn *c)
+{
+	const uint8_t *p = NULL;
+	size_t n;
+	if (c->phase != HL_CONN_ACTIVE || c->flushing)
+		return;
+	c->flushing = true;
+	while (c->phase == HL_CONN_ACTIVE && (n = hl_link_output(c->link, &p)) > 0) {
+		/* libuv refuses (UV_EAGAIN) while earlier writes are queued,
+		 * which keeps the bytes in order */
+		uv_buf_t direct = uv_buf_init((char *)p, (unsigned)n);
+		int w = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+		if (w > 0) {
+			hl_link_output_taken(c->link, (size_t)w);
+			hl_link_output_done(c->link, (size_t)w);
+			continue;
+		}
+		/* queued, or an error that uv_write reports */
+		write_copy(c, p, n);
+		break;
+	}
+	c->flushing = false;
 }
 
 static void on_timer(uv_timer_t *t);

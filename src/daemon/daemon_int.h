@@ -62,6 +62,7 @@ struct hl_conn {
 	struct hl_conn *prev, *next;             /* d->conns */
 	struct hl_conn *uprev, *unext;           /* d->unauth (inbound, before message 1) */
 	bool in_unauth;
+	bool flushing;               /* inside hl_conn_flush (conn.c) */
 };
 
 enum hl_peer_state { HL_PEER_IDLE, HL_PEER_CONNECTING, HL_PEER_HANDSHAKING, HL_PEER_CONNECTED };

@@ -283,7 +283,8 @@ def test_every_ack_and_receipt_follows_an_fsync_of_the_store(net, tmp_path):
     b = net.station("pyongyang")
     peer = net.hlpeer_pinned(b)
     trace = tmp_path / "receiver.strace"
-    b.start(wrapper=["strace", "-f", "-tt", "-yy", "-xx", "-s", "70000",
+    # -s: the whole of every read (the daemon reads up to 4 x 65,537 bytes)
+    b.start(wrapper=["strace", "-f", "-tt", "-yy", "-xx", "-s", "270000",
                      "-e", "trace=" + ",".join(sorted(READS | WRITES | SYNCS)),
                      "-o", str(trace)],
             env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
