@@ -18,6 +18,8 @@ void hl_flow_sent(struct hl_flow *f, uint64_t end, uint64_t now_us)
 	s->end = end;
 	s->at_us = now_us;
 	s->credited = f->credited;
+	s->credited_us = f->credited_us ? f->credited_us : now_us;
+	s->first_us = f->first_us ? f->first_us : now_us;
 	f->n++;
 }
 
@@ -47,12 +49,17 @@ void hl_flow_credited(struct hl_flow *f, uint64_t taken, uint64_t now_us)
 		f->first = (f->first + 1) % HL_FLOW_SENDS;
 		f->n--;
 	}
-	if (taken > f->credited)
+	if (taken > f->credited) {
 		f->credited = taken;
+		f->credited_us = now_us;
+	}
 	if (!last || now_us <= last->at_us)
 		return;
+	f->first_us = last->at_us;
 	uint64_t rtt = now_us - last->at_us;
-	double rate = (double)(taken - last->credited) * 1e6 / (double)rtt;
+	uint64_t acked = now_us - last->credited_us, sent = last->at_us - last->first_us;
+	uint64_t interval = acked > sent ? acked : sent;
+	double rate = (double)(taken - last->credited) * 1e6 / (double)(interval ? interval : 1);
 	f->samples++;
 	if (f->rtt_us == 0 || rtt < f->rtt_us)
 		f->rtt_us = rtt;

@@ -24,8 +24,12 @@
  *
  * Estimates.  Each send is remembered with its time and what was credited
  * then; a CREDIT that covers it gives one sample: the round trip (now minus
- * the send) and the delivery rate (the bytes credited since the send,
- * divided by that round trip).  The round trip kept is the least of the
+ * the send) and the delivery rate, computed as BBR does: the bytes
+ * credited since the CREDIT that was the last one at the send, over the
+ * longer of the time since that CREDIT and the time over which those bytes
+ * were sent.  A rate over the round trip alone would count a stalled
+ * receiver's burst of credit, bytes queued before the send, as delivered
+ * within one round trip.  The round trip kept is the least of the
  * session (never a later, larger one: a window sized on it would let a
  * queue of its own making pass for path, and grow on it; a session lasts
  * at most an hour, and the next one measures afresh); the rate is the
@@ -56,12 +60,14 @@ struct hl_flow_send {
 	uint64_t end;         /* data sent up to here */
 	uint64_t at_us;
 	uint64_t credited;    /* what was credited then */
+	uint64_t credited_us; /* and when that CREDIT came */
+	uint64_t first_us;    /* when the newest send it covered went */
 };
 
 struct hl_flow {
 	struct hl_flow_send sends[HL_FLOW_SENDS];
 	unsigned first, n;
-	uint64_t credited;
+	uint64_t credited, credited_us, first_us;
 	uint64_t rtt_us;                /* 0: no sample yet */
 	double rate;                    /* bytes a second; 0: no sample yet */
 	uint64_t rate_at_us;
