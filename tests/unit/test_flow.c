@@ -168,6 +168,7 @@ static void test_slow_path_waits_behind_little(void **state)
 	/* the window: the floor (twice the 40 kB product is less) and that */
 	assert_int_equal(hl_flow_window(&s.f), HL_FLOW_WINDOW_MIN + HL_FLOW_AHEAD_MIN);
 	/* at 2 Mbit/s: 5 kB may wait ahead */
+	sim_free(&s);
 	sim_init(&s, 250e3, 200000);
 	sim_run(&s, 20000000);
 	assert_in_range(hl_flow_ahead(&s.f), 4900, 5100);
