@@ -660,7 +660,8 @@ static bool flow_holds(hl_engine *e, uint64_t n)
 		return false;
 	uint64_t window = e->flow ? hl_flow_window(e->flow) : HL_FLOW_WINDOW_INIT;
 	uint64_t ahead = e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
-	if (e->chunk_sent - e->chunk_credit + n > window)
+	/* (with nothing uncredited no CREDIT would come: a chunk always goes) */
+	if (e->chunk_sent > e->chunk_credit && e->chunk_sent - e->chunk_credit + n > window)
 		return true;
 	size_t queued = hl_link_queued(e->link);
 	if (queued > 0 && queued + n > ahead) {

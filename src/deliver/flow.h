@@ -29,13 +29,22 @@
  * longer of the time since that CREDIT and the time over which those bytes
  * were sent.  A rate over the round trip alone would count a stalled
  * receiver's burst of credit, bytes queued before the send, as delivered
- * within one round trip.  The round trip kept is the least of the
- * session (never a later, larger one: a window sized on it would let a
- * queue of its own making pass for path, and grow on it; a session lasts
- * at most an hour, and the next one measures afresh); the rate is the
- * greatest of the last ten round trips (at least HL_FLOW_RATE_WINDOW_MIN_US),
- * so it follows a path that slows down.  Before the first sample the
- * window is HL_FLOW_WINDOW_INIT and what waits ahead HL_FLOW_AHEAD_INIT.
+ * within one round trip.  The rate kept is the greatest of the last ten
+ * round trips (at least HL_FLOW_RATE_WINDOW_MIN_US), so it follows a path
+ * that slows down.  The round trip kept is the least seen; but the
+ * sender's own queue lengthens every sample, and a window sized on such a
+ * round trip keeps that queue for ever (the first chunks of a session,
+ * sent at a guess, would set it).  So, as BBR does, the sender probes:
+ * when the pipe is first found full, and whenever the least round trip is
+ * HL_FLOW_PROBE_EVERY_US old, the window drops to half the bandwidth-delay
+ * product (at least HL_FLOW_PROBE_WINDOW, and no chunk larger) until the
+ * queue has drained, a chunk sent after that has been credited, and
+ * HL_FLOW_PROBE_MIN_US have passed; the least round trip of the chunks
+ * sent during the probe becomes the round trip, larger or smaller (a path
+ * that got longer is followed too; a round trip much inflated by the
+ * session's first guesses takes a probe or two to come down).  It costs
+ * about half a round trip of sending every 10 s.  Before the first sample the window is
+ * HL_FLOW_WINDOW_INIT and what waits ahead HL_FLOW_AHEAD_INIT.
  *
  * No I/O and no clock: the caller gives the times (microseconds on a
  * monotonic clock). */
@@ -50,11 +59,14 @@
 #define HL_FLOW_AHEAD_MIN 4096u
 #define HL_FLOW_AHEAD_MAX (256u * 1024)
 #define HL_FLOW_AHEAD_INIT (64u * 1024)
-#define HL_FLOW_WINDOW_MIN (128u * 1024)
+#define HL_FLOW_WINDOW_MIN (32u * 1024)
 #define HL_FLOW_WINDOW_INIT 524000u           /* the fixed window it replaces */
 #define HL_FLOW_WINDOW_MAX (64u << 20)
 #define HL_FLOW_RATE_WINDOW_MIN_US 1000000u   /* 1 s */
 #define HL_FLOW_SENDS 256                     /* sends remembered (a ring) */
+#define HL_FLOW_PROBE_EVERY_US 10000000u      /* 10 s */
+#define HL_FLOW_PROBE_MIN_US 20000u
+#define HL_FLOW_PROBE_WINDOW (4u * HL_FLOW_AHEAD_MIN)
 
 struct hl_flow_send {
 	uint64_t end;         /* data sent up to here */
@@ -62,6 +74,7 @@ struct hl_flow_send {
 	uint64_t credited;    /* what was credited then */
 	uint64_t credited_us; /* and when that CREDIT came */
 	uint64_t first_us;    /* when the newest send it covered went */
+	bool probe;           /* sent during a probe of the round trip */
 };
 
 struct hl_flow {
@@ -78,6 +91,13 @@ struct hl_flow {
 	double full_rate;
 	unsigned flat_rounds;
 	bool full;
+	/* the round trip's probe: when the least one was last set, whether
+	 * the probe after the pipe was found full was made, and the probe in
+	 * progress (0: none): its earliest end and the least round trip of
+	 * its chunks so far (0: none credited yet) */
+	uint64_t rtt_at_us;
+	bool drained;
+	uint64_t probe_until_us, probe_rtt_us;
 };
 
 void hl_flow_init(struct hl_flow *f);
