@@ -759,8 +759,9 @@ path_pair() {
   fi
 }
 
-part_bytes() {   # part_bytes STATION: bytes in its attachment files still arriving
-  find "$work/$1/in" -name '*.part' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+part_bytes() {   # part_bytes STATION: bytes in its attachment files still arriving (staged or not)
+  find "$work/$1/in" -type f \( -name '*.part' -o -path '*/.staging/*' \) -printf '%s\n' 2>/dev/null |
+    awk '{ s += $1 } END { print s + 0 }'
 }
 
 bench_slow_lossy() {
