@@ -77,10 +77,10 @@
 #define WORKER_MIN (8u << 20)
 /* CREDIT (docs/messages.md): CHUNK data in flight per session, sent but
  * not yet taken in by the receiver's loop.  The sender's window is sized
- * in time (deliver/flow.h): about twice the path's bandwidth-delay
- * product, so that on a fast loopback it bounds what sits in the
- * receiver's socket (what a FLASH record queues behind) and on a long fat
- * path it keeps the pipe full.  Behind the loop, a large part's worker
+ * in time (deliver/flow.h): 5/4 of the path's bandwidth-delay product
+ * (twice, while the rate still grows), so that on a loopback it bounds
+ * what sits in the receiver's socket (what a FLASH record queues behind)
+ * and on a long fat path it keeps the pipe full.  Behind the loop, a large part's worker
  * hashes and writes: its ring may hold RING_SPARE bytes more, credited as
  * soon as the loop has taken them, so the worker has work while the loop
  * waits for a commit's fsync.  What a ring holds beyond RING_SPARE is

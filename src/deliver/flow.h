@@ -59,7 +59,7 @@
 #define HL_FLOW_AHEAD_MIN 4096u
 #define HL_FLOW_AHEAD_MAX (256u * 1024)
 #define HL_FLOW_AHEAD_INIT (64u * 1024)
-#define HL_FLOW_WINDOW_MIN (32u * 1024)
+#define HL_FLOW_WINDOW_MIN (128u * 1024)
 #define HL_FLOW_WINDOW_INIT 524000u           /* the fixed window it replaces */
 #define HL_FLOW_WINDOW_MAX (64u << 20)
 #define HL_FLOW_RATE_WINDOW_MIN_US 1000000u   /* 1 s */
