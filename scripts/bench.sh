@@ -85,6 +85,7 @@ SLOW_MIB=20         # the document on the slow paths (the issue's 20 MiB)
 LOSSY_PATH="--delay 200 --jitter 50 --loss 10 --dup 1 --reorder 1 --reorder-gap 20"
 FAT_PATH="--delay 200"
 NETEM_SEED=${BENCH_SEED:-15}
+NSP=hlb$$           # the namespaces' prefix: runs at the same time do not meet
 FSYNC_N=300
 HS_CONCURRENCY=16
 MSG_BYTES=200
@@ -710,23 +711,23 @@ bench_links() {
 
 # ---------------------------------------------------------------- slow links
 
-# path_up NAME OPTIONS...: namespaces NAME-a (10.201.0.1) and NAME-b
-# (10.201.0.2) joined by bench_netem's bridge with OPTIONS.
+# path_up NAME OPTIONS...: namespaces $NSP-NAME-a (10.201.0.1) and
+# $NSP-NAME-b (10.201.0.2) joined by bench_netem's bridge with OPTIONS.
 path_up() {
-  local n=$1; shift
-  ip netns add "$n-a" && netns+=("$n-a")
-  ip netns add "$n-b" && netns+=("$n-b")
-  start_bg "bridge-$n" "$netem" bridge "$n-a" "$n-b" "$@" --seed "$NETEM_SEED"
+  local n=$1 ns=$NSP-$1; shift
+  ip netns add "$ns-a" && netns+=("$ns-a")
+  ip netns add "$ns-b" && netns+=("$ns-b")
+  start_bg "bridge-$n" "$netem" bridge "$ns-a" "$ns-b" "$@" --seed "$NETEM_SEED"
   if ! wait_until "the bridge $n" grep -q '^ready' "$work/bridge-$n.log"; then
     show_log "bridge-$n"
     return 1
   fi
-  ip -n "$n-a" link set lo up
-  ip -n "$n-b" link set lo up
-  ip -n "$n-a" addr add 10.201.0.1 peer 10.201.0.2 dev hlnet0
-  ip -n "$n-b" addr add 10.201.0.2 peer 10.201.0.1 dev hlnet0
-  ip -n "$n-a" link set hlnet0 up
-  ip -n "$n-b" link set hlnet0 up
+  ip -n "$ns-a" link set lo up
+  ip -n "$ns-b" link set lo up
+  ip -n "$ns-a" addr add 10.201.0.1 peer 10.201.0.2 dev hlnet0
+  ip -n "$ns-b" addr add 10.201.0.2 peer 10.201.0.1 dev hlnet0
+  ip -n "$ns-a" link set hlnet0 up
+  ip -n "$ns-b" link set hlnet0 up
 }
 
 # path_down NAME: stops the bridge (its packet counts go to the notes) and
@@ -735,12 +736,12 @@ path_down() {
   local n=$1 ns
   stop_bg "bridge-$n"
   grep '^bench_netem: ' "$work/bridge-$n.log" | sed "s/^bench_netem: /- slow: path $n, /" >> "$notes" || true
-  for ns in "$n-a" "$n-b"; do
+  for ns in "$NSP-$n-a" "$NSP-$n-b"; do
     ip netns del "$ns" 2>/dev/null || true
   done
 }
 
-# path_pair NAME A B: stations A (in NAME-a) and B (in NAME-b), pinned to
+# path_pair NAME A B: stations A (in $NSP-NAME-a) and B (in -b), pinned to
 # each other, daemons running in their namespaces, linked.
 path_pair() {
   local n=$1 a=$2 b=$3
@@ -750,8 +751,8 @@ path_pair() {
   hl "$b" card > "$work/$b.card"
   hl "$a" peer add "$work/$b.card" > /dev/null
   hl "$b" peer add "$work/$a.card" > /dev/null
-  start_bg "$a" ip netns exec "$n-a" "$bin" -d "$work/$a" run
-  start_bg "$b" ip netns exec "$n-b" "$bin" -d "$work/$b" run
+  start_bg "$a" ip netns exec "$NSP-$n-a" "$bin" -d "$work/$a" run
+  start_bg "$b" ip netns exec "$NSP-$n-b" "$bin" -d "$work/$b" run
   if ! wait_until "the $a daemon" daemon_ready "$a" || ! wait_until "the $b daemon" daemon_ready "$b" ||
      ! wait_until "the link $a-$b" linked "$a" || ! wait_until "the link $a-$b" linked "$b"; then
     show_log "$a"; show_log "$b"
@@ -802,12 +803,12 @@ bench_slow_fat() {
   local doc=$1 bytes=$2 t0 t1 secs
   say "slow.fat: a $SLOW_MIB MiB document over a clean long path, plain TCP then hotline"
   path_up fat $FAT_PATH
-  start_bg sink ip netns exec fat-b "$netem" tcp-sink 10.201.0.2 9000
+  start_bg sink ip netns exec "$NSP-fat-b" "$netem" tcp-sink 10.201.0.2 9000
   if ! wait_until "the TCP sink" grep -q '^listening' "$work/sink.log"; then
     show_log sink
     return 1
   fi
-  secs=$(ip netns exec fat-a "$netem" tcp-send 10.201.0.2 9000 "$bytes")
+  secs=$(ip netns exec "$NSP-fat-a" "$netem" tcp-send 10.201.0.2 9000 "$bytes")
   finish_bg sink 10
   bench slow.fat_tcp "$(fmt2 "$bytes / 1e6 / $secs")" MB/s
   path_pair fat fa fb
