@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conf/ini.h"
+#include "conf/perms.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -283,6 +284,27 @@ int hl_zone_name_valid(const char *name)
 	return 1;
 }
 
+int hl_user_spec_valid(const char *spec)
+{
+	size_t n = strlen(spec), digits = 0, colons = 0;
+	if (n == 0 || n > HL_USER_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = spec[i];
+		if (c >= '0' && c <= '9')
+			digits++;
+		else if (c == ':')
+			colons++;
+		else if (!((c >= 'a' && c <= 'z') || c == '_' || (i > 0 && (c == '-' || c == '.')) ||
+			   (c == '$' && i == n - 1)))
+			return 0;
+	}
+	if (colons == 0)
+		return 1;   /* a name (may hold digits) or a UID */
+	/* UID:GID, both numeric */
+	return colons == 1 && digits == n - 1 && spec[0] != ':' && spec[n - 1] != ':';
+}
+
 /* A duration as people write it, for error messages. */
 static void fmt_ms(uint32_t ms, char out[static 16])
 {
@@ -320,7 +342,7 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -347,6 +369,8 @@ static const char *const key_names[K_COUNT] = {
 	[K_MAILDIR] = "Maildir",
 	[K_EMAIL] = "Email",
 	[K_FALLBACK_AFTER] = "FallbackAfter",
+	[K_USER] = "User",
+	[K_LOG_LEVEL] = "LogLevel",
 };
 
 #define BIT(k) (1u << (k))
@@ -364,7 +388,7 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
-				  BIT(K_FALLBACK_AFTER),
+				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
@@ -400,6 +424,8 @@ struct section {
 	char smtp_url[HL_SMTP_URL_MAX + 1];
 	char mail_addr[HL_EMAIL_ADDR_MAX + 1]; /* From ([Email]) or Email ([Peer]) */
 	char maildir[HL_MAILDIR_MAX + 1];
+	char user[HL_USER_MAX + 1];
+	unsigned log_level;
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -524,6 +550,9 @@ static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint
 	return 0;
 }
 
+/* LogLevel's words, in the order of enum hl_log_level (util/log.h). */
+static const char *const log_levels[] = { "debug", "info", "warn", "error" };
+
 /* The value is WORD, ignoring case. */
 static int value_is(const hl_ini_item *it, const char *word)
 {
@@ -628,6 +657,21 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 				    "bad Maildir '%s': want the absolute path of a Maildir",
 				    quote(it->value, it->value_len, q));
 		return 0;
+	case K_USER:
+		if (value_copy(it, s->user, sizeof(s->user)) < 0 || !hl_user_spec_valid(s->user))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad User '%s': want a user name, a numeric UID or UID:GID",
+				    quote(it->value, it->value_len, q));
+		return 0;
+	case K_LOG_LEVEL:
+		for (unsigned l = 0; l < sizeof(log_levels) / sizeof(log_levels[0]); l++)
+			if (value_is(it, log_levels[l])) {
+				s->log_level = l + 1;
+				return 0;
+			}
+		return perr(p, it->line, HL_EINVAL,
+			    "bad LogLevel '%s': want debug, info, warn or error",
+			    quote(it->value, it->value_len, q));
 	case K_COUNT:
 		break;
 	}
@@ -671,6 +715,8 @@ static int commit_station(struct parser *p, const struct section *s)
 	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
 	c->fallback_after_ms = s->key_line[K_FALLBACK_AFTER] ? s->ms[K_FALLBACK_AFTER]
 							     : HL_DEFAULT_FALLBACK_AFTER_MS;
+	memcpy(c->user, s->user, sizeof(c->user));
+	c->log_level = s->log_level;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -888,11 +934,21 @@ int hl_zone_exists(const char *zone)
 
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN])
 {
+	return hl_conf_load_as(dir, HL_UID_NONE, out, err);
+}
+
+int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN])
+{
 	char *path = hl_path_join(dir, HL_CONF_FILE);
 	char *buf = NULL;
 	size_t len = 0;
 	*out = NULL;
-	int r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
+	/* Who may change the station, before anything is read from it. */
+	int r = hl_station_check(dir, also, err);
+	if (r < 0)
+		goto out;
+	r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
 	if (r < 0)
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", path, hl_strerror(r));
 	else
@@ -910,6 +966,7 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 			r = HL_EINVAL;
 		}
 	}
+out:
 	free(buf);
 	free(path);
 	return r;
@@ -1017,6 +1074,8 @@ static int edit_begin(const char *dir, struct conf_edit *e, char *err)
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", lock, strerror(-r));
 		goto out;
 	}
+	if ((r = hl_station_check(dir, HL_UID_NONE, err)) < 0)
+		goto out;
 	e->mode = stat(e->path, &st) == 0 ? (st.st_mode & 07777) : 0600;
 	r = hl_read_file(e->path, HL_CONF_MAX_BYTES, &e->text, &e->len);
 	if (r < 0) {
