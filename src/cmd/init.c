@@ -19,6 +19,7 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
+#include "conf/perms.h"
 #include "crypto/keys.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -159,6 +160,13 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 	struct stat st;
 	if (stat(ctx->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		ret = hl_fail("init", "%s is not a directory", ctx->dir);
+		goto out;
+	}
+	/* A directory (or a folder above it) others can write would make the
+	 * station refused by every command: say so now, before any key exists. */
+	char perr[HL_PERMS_ERR_LEN];
+	if (hl_station_check(ctx->dir, HL_UID_NONE, perr) < 0) {
+		ret = hl_fail("init", "%s", perr);
 		goto out;
 	}
 	if (exists(id_path) || exists(conf_path)) {
