@@ -76,24 +76,6 @@ static int write_new_file(const char *path, const char *text)
 	return r;
 }
 
-static char *conf_text(const char *name, const char *listen, const char *address)
-{
-	return xasprintf(
-		"# hotline station configuration (see 'hotline --help').\n"
-		"# Peers are added with 'hotline peer add', which appends a [Peer]\n"
-		"# section; comments and other lines here are kept.\n"
-		"[Station]\n"
-		"Name = %s\n"
-		"Listen = %s\n"
-		"%s%s%s"
-		"# Keepalive = 25s\n"
-		"# KeepaliveTimeout = 75s\n"
-		"# HandshakeTimeout = 10s\n"
-		"# Rehandshake = 1h\n",
-		name, listen, address ? "Address = " : "", address ? address : "",
-		address ? "\n" : "");
-}
-
 int init_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -184,7 +166,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	made_id = 1;
-	text = conf_text(name, listen, address);
+	text = hl_conf_template(name, listen, address);
 	if ((r = write_new_file(conf_path, text)) < 0) {
 		ret = hl_fail("init", "%s: %s", conf_path, hl_strerror(r));
 		goto out;

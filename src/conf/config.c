@@ -404,6 +404,24 @@ static const struct sec_def sec_defs[] = {
 			BIT(K_SMTP) | BIT(K_FROM) | BIT(K_MAILDIR) },
 };
 
+int hl_conf_key_at(size_t i, const char **section, const char **key)
+{
+	static const enum sec_kind conf_sections[] = { SEC_STATION, SEC_PEER, SEC_EMAIL };
+	for (size_t s = 0; s < sizeof(conf_sections) / sizeof(conf_sections[0]); s++) {
+		const struct sec_def *def = &sec_defs[conf_sections[s]];
+		for (int k = 0; k < K_COUNT; k++) {
+			if (!(def->allowed & BIT(k)))
+				continue;
+			if (i-- == 0) {
+				*section = def->header;
+				*key = key_names[k];
+				return 0;
+			}
+		}
+	}
+	return HL_ENOTFOUND;
+}
+
 /* One section's values, as read so far. */
 struct section {
 	enum sec_kind kind;
@@ -1030,6 +1048,72 @@ char *hl_card_format(const hl_card *card)
 				 card->name, nk, sk, card->address);
 	return xasprintf("[Station]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n", card->name,
 			 nk, sk);
+}
+
+/* ---- the station.conf hotline init writes ---- */
+
+char *hl_conf_template(const char *name, const char *listen, const char *address)
+{
+	return xasprintf(
+		"# station.conf: the configuration of hotline station %s.\n"
+		"# Reference: man 5 hotline.conf (in the source: docs/configuration.md).\n"
+		"# The daemon re-reads this file by itself when it changes, and logs it.\n"
+		"# Lines starting with '#' or ';' are comments; no comment may follow a\n"
+		"# value.  Keys and section names are case-insensitive.  Durations: 1500ms,\n"
+		"# 25s, 5m, 1h; sizes: 64K, 16M, 4G (bare numbers: seconds, bytes).\n"
+		"# Only this station's user (or root) may be able to change this file or\n"
+		"# its directory, or read identity.key: hotline refuses to run otherwise.\n"
+		"#\n"
+		"# Each setting is shown with its default (or an example where there is\n"
+		"# none); remove the '#' to change it.\n"
+		"\n"
+		"[Station]\n"
+		"Name = %s\n"
+		"Listen = %s\n"
+		"# Where peers dial this station, printed on its card (default: Listen,\n"
+		"# unless that is 0.0.0.0 or [::]).\n"
+		"%sAddress = %s\n"
+		"# The link: a PING when quiet, the end of a silent session (default\n"
+		"# 3 x Keepalive), the handshake's time, a fresh handshake (at most 1h).\n"
+		"#Keepalive = 25s\n"
+		"#KeepaliveTimeout = 75s\n"
+		"#HandshakeTimeout = 10s\n"
+		"#Rehandshake = 1h\n"
+		"# What each peer may store here: the largest attachment, the total, and\n"
+		"# the free space always kept.\n"
+		"#MaxAttachment = 4G\n"
+		"#PeerQuota = 64G\n"
+		"#DiskReserve = 16M\n"
+		"# A program run on each alarm (no default; HOTLINE_* variables say what).\n"
+		"#AlarmCommand = /usr/local/bin/hotline-alarm\n"
+		"# How long a link may be down before its peer is sent mail ([Email]).\n"
+		"#FallbackAfter = 60s\n"
+		"# The user a daemon started as root becomes (no default).\n"
+		"#User = hotline\n"
+		"# The daemon's log: debug, info, warn or error.\n"
+		"#LogLevel = info\n"
+		"\n"
+		"# 'hotline peer add' appends one [Peer] section per pinned peer:\n"
+		"#   [Peer]\n"
+		"#   Name = pyongyang\n"
+		"#   NoiseKey = (from its card)\n"
+		"#   SigningKey = (from its card)\n"
+		"#   Address = 198.51.100.7:7100   (without one, this station only answers)\n"
+		"# and these may be added to it (line checks; its email address):\n"
+		"#   CheckEvery = 15m              (or CheckAt, not both)\n"
+		"#   CheckAt = 09:00, 17:00\n"
+		"#   CheckZone = Asia/Seoul        (CheckAt's time zone; default UTC)\n"
+		"#   CheckTimeout = 30s\n"
+		"#   CheckMode = machine           (or operator: 'hotline answer')\n"
+		"#   Email = ops@pyongyang.example\n"
+		"#\n"
+		"# The email path, for peers with an Email (once per file):\n"
+		"#   [Email]\n"
+		"#   SMTP = smtp://127.0.0.1:25\n"
+		"#   From = ops@%s.example\n"
+		"#   Maildir = /var/lib/hotline/%s/Maildir\n",
+		name, name, listen, address ? "" : "#", address ? address : "203.0.113.5:7100",
+		name, name);
 }
 
 /* ---- edits of station.conf ---- */

@@ -155,6 +155,10 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
 		    char err[static HL_CONF_ERR_LEN]);
 void hl_conf_free(hl_station_conf *conf);
+/* The I-th key station.conf accepts, with its section ("Station", "Peer",
+ * "Email"), from the parser's own table: 0, or HL_ENOTFOUND past the last.
+ * For the test that holds the documentation to the parser. */
+int hl_conf_key_at(size_t i, const char **section, const char **key);
 
 const hl_peer_conf *hl_conf_peer_by_name(const hl_station_conf *conf, const char *name);
 const hl_peer_conf *hl_conf_peer_by_noise_key(const hl_station_conf *conf,
@@ -199,6 +203,12 @@ int hl_zone_exists(const char *zone);
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);
+
+/* The station.conf `hotline init` writes, xmalloc'd: [Station] with NAME,
+ * LISTEN and ADDRESS (NULL: none), and every other setting named in a
+ * comment, with its default ("#Key = default", no blank after '#': remove
+ * the '#' and nothing changes) or an example where there is no default. */
+char *hl_conf_template(const char *name, const char *listen, const char *address);
 
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write
