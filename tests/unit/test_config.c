@@ -706,6 +706,61 @@ static void documented_keys(const char *sec, const char *prefix, const char *suf
 	}
 }
 
+/* The text between the first line equal to START after AFTER in TEXT and
+ * the next line equal to END, xmalloc'd; roff's "\-" becomes "-". */
+static char *block_after(const char *text, const char *after, const char *start,
+			 const char *end)
+{
+	const char *p = strstr(text, after);
+	assert_non_null(p);
+	p = strstr(p, start);
+	assert_non_null(p);
+	p += strlen(start);
+	const char *e = strstr(p, end);
+	assert_non_null(e);
+	char *out = xmalloc((size_t)(e - p) + 2), *o = out;
+	for (const char *q = p; q < e; q++) {
+		if (q[0] == '\\' && q[1] == '-')
+			continue;
+		*o++ = *q;
+	}
+	*o++ = '\n';
+	*o = '\0';
+	return out;
+}
+
+/* The examples in the documents are real: they parse, and the card's
+ * fingerprint is the one shown. */
+static void test_doc_examples_parse(void **state)
+{
+	(void)state;
+	char *cards = slurp("docs/cards.md"), *md = slurp("docs/configuration.md");
+	char *man = slurp("man/hotline.conf.5");
+	char err[HL_CONF_ERR_LEN], fp_text[HL_FP_TEXT_LEN];
+	uint8_t fp[HL_FP_LEN];
+	hl_card card;
+	char *t = block_after(cards, "## What `hotline card` prints", "```\n", "```");
+	if (hl_card_parse(t, strlen(t), "cards.md", &card, err) < 0)
+		fail_msg("the card in docs/cards.md: %s", err);
+	free(t);
+	t = block_after(cards, "The card above has the fingerprint", "```\n", "\n```");
+	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	char *want = xasprintf("%s\n", fp_text);
+	assert_string_equal(t, want);
+	free(want);
+	free(t);
+	t = block_after(md, "## Syntax", "```\n", "```");
+	hl_conf_free(parse_ok(t));
+	free(t);
+	t = block_after(man, ".SH EXAMPLE", ".nf\n", ".fi");
+	hl_conf_free(parse_ok(t));
+	free(t);
+	free(cards);
+	free(md);
+	free(man);
+}
+
 /* 1 when a line of TEXT, past any '#' and blanks, is "KEY = ...". */
 static int template_names(const char *text, const char *key)
 {
@@ -1062,6 +1117,7 @@ int main(void)
 		cmocka_unit_test(test_card_rules),
 		cmocka_unit_test(test_docs_name_every_key),
 		cmocka_unit_test(test_template_shows_defaults),
+		cmocka_unit_test(test_doc_examples_parse),
 		cmocka_unit_test(test_add_remove_peer),
 		cmocka_unit_test(test_add_peer_refusals),
 		cmocka_unit_test(test_add_to_file_without_final_newline),
