@@ -23,6 +23,10 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# Files this script writes (station.conf edits) must not be group-writable,
+# whatever umask it was given: hotline refuses a station whose station.conf
+# others could change.
+umask 022
 
 # How long to wait for a daemon or the link before giving up (seconds).
 WAIT=${DEMO_WAIT:-20}
