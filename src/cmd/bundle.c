@@ -13,7 +13,8 @@
  * daemon is not needed, and notices the changes by itself (it is poked
  * after an import so the receipts go out at once when the link is up).
  * mail exports a bundle for PEER into the station directory and runs
- * hotline-mail (beside this binary, or $HOTLINE_MAIL) to send it to the
+ * hotline-mail ($HOTLINE_MAIL, else beside this binary, else where `make
+ * install` put it: util/progpath.h) to send it to the
  * peer's Email address through the [Email] section's SMTP server; the file
  * is deleted afterwards (docs/bundle.md, "By email").  --after SEQ makes
  * an incremental bundle (only the unacknowledged items above SEQ: what an
@@ -47,6 +48,7 @@
 #include "util/fdsink.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/progpath.h"
 #include "util/text.h"
 
 #define CMD_EXPORT "bundle export"
@@ -169,23 +171,6 @@ out:
 	return ret;
 }
 
-/* The hotline-mail program: $HOTLINE_MAIL, else beside this binary. */
-static char *mailer_path(void)
-{
-	const char *env = getenv("HOTLINE_MAIL");
-	if (env && *env)
-		return xstrdup(env);
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return xstrdup("hotline-mail");
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	return xasprintf("%s/hotline-mail", self);
-}
-
 /* Runs hotline-mail and waits for it: 0 when it exited 0. */
 static int run_mailer(const char *prog, const hl_email_conf *em, const char *to, const char *file)
 {
@@ -193,7 +178,7 @@ static int run_mailer(const char *prog, const hl_email_conf *em, const char *to,
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		execl(prog, "hotline-mail", "--url", em->smtp_url, "--from", em->from, "--to", to,
+		execlp(prog, "hotline-mail", "--url", em->smtp_url, "--from", em->from, "--to", to,
 		      "--", file, (char *)NULL);
 		fprintf(stderr, "hotline bundle mail: cannot run %s: %s\n", prog, strerror(errno));
 		_exit(127);
@@ -264,7 +249,7 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bo
 		ret = HL_EXIT_OK;
 		goto out;
 	}
-	prog = mailer_path();
+	prog = hl_helper_path("hotline-mail", "HOTLINE_MAIL");
 	if (run_mailer(prog, &mc.conf->email, peer->email, file) < 0) {
 		ret = hl_fail(CMD_MAIL, "sending the bundle to %s failed (see hotline-mail's message)",
 			      peer->email);

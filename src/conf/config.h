@@ -14,6 +14,8 @@
  *   PeerQuota = 64G                (each peer's incoming storage)
  *   DiskReserve = 16M              (free space never given to peers)
  *   AlarmCommand = /path/to/prog   (run on an alarm; see daemon/checks.c)
+ *   User = hotline                 (a daemon started as root becomes this user)
+ *   LogLevel = info                (debug, info, warn or error)
  *
  * Line checks, per [Peer] (all optional): CheckEvery = DURATION (at most
  * 24h), or CheckAt = HH:MM[,HH:MM...] (at most 48 times a day) with
@@ -40,12 +42,16 @@
  * no Address).  Keys and section names are case-insensitive; comments are
  * whole lines starting with '#' or ';', so values may contain both.
  *
+ * docs/configuration.md is the reference of every section and key (a unit
+ * test holds it to the key table in config.c).
+ *
  * Files this module owns in the station directory: */
 #ifndef HL_CONF_CONFIG_H
 #define HL_CONF_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "crypto/keys.h"
 
@@ -78,6 +84,7 @@
 #define HL_EMAIL_ADDR_MAX 254   /* RFC 5321's limit on a forward path */
 #define HL_SMTP_URL_MAX 512
 #define HL_MAILDIR_MAX 1024
+#define HL_USER_MAX 32      /* a user name, UID or UID:GID */
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -127,6 +134,8 @@ typedef struct hl_station_conf {
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
 	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
+	char user[HL_USER_MAX + 1];          /* User: "" none (daemon/privs.c) */
+	unsigned log_level;                  /* LogLevel: enum hl_log_level + 1; 0 not given */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
@@ -137,9 +146,19 @@ typedef struct hl_station_conf {
 
 int hl_conf_parse(const char *buf, size_t len, const char *filename,
 		  hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
-/* Reads DIR/station.conf. */
+/* Reads DIR/station.conf, after hl_station_check() (conf/perms.h) has found
+ * that nobody else can change the station: -EPERM and ERR names the path
+ * and its fix otherwise. */
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
+/* The same, also accepting a station that belongs to ALSO (a daemon started
+ * as root on the station of the User it becomes; daemon/privs.c). */
+int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN]);
 void hl_conf_free(hl_station_conf *conf);
+/* The I-th key station.conf accepts, with its section ("Station", "Peer",
+ * "Email"), from the parser's own table: 0, or HL_ENOTFOUND past the last.
+ * For the test that holds the documentation to the parser. */
+int hl_conf_key_at(size_t i, const char **section, const char **key);
 
 const hl_peer_conf *hl_conf_peer_by_name(const hl_station_conf *conf, const char *name);
 const hl_peer_conf *hl_conf_peer_by_noise_key(const hl_station_conf *conf,
@@ -170,6 +189,9 @@ int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHEC
 /* 1 when ADDR is a plain address local@domain (no display name, brackets,
  * quotes, spaces or controls; at most HL_EMAIL_ADDR_MAX), else 0. */
 int hl_email_addr_valid(const char *addr);
+/* 1 when SPEC is a User value: a name ([a-z_][a-z0-9_.-]*, an optional
+ * final '$'), a UID, or UID:GID; at most HL_USER_MAX.  No I/O. */
+int hl_user_spec_valid(const char *spec);
 /* 1 when URL is smtp://... or smtps://... without spaces or controls. */
 int hl_smtp_url_valid(const char *url);
 /* 1 when NAME looks like an IANA zone name (Area/City, letters, digits,
@@ -181,6 +203,12 @@ int hl_zone_exists(const char *zone);
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);
+
+/* The station.conf `hotline init` writes, xmalloc'd: [Station] with NAME,
+ * LISTEN and ADDRESS (NULL: none), and every other setting named in a
+ * comment, with its default ("#Key = default", no blank after '#': remove
+ * the '#' and nothing changes) or an example where there is no default. */
+char *hl_conf_template(const char *name, const char *listen, const char *address);
 
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write

@@ -101,11 +101,14 @@ class Station:
         self.proc = None
         self.wrapper_proc = None
         self._card = None
+        # argv before HOTLINE_BIN for commands (not the daemon): e.g. setpriv,
+        # to run them as the user the station belongs to (mailutil.py).
+        self.cmd_prefix = []
 
     # -- commands
 
     def cmd(self, *args, input=None, check=True, timeout=None, binary=False, env=None):
-        argv = [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
+        argv = self.cmd_prefix + [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
         if isinstance(input, str) and binary:
             input = input.encode()
         p = subprocess.run(argv, input=input, capture_output=True, text=not binary,
