@@ -157,6 +157,12 @@ struct hl_engine_stats {
 	 * peer; with credit_on the difference never exceeds HL_CREDIT_WINDOW. */
 	bool credit_on;
 	uint64_t chunk_data_sent, chunk_data_credited;
+	/* The peer's items refused since the daemon started: for good (a
+	 * tombstone) and for now (nothing stored: too far ahead, over quota
+	 * or the disk reserve, too many refusals kept); REFUSING says why the
+	 * last was refused for now, "" once an item is accepted again. */
+	uint64_t refused_items, refused_later;
+	const char *refusing;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
 

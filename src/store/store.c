@@ -319,6 +319,12 @@ enum stmt_id {
 	S_IN_CLASS_STATE,
 	S_MSG_EXISTS,
 	S_MARK_DELIVERED,
+	/* the chain rules' lookups (chain/accept.h) */
+	S_CLASS_BELOW,
+	S_CLASS_ABOVE,
+	S_HEAD_BELOW,
+	S_HEAD_ABOVE,
+	S_OUT_ENTRY,
 	S_COUNT
 };
 
@@ -439,6 +445,23 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " RETURNING id",
 	[S_IN_CLASS_STATE] = "SELECT state FROM messages WHERE peer_id = ?1 AND dir = 1"
 			     " AND precedence = ?2 AND class_seq = ?3",
+	/* The chain rules' lookups.  The class neighbours walk the UNIQUE
+	 * (peer_id, dir, precedence, class_seq) index one step each way. */
+	[S_CLASS_BELOW] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq < ?3 ORDER BY class_seq DESC LIMIT 1",
+	[S_CLASS_ABOVE] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq >= ?3 ORDER BY class_seq LIMIT 1",
+	/* The nearest items that record the other chain's head (receipts,
+	 * checks, answers: kinds 2 to 4) walk the (peer_id, dir, seq) index
+	 * from SEQ until one is found: items usually arrive in order, so the
+	 * walk above stops at once and the one below at the last receipt. */
+	[S_HEAD_BELOW] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq < ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq DESC LIMIT 1",
+	[S_HEAD_ABOVE] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq > ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq LIMIT 1",
+	[S_OUT_ENTRY] = "SELECT i.kind, i.hash, m.state FROM items i LEFT JOIN messages m"
+			" ON m.peer_id = i.peer_id AND m.dir = 0 AND m.seq = i.seq"
+			" WHERE i.peer_id = ?1 AND i.dir = 0 AND i.seq = ?2",
 };
 
 struct hl_store {
@@ -593,6 +616,10 @@ static int exec_cached(hl_store *st, enum stmt_id id)
 	} while (0)
 
 /* ---- column readers (each checks type and range: invariant 5) ---- */
+
+static int col_item(hl_store *st, sqlite3_stmt *s, int col, const uint8_t **p, size_t *len,
+		    const char *what);
+static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s);
 
 static int col_int(hl_store *st, sqlite3_stmt *s, int col, int64_t lo, int64_t hi,
 		   int64_t *out, const char *what)
@@ -2253,6 +2280,120 @@ int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 			*state = (int)v;
 	}
 	stmt_put(st, S_IN_CLASS_STATE, s);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- the chain rules' lookups ---- */
+
+static int class_near(hl_store *st, enum stmt_id id, int64_t peer_id, unsigned prec,
+		      uint64_t class_seq, struct hl_class_pos *out)
+{
+	int ret = 0, rc = SQLITE_OK;
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)prec));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)class_seq));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_u64(st, s, 0, &out->seq, "messages.seq")) == 0 &&
+		 (ret = col_u64(st, s, 1, &out->class_seq, "messages.class_seq")) == 0)
+		out->found = true;
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_in_class_near(hl_store *st, int64_t peer_id, unsigned prec, uint64_t class_seq,
+			   struct hl_class_pos *below, struct hl_class_pos *above)
+{
+	if (prec >= HL_PREC_COUNT || class_seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad class (precedence %u, class_seq %" PRIu64 ")",
+			    prec, class_seq);
+	int ret = class_near(st, S_CLASS_BELOW, peer_id, prec, class_seq, below);
+	return ret < 0 ? ret : class_near(st, S_CLASS_ABOVE, peer_id, prec, class_seq, above);
+}
+
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap)
+{
+	int ret = 0, rc = SQLITE_OK;
+	enum stmt_id id = above ? S_HEAD_ABOVE : S_HEAD_BELOW;
+	memset(row, 0, sizeof(*row));
+	if (!dir_ok(dir) || seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad position (dir %d, seq %" PRIu64 ")", (int)dir, seq);
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)dir));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)seq));
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_u64(st, s, 0, &row->seq, "items.seq")) == 0 &&
+		 (ret = col_item(st, s, 1, &p, &n, "items.encoded")) == 0) {
+		if (n > cap) {
+			ret = fail(st, HL_ETOOBIG, "item of %zu bytes", n);
+		} else {
+			memcpy(buf, p, n);
+			row->encoded = buf;
+			row->encoded_len = n;
+			row->peer_id = peer_id;
+			row->dir = dir;
+		}
+	}
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,
+		       uint8_t hash[static HL_HASH_LEN], int *msg_state)
+{
+	int ret = 0, rc = SQLITE_OK;
+	*msg_state = -1;
+	if (seq < 1 || seq > I64MAX)
+		return HL_ENOTFOUND;
+	sqlite3_stmt *s = stmt_get(st, S_OUT_ENTRY, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	int64_t v;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_int(st, s, 0, 0, HL_ITEM_KIND_MAX, &v, "items.kind")) == 0 &&
+		 (ret = col_blob(st, s, 1, hash, HL_HASH_LEN, "items.hash")) == 0) {
+		*kind = (enum hl_item_kind)v;
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
+		    (ret = col_int(st, s, 2, 0, HL_MSG_REFUSED_IN, &v, "messages.state")) == 0)
+			*msg_state = (int)v;
+	}
+	stmt_put(st, S_OUT_ENTRY, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT count(*) FROM items WHERE peer_id = ?1 AND dir = 1"
+			 " AND kind = 0", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0)
+		ret = col_u64(st, s, 0, n, "count");
+	sqlite3_finalize(s);
 	return ret < 0 ? ret : 0;
 }
 

@@ -86,13 +86,22 @@ class Link:
         if settle:
             for oi in ois:
                 self.peer.wait(lambda: oi.seq in self.peer.acked or
-                               self.peer.refusal_for(oi.seq) is not None, T,
+                               self.refusal_of(oi) is not None, T,
                                f"ACK or REFUSE of item {oi.seq}")
+            # a REFUSE follows the ACK of the commit that settled it
+            self.peer.poll(0.3)
         return 0
 
+    def refusal_of(self, oi):
+        """The REFUSE of that very item (its hash), if one came."""
+        for seq, h, code, _ in self.peer.refusals:
+            if seq == oi.seq and h == oi.hash:
+                return code
+        return None
+
     def refusal(self, seq):
-        r = self.peer.refusal_for(seq)
-        return r[2] if r else None
+        r = [x for x in self.peer.refusals if x[0] == seq]
+        return r[-1][2] if r else None
 
     def goes_on(self):
         """A good message after the bad one is still received (the session
@@ -249,12 +258,13 @@ def test_prev_of_the_next_item_contradicts(chain):
 
 def test_prev_not_linking_to_a_tombstone(chain):
     """Over a refused position the link cannot prove a fork: refused."""
-    first = chain.peer.compose("bad sig", "x", tamper_sig=True)
-    chain.deliver([first])
-    assert held(chain.st, 1)[0] == 0
-    nolink = chain.peer.compose("second", "y", prev=os.urandom(32))
+    first = chain.peer.compose("first", "x")
+    reused = chain.peer.compose("id reused", "y", mid=hlpeer.decode_item(first.encoded).id)
+    chain.deliver([first, reused])
+    assert held(chain.st, 2)[0] == 0
+    nolink = chain.peer.compose("third", "z", prev=os.urandom(32))
     chain.deliver([nolink])
-    h = held(chain.st, 2)
+    h = held(chain.st, 3)
     assert h is None or h[0] == 0, "an item that does not link was stored"
     assert evidence_count(chain.st) == 0
     export_and_verify(chain)
