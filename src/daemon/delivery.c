@@ -391,7 +391,8 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 	struct hl_engine_stats s;
 	hl_engine_stats(p->engine, &s);
 	const char *err = hl_engine_error(p->engine);
-	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o}",
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o,"
+			 " s:I, s:I, s:o}",
 			 "queued",
 			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
 			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
@@ -404,5 +405,12 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "out_bytes", (json_int_t)s.stage_out_bytes,
 			 "in_bytes", (json_int_t)s.stage_in_bytes,
 			 "adopted_bytes", (json_int_t)s.stage_adopted_bytes,
-			 "error", err[0] ? json_string(err) : json_null());
+			 "error", err[0] ? json_string(err) : json_null(),
+			 /* the peer's items refused since the daemon started: for
+			  * good (a tombstone) and for now (nothing stored); why
+			  * the last was refused for now, null once one is taken */
+			 "refused_items", (json_int_t)s.refused_items,
+			 "refused_for_now", (json_int_t)s.refused_later,
+			 "refusing", s.refusing && s.refusing[0] ? json_string(s.refusing)
+								 : json_null());
 }

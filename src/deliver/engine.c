@@ -104,6 +104,8 @@ _Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
  * peer cannot make the store keep a row per item it sends
  * (docs/messages.md section 4). */
 #define TOMBSTONES_MAX 10000
+/* REFUSEs waiting for the link to take them, per peer. */
+#define REFUSALS_OWED_MAX 4096
 /* Equivocation evidence kept per peer: one piece per position of its
  * chain, at most this many in all; one proves the fork. */
 #define EVIDENCE_MAX 8
@@ -242,6 +244,7 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
+	bool ack_owed;               /* an ACK the link could not take yet */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
 
@@ -288,6 +291,7 @@ struct in_msg;
 static int stage_adopt(hl_engine *e, struct in_msg *m);
 static int on_stage(hl_engine *e, const uint8_t *body, size_t len);
 static int on_staged(hl_engine *e, const uint8_t *body, size_t len);
+static void send_owed(hl_engine *e, uint64_t now);
 
 static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(hl_engine *e, const char *fmt, ...)
@@ -773,7 +777,10 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 
 void hl_engine_pump(hl_engine *e, uint64_t now)
 {
-	if (!e->link || !e->synced || hl_link_state(e->link) != HL_LINK_OPEN)
+	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+		return;
+	send_owed(e, now);
+	if (!e->synced)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
@@ -904,6 +911,14 @@ static char *part_tmp_path(const hl_engine *e, const struct in_part *p)
 static void queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
 			  uint8_t code, const char *text)
 {
+	if (e->nref >= REFUSALS_OWED_MAX) {
+		/* A peer that sends what we refuse and reads nothing of what
+		 * we say: the oldest REFUSE goes (its position is settled and
+		 * acknowledged, or offered again and refused again). */
+		memmove(e->refusals, e->refusals + 1, (e->nref - 1) * sizeof(*e->refusals));
+		e->nref--;
+		e->stats.refusals_dropped++;
+	}
 	if (e->nref == e->capref) {
 		e->capref = e->capref ? 2 * e->capref : 8;
 		e->refusals = xrealloc(e->refusals, e->capref * sizeof(*e->refusals));
@@ -2824,16 +2839,35 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
 	return 0;
 }
 
-static void send_refusals(hl_engine *e, uint64_t now)
+/* What the peer must be told and the link could not take yet (its output
+ * above the high-water mark): the ACK (made afresh when sent, so it says
+ * everything committed by then) and the REFUSEs, in order.  The link calls
+ * on_writable once it drains, and the pump sends them first.  Only between
+ * transactions: inside one, the store's view includes writes not yet
+ * committed, which must not be acknowledged (invariant I3). */
+static void send_owed(hl_engine *e, uint64_t now)
 {
-	for (size_t i = 0; i < e->nref; i++) {
+	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
+		return;
+	if (e->ack_owed) {
+		int ret = send_ack(e, now);
+		if (ret == -EAGAIN)
+			return;
+		if (ret < 0)
+			hl_warn("peer %s: cannot send an ACK: %s", e->peer_name, hl_strerror(ret));
+		e->ack_owed = false;
+	}
+	size_t i = 0;
+	for (; i < e->nref; i++) {
 		size_t len;
 		struct refusal *r = &e->refusals[i];
 		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
-					 HL_RECORD_BODY_MAX, &len) == 0)
-			(void)send_rec(e, HL_REC_REFUSE, e->rec, len, now);
+					 HL_RECORD_BODY_MAX, &len) == 0 &&
+		    send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
+			break;
 	}
-	e->nref = 0;
+	memmove(e->refusals, e->refusals + i, (e->nref - i) * sizeof(*e->refusals));
+	e->nref -= i;
 }
 
 static int send_resume(hl_engine *e, uint64_t now)
@@ -2893,8 +2927,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
 	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
-	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
-						     refused_row, e) < 0) {
+	if (load_in(e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
 		return;
 	}
@@ -2903,9 +2936,16 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		for (unsigned i = 0; i < NPARTS_MAX; i++)
 			if (m->parts[i].present && !m->parts[i].complete && m->parts[i].done != m->parts[i].durable)
 				m->parts[i].done = m->parts[i].durable;
-	if (send_ack(e, now) < 0 || send_resume(e, now) < 0)
+	/* ACK, RESUME, then the REFUSEs of messages refused after they were
+	 * stored (repeated each session). */
+	e->ack_owed = true;
+	send_owed(e, now);
+	if (send_resume(e, now) < 0)
 		hl_warn("peer %s: cannot send session state", e->peer_name);
-	send_refusals(e, now);
+	if (hl_store_each_in_refused(e->env.txn->store, e->peer_id, refused_row, e) < 0)
+		hl_warn("peer %s: cannot load refused messages: %s", e->peer_name,
+			hl_store_errmsg(e->env.txn->store));
+	send_owed(e, now);
 }
 
 void hl_engine_detach(hl_engine *e)
@@ -2984,11 +3024,11 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
 	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
-		if (e->need_ack && send_ack(e, now) < 0)
-			hl_debug("peer %s: ACK deferred", e->peer_name);
-		send_refusals(e, now);
+		e->ack_owed = e->ack_owed || e->need_ack;
 		hl_engine_refresh(e);
-		hl_engine_pump(e, now);
+		hl_engine_pump(e, now); /* what is owed first */
+	} else {
+		e->nref = 0; /* no session: the peer offers the items again */
 	}
 	e->need_ack = false;
 }

@@ -162,6 +162,7 @@ struct hl_engine_stats {
 	 * or the disk reserve, too many refusals kept); REFUSING says why the
 	 * last was refused for now, "" once an item is accepted again. */
 	uint64_t refused_items, refused_later;
+	uint64_t refusals_dropped;    /* REFUSEs dropped: the peer read none */
 	const char *refusing;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);

@@ -1,0 +1,93 @@
+"""What a hostile pinned peer can make a station store, log or say is
+bounded, and nothing that must be said to the peer is dropped because the
+link's output is full (docs/messages.md section 4).
+
+  * a flood of refused items leaves a bounded number of tombstone rows and
+    of warning lines in the log;
+  * 200 signed variants of one position leave one piece of evidence and
+    one alarm;
+  * ACKs and REFUSEs owed to a peer while our output is above the link's
+    high-water mark (a large document keeps it full) are sent once the
+    link drains, not forgotten.
+"""
+import os
+import time
+
+import hlpeer
+from checks_util import alarm_script, alarms, store_rows
+from msgutil import net, scaled  # noqa: F401  (fixture)
+
+T = scaled(30)
+
+
+def linked(net, **peer_kw):
+    st = net.station("pyongyang")
+    peer = net.hlpeer_pinned(st, **peer_kw)
+    return st, peer
+
+
+def test_a_flood_of_refused_items_is_bounded(net):
+    st, peer = linked(net)
+    st.start()
+    net.connect_hlpeer(st, peer)
+    n = 20_000
+    bad = [peer.compose("forged", "x", tamper_sig=True) for _ in range(n)]
+    for i in range(0, n, 500):
+        peer.send_burst(bad[i:i + 500])
+        peer.poll(0)
+    peer.wait(lambda: peer.refusal_for(n) is not None, T, f"the REFUSE of item {n}")
+    rows = store_rows(st, "SELECT count(*) FROM items WHERE dir = 1")[0][0]
+    assert rows <= 10_000, f"{rows} tombstone rows for {n} refused items"
+    assert rows >= 1000, f"only {rows} refused positions kept"
+    # past the bound an item is refused for now (nothing stored), and
+    # status says so
+    assert peer.refusal_for(n)[2] == hlpeer.REFUSE_QUOTA
+    delivery = st.peer_state(peer.me.name)["delivery"]
+    assert delivery["refused_items"] >= rows and delivery["refusing"], delivery
+    lines = [l for l in st.log_text().splitlines() if "refused" in l]
+    assert len(lines) <= 200, f"{len(lines)} log lines about refused items"
+    assert st.alive()
+
+
+def test_equivocation_variants_give_one_alarm_and_bounded_evidence(net, tmp_path):
+    st, peer = linked(net)
+    script, out = alarm_script(tmp_path)
+    st.set_option("AlarmCommand", script)
+    st.start()
+    net.connect_hlpeer(st, peer)
+    first = peer.compose("first", "x")
+    peer.send_message(first)
+    peer.wait(lambda: 1 in peer.acked, T, "ACK of item 1")
+    variants = [peer.compose(f"variant {i}", "y", seq=1, class_seq=1) for i in range(200)]
+    peer.send_burst(variants)
+    peer.wait(lambda: len(peer.ack_records) >= 3, T, "ACKs of the variants")
+    time.sleep(scaled(2))
+    peer.poll(0.5)
+    rows = store_rows(st, "SELECT count(*) FROM equivocations")[0][0]
+    assert rows == 1, f"{rows} pieces of evidence for one forked position"
+    fired = [a for a in alarms(out) if a.get("HOTLINE_ALARM") == "equivocation"]
+    assert len(fired) == 1, f"{len(fired)} equivocation alarms"
+    lines = [l for l in st.log_text().splitlines() if "EQUIVOCATION" in l]
+    assert len(lines) == 1, lines[:5]
+
+
+def test_acks_and_refusals_owed_while_our_output_is_full(net, tmp_path):
+    """The honest case: a large document keeps our output above the
+    link's high-water mark while the peer's messages come in.  Every one
+    is acknowledged, and every refusal said, once the peer reads again."""
+    st, peer = linked(net, auto_ack=False, auto_receipt=False)
+    st.start()
+    net.connect_hlpeer(st, peer)
+    doc = os.path.join(str(tmp_path), "doc.bin")
+    with open(doc, "wb") as f:
+        f.write(os.urandom(48 << 20))
+    st.send(peer.me.name, "a document", attach=[doc])
+    time.sleep(scaled(3))              # our output fills: the peer reads nothing
+    good = [peer.compose(f"m{i}", "x") for i in range(30)]
+    bad = [peer.compose("forged", "y", tamper_sig=True) for _ in range(10)]
+    peer.send_burst(good + bad)
+    time.sleep(scaled(2))              # stored, and the ACK refused by the full link
+    want = {oi.seq for oi in good + bad}
+    peer.wait(lambda: want <= peer.acked and
+              all(peer.refusal_for(oi.seq) for oi in bad), T,
+              "the ACK of every item and the REFUSE of every bad one, once we read")
