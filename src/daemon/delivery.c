@@ -306,6 +306,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
+		.reserve_pct = d->conf->reserve_pct,
 		.defer_items = true,
 		.on_event = on_engine_event, .wake = engine_wake, .user = d,
 	};

@@ -255,6 +255,7 @@ struct hl_engine {
 	int cur_verdict;             /* the ITEM being handled: its held verdict */
 
 	uint64_t free_cache;         /* free_bytes() */
+	uint64_t reserve_cache;      /* reserve_bytes() */
 	int64_t free_at;
 
 	/* The chain rules on arrival (chain/accept.h).  What the current
@@ -292,6 +293,7 @@ static int stage_adopt(hl_engine *e, struct in_msg *m);
 static int on_stage(hl_engine *e, const uint8_t *body, size_t len);
 static int on_staged(hl_engine *e, const uint8_t *body, size_t len);
 static void send_owed(hl_engine *e, uint64_t now);
+static int over_limits(hl_engine *e, uint64_t charge, bool *over);
 
 static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(hl_engine *e, const char *fmt, ...)
@@ -1267,6 +1269,13 @@ static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t co
 		e->tombs_known = true;
 	if (ret < 0)
 		return ret;
+	bool over;
+	if ((ret = over_limits(e, HL_STORE_ROW_COST, &over)) < 0)
+		return ret;
+	if (over) {
+		refuse_later(e, seq, hash, "over quota or disk reserve");
+		return 0;
+	}
 	if (e->tombs >= TOMBSTONES_MAX) {
 		char why[160];
 		snprintf(why, sizeof(why), "%.100s (%llu refused items kept already)", text,
@@ -1508,11 +1517,65 @@ static uint64_t free_bytes(hl_engine *e)
 	int64_t now = hl_now_ms();
 	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
 		struct statvfs sv;
-		e->free_cache = statvfs(e->env.dir, &sv) < 0 ? UINT64_MAX
-							      : (uint64_t)sv.f_bavail * sv.f_frsize;
+		bool ok = statvfs(e->env.dir, &sv) == 0;
+		e->free_cache = ok ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+		/* DiskReserve = N% scales with the file system */
+		e->reserve_cache = hl_disk_reserve(e->env.reserve_bytes, e->env.reserve_pct,
+						   ok ? (uint64_t)sv.f_blocks * sv.f_frsize : 0);
 		e->free_at = now;
 	}
 	return e->free_cache;
+}
+
+/* The disk reserve in bytes (DiskReserve), as free_bytes() last saw. */
+static uint64_t reserve_bytes(hl_engine *e)
+{
+	(void)free_bytes(e);
+	return e->reserve_cache;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* What storing a message costs the peer's quota, as the store counts it
+ * (store.h, hl_store_peer_usage): the item's row and bytes, the message's
+ * row, subject and body, a directory and a file per attachment (at least
+ * a block each); saturating, so no declared size can wrap the sum. */
+static uint64_t message_charge(const struct hl_item_message *m, size_t enc_len,
+			       size_t subject_len)
+{
+	uint64_t c = 2 * HL_STORE_ROW_COST + enc_len + subject_len;
+	c = sat_add(c, m->body_size);
+	if (m->n_attachments)
+		c = sat_add(c, HL_STORE_BLOCK_COST);
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		uint64_t sz = m->att[i].size, blocks = sz / HL_STORE_BLOCK_COST +
+						       (sz % HL_STORE_BLOCK_COST != 0);
+		c = sat_add(c, HL_STORE_ROW_COST);
+		c = sat_add(c, (blocks ? blocks : 1) * HL_STORE_BLOCK_COST);
+	}
+	return c;
+}
+
+/* Would storing CHARGE more bytes for the peer pass its quota, or take
+ * the disk's free space below the reserve?  Both are "for now": the
+ * author offers the item again later. */
+static int over_limits(hl_engine *e, uint64_t charge, bool *over)
+{
+	uint64_t usage = 0;
+	int ret;
+	*over = false;
+	if (e->env.quota_bytes) {
+		if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id, &usage)) < 0)
+			return ret;
+		*over = sat_add(usage, charge) > e->env.quota_bytes;
+	}
+	uint64_t reserve = reserve_bytes(e);
+	if (reserve && free_bytes(e) < sat_add(reserve, charge))
+		*over = true;
+	return 0;
 }
 
 static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
@@ -1536,7 +1599,6 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		return tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
 
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
-	uint64_t total = m->body_size;
 	for (unsigned i = 0; i < m->n_attachments; i++) {
 		if (m->att[i].size > max_att) {
 			char text[128];
@@ -1544,16 +1606,14 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 				 (unsigned long long)m->att[i].size, (unsigned long long)max_att);
 			return tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
 		}
-		total += m->att[i].size;
 	}
 	/* Quota and reserve: temporary refusals, nothing stored, retried by
 	 * the sender in its next session. */
-	uint64_t usage = 0;
-	if (e->env.quota_bytes && (ret = hl_store_peer_usage(st, e->peer_id, &usage)) < 0)
+	uint64_t total = message_charge(m, enc_len, c.subject_len);
+	bool over;
+	if ((ret = over_limits(e, total, &over)) < 0)
 		return ret;
-	if ((e->env.quota_bytes && usage + total > e->env.quota_bytes) ||
-	    (e->env.reserve_bytes && free_bytes(e) < e->env.reserve_bytes + total) ||
-	    e->nin >= MAX_PARTIAL_IN) {
+	if (over || e->nin >= MAX_PARTIAL_IN) {
 		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
 			  (unsigned long long)it->seq, (unsigned long long)total);
 		refuse_later(e, it->seq, hash, "over quota or disk reserve");
@@ -1990,9 +2050,21 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 		return keep_evidence(e, it, r->item, r->item_len, hash,
 				     early ? it->seq - 1 : it->seq + 1);
 	}
+	int ret;
+	if (it->kind != HL_ITEM_MESSAGE) {
+		/* its row and bytes, and what it makes us store and author (a
+		 * check's record and our answer, an agreement's record) */
+		bool over;
+		if ((ret = over_limits(e, 3 * HL_STORE_ROW_COST + r->item_len + HL_ITEM_MAX / 32,
+				       &over)) < 0)
+			return ret;
+		if (over) {
+			refuse_later(e, it->seq, hash, "over quota or disk reserve");
+			return 0;
+		}
+	}
 	e->stats.items_in++;
 	e->refusing[0] = '\0';
-	int ret;
 	switch (it->kind) {
 	case HL_ITEM_MESSAGE:
 		ret = on_message_item(e, it, r->item, r->item_len, hash, r->rest, r->rest_len);
@@ -2519,11 +2591,15 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 		uint64_t usage = e->stage_usage;
 		room = e->env.quota_bytes > usage + staged ? e->env.quota_bytes - usage - staged : 0;
 	}
-	if (e->env.reserve_bytes) {
+	uint64_t reserve = reserve_bytes(e);
+	if (reserve) {
 		uint64_t fb = free_bytes(e);
-		uint64_t r2 = fb > e->env.reserve_bytes ? fb - e->env.reserve_bytes : 0;
+		uint64_t r2 = fb > reserve ? fb - reserve : 0;
 		room = r2 < room ? r2 : room;
 	}
+	if (room == 0)
+		snprintf(e->refusing, sizeof(e->refusing),
+			 "staged data dropped: over the peer's quota or the disk reserve");
 	size_t pushed = 0;
 	ret = hl_stage_in_data(e->stage, &r, room, max_att, &pushed);
 	if (e->env.wake)

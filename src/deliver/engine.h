@@ -66,6 +66,7 @@ struct hl_engine_env {
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	unsigned reserve_pct;         /* or N% of the file system (conf/config.h) */
 	/* ITEM records, and every record after one, are held (copied) until
 	 * hl_engine_drain(), which checks the signatures of all of them on
 	 * two threads first: the daemon's bursts of thousands of messages

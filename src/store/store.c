@@ -21,9 +21,9 @@
  *                in_contig: the highest S such that IN items 1..S are all
  *                present (tombstones count) — kept up to date by every IN
  *                insert, so hl_store_in_contiguous() is one row read;
- *                in_bytes: declared bytes (body_size + attachment sizes) of
- *                every IN message from this peer — kept by triggers, for the
- *                quota.  Peers are never deleted.
+ *                in_bytes: the bytes stored on this peer's behalf, for the
+ *                quota (version 4: every row and file, see MIGRATION_4) —
+ *                kept by triggers.  Peers are never deleted.
  *   items        rowid; (peer_id, dir, seq) UNIQUE; kind 0 tombstone, 1
  *                message, 2 receipt; hash BLOB(32); encoded BLOB (NULL
  *                exactly for tombstones, which are IN only); precedence 0..3
@@ -50,8 +50,8 @@
  *
  * INVARIANTS (checked by hl_store_verify)
  *   1. peers.in_contig = max S with IN items 1..S all present, else 0.
- *   2. peers.in_bytes = sum of body_size and attachment sizes of the peer's
- *      IN messages (saturating at INT64_MAX).
+ *   2. peers.in_bytes = USAGE_V4_OF(the peer): what its rows and files
+ *      cost (MIGRATION_4), saturating at INT64_MAX.
  *   3. Every message has its item; every attachment its message (FKs).
  *   4. Message states only move forward: queued -> sent -> delivered, or
  *      -> refused; partial -> complete, or -> refused (IN).  A request to move back (a stale
@@ -264,8 +264,63 @@ static const char MIGRATION_3[] =
 	" detected_at INTEGER NOT NULL,"
 	" PRIMARY KEY (peer_id, seq, second_hash));";
 
+/* Version 4: the quota counts everything a peer makes the station store
+ * (docs/messages.md section 4), not only the declared sizes of its
+ * messages: each row kept on its behalf costs ROW_COST bytes plus its
+ * variable bytes (its items, tombstones included, and the receipts and
+ * answers we author because of it; its messages' subjects and bodies; its
+ * checks and agreements; evidence against it), and each file at least a
+ * block (attachments rounded up to BLOCK_COST, a message's directory one
+ * block).  Triggers keep peers.in_bytes; the backfill and hl_store_verify's
+ * recount use USAGE_V4_OF.  Sums saturate at INT64_MAX. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ROW_COST STR(HL_STORE_ROW_COST)
+#define BLOCK_COST STR(HL_STORE_BLOCK_COST)
+#define I64MAX_SQL "9223372036854775807"
+#define CHARGE(peer_expr, amount) \
+	" BEGIN UPDATE peers SET in_bytes = min(in_bytes + (" amount "), " I64MAX_SQL ")" \
+	" WHERE id = " peer_expr "; END;"
+#define ITEM_CHARGE(r) ROW_COST " + coalesce(length(" r "encoded), 0)"
+#define MSG_CHARGE(r) \
+	ROW_COST " + length(CAST(" r "subject AS BLOB)) + " r "body_size + (" r "n_att > 0) * " BLOCK_COST
+#define ATT_CHARGE(r) \
+	ROW_COST " + max(" BLOCK_COST ", (" r "size + " BLOCK_COST " - 1) / " BLOCK_COST " * " \
+	BLOCK_COST ")"
+#define AGR_CHARGE(r) ROW_COST " + length(CAST(" r "name AS BLOB))"
+#define EQV_CHARGE(r) ROW_COST " + length(" r "first_item) + length(" r "second_item)"
+#define USAGE_V4_OF(peer) \
+	"CAST(min((SELECT total(" ITEM_CHARGE("") ") FROM items WHERE peer_id = " peer \
+	" AND (dir = 1 OR kind IN (2, 4)))" \
+	" + (SELECT total(" MSG_CHARGE("") ") FROM messages WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" ATT_CHARGE("a.") ") FROM attachments a JOIN messages m" \
+	" ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1)" \
+	" + (SELECT total(" ROW_COST ") FROM checks WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" AGR_CHARGE("") ") FROM agreements WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" EQV_CHARGE("") ") FROM equivocations WHERE peer_id = " peer ")," \
+	" 9223372036854775807.0) AS INTEGER)"
+
+static const char MIGRATION_4[] =
+	"DROP TRIGGER messages_in_bytes;"
+	"DROP TRIGGER attachments_in_bytes;"
+	"CREATE TRIGGER items_usage AFTER INSERT ON items WHEN NEW.dir = 1 OR NEW.kind IN (2, 4)"
+	CHARGE("NEW.peer_id", ITEM_CHARGE("NEW."))
+	"CREATE TRIGGER messages_usage AFTER INSERT ON messages WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", MSG_CHARGE("NEW."))
+	"CREATE TRIGGER attachments_usage AFTER INSERT ON attachments"
+	CHARGE("(SELECT peer_id FROM messages WHERE id = NEW.msg_id AND dir = 1)",
+	       ATT_CHARGE("NEW."))
+	"CREATE TRIGGER checks_usage AFTER INSERT ON checks WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", ROW_COST)
+	"CREATE TRIGGER agreements_usage AFTER INSERT ON agreements WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", AGR_CHARGE("NEW."))
+	"CREATE TRIGGER equivocations_usage AFTER INSERT ON equivocations"
+	CHARGE("NEW.peer_id", EQV_CHARGE("NEW."))
+	"UPDATE peers SET in_bytes = " USAGE_V4_OF("peers.id") ";";
+
 /* migrations[v] takes the store from version v - 1 to v. */
-static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3 };
+static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
+					  MIGRATION_4 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 
@@ -2081,8 +2136,8 @@ int hl_store_verify(hl_store *st)
 			       "IN contiguity mark")) < 0)
 		return ret;
 	return verify_none(st, "SELECT 'peer ' || id || ': in_bytes ' || in_bytes ||"
-			   " ', recount ' || (" USAGE_OF("p.id") ") FROM peers p"
-			   " WHERE in_bytes IS NOT (" USAGE_OF("p.id") ")",
+			   " ', recount ' || (" USAGE_V4_OF("p.id") ") FROM peers p"
+			   " WHERE in_bytes IS NOT (" USAGE_V4_OF("p.id") ")",
 			   "quota usage");
 }
 

@@ -264,9 +264,16 @@ int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item
  * items: the engine counts it once, then keeps the count). */
 int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n);
 
-/* Bytes stored for PEER's incoming messages (bodies and attachments),
- * for the quota: the declared sizes of every IN message, so space a
- * partial message will need counts from the start. */
+/* Bytes stored on PEER's behalf, for the quota: every row kept for it
+ * costs HL_STORE_ROW_COST bytes plus its variable bytes (its items and
+ * tombstones, the receipts and answers we author because of it, its
+ * messages' subjects and declared bodies, its checks, agreements and the
+ * evidence against it), and every file at least HL_STORE_BLOCK_COST
+ * (attachments by their declared sizes rounded up to it, so space a
+ * partial message will need counts from the start; a message with
+ * attachments one more, for its directory). */
+#define HL_STORE_ROW_COST 256
+#define HL_STORE_BLOCK_COST 4096
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 
 /* ---- additions made while implementing the store ---- */
@@ -274,7 +281,7 @@ int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 /* The schema version this code writes.  hl_store_open() migrates an older
  * store to it, one step per transaction, and refuses a newer one
  * (HL_EUNSUPP). */
-#define HL_STORE_SCHEMA_VERSION 3
+#define HL_STORE_SCHEMA_VERSION 4
 
 /* Why the last hl_store_open() in this thread failed: one line naming the
  * file and the cause (for example a schema newer than this hotline). */

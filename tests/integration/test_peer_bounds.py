@@ -91,3 +91,71 @@ def test_acks_and_refusals_owed_while_our_output_is_full(net, tmp_path):
     peer.wait(lambda: want <= peer.acked and
               all(peer.refusal_for(oi.seq) for oi in bad), T,
               "the ACK of every item and the REFUSE of every bad one, once we read")
+
+
+def files_under(path):
+    n = 0
+    for _, dirs, files in os.walk(path):
+        n += len(files) + len(dirs)
+    return n
+
+
+def test_many_empty_attachments_count_against_the_quota(net):
+    """Every file and row counts: 200 messages of 64 empty attachments
+    against a 1 MiB quota (each file at least a block)."""
+    st, peer = linked(net)
+    st.set_option("PeerQuota", "1M")
+    st.start()
+    net.connect_hlpeer(st, peer)
+    atts = [hlpeer.Attachment(f"e{i}", b"") for i in range(64)]
+    msgs = [peer.compose(f"m{i}", "x", attachments=atts) for i in range(200)]
+    for i in range(0, 200, 20):
+        peer.send_burst(msgs[i:i + 20])
+    last = msgs[-1].seq
+    peer.wait(lambda: peer.refusal_for(last) is not None or last in peer.acked, T,
+              "the last message settled")
+    r = peer.refusal_for(last)
+    assert r and r[2] == hlpeer.REFUSE_QUOTA, f"the 200th message was not refused for quota: {r}"
+    usage = store_rows(st, "SELECT in_bytes FROM peers WHERE name = ?", (peer.me.name,))[0][0]
+    assert usage <= 1 << 20, f"usage {usage} over the 1 MiB quota"
+    files = files_under(os.path.join(st.dir, "in"))
+    assert files <= (1 << 20) // 4096, f"{files} files and directories for a 1 MiB quota"
+    delivery = st.peer_state(peer.me.name)["delivery"]
+    assert "quota" in (delivery["refusing"] or ""), delivery
+
+
+def test_sizes_over_their_caps_are_a_config_error(net):
+    st = net.station("pyongyang")
+    for key, value in (("MaxAttachment", "4611686018427387904"), ("PeerQuota", "2048T"),
+                       ("DiskReserve", "51%")):
+        st.set_option(key, value)
+        p = st.cmd("status", check=False)
+        assert p.returncode != 0, f"{key} = {value} accepted"
+        assert "station.conf:" in p.stderr and key in p.stderr and value in p.stderr, p.stderr
+        st.set_option(key, "1G" if key != "DiskReserve" else "10%")
+    assert st.cmd("status", check=False).returncode == 0
+
+
+def test_default_reserve_leaves_the_operator_room(net, tmp_path):
+    """With the default DiskReserve a peer filling the disk stops short of
+    what the operator needs for `send -a`."""
+    mnt = net.tmpfs(str(tmp_path / "disk"), "128m")
+    st = net.station("pyongyang", dir=os.path.join(mnt, "st"))
+    peer = net.hlpeer_pinned(st)
+    st.start()
+    net.connect_hlpeer(st, peer)
+    for i in range(24):
+        m = peer.compose(f"fill {i}", "x",
+                         attachments=[hlpeer.Attachment("blob", os.urandom(6 << 20))])
+        peer.send_message(m)
+        peer.wait(lambda: m.seq in peer.delivered or peer.refusal_for(m.seq), T,
+                  f"message {m.seq} delivered or refused")
+        if peer.refusal_for(m.seq):
+            break
+    assert peer.refusal_for(m.seq) and peer.refusal_for(m.seq)[2] == hlpeer.REFUSE_QUOTA, \
+        "the peer filled the disk without a refusal"
+    doc = os.path.join(str(tmp_path), "mine.bin")
+    with open(doc, "wb") as f:
+        f.write(os.urandom(24 << 20))
+    p = st.send(peer.me.name, "the operator's own", attach=[doc], check=False)
+    assert p.returncode == 0, f"send -a failed once the peer had filled the disk: {p.stderr}"
