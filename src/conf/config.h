@@ -15,7 +15,7 @@
  *                                   at most 1024T)
  *   DiskReserve = 5%               (free space never given to peers: a size,
  *                                   at most 1024T, or N% of the file system,
- *                                   1..50; the default 5% is at least 64M and
+ *                                   1..50; the default 5% is at least 16M and
  *                                   at most 16G)
  *   AlarmCommand = /path/to/prog   (run on an alarm; see daemon/checks.c)
  *
@@ -75,7 +75,7 @@
 #define HL_DEFAULT_DISK_RESERVE_PCT 5
 #define HL_DISK_RESERVE_PCT_MAX 50
 /* A reserve given as a percentage is kept within these. */
-#define HL_DISK_RESERVE_PCT_MIN_BYTES (UINT64_C(64) << 20)
+#define HL_DISK_RESERVE_PCT_MIN_BYTES (UINT64_C(16) << 20)
 #define HL_DISK_RESERVE_PCT_MAX_BYTES (UINT64_C(16) << 30)
 /* The largest values the sizes take: far beyond any disk, and small enough
  * that no sum of them (64 attachments, a quota and a reserve) wraps. */

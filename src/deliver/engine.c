@@ -987,10 +987,20 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 			return ret;
 		if (!prev_ok)
 			return 0;
-		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
+		/* Visible already (a bundle imported beside this daemon made it
+		 * so, and authored its receipt): a receipt acknowledges a
+		 * message once (docs/items.md 2.2). */
+		int state;
+		if ((ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq,
+						   &state)) < 0)
 			return ret;
-		add_event(e, HL_EV_ARRIVED, m->id);
-		add_receipt(e, m->seq, m->item_hash);
+		if (state != HL_MSG_COMPLETE) {
+			if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL,
+						      hl_now_ms())) < 0)
+				return ret;
+			add_event(e, HL_EV_ARRIVED, m->id);
+			add_receipt(e, m->seq, m->item_hash);
+		}
 		unsigned prec = m->prec;
 		uint64_t next_class = m->class_seq + 1;
 		in_unlink(e, m);

@@ -137,25 +137,29 @@ def test_sizes_over_their_caps_are_a_config_error(net):
 
 
 def test_default_reserve_leaves_the_operator_room(net, tmp_path):
-    """With the default DiskReserve a peer filling the disk stops short of
-    what the operator needs for `send -a`."""
-    mnt = net.tmpfs(str(tmp_path / "disk"), "128m")
+    """With the default DiskReserve (5% of the file system, at least 16
+    MiB) a peer filling the disk stops short of what the operator needs
+    for `send -a` (the old fixed 16 MiB left it less)."""
+    mnt = net.tmpfs(str(tmp_path / "disk"), "400m")
     st = net.station("pyongyang", dir=os.path.join(mnt, "st"))
     peer = net.hlpeer_pinned(st)
     st.start()
     net.connect_hlpeer(st, peer)
-    for i in range(24):
-        m = peer.compose(f"fill {i}", "x",
-                         attachments=[hlpeer.Attachment("blob", os.urandom(6 << 20))])
-        peer.send_message(m)
-        peer.wait(lambda: m.seq in peer.delivered or peer.refusal_for(m.seq), T,
-                  f"message {m.seq} delivered or refused")
-        if peer.refusal_for(m.seq):
+    refused = None
+    for burst in range(40):
+        msgs = [peer.compose(f"fill {burst}.{i}", "x",
+                             attachments=[hlpeer.Attachment("blob", os.urandom(1 << 20))])
+                for i in range(20)]
+        peer.send_burst(msgs)
+        peer.wait(lambda: all(m.seq in peer.acked or peer.refusal_for(m.seq) for m in msgs),
+                  T, "the burst settled")
+        refused = next((peer.refusal_for(m.seq) for m in msgs if peer.refusal_for(m.seq)), None)
+        if refused:
             break
-    assert peer.refusal_for(m.seq) and peer.refusal_for(m.seq)[2] == hlpeer.REFUSE_QUOTA, \
-        "the peer filled the disk without a refusal"
+    assert refused and refused[2] == hlpeer.REFUSE_QUOTA, "the peer filled the disk unrefused"
+    time.sleep(scaled(1))
     doc = os.path.join(str(tmp_path), "mine.bin")
     with open(doc, "wb") as f:
-        f.write(os.urandom(24 << 20))
+        f.write(os.urandom((17 << 20) + (512 << 10)))
     p = st.send(peer.me.name, "the operator's own", attach=[doc], check=False)
     assert p.returncode == 0, f"send -a failed once the peer had filled the disk: {p.stderr}"
