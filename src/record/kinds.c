@@ -22,13 +22,37 @@ static int why(struct hl_record_check *c, int verdict, const char *fmt, ...)
 	return verdict;
 }
 
+void hl_record_why_init(struct hl_chain_why *w, const char *own_station,
+			const char *other_station)
+{
+	char own[48], other[48];
+	snprintf(own, sizeof(own), "%.30s's", own_station);
+	snprintf(other, sizeof(other), "%.30s's", other_station);
+	hl_chain_why_init(w, own, other);
+}
+
+void hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t seq,
+			 struct hl_item *scratch, struct hl_chain_ref *ref)
+{
+	memset(ref, 0, sizeof(*ref));
+	if (seq == 0 || seq > rec->n[chain])
+		return;
+	const struct hl_record_entry *e = &rec->entries[chain][seq - 1];
+	if (e->type == HL_RECORD_ABSENT)
+		return;
+	ref->held = true;
+	ref->item = e->type == HL_RECORD_ITEM;
+	memcpy(ref->hash, e->hash, HL_HASH_LEN);
+	if (ref->item && hl_item_decode(e->item, e->len, scratch) == 0) {
+		ref->kind = scratch->kind;
+		memcpy(ref->prev, scratch->prev, HL_HASH_LEN);
+	}
+}
+
 /* The rules' texts name the stations, as the rest of verify's lines do. */
 static void why_names(const struct hl_record_check *c, struct hl_chain_why *w)
 {
-	char own[48], other[48];
-	snprintf(own, sizeof(own), "%.30s's", c->name[c->chain]);
-	snprintf(other, sizeof(other), "%.30s's", c->name[1 - c->chain]);
-	hl_chain_why_init(w, own, other);
+	hl_record_why_init(w, c->name[c->chain], c->name[1 - c->chain]);
 }
 
 /* ---- messages ---- */
@@ -152,25 +176,10 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 
 /* ---- receipts ---- */
 
-/* The other chain's entry SEQ as a chain rule sees it: held unless the
- * record marks it ABSENT or has no such entry. */
+/* The other chain's entry SEQ as a chain rule sees it. */
 static void other_ref(const struct hl_record_check *c, uint64_t seq, struct hl_chain_ref *ref)
 {
-	const struct hl_record *rec = c->rec;
-	unsigned other = 1 - c->chain;
-	memset(ref, 0, sizeof(*ref));
-	if (seq == 0 || seq > rec->n[other])
-		return;
-	const struct hl_record_entry *e = &rec->entries[other][seq - 1];
-	if (e->type == HL_RECORD_ABSENT)
-		return;
-	ref->held = true;
-	ref->item = e->type == HL_RECORD_ITEM;
-	memcpy(ref->hash, e->hash, HL_HASH_LEN);
-	if (ref->item && hl_item_decode(e->item, e->len, c->scratch) == 0) {
-		ref->kind = c->scratch->kind;
-		memcpy(ref->prev, c->scratch->prev, HL_HASH_LEN);
-	}
+	hl_record_chain_ref(c->rec, 1 - c->chain, seq, c->scratch, ref);
 }
 
 /* PEER_SEQ and PEER_HASH: the other chain's head as the item's author held

@@ -84,6 +84,16 @@ struct hl_record_kind {
 		     const struct hl_record_entry *e, const struct hl_item *it);
 };
 
+/* Entry SEQ of chain CHAIN as the chain rules (chain/accept.h) see it:
+ * held unless the record marks it ABSENT or has no such entry (SCRATCH
+ * decodes the item for its kind and prev). */
+void hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t seq,
+			 struct hl_item *scratch, struct hl_chain_ref *ref);
+/* W for a rule about an item of OWN_STATION's chain: its texts name both
+ * stations ("pyongyang's entry 2"). */
+void hl_record_why_init(struct hl_chain_why *w, const char *own_station,
+			const char *other_station);
+
 /* The row for KIND, or NULL when the record does not know it. */
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind);
 

@@ -133,30 +133,12 @@ static void note_refused(struct vctx *x, unsigned c, uint64_t k)
 /* The rules' texts name the stations (chain C is the item's). */
 static void why_names(const struct vctx *x, unsigned c, struct hl_chain_why *w)
 {
-	char own[48], other[48];
-	snprintf(own, sizeof(own), "%.30s's", x->name[c]);
-	snprintf(other, sizeof(other), "%.30s's", x->name[1 - c]);
-	hl_chain_why_init(w, own, other);
+	hl_record_why_init(w, x->name[c], x->name[1 - c]);
 }
 
-/* Entry SEQ of chain C as the chain rules see it (chain/accept.h): held
- * unless ABSENT or beyond the chain's end. */
 static void chain_ref(struct vctx *x, unsigned c, uint64_t seq, struct hl_chain_ref *ref)
 {
-	const struct hl_record *rec = x->rec;
-	memset(ref, 0, sizeof(*ref));
-	if (seq == 0 || seq > rec->n[c])
-		return;
-	const struct hl_record_entry *e = &rec->entries[c][seq - 1];
-	if (e->type == HL_RECORD_ABSENT)
-		return;
-	ref->held = true;
-	ref->item = e->type == HL_RECORD_ITEM;
-	memcpy(ref->hash, e->hash, HL_HASH_LEN);
-	if (ref->item && hl_item_decode(e->item, e->len, x->scratch) == 0) {
-		ref->kind = x->scratch->kind;
-		memcpy(ref->prev, x->scratch->prev, HL_HASH_LEN);
-	}
+	hl_record_chain_ref(x->rec, c, seq, x->scratch, ref);
 }
 
 /* One item: the generic checks, then its kind's.  Returns 0, a negative
