@@ -2952,7 +2952,8 @@ static void send_owed(hl_engine *e, uint64_t now)
 		    send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
 			break;
 	}
-	memmove(e->refusals, e->refusals + i, (e->nref - i) * sizeof(*e->refusals));
+	if (i > 0 && i < e->nref)
+		memmove(e->refusals, e->refusals + i, (e->nref - i) * sizeof(*e->refusals));
 	e->nref -= i;
 }
 
