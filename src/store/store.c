@@ -338,6 +338,9 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
+	S_CALLER_SAVEPOINT,
+	S_CALLER_RELEASE,
+	S_CALLER_ROLLBACK_TO,
 	S_DATA_VERSION,
 	S_PEER_UPSERT,
 	S_PEER_BY_KEY,
@@ -390,6 +393,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT hl_op",
 	[S_RELEASE] = "RELEASE hl_op",
 	[S_ROLLBACK_TO] = "ROLLBACK TO hl_op",
+	[S_CALLER_SAVEPOINT] = "SAVEPOINT hl_caller",
+	[S_CALLER_RELEASE] = "RELEASE hl_caller",
+	[S_CALLER_ROLLBACK_TO] = "ROLLBACK TO hl_caller",
 	[S_DATA_VERSION] = "PRAGMA data_version",
 	/* The WHERE keeps an unchanged peer from being rewritten (which would
 	 * wake the daemon for nothing); RETURNING then yields no row, and
@@ -1039,20 +1045,18 @@ void hl_store_rollback(hl_store *st)
 }
 
 /* The savepoint has its own name: the store's functions use "hl_op"
- * inside it.  Run through sqlite3_exec (rare: the daemon's queueing of a
- * message inside its group commit). */
+ * inside it.  Cached statements: the delivery engine takes one around
+ * every item it receives. */
 int hl_store_savepoint(hl_store *st)
 {
 	if (sqlite3_get_autocommit(st->db))
 		return fail(st, HL_ESTATE, "no transaction is open for a savepoint");
-	int rc = sqlite3_exec(st->db, "SAVEPOINT hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_SAVEPOINT);
 }
 
 int hl_store_release(hl_store *st)
 {
-	int rc = sqlite3_exec(st->db, "RELEASE hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_RELEASE);
 }
 
 void hl_store_rollback_to(hl_store *st)
@@ -1061,7 +1065,8 @@ void hl_store_rollback_to(hl_store *st)
 		return; /* SQLite rolled back the whole transaction already */
 	char keep[sizeof(st->errmsg)];
 	memcpy(keep, st->errmsg, sizeof(keep));
-	sqlite3_exec(st->db, "ROLLBACK TO hl_caller; RELEASE hl_caller", NULL, NULL, NULL);
+	if (exec_cached(st, S_CALLER_ROLLBACK_TO) == 0)
+		exec_cached(st, S_CALLER_RELEASE);
 	memcpy(st->errmsg, keep, sizeof(keep));
 }
 
