@@ -138,28 +138,30 @@ def test_sizes_over_their_caps_are_a_config_error(net):
 
 def test_default_reserve_leaves_the_operator_room(net, tmp_path):
     """With the default DiskReserve (5% of the file system, at least 16
-    MiB) a peer filling the disk stops short of what the operator needs
-    for `send -a` (the old fixed 16 MiB left it less)."""
-    mnt = net.tmpfs(str(tmp_path / "disk"), "400m")
+    MiB: 24 MiB of this 480 MiB one) a peer filling the disk stops short of
+    what the operator needs for `send -a` (the old fixed 16 MiB left it
+    less)."""
+    mnt = net.tmpfs(str(tmp_path / "disk"), "480m")
     st = net.station("pyongyang", dir=os.path.join(mnt, "st"))
     peer = net.hlpeer_pinned(st)
     st.start()
     net.connect_hlpeer(st, peer)
+    with open(os.path.join(mnt, "filler"), "wb") as f:   # the disk is nearly full already
+        while os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize > (44 << 20):
+            f.write(b"\0" * (1 << 20))
     refused = None
-    for burst in range(40):
-        msgs = [peer.compose(f"fill {burst}.{i}", "x",
-                             attachments=[hlpeer.Attachment("blob", os.urandom(1 << 20))])
-                for i in range(20)]
-        peer.send_burst(msgs)
-        peer.wait(lambda: all(m.seq in peer.acked or peer.refusal_for(m.seq) for m in msgs),
-                  T, "the burst settled")
-        refused = next((peer.refusal_for(m.seq) for m in msgs if peer.refusal_for(m.seq)), None)
+    for i in range(12):
+        m = peer.compose(f"fill {i}", "x",
+                         attachments=[hlpeer.Attachment("blob", os.urandom(4 << 20))])
+        peer.send_message(m)
+        peer.wait(lambda: m.seq in peer.delivered or peer.refusal_for(m.seq), T,
+                  f"message {m.seq} delivered or refused")
+        refused = peer.refusal_for(m.seq)
         if refused:
             break
     assert refused and refused[2] == hlpeer.REFUSE_QUOTA, "the peer filled the disk unrefused"
-    time.sleep(scaled(1))
     doc = os.path.join(str(tmp_path), "mine.bin")
     with open(doc, "wb") as f:
-        f.write(os.urandom((17 << 20) + (512 << 10)))
+        f.write(os.urandom((20 << 20) + (512 << 10)))
     p = st.send(peer.me.name, "the operator's own", attach=[doc], check=False)
     assert p.returncode == 0, f"send -a failed once the peer had filled the disk: {p.stderr}"
