@@ -95,6 +95,10 @@ _Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
  * buffers, and a peer could interleave chunks of thousands of parts. */
 #define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
+/* Bodies sent in CHUNKs are kept in memory until whole (up to 16 MiB
+ * each): at most this much per peer at once, or 256 of them would take
+ * 4 GiB.  A message past it is refused for now. */
+#define BODY_MEM_MAX (64u << 20)
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
 #define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
@@ -1623,6 +1627,12 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	bool over;
 	if ((ret = over_limits(e, total, &over)) < 0)
 		return ret;
+	if (!c.inline_body) {
+		uint64_t held = m->body_size;
+		for (const struct in_msg *w = e->in; w; w = w->next)
+			held += w->body ? w->body_size : 0;
+		over = over || held > BODY_MEM_MAX;
+	}
 	if (over || e->nin >= MAX_PARTIAL_IN) {
 		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
 			  (unsigned long long)it->seq, (unsigned long long)total);

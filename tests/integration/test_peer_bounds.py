@@ -165,3 +165,22 @@ def test_default_reserve_leaves_the_operator_room(net, tmp_path):
         f.write(os.urandom((20 << 20) + (512 << 10)))
     p = st.send(peer.me.name, "the operator's own", attach=[doc], check=False)
     assert p.returncode == 0, f"send -a failed once the peer had filled the disk: {p.stderr}"
+
+
+def test_bodies_held_in_memory_are_bounded(net):
+    """A body of up to 16 MiB travels in CHUNKs and is kept in memory until
+    whole: a peer that starts many and finishes none is refused for now
+    past 64 MiB, not allowed 256 x 16 MiB."""
+    st, peer = linked(net)
+    st.start()
+    net.connect_hlpeer(st, peer)
+    body = os.urandom(16 << 20)
+    msgs = [peer.compose(f"big {i}", body) for i in range(6)]
+    for m in msgs:
+        peer.send_item(m.seq)          # the ITEM only: its body never comes
+    peer.wait(lambda: all(m.seq in peer.acked or peer.refusal_for(m.seq) for m in msgs), T,
+              "every ITEM settled")
+    refused = [m.seq for m in msgs if peer.refusal_for(m.seq)]
+    assert refused, "six 16 MiB bodies held in memory at once"
+    assert all(peer.refusal_for(s)[2] == hlpeer.REFUSE_QUOTA for s in refused)
+    assert len(refused) <= 2, f"refused {refused}: the first four fit in 64 MiB"
