@@ -253,6 +253,11 @@ static void print_delivery(json_t *dl)
 	if (err && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%sdelivery: %s", n ? "; " : "  ",
 				      clean(err, b, sizeof(b)));
+	/* the peer's items being refused for now (messages.md section 4) */
+	const char *refusing = json_string_value(json_object_get(dl, "refusing"));
+	if (refusing && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%srefusing its items for now: %s",
+				      n ? "; " : "  ", clean(refusing, b, sizeof(b)));
 	if (n)
 		printf("%s\n", line);
 }

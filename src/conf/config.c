@@ -434,6 +434,7 @@ struct section {
 	uint8_t signing_key[HL_KEY_LEN];
 	uint32_t ms[K_COUNT];                /* the durations */
 	uint64_t bytes[K_COUNT];             /* the sizes */
+	unsigned reserve_pct;                /* DiskReserve = N% */
 	uint16_t check_at[HL_CHECK_AT_MAX];
 	unsigned n_check_at;
 	char check_zone[HL_ZONE_MAX + 1];
@@ -557,19 +558,57 @@ static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, 
 	return 0;
 }
 
-static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint64_t *out)
+/* DiskReserve = N%: 1..50 percent of the file system. */
+static int set_percent(struct parser *p, const hl_ini_item *it, unsigned *pct)
 {
 	char q[QUOTE_MAX * 3 + 4];
+	unsigned v = 0;
+	size_t i = 0;
+	while (i + 1 < it->value_len && it->value[i] >= '0' && it->value[i] <= '9' && v < 1000)
+		v = v * 10 + (unsigned)(it->value[i++] - '0');
+	if (i == 0 || i + 1 != it->value_len || v < 1 || v > HL_DISK_RESERVE_PCT_MAX)
+		return perr(p, it->line, HL_EINVAL, "bad DiskReserve '%s': want a size such as 1G, "
+			    "or a share of the file system from 1%% to %d%%",
+			    quote(it->value, it->value_len, q), HL_DISK_RESERVE_PCT_MAX);
+	*pct = v;
+	return 0;
+}
+
+static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint64_t *out,
+		    unsigned *pct)
+{
+	char q[QUOTE_MAX * 3 + 4];
+	static const uint64_t cap[K_COUNT] = {
+		[K_MAX_ATTACHMENT] = HL_MAX_ATTACHMENT_CAP,
+		[K_PEER_QUOTA] = HL_PEER_QUOTA_CAP,
+		[K_DISK_RESERVE] = HL_DISK_RESERVE_CAP,
+	};
+	if (k == K_DISK_RESERVE && it->value_len && it->value[it->value_len - 1] == '%')
+		return set_percent(p, it, pct);
 	if (hl_size_parse(it->value, it->value_len, out) < 0)
 		return perr(p, it->line, HL_EINVAL,
 			    "bad %s '%s': want a size such as 4G (a whole number and K, M, G or T; "
 			    "bare numbers are bytes)",
 			    key_names[k], quote(it->value, it->value_len, q));
+	if (cap[k] && *out > cap[k])
+		return perr(p, it->line, HL_EINVAL, "%s '%s' is over its cap of %lluT",
+			    key_names[k], quote(it->value, it->value_len, q),
+			    (unsigned long long)(cap[k] >> 40));
 	return 0;
 }
 
 /* LogLevel's words, in the order of enum hl_log_level (util/log.h). */
 static const char *const log_levels[] = { "debug", "info", "warn", "error" };
+
+uint64_t hl_disk_reserve(uint64_t reserve_bytes, unsigned reserve_pct, uint64_t fs_bytes)
+{
+	if (!reserve_pct)
+		return reserve_bytes;
+	uint64_t r = fs_bytes / 100 * reserve_pct;
+	if (r < HL_DISK_RESERVE_PCT_MIN_BYTES)
+		r = HL_DISK_RESERVE_PCT_MIN_BYTES;
+	return r > HL_DISK_RESERVE_PCT_MAX_BYTES ? HL_DISK_RESERVE_PCT_MAX_BYTES : r;
+}
 
 /* The value is WORD, ignoring case. */
 static int value_is(const hl_ini_item *it, const char *word)
@@ -616,7 +655,7 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 	case K_MAX_ATTACHMENT:
 	case K_PEER_QUOTA:
 	case K_DISK_RESERVE:
-		return set_size(p, it, (enum key_id)k, &s->bytes[k]);
+		return set_size(p, it, (enum key_id)k, &s->bytes[k], &s->reserve_pct);
 	case K_CHECK_EVERY:
 	case K_CHECK_TIMEOUT:
 	case K_FALLBACK_AFTER:
@@ -728,8 +767,8 @@ static int commit_station(struct parser *p, const struct section *s)
 							  : HL_DEFAULT_MAX_ATTACHMENT_BYTES;
 	c->quota_bytes = s->key_line[K_PEER_QUOTA] ? s->bytes[K_PEER_QUOTA]
 						   : HL_DEFAULT_PEER_QUOTA_BYTES;
-	c->reserve_bytes = s->key_line[K_DISK_RESERVE] ? s->bytes[K_DISK_RESERVE]
-						       : HL_DEFAULT_DISK_RESERVE_BYTES;
+	c->reserve_pct = s->key_line[K_DISK_RESERVE] ? s->reserve_pct : HL_DEFAULT_DISK_RESERVE_PCT;
+	c->reserve_bytes = c->reserve_pct ? 0 : s->bytes[K_DISK_RESERVE];
 	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
 	c->fallback_after_ms = s->key_line[K_FALLBACK_AFTER] ? s->ms[K_FALLBACK_AFTER]
 							     : HL_DEFAULT_FALLBACK_AFTER_MS;
@@ -1083,7 +1122,7 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"# the free space always kept.\n"
 		"#MaxAttachment = 4G\n"
 		"#PeerQuota = 64G\n"
-		"#DiskReserve = 16M\n"
+		"#DiskReserve = 5%%\n"
 		"# A program run on each alarm (no default; HOTLINE_* variables say what).\n"
 		"#AlarmCommand = /usr/local/bin/hotline-alarm\n"
 		"# How long a link may be down before its peer is sent mail ([Email]).\n"

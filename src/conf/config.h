@@ -10,9 +10,13 @@
  *   KeepaliveTimeout = 75s
  *   HandshakeTimeout = 10s
  *   Rehandshake = 1h
- *   MaxAttachment = 4G             (larger attachments are refused)
- *   PeerQuota = 64G                (each peer's incoming storage)
- *   DiskReserve = 16M              (free space never given to peers)
+ *   MaxAttachment = 4G             (larger attachments are refused; at most 1T)
+ *   PeerQuota = 64G                (each peer's storage, every row and file;
+ *                                   at most 1024T)
+ *   DiskReserve = 5%               (free space never given to peers: a size,
+ *                                   at most 1024T, or N% of the file system,
+ *                                   1..50; the default 5% is at least 16M and
+ *                                   at most 16G)
  *   AlarmCommand = /path/to/prog   (run on an alarm; see daemon/checks.c)
  *   User = hotline                 (a daemon started as root becomes this user)
  *   LogLevel = info                (debug, info, warn or error)
@@ -74,7 +78,16 @@
 #define HL_DEFAULT_REHANDSHAKE_MS 3600000   /* at most this: forward secrecy */
 #define HL_DEFAULT_MAX_ATTACHMENT_BYTES (UINT64_C(4) << 30)
 #define HL_DEFAULT_PEER_QUOTA_BYTES (UINT64_C(64) << 30)
-#define HL_DEFAULT_DISK_RESERVE_BYTES (UINT64_C(16) << 20)
+#define HL_DEFAULT_DISK_RESERVE_PCT 5
+#define HL_DISK_RESERVE_PCT_MAX 50
+/* A reserve given as a percentage is kept within these. */
+#define HL_DISK_RESERVE_PCT_MIN_BYTES (UINT64_C(16) << 20)
+#define HL_DISK_RESERVE_PCT_MAX_BYTES (UINT64_C(16) << 30)
+/* The largest values the sizes take: far beyond any disk, and small enough
+ * that no sum of them (64 attachments, a quota and a reserve) wraps. */
+#define HL_MAX_ATTACHMENT_CAP (UINT64_C(1) << 40)
+#define HL_PEER_QUOTA_CAP (UINT64_C(1) << 50)
+#define HL_DISK_RESERVE_CAP (UINT64_C(1) << 50)
 #define HL_DEFAULT_CHECK_TIMEOUT_MS 30000
 #define HL_DEFAULT_FALLBACK_AFTER_MS 60000
 #define HL_CHECK_EVERY_MAX_MS (24u * 3600 * 1000)
@@ -132,6 +145,8 @@ typedef struct hl_station_conf {
 	uint64_t max_attachment;             /* MaxAttachment: larger ones are refused */
 	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
+	unsigned reserve_pct;                /* DiskReserve as N% of the file system (then
+					      * reserve_bytes is 0); see hl_disk_reserve() */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
 	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
 	char user[HL_USER_MAX + 1];          /* User: "" none (daemon/privs.c) */
@@ -200,6 +215,10 @@ int hl_zone_name_valid(const char *name);
 /* 1 when ZONE is a valid name and its zoneinfo file exists ($TZDIR, else
  * /usr/share/zoneinfo). */
 int hl_zone_exists(const char *zone);
+/* The reserve in bytes for a file system of FS_BYTES: RESERVE_BYTES, or
+ * with RESERVE_PCT that share of it within the bounds above. */
+uint64_t hl_disk_reserve(uint64_t reserve_bytes, unsigned reserve_pct, uint64_t fs_bytes);
+
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);

@@ -22,15 +22,37 @@ static int why(struct hl_record_check *c, int verdict, const char *fmt, ...)
 	return verdict;
 }
 
-/* The first 8 bytes of a hash in hex: enough for people to tell two apart. */
-static void short_hash(const uint8_t *h, char out[17])
+void hl_record_why_init(struct hl_chain_why *w, const char *own_station,
+			const char *other_station)
 {
-	hl_hex(h, 8, out);
+	char own[48], other[48];
+	snprintf(own, sizeof(own), "%.30s's", own_station);
+	snprintf(other, sizeof(other), "%.30s's", other_station);
+	hl_chain_why_init(w, own, other);
 }
 
-static const char *station(const struct hl_record_check *c, unsigned chain)
+void hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t seq,
+			 struct hl_item *scratch, struct hl_chain_ref *ref)
 {
-	return c->name[chain];
+	memset(ref, 0, sizeof(*ref));
+	if (seq == 0 || seq > rec->n[chain])
+		return;
+	const struct hl_record_entry *e = &rec->entries[chain][seq - 1];
+	if (e->type == HL_RECORD_ABSENT)
+		return;
+	ref->held = true;
+	ref->item = e->type == HL_RECORD_ITEM;
+	memcpy(ref->hash, e->hash, HL_HASH_LEN);
+	if (ref->item && hl_item_decode(e->item, e->len, scratch) == 0) {
+		ref->kind = scratch->kind;
+		memcpy(ref->prev, scratch->prev, HL_HASH_LEN);
+	}
+}
+
+/* The rules' texts name the stations, as the rest of verify's lines do. */
+static void why_names(const struct hl_record_check *c, struct hl_chain_why *w)
+{
+	hl_record_why_init(w, c->name[c->chain], c->name[1 - c->chain]);
 }
 
 /* ---- messages ---- */
@@ -62,13 +84,14 @@ static int message_check(struct hl_record_check *c)
 	const struct hl_item_message *m = &c->it->u.msg;
 	uint8_t h[HL_HASH_LEN];
 	/* class_seq numbers each precedence's messages in order; a refused
-	 * one may leave a gap, but never a step back. */
-	uint64_t *last = &c->state->class_seq[m->precedence];
-	if (m->class_seq <= *last)
-		return why(c, HL_RECORD_BAD_SELF, "%s message number %llu comes after number %llu",
-			   hl_precedence_name(m->precedence), (unsigned long long)m->class_seq,
-			   (unsigned long long)*last);
-	*last = m->class_seq;
+	 * one may leave a gap, but never a step back (the rule the receiving
+	 * station applied on arrival: chain/accept.h). */
+	struct hl_chain_class_ref *last = &c->state->last_msg[m->precedence];
+	struct hl_chain_why w;
+	why_names(c, &w);
+	if (hl_chain_class(m, c->seq, last, NULL, &w) != HL_CHAIN_OK)
+		return why(c, HL_RECORD_BAD_SELF, "%s", w.text);
+	*last = (struct hl_chain_class_ref){ true, c->seq, m->class_seq };
 	if (c->entry->content >= 0) {
 		const struct hl_record_content *ct = &c->rec->contents[c->entry->content];
 		hl_salted_hash(ct->salt, HL_LABEL_SUBJECT, ct->subject, ct->subject_len, h);
@@ -153,68 +176,54 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 
 /* ---- receipts ---- */
 
+/* The other chain's entry SEQ as a chain rule sees it. */
+static void other_ref(const struct hl_record_check *c, uint64_t seq, struct hl_chain_ref *ref)
+{
+	hl_record_chain_ref(c->rec, 1 - c->chain, seq, c->scratch, ref);
+}
+
 /* PEER_SEQ and PEER_HASH: the other chain's head as the item's author held
- * it when it signed (receipts, checks, answers).  It only grows along a
- * chain, and the record must hold that very entry. */
+ * it when it signed (receipts, checks, answers): chain/accept.h's rule. */
 static int head_check(struct hl_record_check *c, uint64_t peer_seq, const uint8_t *peer_hash)
 {
-	const struct hl_record *rec = c->rec;
-	unsigned other = 1 - c->chain;
-	char h1[17], h2[17];
-	if (peer_seq < c->state->peer_seq)
-		return why(c, HL_RECORD_BAD_SELF, "says it holds %s's chain up to %llu, after an "
-			   "earlier item said %llu", station(c, other),
-			   (unsigned long long)peer_seq, (unsigned long long)c->state->peer_seq);
-	c->state->peer_seq = peer_seq;
-	if (peer_seq == 0)
-		return HL_RECORD_CHECK_OK;
-	if (peer_seq > rec->n[other])
-		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, but "
-			   "the record has only %zu entries of it", station(c, other),
-			   (unsigned long long)peer_seq, rec->n[other]);
-	const struct hl_record_entry *e = &rec->entries[other][peer_seq - 1];
-	if (e->type == HL_RECORD_ABSENT)
-		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, "
-			   "which the record marks as not received", station(c, other),
-			   (unsigned long long)peer_seq);
-	if (sodium_memcmp(e->hash, peer_hash, HL_HASH_LEN) != 0) {
-		short_hash(peer_hash, h1);
-		short_hash(e->hash, h2);
-		return why(c, HL_RECORD_BAD_CROSS, "names %s's entry %llu with hash %s..., but "
-			   "the record's entry %llu has hash %s...", station(c, other),
-			   (unsigned long long)peer_seq, h1, (unsigned long long)peer_seq, h2);
-	}
+	struct hl_chain_ref target;
+	struct hl_chain_why w;
+	why_names(c, &w);
+	other_ref(c, peer_seq, &target);
+	int v = hl_chain_head(c->seq, peer_seq, peer_hash, &c->state->last_head, NULL, &target, &w);
+	if (v != HL_CHAIN_OK)
+		return why(c, w.cross ? HL_RECORD_BAD_CROSS : HL_RECORD_BAD_SELF, "%s", w.text);
+	c->state->last_head = (struct hl_chain_head_ref){ true, c->seq, peer_seq };
 	return HL_RECORD_CHECK_OK;
+}
+
+static int rcpt_other(void *arg, uint64_t seq, struct hl_chain_ref *ref)
+{
+	other_ref(arg, seq, ref);
+	return 0;
+}
+
+static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
+{
+	const struct hl_record_check *c = arg;
+	*yes = c->state->acked && (c->state->acked[(seq - 1) / 8] >> ((seq - 1) % 8)) & 1;
+	return 0;
 }
 
 static int receipt_check(struct hl_record_check *c)
 {
 	const struct hl_item_receipt *r = &c->it->u.rcpt;
-	const struct hl_record *rec = c->rec;
-	unsigned other = 1 - c->chain;
-	char h1[17], h2[17];
+	struct hl_chain_lookup look = { .arg = c, .other = rcpt_other, .acked = rcpt_acked };
+	struct hl_chain_why w;
+	why_names(c, &w);
 	int ret = head_check(c, r->peer_seq, r->peer_hash);
 	if (ret != HL_RECORD_CHECK_OK)
 		return ret;
-	for (unsigned i = 0; i < r->count; i++) {
-		const struct hl_receipt_entry *re = &r->entries[i];
-		if (re->seq > rec->n[other])
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu, but the "
-				   "record has only %zu entries of it", station(c, other),
-				   (unsigned long long)re->seq, rec->n[other]);
-		const struct hl_record_entry *e = &rec->entries[other][re->seq - 1];
-		if (e->type != HL_RECORD_ITEM)
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu, which the "
-				   "record marks as %s", station(c, other), (unsigned long long)re->seq,
-				   e->type == HL_RECORD_REFUSED ? "refused" : "not received");
-		if (sodium_memcmp(e->hash, re->hash, HL_HASH_LEN) != 0) {
-			short_hash(re->hash, h1);
-			short_hash(e->hash, h2);
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu with hash "
-				   "%s..., but the record's entry %llu has hash %s...",
-				   station(c, other), (unsigned long long)re->seq, h1,
-				   (unsigned long long)re->seq, h2);
-		}
+	if (hl_chain_receipt(r, &look, &w) != HL_CHAIN_OK)
+		return why(c, w.cross ? HL_RECORD_BAD_CROSS : HL_RECORD_BAD_SELF, "%s", w.text);
+	for (unsigned i = 0; c->state->acked && i < r->count; i++) {
+		uint64_t q = r->entries[i].seq - 1;
+		c->state->acked[q / 8] |= (uint8_t)(1u << (q % 8));
 	}
 	return HL_RECORD_CHECK_OK;
 }

@@ -17,14 +17,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "chain/accept.h"
 #include "msg/item.h"
 #include "record/format.h"
 
 /* Running state of one chain during verification, for checks that
  * compare an item with the earlier ones of its chain.  Kinds add fields. */
 struct hl_record_chain_state {
-	uint64_t class_seq[HL_PREC_COUNT];   /* messages: the last class_seq per precedence */
-	uint64_t peer_seq;                   /* receipts: the last peer_seq */
+	/* messages: the chain's last message of each precedence */
+	struct hl_chain_class_ref last_msg[HL_PREC_COUNT];
+	/* receipts, checks, answers: the last that recorded the other head */
+	struct hl_chain_head_ref last_head;
+	/* receipts: the other chain's positions acknowledged so far, one bit
+	 * each (the verifier allocates it, n[other] bits) */
+	uint8_t *acked;
 };
 
 /* What a kind's check sees.  WHY receives the reason when it fails. */
@@ -35,6 +41,7 @@ struct hl_record_check {
 	const struct hl_record_entry *entry;
 	const struct hl_item *it;            /* decoded, signature verified */
 	struct hl_record_chain_state *state; /* of the item's chain */
+	struct hl_item *scratch;             /* for decoding another entry */
 	const char *name[2];                 /* station names by chain, for WHY */
 	char *why;
 	size_t whylen;
@@ -76,6 +83,16 @@ struct hl_record_kind {
 	void (*show)(struct hl_record_show *s, unsigned chain, uint64_t seq,
 		     const struct hl_record_entry *e, const struct hl_item *it);
 };
+
+/* Entry SEQ of chain CHAIN as the chain rules (chain/accept.h) see it:
+ * held unless the record marks it ABSENT or has no such entry (SCRATCH
+ * decodes the item for its kind and prev). */
+void hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t seq,
+			 struct hl_item *scratch, struct hl_chain_ref *ref);
+/* W for a rule about an item of OWN_STATION's chain: its texts name both
+ * stations ("pyongyang's entry 2"). */
+void hl_record_why_init(struct hl_chain_why *w, const char *own_station,
+			const char *other_station);
 
 /* The row for KIND, or NULL when the record does not know it. */
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind);

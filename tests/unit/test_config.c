@@ -189,6 +189,21 @@ static void test_defaults(void **state)
 	assert_int_equal(c->rehandshake_ms, 3600000);
 	assert_int_equal(c->fallback_after_ms, 60000);   /* FallbackAfter's default */
 	assert_int_equal(c->npeers, 0);
+	/* DiskReserve: 5% of the file system, within 16 MiB .. 16 GiB */
+	assert_int_equal(c->reserve_pct, 5);
+	assert_int_equal(c->reserve_bytes, 0);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 100ull << 20) == 16ull << 20);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 200ull << 30) == 10ull << 30);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 1ull << 50) == 16ull << 30);
+	hl_conf_free(c);
+	c = parse_ok("[Station]\nName = a\nDiskReserve = 1G\nMaxAttachment = 1T\n"
+		     "PeerQuota = 1024T\n");
+	assert_int_equal(c->reserve_pct, 0);
+	assert_true(c->reserve_bytes == 1ull << 30 && c->max_attachment == 1ull << 40);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 1ull << 50) == 1ull << 30);
+	hl_conf_free(c);
+	c = parse_ok("[Station]\nName = a\nDiskReserve = 50%\n");
+	assert_int_equal(c->reserve_pct, 50);
 	hl_conf_free(c);
 
 	c = parse_ok("[Station]\nName = a\nListen = 127.0.0.1:7100\nKeepalive = 10s\n");
@@ -295,6 +310,15 @@ static void test_station_errors(void **state)
 	FAILS("[Station]\nName = a\nAddress = 999.1.1.1:80\n", "test.conf:3:",
 	      "bad Address '999.1.1.1:80'");
 	FAILS("[Station]\nName = a\nKeepalive = 25x\n", "test.conf:3:", "bad Keepalive '25x'");
+	/* sizes over their caps, and reserves as a share (conf/config.h) */
+	FAILS("[Station]\nName = a\nMaxAttachment = 4611686018427387904\n", "test.conf:3:",
+	      "MaxAttachment '4611686018427387904' is over its cap of 1T");
+	FAILS("[Station]\nName = a\nPeerQuota = 2048T\n", "test.conf:3:",
+	      "PeerQuota '2048T' is over its cap of 1024T");
+	FAILS("[Station]\nName = a\nDiskReserve = 51%\n", "test.conf:3:", "bad DiskReserve '51%'");
+	FAILS("[Station]\nName = a\nDiskReserve = 0%\n", "bad DiskReserve '0%'");
+	FAILS("[Station]\nName = a\nDiskReserve = %\n", "bad DiskReserve '%'");
+	FAILS("[Station]\nName = a\nDiskReserve = 5%%\n", "bad DiskReserve '5%%'");
 	FAILS("[Station]\nName = a\nKeepalive = 0\n", "test.conf:3:", "Keepalive '0'",
 	      "more than 0");
 	FAILS("[Station]\nName = a\nKeepalive = 2h\n", "'2h'", "at most 1h");
