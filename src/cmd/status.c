@@ -228,6 +228,8 @@ static void print_check(json_t *ck)
 		printf("  LINE CHECK %s waits for a person since %s: answer with 'hotline answer'\n",
 		       clean(jstr(pc, "id"), b, sizeof(b)), when);
 	}
+	if (json_is_true(json_object_get(ck, "pending_more")))
+		printf("  (more of its checks wait for a person: 'hotline answer' lists them all)\n");
 }
 
 /* A second line for a peer with traffic in progress or a delivery problem. */

@@ -69,6 +69,8 @@
 #define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
 #define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
 #define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
+#define CHECK_LOG_BURST 10            /* lines about a peer's operator checks, then ... */
+#define CHECK_LOG_PER_MINUTE 10       /* ... this many a minute */
 
 extern char **environ;
 
@@ -699,14 +701,27 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
 	case HL_EV_CHECK_IN: {
 		id_hex(ev->id, hex);
 		bool op = ev->by == HL_CHECK_OPERATOR;
-		if (op)
+		struct hl_check_row row;
+		/* Decided "no person" on arrival: too many already wait. */
+		bool offered = !op || hl_store_get_check(d->store, peer_id, HL_DIR_IN, ev->id, &row) < 0 ||
+			       row.result == HL_CHECK_PENDING;
+		if (!p->rl_checks_in.burst)
+			p->rl_checks_in = (struct hl_ratelimit)HL_RATELIMIT_INIT(CHECK_LOG_BURST,
+										 CHECK_LOG_PER_MINUTE);
+		bool say = op && hl_ratelimit_allow(&p->rl_checks_in, hl_mono_ms());
+		if (op && !offered && say)
+			hl_warn("%s: line check %s not offered to a person: %d of its checks already "
+				"wait for one (the station answered it)", p->conf.name, hex,
+				HL_CHECKS_WAITING_MAX);
+		else if (op && say)
 			hl_warn("%s: LINE CHECK %s waits for a person: answer with 'hotline answer'",
 				p->conf.name, hex);
-		else
+		else if (!op)
 			hl_debug("%s: line check %s answered", p->conf.name, hex);
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "event", "check_in",
 				      "at", at, "peer", p->conf.name, "id", hex,
-				      "mode", op ? "operator" : "machine", "waiting_for_person", op);
+				      "mode", op ? "operator" : "machine", "waiting_for_person",
+				      op && offered);
 		hl_control_emit(d, o);
 		json_decref(o);
 		if (op)
@@ -802,6 +817,7 @@ json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_cl
 struct status_ctx {
 	json_t *arr;
 	struct hl_peer *p;
+	bool more;                    /* more wait than the list shows */
 };
 
 static int pending_in(void *arg, const struct hl_check_row *row)
@@ -809,6 +825,10 @@ static int pending_in(void *arg, const struct hl_check_row *row)
 	struct status_ctx *x = arg;
 	if (row->mode != HL_CHECK_OPERATOR)
 		return 0;
+	if (json_array_size(x->arr) == HL_CHECKS_WAITING_MAX) {
+		x->more = true;
+		return 1;
+	}
 	char hex[33], at[HL_RFC3339_LEN], dl[HL_RFC3339_LEN];
 	id_hex(row->id, hex);
 	hl_rfc3339(row->created_at, at);
@@ -851,6 +871,7 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_t *last = json_null(), *alarm = json_null();
 	json_t *pend = json_array();
 	uint64_t neq = 0;
+	bool more = false;
 	if (p->engine) {
 		int64_t peer_id = hl_engine_peer_id(p->engine);
 		struct hl_check_row c;
@@ -874,9 +895,13 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 			alarm = json_pack("{s:s, s:s, s:s}", "alarm", hl_check_result_name(found.result),
 					  "at", when, "id", hex);
 		}
+		/* At most HL_CHECKS_WAITING_MAX wait (on_check_item); a store
+		 * from before that bound may hold more: the oldest are listed. */
 		struct status_ctx x = { .arr = pend, .p = p };
-		struct hl_check_filter fi = { .peer_id = peer_id, .dir = HL_DIR_IN, .open_only = true };
+		struct hl_check_filter fi = { .peer_id = peer_id, .dir = HL_DIR_IN, .open_only = true,
+					      .limit = HL_CHECKS_WAITING_MAX + 1 };
 		(void)hl_store_each_check(d->store, &fi, pending_in, &x);
+		more = x.more;
 		(void)hl_store_count_equivocations(d->store, peer_id, &neq);
 		if (neq) {
 			json_decref(alarm);
@@ -886,6 +911,7 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_object_set_new(o, "last", last);
 	json_object_set_new(o, "alarm", alarm);
 	json_object_set_new(o, "pending_answer", pend);
+	json_object_set_new(o, "pending_more", json_boolean(more));
 	json_object_set_new(o, "equivocations", json_integer((json_int_t)neq));
 	return o;
 }

@@ -84,6 +84,7 @@ struct hl_peer {
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
+	struct hl_ratelimit rl_checks_in; /* checks.c: log lines about the peer's checks */
 	struct hl_failover_peer *failover; /* failover.c */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
