@@ -241,7 +241,7 @@ int answer_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (json_array_size(out))
 		hl_msgcmd_poke_daemon(ctx);
 	if (json) {
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else if (json_array_size(out) == 0) {

@@ -340,7 +340,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 			"listen", conf->listen[0] ? json_string(conf->listen) : json_null(),
 			"pid", "started_at", "peers", peers);
 	if (json) {
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else {
@@ -413,7 +413,7 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_t *out = json_pack("{s:b, s:O, s:O}", "daemon", 1,
 					"station", json_object_get(resp, "station"),
 					"peers", json_object_get(resp, "peers"));
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 		json_decref(out);
