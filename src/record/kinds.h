@@ -33,6 +33,8 @@ struct hl_record_check {
 	unsigned chain;                      /* the item's chain */
 	uint64_t seq;                        /* its position (= its seq) */
 	const struct hl_record_entry *entry;
+	const struct hl_record_content *content;  /* disclosed with it, or NULL */
+	hl_record_cursor *atts;              /* its attachments: hl_record_att_for() */
 	const struct hl_item *it;            /* decoded, signature verified */
 	struct hl_record_chain_state *state; /* of the item's chain */
 	const char *name[2];                 /* station names by chain, for WHY */
@@ -47,26 +49,38 @@ struct hl_record_check {
 enum { HL_RECORD_CHECK_OK = 0, HL_RECORD_BAD_SELF = 1, HL_RECORD_BAD_CROSS = 2 };
 
 /* For `record show`: the chains' station names, what the other chain
- * says about each position (filled by the kinds' index functions), and
- * where to print. */
+ * says about the positions being shown (show.c keeps it for a window of
+ * positions at a time; the kinds' index functions fill it through
+ * hl_record_show_ref_set), the entry being shown, and where to print. */
+struct hl_record_refs;
 struct hl_record_show {
 	const struct hl_record *rec;
 	const char *name[2];                 /* sanitised station names, by chain */
-	/* [chain][seq-1]: the seq of the other chain's item that answers this
-	 * one, 0 none.  FIRST: the receipt of a message, the station's answer to
-	 * a check, the countersign of an agreement; SECOND: the person's (or
-	 * no person's) answer to an operator check. */
-	uint64_t *first_ref[2];
-	uint64_t *second_ref[2];
-	uint64_t *time[2];                   /* [chain][seq-1]: the item's time, 0 none */
+	struct hl_record_refs *refs[2];      /* show.c */
+	const struct hl_record_content *content;  /* the entry being shown: its content or NULL */
+	uint64_t att_included;               /* ... and the attachments included, as bits */
 	struct hl_item *scratch;             /* for a kind that decodes another item */
+	uint8_t *itembuf;                    /* HL_ITEM_MAX, for that item's bytes */
 	FILE *out;
 };
+
+/* What the other chain's item REF (of time TIME) says about position SEQ
+ * of chain C: FIRST is the receipt of a message, the station's answer to a
+ * check, the countersign of an agreement; the other (SECOND) a person's or
+ * no person's answer to an operator check.  The first one set stays.
+ * _wants says whether SEQ is in the positions being indexed. */
+bool hl_record_show_wants(const struct hl_record_show *s, unsigned c, uint64_t seq);
+void hl_record_show_ref_set(struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t ref, uint64_t time);
+/* 0 when none; else the REF (and *TIME). */
+uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t *time);
 
 struct hl_record_kind {
 	enum hl_item_kind kind;
 	const char *name;                    /* "message", "receipt" */
 	bool has_content;                    /* may carry disclosed content and attachments */
+	bool referenced;                     /* the other chain may answer it (show's index) */
 	int (*check)(struct hl_record_check *c);
 	/* Show: note what this item says about the other chain (receipts:
 	 * which items they acknowledge), before anything is printed. */
