@@ -471,6 +471,50 @@ static void countersign_show(struct hl_record_show *s, unsigned chain, uint64_t 
 			? "" : "\n    (names no agreement of the other chain in this record: ignored)");
 }
 
+/* ---- what the other chain says, for show ---- */
+
+static struct hl_record_ref *ref_of(const struct hl_record_show *s, unsigned c, uint64_t seq)
+{
+	const struct hl_record_refs *r = s->refs[c];
+	if (seq < r->lo || seq >= r->hi)
+		return NULL;
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->pos[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->n && r->pos[lo] == seq ? &r->v[lo] : NULL;
+}
+
+bool hl_record_show_wants(const struct hl_record_show *s, unsigned c, uint64_t seq)
+{
+	return ref_of(s, c, seq) != NULL;
+}
+
+void hl_record_show_ref_set(struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t ref, uint64_t time)
+{
+	struct hl_record_ref *r = ref_of(s, c, seq);
+	unsigned i = first ? 0 : 1;
+	if (r && r->seq[i] == 0) {
+		r->seq[i] = ref;
+		r->time[i] = time;
+	}
+}
+
+uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t *time)
+{
+	const struct hl_record_ref *r = ref_of(s, c, seq);
+	if (!r)
+		return 0;
+	*time = r->time[first ? 0 : 1];
+	return r->seq[first ? 0 : 1];
+}
+
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {

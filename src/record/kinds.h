@@ -52,7 +52,22 @@ enum { HL_RECORD_CHECK_OK = 0, HL_RECORD_BAD_SELF = 1, HL_RECORD_BAD_CROSS = 2 }
  * says about the positions being shown (show.c keeps it for a window of
  * positions at a time; the kinds' index functions fill it through
  * hl_record_show_ref_set), the entry being shown, and where to print. */
-struct hl_record_refs;
+struct hl_record_ref {
+	uint64_t seq[2], time[2];            /* [0]: first, [1]: second; seq 0: none */
+};
+
+/* The references into the answerable entries at positions [lo, hi) of
+ * one chain: their positions in increasing order, and what was found
+ * (show.c fills POS and clears V window by window). */
+struct hl_record_refs {
+	uint64_t lo, hi;
+	uint64_t *pos;                       /* CAP */
+	struct hl_record_ref *v;             /* CAP */
+	size_t n, cap;
+	hl_record_cursor *ahead;             /* finds the next window's entries */
+	uint64_t ahead_seq;                  /* entries it has read */
+};
+
 struct hl_record_show {
 	const struct hl_record *rec;
 	const char *name[2];                 /* sanitised station names, by chain */

@@ -27,63 +27,6 @@
 
 size_t hl_record_show_window = REFS_WINDOW;
 
-struct ref {
-	uint64_t seq[2], time[2];      /* [0]: first, [1]: second; seq 0: none */
-};
-
-/* The references into the answerable entries at positions [lo, hi) of
- * one chain: their positions in increasing order, and what was found. */
-struct hl_record_refs {
-	uint64_t lo, hi;
-	uint64_t *pos;                 /* REFS_WINDOW */
-	struct ref *v;                 /* CAP (at most REFS_WINDOW) */
-	size_t n, cap;
-	hl_record_cursor *ahead;       /* finds the next window's entries */
-	uint64_t ahead_seq;            /* entries it has read */
-};
-
-static struct ref *ref_of(const struct hl_record_show *s, unsigned c, uint64_t seq)
-{
-	const struct hl_record_refs *r = s->refs[c];
-	if (seq < r->lo || seq >= r->hi)
-		return NULL;
-	size_t lo = 0, hi = r->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (r->pos[mid] < seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < r->n && r->pos[lo] == seq ? &r->v[lo] : NULL;
-}
-
-bool hl_record_show_wants(const struct hl_record_show *s, unsigned c, uint64_t seq)
-{
-	return ref_of(s, c, seq) != NULL;
-}
-
-void hl_record_show_ref_set(struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
-			    uint64_t ref, uint64_t time)
-{
-	struct ref *r = ref_of(s, c, seq);
-	unsigned i = first ? 0 : 1;
-	if (r && r->seq[i] == 0) {
-		r->seq[i] = ref;
-		r->time[i] = time;
-	}
-}
-
-uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
-			    uint64_t *time)
-{
-	const struct ref *r = ref_of(s, c, seq);
-	if (!r)
-		return 0;
-	*time = r->time[first ? 0 : 1];
-	return r->seq[first ? 0 : 1];
-}
-
 static bool referenced(const struct hl_record_entry *e, const uint8_t *item, struct hl_item *it)
 {
 	const struct hl_record_kind *kind;
