@@ -3,7 +3,7 @@
  *   hotline bundle export PEER -o FILE
  *   hotline bundle import FILE
  *   hotline bundle import --maildir
- *   hotline bundle mail PEER [--after SEQ] [--if-items]
+ *   hotline bundle mail PEER [--after SEQ] [--flash-only] [--if-items]
  *
  * export seals for PEER everything it has not acknowledged (messages with
  * their attachments, receipts, checks, ...) and writes FILE atomically (a
@@ -18,9 +18,10 @@
  * peer's Email address through the [Email] section's SMTP server; the file
  * is deleted afterwards (docs/bundle.md, "By email").  --after SEQ makes
  * an incremental bundle (only the unacknowledged items above SEQ: what an
- * earlier mail did not carry); --if-items mails nothing, printing "nothing
+ * earlier mail did not carry); --flash-only takes only the FLASH items (a
+ * mail before the fallback); --if-items mails nothing, printing "nothing
  * to send", when the bundle would carry no item.  The daemon's email
- * fallback runs `bundle mail` with both (daemon/failover.c).
+ * fallback runs `bundle mail` with these (daemon/failover.c).
  *
  * SECURITY  A bundle is encrypted to the peer and authenticated by this
  * station's key, but has no forward secrecy: delete it once imported.
@@ -62,7 +63,7 @@ static void help(void)
 	printf("usage: hotline bundle export PEER -o FILE\n"
 	       "       hotline bundle import FILE\n"
 	       "       hotline bundle import --maildir\n"
-	       "       hotline bundle mail PEER [--after SEQ] [--if-items]\n\n"
+	       "       hotline bundle mail PEER [--after SEQ] [--flash-only] [--if-items]\n\n"
 	       "The courier path: a sealed file that carries what the direct link would,\n"
 	       "for a peer to import (docs/bundle.md).\n\n"
 	       "export  write, encrypted to PEER and signed by this station, everything PEER\n"
@@ -78,6 +79,8 @@ static void help(void)
 	       "        through the [Email] section's SMTP server (docs/bundle.md)\n"
 	       "  --after SEQ           only the unacknowledged items above SEQ (what an\n"
 	       "                        earlier mail did not carry), with the ACK\n"
+	       "  --flash-only          only FLASH items (FLASH messages, receipts, checks,\n"
+	       "                        answers, agreements), with the ACK\n"
 	       "  --if-items            mail nothing when no item would go (\"nothing to send\")\n\n"
 	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
 	       "open archived bundles.  Delete a bundle once it is imported.\n\n"
@@ -88,7 +91,7 @@ static void help(void)
  * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
  * printed). */
 static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
-		       uint64_t after, const char *output, const char *cmd,
+		       uint64_t after, bool flash_only, const char *output, const char *cmd,
 		       struct hl_bundle_export_stats *st, uint64_t *total)
 {
 	struct hl_fd_sink sink = { .fd = -1 };
@@ -104,8 +107,8 @@ static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_c
 		goto out;
 	}
 	hl_fd_sink_init(&sink, sink.fd);
-	int r = hl_bundle_export_after(ctx->dir, mc->store, mc->me, peer, after, hl_fd_sink_write,
-				       &sink, st, err, sizeof(err));
+	int r = hl_bundle_export_after(ctx->dir, mc->store, mc->me, peer, after, flash_only,
+				       hl_fd_sink_write, &sink, st, err, sizeof(err));
 	if (r == 0 && (r = hl_fd_sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
 	if (r == 0 && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
@@ -159,7 +162,8 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		ret = HL_EXIT_FAIL;
 		goto out;
 	}
-	if ((ret = export_file(ctx, &mc, peer, 0, output, CMD_EXPORT, &st, &total)) != HL_EXIT_OK)
+	if ((ret = export_file(ctx, &mc, peer, 0, false, output, CMD_EXPORT, &st, &total)) !=
+	    HL_EXIT_OK)
 		goto out;
 	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
 	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
@@ -212,7 +216,8 @@ static void remove_stale_mail_files(const char *dir)
 	closedir(dh);
 }
 
-static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool if_items)
+static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool flash_only,
+		   bool if_items)
 {
 	struct hl_msgcmd mc = { 0 };
 	struct hl_bundle_export_stats st;
@@ -239,7 +244,8 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bo
 	 * forward secrecy, so no copy is kept (docs/bundle.md). */
 	remove_stale_mail_files(ctx->dir);
 	file = xasprintf("%s/mail-out-%ld.bundle", ctx->dir, (long)getpid());
-	if ((ret = export_file(ctx, &mc, peer, after, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
+	if ((ret = export_file(ctx, &mc, peer, after, flash_only, file, CMD_MAIL, &st, &total)) !=
+	    HL_EXIT_OK) {
 		free(file);
 		file = NULL;
 		goto out;
@@ -381,11 +387,12 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "maildir", no_argument, NULL, 'm' },
 		{ "after", required_argument, NULL, 'a' },
 		{ "if-items", no_argument, NULL, 'i' },
+		{ "flash-only", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *output = NULL, *after_text = NULL;
-	bool maildir = false, if_items = false;
+	bool maildir = false, if_items = false, flash_only = false;
 	uint64_t after = 0;
 	int c;
 	/* Options may come before or after the operands (GNU getopt permutes). */
@@ -395,6 +402,7 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 		case 'm': maildir = true; break;
 		case 'a': after_text = optarg; break;
 		case 'i': if_items = true; break;
+		case 'f': flash_only = true; break;
 		case 'h': help(); return HL_EXIT_OK;
 		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
 		}
@@ -403,8 +411,9 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	char **args = argv + optind;
 	if (n < 1)
 		return hl_usage_error("bundle", "export PEER -o FILE | import FILE");
-	if ((after_text || if_items) && strcmp(args[0], "mail") != 0)
-		return hl_usage_error("bundle", "--after and --if-items go with 'bundle mail'");
+	if ((after_text || if_items || flash_only) && strcmp(args[0], "mail") != 0)
+		return hl_usage_error("bundle", "--after, --flash-only and --if-items go with "
+				      "'bundle mail'");
 	if (strcmp(args[0], "export") == 0) {
 		if (n != 2 || !output || !*output)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
@@ -423,13 +432,13 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (strcmp(args[0], "mail") == 0) {
 		if (n != 2 || output)
 			return hl_usage_error(CMD_MAIL, "usage: hotline bundle mail PEER "
-					      "[--after SEQ] [--if-items]");
+					      "[--after SEQ] [--flash-only] [--if-items]");
 		if (after_text && parse_seq(after_text, &after) < 0) {
 			char q[64];
 			hl_sanitize(after_text, strlen(after_text), q, sizeof(q), 0);
 			return hl_usage_error(CMD_MAIL, "bad --after '%s': want a sequence number", q);
 		}
-		return do_mail(ctx, args[1], after, if_items);
+		return do_mail(ctx, args[1], after, flash_only, if_items);
 	}
 
 	char p[64];

@@ -84,6 +84,7 @@ struct hl_peer {
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
+	struct hl_ratelimit rl_checks_in; /* checks.c: log lines about the peer's checks */
 	struct hl_failover_peer *failover; /* failover.c */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
@@ -91,6 +92,7 @@ struct hl_peer {
 struct hl_control;
 struct hl_control_client;
 struct hl_alarm;
+struct hl_alarm_cause;
 struct hl_alarm_proc;
 
 struct hl_daemon {
@@ -135,6 +137,9 @@ struct hl_daemon {
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
 	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
+	unsigned n_alarm_procs;
+	struct hl_alarm_cause *alarm_causes; /* checks.c: per kind and peer, what waits to run */
+	uint64_t alarm_order;
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */

@@ -1833,6 +1833,18 @@ static struct hl_author_link author_link(const hl_engine *e)
 /* The peer checked the line: record it, and the station answers at once
  * (a second answer, by a person or "no person", follows in operator mode:
  * the daemon's business). */
+static int count_row(void *arg, const struct hl_check_row *row)
+{
+	(void)row;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* A check of the peer: the station answers at once.  In operator mode it
+ * then waits for a person, unless HL_CHECKS_WAITING_MAX of the peer's
+ * checks already do: then it is decided "no person" at once, with no
+ * answer beyond the station's (docs/items.md 2.4), so that a peer cannot
+ * pile up checks for `status` to list and `hotline answer` to sign. */
 static int on_check_item(hl_engine *e, const struct hl_item *it)
 {
 	hl_store *st = e->env.txn->store;
@@ -1843,8 +1855,17 @@ static int on_check_item(hl_engine *e, const struct hl_item *it)
 		.link = c->link, .created_at = now, .deadline = now + (int64_t)c->timeout_ms,
 		.result = HL_CHECK_PENDING,
 	};
+	size_t waiting = 0;
+	int ret;
 	memcpy(row.id, c->id, HL_CHECK_ID_LEN);
-	int ret = hl_store_insert_check(st, &row);
+	if (c->mode == HL_CHECK_OPERATOR) {
+		/* Only operator checks stay open once the station answered. */
+		struct hl_check_filter f = { .peer_id = e->peer_id, .dir = HL_DIR_IN,
+					     .open_only = true, .limit = HL_CHECKS_WAITING_MAX };
+		if ((ret = hl_store_each_check(st, &f, count_row, &waiting)) < 0)
+			return ret;
+	}
+	ret = hl_store_insert_check(st, &row);
 	if (ret == HL_EEXIST) {
 		/* The same id under another item: kept in the chain, not answered. */
 		hl_warn("peer %s: check item %llu reuses a check id; not answered", e->peer_name,
@@ -1854,6 +1875,11 @@ static int on_check_item(hl_engine *e, const struct hl_item *it)
 	struct hl_author_link l = author_link(e);
 	if (ret < 0 || (ret = hl_author_answer(&l, &row, HL_ANSWER_STATION, now)) < 0)
 		return ret;
+	if (c->mode == HL_CHECK_OPERATOR && waiting >= HL_CHECKS_WAITING_MAX) {
+		row.result = HL_CHECK_NO_PERSON;   /* no_person_at 0: not offered */
+		if ((ret = hl_store_update_check(st, &row)) < 0)
+			return ret;
+	}
 	event_t *ev = add_event_info(e, HL_EV_CHECK_IN, c->id, HL_CHECK_ID_LEN);
 	ev->by = c->mode;
 	return 0;

@@ -406,6 +406,10 @@ def answer_fields(check_seq, check_hash, by, peer_seq, peer_hash):
     return u64(check_seq) + check_hash + u8(by) + u64(peer_seq) + peer_hash
 
 
+def check_fields(cid, mode, link, timeout_ms, peer_seq, peer_hash):
+    return cid + u8(mode) + u8(link) + u32(timeout_ms) + u64(peer_seq) + peer_hash
+
+
 def open_item(buf, author, counterpart):
     """decode_item, then the keys, then the signature (docs/items.md)."""
     it = decode_item(buf)
@@ -910,6 +914,15 @@ class Peer:
         enc = encode_item(CTX_ANSWER, self.me.sign_pk, self.them, self.head_seq + 1,
                           self.head_hash, int(time.time() * 1000), fields, self.me.sign)
         return self._append(enc, "answer", FLASH)
+
+    def author_check(self, mode=1, timeout_ms=60000, cid=None):
+        """A line check (docs/items.md 2.3) on this Peer's chain: MODE 1
+        asks for a person (operator), 0 for the station (machine)."""
+        pseq, phash = self.their_head()
+        fields = check_fields(cid or os.urandom(ID_LEN), mode, 1, timeout_ms, pseq, phash)
+        enc = encode_item(CTX_CHECK, self.me.sign_pk, self.them, self.head_seq + 1,
+                          self.head_hash, int(time.time() * 1000), fields, self.me.sign)
+        return self._append(enc, "check", FLASH)
 
     def author_receipt(self, entries, peer_seq=None, peer_hash=None, seq=None, prev=None):
         """A receipt for ENTRIES [(their seq, their item hash)]; peer_seq

@@ -160,6 +160,19 @@ class Station:
             args += ["--address", addr]
         return self.cmd(*args, input=card)
 
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "station.conf")
+
+    def write_conf(self, text):
+        """Replaces station.conf the way hotline does: a temporary, renamed
+        (checks_util.set_peer_option uses it)."""
+        tmp = self.conf_path + ".test-tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.conf_path)
+
     def set_option(self, key, value):
         """KEY = VALUE in station.conf's [Station] section."""
         path = os.path.join(self.dir, "station.conf")

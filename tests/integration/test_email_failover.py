@@ -88,8 +88,11 @@ def inbox_ids(st):
     return ids
 
 
-def test_email_failover_and_back(mailserver, net):  # noqa: F811
-    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="2s")
+def email_pair(net, mailserver, fallback):  # noqa: F811
+    """alpha dials beta through a proxy, both with [Email] and an Email for
+    the other, FallbackAfter = FALLBACK; started and linked.  Returns (alpha,
+    beta, proxy, mail server)."""
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter=fallback)
     srv = mailserver("alpha", "beta")
     srv.adopt(a)    # their mail is delivered as nobody: the stations are nobody's
     srv.adopt(b)
@@ -99,6 +102,11 @@ def test_email_failover_and_back(mailserver, net):  # noqa: F811
     a.start()
     a.wait_connected("beta")
     b.wait_connected("alpha")
+    return a, b, proxy, srv
+
+
+def test_email_failover_and_back(net, mailserver):  # noqa: F811
+    a, b, proxy, srv = email_pair(net, mailserver, "2s")
 
     # 1. the live link carries the first message; no mail goes out
     first = a.send("beta", "over the link", wait=int(scaled(20)))

@@ -214,7 +214,7 @@ def test_json_output_matches_docs(stations, tmp_path):
     wait_for(lambda: jcmd(b, "status", "--json")["peers"][0]["check"]["pending_answer"],
              scaled(15), "the operator check waiting at beta")
     status_pending = jcmd(b, "status", "--json")
-    answered = jcmd(b, "answer", "--json")
+    answered = jcmd(b, "answer", "--yes", "--json")
     check_operator = json.loads(op.communicate(timeout=scaled(30))[0])
 
     # an agreement, countersigned

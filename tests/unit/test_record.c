@@ -304,16 +304,19 @@ static void entry_spans(const uint8_t *buf, size_t len, unsigned c, size_t *star
 	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
 	*n = rec->n[c];
 	*count_off = rec->chain_off[c];
-	for (size_t i = 0; i < rec->n[c]; i++) {
-		start[i] = rec->entries[c][i].off;
-		end[i] = i + 1 < rec->n[c] ? rec->entries[c][i + 1].off : 0;
-	}
-	if (*n) {
+	hl_record_cursor *cur;
+	struct hl_record_entry e;
+	const uint8_t *item;
+	assert_int_equal(hl_record_chain_open(rec, c, &cur), 0);
+	for (size_t i = 0; hl_record_chain_next(cur, &e, &item) == 1; i++) {
+		start[i] = e.off;
+		if (i)
+			end[i - 1] = e.off;
 		/* The last entry ends after its own bytes. */
-		const struct hl_record_entry *e = &rec->entries[c][*n - 1];
-		end[*n - 1] = e->off + (e->type == HL_RECORD_ITEM ? 3 + e->len
-					: e->type == HL_RECORD_REFUSED ? 34 : 1);
+		end[i] = e.off + (e.type == HL_RECORD_ITEM ? 3u + e.len
+				  : e.type == HL_RECORD_REFUSED ? 34u : 1u);
 	}
+	hl_record_cursor_free(cur);
 	hl_record_free(rec);
 }
 
@@ -535,8 +538,13 @@ static void test_only_discloses_exactly_the_chosen(void **state)
 		assert_int_equal(vd.withheld, golden->nm - want);
 		if (want) {
 			const struct fx_msg *m = &golden->m[chosen];
-			assert_int_equal(rec->contents[0].chain, m->chain);
-			assert_int_equal(rec->contents[0].seq, m->seq);
+			hl_record_cursor *cur;
+			struct hl_record_content ct;
+			assert_int_equal(hl_record_contents_open(rec, 0, &cur), 0);
+			assert_int_equal(hl_record_content_for(cur, m->chain, m->seq, &ct), 1);
+			assert_int_equal(ct.chain, m->chain);
+			assert_int_equal(ct.seq, m->seq);
+			hl_record_cursor_free(cur);
 			/* Nothing of the other messages' text is in the file. */
 			for (size_t i = 0; i < golden->nm; i++) {
 				if (i == chosen)
@@ -751,7 +759,9 @@ static void test_altered_item_is_named_not_the_receipt(void **state)
 	struct hl_record *rec;
 	char why[640];
 	assert_int_equal(hl_record_parse(gbuf, glen, &rec, why, sizeof(why)), 0);
-	size_t off = (size_t)(rec->entries[1][1].item - gbuf) + 120;
+	struct hl_record_entry e;
+	assert_int_equal(hl_record_entry_get(rec, 1, 2, &e), 0);
+	size_t off = (size_t)e.item_off + 120;
 	hl_record_free(rec);
 	uint8_t *buf = xmalloc(glen);
 	memcpy(buf, gbuf, glen);
