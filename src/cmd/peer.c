@@ -7,6 +7,7 @@
  * or none of it, and a failed edit changes nothing. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@
 
 static void help(void)
 {
-	printf("usage: hotline peer add FILE|- [--address HOST:PORT] [--fingerprint FP]\n"
+	printf("usage: hotline peer add FILE|- --fingerprint FP [--address HOST:PORT]\n"
+	       "       hotline peer add FILE|- --trust-without-checking [--address HOST:PORT]\n"
 	       "       hotline peer list\n"
 	       "       hotline peer remove NAME\n"
 	       "\n"
@@ -31,7 +33,13 @@ static void help(void)
 	       "        --fingerprint FP  refuse the card unless its fingerprint is FP\n"
 	       "                          (40 digits; spaces and dashes are ignored).\n"
 	       "                          Get FP from the other station's operator by\n"
-	       "                          a channel you trust, such as the telephone.\n"
+	       "                          a channel you trust, such as the telephone\n"
+	       "                          ('hotline card' and 'hotline status' show it\n"
+	       "                          there).  One of this option and the next is\n"
+	       "                          required.\n"
+	       "        --trust-without-checking  pin the card without checking its\n"
+	       "                          fingerprint: whoever could change the card on\n"
+	       "                          its way to you can then pose as the peer.\n"
 	       "        --address HOST:PORT  dial the peer there instead of the card's\n"
 	       "                          Address.  A peer with no address is not dialed:\n"
 	       "                          it calls in.\n"
@@ -57,10 +65,10 @@ static int option_error(const char *sub, int c, char **argv)
 	return hl_usage_error(sub, "unknown option '%s'", q);
 }
 
-static int conf_error(const char *sub, const char *dir, int r, const char *err)
+static int conf_error(const char *sub, const struct hl_ctx *ctx, int r, const char *err)
 {
 	if (r == -ENOENT)
-		return hl_fail(sub, "no station in %s: create one with 'hotline init NAME'", dir);
+		return hl_no_station(ctx, sub);
 	return hl_fail(sub, "%s", err);
 }
 
@@ -97,10 +105,12 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "address", required_argument, NULL, 'a' },
 		{ "fingerprint", required_argument, NULL, 'f' },
+		{ "trust-without-checking", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *address = NULL, *fp_given = NULL;
+	bool unchecked = false;
 	char err[HL_CONF_ERR_LEN], q[256], fp_text[HL_FP_TEXT_LEN];
 	char *buf = NULL;
 	size_t len = 0;
@@ -118,6 +128,9 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		case 'f':
 			fp_given = optarg;
 			break;
+		case 'T':
+			unchecked = true;
+			break;
 		case 'h':
 			help();
 			return HL_EXIT_OK;
@@ -134,6 +147,15 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		return hl_usage_error("peer add",
 				      "bad --address '%s': want HOST:PORT or [IPv6]:PORT", q);
 	}
+	/* Pinning is the one moment a station learns whom to trust: doing it
+	 * without the check must be a choice the operator writes down. */
+	if (!fp_given && !unchecked)
+		return hl_usage_error("peer add", "give --fingerprint FP (read to you by the other "
+				      "station's operator), or --trust-without-checking to pin the "
+				      "card unchecked");
+	if (fp_given && unchecked)
+		return hl_usage_error("peer add", "--fingerprint and --trust-without-checking "
+				      "exclude each other");
 	memset(fp, 0, sizeof(fp));
 	if (fp_given && hl_fingerprint_matches(fp_given, fp) < 0) {
 		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
@@ -141,6 +163,8 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 				      "bad --fingerprint '%s': want the 40 digits that "
 				      "'hotline init' showed (8 groups of 5)", q);
 	}
+	if ((ret = hl_station_check(ctx, "peer add")) != HL_EXIT_OK)
+		return ret;
 
 	int from_stdin = strcmp(file, "-") == 0;
 	const char *shown = from_stdin ? "stdin" : file;
@@ -158,23 +182,28 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	hl_fingerprint(card.noise_key, card.signing_key, fp);
 	hl_fingerprint_text(fp, fp_text);
 	if (fp_given && hl_fingerprint_matches(fp_given, fp) != 1) {
+		/* The card's own fingerprint is not shown: copied from here into
+		 * the next attempt, it would pin whatever card this is. */
 		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
 		ret = hl_fail("peer add",
-			      "fingerprint mismatch: the card of '%s' has %s, you gave %s; "
-			      "not pinned",
-			      card.name, fp_text, q);
+			      "fingerprint mismatch: the card of '%s' does not have the fingerprint "
+			      "you gave (%s); not pinned.  Ask '%s''s operator to read you the "
+			      "fingerprint that 'hotline card' or 'hotline status' shows at their "
+			      "station, over a channel you trust, and get the card again if it differs",
+			      card.name, q, card.name);
 		goto out;
 	}
 	if (address)
 		snprintf(card.address, sizeof(card.address), "%s", address);
 	if ((r = hl_conf_add_peer(ctx->dir, &card, err)) < 0) {
-		ret = conf_error("peer add", ctx->dir, r, err);
+		ret = conf_error("peer add", ctx, r, err);
 		goto out;
 	}
 	printf("Pinned peer '%s'.\nFingerprint: %s\n", card.name, fp_text);
 	if (!fp_given)
-		printf("Check this fingerprint with the other station's operator, over a "
-		       "channel you trust, before you rely on the link.\n");
+		printf("NOT CHECKED (--trust-without-checking): check this fingerprint with the "
+		       "other station's operator, over a channel you trust, before you rely on "
+		       "the link.\n");
 	ret = HL_EXIT_OK;
 out:
 	free(buf);
@@ -209,8 +238,10 @@ static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
 	int r = simple_opts("peer list", argc, argv, 0);
 	if (r >= 0)
 		return r;
+	if ((r = hl_station_check(ctx, "peer list")) != HL_EXIT_OK)
+		return r;
 	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0)
-		return conf_error("peer list", ctx->dir, r, err);
+		return conf_error("peer list", ctx, r, err);
 	for (size_t i = 0; i < conf->npeers; i++) {
 		const hl_peer_conf *p = &conf->peers[i];
 		hl_fingerprint_text(p->fingerprint, fp_text);
@@ -228,9 +259,11 @@ static int peer_remove(struct hl_ctx *ctx, int argc, char **argv)
 	int r = simple_opts("peer remove", argc, argv, 1);
 	if (r >= 0)
 		return r;
+	if ((r = hl_station_check(ctx, "peer remove")) != HL_EXIT_OK)
+		return r;
 	const char *name = argv[optind];
 	if ((r = hl_conf_remove_peer(ctx->dir, name, err)) < 0)
-		return conf_error("peer remove", ctx->dir, r, err);
+		return conf_error("peer remove", ctx, r, err);
 	printf("Removed peer '%s'.\n", name); /* found, so a valid name */
 	return HL_EXIT_OK;
 }

@@ -6,7 +6,14 @@
  * Verification is done again here, from the stored signed item: the
  * signature against the peer's pinned SigningKey, the subject and body
  * against their salted hashes, and (with --save) every attachment against
- * its hash while it is copied. */
+ * its hash while it is copied.
+ *
+ * --save is all or nothing, and decided before anything is printed: every
+ * name is checked first (usable, not repeated, not already in DIR, its
+ * stored file here), then the files are written, and only then is the
+ * message shown; should a copy fail half-way (its hash, the disk), the
+ * files this run wrote are removed again.  A failure prints one line naming
+ * the file, leaves DIR as it was and the message unread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -157,6 +165,71 @@ out:
 	return ret;
 }
 
+/* Every attachment of ROW can be saved into DIRFD (SAVE, for messages):
+ * usable names, none twice, none already there, each stored file here.
+ * 0, or -1 after the one line. */
+static int save_precheck(const char *station, const char *save, int dirfd,
+			 const struct hl_msg_row *row)
+{
+	char name[256], other[256];
+	struct stat sb;
+	for (unsigned i = 0; i < row->n_att; i++) {
+		const struct hl_att_row *a = &row->att[i];
+		hl_sanitize(a->name, strlen(a->name), name, sizeof(name), 0);
+		if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name))) {
+			hl_fail("read", "--save: attachment %u has an unusable name; nothing was saved",
+				a->idx);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			hl_sanitize(row->att[j].name, strlen(row->att[j].name), other, sizeof(other), 0);
+			if (strcmp(name, other) == 0) {
+				hl_fail("read", "--save: two attachments are named '%s'; nothing was saved",
+					name);
+				return -1;
+			}
+		}
+		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+			hl_fail("read", "--save: %s/%s %s; nothing was saved (a file is never overwritten)",
+				save, name, errno == ENOENT || errno == 0 ? "exists" : strerror(errno));
+			return -1;
+		}
+		char *src = hl_path_join(station, a->path);
+		int r = lstat(src, &sb);
+		free(src);
+		if (r < 0 || !S_ISREG(sb.st_mode)) {
+			hl_fail("read", "--save: the stored file of attachment '%s' is not here%s; "
+				"nothing was saved", name,
+				row->purged_at ? " (its contents were purged)" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Saves every attachment of ROW into DIRFD; on a failure removes what this
+ * call wrote and returns -1 after the one line. */
+static int save_all(const char *station, const char *save, int dirfd,
+		    const struct hl_msg_row *row)
+{
+	char err[512], name[256];
+	for (unsigned i = 0; i < row->n_att; i++) {
+		if (save_one(station, dirfd, &row->att[i], err, sizeof(err)) == 0)
+			continue;
+		for (unsigned j = 0; j < i; j++) {
+			hl_sanitize(row->att[j].name, strlen(row->att[j].name), name, sizeof(name), 0);
+			unlinkat(dirfd, name, 0);
+		}
+		hl_fail("read", "--save into %s: %s; nothing was saved", save, err);
+		return -1;
+	}
+	if (row->n_att && fsync(dirfd) < 0) {
+		hl_fail("read", "--save: %s: %s", save, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 			const hl_peer_conf *peer)
 {
@@ -274,6 +347,20 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 
+	if (save) {
+		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0) {
+			ret = hl_fail("read", "--save: cannot open directory '%s': %s", save,
+				      strerror(errno));
+			goto out;
+		}
+		if (save_precheck(ctx->dir, save, dirfd, &row) < 0 ||
+		    save_all(ctx->dir, save, dirfd, &row) < 0) {
+			ret = HL_EXIT_FAIL;
+			goto out;
+		}
+	}
+
 	struct verdict v;
 	verify(&mc, &row, &v);
 	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, row.peer_name);
@@ -292,26 +379,10 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		print_human(&row, &v, peer);
 	}
 	ret = (v.signature && v.pinned && v.content) ? HL_EXIT_OK : HL_EXIT_FAIL;
-
-	if (save) {
-		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dirfd < 0) {
-			ret = hl_fail("read", "cannot open directory '%s': %s", save, strerror(errno));
-			goto out;
-		}
-		for (unsigned i = 0; i < row.n_att; i++) {
-			char err[512];
-			if (save_one(ctx->dir, dirfd, &row.att[i], err, sizeof(err)) < 0) {
-				ret = hl_fail("read", "--save: %s", err);
-				goto out;
-			}
-			if (!json) {
-				char name[256];
-				hl_sanitize(row.att[i].name, strlen(row.att[i].name), name,
-					    sizeof(name), 0);
-				printf("Saved:      %s/%s (its signed hash verified)\n", save, name);
-			}
-		}
+	for (unsigned i = 0; save && !json && i < row.n_att; i++) {
+		char name[256];
+		hl_sanitize(row.att[i].name, strlen(row.att[i].name), name, sizeof(name), 0);
+		printf("Saved:      %s/%s (its signed hash verified)\n", save, name);
 	}
 	if (row.dir == HL_DIR_IN && row.unread && hl_store_mark_read(mc.store, row.id) < 0)
 		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));

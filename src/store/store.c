@@ -14,8 +14,9 @@
  *   because another writer got in first.
  *   The file carries application_id 0x686f746c ("hotl").
  *
- * SCHEMA (version 3; PRAGMA user_version; version 3 adds checks,
- *   agreements and equivocations, described with their queries at the end)
+ * SCHEMA (version 4; PRAGMA user_version; version 3 adds checks,
+ *   agreements and equivocations, version 4 retention: both described with
+ *   their queries at the end)
  *   peers        id INTEGER PK; signing_key BLOB(32) UNIQUE; noise_key
  *                BLOB(32); name TEXT; created_at ms;
  *                in_contig: the highest S such that IN items 1..S are all
@@ -59,6 +60,9 @@
  *   5. Every integer the interface calls uint64_t is stored in 0..INT64_MAX;
  *      larger values are refused on write (HL_EINVAL), and a negative or
  *      ill-typed value on read is corruption (HL_ESTORE).
+ *   6. peers.freed_bytes = sum of body_size and attachment sizes of the
+ *      peer's purged IN messages (saturating): the quota counts in_bytes -
+ *      freed_bytes (version 4, "retention" at the end).
  *   Reads check every blob's length and every text's length against the
  *   struct it fills: a corrupt row is an error, never an overflow.
  *
@@ -181,6 +185,13 @@ static const char MIGRATION_1[] =
 	" ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1)," \
 	" 9223372036854775807.0) AS INTEGER)"
 
+/* Invariant 6 (version 4): what purges of the peer's IN messages freed. */
+#define FREED_OF(peer) \
+	"CAST(min((SELECT total(body_size) FROM messages WHERE peer_id = " peer \
+	" AND dir = 1 AND purged_at > 0) + (SELECT total(a.size) FROM attachments a" \
+	" JOIN messages m ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1" \
+	" AND m.purged_at > 0), 9223372036854775807.0) AS INTEGER)"
+
 static const char MIGRATION_2[] =
 	"ALTER TABLE peers ADD COLUMN in_contig INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE peers ADD COLUMN in_bytes INTEGER NOT NULL DEFAULT 0;"
@@ -264,8 +275,22 @@ static const char MIGRATION_3[] =
 	" detected_at INTEGER NOT NULL,"
 	" PRIMARY KEY (peer_id, seq, second_hash));";
 
+/* Version 4: retention (the block "retention" at the end of this file).
+ * A purged message keeps its row and its signed item; its body and subject
+ * go, purged_at says when.  freed_bytes is what purges gave back to the
+ * peer's quota; unlink_queue lists the files of purged messages still to
+ * be removed (written in the purge's transaction, emptied after the
+ * unlink: a crash between the two leaves the names, not orphan files).
+ * The partial index finds OUT messages not yet purged by age. */
+static const char MIGRATION_4[] =
+	"ALTER TABLE messages ADD COLUMN purged_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN freed_bytes INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE unlink_queue (path TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE INDEX messages_retain ON messages (dir, sent_at) WHERE purged_at = 0;";
+
 /* migrations[v] takes the store from version v - 1 to v. */
-static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3 };
+static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
+					  MIGRATION_4 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 
@@ -274,7 +299,9 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VER
 #define MSG_COLS \
 	"m.id, m.peer_id, p.name, m.dir, m.seq, m.precedence, m.class_seq, m.salt," \
 	" m.subject, m.body, m.body_size, m.sent_at, m.received_at, m.delivered_at," \
-	" m.state, m.reason, m.unread, m.n_att, m.body_done"
+	" m.state, m.reason, m.unread, m.n_att, m.body_done, m.purged_at"
+
+#define MSG_NCOLS 20 /* the columns of MSG_COLS */
 
 enum stmt_id {
 	S_BEGIN,
@@ -407,7 +434,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SET_PART_DONE] = "UPDATE attachments SET done = ?3"
 			    " WHERE msg_id = ?1 AND idx = ?2 AND ?3 <= size",
 	[S_ATT_LOOKUP] = "SELECT size FROM attachments WHERE msg_id = ?1 AND idx = ?2",
-	[S_PEER_USAGE] = "SELECT in_bytes FROM peers WHERE id = ?1",
+	/* What purges freed (invariant 6) no longer counts. */
+	[S_PEER_USAGE] = "SELECT max(in_bytes - freed_bytes, 0) FROM peers WHERE id = ?1",
 	/* The delivery engine's queries (store.h, "for the delivery engine"). */
 	[S_ACK_MSGS] = "UPDATE messages SET state = 1 WHERE peer_id = ?1 AND dir = 0"
 		       " AND seq BETWEEN ?2 AND ?3 AND state = 0",
@@ -1707,6 +1735,8 @@ static int read_msg(hl_store *st, sqlite3_stmt *s, struct hl_msg_row *row)
 		ret = corrupt(st, "messages.body_done", "is over body_size");
 		goto out;
 	}
+	if ((ret = col_int(st, s, 19, 0, INT64_MAX, &row->purged_at, "messages.purged_at")) < 0)
+		goto out;
 	ret = read_atts(st, row, (unsigned)n_att);
 out:
 	if (ret < 0) {
@@ -2053,10 +2083,15 @@ int hl_store_verify(hl_store *st)
 			       " WHERE in_contig IS NOT (" CONTIG_OF("p.id") ")",
 			       "IN contiguity mark")) < 0)
 		return ret;
-	return verify_none(st, "SELECT 'peer ' || id || ': in_bytes ' || in_bytes ||"
-			   " ', recount ' || (" USAGE_OF("p.id") ") FROM peers p"
-			   " WHERE in_bytes IS NOT (" USAGE_OF("p.id") ")",
-			   "quota usage");
+	if ((ret = verify_none(st, "SELECT 'peer ' || id || ': in_bytes ' || in_bytes ||"
+			       " ', recount ' || (" USAGE_OF("p.id") ") FROM peers p"
+			       " WHERE in_bytes IS NOT (" USAGE_OF("p.id") ")",
+			       "quota usage")) < 0)
+		return ret;
+	return verify_none(st, "SELECT 'peer ' || id || ': freed_bytes ' || freed_bytes ||"
+			   " ', recount ' || (" FREED_OF("p.id") ") FROM peers p"
+			   " WHERE freed_bytes IS NOT (" FREED_OF("p.id") ")",
+			   "bytes freed by purges");
 }
 
 /* ---- the delivery engine's queries ---- */
@@ -2106,7 +2141,7 @@ int hl_store_get_out_item(hl_store *st, int64_t peer_id, uint64_t seq,
 	if ((ret = step_row(st, s)) == 0)
 		ret = fail(st, HL_ENOTFOUND, "no OUT item %" PRIu64 " of peer %" PRId64, seq,
 			   peer_id);
-	if (ret < 0 || (ret = read_item(st, s, 19, true, irow)) < 0)
+	if (ret < 0 || (ret = read_item(st, s, MSG_NCOLS, true, irow)) < 0)
 		goto out;
 	irow->peer_id = peer_id;
 	irow->dir = HL_DIR_OUT;
@@ -2263,6 +2298,13 @@ int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s)
 {
 	int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
+	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+}
+
+/* Runs SQL (a pragma: its rows, if any, are read and dropped). */
+static int adhoc_exec(hl_store *st, const char *sql)
+{
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
 }
 
@@ -2784,8 +2826,8 @@ int hl_store_each_link_message(hl_store *st, int64_t peer_id,
 {
 	sqlite3_stmt *s = NULL;
 	int ret = 0, rc;
-	rc = sqlite3_prepare_v2(st->db, "SELECT dir, seq, id, body IS NOT NULL FROM messages"
-				" WHERE peer_id = ?1 ORDER BY dir, seq", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(st->db, "SELECT dir, seq, id, body IS NOT NULL, purged_at"
+				" FROM messages WHERE peer_id = ?1 ORDER BY dir, seq", -1, &s, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 1, peer_id);
 	if (rc != SQLITE_OK) {
@@ -2802,6 +2844,8 @@ int hl_store_each_link_message(hl_store *st, int64_t peer_id,
 			break;
 		m.dir = (enum hl_dir)dir;
 		m.has_body = sqlite3_column_int(s, 3) != 0;
+		if ((ret = col_int(st, s, 4, 0, INT64_MAX, &m.purged_at, "messages.purged_at")) < 0)
+			break;
 		if ((ret = fn(arg, &m)) != 0)
 			break;
 	}
@@ -2868,4 +2912,319 @@ int hl_store_open_readonly(const char *dir, hl_store **out)
 	hl_store_close(st);
 	free(path);
 	return ret;
+}
+
+/* ---- retention (schema version 4) ----
+ *
+ * A purge keeps every signed item, every messages row (its id, so a
+ * message is never taken twice, its sizes and states) and every
+ * attachments row (name, size and hash are in the signed item anyway);
+ * it drops the body and the subject and queues the attachment files for
+ * removal.  Only messages that are done are purged: OUT delivered or
+ * refused, IN complete or refused; a message still to send or still
+ * arriving is kept whatever its age.  A message's age at this station is
+ * when its receipt came (OUT; its sent_at when refused), when it became
+ * visible (IN; its item's arrival when refused).  Rare queries: prepared
+ * per call.  The purge runs with secure_delete on, so the bytes it frees
+ * are overwritten in the file rather than left in free pages. */
+
+
+/* ?1 peer (0: every peer), ?2 the cut-off (ms), ?3 a row limit. */
+#define PURGE_BYTES \
+	"CAST(min(m.body_size + (SELECT total(a.size) FROM attachments a WHERE a.msg_id = m.id)," \
+	" 9223372036854775807.0) AS INTEGER)"
+/* Which messages of a direction may be purged ("m": messages). */
+static const char *const purge_where[2] = {
+	/* The index messages_retain (dir, sent_at) WHERE purged_at = 0 finds
+	 * them; a receipt never comes before the message was sent. */
+	[HL_DIR_OUT] = "m.dir = 0 AND m.purged_at = 0 AND m.sent_at < ?2"
+		       " AND (?1 = 0 OR m.peer_id = ?1) AND m.state IN (2, 3)"
+		       " AND (CASE WHEN m.delivered_at > 0 THEN m.delivered_at ELSE m.sent_at END) < ?2",
+	/* The index messages_inbox (dir, received_at, seq) finds them; a
+	 * refused one (received_at 0) goes by its item's arrival. */
+	[HL_DIR_IN] = "m.dir = 1 AND m.received_at < ?2 AND m.purged_at = 0"
+		      " AND (?1 = 0 OR m.peer_id = ?1) AND m.state IN (11, 12)"
+		      " AND (m.received_at > 0 OR (SELECT i.stored_at FROM items i"
+		      " WHERE i.peer_id = m.peer_id AND i.dir = 1 AND i.seq = m.seq) < ?2)",
+};
+
+struct purge_cand {
+	uint8_t id[HL_MSG_ID_LEN];
+	int64_t peer_id;
+	enum hl_dir dir;
+	uint64_t bytes;
+};
+
+/* Appends up to LIMIT - *N candidates of direction DIR to C. */
+static int purge_collect(hl_store *st, enum hl_dir dir, int64_t peer_id, int64_t before_ms,
+			 struct purge_cand *c, size_t limit, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	char *sql = xasprintf("SELECT m.id, m.peer_id, m.dir, %s FROM messages m WHERE %s"
+			      " LIMIT ?3", PURGE_BYTES, purge_where[dir]);
+	ret = adhoc(st, sql, &s);
+	free(sql);
+	if (ret < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, before_ms));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)(limit - *n)));
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while (*n < limit && (ret = step_row(st, s)) > 0) {
+		struct purge_cand *p = &c[*n];
+		int64_t d;
+		if ((ret = col_blob(st, s, 0, p->id, HL_MSG_ID_LEN, "messages.id")) < 0 ||
+		    (ret = col_int(st, s, 1, 1, INT64_MAX, &p->peer_id, "messages.peer_id")) < 0 ||
+		    (ret = col_int(st, s, 2, 0, 1, &d, "messages.dir")) < 0 ||
+		    (ret = col_u64(st, s, 3, &p->bytes, "message size")) < 0)
+			break;
+		p->dir = (enum hl_dir)d;
+		(*n)++;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+/* Runs SQL (one statement, no result) with ?1 bound to ID, ?2 to V. */
+static int exec_id(hl_store *st, const char *sql, const uint8_t id[static HL_MSG_ID_LEN],
+		   int64_t v, int64_t *changes)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, id, HL_MSG_ID_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 2, v));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	if (ret == 0 && changes)
+		*changes = sqlite3_changes64(st->db);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* One candidate: its files queued, its contents dropped, its bytes freed. */
+static int purge_one(hl_store *st, const struct purge_cand *c, int64_t at_ms,
+		     struct hl_purge_stats *stats)
+{
+	int64_t files = 0, changed = 0;
+	int ret = exec_id(st, "INSERT OR IGNORE INTO unlink_queue (path)"
+			  " SELECT path FROM attachments WHERE msg_id = ?1 AND ?2 = ?2", c->id, 0,
+			  &files);
+	if (ret == 0)
+		ret = exec_id(st, "UPDATE messages SET body = NULL, subject = '', purged_at = ?2"
+			      " WHERE id = ?1 AND purged_at = 0", c->id, at_ms, &changed);
+	if (ret < 0 || changed == 0)
+		return ret;
+	if (c->dir == HL_DIR_IN) {
+		sqlite3_stmt *s = NULL;
+		int rc = SQLITE_OK;
+		if ((ret = adhoc(st, "UPDATE peers SET freed_bytes = min(freed_bytes + ?2,"
+				 " 9223372036854775807) WHERE id = ?1", &s)) < 0)
+			return ret;
+		BIND(sqlite3_bind_int64(s, 1, c->peer_id));
+		BIND(sqlite3_bind_int64(s, 2, (int64_t)c->bytes));
+		ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+		sqlite3_finalize(s);
+		if (ret < 0)
+			return ret;
+	}
+	stats->messages++;
+	stats->bytes = stats->bytes + c->bytes < stats->bytes ? UINT64_MAX : stats->bytes + c->bytes;
+	stats->files += (uint64_t)files;
+	return 0;
+}
+
+int hl_store_purge_count(hl_store *st, int64_t peer_id, int64_t before_ms,
+			 struct hl_purge_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	for (int dir = HL_DIR_OUT; dir <= HL_DIR_IN; dir++) {
+		/* The candidates' query, counted: the same WHERE, no limit. */
+		char *sql = xasprintf("SELECT count(*), CAST(min(total(b), 9223372036854775807.0)"
+				      " AS INTEGER) FROM (SELECT %s AS b FROM messages m WHERE %s)",
+				      PURGE_BYTES, purge_where[dir]);
+		sqlite3_stmt *s = NULL;
+		int rc = SQLITE_OK, ret = adhoc(st, sql, &s);
+		free(sql);
+		if (ret < 0)
+			return ret;
+		BIND(sqlite3_bind_int64(s, 1, peer_id));
+		BIND(sqlite3_bind_int64(s, 2, before_ms));
+		uint64_t n = 0, b = 0;
+		if (rc != SQLITE_OK)
+			ret = sqlerr(st, rc);
+		else if ((ret = step_row(st, s)) > 0 &&
+			 (ret = col_u64(st, s, 0, &n, "count")) == 0)
+			ret = col_u64(st, s, 1, &b, "total");
+		sqlite3_finalize(s);
+		if (ret < 0)
+			return ret;
+		stats->messages += n;
+		stats->bytes = stats->bytes + b < b ? UINT64_MAX : stats->bytes + b;
+	}
+	return 0;
+}
+
+int hl_store_purge(hl_store *st, int64_t peer_id, int64_t before_ms, int64_t at_ms,
+		   size_t limit, struct hl_purge_stats *stats)
+{
+	struct purge_cand *c = NULL;
+	size_t n = 0;
+	struct op op = { 0 };
+	bool begun = false;
+	int ret;
+	memset(stats, 0, sizeof(*stats));
+	if (limit == 0 || limit > HL_PURGE_BATCH_MAX || at_ms <= 0)
+		return fail(st, HL_EINVAL, "bad purge (limit %zu)", limit);
+	if (!sqlite3_get_autocommit(st->db))
+		return fail(st, HL_ESTATE, "a purge is its own transaction");
+	c = xcalloc(limit, sizeof(*c));
+	/* secure_delete: the freed pages are zeroed, not kept as free pages
+	 * that still hold the text (a per-connection setting: set and reset
+	 * around the transaction). */
+	if ((ret = adhoc_exec(st, "PRAGMA secure_delete = ON")) < 0)
+		goto out;
+	if ((ret = op_begin(st, &op)) < 0)
+		goto out;
+	begun = true;
+	if ((ret = purge_collect(st, HL_DIR_OUT, peer_id, before_ms, c, limit, &n)) < 0 ||
+	    (ret = purge_collect(st, HL_DIR_IN, peer_id, before_ms, c, limit, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = purge_one(st, &c[i], at_ms, stats);
+out:
+	if (begun)
+		ret = op_end(st, &op, ret);
+	adhoc_exec(st, "PRAGMA secure_delete = OFF");
+	if (ret < 0)
+		memset(stats, 0, sizeof(*stats));
+	free(c);
+	return ret;
+}
+
+int hl_store_unlink_pending(hl_store *st, size_t limit, char ***paths, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*paths = NULL;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT path FROM unlink_queue ORDER BY path LIMIT ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, limit > I64MAX ? -1 : (int64_t)limit);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		char *path = NULL;
+		if ((ret = col_text_dup(st, s, 0, false, &path, "unlink_queue.path")) < 0)
+			break;
+		*paths = xrealloc(*paths, (*n + 1) * sizeof(**paths));
+		(*paths)[(*n)++] = path;
+	}
+out:
+	sqlite3_finalize(s);
+	if (ret < 0) {
+		for (size_t i = 0; i < *n; i++)
+			free((*paths)[i]);
+		free(*paths);
+		*paths = NULL;
+		*n = 0;
+		return ret;
+	}
+	return 0;
+}
+
+/* Runs SQL (one statement, no result) with ?1 bound to TEXT. */
+static int exec_text(hl_store *st, const char *sql, const char *text)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_unlink_done(hl_store *st, const char *path)
+{
+	return exec_text(st, "DELETE FROM unlink_queue WHERE path = ?1", path);
+}
+
+int hl_store_checkpoint(hl_store *st)
+{
+	return adhoc_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/* ---- every peer ever known (removed ones too: peers are never deleted) ---- */
+
+int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_row *row),
+		       void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT id, name, signing_key, noise_key, created_at FROM peers"
+			 " ORDER BY id", &s)) < 0)
+		return ret;
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_peer_row row;
+		memset(&row, 0, sizeof(row));
+		if ((ret = col_int(st, s, 0, 1, INT64_MAX, &row.id, "peers.id")) < 0 ||
+		    (ret = col_text(st, s, 1, row.name, sizeof(row.name), "peers.name")) < 0 ||
+		    (ret = col_blob(st, s, 2, row.signing_key, 32, "peers.signing_key")) < 0 ||
+		    (ret = col_blob(st, s, 3, row.noise_key, 32, "peers.noise_key")) < 0 ||
+		    (ret = col_int(st, s, 4, INT64_MIN, INT64_MAX, &row.created_at,
+				   "peers.created_at")) < 0 ||
+		    (ret = fn(arg, &row)) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- backup ---- */
+
+int hl_store_each_att_file(hl_store *st,
+			   int (*fn)(void *arg, const struct hl_att_file *f), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT a.path, a.size, a.done, m.dir, m.state FROM attachments a"
+			 " JOIN messages m ON m.id = a.msg_id WHERE m.purged_at = 0"
+			 " ORDER BY a.path", &s)) < 0)
+		return ret;
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_att_file f;
+		int64_t dir = 0, state = 0;
+		memset(&f, 0, sizeof(f));
+		if ((ret = col_text(st, s, 0, f.path, sizeof(f.path), "attachments.path")) < 0 ||
+		    (ret = col_u64(st, s, 1, &f.size, "attachments.size")) < 0 ||
+		    (ret = col_u64(st, s, 2, &f.done, "attachments.done")) < 0 ||
+		    (ret = col_int(st, s, 3, 0, 1, &dir, "messages.dir")) < 0 ||
+		    (ret = col_int(st, s, 4, 0, HL_MSG_REFUSED_IN, &state, "messages.state")) < 0)
+			break;
+		f.dir = (enum hl_dir)dir;
+		f.state = (enum hl_msg_state)state;
+		if ((ret = fn(arg, &f)) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_backup(hl_store *st, const char *path)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		return fail(st, HL_ESTATE, "a backup cannot run inside a transaction");
+	/* VACUUM INTO reads one snapshot (WAL: writers go on meanwhile) and
+	 * writes only live pages: what a purge freed is not copied.  PATH
+	 * must be absent or empty; it keeps the mode its creator gave it. */
+	return exec_text(st, "VACUUM INTO ?1", path);
 }

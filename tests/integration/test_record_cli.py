@@ -146,7 +146,7 @@ def write_cards(tmp_path, *stations):
 
 def send(st, peer, *args):
     p = st.cmd("send", peer, "--wait=%d" % int(scaled(30)), *args)
-    return p.stdout.strip()
+    return p.stdout.splitlines()[0]   # the id; then "delivered to ..."
 
 
 def exchange(tmp_path, a, b):
