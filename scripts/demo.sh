@@ -180,12 +180,14 @@ step_message() {
   step "5. Washington sends a FLASH message; Pyongyang reads it"
   say "send exits once the message is on disk; --wait also waits for the receipt,"
   say "which Pyongyang signs only once the message is on its own disk."
-  local id
+  local id out
   show washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge."
-  id=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
+  out=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge.")
+  id=$(printf '%s\n' "$out" | head -n 1)
   say "  message id: $id"
+  say "  $(printf '%s\n' "$out" | sed -n 2p)"
   run washington outbox
   run pyongyang inbox
   say "Reading it shows who signed it and that the signature verifies:"
@@ -207,7 +209,7 @@ step_document() {
   say "  message id: $doc (queued; the transfer starts at once)"
   show pyongyang send washington -p flash -s "Correction" --wait=$WAIT "Disregard paragraph 4 of the annex."
   flash=$(hl pyongyang send washington -p flash -s "Correction" --wait=$WAIT \
-    "Disregard paragraph 4 of the annex.")
+    "Disregard paragraph 4 of the annex." | head -n 1)
   say "  message id: $flash (its receipt is already back)"
   run pyongyang outbox
   if ! wait_until "the document's receipt" delivered pyongyang "$doc"; then
@@ -246,7 +248,9 @@ step_record() {
     show_log_tail pyongyang
     return 1
   fi
-  run pyongyang agree sign "$agr"
+  say "Pyongyang's operator sees what they sign (name, size, hash, proposer) and confirms;"
+  say "on a terminal 'agree sign' asks, here --yes answers for them:"
+  run pyongyang agree sign "$agr" --yes
   if ! wait_until "the countersignature at Washington" \
        sh -c "'$bin' -d '$work/washington' agree list | grep -q 'signed by both'"; then
     show_log_tail washington
@@ -482,7 +486,8 @@ step_email() {
   m_w=$(mails_of washington)
   m_p=$(mails_of pyongyang)
   show washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired."
-  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired.")
+  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired." |
+    head -n 1)
   say "  $tcp (its receipt came back over TCP)"
   sleep 4
   if [ "$(mails_of washington)" != "$m_w" ] || [ "$(mails_of pyongyang)" != "$m_p" ]; then

@@ -422,6 +422,8 @@ json_t *hl_msgcmd_json(const struct hl_msg_row *row)
 	}
 	json_object_set_new(o, "body", row->body ? text_json((const char *)row->body, row->body_size)
 						 : json_null());
+	/* Retention: body null, subject "", the signed sizes and hashes kept. */
+	json_object_set_new(o, "purged_at", time_or_null(row->purged_at));
 	json_t *atts = json_array();
 	for (unsigned i = 0; i < row->n_att; i++) {
 		json_t *a = json_object();
@@ -447,6 +449,10 @@ static void preview(const struct hl_msg_row *row, char *out, size_t cap)
 {
 	const char *s = row->subject ? row->subject : "";
 	size_t len = strlen(s);
+	if (row->purged_at) {
+		snprintf(out, cap, "(purged)");
+		return;
+	}
 	if (len == 0 && row->body) {
 		s = (const char *)row->body;
 		const char *nl = memchr(s, '\n', row->body_size);

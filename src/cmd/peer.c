@@ -16,6 +16,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/keys.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -25,7 +26,7 @@ static void help(void)
 {
 	printf("usage: hotline peer add FILE|- --fingerprint FP [--address HOST:PORT]\n"
 	       "       hotline peer add FILE|- --trust-without-checking [--address HOST:PORT]\n"
-	       "       hotline peer list\n"
+	       "       hotline peer list [--removed]\n"
 	       "       hotline peer remove NAME\n"
 	       "\n"
 	       "add     pins a peer from its card (a file, or '-' for stdin), as printed\n"
@@ -48,7 +49,11 @@ static void help(void)
 	       "        (under any name, or as this station's own).\n"
 	       "list    prints one line per pinned peer: NAME, FINGERPRINT and ADDRESS\n"
 	       "        ('-' when none), separated by tabs.\n"
-	       "remove  unpins the peer NAME.\n"
+	       "        --removed  the peers removed since, whose history the store keeps:\n"
+	       "                   NAME, FINGERPRINT and 'removed' ('hotline record export\n"
+	       "                   NAME' still exports it)\n"
+	       "remove  unpins the peer NAME.  The history of the link stays in the store\n"
+	       "        (record export, purge) and the peer shows in 'list --removed'.\n"
 	       "\n"
 	       "A running daemon notices the change by itself.\n"
 	       "Exit status: 0 done, 1 failure, 2 usage error.\n");
@@ -210,10 +215,11 @@ out:
 	return ret;
 }
 
-static int simple_opts(const char *sub, int argc, char **argv, int nargs)
+static int simple_opts(const char *sub, int argc, char **argv, int nargs, bool *removed)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "removed", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -224,6 +230,10 @@ static int simple_opts(const char *sub, int argc, char **argv, int nargs)
 			help();
 			return HL_EXIT_OK;
 		}
+		if (c == 'r' && removed) {
+			*removed = true;
+			continue;
+		}
 		return option_error(sub, c, argv);
 	}
 	if (argc - optind != nargs)
@@ -231,17 +241,61 @@ static int simple_opts(const char *sub, int argc, char **argv, int nargs)
 	return -1; /* go on */
 }
 
+struct removed_ctx {
+	const hl_station_conf *conf;
+	size_t n;
+};
+
+static int print_removed(void *arg, const struct hl_peer_row *row)
+{
+	struct removed_ctx *x = arg;
+	char fp_text[HL_FP_TEXT_LEN];
+	uint8_t fp[HL_FP_LEN];
+	for (size_t i = 0; i < x->conf->npeers; i++)
+		if (memcmp(x->conf->peers[i].signing_key, row->signing_key, 32) == 0)
+			return 0;
+	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	printf("%s\t%s\tremoved\n", row->name, fp_text);
+	x->n++;
+	return 0;
+}
+
+/* The peers the store knows that station.conf no longer pins. */
+static int list_removed(struct hl_ctx *ctx, const hl_station_conf *conf)
+{
+	struct removed_ctx x = { conf, 0 };
+	hl_store *st = NULL;
+	/* Read-only: a station that never had a store has no history. */
+	if (hl_store_open_readonly(ctx->dir, &st) == 0 &&
+	    hl_store_each_peer(st, print_removed, &x) < 0) {
+		int r = hl_fail("peer list", "store: %s", hl_store_errmsg(st));
+		hl_store_close(st);
+		return r;
+	}
+	hl_store_close(st);
+	if (x.n == 0)
+		fprintf(stderr, "hotline peer list: no removed peers\n");
+	return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("peer list", "cannot write the list");
+}
+
 static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
 {
 	char err[HL_CONF_ERR_LEN], fp_text[HL_FP_TEXT_LEN];
 	hl_station_conf *conf = NULL;
-	int r = simple_opts("peer list", argc, argv, 0);
+	bool removed = false;
+	int r = simple_opts("peer list", argc, argv, 0, &removed);
 	if (r >= 0)
 		return r;
 	if ((r = hl_station_check(ctx, "peer list")) != HL_EXIT_OK)
 		return r;
 	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0)
 		return conf_error("peer list", ctx, r, err);
+	if (removed) {
+		r = list_removed(ctx, conf);
+		hl_conf_free(conf);
+		return r;
+	}
 	for (size_t i = 0; i < conf->npeers; i++) {
 		const hl_peer_conf *p = &conf->peers[i];
 		hl_fingerprint_text(p->fingerprint, fp_text);
@@ -256,7 +310,7 @@ static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
 static int peer_remove(struct hl_ctx *ctx, int argc, char **argv)
 {
 	char err[HL_CONF_ERR_LEN];
-	int r = simple_opts("peer remove", argc, argv, 1);
+	int r = simple_opts("peer remove", argc, argv, 1, NULL);
 	if (r >= 0)
 		return r;
 	if ((r = hl_station_check(ctx, "peer remove")) != HL_EXIT_OK)
@@ -264,7 +318,8 @@ static int peer_remove(struct hl_ctx *ctx, int argc, char **argv)
 	const char *name = argv[optind];
 	if ((r = hl_conf_remove_peer(ctx->dir, name, err)) < 0)
 		return conf_error("peer remove", ctx, r, err);
-	printf("Removed peer '%s'.\n", name); /* found, so a valid name */
+	printf("Removed peer '%s'. Its history stays in the store: 'hotline record export %s' "
+	       "still exports it.\n", name, name); /* found, so a valid name */
 	return HL_EXIT_OK;
 }
 

@@ -72,6 +72,10 @@ static void print_result(const struct hl_retain_result *r, bool dry_run)
 		       (unsigned long long)r->messages, (unsigned long long)r->bytes);
 		return;
 	}
+	if (!r->messages && !r->files && !r->mails && !r->files_left) {
+		printf("nothing to purge\n");
+		return;
+	}
 	printf("purged the contents of %llu message(s), %llu bytes; %llu file(s) removed",
 	       (unsigned long long)r->messages, (unsigned long long)r->bytes,
 	       (unsigned long long)r->files);

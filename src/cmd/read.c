@@ -66,6 +66,11 @@ static void verify(struct hl_msgcmd *mc, const struct hl_msg_row *row, struct ve
 	if (!v->pinned)
 		v->problem = peer ? "the peer's pinned key is not the one in the message"
 				  : "the peer is no longer pinned";
+	if (row->purged_at) {
+		/* Nothing left to compare: the signed item is what remains. */
+		v->content = true;
+		goto out;
+	}
 	uint8_t h[HL_HASH_LEN];
 	const char *subject = row->subject ? row->subject : "";
 	hl_salted_hash(row->salt, HL_LABEL_SUBJECT, (const uint8_t *)subject, strlen(subject), h);
@@ -246,7 +251,13 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	printf("\nPrecedence: %s\n", hl_precedence_name(row->precedence));
 	hl_sanitize(row->subject ? row->subject : "", row->subject ? strlen(row->subject) : 0,
 		    text, sizeof(text), 0);
-	printf("Subject:    %s\n", text);
+	char purged[HL_RFC3339_LEN] = "";
+	if (row->purged_at)
+		hl_rfc3339(row->purged_at, purged);
+	if (row->purged_at)
+		printf("Subject:    (purged at %s)\n", purged);
+	else
+		printf("Subject:    %s\n", text);
 	hl_rfc3339(row->sent_at, when);
 	printf("Sent:       %s (sender's clock)\n", when);
 	if (row->dir == HL_DIR_IN && row->received_at) {
@@ -264,7 +275,11 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 		}
 		printf("\n");
 	}
-	if (v->signature && v->pinned && v->content)
+	if (v->signature && v->pinned && row->purged_at)
+		printf("Verified:   signature by %s's pinned key valid; the contents were purged at %s "
+		       "(retention), only their signed hashes remain\n",
+		       row->dir == HL_DIR_IN ? "the sender" : "this station", purged);
+	else if (v->signature && v->pinned && v->content)
 		printf("Verified:   signature by %s's pinned key valid; subject and body match their hashes\n",
 		       row->dir == HL_DIR_IN ? "the sender" : "this station");
 	else
@@ -272,10 +287,13 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	for (unsigned i = 0; i < row->n_att; i++) {
 		hl_sanitize(row->att[i].name, strlen(row->att[i].name), text, sizeof(text), 0);
 		hl_hex(row->att[i].hash, HL_HASH_LEN, hex);
-		printf("%s %s (%llu bytes, blake2b-256 %s)\n", i ? "           " : "Attachment:",
-		       text, (unsigned long long)row->att[i].size, hex);
+		printf("%s %s (%llu bytes, blake2b-256 %s)%s\n", i ? "           " : "Attachment:",
+		       text, (unsigned long long)row->att[i].size, hex,
+		       row->purged_at ? " (file purged)" : "");
 	}
 	printf("\n");
+	if (row->purged_at)
+		printf("(contents purged at %s by this station's retention)\n", purged);
 	if (row->body) {
 		char *clean = xmalloc(row->body_size * 3 + 2);
 		size_t n = hl_sanitize((const char *)row->body, row->body_size, clean,

@@ -121,6 +121,7 @@ int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
 	}
 	hl_debug("station.conf re-read: %zu peers", nc->npeers);
 	apply_conf(d, nc);
+	hl_retainer_kick(d);   /* a new Retain applies within seconds */
 	return 0;
 }
 
@@ -167,6 +168,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 		return;
 	d->stopping = true;
 	hl_mailpoll_stop(d);
+	hl_retainer_stop(d);
 	hl_failover_stop(d);
 	hl_delivery_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
@@ -282,6 +284,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	for (size_t i = 0; i < d->conf->npeers; i++)
 		hl_peer_add(d, &d->conf->peers[i]);
 	hl_mailpoll_start(d);
+	hl_retainer_start(d);
 	hl_failover_start(d);
 	return 0;
 }

@@ -6,8 +6,10 @@
  * cards, every entry of both chains (the signed items verbatim, refused
  * positions and positions not yet received marked as such), the disclosed
  * contents of messages, optionally their attachments, any evidence of
- * equivocation, and a seal: the exporter's signature over everything
- * before it.
+ * equivocation, (version 2) the messages whose contents the exporter
+ * purged under its retention, and a seal: the exporter's signature over
+ * everything before it.  An exporter writes version 1 when it purged
+ * nothing, so readers of version 1 read every record without purges.
  *
  * The parser takes (buf, len), caps every length, does no I/O and keeps
  * pointers into BUF (which must outlive the parsed record).  It checks the
@@ -32,6 +34,7 @@
 #define HL_RECORD_MAGIC "HLRECORD"       /* 8 bytes, no NUL */
 #define HL_RECORD_MAGIC_LEN 8
 #define HL_RECORD_VERSION 1
+#define HL_RECORD_VERSION_PURGED 2        /* version 1 plus the purged section */
 #define HL_RECORD_HEADER_LEN 18           /* magic, version, flags, exported_at */
 #define HL_RECORD_SEAL_CTX "hotline/1 record seal"
 #define HL_RECORD_SIG_LEN 64
@@ -42,6 +45,7 @@
 #define HL_RECORD_MAX_CONTENTS (1u << 24)
 #define HL_RECORD_MAX_ATTACHMENTS (1u << 24)
 #define HL_RECORD_MAX_EVIDENCE 4096
+#define HL_RECORD_MAX_PURGED (1u << 24)
 #define HL_RECORD_MAX_ATT_SIZE (UINT64_C(1) << 62)
 
 /* Chain 0 is the exporter's (items it authored), chain 1 its peer's. */
@@ -63,6 +67,7 @@ struct hl_record_entry {
 	uint8_t code;                  /* REFUSED: the REFUSE code (docs/messages.md) */
 	int32_t content;               /* index into contents[], or -1 */
 	int32_t first_att;             /* index of its first attachment in atts[], or -1 */
+	int32_t purged;                /* index into purged[], or -1 */
 };
 
 struct hl_record_content {
@@ -90,9 +95,18 @@ struct hl_record_evidence {
 	uint8_t hash[HL_HASH_LEN];
 };
 
+/* Version 2: the exporter purged this message's contents at PURGED_AT
+ * (its claim, sealed like the rest); the signed item stays. */
+struct hl_record_purged {
+	uint8_t chain;
+	uint64_t seq;
+	uint64_t purged_at;            /* ms, the exporter's clock */
+};
+
 struct hl_record {
 	const uint8_t *buf;
 	size_t len;
+	uint8_t version;               /* 1, or 2 with the purged section */
 	uint64_t exported_at;          /* ms, the exporter's clock (a claim) */
 	const char *card_text[2];
 	size_t card_len[2];
@@ -106,6 +120,8 @@ struct hl_record {
 	size_t natts;
 	struct hl_record_evidence *evidence;
 	size_t nevidence;
+	struct hl_record_purged *purged;
+	size_t npurged;
 	const uint8_t *sig;            /* the seal */
 	size_t signed_len;             /* bytes before the seal */
 };
@@ -136,15 +152,19 @@ struct hl_record_writer {
 	int section;                   /* where we are (format.c) */
 	uint64_t left;                 /* elements the current section still expects */
 	uint64_t att_left;             /* bytes the current attachment still expects */
+	uint8_t version;               /* of the header written */
 };
 
 void hl_record_writer_init(struct hl_record_writer *w, hl_record_sink sink, void *arg);
 /* In this order: header, two cards (the exporter's first), chain 0 then
  * chain 1 (begin with its count, then that many entries), contents,
- * attachments, evidence, seal.  Each returns 0 or the writer's sticky
+ * attachments, evidence, (version 2 only) purged, seal.  Each returns 0 or the writer's sticky
  * error (HL_ESTATE for a call out of order, HL_EINVAL for a value the
  * format forbids). */
 int hl_record_write_header(struct hl_record_writer *w, uint64_t exported_at);
+/* The header of VERSION (HL_RECORD_VERSION or HL_RECORD_VERSION_PURGED). */
+int hl_record_write_header_version(struct hl_record_writer *w, uint64_t exported_at,
+				   unsigned version);
 int hl_record_write_card(struct hl_record_writer *w, const char *text, size_t len);
 int hl_record_write_chain(struct hl_record_writer *w, uint32_t count);
 int hl_record_write_item(struct hl_record_writer *w, const uint8_t *item, size_t len);
@@ -162,6 +182,11 @@ int hl_record_write_att_data(struct hl_record_writer *w, const void *p, size_t n
 int hl_record_write_evidence(struct hl_record_writer *w, uint32_t count);
 int hl_record_write_evidence_item(struct hl_record_writer *w, unsigned chain,
 				  const uint8_t *item, size_t len);
+/* Version 2: COUNT purged messages, each (CHAIN, SEQ) in strictly
+ * increasing order, a message ITEM without content, and when (ms). */
+int hl_record_write_purged(struct hl_record_writer *w, uint32_t count);
+int hl_record_write_purged_entry(struct hl_record_writer *w, unsigned chain, uint64_t seq,
+				 uint64_t purged_at);
 /* Signs the hash of everything written with SIGN_SK (the exporter's, the
  * key of the first card) and writes the signature. */
 int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[static 64]);

@@ -123,6 +123,10 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	if (ct) {
 		hl_sanitize((const char *)ct->subject, ct->subject_len, text, sizeof(text), 0);
 		fprintf(s->out, "    Subject:  %s\n", text);
+	} else if (e->purged >= 0) {
+		uint64_t at = rec->purged[e->purged].purged_at;
+		hl_rfc3339((int64_t)(at > INT64_MAX ? INT64_MAX : at), when);
+		fprintf(s->out, "    Subject:  (purged by %s at %s)\n", s->name[0], when);
 	} else {
 		fprintf(s->out, "    Subject:  (withheld)\n");
 	}
@@ -147,6 +151,9 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	}
 	if (ct)
 		print_text(s->out, "    | ", ct->body, ct->body_len);
+	else if (e->purged >= 0)
+		fprintf(s->out, "    (contents purged by %s under its retention: the signed item "
+			"remains, with the sizes and hashes)\n", s->name[0]);
 	else
 		fprintf(s->out, "    (contents withheld: the signed item proves them by their salted hashes)\n");
 }

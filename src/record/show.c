@@ -41,8 +41,9 @@ static void header(const struct hl_record *rec, struct hl_record_show *s, int re
 	fprintf(f, "  %s: %zu entries; %s: %zu entries (%zu refused, %zu not received)\n",
 		s->name[0], rec->n[0], s->name[1], rec->n[1], v->refused[1], v->absent[1]);
 	if (ret == 0)
-		fprintf(f, "  Messages: %zu disclosed, %zu withheld; %zu attachment(s) included%s\n",
-			v->disclosed, v->withheld, v->attachments,
+		fprintf(f, "  Messages: %zu disclosed, %zu withheld (%zu of them purged by %s); "
+			"%zu attachment(s) included%s\n", v->disclosed, v->withheld, v->purged,
+			s->name[0], v->attachments,
 			v->equivocations ? "; EQUIVOCATION proven (run verify for details)" : "");
 	fprintf(f, "  Times are each station's own clock.\n\n");
 }

@@ -13,6 +13,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/timefmt.h"
 
 struct vctx {
 	const struct hl_record *rec;
@@ -126,6 +127,26 @@ static void note_refused(struct vctx *x, unsigned c, uint64_t k)
 		      ? "; the next entry's link covers that hash" : "");
 }
 
+/* One note for every purge (a record may hold thousands): how many, when. */
+static void note_purged(struct vctx *x)
+{
+	const struct hl_record *rec = x->rec;
+	uint64_t first = UINT64_MAX, last = 0;
+	char a[HL_RFC3339_LEN], b[HL_RFC3339_LEN];
+	if (rec->npurged == 0)
+		return;
+	for (size_t i = 0; i < rec->npurged; i++) {
+		first = rec->purged[i].purged_at < first ? rec->purged[i].purged_at : first;
+		last = rec->purged[i].purged_at > last ? rec->purged[i].purged_at : last;
+	}
+	hl_rfc3339((int64_t)(first > INT64_MAX ? INT64_MAX : first), a);
+	hl_rfc3339((int64_t)(last > INT64_MAX ? INT64_MAX : last), b);
+	notef(x, "%zu message(s): contents purged by %s under its retention (%s%s%s, its clock); "
+	      "their signed items are here and checked (sizes, hashes, attachment names), their "
+	      "texts and files are gone", rec->npurged, x->name[0], a, first == last ? "" : " to ",
+	      first == last ? "" : b);
+}
+
 /* One item: the generic checks, then its kind's.  Returns 0, a negative
  * code (a failure, in why), or HL_RECORD_BAD_CROSS (in CROSS_WHY). */
 static int check_item(struct vctx *x, unsigned c, uint64_t k,
@@ -163,11 +184,16 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k,
 	if (e->content >= 0 && !kind->has_content)
 		return failv(x, HL_EAUTH, "%s: contents are given for it, but a %s has none",
 			     where, kind->name);
+	if (e->purged >= 0 && !kind->has_content)
+		return failv(x, HL_EAUTH, "%s: the record says its contents were purged, but a %s "
+			     "has none", where, kind->name);
 	if (kind->has_content) {
 		if (e->content >= 0)
 			x->v->disclosed++;
 		else
 			x->v->withheld++;
+		if (e->purged >= 0)
+			x->v->purged++;
 	}
 	char why[512] = "";
 	struct hl_record_check chk = {
@@ -235,6 +261,7 @@ static int check_chains(struct vctx *x)
 		snprintf(x->v->why, sizeof(x->v->why), "%s", cross_why);
 		return HL_EAUTH;
 	}
+	note_purged(x);
 	return 0;
 }
 

@@ -326,7 +326,7 @@ def test_checks_and_agreements_in_the_record(stations, tmp_path):
         return {g["id"]: g for g in json.loads(st.cmd("agree", "list", "--json").stdout)}
     wait_for(lambda: listed(b).get(aid, {}).get("document") == "here", scaled(15),
              "the proposal and its document at pyongyang")
-    b.cmd("agree", "sign", aid)
+    b.cmd("agree", "sign", aid, "--yes")
     wait_for(lambda: listed(a)[aid]["state"] == "signed_by_both", scaled(15),
              "washington to hold pyongyang's countersign")
 
