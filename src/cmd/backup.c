@@ -329,6 +329,13 @@ static int copy_store(struct backup *b, hl_store *src)
 			 hl_store_errmsg(copy));
 		goto out;
 	}
+	/* Started one day in the station's place, the copy may be behind
+	 * what its peers hold: it signs nothing new for a peer until that
+	 * peer said how much of our chain it holds (docs/messages.md 7). */
+	if ((ret = hl_store_mark_restored(copy)) < 0) {
+		snprintf(b->err, sizeof(b->err), "the copy of the store: %s", hl_store_errmsg(copy));
+		goto out;
+	}
 out:
 	hl_store_close(copy);
 	free(db);

@@ -281,12 +281,31 @@ static const char MIGRATION_3[] =
  * peer's quota; unlink_queue lists the files of purged messages still to
  * be removed (written in the purge's transaction, emptied after the
  * unlink: a crash between the two leaves the names, not orphan files).
- * The partial index finds OUT messages not yet purged by age. */
+ * The partial index finds OUT messages not yet purged by age.
+ * And restores (the block "retention" at the end): peers.resync is 1 in a
+ * store that `backup` copied, until the peer told us how much of our
+ * chain it holds (docs/messages.md section 7); meanwhile the trigger
+ * refuses every new item of ours on that link (an acknowledged one, an
+ * item recovered from the peer, goes in), so a restored station never
+ * signs a second item at a position its peer already holds.  claimed_seq
+ * and claimed_hash: the highest hold of the peer's chain that items of
+ * ours recovered that way state (their peer_seq, peer_hash); until we hold
+ * that much again, what we sign states it too, so it never goes back. */
 static const char MIGRATION_4[] =
 	"ALTER TABLE messages ADD COLUMN purged_at INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE peers ADD COLUMN freed_bytes INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN resync INTEGER NOT NULL DEFAULT 0"
+	" CHECK (resync IN (0, 1));"
+	"ALTER TABLE peers ADD COLUMN claimed_seq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN claimed_hash BLOB"
+	" CHECK (claimed_hash IS NULL OR length(claimed_hash) = 32);"
 	"CREATE TABLE unlink_queue (path TEXT PRIMARY KEY) WITHOUT ROWID;"
-	"CREATE INDEX messages_retain ON messages (dir, sent_at) WHERE purged_at = 0;";
+	"CREATE INDEX messages_retain ON messages (dir, sent_at) WHERE purged_at = 0;"
+	"CREATE TRIGGER items_resync BEFORE INSERT ON items WHEN NEW.dir = 0 AND NEW.acked = 0"
+	" AND (SELECT resync FROM peers WHERE id = NEW.peer_id) = 1"
+	" BEGIN SELECT RAISE(ABORT, 'this station was restored from a backup and signs nothing"
+	" new for this peer until the peer has said how much of our chain it holds (the"
+	" daemon asks it once the link is up)'); END;";
 
 /* migrations[v] takes the store from version v - 1 to v. */
 static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
@@ -3107,6 +3126,12 @@ out:
 	return ret;
 }
 
+int hl_store_set_purged(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], int64_t at_ms)
+{
+	return exec_id(st, "UPDATE messages SET body = NULL, subject = '', purged_at = ?2"
+		       " WHERE id = ?1", id, at_ms, NULL);
+}
+
 int hl_store_unlink_pending(hl_store *st, size_t limit, char ***paths, size_t *n)
 {
 	sqlite3_stmt *s = NULL;
@@ -3161,6 +3186,136 @@ int hl_store_unlink_done(hl_store *st, const char *path)
 int hl_store_checkpoint(hl_store *st)
 {
 	return adhoc_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/* ---- restores ---- */
+
+int hl_store_mark_restored(hl_store *st)
+{
+	return adhoc_exec(st, "UPDATE peers SET resync = 1");
+}
+
+int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+	int ret;
+	*pending = false;
+	if ((ret = adhoc(st, "SELECT resync FROM peers WHERE id = ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_int(st, s, 0, 0, 1, &v, "peers.resync")) == 0)
+		*pending = v != 0;
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_resync_done(hl_store *st, int64_t peer_id)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "UPDATE peers SET resync = 0 WHERE id = ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_claim_hold(hl_store *st, int64_t peer_id, uint64_t seq,
+			const uint8_t hash[static HL_HASH_LEN])
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (seq == 0 || seq > I64MAX)
+		return 0;
+	if ((ret = adhoc(st, "UPDATE peers SET claimed_seq = ?2, claimed_hash = ?3"
+			 " WHERE id = ?1 AND claimed_seq < ?2", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	BIND(sqlite3_bind_blob(s, 3, hash, HL_HASH_LEN, SQLITE_STATIC));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_signing_head(hl_store *st, int64_t peer_id, struct hl_chain_head *head)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = hl_store_in_contiguous(st, peer_id, head);
+	if (ret < 0)
+		return ret;
+	if ((ret = adhoc(st, "SELECT claimed_seq, claimed_hash FROM peers WHERE id = ?1"
+			 " AND claimed_seq > ?2", &s)) < 0)
+		return ret;
+	int rc = SQLITE_OK;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)head->seq));
+	uint64_t seq = 0;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_u64(st, s, 0, &seq, "peers.claimed_seq")) == 0 &&
+		 (ret = col_blob(st, s, 1, head->hash, HL_HASH_LEN, "peers.claimed_hash")) == 0)
+		head->seq = seq;
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_unack_lost(hl_store *st, int64_t peer_id, uint64_t base,
+			const uint64_t (*ranges)[2], size_t n, size_t max, uint64_t *count)
+{
+	sqlite3_stmt *s = NULL;
+	uint64_t *lost = NULL;
+	size_t nlost = 0;
+	int rc = SQLITE_OK, ret;
+	*count = 0;
+	if (base >= I64MAX)
+		return 0;
+	if ((ret = adhoc(st, "SELECT seq FROM items WHERE peer_id = ?1 AND dir = 0 AND acked = 1"
+			 " AND seq > ?2 ORDER BY seq", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)base));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	lost = xcalloc(max ? max : 1, sizeof(*lost));
+	/* Rows in seq order, ranges in increasing order: one merge pass. */
+	size_t r = 0;
+	while (ret == 0 && nlost < max && (ret = step_row(st, s)) > 0) {
+		uint64_t seq = 0;
+		if ((ret = col_u64(st, s, 0, &seq, "items.seq")) < 0)
+			break;
+		while (r < n && ranges[r][1] < seq)
+			r++;
+		if (!(r < n && ranges[r][0] <= seq))
+			lost[nlost++] = seq;
+		ret = 0;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (ret < 0)
+		goto out;
+	if ((ret = adhoc(st, "UPDATE items SET acked = 0 WHERE peer_id = ?1 AND dir = 0"
+			 " AND seq = ?2", &s)) < 0)
+		goto out;
+	for (size_t i = 0; i < nlost && ret == 0; i++) {
+		rc = SQLITE_OK;
+		BIND(sqlite3_bind_int64(s, 1, peer_id));
+		BIND(sqlite3_bind_int64(s, 2, (int64_t)lost[i]));
+		ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+		sqlite3_reset(s);
+	}
+	if (ret == 0)
+		*count = nlost;
+out:
+	sqlite3_finalize(s);
+	free(lost);
+	return ret < 0 ? ret : 0;
 }
 
 /* ---- every peer ever known (removed ones too: peers are never deleted) ---- */

@@ -452,6 +452,10 @@ int hl_store_purge(hl_store *st, int64_t peer_id, int64_t before_ms, int64_t at_
 /* What hl_store_purge would purge, all of it (STATS->files stays 0). */
 int hl_store_purge_count(hl_store *st, int64_t peer_id, int64_t before_ms,
 			 struct hl_purge_stats *stats);
+/* Marks message ID purged at AT_MS (its body and subject dropped), with no
+ * file to remove: a message of ours that a restore got back from the peer
+ * as its signed item alone. */
+int hl_store_set_purged(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], int64_t at_ms);
 /* Files of purged messages still to remove (paths relative to the station
  * directory, xmalloc'd array of xmalloc'd strings), at most LIMIT. */
 int hl_store_unlink_pending(hl_store *st, size_t limit, char ***paths, size_t *n);
@@ -460,6 +464,29 @@ int hl_store_unlink_done(hl_store *st, const char *path);
 /* Best effort: moves the WAL into the database file and truncates it (after
  * a purge, so purged text leaves the -wal file too). */
 int hl_store_checkpoint(hl_store *st);
+
+/* Restores (docs/messages.md section 7).  mark_restored: every peer of
+ * a store just copied by `backup` is to be resynchronised; until then the
+ * store refuses every new (unacknowledged) OUT item on that link. */
+int hl_store_mark_restored(hl_store *st);
+int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending);
+int hl_store_resync_done(hl_store *st, int64_t peer_id);
+/* An item of ours recovered after a restore states that we held the
+ * peer's chain up to SEQ (hash HASH): remembered, the highest only. */
+int hl_store_claim_hold(hl_store *st, int64_t peer_id, uint64_t seq,
+			const uint8_t hash[static HL_HASH_LEN]);
+/* The peer's chain head that a new item of ours states (receipts, checks,
+ * answers: their peer_seq and peer_hash): what we hold contiguously
+ * (hl_store_in_contiguous), or, after a restore and until we hold that
+ * much again, the hold our recovered items stated, so it never goes back
+ * along our chain. */
+int hl_store_signing_head(hl_store *st, int64_t peer_id, struct hl_chain_head *head);
+/* The peer's ACK (BASE and its RANGES, in increasing order) leaves out
+ * items of ours the store has as acknowledged: the peer lost them (it was
+ * restored from a backup).  Marks at most MAX of them unacknowledged, so
+ * they are sent again; *COUNT says how many. */
+int hl_store_unack_lost(hl_store *st, int64_t peer_id, uint64_t base,
+			const uint64_t (*ranges)[2], size_t n, size_t max, uint64_t *count);
 
 /* Every peer this store ever knew, pinned or since removed (peers rows are
  * never deleted), by id.  FN returns nonzero to stop. */
