@@ -2824,10 +2824,11 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	e->reclaim_pending = e->return_pending = 0;
 	if (hl_store_resync_pending(e->env.txn->store, e->peer_id, &e->resync) < 0)
 		e->resync = true; /* in doubt, sign nothing new (the store refuses it anyway) */
-	if (e->resync)
-		hl_warn("peer %s: this station was restored from a backup: it signs nothing new for "
-			"%s until %s says how much of our chain it holds", e->peer_name,
-			e->peer_name, e->peer_name);
+	if (e->resync) {
+		set_error(e, "restored from a backup: signing nothing new for %s until it says how "
+			  "much of our chain it holds", e->peer_name);
+		hl_warn("peer %s: this station was %s", e->peer_name, e->error);
+	}
 	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
 						     refused_row, e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
