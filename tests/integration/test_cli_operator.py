@@ -7,14 +7,24 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
+import threading
 import time
 
 import msgutil
 from msgutil import HOTLINE_BIN, net, scaled, wait_for  # noqa: F401 (fixture)
 
 DELIVER = scaled(30)
+
+
+def arrived(lines):
+    """The message ids of the "arrived" events among watch --json's lines."""
+    out = []
+    for line in list(lines):
+        ev = json.loads(line)
+        if ev.get("event") == "arrived":
+            out.append(ev["id"])
+    return out
 
 
 def test_send_wait_prints_the_id_then_when_it_was_delivered(net):  # noqa: F811
@@ -68,6 +78,10 @@ def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):  # noqa: F811
     errf = open(errpath, "w")
     w = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "watch", "--json"], stdout=subprocess.PIPE,
                          stderr=errf, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(w.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
         first = b.send("washington", "before the restart")
         a.wait_in_inbox([first], DELIVER)
@@ -78,17 +92,8 @@ def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):  # noqa: F811
         wait_for(lambda: "reconnected" in errpath.read_text(), scaled(30),
                  "watch to say it reconnected")
         second = b.send("washington", "after the restart")
-        seen = []
-        deadline = time.monotonic() + scaled(30)
-        while time.monotonic() < deadline and second not in seen:
-            r, _, _ = select.select([w.stdout], [], [], 0.5)
-            if r:
-                line = w.stdout.readline()
-                assert line, "watch ended: " + w.stderr.read()
-                ev = json.loads(line)
-                if ev.get("event") == "arrived":
-                    seen.append(ev["id"])
-        assert first in seen and second in seen, seen
+        wait_for(lambda: second in arrived(lines), scaled(30), "watch to show the second arrival")
+        assert first in arrived(lines), lines
         assert w.poll() is None, "watch ended when the daemon restarted"
     finally:
         w.terminate()
