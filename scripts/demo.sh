@@ -114,7 +114,7 @@ step_exchange_cards() {
   local st
   for st in washington pyongyang; do
     show "$st" card
-    hl "$st" card > "$work/$st.card"
+    hl "$st" card 2>&1 > "$work/$st.card" | indent   # the fingerprint, on stderr
     indent < "$work/$st.card"
   done
   say ""
@@ -185,7 +185,7 @@ step_message() {
     "This is Washington. Please acknowledge."
   out=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge.")
-  id=$(printf '%s\n' "$out" | head -n 1)
+  id=$(printf '%s\n' "$out" | sed -n 1p)
   say "  message id: $id"
   say "  $(printf '%s\n' "$out" | sed -n 2p)"
   run washington outbox
@@ -209,7 +209,7 @@ step_document() {
   say "  message id: $doc (queued; the transfer starts at once)"
   show pyongyang send washington -p flash -s "Correction" --wait=$WAIT "Disregard paragraph 4 of the annex."
   flash=$(hl pyongyang send washington -p flash -s "Correction" --wait=$WAIT \
-    "Disregard paragraph 4 of the annex." | head -n 1)
+    "Disregard paragraph 4 of the annex." | sed -n 1p)
   say "  message id: $flash (its receipt is already back)"
   run pyongyang outbox
   if ! wait_until "the document's receipt" delivered pyongyang "$doc"; then
@@ -279,6 +279,16 @@ step_record() {
     --card "$work/pyongyang.card" >/dev/null 2>&1 || rc=$?
   say "  exit status $rc"
   [ "$rc" -ne 0 ]
+}
+
+step_backup() {
+  step "7b. Washington backs up its station while it runs"
+  say "A consistent copy: the store in one snapshot, then exactly the files it names;"
+  say "the copy holds the private keys, so it is made mode 0700/0600."
+  run washington backup "$work/washington-backup"
+  say "Contents can be purged after a time (Retain in station.conf, or by hand); the"
+  say "signed items stay, so the record still verifies.  What a purge would take now:"
+  run washington purge --older-than 1s --dry-run
 }
 
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
@@ -487,7 +497,7 @@ step_email() {
   m_p=$(mails_of pyongyang)
   show washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired."
   tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired." |
-    head -n 1)
+    sed -n 1p)
   say "  $tcp (its receipt came back over TCP)"
   sleep 4
   if [ "$(mails_of washington)" != "$m_w" ] || [ "$(mails_of pyongyang)" != "$m_p" ]; then
@@ -523,6 +533,7 @@ main() {
   step_message
   step_document
   step_record
+  step_backup
   step_email
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."
