@@ -194,13 +194,14 @@ static int save_precheck(const char *station, const char *save, int dirfd,
 				return -1;
 			}
 		}
-		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+		int r = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+		if (r == 0 || errno != ENOENT) {
 			hl_fail("read", "--save: %s/%s %s; nothing was saved (a file is never overwritten)",
-				save, name, errno == ENOENT || errno == 0 ? "exists" : strerror(errno));
+				save, name, r == 0 ? "exists" : strerror(errno));
 			return -1;
 		}
 		char *src = hl_path_join(station, a->path);
-		int r = lstat(src, &sb);
+		r = lstat(src, &sb);
 		free(src);
 		if (r < 0 || !S_ISREG(sb.st_mode)) {
 			hl_fail("read", "--save: the stored file of attachment '%s' is not here%s; "

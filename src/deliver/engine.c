@@ -683,6 +683,14 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 				  (unsigned long long)x->seq);
 			goto out;
 		}
+		/* A purged message (retention; docs/retention.md) has no
+		 * contents to send: pump() skips it for this session. */
+		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
+			ret = HL_ESTATE;
+			set_error(e, "message %llu was purged here: it cannot be sent again",
+				  (unsigned long long)x->seq);
+			goto out;
+		}
 		struct hl_msg_content c = {
 			.subject = (const uint8_t *)row.subject,
 			.subject_len = strlen(row.subject),
