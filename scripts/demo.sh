@@ -119,7 +119,7 @@ step_exchange_cards() {
   local st
   for st in washington pyongyang; do
     show "$st" card
-    hl "$st" card > "$work/$st.card"
+    hl "$st" card 2>&1 > "$work/$st.card" | indent   # the fingerprint, on stderr
     indent < "$work/$st.card"
   done
   say ""
@@ -184,12 +184,14 @@ step_message() {
   step "5. Washington sends a FLASH message; Pyongyang reads it"
   say "send exits once the message is on disk; --wait also waits for the receipt,"
   say "which Pyongyang signs only once the message is on its own disk."
-  local id
+  local id out
   show washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge."
-  id=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
+  out=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge.")
+  id=$(printf '%s\n' "$out" | sed -n 1p)
   say "  message id: $id"
+  say "  $(printf '%s\n' "$out" | sed -n 2p)"
   run washington outbox
   run pyongyang inbox
   say "Reading it shows who signed it and that the signature verifies:"
@@ -211,7 +213,7 @@ step_document() {
   say "  message id: $doc (queued; the transfer starts at once)"
   show pyongyang send washington -p flash -s "Correction" --wait=$WAIT "Disregard paragraph 4 of the annex."
   flash=$(hl pyongyang send washington -p flash -s "Correction" --wait=$WAIT \
-    "Disregard paragraph 4 of the annex.")
+    "Disregard paragraph 4 of the annex." | sed -n 1p)
   say "  message id: $flash (its receipt is already back)"
   run pyongyang outbox
   if ! wait_until "the document's receipt" delivered pyongyang "$doc"; then
@@ -250,7 +252,9 @@ step_record() {
     show_log_tail pyongyang
     return 1
   fi
-  run pyongyang agree sign "$agr"
+  say "Pyongyang's operator sees what they sign (name, size, hash, proposer) and confirms;"
+  say "on a terminal 'agree sign' asks, here --yes answers for them:"
+  run pyongyang agree sign "$agr" --yes
   if ! wait_until "the countersignature at Washington" \
        sh -c "'$bin' -d '$work/washington' agree list | grep -q 'signed by both'"; then
     show_log_tail washington
@@ -279,6 +283,16 @@ step_record() {
     --card "$work/pyongyang.card" >/dev/null 2>&1 || rc=$?
   say "  exit status $rc"
   [ "$rc" -ne 0 ]
+}
+
+step_backup() {
+  step "7b. Washington backs up its station while it runs"
+  say "A consistent copy: the store in one snapshot, then exactly the files it names;"
+  say "the copy holds the private keys, so it is made mode 0700/0600."
+  run washington backup "$work/washington-backup"
+  say "Contents can be purged after a time (Retain in station.conf, or by hand); the"
+  say "signed items stay, so the record still verifies.  What a purge would take now:"
+  run washington purge --older-than 1s --dry-run
 }
 
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
@@ -519,7 +533,8 @@ step_email() {
   m_w=$(mails_of washington)
   m_p=$(mails_of pyongyang)
   show washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired."
-  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired.")
+  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired." |
+    sed -n 1p)
   say "  $tcp (its receipt came back over TCP)"
   sleep 4
   if [ "$(mails_of washington)" != "$m_w" ] || [ "$(mails_of pyongyang)" != "$m_p" ]; then
@@ -555,6 +570,7 @@ main() {
   step_message
   step_document
   step_record
+  step_backup
   step_email
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."

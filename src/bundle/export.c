@@ -184,6 +184,14 @@ static int put_item(struct exporter *x, uint64_t seq)
 				 hl_store_errmsg(x->st));
 			goto out;
 		}
+		/* Retention dropped its contents (docs/retention.md): nothing
+		 * to send with the item (and no body to read). */
+		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
+			ret = HL_ESTATE;
+			snprintf(x->err, x->errlen, "message %llu was purged here: it cannot be sent "
+				 "again", (unsigned long long)seq);
+			goto out;
+		}
 		struct hl_msg_content c = {
 			.subject = (const uint8_t *)row.subject,
 			.subject_len = strlen(row.subject),

@@ -7,7 +7,8 @@
  * export reads this station's store (one snapshot) and writes the record
  * (docs/record.md), sealed with this station's SigningKey; with -o it
  * replaces FILE atomically (a temporary in the same directory, fsynced,
- * renamed).  verify and show need no station: they read FILE and, for
+ * renamed).  PEER may be a peer removed since (peer list --removed): the
+ * store keeps its name and keys, so its history stays exportable.  verify and show need no station: they read FILE and, for
  * verify, the two cards given, and trust nothing else.
  *
  * DIAGNOSTICS  verify exits 0 only when everything holds; otherwise it
@@ -48,7 +49,9 @@ static void help(void)
 	       "The record of the link with a peer: both stations' cards and every signed entry\n"
 	       "of both chains, sealed by the exporting station, for a third party to check\n"
 	       "with the two cards and nothing else (docs/record.md).\n\n"
-	       "export  write this station's record of the link with PEER\n"
+	       "export  write this station's record of the link with PEER (pinned, or removed\n"
+	       "        since: 'hotline peer list --removed'; a removed peer's fingerprint\n"
+	       "        also names it)\n"
 	       "  -o, --output FILE     write FILE (replaced atomically); default standard output\n"
 	       "      --with-attachments  include the attachments of disclosed messages\n"
 	       "      --only ID...      disclose only these messages' subjects and bodies (ids\n"
@@ -81,19 +84,19 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 				     "standard output");
 		goto out;
 	}
-	if (!ctx->dir) {
-		ret = hl_usage_error(CMD_EXPORT, "no station directory: give -d DIR or set HOTLINE_DIR");
-		goto out;
-	}
 	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
 		goto out;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
-	if (!peer) {
-		char q[128];
-		hl_sanitize(peer_name, strlen(peer_name), q, sizeof(q), 0);
-		ret = hl_fail(CMD_EXPORT, "no peer named '%s' (hotline peer list)", q);
+	/* A removed peer's history stays exportable: its card is rebuilt
+	 * from the store (name and keys; no address, which a record does not
+	 * need). */
+	hl_peer_conf removed_conf;
+	bool removed;
+	if ((ret = hl_msgcmd_peer(&mc, CMD_EXPORT, peer_name, &removed_conf, &removed)) != HL_EXIT_OK)
 		goto out;
-	}
+	const hl_peer_conf *peer = &removed_conf;
+	if (removed)
+		fprintf(stderr, "hotline record export: note: %s is no longer pinned; its card "
+			"comes from the store (without an address)\n", peer->name);
 	if (output) {
 		tmp = xasprintf("%s.tmp-%ld", output, (long)getpid());
 		sink.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -137,6 +140,8 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		"%zu message(s) disclosed, %zu withheld; %zu attachment(s)",
 		output ? output : "record", st.entries[0], mc.conf->name, st.entries[1], peer->name,
 		st.refused, st.absent, st.disclosed, st.withheld, st.attachments);
+	if (st.purged)
+		fprintf(f, "; %zu message(s) purged (retention), listed as such", st.purged);
 	if (st.evidence)
 		fprintf(f, "; %zu piece(s) of evidence that %s equivocated", st.evidence,
 			peer->name);
@@ -230,8 +235,11 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	if (v.refused[1] || v.absent[1])
 		printf(" (%zu refused and %zu not received: not checkable)", v.refused[1],
 		       v.absent[1]);
-	printf("; %zu message(s) disclosed, %zu withheld (proven by salted hashes); "
-	       "%zu attachment(s) checked\n", v.disclosed, v.withheld, v.attachments);
+	printf("; %zu message(s) disclosed, %zu withheld (proven by salted hashes", v.disclosed,
+	       v.withheld);
+	if (v.purged)
+		printf("; %zu of them purged by %s", v.purged, exp->name);
+	printf("); %zu attachment(s) checked\n", v.attachments);
 	if (v.equivocations)
 		printf("%s: EQUIVOCATION proven %zu time(s) (see the notes above)\n", q,
 		       v.equivocations);

@@ -56,8 +56,9 @@ int run_main(struct hl_ctx *ctx, int argc, char **argv)
 			return hl_usage_error("run", "unknown option");
 		}
 	}
-	if (optind < argc)
-		return hl_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	int ret = hl_args_done(ctx, "run", argc, argv);
+	if (ret != HL_EXIT_OK)
+		return ret;
 	if (hl_daemon_run(ctx->dir, err) < 0)
 		return hl_fail("run", "%s", err);
 	return HL_EXIT_OK;

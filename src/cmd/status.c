@@ -3,12 +3,15 @@
  * SYNOPSIS
  *   hotline [-d DIR] status [--json]
  *
- * With the daemon running, asks it over the control socket and prints one
- * line per peer: name, state, since when, round-trip time, last error.
- * Without it, says so and lists the configured peers as "daemon not
- * running"; that is not a failure (exit 0).  --json prints the control
- * response's station and peers, with "daemon": true or false (see
- * docs/protocol.md section 6). */
+ * With the daemon running, asks it over the control socket and prints the
+ * station's name and fingerprint, then one line per peer: name, state,
+ * since when, round-trip time, last error.  Without it, says so and lists
+ * the configured peers as "daemon not running", and exits 3 (as an LSB
+ * init script's status does for "not running"), so a monitor can tell a
+ * station whose daemon is down from one that is up (0) and from a failure
+ * (1).  --json prints the control response's station and peers, with
+ * "daemon": true or false (see docs/protocol.md section 6), and exits the
+ * same way. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,9 +33,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hotline [-d DIR] status [--json]\n\n"
-		   "Shows each peer link's state, as the running daemon sees it.\n\n"
+		   "Shows this station's fingerprint and each peer link's state, as the\n"
+		   "running daemon sees it; without a daemon, what station.conf and the store\n"
+		   "say.\n\n"
 		   "  --json      one JSON object: \"daemon\", \"station\", \"peers\"\n"
-		   "  -h, --help  this text\n");
+		   "  -h, --help  this text\n\n"
+		   "Exit status: 0 the daemon runs, 3 it does not (the status is printed all\n"
+		   "the same), 1 failure, 2 usage error.\n");
 }
 
 /* Peer text (names, errors) is shown sanitised even though the daemon
@@ -107,6 +114,7 @@ static void print_human(json_t *resp)
 	       clean(jstr(st, "name"), a, sizeof(a)),
 	       json_is_integer(pid) ? (long long)json_integer_value(pid) : -1LL,
 	       jstr(st, "listen") ? clean(jstr(st, "listen"), b, sizeof(b)) : "nothing");
+	printf("fingerprint %s\n", clean(jstr(st, "fingerprint"), a, sizeof(a)));
 	print_pickup(json_object_get(st, "email"));
 	if (json_array_size(peers) == 0) {
 		printf("no peers pinned (add one with 'hotline peer add')\n");
@@ -351,6 +359,8 @@ static int offline(struct hl_ctx *ctx, bool json)
 	} else {
 		char a[400];
 		printf("station %s: daemon not running\n", clean(conf->name, a, sizeof(a)));
+		printf("fingerprint %s\n", json_is_string(station_fp) ? json_string_value(station_fp)
+								  : "- (identity.key does not load)");
 		for (size_t i = 0; i < conf->npeers; i++) {
 			printf("%-20s daemon not running\n", clean(conf->peers[i].name, a, sizeof(a)));
 			json_t *paths = json_object_get(json_array_get(peers, i), "paths");
@@ -364,7 +374,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 						  ? "configured" : "off");
 		}
 	}
-	ret = HL_EXIT_OK;
+	ret = HL_EXIT_NOT_RUNNING;
 out:
 	json_decref(out);
 	hl_store_close(store);
@@ -396,8 +406,8 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 			return hl_usage_error("status", "unknown option");
 		}
 	}
-	if (optind < argc)
-		return hl_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	if ((ret = hl_args_done(ctx, "status", argc, argv)) != HL_EXIT_OK)
+		return ret;
 
 	req = json_pack("{s:s}", "cmd", "status");
 	ret = hl_control_call(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &resp);

@@ -183,6 +183,43 @@ int hl_size_parse(const char *s, size_t len, uint64_t *bytes)
 	return 0;
 }
 
+uint64_t hl_conf_retain_ms(const hl_station_conf *conf, const hl_peer_conf *peer)
+{
+	return peer && peer->retain_set ? peer->retain_ms : conf->retain_ms;
+}
+
+int hl_retain_parse(const char *s, size_t len, uint64_t *ms)
+{
+	static const char forever[] = "forever";
+	uint64_t v = 0, unit;
+	size_t i = 0;
+	if (len == sizeof(forever) - 1 && strncasecmp(s, forever, len) == 0) {
+		*ms = 0;
+		return 0;
+	}
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		if (v > (uint64_t)HL_RETAIN_MAX_DAYS * 86400)
+			return HL_ETOOBIG;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		i++;
+	}
+	if (i == 0 || len - i != 1)
+		return HL_EINVAL;
+	switch (s[i]) {
+	case 's': unit = 1000; break;
+	case 'm': unit = 60 * 1000; break;
+	case 'h': unit = 3600 * 1000; break;
+	case 'd': unit = 86400 * 1000; break;
+	default: return HL_EINVAL;
+	}
+	if (v == 0)
+		return HL_EINVAL;
+	if (v > (uint64_t)HL_RETAIN_MAX_DAYS * UINT64_C(86400000) / unit)
+		return HL_ETOOBIG;
+	*ms = v * unit;
+	return 0;
+}
+
 int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHECK_AT_MAX],
 		      unsigned *n)
 {
@@ -342,7 +379,7 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_RETAIN, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -371,6 +408,7 @@ static const char *const key_names[K_COUNT] = {
 	[K_FALLBACK_AFTER] = "FallbackAfter",
 	[K_USER] = "User",
 	[K_LOG_LEVEL] = "LogLevel",
+	[K_RETAIN] = "Retain",
 };
 
 #define BIT(k) (1u << (k))
@@ -388,12 +426,13 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
-				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL),
+				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL) | BIT(K_RETAIN),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
 			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
-			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL),
+			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL) |
+			       BIT(K_RETAIN),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
@@ -445,6 +484,7 @@ struct section {
 	char maildir[HL_MAILDIR_MAX + 1];
 	char user[HL_USER_MAX + 1];
 	unsigned log_level;
+	uint64_t retain_ms;                  /* Retain: 0 for "forever" */
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -729,6 +769,13 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		return perr(p, it->line, HL_EINVAL,
 			    "bad LogLevel '%s': want debug, info, warn or error",
 			    quote(it->value, it->value_len, q));
+	case K_RETAIN:
+		if (hl_retain_parse(it->value, it->value_len, &s->retain_ms) < 0)
+			return perr(p, it->line, HL_EINVAL,
+				    "bad Retain '%s': want how long contents are kept, such as 365d "
+				    "(a whole number and s, m, h or d; at most %d days), or forever",
+				    quote(it->value, it->value_len, q), HL_RETAIN_MAX_DAYS);
+		return 0;
 	case K_COUNT:
 		break;
 	}
@@ -774,6 +821,7 @@ static int commit_station(struct parser *p, const struct section *s)
 							     : HL_DEFAULT_FALLBACK_AFTER_MS;
 	memcpy(c->user, s->user, sizeof(c->user));
 	c->log_level = s->log_level;
+	c->retain_ms = s->key_line[K_RETAIN] ? s->retain_ms : 0;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -837,6 +885,8 @@ static int commit_peer(struct parser *p, const struct section *s)
 	n->check_timeout_ms = timeout;
 	n->check_mode = s->check_mode;
 	memcpy(n->email, s->mail_addr, sizeof(n->email));
+	n->retain_set = s->key_line[K_RETAIN] != 0;
+	n->retain_ms = s->retain_ms;
 	return 0;
 }
 
@@ -1127,6 +1177,8 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#AlarmCommand = /usr/local/bin/hotline-alarm\n"
 		"# How long a link may be down before its peer is sent mail ([Email]).\n"
 		"#FallbackAfter = 60s\n"
+		"# How long message contents are kept once done (365d, ...; default forever).\n"
+		"#Retain = forever\n"
 		"# The user a daemon started as root becomes (no default).\n"
 		"#User = hotline\n"
 		"# The daemon's log: debug, info, warn or error.\n"
@@ -1145,6 +1197,7 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#   CheckTimeout = 30s\n"
 		"#   CheckMode = machine           (or operator: 'hotline answer')\n"
 		"#   Email = ops@pyongyang.example\n"
+		"#   Retain = 30d                  (this peer's, replacing the station's)\n"
 		"#\n"
 		"# The email path, for peers with an Email (once per file):\n"
 		"#   [Email]\n"

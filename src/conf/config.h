@@ -36,6 +36,13 @@
  * long a peer with an Email may have no link before the daemon mails it
  * what it has not acknowledged (daemon/failover.c).
  *
+ * Retention (msg/retain.h): Retain = AGE in [Station] (every peer) and in
+ * [Peer] (that peer, over the station's): the contents of messages (body,
+ * subject, attachment files) older than AGE at this station are purged,
+ * their signed items kept.  AGE is a whole number and s, m, h or d (at
+ * most HL_RETAIN_MAX_DAYS days), or "forever" (the default: nothing is
+ * purged).
+ *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
@@ -98,6 +105,7 @@
 #define HL_SMTP_URL_MAX 512
 #define HL_MAILDIR_MAX 1024
 #define HL_USER_MAX 32      /* a user name, UID or UID:GID */
+#define HL_RETAIN_MAX_DAYS 36500
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -123,6 +131,8 @@ typedef struct hl_peer_conf {
 	uint32_t check_timeout_ms;
 	unsigned check_mode;                 /* enum hl_check_mode (msg/item.h) */
 	char email[HL_EMAIL_ADDR_MAX + 1];   /* Email: the peer's address; "" none */
+	int retain_set;                      /* Retain given in this [Peer] */
+	uint64_t retain_ms;                  /* Retain: 0 forever (see hl_conf_retain_ms) */
 } hl_peer_conf;
 
 /* The [Email] section: the email path (docs/bundle.md, "By email"). */
@@ -151,6 +161,7 @@ typedef struct hl_station_conf {
 	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
 	char user[HL_USER_MAX + 1];          /* User: "" none (daemon/privs.c) */
 	unsigned log_level;                  /* LogLevel: enum hl_log_level + 1; 0 not given */
+	uint64_t retain_ms;                  /* Retain: 0 forever (the default) */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
@@ -219,6 +230,12 @@ int hl_zone_exists(const char *zone);
  * with RESERVE_PCT that share of it within the bounds above. */
 uint64_t hl_disk_reserve(uint64_t reserve_bytes, unsigned reserve_pct, uint64_t fs_bytes);
 
+/* Retain's value: "forever" (0) or a whole number > 0 and s, m, h or d, at
+ * most HL_RETAIN_MAX_DAYS days, in milliseconds. */
+int hl_retain_parse(const char *s, size_t len, uint64_t *ms);
+/* How long PEER's message contents are kept (its Retain, else the
+ * station's; PEER may be NULL: a removed peer): 0 for ever. */
+uint64_t hl_conf_retain_ms(const hl_station_conf *conf, const hl_peer_conf *peer);
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);

@@ -785,7 +785,8 @@ json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_cl
 		timeout = (uint32_t)json_integer_value(jt);
 	}
 	const char *mode = json_string_value(json_object_get(req, "mode"));
-	enum hl_check_mode m = HL_CHECK_MACHINE;
+	/* No "mode": the peer's CheckMode, as for a scheduled check. */
+	enum hl_check_mode m = mode ? HL_CHECK_MACHINE : (enum hl_check_mode)p->conf.check_mode;
 	if (mode && strcmp(mode, "operator") == 0)
 		m = HL_CHECK_OPERATOR;
 	else if (mode && strcmp(mode, "machine") != 0)

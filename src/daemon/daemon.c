@@ -135,6 +135,7 @@ int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
 	if (nc->log_level)
 		hl_log_set_default_level((enum hl_log_level)(nc->log_level - 1));
 	apply_conf(d, nc);
+	hl_retainer_kick(d);   /* a new Retain applies within seconds */
 	return 0;
 }
 
@@ -181,6 +182,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 		return;
 	d->stopping = true;
 	hl_mailpoll_stop(d);
+	hl_retainer_stop(d);
 	hl_failover_stop(d);
 	hl_delivery_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
@@ -317,6 +319,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	for (size_t i = 0; i < d->conf->npeers; i++)
 		hl_peer_add(d, &d->conf->peers[i]);
 	hl_mailpoll_start(d);
+	hl_retainer_start(d);
 	hl_failover_start(d);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
  * connections, each driving one link), control.c (the control socket),
  * mailpoll.c (the pickup of incoming mail), failover.c (the email
- * fallback while a link is down, and the per-path status).
+ * fallback while a link is down, and the per-path status), retain.c (the
+ * purge that `Retain` asks for).
  *
  * Ownership.  The daemon owns the peers and the connections.  A connection
  * points at its peer once message 1 named the peer's key (or from the
@@ -142,6 +143,7 @@ struct hl_daemon {
 	uint64_t alarm_order;
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
+	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -243,6 +245,13 @@ void hl_mailpoll_start(struct hl_daemon *d);
 void hl_mailpoll_stop(struct hl_daemon *d);
 /* The pickup as `status` shows it (station-level "email"). */
 json_t *hl_mailpoll_status_json(struct hl_daemon *d);
+
+/* retain.c: while station.conf sets a Retain, run `purge --yes` as a
+ * child after the start and each reload, then every hour. */
+struct hl_retainer;
+void hl_retainer_start(struct hl_daemon *d);
+void hl_retainer_kick(struct hl_daemon *d);
+void hl_retainer_stop(struct hl_daemon *d);
 
 /* failover.c: while a link is down, mail the peer what it has not
  * acknowledged (`bundle mail` as a child); the per-path status. */

@@ -164,7 +164,10 @@ static void commit_burst(struct hl_daemon *d)
 		if (!p->engine)
 			continue;
 		hl_engine_postcommit(p->engine, now);
-		if (p->session)
+		if (p->session && hl_engine_restart(p->engine))
+			hl_conn_close(p->session, HL_CLOSE_REPLACED,
+				      "resynchronised after a restore: starting a new session");
+		else if (p->session)
 			hl_conn_flush(p->session);
 	}
 }

@@ -32,7 +32,21 @@
  *       shared transaction holds writes this engine made (they go out in
  *       postcommit()).
  *   I4. An incoming part's `durable` never exceeds its `done`, and what the
- *       store records for it is `durable`. */
+ *       store records for it is `durable`.
+ *
+ * RESTORES (docs/messages.md section 7).  A station restored from a backup
+ * may hold less of either chain than its peer knows.  Its own chain: while
+ * the store says "resync" for the peer, the engine takes nothing from the
+ * peer but ACK, RESUME, CREDIT and RETURN; the session's first ACK says how
+ * much of our chain the peer holds; what it holds beyond our head comes
+ * back one item at a time (RECLAIM, RETURN), checked like any item of ours
+ * (our signature, its seq, its link to our head) and stored as
+ * acknowledged; then the flag goes and the session is ended (restart) so
+ * the next one starts clean.  Until then the store refuses every new item
+ * of ours on the link, so we never sign a second item at a position the
+ * peer holds.  The peer's chain: on either side, a session's first ACK
+ * that leaves out items of ours the store had as acknowledged means the
+ * peer lost them: they are marked unacknowledged and sent again. */
 #include "deliver/engine.h"
 
 #include <assert.h>
@@ -275,6 +289,17 @@ struct hl_engine {
 	bool tombs_known;
 	struct hl_ratelimit refuse_log; /* warnings about refused items */
 	char refusing[160];          /* why the peer's items are refused for now; "" none */
+	/* Restores (see RESTORES above), per session where it says so. */
+	bool resync;                 /* the store's peers.resync: our chain may be behind */
+	bool first_ack;              /* this session's first ACK is still to come */
+	bool restart;                /* resynchronised: end this session */
+	uint64_t resync_hold;        /* how far the peer holds our chain */
+	uint64_t resync_from;        /* the first of ours it gives back */
+	size_t reclaims;             /* RECLAIMs answered in this session */
+	uint64_t reclaim_pending;    /* a RECLAIM to send (pump), 0 none */
+	uint64_t return_pending;     /* a RETURN to send (pump), 0 none */
+	bool recovered_acks;         /* receipts of ours came back: filter new receipts */
+	uint64_t now;                /* the record in hand's time, for what it sends */
 
 	hl_stage *stage;             /* staging (deliver/stage.h) */
 	bool stage_on;               /* the peer's HELLO says it handles STAGE */
@@ -285,6 +310,9 @@ struct hl_engine {
 	char error[256];
 	struct hl_engine_stats stats;
 };
+
+/* Restores (RESTORES above): RECLAIM and RETURN, sent by pump(). */
+static void resync_send(hl_engine *e, uint64_t now);
 
 /* Staging (deliver/stage.h): the engine's side, in one place below. */
 static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
@@ -382,16 +410,28 @@ static bool entry_done(const struct out_entry *x)
 	return x->item_sent && x->cur >= x->nparts;
 }
 
-static void entry_free(struct out_entry *x)
+/* Forgets X's parts and how far they were sent: send_item() loads them
+ * again.  An item refused for now (quota) is offered again whole: the
+ * receiver dropped the chunks that followed it the first time. */
+static void entry_reset_parts(struct out_entry *x)
 {
-	if (!x)
-		return;
 	for (unsigned i = 0; x->parts && i < x->nparts; i++) {
 		hl_dio_rclose(&x->parts[i].r);
 		free(x->parts[i].path);
 	}
 	free(x->parts);
 	free(x->body);
+	x->parts = NULL;
+	x->body = NULL;
+	x->nparts = x->cur = 0;
+	x->parts_known = false;
+}
+
+static void entry_free(struct out_entry *x)
+{
+	if (!x)
+		return;
+	entry_reset_parts(x);
 	free(x);
 }
 
@@ -676,6 +716,14 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 				  (unsigned long long)x->seq);
 			goto out;
 		}
+		/* A purged message (retention; docs/retention.md) has no
+		 * contents to send: pump() skips it for this session. */
+		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
+			ret = HL_ESTATE;
+			set_error(e, "message %llu was purged here: it cannot be sent again",
+				  (unsigned long long)x->seq);
+			goto out;
+		}
 		struct hl_msg_content c = {
 			.subject = (const uint8_t *)row.subject,
 			.subject_len = strlen(row.subject),
@@ -786,6 +834,8 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
 		return;
 	send_owed(e, now);
+	if (e->reclaim_pending || e->return_pending)
+		resync_send(e, now);
 	if (!e->synced)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
@@ -2395,6 +2445,252 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	return 0;
 }
 
+/* ---- restores (RESTORES above) ---- */
+
+/* The peer's first ACK leaves out items of ours the store had as
+ * acknowledged: it lost them (restored from a backup).  They are sent
+ * again; a peer that lies about it only makes us send our own items
+ * twice, at most a window's worth per session. */
+static int peer_lost(hl_engine *e, const struct hl_rec_ack *a)
+{
+	uint64_t n = 0;
+	int ret = hl_store_unack_lost(e->env.txn->store, e->peer_id, a->base,
+				      (const uint64_t (*)[2])a->ranges, a->n, OUT_WINDOW, &n);
+	if (ret < 0 || n == 0)
+		return ret;
+	hl_warn("peer %s no longer holds %llu item(s) of ours it had acknowledged (restored "
+		"from a backup?): sending them again", e->peer_name, (unsigned long long)n);
+	if (a->base < e->acked_base)
+		e->acked_base = a->base;
+	if (e->synced) {
+		/* The window was loaded already: load it again, with them. */
+		queues_clear(e);
+		ret = load_initial(e);
+	}
+	return ret;
+}
+
+/* RECLAIM and RETURN go out first in pump(): a busy link (chunks of a
+ * document) only delays them. */
+static int send_reclaim(hl_engine *e, uint64_t seq)
+{
+	e->reclaim_pending = seq;
+	return 0;
+}
+
+static void resync_send(hl_engine *e, uint64_t now)
+{
+	struct hl_item_row row;
+	if (e->reclaim_pending) {
+		uint8_t body[HL_RECLAIM_LEN];
+		hl_rec_credit_encode(e->reclaim_pending, body); /* the shape: one 8-byte integer */
+		if (send_rec(e, HL_REC_RECLAIM, body, sizeof(body), now) == 0)
+			e->reclaim_pending = 0;
+	}
+	if (!e->return_pending)
+		return;
+	int ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, e->return_pending,
+				    &row, e->itembuf, HL_ITEM_MAX);
+	if (ret == HL_ENOTFOUND || (ret == 0 && !row.encoded)) {
+		hl_warn("peer %s asks for its item %llu back, which this station %s", e->peer_name,
+			(unsigned long long)e->return_pending,
+			ret == 0 ? "refused (no bytes kept)" : "does not hold");
+		e->return_pending = 0;
+		return;
+	}
+	if (ret < 0)
+		return;
+	e->rec[0] = (uint8_t)(row.encoded_len >> 8);
+	e->rec[1] = (uint8_t)row.encoded_len;
+	memcpy(e->rec + 2, row.encoded, row.encoded_len);
+	if (send_rec(e, HL_REC_RETURN, e->rec, 2 + row.encoded_len, now) == 0)
+		e->return_pending = 0;
+}
+
+/* Resynchronised: the flag goes (in the burst's transaction), and the
+ * session ends after the commit so that the next starts clean. */
+static int resync_done(hl_engine *e, const char *how)
+{
+	int ret = hl_store_resync_done(e->env.txn->store, e->peer_id);
+	if (ret < 0)
+		return ret;
+	hl_info("peer %s: resynchronised after a restore: %s", e->peer_name, how);
+	e->resync = false;
+	e->restart = e->link != NULL;
+	return 0;
+}
+
+/* Restored: how far does the peer hold our chain?  Not beyond our head:
+ * nothing was lost.  Beyond: reclaim the items after our head. */
+static int resync_check(hl_engine *e, const struct hl_rec_ack *a)
+{
+	struct hl_chain_head head;
+	char how[160];
+	if (!e->resync)
+		return 0;
+	uint64_t hold = a->base;
+	for (unsigned i = 0; i < a->n; i++)
+		hold = a->ranges[i][1] > hold ? a->ranges[i][1] : hold;
+	int ret = hl_store_chain_head(e->env.txn->store, e->peer_id, HL_DIR_OUT, &head);
+	if (ret < 0)
+		return ret;
+	if (hold <= head.seq) {
+		snprintf(how, sizeof(how), "it holds our chain up to %llu, we hold %llu",
+			 (unsigned long long)hold, (unsigned long long)head.seq);
+		return resync_done(e, how);
+	}
+	if (!e->link) {
+		/* A bundle's ACK: the items come back over the link only. */
+		hl_warn("peer %s holds our chain up to %llu, this store only up to %llu (restored "
+			"from an older backup): the daemon gets them back once the link is up",
+			e->peer_name, (unsigned long long)hold, (unsigned long long)head.seq);
+		return 0;
+	}
+	e->resync_hold = hold;
+	e->resync_from = head.seq + 1;
+	hl_warn("peer %s holds our chain up to %llu, this store only up to %llu (restored from "
+		"an older backup): getting items %llu-%llu back from it", e->peer_name,
+		(unsigned long long)hold, (unsigned long long)head.seq,
+		(unsigned long long)head.seq + 1, (unsigned long long)hold);
+	return send_reclaim(e, head.seq + 1);
+}
+
+/* The peer asks for the item of its own chain at SEQ: ours to give back
+ * if we hold it (a tombstone has no bytes to give).  At most a window's
+ * worth per session: a request costs the peer a round trip, and us a
+ * read. */
+static int on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
+{
+	uint64_t seq;
+	int ret = hl_rec_reclaim_decode(body, len, &seq);
+	if (ret < 0) {
+		set_error(e, "malformed RECLAIM record");
+		return ret;
+	}
+	/* One answer pending at a time: an honest peer asks for the next
+	 * only once it has the last. */
+	if (e->link && ++e->reclaims <= OUT_WINDOW)
+		e->return_pending = seq;
+	return 0;
+}
+
+/* A message of ours that came back as its signed item only: its row
+ * says what the item says (id, precedence, class_seq, sizes, attachment
+ * names and hashes), so the next message takes the next class_seq and the
+ * peer's receipt finds it; its contents stayed at the peer, so the row is
+ * purged (docs/retention.md). */
+static int recovered_message(hl_engine *e, const struct hl_item *it)
+{
+	const struct hl_item_message *m = &it->u.msg;
+	char idhex[33];
+	struct hl_msg_row row = {
+		.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq,
+		.precedence = m->precedence, .class_seq = m->class_seq, .subject = "",
+		.body_size = m->body_size, .sent_at = (int64_t)it->time_ms,
+		.state = HL_MSG_SENT, .n_att = m->n_attachments,
+	};
+	memcpy(row.id, m->id, HL_MSG_ID_LEN);
+	hl_msg_id_hex(m->id, idhex);
+	row.att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*row.att));
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		struct hl_att_row *a = &row.att[i];
+		memcpy(a->name, m->att[i].name, m->att[i].name_len);
+		a->size = m->att[i].size;
+		memcpy(a->hash, m->att[i].hash, HL_HASH_LEN);
+		snprintf(a->path, sizeof(a->path), "out/%s/%u", idhex, i);
+	}
+	int ret = hl_store_insert_message(e->env.txn->store, &row);
+	if (ret == 0)
+		ret = hl_store_set_purged(e->env.txn->store, m->id, hl_now_ms());
+	free(row.att);
+	return ret;
+}
+
+/* A receipt, check or answer of ours back from the peer states how much of
+ * its chain we held: our next ones may not state less (store.h,
+ * hl_store_signing_head). */
+static int recovered_hold(hl_engine *e, const struct hl_item *it)
+{
+	const uint8_t *hash = NULL;
+	uint64_t seq = 0;
+	if (it->kind == HL_ITEM_RECEIPT) {
+		seq = it->u.rcpt.peer_seq;
+		hash = it->u.rcpt.peer_hash;
+	} else if (it->kind == HL_ITEM_CHECK) {
+		seq = it->u.chk.peer_seq;
+		hash = it->u.chk.peer_hash;
+	} else if (it->kind == HL_ITEM_ANSWER) {
+		seq = it->u.ans.peer_seq;
+		hash = it->u.ans.peer_hash;
+	}
+	return hash ? hl_store_claim_hold(e->env.txn->store, e->peer_id, seq, hash) : 0;
+}
+
+/* An item of our own chain back from the peer: it must be ours (our
+ * signature, for this peer), the next position, linked to our head; it
+ * is stored as acknowledged (the peer holds it: the store's trigger lets
+ * exactly that in during a resync). */
+static int on_return(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_item r;
+	struct hl_chain_head head;
+	hl_store *st = e->env.txn->store;
+	int ret = hl_rec_return_decode(body, len, &r);
+	if (ret < 0 || r.item_len > HL_ITEM_MAX) {
+		set_error(e, "malformed RETURN record");
+		return ret < 0 ? ret : HL_ETOOBIG;
+	}
+	if (!e->resync || !e->resync_hold)
+		return 0; /* not asked for */
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	if ((ret = hl_item_open(r.item, r.item_len, e->env.me->sign_pk, e->peer_sign, it)) < 0 ||
+	    (ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0)
+		goto bad;
+	if (it->seq != head.seq + 1 || sodium_memcmp(it->prev, head.hash, HL_HASH_LEN) != 0) {
+		ret = HL_EAUTH;
+		goto bad;
+	}
+	struct hl_item_row row = {
+		.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq, .kind = it->kind,
+		.encoded = r.item, .encoded_len = r.item_len, .acked = true,
+		.precedence = it->kind == HL_ITEM_MESSAGE ? it->u.msg.precedence : HL_PREC_FLASH,
+		.stored_at = hl_now_ms(),
+	};
+	hl_item_hash(r.item, r.item_len, row.hash);
+	if ((ret = hl_txn_need(e->env.txn)) == 0 && (ret = hl_store_insert_item(st, &row)) == 0)
+		ret = it->kind == HL_ITEM_MESSAGE ? recovered_message(e, it) : recovered_hold(e, it);
+	/* What it acknowledged is acknowledged for good: the copy that gets
+	 * those messages again must not receipt them a second time. */
+	for (unsigned i = 0; ret == 0 && it->kind == HL_ITEM_RECEIPT && i < it->u.rcpt.count; i++) {
+		ret = hl_store_recovered_ack_add(st, e->peer_id, it->u.rcpt.entries[i].seq);
+		e->recovered_acks = true;
+	}
+	free(it);
+	if (ret < 0)
+		return ret;
+	if (row.seq < e->resync_hold)
+		return send_reclaim(e, row.seq + 1);
+	char how[160];
+	snprintf(how, sizeof(how), "got our items %llu-%llu back from it",
+		 (unsigned long long)e->resync_from, (unsigned long long)row.seq);
+	return resync_done(e, how);
+bad:
+	free(it);
+	/* Not what we asked for: say so, and stay held (the operator sees
+	 * it in the log and in status). */
+	set_error(e, "the item of ours that %s sent back does not verify (%s): this station "
+		  "stays unable to sign for it", e->peer_name, hl_strerror(ret));
+	hl_warn("peer %s: %s", e->peer_name, e->error);
+	return 0;
+}
+
+bool hl_engine_restart(hl_engine *e)
+{
+	bool r = e->restart;
+	e->restart = false;
+	return r;
+}
+
 static int on_ack(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_ack *a = xmalloc(sizeof(*a));
@@ -2406,6 +2702,11 @@ static int on_ack(hl_engine *e, const uint8_t *body, size_t len)
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0)
 		goto out;
+	if (e->first_ack) {
+		e->first_ack = false;
+		if ((e->link && (ret = peer_lost(e, a)) < 0) || (ret = resync_check(e, a)) < 0)
+			goto out;
+	}
 	if (a->base > e->acked_base) {
 		if ((ret = hl_store_ack_range(st, e->peer_id, e->acked_base + 1, a->base)) < 0)
 			goto out;
@@ -2487,6 +2788,7 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 				 * the others go on. */
 				x->item_sent = false;
 				x->retry_at = now + QUOTA_RETRY_MS;
+				entry_reset_parts(x);
 			} else {
 				/* final: off the queue */
 				x->item_sent = true;
@@ -2712,6 +3014,13 @@ static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	int ret;
+	/* Restored and not yet resynchronised: nothing of the peer's is
+	 * taken (it would call for receipts we may not sign yet); it comes
+	 * again in the session after the resync. */
+	if (e->resync && (type == HL_REC_ITEM || type == HL_REC_CHUNK ||
+			  type == HL_REC_STAGE || type == HL_REC_STAGED))
+		return 0;
+	e->now = now;
 	switch (type) {
 	case HL_REC_ITEM: ret = on_item(e, body, len, now); break;
 	case HL_REC_CHUNK:
@@ -2738,6 +3047,8 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 		}
 		break;
 	case HL_REC_STAGED: ret = on_staged(e, body, len); break;
+	case HL_REC_RECLAIM: ret = on_reclaim(e, body, len); break;
+	case HL_REC_RETURN: ret = on_return(e, body, len); break;
 	default:
 		return 0; /* other application records are not ours */
 	}
@@ -3050,6 +3361,18 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
 	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
+	e->first_ack = true;
+	e->restart = false;
+	e->resync_hold = 0;
+	e->reclaims = 0;
+	e->reclaim_pending = e->return_pending = 0;
+	if (hl_store_resync_pending(e->env.txn->store, e->peer_id, &e->resync) < 0)
+		e->resync = true; /* in doubt, sign nothing new (the store refuses it anyway) */
+	if (e->resync) {
+		set_error(e, "restored from a backup: signing nothing new for %s until it says how "
+			  "much of our chain it holds", e->peer_name);
+		hl_warn("peer %s: this station was %s", e->peer_name, e->error);
+	}
 	if (load_in(e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
 		return;
@@ -3094,11 +3417,24 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 		for (unsigned i = 1; i < NPARTS_MAX; i++)
 			if (m->parts[i].pw && (ret = note_synced(e, m, i)) < 0)
 				return ret;
+	/* After a restore: what our recovered receipts acknowledged already
+	 * gets no second receipt. */
+	if (e->recovered_acks) {
+		size_t keep = 0;
+		for (size_t i = 0; i < e->nrcpt; i++) {
+			bool done;
+			if ((ret = hl_store_recovered_ack_has(st, e->peer_id, e->rcpt[i].seq, &done)) < 0)
+				return ret;
+			if (!done)
+				e->rcpt[keep++] = e->rcpt[i];
+		}
+		e->nrcpt = keep;
+	}
 	if (e->nrcpt == 0)
 		return 0;
 	struct hl_chain_head head, peer_head;
 	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_in_contiguous(st, e->peer_id, &peer_head)) < 0)
+	    (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0)
 		return ret;
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	for (size_t done = 0; done < e->nrcpt;) {
@@ -3222,6 +3558,12 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	e->cur_verdict = -1;
 	e->scratch = xmalloc(sizeof(*e->scratch));
 	e->refuse_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(20, 60);
+	/* A bundle's engine (no link) sees the peer's ACK too. */
+	e->first_ack = true;
+	if (hl_store_resync_pending(env->txn->store, e->peer_id, &e->resync) < 0)
+		e->resync = true;
+	if (hl_store_recovered_acks_any(env->txn->store, e->peer_id, &e->recovered_acks) < 0)
+		e->recovered_acks = true;   /* in doubt, look each time */
 	*out = e;
 	return 0;
 }

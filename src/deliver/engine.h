@@ -118,6 +118,11 @@ int hl_engine_drain(hl_engine *e, uint64_t now_ms);
  * in the next turn of its loop. */
 bool hl_engine_holding(const hl_engine *e);
 
+/* After the postcommit: the session should end now (the engine
+ * resynchronised after a restore, docs/messages.md section 7); the next
+ * session starts clean.  Reading it clears it. */
+bool hl_engine_restart(hl_engine *e);
+
 /* Sends what the link will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
 /* After env.wake: sends CREDIT for what the parts' workers took in, when

@@ -22,6 +22,7 @@
 #define MIN_CONTENT (1 + 8 + HL_SALT_LEN + 2 + 4)
 #define MIN_ATT (1 + 8 + 1 + 8)
 #define MIN_EVIDENCE (1 + 2 + 1)
+#define MIN_PURGED (1 + 8 + 8)
 
 /* ---- parser ---- */
 
@@ -71,9 +72,10 @@ static int parse_header(struct parser *p)
 	p->rec->exported_at = hl_rrd_u64(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "header: cut short");
-	if (version != HL_RECORD_VERSION)
-		return bad(p, HL_EUNSUPP, "header: record version %u; this hotline reads version %d",
-			   version, HL_RECORD_VERSION);
+	if (version != HL_RECORD_VERSION && version != HL_RECORD_VERSION_PURGED)
+		return bad(p, HL_EUNSUPP, "header: record version %u; this hotline reads versions "
+			   "%d and %d", version, HL_RECORD_VERSION, HL_RECORD_VERSION_PURGED);
+	p->rec->version = version;
 	if (flags != 0)
 		return bad(p, HL_EINVAL, "header: unknown flags 0x%02x", flags);
 	return 0;
@@ -353,6 +355,64 @@ static int parse_evidence(struct parser *p)
 	return 0;
 }
 
+/* Version 2: the messages the exporter purged.  Each names a message
+ * ITEM (its kind is the verifier's to check) that has no content: what
+ * was purged cannot be disclosed. */
+static int parse_purged(struct parser *p)
+{
+	struct hl_record *rec = p->rec;
+	struct hl_record_priv *pv = rec->priv;
+	struct hl_record_content ct;
+	hl_record_cursor *contents = NULL;
+	uint8_t last_chain = 0;
+	uint64_t last_seq = 0;
+	bool seen1 = false;
+	int ret = 0;
+	uint32_t count = hl_rrd_u32(&p->r);
+	if (p->r.err)
+		return bad(p, HL_ETRUNC, "purged: cut short before the count");
+	if (count > HL_RECORD_MAX_PURGED || count > hl_rrd_left(&p->r) / MIN_PURGED)
+		return bad(p, HL_ETOOBIG, "purged: %u of them (at most %u, and the file is too "
+			   "short for them)", count, HL_RECORD_MAX_PURGED);
+	pv->purged_off[0] = p->r.off;
+	pv->purged_left[0] = count;
+	(void)hl_record_contents_open(rec, 0, &contents);
+	for (uint32_t i = 0; i < count; i++) {
+		uint8_t chain;
+		uint64_t seq, off = p->r.off;
+		if ((ret = parse_ref(p, "purged", i, &chain, &seq)) < 0)
+			goto out;
+		(void)hl_rrd_u64(&p->r);   /* purged_at: the exporter's claim */
+		if (p->r.err) {
+			ret = bad(p, HL_ETRUNC, "purged %u: cut short", i + 1);
+			goto out;
+		}
+		if (i > 0 && (chain < last_chain || (chain == last_chain && seq <= last_seq))) {
+			ret = bad(p, HL_EINVAL, "purged %u: out of order (by chain, then entry)", i + 1);
+			goto out;
+		}
+		note_chain1(&pv->purged_off[1], &pv->purged_left[1], &seen1, chain, off, i, count);
+		last_chain = chain;
+		last_seq = seq;
+		if ((ret = hl_record_content_for(contents, chain, seq, &ct)) < 0) {
+			ret = io_bad(p, ret);
+			goto out;
+		}
+		if (ret == 1) {
+			ret = bad(p, HL_EINVAL, "purged %u: %s's entry %llu is disclosed in the record",
+				  i + 1, chain_name(p, chain), (unsigned long long)seq);
+			goto out;
+		}
+		rec->npurged = i + 1;
+	}
+	if (!seen1)
+		pv->purged_off[1] = p->r.off;
+	ret = 0;
+out:
+	hl_record_cursor_free(contents);
+	return ret;
+}
+
 /* The whole parse, over P->rec's source. */
 static int parse(struct parser *p)
 {
@@ -360,7 +420,8 @@ static int parse(struct parser *p)
 	if ((ret = parse_header(p)) < 0 || (ret = parse_cards(p)) < 0 ||
 	    (ret = parse_chain(p, 0)) < 0 || (ret = parse_chain(p, 1)) < 0 ||
 	    (ret = parse_contents(p)) < 0 || (ret = parse_atts(p)) < 0 ||
-	    (ret = parse_evidence(p)) < 0)
+	    (ret = parse_evidence(p)) < 0 ||
+	    (p->rec->version == HL_RECORD_VERSION_PURGED && (ret = parse_purged(p)) < 0))
 		return ret;
 	uint64_t left = hl_rrd_left(&p->r);
 	if (left != HL_RECORD_SIG_LEN)
@@ -459,7 +520,7 @@ void hl_record_seal_msg(const uint8_t file_hash[static HL_HASH_LEN],
 enum {
 	W_HEADER, W_CARD0, W_CARD1, W_CHAIN0_COUNT, W_CHAIN0, W_CHAIN1_COUNT, W_CHAIN1,
 	W_CONTENTS_COUNT, W_CONTENTS, W_ATTS_COUNT, W_ATTS, W_EVIDENCE_COUNT, W_EVIDENCE,
-	W_SEAL, W_DONE,
+	W_PURGED_COUNT, W_PURGED, W_SEAL, W_DONE,
 };
 
 void hl_record_writer_init(struct hl_record_writer *w, hl_record_sink sink, void *arg)
@@ -542,10 +603,19 @@ static void element_done(struct hl_record_writer *w)
 
 int hl_record_write_header(struct hl_record_writer *w, uint64_t exported_at)
 {
+	return hl_record_write_header_version(w, exported_at, HL_RECORD_VERSION);
+}
+
+int hl_record_write_header_version(struct hl_record_writer *w, uint64_t exported_at,
+				   unsigned version)
+{
 	if (expect(w, W_HEADER) < 0)
 		return w->err;
+	if (version != HL_RECORD_VERSION && version != HL_RECORD_VERSION_PURGED)
+		return fail(w, HL_EINVAL);
+	w->version = (uint8_t)version;
 	put(w, HL_RECORD_MAGIC, HL_RECORD_MAGIC_LEN);
-	put_u8(w, HL_RECORD_VERSION);
+	put_u8(w, (uint8_t)version);
 	put_u8(w, 0);
 	put_u64(w, exported_at);
 	w->section = W_CARD0;
@@ -721,9 +791,39 @@ int hl_record_write_evidence_item(struct hl_record_writer *w, unsigned chain,
 	return w->err;
 }
 
+int hl_record_write_purged(struct hl_record_writer *w, uint32_t count)
+{
+	if (expect(w, W_PURGED_COUNT) < 0)
+		return w->err;
+	if (w->version != HL_RECORD_VERSION_PURGED)
+		return fail(w, HL_ESTATE);
+	if (count > HL_RECORD_MAX_PURGED)
+		return fail(w, HL_ETOOBIG);
+	put_u32(w, count);
+	open_section(w, count, W_PURGED);
+	return w->err;
+}
+
+int hl_record_write_purged_entry(struct hl_record_writer *w, unsigned chain, uint64_t seq,
+				 uint64_t purged_at)
+{
+	if (expect(w, W_PURGED) < 0)
+		return w->err;
+	if (chain > 1 || seq == 0)
+		return fail(w, HL_EINVAL);
+	put_u8(w, (uint8_t)chain);
+	put_u64(w, seq);
+	put_u64(w, purged_at);
+	element_done(w);
+	return w->err;
+}
+
 int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[static 64])
 {
 	uint8_t h[HL_HASH_LEN], msg[HL_RECORD_SEAL_MSG_LEN], sig[HL_RECORD_SIG_LEN];
+	/* Version 1 has no purged section. */
+	if (!w->err && w->version == HL_RECORD_VERSION && w->section == W_PURGED_COUNT)
+		w->section = W_SEAL;
 	if (expect(w, W_SEAL) < 0)
 		return w->err;
 	crypto_generichash_final(&w->hs, h, HL_HASH_LEN);

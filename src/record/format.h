@@ -6,8 +6,10 @@
  * cards, every entry of both chains (the signed items verbatim, refused
  * positions and positions not yet received marked as such), the disclosed
  * contents of messages, optionally their attachments, any evidence of
- * equivocation, and a seal: the exporter's signature over everything
- * before it.
+ * equivocation, (version 2) the messages whose contents the exporter
+ * purged under its retention, and a seal: the exporter's signature over
+ * everything before it.  An exporter writes version 1 when it purged
+ * nothing, so readers of version 1 read every record without purges.
  *
  * The parser reads a record from a file (hl_record_open) or from memory
  * (hl_record_parse: (buf, len), no I/O; the fuzz target's way in), in one
@@ -37,6 +39,7 @@
 #define HL_RECORD_MAGIC "HLRECORD"       /* 8 bytes, no NUL */
 #define HL_RECORD_MAGIC_LEN 8
 #define HL_RECORD_VERSION 1
+#define HL_RECORD_VERSION_PURGED 2        /* version 1 plus the purged section */
 #define HL_RECORD_HEADER_LEN 18           /* magic, version, flags, exported_at */
 #define HL_RECORD_SEAL_CTX "hotline/1 record seal"
 #define HL_RECORD_SIG_LEN 64
@@ -47,6 +50,7 @@
 #define HL_RECORD_MAX_CONTENTS (1u << 24)
 #define HL_RECORD_MAX_ATTACHMENTS (1u << 24)
 #define HL_RECORD_MAX_EVIDENCE 4096
+#define HL_RECORD_MAX_PURGED (1u << 24)
 #define HL_RECORD_MAX_ATT_SIZE (UINT64_C(1) << 62)
 
 /* Chain 0 is the exporter's (items it authored), chain 1 its peer's. */
@@ -93,17 +97,26 @@ struct hl_record_evidence {
 	uint8_t hash[HL_HASH_LEN];
 };
 
+/* Version 2: the exporter purged this message's contents at PURGED_AT
+ * (its claim, sealed like the rest); the signed item stays. */
+struct hl_record_purged {
+	uint8_t chain;
+	uint64_t seq;
+	uint64_t purged_at;            /* ms, the exporter's clock */
+};
+
 struct hl_record_priv;
 
 struct hl_record {
 	uint64_t len;                  /* the file's size */
+	uint8_t version;               /* 1, or 2 with the purged section */
 	uint64_t exported_at;          /* ms, the exporter's clock (a claim) */
 	char card_text[2][HL_CARD_MAX_BYTES];
 	size_t card_len[2];
 	hl_card card[2];               /* the embedded cards, parsed */
 	uint64_t chain_off[2];         /* where each chain's count is in the file */
 	uint64_t n[2];                 /* entries (= the chain's last seq) */
-	uint64_t ncontents, natts, nevidence;
+	uint64_t ncontents, natts, nevidence, npurged;
 	uint8_t sig[HL_RECORD_SIG_LEN];   /* the seal */
 	uint64_t signed_len;           /* bytes before the seal */
 	uint8_t signed_hash[HL_HASH_LEN]; /* BLAKE2b-256 of them, as the parser read them */
@@ -156,6 +169,11 @@ int hl_record_content_for(hl_record_cursor *cur, unsigned c, uint64_t seq,
  * (1), or 0 when it has no more. */
 int hl_record_atts_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out);
 int hl_record_att_for(hl_record_cursor *cur, unsigned c, uint64_t seq, struct hl_record_att *a);
+/* Version 2's purged messages likewise: purged_for gives the purge of
+ * (C, SEQ) (1) or says there is none (0), asked in increasing order. */
+int hl_record_purged_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out);
+int hl_record_purged_for(hl_record_cursor *cur, unsigned c, uint64_t seq,
+			 struct hl_record_purged *g);
 /* The evidence, in order: 1 with the next, 0 after the last. */
 int hl_record_evidence_open(const struct hl_record *rec, hl_record_cursor **out);
 int hl_record_evidence_next(hl_record_cursor *cur, struct hl_record_evidence *ev);
@@ -180,15 +198,19 @@ struct hl_record_writer {
 	int section;                   /* where we are (format.c) */
 	uint64_t left;                 /* elements the current section still expects */
 	uint64_t att_left;             /* bytes the current attachment still expects */
+	uint8_t version;               /* of the header written */
 };
 
 void hl_record_writer_init(struct hl_record_writer *w, hl_record_sink sink, void *arg);
 /* In this order: header, two cards (the exporter's first), chain 0 then
  * chain 1 (begin with its count, then that many entries), contents,
- * attachments, evidence, seal.  Each returns 0 or the writer's sticky
+ * attachments, evidence, (version 2 only) purged, seal.  Each returns 0 or the writer's sticky
  * error (HL_ESTATE for a call out of order, HL_EINVAL for a value the
  * format forbids). */
 int hl_record_write_header(struct hl_record_writer *w, uint64_t exported_at);
+/* The header of VERSION (HL_RECORD_VERSION or HL_RECORD_VERSION_PURGED). */
+int hl_record_write_header_version(struct hl_record_writer *w, uint64_t exported_at,
+				   unsigned version);
 int hl_record_write_card(struct hl_record_writer *w, const char *text, size_t len);
 int hl_record_write_chain(struct hl_record_writer *w, uint32_t count);
 int hl_record_write_item(struct hl_record_writer *w, const uint8_t *item, size_t len);
@@ -206,6 +228,11 @@ int hl_record_write_att_data(struct hl_record_writer *w, const void *p, size_t n
 int hl_record_write_evidence(struct hl_record_writer *w, uint32_t count);
 int hl_record_write_evidence_item(struct hl_record_writer *w, unsigned chain,
 				  const uint8_t *item, size_t len);
+/* Version 2: COUNT purged messages, each (CHAIN, SEQ) in strictly
+ * increasing order, a message ITEM without content, and when (ms). */
+int hl_record_write_purged(struct hl_record_writer *w, uint32_t count);
+int hl_record_write_purged_entry(struct hl_record_writer *w, unsigned chain, uint64_t seq,
+				 uint64_t purged_at);
 /* Signs the hash of everything written with SIGN_SK (the exporter's, the
  * key of the first card) and writes the signature. */
 int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[static 64]);

@@ -202,6 +202,10 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	if (ct) {
 		hl_sanitize((const char *)ct->subject, ct->subject_len, text, sizeof(text), 0);
 		fprintf(s->out, "    Subject:  %s\n", text);
+	} else if (s->purged) {
+		uint64_t at = s->purged->purged_at;
+		hl_rfc3339((int64_t)(at > INT64_MAX ? INT64_MAX : at), when);
+		fprintf(s->out, "    Subject:  (purged by %s at %s)\n", s->name[0], when);
 	} else {
 		fprintf(s->out, "    Subject:  (withheld)\n");
 	}
@@ -223,6 +227,9 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	}
 	if (ct)
 		print_text(s, "    | ", ct->body_off, ct->body_len);
+	else if (s->purged)
+		fprintf(s->out, "    (contents purged by %s under its retention: the signed item "
+			"remains, with the sizes and hashes)\n", s->name[0]);
 	else
 		fprintf(s->out, "    (contents withheld: the signed item proves them by their salted hashes)\n");
 }

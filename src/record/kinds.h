@@ -81,6 +81,7 @@ struct hl_record_show {
 	struct hl_record_refs *refs[2];      /* show.c */
 	const struct hl_record_content *content;  /* the entry being shown: its content or NULL */
 	uint64_t att_included;               /* ... and the attachments included, as bits */
+	const struct hl_record_purged *purged;    /* ... or its purge (version 2), or NULL */
 	struct hl_item *scratch;             /* for a kind that decodes another item */
 	uint8_t *itembuf;                    /* HL_ITEM_MAX, for that item's bytes */
 	FILE *out;

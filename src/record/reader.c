@@ -372,7 +372,7 @@ int hl_record_hash_range(const struct hl_record *rec, uint64_t off, uint64_t n,
 
 /* ---- cursors ---- */
 
-enum { CUR_CHAIN, CUR_CONTENTS, CUR_ATTS, CUR_EVIDENCE };
+enum { CUR_CHAIN, CUR_CONTENTS, CUR_ATTS, CUR_EVIDENCE, CUR_PURGED };
 
 struct hl_record_cursor {
 	const struct hl_record *rec;
@@ -384,6 +384,7 @@ struct hl_record_cursor {
 	bool have;                     /* CONTENTS, ATTS: PEND holds the next one */
 	struct hl_record_content ct;
 	struct hl_record_att att;
+	struct hl_record_purged pg;
 };
 
 static hl_record_cursor *cursor_new(const struct hl_record *rec, int kind, unsigned c,
@@ -477,7 +478,17 @@ static int next_att(hl_record_cursor *cur, struct hl_record_att *a)
 	return r->err;
 }
 
-/* Moves a CONTENTS or ATTS cursor to its first element at or after (C,
+/* Reads the next purged message into G. */
+static int next_purged(hl_record_cursor *cur, struct hl_record_purged *g)
+{
+	struct hl_rrd *r = &cur->r;
+	g->chain = hl_rrd_u8(r);
+	g->seq = hl_rrd_u64(r);
+	g->purged_at = hl_rrd_u64(r);
+	return r->err;
+}
+
+/* Moves a CONTENTS, ATTS or PURGED cursor to its first element at or after (C,
  * SEQ), read but not consumed: 1 when that element is (C, SEQ), 0 when
  * there is none. */
 static int seek_to(hl_record_cursor *cur, unsigned c, uint64_t seq)
@@ -487,14 +498,19 @@ static int seek_to(hl_record_cursor *cur, unsigned c, uint64_t seq)
 			if (cur->left == 0)
 				return 0;
 			int ret = cur->kind == CUR_CONTENTS ? next_content(cur, &cur->ct)
-							    : next_att(cur, &cur->att);
+				  : cur->kind == CUR_ATTS   ? next_att(cur, &cur->att)
+							    : next_purged(cur, &cur->pg);
 			if (ret < 0)
 				return ret;
 			cur->left--;
 			cur->have = true;
 		}
-		unsigned pc = cur->kind == CUR_CONTENTS ? cur->ct.chain : cur->att.chain;
-		uint64_t ps = cur->kind == CUR_CONTENTS ? cur->ct.seq : cur->att.seq;
+		unsigned pc = cur->kind == CUR_CONTENTS ? cur->ct.chain
+			      : cur->kind == CUR_ATTS   ? cur->att.chain
+							: cur->pg.chain;
+		uint64_t ps = cur->kind == CUR_CONTENTS ? cur->ct.seq
+			      : cur->kind == CUR_ATTS   ? cur->att.seq
+							: cur->pg.seq;
 		if (!before(pc, ps, c, seq))
 			return pc == c && ps == seq;
 		cur->have = false;
@@ -529,6 +545,27 @@ int hl_record_att_for(hl_record_cursor *cur, unsigned c, uint64_t seq, struct hl
 	int ret = seek_to(cur, c, seq);
 	if (ret == 1) {
 		*a = cur->att;
+		cur->have = false;
+	}
+	return ret;
+}
+
+int hl_record_purged_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out)
+{
+	if (c > 1)
+		return HL_EINVAL;
+	*out = cursor_new(rec, CUR_PURGED, c, rec->priv->purged_off[c], rec->priv->purged_left[c]);
+	return 0;
+}
+
+int hl_record_purged_for(hl_record_cursor *cur, unsigned c, uint64_t seq,
+			 struct hl_record_purged *g)
+{
+	if (cur->kind != CUR_PURGED)
+		return HL_EINVAL;
+	int ret = seek_to(cur, c, seq);
+	if (ret == 1) {
+		*g = cur->pg;
 		cur->have = false;
 	}
 	return ret;

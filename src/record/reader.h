@@ -99,8 +99,9 @@ struct hl_record_priv {
 	struct hl_rrd scratch;
 	uint8_t *item;                 /* HL_ITEM_MAX, for hashing looked-up items */
 	/* where each section's elements begin, and chain 1's */
-	uint64_t contents_off[2], atts_off[2], evidence_off;
-	uint64_t contents_left[2], atts_left[2];   /* elements from there to the section's end */
+	uint64_t contents_off[2], atts_off[2], evidence_off, purged_off[2];
+	/* elements from there to the section's end */
+	uint64_t contents_left[2], atts_left[2], purged_left[2];
 };
 
 struct hl_record_priv *hl_record_priv_new(int fd, const uint8_t *mem, uint64_t len);

@@ -100,8 +100,9 @@ static void header(const struct hl_record *rec, struct hl_record_show *s, int re
 		s->name[0], (unsigned long long)rec->n[0], s->name[1], (unsigned long long)rec->n[1],
 		v->refused[1], v->absent[1]);
 	if (ret == 0)
-		fprintf(f, "  Messages: %zu disclosed, %zu withheld; %zu attachment(s) included%s\n",
-			v->disclosed, v->withheld, v->attachments,
+		fprintf(f, "  Messages: %zu disclosed, %zu withheld (%zu of them purged by %s); "
+			"%zu attachment(s) included%s\n", v->disclosed, v->withheld, v->purged,
+			s->name[0], v->attachments,
 			v->equivocations ? "; EQUIVOCATION proven (run verify for details)" : "");
 	fprintf(f, "  Times are each station's own clock.\n\n");
 }
@@ -109,7 +110,7 @@ static void header(const struct hl_record *rec, struct hl_record_show *s, int re
 /* One chain as the display reads it: the next entry, decoded, with its
  * time (an entry without one sorts with the one before). */
 struct lane {
-	hl_record_cursor *cur, *contents, *atts;
+	hl_record_cursor *cur, *contents, *atts, *purged;
 	bool have, done;
 	uint64_t k, time;
 	struct hl_record_entry e;
@@ -140,6 +141,7 @@ static void show_entry(struct hl_record_show *s, unsigned c, struct lane *l, str
 	char when[HL_RFC3339_LEN], hex[65];
 	uint64_t k = l->k;
 	struct hl_record_content ct;
+	struct hl_record_purged pg;
 	l->have = false;
 	if (l->e.type == HL_RECORD_ABSENT) {
 		uint64_t end = k;
@@ -171,6 +173,7 @@ static void show_entry(struct hl_record_show *s, unsigned c, struct lane *l, str
 	if (k >= s->refs[c]->hi)
 		index_window(s, c, k, tmp);
 	s->content = hl_record_content_for(l->contents, c, k, &ct) == 1 ? &ct : NULL;
+	s->purged = !s->content && hl_record_purged_for(l->purged, c, k, &pg) == 1 ? &pg : NULL;
 	s->att_included = 0;
 	struct hl_record_att a;
 	while (s->content && hl_record_att_for(l->atts, c, k, &a) == 1)
@@ -183,6 +186,7 @@ static void show_entry(struct hl_record_show *s, unsigned c, struct lane *l, str
 	else
 		fprintf(f, "%s\n", kind->name);
 	s->content = NULL;
+	s->purged = NULL;
 }
 
 int hl_record_show(const struct hl_record *rec, FILE *out)
@@ -211,6 +215,7 @@ int hl_record_show(const struct hl_record *rec, FILE *out)
 		(void)hl_record_chain_open(rec, c, &lane[c].cur);
 		(void)hl_record_contents_open(rec, c, &lane[c].contents);
 		(void)hl_record_atts_open(rec, c, &lane[c].atts);
+		(void)hl_record_purged_open(rec, c, &lane[c].purged);
 		lane[c].it = xmalloc(sizeof(*lane[c].it));
 	}
 	/* Merge the chains by time, each in its own order. */
@@ -229,6 +234,7 @@ int hl_record_show(const struct hl_record *rec, FILE *out)
 		hl_record_cursor_free(lane[c].cur);
 		hl_record_cursor_free(lane[c].contents);
 		hl_record_cursor_free(lane[c].atts);
+		hl_record_cursor_free(lane[c].purged);
 		hl_record_cursor_free(refs[c].ahead);
 		free(lane[c].it);
 		free(refs[c].v);

@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/timefmt.h"
 
 struct vctx {
 	const struct hl_record *rec;
@@ -25,6 +26,8 @@ struct vctx {
 	struct hl_item *it;
 	hl_record_cursor *contents, *atts;   /* in step with the chains (file order) */
 	struct hl_item *scratch;        /* another entry, decoded */
+	hl_record_cursor *purged;       /* version 2: in step with the chains */
+	uint64_t purged_first, purged_last;  /* the purges' times, for one note */
 };
 
 static int failv(struct vctx *x, int code, const char *fmt, ...)
@@ -159,6 +162,21 @@ static void ref_of(const struct hl_record_entry *e, struct hl_chain_ref *ref)
 	memcpy(ref->hash, e->hash, HL_HASH_LEN);
 }
 
+/* One note for every purge (a record may hold thousands): how many, when. */
+static void note_purged(struct vctx *x)
+{
+	uint64_t first = x->purged_first, last = x->purged_last;
+	char a[HL_RFC3339_LEN], b[HL_RFC3339_LEN];
+	if (x->v->purged == 0)
+		return;
+	hl_rfc3339((int64_t)(first > INT64_MAX ? INT64_MAX : first), a);
+	hl_rfc3339((int64_t)(last > INT64_MAX ? INT64_MAX : last), b);
+	notef(x, "%zu message(s): contents purged by %s under its retention (%s%s%s, its clock); "
+	      "their signed items are here and checked (sizes, hashes, attachment names), their "
+	      "texts and files are gone", x->v->purged, x->name[0], a, first == last ? "" : " to ",
+	      first == last ? "" : b);
+}
+
 /* One item (entry E at position K of chain C, its bytes ITEM, after
  * entry PREV): the generic checks, then its kind's.  Returns 0, a negative
  * code (a failure, in why), or HL_RECORD_BAD_CROSS (in CROSS_WHY). */
@@ -196,11 +214,25 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k, const struct hl_re
 	if (disclosed && !kind->has_content)
 		return failv(x, HL_EAUTH, "%s: contents are given for it, but a %s has none",
 			     where, kind->name);
+	struct hl_record_purged pg;
+	if ((ret = hl_record_purged_for(x->purged, c, k, &pg)) < 0)
+		return read_failed(x, ret);
+	bool purged = ret == 1;
+	if (purged && !kind->has_content)
+		return failv(x, HL_EAUTH, "%s: the record says its contents were purged, but a %s "
+			     "has none", where, kind->name);
 	if (kind->has_content) {
 		if (disclosed)
 			x->v->disclosed++;
 		else
 			x->v->withheld++;
+		if (purged) {
+			x->v->purged++;
+			if (pg.purged_at < x->purged_first)
+				x->purged_first = pg.purged_at;
+			if (pg.purged_at > x->purged_last)
+				x->purged_last = pg.purged_at;
+		}
 	}
 	char why[512] = "";
 	struct hl_record_check chk = {
@@ -293,6 +325,7 @@ static int check_chains(struct vctx *x)
 		snprintf(x->v->why, sizeof(x->v->why), "%s", cross_why);
 		return HL_EAUTH;
 	}
+	note_purged(x);
 	return 0;
 }
 
@@ -391,10 +424,13 @@ int hl_record_verify(const struct hl_record *rec, const hl_card *a, const hl_car
 	x.scratch = xmalloc(sizeof(*x.scratch));
 	(void)hl_record_contents_open(rec, 0, &x.contents);
 	(void)hl_record_atts_open(rec, 0, &x.atts);
+	(void)hl_record_purged_open(rec, 0, &x.purged);
+	x.purged_first = UINT64_MAX;
 	if ((ret = check_chains(&x)) == 0 && (ret = check_evidence(&x)) == 0)
 		ret = check_seal(&x);
 	hl_record_cursor_free(x.contents);
 	hl_record_cursor_free(x.atts);
+	hl_record_cursor_free(x.purged);
 	free(x.it);
 	free(x.scratch);
 	return ret;

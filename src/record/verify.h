@@ -31,6 +31,7 @@ struct hl_record_verdict {
 	size_t absent[2];              /* positions the exporter did not hold */
 	size_t disclosed;              /* messages whose contents are in the record */
 	size_t withheld;               /* messages proven by their salted hashes only */
+	size_t purged;                 /* of those, purged by the exporter (version 2) */
 	size_t attachments;            /* attachments included (hash-checked) */
 	size_t equivocations;          /* proven */
 };

@@ -224,7 +224,7 @@ def test_json_output_matches_docs(stations, tmp_path):
     wait_for(lambda: any(g["id"] == agr and g["document"] == "here"
                          for g in jcmd(b, "agree", "list", "--json")),
              scaled(20), "the proposal at beta")
-    b.cmd("agree", "sign", agr, input="y\n")
+    b.cmd("agree", "sign", agr, "--yes")
     wait_for(lambda: "agreement_signed" in wa.kinds(), scaled(20), "the countersignature")
     # gamma's scheduled check fails: an alarm
     wait_for(lambda: "alarm" in wa.kinds(), scaled(20), "gamma's alarm")

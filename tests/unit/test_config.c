@@ -817,7 +817,7 @@ static void test_template_shows_defaults(void **state)
 	}
 	u[o] = '\0';
 	all = parse_ok(u);
-	assert_int_equal(uncommented, 12);
+	assert_int_equal(uncommented, 13);
 	assert_int_equal(all->keepalive_ms, plain->keepalive_ms);
 	assert_int_equal(all->keepalive_timeout_ms, plain->keepalive_timeout_ms);
 	assert_int_equal(all->handshake_timeout_ms, plain->handshake_timeout_ms);
