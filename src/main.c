@@ -33,6 +33,8 @@ static const struct hl_command commands[] = {
 	{ "answer", answer_main, "[ID] [--json]", "answer, as a person, the line checks that wait for one" },
 	{ "agree", agree_main, "propose PEER FILE | sign ID | list [--json]", "co-signed documents" },
 	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
+	{ "voice", voice_main, "send PEER [-p P] [-s SUBJECT] [--seconds N] [FILE.wav] | play ID [-o OUT.wav]",
+	  "voice messages: record or encode speech and send it; play one" },
 	{ "bundle", bundle_main, "export PEER -o FILE | import FILE", "the courier path: sealed files a peer imports" },
 };
 

@@ -16,6 +16,7 @@
 #include "daemon/control_client.h"
 #include "util/err.h"
 #include "util/text.h"
+#include "voice/voicemsg.h"
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -41,7 +42,24 @@ static const char *rtt_text(json_t *ev)
 	return buf;
 }
 
-static void print_event(json_t *ev)
+/* " [voice 0:42]" when message ID is a voice message (looked up in the
+ * store: the event does not say), else "". */
+static void voice_suffix(const char *dir, const char *id, char *out, size_t cap)
+{
+	hl_store *st = NULL;
+	struct hl_msg_row row;
+	char label[32] = "";
+	memset(&row, 0, sizeof(row));
+	out[0] = '\0';
+	if (hl_store_open(dir, &st) == 0 && hl_store_get_message(st, id, &row) == 0)
+		hl_voice_label(dir, &row, label, sizeof(label));
+	hl_msg_row_clear(&row);
+	hl_store_close(st);
+	if (label[0])
+		snprintf(out, cap, " [%s]", label);
+}
+
+static void print_event(const char *dir, json_t *ev)
 {
 	char peer[96], subject[256], reason[256];
 	const char *kind = jstr(ev, "event");
@@ -52,9 +70,12 @@ static void print_event(json_t *ev)
 	hl_sanitize(jstr(ev, "peer"), strlen(jstr(ev, "peer")), peer, sizeof(peer), 0);
 	hl_sanitize(jstr(ev, "subject"), strlen(jstr(ev, "subject")), subject, sizeof(subject), 0);
 	hl_sanitize(jstr(ev, "reason"), strlen(jstr(ev, "reason")), reason, sizeof(reason), 0);
+	char voice[40] = "";
 	if (strcmp(kind, "arrived") == 0)
-		printf("%s  message from %s  %-9s %.12s  %s\n", jstr(ev, "at"), peer, up,
-		       jstr(ev, "id"), subject);
+		voice_suffix(dir, jstr(ev, "id"), voice, sizeof(voice));
+	if (strcmp(kind, "arrived") == 0)
+		printf("%s  message from %s  %-9s %.12s  %s%s\n", jstr(ev, "at"), peer, up,
+		       jstr(ev, "id"), subject, voice);
 	else if (strcmp(kind, "delivered") == 0)
 		printf("%s  receipt from %s for %.12s  %s\n", jstr(ev, "at"), peer, jstr(ev, "id"),
 		       subject);
@@ -156,7 +177,7 @@ int watch_main(struct hl_ctx *ctx, int argc, char **argv)
 			fwrite(line, 1, (size_t)n, stdout);
 			fflush(stdout);
 		} else {
-			print_event(ev);
+			print_event(ctx->dir, ev);
 		}
 		json_decref(ev);
 	}
