@@ -35,6 +35,8 @@ static const struct hl_command commands[] = {
 	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
 	{ "voice", voice_main, "send PEER [-p P] [-s SUBJECT] [--seconds N] [FILE.wav] | play ID [-o OUT.wav]",
 	  "voice messages: record or encode speech and send it; play one" },
+	{ "call", call_main, "PEER [-p P] [--input WAV] [--output WAV] | answer [PEER] | hangup [PEER]",
+	  "live calls: ring a peer, answer, hang up" },
 	{ "bundle", bundle_main, "export PEER -o FILE | import FILE", "the courier path: sealed files a peer imports" },
 };
 

@@ -320,7 +320,8 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_MEDIA_LISTEN, K_MEDIA_ADDRESS,
+	K_CALL_RECORDING, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -347,6 +348,9 @@ static const char *const key_names[K_COUNT] = {
 	[K_MAILDIR] = "Maildir",
 	[K_EMAIL] = "Email",
 	[K_FALLBACK_AFTER] = "FallbackAfter",
+	[K_MEDIA_LISTEN] = "MediaListen",
+	[K_MEDIA_ADDRESS] = "MediaAddress",
+	[K_CALL_RECORDING] = "CallRecording",
 };
 
 #define BIT(k) (1u << (k))
@@ -364,12 +368,13 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
-				  BIT(K_FALLBACK_AFTER),
+				  BIT(K_FALLBACK_AFTER) | BIT(K_MEDIA_LISTEN) | BIT(K_CALL_RECORDING),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
 			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
-			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL),
+			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL) |
+			       BIT(K_MEDIA_ADDRESS),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
@@ -400,6 +405,8 @@ struct section {
 	char smtp_url[HL_SMTP_URL_MAX + 1];
 	char mail_addr[HL_EMAIL_ADDR_MAX + 1]; /* From ([Email]) or Email ([Peer]) */
 	char maildir[HL_MAILDIR_MAX + 1];
+	char media[HL_ADDR_MAX + 1];         /* MediaListen or MediaAddress (calls) */
+	unsigned call_recording;
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -557,6 +564,16 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		return set_addr(p, it, K_LISTEN, s->listen);
 	case K_ADDRESS:
 		return set_addr(p, it, K_ADDRESS, s->address);
+	case K_MEDIA_LISTEN:
+	case K_MEDIA_ADDRESS:
+		return set_addr(p, it, (enum key_id)k, s->media);
+	case K_CALL_RECORDING:
+		if (value_is(it, "on") || value_is(it, "off")) {
+			s->call_recording = value_is(it, "on");
+			return 0;
+		}
+		return perr(p, it->line, HL_EINVAL, "bad CallRecording '%s': want on or off",
+			    quote(it->value, it->value_len, q));
 	case K_NOISE_KEY:
 		return set_key(p, it, K_NOISE_KEY, s->noise_key);
 	case K_SIGNING_KEY:
@@ -671,6 +688,8 @@ static int commit_station(struct parser *p, const struct section *s)
 	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
 	c->fallback_after_ms = s->key_line[K_FALLBACK_AFTER] ? s->ms[K_FALLBACK_AFTER]
 							     : HL_DEFAULT_FALLBACK_AFTER_MS;
+	memcpy(c->media_listen, s->media, sizeof(c->media_listen));
+	c->call_recording = s->call_recording != 0;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -734,6 +753,7 @@ static int commit_peer(struct parser *p, const struct section *s)
 	n->check_timeout_ms = timeout;
 	n->check_mode = s->check_mode;
 	memcpy(n->email, s->mail_addr, sizeof(n->email));
+	memcpy(n->media_address, s->media, sizeof(n->media_address));
 	return 0;
 }
 

@@ -30,6 +30,12 @@
  * long a peer with an Email may have no link before the daemon mails it
  * what it has not acknowledged (daemon/failover.c).
  *
+ * Calls (docs/voice.md): in [Station], MediaListen = HOST:PORT, the UDP
+ * address for call media (default: Listen's host, any free port), and CallRecording = on | off (default off: keep
+ * the encoded audio of every call, so the record can disclose it); per
+ * [Peer], MediaAddress = HOST:PORT, where to send that peer's media
+ * instead of the address it announces (a relay, a port forward).
+ *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
@@ -44,6 +50,7 @@
 #ifndef HL_CONF_CONFIG_H
 #define HL_CONF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +110,7 @@ typedef struct hl_peer_conf {
 	uint32_t check_timeout_ms;
 	unsigned check_mode;                 /* enum hl_check_mode (msg/item.h) */
 	char email[HL_EMAIL_ADDR_MAX + 1];   /* Email: the peer's address; "" none */
+	char media_address[HL_ADDR_MAX + 1]; /* MediaAddress: "" to use what it announces */
 } hl_peer_conf;
 
 /* The [Email] section: the email path (docs/bundle.md, "By email"). */
@@ -127,6 +135,8 @@ typedef struct hl_station_conf {
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
 	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
+	char media_listen[HL_ADDR_MAX + 1];  /* MediaListen: "" for the default */
+	bool call_recording;                 /* CallRecording */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;

@@ -228,6 +228,18 @@ static void act(struct hl_daemon *d, const struct hl_alarm *a)
 	run_command(d, a);
 }
 
+void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
+			 const char *detail)
+{
+	struct hl_alarm a = { 0 };
+	snprintf(a.kind, sizeof(a.kind), "%s", kind);
+	snprintf(a.peer, sizeof(a.peer), "%s", peer);
+	snprintf(a.check_id, sizeof(a.check_id), "%s", id ? id : "");
+	snprintf(a.detail, sizeof(a.detail), "%s", detail);
+	a.at = hl_now_ms();
+	act(d, &a);
+}
+
 void hl_checks_postcommit(struct hl_daemon *d, bool committed)
 {
 	struct hl_alarm *a = d->alarms;

@@ -1,0 +1,971 @@
+/* daemon/calls.c — live calls (docs/voice.md): signalling over the link,
+ * the per-call key exchange, media over UDP with the link as fallback,
+ * the 20 ms media clock, and the operator's audio stream on the control
+ * socket.  The packet format, keys and replay window are voice/media.c's;
+ * the jitter buffer voice/jitter.c's; the codec voice/codec.c's.
+ *
+ * ONE LINE.  A station has at most one call at a time (cs->call), like a
+ * telephone line.  A RING while the line is taken is answered with
+ * END(busy) — unless it has a higher precedence than the call on the line,
+ * which then ends with END(preempted) to its peer and to its operator, and
+ * the new call rings (MLPP).  `hotline call` while the line is taken does
+ * the same: it preempts a lower precedence, else fails "busy".
+ *
+ * STATES of the call on the line
+ *
+ *   (none) --call-->        RINGING_OUT --ANSWER-->      ACTIVE --END/hangup--> (none)
+ *   (none) --RING-->        RINGING_IN  --call answer--> ACTIVE
+ *   RINGING_* --END, hang up, ring timeout, preemption--> (none)
+ *
+ *   call_new()       creates it (RINGING_OUT: RING sent; RINGING_IN: RINGING sent)
+ *   call_activate()  RINGING_* -> ACTIVE: keys derived, the media clock runs
+ *   call_end()       any -> gone: END sent (unless the peer sent it), the
+ *                    operator's stream told and closed, watchers told
+ *   Invariants (check_call): ACTIVE <=> keys and codec exist; RINGING_OUT
+ *   and RINGING_IN hold our ephemeral secret, ACTIVE never does (wiped at
+ *   call_activate); a call has at most one operator stream; the media
+ *   timer runs iff a call exists.
+ *
+ * MEDIA.  While ACTIVE, every 20 ms: one frame from the operator's stream
+ * (silence when none came), encoded (CBR), sealed, sent by UDP to the
+ * peer — and also on the link as CALL_MEDIA while the peer has not said,
+ * in the last second, that our UDP reaches it (the HEAR_UDP flag inside
+ * its packets; the first second after the answer is UDP's grace).  Then
+ * one frame from the jitter buffer, decoded, to the operator's stream.
+ * Packets from either path go through the same replay window.
+ *
+ * LIMITS.  Rings: HL_CALL_RINGS_PER_MIN per peer, the rest dropped; a ring
+ * not answered in its timeout (the caller's, at most RING_MAX_MS) ends
+ * no_answer.  A call with no authentic packet on either path for LOST_MS
+ * ends lost.  Media packets that fail (wrong size, tag, tag check, replay)
+ * are counted and dropped; they never touch the link or the store.  The
+ * operator's stream: frames of at most one PCM frame, an input queue of
+ * IN_FIFO frames (the oldest goes), an output queue of OUT_MAX bytes (audio
+ * is dropped past it). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/calls.h"
+#include "daemon/daemon_int.h"
+#include "util/err.h"
+#include "util/mem.h"
+#include "util/timefmt.h"
+#include "voice/callrec.h"
+#include "voice/codec.h"
+#include "voice/jitter.h"
+#include "voice/media.h"
+#include "voice/signal.h"
+
+#define RING_DEFAULT_MS 60000
+#define RING_MAX_MS 300000
+#define LOST_MS 10000
+#define UDP_HEARD_MS 1000
+#define UDP_GRACE_MS 1000
+#define IN_FIFO 4
+#define OUT_MAX (64u * 1024)
+#define HL_CALL_RINGS_PER_MIN 30
+#define FRAME_BYTES (HL_CODEC_FRAME * 2)
+#define STREAM_AUDIO 'A'
+#define STREAM_EVENT 'E'
+#define STREAM_HANGUP 'H'
+#define STREAM_HDR 3
+
+enum call_state { CALL_RINGING_OUT, CALL_RINGING_IN, CALL_ACTIVE };
+static const char *const state_names[] = { "ringing_out", "ringing_in", "active" };
+
+struct call_stream;
+
+struct hl_call {
+	struct hl_calls *cs;
+	uint8_t id[HL_CALL_ID_LEN];
+	char peer[HL_NAME_MAX + 1];
+	bool outgoing;
+	unsigned precedence;
+	enum call_state state;
+	int64_t rang_at, answered_at;           /* wall ms */
+	uint64_t rang_mono, answered_mono, ring_deadline;
+	uint8_t *eph_sk;                        /* sodium_malloc'd while ringing */
+	uint8_t eph_pk[HL_CALL_PUB_LEN], peer_pk[HL_CALL_PUB_LEN];
+	uint32_t our_tag, peer_tag;
+	uint16_t peer_port;
+	struct sockaddr_storage peer_addr;
+	bool have_addr;
+	struct hl_media_keys *keys;
+	struct hl_codec *codec;
+	struct hl_jb jb;
+	int16_t fifo[IN_FIFO][HL_CODEC_FRAME];
+	size_t fifo_n, fifo_head;
+	uint64_t last_rx, last_udp_rx, peer_hears_udp;   /* mono ms; 0 never */
+	int64_t first_audio_ms;                 /* after the answer; -1 not yet */
+	struct hl_callrec_stats st;
+	struct hl_callrec rec;                  /* the call's record (voice/callrec.h) */
+	struct call_stream *stream;
+};
+
+struct call_stream {
+	struct hl_calls *cs;
+	struct hl_call *call;                   /* NULL once the call is gone */
+	uv_pipe_t pipe;
+	uint8_t buf[STREAM_HDR + FRAME_BYTES];
+	size_t len;
+	bool closing;
+};
+
+struct hl_calls {
+	struct hl_daemon *d;
+	uv_udp_t udp;
+	bool udp_open;
+	uint16_t port;
+	uv_timer_t timer;
+	uint64_t next_tick;                     /* mono ms of the next media frame */
+	struct hl_call *call;
+	struct hl_ratelimit rl_log;
+	int refs;                               /* handles still closing */
+	struct ring_bucket { char peer[HL_NAME_MAX + 1]; struct hl_ratelimit rl; } *buckets;
+	size_t nbuckets;
+	uint64_t rejected;                      /* media packets refused, all calls */
+};
+
+static void call_end(struct hl_call *call, uint8_t reason, bool by_us, bool send_end);
+static void on_tick(uv_timer_t *t);
+
+static uint64_t mono(struct hl_calls *cs)
+{
+	return uv_now(&cs->d->loop);
+}
+
+static void id_hex(const uint8_t id[static HL_CALL_ID_LEN], char out[static 33])
+{
+	sodium_bin2hex(out, 33, id, HL_CALL_ID_LEN);
+}
+
+static void check_call(const struct hl_call *c)
+{
+	if (!c)
+		return;
+	bool active = c->state == CALL_ACTIVE;
+	if (active != (c->keys && c->codec) || active == (c->eph_sk != NULL))
+		abort();
+	if (!uv_is_active((const uv_handle_t *)&c->cs->timer))
+		abort();
+}
+
+static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
+{
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		if (!p->removed && strcmp(p->conf.name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* Sends a call record to PEER's session; false when there is none or it
+ * is full (a real-time record is not worth queueing behind). */
+static bool link_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
+		      size_t len)
+{
+	struct hl_peer *p = peer_named(d, peer);
+	if (!p || !p->session || !p->session->link)
+		return false;
+	if (hl_link_send(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
+		return false;
+	hl_conn_flush(p->session);
+	return true;
+}
+
+static void send_end(struct hl_daemon *d, const char *peer, const uint8_t id[static 16],
+		     uint8_t reason)
+{
+	struct hl_call_endrec e;
+	uint8_t body[HL_CALL_END_LEN];
+	memcpy(e.id, id, HL_CALL_ID_LEN);
+	e.reason = reason;
+	hl_call_end_encode(&e, body);
+	(void)link_send(d, peer, HL_REC_CALL_END, body, sizeof(body));
+}
+
+/* ---- the operator's stream ---- */
+
+static void on_stream_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_stream_shutdown(uv_shutdown_t *req, int status)
+{
+	struct call_stream *s = req->data;
+	(void)status;
+	free(req);
+	uv_close((uv_handle_t *)&s->pipe, on_stream_closed);
+}
+
+static void stream_close(struct call_stream *s)
+{
+	if (!s || s->closing)
+		return;
+	s->closing = true;
+	if (s->call)
+		s->call->stream = NULL;
+	s->call = NULL;
+	uv_read_stop((uv_stream_t *)&s->pipe);
+	/* What was written (the "ended" event) goes first. */
+	uv_shutdown_t *req = xmalloc(sizeof(*req));
+	req->data = s;
+	if (uv_shutdown(req, (uv_stream_t *)&s->pipe, on_stream_shutdown) < 0) {
+		free(req);
+		uv_close((uv_handle_t *)&s->pipe, on_stream_closed);
+	}
+}
+
+static void on_stream_written(uv_write_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+static void stream_write(struct call_stream *s, uint8_t type, const void *p, size_t n)
+{
+	if (!s || s->closing || n > 0xffff)
+		return;
+	if (type == STREAM_AUDIO &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&s->pipe) > OUT_MAX)
+		return;   /* the operator's side is not reading: audio is dropped */
+	uv_write_t *req = xmalloc(sizeof(*req) + STREAM_HDR + n);
+	uint8_t *b = (uint8_t *)(req + 1);
+	b[0] = type;
+	b[1] = (uint8_t)(n >> 8);
+	b[2] = (uint8_t)n;
+	memcpy(b + STREAM_HDR, p, n);
+	uv_buf_t buf = uv_buf_init((char *)b, (unsigned)(STREAM_HDR + n));
+	if (uv_write(req, (uv_stream_t *)&s->pipe, &buf, 1, on_stream_written) < 0)
+		free(req);
+}
+
+static void stream_event(struct call_stream *s, json_t *ev)
+{
+	char *text = json_dumps(ev, JSON_COMPACT);
+	if (text)
+		stream_write(s, STREAM_EVENT, text, strlen(text));
+	free(text);
+}
+
+static void on_stream_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct call_stream *s = h->data;
+	(void)suggested;
+	*buf = uv_buf_init((char *)s->buf + s->len, (unsigned)(sizeof(s->buf) - s->len));
+}
+
+/* One frame from the operator: audio into the input queue, or hang up. */
+static int stream_frame(struct call_stream *s, uint8_t type, const uint8_t *p, size_t n)
+{
+	struct hl_call *c = s->call;
+	if (type == STREAM_HANGUP && n == 0) {
+		if (c)
+			call_end(c, HL_CALL_HANGUP, true, true);
+		return 0;
+	}
+	if (type != STREAM_AUDIO || n != FRAME_BYTES)
+		return -1;
+	if (!c || c->state != CALL_ACTIVE)
+		return 0;   /* before the answer: nothing to send yet */
+	if (c->fifo_n == IN_FIFO) {
+		c->fifo_head = (c->fifo_head + 1) % IN_FIFO;   /* the oldest goes */
+		c->fifo_n--;
+		c->st.frames_dropped++;
+	}
+	memcpy(c->fifo[(c->fifo_head + c->fifo_n++) % IN_FIFO], p, FRAME_BYTES);
+	return 0;
+}
+
+static void on_stream_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct call_stream *s = st->data;
+	(void)buf;
+	if (nread < 0) {
+		/* The operator's command went away: that is hanging up. */
+		struct hl_call *c = s->call;
+		stream_close(s);
+		if (c)
+			call_end(c, HL_CALL_HANGUP, true, true);
+		return;
+	}
+	s->len += (size_t)nread;
+	while (s->len >= STREAM_HDR && !s->closing) {
+		size_t n = (size_t)s->buf[1] << 8 | s->buf[2];
+		if (n > FRAME_BYTES) {
+			struct hl_call *c = s->call;
+			stream_close(s);
+			if (c)
+				call_end(c, HL_CALL_HANGUP, true, true);
+			return;
+		}
+		if (s->len < STREAM_HDR + n)
+			break;
+		if (stream_frame(s, s->buf[0], s->buf + STREAM_HDR, n) < 0) {
+			struct hl_call *c = s->call;
+			stream_close(s);
+			if (c)
+				call_end(c, HL_CALL_HANGUP, true, true);
+			return;
+		}
+		memmove(s->buf, s->buf + STREAM_HDR + n, s->len - STREAM_HDR - n);
+		s->len -= STREAM_HDR + n;
+	}
+}
+
+/* Takes the control client CL for CALL's audio: the answer line first,
+ * then frames both ways. */
+static int stream_attach(struct hl_calls *cs, struct hl_call *call,
+			 struct hl_control_client *cl, json_t *first)
+{
+	int fd = hl_control_take(cl);
+	if (fd < 0)
+		return -1;
+	struct call_stream *s = xcalloc(1, sizeof(*s));
+	s->cs = cs;
+	uv_pipe_init(&cs->d->loop, &s->pipe, 0);
+	s->pipe.data = s;
+	if (uv_pipe_open(&s->pipe, fd) < 0) {
+		close(fd);
+		uv_close((uv_handle_t *)&s->pipe, on_stream_closed);
+		return -1;
+	}
+	char *text = json_dumps(first, JSON_COMPACT);
+	size_t n = strlen(text);
+	uv_write_t *req = xmalloc(sizeof(*req) + n + 1);
+	memcpy(req + 1, text, n);
+	((char *)(req + 1))[n] = '\n';
+	free(text);
+	uv_buf_t b = uv_buf_init((char *)(req + 1), (unsigned)(n + 1));
+	if (uv_write(req, (uv_stream_t *)&s->pipe, &b, 1, on_stream_written) < 0)
+		free(req);
+	uv_read_start((uv_stream_t *)&s->pipe, on_stream_alloc, on_stream_read);
+	s->call = call;
+	call->stream = s;
+	return 0;
+}
+
+/* ---- events ---- */
+
+static json_t *stats_json(const struct hl_call *c)
+{
+	return hl_callrec_stats_json(&c->st, &c->jb.st);
+}
+
+static json_t *call_json(const struct hl_call *c, const char *event)
+{
+	char hex[33], at[HL_RFC3339_LEN];
+	id_hex(c->id, hex);
+	hl_rfc3339(hl_now_ms(), at);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event", event, "at", at, "id", hex,
+			 "peer", c->peer, "direction", c->outgoing ? "out" : "in", "precedence",
+			 hl_precedence_name(c->precedence));
+}
+
+static void announce(struct hl_call *c, const char *event, json_t *extra)
+{
+	json_t *ev = call_json(c, event);
+	if (extra)
+		json_object_update(ev, extra);
+	json_decref(extra);
+	hl_control_emit(c->cs->d, ev);
+	stream_event(c->stream, ev);
+	json_decref(ev);
+}
+
+/* ---- the line ---- */
+
+static void call_free(struct hl_call *c)
+{
+	if (c->eph_sk)
+		sodium_free(c->eph_sk);
+	hl_media_keys_free(c->keys);
+	hl_codec_free(c->codec);
+	hl_callrec_abort(&c->rec);
+	free(c);
+}
+
+static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outgoing,
+				unsigned prec)
+{
+	struct hl_call *c = xcalloc(1, sizeof(*c));
+	c->cs = cs;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->outgoing = outgoing;
+	c->precedence = prec;
+	c->rang_at = hl_now_ms();
+	c->rang_mono = mono(cs);
+	c->first_audio_ms = -1;
+	c->eph_sk = sodium_malloc(32);
+	if (!c->eph_sk)
+		abort();   /* out of memory: the daemon's policy (util/mem.h) */
+	hl_media_keypair(c->eph_pk, c->eph_sk);
+	randombytes_buf(&c->our_tag, sizeof(c->our_tag));
+	hl_jb_init(&c->jb, HL_CODEC_FRAME);
+	cs->call = c;
+	if (!uv_is_active((uv_handle_t *)&cs->timer)) {
+		cs->next_tick = mono(cs) + HL_MEDIA_FRAME_MS;
+		uv_timer_start(&cs->timer, on_tick, HL_MEDIA_FRAME_MS, 0);
+	}
+	return c;
+}
+
+/* The UDP address of the peer: its MediaAddress, else the link's remote
+ * host with the port it announced. */
+static void peer_media_addr(struct hl_calls *cs, struct hl_call *c)
+{
+	struct hl_peer *p = peer_named(cs->d, c->peer);
+	char host[HL_ADDR_MAX + 1];
+	uint16_t port = c->peer_port;
+	c->have_addr = false;
+	if (!p)
+		return;
+	if (p->conf.media_address[0]) {
+		if (hl_addr_split(p->conf.media_address, host, sizeof(host), &port) < 0)
+			return;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->peer_addr;
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&c->peer_addr;
+		c->have_addr = uv_ip4_addr(host, port, s4) == 0 || uv_ip6_addr(host, port, s6) == 0;
+		return;
+	}
+	if (!port || !p->session)
+		return;
+	int len = sizeof(c->peer_addr);
+	if (uv_tcp_getpeername(&p->session->tcp, (struct sockaddr *)&c->peer_addr, &len) < 0)
+		return;
+	if (c->peer_addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&c->peer_addr)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&c->peer_addr)->sin6_port = htons(port);
+	c->have_addr = true;
+}
+
+static int call_activate(struct hl_calls *cs, struct hl_call *c)
+{
+	int ret = hl_media_keys_new(&c->keys, c->outgoing, c->id, c->eph_pk, c->eph_sk,
+				    c->peer_pk, c->our_tag, c->peer_tag);
+	sodium_free(c->eph_sk);   /* forward secrecy: the exchange's secret goes now */
+	c->eph_sk = NULL;
+	if (ret == 0)
+		ret = hl_codec_new(&c->codec, 0, -1);
+	if (ret < 0) {
+		/* ACTIVE needs both; keep the invariant while it ends. */
+		hl_media_keys_free(c->keys);
+		c->keys = NULL;
+		hl_codec_free(c->codec);
+		c->codec = NULL;
+		c->eph_sk = sodium_malloc(32);
+		return ret;
+	}
+	c->state = CALL_ACTIVE;
+	c->answered_at = hl_now_ms();
+	c->answered_mono = mono(cs);
+	peer_media_addr(cs, c);
+	hl_callrec_begin(&c->rec, cs->d->dir, cs->d->conf->call_recording, c->id, c->outgoing);
+	return 0;
+}
+
+static void call_end(struct hl_call *c, uint8_t reason, bool by_us, bool send)
+{
+	struct hl_calls *cs = c->cs;
+	if (send)
+		send_end(cs->d, c->peer, c->id, reason);
+	json_t *extra = json_pack("{s:s, s:s, s:o}", "reason", hl_call_end_name(reason), "by",
+				  by_us ? "us" : "peer", "stats", stats_json(c));
+	if (c->state == CALL_ACTIVE)
+		json_object_set_new(extra, "duration_ms",
+				    json_integer((json_int_t)(mono(cs) - c->answered_mono)));
+	if (c->first_audio_ms >= 0)
+		json_object_set_new(extra, "first_audio_ms", json_integer(c->first_audio_ms));
+	hl_info("call %s %s: ended (%s, by %s)", c->outgoing ? "to" : "from", c->peer,
+		hl_call_end_name(reason), by_us ? "us" : "the peer");
+	announce(c, "call_ended", extra);
+	if (c->rec.open) {
+		uint8_t sent_hash[32];
+		hl_callrec_finish(&c->rec, cs->d->dir, sent_hash);
+	}
+	stream_close(c->stream);
+	cs->call = NULL;
+	uv_timer_stop(&cs->timer);
+	call_free(c);
+}
+
+/* ---- media ---- */
+
+static void media_in(struct hl_calls *cs, const uint8_t *buf, size_t len, bool udp)
+{
+	struct hl_call *c = cs->call;
+	struct hl_media_frame f;
+	uint64_t counter;
+	if (!c || c->state != CALL_ACTIVE) {
+		cs->rejected++;
+		return;
+	}
+	int ret = hl_media_open(c->keys, buf, len, &f, &counter);
+	if (ret < 0) {
+		c->st.rejected++;
+		cs->rejected++;
+		if (ret == HL_EEXIST)
+			c->st.replayed++;
+		return;
+	}
+	uint64_t now = mono(cs);
+	c->last_rx = now;
+	if (udp) {
+		c->last_udp_rx = now;
+		c->st.udp_received++;
+	} else {
+		c->st.tcp_received++;
+	}
+	if (f.flags & HL_MEDIA_F_HEAR_UDP)
+		c->peer_hears_udp = now;
+	hl_jb_put(&c->jb, counter, (int64_t)now, f.opus, f.len);
+}
+
+static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
+{
+	int16_t pcm[HL_CODEC_FRAME];
+	struct hl_media_frame f = { 0 };
+	uint8_t pkt[HL_MEDIA_PACKET_LEN];
+	if (c->fifo_n) {
+		memcpy(pcm, c->fifo[c->fifo_head], sizeof(pcm));
+		c->fifo_head = (c->fifo_head + 1) % IN_FIFO;
+		c->fifo_n--;
+	} else {
+		memset(pcm, 0, sizeof(pcm));
+	}
+	int n = hl_codec_encode(c->codec, pcm, f.opus, sizeof(f.opus));
+	f.len = n > 0 ? (uint8_t)n : 0;
+	hl_callrec_sent(&c->rec, f.opus, f.len);
+	if (c->last_udp_rx && now - c->last_udp_rx < UDP_HEARD_MS)
+		f.flags |= HL_MEDIA_F_HEAR_UDP;
+	if (hl_media_seal(c->keys, &f, pkt) == 0) {
+		c->st.packets_sent++;
+		c->st.bytes_sent += sizeof(pkt);
+		if (c->have_addr) {
+			uv_buf_t b = uv_buf_init((char *)pkt, sizeof(pkt));
+			if (uv_udp_try_send(&cs->udp, &b, 1, (struct sockaddr *)&c->peer_addr) > 0)
+				c->st.udp_sent++;
+		}
+		bool udp_ok = c->have_addr && (now - c->answered_mono < UDP_GRACE_MS ||
+					       (c->peer_hears_udp && now - c->peer_hears_udp < UDP_HEARD_MS));
+		if (!udp_ok) {
+			if (link_send(cs->d, c->peer, HL_REC_CALL_MEDIA, pkt, sizeof(pkt)))
+				c->st.tcp_sent++;
+			else
+				c->st.tcp_dropped++;
+		}
+		c->st.on_tcp = !udp_ok;
+	}
+	const uint8_t *data;
+	size_t len;
+	enum hl_jb_action a = hl_jb_get(&c->jb, (int64_t)now, &data, &len);
+	hl_codec_decode(c->codec, a, data, len, pcm);
+	if (a == HL_JB_FRAME && c->first_audio_ms < 0)
+		c->first_audio_ms = (int64_t)(now - c->answered_mono);
+	if (a == HL_JB_FRAME || a == HL_JB_FEC)
+		hl_callrec_received(&c->rec, data, len, a == HL_JB_FEC);
+	stream_write(c->stream, STREAM_AUDIO, pcm, sizeof(pcm));
+	uint64_t last = c->last_rx > c->answered_mono ? c->last_rx : c->answered_mono;
+	if (now - last > LOST_MS)
+		call_end(c, HL_CALL_LOST, true, true);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct hl_calls *cs = t->data;
+	struct hl_call *c = cs->call;
+	if (!c)
+		return;
+	uint64_t now = mono(cs);
+	if (c->state == CALL_ACTIVE) {
+		/* Catch up if the loop was late, but never send a burst of
+		 * more than two frames: the cadence is what the wire shows. */
+		for (int i = 0; i < 2 && cs->call == c && cs->next_tick <= now; i++) {
+			media_tick(cs, c, now);
+			cs->next_tick += HL_MEDIA_FRAME_MS;
+		}
+		if (cs->next_tick + HL_MEDIA_FRAME_MS < now)
+			cs->next_tick = now;
+	} else {
+		cs->next_tick = now + HL_MEDIA_FRAME_MS;
+		if (now >= c->ring_deadline) {
+			call_end(c, HL_CALL_NO_ANSWER, true, true);
+			return;
+		}
+	}
+	if (cs->call) {
+		uv_timer_start(&cs->timer, on_tick, cs->next_tick > now ? cs->next_tick - now : 0, 0);
+		check_call(cs->call);
+	}
+}
+
+static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char b[2048];
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(b, sizeof(b));
+}
+
+static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+		   unsigned flags)
+{
+	struct hl_calls *cs = u->data;
+	(void)flags;
+	if (nread <= 0 || !from)
+		return;
+	media_in(cs, (const uint8_t *)buf->base, (size_t)nread, true);
+}
+
+/* ---- signalling ---- */
+
+static bool ring_allowed(struct hl_calls *cs, const char *peer)
+{
+	for (size_t i = 0; i < cs->nbuckets; i++)
+		if (strcmp(cs->buckets[i].peer, peer) == 0)
+			return hl_ratelimit_allow(&cs->buckets[i].rl, mono(cs));
+	if (cs->nbuckets >= HL_CONF_MAX_PEERS)
+		return false;
+	cs->buckets = xrealloc(cs->buckets, (cs->nbuckets + 1) * sizeof(*cs->buckets));
+	struct ring_bucket *b = &cs->buckets[cs->nbuckets++];
+	snprintf(b->peer, sizeof(b->peer), "%s", peer);
+	b->rl = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, HL_CALL_RINGS_PER_MIN);
+	return hl_ratelimit_allow(&b->rl, mono(cs));
+}
+
+/* Makes room on the line for a call of PREC: true when it is free, or
+ * was taken by a lower precedence (now ended, preempted). */
+static bool line_for(struct hl_calls *cs, unsigned prec)
+{
+	struct hl_call *cur = cs->call;
+	if (!cur)
+		return true;
+	if (prec <= cur->precedence)
+		return false;
+	call_end(cur, HL_CALL_PREEMPTED, true, true);
+	return true;
+}
+
+static void on_ring(struct hl_calls *cs, struct hl_peer *p, const uint8_t *body, size_t len)
+{
+	struct hl_call_ring r;
+	uint8_t out[HL_CALL_RINGING_LEN];
+	if (hl_call_ring_decode(body, len, &r) < 0 || !ring_allowed(cs, p->conf.name))
+		return;
+	if (cs->call && memcmp(cs->call->id, r.id, HL_CALL_ID_LEN) == 0)
+		return;   /* a repeat */
+	if (!line_for(cs, r.precedence)) {
+		send_end(cs->d, p->conf.name, r.id, HL_CALL_BUSY);
+		return;
+	}
+	struct hl_call *c = call_new(cs, p->conf.name, false, r.precedence);
+	memcpy(c->id, r.id, HL_CALL_ID_LEN);
+	memcpy(c->peer_pk, r.pub, HL_CALL_PUB_LEN);
+	c->peer_tag = r.tag;
+	c->peer_port = r.port;
+	c->state = CALL_RINGING_IN;
+	c->ring_deadline = mono(cs) + RING_MAX_MS;
+	memcpy(out, r.id, HL_CALL_ID_LEN);
+	link_send(cs->d, p->conf.name, HL_REC_CALL_RINGING, out, sizeof(out));
+	char hex[33], detail[128];
+	id_hex(r.id, hex);
+	hl_info("call from %s: ringing (%s)", p->conf.name, hl_precedence_name(r.precedence));
+	announce(c, "call_ring", NULL);
+	snprintf(detail, sizeof(detail), "%s call from %s ringing: hotline call answer %s",
+		 hl_precedence_name(r.precedence), p->conf.name, p->conf.name);
+	hl_checks_alarm_now(cs->d, "ring", p->conf.name, hex, detail);
+}
+
+static struct hl_call *call_of(struct hl_calls *cs, struct hl_peer *p, const uint8_t *id)
+{
+	struct hl_call *c = cs->call;
+	if (!c || strcmp(c->peer, p->conf.name) != 0 || memcmp(c->id, id, HL_CALL_ID_LEN) != 0)
+		return NULL;
+	return c;
+}
+
+static void on_answer(struct hl_calls *cs, struct hl_peer *p, const uint8_t *body, size_t len)
+{
+	struct hl_call_answer a;
+	if (hl_call_answer_decode(body, len, &a) < 0)
+		return;
+	struct hl_call *c = call_of(cs, p, a.id);
+	if (!c || c->state != CALL_RINGING_OUT)
+		return;
+	memcpy(c->peer_pk, a.pub, HL_CALL_PUB_LEN);
+	c->peer_tag = a.tag;
+	c->peer_port = a.port;
+	if (call_activate(cs, c) < 0) {
+		call_end(c, HL_CALL_FAILED, true, true);
+		return;
+	}
+	cs->next_tick = mono(cs);
+	hl_info("call to %s: answered", c->peer);
+	announce(c, "call_answered", NULL);
+}
+
+void hl_calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct hl_calls *cs = conn->d->calls;
+	struct hl_peer *p = conn->peer;
+	if (!cs || !p || p->session != conn)
+		return;
+	uint8_t id[HL_CALL_ID_LEN];
+	struct hl_call_endrec e;
+	struct hl_call *c;
+	switch (type) {
+	case HL_REC_CALL_RING:
+		on_ring(cs, p, body, len);
+		break;
+	case HL_REC_CALL_RINGING:
+		if (hl_call_ringing_decode(body, len, id) == 0 && (c = call_of(cs, p, id)) &&
+		    c->state == CALL_RINGING_OUT)
+			announce(c, "call_ringing", NULL);
+		break;
+	case HL_REC_CALL_ANSWER:
+		on_answer(cs, p, body, len);
+		break;
+	case HL_REC_CALL_END:
+		if (hl_call_end_decode(body, len, &e) == 0 && (c = call_of(cs, p, e.id)))
+			call_end(c, e.reason, false, false);
+		break;
+	case HL_REC_CALL_MEDIA:
+		media_in(cs, body, len, false);
+		break;
+	default:
+		break;   /* reserved for calls: ignored */
+	}
+}
+
+bool hl_calls_owns(uint8_t type)
+{
+	return type >= HL_REC_CALL_FIRST && type <= HL_REC_CALL_LAST;
+}
+
+/* ---- control requests ---- */
+
+static json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *fail(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+{
+	const char *peer = json_string_value(json_object_get(req, "peer"));
+	const char *ptext = json_string_value(json_object_get(req, "precedence"));
+	json_t *jt = json_object_get(req, "ring_timeout_ms");
+	enum hl_precedence prec = HL_PREC_ROUTINE;
+	if (!peer)
+		return fail("call: no peer");
+	if (ptext && hl_precedence_parse(ptext, &prec) < 0)
+		return fail("unknown precedence '%.32s'", ptext);
+	struct hl_peer *p = peer_named(cs->d, peer);
+	if (!p)
+		return fail("no peer named '%.40s'", peer);
+	if (!p->session)
+		return fail("no link to %s now (hotline status)", p->conf.name);
+	if (cs->call && !line_for(cs, prec))
+		return fail("the line is busy: a %s call %s %s", hl_precedence_name(cs->call->precedence),
+			    cs->call->outgoing ? "to" : "from", cs->call->peer);
+	struct hl_call *c = call_new(cs, p->conf.name, true, prec);
+	randombytes_buf(c->id, sizeof(c->id));
+	c->state = CALL_RINGING_OUT;
+	uint64_t timeout = RING_DEFAULT_MS;
+	if (json_is_integer(jt) && json_integer_value(jt) > 0)
+		timeout = (uint64_t)json_integer_value(jt);
+	c->ring_deadline = mono(cs) + (timeout < RING_MAX_MS ? timeout : RING_MAX_MS);
+	struct hl_call_ring r = { .precedence = (uint8_t)prec, .tag = c->our_tag, .port = cs->port };
+	memcpy(r.id, c->id, HL_CALL_ID_LEN);
+	memcpy(r.pub, c->eph_pk, HL_CALL_PUB_LEN);
+	uint8_t body[HL_CALL_RING_LEN];
+	hl_call_ring_encode(&r, body);
+	if (!link_send(cs->d, c->peer, HL_REC_CALL_RING, body, sizeof(body))) {
+		cs->call = NULL;
+		uv_timer_stop(&cs->timer);
+		call_free(c);
+		return fail("the link to %s is full or down", peer);
+	}
+	hl_info("call to %s: ringing (%s)", c->peer, hl_precedence_name(prec));
+	json_t *first = call_json(c, "call_ringing_out");
+	json_object_set_new(first, "ok", json_true());
+	if (stream_attach(cs, c, cl, first) < 0) {
+		json_decref(first);
+		call_end(c, HL_CALL_FAILED, true, true);
+		return fail("cannot take the control connection");
+	}
+	json_decref(first);
+	json_t *ev = call_json(c, "call_ringing_out");
+	hl_control_emit(cs->d, ev);
+	json_decref(ev);
+	return NULL;
+}
+
+static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+{
+	const char *peer = json_string_value(json_object_get(req, "peer"));
+	struct hl_call *c = cs->call;
+	if (!c || c->state != CALL_RINGING_IN || (peer && strcmp(peer, c->peer) != 0))
+		return fail(peer ? "no call from %.40s is ringing" : "no call is ringing%s",
+			    peer ? peer : "");
+	if (c->stream)
+		return fail("the call is answered already");
+	struct hl_call_answer a = { .tag = c->our_tag, .port = cs->port };
+	memcpy(a.id, c->id, HL_CALL_ID_LEN);
+	memcpy(a.pub, c->eph_pk, HL_CALL_PUB_LEN);
+	if (call_activate(cs, c) < 0) {
+		call_end(c, HL_CALL_FAILED, true, true);
+		return fail("the call's key exchange failed");
+	}
+	uint8_t body[HL_CALL_ANSWER_LEN];
+	hl_call_answer_encode(&a, body);
+	if (!link_send(cs->d, c->peer, HL_REC_CALL_ANSWER, body, sizeof(body))) {
+		call_end(c, HL_CALL_FAILED, true, false);
+		return fail("the link to %s is down", c->peer);
+	}
+	cs->next_tick = mono(cs);
+	hl_info("call from %s: answered", c->peer);
+	json_t *first = call_json(c, "call_answered");
+	json_object_set_new(first, "ok", json_true());
+	if (stream_attach(cs, c, cl, first) < 0) {
+		json_decref(first);
+		call_end(c, HL_CALL_FAILED, true, true);
+		return fail("cannot take the control connection");
+	}
+	json_decref(first);
+	json_t *ev = call_json(c, "call_answered");
+	hl_control_emit(cs->d, ev);
+	json_decref(ev);
+	return NULL;
+}
+
+json_t *hl_calls_control(struct hl_daemon *d, const char *cmd, json_t *req,
+			 struct hl_control_client *cl)
+{
+	struct hl_calls *cs = d->calls;
+	if (!cs)
+		return fail("calls are not running");
+	if (strcmp(cmd, "call") == 0)
+		return control_call(cs, req, cl);
+	if (strcmp(cmd, "call_answer") == 0)
+		return control_answer(cs, req, cl);
+	if (strcmp(cmd, "call_hangup") == 0) {
+		const char *peer = json_string_value(json_object_get(req, "peer"));
+		struct hl_call *c = cs->call;
+		if (!c || (peer && strcmp(peer, c->peer) != 0))
+			return fail("no call%s%.40s", peer ? " with " : "", peer ? peer : "");
+		char hex[33];
+		id_hex(c->id, hex);
+		call_end(c, c->state == CALL_RINGING_IN ? HL_CALL_BUSY : HL_CALL_HANGUP, true, true);
+		return json_pack("{s:b, s:s}", "ok", 1, "id", hex);
+	}
+	return fail("unknown command '%.32s'", cmd);
+}
+
+json_t *hl_calls_status_json(struct hl_daemon *d)
+{
+	struct hl_calls *cs = d->calls;
+	if (!cs || !cs->call)
+		return json_null();
+	struct hl_call *c = cs->call;
+	json_t *o = call_json(c, "call");
+	json_object_del(o, "event");
+	json_object_del(o, "at");
+	char at[HL_RFC3339_LEN];
+	hl_rfc3339(c->rang_at, at);
+	json_object_set_new(o, "state", json_string(state_names[c->state]));
+	json_object_set_new(o, "rang_at", json_string(at));
+	if (c->state == CALL_ACTIVE) {
+		json_object_set_new(o, "path", json_string(c->st.on_tcp ? "tcp" : "udp"));
+		json_object_set_new(o, "stats", stats_json(c));
+	}
+	return o;
+}
+
+/* ---- start, stop ---- */
+
+static int bind_udp(struct hl_calls *cs, char *err, size_t errlen)
+{
+	struct hl_daemon *d = cs->d;
+	char host[HL_ADDR_MAX + 1] = "0.0.0.0";
+	uint16_t port = 0;
+	const char *conf = d->conf->media_listen[0] ? d->conf->media_listen : d->conf->listen;
+	if (conf[0] && hl_addr_split(conf, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "bad media address '%s'", conf);
+		return HL_EINVAL;
+	}
+	if (!d->conf->media_listen[0])
+		port = 0;   /* Listen's host, any free port */
+	struct sockaddr_storage ss;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) < 0 &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) < 0) {
+		snprintf(err, errlen, "media address '%s': want a numeric address", conf);
+		return HL_EINVAL;
+	}
+	uv_udp_init(&d->loop, &cs->udp);
+	cs->udp.data = cs;
+	cs->udp_open = true;
+	int ret = uv_udp_bind(&cs->udp, (struct sockaddr *)&ss, 0);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot bind the media socket to %s: %s", conf[0] ? conf : host,
+			 uv_strerror(ret));
+		return HL_EINVAL;
+	}
+	int len = sizeof(ss);
+	uv_udp_getsockname(&cs->udp, (struct sockaddr *)&ss, &len);
+	cs->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						 : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	uv_udp_recv_start(&cs->udp, on_udp_alloc, on_udp);
+	hl_info("call media on UDP port %u", cs->port);
+	return 0;
+}
+
+static void on_closed_free(uv_handle_t *h)
+{
+	struct hl_calls *cs = h->data;
+	if (--cs->refs == 0) {
+		free(cs->buckets);
+		free(cs);
+	}
+}
+
+int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
+{
+	struct hl_calls *cs = xcalloc(1, sizeof(*cs));
+	cs->d = d;
+	cs->rl_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	uv_timer_init(&d->loop, &cs->timer);
+	cs->timer.data = cs;
+	d->calls = cs;
+	int ret = bind_udp(cs, err, errlen);
+	if (ret < 0)
+		hl_calls_stop(d);
+	return ret;
+}
+
+void hl_calls_stop(struct hl_daemon *d)
+{
+	struct hl_calls *cs = d->calls;
+	if (!cs)
+		return;
+	if (cs->call)
+		call_end(cs->call, HL_CALL_HANGUP, true, true);
+	d->calls = NULL;
+	cs->refs = 1 + cs->udp_open;
+	uv_close((uv_handle_t *)&cs->timer, on_closed_free);
+	if (cs->udp_open)
+		uv_close((uv_handle_t *)&cs->udp, on_closed_free);
+}
