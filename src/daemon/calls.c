@@ -30,7 +30,7 @@
  * (silence when none came), encoded (CBR), sealed, sent by UDP to the
  * peer — and also on the link as CALL_MEDIA while the peer has not said,
  * in the last second, that our UDP reaches it (the HEAR_UDP flag inside
- * its packets; the first second after the answer is UDP's grace).  Then
+ * its packets; the first UDP_GRACE_MS after the answer are UDP's grace).  Then
  * one frame from the jitter buffer, decoded, to the operator's stream.
  * Packets from either path go through the same replay window.
  *
@@ -67,7 +67,7 @@
 #define RING_MAX_MS 300000
 #define LOST_MS 10000
 #define UDP_HEARD_MS 1000
-#define UDP_GRACE_MS 1000
+#define UDP_GRACE_MS 400
 #define IN_FIFO 4
 #define OUT_MAX (64u * 1024)
 #define HL_CALL_RINGS_PER_MIN 30
@@ -102,6 +102,7 @@ struct hl_call {
 	struct hl_jb jb;
 	int16_t fifo[IN_FIFO][HL_CODEC_FRAME];
 	size_t fifo_n, fifo_head;
+	size_t fifo_low, fifo_ticks;            /* the queue's least fill over a second */
 	uint64_t last_rx, last_udp_rx, peer_hears_udp;   /* mono ms; 0 never */
 	int64_t first_audio_ms;                 /* after the answer; -1 not yet */
 	struct hl_callrec_stats st;
@@ -403,6 +404,7 @@ static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outg
 	c->rang_at = hl_now_ms();
 	c->rang_mono = mono(cs);
 	c->first_audio_ms = -1;
+	c->fifo_low = IN_FIFO;
 	c->eph_sk = sodium_malloc(32);
 	if (!c->eph_sk)
 		abort();   /* out of memory: the daemon's policy (util/mem.h) */
@@ -540,6 +542,19 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 		c->fifo_n--;
 	} else {
 		memset(pcm, 0, sizeof(pcm));
+	}
+	/* A queue that never empties in a second is standing latency (the
+	 * operator's clock ahead of ours by a phase): one frame goes. */
+	if (c->fifo_n < c->fifo_low)
+		c->fifo_low = c->fifo_n;
+	if (++c->fifo_ticks == 1000 / HL_MEDIA_FRAME_MS) {
+		if (c->fifo_low > 0 && c->fifo_n > 0) {
+			c->fifo_head = (c->fifo_head + 1) % IN_FIFO;
+			c->fifo_n--;
+			c->st.frames_dropped++;
+		}
+		c->fifo_low = IN_FIFO;
+		c->fifo_ticks = 0;
 	}
 	int n = hl_codec_encode(c->codec, pcm, f.opus, sizeof(f.opus));
 	f.len = n > 0 ? (uint8_t)n : 0;

@@ -9,6 +9,7 @@ void hl_jb_init(struct hl_jb *jb, int samples_per_frame)
 	memset(jb, 0, sizeof(*jb));
 	jb->samples_per_frame = samples_per_frame;
 	jb->target_ms = 2 * HL_JB_FRAME_MS;
+	jb->since_loss = HL_JB_LOSS_MEMORY;
 }
 
 int hl_jb_target_ms(const struct hl_jb *jb)
@@ -41,7 +42,10 @@ static void update_target(struct hl_jb *jb, int64_t base)
 		v[j] = x;
 	}
 	int64_t spread = v[(n - 1) * 95 / 100] - base;
-	int64_t t = spread + HL_JB_FRAME_MS;
+	/* A frame of look-ahead (the next packet in hand, for its FEC copy)
+	 * only while the path loses packets: a clean path plays sooner. */
+	bool lossy = jb->since_loss < HL_JB_LOSS_MEMORY;
+	int64_t t = spread + (lossy ? HL_JB_FRAME_MS : HL_JB_MARGIN_MS);
 	if (t < HL_JB_MIN_MS)
 		t = HL_JB_MIN_MS;
 	if (t > HL_JB_MAX_MS)
@@ -143,10 +147,10 @@ enum hl_jb_action hl_jb_get(struct hl_jb *jb, int64_t now_ms, const uint8_t **da
 	while (DELAY() > jb->target_ms + 3 * HL_JB_FRAME_MS && jb->next < jb->highest)
 		drop_one(jb);
 	if (now_ms - jb->last_adapt_ms >= HL_JB_ADAPT_MS) {
-		if (DELAY() > jb->target_ms + HL_JB_FRAME_MS && jb->next < jb->highest) {
+		if (DELAY() > jb->target_ms + HL_JB_FRAME_MS / 2 && jb->next < jb->highest) {
 			drop_one(jb);
 			jb->last_adapt_ms = now_ms;
-		} else if (DELAY() < jb->target_ms - HL_JB_FRAME_MS / 2) {
+		} else if (DELAY() < jb->target_ms - HL_JB_FRAME_MS / 2 && !jb->in_concealment) {
 			jb->last_adapt_ms = now_ms;
 			jb->st.insertedSamplesForDeceleration += spf;
 			jb->st.concealedSamples += spf;
@@ -157,6 +161,10 @@ enum hl_jb_action hl_jb_get(struct hl_jb *jb, int64_t now_ms, const uint8_t **da
 	struct hl_jb_slot *s = slot_of(jb, jb->next), *n = slot_of(jb, jb->next + 1);
 	enum hl_jb_action a;
 	jb->next++;
+	if (jb->since_loss < UINT32_MAX)
+		jb->since_loss++;
+	if (!s)
+		jb->since_loss = 0;
 	jb->st.totalSamplesReceived += spf;
 	jb->st.jitterBufferEmittedCount += spf;
 	jb->st.jitterBufferTargetDelay += (double)spf * jb->target_ms / 1000.0;

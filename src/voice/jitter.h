@@ -12,8 +12,10 @@
  * Timing.  Packet N is due at sender time N * 20 ms; its transit is its
  * arrival time minus that.  The buffer keeps the transits of the last
  * HL_JB_HISTORY packets; the target delay is their spread (95th
- * percentile minus minimum) plus one frame, between HL_JB_MIN_MS and
- * HL_JB_MAX_MS.  The playout point follows: when the frame about to play
+ * percentile minus minimum) plus one frame while packets were lost in the
+ * last HL_JB_LOSS_MEMORY frames (so the next packet, whose FEC data
+ * rebuilds a lost one, is at hand), else plus HL_JB_MARGIN_MS; between
+ * HL_JB_MIN_MS and HL_JB_MAX_MS.  The playout point follows: when the frame about to play
  * is older than the target by more than a frame, one frame is dropped
  * (acceleration); when it is younger by more than half a frame, a
  * concealed frame is inserted (deceleration) — at most one change per
@@ -29,7 +31,9 @@
 #define HL_JB_SLOTS 64
 #define HL_JB_FRAME_MAX 96
 #define HL_JB_HISTORY 100          /* 2 s of transits */
-#define HL_JB_MIN_MS 20
+#define HL_JB_MIN_MS 10
+#define HL_JB_MARGIN_MS 5          /* over the spread, on a path that loses nothing */
+#define HL_JB_LOSS_MEMORY 250      /* frames (5 s) a loss keeps the FEC look-ahead */
 #define HL_JB_MAX_MS 400
 #define HL_JB_ADAPT_MS 100
 #define HL_JB_FRAME_MS 20
@@ -81,6 +85,7 @@ struct hl_jb {
 	int target_ms;
 	int64_t last_adapt_ms;
 	bool in_concealment;
+	uint32_t since_loss;         /* frames played since one was missing */
 	int samples_per_frame;
 	struct hl_jb_stats st;
 };

@@ -10,6 +10,7 @@ delay and STOI (stoi.py).
 import os
 import shutil
 import struct
+import sys
 import subprocess
 import wave
 
@@ -125,3 +126,137 @@ def xcorr_delay(ref, out, rate, max_lag_s=1.0):
     k = lo + int(np.argmax(c[lo:hi]))
     norm = np.sqrt(np.sum(a * a) * np.sum(b * b)) or 1.0
     return (k - mid) / rate, c[k] / norm
+
+
+# ------------------------------------------------------------------ calls
+
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")
+
+
+def set_peer_option(st, peer, key, value):
+    """KEY = VALUE in ST's [Peer] section named PEER (station.conf)."""
+    path = os.path.join(st.dir, "station.conf")
+    lines = open(path).read().splitlines()
+    res, section, done = [], None, False
+    for line in lines:
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            section = s[1:-1].strip().lower()
+        res.append(line)
+        k, _, v = s.partition("=")
+        if section == "peer" and k.strip().lower() == "name" and v.strip() == peer and not done:
+            res.append(f"{key} = {value}")
+            done = True
+    assert done, f"{path}: no [Peer] named {peer}"
+    with open(path, "w") as f:
+        f.write("\n".join(res) + "\n")
+
+
+class Relay:
+    """relay.py between two stations' media: A sends to self.to_b, B to
+    self.to_a; started with the impairment ARGS."""
+
+    def __init__(self, net, a_port, b_port, args=(), name="relay"):
+        from msgutil import free_port
+        self.to_b, self.to_a = free_port(), free_port()
+        self.log = os.path.join(net.root, f"{name}.log")
+        self.proc = subprocess.Popen(
+            [sys.executable, RELAY, "--pipe", f"127.0.0.1:{self.to_b}=127.0.0.1:{b_port}",
+             "--pipe", f"127.0.0.1:{self.to_a}=127.0.0.1:{a_port}", "--log", self.log,
+             *[str(x) for x in args]], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "relay ready"
+        net.on_teardown(self.stop)
+        self.counts = None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            out, _ = self.proc.communicate(timeout=10)
+            import json
+            lines = out.strip().splitlines()
+            self.counts = json.loads(lines[-1]) if lines else None
+        return self.counts
+
+    def packets(self, pipe):
+        """(arrival ms, size) of every datagram into PIPE (0: A->B, 1: B->A)."""
+        out = []
+        for line in open(self.log):
+            t, p, size, _ = line.split()
+            if int(p) == pipe:
+                out.append((float(t), int(size)))
+        return out
+
+
+def call_pair(net, relay_args=(), **options):
+    """Stations washington (A) and pyongyang (B) whose media go through a
+    Relay with RELAY_ARGS; returns (a, b, relay) with both daemons up."""
+    from msgutil import free_port
+    a, b, _ = net.pair(start=False, **options)
+    pa, pb = free_port(), free_port()
+    a.set_option("MediaListen", f"127.0.0.1:{pa}")
+    b.set_option("MediaListen", f"127.0.0.1:{pb}")
+    relay = Relay(net, pa, pb, relay_args)
+    set_peer_option(a, "pyongyang", "MediaAddress", f"127.0.0.1:{relay.to_b}")
+    set_peer_option(b, "washington", "MediaAddress", f"127.0.0.1:{relay.to_a}")
+    a.start()
+    b.start()
+    a.wait_connected("pyongyang")
+    b.wait_connected("washington")
+    return a, b, relay
+
+
+def station_call(st):
+    return st.status()["station"].get("call")
+
+
+def talk(a, b, tmp, seconds=8, prec=None, a_input=None, b_input=None, timeout=60):
+    """A calls B, B answers; each talks from its own espeak-ng speech for
+    SECONDS, then A hangs up.  Returns a dict with the inputs (16 kHz
+    numpy), outputs, and both sides' --json summaries."""
+    import json
+    from msgutil import HOTLINE_BIN, scaled, wait_for
+    ia = a_input or speech(os.path.join(tmp, "a_in.wav"), seconds=seconds + 1, rate=16000, seed=0)
+    ib = b_input or speech(os.path.join(tmp, "b_in.wav"), seconds=seconds + 1, rate=16000, seed=3)
+    oa, ob = os.path.join(tmp, "a_out.wav"), os.path.join(tmp, "b_out.wav")
+    for f in (oa, ob):
+        if os.path.exists(f):
+            os.unlink(f)
+    args = [HOTLINE_BIN, "-d", a.dir, "call", b.name, "--input", ia, "--output", oa,
+            "--seconds", str(seconds), "--json"]
+    if prec:
+        args += ["-p", prec]
+    pa = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (station_call(b) or {}).get("state") == "ringing_in", scaled(10),
+             f"{b.name} ringing")
+    pb = subprocess.Popen([HOTLINE_BIN, "-d", b.dir, "call", "answer", "--input", ib,
+                           "--output", ob, "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_a, err_a = pa.communicate(timeout=scaled(timeout))
+    out_b, err_b = pb.communicate(timeout=scaled(timeout))
+    assert pa.returncode == 0, err_a
+    assert pb.returncode == 0, err_b
+    return {"a": json.loads(out_a), "b": json.loads(out_b), "a_in": ia, "b_in": ib,
+            "a_out": oa, "b_out": ob, "err_a": err_a, "err_b": err_b}
+
+
+def direction(res, src, dst):
+    """STOI, mouth-to-ear delays (one per second of speech) for the audio
+    SRC said and DST heard."""
+    import stoi as stoi_mod
+    x, rx = read_wav(res[f"{src}_in"])
+    y, ry = read_wav(res[f"{dst}_out"])
+    assert rx == ry == 16000
+    sent = res[src]["frames_sent"] * 320
+    x = x[:sent]
+    aligned, lags = stoi_mod.align(x, y, rx, max_lag_s=1.0, chunk_s=1.0, local_s=0.1)
+    # lag in DST's output timeline, plus how much later DST's output began
+    offset = res[dst]["output_start"] - res[src]["input_start"]
+    m2e = [(l + offset) * 1000 for l in lags]
+    return stoi_mod.stoi(x, aligned, rx), m2e
+
+
+def cadence(relay, pipe):
+    pk = relay.packets(pipe)
+    sizes = {s for _, s in pk}
+    gaps = np.diff([t for t, _ in pk])
+    return sizes, gaps
