@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -30,6 +31,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "voice/callaudio.h"
 #include "voice/helper.h"
 #include "voice/oggopus.h"
 #include "voice/voicemsg.h"
@@ -194,6 +196,66 @@ static int wav_sink(void *arg, const int16_t *pcm, size_t frames)
 	return hl_wav_write(arg, pcm, frames);
 }
 
+struct pipe_sink {
+	int fd;
+};
+
+static int pipe_cb(void *arg, const int16_t *pcm, size_t frames)
+{
+	struct pipe_sink *p = arg;
+	const uint8_t *b = (const uint8_t *)pcm;
+	size_t n = frames * 2;
+	while (n > 0) {
+		ssize_t k = write(p->fd, b, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return 1;   /* the player went away: stop */
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* A call's recording (a message whose attachment is call-*.hla, which a
+ * station with CallRecording sends after the call): 16 kHz audio, into
+ * OUT.wav or played through the helper's playback. */
+static int play_call_audio(struct hl_ctx *ctx, const struct hl_msg_row *row, const char *out,
+			   const char *device)
+{
+	const struct hl_att_row *a = &row->att[0];
+	if (row->dir == HL_DIR_IN && a->done < a->size)
+		return hl_fail("voice", "the recording has not all arrived yet");
+	char *path = hl_path_join(ctx->dir, a->path), *buf = NULL;
+	size_t len = 0;
+	int r = hl_read_file(path, HL_CALLAUDIO_MAX, &buf, &len);
+	free(path);
+	if (r < 0) {
+		free(buf);
+		return hl_fail("voice", "%s: %s", a->path, hl_strerror(r));
+	}
+	if (out) {
+		struct hl_wav_writer w;
+		if ((r = hl_wav_create(&w, out, 16000, 1, 0)) == 0) {
+			r = hl_callaudio_decode((const uint8_t *)buf, len, wav_sink, &w);
+			int c = hl_wav_close(&w);
+			r = r < 0 ? r : c;
+		}
+	} else {
+		const char *args[] = { "playback", device ? "--device" : NULL, device, NULL };
+		struct pipe_sink ps;
+		pid_t pid = hl_voice_helper_spawn(args, &ps.fd, NULL);
+		r = pid < 0 ? HL_EINVAL : hl_callaudio_decode((const uint8_t *)buf, len, pipe_cb, &ps);
+		if (pid > 0) {
+			close(ps.fd);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	free(buf);
+	return r < 0 ? hl_fail("voice", "%s: %s", out ? out : "playing", hl_strerror(r))
+		     : HL_EXIT_OK;
+}
+
 static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const char *device)
 {
 	struct hl_msgcmd mc;
@@ -208,6 +270,10 @@ static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const
 	if (r < 0) {
 		ret = hl_fail("voice", "no message '%s'%s", id,
 			      r == HL_EEXIST ? " (ambiguous: give more digits)" : "");
+		goto out;
+	}
+	if (row.n_att == 1 && hl_callaudio_name(row.att[0].name)) {
+		ret = play_call_audio(ctx, &row, out, device);
 		goto out;
 	}
 	switch (hl_voice_msg(ctx->dir, &row, &ms, &path)) {

@@ -54,7 +54,10 @@
 
 #include "daemon/calls.h"
 #include "daemon/daemon_int.h"
+#include "deliver/author.h"
+#include "msg/message.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
 #include "voice/callrec.h"
@@ -474,6 +477,79 @@ static int call_activate(struct hl_calls *cs, struct hl_call *c)
 	return 0;
 }
 
+/* The call's item in our chain (docs/items.md 2.7), and before it, with
+ * CallRecording, the message that carries what we said; both in the
+ * daemon's transaction, committed at the end of this loop turn and then
+ * sent like any item. */
+static void record_call(struct hl_calls *cs, struct hl_call *c, uint8_t reason, bool by_us)
+{
+	struct hl_daemon *d = cs->d;
+	struct hl_peer *p = peer_named(d, c->peer);
+	struct hl_item it = { .kind = HL_ITEM_CALL };
+	struct hl_item_call *k = &it.u.call;
+	bool answered = c->state == CALL_ACTIVE;
+	char err[256] = "", hex[33];
+	uint8_t hash[HL_HASH_LEN];
+	id_hex(c->id, hex);
+	if (c->rec.open)
+		hl_callrec_finish(&c->rec, d->dir, k->audio_hash);
+	if (!answered)
+		memset(k->audio_hash, 0, sizeof(k->audio_hash));
+	if (!p || !p->engine || !d->store || hl_txn_need(&d->txn) < 0) {
+		hl_error("call %s with %s: no item recorded (no store or peer)", hex, c->peer);
+		return;
+	}
+	d->burst = true;   /* committed at the end of this turn */
+	memcpy(k->id, c->id, HL_CALL_ID_LEN);
+	k->role = c->outgoing ? HL_CALL_ROLE_CALLER : HL_CALL_ROLE_CALLEE;
+	k->precedence = (uint8_t)c->precedence;
+	k->rang_at = (uint64_t)c->rang_at;
+	k->answered_at = answered ? (uint64_t)c->answered_at : 0;
+	k->ended_at = (uint64_t)hl_now_ms();
+	if (k->ended_at < k->rang_at)
+		k->ended_at = k->rang_at;   /* the wall clock stepped back */
+	k->reason = reason;
+	k->ended_by = by_us ? 0 : 1;
+	k->audio_size = answered ? c->rec.sent_bytes : 0;
+	k->packets_sent = c->st.packets_sent;
+	k->packets_received = c->jb.st.packetsReceived;
+	k->packets_lost = c->jb.st.packetsLost;
+	k->concealed_samples = c->jb.st.concealedSamples;
+	k->fec_recovered = c->jb.st.fecPacketsReceived;
+	k->jitter_us = (uint32_t)(c->jb.st.jitter * 1e6);
+	if (c->jb.st.jitterBufferEmittedCount)
+		k->buffer_delay_us = (uint32_t)(c->jb.st.jitterBufferDelay * 1e6 /
+						(double)c->jb.st.jitterBufferEmittedCount);
+	k->first_audio_ms = c->first_audio_ms > 0 ? (uint32_t)c->first_audio_ms : 0;
+	k->paths = (c->st.udp_received || c->st.udp_sent ? HL_CALL_PATH_UDP : 0) |
+		   (c->st.tcp_sent || c->st.tcp_received ? HL_CALL_PATH_LINK : 0);
+	if (answered && c->rec.path_sent) {
+		char *path = hl_path_join(d->dir, c->rec.path_sent);
+		char *body = xasprintf("What %s said in the %s call %s %s (call %s), as it was "
+				       "sent: Opus frames in hotline's call audio format "
+				       "(docs/voice.md).\n", d->conf->name,
+				       hl_precedence_name(c->precedence), c->outgoing ? "to" : "from",
+				       c->peer, hex);
+		const char *atts[1] = { path };
+		struct hl_outgoing o = { .precedence = HL_PREC_ROUTINE, .subject = "Call recording",
+					 .body = (const uint8_t *)body, .body_len = strlen(body),
+					 .attachments = atts, .n_attachments = 1 };
+		if (hl_msg_queue_in_txn(d->dir, d->store, d->id, &p->conf, &o, k->recording, err,
+					sizeof(err)) < 0) {
+			hl_error("call %s: the recording is not in the record: %s", hex, err);
+			memset(k->recording, 0, sizeof(k->recording));
+		}
+		free(body);
+		free(path);
+	}
+	struct hl_author_link l = { .st = d->store, .me = d->id,
+				    .peer_id = hl_engine_peer_id(p->engine) };
+	memcpy(l.peer_sign, p->conf.signing_key, 32);
+	if (hl_author_item(&l, &it, hash) < 0)
+		hl_error("call %s with %s: cannot record it: %s", hex, c->peer,
+			 hl_store_errmsg(d->store));
+}
+
 static void call_end(struct hl_call *c, uint8_t reason, bool by_us, bool send)
 {
 	struct hl_calls *cs = c->cs;
@@ -489,10 +565,7 @@ static void call_end(struct hl_call *c, uint8_t reason, bool by_us, bool send)
 	hl_info("call %s %s: ended (%s, by %s)", c->outgoing ? "to" : "from", c->peer,
 		hl_call_end_name(reason), by_us ? "us" : "the peer");
 	announce(c, "call_ended", extra);
-	if (c->rec.open) {
-		uint8_t sent_hash[32];
-		hl_callrec_finish(&c->rec, cs->d->dir, sent_hash);
-	}
+	record_call(cs, c, reason, by_us);
 	stream_close(c->stream);
 	cs->call = NULL;
 	uv_timer_stop(&cs->timer);

@@ -37,8 +37,8 @@ void hl_callrec_begin(struct hl_callrec *r, const char *dir, bool recording,
 		return;
 	}
 	free(sub);
-	r->path_sent = xasprintf("%s/%s-sent.hla", HL_CALLREC_DIR, hex);
-	r->path_recv = xasprintf("%s/%s-received.hla", HL_CALLREC_DIR, hex);
+	r->path_sent = xasprintf("%s/call-%s.hla", HL_CALLREC_DIR, hex);
+	r->path_recv = xasprintf("%s/call-%s-received.hla", HL_CALLREC_DIR, hex);
 	r->fd_sent = open_rec(dir, r->path_sent);
 	r->fd_recv = open_rec(dir, r->path_recv);
 }

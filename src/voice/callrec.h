@@ -44,7 +44,8 @@ struct hl_callrec {
 };
 
 /* Starts the record of call ID; with RECORDING, creates
- * DIR/calls/<id>-sent.hla and -received.hla (mode 0600). */
+ * DIR/calls/call-<id>.hla (what we sent: it becomes the attachment of the
+ * recording message) and call-<id>-received.hla (mode 0600). */
 void hl_callrec_begin(struct hl_callrec *r, const char *dir, bool recording,
 		      const uint8_t id[static HL_CALL_ID_LEN], bool outgoing);
 void hl_callrec_sent(struct hl_callrec *r, const uint8_t *opus, size_t len);
