@@ -72,6 +72,7 @@
 #define UDP_HEARD_MS 1000
 #define UDP_GRACE_MS 400
 #define IN_FIFO 4
+#define CATCH_UP_MS 200
 #define OUT_MAX (64u * 1024)
 #define HL_CALL_RINGS_PER_MIN 30
 #define FRAME_BYTES (HL_CODEC_FRAME * 2)
@@ -616,12 +617,13 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 	} else {
 		memset(pcm, 0, sizeof(pcm));
 	}
-	/* A queue that never empties in a second is standing latency (the
-	 * operator's clock ahead of ours by a phase): one frame goes. */
+	/* A queue that never falls under two frames in a second is standing
+	 * latency (a burst from the operator's side that never drained): one
+	 * frame goes. */
 	if (c->fifo_n < c->fifo_low)
 		c->fifo_low = c->fifo_n;
 	if (++c->fifo_ticks == 1000 / HL_MEDIA_FRAME_MS) {
-		if (c->fifo_low > 0 && c->fifo_n > 0) {
+		if (c->fifo_low > 1 && c->fifo_n > 0) {
 			c->fifo_head = (c->fifo_head + 1) % IN_FIFO;
 			c->fifo_n--;
 			c->st.frames_dropped++;
@@ -674,14 +676,16 @@ static void on_tick(uv_timer_t *t)
 		return;
 	uint64_t now = mono(cs);
 	if (c->state == CALL_ACTIVE) {
-		/* Catch up if the loop was late, but never send a burst of
-		 * more than two frames: the cadence is what the wire shows. */
-		for (int i = 0; i < 2 && cs->call == c && cs->next_tick <= now; i++) {
+		/* A late loop (the machine was busy) catches up: the count of
+		 * packets, 50 a second, is what the wire shows and what the
+		 * peer's playout expects.  Only past CATCH_UP_MS is the lost
+		 * time given up. */
+		if (now > cs->next_tick + CATCH_UP_MS)
+			cs->next_tick = now;
+		while (cs->call == c && cs->next_tick <= now) {
 			media_tick(cs, c, now);
 			cs->next_tick += HL_MEDIA_FRAME_MS;
 		}
-		if (cs->next_tick + HL_MEDIA_FRAME_MS < now)
-			cs->next_tick = now;
 	} else {
 		cs->next_tick = now + HL_MEDIA_FRAME_MS;
 		if (now >= c->ring_deadline) {
