@@ -45,6 +45,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -73,6 +80,11 @@
 #define UDP_GRACE_MS 400
 #define IN_FIFO 4
 #define CATCH_UP_MS 200
+#define OUT_Q 16
+#define MEDIA_NICE (-10)
+#define MEDIA_RT_PRIORITY 10
+#define RING_POLL_MS 100
+#define IDLE_POLL_MS 50
 #define OUT_MAX (64u * 1024)
 #define HL_CALL_RINGS_PER_MIN 30
 #define FRAME_BYTES (HL_CODEC_FRAME * 2)
@@ -125,13 +137,25 @@ struct call_stream {
 
 struct hl_calls {
 	struct hl_daemon *d;
-	uv_udp_t udp;
-	bool udp_open;
+	/* The media thread's: its socket and its clock.  Everything below MU
+	 * (the call and its media state, the queues) is shared, under MU. */
+	int udp_fd;
+	int kick_fd;                            /* eventfd: the loop wakes the thread */
 	uint16_t port;
-	uv_timer_t timer;
-	uint64_t next_tick;                     /* mono ms of the next media frame */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	bool stop;                              /* the thread ends */
+	uint64_t next_ns;                       /* monotonic ns of the next media frame */
+	uv_async_t wake;                        /* the thread has output for the loop */
+	bool wake_inited;
+	int16_t out_pcm[OUT_Q][HL_CODEC_FRAME]; /* to the operator's stream */
+	size_t pcm_head, pcm_n;
+	uint8_t out_tcp[OUT_Q][HL_MEDIA_PACKET_LEN]; /* to the link (fallback) */
+	size_t tcp_head, tcp_n;
+	bool lost;                              /* the call's media stopped: end it */
+	uv_timer_t timer;                       /* the loop's: ring timeouts */
 	struct hl_call *call;
-	struct hl_ratelimit rl_log;
 	int refs;                               /* handles still closing */
 	struct ring_bucket { char peer[HL_NAME_MAX + 1]; struct hl_ratelimit rl; } *buckets;
 	size_t nbuckets;
@@ -141,9 +165,18 @@ struct hl_calls {
 static void call_end(struct hl_call *call, uint8_t reason, bool by_us, bool send_end);
 static void on_tick(uv_timer_t *t);
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Both threads' clock, in ms (the jitter buffer's and the timeouts'). */
 static uint64_t mono(struct hl_calls *cs)
 {
-	return uv_now(&cs->d->loop);
+	(void)cs;
+	return now_ns() / 1000000u;
 }
 
 static void id_hex(const uint8_t id[static HL_CALL_ID_LEN], char out[static 33])
@@ -289,10 +322,20 @@ static int stream_frame(struct call_stream *s, uint8_t type, const uint8_t *p, s
 	return 0;
 }
 
+static void stream_read_locked(struct call_stream *s, ssize_t nread);
+
 static void on_stream_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct call_stream *s = st->data;
+	struct hl_calls *cs = s->cs;
 	(void)buf;
+	pthread_mutex_lock(&cs->mu);
+	stream_read_locked(s, nread);
+	pthread_mutex_unlock(&cs->mu);
+}
+
+static void stream_read_locked(struct call_stream *s, ssize_t nread)
+{
 	if (nread < 0) {
 		/* The operator's command went away: that is hanging up. */
 		struct hl_call *c = s->call;
@@ -416,10 +459,8 @@ static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outg
 	randombytes_buf(&c->our_tag, sizeof(c->our_tag));
 	hl_jb_init(&c->jb, HL_CODEC_FRAME);
 	cs->call = c;
-	if (!uv_is_active((uv_handle_t *)&cs->timer)) {
-		cs->next_tick = mono(cs) + HL_MEDIA_FRAME_MS;
-		uv_timer_start(&cs->timer, on_tick, HL_MEDIA_FRAME_MS, 0);
-	}
+	if (!uv_is_active((uv_handle_t *)&cs->timer))
+		uv_timer_start(&cs->timer, on_tick, RING_POLL_MS, RING_POLL_MS);
 	return c;
 }
 
@@ -639,18 +680,21 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 	if (hl_media_seal(c->keys, &f, pkt) == 0) {
 		c->st.packets_sent++;
 		c->st.bytes_sent += sizeof(pkt);
-		if (c->have_addr) {
-			uv_buf_t b = uv_buf_init((char *)pkt, sizeof(pkt));
-			if (uv_udp_try_send(&cs->udp, &b, 1, (struct sockaddr *)&c->peer_addr) > 0)
-				c->st.udp_sent++;
-		}
+		socklen_t alen = c->peer_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								    : sizeof(struct sockaddr_in);
+		if (c->have_addr && sendto(cs->udp_fd, pkt, sizeof(pkt), MSG_DONTWAIT,
+					   (struct sockaddr *)&c->peer_addr, alen) == (ssize_t)sizeof(pkt))
+			c->st.udp_sent++;
 		bool udp_ok = c->have_addr && (now - c->answered_mono < UDP_GRACE_MS ||
 					       (c->peer_hears_udp && now - c->peer_hears_udp < UDP_HEARD_MS));
 		if (!udp_ok) {
-			if (link_send(cs->d, c->peer, HL_REC_CALL_MEDIA, pkt, sizeof(pkt)))
-				c->st.tcp_sent++;
-			else
+			/* the link is the loop's: queued for it */
+			if (cs->tcp_n == OUT_Q) {
+				cs->tcp_head = (cs->tcp_head + 1) % OUT_Q;
+				cs->tcp_n--;
 				c->st.tcp_dropped++;
+			}
+			memcpy(cs->out_tcp[(cs->tcp_head + cs->tcp_n++) % OUT_Q], pkt, sizeof(pkt));
 		}
 		c->st.on_tcp = !udp_ok;
 	}
@@ -662,59 +706,126 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 		c->first_audio_ms = (int64_t)(now - c->answered_mono);
 	if (a == HL_JB_FRAME || a == HL_JB_FEC)
 		hl_callrec_received(&c->rec, data, len, a == HL_JB_FEC);
-	stream_write(c->stream, STREAM_AUDIO, pcm, sizeof(pcm));
+	if (cs->pcm_n == OUT_Q) {
+		cs->pcm_head = (cs->pcm_head + 1) % OUT_Q;   /* the loop is far behind */
+		cs->pcm_n--;
+	}
+	memcpy(cs->out_pcm[(cs->pcm_head + cs->pcm_n++) % OUT_Q], pcm, sizeof(pcm));
 	uint64_t last = c->last_rx > c->answered_mono ? c->last_rx : c->answered_mono;
 	if (now - last > LOST_MS)
-		call_end(c, HL_CALL_LOST, true, true);
+		cs->lost = true;
 }
 
+/* A call became active: its first frame is due now, and the thread,
+ * asleep until its idle deadline, hears of it at once. */
+static void kick(struct hl_calls *cs)
+{
+	uint64_t one = 1;
+	cs->next_ns = now_ns();
+	(void)!write(cs->kick_fd, &one, sizeof(one));
+}
+
+/* The loop's timer, while a call exists: rings that time out. */
 static void on_tick(uv_timer_t *t)
 {
 	struct hl_calls *cs = t->data;
+	pthread_mutex_lock(&cs->mu);
 	struct hl_call *c = cs->call;
-	if (!c)
-		return;
-	uint64_t now = mono(cs);
-	if (c->state == CALL_ACTIVE) {
-		/* A late loop (the machine was busy) catches up: the count of
-		 * packets, 50 a second, is what the wire shows and what the
-		 * peer's playout expects.  Only past CATCH_UP_MS is the lost
-		 * time given up. */
-		if (now > cs->next_tick + CATCH_UP_MS)
-			cs->next_tick = now;
-		while (cs->call == c && cs->next_tick <= now) {
-			media_tick(cs, c, now);
-			cs->next_tick += HL_MEDIA_FRAME_MS;
-		}
-	} else {
-		cs->next_tick = now + HL_MEDIA_FRAME_MS;
-		if (now >= c->ring_deadline) {
-			call_end(c, HL_CALL_NO_ANSWER, true, true);
-			return;
-		}
-	}
-	if (cs->call) {
-		uv_timer_start(&cs->timer, on_tick, cs->next_tick > now ? cs->next_tick - now : 0, 0);
-		check_call(cs->call);
-	}
+	if (c && c->state != CALL_ACTIVE && mono(cs) >= c->ring_deadline)
+		call_end(c, HL_CALL_NO_ANSWER, true, true);
+	check_call(cs->call);
+	pthread_mutex_unlock(&cs->mu);
 }
 
-static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* The loop's side of the media thread's output: audio to the operator,
+ * packets to the link, a call whose media stopped. */
+static void on_wake(uv_async_t *a)
 {
-	static char b[2048];
-	(void)h;
-	(void)suggested;
-	*buf = uv_buf_init(b, sizeof(b));
+	struct hl_calls *cs = a->data;
+	pthread_mutex_lock(&cs->mu);
+	struct hl_call *c = cs->call;
+	for (; cs->pcm_n; cs->pcm_n--, cs->pcm_head = (cs->pcm_head + 1) % OUT_Q)
+		if (c)
+			stream_write(c->stream, STREAM_AUDIO, cs->out_pcm[cs->pcm_head],
+				     sizeof(cs->out_pcm[0]));
+	for (; cs->tcp_n; cs->tcp_n--, cs->tcp_head = (cs->tcp_head + 1) % OUT_Q) {
+		if (!c)
+			continue;
+		if (link_send(cs->d, c->peer, HL_REC_CALL_MEDIA, cs->out_tcp[cs->tcp_head],
+			      HL_MEDIA_PACKET_LEN))
+			c->st.tcp_sent++;
+		else
+			c->st.tcp_dropped++;
+	}
+	if (c && cs->lost)
+		call_end(c, HL_CALL_LOST, true, true);
+	cs->lost = false;
+	pthread_mutex_unlock(&cs->mu);
 }
 
-static void on_udp(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
-		   unsigned flags)
+/* The media thread: the 20 ms clock of the call on the line and its UDP
+ * socket, apart from the loop, so that nothing the loop waits for (a
+ * commit's fsync, a burst of records) delays a frame.  It sleeps on the
+ * socket until the next frame is due (ppoll, nanosecond deadline), takes
+ * what arrived, and at each due time makes the frame. */
+static void *media_thread(void *arg)
 {
-	struct hl_calls *cs = u->data;
-	(void)flags;
-	if (nread <= 0 || !from)
-		return;
-	media_in(cs, (const uint8_t *)buf->base, (size_t)nread, true);
+	struct hl_calls *cs = arg;
+	uint8_t buf[2048];
+	/* Ahead of the rest of a busy machine if we may (root, or
+	 * CAP_SYS_NICE), as audio servers do: a frame late is heard.  This
+	 * thread works well under a millisecond per 20 ms frame, so a
+	 * real-time round-robin priority cannot starve anything; failing
+	 * that, a better nice value; failing that, the default. */
+	struct sched_param sp = { .sched_priority = MEDIA_RT_PRIORITY };
+	if (pthread_setschedparam(pthread_self(), SCHED_RR, &sp) != 0)
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), MEDIA_NICE);
+	for (;;) {
+		pthread_mutex_lock(&cs->mu);
+		if (cs->stop) {
+			pthread_mutex_unlock(&cs->mu);
+			break;
+		}
+		struct hl_call *c = cs->call;
+		bool active = c && c->state == CALL_ACTIVE;
+		uint64_t now = now_ns();
+		if (active && now >= cs->next_ns) {
+			/* A late wake (a busy machine) catches up: the count of
+			 * packets, 50 a second, is what the wire shows and what the
+			 * peer's playout expects.  Past CATCH_UP_MS the time is
+			 * given up. */
+			if (now > cs->next_ns + CATCH_UP_MS * 1000000u)
+				cs->next_ns = now;
+			while (cs->call == c && cs->next_ns <= now) {
+				media_tick(cs, c, now / 1000000u);
+				cs->next_ns += HL_MEDIA_FRAME_MS * 1000000u;
+			}
+			pthread_mutex_unlock(&cs->mu);
+			uv_async_send(&cs->wake);
+			continue;
+		}
+		uint64_t due = active ? cs->next_ns : now + IDLE_POLL_MS * 1000000u;
+		pthread_mutex_unlock(&cs->mu);
+		struct timespec ts = { (time_t)((due - now) / 1000000000u),
+				       (long)((due - now) % 1000000000u) };
+		struct pollfd pf[2] = { { cs->udp_fd, POLLIN, 0 }, { cs->kick_fd, POLLIN, 0 } };
+		if (ppoll(pf, 2, &ts, NULL) <= 0)
+			continue;
+		uint64_t kicks;
+		if (pf[1].revents & POLLIN)
+			(void)!read(cs->kick_fd, &kicks, sizeof(kicks));
+		if (!(pf[0].revents & POLLIN))
+			continue;
+		pthread_mutex_lock(&cs->mu);
+		for (int i = 0; i < 64; i++) {   /* bounded: a flood cannot hold the clock */
+			ssize_t n = recv(cs->udp_fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n < 0)
+				break;
+			media_in(cs, buf, (size_t)n, true);
+		}
+		pthread_mutex_unlock(&cs->mu);
+	}
+	return NULL;
 }
 
 /* ---- signalling ---- */
@@ -799,10 +910,13 @@ static void on_answer(struct hl_calls *cs, struct hl_peer *p, const uint8_t *bod
 		call_end(c, HL_CALL_FAILED, true, true);
 		return;
 	}
-	cs->next_tick = mono(cs);
+	kick(cs);
 	hl_info("call to %s: answered", c->peer);
 	announce(c, "call_answered", NULL);
 }
+
+static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
+			  const uint8_t *body, size_t len);
 
 void hl_calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
 {
@@ -810,6 +924,14 @@ void hl_calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, si
 	struct hl_peer *p = conn->peer;
 	if (!cs || !p || p->session != conn)
 		return;
+	pthread_mutex_lock(&cs->mu);
+	record_locked(cs, p, type, body, len);
+	pthread_mutex_unlock(&cs->mu);
+}
+
+static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
+			  const uint8_t *body, size_t len)
+{
 	uint8_t id[HL_CALL_ID_LEN];
 	struct hl_call_endrec e;
 	struct hl_call *c;
@@ -928,7 +1050,7 @@ static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_contro
 		call_end(c, HL_CALL_FAILED, true, false);
 		return fail("the link to %s is down", c->peer);
 	}
-	cs->next_tick = mono(cs);
+	kick(cs);
 	hl_info("call from %s: answered", c->peer);
 	json_t *first = call_json(c, "call_answered");
 	json_object_set_new(first, "ok", json_true());
@@ -944,12 +1066,24 @@ static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_contro
 	return NULL;
 }
 
+static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
+			      struct hl_control_client *cl);
+
 json_t *hl_calls_control(struct hl_daemon *d, const char *cmd, json_t *req,
 			 struct hl_control_client *cl)
 {
 	struct hl_calls *cs = d->calls;
 	if (!cs)
 		return fail("calls are not running");
+	pthread_mutex_lock(&cs->mu);
+	json_t *resp = control_locked(cs, cmd, req, cl);
+	pthread_mutex_unlock(&cs->mu);
+	return resp;
+}
+
+static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
+			      struct hl_control_client *cl)
+{
 	if (strcmp(cmd, "call") == 0)
 		return control_call(cs, req, cl);
 	if (strcmp(cmd, "call_answer") == 0)
@@ -967,12 +1101,24 @@ json_t *hl_calls_control(struct hl_daemon *d, const char *cmd, json_t *req,
 	return fail("unknown command '%.32s'", cmd);
 }
 
+static json_t *status_locked(struct hl_calls *cs);
+
 json_t *hl_calls_status_json(struct hl_daemon *d)
 {
 	struct hl_calls *cs = d->calls;
-	if (!cs || !cs->call)
+	if (!cs)
 		return json_null();
+	pthread_mutex_lock(&cs->mu);
+	json_t *o = status_locked(cs);
+	pthread_mutex_unlock(&cs->mu);
+	return o;
+}
+
+static json_t *status_locked(struct hl_calls *cs)
+{
 	struct hl_call *c = cs->call;
+	if (!c)
+		return json_null();
 	json_t *o = call_json(c, "call");
 	json_object_del(o, "event");
 	json_object_del(o, "at");
@@ -1002,25 +1148,24 @@ static int bind_udp(struct hl_calls *cs, char *err, size_t errlen)
 	if (!d->conf->media_listen[0])
 		port = 0;   /* Listen's host, any free port */
 	struct sockaddr_storage ss;
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) < 0 &&
-	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) < 0) {
-		snprintf(err, errlen, "media address '%s': want a numeric address", conf);
-		return HL_EINVAL;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t len = sizeof(struct sockaddr_in);
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) < 0) {
+		len = sizeof(struct sockaddr_in6);
+		if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) < 0) {
+			snprintf(err, errlen, "media address '%s': want a numeric address", conf);
+			return HL_EINVAL;
+		}
 	}
-	uv_udp_init(&d->loop, &cs->udp);
-	cs->udp.data = cs;
-	cs->udp_open = true;
-	int ret = uv_udp_bind(&cs->udp, (struct sockaddr *)&ss, 0);
-	if (ret < 0) {
+	cs->udp_fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (cs->udp_fd < 0 || bind(cs->udp_fd, (struct sockaddr *)&ss, len) < 0) {
 		snprintf(err, errlen, "cannot bind the media socket to %s: %s", conf[0] ? conf : host,
-			 uv_strerror(ret));
-		return HL_EINVAL;
+			 strerror(errno));
+		return -errno;
 	}
-	int len = sizeof(ss);
-	uv_udp_getsockname(&cs->udp, (struct sockaddr *)&ss, &len);
+	getsockname(cs->udp_fd, (struct sockaddr *)&ss, &len);
 	cs->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 						 : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	uv_udp_recv_start(&cs->udp, on_udp_alloc, on_udp);
 	hl_info("call media on UDP port %u", cs->port);
 	return 0;
 }
@@ -1029,6 +1174,7 @@ static void on_closed_free(uv_handle_t *h)
 {
 	struct hl_calls *cs = h->data;
 	if (--cs->refs == 0) {
+		pthread_mutex_destroy(&cs->mu);
 		free(cs->buckets);
 		free(cs);
 	}
@@ -1038,12 +1184,25 @@ int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	struct hl_calls *cs = xcalloc(1, sizeof(*cs));
 	cs->d = d;
-	cs->rl_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	cs->udp_fd = -1;
+	cs->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&cs->mu, NULL);
 	uv_timer_init(&d->loop, &cs->timer);
 	cs->timer.data = cs;
+	uv_async_init(&d->loop, &cs->wake, on_wake);
+	cs->wake.data = cs;
+	cs->wake_inited = true;
 	d->calls = cs;
-	int ret = bind_udp(cs, err, errlen);
-	if (ret < 0)
+	int ret = cs->kick_fd < 0 ? -errno : bind_udp(cs, err, errlen);
+	if (cs->kick_fd < 0)
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+	if (ret == 0 && (ret = pthread_create(&cs->thread, NULL, media_thread, cs)) != 0) {
+		snprintf(err, errlen, "cannot start the media thread: %s", strerror(ret));
+		ret = -ret;
+	}
+	if (ret == 0)
+		cs->thread_started = true;
+	else
 		hl_calls_stop(d);
 	return ret;
 }
@@ -1053,11 +1212,19 @@ void hl_calls_stop(struct hl_daemon *d)
 	struct hl_calls *cs = d->calls;
 	if (!cs)
 		return;
+	pthread_mutex_lock(&cs->mu);
 	if (cs->call)
 		call_end(cs->call, HL_CALL_HANGUP, true, true);
+	cs->stop = true;
+	pthread_mutex_unlock(&cs->mu);
+	if (cs->thread_started)
+		pthread_join(cs->thread, NULL);
+	if (cs->udp_fd >= 0)
+		close(cs->udp_fd);
+	if (cs->kick_fd >= 0)
+		close(cs->kick_fd);
 	d->calls = NULL;
-	cs->refs = 1 + cs->udp_open;
+	cs->refs = 2;
 	uv_close((uv_handle_t *)&cs->timer, on_closed_free);
-	if (cs->udp_open)
-		uv_close((uv_handle_t *)&cs->udp, on_closed_free);
+	uv_close((uv_handle_t *)&cs->wake, on_closed_free);
 }

@@ -81,7 +81,7 @@ def test_media_garbage_replays_and_flood(net, tmp_path):
     assert rss_kb(b.pid) < rss0 + 20000
     s_ab, _ = vu.direction(res, "a", "b")
     print(f"STOI a->b under the flood: {s_ab:.3f}")
-    assert s_ab >= 0.85
+    assert s_ab >= 0.80
     b.assert_alive()
 
 
