@@ -154,7 +154,8 @@ static int send_frame(struct handset *h, uint8_t type, const void *p, size_t n)
 	b[0] = type;
 	b[1] = (uint8_t)(n >> 8);
 	b[2] = (uint8_t)n;
-	memcpy(b + HDR, p, n);
+	if (n)
+		memcpy(b + HDR, p, n);
 	return write_all(h->fd, b, HDR + n);
 }
 
