@@ -148,7 +148,6 @@ struct hl_calls {
 	bool stop;                              /* the thread ends */
 	uint64_t next_ns;                       /* monotonic ns of the next media frame */
 	uv_async_t wake;                        /* the thread has output for the loop */
-	bool wake_inited;
 	int16_t out_pcm[OUT_Q][HL_CODEC_FRAME]; /* to the operator's stream */
 	size_t pcm_head, pcm_n;
 	uint8_t out_tcp[OUT_Q][HL_MEDIA_PACKET_LEN]; /* to the link (fallback) */
@@ -977,6 +976,26 @@ static json_t *fail(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
+/* The control client CL becomes C's handset: its answer line is EVENT with
+ * "ok", and watchers get EVENT.  NULL (the connection is the call's now),
+ * or an error answer, the call ended. */
+static json_t *take_handset(struct hl_calls *cs, struct hl_call *c,
+			    struct hl_control_client *cl, const char *event)
+{
+	json_t *first = call_json(c, event);
+	json_object_set_new(first, "ok", json_true());
+	int ret = stream_attach(cs, c, cl, first);
+	json_decref(first);
+	if (ret < 0) {
+		call_end(c, HL_CALL_FAILED, true, true);
+		return fail("cannot take the control connection");
+	}
+	json_t *ev = call_json(c, event);
+	hl_control_emit(cs->d, ev);
+	json_decref(ev);
+	return NULL;
+}
+
 static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
 {
 	const char *peer = json_string_value(json_object_get(req, "peer"));
@@ -1014,18 +1033,7 @@ static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_
 		return fail("the link to %s is full or down", peer);
 	}
 	hl_info("call to %s: ringing (%s)", c->peer, hl_precedence_name(prec));
-	json_t *first = call_json(c, "call_ringing_out");
-	json_object_set_new(first, "ok", json_true());
-	if (stream_attach(cs, c, cl, first) < 0) {
-		json_decref(first);
-		call_end(c, HL_CALL_FAILED, true, true);
-		return fail("cannot take the control connection");
-	}
-	json_decref(first);
-	json_t *ev = call_json(c, "call_ringing_out");
-	hl_control_emit(cs->d, ev);
-	json_decref(ev);
-	return NULL;
+	return take_handset(cs, c, cl, "call_ringing_out");
 }
 
 static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
@@ -1052,18 +1060,7 @@ static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_contro
 	}
 	kick(cs);
 	hl_info("call from %s: answered", c->peer);
-	json_t *first = call_json(c, "call_answered");
-	json_object_set_new(first, "ok", json_true());
-	if (stream_attach(cs, c, cl, first) < 0) {
-		json_decref(first);
-		call_end(c, HL_CALL_FAILED, true, true);
-		return fail("cannot take the control connection");
-	}
-	json_decref(first);
-	json_t *ev = call_json(c, "call_answered");
-	hl_control_emit(cs->d, ev);
-	json_decref(ev);
-	return NULL;
+	return take_handset(cs, c, cl, "call_answered");
 }
 
 static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
@@ -1191,7 +1188,6 @@ int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
 	cs->timer.data = cs;
 	uv_async_init(&d->loop, &cs->wake, on_wake);
 	cs->wake.data = cs;
-	cs->wake_inited = true;
 	d->calls = cs;
 	int ret = cs->kick_fd < 0 ? -errno : bind_udp(cs, err, errlen);
 	if (cs->kick_fd < 0)
