@@ -692,7 +692,10 @@ bench_links() {
 # prints its own BENCH lines (its header says what each one is).
 bench_voice() {
   say "voice: calls through the relay at 50 +- 10 ms, voice messages"
-  python3 "$root/bench/voice.py" "$bin" "$work/voice" | tee -a "$results"
+  # Debian's python3: numpy and scipy are Debian packages (scripts/deps.sh)
+  local py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+  "$py" "$root/bench/voice.py" "$bin" "$work/voice" | tee -a "$results"
   note "- voice.*: $([ "$QUICK" = 1 ] && echo 8 || echo 20) s calls of espeak-ng speech each way through tests/integration/relay.py (50 ms ± 10 ms one way; then 20 % random loss; then 10 % loss in Gilbert–Elliott bursts of 3 on average). Mouth-to-ear delay is the cross-correlation lag per second of speech plus the offset of the two handsets' clocks (one machine, one monotonic clock); STOI is tests/integration/stoi.py after alignment. The codec_* baselines run the same codec and jitter buffer with the same losses and no network (bench_voice_codec). CPU per end is the daemon's CPU time during the call plus half of the two handset commands', over the call's wall time. Packet gaps come from the relay's log (its arrival times, so they include the relay's own scheduling)."
 }
 

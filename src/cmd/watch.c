@@ -59,6 +59,24 @@ static void voice_suffix(const char *dir, const char *id, char *out, size_t cap)
 		snprintf(out, cap, " [%s]", label);
 }
 
+/* A call's events (docs/voice.md section 6). */
+static void print_call_event(json_t *ev, const char *what, const char *peer, const char *prec)
+{
+	const char *in = strcmp(jstr(ev, "direction"), "in") == 0 ? "from" : "to";
+	if (strcmp(what, "ring") == 0)
+		printf("%s  CALL RINGING: %s call from %s (hotline call answer %s)\n", jstr(ev, "at"),
+		       prec, peer, peer);
+	else if (strcmp(what, "ringing_out") == 0)
+		printf("%s  calling %s (%s)\n", jstr(ev, "at"), peer, prec);
+	else if (strcmp(what, "answered") == 0)
+		printf("%s  call %s %s answered\n", jstr(ev, "at"), in, peer);
+	else if (strcmp(what, "ended") == 0)
+		printf("%s  call %s %s ended: %s, by %s\n", jstr(ev, "at"), in, peer,
+		       jstr(ev, "reason"), strcmp(jstr(ev, "by"), "us") == 0 ? "this station" : peer);
+	else
+		printf("%s  call %s (%s)\n", jstr(ev, "at"), what, peer);
+}
+
 static void print_event(const char *dir, json_t *ev)
 {
 	char peer[96], subject[256], reason[256];
@@ -101,6 +119,8 @@ static void print_event(const char *dir, json_t *ev)
 	else if (strcmp(kind, "agreement_proposed") == 0 || strcmp(kind, "agreement_signed") == 0)
 		printf("%s  agreement %.16s %s %s (%s)\n", jstr(ev, "at"), jstr(ev, "id"),
 		       kind[10] == 'p' ? "proposed by" : "countersigned by", peer, reason_or(ev, "name"));
+	else if (strncmp(kind, "call_", 5) == 0)
+		print_call_event(ev, kind + 5, peer, up);
 	else
 		printf("%s  %s (%s)\n", jstr(ev, "at"), kind, peer);
 	fflush(stdout);
