@@ -148,7 +148,7 @@ def main():
     bench("voice.m2e_p50", float(np.median(m2e)), "ms")
     bench("voice.m2e_p95", float(np.percentile(m2e, 95)), "ms")
     bench("voice.net_one_way", 50, "ms")
-    bench("voice.stoi_clean", s_clean, "")
+    bench("voice.stoi_clean", s_clean, "STOI")
     first = max(res["a"]["call"].get("first_audio_ms", 1e9), res["b"]["call"].get("first_audio_ms", 1e9))
     bench("voice.first_audio", first, "ms")
     sizes, gaps = set(), []
@@ -165,14 +165,14 @@ def main():
 
     wav = res["a_in"]
     s0, cpu = codec_baseline(root, wav, 0, 1)
-    bench("voice.codec_stoi_clean", s0, "")
+    bench("voice.codec_stoi_clean", s0, "STOI")
     bench("voice.codec_cpu", cpu, "%")
     for name, loss, burst in (("loss20", 0.2, 1), ("burst10", 0.1, 3)):
         say(f"a {SECONDS} s call with {loss:.0%} loss (mean burst {burst})")
         r = one_call(root, NET + ("--loss", str(loss), "--burst", str(burst)), 2 + burst)
         s, _ = stoi_of(r["res"])
-        bench(f"voice.stoi_{name}", s, "")
-        bench(f"voice.codec_stoi_{name}", codec_baseline(root, wav, loss, burst)[0], "")
+        bench(f"voice.stoi_{name}", s, "STOI")
+        bench(f"voice.codec_stoi_{name}", codec_baseline(root, wav, loss, burst)[0], "STOI")
     say("voice messages: a 60 s message, and kill -9 while recording")
     voice_message(root)
 

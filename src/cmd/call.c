@@ -38,12 +38,13 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "voice/helper.h"
+#include "voice/stream.h"
 #include "voice/wav.h"
 
 #define RATE 16000
 #define FRAME 320
 #define FRAME_BYTES (FRAME * 2)
-#define HDR 3
+#define HDR HL_STREAM_HDR
 #define WAV_MAX (1u << 30)
 #define HANGUP_GRACE_MS 3000
 
@@ -151,9 +152,7 @@ static int write_all(int fd, const void *p, size_t n)
 static int send_frame(struct handset *h, uint8_t type, const void *p, size_t n)
 {
 	uint8_t b[HDR + FRAME_BYTES];
-	b[0] = type;
-	b[1] = (uint8_t)(n >> 8);
-	b[2] = (uint8_t)n;
+	hl_stream_header(b, type, n);
 	if (n)
 		memcpy(b + HDR, p, n);
 	return write_all(h->fd, b, HDR + n);
@@ -165,7 +164,7 @@ static void hang_up(struct handset *h)
 		return;
 	h->hung_up = true;
 	h->hangup_ms = mono_ms();
-	send_frame(h, 'H', NULL, 0);
+	send_frame(h, HL_STREAM_HANGUP, NULL, 0);
 }
 
 static void heard(struct handset *h, const uint8_t *pcm, size_t n)
@@ -210,16 +209,18 @@ static int from_daemon(struct handset *h)
 	if (k <= 0)
 		return -1;
 	h->rlen += (size_t)k;
-	while (h->rlen >= HDR) {
-		size_t n = (size_t)h->rbuf[1] << 8 | h->rbuf[2];
-		if (h->rlen < HDR + n)
+	for (;;) {
+		uint8_t type;
+		const uint8_t *p;
+		size_t n, used;
+		if (hl_stream_next(h->rbuf, h->rlen, 0xffff, &type, &p, &n, &used) <= 0)
 			break;
-		if (h->rbuf[0] == 'A' && n == FRAME_BYTES)
-			heard(h, h->rbuf + HDR, n);
-		else if (h->rbuf[0] == 'E')
-			event(h, h->rbuf + HDR, n);
-		memmove(h->rbuf, h->rbuf + HDR + n, h->rlen - HDR - n);
-		h->rlen -= HDR + n;
+		if (type == HL_STREAM_AUDIO && n == FRAME_BYTES)
+			heard(h, p, n);
+		else if (type == HL_STREAM_EVENT)
+			event(h, p, n);
+		memmove(h->rbuf, h->rbuf + used, h->rlen - used);
+		h->rlen -= used;
 	}
 	return 0;
 }
@@ -231,7 +232,7 @@ static void send_input(struct handset *h, int64_t now)
 	       h->next_send_ms <= now) {
 		if (h->frames_sent++ == 0)
 			h->in_start = mono_s();
-		send_frame(h, 'A', h->in + h->in_pos * FRAME, FRAME_BYTES);
+		send_frame(h, HL_STREAM_AUDIO, h->in + h->in_pos * FRAME, FRAME_BYTES);
 		h->in_pos++;
 		h->next_send_ms += 20;
 	}
@@ -254,7 +255,7 @@ static void from_capture(struct handset *h)
 	if (h->answered && !h->hung_up) {
 		if (h->frames_sent++ == 0)
 			h->in_start = mono_s();
-		send_frame(h, 'A', h->cap_buf, FRAME_BYTES);
+		send_frame(h, HL_STREAM_AUDIO, h->cap_buf, FRAME_BYTES);
 	}
 }
 

@@ -72,6 +72,7 @@
 #include "voice/jitter.h"
 #include "voice/media.h"
 #include "voice/signal.h"
+#include "voice/stream.h"
 
 #define RING_DEFAULT_MS 60000
 #define RING_MAX_MS 300000
@@ -88,10 +89,10 @@
 #define OUT_MAX (64u * 1024)
 #define HL_CALL_RINGS_PER_MIN 30
 #define FRAME_BYTES (HL_CODEC_FRAME * 2)
-#define STREAM_AUDIO 'A'
-#define STREAM_EVENT 'E'
-#define STREAM_HANGUP 'H'
-#define STREAM_HDR 3
+#define STREAM_AUDIO HL_STREAM_AUDIO
+#define STREAM_EVENT HL_STREAM_EVENT
+#define STREAM_HANGUP HL_STREAM_HANGUP
+#define STREAM_HDR HL_STREAM_HDR
 
 enum call_state { CALL_RINGING_OUT, CALL_RINGING_IN, CALL_ACTIVE };
 static const char *const state_names[] = { "ringing_out", "ringing_in", "active" };
@@ -275,10 +276,9 @@ static void stream_write(struct call_stream *s, uint8_t type, const void *p, siz
 		return;   /* the operator's side is not reading: audio is dropped */
 	uv_write_t *req = xmalloc(sizeof(*req) + STREAM_HDR + n);
 	uint8_t *b = (uint8_t *)(req + 1);
-	b[0] = type;
-	b[1] = (uint8_t)(n >> 8);
-	b[2] = (uint8_t)n;
-	memcpy(b + STREAM_HDR, p, n);
+	hl_stream_header(b, type, n);
+	if (n)
+		memcpy(b + STREAM_HDR, p, n);
 	uv_buf_t buf = uv_buf_init((char *)b, (unsigned)(STREAM_HDR + n));
 	if (uv_write(req, (uv_stream_t *)&s->pipe, &buf, 1, on_stream_written) < 0)
 		free(req);
@@ -344,26 +344,23 @@ static void stream_read_locked(struct call_stream *s, ssize_t nread)
 		return;
 	}
 	s->len += (size_t)nread;
-	while (s->len >= STREAM_HDR && !s->closing) {
-		size_t n = (size_t)s->buf[1] << 8 | s->buf[2];
-		if (n > FRAME_BYTES) {
-			struct hl_call *c = s->call;
-			stream_close(s);
-			if (c)
-				call_end(c, HL_CALL_HANGUP, true, true);
-			return;
-		}
-		if (s->len < STREAM_HDR + n)
+	while (!s->closing) {
+		uint8_t type;
+		const uint8_t *p;
+		size_t n, used;
+		int r = hl_stream_next(s->buf, s->len, FRAME_BYTES, &type, &p, &n, &used);
+		if (r == 0)
 			break;
-		if (stream_frame(s, s->buf[0], s->buf + STREAM_HDR, n) < 0) {
+		if (r < 0 || stream_frame(s, type, p, n) < 0) {
+			/* a handset that breaks the framing is hung up */
 			struct hl_call *c = s->call;
 			stream_close(s);
 			if (c)
 				call_end(c, HL_CALL_HANGUP, true, true);
 			return;
 		}
-		memmove(s->buf, s->buf + STREAM_HDR + n, s->len - STREAM_HDR - n);
-		s->len -= STREAM_HDR + n;
+		memmove(s->buf, s->buf + used, s->len - used);
+		s->len -= used;
 	}
 }
 

@@ -203,3 +203,24 @@ def test_busy_and_flash_preempts(net, tmp_path):
     assert json.loads(out_c)["call"]["reason"] == "busy"
     # and washington calling with lower precedence while nothing is on the line works again
     assert vu.station_call(b) is None
+
+
+def test_ctrl_c_hangs_up(net, tmp_path):
+    a, b, relay = vu.call_pair(net, NET)
+    ia = vu.speech(str(tmp_path / "a.wav"), seconds=20, rate=16000)
+    pa = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "call", "pyongyang", "--input", ia,
+                           "--output", str(tmp_path / "oa.wav"), "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (vu.station_call(b) or {}).get("state") == "ringing_in", scaled(10), "ring")
+    pb = subprocess.Popen([HOTLINE_BIN, "-d", b.dir, "call", "answer", "--input", ia,
+                           "--output", str(tmp_path / "ob.wav"), "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (vu.station_call(a) or {}).get("state") == "active", scaled(10), "answer")
+    time.sleep(1)
+    pb.send_signal(2)     # Ctrl-C at the answering end
+    out_b, err_b = pb.communicate(timeout=scaled(10))
+    out_a, _ = pa.communicate(timeout=scaled(10))
+    assert pb.returncode == 0, err_b
+    assert json.loads(out_b)["call"]["by"] == "us"
+    assert json.loads(out_a)["call"]["reason"] == "hangup"
+    assert json.loads(out_a)["call"]["by"] == "peer"
