@@ -753,10 +753,22 @@ static void on_wake(uv_async_t *a)
 		else
 			c->st.tcp_dropped++;
 	}
-	if (c && cs->lost)
-		call_end(c, HL_CALL_LOST, true, true);
+	struct hl_callrec_buf rec[2] = { { 0 }, { 0 } };
+	if (c)
+		hl_callrec_detach(&c->rec, rec);
+	bool lost = c && cs->lost;
 	cs->lost = false;
 	pthread_mutex_unlock(&cs->mu);
+	/* The recording's bytes go to disk here, without the lock: the call
+	 * is the loop's to end, so it (and its files) outlive this. */
+	if (c)
+		hl_callrec_write(&c->rec, rec);
+	if (lost) {
+		pthread_mutex_lock(&cs->mu);
+		if (cs->call == c)
+			call_end(c, HL_CALL_LOST, true, true);
+		pthread_mutex_unlock(&cs->mu);
+	}
 }
 
 /* The media thread: the 20 ms clock of the call on the line and its UDP

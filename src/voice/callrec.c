@@ -43,17 +43,26 @@ void hl_callrec_begin(struct hl_callrec *r, const char *dir, bool recording,
 	r->fd_recv = open_rec(dir, r->path_recv);
 }
 
-/* One frame in the call audio format.  A short write loses the recording
- * (the file is then unusable, and the item says so by its hash). */
-static void put_frame(int fd, const uint8_t *opus, size_t len)
+/* One frame in the call audio format, appended to B (for FD).  Past the
+ * cap the frame is lost and the recording no longer matches its hash,
+ * which the record then shows. */
+static void put_frame(struct hl_callrec *r, int fd, struct hl_callrec_buf *b,
+		      const uint8_t *opus, size_t len)
 {
-	uint8_t b[1 + 255];
 	if (fd < 0 || len > 255)
 		return;
-	b[0] = (uint8_t)len;
-	memcpy(b + 1, opus, len);
-	if (write(fd, b, 1 + len) != (ssize_t)(1 + len))
-		return;
+	if (b->len + 1 + len > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		if (cap > HL_CALLREC_PENDING_MAX) {
+			r->lost_bytes = true;
+			return;
+		}
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	b->p[b->len++] = (uint8_t)len;
+	memcpy(b->p + b->len, opus, len);
+	b->len += len;
 }
 
 void hl_callrec_sent(struct hl_callrec *r, const uint8_t *opus, size_t len)
@@ -65,14 +74,45 @@ void hl_callrec_sent(struct hl_callrec *r, const uint8_t *opus, size_t len)
 	crypto_generichash_update(&r->sent, opus, len);
 	r->sent_frames++;
 	r->sent_bytes += 1 + len;
-	put_frame(r->fd_sent, opus, len);
+	put_frame(r, r->fd_sent, &r->pend[0], opus, len);
 }
 
 void hl_callrec_received(struct hl_callrec *r, const uint8_t *opus, size_t len, bool fec)
 {
 	(void)fec;
 	if (r->open)
-		put_frame(r->fd_recv, opus, len);
+		put_frame(r, r->fd_recv, &r->pend[1], opus, len);
+}
+
+void hl_callrec_detach(struct hl_callrec *r, struct hl_callrec_buf out[static 2])
+{
+	for (int i = 0; i < 2; i++) {
+		out[i] = r->pend[i];
+		memset(&r->pend[i], 0, sizeof(r->pend[i]));
+	}
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (fd >= 0 && n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;   /* the recording is short: its hash shows it */
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+void hl_callrec_write(const struct hl_callrec *r, struct hl_callrec_buf out[static 2])
+{
+	write_all(r->fd_sent, out[0].p, out[0].len);
+	write_all(r->fd_recv, out[1].p, out[1].len);
+	for (int i = 0; i < 2; i++) {
+		free(out[i].p);
+		memset(&out[i], 0, sizeof(out[i]));
+	}
 }
 
 static void close_fd(int *fd)
@@ -86,7 +126,10 @@ static void close_fd(int *fd)
 
 void hl_callrec_finish(struct hl_callrec *r, const char *dir, uint8_t sent_hash[static 32])
 {
+	struct hl_callrec_buf rest[2];
 	(void)dir;
+	hl_callrec_detach(r, rest);
+	hl_callrec_write(r, rest);
 	crypto_generichash_final(&r->sent, sent_hash, 32);
 	close_fd(&r->fd_sent);
 	close_fd(&r->fd_recv);
@@ -95,6 +138,10 @@ void hl_callrec_finish(struct hl_callrec *r, const char *dir, uint8_t sent_hash[
 
 void hl_callrec_abort(struct hl_callrec *r)
 {
+	for (int i = 0; i < 2; i++) {
+		free(r->pend[i].p);
+		memset(&r->pend[i], 0, sizeof(r->pend[i]));
+	}
 	if (r->open) {
 		close_fd(&r->fd_sent);
 		close_fd(&r->fd_recv);
@@ -123,6 +170,7 @@ json_t *hl_callrec_stats_json(const struct hl_callrec_stats *s, const struct hl_
 		"fecPacketsReceived", (json_int_t)j->fecPacketsReceived,
 		"insertedSamplesForDeceleration", (json_int_t)j->insertedSamplesForDeceleration,
 		"removedSamplesForAcceleration", (json_int_t)j->removedSamplesForAcceleration);
+	json_object_set_new(in, "resyncs", json_integer((json_int_t)j->resyncs));
 	json_t *out = json_pack("{s:I, s:I}", "packetsSent", (json_int_t)s->packets_sent,
 				"bytesSent", (json_int_t)s->bytes_sent);
 	json_t *tr = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

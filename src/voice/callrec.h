@@ -35,8 +35,18 @@ struct hl_callrec_stats {
 	bool on_tcp;                       /* sending on the link now */
 };
 
+/* Frames waiting to be written (the media thread appends, the loop
+ * writes: a real-time thread never waits for a disk). */
+struct hl_callrec_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+#define HL_CALLREC_PENDING_MAX (1u << 20)   /* ~4 min of audio, should the loop stall */
+
 struct hl_callrec {
 	bool open;
+	struct hl_callrec_buf pend[2];     /* [0] sent, [1] received */
+	bool lost_bytes;                   /* a pending buffer overflowed */
 	crypto_generichash_state sent;
 	uint64_t sent_frames, sent_bytes;
 	int fd_sent, fd_recv;              /* -1 unless recording */
@@ -50,7 +60,13 @@ void hl_callrec_begin(struct hl_callrec *r, const char *dir, bool recording,
 		      const uint8_t id[static HL_CALL_ID_LEN], bool outgoing);
 void hl_callrec_sent(struct hl_callrec *r, const uint8_t *opus, size_t len);
 void hl_callrec_received(struct hl_callrec *r, const uint8_t *opus, size_t len, bool fec);
-/* Closes the files (synced) and gives the sent hash; the paths stay in R
+/* Moves the pending frames to OUT (empty on entry; free out[i].p after
+ * writing them with hl_callrec_write): done under the lock the media
+ * thread takes, the writing outside it. */
+void hl_callrec_detach(struct hl_callrec *r, struct hl_callrec_buf out[static 2]);
+void hl_callrec_write(const struct hl_callrec *r, struct hl_callrec_buf out[static 2]);
+
+/* Writes what is pending, then closes the files (synced) and gives the sent hash; the paths stay in R
  * for the caller (NULL when not recording).  Frees nothing else. */
 void hl_callrec_finish(struct hl_callrec *r, const char *dir, uint8_t sent_hash[static 32]);
 /* Frees R's paths (after finish), or drops a record never finished. */

@@ -59,6 +59,18 @@ static void clear_slots(struct hl_jb *jb)
 		jb->slot[i].full = false;
 }
 
+/* Playout starts again at SEQ: slots and transit history are dropped, and
+ * the target is buffered up to before anything plays. */
+static void restart(struct hl_jb *jb, uint64_t seq)
+{
+	clear_slots(jb);
+	jb->next = seq;
+	jb->playing = false;
+	jb->ntransit = jb->tpos = 0;
+	jb->late_run = 0;
+	jb->st.resyncs++;
+}
+
 int hl_jb_put(struct hl_jb *jb, uint64_t seq, int64_t now_ms, const uint8_t *data, size_t len)
 {
 	if (len > HL_JB_FRAME_MAX)
@@ -76,10 +88,18 @@ int hl_jb_put(struct hl_jb *jb, uint64_t seq, int64_t now_ms, const uint8_t *dat
 	}
 	jb->last_transit = transit;
 	if (seq < jb->next) {
-		jb->st.packetsReceived++;
-		jb->st.packetsDiscarded++;
-		return 0;
+		/* Every packet late for HL_JB_RESYNC of them: the sender's clock
+		 * stepped (it lost time and skipped ahead in real time, not in
+		 * packets), so its frames will never be on time again here.
+		 * Start again from this one, learning the path afresh. */
+		if (++jb->late_run < HL_JB_RESYNC) {
+			jb->st.packetsReceived++;
+			jb->st.packetsDiscarded++;
+			return 0;
+		}
+		restart(jb, seq);
 	}
+	jb->late_run = 0;
 	struct hl_jb_slot *s = &jb->slot[seq % HL_JB_SLOTS];
 	if (s->full && s->seq == seq) {
 		jb->st.packetsDuplicated++;
@@ -92,13 +112,8 @@ int hl_jb_put(struct hl_jb *jb, uint64_t seq, int64_t now_ms, const uint8_t *dat
 		jb->ntransit++;
 	if (seq > jb->highest)
 		jb->highest = seq;
-	if (seq >= jb->next + HL_JB_SLOTS) {
-		/* Far ahead of the playout point (after an outage): start again
-		 * from here, buffering afresh. */
-		clear_slots(jb);
-		jb->next = seq;
-		jb->playing = false;
-	}
+	if (seq >= jb->next + HL_JB_SLOTS)
+		restart(jb, seq);   /* far ahead (after an outage): buffer afresh from here */
 	s->full = true;
 	s->seq = seq;
 	s->arrival_ms = now_ms;

@@ -20,7 +20,9 @@
  * (acceleration); when it is younger by more than half a frame, a
  * concealed frame is inserted (deceleration) — at most one change per
  * HL_JB_ADAPT_MS, so the buffer stays small on a good path and grows
- * only as far as the path's jitter needs. */
+ * only as far as the path's jitter needs.  A packet far ahead of the
+ * playout point, or HL_JB_RESYNC late packets in a row (the sender's
+ * clock stepped), restart the playout at that packet. */
 #ifndef HL_VOICE_JITTER_H
 #define HL_VOICE_JITTER_H
 
@@ -37,6 +39,7 @@
 #define HL_JB_MAX_MS 400
 #define HL_JB_ADAPT_MS 100
 #define HL_JB_FRAME_MS 20
+#define HL_JB_RESYNC 10            /* late packets in a row that restart playout */
 
 /* RTCInboundRtpStreamStats, the members this buffer can know (times in
  * seconds as there; sample counts at the decoder's rate, 16 kHz). */
@@ -55,6 +58,7 @@ struct hl_jb_stats {
 	uint64_t fecPacketsReceived;      /* frames rebuilt from the next packet's FEC */
 	uint64_t insertedSamplesForDeceleration;
 	uint64_t removedSamplesForAcceleration;
+	uint64_t resyncs;                 /* not in webrtc-stats: playout restarted */
 };
 
 enum hl_jb_action {
@@ -86,6 +90,7 @@ struct hl_jb {
 	int64_t last_adapt_ms;
 	bool in_concealment;
 	uint32_t since_loss;         /* frames played since one was missing */
+	uint32_t late_run;           /* packets in a row that came too late */
 	int samples_per_frame;
 	struct hl_jb_stats st;
 };

@@ -282,6 +282,34 @@ static void test_jb_adapts_to_jitter_and_discards_late(void **state)
 	assert_int_equal(hl_jb_put(&jb, 5001, t, big, sizeof(big)), HL_EINVAL);
 }
 
+/* The sender's clock steps back by half a second (it lost time and went
+ * on from the present, not from its packet count): every packet is now
+ * "late" against the playout point, and after a few the buffer starts
+ * again and plays them, instead of discarding them for ever. */
+static void test_jb_resyncs_after_a_clock_step(void **state)
+{
+	(void)state;
+	struct hl_jb jb;
+	hl_jb_init(&jb, 320);
+	uint8_t data[40] = { 0 };
+	int frames_late = 0;
+	/* time in ms, one step at a time: packet I arrives at 50 + 20 I, and
+	 * from packet 200 on 500 ms later (the sender stalled, then went on
+	 * from the present); the player takes a frame every 20 ms at 5 past */
+	int64_t i = 0;
+	for (int64_t t = 0; t < 14000; t++) {
+		while (i < 600 && 50 + i * 20 + (i >= 200 ? 500 : 0) == t)
+			hl_jb_put(&jb, (uint64_t)i++, t, data, sizeof(data));
+		if (t % 20 == 5) {
+			enum hl_jb_action a = get(&jb, t);
+			frames_late += t > 9000 && a == HL_JB_FRAME;
+		}
+	}
+	assert_int_equal(jb.st.resyncs, 1);
+	assert_true(jb.st.packetsDiscarded < 2 * HL_JB_RESYNC);
+	assert_true(frames_late > 150);   /* the stream plays again (177 frames are due) */
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -296,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_jb_steady_path_stays_small),
 		cmocka_unit_test(test_jb_fec_then_concealment),
 		cmocka_unit_test(test_jb_adapts_to_jitter_and_discards_late),
+		cmocka_unit_test(test_jb_resyncs_after_a_clock_step),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
