@@ -203,15 +203,16 @@ static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
 	return NULL;
 }
 
-/* Sends a call record to PEER's session; false when there is none or it
- * is full (a real-time record is not worth queueing behind). */
+/* Sends a call record to PEER's session, ahead of the high-water mark that
+ * holds messages back (hl_link_send_urgent); false when there is no
+ * session or its queue is at half its hard cap. */
 static bool link_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
 	struct hl_peer *p = peer_named(d, peer);
 	if (!p || !p->session || !p->session->link)
 		return false;
-	if (hl_link_send(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
+	if (hl_link_send_urgent(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
 		return false;
 	hl_conn_flush(p->session);
 	return true;

@@ -224,3 +224,27 @@ def test_ctrl_c_hangs_up(net, tmp_path):
     assert json.loads(out_b)["call"]["by"] == "us"
     assert json.loads(out_a)["call"]["reason"] == "hangup"
     assert json.loads(out_a)["call"]["by"] == "peer"
+
+
+@pytest.mark.slow
+def test_cadence_holds_while_messages_flow(net, tmp_path):
+    """The media clock runs on its own thread: the daemon's commits (an fsync
+    per burst of messages) do not hold a frame back."""
+    a, b, relay = vu.call_pair(net, NET)
+    cap = vu.Capture(net, (relay.to_a, relay.to_b))
+    lines = "".join(f"message {i} during the call\n" for i in range(3000))
+    sender = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "send", "pyongyang", "--lines"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    sender.stdin.write(lines)
+    sender.stdin.close()
+    res = vu.talk(a, b, str(tmp_path), seconds=8)
+    assert sender.wait(timeout=scaled(120)) == 0
+    precise = cap.proc is not None
+    for pipe in (0, 1):
+        sizes, gaps = vu.cadence(relay, pipe, cap)
+        within = float(np.mean(np.abs(gaps - 20) <= 2))
+        print(f"pipe {pipe} with messages flowing: within 20+-2 ms {within:.1%}")
+        assert sizes == {128}
+        assert within >= (0.4 if vu_sanitize() else 0.9 if precise else 0.6), within
+    s, _ = vu.direction(res, "a", "b")
+    assert s >= 0.8, s
