@@ -260,8 +260,9 @@ step_phone() {
     return 1
   fi
   run pyongyang inbox
-  run pyongyang voice play "${id:0:12}" -o heard.wav
-  hl pyongyang voice play "${id:0:12}" -o "$work/heard.wav" >/dev/null 2>&1 || true
+  show pyongyang voice play "${id:0:12}" -o heard.wav
+  hl pyongyang voice play "${id:0:12}" -o "$work/heard.wav" 2>&1 | indent
+  say "  heard.wav: $(( ($(stat -c %s "$work/heard.wav") - 44) / 96000 )) s of 48 kHz audio, decoded at Pyongyang"
 
   say ""
   say "Washington calls Pyongyang (FLASH). A call is keyed by its own X25519"
