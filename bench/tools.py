@@ -140,7 +140,7 @@ def read_results(path):
 
 
 def targets(r):
-    """(description, hotline figure, bound, met) for each target of issue 6."""
+    """(description, hotline figure, bound, met) for each target of issues 6 and 14."""
     def g(k):
         return r.get(k, float("nan"))
     t = []
@@ -162,6 +162,16 @@ def targets(r):
               g("memory.per_idle_link"), 64.0, "<="))
     t.append(("record.verify ≥ 0.7 × limit.ed25519_verify",
               g("record.verify"), 0.7 * g("limit.ed25519_verify"), ">="))
+    # voice (issue 14), through the relay at 50 ms ± 10 ms
+    t.append(("voice.m2e_p95 ≤ 150 ms", g("voice.m2e_p95"), 150.0, "<="))
+    t.append(("voice.stoi_loss20 ≥ 0.90", g("voice.stoi_loss20"), 0.90, ">="))
+    t.append(("voice.stoi_burst10 ≥ 0.85", g("voice.stoi_burst10"), 0.85, ">="))
+    t.append(("voice.first_audio ≤ 300 ms", g("voice.first_audio"), 300.0, "<="))
+    t.append(("voice.payload_sizes ≤ 1", g("voice.payload_sizes"), 1.0, "<="))
+    t.append(("voice.gap_within_1ms ≥ 0.95 (20 ± 1 ms)", g("voice.gap_within_1ms"), 0.95, ">="))
+    t.append(("voice.cpu_per_end ≤ 5 %", g("voice.cpu_per_end"), 5.0, "<="))
+    t.append(("voice.message_60s ≤ 130 KB", g("voice.message_60s"), 130.0, "<="))
+    t.append(("voice.kill9_lost ≤ 1 s", g("voice.kill9_lost"), 1.0, "<="))
     out = []
     for desc, val, bound, op in t:
         if math.isnan(val) or math.isnan(bound):

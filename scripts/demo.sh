@@ -6,7 +6,8 @@
 #
 # Steps: create both stations; exchange cards, checking fingerprints as two
 # operators would over the telephone; start both daemons; wait for the link;
-# show each station's status; messages, a document, the record; the email
+# show each station's status; messages, a document; by phone (a voice
+# message and a short call, from espeak-ng speech); the record; the email
 # fallback (the direct link is cut, messages go by email one way and
 # receipts the other through a private Postfix on 127.0.0.1, then the link
 # returns and TCP carries the rest; skipped, saying why, without root or
@@ -106,6 +107,8 @@ step_create() {
     out=$(hl "$st" init "$st" --listen "127.0.0.1:${port[$st]}")
     printf '%s\n' "$out" | sed -n '1,/^Fingerprint:/p' | indent
     fp[$st]=$(printf '%s\n' "$out" | sed -n 's/^Fingerprint: *//p')
+    # Washington keeps the audio of its calls for the record (docs/voice.md)
+    [ "$st" = washington ] && sed -i 's/^\[Station\]$/[Station]\nCallRecording = on/' "$work/$st/station.conf"
     if [ -z "${fp[$st]}" ]; then
       echo "demo.sh: 'hotline init' printed no fingerprint" >&2
       return 1
@@ -234,12 +237,68 @@ step_document() {
   fi
 }
 
+# ---------------------------------------------------------------- by phone
+
+ringing() {   # ringing STATION: a call rings there
+  hl "$1" status --json | grep -q '"state": *"ringing_in"'
+}
+
+in_inbox() {  # in_inbox STATION ID
+  hl "$1" inbox | grep -q "^${2:0:12}"
+}
+
+step_phone() {
+  step "7. By phone: a voice message, then a call that both stations sign"
+  if ! command -v espeak-ng >/dev/null 2>&1; then
+    say "skipped: espeak-ng, which speaks for the operators here, is not installed"
+    say "(scripts/deps.sh demo installs it)"
+    return 0
+  fi
+  say "Washington's operator records a voice message (espeak-ng speaks for them)"
+  say "and sends it: Opus, 16 kb/s, an ordinary message with a recording attached."
+  espeak-ng -w "$work/note.wav" "This is Washington. The exercise planned for Monday is cancelled. Please confirm." 2>/dev/null
+  show washington voice send pyongyang -p immediate note.wav
+  local id
+  id=$(hl washington voice send pyongyang -p immediate "$work/note.wav")
+  say "  $id"
+  if ! wait_until "the voice message at Pyongyang" in_inbox pyongyang "$id"; then
+    show_log_tail pyongyang
+    return 1
+  fi
+  run pyongyang inbox
+  show pyongyang voice play "${id:0:12}" -o heard.wav
+  hl pyongyang voice play "${id:0:12}" -o "$work/heard.wav" 2>&1 | indent
+  say "  heard.wav: $(( ($(stat -c %s "$work/heard.wav") - 44) / 96000 )) s of 48 kHz audio, decoded at Pyongyang"
+
+  say ""
+  say "Washington calls Pyongyang (FLASH). A call is keyed by its own X25519"
+  say "exchange over the link; its media go by UDP, 128-byte packets every 20 ms"
+  say "whether anyone speaks or not. WAV files stand in for the handsets here."
+  espeak-ng -w "$work/washington-says.wav" "Pyongyang, this is Washington on the direct line. Do you hear me?" 2>/dev/null
+  espeak-ng -w "$work/pyongyang-says.wav" "Washington, Pyongyang here. We hear you clearly." 2>/dev/null
+  show washington call pyongyang -p flash --input washington-says.wav --output washington-hears.wav --seconds 5
+  "$bin" -d "$work/washington" call pyongyang -p flash --input "$work/washington-says.wav"     --output "$work/washington-hears.wav" --seconds 5 > "$work/call.out" 2> "$work/call.err" &
+  local caller=$!
+  if ! wait_until "the ring at Pyongyang" ringing pyongyang; then
+    kill "$caller" 2>/dev/null || true
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  run pyongyang status
+  show pyongyang call answer --input pyongyang-says.wav --output pyongyang-hears.wav
+  hl pyongyang call answer --input "$work/pyongyang-says.wav" --output "$work/pyongyang-hears.wav" 2>&1 | indent
+  wait "$caller" || { cat "$work/call.err" >&2; return 1; }
+  indent < "$work/call.err"
+  say "Each station now signs an account of the call in its chain; Washington,"
+  say "which has CallRecording = on, first sends the recording of what it said."
+}
+
 agreement_arrived() {   # the proposal and its document are at STATION
   hl "$1" agree list | grep -q "$2"
 }
 
 step_record() {
-  step "7. A line check, a co-signed agreement, and the record for a third party"
+  step "8. A line check, a co-signed agreement, and the record (with the call) for a third party"
   say "Washington tests the line: a signed check, answered and signed by Pyongyang."
   run washington check pyongyang
   say "Washington proposes a document; Pyongyang countersigns its hash."
@@ -451,7 +510,7 @@ mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
 in_inbox() { hl "$1" inbox | grep -q "^${2:0:12} "; }
 
 step_email() {
-  step "8. The direct link is cut: messages go by email, receipts come back by email"
+  step "9. The direct link is cut: messages go by email, receipts come back by email"
   local why smtp_port dead id2 flash tcp m_w m_p n
   why=$(email_skip_reason)
   if [ -n "$why" ]; then
@@ -550,7 +609,7 @@ step_email() {
 }
 
 step_stop() {
-  step "9. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "10. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -569,6 +628,7 @@ main() {
   step_link
   step_message
   step_document
+  step_phone
   step_record
   step_backup
   step_email

@@ -18,6 +18,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
+#include "voice/voicemsg.h"
 
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity)
@@ -438,6 +439,7 @@ json_t *hl_msgcmd_json(const struct hl_msg_row *row)
 }
 
 struct list_ctx {
+	const char *station;
 	bool json;
 	json_t *arr;
 	enum hl_dir dir;
@@ -466,7 +468,11 @@ static int list_one(void *arg, const struct hl_msg_row *row)
 	struct list_ctx *lc = arg;
 	lc->count++;
 	if (lc->json) {
-		json_array_append_new(lc->arr, hl_msgcmd_json(row));
+		json_t *o = hl_msgcmd_json(row);
+		json_t *v = hl_voice_json(lc->station, row);
+		if (v)
+			json_object_set_new(o, "voice", v);
+		json_array_append_new(lc->arr, o);
 		return 0;
 	}
 	char hex[33], when[HL_RFC3339_LEN], text[61], peer[HL_NAME_MAX + 1];
@@ -482,8 +488,11 @@ static int list_one(void *arg, const struct hl_msg_row *row)
 	for (; pn[i] && i < sizeof(upper) - 1; i++)
 		upper[i] = (char)(pn[i] - 32);
 	upper[i] = '\0';
-	char extra[32] = "";
-	if (row->n_att)
+	char extra[32] = "", voice[24];
+	hl_voice_label(lc->station, row, voice, sizeof(voice));
+	if (voice[0])
+		snprintf(extra, sizeof(extra), " [%s]", voice);
+	else if (row->n_att)
 		snprintf(extra, sizeof(extra), " [%u attachment%s]", row->n_att, row->n_att > 1 ? "s" : "");
 	if (row->dir == HL_DIR_IN)
 		printf("%.12s  %s  %-12s %-9s %s%s%s\n", hex, when, peer, upper,
@@ -505,7 +514,7 @@ int hl_msgcmd_list(struct hl_ctx *ctx, const char *name, enum hl_dir dir, bool j
 	}
 	struct hl_msg_filter f = { .dir = dir, .unread_only = unread_only,
 				   .visible_only = dir == HL_DIR_IN };
-	struct list_ctx lc = { .json = json, .dir = dir };
+	struct list_ctx lc = { .station = ctx->dir, .json = json, .dir = dir };
 	if (json)
 		lc.arr = json_array();
 	else if (dir == HL_DIR_IN)

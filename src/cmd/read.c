@@ -41,6 +41,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
+#include "voice/voicemsg.h"
 
 struct verdict {
 	bool signature;      /* the item verifies under the expected keys */
@@ -255,6 +256,17 @@ static int save_all(const char *station, const char *save, int dirfd,
 	return 0;
 }
 
+/* A voice message: its duration, and how to hear it. */
+static void print_voice(const char *station, const struct hl_msg_row *row)
+{
+	char label[32], hex[33];
+	hl_voice_label(station, row, label, sizeof(label));
+	if (!label[0])
+		return;
+	hl_msg_id_hex(row->id, hex);
+	printf("Voice:      %s  (hotline voice play %.12s)\n", label + strlen("voice "), hex);
+}
+
 static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 			const hl_peer_conf *peer)
 {
@@ -416,12 +428,16 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_object_set_new(vj, "content", json_boolean(v.content));
 		json_object_set_new(vj, "problem", v.problem ? json_string(v.problem) : json_null());
 		json_object_set_new(o, "verified", vj);
+		json_t *voice = hl_voice_json(ctx->dir, &row);
+		if (voice)
+			json_object_set_new(o, "voice", voice);
 		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 		printf("%s\n", s);
 		free(s);
 		json_decref(o);
 	} else {
 		print_human(&row, &v, peer);
+		print_voice(ctx->dir, &row);
 	}
 	ret = (v.signature && v.pinned && v.content) ? HL_EXIT_OK : HL_EXIT_FAIL;
 	for (unsigned i = 0; save && !json && i < row.n_att; i++) {

@@ -103,6 +103,26 @@ static void print_pickup(json_t *em)
 		       json_integer_value(q) == 1 ? "y" : "ies");
 }
 
+/* The call on the line (docs/voice.md): one line, or nothing. */
+static void print_call(json_t *call)
+{
+	char peer[96], prec[16] = "";
+	const char *state = jstr(call, "state"), *p = jstr(call, "precedence");
+	if (!json_is_object(call) || !state || !p)
+		return;
+	clean(jstr(call, "peer") ? jstr(call, "peer") : "?", peer, sizeof(peer));
+	for (size_t i = 0; p[i] && i < sizeof(prec) - 1; i++)
+		prec[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
+	if (strcmp(state, "ringing_in") == 0)
+		printf("call: %s call from %s ringing (hotline call answer %s)\n", prec, peer, peer);
+	else if (strcmp(state, "ringing_out") == 0)
+		printf("call: calling %s (%s)\n", peer, prec);
+	else
+		printf("call: %s call %s %s, media over %s\n", prec,
+		       strcmp(jstr(call, "direction") ? jstr(call, "direction") : "", "in") == 0 ? "from" : "to",
+		       peer, jstr(call, "path") ? jstr(call, "path") : "udp");
+}
+
 static void print_human(json_t *resp)
 {
 	json_t *st = json_object_get(resp, "station");
@@ -116,6 +136,7 @@ static void print_human(json_t *resp)
 	       jstr(st, "listen") ? clean(jstr(st, "listen"), b, sizeof(b)) : "nothing");
 	printf("fingerprint %s\n", clean(jstr(st, "fingerprint"), a, sizeof(a)));
 	print_pickup(json_object_get(st, "email"));
+	print_call(json_object_get(st, "call"));
 	if (json_array_size(peers) == 0) {
 		printf("no peers pinned (add one with 'hotline peer add')\n");
 		return;

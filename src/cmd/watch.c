@@ -19,6 +19,7 @@
 #include "daemon/control_client.h"
 #include "util/err.h"
 #include "util/text.h"
+#include "voice/voicemsg.h"
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -44,7 +45,42 @@ static const char *rtt_text(json_t *ev)
 	return buf;
 }
 
-static void print_event(json_t *ev)
+/* " [voice 0:42]" when message ID is a voice message (looked up in the
+ * store: the event does not say), else "". */
+static void voice_suffix(const char *dir, const char *id, char *out, size_t cap)
+{
+	hl_store *st = NULL;
+	struct hl_msg_row row;
+	char label[32] = "";
+	memset(&row, 0, sizeof(row));
+	out[0] = '\0';
+	if (hl_store_open(dir, &st) == 0 && hl_store_get_message(st, id, &row) == 0)
+		hl_voice_label(dir, &row, label, sizeof(label));
+	hl_msg_row_clear(&row);
+	hl_store_close(st);
+	if (label[0])
+		snprintf(out, cap, " [%s]", label);
+}
+
+/* A call's events (docs/voice.md section 6). */
+static void print_call_event(json_t *ev, const char *what, const char *peer, const char *prec)
+{
+	const char *in = strcmp(jstr(ev, "direction"), "in") == 0 ? "from" : "to";
+	if (strcmp(what, "ring") == 0)
+		printf("%s  CALL RINGING: %s call from %s (hotline call answer %s)\n", jstr(ev, "at"),
+		       prec, peer, peer);
+	else if (strcmp(what, "ringing_out") == 0)
+		printf("%s  calling %s (%s)\n", jstr(ev, "at"), peer, prec);
+	else if (strcmp(what, "answered") == 0)
+		printf("%s  call %s %s answered\n", jstr(ev, "at"), in, peer);
+	else if (strcmp(what, "ended") == 0)
+		printf("%s  call %s %s ended: %s, by %s\n", jstr(ev, "at"), in, peer,
+		       jstr(ev, "reason"), strcmp(jstr(ev, "by"), "us") == 0 ? "this station" : peer);
+	else
+		printf("%s  call %s (%s)\n", jstr(ev, "at"), what, peer);
+}
+
+static void print_event(const char *dir, json_t *ev)
 {
 	char peer[96], subject[256], reason[256];
 	const char *kind = jstr(ev, "event");
@@ -55,9 +91,12 @@ static void print_event(json_t *ev)
 	hl_sanitize(jstr(ev, "peer"), strlen(jstr(ev, "peer")), peer, sizeof(peer), 0);
 	hl_sanitize(jstr(ev, "subject"), strlen(jstr(ev, "subject")), subject, sizeof(subject), 0);
 	hl_sanitize(jstr(ev, "reason"), strlen(jstr(ev, "reason")), reason, sizeof(reason), 0);
+	char voice[40] = "";
 	if (strcmp(kind, "arrived") == 0)
-		printf("%s  message from %s  %-9s %.12s  %s\n", jstr(ev, "at"), peer, up,
-		       jstr(ev, "id"), subject);
+		voice_suffix(dir, jstr(ev, "id"), voice, sizeof(voice));
+	if (strcmp(kind, "arrived") == 0)
+		printf("%s  message from %s  %-9s %.12s  %s%s\n", jstr(ev, "at"), peer, up,
+		       jstr(ev, "id"), subject, voice);
 	else if (strcmp(kind, "delivered") == 0)
 		printf("%s  receipt from %s for %.12s  %s\n", jstr(ev, "at"), peer, jstr(ev, "id"),
 		       subject);
@@ -83,6 +122,8 @@ static void print_event(json_t *ev)
 	else if (strcmp(kind, "agreement_proposed") == 0 || strcmp(kind, "agreement_signed") == 0)
 		printf("%s  agreement %.16s %s %s (%s)\n", jstr(ev, "at"), jstr(ev, "id"),
 		       kind[10] == 'p' ? "proposed by" : "countersigned by", peer, reason_or(ev, "name"));
+	else if (strncmp(kind, "call_", 5) == 0)
+		print_call_event(ev, kind + 5, peer, up);
 	else
 		printf("%s  %s (%s)\n", jstr(ev, "at"), kind, peer);
 	fflush(stdout);
@@ -126,7 +167,7 @@ static FILE *subscribe(struct hl_ctx *ctx, int *ret)
 
 /* Prints events from IN until the stream ends (0) or the daemon sends
  * something that is not an object (HL_EXIT_FAIL, reported). */
-static int follow(FILE *in, bool json)
+static int follow(const char *dir, FILE *in, bool json)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -144,7 +185,7 @@ static int follow(FILE *in, bool json)
 			fwrite(line, 1, (size_t)n, stdout);
 			fflush(stdout);
 		} else {
-			print_event(ev);
+			print_event(dir, ev);
 		}
 		json_decref(ev);
 	}
@@ -198,7 +239,7 @@ int watch_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (!in)
 		return ret < 0 ? hl_fail("watch", "control socket: %s", hl_strerror(ret)) : ret;
 	for (;;) {
-		ret = follow(in, json);
+		ret = follow(ctx->dir, in, json);
 		fclose(in);
 		if (ret != 0)
 			return ret;

@@ -379,7 +379,8 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_RETAIN, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_RETAIN,
+	K_MEDIA_LISTEN, K_MEDIA_ADDRESS, K_CALL_RECORDING, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -409,6 +410,9 @@ static const char *const key_names[K_COUNT] = {
 	[K_USER] = "User",
 	[K_LOG_LEVEL] = "LogLevel",
 	[K_RETAIN] = "Retain",
+	[K_MEDIA_LISTEN] = "MediaListen",
+	[K_MEDIA_ADDRESS] = "MediaAddress",
+	[K_CALL_RECORDING] = "CallRecording",
 };
 
 #define BIT(k) (1u << (k))
@@ -426,13 +430,14 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
-				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL) | BIT(K_RETAIN),
+				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL) | BIT(K_RETAIN) |
+				  BIT(K_MEDIA_LISTEN) | BIT(K_CALL_RECORDING),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
 			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
 			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL) |
-			       BIT(K_RETAIN),
+			       BIT(K_RETAIN) | BIT(K_MEDIA_ADDRESS),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
@@ -485,6 +490,8 @@ struct section {
 	char user[HL_USER_MAX + 1];
 	unsigned log_level;
 	uint64_t retain_ms;                  /* Retain: 0 for "forever" */
+	char media[HL_ADDR_MAX + 1];         /* MediaListen or MediaAddress (calls) */
+	unsigned call_recording;
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -683,6 +690,16 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		return set_addr(p, it, K_LISTEN, s->listen);
 	case K_ADDRESS:
 		return set_addr(p, it, K_ADDRESS, s->address);
+	case K_MEDIA_LISTEN:
+	case K_MEDIA_ADDRESS:
+		return set_addr(p, it, (enum key_id)k, s->media);
+	case K_CALL_RECORDING:
+		if (value_is(it, "on") || value_is(it, "off")) {
+			s->call_recording = value_is(it, "on");
+			return 0;
+		}
+		return perr(p, it->line, HL_EINVAL, "bad CallRecording '%s': want on or off",
+			    quote(it->value, it->value_len, q));
 	case K_NOISE_KEY:
 		return set_key(p, it, K_NOISE_KEY, s->noise_key);
 	case K_SIGNING_KEY:
@@ -822,6 +839,8 @@ static int commit_station(struct parser *p, const struct section *s)
 	memcpy(c->user, s->user, sizeof(c->user));
 	c->log_level = s->log_level;
 	c->retain_ms = s->key_line[K_RETAIN] ? s->retain_ms : 0;
+	memcpy(c->media_listen, s->media, sizeof(c->media_listen));
+	c->call_recording = s->call_recording != 0;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -887,6 +906,7 @@ static int commit_peer(struct parser *p, const struct section *s)
 	memcpy(n->email, s->mail_addr, sizeof(n->email));
 	n->retain_set = s->key_line[K_RETAIN] != 0;
 	n->retain_ms = s->retain_ms;
+	memcpy(n->media_address, s->media, sizeof(n->media_address));
 	return 0;
 }
 
@@ -1179,6 +1199,10 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#FallbackAfter = 60s\n"
 		"# How long message contents are kept once done (365d, ...; default forever).\n"
 		"#Retain = forever\n"
+		"# Calls: the UDP media address (default Listen's host, any port) and\n"
+		"# whether to keep the audio sent, for the record.\n"
+		"#MediaListen = 0.0.0.0:7101\n"
+		"#CallRecording = off\n"
 		"# The user a daemon started as root becomes (no default).\n"
 		"#User = hotline\n"
 		"# The daemon's log: debug, info, warn or error.\n"
@@ -1198,6 +1222,7 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#   CheckMode = machine           (or operator: 'hotline answer')\n"
 		"#   Email = ops@pyongyang.example\n"
 		"#   Retain = 30d                  (this peer's, replacing the station's)\n"
+		"#   MediaAddress = 198.51.100.7:7101  (where its call media go, if not where it says)\n"
 		"#\n"
 		"# The email path, for peers with an Email (once per file):\n"
 		"#   [Email]\n"

@@ -42,6 +42,11 @@
  * their signed items kept.  AGE is a whole number and s, m, h or d (at
  * most HL_RETAIN_MAX_DAYS days), or "forever" (the default: nothing is
  * purged).
+ * Calls (docs/voice.md): in [Station], MediaListen = HOST:PORT, the UDP
+ * address for call media (default: Listen's host, any free port), and CallRecording = on | off (default off: keep
+ * the encoded audio of every call, so the record can disclose it); per
+ * [Peer], MediaAddress = HOST:PORT, where to send that peer's media
+ * instead of the address it announces (a relay, a port forward).
  *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
  * optionally Address.  Unknown keys, repeated keys, bad values and missing
@@ -60,6 +65,7 @@
 #ifndef HL_CONF_CONFIG_H
 #define HL_CONF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -133,6 +139,7 @@ typedef struct hl_peer_conf {
 	char email[HL_EMAIL_ADDR_MAX + 1];   /* Email: the peer's address; "" none */
 	int retain_set;                      /* Retain given in this [Peer] */
 	uint64_t retain_ms;                  /* Retain: 0 forever (see hl_conf_retain_ms) */
+	char media_address[HL_ADDR_MAX + 1]; /* MediaAddress: "" to use what it announces */
 } hl_peer_conf;
 
 /* The [Email] section: the email path (docs/bundle.md, "By email"). */
@@ -162,6 +169,8 @@ typedef struct hl_station_conf {
 	char user[HL_USER_MAX + 1];          /* User: "" none (daemon/privs.c) */
 	unsigned log_level;                  /* LogLevel: enum hl_log_level + 1; 0 not given */
 	uint64_t retain_ms;                  /* Retain: 0 forever (the default) */
+	char media_listen[HL_ADDR_MAX + 1];  /* MediaListen: "" for the default */
+	bool call_recording;                 /* CallRecording */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;

@@ -327,6 +327,20 @@ static void act(struct hl_daemon *d, struct hl_alarm *a)
 	pump(d);
 }
 
+void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
+			 const char *detail)
+{
+	/* act() owns what it is given (it may queue it for AlarmCommand) */
+	struct hl_alarm *a = xcalloc(1, sizeof(*a));
+	snprintf(a->kind, sizeof(a->kind), "%s", kind);
+	snprintf(a->peer, sizeof(a->peer), "%s", peer);
+	snprintf(a->check_id, sizeof(a->check_id), "%s", id ? id : "");
+	snprintf(a->detail, sizeof(a->detail), "%s", detail);
+	a->at = hl_now_ms();
+	a->count = 1;
+	act(d, a);
+}
+
 void hl_checks_postcommit(struct hl_daemon *d, bool committed)
 {
 	struct hl_alarm *a = d->alarms;

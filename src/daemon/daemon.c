@@ -34,6 +34,7 @@
 
 #include "conf/perms.h"
 #include "daemon/control_proto.h"
+#include "daemon/calls.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
 #include "util/err.h"
@@ -181,6 +182,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	hl_calls_stop(d);   /* its END goes out before the links close */
 	hl_mailpoll_stop(d);
 	hl_retainer_stop(d);
 	hl_failover_stop(d);
@@ -295,6 +297,9 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 			return ret;
 	}
 	ret = hl_control_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
+	ret = hl_calls_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
 

@@ -144,6 +144,7 @@ struct hl_daemon {
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
+	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -199,6 +200,11 @@ void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool 
  * "send" requests waiting for it (the engines then send what they queued). */
 void hl_control_postcommit(struct hl_daemon *d, bool committed);
 
+/* Hands the connection of CL over to the caller (calls.c: a call's audio
+ * stream): a duplicate of its socket, or -1; CL is closed without an
+ * answer. */
+int hl_control_take(struct hl_control_client *cl);
+
 /* control_send.c: the control request "send"; NULL when the answer waits
  * for the commit (hl_control_wait_commit), else the answer. */
 json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
@@ -222,6 +228,10 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
  * hl_control_reply_check(). */
 json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
 json_t *hl_checks_status_json(struct hl_peer *p);
+/* An alarm of KIND raised and acted on at once (log, watch, AlarmCommand),
+ * not tied to the store: a call ringing (calls.c). */
+void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
+			 const char *detail);
 
 /* delivery.c */
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);

@@ -63,6 +63,7 @@ static const struct {
 	{ HL_CTX_ANSWER, "answer", HL_ITEM_ANSWER },
 	{ HL_CTX_AGREEMENT, "agreement", HL_ITEM_AGREEMENT },
 	{ HL_CTX_COUNTERSIGN, "countersign", HL_ITEM_COUNTERSIGN },
+	{ HL_CTX_CALL, "call", HL_ITEM_CALL },
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -198,6 +199,7 @@ static int check_item(const struct hl_item *it)
 	case HL_ITEM_ANSWER: return check_answer(it);
 	case HL_ITEM_AGREEMENT: return check_agreement(it);
 	case HL_ITEM_COUNTERSIGN: return check_countersign(it);
+	case HL_ITEM_CALL: return hl_item_call_check(&it->u.call);
 	}
 	return bad(it, HL_EINVAL, "an unknown kind");
 }
@@ -258,6 +260,8 @@ static void write_unsigned(struct hl_wbuf *w, const struct hl_item *it)
 		hl_w_u64(w, g->size);
 		hl_w_bytes(w, g->doc_hash, HL_HASH_LEN);
 		hl_w_bytes(w, g->msg_id, HL_MSG_ID_LEN);
+	} else if (it->kind == HL_ITEM_CALL) {
+		hl_item_call_write(w, &it->u.call);
 	} else {
 		const struct hl_item_countersign *c = &it->u.csig;
 		hl_w_u64(w, c->proposal_seq);
@@ -388,6 +392,8 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 		g->size = hl_r_u64(&r);
 		hl_r_bytes(&r, g->doc_hash, HL_HASH_LEN);
 		hl_r_bytes(&r, g->msg_id, HL_MSG_ID_LEN);
+	} else if (it->kind == HL_ITEM_CALL) {
+		hl_item_call_read(&r, &it->u.call);
 	} else {
 		struct hl_item_countersign *c = &it->u.csig;
 		c->proposal_seq = hl_r_u64(&r);

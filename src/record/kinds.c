@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "msg/message.h"
@@ -539,6 +540,91 @@ uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t
 	return r->seq[first ? 0 : 1];
 }
 
+/* ---- calls ---- */
+
+/* A call item that names its recording: the message right before it in
+ * the same chain (authored together, docs/items.md 2.7) must be that
+ * message, with one attachment whose size and hash are the call's audio.
+ * The attachment's bytes, when disclosed, are checked against that hash
+ * by the message's own row: so a disclosed recording is what was said. */
+static int call_check(struct hl_record_check *c)
+{
+	const struct hl_item_call *k = &c->it->u.call;
+	static const uint8_t zero[16];
+	if (memcmp(k->recording, zero, sizeof(zero)) == 0)
+		return HL_RECORD_CHECK_OK;
+	if (c->seq < 2)
+		return why(c, HL_RECORD_BAD_SELF, "the call names a recording message, but is the "
+			   "first item of its chain");
+	struct hl_record_entry ent;
+	int ret = hl_record_entry_get(c->rec, c->chain, c->seq - 1, &ent);
+	if (ret < 0)
+		return unreadable(c, ret);
+	if (ent.type != HL_RECORD_ITEM)
+		return HL_RECORD_CHECK_OK;   /* not held: nothing to compare */
+	struct hl_item *m = xmalloc(sizeof(*m));
+	uint8_t *buf = xmalloc(HL_ITEM_MAX);
+	int verdict = HL_RECORD_CHECK_OK;
+	if ((ret = hl_record_item(c->rec, &ent, buf)) < 0)
+		verdict = unreadable(c, ret);
+	else if (hl_item_decode(buf, ent.len, m) < 0 || m->kind != HL_ITEM_MESSAGE ||
+	    memcmp(m->u.msg.id, k->recording, sizeof(k->recording)) != 0)
+		verdict = why(c, HL_RECORD_BAD_SELF, "the item before the call is not the recording "
+			      "message it names");
+	else if (m->u.msg.n_attachments != 1 || m->u.msg.att[0].size != k->audio_size ||
+		 sodium_memcmp(m->u.msg.att[0].hash, k->audio_hash, HL_HASH_LEN) != 0)
+		verdict = why(c, HL_RECORD_BAD_SELF, "the recording message's attachment is not "
+			      "the call's audio (size or hash)");
+	free(buf);
+	free(m);
+	return verdict;
+}
+
+static const char *end_reason(unsigned r)
+{
+	static const char *const names[] = { "?", "hung up", "busy", "no answer", "preempted",
+					     "lost (no media)", "failed" };
+	return r <= 6 ? names[r] : "?";
+}
+
+static void call_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+		      const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_call *k = &it->u.call;
+	unsigned other = 1 - chain;
+	char id[33], rang[HL_RFC3339_LEN], ans[HL_RFC3339_LEN], h[17], msg[33];
+	static const uint8_t zero[16];
+	(void)seq;
+	(void)e;
+	hl_hex(k->id, HL_CALL_ITEM_ID_LEN, id);
+	hl_rfc3339((int64_t)k->rang_at, rang);
+	fprintf(s->out, "call %s  %s %s %s\n    Rang %s", id, hl_precedence_name(k->precedence),
+		k->role == HL_CALL_ROLE_CALLER ? "call to" : "call from", s->name[other], rang);
+	if (k->answered_at) {
+		hl_rfc3339((int64_t)k->answered_at, ans);
+		fprintf(s->out, "; answered %s; talked %.1f s", ans,
+			(double)(k->ended_at - k->answered_at) / 1000.0);
+	} else {
+		fprintf(s->out, "; not answered");
+	}
+	fprintf(s->out, "; ended: %s, by %s\n", end_reason(k->reason),
+		k->ended_by ? s->name[other] : s->name[chain]);
+	if (k->answered_at) {
+		hl_hex(k->audio_hash, 8, h);
+		fprintf(s->out, "    Sent %llu bytes of audio (blake2b-256 %s...); packets sent %llu, "
+			"received %llu, lost %llu; jitter %.1f ms, buffer %.1f ms; media by %s\n",
+			(unsigned long long)k->audio_size, h, (unsigned long long)k->packets_sent,
+			(unsigned long long)k->packets_received, (unsigned long long)k->packets_lost,
+			k->jitter_us / 1000.0, k->buffer_delay_us / 1000.0,
+			k->paths == (HL_CALL_PATH_UDP | HL_CALL_PATH_LINK) ? "UDP and the link"
+			: k->paths & HL_CALL_PATH_LINK ? "the link" : "UDP");
+	}
+	if (memcmp(k->recording, zero, sizeof(zero)) != 0) {
+		hl_msg_id_hex(k->recording, msg);
+		fprintf(s->out, "    Recording: message %s\n", msg);
+	}
+}
+
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {
@@ -551,6 +637,9 @@ static const struct hl_record_kind kinds[] = {
 	{ HL_ITEM_AGREEMENT, "agreement", false, true, NULL, NULL, agreement_show },
 	{ HL_ITEM_COUNTERSIGN, "countersign", false, false, NULL, countersign_index,
 	  countersign_show },
+	/* A call: its author's signed account; the recording it names is
+	 * checked against the message before it. */
+	{ HL_ITEM_CALL, "call", false, false, call_check, NULL, call_show },
 };
 
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind)

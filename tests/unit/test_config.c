@@ -817,7 +817,7 @@ static void test_template_shows_defaults(void **state)
 	}
 	u[o] = '\0';
 	all = parse_ok(u);
-	assert_int_equal(uncommented, 13);
+	assert_int_equal(uncommented, 15);
 	assert_int_equal(all->keepalive_ms, plain->keepalive_ms);
 	assert_int_equal(all->keepalive_timeout_ms, plain->keepalive_timeout_ms);
 	assert_int_equal(all->handshake_timeout_ms, plain->handshake_timeout_ms);
@@ -827,10 +827,13 @@ static void test_template_shows_defaults(void **state)
 	assert_true(all->reserve_bytes == plain->reserve_bytes);
 	assert_int_equal(all->fallback_after_ms, plain->fallback_after_ms);
 	assert_int_equal(all->log_level, HL_LOG_INFO + 1);
+	assert_true(all->retain_ms == plain->retain_ms);
+	assert_true(all->call_recording == plain->call_recording);
 	/* the examples (no default) */
 	assert_string_equal(all->address, "203.0.113.5:7100");
 	assert_string_equal(all->alarm_command, "/usr/local/bin/hotline-alarm");
 	assert_string_equal(all->user, "hotline");
+	assert_string_equal(all->media_listen, "0.0.0.0:7101");
 	assert_string_equal(plain->address, "");
 	hl_conf_free(plain);
 	hl_conf_free(all);
