@@ -8,7 +8,10 @@
   command's `--help`, so `--help` cannot leave one out either (a file with
   a table that belongs to no command by its name must be listed in SHARED);
 - every environment variable the programs read (getenv in src/ and tools/)
-  is under ENVIRONMENT.
+  is under ENVIRONMENT;
+- every variable the daemon gives AlarmCommand (src/daemon/checks.c), and
+  every alarm kind raised by name, is described in hotline.conf(5) and
+  docs/configuration.md.
 
 The page is read as text after dropping groff's font escapes and turning
 `\\-` into `-`; an option counts as named when `--name` appears as a whole
@@ -152,3 +155,26 @@ def test_every_environment_variable_is_documented():
 def test_reference_sections_present(section):
     sh, _ = page_sections()
     assert sh.get(section, "").strip(), f"hotline.1 has no '.SH {section}'"
+
+
+def test_alarm_environment_is_documented():
+    with open(os.path.join(REPO, "src", "daemon", "checks.c")) as f:
+        checks = f.read()
+    variables = set(re.findall(r'xasprintf\("(HOTLINE_[A-Z_]+)=', checks))
+    assert {"HOTLINE_ALARM", "HOTLINE_COUNT", "HOTLINE_DETAIL"} <= variables, variables
+    kinds = set()
+    for path in glob.glob(os.path.join(REPO, "src", "daemon", "*.c")):
+        with open(path) as f:
+            src = f.read()
+        kinds |= set(re.findall(r'alarm_new\("([a-z_]+)"', src))
+        kinds |= set(re.findall(r'hl_checks_alarm_now\([^,]+,\s*"([a-z_]+)"', src))
+    assert {"ring", "equivocation"} <= kinds, kinds
+    with open(os.path.join(REPO, "docs", "configuration.md")) as f:
+        md = f.read()
+    md = md[md.index("### `AlarmCommand`"):md.index("### `FallbackAfter`")]
+    with open(os.path.join(REPO, "man", "hotline.conf.5")) as f:
+        man = plain(f.read())
+    man = man[man.index("\n.B AlarmCommand\n"):man.index("\n.B FallbackAfter\n")]
+    for what, text in (("docs/configuration.md", md), ("hotline.conf.5", man)):
+        missing = sorted(w for w in variables | kinds if not re.search(r"\b" + w + r"\b", text))
+        assert not missing, f"{what}'s AlarmCommand does not describe: {missing}"
