@@ -1,4 +1,5 @@
-"""hotline(1) cannot drift from the program.
+"""The operator's reference (hotline(1), hotline.conf(5)'s AlarmCommand,
+README.md's tables) cannot drift from the program.
 
 - every command `hotline help` lists (src/main.c's table) has its own `.SS`
   under COMMANDS in man/hotline.1, and nothing else has one;
@@ -11,7 +12,9 @@
   is under ENVIRONMENT;
 - every variable the daemon gives AlarmCommand (src/daemon/checks.c), and
   every alarm kind raised by name, is described in hotline.conf(5) and
-  docs/configuration.md.
+  docs/configuration.md;
+- README.md's command table has a row for every command, and its source
+  tree table one for every folder under src/ and for tools/.
 
 The page is read as text after dropping groff's font escapes and turning
 `\\-` into `-`; an option counts as named when `--name` appears as a whole
@@ -178,3 +181,27 @@ def test_alarm_environment_is_documented():
     for what, text in (("docs/configuration.md", md), ("hotline.conf.5", man)):
         missing = sorted(w for w in variables | kinds if not re.search(r"\b" + w + r"\b", text))
         assert not missing, f"{what}'s AlarmCommand does not describe: {missing}"
+
+
+def readme_table(heading):
+    """The first-column cells of the table under README.md's HEADING."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    assert f"\n## {heading}\n" in text, f"README.md has no '## {heading}'"
+    part = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [line.split("|")[1] for line in part.splitlines() if line.startswith("| `")]
+
+
+def test_readme_lists_every_command():
+    cells = " ".join(readme_table("The commands"))
+    missing = [c for c in commands() if f"`{c}`" not in cells]
+    assert not missing, f"README.md's command table has no row for: {missing}"
+
+
+def test_readme_lists_every_source_folder():
+    cells = " ".join(readme_table("Source tree"))
+    folders = sorted(f"src/{d}/" for d in os.listdir(os.path.join(REPO, "src"))
+                     if os.path.isdir(os.path.join(REPO, "src", d))) + ["tools/"]
+    assert len(folders) >= 14, folders
+    missing = [d for d in folders if f"`{d}`" not in cells]
+    assert not missing, f"README.md's source tree table has no row for: {missing}"
