@@ -30,7 +30,8 @@
  * "no person" instead, unless a person's answer is in the store.
  *
  * ALARMS
- *   kinds no_connection, no_answer, no_person, equivocation.  Logged as an
+ *   kinds no_connection, no_answer, no_person, equivocation, and ring (a
+ *   call, raised by calls.c through hl_checks_alarm_now).  Logged as an
  *   error, sent to watchers ({"event": "alarm", ...}), and AlarmCommand, if
  *   set, is run — directly (uv_spawn, never a shell), with the daemon's
  *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,

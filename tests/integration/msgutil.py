@@ -693,7 +693,8 @@ OUTBOX_FIELDS = {"id", "peer", "precedence", "subject", "size", "sent_at", "stat
 
 
 def check_message_json(m, box):
-    """The stable fields of PRODUCT.md, with their formats."""
+    """The fields every message object has (docs/json.md), with their
+    formats."""
     want = INBOX_FIELDS if box == "inbox" else OUTBOX_FIELDS
     missing = want - set(m)
     assert not missing, f"{box} message lacks {sorted(missing)}: {m!r}"

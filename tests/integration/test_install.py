@@ -2,8 +2,8 @@
 installed hotline finds the installed hotline-mail.
 
 - `cmake --install BUILD --prefix /usr` with DESTDIR (what `make install
-  PREFIX=/usr DESTDIR=...` runs after configuring) puts hotline and
-  hotline-mail in usr/bin, the manual pages in usr/share/man, the docs in
+  PREFIX=/usr DESTDIR=...` runs after configuring) puts hotline,
+  hotline-mail and hotline-voice in usr/bin, the manual pages in usr/share/man, the docs in
   usr/share/doc/hotline and the systemd unit in usr/lib/systemd/system,
   its ExecStart naming /usr/bin/hotline;
 - the staged hotline's `bundle mail` runs the staged hotline-mail (its
@@ -38,13 +38,14 @@ def staged(tmp_path_factory):
 
 
 def test_layout(staged):
-    want = ["usr/bin/hotline", "usr/bin/hotline-mail", "usr/share/man/man1/hotline.1",
+    want = ["usr/bin/hotline", "usr/bin/hotline-mail", "usr/bin/hotline-voice",
+            "usr/share/man/man1/hotline.1",
             "usr/share/man/man5/hotline.conf.5", "usr/lib/systemd/system/hotline@.service",
             "usr/share/doc/hotline/configuration.md", "usr/share/doc/hotline/cards.md",
             "usr/share/doc/hotline/json.md", "usr/share/doc/hotline/README.md"]
     for rel in want:
         assert os.path.isfile(staged / rel), f"{rel} not installed"
-    for prog in ("usr/bin/hotline", "usr/bin/hotline-mail"):
+    for prog in ("usr/bin/hotline", "usr/bin/hotline-mail", "usr/bin/hotline-voice"):
         assert os.access(staged / prog, os.X_OK), prog
     with open(staged / "usr/lib/systemd/system/hotline@.service") as f:
         unit = f.read()

@@ -3,18 +3,24 @@ the program.  Two stations, alpha and beta, go through what makes every
 kind of output appear: messages both ways with an attachment and receipts,
 a message refused (over beta's MaxAttachment), a machine and an operator
 line check (answered by a person at beta), an agreement proposed and
-countersigned, and a scheduled check of a peer that never connects (an
-alarm).  Then the real output of inbox, outbox, read, status (with and
-without a daemon), watch, check, answer and agree list is compared with the
-tables of docs/json.md: every field the program prints is documented (with
-a type that fits), and every field documented as present `always` is
-printed.  Either kind of drift fails."""
+countersigned, a scheduled check of a peer that never connects (an
+alarm), a voice message (a WAV file encoded), and a call that alpha rings,
+beta answers and alpha ends, each side speaking from a WAV file.  Then the
+real output of inbox, outbox, read, status (with and without a daemon,
+ringing and during the call), watch, check, answer, agree list and call is
+compared with the tables of docs/json.md: every field the program prints is
+documented (with a type that fits), and every field documented as present
+`always` is printed.  Either kind of drift fails.  A call's statistics,
+nested in three outputs, are compared with their own table."""
 
 import json
+import math
 import os
 import re
+import struct
 import subprocess
 import threading
+import wave
 
 from helpers import HOTLINE_BIN, PyIdentity, scaled, wait_for
 
@@ -66,6 +72,8 @@ def type_ok(value, text):
             return True
         if k == "integer" and isinstance(value, int) and not isinstance(value, bool):
             return True
+        if k == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
         if k == "boolean" and isinstance(value, bool):
             return True
         if k == "object" and isinstance(value, dict):
@@ -75,30 +83,34 @@ def type_ok(value, text):
     return False
 
 
-def fields(value, prefix=""):
+def fields(value, prefix="", opaque=()):
     """{path: [values]} of every field in VALUE (a list's elements share
-    the path NAME[])."""
+    the path NAME[]); the fields inside an OPAQUE path are left out (their
+    own table checks them)."""
     out = {}
     if isinstance(value, dict):
         for k, v in value.items():
             p = f"{prefix}.{k}" if prefix else k
             out.setdefault(p, []).append(v)
-            for q, vs in fields(v, p).items():
+            if p in opaque:
+                continue
+            for q, vs in fields(v, p, opaque).items():
                 out.setdefault(q, []).extend(vs)
     elif isinstance(value, list):
         for v in value:
-            for q, vs in fields(v, prefix + "[]").items():
+            for q, vs in fields(v, prefix + "[]", opaque).items():
                 out.setdefault(q, []).extend(vs)
     return out
 
 
-def check_object(what, obj, doc, allowed=None, required=None):
+def check_object(what, obj, doc, allowed=None, required=None, opaque=()):
     """Every field of OBJ is in DOC (restricted to ALLOWED rows) with a type
-    that fits; every REQUIRED field (default: present `always`) is there."""
+    that fits; every REQUIRED field (default: present `always`) is there.
+    Inside the OPAQUE paths, nothing is compared."""
     allowed = allowed if allowed is not None else set(doc)
     required = required if required is not None else \
         {f for f, r in doc.items() if r["present"] == "always"}
-    got = fields(obj)
+    got = fields(obj, opaque=opaque)
     undocumented = sorted(set(got) - allowed)
     assert not undocumented, f"{what}: fields not in docs/json.md: {undocumented}\n{obj}"
     missing = sorted(f for f in required if f not in got and _parent_present(f, got, obj))
@@ -120,11 +132,15 @@ def _parent_present(field, got, obj):
 
 
 def rows_for(doc, direction):
-    """The message rows for one direction: present always, DIRECTION, or
-    DIRECTION: a condition."""
+    """The message rows for one direction: present always, DIRECTION,
+    DIRECTION: a condition, or a condition of either direction (one that
+    names neither)."""
+    def other(p):
+        return p.split(":")[0] in ("in", "out") and p.split(":")[0] != direction
     allowed = {f for f, r in doc.items()
                if r["present"] in ("always", direction)
-               or r["present"].startswith(direction + ":")}
+               or r["present"].startswith(direction + ":")
+               or (r["present"] not in ("in", "out") and not other(r["present"]))}
     required = {f for f, r in doc.items() if r["present"] in ("always", direction)}
     return allowed, required
 
@@ -171,6 +187,20 @@ class Watch:
 
 def jcmd(st, *args, **kw):
     return json.loads(st.cmd(*args, **kw).stdout)
+
+
+def write_tone(path, seconds, rate=16000):
+    """A mono 16-bit WAV: a 440 Hz tone (something for Opus to encode)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(int(seconds * rate))))
+
+
+def station_call(st):
+    return jcmd(st, "status", "--json")["station"].get("call") or {}
 
 
 def test_json_output_matches_docs(stations, tmp_path):
@@ -229,6 +259,33 @@ def test_json_output_matches_docs(stations, tmp_path):
     # gamma's scheduled check fails: an alarm
     wait_for(lambda: "alarm" in wa.kinds(), scaled(20), "gamma's alarm")
 
+    # a voice message, beta to alpha (beta's MaxAttachment would refuse it)
+    tone = tmp_path / "tone.wav"
+    write_tone(tone, seconds=3)
+    mv = b.cmd("voice", "send", "alpha", tone).stdout.split()[0]
+    wait_for(lambda: any(m["id"] == mv and m.get("voice", {}).get("state") == "ready"
+                         for m in jcmd(a, "inbox", "--json")), scaled(20), "the voice message")
+    read_voice = jcmd(a, "read", mv, "--json")
+
+    # a call: alpha rings, beta answers, alpha hangs up after 3 s
+    def handset(st, *args):
+        return subprocess.Popen([HOTLINE_BIN, "-d", st.dir, "call", *args, "--input", str(tone),
+                                 "--output", str(tmp_path / f"{st.name}-heard.wav"), "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    caller = handset(a, "beta", "-p", "immediate", "--seconds", "3")
+    wait_for(lambda: station_call(b).get("state") == "ringing_in", scaled(15), "the ring at beta")
+    status_ringing = jcmd(b, "status", "--json")
+    callee = handset(b, "answer", "alpha")
+    wait_for(lambda: station_call(a).get("state") == "active", scaled(15), "the call at alpha")
+    status_call = jcmd(a, "status", "--json")
+    out_a, err_a = caller.communicate(timeout=scaled(30))
+    out_b, err_b = callee.communicate(timeout=scaled(30))
+    assert caller.returncode == 0 and callee.returncode == 0, err_a + err_b
+    call_a, call_b = json.loads(out_a), json.loads(out_b)
+    assert call_a["call"]["reason"] == "hangup" and call_a["call"]["by"] == "us", call_a
+    wait_for(lambda: "call_ended" in wa.kinds() and "call_ended" in wb.kinds(), scaled(10),
+             "call_ended at both watchers")
+
     out = {st.name: {"inbox": jcmd(st, "inbox", "--json"),
                      "outbox": jcmd(st, "outbox", "--json"),
                      "status": jcmd(st, "status", "--json"),
@@ -236,6 +293,7 @@ def test_json_output_matches_docs(stations, tmp_path):
     read_in = jcmd(b, "read", m1, "--json")
     read_out = jcmd(a, "read", m1, "--json")
     read_in2 = jcmd(a, "read", m2, "--json")
+    read_out_voice = jcmd(b, "read", mv, "--json")
     wa.stop()
     wb.stop()
     a.stop()
@@ -251,8 +309,12 @@ def test_json_output_matches_docs(stations, tmp_path):
             check_object(f"{name} outbox", m, doc["message"], *msg_out)
     assert any(m["state"] == "refused" for m in out["alpha"]["outbox"])
     read_doc = {**doc["message"], **doc["read"]}
+    voiced = [m for m in out["alpha"]["inbox"] if "voice" in m]
+    assert voiced and voiced[0]["voice"]["duration_ms"] > 2000, voiced   # the rows were exercised
     for what, r, (allowed, required) in (("read in", read_in, msg_in),
                                          ("read in (flash)", read_in2, msg_in),
+                                         ("read in (voice)", read_voice, msg_in),
+                                         ("read out (voice)", read_out_voice, msg_out),
                                          ("read out", read_out, msg_out)):
         check_object(what, r, read_doc, allowed | set(doc["read"]),
                      required | set(doc["read"]))
@@ -260,6 +322,12 @@ def test_json_output_matches_docs(stations, tmp_path):
     for name, o in out.items():
         check_object(f"{name} status", o["status"], doc["status"])
     check_object("beta status (a check waiting)", status_pending, doc["status"])
+    check_object("beta status (a call ringing)", status_ringing, doc["status"])
+    assert status_ringing["station"]["call"]["state"] == "ringing_in"
+    check_object("alpha status (a call)", status_call, doc["status"],
+                 opaque={"station.call.stats"})
+    check_object("alpha status: call stats", status_call["station"]["call"]["stats"],
+                 doc["call.stats"])
     alarmed = [p for p in out["alpha"]["status"]["peers"] if p["name"] == "gamma"][0]
     assert alarmed["check"]["alarm"], alarmed      # the alarm rows were exercised
     down_doc = {f: r for f, r in doc["status"].items() if r["without a daemon"] != "absent"}
@@ -278,10 +346,19 @@ def test_json_output_matches_docs(stations, tmp_path):
     # refused_in needs a message refused after it began to arrive (a part
     # failing its hash): only a hostile peer does that; not produced here.
     want = {"arrived", "delivered", "refused", "check", "answer", "check_in",
-            "agreement_proposed", "agreement_signed", "alarm"}
+            "agreement_proposed", "agreement_signed", "alarm", "call_ring", "call_ringing_out",
+            "call_ringing", "call_answered", "call_ended"}
     assert want <= kinds, f"the scenario did not produce: {want - kinds}"
+    assert {"ring", "no_connection"} <= {e["alarm"] for e in events if e["event"] == "alarm"}
     for e in events:
-        check_object(f"watch {e['event']}", e, doc["watch." + e["event"]])
+        check_object(f"watch {e['event']}", e, doc["watch." + e["event"]], opaque={"stats"})
+        if e["event"] == "call_ended":
+            check_object("watch call_ended: stats", e["stats"], doc["call.stats"])
+
+    for what, c in (("alpha call", call_a), ("beta call answer", call_b)):
+        check_object(what, c, doc["call"], opaque={"call"})
+        check_object(f"{what}: call", c["call"], doc["watch.call_ended"], opaque={"stats"})
+        check_object(f"{what}: stats", c["call"]["stats"], doc["call.stats"])
 
     for what, c in (("check", check_machine), ("check --operator", check_operator)):
         check_object(what, c, doc["check"])

@@ -1,4 +1,5 @@
-"""Hostile input from a pinned peer (PRODUCT.md: "Bad input never hurts").
+"""Hostile input from a pinned peer (bad input is refused, loses
+nothing and hurts no other traffic).
 
 The peer is hlpeer.py, an independent implementation of the protocol that
 breaks one rule at a time on purpose.  For each bad message the receiving
