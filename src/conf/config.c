@@ -691,8 +691,19 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 	case K_ADDRESS:
 		return set_addr(p, it, K_ADDRESS, s->address);
 	case K_MEDIA_LISTEN:
-	case K_MEDIA_ADDRESS:
-		return set_addr(p, it, (enum key_id)k, s->media);
+	case K_MEDIA_ADDRESS: {
+		/* Media addresses are used as given, never looked up (the
+		 * media clock cannot wait for a resolver): numeric only. */
+		char host[HL_ADDR_MAX + 1];
+		struct in6_addr a6;
+		int r = set_addr(p, it, (enum key_id)k, s->media);
+		if (r == 0 && (hl_addr_split(s->media, host, sizeof(host), NULL) < 0 ||
+			       (inet_pton(AF_INET, host, &a6) != 1 && inet_pton(AF_INET6, host, &a6) != 1)))
+			r = perr(p, it->line, HL_EINVAL,
+				 "bad %s '%s': want a numeric address (IPv4, or [IPv6]) and a port",
+				 key_names[k], quote(it->value, it->value_len, q));
+		return r;
+	}
 	case K_CALL_RECORDING:
 		if (value_is(it, "on") || value_is(it, "off")) {
 			s->call_recording = value_is(it, "on");

@@ -44,6 +44,7 @@
  * is dropped past it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1142,6 +1143,24 @@ static json_t *status_locked(struct hl_calls *cs)
 
 /* ---- start, stop ---- */
 
+/* Listen given by host name: its first address, once at start (the
+ * daemon has not begun serving; a blocking look-up is fine here). */
+static int resolve_host(const char *host, uint16_t port, struct sockaddr_storage *ss,
+			socklen_t *len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return HL_EINVAL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	freeaddrinfo(res);
+	return 0;
+}
+
 static int bind_udp(struct hl_calls *cs, char *err, size_t errlen)
 {
 	struct hl_daemon *d = cs->d;
@@ -1159,8 +1178,12 @@ static int bind_udp(struct hl_calls *cs, char *err, size_t errlen)
 	socklen_t len = sizeof(struct sockaddr_in);
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) < 0) {
 		len = sizeof(struct sockaddr_in6);
-		if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) < 0) {
-			snprintf(err, errlen, "media address '%s': want a numeric address", conf);
+		if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) < 0 &&
+		    resolve_host(host, port, &ss, &len) < 0) {
+			/* MediaListen is numeric (the parser says so); only a
+			 * Listen host name can fail here */
+			snprintf(err, errlen, "media address: cannot resolve Listen's host '%s' (set "
+				 "MediaListen to a numeric address)", host);
 			return HL_EINVAL;
 		}
 	}

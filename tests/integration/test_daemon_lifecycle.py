@@ -184,3 +184,13 @@ def test_unknown_key_is_logged_once(daemons):
     assert text.count(key) == 1, text
     assert "is not pinned" in text and "key id" in text
     assert c.peer("alpha")["state"] != "connected"
+
+
+def test_listen_by_host_name_starts(daemons):
+    # Listen may name its host; the call media socket binds that host's
+    # address by itself (it used to refuse to start: "want a numeric address").
+    a = daemons("alpha")
+    a.set_option("Listen", f"localhost:{a.port}")
+    a.start()
+    assert a.status()["daemon"] is True
+    assert "call media on UDP port" in a.log_text()

@@ -310,6 +310,10 @@ static void test_station_errors(void **state)
 	FAILS("[Station]\nName = a\nAddress = 999.1.1.1:80\n", "test.conf:3:",
 	      "bad Address '999.1.1.1:80'");
 	FAILS("[Station]\nName = a\nKeepalive = 25x\n", "test.conf:3:", "bad Keepalive '25x'");
+	/* call media addresses are used as given, never looked up */
+	FAILS("[Station]\nName = a\nMediaListen = media.example:7101\n", "test.conf:3:",
+	      "bad MediaListen 'media.example:7101': want a numeric address");
+	FAILS("[Station]\nName = a\nMediaListen = 10.0.0.1\n", "test.conf:3:", "bad MediaListen");
 	/* sizes over their caps, and reserves as a share (conf/config.h) */
 	FAILS("[Station]\nName = a\nMaxAttachment = 4611686018427387904\n", "test.conf:3:",
 	      "MaxAttachment '4611686018427387904' is over its cap of 1T");
