@@ -51,14 +51,22 @@ void hl_item_call_read(struct hl_rbuf *r, struct hl_item_call *c)
 	c->paths = hl_r_u8(r);
 }
 
-int hl_item_call_check(const struct hl_item_call *c)
+const char *hl_item_call_check(const struct hl_item_call *c)
 {
-	if (c->role > HL_CALL_ROLE_CALLEE || c->precedence > 3 || c->reason < 1 || c->reason > 6 ||
-	    c->ended_by > 1 || (c->paths & ~(HL_CALL_PATH_UDP | HL_CALL_PATH_LINK)))
-		return HL_EINVAL;
-	if (c->ended_at < c->rang_at || (c->answered_at && (c->answered_at < c->rang_at ||
-							    c->answered_at > c->ended_at)))
-		return HL_EINVAL;
+	if (c->role > HL_CALL_ROLE_CALLEE)
+		return "a call with an unknown role";
+	if (c->precedence > 3)
+		return "a call with an unknown precedence";
+	if (c->reason < 1 || c->reason > 6)
+		return "a call with an unknown end reason";
+	if (c->ended_by > 1)
+		return "a call ended by neither side";
+	if (c->paths & ~(HL_CALL_PATH_UDP | HL_CALL_PATH_LINK))
+		return "a call over an unknown media path";
+	if (c->ended_at < c->rang_at)
+		return "a call that ended before it rang";
+	if (c->answered_at && (c->answered_at < c->rang_at || c->answered_at > c->ended_at))
+		return "a call answered outside its ringing and end";
 	/* A call never answered carries no audio and no recording. */
 	if (!c->answered_at) {
 		uint8_t acc = 0;
@@ -67,7 +75,7 @@ int hl_item_call_check(const struct hl_item_call *c)
 		for (int i = 0; i < 16; i++)
 			acc |= c->recording[i];
 		if (acc || c->audio_size)
-			return HL_EINVAL;
+			return "an unanswered call with audio or a recording";
 	}
-	return 0;
+	return NULL;
 }

@@ -199,7 +199,10 @@ static int check_item(const struct hl_item *it)
 	case HL_ITEM_ANSWER: return check_answer(it);
 	case HL_ITEM_AGREEMENT: return check_agreement(it);
 	case HL_ITEM_COUNTERSIGN: return check_countersign(it);
-	case HL_ITEM_CALL: return hl_item_call_check(&it->u.call);
+	case HL_ITEM_CALL: {
+		const char *why = hl_item_call_check(&it->u.call);
+		return why ? bad(it, HL_EINVAL, why) : 0;
+	}
 	}
 	return bad(it, HL_EINVAL, "an unknown kind");
 }
