@@ -170,7 +170,7 @@ def read_results(path):
 
 
 def targets(r):
-    """(description, hotline figure, bound, op, met) for each target (issues 6 and 15)."""
+    """(description, hotline figure, bound, op, met) for each target (issues 6, 14 and 15)."""
     def g(k):
         return r.get(k, float("nan"))
     t = []
@@ -198,6 +198,16 @@ def targets(r):
               g("slow.lossy_flash_loaded_p95"), 2 * g("slow.lossy_flash_idle_p95"), "<="))
     t.append(("slow.fat_hotline ≥ 0.8 × slow.fat_tcp",
               g("slow.fat_hotline"), 0.8 * g("slow.fat_tcp"), ">="))
+    # voice (issue 14), through the relay at 50 ms ± 10 ms
+    t.append(("voice.m2e_p95 ≤ 150 ms", g("voice.m2e_p95"), 150.0, "<="))
+    t.append(("voice.stoi_loss20 ≥ 0.90", g("voice.stoi_loss20"), 0.90, ">="))
+    t.append(("voice.stoi_burst10 ≥ 0.85", g("voice.stoi_burst10"), 0.85, ">="))
+    t.append(("voice.first_audio ≤ 300 ms", g("voice.first_audio"), 300.0, "<="))
+    t.append(("voice.payload_sizes ≤ 1", g("voice.payload_sizes"), 1.0, "<="))
+    t.append(("voice.gap_within_1ms ≥ 0.95 (20 ± 1 ms)", g("voice.gap_within_1ms"), 0.95, ">="))
+    t.append(("voice.cpu_per_end ≤ 5 %", g("voice.cpu_per_end"), 5.0, "<="))
+    t.append(("voice.message_60s ≤ 130 KB", g("voice.message_60s"), 130.0, "<="))
+    t.append(("voice.kill9_lost ≤ 1 s", g("voice.kill9_lost"), 1.0, "<="))
     out = []
     for desc, val, bound, op in t:
         if math.isnan(val) or math.isnan(bound):

@@ -1,8 +1,8 @@
 /* fuzz/fuzz_deliver.c — libFuzzer target for the messages protocol's
  * decoders (deliver/records.c, msg/message.c): the first byte picks the
  * record (ITEM, CHUNK, ACK, RESUME, REFUSE, content, CREDIT, STAGE,
- * STAGED); whatever decodes must re-encode to the same bytes where the
- * format has one encoding. */
+ * STAGED, RECLAIM, RETURN); whatever decodes must re-encode to the same
+ * bytes where the format has one encoding. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 9) {
+	switch (data[0] % 11) {
 	case 0: {
 		struct hl_rec_item r;
 		if (hl_rec_item_decode(p, n, &r) == 0 &&
@@ -84,6 +84,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (memcmp(hdr, p, HL_STAGE_HDR_LEN) != 0)
 				abort();
 		}
+		break;
+	}
+	case 9: {
+		uint64_t seq;
+		uint8_t enc[HL_RECLAIM_LEN];
+		if (hl_rec_reclaim_decode(p, n, &seq) == 0) {
+			hl_rec_credit_encode(seq, enc); /* the same shape */
+			if (seq == 0 || n != HL_RECLAIM_LEN || memcmp(enc, p, n) != 0)
+				abort();
+		}
+		break;
+	}
+	case 10: {
+		struct hl_rec_item r;
+		if (hl_rec_return_decode(p, n, &r) == 0 &&
+		    (r.item_len == 0 || r.rest_len != 0 || r.item + r.item_len != p + n))
+			abort();
 		break;
 	}
 	case 8: {

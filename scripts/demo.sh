@@ -6,7 +6,8 @@
 #
 # Steps: create both stations; exchange cards, checking fingerprints as two
 # operators would over the telephone; start both daemons; wait for the link;
-# show each station's status; messages, a document, the record; the email
+# show each station's status; messages, a document; by phone (a voice
+# message and a short call, from espeak-ng speech); the record; the email
 # fallback (the direct link is cut, messages go by email one way and
 # receipts the other through a private Postfix on 127.0.0.1, then the link
 # returns and TCP carries the rest; skipped, saying why, without root or
@@ -23,6 +24,10 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# Files this script writes (station.conf edits) must not be group-writable,
+# whatever umask it was given: hotline refuses a station whose station.conf
+# others could change.
+umask 022
 
 # How long to wait for a daemon or the link before giving up (seconds).
 WAIT=${DEMO_WAIT:-20}
@@ -71,7 +76,8 @@ show() {  # show STATION ARGS...: the command as that station's operator types i
   done
   printf '   %s%s$%s hotline%s\n' "$dim" "$st" "$plain" "$line"
 }
-hl() { local st=$1; shift; "$bin" -d "$work/$st" "$@"; }
+as_user=()           # a prefix for commands once the stations are nobody's (step 8)
+hl() { local st=$1; shift; "${as_user[@]}" "$bin" -d "$work/$st" "$@"; }
 run() { show "$@"; hl "$@" | indent; }   # shows the command, runs it, indents its output
 indent() { sed 's/^/     /'; }
 
@@ -101,6 +107,8 @@ step_create() {
     out=$(hl "$st" init "$st" --listen "127.0.0.1:${port[$st]}")
     printf '%s\n' "$out" | sed -n '1,/^Fingerprint:/p' | indent
     fp[$st]=$(printf '%s\n' "$out" | sed -n 's/^Fingerprint: *//p')
+    # Washington keeps the audio of its calls for the record (docs/voice.md)
+    [ "$st" = washington ] && sed -i 's/^\[Station\]$/[Station]\nCallRecording = on/' "$work/$st/station.conf"
     if [ -z "${fp[$st]}" ]; then
       echo "demo.sh: 'hotline init' printed no fingerprint" >&2
       return 1
@@ -114,7 +122,7 @@ step_exchange_cards() {
   local st
   for st in washington pyongyang; do
     show "$st" card
-    hl "$st" card > "$work/$st.card"
+    hl "$st" card 2>&1 > "$work/$st.card" | indent   # the fingerprint, on stderr
     indent < "$work/$st.card"
   done
   say ""
@@ -133,8 +141,7 @@ step_start() {
   local st
   for st in washington pyongyang; do
     show "$st" run "&"
-    "$bin" -d "$work/$st" run 2>>"$work/$st.log" >>"$work/$st.log" &
-    pid[$st]=$!
+    start_daemon "$st"
   done
   for st in washington pyongyang; do
     if ! wait_until "the $st daemon" daemon_ready "$st"; then
@@ -180,12 +187,14 @@ step_message() {
   step "5. Washington sends a FLASH message; Pyongyang reads it"
   say "send exits once the message is on disk; --wait also waits for the receipt,"
   say "which Pyongyang signs only once the message is on its own disk."
-  local id
+  local id out
   show washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge."
-  id=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
+  out=$(hl washington send pyongyang -p flash -s "Line test" --wait=$WAIT \
     "This is Washington. Please acknowledge.")
+  id=$(printf '%s\n' "$out" | sed -n 1p)
   say "  message id: $id"
+  say "  $(printf '%s\n' "$out" | sed -n 2p)"
   run washington outbox
   run pyongyang inbox
   say "Reading it shows who signed it and that the signature verifies:"
@@ -207,7 +216,7 @@ step_document() {
   say "  message id: $doc (queued; the transfer starts at once)"
   show pyongyang send washington -p flash -s "Correction" --wait=$WAIT "Disregard paragraph 4 of the annex."
   flash=$(hl pyongyang send washington -p flash -s "Correction" --wait=$WAIT \
-    "Disregard paragraph 4 of the annex.")
+    "Disregard paragraph 4 of the annex." | sed -n 1p)
   say "  message id: $flash (its receipt is already back)"
   run pyongyang outbox
   if ! wait_until "the document's receipt" delivered pyongyang "$doc"; then
@@ -228,12 +237,68 @@ step_document() {
   fi
 }
 
+# ---------------------------------------------------------------- by phone
+
+ringing() {   # ringing STATION: a call rings there
+  hl "$1" status --json | grep -q '"state": *"ringing_in"'
+}
+
+in_inbox() {  # in_inbox STATION ID
+  hl "$1" inbox | grep -q "^${2:0:12}"
+}
+
+step_phone() {
+  step "7. By phone: a voice message, then a call that both stations sign"
+  if ! command -v espeak-ng >/dev/null 2>&1; then
+    say "skipped: espeak-ng, which speaks for the operators here, is not installed"
+    say "(scripts/deps.sh demo installs it)"
+    return 0
+  fi
+  say "Washington's operator records a voice message (espeak-ng speaks for them)"
+  say "and sends it: Opus, 16 kb/s, an ordinary message with a recording attached."
+  espeak-ng -w "$work/note.wav" "This is Washington. The exercise planned for Monday is cancelled. Please confirm." 2>/dev/null
+  show washington voice send pyongyang -p immediate note.wav
+  local id
+  id=$(hl washington voice send pyongyang -p immediate "$work/note.wav")
+  say "  $id"
+  if ! wait_until "the voice message at Pyongyang" in_inbox pyongyang "$id"; then
+    show_log_tail pyongyang
+    return 1
+  fi
+  run pyongyang inbox
+  show pyongyang voice play "${id:0:12}" -o heard.wav
+  hl pyongyang voice play "${id:0:12}" -o "$work/heard.wav" 2>&1 | indent
+  say "  heard.wav: $(( ($(stat -c %s "$work/heard.wav") - 44) / 96000 )) s of 48 kHz audio, decoded at Pyongyang"
+
+  say ""
+  say "Washington calls Pyongyang (FLASH). A call is keyed by its own X25519"
+  say "exchange over the link; its media go by UDP, 128-byte packets every 20 ms"
+  say "whether anyone speaks or not. WAV files stand in for the handsets here."
+  espeak-ng -w "$work/washington-says.wav" "Pyongyang, this is Washington on the direct line. Do you hear me?" 2>/dev/null
+  espeak-ng -w "$work/pyongyang-says.wav" "Washington, Pyongyang here. We hear you clearly." 2>/dev/null
+  show washington call pyongyang -p flash --input washington-says.wav --output washington-hears.wav --seconds 5
+  "$bin" -d "$work/washington" call pyongyang -p flash --input "$work/washington-says.wav"     --output "$work/washington-hears.wav" --seconds 5 > "$work/call.out" 2> "$work/call.err" &
+  local caller=$!
+  if ! wait_until "the ring at Pyongyang" ringing pyongyang; then
+    kill "$caller" 2>/dev/null || true
+    show_log_tail washington pyongyang
+    return 1
+  fi
+  run pyongyang status
+  show pyongyang call answer --input pyongyang-says.wav --output pyongyang-hears.wav
+  hl pyongyang call answer --input "$work/pyongyang-says.wav" --output "$work/pyongyang-hears.wav" 2>&1 | indent
+  wait "$caller" || { cat "$work/call.err" >&2; return 1; }
+  indent < "$work/call.err"
+  say "Each station now signs an account of the call in its chain; Washington,"
+  say "which has CallRecording = on, first sends the recording of what it said."
+}
+
 agreement_arrived() {   # the proposal and its document are at STATION
   hl "$1" agree list | grep -q "$2"
 }
 
 step_record() {
-  step "7. A line check, a co-signed agreement, and the record for a third party"
+  step "8. A line check, a co-signed agreement, and the record (with the call) for a third party"
   say "Washington tests the line: a signed check, answered and signed by Pyongyang."
   run washington check pyongyang
   say "Washington proposes a document; Pyongyang countersigns its hash."
@@ -246,7 +311,9 @@ step_record() {
     show_log_tail pyongyang
     return 1
   fi
-  run pyongyang agree sign "$agr"
+  say "Pyongyang's operator sees what they sign (name, size, hash, proposer) and confirms;"
+  say "on a terminal 'agree sign' asks, here --yes answers for them:"
+  run pyongyang agree sign "$agr" --yes
   if ! wait_until "the countersignature at Washington" \
        sh -c "'$bin' -d '$work/washington' agree list | grep -q 'signed by both'"; then
     show_log_tail washington
@@ -275,6 +342,16 @@ step_record() {
     --card "$work/pyongyang.card" >/dev/null 2>&1 || rc=$?
   say "  exit status $rc"
   [ "$rc" -ne 0 ]
+}
+
+step_backup() {
+  step "7b. Washington backs up its station while it runs"
+  say "A consistent copy: the store in one snapshot, then exactly the files it names;"
+  say "the copy holds the private keys, so it is made mode 0700/0600."
+  run washington backup "$work/washington-backup"
+  say "Contents can be purged after a time (Retain in station.conf, or by hand); the"
+  say "signed items stay, so the record still verifies.  What a purge would take now:"
+  run washington purge --older-than 1s --dry-run
 }
 
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
@@ -393,6 +470,39 @@ add_email_conf() {   # add_email_conf STATION PEER SMTP-PORT
     "$3" "$st" "$mailroot/mail/$st/Maildir" >> "$work/$st/station.conf"
 }
 
+start_daemon() {   # start_daemon STATION: hotline run in the background, as root
+  "$bin" -d "$work/$1" run 2>>"$work/$1.log" >>"$work/$1.log" &
+  pid[$1]=$!
+}
+
+# The mail server delivers as nobody (Postfix never delivers as root), and
+# a daemon started as root drops every capability, so it cannot read
+# another user's mail: as in a real deployment, each station now belongs
+# to the user its mail is delivered to, and its daemon becomes that user.
+give_stations_to_nobody() {
+  local st
+  say "Mail is delivered as the user nobody here, and a daemon started as root"
+  say "drops every capability, so it could not read nobody's mail.  As on a real"
+  say "system, each station now belongs to the user its mail goes to, and"
+  say "station.conf says User = nobody: the daemon, started as root, becomes"
+  say "nobody; the operator's commands run as nobody too."
+  for st in washington pyongyang; do stop_daemon "$st"; done
+  chmod 711 "$work"
+  for st in washington pyongyang; do
+    conf_edit "$st" "/^\[Station\]/a User = nobody"
+    chown -R 65534:65534 "$work/$st"
+  done
+  as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+  for st in washington pyongyang; do
+    start_daemon "$st"
+    if ! wait_until "the $st daemon" daemon_ready "$st"; then
+      show_log_tail "$st"
+      return 1
+    fi
+  done
+  grep -h "now running as" "$work/washington.log" | tail -n 1 | indent
+}
+
 mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
   hl "$1" status --json | tr -d ' \n' | sed -n 's/.*"mails":\([0-9]*\).*/\1/p'
 }
@@ -400,7 +510,7 @@ mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
 in_inbox() { hl "$1" inbox | grep -q "^${2:0:12} "; }
 
 step_email() {
-  step "8. The direct link is cut: messages go by email, receipts come back by email"
+  step "9. The direct link is cut: messages go by email, receipts come back by email"
   local why smtp_port dead id2 flash tcp m_w m_p n
   why=$(email_skip_reason)
   if [ -n "$why" ]; then
@@ -416,6 +526,7 @@ step_email() {
   fi
   say "A private Postfix listens on 127.0.0.1:$smtp_port and delivers"
   say "washington@hotline.test and pyongyang@hotline.test into Maildirs."
+  give_stations_to_nobody
   say "Each operator adds the email path to station.conf (the daemon re-reads it):"
   add_email_conf washington pyongyang "$smtp_port"
   add_email_conf pyongyang washington "$smtp_port"
@@ -433,8 +544,7 @@ step_email() {
   conf_edit washington "s/^Address = 127.0.0.1:${port[pyongyang]}\$/Address = 127.0.0.1:$dead/"
   conf_edit pyongyang "s/^Address = 127.0.0.1:${port[washington]}\$/Address = 127.0.0.1:$dead/"
   stop_daemon pyongyang
-  "$bin" -d "$work/pyongyang" run 2>>"$work/pyongyang.log" >>"$work/pyongyang.log" &
-  pid[pyongyang]=$!
+  start_daemon pyongyang
   if ! wait_until "the pyongyang daemon" daemon_ready pyongyang ||
      ! wait_until "washington to see the link down" not_linked washington; then
     show_log_tail washington pyongyang
@@ -482,7 +592,8 @@ step_email() {
   m_w=$(mails_of washington)
   m_p=$(mails_of pyongyang)
   show washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired."
-  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired.")
+  tcp=$(hl washington send pyongyang --wait=$WAIT -s "Back on the line" "The cable is repaired." |
+    sed -n 1p)
   say "  $tcp (its receipt came back over TCP)"
   sleep 4
   if [ "$(mails_of washington)" != "$m_w" ] || [ "$(mails_of pyongyang)" != "$m_p" ]; then
@@ -498,7 +609,7 @@ step_email() {
 }
 
 step_stop() {
-  step "9. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "10. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
@@ -517,7 +628,9 @@ main() {
   step_link
   step_message
   step_document
+  step_phone
   step_record
+  step_backup
   step_email
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."

@@ -5,9 +5,11 @@
 #
 # Usage: scripts/deps.sh [build|demo|check|bench]
 #   build  what `make` needs (compiler, libraries)
-#   demo   build + postfix (the demo's email step; scripts/demo.sh asks)
+#   demo   build + postfix (the demo's email step; scripts/demo.sh asks),
+#          espeak-ng (the demo's speech)
 #   check  build + what the tests need (clang sanitizers/libFuzzer, cmocka,
-#          pytest, dissononce, strace, postfix: the email tests' mail server)
+#          pytest, dissononce, strace, postfix: the email tests' mail server;
+#          espeak-ng, sox, numpy and scipy: speech and its measures in the voice tests)
 #   bench  check + what the benchmarks compare against
 #
 # Cheap when nothing is missing: one dpkg-query call.  When something is
@@ -18,15 +20,17 @@ set -euo pipefail
 level=${1:-build}
 
 build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
-            libjansson-dev libcurl4-openssl-dev libssl-dev)
+            libjansson-dev libcurl4-openssl-dev libssl-dev
+            libopus-dev libopusfile-dev libopusenc-dev libspeexdsp-dev libasound2-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest postfix
-            python3-dissononce python3-cryptography strace)
-bench_pkgs=(openssh-server openssh-client nncp hyperfine)
+            python3-dissononce python3-cryptography strace
+            espeak-ng sox python3-numpy python3-scipy)
+bench_pkgs=(openssh-server openssh-client nncp hyperfine tcpdump)
 
 pkgs=("${build_pkgs[@]}")
 case "$level" in
   build) ;;
-  demo) pkgs+=(postfix) ;;
+  demo) pkgs+=(postfix espeak-ng) ;;
   check) pkgs+=("${check_pkgs[@]}") ;;
   bench) pkgs+=("${check_pkgs[@]}" "${bench_pkgs[@]}") ;;
   *) echo "deps.sh: unknown level '$level' (want build, demo, check or bench)" >&2; exit 2 ;;

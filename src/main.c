@@ -20,39 +20,85 @@
 #ifdef HOTLINE_DAEMON_BINARY
 #include "crypto/aead.h"
 #endif
+#include "util/text.h"
+
+static int help_main(struct hl_ctx *ctx, int argc, char **argv);
 
 static const struct hl_command commands[] = {
 	{ "init", init_main, "NAME [--listen HOST:PORT] [--address HOST:PORT]",
 	  "create a station: keys, configuration, store" },
-	{ "card", card_main, "", "print this station's card" },
-	{ "peer", peer_main, "add FILE|- [--address HOST:PORT] [--fingerprint FP] | list | remove NAME",
+	{ "card", card_main, "[--fingerprint]", "print this station's card (its fingerprint on stderr)" },
+	{ "peer", peer_main, "add FILE|- --fingerprint FP|--trust-without-checking [--address HOST:PORT] | list [--removed] | remove NAME",
 	  "pin, list and remove peer stations" },
 	{ "run", run_main, "", "the station daemon, in the foreground (logs to stderr)" },
-	{ "status", status_main, "[--json]", "each link's state" },
-	{ "send", send_main, "PEER [-p PRECEDENCE] [-s SUBJECT] [-a FILE]... [--wait[=SECONDS]] [--lines] [TEXT...]",
+	{ "status", status_main, "[--json]", "each link's state (exit 3: the daemon is not running)" },
+	{ "send", send_main, "PEER [-p PRECEDENCE] [-s SUBJECT] [-a FILE]... [--wait[=SECONDS]] [--lines] [--allow-empty] [TEXT...]",
 	  "queue a message to a peer" },
 	{ "inbox", inbox_main, "[--json] [--unread]", "received messages" },
 	{ "outbox", outbox_main, "[--json]", "sent messages with their state" },
 	{ "read", read_main, "ID [--json] [--save DIR]", "one message, with its verification" },
-	{ "watch", watch_main, "[--json]", "follow arrivals, receipts, checks and alarms as they happen" },
-	{ "check", check_main, "PEER [--timeout SECONDS] [--json]", "test the line to a peer now" },
+	{ "watch", watch_main, "[--json] [--once]", "follow arrivals, receipts, checks and alarms as they happen" },
+	{ "check", check_main, "PEER [--operator | --machine] [--timeout SECONDS] [--json]", "test the line to a peer now" },
 	{ "answer", answer_main, "[ID] [--json]", "answer, as a person, the line checks that wait for one" },
-	{ "agree", agree_main, "propose PEER FILE | sign ID | list [--json]", "co-signed documents" },
+	{ "agree", agree_main, "propose PEER FILE | sign ID [--yes] | list [--json]", "co-signed documents" },
 	{ "record", record_main, "export PEER [-o FILE] [--with-attachments] [--only ID...] | verify FILE --card A --card B | show FILE", "the record of a link, verifiable by anyone" },
+	{ "voice", voice_main, "send PEER [-p P] [-s SUBJECT] [--seconds N] [FILE.wav] | play ID [-o OUT.wav]",
+	  "voice messages: record or encode speech and send it; play one" },
+	{ "call", call_main, "PEER [-p P] [--input WAV] [--output WAV] | answer [PEER] | hangup [PEER]",
+	  "live calls: ring a peer, answer, hang up" },
 	{ "bundle", bundle_main, "export PEER -o FILE | import FILE", "the courier path: sealed files a peer imports" },
+	{ "purge", purge_main, "[--before DATE | --older-than AGE] [--peer NAME] [--dry-run] [--yes]",
+	  "purge old messages' contents; their signed record stays" },
+	{ "backup", backup_main, "DIR", "a consistent copy of the station, while its daemon runs" },
+	{ "help", help_main, "[COMMAND]", "this text, or COMMAND's (the same as 'hotline COMMAND --help')" },
 };
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct hl_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hotline [-d DIR] COMMAND [ARGS...]\n\n"
 		   "A secure direct line between stations that pin each other's keys.\n\n"
 		   "Commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].description);
 	fprintf(f, "\nOptions:\n"
 		   "  -d DIR     the station directory (default: $HOTLINE_DIR, else ~/.hotline)\n"
-		   "  --help     this text; 'hotline COMMAND --help' for a command\n"
-		   "  --version  the version\n");
+		   "  --help     this text; 'hotline help COMMAND' or 'hotline COMMAND --help'\n"
+		   "             for a command\n"
+		   "  --version  the version\n"
+		   "\nExit status: 0 success, 1 failure (one line on standard error), 2 usage\n"
+		   "error; 'hotline status' exits 3 when the daemon is not running.\n");
+}
+
+/* `hotline help [COMMAND]`: COMMAND's own --help, so the two never differ. */
+static int help_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	if (argc == 1 || (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+					strcmp(argv[1], "-h") == 0))) {
+		usage(stdout);
+		return HL_EXIT_OK;
+	}
+	if (argc > 2)
+		return hl_usage_error("help", "one command at a time");
+	const struct hl_command *c = find_command(argv[1]);
+	if (!c || c->fn == help_main) {
+		if (c)
+			return help_main(ctx, 1, argv);
+		char q[64];
+		hl_sanitize(argv[1], strlen(argv[1]), q, sizeof(q), 0);
+		return hl_usage_error("help", "unknown command '%s' ('hotline help' lists them)", q);
+	}
+	char *sub_argv[] = { argv[1], (char *)"--help", NULL };
+	optind = 0;
+	return c->fn(ctx, 2, sub_argv);
 }
 
 int main(int argc, char **argv)
@@ -110,21 +156,20 @@ int main(int argc, char **argv)
 #endif
 
 	const char *name = argv[optind];
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(commands[i].name, name) == 0) {
-			if (!ctx.dir && strcmp(name, "record") != 0) {
-				fprintf(stderr, "hotline: no station directory: give -d DIR or set HOTLINE_DIR\n");
-				free(home_dir);
-				return HL_EXIT_USAGE;
-			}
-			int sub_argc = argc - optind;
-			char **sub_argv = argv + optind;
-			/* glibc: optind = 0 makes the command's getopt start afresh. */
-			optind = 0;
-			int ret = commands[i].fn(&ctx, sub_argc, sub_argv);
+	const struct hl_command *cmd = find_command(name);
+	if (cmd) {
+		if (!ctx.dir && strcmp(name, "record") != 0 && strcmp(name, "help") != 0) {
+			fprintf(stderr, "hotline: no station directory: give -d DIR or set HOTLINE_DIR\n");
 			free(home_dir);
-			return ret;
+			return HL_EXIT_USAGE;
 		}
+		int sub_argc = argc - optind;
+		char **sub_argv = argv + optind;
+		/* glibc: optind = 0 makes the command's getopt start afresh. */
+		optind = 0;
+		int ret = cmd->fn(&ctx, sub_argc, sub_argv);
+		free(home_dir);
+		return ret;
 	}
 	fprintf(stderr, "hotline: unknown command '%s'\n", name);
 	usage(stderr);

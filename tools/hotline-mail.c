@@ -3,7 +3,7 @@
  *   hotline-mail --url smtp://HOST:PORT --from ADDR --to ADDR FILE
  *
  * A separate small program so that the `hotline` binary never loads
- * libcurl (PRODUCT.md: commands start in milliseconds); `hotline bundle
+ * libcurl (every command starts in a millisecond or two); `hotline bundle
  * mail` runs it.  It knows nothing of stations or keys: FILE is already
  * sealed to the peer (docs/bundle.md), so the mail system sees only
  * ciphertext.

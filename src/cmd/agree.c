@@ -2,7 +2,7 @@
  *
  * SYNOPSIS
  *   hotline [-d DIR] agree propose PEER FILE [-p PRECEDENCE]
- *   hotline [-d DIR] agree sign ID
+ *   hotline [-d DIR] agree sign ID [--yes]
  *   hotline [-d DIR] agree list [--json]
  *
  * propose sends FILE to PEER as the attachment of an ordinary message (so
@@ -11,7 +11,9 @@
  * and that message, and prints the agreement's id: the hash of that item,
  * which the peer computes alike.  sign, at the peer, checks that the
  * document has arrived whole with that hash, and signs a COUNTERSIGN of the
- * agreement id and the hash.  Both items are in both stations' copies of
+ * agreement id and the hash, once it has shown what it signs (name, size,
+ * hash, proposer) and a person confirmed on a terminal (or --yes; without
+ * either nothing is signed).  Both items are in both stations' copies of
  * both chains: an agreement signed by both carries both signatures.  list
  * shows each agreement's state: "proposed" (by the peer, waiting for our
  * signature), "signed by us" (our proposal, waiting for the peer's), or
@@ -36,13 +38,16 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hotline [-d DIR] agree propose PEER FILE [-p PRECEDENCE]\n"
-		   "       hotline [-d DIR] agree sign ID\n"
+		   "       hotline [-d DIR] agree sign ID [--yes]\n"
 		   "       hotline [-d DIR] agree list [--json]\n\n"
 		   "Co-signed documents.  propose sends FILE to PEER and signs it, printing the\n"
 		   "agreement's id (the same at both stations); sign countersigns an agreement the\n"
-		   "peer proposed, once its document has arrived; list shows each agreement's state.\n\n"
+		   "peer proposed, once its document has arrived, after showing the document's name,\n"
+		   "size and hash and who proposed it and asking (on a terminal); list shows each\n"
+		   "agreement's state.\n\n"
 		   "  -p, --precedence P  of the message carrying the document (default routine)\n"
 		   "      --json          list: one JSON array\n"
+		   "      --yes           sign: do not ask (needed when not on a terminal)\n"
 		   "  -h, --help          this text\n");
 }
 
@@ -65,6 +70,8 @@ static const char *document_state(hl_store *st, const struct hl_agreement_row *g
 			    sodium_memcmp(m.att[0].hash, g->doc_hash, HL_HASH_LEN) == 0;
 		if (!same)
 			s = "mismatch";
+		else if (m.purged_at)
+			s = "purged";
 		else if (m.state == HL_MSG_REFUSED_IN)
 			s = "refused";
 		else
@@ -163,70 +170,116 @@ out:
 	return ret;
 }
 
+/* The agreement WANT (a prefix), unsigned and proposed by the peer, with its
+ * document here: HL_EXIT_OK, else the one line (nothing signed). */
+static int sign_target(struct hl_msgcmd *mc, const char *want, struct hl_agreement_row *g)
+{
+	char q[100], hex[65];
+	hl_sanitize(want, strlen(want), q, sizeof(q), 0);
+	int r = hl_store_get_agreement(mc->store, want, g);
+	if (r == HL_ENOTFOUND || r == HL_EINVAL || r == HL_EEXIST)
+		return hl_fail("agree", "%s agreement '%s' (hotline agree list)",
+			       r == HL_EEXIST ? "ambiguous" : "no", q);
+	if (r < 0)
+		return hl_fail("agree", "store: %s", hl_store_errmsg(mc->store));
+	hl_hex(g->id, HL_HASH_LEN, hex);
+	if (g->dir == HL_DIR_OUT)
+		return hl_fail("agree", "agreement %.16s is our own proposal: %s signs it", hex,
+			       g->peer_name);
+	if (g->sign_seq)
+		return hl_fail("agree", "agreement %.16s is already signed by both", hex);
+	const char *doc = document_state(mc->store, g);
+	if (strcmp(doc, "here") != 0) {
+		char mid[33];
+		hl_msg_id_hex(g->msg_id, mid);
+		return hl_fail("agree", "the document of agreement %.16s is %s (message %s): nothing "
+			       "was signed", hex, strcmp(doc, "arriving") == 0 ? "still arriving"
+			       : strcmp(doc, "missing") == 0 ? "not here yet" : doc, mid);
+	}
+	if (!hl_conf_peer_by_name(mc->conf, g->peer_name))
+		return hl_fail("agree", "peer '%s' is no longer pinned", g->peer_name);
+	return HL_EXIT_OK;
+}
+
+/* What the signature will commit to, for the person about to sign. */
+static void show_agreement(const struct hl_agreement_row *g)
+{
+	char hex[65], doc_hex[65], name[300], when[HL_RFC3339_LEN], mid[33];
+	hl_hex(g->id, HL_HASH_LEN, hex);
+	hl_hex(g->doc_hash, HL_HASH_LEN, doc_hex);
+	hl_sanitize(g->name, strlen(g->name), name, sizeof(name), 0);
+	hl_rfc3339(g->proposed_at, when);
+	hl_msg_id_hex(g->msg_id, mid);
+	printf("Agreement:  %s\n", hex);
+	printf("Proposed:   by %s at %s\n", g->peer_name, when);
+	printf("Document:   %s (%llu bytes; 'hotline read %.12s --save DIR' writes it)\n", name,
+	       (unsigned long long)g->size, mid);
+	printf("SHA-256:    %s\n", doc_hex);
+	fflush(stdout);
+}
+
 static int sign(struct hl_ctx *ctx, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "yes", no_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct hl_msgcmd mc = { 0 };
 	struct hl_agreement_row g;
-	bool in_tx = false;
-	int ret;
+	bool in_tx = false, yes = false;
+	int c, ret;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'y':
+			yes = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return HL_EXIT_OK;
+		default:
+			return hl_usage_error("agree", "bad option");
+		}
+	}
 	if (argc - optind != 1)
 		return hl_usage_error("agree", "sign takes the agreement's ID");
 	const char *want = argv[optind];
 	if ((ret = hl_msgcmd_open(ctx, "agree", &mc, true)) != HL_EXIT_OK)
 		return ret;
+	/* Show and ask outside any transaction: the daemon goes on while a
+	 * person reads. */
+	if ((ret = sign_target(&mc, want, &g)) != HL_EXIT_OK)
+		goto out;
+	show_agreement(&g);
+	int ok = hl_confirm("agree", yes, "Countersign this document with this station's key?");
+	if (ok != 1) {
+		ret = ok == 0 ? hl_fail("agree", "not confirmed: nothing was signed") : HL_EXIT_FAIL;
+		goto out;
+	}
+	char hex[65];
+	hl_hex(g.id, HL_HASH_LEN, hex);
 	if (hl_store_begin(mc.store) < 0) {
 		ret = hl_fail("agree", "store: %s", hl_store_errmsg(mc.store));
 		goto out;
 	}
 	in_tx = true;
-	char q[100];
-	hl_sanitize(want, strlen(want), q, sizeof(q), 0);
-	int r = hl_store_get_agreement(mc.store, want, &g);
-	if (r == HL_ENOTFOUND || r == HL_EINVAL || r == HL_EEXIST) {
-		ret = hl_fail("agree", "%s agreement '%s' (hotline agree list)",
-			      r == HL_EEXIST ? "ambiguous" : "no", q);
+	/* Again under the writer lock: it may have changed meanwhile. */
+	struct hl_agreement_row again;
+	if ((ret = sign_target(&mc, hex, &again)) != HL_EXIT_OK)
 		goto out;
-	} else if (r < 0) {
-		ret = hl_fail("agree", "store: %s", hl_store_errmsg(mc.store));
-		goto out;
-	}
-	char hex[65];
-	hl_hex(g.id, HL_HASH_LEN, hex);
-	if (g.dir == HL_DIR_OUT) {
-		ret = hl_fail("agree", "agreement %.16s is our own proposal: %s signs it", hex,
-			      g.peer_name);
-		goto out;
-	}
-	if (g.sign_seq) {
-		ret = hl_fail("agree", "agreement %.16s is already signed by both", hex);
-		goto out;
-	}
-	const char *doc = document_state(mc.store, &g);
-	if (strcmp(doc, "here") != 0) {
-		char mid[33];
-		hl_msg_id_hex(g.msg_id, mid);
-		ret = hl_fail("agree", "the document of agreement %.16s is %s (message %s): nothing was signed",
-			      hex, strcmp(doc, "arriving") == 0 ? "still arriving"
-				   : strcmp(doc, "missing") == 0 ? "not here yet" : doc, mid);
-		goto out;
-	}
-	const hl_peer_conf *pc = hl_conf_peer_by_name(mc.conf, g.peer_name);
-	if (!pc) {
-		ret = hl_fail("agree", "peer '%s' is no longer pinned", g.peer_name);
-		goto out;
-	}
-	struct hl_author_link l = { .st = mc.store, .me = mc.me, .peer_id = g.peer_id };
+	const hl_peer_conf *pc = hl_conf_peer_by_name(mc.conf, again.peer_name);
+	struct hl_author_link l = { .st = mc.store, .me = mc.me, .peer_id = again.peer_id };
 	memcpy(l.peer_sign, pc->signing_key, 32);
-	if (hl_author_countersign(&l, &g, hl_now_ms()) < 0 || hl_store_commit(mc.store) < 0) {
+	if (hl_author_countersign(&l, &again, hl_now_ms()) < 0 || hl_store_commit(mc.store) < 0) {
 		ret = hl_fail("agree", "store: %s", hl_store_errmsg(mc.store));
 		goto out;
 	}
 	in_tx = false;
 	char doc_hex[65], name[300];
-	hl_hex(g.doc_hash, HL_HASH_LEN, doc_hex);
-	hl_sanitize(g.name, strlen(g.name), name, sizeof(name), 0);
+	hl_hex(again.doc_hash, HL_HASH_LEN, doc_hex);
+	hl_sanitize(again.name, strlen(again.name), name, sizeof(name), 0);
 	printf("signed agreement %s with %s: %s (%llu bytes, " HL_DOC_HASH_NAME " %s); signed by both\n",
-	       hex, g.peer_name, name, (unsigned long long)g.size, doc_hex);
+	       hex, again.peer_name, name, (unsigned long long)again.size, doc_hex);
 	fflush(stdout);
 	hl_msgcmd_poke_daemon(ctx);
 	ret = HL_EXIT_OK;
@@ -301,7 +354,7 @@ static int list(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (json) {
-		char *text = json_dumps(x.arr, JSON_INDENT(2));
+		char *text = json_dumps(x.arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else if (json_array_size(x.arr) == 0) {
@@ -342,14 +395,8 @@ int agree_main(struct hl_ctx *ctx, int argc, char **argv)
 	optind = 0;
 	if (strcmp(sub, "propose") == 0)
 		return propose(ctx, argc - 1, argv + 1);
-	if (strcmp(sub, "sign") == 0) {
-		optind = 1;
-		if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-			usage(stdout);
-			return HL_EXIT_OK;
-		}
+	if (strcmp(sub, "sign") == 0)
 		return sign(ctx, argc - 1, argv + 1);
-	}
 	if (strcmp(sub, "list") == 0)
 		return list(ctx, argc - 1, argv + 1);
 	return hl_usage_error("agree", "unknown subcommand '%s' (propose, sign or list)", sub);

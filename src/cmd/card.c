@@ -1,8 +1,12 @@
 /* cmd/card.c — `hotline card`: prints this station's card (its name, public
- * keys and the address peers should dial) to stdout.  The card is public;
- * the identity file is read only to derive the public keys. */
+ * keys and the address peers should dial) to stdout, and its fingerprint
+ * to stderr (the card on stdout stays exactly a card, for a file; the
+ * operator at the terminal sees the fingerprint to read out by telephone).
+ * `card --fingerprint` prints only the fingerprint, on stdout.  The card is
+ * public; the identity file is read only to derive the public keys. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +20,17 @@
 
 static void help(void)
 {
-	printf("usage: hotline card\n"
+	printf("usage: hotline card [--fingerprint]\n"
 	       "\n"
 	       "Prints this station's card: the [Station] section with its Name, its\n"
 	       "public NoiseKey and SigningKey, and the Address peers should dial (when\n"
 	       "station.conf gives one, or Listen names a particular interface).  Give\n"
 	       "it to the other station, which pins it with 'hotline peer add'.  The\n"
-	       "card holds no secret.\n"
+	       "card holds no secret.  The station's fingerprint goes to standard error:\n"
+	       "read it to the other station's operator over a channel you trust (the\n"
+	       "telephone); they give it to 'hotline peer add --fingerprint'.\n"
+	       "\n"
+	       "  --fingerprint  print only the fingerprint, on standard output\n"
 	       "\n"
 	       "Exit status: 0 printed, 1 failure, 2 usage error.\n");
 }
@@ -31,8 +39,10 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "fingerprint", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool fp_only = false;
 	char err[HL_CONF_ERR_LEN];
 	char q[256];
 	hl_station_conf *conf = NULL;
@@ -46,18 +56,20 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 			help();
 			return HL_EXIT_OK;
 		}
+		if (c == 'f') {
+			fp_only = true;
+			continue;
+		}
 		hl_sanitize(argv[optind - 1], strlen(argv[optind - 1]), q, sizeof(q), 0);
 		return hl_usage_error("card", "unknown option '%s'", q);
 	}
 	if (optind != argc)
 		return hl_usage_error("card", "no arguments expected");
+	if ((ret = hl_need_station(ctx, "card")) != HL_EXIT_OK)
+		return ret;
 
 	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0) {
-		if (r == -ENOENT)
-			ret = hl_fail("card", "no station in %s: create one with 'hotline init NAME'",
-				      ctx->dir);
-		else
-			ret = hl_fail("card", "%s", err);
+		ret = r == -ENOENT ? hl_no_station(ctx, "card") : hl_fail("card", "%s", err);
 		goto out;
 	}
 	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
@@ -71,8 +83,17 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	memcpy(card.noise_key, id->noise_pub, HL_KEY_LEN);
 	memcpy(card.signing_key, id->sign_pk, HL_KEY_LEN);
 	memcpy(card.address, conf->address, sizeof(card.address));
-	text = hl_card_format(&card);
-	fputs(text, stdout);
+	uint8_t fp[HL_FP_LEN];
+	char fp_text[HL_FP_TEXT_LEN];
+	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	if (fp_only) {
+		printf("%s\n", fp_text);
+	} else {
+		text = hl_card_format(&card);
+		fputs(text, stdout);
+		fprintf(stderr, "Fingerprint: %s\n", fp_text);
+	}
 	ret = fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("card", "cannot write the card");
 out:
 	free(text);

@@ -10,8 +10,10 @@
  * 1, saying whether the link was up).  The check is recorded in both
  * chains like a scheduled one, but raises no alarm: the operator asking is
  * watching.  Needs the daemon.  The timeout is PEER's CheckTimeout unless
- * given.  --operator asks for a person at the peer (an operator-mode check:
- * decided by `hotline answer` there, or "no person" at the timeout). */
+ * given, and the mode PEER's CheckMode: with `CheckMode = operator` (or
+ * --operator) the check asks for a person at the peer (decided by
+ * `hotline answer` there, or "no person" at the timeout); --machine asks
+ * only for the station's answer whatever CheckMode says. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -22,15 +24,19 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "daemon/control_client.h"
+#include "msg/item.h"
 #include "util/err.h"
 #include "util/text.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hotline [-d DIR] check PEER [--operator] [--timeout SECONDS] [--json]\n\n"
-		   "Test the line to PEER now: a signed check, answered by the peer station.\n"
+	fprintf(f, "usage: hotline [-d DIR] check PEER [--operator | --machine] [--timeout SECONDS] [--json]\n\n"
+		   "Test the line to PEER now: a signed check, answered by the peer station\n"
+		   "and, when PEER's CheckMode is operator, by a person there.\n"
 		   "Prints the round-trip time; exit 1 when no answer came in time.\n\n"
-		   "  -o, --operator   wait for a person at PEER to answer ('hotline answer')\n"
+		   "  -o, --operator   wait for a person at PEER to answer ('hotline answer'),\n"
+		   "                   whatever PEER's CheckMode says\n"
+		   "  -m, --machine    the station's answer is enough, whatever CheckMode says\n"
 		   "  -t, --timeout S  how long to wait (default: the peer's CheckTimeout)\n"
 		   "      --json       the outcome as one JSON object\n"
 		   "  -h, --help       this text\n");
@@ -47,21 +53,26 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' },
 		{ "operator", no_argument, NULL, 'o' },
+		{ "machine", no_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false, operator = false;
+	bool json = false;
+	int mode = -1; /* -1: the peer's CheckMode */
 	long timeout_s = 0;
 	int c, ret;
 	char cerr[HL_CONF_ERR_LEN];
 	hl_station_conf *conf = NULL;
 	json_t *req = NULL, *resp = NULL;
 
-	while ((c = getopt_long(argc, argv, "t:oh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:omh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
-			operator = true;
+		case 'm':
+			if (mode >= 0 && mode != (c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE))
+				return hl_usage_error("check", "--operator and --machine exclude each other");
+			mode = c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE;
 			break;
 		case 't': {
 			char *end;
@@ -86,6 +97,8 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (optind + 1 < argc)
 		return hl_usage_error("check", "unexpected argument '%s'", argv[optind + 1]);
 	const char *peer = argv[optind];
+	if ((ret = hl_need_station(ctx, "check")) != HL_EXIT_OK)
+		return ret;
 
 	if (hl_conf_load(ctx->dir, &conf, cerr) < 0)
 		return hl_fail("check", "%s", cerr);
@@ -97,6 +110,7 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	uint64_t timeout_ms = timeout_s ? (uint64_t)timeout_s * 1000 : pc->check_timeout_ms;
+	bool operator = (mode < 0 ? (int)pc->check_mode : mode) == HL_CHECK_OPERATOR;
 	req = json_pack("{s:s, s:s, s:I, s:s}", "cmd", "check", "peer", peer,
 			"timeout_ms", (json_int_t)timeout_ms, "mode", operator ? "operator" : "machine");
 	/* The daemon answers when the check is decided: its timeout, plus a
@@ -117,7 +131,7 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_object_del(o, "error");
 		if (!json_is_true(json_object_get(resp, "ok")) && json_object_get(resp, "error"))
 			json_object_set(o, "error", json_object_get(resp, "error"));
-		char *text = json_dumps(o, JSON_INDENT(2));
+		char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 		json_decref(o);

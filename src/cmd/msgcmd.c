@@ -18,6 +18,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
+#include "voice/voicemsg.h"
 
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity)
@@ -25,12 +26,10 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 	char err[HL_CONF_ERR_LEN];
 	int ret;
 	memset(mc, 0, sizeof(*mc));
-	if ((ret = hl_conf_load(ctx->dir, &mc->conf, err)) < 0) {
-		if (ret == -ENOENT)
-			return hl_fail(name, "no station in %s (create one with 'hotline init NAME')",
-				       ctx->dir);
-		return hl_fail(name, "%s", err);
-	}
+	if ((ret = hl_need_station(ctx, name)) != HL_EXIT_OK)
+		return ret;
+	if ((ret = hl_conf_load(ctx->dir, &mc->conf, err)) < 0)
+		return ret == -ENOENT ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
 	if (need_identity) {
 		char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
 		ret = hl_identity_load(path, &mc->me);
@@ -44,6 +43,67 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 	if ((ret = hl_store_open(ctx->dir, &mc->store)) < 0)
 		return hl_fail(name, "cannot open the store in %s: %s", ctx->dir,
 			       mc->store ? hl_store_errmsg(mc->store) : hl_strerror(ret));
+	return HL_EXIT_OK;
+}
+
+struct find_peer {
+	const hl_station_conf *conf;
+	const char *want;
+	hl_peer_conf *out;
+	size_t found;
+};
+
+static bool pinned_key(const hl_station_conf *conf, const uint8_t key[static 32])
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (memcmp(conf->peers[i].signing_key, key, 32) == 0)
+			return true;
+	return false;
+}
+
+static int find_removed(void *arg, const struct hl_peer_row *row)
+{
+	struct find_peer *f = arg;
+	uint8_t fp[HL_FP_LEN];
+	if (pinned_key(f->conf, row->signing_key))
+		return 0;
+	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	if (strcmp(row->name, f->want) != 0 && hl_fingerprint_matches(f->want, fp) != 1)
+		return 0;
+	if (f->found++ == 0) {
+		memset(f->out, 0, sizeof(*f->out));
+		/* Names in the store came from station.conf: valid, so short. */
+		size_t n = strnlen(row->name, sizeof(f->out->name) - 1);
+		memcpy(f->out->name, row->name, n);
+		f->out->name[n] = '\0';
+		memcpy(f->out->noise_key, row->noise_key, HL_KEY_LEN);
+		memcpy(f->out->signing_key, row->signing_key, HL_KEY_LEN);
+		memcpy(f->out->fingerprint, fp, HL_FP_LEN);
+	}
+	return 0;
+}
+
+int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_peer_conf *out,
+		   bool *removed)
+{
+	char q[128];
+	const hl_peer_conf *pc = hl_conf_peer_by_name(mc->conf, name);
+	*removed = false;
+	if (pc) {
+		*out = *pc;
+		return HL_EXIT_OK;
+	}
+	hl_sanitize(name, strlen(name), q, sizeof(q), 0);
+	struct find_peer f = { mc->conf, name, out, 0 };
+	if (hl_store_each_peer(mc->store, find_removed, &f) < 0)
+		return hl_fail(cmd, "store: %s", hl_store_errmsg(mc->store));
+	if (f.found == 0)
+		return hl_fail(cmd, "no peer named '%s', pinned or removed (hotline peer list "
+			       "--removed)", q);
+	if (f.found > 1)
+		return hl_fail(cmd, "%zu removed peers were named '%s': give the fingerprint "
+			       "instead (hotline peer list --removed)", f.found, q);
+	*removed = true;
 	return HL_EXIT_OK;
 }
 
@@ -232,6 +292,25 @@ out:
 	return ret;
 }
 
+/* The line after the id once the receipt is in: to whom, and when the
+ * receipt was stored here (the store's delivered_at, our clock). */
+static int print_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc, const uint8_t id[static 16])
+{
+	struct hl_msg_row row = { 0 };
+	char when[HL_RFC3339_LEN], peer[HL_NAME_MAX + 1];
+	if (!mc->store && hl_msgcmd_open(ctx, "send", mc, false) != HL_EXIT_OK)
+		return HL_EXIT_FAIL;
+	if (hl_store_get_message_by_id(mc->store, id, &row) < 0 || row.delivered_at <= 0) {
+		hl_msg_row_clear(&row);
+		return hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
+	}
+	hl_rfc3339(row.delivered_at, when);
+	hl_sanitize(row.peer_name, strlen(row.peer_name), peer, sizeof(peer), 0);
+	printf("delivered to %s at %s (its signed receipt is stored)\n", peer, when);
+	hl_msg_row_clear(&row);
+	return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("send", "cannot write the output");
+}
+
 int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed)
@@ -287,7 +366,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 	if (err < 0)
 		return hl_fail("send", "message %s: %s", hex, hl_strerror(err));
 	if (st == HL_MSG_DELIVERED)
-		return HL_EXIT_OK;
+		return print_delivered(ctx, mc, id);
 	if (st == HL_MSG_REFUSED)
 		return hl_fail("send", "message %s was refused by the peer: %s", hex, reason);
 	return hl_fail("send", "message %s is queued, but no receipt came within %llu s (it will still be delivered)",
@@ -344,6 +423,8 @@ json_t *hl_msgcmd_json(const struct hl_msg_row *row)
 	}
 	json_object_set_new(o, "body", row->body ? text_json((const char *)row->body, row->body_size)
 						 : json_null());
+	/* Retention: body null, subject "", the signed sizes and hashes kept. */
+	json_object_set_new(o, "purged_at", time_or_null(row->purged_at));
 	json_t *atts = json_array();
 	for (unsigned i = 0; i < row->n_att; i++) {
 		json_t *a = json_object();
@@ -358,6 +439,7 @@ json_t *hl_msgcmd_json(const struct hl_msg_row *row)
 }
 
 struct list_ctx {
+	const char *station;
 	bool json;
 	json_t *arr;
 	enum hl_dir dir;
@@ -369,6 +451,10 @@ static void preview(const struct hl_msg_row *row, char *out, size_t cap)
 {
 	const char *s = row->subject ? row->subject : "";
 	size_t len = strlen(s);
+	if (row->purged_at) {
+		snprintf(out, cap, "(purged)");
+		return;
+	}
 	if (len == 0 && row->body) {
 		s = (const char *)row->body;
 		const char *nl = memchr(s, '\n', row->body_size);
@@ -382,7 +468,11 @@ static int list_one(void *arg, const struct hl_msg_row *row)
 	struct list_ctx *lc = arg;
 	lc->count++;
 	if (lc->json) {
-		json_array_append_new(lc->arr, hl_msgcmd_json(row));
+		json_t *o = hl_msgcmd_json(row);
+		json_t *v = hl_voice_json(lc->station, row);
+		if (v)
+			json_object_set_new(o, "voice", v);
+		json_array_append_new(lc->arr, o);
 		return 0;
 	}
 	char hex[33], when[HL_RFC3339_LEN], text[61], peer[HL_NAME_MAX + 1];
@@ -398,8 +488,11 @@ static int list_one(void *arg, const struct hl_msg_row *row)
 	for (; pn[i] && i < sizeof(upper) - 1; i++)
 		upper[i] = (char)(pn[i] - 32);
 	upper[i] = '\0';
-	char extra[32] = "";
-	if (row->n_att)
+	char extra[32] = "", voice[24];
+	hl_voice_label(lc->station, row, voice, sizeof(voice));
+	if (voice[0])
+		snprintf(extra, sizeof(extra), " [%s]", voice);
+	else if (row->n_att)
 		snprintf(extra, sizeof(extra), " [%u attachment%s]", row->n_att, row->n_att > 1 ? "s" : "");
 	if (row->dir == HL_DIR_IN)
 		printf("%.12s  %s  %-12s %-9s %s%s%s\n", hex, when, peer, upper,
@@ -421,7 +514,7 @@ int hl_msgcmd_list(struct hl_ctx *ctx, const char *name, enum hl_dir dir, bool j
 	}
 	struct hl_msg_filter f = { .dir = dir, .unread_only = unread_only,
 				   .visible_only = dir == HL_DIR_IN };
-	struct list_ctx lc = { .json = json, .dir = dir };
+	struct list_ctx lc = { .station = ctx->dir, .json = json, .dir = dir };
 	if (json)
 		lc.arr = json_array();
 	else if (dir == HL_DIR_IN)

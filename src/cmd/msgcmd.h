@@ -27,6 +27,14 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity);
 void hl_msgcmd_close(struct hl_msgcmd *mc);
 
+/* The peer NAME as a command may act on it: pinned (its [Peer] section),
+ * else one that was removed, rebuilt from the store (name and keys, no
+ * address; *REMOVED set).  NAME may also be a removed peer's fingerprint,
+ * for two removed peers of one name.  On failure prints one line and
+ * returns HL_EXIT_FAIL. */
+int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_peer_conf *out,
+		   bool *removed);
+
 void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
 
 /* Best effort: asks a running daemon to look at the store now.  Without a
@@ -48,8 +56,9 @@ int hl_msgcmd_watch_start(struct hl_ctx *ctx);
 int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_outgoing *o,
 			  bool wait, const uint8_t id[static 16], int *stream);
 
-/* Waits until message ID is delivered (HL_EXIT_OK), refused or timed out
- * (HL_EXIT_FAIL with one line on stderr).  WATCH_FD: an event stream
+/* Waits until message ID is delivered (HL_EXIT_OK, after printing the line
+ * "delivered to PEER at TIME (...)"), refused or timed out (HL_EXIT_FAIL
+ * with one line on stderr).  WATCH_FD: an event stream
  * (closed here) from hl_msgcmd_watch_start, or from
  * hl_msgcmd_daemon_send (SUBSCRIBED: confirmed before the message was
  * queued), else -1 to subscribe now.  MC's store is opened if needed. */
@@ -57,7 +66,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed);
 
-/* The JSON object of a message (PRODUCT.md's stable field names); text from
+/* The JSON object of a message (docs/json.md, "Messages"); text from
  * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */
 json_t *hl_msgcmd_json(const struct hl_msg_row *row);
 

@@ -7,6 +7,7 @@
  * or none of it, and a failed edit changes nothing. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/keys.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -22,8 +24,9 @@
 
 static void help(void)
 {
-	printf("usage: hotline peer add FILE|- [--address HOST:PORT] [--fingerprint FP]\n"
-	       "       hotline peer list\n"
+	printf("usage: hotline peer add FILE|- --fingerprint FP [--address HOST:PORT]\n"
+	       "       hotline peer add FILE|- --trust-without-checking [--address HOST:PORT]\n"
+	       "       hotline peer list [--removed]\n"
 	       "       hotline peer remove NAME\n"
 	       "\n"
 	       "add     pins a peer from its card (a file, or '-' for stdin), as printed\n"
@@ -31,7 +34,13 @@ static void help(void)
 	       "        --fingerprint FP  refuse the card unless its fingerprint is FP\n"
 	       "                          (40 digits; spaces and dashes are ignored).\n"
 	       "                          Get FP from the other station's operator by\n"
-	       "                          a channel you trust, such as the telephone.\n"
+	       "                          a channel you trust, such as the telephone\n"
+	       "                          ('hotline card' and 'hotline status' show it\n"
+	       "                          there).  One of this option and the next is\n"
+	       "                          required.\n"
+	       "        --trust-without-checking  pin the card without checking its\n"
+	       "                          fingerprint: whoever could change the card on\n"
+	       "                          its way to you can then pose as the peer.\n"
 	       "        --address HOST:PORT  dial the peer there instead of the card's\n"
 	       "                          Address.  A peer with no address is not dialed:\n"
 	       "                          it calls in.\n"
@@ -40,7 +49,11 @@ static void help(void)
 	       "        (under any name, or as this station's own).\n"
 	       "list    prints one line per pinned peer: NAME, FINGERPRINT and ADDRESS\n"
 	       "        ('-' when none), separated by tabs.\n"
-	       "remove  unpins the peer NAME.\n"
+	       "        --removed  the peers removed since, whose history the store keeps:\n"
+	       "                   NAME, FINGERPRINT and 'removed' ('hotline record export\n"
+	       "                   NAME' still exports it)\n"
+	       "remove  unpins the peer NAME.  The history of the link stays in the store\n"
+	       "        (record export, purge) and the peer shows in 'list --removed'.\n"
 	       "\n"
 	       "A running daemon notices the change by itself.\n"
 	       "Exit status: 0 done, 1 failure, 2 usage error.\n");
@@ -57,10 +70,10 @@ static int option_error(const char *sub, int c, char **argv)
 	return hl_usage_error(sub, "unknown option '%s'", q);
 }
 
-static int conf_error(const char *sub, const char *dir, int r, const char *err)
+static int conf_error(const char *sub, const struct hl_ctx *ctx, int r, const char *err)
 {
 	if (r == -ENOENT)
-		return hl_fail(sub, "no station in %s: create one with 'hotline init NAME'", dir);
+		return hl_no_station(ctx, sub);
 	return hl_fail(sub, "%s", err);
 }
 
@@ -97,10 +110,12 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "address", required_argument, NULL, 'a' },
 		{ "fingerprint", required_argument, NULL, 'f' },
+		{ "trust-without-checking", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *address = NULL, *fp_given = NULL;
+	bool unchecked = false;
 	char err[HL_CONF_ERR_LEN], q[256], fp_text[HL_FP_TEXT_LEN];
 	char *buf = NULL;
 	size_t len = 0;
@@ -118,6 +133,9 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		case 'f':
 			fp_given = optarg;
 			break;
+		case 'T':
+			unchecked = true;
+			break;
 		case 'h':
 			help();
 			return HL_EXIT_OK;
@@ -134,6 +152,15 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		return hl_usage_error("peer add",
 				      "bad --address '%s': want HOST:PORT or [IPv6]:PORT", q);
 	}
+	/* Pinning is the one moment a station learns whom to trust: doing it
+	 * without the check must be a choice the operator writes down. */
+	if (!fp_given && !unchecked)
+		return hl_usage_error("peer add", "give --fingerprint FP (read to you by the other "
+				      "station's operator), or --trust-without-checking to pin the "
+				      "card unchecked");
+	if (fp_given && unchecked)
+		return hl_usage_error("peer add", "--fingerprint and --trust-without-checking "
+				      "exclude each other");
 	memset(fp, 0, sizeof(fp));
 	if (fp_given && hl_fingerprint_matches(fp_given, fp) < 0) {
 		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
@@ -141,6 +168,8 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 				      "bad --fingerprint '%s': want the 40 digits that "
 				      "'hotline init' showed (8 groups of 5)", q);
 	}
+	if ((ret = hl_need_station(ctx, "peer add")) != HL_EXIT_OK)
+		return ret;
 
 	int from_stdin = strcmp(file, "-") == 0;
 	const char *shown = from_stdin ? "stdin" : file;
@@ -158,33 +187,39 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	hl_fingerprint(card.noise_key, card.signing_key, fp);
 	hl_fingerprint_text(fp, fp_text);
 	if (fp_given && hl_fingerprint_matches(fp_given, fp) != 1) {
+		/* The card's own fingerprint is not shown: copied from here into
+		 * the next attempt, it would pin whatever card this is. */
 		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
 		ret = hl_fail("peer add",
-			      "fingerprint mismatch: the card of '%s' has %s, you gave %s; "
-			      "not pinned",
-			      card.name, fp_text, q);
+			      "fingerprint mismatch: the card of '%s' does not have the fingerprint "
+			      "you gave (%s); not pinned.  Ask '%s''s operator to read you the "
+			      "fingerprint that 'hotline card' or 'hotline status' shows at their "
+			      "station, over a channel you trust, and get the card again if it differs",
+			      card.name, q, card.name);
 		goto out;
 	}
 	if (address)
 		snprintf(card.address, sizeof(card.address), "%s", address);
 	if ((r = hl_conf_add_peer(ctx->dir, &card, err)) < 0) {
-		ret = conf_error("peer add", ctx->dir, r, err);
+		ret = conf_error("peer add", ctx, r, err);
 		goto out;
 	}
 	printf("Pinned peer '%s'.\nFingerprint: %s\n", card.name, fp_text);
 	if (!fp_given)
-		printf("Check this fingerprint with the other station's operator, over a "
-		       "channel you trust, before you rely on the link.\n");
+		printf("NOT CHECKED (--trust-without-checking): check this fingerprint with the "
+		       "other station's operator, over a channel you trust, before you rely on "
+		       "the link.\n");
 	ret = HL_EXIT_OK;
 out:
 	free(buf);
 	return ret;
 }
 
-static int simple_opts(const char *sub, int argc, char **argv, int nargs)
+static int simple_opts(const char *sub, int argc, char **argv, int nargs, bool *removed)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "removed", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -195,6 +230,10 @@ static int simple_opts(const char *sub, int argc, char **argv, int nargs)
 			help();
 			return HL_EXIT_OK;
 		}
+		if (c == 'r' && removed) {
+			*removed = true;
+			continue;
+		}
 		return option_error(sub, c, argv);
 	}
 	if (argc - optind != nargs)
@@ -202,15 +241,61 @@ static int simple_opts(const char *sub, int argc, char **argv, int nargs)
 	return -1; /* go on */
 }
 
+struct removed_ctx {
+	const hl_station_conf *conf;
+	size_t n;
+};
+
+static int print_removed(void *arg, const struct hl_peer_row *row)
+{
+	struct removed_ctx *x = arg;
+	char fp_text[HL_FP_TEXT_LEN];
+	uint8_t fp[HL_FP_LEN];
+	for (size_t i = 0; i < x->conf->npeers; i++)
+		if (memcmp(x->conf->peers[i].signing_key, row->signing_key, 32) == 0)
+			return 0;
+	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	printf("%s\t%s\tremoved\n", row->name, fp_text);
+	x->n++;
+	return 0;
+}
+
+/* The peers the store knows that station.conf no longer pins. */
+static int list_removed(struct hl_ctx *ctx, const hl_station_conf *conf)
+{
+	struct removed_ctx x = { conf, 0 };
+	hl_store *st = NULL;
+	/* Read-only: a station that never had a store has no history. */
+	if (hl_store_open_readonly(ctx->dir, &st) == 0 &&
+	    hl_store_each_peer(st, print_removed, &x) < 0) {
+		int r = hl_fail("peer list", "store: %s", hl_store_errmsg(st));
+		hl_store_close(st);
+		return r;
+	}
+	hl_store_close(st);
+	if (x.n == 0)
+		fprintf(stderr, "hotline peer list: no removed peers\n");
+	return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("peer list", "cannot write the list");
+}
+
 static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
 {
 	char err[HL_CONF_ERR_LEN], fp_text[HL_FP_TEXT_LEN];
 	hl_station_conf *conf = NULL;
-	int r = simple_opts("peer list", argc, argv, 0);
+	bool removed = false;
+	int r = simple_opts("peer list", argc, argv, 0, &removed);
 	if (r >= 0)
 		return r;
+	if ((r = hl_need_station(ctx, "peer list")) != HL_EXIT_OK)
+		return r;
 	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0)
-		return conf_error("peer list", ctx->dir, r, err);
+		return conf_error("peer list", ctx, r, err);
+	if (removed) {
+		r = list_removed(ctx, conf);
+		hl_conf_free(conf);
+		return r;
+	}
 	for (size_t i = 0; i < conf->npeers; i++) {
 		const hl_peer_conf *p = &conf->peers[i];
 		hl_fingerprint_text(p->fingerprint, fp_text);
@@ -225,13 +310,16 @@ static int peer_list(struct hl_ctx *ctx, int argc, char **argv)
 static int peer_remove(struct hl_ctx *ctx, int argc, char **argv)
 {
 	char err[HL_CONF_ERR_LEN];
-	int r = simple_opts("peer remove", argc, argv, 1);
+	int r = simple_opts("peer remove", argc, argv, 1, NULL);
 	if (r >= 0)
+		return r;
+	if ((r = hl_need_station(ctx, "peer remove")) != HL_EXIT_OK)
 		return r;
 	const char *name = argv[optind];
 	if ((r = hl_conf_remove_peer(ctx->dir, name, err)) < 0)
-		return conf_error("peer remove", ctx->dir, r, err);
-	printf("Removed peer '%s'.\n", name); /* found, so a valid name */
+		return conf_error("peer remove", ctx, r, err);
+	printf("Removed peer '%s'. Its history stays in the store: 'hotline record export %s' "
+	       "still exports it.\n", name, name); /* found, so a valid name */
 	return HL_EXIT_OK;
 }
 

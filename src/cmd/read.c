@@ -3,10 +3,25 @@
  * attachments into DIR under their base names, never following a link and
  * never overwriting a file.  Reading a received message marks it read.
  *
+ * The sender chooses the subject, the body and the attachment names, so
+ * nothing of them may pass for read's own words: the header lines
+ * ("Verified:" and the others) start at the left margin, peer text in them
+ * is one sanitised line (util/text.h), and every line of the body is
+ * printed after "| ", so no body line can look like a header line.  A
+ * saved name never starts with '.' or '-' (it would hide the file, or read
+ * as an option to the next command): such a name gets a "_" in front.
+ *
  * Verification is done again here, from the stored signed item: the
  * signature against the peer's pinned SigningKey, the subject and body
  * against their salted hashes, and (with --save) every attachment against
- * its hash while it is copied. */
+ * its hash while it is copied.
+ *
+ * --save is all or nothing, and decided before anything is printed: every
+ * name is checked first (usable, not repeated, not already in DIR, its
+ * stored file here), then the files are written, and only then is the
+ * message shown; should a copy fail half-way (its hash, the disk), the
+ * files this run wrote are removed again.  A failure prints one line naming
+ * the file, leaves DIR as it was and the message unread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -25,6 +41,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
+#include "voice/voicemsg.h"
 
 struct verdict {
 	bool signature;      /* the item verifies under the expected keys */
@@ -58,6 +75,11 @@ static void verify(struct hl_msgcmd *mc, const struct hl_msg_row *row, struct ve
 	if (!v->pinned)
 		v->problem = peer ? "the peer's pinned key is not the one in the message"
 				  : "the peer is no longer pinned";
+	if (row->purged_at) {
+		/* Nothing left to compare: the signed item is what remains. */
+		v->content = true;
+		goto out;
+	}
 	uint8_t h[HL_HASH_LEN];
 	const char *subject = row->subject ? row->subject : "";
 	hl_salted_hash(row->salt, HL_LABEL_SUBJECT, (const uint8_t *)subject, strlen(subject), h);
@@ -75,6 +97,17 @@ out:
 	free(buf);
 }
 
+/* The name attachment NAME is saved under (CAP bytes): sanitised, and with
+ * "_" in front of a leading '.' or '-'. */
+static void safe_name(const char *name, char *out, size_t cap)
+{
+	size_t n = hl_sanitize(name, strlen(name), out + 1, cap - 1, 0);
+	if (n && (out[1] == '.' || out[1] == '-'))
+		out[0] = '_';
+	else
+		memmove(out, out + 1, n + 1);
+}
+
 /* Copies the stored attachment A into DIRFD under its base name, checking
  * its hash on the way.  ERR gets the reason on failure. */
 static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
@@ -87,7 +120,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 	hl_sha256_state hs;
 	uint8_t h[HL_HASH_LEN];
 
-	hl_sanitize(a->name, strlen(a->name), name, sizeof(name), 0);
+	safe_name(a->name, name, sizeof(name));
 	if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name))) {
 		snprintf(err, errlen, "attachment %u has an unusable name", a->idx);
 		ret = HL_EINVAL;
@@ -157,6 +190,83 @@ out:
 	return ret;
 }
 
+/* Every attachment of ROW can be saved into DIRFD (SAVE, for messages):
+ * usable names, none twice, none already there, each stored file here.
+ * 0, or -1 after the one line. */
+static int save_precheck(const char *station, const char *save, int dirfd,
+			 const struct hl_msg_row *row)
+{
+	char name[256], other[256];
+	struct stat sb;
+	for (unsigned i = 0; i < row->n_att; i++) {
+		const struct hl_att_row *a = &row->att[i];
+		safe_name(a->name, name, sizeof(name));
+		if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name))) {
+			hl_fail("read", "--save: attachment %u has an unusable name; nothing was saved",
+				a->idx);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			safe_name(row->att[j].name, other, sizeof(other));
+			if (strcmp(name, other) == 0) {
+				hl_fail("read", "--save: two attachments are named '%s'; nothing was saved",
+					name);
+				return -1;
+			}
+		}
+		int r = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+		if (r == 0 || errno != ENOENT) {
+			hl_fail("read", "--save: %s/%s %s; nothing was saved (a file is never overwritten)",
+				save, name, r == 0 ? "exists" : strerror(errno));
+			return -1;
+		}
+		char *src = hl_path_join(station, a->path);
+		r = lstat(src, &sb);
+		free(src);
+		if (r < 0 || !S_ISREG(sb.st_mode)) {
+			hl_fail("read", "--save: the stored file of attachment '%s' is not here%s; "
+				"nothing was saved", name,
+				row->purged_at ? " (its contents were purged)" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Saves every attachment of ROW into DIRFD; on a failure removes what this
+ * call wrote and returns -1 after the one line. */
+static int save_all(const char *station, const char *save, int dirfd,
+		    const struct hl_msg_row *row)
+{
+	char err[512], name[256];
+	for (unsigned i = 0; i < row->n_att; i++) {
+		if (save_one(station, dirfd, &row->att[i], err, sizeof(err)) == 0)
+			continue;
+		for (unsigned j = 0; j < i; j++) {
+			safe_name(row->att[j].name, name, sizeof(name));
+			unlinkat(dirfd, name, 0);
+		}
+		hl_fail("read", "--save into %s: %s; nothing was saved", save, err);
+		return -1;
+	}
+	if (row->n_att && fsync(dirfd) < 0) {
+		hl_fail("read", "--save: %s: %s", save, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A voice message: its duration, and how to hear it. */
+static void print_voice(const char *station, const struct hl_msg_row *row)
+{
+	char label[32], hex[33];
+	hl_voice_label(station, row, label, sizeof(label));
+	if (!label[0])
+		return;
+	hl_msg_id_hex(row->id, hex);
+	printf("Voice:      %s  (hotline voice play %.12s)\n", label + strlen("voice "), hex);
+}
+
 static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 			const hl_peer_conf *peer)
 {
@@ -173,7 +283,13 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	printf("\nPrecedence: %s\n", hl_precedence_name(row->precedence));
 	hl_sanitize(row->subject ? row->subject : "", row->subject ? strlen(row->subject) : 0,
 		    text, sizeof(text), 0);
-	printf("Subject:    %s\n", text);
+	char purged[HL_RFC3339_LEN] = "";
+	if (row->purged_at)
+		hl_rfc3339(row->purged_at, purged);
+	if (row->purged_at)
+		printf("Subject:    (purged at %s)\n", purged);
+	else
+		printf("Subject:    %s\n", text);
 	hl_rfc3339(row->sent_at, when);
 	printf("Sent:       %s (sender's clock)\n", when);
 	if (row->dir == HL_DIR_IN && row->received_at) {
@@ -191,7 +307,11 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 		}
 		printf("\n");
 	}
-	if (v->signature && v->pinned && v->content)
+	if (v->signature && v->pinned && row->purged_at)
+		printf("Verified:   signature by %s's pinned key valid; the contents were purged at %s "
+		       "(retention), only their signed hashes remain\n",
+		       row->dir == HL_DIR_IN ? "the sender" : "this station", purged);
+	else if (v->signature && v->pinned && v->content)
 		printf("Verified:   signature by %s's pinned key valid; subject and body match their hashes\n",
 		       row->dir == HL_DIR_IN ? "the sender" : "this station");
 	else
@@ -199,17 +319,25 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	for (unsigned i = 0; i < row->n_att; i++) {
 		hl_sanitize(row->att[i].name, strlen(row->att[i].name), text, sizeof(text), 0);
 		hl_hex(row->att[i].hash, HL_HASH_LEN, hex);
-		printf("%s %s (%llu bytes, " HL_DOC_HASH_NAME " %s)\n", i ? "           " : "Attachment:",
-		       text, (unsigned long long)row->att[i].size, hex);
+		printf("%s %s (%llu bytes, " HL_DOC_HASH_NAME " %s)%s\n", i ? "           " : "Attachment:",
+		       text, (unsigned long long)row->att[i].size, hex,
+		       row->purged_at ? " (file purged)" : "");
 	}
 	printf("\n");
+	if (row->purged_at)
+		printf("(contents purged at %s by this station's retention)\n", purged);
 	if (row->body) {
 		char *clean = xmalloc(row->body_size * 3 + 2);
-		size_t n = hl_sanitize((const char *)row->body, row->body_size, clean,
-				       row->body_size * 3 + 2, 1);
-		fwrite(clean, 1, n, stdout);
-		if (n == 0 || clean[n - 1] != '\n')
-			putchar('\n');
+		hl_sanitize((const char *)row->body, row->body_size, clean, row->body_size * 3 + 2, 1);
+		/* Every body line behind "| ": none can pass for a header line. */
+		for (char *line = clean, *nl;; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl && !*line && line != clean)
+				break;
+			printf("| %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+			if (!nl)
+				break;
+		}
 		free(clean);
 	}
 }
@@ -242,7 +370,9 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 			       "with its verification, and mark it read.\n\n"
 			       "      --json      one JSON object\n"
 			       "      --save DIR  write the attachments into DIR under their base names\n"
-			       "                  (never overwriting a file, never following a link)\n");
+			       "                  (never overwriting a file, never following a link;\n"
+			       "                  a name starting with '.' or '-' gets a '_' in front)\n\n"
+			       "The body's lines are shown after \"| \": a line without it is read's own.\n");
 			return HL_EXIT_OK;
 		default:
 			return hl_usage_error("read", "bad option");
@@ -274,6 +404,20 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 
+	if (save) {
+		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0) {
+			ret = hl_fail("read", "--save: cannot open directory '%s': %s", save,
+				      strerror(errno));
+			goto out;
+		}
+		if (save_precheck(ctx->dir, save, dirfd, &row) < 0 ||
+		    save_all(ctx->dir, save, dirfd, &row) < 0) {
+			ret = HL_EXIT_FAIL;
+			goto out;
+		}
+	}
+
 	struct verdict v;
 	verify(&mc, &row, &v);
 	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, row.peer_name);
@@ -284,34 +428,25 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_object_set_new(vj, "content", json_boolean(v.content));
 		json_object_set_new(vj, "problem", v.problem ? json_string(v.problem) : json_null());
 		json_object_set_new(o, "verified", vj);
+		json_t *voice = hl_voice_json(ctx->dir, &row);
+		if (voice)
+			json_object_set_new(o, "voice", voice);
 		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 		printf("%s\n", s);
 		free(s);
 		json_decref(o);
 	} else {
 		print_human(&row, &v, peer);
+		print_voice(ctx->dir, &row);
 	}
 	ret = (v.signature && v.pinned && v.content) ? HL_EXIT_OK : HL_EXIT_FAIL;
-
-	if (save) {
-		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dirfd < 0) {
-			ret = hl_fail("read", "cannot open directory '%s': %s", save, strerror(errno));
-			goto out;
-		}
-		for (unsigned i = 0; i < row.n_att; i++) {
-			char err[512];
-			if (save_one(ctx->dir, dirfd, &row.att[i], err, sizeof(err)) < 0) {
-				ret = hl_fail("read", "--save: %s", err);
-				goto out;
-			}
-			if (!json) {
-				char name[256];
-				hl_sanitize(row.att[i].name, strlen(row.att[i].name), name,
-					    sizeof(name), 0);
-				printf("Saved:      %s/%s (its signed hash verified)\n", save, name);
-			}
-		}
+	for (unsigned i = 0; save && !json && i < row.n_att; i++) {
+		char name[256], sent[256 * 3];
+		safe_name(row.att[i].name, name, sizeof(name));
+		hl_sanitize(row.att[i].name, strlen(row.att[i].name), sent, sizeof(sent), 0);
+		printf("Saved:      %s/%s (its signed hash verified%s%s%s)\n", save, name,
+		       strcmp(name, sent) ? "; sent as '" : "", strcmp(name, sent) ? sent : "",
+		       strcmp(name, sent) ? "'" : "");
 	}
 	if (row.dir == HL_DIR_IN && row.unread && hl_store_mark_read(mc.store, row.id) < 0)
 		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));

@@ -7,7 +7,8 @@
  * export reads this station's store (one snapshot) and writes the record
  * (docs/record.md), sealed with this station's SigningKey; with -o it
  * replaces FILE atomically (a temporary in the same directory, fsynced,
- * renamed).  verify and show need no station: they read FILE and, for
+ * renamed).  PEER may be a peer removed since (peer list --removed): the
+ * store keeps its name and keys, so its history stays exportable.  verify and show need no station: they read FILE and, for
  * verify, the two cards given, and trust nothing else.
  *
  * DIAGNOSTICS  verify exits 0 only when everything holds; otherwise it
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,7 +49,9 @@ static void help(void)
 	       "The record of the link with a peer: both stations' cards and every signed entry\n"
 	       "of both chains, sealed by the exporting station, for a third party to check\n"
 	       "with the two cards and nothing else (docs/record.md).\n\n"
-	       "export  write this station's record of the link with PEER\n"
+	       "export  write this station's record of the link with PEER (pinned, or removed\n"
+	       "        since: 'hotline peer list --removed'; a removed peer's fingerprint\n"
+	       "        also names it)\n"
 	       "  -o, --output FILE     write FILE (replaced atomically); default standard output\n"
 	       "      --with-attachments  include the attachments of disclosed messages\n"
 	       "      --only ID...      disclose only these messages' subjects and bodies (ids\n"
@@ -82,19 +84,19 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 				     "standard output");
 		goto out;
 	}
-	if (!ctx->dir) {
-		ret = hl_usage_error(CMD_EXPORT, "no station directory: give -d DIR or set HOTLINE_DIR");
-		goto out;
-	}
 	if ((ret = hl_msgcmd_open(ctx, CMD_EXPORT, &mc, true)) != HL_EXIT_OK)
 		goto out;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
-	if (!peer) {
-		char q[128];
-		hl_sanitize(peer_name, strlen(peer_name), q, sizeof(q), 0);
-		ret = hl_fail(CMD_EXPORT, "no peer named '%s' (hotline peer list)", q);
+	/* A removed peer's history stays exportable: its card is rebuilt
+	 * from the store (name and keys; no address, which a record does not
+	 * need). */
+	hl_peer_conf removed_conf;
+	bool removed;
+	if ((ret = hl_msgcmd_peer(&mc, CMD_EXPORT, peer_name, &removed_conf, &removed)) != HL_EXIT_OK)
 		goto out;
-	}
+	const hl_peer_conf *peer = &removed_conf;
+	if (removed)
+		fprintf(stderr, "hotline record export: note: %s is no longer pinned; its card "
+			"comes from the store (without an address)\n", peer->name);
 	if (output) {
 		tmp = xasprintf("%s.tmp-%ld", output, (long)getpid());
 		sink.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -138,6 +140,8 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		"%zu message(s) disclosed, %zu withheld; %zu attachment(s)",
 		output ? output : "record", st.entries[0], mc.conf->name, st.entries[1], peer->name,
 		st.refused, st.absent, st.disclosed, st.withheld, st.attachments);
+	if (st.purged)
+		fprintf(f, "; %zu message(s) purged (retention), listed as such", st.purged);
 	if (st.evidence)
 		fprintf(f, "; %zu piece(s) of evidence that %s equivocated", st.evidence,
 			peer->name);
@@ -157,62 +161,18 @@ out:
 
 /* ---- reading a record file ---- */
 
-struct mapped {
-	uint8_t *p;
-	size_t len;
-};
-
-static int map_file(const char *path, struct mapped *m, char *err, size_t errlen)
-{
-	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	m->p = NULL;
-	m->len = 0;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		close(fd);
-		return -1;
-	}
-	if (sb.st_size > 0) {
-		/* Mapped, not read: a record with large attachments is
-		 * checked without copying it into memory. */
-		void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			snprintf(err, errlen, "%s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		m->p = p;
-		m->len = (size_t)sb.st_size;
-	}
-	close(fd);
-	return 0;
-}
-
-static void unmap_file(struct mapped *m)
-{
-	if (m->p)
-		munmap(m->p, m->len);
-	m->p = NULL;
-}
-
-/* Maps and parses PATH; on failure prints the one line and returns
- * HL_EXIT_FAIL. */
-static int open_record(const char *cmd, const char *path, struct mapped *m,
-		       struct hl_record **rec)
+/* Opens and parses PATH (read in pieces, never whole: record/reader.h);
+ * on failure prints the one line and returns HL_EXIT_FAIL. */
+static int open_record(const char *cmd, const char *path, struct hl_record **rec)
 {
 	char err[512], q[256];
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
-	if (map_file(path, m, err, sizeof(err)) < 0)
-		return hl_fail(cmd, "%s: %s", q, err);
-	static const uint8_t empty[1];
-	if (hl_record_parse(m->p ? m->p : empty, m->len, rec, err, sizeof(err)) < 0)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hl_fail(cmd, "%s: %s", q, strerror(errno));
+	int r = hl_record_open(fd, rec, err, sizeof(err));
+	close(fd);
+	if (r < 0)
 		return hl_fail(cmd, "%s: %s", q, err);
 	return HL_EXIT_OK;
 }
@@ -253,7 +213,6 @@ static void keep_note(void *arg, const char *line)
 static int do_verify(const char *path, const char *card_a, const char *card_b)
 {
 	hl_card a, b;
-	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
 	struct hl_record_verdict v;
 	struct notes notes = { 0 };
@@ -261,7 +220,7 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	int ret;
 	if ((ret = load_card(card_a, &a)) != HL_EXIT_OK ||
 	    (ret = load_card(card_b, &b)) != HL_EXIT_OK ||
-	    (ret = open_record(CMD_VERIFY, path, &m, &rec)) != HL_EXIT_OK)
+	    (ret = open_record(CMD_VERIFY, path, &rec)) != HL_EXIT_OK)
 		goto out;
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 	if (hl_record_verify(rec, &a, &b, keep_note, &notes, &v) < 0) {
@@ -276,8 +235,11 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	if (v.refused[1] || v.absent[1])
 		printf(" (%zu refused and %zu not received: not checkable)", v.refused[1],
 		       v.absent[1]);
-	printf("; %zu message(s) disclosed, %zu withheld (proven by salted hashes); "
-	       "%zu attachment(s) checked\n", v.disclosed, v.withheld, v.attachments);
+	printf("; %zu message(s) disclosed, %zu withheld (proven by salted hashes", v.disclosed,
+	       v.withheld);
+	if (v.purged)
+		printf("; %zu of them purged by %s", v.purged, exp->name);
+	printf("); %zu attachment(s) checked\n", v.attachments);
 	if (v.equivocations)
 		printf("%s: EQUIVOCATION proven %zu time(s) (see the notes above)\n", q,
 		       v.equivocations);
@@ -287,15 +249,13 @@ out:
 		free(notes.line[i]);
 	free(notes.line);
 	hl_record_free(rec);
-	unmap_file(&m);
 	return ret;
 }
 
 static int do_show(const char *path)
 {
-	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
-	int ret = open_record(CMD_SHOW, path, &m, &rec);
+	int ret = open_record(CMD_SHOW, path, &rec);
 	if (ret == HL_EXIT_OK) {
 		int r = hl_record_show(rec, stdout);
 		if (fflush(stdout) != 0)
@@ -304,7 +264,6 @@ static int do_show(const char *path)
 			ret = HL_EXIT_FAIL; /* the warning is at the top of the output */
 	}
 	hl_record_free(rec);
-	unmap_file(&m);
 	return ret;
 }
 

@@ -10,7 +10,10 @@
  * (if running, or when it starts) sends it.  --lines queues one message
  * per line of standard input, many per commit, printing each id once it
  * is durable.
- * --wait returns once the peer's receipt is in: exit 1 on timeout. */
+ * --wait returns once the peer's receipt is in, printing a second line
+ * "delivered to PEER at TIME" (the first stays the id): exit 1 on timeout.
+ * An empty body without attachments is refused (exit 2: standard input
+ * was probably not what the operator meant) unless --allow-empty says so. */
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -39,8 +42,13 @@ static void help(void)
 	       "  -p, --precedence P  flash, immediate, priority or routine (default routine)\n"
 	       "  -s, --subject S     the subject line\n"
 	       "  -a, --attach FILE   attach a file (repeatable; any kind of file)\n"
-	       "  -w, --wait[=SECS]   wait for the peer's receipt (default %d s); exit 1 on timeout\n"
-	       "      --lines         one message per line of standard input\n",
+	       "  -w, --wait[=SECS]   wait for the peer's receipt (default %d s), then print a\n"
+	       "                      second line: delivered to PEER at TIME; exit 1 on timeout\n"
+	       "      --lines         one message per line of standard input\n"
+	       "      --allow-empty   send an empty body without attachments (else refused)\n\n"
+	       "The first line printed is always the message's id.\n"
+	       "Exit status: 0 queued (with --wait: delivered), 1 failure, 2 usage error\n"
+	       "(an empty message without --allow-empty is one).\n",
 	       DEFAULT_WAIT_SECONDS);
 }
 
@@ -227,13 +235,14 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "attach", required_argument, NULL, 'a' },
 		{ "wait", optional_argument, NULL, 'w' },
 		{ "lines", no_argument, NULL, 'L' },
+		{ "allow-empty", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hl_outgoing o = { .precedence = HL_PREC_ROUTINE, .subject = "" };
 	const char **att = xcalloc((size_t)argc + 1, sizeof(*att));
 	long wait_secs = -1;
-	bool lines = false;
+	bool lines = false, allow_empty = false;
 	char *body = NULL;
 	struct hl_msgcmd mc = { 0 };
 	int ret, c, watch_fd = -1;
@@ -269,6 +278,9 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 		case 'L':
 			lines = true;
 			break;
+		case 'E':
+			allow_empty = true;
+			break;
 		case 'h':
 			help();
 			ret = HL_EXIT_OK;
@@ -288,6 +300,8 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	o.attachments = att;
+	if ((ret = hl_need_station(ctx, "send")) != HL_EXIT_OK)
+		goto out;
 
 	if (lines) {
 		if ((ret = hl_msgcmd_open(ctx, "send", &mc, true)) != HL_EXIT_OK)
@@ -315,6 +329,11 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 			ret = hl_fail("send", "cannot read standard input");
 			goto out;
 		}
+	}
+	if (body_len == 0 && o.n_attachments == 0 && !allow_empty) {
+		ret = hl_usage_error("send", "the message is empty (no TEXT, nothing on standard input, "
+				     "no -a FILE); nothing was sent (--allow-empty sends it anyway)");
+		goto out;
 	}
 	o.body = (const uint8_t *)body;
 	o.body_len = body_len;

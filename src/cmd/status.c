@@ -3,12 +3,15 @@
  * SYNOPSIS
  *   hotline [-d DIR] status [--json]
  *
- * With the daemon running, asks it over the control socket and prints one
- * line per peer: name, state, since when, round-trip time, last error.
- * Without it, says so and lists the configured peers as "daemon not
- * running"; that is not a failure (exit 0).  --json prints the control
- * response's station and peers, with "daemon": true or false (see
- * docs/protocol.md section 6). */
+ * With the daemon running, asks it over the control socket and prints the
+ * station's name and fingerprint, then one line per peer: name, state,
+ * since when, round-trip time, last error.  Without it, says so and lists
+ * the configured peers as "daemon not running", and exits 3 (as an LSB
+ * init script's status does for "not running"), so a monitor can tell a
+ * station whose daemon is down from one that is up (0) and from a failure
+ * (1).  --json prints the control response's station and peers, with
+ * "daemon": true or false (see docs/protocol.md section 6), and exits the
+ * same way. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,9 +33,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hotline [-d DIR] status [--json]\n\n"
-		   "Shows each peer link's state, as the running daemon sees it.\n\n"
+		   "Shows this station's fingerprint and each peer link's state, as the\n"
+		   "running daemon sees it; without a daemon, what station.conf and the store\n"
+		   "say.\n\n"
 		   "  --json      one JSON object: \"daemon\", \"station\", \"peers\"\n"
-		   "  -h, --help  this text\n");
+		   "  -h, --help  this text\n\n"
+		   "Exit status: 0 the daemon runs, 3 it does not (the status is printed all\n"
+		   "the same), 1 failure, 2 usage error.\n");
 }
 
 /* Peer text (names, errors) is shown sanitised even though the daemon
@@ -80,6 +87,42 @@ static void print_delivery(json_t *dl);
 static void print_check(json_t *ck);
 static void print_paths(json_t *paths);
 
+/* The mail pickup, when it has something to say (docs/bundle.md 8). */
+static void print_pickup(json_t *em)
+{
+	char a[400], when[64];
+	json_t *q = json_object_get(em, "quarantined");
+	if (jstr(em, "state") && strcmp(jstr(em, "state"), "failing") == 0) {
+		fmt_since(jstr(em, "retry_at"), when, sizeof(when));
+		printf("mail pickup FAILING: %s; next try %s\n",
+		       jstr(em, "last_error") ? clean(jstr(em, "last_error"), a, sizeof(a)) : "?", when);
+	}
+	if (json_is_integer(q) && json_integer_value(q) > 0)
+		printf("mail pickup: %lld entr%s of Maildir/new moved to the quarantine since the daemon "
+		       "started (each has a .why file)\n", (long long)json_integer_value(q),
+		       json_integer_value(q) == 1 ? "y" : "ies");
+}
+
+/* The call on the line (docs/voice.md): one line, or nothing. */
+static void print_call(json_t *call)
+{
+	char peer[96], prec[16] = "";
+	const char *state = jstr(call, "state"), *p = jstr(call, "precedence");
+	if (!json_is_object(call) || !state || !p)
+		return;
+	clean(jstr(call, "peer") ? jstr(call, "peer") : "?", peer, sizeof(peer));
+	for (size_t i = 0; p[i] && i < sizeof(prec) - 1; i++)
+		prec[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
+	if (strcmp(state, "ringing_in") == 0)
+		printf("call: %s call from %s ringing (hotline call answer %s)\n", prec, peer, peer);
+	else if (strcmp(state, "ringing_out") == 0)
+		printf("call: calling %s (%s)\n", peer, prec);
+	else
+		printf("call: %s call %s %s, media over %s\n", prec,
+		       strcmp(jstr(call, "direction") ? jstr(call, "direction") : "", "in") == 0 ? "from" : "to",
+		       peer, jstr(call, "path") ? jstr(call, "path") : "udp");
+}
+
 static void print_human(json_t *resp)
 {
 	json_t *st = json_object_get(resp, "station");
@@ -91,6 +134,9 @@ static void print_human(json_t *resp)
 	       clean(jstr(st, "name"), a, sizeof(a)),
 	       json_is_integer(pid) ? (long long)json_integer_value(pid) : -1LL,
 	       jstr(st, "listen") ? clean(jstr(st, "listen"), b, sizeof(b)) : "nothing");
+	printf("fingerprint %s\n", clean(jstr(st, "fingerprint"), a, sizeof(a)));
+	print_pickup(json_object_get(st, "email"));
+	print_call(json_object_get(st, "call"));
 	if (json_array_size(peers) == 0) {
 		printf("no peers pinned (add one with 'hotline peer add')\n");
 		return;
@@ -228,6 +274,8 @@ static void print_check(json_t *ck)
 		printf("  LINE CHECK %s waits for a person since %s: answer with 'hotline answer'\n",
 		       clean(jstr(pc, "id"), b, sizeof(b)), when);
 	}
+	if (json_is_true(json_object_get(ck, "pending_more")))
+		printf("  (more of its checks wait for a person: 'hotline answer' lists them all)\n");
 }
 
 /* A second line for a peer with traffic in progress or a delivery problem. */
@@ -253,6 +301,11 @@ static void print_delivery(json_t *dl)
 	if (err && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%sdelivery: %s", n ? "; " : "  ",
 				      clean(err, b, sizeof(b)));
+	/* the peer's items being refused for now (messages.md section 4) */
+	const char *refusing = json_string_value(json_object_get(dl, "refusing"));
+	if (refusing && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%srefusing its items for now: %s",
+				      n ? "; " : "  ", clean(refusing, b, sizeof(b)));
 	if (n)
 		printf("%s\n", line);
 }
@@ -321,12 +374,14 @@ static int offline(struct hl_ctx *ctx, bool json)
 			"listen", conf->listen[0] ? json_string(conf->listen) : json_null(),
 			"pid", "started_at", "peers", peers);
 	if (json) {
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else {
 		char a[400];
 		printf("station %s: daemon not running\n", clean(conf->name, a, sizeof(a)));
+		printf("fingerprint %s\n", json_is_string(station_fp) ? json_string_value(station_fp)
+								  : "- (identity.key does not load)");
 		for (size_t i = 0; i < conf->npeers; i++) {
 			printf("%-20s daemon not running\n", clean(conf->peers[i].name, a, sizeof(a)));
 			json_t *paths = json_object_get(json_array_get(peers, i), "paths");
@@ -340,7 +395,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 						  ? "configured" : "off");
 		}
 	}
-	ret = HL_EXIT_OK;
+	ret = HL_EXIT_NOT_RUNNING;
 out:
 	json_decref(out);
 	hl_store_close(store);
@@ -372,8 +427,8 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 			return hl_usage_error("status", "unknown option");
 		}
 	}
-	if (optind < argc)
-		return hl_usage_error("status", "unexpected argument '%s'", argv[optind]);
+	if ((ret = hl_args_done(ctx, "status", argc, argv)) != HL_EXIT_OK)
+		return ret;
 
 	req = json_pack("{s:s}", "cmd", "status");
 	ret = hl_control_call(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &resp);
@@ -394,7 +449,7 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_t *out = json_pack("{s:b, s:O, s:O}", "daemon", 1,
 					"station", json_object_get(resp, "station"),
 					"peers", json_object_get(resp, "peers"));
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 		json_decref(out);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/calls.h"
 #include "daemon/daemon_int.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -289,7 +290,10 @@ static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *
 {
 	struct hl_conn *c = user;
 	(void)link;
-	hl_delivery_record(c, type, body, len);
+	if (hl_calls_owns(type))
+		hl_calls_record(c, type, body, len);   /* calls.c: signalling and media */
+	else
+		hl_delivery_record(c, type, body, len);
 }
 
 static void link_writable(void *user, hl_link *link)

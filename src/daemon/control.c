@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/calls.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
@@ -89,7 +90,7 @@ static void on_response_written(uv_write_t *req, int status)
 /* Sends RESP (consumed) as one line, then closes. */
 static void respond(struct hl_control_client *cl, json_t *resp)
 {
-	char *text = json_dumps(resp, JSON_COMPACT);
+	char *text = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(resp);
 	cl->done = true;
 	uv_read_stop((uv_stream_t *)&cl->pipe);
@@ -135,7 +136,19 @@ static json_t *status_json(struct hl_daemon *d)
 				    "pid", (json_int_t)getpid(),
 				    "started_at", started,
 				    "email", hl_mailpoll_status_json(d));
+	json_object_set_new(station, "call", hl_calls_status_json(d));
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
+}
+
+int hl_control_take(struct hl_control_client *cl)
+{
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0)
+		return -1;
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	cl->done = true;
+	client_close(cl);
+	return dup;
 }
 
 /* A watch stream can last as long as the client likes; a client that
@@ -150,7 +163,7 @@ static void on_event_written(uv_write_t *req, int status)
 
 static void send_line(struct hl_control_client *cl, json_t *o)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (!text)
 		return;
 	size_t n = strlen(text);
@@ -273,6 +286,13 @@ static void handle_request(struct hl_control_client *cl, const char *line, size_
 	if (strcmp(cmd, "check") == 0 || strcmp(cmd, "send") == 0) {
 		json_t *resp = cmd[0] == 'c' ? hl_checks_control(d, req, cl)
 					     : hl_send_control(d, req, cl);
+		json_decref(req);
+		if (resp)
+			respond(cl, resp);
+		return;
+	}
+	if (strncmp(cmd, "call", 4) == 0) {
+		json_t *resp = hl_calls_control(d, cmd, req, cl);
 		json_decref(req);
 		if (resp)
 			respond(cl, resp);

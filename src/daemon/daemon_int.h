@@ -3,7 +3,8 @@
  * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
  * connections, each driving one link), control.c (the control socket),
  * mailpoll.c (the pickup of incoming mail), failover.c (the email
- * fallback while a link is down, and the per-path status).
+ * fallback while a link is down, and the per-path status), retain.c (the
+ * purge that `Retain` asks for).
  *
  * Ownership.  The daemon owns the peers and the connections.  A connection
  * points at its peer once message 1 named the peer's key (or from the
@@ -87,6 +88,7 @@ struct hl_peer {
 	int lowat;                   /* the session socket's TCP_NOTSENT_LOWAT (delivery.c) */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
+	struct hl_ratelimit rl_checks_in; /* checks.c: log lines about the peer's checks */
 	struct hl_failover_peer *failover; /* failover.c */
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
@@ -94,6 +96,7 @@ struct hl_peer {
 struct hl_control;
 struct hl_control_client;
 struct hl_alarm;
+struct hl_alarm_cause;
 struct hl_alarm_proc;
 
 struct hl_daemon {
@@ -143,8 +146,13 @@ struct hl_daemon {
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
 	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
+	unsigned n_alarm_procs;
+	struct hl_alarm_cause *alarm_causes; /* checks.c: per kind and peer, what waits to run */
+	uint64_t alarm_order;
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
+	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
+	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -202,6 +210,11 @@ void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool 
  * "send" requests waiting for it (the engines then send what they queued). */
 void hl_control_postcommit(struct hl_daemon *d, bool committed);
 
+/* Hands the connection of CL over to the caller (calls.c: a call's audio
+ * stream): a duplicate of its socket, or -1; CL is closed without an
+ * answer. */
+int hl_control_take(struct hl_control_client *cl);
+
 /* control_send.c: the control request "send"; NULL when the answer waits
  * for the commit (hl_control_wait_commit), else the answer. */
 json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
@@ -225,6 +238,10 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
  * hl_control_reply_check(). */
 json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
 json_t *hl_checks_status_json(struct hl_peer *p);
+/* An alarm of KIND raised and acted on at once (log, watch, AlarmCommand),
+ * not tied to the store: a call ringing (calls.c). */
+void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
+			 const char *detail);
 
 /* delivery.c */
 int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
@@ -248,6 +265,13 @@ void hl_mailpoll_start(struct hl_daemon *d);
 void hl_mailpoll_stop(struct hl_daemon *d);
 /* The pickup as `status` shows it (station-level "email"). */
 json_t *hl_mailpoll_status_json(struct hl_daemon *d);
+
+/* retain.c: while station.conf sets a Retain, run `purge --yes` as a
+ * child after the start and each reload, then every hour. */
+struct hl_retainer;
+void hl_retainer_start(struct hl_daemon *d);
+void hl_retainer_kick(struct hl_daemon *d);
+void hl_retainer_stop(struct hl_daemon *d);
 
 /* failover.c: while a link is down, mail the peer what it has not
  * acknowledged (`bundle mail` as a child); the per-path status. */

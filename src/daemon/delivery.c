@@ -166,7 +166,10 @@ static void commit_burst(struct hl_daemon *d)
 		if (!p->engine)
 			continue;
 		hl_engine_postcommit(p->engine, now);
-		if (p->session)
+		if (p->session && hl_engine_restart(p->engine))
+			hl_conn_close(p->session, HL_CLOSE_REPLACED,
+				      "resynchronised after a restore: starting a new session");
+		else if (p->session)
 			hl_conn_flush(p->session);
 	}
 }
@@ -308,6 +311,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
+		.reserve_pct = d->conf->reserve_pct,
 		.defer_items = true,
 		.on_event = on_engine_event, .wake = engine_wake, .user = d,
 		.clock_us = hl_mono_us,
@@ -409,7 +413,7 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 	hl_engine_stats(p->engine, &s);
 	const char *err = hl_engine_error(p->engine);
 	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I},"
-			 " s:{s:I, s:I, s:I, s:I}, s:o}",
+			 " s:{s:I, s:I, s:I, s:I}, s:o, s:I, s:I, s:o}",
 			 "queued",
 			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
 			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
@@ -427,5 +431,12 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "ahead", (json_int_t)s.flow_ahead,
 			 "rate", (json_int_t)s.flow_rate,
 			 "rtt_us", (json_int_t)s.flow_rtt_us,
-			 "error", err[0] ? json_string(err) : json_null());
+			 "error", err[0] ? json_string(err) : json_null(),
+			 /* the peer's items refused since the daemon started: for
+			  * good (a tombstone) and for now (nothing stored); why
+			  * the last was refused for now, null once one is taken */
+			 "refused_items", (json_int_t)s.refused_items,
+			 "refused_for_now", (json_int_t)s.refused_later,
+			 "refusing", s.refusing && s.refusing[0] ? json_string(s.refusing)
+								 : json_null());
 }

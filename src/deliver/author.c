@@ -42,11 +42,12 @@ out:
 	return ret;
 }
 
-/* The counterpart's chain head as we hold it (contiguously). */
+/* The counterpart's chain head as we hold it (contiguously; after a
+ * restore, never less than our chain stated before: store.h). */
 static int peer_head(const struct hl_author_link *l, uint64_t *seq, uint8_t hash[static 32])
 {
 	struct hl_chain_head h;
-	int ret = hl_store_in_contiguous(l->st, l->peer_id, &h);
+	int ret = hl_store_signing_head(l->st, l->peer_id, &h);
 	if (ret == 0) {
 		*seq = h.seq;
 		memcpy(hash, h.hash, HL_HASH_LEN);

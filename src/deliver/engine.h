@@ -68,6 +68,7 @@ struct hl_engine_env {
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	unsigned reserve_pct;         /* or N% of the file system (conf/config.h) */
 	/* ITEM records, and every record after one, are held (copied) until
 	 * hl_engine_drain(), which checks the signatures of all of them on
 	 * two threads first: the daemon's bursts of thousands of messages
@@ -123,6 +124,11 @@ int hl_engine_drain(hl_engine *e, uint64_t now_ms);
  * in the next turn of its loop. */
 bool hl_engine_holding(const hl_engine *e);
 
+/* After the postcommit: the session should end now (the engine
+ * resynchronised after a restore, docs/messages.md section 7); the next
+ * session starts clean.  Reading it clears it. */
+bool hl_engine_restart(hl_engine *e);
+
 /* Sends what the link will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
 /* After env.wake: sends CREDIT for what the parts' workers took in, when
@@ -170,6 +176,13 @@ struct hl_engine_stats {
 	/* flow control (deliver/flow.h), once data was sent: the window, what
 	 * may wait ahead, the measured rate (bytes/s) and round trip */
 	uint64_t flow_window, flow_ahead, flow_rate, flow_rtt_us;
+	/* The peer's items refused since the daemon started: for good (a
+	 * tombstone) and for now (nothing stored: too far ahead, over quota
+	 * or the disk reserve, too many refusals kept); REFUSING says why the
+	 * last was refused for now, "" once an item is accepted again. */
+	uint64_t refused_items, refused_later;
+	uint64_t refusals_dropped;    /* REFUSEs dropped: the peer read none */
+	const char *refusing;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
 

@@ -249,3 +249,18 @@ void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN])
 	hl_wbuf_init(&w, out, HL_CREDIT_LEN);
 	hl_w_u64(&w, taken);
 }
+
+int hl_rec_reclaim_decode(const uint8_t *buf, size_t len, uint64_t *seq)
+{
+	/* The shape of a CREDIT body: one 8-byte integer. */
+	int ret = hl_rec_credit_decode(buf, len, seq);
+	return ret < 0 ? ret : *seq == 0 ? HL_EINVAL : 0;
+}
+
+int hl_rec_return_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
+{
+	int ret = hl_rec_item_decode(buf, len, r);
+	if (ret == 0 && r->rest_len != 0)
+		ret = HL_EINVAL;
+	return ret;
+}

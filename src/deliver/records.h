@@ -17,6 +17,8 @@ enum {
 	HL_REC_CREDIT = 0x15,
 	HL_REC_STAGE = 0x16,
 	HL_REC_STAGED = 0x17,
+	HL_REC_RECLAIM = 0x18,     /* author -> counterpart: 8 seq (section 7) */
+	HL_REC_RETURN = 0x19,      /* counterpart -> author: 2 item_len, the item */
 };
 
 #define HL_CHUNK_HDR_LEN 17
@@ -122,5 +124,12 @@ void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_S
 #define HL_CREDIT_LEN 8
 int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken);
 void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN]);
+
+/* RECLAIM (docs/messages.md section 7): "send me back the item of my own
+ * chain at SEQ": exactly 8 bytes, SEQ at least 1.  RETURN is an ITEM body
+ * with nothing after the item (hl_rec_return_decode checks that). */
+#define HL_RECLAIM_LEN 8
+int hl_rec_reclaim_decode(const uint8_t *buf, size_t len, uint64_t *seq);
+int hl_rec_return_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r);
 
 #endif

@@ -726,7 +726,24 @@ out:
 	assert_link_exit(l);
 }
 
+static int link_send(hl_link *l, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms,
+		     bool urgent);
+
 int hl_link_send(hl_link *l, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms)
+{
+	return link_send(l, type, body, len, now_ms, false);
+}
+
+int hl_link_send_urgent(hl_link *l, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now_ms)
+{
+	if (len > HL_LINK_URGENT_MAX)
+		return HL_ETOOBIG;
+	return link_send(l, type, body, len, now_ms, true);
+}
+
+static int link_send(hl_link *l, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms,
+		     bool urgent)
 {
 	int ret;
 	assert_link_state(l);
@@ -742,7 +759,7 @@ int hl_link_send(hl_link *l, uint8_t type, const uint8_t *body, size_t len, uint
 		ret = HL_ETOOBIG;
 		goto out;
 	}
-	if (queued(l) >= HL_LINK_HIGH_WATER) {
+	if (queued(l) >= (urgent ? HL_LINK_HARD_CAP / 2 : HL_LINK_HIGH_WATER)) {
 		l->want_writable = true;
 		ret = -EAGAIN;
 		goto out;

@@ -106,6 +106,14 @@ uint64_t hl_link_deadline(const hl_link *link);
  * HL_RECORD_BODY_MAX).  HL_ESTATE unless OPEN, HL_EINVAL for another type,
  * HL_ETOOBIG for a long body, -EAGAIN while not writable. */
 int hl_link_send(hl_link *link, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
+/* The same for a small real-time record (at most HL_LINK_URGENT_MAX bytes:
+ * call signalling and media, daemon/calls.c), which the high-water mark
+ * does not hold back — only half the hard cap does — so a call can ring
+ * while a document fills the queue.  The caller bounds how many it sends
+ * (calls: a few records a call, and 50 media packets a second at most). */
+#define HL_LINK_URGENT_MAX 256
+int hl_link_send_urgent(hl_link *link, uint8_t type, const uint8_t *body, size_t len,
+			uint64_t now_ms);
 bool hl_link_writable(const hl_link *link);
 /* Bytes queued and in flight (see above): what waits at this end. */
 size_t hl_link_queued(const hl_link *link);

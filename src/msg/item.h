@@ -35,6 +35,7 @@
 #define HL_CTX_ANSWER "hotline/1 answer"
 #define HL_CTX_AGREEMENT "hotline/1 agreement"
 #define HL_CTX_COUNTERSIGN "hotline/1 countersign"
+#define HL_CTX_CALL "hotline/1 call"
 #define HL_LABEL_SUBJECT "hotline/1 subject"
 #define HL_LABEL_BODY "hotline/1 body"
 
@@ -46,8 +47,9 @@ enum hl_item_kind {
 	HL_ITEM_ANSWER = 4,
 	HL_ITEM_AGREEMENT = 5,
 	HL_ITEM_COUNTERSIGN = 6,
+	HL_ITEM_CALL = 7,
 };
-#define HL_ITEM_KIND_MAX 6
+#define HL_ITEM_KIND_MAX 7
 /* 1 for a kind this code knows. */
 int hl_item_kind_valid(int kind);
 /* "message", "receipt", "check", ...; NULL for an unknown kind. */
@@ -143,6 +145,8 @@ struct hl_item_countersign {
 	uint8_t doc_hash[HL_HASH_LEN];
 };
 
+#include "msg/callitem.h"
+
 struct hl_item {
 	enum hl_item_kind kind;
 	uint8_t author[32];
@@ -157,8 +161,12 @@ struct hl_item {
 		struct hl_item_answer ans;
 		struct hl_item_agreement agr;
 		struct hl_item_countersign csig;
+		struct hl_item_call call;
 	} u;
 	uint8_t sig[HL_SIG_LEN];
+	/* When decoding failed: the rule broken, for people ("class_seq 0",
+	 * "a field runs past the end"); static text, never from the input. */
+	const char *bad;
 };
 
 /* Encodes IT into OUT (capacity CAP) and signs it with SIGN_SK (libsodium's

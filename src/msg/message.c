@@ -355,6 +355,29 @@ out:
 	return ret;
 }
 
+int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_identity *me,
+			const hl_peer_conf *peer, const struct hl_outgoing *o,
+			uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
+{
+	unsigned copied = 0;
+	char idhex[33], *msgdir = NULL;
+	int ret = validate(o, err, errlen);
+	if (ret < 0)
+		return ret;
+	struct hl_att_row *att = xcalloc(o->n_attachments ? o->n_attachments : 1, sizeof(*att));
+	new_id(o, id);
+	hl_msg_id_hex(id, idhex);
+	if (o->n_attachments)
+		ret = copy_attachments(dir, o, idhex, att, &msgdir, &copied, err, errlen);
+	if (ret == 0)
+		ret = queue_locked(st, me, peer, o, att, NULL, id, err, errlen);
+	if (ret < 0 && msgdir)
+		remove_copies(msgdir, copied);
+	free(att);
+	free(msgdir);
+	return ret;
+}
+
 int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
 		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
 		      char *err, size_t errlen)

@@ -46,6 +46,13 @@ int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
 		const hl_peer_conf *peer, const struct hl_outgoing *out,
 		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
 
+/* hl_msg_send inside a transaction the caller holds (the daemon's, for a
+ * call's recording: daemon/calls.c); durable once the caller commits.
+ * The attachments are copied first, as hl_msg_send does. */
+int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_identity *me,
+			const hl_peer_conf *peer, const struct hl_outgoing *o,
+			uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
+
 /* The same for a message without attachments, inside a transaction the
  * caller holds (hl_store_begin/commit): `send --lines` queues many messages
  * per commit.  Durable only once the caller commits. */

@@ -25,6 +25,7 @@ struct msg_ref {
 	uint8_t id[HL_MSG_ID_LEN];
 	bool has_body;
 	bool disclose;
+	int64_t purged_at;      /* retention purged its contents; 0 never */
 };
 
 struct att_ref {
@@ -56,6 +57,7 @@ struct ex {
 	size_t natts, capatts;
 	struct evidence *ev;
 	size_t nev, capev;
+	size_t npurged;
 };
 
 static int seterr(struct ex *x, int code, const char *fmt, ...)
@@ -205,6 +207,8 @@ static int collect_msg(void *arg, const struct hl_link_msg *m)
 	r->seq = m->seq;
 	memcpy(r->id, m->id, HL_MSG_ID_LEN);
 	r->has_body = m->has_body;
+	r->purged_at = m->purged_at;
+	x->npurged += m->purged_at > 0;
 	return 0;
 }
 
@@ -227,7 +231,7 @@ static int choose(struct ex *x)
 	if (!o->only) {
 		for (size_t i = 0; i < x->nmsgs; i++) {
 			x->msgs[i].disclose = x->msgs[i].has_body;
-			if (!x->msgs[i].has_body) {
+			if (!x->msgs[i].has_body && !x->msgs[i].purged_at) {
 				hl_msg_id_hex(x->msgs[i].id, hex);
 				warnf(x, "message %s is still arriving; its contents are withheld", hex);
 			}
@@ -257,6 +261,9 @@ static int choose(struct ex *x)
 		if (!r)
 			return seterr(x, HL_ENOTFOUND, "message '%s' is not on the link with %s", q,
 				      o->peer->name);
+		if (r->purged_at)
+			return seterr(x, HL_ESTATE, "message '%s' was purged (retention): its "
+				      "contents are gone; the record carries its signed item", q);
 		if (!r->has_body)
 			return seterr(x, HL_ESTATE, "message '%s' is still arriving; its contents "
 				      "cannot be disclosed yet", q);
@@ -371,6 +378,22 @@ static int read_evidence(struct ex *x)
 	return 0;
 }
 
+/* Version 2 only: which messages retention purged, and when. */
+static int write_purged(struct ex *x)
+{
+	if (!x->npurged)
+		return 0;
+	if (hl_record_write_purged(x->w, (uint32_t)x->npurged) < 0)
+		return writer_err(x);
+	for (size_t i = 0; i < x->nmsgs; i++)
+		if (x->msgs[i].purged_at > 0 &&
+		    hl_record_write_purged_entry(x->w, x->msgs[i].chain, x->msgs[i].seq,
+						 (uint64_t)x->msgs[i].purged_at) < 0)
+			return writer_err(x);
+	x->stats->purged = x->npurged;
+	return 0;
+}
+
 static int write_evidence(struct ex *x)
 {
 	if (hl_record_write_evidence(x->w, (uint32_t)x->nev) < 0)
@@ -461,7 +484,16 @@ int hl_record_export(const struct hl_record_export *o, struct hl_record_writer *
 	in_txn = true;
 	if ((ret = choose(&x)) < 0)
 		goto out;
-	if (hl_record_write_header(w, o->exported_at ? o->exported_at : hl_wall_ms()) < 0) {
+	if (x.npurged > HL_RECORD_MAX_PURGED) {
+		ret = seterr(&x, HL_ETOOBIG, "%zu purged messages; a record holds at most %u",
+			     x.npurged, HL_RECORD_MAX_PURGED);
+		goto out;
+	}
+	/* Version 1 unless something was purged: readers of version 1 read
+	 * every record without purges. */
+	if (hl_record_write_header_version(w, o->exported_at ? o->exported_at : hl_wall_ms(),
+					   x.npurged ? HL_RECORD_VERSION_PURGED
+						     : HL_RECORD_VERSION) < 0) {
 		ret = writer_err(&x);
 		goto out;
 	}
@@ -474,7 +506,7 @@ int hl_record_export(const struct hl_record_export *o, struct hl_record_writer *
 	in_txn = false;
 	if ((ret = write_atts(&x)) < 0)
 		goto out;
-	if ((ret = write_evidence(&x)) < 0)
+	if ((ret = write_evidence(&x)) < 0 || (ret = write_purged(&x)) < 0)
 		goto out;
 	if (hl_record_write_seal(w, o->me->sign_sk) < 0) {
 		ret = writer_err(&x);

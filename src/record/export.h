@@ -8,7 +8,9 @@
  * every message whose body we hold, or only those named; attachments
  * (of disclosed messages) only when asked, each hash-checked against its
  * signed hash while it is copied.  Evidence: every item the store keeps as
- * proof that the peer signed two different items at one position. */
+ * proof that the peer signed two different items at one position.  Purged
+ * messages (retention) are withheld and listed as purged, with when: the
+ * record is then of version 2 (docs/record.md). */
 #ifndef HL_RECORD_EXPORT_H
 #define HL_RECORD_EXPORT_H
 
@@ -43,6 +45,7 @@ struct hl_record_export_stats {
 	size_t refused, absent;
 	size_t disclosed, withheld, attachments;
 	size_t evidence;                 /* items proving the peer equivocated */
+	size_t purged;                   /* messages whose contents retention purged */
 };
 
 /* Writes the whole record, seal included, to W.  On failure returns a

@@ -14,16 +14,17 @@
  *   because another writer got in first.
  *   The file carries application_id 0x686f746c ("hotl").
  *
- * SCHEMA (version 3; PRAGMA user_version; version 3 adds checks,
- *   agreements and equivocations, described with their queries at the end)
+ * SCHEMA (version 5; PRAGMA user_version; version 3 adds checks,
+ *   agreements and equivocations, version 4 counts every row and file in
+ *   the quota, version 5 retention: described with their queries)
  *   peers        id INTEGER PK; signing_key BLOB(32) UNIQUE; noise_key
  *                BLOB(32); name TEXT; created_at ms;
  *                in_contig: the highest S such that IN items 1..S are all
  *                present (tombstones count) — kept up to date by every IN
  *                insert, so hl_store_in_contiguous() is one row read;
- *                in_bytes: declared bytes (body_size + attachment sizes) of
- *                every IN message from this peer — kept by triggers, for the
- *                quota.  Peers are never deleted.
+ *                in_bytes: the bytes stored on this peer's behalf, for the
+ *                quota (version 4: every row and file, see MIGRATION_4) —
+ *                kept by triggers.  Peers are never deleted.
  *   items        rowid; (peer_id, dir, seq) UNIQUE; kind 0 tombstone, 1
  *                message, 2 receipt; hash BLOB(32); encoded BLOB (NULL
  *                exactly for tombstones, which are IN only); precedence 0..3
@@ -50,8 +51,10 @@
  *
  * INVARIANTS (checked by hl_store_verify)
  *   1. peers.in_contig = max S with IN items 1..S all present, else 0.
- *   2. peers.in_bytes = sum of body_size and attachment sizes of the peer's
- *      IN messages (saturating at INT64_MAX).
+ *   2. peers.in_bytes - peers.freed_bytes = USAGE_NOW_OF(the peer): what
+ *      its rows and files cost (MIGRATION_4) less what purges freed
+ *      (version 5: a purged message keeps its rows only), saturating at
+ *      INT64_MAX.
  *   3. Every message has its item; every attachment its message (FKs).
  *   4. Message states only move forward: queued -> sent -> delivered, or
  *      -> refused; partial -> complete, or -> refused (IN).  A request to move back (a stale
@@ -59,6 +62,9 @@
  *   5. Every integer the interface calls uint64_t is stored in 0..INT64_MAX;
  *      larger values are refused on write (HL_EINVAL), and a negative or
  *      ill-typed value on read is corruption (HL_ESTORE).
+ *   6. The quota counts in_bytes - freed_bytes: freed_bytes is what purges
+ *      of the peer's IN messages gave back (PURGE_BYTES; version 5,
+ *      "retention" at the end).
  *   Reads check every blob's length and every text's length against the
  *   struct it fills: a corrupt row is an error, never an overflow.
  *
@@ -264,8 +270,120 @@ static const char MIGRATION_3[] =
 	" detected_at INTEGER NOT NULL,"
 	" PRIMARY KEY (peer_id, seq, second_hash));";
 
+/* Version 4: the quota counts everything a peer makes the station store
+ * (docs/messages.md section 4), not only the declared sizes of its
+ * messages: each row kept on its behalf costs ROW_COST bytes plus its
+ * variable bytes (its items, tombstones included, and the receipts and
+ * answers we author because of it; its messages' subjects and bodies; its
+ * checks and agreements; evidence against it), and each file at least a
+ * block (attachments rounded up to BLOCK_COST, a message's directory one
+ * block).  Triggers keep peers.in_bytes; the backfill and hl_store_verify's
+ * recount use USAGE_V4_OF.  Sums saturate at INT64_MAX. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ROW_COST STR(HL_STORE_ROW_COST)
+#define BLOCK_COST STR(HL_STORE_BLOCK_COST)
+#define I64MAX_SQL "9223372036854775807"
+#define CHARGE(peer_expr, amount) \
+	" BEGIN UPDATE peers SET in_bytes = min(in_bytes + (" amount "), " I64MAX_SQL ")" \
+	" WHERE id = " peer_expr "; END;"
+#define ITEM_CHARGE(r) ROW_COST " + coalesce(length(" r "encoded), 0)"
+#define MSG_CHARGE(r) \
+	ROW_COST " + length(CAST(" r "subject AS BLOB)) + " r "body_size + (" r "n_att > 0) * " BLOCK_COST
+#define ATT_CHARGE(r) \
+	ROW_COST " + max(" BLOCK_COST ", (" r "size + " BLOCK_COST " - 1) / " BLOCK_COST " * " \
+	BLOCK_COST ")"
+#define AGR_CHARGE(r) ROW_COST " + length(CAST(" r "name AS BLOB))"
+#define EQV_CHARGE(r) ROW_COST " + length(" r "first_item) + length(" r "second_item)"
+#define USAGE_V4_OF(peer) \
+	"CAST(min((SELECT total(" ITEM_CHARGE("") ") FROM items WHERE peer_id = " peer \
+	" AND (dir = 1 OR kind IN (2, 4)))" \
+	" + (SELECT total(" MSG_CHARGE("") ") FROM messages WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" ATT_CHARGE("a.") ") FROM attachments a JOIN messages m" \
+	" ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1)" \
+	" + (SELECT total(" ROW_COST ") FROM checks WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" AGR_CHARGE("") ") FROM agreements WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" EQV_CHARGE("") ") FROM equivocations WHERE peer_id = " peer ")," \
+	" 9223372036854775807.0) AS INTEGER)"
+
+static const char MIGRATION_4[] =
+	"DROP TRIGGER messages_in_bytes;"
+	"DROP TRIGGER attachments_in_bytes;"
+	"CREATE TRIGGER items_usage AFTER INSERT ON items WHEN NEW.dir = 1 OR NEW.kind IN (2, 4)"
+	CHARGE("NEW.peer_id", ITEM_CHARGE("NEW."))
+	"CREATE TRIGGER messages_usage AFTER INSERT ON messages WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", MSG_CHARGE("NEW."))
+	"CREATE TRIGGER attachments_usage AFTER INSERT ON attachments"
+	CHARGE("(SELECT peer_id FROM messages WHERE id = NEW.msg_id AND dir = 1)",
+	       ATT_CHARGE("NEW."))
+	"CREATE TRIGGER checks_usage AFTER INSERT ON checks WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", ROW_COST)
+	"CREATE TRIGGER agreements_usage AFTER INSERT ON agreements WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", AGR_CHARGE("NEW."))
+	"CREATE TRIGGER equivocations_usage AFTER INSERT ON equivocations"
+	CHARGE("NEW.peer_id", EQV_CHARGE("NEW."))
+	"UPDATE peers SET in_bytes = " USAGE_V4_OF("peers.id") ";";
+
+/* Version 5: retention (the block "retention" at the end of this file).
+ * A purged message keeps its row and its signed item; its body and subject
+ * go, purged_at says when.  freed_bytes is what purges gave back to the
+ * peer's quota; unlink_queue lists the files of purged messages still to
+ * be removed (written in the purge's transaction, emptied after the
+ * unlink: a crash between the two leaves the names, not orphan files).
+ * The partial index finds OUT messages not yet purged by age.
+ * And restores (the block "retention" at the end): peers.resync is 1 in a
+ * store that `backup` copied, until the peer told us how much of our
+ * chain it holds (docs/messages.md section 7); meanwhile the trigger
+ * refuses every new item of ours on that link (an acknowledged one, an
+ * item recovered from the peer, goes in), so a restored station never
+ * signs a second item at a position its peer already holds.  claimed_seq
+ * and claimed_hash: the highest hold of the peer's chain that items of
+ * ours recovered that way state (their peer_seq, peer_hash); until we hold
+ * that much again, what we sign states it too, so it never goes back. */
+static const char MIGRATION_5[] =
+	"ALTER TABLE messages ADD COLUMN purged_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN freed_bytes INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN resync INTEGER NOT NULL DEFAULT 0"
+	" CHECK (resync IN (0, 1));"
+	"ALTER TABLE peers ADD COLUMN claimed_seq INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE peers ADD COLUMN claimed_hash BLOB"
+	" CHECK (claimed_hash IS NULL OR length(claimed_hash) = 32);"
+	"CREATE TABLE unlink_queue (path TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* positions of the peer's chain that receipts of ours recovered after
+	 * a restore acknowledge: never acknowledged a second time */
+	"CREATE TABLE recovered_acks (peer_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" PRIMARY KEY (peer_id, seq)) WITHOUT ROWID;"
+	"CREATE INDEX messages_retain ON messages (dir, sent_at) WHERE purged_at = 0;"
+	"CREATE TRIGGER items_resync BEFORE INSERT ON items WHEN NEW.dir = 0 AND NEW.acked = 0"
+	" AND (SELECT resync FROM peers WHERE id = NEW.peer_id) = 1"
+	" BEGIN SELECT RAISE(ABORT, 'this station was restored from a backup and signs nothing"
+	" new for this peer until the peer has said how much of our chain it holds (the"
+	" daemon asks it once the link is up)'); END;";
+
+/* A peer's usage now (invariant 2): what USAGE_V4_OF counts, less what
+ * purges freed (version 5): a purged message keeps its row and its
+ * attachments' rows, not its subject, body, files or directory.  So
+ * in_bytes - freed_bytes, the quota's measure, equals it. */
+#define MSG_CHARGE_NOW(r) \
+	ROW_COST " + (" r "purged_at = 0) * (length(CAST(" r "subject AS BLOB)) + " r "body_size + (" \
+	r "n_att > 0) * " BLOCK_COST ")"
+#define ATT_CHARGE_NOW(a, m) \
+	ROW_COST " + (" m "purged_at = 0) * max(" BLOCK_COST ", (" a "size + " BLOCK_COST " - 1) / " \
+	BLOCK_COST " * " BLOCK_COST ")"
+#define USAGE_NOW_OF(peer) \
+	"CAST(min((SELECT total(" ITEM_CHARGE("") ") FROM items WHERE peer_id = " peer \
+	" AND (dir = 1 OR kind IN (2, 4)))" \
+	" + (SELECT total(" MSG_CHARGE_NOW("") ") FROM messages WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" ATT_CHARGE_NOW("a.", "m.") ") FROM attachments a JOIN messages m" \
+	" ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1)" \
+	" + (SELECT total(" ROW_COST ") FROM checks WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" AGR_CHARGE("") ") FROM agreements WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" EQV_CHARGE("") ") FROM equivocations WHERE peer_id = " peer ")," \
+	" 9223372036854775807.0) AS INTEGER)"
+
 /* migrations[v] takes the store from version v - 1 to v. */
-static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3 };
+static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
+					  MIGRATION_4, MIGRATION_5 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 
@@ -274,7 +392,9 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VER
 #define MSG_COLS \
 	"m.id, m.peer_id, p.name, m.dir, m.seq, m.precedence, m.class_seq, m.salt," \
 	" m.subject, m.body, m.body_size, m.sent_at, m.received_at, m.delivered_at," \
-	" m.state, m.reason, m.unread, m.n_att, m.body_done"
+	" m.state, m.reason, m.unread, m.n_att, m.body_done, m.purged_at"
+
+#define MSG_NCOLS 20 /* the columns of MSG_COLS */
 
 enum stmt_id {
 	S_BEGIN,
@@ -283,6 +403,9 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
+	S_CALLER_SAVEPOINT,
+	S_CALLER_RELEASE,
+	S_CALLER_ROLLBACK_TO,
 	S_DATA_VERSION,
 	S_OUT_SUMMARY,
 	S_PEER_UPSERT,
@@ -320,6 +443,12 @@ enum stmt_id {
 	S_IN_CLASS_STATE,
 	S_MSG_EXISTS,
 	S_MARK_DELIVERED,
+	/* the chain rules' lookups (chain/accept.h) */
+	S_CLASS_BELOW,
+	S_CLASS_ABOVE,
+	S_HEAD_BELOW,
+	S_HEAD_ABOVE,
+	S_OUT_ENTRY,
 	S_COUNT
 };
 
@@ -330,6 +459,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT hl_op",
 	[S_RELEASE] = "RELEASE hl_op",
 	[S_ROLLBACK_TO] = "ROLLBACK TO hl_op",
+	[S_CALLER_SAVEPOINT] = "SAVEPOINT hl_caller",
+	[S_CALLER_RELEASE] = "RELEASE hl_caller",
+	[S_CALLER_ROLLBACK_TO] = "ROLLBACK TO hl_caller",
 	[S_DATA_VERSION] = "PRAGMA data_version",
 	/* The partial index items_unacked holds exactly these rows; the
 	 * daemon asks at every session (failover's path state). */
@@ -414,7 +546,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SET_PART_DONE] = "UPDATE attachments SET done = ?3"
 			    " WHERE msg_id = ?1 AND idx = ?2 AND ?3 <= size",
 	[S_ATT_LOOKUP] = "SELECT size FROM attachments WHERE msg_id = ?1 AND idx = ?2",
-	[S_PEER_USAGE] = "SELECT in_bytes FROM peers WHERE id = ?1",
+	/* What purges freed (invariant 6) no longer counts. */
+	[S_PEER_USAGE] = "SELECT max(in_bytes - freed_bytes, 0) FROM peers WHERE id = ?1",
 	/* The delivery engine's queries (store.h, "for the delivery engine"). */
 	[S_ACK_MSGS] = "UPDATE messages SET state = 1 WHERE peer_id = ?1 AND dir = 0"
 		       " AND seq BETWEEN ?2 AND ?3 AND state = 0",
@@ -446,6 +579,23 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " RETURNING id",
 	[S_IN_CLASS_STATE] = "SELECT state FROM messages WHERE peer_id = ?1 AND dir = 1"
 			     " AND precedence = ?2 AND class_seq = ?3",
+	/* The chain rules' lookups.  The class neighbours walk the UNIQUE
+	 * (peer_id, dir, precedence, class_seq) index one step each way. */
+	[S_CLASS_BELOW] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq < ?3 ORDER BY class_seq DESC LIMIT 1",
+	[S_CLASS_ABOVE] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq >= ?3 ORDER BY class_seq LIMIT 1",
+	/* The nearest items that record the other chain's head (receipts,
+	 * checks, answers: kinds 2 to 4) walk the (peer_id, dir, seq) index
+	 * from SEQ until one is found: items usually arrive in order, so the
+	 * walk above stops at once and the one below at the last receipt. */
+	[S_HEAD_BELOW] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq < ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq DESC LIMIT 1",
+	[S_HEAD_ABOVE] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq > ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq LIMIT 1",
+	[S_OUT_ENTRY] = "SELECT i.kind, i.hash, m.state FROM items i LEFT JOIN messages m"
+			" ON m.peer_id = i.peer_id AND m.dir = 0 AND m.seq = i.seq"
+			" WHERE i.peer_id = ?1 AND i.dir = 0 AND i.seq = ?2",
 };
 
 struct hl_store {
@@ -600,6 +750,10 @@ static int exec_cached(hl_store *st, enum stmt_id id)
 	} while (0)
 
 /* ---- column readers (each checks type and range: invariant 5) ---- */
+
+static int col_item(hl_store *st, sqlite3_stmt *s, int col, const uint8_t **p, size_t *len,
+		    const char *what);
+static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s);
 
 static int col_int(hl_store *st, sqlite3_stmt *s, int col, int64_t lo, int64_t hi,
 		   int64_t *out, const char *what)
@@ -964,20 +1118,18 @@ void hl_store_rollback(hl_store *st)
 }
 
 /* The savepoint has its own name: the store's functions use "hl_op"
- * inside it.  Run through sqlite3_exec (rare: the daemon's queueing of a
- * message inside its group commit). */
+ * inside it.  Cached statements: the delivery engine takes one around
+ * every item it receives. */
 int hl_store_savepoint(hl_store *st)
 {
 	if (sqlite3_get_autocommit(st->db))
 		return fail(st, HL_ESTATE, "no transaction is open for a savepoint");
-	int rc = sqlite3_exec(st->db, "SAVEPOINT hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_SAVEPOINT);
 }
 
 int hl_store_release(hl_store *st)
 {
-	int rc = sqlite3_exec(st->db, "RELEASE hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_RELEASE);
 }
 
 void hl_store_rollback_to(hl_store *st)
@@ -986,7 +1138,8 @@ void hl_store_rollback_to(hl_store *st)
 		return; /* SQLite rolled back the whole transaction already */
 	char keep[sizeof(st->errmsg)];
 	memcpy(keep, st->errmsg, sizeof(keep));
-	sqlite3_exec(st->db, "ROLLBACK TO hl_caller; RELEASE hl_caller", NULL, NULL, NULL);
+	if (exec_cached(st, S_CALLER_ROLLBACK_TO) == 0)
+		exec_cached(st, S_CALLER_RELEASE);
 	memcpy(st->errmsg, keep, sizeof(keep));
 }
 
@@ -1714,6 +1867,8 @@ static int read_msg(hl_store *st, sqlite3_stmt *s, struct hl_msg_row *row)
 		ret = corrupt(st, "messages.body_done", "is over body_size");
 		goto out;
 	}
+	if ((ret = col_int(st, s, 19, 0, INT64_MAX, &row->purged_at, "messages.purged_at")) < 0)
+		goto out;
 	ret = read_atts(st, row, (unsigned)n_att);
 out:
 	if (ret < 0) {
@@ -2061,8 +2216,9 @@ int hl_store_verify(hl_store *st)
 			       "IN contiguity mark")) < 0)
 		return ret;
 	return verify_none(st, "SELECT 'peer ' || id || ': in_bytes ' || in_bytes ||"
-			   " ', recount ' || (" USAGE_OF("p.id") ") FROM peers p"
-			   " WHERE in_bytes IS NOT (" USAGE_OF("p.id") ")",
+			   " ' less freed_bytes ' || freed_bytes ||"
+			   " ', recount ' || (" USAGE_NOW_OF("p.id") ") FROM peers p"
+			   " WHERE in_bytes - freed_bytes IS NOT (" USAGE_NOW_OF("p.id") ")",
 			   "quota usage");
 }
 
@@ -2113,7 +2269,7 @@ int hl_store_get_out_item(hl_store *st, int64_t peer_id, uint64_t seq,
 	if ((ret = step_row(st, s)) == 0)
 		ret = fail(st, HL_ENOTFOUND, "no OUT item %" PRIu64 " of peer %" PRId64, seq,
 			   peer_id);
-	if (ret < 0 || (ret = read_item(st, s, 19, true, irow)) < 0)
+	if (ret < 0 || (ret = read_item(st, s, MSG_NCOLS, true, irow)) < 0)
 		goto out;
 	irow->peer_id = peer_id;
 	irow->dir = HL_DIR_OUT;
@@ -2263,6 +2419,120 @@ int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 	return ret < 0 ? ret : 0;
 }
 
+/* ---- the chain rules' lookups ---- */
+
+static int class_near(hl_store *st, enum stmt_id id, int64_t peer_id, unsigned prec,
+		      uint64_t class_seq, struct hl_class_pos *out)
+{
+	int ret = 0, rc = SQLITE_OK;
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)prec));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)class_seq));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_u64(st, s, 0, &out->seq, "messages.seq")) == 0 &&
+		 (ret = col_u64(st, s, 1, &out->class_seq, "messages.class_seq")) == 0)
+		out->found = true;
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_in_class_near(hl_store *st, int64_t peer_id, unsigned prec, uint64_t class_seq,
+			   struct hl_class_pos *below, struct hl_class_pos *above)
+{
+	if (prec >= HL_PREC_COUNT || class_seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad class (precedence %u, class_seq %" PRIu64 ")",
+			    prec, class_seq);
+	int ret = class_near(st, S_CLASS_BELOW, peer_id, prec, class_seq, below);
+	return ret < 0 ? ret : class_near(st, S_CLASS_ABOVE, peer_id, prec, class_seq, above);
+}
+
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap)
+{
+	int ret = 0, rc = SQLITE_OK;
+	enum stmt_id id = above ? S_HEAD_ABOVE : S_HEAD_BELOW;
+	memset(row, 0, sizeof(*row));
+	if (!dir_ok(dir) || seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad position (dir %d, seq %" PRIu64 ")", (int)dir, seq);
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)dir));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)seq));
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_u64(st, s, 0, &row->seq, "items.seq")) == 0 &&
+		 (ret = col_item(st, s, 1, &p, &n, "items.encoded")) == 0) {
+		if (n > cap) {
+			ret = fail(st, HL_ETOOBIG, "item of %zu bytes", n);
+		} else {
+			memcpy(buf, p, n);
+			row->encoded = buf;
+			row->encoded_len = n;
+			row->peer_id = peer_id;
+			row->dir = dir;
+		}
+	}
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,
+		       uint8_t hash[static HL_HASH_LEN], int *msg_state)
+{
+	int ret = 0, rc = SQLITE_OK;
+	*msg_state = -1;
+	if (seq < 1 || seq > I64MAX)
+		return HL_ENOTFOUND;
+	sqlite3_stmt *s = stmt_get(st, S_OUT_ENTRY, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	int64_t v;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_int(st, s, 0, 0, HL_ITEM_KIND_MAX, &v, "items.kind")) == 0 &&
+		 (ret = col_blob(st, s, 1, hash, HL_HASH_LEN, "items.hash")) == 0) {
+		*kind = (enum hl_item_kind)v;
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
+		    (ret = col_int(st, s, 2, 0, HL_MSG_REFUSED_IN, &v, "messages.state")) == 0)
+			*msg_state = (int)v;
+	}
+	stmt_put(st, S_OUT_ENTRY, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT count(*) FROM items WHERE peer_id = ?1 AND dir = 1"
+			 " AND kind = 0", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0)
+		ret = col_u64(st, s, 0, n, "count");
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
 /* ---- checks and agreements ---- */
 
 /* These queries are rare (a check every few minutes, an agreement now and
@@ -2270,6 +2540,13 @@ int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s)
 {
 	int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
+	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+}
+
+/* Runs SQL (a pragma: its rows, if any, are read and dropped). */
+static int adhoc_exec(hl_store *st, const char *sql)
+{
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
 }
 
@@ -2791,8 +3068,8 @@ int hl_store_each_link_message(hl_store *st, int64_t peer_id,
 {
 	sqlite3_stmt *s = NULL;
 	int ret = 0, rc;
-	rc = sqlite3_prepare_v2(st->db, "SELECT dir, seq, id, body IS NOT NULL FROM messages"
-				" WHERE peer_id = ?1 ORDER BY dir, seq", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(st->db, "SELECT dir, seq, id, body IS NOT NULL, purged_at"
+				" FROM messages WHERE peer_id = ?1 ORDER BY dir, seq", -1, &s, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 1, peer_id);
 	if (rc != SQLITE_OK) {
@@ -2809,6 +3086,8 @@ int hl_store_each_link_message(hl_store *st, int64_t peer_id,
 			break;
 		m.dir = (enum hl_dir)dir;
 		m.has_body = sqlite3_column_int(s, 3) != 0;
+		if ((ret = col_int(st, s, 4, 0, INT64_MAX, &m.purged_at, "messages.purged_at")) < 0)
+			break;
 		if ((ret = fn(arg, &m)) != 0)
 			break;
 	}
@@ -2871,4 +3150,502 @@ int hl_store_open_readonly(const char *dir, hl_store **out)
 	hl_store_close(st);
 	free(path);
 	return ret;
+}
+
+/* ---- retention (schema version 5) ----
+ *
+ * A purge keeps every signed item, every messages row (its id, so a
+ * message is never taken twice, its sizes and states) and every
+ * attachments row (name, size and hash are in the signed item anyway);
+ * it drops the body and the subject and queues the attachment files for
+ * removal.  Only messages that are done are purged: OUT delivered or
+ * refused, IN complete or refused; a message still to send or still
+ * arriving is kept whatever its age.  A message's age at this station is
+ * when its receipt came (OUT; its sent_at when refused), when it became
+ * visible (IN; its item's arrival when refused).  Rare queries: prepared
+ * per call.  The purge runs with secure_delete on, so the bytes it frees
+ * are overwritten in the file rather than left in free pages. */
+
+
+/* ?1 peer (0: every peer), ?2 the cut-off (ms), ?3 a row limit. */
+/* What a purge frees of a message's charge (version 4's accounting, less
+ * what stays: the rows): its subject, body, directory and file blocks. */
+#define PURGE_BYTES \
+	"CAST(min(length(CAST(m.subject AS BLOB)) + m.body_size + (m.n_att > 0) * " BLOCK_COST \
+	" + (SELECT total(max(" BLOCK_COST ", (a.size + " BLOCK_COST " - 1) / " BLOCK_COST " * " \
+	BLOCK_COST ")) FROM attachments a WHERE a.msg_id = m.id)," \
+	" 9223372036854775807.0) AS INTEGER)"
+/* Which messages of a direction may be purged ("m": messages). */
+static const char *const purge_where[2] = {
+	/* The index messages_retain (dir, sent_at) WHERE purged_at = 0 finds
+	 * them; a receipt never comes before the message was sent. */
+	[HL_DIR_OUT] = "m.dir = 0 AND m.purged_at = 0 AND m.sent_at < ?2"
+		       " AND (?1 = 0 OR m.peer_id = ?1) AND m.state IN (2, 3)"
+		       " AND (CASE WHEN m.delivered_at > 0 THEN m.delivered_at ELSE m.sent_at END) < ?2",
+	/* The index messages_inbox (dir, received_at, seq) finds them; a
+	 * refused one (received_at 0) goes by its item's arrival. */
+	[HL_DIR_IN] = "m.dir = 1 AND m.received_at < ?2 AND m.purged_at = 0"
+		      " AND (?1 = 0 OR m.peer_id = ?1) AND m.state IN (11, 12)"
+		      " AND (m.received_at > 0 OR (SELECT i.stored_at FROM items i"
+		      " WHERE i.peer_id = m.peer_id AND i.dir = 1 AND i.seq = m.seq) < ?2)",
+};
+
+struct purge_cand {
+	uint8_t id[HL_MSG_ID_LEN];
+	int64_t peer_id;
+	enum hl_dir dir;
+	uint64_t bytes;
+};
+
+/* Appends up to LIMIT - *N candidates of direction DIR to C. */
+static int purge_collect(hl_store *st, enum hl_dir dir, int64_t peer_id, int64_t before_ms,
+			 struct purge_cand *c, size_t limit, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	char *sql = xasprintf("SELECT m.id, m.peer_id, m.dir, %s FROM messages m WHERE %s"
+			      " LIMIT ?3", PURGE_BYTES, purge_where[dir]);
+	ret = adhoc(st, sql, &s);
+	free(sql);
+	if (ret < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, before_ms));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)(limit - *n)));
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while (*n < limit && (ret = step_row(st, s)) > 0) {
+		struct purge_cand *p = &c[*n];
+		int64_t d;
+		if ((ret = col_blob(st, s, 0, p->id, HL_MSG_ID_LEN, "messages.id")) < 0 ||
+		    (ret = col_int(st, s, 1, 1, INT64_MAX, &p->peer_id, "messages.peer_id")) < 0 ||
+		    (ret = col_int(st, s, 2, 0, 1, &d, "messages.dir")) < 0 ||
+		    (ret = col_u64(st, s, 3, &p->bytes, "message size")) < 0)
+			break;
+		p->dir = (enum hl_dir)d;
+		(*n)++;
+	}
+out:
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+/* Runs SQL (one statement, no result) with ?1 bound to ID, ?2 to V. */
+static int exec_id(hl_store *st, const char *sql, const uint8_t id[static HL_MSG_ID_LEN],
+		   int64_t v, int64_t *changes)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_blob(s, 1, id, HL_MSG_ID_LEN, SQLITE_STATIC));
+	BIND(sqlite3_bind_int64(s, 2, v));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	if (ret == 0 && changes)
+		*changes = sqlite3_changes64(st->db);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* One candidate: its files queued, its contents dropped, its bytes freed. */
+static int purge_one(hl_store *st, const struct purge_cand *c, int64_t at_ms,
+		     struct hl_purge_stats *stats)
+{
+	int64_t files = 0, changed = 0;
+	int ret = exec_id(st, "INSERT OR IGNORE INTO unlink_queue (path)"
+			  " SELECT path FROM attachments WHERE msg_id = ?1 AND ?2 = ?2", c->id, 0,
+			  &files);
+	if (ret == 0)
+		ret = exec_id(st, "UPDATE messages SET body = NULL, subject = '', purged_at = ?2"
+			      " WHERE id = ?1 AND purged_at = 0", c->id, at_ms, &changed);
+	if (ret < 0 || changed == 0)
+		return ret;
+	if (c->dir == HL_DIR_IN) {
+		sqlite3_stmt *s = NULL;
+		int rc = SQLITE_OK;
+		if ((ret = adhoc(st, "UPDATE peers SET freed_bytes = min(freed_bytes + ?2,"
+				 " 9223372036854775807) WHERE id = ?1", &s)) < 0)
+			return ret;
+		BIND(sqlite3_bind_int64(s, 1, c->peer_id));
+		BIND(sqlite3_bind_int64(s, 2, (int64_t)c->bytes));
+		ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+		sqlite3_finalize(s);
+		if (ret < 0)
+			return ret;
+	}
+	stats->messages++;
+	stats->bytes = stats->bytes + c->bytes < stats->bytes ? UINT64_MAX : stats->bytes + c->bytes;
+	stats->files += (uint64_t)files;
+	return 0;
+}
+
+int hl_store_purge_count(hl_store *st, int64_t peer_id, int64_t before_ms,
+			 struct hl_purge_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	for (int dir = HL_DIR_OUT; dir <= HL_DIR_IN; dir++) {
+		/* The candidates' query, counted: the same WHERE, no limit. */
+		char *sql = xasprintf("SELECT count(*), CAST(min(total(b), 9223372036854775807.0)"
+				      " AS INTEGER) FROM (SELECT %s AS b FROM messages m WHERE %s)",
+				      PURGE_BYTES, purge_where[dir]);
+		sqlite3_stmt *s = NULL;
+		int rc = SQLITE_OK, ret = adhoc(st, sql, &s);
+		free(sql);
+		if (ret < 0)
+			return ret;
+		BIND(sqlite3_bind_int64(s, 1, peer_id));
+		BIND(sqlite3_bind_int64(s, 2, before_ms));
+		uint64_t n = 0, b = 0;
+		if (rc != SQLITE_OK)
+			ret = sqlerr(st, rc);
+		else if ((ret = step_row(st, s)) > 0 &&
+			 (ret = col_u64(st, s, 0, &n, "count")) == 0)
+			ret = col_u64(st, s, 1, &b, "total");
+		sqlite3_finalize(s);
+		if (ret < 0)
+			return ret;
+		stats->messages += n;
+		stats->bytes = stats->bytes + b < b ? UINT64_MAX : stats->bytes + b;
+	}
+	return 0;
+}
+
+int hl_store_purge(hl_store *st, int64_t peer_id, int64_t before_ms, int64_t at_ms,
+		   size_t limit, struct hl_purge_stats *stats)
+{
+	struct purge_cand *c = NULL;
+	size_t n = 0;
+	struct op op = { 0 };
+	bool begun = false;
+	int ret;
+	memset(stats, 0, sizeof(*stats));
+	if (limit == 0 || limit > HL_PURGE_BATCH_MAX || at_ms <= 0)
+		return fail(st, HL_EINVAL, "bad purge (limit %zu)", limit);
+	if (!sqlite3_get_autocommit(st->db))
+		return fail(st, HL_ESTATE, "a purge is its own transaction");
+	c = xcalloc(limit, sizeof(*c));
+	/* secure_delete: the freed pages are zeroed, not kept as free pages
+	 * that still hold the text (a per-connection setting: set and reset
+	 * around the transaction). */
+	if ((ret = adhoc_exec(st, "PRAGMA secure_delete = ON")) < 0)
+		goto out;
+	if ((ret = op_begin(st, &op)) < 0)
+		goto out;
+	begun = true;
+	if ((ret = purge_collect(st, HL_DIR_OUT, peer_id, before_ms, c, limit, &n)) < 0 ||
+	    (ret = purge_collect(st, HL_DIR_IN, peer_id, before_ms, c, limit, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = purge_one(st, &c[i], at_ms, stats);
+out:
+	if (begun)
+		ret = op_end(st, &op, ret);
+	adhoc_exec(st, "PRAGMA secure_delete = OFF");
+	if (ret < 0)
+		memset(stats, 0, sizeof(*stats));
+	free(c);
+	return ret;
+}
+
+int hl_store_set_purged(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], int64_t at_ms)
+{
+	return exec_id(st, "UPDATE messages SET body = NULL, subject = '', purged_at = ?2"
+		       " WHERE id = ?1", id, at_ms, NULL);
+}
+
+int hl_store_unlink_pending(hl_store *st, size_t limit, char ***paths, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*paths = NULL;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT path FROM unlink_queue ORDER BY path LIMIT ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, limit > I64MAX ? -1 : (int64_t)limit);
+	if (rc != SQLITE_OK) {
+		ret = sqlerr(st, rc);
+		goto out;
+	}
+	while ((ret = step_row(st, s)) > 0) {
+		char *path = NULL;
+		if ((ret = col_text_dup(st, s, 0, false, &path, "unlink_queue.path")) < 0)
+			break;
+		*paths = xrealloc(*paths, (*n + 1) * sizeof(**paths));
+		(*paths)[(*n)++] = path;
+	}
+out:
+	sqlite3_finalize(s);
+	if (ret < 0) {
+		for (size_t i = 0; i < *n; i++)
+			free((*paths)[i]);
+		free(*paths);
+		*paths = NULL;
+		*n = 0;
+		return ret;
+	}
+	return 0;
+}
+
+/* Runs SQL (one statement, no result) with ?1 bound to TEXT. */
+static int exec_text(hl_store *st, const char *sql, const char *text)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_unlink_done(hl_store *st, const char *path)
+{
+	return exec_text(st, "DELETE FROM unlink_queue WHERE path = ?1", path);
+}
+
+int hl_store_checkpoint(hl_store *st)
+{
+	return adhoc_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/* ---- restores ---- */
+
+int hl_store_mark_restored(hl_store *st)
+{
+	return adhoc_exec(st, "UPDATE peers SET resync = 1");
+}
+
+int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+	int ret;
+	*pending = false;
+	if ((ret = adhoc(st, "SELECT resync FROM peers WHERE id = ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_int(st, s, 0, 0, 1, &v, "peers.resync")) == 0)
+		*pending = v != 0;
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_resync_done(hl_store *st, int64_t peer_id)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "UPDATE peers SET resync = 0 WHERE id = ?1", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* Runs SQL with ?1 = PEER_ID and ?2 = SEQ; with YES, whether it gave a row. */
+static int peer_seq_stmt(hl_store *st, const char *sql, int64_t peer_id, uint64_t seq, bool *yes)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (seq > I64MAX)
+		return HL_EINVAL;
+	if ((ret = adhoc(st, sql, &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if (yes)
+		ret = step_row(st, s);
+	else
+		ret = step_done(st, s);
+	if (yes && ret >= 0) {
+		*yes = ret > 0;
+		ret = 0;
+	}
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_recovered_ack_add(hl_store *st, int64_t peer_id, uint64_t seq)
+{
+	return peer_seq_stmt(st, "INSERT OR IGNORE INTO recovered_acks (peer_id, seq) VALUES (?1, ?2)",
+			     peer_id, seq, NULL);
+}
+
+int hl_store_recovered_ack_has(hl_store *st, int64_t peer_id, uint64_t seq, bool *yes)
+{
+	return peer_seq_stmt(st, "SELECT 1 FROM recovered_acks WHERE peer_id = ?1 AND seq = ?2",
+			     peer_id, seq, yes);
+}
+
+int hl_store_recovered_acks_any(hl_store *st, int64_t peer_id, bool *yes)
+{
+	return peer_seq_stmt(st, "SELECT 1 FROM recovered_acks WHERE peer_id = ?1 AND ?2 = ?2 LIMIT 1",
+			     peer_id, 0, yes);
+}
+
+int hl_store_claim_hold(hl_store *st, int64_t peer_id, uint64_t seq,
+			const uint8_t hash[static HL_HASH_LEN])
+{
+	sqlite3_stmt *s = NULL;
+	int rc = SQLITE_OK, ret;
+	if (seq == 0 || seq > I64MAX)
+		return 0;
+	if ((ret = adhoc(st, "UPDATE peers SET claimed_seq = ?2, claimed_hash = ?3"
+			 " WHERE id = ?1 AND claimed_seq < ?2", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	BIND(sqlite3_bind_blob(s, 3, hash, HL_HASH_LEN, SQLITE_STATIC));
+	ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+	sqlite3_finalize(s);
+	return ret;
+}
+
+int hl_store_signing_head(hl_store *st, int64_t peer_id, struct hl_chain_head *head)
+{
+	sqlite3_stmt *s = NULL;
+	int ret = hl_store_in_contiguous(st, peer_id, head);
+	if (ret < 0)
+		return ret;
+	if ((ret = adhoc(st, "SELECT claimed_seq, claimed_hash FROM peers WHERE id = ?1"
+			 " AND claimed_seq > ?2", &s)) < 0)
+		return ret;
+	int rc = SQLITE_OK;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)head->seq));
+	uint64_t seq = 0;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_u64(st, s, 0, &seq, "peers.claimed_seq")) == 0 &&
+		 (ret = col_blob(st, s, 1, head->hash, HL_HASH_LEN, "peers.claimed_hash")) == 0)
+		head->seq = seq;
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_unack_lost(hl_store *st, int64_t peer_id, uint64_t base,
+			const uint64_t (*ranges)[2], size_t n, size_t max, uint64_t *count)
+{
+	sqlite3_stmt *s = NULL;
+	uint64_t *lost = NULL;
+	size_t nlost = 0;
+	int rc = SQLITE_OK, ret;
+	*count = 0;
+	if (base >= I64MAX)
+		return 0;
+	if ((ret = adhoc(st, "SELECT seq FROM items WHERE peer_id = ?1 AND dir = 0 AND acked = 1"
+			 " AND seq > ?2 ORDER BY seq", &s)) < 0)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)base));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	lost = xcalloc(max ? max : 1, sizeof(*lost));
+	/* Rows in seq order, ranges in increasing order: one merge pass. */
+	size_t r = 0;
+	while (ret == 0 && nlost < max && (ret = step_row(st, s)) > 0) {
+		uint64_t seq = 0;
+		if ((ret = col_u64(st, s, 0, &seq, "items.seq")) < 0)
+			break;
+		while (r < n && ranges[r][1] < seq)
+			r++;
+		if (!(r < n && ranges[r][0] <= seq))
+			lost[nlost++] = seq;
+		ret = 0;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (ret < 0)
+		goto out;
+	if ((ret = adhoc(st, "UPDATE items SET acked = 0 WHERE peer_id = ?1 AND dir = 0"
+			 " AND seq = ?2", &s)) < 0)
+		goto out;
+	for (size_t i = 0; i < nlost && ret == 0; i++) {
+		rc = SQLITE_OK;
+		BIND(sqlite3_bind_int64(s, 1, peer_id));
+		BIND(sqlite3_bind_int64(s, 2, (int64_t)lost[i]));
+		ret = rc != SQLITE_OK ? sqlerr(st, rc) : step_done(st, s);
+		sqlite3_reset(s);
+	}
+	if (ret == 0)
+		*count = nlost;
+out:
+	sqlite3_finalize(s);
+	free(lost);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- every peer ever known (removed ones too: peers are never deleted) ---- */
+
+int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_row *row),
+		       void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT id, name, signing_key, noise_key, created_at FROM peers"
+			 " ORDER BY id", &s)) < 0)
+		return ret;
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_peer_row row;
+		memset(&row, 0, sizeof(row));
+		if ((ret = col_int(st, s, 0, 1, INT64_MAX, &row.id, "peers.id")) < 0 ||
+		    (ret = col_text(st, s, 1, row.name, sizeof(row.name), "peers.name")) < 0 ||
+		    (ret = col_blob(st, s, 2, row.signing_key, 32, "peers.signing_key")) < 0 ||
+		    (ret = col_blob(st, s, 3, row.noise_key, 32, "peers.noise_key")) < 0 ||
+		    (ret = col_int(st, s, 4, INT64_MIN, INT64_MAX, &row.created_at,
+				   "peers.created_at")) < 0 ||
+		    (ret = fn(arg, &row)) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- backup ---- */
+
+int hl_store_each_att_file(hl_store *st,
+			   int (*fn)(void *arg, const struct hl_att_file *f), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	if ((ret = adhoc(st, "SELECT a.path, a.size, a.done, m.dir, m.state FROM attachments a"
+			 " JOIN messages m ON m.id = a.msg_id WHERE m.purged_at = 0"
+			 " ORDER BY a.path", &s)) < 0)
+		return ret;
+	while ((ret = step_row(st, s)) > 0) {
+		struct hl_att_file f;
+		int64_t dir = 0, state = 0;
+		memset(&f, 0, sizeof(f));
+		if ((ret = col_text(st, s, 0, f.path, sizeof(f.path), "attachments.path")) < 0 ||
+		    (ret = col_u64(st, s, 1, &f.size, "attachments.size")) < 0 ||
+		    (ret = col_u64(st, s, 2, &f.done, "attachments.done")) < 0 ||
+		    (ret = col_int(st, s, 3, 0, 1, &dir, "messages.dir")) < 0 ||
+		    (ret = col_int(st, s, 4, 0, HL_MSG_REFUSED_IN, &state, "messages.state")) < 0)
+			break;
+		f.dir = (enum hl_dir)dir;
+		f.state = (enum hl_msg_state)state;
+		if ((ret = fn(arg, &f)) != 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_backup(hl_store *st, const char *path)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		return fail(st, HL_ESTATE, "a backup cannot run inside a transaction");
+	/* VACUUM INTO reads one snapshot (WAL: writers go on meanwhile) and
+	 * writes only live pages: what a purge freed is not copied.  PATH
+	 * must be absent or empty; it keeps the mode its creator gave it. */
+	return exec_text(st, "VACUUM INTO ?1", path);
 }

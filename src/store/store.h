@@ -152,6 +152,9 @@ struct hl_msg_row {
 	struct hl_att_row *att;       /* xmalloc'd array of n_att */
 	uint64_t body_done;           /* IN: bytes of a chunked body (part 0)
 	                               * durable so far; body_size once set */
+	int64_t purged_at;            /* ms: when retention purged its contents
+	                               * (body, subject, attachment files); 0 never.
+	                               * A purged message has body NULL and subject "" */
 };
 /* Frees what a read allocated inside ROW (not ROW itself). */
 void hl_msg_row_clear(struct hl_msg_row *row);
@@ -239,9 +242,41 @@ int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 			    uint64_t class_seq, int *state);
 
-/* Bytes stored for PEER's incoming messages (bodies and attachments),
- * for the quota: the declared sizes of every IN message, so space a
- * partial message will need counts from the start. */
+/* ---- the chain rules' lookups (chain/accept.h) ---- */
+
+struct hl_class_pos {
+	bool found;
+	uint64_t seq;
+	uint64_t class_seq;
+};
+/* Of PEER's IN messages of PREC: the one with the highest class_seq below
+ * CLASS_SEQ (BELOW) and the one with the lowest at or above it (ABOVE). */
+int hl_store_in_class_near(hl_store *st, int64_t peer_id, unsigned prec, uint64_t class_seq,
+			   struct hl_class_pos *below, struct hl_class_pos *above);
+/* The nearest item of the chain (PEER, DIR) below SEQ (or above it, with
+ * ABOVE) that records the other chain's head (a receipt, check or answer):
+ * its seq and encoded bytes (copied into BUF of CAP bytes).  HL_ENOTFOUND
+ * when there is none. */
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap);
+/* Our (OUT) item at SEQ: its kind and hash, and when it is a message its
+ * state (else -1).  HL_ENOTFOUND when we authored nothing there. */
+int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,
+		       uint8_t hash[static HL_HASH_LEN], int *msg_state);
+/* How many of PEER's positions hold a tombstone (a full scan of its IN
+ * items: the engine counts it once, then keeps the count). */
+int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n);
+
+/* Bytes stored on PEER's behalf, for the quota: every row kept for it
+ * costs HL_STORE_ROW_COST bytes plus its variable bytes (its items and
+ * tombstones, the receipts and answers we author because of it, its
+ * messages' subjects and declared bodies, its checks, agreements and the
+ * evidence against it), and every file at least HL_STORE_BLOCK_COST
+ * (attachments by their declared sizes rounded up to it, so space a
+ * partial message will need counts from the start; a message with
+ * attachments one more, for its directory). */
+#define HL_STORE_ROW_COST 256
+#define HL_STORE_BLOCK_COST 4096
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 
 /* ---- additions made while implementing the store ---- */
@@ -249,7 +284,7 @@ int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 /* The schema version this code writes.  hl_store_open() migrates an older
  * store to it, one step per transaction, and refuses a newer one
  * (HL_EUNSUPP). */
-#define HL_STORE_SCHEMA_VERSION 3
+#define HL_STORE_SCHEMA_VERSION 5
 
 /* Why the last hl_store_open() in this thread failed: one line naming the
  * file and the cause (for example a schema newer than this hotline). */
@@ -407,6 +442,7 @@ struct hl_link_msg {
 	uint64_t seq;
 	uint8_t id[HL_MSG_ID_LEN];
 	bool has_body;                /* the body is stored (IN: it has arrived) */
+	int64_t purged_at;            /* ms: retention purged its contents; 0 never */
 };
 /* Every message with PEER, both directions: OUT first, each in seq order. */
 int hl_store_each_link_message(hl_store *st, int64_t peer_id,
@@ -426,5 +462,97 @@ int hl_store_open_readonly(const char *dir, hl_store **out);
 /* One indexed query over PEER's send queue. */
 int hl_store_out_summary(hl_store *st, int64_t peer_id, uint64_t after,
 			 struct hl_out_summary *out);
+
+/* ---- retention (msg/retain.h drives it) ---- */
+
+#define HL_PURGE_BATCH_MAX 1000
+
+struct hl_purge_stats {
+	uint64_t messages;            /* messages whose contents were purged */
+	uint64_t bytes;               /* their body and attachment bytes */
+	uint64_t files;               /* attachment files queued for removal */
+};
+/* In one transaction of its own, purges at most LIMIT (1..HL_PURGE_BATCH_MAX)
+ * messages of PEER_ID (every peer when 0) that are done (OUT delivered or
+ * refused, IN complete or refused) and older than BEFORE_MS at this station
+ * (OUT: when the receipt came; IN: when it became visible): body NULL,
+ * subject "", purged_at AT_MS; their attachment files go into the unlink
+ * queue; an IN message's bytes are freed from the peer's quota.  Rows and
+ * signed items stay.  Fewer than LIMIT purged means none are left. */
+int hl_store_purge(hl_store *st, int64_t peer_id, int64_t before_ms, int64_t at_ms,
+		   size_t limit, struct hl_purge_stats *stats);
+/* What hl_store_purge would purge, all of it (STATS->files stays 0). */
+int hl_store_purge_count(hl_store *st, int64_t peer_id, int64_t before_ms,
+			 struct hl_purge_stats *stats);
+/* Marks message ID purged at AT_MS (its body and subject dropped), with no
+ * file to remove: a message of ours that a restore got back from the peer
+ * as its signed item alone. */
+int hl_store_set_purged(hl_store *st, const uint8_t id[static HL_MSG_ID_LEN], int64_t at_ms);
+/* Files of purged messages still to remove (paths relative to the station
+ * directory, xmalloc'd array of xmalloc'd strings), at most LIMIT. */
+int hl_store_unlink_pending(hl_store *st, size_t limit, char ***paths, size_t *n);
+/* PATH is gone: take it off the queue. */
+int hl_store_unlink_done(hl_store *st, const char *path);
+/* Best effort: moves the WAL into the database file and truncates it (after
+ * a purge, so purged text leaves the -wal file too). */
+int hl_store_checkpoint(hl_store *st);
+
+/* Restores (docs/messages.md section 7).  mark_restored: every peer of
+ * a store just copied by `backup` is to be resynchronised; until then the
+ * store refuses every new (unacknowledged) OUT item on that link. */
+int hl_store_mark_restored(hl_store *st);
+int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending);
+int hl_store_resync_done(hl_store *st, int64_t peer_id);
+/* Receipts of ours recovered after a restore acknowledge these positions
+ * of the peer's chain: the station never acknowledges them again (the
+ * peer refuses a second receipt for a message).  ack_has: whether SEQ is
+ * one; acks_any: whether the peer has any. */
+int hl_store_recovered_ack_add(hl_store *st, int64_t peer_id, uint64_t seq);
+int hl_store_recovered_ack_has(hl_store *st, int64_t peer_id, uint64_t seq, bool *yes);
+int hl_store_recovered_acks_any(hl_store *st, int64_t peer_id, bool *yes);
+/* An item of ours recovered after a restore states that we held the
+ * peer's chain up to SEQ (hash HASH): remembered, the highest only. */
+int hl_store_claim_hold(hl_store *st, int64_t peer_id, uint64_t seq,
+			const uint8_t hash[static HL_HASH_LEN]);
+/* The peer's chain head that a new item of ours states (receipts, checks,
+ * answers: their peer_seq and peer_hash): what we hold contiguously
+ * (hl_store_in_contiguous), or, after a restore and until we hold that
+ * much again, the hold our recovered items stated, so it never goes back
+ * along our chain. */
+int hl_store_signing_head(hl_store *st, int64_t peer_id, struct hl_chain_head *head);
+/* The peer's ACK (BASE and its RANGES, in increasing order) leaves out
+ * items of ours the store has as acknowledged: the peer lost them (it was
+ * restored from a backup).  Marks at most MAX of them unacknowledged, so
+ * they are sent again; *COUNT says how many. */
+int hl_store_unack_lost(hl_store *st, int64_t peer_id, uint64_t base,
+			const uint64_t (*ranges)[2], size_t n, size_t max, uint64_t *count);
+
+/* Every peer this store ever knew, pinned or since removed (peers rows are
+ * never deleted), by id.  FN returns nonzero to stop. */
+struct hl_peer_row {
+	int64_t id;
+	char name[64];
+	uint8_t signing_key[32];
+	uint8_t noise_key[32];
+	int64_t created_at;           /* ms: first pinned or seen */
+};
+int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_row *row),
+		       void *arg);
+
+/* A consistent copy of the whole store (one snapshot; writers go on) into
+ * PATH, which must not exist or be empty; the caller fsyncs it. */
+int hl_store_backup(hl_store *st, const char *path);
+/* Every attachment file the store's messages need (purged ones excluded),
+ * by path: for `backup`, which copies exactly what its copy of the store
+ * names.  DONE: an IN part's durable bytes (its file is PATH.part until
+ * the part is whole). */
+struct hl_att_file {
+	char path[512];
+	uint64_t size, done;
+	enum hl_dir dir;
+	enum hl_msg_state state;
+};
+int hl_store_each_att_file(hl_store *st,
+			   int (*fn)(void *arg, const struct hl_att_file *f), void *arg);
 
 #endif

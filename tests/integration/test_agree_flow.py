@@ -31,15 +31,18 @@ def test_propose_sign_list(daemons, tmp_path):
                   scaled(15), "the proposal and its document at bravo")
     assert gb["state"] == "proposed" and gb["proposed_by"] == "them" and gb["hash"] == g["hash"]
     assert "proposed" in b.cmd("agree", "list").stdout
-    out = b.cmd("agree", "sign", aid[:12]).stdout
-    assert out.startswith(f"signed agreement {aid} with alpha: treaty.txt") and "signed by both" in out
+    out = b.cmd("agree", "sign", aid[:12], "--yes").stdout
+    # What is signed is shown first (name, size, hash, proposer), then the result.
+    assert f"Agreement:  {aid}" in out and "by alpha" in out and g["hash"] in out, out
+    last = out.splitlines()[-1]
+    assert last.startswith(f"signed agreement {aid} with alpha: treaty.txt") and "signed by both" in last
     assert agreements(b)[aid]["state"] == "signed_by_both"
     wait_for(lambda: agreements(a)[aid]["state"] == "signed_by_both", scaled(10),
              "alpha to see bravo's countersign")
     assert "signed by both" in a.cmd("agree", "list").stdout
     # Signed twice: refused; a proposal of ours: refused.
-    assert b.cmd("agree", "sign", aid, check=False).returncode == 1
-    assert a.cmd("agree", "sign", aid, check=False).returncode == 1
+    assert b.cmd("agree", "sign", aid, "--yes", check=False).returncode == 1
+    assert a.cmd("agree", "sign", aid, "--yes", check=False).returncode == 1
     # Both chains, at both stations: alpha's AGREEMENT (kind 5) whose hash is
     # the id, and bravo's COUNTERSIGN (kind 6).
     for st in (a, b):
@@ -57,13 +60,13 @@ def test_sign_waits_for_the_document(daemons, tmp_path):
         f.write("memo\n")
     aid = a.cmd("agree", "propose", "bravo", doc).stdout.strip()
     assert agreements(a)[aid]["state"] == "signed_by_us"
-    p = b.cmd("agree", "sign", aid, check=False)
+    p = b.cmd("agree", "sign", aid, "--yes", check=False)
     assert p.returncode == 1 and "no agreement" in p.stderr
     assert b.cmd("agree", "list").stdout == "no agreements\n"
     b.start()
     wait_for(lambda: aid in agreements(b) and agreements(b)[aid]["document"] == "here",
              scaled(15), "the proposal at bravo")
-    b.cmd("agree", "sign", aid)
+    b.cmd("agree", "sign", aid, "--yes")
     wait_for(lambda: agreements(a)[aid]["state"] == "signed_by_both", scaled(10), "signed by both")
 
 
@@ -74,5 +77,5 @@ def test_agree_usage(daemons):
     assert a.cmd("agree", "--help").returncode == 0
     p = a.cmd("agree", "propose", "nobody", "/etc/hostname", check=False)
     assert p.returncode == 1 and "no peer named 'nobody'" in p.stderr
-    p = a.cmd("agree", "sign", "zz", check=False)
+    p = a.cmd("agree", "sign", "zz", "--yes", check=False)
     assert p.returncode == 1

@@ -202,7 +202,7 @@ def test_exchange_cards_and_pin(two):
 
 def test_options_after_positional_and_address_override(two):
     w = two["w"]
-    a = run(w, "peer", "add", "--address", "[::1]:7200", two["pcard"])
+    a = run(w, "peer", "add", "--address", "[::1]:7200", two["pcard"], "--fingerprint", two["pfp"])
     assert a.returncode == 0, a.stderr
     assert run(w, "peer", "list").stdout.endswith("\t[::1]:7200\n")
     assert "Address = [::1]:7200" in (w / "station.conf").read_text()
@@ -212,7 +212,11 @@ def test_wrong_fingerprint_refused(two):
     wrong = "12345 67890 12345 67890 12345 67890 12345 67890"
     line = refused(two["w"], "peer", "add", two["pcard"], "--fingerprint", wrong,
                    needle="fingerprint mismatch")
-    assert two["pfp"] in line and wrong in line
+    # What was given is quoted; the card's own fingerprint is not shown, so it
+    # cannot be copied into the next attempt: the line says where to get it.
+    assert wrong in line and two["pfp"] not in line, line
+    assert "does not have the fingerprint you gave" in line, line
+    assert "'hotline card' or 'hotline status'" in line and "channel you trust" in line, line
     # The other station's fingerprint is wrong for this card too.
     refused(two["w"], "peer", "add", two["pcard"], "--fingerprint", two["wfp"],
             needle="fingerprint mismatch")
@@ -220,31 +224,34 @@ def test_wrong_fingerprint_refused(two):
 
 def test_duplicate_name_refused(two, tmp_path):
     w = two["w"]
-    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     # Another station that calls itself pyongyang too
     other, _ = init(tmp_path, "other")
     text = run(other, "card").stdout.replace("Name = other", "Name = pyongyang")
-    refused(w, "peer", "add", "-", stdin=text, needle="a peer named 'pyongyang' is already pinned")
+    refused(w, "peer", "add", "-", "--trust-without-checking", stdin=text,
+            needle="a peer named 'pyongyang' is already pinned")
     # The very same card again
-    refused(w, "peer", "add", two["pcard"], needle="already pinned")
+    refused(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"], needle="already pinned")
 
 
 def test_same_key_other_name_refused(two):
     w = two["w"]
-    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     text = two["pcard"].read_text().replace("Name = pyongyang", "Name = impostor")
-    refused(w, "peer", "add", "-", stdin=text, needle="already pinned as peer 'pyongyang'")
+    refused(w, "peer", "add", "-", "--trust-without-checking", stdin=text,
+            needle="already pinned as peer 'pyongyang'")
     # One key of the pinned peer mixed with a fresh station's other key
     fresh, _ = init(two["tmp"], "fresh")
     fcard = run(fresh, "card").stdout
     sk = re.search(r"^SigningKey = .*$", two["pcard"].read_text(), re.M).group(0)
     mixed = re.sub(r"^SigningKey = .*$", sk, fcard, flags=re.M)
-    refused(w, "peer", "add", "-", stdin=mixed,
+    refused(w, "peer", "add", "-", "--trust-without-checking", stdin=mixed,
             needle="SigningKey is already pinned as peer 'pyongyang'")
 
 
 def test_own_card_refused(two):
-    refused(two["w"], "peer", "add", two["wcard"], needle="cannot pin itself")
+    refused(two["w"], "peer", "add", two["wcard"], "--fingerprint", two["wfp"],
+            needle="cannot pin itself")
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -258,37 +265,40 @@ def test_own_card_refused(two):
     ("#" * 5000 + "\n", "larger than"),
 ])
 def test_malformed_card_refused(two, text, needle):
-    line = refused(two["w"], "peer", "add", "-", stdin=text, needle=needle)
+    line = refused(two["w"], "peer", "add", "-", "--trust-without-checking", stdin=text,
+                   needle=needle)
     assert "\x1b" not in line
 
 
 def test_card_with_extra_key_refused(two):
     text = two["pcard"].read_text() + "Listen = 1.2.3.4:5\n"
-    refused(two["w"], "peer", "add", "-", stdin=text, needle="unknown key 'Listen'")
+    refused(two["w"], "peer", "add", "-", "--trust-without-checking", stdin=text,
+            needle="unknown key 'Listen'")
 
 
 def test_card_file_missing(two):
-    refused(two["w"], "peer", "add", two["tmp"] / "nope.card", needle="nope.card")
+    refused(two["w"], "peer", "add", two["tmp"] / "nope.card", "--trust-without-checking",
+            needle="nope.card")
 
 
 def test_remove(two):
     w = two["w"]
     before = (w / "station.conf").read_bytes()
-    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     r = run(w, "peer", "remove", "pyongyang")
     assert r.returncode == 0, r.stderr
     assert run(w, "peer", "list").stdout == ""
     assert (w / "station.conf").read_bytes() == before
     refused(w, "peer", "remove", "pyongyang", needle="no peer named 'pyongyang'")
     # Pinned again after removal
-    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
 
 
 def test_comments_survive_edits(two):
     w = two["w"]
     conf = w / "station.conf"
     conf.write_text(conf.read_text() + "# our note; keep = this\n")
-    assert run(w, "peer", "add", two["pcard"]).returncode == 0
+    assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     assert "# our note; keep = this\n" in conf.read_text()
     assert run(w, "peer", "remove", "pyongyang").returncode == 0
     assert "# our note; keep = this\n" in conf.read_text()
@@ -301,7 +311,8 @@ def test_bad_station_conf_is_reported_with_line(two):
     p = run(w, "card")
     assert p.returncode == 1
     assert re.search(r"station\.conf:\d+: bad Keepalive 'soon'", p.stderr), p.stderr
-    refused(w, "peer", "add", two["pcard"], needle="bad Keepalive 'soon'")
+    refused(w, "peer", "add", two["pcard"], "--trust-without-checking",
+            needle="bad Keepalive 'soon'")
 
 
 def test_no_station(tmp_path):
@@ -314,11 +325,11 @@ def test_no_station(tmp_path):
 def test_private_keys_never_printed(two):
     w, p = two["w"], two["p"]
     run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"])
-    run(p, "peer", "add", two["wcard"])
-    run(w, "peer", "add", two["pcard"])
-    run(w, "peer", "add", two["wcard"])
-    run(w, "peer", "add", "-", stdin=(w / "identity.key").read_text())
-    run(w, "peer", "add", w / "identity.key")
+    run(p, "peer", "add", two["wcard"], "--trust-without-checking")
+    run(w, "peer", "add", two["pcard"], "--trust-without-checking")
+    run(w, "peer", "add", two["wcard"], "--trust-without-checking")
+    run(w, "peer", "add", "-", "--trust-without-checking", stdin=(w / "identity.key").read_text())
+    run(w, "peer", "add", w / "identity.key", "--trust-without-checking")
     run(w, "peer", "list")
     run(w, "card")
     run(w, "init", "again")
@@ -350,6 +361,8 @@ def test_private_keys_never_printed(two):
     ["peer", "add", "x.card", "--fingerprint", "123"],
     ["peer", "add", "x.card", "--address", "nowhere"],
     ["peer", "add", "x.card", "--fingerprint"],
+    ["peer", "add", "x.card"],      # neither a fingerprint nor an explicit choice
+    ["peer", "add", "x.card", "--fingerprint", "1" * 40, "--trust-without-checking"],
     ["peer", "list", "extra"],
     ["peer", "remove"],
     ["peer", "remove", "a", "b"],
@@ -370,3 +383,120 @@ def test_help(tmp_path, args):
     assert p.returncode == 0
     assert p.stdout.startswith("usage: hotline ")
     assert not (tmp_path / "s").exists()
+
+
+# ---- a new operator's first hour (issue 11, section 6) ----
+
+def test_peer_add_needs_a_fingerprint_or_an_explicit_choice(two):
+    w = two["w"]
+    conf = (w / "station.conf").read_bytes()
+    p = run(w, "peer", "add", two["pcard"])
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "--fingerprint" in p.stderr and "--trust-without-checking" in p.stderr, p.stderr
+    assert (w / "station.conf").read_bytes() == conf
+    assert run(w, "peer", "list").stdout == ""
+    # Choosing to trust without checking is allowed, and said again.
+    p = run(w, "peer", "add", two["pcard"], "--trust-without-checking")
+    assert p.returncode == 0, p.stderr
+    assert "NOT CHECKED" in p.stdout and two["pfp"] in p.stdout, p.stdout
+
+
+def test_card_and_status_show_the_station_fingerprint(two):
+    w, wfp = two["w"], two["wfp"]
+    p = run(w, "card")
+    assert p.returncode == 0, p.stderr
+    assert wfp not in p.stdout          # stdout is exactly the card
+    assert p.stdout == two["wcard"].read_text()
+    assert p.stderr == "Fingerprint: %s\n" % wfp
+    p = run(w, "card", "--fingerprint")
+    assert p.returncode == 0 and p.stdout == wfp + "\n", (p.stdout, p.stderr)
+    # status, with no daemon: the fingerprint, and exit 3 (not running)
+    p = run(w, "status")
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert ("fingerprint %s" % wfp) in p.stdout.splitlines()[1], p.stdout
+
+
+NO_STATION = [
+    ["card"], ["peer", "list"], ["peer", "remove", "x"],
+    ["peer", "add", "x.card", "--trust-without-checking"],
+    ["run"], ["status"], ["status", "--json"], ["send", "p", "hello"], ["send", "p"],
+    ["inbox"], ["outbox"], ["read", "0123456789abcdef"], ["watch"], ["check", "p"],
+    ["answer"], ["agree", "list"], ["agree", "sign", "0123456789abcdef"],
+    ["agree", "propose", "p", "f"], ["record", "export", "p", "-o", "r"],
+    ["bundle", "export", "p", "-o", "b"], ["bundle", "import", "b"],
+    ["purge", "--before", "2020-01-01", "--yes"], ["backup", "somewhere"],
+]
+
+
+@pytest.mark.parametrize("args", NO_STATION)
+def test_missing_station_one_message_in_every_command(tmp_path, args):
+    d = tmp_path / "none"
+    p = subprocess.run([os.path.abspath(BIN), "-d", str(d)] + args, input="", capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert p.returncode == 1, (args, p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, (args, p.stderr)
+    assert lines[0].endswith(": no station at %s (create one with 'hotline init NAME')" % d), \
+        (args, lines[0])
+    assert lines[0].startswith("hotline "), lines[0]
+    assert p.stdout == "", (args, p.stdout)
+    assert not d.exists()
+
+
+COMMANDS = ["init", "card", "peer", "run", "status", "send", "inbox", "outbox", "read",
+            "watch", "check", "answer", "agree", "record", "bundle", "purge", "backup", "help"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_for_every_command(tmp_path, cmd):
+    d = tmp_path / "s"
+    a = run(d, cmd, "--help")
+    assert a.returncode == 0, (cmd, a.stderr)
+    assert a.stdout.startswith("usage: hotline "), (cmd, a.stdout)
+    b = run(d, "help", cmd)
+    assert b.returncode == 0, (cmd, b.stderr)
+    assert b.stdout == a.stdout, cmd
+    assert not d.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["peer", "add", "--help"], ["peer", "list", "--help"], ["peer", "remove", "--help"],
+    ["agree", "sign", "--help"], ["agree", "list", "--help"], ["agree", "propose", "--help"],
+    ["record", "export", "--help"], ["record", "verify", "--help"], ["record", "show", "--help"],
+    ["bundle", "export", "--help"], ["bundle", "import", "--help"],
+])
+def test_help_for_subcommands(tmp_path, args):
+    p = run(tmp_path / "s", *args)
+    assert p.returncode == 0, (args, p.stderr)
+    assert p.stdout.startswith("usage: hotline "), (args, p.stdout)
+
+
+def test_help_command(tmp_path):
+    p = run(tmp_path / "s", "help")
+    assert p.returncode == 0 and p.stdout.startswith("usage: hotline "), p.stderr
+    for cmd in COMMANDS:
+        assert "\n  %s " % cmd in p.stdout, cmd
+    assert p.stdout == run(tmp_path / "s", "--help").stdout
+    p = run(tmp_path / "s", "help", "frobnicate")
+    assert p.returncode == 2 and "unknown command 'frobnicate'" in p.stderr, p.stderr
+
+
+def test_send_refuses_an_empty_message(two):
+    w = two["w"]
+    assert run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"]).returncode == 0
+    for args, stdin in ((["send", "pyongyang"], ""), (["send", "pyongyang", ""], None),
+                        (["send", "pyongyang", "-s", "subject only"], "")):
+        p = run(w, *args, stdin=stdin if stdin is not None else "")
+        assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
+        assert "the message is empty" in p.stderr and "--allow-empty" in p.stderr, p.stderr
+        assert p.stdout == ""
+    assert run(w, "outbox", "--json").stdout.strip() == "[]"
+    # Said explicitly, it goes.
+    p = run(w, "send", "pyongyang", "--allow-empty", stdin="")
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(r"[0-9a-f]{32}\n", p.stdout), p.stdout
+    # An attachment alone is not empty.
+    f = two["tmp"] / "doc.txt"
+    f.write_text("annex\n")
+    p = run(w, "send", "pyongyang", "-a", f, stdin="")
+    assert p.returncode == 0, p.stderr

@@ -1,4 +1,5 @@
-"""test_misbehaving_peers.py — bad input never hurts (PRODUCT.md).
+"""test_misbehaving_peers.py — bad input never hurts: the station
+refuses it and goes on serving its other peers.
 
 Station A (washington) and its real pinned peer B (pyongyang) run and are
 linked.  Each test attacks A from the network: an unpinned key, garbage,

@@ -1,4 +1,5 @@
-"""Hostile input from a pinned peer (PRODUCT.md: "Bad input never hurts").
+"""Hostile input from a pinned peer (bad input is refused, loses
+nothing and hurts no other traffic).
 
 The peer is hlpeer.py, an independent implementation of the protocol that
 breaks one rule at a time on purpose.  For each bad message the receiving
@@ -288,9 +289,11 @@ def test_read_save_writes_base_names_only(net, tmp_path):
     save.mkdir()
     before = set(os.listdir(tmp_path))
     b.cmd("read", mid, "--save", str(save))
-    assert sorted(os.listdir(save)) == sorted(names)
+    # a leading '.' or '-' gets a '_' in front (cmd/read.c): no hidden file, no option
+    safe = {n: ("_" + n if n[0] in ".-" else n) for n in names}
+    assert sorted(os.listdir(save)) == sorted(safe.values())
     for a in atts:
-        assert (save / a.name.decode()).read_bytes() == a.data
+        assert (save / safe[a.name.decode()]).read_bytes() == a.data
     assert set(os.listdir(tmp_path)) == before, "read --save wrote outside its directory"
 
 

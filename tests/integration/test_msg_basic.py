@@ -1,5 +1,6 @@
 """Messages between two real stations: the everyday behaviour of `send`,
-`inbox`, `outbox` and `read` (PRODUCT.md, Commands and --json fields).
+`inbox`, `outbox` and `read`: what they print, and their --json fields
+(docs/json.md).
 
 Each test starts its own pair of daemons on free 127.0.0.1 ports (the `net`
 fixture stops them at teardown, pass or fail) and bounds every wait.

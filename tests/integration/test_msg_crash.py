@@ -1,5 +1,6 @@
-"""No loss, no duplicate, order kept, under crashes (PRODUCT.md: Durable;
-Exactly once, in order).
+"""No loss, no duplicate, order kept, under crashes (a message whose id
+`send` printed survives any crash, and is delivered exactly once, in
+order).
 
 Two stations; washington dials pyongyang through a TCP proxy (so the test can
 cut the link), pyongyang does not dial back, so every byte passes the proxy.

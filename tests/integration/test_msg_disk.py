@@ -1,5 +1,5 @@
-"""A full disk at the receiver (PRODUCT.md: "Bad input never hurts ... full
-disks: a clear error, nothing lost"; docs/messages.md section 4).
+"""A full disk at the receiver (a full disk gets a clear error and loses
+nothing; docs/messages.md section 4).
 
 pyongyang's station directory lives on its own 64 MiB tmpfs (mounted by the
 test, unmounted at teardown).  A filler file leaves about 6 MiB free, then

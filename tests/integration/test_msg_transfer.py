@@ -1,5 +1,6 @@
 """Large documents: precedence over a transfer in flight, and resuming a
-broken transfer (PRODUCT.md: Precedence; docs/messages.md: RESUME).
+broken transfer (a FLASH message overtakes a document in flight;
+docs/messages.md: RESUME).
 
 The stations talk through a TCP proxy that throttles the sender-to-receiver
 direction (a slow line, so that a transfer is reliably "in flight" for

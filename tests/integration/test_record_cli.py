@@ -161,7 +161,7 @@ def write_cards(tmp_path, *stations):
 
 def send(st, peer, *args):
     p = st.cmd("send", peer, "--wait=%d" % int(scaled(30)), *args)
-    return p.stdout.strip()
+    return p.stdout.splitlines()[0]   # the id; then "delivered to ..."
 
 
 def exchange(tmp_path, a, b):
@@ -350,7 +350,7 @@ def test_checks_and_agreements_in_the_record(stations, tmp_path):
         return {g["id"]: g for g in json.loads(st.cmd("agree", "list", "--json").stdout)}
     wait_for(lambda: listed(b).get(aid, {}).get("document") == "here", scaled(15),
              "the proposal and its document at pyongyang")
-    b.cmd("agree", "sign", aid)
+    b.cmd("agree", "sign", aid, "--yes")
     wait_for(lambda: listed(a)[aid]["state"] == "signed_by_both", scaled(15),
              "washington to hold pyongyang's countersign")
 

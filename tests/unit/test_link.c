@@ -724,6 +724,11 @@ static void test_backpressure(void **state)
 	assert_int_equal(ret, -EAGAIN);
 	assert_int_equal(sent, (HL_LINK_HIGH_WATER + 60017) / 60020);
 	assert_false(hl_link_writable(p.i.l));
+	/* A small urgent record (a call's) still goes, a large one never. */
+	assert_int_equal(hl_link_send_urgent(p.i.l, 0x30, body, 56, 0), 0);
+	assert_int_equal(hl_link_send_urgent(p.i.l, 0x30, body, HL_LINK_URGENT_MAX + 1, 0),
+			 HL_ETOOBIG);
+	sent++;
 	/* Taken but not yet written still counts. */
 	const uint8_t *out = NULL;
 	size_t n = hl_link_output(p.i.l, &out);

@@ -352,6 +352,10 @@ struct fx_variant {
 	bool no_atts;
 	int sealer;                   /* station index; default 0 */
 	const bool *disclose;         /* per h->m; NULL: each message's own flag */
+	/* Version 2: the (chain, seq) of purged messages, in the order given;
+	 * none: version 1. */
+	const uint64_t (*purged)[2];
+	size_t npurged;
 };
 
 static inline void fx_default(const struct fx_hist *h, struct fx_variant *v)
@@ -381,13 +385,16 @@ static inline void fx_write(const struct fx_hist *h, const struct fx_variant *vv
 			dv.no_atts = v->no_atts;
 			dv.sealer = v->sealer;
 			dv.disclose = v->disclose;
+			dv.purged = v->purged;
+			dv.npurged = v->npurged;
 		}
 		v = &dv;
 	}
 	struct fx_buf b = { 0 };
 	struct hl_record_writer w;
 	hl_record_writer_init(&w, fx_sink, &b);
-	hl_record_write_header(&w, FX_T0 + 999999);
+	hl_record_write_header_version(&w, FX_T0 + 999999, v->npurged ? HL_RECORD_VERSION_PURGED
+								      : HL_RECORD_VERSION);
 	for (int i = 0; i < 2; i++) {
 		char *t = fx_card_text(i);
 		hl_record_write_card(&w, t, strlen(t));
@@ -439,6 +446,11 @@ static inline void fx_write(const struct fx_hist *h, const struct fx_variant *vv
 	hl_record_write_evidence(&w, (uint32_t)h->nev);
 	for (size_t i = 0; i < h->nev; i++)
 		hl_record_write_evidence_item(&w, h->ev_chain[i], h->ev[i].item, h->ev[i].len);
+	if (v->npurged)
+		hl_record_write_purged(&w, (uint32_t)v->npurged);
+	for (size_t i = 0; i < v->npurged; i++)
+		hl_record_write_purged_entry(&w, (unsigned)v->purged[i][0], v->purged[i][1],
+					     FX_T0 + 500000 + i);
 	if (hl_record_write_seal(&w, fx_sk[v->sealer]) != 0) {
 		fprintf(stderr, "fixture: writer error %d\n", w.err);
 		abort();

@@ -322,7 +322,13 @@ static void test_migration_from_v1(void **state)
 	assert_memory_equal(h.hash, b[2].hash, HL_HASH_LEN);
 	uint64_t usage = 0;
 	assert_int_equal(hl_store_peer_usage(st, p, &usage), 0);
-	assert_int_equal(usage, 4 + 1000 + 2000);
+	/* Every row and file (store.h): the four IN items of one byte, the OUT
+	 * receipt we authored, the message (subject "old", body 4, a
+	 * directory) and its two attachments (a block each). */
+	int64_t rlen = raw_int(dir, "SELECT length(encoded) FROM items WHERE dir = 0");
+	assert_int_equal(usage, 4 * (HL_STORE_ROW_COST + 1) + (HL_STORE_ROW_COST + rlen) +
+					(HL_STORE_ROW_COST + 3 + 4 + HL_STORE_BLOCK_COST) +
+					2 * (HL_STORE_ROW_COST + HL_STORE_BLOCK_COST));
 	assert_int_equal(hl_store_verify(st), 0);
 	/* And it works on: item 4 joins the run up to 5. */
 	assert_int_equal(put_item(st, p, 1, HL_DIR_IN, 4, NULL, 0, NULL), 0);
@@ -1098,7 +1104,12 @@ static void test_state_read_body_parts_usage(void **state)
 	make_id(in1, 3);
 	put_msg(f->st, p, 1, HL_DIR_IN, 1, in1, HL_PREC_ROUTINE, 1, "in", NULL, 2);
 	assert_int_equal(hl_store_peer_usage(f->st, p, &usage), 0);
-	assert_int_equal(usage, 4 + 1000 + 2000); /* OUT messages do not count */
+	/* OUT messages do not count; the IN one's item, row (subject "in",
+	 * body 4, a directory) and two attachments (a block each) do */
+	int64_t ilen = raw_int(f->dir, "SELECT length(encoded) FROM items WHERE dir = 1");
+	assert_int_equal(usage, (HL_STORE_ROW_COST + ilen) +
+				(HL_STORE_ROW_COST + 2 + 4 + HL_STORE_BLOCK_COST) +
+				2 * (HL_STORE_ROW_COST + HL_STORE_BLOCK_COST));
 	assert_int_equal(hl_store_peer_usage(f->st, q, &usage), 0);
 	assert_int_equal(usage, 0);
 	assert_int_equal(hl_store_peer_usage(f->st, q + 5, &usage), HL_ENOTFOUND);
@@ -1461,6 +1472,122 @@ static void test_corrupt_rows(void **state)
 
 /* ---- the email fallback's queries (daemon/failover.c) ---- */
 
+/* ---- retention and restores (schema version 5) ---- */
+
+static void test_purge_and_restore_flags(void **state)
+{
+	struct fx *f = *state;
+	uint8_t out1[HL_MSG_ID_LEN], out2[HL_MSG_ID_LEN], in1[HL_MSG_ID_LEN];
+	const int64_t T = 1795000000000; /* the fixture's sent_at */
+	struct hl_purge_stats ps;
+	struct hl_msg_row m;
+	uint64_t usage = 0;
+	char **paths = NULL;
+	size_t n = 0;
+	int64_t p = add_peer(f->st, 1);
+	make_id(out1, 1);
+	make_id(out2, 2);
+	make_id(in1, 3);
+	put_msg(f->st, p, 1, HL_DIR_OUT, 1, out1, HL_PREC_ROUTINE, 1, "ours", "body", 2);
+	put_msg(f->st, p, 1, HL_DIR_OUT, 2, out2, HL_PREC_ROUTINE, 2, "queued", "body", 0);
+	put_msg(f->st, p, 1, HL_DIR_IN, 1, in1, HL_PREC_ROUTINE, 1, "theirs", NULL, 2);
+	assert_int_equal(hl_store_set_body(f->st, in1, (const uint8_t *)"abcd", 4), 0);
+	assert_int_equal(hl_store_set_state(f->st, out1, HL_MSG_DELIVERED, NULL, T + 100), 0);
+	assert_int_equal(hl_store_peer_usage(f->st, p, &usage), 0);
+	/* The IN message's item, row (subject "theirs", body 4, a directory)
+	 * and two attachments (a block each): docs/messages.md section 4. */
+	int64_t ilen = raw_int(f->dir, "SELECT length(encoded) FROM items WHERE dir = 1");
+	assert_int_equal(usage, (HL_STORE_ROW_COST + ilen) +
+				(HL_STORE_ROW_COST + 6 + 4 + HL_STORE_BLOCK_COST) +
+				2 * (HL_STORE_ROW_COST + HL_STORE_BLOCK_COST));
+	/* Still arriving: kept, whatever its age. */
+	assert_int_equal(hl_store_purge_count(f->st, 0, INT64_MAX, &ps), 0);
+	assert_int_equal(ps.messages, 1);
+	assert_int_equal(hl_store_set_state(f->st, in1, HL_MSG_COMPLETE, NULL, T + 300), 0);
+	/* Done before T+200: out1 (its receipt at T+100); in1 came at T+300. */
+	assert_int_equal(hl_store_purge_count(f->st, 0, T + 200, &ps), 0);
+	assert_int_equal(ps.messages, 1);
+	/* out1: subject "ours", body 4, its directory and two file blocks */
+	assert_int_equal(ps.bytes, 4 + 4 + 3 * HL_STORE_BLOCK_COST);
+	assert_int_equal(hl_store_purge(f->st, 0, INT64_MAX, 5000, 1, &ps), 0);
+	assert_int_equal(ps.messages, 1);     /* the limit */
+	assert_int_equal(ps.files, 2);
+	assert_int_equal(hl_store_purge(f->st, p, INT64_MAX, 5000, 10, &ps), 0);
+	assert_int_equal(ps.messages, 1);     /* the rest: queued out2 is not done */
+	/* (the fixture gives both messages the same file paths: queued once) */
+	assert_int_equal(hl_store_get_message_by_id(f->st, in1, &m), 0);
+	assert_null(m.body);
+	assert_string_equal(m.subject, "");
+	assert_int_equal(m.purged_at, 5000);
+	assert_int_equal(m.n_att, 2);         /* names, sizes and hashes stay */
+	hl_msg_row_clear(&m);
+	assert_int_equal(hl_store_get_message_by_id(f->st, out2, &m), 0);
+	assert_int_equal(m.purged_at, 0);
+	hl_msg_row_clear(&m);
+	/* The peer's bytes left its quota, but for the rows that stay (the
+	 * item, the message's and its attachments'); the invariants hold. */
+	assert_int_equal(hl_store_peer_usage(f->st, p, &usage), 0);
+	assert_int_equal(usage, (HL_STORE_ROW_COST + ilen) + HL_STORE_ROW_COST +
+				2 * HL_STORE_ROW_COST);
+	assert_int_equal(hl_store_verify(f->st), 0);
+	assert_int_equal(hl_store_unlink_pending(f->st, 100, &paths, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(hl_store_unlink_done(f->st, paths[i]), 0);
+		free(paths[i]);
+	}
+	free(paths);
+	assert_int_equal(hl_store_unlink_pending(f->st, 100, &paths, &n), 0);
+	assert_int_equal(n, 0);
+	free(paths);
+	/* A freed_bytes that lies is caught (invariant 2: the quota's measure
+	 * against a recount). */
+	int64_t freed = raw_int(f->dir, "SELECT freed_bytes FROM peers");
+	assert_int_equal(freed, 6 + 4 + 3 * HL_STORE_BLOCK_COST);
+	raw_exec(f->dir, "UPDATE peers SET freed_bytes = 1");
+	assert_int_equal(hl_store_verify(f->st), HL_ESTORE);
+	assert_non_null(strstr(hl_store_errmsg(f->st), "less freed_bytes"));
+	char fix[64];
+	snprintf(fix, sizeof(fix), "UPDATE peers SET freed_bytes = %lld", (long long)freed);
+	raw_exec(f->dir, fix);
+	assert_int_equal(hl_store_verify(f->st), 0);
+
+	/* Restored: nothing new of ours goes in until the flag goes; an
+	 * acknowledged (recovered) item does. */
+	bool pending = false;
+	assert_int_equal(hl_store_mark_restored(f->st), 0);
+	assert_int_equal(hl_store_resync_pending(f->st, p, &pending), 0);
+	assert_true(pending);
+	assert_int_equal(put_item(f->st, p, 1, HL_DIR_OUT, 3, NULL, 0, NULL), HL_ESTORE);
+	assert_non_null(strstr(hl_store_errmsg(f->st), "restored from a backup"));
+	struct built b;
+	build(&b, 1, HL_DIR_OUT, 3, NULL, 0, 0);
+	struct hl_item_row row = {
+		.peer_id = p, .dir = HL_DIR_OUT, .seq = 3, .kind = HL_ITEM_RECEIPT,
+		.encoded = b.enc, .encoded_len = b.len, .precedence = HL_PREC_FLASH, .acked = true,
+	};
+	memcpy(row.hash, b.hash, HL_HASH_LEN);
+	assert_int_equal(hl_store_insert_item(f->st, &row), 0);
+	assert_int_equal(hl_store_resync_done(f->st, p), 0);
+	assert_int_equal(put_item(f->st, p, 1, HL_DIR_OUT, 4, NULL, 0, NULL), 0);
+	/* The hold of the peer's chain we sign never goes back. */
+	struct hl_chain_head h;
+	uint8_t claimed[HL_HASH_LEN];
+	memset(claimed, 0x42, sizeof(claimed));
+	assert_int_equal(hl_store_claim_hold(f->st, p, 9, claimed), 0);
+	assert_int_equal(hl_store_signing_head(f->st, p, &h), 0);
+	assert_int_equal(h.seq, 9);
+	assert_memory_equal(h.hash, claimed, HL_HASH_LEN);
+	assert_int_equal(hl_store_in_contiguous(f->st, p, &h), 0);
+	assert_int_equal(h.seq, 1);
+	/* The peer's ACK leaves out acknowledged items of ours: unacked again. */
+	uint64_t lost = 0;
+	const uint64_t ranges[1][2] = { { 4, 4 } };
+	assert_int_equal(hl_store_ack_range(f->st, p, 1, 4), 0);
+	assert_int_equal(hl_store_unack_lost(f->st, p, 1, ranges, 1, 100, &lost), 0);
+	assert_int_equal(lost, 2);            /* 2 and 3; 4 is in the range */
+}
+
 static void test_out_summary_and_readonly(void **state)
 {
 	struct fx *f = *state;
@@ -1530,6 +1657,7 @@ int main(void)
 		T(test_changed_and_durable_reopen),
 		T(test_disk_full),
 		T(test_corrupt_rows),
+		T(test_purge_and_restore_flags),
 		T(test_out_summary_and_readonly),
 #undef T
 	};
