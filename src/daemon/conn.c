@@ -15,12 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "daemon/daemon_int.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/timefmt.h"
 
 struct write_req {
 	uv_write_t req;
@@ -465,16 +465,6 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	conn_release(c);
 }
 
-/* Message 1's timestamp comes from the wall clock (docs/protocol.md
- * section 2.1): the peer compares it with the one we sent before, perhaps
- * before a restart of this daemon. */
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 {
 	char host[HL_ADDR_MAX + 1], portstr[8];
@@ -486,8 +476,11 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 
 	snprintf(c->remote, sizeof(c->remote), "%s", p->conf.address);
 	c->phase = HL_CONN_RESOLVING;
+	/* Message 1's timestamp is the wall clock's (docs/protocol.md section
+	 * 2.1): the peer compares it with those we sent before, perhaps before
+	 * a restart of this daemon. */
 	struct hl_stamp stamp;
-	hl_stamp_next(&p->last_stamp, wall_ns(), &stamp);
+	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
 	hl_daemon_link_params(d, &params);
 	params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
 	params.msg1_stamp = &stamp;
