@@ -635,6 +635,7 @@ def dial(port, identity, responder_key, payload=None, hello=True, timeout=None, 
         m2 = recv_frame(sock, timeout)
         send_cs, recv_cs, _ = ini.read_message2(m2)
         sess = Session(sock, send_cs, recv_cs)
+        sess.message1 = m1      # what an eavesdropper would have seen
         their_hello = None
         if hello:
             sess.send_record(T_HELLO, hello_body())

@@ -55,11 +55,9 @@ def test_pinned_peer_gets_through_a_handshake_flood(stations, tmp_path, sources)
     b.start()
     a.wait_connected("pyongyang")
     # The probe's first session, seen by an eavesdropper; then its live one.
-    ini = h.Initiator(probe, a.noise_key)
-    captured = ini.message1()
-    sock = h.connect(a.port)
-    h.send_frame(sock, captured)
-    h.Session(sock, *ini.read_message2(h.recv_frame(sock))[:2]).close()
+    first, _ = h.dial(a.port, probe, a.noise_key)
+    captured = first.message1
+    first.close()
     live, _ = h.dial(a.port, probe, a.noise_key)
     try:
         frames = flood_frames(a, captured)
@@ -83,7 +81,6 @@ def test_pinned_peer_gets_through_a_handshake_flood(stations, tmp_path, sources)
                 # A session that was up all along still answers at once.
                 live.ping(timeout=h.scaled(5))
         sent = flood.result[0]
-        print("HSX", took, flood.result)
         assert sent > 1000, f"the flood made only {sent} connections"
         assert None not in took, f"B's link did not come back within {BOUND} s in some " \
                                  f"rounds during a flood of {sent} connections: {took}"
