@@ -48,7 +48,10 @@
  * who saw it, and reading it proves nothing about who sent it.  Only a
  * transport message that decrypts under the new keys proves the initiator
  * holds them, so a session is "confirmed" (on_confirmed, eligible to replace
- * another session) only then.
+ * another session) only then.  The initiator likewise waits for the
+ * responder's HELLO, so that each side confirms after the other has taken
+ * the session as real; the daemon's duplicate rule then sees the same
+ * sessions on both sides.
  *
  * Why message 1 carries a timestamp (docs/protocol.md section 2.1): a
  * replay must not even take the place of a real handshake waiting for its
@@ -68,10 +71,7 @@
  * static key's decryption; the key checked against the pinned ones
  * (authorize, from inside hl_noise_hs_read before the ss DH, so an unpinned
  * key costs one DH); the ss DH and the payload; the timestamp rule; and only
- * then message 2's three X25519 operations.  The initiator likewise waits for the
- * responder's HELLO, so that each side confirms after the other has taken
- * the session as real; the daemon's duplicate rule then sees the same
- * sessions on both sides.
+ * then message 2's three X25519 operations.
  *
  * Timers, all derived from the fields below (hl_link_deadline):
  *   - handshake: created_ms + handshake_timeout_ms, in every state but OPEN;

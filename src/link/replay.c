@@ -54,7 +54,10 @@ uint64_t hl_stamp_unix_ns(const struct hl_stamp *s)
 	uint64_t label = get_be64(s->b);
 	if (label < TAI64_UNIX_EPOCH)
 		return 0;
-	return (label - TAI64_UNIX_EPOCH) * NS_PER_S + get_be32(s->b + 8);
+	uint64_t secs = label - TAI64_UNIX_EPOCH;
+	if (secs >= UINT64_MAX / NS_PER_S)
+		return UINT64_MAX;   /* a peer's absurd timestamp: saturate */
+	return secs * NS_PER_S + get_be32(s->b + 8);
 }
 
 void hl_stamp_next(struct hl_stamp *last, uint64_t unix_ns, struct hl_stamp *out)

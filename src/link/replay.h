@@ -39,7 +39,8 @@ void hl_stamp_from_unix_ns(uint64_t unix_ns, struct hl_stamp *out);
 void hl_stamp_next(struct hl_stamp *last, uint64_t unix_ns, struct hl_stamp *out);
 /* <0, 0, >0 as A is older than, as old as, newer than B. */
 int hl_stamp_cmp(const struct hl_stamp *a, const struct hl_stamp *b);
-/* Unix nanoseconds of STAMP (for log lines; 0 before 1970). */
+/* Unix nanoseconds of STAMP (for log lines; 0 before 1970, UINT64_MAX
+ * after 2554). */
 uint64_t hl_stamp_unix_ns(const struct hl_stamp *stamp);
 
 /* Message 1's payload (BUF, LEN bytes): empty (*HAS false: a station that

@@ -736,6 +736,10 @@ static void test_stamp_codec(void **state)
 	/* Nanoseconds are rounded down to a multiple of 2^24. */
 	hl_stamp_from_unix_ns(1500000123ull, &s);
 	assert_int_equal(hl_stamp_unix_ns(&s), 1000000000ull + 29ull * (1u << 24));
+	/* A peer's absurd timestamp saturates rather than wraps. */
+	memset(s.b, 0xff, 8);
+	s.b[0] = 0x7f;
+	assert_int_equal(hl_stamp_unix_ns(&s), UINT64_MAX);
 	/* The next stamp for a peer: now, or one nanosecond after the last. */
 	hl_stamp_next(&last, 5000000000ull, &a);
 	hl_stamp_next(&last, 5000000000ull, &b);
