@@ -22,7 +22,8 @@
  *
  * Callbacks are made only at points where the link is consistent; inside
  * one, the owner may call hl_link_send() and hl_link_close() on any link,
- * but must not free the link that called it. */
+ * but must not free the link that called it (nor close it from authorize,
+ * which runs in the middle of reading message 1). */
 #ifndef HL_LINK_LINK_H
 #define HL_LINK_LINK_H
 
