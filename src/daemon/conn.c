@@ -551,11 +551,14 @@ static void on_connection(uv_stream_t *server, int status)
 			hl_source_of((struct sockaddr *)&ss, &c->src);
 		}
 	}
-	if (ret == 0 && !hl_guard_accept(d, c)) {
+	struct hl_conn *evict = NULL;
+	if (ret == 0 && !hl_guard_accept(d, c, &evict)) {
 		/* Refused before anything is allocated for it (guard.c). */
 		hl_conn_close(c, 0, NULL);
 		return;
 	}
+	if (evict)
+		hl_conn_close(evict, 0, NULL);
 	if (ret == 0) {
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);

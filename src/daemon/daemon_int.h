@@ -194,9 +194,9 @@ struct hl_guard *hl_guard_new(void);
 void hl_guard_free(struct hl_guard *g);
 void hl_source_of(const struct sockaddr *sa, struct hl_source *out);
 /* C (inbound, C->src set) was accepted: true when it may stay (it is then
- * on the unauthenticated list; other connections may have been closed to
- * make room), false to close it at once. */
-bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c);
+ * on the unauthenticated list, and *EVICT, when not NULL, is to be closed to
+ * make room for it), false to close it at once. */
+bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c, struct hl_conn **evict);
 /* Takes C off the unauthenticated list (message 1 accepted, or closing). */
 void hl_guard_unauth_remove(struct hl_daemon *d, struct hl_conn *c);
 /* Before C's message 1 costs a DH: spends its source's budget (and the

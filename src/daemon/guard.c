@@ -301,7 +301,7 @@ static uint32_t early_drop_pct(struct hl_daemon *d, uint64_t now)
 	return pct;
 }
 
-bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c)
+bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c, struct hl_conn **evict)
 {
 	struct hl_guard *g = d->guard;
 	uint64_t now = uv_now(&d->loop);
@@ -324,17 +324,14 @@ bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c)
 				"of handshakes that authenticate nobody", c->remote);
 		return false;
 	}
-	struct hl_conn *victim = NULL;
+	*evict = NULL;
 	if (st->n_unauth >= SRC_MAX_UNAUTH)
-		victim = oldest_of_slot(d, c->guard_slot);
+		*evict = oldest_of_slot(d, c->guard_slot);
 	else if (d->n_unauth >= HL_MAX_UNAUTH)
-		victim = crowd_victim(d);
-	if (victim) {
-		if (hl_ratelimit_allow(&g->rl, now))
-			hl_warn("%zu unauthenticated connections (%u from %s): closing the oldest, "
-				"from %s", d->n_unauth, st->n_unauth, c->remote, victim->remote);
-		hl_conn_close(victim, 0, NULL);
-	}
+		*evict = crowd_victim(d);
+	if (*evict && hl_ratelimit_allow(&g->rl, now))
+		hl_warn("%zu unauthenticated connections (%u from %s): closing the oldest, from %s",
+			d->n_unauth, st->n_unauth, c->remote, (*evict)->remote);
 	unauth_append(d, c);
 	return true;
 }
