@@ -7,6 +7,8 @@
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each
 #   make demo    two stations on 127.0.0.1, end to end
 #   make bench   benchmarks beside their baselines
+#   make install hotline, hotline-mail, manual pages, the systemd unit, docs
+#                under PREFIX (default /usr/local), staged under DESTDIR
 #   make clean
 
 JOBS ?= 2
@@ -17,8 +19,10 @@ CMAKE ?= cmake
 # -DHOTLINE_TESTS=ON (a plain `make` builds the tests only when cmocka is
 # installed: building build/hotline needs no test-only package).
 BUILD_OPTS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build check unit-asan fuzz-build fuzz fuzz-smoke demo bench clean
+.PHONY: all build install check unit-asan fuzz-build fuzz fuzz-smoke demo bench clean
 
 all: build
 
@@ -26,6 +30,14 @@ build:
 	@scripts/deps.sh build
 	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(BUILD_OPTS) >/dev/null
 	@$(CMAKE) --build build -j $(JOBS)
+
+# The prefix is compiled in (hotline finds hotline-mail there), so the
+# release build is configured for PREFIX before it is installed.
+install:
+	@scripts/deps.sh build
+	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(BUILD_OPTS) >/dev/null
+	@$(CMAKE) --build build -j $(JOBS)
+	@DESTDIR=$(if $(DESTDIR),$(abspath $(DESTDIR))) $(CMAKE) --install build
 
 build-asan/.configured:
 	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOTLINE_SANITIZE=ON -DHOTLINE_TESTS=ON >/dev/null

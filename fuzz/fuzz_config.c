@@ -1,7 +1,8 @@
 /* fuzz_config.c — libFuzzer target for hl_conf_parse (station.conf), and so
  * for the INI reader under it.  Checks, besides memory safety: an accepted
  * configuration satisfies the invariants the daemon relies on (valid names,
- * unique names and keys, fingerprints that match the keys, timers in range),
+ * unique names and keys, fingerprints that match the keys, timers in range,
+ * a User value of the documented form, a LogLevel in range),
  * and a refused one leaves an error message naming the file, free of control
  * characters. */
 #include <sodium.h>
@@ -38,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!hl_name_valid(c->name) || c->keepalive_ms == 0 ||
 	    c->keepalive_timeout_ms <= c->keepalive_ms || c->handshake_timeout_ms == 0 ||
 	    c->rehandshake_ms == 0 || c->rehandshake_ms > HL_DEFAULT_REHANDSHAKE_MS ||
-	    c->npeers > HL_CONF_MAX_PEERS)
+	    c->npeers > HL_CONF_MAX_PEERS ||
+	    (c->user[0] && !hl_user_spec_valid(c->user)) || c->log_level > 4)
 		abort();
 	for (size_t i = 0; i < c->npeers; i++) {
 		const hl_peer_conf *p = &c->peers[i];

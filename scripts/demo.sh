@@ -23,6 +23,10 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+# Files this script writes (station.conf edits) must not be group-writable,
+# whatever umask it was given: hotline refuses a station whose station.conf
+# others could change.
+umask 022
 
 # How long to wait for a daemon or the link before giving up (seconds).
 WAIT=${DEMO_WAIT:-20}
@@ -71,7 +75,8 @@ show() {  # show STATION ARGS...: the command as that station's operator types i
   done
   printf '   %s%s$%s hotline%s\n' "$dim" "$st" "$plain" "$line"
 }
-hl() { local st=$1; shift; "$bin" -d "$work/$st" "$@"; }
+as_user=()           # a prefix for commands once the stations are nobody's (step 8)
+hl() { local st=$1; shift; "${as_user[@]}" "$bin" -d "$work/$st" "$@"; }
 run() { show "$@"; hl "$@" | indent; }   # shows the command, runs it, indents its output
 indent() { sed 's/^/     /'; }
 
@@ -133,8 +138,7 @@ step_start() {
   local st
   for st in washington pyongyang; do
     show "$st" run "&"
-    "$bin" -d "$work/$st" run 2>>"$work/$st.log" >>"$work/$st.log" &
-    pid[$st]=$!
+    start_daemon "$st"
   done
   for st in washington pyongyang; do
     if ! wait_until "the $st daemon" daemon_ready "$st"; then
@@ -393,6 +397,39 @@ add_email_conf() {   # add_email_conf STATION PEER SMTP-PORT
     "$3" "$st" "$mailroot/mail/$st/Maildir" >> "$work/$st/station.conf"
 }
 
+start_daemon() {   # start_daemon STATION: hotline run in the background, as root
+  "$bin" -d "$work/$1" run 2>>"$work/$1.log" >>"$work/$1.log" &
+  pid[$1]=$!
+}
+
+# The mail server delivers as nobody (Postfix never delivers as root), and
+# a daemon started as root drops every capability, so it cannot read
+# another user's mail: as in a real deployment, each station now belongs
+# to the user its mail is delivered to, and its daemon becomes that user.
+give_stations_to_nobody() {
+  local st
+  say "Mail is delivered as the user nobody here, and a daemon started as root"
+  say "drops every capability, so it could not read nobody's mail.  As on a real"
+  say "system, each station now belongs to the user its mail goes to, and"
+  say "station.conf says User = nobody: the daemon, started as root, becomes"
+  say "nobody; the operator's commands run as nobody too."
+  for st in washington pyongyang; do stop_daemon "$st"; done
+  chmod 711 "$work"
+  for st in washington pyongyang; do
+    conf_edit "$st" "/^\[Station\]/a User = nobody"
+    chown -R 65534:65534 "$work/$st"
+  done
+  as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+  for st in washington pyongyang; do
+    start_daemon "$st"
+    if ! wait_until "the $st daemon" daemon_ready "$st"; then
+      show_log_tail "$st"
+      return 1
+    fi
+  done
+  grep -h "now running as" "$work/washington.log" | tail -n 1 | indent
+}
+
 mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
   hl "$1" status --json | tr -d ' \n' | sed -n 's/.*"mails":\([0-9]*\).*/\1/p'
 }
@@ -416,6 +453,7 @@ step_email() {
   fi
   say "A private Postfix listens on 127.0.0.1:$smtp_port and delivers"
   say "washington@hotline.test and pyongyang@hotline.test into Maildirs."
+  give_stations_to_nobody
   say "Each operator adds the email path to station.conf (the daemon re-reads it):"
   add_email_conf washington pyongyang "$smtp_port"
   add_email_conf pyongyang washington "$smtp_port"
@@ -433,8 +471,7 @@ step_email() {
   conf_edit washington "s/^Address = 127.0.0.1:${port[pyongyang]}\$/Address = 127.0.0.1:$dead/"
   conf_edit pyongyang "s/^Address = 127.0.0.1:${port[washington]}\$/Address = 127.0.0.1:$dead/"
   stop_daemon pyongyang
-  "$bin" -d "$work/pyongyang" run 2>>"$work/pyongyang.log" >>"$work/pyongyang.log" &
-  pid[pyongyang]=$!
+  start_daemon pyongyang
   if ! wait_until "the pyongyang daemon" daemon_ready pyongyang ||
      ! wait_until "washington to see the link down" not_linked washington; then
     show_log_tail washington pyongyang

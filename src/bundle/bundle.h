@@ -32,11 +32,13 @@ int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
 		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
 		     struct hl_bundle_export_stats *stats, char *err, size_t errlen);
 /* The same, incremental: only the unacknowledged items with seq > AFTER
- * (and the ACK); AFTER 0 is hl_bundle_export(). */
+ * (and the ACK); with FLASH_ONLY, of those only the FLASH ones (FLASH
+ * messages, receipts, checks, answers, agreements) and no acknowledged
+ * message is sent again.  AFTER 0 without FLASH_ONLY is hl_bundle_export(). */
 int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
-			   const hl_peer_conf *peer, uint64_t after, hl_bundle_sink sink,
-			   void *arg, struct hl_bundle_export_stats *stats, char *err,
-			   size_t errlen);
+			   const hl_peer_conf *peer, uint64_t after, bool flash_only,
+			   hl_bundle_sink sink, void *arg, struct hl_bundle_export_stats *stats,
+			   char *err, size_t errlen);
 
 struct hl_bundle_import_stats {
 	char peer[HL_NAME_MAX + 1];   /* who sealed it */

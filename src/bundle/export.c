@@ -6,7 +6,8 @@
  * message's content, its parts follow as CHUNKs from offset 0.  The whole
  * export reads one snapshot of the store (a read transaction).  An
  * incremental export (AFTER > 0: what an earlier mail did not carry, see
- * daemon/failover.c) takes only the unacknowledged items above AFTER. */
+ * daemon/failover.c) takes only the unacknowledged items above AFTER, and
+ * a FLASH-only one (a mail before the fallback) only FLASH items. */
 #include "bundle/bundle.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@ struct seqs {
 	size_t n, cap;
 	size_t limit;
 	bool more;                    /* rows past the limit */
+	bool flash_only;              /* take FLASH items only */
 };
 
 static void seqs_push(struct seqs *s, uint64_t seq)
@@ -45,6 +47,8 @@ static void seqs_push(struct seqs *s, uint64_t seq)
 static int collect_unacked(void *arg, const struct hl_item_row *row)
 {
 	struct seqs *s = arg;
+	if (s->flash_only && row->precedence != HL_PREC_FLASH)
+		return 0;
 	if (s->n >= s->limit) {
 		s->more = true;
 		return 1;
@@ -226,15 +230,15 @@ int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
 		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
 		     struct hl_bundle_export_stats *stats, char *err, size_t errlen)
 {
-	return hl_bundle_export_after(dir, st, me, peer, 0, sink, arg, stats, err, errlen);
+	return hl_bundle_export_after(dir, st, me, peer, 0, false, sink, arg, stats, err, errlen);
 }
 
 int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
-			   const hl_peer_conf *peer, uint64_t after, hl_bundle_sink sink,
-			   void *arg, struct hl_bundle_export_stats *stats, char *err,
-			   size_t errlen)
+			   const hl_peer_conf *peer, uint64_t after, bool flash_only,
+			   hl_bundle_sink sink, void *arg, struct hl_bundle_export_stats *stats,
+			   char *err, size_t errlen)
 {
-	struct seqs seqs = { .limit = HL_BUNDLE_MAX_ITEMS };
+	struct seqs seqs = { .limit = HL_BUNDLE_MAX_ITEMS, .flash_only = flash_only };
 	struct exporter x = {
 		.dir = dir, .st = st, .stats = stats, .err = err, .errlen = errlen,
 		.rec = xmalloc(HL_RECORD_BODY_MAX), .item = xmalloc(HL_ITEM_MAX),
@@ -265,7 +269,7 @@ int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
 		 * it holds). */
 		if ((ret = hl_store_each_out_after(st, x.peer_id, after, HL_BUNDLE_MAX_ITEMS + 1,
 						   collect_unacked, &seqs)) < 0 ||
-		    (after == 0 &&
+		    (after == 0 && !flash_only &&
 		     (ret = hl_store_each_out_with_parts(st, x.peer_id, collect_with_parts,
 							 &seqs)) < 0)) {
 			snprintf(err, errlen, "store: %s", hl_store_errmsg(st));

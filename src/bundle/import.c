@@ -116,6 +116,7 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_identity *me,
 	struct hl_engine_env env = {
 		.dir = dir, .txn = &txn, .me = me, .max_attachment = conf->max_attachment,
 		.quota_bytes = conf->quota_bytes, .reserve_bytes = conf->reserve_bytes,
+		.reserve_pct = conf->reserve_pct,
 		.on_event = on_event, .user = im,
 	};
 	if ((ret = hl_engine_new(&im->engine, &env, im->peer)) < 0) {

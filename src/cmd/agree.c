@@ -301,7 +301,7 @@ static int list(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (json) {
-		char *text = json_dumps(x.arr, JSON_INDENT(2));
+		char *text = json_dumps(x.arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else if (json_array_size(x.arr) == 0) {

@@ -3,7 +3,7 @@
  *   hotline bundle export PEER -o FILE
  *   hotline bundle import FILE
  *   hotline bundle import --maildir
- *   hotline bundle mail PEER [--after SEQ] [--if-items]
+ *   hotline bundle mail PEER [--after SEQ] [--flash-only] [--if-items]
  *
  * export seals for PEER everything it has not acknowledged (messages with
  * their attachments, receipts, checks, ...) and writes FILE atomically (a
@@ -13,13 +13,15 @@
  * daemon is not needed, and notices the changes by itself (it is poked
  * after an import so the receipts go out at once when the link is up).
  * mail exports a bundle for PEER into the station directory and runs
- * hotline-mail (beside this binary, or $HOTLINE_MAIL) to send it to the
+ * hotline-mail ($HOTLINE_MAIL, else beside this binary, else where `make
+ * install` put it: util/progpath.h) to send it to the
  * peer's Email address through the [Email] section's SMTP server; the file
  * is deleted afterwards (docs/bundle.md, "By email").  --after SEQ makes
  * an incremental bundle (only the unacknowledged items above SEQ: what an
- * earlier mail did not carry); --if-items mails nothing, printing "nothing
+ * earlier mail did not carry); --flash-only takes only the FLASH items (a
+ * mail before the fallback); --if-items mails nothing, printing "nothing
  * to send", when the bundle would carry no item.  The daemon's email
- * fallback runs `bundle mail` with both (daemon/failover.c).
+ * fallback runs `bundle mail` with these (daemon/failover.c).
  *
  * SECURITY  A bundle is encrypted to the peer and authenticated by this
  * station's key, but has no forward secrecy: delete it once imported.
@@ -47,6 +49,7 @@
 #include "util/fdsink.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/progpath.h"
 #include "util/text.h"
 
 #define CMD_EXPORT "bundle export"
@@ -60,7 +63,7 @@ static void help(void)
 	printf("usage: hotline bundle export PEER -o FILE\n"
 	       "       hotline bundle import FILE\n"
 	       "       hotline bundle import --maildir\n"
-	       "       hotline bundle mail PEER [--after SEQ] [--if-items]\n\n"
+	       "       hotline bundle mail PEER [--after SEQ] [--flash-only] [--if-items]\n\n"
 	       "The courier path: a sealed file that carries what the direct link would,\n"
 	       "for a peer to import (docs/bundle.md).\n\n"
 	       "export  write, encrypted to PEER and signed by this station, everything PEER\n"
@@ -76,6 +79,8 @@ static void help(void)
 	       "        through the [Email] section's SMTP server (docs/bundle.md)\n"
 	       "  --after SEQ           only the unacknowledged items above SEQ (what an\n"
 	       "                        earlier mail did not carry), with the ACK\n"
+	       "  --flash-only          only FLASH items (FLASH messages, receipts, checks,\n"
+	       "                        answers, agreements), with the ACK\n"
 	       "  --if-items            mail nothing when no item would go (\"nothing to send\")\n\n"
 	       "Bundles have no forward secrecy: whoever later steals this station's keys can\n"
 	       "open archived bundles.  Delete a bundle once it is imported.\n\n"
@@ -86,7 +91,7 @@ static void help(void)
  * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
  * printed). */
 static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
-		       uint64_t after, const char *output, const char *cmd,
+		       uint64_t after, bool flash_only, const char *output, const char *cmd,
 		       struct hl_bundle_export_stats *st, uint64_t *total)
 {
 	struct hl_fd_sink sink = { .fd = -1 };
@@ -102,8 +107,8 @@ static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_c
 		goto out;
 	}
 	hl_fd_sink_init(&sink, sink.fd);
-	int r = hl_bundle_export_after(ctx->dir, mc->store, mc->me, peer, after, hl_fd_sink_write,
-				       &sink, st, err, sizeof(err));
+	int r = hl_bundle_export_after(ctx->dir, mc->store, mc->me, peer, after, flash_only,
+				       hl_fd_sink_write, &sink, st, err, sizeof(err));
 	if (r == 0 && (r = hl_fd_sink_flush(&sink)) < 0)
 		snprintf(err, sizeof(err), "%s: %s", q, strerror(-r));
 	if (r == 0 && (fsync(sink.fd) < 0 || rename(tmp, output) < 0)) {
@@ -157,7 +162,8 @@ static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *outp
 		ret = HL_EXIT_FAIL;
 		goto out;
 	}
-	if ((ret = export_file(ctx, &mc, peer, 0, output, CMD_EXPORT, &st, &total)) != HL_EXIT_OK)
+	if ((ret = export_file(ctx, &mc, peer, 0, false, output, CMD_EXPORT, &st, &total)) !=
+	    HL_EXIT_OK)
 		goto out;
 	printf("%s: %llu item(s) for %s (%llu message(s), %llu chunk(s)), %llu bytes\n", q,
 	       (unsigned long long)st.items, peer->name, (unsigned long long)st.messages,
@@ -169,23 +175,6 @@ out:
 	return ret;
 }
 
-/* The hotline-mail program: $HOTLINE_MAIL, else beside this binary. */
-static char *mailer_path(void)
-{
-	const char *env = getenv("HOTLINE_MAIL");
-	if (env && *env)
-		return xstrdup(env);
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return xstrdup("hotline-mail");
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	return xasprintf("%s/hotline-mail", self);
-}
-
 /* Runs hotline-mail and waits for it: 0 when it exited 0. */
 static int run_mailer(const char *prog, const hl_email_conf *em, const char *to, const char *file)
 {
@@ -193,7 +182,7 @@ static int run_mailer(const char *prog, const hl_email_conf *em, const char *to,
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		execl(prog, "hotline-mail", "--url", em->smtp_url, "--from", em->from, "--to", to,
+		execlp(prog, "hotline-mail", "--url", em->smtp_url, "--from", em->from, "--to", to,
 		      "--", file, (char *)NULL);
 		fprintf(stderr, "hotline bundle mail: cannot run %s: %s\n", prog, strerror(errno));
 		_exit(127);
@@ -227,7 +216,8 @@ static void remove_stale_mail_files(const char *dir)
 	closedir(dh);
 }
 
-static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool if_items)
+static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool flash_only,
+		   bool if_items)
 {
 	struct hl_msgcmd mc = { 0 };
 	struct hl_bundle_export_stats st;
@@ -254,7 +244,8 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bo
 	 * forward secrecy, so no copy is kept (docs/bundle.md). */
 	remove_stale_mail_files(ctx->dir);
 	file = xasprintf("%s/mail-out-%ld.bundle", ctx->dir, (long)getpid());
-	if ((ret = export_file(ctx, &mc, peer, after, file, CMD_MAIL, &st, &total)) != HL_EXIT_OK) {
+	if ((ret = export_file(ctx, &mc, peer, after, flash_only, file, CMD_MAIL, &st, &total)) !=
+	    HL_EXIT_OK) {
 		free(file);
 		file = NULL;
 		goto out;
@@ -264,7 +255,7 @@ static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bo
 		ret = HL_EXIT_OK;
 		goto out;
 	}
-	prog = mailer_path();
+	prog = hl_helper_path("hotline-mail", "HOTLINE_MAIL");
 	if (run_mailer(prog, &mc.conf->email, peer->email, file) < 0) {
 		ret = hl_fail(CMD_MAIL, "sending the bundle to %s failed (see hotline-mail's message)",
 			      peer->email);
@@ -396,11 +387,12 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "maildir", no_argument, NULL, 'm' },
 		{ "after", required_argument, NULL, 'a' },
 		{ "if-items", no_argument, NULL, 'i' },
+		{ "flash-only", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *output = NULL, *after_text = NULL;
-	bool maildir = false, if_items = false;
+	bool maildir = false, if_items = false, flash_only = false;
 	uint64_t after = 0;
 	int c;
 	/* Options may come before or after the operands (GNU getopt permutes). */
@@ -410,6 +402,7 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 		case 'm': maildir = true; break;
 		case 'a': after_text = optarg; break;
 		case 'i': if_items = true; break;
+		case 'f': flash_only = true; break;
 		case 'h': help(); return HL_EXIT_OK;
 		default: return hl_usage_error("bundle", "try 'hotline bundle --help'");
 		}
@@ -418,8 +411,9 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	char **args = argv + optind;
 	if (n < 1)
 		return hl_usage_error("bundle", "export PEER -o FILE | import FILE");
-	if ((after_text || if_items) && strcmp(args[0], "mail") != 0)
-		return hl_usage_error("bundle", "--after and --if-items go with 'bundle mail'");
+	if ((after_text || if_items || flash_only) && strcmp(args[0], "mail") != 0)
+		return hl_usage_error("bundle", "--after, --flash-only and --if-items go with "
+				      "'bundle mail'");
 	if (strcmp(args[0], "export") == 0) {
 		if (n != 2 || !output || !*output)
 			return hl_usage_error(CMD_EXPORT, "usage: hotline bundle export PEER -o FILE");
@@ -438,13 +432,13 @@ int bundle_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (strcmp(args[0], "mail") == 0) {
 		if (n != 2 || output)
 			return hl_usage_error(CMD_MAIL, "usage: hotline bundle mail PEER "
-					      "[--after SEQ] [--if-items]");
+					      "[--after SEQ] [--flash-only] [--if-items]");
 		if (after_text && parse_seq(after_text, &after) < 0) {
 			char q[64];
 			hl_sanitize(after_text, strlen(after_text), q, sizeof(q), 0);
 			return hl_usage_error(CMD_MAIL, "bad --after '%s': want a sequence number", q);
 		}
-		return do_mail(ctx, args[1], after, if_items);
+		return do_mail(ctx, args[1], after, flash_only, if_items);
 	}
 
 	char p[64];

@@ -117,7 +117,7 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_object_del(o, "error");
 		if (!json_is_true(json_object_get(resp, "ok")) && json_object_get(resp, "error"))
 			json_object_set(o, "error", json_object_get(resp, "error"));
-		char *text = json_dumps(o, JSON_INDENT(2));
+		char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 		json_decref(o);

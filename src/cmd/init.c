@@ -19,6 +19,7 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
+#include "conf/perms.h"
 #include "crypto/keys.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -73,24 +74,6 @@ static int write_new_file(const char *path, const char *text)
 	}
 	free(tmp);
 	return r;
-}
-
-static char *conf_text(const char *name, const char *listen, const char *address)
-{
-	return xasprintf(
-		"# hotline station configuration (see 'hotline --help').\n"
-		"# Peers are added with 'hotline peer add', which appends a [Peer]\n"
-		"# section; comments and other lines here are kept.\n"
-		"[Station]\n"
-		"Name = %s\n"
-		"Listen = %s\n"
-		"%s%s%s"
-		"# Keepalive = 25s\n"
-		"# KeepaliveTimeout = 75s\n"
-		"# HandshakeTimeout = 10s\n"
-		"# Rehandshake = 1h\n",
-		name, listen, address ? "Address = " : "", address ? address : "",
-		address ? "\n" : "");
 }
 
 int init_main(struct hl_ctx *ctx, int argc, char **argv)
@@ -161,6 +144,13 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 		ret = hl_fail("init", "%s is not a directory", ctx->dir);
 		goto out;
 	}
+	/* A directory (or a folder above it) others can write would make the
+	 * station refused by every command: say so now, before any key exists. */
+	char perr[HL_PERMS_ERR_LEN];
+	if (hl_station_check(ctx->dir, HL_UID_NONE, perr) < 0) {
+		ret = hl_fail("init", "%s", perr);
+		goto out;
+	}
 	if (exists(id_path) || exists(conf_path)) {
 		ret = hl_fail("init", "%s already holds a station (%s or %s exists); "
 				      "not overwriting it",
@@ -176,7 +166,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	made_id = 1;
-	text = conf_text(name, listen, address);
+	text = hl_conf_template(name, listen, address);
 	if ((r = write_new_file(conf_path, text)) < 0) {
 		ret = hl_fail("init", "%s: %s", conf_path, hl_strerror(r));
 		goto out;

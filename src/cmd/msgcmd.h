@@ -57,7 +57,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed);
 
-/* The JSON object of a message (PRODUCT.md's stable field names); text from
+/* The JSON object of a message (docs/json.md, "Messages"); text from
  * peers is included as it is (JSON escapes it), bodies as UTF-8 strings. */
 json_t *hl_msgcmd_json(const struct hl_msg_row *row);
 

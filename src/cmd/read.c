@@ -3,6 +3,14 @@
  * attachments into DIR under their base names, never following a link and
  * never overwriting a file.  Reading a received message marks it read.
  *
+ * The sender chooses the subject, the body and the attachment names, so
+ * nothing of them may pass for read's own words: the header lines
+ * ("Verified:" and the others) start at the left margin, peer text in them
+ * is one sanitised line (util/text.h), and every line of the body is
+ * printed after "| ", so no body line can look like a header line.  A
+ * saved name never starts with '.' or '-' (it would hide the file, or read
+ * as an option to the next command): such a name gets a "_" in front.
+ *
  * Verification is done again here, from the stored signed item: the
  * signature against the peer's pinned SigningKey, the subject and body
  * against their salted hashes, and (with --save) every attachment against
@@ -75,6 +83,17 @@ out:
 	free(buf);
 }
 
+/* The name attachment NAME is saved under (CAP bytes): sanitised, and with
+ * "_" in front of a leading '.' or '-'. */
+static void safe_name(const char *name, char *out, size_t cap)
+{
+	size_t n = hl_sanitize(name, strlen(name), out + 1, cap - 1, 0);
+	if (n && (out[1] == '.' || out[1] == '-'))
+		out[0] = '_';
+	else
+		memmove(out, out + 1, n + 1);
+}
+
 /* Copies the stored attachment A into DIRFD under its base name, checking
  * its hash on the way.  ERR gets the reason on failure. */
 static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
@@ -87,7 +106,7 @@ static int save_one(const char *station, int dirfd, const struct hl_att_row *a,
 	crypto_generichash_state hs;
 	uint8_t h[HL_HASH_LEN];
 
-	hl_sanitize(a->name, strlen(a->name), name, sizeof(name), 0);
+	safe_name(a->name, name, sizeof(name));
 	if (!hl_attachment_name_valid((const uint8_t *)name, strlen(name))) {
 		snprintf(err, errlen, "attachment %u has an unusable name", a->idx);
 		ret = HL_EINVAL;
@@ -205,11 +224,16 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	printf("\n");
 	if (row->body) {
 		char *clean = xmalloc(row->body_size * 3 + 2);
-		size_t n = hl_sanitize((const char *)row->body, row->body_size, clean,
-				       row->body_size * 3 + 2, 1);
-		fwrite(clean, 1, n, stdout);
-		if (n == 0 || clean[n - 1] != '\n')
-			putchar('\n');
+		hl_sanitize((const char *)row->body, row->body_size, clean, row->body_size * 3 + 2, 1);
+		/* Every body line behind "| ": none can pass for a header line. */
+		for (char *line = clean, *nl;; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl && !*line && line != clean)
+				break;
+			printf("| %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+			if (!nl)
+				break;
+		}
 		free(clean);
 	}
 }
@@ -242,7 +266,9 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 			       "with its verification, and mark it read.\n\n"
 			       "      --json      one JSON object\n"
 			       "      --save DIR  write the attachments into DIR under their base names\n"
-			       "                  (never overwriting a file, never following a link)\n");
+			       "                  (never overwriting a file, never following a link;\n"
+			       "                  a name starting with '.' or '-' gets a '_' in front)\n\n"
+			       "The body's lines are shown after \"| \": a line without it is read's own.\n");
 			return HL_EXIT_OK;
 		default:
 			return hl_usage_error("read", "bad option");
@@ -306,10 +332,13 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 				goto out;
 			}
 			if (!json) {
-				char name[256];
-				hl_sanitize(row.att[i].name, strlen(row.att[i].name), name,
-					    sizeof(name), 0);
-				printf("Saved:      %s/%s (its signed hash verified)\n", save, name);
+				char name[256], sent[256 * 3];
+				safe_name(row.att[i].name, name, sizeof(name));
+				hl_sanitize(row.att[i].name, strlen(row.att[i].name), sent,
+					    sizeof(sent), 0);
+				printf("Saved:      %s/%s (its signed hash verified%s%s%s)\n", save, name,
+				       strcmp(name, sent) ? "; sent as '" : "",
+				       strcmp(name, sent) ? sent : "", strcmp(name, sent) ? "'" : "");
 			}
 		}
 	}

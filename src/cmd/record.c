@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,62 +156,18 @@ out:
 
 /* ---- reading a record file ---- */
 
-struct mapped {
-	uint8_t *p;
-	size_t len;
-};
-
-static int map_file(const char *path, struct mapped *m, char *err, size_t errlen)
-{
-	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	m->p = NULL;
-	m->len = 0;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		close(fd);
-		return -1;
-	}
-	if (sb.st_size > 0) {
-		/* Mapped, not read: a record with large attachments is
-		 * checked without copying it into memory. */
-		void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			snprintf(err, errlen, "%s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		m->p = p;
-		m->len = (size_t)sb.st_size;
-	}
-	close(fd);
-	return 0;
-}
-
-static void unmap_file(struct mapped *m)
-{
-	if (m->p)
-		munmap(m->p, m->len);
-	m->p = NULL;
-}
-
-/* Maps and parses PATH; on failure prints the one line and returns
- * HL_EXIT_FAIL. */
-static int open_record(const char *cmd, const char *path, struct mapped *m,
-		       struct hl_record **rec)
+/* Opens and parses PATH (read in pieces, never whole: record/reader.h);
+ * on failure prints the one line and returns HL_EXIT_FAIL. */
+static int open_record(const char *cmd, const char *path, struct hl_record **rec)
 {
 	char err[512], q[256];
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
-	if (map_file(path, m, err, sizeof(err)) < 0)
-		return hl_fail(cmd, "%s: %s", q, err);
-	static const uint8_t empty[1];
-	if (hl_record_parse(m->p ? m->p : empty, m->len, rec, err, sizeof(err)) < 0)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hl_fail(cmd, "%s: %s", q, strerror(errno));
+	int r = hl_record_open(fd, rec, err, sizeof(err));
+	close(fd);
+	if (r < 0)
 		return hl_fail(cmd, "%s: %s", q, err);
 	return HL_EXIT_OK;
 }
@@ -253,7 +208,6 @@ static void keep_note(void *arg, const char *line)
 static int do_verify(const char *path, const char *card_a, const char *card_b)
 {
 	hl_card a, b;
-	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
 	struct hl_record_verdict v;
 	struct notes notes = { 0 };
@@ -261,7 +215,7 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	int ret;
 	if ((ret = load_card(card_a, &a)) != HL_EXIT_OK ||
 	    (ret = load_card(card_b, &b)) != HL_EXIT_OK ||
-	    (ret = open_record(CMD_VERIFY, path, &m, &rec)) != HL_EXIT_OK)
+	    (ret = open_record(CMD_VERIFY, path, &rec)) != HL_EXIT_OK)
 		goto out;
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 	if (hl_record_verify(rec, &a, &b, keep_note, &notes, &v) < 0) {
@@ -287,15 +241,13 @@ out:
 		free(notes.line[i]);
 	free(notes.line);
 	hl_record_free(rec);
-	unmap_file(&m);
 	return ret;
 }
 
 static int do_show(const char *path)
 {
-	struct mapped m = { 0 };
 	struct hl_record *rec = NULL;
-	int ret = open_record(CMD_SHOW, path, &m, &rec);
+	int ret = open_record(CMD_SHOW, path, &rec);
 	if (ret == HL_EXIT_OK) {
 		int r = hl_record_show(rec, stdout);
 		if (fflush(stdout) != 0)
@@ -304,7 +256,6 @@ static int do_show(const char *path)
 			ret = HL_EXIT_FAIL; /* the warning is at the top of the output */
 	}
 	hl_record_free(rec);
-	unmap_file(&m);
 	return ret;
 }
 

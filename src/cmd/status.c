@@ -80,6 +80,22 @@ static void print_delivery(json_t *dl);
 static void print_check(json_t *ck);
 static void print_paths(json_t *paths);
 
+/* The mail pickup, when it has something to say (docs/bundle.md 8). */
+static void print_pickup(json_t *em)
+{
+	char a[400], when[64];
+	json_t *q = json_object_get(em, "quarantined");
+	if (jstr(em, "state") && strcmp(jstr(em, "state"), "failing") == 0) {
+		fmt_since(jstr(em, "retry_at"), when, sizeof(when));
+		printf("mail pickup FAILING: %s; next try %s\n",
+		       jstr(em, "last_error") ? clean(jstr(em, "last_error"), a, sizeof(a)) : "?", when);
+	}
+	if (json_is_integer(q) && json_integer_value(q) > 0)
+		printf("mail pickup: %lld entr%s of Maildir/new moved to the quarantine since the daemon "
+		       "started (each has a .why file)\n", (long long)json_integer_value(q),
+		       json_integer_value(q) == 1 ? "y" : "ies");
+}
+
 static void print_human(json_t *resp)
 {
 	json_t *st = json_object_get(resp, "station");
@@ -91,6 +107,7 @@ static void print_human(json_t *resp)
 	       clean(jstr(st, "name"), a, sizeof(a)),
 	       json_is_integer(pid) ? (long long)json_integer_value(pid) : -1LL,
 	       jstr(st, "listen") ? clean(jstr(st, "listen"), b, sizeof(b)) : "nothing");
+	print_pickup(json_object_get(st, "email"));
 	if (json_array_size(peers) == 0) {
 		printf("no peers pinned (add one with 'hotline peer add')\n");
 		return;
@@ -228,6 +245,8 @@ static void print_check(json_t *ck)
 		printf("  LINE CHECK %s waits for a person since %s: answer with 'hotline answer'\n",
 		       clean(jstr(pc, "id"), b, sizeof(b)), when);
 	}
+	if (json_is_true(json_object_get(ck, "pending_more")))
+		printf("  (more of its checks wait for a person: 'hotline answer' lists them all)\n");
 }
 
 /* A second line for a peer with traffic in progress or a delivery problem. */
@@ -253,6 +272,11 @@ static void print_delivery(json_t *dl)
 	if (err && n < sizeof(line))
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%sdelivery: %s", n ? "; " : "  ",
 				      clean(err, b, sizeof(b)));
+	/* the peer's items being refused for now (messages.md section 4) */
+	const char *refusing = json_string_value(json_object_get(dl, "refusing"));
+	if (refusing && n < sizeof(line))
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%srefusing its items for now: %s",
+				      n ? "; " : "  ", clean(refusing, b, sizeof(b)));
 	if (n)
 		printf("%s\n", line);
 }
@@ -321,7 +345,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 			"listen", conf->listen[0] ? json_string(conf->listen) : json_null(),
 			"pid", "started_at", "peers", peers);
 	if (json) {
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 	} else {
@@ -394,7 +418,7 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 		json_t *out = json_pack("{s:b, s:O, s:O}", "daemon", 1,
 					"station", json_object_get(resp, "station"),
 					"peers", json_object_get(resp, "peers"));
-		char *text = json_dumps(out, JSON_INDENT(2));
+		char *text = json_dumps(out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		printf("%s\n", text);
 		free(text);
 		json_decref(out);

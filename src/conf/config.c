@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conf/ini.h"
+#include "conf/perms.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -283,6 +284,27 @@ int hl_zone_name_valid(const char *name)
 	return 1;
 }
 
+int hl_user_spec_valid(const char *spec)
+{
+	size_t n = strlen(spec), digits = 0, colons = 0;
+	if (n == 0 || n > HL_USER_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = spec[i];
+		if (c >= '0' && c <= '9')
+			digits++;
+		else if (c == ':')
+			colons++;
+		else if (!((c >= 'a' && c <= 'z') || c == '_' || (i > 0 && (c == '-' || c == '.')) ||
+			   (c == '$' && i == n - 1)))
+			return 0;
+	}
+	if (colons == 0)
+		return 1;   /* a name (may hold digits) or a UID */
+	/* UID:GID, both numeric */
+	return colons == 1 && digits == n - 1 && spec[0] != ':' && spec[n - 1] != ':';
+}
+
 /* A duration as people write it, for error messages. */
 static void fmt_ms(uint32_t ms, char out[static 16])
 {
@@ -320,7 +342,7 @@ enum key_id {
 	K_HANDSHAKE_TIMEOUT, K_REHANDSHAKE, K_NOISE_KEY, K_SIGNING_KEY,
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
-	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_COUNT
+	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -347,6 +369,8 @@ static const char *const key_names[K_COUNT] = {
 	[K_MAILDIR] = "Maildir",
 	[K_EMAIL] = "Email",
 	[K_FALLBACK_AFTER] = "FallbackAfter",
+	[K_USER] = "User",
+	[K_LOG_LEVEL] = "LogLevel",
 };
 
 #define BIT(k) (1u << (k))
@@ -364,7 +388,7 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_KEEPALIVE_TIMEOUT) | BIT(K_HANDSHAKE_TIMEOUT) |
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
-				  BIT(K_FALLBACK_AFTER),
+				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
@@ -380,6 +404,24 @@ static const struct sec_def sec_defs[] = {
 			BIT(K_SMTP) | BIT(K_FROM) | BIT(K_MAILDIR) },
 };
 
+int hl_conf_key_at(size_t i, const char **section, const char **key)
+{
+	static const enum sec_kind conf_sections[] = { SEC_STATION, SEC_PEER, SEC_EMAIL };
+	for (size_t s = 0; s < sizeof(conf_sections) / sizeof(conf_sections[0]); s++) {
+		const struct sec_def *def = &sec_defs[conf_sections[s]];
+		for (int k = 0; k < K_COUNT; k++) {
+			if (!(def->allowed & BIT(k)))
+				continue;
+			if (i-- == 0) {
+				*section = def->header;
+				*key = key_names[k];
+				return 0;
+			}
+		}
+	}
+	return HL_ENOTFOUND;
+}
+
 /* One section's values, as read so far. */
 struct section {
 	enum sec_kind kind;
@@ -392,6 +434,7 @@ struct section {
 	uint8_t signing_key[HL_KEY_LEN];
 	uint32_t ms[K_COUNT];                /* the durations */
 	uint64_t bytes[K_COUNT];             /* the sizes */
+	unsigned reserve_pct;                /* DiskReserve = N% */
 	uint16_t check_at[HL_CHECK_AT_MAX];
 	unsigned n_check_at;
 	char check_zone[HL_ZONE_MAX + 1];
@@ -400,6 +443,8 @@ struct section {
 	char smtp_url[HL_SMTP_URL_MAX + 1];
 	char mail_addr[HL_EMAIL_ADDR_MAX + 1]; /* From ([Email]) or Email ([Peer]) */
 	char maildir[HL_MAILDIR_MAX + 1];
+	char user[HL_USER_MAX + 1];
+	unsigned log_level;
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -513,15 +558,56 @@ static int set_duration(struct parser *p, const hl_ini_item *it, enum key_id k, 
 	return 0;
 }
 
-static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint64_t *out)
+/* DiskReserve = N%: 1..50 percent of the file system. */
+static int set_percent(struct parser *p, const hl_ini_item *it, unsigned *pct)
 {
 	char q[QUOTE_MAX * 3 + 4];
+	unsigned v = 0;
+	size_t i = 0;
+	while (i + 1 < it->value_len && it->value[i] >= '0' && it->value[i] <= '9' && v < 1000)
+		v = v * 10 + (unsigned)(it->value[i++] - '0');
+	if (i == 0 || i + 1 != it->value_len || v < 1 || v > HL_DISK_RESERVE_PCT_MAX)
+		return perr(p, it->line, HL_EINVAL, "bad DiskReserve '%s': want a size such as 1G, "
+			    "or a share of the file system from 1%% to %d%%",
+			    quote(it->value, it->value_len, q), HL_DISK_RESERVE_PCT_MAX);
+	*pct = v;
+	return 0;
+}
+
+static int set_size(struct parser *p, const hl_ini_item *it, enum key_id k, uint64_t *out,
+		    unsigned *pct)
+{
+	char q[QUOTE_MAX * 3 + 4];
+	static const uint64_t cap[K_COUNT] = {
+		[K_MAX_ATTACHMENT] = HL_MAX_ATTACHMENT_CAP,
+		[K_PEER_QUOTA] = HL_PEER_QUOTA_CAP,
+		[K_DISK_RESERVE] = HL_DISK_RESERVE_CAP,
+	};
+	if (k == K_DISK_RESERVE && it->value_len && it->value[it->value_len - 1] == '%')
+		return set_percent(p, it, pct);
 	if (hl_size_parse(it->value, it->value_len, out) < 0)
 		return perr(p, it->line, HL_EINVAL,
 			    "bad %s '%s': want a size such as 4G (a whole number and K, M, G or T; "
 			    "bare numbers are bytes)",
 			    key_names[k], quote(it->value, it->value_len, q));
+	if (cap[k] && *out > cap[k])
+		return perr(p, it->line, HL_EINVAL, "%s '%s' is over its cap of %lluT",
+			    key_names[k], quote(it->value, it->value_len, q),
+			    (unsigned long long)(cap[k] >> 40));
 	return 0;
+}
+
+/* LogLevel's words, in the order of enum hl_log_level (util/log.h). */
+static const char *const log_levels[] = { "debug", "info", "warn", "error" };
+
+uint64_t hl_disk_reserve(uint64_t reserve_bytes, unsigned reserve_pct, uint64_t fs_bytes)
+{
+	if (!reserve_pct)
+		return reserve_bytes;
+	uint64_t r = fs_bytes / 100 * reserve_pct;
+	if (r < HL_DISK_RESERVE_PCT_MIN_BYTES)
+		r = HL_DISK_RESERVE_PCT_MIN_BYTES;
+	return r > HL_DISK_RESERVE_PCT_MAX_BYTES ? HL_DISK_RESERVE_PCT_MAX_BYTES : r;
 }
 
 /* The value is WORD, ignoring case. */
@@ -569,7 +655,7 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 	case K_MAX_ATTACHMENT:
 	case K_PEER_QUOTA:
 	case K_DISK_RESERVE:
-		return set_size(p, it, (enum key_id)k, &s->bytes[k]);
+		return set_size(p, it, (enum key_id)k, &s->bytes[k], &s->reserve_pct);
 	case K_CHECK_EVERY:
 	case K_CHECK_TIMEOUT:
 	case K_FALLBACK_AFTER:
@@ -628,6 +714,21 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 				    "bad Maildir '%s': want the absolute path of a Maildir",
 				    quote(it->value, it->value_len, q));
 		return 0;
+	case K_USER:
+		if (value_copy(it, s->user, sizeof(s->user)) < 0 || !hl_user_spec_valid(s->user))
+			return perr(p, it->line, HL_EINVAL,
+				    "bad User '%s': want a user name, a numeric UID or UID:GID",
+				    quote(it->value, it->value_len, q));
+		return 0;
+	case K_LOG_LEVEL:
+		for (unsigned l = 0; l < sizeof(log_levels) / sizeof(log_levels[0]); l++)
+			if (value_is(it, log_levels[l])) {
+				s->log_level = l + 1;
+				return 0;
+			}
+		return perr(p, it->line, HL_EINVAL,
+			    "bad LogLevel '%s': want debug, info, warn or error",
+			    quote(it->value, it->value_len, q));
 	case K_COUNT:
 		break;
 	}
@@ -666,11 +767,13 @@ static int commit_station(struct parser *p, const struct section *s)
 							  : HL_DEFAULT_MAX_ATTACHMENT_BYTES;
 	c->quota_bytes = s->key_line[K_PEER_QUOTA] ? s->bytes[K_PEER_QUOTA]
 						   : HL_DEFAULT_PEER_QUOTA_BYTES;
-	c->reserve_bytes = s->key_line[K_DISK_RESERVE] ? s->bytes[K_DISK_RESERVE]
-						       : HL_DEFAULT_DISK_RESERVE_BYTES;
+	c->reserve_pct = s->key_line[K_DISK_RESERVE] ? s->reserve_pct : HL_DEFAULT_DISK_RESERVE_PCT;
+	c->reserve_bytes = c->reserve_pct ? 0 : s->bytes[K_DISK_RESERVE];
 	memcpy(c->alarm_command, s->alarm_command, sizeof(c->alarm_command));
 	c->fallback_after_ms = s->key_line[K_FALLBACK_AFTER] ? s->ms[K_FALLBACK_AFTER]
 							     : HL_DEFAULT_FALLBACK_AFTER_MS;
+	memcpy(c->user, s->user, sizeof(c->user));
+	c->log_level = s->log_level;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -888,11 +991,21 @@ int hl_zone_exists(const char *zone)
 
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN])
 {
+	return hl_conf_load_as(dir, HL_UID_NONE, out, err);
+}
+
+int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN])
+{
 	char *path = hl_path_join(dir, HL_CONF_FILE);
 	char *buf = NULL;
 	size_t len = 0;
 	*out = NULL;
-	int r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
+	/* Who may change the station, before anything is read from it. */
+	int r = hl_station_check(dir, also, err);
+	if (r < 0)
+		goto out;
+	r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
 	if (r < 0)
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", path, hl_strerror(r));
 	else
@@ -910,6 +1023,7 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 			r = HL_EINVAL;
 		}
 	}
+out:
 	free(buf);
 	free(path);
 	return r;
@@ -975,6 +1089,72 @@ char *hl_card_format(const hl_card *card)
 			 nk, sk);
 }
 
+/* ---- the station.conf hotline init writes ---- */
+
+char *hl_conf_template(const char *name, const char *listen, const char *address)
+{
+	return xasprintf(
+		"# station.conf: the configuration of hotline station %s.\n"
+		"# Reference: man 5 hotline.conf (in the source: docs/configuration.md).\n"
+		"# The daemon re-reads this file by itself when it changes, and logs it.\n"
+		"# Lines starting with '#' or ';' are comments; no comment may follow a\n"
+		"# value.  Keys and section names are case-insensitive.  Durations: 1500ms,\n"
+		"# 25s, 5m, 1h; sizes: 64K, 16M, 4G (bare numbers: seconds, bytes).\n"
+		"# Only this station's user (or root) may be able to change this file or\n"
+		"# its directory, or read identity.key: hotline refuses to run otherwise.\n"
+		"#\n"
+		"# Each setting is shown with its default (or an example where there is\n"
+		"# none); remove the '#' to change it.\n"
+		"\n"
+		"[Station]\n"
+		"Name = %s\n"
+		"Listen = %s\n"
+		"# Where peers dial this station, printed on its card (default: Listen,\n"
+		"# unless that is 0.0.0.0 or [::]).\n"
+		"%sAddress = %s\n"
+		"# The link: a PING when quiet, the end of a silent session (default\n"
+		"# 3 x Keepalive), the handshake's time, a fresh handshake (at most 1h).\n"
+		"#Keepalive = 25s\n"
+		"#KeepaliveTimeout = 75s\n"
+		"#HandshakeTimeout = 10s\n"
+		"#Rehandshake = 1h\n"
+		"# What each peer may store here: the largest attachment, the total, and\n"
+		"# the free space always kept.\n"
+		"#MaxAttachment = 4G\n"
+		"#PeerQuota = 64G\n"
+		"#DiskReserve = 5%%\n"
+		"# A program run on each alarm (no default; HOTLINE_* variables say what).\n"
+		"#AlarmCommand = /usr/local/bin/hotline-alarm\n"
+		"# How long a link may be down before its peer is sent mail ([Email]).\n"
+		"#FallbackAfter = 60s\n"
+		"# The user a daemon started as root becomes (no default).\n"
+		"#User = hotline\n"
+		"# The daemon's log: debug, info, warn or error.\n"
+		"#LogLevel = info\n"
+		"\n"
+		"# 'hotline peer add' appends one [Peer] section per pinned peer:\n"
+		"#   [Peer]\n"
+		"#   Name = pyongyang\n"
+		"#   NoiseKey = (from its card)\n"
+		"#   SigningKey = (from its card)\n"
+		"#   Address = 198.51.100.7:7100   (without one, this station only answers)\n"
+		"# and these may be added to it (line checks; its email address):\n"
+		"#   CheckEvery = 15m              (or CheckAt, not both)\n"
+		"#   CheckAt = 09:00, 17:00\n"
+		"#   CheckZone = Asia/Seoul        (CheckAt's time zone; default UTC)\n"
+		"#   CheckTimeout = 30s\n"
+		"#   CheckMode = machine           (or operator: 'hotline answer')\n"
+		"#   Email = ops@pyongyang.example\n"
+		"#\n"
+		"# The email path, for peers with an Email (once per file):\n"
+		"#   [Email]\n"
+		"#   SMTP = smtp://127.0.0.1:25\n"
+		"#   From = ops@%s.example\n"
+		"#   Maildir = /var/lib/hotline/%s/Maildir\n",
+		name, name, listen, address ? "" : "#", address ? address : "203.0.113.5:7100",
+		name, name);
+}
+
 /* ---- edits of station.conf ---- */
 
 struct conf_edit {
@@ -1017,6 +1197,8 @@ static int edit_begin(const char *dir, struct conf_edit *e, char *err)
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", lock, strerror(-r));
 		goto out;
 	}
+	if ((r = hl_station_check(dir, HL_UID_NONE, err)) < 0)
+		goto out;
 	e->mode = stat(e->path, &st) == 0 ? (st.st_mode & 07777) : 0600;
 	r = hl_read_file(e->path, HL_CONF_MAX_BYTES, &e->text, &e->len);
 	if (r < 0) {

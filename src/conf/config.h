@@ -10,10 +10,16 @@
  *   KeepaliveTimeout = 75s
  *   HandshakeTimeout = 10s
  *   Rehandshake = 1h
- *   MaxAttachment = 4G             (larger attachments are refused)
- *   PeerQuota = 64G                (each peer's incoming storage)
- *   DiskReserve = 16M              (free space never given to peers)
+ *   MaxAttachment = 4G             (larger attachments are refused; at most 1T)
+ *   PeerQuota = 64G                (each peer's storage, every row and file;
+ *                                   at most 1024T)
+ *   DiskReserve = 5%               (free space never given to peers: a size,
+ *                                   at most 1024T, or N% of the file system,
+ *                                   1..50; the default 5% is at least 16M and
+ *                                   at most 16G)
  *   AlarmCommand = /path/to/prog   (run on an alarm; see daemon/checks.c)
+ *   User = hotline                 (a daemon started as root becomes this user)
+ *   LogLevel = info                (debug, info, warn or error)
  *
  * Line checks, per [Peer] (all optional): CheckEvery = DURATION (at most
  * 24h), or CheckAt = HH:MM[,HH:MM...] (at most 48 times a day) with
@@ -40,12 +46,16 @@
  * no Address).  Keys and section names are case-insensitive; comments are
  * whole lines starting with '#' or ';', so values may contain both.
  *
+ * docs/configuration.md is the reference of every section and key (a unit
+ * test holds it to the key table in config.c).
+ *
  * Files this module owns in the station directory: */
 #ifndef HL_CONF_CONFIG_H
 #define HL_CONF_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "crypto/keys.h"
 
@@ -68,7 +78,16 @@
 #define HL_DEFAULT_REHANDSHAKE_MS 3600000   /* at most this: forward secrecy */
 #define HL_DEFAULT_MAX_ATTACHMENT_BYTES (UINT64_C(4) << 30)
 #define HL_DEFAULT_PEER_QUOTA_BYTES (UINT64_C(64) << 30)
-#define HL_DEFAULT_DISK_RESERVE_BYTES (UINT64_C(16) << 20)
+#define HL_DEFAULT_DISK_RESERVE_PCT 5
+#define HL_DISK_RESERVE_PCT_MAX 50
+/* A reserve given as a percentage is kept within these. */
+#define HL_DISK_RESERVE_PCT_MIN_BYTES (UINT64_C(16) << 20)
+#define HL_DISK_RESERVE_PCT_MAX_BYTES (UINT64_C(16) << 30)
+/* The largest values the sizes take: far beyond any disk, and small enough
+ * that no sum of them (64 attachments, a quota and a reserve) wraps. */
+#define HL_MAX_ATTACHMENT_CAP (UINT64_C(1) << 40)
+#define HL_PEER_QUOTA_CAP (UINT64_C(1) << 50)
+#define HL_DISK_RESERVE_CAP (UINT64_C(1) << 50)
 #define HL_DEFAULT_CHECK_TIMEOUT_MS 30000
 #define HL_DEFAULT_FALLBACK_AFTER_MS 60000
 #define HL_CHECK_EVERY_MAX_MS (24u * 3600 * 1000)
@@ -78,6 +97,7 @@
 #define HL_EMAIL_ADDR_MAX 254   /* RFC 5321's limit on a forward path */
 #define HL_SMTP_URL_MAX 512
 #define HL_MAILDIR_MAX 1024
+#define HL_USER_MAX 32      /* a user name, UID or UID:GID */
 
 typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
@@ -125,8 +145,12 @@ typedef struct hl_station_conf {
 	uint64_t max_attachment;             /* MaxAttachment: larger ones are refused */
 	uint64_t quota_bytes;                /* PeerQuota: each peer's incoming storage; 0 none */
 	uint64_t reserve_bytes;              /* DiskReserve: free space never given to peers */
+	unsigned reserve_pct;                /* DiskReserve as N% of the file system (then
+					      * reserve_bytes is 0); see hl_disk_reserve() */
 	char alarm_command[HL_ALARM_COMMAND_MAX + 1]; /* absolute path; "" none */
 	uint32_t fallback_after_ms;          /* FallbackAfter: the email fallback */
+	char user[HL_USER_MAX + 1];          /* User: "" none (daemon/privs.c) */
+	unsigned log_level;                  /* LogLevel: enum hl_log_level + 1; 0 not given */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
@@ -137,9 +161,19 @@ typedef struct hl_station_conf {
 
 int hl_conf_parse(const char *buf, size_t len, const char *filename,
 		  hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
-/* Reads DIR/station.conf. */
+/* Reads DIR/station.conf, after hl_station_check() (conf/perms.h) has found
+ * that nobody else can change the station: -EPERM and ERR names the path
+ * and its fix otherwise. */
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
+/* The same, also accepting a station that belongs to ALSO (a daemon started
+ * as root on the station of the User it becomes; daemon/privs.c). */
+int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN]);
 void hl_conf_free(hl_station_conf *conf);
+/* The I-th key station.conf accepts, with its section ("Station", "Peer",
+ * "Email"), from the parser's own table: 0, or HL_ENOTFOUND past the last.
+ * For the test that holds the documentation to the parser. */
+int hl_conf_key_at(size_t i, const char **section, const char **key);
 
 const hl_peer_conf *hl_conf_peer_by_name(const hl_station_conf *conf, const char *name);
 const hl_peer_conf *hl_conf_peer_by_noise_key(const hl_station_conf *conf,
@@ -170,6 +204,9 @@ int hl_check_at_parse(const char *s, size_t len, uint16_t minutes[static HL_CHEC
 /* 1 when ADDR is a plain address local@domain (no display name, brackets,
  * quotes, spaces or controls; at most HL_EMAIL_ADDR_MAX), else 0. */
 int hl_email_addr_valid(const char *addr);
+/* 1 when SPEC is a User value: a name ([a-z_][a-z0-9_.-]*, an optional
+ * final '$'), a UID, or UID:GID; at most HL_USER_MAX.  No I/O. */
+int hl_user_spec_valid(const char *spec);
 /* 1 when URL is smtp://... or smtps://... without spaces or controls. */
 int hl_smtp_url_valid(const char *url);
 /* 1 when NAME looks like an IANA zone name (Area/City, letters, digits,
@@ -178,9 +215,19 @@ int hl_zone_name_valid(const char *name);
 /* 1 when ZONE is a valid name and its zoneinfo file exists ($TZDIR, else
  * /usr/share/zoneinfo). */
 int hl_zone_exists(const char *zone);
+/* The reserve in bytes for a file system of FS_BYTES: RESERVE_BYTES, or
+ * with RESERVE_PCT that share of it within the bounds above. */
+uint64_t hl_disk_reserve(uint64_t reserve_bytes, unsigned reserve_pct, uint64_t fs_bytes);
+
 /* A size: a whole number with an optional K, M, G or T (powers of 1024);
  * bare numbers are bytes; at most 2^62. */
 int hl_size_parse(const char *s, size_t len, uint64_t *bytes);
+
+/* The station.conf `hotline init` writes, xmalloc'd: [Station] with NAME,
+ * LISTEN and ADDRESS (NULL: none), and every other setting named in a
+ * comment, with its default ("#Key = default", no blank after '#': remove
+ * the '#' and nothing changes) or an example where there is no default. */
+char *hl_conf_template(const char *name, const char *listen, const char *address);
 
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write

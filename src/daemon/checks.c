@@ -34,9 +34,18 @@
  *   error, sent to watchers ({"event": "alarm", ...}), and AlarmCommand, if
  *   set, is run — directly (uv_spawn, never a shell), with the daemon's
  *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,
- *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, and HOTLINE_CHECK_ID,
- *   HOTLINE_CHECK_MODE (checks) or HOTLINE_SEQ (equivocation).  Every value
- *   is hotline's own text (peer names are [a-z0-9._-]), never the peer's.
+ *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, HOTLINE_COUNT, and
+ *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks) or HOTLINE_SEQ
+ *   (equivocation).  Every value is hotline's own text (peer names are
+ *   [a-z0-9._-]), never the peer's: a last error that may quote the peer's
+ *   CLOSE goes to the log line and the watch event ("last_error") only.
+ *   A peer can raise alarms fast (each equivocation is one), so: at most
+ *   ALARM_PROCS_MAX commands run at once, whatever their cause; a cause (a
+ *   kind for a peer) has at most one running and one waiting, and an alarm
+ *   of a cause whose command already waits replaces it, HOTLINE_COUNT
+ *   saying how many alarms the run stands for; waiting commands start
+ *   oldest first as slots free up.  The ALARM log lines of one cause are
+ *   rate-limited (ALARM_LOG_BURST, then ALARM_LOG_PER_MINUTE).
  *   `status` shows a peer's alarm from the store: its last scheduled
  *   check's failure, or any equivocation evidence. */
 #include <errno.h>
@@ -50,12 +59,18 @@
 #include "daemon/schedule.h"
 #include "deliver/author.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
 
 #define MAX_SLEEP_MS 60000
 #define MANUAL_TIMEOUT_MAX_MS 3600000u
+#define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
+#define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
+#define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
+#define CHECK_LOG_BURST 10            /* lines about a peer's operator checks, then ... */
+#define CHECK_LOG_PER_MINUTE 10       /* ... this many a minute */
 
 extern char **environ;
 
@@ -66,13 +81,29 @@ struct hl_alarm {
 	unsigned mode;
 	uint64_t seq;                 /* equivocation */
 	int64_t at;
-	char detail[512];
+	char detail[512];             /* hotline's own text only: it reaches AlarmCommand */
+	char context[HL_ERRTEXT_LEN]; /* for the log and watchers only (may quote the peer) */
+	unsigned count;               /* alarms of its cause this one stands for */
 	struct hl_alarm *next;
+};
+
+/* One cause of alarms: a kind for a peer.  Its repeats collapse: while a
+ * command of the cause waits for a free slot, a new alarm of the cause
+ * replaces it and counts one more; at most one command per cause runs. */
+struct hl_alarm_cause {
+	char kind[16];
+	char peer[HL_NAME_MAX + 1];
+	struct hl_ratelimit rl;       /* its log lines */
+	struct hl_alarm *queued;      /* waiting for a slot; NULL none */
+	uint64_t queued_order;        /* first come, first run */
+	bool running;
+	struct hl_alarm_cause *next;
 };
 
 struct hl_alarm_proc {
 	uv_process_t proc;
 	struct hl_daemon *d;
+	struct hl_alarm_cause *cause;
 	char kind[16];
 	char peer[HL_NAME_MAX + 1];
 	struct hl_alarm_proc *next;
@@ -105,8 +136,8 @@ static struct hl_author_link link_of(struct hl_peer *p)
 
 /* ---- alarms ---- */
 
-static void raise_alarm(struct hl_daemon *d, const char *kind, const char *peer,
-			const char *check_id, unsigned mode, uint64_t seq, const char *detail)
+static struct hl_alarm *alarm_new(const char *kind, const char *peer, const char *check_id,
+				  unsigned mode, uint64_t seq, const char *detail)
 {
 	struct hl_alarm *a = xcalloc(1, sizeof(*a));
 	snprintf(a->kind, sizeof(a->kind), "%s", kind);
@@ -116,12 +147,35 @@ static void raise_alarm(struct hl_daemon *d, const char *kind, const char *peer,
 	a->mode = mode;
 	a->seq = seq;
 	a->at = hl_now_ms();
+	a->count = 1;
+	return a;
+}
+
+static void raise_alarm(struct hl_daemon *d, struct hl_alarm *a)
+{
 	/* keep them in the order raised */
 	struct hl_alarm **tail = &d->alarms;
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = a;
 }
+
+static struct hl_alarm_cause *cause_of(struct hl_daemon *d, const struct hl_alarm *a)
+{
+	struct hl_alarm_cause *c;
+	for (c = d->alarm_causes; c; c = c->next)
+		if (strcmp(c->kind, a->kind) == 0 && strcmp(c->peer, a->peer) == 0)
+			return c;
+	c = xcalloc(1, sizeof(*c));
+	snprintf(c->kind, sizeof(c->kind), "%s", a->kind);
+	snprintf(c->peer, sizeof(c->peer), "%s", a->peer);
+	c->rl = (struct hl_ratelimit)HL_RATELIMIT_INIT(ALARM_LOG_BURST, ALARM_LOG_PER_MINUTE);
+	c->next = d->alarm_causes;
+	d->alarm_causes = c;
+	return c;
+}
+
+static void pump(struct hl_daemon *d);
 
 static void on_proc_closed(uv_handle_t *h)
 {
@@ -133,6 +187,7 @@ static void proc_unlink(struct hl_alarm_proc *ap)
 	for (struct hl_alarm_proc **pp = &ap->d->alarm_procs; *pp; pp = &(*pp)->next) {
 		if (*pp == ap) {
 			*pp = ap->next;
+			ap->d->n_alarm_procs--;
 			return;
 		}
 	}
@@ -141,23 +196,25 @@ static void proc_unlink(struct hl_alarm_proc *ap)
 static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal)
 {
 	struct hl_alarm_proc *ap = proc->data;
+	struct hl_daemon *d = ap->d;
 	if (status != 0 || term_signal != 0)
 		hl_warn("%s: AlarmCommand for %s exited with status %lld%s", ap->peer, ap->kind,
 			(long long)status, term_signal ? " (killed by a signal)" : "");
 	else
 		hl_debug("%s: AlarmCommand for %s done", ap->peer, ap->kind);
 	proc_unlink(ap);
+	ap->cause->running = false;
 	ap->closing = true;
 	uv_close((uv_handle_t *)proc, on_proc_closed);
+	pump(d);
 }
 
-/* Runs AlarmCommand for A: argv is the program alone; the alarm travels in
- * the environment. */
-static void run_command(struct hl_daemon *d, const struct hl_alarm *a)
+/* Runs AlarmCommand for A (of cause C): argv is the program alone; the
+ * alarm travels in the environment.  0, or a negative code when it could
+ * not be started. */
+static int run_command(struct hl_daemon *d, struct hl_alarm_cause *cause, const struct hl_alarm *a)
 {
 	const char *path = d->conf->alarm_command;
-	if (!path[0])
-		return;
 	size_t n = 0;
 	while (environ && environ[n])
 		n++;
@@ -174,6 +231,7 @@ static void run_command(struct hl_daemon *d, const struct hl_alarm *a)
 	env[k++] = xasprintf("HOTLINE_DIR=%s", d->dir);
 	env[k++] = xasprintf("HOTLINE_AT=%s", at);
 	env[k++] = xasprintf("HOTLINE_DETAIL=%s", a->detail);
+	env[k++] = xasprintf("HOTLINE_COUNT=%u", a->count);
 	if (a->check_id[0]) {
 		env[k++] = xasprintf("HOTLINE_CHECK_ID=%s", a->check_id);
 		env[k++] = xasprintf("HOTLINE_CHECK_MODE=%s", a->mode ? "operator" : "machine");
@@ -194,6 +252,7 @@ static void run_command(struct hl_daemon *d, const struct hl_alarm *a)
 	};
 	struct hl_alarm_proc *ap = xcalloc(1, sizeof(*ap));
 	ap->d = d;
+	ap->cause = cause;
 	snprintf(ap->kind, sizeof(ap->kind), "%s", a->kind);
 	snprintf(ap->peer, sizeof(ap->peer), "%s", a->peer);
 	ap->proc.data = ap;
@@ -206,26 +265,66 @@ static void run_command(struct hl_daemon *d, const struct hl_alarm *a)
 	} else {
 		ap->next = d->alarm_procs;
 		d->alarm_procs = ap;
+		d->n_alarm_procs++;
+		cause->running = true;
 	}
 	for (size_t i = 0; i < k; i++)
 		free(env[i]);
 	free(env);
+	return ret;
 }
 
-static void act(struct hl_daemon *d, const struct hl_alarm *a)
+/* Starts the waiting alarms, oldest first, while slots are free. */
+static void pump(struct hl_daemon *d)
+{
+	while (!d->stopping && d->n_alarm_procs < ALARM_PROCS_MAX) {
+		struct hl_alarm_cause *best = NULL;
+		for (struct hl_alarm_cause *c = d->alarm_causes; c; c = c->next)
+			if (c->queued && !c->running &&
+			    (!best || c->queued_order < best->queued_order))
+				best = c;
+		if (!best)
+			return;
+		struct hl_alarm *a = best->queued;
+		best->queued = NULL;
+		if (d->conf->alarm_command[0])
+			(void)run_command(d, best, a);
+		free(a);
+	}
+}
+
+/* Logs A, tells watchers, and queues AlarmCommand for it.  Takes A. */
+static void act(struct hl_daemon *d, struct hl_alarm *a)
 {
 	char at[HL_RFC3339_LEN];
+	struct hl_alarm_cause *cause = cause_of(d, a);
 	hl_rfc3339(a->at, at);
-	hl_error("ALARM %s: %s: %s", a->peer, a->kind, a->detail);
+	if (hl_ratelimit_allow(&cause->rl, hl_mono_ms()))
+		hl_error("ALARM %s: %s: %s%s%s%s", a->peer, a->kind, a->detail,
+			 a->context[0] ? " (" : "", a->context, a->context[0] ? ")" : "");
 	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "alarm", "at", at,
 			       "peer", a->peer, "alarm", a->kind, "detail", a->detail);
 	if (a->check_id[0])
 		json_object_set_new(ev, "id", json_string(a->check_id));
 	if (a->seq)
 		json_object_set_new(ev, "seq", json_integer((json_int_t)a->seq));
+	if (a->context[0])
+		json_object_set_new(ev, "last_error", json_string(a->context));
 	hl_control_emit(d, ev);
 	json_decref(ev);
-	run_command(d, a);
+	if (!d->conf->alarm_command[0]) {
+		free(a);
+		return;
+	}
+	if (cause->queued) {
+		/* A repeat while the last one still waits: one run for both. */
+		a->count += cause->queued->count;
+		free(cause->queued);
+	} else {
+		cause->queued_order = ++d->alarm_order;
+	}
+	cause->queued = a;
+	pump(d);
 }
 
 void hl_checks_postcommit(struct hl_daemon *d, bool committed)
@@ -234,9 +333,11 @@ void hl_checks_postcommit(struct hl_daemon *d, bool committed)
 	d->alarms = NULL;
 	while (a) {
 		struct hl_alarm *next = a->next;
+		a->next = NULL;
 		if (committed)
 			act(d, a);
-		free(a);
+		else
+			free(a);
 		a = next;
 	}
 }
@@ -329,18 +430,25 @@ static int decide(struct hl_peer *p, struct hl_check_row *c)
 		snprintf(detail, sizeof(detail), "check %s: connected, but %s did not answer within %lld s",
 			 hex, p->conf.name, (long long)((c->deadline - c->created_at) / 1000));
 	} else {
+		/* The last error stays out of the detail: it may quote the
+		 * peer's CLOSE text, and the detail reaches AlarmCommand. */
 		c->result = HL_CHECK_NO_CONNECTION;
 		snprintf(detail, sizeof(detail), "check %s: no connection to %s (%s)", hex,
-			 p->conf.name, p->last_error[0] ? p->last_error : hl_peer_state_name(p->state));
+			 p->conf.name, hl_peer_state_name(p->state));
 	}
 	int ret = hl_store_update_check(p->d->store, c);
 	if (ret < 0)
 		return ret;
-	if (!c->manual)
-		raise_alarm(p->d, hl_check_result_name(c->result), p->conf.name, hex, c->mode, 0,
-			    detail);
-	else
-		hl_warn("%s: %s", p->conf.name, detail);
+	if (!c->manual) {
+		struct hl_alarm *a = alarm_new(hl_check_result_name(c->result), p->conf.name, hex,
+					       c->mode, 0, detail);
+		if (c->result == HL_CHECK_NO_CONNECTION)
+			snprintf(a->context, sizeof(a->context), "%s", p->last_error);
+		raise_alarm(p->d, a);
+	} else {
+		hl_warn("%s: %s%s%s", p->conf.name, detail, p->last_error[0] ? ": " : "",
+			p->last_error);
+	}
 	decided(p, c);
 	return 0;
 }
@@ -529,12 +637,20 @@ void hl_checks_stop(struct hl_daemon *d)
 	d->checks_started = false;
 	uv_close((uv_handle_t *)&d->check_timer, on_timer_closed);
 	hl_checks_postcommit(d, false);
-	/* Running alarm commands go on by themselves; we stop watching them. */
+	/* Running alarm commands go on by themselves; we stop watching them,
+	 * and those still waiting for a slot are not run. */
 	while (d->alarm_procs) {
 		struct hl_alarm_proc *ap = d->alarm_procs;
 		d->alarm_procs = ap->next;
 		ap->closing = true;
 		uv_close((uv_handle_t *)&ap->proc, on_proc_closed);
+	}
+	d->n_alarm_procs = 0;
+	while (d->alarm_causes) {
+		struct hl_alarm_cause *c = d->alarm_causes;
+		d->alarm_causes = c->next;
+		free(c->queued);
+		free(c);
 	}
 }
 
@@ -570,15 +686,12 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
 		bool np_now = ev->by == HL_ANSWER_NO_PERSON && c.result == HL_CHECK_NO_PERSON &&
 			      c.no_person_at <= c.deadline;
 		if (np_now && !c.manual) {
-			struct hl_alarm a = { 0 };
-			snprintf(a.kind, sizeof(a.kind), "no_person");
-			snprintf(a.peer, sizeof(a.peer), "%s", p->conf.name);
-			memcpy(a.check_id, hex, sizeof(a.check_id) - 1);
-			snprintf(a.detail, sizeof(a.detail), "check %.32s: %s's station answered, no person did",
-				 hex, p->conf.name);
-			a.mode = c.mode;
-			a.at = hl_now_ms();
-			act(d, &a);
+			char detail[256], cid[33];
+			memcpy(cid, hex, 32);
+			cid[32] = '\0';
+			snprintf(detail, sizeof(detail), "check %s: %s's station answered, no person did",
+				 cid, p->conf.name);
+			act(d, alarm_new("no_person", p->conf.name, cid, c.mode, 0, detail));
 		}
 		if (ok_now || np_now)
 			decided(p, &c);
@@ -588,14 +701,27 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
 	case HL_EV_CHECK_IN: {
 		id_hex(ev->id, hex);
 		bool op = ev->by == HL_CHECK_OPERATOR;
-		if (op)
+		struct hl_check_row row;
+		/* Decided "no person" on arrival: too many already wait. */
+		bool offered = !op || hl_store_get_check(d->store, peer_id, HL_DIR_IN, ev->id, &row) < 0 ||
+			       row.result == HL_CHECK_PENDING;
+		if (!p->rl_checks_in.burst)
+			p->rl_checks_in = (struct hl_ratelimit)HL_RATELIMIT_INIT(CHECK_LOG_BURST,
+										 CHECK_LOG_PER_MINUTE);
+		bool say = op && hl_ratelimit_allow(&p->rl_checks_in, hl_mono_ms());
+		if (op && !offered && say)
+			hl_warn("%s: line check %s not offered to a person: %d of its checks already "
+				"wait for one (the station answered it)", p->conf.name, hex,
+				HL_CHECKS_WAITING_MAX);
+		else if (op && say)
 			hl_warn("%s: LINE CHECK %s waits for a person: answer with 'hotline answer'",
 				p->conf.name, hex);
-		else
+		else if (!op)
 			hl_debug("%s: line check %s answered", p->conf.name, hex);
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "event", "check_in",
 				      "at", at, "peer", p->conf.name, "id", hex,
-				      "mode", op ? "operator" : "machine", "waiting_for_person", op);
+				      "mode", op ? "operator" : "machine", "waiting_for_person",
+				      op && offered);
 		hl_control_emit(d, o);
 		json_decref(o);
 		if (op)
@@ -622,13 +748,7 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
 		char detail[256];
 		snprintf(detail, sizeof(detail), "%s signed two different items at position %llu of its chain; both are kept as evidence",
 			 p->conf.name, (unsigned long long)ev->seq);
-		struct hl_alarm a = { 0 };
-		snprintf(a.kind, sizeof(a.kind), "equivocation");
-		snprintf(a.peer, sizeof(a.peer), "%s", p->conf.name);
-		snprintf(a.detail, sizeof(a.detail), "%s", detail);
-		a.seq = ev->seq;
-		a.at = hl_now_ms();
-		act(d, &a);
+		act(d, alarm_new("equivocation", p->conf.name, NULL, 0, ev->seq, detail));
 		return;
 	}
 	default:
@@ -697,6 +817,7 @@ json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_cl
 struct status_ctx {
 	json_t *arr;
 	struct hl_peer *p;
+	bool more;                    /* more wait than the list shows */
 };
 
 static int pending_in(void *arg, const struct hl_check_row *row)
@@ -704,6 +825,10 @@ static int pending_in(void *arg, const struct hl_check_row *row)
 	struct status_ctx *x = arg;
 	if (row->mode != HL_CHECK_OPERATOR)
 		return 0;
+	if (json_array_size(x->arr) == HL_CHECKS_WAITING_MAX) {
+		x->more = true;
+		return 1;
+	}
 	char hex[33], at[HL_RFC3339_LEN], dl[HL_RFC3339_LEN];
 	id_hex(row->id, hex);
 	hl_rfc3339(row->created_at, at);
@@ -746,6 +871,7 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_t *last = json_null(), *alarm = json_null();
 	json_t *pend = json_array();
 	uint64_t neq = 0;
+	bool more = false;
 	if (p->engine) {
 		int64_t peer_id = hl_engine_peer_id(p->engine);
 		struct hl_check_row c;
@@ -769,9 +895,13 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 			alarm = json_pack("{s:s, s:s, s:s}", "alarm", hl_check_result_name(found.result),
 					  "at", when, "id", hex);
 		}
+		/* At most HL_CHECKS_WAITING_MAX wait (on_check_item); a store
+		 * from before that bound may hold more: the oldest are listed. */
 		struct status_ctx x = { .arr = pend, .p = p };
-		struct hl_check_filter fi = { .peer_id = peer_id, .dir = HL_DIR_IN, .open_only = true };
+		struct hl_check_filter fi = { .peer_id = peer_id, .dir = HL_DIR_IN, .open_only = true,
+					      .limit = HL_CHECKS_WAITING_MAX + 1 };
 		(void)hl_store_each_check(d->store, &fi, pending_in, &x);
+		more = x.more;
 		(void)hl_store_count_equivocations(d->store, peer_id, &neq);
 		if (neq) {
 			json_decref(alarm);
@@ -781,6 +911,7 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_object_set_new(o, "last", last);
 	json_object_set_new(o, "alarm", alarm);
 	json_object_set_new(o, "pending_answer", pend);
+	json_object_set_new(o, "pending_more", json_boolean(more));
 	json_object_set_new(o, "equivocations", json_integer((json_int_t)neq));
 	return o;
 }

@@ -89,7 +89,7 @@ static void on_response_written(uv_write_t *req, int status)
 /* Sends RESP (consumed) as one line, then closes. */
 static void respond(struct hl_control_client *cl, json_t *resp)
 {
-	char *text = json_dumps(resp, JSON_COMPACT);
+	char *text = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(resp);
 	cl->done = true;
 	uv_read_stop((uv_stream_t *)&cl->pipe);
@@ -150,7 +150,7 @@ static void on_event_written(uv_write_t *req, int status)
 
 static void send_line(struct hl_control_client *cl, json_t *o)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (!text)
 		return;
 	size_t n = strlen(text);

@@ -2,14 +2,21 @@
  * identity, listener, control socket, watcher, peers), configuration
  * reload, and shutdown on SIGTERM or SIGINT.
  *
- * Start order matters: the lock comes first, so a second daemon fails
- * before it touches anything (the control socket of the first one in
- * particular); a stale control socket is removed only under the lock.
+ * Start order matters: station.conf is read first (after the check that
+ * nobody else can change the station, conf/perms.h), because it says whom
+ * the daemon becomes; then, still before anything else, root's powers go
+ * (daemon/privs.h), so that every file the daemon creates belongs to the
+ * user it runs as and nothing from the network, the mail or AlarmCommand
+ * ever meets a privilege.  Then the lock, so a second daemon fails before
+ * it touches anything (the control socket of the first one in particular);
+ * a stale control socket is removed only under the lock.
  *
  * Reload: station.conf is re-read when the station directory changes (it
  * is replaced by rename, so the directory is watched, not the file) and on
- * the control request "reload".  A bad file is logged and the running
- * configuration kept.  Peers are matched by Name: one that is gone or whose
+ * the control request "reload", each time logged.  A bad file, or a station
+ * that someone else could now change, is logged and the running
+ * configuration kept.  User takes effect at the next start; LogLevel at
+ * once (unless `run -v` or `-q` chose the level).  Peers are matched by Name: one that is gone or whose
  * NoiseKey changed is removed (its sessions get CLOSE "peer removed"), a new
  * one is added and dialed, an Address change redirects the dialing.
  * Keepalive and timeouts apply to sessions made after the reload. */
@@ -25,8 +32,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/perms.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/privs.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -119,7 +128,12 @@ int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
 		hl_error("station.conf not reloaded, keeping the running configuration: %s", err);
 		return ret;
 	}
-	hl_debug("station.conf re-read: %zu peers", nc->npeers);
+	hl_info("station.conf reloaded: %zu peer%s", nc->npeers, nc->npeers == 1 ? "" : "s");
+	if (strcmp(nc->user, d->conf->user) != 0)
+		hl_warn("station.conf: User changed to '%s': that takes effect when the daemon is "
+			"next started", nc->user);
+	if (nc->log_level)
+		hl_log_set_default_level((enum hl_log_level)(nc->log_level - 1));
 	apply_conf(d, nc);
 	return 0;
 }
@@ -223,16 +237,37 @@ static int take_lock(struct hl_daemon *d, char *err)
 	return 0;
 }
 
-static int load_station(struct hl_daemon *d, char *err)
+/* station.conf, then root's powers go (daemon/privs.h); NOTE says what
+ * went, for the log once the lock is held. */
+static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOTE_LEN],
+			      char *err)
 {
 	char cerr[HL_CONF_ERR_LEN] = "";
-	int ret = hl_conf_load(d->dir, &d->conf, cerr);
+	struct stat st;
+	uid_t also = HL_UID_NONE;
+	if (fstat(d->dirfd, &st) < 0) {
+		int e = errno;
+		snprintf(err, HL_DAEMON_ERR_LEN, "%s: %s", d->dir, strerror(e));
+		return -e;
+	}
+	/* Root may read the station of the User it becomes; privs.c then
+	 * insists that station.conf names that user. */
+	if (geteuid() == 0 && st.st_uid != 0)
+		also = st.st_uid;
+	int ret = hl_conf_load_as(d->dir, also, &d->conf, cerr);
 	if (ret < 0) {
 		snprintf(err, HL_DAEMON_ERR_LEN, "%s", cerr[0] ? cerr : hl_strerror(ret));
 		return ret;
 	}
+	if (d->conf->log_level)
+		hl_log_set_default_level((enum hl_log_level)(d->conf->log_level - 1));
+	return hl_privs_drop(d->dir, st.st_uid, d->conf->user, note, err, HL_DAEMON_ERR_LEN);
+}
+
+static int load_identity(struct hl_daemon *d, char *err)
+{
 	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	ret = hl_identity_load(path, &d->id);
+	int ret = hl_identity_load(path, &d->id);
 	if (ret < 0)
 		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
 			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
@@ -289,6 +324,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 {
 	struct hl_daemon *d = xcalloc(1, sizeof(*d));
+	char note[HL_PRIVS_NOTE_LEN] = "";
 	int ret;
 
 	err[0] = 0;
@@ -308,10 +344,15 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 			 strerror(-ret));
 		goto out;
 	}
+	ret = load_conf_and_drop(d, note, err);
+	if (ret < 0)
+		goto out;
 	ret = take_lock(d, err);
 	if (ret < 0)
 		goto out;
-	ret = load_station(d, err);
+	if (note[0])
+		hl_info("%s", note);
+	ret = load_identity(d, err);
 	if (ret < 0)
 		goto out;
 

@@ -103,6 +103,7 @@ struct hl_peer {
 	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
+	struct hl_ratelimit rl_checks_in; /* checks.c: log lines about the peer's checks */
 	struct hl_failover_peer *failover; /* failover.c */
 	/* The handshake (conn.c, guard.c): the greatest message 1 timestamp
 	 * accepted from the peer, the last one we sent it, and the budget of
@@ -116,6 +117,7 @@ struct hl_peer {
 struct hl_control;
 struct hl_control_client;
 struct hl_alarm;
+struct hl_alarm_cause;
 struct hl_alarm_proc;
 
 struct hl_daemon {
@@ -160,6 +162,9 @@ struct hl_daemon {
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
 	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
+	unsigned n_alarm_procs;
+	struct hl_alarm_cause *alarm_causes; /* checks.c: per kind and peer, what waits to run */
+	uint64_t alarm_order;
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	struct hl_guard *guard;              /* guard.c: unauthenticated connections */

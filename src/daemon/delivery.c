@@ -306,6 +306,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
+		.reserve_pct = d->conf->reserve_pct,
 		.defer_items = true,
 		.on_event = on_engine_event, .wake = engine_wake, .user = d,
 	};
@@ -391,7 +392,8 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 	struct hl_engine_stats s;
 	hl_engine_stats(p->engine, &s);
 	const char *err = hl_engine_error(p->engine);
-	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o}",
+	return json_pack("{s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:o,"
+			 " s:I, s:I, s:o}",
 			 "queued",
 			 "flash", (json_int_t)s.queued[HL_PREC_FLASH],
 			 "immediate", (json_int_t)s.queued[HL_PREC_IMMEDIATE],
@@ -404,5 +406,12 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "out_bytes", (json_int_t)s.stage_out_bytes,
 			 "in_bytes", (json_int_t)s.stage_in_bytes,
 			 "adopted_bytes", (json_int_t)s.stage_adopted_bytes,
-			 "error", err[0] ? json_string(err) : json_null());
+			 "error", err[0] ? json_string(err) : json_null(),
+			 /* the peer's items refused since the daemon started: for
+			  * good (a tombstone) and for now (nothing stored); why
+			  * the last was refused for now, null once one is taken */
+			 "refused_items", (json_int_t)s.refused_items,
+			 "refused_for_now", (json_int_t)s.refused_later,
+			 "refusing", s.refusing && s.refusing[0] ? json_string(s.refusing)
+								 : json_null());
 }

@@ -18,18 +18,21 @@
  *   1. Fallback.  Once the outage is FallbackAfter old, the first mail
  *      carries everything unacknowledged (a full bundle).
  *   2. Urgent.  A FLASH item (a FLASH message, or a receipt, check, answer
- *      or agreement, which all travel as FLASH) queued after the last mail
- *      (or during the outage, before the fallback) is mailed at once, with
- *      whatever else is new: FLASH goes on every path, and receipts for
- *      what came in by mail go back by mail within about a second.
+ *      or agreement, which all travel as FLASH) queued since the last mail
+ *      (or during the outage) is mailed at once: FLASH goes on every path,
+ *      and receipts for what came in by mail go back by mail within about
+ *      a second.  Before the fallback such a mail carries FLASH items only
+ *      (`--flash-only`, above FLASH_MARK); after it, everything new.
  *   3. Acknowledge.  When the peer's chain grew here since the last mail
  *      (a bundle imported from mail or a courier), a mail carries the ACK
- *      (and anything new) even without items, so that the peer stops
- *      resending.  An ACK-only bundle makes the peer store nothing new, so
- *      it causes no reply: mails do not ping-pong.
+ *      even without items, so that the peer stops resending, and the new
+ *      items rule 2 (before the fallback) or 4 (after it) would send.  An
+ *      ACK-only bundle makes the peer store nothing new, so it causes no
+ *      reply: mails do not ping-pong.
  *   4. New items.  After the fallback, anything queued since the last mail
  *      is mailed (an incremental bundle: `--after MARK`, only the items
- *      above the last mail's mark).
+ *      above the last mail's mark).  Before it, items below FLASH wait: an
+ *      outage shorter than FallbackAfter sends them by TCP alone.
  *   5. Resend.  After the fallback, while items stay unacknowledged, all of
  *      them are mailed again FallbackAfter after the last mail, then after
  *      twice that, and so on up to RESEND_MAX_MS; the interval returns to
@@ -78,6 +81,7 @@ struct hl_failover_peer {
 	uint64_t outage;                 /* counts outages: a child's marks apply to its own */
 	bool full_done;                  /* the fallback's full mail went out */
 	uint64_t mark;                   /* unacked OUT items above this are unmailed */
+	uint64_t flash_mark;             /* unacked FLASH items above this are unmailed (>= mark) */
 	uint64_t in_contig, in_head;     /* the peer's chain here, as last mailed */
 	uint64_t last_mail;              /* loop ms of the last mail; 0 none */
 	uint64_t resend_ms;
@@ -97,7 +101,7 @@ struct hl_failover_peer {
 	char line[256];
 	size_t line_len;
 	uint64_t pend_mark, pend_contig, pend_head, pend_outage;
-	bool pend_full;
+	bool pend_full, pend_flash_only;
 	/* for status */
 	uint64_t mails;
 	uint64_t last_sent_wall_ms, last_attempt_wall_ms;
@@ -139,12 +143,12 @@ static void outage_begin(struct hl_failover_peer *fo)
 	fo->full_done = false;
 	fo->last_mail = 0;
 	fo->resend_ms = p->d->conf->fallback_after_ms;
-	fo->mark = 0;
+	fo->mark = fo->flash_mark = 0;
 	fo->in_contig = fo->in_head = 0;
 	if (!p->engine)
 		return;
 	if (hl_store_out_summary(p->d->store, hl_engine_peer_id(p->engine), 0, &s) == 0) {
-		fo->mark = s.max_seq;
+		fo->mark = fo->flash_mark = s.max_seq;
 		fo->last_unacked = s.unacked;
 	}
 	(void)in_state(p, &fo->in_contig, &fo->in_head);
@@ -249,8 +253,12 @@ static void finish(struct hl_failover_peer *fo)
 		/* A mail of an earlier outage (the link came and went while it
 		 * ran) says nothing about what this one has carried. */
 		if (fo->pend_outage == fo->outage && fo->down_since) {
-			if (fo->pend_mark > fo->mark)
+			/* A FLASH-only mail carried the FLASH items up to its
+			 * mark, not the others. */
+			if (!fo->pend_flash_only && fo->pend_mark > fo->mark)
 				fo->mark = fo->pend_mark;
+			if (fo->pend_mark > fo->flash_mark)
+				fo->flash_mark = fo->pend_mark;
 			fo->in_contig = fo->pend_contig;
 			fo->in_head = fo->pend_head;
 			if (fo->pend_full)
@@ -289,7 +297,8 @@ static void finish(struct hl_failover_peer *fo)
 		fo->fail_delay_ms / 1000, text);
 }
 
-static void spawn(struct hl_failover_peer *fo, uint64_t after, bool if_items, const char *why)
+static void spawn(struct hl_failover_peer *fo, uint64_t after, bool flash_only, bool if_items,
+		  const char *why)
 {
 	struct hl_peer *p = fo->p;
 	struct hl_daemon *d = p->d;
@@ -302,7 +311,7 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool if_items, co
 		return;
 	}
 	snprintf(after_text, sizeof(after_text), "%llu", (unsigned long long)after);
-	char *args[10];
+	char *args[11];
 	int n = 0;
 	args[n++] = d->failover->self;
 	args[n++] = "-d";
@@ -314,6 +323,8 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool if_items, co
 		args[n++] = "--after";
 		args[n++] = after_text;
 	}
+	if (flash_only)
+		args[n++] = "--flash-only";
 	if (if_items)
 		args[n++] = "--if-items";
 	args[n] = NULL;
@@ -354,7 +365,8 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool if_items, co
 		uv_close((uv_handle_t *)&fo->out, on_handle_closed);
 		fo->pipe_done = true;
 	}
-	hl_info("%s: mailing a bundle (%s%s)", p->conf.name, why, after ? "; new items only" : "");
+	hl_info("%s: mailing a bundle (%s%s%s)", p->conf.name, why, after ? "; new items only" : "",
+		flash_only ? "; FLASH only, before the fallback" : "");
 }
 
 /* Applies the rules (top of the file) to one peer. */
@@ -374,19 +386,22 @@ static void consider(struct hl_failover_peer *fo, uint64_t now)
 	uint64_t down = now - fo->down_since;
 	if (down < grace || (fo->retry_at && now < fo->retry_at))
 		return;
-	if (hl_store_out_summary(d->store, hl_engine_peer_id(p->engine), fo->mark, &s) < 0 ||
+	bool active = down >= fb;
+	/* Before the fallback only FLASH items go, so what is new is counted
+	 * above the FLASH mark. */
+	uint64_t base = active ? fo->mark : fo->flash_mark;
+	if (hl_store_out_summary(d->store, hl_engine_peer_id(p->engine), base, &s) < 0 ||
 	    in_state(p, &contig, &head) < 0) {
 		hl_debug("%s: fallback: store: %s", p->conf.name, hl_store_errmsg(d->store));
 		return;
 	}
-	bool active = down >= fb;
 	bool in_changed = contig != fo->in_contig || head != fo->in_head;
 	if (s.unacked < fo->last_unacked)
 		fo->resend_ms = fb;   /* the peer acknowledged something */
 	fo->last_unacked = s.unacked;
 
-	uint64_t after = fo->mark;
-	bool if_items = true;
+	uint64_t after = base;
+	bool if_items = true, flash_only = !active;
 	const char *why;
 	if (active && !fo->full_done && (s.unacked || in_changed)) {
 		after = 0;
@@ -409,9 +424,10 @@ static void consider(struct hl_failover_peer *fo, uint64_t now)
 	fo->pend_mark = s.max_seq;
 	fo->pend_contig = contig;
 	fo->pend_head = head;
-	fo->pend_full = after == 0;
+	fo->pend_full = after == 0 && !flash_only;
+	fo->pend_flash_only = flash_only;
 	fo->pend_outage = fo->outage;
-	spawn(fo, after, if_items, why);
+	spawn(fo, after, flash_only, if_items, why);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -538,8 +554,16 @@ json_t *hl_failover_status_json(struct hl_peer *p)
 	if (p->engine &&
 	    hl_store_out_summary(d->store, hl_engine_peer_id(p->engine), fo->mark, &s) == 0) {
 		queued = json_integer((json_int_t)s.unacked);
+		uint64_t n = fo->down_since ? s.after : s.unacked;
+		/* Before the full mail, FLASH items up to the FLASH mark went
+		 * by mail, the others above the mark did not. */
+		struct hl_out_summary f;
+		if (fo->down_since && !fo->full_done && fo->flash_mark > fo->mark &&
+		    hl_store_out_summary(d->store, hl_engine_peer_id(p->engine), fo->flash_mark,
+					 &f) == 0)
+			n = s.after - s.flash_after + f.flash_after;
 		if (email_on(p))
-			unmailed = json_integer((json_int_t)(fo->down_since ? s.after : s.unacked));
+			unmailed = json_integer((json_int_t)n);
 	}
 	uint64_t now = uv_now(&d->loop);
 	bool down = !p->session;

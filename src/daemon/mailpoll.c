@@ -2,7 +2,9 @@
  * "By email"): while station.conf has an [Email] section, every POLL_MS it
  * looks whether the Maildir's new/ holds anything and, if so, runs
  * `hotline -d DIR bundle import --maildir` as a child process (one at a
- * time), its output going to the daemon's log.
+ * time).  The child's report lines (one per mail, then a summary) come
+ * back through a pipe and go to the log; the summary's counts go to
+ * `status`.
  *
  * Why a child and not a call: an import can take seconds (a bundle with a
  * large document is checked whole before the commit) and must not stall
@@ -10,11 +12,22 @@
  * path already proven safe beside a running daemon (its own store
  * connection and transaction; it pokes the daemon afterwards, so receipts
  * go out on whatever path is up).  A child killed mid-import (the daemon
- * stopping) commits nothing and leaves the mail in new/ for the next run.
+ * stopping, or the timeout) commits nothing and leaves the mail in new/
+ * for the next run.
  *
- * States: IDLE (timer armed) -> RUNNING (child alive; ticks do nothing)
- * -> IDLE when it exits.  Stopping: the timer is closed, a running child
- * gets SIGTERM, and the struct is freed once both handles have closed. */
+ * What lands in new/ is not to be trusted (anyone who can send mail, or
+ * write into the Maildir, puts it there): the child opens each entry
+ * without blocking and without following links, and quarantines what is
+ * not a readable regular file (mail/pickup.c).  Should a child hang
+ * anyway, it is killed after PICKUP_TIMEOUT_MS.  A run that fails (killed,
+ * or mail left in new/) makes the next one wait BACKOFF_MIN_MS, doubling
+ * up to BACKOFF_MAX_MS, so that one bad entry cannot rerun the pickup (and
+ * its log lines) every second; `status` shows the trouble.
+ *
+ * States: IDLE (timer armed) -> RUNNING (from the spawn until the child
+ * has exited and its output reached EOF; ticks do nothing) -> IDLE.
+ * Stopping: the timers are closed, a running child gets SIGTERM, and the
+ * struct is freed once every handle has closed. */
 #include <dirent.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,20 +39,40 @@
 #include "daemon/daemon_int.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/text.h"
 #include "util/timefmt.h"
 
 #define POLL_MS 1000
+#define PICKUP_TIMEOUT_MS (120u * 1000)   /* HOTLINE_PICKUP_TIMEOUT_MS overrides (tests) */
+#define BACKOFF_MIN_MS 2000
+#define BACKOFF_MAX_MS (300u * 1000)
+#define LINE_MAX_LEN 1024                /* of a report line; longer ones are cut */
 
 struct hl_mailpoll {
 	struct hl_daemon *d;
 	uv_timer_t timer;
+	uv_timer_t kill_timer;       /* the running child's timeout */
 	uv_process_t proc;
-	bool running;                /* the child is alive */
+	uv_pipe_t out;
+	bool running;                /* from the spawn until CHILD_DONE and PIPE_DONE */
+	bool child_done, pipe_done, timed_out;
 	bool stopping;
 	int open_handles;            /* freed at 0, once stopping */
 	char *self;                  /* this program, to run as the child */
-	uint64_t last_run_wall_ms, last_ok_wall_ms;   /* for status */
-	int64_t last_status;
+	uint32_t timeout_ms;
+	int64_t exit_status;
+	int term_signal;
+	char line[LINE_MAX_LEN + 1];
+	size_t line_len;
+	unsigned run_quarantined, run_left;   /* from the run's summary line */
+	/* for status */
+	uint64_t last_run_wall_ms, last_ok_wall_ms;
+	uint64_t quarantined;        /* since the daemon started */
+	unsigned left;               /* left in new/ by the last run */
+	unsigned failures;           /* runs failed in a row */
+	uint64_t retry_at;           /* loop ms before which no run starts; 0 none */
+	uint64_t retry_wall_ms;
+	char last_error[160];
 };
 
 static void maybe_free(struct hl_mailpoll *m)
@@ -73,20 +106,163 @@ static bool has_new_mail(const char *maildir)
 	return found;
 }
 
+/* One line of the child's report: logged; the summary is counted. */
+static void on_line(struct hl_mailpoll *m)
+{
+	char clean[sizeof(m->line) * 3];
+	unsigned seen, imported, quarantined, left;
+	m->line[m->line_len] = '\0';
+	if (sscanf(m->line, "%u mail(s): %u imported, %u quarantined, %u left;", &seen, &imported,
+		   &quarantined, &left) == 4) {
+		m->run_quarantined = quarantined;
+		m->run_left = left;
+	}
+	hl_sanitize(m->line, m->line_len, clean, sizeof(clean), 0);
+	hl_info("mail pickup: %s", clean);
+	m->line_len = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char scratch[4096];   /* the loop's thread only; copied out at once */
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void finish(struct hl_mailpoll *m);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct hl_mailpoll *m = s->data;
+	if (nread < 0) {
+		if (m->line_len)
+			on_line(m);
+		uv_close((uv_handle_t *)s, on_closed);
+		m->pipe_done = true;
+		finish(m);
+		return;
+	}
+	for (ssize_t i = 0; i < nread; i++) {
+		if (buf->base[i] == '\n')
+			on_line(m);
+		else if (m->line_len < LINE_MAX_LEN)
+			m->line[m->line_len++] = buf->base[i];
+	}
+}
+
 static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 {
 	struct hl_mailpoll *m = proc->data;
-	if (status != 0 || term_signal != 0)
-		hl_warn("mail pickup exited with status %lld%s", (long long)status,
-			term_signal ? " (killed by a signal)" : "");
-	m->running = false;
-	m->last_status = term_signal ? -1 : status;
-	if (status == 0 && term_signal == 0)
-		m->last_ok_wall_ms = hl_wall_ms();
+	m->exit_status = status;
+	m->term_signal = term_signal;
+	m->child_done = true;
+	uv_timer_stop(&m->kill_timer);
 	uv_close((uv_handle_t *)proc, on_closed);
+	finish(m);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct hl_mailpoll *m = t->data;
+	if (!m->running || m->child_done)
+		return;
+	m->timed_out = true;
+	hl_warn("mail pickup (pid %d) still running after %u s: stopping it", m->proc.pid,
+		m->timeout_ms / 1000);
+	uv_process_kill(&m->proc, SIGKILL);
+}
+
+/* The run is over (exited, output read): its result and the next run. */
+static void finish(struct hl_mailpoll *m)
+{
+	if (!m->running || !m->child_done || !m->pipe_done)
+		return;
+	m->running = false;
+	if (m->stopping)
+		return;
+	struct hl_daemon *d = m->d;
+	bool ok = m->exit_status == 0 && m->term_signal == 0 && !m->timed_out;
+	m->quarantined += m->run_quarantined;
+	m->left = m->run_left;
+	if (ok) {
+		m->last_ok_wall_ms = hl_wall_ms();
+		m->failures = 0;
+		m->retry_at = m->retry_wall_ms = 0;
+		m->last_error[0] = '\0';
+	} else {
+		if (m->timed_out)
+			snprintf(m->last_error, sizeof(m->last_error),
+				 "the pickup took longer than %u s and was stopped", m->timeout_ms / 1000);
+		else if (m->term_signal)
+			snprintf(m->last_error, sizeof(m->last_error), "the pickup was killed (signal %d)",
+				 m->term_signal);
+		else if (m->run_left)
+			snprintf(m->last_error, sizeof(m->last_error),
+				 "the pickup left %u mail(s) in new/ (see the log)", m->run_left);
+		else
+			snprintf(m->last_error, sizeof(m->last_error), "the pickup exited with status %lld",
+				 (long long)m->exit_status);
+		uint64_t delay = BACKOFF_MIN_MS;
+		for (unsigned i = 1; i < m->failures + 1 && delay < BACKOFF_MAX_MS; i++)
+			delay *= 2;
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+		m->failures++;
+		m->retry_at = uv_now(&d->loop) + delay;
+		m->retry_wall_ms = hl_wall_ms() + delay;
+		hl_warn("%s; the next pickup in %llu s", m->last_error,
+			(unsigned long long)(delay / 1000));
+	}
 	/* What came in may call for receipts by mail at once (failover.c). */
-	if (!m->stopping)
-		hl_failover_kick(m->d);
+	hl_failover_kick(d);
+}
+
+static void spawn(struct hl_mailpoll *m)
+{
+	struct hl_daemon *d = m->d;
+	uv_file fds[2];
+	int ret = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
+	if (ret < 0) {
+		hl_error("cannot run the mail pickup: pipe: %s", uv_strerror(ret));
+		return;
+	}
+	char *args[] = { m->self, "-d", d->dir, "bundle", "import", "--maildir", NULL };
+	uv_stdio_container_t stdio[3] = {
+		{ .flags = UV_IGNORE },
+		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },  /* its report, line by line */
+		{ .flags = UV_INHERIT_FD, .data.fd = 2 },       /* its errors go to our log */
+	};
+	uv_process_options_t opt = {
+		.exit_cb = on_exit_cb, .file = m->self, .args = args,
+		.stdio_count = 3, .stdio = stdio,
+	};
+	m->proc.data = m;
+	ret = uv_spawn(&d->loop, &m->proc, &opt);
+	m->open_handles++;
+	close(fds[1]);
+	if (ret < 0) {
+		close(fds[0]);
+		hl_error("cannot run the mail pickup %s: %s", m->self, uv_strerror(ret));
+		uv_close((uv_handle_t *)&m->proc, on_closed);
+		return;
+	}
+	m->running = true;
+	m->child_done = m->pipe_done = m->timed_out = false;
+	m->line_len = 0;
+	m->run_quarantined = m->run_left = 0;
+	m->last_run_wall_ms = hl_wall_ms();
+	uv_pipe_init(&d->loop, &m->out, 0);
+	m->out.data = m;
+	m->open_handles++;
+	if (uv_pipe_open(&m->out, fds[0]) < 0 ||
+	    uv_read_start((uv_stream_t *)&m->out, on_alloc, on_read) < 0) {
+		hl_warn("the mail pickup's report is lost");
+		uv_close((uv_handle_t *)&m->out, on_closed);
+		m->pipe_done = true;
+	}
+	uv_timer_start(&m->kill_timer, on_timeout, m->timeout_ms, 0);
+	hl_debug("mail pickup started (pid %d)", m->proc.pid);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -94,29 +270,10 @@ static void on_tick(uv_timer_t *t)
 	struct hl_mailpoll *m = t->data;
 	struct hl_daemon *d = m->d;
 	if (m->stopping || m->running || d->stopping || !d->conf->email.line ||
+	    (m->retry_at && uv_now(&d->loop) < m->retry_at) ||
 	    !has_new_mail(d->conf->email.maildir))
 		return;
-	char *args[] = { m->self, "-d", d->dir, "bundle", "import", "--maildir", NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },  /* its report goes to our log */
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-	};
-	uv_process_options_t opt = {
-		.exit_cb = on_exit_cb, .file = m->self, .args = args,
-		.stdio_count = 3, .stdio = stdio,
-	};
-	m->proc.data = m;
-	int ret = uv_spawn(&d->loop, &m->proc, &opt);
-	m->open_handles++;
-	if (ret < 0) {
-		hl_error("cannot run the mail pickup %s: %s", m->self, uv_strerror(ret));
-		uv_close((uv_handle_t *)&m->proc, on_closed);
-		return;
-	}
-	m->running = true;
-	m->last_run_wall_ms = hl_wall_ms();
-	hl_debug("mail pickup started (pid %d)", m->proc.pid);
+	spawn(m);
 }
 
 void hl_mailpoll_start(struct hl_daemon *d)
@@ -131,9 +288,14 @@ void hl_mailpoll_start(struct hl_daemon *d)
 	struct hl_mailpoll *m = xcalloc(1, sizeof(*m));
 	m->d = d;
 	m->self = xstrdup(self);
+	m->timeout_ms = PICKUP_TIMEOUT_MS;
+	const char *t = getenv("HOTLINE_PICKUP_TIMEOUT_MS");
+	if (t && atol(t) >= 100 && atol(t) <= (long)PICKUP_TIMEOUT_MS)
+		m->timeout_ms = (uint32_t)atol(t);
 	uv_timer_init(&d->loop, &m->timer);
-	m->timer.data = m;
-	m->open_handles = 1;
+	uv_timer_init(&d->loop, &m->kill_timer);
+	m->timer.data = m->kill_timer.data = m;
+	m->open_handles = 2;
 	uv_timer_start(&m->timer, on_tick, POLL_MS, POLL_MS);
 	d->mailpoll = m;
 }
@@ -147,8 +309,14 @@ void hl_mailpoll_stop(struct hl_daemon *d)
 	m->stopping = true;
 	uv_timer_stop(&m->timer);
 	uv_close((uv_handle_t *)&m->timer, on_closed);
-	if (m->running)
+	uv_close((uv_handle_t *)&m->kill_timer, on_closed);
+	if (m->running && !m->child_done)
 		uv_process_kill(&m->proc, SIGTERM);
+	if (m->running && !m->pipe_done) {
+		/* Not waiting for EOF: a child stopped by someone never sends it. */
+		uv_close((uv_handle_t *)&m->out, on_closed);
+		m->pipe_done = true;
+	}
 }
 
 static json_t *time_or_null(uint64_t wall_ms)
@@ -165,12 +333,17 @@ json_t *hl_mailpoll_status_json(struct hl_daemon *d)
 	struct hl_mailpoll *m = d->mailpoll;
 	if (!d->conf->email.line)
 		return json_pack("{s:b}", "configured", 0);
-	return json_pack("{s:b, s:s, s:o, s:o, s:o}", "configured", 1,
+	return json_pack("{s:b, s:s, s:s, s:b, s:o, s:o, s:I, s:i, s:i, s:o, s:o}",
+			 "configured", 1,
 			 "maildir", d->conf->email.maildir,
+			 "state", m && m->failures ? "failing" : "ok",
+			 "running", m && m->running,
 			 "last_pickup", time_or_null(m ? m->last_run_wall_ms : 0),
 			 "last_import_ok", time_or_null(m ? m->last_ok_wall_ms : 0),
-			 "last_error", m && m->last_run_wall_ms && m->last_status != 0 && !m->running
-				 ? json_string(m->last_status < 0 ? "the pickup was killed"
-						  : "the pickup left mail in new/ (see the log)")
-				 : json_null());
+			 "quarantined", (json_int_t)(m ? m->quarantined : 0),
+			 "left", m ? (int)m->left : 0,
+			 "failures", m ? (int)m->failures : 0,
+			 "retry_at", time_or_null(m && m->failures ? m->retry_wall_ms : 0),
+			 "last_error", m && m->last_error[0] ? json_string(m->last_error)
+							     : json_null());
 }

@@ -1,63 +1,58 @@
 /* daemon/schedule.c — the next scheduled check (schedule.h).
  *
- * Local time in a zone comes from the C library: TZ is set to the zone for
- * the computation and put back afterwards (the daemon is one thread, and
- * nothing else in it reads local time: logs and RFC 3339 times are UTC). */
+ * Local time in a zone comes from the zone's TZif file, read by
+ * util/tzif.c: never from TZ and the C library's localtime/mktime, because
+ * setting TZ while the daemon's worker threads run is undefined behaviour
+ * (and gave another thread's zone in practice).  The zone file is read at
+ * each computation (a few KiB, at most a few times a day per peer), so a
+ * tzdata update applies at the next check. */
 #include "daemon/schedule.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "util/mem.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/tzif.h"
 
-static int64_t at_next(const hl_peer_conf *pc, int64_t now_ms)
+#define DAY_S 86400
+
+/* The next of PC's CheckAt times after NOW_MS, in ZONE (NULL: UTC). */
+static int64_t at_next_in(const hl_peer_conf *pc, const struct hl_tz *zone, int64_t now_ms)
 {
-	bool zoned = pc->check_zone[0] != '\0';
-	char *old_tz = NULL;
-	if (zoned) {
-		const char *t = getenv("TZ");
-		old_tz = t ? xstrdup(t) : NULL;
-		setenv("TZ", pc->check_zone, 1);
-		tzset();
-	}
-	time_t now = (time_t)(now_ms / 1000);
-	struct tm today;
-	if (zoned)
-		localtime_r(&now, &today);
-	else
-		gmtime_r(&now, &today);
+	int64_t now = now_ms / 1000;
+	int64_t today = (now + (zone ? hl_tz_offset(zone, now, NULL) : 0)) / DAY_S;
 	int64_t best = 0;
 	/* Yesterday to the day after tomorrow: wide enough for any offset and
 	 * any DST shift around midnight. */
-	for (int d = -1; d <= 2; d++) {
+	for (int64_t d = today - 1; d <= today + 2; d++) {
 		for (unsigned i = 0; i < pc->n_check_at; i++) {
-			struct tm t = { 0 };
-			t.tm_year = today.tm_year;
-			t.tm_mon = today.tm_mon;
-			t.tm_mday = today.tm_mday + d;
-			t.tm_hour = pc->check_at[i] / 60;
-			t.tm_min = pc->check_at[i] % 60;
-			t.tm_isdst = -1;
-			time_t x = zoned ? mktime(&t) : timegm(&t);
-			if (x == (time_t)-1)
-				continue;
-			int64_t ms = (int64_t)x * 1000;
+			int64_t local = d * DAY_S + (int64_t)pc->check_at[i] * 60;
+			int64_t t = zone ? hl_tz_local_to_utc(zone, local) : local;
+			int64_t ms = t * 1000;
 			if (ms > now_ms && (best == 0 || ms < best))
 				best = ms;
 		}
 	}
-	if (zoned) {
-		if (old_tz)
-			setenv("TZ", old_tz, 1);
-		else
-			unsetenv("TZ");
-		tzset();
-		free(old_tz);
-	}
 	return best;
+}
+
+static int64_t at_next(const hl_peer_conf *pc, int64_t now_ms)
+{
+	struct hl_tz *zone = NULL;
+	if (pc->check_zone[0]) {
+		int ret = hl_tz_load(pc->check_zone, &zone);
+		if (ret < 0)
+			/* The zone was there when the configuration was read;
+			 * like the C library, fall back to UTC, and say so. */
+			hl_warn("CheckZone %s: cannot read its zone file (%s); using UTC",
+				pc->check_zone, ret == HL_ENOTFOUND ? "not found" : "not a zone file");
+	}
+	int64_t next = at_next_in(pc, zone, now_ms);
+	free(zone);
+	return next;
 }
 
 int64_t hl_check_next(const hl_peer_conf *pc, int64_t last_ms, int64_t now_ms)

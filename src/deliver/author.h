@@ -18,6 +18,11 @@
 #include "msg/item.h"
 #include "store/store.h"
 
+/* At most this many of a peer's operator checks wait for a person at
+ * once; a further one is answered by the station only and decided "no
+ * person" at once (docs/items.md 2.4). */
+#define HL_CHECKS_WAITING_MAX 8
+
 /* The link an item is authored on: our identity and the peer's row. */
 struct hl_author_link {
 	hl_store *st;

@@ -49,6 +49,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "chain/accept.h"
 #include "deliver/author.h"
 #include "deliver/partwriter.h"
 #include "deliver/records.h"
@@ -94,10 +95,24 @@ _Static_assert(CREDIT_STEP + CHUNK_DATA_MAX <= CREDIT_WINDOW,
  * buffers, and a peer could interleave chunks of thousands of parts. */
 #define WRITERS_MAX 8
 #define MAX_PARTIAL_IN 256           /* incoming messages in progress per peer */
+/* Bodies sent in CHUNKs are kept in memory until whole (up to 16 MiB
+ * each): at most this much per peer at once, or 256 of them would take
+ * 4 GiB.  A message past it is refused for now. */
+#define BODY_MEM_MAX (64u << 20)
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 #define QUOTA_RETRY_MS 5000          /* an item refused for now is offered again after this */
 #define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
 #define PAR_VERIFY_MIN 8             /* held ITEMs worth a second thread */
+/* Refused positions (tombstones) kept per peer: past this, an item that
+ * breaks a rule is refused for now (nothing stored, not acknowledged), so a
+ * peer cannot make the store keep a row per item it sends
+ * (docs/messages.md section 4). */
+#define TOMBSTONES_MAX 10000
+/* REFUSEs waiting for the link to take them, per peer. */
+#define REFUSALS_OWED_MAX 4096
+/* Equivocation evidence kept per peer: one piece per position of its
+ * chain, at most this many in all; one proves the fork. */
+#define EVIDENCE_MAX 8
 /* A drain stops after the records that raised this many events (the rest
  * wait for the next turn): one turn must not flood `watch` clients, which
  * the daemon drops when they fall 1 MiB behind. */
@@ -233,6 +248,7 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
+	bool ack_owed;               /* an ACK the link could not take yet */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
 
@@ -243,7 +259,22 @@ struct hl_engine {
 	int cur_verdict;             /* the ITEM being handled: its held verdict */
 
 	uint64_t free_cache;         /* free_bytes() */
+	uint64_t reserve_cache;      /* reserve_bytes() */
 	int64_t free_at;
+
+	/* The chain rules on arrival (chain/accept.h).  What the current
+	 * transaction knows of the peer's chain, loaded at the first item and
+	 * forgotten at its end (another process may write between two). */
+	bool cache_ok;
+	uint64_t in_top;             /* the highest position held */
+	uint64_t contig;             /* the contiguous head as last read (only grows) */
+	struct hl_chain_class_ref class_top[HL_PREC_COUNT]; /* highest class_seq held */
+	bool class_known[HL_PREC_COUNT];
+	struct hl_item *scratch;     /* a neighbour item, decoded */
+	uint64_t tombs;              /* tombstones held (tombs_known) */
+	bool tombs_known;
+	struct hl_ratelimit refuse_log; /* warnings about refused items */
+	char refusing[160];          /* why the peer's items are refused for now; "" none */
 
 	hl_stage *stage;             /* staging (deliver/stage.h) */
 	bool stage_on;               /* the peer's HELLO says it handles STAGE */
@@ -265,6 +296,8 @@ struct in_msg;
 static int stage_adopt(hl_engine *e, struct in_msg *m);
 static int on_stage(hl_engine *e, const uint8_t *body, size_t len);
 static int on_staged(hl_engine *e, const uint8_t *body, size_t len);
+static void send_owed(hl_engine *e, uint64_t now);
+static int over_limits(hl_engine *e, uint64_t charge, bool *over);
 
 static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(hl_engine *e, const char *fmt, ...)
@@ -750,7 +783,10 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 
 void hl_engine_pump(hl_engine *e, uint64_t now)
 {
-	if (!e->link || !e->synced || hl_link_state(e->link) != HL_LINK_OPEN)
+	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+		return;
+	send_owed(e, now);
+	if (!e->synced)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
@@ -881,6 +917,14 @@ static char *part_tmp_path(const hl_engine *e, const struct in_part *p)
 static void queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
 			  uint8_t code, const char *text)
 {
+	if (e->nref >= REFUSALS_OWED_MAX) {
+		/* A peer that sends what we refuse and reads nothing of what
+		 * we say: the oldest REFUSE goes (its position is settled and
+		 * acknowledged, or offered again and refused again). */
+		memmove(e->refusals, e->refusals + 1, (e->nref - 1) * sizeof(*e->refusals));
+		e->nref--;
+		e->stats.refusals_dropped++;
+	}
 	if (e->nref == e->capref) {
 		e->capref = e->capref ? 2 * e->capref : 8;
 		e->refusals = xrealloc(e->refusals, e->capref * sizeof(*e->refusals));
@@ -947,10 +991,20 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 			return ret;
 		if (!prev_ok)
 			return 0;
-		if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL, hl_now_ms())) < 0)
+		/* Visible already (a bundle imported beside this daemon made it
+		 * so, and authored its receipt): a receipt acknowledges a
+		 * message once (docs/items.md 2.2). */
+		int state;
+		if ((ret = hl_store_in_class_state(st, e->peer_id, m->prec, m->class_seq,
+						   &state)) < 0)
 			return ret;
-		add_event(e, HL_EV_ARRIVED, m->id);
-		add_receipt(e, m->seq, m->item_hash);
+		if (state != HL_MSG_COMPLETE) {
+			if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL,
+						      hl_now_ms())) < 0)
+				return ret;
+			add_event(e, HL_EV_ARRIVED, m->id);
+			add_receipt(e, m->seq, m->item_hash);
+		}
 		unsigned prec = m->prec;
 		uint64_t next_class = m->class_seq + 1;
 		in_unlink(e, m);
@@ -1160,18 +1214,311 @@ static int load_in(hl_engine *e)
 
 /* ---- receiving: records ---- */
 
+/* What this transaction knows of the peer's chain (e->cache_ok): loaded
+ * at its first item, kept up to date by every insert, forgotten when the
+ * transaction ends (cache_forget, from postcommit and abort). */
+static int cache_load(hl_engine *e)
+{
+	if (e->cache_ok)
+		return 0;
+	hl_store *st = e->env.txn->store;
+	struct hl_chain_head top, contig;
+	int ret = hl_store_chain_head(st, e->peer_id, HL_DIR_IN, &top);
+	if (ret == 0)
+		ret = hl_store_in_contiguous(st, e->peer_id, &contig);
+	if (ret < 0)
+		return ret;
+	e->in_top = top.seq;
+	e->contig = contig.seq;
+	memset(e->class_known, 0, sizeof(e->class_known));
+	e->cache_ok = true;
+	return 0;
+}
+
+static void cache_forget(hl_engine *e)
+{
+	e->cache_ok = false;
+}
+
+/* An item or tombstone was stored at SEQ. */
+static void cache_note(hl_engine *e, uint64_t seq)
+{
+	if (e->cache_ok && seq > e->in_top)
+		e->in_top = seq;
+}
+
+/* Warnings about what the peer sent that we refuse: rate-limited, so a
+ * flood cannot fill the log and push an ALARM line out of a journal. */
+static void refuse_log(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse_log(hl_engine *e, const char *fmt, ...)
+{
+	char line[512];
+	if (!hl_ratelimit_allow(&e->refuse_log, (uint64_t)hl_now_ms()))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	hl_warn("peer %s: %s", e->peer_name, line);
+}
+
+/* Refused for now: nothing stored, not acknowledged; the author offers it
+ * again (REFUSE code 7), and `status` says why. */
+static void refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const char *text)
+{
+	refuse_log(e, "item %llu refused for now: %s", (unsigned long long)seq, text);
+	queue_refusal(e, seq, hash, HL_REFUSE_QUOTA, text);
+	snprintf(e->refusing, sizeof(e->refusing), "item %llu: %.130s", (unsigned long long)seq,
+		 text);
+	e->stats.refused_later++;
+}
+
 static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
 		     const char *text)
 {
+	hl_store *st = e->env.txn->store;
 	int ret = hl_txn_need(e->env.txn);
-	if (ret == 0)
-		ret = hl_store_insert_tombstone(e->env.txn->store, e->peer_id, seq, hash, code);
+	if (ret == 0 && !e->tombs_known && (ret = hl_store_count_tombstones(st, e->peer_id,
+									   &e->tombs)) == 0)
+		e->tombs_known = true;
 	if (ret < 0)
 		return ret;
-	hl_warn("peer %s: refused item %llu: %s: %s", e->peer_name, (unsigned long long)seq,
-		hl_refuse_code_str(code), text);
+	bool over;
+	if ((ret = over_limits(e, HL_STORE_ROW_COST, &over)) < 0)
+		return ret;
+	if (over) {
+		refuse_later(e, seq, hash, "over quota or disk reserve");
+		return 0;
+	}
+	if (e->tombs >= TOMBSTONES_MAX) {
+		char why[160];
+		snprintf(why, sizeof(why), "%.100s (%llu refused items kept already)", text,
+			 (unsigned long long)e->tombs);
+		refuse_later(e, seq, hash, why);
+		return 0;
+	}
+	if ((ret = hl_store_insert_tombstone(st, e->peer_id, seq, hash, code)) < 0)
+		return ret;
+	e->tombs++;
+	cache_note(e, seq);
+	refuse_log(e, "refused item %llu: %s: %s", (unsigned long long)seq,
+		   hl_refuse_code_str(code), text);
 	queue_refusal(e, seq, hash, code, text);
+	e->stats.refused_items++;
 	e->need_ack = true;
+	return 0;
+}
+
+/* ---- the chain rules on arrival (chain/accept.h) ---- */
+
+/* The peer's entry at SEQ as held (e->itembuf is overwritten). */
+static int chain_ref(hl_engine *e, uint64_t seq, struct hl_chain_ref *ref)
+{
+	struct hl_item_row row;
+	memset(ref, 0, sizeof(*ref));
+	if (seq == 0 || seq > e->in_top)
+		return 0;
+	int ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &row,
+				    e->itembuf, HL_ITEM_MAX);
+	if (ret == HL_ENOTFOUND)
+		return 0;
+	if (ret < 0)
+		return ret;
+	ref->held = true;
+	ref->item = row.kind != 0;
+	ref->kind = row.kind;
+	memcpy(ref->hash, row.hash, HL_HASH_LEN);
+	if (ref->item && hl_item_decode(row.encoded, row.encoded_len, e->scratch) == 0)
+		memcpy(ref->prev, e->scratch->prev, HL_HASH_LEN);
+	return 0;
+}
+
+static int class_rule(hl_engine *e, const struct hl_item *it, struct hl_chain_why *w)
+{
+	const struct hl_item_message *m = &it->u.msg;
+	hl_store *st = e->env.txn->store;
+	unsigned p = m->precedence;
+	struct hl_class_pos b, a;
+	int ret;
+	if (!e->class_known[p]) {
+		if ((ret = hl_store_in_class_near(st, e->peer_id, p, (uint64_t)INT64_MAX, &b,
+						  &a)) < 0)
+			return ret;
+		e->class_top[p] = (struct hl_chain_class_ref){ b.found, b.seq, b.class_seq };
+		e->class_known[p] = true;
+	}
+	/* The common case, the next message of its precedence: the highest
+	 * held is the one below it, and none is above. */
+	struct hl_chain_class_ref below = e->class_top[p], above = { 0 };
+	if (below.held && below.class_seq >= m->class_seq) {
+		if ((ret = hl_store_in_class_near(st, e->peer_id, p, m->class_seq, &b, &a)) < 0)
+			return ret;
+		below = (struct hl_chain_class_ref){ b.found, b.seq, b.class_seq };
+		above = (struct hl_chain_class_ref){ a.found, a.seq, a.class_seq };
+	}
+	return hl_chain_class(m, it->seq, &below, &above, w);
+}
+
+/* A message at SEQ with CLASS_SEQ was stored. */
+static void class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq)
+{
+	if (e->class_known[prec] && (!e->class_top[prec].held ||
+				     class_seq > e->class_top[prec].class_seq))
+		e->class_top[prec] = (struct hl_chain_class_ref){ true, seq, class_seq };
+}
+
+/* The nearest held item of the peer's chain, below or above SEQ, that
+ * records our chain's head. */
+static int head_near(hl_engine *e, uint64_t seq, bool above, struct hl_chain_head_ref *ref)
+{
+	struct hl_item_row row;
+	uint64_t ps;
+	const uint8_t *ph;
+	memset(ref, 0, sizeof(*ref));
+	if (above && seq >= e->in_top)
+		return 0;
+	int ret = hl_store_head_item_near(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, above,
+					  &row, e->itembuf, HL_ITEM_MAX);
+	if (ret == HL_ENOTFOUND)
+		return 0;
+	if (ret < 0)
+		return ret;
+	if (hl_item_decode(row.encoded, row.encoded_len, e->scratch) == 0 &&
+	    hl_chain_item_head(e->scratch, &ps, &ph))
+		*ref = (struct hl_chain_head_ref){ true, row.seq, ps };
+	return 0;
+}
+
+/* Our item at SEQ, for the rules that look into our chain. */
+static int our_ref(hl_engine *e, uint64_t seq, struct hl_chain_ref *ref, int *msg_state)
+{
+	memset(ref, 0, sizeof(*ref));
+	int ret = hl_store_out_entry(e->env.txn->store, e->peer_id, seq, &ref->kind, ref->hash,
+				     msg_state);
+	if (ret == HL_ENOTFOUND)
+		return 0;
+	ref->held = ref->item = ret == 0;
+	return ret;
+}
+
+static int head_rule(hl_engine *e, const struct hl_item *it, struct hl_chain_why *w)
+{
+	uint64_t ps;
+	const uint8_t *ph;
+	struct hl_chain_head_ref below, above;
+	struct hl_chain_ref target = { 0 };
+	int state, ret;
+	if (!hl_chain_item_head(it, &ps, &ph))
+		return HL_CHAIN_OK;
+	if ((ret = head_near(e, it->seq, false, &below)) < 0 ||
+	    (ret = head_near(e, it->seq, true, &above)) < 0 ||
+	    (ps && (ret = our_ref(e, ps, &target, &state)) < 0))
+		return ret;
+	return hl_chain_head(it->seq, ps, ph, &below, &above, &target, w);
+}
+
+/* The receipt rule's lookups into our chain; the last answer is kept, as
+ * the rule asks for the same seq twice. */
+struct rcpt_look {
+	hl_engine *e;
+	uint64_t seq;
+	int state;
+};
+
+static int rcpt_other(void *arg, uint64_t seq, struct hl_chain_ref *ref)
+{
+	struct rcpt_look *l = arg;
+	l->seq = seq;
+	return our_ref(l->e, seq, ref, &l->state);
+}
+
+/* Acknowledged already: delivered (a receipt moved it), or refused by the
+ * peer, which a receipt can no longer move (so a second receipt for it
+ * would go unseen here, and be seen by `record verify`). */
+static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
+{
+	struct rcpt_look *l = arg;
+	(void)seq;
+	*yes = l->state == HL_MSG_DELIVERED || l->state == HL_MSG_REFUSED;
+	return 0;
+}
+
+/* Every rule the peer's item IT (hash HASH), decoded and signed, must
+ * satisfy given what we hold.  A verdict, or a negative code. */
+static int chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+		       struct hl_chain_ref *before, struct hl_chain_ref *after,
+		       struct hl_chain_why *w)
+{
+	int ret;
+	if ((ret = chain_ref(e, it->seq - 1, before)) < 0 ||
+	    (ret = chain_ref(e, it->seq + 1, after)) < 0)
+		return ret;
+	if ((ret = hl_chain_links(it, hash, before, after, w)) != HL_CHAIN_OK)
+		return ret;
+	if (it->kind == HL_ITEM_MESSAGE && (ret = class_rule(e, it, w)) != HL_CHAIN_OK)
+		return ret;
+	if ((ret = head_rule(e, it, w)) != HL_CHAIN_OK)
+		return ret;
+	if (it->kind == HL_ITEM_RECEIPT) {
+		struct rcpt_look l = { .e = e };
+		struct hl_chain_lookup look = { .arg = &l, .other = rcpt_other, .acked = rcpt_acked };
+		return hl_chain_receipt(&it->u.rcpt, &look, w);
+	}
+	return HL_CHAIN_OK;
+}
+
+struct evidence_scan {
+	uint64_t seq;
+	size_t n;
+	bool here;
+};
+
+static int evidence_row(void *arg, const struct hl_equivocation_row *row)
+{
+	struct evidence_scan *x = arg;
+	x->n++;
+	x->here = x->here || row->seq == x->seq;
+	return 0;
+}
+
+/* ITEM (decoded as IT, hash HASH), signed by the peer, contradicts the
+ * item we hold at FIRST_SEQ (its own position, or the neighbour whose link
+ * it breaks): keep the pair as evidence, once per position and at most
+ * EVIDENCE_MAX per peer, and tell the operator once for each kept. */
+static int keep_evidence(hl_engine *e, const struct hl_item *it, const uint8_t *item, size_t len,
+			 const uint8_t hash[static 32], uint64_t first_seq)
+{
+	hl_store *st = e->env.txn->store;
+	struct evidence_scan x = { .seq = it->seq };
+	struct hl_item_row first;
+	int ret = hl_store_each_equivocation(st, e->peer_id, evidence_row, &x);
+	if (ret < 0)
+		return ret;
+	if (x.here || x.n >= EVIDENCE_MAX) {
+		refuse_log(e, "another item that contradicts its chain at %llu (evidence kept "
+			   "already)", (unsigned long long)it->seq);
+		return 0;
+	}
+	if ((ret = hl_store_get_item(st, e->peer_id, HL_DIR_IN, first_seq, &first, e->itembuf,
+				     HL_ITEM_MAX)) < 0)
+		return ret;
+	struct hl_equivocation_row row = {
+		.peer_id = e->peer_id, .seq = it->seq,
+		.first_item = first.encoded, .first_len = first.encoded_len,
+		.second_item = item, .second_len = len, .detected_at = hl_now_ms(),
+	};
+	memcpy(row.first_hash, first.hash, HL_HASH_LEN);
+	memcpy(row.second_hash, hash, HL_HASH_LEN);
+	ret = hl_store_insert_equivocation(st, &row);
+	if (ret == HL_EEXIST)
+		return 0;
+	if (ret < 0)
+		return ret;
+	hl_error("peer %s: EQUIVOCATION: it signed two different items as number %llu of its "
+		 "chain; both kept as evidence", e->peer_name,
+		 (unsigned long long)(first_seq < it->seq ? first_seq : it->seq));
+	event_t *ev = add_event_info(e, HL_EV_EQUIVOCATION, hash, HL_HASH_LEN);
+	ev->seq = it->seq;
 	return 0;
 }
 
@@ -1184,11 +1531,65 @@ static uint64_t free_bytes(hl_engine *e)
 	int64_t now = hl_now_ms();
 	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
 		struct statvfs sv;
-		e->free_cache = statvfs(e->env.dir, &sv) < 0 ? UINT64_MAX
-							      : (uint64_t)sv.f_bavail * sv.f_frsize;
+		bool ok = statvfs(e->env.dir, &sv) == 0;
+		e->free_cache = ok ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
+		/* DiskReserve = N% scales with the file system */
+		e->reserve_cache = hl_disk_reserve(e->env.reserve_bytes, e->env.reserve_pct,
+						   ok ? (uint64_t)sv.f_blocks * sv.f_frsize : 0);
 		e->free_at = now;
 	}
 	return e->free_cache;
+}
+
+/* The disk reserve in bytes (DiskReserve), as free_bytes() last saw. */
+static uint64_t reserve_bytes(hl_engine *e)
+{
+	(void)free_bytes(e);
+	return e->reserve_cache;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* What storing a message costs the peer's quota, as the store counts it
+ * (store.h, hl_store_peer_usage): the item's row and bytes, the message's
+ * row, subject and body, a directory and a file per attachment (at least
+ * a block each); saturating, so no declared size can wrap the sum. */
+static uint64_t message_charge(const struct hl_item_message *m, size_t enc_len,
+			       size_t subject_len)
+{
+	uint64_t c = 2 * HL_STORE_ROW_COST + enc_len + subject_len;
+	c = sat_add(c, m->body_size);
+	if (m->n_attachments)
+		c = sat_add(c, HL_STORE_BLOCK_COST);
+	for (unsigned i = 0; i < m->n_attachments; i++) {
+		uint64_t sz = m->att[i].size, blocks = sz / HL_STORE_BLOCK_COST +
+						       (sz % HL_STORE_BLOCK_COST != 0);
+		c = sat_add(c, HL_STORE_ROW_COST);
+		c = sat_add(c, (blocks ? blocks : 1) * HL_STORE_BLOCK_COST);
+	}
+	return c;
+}
+
+/* Would storing CHARGE more bytes for the peer pass its quota, or take
+ * the disk's free space below the reserve?  Both are "for now": the
+ * author offers the item again later. */
+static int over_limits(hl_engine *e, uint64_t charge, bool *over)
+{
+	uint64_t usage = 0;
+	int ret;
+	*over = false;
+	if (e->env.quota_bytes) {
+		if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id, &usage)) < 0)
+			return ret;
+		*over = sat_add(usage, charge) > e->env.quota_bytes;
+	}
+	uint64_t reserve = reserve_bytes(e);
+	if (reserve && free_bytes(e) < sat_add(reserve, charge))
+		*over = true;
+	return 0;
 }
 
 static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
@@ -1212,7 +1613,6 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		return tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
 
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
-	uint64_t total = m->body_size;
 	for (unsigned i = 0; i < m->n_attachments; i++) {
 		if (m->att[i].size > max_att) {
 			char text[128];
@@ -1220,21 +1620,23 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 				 (unsigned long long)m->att[i].size, (unsigned long long)max_att);
 			return tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
 		}
-		total += m->att[i].size;
 	}
 	/* Quota and reserve: temporary refusals, nothing stored, retried by
 	 * the sender in its next session. */
-	uint64_t usage = 0;
-	if (e->env.quota_bytes && (ret = hl_store_peer_usage(st, e->peer_id, &usage)) < 0)
+	uint64_t total = message_charge(m, enc_len, c.subject_len);
+	bool over;
+	if ((ret = over_limits(e, total, &over)) < 0)
 		return ret;
-	if ((e->env.quota_bytes && usage + total > e->env.quota_bytes) ||
-	    (e->env.reserve_bytes && free_bytes(e) < e->env.reserve_bytes + total) ||
-	    e->nin >= MAX_PARTIAL_IN) {
-		hl_warn("peer %s: message %llu (%llu bytes) over quota or disk reserve; refused for now",
-			e->peer_name, (unsigned long long)it->seq, (unsigned long long)total);
+	if (!c.inline_body) {
+		uint64_t held = m->body_size;
+		for (const struct in_msg *w = e->in; w; w = w->next)
+			held += w->body ? w->body_size : 0;
+		over = over || held > BODY_MEM_MAX;
+	}
+	if (over || e->nin >= MAX_PARTIAL_IN) {
 		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
 			  (unsigned long long)it->seq, (unsigned long long)total);
-		queue_refusal(e, it->seq, hash, HL_REFUSE_QUOTA, "over quota or disk reserve");
+		refuse_later(e, it->seq, hash, "over quota or disk reserve");
 		return 0;
 	}
 
@@ -1288,6 +1690,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	free(att);
 	if (ret < 0)
 		return ret;
+	cache_note(e, it->seq);
+	class_note(e, m->precedence, it->seq, m->class_seq);
 	e->need_ack = true;
 	if (visible) {
 		add_event(e, HL_EV_ARRIVED, m->id);
@@ -1374,33 +1778,20 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	int ret = hl_store_insert_item(st, &irow);
 	if (ret < 0)
 		return ret;
+	cache_note(e, it->seq);
 	e->need_ack = true;
 	int64_t now = hl_now_ms();
+	/* The chain rules (chain_rules) made sure each entry names a message
+	 * of ours, with its hash, not acknowledged before: each moves. */
 	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
 		const struct hl_receipt_entry *r = &it->u.rcpt.entries[i];
 		uint8_t id[HL_MSG_ID_LEN];
 		bool moved;
-		/* The common case, a message of ours now delivered, in one
-		 * statement (it checks the item's hash too); the item is read
-		 * only when nothing moved, to tell a stranger's seq from a
-		 * repeat. */
 		if ((ret = hl_store_mark_delivered(st, e->peer_id, r->seq, r->hash, now, id,
 						   &moved)) < 0)
 			return ret;
-		if (moved) {
+		if (moved)
 			add_event(e, HL_EV_DELIVERED, id);
-			continue;
-		}
-		struct hl_item_row ours;
-		ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, r->seq, &ours, e->itembuf,
-					HL_ITEM_MAX);
-		if (ret == HL_ENOTFOUND || (ret == 0 && sodium_memcmp(ours.hash, r->hash, 32) != 0)) {
-			hl_warn("peer %s: receipt %llu names an item %llu we did not author",
-				e->peer_name, (unsigned long long)it->seq, (unsigned long long)r->seq);
-			continue;
-		}
-		if (ret < 0)
-			return ret;
 	}
 	return 0;
 }
@@ -1442,6 +1833,18 @@ static struct hl_author_link author_link(const hl_engine *e)
 /* The peer checked the line: record it, and the station answers at once
  * (a second answer, by a person or "no person", follows in operator mode:
  * the daemon's business). */
+static int count_row(void *arg, const struct hl_check_row *row)
+{
+	(void)row;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* A check of the peer: the station answers at once.  In operator mode it
+ * then waits for a person, unless HL_CHECKS_WAITING_MAX of the peer's
+ * checks already do: then it is decided "no person" at once, with no
+ * answer beyond the station's (docs/items.md 2.4), so that a peer cannot
+ * pile up checks for `status` to list and `hotline answer` to sign. */
 static int on_check_item(hl_engine *e, const struct hl_item *it)
 {
 	hl_store *st = e->env.txn->store;
@@ -1452,8 +1855,17 @@ static int on_check_item(hl_engine *e, const struct hl_item *it)
 		.link = c->link, .created_at = now, .deadline = now + (int64_t)c->timeout_ms,
 		.result = HL_CHECK_PENDING,
 	};
+	size_t waiting = 0;
+	int ret;
 	memcpy(row.id, c->id, HL_CHECK_ID_LEN);
-	int ret = hl_store_insert_check(st, &row);
+	if (c->mode == HL_CHECK_OPERATOR) {
+		/* Only operator checks stay open once the station answered. */
+		struct hl_check_filter f = { .peer_id = e->peer_id, .dir = HL_DIR_IN,
+					     .open_only = true, .limit = HL_CHECKS_WAITING_MAX };
+		if ((ret = hl_store_each_check(st, &f, count_row, &waiting)) < 0)
+			return ret;
+	}
+	ret = hl_store_insert_check(st, &row);
 	if (ret == HL_EEXIST) {
 		/* The same id under another item: kept in the chain, not answered. */
 		hl_warn("peer %s: check item %llu reuses a check id; not answered", e->peer_name,
@@ -1463,6 +1875,11 @@ static int on_check_item(hl_engine *e, const struct hl_item *it)
 	struct hl_author_link l = author_link(e);
 	if (ret < 0 || (ret = hl_author_answer(&l, &row, HL_ANSWER_STATION, now)) < 0)
 		return ret;
+	if (c->mode == HL_CHECK_OPERATOR && waiting >= HL_CHECKS_WAITING_MAX) {
+		row.result = HL_CHECK_NO_PERSON;   /* no_person_at 0: not offered */
+		if ((ret = hl_store_update_check(st, &row)) < 0)
+			return ret;
+	}
 	event_t *ev = add_event_info(e, HL_EV_CHECK_IN, c->id, HL_CHECK_ID_LEN);
 	ev->by = c->mode;
 	return 0;
@@ -1571,6 +1988,7 @@ static int on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t 
 	int ret = hl_store_insert_item(e->env.txn->store, &irow);
 	if (ret < 0)
 		return ret;
+	cache_note(e, it->seq);
 	e->need_ack = true;
 	switch (it->kind) {
 	case HL_ITEM_CHECK: return on_check_item(e, it);
@@ -1582,49 +2000,202 @@ static int on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t 
 }
 
 /* A second, different item at a position of the peer's chain we hold
- * (HAVE, whose bytes are in e->itembuf).  When it verifies as the peer's,
- * the pair proves the peer signed both: keep it (once) and tell the
- * operator.  Our chain copy keeps the first. */
+ * (HAVE).  When it verifies as the peer's, the pair proves the peer signed
+ * both: keep it (keep_evidence) and tell the operator.  Our chain copy
+ * keeps the first. */
 static int on_equivocation(hl_engine *e, const struct hl_item_row *have, const uint8_t *item,
 			   size_t len, const uint8_t hash[static 32])
 {
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	int ret = 0;
-	if (have->kind == 0 || !have->encoded ||
-	    hl_item_open(item, len, e->peer_sign, e->env.me->sign_pk, it) < 0) {
-		hl_warn("peer %s: a different item at seq %llu that proves nothing (ignored)",
-			e->peer_name, (unsigned long long)have->seq);
-		goto out;
-	}
-	struct hl_equivocation_row row = {
-		.peer_id = e->peer_id, .seq = have->seq,
-		.first_item = have->encoded, .first_len = have->encoded_len,
-		.second_item = item, .second_len = len, .detected_at = hl_now_ms(),
-	};
-	memcpy(row.first_hash, have->hash, HL_HASH_LEN);
-	memcpy(row.second_hash, hash, HL_HASH_LEN);
-	ret = hl_store_insert_equivocation(e->env.txn->store, &row);
-	if (ret == HL_EEXIST) {
-		ret = 0;
-		goto out;
-	}
-	if (ret < 0)
-		goto out;
-	hl_error("peer %s: EQUIVOCATION: two different signed items at seq %llu of its chain; both kept as evidence",
-		 e->peer_name, (unsigned long long)have->seq);
-	event_t *ev = add_event_info(e, HL_EV_EQUIVOCATION, hash, HL_HASH_LEN);
-	ev->seq = have->seq;
-out:
+	if (have->kind == 0 ||
+	    hl_item_open(item, len, e->peer_sign, e->env.me->sign_pk, it) < 0)
+		refuse_log(e, "a different item at seq %llu that proves nothing (ignored)",
+			   (unsigned long long)have->seq);
+	else
+		ret = keep_evidence(e, it, item, len, hash, have->seq);
 	free(it);
 	return ret;
+}
+
+/* An item that does not decode: refused at the position its common
+ * header claims (the link is authenticated: only the peer can make that
+ * claim, and only against its own chain).  Without even a seq, the
+ * session ends. */
+static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct hl_item *it,
+		       const uint8_t hash[static 32])
+{
+	uint64_t seq;
+	struct hl_item_row have;
+	struct hl_chain_why w;
+	hl_chain_why_init(&w, NULL, "our chain's");
+	int ret;
+	if (hl_item_peek_seq(r->item, r->item_len, &seq) < 0) {
+		set_error(e, "undecodable item");
+		return HL_EINVAL;
+	}
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0 ||
+	    (ret = cache_load(e)) < 0)
+		return ret;
+	if (hl_chain_window(seq, e->contig, &w) != HL_CHAIN_OK) {
+		refuse_later(e, seq, hash, w.text);
+		return 0;
+	}
+	ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &have,
+				e->itembuf, HL_ITEM_MAX);
+	if (ret == 0) {
+		e->need_ack = true; /* that position is settled already */
+		return 0;
+	}
+	if (ret != HL_ENOTFOUND)
+		return ret;
+	bool signed_by_peer = crypto_sign_verify_detached(
+		r->item + r->item_len - HL_SIG_LEN, r->item, r->item_len - HL_SIG_LEN,
+		e->peer_sign) == 0;
+	if (!signed_by_peer)
+		return tombstone(e, seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+	char text[HL_REFUSE_TEXT_MAX + 1];
+	snprintf(text, sizeof(text), "malformed item: %.150s", it->bad ? it->bad : "does not decode");
+	return tombstone(e, seq, hash, HL_REFUSE_MALFORMED, text);
+}
+
+/* Is the contiguous head (which only grows in a transaction) too far
+ * behind SEQ?  Read again only when the known one says so. */
+static bool too_far(hl_engine *e, uint64_t seq, struct hl_chain_why *w)
+{
+	if (hl_chain_window(seq, e->contig, w) == HL_CHAIN_OK)
+		return false;
+	struct hl_chain_head h;
+	if (hl_store_in_contiguous(e->env.txn->store, e->peer_id, &h) == 0)
+		e->contig = h.seq;
+	return hl_chain_window(seq, e->contig, w) != HL_CHAIN_OK;
+}
+
+/* The signed item IT, new at its position: the chain rules, then its kind. */
+static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_rec_item *r,
+		       const uint8_t hash[static 32])
+{
+	struct hl_chain_ref before, after;
+	struct hl_chain_why w;
+	hl_chain_why_init(&w, NULL, "our chain's");
+	int v = chain_rules(e, it, hash, &before, &after, &w);
+	if (v < 0)
+		return v;
+	if (v == HL_CHAIN_REFUSE) {
+		char text[HL_REFUSE_TEXT_MAX + 1];
+		snprintf(text, sizeof(text), "%s %.180s", hl_item_kind_name((int)it->kind), w.text);
+		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, text);
+	}
+	if (v == HL_CHAIN_FORK) {
+		/* Its position stays open (no tombstone, no ACK) for the item
+		 * that does fit. */
+		bool early = it->seq > 1 && before.held && before.item &&
+			     sodium_memcmp(it->prev, before.hash, HL_HASH_LEN) != 0;
+		refuse_log(e, "item %llu %s", (unsigned long long)it->seq, w.text);
+		queue_refusal(e, it->seq, hash, HL_REFUSE_MALFORMED, w.text);
+		return keep_evidence(e, it, r->item, r->item_len, hash,
+				     early ? it->seq - 1 : it->seq + 1);
+	}
+	int ret;
+	if (it->kind != HL_ITEM_MESSAGE) {
+		/* its row and bytes, and what it makes us store and author (a
+		 * check's record and our answer, an agreement's record) */
+		bool over;
+		if ((ret = over_limits(e, 3 * HL_STORE_ROW_COST + r->item_len + HL_ITEM_MAX / 32,
+				       &over)) < 0)
+			return ret;
+		if (over) {
+			refuse_later(e, it->seq, hash, "over quota or disk reserve");
+			return 0;
+		}
+	}
+	e->stats.items_in++;
+	e->refusing[0] = '\0';
+	switch (it->kind) {
+	case HL_ITEM_MESSAGE:
+		ret = on_message_item(e, it, r->item, r->item_len, hash, r->rest, r->rest_len);
+		break;
+	case HL_ITEM_RECEIPT:
+		ret = on_receipt_item(e, it, r->item, r->item_len, hash);
+		break;
+	default:
+		ret = on_signed_item(e, it, r->item, r->item_len, hash);
+		break;
+	}
+	return ret;
+}
+
+/* Checks the decoded item IT against the link: seen before, signed, ours.
+ * Handles it; HL_EAGAIN-free: 0 or a negative code. */
+static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec_item *r,
+			   const uint8_t hash[static 32])
+{
+	struct hl_item_row have;
+	struct hl_chain_why w;
+	hl_chain_why_init(&w, NULL, "our chain's");
+	int ret;
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0 ||
+	    (ret = cache_load(e)) < 0)
+		return ret;
+	if (too_far(e, it->seq, &w)) {
+		refuse_later(e, it->seq, hash, w.text);
+		return 0;
+	}
+	/* Seen before? */
+	ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, it->seq, &have,
+				e->itembuf, HL_ITEM_MAX);
+	if (ret == 0) {
+		if (sodium_memcmp(have.hash, hash, HL_HASH_LEN) != 0)
+			ret = on_equivocation(e, &have, r->item, r->item_len, hash);
+		e->need_ack = true; /* a resend: acknowledge again */
+		return ret;
+	}
+	if (ret != HL_ENOTFOUND)
+		return ret;
+
+	/* A held ITEM's signature was checked in hl_engine_drain() (IT is
+	 * decoded from the same bytes above). */
+	if (e->cur_verdict >= 0)
+		ret = e->cur_verdict ? 0 : HL_EAUTH;
+	else
+		ret = hl_item_open(r->item, r->item_len, NULL, NULL, it);
+	if (ret == HL_EAUTH)
+		return tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+	if (ret < 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
+	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
+	if (sodium_memcmp(it->counterpart, e->env.me->sign_pk, 32) != 0)
+		return tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
+	return on_new_item(e, it, r, hash);
+}
+
+/* What on_item added to the engine's memory, undone when the store's
+ * savepoint is rolled back: nothing of a failed item may be half kept. */
+struct item_mark {
+	size_t nrcpt, nev, nref;
+	bool need_ack;
+};
+
+static void item_undo(hl_engine *e, const struct item_mark *m, uint64_t seq)
+{
+	e->nrcpt = m->nrcpt;
+	e->nev = m->nev;
+	e->nref = m->nref;
+	e->need_ack = m->need_ack;
+	struct in_msg *im = in_find(e, seq);
+	if (im) {
+		in_unlink(e, im);
+		in_msg_free(im);
+	}
+	cache_forget(e);
+	e->tombs_known = false;
 }
 
 static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_item r;
 	uint8_t hash[HL_HASH_LEN];
-	struct hl_item_row have;
-	bool decoded = false;
 	int ret;
 	(void)now;
 
@@ -1638,89 +2209,26 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	}
 	hl_item_hash(r.item, r.item_len, hash);
 	struct hl_item *it = xcalloc(1, sizeof(*it));
-	ret = hl_item_decode(r.item, r.item_len, it);
-	if (ret < 0) {
-		/* Refuse it at the position it claims (the link is
-		 * authenticated: only the peer can make that claim, and only
-		 * against its own chain).  Without even a seq, the session
-		 * ends. */
-		uint64_t seq;
-		if (hl_item_peek_seq(r.item, r.item_len, &seq) < 0) {
-			set_error(e, "undecodable item");
-			goto out;
-		}
-		it->seq = seq;
-		if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
-			goto out;
-		ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &have,
-					e->itembuf, HL_ITEM_MAX);
-		if (ret == 0) {
-			e->need_ack = true; /* that position is settled already */
-			goto out;
-		}
-		if (ret != HL_ENOTFOUND)
-			goto out;
-		bool signed_by_peer = crypto_sign_verify_detached(
-			r.item + r.item_len - HL_SIG_LEN, r.item, r.item_len - HL_SIG_LEN,
-			e->peer_sign) == 0;
-		ret = signed_by_peer ? tombstone(e, seq, hash, HL_REFUSE_MALFORMED, "malformed item")
-				     : tombstone(e, seq, hash, HL_REFUSE_SIGNATURE,
-						 "signature does not verify");
-		goto out;
-	}
-	decoded = true;
-	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
-		goto out;
-	/* Seen before? */
-	ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, it->seq, &have,
-				e->itembuf, HL_ITEM_MAX);
-	if (ret == 0) {
-		if (sodium_memcmp(have.hash, hash, HL_HASH_LEN) != 0)
-			ret = on_equivocation(e, &have, r.item, r.item_len, hash);
-		e->need_ack = true; /* a resend: acknowledge again */
-		goto out;
-	}
-	if (ret != HL_ENOTFOUND)
-		goto out;
-
-	/* A held ITEM's signature was checked in hl_engine_drain() (IT is
-	 * decoded from the same bytes above). */
-	if (e->cur_verdict >= 0)
-		ret = e->cur_verdict ? 0 : HL_EAUTH;
-	else
-		ret = hl_item_open(r.item, r.item_len, NULL, NULL, it);
-	if (ret == HL_EAUTH) {
-		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
-		goto out;
-	} else if (ret < 0) {
-		ret = tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
-		goto out;
-	}
-	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0) {
-		ret = tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
-		goto out;
-	}
-	if (sodium_memcmp(it->counterpart, e->env.me->sign_pk, 32) != 0) {
-		ret = tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
-		goto out;
-	}
-	e->stats.items_in++;
-	switch (it->kind) {
-	case HL_ITEM_MESSAGE:
-		ret = on_message_item(e, it, r.item, r.item_len, hash, r.rest, r.rest_len);
-		break;
-	case HL_ITEM_RECEIPT:
-		ret = on_receipt_item(e, it, r.item, r.item_len, hash);
-		break;
-	default:
-		ret = on_signed_item(e, it, r.item, r.item_len, hash);
-		break;
-	}
+	bool decoded = hl_item_decode(r.item, r.item_len, it) == 0;
+	/* One savepoint around everything this item writes: an item is
+	 * stored whole or not at all, even when a write fails half-way (the
+	 * burst's other items still commit). */
+	struct item_mark mark = { e->nrcpt, e->nev, e->nref, e->need_ack };
+	bool sp = false;
+	if ((ret = hl_txn_need(e->env.txn)) == 0 && (ret = hl_store_savepoint(e->env.txn->store)) == 0)
+		sp = true;
+	if (ret == 0)
+		ret = decoded ? on_decoded_item(e, it, &r, hash) : on_bad_item(e, &r, it, hash);
 	if (ret < 0 && !e->error[0])
 		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
-out:
 	if (ret == 0 && e->in_loaded)
 		ret = retry_waiting(e);
+	if (sp && ret == 0 && (ret = hl_store_release(e->env.txn->store)) < 0)
+		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+	if (sp && ret < 0) {
+		hl_store_rollback_to(e->env.txn->store);
+		item_undo(e, &mark, it->seq);
+	}
 	if (decoded && it->kind == HL_ITEM_MESSAGE)
 		hl_stage_in_resolve(e->stage, it->u.msg.id, it->seq);
 	free(it);
@@ -2129,11 +2637,15 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 		uint64_t usage = e->stage_usage;
 		room = e->env.quota_bytes > usage + staged ? e->env.quota_bytes - usage - staged : 0;
 	}
-	if (e->env.reserve_bytes) {
+	uint64_t reserve = reserve_bytes(e);
+	if (reserve) {
 		uint64_t fb = free_bytes(e);
-		uint64_t r2 = fb > e->env.reserve_bytes ? fb - e->env.reserve_bytes : 0;
+		uint64_t r2 = fb > reserve ? fb - reserve : 0;
 		room = r2 < room ? r2 : room;
 	}
+	if (room == 0)
+		snprintf(e->refusing, sizeof(e->refusing),
+			 "staged data dropped: over the peer's quota or the disk reserve");
 	size_t pushed = 0;
 	ret = hl_stage_in_data(e->stage, &r, room, max_att, &pushed);
 	if (e->env.wake)
@@ -2449,16 +2961,36 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
 	return 0;
 }
 
-static void send_refusals(hl_engine *e, uint64_t now)
+/* What the peer must be told and the link could not take yet (its output
+ * above the high-water mark): the ACK (made afresh when sent, so it says
+ * everything committed by then) and the REFUSEs, in order.  The link calls
+ * on_writable once it drains, and the pump sends them first.  Only between
+ * transactions: inside one, the store's view includes writes not yet
+ * committed, which must not be acknowledged (invariant I3). */
+static void send_owed(hl_engine *e, uint64_t now)
 {
-	for (size_t i = 0; i < e->nref; i++) {
+	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
+		return;
+	if (e->ack_owed) {
+		int ret = send_ack(e, now);
+		if (ret == -EAGAIN)
+			return;
+		if (ret < 0)
+			hl_warn("peer %s: cannot send an ACK: %s", e->peer_name, hl_strerror(ret));
+		e->ack_owed = false;
+	}
+	size_t i = 0;
+	for (; i < e->nref; i++) {
 		size_t len;
 		struct refusal *r = &e->refusals[i];
 		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
-					 HL_RECORD_BODY_MAX, &len) == 0)
-			(void)send_rec(e, HL_REC_REFUSE, e->rec, len, now);
+					 HL_RECORD_BODY_MAX, &len) == 0 &&
+		    send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
+			break;
 	}
-	e->nref = 0;
+	if (i > 0 && i < e->nref)
+		memmove(e->refusals, e->refusals + i, (e->nref - i) * sizeof(*e->refusals));
+	e->nref -= i;
 }
 
 static int send_resume(hl_engine *e, uint64_t now)
@@ -2518,8 +3050,7 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
 	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
-	if (load_in(e) < 0 || hl_store_each_in_refused(e->env.txn->store, e->peer_id,
-						     refused_row, e) < 0) {
+	if (load_in(e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
 		return;
 	}
@@ -2528,9 +3059,16 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		for (unsigned i = 0; i < NPARTS_MAX; i++)
 			if (m->parts[i].present && !m->parts[i].complete && m->parts[i].done != m->parts[i].durable)
 				m->parts[i].done = m->parts[i].durable;
-	if (send_ack(e, now) < 0 || send_resume(e, now) < 0)
+	/* ACK, RESUME, then the REFUSEs of messages refused after they were
+	 * stored (repeated each session). */
+	e->ack_owed = true;
+	send_owed(e, now);
+	if (send_resume(e, now) < 0)
 		hl_warn("peer %s: cannot send session state", e->peer_name);
-	send_refusals(e, now);
+	if (hl_store_each_in_refused(e->env.txn->store, e->peer_id, refused_row, e) < 0)
+		hl_warn("peer %s: cannot load refused messages: %s", e->peer_name,
+			hl_store_errmsg(e->env.txn->store));
+	send_owed(e, now);
 }
 
 void hl_engine_detach(hl_engine *e)
@@ -2604,15 +3142,16 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 
 void hl_engine_postcommit(hl_engine *e, uint64_t now)
 {
+	cache_forget(e);
 	for (size_t i = 0; i < e->nev; i++)
 		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
 	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
-		if (e->need_ack && send_ack(e, now) < 0)
-			hl_debug("peer %s: ACK deferred", e->peer_name);
-		send_refusals(e, now);
+		e->ack_owed = e->ack_owed || e->need_ack;
 		hl_engine_refresh(e);
-		hl_engine_pump(e, now);
+		hl_engine_pump(e, now); /* what is owed first */
+	} else {
+		e->nref = 0; /* no session: the peer offers the items again */
 	}
 	e->need_ack = false;
 }
@@ -2620,6 +3159,8 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 void hl_engine_abort(hl_engine *e)
 {
 	held_drop(e);
+	cache_forget(e);
+	e->tombs_known = false;
 	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
@@ -2679,6 +3220,8 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	};
 	e->stage = hl_stage_new(env->dir, e->peer_id, &progress);
 	e->cur_verdict = -1;
+	e->scratch = xmalloc(sizeof(*e->scratch));
+	e->refuse_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(20, 60);
 	*out = e;
 	return 0;
 }
@@ -2690,6 +3233,7 @@ void hl_engine_free(hl_engine *e)
 	queues_clear(e);
 	in_clear(e);
 	hl_stage_free(e->stage);
+	free(e->scratch);
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);
@@ -2732,6 +3276,7 @@ void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s)
 	s->stage_in_bytes = ss.in_bytes;
 	s->stage_adopted_bytes = ss.adopted_bytes;
 	s->credit_on = e->credit_on;
+	s->refusing = e->refusing;
 	s->chunk_data_sent = e->chunk_sent;
 	s->chunk_data_credited = e->chunk_credit;
 }

@@ -66,6 +66,7 @@ struct hl_engine_env {
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
+	unsigned reserve_pct;         /* or N% of the file system (conf/config.h) */
 	/* ITEM records, and every record after one, are held (copied) until
 	 * hl_engine_drain(), which checks the signatures of all of them on
 	 * two threads first: the daemon's bursts of thousands of messages
@@ -157,6 +158,13 @@ struct hl_engine_stats {
 	 * peer; with credit_on the difference never exceeds HL_CREDIT_WINDOW. */
 	bool credit_on;
 	uint64_t chunk_data_sent, chunk_data_credited;
+	/* The peer's items refused since the daemon started: for good (a
+	 * tombstone) and for now (nothing stored: too far ahead, over quota
+	 * or the disk reserve, too many refusals kept); REFUSING says why the
+	 * last was refused for now, "" once an item is accepted again. */
+	uint64_t refused_items, refused_later;
+	uint64_t refusals_dropped;    /* REFUSEs dropped: the peer read none */
+	const char *refusing;
 };
 void hl_engine_stats(const hl_engine *e, struct hl_engine_stats *s);
 

@@ -38,6 +38,15 @@ static bool content_fault(int code)
 	       code == HL_EUNSUPP || code == HL_EPEER || code == HL_ECRYPTO || code == HL_ETRUNC;
 }
 
+/* Errors opening an entry that say this station cannot open files just
+ * now (leave the mail in new/), as opposed to something about the entry
+ * itself (quarantine it, whatever it is). */
+static bool station_fault(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == EINTR || err == EIO ||
+	       err == EAGAIN;
+}
+
 static void fsync_dir(int fd)
 {
 	if (fd >= 0)
@@ -131,22 +140,38 @@ int hl_mail_pickup(const char *dir, hl_store *st, const hl_identity *me,
 		size_t blen = 0;
 		void *map = MAP_FAILED;
 		char ierr[512];
-		int r, fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* Without blocking (a FIFO would wait for a writer for ever)
+		 * and without following links; the type is checked on the
+		 * open file, so it cannot change between the look and the
+		 * read. */
+		int r, fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+						    O_CLOEXEC);
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue;   /* another pickup took it */
+			if (station_fault(errno)) {
+				stats->left++;
+				snprintf(why, sizeof(why), "left in new/: cannot open it: %s",
+					 strerror(errno));
+				report(arg, name, why);
+				continue;
+			}
+			stats->seen++;
 			if (errno == ELOOP)
-				goto junk_link;
-			stats->left++;
-			report(arg, name, "left in new/: cannot open it");
-			continue;
+				snprintf(why, sizeof(why), "junk: a symbolic link");
+			else
+				snprintf(why, sizeof(why), "junk: cannot be opened (%s)", strerror(errno));
+			goto junk;
 		}
 		stats->seen++;
-		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
-		    (uint64_t)sb.st_size > HL_MAIL_MAX_BYTES) {
+		bool reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+		if (!reg || sb.st_size == 0 || (uint64_t)sb.st_size > HL_MAIL_MAX_BYTES) {
 			close(fd);
-			snprintf(why, sizeof(why), "not a mail file of 1 to %llu bytes",
-				 (unsigned long long)HL_MAIL_MAX_BYTES);
+			if (!reg)
+				snprintf(why, sizeof(why), "junk: not a regular file");
+			else
+				snprintf(why, sizeof(why), "not a mail file of 1 to %llu bytes",
+					 (unsigned long long)HL_MAIL_MAX_BYTES);
 			goto junk;
 		}
 		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -189,9 +214,6 @@ int hl_mail_pickup(const char *dir, hl_store *st, const hl_identity *me,
 			 (unsigned long long)ist.arrived, (unsigned long long)ist.delivered);
 		report(arg, name, why);
 		continue;
-junk_link:
-		stats->seen++;
-		snprintf(why, sizeof(why), "junk: a symbolic link");
 junk:
 		if (quarantine(newfd, qfd, name, why) < 0) {
 			stats->left++;

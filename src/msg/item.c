@@ -92,73 +92,98 @@ static bool is_zero(const uint8_t *p, size_t n)
 	return sodium_is_zero(p, n) == 1;
 }
 
+/* A rule the item breaks: WHY names it (for `record verify`, REFUSE texts
+ * and logs). */
+static int bad(const struct hl_item *it, int code, const char *why)
+{
+	((struct hl_item *)it)->bad = why;
+	return code;
+}
+
 static int check_common(const struct hl_item *it)
 {
 	if (it->seq == 0)
-		return HL_EINVAL;
+		return bad(it, HL_EINVAL, "seq 0");
 	if (it->seq == 1 && !is_zero(it->prev, HL_HASH_LEN))
-		return HL_EINVAL;
+		return bad(it, HL_EINVAL, "seq 1 with a non-zero prev");
 	return 0;
 }
 
-static int check_message(const struct hl_item_message *m)
+static int check_message(const struct hl_item *it)
 {
-	if (m->precedence >= HL_PREC_COUNT || m->class_seq == 0 ||
-	    m->body_size > HL_BODY_MAX || m->n_attachments > HL_MAX_ATTACHMENTS)
-		return HL_EINVAL;
+	const struct hl_item_message *m = &it->u.msg;
+	if (m->precedence >= HL_PREC_COUNT)
+		return bad(it, HL_EINVAL, "precedence above 3");
+	if (m->class_seq == 0)
+		return bad(it, HL_EINVAL, "class_seq 0");
+	if (m->body_size > HL_BODY_MAX)
+		return bad(it, HL_EINVAL, "body_size over 16 MiB");
+	if (m->n_attachments > HL_MAX_ATTACHMENTS)
+		return bad(it, HL_EINVAL, "more than 64 attachments");
 	for (unsigned i = 0; i < m->n_attachments; i++) {
-		if (!hl_attachment_name_valid(m->att[i].name, m->att[i].name_len) ||
-		    m->att[i].size > (UINT64_C(1) << 62))
-			return HL_EINVAL;
-	}
-	return 0;
-}
-
-static int check_receipt(const struct hl_item_receipt *r)
-{
-	if (r->count == 0 || r->count > HL_MAX_RECEIPT_ENTRIES)
-		return HL_EINVAL;
-	if (r->peer_seq == 0 && !is_zero(r->peer_hash, HL_HASH_LEN))
-		return HL_EINVAL;
-	for (unsigned i = 0; i < r->count; i++) {
-		if (r->entries[i].seq == 0)
-			return HL_EINVAL;
+		if (!hl_attachment_name_valid(m->att[i].name, m->att[i].name_len))
+			return bad(it, HL_EINVAL, "an attachment name that is not a base name");
+		if (m->att[i].size > (UINT64_C(1) << 62))
+			return bad(it, HL_EINVAL, "an attachment size over 2^62");
 	}
 	return 0;
 }
 
 /* A head (seq, hash) names nothing when seq is 0: its hash must be zero. */
-static int check_head(uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+static int check_head(const struct hl_item *it, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
 {
-	return seq == 0 && !is_zero(hash, HL_HASH_LEN) ? HL_EINVAL : 0;
+	return seq == 0 && !is_zero(hash, HL_HASH_LEN)
+		       ? bad(it, HL_EINVAL, "peer_seq 0 with a non-zero peer_hash") : 0;
 }
 
-static int check_check(const struct hl_item_check *c)
+static int check_receipt(const struct hl_item *it)
 {
-	if (c->mode > HL_CHECK_OPERATOR || c->link > 1 || c->timeout_ms == 0 ||
-	    c->timeout_ms > HL_CHECK_TIMEOUT_MAX)
-		return HL_EINVAL;
-	return check_head(c->peer_seq, c->peer_hash);
+	const struct hl_item_receipt *r = &it->u.rcpt;
+	if (r->count == 0 || r->count > HL_MAX_RECEIPT_ENTRIES)
+		return bad(it, HL_EINVAL, "a receipt count outside 1..256");
+	for (unsigned i = 0; i < r->count; i++) {
+		if (r->entries[i].seq == 0)
+			return bad(it, HL_EINVAL, "a receipt acknowledging seq 0");
+	}
+	return check_head(it, r->peer_seq, r->peer_hash);
 }
 
-static int check_answer(const struct hl_item_answer *a)
+static int check_check(const struct hl_item *it)
 {
-	if (a->check_seq == 0 || a->by > HL_ANSWER_NO_PERSON)
-		return HL_EINVAL;
-	return check_head(a->peer_seq, a->peer_hash);
+	const struct hl_item_check *c = &it->u.chk;
+	if (c->mode > HL_CHECK_OPERATOR)
+		return bad(it, HL_EINVAL, "a check mode above 1");
+	if (c->link > 1)
+		return bad(it, HL_EINVAL, "a check link above 1");
+	if (c->timeout_ms == 0 || c->timeout_ms > HL_CHECK_TIMEOUT_MAX)
+		return bad(it, HL_EINVAL, "a check timeout outside 1 ms..24 h");
+	return check_head(it, c->peer_seq, c->peer_hash);
 }
 
-static int check_agreement(const struct hl_item_agreement *g)
+static int check_answer(const struct hl_item *it)
 {
-	if (!g->name || !hl_attachment_name_valid(g->name, g->name_len) ||
-	    g->size > (UINT64_C(1) << 62))
-		return HL_EINVAL;
+	const struct hl_item_answer *a = &it->u.ans;
+	if (a->check_seq == 0)
+		return bad(it, HL_EINVAL, "an answer with check_seq 0");
+	if (a->by > HL_ANSWER_NO_PERSON)
+		return bad(it, HL_EINVAL, "an answer's by above 2");
+	return check_head(it, a->peer_seq, a->peer_hash);
+}
+
+static int check_agreement(const struct hl_item *it)
+{
+	const struct hl_item_agreement *g = &it->u.agr;
+	if (!g->name || !hl_attachment_name_valid(g->name, g->name_len))
+		return bad(it, HL_EINVAL, "an agreement name that is not a base name");
+	if (g->size > (UINT64_C(1) << 62))
+		return bad(it, HL_EINVAL, "an agreement size over 2^62");
 	return 0;
 }
 
-static int check_countersign(const struct hl_item_countersign *c)
+static int check_countersign(const struct hl_item *it)
 {
-	return c->proposal_seq == 0 ? HL_EINVAL : 0;
+	return it->u.csig.proposal_seq == 0
+		       ? bad(it, HL_EINVAL, "a countersign with proposal_seq 0") : 0;
 }
 
 static int check_item(const struct hl_item *it)
@@ -167,14 +192,14 @@ static int check_item(const struct hl_item *it)
 	if (ret < 0)
 		return ret;
 	switch (it->kind) {
-	case HL_ITEM_MESSAGE: return check_message(&it->u.msg);
-	case HL_ITEM_RECEIPT: return check_receipt(&it->u.rcpt);
-	case HL_ITEM_CHECK: return check_check(&it->u.chk);
-	case HL_ITEM_ANSWER: return check_answer(&it->u.ans);
-	case HL_ITEM_AGREEMENT: return check_agreement(&it->u.agr);
-	case HL_ITEM_COUNTERSIGN: return check_countersign(&it->u.csig);
+	case HL_ITEM_MESSAGE: return check_message(it);
+	case HL_ITEM_RECEIPT: return check_receipt(it);
+	case HL_ITEM_CHECK: return check_check(it);
+	case HL_ITEM_ANSWER: return check_answer(it);
+	case HL_ITEM_AGREEMENT: return check_agreement(it);
+	case HL_ITEM_COUNTERSIGN: return check_countersign(it);
 	}
-	return HL_EINVAL;
+	return bad(it, HL_EINVAL, "an unknown kind");
 }
 
 /* Everything before the signature. */
@@ -283,7 +308,7 @@ static int read_context(struct hl_rbuf *r, enum hl_item_kind *kind)
 	size_t left = hl_r_left(r);
 	const uint8_t *nul = memchr(p, 0, left < 64 ? left : 64);
 	if (!nul)
-		return HL_EINVAL;
+		return HL_EINVAL; /* the caller names it */
 	size_t n = (size_t)(nul - p);
 	for (size_t i = 0; i < NKINDS; i++) {
 		if (strlen(kinds[i].ctx) == n && memcmp(kinds[i].ctx, p, n) == 0) {
@@ -299,12 +324,13 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 {
 	struct hl_rbuf r;
 	int ret;
-	if (len > HL_ITEM_MAX)
-		return HL_ETOOBIG;
 	memset(it, 0, sizeof(*it));
+	if (len > HL_ITEM_MAX)
+		return bad(it, HL_ETOOBIG, "longer than 16,384 bytes");
 	hl_rbuf_init(&r, buf, len);
 	if ((ret = read_context(&r, &it->kind)) < 0)
-		return ret;
+		return bad(it, ret, ret == HL_EUNSUPP ? "an unknown context string"
+						      : "no context string (no NUL in 64 bytes)");
 	hl_r_bytes(&r, it->author, 32);
 	hl_r_bytes(&r, it->counterpart, 32);
 	it->seq = hl_r_u64(&r);
@@ -320,14 +346,14 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 		m->body_size = hl_r_u64(&r);
 		m->n_attachments = hl_r_u8(&r);
 		if (m->n_attachments > HL_MAX_ATTACHMENTS)
-			return HL_EINVAL;
+			return bad(it, HL_EINVAL, "more than 64 attachments");
 		for (unsigned i = 0; i < m->n_attachments; i++) {
 			m->att[i].name_len = hl_r_u8(&r);
 			m->att[i].name = hl_r_take(&r, m->att[i].name_len);
 			m->att[i].size = hl_r_u64(&r);
 			hl_r_bytes(&r, m->att[i].hash, HL_HASH_LEN);
 			if (r.err)
-				return HL_ETRUNC;
+				return bad(it, HL_ETRUNC, "a field runs past the end");
 		}
 	} else if (it->kind == HL_ITEM_RECEIPT) {
 		struct hl_item_receipt *rc = &it->u.rcpt;
@@ -335,7 +361,7 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 		hl_r_bytes(&r, rc->peer_hash, HL_HASH_LEN);
 		rc->count = hl_r_u16(&r);
 		if (rc->count > HL_MAX_RECEIPT_ENTRIES)
-			return HL_EINVAL;
+			return bad(it, HL_EINVAL, "a receipt count outside 1..256");
 		for (unsigned i = 0; i < rc->count; i++) {
 			rc->entries[i].seq = hl_r_u64(&r);
 			hl_r_bytes(&r, rc->entries[i].hash, HL_HASH_LEN);
@@ -370,9 +396,9 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 	}
 	hl_r_bytes(&r, it->sig, HL_SIG_LEN);
 	if (r.err)
-		return HL_ETRUNC;
+		return bad(it, HL_ETRUNC, "a field runs past the end");
 	if (hl_r_left(&r) != 0)
-		return HL_EINVAL;
+		return bad(it, HL_EINVAL, "bytes left over after the signature");
 	return check_item(it);
 }
 

@@ -154,6 +154,9 @@ struct hl_item {
 		struct hl_item_countersign csig;
 	} u;
 	uint8_t sig[HL_SIG_LEN];
+	/* When decoding failed: the rule broken, for people ("class_seq 0",
+	 * "a field runs past the end"); static text, never from the input. */
+	const char *bad;
 };
 
 /* Encodes IT into OUT (capacity CAP) and signs it with SIGN_SK (libsodium's

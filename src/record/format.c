@@ -1,15 +1,19 @@
 /* record/format.c — the record file's parser and writer (format.h,
  * docs/record.md).  The two mirror each other section by section; the
  * writer refuses what the parser would refuse, so an exporter cannot emit
- * a record that does not parse. */
+ * a record that does not parse.  The parser reads through record/reader.h
+ * (bounded memory, one pass). */
 #include "record/format.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "util/bytes.h"
+#include "record/reader.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -22,7 +26,8 @@
 /* ---- parser ---- */
 
 struct parser {
-	struct hl_rbuf r;
+	struct hl_rrd r;
+	crypto_generichash_state hs;   /* every byte before the seal */
 	struct hl_record *rec;
 	char *why;
 	size_t whylen;
@@ -40,6 +45,12 @@ static int bad(struct parser *p, int code, const char *fmt, ...)
 	return code;
 }
 
+/* A read that failed for another reason than the end of the input. */
+static int io_bad(struct parser *p, int err)
+{
+	return bad(p, err, "cannot read the record: %s", hl_strerror(err));
+}
+
 /* "washington's chain" once the cards are known. */
 static const char *chain_name(const struct parser *p, unsigned c)
 {
@@ -48,13 +59,16 @@ static const char *chain_name(const struct parser *p, unsigned c)
 
 static int parse_header(struct parser *p)
 {
-	const uint8_t *magic = hl_r_take(&p->r, HL_RECORD_MAGIC_LEN);
-	if (!magic || memcmp(magic, HL_RECORD_MAGIC, HL_RECORD_MAGIC_LEN) != 0)
-		return bad(p, HL_EINVAL, "not a hotline record (no \"%s\" at the start)",
-			   HL_RECORD_MAGIC);
-	uint8_t version = hl_r_u8(&p->r);
-	uint8_t flags = hl_r_u8(&p->r);
-	p->rec->exported_at = hl_r_u64(&p->r);
+	uint8_t magic[HL_RECORD_MAGIC_LEN];
+	hl_rrd_bytes(&p->r, magic, sizeof(magic));
+	if (p->r.err || memcmp(magic, HL_RECORD_MAGIC, HL_RECORD_MAGIC_LEN) != 0)
+		return p->r.err && p->r.err != HL_ETRUNC
+			       ? io_bad(p, p->r.err)
+			       : bad(p, HL_EINVAL, "not a hotline record (no \"%s\" at the start)",
+				     HL_RECORD_MAGIC);
+	uint8_t version = hl_rrd_u8(&p->r);
+	uint8_t flags = hl_rrd_u8(&p->r);
+	p->rec->exported_at = hl_rrd_u64(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "header: cut short");
 	if (version != HL_RECORD_VERSION)
@@ -69,17 +83,16 @@ static int parse_cards(struct parser *p)
 {
 	char err[HL_CONF_ERR_LEN];
 	for (unsigned c = 0; c < 2; c++) {
-		uint16_t len = hl_r_u16(&p->r);
-		const uint8_t *text = hl_r_take(&p->r, len);
-		if (p->r.err)
-			return bad(p, HL_ETRUNC, "card %u: cut short", c);
-		if (len == 0 || len > HL_CARD_MAX_BYTES)
+		uint16_t len = hl_rrd_u16(&p->r);
+		if (!p->r.err && (len == 0 || len > HL_CARD_MAX_BYTES))
 			return bad(p, HL_EINVAL, "card %u: length %u (1 to %d)", c, len,
 				   HL_CARD_MAX_BYTES);
-		if (hl_card_parse((const char *)text, len, c ? "card 1" : "card 0",
+		hl_rrd_bytes(&p->r, p->rec->card_text[c], len);
+		if (p->r.err)
+			return bad(p, HL_ETRUNC, "card %u: cut short", c);
+		if (hl_card_parse(p->rec->card_text[c], len, c ? "card 1" : "card 0",
 				  &p->rec->card[c], err) < 0)
 			return bad(p, HL_EINVAL, "%s", err);
-		p->rec->card_text[c] = (const char *)text;
 		p->rec->card_len[c] = len;
 	}
 	if (memcmp(p->rec->card[0].signing_key, p->rec->card[1].signing_key, 32) == 0)
@@ -90,40 +103,29 @@ static int parse_cards(struct parser *p)
 static int parse_chain(struct parser *p, unsigned c)
 {
 	struct hl_record *rec = p->rec;
+	uint8_t type = 0;
 	rec->chain_off[c] = p->r.off;
-	uint32_t count = hl_r_u32(&p->r);
+	uint32_t count = hl_rrd_u32(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "%s's chain: cut short before its count", chain_name(p, c));
 	/* Every entry takes at least one byte: a count beyond the bytes left
-	 * is a lie, caught before any allocation. */
-	if (count > HL_RECORD_MAX_ENTRIES || count > hl_r_left(&p->r))
+	 * is a lie, caught before anything is done for it. */
+	if (count > HL_RECORD_MAX_ENTRIES || count > hl_rrd_left(&p->r))
 		return bad(p, HL_ETOOBIG, "%s's chain: %u entries (at most %u, and the file is "
 			   "too short for them)", chain_name(p, c), count, HL_RECORD_MAX_ENTRIES);
-	size_t cap = count < 1024 ? count : 1024;
-	rec->entries[c] = xcalloc(cap ? cap : 1, sizeof(*rec->entries[c]));
 	for (uint32_t i = 0; i < count; i++) {
-		if (i == cap) {
-			cap = cap * 2 < count ? cap * 2 : count;
-			rec->entries[c] = xrealloc(rec->entries[c], cap * sizeof(*rec->entries[c]));
-		}
-		struct hl_record_entry *e = &rec->entries[c][i];
-		memset(e, 0, sizeof(*e));
-		e->content = -1;
-		e->first_att = -1;
-		e->off = p->r.off;
+		hl_record_index_add(rec->priv, c, i + 1, p->r.off);
 		rec->n[c] = i + 1;
-		e->type = hl_r_u8(&p->r);
-		switch (e->type) {
-		case HL_RECORD_ITEM:
-			e->len = hl_r_u16(&p->r);
-			e->item = hl_r_take(&p->r, e->len);
-			if (p->r.err)
-				break;
-			if (e->len == 0 || e->len > HL_ITEM_MAX)
+		type = hl_rrd_u8(&p->r);
+		switch (type) {
+		case HL_RECORD_ITEM: {
+			uint16_t len = hl_rrd_u16(&p->r);
+			if (!p->r.err && (len == 0 || len > HL_ITEM_MAX))
 				return bad(p, HL_EINVAL, "%s's chain, entry %u: item of %u bytes (1 to %d)",
-					   chain_name(p, c), i + 1, e->len, HL_ITEM_MAX);
-			hl_item_hash(e->item, e->len, e->hash);
+					   chain_name(p, c), i + 1, len, HL_ITEM_MAX);
+			(void)hl_rrd_take(&p->r, len);
 			break;
+		}
 		case HL_RECORD_REFUSED:
 		case HL_RECORD_ABSENT:
 			/* A station holds every item it authored: only its
@@ -131,11 +133,11 @@ static int parse_chain(struct parser *p, unsigned c)
 			if (c != HL_RECORD_PEER)
 				return bad(p, HL_EINVAL, "%s's chain, entry %u: a %s position in the "
 					   "exporter's own chain", chain_name(p, c), i + 1,
-					   e->type == HL_RECORD_REFUSED ? "refused" : "missing");
-			if (e->type == HL_RECORD_REFUSED) {
-				hl_r_bytes(&p->r, e->hash, HL_HASH_LEN);
-				e->code = hl_r_u8(&p->r);
-				if (!p->r.err && e->code == 0)
+					   type == HL_RECORD_REFUSED ? "refused" : "missing");
+			if (type == HL_RECORD_REFUSED) {
+				(void)hl_rrd_take(&p->r, HL_HASH_LEN);
+				uint8_t code = hl_rrd_u8(&p->r);
+				if (!p->r.err && code == 0)
 					return bad(p, HL_EINVAL, "%s's chain, entry %u: refusal code 0",
 						   chain_name(p, c), i + 1);
 			} else if (++p->absent > HL_RECORD_MAX_ABSENT) {
@@ -147,14 +149,15 @@ static int parse_chain(struct parser *p, unsigned c)
 			if (p->r.err)
 				break;
 			return bad(p, HL_EINVAL, "%s's chain, entry %u: unknown entry type %u",
-				   chain_name(p, c), i + 1, e->type);
+				   chain_name(p, c), i + 1, type);
 		}
 		if (p->r.err)
-			return bad(p, HL_ETRUNC, "%s's chain, entry %u: cut short", chain_name(p, c),
-				   i + 1);
+			return p->r.err != HL_ETRUNC ? io_bad(p, p->r.err)
+				: bad(p, HL_ETRUNC, "%s's chain, entry %u: cut short",
+				      chain_name(p, c), i + 1);
 	}
 	/* The chain's length is its last entry's seq, which must be known. */
-	if (count && rec->entries[c][count - 1].type == HL_RECORD_ABSENT)
+	if (count && type == HL_RECORD_ABSENT)
 		return bad(p, HL_EINVAL, "%s's chain ends with a missing position",
 			   chain_name(p, c));
 	return 0;
@@ -164,8 +167,9 @@ static int parse_chain(struct parser *p, unsigned c)
 static int parse_ref(struct parser *p, const char *what, size_t i, uint8_t *chain,
 		     uint64_t *seq)
 {
-	*chain = hl_r_u8(&p->r);
-	*seq = hl_r_u64(&p->r);
+	struct hl_record_entry e;
+	*chain = hl_rrd_u8(&p->r);
+	*seq = hl_rrd_u64(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "%s %zu: cut short", what, i + 1);
 	if (*chain > 1)
@@ -173,128 +177,206 @@ static int parse_ref(struct parser *p, const char *what, size_t i, uint8_t *chai
 	if (*seq == 0 || *seq > p->rec->n[*chain])
 		return bad(p, HL_EINVAL, "%s %zu: %s's entry %llu, which the record does not have",
 			   what, i + 1, chain_name(p, *chain), (unsigned long long)*seq);
-	if (p->rec->entries[*chain][*seq - 1].type != HL_RECORD_ITEM)
+	int ret = hl_record_locate(p->rec, *chain, *seq, false, &e);
+	if (ret < 0)
+		return io_bad(p, ret);
+	if (e.type != HL_RECORD_ITEM)
 		return bad(p, HL_EINVAL, "%s %zu: %s's entry %llu is not an item", what, i + 1,
 			   chain_name(p, *chain), (unsigned long long)*seq);
 	return 0;
 }
 
+/* Notes where the elements of chain 1 begin in a section (contents or
+ * attachments): element I, of COUNT, at OFF. */
+static void note_chain1(uint64_t *off1, uint64_t *left1, bool *seen, unsigned chain, uint64_t off,
+			uint32_t i, uint32_t count)
+{
+	if (chain == 1 && !*seen) {
+		*seen = true;
+		*off1 = off;
+		*left1 = count - i;
+	}
+}
+
 static int parse_contents(struct parser *p)
 {
 	struct hl_record *rec = p->rec;
-	uint32_t count = hl_r_u32(&p->r);
+	struct hl_record_priv *pv = rec->priv;
+	uint8_t last_chain = 0;
+	uint64_t last_seq = 0;
+	bool seen1 = false;
+	uint32_t count = hl_rrd_u32(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "contents: cut short before the count");
-	if (count > HL_RECORD_MAX_CONTENTS || count > hl_r_left(&p->r) / MIN_CONTENT)
+	if (count > HL_RECORD_MAX_CONTENTS || count > hl_rrd_left(&p->r) / MIN_CONTENT)
 		return bad(p, HL_ETOOBIG, "contents: %u of them (at most %u, and the file is too "
 			   "short for them)", count, HL_RECORD_MAX_CONTENTS);
-	rec->contents = xcalloc(count ? count : 1, sizeof(*rec->contents));
+	pv->contents_off[0] = p->r.off;
+	pv->contents_left[0] = count;
 	for (uint32_t i = 0; i < count; i++) {
-		struct hl_record_content *ct = &rec->contents[i];
-		int ret = parse_ref(p, "content", i, &ct->chain, &ct->seq);
+		uint8_t chain;
+		uint64_t seq, off = p->r.off;
+		int ret = parse_ref(p, "content", i, &chain, &seq);
 		if (ret < 0)
 			return ret;
-		if (i > 0 && (ct->chain < rec->contents[i - 1].chain ||
-			      (ct->chain == rec->contents[i - 1].chain &&
-			       ct->seq <= rec->contents[i - 1].seq)))
+		if (i > 0 && (chain < last_chain || (chain == last_chain && seq <= last_seq)))
 			return bad(p, HL_EINVAL, "content %u: out of order (by chain, then entry)",
 				   i + 1);
-		ct->salt = hl_r_take(&p->r, HL_SALT_LEN);
-		ct->subject_len = hl_r_u16(&p->r);
-		ct->subject = hl_r_take(&p->r, ct->subject_len);
-		if (!p->r.err && ct->subject_len > HL_SUBJECT_MAX)
+		note_chain1(&pv->contents_off[1], &pv->contents_left[1], &seen1, chain, off, i, count);
+		last_chain = chain;
+		last_seq = seq;
+		(void)hl_rrd_take(&p->r, HL_SALT_LEN);
+		uint16_t subject_len = hl_rrd_u16(&p->r);
+		if (!p->r.err && subject_len > HL_SUBJECT_MAX)
 			return bad(p, HL_ETOOBIG, "content %u: subject of %u bytes (at most %d)",
-				   i + 1, ct->subject_len, HL_SUBJECT_MAX);
-		ct->body_len = hl_r_u32(&p->r);
-		if (!p->r.err && ct->body_len > HL_BODY_MAX)
+				   i + 1, subject_len, HL_SUBJECT_MAX);
+		(void)hl_rrd_take(&p->r, subject_len);
+		uint32_t body_len = hl_rrd_u32(&p->r);
+		if (!p->r.err && body_len > HL_BODY_MAX)
 			return bad(p, HL_ETOOBIG, "content %u: body of %u bytes (at most %u)", i + 1,
-				   ct->body_len, HL_BODY_MAX);
-		ct->body = hl_r_take(&p->r, ct->body_len);
+				   body_len, HL_BODY_MAX);
+		hl_rrd_skip(&p->r, body_len);
 		if (p->r.err)
-			return bad(p, HL_ETRUNC, "content %u: cut short", i + 1);
-		rec->entries[ct->chain][ct->seq - 1].content = (int32_t)i;
+			return p->r.err != HL_ETRUNC ? io_bad(p, p->r.err)
+				: bad(p, HL_ETRUNC, "content %u: cut short", i + 1);
 		rec->ncontents = i + 1;
 	}
+	if (!seen1)
+		pv->contents_off[1] = p->r.off;
 	return 0;
 }
 
 static int parse_atts(struct parser *p)
 {
 	struct hl_record *rec = p->rec;
-	uint32_t count = hl_r_u32(&p->r);
+	struct hl_record_priv *pv = rec->priv;
+	struct hl_record_content ct;
+	hl_record_cursor *contents = NULL;
+	uint8_t last_chain = 0, last_index = 0;
+	uint64_t last_seq = 0;
+	bool seen1 = false, disclosed = false;
+	int ret;
+	uint32_t count = hl_rrd_u32(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "attachments: cut short before the count");
-	if (count > HL_RECORD_MAX_ATTACHMENTS || count > hl_r_left(&p->r) / MIN_ATT)
+	if (count > HL_RECORD_MAX_ATTACHMENTS || count > hl_rrd_left(&p->r) / MIN_ATT)
 		return bad(p, HL_ETOOBIG, "attachments: %u of them (at most %u, and the file is "
 			   "too short for them)", count, HL_RECORD_MAX_ATTACHMENTS);
-	rec->atts = xcalloc(count ? count : 1, sizeof(*rec->atts));
+	pv->atts_off[0] = p->r.off;
+	pv->atts_left[0] = count;
+	(void)hl_record_contents_open(rec, 0, &contents);
 	for (uint32_t i = 0; i < count; i++) {
-		struct hl_record_att *a = &rec->atts[i];
-		int ret = parse_ref(p, "attachment", i, &a->chain, &a->seq);
-		if (ret < 0)
-			return ret;
-		a->index = hl_r_u8(&p->r);
-		a->size = hl_r_u64(&p->r);
-		if (p->r.err)
-			return bad(p, HL_ETRUNC, "attachment %u: cut short", i + 1);
-		if (a->index >= HL_MAX_ATTACHMENTS)
-			return bad(p, HL_EINVAL, "attachment %u: index %u (0 to %d)", i + 1, a->index,
-				   HL_MAX_ATTACHMENTS - 1);
-		if (i > 0) {
-			const struct hl_record_att *b = &rec->atts[i - 1];
-			if (a->chain < b->chain || (a->chain == b->chain && a->seq < b->seq) ||
-			    (a->chain == b->chain && a->seq == b->seq && a->index <= b->index))
-				return bad(p, HL_EINVAL, "attachment %u: out of order (by chain, entry, "
-					   "then index)", i + 1);
+		uint8_t chain;
+		uint64_t seq, off = p->r.off;
+		if ((ret = parse_ref(p, "attachment", i, &chain, &seq)) < 0)
+			goto out;
+		uint8_t index = hl_rrd_u8(&p->r);
+		uint64_t size = hl_rrd_u64(&p->r);
+		if (p->r.err) {
+			ret = bad(p, HL_ETRUNC, "attachment %u: cut short", i + 1);
+			goto out;
 		}
-		struct hl_record_entry *e = &rec->entries[a->chain][a->seq - 1];
+		if (index >= HL_MAX_ATTACHMENTS) {
+			ret = bad(p, HL_EINVAL, "attachment %u: index %u (0 to %d)", i + 1, index,
+				  HL_MAX_ATTACHMENTS - 1);
+			goto out;
+		}
+		bool same = i > 0 && chain == last_chain && seq == last_seq;
+		if (i > 0 && (chain < last_chain || (chain == last_chain && seq < last_seq) ||
+			      (same && index <= last_index))) {
+			ret = bad(p, HL_EINVAL, "attachment %u: out of order (by chain, entry, "
+				  "then index)", i + 1);
+			goto out;
+		}
+		note_chain1(&pv->atts_off[1], &pv->atts_left[1], &seen1, chain, off, i, count);
+		last_chain = chain;
+		last_seq = seq;
+		last_index = index;
 		/* Attachments go only with a disclosed message: withheld
 		 * means nothing beyond the signed item. */
-		if (e->content < 0)
-			return bad(p, HL_EINVAL, "attachment %u: %s's entry %llu has no disclosed "
-				   "content", i + 1, chain_name(p, a->chain),
-				   (unsigned long long)a->seq);
-		if (a->size > HL_RECORD_MAX_ATT_SIZE || a->size > hl_r_left(&p->r))
-			return bad(p, HL_ETRUNC, "attachment %u: %llu bytes, more than the file holds",
-				   i + 1, (unsigned long long)a->size);
-		a->data = hl_r_take(&p->r, (size_t)a->size);
-		if (e->first_att < 0)
-			e->first_att = (int32_t)i;
+		if (!same) {
+			if ((ret = hl_record_content_for(contents, chain, seq, &ct)) < 0) {
+				ret = io_bad(p, ret);
+				goto out;
+			}
+			disclosed = ret == 1;
+		}
+		if (!disclosed) {
+			ret = bad(p, HL_EINVAL, "attachment %u: %s's entry %llu has no disclosed "
+				  "content", i + 1, chain_name(p, chain), (unsigned long long)seq);
+			goto out;
+		}
+		if (size > HL_RECORD_MAX_ATT_SIZE || size > hl_rrd_left(&p->r)) {
+			ret = bad(p, HL_ETRUNC, "attachment %u: %llu bytes, more than the file holds",
+				  i + 1, (unsigned long long)size);
+			goto out;
+		}
+		hl_rrd_skip(&p->r, size);
+		if (p->r.err) {
+			ret = io_bad(p, p->r.err);
+			goto out;
+		}
 		rec->natts = i + 1;
 	}
-	return 0;
+	if (!seen1)
+		pv->atts_off[1] = p->r.off;
+	ret = 0;
+out:
+	hl_record_cursor_free(contents);
+	return ret;
 }
 
 static int parse_evidence(struct parser *p)
 {
 	struct hl_record *rec = p->rec;
-	uint32_t count = hl_r_u32(&p->r);
+	uint32_t count = hl_rrd_u32(&p->r);
 	if (p->r.err)
 		return bad(p, HL_ETRUNC, "evidence: cut short before the count");
-	if (count > HL_RECORD_MAX_EVIDENCE || count > hl_r_left(&p->r) / MIN_EVIDENCE)
+	if (count > HL_RECORD_MAX_EVIDENCE || count > hl_rrd_left(&p->r) / MIN_EVIDENCE)
 		return bad(p, HL_ETOOBIG, "evidence: %u items (at most %d, and the file is too "
 			   "short for them)", count, HL_RECORD_MAX_EVIDENCE);
-	rec->evidence = xcalloc(count ? count : 1, sizeof(*rec->evidence));
+	rec->priv->evidence_off = p->r.off;
 	for (uint32_t i = 0; i < count; i++) {
-		struct hl_record_evidence *ev = &rec->evidence[i];
-		ev->chain = hl_r_u8(&p->r);
-		ev->len = hl_r_u16(&p->r);
-		ev->item = hl_r_take(&p->r, ev->len);
-		if (p->r.err)
-			return bad(p, HL_ETRUNC, "evidence %u: cut short", i + 1);
-		if (ev->chain > 1)
-			return bad(p, HL_EINVAL, "evidence %u: chain %u (0 or 1)", i + 1, ev->chain);
-		if (ev->len == 0 || ev->len > HL_ITEM_MAX)
+		uint8_t chain = hl_rrd_u8(&p->r);
+		uint16_t len = hl_rrd_u16(&p->r);
+		if (!p->r.err && chain > 1)
+			return bad(p, HL_EINVAL, "evidence %u: chain %u (0 or 1)", i + 1, chain);
+		if (!p->r.err && (len == 0 || len > HL_ITEM_MAX))
 			return bad(p, HL_EINVAL, "evidence %u: item of %u bytes (1 to %d)", i + 1,
-				   ev->len, HL_ITEM_MAX);
-		hl_item_hash(ev->item, ev->len, ev->hash);
+				   len, HL_ITEM_MAX);
+		(void)hl_rrd_take(&p->r, len);
+		if (p->r.err)
+			return p->r.err != HL_ETRUNC ? io_bad(p, p->r.err)
+				: bad(p, HL_ETRUNC, "evidence %u: cut short", i + 1);
 		rec->nevidence = i + 1;
 	}
 	return 0;
 }
 
-int hl_record_parse(const uint8_t *buf, size_t len, struct hl_record **out,
-		    char *why, size_t whylen)
+/* The whole parse, over P->rec's source. */
+static int parse(struct parser *p)
+{
+	int ret;
+	if ((ret = parse_header(p)) < 0 || (ret = parse_cards(p)) < 0 ||
+	    (ret = parse_chain(p, 0)) < 0 || (ret = parse_chain(p, 1)) < 0 ||
+	    (ret = parse_contents(p)) < 0 || (ret = parse_atts(p)) < 0 ||
+	    (ret = parse_evidence(p)) < 0)
+		return ret;
+	uint64_t left = hl_rrd_left(&p->r);
+	if (left != HL_RECORD_SIG_LEN)
+		return left < HL_RECORD_SIG_LEN
+			       ? bad(p, HL_ETRUNC, "the seal is missing or cut short")
+			       : bad(p, HL_EINVAL, "%llu unexpected bytes before the seal",
+				     (unsigned long long)(left - HL_RECORD_SIG_LEN));
+	p->rec->signed_len = p->r.off;
+	crypto_generichash_final(&p->hs, p->rec->signed_hash, HL_HASH_LEN);
+	p->r.hs = NULL;
+	hl_rrd_bytes(&p->r, p->rec->sig, HL_RECORD_SIG_LEN);
+	return p->r.err ? io_bad(p, p->r.err) : 0;
+}
+
+static int parse_source(struct hl_record_priv *priv, struct hl_record **out, char *why,
+			size_t whylen)
 {
 	struct parser p = { .why = why, .whylen = whylen };
 	int ret;
@@ -302,41 +384,66 @@ int hl_record_parse(const uint8_t *buf, size_t len, struct hl_record **out,
 	if (whylen)
 		why[0] = '\0';
 	p.rec = xcalloc(1, sizeof(*p.rec));
-	p.rec->buf = buf;
-	p.rec->len = len;
-	hl_rbuf_init(&p.r, buf, len);
-	if ((ret = parse_header(&p)) < 0 || (ret = parse_cards(&p)) < 0 ||
-	    (ret = parse_chain(&p, 0)) < 0 || (ret = parse_chain(&p, 1)) < 0 ||
-	    (ret = parse_contents(&p)) < 0 || (ret = parse_atts(&p)) < 0 ||
-	    (ret = parse_evidence(&p)) < 0)
-		goto out;
-	size_t left = hl_r_left(&p.r);
-	if (left != HL_RECORD_SIG_LEN) {
-		ret = left < HL_RECORD_SIG_LEN
-			      ? bad(&p, HL_ETRUNC, "the seal is missing or cut short")
-			      : bad(&p, HL_EINVAL, "%zu unexpected bytes before the seal",
-				    left - HL_RECORD_SIG_LEN);
-		goto out;
+	p.rec->priv = priv;
+	p.rec->len = priv->src.len;
+	crypto_generichash_init(&p.hs, NULL, 0, HL_HASH_LEN);
+	hl_rrd_init(&p.r, &priv->src, 0);
+	p.r.hs = &p.hs;
+	if ((ret = parse(&p)) == 0) {
+		*out = p.rec;
+		p.rec = NULL;
 	}
-	p.rec->signed_len = p.r.off;
-	p.rec->sig = buf + p.r.off;
-	*out = p.rec;
-	p.rec = NULL;
-	ret = 0;
-out:
+	hl_rrd_free(&p.r);
 	hl_record_free(p.rec);
 	return ret;
+}
+
+int hl_record_parse(const uint8_t *buf, size_t len, struct hl_record **out,
+		    char *why, size_t whylen)
+{
+	return parse_source(hl_record_priv_new(-1, buf, len), out, why, whylen);
+}
+
+int hl_record_open(int fd, struct hl_record **out, char *why, size_t whylen)
+{
+	struct stat st;
+	*out = NULL;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a regular file");
+		return HL_EINVAL;
+	}
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (copy < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -errno;
+	}
+	struct hl_record_priv *priv = hl_record_priv_new(copy, NULL, (uint64_t)st.st_size);
+	priv->st = st;
+	return parse_source(priv, out, why, whylen);
+}
+
+int hl_record_unchanged(const struct hl_record *rec)
+{
+	const struct hl_record_priv *p = rec->priv;
+	struct stat st;
+	if (p->src.fd < 0)
+		return 0;
+	if (fstat(p->src.fd, &st) < 0 || st.st_size != p->st.st_size || st.st_ino != p->st.st_ino ||
+	    st.st_dev != p->st.st_dev || st.st_ctim.tv_sec != p->st.st_ctim.tv_sec ||
+	    st.st_ctim.tv_nsec != p->st.st_ctim.tv_nsec)
+		return HL_ESTATE;
+	return 0;
 }
 
 void hl_record_free(struct hl_record *rec)
 {
 	if (!rec)
 		return;
-	free(rec->entries[0]);
-	free(rec->entries[1]);
-	free(rec->contents);
-	free(rec->atts);
-	free(rec->evidence);
+	hl_record_priv_free(rec->priv);
 	free(rec);
 }
 

@@ -9,10 +9,15 @@
  * equivocation, and a seal: the exporter's signature over everything
  * before it.
  *
- * The parser takes (buf, len), caps every length, does no I/O and keeps
- * pointers into BUF (which must outlive the parsed record).  It checks the
- * structure only (and hashes each item once, for the verifier's index);
- * signatures, links and cross-references are record/verify.h's job.
+ * The parser reads a record from a file (hl_record_open) or from memory
+ * (hl_record_parse: (buf, len), no I/O; the fuzz target's way in), in one
+ * pass, checking the structure only and hashing every byte before the seal
+ * for it.  It holds in memory what a record holds once (header, cards,
+ * counts, seal) and a fixed-size index, never the entries: a 64 MiB record
+ * of tiny entries is read in a few MiB (record/reader.h).  Entries, contents,
+ * attachments and evidence are then read back on demand, by position
+ * (hl_record_entry_get) or in order (the cursors); signatures, links and
+ * cross-references are record/verify.h's job.
  *
  * The writer streams: each call appends to a sink and to the running hash
  * the seal will sign, so a record with gigabytes of attachments is never
@@ -55,23 +60,21 @@ enum hl_record_entry_type {
 };
 
 struct hl_record_entry {
-	const uint8_t *item;           /* ITEM: borrowed from the buffer */
-	size_t off;                    /* where the entry starts in the file */
+	uint64_t off;                  /* where the entry starts in the file */
+	uint64_t item_off;             /* ITEM: where its item's bytes start */
 	uint8_t hash[HL_HASH_LEN];     /* ITEM: BLAKE2b-256 of the item; REFUSED: as given */
 	uint16_t len;                  /* ITEM: bytes of the item */
 	uint8_t type;                  /* enum hl_record_entry_type */
 	uint8_t code;                  /* REFUSED: the REFUSE code (docs/messages.md) */
-	int32_t content;               /* index into contents[], or -1 */
-	int32_t first_att;             /* index of its first attachment in atts[], or -1 */
 };
 
 struct hl_record_content {
 	uint8_t chain;
 	uint64_t seq;
-	const uint8_t *salt;           /* HL_SALT_LEN bytes */
-	const uint8_t *subject;
+	uint8_t salt[HL_SALT_LEN];
+	uint8_t subject[HL_SUBJECT_MAX];
 	uint16_t subject_len;
-	const uint8_t *body;
+	uint64_t body_off;             /* the body is read on demand: up to 16 MiB */
 	uint32_t body_len;
 };
 
@@ -80,41 +83,82 @@ struct hl_record_att {
 	uint64_t seq;
 	uint8_t index;                 /* the attachment's index in the message item */
 	uint64_t size;
-	const uint8_t *data;
+	uint64_t data_off;
 };
 
 struct hl_record_evidence {
 	uint8_t chain;                 /* whose author signed it */
-	const uint8_t *item;
+	const uint8_t *item;           /* valid until the cursor moves */
 	uint16_t len;
 	uint8_t hash[HL_HASH_LEN];
 };
 
+struct hl_record_priv;
+
 struct hl_record {
-	const uint8_t *buf;
-	size_t len;
+	uint64_t len;                  /* the file's size */
 	uint64_t exported_at;          /* ms, the exporter's clock (a claim) */
-	const char *card_text[2];
+	char card_text[2][HL_CARD_MAX_BYTES];
 	size_t card_len[2];
 	hl_card card[2];               /* the embedded cards, parsed */
-	size_t chain_off[2];           /* where each chain's count is in the file */
-	struct hl_record_entry *entries[2];
-	size_t n[2];                   /* entries (= the chain's last seq) */
-	struct hl_record_content *contents;
-	size_t ncontents;
-	struct hl_record_att *atts;
-	size_t natts;
-	struct hl_record_evidence *evidence;
-	size_t nevidence;
-	const uint8_t *sig;            /* the seal */
-	size_t signed_len;             /* bytes before the seal */
+	uint64_t chain_off[2];         /* where each chain's count is in the file */
+	uint64_t n[2];                 /* entries (= the chain's last seq) */
+	uint64_t ncontents, natts, nevidence;
+	uint8_t sig[HL_RECORD_SIG_LEN];   /* the seal */
+	uint64_t signed_len;           /* bytes before the seal */
+	uint8_t signed_hash[HL_HASH_LEN]; /* BLAKE2b-256 of them, as the parser read them */
+	struct hl_record_priv *priv;   /* record/reader.h */
 };
 
-/* Parses BUF (LEN bytes).  On failure returns a negative code and puts one
- * line naming the bad part (section, chain and entry) in WHY. */
+/* Parses BUF (LEN bytes; it must outlive the record).  On failure returns
+ * a negative code and puts one line naming the bad part (section, chain
+ * and entry) in WHY. */
 int hl_record_parse(const uint8_t *buf, size_t len, struct hl_record **out,
 		    char *why, size_t whylen);
+/* The same from the open file FD (a regular file; duplicated, so the
+ * caller may close FD).  The file must not change while the record is
+ * read: hl_record_unchanged() says whether it did. */
+int hl_record_open(int fd, struct hl_record **out, char *why, size_t whylen);
 void hl_record_free(struct hl_record *rec);
+/* 0 while the file has the size, inode and change time it had when it
+ * was opened (always 0 for memory); HL_ESTATE otherwise. */
+int hl_record_unchanged(const struct hl_record *rec);
+
+/* ---- reading what was parsed ----
+ * Each returns 0 (or 1 for "one more") or a negative code: a file can
+ * fail to read, or turn out shorter than when it was parsed. */
+
+/* Entry SEQ (1..rec->n[C]) of chain C, its hash computed. */
+int hl_record_entry_get(const struct hl_record *rec, unsigned c, uint64_t seq,
+			struct hl_record_entry *e);
+/* The item of the ITEM entry E, into BUF (HL_ITEM_MAX bytes). */
+int hl_record_item(const struct hl_record *rec, const struct hl_record_entry *e, uint8_t *buf);
+/* N bytes of the file from OFF. */
+int hl_record_read(const struct hl_record *rec, uint64_t off, void *p, size_t n);
+/* Feeds N bytes of the file from OFF to HS (a body, an attachment). */
+int hl_record_hash_range(const struct hl_record *rec, uint64_t off, uint64_t n,
+			 crypto_generichash_state *hs);
+
+/* Cursors read one section in order, each with its own small buffer. */
+typedef struct hl_record_cursor hl_record_cursor;
+void hl_record_cursor_free(hl_record_cursor *cur);
+/* Chain C's entries, first to last: 1 with the next (*ITEM: its bytes,
+ * until the next call), 0 after the last. */
+int hl_record_chain_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out);
+int hl_record_chain_next(hl_record_cursor *cur, struct hl_record_entry *e, const uint8_t **item);
+/* Contents from chain C's first on.  content_for gives the content of
+ * (C, SEQ) (1) or says there is none (0); asked in increasing (C, SEQ)
+ * order. */
+int hl_record_contents_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out);
+int hl_record_content_for(hl_record_cursor *cur, unsigned c, uint64_t seq,
+			  struct hl_record_content *ct);
+/* Attachments likewise: att_for gives the next attachment of (C, SEQ)
+ * (1), or 0 when it has no more. */
+int hl_record_atts_open(const struct hl_record *rec, unsigned c, hl_record_cursor **out);
+int hl_record_att_for(hl_record_cursor *cur, unsigned c, uint64_t seq, struct hl_record_att *a);
+/* The evidence, in order: 1 with the next, 0 after the last. */
+int hl_record_evidence_open(const struct hl_record *rec, hl_record_cursor **out);
+int hl_record_evidence_next(hl_record_cursor *cur, struct hl_record_evidence *ev);
 
 /* The message the seal signs: the context string, NUL, then BLAKE2b-256 of
  * the SIGNED_LEN bytes before it. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "msg/message.h"
+#include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
 #include "util/timefmt.h"
@@ -22,39 +23,91 @@ static int why(struct hl_record_check *c, int verdict, const char *fmt, ...)
 	return verdict;
 }
 
-/* The first 8 bytes of a hash in hex: enough for people to tell two apart. */
-static void short_hash(const uint8_t *h, char out[17])
+void hl_record_why_init(struct hl_chain_why *w, const char *own_station,
+			const char *other_station)
 {
-	hl_hex(h, 8, out);
+	char own[48], other[48];
+	snprintf(own, sizeof(own), "%.30s's", own_station);
+	snprintf(other, sizeof(other), "%.30s's", other_station);
+	hl_chain_why_init(w, own, other);
 }
 
-static const char *station(const struct hl_record_check *c, unsigned chain)
+int hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t seq,
+			struct hl_item *scratch, struct hl_chain_ref *ref)
 {
-	return c->name[chain];
+	struct hl_record_entry e;
+	memset(ref, 0, sizeof(*ref));
+	if (seq == 0 || seq > rec->n[chain])
+		return 0;
+	int ret = hl_record_entry_get(rec, chain, seq, &e);
+	if (ret < 0)
+		return ret;
+	if (e.type == HL_RECORD_ABSENT)
+		return 0;
+	ref->held = true;
+	ref->item = e.type == HL_RECORD_ITEM;
+	memcpy(ref->hash, e.hash, HL_HASH_LEN);
+	if (!ref->item)
+		return 0;
+	uint8_t *buf = xmalloc(HL_ITEM_MAX);
+	ret = hl_record_item(rec, &e, buf);
+	if (ret == 0 && hl_item_decode(buf, e.len, scratch) == 0) {
+		ref->kind = scratch->kind;
+		memcpy(ref->prev, scratch->prev, HL_HASH_LEN);
+	}
+	free(buf);
+	return ret < 0 ? ret : 0;
+}
+
+/* The rules' texts name the stations, as the rest of verify's lines do. */
+static void why_names(const struct hl_record_check *c, struct hl_chain_why *w)
+{
+	hl_record_why_init(w, c->name[c->chain], c->name[1 - c->chain]);
 }
 
 /* ---- messages ---- */
 
+/* A failure to read the record while checking (I/O, or a changed file). */
+static int unreadable(struct hl_record_check *c, int ret)
+{
+	return why(c, HL_RECORD_BAD_SELF, "the record cannot be read: %s", hl_strerror(ret));
+}
+
+/* The salted hash (hl_salted_hash) of N bytes of the file from OFF. */
+static int salted_hash_at(const struct hl_record *rec, const uint8_t salt[static HL_SALT_LEN],
+			  const char *label, uint64_t off, uint64_t n, uint8_t out[static HL_HASH_LEN])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, salt, HL_SALT_LEN, HL_HASH_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)label, strlen(label) + 1);
+	int ret = hl_record_hash_range(rec, off, n, &st);
+	crypto_generichash_final(&st, out, HL_HASH_LEN);
+	return ret;
+}
+
 static int message_check_att(struct hl_record_check *c, const struct hl_item_message *m)
 {
-	const struct hl_record *rec = c->rec;
+	struct hl_record_att a;
 	uint8_t h[HL_HASH_LEN];
-	for (size_t i = (size_t)c->entry->first_att;
-	     i < rec->natts && rec->atts[i].chain == c->chain && rec->atts[i].seq == c->seq; i++) {
-		const struct hl_record_att *a = &rec->atts[i];
-		if (a->index >= m->n_attachments)
+	int ret;
+	while ((ret = hl_record_att_for(c->atts, c->chain, c->seq, &a)) == 1) {
+		if (a.index >= m->n_attachments)
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u is given, but the message "
-				   "has %u attachment(s)", a->index, m->n_attachments);
-		if (a->size != m->att[a->index].size)
+				   "has %u attachment(s)", a.index, m->n_attachments);
+		if (a.size != m->att[a.index].size)
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u has %llu bytes, but the "
-				   "signed item says %llu", a->index, (unsigned long long)a->size,
-				   (unsigned long long)m->att[a->index].size);
-		crypto_generichash(h, HL_HASH_LEN, a->data, a->size, NULL, 0);
-		if (sodium_memcmp(h, m->att[a->index].hash, HL_HASH_LEN) != 0)
+				   "signed item says %llu", a.index, (unsigned long long)a.size,
+				   (unsigned long long)m->att[a.index].size);
+		crypto_generichash_state st;
+		crypto_generichash_init(&st, NULL, 0, HL_HASH_LEN);
+		if ((ret = hl_record_hash_range(c->rec, a.data_off, a.size, &st)) < 0)
+			return unreadable(c, ret);
+		crypto_generichash_final(&st, h, HL_HASH_LEN);
+		if (sodium_memcmp(h, m->att[a.index].hash, HL_HASH_LEN) != 0)
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u does not match its signed "
-				   "hash", a->index);
+				   "hash", a.index);
 	}
-	return HL_RECORD_CHECK_OK;
+	return ret < 0 ? unreadable(c, ret) : HL_RECORD_CHECK_OK;
 }
 
 static int message_check(struct hl_record_check *c)
@@ -62,48 +115,74 @@ static int message_check(struct hl_record_check *c)
 	const struct hl_item_message *m = &c->it->u.msg;
 	uint8_t h[HL_HASH_LEN];
 	/* class_seq numbers each precedence's messages in order; a refused
-	 * one may leave a gap, but never a step back. */
-	uint64_t *last = &c->state->class_seq[m->precedence];
-	if (m->class_seq <= *last)
-		return why(c, HL_RECORD_BAD_SELF, "%s message number %llu comes after number %llu",
-			   hl_precedence_name(m->precedence), (unsigned long long)m->class_seq,
-			   (unsigned long long)*last);
-	*last = m->class_seq;
-	if (c->entry->content >= 0) {
-		const struct hl_record_content *ct = &c->rec->contents[c->entry->content];
-		hl_salted_hash(ct->salt, HL_LABEL_SUBJECT, ct->subject, ct->subject_len, h);
-		if (sodium_memcmp(h, m->subject_hash, HL_HASH_LEN) != 0)
-			return why(c, HL_RECORD_BAD_SELF, "the disclosed subject does not match its "
-				   "signed hash");
-		if (ct->body_len != m->body_size)
-			return why(c, HL_RECORD_BAD_SELF, "the disclosed body has %u bytes, but the "
-				   "signed item says %llu", ct->body_len,
-				   (unsigned long long)m->body_size);
-		hl_salted_hash(ct->salt, HL_LABEL_BODY, ct->body, ct->body_len, h);
-		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
-			return why(c, HL_RECORD_BAD_SELF, "the disclosed body does not match its "
-				   "signed hash");
-	}
-	if (c->entry->first_att >= 0)
-		return message_check_att(c, m);
-	return HL_RECORD_CHECK_OK;
+	 * one may leave a gap, but never a step back (the rule the receiving
+	 * station applied on arrival: chain/accept.h). */
+	struct hl_chain_class_ref *last = &c->state->last_msg[m->precedence];
+	struct hl_chain_why w;
+	why_names(c, &w);
+	if (hl_chain_class(m, c->seq, last, NULL, &w) != HL_CHAIN_OK)
+		return why(c, HL_RECORD_BAD_SELF, "%s", w.text);
+	*last = (struct hl_chain_class_ref){ true, c->seq, m->class_seq };
+	const struct hl_record_content *ct = c->content;
+	if (!ct)
+		return HL_RECORD_CHECK_OK;   /* withheld: no attachments either */
+	hl_salted_hash(ct->salt, HL_LABEL_SUBJECT, ct->subject, ct->subject_len, h);
+	if (sodium_memcmp(h, m->subject_hash, HL_HASH_LEN) != 0)
+		return why(c, HL_RECORD_BAD_SELF, "the disclosed subject does not match its "
+			   "signed hash");
+	if (ct->body_len != m->body_size)
+		return why(c, HL_RECORD_BAD_SELF, "the disclosed body has %u bytes, but the "
+			   "signed item says %llu", ct->body_len, (unsigned long long)m->body_size);
+	int ret = salted_hash_at(c->rec, ct->salt, HL_LABEL_BODY, ct->body_off, ct->body_len, h);
+	if (ret < 0)
+		return unreadable(c, ret);
+	if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
+		return why(c, HL_RECORD_BAD_SELF, "the disclosed body does not match its "
+			   "signed hash");
+	return message_check_att(c, m);
 }
 
-static void print_text(FILE *f, const char *prefix, const uint8_t *p, size_t len)
+/* Prints LEN bytes of the file from OFF, sanitised, each line after
+ * PREFIX; read in pieces (a body may be 16 MiB), cut at line ends so that
+ * no character is split. */
+static void print_text(const struct hl_record_show *s, const char *prefix, uint64_t off,
+		       uint64_t len)
 {
-	char *clean = xmalloc(len * 3 + 2);
-	hl_sanitize((const char *)p, len, clean, len * 3 + 2, 1);
-	char *line = clean;
-	for (;;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		if (*line || nl)
-			fprintf(f, "%s%s\n", prefix, line);
-		if (!nl)
+	enum { PIECE = 64 * 1024 };
+	char *raw = xmalloc(PIECE + 1), *clean = xmalloc(PIECE * 3 + 2);
+	size_t have = 0;
+	while (len || have) {
+		size_t n = len < PIECE - have ? (size_t)len : PIECE - have;
+		if (n && hl_record_read(s->rec, off, raw + have, n) < 0) {
+			fprintf(s->out, "%s(the rest cannot be read)\n", prefix);
 			break;
-		line = nl + 1;
+		}
+		off += n;
+		len -= n;
+		have += n;
+		/* a whole number of lines, or everything at the end (or a
+		 * piece with no line end at all) */
+		size_t cut = have;
+		if (len) {
+			while (cut && raw[cut - 1] != '\n')
+				cut--;
+			if (!cut)
+				cut = have;
+		}
+		hl_sanitize(raw, cut, clean, PIECE * 3 + 2, 1);
+		for (char *line = clean, *nl;; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			if (*line || nl)
+				fprintf(s->out, "%s%s\n", prefix, line);
+			if (!nl)
+				break;
+		}
+		memmove(raw, raw + cut, have - cut);
+		have -= cut;
 	}
+	free(raw);
 	free(clean);
 }
 
@@ -111,7 +190,6 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 			 const struct hl_record_entry *e, const struct hl_item *it)
 {
 	const struct hl_item_message *m = &it->u.msg;
-	const struct hl_record *rec = s->rec;
 	char hex[65], text[HL_SUBJECT_MAX * 3 + 2], when[HL_RFC3339_LEN];
 	char upper[16] = "";
 	const char *pn = hl_precedence_name(m->precedence);
@@ -119,26 +197,24 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 		upper[i] = (char)(pn[i] - 'a' + 'A');
 	hl_msg_id_hex(m->id, hex);
 	fprintf(s->out, "message %s  %s\n", upper, hex);
-	const struct hl_record_content *ct = e->content >= 0 ? &rec->contents[e->content] : NULL;
+	const struct hl_record_content *ct = s->content;
+	(void)e;
 	if (ct) {
 		hl_sanitize((const char *)ct->subject, ct->subject_len, text, sizeof(text), 0);
 		fprintf(s->out, "    Subject:  %s\n", text);
 	} else {
 		fprintf(s->out, "    Subject:  (withheld)\n");
 	}
-	uint64_t r = s->first_ref[chain][seq - 1];
+	uint64_t t, r = hl_record_show_ref(s, chain, seq, true, &t);
 	if (r) {
-		hl_rfc3339((int64_t)s->time[1 - chain][r - 1], when);
+		hl_rfc3339((int64_t)t, when);
 		fprintf(s->out, "    Receipt:  %s's #%llu at %s\n", s->name[1 - chain],
 			(unsigned long long)r, when);
 	} else {
 		fprintf(s->out, "    Receipt:  none in this record\n");
 	}
 	for (unsigned i = 0; i < m->n_attachments; i++) {
-		bool included = false;
-		for (size_t a = e->first_att >= 0 ? (size_t)e->first_att : rec->natts;
-		     a < rec->natts && rec->atts[a].chain == chain && rec->atts[a].seq == seq; a++)
-			included = included || rec->atts[a].index == i;
+		bool included = s->att_included >> i & 1;
 		hl_sanitize((const char *)m->att[i].name, m->att[i].name_len, text, sizeof(text), 0);
 		hl_hex(m->att[i].hash, HL_HASH_LEN, hex);
 		fprintf(s->out, "    Attached: %s (%llu bytes, blake2b-256 %s)%s\n", text,
@@ -146,75 +222,65 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 			included ? "" : ", not included");
 	}
 	if (ct)
-		print_text(s->out, "    | ", ct->body, ct->body_len);
+		print_text(s, "    | ", ct->body_off, ct->body_len);
 	else
 		fprintf(s->out, "    (contents withheld: the signed item proves them by their salted hashes)\n");
 }
 
 /* ---- receipts ---- */
 
+/* The other chain's entry SEQ as a chain rule sees it. */
+static int other_ref(const struct hl_record_check *c, uint64_t seq, struct hl_chain_ref *ref)
+{
+	return hl_record_chain_ref(c->rec, 1 - c->chain, seq, c->scratch, ref);
+}
+
 /* PEER_SEQ and PEER_HASH: the other chain's head as the item's author held
- * it when it signed (receipts, checks, answers).  It only grows along a
- * chain, and the record must hold that very entry. */
+ * it when it signed (receipts, checks, answers): chain/accept.h's rule. */
 static int head_check(struct hl_record_check *c, uint64_t peer_seq, const uint8_t *peer_hash)
 {
-	const struct hl_record *rec = c->rec;
-	unsigned other = 1 - c->chain;
-	char h1[17], h2[17];
-	if (peer_seq < c->state->peer_seq)
-		return why(c, HL_RECORD_BAD_SELF, "says it holds %s's chain up to %llu, after an "
-			   "earlier item said %llu", station(c, other),
-			   (unsigned long long)peer_seq, (unsigned long long)c->state->peer_seq);
-	c->state->peer_seq = peer_seq;
-	if (peer_seq == 0)
-		return HL_RECORD_CHECK_OK;
-	if (peer_seq > rec->n[other])
-		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, but "
-			   "the record has only %zu entries of it", station(c, other),
-			   (unsigned long long)peer_seq, rec->n[other]);
-	const struct hl_record_entry *e = &rec->entries[other][peer_seq - 1];
-	if (e->type == HL_RECORD_ABSENT)
-		return why(c, HL_RECORD_BAD_CROSS, "says it holds %s's chain up to %llu, "
-			   "which the record marks as not received", station(c, other),
-			   (unsigned long long)peer_seq);
-	if (sodium_memcmp(e->hash, peer_hash, HL_HASH_LEN) != 0) {
-		short_hash(peer_hash, h1);
-		short_hash(e->hash, h2);
-		return why(c, HL_RECORD_BAD_CROSS, "names %s's entry %llu with hash %s..., but "
-			   "the record's entry %llu has hash %s...", station(c, other),
-			   (unsigned long long)peer_seq, h1, (unsigned long long)peer_seq, h2);
-	}
+	struct hl_chain_ref target;
+	struct hl_chain_why w;
+	why_names(c, &w);
+	int ret = other_ref(c, peer_seq, &target);
+	if (ret < 0)
+		return unreadable(c, ret);
+	int v = hl_chain_head(c->seq, peer_seq, peer_hash, &c->state->last_head, NULL, &target, &w);
+	if (v != HL_CHAIN_OK)
+		return why(c, w.cross ? HL_RECORD_BAD_CROSS : HL_RECORD_BAD_SELF, "%s", w.text);
+	c->state->last_head = (struct hl_chain_head_ref){ true, c->seq, peer_seq };
 	return HL_RECORD_CHECK_OK;
+}
+
+static int rcpt_other(void *arg, uint64_t seq, struct hl_chain_ref *ref)
+{
+	return other_ref(arg, seq, ref);
+}
+
+static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
+{
+	const struct hl_record_check *c = arg;
+	*yes = c->state->acked && (c->state->acked[(seq - 1) / 8] >> ((seq - 1) % 8)) & 1;
+	return 0;
 }
 
 static int receipt_check(struct hl_record_check *c)
 {
 	const struct hl_item_receipt *r = &c->it->u.rcpt;
-	const struct hl_record *rec = c->rec;
-	unsigned other = 1 - c->chain;
-	char h1[17], h2[17];
+	struct hl_chain_lookup look = { .arg = c, .other = rcpt_other, .acked = rcpt_acked };
+	struct hl_chain_why w;
+	why_names(c, &w);
 	int ret = head_check(c, r->peer_seq, r->peer_hash);
 	if (ret != HL_RECORD_CHECK_OK)
 		return ret;
-	for (unsigned i = 0; i < r->count; i++) {
-		const struct hl_receipt_entry *re = &r->entries[i];
-		if (re->seq > rec->n[other])
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu, but the "
-				   "record has only %zu entries of it", station(c, other),
-				   (unsigned long long)re->seq, rec->n[other]);
-		const struct hl_record_entry *e = &rec->entries[other][re->seq - 1];
-		if (e->type != HL_RECORD_ITEM)
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu, which the "
-				   "record marks as %s", station(c, other), (unsigned long long)re->seq,
-				   e->type == HL_RECORD_REFUSED ? "refused" : "not received");
-		if (sodium_memcmp(e->hash, re->hash, HL_HASH_LEN) != 0) {
-			short_hash(re->hash, h1);
-			short_hash(e->hash, h2);
-			return why(c, HL_RECORD_BAD_CROSS, "acknowledges %s's entry %llu with hash "
-				   "%s..., but the record's entry %llu has hash %s...",
-				   station(c, other), (unsigned long long)re->seq, h1,
-				   (unsigned long long)re->seq, h2);
-		}
+	int v = hl_chain_receipt(r, &look, &w);
+	if (v < 0)
+		return unreadable(c, v);
+	if (v != HL_CHAIN_OK)
+		return why(c, w.cross ? HL_RECORD_BAD_CROSS : HL_RECORD_BAD_SELF, "%s", w.text);
+	for (unsigned i = 0; c->state->acked && i < r->count; i++) {
+		uint64_t q = r->entries[i].seq - 1;
+		c->state->acked[q / 8] |= (uint8_t)(1u << (q % 8));
 	}
 	return HL_RECORD_CHECK_OK;
 }
@@ -223,11 +289,8 @@ static void receipt_index(struct hl_record_show *s, unsigned chain, uint64_t seq
 			  const struct hl_item *it)
 {
 	unsigned other = 1 - chain;
-	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
-		uint64_t q = it->u.rcpt.entries[i].seq;
-		if (q <= s->rec->n[other] && s->first_ref[other][q - 1] == 0)
-			s->first_ref[other][q - 1] = seq;
-	}
+	for (unsigned i = 0; i < it->u.rcpt.count; i++)
+		hl_record_show_ref_set(s, other, it->u.rcpt.entries[i].seq, true, seq, it->time_ms);
 }
 
 static void receipt_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
@@ -274,9 +337,18 @@ static int answer_check(struct hl_record_check *c)
 static bool names_item(const struct hl_record *rec, unsigned chain, uint64_t seq,
 		       const uint8_t *hash)
 {
-	return seq >= 1 && seq <= rec->n[chain] &&
-	       rec->entries[chain][seq - 1].type == HL_RECORD_ITEM &&
-	       sodium_memcmp(rec->entries[chain][seq - 1].hash, hash, HL_HASH_LEN) == 0;
+	struct hl_record_entry e;
+	return seq >= 1 && seq <= rec->n[chain] && hl_record_entry_get(rec, chain, seq, &e) == 0 &&
+	       e.type == HL_RECORD_ITEM && sodium_memcmp(e.hash, hash, HL_HASH_LEN) == 0;
+}
+
+/* Decodes the item at SEQ of CHAIN into s->scratch; false when it cannot. */
+static bool decode_at(struct hl_record_show *s, unsigned chain, uint64_t seq)
+{
+	struct hl_record_entry e;
+	return hl_record_entry_get(s->rec, chain, seq, &e) == 0 && e.type == HL_RECORD_ITEM &&
+	       hl_record_item(s->rec, &e, s->itembuf) == 0 &&
+	       hl_item_decode(s->itembuf, e.len, s->scratch) == 0;
 }
 
 static void answer_index(struct hl_record_show *s, unsigned chain, uint64_t seq,
@@ -284,12 +356,10 @@ static void answer_index(struct hl_record_show *s, unsigned chain, uint64_t seq,
 {
 	const struct hl_item_answer *a = &it->u.ans;
 	unsigned other = 1 - chain;
-	if (!names_item(s->rec, other, a->check_seq, a->check_hash))
+	if (!hl_record_show_wants(s, other, a->check_seq) ||
+	    !names_item(s->rec, other, a->check_seq, a->check_hash))
 		return;
-	uint64_t *ref = a->by == HL_ANSWER_STATION ? &s->first_ref[other][a->check_seq - 1]
-						   : &s->second_ref[other][a->check_seq - 1];
-	if (*ref == 0)
-		*ref = seq;
+	hl_record_show_ref_set(s, other, a->check_seq, a->by == HL_ANSWER_STATION, seq, it->time_ms);
 }
 
 static const char *answer_by(unsigned by)
@@ -302,16 +372,14 @@ static const char *answer_by(unsigned by)
 	return "?";
 }
 
-/* The answer of the other chain at SEQ, as "X's #N at TIME (how)". */
-static void print_answer_ref(struct hl_record_show *s, unsigned other, uint64_t seq)
+/* The answer of the other chain at SEQ (of time T), as "X's #N at TIME (how)". */
+static void print_answer_ref(struct hl_record_show *s, unsigned other, uint64_t seq, uint64_t t)
 {
 	char when[HL_RFC3339_LEN];
-	const struct hl_record_entry *e = &s->rec->entries[other][seq - 1];
 	const char *how = "?";
-	if (hl_item_decode(e->item, e->len, s->scratch) == 0 &&
-	    s->scratch->kind == HL_ITEM_ANSWER)
+	if (decode_at(s, other, seq) && s->scratch->kind == HL_ITEM_ANSWER)
 		how = answer_by(s->scratch->u.ans.by);
-	hl_rfc3339((int64_t)s->time[other][seq - 1], when);
+	hl_rfc3339((int64_t)t, when);
 	fprintf(s->out, "%s's #%llu at %s (%s)\n", s->name[other], (unsigned long long)seq, when,
 		how);
 }
@@ -331,16 +399,17 @@ static void check_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 		k->timeout_ms / 1000.0);
 	fprintf(s->out, "    Holds %s's chain up to #%llu\n", s->name[other],
 		(unsigned long long)k->peer_seq);
-	uint64_t a1 = s->first_ref[chain][seq - 1], a2 = s->second_ref[chain][seq - 1];
+	uint64_t t1, t2, a1 = hl_record_show_ref(s, chain, seq, true, &t1),
+			 a2 = hl_record_show_ref(s, chain, seq, false, &t2);
 	fprintf(s->out, "    Answer:   ");
 	if (a1)
-		print_answer_ref(s, other, a1);
+		print_answer_ref(s, other, a1, t1);
 	else
 		fprintf(s->out, "none in this record\n");
 	if (k->mode == HL_CHECK_OPERATOR) {
 		fprintf(s->out, "    Person:   ");
 		if (a2)
-			print_answer_ref(s, other, a2);
+			print_answer_ref(s, other, a2, t2);
 		else
 			fprintf(s->out, "no answer in this record\n");
 	}
@@ -368,16 +437,17 @@ static void countersign_index(struct hl_record_show *s, unsigned chain, uint64_t
 {
 	const struct hl_item_countersign *cs = &it->u.csig;
 	unsigned other = 1 - chain;
-	if (!names_item(s->rec, other, cs->proposal_seq, cs->agreement_id))
+	uint64_t time = it->time_ms;   /* IT may be s->scratch, reused below */
+	if (!hl_record_show_wants(s, other, cs->proposal_seq) ||
+	    !names_item(s->rec, other, cs->proposal_seq, cs->agreement_id))
 		return;
-	const struct hl_record_entry *e = &s->rec->entries[other][cs->proposal_seq - 1];
+	uint8_t doc[HL_HASH_LEN];
+	memcpy(doc, cs->doc_hash, HL_HASH_LEN);
 	/* Countersigned means: this agreement, and this document. */
-	if (hl_item_decode(e->item, e->len, s->scratch) < 0 ||
-	    s->scratch->kind != HL_ITEM_AGREEMENT ||
-	    sodium_memcmp(s->scratch->u.agr.doc_hash, cs->doc_hash, HL_HASH_LEN) != 0)
+	if (!decode_at(s, other, cs->proposal_seq) || s->scratch->kind != HL_ITEM_AGREEMENT ||
+	    sodium_memcmp(s->scratch->u.agr.doc_hash, doc, HL_HASH_LEN) != 0)
 		return;
-	if (s->first_ref[other][cs->proposal_seq - 1] == 0)
-		s->first_ref[other][cs->proposal_seq - 1] = seq;
+	hl_record_show_ref_set(s, other, cs->proposal_seq, true, seq, time);
 }
 
 static void agreement_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
@@ -392,9 +462,9 @@ static void agreement_show(struct hl_record_show *s, unsigned chain, uint64_t se
 	hl_sanitize((const char *)g->name, g->name_len, name, sizeof(name), 0);
 	fprintf(s->out, "agreement proposed  %s\n    Document: %s (%llu bytes, blake2b-256 %s),"
 		" carried by message %s\n", id, name, (unsigned long long)g->size, doc, msg);
-	uint64_t cs = s->first_ref[chain][seq - 1];
+	uint64_t t, cs = hl_record_show_ref(s, chain, seq, true, &t);
 	if (cs) {
-		hl_rfc3339((int64_t)s->time[other][cs - 1], when);
+		hl_rfc3339((int64_t)t, when);
 		fprintf(s->out, "    Countersigned by %s: #%llu at %s (signed by both)\n",
 			s->name[other], (unsigned long long)cs, when);
 	} else {
@@ -418,17 +488,62 @@ static void countersign_show(struct hl_record_show *s, unsigned chain, uint64_t 
 			? "" : "\n    (names no agreement of the other chain in this record: ignored)");
 }
 
+/* ---- what the other chain says, for show ---- */
+
+static struct hl_record_ref *ref_of(const struct hl_record_show *s, unsigned c, uint64_t seq)
+{
+	const struct hl_record_refs *r = s->refs[c];
+	if (seq < r->lo || seq >= r->hi)
+		return NULL;
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->pos[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < r->n && r->pos[lo] == seq ? &r->v[lo] : NULL;
+}
+
+bool hl_record_show_wants(const struct hl_record_show *s, unsigned c, uint64_t seq)
+{
+	return ref_of(s, c, seq) != NULL;
+}
+
+void hl_record_show_ref_set(struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t ref, uint64_t time)
+{
+	struct hl_record_ref *r = ref_of(s, c, seq);
+	unsigned i = first ? 0 : 1;
+	if (r && r->seq[i] == 0) {
+		r->seq[i] = ref;
+		r->time[i] = time;
+	}
+}
+
+uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t seq, bool first,
+			    uint64_t *time)
+{
+	const struct hl_record_ref *r = ref_of(s, c, seq);
+	if (!r)
+		return 0;
+	*time = r->time[first ? 0 : 1];
+	return r->seq[first ? 0 : 1];
+}
+
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {
-	{ HL_ITEM_MESSAGE, "message", true, message_check, NULL, message_show },
-	{ HL_ITEM_RECEIPT, "receipt", false, receipt_check, receipt_index, receipt_show },
-	{ HL_ITEM_CHECK, "check", false, check_check, NULL, check_show },
-	{ HL_ITEM_ANSWER, "answer", false, answer_check, answer_index, answer_show },
+	{ HL_ITEM_MESSAGE, "message", true, true, message_check, NULL, message_show },
+	{ HL_ITEM_RECEIPT, "receipt", false, false, receipt_check, receipt_index, receipt_show },
+	{ HL_ITEM_CHECK, "check", false, true, check_check, NULL, check_show },
+	{ HL_ITEM_ANSWER, "answer", false, false, answer_check, answer_index, answer_show },
 	/* An agreement and its countersign are each their author's signed
 	 * word; which agreement a countersign names is for people (show). */
-	{ HL_ITEM_AGREEMENT, "agreement", false, NULL, NULL, agreement_show },
-	{ HL_ITEM_COUNTERSIGN, "countersign", false, NULL, countersign_index, countersign_show },
+	{ HL_ITEM_AGREEMENT, "agreement", false, true, NULL, NULL, agreement_show },
+	{ HL_ITEM_COUNTERSIGN, "countersign", false, false, NULL, countersign_index,
+	  countersign_show },
 };
 
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind)

@@ -23,4 +23,8 @@
  * anyway, under a warning). */
 int hl_record_show(const struct hl_record *rec, FILE *out);
 
+/* Test knob: answerable entries per window of the reference index
+ * (show.c); tests make it small to reach several windows. */
+extern size_t hl_record_show_window;
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "deliver/records.h"
 #include "msg/item.h"
+#include "chain/accept.h"
 #include "record/kinds.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -22,6 +23,8 @@ struct vctx {
 	void *arg;
 	struct hl_record_verdict *v;
 	struct hl_item *it;
+	hl_record_cursor *contents, *atts;   /* in step with the chains (file order) */
+	struct hl_item *scratch;        /* another entry, decoded */
 };
 
 static int failv(struct vctx *x, int code, const char *fmt, ...)
@@ -109,69 +112,100 @@ static int item_error(struct vctx *x, int ret, const char *where, const uint8_t 
 		return failv(x, HL_EAUTH, "%s: the signature does not verify with %s's SigningKey",
 			     where, x->name[chain]);
 	default:
-		return failv(x, HL_EAUTH, "%s: malformed item (%s)", where, hl_strerror(ret));
+		/* the decoder names the rule broken (docs/items.md) */
+		return failv(x, HL_EAUTH, "%s: malformed item: %s", where,
+			     x->it->bad ? x->it->bad : hl_strerror(ret));
 	}
 }
 
-static void note_refused(struct vctx *x, unsigned c, uint64_t k)
+/* A failure to read the file (I/O, or it changed under us). */
+static int read_failed(struct vctx *x, int ret)
+{
+	return failv(x, ret, "cannot read the record: %s", hl_strerror(ret));
+}
+
+static int note_refused(struct vctx *x, unsigned c, uint64_t k, const struct hl_record_entry *e)
 {
 	const struct hl_record *rec = x->rec;
-	const struct hl_record_entry *e = &rec->entries[c][k - 1];
+	struct hl_record_entry next = { 0 };
 	char h[17];
+	int ret = k < rec->n[c] ? hl_record_entry_get(rec, c, k + 1, &next) : 0;
+	if (ret < 0)
+		return read_failed(x, ret);
 	short_hash(e->hash, h);
 	notef(x, "%s's entry %llu: refused by %s (code %u, %s); its bytes are not in the "
 	      "record, so its signature cannot be checked (hash %s...%s)", x->name[c],
 	      (unsigned long long)k, x->name[1 - c], e->code, hl_refuse_code_str(e->code), h,
-	      k < rec->n[c] && rec->entries[c][k].type == HL_RECORD_ITEM
+	      k < rec->n[c] && next.type == HL_RECORD_ITEM
 		      ? "; the next entry's link covers that hash" : "");
+	return 0;
 }
 
-/* One item: the generic checks, then its kind's.  Returns 0, a negative
+/* The rules' texts name the stations (chain C is the item's). */
+static void why_names(const struct vctx *x, unsigned c, struct hl_chain_why *w)
+{
+	hl_record_why_init(w, x->name[c], x->name[1 - c]);
+}
+
+/* Entry E (at a position before the one being checked) as the chain rules
+ * see a neighbour: links compare hashes only. */
+static void ref_of(const struct hl_record_entry *e, struct hl_chain_ref *ref)
+{
+	memset(ref, 0, sizeof(*ref));
+	if (e->type == 0 || e->type == HL_RECORD_ABSENT)
+		return;
+	ref->held = true;
+	ref->item = e->type == HL_RECORD_ITEM;
+	memcpy(ref->hash, e->hash, HL_HASH_LEN);
+}
+
+/* One item (entry E at position K of chain C, its bytes ITEM, after
+ * entry PREV): the generic checks, then its kind's.  Returns 0, a negative
  * code (a failure, in why), or HL_RECORD_BAD_CROSS (in CROSS_WHY). */
-static int check_item(struct vctx *x, unsigned c, uint64_t k,
+static int check_item(struct vctx *x, unsigned c, uint64_t k, const struct hl_record_entry *e,
+		      const uint8_t *item, const struct hl_record_entry *prev,
 		      struct hl_record_chain_state *state, char *cross_why, size_t cross_len)
 {
 	const struct hl_record *rec = x->rec;
-	const struct hl_record_entry *e = &rec->entries[c][k - 1];
 	struct hl_item *it = x->it;
-	char where[96], h1[17], h2[17];
+	struct hl_record_content ct;
+	char where[96];
 	snprintf(where, sizeof(where), "%s's entry %llu", x->name[c], (unsigned long long)k);
 
-	int ret = hl_item_open(e->item, e->len, x->key[c], x->key[1 - c], it);
+	int ret = hl_item_open(item, e->len, x->key[c], x->key[1 - c], it);
 	if (ret < 0)
-		return item_error(x, ret, where, e->item, e->len, c);
+		return item_error(x, ret, where, item, e->len, c);
 	if (it->seq != k)
 		return failv(x, HL_EAUTH, "%s: the item says it is number %llu of its chain",
 			     where, (unsigned long long)it->seq);
-	if (k > 1) {
-		const struct hl_record_entry *p = &rec->entries[c][k - 2];
-		if (p->type != HL_RECORD_ABSENT &&
-		    sodium_memcmp(it->prev, p->hash, HL_HASH_LEN) != 0) {
-			short_hash(it->prev, h1);
-			short_hash(p->hash, h2);
-			return failv(x, HL_EAUTH, "%s: does not link to entry %llu (its prev is %s..., "
-				     "entry %llu's hash is %s...)", where, (unsigned long long)(k - 1),
-				     h1, (unsigned long long)(k - 1), h2);
-		}
-	}
+	struct hl_chain_ref before;
+	struct hl_chain_why w;
+	why_names(x, c, &w);
+	ref_of(prev, &before);
+	if (hl_chain_links(it, e->hash, &before, NULL, &w) != HL_CHAIN_OK)
+		return failv(x, HL_EAUTH, "%s: %s", where, w.text);
 	const struct hl_record_kind *kind = hl_record_kind_find(it->kind);
 	if (!kind)
 		return failv(x, HL_EUNSUPP, "%s: an item of kind %d, which this hotline cannot "
 			     "check", where, (int)it->kind);
 	snprintf(where, sizeof(where), "%s's entry %llu (%s)", x->name[c],
 		 (unsigned long long)k, kind->name);
-	if (e->content >= 0 && !kind->has_content)
+	if ((ret = hl_record_content_for(x->contents, c, k, &ct)) < 0)
+		return read_failed(x, ret);
+	bool disclosed = ret == 1;
+	if (disclosed && !kind->has_content)
 		return failv(x, HL_EAUTH, "%s: contents are given for it, but a %s has none",
 			     where, kind->name);
 	if (kind->has_content) {
-		if (e->content >= 0)
+		if (disclosed)
 			x->v->disclosed++;
 		else
 			x->v->withheld++;
 	}
 	char why[512] = "";
 	struct hl_record_check chk = {
-		.rec = rec, .chain = c, .seq = k, .entry = e, .it = it, .state = state,
+		.rec = rec, .chain = c, .seq = k, .entry = e, .content = disclosed ? &ct : NULL,
+		.atts = x->atts, .it = it, .state = state, .scratch = x->scratch,
 		.name = { x->name[0], x->name[1] }, .why = why, .whylen = sizeof(why),
 	};
 	ret = kind->check ? kind->check(&chk) : HL_RECORD_CHECK_OK;
@@ -185,52 +219,76 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k,
 	return 0;
 }
 
-/* Both chains in file order.  A failed reference into the other chain is
- * kept while the pass goes on, so that when an item was altered the
- * report names that item (its signature fails) rather than an earlier
- * receipt whose reference to it no longer matches. */
+/* A run of ABSENT entries from K to END: counted, and one note. */
+static void note_absent(struct vctx *x, unsigned c, uint64_t k, uint64_t end)
+{
+	x->v->absent[c] += end - k + 1;
+	if (end == k)
+		notef(x, "%s's entry %llu: not received by %s when it exported; nothing to check",
+		      x->name[c], (unsigned long long)k, x->name[1 - c]);
+	else
+		notef(x, "%s's entries %llu-%llu: not received by %s when it exported; nothing to "
+		      "check", x->name[c], (unsigned long long)k, (unsigned long long)end,
+		      x->name[1 - c]);
+}
+
+/* Both chains in file order, read through one cursor each.  A failed
+ * reference into the other chain is kept while the pass goes on, so that
+ * when an item was altered the report names that item (its signature
+ * fails) rather than an earlier receipt whose reference to it no longer
+ * matches. */
 static int check_chains(struct vctx *x)
 {
 	const struct hl_record *rec = x->rec;
 	struct hl_record_chain_state state[2];
 	char cross_why[sizeof(x->v->why)] = "";
 	bool cross = false;
+	int ret = 0;
 	memset(state, 0, sizeof(state));
-	for (unsigned c = 0; c < 2; c++) {
-		for (uint64_t k = 1; k <= rec->n[c]; k++) {
-			const struct hl_record_entry *e = &rec->entries[c][k - 1];
-			if (e->type == HL_RECORD_REFUSED) {
+	/* receipts: which of the other chain's positions were acknowledged
+	 * (one bit each: 2 MiB for the largest record) */
+	for (unsigned c = 0; c < 2; c++)
+		state[c].acked = xcalloc(rec->n[1 - c] / 8 + 1, 1);
+	for (unsigned c = 0; c < 2 && ret >= 0; c++) {
+		hl_record_cursor *cur;
+		struct hl_record_entry e, prev = { 0 };
+		const uint8_t *item;
+		uint64_t k = 0, absent_from = 0;
+		(void)hl_record_chain_open(rec, c, &cur);
+		while ((ret = hl_record_chain_next(cur, &e, &item)) == 1) {
+			k++;
+			if (e.type != HL_RECORD_ABSENT && absent_from) {
+				note_absent(x, c, absent_from, k - 1);
+				absent_from = 0;
+			}
+			if (e.type == HL_RECORD_REFUSED) {
 				x->v->refused[c]++;
-				note_refused(x, c, k);
-				continue;
+				ret = note_refused(x, c, k, &e);
+			} else if (e.type == HL_RECORD_ABSENT) {
+				if (!absent_from)
+					absent_from = k;
+			} else {
+				char why[sizeof(cross_why)];
+				ret = check_item(x, c, k, &e, item, &prev, &state[c], why, sizeof(why));
+				if (ret == HL_RECORD_BAD_CROSS && !cross) {
+					memcpy(cross_why, why, sizeof(why));
+					cross = true;
+				}
 			}
-			if (e->type == HL_RECORD_ABSENT) {
-				uint64_t end = k;
-				while (end < rec->n[c] && rec->entries[c][end].type == HL_RECORD_ABSENT)
-					end++;
-				x->v->absent[c] += end - k + 1;
-				if (end == k)
-					notef(x, "%s's entry %llu: not received by %s when it exported; "
-					      "nothing to check", x->name[c], (unsigned long long)k,
-					      x->name[1 - c]);
-				else
-					notef(x, "%s's entries %llu-%llu: not received by %s when it "
-					      "exported; nothing to check", x->name[c],
-					      (unsigned long long)k, (unsigned long long)end,
-					      x->name[1 - c]);
-				k = end;
-				continue;
-			}
-			char why[sizeof(cross_why)];
-			int ret = check_item(x, c, k, &state[c], why, sizeof(why));
 			if (ret < 0)
-				return ret;
-			if (ret == HL_RECORD_BAD_CROSS && !cross) {
-				memcpy(cross_why, why, sizeof(why));
-				cross = true;
-			}
+				break;
+			prev = e;
 		}
+		if (ret == 0 && absent_from)
+			note_absent(x, c, absent_from, k);
+		if (ret < 0 && !x->v->why[0])
+			ret = read_failed(x, ret);
+		hl_record_cursor_free(cur);
 	}
+	for (unsigned c = 0; c < 2; c++)
+		free(state[c].acked);
+	if (ret < 0)
+		return ret;
 	if (cross) {
 		snprintf(x->v->why, sizeof(x->v->why), "%s", cross_why);
 		return HL_EAUTH;
@@ -238,54 +296,85 @@ static int check_chains(struct vctx *x)
 	return 0;
 }
 
+/* Each piece of evidence must prove, by the chain rules, that chain 1's
+ * author signed something its chain contradicts (chain/accept.h).  An
+ * exporter keeps evidence only against its peer; the same item given
+ * twice counts once (the hashes seen are kept: at most
+ * HL_RECORD_MAX_EVIDENCE of them). */
 static int check_evidence(struct vctx *x)
 {
 	const struct hl_record *rec = x->rec;
-	char where[64], h1[17], h2[17];
-	for (size_t i = 0; i < rec->nevidence; i++) {
-		const struct hl_record_evidence *ev = &rec->evidence[i];
-		unsigned c = ev->chain;
+	char where[64];
+	struct hl_record_evidence ev;
+	hl_record_cursor *cur;
+	uint8_t (*seen)[HL_HASH_LEN] = xcalloc(rec->nevidence ? rec->nevidence : 1, HL_HASH_LEN);
+	size_t nseen = 0;
+	int ret;
+	(void)hl_record_evidence_open(rec, &cur);
+	for (size_t i = 0; (ret = hl_record_evidence_next(cur, &ev)) == 1; i++) {
+		unsigned c = ev.chain;
 		snprintf(where, sizeof(where), "evidence %zu", i + 1);
-		int ret = hl_item_open(ev->item, ev->len, x->key[c], x->key[1 - c], x->it);
-		if (ret < 0)
-			return item_error(x, ret, where, ev->item, ev->len, c);
+		if (c != HL_RECORD_PEER) {
+			ret = failv(x, HL_EAUTH, "%s: evidence against %s, the exporter: an exporter "
+				    "keeps evidence only against its peer", where, x->name[c]);
+			break;
+		}
+		ret = hl_item_open(ev.item, ev.len, x->key[c], x->key[1 - c], x->it);
+		if (ret < 0) {
+			ret = item_error(x, ret, where, ev.item, ev.len, c);
+			break;
+		}
 		uint64_t k = x->it->seq;
-		if (k > rec->n[c])
-			return failv(x, HL_EAUTH, "%s: %s's item number %llu, beyond the %zu entries "
-				     "of its chain in the record", where, x->name[c],
-				     (unsigned long long)k, rec->n[c]);
-		const struct hl_record_entry *e = &rec->entries[c][k - 1];
-		/* A refused position's hash is the author's only through the
-		 * link of the item after it. */
-		bool comparable = e->type == HL_RECORD_ITEM ||
-				  (e->type == HL_RECORD_REFUSED && k < rec->n[c] &&
-				   rec->entries[c][k].type == HL_RECORD_ITEM);
-		if (!comparable)
-			return failv(x, HL_EAUTH, "%s: %s's entry %llu cannot be compared with it",
-				     where, x->name[c], (unsigned long long)k);
-		if (sodium_memcmp(e->hash, ev->hash, HL_HASH_LEN) == 0)
-			return failv(x, HL_EAUTH, "%s: the same item as %s's entry %llu", where,
-				     x->name[c], (unsigned long long)k);
+		if (k > rec->n[c] + 1) {
+			ret = failv(x, HL_EAUTH, "%s: %s's item number %llu, beyond the %llu entries "
+				    "of its chain in the record", where, x->name[c],
+				    (unsigned long long)k, (unsigned long long)rec->n[c]);
+			break;
+		}
+		bool again = false;
+		for (size_t j = 0; j < nseen && !again; j++)
+			again = sodium_memcmp(seen[j], ev.hash, HL_HASH_LEN) == 0;
+		if (again) {
+			notef(x, "%s: the same item as an earlier piece of evidence (counted once)",
+			      where);
+			continue;
+		}
+		if (nseen < rec->nevidence)
+			memcpy(seen[nseen++], ev.hash, HL_HASH_LEN);
+		struct hl_chain_ref at, before, after;
+		struct hl_chain_why w;
+		why_names(x, c, &w);
+		if ((ret = hl_record_chain_ref(rec, c, k, x->scratch, &at)) < 0 ||
+		    (ret = hl_record_chain_ref(rec, c, k - 1, x->scratch, &before)) < 0 ||
+		    (ret = hl_record_chain_ref(rec, c, k + 1, x->scratch, &after)) < 0)
+			break;
+		if (!hl_chain_proves_fork(x->it, ev.hash, &at, &before, &after, &w)) {
+			ret = failv(x, HL_EAUTH, "%s: %s", where, w.text);
+			break;
+		}
 		x->v->equivocations++;
-		short_hash(e->hash, h1);
-		short_hash(ev->hash, h2);
-		notef(x, "EQUIVOCATION: %s signed two different items as number %llu of its chain "
-		      "(hash %s... in the chain, hash %s... in evidence %zu)", x->name[c],
-		      (unsigned long long)k, h1, h2, i + 1);
+		notef(x, "EQUIVOCATION: %s signed %s (%s)", x->name[c], w.text, where);
 	}
-	return 0;
+	hl_record_cursor_free(cur);
+	free(seen);
+	if (ret < 0 && !x->v->why[0])
+		ret = read_failed(x, ret);
+	return ret < 0 ? ret : 0;
 }
 
 static int check_seal(struct vctx *x)
 {
 	const struct hl_record *rec = x->rec;
-	uint8_t h[HL_HASH_LEN], msg[HL_RECORD_SEAL_MSG_LEN];
-	crypto_generichash(h, HL_HASH_LEN, rec->buf, rec->signed_len, NULL, 0);
-	hl_record_seal_msg(h, msg);
+	uint8_t msg[HL_RECORD_SEAL_MSG_LEN];
+	hl_record_seal_msg(rec->signed_hash, msg);
 	if (crypto_sign_verify_detached(rec->sig, msg, sizeof(msg), x->key[0]) != 0)
 		return failv(x, HL_EAUTH, "the seal does not verify with %s's SigningKey: the file "
 			     "was changed after %s exported it, or %s did not export it",
 			     x->name[0], x->name[0], x->name[0]);
+	/* What was checked was read twice (the parse, then the checks): the
+	 * file must be the one the seal covers. */
+	if (hl_record_unchanged(rec) < 0)
+		return failv(x, HL_ESTATE, "the file changed while it was being verified");
 	return 0;
 }
 
@@ -299,8 +388,14 @@ int hl_record_verify(const struct hl_record *rec, const hl_card *a, const hl_car
 		return ret;
 	v->attachments = rec->natts;
 	x.it = xmalloc(sizeof(*x.it));
+	x.scratch = xmalloc(sizeof(*x.scratch));
+	(void)hl_record_contents_open(rec, 0, &x.contents);
+	(void)hl_record_atts_open(rec, 0, &x.atts);
 	if ((ret = check_chains(&x)) == 0 && (ret = check_evidence(&x)) == 0)
 		ret = check_seal(&x);
+	hl_record_cursor_free(x.contents);
+	hl_record_cursor_free(x.atts);
 	free(x.it);
+	free(x.scratch);
 	return ret;
 }

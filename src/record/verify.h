@@ -10,8 +10,11 @@
  * kind's checks run (record/kinds.h).  Then the evidence of equivocation,
  * then the seal over every byte before it.
  *
- * Each item is hashed once (by the parser) and its signature checked once;
- * references into the other chain are array lookups by seq. */
+ * Each chain is read once, in order, through a cursor: each item is hashed
+ * and its signature checked once, its content and attachments come from
+ * cursors that move with it; a reference into the other chain is a
+ * look-up by position (record/reader.h: a fixed-size index and cache, so
+ * the memory used does not grow with the file). */
 #ifndef HL_RECORD_VERIFY_H
 #define HL_RECORD_VERIFY_H
 

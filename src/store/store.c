@@ -21,9 +21,9 @@
  *                in_contig: the highest S such that IN items 1..S are all
  *                present (tombstones count) — kept up to date by every IN
  *                insert, so hl_store_in_contiguous() is one row read;
- *                in_bytes: declared bytes (body_size + attachment sizes) of
- *                every IN message from this peer — kept by triggers, for the
- *                quota.  Peers are never deleted.
+ *                in_bytes: the bytes stored on this peer's behalf, for the
+ *                quota (version 4: every row and file, see MIGRATION_4) —
+ *                kept by triggers.  Peers are never deleted.
  *   items        rowid; (peer_id, dir, seq) UNIQUE; kind 0 tombstone, 1
  *                message, 2 receipt; hash BLOB(32); encoded BLOB (NULL
  *                exactly for tombstones, which are IN only); precedence 0..3
@@ -50,8 +50,8 @@
  *
  * INVARIANTS (checked by hl_store_verify)
  *   1. peers.in_contig = max S with IN items 1..S all present, else 0.
- *   2. peers.in_bytes = sum of body_size and attachment sizes of the peer's
- *      IN messages (saturating at INT64_MAX).
+ *   2. peers.in_bytes = USAGE_V4_OF(the peer): what its rows and files
+ *      cost (MIGRATION_4), saturating at INT64_MAX.
  *   3. Every message has its item; every attachment its message (FKs).
  *   4. Message states only move forward: queued -> sent -> delivered, or
  *      -> refused; partial -> complete, or -> refused (IN).  A request to move back (a stale
@@ -264,8 +264,63 @@ static const char MIGRATION_3[] =
 	" detected_at INTEGER NOT NULL,"
 	" PRIMARY KEY (peer_id, seq, second_hash));";
 
+/* Version 4: the quota counts everything a peer makes the station store
+ * (docs/messages.md section 4), not only the declared sizes of its
+ * messages: each row kept on its behalf costs ROW_COST bytes plus its
+ * variable bytes (its items, tombstones included, and the receipts and
+ * answers we author because of it; its messages' subjects and bodies; its
+ * checks and agreements; evidence against it), and each file at least a
+ * block (attachments rounded up to BLOCK_COST, a message's directory one
+ * block).  Triggers keep peers.in_bytes; the backfill and hl_store_verify's
+ * recount use USAGE_V4_OF.  Sums saturate at INT64_MAX. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ROW_COST STR(HL_STORE_ROW_COST)
+#define BLOCK_COST STR(HL_STORE_BLOCK_COST)
+#define I64MAX_SQL "9223372036854775807"
+#define CHARGE(peer_expr, amount) \
+	" BEGIN UPDATE peers SET in_bytes = min(in_bytes + (" amount "), " I64MAX_SQL ")" \
+	" WHERE id = " peer_expr "; END;"
+#define ITEM_CHARGE(r) ROW_COST " + coalesce(length(" r "encoded), 0)"
+#define MSG_CHARGE(r) \
+	ROW_COST " + length(CAST(" r "subject AS BLOB)) + " r "body_size + (" r "n_att > 0) * " BLOCK_COST
+#define ATT_CHARGE(r) \
+	ROW_COST " + max(" BLOCK_COST ", (" r "size + " BLOCK_COST " - 1) / " BLOCK_COST " * " \
+	BLOCK_COST ")"
+#define AGR_CHARGE(r) ROW_COST " + length(CAST(" r "name AS BLOB))"
+#define EQV_CHARGE(r) ROW_COST " + length(" r "first_item) + length(" r "second_item)"
+#define USAGE_V4_OF(peer) \
+	"CAST(min((SELECT total(" ITEM_CHARGE("") ") FROM items WHERE peer_id = " peer \
+	" AND (dir = 1 OR kind IN (2, 4)))" \
+	" + (SELECT total(" MSG_CHARGE("") ") FROM messages WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" ATT_CHARGE("a.") ") FROM attachments a JOIN messages m" \
+	" ON m.id = a.msg_id WHERE m.peer_id = " peer " AND m.dir = 1)" \
+	" + (SELECT total(" ROW_COST ") FROM checks WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" AGR_CHARGE("") ") FROM agreements WHERE peer_id = " peer " AND dir = 1)" \
+	" + (SELECT total(" EQV_CHARGE("") ") FROM equivocations WHERE peer_id = " peer ")," \
+	" 9223372036854775807.0) AS INTEGER)"
+
+static const char MIGRATION_4[] =
+	"DROP TRIGGER messages_in_bytes;"
+	"DROP TRIGGER attachments_in_bytes;"
+	"CREATE TRIGGER items_usage AFTER INSERT ON items WHEN NEW.dir = 1 OR NEW.kind IN (2, 4)"
+	CHARGE("NEW.peer_id", ITEM_CHARGE("NEW."))
+	"CREATE TRIGGER messages_usage AFTER INSERT ON messages WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", MSG_CHARGE("NEW."))
+	"CREATE TRIGGER attachments_usage AFTER INSERT ON attachments"
+	CHARGE("(SELECT peer_id FROM messages WHERE id = NEW.msg_id AND dir = 1)",
+	       ATT_CHARGE("NEW."))
+	"CREATE TRIGGER checks_usage AFTER INSERT ON checks WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", ROW_COST)
+	"CREATE TRIGGER agreements_usage AFTER INSERT ON agreements WHEN NEW.dir = 1"
+	CHARGE("NEW.peer_id", AGR_CHARGE("NEW."))
+	"CREATE TRIGGER equivocations_usage AFTER INSERT ON equivocations"
+	CHARGE("NEW.peer_id", EQV_CHARGE("NEW."))
+	"UPDATE peers SET in_bytes = " USAGE_V4_OF("peers.id") ";";
+
 /* migrations[v] takes the store from version v - 1 to v. */
-static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3 };
+static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
+					  MIGRATION_4 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 
@@ -283,6 +338,9 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
+	S_CALLER_SAVEPOINT,
+	S_CALLER_RELEASE,
+	S_CALLER_ROLLBACK_TO,
 	S_DATA_VERSION,
 	S_PEER_UPSERT,
 	S_PEER_BY_KEY,
@@ -319,6 +377,12 @@ enum stmt_id {
 	S_IN_CLASS_STATE,
 	S_MSG_EXISTS,
 	S_MARK_DELIVERED,
+	/* the chain rules' lookups (chain/accept.h) */
+	S_CLASS_BELOW,
+	S_CLASS_ABOVE,
+	S_HEAD_BELOW,
+	S_HEAD_ABOVE,
+	S_OUT_ENTRY,
 	S_COUNT
 };
 
@@ -329,6 +393,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT hl_op",
 	[S_RELEASE] = "RELEASE hl_op",
 	[S_ROLLBACK_TO] = "ROLLBACK TO hl_op",
+	[S_CALLER_SAVEPOINT] = "SAVEPOINT hl_caller",
+	[S_CALLER_RELEASE] = "RELEASE hl_caller",
+	[S_CALLER_ROLLBACK_TO] = "ROLLBACK TO hl_caller",
 	[S_DATA_VERSION] = "PRAGMA data_version",
 	/* The WHERE keeps an unchanged peer from being rewritten (which would
 	 * wake the daemon for nothing); RETURNING then yields no row, and
@@ -439,6 +506,23 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " RETURNING id",
 	[S_IN_CLASS_STATE] = "SELECT state FROM messages WHERE peer_id = ?1 AND dir = 1"
 			     " AND precedence = ?2 AND class_seq = ?3",
+	/* The chain rules' lookups.  The class neighbours walk the UNIQUE
+	 * (peer_id, dir, precedence, class_seq) index one step each way. */
+	[S_CLASS_BELOW] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq < ?3 ORDER BY class_seq DESC LIMIT 1",
+	[S_CLASS_ABOVE] = "SELECT seq, class_seq FROM messages WHERE peer_id = ?1 AND dir = 1"
+			  " AND precedence = ?2 AND class_seq >= ?3 ORDER BY class_seq LIMIT 1",
+	/* The nearest items that record the other chain's head (receipts,
+	 * checks, answers: kinds 2 to 4) walk the (peer_id, dir, seq) index
+	 * from SEQ until one is found: items usually arrive in order, so the
+	 * walk above stops at once and the one below at the last receipt. */
+	[S_HEAD_BELOW] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq < ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq DESC LIMIT 1",
+	[S_HEAD_ABOVE] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			 " AND seq > ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq LIMIT 1",
+	[S_OUT_ENTRY] = "SELECT i.kind, i.hash, m.state FROM items i LEFT JOIN messages m"
+			" ON m.peer_id = i.peer_id AND m.dir = 0 AND m.seq = i.seq"
+			" WHERE i.peer_id = ?1 AND i.dir = 0 AND i.seq = ?2",
 };
 
 struct hl_store {
@@ -593,6 +677,10 @@ static int exec_cached(hl_store *st, enum stmt_id id)
 	} while (0)
 
 /* ---- column readers (each checks type and range: invariant 5) ---- */
+
+static int col_item(hl_store *st, sqlite3_stmt *s, int col, const uint8_t **p, size_t *len,
+		    const char *what);
+static int adhoc(hl_store *st, const char *sql, sqlite3_stmt **s);
 
 static int col_int(hl_store *st, sqlite3_stmt *s, int col, int64_t lo, int64_t hi,
 		   int64_t *out, const char *what)
@@ -957,20 +1045,18 @@ void hl_store_rollback(hl_store *st)
 }
 
 /* The savepoint has its own name: the store's functions use "hl_op"
- * inside it.  Run through sqlite3_exec (rare: the daemon's queueing of a
- * message inside its group commit). */
+ * inside it.  Cached statements: the delivery engine takes one around
+ * every item it receives. */
 int hl_store_savepoint(hl_store *st)
 {
 	if (sqlite3_get_autocommit(st->db))
 		return fail(st, HL_ESTATE, "no transaction is open for a savepoint");
-	int rc = sqlite3_exec(st->db, "SAVEPOINT hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_SAVEPOINT);
 }
 
 int hl_store_release(hl_store *st)
 {
-	int rc = sqlite3_exec(st->db, "RELEASE hl_caller", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : sqlerr(st, rc);
+	return exec_cached(st, S_CALLER_RELEASE);
 }
 
 void hl_store_rollback_to(hl_store *st)
@@ -979,7 +1065,8 @@ void hl_store_rollback_to(hl_store *st)
 		return; /* SQLite rolled back the whole transaction already */
 	char keep[sizeof(st->errmsg)];
 	memcpy(keep, st->errmsg, sizeof(keep));
-	sqlite3_exec(st->db, "ROLLBACK TO hl_caller; RELEASE hl_caller", NULL, NULL, NULL);
+	if (exec_cached(st, S_CALLER_ROLLBACK_TO) == 0)
+		exec_cached(st, S_CALLER_RELEASE);
 	memcpy(st->errmsg, keep, sizeof(keep));
 }
 
@@ -2054,8 +2141,8 @@ int hl_store_verify(hl_store *st)
 			       "IN contiguity mark")) < 0)
 		return ret;
 	return verify_none(st, "SELECT 'peer ' || id || ': in_bytes ' || in_bytes ||"
-			   " ', recount ' || (" USAGE_OF("p.id") ") FROM peers p"
-			   " WHERE in_bytes IS NOT (" USAGE_OF("p.id") ")",
+			   " ', recount ' || (" USAGE_V4_OF("p.id") ") FROM peers p"
+			   " WHERE in_bytes IS NOT (" USAGE_V4_OF("p.id") ")",
 			   "quota usage");
 }
 
@@ -2253,6 +2340,120 @@ int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 			*state = (int)v;
 	}
 	stmt_put(st, S_IN_CLASS_STATE, s);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- the chain rules' lookups ---- */
+
+static int class_near(hl_store *st, enum stmt_id id, int64_t peer_id, unsigned prec,
+		      uint64_t class_seq, struct hl_class_pos *out)
+{
+	int ret = 0, rc = SQLITE_OK;
+	memset(out, 0, sizeof(*out));
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)prec));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)class_seq));
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0 &&
+		 (ret = col_u64(st, s, 0, &out->seq, "messages.seq")) == 0 &&
+		 (ret = col_u64(st, s, 1, &out->class_seq, "messages.class_seq")) == 0)
+		out->found = true;
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_in_class_near(hl_store *st, int64_t peer_id, unsigned prec, uint64_t class_seq,
+			   struct hl_class_pos *below, struct hl_class_pos *above)
+{
+	if (prec >= HL_PREC_COUNT || class_seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad class (precedence %u, class_seq %" PRIu64 ")",
+			    prec, class_seq);
+	int ret = class_near(st, S_CLASS_BELOW, peer_id, prec, class_seq, below);
+	return ret < 0 ? ret : class_near(st, S_CLASS_ABOVE, peer_id, prec, class_seq, above);
+}
+
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap)
+{
+	int ret = 0, rc = SQLITE_OK;
+	enum stmt_id id = above ? S_HEAD_ABOVE : S_HEAD_BELOW;
+	memset(row, 0, sizeof(*row));
+	if (!dir_ok(dir) || seq > I64MAX)
+		return fail(st, HL_EINVAL, "bad position (dir %d, seq %" PRIu64 ")", (int)dir, seq);
+	sqlite3_stmt *s = stmt_get(st, id, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int(s, 2, (int)dir));
+	BIND(sqlite3_bind_int64(s, 3, (int64_t)seq));
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_u64(st, s, 0, &row->seq, "items.seq")) == 0 &&
+		 (ret = col_item(st, s, 1, &p, &n, "items.encoded")) == 0) {
+		if (n > cap) {
+			ret = fail(st, HL_ETOOBIG, "item of %zu bytes", n);
+		} else {
+			memcpy(buf, p, n);
+			row->encoded = buf;
+			row->encoded_len = n;
+			row->peer_id = peer_id;
+			row->dir = dir;
+		}
+	}
+	stmt_put(st, id, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,
+		       uint8_t hash[static HL_HASH_LEN], int *msg_state)
+{
+	int ret = 0, rc = SQLITE_OK;
+	*msg_state = -1;
+	if (seq < 1 || seq > I64MAX)
+		return HL_ENOTFOUND;
+	sqlite3_stmt *s = stmt_get(st, S_OUT_ENTRY, &ret);
+	if (!s)
+		return ret;
+	BIND(sqlite3_bind_int64(s, 1, peer_id));
+	BIND(sqlite3_bind_int64(s, 2, (int64_t)seq));
+	int64_t v;
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) == 0)
+		ret = HL_ENOTFOUND;
+	else if (ret > 0 && (ret = col_int(st, s, 0, 0, HL_ITEM_KIND_MAX, &v, "items.kind")) == 0 &&
+		 (ret = col_blob(st, s, 1, hash, HL_HASH_LEN, "items.hash")) == 0) {
+		*kind = (enum hl_item_kind)v;
+		if (sqlite3_column_type(s, 2) != SQLITE_NULL &&
+		    (ret = col_int(st, s, 2, 0, HL_MSG_REFUSED_IN, &v, "messages.state")) == 0)
+			*msg_state = (int)v;
+	}
+	stmt_put(st, S_OUT_ENTRY, s);
+	return ret < 0 ? ret : 0;
+}
+
+int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int ret;
+	*n = 0;
+	if ((ret = adhoc(st, "SELECT count(*) FROM items WHERE peer_id = ?1 AND dir = 1"
+			 " AND kind = 0", &s)) < 0)
+		return ret;
+	int rc = sqlite3_bind_int64(s, 1, peer_id);
+	if (rc != SQLITE_OK)
+		ret = sqlerr(st, rc);
+	else if ((ret = step_row(st, s)) > 0)
+		ret = col_u64(st, s, 0, n, "count");
+	sqlite3_finalize(s);
 	return ret < 0 ? ret : 0;
 }
 

@@ -239,9 +239,41 @@ int hl_store_each_in_refused(hl_store *st, int64_t peer_id,
 int hl_store_in_class_state(hl_store *st, int64_t peer_id, unsigned prec,
 			    uint64_t class_seq, int *state);
 
-/* Bytes stored for PEER's incoming messages (bodies and attachments),
- * for the quota: the declared sizes of every IN message, so space a
- * partial message will need counts from the start. */
+/* ---- the chain rules' lookups (chain/accept.h) ---- */
+
+struct hl_class_pos {
+	bool found;
+	uint64_t seq;
+	uint64_t class_seq;
+};
+/* Of PEER's IN messages of PREC: the one with the highest class_seq below
+ * CLASS_SEQ (BELOW) and the one with the lowest at or above it (ABOVE). */
+int hl_store_in_class_near(hl_store *st, int64_t peer_id, unsigned prec, uint64_t class_seq,
+			   struct hl_class_pos *below, struct hl_class_pos *above);
+/* The nearest item of the chain (PEER, DIR) below SEQ (or above it, with
+ * ABOVE) that records the other chain's head (a receipt, check or answer):
+ * its seq and encoded bytes (copied into BUF of CAP bytes).  HL_ENOTFOUND
+ * when there is none. */
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap);
+/* Our (OUT) item at SEQ: its kind and hash, and when it is a message its
+ * state (else -1).  HL_ENOTFOUND when we authored nothing there. */
+int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,
+		       uint8_t hash[static HL_HASH_LEN], int *msg_state);
+/* How many of PEER's positions hold a tombstone (a full scan of its IN
+ * items: the engine counts it once, then keeps the count). */
+int hl_store_count_tombstones(hl_store *st, int64_t peer_id, uint64_t *n);
+
+/* Bytes stored on PEER's behalf, for the quota: every row kept for it
+ * costs HL_STORE_ROW_COST bytes plus its variable bytes (its items and
+ * tombstones, the receipts and answers we author because of it, its
+ * messages' subjects and declared bodies, its checks, agreements and the
+ * evidence against it), and every file at least HL_STORE_BLOCK_COST
+ * (attachments by their declared sizes rounded up to it, so space a
+ * partial message will need counts from the start; a message with
+ * attachments one more, for its directory). */
+#define HL_STORE_ROW_COST 256
+#define HL_STORE_BLOCK_COST 4096
 int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 
 /* ---- additions made while implementing the store ---- */
@@ -249,7 +281,7 @@ int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 /* The schema version this code writes.  hl_store_open() migrates an older
  * store to it, one step per transaction, and refuses a newer one
  * (HL_EUNSUPP). */
-#define HL_STORE_SCHEMA_VERSION 3
+#define HL_STORE_SCHEMA_VERSION 4
 
 /* Why the last hl_store_open() in this thread failed: one line naming the
  * file and the cause (for example a schema newer than this hotline). */

@@ -6,10 +6,18 @@
 #include <time.h>
 
 static enum hl_log_level min_level = HL_LOG_INFO;
+static bool level_forced;   /* by the command line */
 
 void hl_log_set_level(enum hl_log_level level)
 {
 	min_level = level;
+	level_forced = true;
+}
+
+void hl_log_set_default_level(enum hl_log_level level)
+{
+	if (!level_forced)
+		min_level = level;
 }
 
 void hl_log(enum hl_log_level level, const char *fmt, ...)

@@ -13,7 +13,10 @@
 
 enum hl_log_level { HL_LOG_DEBUG, HL_LOG_INFO, HL_LOG_WARN, HL_LOG_ERROR };
 
+/* The level chosen on the command line (`run -v`, `-q`): it wins over
+ * hl_log_set_default_level, which station.conf's LogLevel calls. */
 void hl_log_set_level(enum hl_log_level level);
+void hl_log_set_default_level(enum hl_log_level level);
 void hl_log(enum hl_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -85,6 +85,32 @@ int hl_utf8_text_valid(const uint8_t *p, size_t len)
 	return 1;
 }
 
+/* Characters that change how text around them is shown, or show as
+ * nothing: Unicode's format characters (category Cf: bidirectional
+ * embeddings, overrides, isolates and marks, zero-width spaces and
+ * joiners, the BOM, tags, ...; Unicode 15), the line and paragraph
+ * separators (Zl, Zp), and the invisible fillers and joiner that are
+ * letters or marks by category. */
+static const uint32_t hidden[][2] = {
+	{ 0x00ad, 0x00ad }, { 0x034f, 0x034f }, { 0x0600, 0x0605 }, { 0x061c, 0x061c },
+	{ 0x06dd, 0x06dd }, { 0x070f, 0x070f }, { 0x0890, 0x0891 }, { 0x08e2, 0x08e2 },
+	{ 0x115f, 0x1160 }, { 0x180e, 0x180e }, { 0x200b, 0x200f }, { 0x2028, 0x202e },
+	{ 0x2060, 0x2064 }, { 0x2066, 0x206f }, { 0x3164, 0x3164 }, { 0xfeff, 0xfeff },
+	{ 0xffa0, 0xffa0 }, { 0xfff9, 0xfffb }, { 0x110bd, 0x110bd }, { 0x110cd, 0x110cd },
+	{ 0x13430, 0x1343f }, { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0001, 0xe0001 },
+	{ 0xe0020, 0xe007f },
+};
+
+int hl_text_hidden(uint32_t cp)
+{
+	if (cp < 0xad)
+		return 0;
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+		if (cp >= hidden[i][0] && cp <= hidden[i][1])
+			return 1;
+	return 0;
+}
+
 size_t hl_sanitize(const char *in, size_t len, char *out, size_t cap, int keep_newlines)
 {
 	const unsigned char *p = (const unsigned char *)in;
@@ -127,6 +153,17 @@ size_t hl_sanitize(const char *in, size_t len, char *out, size_t cap, int keep_n
 		int keep = !(cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0));
 		if (keep_newlines && (cp == '\n' || cp == '\t'))
 			keep = 1;
+		if (hl_text_hidden(cp)) {
+			/* Shown, as U+FFFD: dropping it could join what it
+			 * separated into something else.  Never longer than
+			 * the 2 to 4 bytes it replaces by more than half. */
+			if (o + 3 >= cap)
+				break;
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i += n;
+			continue;
+		}
 		if (keep) {
 			if (o + n >= cap)
 				break;

@@ -20,10 +20,21 @@ void hl_hex(const uint8_t *bin, size_t n, char *out);
 /* 1 when P (LEN bytes) is valid UTF-8 without NUL bytes, else 0. */
 int hl_utf8_text_valid(const uint8_t *p, size_t len);
 
-/* Copies untrusted text into OUT (capacity CAP, always NUL-terminated),
- * dropping C0/C1 control characters, DEL and terminal escape sequences, and
- * replacing invalid UTF-8 with U+FFFD.  Newlines and tabs are kept when
- * KEEP_NEWLINES is nonzero.  Returns the length written. */
+/* 1 when code point CP changes how the text around it is shown or shows
+ * as nothing: Unicode format characters (Cf: bidirectional overrides,
+ * embeddings, isolates and marks such as U+202E, zero-width spaces and
+ * joiners, U+FEFF, tags), U+2028/U+2029, and the invisible fillers. */
+int hl_text_hidden(uint32_t cp);
+
+/* Copies untrusted text into OUT (capacity CAP, always NUL-terminated) for
+ * people to see: drops C0/C1 control characters, DEL and terminal escape
+ * sequences, and replaces invalid UTF-8 and the characters
+ * hl_text_hidden() names with U+FFFD (so a subject cannot reverse what
+ * follows it, or hide a part of itself).  Newlines and tabs are kept when
+ * KEEP_NEWLINES is nonzero.  OUT never needs more than 3 bytes per input
+ * byte, plus the NUL.  Returns the length written.  Every place that shows
+ * peer text to people goes through here; --json output keeps the exact
+ * text instead, with every non-ASCII character escaped (\uXXXX). */
 size_t hl_sanitize(const char *in, size_t len, char *out, size_t cap, int keep_newlines);
 
 #endif

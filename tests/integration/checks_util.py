@@ -31,17 +31,22 @@ def set_peer_option(station, peer, key, value):
     station.write_conf("\n".join(out) + "\n")
 
 
-def alarm_script(tmp_path, name="alarm"):
-    """An AlarmCommand that appends its HOTLINE_* environment, one alarm per
-    block, to a file; returns (script path, output path)."""
+def write_script(tmp_path, name, body):
+    """A shell script NAME.sh under TMP_PATH running BODY, whose output
+    file is NAME.out (in BODY: OUT); returns (script path, output path)."""
     out = os.path.join(str(tmp_path), f"{name}.out")
     path = os.path.join(str(tmp_path), f"{name}.sh")
     with open(path, "w") as f:
-        f.write("#!/bin/sh\n"
-                f"env | grep '^HOTLINE_' | sort >> '{out}'\n"
-                f"echo END >> '{out}'\n")
+        f.write("#!/bin/sh\n" + body.replace("OUT", f"'{out}'"))
     os.chmod(path, stat.S_IRWXU)
     return path, out
+
+
+def alarm_script(tmp_path, name="alarm"):
+    """An AlarmCommand that appends its HOTLINE_* environment, one alarm per
+    block, to a file; returns (script path, output path)."""
+    return write_script(tmp_path, name, "env | grep '^HOTLINE_' | sort >> OUT\n"
+                                        "echo END >> OUT\n")
 
 
 def alarms(out_path):

@@ -15,6 +15,11 @@ import helpers
 
 
 def pytest_sessionstart(session):
+    # Files the tests write into a station (station.conf edits, renamed
+    # replacements) must not be group-writable whatever umask the test run
+    # inherited: every command refuses a station others could change
+    # (src/conf/perms.c).
+    os.umask(0o022)
     if not os.access(helpers.HOTLINE_BIN, os.X_OK):
         raise pytest.UsageError(f"HOTLINE_BIN {helpers.HOTLINE_BIN!r} is not an executable; "
                                 f"build first (make) or set HOTLINE_BIN")

@@ -202,13 +202,16 @@ class Station:
         self.init_output = ""
         self.registry = registry
         self._card = None
+        # argv before HOTLINE_BIN for commands (not the daemon): e.g. setpriv,
+        # to run them as the user the station belongs to (mailutil.py).
+        self.cmd_prefix = []
 
     # -- commands
 
     def cmd(self, *args, input=None, check=True, timeout=None):
         """Runs `hotline -d DIR ARGS...`; returns the CompletedProcess.  With
         CHECK, a non-zero exit fails the test quoting stderr."""
-        argv = [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
+        argv = self.cmd_prefix + [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
         p = subprocess.run(argv, input=input, capture_output=True, text=True,
                            timeout=timeout or scaled(30))
         if check and p.returncode != 0:

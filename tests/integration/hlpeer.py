@@ -43,6 +43,7 @@ from dissononce.dh.x25519.public import PublicKey as X25519PublicKey
 from dissononce.dh.x25519.x25519 import X25519DH
 from dissononce.hash.blake2b import Blake2bHash
 from dissononce.processing.handshakepatterns.interactive.IK import IKHandshakePattern
+from dissononce.processing.handshakepatterns.oneway.X import XHandshakePattern
 from dissononce.processing.impl.cipherstate import CipherState
 from dissononce.processing.impl.handshakestate import HandshakeState
 from dissononce.processing.impl.symmetricstate import SymmetricState
@@ -58,6 +59,8 @@ RECORD_BODY_MAX = MAX_FRAME - TAG_LEN - 2          # 65517
 T_HELLO, T_PING, T_PONG, T_CLOSE = 0x01, 0x02, 0x03, 0x04
 T_ITEM, T_CHUNK, T_ACK, T_RESUME, T_REFUSE = 0x10, 0x11, 0x12, 0x13, 0x14
 T_CREDIT = 0x15
+T_BUNDLE_END = 0x3f
+BUNDLE_MAGIC = b"hotline/1 bundle"
 HELLO_FLAG_CREDIT = 0x01
 CREDIT_WINDOW = 8 * 65500          # CHUNK data in flight with CREDIT
 RECORD_NAMES = {T_HELLO: "HELLO", T_PING: "PING", T_PONG: "PONG", T_CLOSE: "CLOSE",
@@ -403,6 +406,10 @@ def answer_fields(check_seq, check_hash, by, peer_seq, peer_hash):
     return u64(check_seq) + check_hash + u8(by) + u64(peer_seq) + peer_hash
 
 
+def check_fields(cid, mode, link, timeout_ms, peer_seq, peer_hash):
+    return cid + u8(mode) + u8(link) + u32(timeout_ms) + u64(peer_seq) + peer_hash
+
+
 def open_item(buf, author, counterpart):
     """decode_item, then the keys, then the signature (docs/items.md)."""
     it = decode_item(buf)
@@ -526,6 +533,33 @@ def hello_body(keepalive_ms=25000, min_version=1, max_version=1, flags=None):
 
 def rec_credit(taken):
     return u64(taken)
+
+
+def seal_bundle(me, recipient_noise_pk, records):
+    """A courier bundle (docs/bundle.md) from ME to the station whose
+    NoiseKey is RECIPIENT_NOISE_PK, carrying RECORDS [(type, body)] and the
+    END record: the header, the Noise_X handshake message, then one
+    transport frame per record."""
+    header = BUNDLE_MAGIC + blake2b256(recipient_noise_pk)[:8]
+    hs = _new_handshake()
+    hs.initialize(XHandshakePattern(), True, header, s=me.noise,
+                  rs=X25519PublicKey(recipient_noise_pk))
+    m1 = bytearray()
+    cs = hs.write_message(b"", m1)
+    out = bytearray(header + u16(len(m1)) + bytes(m1))
+    records = list(records) + [(T_BUNDLE_END, u64(len(records)))]
+    for rtype, body in records:
+        ct = cs[0].encrypt_with_ad(b"", bytes([REC_VERSION, rtype]) + body)
+        out += u16(len(ct)) + ct
+    return bytes(out)
+
+
+def undecodable_item(author, counterpart, seq, signer=None):
+    """Bytes that claim SEQ in a readable common header but do not decode
+    as an item (an unknown kind's fields); signed by SIGNER when given."""
+    unsigned = (CTX_MESSAGE + b"\0" + author + counterpart + u64(seq) + ZERO32 + u64(0)
+                + b"\xff" * 40)
+    return unsigned + (signer(unsigned) if signer else bytes(SIG_LEN))
 
 
 # --------------------------------------------------------------------- link
@@ -894,14 +928,32 @@ class Peer:
                           self.head_hash, int(time.time() * 1000), fields, self.me.sign)
         return self._append(enc, "answer", FLASH)
 
-    def author_receipt(self, entries):
-        """A receipt for ENTRIES [(their seq, their item hash)]; peer_seq
-        and peer_hash are the contiguous head of their chain as held."""
+    def author_check(self, mode=1, timeout_ms=60000, cid=None):
+        """A line check (docs/items.md 2.3) on this Peer's chain: MODE 1
+        asks for a person (operator), 0 for the station (machine)."""
         pseq, phash = self.their_head()
-        fields = receipt_fields(pseq, phash, entries)
-        enc = encode_item(CTX_RECEIPT, self.me.sign_pk, self.them, self.head_seq + 1,
+        fields = check_fields(cid or os.urandom(ID_LEN), mode, 1, timeout_ms, pseq, phash)
+        enc = encode_item(CTX_CHECK, self.me.sign_pk, self.them, self.head_seq + 1,
                           self.head_hash, int(time.time() * 1000), fields, self.me.sign)
-        return self._append(enc, "receipt", FLASH)
+        return self._append(enc, "check", FLASH)
+
+    def author_receipt(self, entries, peer_seq=None, peer_hash=None, seq=None, prev=None):
+        """A receipt for ENTRIES [(their seq, their item hash)]; peer_seq
+        and peer_hash are the contiguous head of their chain as held unless
+        given (to break the rules on purpose), as are SEQ and PREV."""
+        pseq, phash = self.their_head()
+        pseq = pseq if peer_seq is None else peer_seq
+        phash = phash if peer_hash is None else peer_hash
+        seq = self.head_seq + 1 if seq is None else seq
+        prev = (self.head_hash if seq == self.head_seq + 1 else ZERO32) if prev is None else prev
+        fields = receipt_fields(pseq, phash, entries)
+        enc = encode_item(CTX_RECEIPT, self.me.sign_pk, self.them, seq, prev,
+                          int(time.time() * 1000), fields, self.me.sign)
+        return self._append(enc, "receipt", FLASH, seq=seq)
+
+    def append_raw(self, seq, encoded, kind="raw"):
+        """Bytes at SEQ of this Peer's chain as given (a crafted item)."""
+        return self._append(encoded, kind, FLASH, seq=seq)
 
     # -- session
 

@@ -17,10 +17,20 @@ nobody:nogroup (65534) and the folder above them is world-traversable.
 Where the test does not run as root, or Postfix is absent, the fixture skips
 the test and says why.
 
+A station whose daemon picks up mail must be able to read it: a daemon
+started as root drops every capability (daemon/privs.c), so root's daemon
+cannot read nobody's Maildir.  As in a real deployment, such a station
+belongs to the user its mail is delivered to: `srv.adopt(st)` moves a
+station (either Station class) into this server's folder, gives it to
+nobody, sets `User = nobody` (the daemon, started as root, becomes nobody)
+and runs its commands as nobody.
+
 Use: the `mailserver` fixture is a factory; `mailserver("alpha", "beta")`
 starts a server with those two mailboxes and returns a MailServer;
 teardown stops every server started (`postfix stop`, then the master's
-pid is waited for) and removes the folder.
+pid is waited for) and removes the folder, adopted stations too: ask for
+`mailserver` before the stations' fixture, so that their daemons are
+stopped first.
 """
 
 import os
@@ -175,6 +185,25 @@ class MailServer:
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def adopt(self, st):
+        """Makes ST (not running) a station of the mail user: moved under
+        this server's folder (the test's tmp_path is not open to other
+        users), owned by nobody, `User = nobody`, commands run as nobody."""
+        assert st.proc is None, f"{st.name}: stop the daemon before adopt()"
+        stations = os.path.join(self.root, "stations")
+        os.makedirs(stations, mode=0o755, exist_ok=True)
+        new = os.path.join(stations, os.path.basename(st.dir))
+        shutil.move(st.dir, new)
+        st.dir = new
+        st.set_option("User", "nobody")
+        for d, _, files in os.walk(new):
+            os.chown(d, NOBODY, NOBODY)
+            for f in files:
+                os.chown(os.path.join(d, f), NOBODY, NOBODY)
+        st.cmd_prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                         "--clear-groups", "--"]
+        return st
 
     def new_mail(self, user):
         """Paths of the files in USER's Maildir/new, sorted."""

@@ -101,11 +101,14 @@ class Station:
         self.proc = None
         self.wrapper_proc = None
         self._card = None
+        # argv before HOTLINE_BIN for commands (not the daemon): e.g. setpriv,
+        # to run them as the user the station belongs to (mailutil.py).
+        self.cmd_prefix = []
 
     # -- commands
 
     def cmd(self, *args, input=None, check=True, timeout=None, binary=False, env=None):
-        argv = [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
+        argv = self.cmd_prefix + [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
         if isinstance(input, str) and binary:
             input = input.encode()
         p = subprocess.run(argv, input=input, capture_output=True, text=not binary,
@@ -156,6 +159,19 @@ class Station:
             assert addr, "an Address is needed to dial"
             args += ["--address", addr]
         return self.cmd(*args, input=card)
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.dir, "station.conf")
+
+    def write_conf(self, text):
+        """Replaces station.conf the way hotline does: a temporary, renamed
+        (checks_util.set_peer_option uses it)."""
+        tmp = self.conf_path + ".test-tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, self.conf_path)
 
     def set_option(self, key, value):
         """KEY = VALUE in station.conf's [Station] section."""

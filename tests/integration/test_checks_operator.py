@@ -26,7 +26,7 @@ def test_operator_check_answered_by_a_person(daemons):
         assert row[1] == 1 and RESULT[row[4]] == "pending"
         wait_for(lambda: [c for c in checks(a, "out") if c[0] == cid][0][5] > 0, scaled(5),
                  "the station's answer at alpha")
-        out = b.cmd("answer").stdout
+        out = b.cmd("answer", "--yes").stdout
         assert f"answered check {cid} from alpha" in out
         so, se = proc.communicate(timeout=scaled(20))
     finally:

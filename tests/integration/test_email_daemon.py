@@ -13,9 +13,11 @@ from mailutil import mailserver  # noqa: F401  (the fixture)
 from test_email_path import add_email, inbox, outbox
 
 
-def test_daemon_picks_up_mail_then_link_returns(stations, mailserver):  # noqa: F811
+def test_daemon_picks_up_mail_then_link_returns(mailserver, stations):  # noqa: F811
     a, b = stations.pair("alpha", "beta", start=False)
     srv = mailserver("alpha", "beta")
+    srv.adopt(a)
+    srv.adopt(b)    # its mail is delivered as nobody: the station is nobody's
     add_email(a, srv, "alpha", "beta")
     add_email(b, srv, "beta", "alpha")
     b.start()

@@ -88,15 +88,25 @@ def inbox_ids(st):
     return ids
 
 
-def test_email_failover_and_back(net, mailserver):  # noqa: F811
-    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="2s")
+def email_pair(net, mailserver, fallback):  # noqa: F811
+    """alpha dials beta through a proxy, both with [Email] and an Email for
+    the other, FallbackAfter = FALLBACK; started and linked.  Returns (alpha,
+    beta, proxy, mail server)."""
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter=fallback)
     srv = mailserver("alpha", "beta")
+    srv.adopt(a)    # their mail is delivered as nobody: the stations are nobody's
+    srv.adopt(b)
     add_email(a, srv, "alpha", "beta")
     add_email(b, srv, "beta", "alpha")
     b.start()
     a.start()
     a.wait_connected("beta")
     b.wait_connected("alpha")
+    return a, b, proxy, srv
+
+
+def test_email_failover_and_back(net, mailserver):  # noqa: F811
+    a, b, proxy, srv = email_pair(net, mailserver, "2s")
 
     # 1. the live link carries the first message; no mail goes out
     first = a.send("beta", "over the link", wait=int(scaled(20)))
@@ -194,7 +204,7 @@ def mail_times(st):
     return out
 
 
-def test_resend_backs_off_then_stops(net, mailserver):  # noqa: F811
+def test_resend_backs_off_then_stops(mailserver, net):  # noqa: F811
     """Nobody picks up alpha's mail at first: alpha mails everything again,
     after longer and longer pauses.  Then beta's daemon runs (the link
     still cut): it imports every copy, stores the message once, mails its
@@ -203,6 +213,8 @@ def test_resend_backs_off_then_stops(net, mailserver):  # noqa: F811
     a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter="1s")
     proxy.refuse_new = True
     srv = mailserver("alpha", "beta")
+    srv.adopt(a)
+    srv.adopt(b)
     add_email(a, srv, "alpha", "beta")
     add_email(b, srv, "beta", "alpha")
     a.start()

@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +92,82 @@ static void test_schedule_at_zones(void **state)
 	char text[128];
 	hl_check_schedule_text(&pc, text, sizeof(text));
 	assert_string_equal(text, "at 09:00 America/New_York");
+}
+
+/* ---- the schedule from many threads at once ----
+ * The daemon's worker threads run while its loop schedules checks: a zone
+ * computation must neither touch TZ nor see another thread's zone. */
+
+struct worker {
+	const char *zone;
+	int64_t now, want;
+	atomic_int *stop;
+	long wrong, runs;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	hl_peer_conf pc = at_conf("09:00", w->zone);
+	while (!atomic_load(w->stop) && w->runs < 4000) {
+		if (hl_check_next(&pc, 0, w->now) != w->want)
+			w->wrong++;
+		w->runs++;
+	}
+	return NULL;
+}
+
+struct watcher {
+	atomic_int *stop;
+	long changed, looks;
+};
+
+/* Whoever reads TZ meanwhile (another library, a log line in local time)
+ * must see what the process was started with: here, none. */
+static void *watch_env(void *arg)
+{
+	struct watcher *w = arg;
+	while (!atomic_load(w->stop)) {
+		if (getenv("TZ") != NULL)
+			w->changed++;
+		w->looks++;
+	}
+	return NULL;
+}
+
+static void test_zones_in_parallel_threads(void **state)
+{
+	(void)state;
+	if (!hl_zone_exists("Asia/Seoul") || !hl_zone_exists("America/New_York")) {
+		fprintf(stderr, "SKIPPED: the zoneinfo files (tzdata) are not installed\n");
+		skip();
+	}
+	unsetenv("TZ");
+	atomic_int stop = 0;
+	/* 09:00 in each zone, the next after 2026-03-07 12:00 UTC. */
+	struct worker w[4] = {
+		{ "Asia/Seoul", utc(2026, 3, 7, 12, 0), utc(2026, 3, 8, 0, 0), &stop, 0, 0 },
+		{ "America/New_York", utc(2026, 3, 7, 12, 0), utc(2026, 3, 7, 14, 0), &stop, 0, 0 },
+		{ "Europe/London", utc(2026, 3, 7, 12, 0), utc(2026, 3, 8, 9, 0), &stop, 0, 0 },
+		{ "Australia/Lord_Howe", utc(2026, 3, 7, 12, 0), utc(2026, 3, 7, 22, 0), &stop, 0, 0 },
+	};
+	struct watcher wt = { &stop, 0, 0 };
+	pthread_t th[5];
+	assert_int_equal(pthread_create(&th[4], NULL, watch_env, &wt), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&stop, 1);
+	pthread_join(th[4], NULL);
+	for (int i = 0; i < 4; i++) {
+		if (w[i].wrong)
+			fail_msg("%s: %ld of %ld answers wrong while other threads computed other zones",
+				 w[i].zone, w[i].wrong, w[i].runs);
+	}
+	if (wt.changed)
+		fail_msg("TZ was set in the environment %ld times out of %ld looks", wt.changed,
+			 wt.looks);
 }
 
 static void test_check_at_parse(void **state)
@@ -569,6 +648,7 @@ int main(void)
 	const struct CMUnitTest unit[] = {
 		cmocka_unit_test(test_schedule_every),
 		cmocka_unit_test(test_schedule_at_zones),
+		cmocka_unit_test(test_zones_in_parallel_threads),
 		cmocka_unit_test(test_check_at_parse),
 		cmocka_unit_test(test_conf_keys),
 		cmocka_unit_test(test_conf_unknown_zone),

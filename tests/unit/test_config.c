@@ -21,6 +21,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/log.h"
 #include "util/text.h"
 
 /* ---- helpers ---- */
@@ -188,6 +189,21 @@ static void test_defaults(void **state)
 	assert_int_equal(c->rehandshake_ms, 3600000);
 	assert_int_equal(c->fallback_after_ms, 60000);   /* FallbackAfter's default */
 	assert_int_equal(c->npeers, 0);
+	/* DiskReserve: 5% of the file system, within 16 MiB .. 16 GiB */
+	assert_int_equal(c->reserve_pct, 5);
+	assert_int_equal(c->reserve_bytes, 0);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 100ull << 20) == 16ull << 20);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 200ull << 30) == 10ull << 30);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 1ull << 50) == 16ull << 30);
+	hl_conf_free(c);
+	c = parse_ok("[Station]\nName = a\nDiskReserve = 1G\nMaxAttachment = 1T\n"
+		     "PeerQuota = 1024T\n");
+	assert_int_equal(c->reserve_pct, 0);
+	assert_true(c->reserve_bytes == 1ull << 30 && c->max_attachment == 1ull << 40);
+	assert_true(hl_disk_reserve(c->reserve_bytes, c->reserve_pct, 1ull << 50) == 1ull << 30);
+	hl_conf_free(c);
+	c = parse_ok("[Station]\nName = a\nDiskReserve = 50%\n");
+	assert_int_equal(c->reserve_pct, 50);
 	hl_conf_free(c);
 
 	c = parse_ok("[Station]\nName = a\nListen = 127.0.0.1:7100\nKeepalive = 10s\n");
@@ -294,6 +310,15 @@ static void test_station_errors(void **state)
 	FAILS("[Station]\nName = a\nAddress = 999.1.1.1:80\n", "test.conf:3:",
 	      "bad Address '999.1.1.1:80'");
 	FAILS("[Station]\nName = a\nKeepalive = 25x\n", "test.conf:3:", "bad Keepalive '25x'");
+	/* sizes over their caps, and reserves as a share (conf/config.h) */
+	FAILS("[Station]\nName = a\nMaxAttachment = 4611686018427387904\n", "test.conf:3:",
+	      "MaxAttachment '4611686018427387904' is over its cap of 1T");
+	FAILS("[Station]\nName = a\nPeerQuota = 2048T\n", "test.conf:3:",
+	      "PeerQuota '2048T' is over its cap of 1024T");
+	FAILS("[Station]\nName = a\nDiskReserve = 51%\n", "test.conf:3:", "bad DiskReserve '51%'");
+	FAILS("[Station]\nName = a\nDiskReserve = 0%\n", "bad DiskReserve '0%'");
+	FAILS("[Station]\nName = a\nDiskReserve = %\n", "bad DiskReserve '%'");
+	FAILS("[Station]\nName = a\nDiskReserve = 5%%\n", "bad DiskReserve '5%%'");
 	FAILS("[Station]\nName = a\nKeepalive = 0\n", "test.conf:3:", "Keepalive '0'",
 	      "more than 0");
 	FAILS("[Station]\nName = a\nKeepalive = 2h\n", "'2h'", "at most 1h");
@@ -535,6 +560,329 @@ static void test_card_malformed(void **state)
 	card_fails(t, big, "larger than 4096 bytes");
 	free(t);
 #undef CARD_FAILS
+}
+
+/* ---- docs/cards.md: each rule of its table, accepted and refused ---- */
+
+/* Replaces each "NK" and "SK" in T with the base64 of a fresh usable key. */
+static char *card_with_keys(const char *t, const struct keys *k)
+{
+	char *out = xmalloc(strlen(t) * 12 + 1), *o = out;
+	while (*t) {
+		if (strncmp(t, "NK", 2) == 0 || strncmp(t, "SK", 2) == 0) {
+			const char *b = t[0] == 'N' ? k->noise_b64 : k->sign_b64;
+			memcpy(o, b, strlen(b));
+			o += strlen(b);
+			t += 2;
+		} else {
+			*o++ = *t++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+#define ZERO32 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define NEUTRAL_ED25519 "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define CARD(name_line, rest) "[Station]\n" name_line "\nNoiseKey = NK\nSigningKey = SK\n" rest
+
+static const struct card_rule {
+	const char *text;       /* NK, SK: usable keys */
+	const char *refusal;    /* NULL: accepted; else in the error */
+} card_rules[] = {
+	/* one section, [Station], case-insensitive, blanks in the brackets */
+	{ CARD("Name = washington", "Address = 203.0.113.5:7100\n"), NULL },
+	{ "[station]\nName = w\nNoiseKey = NK\nSigningKey = SK\n", NULL },
+	{ "[ Station ]\nName = w\nNoiseKey = NK\nSigningKey = SK\n", NULL },
+	{ CARD("Name = w", "[Peer]\n"), "unknown section '[Peer]'" },
+	{ CARD("Name = w", "[Email]\n"), "unknown section '[Email]'" },
+	{ CARD("Name = w", "[Station]\n"), "a second [Station]" },
+	{ "# nothing\n", "no [Station]" },
+	{ "Name = w\n[Station]\nNoiseKey = NK\nSigningKey = SK\n", "outside any section" },
+	/* keys case-insensitive, known ones only, each once */
+	{ "[Station]\nname = w\nNOISEKEY = NK\nsigningkey = SK\naddress = h:1\n", NULL },
+	{ CARD("Name = w", "Listen = 1.2.3.4:5\n"), "unknown key 'Listen'" },
+	{ CARD("Name = w", "Name = x\n"), "Name given twice" },
+	/* Name, NoiseKey, SigningKey required; Address optional */
+	{ "[Station]\nName = w\nNoiseKey = NK\n", "has no SigningKey" },
+	{ "[Station]\nName = w\nSigningKey = SK\n", "has no NoiseKey" },
+	{ "[Station]\nNoiseKey = NK\nSigningKey = SK\n", "has no Name" },
+	/* Name */
+	{ CARD("Name = a", ""), NULL },
+	{ CARD("Name = w.1_2-3", ""), NULL },
+	{ CARD("Name = abcdefghijklmnopqrstuvwxyz012345", ""), NULL },
+	{ CARD("Name = abcdefghijklmnopqrstuvwxyz0123456", ""), "bad Name" },
+	{ CARD("Name =", ""), "bad Name" },
+	{ CARD("Name = Washington", ""), "bad Name 'Washington'" },
+	{ CARD("Name = -w", ""), "bad Name '-w'" },
+	{ CARD("Name = wash ington", ""), "bad Name" },
+	/* NoiseKey: canonical padded base64 of 32 bytes, not of small order */
+	{ "[Station]\nName = w\nNoiseKey = not base64\nSigningKey = SK\n", "bad NoiseKey" },
+	{ "[Station]\nName = w\nNoiseKey = AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n"
+	  "SigningKey = SK\n", "bad NoiseKey" },                       /* 31 bytes */
+	{ "[Station]\nName = w\nNoiseKey = AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB=\n"
+	  "SigningKey = SK\n", "bad NoiseKey" },                       /* non-canonical */
+	{ "[Station]\nName = w\nNoiseKey = " ZERO32 "\nSigningKey = SK\n",
+	  "not a usable X25519 public key" },
+	/* SigningKey: a canonical Ed25519 point of the main subgroup */
+	{ "[Station]\nName = w\nNoiseKey = NK\nSigningKey = " ZERO32 "\n",
+	  "not a usable Ed25519 public key" },
+	{ "[Station]\nName = w\nNoiseKey = NK\nSigningKey = " NEUTRAL_ED25519 "\n",
+	  "not a usable Ed25519 public key" },
+	/* Address */
+	{ CARD("Name = w", "Address = host.example:7100\n"), NULL },
+	{ CARD("Name = w", "Address = 192.0.2.1:7100\n"), NULL },
+	{ CARD("Name = w", "Address = [2001:db8::1]:7100\n"), NULL },
+	{ CARD("Name = w", "Address = host:65535\n"), NULL },
+	{ CARD("Name = w", "Address = host\n"), "bad Address 'host'" },
+	{ CARD("Name = w", "Address = host:0\n"), "bad Address" },
+	{ CARD("Name = w", "Address = host:07100\n"), "bad Address" },
+	{ CARD("Name = w", "Address = host:65536\n"), "bad Address" },
+	{ CARD("Name = w", "Address = 2001:db8::1:7100\n"), "bad Address" },
+	{ CARD("Name = w", "Address = -host:7100\n"), "bad Address" },
+	{ CARD("Name = w", "Address = 1.2.3:7100\n"), "bad Address" },
+	/* comments: whole lines only */
+	{ "# the card of washington\n  ; and more\n[Station]\nName = w\nNoiseKey = NK\n"
+	  "SigningKey = SK\n", NULL },
+	{ CARD("Name = washington # ours", ""), "bad Name 'washington # ours'" },
+	{ CARD("Name = w", "Address = h:1 ; there\n"), "bad Address" },
+	/* blanks, CRLF; no control characters */
+	{ "[Station]\r\n\r\n  Name\t=\tw  \r\nNoiseKey = NK\r\nSigningKey = SK\r\n", NULL },
+	{ CARD("Name = w", "Address = h:1\x1b[0m\n"), "control character" },
+};
+
+static void test_card_rules(void **state)
+{
+	(void)state;
+	struct keys k;
+	new_keys(&k);
+	for (size_t i = 0; i < sizeof(card_rules) / sizeof(card_rules[0]); i++) {
+		const struct card_rule *r = &card_rules[i];
+		char *t = card_with_keys(r->text, &k);
+		hl_card card;
+		char err[HL_CONF_ERR_LEN];
+		int ret = hl_card_parse(t, strlen(t), "c.card", &card, err);
+		if (!r->refusal && ret < 0)
+			fail_msg("rule %zu: refused (%s):\n%s", i, err, t);
+		if (r->refusal && (ret >= 0 || !strstr(err, r->refusal)))
+			fail_msg("rule %zu: %s, not '%s':\n%s", i, ret >= 0 ? "accepted" : err,
+				 r->refusal, t);
+		free(t);
+	}
+}
+
+/* ---- the documentation names every key the parser accepts ---- */
+
+/* The repository's top directory, from this file's path. */
+static char *source_path(const char *rel)
+{
+	const char *me = __FILE__;
+	const char *cut = strstr(me, "tests/unit/test_config.c");
+	assert_non_null(cut);
+	return xasprintf("%.*s%s", (int)(cut - me), me, rel);
+}
+
+static char *slurp(const char *rel)
+{
+	char *path = source_path(rel), *buf = NULL;
+	size_t len;
+	if (hl_read_file(path, 1 << 20, &buf, &len) < 0)
+		fail_msg("cannot read %s", path);
+	free(path);
+	return buf;
+}
+
+/* The text of TEXT from the line HEADING up to the next line starting with
+ * NEXT (or the end); NULL when there is no such line. */
+static char *section_of(const char *text, const char *heading, const char *next)
+{
+	size_t hl = strlen(heading);
+	const char *p = text;
+	while (p && strncmp(p, heading, hl) != 0) {
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	if (!p)
+		return NULL;
+	const char *e = p + hl, *q = e;
+	while ((q = strchr(q, '\n')) && strncmp(q + 1, next, strlen(next)) != 0)
+		q++;
+	return xasprintf("%.*s", (int)(q ? q - p : (long)strlen(p)), p);
+}
+
+/* Each KEY in SEC written as PREFIX KEY SUFFIX must be a key of SECTION
+ * (the parser's table): nothing documented that does not exist. */
+static void documented_keys(const char *sec, const char *prefix, const char *suffix,
+			    const char *section, const char *doc)
+{
+	for (const char *p = sec; (p = strstr(p, prefix)); p++) {
+		const char *k = p + strlen(prefix), *e = k;
+		while (*e && *e != '\n' && strncmp(e, suffix, strlen(suffix)) != 0)
+			e++;
+		int known = 0;
+		const char *s, *key;
+		for (size_t i = 0; hl_conf_key_at(i, &s, &key) == 0; i++)
+			known |= strcmp(s, section) == 0 && strlen(key) == (size_t)(e - k) &&
+				 strncmp(key, k, (size_t)(e - k)) == 0;
+		if (!known)
+			fail_msg("%s documents '%.*s' in [%s], which the parser does not accept", doc,
+				 (int)(e - k), k, section);
+	}
+}
+
+/* The text between the first line equal to START after AFTER in TEXT and
+ * the next line equal to END, xmalloc'd; roff's "\-" becomes "-". */
+static char *block_after(const char *text, const char *after, const char *start,
+			 const char *end)
+{
+	const char *p = strstr(text, after);
+	assert_non_null(p);
+	p = strstr(p, start);
+	assert_non_null(p);
+	p += strlen(start);
+	const char *e = strstr(p, end);
+	assert_non_null(e);
+	char *out = xmalloc((size_t)(e - p) + 2), *o = out;
+	for (const char *q = p; q < e; q++) {
+		if (q[0] == '\\' && q[1] == '-')
+			continue;
+		*o++ = *q;
+	}
+	*o++ = '\n';
+	*o = '\0';
+	return out;
+}
+
+/* The examples in the documents are real: they parse, and the card's
+ * fingerprint is the one shown. */
+static void test_doc_examples_parse(void **state)
+{
+	(void)state;
+	char *cards = slurp("docs/cards.md"), *md = slurp("docs/configuration.md");
+	char *man = slurp("man/hotline.conf.5");
+	char err[HL_CONF_ERR_LEN], fp_text[HL_FP_TEXT_LEN];
+	uint8_t fp[HL_FP_LEN];
+	hl_card card;
+	char *t = block_after(cards, "## What `hotline card` prints", "```\n", "```");
+	if (hl_card_parse(t, strlen(t), "cards.md", &card, err) < 0)
+		fail_msg("the card in docs/cards.md: %s", err);
+	free(t);
+	t = block_after(cards, "The card above has the fingerprint", "```\n", "\n```");
+	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_fingerprint_text(fp, fp_text);
+	char *want = xasprintf("%s\n", fp_text);
+	assert_string_equal(t, want);
+	free(want);
+	free(t);
+	t = block_after(md, "## Syntax", "```\n", "```");
+	hl_conf_free(parse_ok(t));
+	free(t);
+	t = block_after(man, ".SH EXAMPLE", ".nf\n", ".fi");
+	hl_conf_free(parse_ok(t));
+	free(t);
+	free(cards);
+	free(md);
+	free(man);
+}
+
+/* 1 when a line of TEXT, past any '#' and blanks, is "KEY = ...". */
+static int template_names(const char *text, const char *key)
+{
+	for (const char *p = text; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		while (*p == '#' || *p == ' ')
+			p++;
+		if (strncmp(p, key, strlen(key)) == 0 && strncmp(p + strlen(key), " = ", 3) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* init's station.conf parses; with every "#Key = value" of [Station]
+ * uncommented it still parses, and the values shown are the defaults. */
+static void test_template_shows_defaults(void **state)
+{
+	(void)state;
+	char *t = hl_conf_template("washington", "0.0.0.0:7100", NULL);
+	hl_station_conf *plain = parse_ok(t), *all;
+	char *u = xstrdup(t);
+	size_t o = 0;
+	unsigned uncommented = 0;
+	for (const char *p = t; *p; p++) {
+		int line_start = p == t || p[-1] == '\n';
+		if (line_start && p[0] == '#' && p[1] >= 'A' && p[1] <= 'Z') {
+			uncommented++;
+			continue;
+		}
+		u[o++] = *p;
+	}
+	u[o] = '\0';
+	all = parse_ok(u);
+	assert_int_equal(uncommented, 12);
+	assert_int_equal(all->keepalive_ms, plain->keepalive_ms);
+	assert_int_equal(all->keepalive_timeout_ms, plain->keepalive_timeout_ms);
+	assert_int_equal(all->handshake_timeout_ms, plain->handshake_timeout_ms);
+	assert_int_equal(all->rehandshake_ms, plain->rehandshake_ms);
+	assert_true(all->max_attachment == plain->max_attachment);
+	assert_true(all->quota_bytes == plain->quota_bytes);
+	assert_true(all->reserve_bytes == plain->reserve_bytes);
+	assert_int_equal(all->fallback_after_ms, plain->fallback_after_ms);
+	assert_int_equal(all->log_level, HL_LOG_INFO + 1);
+	/* the examples (no default) */
+	assert_string_equal(all->address, "203.0.113.5:7100");
+	assert_string_equal(all->alarm_command, "/usr/local/bin/hotline-alarm");
+	assert_string_equal(all->user, "hotline");
+	assert_string_equal(plain->address, "");
+	hl_conf_free(plain);
+	hl_conf_free(all);
+	free(u);
+	free(t);
+	/* with --address, the Address line is set */
+	t = hl_conf_template("w", "0.0.0.0:7100", "192.0.2.7:7100");
+	plain = parse_ok(t);
+	assert_string_equal(plain->address, "192.0.2.7:7100");
+	hl_conf_free(plain);
+	free(t);
+}
+
+static void test_docs_name_every_key(void **state)
+{
+	(void)state;
+	char *md = slurp("docs/configuration.md"), *man = slurp("man/hotline.conf.5");
+	char *tmpl = hl_conf_template("washington", "0.0.0.0:7100", NULL);
+	const char *section, *key, *last = "";
+	size_t i;
+	for (i = 0; hl_conf_key_at(i, &section, &key) == 0; i++) {
+		char *h = xasprintf("## [%s]", section), *mh = xasprintf(".SH [%s]", section);
+		char *msec = section_of(md, h, "## "), *nsec = section_of(man, mh, ".SH ");
+		if (!msec || !nsec)
+			fail_msg("no '%s' in docs/configuration.md or '%s' in hotline.conf.5", h, mh);
+		char *want_md = xasprintf("\n### `%s`\n", key), *want_man = xasprintf("\n.TP\n.B %s\n", key);
+		if (!strstr(msec, want_md))
+			fail_msg("docs/configuration.md: [%s] does not document %s ('### `%s`')",
+				 section, key, key);
+		if (!strstr(nsec, want_man))
+			fail_msg("hotline.conf.5: [%s] does not document %s ('.TP' '.B %s')", section,
+				 key, key);
+		/* and init's station.conf names it */
+		if (!template_names(tmpl, key))
+			fail_msg("hotline init's station.conf does not name %s:\n%s", key, tmpl);
+		if (strcmp(section, last) != 0) {
+			/* nothing documented that the parser does not know */
+			documented_keys(msec, "\n### `", "`", section, "docs/configuration.md");
+			documented_keys(nsec, "\n.TP\n.B ", "\n", section, "hotline.conf.5");
+			last = section;
+		}
+		free(want_md);
+		free(want_man);
+		free(msec);
+		free(nsec);
+		free(h);
+		free(mh);
+	}
+	assert_true(i >= 25);   /* the table was walked */
+	free(md);
+	free(man);
+	free(tmpl);
 }
 
 /* ---- edits ---- */
@@ -790,6 +1138,10 @@ int main(void)
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_card_round_trip),
 		cmocka_unit_test(test_card_malformed),
+		cmocka_unit_test(test_card_rules),
+		cmocka_unit_test(test_docs_name_every_key),
+		cmocka_unit_test(test_template_shows_defaults),
+		cmocka_unit_test(test_doc_examples_parse),
 		cmocka_unit_test(test_add_remove_peer),
 		cmocka_unit_test(test_add_peer_refusals),
 		cmocka_unit_test(test_add_to_file_without_final_newline),

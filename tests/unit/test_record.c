@@ -304,16 +304,19 @@ static void entry_spans(const uint8_t *buf, size_t len, unsigned c, size_t *star
 	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
 	*n = rec->n[c];
 	*count_off = rec->chain_off[c];
-	for (size_t i = 0; i < rec->n[c]; i++) {
-		start[i] = rec->entries[c][i].off;
-		end[i] = i + 1 < rec->n[c] ? rec->entries[c][i + 1].off : 0;
-	}
-	if (*n) {
+	hl_record_cursor *cur;
+	struct hl_record_entry e;
+	const uint8_t *item;
+	assert_int_equal(hl_record_chain_open(rec, c, &cur), 0);
+	for (size_t i = 0; hl_record_chain_next(cur, &e, &item) == 1; i++) {
+		start[i] = e.off;
+		if (i)
+			end[i - 1] = e.off;
 		/* The last entry ends after its own bytes. */
-		const struct hl_record_entry *e = &rec->entries[c][*n - 1];
-		end[*n - 1] = e->off + (e->type == HL_RECORD_ITEM ? 3 + e->len
-					: e->type == HL_RECORD_REFUSED ? 34 : 1);
+		end[i] = e.off + (e.type == HL_RECORD_ITEM ? 3u + e.len
+				  : e.type == HL_RECORD_REFUSED ? 34u : 1u);
 	}
+	hl_record_cursor_free(cur);
 	hl_record_free(rec);
 }
 
@@ -535,8 +538,13 @@ static void test_only_discloses_exactly_the_chosen(void **state)
 		assert_int_equal(vd.withheld, golden->nm - want);
 		if (want) {
 			const struct fx_msg *m = &golden->m[chosen];
-			assert_int_equal(rec->contents[0].chain, m->chain);
-			assert_int_equal(rec->contents[0].seq, m->seq);
+			hl_record_cursor *cur;
+			struct hl_record_content ct;
+			assert_int_equal(hl_record_contents_open(rec, 0, &cur), 0);
+			assert_int_equal(hl_record_content_for(cur, m->chain, m->seq, &ct), 1);
+			assert_int_equal(ct.chain, m->chain);
+			assert_int_equal(ct.seq, m->seq);
+			hl_record_cursor_free(cur);
 			/* Nothing of the other messages' text is in the file. */
 			for (size_t i = 0; i < golden->nm; i++) {
 				if (i == chosen)
@@ -663,7 +671,7 @@ static void test_receipt_references(void **state)
 	raw_receipt(h, 1, 2, bogus, 1, h->e[0][0].hash);
 	fx_write(h, NULL, &buf, &len);
 	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
-	assert_non_null(strstr(why, "holds washington's chain up to 2, but the record has only 1"));
+	assert_non_null(strstr(why, "holds washington's chain up to 2, but that entry is not there"));
 	free(buf);
 	free(h);
 
@@ -686,7 +694,47 @@ static void test_receipt_references(void **state)
 	raw_receipt(h, 0, 0, NULL, 1, h->e[1][0].hash);
 	fx_write(h, NULL, &buf, &len);
 	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
-	assert_non_null(strstr(why, "acknowledges pyongyang's entry 1, which the record marks as not received"));
+	assert_non_null(strstr(why, "acknowledges pyongyang's entry 1, which is not there"));
+	free(buf);
+	free(h);
+
+	/* A receipt acknowledges messages only (docs/items.md 2.2) ... */
+	h = fx_new();
+	fx_message(h, 1, HL_PREC_ROUTINE, "a", "b", 0, true);
+	raw_receipt(h, 0, 1, h->e[1][0].hash, 1, h->e[1][0].hash);
+	raw_receipt(h, 1, 1, h->e[0][0].hash, 1, h->e[0][0].hash);
+	fx_write(h, NULL, &buf, &len);
+	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
+	assert_non_null(strstr(why, "pyongyang's entry 2 (receipt): acknowledges washington's "
+				    "entry 1, a receipt: a receipt acknowledges messages only"));
+	free(buf);
+	free(h);
+
+	/* ... each once along the chain ... */
+	h = fx_new();
+	fx_message(h, 0, HL_PREC_ROUTINE, "a", "b", 0, true);
+	raw_receipt(h, 1, 1, h->e[0][0].hash, 1, h->e[0][0].hash);
+	raw_receipt(h, 1, 1, h->e[0][0].hash, 1, h->e[0][0].hash);
+	fx_write(h, NULL, &buf, &len);
+	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
+	assert_non_null(strstr(why, "pyongyang's entry 2 (receipt): acknowledges washington's "
+				    "message 1, which is acknowledged already"));
+	free(buf);
+	free(h);
+
+	/* ... and a field a kind forbids is named (record.md section 3). */
+	h = fx_new();
+	fx_message(h, 0, HL_PREC_ROUTINE, "a", "b", 0, true);
+	raw_receipt(h, 1, 1, h->e[0][0].hash, 1, h->e[0][0].hash);
+	struct fx_ent *r = &h->e[1][0];
+	size_t at = sizeof(HL_CTX_RECEIPT) + 32 + 32 + 8 + 32 + 8 + 8 + 32 + 2;
+	memset(r->item + at, 0, 8); /* the entry's seq: 0 */
+	crypto_sign_detached(r->item + r->len - 64, NULL, r->item, r->len - 64, fx_sk[1]);
+	hl_item_hash(r->item, r->len, r->hash);
+	fx_write(h, NULL, &buf, &len);
+	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
+	assert_non_null(strstr(why, "pyongyang's entry 1: malformed item: a receipt "
+				    "acknowledging seq 0"));
 	free(buf);
 	free(h);
 
@@ -711,7 +759,9 @@ static void test_altered_item_is_named_not_the_receipt(void **state)
 	struct hl_record *rec;
 	char why[640];
 	assert_int_equal(hl_record_parse(gbuf, glen, &rec, why, sizeof(why)), 0);
-	size_t off = (size_t)(rec->entries[1][1].item - gbuf) + 120;
+	struct hl_record_entry e;
+	assert_int_equal(hl_record_entry_get(rec, 1, 2, &e), 0);
+	size_t off = (size_t)e.item_off + 120;
 	hl_record_free(rec);
 	uint8_t *buf = xmalloc(glen);
 	memcpy(buf, gbuf, glen);
@@ -884,6 +934,37 @@ static void test_evidence_of_equivocation(void **state)
 	free(notes.p);
 	hl_record_free(rec);
 	free(buf);
+
+	/* The same evidence twice counts once. */
+	h->ev[1] = h->ev[0];
+	h->ev_chain[1] = 1;
+	h->nev = 2;
+	fx_write(h, NULL, &buf, &len);
+	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
+	memset(&notes, 0, sizeof(notes));
+	assert_int_equal(hl_record_verify(rec, &a, &b, note_collect, &notes, &v), 0);
+	assert_int_equal(v.equivocations, 1);
+	assert_non_null(strstr((char *)notes.p, "evidence 2: the same item as an earlier piece"));
+	free(notes.p);
+	hl_record_free(rec);
+	free(buf);
+	h->nev = 1;
+
+	/* Evidence against the exporter itself is not the exporter's to keep. */
+	struct fx_hist *mine = fx_new();
+	mine->e[0][0] = h->e[0][0];
+	mine->n[0] = 1;
+	mine->t = h->t;
+	fx_message(mine, 0, HL_PREC_ROUTINE, "other", "words", 0, true);
+	h->ev[0] = mine->e[0][1];
+	h->ev_chain[0] = 0;
+	fx_write(h, NULL, &buf, &len);
+	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), HL_EAUTH);
+	assert_non_null(strstr(why, "evidence 1: evidence against washington, the exporter"));
+	free(buf);
+	free(mine);
+	h->ev[0] = other->e[1][1];
+	h->ev_chain[0] = 1;
 
 	/* The chain's own item as "evidence" proves nothing. */
 	h->ev[0] = h->e[1][1];

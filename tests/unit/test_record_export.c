@@ -382,8 +382,13 @@ static void test_export_carries_evidence(void **state)
 	struct hl_record *rec;
 	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
 	assert_int_equal(rec->nevidence, 1);
-	assert_int_equal(rec->evidence[0].len, other->e[1][1].len);
-	assert_memory_equal(rec->evidence[0].item, other->e[1][1].item, other->e[1][1].len);
+	hl_record_cursor *cur;
+	struct hl_record_evidence ev;
+	assert_int_equal(hl_record_evidence_open(rec, &cur), 0);
+	assert_int_equal(hl_record_evidence_next(cur, &ev), 1);
+	assert_int_equal(ev.len, other->e[1][1].len);
+	assert_memory_equal(ev.item, other->e[1][1].item, other->e[1][1].len);
+	hl_record_cursor_free(cur);
 	hl_card a, b;
 	fx_card(0, &a);
 	fx_card(1, &b);

@@ -322,7 +322,13 @@ static void test_migration_from_v1(void **state)
 	assert_memory_equal(h.hash, b[2].hash, HL_HASH_LEN);
 	uint64_t usage = 0;
 	assert_int_equal(hl_store_peer_usage(st, p, &usage), 0);
-	assert_int_equal(usage, 4 + 1000 + 2000);
+	/* Every row and file (store.h): the four IN items of one byte, the OUT
+	 * receipt we authored, the message (subject "old", body 4, a
+	 * directory) and its two attachments (a block each). */
+	int64_t rlen = raw_int(dir, "SELECT length(encoded) FROM items WHERE dir = 0");
+	assert_int_equal(usage, 4 * (HL_STORE_ROW_COST + 1) + (HL_STORE_ROW_COST + rlen) +
+					(HL_STORE_ROW_COST + 3 + 4 + HL_STORE_BLOCK_COST) +
+					2 * (HL_STORE_ROW_COST + HL_STORE_BLOCK_COST));
 	assert_int_equal(hl_store_verify(st), 0);
 	/* And it works on: item 4 joins the run up to 5. */
 	assert_int_equal(put_item(st, p, 1, HL_DIR_IN, 4, NULL, 0, NULL), 0);
@@ -1098,7 +1104,12 @@ static void test_state_read_body_parts_usage(void **state)
 	make_id(in1, 3);
 	put_msg(f->st, p, 1, HL_DIR_IN, 1, in1, HL_PREC_ROUTINE, 1, "in", NULL, 2);
 	assert_int_equal(hl_store_peer_usage(f->st, p, &usage), 0);
-	assert_int_equal(usage, 4 + 1000 + 2000); /* OUT messages do not count */
+	/* OUT messages do not count; the IN one's item, row (subject "in",
+	 * body 4, a directory) and two attachments (a block each) do */
+	int64_t ilen = raw_int(f->dir, "SELECT length(encoded) FROM items WHERE dir = 1");
+	assert_int_equal(usage, (HL_STORE_ROW_COST + ilen) +
+				(HL_STORE_ROW_COST + 2 + 4 + HL_STORE_BLOCK_COST) +
+				2 * (HL_STORE_ROW_COST + HL_STORE_BLOCK_COST));
 	assert_int_equal(hl_store_peer_usage(f->st, q, &usage), 0);
 	assert_int_equal(usage, 0);
 	assert_int_equal(hl_store_peer_usage(f->st, q + 5, &usage), HL_ENOTFOUND);
