@@ -526,13 +526,50 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	return c;
 }
 
-/* ---- the listener ---- */
+/* ---- the listener ----
+ *
+ * libuv accepts in a loop until the backlog is empty, so under a flood of
+ * connections it could go on accepting for as long as they keep coming and
+ * starve every other handle (the sessions with pinned peers, the control
+ * socket).  So at most ACCEPTS_PER_TURN connections are taken per turn of
+ * the loop: on_connection leaves the next one unaccepted, libuv then stops
+ * watching the listener, and the check handle (run after each turn's I/O)
+ * takes that one and so watches again. */
+
+#define ACCEPTS_PER_TURN 32
+
+struct listener {
+	uv_tcp_t tcp;            /* first: d->listener points here */
+	uv_check_t turn;
+	struct hl_daemon *d;
+	unsigned accepted;       /* this turn */
+	bool deferred;           /* a connection waits, not accepted */
+	int open_handles;
+};
+
+static void on_connection(uv_stream_t *server, int status);
+
+static void on_turn(uv_check_t *t)
+{
+	struct listener *ls = t->data;
+	ls->accepted = 0;
+	if (ls->deferred) {
+		ls->deferred = false;
+		on_connection((uv_stream_t *)&ls->tcp, 0);
+	}
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
-	struct hl_daemon *d = server->data;
+	struct listener *ls = server->data;
+	struct hl_daemon *d = ls->d;
 	struct hl_link_params params = { 0 };
 	uint64_t now = uv_now(&d->loop);
+	if (status == 0 && ls->accepted >= ACCEPTS_PER_TURN) {
+		ls->deferred = true;
+		return;
+	}
+	ls->accepted++;
 	if (status < 0) {
 		if (hl_ratelimit_allow(&d->rl_accept, now))
 			hl_warn("accepting a connection: %s", uv_strerror(status));
@@ -582,7 +619,15 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_listener_closed(uv_handle_t *h)
 {
-	free(h);
+	struct listener *ls = h->data;
+	if (--ls->open_handles == 0)
+		free(ls);
+}
+
+static void listener_close(struct listener *ls)
+{
+	uv_close((uv_handle_t *)&ls->tcp, on_listener_closed);
+	uv_close((uv_handle_t *)&ls->turn, on_listener_closed);
 }
 
 int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen)
@@ -616,21 +661,26 @@ int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t err
 		}
 		sa = res->ai_addr;
 	}
-	uv_tcp_t *l = xcalloc(1, sizeof(*l));
-	uv_tcp_init(&d->loop, l);
-	l->data = d;
-	ret = uv_tcp_bind(l, sa, 0);
+	struct listener *ls = xcalloc(1, sizeof(*ls));
+	ls->d = d;
+	ls->open_handles = 2;
+	uv_tcp_init(&d->loop, &ls->tcp);
+	uv_check_init(&d->loop, &ls->turn);
+	ls->tcp.data = ls->turn.data = ls;
+	ret = uv_tcp_bind(&ls->tcp, sa, 0);
 	if (ret == 0)
-		ret = uv_listen((uv_stream_t *)l, 128, on_connection);
+		ret = uv_listen((uv_stream_t *)&ls->tcp, 128, on_connection);
+	if (ret == 0)
+		ret = uv_check_start(&ls->turn, on_turn);
 	if (res)
 		freeaddrinfo(res);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot listen on '%s': %s", addr, uv_strerror(ret));
-		uv_close((uv_handle_t *)l, on_listener_closed);
+		listener_close(ls);
 		return ret;
 	}
 	hl_listen_stop(d);
-	d->listener = l;
+	d->listener = &ls->tcp;
 	snprintf(d->listen_addr, sizeof(d->listen_addr), "%s", addr);
 	hl_info("listening on %s", addr);
 	return 0;
@@ -640,7 +690,7 @@ void hl_listen_stop(struct hl_daemon *d)
 {
 	if (!d->listener)
 		return;
-	uv_close((uv_handle_t *)d->listener, on_listener_closed);
+	listener_close((struct listener *)d->listener);
 	d->listener = NULL;
 	d->listen_addr[0] = 0;
 }

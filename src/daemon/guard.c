@@ -35,6 +35,8 @@
  *   5. A pinned peer's accepted messages 1 are counted too (PEER_RATE,
  *      PEER_BURST): a hostile peer holds valid keys, and its handshakes
  *      must be bounded as well.
+ *   6. (conn.c) At most ACCEPTS_PER_TURN connections are accepted per turn
+ *      of the event loop.
  *
  * Sources are kept in a fixed table (keyed hash, a short probe); a source
  * that finds no free entry shares the overflow entry, so memory is bounded
