@@ -193,6 +193,7 @@ static struct hl_replay_window *link_authorize(void *user, hl_link *link,
 	struct hl_peer *p = hl_peer_by_key(c->d, key);
 	if (!p || c->d->stopping)
 		return NULL;
+	c->named = p;   /* for link_accepted, in the same read */
 	return &p->replay;
 }
 
@@ -233,7 +234,8 @@ static void link_accepted(void *user, hl_link *link)
 	struct hl_conn *c = user;
 	struct hl_daemon *d = c->d;
 	struct hl_stamp stamp;
-	struct hl_peer *p = hl_peer_by_key(d, hl_link_remote_key(link));
+	struct hl_peer *p = c->named;
+	c->named = NULL;
 	if (!p) {
 		hl_conn_close(c, 0, NULL);
 		return;
@@ -289,6 +291,7 @@ static void link_writable(void *user, hl_link *link)
 static void link_closed(void *user, hl_link *link)
 {
 	struct hl_conn *c = user;
+	c->named = NULL;   /* message 1 was refused after authorize */
 	struct hl_daemon *d = c->d;
 	char text[HL_ERRTEXT_LEN];
 	int err = hl_link_error(link);

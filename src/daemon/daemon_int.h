@@ -80,6 +80,7 @@ struct hl_conn {
 	struct hl_source src;        /* guard.c: inbound, where from; outbound, where to */
 	int guard_slot;              /* guard.c: its source's entry while in_unauth */
 	bool spent, spent_all;       /* guard.c: budget tokens spent on its message 1 */
+	struct hl_peer *named;       /* the peer message 1 named, while it is read */
 };
 
 enum hl_peer_state { HL_PEER_IDLE, HL_PEER_CONNECTING, HL_PEER_HANDSHAKING, HL_PEER_CONNECTED };
