@@ -66,7 +66,7 @@
 #include "chain/accept.h"
 #include "deliver/author.h"
 #include "deliver/partwriter.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/dio.h"

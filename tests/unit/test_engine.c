@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "deliver/engine.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
