@@ -68,6 +68,7 @@ struct bench {
 	uint8_t server_key[32];
 	uint8_t (*keys)[32];
 	uint8_t (*pubs)[32];   /* keys' public halves, derived once (as the daemon does) */
+	struct hl_stamp *stamps; /* the last message 1 timestamp sent with each key */
 	size_t nkeys;
 	size_t next_key;
 	struct hl_link_params params;
@@ -152,6 +153,7 @@ static int load_keys(struct bench *b, const char *keyfile)
 	if (b->nkeys == 0)
 		return die("%s holds no keys", keyfile);
 	b->pubs = xmalloc(b->nkeys * sizeof(*b->pubs));
+	b->stamps = xcalloc(b->nkeys, sizeof(*b->stamps));
 	for (size_t i = 0; i < b->nkeys; i++)
 		if (crypto_scalarmult_base(b->pubs[i], b->keys[i]) != 0)
 			return die("%s: line %zu is not a usable X25519 key", keyfile, i + 1);
@@ -226,7 +228,11 @@ static int conn_start(struct bench *b, struct conn *c)
 	}
 	c->connecting = true;
 	struct hl_link_params params = b->params;
+	struct hl_stamp stamp;
 	params.local_pub = b->pubs[c->key];
+	/* A timestamped message 1, as a station sends (docs/protocol.md 2.1). */
+	hl_stamp_next(&b->stamps[c->key], hl_wall_ms() * 1000000u, &stamp);
+	params.msg1_stamp = &stamp;
 	int ret = hl_link_new(&c->link, HL_LINK_INITIATOR, b->keys[c->key], b->server_key,
 			      &params, &client_ops, c, c->started_ms);
 	if (ret < 0) {
@@ -504,6 +510,7 @@ int main(int argc, char **argv)
 		ret = idle(&b, (size_t)n, pid, settle);
 		free(b.keys);
 		free(b.pubs);
+		free(b.stamps);
 		close(b.ep);
 		return ret;
 	}
@@ -517,6 +524,7 @@ int main(int argc, char **argv)
 		ret = handshakes(&b, secs, (size_t)conc);
 		free(b.keys);
 		free(b.pubs);
+		free(b.stamps);
 		close(b.ep);
 		return ret;
 	}

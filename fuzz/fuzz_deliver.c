@@ -1,5 +1,5 @@
 /* fuzz/fuzz_deliver.c — libFuzzer target for the messages protocol's
- * decoders (deliver/records.c, msg/message.c): the first byte picks the
+ * decoders (wire/msgproto.c, msg/message.c): the first byte picks the
  * record (ITEM, CHUNK, ACK, RESUME, REFUSE, content, CREDIT, STAGE,
  * STAGED, RECLAIM, RETURN); whatever decodes must re-encode to the same
  * bytes where the format has one encoding. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "wire/record.h"
 

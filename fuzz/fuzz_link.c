@@ -6,6 +6,12 @@
  * that move forward, callbacks only in the states that allow them, and
  * records arriving intact when nothing was corrupted.
  *
+ * Message 1 carries a timestamp (docs/protocol.md section 2.1) unless the
+ * first byte of the input has its top bit set (then an empty payload, as
+ * from a station that predates timestamps); the responder keeps a window
+ * and a cache of seen ephemeral keys, made fresh for every input, and the
+ * callbacks check what the timestamp rule promises.
+ *
  * Randomness (ephemeral keys, PING values) comes from a deterministic
  * generator reset for every input, so each input replays exactly. */
 #include <sodium.h>
@@ -67,13 +73,37 @@ struct side {
 
 static bool tampered;
 static struct side sides[2];
+static struct hl_replay_window window;
+static bool stamped;                /* the initiator's message 1 has a timestamp */
+static int accepted;
 
-static bool cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
+static struct hl_replay_window *cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
 {
 	(void)user;
 	(void)key;
 	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
+	return &window;
+}
+
+static bool cb_admit(void *user, hl_link *l)
+{
+	(void)user;
+	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
 	return true;
+}
+
+static void cb_accepted(void *user, hl_link *l)
+{
+	struct hl_stamp st;
+	(void)user;
+	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
+	/* One responder link: at most one message 1 is ever accepted, and an
+	 * accepted timestamp is the window's greatest. */
+	CHECK(++accepted == 1);
+	if (hl_link_msg1_stamp(l, &st))
+		CHECK(window.any && hl_stamp_cmp(&st, &window.greatest) == 0);
+	else
+		CHECK(tampered || !stamped);
 }
 
 static void cb_confirmed(void *user, hl_link *l)
@@ -115,7 +145,13 @@ static void cb_closed(void *user, hl_link *l)
 }
 
 static const struct hl_link_ops ops = {
-	cb_authorize, cb_confirmed, cb_record, cb_writable, cb_closed,
+	.authorize = cb_authorize,
+	.on_confirmed = cb_confirmed,
+	.on_record = cb_record,
+	.on_writable = cb_writable,
+	.on_closed = cb_closed,
+	.admit = cb_admit,
+	.on_accepted = cb_accepted,
 };
 
 static void check(const struct side *s, uint64_t now)
@@ -152,7 +188,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool inited;
 	static uint8_t ipriv[32], rpriv[32], rpub[32];
 	static uint8_t *body;
-	const struct hl_link_params params = { 1000, 3000, 5000, 20000, NULL, HL_HELLO_FLAG_CREDIT };
+	struct hl_link_params params = { 1000, 3000, 5000, 20000, NULL, HL_HELLO_FLAG_CREDIT,
+					 NULL, NULL };
+	struct hl_stamp stamp, last = { { 0 } };
 	uint64_t now = 1;
 	size_t pos = 0;
 
@@ -169,7 +207,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(rng_seed, 0x5a, sizeof(rng_seed));
 	rng_counter = 0;
 	tampered = false;
+	accepted = 0;
 	memset(sides, 0, sizeof(sides));
+	memset(&window, 0, sizeof(window));
+	stamped = !(size > 0 && (data[0] & 0x80));
+	hl_stamp_next(&last, 1700000000000000000ull, &stamp);
+	params.msg1_stamp = stamped ? &stamp : NULL;
+	params.seen = hl_replay_cache_new(64);
 	CHECK(hl_link_new(&sides[0].l, HL_LINK_INITIATOR, ipriv, rpub, &params, &ops, &sides[0],
 			  now) == 0);
 	CHECK(hl_link_new(&sides[1].l, HL_LINK_RESPONDER, rpriv, NULL, &params, &ops, &sides[1],
@@ -248,5 +292,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #undef NEXT
 	hl_link_free(sides[0].l);
 	hl_link_free(sides[1].l);
+	hl_replay_cache_free(params.seen);
 	return 0;
 }

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "bundle/format.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"

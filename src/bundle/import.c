@@ -19,7 +19,7 @@
 
 #include "bundle/format.h"
 #include "deliver/engine.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/timefmt.h"

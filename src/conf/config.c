@@ -2,7 +2,7 @@
  * model of config.h, the value syntaxes (names, addresses, durations, keys),
  * and the two edits commands make (pin a peer, remove a peer).
  *
- * Parsing is one pass over the lines (conf/ini.h).  Each section's values
+ * Parsing is one pass over the lines (util/ini.h).  Each section's values
  * are collected into a `struct section`; when the section ends (the next
  * header or the end of the input) its required keys are checked and it is
  * committed to the result, and a peer is checked against the peers before it
@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conf/ini.h"
+#include "util/ini.h"
 #include "conf/perms.h"
 #include "util/err.h"
 #include "util/fsutil.h"

@@ -1,6 +1,6 @@
 /* conf/config.h — station.conf and station cards: the data model and its
  * parsing.  The syntax is INI in the style of WireGuard's configuration,
- * read by hotline's own incremental parser (conf/ini.h).
+ * read by hotline's own incremental parser (util/ini.h).
  *
  *   [Station]                      [Peer]   (one per pinned peer)
  *   Name = washington              Name = pyongyang
@@ -262,3 +262,7 @@ int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CO
 int hl_conf_remove_peer(const char *dir, const char *name, char err[static HL_CONF_ERR_LEN]);
 
 #endif
+/* Mail that the pickup cannot read is set aside in Maildir + this suffix
+ * (mail/pickup.c); retention (msg/retain.c) purges it with the rest. */
+#define HL_MAIL_QUARANTINE_SUFFIX ".quarantine"
+

@@ -1,7 +1,7 @@
 /* crypto/keys.c — a station's identity (key generation, the identity file)
  * and fingerprints.  Contract in keys.h.
  *
- * The identity file is text, read with the INI reader (conf/ini.h):
+ * The identity file is text, read with the INI reader (util/ini.h):
  *
  *   # hotline identity: this station's PRIVATE keys. Never share this file.
  *   NoisePrivateKey = <base64 of the 32-byte X25519 private key>
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conf/ini.h"
+#include "util/ini.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/text.h"

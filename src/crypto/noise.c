@@ -127,6 +127,8 @@ struct hl_noise_hs {
 	bool has_rs, has_re;
 	uint8_t psk[HS_MAX_PSKS][32];
 	uint8_t npsk, psk_next, psk_needed;
+	hl_noise_rs_check rs_check;   /* NULL: every remote static is read on */
+	void *rs_check_user;
 
 	/* The pattern with its psk modifiers applied. */
 	const struct pattern *pat;
@@ -711,6 +713,17 @@ int hl_noise_hs_set_re(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]
 	return HL_EUNSUPP;
 }
 
+int hl_noise_hs_set_rs_check(hl_noise_hs *hs, hl_noise_rs_check check, void *user)
+{
+	if (!hs)
+		return HL_EINVAL;
+	if (hs->state != HS_SETUP)
+		return HL_ESTATE;
+	hs->rs_check = check;
+	hs->rs_check_user = user;
+	return 0;
+}
+
 int hl_noise_hs_add_psk(hl_noise_hs *hs, const uint8_t psk[static 32])
 {
 	if (!hs || !psk)
@@ -955,6 +968,9 @@ int hl_noise_hs_read(hl_noise_hs *hs, const uint8_t *msg, size_t mlen,
 				goto out;
 			hs->has_rs = true;
 			pos += ctlen;
+			/* Before the DHs that use it: the caller may refuse the key. */
+			if (hs->rs_check && (rc = hs->rs_check(hs->rs_check_user, hs->rs)) < 0)
+				goto out;
 			break;
 		case TOK_PSK:
 			mix_key_and_hash(hs, hs->psk[hs->psk_next++], 32);

@@ -1,8 +1,9 @@
 /* daemon/conn.c — TCP connections: the listener, dialing, and the glue
  * between one socket and its link (link/link.h).  The link holds all the
- * protocol; this file moves bytes and time in and out of it, enforces the
- * limit on unauthenticated connections (docs/protocol.md section 5), and
- * tells peer.c what happened.
+ * protocol; this file moves bytes and time in and out of it, asks guard.c
+ * what an unauthenticated connection may cost (docs/protocol.md section 5),
+ * keeps each peer's pending handshakes in bounds (section 2.1), and tells
+ * peer.c what happened.
  *
  * A connection's life: created (outbound: RESOLVING or CONNECTING; inbound:
  * ACTIVE and on the unauthenticated list) -> ACTIVE -> CLOSING (detached
@@ -20,6 +21,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/timefmt.h"
 
 struct write_req {
 	uv_write_t req;
@@ -53,38 +55,6 @@ static void conn_release(struct hl_conn *c)
 static void on_handle_closed(uv_handle_t *h)
 {
 	conn_release(h->data);
-}
-
-static void unauth_remove(struct hl_conn *c)
-{
-	struct hl_daemon *d = c->d;
-	if (!c->in_unauth)
-		return;
-	if (c->uprev)
-		c->uprev->unext = c->unext;
-	else
-		d->unauth_head = c->unext;
-	if (c->unext)
-		c->unext->uprev = c->uprev;
-	else
-		d->unauth_tail = c->uprev;
-	c->uprev = c->unext = NULL;
-	c->in_unauth = false;
-	d->n_unauth--;
-}
-
-static void unauth_append(struct hl_conn *c)
-{
-	struct hl_daemon *d = c->d;
-	c->uprev = d->unauth_tail;
-	c->unext = NULL;
-	if (d->unauth_tail)
-		d->unauth_tail->unext = c;
-	else
-		d->unauth_head = c;
-	d->unauth_tail = c;
-	c->in_unauth = true;
-	d->n_unauth++;
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -207,7 +177,7 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 		p->session = NULL;
 	if (was_dial)
 		p->dial = NULL;
-	unauth_remove(c);
+	hl_guard_unauth_remove(c->d, c);
 	c->phase = HL_CONN_CLOSING;
 	c->peer = NULL;
 	uv_timer_stop(&c->timer);
@@ -241,43 +211,91 @@ static void log_unknown_key(struct hl_conn *c, const uint8_t key[static HL_KEY_L
 	char b64[HL_KEY_B64_LEN], id[17];
 	hl_b64_key(key, b64);
 	hl_hex(h, 8, id);
-	hl_warn("refused a connection from %s: its NoiseKey %s (key id %s) is not pinned",
-		c->remote, b64, id);
+	hl_warn("refused a connection from %s: it claims the NoiseKey %s (key id %s), "
+		"which is not pinned", c->remote, b64, id);
 }
 
-static bool link_authorize(void *user, hl_link *link, const uint8_t key[static HL_LINK_KEYLEN])
+static struct hl_replay_window *link_authorize(void *user, hl_link *link,
+					       const uint8_t key[static HL_LINK_KEYLEN])
 {
 	struct hl_conn *c = user;
-	struct hl_daemon *d = c->d;
 	(void)link;
-	struct hl_peer *p = hl_peer_by_key(d, key);
-	if (!p || d->stopping)
-		return false;
-	/* A replayed message 1 authenticates nothing yet still names a pinned
-	 * key: cap such handshakes per peer so they cannot pile up. */
-	size_t pending = 0;
-	struct hl_conn *oldest = NULL;
-	for (struct hl_conn *o = d->conns; o; o = o->next) {
+	struct hl_peer *p = hl_peer_by_key(c->d, key);
+	if (!p || c->d->stopping)
+		return NULL;
+	c->named = p;   /* for link_accepted, in the same read */
+	return &p->replay;
+}
+
+static bool link_admit(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	(void)link;
+	return hl_guard_spend(c->d, c);
+}
+
+/* P's handshakes still waiting for their HELLO, once C's message 1 is
+ * accepted (docs/protocol.md section 2.1): those C supersedes are closed,
+ * and of those with empty payloads at most HL_MAX_PENDING_PER_PEER stay. */
+static void pending_make_room(struct hl_conn *c, struct hl_peer *p)
+{
+	struct hl_stamp stamp;
+	struct hl_conn *oldest_plain = NULL;
+	size_t plain = 0;
+	for (struct hl_conn *o = c->d->conns; o; o = o->next) {
 		if (o == c || o->peer != p || o->outbound || o->phase == HL_CONN_CLOSING ||
 		    hl_link_state(o->link) != HL_LINK_R_HELLO)
 			continue;
-		pending++;
-		oldest = o;   /* the list is newest first */
+		if (hl_link_supersedes(c->link, o->link)) {
+			hl_debug("%s: connection #%llu supersedes the handshake of #%llu",
+				 p->conf.name, (unsigned long long)c->id, (unsigned long long)o->id);
+			hl_conn_close(o, 0, NULL);
+		} else if (!hl_link_msg1_stamp(o->link, &stamp)) {
+			plain++;
+			oldest_plain = o;   /* the list is newest first */
+		}
 	}
-	if (pending >= HL_MAX_PENDING_PER_PEER && oldest)
-		hl_conn_close(oldest, 0, NULL);
-	unauth_remove(c);
+	if (!hl_link_msg1_stamp(c->link, &stamp) && plain >= HL_MAX_PENDING_PER_PEER)
+		hl_conn_close(oldest_plain, 0, NULL);
+}
+
+static void link_accepted(void *user, hl_link *link)
+{
+	struct hl_conn *c = user;
+	struct hl_daemon *d = c->d;
+	struct hl_stamp stamp;
+	struct hl_peer *p = c->named;
+	c->named = NULL;
+	if (!p) {
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	if (!hl_guard_peer_handshake(d, p)) {
+		if (hl_ratelimit_allow(&d->rl_unauth, uv_now(&d->loop)))
+			hl_info("%s: too many handshakes; closing connection #%llu from %s",
+				p->conf.name, (unsigned long long)c->id, c->remote);
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	/* A newer timestamp than any before proves the peer's own message. */
+	if (hl_link_msg1_stamp(link, &stamp))
+		hl_guard_refund(d, c);
+	pending_make_room(c, p);
+	hl_guard_unauth_remove(d, c);
 	c->peer = p;
 	hl_debug("connection #%llu from %s: message 1 from %s", (unsigned long long)c->id,
 		 c->remote, p->conf.name);
 	hl_peer_update_state(p);
-	return true;
 }
 
 static void link_confirmed(void *user, hl_link *link)
 {
 	struct hl_conn *c = user;
 	(void)link;
+	/* A confirmed session proves its source (and an empty-payload message
+	 * 1's work was the peer's after all). */
+	hl_guard_refund(c->d, c);
+	hl_guard_known(c->d, &c->src);
 	/* Our HELLO goes out before anything this confirmation causes on other
 	 * connections (such as a CLOSE on the session it replaces). */
 	hl_conn_flush(c);
@@ -306,6 +324,7 @@ static void link_writable(void *user, hl_link *link)
 static void link_closed(void *user, hl_link *link)
 {
 	struct hl_conn *c = user;
+	c->named = NULL;   /* message 1 was refused after authorize */
 	struct hl_daemon *d = c->d;
 	char text[HL_ERRTEXT_LEN];
 	int err = hl_link_error(link);
@@ -342,6 +361,8 @@ static const struct hl_link_ops link_ops = {
 	.on_record = link_record,
 	.on_writable = link_writable,
 	.on_closed = link_closed,
+	.admit = link_admit,
+	.on_accepted = link_accepted,
 };
 
 /* ---- reading ---- */
@@ -429,6 +450,10 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 	c->phase = HL_CONN_ACTIVE;
 	uv_tcp_nodelay(&c->tcp, 1);
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+		hl_source_of((struct sockaddr *)&ss, &c->src);
 	int ret = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -487,8 +512,14 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 
 	snprintf(c->remote, sizeof(c->remote), "%s", p->conf.address);
 	c->phase = HL_CONN_RESOLVING;
+	/* Message 1's timestamp is the wall clock's (docs/protocol.md section
+	 * 2.1): the peer compares it with those we sent before, perhaps before
+	 * a restart of this daemon. */
+	struct hl_stamp stamp;
+	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
 	hl_daemon_link_params(d, &params);
 	params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
+	params.msg1_stamp = &stamp;
 	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id->noise_priv, p->conf.noise_key,
 			  &params, &link_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
@@ -531,13 +562,50 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	return c;
 }
 
-/* ---- the listener ---- */
+/* ---- the listener ----
+ *
+ * libuv accepts in a loop until the backlog is empty, so under a flood of
+ * connections it could go on accepting for as long as they keep coming and
+ * starve every other handle (the sessions with pinned peers, the control
+ * socket).  So at most ACCEPTS_PER_TURN connections are taken per turn of
+ * the loop: on_connection leaves the next one unaccepted, libuv then stops
+ * watching the listener, and the check handle (run after each turn's I/O)
+ * takes that one and so watches again. */
+
+#define ACCEPTS_PER_TURN 32
+
+struct listener {
+	uv_tcp_t tcp;            /* first: d->listener points here */
+	uv_check_t turn;
+	struct hl_daemon *d;
+	unsigned accepted;       /* this turn */
+	bool deferred;           /* a connection waits, not accepted */
+	int open_handles;
+};
+
+static void on_connection(uv_stream_t *server, int status);
+
+static void on_turn(uv_check_t *t)
+{
+	struct listener *ls = t->data;
+	ls->accepted = 0;
+	if (ls->deferred) {
+		ls->deferred = false;
+		on_connection((uv_stream_t *)&ls->tcp, 0);
+	}
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
-	struct hl_daemon *d = server->data;
+	struct listener *ls = server->data;
+	struct hl_daemon *d = ls->d;
 	struct hl_link_params params = { 0 };
 	uint64_t now = uv_now(&d->loop);
+	if (status == 0 && ls->accepted >= ACCEPTS_PER_TURN) {
+		ls->deferred = true;
+		return;
+	}
+	ls->accepted++;
 	if (status < 0) {
 		if (hl_ratelimit_allow(&d->rl_accept, now))
 			hl_warn("accepting a connection: %s", uv_strerror(status));
@@ -550,11 +618,25 @@ static void on_connection(uv_stream_t *server, int status)
 	if (ret == 0) {
 		struct sockaddr_storage ss;
 		int sslen = sizeof(ss);
-		if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+		ret = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen);
+		if (ret == 0) {
 			sockaddr_text((struct sockaddr *)&ss, c->remote, sizeof(c->remote));
+			hl_source_of((struct sockaddr *)&ss, &c->src);
+		}
+	}
+	struct hl_conn *evict = NULL;
+	if (ret == 0 && !hl_guard_accept(d, c, &evict)) {
+		/* Refused before anything is allocated for it (guard.c). */
+		hl_conn_close(c, 0, NULL);
+		return;
+	}
+	if (evict)
+		hl_conn_close(evict, 0, NULL);
+	if (ret == 0) {
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);
 		params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
+		params.seen = d->seen;
 		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id->noise_priv, NULL, &params,
 				  &link_ops, c, now);
 		if (ret == 0)
@@ -567,21 +649,21 @@ static void on_connection(uv_stream_t *server, int status)
 		hl_conn_close(c, 0, NULL);
 		return;
 	}
-	unauth_append(c);
-	if (d->n_unauth > HL_MAX_UNAUTH) {
-		struct hl_conn *old = d->unauth_head;
-		if (hl_ratelimit_allow(&d->rl_unauth, now))
-			hl_warn("more than %d unauthenticated connections: closing the oldest, "
-				"from %s", HL_MAX_UNAUTH, old->remote);
-		hl_conn_close(old, 0, NULL);
-	}
 	hl_debug("connection #%llu from %s", (unsigned long long)c->id, c->remote);
 	conn_after_link(c);
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
-	free(h);
+	struct listener *ls = h->data;
+	if (--ls->open_handles == 0)
+		free(ls);
+}
+
+static void listener_close(struct listener *ls)
+{
+	uv_close((uv_handle_t *)&ls->tcp, on_listener_closed);
+	uv_close((uv_handle_t *)&ls->turn, on_listener_closed);
 }
 
 int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen)
@@ -615,21 +697,26 @@ int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t err
 		}
 		sa = res->ai_addr;
 	}
-	uv_tcp_t *l = xcalloc(1, sizeof(*l));
-	uv_tcp_init(&d->loop, l);
-	l->data = d;
-	ret = uv_tcp_bind(l, sa, 0);
+	struct listener *ls = xcalloc(1, sizeof(*ls));
+	ls->d = d;
+	ls->open_handles = 2;
+	uv_tcp_init(&d->loop, &ls->tcp);
+	uv_check_init(&d->loop, &ls->turn);
+	ls->tcp.data = ls->turn.data = ls;
+	ret = uv_tcp_bind(&ls->tcp, sa, 0);
 	if (ret == 0)
-		ret = uv_listen((uv_stream_t *)l, 128, on_connection);
+		ret = uv_listen((uv_stream_t *)&ls->tcp, 128, on_connection);
+	if (ret == 0)
+		ret = uv_check_start(&ls->turn, on_turn);
 	if (res)
 		freeaddrinfo(res);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot listen on '%s': %s", addr, uv_strerror(ret));
-		uv_close((uv_handle_t *)l, on_listener_closed);
+		listener_close(ls);
 		return ret;
 	}
 	hl_listen_stop(d);
-	d->listener = l;
+	d->listener = &ls->tcp;
 	snprintf(d->listen_addr, sizeof(d->listen_addr), "%s", addr);
 	hl_info("listening on %s", addr);
 	return 0;
@@ -639,7 +726,7 @@ void hl_listen_stop(struct hl_daemon *d)
 {
 	if (!d->listener)
 		return;
-	uv_close((uv_handle_t *)d->listener, on_listener_closed);
+	listener_close((struct listener *)d->listener);
 	d->listener = NULL;
 	d->listen_addr[0] = 0;
 }

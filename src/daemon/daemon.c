@@ -341,6 +341,8 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	d->rl_unauth = (struct hl_ratelimit)HL_RATELIMIT_INIT(10, 30);
 	d->rl_unknown_key = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
+	d->guard = hl_guard_new();
+	d->seen = hl_replay_cache_new(HL_SEEN_EPHEMERALS);
 	d->started_wall_ms = hl_wall_ms();
 
 	d->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -397,6 +399,8 @@ out:
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)
 		close(d->dirfd);
+	hl_replay_cache_free(d->seen);
+	hl_guard_free(d->guard);
 	free(d->dir);
 	free(d);
 	return ret;

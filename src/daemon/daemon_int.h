@@ -28,16 +28,32 @@
 #include "deliver/engine.h"
 #include "link/backoff.h"
 #include "link/link.h"
+#include "link/replay.h"
 #include "util/log.h"
 #include "wire/record.h"
 
 #define HL_MAX_UNAUTH 64              /* inbound connections before message 1 */
-#define HL_MAX_PENDING_PER_PEER 8     /* authenticated, unconfirmed inbound per peer */
+#define HL_MAX_PENDING_PER_PEER 8     /* unconfirmed inbound per peer, empty payloads */
+#define HL_SEEN_EPHEMERALS 4096       /* message 1 ephemeral keys remembered */
 #define HL_SESSION_MAX_AGE_MS (HL_DEFAULT_REHANDSHAKE_MS + 5 * 60 * 1000)
 #define HL_ERRTEXT_LEN 400
 
 struct hl_daemon;
 struct hl_peer;
+struct hl_guard;
+
+/* A source of connections (guard.c): an IPv4 address (as ::ffff:a.b.c.d),
+ * or an IPv6 /64. */
+struct hl_source {
+	uint8_t addr[16];
+};
+
+/* A token bucket (guard.c): full at first. */
+struct hl_bucket {
+	double tokens;
+	uint64_t last_ms;
+	bool init;
+};
 
 enum hl_conn_phase {
 	HL_CONN_RESOLVING,   /* outbound: looking up the host name */
@@ -64,6 +80,10 @@ struct hl_conn {
 	struct hl_conn *uprev, *unext;           /* d->unauth (inbound, before message 1) */
 	bool in_unauth;
 	bool flushing;               /* inside hl_conn_flush (conn.c) */
+	struct hl_source src;        /* guard.c: inbound, where from; outbound, where to */
+	int guard_slot;              /* guard.c: its source's entry while in_unauth */
+	bool spent, spent_all;       /* guard.c: budget tokens spent on its message 1 */
+	struct hl_peer *named;       /* the peer message 1 named, while it is read */
 };
 
 enum hl_peer_state { HL_PEER_IDLE, HL_PEER_CONNECTING, HL_PEER_HANDSHAKING, HL_PEER_CONNECTED };
@@ -90,6 +110,12 @@ struct hl_peer {
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
 	struct hl_ratelimit rl_checks_in; /* checks.c: log lines about the peer's checks */
 	struct hl_failover_peer *failover; /* failover.c */
+	/* The handshake (conn.c, guard.c): the greatest message 1 timestamp
+	 * accepted from the peer, the last one we sent it, and the budget of
+	 * its accepted messages 1.  Kept across connections and reloads. */
+	struct hl_replay_window replay;
+	struct hl_stamp last_stamp;
+	struct hl_bucket hs_budget;
 	struct hl_peer *next;        /* d->peers, in station.conf order */
 };
 
@@ -153,6 +179,8 @@ struct hl_daemon {
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
 	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
+	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
+	hl_replay_cache *seen;               /* message 1 ephemeral keys seen (conn.c) */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
 	unsigned recent_unknown_next;
@@ -179,6 +207,26 @@ void hl_peer_update_state(struct hl_peer *p);
 void hl_peer_set_error(struct hl_peer *p, const char *text);
 json_t *hl_peer_status_json(struct hl_peer *p);
 const char *hl_peer_state_name(enum hl_peer_state s);
+
+/* guard.c (docs/protocol.md section 5) */
+struct hl_guard *hl_guard_new(void);
+void hl_guard_free(struct hl_guard *g);
+void hl_source_of(const struct sockaddr *sa, struct hl_source *out);
+/* C (inbound, C->src set) was accepted: true when it may stay (it is then
+ * on the unauthenticated list, and *EVICT, when not NULL, is to be closed to
+ * make room for it), false to close it at once. */
+bool hl_guard_accept(struct hl_daemon *d, struct hl_conn *c, struct hl_conn **evict);
+/* Takes C off the unauthenticated list (message 1 accepted, or closing). */
+void hl_guard_unauth_remove(struct hl_daemon *d, struct hl_conn *c);
+/* Before C's message 1 costs a DH: spends its source's budget (and the
+ * station's, for an unknown source); false when there is none. */
+bool hl_guard_spend(struct hl_daemon *d, struct hl_conn *c);
+/* C's message 1 proved to be a pinned peer's own: the budget back. */
+void hl_guard_refund(struct hl_daemon *d, struct hl_conn *c);
+/* P's accepted messages 1, bounded: false when it has too many. */
+bool hl_guard_peer_handshake(struct hl_daemon *d, struct hl_peer *p);
+/* A session from or to SRC was confirmed: a known source from now on. */
+void hl_guard_known(struct hl_daemon *d, const struct hl_source *src);
 
 /* conn.c */
 int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen);

@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 
 #include "daemon/daemon_int.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"

@@ -68,7 +68,7 @@
 #include "deliver/author.h"
 #include "deliver/flow.h"
 #include "deliver/partwriter.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/dio.h"

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "deliver/partwriter.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 
 /* Attachments worth staging (smaller ones are copied in a blink). */
 #define HL_STAGE_MIN (8u << 20)

@@ -16,8 +16,10 @@
  *         +---------+                         +---------+
  *         | I_MSG2  |                         | R_MSG1  |
  *         +---------+                         +---------+
- *              | read message 2                    | read message 1, its static
- *              | Split(), send HELLO               | key authorized: write
+ *              | read message 2                    | read message 1 (read_msg1:
+ *              | Split(), send HELLO               | cheap checks, then es, the
+ *              |                                   | key authorized, ss, the
+ *              |                                   | timestamp newer): write
  *              v                                   v message 2, Split()
  *         +---------+                         +---------+
  *         | I_HELLO |                         | R_HELLO |
@@ -51,6 +53,26 @@
  * the session as real; the daemon's duplicate rule then sees the same
  * sessions on both sides.
  *
+ * Why message 1 carries a timestamp (docs/protocol.md section 2.1): a
+ * replay must not even take the place of a real handshake waiting for its
+ * HELLO.  The initiator puts a TAI64N timestamp, strictly increasing per
+ * peer, in message 1's payload (params.msg1_stamp); the responder accepts a
+ * timestamped message 1 only when it is newer than every one accepted from
+ * that key (the owner's hl_replay_window, found by authorize), and refuses
+ * before any DH one whose ephemeral key it has seen (params.seen).  So a
+ * replay is refused, and an accepted timestamped message 1 is the peer's own
+ * latest: the owner lets it supersede older pending handshakes
+ * (hl_link_supersedes).  An empty payload (a station from before) is still
+ * accepted, but supersedes nothing.
+ *
+ * What message 1 costs (read_msg1), cheapest first, so that unauthenticated
+ * bytes buy as little work as possible: the length and the cache of seen
+ * ephemeral keys (nothing); the owner's budget (admit); the es DH and the
+ * static key's decryption; the key checked against the pinned ones
+ * (authorize, from inside hl_noise_hs_read before the ss DH, so an unpinned
+ * key costs one DH); the ss DH and the payload; the timestamp rule; and only
+ * then message 2's three X25519 operations.
+ *
  * Timers, all derived from the fields below (hl_link_deadline):
  *   - handshake: created_ms + handshake_timeout_ms, in every state but OPEN;
  *   - keepalive (OPEN): a PING when nothing was sent or nothing was
@@ -76,6 +98,10 @@
  *   8. On return from a public function, a link that is not CLOSED has at
  *      most HL_LINK_HARD_CAP bytes queued and in flight.
  *   9. Once CLOSED, nothing is appended to the output queue.
+ *  10. window is NULL (it is set only inside read_msg1, for the key that
+ *      message 1 names).
+ *  11. stamped holds only for a responder that knows its peer's key
+ *      (remote_known): set when message 1's timestamp is accepted.
  */
 #include "link/link.h"
 
@@ -92,6 +118,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/text.h"
+#include "util/timefmt.h"
 #include "wire/frame.h"
 #include "wire/record.h"
 
@@ -128,6 +155,10 @@ struct hl_link {
 	uint32_t peer_keepalive_ms;
 	uint8_t peer_flags;
 
+	struct hl_replay_window *window; /* read_msg1 only: the named key's */
+	struct hl_stamp stamp;         /* responder: message 1's timestamp ... */
+	bool stamped;                  /* ... when it had one and was accepted */
+
 	int error;
 	uint8_t peer_close_reason;
 	char error_text[ERROR_TEXT_LEN];
@@ -136,11 +167,16 @@ struct hl_link {
 
 #define SCRATCH_LEN HL_RECORD_MAX
 #define KEYS_SIZE (2 * sizeof(hl_cipher_state))   /* send_cs and recv_cs */
-/* Room for one handshake message we write: IK with empty payloads makes
- * 96 bytes (message 1) and 48 (message 2); hl_noise_hs_write checks the
- * room.  Reserving the Noise maximum (65535) instead grew every link's
- * output queue to 128 KiB before its first byte was sent. */
+/* Room for one handshake message we write: IK makes 96 bytes and the
+ * payload for message 1 (a 12-byte timestamp: 108), 48 for message 2;
+ * hl_noise_hs_write checks the room.  Reserving the Noise maximum (65535)
+ * instead grew every link's output queue to 128 KiB before its first byte
+ * was sent. */
 #define HS_MSG_MAX 128
+/* Message 1 as a responder takes it: e (32), s encrypted (48), the payload
+ * encrypted (its tag 16, and at most HL_MSG1_PAYLOAD_MAX bytes). */
+#define MSG1_MIN (32 + 48 + 16)
+#define MSG1_MAX (MSG1_MIN + HL_MSG1_PAYLOAD_MAX)
 
 static size_t queued(const hl_link *l)
 {
@@ -184,6 +220,10 @@ static int link_check(const hl_link *l)
 		return 6;
 	if (l->out_head > l->out_len || l->out_len > l->out_cap)
 		return 7;
+	if (l->window)
+		return 10;
+	if (l->stamped && (initiator || !l->remote_known))
+		return 11;
 	return 0;
 }
 
@@ -363,24 +403,86 @@ static int split(hl_link *l)
 	return ret;
 }
 
+/* Called by hl_noise_hs_read once message 1 has named its static key,
+ * before the ss DH: an unpinned key costs one DH, not two.  The key is
+ * not proven yet (the ss DH would prove it). */
+static int msg1_key_check(void *user, const uint8_t rs[static HL_NOISE_DHLEN])
+{
+	hl_link *l = user;
+	memcpy(l->remote_key, rs, HL_LINK_KEYLEN);
+	l->remote_known = true;
+	l->window = l->ops.authorize ? l->ops.authorize(l->user, l, l->remote_key) : NULL;
+	assert(l->state == HL_LINK_R_MSG1 && l->hs);   /* authorize must not close the link */
+	return l->window ? 0 : HL_EPEER;
+}
+
+/* Message 1's timestamp against the key's window (the rule of
+ * docs/protocol.md section 2.1).  W is the window authorize returned. */
+static int check_stamp(hl_link *l, struct hl_replay_window *w, const struct hl_stamp *stamp,
+		       uint64_t now)
+{
+	char got[HL_RFC3339_LEN], last[HL_RFC3339_LEN];
+	if (hl_replay_window_accept(w, stamp) == 0) {
+		l->stamp = *stamp;
+		l->stamped = true;
+		return 0;
+	}
+	hl_rfc3339(hl_stamp_unix_ns(stamp) / 1000000, got);
+	hl_rfc3339(hl_stamp_unix_ns(&w->greatest) / 1000000, last);
+	return link_fail(l, HL_EREPLAY, false, now,
+			 "handshake message 1 timestamped %s is not newer than the last accepted "
+			 "from this key (%s): a replay, or the peer's clock went back", got, last);
+}
+
+/* The cheap checks of message 1, before anything is computed. */
+static int precheck_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
+{
+	if (mlen < MSG1_MIN || mlen > MSG1_MAX)
+		return link_fail(l, mlen > MSG1_MAX ? HL_ETOOBIG : HL_ETRUNC, false, now,
+				 "handshake message 1 of %zu bytes (%u to %u expected)", mlen,
+				 MSG1_MIN, MSG1_MAX);
+	if (l->params.seen && hl_replay_cache_seen(l->params.seen, msg))
+		return link_fail(l, HL_EREPLAY, false, now,
+				 "handshake message 1 replayed (its ephemeral key was seen before)");
+	if (l->ops.admit && !l->ops.admit(l->user, l))
+		return link_fail(l, HL_EBUSY, false, now,
+				 "handshake message 1 not read: the budget for unauthenticated "
+				 "handshakes is spent");
+	return 0;
+}
+
 static int read_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 {
 	size_t plen = 0, outlen = 0;
-	int ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	struct hl_stamp stamp;
+	bool stamped = false;
+	int ret = precheck_msg1(l, msg, mlen, now);
+	if (ret < 0)
+		return ret;
+	ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
 	scratch_note(l, plen);
+	struct hl_replay_window *w = l->window;
+	l->window = NULL;
+	/* Only a message whose static key decrypted (so whose sender held e's
+	 * private key) marks e as seen: a forged copy of a live message must
+	 * not get the real one refused. */
+	if (l->params.seen && (ret == 0 || ret == HL_EPEER))
+		hl_replay_cache_add(l->params.seen, msg);
+	if (ret == 0)
+		ret = hl_msg1_payload_decode(l->scratch, plen, &stamp, &stamped);
 	sodium_memzero(l->scratch, plen);
+	if (ret == HL_EPEER)
+		return link_fail(l, ret, false, now, "initiator's static key is not pinned");
 	if (ret < 0)
 		return link_fail(l, ret, false, now, "handshake message 1 (%zu bytes) rejected: %s",
 				 mlen, hl_strerror(ret));
-	const uint8_t *rs = hl_noise_hs_remote_static(l->hs);
-	if (!rs)
-		return link_fail(l, HL_ESTATE, false, now, "handshake message 1 named no static key");
-	memcpy(l->remote_key, rs, HL_LINK_KEYLEN);
-	l->remote_known = true;
-	if (!l->ops.authorize || !l->ops.authorize(l->user, l, l->remote_key))
-		return link_fail(l, HL_EPEER, false, now, "initiator's static key is not pinned");
+	assert(w && l->remote_known);
+	if (stamped && check_stamp(l, w, &stamp, now) < 0)
+		return HL_EREPLAY;
+	if (l->ops.on_accepted)
+		l->ops.on_accepted(l->user, l);
 	if (l->state == HL_LINK_CLOSED)
-		return 0;   /* the owner closed it from authorize() */
+		return 0;   /* the owner closed it */
 
 	uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HS_MSG_MAX);
 	ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HS_MSG_MAX, &outlen);
@@ -569,7 +671,9 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 	l->role = role;
 	l->state = initiator ? HL_LINK_I_MSG2 : HL_LINK_R_MSG1;
 	l->params = *params;
-	l->params.local_pub = NULL;   /* the caller's pointer: used below, not kept */
+	/* The caller's pointers: used below, not kept. */
+	l->params.local_pub = NULL;
+	l->params.msg1_stamp = NULL;
 	/* Guard the timers against nonsense (0 would make them spin). */
 	if (l->params.keepalive_ms < 100)
 		l->params.keepalive_ms = 100;
@@ -601,15 +705,18 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);
 		l->remote_known = true;
 		ret = hl_noise_hs_set_rs(l->hs, remote_pub);
+	} else if (ret == 0) {
+		ret = hl_noise_hs_set_rs_check(l->hs, msg1_key_check, l);
 	}
 	if (ret == 0)
 		ret = hl_noise_hs_start(l->hs);
 	if (ret < 0)
 		goto out;
 	if (initiator) {
+		const struct hl_stamp *stamp = params->msg1_stamp;
 		uint8_t *dst = out_reserve(l, HL_FRAME_HDR_LEN + HS_MSG_MAX);
-		ret = hl_noise_hs_write(l->hs, NULL, 0, dst + HL_FRAME_HDR_LEN, HS_MSG_MAX,
-					&mlen);
+		ret = hl_noise_hs_write(l->hs, stamp ? stamp->b : NULL, stamp ? HL_TAI64N_LEN : 0,
+					dst + HL_FRAME_HDR_LEN, HS_MSG_MAX, &mlen);
 		if (ret == 0)
 			ret = hl_frame_header(mlen, dst);
 		if (ret < 0)
@@ -651,6 +758,14 @@ int hl_link_recv(hl_link *l, const uint8_t *buf, size_t len, uint64_t now_ms)
 		pos += used;
 		if (r < 0) {
 			ret = link_fail(l, r, true, now_ms, "malformed frame (length 0)");
+			break;
+		}
+		if (r == 0 && l->state == HL_LINK_R_MSG1 && l->reader->need > MSG1_MAX) {
+			/* No need to wait for the rest of a first frame that cannot
+			 * be message 1. */
+			ret = link_fail(l, HL_ETOOBIG, false, now_ms,
+					"a first frame of %zu bytes is no handshake message 1",
+					l->reader->need);
 			break;
 		}
 		if (r == 0)
@@ -880,6 +995,20 @@ const char *hl_link_state_name(enum hl_link_state s)
 const uint8_t *hl_link_remote_key(const hl_link *l)
 {
 	return l->remote_known ? l->remote_key : NULL;
+}
+
+bool hl_link_msg1_stamp(const hl_link *l, struct hl_stamp *out)
+{
+	if (l->stamped)
+		*out = l->stamp;
+	return l->stamped;
+}
+
+bool hl_link_supersedes(const hl_link *newer, const hl_link *older)
+{
+	if (!newer->stamped)
+		return false;
+	return !older->stamped || hl_stamp_cmp(&older->stamp, &newer->stamp) < 0;
 }
 
 int64_t hl_link_rtt_ms(const hl_link *l)

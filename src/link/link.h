@@ -22,13 +22,16 @@
  *
  * Callbacks are made only at points where the link is consistent; inside
  * one, the owner may call hl_link_send() and hl_link_close() on any link,
- * but must not free the link that called it. */
+ * but must not free the link that called it (nor close it from authorize,
+ * which runs in the middle of reading message 1). */
 #ifndef HL_LINK_LINK_H
 #define HL_LINK_LINK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "link/replay.h"
 
 #define HL_LINK_PROTOCOL "Noise_IK_25519_ChaChaPoly_BLAKE2b"
 #define HL_LINK_PROLOGUE "hotline/1"
@@ -64,12 +67,24 @@ struct hl_link_params {
 	/* HL_HELLO_FLAG_* this side announces in its HELLO (wire/record.h):
 	 * what the layer above the link speaks. */
 	uint8_t hello_flags;
+	/* Initiator: the timestamp message 1 carries (read only by
+	 * hl_link_new); NULL sends an empty payload, as stations did before
+	 * timestamps.  The caller keeps it strictly increasing per peer
+	 * (hl_stamp_next). */
+	const struct hl_stamp *msg1_stamp;
+	/* Responder: the ephemeral keys of recent messages 1, shared by every
+	 * responder link of the station (NULL: none remembered). */
+	hl_replay_cache *seen;
 };
 
 struct hl_link_ops {
-	/* Responder: message 1 named static key KEY.  Return true to accept
-	 * (the key is pinned); false closes the connection without a reply. */
-	bool (*authorize)(void *user, hl_link *link, const uint8_t key[static HL_LINK_KEYLEN]);
+	/* Responder: message 1 named static key KEY (before the DH that proves
+	 * it).  Return the key's replay window (the greatest timestamp accepted
+	 * from it, kept by the owner across connections) when the key is
+	 * pinned; NULL closes the connection without a reply.  Must not close
+	 * or free LINK (the handshake is being read). */
+	struct hl_replay_window *(*authorize)(void *user, hl_link *link,
+					      const uint8_t key[static HL_LINK_KEYLEN]);
 	/* The session is confirmed (the peer's HELLO arrived): OPEN. */
 	void (*on_confirmed)(void *user, hl_link *link);
 	/* An application record (type 0x10-0x3f) arrived on an OPEN link.
@@ -81,6 +96,16 @@ struct hl_link_ops {
 	 * called for hl_link_close().  The output may still hold a CLOSE to
 	 * send before the connection is closed. */
 	void (*on_closed)(void *user, hl_link *link);
+	/* Responder: a message 1 of plausible length, not a known replay,
+	 * arrived; nothing has been computed yet.  Return false to close
+	 * without a reply before any DH (the owner's budget for
+	 * unauthenticated work is spent).  NULL admits every one. */
+	bool (*admit)(void *user, hl_link *link);
+	/* Responder: message 1 was accepted (pinned key, and a timestamp newer
+	 * than any before, or none); message 2 follows unless the owner closes
+	 * LINK here, as it may (and may close other links: handshakes this one
+	 * supersedes, hl_link_supersedes). */
+	void (*on_accepted)(void *user, hl_link *link);
 };
 
 /* Creates a link.  LOCAL_PRIV is this station's X25519 private key (copied
@@ -139,8 +164,18 @@ void hl_link_output_done(hl_link *link, size_t n);
 enum hl_link_state hl_link_state(const hl_link *link);
 enum hl_link_role hl_link_role(const hl_link *link);
 const char *hl_link_state_name(enum hl_link_state state);
-/* The peer's static key once known (initiator: always), else NULL. */
+/* The peer's static key once known (initiator: always), else NULL.  A
+ * responder closed with HL_EPEER knows the key message 1 claimed, which
+ * nothing proved. */
 const uint8_t *hl_link_remote_key(const hl_link *link);
+/* Responder: the timestamp of the message 1 it accepted; false when that
+ * had none (an empty payload) or none was accepted. */
+bool hl_link_msg1_stamp(const hl_link *link, struct hl_stamp *out);
+/* Whether accepting NEWER's message 1 ends OLDER, another responder link
+ * of the same peer still waiting for its HELLO (docs/protocol.md section
+ * 2.1): only a timestamped message 1 supersedes, and only a handshake with
+ * an older timestamp or none; an empty payload supersedes nothing. */
+bool hl_link_supersedes(const hl_link *newer, const hl_link *older);
 /* The last PING round trip in ms, or -1 before the first PONG. */
 int64_t hl_link_rtt_ms(const hl_link *link);
 /* When the link went OPEN (0 before). */

@@ -17,7 +17,6 @@
 #include "crypto/keys.h"
 #include "store/store.h"
 
-#define HL_MAIL_QUARANTINE_SUFFIX ".quarantine"
 #define HL_MAIL_PICKUP_MAX 4096       /* mails looked at in one pass */
 
 struct hl_mail_pickup_stats {

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mail/pickup.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"

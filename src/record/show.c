@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "crypto/keys.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "record/kinds.h"
 #include "record/verify.h"
 #include "util/mem.h"

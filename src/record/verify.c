@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/item.h"
 #include "chain/accept.h"
 #include "record/kinds.h"

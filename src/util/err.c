@@ -20,6 +20,8 @@ const char *hl_strerror(int code)
 	case HL_ENODAEMON: return "the daemon is not running";
 	case HL_ETIMEOUT: return "timed out";
 	case HL_ESTORE: return "store error";
+	case HL_EREPLAY: return "replayed";
+	case HL_EBUSY: return "over the limit for now";
 	}
 	if (code < 0 && code > -HL_E_BASE)
 		return strerror(-code);

@@ -48,6 +48,8 @@ PROTOCOL_NAME = "Noise_IK_25519_ChaChaPoly_BLAKE2b"
 FP_CONTEXT = b"hotline/1 fingerprint"
 MAX_FRAME = 65535
 MSG1_LEN = 96   # 32 e + 48 encrypted s + 16 payload tag, empty payload
+TAI64N_LEN = 12  # message 1's payload: a TAI64N timestamp (docs/protocol.md section 2)
+MSG1_STAMPED_LEN = MSG1_LEN + TAI64N_LEN
 MSG2_LEN = 48   # 32 e + 16 payload tag, empty payload
 
 REC_VERSION = 1
@@ -474,13 +476,16 @@ def is_closed_now(sock):
     return True
 
 
-def connect(port, timeout=None):
-    """A TCP connection to 127.0.0.1:PORT, retrying while refused."""
+def connect(port, timeout=None, source=None):
+    """A TCP connection to 127.0.0.1:PORT, retrying while refused; from the
+    loopback address SOURCE (such as "127.0.0.2") when given, so that a test
+    can play several source addresses."""
     timeout = timeout or scaled(10)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                         source_address=(source, 0) if source else None)
             s.settimeout(None)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return s
@@ -569,8 +574,37 @@ class Session:
         self.sock.close()
 
 
+TAI64_BASE = (1 << 62) + 10   # TAI64 label of the Unix epoch, as libtai and WireGuard write it
+
+
+def tai64n(unix_ns):
+    """The 12-byte TAI64N form of a time in nanoseconds since the Unix epoch."""
+    return struct.pack(">QI", TAI64_BASE + unix_ns // 10**9, unix_ns % 10**9)
+
+
+def tai64n_unix_ns(stamp):
+    label, nano = struct.unpack(">QI", stamp[:TAI64N_LEN])
+    return (label - TAI64_BASE) * 10**9 + nano
+
+
+_last_stamp = {}
+
+
+def fresh_stamp(identity):
+    """A message 1 timestamp for IDENTITY: now, and strictly greater than the
+    last one made here for that identity (two dials in one clock tick)."""
+    ns = time.time_ns()
+    last = _last_stamp.get(id(identity))
+    if last is not None and ns <= last:
+        ns = last + 1
+    _last_stamp[id(identity)] = ns
+    return tai64n(ns)
+
+
 class Initiator:
-    """The dialing side of IK with a dissononce handshake."""
+    """The dialing side of IK with a dissononce handshake.  Message 1 carries
+    a fresh timestamp unless told otherwise (STAMP=False, or an explicit
+    payload: b"" is the empty payload of earlier stations)."""
 
     def __init__(self, identity, responder_key):
         self.identity = identity
@@ -578,7 +612,9 @@ class Initiator:
         self.hs.initialize(IKHandshakePattern(), True, PROLOGUE, s=identity.keypair,
                            rs=X25519PublicKey(responder_key))
 
-    def message1(self, payload=b""):
+    def message1(self, payload=None):
+        if payload is None:
+            payload = fresh_stamp(self.identity)
         buf = bytearray()
         self.hs.write_message(payload, buf)
         return bytes(buf)
@@ -591,12 +627,13 @@ class Initiator:
         return cs[0], cs[1], bytes(payload)
 
 
-def dial(port, identity, responder_key, payload=b"", hello=True, timeout=None):
-    """Connects as IDENTITY, runs the IK handshake against the station at
-    PORT, and (with HELLO) sends the key-confirming HELLO and reads the
-    station's HELLO reply.  Returns (Session, the station's HELLO fields or
-    None)."""
-    sock = connect(port)
+def dial(port, identity, responder_key, payload=None, hello=True, timeout=None, source=None):
+    """Connects as IDENTITY (from loopback address SOURCE when given), runs
+    the IK handshake against the station at PORT (message 1's PAYLOAD:
+    None for a fresh timestamp), and (with HELLO) sends the key-confirming
+    HELLO and reads the station's HELLO reply.  Returns (Session, the
+    station's HELLO fields or None)."""
+    sock = connect(port, source=source)
     try:
         ini = Initiator(identity, responder_key)
         m1 = ini.message1(payload)
@@ -604,6 +641,7 @@ def dial(port, identity, responder_key, payload=b"", hello=True, timeout=None):
         m2 = recv_frame(sock, timeout)
         send_cs, recv_cs, _ = ini.read_message2(m2)
         sess = Session(sock, send_cs, recv_cs)
+        sess.message1 = m1      # what an eavesdropper would have seen
         their_hello = None
         if hello:
             sess.send_record(T_HELLO, hello_body())
@@ -664,10 +702,12 @@ class Listener:
 class RecordingProxy:
     """Forwards TCP connections from a free local port to TARGET_PORT and
     keeps, per connection, the bytes the dialing side sent first (up to the
-    end of its first frame), so a test can replay a real message 1."""
+    end of its first frame), so a test can replay a real message 1.  DELAY
+    seconds are added to every piece forwarded, each way: a long line."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, delay=0.0):
         self.target_port = target_port
+        self.delay = delay      # seconds added to every forwarded piece, each way
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
@@ -715,6 +755,8 @@ class RecordingProxy:
                             with self.lock:
                                 self.first_frames.append(bytes(captured[2:2 + n]))
                             capture = False
+                if self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
@@ -722,6 +764,18 @@ class RecordingProxy:
             for s in (src, dst):
                 try:
                     s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        """Breaks every connection forwarded so far (both ends see it end),
+        as a lost line would; new connections are still forwarded."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            for step in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+                try:
+                    step()
                 except OSError:
                     pass
 
@@ -741,3 +795,112 @@ class RecordingProxy:
                     s.close()
                 except OSError:
                     pass
+
+
+class Replayer:
+    """An eavesdropper's replay: a thread that, RATE times a second, opens a
+    connection to PORT (from loopback address SOURCE), sends one of FRAMES
+    (captured handshake messages 1, in turn) and holds the connection open,
+    as an attacker that wants to keep a pending handshake would, until the
+    station closes it or HOLD seconds pass.  Counts what it sent and how many
+    connections the station answered (with a message 2).  A context manager:
+    the replay runs inside the `with` block."""
+
+    def __init__(self, port, frames, rate=100.0, hold=30.0, source=None):
+        self.port, self.frames, self.rate, self.hold = port, list(frames), rate, hold
+        self.source = source
+        self.sent = self.answered = self.failed = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(10)
+
+    def _run(self):
+        held = []   # (socket, opened at, answered)
+        nxt = time.monotonic()
+        i = 0
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if now >= nxt:
+                    nxt += 1.0 / self.rate
+                    try:
+                        s = socket.create_connection(
+                            ("127.0.0.1", self.port), timeout=2,
+                            source_address=(self.source, 0) if self.source else None)
+                        s.setblocking(False)
+                        frame = self.frames[i % len(self.frames)]
+                        s.send(struct.pack(">H", len(frame)) + frame)
+                        held.append([s, now, False])
+                        self.sent += 1
+                        i += 1
+                    except OSError:
+                        self.failed += 1
+                keep = []
+                for entry in held:
+                    s, opened, answered = entry
+                    gone = now - opened > self.hold
+                    try:
+                        data = s.recv(4096)
+                        if data:
+                            if not answered:
+                                self.answered += 1
+                            entry[2] = True
+                        else:
+                            gone = True
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        gone = True
+                    if gone:
+                        s.close()
+                    else:
+                        keep.append(entry)
+                held = keep
+                self.stopping.wait(max(0.0, min(0.005, nxt - time.monotonic())))
+        finally:
+            for s, _, _ in held:
+                s.close()
+
+
+class Flooder:
+    """A handshake flood: build/bench/bench_flood (bench/flood.c, beside
+    HOTLINE_BIN) keeps CONCURRENCY connections to PORT going, each from one
+    of the loopback addresses SOURCES (many source ports), sending one of
+    FRAMES (raw bytes, framing included) and closing once the station has.
+    The sender does no cryptography.  A context manager; `result` is
+    (connections, answered, per second) once it is over."""
+
+    def __init__(self, port, sources, frames, concurrency=64, work_dir=None):
+        tool = os.path.join(os.path.dirname(HOTLINE_BIN), "bench", "bench_flood")
+        assert os.access(tool, os.X_OK), f"{tool} is missing: build it (make)"
+        self.frame_file = os.path.join(work_dir or "/tmp", f"flood-frames-{os.getpid()}-{id(self)}")
+        with open(self.frame_file, "wb") as f:
+            f.write(b"".join(frames))
+        self.argv = [tool, f"127.0.0.1:{port}", "3600", str(concurrency), self.frame_file,
+                     *sources]
+        self.proc = None
+        self.result = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=scaled(10))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        os.unlink(self.frame_file)
+        assert self.proc.returncode == 0, f"bench_flood failed: {err}"
+        made, answered, rate = out.split()
+        self.result = (int(made), int(answered), float(rate))

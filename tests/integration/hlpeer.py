@@ -689,10 +689,23 @@ class Session:
             pass
 
 
+_last_stamp = {}
+
+
+def msg1_timestamp(me):
+    """Message 1's payload (docs/protocol.md section 2.1): a TAI64N timestamp
+    of now, strictly greater than the last one made here for ME."""
+    ns = time.time_ns()
+    ns = max(ns, _last_stamp.get(id(me), -1) + 1)
+    _last_stamp[id(me)] = ns
+    return struct.pack(">QI", (1 << 62) + 10 + ns // 10**9, ns % 10**9)
+
+
 def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=25000,
          hello_flags=None):
     """Connects as ME to a station listening on PORT, runs IK as the
-    initiator, sends HELLO and waits for the station's HELLO."""
+    initiator (message 1 timestamped), sends HELLO and waits for the
+    station's HELLO."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -709,7 +722,7 @@ def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=
         hs.initialize(IKHandshakePattern(), True, PROLOGUE, s=me.noise,
                       rs=X25519PublicKey(their_noise_pk))
         m1 = bytearray()
-        hs.write_message(b"", m1)
+        hs.write_message(msg1_timestamp(me), m1)
         sock.sendall(u16(len(m1)) + bytes(m1))
         n = struct.unpack(">H", _recv_exact(sock, 2, deadline))[0]
         m2 = _recv_exact(sock, n, deadline)

@@ -8,8 +8,9 @@ the station through a card and `peer add --fingerprint`, exactly as an
 operator would pin a real station; the fingerprint is computed here with
 hashlib from the definition in src/crypto/keys.h.  What crosses the wire is
 checked against docs/protocol.md: 2-byte big-endian frames, prologue
-"hotline/1", empty handshake payloads, records (version 1, type, body),
-HELLO, PING/PONG and CLOSE.
+"hotline/1", message 1's payload (a TAI64N timestamp, or empty from a
+station that predates it), message 2's empty payload, records (version 1,
+type, body), HELLO, PING/PONG and CLOSE.
 """
 
 import os
@@ -71,8 +72,8 @@ def test_dissononce_initiator_completes_handshake(stations):
     sock = h.connect(st.port)
     try:
         ini = h.Initiator(ident, st.noise_key)
-        m1 = ini.message1()
-        assert len(m1) == h.MSG1_LEN
+        m1 = ini.message1()     # with a timestamp, as a current station sends
+        assert len(m1) == h.MSG1_STAMPED_LEN
         h.send_frame(sock, m1)
         m2 = h.recv_frame(sock)
         # hotline sends an empty handshake payload: 32 e + 16 tag.
@@ -116,14 +117,32 @@ def test_dissononce_initiator_completes_handshake(stations):
         sock.close()
 
 
-def test_handshake_payload_is_accepted_and_ignored(stations):
+def test_message1_payload_timestamp_or_empty(stations):
+    """Message 1's payload is a TAI64N timestamp, and bytes after it are
+    ignored; an empty payload (a station from before timestamps) is
+    accepted too.  Anything else gets no reply."""
     ident = h.PyIdentity("delta")
     st = pinned_station(stations, ident)
-    sess, hello = h.dial(st.port, ident, st.noise_key, payload=b"ignored " * 32)
-    assert hello["min_version"] <= 1 <= hello["max_version"]
-    st.wait_connected("delta")
-    sess.ping()
-    sess.close()
+    accepted = [("timestamp", h.fresh_stamp(ident)),
+                ("timestamp and more", h.fresh_stamp(ident) + b"later fields " * 18),
+                ("empty", b"")]
+    for what, payload in accepted:
+        sess, hello = h.dial(st.port, ident, st.noise_key, payload=payload)
+        assert hello["min_version"] <= 1 <= hello["max_version"], what
+        sess.ping()
+        sess.close()
+    refused = [("11 bytes", h.fresh_stamp(ident)[:11]),
+               ("nanoseconds of 10^9", h.fresh_stamp(ident)[:8] + h.struct.pack(">I", 10**9)),
+               ("text", b"ignored " * 32),
+               ("257 bytes", h.fresh_stamp(ident) + bytes(245))]
+    for what, payload in refused:
+        sock = h.connect(st.port)
+        try:
+            h.send_frame(sock, h.Initiator(ident, st.noise_key).message1(payload))
+            got, _ = h.read_until_close(sock, h.scaled(5))
+            assert got == b"", f"{what}: the station answered {len(got)} bytes"
+        finally:
+            sock.close()
 
 
 def test_station_dials_dissononce_responder(stations):
@@ -134,9 +153,14 @@ def test_station_dials_dissononce_responder(stations):
         conn = listener.accept()
         try:
             m1 = h.recv_frame(conn)
-            assert len(m1) == h.MSG1_LEN, len(m1)
+            assert len(m1) == h.MSG1_STAMPED_LEN, len(m1)
             resp = h.Responder(ident)
-            assert resp.read_message1(m1) == b""
+            stamp = resp.read_message1(m1)
+            # The payload is the time of the dial, as TAI64N (its
+            # nanoseconds rounded down to a multiple of 2^24).
+            assert len(stamp) == h.TAI64N_LEN, stamp.hex()
+            assert abs(h.tai64n_unix_ns(stamp) / 1e9 - time.time()) < h.scaled(30), stamp.hex()
+            assert h.struct.unpack(">I", stamp[8:])[0] % (1 << 24) == 0, stamp.hex()
             assert resp.remote_static == st.noise_key
             m2, send_cs, recv_cs = resp.message2()
             h.send_frame(conn, m2)

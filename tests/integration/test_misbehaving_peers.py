@@ -5,7 +5,9 @@ Station A (washington) and its real pinned peer B (pyongyang) run and are
 linked.  Each test attacks A from the network: an unpinned key, garbage,
 truncated, oversized and empty frames, a flood of idle connections, a
 replayed handshake message 1, a stalled handshake, and an authenticated peer
-that breaks the record rules.  After each, A must still serve B: the A–B
+that breaks the record rules (the replays of a real peer's message 1 that
+matter most are in test_handshake_replay.py, floods in
+test_handshake_flood.py).  After each, A must still serve B: the A–B
 session is the same one (connected on both sides, with the same `since`,
 `sessions` count and `session_since`) and a new
 connection from a legitimate pinned initiator (a dissononce "probe" whose key
@@ -336,17 +338,13 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
             try:
                 h.send_frame(r, captured)
                 if attempt == 1:
-                    # Read A's message 2, then send junk as the "transport"
-                    # message: that session must die, not replace the link.
-                    m2 = h.recv_frame(r)
-                    assert len(m2) == h.MSG2_LEN
+                    # Junk as the "transport" message, in case A answered.
                     h.send_frame(r, os.urandom(64))
-                else:
-                    # While the replayed handshake is pending, the link stays up.
-                    time.sleep(HANDSHAKE_TIMEOUT / 2)
-                    pa = a.peer_status("pyongyang")
-                    assert session_of(pa) == a_session, pa
-                h.read_until_close(r, HANDSHAKE_TIMEOUT + h.scaled(5))
+                # A replay gets no message 2 at all (docs/protocol.md section
+                # 2.1), and is closed long before the handshake timeout.
+                got, took = h.read_until_close(r, HANDSHAKE_TIMEOUT + h.scaled(5))
+                assert got == b"", f"A answered a replay with {len(got)} bytes"
+                assert took < HANDSHAKE_TIMEOUT / 2, f"closed after {took:.2f}s"
             finally:
                 r.close()
             pa = a.peer_status("pyongyang")
@@ -426,17 +424,24 @@ def test_authenticated_protocol_violation_closes_session(net, violation):
     net.assert_serves_b()
 
 
+def pending_handshake(net, payload=None):
+    """A connection whose message 1 (from the probe's key: PAYLOAD None for
+    a fresh timestamp, b"" for none) A accepted: message 2 read, no HELLO."""
+    s = h.connect(net.a.port)
+    h.send_frame(s, h.Initiator(net.probe, net.a.noise_key).message1(payload))
+    assert len(h.recv_frame(s)) == h.MSG2_LEN
+    return s
+
+
 def test_pinned_key_handshake_flood_is_capped(net):
-    """Handshakes that name a pinned key but never confirm (replays, say) are
-    bounded per peer (docs/protocol.md section 5): with 9 pending, the
-    oldest is closed at once, long before the handshake timeout."""
+    """Handshakes with empty payloads that name a pinned key but never
+    confirm are bounded per peer (docs/protocol.md section 2.1): with 9
+    pending, the oldest is closed at once, long before the handshake
+    timeout."""
     pending = []
     try:
         for _ in range(9):
-            s = h.connect(net.a.port)
-            h.send_frame(s, h.Initiator(net.probe, net.a.noise_key).message1())
-            assert len(h.recv_frame(s)) == h.MSG2_LEN
-            pending.append(s)
+            pending.append(pending_handshake(net, payload=b""))
         got, took = h.read_until_close(pending[0], HANDSHAKE_TIMEOUT * 0.75)
         assert got == b""
         # The 8 newer ones are within the cap: open until their timeout.
@@ -445,6 +450,34 @@ def test_pinned_key_handshake_flood_is_capped(net):
         assert net.a.peer_status("probe")["state"] != "connected"
     finally:
         for s in pending:
+            s.close()
+    net.assert_serves_b()
+
+
+def test_newer_timestamp_supersedes_pending_handshakes(net):
+    """A message 1 with a newer timestamp is the peer's latest attempt: it
+    closes the key's handshakes still waiting for their HELLO, timestamped
+    or not; one with an empty payload never closes a timestamped one."""
+    plain = [pending_handshake(net, payload=b"") for _ in range(2)]
+    first = pending_handshake(net)
+    second = None
+    try:
+        for s in plain:
+            got, _ = h.read_until_close(s, HANDSHAKE_TIMEOUT * 0.75)
+            assert got == b""
+        # Nine more with empty payloads: the cap closes their own oldest,
+        # never the timestamped handshake.
+        plain = [pending_handshake(net, payload=b"") for _ in range(9)]
+        got, _ = h.read_until_close(plain[0], HANDSHAKE_TIMEOUT * 0.75)
+        assert not h.is_closed_now(first), "an empty payload closed a timestamped handshake"
+        second = pending_handshake(net)
+        got, took = h.read_until_close(first, HANDSHAKE_TIMEOUT * 0.75)
+        assert got == b""
+        for s in plain[1:]:
+            h.read_until_close(s, HANDSHAKE_TIMEOUT * 0.75)
+        assert not h.is_closed_now(second)
+    finally:
+        for s in plain + [first] + ([second] if second else []):
             s.close()
     net.assert_serves_b()
 

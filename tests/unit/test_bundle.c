@@ -14,7 +14,7 @@
 
 #include "bundle/format.h"
 #include "bundle/seal.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "wire/record.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "deliver/engine.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"

@@ -24,7 +24,7 @@
 #include "daemon/schedule.h"
 #include "deliver/author.h"
 #include "deliver/engine.h"
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"

@@ -1,4 +1,4 @@
-/* test_ini.c — the incremental INI reader (conf/ini.c): sections repeated,
+/* test_ini.c — the incremental INI reader (util/ini.c): sections repeated,
  * values kept whole with ';' and '#', whole-line comments, trimming, errors
  * with the right line numbers, the line cap and forbidden bytes. */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "conf/ini.h"
+#include "util/ini.h"
 #include "util/err.h"
 
 #define MAX_ITEMS 32

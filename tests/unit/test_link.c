@@ -37,22 +37,43 @@ static void keypair(struct keypair *k)
 struct side {
 	hl_link *l;
 	bool accept;             /* what authorize answers */
-	int authorized, confirmed, closed, writable, records;
+	int authorized, confirmed, closed, writable, records, admitted, accepted;
 	uint8_t auth_key[32];
 	uint8_t rec_type;
 	uint8_t *rec_body;
 	size_t rec_len;
-	bool close_in_authorize;
+	bool refuse_admit;       /* what admit answers, negated */
+	bool close_in_accepted;
+	struct hl_replay_window own_window;
+	struct hl_replay_window *window;   /* the key's, shared by links; NULL: own_window */
 };
 
-static bool cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
+static struct hl_replay_window *cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
 {
 	struct side *s = user;
+	(void)l;
 	s->authorized++;
 	memcpy(s->auth_key, key, 32);
-	if (s->close_in_authorize)
+	if (!s->accept)
+		return NULL;
+	return s->window ? s->window : &s->own_window;
+}
+
+static bool cb_admit(void *user, hl_link *l)
+{
+	struct side *s = user;
+	assert_int_equal(hl_link_state(l), HL_LINK_R_MSG1);
+	s->admitted++;
+	return !s->refuse_admit;
+}
+
+static void cb_accepted(void *user, hl_link *l)
+{
+	struct side *s = user;
+	assert_int_equal(hl_link_state(l), HL_LINK_R_MSG1);
+	s->accepted++;
+	if (s->close_in_accepted)
 		hl_link_close(l, HL_CLOSE_SHUTDOWN, NULL);
-	return s->accept;
 }
 
 static void cb_confirmed(void *user, hl_link *l)
@@ -89,7 +110,13 @@ static void cb_closed(void *user, hl_link *l)
 }
 
 static const struct hl_link_ops ops = {
-	cb_authorize, cb_confirmed, cb_record, cb_writable, cb_closed,
+	.authorize = cb_authorize,
+	.on_confirmed = cb_confirmed,
+	.on_record = cb_record,
+	.on_writable = cb_writable,
+	.on_closed = cb_closed,
+	.admit = cb_admit,
+	.on_accepted = cb_accepted,
 };
 
 static const struct hl_link_params params = {
@@ -346,8 +373,11 @@ static void test_local_pub_given(void **state)
 			/* Handshake states given back; one slot of keys each. */
 			assert_int_equal(hl_secmem_in_use(), base + 2);
 		} else {
-			/* Message 1 fails to authenticate: no authorize, no reply. */
-			assert_int_equal(r.authorized, 0);
+			/* Message 1 fails to authenticate: no reply.  (A wrong
+			 * initiator key is read, and asked about, before the ss DH
+			 * that shows it wrong.) */
+			assert_int_equal(r.authorized, wrong == 1);
+			assert_int_equal(r.accepted, 0);
 			assert_int_equal(r.closed, 1);
 			assert_int_equal(hl_link_state(r.l), HL_LINK_CLOSED);
 			assert_int_equal(hl_link_error(r.l), HL_EAUTH);
@@ -380,14 +410,15 @@ static void test_unpinned_initiator_gets_no_reply(void **state)
 	pair_free(&p);
 }
 
-static void test_close_from_authorize(void **state)
+static void test_close_from_on_accepted(void **state)
 {
 	(void)state;
 	struct pair p;
 	pair_new(&p, 0);
-	p.r.close_in_authorize = true;
+	p.r.close_in_accepted = true;
 	move(&p.i, &p.r, 0);
 	const uint8_t *out = NULL;
+	assert_int_equal(p.r.accepted, 1);
 	assert_int_equal(hl_link_state(p.r.l), HL_LINK_CLOSED);
 	assert_int_equal(hl_link_output(p.r.l, &out), 0);
 	assert_int_equal(p.r.closed, 0);   /* a local close: no callback */
@@ -431,6 +462,337 @@ static void test_wrong_responder_key_or_prologue(void **state)
 	assert_int_equal(hl_link_state(r.l), HL_LINK_R_HELLO);
 	raw_free(&w);
 	side_free(&r);
+}
+
+/* ---- message 1's timestamp (docs/protocol.md section 2.1) ---- */
+
+/* Message 1 from KEY to RS with PAYLOAD, framed into BUF (*N bytes). */
+static void msg1_with(const struct keypair *me, const uint8_t rs[32], const uint8_t *payload,
+		      size_t plen, uint8_t *buf, size_t cap, size_t *n)
+{
+	hl_noise_hs *hs = NULL;
+	size_t len = 0;
+	assert_int_equal(hl_noise_hs_new(&hs, HL_LINK_PROTOCOL, true), 0);
+	assert_int_equal(hl_noise_hs_set_prologue(hs, (const uint8_t *)HL_LINK_PROLOGUE,
+						  strlen(HL_LINK_PROLOGUE)), 0);
+	assert_int_equal(hl_noise_hs_set_s(hs, me->priv), 0);
+	assert_int_equal(hl_noise_hs_set_rs(hs, rs), 0);
+	assert_int_equal(hl_noise_hs_start(hs), 0);
+	assert_int_equal(hl_noise_hs_write(hs, payload, plen, buf + 2, cap - 2, &len), 0);
+	assert_int_equal(hl_frame_header(len, buf), 0);
+	*n = len + 2;
+	hl_noise_hs_free(hs);
+}
+
+static void stamped_msg1(const struct keypair *me, const uint8_t rs[32], uint64_t unix_s,
+			 uint8_t *buf, size_t cap, size_t *n)
+{
+	struct hl_stamp st;
+	hl_stamp_from_unix_ns(unix_s * 1000000000u, &st);
+	msg1_with(me, rs, st.b, sizeof(st.b), buf, cap, n);
+}
+
+/* A responder link on R with WINDOW (the key's, shared) and SEEN fed MSG;
+ * returns its state afterwards. */
+static enum hl_link_state responder_reads(struct side *r, const struct keypair *rk,
+					  struct hl_replay_window *window, hl_replay_cache *seen,
+					  const uint8_t *msg, size_t n)
+{
+	struct hl_link_params rp = params;
+	bool accept = r->accept, refuse = r->refuse_admit;
+	*r = (struct side){ .accept = accept, .refuse_admit = refuse, .window = window };
+	rp.seen = seen;
+	assert_int_equal(hl_link_new(&r->l, HL_LINK_RESPONDER, rk->priv, NULL, &rp, &ops, r, 0), 0);
+	hl_link_recv(r->l, msg, n, 1);
+	assert_int_equal(hl_link_check_invariants(r->l), 0);
+	return hl_link_state(r->l);
+}
+
+/* R refused its message 1 with ERR and answered nothing. */
+static void assert_refused(struct side *r, int err)
+{
+	const uint8_t *out = NULL;
+	assert_int_equal(hl_link_state(r->l), HL_LINK_CLOSED);
+	assert_int_equal(hl_link_error(r->l), err);
+	assert_int_equal(hl_link_output(r->l, &out), 0);
+	assert_int_equal(r->accepted, 0);
+}
+
+static void test_initiator_sends_timestamp(void **state)
+{
+	(void)state;
+	struct keypair ik, rk;
+	struct side i = { 0 }, r = { .accept = true };
+	struct hl_link_params ip = params;
+	struct hl_stamp sent, got, last = { { 0 } };
+	keypair(&ik);
+	keypair(&rk);
+	hl_stamp_next(&last, 1700000000ull * 1000000000u, &sent);
+	ip.msg1_stamp = &sent;
+	assert_int_equal(hl_link_new(&i.l, HL_LINK_INITIATOR, ik.priv, rk.pub, &ip, &ops, &i, 0), 0);
+	const uint8_t *m1 = NULL;
+	assert_int_equal(hl_link_output(i.l, &m1), 2 + 96 + HL_TAI64N_LEN);
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, rk.priv, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_false(hl_link_msg1_stamp(r.l, &got));
+	pump(&i, &r, 1);
+	assert_int_equal(i.confirmed + r.confirmed, 2);
+	assert_true(hl_link_msg1_stamp(r.l, &got));
+	assert_memory_equal(got.b, sent.b, HL_TAI64N_LEN);
+	assert_true(r.own_window.any);
+	assert_memory_equal(r.own_window.greatest.b, sent.b, HL_TAI64N_LEN);
+	side_free(&i);
+	side_free(&r);
+}
+
+static void test_timestamp_rule(void **state)
+{
+	(void)state;
+	struct keypair ik, rk;
+	struct hl_replay_window w = { 0 };
+	struct side r1 = { .accept = true }, r2 = { .accept = true }, r3 = { .accept = true };
+	struct side plain = { .accept = true }, plain2 = { .accept = true };
+	uint8_t m[512], m2[512];
+	size_t n = 0, n2 = 0;
+	keypair(&ik);
+	keypair(&rk);
+
+	/* The first, at T = 1000 s: accepted, and the window moves to it. */
+	stamped_msg1(&ik, rk.pub, 1000, m, sizeof(m), &n);
+	assert_int_equal(responder_reads(&r1, &rk, &w, NULL, m, n), HL_LINK_R_HELLO);
+	assert_int_equal(r1.accepted, 1);
+	struct hl_stamp t1 = w.greatest;
+	assert_true(w.any);
+	/* The same bytes again (a replay the cache did not catch): refused,
+	 * without a reply, after the key was asked about. */
+	assert_int_equal(responder_reads(&r2, &rk, &w, NULL, m, n), HL_LINK_CLOSED);
+	assert_refused(&r2, HL_EREPLAY);
+	assert_int_equal(r2.authorized, 1);
+	assert_memory_equal(w.greatest.b, t1.b, HL_TAI64N_LEN);
+	side_free(&r2);
+	/* Another message (a fresh ephemeral key) with the same timestamp: the
+	 * greatest is not "newer", so it is refused too; an older one also. */
+	for (uint64_t t = 1000; t >= 999; t--) {
+		stamped_msg1(&ik, rk.pub, t, m2, sizeof(m2), &n2);
+		assert_int_equal(responder_reads(&r2, &rk, &w, NULL, m2, n2), HL_LINK_CLOSED);
+		assert_refused(&r2, HL_EREPLAY);
+		assert_true(strstr(hl_link_error_text(r2.l), "is not newer than the last accepted"));
+		side_free(&r2);
+	}
+	/* A newer one is accepted and supersedes the first, not the reverse. */
+	stamped_msg1(&ik, rk.pub, 1001, m2, sizeof(m2), &n2);
+	assert_int_equal(responder_reads(&r3, &rk, &w, NULL, m2, n2), HL_LINK_R_HELLO);
+	assert_true(hl_stamp_cmp(&w.greatest, &t1) > 0);
+	assert_true(hl_link_supersedes(r3.l, r1.l));
+	assert_false(hl_link_supersedes(r1.l, r3.l));
+	/* An empty payload (a station from before timestamps): accepted, the
+	 * window untouched; it supersedes nothing, and a timestamped one
+	 * supersedes it. */
+	struct hl_stamp before = w.greatest, none;
+	msg1_with(&ik, rk.pub, NULL, 0, m2, sizeof(m2), &n2);
+	assert_int_equal(responder_reads(&plain, &rk, &w, NULL, m2, n2), HL_LINK_R_HELLO);
+	msg1_with(&ik, rk.pub, NULL, 0, m2, sizeof(m2), &n2);
+	assert_int_equal(responder_reads(&plain2, &rk, &w, NULL, m2, n2), HL_LINK_R_HELLO);
+	assert_false(hl_link_msg1_stamp(plain.l, &none));
+	assert_memory_equal(w.greatest.b, before.b, HL_TAI64N_LEN);
+	assert_false(hl_link_supersedes(plain.l, r3.l));
+	assert_false(hl_link_supersedes(plain.l, plain2.l));
+	assert_true(hl_link_supersedes(r3.l, plain.l));
+	/* The same empty-payload bytes again are accepted too (nothing tells
+	 * them apart): that is why they never supersede. */
+	side_free(&plain2);
+	assert_int_equal(responder_reads(&plain2, &rk, &w, NULL, m2, n2), HL_LINK_R_HELLO);
+	side_free(&plain2);
+	side_free(&plain);
+	side_free(&r3);
+	side_free(&r1);
+}
+
+static void test_seen_ephemeral_refused_before_any_work(void **state)
+{
+	(void)state;
+	struct keypair ik, rk, mallory;
+	struct hl_replay_window w = { 0 };
+	struct side r = { .accept = true };
+	hl_replay_cache *seen = hl_replay_cache_new(64), *fresh = hl_replay_cache_new(64);
+	uint8_t m[512], forged[512];
+	size_t n = 0;
+	keypair(&ik);
+	keypair(&rk);
+	keypair(&mallory);
+
+	stamped_msg1(&ik, rk.pub, 2000, m, sizeof(m), &n);
+	assert_int_equal(responder_reads(&r, &rk, &w, seen, m, n), HL_LINK_R_HELLO);
+	assert_true(hl_replay_cache_seen(seen, m + 2));
+	side_free(&r);
+	/* The replay: refused before admit, before authorize, before any DH. */
+	assert_int_equal(responder_reads(&r, &rk, &w, seen, m, n), HL_LINK_CLOSED);
+	assert_refused(&r, HL_EREPLAY);
+	assert_int_equal(r.admitted + r.authorized, 0);
+	side_free(&r);
+	/* A copy with one payload byte changed fails to authenticate and does
+	 * not mark its ephemeral key: the real message still gets through. */
+	memcpy(forged, m, n);
+	forged[n - 1] ^= 1;
+	assert_int_equal(responder_reads(&r, &rk, &w, fresh, forged, n), HL_LINK_CLOSED);
+	assert_refused(&r, HL_EAUTH);
+	assert_false(hl_replay_cache_seen(fresh, m + 2));
+	side_free(&r);
+	struct hl_replay_window w2 = { 0 };
+	assert_int_equal(responder_reads(&r, &rk, &w2, fresh, m, n), HL_LINK_R_HELLO);
+	side_free(&r);
+	/* An unpinned key is asked about once, before the ss DH; its replay
+	 * is then refused without asking again. */
+	stamped_msg1(&mallory, rk.pub, 2000, m, sizeof(m), &n);
+	r.accept = false;
+	assert_int_equal(responder_reads(&r, &rk, &w, seen, m, n), HL_LINK_CLOSED);
+	assert_refused(&r, HL_EPEER);
+	assert_int_equal(r.authorized, 1);
+	assert_memory_equal(hl_link_remote_key(r.l), mallory.pub, 32);
+	side_free(&r);
+	assert_int_equal(responder_reads(&r, &rk, &w, seen, m, n), HL_LINK_CLOSED);
+	assert_refused(&r, HL_EREPLAY);
+	assert_int_equal(r.authorized, 0);
+	side_free(&r);
+	hl_replay_cache_free(seen);
+	hl_replay_cache_free(fresh);
+}
+
+static void test_msg1_cheap_checks_and_payloads(void **state)
+{
+	(void)state;
+	struct keypair ik, rk;
+	struct hl_replay_window w = { 0 };
+	struct side r = { .accept = true };
+	uint8_t m[512], pl[300];
+	size_t n = 0;
+	keypair(&ik);
+	keypair(&rk);
+
+	/* Over the budget: closed before any DH, the key never asked about. */
+	stamped_msg1(&ik, rk.pub, 3000, m, sizeof(m), &n);
+	r.refuse_admit = true;
+	assert_int_equal(responder_reads(&r, &rk, &w, NULL, m, n), HL_LINK_CLOSED);
+	assert_refused(&r, HL_EBUSY);
+	assert_int_equal(r.admitted, 1);
+	assert_int_equal(r.authorized, 0);
+	assert_false(w.any);
+	side_free(&r);
+	r.refuse_admit = false;
+	/* Too short to be message 1: nothing asked. */
+	assert_int_equal(responder_reads(&r, &rk, &w, NULL, m, 2 + 95), HL_LINK_R_MSG1);
+	side_free(&r);
+	m[1] = 95;
+	assert_int_equal(responder_reads(&r, &rk, &w, NULL, m, 2 + 95), HL_LINK_CLOSED);
+	assert_refused(&r, HL_ETRUNC);
+	assert_int_equal(r.admitted, 0);
+	side_free(&r);
+	/* A header that announces more than message 1 may be: closed on the
+	 * header alone. */
+	const uint8_t big[2] = { (96 + HL_MSG1_PAYLOAD_MAX + 1) >> 8,
+				 (96 + HL_MSG1_PAYLOAD_MAX + 1) & 0xff };
+	assert_int_equal(responder_reads(&r, &rk, &w, NULL, big, 2), HL_LINK_CLOSED);
+	assert_refused(&r, HL_ETOOBIG);
+	assert_int_equal(r.admitted, 0);
+	side_free(&r);
+
+	/* Payloads that are not a timestamp: refused (after the DHs that
+	 * decrypt them; they come from the key's holder). */
+	struct { size_t len; uint8_t first, nano0; int err; } bad[] = {
+		{ 11, 0x40, 0, HL_ETRUNC },      /* short */
+		{ 12, 0xc0, 0, HL_EINVAL },      /* a reserved TAI64 label */
+		{ 12, 0x40, 0x3c, HL_EINVAL },   /* nanoseconds 0x3c000000 >= 10^9 */
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		memset(pl, 0, sizeof(pl));
+		pl[0] = bad[k].first;
+		pl[8] = bad[k].nano0;
+		msg1_with(&ik, rk.pub, pl, bad[k].len, m, sizeof(m), &n);
+		assert_int_equal(responder_reads(&r, &rk, &w, NULL, m, n), HL_LINK_CLOSED);
+		assert_refused(&r, bad[k].err);
+		side_free(&r);
+	}
+	assert_false(w.any);
+	/* A timestamp and as much after it as allowed (ignored): accepted. */
+	struct hl_stamp st;
+	hl_stamp_from_unix_ns(3001ull * 1000000000u, &st);
+	memset(pl, 0x55, sizeof(pl));
+	memcpy(pl, st.b, HL_TAI64N_LEN);
+	msg1_with(&ik, rk.pub, pl, HL_MSG1_PAYLOAD_MAX, m, sizeof(m), &n);
+	assert_int_equal(responder_reads(&r, &rk, &w, NULL, m, n), HL_LINK_R_HELLO);
+	assert_memory_equal(w.greatest.b, st.b, HL_TAI64N_LEN);
+	side_free(&r);
+}
+
+static void test_stamp_codec(void **state)
+{
+	(void)state;
+	struct hl_stamp s, last = { { 0 } }, a, b;
+	bool has = true;
+	static const uint8_t epoch[12] = { 0x40, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0 };
+
+	hl_stamp_from_unix_ns(0, &s);
+	assert_memory_equal(s.b, epoch, 12);
+	/* Nanoseconds are rounded down to a multiple of 2^24. */
+	hl_stamp_from_unix_ns(1500000123ull, &s);
+	assert_int_equal(hl_stamp_unix_ns(&s), 1000000000ull + 29ull * (1u << 24));
+	/* A peer's absurd timestamp saturates rather than wraps. */
+	memset(s.b, 0xff, 8);
+	s.b[0] = 0x7f;
+	assert_int_equal(hl_stamp_unix_ns(&s), UINT64_MAX);
+	/* The next stamp for a peer: now, or one nanosecond after the last. */
+	hl_stamp_next(&last, 5000000000ull, &a);
+	hl_stamp_next(&last, 5000000000ull, &b);
+	assert_true(hl_stamp_cmp(&b, &a) > 0);
+	assert_int_equal(hl_stamp_unix_ns(&b), hl_stamp_unix_ns(&a) + 1);
+	hl_stamp_next(&last, 4000000000ull, &b);   /* the clock went back */
+	assert_int_equal(hl_stamp_unix_ns(&b), hl_stamp_unix_ns(&a) + 2);
+	/* ... carrying into the seconds. */
+	hl_stamp_from_unix_ns(0, &last);
+	last.b[8] = 0x3b;
+	last.b[9] = 0x9a;
+	last.b[10] = 0xc9;
+	last.b[11] = 0xff;   /* 999999999 ns */
+	hl_stamp_next(&last, 0, &b);
+	assert_int_equal(hl_stamp_unix_ns(&b), 1000000000ull);
+	/* Decoding: empty, a timestamp with more after it, and the bad ones. */
+	assert_int_equal(hl_msg1_payload_decode(NULL, 0, &s, &has), 0);
+	assert_false(has);
+	uint8_t buf[HL_MSG1_PAYLOAD_MAX + 1];
+	memset(buf, 0xaa, sizeof(buf));
+	memcpy(buf, a.b, 12);
+	assert_int_equal(hl_msg1_payload_decode(buf, 40, &s, &has), 0);
+	assert_true(has);
+	assert_int_equal(hl_stamp_cmp(&s, &a), 0);
+	assert_int_equal(hl_msg1_payload_decode(buf, 11, &s, &has), HL_ETRUNC);
+	assert_int_equal(hl_msg1_payload_decode(buf, sizeof(buf), &s, &has), HL_ETOOBIG);
+	/* The window: newer only. */
+	struct hl_replay_window w = { 0 };
+	assert_int_equal(hl_replay_window_accept(&w, &a), 0);
+	assert_int_equal(hl_replay_window_accept(&w, &a), HL_EREPLAY);
+	assert_int_equal(hl_replay_window_accept(&w, &b), HL_EREPLAY);  /* 1 s < a */
+	hl_stamp_next(&last, 9000000000ull, &b);
+	assert_int_equal(hl_replay_window_accept(&w, &b), 0);
+}
+
+static void test_seen_cache_is_bounded(void **state)
+{
+	(void)state;
+	hl_replay_cache *c = hl_replay_cache_new(64);
+	uint8_t e[32] = { 0 }, first[32] = { 0 };
+	assert_false(hl_replay_cache_seen(c, first));
+	hl_replay_cache_add(c, first);
+	assert_true(hl_replay_cache_seen(c, first));
+	hl_replay_cache_add(c, first);   /* again: no second entry */
+	/* Thousands more push it out, and every recent one is still there. */
+	for (uint32_t k = 1; k <= 4096; k++) {
+		memcpy(e, &k, sizeof(k));
+		hl_replay_cache_add(c, e);
+		assert_true(hl_replay_cache_seen(c, e));
+	}
+	assert_false(hl_replay_cache_seen(c, first));
+	hl_replay_cache_free(c);
+	hl_replay_cache_free(NULL);
 }
 
 static void test_replayed_message1_never_confirms(void **state)
@@ -959,9 +1321,15 @@ int main(void)
 		cmocka_unit_test(test_handshake_confirms_both),
 		cmocka_unit_test(test_local_pub_given),
 		cmocka_unit_test(test_unpinned_initiator_gets_no_reply),
-		cmocka_unit_test(test_close_from_authorize),
+		cmocka_unit_test(test_close_from_on_accepted),
 		cmocka_unit_test(test_wrong_responder_key_or_prologue),
 		cmocka_unit_test(test_replayed_message1_never_confirms),
+		cmocka_unit_test(test_initiator_sends_timestamp),
+		cmocka_unit_test(test_timestamp_rule),
+		cmocka_unit_test(test_seen_ephemeral_refused_before_any_work),
+		cmocka_unit_test(test_msg1_cheap_checks_and_payloads),
+		cmocka_unit_test(test_stamp_codec),
+		cmocka_unit_test(test_seen_cache_is_bounded),
 		cmocka_unit_test(test_first_record_must_be_hello),
 		cmocka_unit_test(test_ping_pong_and_bad_records),
 		cmocka_unit_test(test_peer_close_text_is_sanitised),

@@ -1,4 +1,4 @@
-/* test_stage.c — staging (deliver/stage.c, deliver/records.c): the STAGE
+/* test_stage.c — staging (deliver/stage.c, wire/msgproto.c): the STAGE
  * and STAGED records encode and decode (and refuse what is malformed); a
  * file being written is staged in whole MiBs and never to its last byte;
  * the counterpart's staging file, taken, holds exactly the bytes sent and
@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "deliver/records.h"
+#include "wire/msgproto.h"
 #include "deliver/stage.h"
 #include "msg/item.h"
 #include "util/dio.h"

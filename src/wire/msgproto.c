@@ -1,6 +1,6 @@
-/* deliver/records.c — encoders and decoders of the messages protocol's
- * records (see records.h and docs/messages.md). */
-#include "deliver/records.h"
+/* wire/msgproto.c — encoders and decoders of the messages protocol's
+ * records (see msgproto.h and docs/messages.md). */
+#include "wire/msgproto.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
-/* conf/ini.c — the incremental INI reader (syntax and contract in ini.h). */
-#include "conf/ini.h"
+/* util/ini.c — the incremental INI reader (syntax and contract in ini.h). */
+#include "util/ini.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* conf/ini.h — hotline's own small incremental INI reader.
+/* util/ini.h — hotline's own small incremental INI reader.
  *
  * Why not inih: Debian's inih cannot tell two [Peer] sections apart and cuts
  * values at ';'.  This reader is shaped like wireguard-tools' config.c:
@@ -23,8 +23,8 @@
  * and leaves a message without file or line number in ini->err (the caller
  * prefixes "FILE:LINE: ", ini->line being the line number).  The message may
  * quote part of the line: hl_ini_finish() wipes it. */
-#ifndef HL_CONF_INI_H
-#define HL_CONF_INI_H
+#ifndef HL_UTIL_INI_H
+#define HL_UTIL_INI_H
 
 #include <stddef.h>
 

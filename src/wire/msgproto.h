@@ -1,9 +1,9 @@
-/* deliver/records.h — the records of the messages protocol
+/* wire/msgproto.h — the records of the messages protocol
  * (docs/messages.md): ITEM, CHUNK, ACK, RESUME, REFUSE and CREDIT bodies.  Pure
  * functions over (buf, len), every count and length capped, no I/O;
  * decoded bodies borrow from the input buffer. */
-#ifndef HL_DELIVER_RECORDS_H
-#define HL_DELIVER_RECORDS_H
+#ifndef HL_WIRE_MSGPROTO_H
+#define HL_WIRE_MSGPROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
