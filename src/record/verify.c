@@ -44,8 +44,10 @@ struct vctx {
 
 /* ---- a chain read ahead, its signatures checked on every core ---- */
 
-#define BATCH_ENTRIES 4096u
+#define BATCH_ENTRIES HL_RECORD_VERIFY_BATCH
 #define BATCH_BYTES (1024u * 1024)   /* items' bytes; a whole item always fits */
+
+uint32_t hl_record_verify_batch = BATCH_ENTRIES;
 
 struct batch {
 	hl_record_cursor *cur;
@@ -80,10 +82,12 @@ static void batch_sig(void *arg, size_t i)
 /* Reads the next entries from the cursor and checks their signatures. */
 static void batch_fill(struct batch *b)
 {
-	size_t used = 0;
+	size_t used = 0, most = hl_record_verify_batch;
 	const uint8_t *item;
+	if (most < 1 || most > BATCH_ENTRIES)
+		most = BATCH_ENTRIES;
 	b->n = b->next = 0;
-	while (b->n < BATCH_ENTRIES && used + HL_ITEM_MAX <= BATCH_BYTES) {
+	while (b->n < most && used + HL_ITEM_MAX <= BATCH_BYTES) {
 		struct hl_record_entry *e = &b->e[b->n];
 		int ret = hl_record_chain_next(b->cur, e, &item);
 		if (ret == 1 && e->type == HL_RECORD_ITEM && e->len > HL_ITEM_MAX)

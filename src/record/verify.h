@@ -14,11 +14,14 @@
  * and its signature checked once, its content and attachments come from
  * cursors that move with it; a reference into the other chain is a
  * look-up by position (record/reader.h: a fixed-size index and cache, so
- * the memory used does not grow with the file). */
+ * the memory used does not grow with the file).  The signatures are
+ * checked a batch of entries ahead of the rules, on every core, and each
+ * verdict is taken in order: the report is the one a single thread gives. */
 #ifndef HL_RECORD_VERIFY_H
 #define HL_RECORD_VERIFY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/config.h"
 #include "record/format.h"
@@ -35,6 +38,12 @@ struct hl_record_verdict {
 	size_t attachments;            /* attachments included (hash-checked) */
 	size_t equivocations;          /* proven */
 };
+
+/* Entries read ahead per batch (at most HL_RECORD_VERIFY_BATCH, at least
+ * 1): a test knob, so that small records cross batch boundaries
+ * (tests/unit/test_record_reader.c); hotline itself never changes it. */
+#define HL_RECORD_VERIFY_BATCH 4096u
+extern uint32_t hl_record_verify_batch;
 
 /* Notes for people about what holds but cannot be checked (refused and
  * missing positions) and about equivocation proven; one line each. */

@@ -5,7 +5,11 @@
  * then again with a two-checkpoint index (thinned over and over), a
  * one-slot cache and a one-entry reference window: the verdict and every
  * line of `show` must be the same; and every entry looked up by position,
- * in a random order, is the one the in-order cursor reads. */
+ * in a random order, is the one the in-order cursor reads.  Verify checks
+ * signatures a batch of entries ahead (record/verify.h): with batches of
+ * 1 and 7 entries the verdict is the same, and a bad signature on either
+ * side of a batch's edge is reported as the same entry with the same
+ * words. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +18,7 @@
 
 #include "record/reader.h"
 #include "record/show.h"
+#include "record/verify.h"
 #include "test_record_fixture.h"
 
 enum { W = 0, P = 1, MSGS = 600 };
@@ -110,12 +115,16 @@ static void test_small_index_and_cache_change_nothing(void **state)
 	hl_record_ckpt_max = 2;
 	hl_record_cache_max = 1;
 	hl_record_show_window = 1;
+	hl_record_verify_batch = 7;
+	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), 0);
+	hl_record_verify_batch = 1;
 	assert_int_equal(fx_check(buf, len, 0, 1, why, sizeof(why)), 0);
 	char *got = show_text(buf, len, &v1);
 	lookups_match_the_cursor(buf, len);
 	hl_record_ckpt_max = HL_RECORD_CKPT_MAX;
 	hl_record_cache_max = HL_RECORD_CACHE_SLOTS;
 	hl_record_show_window = 1u << 16;
+	hl_record_verify_batch = HL_RECORD_VERIFY_BATCH;
 	assert_int_equal(v1, v0);
 	if (strcmp(want, got) != 0) {
 		size_t i = 0;
@@ -141,10 +150,63 @@ static void test_small_index_and_cache_change_nothing(void **state)
 	free(h);
 }
 
+/* The byte offset of chain C's entry K's signature in the record BUF. */
+static size_t sig_offset(const uint8_t *buf, size_t len, unsigned c, uint64_t k)
+{
+	struct hl_record *rec;
+	struct hl_record_entry e;
+	char why[640];
+	assert_int_equal(hl_record_parse(buf, len, &rec, why, sizeof(why)), 0);
+	assert_int_equal(hl_record_entry_get(rec, c, k, &e), 0);
+	assert_int_equal(e.type, HL_RECORD_ITEM);
+	hl_record_free(rec);
+	return (size_t)(e.item_off + e.len - HL_SIG_LEN);
+}
+
+static void test_bad_signature_at_batch_edges(void **state)
+{
+	(void)state;
+	struct fx_hist *h = long_history();
+	uint8_t *buf;
+	size_t len;
+	fx_write(h, NULL, &buf, &len);
+	struct { unsigned c; uint64_t k; } at[] = {
+		{ W, 1 }, { W, 6 }, { W, 7 }, { W, 8 }, { W, 14 }, { W, 15 },
+		{ W, h->n[W] }, { P, 1 }, { P, 7 }, { P, 8 }, { P, h->n[P] },
+	};
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		uint8_t *bad = xmalloc(len);
+		memcpy(bad, buf, len);
+		bad[sig_offset(buf, len, at[i].c, at[i].k) + 5] ^= 0x20;
+		hl_record_reseal(bad, len, fx_sk[W]);   /* the seal holds: the item fails */
+		char want[96], why[3][640];
+		int r[3];
+		uint32_t batch[3] = { HL_RECORD_VERIFY_BATCH, 7, 1 };
+		for (int b = 0; b < 3; b++) {
+			hl_record_verify_batch = batch[b];
+			r[b] = fx_check(bad, len, 0, 1, why[b], sizeof(why[b]));
+		}
+		hl_record_verify_batch = HL_RECORD_VERIFY_BATCH;
+		snprintf(want, sizeof(want), "%s's entry %llu: the signature does not verify",
+			 fx_names[at[i].c], (unsigned long long)at[i].k);
+		if (strstr(why[0], want) != why[0])
+			fail_msg("chain %u entry %llu: '%s', not '%s...'", at[i].c,
+				 (unsigned long long)at[i].k, why[0], want);
+		for (int b = 1; b < 3; b++) {
+			assert_int_equal(r[b], r[0]);
+			assert_string_equal(why[b], why[0]);
+		}
+		free(bad);
+	}
+	free(buf);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_index_and_cache_change_nothing),
+		cmocka_unit_test(test_bad_signature_at_batch_edges),
 	};
 	if (sodium_init() < 0)
 		return 1;
