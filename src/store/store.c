@@ -102,7 +102,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf/config.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -1399,7 +1398,7 @@ static int item_insert(hl_store *st, const struct hl_item_row *row, int refused)
 int hl_store_insert_item(hl_store *st, const struct hl_item_row *row)
 {
 	if (!dir_ok(row->dir) || row->seq < 1 || row->seq > I64MAX ||
-	    !hl_item_kind_valid((int)row->kind) ||
+	    row->kind < HL_ITEM_MESSAGE || row->kind > HL_ITEM_KIND_MAX ||
 	    row->precedence >= HL_PREC_COUNT)
 		return fail(st, HL_EINVAL, "bad item row (dir %d, seq %" PRIu64 ", kind %d, "
 			    "precedence %u)", (int)row->dir, row->seq, (int)row->kind,

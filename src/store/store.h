@@ -29,7 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msg/item.h"
+#include "item/types.h"
+
+/* The store's file in the station directory. */
+#define HL_STORE_FILE "store.db"
 
 typedef struct hl_store hl_store;
 
