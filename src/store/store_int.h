@@ -1,9 +1,9 @@
 /* store/store_int.h — what the files of src/store/ share, and nothing
  * outside src/store/ includes: the handle, the numbers of the cached
  * statements (each file defines the SQL of its own), the error helpers,
- * the column readers, and the "several writes as one" bracket.  Every
- * name here starts with st_ (or S_ for a statement); store.h's opening
- * comment says which file owns what. */
+ * the column readers, and the "several writes as one" bracket.  Its
+ * functions' names start with st_, its statements' with S_; store.h's
+ * opening comment says which file owns what. */
 #ifndef HL_STORE_STORE_INT_H
 #define HL_STORE_STORE_INT_H
 
@@ -91,6 +91,7 @@ extern const char *const st_sql_peers[S_COUNT];
 extern const char *const st_sql_items[S_COUNT];
 extern const char *const st_sql_messages[S_COUNT];
 
+/* The handle (store.h): one connection and its cached statements. */
 struct hl_store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
