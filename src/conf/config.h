@@ -77,7 +77,6 @@
 #define HL_CONF_LOCK_FILE "station.lock"    /* flock()ed while editing station.conf */
 #define HL_DAEMON_LOCK_FILE "daemon.lock"   /* flock()ed by the running daemon */
 #define HL_CONTROL_SOCKET "control.sock"
-#define HL_STORE_FILE "store.db"
 
 #define HL_NAME_MAX 32      /* [a-z0-9][a-z0-9._-]{0,31} */
 #define HL_ADDR_MAX 270     /* HOST:PORT, host up to 253 chars or [v6] */

@@ -15,19 +15,7 @@
 #include <sodium.h>
 
 #include "crypto/sha256.h"
-
-#define HL_ITEM_MAX 16384
-#define HL_HASH_LEN 32
-#define HL_SIG_LEN 64
-#define HL_MSG_ID_LEN 16
-#define HL_SALT_LEN 32
-#define HL_MAX_ATTACHMENTS 64
-#define HL_MAX_RECEIPT_ENTRIES 256
-#define HL_SUBJECT_MAX 1024
-#define HL_BODY_MAX (16u << 20)
-/* A body up to this size travels inside its ITEM record; a larger one in
- * CHUNKs (docs/messages.md). */
-#define HL_INLINE_BODY_MAX 32768
+#include "item/types.h"
 
 #define HL_CTX_MESSAGE "hotline/1 message"
 #define HL_CTX_RECEIPT "hotline/1 receipt"
@@ -39,32 +27,10 @@
 #define HL_LABEL_SUBJECT "hotline/1 subject"
 #define HL_LABEL_BODY "hotline/1 body"
 
-/* The numbers are also the store's `items.kind` (0 there is a tombstone). */
-enum hl_item_kind {
-	HL_ITEM_MESSAGE = 1,
-	HL_ITEM_RECEIPT = 2,
-	HL_ITEM_CHECK = 3,
-	HL_ITEM_ANSWER = 4,
-	HL_ITEM_AGREEMENT = 5,
-	HL_ITEM_COUNTERSIGN = 6,
-	HL_ITEM_CALL = 7,
-};
-#define HL_ITEM_KIND_MAX 7
 /* 1 for a kind this code knows. */
 int hl_item_kind_valid(int kind);
 /* "message", "receipt", "check", ...; NULL for an unknown kind. */
 const char *hl_item_kind_name(int kind);
-
-#define HL_CHECK_ID_LEN 16
-#define HL_CHECK_TIMEOUT_MAX (24u * 3600 * 1000)
-
-enum hl_precedence {
-	HL_PREC_ROUTINE = 0,
-	HL_PREC_PRIORITY = 1,
-	HL_PREC_IMMEDIATE = 2,
-	HL_PREC_FLASH = 3,
-};
-#define HL_PREC_COUNT 4
 
 /* "routine" ... "flash"; NULL for an invalid value. */
 const char *hl_precedence_name(unsigned prec);

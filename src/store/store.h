@@ -3,7 +3,7 @@
  * commit that returns is on disk: nothing is acknowledged (to the operator
  * or to a peer) before the commit that makes it durable.
  *
- * What it holds (schema in store.c, with its version and migrations):
+ * What it holds (the schema, its version and migrations: schema.c):
  *   peers        one row per counterpart ever known, keyed by SigningKey
  *   items        both chains of every link: the items we authored (dir OUT)
  *                and those our peers authored (dir IN), as encoded bytes,
@@ -13,6 +13,25 @@
  *                subject, body, state
  *   attachments  one row per attachment: name, size, hash, file path,
  *                and `done` (bytes durable at the receiver)
+ *
+ * Its files, each owning one concern and saying so at its top:
+ *   handle.c     the handle: transactions and savepoints, errors, the
+ *                statement cache, the column readers
+ *   open.c       the file and the connection: opening (read-only too) and
+ *                its settings
+ *   schema.c     the schema: its tables, their invariants and migrations,
+ *                and hl_store_verify, which checks the invariants
+ *   peers.c      one row per counterpart ever known; the quota's usage
+ *   items.c      both chains of every link: items and tombstones, chain
+ *                heads and contiguity, acknowledgements and the send
+ *                queue, the chain rules' lookups, equivocation evidence
+ *   messages.c   messages and attachments: rows, states, parts, and the
+ *                delivery engine's and the chain rules' queries over them
+ *   checks.c     line checks and agreements
+ *   purge.c      retention: the purge of old messages and the unlink queue
+ *   restore.c    backup, and what a restored store does until the peer
+ *                has said how much of our chain it holds
+ *   store_int.h  what they share (nothing outside src/store/ includes it)
  *
  * Concurrency: the CLI and the daemon open the store at once; writers use
  * BEGIN IMMEDIATE and a busy timeout.  Every function returns 0 or a
@@ -29,7 +48,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msg/item.h"
+#include "item/types.h"
+
+/* The store's file in the station directory. */
+#define HL_STORE_FILE "store.db"
 
 typedef struct hl_store hl_store;
 
