@@ -167,10 +167,10 @@ int hl_signer_generate(hl_signer **out)
 	return signer_make(out, NULL, NULL);
 }
 
-int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *noise_priv,
-				 const uint8_t *sign_seed)
+int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *x25519,
+				 const uint8_t *ed25519_seed)
 {
-	return signer_make(out, noise_priv, sign_seed);
+	return signer_make(out, x25519, ed25519_seed);
 }
 
 const uint8_t *hl_signer_noise_pub(const hl_signer *s)

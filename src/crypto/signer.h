@@ -81,10 +81,10 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 		 uint8_t out[static HL_KEY_LEN]);
 
 /* Tests, fuzz targets and the benchmarks only: a signer from raw keys.
- * NOISE_PRIV is the X25519 private key, SIGN_SEED the 32-byte Ed25519
- * seed; NULL makes that one at random.  No station code calls this: a
- * station's keys come from identity.key. */
-int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *noise_priv,
-				 const uint8_t *sign_seed);
+ * X25519 is the 32-byte X25519 private key, ED25519_SEED the 32-byte
+ * Ed25519 seed; NULL makes that one at random.  No station code calls
+ * this: a station's keys come from identity.key. */
+int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *x25519,
+				 const uint8_t *ed25519_seed);
 
 #endif
