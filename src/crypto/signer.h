@@ -22,10 +22,9 @@
  * caller changing.
  *
  * Memory: the secret keys are in sodium_malloc() memory (locked, guarded,
- * left out of core dumps), made inaccessible (PROT_NONE) between
- * operations, and wiped by hl_signer_free().  The operations may be called
- * from several threads; they take a lock around the moment the keys are
- * readable. */
+ * left out of core dumps), read-only once made, and wiped by
+ * hl_signer_free().  The operations only read the signer, so several
+ * threads may use one at once. */
 #ifndef HL_CRYPTO_SIGNER_H
 #define HL_CRYPTO_SIGNER_H
 

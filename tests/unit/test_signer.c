@@ -210,8 +210,7 @@ static void *sign_many(void *arg)
 	return NULL;
 }
 
-/* The keys are closed (PROT_NONE) between operations; two threads at once
- * must not close them under each other (without the lock this crashes). */
+/* Several threads may use one signer at once (signer.h). */
 static void test_threads(void **state)
 {
 	(void)state;
