@@ -431,7 +431,8 @@ static void test_check_answered(void **state)
 	struct hl_item it;
 	assert_int_equal(hl_store_get_item(B.store, hl_engine_peer_id(B.eng), HL_DIR_OUT, 1, &irow,
 					   buf, sizeof(buf)), 0);
-	assert_int_equal(hl_item_open(buf, irow.encoded_len, hl_signer_sign_pk(B.id), hl_signer_sign_pk(A.id), &it), 0);
+	assert_int_equal(hl_item_open(buf, irow.encoded_len, hl_signer_sign_pk(B.id),
+				      hl_signer_sign_pk(A.id), &it), 0);
 	assert_int_equal(it.kind, HL_ITEM_ANSWER);
 	assert_int_equal(it.u.ans.by, HL_ANSWER_STATION);
 	assert_int_equal(it.u.ans.check_seq, 1);
