@@ -66,8 +66,7 @@ struct bench {
 	int ep;
 	struct sockaddr_in addr;
 	uint8_t server_key[32];
-	uint8_t (*keys)[32];
-	uint8_t (*pubs)[32];   /* keys' public halves, derived once (as the daemon does) */
+	hl_signer **keys;      /* one signer per key of KEYFILE */
 	struct hl_stamp *stamps; /* the last message 1 timestamp sent with each key */
 	size_t nkeys;
 	size_t next_key;
@@ -138,26 +137,38 @@ static int load_keys(struct bench *b, const char *keyfile)
 		return die("cannot open '%s': %s", keyfile, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		size_t binlen = 0;
+		uint8_t key[32];
 		if (b->nkeys == cap) {
 			cap = cap ? cap * 2 : 1024;
 			b->keys = xrealloc(b->keys, cap * sizeof(*b->keys));
 		}
-		if (sodium_hex2bin(b->keys[b->nkeys], 32, line, strlen(line), "\n", &binlen, NULL) != 0 ||
+		if (sodium_hex2bin(key, 32, line, strlen(line), "\n", &binlen, NULL) != 0 ||
 		    binlen != 32) {
 			fclose(f);
 			return die("%s: line %zu is not a 64-digit hex key", keyfile, b->nkeys + 1);
+		}
+		/* The bench's throwaway keys are raw bytes, so it makes its
+		 * signers as the tests do; a station loads identity.key. */
+		int ret = hl_signer_from_raw_for_tests(&b->keys[b->nkeys], key, NULL);
+		sodium_memzero(key, sizeof(key));
+		if (ret < 0) {
+			fclose(f);
+			return die("%s: line %zu is not a usable X25519 key", keyfile, b->nkeys + 1);
 		}
 		b->nkeys++;
 	}
 	fclose(f);
 	if (b->nkeys == 0)
 		return die("%s holds no keys", keyfile);
-	b->pubs = xmalloc(b->nkeys * sizeof(*b->pubs));
 	b->stamps = xcalloc(b->nkeys, sizeof(*b->stamps));
-	for (size_t i = 0; i < b->nkeys; i++)
-		if (crypto_scalarmult_base(b->pubs[i], b->keys[i]) != 0)
-			return die("%s: line %zu is not a usable X25519 key", keyfile, i + 1);
 	return 0;
+}
+
+static void free_keys(struct bench *b)
+{
+	for (size_t i = 0; i < b->nkeys; i++)
+		hl_signer_free(b->keys[i]);
+	free(b->keys);
 }
 
 static int setup(struct bench *b, const char *addr, const char *noisekey, const char *keyfile)
@@ -229,7 +240,6 @@ static int conn_start(struct bench *b, struct conn *c)
 	c->connecting = true;
 	struct hl_link_params params = b->params;
 	struct hl_stamp stamp;
-	params.local_pub = b->pubs[c->key];
 	/* A timestamped message 1, as a station sends (docs/protocol.md 2.1). */
 	hl_stamp_next(&b->stamps[c->key], hl_wall_ms() * 1000000u, &stamp);
 	params.msg1_stamp = &stamp;
@@ -508,8 +518,7 @@ int main(int argc, char **argv)
 		if (setup(&b, argv[2], argv[3], argv[4]))
 			return 1;
 		ret = idle(&b, (size_t)n, pid, settle);
-		free(b.keys);
-		free(b.pubs);
+		free_keys(&b);
 		free(b.stamps);
 		close(b.ep);
 		return ret;
@@ -522,8 +531,7 @@ int main(int argc, char **argv)
 		if (setup(&b, argv[2], argv[3], argv[4]))
 			return 1;
 		ret = handshakes(&b, secs, (size_t)conc);
-		free(b.keys);
-		free(b.pubs);
+		free_keys(&b);
 		free(b.stamps);
 		close(b.ep);
 		return ret;

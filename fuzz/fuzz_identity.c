@@ -1,15 +1,18 @@
-/* fuzz_identity.c — libFuzzer target for hl_identity_parse.  An accepted
- * identity must hold consistent key pairs (the public keys derive from the
- * private ones). */
+/* fuzz_identity.c — libFuzzer target for hl_signer_parse (the identity
+ * file).  An accepted identity must hold consistent key pairs: its DH
+ * agrees with one made from its public NoiseKey, and what it signs
+ * verifies with its public SigningKey. */
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t peer[32], peer_pub[32];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -17,25 +20,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	if (sodium_init() < 0)
 		abort();
+	memset(peer, 0x77, sizeof(peer));
+	if (crypto_scalarmult_base(peer_pub, peer) != 0)
+		abort();
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	hl_identity *id = NULL;
-	if (hl_identity_parse((const char *)data, size, &id) < 0) {
+	static const uint8_t msg[] = "hotline/1 check\0fuzz";
+	hl_signer *id = NULL;
+	uint8_t ours[32], theirs[32], sig[64];
+	if (hl_signer_parse((const char *)data, size, &id) < 0) {
 		if (id)
 			abort();
 		return 0;
 	}
-	uint8_t pub[32], pk[32], sk[64];
-	if (crypto_scalarmult_base(pub, id->noise_priv) != 0 ||
-	    memcmp(pub, id->noise_pub, 32) != 0)
+	if (hl_signer_dh(id, peer_pub, ours) != 0 ||
+	    crypto_scalarmult(theirs, peer, hl_signer_noise_pub(id)) != 0 ||
+	    memcmp(ours, theirs, 32) != 0)
 		abort();
-	crypto_sign_seed_keypair(pk, sk, id->sign_sk);
-	if (memcmp(pk, id->sign_pk, 32) != 0 || memcmp(sk, id->sign_sk, 64) != 0)
+	if (hl_signer_sign(id, "hotline/1 check", msg, sizeof(msg), sig) != 0 ||
+	    crypto_sign_verify_detached(sig, msg, sizeof(msg), hl_signer_sign_pk(id)) != 0)
 		abort();
-	sodium_memzero(sk, sizeof(sk));
-	hl_identity_free(id);
+	hl_signer_free(id);
 	return 0;
 }

@@ -186,10 +186,12 @@ static void deliver(struct side *from, struct side *to, size_t n, long flip, uin
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool inited;
-	static uint8_t ipriv[32], rpriv[32], rpub[32];
+	static hl_signer *ikey, *rkey;
 	static uint8_t *body;
-	struct hl_link_params params = { 1000, 3000, 5000, 20000, NULL, HL_HELLO_FLAG_CREDIT,
-					 NULL, NULL };
+	struct hl_link_params params = { .keepalive_ms = 1000, .keepalive_timeout_ms = 3000,
+					 .handshake_timeout_ms = 5000, .max_age_ms = 20000,
+					 .hello_flags = HL_HELLO_FLAG_CREDIT };
+	uint8_t key[32];
 	struct hl_stamp stamp, last = { { 0 } };
 	uint64_t now = 1;
 	size_t pos = 0;
@@ -198,9 +200,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		randombytes_set_implementation(&rng_impl);
 		if (sodium_init() < 0)
 			abort();
-		memset(ipriv, 0x41, 32);
-		memset(rpriv, 0x52, 32);
-		crypto_scalarmult_base(rpub, rpriv);
+		memset(key, 0x41, 32);
+		if (hl_signer_from_raw_for_tests(&ikey, key, key) < 0)
+			abort();
+		memset(key, 0x52, 32);
+		if (hl_signer_from_raw_for_tests(&rkey, key, key) < 0)
+			abort();
 		body = malloc(HL_RECORD_BODY_MAX);
 		inited = true;
 	}
@@ -214,9 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hl_stamp_next(&last, 1700000000000000000ull, &stamp);
 	params.msg1_stamp = stamped ? &stamp : NULL;
 	params.seen = hl_replay_cache_new(64);
-	CHECK(hl_link_new(&sides[0].l, HL_LINK_INITIATOR, ipriv, rpub, &params, &ops, &sides[0],
-			  now) == 0);
-	CHECK(hl_link_new(&sides[1].l, HL_LINK_RESPONDER, rpriv, NULL, &params, &ops, &sides[1],
+	CHECK(hl_link_new(&sides[0].l, HL_LINK_INITIATOR, ikey, hl_signer_noise_pub(rkey), &params,
+			  &ops, &sides[0], now) == 0);
+	CHECK(hl_link_new(&sides[1].l, HL_LINK_RESPONDER, rkey, NULL, &params, &ops, &sides[1],
 			  now) == 0);
 
 #define NEXT() (pos < size ? data[pos++] : 0)

@@ -11,7 +11,7 @@
 
 #include "bundle/seal.h"
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "store/store.h"
 
 /* At most this many items go in one bundle; the rest wait for the next. */
@@ -28,14 +28,14 @@ struct hl_bundle_export_stats {
  * acknowledged message still short of a receipt, each message with its
  * content and all its parts (attachments read from DIR/out/), then END.
  * SINK gets the bytes.  ERR: one line on failure. */
-int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_export(const char *dir, hl_store *st, const hl_signer *me,
 		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
 		     struct hl_bundle_export_stats *stats, char *err, size_t errlen);
 /* The same, incremental: only the unacknowledged items with seq > AFTER
  * (and the ACK); with FLASH_ONLY, of those only the FLASH ones (FLASH
  * messages, receipts, checks, answers, agreements) and no acknowledged
  * message is sent again.  AFTER 0 without FLASH_ONLY is hl_bundle_export(). */
-int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 			   const hl_peer_conf *peer, uint64_t after, bool flash_only,
 			   hl_bundle_sink sink, void *arg, struct hl_bundle_export_stats *stats,
 			   char *err, size_t errlen);
@@ -53,7 +53,7 @@ struct hl_bundle_import_stats {
  * authoring the receipts for what became visible.  Importing the same
  * bundle again stores nothing new.  ERR: one line on failure; nothing is
  * committed then. */
-int hl_bundle_import(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 		     const hl_station_conf *conf, const uint8_t *buf, size_t len,
 		     struct hl_bundle_import_stats *stats, char *err, size_t errlen);
 

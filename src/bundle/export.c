@@ -234,14 +234,14 @@ out:
 	return ret;
 }
 
-int hl_bundle_export(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_export(const char *dir, hl_store *st, const hl_signer *me,
 		     const hl_peer_conf *peer, hl_bundle_sink sink, void *arg,
 		     struct hl_bundle_export_stats *stats, char *err, size_t errlen)
 {
 	return hl_bundle_export_after(dir, st, me, peer, 0, false, sink, arg, stats, err, errlen);
 }
 
-int hl_bundle_export_after(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 			   const hl_peer_conf *peer, uint64_t after, bool flash_only,
 			   hl_bundle_sink sink, void *arg, struct hl_bundle_export_stats *stats,
 			   char *err, size_t errlen)

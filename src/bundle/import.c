@@ -27,7 +27,7 @@
 
 struct importer {
 	const hl_station_conf *conf;
-	const hl_identity *me;
+	const hl_signer *me;
 	const hl_peer_conf *peer;     /* the sender, from the handshake */
 	struct hl_bundle_check check;
 	hl_engine *engine;            /* the second pass only */
@@ -45,7 +45,7 @@ static int on_sender(void *arg, const uint8_t noise_pub[static 32])
 	if (im->peer && im->peer != p)
 		return HL_EPEER; /* the file changed between the passes */
 	im->peer = p;
-	hl_bundle_check_init(&im->check, p->signing_key, im->me->sign_pk);
+	hl_bundle_check_init(&im->check, p->signing_key, hl_signer_sign_pk(im->me));
 	return 0;
 }
 
@@ -90,7 +90,7 @@ static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, 
 	return ret;
 }
 
-int hl_bundle_import(const char *dir, hl_store *st, const hl_identity *me,
+int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 		     const hl_station_conf *conf, const uint8_t *buf, size_t len,
 		     struct hl_bundle_import_stats *stats, char *err, size_t errlen)
 {

@@ -26,7 +26,7 @@ struct hl_bundle_sealer {
 /* The handshake of a bundle: ME's static key (for the sealer, the
  * initiator) and the peer's (the recipient's, for the sealer), the header
  * as prologue, so that a changed header fails the handshake. */
-static int hs_new(hl_noise_hs **out, bool initiator, const hl_identity *me,
+static int hs_new(hl_noise_hs **out, bool initiator, const hl_signer *me,
 		  const uint8_t *recipient, const uint8_t hdr[static HL_BUNDLE_HDR_LEN])
 {
 	hl_noise_hs *hs = NULL;
@@ -34,7 +34,7 @@ static int hs_new(hl_noise_hs **out, bool initiator, const hl_identity *me,
 	if (ret == 0)
 		ret = hl_noise_hs_set_prologue(hs, hdr, HL_BUNDLE_HDR_LEN);
 	if (ret == 0)
-		ret = hl_noise_hs_set_s(hs, me->noise_priv);
+		ret = hl_noise_hs_set_s(hs, me);
 	if (ret == 0 && recipient)
 		ret = hl_noise_hs_set_rs(hs, recipient);
 	if (ret == 0)
@@ -53,7 +53,7 @@ static int emit_frame(hl_bundle_sealer *s, size_t mlen)
 	return ret < 0 ? ret : s->sink(s->arg, s->out, HL_FRAME_HDR_LEN + mlen);
 }
 
-int hl_bundle_seal_begin(hl_bundle_sealer **out, const hl_identity *me,
+int hl_bundle_seal_begin(hl_bundle_sealer **out, const hl_signer *me,
 			 const uint8_t recipient_noise[static 32], hl_bundle_sink sink, void *arg)
 {
 	uint8_t hdr[HL_BUNDLE_HDR_LEN];
@@ -161,7 +161,7 @@ static int next_frame(const uint8_t *buf, size_t len, size_t *pos, const uint8_t
 	return 0;
 }
 
-int hl_bundle_open(const uint8_t *buf, size_t len, const hl_identity *me,
+int hl_bundle_open(const uint8_t *buf, size_t len, const hl_signer *me,
 		   const struct hl_bundle_open_cb *cb, char *err, size_t errlen)
 {
 	uint8_t keyid[HL_BUNDLE_KEYID_LEN], mine[HL_BUNDLE_KEYID_LEN];
@@ -180,7 +180,7 @@ int hl_bundle_open(const uint8_t *buf, size_t len, const hl_identity *me,
 			 ret == HL_ETRUNC ? "shorter than its header" : "no bundle magic");
 		goto out;
 	}
-	hl_bundle_key_id(me->noise_pub, mine);
+	hl_bundle_key_id(hl_signer_noise_pub(me), mine);
 	if (sodium_memcmp(keyid, mine, sizeof(mine)) != 0) {
 		hl_hex(keyid, sizeof(keyid), hex);
 		snprintf(err, errlen, "addressed to another station (key id %s)", hex);

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 
 typedef int (*hl_bundle_sink)(void *arg, const void *buf, size_t len);
 
@@ -24,7 +24,7 @@ typedef struct hl_bundle_sealer hl_bundle_sealer;
 /* Writes the header and the handshake message to SINK.  ME seals (its
  * NoiseKey is the static key the recipient learns), RECIPIENT_NOISE is
  * the peer's NoiseKey. */
-int hl_bundle_seal_begin(hl_bundle_sealer **out, const hl_identity *me,
+int hl_bundle_seal_begin(hl_bundle_sealer **out, const hl_signer *me,
 			 const uint8_t recipient_noise[static 32], hl_bundle_sink sink, void *arg);
 /* One record (version 1, TYPE, BODY); BLEN at most HL_RECORD_BODY_MAX. */
 int hl_bundle_seal_record(hl_bundle_sealer *s, uint8_t type, const uint8_t *body, size_t blen);
@@ -49,7 +49,7 @@ struct hl_bundle_open_cb {
  * that fails, HL_ETRUNC when the file ends inside a frame).  ERR gets one
  * line on failure.  Whether END came last is the record callback's
  * business (bundle/format.h). */
-int hl_bundle_open(const uint8_t *buf, size_t len, const hl_identity *me,
+int hl_bundle_open(const uint8_t *buf, size_t len, const hl_signer *me,
 		   const struct hl_bundle_open_cb *cb, char *err, size_t errlen);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/text.h"
@@ -46,7 +46,7 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	char err[HL_CONF_ERR_LEN];
 	char q[256];
 	hl_station_conf *conf = NULL;
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	char *id_path = NULL, *text = NULL;
 	int ret, c, r;
 
@@ -73,15 +73,15 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
-	if ((r = hl_identity_load(id_path, &id)) < 0) {
+	if ((r = hl_signer_load(id_path, &id)) < 0) {
 		ret = hl_fail("card", "%s: %s", id_path, hl_strerror(r));
 		goto out;
 	}
 	hl_card card;
 	memset(&card, 0, sizeof(card));
 	memcpy(card.name, conf->name, sizeof(card.name));
-	memcpy(card.noise_key, id->noise_pub, HL_KEY_LEN);
-	memcpy(card.signing_key, id->sign_pk, HL_KEY_LEN);
+	memcpy(card.noise_key, hl_signer_noise_pub(id), HL_KEY_LEN);
+	memcpy(card.signing_key, hl_signer_sign_pk(id), HL_KEY_LEN);
 	memcpy(card.address, conf->address, sizeof(card.address));
 	uint8_t fp[HL_FP_LEN];
 	char fp_text[HL_FP_TEXT_LEN];
@@ -98,7 +98,7 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 out:
 	free(text);
 	free(id_path);
-	hl_identity_free(id);
+	hl_signer_free(id);
 	hl_conf_free(conf);
 	return ret;
 }

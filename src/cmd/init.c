@@ -20,7 +20,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "conf/perms.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -86,7 +86,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 	};
 	const char *listen = DEFAULT_LISTEN, *address = NULL;
 	char *id_path = NULL, *conf_path = NULL, *text = NULL;
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	int made_dir = 0, made_id = 0;
 	int ret, c, r;
 	char q[256];
@@ -157,11 +157,11 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 			      ctx->dir, HL_IDENTITY_FILE, HL_CONF_FILE);
 		goto out;
 	}
-	if ((r = hl_identity_generate(&id)) < 0) {
+	if ((r = hl_signer_generate(&id)) < 0) {
 		ret = hl_fail("init", "cannot generate keys: %s", hl_strerror(r));
 		goto out;
 	}
-	if ((r = hl_identity_write_new(id_path, id)) < 0) {
+	if ((r = hl_signer_write_new(id_path, id)) < 0) {
 		ret = hl_fail("init", "%s: %s", id_path, hl_strerror(r));
 		goto out;
 	}
@@ -177,7 +177,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 
 	uint8_t fp[HL_FP_LEN];
 	char fp_text[HL_FP_TEXT_LEN];
-	hl_fingerprint(id->noise_pub, id->sign_pk, fp);
+	hl_signer_fingerprint(id, fp);
 	hl_fingerprint_text(fp, fp_text);
 	printf("Created station '%s' in %s.\n"
 	       "Fingerprint: %s\n"
@@ -193,7 +193,7 @@ out:
 		unlink(id_path);
 	if (made_dir)
 		rmdir(ctx->dir);
-	hl_identity_free(id);
+	hl_signer_free(id);
 	free(text);
 	free(id_path);
 	free(conf_path);

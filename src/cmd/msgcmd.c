@@ -32,7 +32,7 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		return ret == -ENOENT ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
 	if (need_identity) {
 		char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
-		ret = hl_identity_load(path, &mc->me);
+		ret = hl_signer_load(path, &mc->me);
 		if (ret < 0) {
 			hl_fail(name, "cannot load %s: %s", path, hl_strerror(ret));
 			free(path);
@@ -110,7 +110,7 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 void hl_msgcmd_close(struct hl_msgcmd *mc)
 {
 	hl_store_close(mc->store);
-	hl_identity_free(mc->me);
+	hl_signer_free(mc->me);
 	hl_conf_free(mc->conf);
 	memset(mc, 0, sizeof(*mc));
 }

@@ -11,13 +11,13 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "msg/message.h"
 #include "store/store.h"
 
 struct hl_msgcmd {
 	hl_station_conf *conf;
-	hl_identity *me;     /* only when opened with need_identity */
+	hl_signer *me;     /* only when opened with need_identity */
 	hl_store *store;
 };
 

@@ -22,7 +22,7 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "daemon/control_client.h"
 #include "daemon/control_proto.h"
 #include "store/store.h"
@@ -335,7 +335,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 {
 	char cerr[HL_CONF_ERR_LEN] = "", fp[HL_FP_TEXT_LEN];
 	hl_station_conf *conf = NULL;
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	hl_store *store = NULL;
 	json_t *out = NULL;
 	int ret = HL_EXIT_FAIL;
@@ -347,9 +347,9 @@ static int offline(struct hl_ctx *ctx, bool json)
 	}
 	char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
 	json_t *station_fp = json_null();
-	if (hl_identity_load(path, &id) == 0) {
+	if (hl_signer_load(path, &id) == 0) {
 		uint8_t f[HL_FP_LEN];
-		hl_fingerprint(id->noise_pub, id->sign_pk, f);
+		hl_signer_fingerprint(id, f);
 		hl_fingerprint_text(f, fp);
 		station_fp = json_string(fp);
 	}
@@ -399,7 +399,7 @@ static int offline(struct hl_ctx *ctx, bool json)
 out:
 	json_decref(out);
 	hl_store_close(store);
-	hl_identity_free(id);
+	hl_signer_free(id);
 	hl_conf_free(conf);
 	return ret;
 }

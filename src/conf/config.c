@@ -26,6 +26,7 @@
 
 #include "util/ini.h"
 #include "conf/perms.h"
+#include "crypto/signer.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -1321,7 +1322,7 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 			  char *err)
 {
 	const hl_peer_conf *o;
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	int r;
 
 	if (!hl_name_valid(card->name)) {
@@ -1359,16 +1360,16 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 		return HL_EEXIST;
 	}
 	char *idpath = hl_path_join(dir, HL_IDENTITY_FILE);
-	r = hl_identity_load(idpath, &id);
+	r = hl_signer_load(idpath, &id);
 	if (r < 0) {
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", idpath, hl_strerror(r));
-	} else if (memcmp(id->noise_pub, card->noise_key, HL_KEY_LEN) == 0 ||
-		   memcmp(id->sign_pk, card->signing_key, HL_KEY_LEN) == 0) {
+	} else if (memcmp(hl_signer_noise_pub(id), card->noise_key, HL_KEY_LEN) == 0 ||
+		   memcmp(hl_signer_sign_pk(id), card->signing_key, HL_KEY_LEN) == 0) {
 		snprintf(err, HL_CONF_ERR_LEN,
 			 "this card carries this station's own key: a station cannot pin itself");
 		r = HL_EEXIST;
 	}
-	hl_identity_free(id);
+	hl_signer_free(id);
 	free(idpath);
 	return r;
 }

@@ -29,7 +29,8 @@
  *   2. psk_next <= npsk <= psk_needed <= HS_MAX_PSKS; psk_next == 0 in SETUP.
  *   3. A CipherState without a key has n == 0 (InitializeKey resets n).
  *   4. FAILED and SPLIT hold no private key, psk, chaining key or cipher
- *      key: they are wiped on entry, so a spent handshake leaks nothing.
+ *      key, nor the signer: they are wiped on entry, so a spent handshake
+ *      leaks nothing and can use the static key no more.
  *
  * Errors caused by the caller's buffers (too small) or by calling out of
  * turn are reported without changing the state, so the caller may retry.
@@ -46,6 +47,7 @@
 #include <sodium.h>
 
 #include "crypto/secpool.h"
+#include "crypto/signer.h"
 #include "util/err.h"
 
 #define HS_MAX_MSGS 3     /* XN, XK and XX have three messages */
@@ -121,7 +123,12 @@ struct hl_noise_hs {
 	uint8_t ck[HL_NOISE_HASHLEN];
 	uint8_t h[HL_NOISE_HASHLEN];
 
-	struct keypair s, e;
+	/* The local static key: its public half, and the signer that holds the
+	 * private half and does its DHs (crypto/signer.h).  Only the
+	 * ephemeral private key, made for this handshake, is kept here. */
+	const hl_signer *s;
+	uint8_t spub[HL_NOISE_DHLEN];
+	struct keypair e;
 	uint8_t rs[HL_NOISE_DHLEN];
 	uint8_t re[HL_NOISE_DHLEN];
 	bool has_rs, has_re;
@@ -152,8 +159,7 @@ static void hs_check(const hl_noise_hs *hs)
 	assert(hs->cs.has_key || hs->cs.n == 0);
 	assert((hs->state != HS_FAILED && hs->state != HS_SPLIT) ||
 	       (!hs->cs.has_key && sodium_is_zero(hs->ck, sizeof hs->ck) &&
-		sodium_is_zero(hs->e.priv, sizeof hs->e.priv) &&
-		sodium_is_zero(hs->s.priv, sizeof hs->s.priv) &&
+		sodium_is_zero(hs->e.priv, sizeof hs->e.priv) && !hs->s &&
 		sodium_is_zero(&hs->psk[0][0], sizeof hs->psk)));
 	(void)hs;
 }
@@ -589,7 +595,7 @@ static int hs_fail(hl_noise_hs *hs, int rc)
 {
 	hl_cs_clear(&hs->cs);
 	sodium_memzero(hs->ck, sizeof hs->ck);
-	sodium_memzero(&hs->s, sizeof hs->s);
+	hs->s = NULL;
 	sodium_memzero(&hs->e, sizeof hs->e);
 	sodium_memzero(hs->psk, sizeof hs->psk);
 	hs->state = HS_FAILED;
@@ -661,25 +667,14 @@ int hl_noise_hs_set_prologue(hl_noise_hs *hs, const uint8_t *prologue, size_t le
 	return 0;
 }
 
-int hl_noise_hs_set_s(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN])
+int hl_noise_hs_set_s(hl_noise_hs *hs, const hl_signer *s)
 {
-	if (!hs || !priv)
+	if (!hs || !s)
 		return HL_EINVAL;
 	if (hs->state != HS_SETUP)
 		return HL_ESTATE;
-	return keypair_from_priv(&hs->s, priv);
-}
-
-int hl_noise_hs_set_s_pair(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN],
-			   const uint8_t pub[static HL_NOISE_DHLEN])
-{
-	if (!hs || !priv || !pub)
-		return HL_EINVAL;
-	if (hs->state != HS_SETUP)
-		return HL_ESTATE;
-	memcpy(hs->s.priv, priv, HL_NOISE_DHLEN);
-	memcpy(hs->s.pub, pub, HL_NOISE_DHLEN);
-	hs->s.set = true;
+	hs->s = s;
+	memcpy(hs->spub, hl_signer_noise_pub(s), HL_NOISE_DHLEN);
 	return 0;
 }
 
@@ -756,7 +751,7 @@ int hl_noise_hs_start(hl_noise_hs *hs)
 		return HL_ESTATE;
 	local_pre = hs->initiator ? hs->pat->pre_init_s : hs->pat->pre_resp_s;
 	remote_pre = hs->initiator ? hs->pat->pre_resp_s : hs->pat->pre_init_s;
-	if ((local_pre || sends_token(hs, TOK_S)) && !hs->s.set)
+	if ((local_pre || sends_token(hs, TOK_S)) && !hs->s)
 		return HL_ESTATE;
 	if (remote_pre && !hs->has_rs)
 		return HL_ESTATE;
@@ -775,9 +770,9 @@ int hl_noise_hs_start(hl_noise_hs *hs)
 		hs->prologue_mixed = true;
 	}
 	if (hs->pat->pre_init_s)
-		mix_hash(hs, hs->initiator ? hs->s.pub : hs->rs, HL_NOISE_DHLEN);
+		mix_hash(hs, hs->initiator ? hs->spub : hs->rs, HL_NOISE_DHLEN);
 	if (hs->pat->pre_resp_s)
-		mix_hash(hs, hs->initiator ? hs->rs : hs->s.pub, HL_NOISE_DHLEN);
+		mix_hash(hs, hs->initiator ? hs->rs : hs->spub, HL_NOISE_DHLEN);
 	hs->state = HS_RUNNING;
 	hs_check(hs);
 	return 0;
@@ -819,35 +814,36 @@ static size_t msg_overhead(const hl_noise_hs *hs, const uint8_t *toks, bool *key
 	return n;
 }
 
-/* MixKey(DH(...)) for a DH token, choosing the keys by role (section 5.3). */
+/* MixKey(DH(...)) for a DH token, choosing the keys by role (section 5.3).
+ * A DH with our static key is the signer's; with our ephemeral, ours. */
 static int mix_dh(hl_noise_hs *hs, enum token tok)
 {
-	const struct keypair *local;
+	bool local_s;
 	const uint8_t *remote;
 	bool has_remote;
 	uint8_t shared[HL_NOISE_DHLEN];
 	int rc;
 
 	switch (tok) {
-	case TOK_EE: local = &hs->e; remote = hs->re; has_remote = hs->has_re; break;
+	case TOK_EE: local_s = false; remote = hs->re; has_remote = hs->has_re; break;
 	case TOK_ES:
-		local = hs->initiator ? &hs->e : &hs->s;
+		local_s = !hs->initiator;
 		remote = hs->initiator ? hs->rs : hs->re;
 		has_remote = hs->initiator ? hs->has_rs : hs->has_re;
 		break;
 	case TOK_SE:
-		local = hs->initiator ? &hs->s : &hs->e;
+		local_s = hs->initiator;
 		remote = hs->initiator ? hs->re : hs->rs;
 		has_remote = hs->initiator ? hs->has_re : hs->has_rs;
 		break;
-	case TOK_SS: local = &hs->s; remote = hs->rs; has_remote = hs->has_rs; break;
+	case TOK_SS: local_s = true; remote = hs->rs; has_remote = hs->has_rs; break;
 	default: return HL_ESTATE;
 	}
 	/* hl_noise_hs_start() checked the keys the pattern needs; this guards
 	 * the table itself. */
-	if (!local->set || !has_remote)
+	if ((local_s ? !hs->s : !hs->e.set) || !has_remote)
 		return HL_ESTATE;
-	rc = dh(shared, local->priv, remote);
+	rc = local_s ? hl_signer_dh(hs->s, remote, shared) : dh(shared, hs->e.priv, remote);
 	if (rc == 0)
 		mix_key(hs, shared, sizeof shared);
 	sodium_memzero(shared, sizeof shared);
@@ -895,7 +891,7 @@ int hl_noise_hs_write(hl_noise_hs *hs, const uint8_t *payload, size_t plen,
 				mix_key(hs, hs->e.pub, HL_NOISE_DHLEN);
 			break;
 		case TOK_S:
-			rc = encrypt_and_hash(hs, hs->s.pub, HL_NOISE_DHLEN, out + pos, outcap - pos, &n);
+			rc = encrypt_and_hash(hs, hs->spub, HL_NOISE_DHLEN, out + pos, outcap - pos, &n);
 			if (rc < 0)
 				goto out;
 			pos += n;
@@ -1023,7 +1019,7 @@ int hl_noise_hs_split(hl_noise_hs *hs, hl_cipher_state *send, hl_cipher_state *r
 	/* The transcript hash and the remote static stay for the caller. */
 	hl_cs_clear(&hs->cs);
 	sodium_memzero(hs->ck, sizeof hs->ck);
-	sodium_memzero(&hs->s, sizeof hs->s);
+	hs->s = NULL;
 	sodium_memzero(&hs->e, sizeof hs->e);
 	sodium_memzero(hs->psk, sizeof hs->psk);
 	hs->state = HS_SPLIT;

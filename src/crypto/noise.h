@@ -10,7 +10,8 @@
  *
  * Everything secret (the handshake state, cipher keys) lives in secure
  * memory (sodium_malloc() chunks shared through crypto/secpool.h) and is
- * wiped when freed.  Functions return 0 or a
+ * wiped when freed.  The local static private key is not among them: the
+ * signer holds it and computes its DHs.  Functions return 0 or a
  * negative HL_E* code; a handshake that fails is dead and must be freed. */
 #ifndef HL_CRYPTO_NOISE_H
 #define HL_CRYPTO_NOISE_H
@@ -18,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "crypto/signer.h"
 
 #define HL_NOISE_DHLEN 32
 #define HL_NOISE_HASHLEN 64
@@ -106,15 +109,10 @@ int hl_noise_hs_new(hl_noise_hs **out, const char *protocol_name, bool initiator
 void hl_noise_hs_free(hl_noise_hs *hs);
 
 int hl_noise_hs_set_prologue(hl_noise_hs *hs, const uint8_t *prologue, size_t len);
-/* Local static key pair from its private key (the public key is derived). */
-int hl_noise_hs_set_s(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);
-/* The same with the public key given: deriving it is an X25519
- * multiplication, as costly as a DH, so a daemon that makes a handshake per
- * connection derives it once.  The caller vouches that PUB belongs to PRIV;
- * a wrong PUB makes every handshake fail (the peer's DH results differ) and
- * reveals nothing. */
-int hl_noise_hs_set_s_pair(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN],
-			   const uint8_t pub[static HL_NOISE_DHLEN]);
+/* The local static key: S holds its private half and does the DHs with it
+ * (crypto/signer.h); its public half is taken from S, not derived again.
+ * S must outlive the handshake (until it is split, fails or is freed). */
+int hl_noise_hs_set_s(hl_noise_hs *hs, const hl_signer *s);
 /* Local ephemeral private key: only tests use this; otherwise a fresh one
  * is generated when the pattern sends 'e'. */
 int hl_noise_hs_set_e(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);

@@ -518,9 +518,8 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	struct hl_stamp stamp;
 	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
 	hl_daemon_link_params(d, &params);
-	params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
 	params.msg1_stamp = &stamp;
-	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id->noise_priv, p->conf.noise_key,
+	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id, p->conf.noise_key,
 			  &params, &link_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -635,9 +634,8 @@ static void on_connection(uv_stream_t *server, int status)
 	if (ret == 0) {
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);
-		params.local_pub = d->id->noise_pub;   /* not derived again per handshake */
 		params.seen = d->seen;
-		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id->noise_priv, NULL, &params,
+		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id, NULL, &params,
 				  &link_ops, c, now);
 		if (ret == 0)
 			ret = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

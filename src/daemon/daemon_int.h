@@ -24,7 +24,7 @@
 #include <uv.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "deliver/engine.h"
 #include "link/backoff.h"
 #include "link/link.h"
@@ -131,7 +131,7 @@ struct hl_daemon {
 	char *dir;
 	int dirfd;                   /* O_PATH: control socket, lock, stale socket */
 	int lockfd;
-	hl_identity *id;
+	hl_signer *id;
 	hl_station_conf *conf;
 	uint8_t fingerprint[HL_FP_LEN];
 	struct hl_peer *peers;

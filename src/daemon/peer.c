@@ -260,7 +260,7 @@ void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
 	if (p->dial == c)
 		p->dial = NULL;
 	if (old) {
-		if (!hl_link_keep_new(old->outbound, c->outbound, d->id->noise_pub,
+		if (!hl_link_keep_new(old->outbound, c->outbound, hl_signer_noise_pub(d->id),
 				      p->conf.noise_key)) {
 			hl_debug("%s: keeping the session dialed by %s; dropping the one dialed by %s",
 				 p->conf.name, old->outbound ? "us" : "them", by);

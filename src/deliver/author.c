@@ -20,13 +20,13 @@ int hl_author_item(const struct hl_author_link *l, struct hl_item *it,
 	int ret;
 	if ((ret = hl_store_chain_head(l->st, l->peer_id, HL_DIR_OUT, &head)) < 0)
 		goto out;
-	memcpy(it->author, l->me->sign_pk, 32);
+	memcpy(it->author, hl_signer_sign_pk(l->me), 32);
 	memcpy(it->counterpart, l->peer_sign, 32);
 	it->seq = head.seq + 1;
 	memcpy(it->prev, head.hash, HL_HASH_LEN);
 	if (it->time_ms == 0)
 		it->time_ms = (uint64_t)hl_now_ms();
-	if ((ret = hl_item_encode_sign(it, l->me->sign_sk, enc, HL_ITEM_MAX, &len)) < 0)
+	if ((ret = hl_item_encode_sign(it, l->me, enc, HL_ITEM_MAX, &len)) < 0)
 		goto out;
 	struct hl_item_row row = {
 		.peer_id = l->peer_id, .dir = HL_DIR_OUT, .seq = it->seq, .kind = it->kind,

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "msg/item.h"
 #include "store/store.h"
 
@@ -26,7 +26,7 @@
 /* The link an item is authored on: our identity and the peer's row. */
 struct hl_author_link {
 	hl_store *st;
-	const hl_identity *me;
+	const hl_signer *me;
 	int64_t peer_id;
 	uint8_t peer_sign[32];
 };

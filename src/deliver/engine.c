@@ -2115,7 +2115,7 @@ static int on_equivocation(hl_engine *e, const struct hl_item_row *have, const u
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	int ret = 0;
 	if (have->kind == 0 ||
-	    hl_item_open(item, len, e->peer_sign, e->env.me->sign_pk, it) < 0)
+	    hl_item_open(item, len, e->peer_sign, hl_signer_sign_pk(e->env.me), it) < 0)
 		refuse_log(e, "a different item at seq %llu that proves nothing (ignored)",
 			   (unsigned long long)have->seq);
 	else
@@ -2271,7 +2271,7 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
 	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0)
 		return tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
-	if (sodium_memcmp(it->counterpart, e->env.me->sign_pk, 32) != 0)
+	if (sodium_memcmp(it->counterpart, hl_signer_sign_pk(e->env.me), 32) != 0)
 		return tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
 	return on_new_item(e, it, r, hash);
 }
@@ -2699,7 +2699,8 @@ static int on_return(hl_engine *e, const uint8_t *body, size_t len)
 	if (!e->resync || !e->resync_hold)
 		return 0; /* not asked for */
 	struct hl_item *it = xcalloc(1, sizeof(*it));
-	if ((ret = hl_item_open(r.item, r.item_len, e->env.me->sign_pk, e->peer_sign, it)) < 0 ||
+	if ((ret = hl_item_open(r.item, r.item_len, hl_signer_sign_pk(e->env.me), e->peer_sign,
+				it)) < 0 ||
 	    (ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0)
 		goto bad;
 	if (it->seq != head.seq + 1 || sodium_memcmp(it->prev, head.hash, HL_HASH_LEN) != 0) {
@@ -3505,7 +3506,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 			n = HL_MAX_RECEIPT_ENTRIES;
 		memset(it, 0, sizeof(*it));
 		it->kind = HL_ITEM_RECEIPT;
-		memcpy(it->author, e->env.me->sign_pk, 32);
+		memcpy(it->author, hl_signer_sign_pk(e->env.me), 32);
 		memcpy(it->counterpart, e->peer_sign, 32);
 		it->seq = head.seq + 1;
 		memcpy(it->prev, head.hash, HL_HASH_LEN);
@@ -3518,7 +3519,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 			memcpy(it->u.rcpt.entries[i].hash, e->rcpt[done + i].hash, HL_HASH_LEN);
 		}
 		size_t len;
-		if ((ret = hl_item_encode_sign(it, e->env.me->sign_sk, e->itembuf, HL_ITEM_MAX, &len)) < 0)
+		if ((ret = hl_item_encode_sign(it, e->env.me, e->itembuf, HL_ITEM_MAX, &len)) < 0)
 			break;
 		struct hl_item_row row = {
 			.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq,

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "link/link.h"
 #include "store/store.h"
 
@@ -64,7 +64,7 @@ struct hl_engine_evinfo {
 struct hl_engine_env {
 	const char *dir;              /* the station directory */
 	struct hl_txn *txn;
-	const hl_identity *me;
+	const hl_signer *me;
 	uint64_t max_attachment;      /* refuse larger attachments (0: 4 GiB) */
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */

@@ -653,8 +653,8 @@ static int on_frame(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 	}
 }
 
-int hl_link_new(hl_link **out, enum hl_link_role role,
-		const uint8_t local_priv[static HL_LINK_KEYLEN], const uint8_t *remote_pub,
+int hl_link_new(hl_link **out, enum hl_link_role role, const hl_signer *local,
+		const uint8_t *remote_pub,
 		const struct hl_link_params *params, const struct hl_link_ops *ops,
 		void *user, uint64_t now_ms)
 {
@@ -672,7 +672,6 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 	l->state = initiator ? HL_LINK_I_MSG2 : HL_LINK_R_MSG1;
 	l->params = *params;
 	/* The caller's pointers: used below, not kept. */
-	l->params.local_pub = NULL;
 	l->params.msg1_stamp = NULL;
 	/* Guard the timers against nonsense (0 would make them spin). */
 	if (l->params.keepalive_ms < 100)
@@ -697,10 +696,8 @@ int hl_link_new(hl_link **out, enum hl_link_role role,
 		goto out;
 	ret = hl_noise_hs_set_prologue(l->hs, (const uint8_t *)HL_LINK_PROLOGUE,
 				       strlen(HL_LINK_PROLOGUE));
-	if (ret == 0 && params->local_pub)
-		ret = hl_noise_hs_set_s_pair(l->hs, local_priv, params->local_pub);
-	else if (ret == 0)
-		ret = hl_noise_hs_set_s(l->hs, local_priv);
+	if (ret == 0)
+		ret = hl_noise_hs_set_s(l->hs, local);
 	if (ret == 0 && initiator) {
 		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);
 		l->remote_known = true;

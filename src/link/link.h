@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/signer.h"
 #include "link/replay.h"
 
 #define HL_LINK_PROTOCOL "Noise_IK_25519_ChaChaPoly_BLAKE2b"
@@ -59,11 +60,6 @@ struct hl_link_params {
 	uint32_t keepalive_timeout_ms;  /* dead after this long without receiving */
 	uint32_t handshake_timeout_ms;  /* from creation until OPEN */
 	uint64_t max_age_ms;            /* CLOSE (expired) after this long OPEN; 0: never */
-	/* Optional (NULL: derived): the public half of hl_link_new's
-	 * LOCAL_PRIV, read only by hl_link_new.  Deriving it costs an X25519
-	 * multiplication per link, as much as one of the handshake's DHs; a
-	 * daemon knows it already.  A wrong key makes the handshake fail. */
-	const uint8_t *local_pub;
 	/* HL_HELLO_FLAG_* this side announces in its HELLO (wire/record.h):
 	 * what the layer above the link speaks. */
 	uint8_t hello_flags;
@@ -108,12 +104,13 @@ struct hl_link_ops {
 	void (*on_accepted)(void *user, hl_link *link);
 };
 
-/* Creates a link.  LOCAL_PRIV is this station's X25519 private key (copied
- * into the handshake, not kept).  An initiator gives REMOTE_PUB (the
- * peer's NoiseKey) and its message 1 is in the output on return.  OPS
- * members may be NULL (authorize NULL accepts nobody). */
-int hl_link_new(hl_link **out, enum hl_link_role role,
-		const uint8_t local_priv[static HL_LINK_KEYLEN], const uint8_t *remote_pub,
+/* Creates a link.  LOCAL is this station's signer, which holds its X25519
+ * private key and does the handshake's DHs with it; it must outlive the
+ * link.  An initiator gives REMOTE_PUB (the peer's NoiseKey) and its
+ * message 1 is in the output on return.  OPS members may be NULL
+ * (authorize NULL accepts nobody). */
+int hl_link_new(hl_link **out, enum hl_link_role role, const hl_signer *local,
+		const uint8_t *remote_pub,
 		const struct hl_link_params *params, const struct hl_link_ops *ops,
 		void *user, uint64_t now_ms);
 /* Wipes and frees.  NULL-safe. */

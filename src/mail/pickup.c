@@ -77,7 +77,7 @@ static char *cur_name(const char *name)
 	return strstr(name, ":2,") ? xstrdup(name) : xasprintf("%s:2,S", name);
 }
 
-int hl_mail_pickup(const char *dir, hl_store *st, const hl_identity *me,
+int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
 		   const hl_station_conf *conf, struct hl_mail_pickup_stats *stats,
 		   hl_mail_pickup_report report, void *arg, char *err, size_t errlen)
 {

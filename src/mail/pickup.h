@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "store/store.h"
 
 #define HL_MAIL_PICKUP_MAX 4096       /* mails looked at in one pass */
@@ -31,7 +31,7 @@ typedef void (*hl_mail_pickup_report)(void *arg, const char *name, const char *w
  * 0 when every mail was imported or quarantined; HL_ESTATE when some were
  * left in new/ (STATS->left); a negative code with ERR when the Maildir
  * cannot be read. */
-int hl_mail_pickup(const char *dir, hl_store *st, const hl_identity *me,
+int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
 		   const hl_station_conf *conf, struct hl_mail_pickup_stats *stats,
 		   hl_mail_pickup_report report, void *arg, char *err, size_t errlen);
 

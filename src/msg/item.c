@@ -294,17 +294,23 @@ int hl_item_encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *l
 	return encode(it, out, cap, len);
 }
 
-int hl_item_encode_sign(struct hl_item *it, const uint8_t sign_sk[static 64],
+_Static_assert(HL_ITEM_MAX <= HL_SIGNER_MSG_MAX, "the signer takes every item");
+
+int hl_item_encode_sign(struct hl_item *it, const hl_signer *signer,
 			uint8_t *out, size_t cap, size_t *len)
 {
-	/* The secret key's public half must be the claimed author, or we would
-	 * emit an item that never verifies. */
-	if (sodium_memcmp(sign_sk + 32, it->author, 32) != 0)
+	/* The signer's key must be the claimed author, or we would emit an
+	 * item that never verifies. */
+	if (sodium_memcmp(hl_signer_sign_pk(signer), it->author, 32) != 0)
 		return HL_EINVAL;
 	int ret = encode(it, out, cap, len);
 	if (ret < 0)
 		return ret;
-	crypto_sign_detached(it->sig, NULL, out, *len - HL_SIG_LEN, sign_sk);
+	/* The signed bytes are the encoding up to the signature, which begins
+	 * with the kind's context string and its NUL. */
+	ret = hl_signer_sign(signer, kind_context(it->kind), out, *len - HL_SIG_LEN, it->sig);
+	if (ret < 0)
+		return ret;
 	memcpy(out + *len - HL_SIG_LEN, it->sig, HL_SIG_LEN);
 	return 0;
 }

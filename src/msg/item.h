@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "crypto/sha256.h"
+#include "crypto/signer.h"
 #include "item/types.h"
 
 #define HL_CTX_MESSAGE "hotline/1 message"
@@ -135,11 +136,11 @@ struct hl_item {
 	const char *bad;
 };
 
-/* Encodes IT into OUT (capacity CAP) and signs it with SIGN_SK (libsodium's
- * 64-byte secret key, whose public half must equal it->author); fills
+/* Encodes IT into OUT (capacity CAP) and has SIGNER sign it under its
+ * kind's context (the signer's SigningKey must equal it->author); fills
  * it->sig.  HL_EINVAL for values the format forbids, HL_ETOOBIG when the
  * encoding exceeds CAP or HL_ITEM_MAX. */
-int hl_item_encode_sign(struct hl_item *it, const uint8_t sign_sk[static 64],
+int hl_item_encode_sign(struct hl_item *it, const hl_signer *signer,
 			uint8_t *out, size_t cap, size_t *len);
 
 /* Encodes IT with the signature it already carries (re-serialising a

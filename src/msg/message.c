@@ -215,7 +215,7 @@ out:
 
 /* The next chain position, the signed item, the message row: stored
  * before the item can ever be sent.  The caller holds the transaction. */
-static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+static int queue_locked(hl_store *st, const hl_signer *me, const hl_peer_conf *peer,
 			const struct hl_outgoing *o, struct hl_att_row *att,
 			struct hl_msg_batch *batch, const uint8_t id[static HL_MSG_ID_LEN],
 			char *err, size_t errlen)
@@ -246,7 +246,7 @@ static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf 
 
 	randombytes_buf(salt, sizeof(salt));
 	it->kind = HL_ITEM_MESSAGE;
-	memcpy(it->author, me->sign_pk, 32);
+	memcpy(it->author, hl_signer_sign_pk(me), 32);
 	memcpy(it->counterpart, peer->signing_key, 32);
 	it->seq = head.seq + 1;
 	memcpy(it->prev, head.hash, HL_HASH_LEN);
@@ -267,7 +267,7 @@ static int queue_locked(hl_store *st, const hl_identity *me, const hl_peer_conf 
 		memcpy(m->att[i].hash, att[i].hash, HL_HASH_LEN);
 	}
 	size_t enc_len;
-	if ((ret = hl_item_encode_sign(it, me->sign_sk, enc, HL_ITEM_MAX, &enc_len)) < 0) {
+	if ((ret = hl_item_encode_sign(it, me, enc, HL_ITEM_MAX, &enc_len)) < 0) {
 		seterr(err, errlen, ret, "cannot encode the message: %s", hl_strerror(ret));
 		goto out;
 	}
@@ -319,7 +319,7 @@ static void new_id(const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN]
 		randombytes_buf(id, HL_MSG_ID_LEN);
 }
 
-int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
+int hl_msg_send(const char *dir, hl_store *st, const hl_signer *me,
 		const hl_peer_conf *peer, const struct hl_outgoing *o,
 		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
 {
@@ -355,7 +355,7 @@ out:
 	return ret;
 }
 
-int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_identity *me,
+int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_signer *me,
 			const hl_peer_conf *peer, const struct hl_outgoing *o,
 			uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
 {
@@ -378,14 +378,14 @@ int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_identity *me,
 	return ret;
 }
 
-int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+int hl_msg_queue_text(hl_store *st, const hl_signer *me, const hl_peer_conf *peer,
 		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
 		      char *err, size_t errlen)
 {
 	return hl_msg_queue_text_batch(st, me, peer, o, NULL, id, err, errlen);
 }
 
-int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+int hl_msg_queue_text_batch(hl_store *st, const hl_signer *me, const hl_peer_conf *peer,
 			    const struct hl_outgoing *o, struct hl_msg_batch *batch,
 			    uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen)
 {

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "msg/item.h"
 #include "store/store.h"
 
@@ -42,21 +42,21 @@ struct hl_outgoing {
 
 /* Queues one message to PEER: durable when it returns 0, with its id in
  * ID.  ERR gets one line naming the bad value on failure. */
-int hl_msg_send(const char *dir, hl_store *st, const hl_identity *me,
+int hl_msg_send(const char *dir, hl_store *st, const hl_signer *me,
 		const hl_peer_conf *peer, const struct hl_outgoing *out,
 		uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
 
 /* hl_msg_send inside a transaction the caller holds (the daemon's, for a
  * call's recording: daemon/calls.c); durable once the caller commits.
  * The attachments are copied first, as hl_msg_send does. */
-int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_identity *me,
+int hl_msg_queue_in_txn(const char *dir, hl_store *st, const hl_signer *me,
 			const hl_peer_conf *peer, const struct hl_outgoing *o,
 			uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
 
 /* The same for a message without attachments, inside a transaction the
  * caller holds (hl_store_begin/commit): `send --lines` queues many messages
  * per commit.  Durable only once the caller commits. */
-int hl_msg_queue_text(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+int hl_msg_queue_text(hl_store *st, const hl_signer *me, const hl_peer_conf *peer,
 		      const struct hl_outgoing *o, uint8_t id[static HL_MSG_ID_LEN],
 		      char *err, size_t errlen);
 
@@ -75,7 +75,7 @@ struct hl_msg_batch {
 	uint64_t class_seq;
 };
 /* hl_msg_queue_text, reusing (and updating) BATCH; NULL: no batch. */
-int hl_msg_queue_text_batch(hl_store *st, const hl_identity *me, const hl_peer_conf *peer,
+int hl_msg_queue_text_batch(hl_store *st, const hl_signer *me, const hl_peer_conf *peer,
 			    const struct hl_outgoing *o, struct hl_msg_batch *batch,
 			    uint8_t id[static HL_MSG_ID_LEN], char *err, size_t errlen);
 

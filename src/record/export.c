@@ -107,8 +107,8 @@ static int write_cards(struct ex *x)
 	hl_card cards[2];
 	memset(cards, 0, sizeof(cards));
 	memcpy(cards[0].name, o->conf->name, sizeof(cards[0].name));
-	memcpy(cards[0].noise_key, o->me->noise_pub, HL_KEY_LEN);
-	memcpy(cards[0].signing_key, o->me->sign_pk, HL_KEY_LEN);
+	memcpy(cards[0].noise_key, hl_signer_noise_pub(o->me), HL_KEY_LEN);
+	memcpy(cards[0].signing_key, hl_signer_sign_pk(o->me), HL_KEY_LEN);
 	memcpy(cards[0].address, o->conf->address, sizeof(cards[0].address));
 	memcpy(cards[1].name, o->peer->name, sizeof(cards[1].name));
 	memcpy(cards[1].noise_key, o->peer->noise_key, HL_KEY_LEN);
@@ -508,7 +508,7 @@ int hl_record_export(const struct hl_record_export *o, struct hl_record_writer *
 		goto out;
 	if ((ret = write_evidence(&x)) < 0 || (ret = write_purged(&x)) < 0)
 		goto out;
-	if (hl_record_write_seal(w, o->me->sign_sk) < 0) {
+	if (hl_record_write_seal(w, o->me) < 0) {
 		ret = writer_err(&x);
 		goto out;
 	}

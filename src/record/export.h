@@ -19,14 +19,14 @@
 #include <stdint.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "record/format.h"
 #include "store/store.h"
 
 struct hl_record_export {
 	const char *dir;                 /* the station directory (attachment files) */
 	hl_store *store;
-	const hl_identity *me;
+	const hl_signer *me;
 	const hl_station_conf *conf;     /* our name and address, for our card */
 	const hl_peer_conf *peer;
 	bool with_attachments;

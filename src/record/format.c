@@ -818,7 +818,7 @@ int hl_record_write_purged_entry(struct hl_record_writer *w, unsigned chain, uin
 	return w->err;
 }
 
-int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[static 64])
+int hl_record_write_seal(struct hl_record_writer *w, const hl_signer *signer)
 {
 	uint8_t h[HL_HASH_LEN], msg[HL_RECORD_SEAL_MSG_LEN], sig[HL_RECORD_SIG_LEN];
 	/* Version 1 has no purged section. */
@@ -828,9 +828,11 @@ int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[stati
 		return w->err;
 	crypto_generichash_final(&w->hs, h, HL_HASH_LEN);
 	hl_record_seal_msg(h, msg);
-	crypto_sign_detached(sig, NULL, msg, sizeof(msg), sign_sk);
+	int ret = hl_signer_sign(signer, HL_RECORD_SEAL_CTX, msg, sizeof(msg), sig);
+	if (ret < 0)
+		return fail(w, ret);
 	/* The signature is not part of what it signs. */
-	int ret = w->sink(w->arg, sig, sizeof(sig));
+	ret = w->sink(w->arg, sig, sizeof(sig));
 	if (ret < 0)
 		return fail(w, ret);
 	w->written += sizeof(sig);
@@ -838,12 +840,13 @@ int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[stati
 	return 0;
 }
 
-void hl_record_reseal(uint8_t *buf, size_t len, const uint8_t sign_sk[static 64])
+int hl_record_reseal(uint8_t *buf, size_t len, const hl_signer *signer)
 {
 	uint8_t h[HL_HASH_LEN], msg[HL_RECORD_SEAL_MSG_LEN];
 	if (len < HL_RECORD_SIG_LEN)
-		return;
+		return HL_ETRUNC;
 	crypto_generichash(h, HL_HASH_LEN, buf, len - HL_RECORD_SIG_LEN, NULL, 0);
 	hl_record_seal_msg(h, msg);
-	crypto_sign_detached(buf + len - HL_RECORD_SIG_LEN, NULL, msg, sizeof(msg), sign_sk);
+	return hl_signer_sign(signer, HL_RECORD_SEAL_CTX, msg, sizeof(msg),
+			      buf + len - HL_RECORD_SIG_LEN);
 }

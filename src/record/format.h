@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "conf/config.h"
+#include "crypto/signer.h"
 #include "msg/item.h"
 
 #define HL_RECORD_MAGIC "HLRECORD"       /* 8 bytes, no NUL */
@@ -234,12 +235,14 @@ int hl_record_write_evidence_item(struct hl_record_writer *w, unsigned chain,
 int hl_record_write_purged(struct hl_record_writer *w, uint32_t count);
 int hl_record_write_purged_entry(struct hl_record_writer *w, unsigned chain, uint64_t seq,
 				 uint64_t purged_at);
-/* Signs the hash of everything written with SIGN_SK (the exporter's, the
- * key of the first card) and writes the signature. */
-int hl_record_write_seal(struct hl_record_writer *w, const uint8_t sign_sk[static 64]);
+/* Has SIGNER (the exporter's, whose SigningKey is the first card's) sign
+ * the hash of everything written, under the seal's context, and writes the
+ * signature. */
+int hl_record_write_seal(struct hl_record_writer *w, const hl_signer *signer);
 
 /* Re-seals a whole record in memory (its last 64 bytes): for tests and
- * tools that build records by hand. */
-void hl_record_reseal(uint8_t *buf, size_t len, const uint8_t sign_sk[static 64]);
+ * tools that build records by hand.  HL_ETRUNC when LEN is shorter than a
+ * seal. */
+int hl_record_reseal(uint8_t *buf, size_t len, const hl_signer *signer);
 
 #endif

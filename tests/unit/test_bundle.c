@@ -19,7 +19,7 @@
 #include "util/err.h"
 #include "wire/record.h"
 
-static hl_identity *ida, *idb, *idc;
+static hl_signer *ida, *idb, *idc;
 
 struct buf {
 	uint8_t *p;
@@ -60,8 +60,8 @@ static void rec_add(uint8_t type, const uint8_t *body, size_t len)
 /* An ITEM record: a message from AUTHOR to B, seq SEQ, with an attachment
  * of ATTLEN bytes of att[] (0: none), signed by AUTHOR, or, when FORGER is
  * not NULL, re-signed by FORGER (a forgery). */
-static void add_message_by(uint64_t seq, size_t attlen, const hl_identity *author,
-			   const hl_identity *forger)
+static void add_message_by(uint64_t seq, size_t attlen, const hl_signer *author,
+			   const hl_signer *forger)
 {
 	static const uint8_t name[] = "att.bin";
 	struct hl_item it;
@@ -75,8 +75,8 @@ static void add_message_by(uint64_t seq, size_t attlen, const hl_identity *autho
 	randombytes_buf(c.salt, sizeof(c.salt));
 	memset(&it, 0, sizeof(it));
 	it.kind = HL_ITEM_MESSAGE;
-	memcpy(it.author, author->sign_pk, 32);
-	memcpy(it.counterpart, idb->sign_pk, 32);
+	memcpy(it.author, hl_signer_sign_pk(author), 32);
+	memcpy(it.counterpart, hl_signer_sign_pk(idb), 32);
 	it.seq = seq;
 	if (seq > 1)
 		memset(it.prev, 0x11, 32);
@@ -92,9 +92,10 @@ static void add_message_by(uint64_t seq, size_t attlen, const hl_identity *autho
 		it.u.msg.att[0].size = attlen;
 		hl_doc_hash(att, attlen, it.u.msg.att[0].hash);
 	}
-	assert_int_equal(hl_item_encode_sign(&it, author->sign_sk, rec + 2, HL_ITEM_MAX, &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, author, rec + 2, HL_ITEM_MAX, &len), 0);
 	if (forger)
-		crypto_sign_detached(rec + 2 + len - 64, NULL, rec + 2, len - 64, forger->sign_sk);
+		assert_int_equal(hl_signer_sign(forger, HL_CTX_MESSAGE, rec + 2, len - 64,
+						rec + 2 + len - 64), 0);
 	rec[0] = (uint8_t)(len >> 8);
 	rec[1] = (uint8_t)len;
 	assert_int_equal(hl_msg_content_encode(&c, rec + 2 + len, sizeof(rec) - 2 - len, &clen), 0);
@@ -146,7 +147,7 @@ static void seal_all(struct buf *out, bool end)
 {
 	hl_bundle_sealer *s;
 	memset(out, 0, sizeof(*out));
-	assert_int_equal(hl_bundle_seal_begin(&s, ida, idb->noise_pub, buf_sink, out), 0);
+	assert_int_equal(hl_bundle_seal_begin(&s, ida, hl_signer_noise_pub(idb), buf_sink, out), 0);
 	for (size_t i = 0; i < nrecs; i++)
 		assert_int_equal(hl_bundle_seal_record(s, recs[i].type, recs[i].body, recs[i].len), 0);
 	if (end)
@@ -155,7 +156,7 @@ static void seal_all(struct buf *out, bool end)
 }
 
 struct opened {
-	const hl_identity *pinned;    /* the one sender accepted */
+	const hl_signer *pinned;    /* the one sender accepted */
 	struct hl_bundle_check check;
 	size_t n;
 	bool match;                   /* every record as sealed */
@@ -164,9 +165,9 @@ struct opened {
 static int cb_sender(void *arg, const uint8_t noise_pub[static 32])
 {
 	struct opened *o = arg;
-	if (memcmp(noise_pub, o->pinned->noise_pub, 32) != 0)
+	if (memcmp(noise_pub, hl_signer_noise_pub(o->pinned), 32) != 0)
 		return HL_EPEER;
-	hl_bundle_check_init(&o->check, o->pinned->sign_pk, idb->sign_pk);
+	hl_bundle_check_init(&o->check, hl_signer_sign_pk(o->pinned), hl_signer_sign_pk(idb));
 	return 0;
 }
 
@@ -184,7 +185,7 @@ static int cb_record(void *arg, const uint8_t *rec, size_t len)
 }
 
 /* Opens BUF as B and checks it whole: 0 or the first error. */
-static int open_check(const uint8_t *p, size_t n, const hl_identity *me, struct opened *o)
+static int open_check(const uint8_t *p, size_t n, const hl_signer *me, struct opened *o)
 {
 	char err[256];
 	struct hl_bundle_open_cb cb = { .sender = cb_sender, .record = cb_record, .arg = o };
@@ -205,8 +206,8 @@ static int setup(void **state)
 	if (sodium_init() < 0)
 		return -1;
 	randombytes_buf(att, sizeof(att));
-	if (hl_identity_generate(&ida) < 0 || hl_identity_generate(&idb) < 0 ||
-	    hl_identity_generate(&idc) < 0)
+	if (hl_signer_generate(&ida) < 0 || hl_signer_generate(&idb) < 0 ||
+	    hl_signer_generate(&idc) < 0)
 		return -1;
 	return 0;
 }
@@ -215,9 +216,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	recs_clear();
-	hl_identity_free(ida);
-	hl_identity_free(idb);
-	hl_identity_free(idc);
+	hl_signer_free(ida);
+	hl_signer_free(idb);
+	hl_signer_free(idc);
 	return 0;
 }
 
@@ -231,7 +232,7 @@ static void test_round_trip(void **state)
 	assert_memory_equal(b.p, HL_BUNDLE_MAGIC, HL_BUNDLE_MAGIC_LEN);
 	uint8_t kid[8], want[8];
 	assert_int_equal(hl_bundle_header_parse(b.p, b.n, kid), 0);
-	hl_bundle_key_id(idb->noise_pub, want);
+	hl_bundle_key_id(hl_signer_noise_pub(idb), want);
 	assert_memory_equal(kid, want, 8);
 	/* nothing of the attachment in clear */
 	assert_null(memmem(b.p, b.n, att, 32));
@@ -304,7 +305,7 @@ static void test_wrong_station(void **state)
 	/* C is not the recipient */
 	assert_int_equal(open_check(b.p, b.n, idc, &o), HL_EPEER);
 	/* the key id rewritten to C's: the handshake no longer authenticates */
-	hl_bundle_key_id(idc->noise_pub, b.p + HL_BUNDLE_MAGIC_LEN);
+	hl_bundle_key_id(hl_signer_noise_pub(idc), b.p + HL_BUNDLE_MAGIC_LEN);
 	assert_int_equal(open_check(b.p, b.n, idc, &o), HL_EAUTH);
 	free(b.p);
 	/* sealed by A, but only C is pinned */
@@ -322,7 +323,7 @@ static int check_records(uint64_t end_count, bool end)
 	uint8_t rec[HL_RECORD_MAX];
 	size_t len;
 	int ret = 0;
-	hl_bundle_check_init(&c, ida->sign_pk, idb->sign_pk);
+	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	for (size_t i = 0; i < nrecs && ret == 0; i++) {
 		assert_int_equal(hl_record_encode(recs[i].type, recs[i].body, recs[i].len, rec,
 						  sizeof(rec), &len), 0);
@@ -401,13 +402,13 @@ static void test_record_rules(void **state)
 	struct hl_bundle_check c;
 	uint8_t rec[32];
 	size_t len;
-	hl_bundle_check_init(&c, ida->sign_pk, idb->sign_pk);
+	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	static const uint8_t zero[8];
 	assert_int_equal(hl_record_encode(HL_REC_BUNDLE_END, zero, 8, rec, sizeof(rec), &len), 0);
 	assert_int_equal(hl_bundle_check_record(&c, rec, len), 0);
 	assert_int_equal(hl_bundle_check_record(&c, rec, len), HL_EINVAL);
 	/* a wrong version */
-	hl_bundle_check_init(&c, ida->sign_pk, idb->sign_pk);
+	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	rec[0] = 2;
 	assert_int_equal(hl_bundle_check_record(&c, rec, len), HL_EINVAL);
 	recs_clear();
@@ -417,7 +418,7 @@ static void test_header(void **state)
 {
 	(void)state;
 	uint8_t kid[8], hdr[HL_BUNDLE_HDR_LEN];
-	hl_bundle_header(idb->noise_pub, hdr);
+	hl_bundle_header(hl_signer_noise_pub(idb), hdr);
 	assert_int_equal(hl_bundle_header_parse(hdr, sizeof(hdr), kid), 0);
 	assert_int_equal(hl_bundle_header_parse(hdr, sizeof(hdr) - 1, kid), HL_ETRUNC);
 	hdr[3] ^= 0x20;

@@ -25,7 +25,7 @@
 
 #define ATT_LEN 200000
 
-static hl_identity *ida, *idb;
+static hl_signer *ida, *idb;
 static char dir[64];
 static hl_store *st;
 static struct hl_txn txn;
@@ -57,8 +57,8 @@ static void build_item(void)
 	randombytes_buf(c.salt, sizeof(c.salt));
 	memset(&it, 0, sizeof(it));
 	it.kind = HL_ITEM_MESSAGE;
-	memcpy(it.author, ida->sign_pk, 32);
-	memcpy(it.counterpart, idb->sign_pk, 32);
+	memcpy(it.author, hl_signer_sign_pk(ida), 32);
+	memcpy(it.counterpart, hl_signer_sign_pk(idb), 32);
 	it.seq = 1;
 	randombytes_buf(msg_id, sizeof(msg_id));
 	memcpy(it.u.msg.id, msg_id, 16);
@@ -71,7 +71,7 @@ static void build_item(void)
 	it.u.msg.att[0].name_len = sizeof(name) - 1;
 	it.u.msg.att[0].size = ATT_LEN;
 	hl_doc_hash(att, ATT_LEN, it.u.msg.att[0].hash);
-	assert_int_equal(hl_item_encode_sign(&it, ida->sign_sk, item_rec + 2, HL_ITEM_MAX, &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, ida, item_rec + 2, HL_ITEM_MAX, &len), 0);
 	item_rec[0] = (uint8_t)(len >> 8);
 	item_rec[1] = (uint8_t)len;
 	assert_int_equal(hl_msg_content_encode(&c, item_rec + 2 + len,
@@ -123,7 +123,7 @@ static unsigned inbox_count(void)
 static int setup(void **state)
 {
 	(void)state;
-	if (sodium_init() < 0 || hl_identity_generate(&ida) < 0 || hl_identity_generate(&idb) < 0)
+	if (sodium_init() < 0 || hl_signer_generate(&ida) < 0 || hl_signer_generate(&idb) < 0)
 		return -1;
 	randombytes_buf(att, sizeof(att));
 	snprintf(dir, sizeof(dir), "/tmp/hl-bundle-engine-XXXXXX");
@@ -131,8 +131,8 @@ static int setup(void **state)
 		return -1;
 	txn.store = st;
 	snprintf(peer_a.name, sizeof(peer_a.name), "alpha");
-	memcpy(peer_a.noise_key, ida->noise_pub, 32);
-	memcpy(peer_a.signing_key, ida->sign_pk, 32);
+	memcpy(peer_a.noise_key, hl_signer_noise_pub(ida), 32);
+	memcpy(peer_a.signing_key, hl_signer_sign_pk(ida), 32);
 	build_item();
 	return 0;
 }
@@ -144,8 +144,8 @@ static int teardown(void **state)
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	int r = system(cmd);
 	free(cmd);
-	hl_identity_free(ida);
-	hl_identity_free(idb);
+	hl_signer_free(ida);
+	hl_signer_free(idb);
 	return r == 0 ? 0 : -1;
 }
 
@@ -170,7 +170,7 @@ static void test_detached_overlapping_resend(void **state)
 	/* the receipt was authored, unacknowledged, for the next path */
 	struct hl_chain_head head;
 	int64_t pid;
-	assert_int_equal(hl_store_peer_find(st, ida->sign_pk, &pid), 0);
+	assert_int_equal(hl_store_peer_find(st, hl_signer_sign_pk(ida), &pid), 0);
 	assert_int_equal(hl_store_chain_head(st, pid, HL_DIR_OUT, &head), 0);
 	assert_int_equal(head.seq, 1);
 

@@ -206,12 +206,12 @@ static void test_check_at_parse(void **state)
 
 static char *conf_text(const char *station_extra, const char *peer_extra)
 {
-	hl_identity *id = NULL;
-	assert_int_equal(hl_identity_generate(&id), 0);
+	hl_signer *id = NULL;
+	assert_int_equal(hl_signer_generate(&id), 0);
 	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
-	hl_b64_key(id->noise_pub, nk);
-	hl_b64_key(id->sign_pk, sk);
-	hl_identity_free(id);
+	hl_b64_key(hl_signer_noise_pub(id), nk);
+	hl_b64_key(hl_signer_sign_pk(id), sk);
+	hl_signer_free(id);
 	return xasprintf("[Station]\nName = alpha\n%s\n[Peer]\nName = bravo\n" KEYS "%s",
 			 station_extra, nk, sk, peer_extra);
 }
@@ -298,7 +298,7 @@ static void test_conf_unknown_zone(void **state)
 
 struct side {
 	char dir[64];
-	hl_identity *id;
+	hl_signer *id;
 	hl_store *store;
 	struct hl_txn txn;
 	hl_peer_conf peer;
@@ -322,7 +322,7 @@ static void side_up(struct side *s, const char *tag)
 	memset(s, 0, sizeof(*s));
 	snprintf(s->dir, sizeof(s->dir), "/tmp/hl-checks-%s-XXXXXX", tag);
 	assert_non_null(mkdtemp(s->dir));
-	assert_int_equal(hl_identity_generate(&s->id), 0);
+	assert_int_equal(hl_signer_generate(&s->id), 0);
 	assert_int_equal(hl_store_open(s->dir, &s->store), 0);
 	s->txn.store = s->store;
 }
@@ -330,8 +330,8 @@ static void side_up(struct side *s, const char *tag)
 static void side_pin(struct side *s, const struct side *o, const char *name)
 {
 	snprintf(s->peer.name, sizeof(s->peer.name), "%s", name);
-	memcpy(s->peer.noise_key, o->id->noise_pub, 32);
-	memcpy(s->peer.signing_key, o->id->sign_pk, 32);
+	memcpy(s->peer.noise_key, hl_signer_noise_pub(o->id), 32);
+	memcpy(s->peer.signing_key, hl_signer_sign_pk(o->id), 32);
 	struct hl_engine_env env = { .dir = s->dir, .txn = &s->txn, .me = s->id,
 				     .on_event = on_event, .user = s };
 	assert_int_equal(hl_engine_new(&s->eng, &env, &s->peer), 0);
@@ -341,7 +341,7 @@ static void side_down(struct side *s)
 {
 	hl_engine_free(s->eng);
 	hl_store_close(s->store);
-	hl_identity_free(s->id);
+	hl_signer_free(s->id);
 	char *cmd = xasprintf("rm -rf '%s'", s->dir);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -431,7 +431,8 @@ static void test_check_answered(void **state)
 	struct hl_item it;
 	assert_int_equal(hl_store_get_item(B.store, hl_engine_peer_id(B.eng), HL_DIR_OUT, 1, &irow,
 					   buf, sizeof(buf)), 0);
-	assert_int_equal(hl_item_open(buf, irow.encoded_len, B.id->sign_pk, A.id->sign_pk, &it), 0);
+	assert_int_equal(hl_item_open(buf, irow.encoded_len, hl_signer_sign_pk(B.id),
+				      hl_signer_sign_pk(A.id), &it), 0);
 	assert_int_equal(it.kind, HL_ITEM_ANSWER);
 	assert_int_equal(it.u.ans.by, HL_ANSWER_STATION);
 	assert_int_equal(it.u.ans.check_seq, 1);
@@ -551,8 +552,8 @@ static void test_equivocation_kept(void **state)
 	struct hl_item it;
 	memset(&it, 0, sizeof(it));
 	it.kind = HL_ITEM_CHECK;
-	memcpy(it.author, A.id->sign_pk, 32);
-	memcpy(it.counterpart, B.id->sign_pk, 32);
+	memcpy(it.author, hl_signer_sign_pk(A.id), 32);
+	memcpy(it.counterpart, hl_signer_sign_pk(B.id), 32);
 	it.seq = c.seq;
 	memcpy(it.prev, head.hash, 32);
 	it.time_ms = 5001;
@@ -560,7 +561,7 @@ static void test_equivocation_kept(void **state)
 	it.u.chk.timeout_ms = 1000;
 	uint8_t enc[HL_ITEM_MAX];
 	size_t len;
-	assert_int_equal(hl_item_encode_sign(&it, A.id->sign_sk, enc, sizeof(enc), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, A.id, enc, sizeof(enc), &len), 0);
 	B.nev = 0;
 	carry_bytes(&B, enc, len);
 	assert_int_equal(B.nev, 1);
@@ -598,7 +599,7 @@ static void test_equivocation_kept(void **state)
 
 static int equiv_setup(void **state)
 {
-	equiv_pk = A.id->sign_pk;
+	equiv_pk = hl_signer_sign_pk(A.id);
 	(void)state;
 	return 0;
 }

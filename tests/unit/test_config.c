@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include "conf/config.h"
-#include "crypto/keys.h"
+#include "crypto/signer.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -902,12 +902,12 @@ static int make_station(void **state)
 	strcpy(tmpdir, "/tmp/hl-test-conf-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	char *path = hl_path_join(tmpdir, HL_IDENTITY_FILE);
-	int r = hl_identity_generate(&id);
+	int r = hl_signer_generate(&id);
 	if (r == 0)
-		r = hl_identity_write_new(path, id);
-	hl_identity_free(id);
+		r = hl_signer_write_new(path, id);
+	hl_signer_free(id);
 	free(path);
 	return r;
 }
@@ -1062,19 +1062,19 @@ static void test_add_peer_refusals(void **state)
 	add_refused(&c, HL_EEXIST, "already pinned as peer 'pyongyang'");
 
 	/* This station's own keys, either of them */
-	hl_identity *id = NULL;
+	hl_signer *id = NULL;
 	char *idpath = hl_path_join(tmpdir, HL_IDENTITY_FILE);
-	assert_int_equal(hl_identity_load(idpath, &id), 0);
+	assert_int_equal(hl_signer_load(idpath, &id), 0);
 	free(idpath);
 	mix = k2;
-	memcpy(mix.noise, id->noise_pub, 32);
+	memcpy(mix.noise, hl_signer_noise_pub(id), 32);
 	card_from(&c, "self", &mix, "");
 	add_refused(&c, HL_EEXIST, "cannot pin itself");
 	mix = k2;
-	memcpy(mix.sign, id->sign_pk, 32);
+	memcpy(mix.sign, hl_signer_sign_pk(id), 32);
 	card_from(&c, "self", &mix, "");
 	add_refused(&c, HL_EEXIST, "cannot pin itself");
-	hl_identity_free(id);
+	hl_signer_free(id);
 
 	/* A card that did not come from the parser is still checked */
 	card_from(&c, "Bad Name", &k2, "");

@@ -37,7 +37,7 @@
 
 struct side {
 	char dir[64];
-	hl_identity *id;
+	hl_signer *id;
 	hl_store *store;
 	struct hl_txn txn;
 	hl_peer_conf peer;      /* the other side, as pinned here */
@@ -90,7 +90,7 @@ static void side_init(struct side *s, const char *tag)
 {
 	snprintf(s->dir, sizeof(s->dir), "/tmp/hl-engine-%s-XXXXXX", tag);
 	assert_non_null(mkdtemp(s->dir));
-	assert_int_equal(hl_identity_generate(&s->id), 0);
+	assert_int_equal(hl_signer_generate(&s->id), 0);
 	assert_int_equal(hl_store_open(s->dir, &s->store), 0);
 	s->txn.store = s->store;
 	s->txn.open = false;
@@ -100,8 +100,8 @@ static void side_pin(struct side *s, const struct side *other, const char *name)
 {
 	memset(&s->peer, 0, sizeof(s->peer));
 	snprintf(s->peer.name, sizeof(s->peer.name), "%s", name);
-	memcpy(s->peer.noise_key, other->id->noise_pub, 32);
-	memcpy(s->peer.signing_key, other->id->sign_pk, 32);
+	memcpy(s->peer.noise_key, hl_signer_noise_pub(other->id), 32);
+	memcpy(s->peer.signing_key, hl_signer_sign_pk(other->id), 32);
 	hl_fingerprint(s->peer.noise_key, s->peer.signing_key, s->peer.fingerprint);
 }
 
@@ -137,7 +137,7 @@ static void side_free(struct side *s)
 	hl_link_free(s->link);
 	hl_engine_free(s->eng);
 	hl_store_close(s->store);
-	hl_identity_free(s->id);
+	hl_signer_free(s->id);
 	rm_rf(s->dir);
 	memset(s, 0, sizeof(*s));
 }
@@ -149,9 +149,9 @@ static void links_up(void)
 		.handshake_timeout_ms = 10000, .max_age_ms = 0,
 		.hello_flags = link_flags,
 	};
-	assert_int_equal(hl_link_new(&A.link, HL_LINK_INITIATOR, A.id->noise_priv,
-				     B.id->noise_pub, &p, &ops, &A, now_ms), 0);
-	assert_int_equal(hl_link_new(&B.link, HL_LINK_RESPONDER, B.id->noise_priv, NULL, &p,
+	assert_int_equal(hl_link_new(&A.link, HL_LINK_INITIATOR, A.id,
+				     hl_signer_noise_pub(B.id), &p, &ops, &A, now_ms), 0);
+	assert_int_equal(hl_link_new(&B.link, HL_LINK_RESPONDER, B.id, NULL, &p,
 				     &ops, &B, now_ms), 0);
 }
 

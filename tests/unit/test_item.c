@@ -12,7 +12,8 @@
 #include "msg/item.h"
 #include "util/err.h"
 
-static uint8_t sk_a[64], pk_a[32], sk_b[64], pk_b[32];
+static hl_signer *sg_a, *sg_b;
+static uint8_t pk_a[32], pk_b[32];
 
 static int setup(void **state)
 {
@@ -21,9 +22,21 @@ static int setup(void **state)
 	if (sodium_init() < 0)
 		return -1;
 	memset(seed, 0xa1, sizeof(seed));
-	crypto_sign_seed_keypair(pk_a, sk_a, seed);
+	if (hl_signer_from_raw_for_tests(&sg_a, NULL, seed) < 0)
+		return -1;
 	memset(seed, 0xb2, sizeof(seed));
-	crypto_sign_seed_keypair(pk_b, sk_b, seed);
+	if (hl_signer_from_raw_for_tests(&sg_b, NULL, seed) < 0)
+		return -1;
+	memcpy(pk_a, hl_signer_sign_pk(sg_a), 32);
+	memcpy(pk_b, hl_signer_sign_pk(sg_b), 32);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	hl_signer_free(sg_a);
+	hl_signer_free(sg_b);
 	return 0;
 }
 
@@ -66,7 +79,7 @@ static void test_message_round_trip(void **state)
 	uint8_t buf[HL_ITEM_MAX], again[HL_ITEM_MAX];
 	size_t len, len2;
 	make_message(&it, 5);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	/* context+NUL, keys, seq, prev, time, id, prec, class_seq, 2 hashes,
 	 * body_size, n, 2 attachments, signature */
 	size_t want = 18 + 32 + 32 + 8 + 32 + 8 + 16 + 1 + 8 + 32 + 32 + 8 + 1 +
@@ -104,7 +117,7 @@ static void test_receipt_round_trip(void **state)
 		it.u.rcpt.entries[i].seq = i + 1;
 		memset(it.u.rcpt.entries[i].hash, (int)i, 32);
 	}
-	assert_int_equal(hl_item_encode_sign(&it, sk_b, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_b, buf, sizeof(buf), &len), 0);
 	assert_int_equal(hl_item_open(buf, len, pk_b, pk_a, &back), 0);
 	assert_int_equal(back.kind, HL_ITEM_RECEIPT);
 	assert_int_equal(back.u.rcpt.count, HL_MAX_RECEIPT_ENTRIES);
@@ -120,7 +133,7 @@ static void test_every_byte_flip_fails(void **state)
 	uint8_t buf[HL_ITEM_MAX];
 	size_t len;
 	make_message(&it, 3);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	for (size_t i = 0; i < len; i++) {
 		buf[i] ^= 0x01;
 		assert_int_not_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
@@ -136,7 +149,7 @@ static void test_truncation_and_trailing(void **state)
 	uint8_t buf[HL_ITEM_MAX + 1];
 	size_t len;
 	make_message(&it, 3);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	for (size_t n = 0; n < len; n++)
 		assert_true(hl_item_decode(buf, n, &back) < 0);
 	buf[len] = 0;
@@ -151,8 +164,8 @@ static void test_wrong_keys(void **state)
 	size_t len;
 	make_message(&it, 3);
 	/* Signing with a key that is not the author's is refused outright. */
-	assert_int_equal(hl_item_encode_sign(&it, sk_b, buf, sizeof(buf), &len), HL_EINVAL);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_b, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	assert_int_equal(hl_item_open(buf, len, pk_b, pk_a, &back), HL_EPEER);
 	assert_int_equal(hl_item_open(buf, len, pk_a, pk_a, &back), HL_EPEER);
 	/* A forgery: the same item claimed by B, signed by A. */
@@ -168,7 +181,7 @@ static void test_context_separation(void **state)
 	uint8_t buf[HL_ITEM_MAX];
 	size_t len;
 	make_message(&it, 3);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	memcpy(buf, "hotline/1 receipt", 17);
 	assert_true(hl_item_open(buf, len, NULL, NULL, &back) < 0);
 	memcpy(buf, "hotline/1 xxxxxxx", 17);
@@ -185,22 +198,22 @@ static void test_forbidden_values(void **state)
 	static const uint8_t slash[] = "a/b";
 
 	make_message(&it, 0);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_message(&it, 1);
 	memset(it.prev, 1, 32);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_message(&it, 2);
 	it.u.msg.precedence = 4;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_message(&it, 2);
 	it.u.msg.att[0].name = dotdot;
 	it.u.msg.att[0].name_len = 2;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	it.u.msg.att[0].name = slash;
 	it.u.msg.att[0].name_len = 3;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_message(&it, 2);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, 100, &len), HL_ETOOBIG);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, 100, &len), HL_ETOOBIG);
 }
 
 /* The salted commitments differ by salt and by label. */
@@ -295,7 +308,7 @@ static void test_new_kinds(void **state)
 		uint8_t buf[HL_ITEM_MAX], again[HL_ITEM_MAX];
 		size_t len, len2, clen = strlen(kinds[k].ctx) + 1;
 		make_kind(&it, kinds[k].kind);
-		assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+		assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 		assert_int_equal(len, clen + 32 + 32 + 8 + 32 + 8 + kinds[k].body + 64);
 		assert_memory_equal(buf, kinds[k].ctx, clen);
 		assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
@@ -317,13 +330,13 @@ static void test_new_kinds(void **state)
 	size_t len;
 	struct hl_item it;
 	make_kind(&it, HL_ITEM_CHECK);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
 	assert_memory_equal(back.u.chk.id, it.u.chk.id, HL_CHECK_ID_LEN);
 	assert_int_equal(back.u.chk.timeout_ms, 30000);
 	assert_int_equal(back.u.chk.peer_seq, 12);
 	make_kind(&it, HL_ITEM_AGREEMENT);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
 	assert_memory_equal(back.u.agr.name, "treaty.pdf", 10);
 	assert_int_equal(back.u.agr.size, 99999);
@@ -338,7 +351,7 @@ static void test_new_kinds_context_separation(void **state)
 	uint8_t buf[HL_ITEM_MAX];
 	size_t len;
 	make_kind(&it, HL_ITEM_CHECK);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	/* "hotline/1 check\0" -> "hotline/1 answer" shifts every field: a
 	 * different structure whose signature cannot verify */
 	uint8_t other[HL_ITEM_MAX];
@@ -360,38 +373,38 @@ static void test_new_kinds_forbidden_values(void **state)
 
 	make_kind(&it, HL_ITEM_CHECK);
 	it.u.chk.mode = 2;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_CHECK);
 	it.u.chk.link = 2;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_CHECK);
 	it.u.chk.timeout_ms = 0;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	it.u.chk.timeout_ms = HL_CHECK_TIMEOUT_MAX + 1;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_CHECK);
 	it.u.chk.peer_seq = 0;   /* an empty head with a non-zero hash */
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	memset(it.u.chk.peer_hash, 0, 32);
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	make_kind(&it, HL_ITEM_ANSWER);
 	it.u.ans.by = 3;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_ANSWER);
 	it.u.ans.check_seq = 0;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_AGREEMENT);
 	it.u.agr.name = bad_name;
 	it.u.agr.name_len = 4;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	it.u.agr.name_len = 0;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_AGREEMENT);
 	it.u.agr.size = (UINT64_C(1) << 62) + 1;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 	make_kind(&it, HL_ITEM_COUNTERSIGN);
 	it.u.csig.proposal_seq = 0;
-	assert_int_equal(hl_item_encode_sign(&it, sk_a, buf, sizeof(buf), &len), HL_EINVAL);
+	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 }
 
 int main(void)
@@ -410,5 +423,5 @@ int main(void)
 		cmocka_unit_test(test_new_kinds_context_separation),
 		cmocka_unit_test(test_new_kinds_forbidden_values),
 	};
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }

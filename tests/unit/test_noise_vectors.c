@@ -29,6 +29,8 @@
 #include "crypto/noise.h"
 #include "util/err.h"
 
+#include "test_signer_fixture.h"
+
 static const char *const fundamental[] = {
 	"N", "K", "X", "NN", "NK", "NX", "KN", "KK", "KX",
 	"XN", "XK", "XX", "IN", "IK", "IX",
@@ -107,7 +109,7 @@ static void setup_role(hl_noise_hs *hs, json_t *v, const char *prefix)
 		assert_int_equal(hl_noise_hs_set_prologue(hs, prologue, unhex(x, prologue, sizeof prologue)), 0);
 	if ((x = field(v, prefix, "static"))) {
 		assert_int_equal(unhex(x, key, sizeof key), 32);
-		assert_int_equal(hl_noise_hs_set_s(hs, key), 0);
+		assert_int_equal(hl_noise_hs_set_s(hs, test_signer(key)), 0);
 	}
 	if ((x = field(v, prefix, "ephemeral"))) {
 		assert_int_equal(unhex(x, key, sizeof key), 32);
@@ -290,5 +292,7 @@ int main(void)
 	if (!probe)
 		return 77;
 	json_decref(probe);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	test_signers_free();
+	return failed;
 }

@@ -30,17 +30,23 @@
 #define FX_MAXATT 16
 #define FX_T0 1795000000000ull
 
+/* The stations' keys: raw (fx_sk signs forgeries by hand) and as signers
+ * (what a station signs with), the same keys. */
 static uint8_t fx_pk[3][32], fx_sk[3][64], fx_nk[3][32];
+static hl_signer *fx_signer[3];
 static const char *const fx_names[3] = { "washington", "pyongyang", "moscow" };
 
 static inline void fx_keys(void)
 {
-	uint8_t seed[32], nsk[32];
+	uint8_t seed[32], nseed[32], nsk[32];
 	for (int i = 0; i < 3; i++) {
 		memset(seed, 0x31 + i, sizeof(seed));
 		crypto_sign_seed_keypair(fx_pk[i], fx_sk[i], seed);
-		memset(seed, 0x61 + i, sizeof(seed));
-		crypto_box_seed_keypair(fx_nk[i], nsk, seed);
+		memset(nseed, 0x61 + i, sizeof(nseed));
+		crypto_box_seed_keypair(fx_nk[i], nsk, nseed);
+		hl_signer_free(fx_signer[i]);
+		if (hl_signer_from_raw_for_tests(&fx_signer[i], nsk, seed) < 0)
+			abort();
 	}
 }
 
@@ -129,7 +135,7 @@ static inline struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_it
 		if (hl_item_encode(it, e->item, sizeof(e->item), &e->len) < 0)
 			abort();
 		crypto_sign_detached(e->item + e->len - 64, NULL, e->item, e->len - 64, fx_sk[signer]);
-	} else if (hl_item_encode_sign(it, fx_sk[c], e->item, sizeof(e->item), &e->len) < 0) {
+	} else if (hl_item_encode_sign(it, fx_signer[c], e->item, sizeof(e->item), &e->len) < 0) {
 		abort();
 	}
 	hl_item_hash(e->item, e->len, e->hash);
@@ -451,7 +457,7 @@ static inline void fx_write(const struct fx_hist *h, const struct fx_variant *vv
 	for (size_t i = 0; i < v->npurged; i++)
 		hl_record_write_purged_entry(&w, (unsigned)v->purged[i][0], v->purged[i][1],
 					     FX_T0 + 500000 + i);
-	if (hl_record_write_seal(&w, fx_sk[v->sealer]) != 0) {
+	if (hl_record_write_seal(&w, fx_signer[v->sealer]) != 0) {
 		fprintf(stderr, "fixture: writer error %d\n", w.err);
 		abort();
 	}

@@ -33,12 +33,27 @@ struct fx {
 	hl_store *st;
 };
 
-static uint8_t me_pk[32], me_sk[64];
+static uint8_t me_pk[32];
+
+/* Ed25519 seeds: ours, and peer N's. */
+#define ME_SEED 0x11
+#define PEER_SEED(n) (0x30 + (n))
+
+/* Signs IT (into B) with the key made from SEED_BYTE. */
+static void sign_item(struct hl_item *it, int seed_byte, uint8_t *out, size_t cap, size_t *len)
+{
+	uint8_t seed[32];
+	hl_signer *sg = NULL;
+	memset(seed, seed_byte, sizeof(seed));
+	assert_int_equal(hl_signer_from_raw_for_tests(&sg, NULL, seed), 0);
+	assert_int_equal(hl_item_encode_sign(it, sg, out, cap, len), 0);
+	hl_signer_free(sg);
+}
 
 static void peer_keys(unsigned n, uint8_t pk[32], uint8_t sk[64], uint8_t noise[32])
 {
 	uint8_t seed[32];
-	memset(seed, (int)(0x30 + n), sizeof(seed));
+	memset(seed, PEER_SEED(n), sizeof(seed));
 	crypto_sign_seed_keypair(pk, sk, seed);
 	memset(noise, (int)(0x60 + n), 32);
 }
@@ -48,8 +63,10 @@ static int setup(void **state)
 	uint8_t seed[32];
 	if (sodium_init() < 0)
 		return -1;
-	memset(seed, 0x11, sizeof(seed));
+	uint8_t me_sk[64];
+	memset(seed, ME_SEED, sizeof(seed));
 	crypto_sign_seed_keypair(me_pk, me_sk, seed);
+	sodium_memzero(me_sk, sizeof(me_sk));
 	struct fx *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
@@ -164,8 +181,8 @@ static void build(struct built *b, unsigned peer_n, enum hl_dir dir, uint64_t se
 		it.u.rcpt.count = 1;
 		it.u.rcpt.entries[0].seq = 1;
 	}
-	assert_int_equal(hl_item_encode_sign(&it, dir == HL_DIR_OUT ? me_sk : sk, b->enc,
-					     sizeof(b->enc), &b->len), 0);
+	sign_item(&it, dir == HL_DIR_OUT ? ME_SEED : PEER_SEED(peer_n), b->enc, sizeof(b->enc),
+		  &b->len);
 	hl_item_hash(b->enc, b->len, b->hash);
 }
 

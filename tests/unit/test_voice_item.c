@@ -14,7 +14,8 @@
 #include "msg/item.h"
 #include "util/err.h"
 
-static uint8_t pk[32], sk[64], peer[32];
+static hl_signer *sk;
+static uint8_t pk[32], peer[32];
 
 static void call_item(struct hl_item *it)
 {
@@ -108,11 +109,15 @@ int main(void)
 {
 	if (sodium_init() < 0)
 		return 1;
-	crypto_sign_keypair(pk, sk);
+	if (hl_signer_generate(&sk) < 0)
+		return 1;
+	memcpy(pk, hl_signer_sign_pk(sk), 32);
 	randombytes_buf(peer, sizeof(peer));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_forbidden_values),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	hl_signer_free(sk);
+	return failed;
 }
