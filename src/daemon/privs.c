@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "conf/perms.h"
+#include "util/progpath.h"
 #include "util/err.h"
 
 #ifndef PR_CAP_AMBIENT
@@ -170,6 +171,33 @@ static int plan(const char *dir, uid_t dir_owner, const char *user_spec, struct 
 	return 0;
 }
 
+/* After becoming another user: the daemon runs itself (the email path,
+ * mail pickup, retention) and hotline-mail, so both must still be
+ * reachable.  A build tree under root's 0700 home is not, for nobody: say
+ * so at start rather than fail every five seconds later. */
+static int check_programs(const struct hl_user *u, char *err, size_t errlen)
+{
+	char self[4096], who[96];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return 0; /* no /proc: nothing to check against */
+	self[n] = '\0';
+	char *mail = hl_helper_path("hotline-mail", "HOTLINE_MAIL");
+	const char *bad = access(self, X_OK) < 0 ? self
+			  : (strchr(mail, '/') && access(mail, X_OK) < 0) ? mail : NULL;
+	int e = errno;
+	if (bad) {
+		hl_user_describe(u->uid, who, sizeof(who));
+		snprintf(err, errlen,
+			 "now running as %s, the daemon cannot run %s (%s), which it runs for "
+			 "the email path, mail pickup and retention: install hotline (make "
+			 "install) or let %s search every folder on that path",
+			 who, bad, strerror(e), who);
+	}
+	free(mail);
+	return bad ? -e : 0;
+}
+
 int hl_privs_drop(const char *dir, uid_t dir_owner, const char *user_spec,
 		  char note[static HL_PRIVS_NOTE_LEN], char *err, size_t errlen)
 {
@@ -190,7 +218,8 @@ int hl_privs_drop(const char *dir, uid_t dir_owner, const char *user_spec,
 	}
 	int switching = user_spec[0] && u.uid != 0;
 	if ((r = drop_bounding(err, errlen)) < 0 || (switching && (r = become(&u, err, errlen)) < 0) ||
-	    (r = finish(switching ? &u : NULL, err, errlen)) < 0)
+	    (r = finish(switching ? &u : NULL, err, errlen)) < 0 ||
+	    (switching && (r = check_programs(&u, err, errlen)) < 0))
 		return r;
 	if (switching) {
 		hl_user_describe(u.uid, who, sizeof(who));

@@ -262,3 +262,41 @@ def test_root_daemon_user_must_match_the_owner(stations):
     st.set_option("User", "nobody")     # the station is root's
     p = st.cmd("run", check=False, timeout=scaled(20))
     assert p.returncode == 1 and "chown -R 65534:65534" in p.stderr, p.stderr
+
+
+@ROOT_ONLY
+def test_root_daemon_refuses_a_user_who_cannot_run_its_programs(stations):
+    """hotline in a folder only root can search (a build tree in /root):
+    once nobody, the daemon could not run itself or hotline-mail for the
+    email path, mail pickup and retention.  It says so at start, naming the
+    program, and exits 1, rather than failing every five seconds later."""
+    root = tempfile.mkdtemp(prefix="hotline-perms-")
+    os.chmod(root, 0o755)
+    hidden = tempfile.mkdtemp(prefix="hotline-bin-")      # 0700, root's
+    try:
+        build = os.path.dirname(os.path.abspath(HOTLINE_BIN))
+        for prog in ("hotline", "hotline-daemon", "hotline-mail"):
+            if os.path.exists(os.path.join(build, prog)):
+                shutil.copy2(os.path.join(build, prog), hidden)
+        st = station_in(stations, root, "alpha")
+        as_nobody(st)
+        st.set_option("User", "nobody")
+        p = subprocess.run([os.path.join(hidden, "hotline"), "-d", st.dir, "run"],
+                           capture_output=True, text=True, timeout=scaled(20))
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "now running as nobody (uid 65534), the daemon cannot run " + hidden in p.stderr, \
+            p.stderr
+        assert "make install" in p.stderr, p.stderr
+        # the same programs where nobody can reach them: it runs
+        os.chmod(hidden, 0o755)
+        p = subprocess.Popen([os.path.join(hidden, "hotline"), "-d", st.dir, "run"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: st.cmd("status", check=False).returncode == 0, scaled(20),
+                     "the daemon running as nobody")
+        finally:
+            p.terminate()
+            p.wait(timeout=scaled(20))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(hidden, ignore_errors=True)
