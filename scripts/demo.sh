@@ -488,6 +488,20 @@ give_stations_to_nobody() {
   say "nobody; the operator's commands run as nobody too."
   for st in washington pyongyang; do stop_daemon "$st"; done
   chmod 711 "$work"
+  # The daemon, once nobody, runs its own programs (the email path): a
+  # build tree nobody cannot reach (a clone in root's 0700 home) would
+  # stop it at start.  As `make install` would, put them where it can.
+  if ! setpriv --reuid=65534 --regid=65534 --clear-groups -- test -x "$bin"; then
+    say "nobody cannot reach $(dirname "$bin"), so the programs are copied"
+    say "into $work/bin, as \`make install\` would put them in PREFIX/bin."
+    mkdir -p "$work/bin"
+    local p
+    for p in hotline hotline-daemon hotline-mail hotline-voice; do
+      [ -x "$(dirname "$bin")/$p" ] && cp "$(dirname "$bin")/$p" "$work/bin/"
+    done
+    chmod 755 "$work/bin" "$work"/bin/*
+    bin=$work/bin/hotline
+  fi
   for st in washington pyongyang; do
     conf_edit "$st" "/^\[Station\]/a User = nobody"
     chown -R 65534:65534 "$work/$st"
