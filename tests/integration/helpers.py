@@ -21,7 +21,9 @@ import select
 import signal
 import socket
 import struct
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -38,6 +40,32 @@ from dissononce.processing.impl.symmetricstate import SymmetricState
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOTLINE_BIN = os.environ.get("HOTLINE_BIN") or os.path.join(HERE, "..", "..", "build", "hotline")
+
+
+_BIN_FOR = {}
+
+
+def bin_for_user(uid):
+    """HOTLINE_BIN where user UID can run it.  A build tree that UID cannot
+    reach (a clone in root's 0700 home, as in a fresh Debian root) would
+    stop a daemon that becomes UID (daemon/privs.c refuses to start) and
+    every command run as UID: the programs are then copied, once per test
+    process, into a folder UID can search, as `make install` would."""
+    if uid in _BIN_FOR:
+        return _BIN_FOR[uid]
+    path = os.path.abspath(HOTLINE_BIN)
+    ok = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                         "--", "test", "-x", path]).returncode == 0
+    if not ok:
+        d = tempfile.mkdtemp(prefix="hotline-bin-")
+        os.chmod(d, 0o755)
+        for prog in ("hotline", "hotline-daemon", "hotline-mail", "hotline-voice"):
+            src = os.path.join(os.path.dirname(path), prog)
+            if os.path.exists(src):
+                shutil.copy2(src, d)
+        path = os.path.join(d, "hotline")
+    _BIN_FOR[uid] = path
+    return path
 
 # Sanitizer builds run several times slower: every bound below is scaled.
 SANITIZE = os.environ.get("HOTLINE_SANITIZE", "").strip().upper() in ("1", "ON", "TRUE", "YES")
@@ -205,13 +233,16 @@ class Station:
         # argv before HOTLINE_BIN for commands (not the daemon): e.g. setpriv,
         # to run them as the user the station belongs to (mailutil.py).
         self.cmd_prefix = []
+        # the program commands and the daemon run (bin_for_user: another
+        # user's copy)
+        self.bin = HOTLINE_BIN
 
     # -- commands
 
     def cmd(self, *args, input=None, check=True, timeout=None):
         """Runs `hotline -d DIR ARGS...`; returns the CompletedProcess.  With
         CHECK, a non-zero exit fails the test quoting stderr."""
-        argv = self.cmd_prefix + [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
+        argv = self.cmd_prefix + [self.bin, "-d", self.dir] + [str(a) for a in args]
         p = subprocess.run(argv, input=input, capture_output=True, text=True,
                            timeout=timeout or scaled(30))
         if check and p.returncode != 0:
@@ -331,7 +362,7 @@ class Station:
         assert self.proc is None, f"{self.name}: daemon already started"
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen([HOTLINE_BIN, "-d", self.dir, "run"],
+            self.proc = subprocess.Popen([self.bin, "-d", self.dir, "run"],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          start_new_session=True)
         finally:

@@ -44,7 +44,7 @@ import time
 
 import pytest
 
-from helpers import free_port, scaled, wait_for
+from helpers import bin_for_user, free_port, scaled, wait_for
 
 DOMAIN = "hotline.test"
 POSTFIX = "/usr/sbin/postfix"
@@ -203,6 +203,7 @@ class MailServer:
                 os.chown(os.path.join(d, f), NOBODY, NOBODY)
         st.cmd_prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                          "--clear-groups", "--"]
+        st.bin = bin_for_user(NOBODY)
         return st
 
     def new_mail(self, user):

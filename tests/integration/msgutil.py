@@ -104,11 +104,14 @@ class Station:
         # argv before HOTLINE_BIN for commands (not the daemon): e.g. setpriv,
         # to run them as the user the station belongs to (mailutil.py).
         self.cmd_prefix = []
+        # the program commands and the daemon run (bin_for_user: another
+        # user's copy)
+        self.bin = HOTLINE_BIN
 
     # -- commands
 
     def cmd(self, *args, input=None, check=True, timeout=None, binary=False, env=None):
-        argv = self.cmd_prefix + [HOTLINE_BIN, "-d", self.dir] + [str(a) for a in args]
+        argv = self.cmd_prefix + [self.bin, "-d", self.dir] + [str(a) for a in args]
         if isinstance(input, str) and binary:
             input = input.encode()
         p = subprocess.run(argv, input=input, capture_output=True, text=not binary,
@@ -319,7 +322,7 @@ class Station:
         assert self.proc is None or self.proc.poll() is not None, f"{self.name}: already running"
         log = open(self.log_path, "ab")
         try:
-            argv = list(wrapper) + [HOTLINE_BIN, "-d", self.dir, "run"]
+            argv = list(wrapper) + [self.bin, "-d", self.dir, "run"]
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True, env=env)
         finally:

@@ -23,7 +23,7 @@ import tempfile
 
 import pytest
 
-from helpers import HOTLINE_BIN, Station, scaled, wait_for
+from helpers import HOTLINE_BIN, Station, bin_for_user, scaled, wait_for
 
 NOBODY = 65534
 ROOT_ONLY = pytest.mark.skipif(
@@ -47,6 +47,7 @@ def as_nobody(st):
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", st.dir], check=True)
     st.cmd_prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                      "--"]
+    st.bin = bin_for_user(NOBODY)
 
 
 def refused(st, path, *commands):
