@@ -4,7 +4,8 @@
 #
 #   make         build build/hotline
 #   make check   unit + integration tests, the same under ASan/UBSan, fuzz smoke
-#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each,
+#                JOBS at a time
 #   make demo    two stations on 127.0.0.1, end to end
 #   make bench   benchmarks beside their baselines
 #   make install hotline, hotline-mail, manual pages, the systemd unit, docs
@@ -12,7 +13,11 @@
 #   make clean
 
 JOBS ?= 2
-FUZZ_SMOKE_SECONDS ?= 10
+# ctest slots: two per core, since most integration tests wait on sockets and
+# timers; a test that keeps a core busy takes two (PROCESSORS in
+# CMakeLists.txt).
+TEST_JOBS ?= $(shell echo $$((2 * $(JOBS))))
+FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SECONDS ?= 300
 CMAKE ?= cmake
 # Extra CMake options for the release build; `make check` sets
@@ -22,7 +27,7 @@ BUILD_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build install check unit-asan fuzz-build fuzz fuzz-smoke demo bench clean
+.PHONY: all build install check background-builds fuzz-build fuzz-run fuzz demo bench clean
 
 all: build
 
@@ -47,20 +52,44 @@ build-fuzz/.configured:
 	@CC=clang $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOTLINE_FUZZ=ON >/dev/null
 	@touch $@
 
+# The sanitizer and fuzz builds run in the background from the start, at
+# the lowest priority (they take the CPU nothing else wants: mostly while the
+# release tests wait on timers), in a session of their own, killed if check
+# stops early; their output is in build/background-builds.log.  A new
+# session is a new scheduler autogroup, whose weight is its own: hence its
+# nice 19 beside SCHED_IDLE, which only ranks tasks within one group.
 check:
 	@scripts/deps.sh check
-	@$(MAKE) --no-print-directory build BUILD_OPTS=-DHOTLINE_TESTS=ON
-	@echo "== tests (release build)"
-	@cd build && ctest --output-on-failure -j $(JOBS)
+	@mkdir -p build
+	@set -e; \
+	setsid sh -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; \
+	  exec chrt --idle 0 $(MAKE) --no-print-directory background-builds' \
+	  >build/background-builds.log 2>&1 & bg=$$!; \
+	trap 'kill -TERM -$$bg 2>/dev/null || true' EXIT; \
+	trap 'exit 130' INT TERM HUP; \
+	$(MAKE) --no-print-directory build BUILD_OPTS=-DHOTLINE_TESTS=ON; \
+	echo "== tests (release build)"; \
+	(cd build && ctest --output-on-failure -j $(TEST_JOBS)); \
+	echo "== sanitizer and fuzz builds"; \
+	if ! wait $$bg; then \
+	  tail -n 60 build/background-builds.log >&2; \
+	  echo "make check: the sanitizer or fuzz build failed (build/background-builds.log)" >&2; \
+	  exit 1; \
+	fi; \
+	trap - EXIT INT TERM HUP
 	@echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-	@$(MAKE) --no-print-directory build-asan/.configured
-	@$(CMAKE) --build build-asan -j $(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS)
-	@echo "== fuzz smoke ($(FUZZ_SMOKE_SECONDS) s per target)"
+	  ctest --output-on-failure -j $(TEST_JOBS)
+	@echo "== fuzz smoke ($(FUZZ_SMOKE_SECONDS) s per target, $(JOBS) at a time)"
 	@$(MAKE) --no-print-directory fuzz-run SECONDS=$(FUZZ_SMOKE_SECONDS)
 	@echo "== make check: all passed"
+
+background-builds:
+	@$(MAKE) --no-print-directory build-asan/.configured
+	@$(CMAKE) --build build-asan -j $(JOBS)
+	@$(MAKE) --no-print-directory build-fuzz/.configured
+	@$(CMAKE) --build build-fuzz -j $(JOBS)
 
 fuzz-build:
 	@scripts/deps.sh check
@@ -68,7 +97,7 @@ fuzz-build:
 	@$(CMAKE) --build build-fuzz -j $(JOBS)
 
 fuzz-run: fuzz-build
-	@scripts/fuzz.sh build-fuzz/fuzz $(SECONDS)
+	@FUZZ_JOBS=$(JOBS) scripts/fuzz.sh build-fuzz/fuzz $(SECONDS)
 
 fuzz:
 	@$(MAKE) --no-print-directory fuzz-run SECONDS=$(FUZZ_SECONDS)

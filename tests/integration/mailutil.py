@@ -150,6 +150,9 @@ class MailServer:
                 os.chown(d, NOBODY, NOBODY)
         r = self._pc("check", check=False)
         assert r.returncode == 0, f"postfix check failed: {r.stderr}\n{self.log()}"
+        # `postfix start` runs that same integrity check again (seconds on a
+        # loaded machine) unless queue/quick-start exists, which it removes.
+        open(os.path.join(self.root, "queue", "quick-start"), "w").close()
         r = self._pc("start", check=False)
         assert r.returncode == 0, f"postfix start failed: {r.stderr}\n{self.log()}"
         self.started = True
@@ -218,6 +221,14 @@ class MailServer:
 
 
 def _alive(pid):
+    """Whether PID runs.  The master is not our child: once dead it stays a
+    zombie until init reaps it (a second or two here), and a zombie holds
+    no port and no file, so it counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        pass
     try:
         os.kill(pid, 0)
         return True

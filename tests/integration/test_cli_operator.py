@@ -84,6 +84,19 @@ def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):  # noqa: F811
                               daemon=True)
     reader.start()
     try:
+        # watch subscribes once it has started, and nothing is replayed: a
+        # message that arrives before that is not shown (a slow start under
+        # the sanitizers lost `first` so).  Probe until one is shown.
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            probe = b.send("washington", "is watch listening?")
+            a.wait_in_inbox([probe], DELIVER)
+            seen = time.monotonic() + scaled(1)
+            while probe not in arrived(lines) and time.monotonic() < seen:
+                time.sleep(0.05)
+            if probe in arrived(lines):
+                break
+            assert time.monotonic() < deadline, f"watch showed no arrival: {lines}"
         first = b.send("washington", "before the restart")
         a.wait_in_inbox([first], DELIVER)
         a.stop()

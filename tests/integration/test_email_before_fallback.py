@@ -16,7 +16,7 @@ from mailutil import mailserver  # noqa: F401  (the fixture)
 from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
 from test_email_failover import email_pair, inbox_ids, states
 
-FALLBACK_S = 60
+FALLBACK_S = 30
 
 
 @pytest.mark.slow
