@@ -23,7 +23,7 @@
  * visible are authored in precommit(), inside the same transaction, and go
  * out with the ACK after the commit.
  *
- * Invariants (checked by check_invariants() in debug builds):
+ * Invariants (checked by eng_check_invariants() in debug builds):
  *   I1. Every queue is in increasing seq order; every entry before a
  *       queue's cursor is done.
  *   I2. nloaded equals the number of entries in the four queues, and is at
@@ -277,8 +277,8 @@ struct hl_engine {
 	size_t hlen, hcap;
 	int cur_verdict;             /* the ITEM being handled: its held verdict */
 
-	uint64_t free_cache;         /* free_bytes() */
-	uint64_t reserve_cache;      /* reserve_bytes() */
+	uint64_t free_cache;         /* eng_free_bytes() */
+	uint64_t reserve_cache;      /* eng_reserve_bytes() */
 	int64_t free_at;
 
 	/* The chain rules on arrival (chain/accept.h).  What the current
@@ -317,23 +317,23 @@ struct hl_engine {
 };
 
 /* Restores (RESTORES above): RECLAIM and RETURN, sent by pump(). */
-static void resync_send(hl_engine *e, uint64_t now);
+static void eng_resync_send(hl_engine *e, uint64_t now);
 
 /* Staging (deliver/stage.h): the engine's side, in one place below. */
-static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
+static void eng_stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
 			    uint64_t now);
-static bool stage_waiting(const struct out_entry *x, uint64_t now);
-static int stage_pump(hl_engine *e, int above, uint64_t now);
-static void stage_send_staged(hl_engine *e, uint64_t now);
+static bool eng_stage_waiting(const struct out_entry *x, uint64_t now);
+static int eng_stage_pump(hl_engine *e, int above, uint64_t now);
+static void eng_stage_send_staged(hl_engine *e, uint64_t now);
 struct in_msg;
-static int stage_adopt(hl_engine *e, struct in_msg *m);
-static int on_stage(hl_engine *e, const uint8_t *body, size_t len);
-static int on_staged(hl_engine *e, const uint8_t *body, size_t len);
-static void send_owed(hl_engine *e, uint64_t now);
-static int over_limits(hl_engine *e, uint64_t charge, bool *over);
+static int eng_stage_adopt(hl_engine *e, struct in_msg *m);
+static int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len);
+static int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len);
+static void eng_send_owed(hl_engine *e, uint64_t now);
+static int eng_over_limits(hl_engine *e, uint64_t charge, bool *over);
 
-static void set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(hl_engine *e, const char *fmt, ...)
+static void eng_set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void eng_set_error(hl_engine *e, const char *fmt, ...)
 {
 	char raw[512];
 	va_list ap;
@@ -348,7 +348,7 @@ const char *hl_engine_error(const hl_engine *e)
 	return e->error;
 }
 
-static event_t *add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t *id,
+static event_t *eng_add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t *id,
 				size_t idlen)
 {
 	static event_t discard;
@@ -365,18 +365,18 @@ static event_t *add_event_info(hl_engine *e, enum hl_engine_event ev, const uint
 	return x;
 }
 
-static void add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
+static void eng_add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
 {
-	(void)add_event_info(e, ev, id, HL_MSG_ID_LEN);
+	(void)eng_add_event_info(e, ev, id, HL_MSG_ID_LEN);
 }
 
-static bool prec_valid(unsigned p)
+static bool eng_prec_valid(unsigned p)
 {
 	return p < HL_PREC_COUNT;
 }
 
 #ifndef NDEBUG
-static void check_invariants(const hl_engine *e)
+static void eng_check_invariants(const hl_engine *e)
 {
 	size_t total = 0;
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
@@ -402,7 +402,7 @@ static void check_invariants(const hl_engine *e)
 			assert(m->parts[i].durable <= m->parts[i].done); /* I4 */
 }
 #else
-static void check_invariants(const hl_engine *e)
+static void eng_check_invariants(const hl_engine *e)
 {
 	(void)e;
 }
@@ -440,7 +440,7 @@ static void entry_free(struct out_entry *x)
 	free(x);
 }
 
-static void queue_fix_cursor(struct out_queue *q)
+static void eng_queue_fix_cursor(struct out_queue *q)
 {
 	if (!q->cursor)
 		q->cursor = q->head;
@@ -483,7 +483,7 @@ static void queue_prune(hl_engine *e, struct out_queue *q)
 	}
 }
 
-static void queues_clear(hl_engine *e)
+static void eng_queues_clear(hl_engine *e)
 {
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
 		struct out_entry *x = e->q[p].head;
@@ -503,7 +503,7 @@ static struct out_entry *entry_new(uint64_t seq, enum hl_item_kind kind, unsigne
 	struct out_entry *x = xcalloc(1, sizeof(*x));
 	x->seq = seq;
 	x->kind = kind;
-	x->prec = prec_valid(prec) ? prec : HL_PREC_FLASH;
+	x->prec = eng_prec_valid(prec) ? prec : HL_PREC_FLASH;
 	return x;
 }
 
@@ -618,7 +618,7 @@ static int cmp_entry(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int load_initial(hl_engine *e)
+static int eng_load_initial(hl_engine *e)
 {
 	struct load_ctx lc = { .e = e };
 	hl_store *st = e->env.txn->store;
@@ -629,7 +629,7 @@ static int load_initial(hl_engine *e)
 		for (size_t i = 0; i < lc.n; i++)
 			entry_free(lc.arr[i]);
 		free(lc.arr);
-		set_error(e, "store: %s", hl_store_errmsg(st));
+		eng_set_error(e, "store: %s", hl_store_errmsg(st));
 		return ret;
 	}
 	if (lc.n)
@@ -654,19 +654,19 @@ void hl_engine_refresh(hl_engine *e)
 	hl_store *st = e->env.txn->store;
 	if (hl_store_each_out_after(st, e->peer_id, e->loaded_upto, OUT_WINDOW - e->nloaded,
 				    load_unacked, &lc) < 0) {
-		set_error(e, "store: %s", hl_store_errmsg(st));
+		eng_set_error(e, "store: %s", hl_store_errmsg(st));
 	}
 	/* Rows come in seq order above everything loaded: appending keeps
 	 * every queue in order. */
 	for (size_t i = 0; i < lc.n; i++)
 		queue_append(e, lc.arr[i]);
 	free(lc.arr);
-	check_invariants(e);
+	eng_check_invariants(e);
 }
 
 /* ---- sending ---- */
 
-static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
+static int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	return hl_link_send(e->link, type, body, len, now);
 }
@@ -675,7 +675,7 @@ static int send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
  * with ALL (the end of a burst, a worker's progress), for anything taken
  * (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the next
  * pump. */
-static void credit_maybe(hl_engine *e, uint64_t now, bool all)
+static void eng_credit_maybe(hl_engine *e, uint64_t now, bool all)
 {
 	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
 		return;
@@ -688,13 +688,13 @@ static void credit_maybe(hl_engine *e, uint64_t now, bool all)
 		return;
 	uint8_t body[HL_CREDIT_LEN];
 	hl_rec_credit_encode(taken, body);
-	if (send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
+	if (eng_send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
 		e->credit_sent = taken;
 }
 
 void hl_engine_credit(hl_engine *e, uint64_t now)
 {
-	credit_maybe(e, now, true);
+	eng_credit_maybe(e, now, true);
 }
 
 /* ---- flow control sized in time (deliver/flow.h) ---- */
@@ -705,13 +705,13 @@ static uint64_t flow_us(const hl_engine *e, uint64_t now_ms)
 }
 
 /* The most data the next CHUNK or STAGE record carries. */
-static size_t data_max(const hl_engine *e, size_t max)
+static size_t eng_data_max(const hl_engine *e, size_t max)
 {
 	return e->credit_on && e->flow ? hl_flow_chunk(e->flow, max) : max;
 }
 
 /* N more bytes of data went (the session's count is e->chunk_sent). */
-static void flow_sent(hl_engine *e, size_t n, uint64_t now)
+static void eng_flow_sent(hl_engine *e, size_t n, uint64_t now)
 {
 	e->chunk_sent += n;
 	if (!e->credit_on)
@@ -727,7 +727,7 @@ static void flow_sent(hl_engine *e, size_t n, uint64_t now)
  * in flight past the window, or the link's queue past what may wait
  * ahead of an urgent record (then the link calls on_writable as its queue
  * drains, and the engine pumps again; a CREDIT pumps too). */
-static bool flow_holds(hl_engine *e, uint64_t n)
+static bool eng_flow_holds(hl_engine *e, uint64_t n)
 {
 	if (!e->credit_on)
 		return false;
@@ -759,7 +759,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	int ret = hl_store_get_out_item(st, e->peer_id, x->seq, &irow, e->itembuf, HL_ITEM_MAX,
 					&row, &has_msg);
 	if (ret < 0) {
-		set_error(e, "store: item %llu: %s", (unsigned long long)x->seq,
+		eng_set_error(e, "store: item %llu: %s", (unsigned long long)x->seq,
 			  hl_store_errmsg(st));
 		return ret;
 	}
@@ -770,7 +770,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	if (x->kind == HL_ITEM_MESSAGE) {
 		if (!has_msg) {
 			ret = HL_ENOTFOUND;
-			set_error(e, "store: message %llu: no message at that seq",
+			eng_set_error(e, "store: message %llu: no message at that seq",
 				  (unsigned long long)x->seq);
 			goto out;
 		}
@@ -778,7 +778,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 		 * contents to send: pump() skips it for this session. */
 		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
 			ret = HL_ESTATE;
-			set_error(e, "message %llu was purged here: it cannot be sent again",
+			eng_set_error(e, "message %llu was purged here: it cannot be sent again",
 				  (unsigned long long)x->seq);
 			goto out;
 		}
@@ -795,19 +795,19 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 		size_t clen;
 		ret = hl_msg_content_encode(&c, e->rec + len, HL_RECORD_BODY_MAX - len, &clen);
 		if (ret < 0) {
-			set_error(e, "message %llu does not fit a record", (unsigned long long)x->seq);
+			eng_set_error(e, "message %llu does not fit a record", (unsigned long long)x->seq);
 			goto out;
 		}
 		len += clen;
 		if (!x->parts_known)
 			entry_set_parts(e, x, &row);
 	}
-	ret = send_rec(e, HL_REC_ITEM, e->rec, len, now);
+	ret = eng_send_rec(e, HL_REC_ITEM, e->rec, len, now);
 	if (ret == 0) {
 		x->item_sent = true;
 		e->stats.items_out++;
 		if (x->kind == HL_ITEM_MESSAGE)
-			stage_item_sent(e, x, row.id, now);
+			eng_stage_item_sent(e, x, row.id, now);
 	}
 out:
 	hl_msg_row_clear(&row);
@@ -818,7 +818,7 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 {
 	struct out_part *p = &x->parts[x->cur];
 	uint64_t left = p->size - p->offset;
-	size_t max = data_max(e, CHUNK_DATA_MAX);
+	size_t max = eng_data_max(e, CHUNK_DATA_MAX);
 	size_t n = left < max ? (size_t)left : max;
 	uint8_t *data = e->rec + HL_CHUNK_HDR_LEN;
 
@@ -830,24 +830,24 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 			char *path = hl_path_join(e->env.dir, p->path);
 			ret = hl_dio_ropen(&p->r, path, O_CLOEXEC | O_NOFOLLOW);
 			if (ret < 0) {
-				set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
+				eng_set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
 				free(path);
 				return ret;
 			}
 			free(path);
 		}
 		if ((ret = hl_dio_read(&p->r, p->offset, data, n)) < 0) {
-			set_error(e, "cannot read attachment %s: %s", p->path,
+			eng_set_error(e, "cannot read attachment %s: %s", p->path,
 				  ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
 			return ret;
 		}
 	}
 	hl_rec_chunk_header(x->seq, (uint8_t)x->cur, p->offset, e->rec);
-	int ret = send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
+	int ret = eng_send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
-	flow_sent(e, n, now);
+	eng_flow_sent(e, n, now);
 	p->offset += n;
 	if (p->offset == p->size) {
 		hl_dio_rclose(&p->r);
@@ -862,14 +862,14 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 	return 0;
 }
 
-/* CREDIT: X's next CHUNK must wait (flow_holds). */
+/* CREDIT: X's next CHUNK must wait (eng_flow_holds). */
 static bool window_full(hl_engine *e, const struct out_entry *x)
 {
 	if (!e->credit_on || !x->item_sent || x->cur >= x->nparts)
 		return false;
 	const struct out_part *p = &x->parts[x->cur];
-	uint64_t left = p->size - p->offset, max = data_max(e, CHUNK_DATA_MAX);
-	return flow_holds(e, left < max ? left : max);
+	uint64_t left = p->size - p->offset, max = eng_data_max(e, CHUNK_DATA_MAX);
+	return eng_flow_holds(e, left < max ? left : max);
 }
 
 /* The entry to work on: the most urgent queue's cursor (a queue whose
@@ -878,8 +878,8 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 {
 	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
 		struct out_queue *q = &e->q[p];
-		queue_fix_cursor(q);
-		if (q->cursor && q->cursor->retry_at <= now && !stage_waiting(q->cursor, now)) {
+		eng_queue_fix_cursor(q);
+		if (q->cursor && q->cursor->retry_at <= now && !eng_stage_waiting(q->cursor, now)) {
 			*qout = q;
 			return q->cursor;
 		}
@@ -891,22 +891,22 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 {
 	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
 		return;
-	send_owed(e, now);
+	eng_send_owed(e, now);
 	if (e->reclaim_pending || e->return_pending)
-		resync_send(e, now);
+		eng_resync_send(e, now);
 	if (!e->synced)
 		return;
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
 	/* All taken so far: the pump after a burst's commit ends the burst
 	 * (and a CREDIT the link refused before goes now). */
-	credit_maybe(e, now, true);
-	stage_send_staged(e, now);
+	eng_credit_maybe(e, now, true);
+	eng_stage_send_staged(e, now);
 	while (hl_link_writable_or_notify(e->link)) {
 		struct out_queue *q = NULL;
 		struct out_entry *x = pick(e, &q, now);
 		/* Staged bytes go when nothing as urgent waits. */
-		int sret = stage_pump(e, x ? (int)x->prec : -1, now);
+		int sret = eng_stage_pump(e, x ? (int)x->prec : -1, now);
 		if (sret < 0)
 			break;
 		if (sret > 0)
@@ -930,14 +930,14 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 			x->cur = x->nparts;
 		}
 		if (entry_done(x))
-			queue_fix_cursor(q);
+			eng_queue_fix_cursor(q);
 	}
-	check_invariants(e);
+	eng_check_invariants(e);
 }
 
 /* ---- receiving: helpers ---- */
 
-static struct in_msg *in_find(hl_engine *e, uint64_t seq)
+static struct in_msg *eng_in_find(hl_engine *e, uint64_t seq)
 {
 	for (struct in_msg *m = e->in; m; m = m->next)
 		if (m->seq == seq)
@@ -945,7 +945,7 @@ static struct in_msg *in_find(hl_engine *e, uint64_t seq)
 	return NULL;
 }
 
-static void in_msg_free(struct in_msg *m)
+static void eng_in_msg_free(struct in_msg *m)
 {
 	if (!m)
 		return;
@@ -958,7 +958,7 @@ static void in_msg_free(struct in_msg *m)
 	free(m);
 }
 
-static void in_unlink(hl_engine *e, struct in_msg *m)
+static void eng_in_unlink(hl_engine *e, struct in_msg *m)
 {
 	for (struct in_msg **pp = &e->in; *pp; pp = &(*pp)->next) {
 		if (*pp == m) {
@@ -969,18 +969,18 @@ static void in_unlink(hl_engine *e, struct in_msg *m)
 	}
 }
 
-static void in_clear(hl_engine *e)
+static void eng_in_clear(hl_engine *e)
 {
 	while (e->in) {
 		struct in_msg *m = e->in;
 		e->in = m->next;
-		in_msg_free(m);
+		eng_in_msg_free(m);
 	}
 	e->nin = 0;
 	e->in_loaded = false;
 }
 
-static struct in_msg *in_msg_new(void)
+static struct in_msg *eng_in_msg_new(void)
 {
 	struct in_msg *m = xcalloc(1, sizeof(*m));
 	for (unsigned i = 0; i < NPARTS_MAX; i++)
@@ -988,7 +988,7 @@ static struct in_msg *in_msg_new(void)
 	return m;
 }
 
-static void in_add(hl_engine *e, struct in_msg *m)
+static void eng_in_add(hl_engine *e, struct in_msg *m)
 {
 	m->next = e->in;
 	e->in = m;
@@ -998,7 +998,7 @@ static void in_add(hl_engine *e, struct in_msg *m)
 /* Creates the directories of an incoming part, in/ and in/<id>/, each
  * made durable in its parent when new (the file's own fsync and its
  * directory's come when the part is complete). */
-static int make_part_dir(const hl_engine *e, const char *relpath)
+static int eng_make_part_dir(const hl_engine *e, const char *relpath)
 {
 	int ret = 0;
 	char *in = hl_path_join(e->env.dir, "in");
@@ -1019,12 +1019,12 @@ static int make_part_dir(const hl_engine *e, const char *relpath)
 	return ret;
 }
 
-static char *part_tmp_path(const hl_engine *e, const struct in_part *p)
+static char *eng_part_tmp_path(const hl_engine *e, const struct in_part *p)
 {
 	return xasprintf("%s/%s.part", e->env.dir, p->path);
 }
 
-static void queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
+static void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
 			  uint8_t code, const char *text)
 {
 	if (e->nref >= REFUSALS_OWED_MAX) {
@@ -1046,7 +1046,7 @@ static void queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 
 	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
-static bool in_all_complete(const struct in_msg *m)
+static bool eng_in_all_complete(const struct in_msg *m)
 {
 	for (unsigned i = 0; i < NPARTS_MAX; i++)
 		if (m->parts[i].present && !m->parts[i].complete)
@@ -1059,7 +1059,7 @@ static bool in_all_complete(const struct in_msg *m)
  * at all but everything before M in the peer's chain is (stored or
  * refused): then it was refused before anything of it could be trusted
  * (a bad signature), and waiting for it would wait for ever. */
-static int predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uint64_t seq,
+static int eng_predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uint64_t seq,
 			    bool *ok)
 {
 	hl_store *st = e->env.txn->store;
@@ -1078,7 +1078,7 @@ static int predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uin
 }
 
 /* The message at SEQ became visible: its receipt goes in the precommit. */
-static void add_receipt(hl_engine *e, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+static void eng_add_receipt(hl_engine *e, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
 {
 	if (e->nrcpt == e->caprcpt) {
 		e->caprcpt = e->caprcpt ? 2 * e->caprcpt : 64;
@@ -1089,14 +1089,14 @@ static void add_receipt(hl_engine *e, uint64_t seq, const uint8_t hash[static HL
 	e->nrcpt++;
 }
 
-/* Makes M visible if the message before it allows (predecessor_done),
+/* Makes M visible if the message before it allows (eng_predecessor_done),
  * then tries the messages that were waiting for it. */
-static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
+static int eng_try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
 	while (m) {
 		bool prev_ok;
-		int ret = predecessor_done(e, m->prec, m->class_seq, m->seq, &prev_ok);
+		int ret = eng_predecessor_done(e, m->prec, m->class_seq, m->seq, &prev_ok);
 		if (ret < 0)
 			return ret;
 		if (!prev_ok)
@@ -1112,13 +1112,13 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 			if ((ret = hl_store_set_state(st, m->id, HL_MSG_COMPLETE, NULL,
 						      hl_now_ms())) < 0)
 				return ret;
-			add_event(e, HL_EV_ARRIVED, m->id);
-			add_receipt(e, m->seq, m->item_hash);
+			eng_add_event(e, HL_EV_ARRIVED, m->id);
+			eng_add_receipt(e, m->seq, m->item_hash);
 		}
 		unsigned prec = m->prec;
 		uint64_t next_class = m->class_seq + 1;
-		in_unlink(e, m);
-		in_msg_free(m);
+		eng_in_unlink(e, m);
+		eng_in_msg_free(m);
 		/* the next one of this precedence may have been waiting */
 		m = NULL;
 		for (struct in_msg *w = e->in; w; w = w->next) {
@@ -1135,7 +1135,7 @@ static int try_visible(hl_engine *e, struct in_msg *m, uint64_t now)
 /* Refuses an incoming message that was already stored (a part failed its
  * hash): its state becomes REFUSED, its files go, a REFUSE follows the
  * commit. */
-static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const char *text)
+static int eng_refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const char *text)
 {
 	hl_store *st = e->env.txn->store;
 	char reason[256];
@@ -1145,26 +1145,26 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
 	int ret = hl_store_set_state(st, m->id, HL_MSG_REFUSED_IN, reason, hl_now_ms());
 	if (ret < 0)
 		return ret;
-	add_event(e, HL_EV_REFUSED_IN, m->id);
+	eng_add_event(e, HL_EV_REFUSED_IN, m->id);
 	for (unsigned i = 1; i < NPARTS_MAX; i++) {
 		struct in_part *p = &m->parts[i];
 		if (!p->present)
 			continue;
-		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
+		char *tmp = eng_part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
 		unlink(tmp);
 		unlink(fin);
 		free(tmp);
 		free(fin);
 	}
-	queue_refusal(e, m->seq, m->item_hash, code, text);
+	eng_queue_refusal(e, m->seq, m->item_hash, code, text);
 	/* A refused message no longer holds back the one after it. */
 	unsigned prec = m->prec;
 	uint64_t next_class = m->class_seq + 1;
-	in_unlink(e, m);
-	in_msg_free(m);
+	eng_in_unlink(e, m);
+	eng_in_msg_free(m);
 	for (struct in_msg *w = e->in; w; w = w->next)
 		if (w->ready && w->prec == prec && w->class_seq == next_class)
-			return try_visible(e, w, 0);
+			return eng_try_visible(e, w, 0);
 	return 0;
 }
 
@@ -1172,7 +1172,7 @@ static int refuse_stored(hl_engine *e, struct in_msg *m, uint8_t code, const cha
  * restart, or after a failure) from the file itself. */
 static int part_rehash(hl_engine *e, struct in_part *p)
 {
-	char *tmp = part_tmp_path(e, p);
+	char *tmp = eng_part_tmp_path(e, p);
 	int ret = 0;
 	uint8_t *buf = NULL;
 	struct hl_dio_reader r = { .fd = -1 };
@@ -1249,7 +1249,7 @@ static int part_open_writer(hl_engine *e, struct in_part *p)
 		part_park(e, vm, vidx);
 	int ret = p->hashed ? 0 : part_rehash(e, p);
 	if (ret == 0) {
-		char *tmp = part_tmp_path(e, p);
+		char *tmp = eng_part_tmp_path(e, p);
 		ret = hl_dio_open(&p->w, tmp, O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600, p->done);
 		free(tmp);
 	}
@@ -1259,7 +1259,7 @@ static int part_open_writer(hl_engine *e, struct in_part *p)
 static int load_partial(void *arg, const struct hl_msg_row *row)
 {
 	hl_engine *e = arg;
-	struct in_msg *m = in_msg_new();
+	struct in_msg *m = eng_in_msg_new();
 	struct hl_item_row irow;
 	m->seq = row->seq;
 	memcpy(m->id, row->id, HL_MSG_ID_LEN);
@@ -1275,7 +1275,7 @@ static int load_partial(void *arg, const struct hl_msg_row *row)
 		ret = hl_item_decode(e->itembuf, irow.encoded_len, it);
 	if (ret < 0) {
 		free(it);
-		in_msg_free(m);
+		eng_in_msg_free(m);
 		return 0; /* leave it; logged by the caller's count */
 	}
 	memcpy(m->item_hash, irow.hash, HL_HASH_LEN);
@@ -1301,19 +1301,19 @@ static int load_partial(void *arg, const struct hl_msg_row *row)
 			p->done = p->durable = 0;
 		}
 	}
-	m->ready = in_all_complete(m);
-	in_add(e, m);
+	m->ready = eng_in_all_complete(m);
+	eng_in_add(e, m);
 	return 0;
 }
 
-static int load_in(hl_engine *e)
+static int eng_load_in(hl_engine *e)
 {
 	if (e->in_loaded)
 		return 0;
 	int ret = hl_store_each_in_partial(e->env.txn->store, e->peer_id, load_partial, e);
 	if (ret < 0) {
-		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
-		in_clear(e);
+		eng_set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+		eng_in_clear(e);
 		return ret;
 	}
 	e->in_loaded = true;
@@ -1324,7 +1324,7 @@ static int load_in(hl_engine *e)
 
 /* What this transaction knows of the peer's chain (e->cache_ok): loaded
  * at its first item, kept up to date by every insert, forgotten when the
- * transaction ends (cache_forget, from postcommit and abort). */
+ * transaction ends (eng_cache_forget, from postcommit and abort). */
 static int cache_load(hl_engine *e)
 {
 	if (e->cache_ok)
@@ -1343,13 +1343,13 @@ static int cache_load(hl_engine *e)
 	return 0;
 }
 
-static void cache_forget(hl_engine *e)
+static void eng_cache_forget(hl_engine *e)
 {
 	e->cache_ok = false;
 }
 
 /* An item or tombstone was stored at SEQ. */
-static void cache_note(hl_engine *e, uint64_t seq)
+static void eng_cache_note(hl_engine *e, uint64_t seq)
 {
 	if (e->cache_ok && seq > e->in_top)
 		e->in_top = seq;
@@ -1372,16 +1372,16 @@ static void refuse_log(hl_engine *e, const char *fmt, ...)
 
 /* Refused for now: nothing stored, not acknowledged; the author offers it
  * again (REFUSE code 7), and `status` says why. */
-static void refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const char *text)
+static void eng_refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const char *text)
 {
 	refuse_log(e, "item %llu refused for now: %s", (unsigned long long)seq, text);
-	queue_refusal(e, seq, hash, HL_REFUSE_QUOTA, text);
+	eng_queue_refusal(e, seq, hash, HL_REFUSE_QUOTA, text);
 	snprintf(e->refusing, sizeof(e->refusing), "item %llu: %.130s", (unsigned long long)seq,
 		 text);
 	e->stats.refused_later++;
 }
 
-static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
+static int eng_tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
 		     const char *text)
 {
 	hl_store *st = e->env.txn->store;
@@ -1392,26 +1392,26 @@ static int tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t co
 	if (ret < 0)
 		return ret;
 	bool over;
-	if ((ret = over_limits(e, HL_STORE_ROW_COST, &over)) < 0)
+	if ((ret = eng_over_limits(e, HL_STORE_ROW_COST, &over)) < 0)
 		return ret;
 	if (over) {
-		refuse_later(e, seq, hash, "over quota or disk reserve");
+		eng_refuse_later(e, seq, hash, "over quota or disk reserve");
 		return 0;
 	}
 	if (e->tombs >= TOMBSTONES_MAX) {
 		char why[160];
 		snprintf(why, sizeof(why), "%.100s (%llu refused items kept already)", text,
 			 (unsigned long long)e->tombs);
-		refuse_later(e, seq, hash, why);
+		eng_refuse_later(e, seq, hash, why);
 		return 0;
 	}
 	if ((ret = hl_store_insert_tombstone(st, e->peer_id, seq, hash, code)) < 0)
 		return ret;
 	e->tombs++;
-	cache_note(e, seq);
+	eng_cache_note(e, seq);
 	refuse_log(e, "refused item %llu: %s: %s", (unsigned long long)seq,
 		   hl_refuse_code_str(code), text);
-	queue_refusal(e, seq, hash, code, text);
+	eng_queue_refusal(e, seq, hash, code, text);
 	e->stats.refused_items++;
 	e->need_ack = true;
 	return 0;
@@ -1468,7 +1468,7 @@ static int class_rule(hl_engine *e, const struct hl_item *it, struct hl_chain_wh
 }
 
 /* A message at SEQ with CLASS_SEQ was stored. */
-static void class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq)
+static void eng_class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq)
 {
 	if (e->class_known[prec] && (!e->class_top[prec].held ||
 				     class_seq > e->class_top[prec].class_seq))
@@ -1553,7 +1553,7 @@ static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
 
 /* Every rule the peer's item IT (hash HASH), decoded and signed, must
  * satisfy given what we hold.  A verdict, or a negative code. */
-static int chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+static int eng_chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
 		       struct hl_chain_ref *before, struct hl_chain_ref *after,
 		       struct hl_chain_why *w)
 {
@@ -1625,7 +1625,7 @@ static int keep_evidence(hl_engine *e, const struct hl_item *it, const uint8_t *
 	hl_error("peer %s: EQUIVOCATION: it signed two different items as number %llu of its "
 		 "chain; both kept as evidence", e->peer_name,
 		 (unsigned long long)(first_seq < it->seq ? first_seq : it->seq));
-	event_t *ev = add_event_info(e, HL_EV_EQUIVOCATION, hash, HL_HASH_LEN);
+	event_t *ev = eng_add_event_info(e, HL_EV_EQUIVOCATION, hash, HL_HASH_LEN);
 	ev->seq = it->seq;
 	return 0;
 }
@@ -1634,7 +1634,7 @@ static int keep_evidence(hl_engine *e, const struct hl_item *it, const uint8_t *
  * every FREE_CACHE_MS (a stream of small messages would otherwise make a
  * statvfs() call each); what was accepted since is subtracted. */
 #define FREE_CACHE_MS 100
-static uint64_t free_bytes(hl_engine *e)
+static uint64_t eng_free_bytes(hl_engine *e)
 {
 	int64_t now = hl_now_ms();
 	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
@@ -1649,10 +1649,10 @@ static uint64_t free_bytes(hl_engine *e)
 	return e->free_cache;
 }
 
-/* The disk reserve in bytes (DiskReserve), as free_bytes() last saw. */
-static uint64_t reserve_bytes(hl_engine *e)
+/* The disk reserve in bytes (DiskReserve), as eng_free_bytes() last saw. */
+static uint64_t eng_reserve_bytes(hl_engine *e)
 {
-	(void)free_bytes(e);
+	(void)eng_free_bytes(e);
 	return e->reserve_cache;
 }
 
@@ -1665,7 +1665,7 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
  * (store.h, hl_store_peer_usage): the item's row and bytes, the message's
  * row, subject and body, a directory and a file per attachment (at least
  * a block each); saturating, so no declared size can wrap the sum. */
-static uint64_t message_charge(const struct hl_item_message *m, size_t enc_len,
+static uint64_t eng_message_charge(const struct hl_item_message *m, size_t enc_len,
 			       size_t subject_len)
 {
 	uint64_t c = 2 * HL_STORE_ROW_COST + enc_len + subject_len;
@@ -1684,7 +1684,7 @@ static uint64_t message_charge(const struct hl_item_message *m, size_t enc_len,
 /* Would storing CHARGE more bytes for the peer pass its quota, or take
  * the disk's free space below the reserve?  Both are "for now": the
  * author offers the item again later. */
-static int over_limits(hl_engine *e, uint64_t charge, bool *over)
+static int eng_over_limits(hl_engine *e, uint64_t charge, bool *over)
 {
 	uint64_t usage = 0;
 	int ret;
@@ -1694,13 +1694,13 @@ static int over_limits(hl_engine *e, uint64_t charge, bool *over)
 			return ret;
 		*over = sat_add(usage, charge) > e->env.quota_bytes;
 	}
-	uint64_t reserve = reserve_bytes(e);
-	if (reserve && free_bytes(e) < sat_add(reserve, charge))
+	uint64_t reserve = eng_reserve_bytes(e);
+	if (reserve && eng_free_bytes(e) < sat_add(reserve, charge))
 		*over = true;
 	return 0;
 }
 
-static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+static int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
 			   size_t enc_len, const uint8_t hash[static 32],
 			   const uint8_t *rest, size_t rest_len)
 {
@@ -1714,11 +1714,11 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	if ((ret = hl_store_message_exists(st, m->id, &used)) < 0)
 		return ret;
 	if (used)
-		return tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
 	if (hl_msg_content_decode(rest, rest_len, &c) < 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
 	if (hl_msg_content_check(m, &c) < 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
 
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
 	for (unsigned i = 0; i < m->n_attachments; i++) {
@@ -1726,14 +1726,14 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 			char text[128];
 			snprintf(text, sizeof(text), "attachment of %llu bytes; the limit is %llu",
 				 (unsigned long long)m->att[i].size, (unsigned long long)max_att);
-			return tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
+			return eng_tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
 		}
 	}
 	/* Quota and reserve: temporary refusals, nothing stored, retried by
 	 * the sender in its next session. */
-	uint64_t total = message_charge(m, enc_len, c.subject_len);
+	uint64_t total = eng_message_charge(m, enc_len, c.subject_len);
 	bool over;
-	if ((ret = over_limits(e, total, &over)) < 0)
+	if ((ret = eng_over_limits(e, total, &over)) < 0)
 		return ret;
 	if (!c.inline_body) {
 		uint64_t held = m->body_size;
@@ -1742,9 +1742,9 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		over = over || held > BODY_MEM_MAX;
 	}
 	if (over || e->nin >= MAX_PARTIAL_IN) {
-		set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
+		eng_set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
 			  (unsigned long long)it->seq, (unsigned long long)total);
-		refuse_later(e, it->seq, hash, "over quota or disk reserve");
+		eng_refuse_later(e, it->seq, hash, "over quota or disk reserve");
 		return 0;
 	}
 
@@ -1766,7 +1766,7 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	 * message of a stream. */
 	bool visible = false;
 	if (c.inline_body && m->n_attachments == 0 &&
-	    (ret = predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0) {
+	    (ret = eng_predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0) {
 		free(att);
 		return ret;
 	}
@@ -1798,17 +1798,17 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	free(att);
 	if (ret < 0)
 		return ret;
-	cache_note(e, it->seq);
-	class_note(e, m->precedence, it->seq, m->class_seq);
+	eng_cache_note(e, it->seq);
+	eng_class_note(e, m->precedence, it->seq, m->class_seq);
 	e->need_ack = true;
 	if (visible) {
-		add_event(e, HL_EV_ARRIVED, m->id);
-		add_receipt(e, it->seq, hash);
+		eng_add_event(e, HL_EV_ARRIVED, m->id);
+		eng_add_receipt(e, it->seq, hash);
 		return 0;
 	}
 
 	/* in memory, to receive its parts */
-	struct in_msg *im = in_msg_new();
+	struct in_msg *im = eng_in_msg_new();
 	im->seq = it->seq;
 	memcpy(im->id, m->id, HL_MSG_ID_LEN);
 	memcpy(im->item_hash, hash, HL_HASH_LEN);
@@ -1833,8 +1833,8 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 		hl_parthash_doc(&p->hs);
 		p->hashed = true;
 	}
-	in_add(e, im);
-	if ((ret = stage_adopt(e, im)) < 0)
+	eng_in_add(e, im);
+	if ((ret = eng_stage_adopt(e, im)) < 0)
 		return ret;
 	/* zero-length attachments are complete at once */
 	for (unsigned i = 1; i <= m->n_attachments; i++) {
@@ -1842,9 +1842,9 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 			uint8_t empty[HL_HASH_LEN];
 			hl_doc_hash(NULL, 0, empty);
 			if (sodium_memcmp(empty, im->parts[i].hash, HL_HASH_LEN) != 0)
-				return refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
+				return eng_refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
 			char *fin = hl_path_join(e->env.dir, im->parts[i].path);
-			ret = make_part_dir(e, im->parts[i].path);
+			ret = eng_make_part_dir(e, im->parts[i].path);
 			int fd = ret < 0 ? -1
 					 : open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 			if (ret == 0 && fd < 0)
@@ -1858,20 +1858,20 @@ static int on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t
 				ret = hl_fsync_parent(fin);
 			free(fin);
 			if (ret < 0) {
-				set_error(e, "cannot store attachment %s: %s", im->parts[i].path,
+				eng_set_error(e, "cannot store attachment %s: %s", im->parts[i].path,
 					  hl_strerror(ret));
 				return ret;
 			}
 			im->parts[i].complete = true;
 		}
 	}
-	im->ready = in_all_complete(im);
+	im->ready = eng_in_all_complete(im);
 	if (im->ready)
-		return try_visible(e, im, 0);
+		return eng_try_visible(e, im, 0);
 	return 0;
 }
 
-static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+static int eng_on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
 			   size_t enc_len, const uint8_t hash[static 32])
 {
 	hl_store *st = e->env.txn->store;
@@ -1884,10 +1884,10 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 	int ret = hl_store_insert_item(st, &irow);
 	if (ret < 0)
 		return ret;
-	cache_note(e, it->seq);
+	eng_cache_note(e, it->seq);
 	e->need_ack = true;
 	int64_t now = hl_now_ms();
-	/* The chain rules (chain_rules) made sure each entry names a message
+	/* The chain rules (eng_chain_rules) made sure each entry names a message
 	 * of ours, with its hash, not acknowledged before: each moves. */
 	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
 		const struct hl_receipt_entry *r = &it->u.rcpt.entries[i];
@@ -1897,14 +1897,14 @@ static int on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t
 						   &moved)) < 0)
 			return ret;
 		if (moved)
-			add_event(e, HL_EV_DELIVERED, id);
+			eng_add_event(e, HL_EV_DELIVERED, id);
 	}
 	return 0;
 }
 
 /* An item that arrived (or was refused) may let a message that waits for
- * its predecessor go (see predecessor_done). */
-static int retry_waiting(hl_engine *e)
+ * its predecessor go (see eng_predecessor_done). */
+static int eng_retry_waiting(hl_engine *e)
 {
 	bool progress = true;
 	while (progress) {
@@ -1913,7 +1913,7 @@ static int retry_waiting(hl_engine *e)
 			if (!w->ready)
 				continue;
 			size_t before = e->nin;
-			int ret = try_visible(e, w, 0);
+			int ret = eng_try_visible(e, w, 0);
 			if (ret < 0)
 				return ret;
 			if (e->nin != before) {
@@ -1986,7 +1986,7 @@ static int on_check_item(hl_engine *e, const struct hl_item *it)
 		if ((ret = hl_store_update_check(st, &row)) < 0)
 			return ret;
 	}
-	event_t *ev = add_event_info(e, HL_EV_CHECK_IN, c->id, HL_CHECK_ID_LEN);
+	event_t *ev = eng_add_event_info(e, HL_EV_CHECK_IN, c->id, HL_CHECK_ID_LEN);
 	ev->by = c->mode;
 	return 0;
 }
@@ -2035,7 +2035,7 @@ static int on_answer_item(hl_engine *e, const struct hl_item *it)
 	}
 	if ((ret = hl_store_update_check(st, &row)) < 0)
 		return ret;
-	event_t *ev = add_event_info(e, HL_EV_ANSWER, row.id, HL_CHECK_ID_LEN);
+	event_t *ev = eng_add_event_info(e, HL_EV_ANSWER, row.id, HL_CHECK_ID_LEN);
 	ev->by = a->by;
 	return 0;
 }
@@ -2055,7 +2055,7 @@ static int on_agreement_item(hl_engine *e, const struct hl_item *it, const uint8
 	int ret = hl_store_insert_agreement(e->env.txn->store, &row);
 	if (ret < 0)
 		return ret;
-	(void)add_event_info(e, HL_EV_PROPOSAL, hash, HL_HASH_LEN);
+	(void)eng_add_event_info(e, HL_EV_PROPOSAL, hash, HL_HASH_LEN);
 	return 0;
 }
 
@@ -2076,13 +2076,13 @@ static int on_countersign_item(hl_engine *e, const struct hl_item *it)
 	}
 	if (ret < 0 || (ret = hl_store_set_agreement_signed(st, row.id, it->seq, hl_now_ms())) < 0)
 		return ret;
-	(void)add_event_info(e, HL_EV_SIGNED, row.id, HL_HASH_LEN);
+	(void)eng_add_event_info(e, HL_EV_SIGNED, row.id, HL_HASH_LEN);
 	return 0;
 }
 
 /* Items other than messages and receipts: stored in the chain like a
  * receipt, then handled by kind. */
-static int on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+static int eng_on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
 			  size_t enc_len, const uint8_t hash[static 32])
 {
 	struct hl_item_row irow = {
@@ -2094,7 +2094,7 @@ static int on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t 
 	int ret = hl_store_insert_item(e->env.txn->store, &irow);
 	if (ret < 0)
 		return ret;
-	cache_note(e, it->seq);
+	eng_cache_note(e, it->seq);
 	e->need_ack = true;
 	switch (it->kind) {
 	case HL_ITEM_CHECK: return on_check_item(e, it);
@@ -2137,14 +2137,14 @@ static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct h
 	hl_chain_why_init(&w, NULL, "our chain's");
 	int ret;
 	if (hl_item_peek_seq(r->item, r->item_len, &seq) < 0) {
-		set_error(e, "undecodable item");
+		eng_set_error(e, "undecodable item");
 		return HL_EINVAL;
 	}
-	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0 ||
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
 	    (ret = cache_load(e)) < 0)
 		return ret;
 	if (hl_chain_window(seq, e->contig, &w) != HL_CHAIN_OK) {
-		refuse_later(e, seq, hash, w.text);
+		eng_refuse_later(e, seq, hash, w.text);
 		return 0;
 	}
 	ret = hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, seq, &have,
@@ -2159,10 +2159,10 @@ static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct h
 		r->item + r->item_len - HL_SIG_LEN, r->item, r->item_len - HL_SIG_LEN,
 		e->peer_sign) == 0;
 	if (!signed_by_peer)
-		return tombstone(e, seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+		return eng_tombstone(e, seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
 	char text[HL_REFUSE_TEXT_MAX + 1];
 	snprintf(text, sizeof(text), "malformed item: %.150s", it->bad ? it->bad : "does not decode");
-	return tombstone(e, seq, hash, HL_REFUSE_MALFORMED, text);
+	return eng_tombstone(e, seq, hash, HL_REFUSE_MALFORMED, text);
 }
 
 /* Is the contiguous head (which only grows in a transaction) too far
@@ -2184,13 +2184,13 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 	struct hl_chain_ref before, after;
 	struct hl_chain_why w;
 	hl_chain_why_init(&w, NULL, "our chain's");
-	int v = chain_rules(e, it, hash, &before, &after, &w);
+	int v = eng_chain_rules(e, it, hash, &before, &after, &w);
 	if (v < 0)
 		return v;
 	if (v == HL_CHAIN_REFUSE) {
 		char text[HL_REFUSE_TEXT_MAX + 1];
 		snprintf(text, sizeof(text), "%s %.180s", hl_item_kind_name((int)it->kind), w.text);
-		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, text);
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, text);
 	}
 	if (v == HL_CHAIN_FORK) {
 		/* Its position stays open (no tombstone, no ACK) for the item
@@ -2198,7 +2198,7 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 		bool early = it->seq > 1 && before.held && before.item &&
 			     sodium_memcmp(it->prev, before.hash, HL_HASH_LEN) != 0;
 		refuse_log(e, "item %llu %s", (unsigned long long)it->seq, w.text);
-		queue_refusal(e, it->seq, hash, HL_REFUSE_MALFORMED, w.text);
+		eng_queue_refusal(e, it->seq, hash, HL_REFUSE_MALFORMED, w.text);
 		return keep_evidence(e, it, r->item, r->item_len, hash,
 				     early ? it->seq - 1 : it->seq + 1);
 	}
@@ -2207,11 +2207,11 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 		/* its row and bytes, and what it makes us store and author (a
 		 * check's record and our answer, an agreement's record) */
 		bool over;
-		if ((ret = over_limits(e, 3 * HL_STORE_ROW_COST + r->item_len + HL_ITEM_MAX / 32,
+		if ((ret = eng_over_limits(e, 3 * HL_STORE_ROW_COST + r->item_len + HL_ITEM_MAX / 32,
 				       &over)) < 0)
 			return ret;
 		if (over) {
-			refuse_later(e, it->seq, hash, "over quota or disk reserve");
+			eng_refuse_later(e, it->seq, hash, "over quota or disk reserve");
 			return 0;
 		}
 	}
@@ -2219,13 +2219,13 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 	e->refusing[0] = '\0';
 	switch (it->kind) {
 	case HL_ITEM_MESSAGE:
-		ret = on_message_item(e, it, r->item, r->item_len, hash, r->rest, r->rest_len);
+		ret = eng_on_message_item(e, it, r->item, r->item_len, hash, r->rest, r->rest_len);
 		break;
 	case HL_ITEM_RECEIPT:
-		ret = on_receipt_item(e, it, r->item, r->item_len, hash);
+		ret = eng_on_receipt_item(e, it, r->item, r->item_len, hash);
 		break;
 	default:
-		ret = on_signed_item(e, it, r->item, r->item_len, hash);
+		ret = eng_on_signed_item(e, it, r->item, r->item_len, hash);
 		break;
 	}
 	return ret;
@@ -2240,11 +2240,11 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 	struct hl_chain_why w;
 	hl_chain_why_init(&w, NULL, "our chain's");
 	int ret;
-	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0 ||
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
 	    (ret = cache_load(e)) < 0)
 		return ret;
 	if (too_far(e, it->seq, &w)) {
-		refuse_later(e, it->seq, hash, w.text);
+		eng_refuse_later(e, it->seq, hash, w.text);
 		return 0;
 	}
 	/* Seen before? */
@@ -2266,17 +2266,17 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 	else
 		ret = hl_item_open(r->item, r->item_len, NULL, NULL, it);
 	if (ret == HL_EAUTH)
-		return tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
 	if (ret < 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
 	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
 	if (sodium_memcmp(it->counterpart, e->env.me->sign_pk, 32) != 0)
-		return tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
+		return eng_tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
 	return on_new_item(e, it, r, hash);
 }
 
-/* What on_item added to the engine's memory, undone when the store's
+/* What eng_on_item added to the engine's memory, undone when the store's
  * savepoint is rolled back: nothing of a failed item may be half kept. */
 struct item_mark {
 	size_t nrcpt, nev, nref;
@@ -2289,16 +2289,16 @@ static void item_undo(hl_engine *e, const struct item_mark *m, uint64_t seq)
 	e->nev = m->nev;
 	e->nref = m->nref;
 	e->need_ack = m->need_ack;
-	struct in_msg *im = in_find(e, seq);
+	struct in_msg *im = eng_in_find(e, seq);
 	if (im) {
-		in_unlink(e, im);
-		in_msg_free(im);
+		eng_in_unlink(e, im);
+		eng_in_msg_free(im);
 	}
-	cache_forget(e);
+	eng_cache_forget(e);
 	e->tombs_known = false;
 }
 
-static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+static int eng_on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_item r;
 	uint8_t hash[HL_HASH_LEN];
@@ -2306,11 +2306,11 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	(void)now;
 
 	if ((ret = hl_rec_item_decode(body, len, &r)) < 0) {
-		set_error(e, "malformed ITEM record");
+		eng_set_error(e, "malformed ITEM record");
 		return ret;
 	}
 	if (r.item_len > HL_ITEM_MAX) {
-		set_error(e, "ITEM of %zu bytes", r.item_len);
+		eng_set_error(e, "ITEM of %zu bytes", r.item_len);
 		return HL_ETOOBIG;
 	}
 	hl_item_hash(r.item, r.item_len, hash);
@@ -2326,11 +2326,11 @@ static int on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	if (ret == 0)
 		ret = decoded ? on_decoded_item(e, it, &r, hash) : on_bad_item(e, &r, it, hash);
 	if (ret < 0 && !e->error[0])
-		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+		eng_set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
 	if (ret == 0 && e->in_loaded)
-		ret = retry_waiting(e);
+		ret = eng_retry_waiting(e);
 	if (sp && ret == 0 && (ret = hl_store_release(e->env.txn->store)) < 0)
-		set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
+		eng_set_error(e, "store: %s", hl_store_errmsg(e->env.txn->store));
 	if (sp && ret < 0) {
 		hl_store_rollback_to(e->env.txn->store);
 		item_undo(e, &mark, it->seq);
@@ -2352,25 +2352,25 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 		ret = hl_partwriter_finish(p->pw);
 		p->pw = NULL;
 		if (ret < 0) {
-			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			eng_set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 	}
 	hl_parthash_final(&p->hs, h);
 	if (idx == 0) {
 		if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
-			return refuse_stored(e, m, HL_REFUSE_CONTENT, "body does not match its hash");
+			return eng_refuse_stored(e, m, HL_REFUSE_CONTENT, "body does not match its hash");
 		if ((ret = hl_store_set_body(st, m->id, m->body, m->body_size)) < 0)
 			return ret;
 		free(m->body);
 		m->body = NULL;
 	} else {
 		if (sodium_memcmp(h, p->hash, HL_HASH_LEN) != 0)
-			return refuse_stored(e, m, HL_REFUSE_ATTACHMENT,
+			return eng_refuse_stored(e, m, HL_REFUSE_ATTACHMENT,
 					     "attachment does not match its hash");
 		/* fsync, rename into place, fsync the directory: then, and
 		 * only then, the store may say it is whole. */
-		char *tmp = part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
+		char *tmp = eng_part_tmp_path(e, p), *fin = hl_path_join(e->env.dir, p->path);
 		ret = 0;
 		ret = hl_dio_finish(&p->w);
 		if (ret == 0 && rename(tmp, fin) < 0)
@@ -2381,7 +2381,7 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 		free(tmp);
 		free(fin);
 		if (ret < 0) {
-			set_error(e, "cannot store attachment %s: %s", p->path, hl_strerror(ret));
+			eng_set_error(e, "cannot store attachment %s: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 		if ((ret = hl_store_set_part_done(st, m->id, idx - 1, p->size)) < 0)
@@ -2389,15 +2389,15 @@ static int complete_part(hl_engine *e, struct in_msg *m, unsigned idx)
 		p->durable = p->done;
 	}
 	p->complete = true;
-	m->ready = in_all_complete(m);
+	m->ready = eng_in_all_complete(m);
 	if (m->ready)
-		return try_visible(e, m, 0);
+		return eng_try_visible(e, m, 0);
 	return 0;
 }
 
 /* What a part's worker made durable goes into the store (here, and at
  * each precommit). */
-static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
+static int eng_note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
 {
 	struct in_part *p = &m->parts[idx];
 	uint64_t synced = hl_partwriter_synced(p->pw);
@@ -2411,23 +2411,23 @@ static int note_synced(hl_engine *e, struct in_msg *m, unsigned idx)
 
 /* A part's worker took in data (on its thread): the daemon's loop calls
  * hl_engine_credit(). */
-static void worker_wake(void *arg)
+static void eng_worker_wake(void *arg)
 {
 	hl_engine *e = arg;
 	e->env.wake(e->env.user);
 }
 
-static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_chunk c;
 	int ret;
 	if ((ret = hl_rec_chunk_decode(body, len, &c)) < 0) {
-		set_error(e, "malformed CHUNK record");
+		eng_set_error(e, "malformed CHUNK record");
 		return ret;
 	}
-	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = load_in(e)) < 0)
+	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0)
 		return ret;
-	struct in_msg *m = in_find(e, c.seq);
+	struct in_msg *m = eng_in_find(e, c.seq);
 	if (!m)
 		return 0; /* complete, refused or unknown: a late resend */
 	struct in_part *p = &m->parts[c.part];
@@ -2444,7 +2444,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		c.offset = p->done;
 	}
 	if (c.offset > p->done || c.data_len > p->size - p->done) {
-		set_error(e, "CHUNK of message %llu part %u at offset %llu; expected %llu",
+		eng_set_error(e, "CHUNK of message %llu part %u at offset %llu; expected %llu",
 			  (unsigned long long)c.seq, c.part, (unsigned long long)c.offset,
 			  (unsigned long long)p->done);
 		return HL_EINVAL;
@@ -2456,15 +2456,15 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		memcpy(m->body + p->done, c.data, c.data_len);
 	} else {
 		if (p->w.fd < 0) {
-			if ((ret = make_part_dir(e, p->path)) < 0 || (ret = part_open_writer(e, p)) < 0) {
+			if ((ret = eng_make_part_dir(e, p->path)) < 0 || (ret = part_open_writer(e, p)) < 0) {
 				hl_dio_close(&p->w);
-				set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
+				eng_set_error(e, "cannot open %s.part: %s", p->path, hl_strerror(ret));
 				return ret;
 			}
 		}
 		struct hl_partwriter_progress progress = {
 			.taken = e->env.wake ? &e->done_pw : NULL,
-			.wake = e->env.wake ? worker_wake : NULL,
+			.wake = e->env.wake ? eng_worker_wake : NULL,
 			.arg = e,
 			.step = CREDIT_STEP,
 		};
@@ -2478,7 +2478,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 		if (p->pw && e->env.wake)
 			e->pushed_now = c.data_len; /* the worker counts it taken */
 		if (ret < 0) {
-			set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
+			eng_set_error(e, "cannot write %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 	}
@@ -2488,10 +2488,10 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 	if (p->done == p->size)
 		return complete_part(e, m, c.part);
 	if (p->pw)
-		return note_synced(e, m, c.part); /* the worker syncs */
+		return eng_note_synced(e, m, c.part); /* the worker syncs */
 	if (c.part > 0 && p->done - p->durable >= every) {
 		if ((ret = hl_dio_sync(&p->w)) < 0) {
-			set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));
+			eng_set_error(e, "cannot sync %s.part: %s", p->path, hl_strerror(ret));
 			return ret;
 		}
 		if ((ret = hl_store_set_part_done(e->env.txn->store, m->id, c.part - 1, p->done)) < 0)
@@ -2507,7 +2507,7 @@ static int on_chunk(hl_engine *e, const uint8_t *body, size_t len)
  * acknowledged: it lost them (restored from a backup).  They are sent
  * again; a peer that lies about it only makes us send our own items
  * twice, at most a window's worth per session. */
-static int peer_lost(hl_engine *e, const struct hl_rec_ack *a)
+static int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a)
 {
 	uint64_t n = 0;
 	int ret = hl_store_unack_lost(e->env.txn->store, e->peer_id, a->base,
@@ -2520,8 +2520,8 @@ static int peer_lost(hl_engine *e, const struct hl_rec_ack *a)
 		e->acked_base = a->base;
 	if (e->synced) {
 		/* The window was loaded already: load it again, with them. */
-		queues_clear(e);
-		ret = load_initial(e);
+		eng_queues_clear(e);
+		ret = eng_load_initial(e);
 	}
 	return ret;
 }
@@ -2534,13 +2534,13 @@ static int send_reclaim(hl_engine *e, uint64_t seq)
 	return 0;
 }
 
-static void resync_send(hl_engine *e, uint64_t now)
+static void eng_resync_send(hl_engine *e, uint64_t now)
 {
 	struct hl_item_row row;
 	if (e->reclaim_pending) {
 		uint8_t body[HL_RECLAIM_LEN];
 		hl_rec_credit_encode(e->reclaim_pending, body); /* the shape: one 8-byte integer */
-		if (send_rec(e, HL_REC_RECLAIM, body, sizeof(body), now) == 0)
+		if (eng_send_rec(e, HL_REC_RECLAIM, body, sizeof(body), now) == 0)
 			e->reclaim_pending = 0;
 	}
 	if (!e->return_pending)
@@ -2559,7 +2559,7 @@ static void resync_send(hl_engine *e, uint64_t now)
 	e->rec[0] = (uint8_t)(row.encoded_len >> 8);
 	e->rec[1] = (uint8_t)row.encoded_len;
 	memcpy(e->rec + 2, row.encoded, row.encoded_len);
-	if (send_rec(e, HL_REC_RETURN, e->rec, 2 + row.encoded_len, now) == 0)
+	if (eng_send_rec(e, HL_REC_RETURN, e->rec, 2 + row.encoded_len, now) == 0)
 		e->return_pending = 0;
 }
 
@@ -2578,7 +2578,7 @@ static int resync_done(hl_engine *e, const char *how)
 
 /* Restored: how far does the peer hold our chain?  Not beyond our head:
  * nothing was lost.  Beyond: reclaim the items after our head. */
-static int resync_check(hl_engine *e, const struct hl_rec_ack *a)
+static int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a)
 {
 	struct hl_chain_head head;
 	char how[160];
@@ -2615,12 +2615,12 @@ static int resync_check(hl_engine *e, const struct hl_rec_ack *a)
  * if we hold it (a tombstone has no bytes to give).  At most a window's
  * worth per session: a request costs the peer a round trip, and us a
  * read. */
-static int on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
 {
 	uint64_t seq;
 	int ret = hl_rec_reclaim_decode(body, len, &seq);
 	if (ret < 0) {
-		set_error(e, "malformed RECLAIM record");
+		eng_set_error(e, "malformed RECLAIM record");
 		return ret;
 	}
 	/* One answer pending at a time: an honest peer asks for the next
@@ -2686,14 +2686,14 @@ static int recovered_hold(hl_engine *e, const struct hl_item *it)
  * signature, for this peer), the next position, linked to our head; it
  * is stored as acknowledged (the peer holds it: the store's trigger lets
  * exactly that in during a resync). */
-static int on_return(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_return(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_item r;
 	struct hl_chain_head head;
 	hl_store *st = e->env.txn->store;
 	int ret = hl_rec_return_decode(body, len, &r);
 	if (ret < 0 || r.item_len > HL_ITEM_MAX) {
-		set_error(e, "malformed RETURN record");
+		eng_set_error(e, "malformed RETURN record");
 		return ret < 0 ? ret : HL_ETOOBIG;
 	}
 	if (!e->resync || !e->resync_hold)
@@ -2734,7 +2734,7 @@ bad:
 	free(it);
 	/* Not what we asked for: say so, and stay held (the operator sees
 	 * it in the log and in status). */
-	set_error(e, "the item of ours that %s sent back does not verify (%s): this station "
+	eng_set_error(e, "the item of ours that %s sent back does not verify (%s): this station "
 		  "stays unable to sign for it", e->peer_name, hl_strerror(ret));
 	hl_warn("peer %s: %s", e->peer_name, e->error);
 	return 0;
@@ -2747,20 +2747,20 @@ bool hl_engine_restart(hl_engine *e)
 	return r;
 }
 
-static int on_ack(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_ack *a = xmalloc(sizeof(*a));
 	hl_store *st = e->env.txn->store;
 	int ret = hl_rec_ack_decode(body, len, a);
 	if (ret < 0) {
-		set_error(e, "malformed ACK record");
+		eng_set_error(e, "malformed ACK record");
 		goto out;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0)
 		goto out;
 	if (e->first_ack) {
 		e->first_ack = false;
-		if ((e->link && (ret = peer_lost(e, a)) < 0) || (ret = resync_check(e, a)) < 0)
+		if ((e->link && (ret = eng_peer_lost(e, a)) < 0) || (ret = eng_resync_check(e, a)) < 0)
 			goto out;
 	}
 	if (a->base > e->acked_base) {
@@ -2790,12 +2790,12 @@ out:
 	return ret;
 }
 
-static int on_resume(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_resume *r = xmalloc(sizeof(*r));
 	int ret = hl_rec_resume_decode(body, len, r);
 	if (ret < 0) {
-		set_error(e, "malformed RESUME record");
+		eng_set_error(e, "malformed RESUME record");
 		free(r);
 		return ret;
 	}
@@ -2807,22 +2807,22 @@ static int on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	memcpy(e->resume.e, r->e, r->n * sizeof(*r->e));
 	e->resume.n = r->n;
 	free(r);
-	queues_clear(e);
-	if ((ret = load_initial(e)) < 0)
+	eng_queues_clear(e);
+	if ((ret = eng_load_initial(e)) < 0)
 		return ret;
 	e->synced = true;
-	check_invariants(e);
+	eng_check_invariants(e);
 	return 0;
 }
 
-static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+static int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	struct hl_rec_refuse r;
 	hl_store *st = e->env.txn->store;
 	struct hl_item_row ours;
 	int ret = hl_rec_refuse_decode(body, len, &r);
 	if (ret < 0) {
-		set_error(e, "malformed REFUSE record");
+		eng_set_error(e, "malformed REFUSE record");
 		return ret;
 	}
 	ret = hl_store_get_item(st, e->peer_id, HL_DIR_OUT, r.seq, &ours, e->itembuf, HL_ITEM_MAX);
@@ -2852,11 +2852,11 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 				x->acked = true;
 			}
 		}
-		queue_fix_cursor(&e->q[p]);
+		eng_queue_fix_cursor(&e->q[p]);
 		queue_prune(e, &e->q[p]);
 	}
 	if (r.code == HL_REFUSE_QUOTA) {
-		set_error(e, "peer refused item %llu for now (retrying): %s",
+		eng_set_error(e, "peer refused item %llu for now (retrying): %s",
 			  (unsigned long long)r.seq, reason);
 		return 0;
 	}
@@ -2868,7 +2868,7 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
 	ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, r.seq, &row);
 	if (ret == 0) {
 		ret = hl_store_set_state(st, row.id, HL_MSG_REFUSED, reason, hl_now_ms());
-		add_event(e, HL_EV_REFUSED, row.id);
+		eng_add_event(e, HL_EV_REFUSED, row.id);
 	}
 	hl_msg_row_clear(&row);
 	return ret == HL_ENOTFOUND ? 0 : ret;
@@ -2880,7 +2880,7 @@ static int on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now
  * CHUNKs from where it stands (the peer may have forgotten the staging). */
 #define STAGED_WAIT_MS 5000
 
-static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
+static void eng_stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
 			    uint64_t now)
 {
 	uint64_t mask = hl_stage_out_take(e->stage, id);
@@ -2890,7 +2890,7 @@ static void stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[
 	x->stage_wait_until = now + STAGED_WAIT_MS;
 }
 
-static bool stage_waiting(const struct out_entry *x, uint64_t now)
+static bool eng_stage_waiting(const struct out_entry *x, uint64_t now)
 {
 	return x->item_sent && x->stage_wait && now < x->stage_wait_until;
 }
@@ -2899,30 +2899,30 @@ static bool stage_waiting(const struct out_entry *x, uint64_t now)
  * one went, 0 when none had bytes (or CREDIT holds them back: the peer's
  * next CREDIT pumps again), negative when the link took nothing.  The only
  * place STAGE records are sent. */
-static int stage_pump(hl_engine *e, int above, uint64_t now)
+static int eng_stage_pump(hl_engine *e, int above, uint64_t now)
 {
 	size_t len;
 	unsigned token;
 	/* CREDIT: STAGE data counts as CHUNK data does (at most a record's
 	 * worth is assumed, so the check comes before the read) */
-	size_t max = data_max(e, HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN);
-	if (flow_holds(e, max))
+	size_t max = eng_data_max(e, HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN);
+	if (eng_flow_holds(e, max))
 		return 0;
 	int ret = hl_stage_out_next(e->stage, above, max, e->rec, &len, &token, now);
 	if (ret < 0)
 		hl_warn("peer %s: staging stopped: %s", e->peer_name, hl_strerror(ret));
 	if (ret <= 0)
 		return 0;
-	if ((ret = send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
+	if ((ret = eng_send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
 		return ret;
 	hl_stage_out_sent(e->stage, token, len - HL_STAGE_HDR_LEN);
-	flow_sent(e, len - HL_STAGE_HDR_LEN, now);
+	eng_flow_sent(e, len - HL_STAGE_HDR_LEN, now);
 	return 1;
 }
 
 /* The STAGED records the last ITEMs called for: after the commit that
  * stored those ITEMs (never inside the transaction, like ACKs). */
-static void stage_send_staged(hl_engine *e, uint64_t now)
+static void eng_stage_send_staged(hl_engine *e, uint64_t now)
 {
 	const struct hl_rec_staged *r;
 	uint8_t buf[HL_STAGED_LEN];
@@ -2930,7 +2930,7 @@ static void stage_send_staged(hl_engine *e, uint64_t now)
 		return;
 	while ((r = hl_stage_staged_peek(e->stage)) != NULL) {
 		hl_rec_staged_encode(r, buf);
-		if (send_rec(e, HL_REC_STAGED, buf, sizeof(buf), now) < 0)
+		if (eng_send_rec(e, HL_REC_STAGED, buf, sizeof(buf), now) < 0)
 			return;
 		hl_stage_staged_pop(e->stage);
 	}
@@ -2938,7 +2938,7 @@ static void stage_send_staged(hl_engine *e, uint64_t now)
 
 /* A message just stored (M, in memory): its staged parts become its
  * parts' files, their hash state going on where the staging left it. */
-static int stage_adopt(hl_engine *e, struct in_msg *m)
+static int eng_stage_adopt(hl_engine *e, struct in_msg *m)
 {
 	for (unsigned i = 1; i < NPARTS_MAX; i++) {
 		struct in_part *p = &m->parts[i];
@@ -2947,8 +2947,8 @@ static int stage_adopt(hl_engine *e, struct in_msg *m)
 		if (!p->present || p->size == 0 ||
 		    hl_stage_in_take(e->stage, m->id, i, p->size, &p->hs, &done, &staged) != 1)
 			continue;
-		char *from = hl_path_join(e->env.dir, staged), *to = part_tmp_path(e, p);
-		int ret = make_part_dir(e, p->path);
+		char *from = hl_path_join(e->env.dir, staged), *to = eng_part_tmp_path(e, p);
+		int ret = eng_make_part_dir(e, p->path);
 		if (ret == 0 && rename(from, to) < 0)
 			ret = -errno;
 		if (ret == 0) {
@@ -2970,12 +2970,12 @@ static int stage_adopt(hl_engine *e, struct in_msg *m)
 	return 0;
 }
 
-static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_stage r;
 	int ret = hl_rec_stage_decode(body, len, &r);
 	if (ret < 0) {
-		set_error(e, "malformed STAGE record");
+		eng_set_error(e, "malformed STAGE record");
 		return ret;
 	}
 	if (!e->link)
@@ -2995,9 +2995,9 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 		uint64_t usage = e->stage_usage;
 		room = e->env.quota_bytes > usage + staged ? e->env.quota_bytes - usage - staged : 0;
 	}
-	uint64_t reserve = reserve_bytes(e);
+	uint64_t reserve = eng_reserve_bytes(e);
 	if (reserve) {
-		uint64_t fb = free_bytes(e);
+		uint64_t fb = eng_free_bytes(e);
 		uint64_t r2 = fb > reserve ? fb - reserve : 0;
 		room = r2 < room ? r2 : room;
 	}
@@ -3011,12 +3011,12 @@ static int on_stage(hl_engine *e, const uint8_t *body, size_t len)
 	return ret;
 }
 
-static int on_staged(hl_engine *e, const uint8_t *body, size_t len)
+static int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len)
 {
 	struct hl_rec_staged r;
 	int ret = hl_rec_staged_decode(body, len, &r);
 	if (ret < 0) {
-		set_error(e, "malformed STAGED record");
+		eng_set_error(e, "malformed STAGED record");
 		return ret;
 	}
 	for (unsigned q = 0; q < HL_PREC_COUNT; q++) {
@@ -3037,24 +3037,24 @@ static int on_staged(hl_engine *e, const uint8_t *body, size_t len)
 				free(x->body);
 				x->body = NULL;
 			}
-			queue_fix_cursor(&e->q[q]);
+			eng_queue_fix_cursor(&e->q[q]);
 			return 0;
 		}
 	}
 	return 0; /* about nothing we hold: a late answer */
 }
 
-static int on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
+static int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	uint64_t taken;
 	if (hl_rec_credit_decode(body, len, &taken) < 0) {
-		set_error(e, "malformed CREDIT record (%zu bytes)", len);
+		eng_set_error(e, "malformed CREDIT record (%zu bytes)", len);
 		return HL_EINVAL;
 	}
 	if (!e->credit_on)
 		return 0; /* not agreed in the HELLOs: nothing waits for it */
 	if (taken < e->chunk_credit || taken > e->chunk_sent) {
-		set_error(e, "CREDIT for %llu bytes of CHUNK data; %llu sent, %llu credited before",
+		eng_set_error(e, "CREDIT for %llu bytes of CHUNK data; %llu sent, %llu credited before",
 			  (unsigned long long)taken, (unsigned long long)e->chunk_sent,
 			  (unsigned long long)e->chunk_credit);
 		return HL_EINVAL;
@@ -3080,46 +3080,46 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 		return 0;
 	e->now = now;
 	switch (type) {
-	case HL_REC_ITEM: ret = on_item(e, body, len, now); break;
+	case HL_REC_ITEM: ret = eng_on_item(e, body, len, now); break;
 	case HL_REC_CHUNK:
 		e->pushed_now = 0;
-		ret = on_chunk(e, body, len);
+		ret = eng_on_chunk(e, body, len);
 		if (ret == 0 && len > HL_CHUNK_HDR_LEN) {
 			e->taken += len - HL_CHUNK_HDR_LEN;
 			e->pushed_pw += e->pushed_now;
-			credit_maybe(e, now, false);
+			eng_credit_maybe(e, now, false);
 		}
 		break;
-	case HL_REC_CREDIT: ret = on_credit(e, body, len, now); break;
-	case HL_REC_ACK: ret = on_ack(e, body, len); break;
-	case HL_REC_RESUME: ret = on_resume(e, body, len); break;
-	case HL_REC_REFUSE: ret = on_refuse(e, body, len, now); break;
+	case HL_REC_CREDIT: ret = eng_on_credit(e, body, len, now); break;
+	case HL_REC_ACK: ret = eng_on_ack(e, body, len); break;
+	case HL_REC_RESUME: ret = eng_on_resume(e, body, len); break;
+	case HL_REC_REFUSE: ret = eng_on_refuse(e, body, len, now); break;
 	case HL_REC_STAGE:
 		/* STAGE data counts for CREDIT as CHUNK data does */
 		e->pushed_now = 0;
-		ret = on_stage(e, body, len);
+		ret = eng_on_stage(e, body, len);
 		if (ret == 0 && len > HL_STAGE_HDR_LEN) {
 			e->taken += len - HL_STAGE_HDR_LEN;
 			e->pushed_pw += e->pushed_now;
-			credit_maybe(e, now, false);
+			eng_credit_maybe(e, now, false);
 		}
 		break;
-	case HL_REC_STAGED: ret = on_staged(e, body, len); break;
-	case HL_REC_RECLAIM: ret = on_reclaim(e, body, len); break;
-	case HL_REC_RETURN: ret = on_return(e, body, len); break;
+	case HL_REC_STAGED: ret = eng_on_staged(e, body, len); break;
+	case HL_REC_RECLAIM: ret = eng_on_reclaim(e, body, len); break;
+	case HL_REC_RETURN: ret = eng_on_return(e, body, len); break;
 	default:
 		return 0; /* other application records are not ours */
 	}
 	if (ret < 0 && !e->error[0])
-		set_error(e, "%s", hl_strerror(ret));
-	check_invariants(e);
+		eng_set_error(e, "%s", hl_strerror(ret));
+	eng_check_invariants(e);
 	return ret;
 }
 
 /* ---- held records: signatures checked on two threads ---- */
 
 /* The verdict on one held ITEM: 1 when its signature verifies under the
- * author it names, 0 when not, -1 when it does not decode (on_item then
+ * author it names, 0 when not, -1 when it does not decode (eng_on_item then
  * handles it as it always does). */
 static int8_t verdict_of(const uint8_t *body, size_t len, struct hl_item *it)
 {
@@ -3189,7 +3189,7 @@ static bool verifier_start(void)
 	return verifier.started;
 }
 
-static void verifier_stop(void)
+static void eng_verifier_stop(void)
 {
 	if (!verifier.started)
 		return;
@@ -3203,7 +3203,7 @@ static void verifier_stop(void)
 
 /* Verifies every held ITEM: the second half on the helper thread while
  * this one does the first. */
-static void verify_held(hl_engine *e)
+static void eng_verify_held(hl_engine *e)
 {
 	size_t items = 0;
 	for (size_t i = 0; i < e->nheld; i++)
@@ -3246,7 +3246,7 @@ int hl_engine_drain(hl_engine *e, uint64_t now)
 {
 	if (e->nheld == 0)
 		return 0;
-	verify_held(e);
+	eng_verify_held(e);
 	int ret = 0;
 	size_t i;
 	for (i = 0; i < e->nheld && ret == 0; i++) {
@@ -3314,7 +3314,7 @@ static int send_ack(hl_engine *e, uint64_t now)
 		ret = hl_rec_ack_encode(a, e->rec, HL_RECORD_BODY_MAX, &len);
 	}
 	if (ret == 0)
-		ret = send_rec(e, HL_REC_ACK, e->rec, len, now);
+		ret = eng_send_rec(e, HL_REC_ACK, e->rec, len, now);
 	free(a);
 	return ret;
 }
@@ -3325,7 +3325,7 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
 	struct hl_item_row irow;
 	if (hl_store_get_item(e->env.txn->store, e->peer_id, HL_DIR_IN, row->seq, &irow,
 			      e->itembuf, HL_ITEM_MAX) == 0)
-		queue_refusal(e, row->seq, irow.hash, HL_REFUSE_ATTACHMENT,
+		eng_queue_refusal(e, row->seq, irow.hash, HL_REFUSE_ATTACHMENT,
 			      row->reason ? row->reason : "refused");
 	return 0;
 }
@@ -3336,7 +3336,7 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
  * on_writable once it drains, and the pump sends them first.  Only between
  * transactions: inside one, the store's view includes writes not yet
  * committed, which must not be acknowledged (invariant I3). */
-static void send_owed(hl_engine *e, uint64_t now)
+static void eng_send_owed(hl_engine *e, uint64_t now)
 {
 	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
 		return;
@@ -3354,7 +3354,7 @@ static void send_owed(hl_engine *e, uint64_t now)
 		struct refusal *r = &e->refusals[i];
 		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
 					 HL_RECORD_BODY_MAX, &len) == 0 &&
-		    send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
+		    eng_send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
 			break;
 	}
 	if (i > 0 && i < e->nref)
@@ -3392,7 +3392,7 @@ static int send_resume(hl_engine *e, uint64_t now)
 	}
 	int ret = hl_rec_resume_encode(r, e->rec, HL_RECORD_BODY_MAX, &len);
 	if (ret == 0)
-		ret = send_rec(e, HL_REC_RESUME, e->rec, len, now);
+		ret = eng_send_rec(e, HL_REC_RESUME, e->rec, len, now);
 	free(r);
 	return ret;
 }
@@ -3404,16 +3404,16 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	e->link = link;
 	e->synced = false;
 	e->error[0] = '\0';
-	queues_clear(e);
+	eng_queues_clear(e);
 	/* Durable state only: what an earlier session left in memory may be
 	 * ahead of the store. */
-	in_clear(e);
+	eng_in_clear(e);
 	e->nref = 0;
 	if (e->env.txn->open) {
 		/* The caller attaches between commits; be safe. */
 		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
 	}
-	/* in_clear() stopped the parts' workers: the counters are ours. */
+	/* eng_in_clear() stopped the parts' workers: the counters are ours. */
 	e->credit_on = (hl_link_own_flags(link) & hl_link_peer_flags(link) &
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
@@ -3429,11 +3429,11 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	if (hl_store_resync_pending(e->env.txn->store, e->peer_id, &e->resync) < 0)
 		e->resync = true; /* in doubt, sign nothing new (the store refuses it anyway) */
 	if (e->resync) {
-		set_error(e, "restored from a backup: signing nothing new for %s until it says how "
+		eng_set_error(e, "restored from a backup: signing nothing new for %s until it says how "
 			  "much of our chain it holds", e->peer_name);
 		hl_warn("peer %s: this station was %s", e->peer_name, e->error);
 	}
-	if (load_in(e) < 0) {
+	if (eng_load_in(e) < 0) {
 		hl_warn("peer %s: cannot load incoming state: %s", e->peer_name, e->error);
 		return;
 	}
@@ -3445,13 +3445,13 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 	/* ACK, RESUME, then the REFUSEs of messages refused after they were
 	 * stored (repeated each session). */
 	e->ack_owed = true;
-	send_owed(e, now);
+	eng_send_owed(e, now);
 	if (send_resume(e, now) < 0)
 		hl_warn("peer %s: cannot send session state", e->peer_name);
 	if (hl_store_each_in_refused(e->env.txn->store, e->peer_id, refused_row, e) < 0)
 		hl_warn("peer %s: cannot load refused messages: %s", e->peer_name,
 			hl_store_errmsg(e->env.txn->store));
-	send_owed(e, now);
+	eng_send_owed(e, now);
 }
 
 void hl_engine_detach(hl_engine *e)
@@ -3460,7 +3460,7 @@ void hl_engine_detach(hl_engine *e)
 	hl_stage_reset(e->stage);
 	e->link = NULL;
 	e->synced = false;
-	queues_clear(e);
+	eng_queues_clear(e);
 	free(e->flow);
 	e->flow = NULL;
 	free(e->resume.e);
@@ -3477,7 +3477,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	(void)now;
 	for (struct in_msg *m = e->in; m; m = m->next)
 		for (unsigned i = 1; i < NPARTS_MAX; i++)
-			if (m->parts[i].pw && (ret = note_synced(e, m, i)) < 0)
+			if (m->parts[i].pw && (ret = eng_note_synced(e, m, i)) < 0)
 				return ret;
 	/* After a restore: what our recovered receipts acknowledged already
 	 * gets no second receipt. */
@@ -3540,7 +3540,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 
 void hl_engine_postcommit(hl_engine *e, uint64_t now)
 {
-	cache_forget(e);
+	eng_cache_forget(e);
 	for (size_t i = 0; i < e->nev; i++)
 		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
@@ -3557,13 +3557,13 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 void hl_engine_abort(hl_engine *e)
 {
 	held_drop(e);
-	cache_forget(e);
+	eng_cache_forget(e);
 	e->tombs_known = false;
 	e->nev = 0;
 	e->nrcpt = 0;
 	e->nref = 0;
 	e->need_ack = false;
-	in_clear(e);
+	eng_in_clear(e);
 }
 
 /* ---- life ---- */
@@ -3588,7 +3588,7 @@ static void shared_bufs_get(uint8_t **rec, uint8_t **item)
 static void shared_bufs_put(void)
 {
 	if (--shared_users == 0) {
-		verifier_stop();
+		eng_verifier_stop();
 		free(shared_rec);
 		free(shared_item);
 		shared_rec = shared_item = NULL;
@@ -3612,7 +3612,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	/* Staging files' workers report progress for CREDIT, as parts' do. */
 	struct hl_partwriter_progress progress = {
 		.taken = e->env.wake ? &e->done_pw : NULL,
-		.wake = e->env.wake ? worker_wake : NULL,
+		.wake = e->env.wake ? eng_worker_wake : NULL,
 		.arg = e,
 		.step = CREDIT_STEP,
 	};
@@ -3634,8 +3634,8 @@ void hl_engine_free(hl_engine *e)
 {
 	if (!e)
 		return;
-	queues_clear(e);
-	in_clear(e);
+	eng_queues_clear(e);
+	eng_in_clear(e);
 	hl_stage_free(e->stage);
 	free(e->flow);
 	free(e->scratch);
@@ -3652,7 +3652,7 @@ void hl_engine_free(hl_engine *e)
 int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
 		    const char *path, uint64_t size, uint64_t now)
 {
-	if (!e->link || !e->synced || !prec_valid(prec))
+	if (!e->link || !e->synced || !eng_prec_valid(prec))
 		return HL_ESTATE;
 	if (!e->stage_on)
 		return HL_EUNSUPP; /* the peer would ignore it: its parts would wait */
