@@ -2,7 +2,7 @@
  * already holds of the two chains of a link (docs/items.md section 3).
  *
  * One home for the chain rules, so that the station that receives an item
- * (deliver/engine.c, on every path: link, bundle, mail) and the third
+ * (deliver/recv.c, on every path: link, bundle, mail) and the third
  * party that verifies a record (record/verify.c, record/kinds.c) apply the
  * very same ones and cannot drift apart.  Each rule is a pure function
  * over a decoded item (msg/item.h) and the few neighbouring entries its
