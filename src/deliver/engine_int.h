@@ -311,6 +311,7 @@ void eng_in_clear(hl_engine *e);
 struct in_msg *eng_in_msg_new(void);
 void eng_in_add(hl_engine *e, struct in_msg *m);
 int eng_make_part_dir(const hl_engine *e, const char *relpath);
+int eng_part_empty(hl_engine *e, const struct in_part *p);
 char *eng_part_tmp_path(const hl_engine *e, const struct in_part *p);
 bool eng_in_all_complete(const struct in_msg *m);
 int eng_predecessor_done(hl_engine *e, unsigned prec, uint64_t class_seq, uint64_t seq,

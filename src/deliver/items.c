@@ -4,19 +4,16 @@
  * our messages to delivered, a check is answered by the station, an
  * answer settles one of our checks, an agreement is recorded and a
  * countersign signs one of ours. */
-#include <errno.h>
-#include <fcntl.h>
+#include "deliver/engine_int.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "deliver/author.h"
-#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
-#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
@@ -29,24 +26,25 @@
 
 /* ---- messages and receipts ---- */
 
-int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
-			size_t enc_len, const uint8_t hash[static 32],
-			const uint8_t *rest, size_t rest_len)
+/* The rules a message's content and attachments keep: one broken refuses
+ * it for good (a tombstone) and sets *STOP.  C gets the content. */
+static int message_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+			 const uint8_t *rest, size_t rest_len, struct hl_msg_content *c,
+			 bool *stop)
 {
-	hl_store *st = e->env.txn->store;
 	const struct hl_item_message *m = &it->u.msg;
-	struct hl_msg_content c;
 	int ret;
+	*stop = true;
 
 	/* the same id under another item: refuse */
 	bool used;
-	if ((ret = hl_store_message_exists(st, m->id, &used)) < 0)
+	if ((ret = hl_store_message_exists(e->env.txn->store, m->id, &used)) < 0)
 		return ret;
 	if (used)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
-	if (hl_msg_content_decode(rest, rest_len, &c) < 0)
+	if (hl_msg_content_decode(rest, rest_len, c) < 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
-	if (hl_msg_content_check(m, &c) < 0)
+	if (hl_msg_content_check(m, c) < 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
 
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;
@@ -58,13 +56,25 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 			return eng_tombstone(e, it->seq, hash, HL_REFUSE_TOO_LARGE, text);
 		}
 	}
-	/* Quota and reserve: temporary refusals, nothing stored, retried by
-	 * the sender in its next session. */
-	uint64_t total = eng_message_charge(m, enc_len, c.subject_len);
+	*stop = false;
+	return 0;
+}
+
+/* Quota and reserve: temporary refusals, nothing stored, retried by
+ * the sender in its next session (*STOP).  *TOTAL: what the message
+ * costs the peer's quota. */
+static int message_quota(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+			 size_t enc_len, const struct hl_msg_content *c, uint64_t *total,
+			 bool *stop)
+{
+	const struct hl_item_message *m = &it->u.msg;
+	int ret;
+	*stop = false;
+	*total = eng_message_charge(m, enc_len, c->subject_len);
 	bool over;
-	if ((ret = eng_over_limits(e, total, &over)) < 0)
+	if ((ret = eng_over_limits(e, *total, &over)) < 0)
 		return ret;
-	if (!c.inline_body) {
+	if (!c->inline_body) {
 		uint64_t held = m->body_size;
 		for (const struct in_msg *w = e->in; w; w = w->next)
 			held += w->body ? w->body_size : 0;
@@ -72,15 +82,22 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 	}
 	if (over || e->nin >= MAX_PARTIAL_IN) {
 		eng_set_error(e, "message %llu of %llu bytes waits: over the peer's quota or the disk reserve (free space or raise PeerQuota)",
-			      (unsigned long long)it->seq, (unsigned long long)total);
+			      (unsigned long long)it->seq, (unsigned long long)*total);
 		eng_refuse_later(e, it->seq, hash, "over quota or disk reserve");
-		return 0;
+		*stop = true;
 	}
+	return 0;
+}
 
-	if (e->free_cache != UINT64_MAX)
-		e->free_cache = e->free_cache > total ? e->free_cache - total : 0;
-	char idhex[33];
-	hl_msg_id_hex(m->id, idhex);
+/* The message's rows: its item, the message (COMPLETE at once when
+ * VISIBLE, else PARTIAL) and its attachments (under in/IDHEX/). */
+static int store_message(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			 size_t enc_len, const uint8_t hash[static 32],
+			 const struct hl_msg_content *c, const char *idhex, bool visible)
+{
+	hl_store *st = e->env.txn->store;
+	const struct hl_item_message *m = &it->u.msg;
+	int ret;
 	struct hl_att_row *att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*att));
 	for (unsigned i = 0; i < m->n_attachments; i++) {
 		att[i].idx = i;
@@ -90,26 +107,17 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 		memcpy(att[i].hash, m->att[i].hash, HL_HASH_LEN);
 		snprintf(att[i].path, sizeof(att[i].path), "in/%s/%u", idhex, i);
 	}
-	/* A message whole on arrival (its body inline, no attachment) whose
-	 * predecessor allows is stored visible at once: one UPDATE less per
-	 * message of a stream. */
-	bool visible = false;
-	if (c.inline_body && m->n_attachments == 0 &&
-	    (ret = eng_predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0) {
-		free(att);
-		return ret;
-	}
-	char *subject = xstrndup((const char *)c.subject, c.subject_len);
+	char *subject = xstrndup((const char *)c->subject, c->subject_len);
 	struct hl_msg_row row = {
 		.peer_id = e->peer_id, .dir = HL_DIR_IN, .seq = it->seq,
 		.precedence = m->precedence, .class_seq = m->class_seq,
-		.subject = subject, .body = c.inline_body ? (uint8_t *)c.body : NULL,
+		.subject = subject, .body = c->inline_body ? (uint8_t *)c->body : NULL,
 		.body_size = m->body_size, .sent_at = (int64_t)it->time_ms,
 		.state = HL_MSG_PARTIAL, .unread = true,
 		.n_att = m->n_attachments, .att = att,
 	};
 	memcpy(row.id, m->id, HL_MSG_ID_LEN);
-	memcpy(row.salt, c.salt, HL_SALT_LEN);
+	memcpy(row.salt, c->salt, HL_SALT_LEN);
 	if (visible) {
 		row.state = HL_MSG_COMPLETE;
 		row.received_at = hl_now_ms();
@@ -125,28 +133,24 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 		ret = hl_store_insert_message(st, &row);
 	free(subject);
 	free(att);
-	if (ret < 0)
-		return ret;
-	eng_cache_note(e, it->seq);
-	eng_class_note(e, m->precedence, it->seq, m->class_seq);
-	e->need_ack = true;
-	if (visible) {
-		eng_add_event(e, HL_EV_ARRIVED, m->id);
-		eng_add_receipt(e, it->seq, hash);
-		return 0;
-	}
+	return ret;
+}
 
-	/* in memory, to receive its parts */
+/* The message in memory, to receive its parts (parts.c). */
+static struct in_msg *message_in(const struct hl_item *it, const uint8_t hash[static 32],
+				 const struct hl_msg_content *c, const char *idhex)
+{
+	const struct hl_item_message *m = &it->u.msg;
 	struct in_msg *im = eng_in_msg_new();
 	im->seq = it->seq;
 	memcpy(im->id, m->id, HL_MSG_ID_LEN);
 	memcpy(im->item_hash, hash, HL_HASH_LEN);
 	im->prec = m->precedence;
 	im->class_seq = m->class_seq;
-	memcpy(im->salt, c.salt, HL_SALT_LEN);
+	memcpy(im->salt, c->salt, HL_SALT_LEN);
 	memcpy(im->body_hash, m->body_hash, HL_HASH_LEN);
 	im->body_size = m->body_size;
-	if (!c.inline_body) {
+	if (!c->inline_body) {
 		struct in_part *p = &im->parts[0];
 		p->present = true;
 		p->size = m->body_size;
@@ -162,6 +166,50 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 		hl_parthash_doc(&p->hs);
 		p->hashed = true;
 	}
+	return im;
+}
+
+/* A message from the peer, its item accepted: the rules for its content,
+ * the limits, its rows; whole on arrival, it is visible at once,
+ * otherwise it waits in memory for its parts. */
+int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			size_t enc_len, const uint8_t hash[static 32],
+			const uint8_t *rest, size_t rest_len)
+{
+	const struct hl_item_message *m = &it->u.msg;
+	struct hl_msg_content c;
+	uint64_t total;
+	bool stop;
+	int ret;
+
+	if ((ret = message_rules(e, it, hash, rest, rest_len, &c, &stop)) < 0 || stop)
+		return ret;
+	if ((ret = message_quota(e, it, hash, enc_len, &c, &total, &stop)) < 0 || stop)
+		return ret;
+
+	if (e->free_cache != UINT64_MAX)
+		e->free_cache = e->free_cache > total ? e->free_cache - total : 0;
+	char idhex[33];
+	hl_msg_id_hex(m->id, idhex);
+	/* A message whole on arrival (its body inline, no attachment) whose
+	 * predecessor allows is stored visible at once: one UPDATE less per
+	 * message of a stream. */
+	bool visible = false;
+	if (c.inline_body && m->n_attachments == 0 &&
+	    (ret = eng_predecessor_done(e, m->precedence, m->class_seq, it->seq, &visible)) < 0)
+		return ret;
+	if ((ret = store_message(e, it, enc, enc_len, hash, &c, idhex, visible)) < 0)
+		return ret;
+	eng_cache_note(e, it->seq);
+	eng_class_note(e, m->precedence, it->seq, m->class_seq);
+	e->need_ack = true;
+	if (visible) {
+		eng_add_event(e, HL_EV_ARRIVED, m->id);
+		eng_add_receipt(e, it->seq, hash);
+		return 0;
+	}
+
+	struct in_msg *im = message_in(it, hash, &c, idhex);
 	eng_in_add(e, im);
 	if ((ret = eng_stage_adopt(e, im)) < 0)
 		return ret;
@@ -172,25 +220,8 @@ int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 			hl_doc_hash(NULL, 0, empty);
 			if (sodium_memcmp(empty, im->parts[i].hash, HL_HASH_LEN) != 0)
 				return eng_refuse_stored(e, im, HL_REFUSE_ATTACHMENT, "empty attachment hash mismatch");
-			char *fin = hl_path_join(e->env.dir, im->parts[i].path);
-			ret = eng_make_part_dir(e, im->parts[i].path);
-			int fd = ret < 0 ? -1
-					 : open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-			if (ret == 0 && fd < 0)
-				ret = -errno;
-			/* durable before the receipt, like any other part */
-			if (fd >= 0 && fsync(fd) < 0)
-				ret = -errno;
-			if (fd >= 0)
-				close(fd);
-			if (ret == 0)
-				ret = hl_fsync_parent(fin);
-			free(fin);
-			if (ret < 0) {
-				eng_set_error(e, "cannot store attachment %s: %s", im->parts[i].path,
-					      hl_strerror(ret));
+			if ((ret = eng_part_empty(e, &im->parts[i])) < 0)
 				return ret;
-			}
 			im->parts[i].complete = true;
 		}
 	}

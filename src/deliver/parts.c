@@ -9,6 +9,8 @@
  * for what became visible are authored in precommit() (engine.c), inside
  * the same transaction, and go out with the ACK after the commit.  The
  * parts keep invariant I4 (engine.c). */
+#include "deliver/engine_int.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -18,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -118,6 +119,29 @@ int eng_make_part_dir(const hl_engine *e, const char *relpath)
 	}
 	free(in);
 	free(msgdir);
+	return ret;
+}
+
+/* An empty attachment P: its file, created whole and made durable
+ * before the receipt, like any other part. */
+int eng_part_empty(hl_engine *e, const struct in_part *p)
+{
+	char *fin = hl_path_join(e->env.dir, p->path);
+	int ret = eng_make_part_dir(e, p->path);
+	int fd = ret < 0 ? -1
+			 : open(fin, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (ret == 0 && fd < 0)
+		ret = -errno;
+	/* durable before the receipt, like any other part */
+	if (fd >= 0 && fsync(fd) < 0)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret == 0)
+		ret = hl_fsync_parent(fin);
+	free(fin);
+	if (ret < 0)
+		eng_set_error(e, "cannot store attachment %s: %s", p->path, hl_strerror(ret));
 	return ret;
 }
 

@@ -10,7 +10,8 @@
  * item the peer signed is kept as evidence of equivocation.  What an
  * accepted item does depends on its kind (items.c).  Each item is stored
  * whole or not at all (a savepoint around it). */
-#include <errno.h>
+#include "deliver/engine_int.h"
+
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "deliver/engine_int.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"

@@ -14,12 +14,13 @@
  * peer holds.  The peer's chain: on either side, a session's first ACK
  * that leaves out items of ours the store had as acknowledged means the
  * peer lost them: they are marked unacknowledged and sent again. */
+#include "deliver/engine_int.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/log.h"

@@ -16,6 +16,8 @@
  * Here too: what the peer says about our items (ACK, RESUME, REFUSE,
  * CREDIT), and CREDIT for what we take in (eng_credit_maybe).  The queues
  * keep invariants I1 and I2 (engine.c). */
+#include "deliver/engine_int.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -24,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

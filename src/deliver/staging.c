@@ -4,12 +4,13 @@
  * their CHUNKs until the peer's STAGED; the receiver takes STAGE data
  * within the peer's quota and adopts it as a part's file when the ITEM
  * comes. */
+#include "deliver/engine_int.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

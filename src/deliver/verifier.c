@@ -2,11 +2,12 @@
  * checked before hl_engine_drain() handles them: on this thread and one
  * helper thread for the whole process, so that the daemon's bursts of
  * thousands of messages are not bound by one core's Ed25519. */
+#include "deliver/engine_int.h"
+
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 
-#include "deliver/engine_int.h"
 #include "util/mem.h"
 #include "util/thread.h"
 
