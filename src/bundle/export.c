@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bundle/format.h"
+#include "deliver/send.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -162,54 +163,17 @@ out:
 	return ret;
 }
 
-/* One OUT item as an ITEM record; a message with its content, then its
- * parts. */
+/* One OUT item as an ITEM record (built as a session builds it,
+ * deliver/send.h); a message with its content, then its parts. */
 static int put_item(struct exporter *x, uint64_t seq)
 {
 	struct hl_item_row irow;
 	struct hl_msg_row row = { 0 };
-	int ret = hl_store_get_item(x->st, x->peer_id, HL_DIR_OUT, seq, &irow, x->item, HL_ITEM_MAX);
-	if (ret < 0) {
-		snprintf(x->err, x->errlen, "store: item %llu: %s", (unsigned long long)seq,
-			 hl_store_errmsg(x->st));
-		return ret;
-	}
-	size_t len = 2 + irow.encoded_len;
-	x->rec[0] = (uint8_t)(irow.encoded_len >> 8);
-	x->rec[1] = (uint8_t)irow.encoded_len;
-	memcpy(x->rec + 2, x->item, irow.encoded_len);
-	if (irow.kind == HL_ITEM_MESSAGE) {
-		if ((ret = hl_store_get_message_by_seq(x->st, x->peer_id, HL_DIR_OUT, seq, &row)) < 0) {
-			snprintf(x->err, x->errlen, "store: message %llu: %s", (unsigned long long)seq,
-				 hl_store_errmsg(x->st));
-			goto out;
-		}
-		/* Retention dropped its contents (docs/retention.md): nothing
-		 * to send with the item (and no body to read). */
-		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
-			ret = HL_ESTATE;
-			snprintf(x->err, x->errlen, "message %llu was purged here: it cannot be sent "
-				 "again", (unsigned long long)seq);
-			goto out;
-		}
-		struct hl_msg_content c = {
-			.subject = (const uint8_t *)row.subject,
-			.subject_len = strlen(row.subject),
-			.inline_body = row.body_size <= HL_INLINE_BODY_MAX,
-		};
-		memcpy(c.salt, row.salt, HL_SALT_LEN);
-		if (c.inline_body) {
-			c.body = row.body;
-			c.body_len = row.body_size;
-		}
-		size_t clen;
-		if ((ret = hl_msg_content_encode(&c, x->rec + len, HL_RECORD_BODY_MAX - len, &clen)) < 0) {
-			snprintf(x->err, x->errlen, "message %llu does not fit a record",
-				 (unsigned long long)seq);
-			goto out;
-		}
-		len += clen;
-	}
+	size_t len;
+	int ret = hl_send_item_record(x->st, x->peer_id, seq, x->item, x->rec, &len, &irow, &row,
+				      x->err, x->errlen);
+	if (ret < 0)
+		goto out;
 	if ((ret = put(x, HL_REC_ITEM, len)) < 0)
 		goto out;
 	x->stats->items++;

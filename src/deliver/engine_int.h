@@ -17,6 +17,7 @@
 #include "deliver/engine.h"
 #include "deliver/flow.h"
 #include "deliver/partwriter.h"
+#include "deliver/send.h"
 #include "deliver/stage.h"
 #include "msg/item.h"
 #include "util/dio.h"

@@ -80,10 +80,10 @@ void eng_resync_send(hl_engine *e, uint64_t now)
 	}
 	if (ret < 0)
 		return;
-	e->rec[0] = (uint8_t)(row.encoded_len >> 8);
-	e->rec[1] = (uint8_t)row.encoded_len;
-	memcpy(e->rec + 2, row.encoded, row.encoded_len);
-	if (eng_send_rec(e, HL_REC_RETURN, e->rec, 2 + row.encoded_len, now) == 0)
+	size_t len;
+	if (hl_rec_item_encode(row.encoded, row.encoded_len, e->rec, HL_RECORD_BODY_MAX,
+			       &len) == 0 &&
+	    eng_send_rec(e, HL_REC_RETURN, e->rec, len, now) == 0)
 		e->return_pending = 0;
 }
 

@@ -377,59 +377,73 @@ uint64_t hl_engine_ahead(const hl_engine *e)
 	return e->credit_on && e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
 }
 
-static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
+int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
+			uint8_t *rec, size_t *len, struct hl_item_row *irow,
+			struct hl_msg_row *row, char *err, size_t errlen)
 {
-	hl_store *st = e->env.txn->store;
-	struct hl_item_row irow;
-	struct hl_msg_row row = { 0 };
 	bool has_msg;
 	/* The item and its message row in one read (see hl_store_get_out_item). */
-	int ret = hl_store_get_out_item(st, e->peer_id, x->seq, &irow, e->itembuf, HL_ITEM_MAX,
-					&row, &has_msg);
+	int ret = hl_store_get_out_item(st, peer_id, seq, irow, itembuf, HL_ITEM_MAX, row,
+					&has_msg);
 	if (ret < 0) {
-		eng_set_error(e, "store: item %llu: %s", (unsigned long long)x->seq,
-			      hl_store_errmsg(st));
+		snprintf(err, errlen, "store: item %llu: %s", (unsigned long long)seq,
+			 hl_store_errmsg(st));
 		return ret;
 	}
-	size_t len = 2 + irow.encoded_len;
-	e->rec[0] = (uint8_t)(irow.encoded_len >> 8);
-	e->rec[1] = (uint8_t)irow.encoded_len;
-	memcpy(e->rec + 2, e->itembuf, irow.encoded_len);
-	if (x->kind == HL_ITEM_MESSAGE) {
-		if (!has_msg) {
-			ret = HL_ENOTFOUND;
-			eng_set_error(e, "store: message %llu: no message at that seq",
-				      (unsigned long long)x->seq);
-			goto out;
-		}
-		/* A purged message (retention; docs/retention.md) has no
-		 * contents to send: pump() skips it for this session. */
-		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
-			ret = HL_ESTATE;
-			eng_set_error(e, "message %llu was purged here: it cannot be sent again",
-				      (unsigned long long)x->seq);
-			goto out;
-		}
-		struct hl_msg_content c = {
-			.subject = (const uint8_t *)row.subject,
-			.subject_len = strlen(row.subject),
-			.inline_body = row.body_size <= HL_INLINE_BODY_MAX,
-		};
-		memcpy(c.salt, row.salt, HL_SALT_LEN);
-		if (c.inline_body) {
-			c.body = row.body;
-			c.body_len = row.body_size;
-		}
-		size_t clen;
-		ret = hl_msg_content_encode(&c, e->rec + len, HL_RECORD_BODY_MAX - len, &clen);
-		if (ret < 0) {
-			eng_set_error(e, "message %llu does not fit a record", (unsigned long long)x->seq);
-			goto out;
-		}
-		len += clen;
-		if (!x->parts_known)
-			entry_set_parts(e, x, &row);
+	if ((ret = hl_rec_item_encode(itembuf, irow->encoded_len, rec, HL_RECORD_BODY_MAX,
+				      len)) < 0) {
+		snprintf(err, errlen, "item %llu does not fit a record", (unsigned long long)seq);
+		return ret;
 	}
+	if (irow->kind != HL_ITEM_MESSAGE)
+		return 0;
+	if (!has_msg) {
+		snprintf(err, errlen, "store: message %llu: no message at that seq",
+			 (unsigned long long)seq);
+		return HL_ENOTFOUND;
+	}
+	/* A purged message (retention; docs/retention.md) has no
+	 * contents to send (and no body to read): pump() skips it for
+	 * this session, a bundle export fails. */
+	if (row->purged_at || (!row->body && row->body_size <= HL_INLINE_BODY_MAX)) {
+		snprintf(err, errlen, "message %llu was purged here: it cannot be sent again",
+			 (unsigned long long)seq);
+		return HL_ESTATE;
+	}
+	struct hl_msg_content c = {
+		.subject = (const uint8_t *)row->subject,
+		.subject_len = strlen(row->subject),
+		.inline_body = row->body_size <= HL_INLINE_BODY_MAX,
+	};
+	memcpy(c.salt, row->salt, HL_SALT_LEN);
+	if (c.inline_body) {
+		c.body = row->body;
+		c.body_len = row->body_size;
+	}
+	size_t clen;
+	ret = hl_msg_content_encode(&c, rec + *len, HL_RECORD_BODY_MAX - *len, &clen);
+	if (ret < 0) {
+		snprintf(err, errlen, "message %llu does not fit a record", (unsigned long long)seq);
+		return ret;
+	}
+	*len += clen;
+	return 0;
+}
+
+static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
+{
+	struct hl_item_row irow;
+	struct hl_msg_row row = { 0 };
+	char err[sizeof(e->error)];
+	size_t len;
+	int ret = hl_send_item_record(e->env.txn->store, e->peer_id, x->seq, e->itembuf, e->rec,
+				      &len, &irow, &row, err, sizeof(err));
+	if (ret < 0) {
+		eng_set_error(e, "%s", err);
+		goto out;
+	}
+	if (x->kind == HL_ITEM_MESSAGE && !x->parts_known)
+		entry_set_parts(e, x, &row);
 	ret = eng_send_rec(e, HL_REC_ITEM, e->rec, len, now);
 	if (ret == 0) {
 		x->item_sent = true;
