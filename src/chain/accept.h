@@ -56,6 +56,10 @@ struct hl_chain_why {
 	 * item's own chain and the other one ("pyongyang's"); by default
 	 * "its chain's" and "the other chain's". */
 	char own[40], other[40];
+	/* FORK (hl_chain_links, hl_chain_proves_fork): the position of the
+	 * held item this one contradicts, its own or the neighbour whose link
+	 * it breaks: the other half of the evidence. */
+	uint64_t against;
 };
 
 /* Empties W and names the chains in its texts, as possessives ("our",

@@ -283,9 +283,6 @@ void eng_refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const cha
 int eng_tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
 		  const char *text);
 void eng_class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq);
-int eng_chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
-		    struct hl_chain_ref *before, struct hl_chain_ref *after,
-		    struct hl_chain_why *w);
 uint64_t eng_free_bytes(hl_engine *e);
 uint64_t eng_reserve_bytes(hl_engine *e);
 uint64_t eng_message_charge(const struct hl_item_message *m, size_t enc_len,

@@ -247,7 +247,7 @@ int eng_on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *e
 	eng_cache_note(e, it->seq);
 	e->need_ack = true;
 	int64_t now = hl_now_ms();
-	/* The chain rules (eng_chain_rules) made sure each entry names a message
+	/* The chain rules (recv.c) made sure each entry names a message
 	 * of ours, with its hash, not acknowledged before: each moves. */
 	for (unsigned i = 0; i < it->u.rcpt.count; i++) {
 		const struct hl_receipt_entry *r = &it->u.rcpt.entries[i];

@@ -266,15 +266,15 @@ static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
 
 /* Every rule the peer's item IT (hash HASH), decoded and signed, must
  * satisfy given what we hold.  A verdict, or a negative code. */
-int eng_chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
-		    struct hl_chain_ref *before, struct hl_chain_ref *after,
-		    struct hl_chain_why *w)
+static int chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+		       struct hl_chain_why *w)
 {
+	struct hl_chain_ref before, after;
 	int ret;
-	if ((ret = chain_ref(e, it->seq - 1, before)) < 0 ||
-	    (ret = chain_ref(e, it->seq + 1, after)) < 0)
+	if ((ret = chain_ref(e, it->seq - 1, &before)) < 0 ||
+	    (ret = chain_ref(e, it->seq + 1, &after)) < 0)
 		return ret;
-	if ((ret = hl_chain_links(it, hash, before, after, w)) != HL_CHAIN_OK)
+	if ((ret = hl_chain_links(it, hash, &before, &after, w)) != HL_CHAIN_OK)
 		return ret;
 	if (it->kind == HL_ITEM_MESSAGE && (ret = class_rule(e, it, w)) != HL_CHAIN_OK)
 		return ret;
@@ -492,10 +492,9 @@ static bool too_far(hl_engine *e, uint64_t seq, struct hl_chain_why *w)
 static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_rec_item *r,
 		       const uint8_t hash[static 32])
 {
-	struct hl_chain_ref before, after;
 	struct hl_chain_why w;
 	hl_chain_why_init(&w, NULL, "our chain's");
-	int v = eng_chain_rules(e, it, hash, &before, &after, &w);
+	int v = chain_rules(e, it, hash, &w);
 	if (v < 0)
 		return v;
 	if (v == HL_CHAIN_REFUSE) {
@@ -506,12 +505,9 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 	if (v == HL_CHAIN_FORK) {
 		/* Its position stays open (no tombstone, no ACK) for the item
 		 * that does fit. */
-		bool early = it->seq > 1 && before.held && before.item &&
-			     sodium_memcmp(it->prev, before.hash, HL_HASH_LEN) != 0;
 		refuse_log(e, "item %llu %s", (unsigned long long)it->seq, w.text);
 		eng_queue_refusal(e, it->seq, hash, HL_REFUSE_MALFORMED, w.text);
-		return keep_evidence(e, it, r->item, r->item_len, hash,
-				     early ? it->seq - 1 : it->seq + 1);
+		return keep_evidence(e, it, r->item, r->item_len, hash, w.against);
 	}
 	int ret;
 	if (it->kind != HL_ITEM_MESSAGE) {

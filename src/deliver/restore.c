@@ -191,19 +191,11 @@ static int recovered_message(hl_engine *e, const struct hl_item *it)
  * hl_store_signing_head). */
 static int recovered_hold(hl_engine *e, const struct hl_item *it)
 {
-	const uint8_t *hash = NULL;
-	uint64_t seq = 0;
-	if (it->kind == HL_ITEM_RECEIPT) {
-		seq = it->u.rcpt.peer_seq;
-		hash = it->u.rcpt.peer_hash;
-	} else if (it->kind == HL_ITEM_CHECK) {
-		seq = it->u.chk.peer_seq;
-		hash = it->u.chk.peer_hash;
-	} else if (it->kind == HL_ITEM_ANSWER) {
-		seq = it->u.ans.peer_seq;
-		hash = it->u.ans.peer_hash;
-	}
-	return hash ? hl_store_claim_hold(e->env.txn->store, e->peer_id, seq, hash) : 0;
+	const uint8_t *hash;
+	uint64_t seq;
+	if (!hl_chain_item_head(it, &seq, &hash))
+		return 0;
+	return hl_store_claim_hold(e->env.txn->store, e->peer_id, seq, hash);
 }
 
 /* An item of our own chain back from the peer: it must be ours (our
