@@ -3,8 +3,8 @@
  * hl_engine, the queues of what it sends and the messages it receives),
  * the limits more than one file needs, and the functions one file calls in
  * another, grouped by the file that defines them.  Their names start with
- * eng_.  engine.c's opening comment says which file owns what; engine.h is
- * the engine's API. */
+ * eng_.  engine_core.c's opening comment says which file owns what;
+ * engine.h is the engine's API. */
 #ifndef HL_DELIVER_ENGINE_INT_H
 #define HL_DELIVER_ENGINE_INT_H
 
@@ -17,7 +17,6 @@
 #include "deliver/engine.h"
 #include "deliver/flow.h"
 #include "deliver/partwriter.h"
-#include "deliver/send.h"
 #include "deliver/stage.h"
 #include "msg/item.h"
 #include "util/dio.h"
@@ -48,7 +47,7 @@ _Static_assert(CREDIT_WINDOW < HL_PARTWRITER_SLOTS * CHUNK_DATA_MAX,
 	       "a part's worker ring holds the window and more");
 #define NPARTS_MAX (HL_MAX_ATTACHMENTS + 1)
 /* Free space and the peer's usage are asked of the kernel and the store
- * at most this often (recv.c eng_free_bytes, staging.c eng_on_stage). */
+ * at most this often (refuse.c eng_free_bytes, staging.c eng_on_stage). */
 #define FREE_CACHE_MS 100
 
 /* ---- state ---- */
@@ -221,14 +220,21 @@ struct hl_engine {
 	struct hl_engine_stats stats;
 };
 
-/* ---- engine.c: the core ---- */
+/* The eng_ functions, by the file that defines them, from the bottom up:
+ * each file calls only those of the files listed before it (and its own),
+ * except engine_core.c, above them all. */
 
+/* ---- base.c: the transaction, errors, events, what is owed, the invariants ---- */
+
+int eng_cache_load(hl_engine *e);
+void eng_cache_forget(hl_engine *e);
+void eng_cache_note(hl_engine *e, uint64_t seq);
+void eng_class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq);
 void eng_set_error(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 event_t *eng_add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t *id,
 			    size_t idlen);
 void eng_add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16]);
 bool eng_prec_valid(unsigned p);
-/* Asserts the invariants I1-I4 (engine.c); nothing in release builds. */
 #ifndef NDEBUG
 void eng_check_invariants(const hl_engine *e);
 #else
@@ -239,66 +245,28 @@ static inline void eng_check_invariants(const hl_engine *e)
 #endif
 void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
 		       uint8_t code, const char *text);
+int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now);
 void eng_send_owed(hl_engine *e, uint64_t now);
 
-/* ---- send.c: the queues of what we send, the pump, CREDIT ---- */
+/* ---- credit.c: the flow window and CREDIT ---- */
 
-void eng_queue_fix_cursor(struct out_queue *q);
-void eng_queues_clear(hl_engine *e);
-int eng_load_initial(hl_engine *e);
-int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now);
 void eng_credit_maybe(hl_engine *e, uint64_t now, bool all);
+uint64_t eng_flow_us(const hl_engine *e, uint64_t now_ms);
 size_t eng_data_max(const hl_engine *e, size_t max);
 void eng_flow_sent(hl_engine *e, size_t n, uint64_t now);
 bool eng_flow_holds(hl_engine *e, uint64_t n);
-int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len);
-int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len);
-int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
-int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
 
-/* ---- staging.c: the engine's side of staging ---- */
+/* ---- refuse.c: refusals, tombstones, quota and disk reserve ---- */
 
-void eng_stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
-			 uint64_t now);
-bool eng_stage_waiting(const struct out_entry *x, uint64_t now);
-int eng_stage_pump(hl_engine *e, int above, uint64_t now);
-void eng_stage_send_staged(hl_engine *e, uint64_t now);
-int eng_stage_adopt(hl_engine *e, struct in_msg *m);
-int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len);
-int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len);
-
-/* ---- restore.c: RECLAIM, RETURN, resynchronising after a restore ---- */
-
-int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a);
-void eng_resync_send(hl_engine *e, uint64_t now);
-int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a);
-int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len);
-int eng_on_return(hl_engine *e, const uint8_t *body, size_t len);
-
-/* ---- recv.c: an item arrives (the checks, the chain rules, refusals) ---- */
-
-void eng_cache_forget(hl_engine *e);
-void eng_cache_note(hl_engine *e, uint64_t seq);
+void eng_refuse_log(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void eng_refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const char *text);
 int eng_tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
 		  const char *text);
-void eng_class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq);
 uint64_t eng_free_bytes(hl_engine *e);
 uint64_t eng_reserve_bytes(hl_engine *e);
 uint64_t eng_message_charge(const struct hl_item_message *m, size_t enc_len,
 			    size_t subject_len);
 int eng_over_limits(hl_engine *e, uint64_t charge, bool *over);
-int eng_on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
-
-/* ---- items.c: what each kind of item does once accepted ---- */
-
-int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
-			size_t enc_len, const uint8_t hash[static 32],
-			const uint8_t *rest, size_t rest_len);
-int eng_on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
-			size_t enc_len, const uint8_t hash[static 32]);
-int eng_on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
-		       size_t enc_len, const uint8_t hash[static 32]);
 
 /* ---- parts.c: messages being received, their parts, visibility order ---- */
 
@@ -322,6 +290,47 @@ int eng_retry_waiting(hl_engine *e);
 int eng_note_synced(hl_engine *e, struct in_msg *m, unsigned idx);
 void eng_worker_wake(void *arg);
 int eng_on_chunk(hl_engine *e, const uint8_t *body, size_t len);
+
+/* ---- restore.c: RECLAIM, RETURN, resynchronising after a restore ---- */
+
+int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost);
+void eng_resync_send(hl_engine *e, uint64_t now);
+int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a);
+int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len);
+int eng_on_return(hl_engine *e, const uint8_t *body, size_t len);
+
+/* ---- staging.c: the engine's side of staging ---- */
+
+void eng_stage_item_sent(hl_engine *e, struct out_entry *x, const uint8_t id[static 16],
+			 uint64_t now);
+bool eng_stage_waiting(const struct out_entry *x, uint64_t now);
+int eng_stage_pump(hl_engine *e, int above, uint64_t now);
+void eng_stage_send_staged(hl_engine *e, uint64_t now);
+int eng_stage_adopt(hl_engine *e, struct in_msg *m);
+int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len);
+
+/* ---- items.c: what each kind of item does once accepted ---- */
+
+int eng_on_message_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			size_t enc_len, const uint8_t hash[static 32],
+			const uint8_t *rest, size_t rest_len);
+int eng_on_receipt_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+			size_t enc_len, const uint8_t hash[static 32]);
+int eng_on_signed_item(hl_engine *e, const struct hl_item *it, const uint8_t *enc,
+		       size_t enc_len, const uint8_t hash[static 32]);
+
+/* ---- recv.c: an item arrives (the checks, the chain rules, evidence) ---- */
+
+int eng_on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
+
+/* ---- send.c: the queues, the pump, what the peer says of our items ---- */
+
+void eng_queues_clear(hl_engine *e);
+int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len);
+int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len);
+int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
+int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
+int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len);
 
 /* ---- verifier.c: held ITEMs' signatures, on a second thread ---- */
 

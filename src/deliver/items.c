@@ -1,5 +1,5 @@
 /* deliver/items.c — what each kind of item from the peer does once it is
- * accepted (recv.c), for the engine (engine.c; docs/items.md section 2):
+ * accepted (recv.c), for the engine (engine_core.c; docs/items.md section 2):
  * a message is stored (and its parts received, parts.c), a receipt moves
  * our messages to delivered, a check is answered by the station, an
  * answer settles one of our checks, an agreement is recorded and a

@@ -1,4 +1,4 @@
-/* deliver/parts.c — RECEIVING a message's parts, for the engine (engine.c;
+/* deliver/parts.c — RECEIVING a message's parts, for the engine (engine_core.c;
  * docs/messages.md).
  *
  * A message is stored at once with its state PARTIAL (items.c), its parts
@@ -6,9 +6,9 @@
  * memory), each part's hash is checked when it completes, and the message
  * becomes visible (COMPLETE) once its parts are whole and the message
  * before it in the same precedence is visible or refused.  The receipts
- * for what became visible are authored in precommit() (engine.c), inside
+ * for what became visible are authored in precommit() (engine_core.c), inside
  * the same transaction, and go out with the ACK after the commit.  The
- * parts keep invariant I4 (engine.c). */
+ * parts keep invariant I4 (base.c). */
 #include "deliver/engine_int.h"
 
 #include <errno.h>

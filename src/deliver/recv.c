@@ -1,4 +1,4 @@
-/* deliver/recv.c — RECEIVING an item, for the engine (engine.c;
+/* deliver/recv.c — RECEIVING an item, for the engine (engine_core.c;
  * docs/messages.md section 4, docs/items.md section 3).
  *
  * Items are opened (signature checked) before anything else; then the
@@ -13,122 +13,18 @@
 #include "deliver/engine_int.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
 
-/* Refused positions (tombstones) kept per peer: past this, an item that
- * breaks a rule is refused for now (nothing stored, not acknowledged), so a
- * peer cannot make the store keep a row per item it sends
- * (docs/messages.md section 4). */
-#define TOMBSTONES_MAX 10000
 /* Equivocation evidence kept per peer: one piece per position of its
  * chain, at most this many in all; one proves the fork. */
 #define EVIDENCE_MAX 8
-
-/* ---- what the transaction knows of the peer's chain; refusals ---- */
-
-/* What this transaction knows of the peer's chain (e->cache_ok): loaded
- * at its first item, kept up to date by every insert, forgotten when the
- * transaction ends (eng_cache_forget, from postcommit and abort). */
-static int cache_load(hl_engine *e)
-{
-	if (e->cache_ok)
-		return 0;
-	hl_store *st = e->env.txn->store;
-	struct hl_chain_head top, contig;
-	int ret = hl_store_chain_head(st, e->peer_id, HL_DIR_IN, &top);
-	if (ret == 0)
-		ret = hl_store_in_contiguous(st, e->peer_id, &contig);
-	if (ret < 0)
-		return ret;
-	e->in_top = top.seq;
-	e->contig = contig.seq;
-	memset(e->class_known, 0, sizeof(e->class_known));
-	e->cache_ok = true;
-	return 0;
-}
-
-void eng_cache_forget(hl_engine *e)
-{
-	e->cache_ok = false;
-}
-
-/* An item or tombstone was stored at SEQ. */
-void eng_cache_note(hl_engine *e, uint64_t seq)
-{
-	if (e->cache_ok && seq > e->in_top)
-		e->in_top = seq;
-}
-
-/* Warnings about what the peer sent that we refuse: rate-limited, so a
- * flood cannot fill the log and push an ALARM line out of a journal. */
-static void refuse_log(hl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void refuse_log(hl_engine *e, const char *fmt, ...)
-{
-	char line[512];
-	if (!hl_ratelimit_allow(&e->refuse_log, (uint64_t)hl_now_ms()))
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	hl_warn("peer %s: %s", e->peer_name, line);
-}
-
-/* Refused for now: nothing stored, not acknowledged; the author offers it
- * again (REFUSE code 7), and `status` says why. */
-void eng_refuse_later(hl_engine *e, uint64_t seq, const uint8_t *hash, const char *text)
-{
-	refuse_log(e, "item %llu refused for now: %s", (unsigned long long)seq, text);
-	eng_queue_refusal(e, seq, hash, HL_REFUSE_QUOTA, text);
-	snprintf(e->refusing, sizeof(e->refusing), "item %llu: %.130s", (unsigned long long)seq,
-		 text);
-	e->stats.refused_later++;
-}
-
-int eng_tombstone(hl_engine *e, uint64_t seq, const uint8_t *hash, uint8_t code,
-		  const char *text)
-{
-	hl_store *st = e->env.txn->store;
-	int ret = hl_txn_need(e->env.txn);
-	if (ret == 0 && !e->tombs_known && (ret = hl_store_count_tombstones(st, e->peer_id,
-									   &e->tombs)) == 0)
-		e->tombs_known = true;
-	if (ret < 0)
-		return ret;
-	bool over;
-	if ((ret = eng_over_limits(e, HL_STORE_ROW_COST, &over)) < 0)
-		return ret;
-	if (over) {
-		eng_refuse_later(e, seq, hash, "over quota or disk reserve");
-		return 0;
-	}
-	if (e->tombs >= TOMBSTONES_MAX) {
-		char why[160];
-		snprintf(why, sizeof(why), "%.100s (%llu refused items kept already)", text,
-			 (unsigned long long)e->tombs);
-		eng_refuse_later(e, seq, hash, why);
-		return 0;
-	}
-	if ((ret = hl_store_insert_tombstone(st, e->peer_id, seq, hash, code)) < 0)
-		return ret;
-	e->tombs++;
-	eng_cache_note(e, seq);
-	refuse_log(e, "refused item %llu: %s: %s", (unsigned long long)seq,
-		   hl_refuse_code_str(code), text);
-	eng_queue_refusal(e, seq, hash, code, text);
-	e->stats.refused_items++;
-	e->need_ack = true;
-	return 0;
-}
 
 /* ---- the chain rules on arrival (chain/accept.h) ---- */
 
@@ -178,14 +74,6 @@ static int class_rule(hl_engine *e, const struct hl_item *it, struct hl_chain_wh
 		above = (struct hl_chain_class_ref){ a.found, a.seq, a.class_seq };
 	}
 	return hl_chain_class(m, it->seq, &below, &above, w);
-}
-
-/* A message at SEQ with CLASS_SEQ was stored. */
-void eng_class_note(hl_engine *e, unsigned prec, uint64_t seq, uint64_t class_seq)
-{
-	if (e->class_known[prec] && (!e->class_top[prec].held ||
-				     class_seq > e->class_top[prec].class_seq))
-		e->class_top[prec] = (struct hl_chain_class_ref){ true, seq, class_seq };
 }
 
 /* The nearest held item of the peer's chain, below or above SEQ, that
@@ -316,8 +204,8 @@ static int keep_evidence(hl_engine *e, const struct hl_item *it, const uint8_t *
 	if (ret < 0)
 		return ret;
 	if (x.here || x.n >= EVIDENCE_MAX) {
-		refuse_log(e, "another item that contradicts its chain at %llu (evidence kept "
-			   "already)", (unsigned long long)it->seq);
+		eng_refuse_log(e, "another item that contradicts its chain at %llu (evidence kept "
+			       "already)", (unsigned long long)it->seq);
 		return 0;
 	}
 	if ((ret = hl_store_get_item(st, e->peer_id, HL_DIR_IN, first_seq, &first, e->itembuf,
@@ -343,77 +231,6 @@ static int keep_evidence(hl_engine *e, const struct hl_item *it, const uint8_t *
 	return 0;
 }
 
-/* ---- the peer's quota and the disk reserve ---- */
-
-/* Free space in the station's file system, asked of the kernel at most
- * every FREE_CACHE_MS (a stream of small messages would otherwise make a
- * statvfs() call each); what was accepted since is subtracted. */
-uint64_t eng_free_bytes(hl_engine *e)
-{
-	int64_t now = hl_now_ms();
-	if (!e->free_at || now - e->free_at >= FREE_CACHE_MS || now < e->free_at) {
-		struct statvfs sv;
-		bool ok = statvfs(e->env.dir, &sv) == 0;
-		e->free_cache = ok ? (uint64_t)sv.f_bavail * sv.f_frsize : UINT64_MAX;
-		/* DiskReserve = N% scales with the file system */
-		e->reserve_cache = hl_disk_reserve(e->env.reserve_bytes, e->env.reserve_pct,
-						   ok ? (uint64_t)sv.f_blocks * sv.f_frsize : 0);
-		e->free_at = now;
-	}
-	return e->free_cache;
-}
-
-/* The disk reserve in bytes (DiskReserve), as eng_free_bytes() last saw. */
-uint64_t eng_reserve_bytes(hl_engine *e)
-{
-	(void)eng_free_bytes(e);
-	return e->reserve_cache;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-/* What storing a message costs the peer's quota, as the store counts it
- * (store.h, hl_store_peer_usage): the item's row and bytes, the message's
- * row, subject and body, a directory and a file per attachment (at least
- * a block each); saturating, so no declared size can wrap the sum. */
-uint64_t eng_message_charge(const struct hl_item_message *m, size_t enc_len,
-			    size_t subject_len)
-{
-	uint64_t c = 2 * HL_STORE_ROW_COST + enc_len + subject_len;
-	c = sat_add(c, m->body_size);
-	if (m->n_attachments)
-		c = sat_add(c, HL_STORE_BLOCK_COST);
-	for (unsigned i = 0; i < m->n_attachments; i++) {
-		uint64_t sz = m->att[i].size, blocks = sz / HL_STORE_BLOCK_COST +
-						       (sz % HL_STORE_BLOCK_COST != 0);
-		c = sat_add(c, HL_STORE_ROW_COST);
-		c = sat_add(c, (blocks ? blocks : 1) * HL_STORE_BLOCK_COST);
-	}
-	return c;
-}
-
-/* Would storing CHARGE more bytes for the peer pass its quota, or take
- * the disk's free space below the reserve?  Both are "for now": the
- * author offers the item again later. */
-int eng_over_limits(hl_engine *e, uint64_t charge, bool *over)
-{
-	uint64_t usage = 0;
-	int ret;
-	*over = false;
-	if (e->env.quota_bytes) {
-		if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id, &usage)) < 0)
-			return ret;
-		*over = sat_add(usage, charge) > e->env.quota_bytes;
-	}
-	uint64_t reserve = eng_reserve_bytes(e);
-	if (reserve && eng_free_bytes(e) < sat_add(reserve, charge))
-		*over = true;
-	return 0;
-}
-
 /* ---- an item arrives ---- */
 
 /* A second, different item at a position of the peer's chain we hold
@@ -427,8 +244,8 @@ static int on_equivocation(hl_engine *e, const struct hl_item_row *have, const u
 	int ret = 0;
 	if (have->kind == 0 ||
 	    hl_item_open(item, len, e->peer_sign, e->env.me->sign_pk, it) < 0)
-		refuse_log(e, "a different item at seq %llu that proves nothing (ignored)",
-			   (unsigned long long)have->seq);
+		eng_refuse_log(e, "a different item at seq %llu that proves nothing (ignored)",
+			       (unsigned long long)have->seq);
 	else
 		ret = keep_evidence(e, it, item, len, hash, have->seq);
 	free(it);
@@ -452,7 +269,7 @@ static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct h
 		return HL_EINVAL;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
-	    (ret = cache_load(e)) < 0)
+	    (ret = eng_cache_load(e)) < 0)
 		return ret;
 	if (hl_chain_window(seq, e->contig, &w) != HL_CHAIN_OK) {
 		eng_refuse_later(e, seq, hash, w.text);
@@ -505,7 +322,7 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 	if (v == HL_CHAIN_FORK) {
 		/* Its position stays open (no tombstone, no ACK) for the item
 		 * that does fit. */
-		refuse_log(e, "item %llu %s", (unsigned long long)it->seq, w.text);
+		eng_refuse_log(e, "item %llu %s", (unsigned long long)it->seq, w.text);
 		eng_queue_refusal(e, it->seq, hash, HL_REFUSE_MALFORMED, w.text);
 		return keep_evidence(e, it, r->item, r->item_len, hash, w.against);
 	}
@@ -548,7 +365,7 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 	hl_chain_why_init(&w, NULL, "our chain's");
 	int ret;
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
-	    (ret = cache_load(e)) < 0)
+	    (ret = eng_cache_load(e)) < 0)
 		return ret;
 	if (too_far(e, it->seq, &w)) {
 		eng_refuse_later(e, it->seq, hash, w.text);

@@ -1,4 +1,4 @@
-/* deliver/restore.c — RESTORES, for the engine (engine.c;
+/* deliver/restore.c — RESTORES, for the engine (engine_core.c;
  * docs/messages.md section 7).
  *
  * A station restored from a backup
@@ -29,25 +29,22 @@
 
 /* The peer's first ACK leaves out items of ours the store had as
  * acknowledged: it lost them (restored from a backup).  They are sent
- * again; a peer that lies about it only makes us send our own items
- * twice, at most a window's worth per session. */
-int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a)
+ * again (*LOST of them: the caller loads them into the window); a peer
+ * that lies about it only makes us send our own items twice, at most a
+ * window's worth per session. */
+int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost)
 {
 	uint64_t n = 0;
 	int ret = hl_store_unack_lost(e->env.txn->store, e->peer_id, a->base,
 				      (const uint64_t (*)[2])a->ranges, a->n, OUT_WINDOW, &n);
+	*lost = ret == 0 ? n : 0;
 	if (ret < 0 || n == 0)
 		return ret;
 	hl_warn("peer %s no longer holds %llu item(s) of ours it had acknowledged (restored "
 		"from a backup?): sending them again", e->peer_name, (unsigned long long)n);
 	if (a->base < e->acked_base)
 		e->acked_base = a->base;
-	if (e->synced) {
-		/* The window was loaded already: load it again, with them. */
-		eng_queues_clear(e);
-		ret = eng_load_initial(e);
-	}
-	return ret;
+	return 0;
 }
 
 /* RECLAIM and RETURN go out first in pump(): a busy link (chunks of a

@@ -1,4 +1,4 @@
-/* deliver/send.c — SENDING, for the engine (engine.c; docs/messages.md).
+/* deliver/send.c — SENDING, for the engine (engine_core.c; docs/messages.md).
  *
  * The engine keeps, per session, a window of at most OUT_WINDOW
  * OUT entries loaded from the store: items the peer has not acknowledged,
@@ -15,17 +15,17 @@
  *
  * Here too: what the peer says about our items (ACK, RESUME, REFUSE,
  * CREDIT), and CREDIT for what we take in (eng_credit_maybe).  The queues
- * keep invariants I1 and I2 (engine.c). */
-#include "deliver/engine_int.h"
+ * keep invariants I1 and I2 (base.c). */
+#include "deliver/send.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -68,7 +68,7 @@ static void entry_free(struct out_entry *x)
 	free(x);
 }
 
-void eng_queue_fix_cursor(struct out_queue *q)
+static void queue_fix_cursor(struct out_queue *q)
 {
 	if (!q->cursor)
 		q->cursor = q->head;
@@ -246,7 +246,7 @@ static int cmp_entry(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int eng_load_initial(hl_engine *e)
+static int load_initial(hl_engine *e)
 {
 	struct load_ctx lc = { .e = e };
 	hl_store *st = e->env.txn->store;
@@ -293,89 +293,6 @@ void hl_engine_refresh(hl_engine *e)
 }
 
 /* ---- sending ---- */
-
-int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
-{
-	return hl_link_send(e->link, type, body, len, now);
-}
-
-/* Sends CREDIT once CREDIT_STEP has been taken in since the last one, or,
- * with ALL (the end of a burst, a worker's progress), for anything taken
- * (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the next
- * pump. */
-void eng_credit_maybe(hl_engine *e, uint64_t now, bool all)
-{
-	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
-		return;
-	/* Workers' rings may hold RING_SPARE bytes beyond the window: what
-	 * they hold past that is not credited yet (see CREDIT_WINDOW). */
-	uint64_t queued = e->pushed_pw - atomic_load_explicit(&e->done_pw, memory_order_acquire);
-	uint64_t held = queued > RING_SPARE ? queued - RING_SPARE : 0;
-	uint64_t taken = e->taken - held;
-	if (taken <= e->credit_sent || (!all && taken - e->credit_sent < CREDIT_STEP))
-		return;
-	uint8_t body[HL_CREDIT_LEN];
-	hl_rec_credit_encode(taken, body);
-	if (eng_send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
-		e->credit_sent = taken;
-}
-
-void hl_engine_credit(hl_engine *e, uint64_t now)
-{
-	eng_credit_maybe(e, now, true);
-}
-
-/* ---- flow control sized in time (deliver/flow.h) ---- */
-
-static uint64_t flow_us(const hl_engine *e, uint64_t now_ms)
-{
-	return e->env.clock_us ? e->env.clock_us() : now_ms * 1000u;
-}
-
-/* The most data the next CHUNK or STAGE record carries. */
-size_t eng_data_max(const hl_engine *e, size_t max)
-{
-	return e->credit_on && e->flow ? hl_flow_chunk(e->flow, max) : max;
-}
-
-/* N more bytes of data went (the session's count is e->chunk_sent). */
-void eng_flow_sent(hl_engine *e, size_t n, uint64_t now)
-{
-	e->chunk_sent += n;
-	if (!e->credit_on)
-		return;
-	if (!e->flow) {
-		e->flow = xmalloc(sizeof(*e->flow));
-		hl_flow_init(e->flow);
-	}
-	hl_flow_sent(e->flow, e->chunk_sent, flow_us(e, now));
-}
-
-/* With CREDIT, N more bytes of data must wait: they would take the data
- * in flight past the window, or the link's queue past what may wait
- * ahead of an urgent record (then the link calls on_writable as its queue
- * drains, and the engine pumps again; a CREDIT pumps too). */
-bool eng_flow_holds(hl_engine *e, uint64_t n)
-{
-	if (!e->credit_on)
-		return false;
-	uint64_t window = e->flow ? hl_flow_window(e->flow) : HL_FLOW_WINDOW_INIT;
-	uint64_t ahead = e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
-	/* (with nothing uncredited no CREDIT would come: a chunk always goes) */
-	if (e->chunk_sent > e->chunk_credit && e->chunk_sent - e->chunk_credit + n > window)
-		return true;
-	size_t queued = hl_link_queued(e->link);
-	if (queued > 0 && queued + n > ahead) {
-		hl_link_notify_writable(e->link);
-		return true;
-	}
-	return false;
-}
-
-uint64_t hl_engine_ahead(const hl_engine *e)
-{
-	return e->credit_on && e->flow ? hl_flow_ahead(e->flow) : HL_FLOW_AHEAD_INIT;
-}
 
 int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
 			uint8_t *rec, size_t *len, struct hl_item_row *irow,
@@ -520,7 +437,7 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 {
 	for (int p = HL_PREC_COUNT - 1; p >= 0; p--) {
 		struct out_queue *q = &e->q[p];
-		eng_queue_fix_cursor(q);
+		queue_fix_cursor(q);
 		if (q->cursor && q->cursor->retry_at <= now && !eng_stage_waiting(q->cursor, now)) {
 			*qout = q;
 			return q->cursor;
@@ -572,7 +489,7 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 			x->cur = x->nparts;
 		}
 		if (entry_done(x))
-			eng_queue_fix_cursor(q);
+			queue_fix_cursor(q);
 	}
 	eng_check_invariants(e);
 }
@@ -592,7 +509,16 @@ int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 		goto out;
 	if (e->first_ack) {
 		e->first_ack = false;
-		if ((e->link && (ret = eng_peer_lost(e, a)) < 0) || (ret = eng_resync_check(e, a)) < 0)
+		uint64_t lost = 0;
+		if (e->link && (ret = eng_peer_lost(e, a, &lost)) < 0)
+			goto out;
+		if (lost && e->synced) {
+			/* The window was loaded already: load it again, with them. */
+			eng_queues_clear(e);
+			if ((ret = load_initial(e)) < 0)
+				goto out;
+		}
+		if ((ret = eng_resync_check(e, a)) < 0)
 			goto out;
 	}
 	if (a->base > e->acked_base) {
@@ -640,7 +566,7 @@ int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	e->resume.n = r->n;
 	free(r);
 	eng_queues_clear(e);
-	if ((ret = eng_load_initial(e)) < 0)
+	if ((ret = load_initial(e)) < 0)
 		return ret;
 	e->synced = true;
 	eng_check_invariants(e);
@@ -684,7 +610,7 @@ int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 				x->acked = true;
 			}
 		}
-		eng_queue_fix_cursor(&e->q[p]);
+		queue_fix_cursor(&e->q[p]);
 		queue_prune(e, &e->q[p]);
 	}
 	if (r.code == HL_REFUSE_QUOTA) {
@@ -723,10 +649,43 @@ int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 	}
 	e->chunk_credit = taken;
 	if (e->flow)
-		hl_flow_credited(e->flow, taken, flow_us(e, now));
+		hl_flow_credited(e->flow, taken, eng_flow_us(e, now));
 	/* Inside a transaction, the postcommit pumps; otherwise now (a CREDIT
 	 * alone needs no commit: the daemon does none for it). */
 	if (!e->env.txn->open)
 		hl_engine_pump(e, now);
 	return 0;
+}
+
+int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len)
+{
+	struct hl_rec_staged r;
+	int ret = hl_rec_staged_decode(body, len, &r);
+	if (ret < 0) {
+		eng_set_error(e, "malformed STAGED record");
+		return ret;
+	}
+	for (unsigned q = 0; q < HL_PREC_COUNT; q++) {
+		for (struct out_entry *x = e->q[q].head; x; x = x->next) {
+			if (x->seq != r.seq || !x->parts_known || r.part >= x->nparts)
+				continue;
+			struct out_part *p = &x->parts[r.part];
+			/* The peer holds the first r.offset bytes: CHUNKs from
+			 * there (never backwards: what went since is held). */
+			if (r.offset > p->offset && r.offset <= p->size)
+				p->offset = r.offset;
+			x->stage_wait &= ~(UINT64_C(1) << (r.part - 1));
+			x->cur = 0;
+			while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size)
+				x->cur++;
+			if (x->cur >= x->nparts) {
+				hl_dio_rclose(&p->r);
+				free(x->body);
+				x->body = NULL;
+			}
+			queue_fix_cursor(&e->q[q]);
+			return 0;
+		}
+	}
+	return 0; /* about nothing we hold: a late answer */
 }

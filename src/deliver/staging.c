@@ -152,39 +152,6 @@ int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 	return ret;
 }
 
-int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len)
-{
-	struct hl_rec_staged r;
-	int ret = hl_rec_staged_decode(body, len, &r);
-	if (ret < 0) {
-		eng_set_error(e, "malformed STAGED record");
-		return ret;
-	}
-	for (unsigned q = 0; q < HL_PREC_COUNT; q++) {
-		for (struct out_entry *x = e->q[q].head; x; x = x->next) {
-			if (x->seq != r.seq || !x->parts_known || r.part >= x->nparts)
-				continue;
-			struct out_part *p = &x->parts[r.part];
-			/* The peer holds the first r.offset bytes: CHUNKs from
-			 * there (never backwards: what went since is held). */
-			if (r.offset > p->offset && r.offset <= p->size)
-				p->offset = r.offset;
-			x->stage_wait &= ~(UINT64_C(1) << (r.part - 1));
-			x->cur = 0;
-			while (x->cur < x->nparts && x->parts[x->cur].offset >= x->parts[x->cur].size)
-				x->cur++;
-			if (x->cur >= x->nparts) {
-				hl_dio_rclose(&p->r);
-				free(x->body);
-				x->body = NULL;
-			}
-			eng_queue_fix_cursor(&e->q[q]);
-			return 0;
-		}
-	}
-	return 0; /* about nothing we hold: a late answer */
-}
-
 int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
 		    const char *path, uint64_t size, uint64_t now)
 {

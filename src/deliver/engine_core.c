@@ -1,46 +1,39 @@
-/* deliver/engine.c — the messages protocol for one peer (engine.h,
- * docs/messages.md): the engine's core.  It owns the engine's life (new,
+/* deliver/engine_core.c — the messages protocol for one peer (engine.h,
+ * docs/messages.md): the engine itself.  It owns the engine's life (new,
  * free, a session attached and detached, with the state a session starts
  * by sending: ACK, RESUME and the REFUSEs owed), the records that arrive
- * (held for the verifier, then dispatched by type), the group commit's
+ * (held for the verifier, then dispatched by type) and the group commit's
  * hooks (precommit authors the receipts for what became visible,
- * postcommit tells the operator and sends what is owed, abort forgets),
- * and the invariants below.  The rest is split by the direction of data,
- * sharing deliver/engine_int.h (the engine's state and the eng_ functions):
+ * postcommit tells the operator and sends what is owed, abort forgets).
+ * The rest is split by the direction of data, in files that share
+ * engine_int.h (the engine's state and the eng_ functions) and call one
+ * another downwards only, in this order from the top (this file calls
+ * them all; none calls it).  No file is named engine.c, so that engine.h,
+ * the API, stands below them all, engine_int.h included:
  *
- *   send.c      SENDING: the four precedence queues, the pump, CREDIT and
- *               the flow window, the ITEM and CHUNK records (the ITEM
- *               record is built by one function, used by bundle export
- *               too), and what the peer says about ours (ACK, RESUME,
- *               REFUSE, CREDIT).
- *   recv.c      RECEIVING an item: opened and checked (signature, the
+ *   send.c      SENDING: the four precedence queues, the pump, the ITEM
+ *               and CHUNK records (one builder of the ITEM record, which
+ *               bundle export uses too, deliver/send.h), and what the peer
+ *               says about our items (ACK, RESUME, REFUSE, CREDIT, STAGED).
+ *   recv.c      RECEIVING an item: opened and checked (its signature, the
  *               chain rules of chain/accept.h against what the store
- *               holds), refused (tombstones, refused for now), equivocation
- *               evidence, the peer's quota and the disk reserve.
+ *               holds), equivocation evidence, each item whole or not at
+ *               all.
  *   items.c     what each kind of item does once accepted: a message's
  *               rows, receipts, checks, answers, agreements.
- *   parts.c     messages being received: their parts (CHUNKs, the part
- *               writer), and the order in which they become visible.
  *   staging.c   the engine's side of staging (deliver/stage.h), both ways.
  *   restore.c   RECLAIM and RETURN: resynchronising after a restore.
- *   verifier.c  held ITEMs' signatures, checked on a second thread.
- *
- * Invariants (checked by eng_check_invariants() in debug builds):
- *   I1. Every queue is in increasing seq order; every entry before a
- *       queue's cursor is done (send.c).
- *   I2. nloaded equals the number of entries in the four queues, and is at
- *       most OUT_WINDOW plus the acknowledged-with-parts entries (send.c).
- *   I3. Nothing is sent unless the link is attached and the peer's RESUME
- *       arrived (synced), and no ACK, REFUSE or receipt is sent while the
- *       shared transaction holds writes this engine made (they go out in
- *       postcommit()).
- *   I4. An incoming part's `durable` never exceeds its `done`, and what the
- *       store records for it is `durable` (parts.c). */
+ *   parts.c     messages being received: their parts (CHUNKs, the part
+ *               writer) and the order in which they become visible.
+ *   refuse.c    refusing the peer's items, for good or for now; the
+ *               peer's quota and the disk reserve.
+ *   credit.c    the flow window (deliver/flow.h) and CREDIT.
+ *   base.c      the transaction and the chain cache, errors, events, the
+ *               ACK and REFUSEs owed, and the invariants I1-I4 with their
+ *               check.
+ *   verifier.c  held ITEMs' signatures, checked on a second thread. */
 #include "deliver/engine.h"
 
-#include <assert.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,119 +44,17 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
-#include "util/text.h"
 #include "util/timefmt.h"
 
 #define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
-/* REFUSEs waiting for the link to take them, per peer. */
-#define REFUSALS_OWED_MAX 4096
 /* A drain stops after the records that raised this many events (the rest
  * wait for the next turn): one turn must not flood `watch` clients, which
  * the daemon drops when they fall 1 MiB behind. */
 #define DRAIN_EVENTS_MAX 1024
 
-int hl_txn_need(struct hl_txn *t)
-{
-	if (t->open)
-		return 0;
-	int ret = hl_store_begin(t->store);
-	if (ret == 0)
-		t->open = true;
-	return ret;
-}
-
-void eng_set_error(hl_engine *e, const char *fmt, ...)
-{
-	char raw[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	hl_sanitize(raw, strlen(raw), e->error, sizeof(e->error), 0);
-}
-
 const char *hl_engine_error(const hl_engine *e)
 {
 	return e->error;
-}
-
-event_t *eng_add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t *id,
-			    size_t idlen)
-{
-	static event_t discard;
-	if (!e->env.on_event)
-		return &discard;
-	if (e->nev == e->capev) {
-		e->capev = e->capev ? 2 * e->capev : 16;
-		e->events = xrealloc(e->events, e->capev * sizeof(*e->events));
-	}
-	event_t *x = &e->events[e->nev++];
-	memset(x, 0, sizeof(*x));
-	x->ev = ev;
-	memcpy(x->id, id, idlen);
-	return x;
-}
-
-void eng_add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16])
-{
-	(void)eng_add_event_info(e, ev, id, HL_MSG_ID_LEN);
-}
-
-bool eng_prec_valid(unsigned p)
-{
-	return p < HL_PREC_COUNT;
-}
-
-#ifndef NDEBUG
-void eng_check_invariants(const hl_engine *e)
-{
-	size_t total = 0;
-	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
-		const struct out_queue *q = &e->q[p];
-		uint64_t last = 0;
-		bool before_cursor = q->cursor != NULL;
-		size_t n = 0;
-		for (const struct out_entry *x = q->head; x; x = x->next) {
-			assert(x->seq > last);                          /* I1 */
-			last = x->seq;
-			if (x == q->cursor)
-				before_cursor = false;
-			if (before_cursor)
-				assert(x->item_sent && x->cur >= x->nparts); /* I1 */
-			n++;
-		}
-		assert(n == q->n);
-		total += n;
-	}
-	assert(total == e->nloaded);                                    /* I2 */
-	for (const struct in_msg *m = e->in; m; m = m->next)
-		for (unsigned i = 0; i < NPARTS_MAX; i++)
-			assert(m->parts[i].durable <= m->parts[i].done); /* I4 */
-}
-#endif
-
-/* ---- what the peer is told after the commit ---- */
-
-void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
-		       uint8_t code, const char *text)
-{
-	if (e->nref >= REFUSALS_OWED_MAX) {
-		/* A peer that sends what we refuse and reads nothing of what
-		 * we say: the oldest REFUSE goes (its position is settled and
-		 * acknowledged, or offered again and refused again). */
-		memmove(e->refusals, e->refusals + 1, (e->nref - 1) * sizeof(*e->refusals));
-		e->nref--;
-		e->stats.refusals_dropped++;
-	}
-	if (e->nref == e->capref) {
-		e->capref = e->capref ? 2 * e->capref : 8;
-		e->refusals = xrealloc(e->refusals, e->capref * sizeof(*e->refusals));
-	}
-	struct refusal *r = &e->refusals[e->nref++];
-	r->seq = seq;
-	memcpy(r->hash, hash, 32);
-	r->code = code;
-	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
 /* ---- records in ---- */
@@ -285,26 +176,6 @@ int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t 
 
 /* ---- state at the start of a session ---- */
 
-static int send_ack(hl_engine *e, uint64_t now)
-{
-	hl_store *st = e->env.txn->store;
-	struct hl_chain_head head;
-	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
-	size_t n = 0, len;
-	int ret = hl_store_in_contiguous(st, e->peer_id, &head);
-	if (ret == 0)
-		ret = hl_store_in_ranges(st, e->peer_id, head.seq, a->ranges, HL_ACK_MAX_RANGES, &n);
-	if (ret == 0) {
-		a->base = head.seq;
-		a->n = (uint16_t)n;
-		ret = hl_rec_ack_encode(a, e->rec, HL_RECORD_BODY_MAX, &len);
-	}
-	if (ret == 0)
-		ret = eng_send_rec(e, HL_REC_ACK, e->rec, len, now);
-	free(a);
-	return ret;
-}
-
 static int refused_row(void *arg, const struct hl_msg_row *row)
 {
 	hl_engine *e = arg;
@@ -314,38 +185,6 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
 		eng_queue_refusal(e, row->seq, irow.hash, HL_REFUSE_ATTACHMENT,
 				  row->reason ? row->reason : "refused");
 	return 0;
-}
-
-/* What the peer must be told and the link could not take yet (its output
- * above the high-water mark): the ACK (made afresh when sent, so it says
- * everything committed by then) and the REFUSEs, in order.  The link calls
- * on_writable once it drains, and the pump sends them first.  Only between
- * transactions: inside one, the store's view includes writes not yet
- * committed, which must not be acknowledged (invariant I3). */
-void eng_send_owed(hl_engine *e, uint64_t now)
-{
-	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
-		return;
-	if (e->ack_owed) {
-		int ret = send_ack(e, now);
-		if (ret == -EAGAIN)
-			return;
-		if (ret < 0)
-			hl_warn("peer %s: cannot send an ACK: %s", e->peer_name, hl_strerror(ret));
-		e->ack_owed = false;
-	}
-	size_t i = 0;
-	for (; i < e->nref; i++) {
-		size_t len;
-		struct refusal *r = &e->refusals[i];
-		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
-					 HL_RECORD_BODY_MAX, &len) == 0 &&
-		    eng_send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
-			break;
-	}
-	if (i > 0 && i < e->nref)
-		memmove(e->refusals, e->refusals + i, (e->nref - i) * sizeof(*e->refusals));
-	e->nref -= i;
 }
 
 static int send_resume(hl_engine *e, uint64_t now)
