@@ -10,17 +10,16 @@
  * a FLASH-only one (a mail before the fallback) only FLASH items. */
 #include "bundle/bundle.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bundle/format.h"
 #include "deliver/send.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
+#include "util/dio.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -115,50 +114,34 @@ static int put_ack(struct exporter *x)
 	return ret;
 }
 
-static int put_chunks_mem(struct exporter *x, uint64_t seq, const uint8_t *data, uint64_t size)
+/* Part PART of the message at SEQ, SIZE bytes, as CHUNKs from offset 0
+ * (built as a session builds them, deliver/send.h): part 0 from BODY, an
+ * attachment from its file ATT (relative to the station directory). */
+static int put_chunks(struct exporter *x, uint64_t seq, unsigned part, uint64_t size,
+		      const uint8_t *body, const struct hl_att_row *att)
 {
-	for (uint64_t off = 0; off < size;) {
-		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
-		hl_rec_chunk_header(seq, 0, off, x->rec);
-		memcpy(x->rec + HL_CHUNK_HDR_LEN, data + off, n);
-		int ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n);
-		if (ret < 0)
-			return ret;
-		x->stats->chunks++;
-		off += n;
-	}
-	return 0;
-}
-
-static int put_chunks_file(struct exporter *x, uint64_t seq, unsigned part,
-			   const struct hl_att_row *att)
-{
-	char *path = hl_path_join(x->dir, att->path);
+	struct hl_dio_reader r = { .fd = -1 };
+	char *path = att ? hl_path_join(x->dir, att->path) : NULL;
 	int ret = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(x->err, x->errlen, "cannot open attachment %s: %s", path, strerror(errno));
+	if (path && (ret = hl_dio_ropen(&r, path, O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		snprintf(x->err, x->errlen, "cannot open attachment %s: %s", path,
+			 strerror(-ret));
 		goto out;
 	}
-	for (uint64_t off = 0; off < att->size;) {
-		size_t n = att->size - off < CHUNK_DATA_MAX ? (size_t)(att->size - off) : CHUNK_DATA_MAX;
-		ssize_t r = pread(fd, x->rec + HL_CHUNK_HDR_LEN, n, (off_t)off);
-		if (r < 0 || (size_t)r != n) {
-			ret = r < 0 ? -errno : HL_ETRUNC;
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
+		if ((ret = hl_send_chunk_record(seq, part, off, n, body, &r, x->rec)) < 0) {
 			snprintf(x->err, x->errlen, "cannot read attachment %s: %s", path,
-				 r < 0 ? strerror(errno) : "file shorter than recorded");
+				 ret == HL_ETRUNC ? "file shorter than recorded" : strerror(-ret));
 			goto out;
 		}
-		hl_rec_chunk_header(seq, (uint8_t)part, off, x->rec);
 		if ((ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n)) < 0)
 			goto out;
 		x->stats->chunks++;
 		off += n;
 	}
 out:
-	if (fd >= 0)
-		close(fd);
+	hl_dio_rclose(&r);
 	free(path);
 	return ret;
 }
@@ -187,11 +170,12 @@ static int put_item(struct exporter *x, uint64_t seq)
 				 (unsigned long long)seq);
 			goto out;
 		}
-		if ((ret = put_chunks_mem(x, seq, row.body, row.body_size)) < 0)
+		if ((ret = put_chunks(x, seq, 0, row.body_size, row.body, NULL)) < 0)
 			goto out;
 	}
 	for (unsigned i = 0; i < row.n_att; i++)
-		if (row.att[i].size && (ret = put_chunks_file(x, seq, i + 1, &row.att[i])) < 0)
+		if (row.att[i].size &&
+		    (ret = put_chunks(x, seq, i + 1, row.att[i].size, NULL, &row.att[i])) < 0)
 			goto out;
 out:
 	hl_msg_row_clear(&row);

@@ -373,36 +373,46 @@ out:
 	return ret;
 }
 
+int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
+			 const uint8_t *body, struct hl_dio_reader *r, uint8_t *rec)
+{
+	uint8_t *data = rec + HL_CHUNK_HDR_LEN;
+	if (part == 0) {
+		memcpy(data, body + offset, n);
+	} else {
+		int ret = hl_dio_read(r, offset, data, n);
+		if (ret < 0)
+			return ret;
+	}
+	hl_rec_chunk_header(seq, (uint8_t)part, offset, rec);
+	return 0;
+}
+
 static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 {
 	struct out_part *p = &x->parts[x->cur];
 	uint64_t left = p->size - p->offset;
 	size_t max = eng_data_max(e, CHUNK_DATA_MAX);
 	size_t n = left < max ? (size_t)left : max;
-	uint8_t *data = e->rec + HL_CHUNK_HDR_LEN;
+	int ret;
 
-	if (x->cur == 0) {
-		memcpy(data, x->body + p->offset, n);
-	} else {
-		int ret;
-		if (p->r.fd < 0) {
-			char *path = hl_path_join(e->env.dir, p->path);
-			ret = hl_dio_ropen(&p->r, path, O_CLOEXEC | O_NOFOLLOW);
-			if (ret < 0) {
-				eng_set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
-				free(path);
-				return ret;
-			}
+	if (x->cur > 0 && p->r.fd < 0) {
+		char *path = hl_path_join(e->env.dir, p->path);
+		ret = hl_dio_ropen(&p->r, path, O_CLOEXEC | O_NOFOLLOW);
+		if (ret < 0) {
+			eng_set_error(e, "cannot open %s: %s", path, hl_strerror(ret));
 			free(path);
-		}
-		if ((ret = hl_dio_read(&p->r, p->offset, data, n)) < 0) {
-			eng_set_error(e, "cannot read attachment %s: %s", p->path,
-				  ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
 			return ret;
 		}
+		free(path);
 	}
-	hl_rec_chunk_header(x->seq, (uint8_t)x->cur, p->offset, e->rec);
-	int ret = eng_send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
+	if ((ret = hl_send_chunk_record(x->seq, x->cur, p->offset, n, x->body, &p->r,
+					e->rec)) < 0) {
+		eng_set_error(e, "cannot read attachment %s: %s", p->path,
+			      ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
+		return ret;
+	}
+	ret = eng_send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;

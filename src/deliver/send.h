@@ -1,7 +1,7 @@
 /* deliver/send.h — what the sending side of the engine (send.c) gives the
- * rest of the station: the ITEM record of one of our items, built one way
- * for a session and for a courier bundle (bundle/export.c), so that the
- * two cannot drift apart. */
+ * rest of the station: the ITEM and CHUNK records of our items, built one
+ * way for a session and for a courier bundle (bundle/export.c), so that
+ * the two cannot drift apart. */
 #ifndef HL_DELIVER_SEND_H
 #define HL_DELIVER_SEND_H
 
@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "store/store.h"
+
+struct hl_dio_reader;
 
 /* The ITEM record (docs/messages.md) of our item at SEQ on the link with
  * the peer PEER_ID: the signed item and, for a message, its content, into
@@ -20,5 +22,13 @@
 int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
 			uint8_t *rec, size_t *len, struct hl_item_row *irow,
 			struct hl_msg_row *row, char *err, size_t errlen);
+
+/* The CHUNK record (docs/messages.md) of N bytes of part PART of our
+ * message at SEQ, from OFFSET, into REC (HL_CHUNK_HDR_LEN + N bytes, N at
+ * most a record's room past the header): the bytes of part 0 (a body too
+ * large to travel inline) from BODY, an attachment's read through R, its
+ * file open.  0, or the read's error (HL_ETRUNC: the file is shorter). */
+int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
+			 const uint8_t *body, struct hl_dio_reader *r, uint8_t *rec);
 
 #endif
