@@ -13,9 +13,10 @@
  * sizes the chunks).  So a FLASH message waits for at most that, and
  * within a precedence messages go strictly one after another.
  *
- * Here too: what the peer says about our items (ACK, RESUME, REFUSE,
- * CREDIT), and CREDIT for what we take in (eng_credit_maybe).  The queues
- * keep invariants I1 and I2 (base.c). */
+ * Here too: the ITEM and CHUNK records of our items, built one way for a
+ * session and for bundle export (send.h), and what the peer says about our
+ * items (ACK, RESUME, REFUSE, CREDIT, STAGED).  The window and CREDIT are
+ * credit.c's.  The queues keep invariants I1 and I2 (base.c). */
 #include "deliver/send.h"
 
 #include <errno.h>
