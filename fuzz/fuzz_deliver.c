@@ -26,8 +26,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] % 11) {
 	case 0: {
 		struct hl_rec_item r;
-		if (hl_rec_item_decode(p, n, &r) == 0 &&
-		    (r.item_len == 0 || r.item + r.item_len + r.rest_len != p + n))
+		if (hl_rec_item_decode(p, n, &r) < 0)
+			break;
+		if (r.item_len == 0 || r.item + r.item_len + r.rest_len != p + n)
+			abort();
+		/* the head re-encodes to the same bytes (where OUT holds it) */
+		if (2 + r.item_len > sizeof(out))
+			break;
+		if (hl_rec_item_encode(r.item, r.item_len, out, sizeof(out), &len) != 0 ||
+		    len + r.rest_len != n || memcmp(out, p, len) != 0)
 			abort();
 		break;
 	}

@@ -10,16 +10,16 @@
  * a FLASH-only one (a mail before the fallback) only FLASH items. */
 #include "bundle/bundle.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bundle/format.h"
+#include "deliver/send.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
+#include "util/dio.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -114,102 +114,49 @@ static int put_ack(struct exporter *x)
 	return ret;
 }
 
-static int put_chunks_mem(struct exporter *x, uint64_t seq, const uint8_t *data, uint64_t size)
+/* Part PART of the message at SEQ, SIZE bytes, as CHUNKs from offset 0
+ * (built as a session builds them, deliver/send.h): part 0 from BODY, an
+ * attachment from its file ATT (relative to the station directory). */
+static int put_chunks(struct exporter *x, uint64_t seq, unsigned part, uint64_t size,
+		      const uint8_t *body, const struct hl_att_row *att)
 {
-	for (uint64_t off = 0; off < size;) {
-		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
-		hl_rec_chunk_header(seq, 0, off, x->rec);
-		memcpy(x->rec + HL_CHUNK_HDR_LEN, data + off, n);
-		int ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n);
-		if (ret < 0)
-			return ret;
-		x->stats->chunks++;
-		off += n;
-	}
-	return 0;
-}
-
-static int put_chunks_file(struct exporter *x, uint64_t seq, unsigned part,
-			   const struct hl_att_row *att)
-{
-	char *path = hl_path_join(x->dir, att->path);
+	struct hl_dio_reader r = { .fd = -1 };
+	char *path = att ? hl_path_join(x->dir, att->path) : NULL;
 	int ret = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(x->err, x->errlen, "cannot open attachment %s: %s", path, strerror(errno));
+	if (path && (ret = hl_dio_ropen(&r, path, O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		snprintf(x->err, x->errlen, "cannot open attachment %s: %s", path,
+			 strerror(-ret));
 		goto out;
 	}
-	for (uint64_t off = 0; off < att->size;) {
-		size_t n = att->size - off < CHUNK_DATA_MAX ? (size_t)(att->size - off) : CHUNK_DATA_MAX;
-		ssize_t r = pread(fd, x->rec + HL_CHUNK_HDR_LEN, n, (off_t)off);
-		if (r < 0 || (size_t)r != n) {
-			ret = r < 0 ? -errno : HL_ETRUNC;
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
+		if ((ret = hl_send_chunk_record(seq, part, off, n, body, &r, x->rec)) < 0) {
 			snprintf(x->err, x->errlen, "cannot read attachment %s: %s", path,
-				 r < 0 ? strerror(errno) : "file shorter than recorded");
+				 ret == HL_ETRUNC ? "file shorter than recorded" : strerror(-ret));
 			goto out;
 		}
-		hl_rec_chunk_header(seq, (uint8_t)part, off, x->rec);
 		if ((ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n)) < 0)
 			goto out;
 		x->stats->chunks++;
 		off += n;
 	}
 out:
-	if (fd >= 0)
-		close(fd);
+	hl_dio_rclose(&r);
 	free(path);
 	return ret;
 }
 
-/* One OUT item as an ITEM record; a message with its content, then its
- * parts. */
+/* One OUT item as an ITEM record (built as a session builds it,
+ * deliver/send.h); a message with its content, then its parts. */
 static int put_item(struct exporter *x, uint64_t seq)
 {
 	struct hl_item_row irow;
 	struct hl_msg_row row = { 0 };
-	int ret = hl_store_get_item(x->st, x->peer_id, HL_DIR_OUT, seq, &irow, x->item, HL_ITEM_MAX);
-	if (ret < 0) {
-		snprintf(x->err, x->errlen, "store: item %llu: %s", (unsigned long long)seq,
-			 hl_store_errmsg(x->st));
-		return ret;
-	}
-	size_t len = 2 + irow.encoded_len;
-	x->rec[0] = (uint8_t)(irow.encoded_len >> 8);
-	x->rec[1] = (uint8_t)irow.encoded_len;
-	memcpy(x->rec + 2, x->item, irow.encoded_len);
-	if (irow.kind == HL_ITEM_MESSAGE) {
-		if ((ret = hl_store_get_message_by_seq(x->st, x->peer_id, HL_DIR_OUT, seq, &row)) < 0) {
-			snprintf(x->err, x->errlen, "store: message %llu: %s", (unsigned long long)seq,
-				 hl_store_errmsg(x->st));
-			goto out;
-		}
-		/* Retention dropped its contents (docs/retention.md): nothing
-		 * to send with the item (and no body to read). */
-		if (row.purged_at || (!row.body && row.body_size <= HL_INLINE_BODY_MAX)) {
-			ret = HL_ESTATE;
-			snprintf(x->err, x->errlen, "message %llu was purged here: it cannot be sent "
-				 "again", (unsigned long long)seq);
-			goto out;
-		}
-		struct hl_msg_content c = {
-			.subject = (const uint8_t *)row.subject,
-			.subject_len = strlen(row.subject),
-			.inline_body = row.body_size <= HL_INLINE_BODY_MAX,
-		};
-		memcpy(c.salt, row.salt, HL_SALT_LEN);
-		if (c.inline_body) {
-			c.body = row.body;
-			c.body_len = row.body_size;
-		}
-		size_t clen;
-		if ((ret = hl_msg_content_encode(&c, x->rec + len, HL_RECORD_BODY_MAX - len, &clen)) < 0) {
-			snprintf(x->err, x->errlen, "message %llu does not fit a record",
-				 (unsigned long long)seq);
-			goto out;
-		}
-		len += clen;
-	}
+	size_t len;
+	int ret = hl_send_item_record(x->st, x->peer_id, seq, x->item, x->rec, &len, &irow, &row,
+				      x->err, x->errlen);
+	if (ret < 0)
+		goto out;
 	if ((ret = put(x, HL_REC_ITEM, len)) < 0)
 		goto out;
 	x->stats->items++;
@@ -223,11 +170,12 @@ static int put_item(struct exporter *x, uint64_t seq)
 				 (unsigned long long)seq);
 			goto out;
 		}
-		if ((ret = put_chunks_mem(x, seq, row.body, row.body_size)) < 0)
+		if ((ret = put_chunks(x, seq, 0, row.body_size, row.body, NULL)) < 0)
 			goto out;
 	}
 	for (unsigned i = 0; i < row.n_att; i++)
-		if (row.att[i].size && (ret = put_chunks_file(x, seq, i + 1, &row.att[i])) < 0)
+		if (row.att[i].size &&
+		    (ret = put_chunks(x, seq, i + 1, row.att[i].size, NULL, &row.att[i])) < 0)
 			goto out;
 out:
 	hl_msg_row_clear(&row);

@@ -77,6 +77,7 @@ int hl_chain_links(const struct hl_item *it, const uint8_t hash[static HL_HASH_L
 	if (it->seq > 1 && before && before->held && !same(it->prev, before->hash)) {
 		short_hash(it->prev, h1);
 		short_hash(before->hash, h2);
+		w->against = it->seq - 1;
 		return say(w, before->item ? HL_CHAIN_FORK : HL_CHAIN_REFUSE, false,
 			   "does not link to entry %llu (its prev is %s..., entry %llu's hash is "
 			   "%s...)", (unsigned long long)(it->seq - 1), h1,
@@ -85,6 +86,7 @@ int hl_chain_links(const struct hl_item *it, const uint8_t hash[static HL_HASH_L
 	if (after && after->held && after->item && !same(after->prev, hash)) {
 		short_hash(hash, h1);
 		short_hash(after->prev, h2);
+		w->against = it->seq + 1;
 		return say(w, HL_CHAIN_FORK, false, "entry %llu does not link to it (its hash is "
 			   "%s..., entry %llu's prev is %s...)", (unsigned long long)(it->seq + 1),
 			   h1, (unsigned long long)(it->seq + 1), h2);
@@ -104,6 +106,7 @@ bool hl_chain_proves_fork(const struct hl_item *it, const uint8_t hash[static HL
 	if (at_ok && !same(at->hash, hash)) {
 		short_hash(at->hash, h1);
 		short_hash(hash, h2);
+		w->against = it->seq;
 		say(w, HL_CHAIN_FORK, false, "two different items as number %llu (hash %s... in "
 		    "the chain, hash %s... in evidence)", (unsigned long long)it->seq, h1, h2);
 		return true;
@@ -112,6 +115,7 @@ bool hl_chain_proves_fork(const struct hl_item *it, const uint8_t hash[static HL
 	if (it->seq > 1 && before && before->held && before->item && !same(it->prev, before->hash)) {
 		short_hash(before->hash, h1);
 		short_hash(it->prev, h2);
+		w->against = it->seq - 1;
 		say(w, HL_CHAIN_FORK, false, "two different items as number %llu (hash %s... in "
 		    "the chain, %s... in the prev of evidence number %llu)",
 		    (unsigned long long)(it->seq - 1), h1, h2, (unsigned long long)it->seq);
@@ -120,6 +124,7 @@ bool hl_chain_proves_fork(const struct hl_item *it, const uint8_t hash[static HL
 	if (after && after->held && after->item && !same(after->prev, hash)) {
 		short_hash(after->prev, h1);
 		short_hash(hash, h2);
+		w->against = it->seq + 1;
 		say(w, HL_CHAIN_FORK, false, "two different items as number %llu (hash %s... in "
 		    "the prev of entry %llu, hash %s... in evidence)", (unsigned long long)it->seq,
 		    h1, (unsigned long long)(it->seq + 1), h2);

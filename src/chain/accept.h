@@ -2,7 +2,7 @@
  * already holds of the two chains of a link (docs/items.md section 3).
  *
  * One home for the chain rules, so that the station that receives an item
- * (deliver/engine.c, on every path: link, bundle, mail) and the third
+ * (deliver/recv.c, on every path: link, bundle, mail) and the third
  * party that verifies a record (record/verify.c, record/kinds.c) apply the
  * very same ones and cannot drift apart.  Each rule is a pure function
  * over a decoded item (msg/item.h) and the few neighbouring entries its
@@ -56,6 +56,10 @@ struct hl_chain_why {
 	 * item's own chain and the other one ("pyongyang's"); by default
 	 * "its chain's" and "the other chain's". */
 	char own[40], other[40];
+	/* FORK (hl_chain_links, hl_chain_proves_fork): the position of the
+	 * held item this one contradicts, its own or the neighbour whose link
+	 * it breaks: the other half of the evidence. */
+	uint64_t against;
 };
 
 /* Empties W and names the chains in its texts, as possessives ("our",

@@ -27,7 +27,7 @@
 
 /* The receiver's unit of CREDIT (docs/messages.md): it credits every
  * quarter of this within a read burst, and everything at the burst's end;
- * and the part of a worker's ring it credits early (see engine.c).  The
+ * and the part of a worker's ring it credits early (see engine_int.h).  The
  * sender's window is sized in time (deliver/flow.h). */
 #define HL_CREDIT_WINDOW (8u * 65500u)
 

@@ -96,7 +96,7 @@ static void *worker(void *arg)
 		}
 	}
 	/* Dropped slots count as done: the engine's CREDIT must not wait for
-	 * them (deliver/engine.c). */
+	 * them (deliver/parts.c). */
 	uint64_t dropped = 0;
 	for (; pw->count > 0; pw->count--, pw->head = (pw->head + 1) % SLOTS)
 		dropped += pw->slots[pw->head].len;

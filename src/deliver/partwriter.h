@@ -4,7 +4,7 @@
  * Why: receiving a large document, the daemon's one thread would otherwise
  * decrypt, hash (SHA-256, about 1.1 GB/s here) and write every byte in
  * turn; with the hashing and writing on a second thread the two halves run
- * on two cores.  The engine (deliver/engine.c) hands each chunk over with
+ * on two cores.  The engine (deliver/parts.c) hands each chunk over with
  * hl_partwriter_push(), reads how much is durable with
  * hl_partwriter_synced() (the worker fdatasyncs every SYNC_EVERY bytes),
  * and at the part's end waits for the worker with hl_partwriter_finish():

@@ -37,6 +37,21 @@ int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
 	return 0;
 }
 
+int hl_rec_item_encode(const uint8_t *item, size_t item_len, uint8_t *out, size_t cap,
+		       size_t *len)
+{
+	struct hl_wbuf w;
+	if (item_len == 0 || item_len > UINT16_MAX)
+		return item_len ? HL_ETOOBIG : HL_EINVAL;
+	hl_wbuf_init(&w, out, cap);
+	hl_w_u16(&w, (uint16_t)item_len);
+	hl_w_bytes(&w, item, item_len);
+	if (w.err)
+		return HL_ETOOBIG;
+	*len = w.len;
+	return 0;
+}
+
 int hl_rec_chunk_decode(const uint8_t *buf, size_t len, struct hl_rec_chunk *r)
 {
 	struct hl_rbuf rb;

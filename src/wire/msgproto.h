@@ -46,6 +46,11 @@ struct hl_rec_item {
 	size_t rest_len;
 };
 int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r);
+/* Writes 2 item_len and the item (1 to 65535 bytes) into OUT (CAP bytes):
+ * an ITEM record's head, or a whole RETURN record; the caller appends the
+ * rest of an ITEM.  HL_EINVAL for an empty item, HL_ETOOBIG past CAP. */
+int hl_rec_item_encode(const uint8_t *item, size_t item_len, uint8_t *out, size_t cap,
+		       size_t *len);
 
 struct hl_rec_chunk {
 	uint64_t seq;

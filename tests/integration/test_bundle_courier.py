@@ -149,6 +149,29 @@ def assert_nothing_stored(b):
     assert in_files(b) == []
 
 
+def test_export_names_a_short_or_missing_attachment(pair, tmp_path):
+    """An attachment whose file shrank or went after it was queued: the
+    export fails and names the file (its CHUNKs are built as a session's
+    are), instead of sealing a bundle whose part the peer would refuse."""
+    a, b = pair
+    doc = os.urandom(200_000)
+    (tmp_path / "doc.bin").write_bytes(doc)
+    mid = send(a, "beta", "-s", "doc", "-a", tmp_path / "doc.bin", "see attached")
+    path = os.path.join(a.dir, "out", mid, "0")
+    assert os.path.getsize(path) == len(doc)
+    with open(path, "r+b") as f:
+        f.truncate(len(doc) // 2)
+    p = a.cmd("bundle", "export", "beta", "-o", tmp_path / "short.bundle", check=False)
+    assert p.returncode != 0
+    assert "cannot read attachment" in p.stderr and "file shorter than recorded" in p.stderr
+    assert f"out/{mid}/0" in p.stderr
+    os.unlink(path)
+    p = a.cmd("bundle", "export", "beta", "-o", tmp_path / "gone.bundle", check=False)
+    assert p.returncode != 0
+    assert "cannot open attachment" in p.stderr and "No such file or directory" in p.stderr
+    assert f"out/{mid}/0" in p.stderr
+
+
 def test_corrupt_bundle_refused(bundle_and_target, tmp_path):
     a, b, data = bundle_and_target
     rng = random.Random(5)

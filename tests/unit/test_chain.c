@@ -56,6 +56,7 @@ static void test_links(void **state)
 	hashof(it.prev, 0x44);
 	assert_int_equal(hl_chain_links(&it, h, &before, NULL, &w), HL_CHAIN_FORK);
 	assert_non_null(strstr(w.text, "does not link to entry 4 (its prev is 4444"));
+	assert_int_equal(w.against, 4);   /* the evidence's other half */
 	/* over a tombstone it proves nothing: refused */
 	before.item = false;
 	assert_int_equal(hl_chain_links(&it, h, &before, NULL, &w), HL_CHAIN_REFUSE);
@@ -64,6 +65,7 @@ static void test_links(void **state)
 	after.prev[0] ^= 1;
 	assert_int_equal(hl_chain_links(&it, h, NULL, &after, &w), HL_CHAIN_FORK);
 	assert_non_null(strstr(w.text, "entry 6 does not link to it"));
+	assert_int_equal(w.against, 6);
 	/* seq 1 has no link to check */
 	struct hl_item first = { .kind = HL_ITEM_MESSAGE, .seq = 1 };
 	assert_int_equal(hl_chain_links(&first, h, &before, NULL, &w), HL_CHAIN_OK);
@@ -81,6 +83,7 @@ static void test_proves_fork(void **state)
 	struct hl_chain_ref at = item_ref(5, 4), before = item_ref(4, 3), after = item_ref(6, 5);
 	assert_true(hl_chain_proves_fork(&it, h, &at, &before, &after, &w));
 	assert_non_null(strstr(w.text, "two different items as number 5"));
+	assert_int_equal(w.against, 5);
 	/* the same item proves nothing */
 	hashof(h, 5);
 	assert_false(hl_chain_proves_fork(&it, h, &at, &before, &after, &w));
@@ -90,10 +93,12 @@ static void test_proves_fork(void **state)
 	hashof(it.prev, 0x44);
 	assert_true(hl_chain_proves_fork(&it, h, &none, &before, NULL, &w));
 	assert_non_null(strstr(w.text, "as number 4"));
+	assert_int_equal(w.against, 4);
 	/* ... or the item after does not link to it */
 	hashof(it.prev, 4);
 	hashof(h, 0x55);
 	assert_true(hl_chain_proves_fork(&it, h, &none, &before, &after, &w));
+	assert_int_equal(w.against, 6);
 	/* a tombstone's hash alone proves nothing; confirmed by the next link
 	 * it does */
 	struct hl_chain_ref tomb = { .held = true };

@@ -656,6 +656,29 @@ static void test_credit_record(void **state)
 	assert_int_equal(hl_rec_credit_decode(body, 0, &taken), HL_EINVAL);
 }
 
+/* An ITEM record's head (and a RETURN record): 2 item_len, the item; it
+ * decodes back to the same item, and refuses an empty item or a short
+ * buffer. */
+static void test_item_record(void **state)
+{
+	(void)state;
+	uint8_t item[300], rec[400];
+	struct hl_rec_item r;
+	size_t len = 0;
+	for (size_t i = 0; i < sizeof(item); i++)
+		item[i] = (uint8_t)(i * 7);
+	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(rec), &len), 0);
+	assert_int_equal(len, 2 + sizeof(item));
+	assert_int_equal(rec[0], 0x01);
+	assert_int_equal(rec[1], 0x2c);
+	assert_int_equal(hl_rec_return_decode(rec, len, &r), 0);
+	assert_int_equal(r.item_len, sizeof(item));
+	assert_memory_equal(r.item, item, sizeof(item));
+	assert_int_equal(hl_rec_item_encode(item, 0, rec, sizeof(rec), &len), HL_EINVAL);
+	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(item) + 1, &len),
+			 HL_ETOOBIG);
+}
+
 /* A peer whose HELLO has no CREDIT flag gets no window (and sends no
  * CREDIT): the document goes as before. */
 static void test_no_credit_without_flag(void **state)
@@ -723,6 +746,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_at_burst_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
 		cmocka_unit_test(test_credit_record),
+		cmocka_unit_test(test_item_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
