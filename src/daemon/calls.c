@@ -62,6 +62,7 @@
 
 #include "daemon/calls.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "deliver/author.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -928,7 +929,8 @@ static void on_answer(struct hl_calls *cs, struct hl_peer *p, const uint8_t *bod
 static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 			  const uint8_t *body, size_t len);
 
-void hl_calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
+/* A call record arrived on CONN's session. */
+static void calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_calls *cs = conn->d->calls;
 	struct hl_peer *p = conn->peer;
@@ -967,11 +969,6 @@ static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 	default:
 		break;   /* reserved for calls: ignored */
 	}
-}
-
-bool hl_calls_owns(uint8_t type)
-{
-	return type >= HL_REC_CALL_FIRST && type <= HL_REC_CALL_LAST;
 }
 
 /* ---- control requests ---- */
@@ -1111,15 +1108,17 @@ static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
 
 static json_t *status_locked(struct hl_calls *cs);
 
-json_t *hl_calls_status_json(struct hl_daemon *d)
+/* The station's call for `status --json` (null when none). */
+static void calls_station_status(struct hl_daemon *d, json_t *station)
 {
 	struct hl_calls *cs = d->calls;
-	if (!cs)
-		return json_null();
-	pthread_mutex_lock(&cs->mu);
-	json_t *o = status_locked(cs);
-	pthread_mutex_unlock(&cs->mu);
-	return o;
+	json_t *o = json_null();
+	if (cs) {
+		pthread_mutex_lock(&cs->mu);
+		o = status_locked(cs);
+		pthread_mutex_unlock(&cs->mu);
+	}
+	json_object_set_new(station, "call", o);
 }
 
 static json_t *status_locked(struct hl_calls *cs)
@@ -1210,7 +1209,9 @@ static void on_closed_free(uv_handle_t *h)
 	}
 }
 
-int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
+static void calls_stop(struct hl_daemon *d);
+
+static int calls_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	struct hl_calls *cs = xcalloc(1, sizeof(*cs));
 	cs->d = d;
@@ -1232,11 +1233,12 @@ int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
 	if (ret == 0)
 		cs->thread_started = true;
 	else
-		hl_calls_stop(d);
+		calls_stop(d);
 	return ret;
 }
 
-void hl_calls_stop(struct hl_daemon *d)
+/* Before the links close: the call's END goes out, its item is written. */
+static void calls_stop(struct hl_daemon *d)
 {
 	struct hl_calls *cs = d->calls;
 	if (!cs)
@@ -1257,3 +1259,13 @@ void hl_calls_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&cs->timer, on_closed_free);
 	uv_close((uv_handle_t *)&cs->wake, on_closed_free);
 }
+
+const struct hl_service hl_calls_service = {
+	.name = "calls",
+	.start = calls_start,
+	.stop = calls_stop,
+	.rec_first = HL_REC_CALL_FIRST,
+	.rec_last = HL_REC_CALL_LAST,
+	.record = calls_record,
+	.station_status = calls_station_status,
+};

@@ -58,6 +58,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/schedule.h"
+#include "daemon/service.h"
 #include "deliver/author.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -342,7 +343,9 @@ void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer
 	act(d, a);
 }
 
-void hl_checks_postcommit(struct hl_daemon *d, bool committed)
+/* After the burst's commit (ok) or its rollback: act on the alarms raised
+ * in it (log, watch, AlarmCommand), or forget them. */
+static void checks_after_commit(struct hl_daemon *d, bool committed)
 {
 	struct hl_alarm *a = d->alarms;
 	d->alarms = NULL;
@@ -608,7 +611,8 @@ static int last_scheduled(void *arg, const struct hl_check_row *row)
 	return 0;
 }
 
-void hl_checks_peer_conf(struct hl_peer *p)
+/* The peer was added, or its schedule changed: (re)compute it. */
+static void checks_peer_added(struct hl_peer *p)
 {
 	struct hl_daemon *d = p->d;
 	int64_t now = hl_now_ms();
@@ -632,12 +636,24 @@ void hl_checks_peer_conf(struct hl_peer *p)
 	arm(d);
 }
 
-void hl_checks_start(struct hl_daemon *d)
+static void checks_peer_changed(struct hl_peer *p, const hl_peer_conf *old)
 {
+	const hl_peer_conf *pc = &p->conf;
+	if (old->check_every_ms != pc->check_every_ms || old->n_check_at != pc->n_check_at ||
+	    memcmp(old->check_at, pc->check_at, sizeof(pc->check_at)) != 0 ||
+	    strcmp(old->check_zone, pc->check_zone) != 0)
+		checks_peer_added(p);
+}
+
+static int checks_start(struct hl_daemon *d, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
 	uv_timer_init(&d->loop, &d->check_timer);
 	d->check_timer.data = d;
 	d->checks_started = true;
 	arm(d);
+	return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -645,13 +661,19 @@ static void on_timer_closed(uv_handle_t *h)
 	(void)h;
 }
 
-void hl_checks_stop(struct hl_daemon *d)
+/* No checks are made or decided any more; the alarms of the last commit
+ * are still acted on, until the release. */
+static void checks_stop(struct hl_daemon *d)
 {
 	if (!d->checks_started)
 		return;
 	d->checks_started = false;
 	uv_close((uv_handle_t *)&d->check_timer, on_timer_closed);
-	hl_checks_postcommit(d, false);
+}
+
+static void checks_release(struct hl_daemon *d)
+{
+	checks_after_commit(d, false);
 	/* Running alarm commands go on by themselves; we stop watching them,
 	 * and those still waiting for a slot are not run. */
 	while (d->alarm_procs) {
@@ -671,7 +693,7 @@ void hl_checks_stop(struct hl_daemon *d)
 
 /* ---- engine events ---- */
 
-void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)
+static void checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)
 {
 	struct hl_daemon *d = p->d;
 	char at[HL_RFC3339_LEN], hex[65];
@@ -870,7 +892,7 @@ static int take_last(void *arg, const struct hl_check_row *row)
 	return 1;
 }
 
-json_t *hl_checks_status_json(struct hl_peer *p)
+static void checks_peer_status(struct hl_peer *p, json_t *out)
 {
 	struct hl_daemon *d = p->d;
 	char sched[160], when[HL_RFC3339_LEN];
@@ -929,5 +951,17 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_object_set_new(o, "pending_answer", pend);
 	json_object_set_new(o, "pending_more", json_boolean(more));
 	json_object_set_new(o, "equivocations", json_integer((json_int_t)neq));
-	return o;
+	json_object_set_new(out, "check", o);
 }
+
+const struct hl_service hl_checks_service = {
+	.name = "checks",
+	.start = checks_start,
+	.stop = checks_stop,
+	.release = checks_release,
+	.peer_added = checks_peer_added,
+	.peer_changed = checks_peer_changed,
+	.after_commit = checks_after_commit,
+	.engine_event = checks_engine_event,
+	.peer_status = checks_peer_status,
+};

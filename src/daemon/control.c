@@ -22,6 +22,7 @@
 #include "daemon/control_proto.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -125,18 +126,17 @@ static json_t *status_json(struct hl_daemon *d)
 	hl_rfc3339(d->started_wall_ms, started);
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
 		json_t *o = hl_peer_status_json(p);
-		json_object_set_new(o, "check", hl_checks_status_json(p));
+		hl_services_peer_status(p, o);
 		json_array_append_new(peers, o);
 	}
-	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s, s:o}",
+	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s}",
 				    "name", d->conf->name,
 				    "fingerprint", fp,
 				    "listen", d->listen_addr[0] ? json_string(d->listen_addr)
 								: json_null(),
 				    "pid", (json_int_t)getpid(),
-				    "started_at", started,
-				    "email", hl_mailpoll_status_json(d));
-	json_object_set_new(station, "call", hl_calls_status_json(d));
+				    "started_at", started);
+	hl_services_station_status(d, station);
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -100,17 +101,26 @@ static void on_closed(uv_handle_t *h)
 	(void)h;
 }
 
-void hl_stage_start(struct hl_daemon *d)
+static int stage_start(struct hl_daemon *d, char *err, size_t errlen)
 {
+	(void)err;
+	(void)errlen;
 	/* Never acknowledged, so never needed: a staging file outlives only
 	 * a daemon that died. */
 	hl_stage_clean_dir(d->dir);
 	uv_timer_init(&d->loop, &d->stage_timer);
 	d->stage_timer.data = d;
+	return 0;
 }
 
-void hl_stage_stop(struct hl_daemon *d)
+static void stage_stop(struct hl_daemon *d)
 {
 	uv_timer_stop(&d->stage_timer);
 	uv_close((uv_handle_t *)&d->stage_timer, on_closed);
 }
+
+const struct hl_service hl_stage_service = {
+	.name = "staging",
+	.start = stage_start,
+	.stop = stage_stop,
+};

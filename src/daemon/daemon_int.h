@@ -121,6 +121,7 @@ struct hl_peer {
 
 struct hl_control;
 struct hl_control_client;
+struct hl_service;
 struct hl_alarm;
 struct hl_alarm_cause;
 struct hl_alarm_proc;
@@ -180,6 +181,11 @@ struct hl_daemon {
 	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
 	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
 	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
+	/* The services (service.h): the table, how many have started, and
+	 * which one each record type of the messages protocol goes to. */
+	const struct hl_service *const *services;
+	size_t n_services, n_started;
+	const struct hl_service *rec_owner[256];
 	hl_replay_cache *seen;               /* message 1 ephemeral keys seen (conn.c) */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
@@ -269,71 +275,24 @@ json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_clie
 
 /* control_stage.c: the request "stage" (an attachment being copied). */
 json_t *hl_stage_control(struct hl_daemon *d, json_t *req);
-void hl_stage_start(struct hl_daemon *d);   /* removes stale staging files */
-void hl_stage_stop(struct hl_daemon *d);
 
-/* checks.c */
-void hl_checks_start(struct hl_daemon *d);
-void hl_checks_stop(struct hl_daemon *d);
-/* The peer was added, or its configuration changed: (re)compute its schedule. */
-void hl_checks_peer_conf(struct hl_peer *p);
-/* After the burst's commit (ok) or its rollback: act on the alarms raised
- * in it (log, watch, AlarmCommand), or forget them. */
-void hl_checks_postcommit(struct hl_daemon *d, bool committed);
-/* An engine event about checks, agreements or equivocation. */
-void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev);
-/* The control request "check": answers REQ on CLIENT later, through
- * hl_control_reply_check(). */
+/* checks.c: the control request "check": answers REQ on CLIENT later,
+ * through hl_control_reply_check(). */
 json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
-json_t *hl_checks_status_json(struct hl_peer *p);
 /* An alarm of KIND raised and acted on at once (log, watch, AlarmCommand),
  * not tied to the store: a call ringing (calls.c). */
 void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
 			 const char *detail);
 
 /* delivery.c */
-int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
-void hl_delivery_stop(struct hl_daemon *d);
-/* Closes the handle the engines' workers wake: after the peers are gone. */
-void hl_delivery_stop_wake(struct hl_daemon *d);
 void hl_delivery_close_store(struct hl_daemon *d);
-void hl_delivery_peer_added(struct hl_peer *p);
-void hl_delivery_peer_removed(struct hl_peer *p);
-void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c);
-void hl_delivery_session_down(struct hl_peer *p);
-void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
-void hl_delivery_writable(struct hl_conn *c);
+/* The control request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
-json_t *hl_delivery_status_json(struct hl_peer *p);
 
-/* mailpoll.c: while [Email] is configured, run `bundle import --maildir`
- * as a child when the Maildir's new/ holds mail. */
+/* Opaque states of the services (service.h), each its file's own. */
 struct hl_mailpoll;
-void hl_mailpoll_start(struct hl_daemon *d);
-void hl_mailpoll_stop(struct hl_daemon *d);
-/* The pickup as `status` shows it (station-level "email"). */
-json_t *hl_mailpoll_status_json(struct hl_daemon *d);
-
-/* retain.c: while station.conf sets a Retain, run `purge --yes` as a
- * child after the start and each reload, then every hour. */
 struct hl_retainer;
-void hl_retainer_start(struct hl_daemon *d);
-void hl_retainer_kick(struct hl_daemon *d);
-void hl_retainer_stop(struct hl_daemon *d);
-
-/* failover.c: while a link is down, mail the peer what it has not
- * acknowledged (`bundle mail` as a child); the per-path status. */
 struct hl_failover;
 struct hl_failover_peer;
-void hl_failover_start(struct hl_daemon *d);
-void hl_failover_stop(struct hl_daemon *d);
-/* Look at every peer now (after a mail pickup, say). */
-void hl_failover_kick(struct hl_daemon *d);
-void hl_failover_peer_added(struct hl_peer *p);
-void hl_failover_peer_removed(struct hl_peer *p);
-void hl_failover_link_up(struct hl_peer *p);
-void hl_failover_link_down(struct hl_peer *p);
-/* {"tcp": {...}, "email": {...}} for P (docs/protocol.md section 6). */
-json_t *hl_failover_status_json(struct hl_peer *p);
 
 #endif

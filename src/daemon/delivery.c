@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -62,10 +63,10 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 	struct hl_msg_row row = { 0 };
 	const char *name = event_name(info->ev);
 	if (!name) {
-		/* checks, agreements, equivocation: checks.c */
+		/* checks, agreements, equivocation: another service's */
 		struct hl_peer *p = peer_named(d, peer);
 		if (p && p->engine)
-			hl_checks_engine_event(p, info);
+			hl_services_engine_event(p, info);
 		return;
 	}
 	hl_msg_id_hex(info->id, hex);
@@ -142,7 +143,7 @@ static void commit_burst(struct hl_daemon *d)
 		else
 			hl_store_rollback(d->store);
 		d->txn.open = false;
-		hl_checks_postcommit(d, ret == 0);
+		hl_services_after_commit(d, ret == 0);
 		/* `send` requests queued in this burst: answered now it is
 		 * durable (before the engines' output, which sends them). */
 		hl_control_postcommit(d, ret == 0);
@@ -234,7 +235,7 @@ static void engine_wake(void *user)
 	uv_async_send(&d->credit_wake);
 }
 
-int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
+static int delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	int ret = hl_store_open(d->dir, &d->store);
 	if (ret < 0) {
@@ -257,9 +258,7 @@ int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	uv_timer_init(&d->loop, &d->poll_timer);
 	d->poll_timer.data = d;
 	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
-	hl_stage_start(d);
 	d->delivery_started = true;
-	hl_checks_start(d);
 	return 0;
 }
 
@@ -268,22 +267,22 @@ static void on_closed(uv_handle_t *h)
 	(void)h;
 }
 
-void hl_delivery_stop(struct hl_daemon *d)
+static void delivery_stop(struct hl_daemon *d)
 {
 	if (!d->delivery_started)
 		return;
 	/* What arrived in this last turn is stored and acknowledged as usual
 	 * (the ACKs may not make it out; the peer resends, harmlessly). */
 	commit_burst(d);
-	hl_checks_stop(d);
 	uv_close((uv_handle_t *)&d->commit_check, on_closed);
 	uv_close((uv_handle_t *)&d->drain_idle, on_closed);
 	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
-	hl_stage_stop(d);
 	d->delivery_started = false;
 }
 
-void hl_delivery_stop_wake(struct hl_daemon *d)
+/* The handle the engines' workers wake: closed once the peers, and so
+ * the engines and their workers, are gone. */
+static void delivery_release(struct hl_daemon *d)
 {
 	if (d->credit_wake_inited) {
 		uv_close((uv_handle_t *)&d->credit_wake, on_closed);
@@ -301,7 +300,7 @@ void hl_delivery_close_store(struct hl_daemon *d)
 	d->store = NULL;
 }
 
-void hl_delivery_peer_added(struct hl_peer *p)
+static void delivery_peer_added(struct hl_peer *p)
 {
 	struct hl_daemon *d = p->d;
 	if (!d->store)
@@ -327,10 +326,9 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		hl_peer_set_error(p, text);
 		p->engine = NULL;
 	}
-	hl_checks_peer_conf(p);
 }
 
-void hl_delivery_peer_removed(struct hl_peer *p)
+static void delivery_peer_removed(struct hl_peer *p)
 {
 	if (p->engine && p->d->txn.open)
 		commit_burst(p->d);
@@ -354,9 +352,10 @@ static void apply_lowat(struct hl_peer *p, struct hl_conn *c)
 	p->lowat = want;
 }
 
-void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
+static void delivery_session_up(struct hl_peer *p, struct hl_conn *c, bool replaced)
 {
 	struct hl_daemon *d = p->d;
+	(void)replaced;   /* the engine follows the session, new or not */
 	if (!p->engine)
 		return;
 	/* The new session starts from what is durable: finish the burst (it
@@ -368,13 +367,13 @@ void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
 	apply_lowat(p, c);
 }
 
-void hl_delivery_session_down(struct hl_peer *p)
+static void delivery_session_down(struct hl_peer *p)
 {
 	if (p->engine)
 		hl_engine_detach(p->engine);
 }
 
-void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
+static void delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_peer *p = c->peer;
 	struct hl_daemon *d = c->d;
@@ -395,7 +394,7 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 	}
 }
 
-void hl_delivery_writable(struct hl_conn *c)
+static void delivery_writable(struct hl_conn *c)
 {
 	struct hl_peer *p = c->peer;
 	if (!p || p->session != c || !p->engine || c->d->txn.open)
@@ -405,7 +404,7 @@ void hl_delivery_writable(struct hl_conn *c)
 	hl_conn_flush(c);
 }
 
-json_t *hl_delivery_status_json(struct hl_peer *p)
+static json_t *status_json(struct hl_peer *p)
 {
 	if (!p->engine)
 		return json_null();
@@ -440,3 +439,24 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "refusing", s.refusing && s.refusing[0] ? json_string(s.refusing)
 								 : json_null());
 }
+
+static void delivery_peer_status(struct hl_peer *p, json_t *o)
+{
+	json_object_set_new(o, "delivery", status_json(p));
+}
+
+const struct hl_service hl_delivery_service = {
+	.name = "delivery",
+	.start = delivery_start,
+	.stop = delivery_stop,
+	.release = delivery_release,
+	.peer_added = delivery_peer_added,
+	.peer_removed = delivery_peer_removed,
+	.session_up = delivery_session_up,
+	.session_down = delivery_session_down,
+	.rec_first = HL_REC_APP_FIRST,
+	.rec_last = HL_REC_APP_LAST,
+	.record = delivery_record,
+	.writable = delivery_writable,
+	.peer_status = delivery_peer_status,
+};
