@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "daemon/calls.h"
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "deliver/author.h"
@@ -536,11 +537,10 @@ static void record_call(struct hl_calls *cs, struct hl_call *c, uint8_t reason, 
 		hl_callrec_finish(&c->rec, d->dir, k->audio_hash);
 	if (!answered)
 		memset(k->audio_hash, 0, sizeof(k->audio_hash));
-	if (!p || !p->engine || !d->store || hl_txn_need(&d->txn) < 0) {
+	if (!p || !p->engine || !d->store || hl_commit_join(d) < 0) {
 		hl_error("call %s with %s: no item recorded (no store or peer)", hex, c->peer);
 		return;
 	}
-	d->burst = true;   /* committed at the end of this turn */
 	memcpy(k->id, c->id, HL_CALL_ID_LEN);
 	k->role = c->outgoing ? HL_CALL_ROLE_CALLER : HL_CALL_ROLE_CALLEE;
 	k->precedence = (uint8_t)c->precedence;

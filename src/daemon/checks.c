@@ -8,8 +8,8 @@
  * MAX_SLEEP_MS away, so a wall clock that jumps is noticed).  When it
  * fires, tick() makes the checks that are due and decides the ones whose
  * deadline passed, writing in the daemon's shared transaction; the group
- * commit (delivery.c) then commits, and only after that commit are alarms
- * acted on (hl_checks_postcommit): nothing is alarmed that is not recorded.
+ * commit (commit.c) then commits, and only after that commit are alarms
+ * acted on (checks_after_commit): nothing is alarmed that is not recorded.
  *
  * THE LIFE OF ONE OF OUR CHECKS (a checks row, dir OUT)
  *   made      a CHECK item (link = 1 when a session was up), stored,
@@ -56,6 +56,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
 #include "daemon/schedule.h"
 #include "daemon/service.h"
@@ -417,10 +418,9 @@ static int make_check(struct hl_peer *p, bool manual, enum hl_check_mode mode,
 		      uint32_t timeout_ms, struct hl_check_row *row)
 {
 	struct hl_daemon *d = p->d;
-	int ret = hl_txn_need(&d->txn);
+	int ret = hl_commit_join(d);
 	if (ret < 0)
 		return ret;
-	d->burst = true;   /* the commit check commits this turn */
 	struct hl_author_link l = link_of(p);
 	ret = hl_author_check(&l, mode, p->session != NULL, timeout_ms, manual, hl_now_ms(), row);
 	if (ret < 0) {
@@ -532,12 +532,11 @@ static void tick(struct hl_daemon *d)
 {
 	int64_t now = hl_now_ms();
 	struct due_ctx x = { .d = d, .now = now };
-	int ret = hl_txn_need(&d->txn);
+	int ret = hl_commit_join(d);
 	if (ret < 0) {
 		hl_error("line checks: store: %s", hl_store_errmsg(d->store));
 		return;
 	}
-	d->burst = true;
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
 		if (!p->engine || !p->next_check_ms || now < p->next_check_ms)
 			continue;

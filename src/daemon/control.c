@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "daemon/calls.h"
+#include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
@@ -52,6 +53,7 @@ struct hl_control {
 	uv_pipe_t server;
 	struct hl_control_client *clients;
 	size_t nclients;
+	bool sends_queued;  /* answer_sends waits for the commit */
 };
 
 static void on_client_closed(uv_handle_t *h)
@@ -240,18 +242,15 @@ void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], js
 	json_decref(resp);
 }
 
-void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch)
+/* After the commit (COMMITTED) or its rollback: the "send" requests
+ * waiting for it are answered (before the engines' output, which sends
+ * their messages).  ARG is unused: the waiting clients are on the list,
+ * and the list is gone once the control socket has stopped. */
+static void answer_sends(struct hl_daemon *d, bool committed, void *arg)
 {
-	/* Reading goes on, to notice a client that leaves meanwhile. */
-	cl->waiting_commit = true;
-	cl->then_watch = then_watch;
-	cl->done = true;
-	snprintf(cl->send_id, sizeof(cl->send_id), "%s", hex);
-	uv_timer_stop(&cl->timer);
-}
-
-void hl_control_postcommit(struct hl_daemon *d, bool committed)
-{
+	(void)arg;
+	if (d->control)
+		d->control->sends_queued = false;
 	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
 	for (; cl; cl = next) {
 		next = cl->next;
@@ -270,6 +269,21 @@ void hl_control_postcommit(struct hl_daemon *d, bool committed)
 		} else {
 			respond(cl, ok);
 		}
+	}
+}
+
+void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch)
+{
+	struct hl_control *srv = cl->srv;
+	/* Reading goes on, to notice a client that leaves meanwhile. */
+	cl->waiting_commit = true;
+	cl->then_watch = then_watch;
+	cl->done = true;
+	snprintf(cl->send_id, sizeof(cl->send_id), "%s", hex);
+	uv_timer_stop(&cl->timer);
+	if (!srv->sends_queued) {
+		srv->sends_queued = true;
+		hl_commit_defer(srv->d, answer_sends, NULL);
 	}
 }
 

@@ -1,7 +1,7 @@
 /* daemon/control_send.c — the control request "send" (docs/protocol.md
  * section 6): `hotline send` hands a text message to the running daemon,
  * which has the station's configuration, identity and store open already.
- * The message is queued inside the burst's transaction (delivery.c's group
+ * The message is queued inside the burst's transaction (commit.c's group
  * commit) and answered once that commit is durable; then it goes out at
  * once.  A command run without a daemon, or with attachments, writes the
  * store itself (cmd/send.c): this is only the quick way in.
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -77,14 +78,13 @@ json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_clie
 
 	/* Inside the burst: a savepoint, so that a failure here undoes this
 	 * message only, never the records the burst holds. */
-	int ret = hl_txn_need(&d->txn);
+	int ret = hl_commit_join(d);
 	if (ret == 0)
 		ret = hl_store_savepoint(d->store);
 	if (ret < 0) {
 		snprintf(msg, sizeof(msg), "store: %s", hl_store_errmsg(d->store));
 		return refuse(msg);
 	}
-	d->burst = true;   /* the commit check commits this turn */
 	uint8_t got[HL_MSG_ID_LEN];
 	ret = hl_msg_queue_text(d->store, d->id, &p->conf, &o, got, err, sizeof(err));
 	if (ret == 0 && (ret = hl_store_release(d->store)) < 0)

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "conf/perms.h"
+#include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
@@ -193,9 +194,10 @@ void hl_daemon_stop(struct hl_daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	/* In reverse: calls' END goes out before the links close, and the
-	 * last burst is committed (delivery) after everything is written. */
+	/* In reverse: calls' END goes out before the links close; then the
+	 * last burst is committed, with everything the services wrote. */
 	hl_services_stop(d);
+	hl_commit_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
 		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
 	while (d->peers)
@@ -323,6 +325,9 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 		d->watching = true;
 	}
 
+	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
 	ret = hl_services_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
@@ -394,7 +399,7 @@ out:
 		if (uv_loop_close(&d->loop) != 0)
 			hl_warn("event loop closed with handles still open");
 	}
-	hl_delivery_close_store(d);
+	hl_commit_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
 	hl_identity_free(d->id);

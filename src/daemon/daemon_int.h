@@ -159,16 +159,12 @@ struct hl_daemon {
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
 	struct hl_ratelimit rl_unknown_key;
 	struct hl_ratelimit rl_accept;
-	hl_store *store;                     /* delivery.c */
-	struct hl_txn txn;                   /* the burst's transaction (group commit) */
-	bool burst;                          /* records arrived in this loop turn */
-	uv_check_t commit_check;
-	uv_idle_t drain_idle;                /* active while engines hold records */
-	uv_timer_t poll_timer;
+	/* The store: opened and closed by commit.c, which alone commits its
+	 * one shared transaction (the group commit); everyone writes inside. */
+	hl_store *store;
+	struct hl_commit *commit;
+	struct hl_delivery *delivery;        /* delivery.c: NULL when not running */
 	uv_timer_t stage_timer;              /* control_stage.c: staged files grow */
-	uv_async_t credit_wake;              /* parts' workers took in data */
-	bool credit_wake_inited;
-	bool delivery_started;
 	uv_timer_t check_timer;              /* checks.c: the next check or deadline */
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
@@ -257,12 +253,9 @@ struct hl_control_client;
 void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16]);
 void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp);
 /* A "send" request queued message HEX in the burst: the client is answered
- * after the commit (hl_control_postcommit), and then, with THEN_WATCH,
- * gets the event stream as `watch` does. */
+ * right after the commit (commit.h, hl_commit_defer), and then, with
+ * THEN_WATCH, gets the event stream as `watch` does. */
 void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch);
-/* Right after the burst's commit (COMMITTED) or its rollback: answers the
- * "send" requests waiting for it (the engines then send what they queued). */
-void hl_control_postcommit(struct hl_daemon *d, bool committed);
 
 /* Hands the connection of CL over to the caller (calls.c: a call's audio
  * stream): a duplicate of its socket, or -1; CL is closed without an
@@ -284,12 +277,11 @@ json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_cl
 void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
 			 const char *detail);
 
-/* delivery.c */
-void hl_delivery_close_store(struct hl_daemon *d);
-/* The control request "poke": the store has new work. */
+/* delivery.c: the control request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
 
 /* Opaque states of the services (service.h), each its file's own. */
+struct hl_delivery;
 struct hl_mailpoll;
 struct hl_retainer;
 struct hl_failover;

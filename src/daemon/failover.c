@@ -52,6 +52,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "store/store.h"
@@ -378,7 +379,7 @@ static void consider(struct hl_failover_peer *fo, uint64_t now)
 	struct hl_out_summary s;
 	uint64_t contig = 0, head = 0;
 	if (!p || p->removed || p->session || fo->running || !p->engine || !email_on(p) ||
-	    d->txn.open || !d->failover)
+	    hl_commit_open(d) || !d->failover)
 		return;
 	if (!fo->down_since)
 		outage_begin(fo);

@@ -110,6 +110,18 @@ void hl_services_writable(struct hl_conn *c)
 			s->writable(c);
 }
 
+int hl_services_before_commit(struct hl_daemon *d, uint64_t now)
+{
+	const struct hl_service *s;
+	EACH(d, s)
+		if (s->before_commit) {
+			int ret = s->before_commit(d, now);
+			if (ret < 0)
+				return ret;
+		}
+	return 0;
+}
+
 void hl_services_after_commit(struct hl_daemon *d, bool committed)
 {
 	const struct hl_service *s;

@@ -42,6 +42,9 @@
  *                       range when two do (calls' records lie inside
  *                       delivery's range).
  *   writable(c)         in order: C's socket took what was queued.
+ *   before_commit(d, now) in order, at the end of a turn, before the group
+ *                       commit (commit.c): write what belongs in it.  A
+ *                       failure (negative) rolls the transaction back.
  *   after_commit(d, ok) in order, right after the group commit (OK) or its
  *                       rollback: what was to wait until it is durable.
  *   engine_event(p, ev) in order: a delivery engine's event that is not
@@ -94,6 +97,7 @@ struct hl_service {
 	uint8_t rec_first, rec_last;   /* record: both 0 when none */
 	void (*record)(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
 	void (*writable)(struct hl_conn *c);
+	int (*before_commit)(struct hl_daemon *d, uint64_t now);
 	void (*after_commit)(struct hl_daemon *d, bool committed);
 	void (*engine_event)(struct hl_peer *p, const struct hl_engine_evinfo *ev);
 	void (*imported)(struct hl_daemon *d);
@@ -124,6 +128,7 @@ void hl_services_session_up(struct hl_peer *p, struct hl_conn *c, bool replaced)
 void hl_services_session_down(struct hl_peer *p);
 void hl_services_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
 void hl_services_writable(struct hl_conn *c);
+int hl_services_before_commit(struct hl_daemon *d, uint64_t now);
 void hl_services_after_commit(struct hl_daemon *d, bool committed);
 void hl_services_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev);
 void hl_services_imported(struct hl_daemon *d);
