@@ -60,8 +60,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/calls.h"
 #include "daemon/commit.h"
+#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "deliver/author.h"
@@ -198,21 +198,13 @@ static void check_call(const struct hl_call *c)
 		abort();
 }
 
-static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
-{
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (!p->removed && strcmp(p->conf.name, name) == 0)
-			return p;
-	return NULL;
-}
-
 /* Sends a call record to PEER's session, ahead of the high-water mark that
  * holds messages back (hl_link_send_urgent); false when there is no
  * session or its queue is at half its hard cap. */
 static bool link_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
-	struct hl_peer *p = peer_named(d, peer);
+	struct hl_peer *p = hl_peer_named(d, peer);
 	if (!p || !p->session || !p->session->link)
 		return false;
 	if (hl_link_send_urgent(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
@@ -468,7 +460,7 @@ static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outg
  * host with the port it announced. */
 static void peer_media_addr(struct hl_calls *cs, struct hl_call *c)
 {
-	struct hl_peer *p = peer_named(cs->d, c->peer);
+	struct hl_peer *p = hl_peer_named(cs->d, c->peer);
 	char host[HL_ADDR_MAX + 1];
 	uint16_t port = c->peer_port;
 	c->have_addr = false;
@@ -526,7 +518,7 @@ static int call_activate(struct hl_calls *cs, struct hl_call *c)
 static void record_call(struct hl_calls *cs, struct hl_call *c, uint8_t reason, bool by_us)
 {
 	struct hl_daemon *d = cs->d;
-	struct hl_peer *p = peer_named(d, c->peer);
+	struct hl_peer *p = hl_peer_named(d, c->peer);
 	struct hl_item it = { .kind = HL_ITEM_CALL };
 	struct hl_item_call *k = &it.u.call;
 	bool answered = c->state == CALL_ACTIVE;
@@ -981,7 +973,7 @@ static json_t *fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+	return hl_ctl_error(msg);
 }
 
 /* The control client CL becomes C's handset: its answer line is EVENT with
@@ -1004,19 +996,11 @@ static json_t *take_handset(struct hl_calls *cs, struct hl_call *c,
 	return NULL;
 }
 
-static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+/* "call" (P: the peer it names, control.c's table found it). */
+static json_t *control_call(struct hl_calls *cs, const struct hl_ctl_call *req, struct hl_peer *p,
+			    struct hl_control_client *cl)
 {
-	const char *peer = json_string_value(json_object_get(req, "peer"));
-	const char *ptext = json_string_value(json_object_get(req, "precedence"));
-	json_t *jt = json_object_get(req, "ring_timeout_ms");
-	enum hl_precedence prec = HL_PREC_ROUTINE;
-	if (!peer)
-		return fail("call: no peer");
-	if (ptext && hl_precedence_parse(ptext, &prec) < 0)
-		return fail("unknown precedence '%.32s'", ptext);
-	struct hl_peer *p = peer_named(cs->d, peer);
-	if (!p)
-		return fail("no peer named '%.40s'", peer);
+	enum hl_precedence prec = req->precedence;
 	if (!p->session)
 		return fail("no link to %s now (hotline status)", p->conf.name);
 	if (cs->call && !line_for(cs, prec))
@@ -1025,9 +1009,7 @@ static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_
 	struct hl_call *c = call_new(cs, p->conf.name, true, prec);
 	randombytes_buf(c->id, sizeof(c->id));
 	c->state = CALL_RINGING_OUT;
-	uint64_t timeout = RING_DEFAULT_MS;
-	if (json_is_integer(jt) && json_integer_value(jt) > 0)
-		timeout = (uint64_t)json_integer_value(jt);
+	uint64_t timeout = req->ring_timeout_ms ? req->ring_timeout_ms : RING_DEFAULT_MS;
 	c->ring_deadline = mono(cs) + (timeout < RING_MAX_MS ? timeout : RING_MAX_MS);
 	struct hl_call_ring r = { .precedence = (uint8_t)prec, .tag = c->our_tag, .port = cs->port };
 	memcpy(r.id, c->id, HL_CALL_ID_LEN);
@@ -1038,15 +1020,15 @@ static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_
 		cs->call = NULL;
 		uv_timer_stop(&cs->timer);
 		call_free(c);
-		return fail("the link to %s is full or down", peer);
+		return fail("the link to %s is full or down", p->conf.name);
 	}
 	hl_info("call to %s: ringing (%s)", c->peer, hl_precedence_name(prec));
 	return take_handset(cs, c, cl, "call_ringing_out");
 }
 
-static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+/* "call_answer" (PEER: NULL for whichever call rings). */
+static json_t *control_answer(struct hl_calls *cs, const char *peer, struct hl_control_client *cl)
 {
-	const char *peer = json_string_value(json_object_get(req, "peer"));
 	struct hl_call *c = cs->call;
 	if (!c || c->state != CALL_RINGING_IN || (peer && strcmp(peer, c->peer) != 0))
 		return fail(peer ? "no call from %.40s is ringing" : "no call is ringing%s",
@@ -1071,39 +1053,43 @@ static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_contro
 	return take_handset(cs, c, cl, "call_answered");
 }
 
-static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
-			      struct hl_control_client *cl);
+/* "call_hangup" (PEER: NULL for whichever call). */
+static json_t *control_hangup(struct hl_calls *cs, const char *peer)
+{
+	struct hl_call *c = cs->call;
+	if (!c || (peer && strcmp(peer, c->peer) != 0))
+		return fail("no call%s%.40s", peer ? " with " : "", peer ? peer : "");
+	char hex[33];
+	id_hex(c->id, hex);
+	call_end(c, c->state == CALL_RINGING_IN ? HL_CALL_BUSY : HL_CALL_HANGUP, true, true);
+	return hl_ctl_ok_id(hex);
+}
 
-json_t *hl_calls_control(struct hl_daemon *d, const char *cmd, json_t *req,
+static json_t *control_locked(struct hl_calls *cs, const struct hl_ctl_request *req,
+			      struct hl_peer *p, struct hl_control_client *cl)
+{
+	switch (req->cmd) {
+	case HL_CTL_CALL:
+		return control_call(cs, &req->u.call, p, cl);
+	case HL_CTL_CALL_ANSWER:
+		return control_answer(cs, req->peer, cl);
+	case HL_CTL_CALL_HANGUP:
+		return control_hangup(cs, req->peer);
+	default:
+		return fail("unknown command '%.32s'", hl_ctl_cmd_name(req->cmd));
+	}
+}
+
+json_t *hl_calls_control(struct hl_daemon *d, const struct hl_ctl_request *req, struct hl_peer *p,
 			 struct hl_control_client *cl)
 {
 	struct hl_calls *cs = d->calls;
 	if (!cs)
 		return fail("calls are not running");
 	pthread_mutex_lock(&cs->mu);
-	json_t *resp = control_locked(cs, cmd, req, cl);
+	json_t *resp = control_locked(cs, req, p, cl);
 	pthread_mutex_unlock(&cs->mu);
 	return resp;
-}
-
-static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
-			      struct hl_control_client *cl)
-{
-	if (strcmp(cmd, "call") == 0)
-		return control_call(cs, req, cl);
-	if (strcmp(cmd, "call_answer") == 0)
-		return control_answer(cs, req, cl);
-	if (strcmp(cmd, "call_hangup") == 0) {
-		const char *peer = json_string_value(json_object_get(req, "peer"));
-		struct hl_call *c = cs->call;
-		if (!c || (peer && strcmp(peer, c->peer) != 0))
-			return fail("no call%s%.40s", peer ? " with " : "", peer ? peer : "");
-		char hex[33];
-		id_hex(c->id, hex);
-		call_end(c, c->state == CALL_RINGING_IN ? HL_CALL_BUSY : HL_CALL_HANGUP, true, true);
-		return json_pack("{s:b, s:s}", "ok", 1, "id", hex);
-	}
-	return fail("unknown command '%.32s'", cmd);
 }
 
 static json_t *status_locked(struct hl_calls *cs);

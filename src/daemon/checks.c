@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "daemon/commit.h"
+#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/schedule.h"
 #include "daemon/service.h"
@@ -68,7 +69,6 @@
 #include "util/timefmt.h"
 
 #define MAX_SLEEP_MS 60000
-#define MANUAL_TIMEOUT_MAX_MS 3600000u
 #define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
 #define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
 #define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
@@ -794,42 +794,20 @@ static void checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo
 
 /* ---- the control request "check" ---- */
 
-json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl)
+/* REQ's fields are checked (control_proto.c, the timeout at most an hour);
+ * P is the peer it names, with an engine (control.c's table). */
+json_t *hl_checks_control(struct hl_daemon *d, const struct hl_ctl_request *req, struct hl_peer *p,
+			  struct hl_control_client *cl)
 {
-	const char *name = json_string_value(json_object_get(req, "peer"));
-	json_t *jt = json_object_get(req, "timeout_ms");
+	const struct hl_ctl_check *q = &req->u.check;
 	char msg[700];
-	struct hl_peer *p = NULL;
-	if (!name)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "\"peer\" (a string) is required");
-	for (p = d->peers; p && strcmp(p->conf.name, name) != 0; p = p->next)
-		;
-	if (!p) {
-		char clean[80];
-		hl_sanitize(name, strnlen(name, 64), clean, sizeof(clean), 0);
-		snprintf(msg, sizeof(msg), "no peer named '%s'", clean);
-		return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-	}
-	if (!p->engine)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "delivery is not running for this peer");
-	uint32_t timeout = p->conf.check_timeout_ms;
-	if (jt) {
-		if (!json_is_integer(jt) || json_integer_value(jt) < 1 ||
-		    json_integer_value(jt) > (json_int_t)MANUAL_TIMEOUT_MAX_MS)
-			return json_pack("{s:b, s:s}", "ok", 0, "error",
-					 "\"timeout_ms\" must be 1 to 3600000");
-		timeout = (uint32_t)json_integer_value(jt);
-	}
-	const char *mode = json_string_value(json_object_get(req, "mode"));
+	uint32_t timeout = q->timeout_ms ? q->timeout_ms : p->conf.check_timeout_ms;
 	/* No "mode": the peer's CheckMode, as for a scheduled check. */
-	enum hl_check_mode m = mode ? HL_CHECK_MACHINE : (enum hl_check_mode)p->conf.check_mode;
-	if (mode && strcmp(mode, "operator") == 0)
-		m = HL_CHECK_OPERATOR;
-	else if (mode && strcmp(mode, "machine") != 0)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "\"mode\" is machine or operator");
+	enum hl_check_mode m = (enum hl_check_mode)(q->mode >= 0 ? (unsigned)q->mode
+								 : p->conf.check_mode);
 	struct hl_check_row row;
 	if (make_check(p, true, m, timeout, &row) < 0)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "cannot record the check (see the log)");
+		return hl_ctl_error("cannot record the check (see the log)");
 	if (!p->session) {
 		/* Recorded, and sent when the link comes up; decided now. */
 		row.deadline = row.created_at;

@@ -120,6 +120,7 @@ struct hl_peer {
 };
 
 struct hl_control;
+struct hl_clients;
 struct hl_control_client;
 struct hl_service;
 struct hl_alarm;
@@ -146,7 +147,8 @@ struct hl_daemon {
 	size_t n_unauth;
 	uv_tcp_t *listener;          /* NULL when not listening */
 	char listen_addr[HL_ADDR_MAX + 1];
-	struct hl_control *control;
+	struct hl_control *control;          /* control.c: the socket */
+	struct hl_clients *clients;          /* clients.c: its connections */
 	uv_signal_t sigterm, sigint;
 	bool signals_inited;
 	uv_fs_event_t watch;
@@ -175,7 +177,7 @@ struct hl_daemon {
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
-	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
+	struct hl_calls *calls;              /* calls.c: NULL when not running */
 	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
 	/* The services (service.h): the table, how many have started, and
 	 * which one each record type of the messages protocol goes to. */
@@ -198,6 +200,8 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc);
 void hl_peer_remove(struct hl_peer *p);
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc);
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+/* The peer of that Name; NULL when none (NAME may be NULL). */
+struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name);
 /* Frees the index hl_peer_by_key uses (when the daemon ends). */
 void hl_peer_index_free(struct hl_daemon *d);
 void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
@@ -240,45 +244,45 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext);
 /* Sends the link's pending output now. */
 void hl_conn_flush(struct hl_conn *c);
 
-/* control.c */
+/* control.c: the control socket and its table of requests. */
 int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_control_stop(struct hl_daemon *d);
+
+/* clients.c: how the services answer the control socket's clients. */
 /* Sends EV (not consumed) to every `watch` client. */
 void hl_control_emit(struct hl_daemon *d, json_t *ev);
 /* True when some client is watching (events are worth building). */
 bool hl_control_watching(const struct hl_daemon *d);
 /* A client waiting for the outcome of check ID (a "check" request) gets
  * RESP (consumed) and is closed; nothing happens when none waits. */
-struct hl_control_client;
 void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16]);
 void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp);
 /* A "send" request queued message HEX in the burst: the client is answered
  * right after the commit (commit.h, hl_commit_defer), and then, with
  * THEN_WATCH, gets the event stream as `watch` does. */
 void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch);
-
 /* Hands the connection of CL over to the caller (calls.c: a call's audio
  * stream): a duplicate of its socket, or -1; CL is closed without an
  * answer. */
 int hl_control_take(struct hl_control_client *cl);
 
-/* control_send.c: the control request "send"; NULL when the answer waits
- * for the commit (hl_control_wait_commit), else the answer. */
-json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
+/* The services' control requests, in control.c's table: REQ parsed
+ * (control_proto.h), P the peer it names when the table says so, CL the
+ * client.  The answer, or NULL when the handler arranged it. */
+struct hl_ctl_request;
+typedef json_t *hl_request_fn(struct hl_daemon *d, const struct hl_ctl_request *req,
+			      struct hl_peer *p, struct hl_control_client *cl);
+hl_request_fn hl_send_control;    /* control_send.c: "send", after the commit */
+hl_request_fn hl_stage_control;   /* control_stage.c: "stage" */
+hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
+hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
+/* delivery.c: the request "poke": the store has new work. */
+void hl_delivery_poke(struct hl_daemon *d);
 
-/* control_stage.c: the request "stage" (an attachment being copied). */
-json_t *hl_stage_control(struct hl_daemon *d, json_t *req);
-
-/* checks.c: the control request "check": answers REQ on CLIENT later,
- * through hl_control_reply_check(). */
-json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
-/* An alarm of KIND raised and acted on at once (log, watch, AlarmCommand),
- * not tied to the store: a call ringing (calls.c). */
+/* checks.c: an alarm of KIND raised and acted on at once (log, watch,
+ * AlarmCommand), not tied to the store: a call ringing (calls.c). */
 void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
 			 const char *detail);
-
-/* delivery.c: the control request "poke": the store has new work. */
-void hl_delivery_poke(struct hl_daemon *d);
 
 /* Opaque states of the services (service.h), each its file's own. */
 struct hl_delivery;

@@ -56,14 +56,6 @@ static const char *event_name(enum hl_engine_event ev)
 	}
 }
 
-static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
-{
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (strcmp(p->conf.name, name) == 0)
-			return p;
-	return NULL;
-}
-
 static void on_engine_event(void *user, const char *peer, const struct hl_engine_evinfo *info)
 {
 	struct hl_daemon *d = user;
@@ -72,7 +64,7 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 	const char *name = event_name(info->ev);
 	if (!name) {
 		/* checks, agreements, equivocation: another service's */
-		struct hl_peer *p = peer_named(d, peer);
+		struct hl_peer *p = hl_peer_named(d, peer);
 		if (p && p->engine)
 			hl_services_engine_event(p, info);
 		return;

@@ -236,6 +236,14 @@ void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc)
 	hl_peer_update_state(p);
 }
 
+struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name)
+{
+	for (struct hl_peer *p = d->peers; name && p; p = p->next)
+		if (strcmp(p->conf.name, name) == 0)
+			return p;
+	return NULL;
+}
+
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN])
 {
 	if (!d->by_key)
