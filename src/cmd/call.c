@@ -498,9 +498,8 @@ int call_main(struct hl_ctx *ctx, int argc, char **argv)
 	json_t *req;
 	int ret;
 	if (strcmp(args[0], "hangup") == 0 && left <= 2) {
-		req = json_pack("{s:s}", "cmd", "call_hangup");
-		if (left == 2)
-			json_object_set_new(req, "peer", json_string(args[1]));
+		req = hl_ctl_request_json(&(struct hl_ctl_request){
+			.cmd = HL_CTL_CALL_HANGUP, .peer = left == 2 ? args[1] : NULL });
 		json_t *resp = NULL;
 		int r = hl_control_call(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &resp);
 		json_decref(req);
@@ -516,15 +515,16 @@ int call_main(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	if (strcmp(args[0], "answer") == 0 && left <= 2) {
 		o.peer = left == 2 ? args[1] : NULL;
-		req = json_pack("{s:s}", "cmd", "call_answer");
-		if (o.peer)
-			json_object_set_new(req, "peer", json_string(o.peer));
+		req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_CALL_ANSWER,
+								    .peer = o.peer });
 	} else if (left == 1) {
 		o.peer = args[0];
-		req = json_pack("{s:s, s:s, s:s}", "cmd", "call", "peer", o.peer, "precedence",
-				o.prec ? o.prec : "routine");
+		struct hl_ctl_request r = { .cmd = HL_CTL_CALL, .peer = o.peer };
+		if (o.prec)
+			(void)hl_precedence_parse(o.prec, &r.u.call.precedence);
 		if (o.timeout > 0)
-			json_object_set_new(req, "ring_timeout_ms", json_integer((json_int_t)(o.timeout * 1000)));
+			r.u.call.ring_timeout_ms = (uint64_t)(o.timeout * 1000);
+		req = hl_ctl_request_json(&r);
 	} else {
 		return hl_usage_error("call", "expected PEER, 'answer [PEER]' or 'hangup [PEER]'");
 	}

@@ -24,6 +24,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "daemon/control_client.h"
+#include "daemon/control_proto.h"
 #include "msg/item.h"
 #include "util/err.h"
 #include "util/text.h"
@@ -111,8 +112,10 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	uint64_t timeout_ms = timeout_s ? (uint64_t)timeout_s * 1000 : pc->check_timeout_ms;
 	bool operator = (mode < 0 ? (int)pc->check_mode : mode) == HL_CHECK_OPERATOR;
-	req = json_pack("{s:s, s:s, s:I, s:s}", "cmd", "check", "peer", peer,
-			"timeout_ms", (json_int_t)timeout_ms, "mode", operator ? "operator" : "machine");
+	struct hl_ctl_request r = { .cmd = HL_CTL_CHECK, .peer = peer };
+	r.u.check.timeout_ms = (uint32_t)timeout_ms;
+	r.u.check.mode = operator ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE;
+	req = hl_ctl_request_json(&r);
 	/* The daemon answers when the check is decided: its timeout, plus a
 	 * margin for the commit and the reply. */
 	ret = hl_control_call(ctx->dir, req, (int)(timeout_ms + 5000), &resp);

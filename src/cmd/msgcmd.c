@@ -131,7 +131,7 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 	 * (PRAGMA data_version); the poke only saves it the wait, so any
 	 * failure (no daemon) is fine, and its answer is not awaited: the
 	 * request is in the daemon's socket once sent. */
-	json_t *req = json_pack("{s:s}", "cmd", "poke");
+	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_POKE });
 	(void)hl_control_notify(ctx->dir, req, 1000);
 	json_decref(req);
 }
@@ -236,7 +236,7 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 int hl_msgcmd_watch_start(struct hl_ctx *ctx)
 {
 	int fd = -1;
-	json_t *req = json_pack("{s:s}", "cmd", "watch");
+	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_WATCH });
 	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
 		fd = -1;
 	json_decref(req);
@@ -253,15 +253,15 @@ int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_
 	/* What does not fit in one request line takes the direct path. */
 	if (o->n_attachments || o->body_len + strlen(o->subject) > HL_CONTROL_MAX_LINE / 2)
 		return 0;
-	json_t *body = json_stringn((const char *)o->body, o->body_len);
-	json_t *subject = json_string(o->subject);
 	hl_msg_id_hex(id, hex);
-	if (body && subject)
-		req = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:b}", "cmd", "send", "peer", peer,
-				"id", hex, "precedence", hl_precedence_name(o->precedence),
-				"subject", subject, "body", body, "wait", wait);
-	json_decref(body);
-	json_decref(subject);
+	struct hl_ctl_request sr = { .cmd = HL_CTL_SEND, .peer = peer };
+	memcpy(sr.u.send.hex, hex, sizeof(hex));
+	sr.u.send.precedence = (enum hl_precedence)o->precedence;
+	sr.u.send.subject = o->subject;
+	sr.u.send.body = o->body;
+	sr.u.send.body_len = o->body_len;
+	sr.u.send.wait = wait;
+	req = hl_ctl_request_json(&sr);
 	if (!req)
 		return 0; /* not UTF-8: the direct path says what is wrong */
 	/* A failed hl_control_send sent no whole request: nothing queued. */

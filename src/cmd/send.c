@@ -24,6 +24,7 @@
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "daemon/control_client.h"
+#include "daemon/control_proto.h"
 #include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -182,18 +183,18 @@ struct stage_ctx {
  * HOTLINE_NO_STAGE=1 in the environment turns it off (for measuring). */
 static void stage_hint(void *user, unsigned idx, uint64_t size, const char *path)
 {
-	static const char *const prec_names[] = { "routine", "priority", "immediate", "flash" };
 	const struct stage_ctx *sc = user;
 	const char *off = getenv("HOTLINE_NO_STAGE");
 	if (size < HL_STAGE_MIN || (off && strcmp(off, "1") == 0) ||
 	    sc->precedence >= HL_PREC_COUNT)
 		return;
-	char hex[33];
-	hl_msg_id_hex(sc->id, hex);
-	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "cmd", "stage",
-				"peer", sc->peer, "id", hex, "precedence",
-				prec_names[sc->precedence], "part", (int)idx + 1,
-				"size", (json_int_t)size, "path", path);
+	struct hl_ctl_request r = { .cmd = HL_CTL_STAGE, .peer = sc->peer };
+	hl_msg_id_hex(sc->id, r.u.stage.hex);
+	r.u.stage.precedence = (enum hl_precedence)sc->precedence;
+	r.u.stage.part = idx + 1;
+	r.u.stage.size = size;
+	r.u.stage.path = path;
+	json_t *req = hl_ctl_request_json(&r);
 	if (req)
 		(void)hl_control_notify(sc->ctx->dir, req, 1000);
 	json_decref(req);

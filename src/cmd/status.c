@@ -430,7 +430,7 @@ int status_main(struct hl_ctx *ctx, int argc, char **argv)
 	if ((ret = hl_args_done(ctx, "status", argc, argv)) != HL_EXIT_OK)
 		return ret;
 
-	req = json_pack("{s:s}", "cmd", "status");
+	req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_STATUS });
 	ret = hl_control_call(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &resp);
 	json_decref(req);
 	if (ret == HL_ENODAEMON)

@@ -17,6 +17,7 @@
 
 #include "cmd/cmd.h"
 #include "daemon/control_client.h"
+#include "daemon/control_proto.h"
 #include "util/err.h"
 #include "util/text.h"
 #include "voice/voicemsg.h"
@@ -135,7 +136,7 @@ static void print_event(const char *dir, json_t *ev)
 static FILE *subscribe(struct hl_ctx *ctx, int *ret)
 {
 	int fd = -1;
-	json_t *req = json_pack("{s:s}", "cmd", "watch");
+	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_WATCH });
 	*ret = hl_control_send(ctx->dir, req, HL_CONTROL_TIMEOUT_MS, &fd);
 	json_decref(req);
 	if (*ret < 0)

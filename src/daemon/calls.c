@@ -60,8 +60,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/calls.h"
+#include "daemon/commit.h"
+#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "deliver/author.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -196,21 +198,13 @@ static void check_call(const struct hl_call *c)
 		abort();
 }
 
-static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
-{
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (!p->removed && strcmp(p->conf.name, name) == 0)
-			return p;
-	return NULL;
-}
-
 /* Sends a call record to PEER's session, ahead of the high-water mark that
  * holds messages back (hl_link_send_urgent); false when there is no
  * session or its queue is at half its hard cap. */
 static bool link_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
-	struct hl_peer *p = peer_named(d, peer);
+	struct hl_peer *p = hl_peer_named(d, peer);
 	if (!p || !p->session || !p->session->link)
 		return false;
 	if (hl_link_send_urgent(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
@@ -466,7 +460,7 @@ static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outg
  * host with the port it announced. */
 static void peer_media_addr(struct hl_calls *cs, struct hl_call *c)
 {
-	struct hl_peer *p = peer_named(cs->d, c->peer);
+	struct hl_peer *p = hl_peer_named(cs->d, c->peer);
 	char host[HL_ADDR_MAX + 1];
 	uint16_t port = c->peer_port;
 	c->have_addr = false;
@@ -524,7 +518,7 @@ static int call_activate(struct hl_calls *cs, struct hl_call *c)
 static void record_call(struct hl_calls *cs, struct hl_call *c, uint8_t reason, bool by_us)
 {
 	struct hl_daemon *d = cs->d;
-	struct hl_peer *p = peer_named(d, c->peer);
+	struct hl_peer *p = hl_peer_named(d, c->peer);
 	struct hl_item it = { .kind = HL_ITEM_CALL };
 	struct hl_item_call *k = &it.u.call;
 	bool answered = c->state == CALL_ACTIVE;
@@ -535,11 +529,10 @@ static void record_call(struct hl_calls *cs, struct hl_call *c, uint8_t reason, 
 		hl_callrec_finish(&c->rec, d->dir, k->audio_hash);
 	if (!answered)
 		memset(k->audio_hash, 0, sizeof(k->audio_hash));
-	if (!p || !p->engine || !d->store || hl_txn_need(&d->txn) < 0) {
+	if (!p || !p->engine || !d->store || hl_commit_join(d) < 0) {
 		hl_error("call %s with %s: no item recorded (no store or peer)", hex, c->peer);
 		return;
 	}
-	d->burst = true;   /* committed at the end of this turn */
 	memcpy(k->id, c->id, HL_CALL_ID_LEN);
 	k->role = c->outgoing ? HL_CALL_ROLE_CALLER : HL_CALL_ROLE_CALLEE;
 	k->precedence = (uint8_t)c->precedence;
@@ -928,7 +921,8 @@ static void on_answer(struct hl_calls *cs, struct hl_peer *p, const uint8_t *bod
 static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 			  const uint8_t *body, size_t len);
 
-void hl_calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
+/* A call record arrived on CONN's session. */
+static void calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_calls *cs = conn->d->calls;
 	struct hl_peer *p = conn->peer;
@@ -969,11 +963,6 @@ static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 	}
 }
 
-bool hl_calls_owns(uint8_t type)
-{
-	return type >= HL_REC_CALL_FIRST && type <= HL_REC_CALL_LAST;
-}
-
 /* ---- control requests ---- */
 
 static json_t *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -984,7 +973,7 @@ static json_t *fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+	return hl_ctl_error(msg);
 }
 
 /* The control client CL becomes C's handset: its answer line is EVENT with
@@ -1007,19 +996,11 @@ static json_t *take_handset(struct hl_calls *cs, struct hl_call *c,
 	return NULL;
 }
 
-static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+/* "call" (P: the peer it names, control.c's table found it). */
+static json_t *control_call(struct hl_calls *cs, const struct hl_ctl_call *req, struct hl_peer *p,
+			    struct hl_control_client *cl)
 {
-	const char *peer = json_string_value(json_object_get(req, "peer"));
-	const char *ptext = json_string_value(json_object_get(req, "precedence"));
-	json_t *jt = json_object_get(req, "ring_timeout_ms");
-	enum hl_precedence prec = HL_PREC_ROUTINE;
-	if (!peer)
-		return fail("call: no peer");
-	if (ptext && hl_precedence_parse(ptext, &prec) < 0)
-		return fail("unknown precedence '%.32s'", ptext);
-	struct hl_peer *p = peer_named(cs->d, peer);
-	if (!p)
-		return fail("no peer named '%.40s'", peer);
+	enum hl_precedence prec = req->precedence;
 	if (!p->session)
 		return fail("no link to %s now (hotline status)", p->conf.name);
 	if (cs->call && !line_for(cs, prec))
@@ -1028,9 +1009,7 @@ static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_
 	struct hl_call *c = call_new(cs, p->conf.name, true, prec);
 	randombytes_buf(c->id, sizeof(c->id));
 	c->state = CALL_RINGING_OUT;
-	uint64_t timeout = RING_DEFAULT_MS;
-	if (json_is_integer(jt) && json_integer_value(jt) > 0)
-		timeout = (uint64_t)json_integer_value(jt);
+	uint64_t timeout = req->ring_timeout_ms ? req->ring_timeout_ms : RING_DEFAULT_MS;
 	c->ring_deadline = mono(cs) + (timeout < RING_MAX_MS ? timeout : RING_MAX_MS);
 	struct hl_call_ring r = { .precedence = (uint8_t)prec, .tag = c->our_tag, .port = cs->port };
 	memcpy(r.id, c->id, HL_CALL_ID_LEN);
@@ -1041,15 +1020,15 @@ static json_t *control_call(struct hl_calls *cs, json_t *req, struct hl_control_
 		cs->call = NULL;
 		uv_timer_stop(&cs->timer);
 		call_free(c);
-		return fail("the link to %s is full or down", peer);
+		return fail("the link to %s is full or down", p->conf.name);
 	}
 	hl_info("call to %s: ringing (%s)", c->peer, hl_precedence_name(prec));
 	return take_handset(cs, c, cl, "call_ringing_out");
 }
 
-static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_control_client *cl)
+/* "call_answer" (PEER: NULL for whichever call rings). */
+static json_t *control_answer(struct hl_calls *cs, const char *peer, struct hl_control_client *cl)
 {
-	const char *peer = json_string_value(json_object_get(req, "peer"));
 	struct hl_call *c = cs->call;
 	if (!c || c->state != CALL_RINGING_IN || (peer && strcmp(peer, c->peer) != 0))
 		return fail(peer ? "no call from %.40s is ringing" : "no call is ringing%s",
@@ -1074,52 +1053,58 @@ static json_t *control_answer(struct hl_calls *cs, json_t *req, struct hl_contro
 	return take_handset(cs, c, cl, "call_answered");
 }
 
-static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
-			      struct hl_control_client *cl);
+/* "call_hangup" (PEER: NULL for whichever call). */
+static json_t *control_hangup(struct hl_calls *cs, const char *peer)
+{
+	struct hl_call *c = cs->call;
+	if (!c || (peer && strcmp(peer, c->peer) != 0))
+		return fail("no call%s%.40s", peer ? " with " : "", peer ? peer : "");
+	char hex[33];
+	id_hex(c->id, hex);
+	call_end(c, c->state == CALL_RINGING_IN ? HL_CALL_BUSY : HL_CALL_HANGUP, true, true);
+	return hl_ctl_ok_id(hex);
+}
 
-json_t *hl_calls_control(struct hl_daemon *d, const char *cmd, json_t *req,
+static json_t *control_locked(struct hl_calls *cs, const struct hl_ctl_request *req,
+			      struct hl_peer *p, struct hl_control_client *cl)
+{
+	switch (req->cmd) {
+	case HL_CTL_CALL:
+		return control_call(cs, &req->u.call, p, cl);
+	case HL_CTL_CALL_ANSWER:
+		return control_answer(cs, req->peer, cl);
+	case HL_CTL_CALL_HANGUP:
+		return control_hangup(cs, req->peer);
+	default:
+		return fail("unknown command '%.32s'", hl_ctl_cmd_name(req->cmd));
+	}
+}
+
+json_t *hl_calls_control(struct hl_daemon *d, const struct hl_ctl_request *req, struct hl_peer *p,
 			 struct hl_control_client *cl)
 {
 	struct hl_calls *cs = d->calls;
 	if (!cs)
 		return fail("calls are not running");
 	pthread_mutex_lock(&cs->mu);
-	json_t *resp = control_locked(cs, cmd, req, cl);
+	json_t *resp = control_locked(cs, req, p, cl);
 	pthread_mutex_unlock(&cs->mu);
 	return resp;
 }
 
-static json_t *control_locked(struct hl_calls *cs, const char *cmd, json_t *req,
-			      struct hl_control_client *cl)
-{
-	if (strcmp(cmd, "call") == 0)
-		return control_call(cs, req, cl);
-	if (strcmp(cmd, "call_answer") == 0)
-		return control_answer(cs, req, cl);
-	if (strcmp(cmd, "call_hangup") == 0) {
-		const char *peer = json_string_value(json_object_get(req, "peer"));
-		struct hl_call *c = cs->call;
-		if (!c || (peer && strcmp(peer, c->peer) != 0))
-			return fail("no call%s%.40s", peer ? " with " : "", peer ? peer : "");
-		char hex[33];
-		id_hex(c->id, hex);
-		call_end(c, c->state == CALL_RINGING_IN ? HL_CALL_BUSY : HL_CALL_HANGUP, true, true);
-		return json_pack("{s:b, s:s}", "ok", 1, "id", hex);
-	}
-	return fail("unknown command '%.32s'", cmd);
-}
-
 static json_t *status_locked(struct hl_calls *cs);
 
-json_t *hl_calls_status_json(struct hl_daemon *d)
+/* The station's call for `status --json` (null when none). */
+static void calls_station_status(struct hl_daemon *d, json_t *station)
 {
 	struct hl_calls *cs = d->calls;
-	if (!cs)
-		return json_null();
-	pthread_mutex_lock(&cs->mu);
-	json_t *o = status_locked(cs);
-	pthread_mutex_unlock(&cs->mu);
-	return o;
+	json_t *o = json_null();
+	if (cs) {
+		pthread_mutex_lock(&cs->mu);
+		o = status_locked(cs);
+		pthread_mutex_unlock(&cs->mu);
+	}
+	json_object_set_new(station, "call", o);
 }
 
 static json_t *status_locked(struct hl_calls *cs)
@@ -1210,7 +1195,9 @@ static void on_closed_free(uv_handle_t *h)
 	}
 }
 
-int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
+static void calls_stop(struct hl_daemon *d);
+
+static int calls_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	struct hl_calls *cs = xcalloc(1, sizeof(*cs));
 	cs->d = d;
@@ -1232,11 +1219,12 @@ int hl_calls_start(struct hl_daemon *d, char *err, size_t errlen)
 	if (ret == 0)
 		cs->thread_started = true;
 	else
-		hl_calls_stop(d);
+		calls_stop(d);
 	return ret;
 }
 
-void hl_calls_stop(struct hl_daemon *d)
+/* Before the links close: the call's END goes out, its item is written. */
+static void calls_stop(struct hl_daemon *d)
 {
 	struct hl_calls *cs = d->calls;
 	if (!cs)
@@ -1257,3 +1245,13 @@ void hl_calls_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&cs->timer, on_closed_free);
 	uv_close((uv_handle_t *)&cs->wake, on_closed_free);
 }
+
+const struct hl_service hl_calls_service = {
+	.name = "calls",
+	.start = calls_start,
+	.stop = calls_stop,
+	.rec_first = HL_REC_CALL_FIRST,
+	.rec_last = HL_REC_CALL_LAST,
+	.record = calls_record,
+	.station_status = calls_station_status,
+};

@@ -8,8 +8,8 @@
  * MAX_SLEEP_MS away, so a wall clock that jumps is noticed).  When it
  * fires, tick() makes the checks that are due and decides the ones whose
  * deadline passed, writing in the daemon's shared transaction; the group
- * commit (delivery.c) then commits, and only after that commit are alarms
- * acted on (hl_checks_postcommit): nothing is alarmed that is not recorded.
+ * commit (commit.c) then commits, and only after that commit are alarms
+ * acted on (checks_after_commit): nothing is alarmed that is not recorded.
  *
  * THE LIFE OF ONE OF OUR CHECKS (a checks row, dir OUT)
  *   made      a CHECK item (link = 1 when a session was up), stored,
@@ -56,8 +56,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/commit.h"
+#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/schedule.h"
+#include "daemon/service.h"
 #include "deliver/author.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -66,7 +69,6 @@
 #include "util/timefmt.h"
 
 #define MAX_SLEEP_MS 60000
-#define MANUAL_TIMEOUT_MAX_MS 3600000u
 #define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
 #define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
 #define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
@@ -342,7 +344,9 @@ void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer
 	act(d, a);
 }
 
-void hl_checks_postcommit(struct hl_daemon *d, bool committed)
+/* After the burst's commit (ok) or its rollback: act on the alarms raised
+ * in it (log, watch, AlarmCommand), or forget them. */
+static void checks_after_commit(struct hl_daemon *d, bool committed)
 {
 	struct hl_alarm *a = d->alarms;
 	d->alarms = NULL;
@@ -414,10 +418,9 @@ static int make_check(struct hl_peer *p, bool manual, enum hl_check_mode mode,
 		      uint32_t timeout_ms, struct hl_check_row *row)
 {
 	struct hl_daemon *d = p->d;
-	int ret = hl_txn_need(&d->txn);
+	int ret = hl_commit_join(d);
 	if (ret < 0)
 		return ret;
-	d->burst = true;   /* the commit check commits this turn */
 	struct hl_author_link l = link_of(p);
 	ret = hl_author_check(&l, mode, p->session != NULL, timeout_ms, manual, hl_now_ms(), row);
 	if (ret < 0) {
@@ -529,12 +532,11 @@ static void tick(struct hl_daemon *d)
 {
 	int64_t now = hl_now_ms();
 	struct due_ctx x = { .d = d, .now = now };
-	int ret = hl_txn_need(&d->txn);
+	int ret = hl_commit_join(d);
 	if (ret < 0) {
 		hl_error("line checks: store: %s", hl_store_errmsg(d->store));
 		return;
 	}
-	d->burst = true;
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
 		if (!p->engine || !p->next_check_ms || now < p->next_check_ms)
 			continue;
@@ -608,7 +610,8 @@ static int last_scheduled(void *arg, const struct hl_check_row *row)
 	return 0;
 }
 
-void hl_checks_peer_conf(struct hl_peer *p)
+/* The peer was added, or its schedule changed: (re)compute it. */
+static void checks_peer_added(struct hl_peer *p)
 {
 	struct hl_daemon *d = p->d;
 	int64_t now = hl_now_ms();
@@ -632,12 +635,24 @@ void hl_checks_peer_conf(struct hl_peer *p)
 	arm(d);
 }
 
-void hl_checks_start(struct hl_daemon *d)
+static void checks_peer_changed(struct hl_peer *p, const hl_peer_conf *old)
 {
+	const hl_peer_conf *pc = &p->conf;
+	if (old->check_every_ms != pc->check_every_ms || old->n_check_at != pc->n_check_at ||
+	    memcmp(old->check_at, pc->check_at, sizeof(pc->check_at)) != 0 ||
+	    strcmp(old->check_zone, pc->check_zone) != 0)
+		checks_peer_added(p);
+}
+
+static int checks_start(struct hl_daemon *d, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
 	uv_timer_init(&d->loop, &d->check_timer);
 	d->check_timer.data = d;
 	d->checks_started = true;
 	arm(d);
+	return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -645,13 +660,19 @@ static void on_timer_closed(uv_handle_t *h)
 	(void)h;
 }
 
-void hl_checks_stop(struct hl_daemon *d)
+/* No checks are made or decided any more; the alarms of the last commit
+ * are still acted on, until the release. */
+static void checks_stop(struct hl_daemon *d)
 {
 	if (!d->checks_started)
 		return;
 	d->checks_started = false;
 	uv_close((uv_handle_t *)&d->check_timer, on_timer_closed);
-	hl_checks_postcommit(d, false);
+}
+
+static void checks_release(struct hl_daemon *d)
+{
+	checks_after_commit(d, false);
 	/* Running alarm commands go on by themselves; we stop watching them,
 	 * and those still waiting for a slot are not run. */
 	while (d->alarm_procs) {
@@ -671,7 +692,7 @@ void hl_checks_stop(struct hl_daemon *d)
 
 /* ---- engine events ---- */
 
-void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)
+static void checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)
 {
 	struct hl_daemon *d = p->d;
 	char at[HL_RFC3339_LEN], hex[65];
@@ -773,42 +794,20 @@ void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev
 
 /* ---- the control request "check" ---- */
 
-json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl)
+/* REQ's fields are checked (control_proto.c, the timeout at most an hour);
+ * P is the peer it names, with an engine (control.c's table). */
+json_t *hl_checks_control(struct hl_daemon *d, const struct hl_ctl_request *req, struct hl_peer *p,
+			  struct hl_control_client *cl)
 {
-	const char *name = json_string_value(json_object_get(req, "peer"));
-	json_t *jt = json_object_get(req, "timeout_ms");
+	const struct hl_ctl_check *q = &req->u.check;
 	char msg[700];
-	struct hl_peer *p = NULL;
-	if (!name)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "\"peer\" (a string) is required");
-	for (p = d->peers; p && strcmp(p->conf.name, name) != 0; p = p->next)
-		;
-	if (!p) {
-		char clean[80];
-		hl_sanitize(name, strnlen(name, 64), clean, sizeof(clean), 0);
-		snprintf(msg, sizeof(msg), "no peer named '%s'", clean);
-		return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-	}
-	if (!p->engine)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "delivery is not running for this peer");
-	uint32_t timeout = p->conf.check_timeout_ms;
-	if (jt) {
-		if (!json_is_integer(jt) || json_integer_value(jt) < 1 ||
-		    json_integer_value(jt) > (json_int_t)MANUAL_TIMEOUT_MAX_MS)
-			return json_pack("{s:b, s:s}", "ok", 0, "error",
-					 "\"timeout_ms\" must be 1 to 3600000");
-		timeout = (uint32_t)json_integer_value(jt);
-	}
-	const char *mode = json_string_value(json_object_get(req, "mode"));
+	uint32_t timeout = q->timeout_ms ? q->timeout_ms : p->conf.check_timeout_ms;
 	/* No "mode": the peer's CheckMode, as for a scheduled check. */
-	enum hl_check_mode m = mode ? HL_CHECK_MACHINE : (enum hl_check_mode)p->conf.check_mode;
-	if (mode && strcmp(mode, "operator") == 0)
-		m = HL_CHECK_OPERATOR;
-	else if (mode && strcmp(mode, "machine") != 0)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "\"mode\" is machine or operator");
+	enum hl_check_mode m = (enum hl_check_mode)(q->mode >= 0 ? (unsigned)q->mode
+								 : p->conf.check_mode);
 	struct hl_check_row row;
 	if (make_check(p, true, m, timeout, &row) < 0)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "cannot record the check (see the log)");
+		return hl_ctl_error("cannot record the check (see the log)");
 	if (!p->session) {
 		/* Recorded, and sent when the link comes up; decided now. */
 		row.deadline = row.created_at;
@@ -870,7 +869,7 @@ static int take_last(void *arg, const struct hl_check_row *row)
 	return 1;
 }
 
-json_t *hl_checks_status_json(struct hl_peer *p)
+static void checks_peer_status(struct hl_peer *p, json_t *out)
 {
 	struct hl_daemon *d = p->d;
 	char sched[160], when[HL_RFC3339_LEN];
@@ -929,5 +928,17 @@ json_t *hl_checks_status_json(struct hl_peer *p)
 	json_object_set_new(o, "pending_answer", pend);
 	json_object_set_new(o, "pending_more", json_boolean(more));
 	json_object_set_new(o, "equivocations", json_integer((json_int_t)neq));
-	return o;
+	json_object_set_new(out, "check", o);
 }
+
+const struct hl_service hl_checks_service = {
+	.name = "checks",
+	.start = checks_start,
+	.stop = checks_stop,
+	.release = checks_release,
+	.peer_added = checks_peer_added,
+	.peer_changed = checks_peer_changed,
+	.after_commit = checks_after_commit,
+	.engine_event = checks_engine_event,
+	.peer_status = checks_peer_status,
+};

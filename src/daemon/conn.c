@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/calls.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -308,17 +308,14 @@ static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *
 {
 	struct hl_conn *c = user;
 	(void)link;
-	if (hl_calls_owns(type))
-		hl_calls_record(c, type, body, len);   /* calls.c: signalling and media */
-	else
-		hl_delivery_record(c, type, body, len);
+	hl_services_record(c, type, body, len);   /* delivery, calls: service.h */
 }
 
 static void link_writable(void *user, hl_link *link)
 {
 	struct hl_conn *c = user;
 	(void)link;
-	hl_delivery_writable(c);
+	hl_services_writable(c);
 }
 
 static void link_closed(void *user, hl_link *link)

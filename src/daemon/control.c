@@ -1,15 +1,14 @@
 /* daemon/control.c — the control socket (docs/protocol.md section 6): a
  * Unix stream socket, mode 0600, in the station directory, addressed
- * through /proc/self/fd/N (control_proto.h).  One request line per
- * connection, one response line, then the daemon closes.
+ * through /proc/self/fd/N (control_proto.h), and the table of what the
+ * daemon does with each request.  One request line per connection, one
+ * answer line, then the daemon closes — except for the requests that
+ * stream (clients.c keeps each connection and its limits).
  *
- * Limits: a request is at most HL_CONTROL_MAX_LINE bytes and must arrive
- * within CLIENT_TIMEOUT_MS; at most MAX_CLIENTS are served at once (more
- * get an error).  Requests: "status", "reload", "poke" (the store has
- * new work), "check" (a line check now: answered when the check is
- * decided, see checks.c), "send" (queue a text message: answered after
- * the commit, see control_send.c), and "watch", which keeps the connection
- * open and streams one event object per line until the client closes. */
+ * A request line is parsed into its structure (control_proto.c: every
+ * field checked there, the same code the commands use to write it); a
+ * line that does not parse, an unknown "cmd" among them, gets one error
+ * line and the connection closes.  Then the table below decides. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,395 +17,149 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/calls.h"
+#include "daemon/clients.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/err.h"
 #include "util/mem.h"
-
-#define MAX_CLIENTS 16
-#define CLIENT_TIMEOUT_MS 5000
-
-struct hl_control_client {
-	struct hl_control *srv;
-	uv_pipe_t pipe;
-	uv_timer_t timer;
-	char *buf;
-	size_t len;
-	bool done;          /* a response is on its way; input is ignored */
-	bool closing;
-	bool watching;      /* a `watch` stream: events until the client closes */
-	bool waiting_check; /* a "check" request: answered when the check is decided */
-	uint8_t check_id[16];
-	bool waiting_commit; /* a "send" request: answered after the burst's commit */
-	bool then_watch;     /* ... and then streams events */
-	char send_id[33];
-	int refs;
-	struct hl_control_client *prev, *next;
-};
+#include "util/text.h"
 
 struct hl_control {
-	struct hl_daemon *d;
 	uv_pipe_t server;
-	struct hl_control_client *clients;
-	size_t nclients;
 };
 
-static void on_client_closed(uv_handle_t *h)
-{
-	struct hl_control_client *cl = h->data;
-	if (--cl->refs > 0)
-		return;
-	free(cl->buf);
-	free(cl);
-}
+/* ---- the core's requests ---- */
 
-static void client_close(struct hl_control_client *cl)
-{
-	struct hl_control *srv = cl->srv;
-	if (cl->closing)
-		return;
-	cl->closing = true;
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		srv->clients = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
-	srv->nclients--;
-	uv_close((uv_handle_t *)&cl->pipe, on_client_closed);
-	uv_close((uv_handle_t *)&cl->timer, on_client_closed);
-}
-
-static void on_response_written(uv_write_t *req, int status)
-{
-	struct hl_control_client *cl = req->data;
-	(void)status;
-	free(req);
-	client_close(cl);
-}
-
-/* Sends RESP (consumed) as one line, then closes. */
-static void respond(struct hl_control_client *cl, json_t *resp)
-{
-	char *text = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(resp);
-	cl->done = true;
-	uv_read_stop((uv_stream_t *)&cl->pipe);
-	if (!text) {
-		client_close(cl);
-		return;
-	}
-	size_t n = strlen(text);
-	uv_write_t *req = xmalloc(sizeof(*req) + n + 1);
-	char *line = (char *)(req + 1);
-	memcpy(line, text, n);
-	line[n] = '\n';
-	free(text);
-	req->data = cl;
-	uv_buf_t buf = uv_buf_init(line, (unsigned)(n + 1));
-	if (uv_write(req, (uv_stream_t *)&cl->pipe, &buf, 1, on_response_written) < 0) {
-		free(req);
-		client_close(cl);
-	}
-}
-
-static void respond_error(struct hl_control_client *cl, const char *msg)
-{
-	respond(cl, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
-}
-
-static json_t *status_json(struct hl_daemon *d)
+static json_t *req_status(struct hl_daemon *d, const struct hl_ctl_request *req,
+			  struct hl_peer *unused, struct hl_control_client *cl)
 {
 	char fp[HL_FP_TEXT_LEN], started[HL_RFC3339_LEN];
 	json_t *peers = json_array();
+	(void)req, (void)unused, (void)cl;
 	hl_fingerprint_text(d->fingerprint, fp);
 	hl_rfc3339(d->started_wall_ms, started);
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
 		json_t *o = hl_peer_status_json(p);
-		json_object_set_new(o, "check", hl_checks_status_json(p));
+		hl_services_peer_status(p, o);
 		json_array_append_new(peers, o);
 	}
-	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s, s:o}",
+	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s}",
 				    "name", d->conf->name,
 				    "fingerprint", fp,
 				    "listen", d->listen_addr[0] ? json_string(d->listen_addr)
 								: json_null(),
 				    "pid", (json_int_t)getpid(),
-				    "started_at", started,
-				    "email", hl_mailpoll_status_json(d));
-	json_object_set_new(station, "call", hl_calls_status_json(d));
+				    "started_at", started);
+	hl_services_station_status(d, station);
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
 }
 
-int hl_control_take(struct hl_control_client *cl)
+static json_t *req_reload(struct hl_daemon *d, const struct hl_ctl_request *req,
+			  struct hl_peer *p, struct hl_control_client *cl)
 {
-	uv_os_fd_t fd;
-	if (uv_fileno((uv_handle_t *)&cl->pipe, &fd) < 0)
-		return -1;
-	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	cl->done = true;
-	client_close(cl);
-	return dup;
+	char err[HL_DAEMON_ERR_LEN];
+	(void)req, (void)p, (void)cl;
+	return hl_daemon_reload(d, err, sizeof(err)) < 0 ? hl_ctl_error(err) : hl_ctl_ok();
 }
 
-/* A watch stream can last as long as the client likes; a client that
- * stops reading is dropped rather than buffered without end. */
-#define WATCH_MAX_QUEUED (16u << 20)   /* ~100,000 events: a burst of receipts */
-
-static void on_event_written(uv_write_t *req, int status)
+static json_t *req_poke(struct hl_daemon *d, const struct hl_ctl_request *req,
+			struct hl_peer *p, struct hl_control_client *cl)
 {
-	(void)status;
-	free(req);
+	(void)req, (void)p, (void)cl;
+	hl_delivery_poke(d);
+	return hl_ctl_ok();
 }
 
-static void send_line(struct hl_control_client *cl, json_t *o)
+static json_t *req_watch(struct hl_daemon *d, const struct hl_ctl_request *req,
+			 struct hl_peer *p, struct hl_control_client *cl)
 {
-	char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-	if (!text)
-		return;
-	size_t n = strlen(text);
-	uv_write_t *req = xmalloc(sizeof(*req) + n + 1);
-	char *line = (char *)(req + 1);
-	memcpy(line, text, n);
-	line[n] = '\n';
-	free(text);
-	uv_buf_t buf = uv_buf_init(line, (unsigned)(n + 1));
-	if (uv_write(req, (uv_stream_t *)&cl->pipe, &buf, 1, on_event_written) < 0) {
-		free(req);
-		client_close(cl);
-	}
+	(void)d, (void)req, (void)p;
+	hl_control_start_watch(cl);
+	return NULL;
 }
 
-static void start_watch(struct hl_control_client *cl)
+/* ---- the table ----
+ *
+ * Each request's handler gets the parsed request, the peer it names (with
+ * NEEDS_PEER) and its client, and returns the answer, or NULL when it has
+ * arranged the answer itself.  Flags:
+ *   NEEDS_PEER  "peer" must name a pinned peer, which the handler gets;
+ *               else the answer is "no peer named 'NAME'".
+ *   DELIVERY    ... and delivery must run for it (an engine on the store);
+ *               else "delivery is not running for this peer".
+ *   LATER       the answer may come later: the handler returned NULL and
+ *               the client waits (hl_control_wait_check, _wait_commit).
+ *   STREAM      the connection may carry more than the answer: events
+ *               (watch, send with "wait") or a call's audio, for which
+ *               the handler takes the connection (hl_control_take).
+ * A handler without LATER or STREAM always answers. */
+
+#define NEEDS_PEER 1u
+#define DELIVERY 2u
+#define LATER 4u
+#define STREAM 8u
+
+static const struct request {
+	hl_request_fn *handler;
+	unsigned flags;
+} requests[] = {
+	[HL_CTL_STATUS] = { req_status, 0 },
+	[HL_CTL_RELOAD] = { req_reload, 0 },
+	[HL_CTL_POKE] = { req_poke, 0 },
+	[HL_CTL_WATCH] = { req_watch, STREAM },
+	[HL_CTL_SEND] = { hl_send_control, NEEDS_PEER | DELIVERY | LATER | STREAM },
+	[HL_CTL_CHECK] = { hl_checks_control, NEEDS_PEER | DELIVERY | LATER },
+	[HL_CTL_STAGE] = { hl_stage_control, 0 },
+	[HL_CTL_CALL] = { hl_calls_control, NEEDS_PEER | STREAM },
+	[HL_CTL_CALL_ANSWER] = { hl_calls_control, STREAM },
+	[HL_CTL_CALL_HANGUP] = { hl_calls_control, 0 },
+};
+_Static_assert(sizeof(requests) / sizeof(requests[0]) == HL_CTL_COUNT,
+	       "a handler for every request of control_proto.h");
+
+static json_t *no_peer(const char *name)
 {
-	cl->watching = true;
-	cl->done = true;            /* further input is ignored; EOF closes */
-	uv_timer_stop(&cl->timer);
-	json_t *ok = json_pack("{s:b}", "ok", 1);
-	send_line(cl, ok);
-	json_decref(ok);
+	char clean[80], msg[120];
+	hl_sanitize(name, strnlen(name, 64), clean, sizeof(clean), 0);
+	snprintf(msg, sizeof(msg), "no peer named '%s'", clean);
+	return hl_ctl_error(msg);
 }
 
-bool hl_control_watching(const struct hl_daemon *d)
+static void on_line(struct hl_daemon *d, struct hl_control_client *cl, const char *line,
+		    size_t len)
 {
-	if (!d->control)
-		return false;
-	for (const struct hl_control_client *cl = d->control->clients; cl; cl = cl->next)
-		if (cl->watching && !cl->closing)
-			return true;
-	return false;
-}
+	struct hl_ctl_request req;
+	char err[HL_CONTROL_ERR_LEN];
+	struct hl_peer *p = NULL;
+	json_t *resp;
 
-void hl_control_emit(struct hl_daemon *d, json_t *ev)
-{
-	if (!d->control)
-		return;
-	struct hl_control_client *cl = d->control->clients, *next;
-	for (; cl; cl = next) {
-		next = cl->next;
-		if (!cl->watching || cl->closing)
-			continue;
-		if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) > WATCH_MAX_QUEUED) {
-			client_close(cl);
-			continue;
-		}
-		send_line(cl, ev);
-	}
-}
-
-void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16])
-{
-	/* The check's deadline (at most an hour) bounds the wait, not the
-	 * request timer; further input is ignored. */
-	cl->waiting_check = true;
-	cl->done = true;
-	memcpy(cl->check_id, id, 16);
-	uv_timer_stop(&cl->timer);
-	uv_read_stop((uv_stream_t *)&cl->pipe);
-}
-
-void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp)
-{
-	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
-	for (; cl; cl = next) {
-		next = cl->next;
-		if (cl->waiting_check && !cl->closing && memcmp(cl->check_id, id, 16) == 0) {
-			cl->waiting_check = false;
-			respond(cl, json_incref(resp));
-		}
-	}
-	json_decref(resp);
-}
-
-void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch)
-{
-	/* Reading goes on, to notice a client that leaves meanwhile. */
-	cl->waiting_commit = true;
-	cl->then_watch = then_watch;
-	cl->done = true;
-	snprintf(cl->send_id, sizeof(cl->send_id), "%s", hex);
-	uv_timer_stop(&cl->timer);
-}
-
-void hl_control_postcommit(struct hl_daemon *d, bool committed)
-{
-	struct hl_control_client *cl = d->control ? d->control->clients : NULL, *next;
-	for (; cl; cl = next) {
-		next = cl->next;
-		if (!cl->waiting_commit || cl->closing)
-			continue;
-		cl->waiting_commit = false;
-		if (!committed) {
-			respond_error(cl, "the store could not commit the message (not queued; see the daemon's log)");
-			continue;
-		}
-		json_t *ok = json_pack("{s:b, s:s}", "ok", 1, "id", cl->send_id);
-		if (cl->then_watch) {
-			cl->watching = true;
-			send_line(cl, ok);
-			json_decref(ok);
-		} else {
-			respond(cl, ok);
-		}
-	}
-}
-
-static void handle_request(struct hl_control_client *cl, const char *line, size_t len)
-{
-	struct hl_daemon *d = cl->srv->d;
-	char cmd[HL_CONTROL_CMD_MAX + 1], err[HL_CONTROL_ERR_LEN];
-	json_t *req = NULL;
-
-	if (hl_control_parse_request(line, len, &req, cmd, err) < 0) {
-		respond_error(cl, err);
+	if (hl_ctl_request_parse(line, len, &req, err) < 0) {
+		hl_control_respond(cl, hl_ctl_error(err));
 		return;
 	}
-	if (strcmp(cmd, "check") == 0 || strcmp(cmd, "send") == 0) {
-		json_t *resp = cmd[0] == 'c' ? hl_checks_control(d, req, cl)
-					     : hl_send_control(d, req, cl);
-		json_decref(req);
-		if (resp)
-			respond(cl, resp);
-		return;
-	}
-	if (strncmp(cmd, "call", 4) == 0) {
-		json_t *resp = hl_calls_control(d, cmd, req, cl);
-		json_decref(req);
-		if (resp)
-			respond(cl, resp);
-		return;
-	}
-	if (strcmp(cmd, "stage") == 0) {
-		json_t *resp = hl_stage_control(d, req);
-		json_decref(req);
-		respond(cl, resp);
-		return;
-	}
-	json_decref(req);
-	if (strcmp(cmd, "status") == 0) {
-		respond(cl, status_json(d));
-	} else if (strcmp(cmd, "poke") == 0) {
-		hl_delivery_poke(d);
-		respond(cl, json_pack("{s:b}", "ok", 1));
-
-	} else if (strcmp(cmd, "watch") == 0) {
-		start_watch(cl);
-	} else if (strcmp(cmd, "reload") == 0) {
-		char rerr[HL_DAEMON_ERR_LEN];
-		if (hl_daemon_reload(d, rerr, sizeof(rerr)) < 0)
-			respond_error(cl, rerr);
-		else
-			respond(cl, json_pack("{s:b}", "ok", 1));
-	} else {
-		char msg[HL_CONTROL_ERR_LEN];
-		/* CMD came from json: escaped on the way out, capped at 32 bytes. */
-		snprintf(msg, sizeof(msg), "unknown command '%s'", cmd);
-		respond_error(cl, msg);
-	}
+	const struct request *r = &requests[req.cmd];
+	if ((r->flags & NEEDS_PEER) && !(p = hl_peer_named(d, req.peer)))
+		resp = no_peer(req.peer);
+	else if ((r->flags & DELIVERY) && (!p->engine || !d->store))
+		resp = hl_ctl_error("delivery is not running for this peer");
+	else
+		resp = r->handler(d, &req, p, cl);
+	if (!resp && !(r->flags & (LATER | STREAM)))
+		resp = hl_ctl_error("no answer (see the daemon's log)");
+	hl_ctl_request_clear(&req);
+	if (resp)
+		hl_control_respond(cl, resp);
 }
 
-static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct hl_control_client *cl = h->data;
-	(void)suggested;
-	/* Room for one more byte than the cap, so an over-long line is seen. */
-	size_t room = HL_CONTROL_MAX_LINE + 1 - cl->len;
-	*buf = uv_buf_init(cl->buf + cl->len, (unsigned)(room < 4096 ? room : 4096));
-}
-
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	struct hl_control_client *cl = s->data;
-	(void)buf;
-	if (cl->watching && nread < 0) {
-		client_close(cl);
-		return;
-	}
-	if (cl->waiting_commit && nread < 0) {
-		cl->then_watch = false; /* gone: answer (into the void) and close */
-		return;
-	}
-	if (cl->done || cl->closing)
-		return;
-	if (nread < 0) {
-		/* EOF: a request without its newline still counts. */
-		if (nread == UV_EOF && cl->len > 0)
-			handle_request(cl, cl->buf, cl->len);
-		else
-			client_close(cl);
-		return;
-	}
-	size_t old = cl->len;
-	cl->len += (size_t)nread;
-	char *nl = memchr(cl->buf + old, '\n', (size_t)nread);
-	if (nl) {
-		handle_request(cl, cl->buf, (size_t)(nl - cl->buf) + 1);
-		return;
-	}
-	if (cl->len > HL_CONTROL_MAX_LINE - 1) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "request longer than %d bytes", HL_CONTROL_MAX_LINE);
-		respond_error(cl, msg);
-	}
-}
-
-static void on_client_timeout(uv_timer_t *t)
-{
-	struct hl_control_client *cl = t->data;
-	if (!cl->done)
-		respond_error(cl, "no complete request within 5 seconds");
-}
+/* ---- the socket ---- */
 
 static void on_client(uv_stream_t *server, int status)
 {
-	struct hl_control *srv = server->data;
-	if (status < 0)
-		return;
-	struct hl_control_client *cl = xcalloc(1, sizeof(*cl));
-	cl->srv = srv;
-	cl->buf = xmalloc(HL_CONTROL_MAX_LINE + 1);
-	uv_pipe_init(&srv->d->loop, &cl->pipe, 0);
-	uv_timer_init(&srv->d->loop, &cl->timer);
-	cl->pipe.data = cl->timer.data = cl;
-	cl->refs = 2;
-	cl->next = srv->clients;
-	if (srv->clients)
-		srv->clients->prev = cl;
-	srv->clients = cl;
-	srv->nclients++;
-	if (uv_accept(server, (uv_stream_t *)&cl->pipe) < 0) {
-		client_close(cl);
-		return;
-	}
-	if (srv->nclients > MAX_CLIENTS) {
-		respond_error(cl, "too many control connections; try again");
-		return;
-	}
-	uv_timer_start(&cl->timer, on_client_timeout, CLIENT_TIMEOUT_MS, 0);
-	if (uv_read_start((uv_stream_t *)&cl->pipe, on_client_alloc, on_client_read) < 0)
-		client_close(cl);
+	struct hl_daemon *d = server->data;
+	if (status == 0 && d->clients)
+		hl_clients_accept(d, server);
 }
 
 static void on_server_closed(uv_handle_t *h)
@@ -420,7 +173,6 @@ int hl_control_start(struct hl_daemon *d, char *err, size_t errlen)
 	struct hl_control *srv = xcalloc(1, sizeof(*srv));
 	int ret;
 
-	srv->d = d;
 	/* We hold the daemon lock: any socket left here is stale. */
 	if (unlinkat(d->dirfd, HL_CONTROL_SOCKET, 0) == 0)
 		hl_info("removed a stale %s", HL_CONTROL_SOCKET);
@@ -431,7 +183,7 @@ int hl_control_start(struct hl_daemon *d, char *err, size_t errlen)
 		return ret;
 	}
 	uv_pipe_init(&d->loop, &srv->server, 0);
-	srv->server.data = srv;
+	srv->server.data = d;
 	/* The socket is born 0600: no window in which others could connect. */
 	mode_t old_mask = umask(0077);
 	ret = uv_pipe_bind(&srv->server, sa.sun_path);
@@ -443,10 +195,12 @@ int hl_control_start(struct hl_daemon *d, char *err, size_t errlen)
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the control socket %s/%s: %s", d->dir,
 			 HL_CONTROL_SOCKET, uv_strerror(ret));
+		srv->server.data = srv;
 		uv_close((uv_handle_t *)&srv->server, on_server_closed);
 		return ret;
 	}
 	d->control = srv;
+	hl_clients_open(d, on_line);
 	hl_debug("control socket %s/%s ready", d->dir, HL_CONTROL_SOCKET);
 	return 0;
 }
@@ -457,11 +211,11 @@ void hl_control_stop(struct hl_daemon *d)
 	if (!srv)
 		return;
 	d->control = NULL;
-	while (srv->clients)
-		client_close(srv->clients);
+	hl_clients_close(d);
 	/* libuv unlinks a socket it bound when the handle closes; unlink here
 	 * too, at once, so that nobody connects to a daemon on its way out. */
 	if (unlinkat(d->dirfd, HL_CONTROL_SOCKET, 0) < 0 && errno != ENOENT)
 		hl_warn("removing %s/%s: %s", d->dir, HL_CONTROL_SOCKET, strerror(errno));
+	srv->server.data = srv;
 	uv_close((uv_handle_t *)&srv->server, on_server_closed);
 }

@@ -33,16 +33,28 @@
 #include <unistd.h>
 
 #include "conf/perms.h"
+#include "daemon/commit.h"
 #include "daemon/control_proto.h"
-#include "daemon/calls.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
+#include "daemon/service.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
 #include "wire/record.h"
 
 #define RELOAD_DEBOUNCE_MS 100
+
+/* The services, in the order the core walks them (service.h says why). */
+static const struct hl_service *const services[] = {
+	&hl_delivery_service,
+	&hl_stage_service,
+	&hl_failover_service,
+	&hl_checks_service,
+	&hl_mailpoll_service,
+	&hl_retention_service,
+	&hl_calls_service,
+};
 
 void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
 {
@@ -136,7 +148,7 @@ int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
 	if (nc->log_level)
 		hl_log_set_default_level((enum hl_log_level)(nc->log_level - 1));
 	apply_conf(d, nc);
-	hl_retainer_kick(d);   /* a new Retain applies within seconds */
+	hl_services_reloaded(d);
 	return 0;
 }
 
@@ -182,17 +194,15 @@ void hl_daemon_stop(struct hl_daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	hl_calls_stop(d);   /* its END goes out before the links close */
-	hl_mailpoll_stop(d);
-	hl_retainer_stop(d);
-	hl_failover_stop(d);
-	hl_delivery_stop(d);
+	/* In reverse: calls' END goes out before the links close; then the
+	 * last burst is committed, with everything the services wrote. */
+	hl_services_stop(d);
+	hl_commit_stop(d);
 	for (struct hl_conn *c = d->conns; c; c = c->next)
 		hl_conn_close(c, HL_CLOSE_SHUTDOWN, NULL);
 	while (d->peers)
 		hl_peer_remove(d->peers);
-	/* Only now: the engines' workers, which wake it, are stopped. */
-	hl_delivery_stop_wake(d);
+	hl_services_release(d);
 	hl_listen_stop(d);
 	hl_control_stop(d);
 	if (d->watching) {
@@ -299,9 +309,6 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	ret = hl_control_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
-	ret = hl_calls_start(d, err, HL_DAEMON_ERR_LEN);
-	if (ret < 0)
-		return ret;
 
 	uv_timer_init(&d->loop, &d->reload_timer);
 	d->reload_timer.data = d;
@@ -318,14 +325,14 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 		d->watching = true;
 	}
 
-	ret = hl_delivery_start(d, err, HL_DAEMON_ERR_LEN);
+	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
+	ret = hl_services_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < d->conf->npeers; i++)
 		hl_peer_add(d, &d->conf->peers[i]);
-	hl_mailpoll_start(d);
-	hl_retainer_start(d);
-	hl_failover_start(d);
 	return 0;
 }
 
@@ -342,6 +349,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	d->rl_unknown_key = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->guard = hl_guard_new();
+	hl_services_set(d, services, sizeof(services) / sizeof(services[0]));
 	d->seen = hl_replay_cache_new(HL_SEEN_EPHEMERALS);
 	d->started_wall_ms = hl_wall_ms();
 
@@ -391,7 +399,7 @@ out:
 		if (uv_loop_close(&d->loop) != 0)
 			hl_warn("event loop closed with handles still open");
 	}
-	hl_delivery_close_store(d);
+	hl_commit_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
 	hl_signer_free(d->id);

@@ -120,7 +120,9 @@ struct hl_peer {
 };
 
 struct hl_control;
+struct hl_clients;
 struct hl_control_client;
+struct hl_service;
 struct hl_alarm;
 struct hl_alarm_cause;
 struct hl_alarm_proc;
@@ -145,7 +147,8 @@ struct hl_daemon {
 	size_t n_unauth;
 	uv_tcp_t *listener;          /* NULL when not listening */
 	char listen_addr[HL_ADDR_MAX + 1];
-	struct hl_control *control;
+	struct hl_control *control;          /* control.c: the socket */
+	struct hl_clients *clients;          /* clients.c: its connections */
 	uv_signal_t sigterm, sigint;
 	bool signals_inited;
 	uv_fs_event_t watch;
@@ -158,16 +161,12 @@ struct hl_daemon {
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
 	struct hl_ratelimit rl_unknown_key;
 	struct hl_ratelimit rl_accept;
-	hl_store *store;                     /* delivery.c */
-	struct hl_txn txn;                   /* the burst's transaction (group commit) */
-	bool burst;                          /* records arrived in this loop turn */
-	uv_check_t commit_check;
-	uv_idle_t drain_idle;                /* active while engines hold records */
-	uv_timer_t poll_timer;
+	/* The store: opened and closed by commit.c, which alone commits its
+	 * one shared transaction (the group commit); everyone writes inside. */
+	hl_store *store;
+	struct hl_commit *commit;
+	struct hl_delivery *delivery;        /* delivery.c: NULL when not running */
 	uv_timer_t stage_timer;              /* control_stage.c: staged files grow */
-	uv_async_t credit_wake;              /* parts' workers took in data */
-	bool credit_wake_inited;
-	bool delivery_started;
 	uv_timer_t check_timer;              /* checks.c: the next check or deadline */
 	bool checks_started;
 	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
@@ -178,8 +177,13 @@ struct hl_daemon {
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
 	struct hl_failover *failover;        /* failover.c: NULL when not running */
 	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
-	struct hl_calls *calls;              /* calls.c (calls.h): NULL when not running */
+	struct hl_calls *calls;              /* calls.c: NULL when not running */
 	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
+	/* The services (service.h): the table, how many have started, and
+	 * which one each record type of the messages protocol goes to. */
+	const struct hl_service *const *services;
+	size_t n_services, n_started;
+	const struct hl_service *rec_owner[256];
 	hl_replay_cache *seen;               /* message 1 ephemeral keys seen (conn.c) */
 	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
 	uint64_t recent_unknown_ms[16];
@@ -196,6 +200,8 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc);
 void hl_peer_remove(struct hl_peer *p);
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc);
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+/* The peer of that Name; NULL when none (NAME may be NULL). */
+struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name);
 /* Frees the index hl_peer_by_key uses (when the daemon ends). */
 void hl_peer_index_free(struct hl_daemon *d);
 void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
@@ -238,102 +244,51 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext);
 /* Sends the link's pending output now. */
 void hl_conn_flush(struct hl_conn *c);
 
-/* control.c */
+/* control.c: the control socket and its table of requests. */
 int hl_control_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_control_stop(struct hl_daemon *d);
+
+/* clients.c: how the services answer the control socket's clients. */
 /* Sends EV (not consumed) to every `watch` client. */
 void hl_control_emit(struct hl_daemon *d, json_t *ev);
 /* True when some client is watching (events are worth building). */
 bool hl_control_watching(const struct hl_daemon *d);
 /* A client waiting for the outcome of check ID (a "check" request) gets
  * RESP (consumed) and is closed; nothing happens when none waits. */
-struct hl_control_client;
 void hl_control_wait_check(struct hl_control_client *cl, const uint8_t id[static 16]);
 void hl_control_reply_check(struct hl_daemon *d, const uint8_t id[static 16], json_t *resp);
 /* A "send" request queued message HEX in the burst: the client is answered
- * after the commit (hl_control_postcommit), and then, with THEN_WATCH,
- * gets the event stream as `watch` does. */
+ * right after the commit (commit.h, hl_commit_defer), and then, with
+ * THEN_WATCH, gets the event stream as `watch` does. */
 void hl_control_wait_commit(struct hl_control_client *cl, const char *hex, bool then_watch);
-/* Right after the burst's commit (COMMITTED) or its rollback: answers the
- * "send" requests waiting for it (the engines then send what they queued). */
-void hl_control_postcommit(struct hl_daemon *d, bool committed);
-
 /* Hands the connection of CL over to the caller (calls.c: a call's audio
  * stream): a duplicate of its socket, or -1; CL is closed without an
  * answer. */
 int hl_control_take(struct hl_control_client *cl);
 
-/* control_send.c: the control request "send"; NULL when the answer waits
- * for the commit (hl_control_wait_commit), else the answer. */
-json_t *hl_send_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
+/* The services' control requests, in control.c's table: REQ parsed
+ * (control_proto.h), P the peer it names when the table says so, CL the
+ * client.  The answer, or NULL when the handler arranged it. */
+struct hl_ctl_request;
+typedef json_t *hl_request_fn(struct hl_daemon *d, const struct hl_ctl_request *req,
+			      struct hl_peer *p, struct hl_control_client *cl);
+hl_request_fn hl_send_control;    /* control_send.c: "send", after the commit */
+hl_request_fn hl_stage_control;   /* control_stage.c: "stage" */
+hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
+hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
+/* delivery.c: the request "poke": the store has new work. */
+void hl_delivery_poke(struct hl_daemon *d);
 
-/* control_stage.c: the request "stage" (an attachment being copied). */
-json_t *hl_stage_control(struct hl_daemon *d, json_t *req);
-void hl_stage_start(struct hl_daemon *d);   /* removes stale staging files */
-void hl_stage_stop(struct hl_daemon *d);
-
-/* checks.c */
-void hl_checks_start(struct hl_daemon *d);
-void hl_checks_stop(struct hl_daemon *d);
-/* The peer was added, or its configuration changed: (re)compute its schedule. */
-void hl_checks_peer_conf(struct hl_peer *p);
-/* After the burst's commit (ok) or its rollback: act on the alarms raised
- * in it (log, watch, AlarmCommand), or forget them. */
-void hl_checks_postcommit(struct hl_daemon *d, bool committed);
-/* An engine event about checks, agreements or equivocation. */
-void hl_checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev);
-/* The control request "check": answers REQ on CLIENT later, through
- * hl_control_reply_check(). */
-json_t *hl_checks_control(struct hl_daemon *d, json_t *req, struct hl_control_client *cl);
-json_t *hl_checks_status_json(struct hl_peer *p);
-/* An alarm of KIND raised and acted on at once (log, watch, AlarmCommand),
- * not tied to the store: a call ringing (calls.c). */
+/* checks.c: an alarm of KIND raised and acted on at once (log, watch,
+ * AlarmCommand), not tied to the store: a call ringing (calls.c). */
 void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
 			 const char *detail);
 
-/* delivery.c */
-int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen);
-void hl_delivery_stop(struct hl_daemon *d);
-/* Closes the handle the engines' workers wake: after the peers are gone. */
-void hl_delivery_stop_wake(struct hl_daemon *d);
-void hl_delivery_close_store(struct hl_daemon *d);
-void hl_delivery_peer_added(struct hl_peer *p);
-void hl_delivery_peer_removed(struct hl_peer *p);
-void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c);
-void hl_delivery_session_down(struct hl_peer *p);
-void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
-void hl_delivery_writable(struct hl_conn *c);
-void hl_delivery_poke(struct hl_daemon *d);
-json_t *hl_delivery_status_json(struct hl_peer *p);
-
-/* mailpoll.c: while [Email] is configured, run `bundle import --maildir`
- * as a child when the Maildir's new/ holds mail. */
+/* Opaque states of the services (service.h), each its file's own. */
+struct hl_delivery;
 struct hl_mailpoll;
-void hl_mailpoll_start(struct hl_daemon *d);
-void hl_mailpoll_stop(struct hl_daemon *d);
-/* The pickup as `status` shows it (station-level "email"). */
-json_t *hl_mailpoll_status_json(struct hl_daemon *d);
-
-/* retain.c: while station.conf sets a Retain, run `purge --yes` as a
- * child after the start and each reload, then every hour. */
 struct hl_retainer;
-void hl_retainer_start(struct hl_daemon *d);
-void hl_retainer_kick(struct hl_daemon *d);
-void hl_retainer_stop(struct hl_daemon *d);
-
-/* failover.c: while a link is down, mail the peer what it has not
- * acknowledged (`bundle mail` as a child); the per-path status. */
 struct hl_failover;
 struct hl_failover_peer;
-void hl_failover_start(struct hl_daemon *d);
-void hl_failover_stop(struct hl_daemon *d);
-/* Look at every peer now (after a mail pickup, say). */
-void hl_failover_kick(struct hl_daemon *d);
-void hl_failover_peer_added(struct hl_peer *p);
-void hl_failover_peer_removed(struct hl_peer *p);
-void hl_failover_link_up(struct hl_peer *p);
-void hl_failover_link_down(struct hl_peer *p);
-/* {"tcp": {...}, "email": {...}} for P (docs/protocol.md section 6). */
-json_t *hl_failover_status_json(struct hl_peer *p);
 
 #endif

@@ -1,16 +1,16 @@
-/* daemon/delivery.c — the daemon's side of message delivery: the store it
- * opens, one delivery engine per peer (deliver/engine.h), the group commit,
- * and noticing what the commands queued.
+/* daemon/delivery.c — the service of message delivery (service.h): one
+ * delivery engine per peer (deliver/engine.h), its part in the group
+ * commit, and noticing what the commands queued.
  *
- * Group commit.  Records that arrive in one turn of the event loop are all
- * handled inside one store transaction (the engines open it when they first
- * write).  A uv_check handle, which runs right after the loop has polled
- * for I/O, then has every engine author its receipts, commits once (one
- * fsync for the whole burst), and only then lets the engines send their
- * ACKs, REFUSEs and receipts.  A failed commit (a full disk, an I/O error)
- * rolls back, drops what the engines held in memory of it, and closes the
- * sessions: nothing was acknowledged, the peers resend, and delivery
- * resumes by itself when the store can write again.
+ * Group commit (commit.c).  Records that arrive in one turn of the event
+ * loop are all handled inside the daemon's one store transaction (the
+ * engines join it when they first write).  At the end of the turn, before
+ * the commit, every engine handles the records it held back and authors
+ * its receipts (before_commit); once the commit is durable the engines
+ * send their ACKs, REFUSEs and receipts (after_commit).  After a failed
+ * commit they drop what they held in memory of it and the sessions close:
+ * nothing was acknowledged, the peers resend, and delivery resumes by
+ * itself when the store can write again.
  *
  * New outgoing work.  `hotline send` writes the store directly.  The daemon
  * looks at the store's data_version every POLL_MS, and at once when a
@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -36,6 +38,13 @@
  * set again when it changes by a quarter or more. */
 #define LOWAT_MIN 4096
 
+struct hl_delivery {
+	bool running;                /* from start to stop */
+	uv_idle_t drain_idle;        /* active while engines hold records */
+	uv_timer_t poll_timer;
+	uv_async_t credit_wake;      /* parts' workers took in data */
+};
+
 static const char *event_name(enum hl_engine_event ev)
 {
 	switch (ev) {
@@ -47,14 +56,6 @@ static const char *event_name(enum hl_engine_event ev)
 	}
 }
 
-static struct hl_peer *peer_named(struct hl_daemon *d, const char *name)
-{
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (strcmp(p->conf.name, name) == 0)
-			return p;
-	return NULL;
-}
-
 static void on_engine_event(void *user, const char *peer, const struct hl_engine_evinfo *info)
 {
 	struct hl_daemon *d = user;
@@ -62,10 +63,10 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 	struct hl_msg_row row = { 0 };
 	const char *name = event_name(info->ev);
 	if (!name) {
-		/* checks, agreements, equivocation: checks.c */
-		struct hl_peer *p = peer_named(d, peer);
+		/* checks, agreements, equivocation: another service's */
+		struct hl_peer *p = hl_peer_named(d, peer);
 		if (p && p->engine)
-			hl_checks_engine_event(p, info);
+			hl_services_engine_event(p, info);
 		return;
 	}
 	hl_msg_id_hex(info->id, hex);
@@ -97,7 +98,7 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 
 static void on_drain_idle(uv_idle_t *h)
 {
-	(void)h; /* its being active keeps the loop from blocking: on_check drains */
+	(void)h; /* its being active keeps the loop from blocking: the pass drains */
 }
 
 /* The records the engines held (defer_items) are handled first.  An engine
@@ -117,50 +118,46 @@ static void drain_held(struct hl_daemon *d, uint64_t now)
 		}
 		more = more || hl_engine_holding(p->engine);
 	}
-	if (!d->delivery_started)
+	struct hl_delivery *dl = d->delivery;
+	if (!dl || !dl->running)
 		return;
 	if (more) {
-		d->burst = true;
-		uv_idle_start(&d->drain_idle, on_drain_idle);
+		hl_commit_due(d);
+		uv_idle_start(&dl->drain_idle, on_drain_idle);
 	} else {
-		uv_idle_stop(&d->drain_idle);
+		uv_idle_stop(&dl->drain_idle);
 	}
 }
 
-/* The group commit: see the top of this file. */
-static void commit_burst(struct hl_daemon *d)
+/* Before the group commit: the held records, then the receipts. */
+static int delivery_before_commit(struct hl_daemon *d, uint64_t now)
+{
+	int ret = 0;
+	drain_held(d, now);
+	if (!hl_commit_open(d))
+		return 0;
+	for (struct hl_peer *p = d->peers; p && ret == 0; p = p->next)
+		if (p->engine)
+			ret = hl_engine_precommit(p->engine, now);
+	return ret;
+}
+
+/* After it: what acknowledges the burst goes out, or, when it failed,
+ * nothing does and the sessions close. */
+static void delivery_after_commit(struct hl_daemon *d, bool committed)
 {
 	uint64_t now = uv_now(&d->loop);
-	drain_held(d, now);
-	if (d->txn.open) {
-		int ret = 0;
-		for (struct hl_peer *p = d->peers; p && ret == 0; p = p->next)
-			if (p->engine)
-				ret = hl_engine_precommit(p->engine, now);
-		if (ret == 0)
-			ret = hl_store_commit(d->store);
-		else
-			hl_store_rollback(d->store);
-		d->txn.open = false;
-		hl_checks_postcommit(d, ret == 0);
-		/* `send` requests queued in this burst: answered now it is
-		 * durable (before the engines' output, which sends them). */
-		hl_control_postcommit(d, ret == 0);
-		if (ret < 0) {
-			char text[HL_ERRTEXT_LEN];
-			snprintf(text, sizeof(text), "store: %s (nothing was acknowledged; retrying)",
-				 hl_store_errmsg(d->store));
-			hl_error("%s", text);
-			for (struct hl_peer *p = d->peers; p; p = p->next) {
-				if (!p->engine)
-					continue;
-				hl_engine_abort(p->engine);
-				hl_peer_set_error(p, text);
-				if (p->session)
-					hl_conn_close(p->session, 0, text);
-			}
-			return;
+	if (!committed) {
+		const char *text = hl_commit_error(d);
+		for (struct hl_peer *p = d->peers; p; p = p->next) {
+			if (!p->engine)
+				continue;
+			hl_engine_abort(p->engine);
+			hl_peer_set_error(p, text);
+			if (p->session)
+				hl_conn_close(p->session, 0, text);
 		}
+		return;
 	}
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
 		if (!p->engine)
@@ -172,15 +169,6 @@ static void commit_burst(struct hl_daemon *d)
 		else if (p->session)
 			hl_conn_flush(p->session);
 	}
-}
-
-static void on_check(uv_check_t *h)
-{
-	struct hl_daemon *d = h->data;
-	if (!d->burst)
-		return;
-	d->burst = false;
-	commit_burst(d);
 }
 
 void hl_delivery_poke(struct hl_daemon *d)
@@ -198,7 +186,7 @@ void hl_delivery_poke(struct hl_daemon *d)
 static void on_poll(uv_timer_t *t)
 {
 	struct hl_daemon *d = t->data;
-	if (d->txn.open)
+	if (hl_commit_open(d))
 		return;
 	if (hl_store_changed(d->store)) {
 		hl_delivery_poke(d);
@@ -231,35 +219,30 @@ static void on_credit_wake(uv_async_t *h)
 static void engine_wake(void *user)
 {
 	struct hl_daemon *d = user;
-	uv_async_send(&d->credit_wake);
+	uv_async_send(&d->delivery->credit_wake);
 }
 
-int hl_delivery_start(struct hl_daemon *d, char *err, size_t errlen)
+static void on_closed_free(uv_handle_t *h)
 {
-	int ret = hl_store_open(d->dir, &d->store);
+	free(h->data);
+}
+
+static int delivery_start(struct hl_daemon *d, char *err, size_t errlen)
+{
+	struct hl_delivery *dl = xcalloc(1, sizeof(*dl));
+	int ret = uv_async_init(&d->loop, &dl->credit_wake, on_credit_wake);
 	if (ret < 0) {
-		snprintf(err, errlen, "cannot open the store in %s: %s", d->dir,
-			 hl_store_open_errmsg());
-		return ret;
-	}
-	d->txn.store = d->store;
-	d->txn.open = false;
-	if ((ret = uv_async_init(&d->loop, &d->credit_wake, on_credit_wake)) < 0) {
 		snprintf(err, errlen, "cannot set up the event loop: %s", uv_strerror(ret));
+		free(dl);
 		return ret;
 	}
-	d->credit_wake.data = d;
-	d->credit_wake_inited = true;
-	uv_check_init(&d->loop, &d->commit_check);
-	d->commit_check.data = d;
-	uv_check_start(&d->commit_check, on_check);
-	uv_idle_init(&d->loop, &d->drain_idle);
-	uv_timer_init(&d->loop, &d->poll_timer);
-	d->poll_timer.data = d;
-	uv_timer_start(&d->poll_timer, on_poll, POLL_MS, POLL_MS);
-	hl_stage_start(d);
-	d->delivery_started = true;
-	hl_checks_start(d);
+	dl->credit_wake.data = d;
+	uv_idle_init(&d->loop, &dl->drain_idle);
+	uv_timer_init(&d->loop, &dl->poll_timer);
+	dl->poll_timer.data = d;
+	uv_timer_start(&dl->poll_timer, on_poll, POLL_MS, POLL_MS);
+	dl->running = true;
+	d->delivery = dl;
 	return 0;
 }
 
@@ -268,46 +251,31 @@ static void on_closed(uv_handle_t *h)
 	(void)h;
 }
 
-void hl_delivery_stop(struct hl_daemon *d)
+static void delivery_stop(struct hl_daemon *d)
 {
-	if (!d->delivery_started)
-		return;
-	/* What arrived in this last turn is stored and acknowledged as usual
-	 * (the ACKs may not make it out; the peer resends, harmlessly). */
-	commit_burst(d);
-	hl_checks_stop(d);
-	uv_close((uv_handle_t *)&d->commit_check, on_closed);
-	uv_close((uv_handle_t *)&d->drain_idle, on_closed);
-	uv_close((uv_handle_t *)&d->poll_timer, on_closed);
-	hl_stage_stop(d);
-	d->delivery_started = false;
+	struct hl_delivery *dl = d->delivery;
+	dl->running = false;
+	uv_close((uv_handle_t *)&dl->drain_idle, on_closed);
+	uv_close((uv_handle_t *)&dl->poll_timer, on_closed);
 }
 
-void hl_delivery_stop_wake(struct hl_daemon *d)
+/* The handle the engines' workers wake: closed once the peers, and so
+ * the engines and their workers, are gone; the state goes with it. */
+static void delivery_release(struct hl_daemon *d)
 {
-	if (d->credit_wake_inited) {
-		uv_close((uv_handle_t *)&d->credit_wake, on_closed);
-		d->credit_wake_inited = false;
-	}
+	struct hl_delivery *dl = d->delivery;
+	d->delivery = NULL;
+	dl->credit_wake.data = dl;
+	uv_close((uv_handle_t *)&dl->credit_wake, on_closed_free);
 }
 
-void hl_delivery_close_store(struct hl_daemon *d)
-{
-	if (d->txn.open) {
-		hl_store_rollback(d->store);
-		d->txn.open = false;
-	}
-	hl_store_close(d->store);
-	d->store = NULL;
-}
-
-void hl_delivery_peer_added(struct hl_peer *p)
+static void delivery_peer_added(struct hl_peer *p)
 {
 	struct hl_daemon *d = p->d;
 	if (!d->store)
 		return;
 	struct hl_engine_env env = {
-		.dir = d->dir, .txn = &d->txn, .me = d->id,
+		.dir = d->dir, .txn = hl_commit_txn(d), .me = d->id,
 		.max_attachment = d->conf->max_attachment,
 		.quota_bytes = d->conf->quota_bytes,
 		.reserve_bytes = d->conf->reserve_bytes,
@@ -317,8 +285,7 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		.clock_us = hl_mono_us,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */
-	if (d->txn.open)
-		commit_burst(d);
+	hl_commit_flush(d);
 	int ret = hl_engine_new(&p->engine, &env, &p->conf);
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -327,13 +294,12 @@ void hl_delivery_peer_added(struct hl_peer *p)
 		hl_peer_set_error(p, text);
 		p->engine = NULL;
 	}
-	hl_checks_peer_conf(p);
 }
 
-void hl_delivery_peer_removed(struct hl_peer *p)
+static void delivery_peer_removed(struct hl_peer *p)
 {
-	if (p->engine && p->d->txn.open)
-		commit_burst(p->d);
+	if (p->engine)
+		hl_commit_flush(p->d);
 	hl_engine_free(p->engine);
 	p->engine = NULL;
 }
@@ -354,27 +320,27 @@ static void apply_lowat(struct hl_peer *p, struct hl_conn *c)
 	p->lowat = want;
 }
 
-void hl_delivery_session_up(struct hl_peer *p, struct hl_conn *c)
+static void delivery_session_up(struct hl_peer *p, struct hl_conn *c, bool replaced)
 {
 	struct hl_daemon *d = p->d;
+	(void)replaced;   /* the engine follows the session, new or not */
 	if (!p->engine)
 		return;
 	/* The new session starts from what is durable: finish the burst (it
 	 * may hold this peer's last records from the session just replaced). */
-	if (d->txn.open)
-		commit_burst(d);
+	hl_commit_flush(d);
 	p->lowat = 0;
 	hl_engine_attach(p->engine, c->link, uv_now(&d->loop));
 	apply_lowat(p, c);
 }
 
-void hl_delivery_session_down(struct hl_peer *p)
+static void delivery_session_down(struct hl_peer *p)
 {
 	if (p->engine)
 		hl_engine_detach(p->engine);
 }
 
-void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
+static void delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_peer *p = c->peer;
 	struct hl_daemon *d = c->d;
@@ -383,7 +349,7 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 	/* A CREDIT (flow control, thousands a second under a document)
 	 * stores nothing: no group commit for it; the engine pumps. */
 	if (type != HL_REC_CREDIT)
-		d->burst = true;
+		hl_commit_due(d);
 	int ret = hl_engine_on_record(p->engine, type, body, len, uv_now(&d->loop));
 	if (type == HL_REC_CREDIT)
 		apply_lowat(p, c);
@@ -395,17 +361,17 @@ void hl_delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, si
 	}
 }
 
-void hl_delivery_writable(struct hl_conn *c)
+static void delivery_writable(struct hl_conn *c)
 {
 	struct hl_peer *p = c->peer;
-	if (!p || p->session != c || !p->engine || c->d->txn.open)
+	if (!p || p->session != c || !p->engine || hl_commit_open(c->d))
 		return; /* inside a burst: the commit pumps afterwards */
 	hl_engine_pump(p->engine, uv_now(&c->d->loop));
 	/* Called when a write completed: nothing else will flush. */
 	hl_conn_flush(c);
 }
 
-json_t *hl_delivery_status_json(struct hl_peer *p)
+static json_t *status_json(struct hl_peer *p)
 {
 	if (!p->engine)
 		return json_null();
@@ -440,3 +406,26 @@ json_t *hl_delivery_status_json(struct hl_peer *p)
 			 "refusing", s.refusing && s.refusing[0] ? json_string(s.refusing)
 								 : json_null());
 }
+
+static void delivery_peer_status(struct hl_peer *p, json_t *o)
+{
+	json_object_set_new(o, "delivery", status_json(p));
+}
+
+const struct hl_service hl_delivery_service = {
+	.name = "delivery",
+	.start = delivery_start,
+	.stop = delivery_stop,
+	.release = delivery_release,
+	.peer_added = delivery_peer_added,
+	.peer_removed = delivery_peer_removed,
+	.session_up = delivery_session_up,
+	.session_down = delivery_session_down,
+	.rec_first = HL_REC_APP_FIRST,
+	.rec_last = HL_REC_APP_LAST,
+	.record = delivery_record,
+	.writable = delivery_writable,
+	.before_commit = delivery_before_commit,
+	.after_commit = delivery_after_commit,
+	.peer_status = delivery_peer_status,
+};

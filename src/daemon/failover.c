@@ -52,7 +52,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/commit.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "store/store.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -377,7 +379,7 @@ static void consider(struct hl_failover_peer *fo, uint64_t now)
 	struct hl_out_summary s;
 	uint64_t contig = 0, head = 0;
 	if (!p || p->removed || p->session || fo->running || !p->engine || !email_on(p) ||
-	    d->txn.open || !d->failover)
+	    hl_commit_open(d) || !d->failover)
 		return;
 	if (!fo->down_since)
 		outage_begin(fo);
@@ -442,19 +444,22 @@ static void on_tick(uv_timer_t *t)
 			consider(p->failover, now);
 }
 
-void hl_failover_kick(struct hl_daemon *d)
+/* A mail pickup ran: receipts for what came in go by mail at once. */
+static void failover_imported(struct hl_daemon *d)
 {
 	if (d->failover && !d->stopping)
 		on_tick(&d->failover->timer);
 }
 
-void hl_failover_start(struct hl_daemon *d)
+static int failover_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char self[4096];
+	(void)err;
+	(void)errlen;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
 		hl_warn("cannot find this program's path: no email fallback");
-		return;
+		return 0;
 	}
 	self[n] = '\0';
 	struct hl_failover *f = xcalloc(1, sizeof(*f));
@@ -464,6 +469,7 @@ void hl_failover_start(struct hl_daemon *d)
 	f->timer.data = f;
 	uv_timer_start(&f->timer, on_tick, TICK_MS, TICK_MS);
 	d->failover = f;
+	return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -473,7 +479,7 @@ static void on_timer_closed(uv_handle_t *h)
 	free(f);
 }
 
-void hl_failover_stop(struct hl_daemon *d)
+static void failover_stop(struct hl_daemon *d)
 {
 	struct hl_failover *f = d->failover;
 	if (!f)
@@ -483,7 +489,7 @@ void hl_failover_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&f->timer, on_timer_closed);
 }
 
-void hl_failover_peer_added(struct hl_peer *p)
+static void failover_peer_added(struct hl_peer *p)
 {
 	struct hl_failover_peer *fo = xcalloc(1, sizeof(*fo));
 	fo->d = p->d;
@@ -493,7 +499,7 @@ void hl_failover_peer_added(struct hl_peer *p)
 		outage_begin(fo);
 }
 
-void hl_failover_peer_removed(struct hl_peer *p)
+static void failover_peer_removed(struct hl_peer *p)
 {
 	struct hl_failover_peer *fo = p->failover;
 	if (!fo)
@@ -513,18 +519,19 @@ void hl_failover_peer_removed(struct hl_peer *p)
 	maybe_free(fo);
 }
 
-void hl_failover_link_up(struct hl_peer *p)
+static void failover_session_up(struct hl_peer *p, struct hl_conn *c, bool replaced)
 {
 	struct hl_failover_peer *fo = p->failover;
-	if (!fo)
-		return;
+	(void)c;
+	if (!fo || replaced)
+		return;   /* a new session for one that was up: no outage */
 	if (fo->down_since && fo->mails)
 		hl_info("%s: link back: traffic returns to TCP", p->conf.name);
 	fo->down_since = 0;
 	fo->up_wall_ms = fo->up_since_wall_ms = hl_wall_ms();
 }
 
-void hl_failover_link_down(struct hl_peer *p)
+static void failover_session_down(struct hl_peer *p)
 {
 	struct hl_failover_peer *fo = p->failover;
 	if (!fo || p->removed || p->d->stopping)
@@ -542,7 +549,8 @@ static json_t *time_or_null(uint64_t wall_ms)
 	return json_string(t);
 }
 
-json_t *hl_failover_status_json(struct hl_peer *p)
+/* {"tcp": {...}, "email": {...}} for P (docs/protocol.md section 6). */
+static json_t *paths_json(struct hl_peer *p)
 {
 	struct hl_failover_peer *fo = p->failover;
 	struct hl_daemon *d = p->d;
@@ -595,3 +603,20 @@ json_t *hl_failover_status_json(struct hl_peer *p)
 	json_decref(queued);
 	return json_pack("{s:o, s:o}", "tcp", tcp, "email", email);
 }
+
+static void failover_peer_status(struct hl_peer *p, json_t *o)
+{
+	json_object_set_new(o, "paths", paths_json(p));
+}
+
+const struct hl_service hl_failover_service = {
+	.name = "failover",
+	.start = failover_start,
+	.stop = failover_stop,
+	.peer_added = failover_peer_added,
+	.peer_removed = failover_peer_removed,
+	.session_up = failover_session_up,
+	.session_down = failover_session_down,
+	.imported = failover_imported,
+	.peer_status = failover_peer_status,
+};

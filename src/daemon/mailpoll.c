@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -215,7 +216,7 @@ static void finish(struct hl_mailpoll *m)
 			(unsigned long long)(delay / 1000));
 	}
 	/* What came in may call for receipts by mail at once (failover.c). */
-	hl_failover_kick(d);
+	hl_services_imported(d);
 }
 
 static void spawn(struct hl_mailpoll *m)
@@ -276,13 +277,15 @@ static void on_tick(uv_timer_t *t)
 	spawn(m);
 }
 
-void hl_mailpoll_start(struct hl_daemon *d)
+static int mailpoll_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char self[4096];
+	(void)err;
+	(void)errlen;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
 		hl_warn("cannot find this program's path: no mail pickup by the daemon");
-		return;
+		return 0;
 	}
 	self[n] = '\0';
 	struct hl_mailpoll *m = xcalloc(1, sizeof(*m));
@@ -298,9 +301,10 @@ void hl_mailpoll_start(struct hl_daemon *d)
 	m->open_handles = 2;
 	uv_timer_start(&m->timer, on_tick, POLL_MS, POLL_MS);
 	d->mailpoll = m;
+	return 0;
 }
 
-void hl_mailpoll_stop(struct hl_daemon *d)
+static void mailpoll_stop(struct hl_daemon *d)
 {
 	struct hl_mailpoll *m = d->mailpoll;
 	if (!m)
@@ -328,7 +332,8 @@ static json_t *time_or_null(uint64_t wall_ms)
 	return json_string(t);
 }
 
-json_t *hl_mailpoll_status_json(struct hl_daemon *d)
+/* The pickup as `status` shows it (the station's "email"). */
+static json_t *status_json(struct hl_daemon *d)
 {
 	struct hl_mailpoll *m = d->mailpoll;
 	if (!d->conf->email.line)
@@ -347,3 +352,15 @@ json_t *hl_mailpoll_status_json(struct hl_daemon *d)
 			 "last_error", m && m->last_error[0] ? json_string(m->last_error)
 							     : json_null());
 }
+
+static void mailpoll_station_status(struct hl_daemon *d, json_t *station)
+{
+	json_object_set_new(station, "email", status_json(d));
+}
+
+const struct hl_service hl_mailpoll_service = {
+	.name = "mailpoll",
+	.start = mailpoll_start,
+	.stop = mailpoll_stop,
+	.station_status = mailpoll_station_status,
+};

@@ -30,6 +30,7 @@
 
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/mem.h"
 
 const char *hl_peer_state_name(enum hl_peer_state s)
@@ -181,8 +182,7 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc)
 		index_rebuild(d, 1);
 	*tail = p;
 	index_put(d, p);
-	hl_delivery_peer_added(p);
-	hl_failover_peer_added(p);
+	hl_services_peer_added(p);
 	if (p->conf.address[0])
 		hl_peer_schedule_dial(p, 0);
 	hl_peer_update_state(p);
@@ -209,8 +209,7 @@ void hl_peer_remove(struct hl_peer *p)
 		if (c->peer == p)
 			hl_conn_close(c, HL_CLOSE_REMOVED, NULL);
 	p->session = p->dial = NULL;
-	hl_failover_peer_removed(p);
-	hl_delivery_peer_removed(p);
+	hl_services_peer_removed(p);
 	cancel_dial_timer(p);
 	uv_close((uv_handle_t *)&p->dial_timer, on_peer_timer_closed);
 }
@@ -218,13 +217,9 @@ void hl_peer_remove(struct hl_peer *p)
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc)
 {
 	bool addr_changed = strcmp(p->conf.address, pc->address) != 0;
-	bool sched_changed = p->conf.check_every_ms != pc->check_every_ms ||
-			     p->conf.n_check_at != pc->n_check_at ||
-			     memcmp(p->conf.check_at, pc->check_at, sizeof(pc->check_at)) != 0 ||
-			     strcmp(p->conf.check_zone, pc->check_zone) != 0;
+	hl_peer_conf old = p->conf;
 	p->conf = *pc;
-	if (sched_changed)
-		hl_checks_peer_conf(p);
+	hl_services_peer_changed(p, &old);
 	if (!addr_changed)
 		return;
 	hl_info("%s: address is now %s", p->conf.name,
@@ -239,6 +234,14 @@ void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc)
 			cancel_dial_timer(p);
 	}
 	hl_peer_update_state(p);
+}
+
+struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name)
+{
+	for (struct hl_peer *p = d->peers; name && p; p = p->next)
+		if (strcmp(p->conf.name, name) == 0)
+			return p;
+	return NULL;
 }
 
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN])
@@ -280,9 +283,7 @@ void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
 	p->session_wall_ms = hl_wall_ms();
 	p->last_dial_error[0] = 0;
 	hl_backoff_reset(&p->backoff);
-	hl_delivery_session_up(p, c);
-	if (!old)
-		hl_failover_link_up(p);
+	hl_services_session_up(p, c, old != NULL);
 	if (c->outbound && p->conf.address[0])
 		hl_peer_schedule_dial(p, (uint64_t)d->conf->rehandshake_ms * 9 / 10);
 	else if (!p->dial)
@@ -296,11 +297,9 @@ void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, b
 	struct hl_daemon *d = p->d;
 	(void)c;
 	if (was_session && !p->session)
-		hl_delivery_session_down(p);
+		hl_services_session_down(p);
 	if (p->removed || d->stopping)
 		return;
-	if (was_session && !p->session)
-		hl_failover_link_down(p);
 	if (errtext)
 		hl_peer_set_error(p, errtext);
 	if (was_session && !p->session) {
@@ -349,7 +348,7 @@ json_t *hl_peer_status_json(struct hl_peer *p)
 
 	hl_peer_update_state(p);
 	hl_fingerprint_text(p->conf.fingerprint, fp);
-	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
 			 "name", p->conf.name,
 			 "fingerprint", fp,
 			 "address", p->conf.address[0] ? json_string(p->conf.address) : json_null(),
@@ -360,7 +359,5 @@ json_t *hl_peer_status_json(struct hl_peer *p)
 			 "last_error_at", time_or_null(p->last_error[0] ? p->last_error_wall_ms : 0),
 			 "rtt_ms", rtt >= 0 ? json_integer(rtt) : json_null(),
 			 "sessions", (json_int_t)p->sessions,
-			 "session_since", time_or_null(s ? p->session_wall_ms : 0),
-			 "delivery", hl_delivery_status_json(p),
-			 "paths", hl_failover_status_json(p));
+			 "session_since", time_or_null(s ? p->session_wall_ms : 0));
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/service.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -110,14 +111,16 @@ static void on_tick(uv_timer_t *t)
 	hl_debug("retention: purge started (pid %d)", r->proc.pid);
 }
 
-void hl_retainer_start(struct hl_daemon *d)
+static int retainer_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char self[4096];
+	(void)err;
+	(void)errlen;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
 		hl_warn("cannot find this program's path: Retain is applied only by "
 			"'hotline purge'");
-		return;
+		return 0;
 	}
 	self[n] = '\0';
 	struct hl_retainer *r = xcalloc(1, sizeof(*r));
@@ -128,16 +131,18 @@ void hl_retainer_start(struct hl_daemon *d)
 	r->open_handles = 1;
 	uv_timer_start(&r->timer, on_tick, FIRST_MS, EVERY_MS);
 	d->retainer = r;
+	return 0;
 }
 
-void hl_retainer_kick(struct hl_daemon *d)
+/* station.conf was read again: a new Retain applies within seconds. */
+static void retainer_reloaded(struct hl_daemon *d)
 {
 	struct hl_retainer *r = d->retainer;
 	if (r && !r->stopping)
 		uv_timer_start(&r->timer, on_tick, FIRST_MS, EVERY_MS);
 }
 
-void hl_retainer_stop(struct hl_daemon *d)
+static void retainer_stop(struct hl_daemon *d)
 {
 	struct hl_retainer *r = d->retainer;
 	if (!r)
@@ -149,3 +154,10 @@ void hl_retainer_stop(struct hl_daemon *d)
 	if (r->running)
 		uv_process_kill(&r->proc, SIGTERM);
 }
+
+const struct hl_service hl_retention_service = {
+	.name = "retention",
+	.start = retainer_start,
+	.stop = retainer_stop,
+	.reloaded = retainer_reloaded,
+};
