@@ -24,8 +24,8 @@ build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tz
             libopus-dev libopusfile-dev libopusenc-dev libspeexdsp-dev libasound2-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest postfix
             python3-dissononce python3-cryptography strace
-            espeak-ng sox python3-numpy python3-scipy)
-bench_pkgs=(openssh-server openssh-client nncp hyperfine tcpdump)
+            espeak-ng sox python3-numpy python3-scipy tcpdump)
+bench_pkgs=(openssh-server openssh-client nncp hyperfine)
 
 pkgs=("${build_pkgs[@]}")
 case "$level" in
