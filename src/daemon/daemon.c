@@ -64,7 +64,7 @@ void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
 	/* The dialer renews a session at 9/10 of its Rehandshake; this cap
 	 * only ends sessions whose dialer failed to (forward secrecy). */
 	p->max_age_ms = HL_SESSION_MAX_AGE_MS;
-	/* The engines (deliver/engine.c) speak CREDIT and staging. */
+	/* The engines (deliver/) speak CREDIT and staging. */
 	p->hello_flags = HL_HELLO_FLAG_CREDIT | HL_HELLO_FLAG_STAGE;
 }
 
