@@ -33,6 +33,12 @@ def make_file(path, size):
     return h.hexdigest()
 
 
+def arriving(st):
+    """Messages the station holds whose parts are still arriving."""
+    return sum(p.get("delivery", {}).get("incoming_partial", 0)
+               for p in st.status().get("peers", []))
+
+
 def inbox_entry(st, mid):
     for m in st.inbox():
         if m["id"] == mid:
@@ -81,7 +87,15 @@ def test_broken_transfer_resumes_without_resending(net, tmp_path, how):
     doc = tmp_path / "doc.bin"
     digest = make_file(doc, size)
     mid = a.send("pyongyang", "big one", attach=[str(doc)])
-    wait_for(lambda: proxy.down >= size // 2, scaled(60), "half the document through the proxy")
+    # The cut comes once half the bytes are through AND the receiver holds
+    # the message (its ITEM stored, the part arriving).  Before that, what
+    # arrived were STAGE records, which by design are not durable and are
+    # dropped with the session (docs/messages.md section 6): on a loaded
+    # machine `send` may still be copying at the half-way mark, and a cut
+    # then resends the staged bytes — correct, but not what this test is
+    # about (it failed that way under a loaded make check).
+    wait_for(lambda: proxy.down >= size // 2 and arriving(b) >= 1, scaled(60),
+             "half the document through the proxy, its message held at the receiver")
     if how == "proxy_cut":
         proxy.drop_all()
     else:
