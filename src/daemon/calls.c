@@ -60,6 +60,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/alarm.h"
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
@@ -887,7 +888,7 @@ static void on_ring(struct hl_calls *cs, struct hl_peer *p, const uint8_t *body,
 	announce(c, "call_ring", NULL);
 	snprintf(detail, sizeof(detail), "%s call from %s ringing: hotline call answer %s",
 		 hl_precedence_name(r.precedence), p->conf.name, p->conf.name);
-	hl_checks_alarm_now(cs->d, "ring", p->conf.name, hex, detail);
+	hl_alarm_act(cs->d, hl_alarm_new("ring", p->conf.name, hex, 0, 0, detail));
 }
 
 static struct hl_call *call_of(struct hl_calls *cs, struct hl_peer *p, const uint8_t *id)

@@ -9,7 +9,7 @@
  * fires, tick() makes the checks that are due and decides the ones whose
  * deadline passed, writing in the daemon's shared transaction; the group
  * commit (commit.c) then commits, and only after that commit are alarms
- * acted on (checks_after_commit): nothing is alarmed that is not recorded.
+ * acted on (alarm.c, hl_alarm_after_commit): nothing is alarmed that is not recorded.
  *
  * THE LIFE OF ONE OF OUR CHECKS (a checks row, dir OUT)
  *   made      a CHECK item (link = 1 when a session was up), stored,
@@ -29,24 +29,6 @@
  * which writes the store itself); at its deadline the daemon answers
  * "no person" instead, unless a person's answer is in the store.
  *
- * ALARMS
- *   kinds no_connection, no_answer, no_person, equivocation, and ring (a
- *   call, raised by calls.c through hl_checks_alarm_now).  Logged as an
- *   error, sent to watchers ({"event": "alarm", ...}), and AlarmCommand, if
- *   set, is run — directly (uv_spawn, never a shell), with the daemon's
- *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,
- *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, HOTLINE_COUNT, and
- *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks) or HOTLINE_SEQ
- *   (equivocation).  Every value is hotline's own text (peer names are
- *   [a-z0-9._-]), never the peer's: a last error that may quote the peer's
- *   CLOSE goes to the log line and the watch event ("last_error") only.
- *   A peer can raise alarms fast (each equivocation is one), so: at most
- *   ALARM_PROCS_MAX commands run at once, whatever their cause; a cause (a
- *   kind for a peer) has at most one running and one waiting, and an alarm
- *   of a cause whose command already waits replaces it, HOTLINE_COUNT
- *   saying how many alarms the run stands for; waiting commands start
- *   oldest first as slots free up.  The ALARM log lines of one cause are
- *   rate-limited (ALARM_LOG_BURST, then ALARM_LOG_PER_MINUTE).
  *   `status` shows a peer's alarm from the store: its last scheduled
  *   check's failure, or any equivocation evidence. */
 #include <errno.h>
@@ -56,6 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/alarm.h"
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
@@ -69,49 +52,8 @@
 #include "util/timefmt.h"
 
 #define MAX_SLEEP_MS 60000
-#define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
-#define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
-#define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
 #define CHECK_LOG_BURST 10            /* lines about a peer's operator checks, then ... */
 #define CHECK_LOG_PER_MINUTE 10       /* ... this many a minute */
-
-extern char **environ;
-
-struct hl_alarm {
-	char kind[16];
-	char peer[HL_NAME_MAX + 1];
-	char check_id[33];            /* "" for equivocation */
-	unsigned mode;
-	uint64_t seq;                 /* equivocation */
-	int64_t at;
-	char detail[512];             /* hotline's own text only: it reaches AlarmCommand */
-	char context[HL_ERRTEXT_LEN]; /* for the log and watchers only (may quote the peer) */
-	unsigned count;               /* alarms of its cause this one stands for */
-	struct hl_alarm *next;
-};
-
-/* One cause of alarms: a kind for a peer.  Its repeats collapse: while a
- * command of the cause waits for a free slot, a new alarm of the cause
- * replaces it and counts one more; at most one command per cause runs. */
-struct hl_alarm_cause {
-	char kind[16];
-	char peer[HL_NAME_MAX + 1];
-	struct hl_ratelimit rl;       /* its log lines */
-	struct hl_alarm *queued;      /* waiting for a slot; NULL none */
-	uint64_t queued_order;        /* first come, first run */
-	bool running;
-	struct hl_alarm_cause *next;
-};
-
-struct hl_alarm_proc {
-	uv_process_t proc;
-	struct hl_daemon *d;
-	struct hl_alarm_cause *cause;
-	char kind[16];
-	char peer[HL_NAME_MAX + 1];
-	struct hl_alarm_proc *next;
-	bool closing;
-};
 
 static void arm(struct hl_daemon *d);
 
@@ -135,230 +77,6 @@ static struct hl_author_link link_of(struct hl_peer *p)
 	};
 	memcpy(l.peer_sign, p->conf.signing_key, 32);
 	return l;
-}
-
-/* ---- alarms ---- */
-
-static struct hl_alarm *alarm_new(const char *kind, const char *peer, const char *check_id,
-				  unsigned mode, uint64_t seq, const char *detail)
-{
-	struct hl_alarm *a = xcalloc(1, sizeof(*a));
-	snprintf(a->kind, sizeof(a->kind), "%s", kind);
-	snprintf(a->peer, sizeof(a->peer), "%s", peer);
-	snprintf(a->check_id, sizeof(a->check_id), "%s", check_id ? check_id : "");
-	snprintf(a->detail, sizeof(a->detail), "%s", detail);
-	a->mode = mode;
-	a->seq = seq;
-	a->at = hl_now_ms();
-	a->count = 1;
-	return a;
-}
-
-static void raise_alarm(struct hl_daemon *d, struct hl_alarm *a)
-{
-	/* keep them in the order raised */
-	struct hl_alarm **tail = &d->alarms;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = a;
-}
-
-static struct hl_alarm_cause *cause_of(struct hl_daemon *d, const struct hl_alarm *a)
-{
-	struct hl_alarm_cause *c;
-	for (c = d->alarm_causes; c; c = c->next)
-		if (strcmp(c->kind, a->kind) == 0 && strcmp(c->peer, a->peer) == 0)
-			return c;
-	c = xcalloc(1, sizeof(*c));
-	snprintf(c->kind, sizeof(c->kind), "%s", a->kind);
-	snprintf(c->peer, sizeof(c->peer), "%s", a->peer);
-	c->rl = (struct hl_ratelimit)HL_RATELIMIT_INIT(ALARM_LOG_BURST, ALARM_LOG_PER_MINUTE);
-	c->next = d->alarm_causes;
-	d->alarm_causes = c;
-	return c;
-}
-
-static void pump(struct hl_daemon *d);
-
-static void on_proc_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-static void proc_unlink(struct hl_alarm_proc *ap)
-{
-	for (struct hl_alarm_proc **pp = &ap->d->alarm_procs; *pp; pp = &(*pp)->next) {
-		if (*pp == ap) {
-			*pp = ap->next;
-			ap->d->n_alarm_procs--;
-			return;
-		}
-	}
-}
-
-static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal)
-{
-	struct hl_alarm_proc *ap = proc->data;
-	struct hl_daemon *d = ap->d;
-	if (status != 0 || term_signal != 0)
-		hl_warn("%s: AlarmCommand for %s exited with status %lld%s", ap->peer, ap->kind,
-			(long long)status, term_signal ? " (killed by a signal)" : "");
-	else
-		hl_debug("%s: AlarmCommand for %s done", ap->peer, ap->kind);
-	proc_unlink(ap);
-	ap->cause->running = false;
-	ap->closing = true;
-	uv_close((uv_handle_t *)proc, on_proc_closed);
-	pump(d);
-}
-
-/* Runs AlarmCommand for A (of cause C): argv is the program alone; the
- * alarm travels in the environment.  0, or a negative code when it could
- * not be started. */
-static int run_command(struct hl_daemon *d, struct hl_alarm_cause *cause, const struct hl_alarm *a)
-{
-	const char *path = d->conf->alarm_command;
-	size_t n = 0;
-	while (environ && environ[n])
-		n++;
-	char **env = xcalloc(n + 16, sizeof(*env));
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "HOTLINE_", 8) != 0)
-			env[k++] = xstrdup(environ[i]);
-	char at[HL_RFC3339_LEN];
-	hl_rfc3339(a->at, at);
-	env[k++] = xasprintf("HOTLINE_ALARM=%s", a->kind);
-	env[k++] = xasprintf("HOTLINE_PEER=%s", a->peer);
-	env[k++] = xasprintf("HOTLINE_STATION=%s", d->conf->name);
-	env[k++] = xasprintf("HOTLINE_DIR=%s", d->dir);
-	env[k++] = xasprintf("HOTLINE_AT=%s", at);
-	env[k++] = xasprintf("HOTLINE_DETAIL=%s", a->detail);
-	env[k++] = xasprintf("HOTLINE_COUNT=%u", a->count);
-	if (a->check_id[0]) {
-		env[k++] = xasprintf("HOTLINE_CHECK_ID=%s", a->check_id);
-		env[k++] = xasprintf("HOTLINE_CHECK_MODE=%s", a->mode ? "operator" : "machine");
-	}
-	if (a->seq)
-		env[k++] = xasprintf("HOTLINE_SEQ=%llu", (unsigned long long)a->seq);
-	env[k] = NULL;
-
-	char *args[] = { (char *)path, NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },  /* its output goes to our log */
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-	};
-	uv_process_options_t opt = {
-		.exit_cb = on_proc_exit, .file = path, .args = args, .env = env,
-		.stdio_count = 3, .stdio = stdio,
-	};
-	struct hl_alarm_proc *ap = xcalloc(1, sizeof(*ap));
-	ap->d = d;
-	ap->cause = cause;
-	snprintf(ap->kind, sizeof(ap->kind), "%s", a->kind);
-	snprintf(ap->peer, sizeof(ap->peer), "%s", a->peer);
-	ap->proc.data = ap;
-	int ret = uv_spawn(&d->loop, &ap->proc, &opt);
-	if (ret < 0) {
-		hl_error("%s: cannot run AlarmCommand %s: %s", a->peer, path, uv_strerror(ret));
-		/* libuv wants the handle closed even when the spawn failed */
-		ap->closing = true;
-		uv_close((uv_handle_t *)&ap->proc, on_proc_closed);
-	} else {
-		ap->next = d->alarm_procs;
-		d->alarm_procs = ap;
-		d->n_alarm_procs++;
-		cause->running = true;
-	}
-	for (size_t i = 0; i < k; i++)
-		free(env[i]);
-	free(env);
-	return ret;
-}
-
-/* Starts the waiting alarms, oldest first, while slots are free. */
-static void pump(struct hl_daemon *d)
-{
-	while (!d->stopping && d->n_alarm_procs < ALARM_PROCS_MAX) {
-		struct hl_alarm_cause *best = NULL;
-		for (struct hl_alarm_cause *c = d->alarm_causes; c; c = c->next)
-			if (c->queued && !c->running &&
-			    (!best || c->queued_order < best->queued_order))
-				best = c;
-		if (!best)
-			return;
-		struct hl_alarm *a = best->queued;
-		best->queued = NULL;
-		if (d->conf->alarm_command[0])
-			(void)run_command(d, best, a);
-		free(a);
-	}
-}
-
-/* Logs A, tells watchers, and queues AlarmCommand for it.  Takes A. */
-static void act(struct hl_daemon *d, struct hl_alarm *a)
-{
-	char at[HL_RFC3339_LEN];
-	struct hl_alarm_cause *cause = cause_of(d, a);
-	hl_rfc3339(a->at, at);
-	if (hl_ratelimit_allow(&cause->rl, hl_mono_ms()))
-		hl_error("ALARM %s: %s: %s%s%s%s", a->peer, a->kind, a->detail,
-			 a->context[0] ? " (" : "", a->context, a->context[0] ? ")" : "");
-	json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event", "alarm", "at", at,
-			       "peer", a->peer, "alarm", a->kind, "detail", a->detail);
-	if (a->check_id[0])
-		json_object_set_new(ev, "id", json_string(a->check_id));
-	if (a->seq)
-		json_object_set_new(ev, "seq", json_integer((json_int_t)a->seq));
-	if (a->context[0])
-		json_object_set_new(ev, "last_error", json_string(a->context));
-	hl_control_emit(d, ev);
-	json_decref(ev);
-	if (!d->conf->alarm_command[0]) {
-		free(a);
-		return;
-	}
-	if (cause->queued) {
-		/* A repeat while the last one still waits: one run for both. */
-		a->count += cause->queued->count;
-		free(cause->queued);
-	} else {
-		cause->queued_order = ++d->alarm_order;
-	}
-	cause->queued = a;
-	pump(d);
-}
-
-void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
-			 const char *detail)
-{
-	/* act() owns what it is given (it may queue it for AlarmCommand) */
-	struct hl_alarm *a = xcalloc(1, sizeof(*a));
-	snprintf(a->kind, sizeof(a->kind), "%s", kind);
-	snprintf(a->peer, sizeof(a->peer), "%s", peer);
-	snprintf(a->check_id, sizeof(a->check_id), "%s", id ? id : "");
-	snprintf(a->detail, sizeof(a->detail), "%s", detail);
-	a->at = hl_now_ms();
-	a->count = 1;
-	act(d, a);
-}
-
-/* After the burst's commit (ok) or its rollback: act on the alarms raised
- * in it (log, watch, AlarmCommand), or forget them. */
-static void checks_after_commit(struct hl_daemon *d, bool committed)
-{
-	struct hl_alarm *a = d->alarms;
-	d->alarms = NULL;
-	while (a) {
-		struct hl_alarm *next = a->next;
-		a->next = NULL;
-		if (committed)
-			act(d, a);
-		else
-			free(a);
-		a = next;
-	}
 }
 
 /* ---- the watch events and the "check" request's answer ---- */
@@ -458,11 +176,11 @@ static int decide(struct hl_peer *p, struct hl_check_row *c)
 	if (ret < 0)
 		return ret;
 	if (!c->manual) {
-		struct hl_alarm *a = alarm_new(hl_check_result_name(c->result), p->conf.name, hex,
+		struct hl_alarm *a = hl_alarm_new(hl_check_result_name(c->result), p->conf.name, hex,
 					       c->mode, 0, detail);
 		if (c->result == HL_CHECK_NO_CONNECTION)
 			snprintf(a->context, sizeof(a->context), "%s", p->last_error);
-		raise_alarm(p->d, a);
+		hl_alarm_after_commit(p->d, a);
 	} else {
 		hl_warn("%s: %s%s%s", p->conf.name, detail, p->last_error[0] ? ": " : "",
 			p->last_error);
@@ -578,7 +296,7 @@ static int earliest_open(void *arg, const struct hl_check_row *row)
 /* Arms the timer for the earliest scheduled check or open deadline. */
 static void arm(struct hl_daemon *d)
 {
-	if (!d->checks_started || d->stopping)
+	if (!d->check_timer || d->stopping)
 		return;
 	int64_t now = hl_now_ms();
 	struct due_ctx x = { .d = d, .now = now };
@@ -595,7 +313,7 @@ static void arm(struct hl_daemon *d)
 		delay = 0;
 	if (delay > MAX_SLEEP_MS)
 		delay = MAX_SLEEP_MS;
-	uv_timer_start(&d->check_timer, on_timer, (uint64_t)delay, 0);
+	uv_timer_start(d->check_timer, on_timer, (uint64_t)delay, 0);
 }
 
 /* ---- life ---- */
@@ -648,46 +366,25 @@ static int checks_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	(void)err;
 	(void)errlen;
-	uv_timer_init(&d->loop, &d->check_timer);
-	d->check_timer.data = d;
-	d->checks_started = true;
+	d->check_timer = xcalloc(1, sizeof(*d->check_timer));
+	uv_timer_init(&d->loop, d->check_timer);
+	d->check_timer->data = d;
 	arm(d);
 	return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
 {
-	(void)h;
+	free(h);
 }
 
-/* No checks are made or decided any more; the alarms of the last commit
- * are still acted on, until the release. */
+/* No checks are made or decided any more (the alarms of the last commit
+ * are still acted on: alarm.c). */
 static void checks_stop(struct hl_daemon *d)
 {
-	if (!d->checks_started)
-		return;
-	d->checks_started = false;
-	uv_close((uv_handle_t *)&d->check_timer, on_timer_closed);
-}
-
-static void checks_release(struct hl_daemon *d)
-{
-	checks_after_commit(d, false);
-	/* Running alarm commands go on by themselves; we stop watching them,
-	 * and those still waiting for a slot are not run. */
-	while (d->alarm_procs) {
-		struct hl_alarm_proc *ap = d->alarm_procs;
-		d->alarm_procs = ap->next;
-		ap->closing = true;
-		uv_close((uv_handle_t *)&ap->proc, on_proc_closed);
-	}
-	d->n_alarm_procs = 0;
-	while (d->alarm_causes) {
-		struct hl_alarm_cause *c = d->alarm_causes;
-		d->alarm_causes = c->next;
-		free(c->queued);
-		free(c);
-	}
+	uv_timer_t *t = d->check_timer;
+	d->check_timer = NULL;
+	uv_close((uv_handle_t *)t, on_timer_closed);
 }
 
 /* ---- engine events ---- */
@@ -727,7 +424,7 @@ static void checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo
 			cid[32] = '\0';
 			snprintf(detail, sizeof(detail), "check %s: %s's station answered, no person did",
 				 cid, p->conf.name);
-			act(d, alarm_new("no_person", p->conf.name, cid, c.mode, 0, detail));
+			hl_alarm_act(d, hl_alarm_new("no_person", p->conf.name, cid, c.mode, 0, detail));
 		}
 		if (ok_now || np_now)
 			decided(p, &c);
@@ -784,7 +481,7 @@ static void checks_engine_event(struct hl_peer *p, const struct hl_engine_evinfo
 		char detail[256];
 		snprintf(detail, sizeof(detail), "%s signed two different items at position %llu of its chain; both are kept as evidence",
 			 p->conf.name, (unsigned long long)ev->seq);
-		act(d, alarm_new("equivocation", p->conf.name, NULL, 0, ev->seq, detail));
+		hl_alarm_act(d, hl_alarm_new("equivocation", p->conf.name, NULL, 0, ev->seq, detail));
 		return;
 	}
 	default:
@@ -935,10 +632,8 @@ const struct hl_service hl_checks_service = {
 	.name = "checks",
 	.start = checks_start,
 	.stop = checks_stop,
-	.release = checks_release,
 	.peer_added = checks_peer_added,
 	.peer_changed = checks_peer_changed,
-	.after_commit = checks_after_commit,
 	.engine_event = checks_engine_event,
 	.peer_status = checks_peer_status,
 };

@@ -3,7 +3,8 @@
  * protocol; this file moves bytes and time in and out of it, asks guard.c
  * what an unauthenticated connection may cost (docs/protocol.md section 5),
  * keeps each peer's pending handshakes in bounds (section 2.1), and tells
- * peer.c what happened.
+ * the peers what happened, through d->conn_events (peer.c's: connections
+ * lie below the peers, which decide what to keep and when to dial).
  *
  * A connection's life: created (outbound: RESOLVING or CONNECTING; inbound:
  * ACTIVE and on the unauthenticated list) -> ACTIVE -> CLOSING (detached
@@ -122,6 +123,18 @@ void hl_conn_flush(struct hl_conn *c)
 
 static void on_timer(uv_timer_t *t);
 
+void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
+{
+	p->keepalive_ms = d->conf->keepalive_ms;
+	p->keepalive_timeout_ms = d->conf->keepalive_timeout_ms;
+	p->handshake_timeout_ms = d->conf->handshake_timeout_ms;
+	/* The dialer renews a session at 9/10 of its Rehandshake; this cap
+	 * only ends sessions whose dialer failed to (forward secrecy). */
+	p->max_age_ms = HL_SESSION_MAX_AGE_MS;
+	/* The engines (deliver/) speak CREDIT and staging. */
+	p->hello_flags = HL_HELLO_FLAG_CREDIT | HL_HELLO_FLAG_STAGE;
+}
+
 /* After every call into the link: send what it queued, re-arm its timer. */
 static void conn_after_link(struct hl_conn *c)
 {
@@ -186,7 +199,7 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	if (p)
-		hl_peer_conn_gone(p, c, was_session, was_dial, errtext);
+		c->d->conn_events->gone(p, c, was_session, was_dial, errtext);
 }
 
 /* ---- link callbacks ---- */
@@ -220,7 +233,7 @@ static struct hl_replay_window *link_authorize(void *user, hl_link *link,
 {
 	struct hl_conn *c = user;
 	(void)link;
-	struct hl_peer *p = hl_peer_by_key(c->d, key);
+	struct hl_peer *p = c->d->conn_events->peer_of(c->d, key);
 	if (!p || c->d->stopping)
 		return NULL;
 	c->named = p;   /* for link_accepted, in the same read */
@@ -285,7 +298,7 @@ static void link_accepted(void *user, hl_link *link)
 	c->peer = p;
 	hl_debug("connection #%llu from %s: message 1 from %s", (unsigned long long)c->id,
 		 c->remote, p->conf.name);
-	hl_peer_update_state(p);
+	d->conn_events->progress(p);
 }
 
 static void link_confirmed(void *user, hl_link *link)
@@ -301,7 +314,7 @@ static void link_confirmed(void *user, hl_link *link)
 	hl_conn_flush(c);
 	if (c->phase == HL_CONN_CLOSING || !c->peer)
 		return;
-	hl_peer_session_confirmed(c->peer, c);
+	c->d->conn_events->confirmed(c->peer, c);
 }
 
 static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *body, size_t len)
@@ -459,7 +472,7 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (c->peer)
-		hl_peer_update_state(c->peer);
+		c->d->conn_events->progress(c->peer);
 	conn_after_link(c);
 }
 

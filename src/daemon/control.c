@@ -19,7 +19,6 @@
 
 #include "daemon/clients.h"
 #include "daemon/control_proto.h"
-#include "daemon/daemon.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "util/err.h"
@@ -59,7 +58,7 @@ static json_t *req_status(struct hl_daemon *d, const struct hl_ctl_request *req,
 static json_t *req_reload(struct hl_daemon *d, const struct hl_ctl_request *req,
 			  struct hl_peer *p, struct hl_control_client *cl)
 {
-	char err[HL_DAEMON_ERR_LEN];
+	char err[HL_CONF_ERR_LEN];
 	(void)req, (void)p, (void)cl;
 	return hl_daemon_reload(d, err, sizeof(err)) < 0 ? hl_ctl_error(err) : hl_ctl_ok();
 }

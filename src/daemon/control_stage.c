@@ -17,6 +17,7 @@
 #include "deliver/stage.h"
 #include "msg/message.h"
 #include "util/err.h"
+#include "util/mem.h"
 
 /* How often staged files are looked at while the command writes them
  * (it writes a MiB in about 1.5 ms; a look costs one fstat). */
@@ -35,7 +36,7 @@ static void on_stage_timer(uv_timer_t *t)
 		hl_conn_flush(p->session);
 	}
 	if (!any)
-		uv_timer_stop(&d->stage_timer);
+		uv_timer_stop(d->stage_timer);
 }
 
 /* REQ's fields are checked (control_proto.c: the path is the one the
@@ -59,8 +60,8 @@ json_t *hl_stage_control(struct hl_daemon *d, const struct hl_ctl_request *req,
 	int ret = hl_engine_stage(p->engine, s->id, s->part, s->precedence, s->path, s->size, now);
 	if (ret < 0)
 		return hl_ctl_error(hl_strerror(ret));
-	if (!uv_is_active((uv_handle_t *)&d->stage_timer))
-		uv_timer_start(&d->stage_timer, on_stage_timer, STAGE_POLL_MS, STAGE_POLL_MS);
+	if (d->stage_timer && !uv_is_active((uv_handle_t *)d->stage_timer))
+		uv_timer_start(d->stage_timer, on_stage_timer, STAGE_POLL_MS, STAGE_POLL_MS);
 	hl_engine_pump(p->engine, now);
 	hl_conn_flush(p->session);
 	return hl_ctl_ok();
@@ -68,7 +69,7 @@ json_t *hl_stage_control(struct hl_daemon *d, const struct hl_ctl_request *req,
 
 static void on_closed(uv_handle_t *h)
 {
-	(void)h;
+	free(h);
 }
 
 static int stage_start(struct hl_daemon *d, char *err, size_t errlen)
@@ -78,15 +79,17 @@ static int stage_start(struct hl_daemon *d, char *err, size_t errlen)
 	/* Never acknowledged, so never needed: a staging file outlives only
 	 * a daemon that died. */
 	hl_stage_clean_dir(d->dir);
-	uv_timer_init(&d->loop, &d->stage_timer);
-	d->stage_timer.data = d;
+	d->stage_timer = xcalloc(1, sizeof(*d->stage_timer));
+	uv_timer_init(&d->loop, d->stage_timer);
+	d->stage_timer->data = d;
 	return 0;
 }
 
 static void stage_stop(struct hl_daemon *d)
 {
-	uv_timer_stop(&d->stage_timer);
-	uv_close((uv_handle_t *)&d->stage_timer, on_closed);
+	uv_timer_t *t = d->stage_timer;
+	d->stage_timer = NULL;
+	uv_close((uv_handle_t *)t, on_closed);
 }
 
 const struct hl_service hl_stage_service = {

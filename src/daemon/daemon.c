@@ -1,6 +1,9 @@
 /* daemon/daemon.c — the daemon's life: start (lock, configuration,
- * identity, listener, control socket, watcher, peers), configuration
- * reload, and shutdown on SIGTERM or SIGINT.
+ * identity, listener, control socket, watcher, the group commit, the
+ * services, peers) and shutdown on SIGTERM or SIGINT; the table of the
+ * services.  The core it starts: conn.c (connections), peer.c (peers),
+ * commit.c (the group commit), control.c (the control socket), reload.c
+ * (station.conf read again); the services: service.h.
  *
  * Start order matters: station.conf is read first (after the check that
  * nobody else can change the station, conf/perms.h), because it says whom
@@ -9,17 +12,7 @@
  * user it runs as and nothing from the network, the mail or AlarmCommand
  * ever meets a privilege.  Then the lock, so a second daemon fails before
  * it touches anything (the control socket of the first one in particular);
- * a stale control socket is removed only under the lock.
- *
- * Reload: station.conf is re-read when the station directory changes (it
- * is replaced by rename, so the directory is watched, not the file) and on
- * the control request "reload", each time logged.  A bad file, or a station
- * that someone else could now change, is logged and the running
- * configuration kept.  User takes effect at the next start; LogLevel at
- * once (unless `run -v` or `-q` chose the level).  Peers are matched by Name: one that is gone or whose
- * NoiseKey changed is removed (its sessions get CLOSE "peer removed"), a new
- * one is added and dialed, an Address change redirects the dialing.
- * Keepalive and timeouts apply to sessions made after the reload. */
+ * a stale control socket is removed only under the lock. */
 #include "daemon/daemon.h"
 
 #include <errno.h>
@@ -43,10 +36,9 @@
 #include "util/mem.h"
 #include "wire/record.h"
 
-#define RELOAD_DEBOUNCE_MS 100
-
 /* The services, in the order the core walks them (service.h says why). */
 static const struct hl_service *const services[] = {
+	&hl_alarm_service,
 	&hl_delivery_service,
 	&hl_stage_service,
 	&hl_failover_service,
@@ -55,125 +47,6 @@ static const struct hl_service *const services[] = {
 	&hl_retention_service,
 	&hl_calls_service,
 };
-
-void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
-{
-	p->keepalive_ms = d->conf->keepalive_ms;
-	p->keepalive_timeout_ms = d->conf->keepalive_timeout_ms;
-	p->handshake_timeout_ms = d->conf->handshake_timeout_ms;
-	/* The dialer renews a session at 9/10 of its Rehandshake; this cap
-	 * only ends sessions whose dialer failed to (forward secrecy). */
-	p->max_age_ms = HL_SESSION_MAX_AGE_MS;
-	/* The engines (deliver/) speak CREDIT and staging. */
-	p->hello_flags = HL_HELLO_FLAG_CREDIT | HL_HELLO_FLAG_STAGE;
-}
-
-/* ---- reload ---- */
-
-static void apply_conf(struct hl_daemon *d, hl_station_conf *nc)
-{
-	/* Peers gone, re-keyed or changed. */
-	struct hl_peer *next;
-	for (struct hl_peer *p = d->peers; p; p = next) {
-		next = p->next;
-		const hl_peer_conf *np = hl_conf_peer_by_name(nc, p->conf.name);
-		if (!np || memcmp(np->noise_key, p->conf.noise_key, HL_KEY_LEN) != 0) {
-			hl_info("%s: %s: closing its sessions", p->conf.name,
-				np ? "its NoiseKey changed" : "removed from station.conf");
-			hl_peer_remove(p);
-		}
-	}
-	hl_station_conf *old = d->conf;
-	d->conf = nc;
-	for (size_t i = 0; i < nc->npeers; i++) {
-		const hl_peer_conf *np = &nc->peers[i];
-		struct hl_peer *p = d->peers;
-		while (p && strcmp(p->conf.name, np->name) != 0)
-			p = p->next;
-		if (p) {
-			hl_peer_update(p, np);
-		} else {
-			hl_info("%s: added", np->name);
-			hl_peer_add(d, np);
-		}
-	}
-	/* Keep the list in the file's order, for status. */
-	struct hl_peer *sorted = NULL, **tail = &sorted;
-	for (size_t i = 0; i < nc->npeers; i++) {
-		struct hl_peer **pp = &d->peers;
-		while (*pp && strcmp((*pp)->conf.name, nc->peers[i].name) != 0)
-			pp = &(*pp)->next;
-		if (*pp) {
-			struct hl_peer *p = *pp;
-			*pp = p->next;
-			p->next = NULL;
-			*tail = p;
-			tail = &p->next;
-		}
-	}
-	*tail = d->peers;   /* nothing should be left; keep it if there is */
-	d->peers = sorted;
-
-	if (strcmp(old->listen, nc->listen) != 0) {
-		char err[HL_DAEMON_ERR_LEN];
-		if (!nc->listen[0]) {
-			hl_listen_stop(d);
-			hl_info("no longer listening");
-		} else if (hl_listen_start(d, nc->listen, err, sizeof(err)) < 0) {
-			hl_error("%s; still listening on %s", err,
-				 d->listen_addr[0] ? d->listen_addr : "nothing");
-		}
-	}
-	hl_conf_free(old);
-}
-
-int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
-{
-	char cerr[HL_CONF_ERR_LEN] = "";
-	hl_station_conf *nc = NULL;
-	if (d->stopping) {
-		snprintf(err, errlen, "the daemon is shutting down");
-		return HL_ESTATE;
-	}
-	int ret = hl_conf_load(d->dir, &nc, cerr);
-	if (ret < 0) {
-		snprintf(err, errlen, "%s", cerr[0] ? cerr : hl_strerror(ret));
-		hl_error("station.conf not reloaded, keeping the running configuration: %s", err);
-		return ret;
-	}
-	hl_info("station.conf reloaded: %zu peer%s", nc->npeers, nc->npeers == 1 ? "" : "s");
-	if (strcmp(nc->user, d->conf->user) != 0)
-		hl_warn("station.conf: User changed to '%s': that takes effect when the daemon is "
-			"next started", nc->user);
-	if (nc->log_level)
-		hl_log_set_default_level((enum hl_log_level)(nc->log_level - 1));
-	apply_conf(d, nc);
-	hl_services_reloaded(d);
-	return 0;
-}
-
-static void on_reload_timer(uv_timer_t *t)
-{
-	struct hl_daemon *d = t->data;
-	char err[HL_DAEMON_ERR_LEN];
-	(void)hl_daemon_reload(d, err, sizeof(err));
-}
-
-static void on_dir_event(uv_fs_event_t *h, const char *filename, int events, int status)
-{
-	struct hl_daemon *d = h->data;
-	(void)events;
-	if (status < 0) {
-		hl_warn("watching %s: %s", d->dir, uv_strerror(status));
-		return;
-	}
-	/* A NULL name means "something in the directory": check anyway. */
-	if (filename && strcmp(filename, HL_CONF_FILE) != 0)
-		return;
-	/* Several events come for one edit: re-read once they settle. */
-	if (!d->stopping)
-		uv_timer_start(&d->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
-}
 
 /* ---- shutdown ---- */
 
@@ -205,14 +78,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 	hl_services_release(d);
 	hl_listen_stop(d);
 	hl_control_stop(d);
-	if (d->watching) {
-		uv_close((uv_handle_t *)&d->watch, on_plain_close);
-		d->watching = false;
-	}
-	if (d->reload_timer_inited) {
-		uv_close((uv_handle_t *)&d->reload_timer, on_plain_close);
-		d->reload_timer_inited = false;
-	}
+	hl_reload_unwatch(d);
 	if (d->signals_inited) {
 		uv_close((uv_handle_t *)&d->sigterm, on_plain_close);
 		uv_close((uv_handle_t *)&d->sigint, on_plain_close);
@@ -281,12 +147,12 @@ static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOT
 static int load_identity(struct hl_daemon *d, char *err)
 {
 	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	int ret = hl_signer_load(path, &d->id);
+	int ret = hl_identity_load(path, &d->id);
 	if (ret < 0)
 		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
 			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
 	else
-		hl_signer_fingerprint(d->id, d->fingerprint);
+		hl_fingerprint(d->id->noise_pub, d->id->sign_pk, d->fingerprint);
 	free(path);
 	return ret;
 }
@@ -310,21 +176,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	if (ret < 0)
 		return ret;
 
-	uv_timer_init(&d->loop, &d->reload_timer);
-	d->reload_timer.data = d;
-	d->reload_timer_inited = true;
-	uv_fs_event_init(&d->loop, &d->watch);
-	d->watch.data = d;
-	ret = uv_fs_event_start(&d->watch, on_dir_event, d->dir, 0);
-	if (ret < 0) {
-		/* Not fatal: "reload" on the control socket still works. */
-		hl_warn("cannot watch %s for changes (%s): run 'hotline' commands or send "
-			"\"reload\" to apply changes", d->dir, uv_strerror(ret));
-		uv_close((uv_handle_t *)&d->watch, on_plain_close);
-	} else {
-		d->watching = true;
-	}
-
+	hl_reload_watch(d);
 	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
@@ -350,6 +202,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->guard = hl_guard_new();
 	hl_services_set(d, services, sizeof(services) / sizeof(services[0]));
+	d->conn_events = &hl_peer_conn_events;
 	d->seen = hl_replay_cache_new(HL_SEEN_EPHEMERALS);
 	d->started_wall_ms = hl_wall_ms();
 
@@ -402,7 +255,7 @@ out:
 	hl_commit_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
-	hl_signer_free(d->id);
+	hl_identity_free(d->id);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)

@@ -1,10 +1,22 @@
 /* daemon/daemon_int.h — the daemon's internal data model, shared by its
- * files: daemon.c (start, stop, reload), peer.c (one record per pinned
- * peer: dialing, the one-session rule, state for `status`), conn.c (TCP
- * connections, each driving one link), control.c (the control socket),
- * mailpoll.c (the pickup of incoming mail), failover.c (the email
- * fallback while a link is down, and the per-path status), retain.c (the
- * purge that `Retain` asks for).
+ * files.  The daemon is a small core and a table of services (service.h).
+ *
+ * The core: daemon.c (start and stop, the services' table), reload.c
+ * (station.conf read again), peer.c (one record per pinned peer: dialing,
+ * the one-session rule, state for `status`), conn.c (TCP connections, each
+ * driving one link; guard.c bounds the unauthenticated ones), commit.c
+ * (the store and the group commit), control.c (the control socket and its
+ * table of requests; clients.c its connections), service.c (the walks of
+ * the services' hooks).  The services, in the table's order: alarm.c,
+ * delivery.c, control_stage.c (staging), failover.c, checks.c, mailpoll.c,
+ * retain.c, calls.c; control_send.c answers the request "send".
+ *
+ * Who writes what.  struct hl_daemon's fields above "the services" are the
+ * core's; each service keeps its state behind one pointer that only its
+ * own file writes (NULL while it does not run), and the per-peer fields
+ * say whose they are.  A service never calls another: the core walks the
+ * hooks (service.h), and the few calls a service makes into the core are
+ * declared below, by file.
  *
  * Ownership.  The daemon owns the peers and the connections.  A connection
  * points at its peer once message 1 named the peer's key (or from the
@@ -104,7 +116,7 @@ struct hl_peer {
 	uint64_t sessions;           /* sessions confirmed since the daemon started */
 	uint64_t session_wall_ms;    /* when the current session was confirmed */
 	char last_dial_error[HL_ERRTEXT_LEN]; /* to log a repeated failure once */
-	hl_engine *engine;           /* message delivery (delivery.c); NULL without a store */
+	hl_engine *engine;           /* delivery.c's (others read it); NULL: no delivery */
 	int lowat;                   /* the session socket's TCP_NOTSENT_LOWAT (delivery.c) */
 	int64_t next_check_ms;       /* checks.c: the next scheduled check, wall ms; 0 none */
 	int64_t last_sched_ms;       /* when the last scheduled check was made */
@@ -121,11 +133,10 @@ struct hl_peer {
 
 struct hl_control;
 struct hl_clients;
+struct hl_reload;
 struct hl_control_client;
 struct hl_service;
-struct hl_alarm;
-struct hl_alarm_cause;
-struct hl_alarm_proc;
+struct hl_alarms;
 
 struct hl_daemon {
 	uv_loop_t loop;
@@ -143,6 +154,7 @@ struct hl_daemon {
 	size_t by_key_cap;
 	uint8_t by_key_seed[crypto_shorthash_KEYBYTES];
 	struct hl_conn *conns;
+	const struct hl_conn_events *conn_events;   /* peer.c's, for conn.c */
 	struct hl_conn *unauth_head, *unauth_tail;
 	size_t n_unauth;
 	uv_tcp_t *listener;          /* NULL when not listening */
@@ -151,68 +163,69 @@ struct hl_daemon {
 	struct hl_clients *clients;          /* clients.c: its connections */
 	uv_signal_t sigterm, sigint;
 	bool signals_inited;
-	uv_fs_event_t watch;
-	bool watching;
-	uv_timer_t reload_timer;
-	bool reload_timer_inited;
+	struct hl_reload *reload;            /* reload.c: the directory watched */
 	bool stopping;
 	uint64_t started_wall_ms;
 	uint64_t next_conn_id;
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
 	struct hl_ratelimit rl_unknown_key;
 	struct hl_ratelimit rl_accept;
+	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
+	hl_replay_cache *seen;               /* message 1 ephemeral keys seen (conn.c) */
+	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
+	uint64_t recent_unknown_ms[16];
+	unsigned recent_unknown_next;
 	/* The store: opened and closed by commit.c, which alone commits its
 	 * one shared transaction (the group commit); everyone writes inside. */
 	hl_store *store;
 	struct hl_commit *commit;
-	struct hl_delivery *delivery;        /* delivery.c: NULL when not running */
-	uv_timer_t stage_timer;              /* control_stage.c: staged files grow */
-	uv_timer_t check_timer;              /* checks.c: the next check or deadline */
-	bool checks_started;
-	struct hl_alarm *alarms;             /* checks.c: raised, to act on after the commit */
-	struct hl_alarm_proc *alarm_procs;   /* AlarmCommand processes still running */
-	unsigned n_alarm_procs;
-	struct hl_alarm_cause *alarm_causes; /* checks.c: per kind and peer, what waits to run */
-	uint64_t alarm_order;
-	struct hl_mailpoll *mailpoll;        /* mailpoll.c: NULL when not running */
-	struct hl_failover *failover;        /* failover.c: NULL when not running */
-	struct hl_retainer *retainer;        /* retain.c: NULL when not running */
-	struct hl_calls *calls;              /* calls.c: NULL when not running */
-	struct hl_guard *guard;              /* guard.c: unauthenticated connections */
 	/* The services (service.h): the table, how many have started, and
 	 * which one each record type of the messages protocol goes to. */
 	const struct hl_service *const *services;
 	size_t n_services, n_started;
 	const struct hl_service *rec_owner[256];
-	hl_replay_cache *seen;               /* message 1 ephemeral keys seen (conn.c) */
-	uint8_t recent_unknown[16][8];       /* ids of unknown keys logged lately */
-	uint64_t recent_unknown_ms[16];
-	unsigned recent_unknown_next;
+
+	/* The services' own states, each written by its file alone; NULL
+	 * while it does not run. */
+	struct hl_alarms *alarms;            /* alarm.c */
+	struct hl_delivery *delivery;        /* delivery.c */
+	uv_timer_t *stage_timer;             /* control_stage.c: staged files grow */
+	struct hl_failover *failover;        /* failover.c */
+	uv_timer_t *check_timer;             /* checks.c: the next check or deadline */
+	struct hl_mailpoll *mailpoll;        /* mailpoll.c */
+	struct hl_retainer *retainer;        /* retain.c */
+	struct hl_calls *calls;              /* calls.c */
 };
 
 /* daemon.c */
-int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);
 void hl_daemon_stop(struct hl_daemon *d);
-void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p);
+
+/* reload.c: station.conf read again (ERR: why not, when not). */
+int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);
+/* Reloads when the station directory changes, until unwatched. */
+void hl_reload_watch(struct hl_daemon *d);
+void hl_reload_unwatch(struct hl_daemon *d);
 
 /* peer.c */
 struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc);
 void hl_peer_remove(struct hl_peer *p);
 void hl_peer_update(struct hl_peer *p, const hl_peer_conf *pc);
-struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
 /* The peer of that Name; NULL when none (NAME may be NULL). */
 struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name);
 /* Frees the index hl_peer_by_key uses (when the daemon ends). */
 void hl_peer_index_free(struct hl_daemon *d);
 void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
-void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
-/* C, which belonged to P, is closed: ERRTEXT NULL when it was no error. */
-void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
-		       const char *errtext);
-void hl_peer_update_state(struct hl_peer *p);
 void hl_peer_set_error(struct hl_peer *p, const char *text);
 json_t *hl_peer_status_json(struct hl_peer *p);
 const char *hl_peer_state_name(enum hl_peer_state s);
+/* What the connections tell the peers (conn.c's struct hl_conn_events),
+ * and the table of them that d->conn_events points at. */
+struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+void hl_peer_update_state(struct hl_peer *p);
+void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
+void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
+		       const char *errtext);
+extern const struct hl_conn_events hl_peer_conn_events;
 
 /* guard.c (docs/protocol.md section 5) */
 struct hl_guard *hl_guard_new(void);
@@ -235,6 +248,21 @@ bool hl_guard_peer_handshake(struct hl_daemon *d, struct hl_peer *p);
 void hl_guard_known(struct hl_daemon *d, const struct hl_source *src);
 
 /* conn.c */
+/* What conn.c tells about its connections (peer.c answers: the table
+ * hl_peer_conn_events, in d->conn_events). */
+struct hl_conn_events {
+	/* Message 1 names KEY: its pinned peer, or NULL to refuse it. */
+	struct hl_peer *(*peer_of)(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+	/* A connection of P moved on (connected, or its message 1 accepted). */
+	void (*progress)(struct hl_peer *p);
+	/* C's handshake is confirmed: a session of P. */
+	void (*confirmed)(struct hl_peer *p, struct hl_conn *c);
+	/* C, which belonged to P, is closed: ERRTEXT NULL when it was no error. */
+	void (*gone)(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
+		     const char *errtext);
+};
+/* The link's parameters from station.conf (for each new connection). */
+void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p);
 int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen);
 void hl_listen_stop(struct hl_daemon *d);
 struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p);
@@ -278,11 +306,6 @@ hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
 hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
 /* delivery.c: the request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
-
-/* checks.c: an alarm of KIND raised and acted on at once (log, watch,
- * AlarmCommand), not tied to the store: a call ringing (calls.c). */
-void hl_checks_alarm_now(struct hl_daemon *d, const char *kind, const char *peer, const char *id,
-			 const char *detail);
 
 /* Opaque states of the services (service.h), each its file's own. */
 struct hl_delivery;

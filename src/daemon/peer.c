@@ -361,3 +361,10 @@ json_t *hl_peer_status_json(struct hl_peer *p)
 			 "sessions", (json_int_t)p->sessions,
 			 "session_since", time_or_null(s ? p->session_wall_ms : 0));
 }
+
+const struct hl_conn_events hl_peer_conn_events = {
+	.peer_of = hl_peer_by_key,
+	.progress = hl_peer_update_state,
+	.confirmed = hl_peer_session_confirmed,
+	.gone = hl_peer_conn_gone,
+};

@@ -2,12 +2,16 @@
  * core tells them what happens.
  *
  * The daemon is a small core — its life (daemon.c), the peers (peer.c) and
- * their connections (conn.c), the group commit, the control socket — and a
- * table of services, each in its own file, that the core walks in order.
- * A service never calls another: what one must learn of another's doings
- * reaches it through a hook of this table, walked by the core.
+ * their connections (conn.c), the group commit (commit.c), the control
+ * socket (control.c) — and a table of services, each in its own file, that
+ * the core walks in order.  A service never calls another: what one must
+ * learn of another's doings reaches it through a hook of this table,
+ * walked by the core (an engine's event about a check, a mail pickup that
+ * imported items), or through a small interface of the core's (alarm.h:
+ * checks and calls raise alarms, the alarms service acts on them).
  *
  * THE TABLE (daemon.c, `services`), in order:
+ *   alarms     acting on alarms: log, `watch`, AlarmCommand (alarm.c)
  *   delivery   one delivery engine per peer, new work in the store (delivery.c)
  *   staging    attachments streamed while `send -a` copies them (control_stage.c)
  *   failover   the email fallback while a link is down (failover.c)
@@ -15,10 +19,11 @@
  *   mailpoll   the pickup of incoming mail (mailpoll.c)
  *   retention  `purge` as station.conf's Retain asks (retain.c)
  *   calls      live calls (calls.c)
- * The order is what the hooks need: an engine exists before failover and
- * checks look at it (peer_added), the "delivery", "paths" and "check" of
- * a peer's status come in that order, and calls, which still records an
- * item as it stops, stops first.
+ * The order is what the hooks need: the alarms run before anyone raises
+ * one and are released last; an engine exists before failover and checks
+ * look at it (peer_added); the "delivery", "paths" and "check" of a peer's
+ * status, the "email" and "call" of the station's, come in that order; and
+ * calls, which still records an item as it stops, stops first.
  *
  * THE HOOKS.  Any may be NULL.  "In order" is the table's order, "in
  * reverse" the opposite; everything runs on the loop's thread.
@@ -67,8 +72,10 @@
  *   2. session_up and session_down alternate for a peer, beginning with up
  *      (a replaced session brings a session_up with REPLACED and no down).
  *   3. stop and release run only for the services whose start ran, each at
- *      most once; no hook but after_commit, peer_removed and session_down
- *      runs after stop. */
+ *      most once, in reverse.  After stop a service still gets what the
+ *      last commit brings (before_commit, after_commit, engine_event) and
+ *      the peers leaving (session_down, peer_removed); after release,
+ *      nothing. */
 #ifndef HL_DAEMON_SERVICE_H
 #define HL_DAEMON_SERVICE_H
 
@@ -107,6 +114,7 @@ struct hl_service {
 };
 
 /* The services, each defined in its own file. */
+extern const struct hl_service hl_alarm_service;
 extern const struct hl_service hl_delivery_service;
 extern const struct hl_service hl_stage_service;
 extern const struct hl_service hl_failover_service;
