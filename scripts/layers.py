@@ -5,9 +5,19 @@ ctest entry `layers`; docs/architecture.md explains the layers).
 Each folder of src/ is one layer.  A file may include headers of its own
 folder and of the folders on lower layers, never of a higher one nor of a
 folder that is not listed here (a new folder must be given its place).
-Headers must not include each other in a loop.  Exit 0 when the code keeps
-the rules; otherwise every include that breaks one, with file and line, and
-exit 1.
+Headers must not include each other in a loop.
+
+The same run caps sizes: no .c file of src/ over 1,500 lines, and no
+function over 100 lines.  A function, for this count, is a heuristic of the
+house layout rather than a parse: a line at column 0 that starts a
+definition (not a blank, a comment, a preprocessor line nor a brace) and
+ends with ')' -- on that line, or on the indented lines after it for a
+signature over several lines -- followed by a line that is exactly '{', up
+to the next line that is exactly '}'.  Its size runs from the first line of
+the signature to the closing brace, both counted.
+
+Exit 0 when the code keeps the rules; otherwise every place that breaks
+one, with file, line and size, and exit 1.
 
   scripts/layers.py [SRC_DIR]
 """
@@ -36,12 +46,42 @@ LAYERS = [
     ".",        # main.c
 ]
 
+FILE_MAX = 1500      # lines of one .c file
+FUNCTION_MAX = 100   # lines of one function, signature to closing brace
+
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
 def folder_of(path, src):
     d = os.path.relpath(os.path.dirname(path), src)
     return d.split(os.sep)[0]
+
+
+def sizes(rel, text, bad):
+    """Append to BAD each cap that the .c file REL (its TEXT) breaks."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) > FILE_MAX:
+        bad.append(f"{rel}:1: file of {len(lines)} lines, over the cap of {FILE_MAX}")
+    for i in range(len(lines) - 1):
+        if lines[i + 1] != "{" or not lines[i].rstrip().endswith(")"):
+            continue
+        start = i  # a signature's continuation lines are indented
+        while start > 0 and lines[start][:1] in (" ", "\t"):
+            start -= 1
+        sig = lines[start]
+        if not sig or sig[0] in " \t#/*{}":
+            continue
+        for j in range(i + 2, len(lines)):
+            if lines[j] == "}":
+                n = j - start + 1
+                if n > FUNCTION_MAX:
+                    name = re.findall(r"(\w+)\s*\(", sig)
+                    name = name[0] if name else sig.strip()
+                    bad.append(f"{rel}:{start + 1}: function {name} of {n} lines, "
+                               f"over the cap of {FUNCTION_MAX}")
+                break
 
 
 def main():
@@ -62,6 +102,8 @@ def main():
                 bad.append(f"{rel}: folder {here}/ has no place in scripts/layers.py")
                 continue
             text = open(path, encoding="utf-8", errors="replace").read()
+            if f.endswith(".c"):
+                sizes(rel, text, bad)
             graph[rel] = []
             for m in INCLUDE.finditer(text):
                 inc = m.group(1)
@@ -98,9 +140,10 @@ def main():
     for b in bad:
         print(b)
     if bad:
-        print(f"layers: {len(bad)} include(s) break the layering of {src}", file=sys.stderr)
+        print(f"layers: {len(bad)} place(s) break the layering or the size caps of {src}",
+              file=sys.stderr)
         return 1
-    print(f"layers: {len(graph)} files of {src} keep the layers")
+    print(f"layers: {len(graph)} files of {src} keep the layers and the size caps")
     return 0
 
 

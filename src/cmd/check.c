@@ -49,7 +49,16 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-int check_main(struct hl_ctx *ctx, int argc, char **argv)
+/* check's options and operand (parse_args). */
+struct check_args {
+	bool json;
+	int mode;               /* -1: the peer's CheckMode */
+	long timeout_s;         /* 0: the peer's CheckTimeout */
+	const char *peer;
+};
+
+/* Parses ARGV into A: -1 to go on, else the exit status (--help: 0). */
+static int parse_args(int argc, char **argv, struct check_args *a)
 {
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' },
@@ -59,32 +68,26 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false;
-	int mode = -1; /* -1: the peer's CheckMode */
-	long timeout_s = 0;
-	int c, ret;
-	char cerr[HL_CONF_ERR_LEN];
-	hl_station_conf *conf = NULL;
-	json_t *req = NULL, *resp = NULL;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "t:omh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 		case 'm':
-			if (mode >= 0 && mode != (c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE))
+			if (a->mode >= 0 && a->mode != (c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE))
 				return hl_usage_error("check", "--operator and --machine exclude each other");
-			mode = c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE;
+			a->mode = c == 'o' ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE;
 			break;
 		case 't': {
 			char *end;
-			timeout_s = strtol(optarg, &end, 10);
-			if (!*optarg || *end || timeout_s < 1 || timeout_s > 3600)
+			a->timeout_s = strtol(optarg, &end, 10);
+			if (!*optarg || *end || a->timeout_s < 1 || a->timeout_s > 3600)
 				return hl_usage_error("check", "bad --timeout '%s' (seconds, 1 to 3600)",
 						      optarg);
 			break;
 		}
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -97,22 +100,50 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		return hl_usage_error("check", "which peer? (hotline peer list)");
 	if (optind + 1 < argc)
 		return hl_usage_error("check", "unexpected argument '%s'", argv[optind + 1]);
-	const char *peer = argv[optind];
+	a->peer = argv[optind];
+	return -1;
+}
+
+/* --json: the daemon's answer RESP as the outcome, its error kept only when
+ * the check failed. */
+static void print_json(json_t *resp)
+{
+	json_t *o = json_deep_copy(resp);
+	json_object_del(o, "ok");
+	json_object_del(o, "error");
+	if (!json_is_true(json_object_get(resp, "ok")) && json_object_get(resp, "error"))
+		json_object_set(o, "error", json_object_get(resp, "error"));
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+	printf("%s\n", text);
+	free(text);
+	json_decref(o);
+}
+
+int check_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	struct check_args a = { .mode = -1 };
+	int ret;
+	char cerr[HL_CONF_ERR_LEN];
+	hl_station_conf *conf = NULL;
+	json_t *req = NULL, *resp = NULL;
+
+	if ((ret = parse_args(argc, argv, &a)) >= 0)
+		return ret;
 	if ((ret = hl_need_station(ctx, "check")) != HL_EXIT_OK)
 		return ret;
 
 	if (hl_conf_load(ctx->dir, &conf, cerr) < 0)
 		return hl_fail("check", "%s", cerr);
-	const hl_peer_conf *pc = hl_conf_peer_by_name(conf, peer);
+	const hl_peer_conf *pc = hl_conf_peer_by_name(conf, a.peer);
 	if (!pc) {
 		char q[100];
-		hl_sanitize(peer, strlen(peer), q, sizeof(q), 0);
+		hl_sanitize(a.peer, strlen(a.peer), q, sizeof(q), 0);
 		ret = hl_fail("check", "no peer named '%s' (hotline peer list)", q);
 		goto out;
 	}
-	uint64_t timeout_ms = timeout_s ? (uint64_t)timeout_s * 1000 : pc->check_timeout_ms;
-	bool operator = (mode < 0 ? (int)pc->check_mode : mode) == HL_CHECK_OPERATOR;
-	struct hl_ctl_request r = { .cmd = HL_CTL_CHECK, .peer = peer };
+	uint64_t timeout_ms = a.timeout_s ? (uint64_t)a.timeout_s * 1000 : pc->check_timeout_ms;
+	bool operator = (a.mode < 0 ? (int)pc->check_mode : a.mode) == HL_CHECK_OPERATOR;
+	struct hl_ctl_request r = { .cmd = HL_CTL_CHECK, .peer = a.peer };
 	r.u.check.timeout_ms = (uint32_t)timeout_ms;
 	r.u.check.mode = operator ? HL_CHECK_OPERATOR : HL_CHECK_MACHINE;
 	req = hl_ctl_request_json(&r);
@@ -128,24 +159,15 @@ int check_main(struct hl_ctx *ctx, int argc, char **argv)
 		ret = hl_fail("check", "asking the daemon: %s", hl_strerror(ret));
 		goto out;
 	}
-	if (json) {
-		json_t *o = json_deep_copy(resp);
-		json_object_del(o, "ok");
-		json_object_del(o, "error");
-		if (!json_is_true(json_object_get(resp, "ok")) && json_object_get(resp, "error"))
-			json_object_set(o, "error", json_object_get(resp, "error"));
-		char *text = json_dumps(o, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-		printf("%s\n", text);
-		free(text);
-		json_decref(o);
-	}
+	if (a.json)
+		print_json(resp);
 	if (!json_is_true(json_object_get(resp, "ok"))) {
 		char e[512];
 		hl_sanitize(jstr(resp, "error"), strlen(jstr(resp, "error")), e, sizeof(e), 0);
 		ret = hl_fail("check", "%s", e[0] ? e : "the check failed");
 		goto out;
 	}
-	if (!json) {
+	if (!a.json) {
 		json_t *rtt = json_object_get(resp, "rtt_ms");
 		printf("%s%s answered in %lld ms (check %s)\n", operator ? "a person at " : "",
 		       pc->name,

@@ -76,7 +76,14 @@ static int write_new_file(const char *path, const char *text)
 	return r;
 }
 
-int init_main(struct hl_ctx *ctx, int argc, char **argv)
+/* init's options and operand (parse_args). */
+struct init_args {
+	const char *listen, *address, *name;
+};
+
+/* Parses and checks ARGV into A: -1 to go on, else the exit status
+ * (--help: 0). */
+static int parse_args(int argc, char **argv, struct init_args *a)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -84,21 +91,17 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen = DEFAULT_LISTEN, *address = NULL;
-	char *id_path = NULL, *conf_path = NULL, *text = NULL;
-	hl_signer *id = NULL;
-	int made_dir = 0, made_id = 0;
-	int ret, c, r;
+	int c;
 	char q[256];
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			listen = optarg;
+			a->listen = optarg;
 			break;
 		case 'a':
-			address = optarg;
+			a->address = optarg;
 			break;
 		case 'h':
 			help();
@@ -113,44 +116,76 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (optind != argc - 1)
 		return hl_usage_error("init", optind >= argc ? "give the station's NAME"
 							     : "too many arguments");
-	const char *name = argv[optind];
-	if (!hl_name_valid(name)) {
-		hl_sanitize(name, strlen(name), q, sizeof(q), 0);
+	a->name = argv[optind];
+	if (!hl_name_valid(a->name)) {
+		hl_sanitize(a->name, strlen(a->name), q, sizeof(q), 0);
 		return hl_usage_error("init",
 				      "bad station name '%s': want 1 to 32 characters from "
 				      "a-z 0-9 . _ -, starting with a letter or digit", q);
 	}
-	if (hl_addr_split(listen, NULL, 0, NULL) < 0) {
-		hl_sanitize(listen, strlen(listen), q, sizeof(q), 0);
+	if (hl_addr_split(a->listen, NULL, 0, NULL) < 0) {
+		hl_sanitize(a->listen, strlen(a->listen), q, sizeof(q), 0);
 		return hl_usage_error("init", "bad --listen '%s': want HOST:PORT or [IPv6]:PORT", q);
 	}
-	if (address && hl_addr_split(address, NULL, 0, NULL) < 0) {
-		hl_sanitize(address, strlen(address), q, sizeof(q), 0);
+	if (a->address && hl_addr_split(a->address, NULL, 0, NULL) < 0) {
+		hl_sanitize(a->address, strlen(a->address), q, sizeof(q), 0);
 		return hl_usage_error("init", "bad --address '%s': want HOST:PORT or [IPv6]:PORT",
 				      q);
 	}
+	return -1;
+}
 
-	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
-	conf_path = hl_path_join(ctx->dir, HL_CONF_FILE);
-	if (mkdir(ctx->dir, 0700) == 0) {
-		made_dir = 1;
-	} else if (errno != EEXIST) {
-		ret = hl_fail("init", "cannot create the station directory %s: %s", ctx->dir,
-			      strerror(errno));
-		goto out;
-	}
+/* The station directory: made (mode 0700; *MADE_DIR set) unless it exists,
+ * and safe from other users.  HL_EXIT_OK, else the failure reported. */
+static int prepare_dir(const char *dir, int *made_dir)
+{
+	if (mkdir(dir, 0700) == 0)
+		*made_dir = 1;
+	else if (errno != EEXIST)
+		return hl_fail("init", "cannot create the station directory %s: %s", dir,
+			       strerror(errno));
 	struct stat st;
-	if (stat(ctx->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		ret = hl_fail("init", "%s is not a directory", ctx->dir);
-		goto out;
-	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return hl_fail("init", "%s is not a directory", dir);
 	/* A directory (or a folder above it) others can write would make the
 	 * station refused by every command: say so now, before any key exists. */
 	char perr[HL_PERMS_ERR_LEN];
-	if (hl_station_check(ctx->dir, HL_UID_NONE, perr) < 0) {
-		ret = hl_fail("init", "%s", perr);
+	if (hl_station_check(dir, HL_UID_NONE, perr) < 0)
+		return hl_fail("init", "%s", perr);
+	return HL_EXIT_OK;
+}
+
+/* The new station's fingerprint and the operator's next steps. */
+static void print_created(const char *name, const char *dir, const hl_signer *id)
+{
+	uint8_t fp[HL_FP_LEN];
+	char fp_text[HL_FP_TEXT_LEN];
+	hl_signer_fingerprint(id, fp);
+	hl_fingerprint_text(fp, fp_text);
+	printf("Created station '%s' in %s.\n"
+	       "Fingerprint: %s\n"
+	       "\n"
+	       "Next: give this station's card ('hotline card') to the other station,\n"
+	       "read the fingerprint to its operator over the telephone, and pin its card:\n"
+	       "  hotline peer add THEIR-CARD --fingerprint 'THEIR FINGERPRINT'\n"
+	       "Then start the daemon: hotline run\n",
+	       name, dir, fp_text);
+}
+
+int init_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	struct init_args a = { .listen = DEFAULT_LISTEN };
+	char *id_path = NULL, *conf_path = NULL, *text = NULL;
+	hl_signer *id = NULL;
+	int made_dir = 0, made_id = 0;
+	int ret, r;
+
+	if ((ret = parse_args(argc, argv, &a)) >= 0)
+		return ret;
+	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
+	conf_path = hl_path_join(ctx->dir, HL_CONF_FILE);
+	if ((ret = prepare_dir(ctx->dir, &made_dir)) != HL_EXIT_OK)
 		goto out;
-	}
 	if (exists(id_path) || exists(conf_path)) {
 		ret = hl_fail("init", "%s already holds a station (%s or %s exists); "
 				      "not overwriting it",
@@ -166,7 +201,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	made_id = 1;
-	text = hl_conf_template(name, listen, address);
+	text = hl_conf_template(a.name, a.listen, a.address);
 	if ((r = write_new_file(conf_path, text)) < 0) {
 		ret = hl_fail("init", "%s: %s", conf_path, hl_strerror(r));
 		goto out;
@@ -174,19 +209,7 @@ int init_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (made_dir)
 		hl_fsync_parent(ctx->dir); /* the new directory's own entry */
 	made_id = made_dir = 0; /* the station is whole: keep it */
-
-	uint8_t fp[HL_FP_LEN];
-	char fp_text[HL_FP_TEXT_LEN];
-	hl_signer_fingerprint(id, fp);
-	hl_fingerprint_text(fp, fp_text);
-	printf("Created station '%s' in %s.\n"
-	       "Fingerprint: %s\n"
-	       "\n"
-	       "Next: give this station's card ('hotline card') to the other station,\n"
-	       "read the fingerprint to its operator over the telephone, and pin its card:\n"
-	       "  hotline peer add THEIR-CARD --fingerprint 'THEIR FINGERPRINT'\n"
-	       "Then start the daemon: hotline run\n",
-	       name, ctx->dir, fp_text);
+	print_created(a.name, ctx->dir, id);
 	ret = HL_EXIT_OK;
 out:
 	if (made_id)

@@ -105,7 +105,15 @@ static int read_stdin(size_t max, char **out, size_t *len)
 	return 0;
 }
 
-static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
+/* peer add's options and operand (parse_add_args). */
+struct add_args {
+	const char *address, *fp_given, *file;
+	bool unchecked;
+};
+
+/* Parses and checks ARGV into A: -1 to go on, else the exit status
+ * (--help: 0). */
+static int parse_add_args(int argc, char **argv, struct add_args *a)
 {
 	static const struct option opts[] = {
 		{ "address", required_argument, NULL, 'a' },
@@ -114,27 +122,22 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *address = NULL, *fp_given = NULL;
-	bool unchecked = false;
-	char err[HL_CONF_ERR_LEN], q[256], fp_text[HL_FP_TEXT_LEN];
-	char *buf = NULL;
-	size_t len = 0;
-	hl_card card;
+	char q[256];
 	uint8_t fp[HL_FP_LEN];
-	int ret, c, r;
+	int c;
 
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			address = optarg;
+			a->address = optarg;
 			break;
 		case 'f':
-			fp_given = optarg;
+			a->fp_given = optarg;
 			break;
 		case 'T':
-			unchecked = true;
+			a->unchecked = true;
 			break;
 		case 'h':
 			help();
@@ -146,50 +149,71 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	if (optind != argc - 1)
 		return hl_usage_error("peer add", optind >= argc ? "give the card's FILE, or -"
 								 : "too many arguments");
-	const char *file = argv[optind];
-	if (address && (strlen(address) > HL_ADDR_MAX || hl_addr_split(address, NULL, 0, NULL) < 0)) {
-		hl_sanitize(address, strlen(address), q, sizeof(q), 0);
+	a->file = argv[optind];
+	if (a->address && (strlen(a->address) > HL_ADDR_MAX ||
+			   hl_addr_split(a->address, NULL, 0, NULL) < 0)) {
+		hl_sanitize(a->address, strlen(a->address), q, sizeof(q), 0);
 		return hl_usage_error("peer add",
 				      "bad --address '%s': want HOST:PORT or [IPv6]:PORT", q);
 	}
 	/* Pinning is the one moment a station learns whom to trust: doing it
 	 * without the check must be a choice the operator writes down. */
-	if (!fp_given && !unchecked)
+	if (!a->fp_given && !a->unchecked)
 		return hl_usage_error("peer add", "give --fingerprint FP (read to you by the other "
 				      "station's operator), or --trust-without-checking to pin the "
 				      "card unchecked");
-	if (fp_given && unchecked)
+	if (a->fp_given && a->unchecked)
 		return hl_usage_error("peer add", "--fingerprint and --trust-without-checking "
 				      "exclude each other");
 	memset(fp, 0, sizeof(fp));
-	if (fp_given && hl_fingerprint_matches(fp_given, fp) < 0) {
-		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
+	if (a->fp_given && hl_fingerprint_matches(a->fp_given, fp) < 0) {
+		hl_sanitize(a->fp_given, strlen(a->fp_given), q, sizeof(q), 0);
 		return hl_usage_error("peer add",
 				      "bad --fingerprint '%s': want the 40 digits that "
 				      "'hotline init' showed (8 groups of 5)", q);
 	}
-	if ((ret = hl_need_station(ctx, "peer add")) != HL_EXIT_OK)
-		return ret;
+	return -1;
+}
 
+/* The card in FILE ('-': standard input) into CARD; *BUF holds its bytes
+ * (freed by the caller).  HL_EXIT_OK, else the failure reported. */
+static int read_card(const char *file, char **buf, hl_card *card)
+{
+	char err[HL_CONF_ERR_LEN];
+	size_t len = 0;
 	int from_stdin = strcmp(file, "-") == 0;
 	const char *shown = from_stdin ? "stdin" : file;
-	r = from_stdin ? read_stdin(HL_CARD_MAX_BYTES, &buf, &len)
-		       : hl_read_file(file, HL_CARD_MAX_BYTES, &buf, &len);
-	if (r < 0) {
-		ret = hl_fail("peer add", "%s: %s", shown,
-			      r == HL_ETOOBIG ? "larger than a card can be" : hl_strerror(r));
+	int r = from_stdin ? read_stdin(HL_CARD_MAX_BYTES, buf, &len)
+			   : hl_read_file(file, HL_CARD_MAX_BYTES, buf, &len);
+	if (r < 0)
+		return hl_fail("peer add", "%s: %s", shown,
+			       r == HL_ETOOBIG ? "larger than a card can be" : hl_strerror(r));
+	if (hl_card_parse(*buf, len, shown, card, err) < 0)
+		return hl_fail("peer add", "%s", err);
+	return HL_EXIT_OK;
+}
+
+static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
+{
+	struct add_args a = { 0 };
+	char err[HL_CONF_ERR_LEN], q[256], fp_text[HL_FP_TEXT_LEN];
+	char *buf = NULL;
+	hl_card card;
+	uint8_t fp[HL_FP_LEN];
+	int ret, r;
+
+	if ((ret = parse_add_args(argc, argv, &a)) >= 0)
+		return ret;
+	if ((ret = hl_need_station(ctx, "peer add")) != HL_EXIT_OK)
+		return ret;
+	if ((ret = read_card(a.file, &buf, &card)) != HL_EXIT_OK)
 		goto out;
-	}
-	if ((r = hl_card_parse(buf, len, shown, &card, err)) < 0) {
-		ret = hl_fail("peer add", "%s", err);
-		goto out;
-	}
 	hl_fingerprint(card.noise_key, card.signing_key, fp);
 	hl_fingerprint_text(fp, fp_text);
-	if (fp_given && hl_fingerprint_matches(fp_given, fp) != 1) {
+	if (a.fp_given && hl_fingerprint_matches(a.fp_given, fp) != 1) {
 		/* The card's own fingerprint is not shown: copied from here into
 		 * the next attempt, it would pin whatever card this is. */
-		hl_sanitize(fp_given, strlen(fp_given), q, sizeof(q), 0);
+		hl_sanitize(a.fp_given, strlen(a.fp_given), q, sizeof(q), 0);
 		ret = hl_fail("peer add",
 			      "fingerprint mismatch: the card of '%s' does not have the fingerprint "
 			      "you gave (%s); not pinned.  Ask '%s''s operator to read you the "
@@ -198,14 +222,14 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 			      card.name, q, card.name);
 		goto out;
 	}
-	if (address)
-		snprintf(card.address, sizeof(card.address), "%s", address);
+	if (a.address)
+		snprintf(card.address, sizeof(card.address), "%s", a.address);
 	if ((r = hl_conf_add_peer(ctx->dir, &card, err)) < 0) {
 		ret = conf_error("peer add", ctx, r, err);
 		goto out;
 	}
 	printf("Pinned peer '%s'.\nFingerprint: %s\n", card.name, fp_text);
-	if (!fp_given)
+	if (!a.fp_given)
 		printf("NOT CHECKED (--trust-without-checking): check this fingerprint with the "
 		       "other station's operator, over a channel you trust, before you rely on "
 		       "the link.\n");

@@ -342,7 +342,15 @@ static void print_human(const struct hl_msg_row *row, const struct verdict *v,
 	}
 }
 
-int read_main(struct hl_ctx *ctx, int argc, char **argv)
+/* read's options and operand (parse_args). */
+struct read_args {
+	bool json;
+	const char *save;       /* --save DIR, or NULL */
+	const char *idarg;
+};
+
+/* Parses ARGV into A: -1 to go on, else the exit status (--help: 0). */
+static int parse_args(int argc, char **argv, struct read_args *a)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -350,19 +358,15 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false;
-	const char *save = NULL;
-	struct hl_msgcmd mc = { 0 };
-	struct hl_msg_row row = { 0 };
-	int ret, c, dirfd = -1;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
 		case 'S':
-			save = optarg;
+			a->save = optarg;
 			break;
 		case 'h':
 			printf("usage: hotline read ID [--json] [--save DIR]\n\n"
@@ -381,73 +385,103 @@ int read_main(struct hl_ctx *ctx, int argc, char **argv)
 	if (optind + 1 != argc)
 		return hl_usage_error("read", optind >= argc ? "which message? (give its id)"
 							     : "one message id at a time");
-	const char *idarg = argv[optind];
+	a->idarg = argv[optind];
+	return -1;
+}
 
+/* The message IDARG names into ROW, once it has fully arrived: HL_EXIT_OK,
+ * else the failure reported. */
+static int find_message(struct hl_msgcmd *mc, const char *idarg, struct hl_msg_row *row)
+{
+	int r = hl_store_get_message(mc->store, idarg, row);
+	if (r == HL_ENOTFOUND)
+		return hl_fail("read", "no message with id '%s'", idarg);
+	else if (r == HL_EEXIST)
+		return hl_fail("read", "'%s' matches more than one message; give more digits", idarg);
+	else if (r == HL_EINVAL)
+		return hl_usage_error("read", "'%s' is not a message id (8 to 32 hex digits)", idarg);
+	else if (r < 0)
+		return hl_fail("read", "store: %s", hl_store_errmsg(mc->store));
+	if (row->dir == HL_DIR_IN && row->state != HL_MSG_COMPLETE)
+		return hl_fail("read", "message '%s' is still arriving", idarg);
+	return HL_EXIT_OK;
+}
+
+/* --save DIR: every attachment of ROW written into SAVE (*DIRFD: the
+ * directory, closed by the caller).  HL_EXIT_OK, else HL_EXIT_FAIL. */
+static int save_into(const char *station_dir, const char *save, int *dirfd,
+		     const struct hl_msg_row *row)
+{
+	*dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return hl_fail("read", "--save: cannot open directory '%s': %s", save,
+			       strerror(errno));
+	if (save_precheck(station_dir, save, *dirfd, row) < 0 ||
+	    save_all(station_dir, save, *dirfd, row) < 0)
+		return HL_EXIT_FAIL;
+	return HL_EXIT_OK;
+}
+
+/* --json: the message and its verdict as one JSON object. */
+static void print_json(const char *station_dir, const struct hl_msg_row *row,
+		       const struct verdict *v)
+{
+	json_t *o = hl_msgcmd_json(row);
+	json_t *vj = json_object();
+	json_object_set_new(vj, "signature", json_boolean(v->signature && v->pinned));
+	json_object_set_new(vj, "content", json_boolean(v->content));
+	json_object_set_new(vj, "problem", v->problem ? json_string(v->problem) : json_null());
+	json_object_set_new(o, "verified", vj);
+	json_t *voice = hl_voice_json(station_dir, row);
+	if (voice)
+		json_object_set_new(o, "voice", voice);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+	printf("%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
+/* After the message: where each attachment was saved, under which name. */
+static void print_saved(const char *save, const struct hl_msg_row *row)
+{
+	for (unsigned i = 0; i < row->n_att; i++) {
+		char name[256], sent[256 * 3];
+		safe_name(row->att[i].name, name, sizeof(name));
+		hl_sanitize(row->att[i].name, strlen(row->att[i].name), sent, sizeof(sent), 0);
+		printf("Saved:      %s/%s (its signed hash verified%s%s%s)\n", save, name,
+		       strcmp(name, sent) ? "; sent as '" : "", strcmp(name, sent) ? sent : "",
+		       strcmp(name, sent) ? "'" : "");
+	}
+}
+
+int read_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	struct read_args a = { 0 };
+	struct hl_msgcmd mc = { 0 };
+	struct hl_msg_row row = { 0 };
+	int ret, dirfd = -1;
+
+	if ((ret = parse_args(argc, argv, &a)) >= 0)
+		return ret;
 	if ((ret = hl_msgcmd_open(ctx, "read", &mc, false)) != HL_EXIT_OK)
 		goto out;
-	int r = hl_store_get_message(mc.store, idarg, &row);
-	if (r == HL_ENOTFOUND) {
-		ret = hl_fail("read", "no message with id '%s'", idarg);
+	if ((ret = find_message(&mc, a.idarg, &row)) != HL_EXIT_OK)
 		goto out;
-	} else if (r == HL_EEXIST) {
-		ret = hl_fail("read", "'%s' matches more than one message; give more digits", idarg);
+	if (a.save && (ret = save_into(ctx->dir, a.save, &dirfd, &row)) != HL_EXIT_OK)
 		goto out;
-	} else if (r == HL_EINVAL) {
-		ret = hl_usage_error("read", "'%s' is not a message id (8 to 32 hex digits)", idarg);
-		goto out;
-	} else if (r < 0) {
-		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));
-		goto out;
-	}
-	if (row.dir == HL_DIR_IN && row.state != HL_MSG_COMPLETE) {
-		ret = hl_fail("read", "message '%s' is still arriving", idarg);
-		goto out;
-	}
-
-	if (save) {
-		dirfd = open(save, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dirfd < 0) {
-			ret = hl_fail("read", "--save: cannot open directory '%s': %s", save,
-				      strerror(errno));
-			goto out;
-		}
-		if (save_precheck(ctx->dir, save, dirfd, &row) < 0 ||
-		    save_all(ctx->dir, save, dirfd, &row) < 0) {
-			ret = HL_EXIT_FAIL;
-			goto out;
-		}
-	}
 
 	struct verdict v;
 	verify(&mc, &row, &v);
 	const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, row.peer_name);
-	if (json) {
-		json_t *o = hl_msgcmd_json(&row);
-		json_t *vj = json_object();
-		json_object_set_new(vj, "signature", json_boolean(v.signature && v.pinned));
-		json_object_set_new(vj, "content", json_boolean(v.content));
-		json_object_set_new(vj, "problem", v.problem ? json_string(v.problem) : json_null());
-		json_object_set_new(o, "verified", vj);
-		json_t *voice = hl_voice_json(ctx->dir, &row);
-		if (voice)
-			json_object_set_new(o, "voice", voice);
-		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-		printf("%s\n", s);
-		free(s);
-		json_decref(o);
+	if (a.json) {
+		print_json(ctx->dir, &row, &v);
 	} else {
 		print_human(&row, &v, peer);
 		print_voice(ctx->dir, &row);
 	}
 	ret = (v.signature && v.pinned && v.content) ? HL_EXIT_OK : HL_EXIT_FAIL;
-	for (unsigned i = 0; save && !json && i < row.n_att; i++) {
-		char name[256], sent[256 * 3];
-		safe_name(row.att[i].name, name, sizeof(name));
-		hl_sanitize(row.att[i].name, strlen(row.att[i].name), sent, sizeof(sent), 0);
-		printf("Saved:      %s/%s (its signed hash verified%s%s%s)\n", save, name,
-		       strcmp(name, sent) ? "; sent as '" : "", strcmp(name, sent) ? sent : "",
-		       strcmp(name, sent) ? "'" : "");
-	}
+	if (a.save && !a.json)
+		print_saved(a.save, &row);
 	if (row.dir == HL_DIR_IN && row.unread && hl_store_mark_read(mc.store, row.id) < 0)
 		ret = hl_fail("read", "store: %s", hl_store_errmsg(mc.store));
 out:

@@ -228,7 +228,18 @@ static int queue_direct(struct hl_ctx *ctx, struct hl_msgcmd *mc, const char *pe
 	return HL_EXIT_OK;
 }
 
-int send_main(struct hl_ctx *ctx, int argc, char **argv)
+/* send's options and operands (parse_args). */
+struct send_args {
+	struct hl_outgoing o;
+	const char **att;       /* -a FILE..., argc + 1 slots */
+	long wait_secs;         /* -1: no --wait */
+	bool lines, allow_empty;
+	const char *peer_name;
+};
+
+/* Parses ARGV into A (A->att allocated by the caller): -1 to go on, else
+ * the exit status (--help: 0). */
+static int parse_args(int argc, char **argv, struct send_args *a)
 {
 	static const struct option opts[] = {
 		{ "precedence", required_argument, NULL, 'p' },
@@ -240,133 +251,149 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hl_outgoing o = { .precedence = HL_PREC_ROUTINE, .subject = "" };
-	const char **att = xcalloc((size_t)argc + 1, sizeof(*att));
-	long wait_secs = -1;
-	bool lines = false, allow_empty = false;
-	char *body = NULL;
-	struct hl_msgcmd mc = { 0 };
-	int ret, c, watch_fd = -1;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "p:s:a:w::h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': {
 			enum hl_precedence p;
-			if (hl_precedence_parse(optarg, &p) < 0) {
-				ret = hl_usage_error("send", "unknown precedence '%s' (want flash, immediate, priority or routine)", optarg);
-				goto out;
-			}
-			o.precedence = p;
+			if (hl_precedence_parse(optarg, &p) < 0)
+				return hl_usage_error("send", "unknown precedence '%s' (want flash, immediate, priority or routine)", optarg);
+			a->o.precedence = p;
 			break;
 		}
 		case 's':
-			o.subject = optarg;
+			a->o.subject = optarg;
 			break;
 		case 'a':
-			att[o.n_attachments++] = optarg;
+			a->att[a->o.n_attachments++] = optarg;
 			break;
 		case 'w':
-			wait_secs = DEFAULT_WAIT_SECONDS;
+			a->wait_secs = DEFAULT_WAIT_SECONDS;
 			if (optarg) {
 				char *end;
-				wait_secs = strtol(optarg, &end, 10);
-				if (*optarg == '\0' || *end || wait_secs <= 0 || wait_secs > 86400 * 30) {
-					ret = hl_usage_error("send", "bad --wait value '%s' (seconds, 1 or more)", optarg);
-					goto out;
-				}
+				a->wait_secs = strtol(optarg, &end, 10);
+				if (*optarg == '\0' || *end || a->wait_secs <= 0 ||
+				    a->wait_secs > 86400 * 30)
+					return hl_usage_error("send", "bad --wait value '%s' (seconds, 1 or more)", optarg);
 			}
 			break;
 		case 'L':
-			lines = true;
+			a->lines = true;
 			break;
 		case 'E':
-			allow_empty = true;
+			a->allow_empty = true;
 			break;
 		case 'h':
 			help();
-			ret = HL_EXIT_OK;
-			goto out;
+			return HL_EXIT_OK;
 		default:
-			ret = hl_usage_error("send", "bad option");
-			goto out;
+			return hl_usage_error("send", "bad option");
 		}
 	}
-	if (optind >= argc) {
-		ret = hl_usage_error("send", "which peer? (hotline peer list)");
-		goto out;
-	}
-	const char *peer_name = argv[optind++];
-	if (lines && (o.n_attachments || optind < argc || wait_secs >= 0)) {
-		ret = hl_usage_error("send", "--lines takes the messages from standard input, without TEXT, -a or --wait");
-		goto out;
-	}
-	o.attachments = att;
-	if ((ret = hl_need_station(ctx, "send")) != HL_EXIT_OK)
-		goto out;
+	if (optind >= argc)
+		return hl_usage_error("send", "which peer? (hotline peer list)");
+	a->peer_name = argv[optind++];
+	if (a->lines && (a->o.n_attachments || optind < argc || a->wait_secs >= 0))
+		return hl_usage_error("send", "--lines takes the messages from standard input, without TEXT, -a or --wait");
+	a->o.attachments = a->att;
+	return -1;
+}
 
-	if (lines) {
-		if ((ret = hl_msgcmd_open(ctx, "send", &mc, true)) != HL_EXIT_OK)
-			goto out;
-		const hl_peer_conf *peer = hl_conf_peer_by_name(mc.conf, peer_name);
-		if (!peer) {
-			ret = hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
-			goto out;
-		}
-		ret = send_lines(ctx, &mc, peer, &o);
-		hl_msgcmd_poke_daemon(ctx);
-		goto out;
-	}
+/* --lines: the store opened, the peer found, standard input's lines queued. */
+static int queue_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a)
+{
+	int ret;
+	if ((ret = hl_msgcmd_open(ctx, "send", mc, true)) != HL_EXIT_OK)
+		return ret;
+	const hl_peer_conf *peer = hl_conf_peer_by_name(mc->conf, a->peer_name);
+	if (!peer)
+		return hl_fail("send", "no peer named '%s' (hotline peer list)", a->peer_name);
+	ret = send_lines(ctx, mc, peer, &a->o);
+	hl_msgcmd_poke_daemon(ctx);
+	return ret;
+}
 
+/* The body into *BODY (freed by the caller) and A->o: the words of TEXT
+ * (ARGV from optind), else standard input.  -1 to go on, else the exit
+ * status: an empty message is refused without --allow-empty. */
+static int read_body(int argc, char **argv, struct send_args *a, char **body)
+{
 	size_t body_len;
 	if (optind < argc) {
-		body = join_words(argc - optind, argv + optind);
-		body_len = strlen(body);
+		*body = join_words(argc - optind, argv + optind);
+		body_len = strlen(*body);
 	} else {
-		int r = read_stdin(HL_BODY_MAX, &body, &body_len);
-		if (r == HL_ETOOBIG) {
-			ret = hl_fail("send", "the body on standard input is over %u bytes; send it as an attachment with -a", HL_BODY_MAX);
-			goto out;
-		} else if (r < 0) {
-			ret = hl_fail("send", "cannot read standard input");
-			goto out;
-		}
+		int r = read_stdin(HL_BODY_MAX, body, &body_len);
+		if (r == HL_ETOOBIG)
+			return hl_fail("send", "the body on standard input is over %u bytes; send it as an attachment with -a", HL_BODY_MAX);
+		else if (r < 0)
+			return hl_fail("send", "cannot read standard input");
 	}
-	if (body_len == 0 && o.n_attachments == 0 && !allow_empty) {
-		ret = hl_usage_error("send", "the message is empty (no TEXT, nothing on standard input, "
-				     "no -a FILE); nothing was sent (--allow-empty sends it anyway)");
-		goto out;
-	}
-	o.body = (const uint8_t *)body;
-	o.body_len = body_len;
+	if (body_len == 0 && a->o.n_attachments == 0 && !a->allow_empty)
+		return hl_usage_error("send", "the message is empty (no TEXT, nothing on standard input, "
+				      "no -a FILE); nothing was sent (--allow-empty sends it anyway)");
+	a->o.body = (const uint8_t *)*body;
+	a->o.body_len = body_len;
+	return -1;
+}
 
+/* Names the message, queues it (through the running daemon, else the store
+ * directly), prints its id and, with --wait, waits for the peer's receipt.
+ * *WATCH_FD: the daemon's event subscription, closed by the caller. */
+static int queue_one(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a,
+		     int *watch_fd)
+{
+	int ret;
 	/* The message is named here, whichever way it is queued. */
 	uint8_t id[HL_MSG_ID_LEN];
 	randombytes_buf(id, sizeof(id));
-	o.id = id;
-	struct stage_ctx sc = { ctx, peer_name, o.precedence, id };
-	o.on_copy = stage_hint;
-	o.copy_user = &sc;
-	int by = hl_msgcmd_daemon_send(ctx, peer_name, &o, wait_secs > 0, id, &watch_fd);
+	a->o.id = id;
+	struct stage_ctx sc = { ctx, a->peer_name, a->o.precedence, id };
+	a->o.on_copy = stage_hint;
+	a->o.copy_user = &sc;
+	int by = hl_msgcmd_daemon_send(ctx, a->peer_name, &a->o, a->wait_secs > 0, id, watch_fd);
 	if (by != 1) {
-		if ((ret = queue_direct(ctx, &mc, peer_name, &o, by < 0, wait_secs > 0,
-					&watch_fd)) != HL_EXIT_OK)
-			goto out;
+		if ((ret = queue_direct(ctx, mc, a->peer_name, &a->o, by < 0, a->wait_secs > 0,
+					watch_fd)) != HL_EXIT_OK)
+			return ret;
 	}
 	hl_msgcmd_print_ids(&id, 1);
 	if (by != 1)
 		hl_msgcmd_poke_daemon(ctx);
-	if (wait_secs > 0) {
-		ret = hl_msgcmd_wait_delivered(ctx, &mc, id, (uint64_t)wait_secs * 1000, watch_fd,
+	if (a->wait_secs > 0) {
+		ret = hl_msgcmd_wait_delivered(ctx, mc, id, (uint64_t)a->wait_secs * 1000, *watch_fd,
 					       by == 1);
-		watch_fd = -1;
-	} else {
-		ret = HL_EXIT_OK;
+		*watch_fd = -1;
+		return ret;
 	}
+	return HL_EXIT_OK;
+}
+
+int send_main(struct hl_ctx *ctx, int argc, char **argv)
+{
+	struct send_args a = {
+		.o = { .precedence = HL_PREC_ROUTINE, .subject = "" },
+		.att = xcalloc((size_t)argc + 1, sizeof(*a.att)),
+		.wait_secs = -1,
+	};
+	char *body = NULL;
+	struct hl_msgcmd mc = { 0 };
+	int ret, watch_fd = -1;
+
+	if ((ret = parse_args(argc, argv, &a)) >= 0)
+		goto out;
+	if ((ret = hl_need_station(ctx, "send")) != HL_EXIT_OK)
+		goto out;
+	if (a.lines)
+		ret = queue_lines(ctx, &mc, &a);
+	else if ((ret = read_body(argc, argv, &a, &body)) < 0)
+		ret = queue_one(ctx, &mc, &a, &watch_fd);
 out:
 	if (watch_fd >= 0)
 		close(watch_fd);
 	hl_msgcmd_close(&mc);
 	free(body);
-	free(att);
+	free(a.att);
 	return ret;
 }

@@ -664,93 +664,36 @@ static int value_is(const hl_ini_item *it, const char *word)
 	return it->value_len == strlen(word) && strncasecmp(it->value, word, it->value_len) == 0;
 }
 
-static int on_pair(struct parser *p, const hl_ini_item *it)
+/* MediaListen, MediaAddress: used as given, never looked up (the media
+ * clock cannot wait for a resolver): numeric only. */
+static int set_media(struct parser *p, const hl_ini_item *it, enum key_id k)
 {
 	struct section *s = &p->cur;
-	const struct sec_def *def = &sec_defs[s->kind];
 	char q[QUOTE_MAX * 3 + 4];
-	int k;
+	char host[HL_ADDR_MAX + 1];
+	struct in6_addr a6;
+	int r = set_addr(p, it, k, s->media);
+	if (r == 0 && (hl_addr_split(s->media, host, sizeof(host), NULL) < 0 ||
+		       (inet_pton(AF_INET, host, &a6) != 1 && inet_pton(AF_INET6, host, &a6) != 1)))
+		r = perr(p, it->line, HL_EINVAL,
+			 "bad %s '%s': want a numeric address (IPv4, or [IPv6]) and a port",
+			 key_names[k], quote(it->value, it->value_len, q));
+	return r;
+}
 
-	for (k = 0; k < K_COUNT; k++)
-		if ((def->allowed & BIT(k)) && hl_ini_name_is(it, key_names[k]))
-			break;
-	if (k == K_COUNT)
-		return perr(p, it->line, HL_EINVAL, "unknown key '%s' in [%s]%s",
-			    quote(it->name, it->name_len, q), def->header,
-			    p->doc == DOC_CARD ? " of a card" : "");
-	if (s->key_line[k])
-		return perr(p, it->line, HL_EINVAL, "%s given twice in one section (first at line %u)",
-			    key_names[k], s->key_line[k]);
-	s->key_line[k] = it->line;
-	s->last_line = it->line;
+/* The keys whose value is kept as text once checked: CheckZone,
+ * AlarmCommand, SMTP, From, Email, Maildir, User. */
+static int set_text(struct parser *p, const hl_ini_item *it, enum key_id k)
+{
+	struct section *s = &p->cur;
+	char q[QUOTE_MAX * 3 + 4];
 
-	switch ((enum key_id)k) {
-	case K_NAME:
-		return set_name(p, it, s->name);
-	case K_LISTEN:
-		return set_addr(p, it, K_LISTEN, s->listen);
-	case K_ADDRESS:
-		return set_addr(p, it, K_ADDRESS, s->address);
-	case K_MEDIA_LISTEN:
-	case K_MEDIA_ADDRESS: {
-		/* Media addresses are used as given, never looked up (the
-		 * media clock cannot wait for a resolver): numeric only. */
-		char host[HL_ADDR_MAX + 1];
-		struct in6_addr a6;
-		int r = set_addr(p, it, (enum key_id)k, s->media);
-		if (r == 0 && (hl_addr_split(s->media, host, sizeof(host), NULL) < 0 ||
-			       (inet_pton(AF_INET, host, &a6) != 1 && inet_pton(AF_INET6, host, &a6) != 1)))
-			r = perr(p, it->line, HL_EINVAL,
-				 "bad %s '%s': want a numeric address (IPv4, or [IPv6]) and a port",
-				 key_names[k], quote(it->value, it->value_len, q));
-		return r;
-	}
-	case K_CALL_RECORDING:
-		if (value_is(it, "on") || value_is(it, "off")) {
-			s->call_recording = value_is(it, "on");
-			return 0;
-		}
-		return perr(p, it->line, HL_EINVAL, "bad CallRecording '%s': want on or off",
-			    quote(it->value, it->value_len, q));
-	case K_NOISE_KEY:
-		return set_key(p, it, K_NOISE_KEY, s->noise_key);
-	case K_SIGNING_KEY:
-		return set_key(p, it, K_SIGNING_KEY, s->signing_key);
-	case K_KEEPALIVE:
-	case K_KEEPALIVE_TIMEOUT:
-	case K_HANDSHAKE_TIMEOUT:
-	case K_REHANDSHAKE:
-		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
-	case K_MAX_ATTACHMENT:
-	case K_PEER_QUOTA:
-	case K_DISK_RESERVE:
-		return set_size(p, it, (enum key_id)k, &s->bytes[k], &s->reserve_pct);
-	case K_CHECK_EVERY:
-	case K_CHECK_TIMEOUT:
-	case K_FALLBACK_AFTER:
-		return set_duration(p, it, (enum key_id)k, &s->ms[k]);
-	case K_CHECK_AT:
-		if (hl_check_at_parse(it->value, it->value_len, s->check_at, &s->n_check_at) < 0)
-			return perr(p, it->line, HL_EINVAL,
-				    "bad CheckAt '%s': want times of day such as 09:00,17:00 "
-				    "(HH:MM, 24-hour, each once, at most %d)",
-				    quote(it->value, it->value_len, q), HL_CHECK_AT_MAX);
-		return 0;
+	switch (k) {
 	case K_CHECK_ZONE:
 		if (value_copy(it, s->check_zone, sizeof(s->check_zone)) < 0 ||
 		    !hl_zone_name_valid(s->check_zone))
 			return perr(p, it->line, HL_EINVAL,
 				    "bad CheckZone '%s': want an IANA time zone such as Asia/Seoul",
-				    quote(it->value, it->value_len, q));
-		return 0;
-	case K_CHECK_MODE:
-		if (value_is(it, "machine"))
-			s->check_mode = 0;
-		else if (value_is(it, "operator"))
-			s->check_mode = 1;
-		else
-			return perr(p, it->line, HL_EINVAL,
-				    "bad CheckMode '%s': want machine or operator",
 				    quote(it->value, it->value_len, q));
 		return 0;
 	case K_ALARM_COMMAND:
@@ -789,6 +732,69 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 				    "bad User '%s': want a user name, a numeric UID or UID:GID",
 				    quote(it->value, it->value_len, q));
 		return 0;
+	default:
+		break;
+	}
+	return HL_EINVAL;
+}
+
+/* One key of the current section, once it is known to be allowed there and
+ * given once. */
+static int set_value(struct parser *p, const hl_ini_item *it, enum key_id k)
+{
+	struct section *s = &p->cur;
+	char q[QUOTE_MAX * 3 + 4];
+
+	switch (k) {
+	case K_NAME:
+		return set_name(p, it, s->name);
+	case K_LISTEN:
+		return set_addr(p, it, K_LISTEN, s->listen);
+	case K_ADDRESS:
+		return set_addr(p, it, K_ADDRESS, s->address);
+	case K_MEDIA_LISTEN:
+	case K_MEDIA_ADDRESS:
+		return set_media(p, it, k);
+	case K_NOISE_KEY:
+		return set_key(p, it, K_NOISE_KEY, s->noise_key);
+	case K_SIGNING_KEY:
+		return set_key(p, it, K_SIGNING_KEY, s->signing_key);
+	case K_KEEPALIVE:
+	case K_KEEPALIVE_TIMEOUT:
+	case K_HANDSHAKE_TIMEOUT:
+	case K_REHANDSHAKE:
+	case K_CHECK_EVERY:
+	case K_CHECK_TIMEOUT:
+	case K_FALLBACK_AFTER:
+		return set_duration(p, it, k, &s->ms[k]);
+	case K_MAX_ATTACHMENT:
+	case K_PEER_QUOTA:
+	case K_DISK_RESERVE:
+		return set_size(p, it, k, &s->bytes[k], &s->reserve_pct);
+	case K_CHECK_AT:
+		if (hl_check_at_parse(it->value, it->value_len, s->check_at, &s->n_check_at) < 0)
+			return perr(p, it->line, HL_EINVAL,
+				    "bad CheckAt '%s': want times of day such as 09:00,17:00 "
+				    "(HH:MM, 24-hour, each once, at most %d)",
+				    quote(it->value, it->value_len, q), HL_CHECK_AT_MAX);
+		return 0;
+	case K_CALL_RECORDING:
+		if (value_is(it, "on") || value_is(it, "off")) {
+			s->call_recording = value_is(it, "on");
+			return 0;
+		}
+		return perr(p, it->line, HL_EINVAL, "bad CallRecording '%s': want on or off",
+			    quote(it->value, it->value_len, q));
+	case K_CHECK_MODE:
+		if (value_is(it, "machine"))
+			s->check_mode = 0;
+		else if (value_is(it, "operator"))
+			s->check_mode = 1;
+		else
+			return perr(p, it->line, HL_EINVAL,
+				    "bad CheckMode '%s': want machine or operator",
+				    quote(it->value, it->value_len, q));
+		return 0;
 	case K_LOG_LEVEL:
 		for (unsigned l = 0; l < sizeof(log_levels) / sizeof(log_levels[0]); l++)
 			if (value_is(it, log_levels[l])) {
@@ -798,6 +804,14 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		return perr(p, it->line, HL_EINVAL,
 			    "bad LogLevel '%s': want debug, info, warn or error",
 			    quote(it->value, it->value_len, q));
+	case K_CHECK_ZONE:
+	case K_ALARM_COMMAND:
+	case K_SMTP:
+	case K_FROM:
+	case K_EMAIL:
+	case K_MAILDIR:
+	case K_USER:
+		return set_text(p, it, k);
 	case K_RETAIN:
 		if (hl_retain_parse(it->value, it->value_len, &s->retain_ms) < 0)
 			return perr(p, it->line, HL_EINVAL,
@@ -809,6 +823,28 @@ static int on_pair(struct parser *p, const hl_ini_item *it)
 		break;
 	}
 	return HL_EINVAL;
+}
+
+static int on_pair(struct parser *p, const hl_ini_item *it)
+{
+	struct section *s = &p->cur;
+	const struct sec_def *def = &sec_defs[s->kind];
+	char q[QUOTE_MAX * 3 + 4];
+	int k;
+
+	for (k = 0; k < K_COUNT; k++)
+		if ((def->allowed & BIT(k)) && hl_ini_name_is(it, key_names[k]))
+			break;
+	if (k == K_COUNT)
+		return perr(p, it->line, HL_EINVAL, "unknown key '%s' in [%s]%s",
+			    quote(it->name, it->name_len, q), def->header,
+			    p->doc == DOC_CARD ? " of a card" : "");
+	if (s->key_line[k])
+		return perr(p, it->line, HL_EINVAL, "%s given twice in one section (first at line %u)",
+			    key_names[k], s->key_line[k]);
+	s->key_line[k] = it->line;
+	s->last_line = it->line;
+	return set_value(p, it, (enum key_id)k);
 }
 
 /* True for a Listen address that names no particular interface: it cannot

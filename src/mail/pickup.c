@@ -77,26 +77,123 @@ static char *cur_name(const char *name)
 	return strstr(name, ":2,") ? xstrdup(name) : xasprintf("%s:2,S", name);
 }
 
-int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
-		   const hl_station_conf *conf, struct hl_mail_pickup_stats *stats,
-		   hl_mail_pickup_report report, void *arg, char *err, size_t errlen)
-{
-	char *md = NULL, *path = NULL, **names = NULL, why[600], q[256];
-	size_t nnames = 0;
-	int newfd = -1, curfd = -1, qfd = -1, ret;
-	DIR *d = NULL;
+/* One pickup's station, store, counts and open directories. */
+struct pickup {
+	const char *dir;
+	hl_store *st;
+	const hl_signer *me;
+	const hl_station_conf *conf;
+	struct hl_mail_pickup_stats *stats;
+	hl_mail_pickup_report report;
+	void *arg;
+	int newfd, curfd, qfd;
+};
 
-	memset(stats, 0, sizeof(*stats));
-	md = xstrdup(conf->email.maildir);
-	for (size_t n = strlen(md); n > 1 && md[n - 1] == '/'; n--)
-		md[n - 1] = '\0';
-	hl_sanitize(md, strlen(md), q, sizeof(q), 0);
-	path = xasprintf("%s/new", md);
-	newfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* The mail NAME in new/: imported (then moved to cur/), judged junk (then
+ * quarantined), or left in new/ for the next pickup; counted and reported. */
+static void pickup_one(struct pickup *pk, const char *name)
+{
+	struct hl_bundle_import_stats ist;
+	struct stat sb;
+	uint8_t *bundle = NULL;
+	size_t blen = 0;
+	void *map = MAP_FAILED;
+	char ierr[512], why[600];
+	/* Without blocking (a FIFO would wait for a writer for ever) and
+	 * without following links; the type is checked on the open file, so
+	 * it cannot change between the look and the read. */
+	int r, fd = openat(pk->newfd, name,
+			   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;   /* another pickup took it */
+		if (station_fault(errno)) {
+			pk->stats->left++;
+			snprintf(why, sizeof(why), "left in new/: cannot open it: %s", strerror(errno));
+			pk->report(pk->arg, name, why);
+			return;
+		}
+		pk->stats->seen++;
+		if (errno == ELOOP)
+			snprintf(why, sizeof(why), "junk: a symbolic link");
+		else
+			snprintf(why, sizeof(why), "junk: cannot be opened (%s)", strerror(errno));
+		goto junk;
+	}
+	pk->stats->seen++;
+	bool reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+	if (!reg || sb.st_size == 0 || (uint64_t)sb.st_size > HL_MAIL_MAX_BYTES) {
+		close(fd);
+		if (!reg)
+			snprintf(why, sizeof(why), "junk: not a regular file");
+		else
+			snprintf(why, sizeof(why), "not a mail file of 1 to %llu bytes",
+				 (unsigned long long)HL_MAIL_MAX_BYTES);
+		goto junk;
+	}
+	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		pk->stats->left++;
+		pk->report(pk->arg, name, "left in new/: cannot map it");
+		return;
+	}
+	r = hl_mail_find_bundle(map, (size_t)sb.st_size, &bundle, &blen, ierr, sizeof(ierr));
+	munmap(map, (size_t)sb.st_size);
+	if (r < 0) {
+		snprintf(why, sizeof(why), "junk: %s", ierr);
+		goto junk;
+	}
+	r = hl_bundle_import(pk->dir, pk->st, pk->me, pk->conf, bundle, blen, &ist, ierr,
+			     sizeof(ierr));
+	free(bundle);
+	if (r < 0 && content_fault(r)) {
+		snprintf(why, sizeof(why), "bundle refused: %s", ierr);
+		goto junk;
+	}
+	if (r < 0) {
+		pk->stats->left++;
+		snprintf(why, sizeof(why), "left in new/: %s", ierr);
+		pk->report(pk->arg, name, why);
+		return;
+	}
+	/* Committed: only now does the mail leave new/. */
+	char *cn = cur_name(name);
+	if (renameat(pk->newfd, name, pk->curfd, cn) == 0 || errno == ENOENT) {
+		fsync_dir(pk->curfd);
+		fsync_dir(pk->newfd);
+	}
+	free(cn);
+	pk->stats->imported++;
+	pk->stats->arrived += ist.arrived;
+	pk->stats->delivered += ist.delivered;
+	snprintf(why, sizeof(why), "from %s: %llu item(s); %llu new in the inbox, "
+		 "%llu of ours delivered", ist.peer, (unsigned long long)ist.items,
+		 (unsigned long long)ist.arrived, (unsigned long long)ist.delivered);
+	pk->report(pk->arg, name, why);
+	return;
+junk:
+	if (quarantine(pk->newfd, pk->qfd, name, why) < 0) {
+		pk->stats->left++;
+		pk->report(pk->arg, name, "left in new/: cannot move it to the quarantine");
+		return;
+	}
+	pk->stats->quarantined++;
+	pk->report(pk->arg, name, why);
+}
+
+/* Opens MD's new/ and cur/ and the quarantine beside MD (made if missing)
+ * into PK; Q is MD sanitised for messages.  0, else -errno with ERR set. */
+static int open_dirs(const char *md, const char *q, struct pickup *pk, char *err,
+		     size_t errlen)
+{
+	int ret = 0;
+	char *path = xasprintf("%s/new", md);
+	pk->newfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(path);
 	path = xasprintf("%s/cur", md);
-	curfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (newfd < 0 || curfd < 0) {
+	pk->curfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pk->newfd < 0 || pk->curfd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "Maildir %s: cannot open new/ and cur/: %s", q, strerror(errno));
 		goto out;
@@ -109,14 +206,36 @@ int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
 			 HL_MAIL_QUARANTINE_SUFFIX, strerror(errno));
 		goto out;
 	}
-	qfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (qfd < 0) {
+	pk->qfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (pk->qfd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot open the quarantine %s%s: %s", q,
 			 HL_MAIL_QUARANTINE_SUFFIX, strerror(errno));
 		goto out;
 	}
-	int dfd = dup(newfd);
+out:
+	free(path);
+	return ret;
+}
+
+int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
+		   const hl_station_conf *conf, struct hl_mail_pickup_stats *stats,
+		   hl_mail_pickup_report report, void *arg, char *err, size_t errlen)
+{
+	struct pickup pk = { dir, st, me, conf, stats, report, arg, -1, -1, -1 };
+	char *md = NULL, **names = NULL, q[256];
+	size_t nnames = 0;
+	int ret;
+	DIR *d = NULL;
+
+	memset(stats, 0, sizeof(*stats));
+	md = xstrdup(conf->email.maildir);
+	for (size_t n = strlen(md); n > 1 && md[n - 1] == '/'; n--)
+		md[n - 1] = '\0';
+	hl_sanitize(md, strlen(md), q, sizeof(q), 0);
+	if ((ret = open_dirs(md, q, &pk, err, errlen)) < 0)
+		goto out;
+	int dfd = dup(pk.newfd);
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
 		ret = -errno;
 		if (dfd >= 0)
@@ -131,98 +250,8 @@ int hl_mail_pickup(const char *dir, hl_store *st, const hl_signer *me,
 			names[nnames++] = xstrdup(de->d_name);
 	/* Maildir names begin with the delivery time: oldest first. */
 	qsort(names, nnames, sizeof(*names), cmp_names);
-
-	for (size_t i = 0; i < nnames; i++) {
-		const char *name = names[i];
-		struct hl_bundle_import_stats ist;
-		struct stat sb;
-		uint8_t *bundle = NULL;
-		size_t blen = 0;
-		void *map = MAP_FAILED;
-		char ierr[512];
-		/* Without blocking (a FIFO would wait for a writer for ever)
-		 * and without following links; the type is checked on the
-		 * open file, so it cannot change between the look and the
-		 * read. */
-		int r, fd = openat(newfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
-						    O_CLOEXEC);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;   /* another pickup took it */
-			if (station_fault(errno)) {
-				stats->left++;
-				snprintf(why, sizeof(why), "left in new/: cannot open it: %s",
-					 strerror(errno));
-				report(arg, name, why);
-				continue;
-			}
-			stats->seen++;
-			if (errno == ELOOP)
-				snprintf(why, sizeof(why), "junk: a symbolic link");
-			else
-				snprintf(why, sizeof(why), "junk: cannot be opened (%s)", strerror(errno));
-			goto junk;
-		}
-		stats->seen++;
-		bool reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
-		if (!reg || sb.st_size == 0 || (uint64_t)sb.st_size > HL_MAIL_MAX_BYTES) {
-			close(fd);
-			if (!reg)
-				snprintf(why, sizeof(why), "junk: not a regular file");
-			else
-				snprintf(why, sizeof(why), "not a mail file of 1 to %llu bytes",
-					 (unsigned long long)HL_MAIL_MAX_BYTES);
-			goto junk;
-		}
-		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		close(fd);
-		if (map == MAP_FAILED) {
-			stats->left++;
-			report(arg, name, "left in new/: cannot map it");
-			continue;
-		}
-		r = hl_mail_find_bundle(map, (size_t)sb.st_size, &bundle, &blen, ierr, sizeof(ierr));
-		munmap(map, (size_t)sb.st_size);
-		if (r < 0) {
-			snprintf(why, sizeof(why), "junk: %s", ierr);
-			goto junk;
-		}
-		r = hl_bundle_import(dir, st, me, conf, bundle, blen, &ist, ierr, sizeof(ierr));
-		free(bundle);
-		if (r < 0 && content_fault(r)) {
-			snprintf(why, sizeof(why), "bundle refused: %s", ierr);
-			goto junk;
-		}
-		if (r < 0) {
-			stats->left++;
-			snprintf(why, sizeof(why), "left in new/: %s", ierr);
-			report(arg, name, why);
-			continue;
-		}
-		/* Committed: only now does the mail leave new/. */
-		char *cn = cur_name(name);
-		if (renameat(newfd, name, curfd, cn) == 0 || errno == ENOENT) {
-			fsync_dir(curfd);
-			fsync_dir(newfd);
-		}
-		free(cn);
-		stats->imported++;
-		stats->arrived += ist.arrived;
-		stats->delivered += ist.delivered;
-		snprintf(why, sizeof(why), "from %s: %llu item(s); %llu new in the inbox, "
-			 "%llu of ours delivered", ist.peer, (unsigned long long)ist.items,
-			 (unsigned long long)ist.arrived, (unsigned long long)ist.delivered);
-		report(arg, name, why);
-		continue;
-junk:
-		if (quarantine(newfd, qfd, name, why) < 0) {
-			stats->left++;
-			report(arg, name, "left in new/: cannot move it to the quarantine");
-			continue;
-		}
-		stats->quarantined++;
-		report(arg, name, why);
-	}
+	for (size_t i = 0; i < nnames; i++)
+		pickup_one(&pk, names[i]);
 	ret = stats->left ? HL_ESTATE : 0;
 	if (ret < 0)
 		snprintf(err, errlen, "%u mail(s) left in %s/new for the next pickup", stats->left, q);
@@ -232,13 +261,12 @@ out:
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
-	if (newfd >= 0)
-		close(newfd);
-	if (curfd >= 0)
-		close(curfd);
-	if (qfd >= 0)
-		close(qfd);
-	free(path);
+	if (pk.newfd >= 0)
+		close(pk.newfd);
+	if (pk.curfd >= 0)
+		close(pk.curfd);
+	if (pk.qfd >= 0)
+		close(pk.qfd);
 	free(md);
 	return ret;
 }
