@@ -147,12 +147,12 @@ static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOT
 static int load_identity(struct hl_daemon *d, char *err)
 {
 	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	int ret = hl_identity_load(path, &d->id);
+	int ret = hl_signer_load(path, &d->id);
 	if (ret < 0)
 		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
 			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
 	else
-		hl_fingerprint(d->id->noise_pub, d->id->sign_pk, d->fingerprint);
+		hl_signer_fingerprint(d->id, d->fingerprint);
 	free(path);
 	return ret;
 }
@@ -255,7 +255,7 @@ out:
 	hl_commit_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
-	hl_identity_free(d->id);
+	hl_signer_free(d->id);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)
