@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+import helpers
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("HOTLINE_BIN") or os.path.join(HERE, "..", "..", "build", "hotline")
 SANITIZE = os.environ.get("HOTLINE_SANITIZE", "").strip().upper() in ("1", "ON", "TRUE", "YES")
@@ -33,9 +35,9 @@ def scaled(seconds):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # one picker for every fixture stack: below the ephemeral range, free
+    # for TCP and UDP (helpers.free_port says why)
+    return helpers.free_port()
 
 
 def wait_for(pred, timeout, what, interval=0.05):

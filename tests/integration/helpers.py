@@ -122,23 +122,25 @@ def _ephemeral_range():
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago, for a station to
-    listen on.  It is picked below the kernel's ephemeral range: a port from
-    that range could be taken as the source port of one of the many outgoing
-    connections tests make (in parallel too) between now and the daemon's
-    bind()."""
+    """A port on 127.0.0.1 that was free a moment ago for both TCP and UDP,
+    for a station to listen on (Listen, MediaListen).  It is picked below
+    the kernel's ephemeral range: a port from that range could be taken as
+    the source port of one of the many outgoing connections tests make (in
+    parallel too), or as the UDP port of a daemon whose MediaListen asks
+    for any port, between now and the daemon's bind()."""
     lo, _ = _ephemeral_range()
     first = 10000
     for _ in range(200):
         if lo - first < 1000:
             break
         port = random.randrange(first, lo)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+import helpers
+
 import hlpeer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,9 +59,9 @@ def wait_for(predicate, timeout, what, interval=0.05):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # one picker for every fixture stack: below the ephemeral range, free
+    # for TCP and UDP (helpers.free_port says why)
+    return helpers.free_port()
 
 
 def port_open(port):
