@@ -121,29 +121,66 @@ def _ephemeral_range():
         return 32768, 60999
 
 
+_PORTS_GIVEN = set()
+_PORT_CLAIMS = os.path.join(tempfile.gettempdir(), f"hotline-test-ports-{os.getuid()}")
+_PORT_CLAIM_SECONDS = 600
+
+
+def _claim_port(port):
+    """Claim PORT among every test process on this machine: a file made with
+    O_EXCL, so two tests running in parallel never pick the same port in the
+    moment between picking it and binding it.  A claim older than ten
+    minutes is stale (its test is long over) and is taken over."""
+    os.makedirs(_PORT_CLAIMS, exist_ok=True)
+    path = os.path.join(_PORT_CLAIMS, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(path).st_mtime < _PORT_CLAIM_SECONDS:
+                return False
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+
 def free_port():
     """A port on 127.0.0.1 that was free a moment ago for both TCP and UDP,
     for a station to listen on (Listen, MediaListen).  It is picked below
     the kernel's ephemeral range: a port from that range could be taken as
     the source port of one of the many outgoing connections tests make (in
     parallel too), or as the UDP port of a daemon whose MediaListen asks
-    for any port, between now and the daemon's bind()."""
+    for any port, between now and the daemon's bind().  No port is handed
+    out twice, in this process or to another test process running at the
+    same time (_claim_port): two ports asked for before either is bound
+    were once the same port."""
     lo, _ = _ephemeral_range()
     first = 10000
-    for _ in range(200):
+    for _ in range(400):
         if lo - first < 1000:
             break
         port = random.randrange(first, lo)
+        if port in _PORTS_GIVEN:
+            continue
         try:
             for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
                 with socket.socket(socket.AF_INET, kind) as s:
                     s.bind(("127.0.0.1", port))
         except OSError:
             continue
+        if not _claim_port(port):
+            continue
+        _PORTS_GIVEN.add(port)
         return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:     # no room below the ephemeral range: let the kernel pick
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN and _claim_port(port):
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 # ---------------------------------------------------------------- keys, cards
