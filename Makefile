@@ -13,10 +13,10 @@
 #   make clean
 
 JOBS ?= 2
-# ctest slots: two per core, since most integration tests wait on sockets and
-# timers; a test that keeps a core busy takes two (PROCESSORS in
+# ctest slots: three per core, since most integration tests wait on sockets
+# and timers; a test that keeps a core busy takes three (PROCESSORS in
 # CMakeLists.txt).
-TEST_JOBS ?= $(shell echo $$((2 * $(JOBS))))
+TEST_JOBS ?= $(shell echo $$((3 * $(JOBS))))
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_SECONDS ?= 300
 CMAKE ?= cmake
