@@ -146,7 +146,9 @@ def test_never_answered_ends_at_both(net, tmp_path):
     a, b, relay = vu.call_pair(net, NET)
     t0 = time.monotonic()
     p = a.cmd("call", "pyongyang", "--timeout", "2", "--json", "--output", str(tmp_path / "o.wav"),
-              "--input", vu.speech(str(tmp_path / "i.wav"), seconds=3, rate=16000))
+              "--input", vu.speech(str(tmp_path / "i.wav"), seconds=3, rate=16000), check=False)
+    # a call that did not take place is a failure to a script
+    assert p.returncode == 1 and "ended (no_answer" in p.stderr, p.stderr
     assert time.monotonic() - t0 < scaled(8)
     end = json.loads(p.stdout)["call"]
     assert end["reason"] == "no_answer" and end["by"] == "us" and "duration_ms" not in end
@@ -182,8 +184,9 @@ def test_busy_and_flash_preempts(net, tmp_path):
 
     # an equal or lower precedence gets "busy" at once, and the call goes on
     p = c.cmd("call", "pyongyang", "-p", "priority", "--json", "--output", str(tmp_path / "c1.wav"),
-              "--input", speech)
+              "--input", speech, check=False)
     assert json.loads(p.stdout)["call"]["reason"] == "busy"
+    assert p.returncode == 1, p.stderr
     assert vu.station_call(b)["peer"] == "washington"
 
     # FLASH takes the line: washington's call ends "preempted" at both ends
@@ -196,11 +199,13 @@ def test_busy_and_flash_preempts(net, tmp_path):
     assert json.loads(out_a)["call"]["reason"] == "preempted"
     assert json.loads(out_a)["call"]["by"] == "peer"
     assert json.loads(out_b)["call"]["reason"] == "preempted"
+    assert pa.returncode == 1 and pb.returncode == 1
     wait_for(lambda: (vu.station_call(b) or {}).get("peer") == "kaesong", scaled(10), "flash ring")
     assert vu.station_call(b)["precedence"] == "flash"
     b.cmd("call", "hangup")     # declined while ringing: busy to the caller
     out_c, _ = pc.communicate(timeout=scaled(15))
     assert json.loads(out_c)["call"]["reason"] == "busy"
+    assert pc.returncode == 1
     # and washington calling with lower precedence while nothing is on the line works again
     assert vu.station_call(b) is None
 
@@ -223,6 +228,7 @@ def test_ctrl_c_hangs_up(net, tmp_path):
     assert pb.returncode == 0, err_b
     assert json.loads(out_b)["call"]["by"] == "us"
     assert json.loads(out_a)["call"]["reason"] == "hangup"
+    assert pa.returncode == 0     # hung up by the peer: the call took place
     assert json.loads(out_a)["call"]["by"] == "peer"
 
 
