@@ -8,8 +8,8 @@
  *   set, is run — directly (uv_spawn, never a shell), with the daemon's
  *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,
  *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, HOTLINE_COUNT, and
- *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks) or HOTLINE_SEQ
- *   (equivocation).  Every value is hotline's own text (peer names are
+ *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks), HOTLINE_CALL_ID (ring)
+ *   or HOTLINE_SEQ (equivocation).  Every value is hotline's own text (peer names are
  *   [a-z0-9._-]), never the peer's: a last error that may quote the peer's
  *   CLOSE goes to the log line and the watch event ("last_error") only.
  *   A peer can raise alarms fast (each equivocation is one), so: at most
@@ -160,7 +160,9 @@ static int run_command(struct hl_alarms *al, struct hl_alarm_cause *cause,
 	env[k++] = xasprintf("HOTLINE_AT=%s", at);
 	env[k++] = xasprintf("HOTLINE_DETAIL=%s", a->detail);
 	env[k++] = xasprintf("HOTLINE_COUNT=%u", a->count);
-	if (a->check_id[0]) {
+	if (a->check_id[0] && strcmp(a->kind, "ring") == 0) {
+		env[k++] = xasprintf("HOTLINE_CALL_ID=%s", a->check_id);
+	} else if (a->check_id[0]) {
 		env[k++] = xasprintf("HOTLINE_CHECK_ID=%s", a->check_id);
 		env[k++] = xasprintf("HOTLINE_CHECK_MODE=%s", a->mode ? "operator" : "machine");
 	}

@@ -11,6 +11,7 @@ bounds here are looser than `make bench`'s targets (which bench.sh checks
 with longer speech): these tests are to catch breakage on a loaded machine.
 """
 import json
+import re
 import os
 import subprocess
 import time
@@ -27,7 +28,8 @@ NET = ("--delay", "50", "--jitter", "10", "--seed", "11")
 def test_call_through_relay(net, tmp_path):
     alarm_log = tmp_path / "alarms.txt"
     script = tmp_path / "alarm.sh"
-    script.write_text(f"#!/bin/sh\necho \"$HOTLINE_ALARM $HOTLINE_PEER $HOTLINE_DETAIL\" >> {alarm_log}\n")
+    script.write_text("#!/bin/sh\necho \"$HOTLINE_ALARM $HOTLINE_PEER $HOTLINE_DETAIL"
+                      f" call=$HOTLINE_CALL_ID check=${{HOTLINE_CHECK_ID-unset}}\" >> {alarm_log}\n")
     script.chmod(0o755)
     a, b, relay = vu.call_pair(net, NET, AlarmCommand=str(script))
     cap = vu.Capture(net, (relay.to_a, relay.to_b))
@@ -44,6 +46,8 @@ def test_call_through_relay(net, tmp_path):
     assert ring["peer"] == "washington" and "immediate call" in ring["detail"]
     wait_for(lambda: alarm_log.exists() and "ring washington immediate call" in alarm_log.read_text(),
              scaled(5), "AlarmCommand run for the ring")
+    # the ring names its call, and no line check's variables
+    assert re.search(r" call=[0-9a-f]{32} check=unset$", alarm_log.read_text().splitlines()[0])
 
     end_a, end_b = res["a"]["call"], res["b"]["call"]
     assert end_a["reason"] == end_b["reason"] == "hangup"
