@@ -171,3 +171,15 @@ def test_voice_bad_inputs(net, tmp_path):
     p = b.cmd("voice", "play", mid2, check=False)
     assert p.returncode == 1 and "not a voice message" in p.stderr
     assert "voice" not in {m["id"]: m for m in b.inbox()}[mid2]
+
+    # a voice message whose recording was purged says so, not "unreadable"
+    good = vu.speech(str(tmp_path / "s.wav"), seconds=2, rate=16000)
+    mid3 = only_id(a.cmd("voice", "send", "pyongyang", good))
+    b.wait_in_inbox([mid3], DELIVER)
+    assert {m["id"]: m for m in b.inbox()}[mid3]["voice"]["state"] == "ready"
+    b.cmd("purge", "--before", "2999-01-01", "--yes")
+    shown = b.cmd("inbox").stdout
+    assert "[voice (purged)]" in shown, shown
+    assert {m["id"]: m for m in b.inbox()}[mid3]["voice"] == {"state": "purged", "duration_ms": None}
+    p = b.cmd("voice", "play", mid3, "-o", str(tmp_path / "y.wav"), check=False)
+    assert p.returncode == 1 and "was purged" in p.stderr, p.stderr
