@@ -141,6 +141,7 @@ class Station:
                                          stderr=log, start_new_session=True)
         finally:
             log.close()
+        helpers.keep_priority(self.proc.pid)
         self.registry.append(self)
         if wait:
             self.wait_ready()

@@ -329,6 +329,7 @@ class Station:
                                     start_new_session=True, env=env)
         finally:
             log.close()
+        helpers.keep_priority(proc.pid)
         self.proc = proc
         self.net.procs.append(proc)
         if wait:

@@ -89,8 +89,9 @@ def test_call_items_and_disclosed_recording_verify(net, tmp_path):
 def test_call_items_without_recording_and_unanswered(net, tmp_path):
     a, b, relay = vu.call_pair(net, NET)
     res = vu.talk(a, b, str(tmp_path), seconds=3)
-    a.cmd("call", "pyongyang", "--timeout", "1", "--output", str(tmp_path / "x.wav"),
-          "--input", res["a_in"])
+    p = a.cmd("call", "pyongyang", "--timeout", "1", "--output", str(tmp_path / "x.wav"),
+              "--input", res["a_in"], check=False)
+    assert p.returncode == 1 and "ended (no_answer" in p.stderr, p.stderr
     rec = str(tmp_path / "b.hlr")
 
     def two_calls_at_b():
