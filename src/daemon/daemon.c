@@ -30,6 +30,7 @@
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
+#include "daemon/rt.h"
 #include "daemon/service.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -141,7 +142,12 @@ static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOT
 	}
 	if (d->conf->log_level)
 		hl_log_set_default_level((enum hl_log_level)(d->conf->log_level - 1));
-	return hl_privs_drop(d->dir, st.st_uid, d->conf->user, note, err, HL_DAEMON_ERR_LEN);
+	/* The media thread's real-time priority is taken while it may be
+	 * (daemon/rt.h). */
+	hl_rt_claim();
+	ret = hl_privs_drop(d->dir, st.st_uid, d->conf->user, note, err, HL_DAEMON_ERR_LEN);
+	hl_rt_park();
+	return ret;
 }
 
 static int load_identity(struct hl_daemon *d, char *err)
@@ -262,6 +268,7 @@ out:
 		close(d->dirfd);
 	hl_replay_cache_free(d->seen);
 	hl_guard_free(d->guard);
+	hl_rt_release();
 	free(d->dir);
 	free(d);
 	return ret;

@@ -258,3 +258,70 @@ def test_cadence_holds_while_messages_flow(net, tmp_path):
         assert within >= (0.4 if vu_sanitize() else 0.9 if precise else 0.6), within
     s, _ = vu.direction(res, "a", "b")
     assert s >= 0.8, s
+
+
+SCHED_OTHER, SCHED_FIFO, SCHED_RR = 0, 1, 2
+
+
+def daemon_threads(pid):
+    """(name, scheduling policy, real-time priority) of each thread of PID
+    (/proc/PID/task/TID/stat fields 40 and 41)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()   # from field 3 on
+        out.append((name, int(fields[41 - 3]), int(fields[40 - 3])))
+    return out
+
+
+def rtprio_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max realtime priority"):
+                return tuple(int(x) for x in line.split()[3:5])
+    raise AssertionError("no realtime priority in /proc/PID/limits")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a daemon started as root gets real-time media")
+def test_media_thread_is_real_time_and_nothing_else(net):
+    """Started as root, the daemon drops every capability; its media thread
+    still gets SCHED_FIFO (a late frame is heard, and a loaded machine makes
+    an ordinary thread late): taken before the drop, handed to that one
+    thread (daemon/rt.h), and RLIMIT_RTPRIO is 0 after, so nothing else the
+    daemon is or runs can take a real-time priority.  (Seen failing on the
+    old code: no real-time thread at all, the drop had taken the right.)"""
+    a = net.station("washington").start()
+    threads = daemon_threads(a.pid)
+    rt = [t for t in threads if t[1] in (SCHED_FIFO, SCHED_RR)]
+    assert rt == [("hl-media", SCHED_FIFO, 10)], threads
+    assert rtprio_limit(a.pid) == (0, 0)
+    # capabilities are per thread: the real-time one holds none either
+    for tid in os.listdir(f"/proc/{a.pid}/task"):
+        with open(f"/proc/{a.pid}/task/{tid}/status") as f:
+            st = dict(line.split(":", 1) for line in f if ":" in line)
+        for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"):
+            assert int(st[field], 16) == 0, (tid, field, st[field])
+        assert st["NoNewPrivs"].strip() == "1", tid
+    assert a.log_text().count("call media thread: real-time") == 1, a.log_tail()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start without CAP_SYS_NICE")
+def test_media_thread_without_real_time_falls_back(net, tmp_path):
+    """Where real-time scheduling is not allowed (here: started without
+    CAP_SYS_NICE and CAP_SYS_RESOURCE, RLIMIT_RTPRIO 0) the media thread
+    runs at the ordinary priority, says so once, and calls still work."""
+    drop = ("setpriv", "--bounding-set", "-sys_resource,-sys_nice", "--")
+    a, b, relay = vu.call_pair(net, NET)
+    for st in (a, b):
+        st.stop()
+        st.start(wrapper=drop)
+    a.wait_connected("pyongyang")
+    threads = daemon_threads(a.pid)
+    assert ("hl-media", SCHED_OTHER, 0) in threads, threads
+    assert not [t for t in threads if t[1] != SCHED_OTHER], threads
+    assert a.log_text().count("call media thread: real-time scheduling not allowed") == 1, \
+        a.log_tail()
+    res = vu.talk(a, b, str(tmp_path), seconds=3)
+    assert res["b"]["call"]["stats"]["inbound"]["packetsReceived"] > 100
