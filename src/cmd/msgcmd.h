@@ -12,6 +12,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "store/store.h"
 

@@ -66,6 +66,7 @@
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "deliver/author.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
