@@ -48,14 +48,21 @@ struct hl_ours {
 	struct hl_chain_head signed_head; /* the last item signed and stored */
 	struct hl_ours_entry *q;      /* added, not yet flushed */
 	size_t n, cap;
-	bool store_failed;            /* the last flush failed in the store (its
+	bool store_failed;            /* the last call failed in the store (its
 	                               * errmsg says why), not in signing */
+	char why[300];                /* a refusal of the key holder, else "" */
 };
 
 /* An appender for our chain with the peer PEER_ID (signing key PEER_SIGN),
  * signing with ME.  Nothing is read until the first add. */
 void hl_ours_init(struct hl_ours *o, hl_store *st, const hl_signer *me, int64_t peer_id,
 		  const uint8_t peer_sign[static 32]);
+/* Reads our head (once per appender): the store's, after taking back what
+ * the key holder signed beyond it (chain/adopt.h).  HL_ESTATE (with the
+ * store's message) when the store must sign nothing new for this peer (a
+ * restore's resync, store.h).  hl_ours_add calls it; a caller that reads
+ * rows that taking back may write (the next class_seq) calls it first. */
+int hl_ours_begin(struct hl_ours *o);
 /* Gives IT the next position: author, counterpart, seq, time (when 0: now);
  * its prev and signature come at the flush.  IT's kind and kind fields
  * are the caller's; IT itself must live until the flush, which completes
@@ -64,6 +71,11 @@ void hl_ours_init(struct hl_ours *o, hl_store *st, const hl_signer *me, int64_t 
  * nothing new for this peer (a restore's resync, store.h). */
 int hl_ours_add(struct hl_ours *o, struct hl_item *it, unsigned precedence,
 		hl_ours_stored_fn stored, void *arg);
+/* hl_ours_add with a NOTE (NOTE_LEN bytes, living until the flush) that
+ * the key holder keeps beside the signed item, for taking it back
+ * (chain/adopt.h: a message's text). */
+int hl_ours_add_noted(struct hl_ours *o, struct hl_item *it, unsigned precedence,
+		      const uint8_t *note, size_t note_len, hl_ours_stored_fn stored, void *arg);
 /* Signs every item added since the last flush, in order, and stores each
  * row then calls its STORED.  On failure the caller rolls its transaction
  * back and drops the appender. */

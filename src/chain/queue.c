@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chain/adopt.h"
 #include "msg/message.h"
 #include "util/dio.h"
 #include "util/err.h"
@@ -222,6 +223,8 @@ struct hl_msg_pending {
 	char *subject;
 	uint8_t *body;
 	size_t body_len;
+	uint8_t *note;                /* for the key holder's journal (chain/adopt.h) */
+	size_t note_len;
 	struct hl_att_row *att;       /* borrowed from the caller (one-message batches) */
 	unsigned n_att;
 };
@@ -236,8 +239,12 @@ static void pending_clear(struct hl_msg_pending *p)
 	sodium_memzero(p->salt, sizeof(p->salt));
 	free(p->subject);
 	free(p->body);
+	if (p->note)
+		sodium_memzero(p->note, p->note_len);
+	free(p->note);
 	p->subject = NULL;
 	p->body = NULL;
+	p->note = NULL;
 }
 
 void hl_msg_batch_drop(struct hl_msg_batch *b)
@@ -275,6 +282,8 @@ int hl_msg_batch_flush(struct hl_msg_batch *b, char *err, size_t errlen)
 	b->n = 0;
 	if (ret < 0 && b->ours.store_failed)
 		seterr(err, errlen, ret, "store: %s", hl_store_errmsg(b->ours.st));
+	else if (ret < 0 && b->ours.why[0])
+		seterr(err, errlen, ret, "%s", b->ours.why);
 	else if (ret < 0)
 		seterr(err, errlen, ret, "cannot encode the message: %s", hl_strerror(ret));
 	return ret;
@@ -295,6 +304,11 @@ static int batch_peer(struct hl_msg_batch *b, hl_store *st, const hl_signer *me,
 				 &b->peer_id)) < 0)
 		return seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 	hl_ours_init(&b->ours, st, me, b->peer_id, peer->signing_key);
+	/* Before the class_seqs are read: taking back what the key holder
+	 * signed may add messages. */
+	if ((ret = hl_ours_begin(&b->ours)) < 0)
+		return seterr(err, errlen, ret, "%s", b->ours.store_failed
+			      ? hl_store_errmsg(st) : "the key holder's items could not be taken back");
 	memcpy(b->peer_key, peer->signing_key, 32);
 	b->valid = true;
 	return 0;
@@ -358,7 +372,9 @@ static int batch_add(struct hl_msg_batch *b, hl_store *st, const hl_signer *me,
 	p->att = att;
 	p->n_att = o->n_attachments;
 	fill_item(p, o);
-	if ((ret = hl_ours_add(&b->ours, &p->it, prec, store_message_row, p)) < 0) {
+	hl_adopt_message_note(p->salt, p->subject, p->body, p->body_len, &p->note, &p->note_len);
+	if ((ret = hl_ours_add_noted(&b->ours, &p->it, prec, p->note, p->note_len,
+				     store_message_row, p)) < 0) {
 		pending_clear(p);
 		return seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 	}
