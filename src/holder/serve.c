@@ -311,7 +311,7 @@ void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const
 		answer_small(h, q, a);
 	if (a->r.status != HL_HOLD_OK)
 		hl_warn("key holder: %s request from %s %s: %s", hl_hold_type_name(a->r.type), who,
-			a->r.status == HL_HOLD_REFUSED ? "refused" : "failed", a->text);
+			a->r.status == HL_HOLD_FAILED ? "failed" : "refused", a->text);
 	if (hl_hold_response_encode(&a->r, resp, resp_len) < 0) {
 		/* Only a PENDING answer can grow; collect_one keeps it small. */
 		say(a, HL_HOLD_FAILED, "the answer does not fit a frame");
