@@ -52,23 +52,33 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A request is one send and its answer, almost always, one recv (the
+ * holder writes it whole): two system calls for a DH.  The daemon's
+ * socket is non-blocking (its loop watches it), so an EAGAIN waits in
+ * poll(), ANSWER_TIMEOUT_MS at most. */
+static ssize_t io_once(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
+{
+	for (;;) {
+		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
+		int64_t left = deadline - mono_ms();
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+			return HL_ETIMEOUT;
+	}
+}
+
 static int io_all(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
 {
 	while (len > 0) {
-		struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
-		int64_t left = deadline - mono_ms();
-		if (left <= 0)
-			return HL_ETIMEOUT;
-		int r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r == 0 ? HL_ETIMEOUT : -errno;
-		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
+		ssize_t n = io_once(fd, p, len, out, deadline);
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		if (n == 0)
 			return -EPIPE; /* the holder is gone */
 		p += n;
@@ -80,21 +90,33 @@ static int io_all(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
 static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, size_t *rlen)
 {
 	int64_t deadline = mono_ms() + ANSWER_TIMEOUT_MS;
-	uint8_t hdr[4];
+	uint8_t first[4096];
+	uint8_t *frame = xmalloc(4 + len);
+	ssize_t got;
 	int ret;
-	hl_hold_frame_hdr(len, hdr);
-	if ((ret = io_all(fd, hdr, 4, true, deadline)) < 0 ||
-	    (ret = io_all(fd, (uint8_t *)req, len, true, deadline)) < 0 ||
-	    (ret = io_all(fd, hdr, 4, false, deadline)) < 0)
+	hl_hold_frame_hdr(len, frame);
+	memcpy(frame + 4, req, len);
+	ret = io_all(fd, frame, 4 + len, true, deadline);
+	free(frame);
+	if (ret < 0)
 		return ret;
-	*rlen = hl_hold_frame_len(hdr);
-	if (*rlen == 0)
+	if ((got = io_once(fd, first, sizeof(first), false, deadline)) <= 0)
+		return got == 0 ? -EPIPE : (int)got;
+	if (got < 4 && (ret = io_all(fd, first + got, 4 - (size_t)got, false, deadline)) < 0)
+		return ret;
+	if (got < 4)
+		got = 4;
+	*rlen = hl_hold_frame_len(first);
+	if (*rlen == 0 || (size_t)got - 4 > *rlen)
 		return HL_EINVAL;
 	*resp = xmalloc(*rlen);
-	if ((ret = io_all(fd, *resp, *rlen, false, deadline)) < 0) {
+	memcpy(*resp, first + 4, (size_t)got - 4);
+	ret = io_all(fd, *resp + got - 4, *rlen - ((size_t)got - 4), false, deadline);
+	if (ret < 0) {
 		free(*resp);
 		*resp = NULL;
 	}
+	sodium_memzero(first, sizeof(first)); /* a DH result */
 	return ret;
 }
 
