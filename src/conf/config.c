@@ -1355,11 +1355,11 @@ static int edit_commit(struct conf_edit *e, const char *text, size_t len, char *
 /* Checks a card before it is pinned, against the pinned peers and against
  * this station's own keys. */
 static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_card *card,
-			  char *err)
+			  const uint8_t *own_noise, const uint8_t *own_sign, char *err)
 {
 	const hl_peer_conf *o;
 	hl_signer *id = NULL;
-	int r;
+	int r = 0;
 
 	if (!hl_name_valid(card->name)) {
 		char q[QUOTE_MAX * 3 + 4];
@@ -1396,11 +1396,14 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 		return HL_EEXIST;
 	}
 	char *idpath = hl_path_join(dir, HL_IDENTITY_FILE);
-	r = hl_signer_load(idpath, &id);
+	if (!own_noise && (r = hl_signer_load(idpath, &id)) == 0) {
+		own_noise = hl_signer_noise_pub(id);
+		own_sign = hl_signer_sign_pk(id);
+	}
 	if (r < 0) {
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", idpath, hl_strerror(r));
-	} else if (memcmp(hl_signer_noise_pub(id), card->noise_key, HL_KEY_LEN) == 0 ||
-		   memcmp(hl_signer_sign_pk(id), card->signing_key, HL_KEY_LEN) == 0) {
+	} else if (memcmp(own_noise, card->noise_key, HL_KEY_LEN) == 0 ||
+		   memcmp(own_sign, card->signing_key, HL_KEY_LEN) == 0) {
 		snprintf(err, HL_CONF_ERR_LEN,
 			 "this card carries this station's own key: a station cannot pin itself");
 		r = HL_EEXIST;
@@ -1410,14 +1413,15 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 	return r;
 }
 
-int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN])
+int hl_conf_add_peer_own(const char *dir, const hl_card *card, const uint8_t *own_noise,
+			 const uint8_t *own_sign, char err[static HL_CONF_ERR_LEN])
 {
 	struct conf_edit e;
 	char *text = NULL;
 	int r = edit_begin(dir, &e, err);
 	if (r < 0)
 		goto out;
-	if ((r = check_new_peer(dir, &e, card, err)) < 0)
+	if ((r = check_new_peer(dir, &e, card, own_noise, own_sign, err)) < 0)
 		goto out;
 	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
 	hl_b64_key(card->noise_key, nk);

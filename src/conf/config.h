@@ -257,7 +257,16 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write
  * atomically.  Nothing changes on error. */
-int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN]);
+/* hl_conf_add_peer_own is given this station's own public keys (OWN_NOISE,
+ * OWN_SIGN: from the key holder, so that identity.key is not read while a
+ * daemon runs); NULL, as hl_conf_add_peer: read from identity.key. */
+int hl_conf_add_peer_own(const char *dir, const hl_card *card, const uint8_t *own_noise,
+			 const uint8_t *own_sign, char err[static HL_CONF_ERR_LEN]);
+static inline int hl_conf_add_peer(const char *dir, const hl_card *card,
+				   char err[static HL_CONF_ERR_LEN])
+{
+	return hl_conf_add_peer_own(dir, card, NULL, NULL, err);
+}
 int hl_conf_remove_peer(const char *dir, const char *name, char err[static HL_CONF_ERR_LEN]);
 
 #endif

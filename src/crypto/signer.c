@@ -72,7 +72,9 @@ struct secrets {
 struct hl_signer {
 	uint8_t noise_pub[HL_KEY_LEN];
 	uint8_t sign_pk[HL_KEY_LEN];
-	struct secrets *sec;      /* sodium_malloc(); read-only once sealed */
+	struct secrets *sec;      /* sodium_malloc(); read-only once sealed; NULL remote */
+	const struct hl_signer_ops *ops; /* remote: the key holder does the work */
+	void *user;
 };
 
 /* A signer with zeroed, writable secrets: the constructors fill them and
@@ -149,6 +151,23 @@ int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *x25519,
 	return signer_make(out, x25519, ed25519_seed);
 }
 
+hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
+			    const uint8_t noise_pub[static HL_KEY_LEN],
+			    const uint8_t sign_pk[static HL_KEY_LEN])
+{
+	hl_signer *s = xcalloc(1, sizeof(*s));
+	memcpy(s->noise_pub, noise_pub, HL_KEY_LEN);
+	memcpy(s->sign_pk, sign_pk, HL_KEY_LEN);
+	s->ops = ops;
+	s->user = user;
+	return s;
+}
+
+void *hl_signer_remote_user(const hl_signer *s, const struct hl_signer_ops *ops)
+{
+	return s && s->ops == ops ? s->user : NULL;
+}
+
 const uint8_t *hl_signer_noise_pub(const hl_signer *s)
 {
 	return s->noise_pub;
@@ -188,6 +207,8 @@ int hl_signer_sign(const hl_signer *s, const char *context, const uint8_t *msg, 
 	if (!s || !msg || len > HL_SIGNER_MSG_MAX || !hl_signer_context_known(context) ||
 	    !begins_with(msg, len, context))
 		return HL_EINVAL;
+	if (s->ops)
+		return s->ops->sign(s->user, context, msg, len, sig);
 	if (crypto_sign_detached(sig, NULL, msg, len, s->sec->sign_sk) != 0) {
 		sodium_memzero(sig, HL_SIGNER_SIG_LEN);
 		return HL_ECRYPTO;
@@ -200,7 +221,9 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 {
 	/* libsodium refuses a low-order point already; checking the output
 	 * too keeps the promise independent of the library version. */
-	if (crypto_scalarmult(out, s->sec->noise_priv, their_pub) != 0 ||
+	int rc = s->ops ? s->ops->dh(s->user, their_pub, out)
+			: crypto_scalarmult(out, s->sec->noise_priv, their_pub);
+	if (rc != 0 ||
 	    sodium_is_zero(out, HL_KEY_LEN)) {
 		sodium_memzero(out, HL_KEY_LEN);
 		return HL_ECRYPTO;
@@ -256,6 +279,10 @@ int hl_signer_write_new(const char *path, const hl_signer *s)
 	char *text = sodium_malloc(cap);
 	size_t len;
 
+	if (!s->sec) { /* a remote signer has no secret to write */
+		sodium_free(text);
+		return HL_EINVAL;
+	}
 	if (!text)
 		return -ENOMEM;
 	len = identity_text(s->sec, text, cap);

@@ -17,9 +17,9 @@
  * the Noise handshake (crypto/noise.c keeps only the per-handshake
  * ephemeral key).
  *
- * This interface is the seam for a key-holding process: a signer that
- * forwards these calls to another process can replace this one without any
- * caller changing.
+ * This interface is the seam for a key-holding process: a signer made by
+ * hl_signer_remote() forwards these calls to the key holder
+ * (holder/client.h, docs/keyholder.md) without any caller changing.
  *
  * Memory: the secret keys are in sodium_malloc() memory (locked, guarded,
  * left out of core dumps), read-only once made, and wiped by
@@ -78,6 +78,23 @@ int hl_signer_sign(const hl_signer *s, const char *context, const uint8_t *msg, 
  * zeroed) when the result is all zero: a low-order public key. */
 int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 		 uint8_t out[static HL_KEY_LEN]);
+
+/* A signer that holds no secret: the public keys NOISE_PUB and SIGN_PK,
+ * and its signatures and DH done by OPS with USER (a key-holding process:
+ * holder/client.h).  hl_signer_sign checks its context and the message's
+ * start as for any signer before it asks OPS.  OPS and USER must outlive
+ * it. */
+struct hl_signer_ops {
+	int (*sign)(void *user, const char *context, const uint8_t *msg, size_t len,
+		    uint8_t sig[static HL_SIGNER_SIG_LEN]);
+	int (*dh)(void *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN]);
+};
+hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
+			    const uint8_t noise_pub[static HL_KEY_LEN],
+			    const uint8_t sign_pk[static HL_KEY_LEN]);
+/* USER, when S was made by hl_signer_remote with OPS; else NULL. */
+void *hl_signer_remote_user(const hl_signer *s, const struct hl_signer_ops *ops);
 
 /* Tests, fuzz targets and the benchmarks only: a signer from raw keys.
  * X25519 is the 32-byte X25519 private key, ED25519_SEED the 32-byte

@@ -68,6 +68,7 @@
 #include "daemon/rt.h"
 #include "daemon/service.h"
 #include "deliver/author.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

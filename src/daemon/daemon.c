@@ -77,6 +77,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 	while (d->peers)
 		hl_peer_remove(d->peers);
 	hl_services_release(d);
+	hl_keys_unwatch(d);
 	hl_listen_stop(d);
 	hl_control_stop(d);
 	hl_reload_unwatch(d);
@@ -150,17 +151,11 @@ static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOT
 	return ret;
 }
 
+/* The key holder, which alone reads identity.key (keys.c): started now,
+ * before the store and the network. */
 static int load_identity(struct hl_daemon *d, char *err)
 {
-	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	int ret = hl_signer_load(path, &d->id);
-	if (ret < 0)
-		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
-			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
-	else
-		hl_signer_fingerprint(d->id, d->fingerprint);
-	free(path);
-	return ret;
+	return hl_keys_start(d, err, HL_DAEMON_ERR_LEN);
 }
 
 static int start_loop_parts(struct hl_daemon *d, char *err)
@@ -203,6 +198,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	err[0] = 0;
 	d->dir = xstrdup(dir);
 	d->lockfd = -1;
+	d->holder_fd = -1;
 	d->rl_unauth = (struct hl_ratelimit)HL_RATELIMIT_INIT(10, 30);
 	d->rl_unknown_key = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
@@ -239,6 +235,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	}
 	d->loop_inited = true;
+	hl_keys_watch(d);
 	ret = start_loop_parts(d, err);
 	if (ret < 0) {
 		hl_daemon_stop(d);
@@ -250,6 +247,10 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	}
 	/* Runs until hl_daemon_stop() has closed every handle. */
 	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (ret == 0 && d->holder_died) {
+		snprintf(err, HL_DAEMON_ERR_LEN, "the key holder died: the daemon stopped");
+		ret = HL_ESTATE;
+	}
 	if (ret == 0)
 		hl_info("stopped");
 
@@ -261,7 +262,7 @@ out:
 	hl_commit_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
-	hl_signer_free(d->id);
+	hl_keys_end(d);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)

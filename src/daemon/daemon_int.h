@@ -133,6 +133,7 @@ struct hl_peer {
 
 struct hl_control;
 struct hl_clients;
+struct hl_keys;
 struct hl_reload;
 struct hl_control_client;
 struct hl_service;
@@ -144,7 +145,12 @@ struct hl_daemon {
 	char *dir;
 	int dirfd;                   /* O_PATH: control socket, lock, stale socket */
 	int lockfd;
-	hl_signer *id;
+	const hl_signer *id;         /* the key holder's face (keys.c) */
+	struct hl_keys *keys;
+	pid_t holder_pid;
+	int holder_fd;               /* the socketpair to it, owned by keys */
+	uv_poll_t holder_poll;
+	bool holder_watched, holder_died;
 	hl_station_conf *conf;
 	uint8_t fingerprint[HL_FP_LEN];
 	struct hl_peer *peers;
@@ -199,6 +205,13 @@ struct hl_daemon {
 
 /* daemon.c */
 void hl_daemon_stop(struct hl_daemon *d);
+
+/* keys.c: the key holder started (before the network; d->id, d->keys,
+ * the fingerprint), watched from the loop, and ended with the daemon. */
+int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen);
+void hl_keys_watch(struct hl_daemon *d);
+void hl_keys_unwatch(struct hl_daemon *d);
+void hl_keys_end(struct hl_daemon *d);
 
 /* reload.c: station.conf read again (ERR: why not, when not). */
 int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);

@@ -1,0 +1,492 @@
+/* holder/client.c — reaching the station's keys (see client.h): the key
+ * holder's socket, or the holder's own code in this process; the signer
+ * face the rest of hotline uses; the requests written and their answers
+ * read (holder/proto.h). */
+#include "holder/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "holder/heads.h"
+#include "holder/serve.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+/* How long an answer may take: a run of 256 items and an fsync, on a slow
+ * disk under load. */
+#define ANSWER_TIMEOUT_MS 60000
+/* How long a command waits for another that holds the keys in-process. */
+#define LOCK_WAIT_MS 60000
+
+struct hl_keys {
+	int fd;                       /* the key holder's socket; -1 in-process */
+	struct hl_holder *local;      /* in-process; NULL over a socket */
+	int lockfd;                   /* in-process: the journal's lock */
+	bool public_only;             /* neither: the public keys alone */
+	hl_signer *face;
+	pthread_mutex_t mu;           /* one request at a time */
+	void (*on_refusal)(void *user, const char *text);
+	void *refusal_user;
+};
+
+/* ---- one request, one answer ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A request is one send and its answer, almost always, one recv (the
+ * holder writes it whole): two system calls for a DH.  The daemon's
+ * socket is non-blocking (its loop watches it), so an EAGAIN waits in
+ * poll(), ANSWER_TIMEOUT_MS at most. */
+static ssize_t io_once(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
+{
+	for (;;) {
+		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		struct pollfd pfd = { .fd = fd, .events = out ? POLLOUT : POLLIN };
+		int64_t left = deadline - mono_ms();
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+			return HL_ETIMEOUT;
+	}
+}
+
+static int io_all(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
+{
+	while (len > 0) {
+		ssize_t n = io_once(fd, p, len, out, deadline);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EPIPE; /* the holder is gone */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, size_t *rlen)
+{
+	int64_t deadline = mono_ms() + ANSWER_TIMEOUT_MS;
+	uint8_t first[4096];
+	uint8_t *frame = xmalloc(4 + len);
+	ssize_t got;
+	int ret;
+	hl_hold_frame_hdr(len, frame);
+	memcpy(frame + 4, req, len);
+	ret = io_all(fd, frame, 4 + len, true, deadline);
+	free(frame);
+	if (ret < 0)
+		return ret;
+	if ((got = io_once(fd, first, sizeof(first), false, deadline)) <= 0)
+		return got == 0 ? -EPIPE : (int)got;
+	if (got < 4 && (ret = io_all(fd, first + got, 4 - (size_t)got, false, deadline)) < 0)
+		return ret;
+	if (got < 4)
+		got = 4;
+	*rlen = hl_hold_frame_len(first);
+	if (*rlen == 0 || (size_t)got - 4 > *rlen)
+		return HL_EINVAL;
+	*resp = xmalloc(*rlen);
+	memcpy(*resp, first + 4, (size_t)got - 4);
+	ret = io_all(fd, *resp + got - 4, *rlen - ((size_t)got - 4), false, deadline);
+	if (ret < 0) {
+		free(*resp);
+		*resp = NULL;
+	}
+	sodium_memzero(first, sizeof(first)); /* a DH result */
+	return ret;
+}
+
+/* Sends Q and parses the answer into A (*BUF holds its bytes: free it). */
+static int ask(hl_keys *k, const struct hl_hold_request *q, struct hl_hold_response *a,
+	       uint8_t **buf)
+{
+	uint8_t *req;
+	size_t len, rlen = 0;
+	int ret;
+	*buf = NULL;
+	if (k->public_only)
+		return HL_ESTATE;
+	if ((ret = hl_hold_request_encode(q, &req, &len)) < 0)
+		return ret;
+	pthread_mutex_lock(&k->mu);
+	if (k->local) {
+		hl_holder_answer(k->local, req, len, "this process", buf, &rlen);
+		ret = 0;
+	} else {
+		ret = roundtrip_fd(k->fd, req, len, buf, &rlen);
+	}
+	pthread_mutex_unlock(&k->mu);
+	free(req);
+	if (ret == 0)
+		ret = hl_hold_response_parse(*buf, rlen, q->type, a);
+	if (ret == 0 && a->status != HL_HOLD_OK && a->status != HL_HOLD_REFUSED)
+		ret = a->status == HL_HOLD_MALFORMED ? HL_EINVAL : HL_ECRYPTO;
+	if (ret < 0 && ret != HL_EINVAL && ret != HL_ECRYPTO)
+		hl_error("the key holder did not answer a %s request: %s", hl_hold_type_name(q->type),
+			 hl_strerror(ret));
+	return ret;
+}
+
+/* ---- the signer face ---- */
+
+static int face_sign(void *user, const char *context, const uint8_t *msg, size_t len,
+		     uint8_t sig[static HL_SIGNER_SIG_LEN])
+{
+	struct hl_hold_request q = { .type = HL_HOLD_SEAL };
+	struct hl_hold_response a;
+	uint8_t *buf;
+	/* The only bytes the face signs: a record seal (context, NUL, its
+	 * hash).  Items go through hl_keys_sign_run. */
+	if (strcmp(context, HL_HOLD_SEAL_CTX) != 0 || len != sizeof(HL_HOLD_SEAL_CTX) + 32)
+		return HL_EINVAL;
+	memcpy(q.u.seal_hash, msg + sizeof(HL_HOLD_SEAL_CTX), 32);
+	int ret = ask(user, &q, &a, &buf);
+	if (ret == 0 && a.status != HL_HOLD_OK)
+		ret = HL_EAUTH;
+	if (ret == 0)
+		memcpy(sig, a.u.seal_sig, HL_SIGNER_SIG_LEN);
+	free(buf);
+	return ret;
+}
+
+static int face_dh(void *user, const uint8_t their_pub[static HL_KEY_LEN],
+		   uint8_t out[static HL_KEY_LEN])
+{
+	struct hl_hold_request q = { .type = HL_HOLD_DH };
+	struct hl_hold_response a;
+	uint8_t *buf = NULL;
+	memcpy(q.u.dh_pub, their_pub, 32);
+	int ret = ask(user, &q, &a, &buf);
+	if (ret == 0)
+		memcpy(out, a.u.dh, HL_KEY_LEN);
+	if (buf) {
+		sodium_memzero(buf, 3 + 32);
+		free(buf);
+	}
+	sodium_memzero(&a, sizeof(a));
+	return ret;
+}
+
+static const struct hl_signer_ops face_ops = { face_sign, face_dh };
+
+hl_keys *hl_keys_of(const hl_signer *s)
+{
+	return hl_signer_remote_user(s, &face_ops);
+}
+
+const hl_signer *hl_keys_signer(const hl_keys *k)
+{
+	return k->face;
+}
+
+bool hl_keys_remote(const hl_keys *k)
+{
+	return k->fd >= 0;
+}
+
+void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user)
+{
+	k->on_refusal = fn;
+	k->refusal_user = user;
+}
+
+/* ---- opening ---- */
+
+static hl_keys *keys_new(void)
+{
+	hl_keys *k = xcalloc(1, sizeof(*k));
+	k->fd = -1;
+	k->lockfd = -1;
+	pthread_mutex_init(&k->mu, NULL);
+	return k;
+}
+
+void hl_keys_free(hl_keys *k)
+{
+	if (!k)
+		return;
+	hl_signer_free(k->face);
+	hl_holder_free(k->local);
+	if (k->fd >= 0)
+		close(k->fd);
+	if (k->lockfd >= 0)
+		close(k->lockfd); /* releases the lock */
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+/* The face, from the holder's answer to KEYS. */
+static int learn_keys(hl_keys *k, char err[static HL_KEYS_ERR_LEN])
+{
+	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
+	struct hl_hold_response a;
+	uint8_t *buf;
+	int ret = ask(k, &q, &a, &buf);
+	if (ret == 0 && a.status == HL_HOLD_OK)
+		k->face = hl_signer_remote(&face_ops, k, a.u.keys.noise_pub, a.u.keys.sign_pk);
+	else
+		snprintf(err, HL_KEYS_ERR_LEN, "the key holder did not give its public keys: %s",
+			 hl_strerror(ret < 0 ? ret : HL_EINVAL));
+	free(buf);
+	return k->face ? 0 : (ret < 0 ? ret : HL_EINVAL);
+}
+
+int hl_keys_over_fd(int fd, hl_keys **out, char err[static HL_KEYS_ERR_LEN])
+{
+	hl_keys *k = keys_new();
+	k->fd = fd;
+	int ret = learn_keys(k, err);
+	if (ret < 0) {
+		hl_keys_free(k);
+		k = NULL;
+	}
+	*out = k;
+	return ret;
+}
+
+hl_keys *hl_keys_in_memory(hl_signer *signer)
+{
+	hl_keys *k = keys_new();
+	hl_heads *heads = NULL;
+	char err[HL_KEYS_ERR_LEN];
+	(void)hl_heads_open(NULL, &heads, err, sizeof(err)); /* cannot fail in memory */
+	k->local = hl_holder_new(signer, heads);
+	k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(signer),
+				   hl_signer_sign_pk(signer));
+	return k;
+}
+
+/* A connected socket to DIRFD's key holder, or -1 when none answers. */
+static int connect_holder(int dirfd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dirfd,
+			 HL_HOLDER_SOCKET);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* In-process: the lock held (LOCKFD, taken), the keys and the journal. */
+static int open_local(hl_keys *k, const char *dir, int lockfd, char err[static HL_KEYS_ERR_LEN])
+{
+	hl_signer *s = NULL;
+	hl_heads *heads = NULL;
+	char *id = hl_path_join(dir, HL_IDENTITY_FILE);
+	char *journal = hl_path_join(dir, HL_HEADS_FILE);
+	int ret;
+	k->lockfd = lockfd;
+	if ((ret = hl_signer_load(id, &s)) < 0)
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
+	else if ((ret = hl_heads_open(journal, &heads, err, HL_KEYS_ERR_LEN)) == 0) {
+		k->local = hl_holder_new(s, heads);
+		k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(s), hl_signer_sign_pk(s));
+		s = NULL;
+	}
+	hl_signer_free(s);
+	free(id);
+	free(journal);
+	return ret;
+}
+
+/* Without a holder: the public keys of identity.key, and a face that
+ * signs nothing. */
+static int open_public(hl_keys *k, const char *dir, char err[static HL_KEYS_ERR_LEN])
+{
+	hl_signer *s = NULL;
+	char *id = hl_path_join(dir, HL_IDENTITY_FILE);
+	int ret = hl_signer_load(id, &s);
+	if (ret < 0) {
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
+	} else {
+		k->public_only = true;
+		k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(s), hl_signer_sign_pk(s));
+	}
+	hl_signer_free(s);
+	free(id);
+	return ret;
+}
+
+/* The holder's socket, else the lock for the keys in-process: whichever
+ * comes first (a holder starting takes the lock before it listens). */
+static int holder_or_lock(int dirfd, int lockfd, int *sock)
+{
+	int64_t deadline = mono_ms() + LOCK_WAIT_MS;
+	for (;;) {
+		if ((*sock = connect_holder(dirfd)) >= 0)
+			return 0;
+		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (mono_ms() > deadline)
+			return HL_ETIMEOUT;
+		struct timespec ts = { 0, 20 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int open_sign(hl_keys *k, const char *dir, int dirfd, char err[static HL_KEYS_ERR_LEN])
+{
+	int sock = -1;
+	int lockfd = openat(dirfd, HL_HOLDER_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lockfd < 0) {
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot open %s/%s: %s", dir, HL_HOLDER_LOCK,
+			 strerror(errno));
+		return -errno;
+	}
+	int ret = holder_or_lock(dirfd, lockfd, &sock);
+	if (ret < 0) {
+		close(lockfd);
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot reach the station's keys: %s/%s stayed "
+			 "locked (%s)", dir, HL_HOLDER_LOCK, hl_strerror(ret));
+		return ret;
+	}
+	if (sock >= 0) {
+		close(lockfd);
+		k->fd = sock;
+		return learn_keys(k, err);
+	}
+	return open_local(k, dir, lockfd, err);
+}
+
+int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
+		 char err[static HL_KEYS_ERR_LEN])
+{
+	hl_keys *k = keys_new();
+	int ret, sock;
+	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	*out = NULL;
+	if (dirfd < 0) {
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot open %s: %s", dir, strerror(errno));
+		hl_keys_free(k);
+		return -errno;
+	}
+	if (need == HL_KEYS_SIGN)
+		ret = open_sign(k, dir, dirfd, err);
+	else if ((sock = connect_holder(dirfd)) >= 0)
+		k->fd = sock, ret = learn_keys(k, err);
+	else
+		ret = open_public(k, dir, err);
+	close(dirfd);
+	if (ret < 0) {
+		hl_keys_free(k);
+		return ret;
+	}
+	*out = k;
+	return 0;
+}
+
+/* ---- items and what the holder kept of them ---- */
+
+static void refused(hl_keys *k, const struct hl_hold_response *a, char *why, size_t whylen)
+{
+	char text[HL_HOLD_TEXT_MAX + 1];
+	size_t n = a->text.len < HL_HOLD_TEXT_MAX ? a->text.len : HL_HOLD_TEXT_MAX;
+	memcpy(text, a->text.p, n);
+	text[n] = '\0';
+	snprintf(why, whylen, "the key holder refused to sign: %s", text);
+	hl_error("%s", why);
+	if (k->on_refusal)
+		k->on_refusal(k->refusal_user, why);
+}
+
+int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
+		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen)
+{
+	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
+	struct hl_hold_response *a = xmalloc(sizeof(*a));
+	uint8_t *enc = xmalloc(n * HL_ITEM_MAX), *buf = NULL;
+	uint8_t prev[HL_HASH_LEN];
+	int ret = 0;
+	snprintf(why, whylen, "%s", "");
+	q->type = HL_HOLD_SIGN;
+	q->u.sign.n = (uint16_t)n;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct hl_item *x = it[i];
+		size_t len;
+		/* The holder fills every prev after the first. */
+		memcpy(prev, x->prev, HL_HASH_LEN);
+		if (i > 0)
+			memset(x->prev, 0, HL_HASH_LEN);
+		memset(x->sig, 0, HL_SIG_LEN);
+		ret = hl_item_encode(x, enc + i * HL_ITEM_MAX, HL_ITEM_MAX, &len);
+		memcpy(x->prev, prev, HL_HASH_LEN);
+		q->u.sign.e[i].item = (struct hl_hold_blob){ enc + i * HL_ITEM_MAX, len };
+		if (notes)
+			q->u.sign.e[i].note = notes[i];
+	}
+	if (ret == 0 && n <= HL_HOLD_RUN_MAX && (ret = ask(k, q, a, &buf)) == 0) {
+		if (a->status == HL_HOLD_REFUSED) {
+			refused(k, a, why, whylen);
+			ret = HL_ESTATE;
+		} else if (a->u.sign.n != n) {
+			ret = HL_EINVAL;
+		} else {
+			memcpy(sigs, a->u.sign.sigs, n * 64);
+		}
+	}
+	free(buf);
+	free(enc);
+	free(a);
+	free(q);
+	return n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : ret;
+}
+
+int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,
+		    uint64_t *head_seq, hl_keys_pending_fn *fn, void *arg)
+{
+	struct hl_hold_request q = { .type = HL_HOLD_PENDING };
+	struct hl_hold_response *a = xmalloc(sizeof(*a));
+	int ret;
+	memcpy(q.u.pending.peer, peer, 32);
+	q.u.pending.after = after;
+	*head_seq = 0;
+	for (;;) {
+		uint8_t *buf = NULL;
+		if ((ret = ask(k, &q, a, &buf)) == 0 && a->status != HL_HOLD_OK)
+			ret = HL_EINVAL;
+		if (ret == 0)
+			*head_seq = a->u.pending.head_seq;
+		for (size_t i = 0; ret == 0 && i < a->u.pending.n; i++)
+			ret = fn(arg, a->u.pending.e[i].item.p, a->u.pending.e[i].item.len,
+				 a->u.pending.e[i].note.p, a->u.pending.e[i].note.len);
+		/* An answer holds what fits a frame: ask on from the last one. */
+		size_t got = ret == 0 ? a->u.pending.n : 0;
+		free(buf);
+		if (got == 0 || q.u.pending.after + got >= *head_seq)
+			break;
+		q.u.pending.after += got;
+	}
+	free(a);
+	return ret;
+}

@@ -1,0 +1,84 @@
+/* holder/client.h — the station's keys as the rest of hotline reaches
+ * them (docs/keyholder.md section 3): a handle (hl_keys) on the key-holder
+ * process, over its socket, or on the keys held in this process by the
+ * very same code (holder/serve.h) when no daemon runs.
+ *
+ * Who holds what.  While the daemon runs, the key-holder process that
+ * `hotline run` started is the only one that reads identity.key; the
+ * daemon, the mail pickup and every command reach it over a Unix socket
+ * in the station directory (the daemon over a socketpair of its own).
+ * Without a daemon, a command that signs loads the keys itself, holding
+ * the journal's lock file (HL_HOLDER_LOCK) for as long as it runs, so that
+ * a key holder starting meanwhile waits, and the rule "never two items at
+ * one position" holds over the same journal either way.
+ *
+ * The rest of the code keeps its hl_signer: hl_keys_signer() gives one
+ * whose DH and record seal go to the holder and which refuses to sign
+ * anything else; items of ours are signed through hl_keys_sign_run, which
+ * chain/ours.c alone calls. */
+#ifndef HL_HOLDER_CLIENT_H
+#define HL_HOLDER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/signer.h"
+#include "holder/proto.h"
+#include "msg/item.h"
+
+#define HL_HOLDER_SOCKET "keyholder.sock"
+#define HL_HOLDER_LOCK "keyholder.lock"
+#define HL_KEYS_ERR_LEN 300
+
+typedef struct hl_keys hl_keys;
+
+enum hl_keys_need {
+	HL_KEYS_PUBLIC,   /* the public keys only (card, status) */
+	HL_KEYS_SIGN,     /* signing, DH, seals */
+};
+
+/* A command's keys for station DIR: the key holder if one runs; else the
+ * public keys from identity.key (HL_KEYS_PUBLIC), or the keys themselves
+ * under the journal's lock (HL_KEYS_SIGN; waits, up to a minute, for
+ * another command that holds it).  ERR gets one line. */
+int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
+		 char err[static HL_KEYS_ERR_LEN]);
+/* The daemon's: the key holder over FD (a connected stream socket,
+ * taken), asked for the public keys at once. */
+int hl_keys_over_fd(int fd, hl_keys **out, char err[static HL_KEYS_ERR_LEN]);
+/* In-process over the keys SIGNER (taken) and a journal in memory: tests
+ * and benchmarks. */
+hl_keys *hl_keys_in_memory(hl_signer *signer);
+void hl_keys_free(hl_keys *k);
+
+/* The signer face of K: public keys, DH and seals through the holder;
+ * valid while K lives. */
+const hl_signer *hl_keys_signer(const hl_keys *k);
+/* The keys behind a signer from hl_keys_signer; NULL for another signer. */
+hl_keys *hl_keys_of(const hl_signer *s);
+/* True when K talks to a key-holder process. */
+bool hl_keys_remote(const hl_keys *k);
+
+/* FN(USER, TEXT) is called when the holder refuses to sign (TEXT its
+ * reason): the daemon raises its alarm. */
+void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user);
+
+/* Signs the items IT[0..N) (N at most HL_HOLD_RUN_MAX), consecutive
+ * positions of one chain of ours, IT[0] with its prev: SIGS gets N × 64
+ * bytes.  The items are unchanged (every prev after the first is, for the
+ * holder, the hash of the item before it as signed: the caller sets it).
+ * NOTES (N of them, or NULL) travel to the holder's journal.  HL_ESTATE
+ * when the holder refuses; WHY (WHYLEN bytes) gets its reason. */
+int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
+		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen);
+
+/* The holder's head of our chain with PEER (*HEAD_SEQ, 0 for none), and
+ * the items it kept after AFTER, in order, each to FN with its note (FN's
+ * non-zero return stops, and is returned). */
+typedef int hl_keys_pending_fn(void *arg, const uint8_t *item, size_t len, const uint8_t *note,
+			       size_t note_len);
+int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,
+		    uint64_t *head_seq, hl_keys_pending_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,327 @@
+/* holder/serve.c — the key holder's answers (see serve.h for the rules,
+ * docs/keyholder.md for the protocol). */
+#include "holder/serve.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "holder/proto.h"
+#include "msg/item.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/timefmt.h"
+
+struct hl_holder {
+	hl_signer *keys;
+	hl_heads *heads;
+	uint64_t refusals;
+};
+
+struct hl_holder *hl_holder_new(hl_signer *keys, hl_heads *heads)
+{
+	struct hl_holder *h = xcalloc(1, sizeof(*h));
+	h->keys = keys;
+	h->heads = heads;
+	return h;
+}
+
+void hl_holder_free(struct hl_holder *h)
+{
+	if (!h)
+		return;
+	hl_signer_free(h->keys);
+	hl_heads_free(h->heads);
+	free(h);
+}
+
+uint64_t hl_holder_refusals(const struct hl_holder *h)
+{
+	return h->refusals;
+}
+
+/* An answer that is not OK: STATUS, and a text that is logged too. */
+struct answer {
+	struct hl_hold_response r;
+	char text[HL_HOLD_TEXT_MAX];
+};
+
+static void say(struct answer *a, enum hl_hold_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say(struct answer *a, enum hl_hold_status status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(a->text, sizeof(a->text), fmt, ap);
+	va_end(ap);
+	a->r.status = status;
+	a->r.text.p = (const uint8_t *)a->text;
+	a->r.text.len = strlen(a->text);
+}
+
+/* A refusal at the head (SEQ, HASH) of the chain asked for. */
+static void refuse(struct hl_holder *h, struct answer *a, uint8_t reason, uint64_t seq,
+		   const uint8_t *hash, const char *what)
+{
+	h->refusals++;
+	say(a, HL_HOLD_REFUSED, "%s", what);
+	a->r.u.refused.reason = reason;
+	a->r.u.refused.head_seq = seq;
+	if (hash)
+		memcpy(a->r.u.refused.head_hash, hash, 32);
+}
+
+/* ---- SIGN ---- */
+
+struct run {
+	size_t n;
+	struct hl_item *it;
+	uint8_t **enc;                /* each item as signed */
+	size_t *len;
+	uint8_t (*hash)[32];
+};
+
+static void run_free(struct run *r)
+{
+	for (size_t i = 0; r->enc && i < r->n; i++)
+		free(r->enc[i]);
+	free(r->enc);
+	free(r->len);
+	free(r->hash);
+	free(r->it);
+}
+
+/* Rules 1 and 2 (serve.h) for entry I: decoded into R->it[I]. */
+static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_hold_request *q,
+		       struct run *r, size_t i)
+{
+	const struct hl_hold_blob *b = &q->u.sign.e[i].item;
+	struct hl_item *it = &r->it[i];
+	uint8_t *again = xmalloc(b->len);
+	size_t len = 0;
+	int ret = HL_EINVAL;
+	if (hl_item_decode(b->p, b->len, it) < 0)
+		say(a, HL_HOLD_MALFORMED, "item %zu of the run is not an item (%s)", i,
+		    it->bad ? it->bad : "does not decode");
+	else if (!sodium_is_zero(it->sig, HL_SIG_LEN))
+		say(a, HL_HOLD_MALFORMED, "item %zu of the run carries a signature", i);
+	else if (sodium_memcmp(it->author, hl_signer_sign_pk(h->keys), 32) != 0)
+		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "an item authored by another key");
+	else if (i > 0 && memcmp(it->counterpart, r->it[0].counterpart, 32) != 0)
+		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "a run over two chains");
+	else if (it->seq != r->it[0].seq + i)
+		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "a run of positions that do not follow");
+	else if (i > 0 && !sodium_is_zero(it->prev, HL_HASH_LEN))
+		say(a, HL_HOLD_MALFORMED, "item %zu of the run names its prev", i);
+	else if (hl_item_encode(it, again, b->len, &len) < 0 || len != b->len ||
+		 memcmp(again, b->p, len) != 0)
+		say(a, HL_HOLD_MALFORMED, "item %zu of the run is not in its one encoding", i);
+	else
+		ret = 0;
+	free(again);
+	return ret;
+}
+
+/* Rule 3's first half: where the run starts against the head. */
+static int check_position(struct hl_holder *h, struct answer *a, const struct run *r,
+			  bool have, uint64_t hs, const uint8_t hh[static 32], const char *who)
+{
+	uint64_t s = r->it[0].seq, last = s + r->n - 1;
+	char what[HL_HOLD_TEXT_MAX];
+	if (!have || s > hs + 1) {
+		if (have)
+			hl_warn("key holder: %s signs from position %llu of a chain whose last "
+				"signed position is %llu", who, (unsigned long long)s,
+				(unsigned long long)hs);
+		return 0;
+	}
+	if (s == hs + 1 && sodium_memcmp(r->it[0].prev, hh, 32) == 0)
+		return 0;
+	if (s <= hs && last >= hs)
+		return 0; /* the same items again? checked once signed */
+	snprintf(what, sizeof(what),
+		 s == hs + 1 ? "an item at position %llu that does not follow the one signed at %llu"
+			     : "a different item at position %llu, already signed (last signed: %llu)",
+		 (unsigned long long)s, (unsigned long long)hs);
+	refuse(h, a, HL_HOLD_R_SIGNED, hs, hh, what);
+	return HL_EAUTH;
+}
+
+/* Signs the run in order, each prev the hash of the one before. */
+static int sign_run(struct hl_holder *h, struct answer *a, struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		struct hl_item *it = &r->it[i];
+		if (i > 0)
+			memcpy(it->prev, r->hash[i - 1], HL_HASH_LEN);
+		r->enc[i] = xmalloc(HL_ITEM_MAX);
+		if (hl_item_encode_sign(it, h->keys, r->enc[i], HL_ITEM_MAX, &r->len[i]) < 0) {
+			say(a, HL_HOLD_FAILED, "item %zu of the run could not be signed", i);
+			return HL_ECRYPTO;
+		}
+		hl_item_hash(r->enc[i], r->len[i], r->hash[i]);
+	}
+	return 0;
+}
+
+/* Rule 4: the positions past the head, durably. */
+static int record_run(struct hl_holder *h, struct answer *a, const struct run *r,
+		      const struct hl_hold_request *q, bool have, uint64_t hs)
+{
+	struct hl_heads_rec *rec = xcalloc(r->n, sizeof(*rec));
+	uint64_t now = hl_wall_ms();
+	size_t m = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (have && r->it[i].seq <= hs)
+			continue;
+		memcpy(rec[m].peer, r->it[i].counterpart, 32);
+		rec[m].seq = r->it[i].seq;
+		memcpy(rec[m].hash, r->hash[i], 32);
+		rec[m].time_ms = now;
+		rec[m].item = r->enc[i];
+		rec[m].item_len = r->len[i];
+		rec[m].note = q->u.sign.e[i].note.p;
+		rec[m].note_len = q->u.sign.e[i].note.len;
+		m++;
+	}
+	int ret = m ? hl_heads_append(h->heads, rec, m, now) : 0;
+	free(rec);
+	if (ret < 0)
+		say(a, HL_HOLD_FAILED, "the journal of heads could not be written (%s): "
+		    "nothing signed", hl_strerror(ret));
+	return ret;
+}
+
+static void answer_sign(struct hl_holder *h, const struct hl_hold_request *q, const char *who,
+			struct answer *a, uint8_t **sigs)
+{
+	struct run r = { .n = q->u.sign.n };
+	uint64_t hs = 0;
+	uint8_t hh[32] = { 0 };
+	r.it = xcalloc(r.n, sizeof(*r.it));
+	r.enc = xcalloc(r.n, sizeof(*r.enc));
+	r.len = xcalloc(r.n, sizeof(*r.len));
+	r.hash = xcalloc(r.n, sizeof(*r.hash));
+	for (size_t i = 0; i < r.n; i++)
+		if (check_entry(h, a, q, &r, i) < 0)
+			goto out;
+	bool have = hl_heads_get(h->heads, r.it[0].counterpart, &hs, hh);
+	if (check_position(h, a, &r, have, hs, hh, who) < 0 || sign_run(h, a, &r) < 0)
+		goto out;
+	if (have && r.it[0].seq <= hs && sodium_memcmp(r.hash[hs - r.it[0].seq], hh, 32) != 0) {
+		char what[HL_HOLD_TEXT_MAX];
+		snprintf(what, sizeof(what), "a different item at position %llu, already signed",
+			 (unsigned long long)hs);
+		refuse(h, a, HL_HOLD_R_SIGNED, hs, hh, what);
+		goto out;
+	}
+	if (record_run(h, a, &r, q, have, hs) < 0)
+		goto out;
+	*sigs = xmalloc(r.n * 64);
+	for (size_t i = 0; i < r.n; i++)
+		memcpy(*sigs + i * 64, r.it[i].sig, 64);
+	a->r.u.sign.n = (uint16_t)r.n;
+	a->r.u.sign.sigs = *sigs;
+out:
+	run_free(&r);
+}
+
+/* ---- PENDING ---- */
+
+struct collect {
+	struct answer *a;
+	size_t bytes;
+};
+
+static int collect_one(void *arg, const struct hl_heads_rec *rec)
+{
+	struct collect *c = arg;
+	struct hl_hold_response *r = &c->a->r;
+	size_t need = 8 + rec->item_len + rec->note_len;
+	if (r->u.pending.n == HL_HOLD_RUN_MAX || c->bytes + need > HL_HOLD_FRAME_MAX - 64)
+		return 1; /* the asker asks again from the last one it got */
+	struct hl_hold_entry *e = &r->u.pending.e[r->u.pending.n++];
+	uint8_t *copy = xmalloc(rec->item_len + rec->note_len + 1);
+	memcpy(copy, rec->item, rec->item_len);
+	if (rec->note_len)
+		memcpy(copy + rec->item_len, rec->note, rec->note_len);
+	e->item = (struct hl_hold_blob){ copy, rec->item_len };
+	e->note = (struct hl_hold_blob){ copy + rec->item_len, rec->note_len };
+	c->bytes += need;
+	return 0;
+}
+
+static void answer_pending(struct hl_holder *h, const struct hl_hold_request *q,
+			   struct answer *a)
+{
+	struct collect c = { a, 0 };
+	hl_heads_get(h->heads, q->u.pending.peer, &a->r.u.pending.head_seq,
+		     a->r.u.pending.head_hash);
+	int ret = hl_heads_each(h->heads, q->u.pending.peer, q->u.pending.after, collect_one, &c);
+	if (ret < 0)
+		say(a, HL_HOLD_FAILED, "the journal of heads could not be read (%s)",
+		    hl_strerror(ret));
+}
+
+/* ---- the rest ---- */
+
+static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
+			 struct answer *a)
+{
+	uint8_t msg[sizeof(HL_HOLD_SEAL_CTX) + 32];
+	switch (q->type) {
+	case HL_HOLD_KEYS:
+		memcpy(a->r.u.keys.noise_pub, hl_signer_noise_pub(h->keys), 32);
+		memcpy(a->r.u.keys.sign_pk, hl_signer_sign_pk(h->keys), 32);
+		break;
+	case HL_HOLD_DH:
+		if (hl_signer_dh(h->keys, q->u.dh_pub, a->r.u.dh) < 0)
+			say(a, HL_HOLD_FAILED, "a low-order public key");
+		break;
+	case HL_HOLD_SEAL:
+		memcpy(msg, HL_HOLD_SEAL_CTX, sizeof(HL_HOLD_SEAL_CTX)); /* with its NUL */
+		memcpy(msg + sizeof(HL_HOLD_SEAL_CTX), q->u.seal_hash, 32);
+		if (hl_signer_sign(h->keys, HL_HOLD_SEAL_CTX, msg, sizeof(msg), a->r.u.seal_sig) < 0)
+			say(a, HL_HOLD_FAILED, "the seal could not be signed");
+		break;
+	default:
+		break;
+	}
+}
+
+void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
+		      uint8_t **resp, size_t *resp_len)
+{
+	struct hl_hold_request *q = xmalloc(sizeof(*q));
+	struct answer *a = xcalloc(1, sizeof(*a));
+	uint8_t *sigs = NULL;
+	const char *why;
+	int ret = hl_hold_request_parse(req, len, q, &why);
+	a->r.type = ret < 0 ? (len >= 2 ? (enum hl_hold_type)req[1] : 0) : q->type;
+	if (ret < 0)
+		say(a, HL_HOLD_MALFORMED, "a malformed request: %s", why);
+	else if (q->type == HL_HOLD_SIGN)
+		answer_sign(h, q, who, a, &sigs);
+	else if (q->type == HL_HOLD_PENDING)
+		answer_pending(h, q, a);
+	else
+		answer_small(h, q, a);
+	if (a->r.status != HL_HOLD_OK)
+		hl_warn("key holder: %s request from %s %s: %s", hl_hold_type_name(a->r.type), who,
+			a->r.status == HL_HOLD_FAILED ? "failed" : "refused", a->text);
+	if (hl_hold_response_encode(&a->r, resp, resp_len) < 0) {
+		/* Only a PENDING answer can grow; collect_one keeps it small. */
+		say(a, HL_HOLD_FAILED, "the answer does not fit a frame");
+		hl_hold_response_encode(&a->r, resp, resp_len);
+	}
+	if (a->r.type == HL_HOLD_PENDING && a->r.status == HL_HOLD_OK)
+		for (size_t i = 0; i < a->r.u.pending.n; i++)
+			free((void *)a->r.u.pending.e[i].item.p);
+	sodium_memzero(a, sizeof(*a)); /* a DH result */
+	free(a);
+	free(sigs);
+	free(q);
+}
