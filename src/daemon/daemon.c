@@ -12,7 +12,11 @@
  * user it runs as and nothing from the network, the mail or AlarmCommand
  * ever meets a privilege.  Then the lock, so a second daemon fails before
  * it touches anything (the control socket of the first one in particular);
- * a stale control socket is removed only under the lock. */
+ * a stale control socket is removed only under the lock.  Then the spawner
+ * (daemon/spawn.h) is forked, before the identity is loaded, so that it
+ * holds no key; the listener, the control socket and the store are
+ * opened; and the sandbox is entered (daemon/sandbox.h) before the
+ * services and the peers start any thread. */
 #include "daemon/daemon.h"
 
 #include <errno.h>
@@ -26,11 +30,14 @@
 #include <unistd.h>
 
 #include "conf/perms.h"
+#include "crypto/noise.h"
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
+#include "daemon/sandbox.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -79,6 +86,7 @@ void hl_daemon_stop(struct hl_daemon *d)
 	hl_listen_stop(d);
 	hl_control_stop(d);
 	hl_reload_unwatch(d);
+	hl_spawner_detach(d);
 	if (d->signals_inited) {
 		uv_close((uv_handle_t *)&d->sigterm, on_plain_close);
 		uv_close((uv_handle_t *)&d->sigint, on_plain_close);
@@ -157,6 +165,31 @@ static int load_identity(struct hl_daemon *d, char *err)
 	return ret;
 }
 
+/* The network process's sandbox (daemon/sandbox.h), once everything
+ * outside its rules is open (the listener, the control socket, the store)
+ * and before any thread starts (the services and the peers start them). */
+static int enter_sandbox(struct hl_daemon *d, char *err)
+{
+	char note[HL_SANDBOX_NOTE_LEN];
+	const struct hl_aead_impl *bulk = hl_noise_bulk_aead();
+	if (!d->conf->sandbox) {
+		hl_warn("Sandbox = off in station.conf: the network process runs without its "
+			"sandbox (docs/sandbox.md)");
+		return 0;
+	}
+	/* libcrypto reads its configuration on first use: now, while it can */
+	if (bulk) {
+		uint8_t k[HL_NOISE_KEYLEN] = { 0 };
+		bulk->free(bulk->make(k, true));
+	}
+	struct hl_sandbox_spec spec = { HL_SANDBOX_NETWORK, d->dir,
+					d->conf->email.line ? d->conf->email.maildir : NULL };
+	int ret = hl_sandbox_enter(&spec, note, err, HL_DAEMON_ERR_LEN);
+	if (ret == 0)
+		hl_info("%s", note);
+	return ret;
+}
+
 static int start_loop_parts(struct hl_daemon *d, char *err)
 {
 	int ret;
@@ -178,6 +211,9 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 
 	hl_reload_watch(d);
 	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		return ret;
+	ret = enter_sandbox(d, err);
 	if (ret < 0)
 		return ret;
 	ret = hl_services_start(d, err, HL_DAEMON_ERR_LEN);
@@ -221,6 +257,10 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	if (note[0])
 		hl_info("%s", note);
+	/* Before the identity is loaded: the spawner holds no key. */
+	ret = hl_spawner_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		goto out;
 	ret = load_identity(d, err);
 	if (ret < 0)
 		goto out;
@@ -233,7 +273,11 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	}
 	d->loop_inited = true;
-	ret = start_loop_parts(d, err);
+	ret = hl_spawner_attach(d);
+	if (ret < 0)
+		snprintf(err, HL_DAEMON_ERR_LEN, "watching the spawner: %s", uv_strerror(ret));
+	else
+		ret = start_loop_parts(d, err);
 	if (ret < 0) {
 		hl_daemon_stop(d);
 	} else {
@@ -244,8 +288,12 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	}
 	/* Runs until hl_daemon_stop() has closed every handle. */
 	uv_run(&d->loop, UV_RUN_DEFAULT);
-	if (ret == 0)
+	if (ret == 0 && d->failed) {
+		ret = HL_ESTATE;
+		snprintf(err, HL_DAEMON_ERR_LEN, "stopped on an error (see the log above)");
+	} else if (ret == 0) {
 		hl_info("stopped");
+	}
 
 out:
 	if (d->loop_inited) {
@@ -253,6 +301,7 @@ out:
 			hl_warn("event loop closed with handles still open");
 	}
 	hl_commit_close(d);
+	hl_spawner_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
 	hl_signer_free(d->id);

@@ -73,6 +73,11 @@ struct ruleset_attr {
 		 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |           \
 		 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REFER)
 #define LIST_DIR LANDLOCK_ACCESS_FS_READ_DIR
+/* The quarantine takes whatever new/ held, FIFO, socket or link: moving a
+ * file in needs the right to make one of its type. */
+#define ANY_TREE (RW_TREE | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_SOCK |  \
+		  LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_MAKE_CHAR |               \
+		  LANDLOCK_ACCESS_FS_MAKE_BLOCK)
 
 enum { OPTIONAL, MAKE_DIR, REQUIRED };
 enum { ABS, STATION, MAILDIR, QUARANTINE };   /* what a grant's path is under */
@@ -116,10 +121,12 @@ static const struct grant store_grants[] = {
 	{ STATION, "in", RW_TREE, MAKE_DIR },
 };
 
-/* The network process: out/, which it sends from, and the Maildir's new/
- * only to see that mail waits, never to read a mail. */
+/* The network process: out/, which it sends from, calls/, the call
+ * recordings (CallRecording), and the Maildir's new/ only to see that
+ * mail waits, never to read a mail. */
 static const struct grant network_grants[] = {
 	{ STATION, "out", RW_TREE, MAKE_DIR },
+	{ STATION, "calls", RW_TREE, MAKE_DIR },
 	{ MAILDIR, "new", LIST_DIR, OPTIONAL },
 };
 
@@ -129,7 +136,7 @@ static const struct grant pickup_grants[] = {
 	{ STATION, "out", R_TREE, MAKE_DIR },
 	{ MAILDIR, "new", RW_TREE, REQUIRED },
 	{ MAILDIR, "cur", RW_TREE, REQUIRED },
-	{ QUARANTINE, "", RW_TREE, MAKE_DIR },
+	{ QUARANTINE, "", ANY_TREE, MAKE_DIR },
 };
 
 static long ll_create_ruleset(const struct ruleset_attr *attr, size_t size, uint32_t flags)
