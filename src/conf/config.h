@@ -170,6 +170,7 @@ typedef struct hl_station_conf {
 	uint64_t retain_ms;                  /* Retain: 0 forever (the default) */
 	char media_listen[HL_ADDR_MAX + 1];  /* MediaListen: "" for the default */
 	bool call_recording;                 /* CallRecording */
+	bool sandbox;                        /* Sandbox: on (the default) or off */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
@@ -187,6 +188,12 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 /* The same, also accepting a station that belongs to ALSO (a daemon started
  * as root on the station of the User it becomes; daemon/privs.c). */
 int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN]);
+/* The reading and parsing half of hl_conf_load, from FD (DIR's
+ * station.conf, opened by whoever checked who may change the station: the
+ * sandboxed daemon cannot open it, daemon/spawn.h).  Closes FD; FD -1
+ * means the open failed, errno saying why. */
+int hl_conf_load_fd(const char *dir, int fd, hl_station_conf **out,
 		    char err[static HL_CONF_ERR_LEN]);
 void hl_conf_free(hl_station_conf *conf);
 /* The I-th key station.conf accepts, with its section ("Station", "Peer",

@@ -20,6 +20,7 @@
 #include "daemon/clients.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/spawn.h"
 #include "daemon/service.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -211,10 +212,10 @@ void hl_control_stop(struct hl_daemon *d)
 		return;
 	d->control = NULL;
 	hl_clients_close(d);
-	/* libuv unlinks a socket it bound when the handle closes; unlink here
-	 * too, at once, so that nobody connects to a daemon on its way out. */
-	if (unlinkat(d->dirfd, HL_CONTROL_SOCKET, 0) < 0 && errno != ENOENT)
-		hl_warn("removing %s/%s: %s", d->dir, HL_CONTROL_SOCKET, strerror(errno));
+	/* Unlinked at once, so that nobody connects to a daemon on its way
+	 * out; by the spawner, as the sandbox may not remove files here
+	 * (daemon/spawn.h). */
+	hl_spawner_unlink_control(d);
 	srv->server.data = srv;
 	uv_close((uv_handle_t *)&srv->server, on_server_closed);
 }

@@ -170,7 +170,9 @@ struct hl_daemon {
 	uv_signal_t sigterm, sigint;
 	bool signals_inited;
 	struct hl_reload *reload;            /* reload.c: the directory watched */
+	struct hl_spawner *spawner;          /* spawn.c: runs the children (spawn.h) */
 	bool stopping;
+	bool failed;                         /* stopped for an error, not asked to */
 	uint64_t started_wall_ms;
 	uint64_t next_conn_id;
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */

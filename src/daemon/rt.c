@@ -3,7 +3,10 @@
  * STATES of the parked thread (park.state, under park.mu):
  *   NONE --hl_rt_park, policy held--> PARKED --hl_rt_start--> RUNNING
  *   PARKED --hl_rt_release--> NONE (the thread exits, joined)
+ * While PARKED it may run jobs (hl_rt_on_parked), one at a time, and
+ * park again.
  * Invariant: a thread exists iff state != NONE. */
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -21,8 +24,12 @@ static struct {
 	void *arg;
 	bool go;
 	pthread_t thread;
-} park = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PARK_NONE, false, NULL, NULL,
-	   false, 0 };
+	int (*job)(void *);             /* a job to run while parked; NULL none */
+	void *job_arg;
+	int job_ret;
+	bool job_done;
+} park = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	   .state = PARK_NONE };
 
 void hl_rt_claim(void)
 {
@@ -34,8 +41,15 @@ static void *parked(void *unused)
 {
 	(void)unused;
 	pthread_mutex_lock(&park.mu);
-	while (!park.go)
+	while (!park.go) {
+		if (park.job && !park.job_done) {
+			park.job_ret = park.job(park.job_arg);
+			park.job_done = true;
+			pthread_cond_broadcast(&park.cv);
+			continue;
+		}
 		pthread_cond_wait(&park.cv, &park.mu);
+	}
 	void *(*fn)(void *) = park.fn;
 	void *arg = park.arg;
 	pthread_mutex_unlock(&park.mu);
@@ -55,13 +69,35 @@ void hl_rt_park(void)
 	(void)setrlimit(RLIMIT_RTPRIO, &zero);
 }
 
+bool hl_rt_parked(void)
+{
+	return park.state == PARK_PARKED;
+}
+
+int hl_rt_on_parked(int (*fn)(void *), void *arg)
+{
+	if (park.state != PARK_PARKED)
+		return -ESRCH;
+	pthread_mutex_lock(&park.mu);
+	park.job = fn;
+	park.job_arg = arg;
+	park.job_done = false;
+	pthread_cond_broadcast(&park.cv);
+	while (!park.job_done)
+		pthread_cond_wait(&park.cv, &park.mu);
+	int ret = park.job_ret;
+	park.job = NULL;
+	pthread_mutex_unlock(&park.mu);
+	return ret;
+}
+
 static void wake(void *(*fn)(void *), void *arg)
 {
 	pthread_mutex_lock(&park.mu);
 	park.fn = fn;
 	park.arg = arg;
 	park.go = true;
-	pthread_cond_signal(&park.cv);
+	pthread_cond_broadcast(&park.cv);
 	pthread_mutex_unlock(&park.mu);
 }
 

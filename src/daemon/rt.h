@@ -14,6 +14,9 @@
  *                   the drop), this thread goes back to SCHED_OTHER, and
  *                   RLIMIT_RTPRIO becomes 0, so nothing else the daemon is
  *                   or runs may take a real-time priority;
+ *   hl_rt_on_parked() meanwhile: runs a job on the parked thread and waits
+ *                   for it (the sandbox binds that thread too: Landlock
+ *                   restricts only the thread that asks, daemon/sandbox.h);
  *   hl_rt_start()   later, once: the parked thread runs the media clock;
  *                   without one, a new ordinary thread does;
  *   hl_rt_release() at the end: a thread still parked exits.
@@ -29,6 +32,11 @@
 
 void hl_rt_claim(void);
 void hl_rt_park(void);
+/* True while a thread is parked. */
+bool hl_rt_parked(void);
+/* Runs FN(ARG) on the parked thread, waits, and returns its result;
+ * -ESRCH when no thread is parked. */
+int hl_rt_on_parked(int (*fn)(void *), void *arg);
 /* Runs FN(ARG) on the parked real-time thread (*REALTIME true), else on a
  * new ordinary thread; *T is the thread to join.  0 or a positive errno. */
 int hl_rt_start(pthread_t *t, void *(*fn)(void *), void *arg, bool *realtime);

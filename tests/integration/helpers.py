@@ -87,7 +87,8 @@ CLOSE_SHUTDOWN, CLOSE_REPLACED, CLOSE_REMOVED, CLOSE_PROTOCOL = 1, 2, 3, 4
 # Lines a sanitizer prints when it finds something; a daemon log holding one
 # fails the test that started the daemon.
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
+                   "runtime error:",
+                   "hotline: sandbox: system call")   # src/daemon/sandbox.c stopped a process
 
 
 def scaled(seconds):
