@@ -229,7 +229,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	}
 	d->loop_inited = true;
-	hl_keys_watch(d);
+	hl_keys_watch(d, hl_daemon_stop);
 	ret = start_loop_parts(d, err);
 	if (ret < 0) {
 		hl_daemon_stop(d);
