@@ -150,6 +150,7 @@ struct hl_daemon {
 	pid_t holder_pid;
 	int holder_fd;               /* the socketpair to it, owned by keys */
 	uv_poll_t holder_poll;
+	void (*holder_gone)(struct hl_daemon *d);  /* daemon.c's stop */
 	bool holder_watched, holder_died;
 	hl_station_conf *conf;
 	uint8_t fingerprint[HL_FP_LEN];
@@ -209,9 +210,10 @@ struct hl_daemon {
 void hl_daemon_stop(struct hl_daemon *d);
 
 /* keys.c: the key holder started (before the network; d->id, d->keys,
- * the fingerprint), watched from the loop, and ended with the daemon. */
+ * the fingerprint), watched from the loop (GONE runs when it dies), and
+ * ended with the daemon. */
 int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen);
-void hl_keys_watch(struct hl_daemon *d);
+void hl_keys_watch(struct hl_daemon *d, void (*gone)(struct hl_daemon *d));
 void hl_keys_unwatch(struct hl_daemon *d);
 void hl_keys_end(struct hl_daemon *d);
 

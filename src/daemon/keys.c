@@ -89,11 +89,12 @@ static void on_holder(uv_poll_t *h, int status, int events)
 	d->holder_died = true;
 	uv_poll_stop(h);
 	reap(d, false);
-	hl_daemon_stop(d);
+	d->holder_gone(d);
 }
 
-void hl_keys_watch(struct hl_daemon *d)
+void hl_keys_watch(struct hl_daemon *d, void (*gone)(struct hl_daemon *d))
 {
+	d->holder_gone = gone;
 	if (d->holder_fd < 0 || uv_poll_init(&d->loop, &d->holder_poll, d->holder_fd) < 0)
 		return;
 	d->holder_poll.data = d;
