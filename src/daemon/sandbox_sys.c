@@ -95,6 +95,11 @@ static const char *const network_calls[] = {
 	"bind", "listen", "accept", "accept4",
 };
 
+#if HL_SANDBOX_SANITIZER
+/* LeakSanitizer's tracer lists the threads with the old getdents. */
+static const char *const sanitizer_calls[] = { "getdents" };
+#endif
+
 static const char *const fatal_calls[] = {
 	"execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
 };
@@ -204,12 +209,16 @@ static int prctl_rules(scmp_filter_ctx ctx)
 	int ret = values_only(ctx, "prctl", 0, v, sizeof(v) / sizeof(v[0]));
 	struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, PR_SET_DUMPABLE);
 #if HL_SANDBOX_SANITIZER
-	/* LeakSanitizer makes the process dumpable while its tracer attaches */
+	/* LeakSanitizer makes the process dumpable while its tracer attaches,
+	 * names the tracer, and has it die with us */
 	struct scmp_arg_cmp ptracer = SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER);
+	struct scmp_arg_cmp pdeath = SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &a);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &ptracer);
+	if (ret == 0)
+		ret = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &pdeath);
 #else
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ERRNO(EPERM), "prctl", 1, &a);
@@ -280,6 +289,11 @@ static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 		ret = clones(ctx);
 	if (ret == 0)
 		ret = fatal_rules(ctx);
+#if HL_SANDBOX_SANITIZER
+	if (ret == 0)
+		ret = rule_list(ctx, SCMP_ACT_ALLOW, sanitizer_calls,
+				sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]));
+#endif
 	return ret;
 }
 
@@ -291,6 +305,10 @@ int hl_sandbox_sys(const struct hl_sandbox_spec *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp: cannot make a filter (out of memory?)");
 		return -ENOMEM;
 	}
+	/* A binary tree of the calls rather than a list: every read and write
+	 * of a bulk transfer runs the filter (libseccomp 2.5; an older one
+	 * keeps the list). */
+	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	/* every thread (TSYNC); no_new_privs is set already */
 	if ((ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
 		snprintf(err, errlen, "seccomp: thread synchronisation: %s", strerror(-ret));

@@ -254,7 +254,7 @@ int hl_spawn(struct hl_daemon *d, struct hl_child *c, const struct hl_spawn_req 
 	struct hl_spawn_reply rp;
 	rq->op = HL_SPAWN_OP_SPAWN;
 	rq->kind = (uint8_t)req->kind;
-	rq->id = d->spawner ? ++d->spawner->next_id : 0;
+	uint32_t id = rq->id = d->spawner ? ++d->spawner->next_id : 0;
 	rq->flags = (req->out_fd >= 0 ? HL_SPAWN_FLAG_STDOUT : 0) |
 		    (req->out_fd >= 0 && req->err_to_out ? HL_SPAWN_FLAG_ERR_TO_OUT : 0) |
 		    (req->flash_only ? HL_SPAWN_FLAG_FLASH_ONLY : 0) |
@@ -275,7 +275,7 @@ int hl_spawn(struct hl_daemon *d, struct hl_child *c, const struct hl_spawn_req 
 		return rp.status;
 	}
 	c->pid = (int)rp.pid;
-	c->id = d->spawner->next_id;
+	c->id = id;
 	c->next = d->spawner->children;
 	d->spawner->children = c;
 	return 0;
