@@ -185,6 +185,12 @@ int hl_adopt_pending(hl_store *st, hl_keys *k, int64_t peer_id,
 		hl_error("an item the key holder kept does not follow our chain at %llu (%s)",
 			 (unsigned long long)head->seq, hl_strerror(a->error));
 	}
+	/* The holder is at our head now: until another process moves it, the
+	 * next transactions need not ask (holder/client.h).  A transaction that
+	 * rolls back after this leaves the store behind the holder, and the
+	 * next run is refused, which makes the next transaction ask again. */
+	if (ret == 0 && holder <= head->seq)
+		hl_keys_know_head(k, peer_sign, head->seq);
 	free(a);
 	return ret;
 }

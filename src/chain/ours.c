@@ -57,7 +57,10 @@ int hl_ours_begin(struct hl_ours *o)
 		o->store_failed = true;
 		return ret;
 	}
-	if (k && (ret = hl_adopt_pending(o->st, k, o->peer_id, o->peer_sign, &o->head)) < 0)
+	/* Asked once per chain (holder/client.h, hl_keys_head_is), and again
+	 * whenever the store is not where the holder was last seen. */
+	if (k && !hl_keys_head_is(k, o->peer_sign, o->head.seq) &&
+	    (ret = hl_adopt_pending(o->st, k, o->peer_id, o->peer_sign, &o->head)) < 0)
 		return ret;
 	o->signed_head = o->head;
 	o->have_head = true;

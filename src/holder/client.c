@@ -41,6 +41,14 @@ struct hl_keys {
 	pthread_mutex_t mu;           /* one request at a time */
 	void (*on_refusal)(void *user, const char *text);
 	void *refusal_user;
+	struct known *known;          /* the holder's heads as last seen */
+	size_t nknown;
+};
+
+/* The holder's head of one chain as this handle last saw it. */
+struct known {
+	uint8_t peer[32];
+	uint64_t seq;
 };
 
 /* ---- one request, one answer ---- */
@@ -236,6 +244,7 @@ void hl_keys_free(hl_keys *k)
 	if (k->lockfd >= 0)
 		close(k->lockfd); /* releases the lock */
 	pthread_mutex_destroy(&k->mu);
+	free(k->known);
 	free(k);
 }
 
@@ -408,6 +417,41 @@ int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 
 /* ---- items and what the holder kept of them ---- */
 
+/* Under k->mu. */
+static struct known *known_of(hl_keys *k, const uint8_t peer[static 32], bool add)
+{
+	for (size_t i = 0; i < k->nknown; i++)
+		if (memcmp(k->known[i].peer, peer, 32) == 0)
+			return &k->known[i];
+	if (!add)
+		return NULL;
+	k->known = xrealloc(k->known, (k->nknown + 1) * sizeof(*k->known));
+	memcpy(k->known[k->nknown].peer, peer, 32);
+	return &k->known[k->nknown++];
+}
+
+/* SEQ: the head now (UINT64_MAX: unknown). */
+static void know(hl_keys *k, const uint8_t peer[static 32], uint64_t seq)
+{
+	pthread_mutex_lock(&k->mu);
+	known_of(k, peer, true)->seq = seq;
+	pthread_mutex_unlock(&k->mu);
+}
+
+void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq)
+{
+	know(k, peer, seq);
+}
+
+bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq)
+{
+	pthread_mutex_lock(&k->mu);
+	const struct known *x = known_of(k, peer, false);
+	bool is = x && x->seq == seq;
+	pthread_mutex_unlock(&k->mu);
+	return is;
+}
+
 static void refused(hl_keys *k, const struct hl_hold_response *a, char *why, size_t whylen)
 {
 	char text[HL_HOLD_TEXT_MAX + 1];
@@ -454,6 +498,8 @@ int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 		} else {
 			memcpy(sigs, a->u.sign.sigs, n * 64);
 		}
+		/* where the holder's head is now, or not known */
+		know(k, it[0]->counterpart, ret == 0 ? it[n - 1]->seq : UINT64_MAX);
 	}
 	free(buf);
 	free(enc);
@@ -488,5 +534,7 @@ int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,
 		q.u.pending.after += got;
 	}
 	free(a);
+	if (ret < 0)
+		know(k, peer, UINT64_MAX);
 	return ret;
 }

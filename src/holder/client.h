@@ -73,6 +73,17 @@ void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), vo
 int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen);
 
+/* Whether the holder's head of our chain with PEER is known to be SEQ: this
+ * handle's last request on that chain (a run signed, or a PENDING answered)
+ * left it there, and no refusal since.  Then the store's head at SEQ leaves
+ * nothing to take back and no PENDING need be asked: the daemon asks once
+ * per chain, not once per item.  (Another process that signs on the chain
+ * moves the store's head too; one that died after signing makes the next
+ * run refused, which forgets what is known.) */
+bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
+/* What chain/adopt.c learnt: the holder's head of that chain is SEQ. */
+void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
+
 /* The holder's head of our chain with PEER (*HEAD_SEQ, 0 for none), and
  * the items it kept after AFTER, in order, each to FN with its note (FN's
  * non-zero return stops, and is returned). */
