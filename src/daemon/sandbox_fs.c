@@ -8,8 +8,10 @@
  * leaving identity.key and station.conf out.  A file rule holds on to the
  * file (its inode): store.db, -wal and -shm stay open and in place while
  * the daemon runs, so that is what is wanted.  The attachment folders in/
- * and out/ are granted whole (the daemon makes, renames and removes files
- * and folders in them), so they are made first if missing.  Everything
+ * and out/, and calls/ (the call recordings), are granted whole (the
+ * daemon makes, renames and removes files and folders in them), so they
+ * are made first if missing.  The tables below are the rules, per role;
+ * docs/sandbox.md has them as a table for people.  Everything
  * else the process needs it opened before entering (sockets, the store's
  * descriptors, the lock); station.conf, read again on a reload, comes
  * through the spawner (daemon/spawn.h) as a descriptor.  Executing

@@ -47,6 +47,11 @@
 
 #include "daemon/sandbox_int.h"
 
+/* A comparison with every field given (libseccomp's SCMP_A0 and the like
+ * leave datum_b to the compiler).  MASKED_EQ: (argument & A) == B. */
+#define CMP(arg, op, a, b) \
+	((struct scmp_arg_cmp){ (arg), (op), (scmp_datum_t)(a), (scmp_datum_t)(b) })
+
 #ifndef PR_SET_VMA
 #define PR_SET_VMA 0x53564d41
 #endif
@@ -143,10 +148,10 @@ static int families_only(scmp_filter_ctx ctx, const char *name, const int *famil
 		bool ok = false;
 		for (size_t i = 0; i < n; i++)
 			ok |= families[i] == v;
-		a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)v);
+		a = CMP(0, SCMP_CMP_EQ, v, 0);
 		ret = rule(ctx, ok ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), name, 1, &a);
 	}
-	a = SCMP_A0(SCMP_CMP_GT, (scmp_datum_t)top);
+	a = CMP(0, SCMP_CMP_GT, top, 0);
 	return ret ? ret : rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &a);
 }
 
@@ -162,7 +167,7 @@ static int without_bits(scmp_filter_ctx ctx, const char *name, unsigned arg, scm
 /* kill and tgkill: of this process only. */
 static int self_only(scmp_filter_ctx ctx, const char *name)
 {
-	struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
+	struct scmp_arg_cmp a = CMP(0, SCMP_CMP_EQ, getpid(), 0);
 	int ret = rule(ctx, SCMP_ACT_ALLOW, name, 1, &a);
 	a.op = SCMP_CMP_NE;
 	return ret ? ret : rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &a);
@@ -171,19 +176,19 @@ static int self_only(scmp_filter_ctx ctx, const char *name)
 static int clones(scmp_filter_ctx ctx)
 {
 	/* a thread: CLONE_THREAD set; anything else is a new process */
-	struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+	struct scmp_arg_cmp thread = CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
 	int ret = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread);
 #if HL_SANDBOX_SANITIZER
 	/* LeakSanitizer's tracer: CLONE_VM without CLONE_THREAD */
-	struct scmp_arg_cmp tracer[] = { SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
-						 CLONE_VM) };
-	struct scmp_arg_cmp proc = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM, 0);
+	struct scmp_arg_cmp tracer[] = { CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
+					     CLONE_VM) };
+	struct scmp_arg_cmp proc = CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM, 0);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, tracer);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_KILL_PROCESS, "clone", 1, &proc);
 #else
-	struct scmp_arg_cmp proc = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
+	struct scmp_arg_cmp proc = CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_KILL_PROCESS, "clone", 1, &proc);
 #endif
@@ -207,12 +212,12 @@ static int prctl_rules(scmp_filter_ctx ctx)
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		v[i] = (unsigned long)prctls[i];
 	int ret = values_only(ctx, "prctl", 0, v, sizeof(v) / sizeof(v[0]));
-	struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_EQ, PR_SET_DUMPABLE);
+	struct scmp_arg_cmp a = CMP(0, SCMP_CMP_EQ, PR_SET_DUMPABLE, 0);
 #if HL_SANDBOX_SANITIZER
 	/* LeakSanitizer makes the process dumpable while its tracer attaches,
 	 * names the tracer, and has it die with us */
-	struct scmp_arg_cmp ptracer = SCMP_A0(SCMP_CMP_EQ, PR_SET_PTRACER);
-	struct scmp_arg_cmp pdeath = SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG);
+	struct scmp_arg_cmp ptracer = CMP(0, SCMP_CMP_EQ, PR_SET_PTRACER, 0);
+	struct scmp_arg_cmp pdeath = CMP(0, SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &a);
 	if (ret == 0)
@@ -231,8 +236,8 @@ static int fatal_rules(scmp_filter_ctx ctx)
 #if HL_SANDBOX_SANITIZER
 	/* LeakSanitizer's tracer attaches to the threads; PTRACE_TRACEME
 	 * (which would let a parent in) still kills */
-	struct scmp_arg_cmp me = SCMP_A0(SCMP_CMP_EQ, PTRACE_TRACEME);
-	struct scmp_arg_cmp other = SCMP_A0(SCMP_CMP_NE, PTRACE_TRACEME);
+	struct scmp_arg_cmp me = CMP(0, SCMP_CMP_EQ, PTRACE_TRACEME, 0);
+	struct scmp_arg_cmp other = CMP(0, SCMP_CMP_NE, PTRACE_TRACEME, 0);
 	int ret = rule(ctx, SCMP_ACT_KILL_PROCESS, "ptrace", 1, &me);
 	if (ret == 0)
 		ret = rule(ctx, SCMP_ACT_ALLOW, "ptrace", 1, &other);
@@ -249,7 +254,7 @@ static int fatal_rules(scmp_filter_ctx ctx)
 /* getrlimit by prlimit64(0, RESOURCE, NULL, OLD): reading, never setting. */
 static int prlimit_rules(scmp_filter_ctx ctx)
 {
-	struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_EQ, 0);
+	struct scmp_arg_cmp a = CMP(2, SCMP_CMP_EQ, 0, 0);
 	return rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, &a);
 }
 

@@ -365,15 +365,19 @@ static bool one_request(struct spawner *s)
 	struct hl_spawn_request *r = xmalloc(sizeof(*r));
 	int fds[HL_SPAWN_FDS_MAX], nfds;
 	ssize_t n = hl_spawn_recv(s->call_fd, buf, sizeof(buf), fds, &nfds);
+	if (n == 0 || (n < 0 && errno != EMSGSIZE)) {
+		free(r);
+		return false;   /* the daemon's end is gone */
+	}
 	int ret = n > 0 ? hl_spawn_request_decode(buf, (size_t)n, r) : HL_ETOOBIG;
 	bool want_fd = ret == 0 && r->op == HL_SPAWN_OP_SPAWN && (r->flags & HL_SPAWN_FLAG_STDOUT);
 	if (ret == 0 && nfds != want_fd)
 		ret = HL_EINVAL;
-	if (n != 0 && ret < 0) {
+	if (ret < 0) {
 		fprintf(stderr, "hotline: spawner: refused a malformed request: %s\n",
 			hl_strerror(ret));
 		reply(s, ret, 0, "malformed request", -1);
-	} else if (n > 0) {
+	} else {
 		switch (r->op) {
 		case HL_SPAWN_OP_SPAWN: do_spawn(s, r, want_fd ? fds[0] : -1); break;
 		case HL_SPAWN_OP_KILL: do_kill(s, r); break;
@@ -384,7 +388,7 @@ static bool one_request(struct spawner *s)
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	free(r);
-	return n != 0 && (n > 0 || errno == EMSGSIZE);
+	return true;
 }
 
 _Noreturn void hl_spawner_main(const char *dir, const char *self, int call_fd, int event_fd)
