@@ -469,7 +469,8 @@ int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 {
 	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
 	struct hl_hold_response *a = xmalloc(sizeof(*a));
-	uint8_t *enc = xmalloc(n * HL_ITEM_MAX), *buf = NULL;
+	size_t cap = n * 512, used = 0;
+	uint8_t *enc = xmalloc(cap), *buf = NULL, *one = xmalloc(HL_ITEM_MAX);
 	uint8_t prev[HL_HASH_LEN];
 	int ret = 0;
 	snprintf(why, whylen, "%s", "");
@@ -483,12 +484,21 @@ int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 		if (i > 0)
 			memset(x->prev, 0, HL_HASH_LEN);
 		memset(x->sig, 0, HL_SIG_LEN);
-		ret = hl_item_encode(x, enc + i * HL_ITEM_MAX, HL_ITEM_MAX, &len);
+		ret = hl_item_encode(x, one, HL_ITEM_MAX, &len);
 		memcpy(x->prev, prev, HL_HASH_LEN);
-		q->u.sign.e[i].item = (struct hl_hold_blob){ enc + i * HL_ITEM_MAX, len };
+		if (ret < 0)
+			break;
+		while (used + len > cap)
+			enc = xrealloc(enc, cap *= 2);
+		memcpy(enc + used, one, len);
+		q->u.sign.e[i].item.len = len;
+		used += len;
 		if (notes)
 			q->u.sign.e[i].note = notes[i];
 	}
+	/* the items' places, once ENC has stopped moving */
+	for (size_t i = 0, off = 0; ret == 0 && i < n; off += q->u.sign.e[i++].item.len)
+		q->u.sign.e[i].item.p = enc + off;
 	if (ret == 0 && n <= HL_HOLD_RUN_MAX && (ret = ask(k, q, a, &buf)) == 0) {
 		if (a->status == HL_HOLD_REFUSED) {
 			refused(k, a, why, whylen);
@@ -503,6 +513,7 @@ int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 	}
 	free(buf);
 	free(enc);
+	free(one);
 	free(a);
 	free(q);
 	return n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : ret;

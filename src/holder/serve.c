@@ -19,6 +19,8 @@ struct hl_holder {
 	hl_signer *keys;
 	hl_heads *heads;
 	uint64_t refusals;
+	struct hl_item *items;        /* HL_HOLD_RUN_MAX, for every run (2.6 MB once,
+	                               * not page faults at every request) */
 };
 
 struct hl_holder *hl_holder_new(hl_signer *keys, hl_heads *heads)
@@ -35,6 +37,7 @@ void hl_holder_free(struct hl_holder *h)
 		return;
 	hl_signer_free(h->keys);
 	hl_heads_free(h->heads);
+	free(h->items);
 	free(h);
 }
 
@@ -78,7 +81,8 @@ static void refuse(struct hl_holder *h, struct answer *a, uint8_t reason, uint64
 
 struct run {
 	size_t n;
-	struct hl_item *it;
+	const struct hl_hold_request *q;
+	struct hl_item *it;           /* the holder's (h->items) */
 	uint8_t **enc;                /* each item as signed */
 	size_t *len;
 	uint8_t (*hash)[32];
@@ -91,7 +95,11 @@ static void run_free(struct run *r)
 	free(r->enc);
 	free(r->len);
 	free(r->hash);
-	free(r->it);
+}
+
+static size_t q_len(const struct run *r, size_t i)
+{
+	return r->q->u.sign.e[i].item.len;
 }
 
 /* Rules 1 and 2 (serve.h) for entry I: decoded into R->it[I]. */
@@ -157,8 +165,10 @@ static int sign_run(struct hl_holder *h, struct answer *a, struct run *r)
 		struct hl_item *it = &r->it[i];
 		if (i > 0)
 			memcpy(it->prev, r->hash[i - 1], HL_HASH_LEN);
-		r->enc[i] = xmalloc(HL_ITEM_MAX);
-		if (hl_item_encode_sign(it, h->keys, r->enc[i], HL_ITEM_MAX, &r->len[i]) < 0) {
+		/* signed, an item is as long as asked: one encoding per item */
+		size_t cap = q_len(r, i);
+		r->enc[i] = xmalloc(cap);
+		if (hl_item_encode_sign(it, h->keys, r->enc[i], cap, &r->len[i]) < 0) {
 			say(a, HL_HOLD_FAILED, "item %zu of the run could not be signed", i);
 			return HL_ECRYPTO;
 		}
@@ -201,7 +211,10 @@ static void answer_sign(struct hl_holder *h, const struct hl_hold_request *q, co
 	struct run r = { .n = q->u.sign.n };
 	uint64_t hs = 0;
 	uint8_t hh[32] = { 0 };
-	r.it = xcalloc(r.n, sizeof(*r.it));
+	if (!h->items)
+		h->items = xcalloc(HL_HOLD_RUN_MAX, sizeof(*h->items));
+	r.it = h->items;
+	r.q = q;
 	r.enc = xcalloc(r.n, sizeof(*r.enc));
 	r.len = xcalloc(r.n, sizeof(*r.len));
 	r.hash = xcalloc(r.n, sizeof(*r.hash));
