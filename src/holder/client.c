@@ -43,7 +43,21 @@ struct hl_keys {
 	void *refusal_user;
 	struct known *known;          /* the holder's heads as last seen */
 	size_t nknown;
+	/* DHs with pinned peers' static keys, remembered (hl_keys_remember_statics) */
+	bool (*is_static)(void *user, const uint8_t pub[static 32]);
+	void *static_user;
+	struct memo *memo;            /* sodium_malloc'd, open addressing */
+	size_t memo_cap, memo_n;
 };
+
+/* DH(our static key, a peer's static key): the same at every handshake
+ * with that peer. */
+struct memo {
+	bool used;
+	uint8_t pub[32];
+	uint8_t out[32];
+};
+#define MEMO_MAX 65536
 
 /* The holder's head of one chain as this handle last saw it. */
 struct known {
@@ -181,8 +195,89 @@ static int face_sign(void *user, const char *context, const uint8_t *msg, size_t
 	return ret;
 }
 
+static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN]);
+
+/* Under k->mu: PUB's slot (its entry, or the empty one where it goes). */
+static struct memo *memo_slot(hl_keys *k, const uint8_t pub[static 32])
+{
+	uint64_t h;
+	memcpy(&h, pub, sizeof(h));
+	for (size_t i = h & (k->memo_cap - 1);; i = (i + 1) & (k->memo_cap - 1))
+		if (!k->memo[i].used || memcmp(k->memo[i].pub, pub, 32) == 0)
+			return &k->memo[i];
+}
+
+static bool memo_get(hl_keys *k, const uint8_t pub[static 32], uint8_t out[static 32])
+{
+	pthread_mutex_lock(&k->mu);
+	struct memo *m = k->memo ? memo_slot(k, pub) : NULL;
+	bool hit = m && m->used;
+	if (hit)
+		memcpy(out, m->out, 32);
+	pthread_mutex_unlock(&k->mu);
+	return hit;
+}
+
+/* Under k->mu: room for one more, at most half full. */
+static bool memo_room(hl_keys *k)
+{
+	if (k->memo && 2 * (k->memo_n + 1) <= k->memo_cap)
+		return true;
+	size_t cap = k->memo_cap ? 2 * k->memo_cap : 256;
+	if (cap > 2 * MEMO_MAX)
+		return false;
+	struct memo *old = k->memo, *m = sodium_malloc(cap * sizeof(*m));
+	if (!m)
+		return false;
+	sodium_memzero(m, cap * sizeof(*m));
+	size_t old_cap = k->memo_cap;
+	k->memo = m;
+	k->memo_cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].used)
+			*memo_slot(k, old[i].pub) = old[i];
+	if (old)
+		sodium_free(old); /* wipes */
+	return true;
+}
+
+static void memo_put(hl_keys *k, const uint8_t pub[static 32], const uint8_t out[static 32])
+{
+	pthread_mutex_lock(&k->mu);
+	if (memo_room(k)) {
+		struct memo *m = memo_slot(k, pub);
+		if (!m->used)
+			k->memo_n++;
+		m->used = true;
+		memcpy(m->pub, pub, 32);
+		memcpy(m->out, out, 32);
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
+void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
+			      void *user)
+{
+	k->is_static = is_static;
+	k->static_user = user;
+}
+
 static int face_dh(void *user, const uint8_t their_pub[static HL_KEY_LEN],
 		   uint8_t out[static HL_KEY_LEN])
+{
+	hl_keys *k = user;
+	bool remember = k->is_static && k->is_static(k->static_user, their_pub);
+	if (remember && memo_get(k, their_pub, out))
+		return 0;
+	int ret = ask_dh(k, their_pub, out);
+	if (ret == 0 && remember)
+		memo_put(k, their_pub, out);
+	return ret;
+}
+
+static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN])
 {
 	struct hl_hold_request q = { .type = HL_HOLD_DH };
 	struct hl_hold_response a;
@@ -244,6 +339,8 @@ void hl_keys_free(hl_keys *k)
 	if (k->lockfd >= 0)
 		close(k->lockfd); /* releases the lock */
 	pthread_mutex_destroy(&k->mu);
+	if (k->memo)
+		sodium_free(k->memo); /* wipes */
 	free(k->known);
 	free(k);
 }

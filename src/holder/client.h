@@ -60,6 +60,15 @@ hl_keys *hl_keys_of(const hl_signer *s);
 /* True when K talks to a key-holder process. */
 bool hl_keys_remote(const hl_keys *k);
 
+/* The DH of our static key with a key for which IS_STATIC(USER, PUB) is
+ * true — a pinned peer's NoiseKey, the same at every handshake with it —
+ * is asked of the holder once and then remembered (in locked memory, wiped
+ * at hl_keys_free), which halves the daemon's requests per handshake.  It
+ * lets nothing more out than the holder's DH answers already do: with it,
+ * and without a private key, no session opens (docs/keyholder.md 4). */
+void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
+			      void *user);
+
 /* FN(USER, TEXT) is called when the holder refuses to sign (TEXT its
  * reason): the daemon raises its alarm. */
 void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user);
