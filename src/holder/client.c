@@ -109,19 +109,21 @@ static int io_all(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
 	return 0;
 }
 
-static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, size_t *rlen)
+static int send_frame(int fd, const uint8_t *req, size_t len, int64_t deadline)
 {
-	int64_t deadline = mono_ms() + ANSWER_TIMEOUT_MS;
-	uint8_t first[4096];
 	uint8_t *frame = xmalloc(4 + len);
-	ssize_t got;
-	int ret;
 	hl_hold_frame_hdr(len, frame);
 	memcpy(frame + 4, req, len);
-	ret = io_all(fd, frame, 4 + len, true, deadline);
+	int ret = io_all(fd, frame, 4 + len, true, deadline);
 	free(frame);
-	if (ret < 0)
-		return ret;
+	return ret;
+}
+
+static int recv_frame(int fd, uint8_t **resp, size_t *rlen, int64_t deadline)
+{
+	uint8_t first[4096];
+	ssize_t got;
+	int ret;
 	if ((got = io_once(fd, first, sizeof(first), false, deadline)) <= 0)
 		return got == 0 ? -EPIPE : (int)got;
 	if (got < 4 && (ret = io_all(fd, first + got, 4 - (size_t)got, false, deadline)) < 0)
@@ -142,35 +144,70 @@ static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, 
 	return ret;
 }
 
+/* A request on its way (ask_start), its answer to come (ask_finish): the
+ * connection is the caller's meanwhile (k->mu held), so that chain/ours.c
+ * stores one run's rows while the holder signs the next. */
+struct call {
+	enum hl_hold_type type;
+	int error;                    /* of the sending */
+	bool locked;                  /* k->mu, until the answer is read */
+	int64_t deadline;
+	uint8_t *answer;              /* in-process: made at once */
+	size_t answer_len;
+};
+
+static void ask_start(hl_keys *k, const struct hl_hold_request *q, struct call *c)
+{
+	uint8_t *req;
+	size_t len;
+	memset(c, 0, sizeof(*c));
+	c->type = q->type;
+	c->deadline = mono_ms() + ANSWER_TIMEOUT_MS;
+	if (k->public_only) {
+		c->error = HL_ESTATE;
+		return;
+	}
+	if ((c->error = hl_hold_request_encode(q, &req, &len)) < 0)
+		return;
+	pthread_mutex_lock(&k->mu);
+	if (k->local) {
+		hl_holder_answer(k->local, req, len, "this process", &c->answer, &c->answer_len);
+		pthread_mutex_unlock(&k->mu);
+	} else {
+		c->locked = true;
+		c->error = send_frame(k->fd, req, len, c->deadline);
+	}
+	free(req);
+}
+
+/* The answer to C, parsed into A (*BUF holds its bytes: free it). */
+static int ask_finish(hl_keys *k, struct call *c, struct hl_hold_response *a, uint8_t **buf)
+{
+	size_t rlen = c->answer_len;
+	int ret = c->error;
+	*buf = c->answer;
+	if (c->locked) {
+		if (ret == 0)
+			ret = recv_frame(k->fd, buf, &rlen, c->deadline);
+		pthread_mutex_unlock(&k->mu);
+	}
+	if (ret == 0)
+		ret = hl_hold_response_parse(*buf, rlen, c->type, a);
+	if (ret == 0 && a->status != HL_HOLD_OK && a->status != HL_HOLD_REFUSED)
+		ret = a->status == HL_HOLD_MALFORMED ? HL_EINVAL : HL_ECRYPTO;
+	if (ret < 0 && ret != HL_EINVAL && ret != HL_ECRYPTO && ret != HL_ESTATE)
+		hl_error("the key holder did not answer a %s request: %s", hl_hold_type_name(c->type),
+			 hl_strerror(ret));
+	return ret;
+}
+
 /* Sends Q and parses the answer into A (*BUF holds its bytes: free it). */
 static int ask(hl_keys *k, const struct hl_hold_request *q, struct hl_hold_response *a,
 	       uint8_t **buf)
 {
-	uint8_t *req;
-	size_t len, rlen = 0;
-	int ret;
-	*buf = NULL;
-	if (k->public_only)
-		return HL_ESTATE;
-	if ((ret = hl_hold_request_encode(q, &req, &len)) < 0)
-		return ret;
-	pthread_mutex_lock(&k->mu);
-	if (k->local) {
-		hl_holder_answer(k->local, req, len, "this process", buf, &rlen);
-		ret = 0;
-	} else {
-		ret = roundtrip_fd(k->fd, req, len, buf, &rlen);
-	}
-	pthread_mutex_unlock(&k->mu);
-	free(req);
-	if (ret == 0)
-		ret = hl_hold_response_parse(*buf, rlen, q->type, a);
-	if (ret == 0 && a->status != HL_HOLD_OK && a->status != HL_HOLD_REFUSED)
-		ret = a->status == HL_HOLD_MALFORMED ? HL_EINVAL : HL_ECRYPTO;
-	if (ret < 0 && ret != HL_EINVAL && ret != HL_ECRYPTO)
-		hl_error("the key holder did not answer a %s request: %s", hl_hold_type_name(q->type),
-			 hl_strerror(ret));
-	return ret;
+	struct call c;
+	ask_start(k, q, &c);
+	return ask_finish(k, &c, a, buf);
 }
 
 /* ---- the signer face ---- */
@@ -561,59 +598,101 @@ static void refused(hl_keys *k, const struct hl_hold_response *a, char *why, siz
 		k->on_refusal(k->refusal_user, why);
 }
 
-int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
-		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen)
+struct hl_keys_call {
+	struct call c;
+	uint8_t peer[32];
+	uint64_t last;                /* the run's last seq */
+	size_t n;
+};
+
+/* The request for the run IT[0..N): each item unsigned, every prev after
+ * the first zeroed (the holder fills them). */
+static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hold_blob *notes,
+			struct hl_hold_request *q, uint8_t **encs)
 {
-	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
-	struct hl_hold_response *a = xmalloc(sizeof(*a));
 	size_t cap = n * 512, used = 0;
-	uint8_t *enc = xmalloc(cap), *buf = NULL, *one = xmalloc(HL_ITEM_MAX);
+	uint8_t *enc = xmalloc(cap), *one = xmalloc(HL_ITEM_MAX);
 	uint8_t prev[HL_HASH_LEN];
 	int ret = 0;
-	snprintf(why, whylen, "%s", "");
 	q->type = HL_HOLD_SIGN;
 	q->u.sign.n = (uint16_t)n;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct hl_item *x = it[i];
 		size_t len;
-		/* The holder fills every prev after the first. */
 		memcpy(prev, x->prev, HL_HASH_LEN);
 		if (i > 0)
 			memset(x->prev, 0, HL_HASH_LEN);
 		memset(x->sig, 0, HL_SIG_LEN);
 		ret = hl_item_encode(x, one, HL_ITEM_MAX, &len);
 		memcpy(x->prev, prev, HL_HASH_LEN);
-		if (ret < 0)
-			break;
-		while (used + len > cap)
+		while (ret == 0 && used + len > cap)
 			enc = xrealloc(enc, cap *= 2);
-		memcpy(enc + used, one, len);
-		q->u.sign.e[i].item.len = len;
-		used += len;
+		if (ret == 0)
+			memcpy(enc + used, one, len);
+		q->u.sign.e[i].item.len = ret == 0 ? len : 0;
+		used += q->u.sign.e[i].item.len;
 		if (notes)
 			q->u.sign.e[i].note = notes[i];
 	}
 	/* the items' places, once ENC has stopped moving */
 	for (size_t i = 0, off = 0; ret == 0 && i < n; off += q->u.sign.e[i++].item.len)
 		q->u.sign.e[i].item.p = enc + off;
-	if (ret == 0 && n <= HL_HOLD_RUN_MAX && (ret = ask(k, q, a, &buf)) == 0) {
-		if (a->status == HL_HOLD_REFUSED) {
-			refused(k, a, why, whylen);
-			ret = HL_ESTATE;
-		} else if (a->u.sign.n != n) {
-			ret = HL_EINVAL;
-		} else {
-			memcpy(sigs, a->u.sign.sigs, n * 64);
-		}
-		/* where the holder's head is now, or not known */
-		know(k, it[0]->counterpart, ret == 0 ? it[n - 1]->seq : UINT64_MAX);
-	}
-	free(buf);
-	free(enc);
 	free(one);
-	free(a);
+	*encs = enc;
+	return ret;
+}
+
+int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
+		       const struct hl_hold_blob *notes, struct hl_keys_call **out)
+{
+	struct hl_keys_call *call = xcalloc(1, sizeof(*call));
+	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
+	uint8_t *enc = NULL;
+	int ret = n == 0 || n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : sign_request(it, n, notes, q, &enc);
+	if (ret == 0) {
+		ask_start(k, q, &call->c);
+		memcpy(call->peer, it[0]->counterpart, 32);
+		call->last = it[n - 1]->seq;
+		call->n = n;
+	} else {
+		call->c.error = ret;
+	}
+	free(enc);
 	free(q);
-	return n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : ret;
+	*out = call;
+	return call->c.error;
+}
+
+int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, char *why,
+			size_t whylen)
+{
+	struct hl_hold_response *a = xmalloc(sizeof(*a));
+	uint8_t *buf = NULL;
+	int ret = ask_finish(k, &call->c, a, &buf);
+	snprintf(why, whylen, "%s", "");
+	if (ret == 0 && a->status == HL_HOLD_REFUSED) {
+		refused(k, a, why, whylen);
+		ret = HL_ESTATE;
+	} else if (ret == 0 && a->u.sign.n != call->n) {
+		ret = HL_EINVAL;
+	} else if (ret == 0) {
+		memcpy(sigs, a->u.sign.sigs, call->n * 64);
+	}
+	/* where the holder's head is now, or not known */
+	if (call->n)
+		know(k, call->peer, ret == 0 ? call->last : UINT64_MAX);
+	free(buf);
+	free(a);
+	free(call);
+	return ret;
+}
+
+int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
+		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen)
+{
+	struct hl_keys_call *call;
+	hl_keys_sign_start(k, it, n, notes, &call);
+	return hl_keys_sign_finish(k, call, sigs, why, whylen);
 }
 
 int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,

@@ -93,6 +93,16 @@ bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 /* What chain/adopt.c learnt: the holder's head of that chain is SEQ. */
 void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 
+/* hl_keys_sign_run in two halves, so that the caller works while the
+ * holder signs: start sends the request (the handle is the caller's until
+ * finish, which must follow, whatever start returned), finish reads the
+ * answer and frees CALL. */
+typedef struct hl_keys_call hl_keys_call;
+int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
+		       const struct hl_hold_blob *notes, hl_keys_call **call);
+int hl_keys_sign_finish(hl_keys *k, hl_keys_call *call, uint8_t *sigs, char *why,
+			size_t whylen);
+
 /* The holder's head of our chain with PEER (*HEAD_SEQ, 0 for none), and
  * the items it kept after AFTER, in order, each to FN with its note (FN's
  * non-zero return stops, and is returned). */
