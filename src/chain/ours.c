@@ -208,7 +208,7 @@ static void run_free(struct run *r)
  * of the run before as signed, known once its answer is in).  A long queue
  * goes in runs of PIPE_RUN, so that most of the signing overlaps the
  * store's work: `send --lines` spends as long as before the holder. */
-#define PIPE_RUN 64
+#define PIPE_RUN 256
 static int flush_holder(struct hl_ours *o, hl_keys *k)
 {
 	size_t size = o->n >= 2 * PIPE_RUN ? PIPE_RUN : HL_HOLD_RUN_MAX;

@@ -610,8 +610,8 @@ struct hl_keys_call {
 static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hold_blob *notes,
 			struct hl_hold_request *q, uint8_t **encs)
 {
-	size_t cap = n * 512, used = 0;
-	uint8_t *enc = xmalloc(cap), *one = xmalloc(HL_ITEM_MAX);
+	size_t cap = n * 512 + HL_ITEM_MAX, used = 0;
+	uint8_t *enc = xmalloc(cap);
 	uint8_t prev[HL_HASH_LEN];
 	int ret = 0;
 	q->type = HL_HOLD_SIGN;
@@ -623,12 +623,10 @@ static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hol
 		if (i > 0)
 			memset(x->prev, 0, HL_HASH_LEN);
 		memset(x->sig, 0, HL_SIG_LEN);
-		ret = hl_item_encode(x, one, HL_ITEM_MAX, &len);
-		memcpy(x->prev, prev, HL_HASH_LEN);
-		while (ret == 0 && used + len > cap)
+		while (used + HL_ITEM_MAX > cap)
 			enc = xrealloc(enc, cap *= 2);
-		if (ret == 0)
-			memcpy(enc + used, one, len);
+		ret = hl_item_encode(x, enc + used, HL_ITEM_MAX, &len);
+		memcpy(x->prev, prev, HL_HASH_LEN);
 		q->u.sign.e[i].item.len = ret == 0 ? len : 0;
 		used += q->u.sign.e[i].item.len;
 		if (notes)
@@ -637,7 +635,6 @@ static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hol
 	/* the items' places, once ENC has stopped moving */
 	for (size_t i = 0, off = 0; ret == 0 && i < n; off += q->u.sign.e[i++].item.len)
 		q->u.sign.e[i].item.p = enc + off;
-	free(one);
 	*encs = enc;
 	return ret;
 }

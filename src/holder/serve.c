@@ -81,7 +81,6 @@ static void refuse(struct hl_holder *h, struct answer *a, uint8_t reason, uint64
 
 struct run {
 	size_t n;
-	const struct hl_hold_request *q;
 	struct hl_item *it;           /* the holder's (h->items) */
 	uint8_t **enc;                /* each item as signed */
 	size_t *len;
@@ -97,10 +96,7 @@ static void run_free(struct run *r)
 	free(r->hash);
 }
 
-static size_t q_len(const struct run *r, size_t i)
-{
-	return r->q->u.sign.e[i].item.len;
-}
+
 
 /* Rules 1 and 2 (serve.h) for entry I: decoded into R->it[I]. */
 static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_hold_request *q,
@@ -108,7 +104,8 @@ static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_ho
 {
 	const struct hl_hold_blob *b = &q->u.sign.e[i].item;
 	struct hl_item *it = &r->it[i];
-	uint8_t *again = xmalloc(b->len);
+	/* encoded here once, then signed in place (sign_run) */
+	uint8_t *again = r->enc[i] = xmalloc(b->len);
 	size_t len = 0;
 	int ret = HL_EINVAL;
 	if (hl_item_decode(b->p, b->len, it) < 0)
@@ -129,7 +126,7 @@ static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_ho
 		say(a, HL_HOLD_MALFORMED, "item %zu of the run is not in its one encoding", i);
 	else
 		ret = 0;
-	free(again);
+	r->len[i] = len;
 	return ret;
 }
 
@@ -158,21 +155,35 @@ static int check_position(struct hl_holder *h, struct answer *a, const struct ru
 	return HL_EAUTH;
 }
 
-/* Signs the run in order, each prev the hash of the one before. */
+/* Where an item's prev lies in its encoding: after the context and its
+ * NUL, the author, the counterpart and the seq (docs/items.md section 1). */
+static size_t prev_at(const uint8_t *enc)
+{
+	return strlen((const char *)enc) + 1 + 32 + 32 + 8;
+}
+
+/* Signs the run in order, each prev the hash of the one before: the
+ * holder's own encodings (check_entry), the prev written in, signed under
+ * the context they begin with. */
 static int sign_run(struct hl_holder *h, struct answer *a, struct run *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		struct hl_item *it = &r->it[i];
-		if (i > 0)
+		uint8_t *enc = r->enc[i];
+		size_t at = prev_at(enc);
+		if (i > 0) {
 			memcpy(it->prev, r->hash[i - 1], HL_HASH_LEN);
-		/* signed, an item is as long as asked: one encoding per item */
-		size_t cap = q_len(r, i);
-		r->enc[i] = xmalloc(cap);
-		if (hl_item_encode_sign(it, h->keys, r->enc[i], cap, &r->len[i]) < 0) {
+			memcpy(enc + at, it->prev, HL_HASH_LEN);
+		}
+		if (at + HL_HASH_LEN > r->len[i] - HL_SIG_LEN ||
+		    sodium_memcmp(enc + at, it->prev, HL_HASH_LEN) != 0 ||
+		    hl_signer_sign(h->keys, (const char *)enc, enc, r->len[i] - HL_SIG_LEN,
+				   it->sig) < 0) {
 			say(a, HL_HOLD_FAILED, "item %zu of the run could not be signed", i);
 			return HL_ECRYPTO;
 		}
-		hl_item_hash(r->enc[i], r->len[i], r->hash[i]);
+		memcpy(enc + r->len[i] - HL_SIG_LEN, it->sig, HL_SIG_LEN);
+		hl_item_hash(enc, r->len[i], r->hash[i]);
 	}
 	return 0;
 }
@@ -214,7 +225,6 @@ static void answer_sign(struct hl_holder *h, const struct hl_hold_request *q, co
 	if (!h->items)
 		h->items = xcalloc(HL_HOLD_RUN_MAX, sizeof(*h->items));
 	r.it = h->items;
-	r.q = q;
 	r.enc = xcalloc(r.n, sizeof(*r.enc));
 	r.len = xcalloc(r.n, sizeof(*r.len));
 	r.hash = xcalloc(r.n, sizeof(*r.hash));
