@@ -93,84 +93,149 @@ int hl_ours_add(struct hl_ours *o, struct hl_item *it, unsigned precedence,
 	return hl_ours_add_noted(o, it, precedence, NULL, 0, stored, arg);
 }
 
-/* Entry E, signed (its prev our signed head, its signature in it), into
- * its row; the signed head moves to it. */
-static int store_entry(struct hl_ours *o, struct hl_ours_entry *e, uint8_t *enc)
+/* Entry E, signed (ENC, LEN: its bytes), gets its row, then its caller's. */
+static int insert_entry(struct hl_ours *o, struct hl_ours_entry *e, const uint8_t *enc,
+			size_t len, const uint8_t hash[static HL_HASH_LEN])
 {
 	struct hl_item *it = e->it;
-	size_t len;
 	int ret;
-	if ((ret = hl_item_encode(it, enc, HL_ITEM_MAX, &len)) < 0)
-		return ret;
 	struct hl_item_row row = {
 		.peer_id = o->peer_id, .dir = HL_DIR_OUT, .seq = it->seq, .kind = it->kind,
 		.encoded = enc, .encoded_len = len, .precedence = e->precedence,
 		.stored_at = hl_now_ms(),
 	};
-	hl_item_hash(enc, len, row.hash);
+	memcpy(row.hash, hash, HL_HASH_LEN);
 	o->store_failed = true;
 	if ((ret = hl_store_insert_item(o->st, &row)) < 0)
 		return ret;
-	o->signed_head.seq = it->seq;
-	memcpy(o->signed_head.hash, row.hash, HL_HASH_LEN);
-	if (e->stored && (ret = e->stored(e->arg, it, row.hash)) < 0)
+	if (e->stored && (ret = e->stored(e->arg, it, hash)) < 0)
 		return ret;
 	o->store_failed = false;
 	return 0;
 }
 
-/* Entries Q[0..N) signed by the key holder K in one request, then stored
- * in order, each prev the hash of the one before. */
-static int flush_run(struct hl_ours *o, hl_keys *k, struct hl_ours_entry *q, size_t n,
-		     uint8_t *enc)
+/* A plain signer (tests, benchmarks): here, one by one. */
+static int flush_here(struct hl_ours *o)
+{
+	uint8_t *enc = xmalloc(HL_ITEM_MAX), hash[HL_HASH_LEN];
+	int ret = 0;
+	for (size_t i = 0; i < o->n && ret == 0; i++) {
+		struct hl_item *it = o->q[i].it;
+		size_t len;
+		memcpy(it->prev, o->signed_head.hash, HL_HASH_LEN);
+		if ((ret = hl_item_encode_sign(it, o->me, enc, HL_ITEM_MAX, &len)) < 0)
+			break;
+		hl_item_hash(enc, len, hash);
+		o->signed_head.seq = it->seq;
+		memcpy(o->signed_head.hash, hash, HL_HASH_LEN);
+		ret = insert_entry(o, &o->q[i], enc, len, hash);
+	}
+	free(enc);
+	return ret;
+}
+
+/* One run of the key holder's: the entries [FROM, FROM + N) of O's queue,
+ * its request out while the rows of the run before go in. */
+struct run {
+	hl_keys_call *call;
+	size_t from, n;
+	uint8_t *sigs;
+	uint8_t **enc;                /* once signed: each item's bytes */
+	size_t *len;
+	uint8_t (*hash)[HL_HASH_LEN];
+};
+
+static void run_start(struct hl_ours *o, hl_keys *k, struct run *r, size_t from, size_t n)
 {
 	struct hl_item **its = xcalloc(n, sizeof(*its));
 	struct hl_hold_blob *notes = xcalloc(n, sizeof(*notes));
-	uint8_t *sigs = xmalloc(n * 64);
-	int ret;
+	*r = (struct run){ .from = from, .n = n, .sigs = xmalloc(n * 64),
+			   .enc = xcalloc(n, sizeof(*r->enc)), .len = xcalloc(n, sizeof(*r->len)),
+			   .hash = xcalloc(n, sizeof(*r->hash)) };
 	for (size_t i = 0; i < n; i++) {
-		its[i] = q[i].it;
-		notes[i] = q[i].note;
+		its[i] = o->q[from + i].it;
+		notes[i] = o->q[from + i].note;
 	}
 	memcpy(its[0]->prev, o->signed_head.hash, HL_HASH_LEN);
-	ret = hl_keys_sign_run(k, its, n, notes, sigs, o->why, sizeof(o->why));
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		memcpy(its[i]->prev, o->signed_head.hash, HL_HASH_LEN);
-		memcpy(its[i]->sig, sigs + i * 64, 64);
-		ret = store_entry(o, &q[i], enc);
-	}
-	free(sigs);
+	hl_keys_sign_start(k, its, n, notes, &r->call);
 	free(notes);
 	free(its);
+}
+
+/* The run's signatures in its items, each prev the hash of the one before;
+ * the signed head moves to its last. */
+static int run_finish(struct hl_ours *o, hl_keys *k, struct run *r)
+{
+	uint8_t *one = xmalloc(HL_ITEM_MAX);
+	int ret = hl_keys_sign_finish(k, r->call, r->sigs, o->why, sizeof(o->why));
+	for (size_t i = 0; i < r->n && ret == 0; i++) {
+		struct hl_item *it = o->q[r->from + i].it;
+		memcpy(it->prev, o->signed_head.hash, HL_HASH_LEN);
+		memcpy(it->sig, r->sigs + i * 64, 64);
+		if ((ret = hl_item_encode(it, one, HL_ITEM_MAX, &r->len[i])) < 0)
+			break;
+		r->enc[i] = xmalloc(r->len[i]);
+		memcpy(r->enc[i], one, r->len[i]);
+		hl_item_hash(one, r->len[i], r->hash[i]);
+		o->signed_head.seq = it->seq;
+		memcpy(o->signed_head.hash, r->hash[i], HL_HASH_LEN);
+	}
+	free(one);
+	return ret;
+}
+
+static int run_insert(struct hl_ours *o, struct run *r)
+{
+	int ret = 0;
+	for (size_t i = 0; i < r->n && ret == 0; i++)
+		ret = insert_entry(o, &o->q[r->from + i], r->enc[i], r->len[i], r->hash[i]);
+	return ret;
+}
+
+static void run_free(struct run *r)
+{
+	for (size_t i = 0; r->enc && i < r->n; i++)
+		free(r->enc[i]);
+	free(r->enc);
+	free(r->len);
+	free(r->hash);
+	free(r->sigs);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The key holder signs the queue a run at a time; while it signs one, the
+ * rows of the one before go into the store (a run's first prev is the hash
+ * of the run before as signed, known once its answer is in).  A long queue
+ * goes in runs of PIPE_RUN, so that most of the signing overlaps the
+ * store's work: `send --lines` spends as long as before the holder. */
+#define PIPE_RUN 256
+static int flush_holder(struct hl_ours *o, hl_keys *k)
+{
+	size_t size = o->n >= 2 * PIPE_RUN ? PIPE_RUN : HL_HOLD_RUN_MAX;
+	struct run done = { 0 }, next;
+	int ret = 0;
+	for (size_t from = 0; from < o->n && ret == 0; from += next.n) {
+		size_t n = o->n - from < size ? o->n - from : size;
+		run_start(o, k, &next, from, n);
+		ret = run_insert(o, &done);              /* the holder signs meanwhile */
+		int fin = run_finish(o, k, &next);       /* always: it ends the request */
+		ret = ret < 0 ? ret : fin;
+		run_free(&done);
+		done = next;
+	}
+	if (ret == 0)
+		ret = run_insert(o, &done);
+	run_free(&done);
 	return ret;
 }
 
 int hl_ours_flush(struct hl_ours *o)
 {
-	uint8_t *enc = xmalloc(HL_ITEM_MAX);
 	hl_keys *k = hl_keys_of(o->me);
-	int ret = 0;
+	int ret;
 	o->store_failed = false;
 	o->why[0] = '\0';
-	for (size_t i = 0; i < o->n && ret == 0;) {
-		size_t n = o->n - i;
-		if (!k) {
-			/* a plain signer: here, one by one */
-			struct hl_item *it = o->q[i].it;
-			size_t len;
-			memcpy(it->prev, o->signed_head.hash, HL_HASH_LEN);
-			ret = hl_item_encode_sign(it, o->me, enc, HL_ITEM_MAX, &len);
-			if (ret == 0)
-				ret = store_entry(o, &o->q[i], enc);
-			i++;
-			continue;
-		}
-		if (n > HL_HOLD_RUN_MAX)
-			n = HL_HOLD_RUN_MAX;
-		ret = flush_run(o, k, &o->q[i], n, enc);
-		i += n;
-	}
-	free(enc);
+	ret = k ? flush_holder(o, k) : flush_here(o);
 	o->n = 0;
 	if (ret == 0)
 		memcpy(o->head.hash, o->signed_head.hash, HL_HASH_LEN);

@@ -67,11 +67,11 @@ int hl_msg_queue_text(hl_store *st, const hl_signer *me, const hl_peer_conf *pee
 /* Many text messages to one peer inside one transaction the caller holds
  * (`send --lines`): the peer's row, the chain's appender and the next
  * class_seq of each precedence are looked up once, and the items are
- * signed a run at a time (HL_MSG_BATCH_RUN, and at hl_msg_batch_flush), so
+ * signed at each HL_MSG_BATCH_RUN messages and at hl_msg_batch_flush, so
  * that a whole run costs one request to the key holder.  Init it after
  * every hl_store_begin, flush it before the commit, drop it after the
  * commit or the rollback. */
-#define HL_MSG_BATCH_RUN 256
+#define HL_MSG_BATCH_RUN 1024
 struct hl_msg_pending;
 struct hl_msg_batch {
 	bool valid;

@@ -53,6 +53,12 @@ static void reap(struct hl_daemon *d, bool wait)
 	d->holder_pid = 0;
 }
 
+/* A pinned peer's NoiseKey: its DH with ours is remembered. */
+static bool pinned(void *user, const uint8_t pub[static 32])
+{
+	return hl_peer_by_key(user, pub) != NULL;
+}
+
 int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char kerr[HL_KEYS_ERR_LEN];
@@ -70,6 +76,7 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 	}
 	d->id = hl_keys_signer(d->keys);
 	hl_keys_on_refusal(d->keys, on_refusal, d);
+	hl_keys_remember_statics(d->keys, pinned, d);
 	hl_signer_fingerprint(d->id, d->fingerprint);
 	return 0;
 }

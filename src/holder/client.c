@@ -43,7 +43,21 @@ struct hl_keys {
 	void *refusal_user;
 	struct known *known;          /* the holder's heads as last seen */
 	size_t nknown;
+	/* DHs with pinned peers' static keys, remembered (hl_keys_remember_statics) */
+	bool (*is_static)(void *user, const uint8_t pub[static 32]);
+	void *static_user;
+	struct memo *memo;            /* sodium_malloc'd, open addressing */
+	size_t memo_cap, memo_n;
 };
+
+/* DH(our static key, a peer's static key): the same at every handshake
+ * with that peer. */
+struct memo {
+	bool used;
+	uint8_t pub[32];
+	uint8_t out[32];
+};
+#define MEMO_MAX 65536
 
 /* The holder's head of one chain as this handle last saw it. */
 struct known {
@@ -95,19 +109,21 @@ static int io_all(int fd, uint8_t *p, size_t len, bool out, int64_t deadline)
 	return 0;
 }
 
-static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, size_t *rlen)
+static int send_frame(int fd, const uint8_t *req, size_t len, int64_t deadline)
 {
-	int64_t deadline = mono_ms() + ANSWER_TIMEOUT_MS;
-	uint8_t first[4096];
 	uint8_t *frame = xmalloc(4 + len);
-	ssize_t got;
-	int ret;
 	hl_hold_frame_hdr(len, frame);
 	memcpy(frame + 4, req, len);
-	ret = io_all(fd, frame, 4 + len, true, deadline);
+	int ret = io_all(fd, frame, 4 + len, true, deadline);
 	free(frame);
-	if (ret < 0)
-		return ret;
+	return ret;
+}
+
+static int recv_frame(int fd, uint8_t **resp, size_t *rlen, int64_t deadline)
+{
+	uint8_t first[4096];
+	ssize_t got;
+	int ret;
 	if ((got = io_once(fd, first, sizeof(first), false, deadline)) <= 0)
 		return got == 0 ? -EPIPE : (int)got;
 	if (got < 4 && (ret = io_all(fd, first + got, 4 - (size_t)got, false, deadline)) < 0)
@@ -128,35 +144,70 @@ static int roundtrip_fd(int fd, const uint8_t *req, size_t len, uint8_t **resp, 
 	return ret;
 }
 
+/* A request on its way (ask_start), its answer to come (ask_finish): the
+ * connection is the caller's meanwhile (k->mu held), so that chain/ours.c
+ * stores one run's rows while the holder signs the next. */
+struct call {
+	enum hl_hold_type type;
+	int error;                    /* of the sending */
+	bool locked;                  /* k->mu, until the answer is read */
+	int64_t deadline;
+	uint8_t *answer;              /* in-process: made at once */
+	size_t answer_len;
+};
+
+static void ask_start(hl_keys *k, const struct hl_hold_request *q, struct call *c)
+{
+	uint8_t *req;
+	size_t len;
+	memset(c, 0, sizeof(*c));
+	c->type = q->type;
+	c->deadline = mono_ms() + ANSWER_TIMEOUT_MS;
+	if (k->public_only) {
+		c->error = HL_ESTATE;
+		return;
+	}
+	if ((c->error = hl_hold_request_encode(q, &req, &len)) < 0)
+		return;
+	pthread_mutex_lock(&k->mu);
+	if (k->local) {
+		hl_holder_answer(k->local, req, len, "this process", &c->answer, &c->answer_len);
+		pthread_mutex_unlock(&k->mu);
+	} else {
+		c->locked = true;
+		c->error = send_frame(k->fd, req, len, c->deadline);
+	}
+	free(req);
+}
+
+/* The answer to C, parsed into A (*BUF holds its bytes: free it). */
+static int ask_finish(hl_keys *k, struct call *c, struct hl_hold_response *a, uint8_t **buf)
+{
+	size_t rlen = c->answer_len;
+	int ret = c->error;
+	*buf = c->answer;
+	if (c->locked) {
+		if (ret == 0)
+			ret = recv_frame(k->fd, buf, &rlen, c->deadline);
+		pthread_mutex_unlock(&k->mu);
+	}
+	if (ret == 0)
+		ret = hl_hold_response_parse(*buf, rlen, c->type, a);
+	if (ret == 0 && a->status != HL_HOLD_OK && a->status != HL_HOLD_REFUSED)
+		ret = a->status == HL_HOLD_MALFORMED ? HL_EINVAL : HL_ECRYPTO;
+	if (ret < 0 && ret != HL_EINVAL && ret != HL_ECRYPTO && ret != HL_ESTATE)
+		hl_error("the key holder did not answer a %s request: %s", hl_hold_type_name(c->type),
+			 hl_strerror(ret));
+	return ret;
+}
+
 /* Sends Q and parses the answer into A (*BUF holds its bytes: free it). */
 static int ask(hl_keys *k, const struct hl_hold_request *q, struct hl_hold_response *a,
 	       uint8_t **buf)
 {
-	uint8_t *req;
-	size_t len, rlen = 0;
-	int ret;
-	*buf = NULL;
-	if (k->public_only)
-		return HL_ESTATE;
-	if ((ret = hl_hold_request_encode(q, &req, &len)) < 0)
-		return ret;
-	pthread_mutex_lock(&k->mu);
-	if (k->local) {
-		hl_holder_answer(k->local, req, len, "this process", buf, &rlen);
-		ret = 0;
-	} else {
-		ret = roundtrip_fd(k->fd, req, len, buf, &rlen);
-	}
-	pthread_mutex_unlock(&k->mu);
-	free(req);
-	if (ret == 0)
-		ret = hl_hold_response_parse(*buf, rlen, q->type, a);
-	if (ret == 0 && a->status != HL_HOLD_OK && a->status != HL_HOLD_REFUSED)
-		ret = a->status == HL_HOLD_MALFORMED ? HL_EINVAL : HL_ECRYPTO;
-	if (ret < 0 && ret != HL_EINVAL && ret != HL_ECRYPTO)
-		hl_error("the key holder did not answer a %s request: %s", hl_hold_type_name(q->type),
-			 hl_strerror(ret));
-	return ret;
+	struct call c;
+	ask_start(k, q, &c);
+	return ask_finish(k, &c, a, buf);
 }
 
 /* ---- the signer face ---- */
@@ -181,8 +232,89 @@ static int face_sign(void *user, const char *context, const uint8_t *msg, size_t
 	return ret;
 }
 
+static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN]);
+
+/* Under k->mu: PUB's slot (its entry, or the empty one where it goes). */
+static struct memo *memo_slot(hl_keys *k, const uint8_t pub[static 32])
+{
+	uint64_t h;
+	memcpy(&h, pub, sizeof(h));
+	for (size_t i = h & (k->memo_cap - 1);; i = (i + 1) & (k->memo_cap - 1))
+		if (!k->memo[i].used || memcmp(k->memo[i].pub, pub, 32) == 0)
+			return &k->memo[i];
+}
+
+static bool memo_get(hl_keys *k, const uint8_t pub[static 32], uint8_t out[static 32])
+{
+	pthread_mutex_lock(&k->mu);
+	struct memo *m = k->memo ? memo_slot(k, pub) : NULL;
+	bool hit = m && m->used;
+	if (hit)
+		memcpy(out, m->out, 32);
+	pthread_mutex_unlock(&k->mu);
+	return hit;
+}
+
+/* Under k->mu: room for one more, at most half full. */
+static bool memo_room(hl_keys *k)
+{
+	if (k->memo && 2 * (k->memo_n + 1) <= k->memo_cap)
+		return true;
+	size_t cap = k->memo_cap ? 2 * k->memo_cap : 256;
+	if (cap > 2 * MEMO_MAX)
+		return false;
+	struct memo *old = k->memo, *m = sodium_malloc(cap * sizeof(*m));
+	if (!m)
+		return false;
+	sodium_memzero(m, cap * sizeof(*m));
+	size_t old_cap = k->memo_cap;
+	k->memo = m;
+	k->memo_cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].used)
+			*memo_slot(k, old[i].pub) = old[i];
+	if (old)
+		sodium_free(old); /* wipes */
+	return true;
+}
+
+static void memo_put(hl_keys *k, const uint8_t pub[static 32], const uint8_t out[static 32])
+{
+	pthread_mutex_lock(&k->mu);
+	if (memo_room(k)) {
+		struct memo *m = memo_slot(k, pub);
+		if (!m->used)
+			k->memo_n++;
+		m->used = true;
+		memcpy(m->pub, pub, 32);
+		memcpy(m->out, out, 32);
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
+void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
+			      void *user)
+{
+	k->is_static = is_static;
+	k->static_user = user;
+}
+
 static int face_dh(void *user, const uint8_t their_pub[static HL_KEY_LEN],
 		   uint8_t out[static HL_KEY_LEN])
+{
+	hl_keys *k = user;
+	bool remember = k->is_static && k->is_static(k->static_user, their_pub);
+	if (remember && memo_get(k, their_pub, out))
+		return 0;
+	int ret = ask_dh(k, their_pub, out);
+	if (ret == 0 && remember)
+		memo_put(k, their_pub, out);
+	return ret;
+}
+
+static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN])
 {
 	struct hl_hold_request q = { .type = HL_HOLD_DH };
 	struct hl_hold_response a;
@@ -244,6 +376,8 @@ void hl_keys_free(hl_keys *k)
 	if (k->lockfd >= 0)
 		close(k->lockfd); /* releases the lock */
 	pthread_mutex_destroy(&k->mu);
+	if (k->memo)
+		sodium_free(k->memo); /* wipes */
 	free(k->known);
 	free(k);
 }
@@ -464,48 +598,98 @@ static void refused(hl_keys *k, const struct hl_hold_response *a, char *why, siz
 		k->on_refusal(k->refusal_user, why);
 }
 
-int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
-		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen)
+struct hl_keys_call {
+	struct call c;
+	uint8_t peer[32];
+	uint64_t last;                /* the run's last seq */
+	size_t n;
+};
+
+/* The request for the run IT[0..N): each item unsigned, every prev after
+ * the first zeroed (the holder fills them). */
+static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hold_blob *notes,
+			struct hl_hold_request *q, uint8_t **encs)
 {
-	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
-	struct hl_hold_response *a = xmalloc(sizeof(*a));
-	uint8_t *enc = xmalloc(n * HL_ITEM_MAX), *buf = NULL;
+	size_t cap = n * 512 + HL_ITEM_MAX, used = 0;
+	uint8_t *enc = xmalloc(cap);
 	uint8_t prev[HL_HASH_LEN];
 	int ret = 0;
-	snprintf(why, whylen, "%s", "");
 	q->type = HL_HOLD_SIGN;
 	q->u.sign.n = (uint16_t)n;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct hl_item *x = it[i];
 		size_t len;
-		/* The holder fills every prev after the first. */
 		memcpy(prev, x->prev, HL_HASH_LEN);
 		if (i > 0)
 			memset(x->prev, 0, HL_HASH_LEN);
 		memset(x->sig, 0, HL_SIG_LEN);
-		ret = hl_item_encode(x, enc + i * HL_ITEM_MAX, HL_ITEM_MAX, &len);
+		while (used + HL_ITEM_MAX > cap)
+			enc = xrealloc(enc, cap *= 2);
+		ret = hl_item_encode(x, enc + used, HL_ITEM_MAX, &len);
 		memcpy(x->prev, prev, HL_HASH_LEN);
-		q->u.sign.e[i].item = (struct hl_hold_blob){ enc + i * HL_ITEM_MAX, len };
+		q->u.sign.e[i].item.len = ret == 0 ? len : 0;
+		used += q->u.sign.e[i].item.len;
 		if (notes)
 			q->u.sign.e[i].note = notes[i];
 	}
-	if (ret == 0 && n <= HL_HOLD_RUN_MAX && (ret = ask(k, q, a, &buf)) == 0) {
-		if (a->status == HL_HOLD_REFUSED) {
-			refused(k, a, why, whylen);
-			ret = HL_ESTATE;
-		} else if (a->u.sign.n != n) {
-			ret = HL_EINVAL;
-		} else {
-			memcpy(sigs, a->u.sign.sigs, n * 64);
-		}
-		/* where the holder's head is now, or not known */
-		know(k, it[0]->counterpart, ret == 0 ? it[n - 1]->seq : UINT64_MAX);
+	/* the items' places, once ENC has stopped moving */
+	for (size_t i = 0, off = 0; ret == 0 && i < n; off += q->u.sign.e[i++].item.len)
+		q->u.sign.e[i].item.p = enc + off;
+	*encs = enc;
+	return ret;
+}
+
+int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
+		       const struct hl_hold_blob *notes, struct hl_keys_call **out)
+{
+	struct hl_keys_call *call = xcalloc(1, sizeof(*call));
+	struct hl_hold_request *q = xcalloc(1, sizeof(*q));
+	uint8_t *enc = NULL;
+	int ret = n == 0 || n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : sign_request(it, n, notes, q, &enc);
+	if (ret == 0) {
+		ask_start(k, q, &call->c);
+		memcpy(call->peer, it[0]->counterpart, 32);
+		call->last = it[n - 1]->seq;
+		call->n = n;
+	} else {
+		call->c.error = ret;
 	}
-	free(buf);
 	free(enc);
-	free(a);
 	free(q);
-	return n > HL_HOLD_RUN_MAX ? HL_ETOOBIG : ret;
+	*out = call;
+	return call->c.error;
+}
+
+int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, char *why,
+			size_t whylen)
+{
+	struct hl_hold_response *a = xmalloc(sizeof(*a));
+	uint8_t *buf = NULL;
+	int ret = ask_finish(k, &call->c, a, &buf);
+	snprintf(why, whylen, "%s", "");
+	if (ret == 0 && a->status == HL_HOLD_REFUSED) {
+		refused(k, a, why, whylen);
+		ret = HL_ESTATE;
+	} else if (ret == 0 && a->u.sign.n != call->n) {
+		ret = HL_EINVAL;
+	} else if (ret == 0) {
+		memcpy(sigs, a->u.sign.sigs, call->n * 64);
+	}
+	/* where the holder's head is now, or not known */
+	if (call->n)
+		know(k, call->peer, ret == 0 ? call->last : UINT64_MAX);
+	free(buf);
+	free(a);
+	free(call);
+	return ret;
+}
+
+int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
+		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen)
+{
+	struct hl_keys_call *call;
+	hl_keys_sign_start(k, it, n, notes, &call);
+	return hl_keys_sign_finish(k, call, sigs, why, whylen);
 }
 
 int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,

@@ -60,6 +60,15 @@ hl_keys *hl_keys_of(const hl_signer *s);
 /* True when K talks to a key-holder process. */
 bool hl_keys_remote(const hl_keys *k);
 
+/* The DH of our static key with a key for which IS_STATIC(USER, PUB) is
+ * true — a pinned peer's NoiseKey, the same at every handshake with it —
+ * is asked of the holder once and then remembered (in locked memory, wiped
+ * at hl_keys_free), which halves the daemon's requests per handshake.  It
+ * lets nothing more out than the holder's DH answers already do: with it,
+ * and without a private key, no session opens (docs/keyholder.md 4). */
+void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
+			      void *user);
+
 /* FN(USER, TEXT) is called when the holder refuses to sign (TEXT its
  * reason): the daemon raises its alarm. */
 void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user);
@@ -83,6 +92,16 @@ int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
 bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 /* What chain/adopt.c learnt: the holder's head of that chain is SEQ. */
 void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
+
+/* hl_keys_sign_run in two halves, so that the caller works while the
+ * holder signs: start sends the request (the handle is the caller's until
+ * finish, which must follow, whatever start returned), finish reads the
+ * answer and frees CALL. */
+typedef struct hl_keys_call hl_keys_call;
+int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
+		       const struct hl_hold_blob *notes, hl_keys_call **call);
+int hl_keys_sign_finish(hl_keys *k, hl_keys_call *call, uint8_t *sigs, char *why,
+			size_t whylen);
 
 /* The holder's head of our chain with PEER (*HEAD_SEQ, 0 for none), and
  * the items it kept after AFTER, in order, each to FN with its note (FN's

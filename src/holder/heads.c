@@ -1,7 +1,7 @@
 /* holder/heads.c — the key holder's journal of chain heads (see heads.h,
  * docs/keyholder.md section 5).
  *
- * The file is "HLHEADS1" and then records, appended:
+ * A journal segment is "HLHEADS1" and then records, appended:
  *
  *   u32 body_len | body | 16-byte BLAKE2b of (body_len, body)
  *   body: u8 kind (1 item, 2 head only) | peer[32] | u64 seq | hash[32]
@@ -13,11 +13,16 @@
  * stopped before that fdatasync returned, so nobody got its signature)
  * ends the journal, and opening cuts it off there.
  *
- * Compaction, when the file passes HL_HEADS_COMPACT_BYTES: a new file (via
- * a temporary, fsync'd and renamed over, util/fsutil.h) with a head-only
- * record per chain and the items signed in the last HL_HEADS_KEEP_MS.
+ * Two segments: the current one (HL_HEADS_FILE) and the one before it
+ * (HL_HEADS_FILE.old).  When the current one passes HL_HEADS_SEGMENT_BYTES
+ * it becomes the old one (rename, replacing the one before) and a new one
+ * starts with a head-only record per chain (fsync'd, the directory too).
+ * Nothing is rewritten: a rotation costs a rename and a few records, and
+ * the items of the last segment and a half stay for taking back
+ * (chain/adopt.h), far more than a transaction signs.  A rotation that a
+ * crash cut between its rename and its new segment is finished at open.
  *
- * In memory (PATH NULL) the same bytes live in a buffer, so that tests and
+ * In memory (PATH NULL) the same bytes live in buffers, so that tests and
  * the fuzz target run exactly this code. */
 #include "holder/heads.h"
 
@@ -43,9 +48,9 @@
 #define KIND_HEAD 2
 #define FIXED_LEN (1 + 32 + 8 + 32 + 8)
 #define BODY_MAX (FIXED_LEN + 8 + HL_ITEM_MAX + HL_HOLD_NOTE_MAX)
-/* What a journal may hold when it is read: past the compaction size by at
- * most one request's records. */
-#define IMAGE_MAX ((size_t)HL_HEADS_COMPACT_BYTES + 2 * HL_HOLD_FRAME_MAX)
+/* What a segment may hold when it is read: past its size by at most one
+ * request's records. */
+#define IMAGE_MAX ((size_t)HL_HEADS_SEGMENT_BYTES + 2 * HL_HOLD_FRAME_MAX)
 
 struct chain {
 	uint8_t peer[32];
@@ -53,11 +58,17 @@ struct chain {
 	uint8_t hash[32];
 };
 
+/* In memory, a segment's bytes. */
+struct seg {
+	uint8_t *p;
+	size_t len;
+};
+
 struct hl_heads {
-	char *path;                   /* NULL: in memory */
+	char *path, *old_path;        /* NULL: in memory */
 	int fd;
-	uint8_t *mem;                 /* in memory: the journal's bytes */
-	size_t size;                  /* the journal's length */
+	struct seg mem[2];            /* in memory: [0] the old segment, [1] the current */
+	size_t size;                  /* the current segment's length */
 	struct chain *c;
 	size_t nc, capc;
 };
@@ -188,7 +199,7 @@ int hl_heads_replay(hl_heads *h, const uint8_t *buf, size_t len, size_t *good)
 	}
 }
 
-/* ---- the file ---- */
+/* ---- segments ---- */
 
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
@@ -205,17 +216,23 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-/* The journal's bytes: in memory, or read from the file (*FREE_ME). */
-static int image(hl_heads *h, const uint8_t **buf, size_t *len, uint8_t **free_me)
+/* Segment I's bytes (0 the old one, 1 the current): in memory, or read
+ * from its file (*FREE_ME); an old segment that is not there is empty. */
+static int image(hl_heads *h, int i, const uint8_t **buf, size_t *len, uint8_t **free_me)
 {
 	*free_me = NULL;
 	if (!h->path) {
-		*buf = h->mem;
-		*len = h->size;
+		*buf = h->mem[i].p;
+		*len = h->mem[i].len;
 		return 0;
 	}
 	char *b;
-	int ret = hl_read_file(h->path, IMAGE_MAX, &b, len);
+	int ret = hl_read_file(i ? h->path : h->old_path, IMAGE_MAX, &b, len);
+	if (ret == -ENOENT && i == 0) {
+		*buf = NULL;
+		*len = 0;
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	*buf = (const uint8_t *)b;
@@ -223,43 +240,115 @@ static int image(hl_heads *h, const uint8_t **buf, size_t *len, uint8_t **free_m
 	return 0;
 }
 
-static int open_file(hl_heads *h, char *err, size_t errlen)
+static void image_free(uint8_t *p, size_t len)
 {
-	const uint8_t *buf;
-	uint8_t *free_me = NULL;
-	size_t len, good;
-	int ret;
-	h->fd = open(h->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (h->fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", h->path, strerror(errno));
-		return ret;
+	if (p) {
+		sodium_memzero(p, len); /* notes hold a message's text */
+		free(p);
 	}
-	struct stat st;
-	if (fstat(h->fd, &st) < 0 || st.st_size == 0) {
-		if ((ret = write_all(h->fd, (const uint8_t *)MAGIC, MAGIC_LEN)) < 0 ||
-		    (fsync(h->fd) < 0 && (ret = -errno)) || (ret = hl_fsync_parent(h->path)) < 0) {
-			snprintf(err, errlen, "cannot write %s: %s", h->path, hl_strerror(ret));
-			return ret;
-		}
-		h->size = MAGIC_LEN;
+}
+
+/* A new segment's first bytes: the magic, a head record per chain. */
+static uint8_t *heads_only(const hl_heads *h, uint64_t now_ms, size_t *len)
+{
+	size_t cap = MAGIC_LEN + h->nc * (4 + FIXED_LEN + CHECK_LEN);
+	struct hl_wbuf w;
+	hl_wbuf_init(&w, xmalloc(cap), cap);
+	hl_w_bytes(&w, MAGIC, MAGIC_LEN);
+	for (size_t i = 0; i < h->nc; i++) {
+		struct hl_heads_rec r = { .seq = h->c[i].seq, .time_ms = now_ms };
+		memcpy(r.peer, h->c[i].peer, 32);
+		memcpy(r.hash, h->c[i].hash, 32);
+		rec_put(&w, &r);
+	}
+	*len = w.len;
+	return w.p;
+}
+
+/* The current segment starts (anew): the heads, durably, then it is open
+ * for appending. */
+static int start_segment(hl_heads *h, uint64_t now_ms)
+{
+	size_t len;
+	uint8_t *buf = heads_only(h, now_ms, &len);
+	int ret = 0;
+	if (!h->path) {
+		free(h->mem[1].p);
+		h->mem[1] = (struct seg){ buf, len };
+		h->size = len;
 		return 0;
 	}
-	if ((ret = image(h, &buf, &len, &free_me)) < 0 ||
-	    (ret = hl_heads_replay(h, buf, len, &good)) < 0) {
+	ret = hl_write_file_atomic(h->path, buf, len, 0600);
+	free(buf);
+	if (ret < 0)
+		return ret;
+	int fd = open(h->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = fd;
+	h->size = len;
+	return 0;
+}
+
+/* The current segment becomes the old one; a new one starts. */
+static int rotate(hl_heads *h, uint64_t now_ms)
+{
+	if (!h->path) {
+		image_free(h->mem[0].p, h->mem[0].len);
+		h->mem[0] = h->mem[1];
+		h->mem[1] = (struct seg){ NULL, 0 };
+	} else if (rename(h->path, h->old_path) < 0) {
+		return -errno;
+	}
+	return start_segment(h, now_ms);
+}
+
+/* Replays segment I; the current one's torn tail is cut off. */
+static int replay_file(hl_heads *h, int i, char *err, size_t errlen)
+{
+	const uint8_t *buf;
+	uint8_t *free_me;
+	size_t len, good;
+	int ret = image(h, i, &buf, &len, &free_me);
+	if (ret == 0 && buf)
+		ret = hl_heads_replay(h, buf, len, &good);
+	image_free(free_me, len);
+	if (ret < 0) {
 		snprintf(err, errlen, "%s is not a key holder's journal (%s): it is left as it is",
-			 h->path, hl_strerror(ret));
-		free(free_me);
+			 i ? h->path : h->old_path, hl_strerror(ret));
 		return ret;
 	}
-	free(free_me);
-	if (good < len && (ftruncate(h->fd, (off_t)good) < 0 || fsync(h->fd) < 0)) {
+	if (i == 1 && good < len && truncate(h->path, (off_t)good) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot cut the torn end off %s: %s", h->path, strerror(errno));
+	}
+	if (i == 1)
+		h->size = good;
+	return ret;
+}
+
+static int open_files(hl_heads *h, char *err, size_t errlen)
+{
+	struct stat st;
+	int ret;
+	if ((ret = replay_file(h, 0, err, errlen)) < 0)
+		return ret;
+	if (stat(h->path, &st) < 0 || st.st_size == 0) {
+		/* new, or a rotation cut after its rename: a segment of heads */
+		if ((ret = start_segment(h, 0)) < 0)
+			snprintf(err, errlen, "cannot write %s: %s", h->path, hl_strerror(ret));
 		return ret;
 	}
-	h->size = good;
-	return lseek(h->fd, (off_t)good, SEEK_SET) < 0 ? -errno : 0;
+	if ((ret = replay_file(h, 1, err, errlen)) < 0)
+		return ret;
+	h->fd = open(h->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (h->fd < 0 || fsync(h->fd) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", h->path, strerror(errno));
+	}
+	return ret;
 }
 
 int hl_heads_open(const char *path, hl_heads **out, char *err, size_t errlen)
@@ -270,11 +359,10 @@ int hl_heads_open(const char *path, hl_heads **out, char *err, size_t errlen)
 	*out = NULL;
 	if (path) {
 		h->path = xstrdup(path);
-		ret = open_file(h, err, errlen);
+		h->old_path = xasprintf("%s.old", path);
+		ret = open_files(h, err, errlen);
 	} else {
-		h->mem = xmalloc(MAGIC_LEN);
-		memcpy(h->mem, MAGIC, MAGIC_LEN);
-		h->size = MAGIC_LEN;
+		ret = start_segment(h, 0);
 	}
 	if (ret < 0) {
 		hl_heads_free(h);
@@ -291,97 +379,34 @@ void hl_heads_free(hl_heads *h)
 	if (h->fd >= 0)
 		close(h->fd);
 	free(h->path);
-	if (h->mem)
-		sodium_memzero(h->mem, h->size); /* notes may hold a message's text */
-	free(h->mem);
+	free(h->old_path);
+	for (int i = 0; i < 2; i++)
+		image_free(h->mem[i].p, h->mem[i].len);
 	free(h->c);
 	free(h);
 }
 
-/* Appends LEN bytes durably; on failure the journal is cut back to where
+/* Appends LEN bytes durably; on failure the segment is cut back to where
  * it was, so that a half-written request leaves nothing. */
 static int put(hl_heads *h, const uint8_t *buf, size_t len)
 {
 	if (!h->path) {
-		h->mem = xrealloc(h->mem, h->size + len);
-		memcpy(h->mem + h->size, buf, len);
-		h->size += len;
+		struct seg *s = &h->mem[1];
+		s->p = xrealloc(s->p, s->len + len);
+		memcpy(s->p + s->len, buf, len);
+		s->len += len;
+		h->size = s->len;
 		return 0;
 	}
 	int ret = write_all(h->fd, buf, len);
 	if (ret == 0 && fdatasync(h->fd) < 0)
 		ret = -errno;
 	if (ret < 0) {
-		if (ftruncate(h->fd, (off_t)h->size) == 0)
-			(void)lseek(h->fd, (off_t)h->size, SEEK_SET);
+		(void)!ftruncate(h->fd, (off_t)h->size);
 		return ret;
 	}
 	h->size += len;
 	return 0;
-}
-
-/* ---- compaction ---- */
-
-static bool keep(const hl_heads *h, const struct hl_heads_rec *r, uint64_t now_ms)
-{
-	const struct chain *c = find(h, r->peer);
-	return r->item && c && r->time_ms + HL_HEADS_KEEP_MS >= now_ms &&
-	       r->seq + HL_HEADS_KEEP_ITEMS > c->seq;
-}
-
-/* The compacted journal's bytes from the old ones. */
-static void compacted(const hl_heads *h, const uint8_t *buf, size_t len, uint64_t now_ms,
-		      struct hl_wbuf *w)
-{
-	struct hl_rbuf r;
-	struct hl_heads_rec rec;
-	hl_w_bytes(w, MAGIC, MAGIC_LEN);
-	for (size_t i = 0; i < h->nc; i++) {
-		struct hl_heads_rec head = { .seq = h->c[i].seq, .time_ms = now_ms };
-		memcpy(head.peer, h->c[i].peer, 32);
-		memcpy(head.hash, h->c[i].hash, 32);
-		rec_put(w, &head);
-	}
-	hl_rbuf_init(&r, buf, len);
-	hl_r_take(&r, MAGIC_LEN);
-	while (rec_take(&r, &rec) > 0)
-		if (keep(h, &rec, now_ms))
-			rec_put(w, &rec);
-}
-
-static int compact(hl_heads *h, uint64_t now_ms)
-{
-	const uint8_t *buf;
-	uint8_t *free_me = NULL;
-	size_t len;
-	struct hl_wbuf w;
-	int ret = image(h, &buf, &len, &free_me);
-	if (ret < 0)
-		return ret;
-	hl_wbuf_init(&w, xmalloc(len + h->nc * 128 + MAGIC_LEN), len + h->nc * 128 + MAGIC_LEN);
-	compacted(h, buf, len, now_ms, &w);
-	if (!h->path) {
-		free(h->mem);
-		h->mem = w.p;
-		h->size = w.len;
-		return 0;
-	}
-	free(free_me);
-	if (!w.err && (ret = hl_write_file_atomic(h->path, w.p, w.len, 0600)) == 0) {
-		int fd = open(h->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || lseek(fd, 0, SEEK_END) < 0) {
-			ret = -errno;
-			if (fd >= 0)
-				close(fd);
-		} else {
-			close(h->fd);
-			h->fd = fd;
-			h->size = w.len;
-		}
-	}
-	sodium_memzero(w.p, w.len);
-	free(w.p);
-	return w.err ? HL_ETOOBIG : ret;
 }
 
 int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_t now_ms)
@@ -389,17 +414,16 @@ int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_
 	size_t len = 0;
 	struct hl_wbuf w;
 	int ret;
-	/* A failed compaction leaves the old journal, whole: carry on. */
-	if (h->size > HL_HEADS_COMPACT_BYTES)
-		(void)compact(h, now_ms);
+	/* A failed rotation leaves the current segment as it was: carry on. */
+	if (h->size > HL_HEADS_SEGMENT_BYTES)
+		(void)rotate(h, now_ms);
 	for (size_t i = 0; i < n; i++)
 		len += rec_len(&r[i]);
 	hl_wbuf_init(&w, xmalloc(len), len);
 	for (size_t i = 0; i < n; i++)
 		rec_put(&w, &r[i]);
 	ret = w.err ? HL_ETOOBIG : put(h, w.p, w.len);
-	sodium_memzero(w.p, len);
-	free(w.p);
+	image_free(w.p, len);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++)
@@ -409,34 +433,46 @@ int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_
 
 /* ---- the items kept ---- */
 
+struct walk {
+	const uint8_t *peer;
+	uint64_t next;
+	int (*fn)(void *arg, const struct hl_heads_rec *r);
+	void *arg;
+};
+
+/* Each item of W's chain from W->next on, in segment I. */
+static int walk_segment(hl_heads *h, int i, struct walk *w)
+{
+	const uint8_t *buf;
+	uint8_t *free_me;
+	size_t len;
+	struct hl_rbuf r;
+	struct hl_heads_rec rec;
+	int ret = image(h, i, &buf, &len, &free_me);
+	if (ret < 0 || !buf || len < MAGIC_LEN)
+		return ret;
+	hl_rbuf_init(&r, buf, len);
+	hl_r_take(&r, MAGIC_LEN);
+	while (ret == 0 && rec_take(&r, &rec) > 0) {
+		if (!rec.item || rec.seq != w->next || memcmp(rec.peer, w->peer, 32) != 0)
+			continue;
+		ret = w->fn(w->arg, &rec);
+		w->next++;
+	}
+	image_free(free_me, len);
+	return ret;
+}
+
 int hl_heads_each(hl_heads *h, const uint8_t peer[static 32], uint64_t after,
 		  int (*fn)(void *arg, const struct hl_heads_rec *r), void *arg)
 {
 	const struct chain *c = find(h, peer);
-	const uint8_t *buf;
-	uint8_t *free_me = NULL;
-	size_t len;
-	struct hl_rbuf r;
-	struct hl_heads_rec rec;
-	uint64_t next = after + 1;
+	struct walk w = { peer, after + 1, fn, arg };
 	int ret;
 	if (!c || c->seq <= after)
 		return 0; /* the common case: nothing to read */
-	if ((ret = image(h, &buf, &len, &free_me)) < 0)
+	/* A chain's items are in order of seq, the old segment's first. */
+	if ((ret = walk_segment(h, 0, &w)) != 0)
 		return ret;
-	/* Records of one chain are in order of seq, but a compaction's head
-	 * record comes first: take each item in turn from NEXT on. */
-	hl_rbuf_init(&r, buf, len);
-	hl_r_take(&r, MAGIC_LEN);
-	while (ret == 0 && rec_take(&r, &rec) > 0) {
-		if (!rec.item || rec.seq != next || memcmp(rec.peer, peer, 32) != 0)
-			continue;
-		ret = fn(arg, &rec);
-		next++;
-	}
-	if (free_me) {
-		sodium_memzero(free_me, len);
-		free(free_me);
-	}
-	return ret;
+	return walk_segment(h, 1, &w);
 }

@@ -1,8 +1,8 @@
 /* holder/heads.h — the heads of our chains as the key holder signed them,
  * kept in a journal file in the station directory (docs/keyholder.md
  * section 5): for each chain (a peer's signing key), the last position
- * signed and the hash of the item signed there, and the items signed in
- * the last minutes with the notes their askers gave.
+ * signed and the hash of the item signed there, and the items signed
+ * lately with the notes their askers gave.
  *
  * A record reaches the disk (fdatasync) before hl_heads_append returns,
  * so before the holder answers with the signature: whatever happens next
@@ -22,14 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HL_HEADS_FILE "keyholder.heads"
-/* The journal is compacted when it grows past this. */
-#define HL_HEADS_COMPACT_BYTES (8u << 20)
-/* What compaction keeps of the items themselves: those signed within this
- * long (an asker's transaction lasts milliseconds), at most this many per
- * chain. */
-#define HL_HEADS_KEEP_MS (10 * 60 * 1000)
-#define HL_HEADS_KEEP_ITEMS 8192
+#define HL_HEADS_FILE "keyholder.heads"        /* the current segment */
+/* When the current segment passes this, it becomes HL_HEADS_FILE.old (the
+ * one before goes) and a new one starts with the heads alone: the items of
+ * the last one to two segments are kept (some 16,000 messages or more;
+ * a transaction signs at most 2,000). */
+#define HL_HEADS_SEGMENT_BYTES (8u << 20)
 
 typedef struct hl_heads hl_heads;
 
@@ -44,8 +42,8 @@ struct hl_heads_rec {
 	size_t note_len;
 };
 
-/* Opens the journal at PATH (created, mode 0600, if absent), replays it
- * and cuts off a torn last record (one whose fdatasync never returned, so
+/* Opens the journal at PATH (and PATH.old; created, mode 0600, if absent),
+ * replays it and cuts off a torn last record (one whose fdatasync never returned, so
  * whose signatures were never given).  PATH NULL: a journal in memory only
  * (tests, fuzzing).  ERR gets one line. */
 int hl_heads_open(const char *path, hl_heads **out, char *err, size_t errlen);

@@ -13,7 +13,7 @@
  *   - a run is chained by the holder, prev by prev;
  *   - an item signed and then lost by its asker's store is taken back,
  *     byte for byte, with its message text from the note, before anything
- *     new is signed; an in-memory journal compacts past its size. */
+ *     new is signed; the journal's segments rotate past their size. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,36 +471,47 @@ static int count(void *arg, const struct hl_heads_rec *rec)
 	return 0;
 }
 
-static void test_compaction(void **state)
+static void test_rotation(void **state)
 {
 	(void)state;
+	char *path = hl_path_join(tmpdir, "rotate.heads");
+	char *old = hl_path_join(tmpdir, "rotate.heads.old");
 	hl_heads *h;
 	char err[200];
-	assert_int_equal(hl_heads_open(NULL, &h, err, sizeof(err)), 0);
+	assert_int_equal(hl_heads_open(path, &h, err, sizeof(err)), 0);
 	uint8_t *note = xcalloc(1, 3u << 20), item[64] = { 1 };
 	struct hl_heads_rec r = { .item = item, .item_len = sizeof(item), .note = note,
 				  .note_len = 3u << 20 };
 	memcpy(r.peer, peer_pk, 32);
-	/* old records, then new ones past the size: the old ones' items go,
-	 * every head stays */
-	for (uint64_t s = 1; s <= 6; s++) {
+	/* 3 MiB a record: the segment passes 8 MiB at the 3rd, rotates at the
+	 * 4th (1-3 in the old one), and again at the 7th (4-6 old, 1-3 gone) */
+	for (uint64_t s = 1; s <= 7; s++) {
 		r.seq = s;
-		r.time_ms = s <= 3 ? 1000 : 10 * 60 * 1000 + 5000;
 		memset(r.hash, (int)s, 32);
-		assert_int_equal(hl_heads_append(h, &r, 1, r.time_ms), 0);
+		assert_int_equal(hl_heads_append(h, &r, 1, s), 0);
 	}
 	uint64_t seq;
 	uint8_t hash[32];
 	assert_true(hl_heads_get(h, peer_pk, &seq, hash));
-	assert_int_equal(seq, 6);
+	assert_int_equal(seq, 7);
 	size_t n = 0;
 	assert_int_equal(hl_heads_each(h, peer_pk, 3, count, &n), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4); /* 4..7, across the two segments */
 	n = 0;
 	assert_int_equal(hl_heads_each(h, peer_pk, 0, count, &n), 0);
-	assert_int_equal(n, 0); /* position 1 was compacted away: nothing from 1 on */
-	free(note);
+	assert_int_equal(n, 0); /* 1 is gone: nothing from 1 on */
 	hl_heads_free(h);
+	/* a rotation cut after its rename: the new segment is made at open,
+	 * and the head is still 7 */
+	assert_int_equal(rename(path, old), 0);
+	assert_int_equal(hl_heads_open(path, &h, err, sizeof(err)), 0);
+	assert_true(hl_heads_get(h, peer_pk, &seq, hash));
+	assert_int_equal(seq, 7);
+	memset(hash, 7, 32);
+	hl_heads_free(h);
+	free(note);
+	free(path);
+	free(old);
 }
 
 int main(void)
@@ -510,7 +521,7 @@ int main(void)
 		cmocka_unit_test(test_not_an_oracle),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_taken_back),
-		cmocka_unit_test(test_compaction),
+		cmocka_unit_test(test_rotation),
 	};
 	if (sodium_init() < 0)
 		return 1;
