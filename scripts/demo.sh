@@ -6,7 +6,8 @@
 #
 # Steps: create both stations; exchange cards, checking fingerprints as two
 # operators would over the telephone; start both daemons; wait for the link;
-# show each station's status; messages, a document; by phone (a voice
+# show each station's status; its processes (who holds the keys, which run
+# under seccomp); messages, a document; by phone (a voice
 # message and a short call, from espeak-ng speech); the record; the email
 # fallback (the direct link is cut, messages go by email one way and
 # receipts the other through a private Postfix on 127.0.0.1, then the link
@@ -181,6 +182,34 @@ step_link() {
     say " link recovered too: the station that started first found the other not"
     say " yet listening, and retried with backoff.)"
   fi
+}
+
+proc_line() {   # proc_line PID: its name, Seccomp and NoNewPrivs (from /proc), and its role
+  local p=$1 name sec nnp role
+  name=$(cat "/proc/$p/comm" 2>/dev/null) || return 0
+  sec=$(awk '/^Seccomp:/ {print $2}' "/proc/$p/status")
+  nnp=$(awk '/^NoNewPrivs:/ {print $2}' "/proc/$p/status")
+  case $name in
+    hotline-keys) role="the private keys, in locked memory" ;;
+    hotline-spawner) role="runs the daemon's children (alarms, mail)" ;;
+    *) role="network, store, commands: session keys only" ;;
+  esac
+  printf '%-8s %-16s %-8s %-11s %s\n' "$p" "$name" "$sec" "$nnp" "$role"
+}
+
+step_processes() {
+  step "4b. Who holds the keys: Washington's processes (docs/keyholder.md, docs/sandbox.md)"
+  say "hotline run forks a key holder before it opens the store or the network: only"
+  say "it holds the private keys. A spawner runs the daemon's children; the network"
+  say "process holds session keys only, under seccomp (2 = filter) and no_new_privs."
+  local d=${pid[washington]} c
+  printf '     %-8s %-16s %-8s %-11s %s\n' PID NAME SECCOMP NONEWPRIVS ROLE
+  {
+    proc_line "$d"
+    for c in $(cat "/proc/$d/task/"*/children 2>/dev/null); do proc_line "$c"; done
+  } | indent
+  say "(the numbers come from /proc/PID/status; a scan of every process's memory"
+  say " but the key holder's for the key bytes is a test: tests/integration/test_keyholder.py)"
 }
 
 step_message() {
@@ -645,6 +674,7 @@ main() {
   step_exchange_cards
   step_start
   step_link
+  step_processes
   step_message
   step_document
   step_phone
