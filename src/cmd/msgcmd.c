@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

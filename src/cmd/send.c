@@ -23,8 +23,8 @@
 
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "deliver/stage.h"
 #include "chain/queue.h"
 #include "msg/message.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/clients.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/spawn.h"
 #include "daemon/service.h"

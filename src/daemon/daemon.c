@@ -32,7 +32,7 @@
 #include "conf/perms.h"
 #include "crypto/noise.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
 #include "daemon/rt.h"

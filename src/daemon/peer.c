@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "util/mem.h"

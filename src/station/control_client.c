@@ -1,6 +1,6 @@
-/* daemon/control_client.c — one request/response over the control socket
+/* station/control_client.c — one request/response over the control socket
  * (see control_client.h and docs/protocol.md section 6). */
-#include "daemon/control_client.h"
+#include "station/control_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "util/err.h"
 #include "util/mem.h"
 

@@ -1,8 +1,8 @@
-/* daemon/control_client.h — the commands' side of the control socket:
+/* station/control_client.h — the commands' side of the control socket:
  * connect to the station's daemon, send one request, read one response
  * line (with a timeout), parse it. */
-#ifndef HL_DAEMON_CONTROL_CLIENT_H
-#define HL_DAEMON_CONTROL_CLIENT_H
+#ifndef HL_STATION_CONTROL_CLIENT_H
+#define HL_STATION_CONTROL_CLIENT_H
 
 #include <jansson.h>
 
