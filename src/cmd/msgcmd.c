@@ -23,24 +23,21 @@
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity)
 {
-	char err[HL_CONF_ERR_LEN];
+	char err[HL_STATION_ERR_LEN];
 	int ret;
 	memset(mc, 0, sizeof(*mc));
 	if ((ret = hl_need_station(ctx, name)) != HL_EXIT_OK)
 		return ret;
-	if ((ret = hl_conf_load(ctx->dir, &mc->conf, err)) < 0)
-		return ret == -ENOENT ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
-	if (need_identity) {
-		/* The key holder when the daemon runs; else the keys here, under
-		 * the journal's lock (holder/client.h). */
-		char kerr[HL_KEYS_ERR_LEN];
-		if (hl_keys_open(ctx->dir, HL_KEYS_SIGN, &mc->keys, kerr) < 0)
-			return hl_fail(name, "%s", kerr);
-		mc->me = hl_keys_signer(mc->keys);
-	}
-	if ((ret = hl_store_open(ctx->dir, &mc->store)) < 0)
-		return hl_fail(name, "cannot open the store in %s: %s", ctx->dir,
-			       mc->store ? hl_store_errmsg(mc->store) : hl_strerror(ret));
+	/* The key holder when the daemon runs; else the keys here, under the
+	 * journal's lock (holder/client.h). */
+	ret = hl_station_open(&mc->st, ctx->dir, HL_OPEN_STORE | (need_identity ? HL_OPEN_SIGN : 0),
+			      err);
+	mc->conf = mc->st.conf;
+	mc->keys = mc->st.keys;
+	mc->me = mc->st.me;
+	mc->store = mc->st.store;
+	if (ret < 0)
+		return ret == -ENOENT && !mc->conf ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
 	return HL_EXIT_OK;
 }
 
@@ -107,9 +104,7 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 
 void hl_msgcmd_close(struct hl_msgcmd *mc)
 {
-	hl_store_close(mc->store);
-	hl_keys_free(mc->keys);
-	hl_conf_free(mc->conf);
+	hl_station_close(&mc->st);
 	memset(mc, 0, sizeof(*mc));
 }
 

@@ -15,16 +15,21 @@
 #include "holder/client.h"
 #include "chain/queue.h"
 #include "msg/message.h"
+#include "station/station.h"
 #include "store/store.h"
 
+/* A message command's station, opened by the facade (station/station.h);
+ * the fields repeat its parts, for brevity at the call sites. */
 struct hl_msgcmd {
+	struct hl_station st;
 	hl_station_conf *conf;
 	const hl_signer *me; /* only when opened with need_identity: the keys' face */
 	hl_keys *keys;       /* the key holder, or the keys in-process (holder/client.h) */
 	hl_store *store;
 };
 
-/* Opens the station in CTX->dir for command NAME; on failure prints one
+/* Opens the station in CTX->dir for command NAME (hl_station_open: the
+ * store, and the keys to sign with NEED_IDENTITY); on failure prints one
  * line and returns HL_EXIT_FAIL. */
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity);
