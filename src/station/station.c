@@ -51,7 +51,7 @@ int hl_station_open(struct hl_station *s, const char *dir, unsigned need, char *
 	memset(s, 0, sizeof(*s));
 	s->dir = dir;
 	if ((ret = hl_conf_load(dir, &s->conf, cerr)) < 0) {
-		snprintf(err, HL_STATION_ERR_LEN, "%s", cerr[0] ? cerr : hl_strerror(ret));
+		snprintf(err, HL_STATION_ERR_LEN, "%s", cerr[0] ? cerr : "station.conf does not load");
 		return ret;
 	}
 	if ((need & (HL_OPEN_SIGN | HL_OPEN_PUBLIC)) && (ret = open_keys(s, need, err)) < 0 && must)
