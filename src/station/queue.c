@@ -111,8 +111,9 @@ static int queue_direct(struct hl_station *st, const char *dir, struct hl_queue 
 	return ret;
 }
 
-/* Signs what B holds and commits: BATCH messages, whose ids go to
- * Q->queued once durable. */
+/* Signs what B holds (BATCH messages) and commits.  HL_EINVAL: nothing
+ * signed, the transaction still open for the caller to roll back;
+ * HL_ESTORE: the commit failed. */
 static int commit_batch(hl_store *store, struct hl_msg_batch *b, unsigned long batch,
 			char *err)
 {
