@@ -1,5 +1,5 @@
 /* fuzz_control.c — the control socket's requests and RFC 3339 times
- * (daemon/control_proto.c) on arbitrary input.
+ * (station/control_proto.c) on arbitrary input.
  *
  * Oracles: a parsed request is one of the table's commands and its
  * "cmd" names it; written back to JSON (what the commands send) and
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "util/err.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)

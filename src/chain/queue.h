@@ -2,8 +2,9 @@
  * check what the operator gave, hash and copy its attachments into the
  * station directory, append its signed item to our chain with the peer
  * (chain/ours.h) and store its rows, in the caller's transaction or in one
- * of its own.  Handing the message to a running daemon instead is the
- * command's choice (cmd/msgcmd.h), which ends up here too, in the daemon.
+ * of its own.  A command queues through station/queue.h, which hands a
+ * text message to a running daemon when it can (ending up here too, in
+ * the daemon) and comes here directly otherwise.
  *
  * Outgoing attachment copies live in DIR/out/<id-hex>/<index> until the
  * message is delivered: the operator may move or change the original file

@@ -130,9 +130,12 @@ static int propose(struct hl_ctx *ctx, int argc, char **argv)
 		.body_len = sizeof(body) - 1, .attachments = att, .n_attachments = 1,
 		.max_attachment = mc.conf->max_attachment,
 	};
-	uint8_t msg_id[HL_MSG_ID_LEN], id[HL_HASH_LEN];
-	char err[512];
-	ret = hl_msg_send(ctx->dir, mc.store, mc.me, peer, &o, msg_id, err, sizeof(err));
+	uint8_t id[HL_HASH_LEN];
+	char err[HL_STATION_ERR_LEN];
+	/* Quiet: the daemon is told once the agreement item follows. */
+	struct hl_queue q = { .peer = peer->name, .msg = &o, .flags = HL_QUEUE_QUIET };
+	ret = hl_station_queue(&mc.st, ctx->dir, &q, err);
+	const uint8_t *msg_id = q.id;
 	free(subject);
 	if (ret < 0) {
 		ret = hl_fail("agree", "%s", err);

@@ -40,6 +40,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
+#include "station/station.h"
 #include "msg/retain.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -376,11 +377,8 @@ int backup_main(struct hl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	/* No purge removes a file while we copy (retain.h). */
-	char *lockpath = hl_path_join(ctx->dir, HL_FILES_LOCK);
-	lock = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	free(lockpath);
-	if (lock < 0 || flock(lock, LOCK_SH) < 0) {
-		ret = hl_fail("backup", "%s/%s: %s", ctx->dir, HL_FILES_LOCK, strerror(errno));
+	if ((lock = hl_station_lock(b.src_fd, HL_FILES_LOCK, LOCK_SH)) < 0) {
+		ret = hl_fail("backup", "%s/%s: %s", ctx->dir, HL_FILES_LOCK, strerror(-lock));
 		goto out;
 	}
 	b.buf = xmalloc(COPY_BUF);

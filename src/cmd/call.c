@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "msg/item.h"
 #include "util/err.h"
 #include "util/mem.h"

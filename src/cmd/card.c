@@ -14,7 +14,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
-#include "holder/client.h"
+#include "station/station.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/text.h"
@@ -44,11 +44,9 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool fp_only = false;
-	char err[HL_CONF_ERR_LEN];
+	char err[HL_STATION_ERR_LEN];
 	char q[256];
-	hl_station_conf *conf = NULL;
-	hl_keys *keys = NULL;
-	char kerr[HL_KEYS_ERR_LEN];
+	struct hl_station st = { 0 };
 	char *text = NULL;
 	int ret, c, r;
 
@@ -70,15 +68,12 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	if ((ret = hl_need_station(ctx, "card")) != HL_EXIT_OK)
 		return ret;
 
-	if ((r = hl_conf_load(ctx->dir, &conf, err)) < 0) {
-		ret = r == -ENOENT ? hl_no_station(ctx, "card") : hl_fail("card", "%s", err);
+	if ((r = hl_station_open(&st, ctx->dir, HL_OPEN_PUBLIC, err)) < 0) {
+		ret = r == -ENOENT && !st.conf ? hl_no_station(ctx, "card") : hl_fail("card", "%s", err);
 		goto out;
 	}
-	if ((r = hl_keys_open(ctx->dir, HL_KEYS_PUBLIC, &keys, kerr)) < 0) {
-		ret = hl_fail("card", "%s", kerr);
-		goto out;
-	}
-	const hl_signer *id = hl_keys_signer(keys);
+	const hl_station_conf *conf = st.conf;
+	const hl_signer *id = st.me;
 	hl_card card;
 	memset(&card, 0, sizeof(card));
 	memcpy(card.name, conf->name, sizeof(card.name));
@@ -99,7 +94,6 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	ret = fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("card", "cannot write the card");
 out:
 	free(text);
-	hl_keys_free(keys);
-	hl_conf_free(conf);
+	hl_station_close(&st);
 	return ret;
 }

@@ -23,8 +23,8 @@
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "msg/item.h"
 #include "util/err.h"
 #include "util/text.h"

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -23,24 +23,17 @@
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity)
 {
-	char err[HL_CONF_ERR_LEN];
+	char err[HL_STATION_ERR_LEN];
 	int ret;
 	memset(mc, 0, sizeof(*mc));
 	if ((ret = hl_need_station(ctx, name)) != HL_EXIT_OK)
 		return ret;
-	if ((ret = hl_conf_load(ctx->dir, &mc->conf, err)) < 0)
-		return ret == -ENOENT ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
-	if (need_identity) {
-		/* The key holder when the daemon runs; else the keys here, under
-		 * the journal's lock (holder/client.h). */
-		char kerr[HL_KEYS_ERR_LEN];
-		if (hl_keys_open(ctx->dir, HL_KEYS_SIGN, &mc->keys, kerr) < 0)
-			return hl_fail(name, "%s", kerr);
-		mc->me = hl_keys_signer(mc->keys);
-	}
-	if ((ret = hl_store_open(ctx->dir, &mc->store)) < 0)
-		return hl_fail(name, "cannot open the store in %s: %s", ctx->dir,
-			       mc->store ? hl_store_errmsg(mc->store) : hl_strerror(ret));
+	/* The key holder when the daemon runs; else the keys here, under the
+	 * journal's lock (holder/client.h). */
+	ret = hl_station_open(&mc->st, ctx->dir, HL_OPEN_STORE | (need_identity ? HL_OPEN_SIGN : 0),
+			      err);
+	if (ret < 0)
+		return ret == -ENOENT && !mc->conf ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
 	return HL_EXIT_OK;
 }
 
@@ -107,9 +100,7 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 
 void hl_msgcmd_close(struct hl_msgcmd *mc)
 {
-	hl_store_close(mc->store);
-	hl_keys_free(mc->keys);
-	hl_conf_free(mc->conf);
+	hl_station_close(&mc->st);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -125,13 +116,7 @@ void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n)
 
 void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 {
-	/* The daemon also notices new work by watching the store
-	 * (PRAGMA data_version); the poke only saves it the wait, so any
-	 * failure (no daemon) is fine, and its answer is not awaited: the
-	 * request is in the daemon's socket once sent. */
-	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_POKE });
-	(void)hl_control_notify(ctx->dir, req, 1000);
-	json_decref(req);
+	hl_control_poke(ctx->dir);
 }
 
 /* The message's final state, or 0 while it is still on its way.  REASON
@@ -150,49 +135,6 @@ static int final_state(struct hl_msgcmd *mc, const uint8_t id[static 16], char *
 	return st == HL_MSG_DELIVERED || st == HL_MSG_REFUSED ? st : 0;
 }
 
-/* One line from the daemon on FD, as a JSON object in *OUT: 1, else 0
- * when DEADLINE (monotonic ms) passes first, -1 when the stream fails or
- * the line is not an object.  The buffer outlives the call: what follows
- * the line (events) is kept for the next. */
-static int read_line(int fd, uint64_t deadline, json_t **out)
-{
-	static char buf[HL_CONTROL_MAX_LINE + 1];
-	static size_t len;
-	*out = NULL;
-	for (;;) {
-		char *nl = memchr(buf, '\n', len);
-		if (nl) {
-			size_t n = (size_t)(nl - buf) + 1;
-			json_error_t jerr;
-			json_t *o = json_loadb(buf, n - 1, 0, &jerr);
-			memmove(buf, buf + n, len - n);
-			len -= n;
-			if (!json_is_object(o)) {
-				json_decref(o);
-				return -1;
-			}
-			*out = o;
-			return 1;
-		}
-		uint64_t now = hl_mono_ms();
-		if (now >= deadline)
-			return 0;
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int r = poll(&pfd, 1, (int)(deadline - now));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -1 : 0;
-		if (len == sizeof(buf))
-			return -1;
-		ssize_t got = read(fd, buf + len, sizeof(buf) - len);
-		if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
-			return -1;
-		if (got > 0)
-			len += (size_t)got;
-	}
-}
-
 enum watch_hit { W_FAILED = -1, W_TIMEOUT = 0, W_SUBSCRIBED, W_DELIVERED, W_REFUSED, W_OTHER };
 
 /* Reads the daemon's watch stream on FD until the subscription is
@@ -204,7 +146,7 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 {
 	for (;;) {
 		json_t *ev;
-		int r = read_line(fd, deadline, &ev);
+		int r = hl_control_read_line(fd, deadline, &ev);
 		if (r <= 0)
 			return r < 0 ? W_FAILED : W_TIMEOUT;
 		enum watch_hit hit = W_OTHER;
@@ -229,65 +171,6 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 		if (hit != W_OTHER)
 			return hit;
 	}
-}
-
-int hl_msgcmd_watch_start(struct hl_ctx *ctx)
-{
-	int fd = -1;
-	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_WATCH });
-	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
-		fd = -1;
-	json_decref(req);
-	return fd;
-}
-
-int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_outgoing *o,
-			  bool wait, const uint8_t id[static 16], int *stream)
-{
-	char hex[33];
-	int fd = -1, ret = 0;
-	json_t *req = NULL, *resp = NULL;
-	*stream = -1;
-	/* What does not fit in one request line takes the direct path. */
-	if (o->n_attachments || o->body_len + strlen(o->subject) > HL_CONTROL_MAX_LINE / 2)
-		return 0;
-	hl_msg_id_hex(id, hex);
-	struct hl_ctl_request sr = { .cmd = HL_CTL_SEND, .peer = peer };
-	memcpy(sr.u.send.hex, hex, sizeof(hex));
-	sr.u.send.precedence = (enum hl_precedence)o->precedence;
-	sr.u.send.subject = o->subject;
-	sr.u.send.body = o->body;
-	sr.u.send.body_len = o->body_len;
-	sr.u.send.wait = wait;
-	req = hl_ctl_request_json(&sr);
-	if (!req)
-		return 0; /* not UTF-8: the direct path says what is wrong */
-	/* A failed hl_control_send sent no whole request: nothing queued. */
-	if (hl_control_send(ctx->dir, req, 1000, &fd) < 0)
-		goto out;
-	int r = read_line(fd, hl_mono_ms() + HL_CONTROL_TIMEOUT_MS, &resp);
-	if (r <= 0) {
-		ret = -1; /* asked, but no answer: it may or may not be queued */
-		goto out;
-	}
-	if (!json_is_true(json_object_get(resp, "ok")))
-		goto out; /* refused, and so not queued: the direct path says why */
-	const char *got = json_string_value(json_object_get(resp, "id"));
-	if (!got || strcmp(got, hex) != 0) {
-		ret = -1;
-		goto out;
-	}
-	ret = 1;
-	if (wait) {
-		*stream = fd;
-		fd = -1;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	json_decref(resp);
-	json_decref(req);
-	return ret;
 }
 
 /* The line after the id once the receipt is in: to whom, and when the
@@ -325,7 +208,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 	 * confirmed, so that a receipt between the two is not missed; a
 	 * subscription made before the message was queued needs no look. */
 	if (fd < 0) {
-		fd = hl_msgcmd_watch_start(ctx);
+		fd = hl_control_watch(ctx->dir);
 		first = look = true;
 	}
 	for (;;) {

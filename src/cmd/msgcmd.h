@@ -7,24 +7,42 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
 #include "holder/client.h"
-#include "chain/queue.h"
+#include "station/queue.h"
 #include "msg/message.h"
+#include "station/station.h"
 #include "store/store.h"
 
+/* A message command's station, opened by the facade (station/station.h):
+ * ST for the functions of station/, and the same fields by name (the
+ * union's second face, of the same layout) for brevity at the call sites. */
 struct hl_msgcmd {
-	hl_station_conf *conf;
-	const hl_signer *me; /* only when opened with need_identity: the keys' face */
-	hl_keys *keys;       /* the key holder, or the keys in-process (holder/client.h) */
-	hl_store *store;
+	union {
+		struct hl_station st;
+		struct {
+			const char *dir;
+			hl_station_conf *conf;
+			hl_keys *keys;       /* the key holder, or the keys in-process */
+			const hl_signer *me; /* only when opened with need_identity */
+			hl_store *store;
+		};
+	};
 };
+_Static_assert(offsetof(struct hl_msgcmd, store) == offsetof(struct hl_station, store) &&
+	       offsetof(struct hl_msgcmd, conf) == offsetof(struct hl_station, conf) &&
+	       offsetof(struct hl_msgcmd, keys) == offsetof(struct hl_station, keys) &&
+	       offsetof(struct hl_msgcmd, me) == offsetof(struct hl_station, me) &&
+	       sizeof(struct hl_msgcmd) == sizeof(struct hl_station),
+	       "struct hl_msgcmd's two faces must agree");
 
-/* Opens the station in CTX->dir for command NAME; on failure prints one
+/* Opens the station in CTX->dir for command NAME (hl_station_open: the
+ * store, and the keys to sign with NEED_IDENTITY); on failure prints one
  * line and returns HL_EXIT_FAIL. */
 int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		   bool need_identity);
@@ -40,31 +58,16 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 
 void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
 
-/* Best effort: asks a running daemon to look at the store now.  Without a
- * daemon, nothing happens (it reads the store when it starts). */
+/* Best effort: asks a running daemon to look at the store now
+ * (hl_control_poke). */
 void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
-
-/* Subscribes to a running daemon's event stream ("watch"): the socket,
- * or -1 without a daemon.  Done before the message is committed, the
- * daemon's answer arrives while the commit's fsync runs. */
-int hl_msgcmd_watch_start(struct hl_ctx *ctx);
-
-/* The quick way to queue a text message: the running daemon queues it
- * (control request "send") under id ID, which the caller chose.  1: it is
- * durable; with WAIT, *STREAM is then the daemon's event stream for
- * hl_msgcmd_wait_delivered.  0: not queued (no daemon, attachments, too
- * large, or the daemon refused): queue it directly.  -1: asked, but no
- * answer came: it may be queued; queue it directly under the same id
- * unless the store has it (ids are unique, so it cannot be queued twice). */
-int hl_msgcmd_daemon_send(struct hl_ctx *ctx, const char *peer, const struct hl_outgoing *o,
-			  bool wait, const uint8_t id[static 16], int *stream);
 
 /* Waits until message ID is delivered (HL_EXIT_OK, after printing the line
  * "delivered to PEER at TIME (...)"), refused or timed out (HL_EXIT_FAIL
- * with one line on stderr).  WATCH_FD: an event stream
- * (closed here) from hl_msgcmd_watch_start, or from
- * hl_msgcmd_daemon_send (SUBSCRIBED: confirmed before the message was
- * queued), else -1 to subscribe now.  MC's store is opened if needed. */
+ * with one line on stderr).  WATCH_FD: an event stream (closed here) from
+ * hl_station_queue with HL_QUEUE_WAIT (SUBSCRIBED: the daemon queued the
+ * message, and confirmed the subscription before), else -1 to subscribe
+ * now.  MC's store is opened if needed. */
 int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed);

@@ -23,16 +23,15 @@
 
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
 #include "deliver/stage.h"
-#include "chain/queue.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
+#include "station/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
 
-#define LINES_PER_COMMIT 2000
 #define DEFAULT_WAIT_SECONDS 300
 
 static void help(void)
@@ -99,89 +98,30 @@ static char *join_words(int n, char **words)
 	return s;
 }
 
-/* --lines: one message per line, LINES_PER_COMMIT per transaction. */
-static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
-		      struct hl_outgoing *o)
-{
-	char err[256];
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	unsigned long lineno = 0, batch = 0;
-	int ret = HL_EXIT_OK;
-	uint8_t (*ids)[HL_MSG_ID_LEN] = xmalloc(LINES_PER_COMMIT * sizeof(*ids));
-	bool in_tx = false;
-	struct hl_msg_batch chain;
+/* --lines: the next line of standard input, one message each. */
+struct lines_src {
+	char *line;
+	size_t cap;
+};
 
-	hl_msg_batch_init(&chain);
-	while ((n = getline(&line, &cap, stdin)) >= 0) {
-		lineno++;
-		if (n > 0 && line[n - 1] == '\n')
-			line[--n] = '\0';
-		if (!in_tx) {
-			if (hl_store_begin(mc->store) < 0) {
-				ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
-				goto out;
-			}
-			in_tx = true;
-			hl_msg_batch_init(&chain); /* valid for one transaction */
-		}
-		o->body = (const uint8_t *)line;
-		o->body_len = (size_t)n;
-		if (hl_msg_queue_text_batch(mc->store, mc->me, peer, o, &chain, ids[batch], err,
-					    sizeof(err)) < 0) {
-			ret = hl_fail("send", "line %lu: %s (the %lu message(s) of this batch were not queued)",
-				      lineno, err, batch);
-			goto out;
-		}
-		if (++batch == LINES_PER_COMMIT) {
-			if (hl_msg_batch_flush(&chain, err, sizeof(err)) < 0) {
-				ret = hl_fail("send", "%s (the %lu message(s) of this batch were not queued)",
-					      err, batch);
-				goto out;
-			}
-			hl_msg_batch_drop(&chain);
-			if (hl_store_commit(mc->store) < 0) {
-				in_tx = false;
-				ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
-				goto out;
-			}
-			in_tx = false;
-			hl_msgcmd_print_ids(ids, batch);
-			batch = 0;
-			/* The daemon sends this batch while we sign the next
-			 * (else it waits for its store poll, or for the end). */
-			hl_msgcmd_poke_daemon(ctx);
-		}
-	}
-	if (in_tx) {
-		if (hl_msg_batch_flush(&chain, err, sizeof(err)) < 0) {
-			ret = hl_fail("send", "%s (the %lu message(s) of this batch were not queued)",
-				      err, batch);
-			goto out;
-		}
-		in_tx = false;
-		if (hl_store_commit(mc->store) < 0) {
-			ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
-			goto out;
-		}
-		hl_msgcmd_print_ids(ids, batch);
-	}
-out:
-	if (in_tx)
-		hl_store_rollback(mc->store);
-	hl_msg_batch_drop(&chain);
-	free(ids);
-	free(line);
-	return ret;
+static int next_line(void *user, struct hl_outgoing *o)
+{
+	struct lines_src *ls = user;
+	ssize_t n = getline(&ls->line, &ls->cap, stdin);
+	if (n < 0)
+		return 0;
+	if (n > 0 && ls->line[n - 1] == '\n')
+		ls->line[--n] = '\0';
+	o->body = (const uint8_t *)ls->line;
+	o->body_len = (size_t)n;
+	return 1;
 }
 
-static bool in_store(struct hl_msgcmd *mc, const uint8_t id[static HL_MSG_ID_LEN])
+/* Each commit's ids, once durable. */
+static void print_queued(void *user, const uint8_t (*ids)[HL_MSG_ID_LEN], size_t n)
 {
-	struct hl_msg_row row = { 0 };
-	bool found = hl_store_get_message_by_id(mc->store, id, &row) == 0;
-	hl_msg_row_clear(&row);
-	return found;
+	(void)user;
+	hl_msgcmd_print_ids(ids, n);
 }
 
 /* What the staging hint needs (stage_hint). */
@@ -213,34 +153,6 @@ static void stage_hint(void *user, unsigned idx, uint64_t size, const char *path
 	if (req)
 		(void)hl_control_notify(sc->ctx->dir, req, 1000);
 	json_decref(req);
-}
-
-/* Queues O (its id chosen) through the store, without the daemon.  ASKED:
- * the daemon was asked and did not answer, so it may have queued it.
- * WAIT: subscribe to the daemon's events first (*WATCH_FD), so that its
- * answer comes while the commit waits for the disk. */
-static int queue_direct(struct hl_ctx *ctx, struct hl_msgcmd *mc, const char *peer_name,
-			const struct hl_outgoing *o, bool asked, bool wait, int *watch_fd)
-{
-	uint8_t id[HL_MSG_ID_LEN];
-	char err[512];
-	int ret;
-	if ((ret = hl_msgcmd_open(ctx, "send", mc, true)) != HL_EXIT_OK)
-		return ret;
-	if (asked && in_store(mc, o->id))
-		return HL_EXIT_OK;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc->conf, peer_name);
-	if (!peer)
-		return hl_fail("send", "no peer named '%s' (hotline peer list)", peer_name);
-	if (wait && *watch_fd < 0)
-		*watch_fd = hl_msgcmd_watch_start(ctx);
-	ret = hl_msg_send(ctx->dir, mc->store, mc->me, peer, o, id, err, sizeof(err));
-	/* The daemon's late commit got there first: queued all the same. */
-	if (ret == HL_EEXIST && in_store(mc, o->id))
-		return HL_EXIT_OK;
-	if (ret < 0)
-		return hl_fail("send", "%s", err);
-	return HL_EXIT_OK;
 }
 
 /* send's options and operands (parse_args). */
@@ -315,18 +227,17 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 	return -1;
 }
 
-/* --lines: the store opened, the peer found, standard input's lines queued. */
+/* --lines: standard input's lines queued, HL_QUEUE_PER_COMMIT to a commit,
+ * each commit's ids printed once durable. */
 static int queue_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a)
 {
-	int ret;
-	if ((ret = hl_msgcmd_open(ctx, "send", mc, true)) != HL_EXIT_OK)
-		return ret;
-	const hl_peer_conf *peer = hl_conf_peer_by_name(mc->conf, a->peer_name);
-	if (!peer)
-		return hl_fail("send", "no peer named '%s' (hotline peer list)", a->peer_name);
-	ret = send_lines(ctx, mc, peer, &a->o);
-	hl_msgcmd_poke_daemon(ctx);
-	return ret;
+	char err[HL_STATION_ERR_LEN];
+	struct lines_src ls = { 0 };
+	struct hl_queue q = { .peer = a->peer_name, .msg = &a->o, .next = next_line,
+			      .queued = print_queued, .user = &ls };
+	int ret = hl_station_queue(&mc->st, ctx->dir, &q, err);
+	free(ls.line);
+	return ret < 0 ? hl_fail("send", "%s", err) : HL_EXIT_OK;
 }
 
 /* The body into *BODY (freed by the caller) and A->o: the words of TEXT
@@ -353,8 +264,8 @@ static int read_body(int argc, char **argv, struct send_args *a, char **body)
 	return -1;
 }
 
-/* Names the message, queues it (through the running daemon, else the store
- * directly), prints its id and, with --wait, waits for the peer's receipt.
+/* Names the message, queues it (hl_station_queue: through the running
+ * daemon, else the store directly), prints its id and, with --wait, waits for the peer's receipt.
  * *WATCH_FD: the daemon's event subscription, closed by the caller. */
 static int queue_one(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a,
 		     int *watch_fd)
@@ -367,18 +278,17 @@ static int queue_one(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args 
 	struct stage_ctx sc = { ctx, a->peer_name, a->o.precedence, id };
 	a->o.on_copy = stage_hint;
 	a->o.copy_user = &sc;
-	int by = hl_msgcmd_daemon_send(ctx, a->peer_name, &a->o, a->wait_secs > 0, id, watch_fd);
-	if (by != 1) {
-		if ((ret = queue_direct(ctx, mc, a->peer_name, &a->o, by < 0, a->wait_secs > 0,
-					watch_fd)) != HL_EXIT_OK)
-			return ret;
-	}
+	char err[HL_STATION_ERR_LEN];
+	struct hl_queue q = { .peer = a->peer_name, .msg = &a->o,
+			      .flags = HL_QUEUE_DAEMON | (a->wait_secs > 0 ? HL_QUEUE_WAIT : 0) };
+	ret = hl_station_queue(&mc->st, ctx->dir, &q, err);
+	*watch_fd = q.stream;
+	if (ret < 0)
+		return hl_fail("send", "%s", err);
 	hl_msgcmd_print_ids(&id, 1);
-	if (by != 1)
-		hl_msgcmd_poke_daemon(ctx);
 	if (a->wait_secs > 0) {
 		ret = hl_msgcmd_wait_delivered(ctx, mc, id, (uint64_t)a->wait_secs * 1000, *watch_fd,
-					       by == 1);
+					       q.by_daemon);
 		*watch_fd = -1;
 		return ret;
 	}

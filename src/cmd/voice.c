@@ -138,7 +138,7 @@ static int make_recording(const struct send_opts *so, const char *path)
 static int voice_send(struct hl_ctx *ctx, struct send_opts *so)
 {
 	struct hl_msgcmd mc;
-	char *path = NULL, *body = NULL, err[512], dur[32];
+	char *path = NULL, *body = NULL, err[HL_STATION_ERR_LEN], dur[32];
 	int ret = hl_msgcmd_open(ctx, "voice", &mc, true);
 	if (ret != HL_EXIT_OK)
 		return ret;
@@ -175,13 +175,12 @@ static int voice_send(struct hl_ctx *ctx, struct send_opts *so)
 		.attachments = atts,
 		.n_attachments = 1,
 	};
-	uint8_t id[HL_MSG_ID_LEN];
-	if ((r = hl_msg_send(ctx->dir, mc.store, mc.me, peer, &o, id, err, sizeof(err))) < 0) {
+	struct hl_queue q = { .peer = peer->name, .msg = &o };
+	if (hl_station_queue(&mc.st, ctx->dir, &q, err) < 0) {
 		ret = hl_fail("voice", "%s (the recording stays in %s)", err, path);
 		goto out;
 	}
-	hl_msgcmd_print_ids(&id, 1);
-	hl_msgcmd_poke_daemon(ctx);
+	hl_msgcmd_print_ids(&q.id, 1);
 	unlink(path);   /* the store holds its copy now */
 	ret = HL_EXIT_OK;
 out:

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "util/err.h"
 #include "util/text.h"
 #include "voice/voicemsg.h"

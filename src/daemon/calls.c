@@ -63,7 +63,7 @@
 
 #include "daemon/alarm.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/rt.h"
 #include "daemon/service.h"

@@ -40,7 +40,7 @@
 
 #include "daemon/alarm.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/schedule.h"
 #include "daemon/service.h"

@@ -30,7 +30,7 @@
 
 #include "daemon/clients.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "util/mem.h"
 

@@ -18,10 +18,11 @@
 #include <unistd.h>
 
 #include "daemon/clients.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/spawn.h"
 #include "daemon/service.h"
+#include "station/status.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -32,28 +33,31 @@ struct hl_control {
 
 /* ---- the core's requests ---- */
 
+/* The status structure (station/status.h): the core's fields, each peer's
+ * (peer.c) and then, in the table's order, the services' hooks. */
 static json_t *req_status(struct hl_daemon *d, const struct hl_ctl_request *req,
 			  struct hl_peer *unused, struct hl_control_client *cl)
 {
 	char fp[HL_FP_TEXT_LEN], started[HL_RFC3339_LEN];
-	json_t *peers = json_array();
+	struct hl_status s;
 	(void)req, (void)unused, (void)cl;
+	hl_status_init(&s, true);
 	hl_fingerprint_text(d->fingerprint, fp);
 	hl_rfc3339(d->started_wall_ms, started);
 	for (struct hl_peer *p = d->peers; p; p = p->next) {
-		json_t *o = hl_peer_status_json(p);
-		hl_services_peer_status(p, o);
-		json_array_append_new(peers, o);
+		struct hl_status_peer *e = hl_status_add_peer(&s);
+		hl_peer_status(p, e);
+		hl_services_peer_status(p, e->more);
 	}
-	json_t *station = json_pack("{s:s, s:s, s:o, s:I, s:s}",
-				    "name", d->conf->name,
-				    "fingerprint", fp,
-				    "listen", d->listen_addr[0] ? json_string(d->listen_addr)
-								: json_null(),
-				    "pid", (json_int_t)getpid(),
-				    "started_at", started);
-	hl_services_station_status(d, station);
-	return json_pack("{s:b, s:o, s:o}", "ok", 1, "station", station, "peers", peers);
+	hl_status_set(&s.name, d->conf->name);
+	hl_status_set(&s.fingerprint, fp);
+	hl_status_set(&s.listen, d->listen_addr[0] ? d->listen_addr : NULL);
+	s.pid = (int64_t)getpid();
+	hl_status_set(&s.started_at, started);
+	hl_services_station_status(d, s.more);
+	json_t *answer = hl_status_json(&s, true);
+	hl_status_free(&s);
+	return answer;
 }
 
 static json_t *req_reload(struct hl_daemon *d, const struct hl_ctl_request *req,

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "chain/queue.h"
 #include "util/err.h"

@@ -32,13 +32,14 @@
 #include "conf/perms.h"
 #include "crypto/noise.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
 #include "daemon/rt.h"
 #include "daemon/sandbox.h"
 #include "daemon/service.h"
 #include "daemon/spawn.h"
+#include "station/control_proto.h"
+#include "station/station.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -100,16 +101,9 @@ void hl_daemon_stop(struct hl_daemon *d)
 
 static int take_lock(struct hl_daemon *d, char *err)
 {
-	d->lockfd = openat(d->dirfd, HL_DAEMON_LOCK_FILE,
-			   O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	d->lockfd = hl_station_lock(d->dirfd, HL_DAEMON_LOCK_FILE, LOCK_EX | LOCK_NB);
 	if (d->lockfd < 0) {
-		int e = errno;
-		snprintf(err, HL_DAEMON_ERR_LEN, "cannot open %s/%s: %s", d->dir,
-			 HL_DAEMON_LOCK_FILE, strerror(e));
-		return -e;
-	}
-	if (flock(d->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
+		int e = -d->lockfd;
 		if (e == EWOULDBLOCK)
 			snprintf(err, HL_DAEMON_ERR_LEN,
 				 "a daemon is already running for station '%s' (%s/%s is locked)",

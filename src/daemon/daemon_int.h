@@ -233,7 +233,9 @@ struct hl_peer *hl_peer_named(struct hl_daemon *d, const char *name);
 void hl_peer_index_free(struct hl_daemon *d);
 void hl_peer_schedule_dial(struct hl_peer *p, uint64_t delay_ms);
 void hl_peer_set_error(struct hl_peer *p, const char *text);
-json_t *hl_peer_status_json(struct hl_peer *p);
+/* P's core fields of `status` (station/status.h) into E. */
+struct hl_status_peer;
+void hl_peer_status(struct hl_peer *p, struct hl_status_peer *e);
 const char *hl_peer_state_name(enum hl_peer_state s);
 /* What the connections tell the peers (conn.c's struct hl_conn_events),
  * and the table of them that d->conn_events points at. */

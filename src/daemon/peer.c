@@ -28,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "station/status.h"
 #include "util/mem.h"
 
 const char *hl_peer_state_name(enum hl_peer_state s)
@@ -331,35 +332,33 @@ void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, b
 	hl_peer_update_state(p);
 }
 
-static json_t *time_or_null(uint64_t wall_ms)
+/* *FIELD = the RFC 3339 text of WALL_MS, or none for 0. */
+static void set_time(char **field, uint64_t wall_ms)
 {
 	char t[HL_RFC3339_LEN];
-	if (!wall_ms)
-		return json_null();
-	hl_rfc3339(wall_ms, t);
-	return json_string(t);
+	if (wall_ms)
+		hl_rfc3339(wall_ms, t);
+	hl_status_set(field, wall_ms ? t : NULL);
 }
 
-json_t *hl_peer_status_json(struct hl_peer *p)
+void hl_peer_status(struct hl_peer *p, struct hl_status_peer *e)
 {
 	char fp[HL_FP_TEXT_LEN];
 	struct hl_conn *s = p->session;
-	int64_t rtt = s ? hl_link_rtt_ms(s->link) : -1;
 
 	hl_peer_update_state(p);
 	hl_fingerprint_text(p->conf.fingerprint, fp);
-	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
-			 "name", p->conf.name,
-			 "fingerprint", fp,
-			 "address", p->conf.address[0] ? json_string(p->conf.address) : json_null(),
-			 "state", hl_peer_state_name(p->state),
-			 "since", time_or_null(p->since_wall_ms),
-			 "dialed_by", s ? json_string(s->outbound ? "us" : "them") : json_null(),
-			 "last_error", p->last_error[0] ? json_string(p->last_error) : json_null(),
-			 "last_error_at", time_or_null(p->last_error[0] ? p->last_error_wall_ms : 0),
-			 "rtt_ms", rtt >= 0 ? json_integer(rtt) : json_null(),
-			 "sessions", (json_int_t)p->sessions,
-			 "session_since", time_or_null(s ? p->session_wall_ms : 0));
+	hl_status_set(&e->name, p->conf.name);
+	hl_status_set(&e->fingerprint, fp);
+	hl_status_set(&e->address, p->conf.address[0] ? p->conf.address : NULL);
+	hl_status_set(&e->state, hl_peer_state_name(p->state));
+	set_time(&e->since, p->since_wall_ms);
+	hl_status_set(&e->dialed_by, s ? (s->outbound ? "us" : "them") : NULL);
+	hl_status_set(&e->last_error, p->last_error[0] ? p->last_error : NULL);
+	set_time(&e->last_error_at, p->last_error[0] ? p->last_error_wall_ms : 0);
+	e->rtt_ms = s ? hl_link_rtt_ms(s->link) : -1;
+	e->sessions = (int64_t)p->sessions;
+	set_time(&e->session_since, s ? p->session_wall_ms : 0);
 }
 
 const struct hl_conn_events hl_peer_conn_events = {

@@ -58,7 +58,8 @@
  *                       store may hold what a peer sent by mail.
  *   reloaded(d)         in order: station.conf was read again.
  *   station_status(d, o), peer_status(p, o)  in order: each service sets
- *                       its keys of `status` (docs/protocol.md section 6).
+ *                       its keys of `status` (docs/protocol.md section 6)
+ *                       in O, the MORE of station/status.h's structure.
  *   stop(d)             in reverse, once, when the daemon stops: start no
  *                       new work.  A service may still write into the
  *                       group commit here (calls records the call it ends);

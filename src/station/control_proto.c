@@ -1,8 +1,8 @@
-/* daemon/control_proto.c — the control socket's protocol (control_proto.h):
+/* station/control_proto.c — the control socket's protocol (control_proto.h):
  * addressing, each request's fields parsed from JSON and written back to
  * it, the answers' common shapes.  Every error text names the field and is
  * safe to send back (the JSON encoder escapes what it quotes).  No I/O. */
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 
 #include <sodium.h>
 #include <stdio.h>

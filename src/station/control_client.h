@@ -1,10 +1,11 @@
-/* daemon/control_client.h — the commands' side of the control socket:
+/* station/control_client.h — the commands' side of the control socket:
  * connect to the station's daemon, send one request, read one response
  * line (with a timeout), parse it. */
-#ifndef HL_DAEMON_CONTROL_CLIENT_H
-#define HL_DAEMON_CONTROL_CLIENT_H
+#ifndef HL_STATION_CONTROL_CLIENT_H
+#define HL_STATION_CONTROL_CLIENT_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #define HL_CONTROL_TIMEOUT_MS 5000
 
@@ -25,5 +26,20 @@ int hl_control_send(const char *dir, json_t *req, int timeout_ms, int *fd);
  * reads a request that is in its socket before the close, so it still
  * acts on it.  The same errors as hl_control_send. */
 int hl_control_notify(const char *dir, json_t *req, int timeout_ms);
+
+/* One line from the daemon on FD (a stream from hl_control_send), as a
+ * JSON object in *OUT: 1, else 0 when DEADLINE (monotonic ms) passes
+ * first, -1 when the stream fails or the line is not an object.  What
+ * follows the line on the stream (events) is kept for the next call, in
+ * one buffer for the process: one stream is read at a time. */
+int hl_control_read_line(int fd, uint64_t deadline, json_t **out);
+
+/* Subscribes to the daemon's event stream ("watch"): the socket, its
+ * first line the subscription's {"ok":true}; -1 without a daemon. */
+int hl_control_watch(const char *dir);
+
+/* Best effort: asks a running daemon to look at the store now ("poke");
+ * without a daemon, nothing happens (it reads the store when it starts). */
+void hl_control_poke(const char *dir);
 
 #endif

@@ -1,6 +1,6 @@
-/* daemon/control_client.c — one request/response over the control socket
+/* station/control_client.c — one request/response over the control socket
  * (see control_client.h and docs/protocol.md section 6). */
-#include "daemon/control_client.h"
+#include "station/control_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -178,4 +178,66 @@ out:
 	if (fd >= 0)
 		close(fd);
 	return ret;
+}
+
+/* The buffer outlives the call: what follows the line (events) is kept
+ * for the next (control_client.h). */
+int hl_control_read_line(int fd, uint64_t deadline, json_t **out)
+{
+	static char buf[HL_CONTROL_MAX_LINE + 1];
+	static size_t len;
+	*out = NULL;
+	for (;;) {
+		char *nl = memchr(buf, '\n', len);
+		if (nl) {
+			size_t n = (size_t)(nl - buf) + 1;
+			json_error_t jerr;
+			json_t *o = json_loadb(buf, n - 1, 0, &jerr);
+			memmove(buf, buf + n, len - n);
+			len -= n;
+			if (!json_is_object(o)) {
+				json_decref(o);
+				return -1;
+			}
+			*out = o;
+			return 1;
+		}
+		uint64_t now = (uint64_t)mono_ms();
+		if (now >= deadline)
+			return 0;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int r = poll(&pfd, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -1 : 0;
+		if (len == sizeof(buf))
+			return -1;
+		ssize_t got = read(fd, buf + len, sizeof(buf) - len);
+		if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+			return -1;
+		if (got > 0)
+			len += (size_t)got;
+	}
+}
+
+int hl_control_watch(const char *dir)
+{
+	int fd = -1;
+	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_WATCH });
+	if (hl_control_send(dir, req, 1000, &fd) < 0)
+		fd = -1;
+	json_decref(req);
+	return fd;
+}
+
+void hl_control_poke(const char *dir)
+{
+	/* The daemon also notices new work by watching the store
+	 * (PRAGMA data_version); the poke only saves it the wait, so any
+	 * failure (no daemon) is fine, and its answer is not awaited: the
+	 * request is in the daemon's socket once sent. */
+	json_t *req = hl_ctl_request_json(&(struct hl_ctl_request){ .cmd = HL_CTL_POKE });
+	(void)hl_control_notify(dir, req, 1000);
+	json_decref(req);
 }

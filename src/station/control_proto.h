@@ -1,4 +1,4 @@
-/* daemon/control_proto.h — the control socket's protocol, shared by the
+/* station/control_proto.h — the control socket's protocol, shared by the
  * daemon (control.c) and its clients (control_client.c, the commands):
  * where the socket is, every request as a structure and as JSON, the
  * answers' common shapes, and RFC 3339 times (docs/protocol.md section 6).
@@ -15,8 +15,8 @@
  * hl_ctl_request_json() turns the structure back into the JSON the daemon
  * parses: the daemon and the commands cannot disagree on a field.  What
  * the daemon does with each request is control.c's table. */
-#ifndef HL_DAEMON_CONTROL_PROTO_H
-#define HL_DAEMON_CONTROL_PROTO_H
+#ifndef HL_STATION_CONTROL_PROTO_H
+#define HL_STATION_CONTROL_PROTO_H
 
 #include <jansson.h>
 #include <stdbool.h>
