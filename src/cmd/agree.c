@@ -89,7 +89,7 @@ static int propose(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_msg_row m = { 0 };
 	enum hl_precedence prec = HL_PREC_ROUTINE;
 	int c, ret;
@@ -134,7 +134,7 @@ static int propose(struct hl_ctx *ctx, int argc, char **argv)
 	char err[HL_STATION_ERR_LEN];
 	/* Quiet: the daemon is told once the agreement item follows. */
 	struct hl_queue q = { .peer = peer->name, .msg = &o, .flags = HL_QUEUE_QUIET };
-	ret = hl_station_queue(&mc.st, ctx->dir, &q, err);
+	ret = hl_station_queue(&mc, ctx->dir, &q, err);
 	const uint8_t *msg_id = q.id;
 	free(subject);
 	if (ret < 0) {
@@ -176,7 +176,7 @@ out:
 
 /* The agreement WANT (a prefix), unsigned and proposed by the peer, with its
  * document here: HL_EXIT_OK, else the one line (nothing signed). */
-static int sign_target(struct hl_msgcmd *mc, const char *want, struct hl_agreement_row *g)
+static int sign_target(struct hl_station *mc, const char *want, struct hl_agreement_row *g)
 {
 	char q[100], hex[65];
 	hl_sanitize(want, strlen(want), q, sizeof(q), 0);
@@ -229,7 +229,7 @@ static int sign(struct hl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_agreement_row g;
 	bool in_tx = false, yes = false;
 	int c, ret;
@@ -349,7 +349,7 @@ static int list(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return hl_usage_error("agree", "unexpected argument '%s'", argv[optind]);
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	if ((ret = hl_msgcmd_open(ctx, "agree", &mc, false)) != HL_EXIT_OK)
 		return ret;
 	struct list_ctx x = { .st = mc.store, .arr = json_array() };

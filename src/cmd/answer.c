@@ -70,7 +70,7 @@ static int collect(void *arg, const struct hl_check_row *row)
 	return 0;
 }
 
-static int collect_all(struct hl_msgcmd *mc, struct pending *p)
+static int collect_all(struct hl_station *mc, struct pending *p)
 {
 	struct hl_check_filter f = { .dir = HL_DIR_IN, .open_only = true };
 	p->n = 0;
@@ -130,7 +130,7 @@ static bool shown(const struct pending *plan, const struct hl_check_row *row)
 
 /* Signs, under the writer lock, the answers to the checks of PLAN that
  * still wait; appends each to OUT. */
-static int sign_all(struct hl_msgcmd *mc, const struct pending *plan, json_t *out)
+static int sign_all(struct hl_station *mc, const struct pending *plan, json_t *out)
 {
 	struct pending now = { .want = plan->want };
 	bool in_tx = false;
@@ -185,7 +185,7 @@ int answer_main(struct hl_ctx *ctx, int argc, char **argv)
 	};
 	bool json = false, yes = false;
 	int c, ret;
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct pending plan = { 0 };
 	json_t *out = json_array();
 

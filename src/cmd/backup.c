@@ -350,7 +350,7 @@ int backup_main(struct hl_ctx *ctx, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct backup b = { .station = ctx->dir, .src_fd = -1, .dst_fd = -1 };
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	bool made = false, wrote = false;
 	int c, ret, lock = -1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -91,7 +91,7 @@ static void help(void)
 /* Seals for PEER into OUTPUT (a temporary beside it, fsynced, renamed);
  * CMD names the command in messages.  HL_EXIT_OK or HL_EXIT_FAIL (one line
  * printed). */
-static int export_file(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_conf *peer,
+static int export_file(struct hl_ctx *ctx, struct hl_station *mc, const hl_peer_conf *peer,
 		       uint64_t after, bool flash_only, const char *output, const char *cmd,
 		       struct hl_bundle_export_stats *st, uint64_t *total)
 {
@@ -150,7 +150,7 @@ static const hl_peer_conf *find_peer(const hl_station_conf *conf, const char *cm
 
 static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *output)
 {
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_bundle_export_stats st;
 	uint64_t total = 0;
 	char q[256];
@@ -220,7 +220,7 @@ static void remove_stale_mail_files(const char *dir)
 static int do_mail(struct hl_ctx *ctx, const char *peer_name, uint64_t after, bool flash_only,
 		   bool if_items)
 {
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_bundle_export_stats st;
 	uint64_t total = 0;
 	char *file = NULL, *prog = NULL;
@@ -281,7 +281,7 @@ out:
 
 static int do_import(struct hl_ctx *ctx, const char *path)
 {
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_bundle_import_stats st;
 	char err[512], q[256];
 	void *map = MAP_FAILED;
@@ -340,7 +340,7 @@ static void pickup_report(void *arg, const char *name, const char *what)
 
 static int do_import_maildir(struct hl_ctx *ctx)
 {
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_mail_pickup_stats st;
 	char err[512];
 	int ret;

@@ -20,7 +20,7 @@
 #include "util/timefmt.h"
 #include "voice/voicemsg.h"
 
-int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
+int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_station *mc,
 		   bool need_identity)
 {
 	char err[HL_STATION_ERR_LEN];
@@ -30,7 +30,7 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 		return ret;
 	/* The key holder when the daemon runs; else the keys here, under the
 	 * journal's lock (holder/client.h). */
-	ret = hl_station_open(&mc->st, ctx->dir, HL_OPEN_STORE | (need_identity ? HL_OPEN_SIGN : 0),
+	ret = hl_station_open(mc, ctx->dir, HL_OPEN_STORE | (need_identity ? HL_OPEN_SIGN : 0),
 			      err);
 	if (ret < 0)
 		return ret == -ENOENT && !mc->conf ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
@@ -74,7 +74,7 @@ static int find_removed(void *arg, const struct hl_peer_row *row)
 	return 0;
 }
 
-int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_peer_conf *out,
+int hl_msgcmd_peer(struct hl_station *mc, const char *cmd, const char *name, hl_peer_conf *out,
 		   bool *removed)
 {
 	char q[128];
@@ -98,9 +98,9 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 	return HL_EXIT_OK;
 }
 
-void hl_msgcmd_close(struct hl_msgcmd *mc)
+void hl_msgcmd_close(struct hl_station *mc)
 {
-	hl_station_close(&mc->st);
+	hl_station_close(mc);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -121,7 +121,7 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx)
 
 /* The message's final state, or 0 while it is still on its way.  REASON
  * gets a refusal's reason, sanitised. */
-static int final_state(struct hl_msgcmd *mc, const uint8_t id[static 16], char *reason,
+static int final_state(struct hl_station *mc, const uint8_t id[static 16], char *reason,
 		       size_t cap, int *err)
 {
 	struct hl_msg_row row = { 0 };
@@ -175,7 +175,7 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 
 /* The line after the id once the receipt is in: to whom, and when the
  * receipt was stored here (the store's delivered_at, our clock). */
-static int print_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc, const uint8_t id[static 16])
+static int print_delivered(struct hl_ctx *ctx, struct hl_station *mc, const uint8_t id[static 16])
 {
 	struct hl_msg_row row = { 0 };
 	char when[HL_RFC3339_LEN], peer[HL_NAME_MAX + 1];
@@ -192,7 +192,7 @@ static int print_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc, const uint8
 	return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("send", "cannot write the output");
 }
 
-int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_station *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed)
 {
@@ -387,7 +387,7 @@ static int list_one(void *arg, const struct hl_msg_row *row)
 int hl_msgcmd_list(struct hl_ctx *ctx, const char *name, enum hl_dir dir, bool json,
 		   bool unread_only)
 {
-	struct hl_msgcmd mc;
+	struct hl_station mc;
 	int ret = hl_msgcmd_open(ctx, name, &mc, false);
 	if (ret != HL_EXIT_OK) {
 		hl_msgcmd_close(&mc);

@@ -19,41 +19,19 @@
 #include "station/station.h"
 #include "store/store.h"
 
-/* A message command's station, opened by the facade (station/station.h):
- * ST for the functions of station/, and the same fields by name (the
- * union's second face, of the same layout) for brevity at the call sites. */
-struct hl_msgcmd {
-	union {
-		struct hl_station st;
-		struct {
-			const char *dir;
-			hl_station_conf *conf;
-			hl_keys *keys;       /* the key holder, or the keys in-process */
-			const hl_signer *me; /* only when opened with need_identity */
-			hl_store *store;
-		};
-	};
-};
-_Static_assert(offsetof(struct hl_msgcmd, store) == offsetof(struct hl_station, store) &&
-	       offsetof(struct hl_msgcmd, conf) == offsetof(struct hl_station, conf) &&
-	       offsetof(struct hl_msgcmd, keys) == offsetof(struct hl_station, keys) &&
-	       offsetof(struct hl_msgcmd, me) == offsetof(struct hl_station, me) &&
-	       sizeof(struct hl_msgcmd) == sizeof(struct hl_station),
-	       "struct hl_msgcmd's two faces must agree");
-
 /* Opens the station in CTX->dir for command NAME (hl_station_open: the
  * store, and the keys to sign with NEED_IDENTITY); on failure prints one
  * line and returns HL_EXIT_FAIL. */
-int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
+int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_station *mc,
 		   bool need_identity);
-void hl_msgcmd_close(struct hl_msgcmd *mc);
+void hl_msgcmd_close(struct hl_station *mc);
 
 /* The peer NAME as a command may act on it: pinned (its [Peer] section),
  * else one that was removed, rebuilt from the store (name and keys, no
  * address; *REMOVED set).  NAME may also be a removed peer's fingerprint,
  * for two removed peers of one name.  On failure prints one line and
  * returns HL_EXIT_FAIL. */
-int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_peer_conf *out,
+int hl_msgcmd_peer(struct hl_station *mc, const char *cmd, const char *name, hl_peer_conf *out,
 		   bool *removed);
 
 void hl_msgcmd_print_ids(const uint8_t (*ids)[16], size_t n);
@@ -68,7 +46,7 @@ void hl_msgcmd_poke_daemon(struct hl_ctx *ctx);
  * hl_station_queue with HL_QUEUE_WAIT (SUBSCRIBED: the daemon queued the
  * message, and confirmed the subscription before), else -1 to subscribe
  * now.  MC's store is opened if needed. */
-int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_msgcmd *mc,
+int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_station *mc,
 			     const uint8_t id[static 16], uint64_t timeout_ms, int watch_fd,
 			     bool subscribed);
 

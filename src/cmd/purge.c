@@ -157,7 +157,7 @@ static int cutoff(const struct opts *o, int64_t now, int64_t *before)
 int purge_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	struct opts o;
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_retain_result r = { 0 };
 	char err[512], q[700];
 	int64_t now = hl_now_ms(), before = 0, peer_id = 0;

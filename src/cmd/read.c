@@ -50,7 +50,7 @@ struct verdict {
 	const char *problem; /* the first failure, for people */
 };
 
-static void verify(struct hl_msgcmd *mc, const struct hl_msg_row *row, struct verdict *v)
+static void verify(struct hl_station *mc, const struct hl_msg_row *row, struct verdict *v)
 {
 	uint8_t *buf = xmalloc(HL_ITEM_MAX);
 	struct hl_item *it = xcalloc(1, sizeof(*it));
@@ -391,7 +391,7 @@ static int parse_args(int argc, char **argv, struct read_args *a)
 
 /* The message IDARG names into ROW, once it has fully arrived: HL_EXIT_OK,
  * else the failure reported. */
-static int find_message(struct hl_msgcmd *mc, const char *idarg, struct hl_msg_row *row)
+static int find_message(struct hl_station *mc, const char *idarg, struct hl_msg_row *row)
 {
 	int r = hl_store_get_message(mc->store, idarg, row);
 	if (r == HL_ENOTFOUND)
@@ -457,7 +457,7 @@ static void print_saved(const char *save, const struct hl_msg_row *row)
 int read_main(struct hl_ctx *ctx, int argc, char **argv)
 {
 	struct read_args a = { 0 };
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_msg_row row = { 0 };
 	int ret, dirfd = -1;
 

@@ -75,7 +75,7 @@ static void export_warn(void *arg, const char *line)
 static int do_export(struct hl_ctx *ctx, const char *peer_name, const char *output,
 		     bool with_att, bool only, const char *const *ids, size_t nids)
 {
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	struct hl_fd_sink sink = { .fd = -1 };
 	char *tmp = NULL, err[512];
 	int ret;

@@ -229,13 +229,13 @@ static int parse_args(int argc, char **argv, struct send_args *a)
 
 /* --lines: standard input's lines queued, HL_QUEUE_PER_COMMIT to a commit,
  * each commit's ids printed once durable. */
-static int queue_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a)
+static int queue_lines(struct hl_ctx *ctx, struct hl_station *mc, struct send_args *a)
 {
 	char err[HL_STATION_ERR_LEN];
 	struct lines_src ls = { 0 };
 	struct hl_queue q = { .peer = a->peer_name, .msg = &a->o, .next = next_line,
 			      .queued = print_queued, .user = &ls };
-	int ret = hl_station_queue(&mc->st, ctx->dir, &q, err);
+	int ret = hl_station_queue(mc, ctx->dir, &q, err);
 	free(ls.line);
 	return ret < 0 ? hl_fail("send", "%s", err) : HL_EXIT_OK;
 }
@@ -267,7 +267,7 @@ static int read_body(int argc, char **argv, struct send_args *a, char **body)
 /* Names the message, queues it (hl_station_queue: through the running
  * daemon, else the store directly), prints its id and, with --wait, waits for the peer's receipt.
  * *WATCH_FD: the daemon's event subscription, closed by the caller. */
-static int queue_one(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args *a,
+static int queue_one(struct hl_ctx *ctx, struct hl_station *mc, struct send_args *a,
 		     int *watch_fd)
 {
 	int ret;
@@ -281,7 +281,7 @@ static int queue_one(struct hl_ctx *ctx, struct hl_msgcmd *mc, struct send_args 
 	char err[HL_STATION_ERR_LEN];
 	struct hl_queue q = { .peer = a->peer_name, .msg = &a->o,
 			      .flags = HL_QUEUE_DAEMON | (a->wait_secs > 0 ? HL_QUEUE_WAIT : 0) };
-	ret = hl_station_queue(&mc->st, ctx->dir, &q, err);
+	ret = hl_station_queue(mc, ctx->dir, &q, err);
 	*watch_fd = q.stream;
 	if (ret < 0)
 		return hl_fail("send", "%s", err);
@@ -303,7 +303,7 @@ int send_main(struct hl_ctx *ctx, int argc, char **argv)
 		.wait_secs = -1,
 	};
 	char *body = NULL;
-	struct hl_msgcmd mc = { 0 };
+	struct hl_station mc = { 0 };
 	int ret, watch_fd = -1;
 
 	if ((ret = parse_args(argc, argv, &a)) >= 0)

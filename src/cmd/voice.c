@@ -137,7 +137,7 @@ static int make_recording(const struct send_opts *so, const char *path)
 
 static int voice_send(struct hl_ctx *ctx, struct send_opts *so)
 {
-	struct hl_msgcmd mc;
+	struct hl_station mc;
 	char *path = NULL, *body = NULL, err[HL_STATION_ERR_LEN], dur[32];
 	int ret = hl_msgcmd_open(ctx, "voice", &mc, true);
 	if (ret != HL_EXIT_OK)
@@ -176,7 +176,7 @@ static int voice_send(struct hl_ctx *ctx, struct send_opts *so)
 		.n_attachments = 1,
 	};
 	struct hl_queue q = { .peer = peer->name, .msg = &o };
-	if (hl_station_queue(&mc.st, ctx->dir, &q, err) < 0) {
+	if (hl_station_queue(&mc, ctx->dir, &q, err) < 0) {
 		ret = hl_fail("voice", "%s (the recording stays in %s)", err, path);
 		goto out;
 	}
@@ -257,7 +257,7 @@ static int play_call_audio(struct hl_ctx *ctx, const struct hl_msg_row *row, con
 
 static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const char *device)
 {
-	struct hl_msgcmd mc;
+	struct hl_station mc;
 	struct hl_msg_row row;
 	char *path = NULL;
 	uint64_t ms;
