@@ -208,7 +208,7 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		return ret;
 	if ((ret = read_card(a.file, &buf, &card)) != HL_EXIT_OK)
 		goto out;
-	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_card_fingerprint(&card, fp);
 	hl_fingerprint_text(fp, fp_text);
 	if (a.fp_given && hl_fingerprint_matches(a.fp_given, fp) != 1) {
 		/* The card's own fingerprint is not shown: copied from here into

@@ -21,10 +21,21 @@
  * forwards these calls to another process can replace this one without any
  * caller changing.
  *
+ * Key rotation (docs/rotation.md).  Beside its current keys an identity
+ * holds its NEXT keys (pre-rotation: the card commits to their hash) and,
+ * after a rotation, its PREVIOUS keys.  hl_signer_load() keeps only the
+ * hash of the next keys and wipes their private halves at once: no
+ * long-lived process holds them.  hl_signer_rotate() reads them back from
+ * the file when the station rotates.  The signer chooses the key from the
+ * context, never the caller: the outer signature of a rotation item
+ * ("hotline/1 rotation") is by the previous SigningKey (the chain's key
+ * before the rotation), everything else by the current one.
+ *
  * Memory: the secret keys are in sodium_malloc() memory (locked, guarded,
  * left out of core dumps), read-only once made, and wiped by
  * hl_signer_free().  The operations only read the signer, so several
- * threads may use one at once. */
+ * threads may use one at once; hl_signer_rotate() changes it, and its
+ * caller makes sure no other thread uses it meanwhile. */
 #ifndef HL_CRYPTO_SIGNER_H
 #define HL_CRYPTO_SIGNER_H
 
@@ -41,7 +52,11 @@
 
 typedef struct hl_signer hl_signer;
 
-/* A new random identity. */
+/* How long after a rotation the previous NoiseKey still opens bundles
+ * and mail sealed to it (docs/rotation.md section 4). */
+#define HL_ROTATION_GRACE_MS (30ull * 24 * 3600 * 1000)
+
+/* A new random identity, with its next keys. */
 int hl_signer_generate(hl_signer **out);
 /* Loads an identity file; checks nothing about the station directory (the
  * caller did, conf/perms.h).  The read buffer is sodium_malloc() memory,
@@ -50,21 +65,46 @@ int hl_signer_generate(hl_signer **out);
  * chmod), but a warning naming it goes to stderr.  A symlink is refused
  * (O_NOFOLLOW). */
 int hl_signer_load(const char *path, hl_signer **out);
-/* Parses identity file text (BUF, LEN), for hl_signer_load and fuzzing.
- * HL_EINVAL, HL_ETRUNC (a key missing) or HL_ETOOBIG; the error never
- * quotes the text. */
+/* Parses identity file text (BUF, LEN), for hl_signer_load and fuzzing;
+ * the signer it makes keeps the next private keys (hl_signer_load drops
+ * them).  HL_EINVAL, HL_ETRUNC (a key missing) or HL_ETOOBIG; the error
+ * never quotes the text. */
 int hl_signer_parse(const char *buf, size_t len, hl_signer **out);
 /* Writes S as a new identity file: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600,
  * fsync'd.  -EEXIST when the file exists: an identity is never
- * overwritten. */
+ * overwritten (only hl_signer_rotate replaces it).  HL_ESTATE when S
+ * commits to next keys it no longer holds (a loaded signer). */
 int hl_signer_write_new(const char *path, const hl_signer *s);
+/* Rotates S, which was loaded from PATH, in place: reads PATH (its current
+ * keys must be S's: HL_EKEYS otherwise, another process rotated), makes the
+ * next keys current, the current ones previous (rotated at NOW_MS) and new
+ * next keys, writes that identity to PATH atomically (a new file created
+ * exclusively beside it, fsync'd, renamed over it, the directory
+ * fsync'd: a crash leaves the old identity or the new one), then takes it.
+ * HL_EUNSUPP when the identity has no next keys (made before rotation
+ * existed).  On any error S and PATH are as they were. */
+int hl_signer_rotate(hl_signer *s, const char *path, int64_t now_ms);
 /* Wipes and frees.  NULL-safe. */
 void hl_signer_free(hl_signer *s);
 
 /* The public keys (HL_KEY_LEN bytes each, valid while S lives). */
 const uint8_t *hl_signer_noise_pub(const hl_signer *s);
 const uint8_t *hl_signer_sign_pk(const hl_signer *s);
+/* The hash of the next keys (crypto/keys.h): 0, or HL_ENOTFOUND for an
+ * identity without next keys. */
+int hl_signer_next_hash(const hl_signer *s, uint8_t out[static HL_KEY_LEN]);
+/* The fingerprint of the station's card now (covering the next-key hash). */
 void hl_signer_fingerprint(const hl_signer *s, uint8_t fp[static HL_FP_LEN]);
+/* The previous keys, after a rotation: NULL when there are none. */
+const uint8_t *hl_signer_prev_noise_pub(const hl_signer *s);
+const uint8_t *hl_signer_prev_sign_pk(const hl_signer *s);
+/* When the last rotation happened (ms since the epoch); 0 when none. */
+int64_t hl_signer_rotated_at(const hl_signer *s);
+/* A signer whose keys are S's previous ones, for the handshakes and
+ * bundles of a peer that still pins them (docs/rotation.md section 4): it
+ * does DH with the previous NoiseKey and signs nothing.  HL_ENOTFOUND
+ * when S has no previous keys. */
+int hl_signer_previous(const hl_signer *s, hl_signer **out);
 
 /* True when CONTEXT is in the signer's table. */
 int hl_signer_context_known(const char *context);
@@ -82,8 +122,15 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 /* Tests, fuzz targets and the benchmarks only: a signer from raw keys.
  * X25519 is the 32-byte X25519 private key, ED25519_SEED the 32-byte
  * Ed25519 seed; NULL makes that one at random.  No station code calls
- * this: a station's keys come from identity.key. */
+ * this: a station's keys come from identity.key.  The first has no next
+ * keys; the second has (NEXT_X25519, NEXT_SEED; NULL: random). */
 int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *x25519,
 				 const uint8_t *ed25519_seed);
+int hl_signer_with_next_for_tests(hl_signer **out, const uint8_t *x25519,
+				  const uint8_t *ed25519_seed, const uint8_t *next_x25519,
+				  const uint8_t *next_seed);
+/* Tests only: S rotated in memory (as hl_signer_rotate, without a file):
+ * a new signer.  HL_EUNSUPP when S holds no next private keys. */
+int hl_signer_rotated_for_tests(const hl_signer *s, int64_t now_ms, hl_signer **out);
 
 #endif
