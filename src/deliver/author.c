@@ -18,9 +18,17 @@ int hl_author_item(const struct hl_author_link *l, struct hl_item *it,
 	uint8_t *enc = xmalloc(HL_ITEM_MAX);
 	size_t len;
 	int ret;
-	if ((ret = hl_store_chain_head(l->st, l->peer_id, HL_DIR_OUT, &head)) < 0)
+	/* The key that signs it: the chain's key before a rotation for a
+	 * rotation item (docs/rotation.md), else the current one. */
+	const uint8_t *key = it->kind == HL_ITEM_ROTATION ? hl_signer_prev_sign_pk(l->me)
+							    : hl_signer_sign_pk(l->me);
+	if (!key) {
+		ret = HL_ESTATE;
 		goto out;
-	memcpy(it->author, hl_signer_sign_pk(l->me), 32);
+	}
+	if ((ret = hl_store_chain_head(l->st, l->peer_id, HL_DIR_OUT, &head)) < 0 ||
+	    (ret = hl_store_author_keys(l->st, l->peer_id, key, it->author)) < 0)
+		goto out;
 	memcpy(it->counterpart, l->peer_sign, 32);
 	it->seq = head.seq + 1;
 	memcpy(it->prev, head.hash, HL_HASH_LEN);

@@ -27,6 +27,8 @@
  *               writer) and the order in which they become visible.
  *   refuse.c    refusing the peer's items, for good or for now; the
  *               peer's quota and the disk reserve.
+ *   keys.c      the keys of both chains: the cards, the peer's
+ *               rotations (docs/rotation.md).
  *   credit.c    the flow window (deliver/flow.h) and CREDIT.
  *   base.c      the transaction and the chain cache, errors, events, the
  *               ACK and REFUSEs owed, and the invariants I1-I4 with their
@@ -320,8 +322,10 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	if (e->nrcpt == 0)
 		return 0;
 	struct hl_chain_head head, peer_head;
+	uint8_t author[32];
 	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0)
+	    (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0 ||
+	    (ret = hl_store_author_keys(st, e->peer_id, hl_signer_sign_pk(e->env.me), author)) < 0)
 		return ret;
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	for (size_t done = 0; done < e->nrcpt;) {
@@ -330,7 +334,7 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 			n = HL_MAX_RECEIPT_ENTRIES;
 		memset(it, 0, sizeof(*it));
 		it->kind = HL_ITEM_RECEIPT;
-		memcpy(it->author, hl_signer_sign_pk(e->env.me), 32);
+		memcpy(it->author, author, 32);
 		memcpy(it->counterpart, e->peer_sign, 32);
 		it->seq = head.seq + 1;
 		memcpy(it->prev, head.hash, HL_HASH_LEN);
@@ -429,7 +433,8 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	memcpy(e->peer_noise, peer->noise_key, 32);
 	snprintf(e->peer_name, sizeof(e->peer_name), "%s", peer->name);
 	if ((ret = hl_store_peer(env->txn->store, peer->signing_key, peer->noise_key, peer->name,
-				 &e->peer_id)) < 0) {
+				 &e->peer_id)) < 0 ||
+	    (ret = eng_keys_init(e, peer)) < 0) {
 		free(e);
 		return ret;
 	}

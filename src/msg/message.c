@@ -241,12 +241,15 @@ static int queue_locked(hl_store *st, const hl_signer *me, const hl_peer_conf *p
 		   (ret = hl_store_next_class_seq(st, peer_id, o->precedence, &class_seq)) < 0) {
 		goto store_err;
 	}
+	/* as whom, and whether the chain's key is ours (a rotation since we
+	 * read identity.key: HL_EKEYS, sign nothing) */
+	if ((ret = hl_store_author_keys(st, peer_id, hl_signer_sign_pk(me), it->author)) < 0)
+		goto store_err;
 	if (batch)
 		batch->valid = false; /* until this message is in */
 
 	randombytes_buf(salt, sizeof(salt));
 	it->kind = HL_ITEM_MESSAGE;
-	memcpy(it->author, hl_signer_sign_pk(me), 32);
 	memcpy(it->counterpart, peer->signing_key, 32);
 	it->seq = head.seq + 1;
 	memcpy(it->prev, head.hash, HL_HASH_LEN);

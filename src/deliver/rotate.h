@@ -1,0 +1,30 @@
+/* deliver/rotate.h — a key rotation on this station's chains
+ * (docs/rotation.md section 2): the rotation items, one on every link,
+ * appended in the caller's transaction.  The identity file is rotated
+ * first (crypto/signer.h, hl_signer_rotate): this completes what that
+ * began, and completes it again after a crash in between. */
+#ifndef HL_DELIVER_ROTATE_H
+#define HL_DELIVER_ROTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/config.h"
+#include "crypto/signer.h"
+#include "store/store.h"
+
+/* ME holds the new keys (current) and the ones rotated away from
+ * (previous).  Appends a rotation item (REASON: enum hl_rotation_reason)
+ * to this station's chain on every link whose key is still the previous
+ * one — every peer the store knows, and every peer of CONF, which it adds
+ * to the store — and records the new keys as the station's, all in the
+ * transaction the caller holds.  *CHAINS: how many items (0: nothing was
+ * pending, nothing written).  HL_EKEYS when the store's keys are neither
+ * ME's previous nor its current ones (nothing written). */
+int hl_rotate_chains(hl_store *st, const hl_signer *me, const hl_station_conf *conf,
+		     unsigned reason, size_t *chains);
+
+/* Whether ST's chains are behind ME's keys (a rotation to complete). */
+int hl_rotate_pending(hl_store *st, const hl_signer *me, bool *pending);
+
+#endif
