@@ -529,7 +529,9 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
 	hl_daemon_link_params(d, &params);
 	params.msg1_stamp = &stamp;
-	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id, p->conf.noise_key,
+	/* the keys the peer pins: its own now, ours as it knows them
+	 * (docs/rotation.md section 4) */
+	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, hl_keys_local_for(p), p->noise_now,
 			  &params, &link_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -645,6 +647,7 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);
 		params.seen = d->seen;
+		params.local_prev = d->id_prev;   /* peers that still dial our old key */
 		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id, NULL, &params,
 				  &link_ops, c, now);
 		if (ret == 0)

@@ -39,6 +39,7 @@
 /* The services, in the order the core walks them (service.h says why). */
 static const struct hl_service *const services[] = {
 	&hl_alarm_service,
+	&hl_keys_service,
 	&hl_delivery_service,
 	&hl_stage_service,
 	&hl_failover_service,
@@ -256,6 +257,7 @@ out:
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
 	hl_signer_free(d->id);
+	hl_signer_free(d->id_prev);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)
