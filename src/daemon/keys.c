@@ -108,49 +108,34 @@ static void keys_release(struct hl_daemon *d)
 	d->keys = NULL;
 }
 
-/* P's last rotation (its chain's, DIR IN) decoded into IT: 0, HL_ENOTFOUND
- * when it never rotated (or has no row yet). */
-static int last_rotation(struct hl_peer *p, enum hl_dir dir, struct hl_item *it, uint64_t *seq,
-			 bool *acked)
+/* P's keys now (its card's, or its last rotation's at *SEQ; 0: none). */
+static int peer_keys(struct hl_peer *p, struct hl_own_keys *k, uint64_t *seq, int64_t *id)
 {
-	struct hl_daemon *d = p->d;
-	struct hl_item_row row;
-	int64_t id;
-	uint8_t *buf = xmalloc(HL_ITEM_MAX);
-	int ret = hl_store_peer_find(d->store, p->conf.signing_key, &id);
-	if (ret == 0)
-		ret = hl_store_rotation_before(d->store, id, dir, INT64_MAX, &row, buf, HL_ITEM_MAX);
-	if (ret == 0 && hl_item_decode(row.encoded, row.encoded_len, it) < 0)
-		ret = HL_ESTORE;
-	if (ret == 0 && seq)
-		*seq = row.seq;
-	if (ret == 0 && acked && (ret = hl_store_get_item(d->store, id, dir, row.seq, &row, buf,
-							  HL_ITEM_MAX)) == 0)
-		*acked = row.acked;
-	free(buf);
-	return ret;
+	int ret = hl_store_peer_find(p->d->store, p->conf.signing_key, id);
+	if (ret == HL_ENOTFOUND)
+		*id = 0;
+	else if (ret < 0)
+		return ret;
+	return hl_rotate_peer_keys(p->d->store, *id, &p->conf, INT64_MAX, k, seq);
 }
 
 /* P's NoiseKey from the store: its last rotation's. */
 static void keys_peer_added(struct hl_peer *p)
 {
-	struct hl_item *it = xmalloc(sizeof(*it));
-	if (last_rotation(p, HL_DIR_IN, it, NULL, NULL) == 0)
-		hl_peer_rekey(p, it->u.rot.noise_key);
-	free(it);
+	struct hl_own_keys k;
+	uint64_t seq;
+	int64_t id;
+	if (peer_keys(p, &k, &seq, &id) == 0)
+		hl_peer_rekey(p, k.noise);
 }
 
 const hl_signer *hl_keys_local_for(struct hl_peer *p)
 {
 	struct hl_daemon *d = p->d;
-	struct hl_item *it = xmalloc(sizeof(*it));
-	bool acked = true;
-	/* our last rotation on this link, not acknowledged: the peer pins the
-	 * keys before it */
-	if (d->id_prev && last_rotation(p, HL_DIR_OUT, it, NULL, &acked) < 0)
-		acked = true; /* none on this link: the peer pinned our card of now */
-	free(it);
-	return acked || !d->id_prev ? d->id : d->id_prev;
+	int64_t id = 0;
+	if (!d->id_prev || hl_store_peer_find(d->store, p->conf.signing_key, &id) < 0)
+		return d->id;
+	return hl_rotate_peer_pins_previous(d->store, id, d->id) ? d->id_prev : d->id;
 }
 
 bool hl_keys_taken(void *user, const char *peer, const uint8_t key[static 32])
@@ -171,10 +156,7 @@ static void keys_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *
 {
 	char detail[512], fp[HL_FP_TEXT_LEN];
 	if (ev->ev == HL_EV_ROTATED) {
-		struct hl_item *it = xmalloc(sizeof(*it));
-		if (last_rotation(p, HL_DIR_IN, it, NULL, NULL) == 0)
-			hl_peer_rekey(p, it->u.rot.noise_key);
-		free(it);
+		keys_peer_added(p); /* its NoiseKey now */
 		hl_fingerprint_text(ev->id, fp);
 		snprintf(detail, sizeof(detail), "%s rotated its keys at position %llu of its chain, "
 			 "to keys its card committed to; its new fingerprint is %s", p->conf.name,
@@ -192,20 +174,29 @@ static void keys_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *
 /* `status`: the peer's keys now, when it rotated. */
 static void keys_peer_status(struct hl_peer *p, json_t *o)
 {
-	struct hl_item *it = xmalloc(sizeof(*it));
+	struct hl_own_keys k;
 	uint64_t seq = 0;
+	int64_t id;
 	uint8_t fp[HL_FP_LEN];
 	char text[HL_FP_TEXT_LEN];
-	if (last_rotation(p, HL_DIR_IN, it, &seq, NULL) == 0) {
-		const struct hl_item_rotation *r = &it->u.rot;
-		hl_fingerprint_next(r->noise_key, r->signing_key, r->next_hash, fp);
-		hl_fingerprint_text(fp, text);
-		json_object_set_new(o, "keys", json_pack("{s:s, s:I, s:s}", "fingerprint", text,
-							 "rotated_at_seq", (json_int_t)seq,
-							 "reason", r->reason ? "compromise"
-									     : "routine"));
-	}
+	struct hl_item_row row;
+	uint8_t *buf;
+	if (peer_keys(p, &k, &seq, &id) < 0 || seq == 0)
+		return;
+	hl_fingerprint_next(k.noise, k.sign, k.has_next ? k.next_hash : NULL, fp);
+	hl_fingerprint_text(fp, text);
+	/* the reason is the rotation item's */
+	buf = xmalloc(HL_ITEM_MAX);
+	struct hl_item *it = xmalloc(sizeof(*it));
+	bool compromise = hl_store_get_item(p->d->store, id, HL_DIR_IN, seq, &row, buf,
+					    HL_ITEM_MAX) == 0 &&
+			  hl_item_decode(row.encoded, row.encoded_len, it) == 0 &&
+			  it->kind == HL_ITEM_ROTATION && it->u.rot.reason == HL_ROTATE_COMPROMISE;
 	free(it);
+	free(buf);
+	json_object_set_new(o, "keys", json_pack("{s:s, s:I, s:s}", "fingerprint", text,
+						 "rotated_at_seq", (json_int_t)seq, "reason",
+						 compromise ? "compromise" : "routine"));
 }
 
 static void keys_station_status(struct hl_daemon *d, json_t *station)

@@ -183,3 +183,43 @@ int hl_rotate_chains(hl_store *st, const hl_signer *me, const hl_station_conf *c
 	free(p.sign);
 	return ret;
 }
+
+int hl_rotate_peer_keys(hl_store *st, int64_t peer_id, const hl_peer_conf *peer, uint64_t seq,
+			struct hl_own_keys *out, uint64_t *seq_at)
+{
+	struct hl_item_row row;
+	struct hl_item *it = xmalloc(sizeof(*it));
+	uint8_t *buf = xmalloc(HL_ITEM_MAX);
+	int ret = peer_id ? hl_store_rotation_before(st, peer_id, HL_DIR_IN, seq, &row, buf,
+						     HL_ITEM_MAX)
+			  : HL_ENOTFOUND;
+	if (ret == 0 && hl_item_decode(row.encoded, row.encoded_len, it) < 0)
+		ret = HL_ESTORE;
+	if (ret == 0) {
+		keys_of(it->u.rot.noise_key, it->u.rot.signing_key, it->u.rot.next_hash, out);
+	} else if (ret == HL_ENOTFOUND) {
+		keys_of(peer->noise_key, peer->signing_key, peer->has_next ? peer->next_hash : NULL,
+			out);
+		row.seq = 0;
+		ret = 0;
+	}
+	if (ret == 0 && seq_at)
+		*seq_at = row.seq;
+	free(buf);
+	free(it);
+	return ret;
+}
+
+bool hl_rotate_peer_pins_previous(hl_store *st, int64_t peer_id, const hl_signer *me)
+{
+	struct hl_item_row row;
+	uint8_t *buf = xmalloc(HL_ITEM_MAX);
+	bool prev = false;
+	if (hl_signer_prev_sign_pk(me) && peer_id &&
+	    hl_store_rotation_before(st, peer_id, HL_DIR_OUT, INT64_MAX, &row, buf,
+				     HL_ITEM_MAX) == 0 &&
+	    hl_store_get_item(st, peer_id, HL_DIR_OUT, row.seq, &row, buf, HL_ITEM_MAX) == 0)
+		prev = !row.acked;
+	free(buf);
+	return prev;
+}

@@ -27,4 +27,17 @@ int hl_rotate_chains(hl_store *st, const hl_signer *me, const hl_station_conf *c
 /* Whether ST's chains are behind ME's keys (a rotation to complete). */
 int hl_rotate_pending(hl_store *st, const hl_signer *me, bool *pending);
 
+/* The keys of the peer's chain (row PEER_ID, card PEER) at position SEQ
+ * (INT64_MAX: now): its card's, or its last rotation's before SEQ.  *SEQ_AT
+ * (may be NULL): that rotation's position, 0 for the card's.  PEER_ID 0:
+ * the card's. */
+int hl_rotate_peer_keys(hl_store *st, int64_t peer_id, const hl_peer_conf *peer, uint64_t seq,
+			struct hl_own_keys *out, uint64_t *seq_at);
+
+/* Whether the peer of row PEER_ID still pins our keys before ME's last
+ * rotation: it has not acknowledged the rotation item on our chain with
+ * it (docs/rotation.md section 4).  False when ME has no previous keys or
+ * the chain has no rotation (the peer pinned our card of now). */
+bool hl_rotate_peer_pins_previous(hl_store *st, int64_t peer_id, const hl_signer *me);
+
 #endif

@@ -270,3 +270,40 @@ def test_kill9_during_rotate_leaves_a_working_station(net, tmp_path):
     # daemon's start completed that rotation
     assert "completed the key rotation of washington" in a.log_text(), a.log_tail()
     verify_records(tmp_path, a, b, card_a, card_b, "kills")
+
+
+# ---- bundles across a rotation ----
+
+def test_bundles_across_a_rotation(net, tmp_path):
+    """Courier bundles in flight across A's rotation: one B sealed to A's
+    old NoiseKey before it opens at A after the rotation (the grace of
+    docs/rotation.md section 4); the one A makes after it, sealed with the
+    old static key B still pins, carries the rotation, and B takes it from
+    the bundle alone; then the link comes up on the new keys."""
+    a, b, _ = net.pair()
+    card_a = save_card(a, os.path.join(str(tmp_path), "a.card"))
+    card_b = save_card(b, os.path.join(str(tmp_path), "b.card"))
+    ping_pong(a, b, "before")
+    a.stop()
+    b.stop()
+    b2a = os.path.join(str(tmp_path), "b2a.bundle")
+    mid_b = b.send(a.name, "sealed to the old key")
+    b.cmd("bundle", "export", a.name, "-o", b2a)
+    a.cmd("key", "rotate")
+    fp1 = fingerprint(a)
+    a.cmd("bundle", "import", b2a)
+    assert mid_b in {m["id"] for m in a.inbox()}
+    a2b = os.path.join(str(tmp_path), "a2b.bundle")
+    mid_a = a.send(b.name, "after the rotation, by courier")
+    a.cmd("bundle", "export", b.name, "-o", a2b)
+    b.cmd("bundle", "import", a2b)
+    assert mid_a in {m["id"] for m in b.inbox()}
+    b.start()
+    a.start()
+    a.wait_connected(b.name)
+    b.wait_connected(a.name)
+    assert (b.peer_state(a.name).get("keys") or {}).get("fingerprint") == fp1
+    ping_pong(a, b, "after")
+    a.wait_delivered([mid_a], scaled(30))
+    b.wait_delivered([mid_b], scaled(30))
+    verify_records(tmp_path, a, b, card_a, card_b, "bundles")
