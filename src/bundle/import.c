@@ -106,6 +106,23 @@ static int on_record(void *arg, const uint8_t *rec, size_t len)
 	return ret;
 }
 
+/* The engine's key_taken (docs/rotation.md section 3): KEY is this
+ * station's, or pinned for a peer other than PEER. */
+static bool key_taken(void *user, const char *peer, const uint8_t key[static 32])
+{
+	struct importer *im = user;
+	if (memcmp(hl_signer_noise_pub(im->me), key, 32) == 0 ||
+	    memcmp(hl_signer_sign_pk(im->me), key, 32) == 0)
+		return true;
+	for (size_t i = 0; i < im->conf->npeers; i++) {
+		const hl_peer_conf *p = &im->conf->peers[i];
+		if (strcmp(p->name, peer) != 0 && (memcmp(p->noise_key, key, 32) == 0 ||
+						   memcmp(p->signing_key, key, 32) == 0))
+			return true;
+	}
+	return false;
+}
+
 static void on_event(void *user, const char *peer, const struct hl_engine_evinfo *ev)
 {
 	struct importer *im = user;
@@ -176,7 +193,7 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 		.dir = dir, .txn = &txn, .me = me, .max_attachment = conf->max_attachment,
 		.quota_bytes = conf->quota_bytes, .reserve_bytes = conf->reserve_bytes,
 		.reserve_pct = conf->reserve_pct,
-		.on_event = on_event, .user = im,
+		.on_event = on_event, .key_taken = key_taken, .user = im,
 	};
 	if ((ret = hl_engine_new(&im->engine, &env, im->peer)) < 0) {
 		snprintf(err, errlen, "store: %s", hl_store_errmsg(st));

@@ -5,7 +5,11 @@
  * records: a rotation to keys nobody committed to (signed with the real
  * current key), items after a rotation signed with the old key, a
  * rotation without the new key's signature, a commitment taken away from
- * the card, evidence checked with the key of its position. */
+ * the card, evidence checked with the key of its position.
+ *
+ * HOTLINE_WRITE_SEED=FILE makes this program write the record of
+ * rotated_history() to FILE (the fuzz_record_file seed "rotations") and
+ * exit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -347,8 +351,30 @@ static void test_evidence_after_rotation(void **state)
 	fx_free(h);
 }
 
+/* The seed of fuzz/corpus/fuzz_record_file/rotations. */
+static int write_seed(const char *path)
+{
+	struct fx_hist *h = rotated_history();
+	uint8_t *buf;
+	size_t len;
+	fx_write(h, NULL, &buf, &len);
+	FILE *f = fopen(path, "wb");
+	int ret = f && fwrite(buf, 1, len, f) == len ? 0 : 1;
+	if (f && fclose(f) != 0)
+		ret = 1;
+	free(buf);
+	fx_free(h);
+	return ret;
+}
+
 int main(void)
 {
+	const char *seed = getenv("HOTLINE_WRITE_SEED");
+	if (seed && *seed) {
+		int r = setup(NULL) < 0 ? 1 : write_seed(seed);
+		teardown(NULL);
+		return r;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rule_committed_keys_only),
 		cmocka_unit_test(test_rule_place),
