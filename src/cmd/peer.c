@@ -278,7 +278,8 @@ static int print_removed(void *arg, const struct hl_peer_row *row)
 	for (size_t i = 0; i < x->conf->npeers; i++)
 		if (memcmp(x->conf->peers[i].signing_key, row->signing_key, 32) == 0)
 			return 0;
-	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	hl_fingerprint_next(row->noise_key, row->signing_key, row->has_next ? row->next_hash : NULL,
+			    fp);
 	hl_fingerprint_text(fp, fp_text);
 	printf("%s\t%s\tremoved\n", row->name, fp_text);
 	x->n++;

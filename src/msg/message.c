@@ -237,6 +237,8 @@ static int queue_locked(hl_store *st, const hl_signer *me, const hl_peer_conf *p
 		class_seq = batch->class_seq + 1;
 	} else if ((ret = hl_store_peer(st, peer->signing_key, peer->noise_key, peer->name,
 					&peer_id)) < 0 ||
+		   (ret = hl_store_set_peer_next(st, peer_id,
+						 peer->has_next ? peer->next_hash : NULL)) < 0 ||
 		   (ret = hl_store_chain_head(st, peer_id, HL_DIR_OUT, &head)) < 0 ||
 		   (ret = hl_store_next_class_seq(st, peer_id, o->precedence, &class_seq)) < 0) {
 		goto store_err;
