@@ -27,7 +27,8 @@ int hl_author_item(const struct hl_author_link *l, struct hl_item *it,
 		goto out;
 	}
 	if ((ret = hl_store_chain_head(l->st, l->peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_author_keys(l->st, l->peer_id, key, it->author)) < 0)
+	    (ret = hl_store_author_keys(l->st, l->peer_id, key, hl_signer_prev_sign_pk(l->me),
+					 it->author)) < 0)
 		goto out;
 	memcpy(it->counterpart, l->peer_sign, 32);
 	it->seq = head.seq + 1;

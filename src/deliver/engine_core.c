@@ -325,7 +325,8 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	uint8_t author[32];
 	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
 	    (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0 ||
-	    (ret = hl_store_author_keys(st, e->peer_id, hl_signer_sign_pk(e->env.me), author)) < 0)
+	    (ret = hl_store_author_keys(st, e->peer_id, hl_signer_sign_pk(e->env.me),
+					 hl_signer_prev_sign_pk(e->env.me), author)) < 0)
 		return ret;
 	struct hl_item *it = xcalloc(1, sizeof(*it));
 	for (size_t done = 0; done < e->nrcpt;) {

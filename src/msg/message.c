@@ -245,7 +245,8 @@ static int queue_locked(hl_store *st, const hl_signer *me, const hl_peer_conf *p
 	}
 	/* as whom, and whether the chain's key is ours (a rotation since we
 	 * read identity.key: HL_EKEYS, sign nothing) */
-	if ((ret = hl_store_author_keys(st, peer_id, hl_signer_sign_pk(me), it->author)) < 0)
+	if ((ret = hl_store_author_keys(st, peer_id, hl_signer_sign_pk(me), hl_signer_prev_sign_pk(me),
+					it->author)) < 0)
 		goto store_err;
 	if (batch)
 		batch->valid = false; /* until this message is in */

@@ -123,7 +123,8 @@ static int our_card(struct ex *x, hl_card *c)
 		ret = x->peer_id && hl_signer_prev_sign_pk(o->me) ? HL_EKEYS : 0;
 	}
 	if (ret == 0 && x->peer_id)
-		ret = hl_store_author_keys(o->store, x->peer_id, hl_signer_sign_pk(o->me), author);
+		ret = hl_store_author_keys(o->store, x->peer_id, hl_signer_sign_pk(o->me),
+					   hl_signer_prev_sign_pk(o->me), author);
 	if (ret == HL_EKEYS)
 		return seterr(x, ret, "this station's keys were rotated, and its chains do not say "
 			      "so yet: start the daemon, or run 'hotline key rotate', to complete "

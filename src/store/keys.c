@@ -108,7 +108,7 @@ int hl_store_set_own_keys(hl_store *st, const struct hl_own_keys *before,
 }
 
 int hl_store_author_keys(hl_store *st, int64_t peer_id, const uint8_t key[static 32],
-			 uint8_t author[static 32])
+			 const uint8_t *prev, uint8_t author[static 32])
 {
 	int ret = 0;
 	uint8_t card[32], chains[32];
@@ -127,8 +127,14 @@ int hl_store_author_keys(hl_store *st, int64_t peer_id, const uint8_t key[static
 	st_stmt_put(st, S_PEER_AUTHOR, s);
 	if (ret < 0)
 		return ret;
-	/* Never rotated: the signer's key is the station's, on every link. */
+	/* The store never heard of a rotation: the signer's key is the
+	 * station's on every link — unless the signer's identity rotated, and
+	 * then only the rotation items (signed by the key before) may go. */
 	if (!rotated) {
+		if (prev && memcmp(prev, key, 32) != 0)
+			return st_fail(st, HL_EKEYS, "the station's keys were rotated, and its chains "
+				       "were not told yet: start the daemon, or run 'hotline key "
+				       "rotate', to complete the rotation");
 		memcpy(author, has_card ? card : key, 32);
 		return 0;
 	}

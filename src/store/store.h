@@ -604,11 +604,14 @@ int hl_store_set_own_keys(hl_store *st, const struct hl_own_keys *before,
  * then). */
 int hl_store_own_card(hl_store *st, int64_t peer_id, struct hl_own_keys *out);
 /* The `author` of an item we make on PEER_ID's link (our SigningKey as the
- * peer pinned it) when KEY is to sign it: HL_EKEYS when the store's chains
- * are at another key than KEY (a process that read identity.key before a
- * rotation, or a rotation not yet completed: docs/rotation.md). */
+ * peer pinned it) when KEY is to sign it; PREV: the key the signer's
+ * identity rotated away from (NULL: it never rotated).  HL_EKEYS when the
+ * store's chains are at another key than KEY: a process that read
+ * identity.key before a rotation, or a rotation the chains have not been
+ * told of (before the store's first: PREV set, KEY not it — only the
+ * rotation items that complete it are signed by PREV; docs/rotation.md). */
 int hl_store_author_keys(hl_store *st, int64_t peer_id, const uint8_t key[static 32],
-			 uint8_t author[static 32]);
+			 const uint8_t *prev, uint8_t author[static 32]);
 /* The last rotation item of PEER_ID's chain DIR at a position below SEQ
  * (ROW->encoded in BUF, CAP bytes): HL_ENOTFOUND when none. */
 int hl_store_rotation_before(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,

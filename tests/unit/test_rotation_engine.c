@@ -206,6 +206,13 @@ static void test_peer_takes_the_rotation(void **state)
 	deliver(m1);
 	assert_int_equal(b_holds(m1), HL_ITEM_MESSAGE);
 
+	/* identity.key rotated, the chains not told yet (a crash between the
+	 * two): nothing is signed with the new key before they are */
+	hl_signer *early = NULL;
+	assert_int_equal(hl_signer_rotated_for_tests(A.id, 1, &early), 0);
+	a_message(early, "too soon", HL_EKEYS);
+	hl_signer_free(early);
+
 	a_rotates();
 	uint64_t r = m1 + 1;
 	struct hl_item it;
