@@ -231,6 +231,10 @@ const char *hl_peer_state_name(enum hl_peer_state s);
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
 /* P's NoiseKey is now NOISE (the peer rotated its keys): the index follows. */
 void hl_peer_rekey(struct hl_peer *p, const uint8_t noise[static HL_KEY_LEN]);
+/* Whether KEY is this station's, or pinned (as a NoiseKey or SigningKey)
+ * for a peer other than the one named PEER (USER: the daemon): the
+ * engines' env.key_taken (docs/rotation.md section 3). */
+bool hl_peer_key_taken(void *user, const char *peer, const uint8_t key[static 32]);
 void hl_peer_update_state(struct hl_peer *p);
 void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
 void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
@@ -315,13 +319,6 @@ hl_request_fn hl_stage_control;   /* control_stage.c: "stage" */
 hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
 hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
 hl_request_fn hl_keys_control;    /* keys.c: "rotate" */
-/* keys.c: the station's static key for a handshake or bundle to P: the
- * previous one while P has not acknowledged our rotation (docs/rotation.md
- * section 4), else the current one. */
-const hl_signer *hl_keys_local_for(struct hl_peer *p);
-/* keys.c: whether KEY is pinned (as a NoiseKey or SigningKey) for a peer
- * other than the one named PEER: the engines' env.key_taken. */
-bool hl_keys_taken(void *user, const char *peer, const uint8_t key[static 32]);
 /* delivery.c: the request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
 

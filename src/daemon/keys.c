@@ -13,8 +13,9 @@
  *   static   Which of our static keys a handshake (or bundle) to a peer
  *            uses: the previous one until the peer has acknowledged our
  *            rotation item (it pins the old one until it has taken it),
- *            the current one after.  A responder link also tries the
- *            previous key (conn.c, link.h params.local_prev).
+ *            the current one after (conn.c, deliver/rotate.h); a responder
+ *            link also tries the previous key (link.h params.local_prev).
+ *            This file keeps d->id_prev for them.
  *   theirs   A peer's rotation, taken by its engine: its NoiseKey (the
  *            handshake index, peer.c) follows, the operator is told (the
  *            log, the alarm "rotated" with the new fingerprint, `status`);
@@ -127,29 +128,6 @@ static void keys_peer_added(struct hl_peer *p)
 	int64_t id;
 	if (peer_keys(p, &k, &seq, &id) == 0)
 		hl_peer_rekey(p, k.noise);
-}
-
-const hl_signer *hl_keys_local_for(struct hl_peer *p)
-{
-	struct hl_daemon *d = p->d;
-	int64_t id = 0;
-	if (!d->id_prev || hl_store_peer_find(d->store, p->conf.signing_key, &id) < 0)
-		return d->id;
-	return hl_rotate_peer_pins_previous(d->store, id, d->id) ? d->id_prev : d->id;
-}
-
-bool hl_keys_taken(void *user, const char *peer, const uint8_t key[static 32])
-{
-	struct hl_daemon *d = user;
-	if (memcmp(hl_signer_noise_pub(d->id), key, 32) == 0 ||
-	    memcmp(hl_signer_sign_pk(d->id), key, 32) == 0)
-		return true;
-	for (struct hl_peer *p = d->peers; p; p = p->next)
-		if (strcmp(p->conf.name, peer) != 0 &&
-		    (memcmp(p->noise_now, key, 32) == 0 || memcmp(p->conf.noise_key, key, 32) == 0 ||
-		     memcmp(p->conf.signing_key, key, 32) == 0))
-			return true;
-	return false;
 }
 
 static void keys_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)

@@ -377,3 +377,17 @@ const struct hl_conn_events hl_peer_conn_events = {
 	.confirmed = hl_peer_session_confirmed,
 	.gone = hl_peer_conn_gone,
 };
+
+bool hl_peer_key_taken(void *user, const char *peer, const uint8_t key[static 32])
+{
+	struct hl_daemon *d = user;
+	if (memcmp(hl_signer_noise_pub(d->id), key, 32) == 0 ||
+	    memcmp(hl_signer_sign_pk(d->id), key, 32) == 0)
+		return true;
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		if (strcmp(p->conf.name, peer) != 0 &&
+		    (memcmp(p->noise_now, key, 32) == 0 || memcmp(p->conf.noise_key, key, 32) == 0 ||
+		     memcmp(p->conf.signing_key, key, 32) == 0))
+			return true;
+	return false;
+}
