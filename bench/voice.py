@@ -157,6 +157,10 @@ def main():
         sizes |= s
         gaps += list(g)
     gaps = np.array(gaps)
+    # which clock the gaps are read from: the run's progress says it
+    say("packet gaps from " + ("the tcpdump capture (the kernel's timestamps of the sends)"
+                               if c["cap"].proc is not None else
+                               "the relay's log (tcpdump could not capture here)"))
     bench("voice.payload_sizes", len(sizes), "sizes")
     bench("voice.gap_p50", float(np.median(gaps)), "ms")
     bench("voice.gap_within_1ms", float(np.mean(np.abs(gaps - 20) <= 1.0)), "share")

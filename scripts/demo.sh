@@ -573,14 +573,19 @@ step_email() {
   sleep 1
   say ""
   say "Now the cable is cut: each station's Address for the other points at a"
-  say "port where nothing listens, and Pyongyang's daemon restarts, dropping the"
-  say "session.  Neither side can reach the other by TCP."
+  say "port where nothing listens, and both daemons restart, dropping the session"
+  say "(a daemon watches a new Maildir from its next start: its sandbox lets it"
+  say "see only the Maildir it started with).  Neither side can reach the other"
+  say "by TCP."
   dead=$(free_port)
   conf_edit washington "s/^Address = 127.0.0.1:${port[pyongyang]}\$/Address = 127.0.0.1:$dead/"
   conf_edit pyongyang "s/^Address = 127.0.0.1:${port[washington]}\$/Address = 127.0.0.1:$dead/"
   stop_daemon pyongyang
+  stop_daemon washington
+  start_daemon washington
   start_daemon pyongyang
-  if ! wait_until "the pyongyang daemon" daemon_ready pyongyang ||
+  if ! wait_until "the washington daemon" daemon_ready washington ||
+     ! wait_until "the pyongyang daemon" daemon_ready pyongyang ||
      ! wait_until "washington to see the link down" not_linked washington; then
     show_log_tail washington pyongyang
     return 1

@@ -21,7 +21,8 @@ level=${1:-build}
 
 build_pkgs=(gcc make cmake pkg-config libsodium-dev libuv1-dev libsqlite3-dev tzdata
             libjansson-dev libcurl4-openssl-dev libssl-dev
-            libopus-dev libopusfile-dev libopusenc-dev libspeexdsp-dev libasound2-dev)
+            libopus-dev libopusfile-dev libopusenc-dev libspeexdsp-dev libasound2-dev
+            libseccomp-dev)
 check_pkgs=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest postfix
             python3-dissononce python3-cryptography strace
             espeak-ng sox python3-numpy python3-scipy tcpdump)

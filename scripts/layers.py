@@ -34,6 +34,7 @@ LAYERS = [
     "item",     # the signed items' field types
     "store",    # SQLite: the only SQL
     "msg",      # signed items' encoding, message content, retention
+    "holder",   # the key holder: its requests, journal of heads, process, client
     "chain",    # the chain rules on arrival and in record verify
     "link",     # the session state machine (no socket, no clock)
     "deliver",  # the messages protocol for one peer

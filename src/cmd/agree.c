@@ -29,6 +29,7 @@
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "deliver/author.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "daemon/sandbox.h"
 #include "mail/pickup.h"
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
@@ -347,6 +348,15 @@ static int do_import_maildir(struct hl_ctx *ctx)
 		goto out;
 	if (!mc.conf->email.line) {
 		ret = hl_fail(CMD_IMPORT, "station.conf has no [Email] section (SMTP, From, Maildir)");
+		goto out;
+	}
+	/* What is in new/ comes from anyone: parse it sandboxed
+	 * (daemon/sandbox.h), once the store and the identity are open. */
+	struct hl_sandbox_spec spec = { .role = HL_SANDBOX_PICKUP, .station = ctx->dir,
+					.maildir = mc.conf->email.maildir };
+	char note[HL_SANDBOX_NOTE_LEN];
+	if (mc.conf->sandbox && hl_sandbox_enter(&spec, note, err, sizeof(err)) < 0) {
+		ret = hl_fail(CMD_IMPORT, "%s", err);
 		goto out;
 	}
 	int r = hl_mail_pickup(ctx->dir, mc.store, mc.me, mc.conf, &st, pickup_report, NULL, err,

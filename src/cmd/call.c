@@ -310,6 +310,15 @@ static void summary(struct handset *h)
 	fprintf(stderr, "\n");
 }
 
+/* A call ended well when it was hung up by either side (or by --seconds):
+ * busy, no answer, preempted, lost or failed make the exit status 1, so a
+ * script can tell a call that took place from one that did not. */
+static bool ended_well(const struct handset *h)
+{
+	const char *reason = json_string_value(json_object_get(h->end_event, "reason"));
+	return reason && strcmp(reason, "hangup") == 0;
+}
+
 static int setup_audio(struct handset *h, const struct opts *o)
 {
 	h->cap_fd = h->play_fd = -1;
@@ -425,8 +434,10 @@ static int run_call(struct hl_ctx *ctx, const struct opts *o, json_t *req)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	ret = loop(&h);
-	if (ret == HL_EXIT_OK)
+	if (ret == HL_EXIT_OK) {
 		summary(&h);
+		ret = ended_well(&h) ? HL_EXIT_OK : HL_EXIT_FAIL;
+	}
 out:
 	json_decref(first);
 	teardown(&h);
@@ -446,7 +457,9 @@ static void help(void)
 	       "  -p, --precedence P  flash, immediate, priority or routine (default routine)\n"
 	       "      --seconds N     hang up N seconds after the answer\n"
 	       "      --timeout S     stop ringing after S seconds (default 60)\n"
-	       "      --json          the call's summary and statistics as JSON on stdout\n");
+	       "      --json          the call's summary and statistics as JSON on stdout\n\n"
+	       "Exit status 0 when the call took place and was hung up; 1 when it ended\n"
+	       "otherwise (busy, no answer, preempted, lost, failed) or could not be made.\n");
 }
 
 int call_main(struct hl_ctx *ctx, int argc, char **argv)

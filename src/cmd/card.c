@@ -14,6 +14,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
+#include "holder/client.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/text.h"
@@ -47,8 +48,9 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	char err[HL_CONF_ERR_LEN];
 	char q[256];
 	hl_station_conf *conf = NULL;
-	hl_signer *id = NULL;
-	char *id_path = NULL, *text = NULL;
+	hl_keys *keys = NULL;
+	char kerr[HL_KEYS_ERR_LEN];
+	char *text = NULL;
 	int ret, c, r;
 
 	opterr = 0;
@@ -73,11 +75,11 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 		ret = r == -ENOENT ? hl_no_station(ctx, "card") : hl_fail("card", "%s", err);
 		goto out;
 	}
-	id_path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
-	if ((r = hl_signer_load(id_path, &id)) < 0) {
-		ret = hl_fail("card", "%s: %s", id_path, hl_strerror(r));
+	if ((r = hl_keys_open(ctx->dir, HL_KEYS_PUBLIC, &keys, kerr)) < 0) {
+		ret = hl_fail("card", "%s", kerr);
 		goto out;
 	}
+	const hl_signer *id = hl_keys_signer(keys);
 	hl_card card;
 	memset(&card, 0, sizeof(card));
 	memcpy(card.name, conf->name, sizeof(card.name));
@@ -99,8 +101,7 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	ret = fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("card", "cannot write the card");
 out:
 	free(text);
-	free(id_path);
-	hl_signer_free(id);
+	hl_keys_free(keys);
 	hl_conf_free(conf);
 	return ret;
 }

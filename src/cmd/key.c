@@ -33,6 +33,7 @@
 #include "daemon/control_client.h"
 #include "daemon/control_proto.h"
 #include "deliver/rotate.h"
+#include "holder/client.h"
 #include "msg/item.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -118,9 +119,10 @@ static int take_daemon_lock(const char *dir, int *err)
 static int rotate_here(struct hl_ctx *ctx, unsigned reason)
 {
 	hl_station_conf *conf = NULL;
-	hl_signer *me = NULL;
+	hl_keys *keys = NULL;
+	const hl_signer *me = NULL;
 	hl_store *st = NULL;
-	char err[HL_CONF_ERR_LEN], fp[HL_FP_TEXT_LEN];
+	char err[HL_CONF_ERR_LEN], fp[HL_FP_TEXT_LEN], kerr[HL_KEYS_ERR_LEN];
 	char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
 	bool pending = false;
 	size_t n = 0;
@@ -130,18 +132,20 @@ static int rotate_here(struct hl_ctx *ctx, unsigned reason)
 		ret = ret == -ENOENT ? hl_no_station(ctx, CMD) : hl_fail(CMD, "%s", err);
 		goto out;
 	}
-	if ((ret = hl_signer_load(path, &me)) < 0) {
-		ret = hl_fail(CMD, "cannot load %s: %s", path, hl_strerror(ret));
+	/* the key holder's code, in this process (no daemon: we hold its lock) */
+	if ((ret = hl_keys_open(ctx->dir, HL_KEYS_SIGN, &keys, kerr)) < 0) {
+		ret = hl_fail(CMD, "%s", kerr);
 		goto out;
 	}
+	me = hl_keys_signer(keys);
 	if ((ret = hl_store_open(ctx->dir, &st)) < 0 ||
 	    (ret = hl_rotate_pending(st, me, &pending)) < 0)
 		goto store_err;
-	if (!pending && (ret = hl_signer_rotate(me, path, (int64_t)hl_wall_ms())) < 0) {
+	if (!pending && (ret = hl_keys_rotate(keys)) < 0) {
 		ret = hl_fail(CMD, "cannot rotate %s: %s", path,
 			      ret == HL_EUNSUPP ? "it has no next keys (made before key rotation "
 						  "existed): this station cannot rotate"
-			      : ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
+						: "the key holder's code could not (see above)");
 		goto out;
 	}
 	if ((ret = hl_store_begin(st)) < 0)
@@ -164,7 +168,7 @@ store_err:
 		      : st ? hl_store_errmsg(st) : hl_strerror(ret));
 out:
 	hl_store_close(st);
-	hl_signer_free(me);
+	hl_keys_free(keys);
 	hl_conf_free(conf);
 	free(path);
 	return ret;

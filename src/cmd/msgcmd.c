@@ -31,14 +31,12 @@ int hl_msgcmd_open(struct hl_ctx *ctx, const char *name, struct hl_msgcmd *mc,
 	if ((ret = hl_conf_load(ctx->dir, &mc->conf, err)) < 0)
 		return ret == -ENOENT ? hl_no_station(ctx, name) : hl_fail(name, "%s", err);
 	if (need_identity) {
-		char *path = hl_path_join(ctx->dir, HL_IDENTITY_FILE);
-		ret = hl_signer_load(path, &mc->me);
-		if (ret < 0) {
-			hl_fail(name, "cannot load %s: %s", path, hl_strerror(ret));
-			free(path);
-			return HL_EXIT_FAIL;
-		}
-		free(path);
+		/* The key holder when the daemon runs; else the keys here, under
+		 * the journal's lock (holder/client.h). */
+		char kerr[HL_KEYS_ERR_LEN];
+		if (hl_keys_open(ctx->dir, HL_KEYS_SIGN, &mc->keys, kerr) < 0)
+			return hl_fail(name, "%s", kerr);
+		mc->me = hl_keys_signer(mc->keys);
 	}
 	if ((ret = hl_store_open(ctx->dir, &mc->store)) < 0)
 		return hl_fail(name, "cannot open the store in %s: %s", ctx->dir,
@@ -113,7 +111,7 @@ int hl_msgcmd_peer(struct hl_msgcmd *mc, const char *cmd, const char *name, hl_p
 void hl_msgcmd_close(struct hl_msgcmd *mc)
 {
 	hl_store_close(mc->store);
-	hl_signer_free(mc->me);
+	hl_keys_free(mc->keys);
 	hl_conf_free(mc->conf);
 	memset(mc, 0, sizeof(*mc));
 }

@@ -12,12 +12,15 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
+#include "holder/client.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "store/store.h"
 
 struct hl_msgcmd {
 	hl_station_conf *conf;
-	hl_signer *me;     /* only when opened with need_identity */
+	const hl_signer *me; /* only when opened with need_identity: the keys' face */
+	hl_keys *keys;       /* the key holder, or the keys in-process (holder/client.h) */
 	hl_store *store;
 };
 

@@ -16,6 +16,7 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/keys.h"
+#include "holder/client.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -224,7 +225,19 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 	}
 	if (a.address)
 		snprintf(card.address, sizeof(card.address), "%s", a.address);
-	if ((r = hl_conf_add_peer(ctx->dir, &card, err)) < 0) {
+	/* Our own keys, to refuse a card of ours: from the key holder while
+	 * the daemon runs (identity.key is then read by it alone). */
+	char kerr[HL_KEYS_ERR_LEN];
+	hl_keys *keys = NULL;
+	if ((r = hl_keys_open(ctx->dir, HL_KEYS_PUBLIC, &keys, kerr)) < 0) {
+		ret = hl_fail("peer add", "%s", kerr);
+		goto out;
+	}
+	const hl_signer *me = hl_keys_signer(keys);
+	r = hl_conf_add_peer_own(ctx->dir, &card, hl_signer_noise_pub(me), hl_signer_sign_pk(me),
+				 err);
+	hl_keys_free(keys);
+	if (r < 0) {
 		ret = conf_error("peer add", ctx, r, err);
 		goto out;
 	}

@@ -26,6 +26,7 @@
 #include "daemon/control_client.h"
 #include "daemon/control_proto.h"
 #include "deliver/stage.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -112,6 +113,7 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 	bool in_tx = false;
 	struct hl_msg_batch chain;
 
+	hl_msg_batch_init(&chain);
 	while ((n = getline(&line, &cap, stdin)) >= 0) {
 		lineno++;
 		if (n > 0 && line[n - 1] == '\n')
@@ -122,19 +124,23 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 				goto out;
 			}
 			in_tx = true;
-			memset(&chain, 0, sizeof(chain)); /* valid for one transaction */
+			hl_msg_batch_init(&chain); /* valid for one transaction */
 		}
 		o->body = (const uint8_t *)line;
 		o->body_len = (size_t)n;
 		if (hl_msg_queue_text_batch(mc->store, mc->me, peer, o, &chain, ids[batch], err,
 					    sizeof(err)) < 0) {
-			hl_store_rollback(mc->store);
-			in_tx = false;
 			ret = hl_fail("send", "line %lu: %s (the %lu message(s) of this batch were not queued)",
 				      lineno, err, batch);
 			goto out;
 		}
 		if (++batch == LINES_PER_COMMIT) {
+			if (hl_msg_batch_flush(&chain, err, sizeof(err)) < 0) {
+				ret = hl_fail("send", "%s (the %lu message(s) of this batch were not queued)",
+					      err, batch);
+				goto out;
+			}
+			hl_msg_batch_drop(&chain);
 			if (hl_store_commit(mc->store) < 0) {
 				in_tx = false;
 				ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
@@ -149,6 +155,12 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 		}
 	}
 	if (in_tx) {
+		if (hl_msg_batch_flush(&chain, err, sizeof(err)) < 0) {
+			ret = hl_fail("send", "%s (the %lu message(s) of this batch were not queued)",
+				      err, batch);
+			goto out;
+		}
+		in_tx = false;
 		if (hl_store_commit(mc->store) < 0) {
 			ret = hl_fail("send", "store: %s", hl_store_errmsg(mc->store));
 			goto out;
@@ -156,6 +168,9 @@ static int send_lines(struct hl_ctx *ctx, struct hl_msgcmd *mc, const hl_peer_co
 		hl_msgcmd_print_ids(ids, batch);
 	}
 out:
+	if (in_tx)
+		hl_store_rollback(mc->store);
+	hl_msg_batch_drop(&chain);
 	free(ids);
 	free(line);
 	return ret;

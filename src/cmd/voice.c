@@ -285,6 +285,9 @@ static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const
 	case HL_VOICE_BROKEN:
 		ret = hl_fail("voice", "message '%s': the recording is not Ogg Opus", id);
 		goto out;
+	case HL_VOICE_PURGED:
+		ret = hl_fail("voice", "message '%s': the recording was purged", id);
+		goto out;
 	default:
 		ret = hl_fail("voice", "message '%s' is not a voice message", id);
 		goto out;

@@ -364,7 +364,7 @@ enum key_id {
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
 	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_RETAIN,
-	K_MEDIA_LISTEN, K_MEDIA_ADDRESS, K_CALL_RECORDING, K_NEXT_KEY_HASH, K_COUNT
+	K_MEDIA_LISTEN, K_MEDIA_ADDRESS, K_CALL_RECORDING, K_SANDBOX, K_NEXT_KEY_HASH, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -397,6 +397,7 @@ static const char *const key_names[K_COUNT] = {
 	[K_MEDIA_LISTEN] = "MediaListen",
 	[K_MEDIA_ADDRESS] = "MediaAddress",
 	[K_CALL_RECORDING] = "CallRecording",
+	[K_SANDBOX] = "Sandbox",
 	[K_NEXT_KEY_HASH] = "NextKeyHash",
 };
 _Static_assert(K_COUNT <= 32, "a section's keys are bits of an unsigned");
@@ -417,7 +418,7 @@ static const struct sec_def sec_defs[] = {
 				  BIT(K_REHANDSHAKE) | BIT(K_MAX_ATTACHMENT) |
 				  BIT(K_PEER_QUOTA) | BIT(K_DISK_RESERVE) | BIT(K_ALARM_COMMAND) |
 				  BIT(K_FALLBACK_AFTER) | BIT(K_USER) | BIT(K_LOG_LEVEL) | BIT(K_RETAIN) |
-				  BIT(K_MEDIA_LISTEN) | BIT(K_CALL_RECORDING),
+				  BIT(K_MEDIA_LISTEN) | BIT(K_CALL_RECORDING) | BIT(K_SANDBOX),
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
@@ -480,6 +481,7 @@ struct section {
 	uint64_t retain_ms;                  /* Retain: 0 for "forever" */
 	char media[HL_ADDR_MAX + 1];         /* MediaListen or MediaAddress (calls) */
 	unsigned call_recording;
+	unsigned sandbox_off;
 };
 
 enum doc_kind { DOC_CONF, DOC_CARD };
@@ -781,11 +783,13 @@ static int set_value(struct parser *p, const hl_ini_item *it, enum key_id k)
 				    quote(it->value, it->value_len, q), HL_CHECK_AT_MAX);
 		return 0;
 	case K_CALL_RECORDING:
+	case K_SANDBOX:
 		if (value_is(it, "on") || value_is(it, "off")) {
-			s->call_recording = value_is(it, "on");
+			*(k == K_SANDBOX ? &s->sandbox_off : &s->call_recording) =
+				value_is(it, k == K_SANDBOX ? "off" : "on");
 			return 0;
 		}
-		return perr(p, it->line, HL_EINVAL, "bad CallRecording '%s': want on or off",
+		return perr(p, it->line, HL_EINVAL, "bad %s '%s': want on or off", key_names[k],
 			    quote(it->value, it->value_len, q));
 	case K_CHECK_MODE:
 		if (value_is(it, "machine"))
@@ -891,6 +895,7 @@ static int commit_station(struct parser *p, const struct section *s)
 	c->retain_ms = s->key_line[K_RETAIN] ? s->retain_ms : 0;
 	memcpy(c->media_listen, s->media, sizeof(c->media_listen));
 	c->call_recording = s->call_recording != 0;
+	c->sandbox = s->sandbox_off == 0;
 	if (c->keepalive_timeout_ms <= c->keepalive_ms) {
 		char a[16], b[16];
 		fmt_ms(c->keepalive_timeout_ms, a);
@@ -1100,60 +1105,6 @@ int hl_conf_parse(const char *buf, size_t len, const char *filename, hl_station_
 	return 0;
 }
 
-int hl_zone_exists(const char *zone)
-{
-	const char *base = getenv("TZDIR");
-	if (!base || !*base)
-		base = "/usr/share/zoneinfo";
-	if (!hl_zone_name_valid(zone))
-		return 0;
-	char *path = hl_path_join(base, zone);
-	struct stat sb;
-	int ok = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-	free(path);
-	return ok;
-}
-
-int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN])
-{
-	return hl_conf_load_as(dir, HL_UID_NONE, out, err);
-}
-
-int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
-		    char err[static HL_CONF_ERR_LEN])
-{
-	char *path = hl_path_join(dir, HL_CONF_FILE);
-	char *buf = NULL;
-	size_t len = 0;
-	*out = NULL;
-	/* Who may change the station, before anything is read from it. */
-	int r = hl_station_check(dir, also, err);
-	if (r < 0)
-		goto out;
-	r = hl_read_file(path, HL_CONF_MAX_BYTES, &buf, &len);
-	if (r < 0)
-		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", path, hl_strerror(r));
-	else
-		r = hl_conf_parse(buf, len, path, out, err);
-	/* The parser does no I/O; that a CheckZone exists is checked here. */
-	for (size_t i = 0; r == 0 && i < (*out)->npeers; i++) {
-		const hl_peer_conf *pc = &(*out)->peers[i];
-		if (pc->check_zone[0] && !hl_zone_exists(pc->check_zone)) {
-			char q[QUOTE_MAX * 3 + 4];
-			snprintf(err, HL_CONF_ERR_LEN, "%s:%u: unknown CheckZone '%s' (no such zone "
-				 "in the zoneinfo directory; is tzdata installed?)", path,
-				 pc->check_zone_line, quote(pc->check_zone, strlen(pc->check_zone), q));
-			hl_conf_free(*out);
-			*out = NULL;
-			r = HL_EINVAL;
-		}
-	}
-out:
-	free(buf);
-	free(path);
-	return r;
-}
-
 void hl_conf_free(hl_station_conf *conf)
 {
 	if (!conf)
@@ -1249,6 +1200,9 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#User = hotline\n"
 		"# The daemon's log: debug, info, warn or error.\n"
 		"#LogLevel = info\n"
+		"# The sandbox of the processes that read what peers send (off: only to\n"
+		"# diagnose a process it stopped; docs/sandbox.md).\n"
+		"#Sandbox = on\n"
 		"\n"
 		"# 'hotline peer add' appends one [Peer] section per pinned peer:\n"
 		"#   [Peer]\n"
@@ -1350,11 +1304,11 @@ static int edit_commit(struct conf_edit *e, const char *text, size_t len, char *
 /* Checks a card before it is pinned, against the pinned peers and against
  * this station's own keys. */
 static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_card *card,
-			  char *err)
+			  const uint8_t *own_noise, const uint8_t *own_sign, char *err)
 {
 	const hl_peer_conf *o;
 	hl_signer *id = NULL;
-	int r;
+	int r = 0;
 
 	if (!hl_name_valid(card->name)) {
 		char q[QUOTE_MAX * 3 + 4];
@@ -1391,11 +1345,14 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 		return HL_EEXIST;
 	}
 	char *idpath = hl_path_join(dir, HL_IDENTITY_FILE);
-	r = hl_signer_load(idpath, &id);
+	if (!own_noise && (r = hl_signer_load(idpath, &id)) == 0) {
+		own_noise = hl_signer_noise_pub(id);
+		own_sign = hl_signer_sign_pk(id);
+	}
 	if (r < 0) {
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", idpath, hl_strerror(r));
-	} else if (memcmp(hl_signer_noise_pub(id), card->noise_key, HL_KEY_LEN) == 0 ||
-		   memcmp(hl_signer_sign_pk(id), card->signing_key, HL_KEY_LEN) == 0) {
+	} else if (memcmp(own_noise, card->noise_key, HL_KEY_LEN) == 0 ||
+		   memcmp(own_sign, card->signing_key, HL_KEY_LEN) == 0) {
 		snprintf(err, HL_CONF_ERR_LEN,
 			 "this card carries this station's own key: a station cannot pin itself");
 		r = HL_EEXIST;
@@ -1405,14 +1362,15 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 	return r;
 }
 
-int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN])
+int hl_conf_add_peer_own(const char *dir, const hl_card *card, const uint8_t *own_noise,
+			 const uint8_t *own_sign, char err[static HL_CONF_ERR_LEN])
 {
 	struct conf_edit e;
 	char *text = NULL;
 	int r = edit_begin(dir, &e, err);
 	if (r < 0)
 		goto out;
-	if ((r = check_new_peer(dir, &e, card, err)) < 0)
+	if ((r = check_new_peer(dir, &e, card, own_noise, own_sign, err)) < 0)
 		goto out;
 	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN], nh[HL_KEY_B64_LEN] = "";
 	hl_b64_key(card->noise_key, nk);

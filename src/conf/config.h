@@ -176,6 +176,7 @@ typedef struct hl_station_conf {
 	uint64_t retain_ms;                  /* Retain: 0 forever (the default) */
 	char media_listen[HL_ADDR_MAX + 1];  /* MediaListen: "" for the default */
 	bool call_recording;                 /* CallRecording */
+	bool sandbox;                        /* Sandbox: on (the default) or off */
 	hl_email_conf email;
 	hl_peer_conf *peers;
 	size_t npeers;
@@ -193,6 +194,12 @@ int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF
 /* The same, also accepting a station that belongs to ALSO (a daemon started
  * as root on the station of the User it becomes; daemon/privs.c). */
 int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
+		    char err[static HL_CONF_ERR_LEN]);
+/* The reading and parsing half of hl_conf_load, from FD (DIR's
+ * station.conf, opened by whoever checked who may change the station: the
+ * sandboxed daemon cannot open it, daemon/spawn.h).  Closes FD; FD -1
+ * means the open failed, errno saying why. */
+int hl_conf_load_fd(const char *dir, int fd, hl_station_conf **out,
 		    char err[static HL_CONF_ERR_LEN]);
 void hl_conf_free(hl_station_conf *conf);
 /* The I-th key station.conf accepts, with its section ("Station", "Peer",
@@ -266,7 +273,16 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 /* Edits of DIR/station.conf: under the conf lock, re-read, validate, change
  * the text (comments and other sections are kept as they are), write
  * atomically.  Nothing changes on error. */
-int hl_conf_add_peer(const char *dir, const hl_card *card, char err[static HL_CONF_ERR_LEN]);
+/* hl_conf_add_peer_own is given this station's own public keys (OWN_NOISE,
+ * OWN_SIGN: from the key holder, so that identity.key is not read while a
+ * daemon runs); NULL, as hl_conf_add_peer: read from identity.key. */
+int hl_conf_add_peer_own(const char *dir, const hl_card *card, const uint8_t *own_noise,
+			 const uint8_t *own_sign, char err[static HL_CONF_ERR_LEN]);
+static inline int hl_conf_add_peer(const char *dir, const hl_card *card,
+				   char err[static HL_CONF_ERR_LEN])
+{
+	return hl_conf_add_peer_own(dir, card, NULL, NULL, err);
+}
 int hl_conf_remove_peer(const char *dir, const char *name, char err[static HL_CONF_ERR_LEN]);
 
 #endif

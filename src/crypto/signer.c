@@ -102,7 +102,13 @@ struct hl_signer {
 	uint8_t next_hash[HL_KEY_LEN];
 	int64_t rotated_at;       /* with PREV */
 	bool dh_only;             /* hl_signer_previous's: signs nothing */
-	struct secrets *sec;      /* sodium_malloc(); read-only once sealed */
+	struct secrets *sec;      /* sodium_malloc(); read-only once sealed; NULL remote */
+	/* A remote signer (hl_signer_remote): the key holder does the work;
+	 * has[] then says which public keys are known.  PREV_FACE: the
+	 * previous keys' face, whose DH is ops->dh_previous. */
+	const struct hl_signer_ops *ops;
+	void *user;
+	bool prev_face;
 };
 
 /* A signer with zeroed, writable secrets: the constructors fill them and
@@ -224,6 +230,58 @@ int hl_signer_with_next_for_tests(hl_signer **out, const uint8_t *x25519,
 	return signer_make(out, x25519, ed25519_seed, true, next_x25519, next_seed);
 }
 
+void hl_signer_public(const hl_signer *s, struct hl_signer_public *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->noise_pub, s->noise_pub[CUR], HL_KEY_LEN);
+	memcpy(out->sign_pk, s->sign_pk[CUR], HL_KEY_LEN);
+	out->has_next = s->has_next_hash;
+	if (out->has_next)
+		memcpy(out->next_hash, s->next_hash, HL_KEY_LEN);
+	out->has_prev = s->has[PREV];
+	if (out->has_prev) {
+		memcpy(out->prev_noise, s->noise_pub[PREV], HL_KEY_LEN);
+		memcpy(out->prev_sign, s->sign_pk[PREV], HL_KEY_LEN);
+		out->rotated_at = s->rotated_at;
+	}
+}
+
+/* A remote signer's public state is PUB. */
+static void take_public(hl_signer *s, const struct hl_signer_public *pub)
+{
+	memcpy(s->noise_pub[CUR], pub->noise_pub, HL_KEY_LEN);
+	memcpy(s->sign_pk[CUR], pub->sign_pk, HL_KEY_LEN);
+	s->has[CUR] = true;
+	s->has_next_hash = pub->has_next;
+	memset(s->next_hash, 0, HL_KEY_LEN);
+	if (pub->has_next)
+		memcpy(s->next_hash, pub->next_hash, HL_KEY_LEN);
+	s->has[PREV] = pub->has_prev;
+	memset(s->noise_pub[PREV], 0, HL_KEY_LEN);
+	memset(s->sign_pk[PREV], 0, HL_KEY_LEN);
+	s->rotated_at = 0;
+	if (pub->has_prev) {
+		memcpy(s->noise_pub[PREV], pub->prev_noise, HL_KEY_LEN);
+		memcpy(s->sign_pk[PREV], pub->prev_sign, HL_KEY_LEN);
+		s->rotated_at = pub->rotated_at;
+	}
+}
+
+hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
+			    const struct hl_signer_public *pub)
+{
+	hl_signer *s = xcalloc(1, sizeof(*s));
+	take_public(s, pub);
+	s->ops = ops;
+	s->user = user;
+	return s;
+}
+
+void *hl_signer_remote_user(const hl_signer *s, const struct hl_signer_ops *ops)
+{
+	return s && s->ops == ops && !s->prev_face ? s->user : NULL;
+}
+
 const uint8_t *hl_signer_noise_pub(const hl_signer *s)
 {
 	return s->noise_pub[CUR];
@@ -268,6 +326,16 @@ int hl_signer_previous(const hl_signer *s, hl_signer **out)
 	*out = NULL;
 	if (!s->has[PREV])
 		return HL_ENOTFOUND;
+	if (s->ops) {
+		/* the key holder's previous key: DH only, asked of it */
+		struct hl_signer_public pub = { 0 };
+		memcpy(pub.noise_pub, s->noise_pub[PREV], HL_KEY_LEN);
+		memcpy(pub.sign_pk, s->sign_pk[PREV], HL_KEY_LEN);
+		hl_signer *v = hl_signer_remote(s->ops, s->user, &pub);
+		v->dh_only = v->prev_face = true;
+		*out = v;
+		return 0;
+	}
 	hl_signer *v = signer_alloc();
 	if (!v)
 		return -ENOMEM;
@@ -316,6 +384,8 @@ int hl_signer_sign(const hl_signer *s, const char *context, const uint8_t *msg, 
 	enum which w = contexts[i].key;
 	if (s->dh_only || !s->has[w])
 		return HL_ESTATE; /* no such key: a rotation item with no previous key */
+	if (s->ops)
+		return s->ops->sign(s->user, context, msg, len, sig);
 	if (crypto_sign_detached(sig, NULL, msg, len, s->sec->sign_sk[w]) != 0) {
 		sodium_memzero(sig, HL_SIGNER_SIG_LEN);
 		return HL_ECRYPTO;
@@ -328,8 +398,10 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 {
 	/* libsodium refuses a low-order point already; checking the output
 	 * too keeps the promise independent of the library version. */
-	if (crypto_scalarmult(out, s->sec->noise_priv[CUR], their_pub) != 0 ||
-	    sodium_is_zero(out, HL_KEY_LEN)) {
+	int rc = !s->ops ? crypto_scalarmult(out, s->sec->noise_priv[CUR], their_pub)
+		 : s->prev_face ? s->ops->dh_previous(s->user, their_pub, out)
+				: s->ops->dh(s->user, their_pub, out);
+	if (rc != 0 || sodium_is_zero(out, HL_KEY_LEN)) {
 		sodium_memzero(out, HL_KEY_LEN);
 		return HL_ECRYPTO;
 	}
@@ -399,6 +471,8 @@ int hl_signer_write_new(const char *path, const hl_signer *s)
 
 	/* A signer that dropped its next keys would write an identity that
 	 * no longer holds the keys its card commits to. */
+	if (!s->sec) /* a remote signer has no secret to write */
+		return HL_EINVAL;
 	if (s->dh_only || (s->has_next_hash && !s->has[NEXT]))
 		return HL_ESTATE;
 	if (!(text = sodium_malloc(TEXT_CAP)))
@@ -684,9 +758,41 @@ static int replace_identity(const char *path, const hl_signer *s)
 	return ret;
 }
 
+/* A remote signer rotates in the key holder, which answers its keys of
+ * then. */
+static int rotate_remote(hl_signer *s)
+{
+	struct hl_signer_public pub;
+	if (s->dh_only || !s->ops->rotate)
+		return HL_ESTATE;
+	int ret = s->ops->rotate(s->user, &pub);
+	if (ret == 0)
+		take_public(s, &pub);
+	return ret;
+}
+
+/* S's own next keys (a signer that kept them: hl_signer_parse's, the
+ * tests'), rotated in memory. */
+static int rotate_in_memory(hl_signer *s, int64_t now_ms)
+{
+	hl_signer *n = NULL;
+	int ret = rotated(s, now_ms, &n);
+	if (ret == 0) {
+		hl_signer tmp = *s;
+		*s = *n;
+		*n = tmp;
+	}
+	hl_signer_free(n);
+	return ret;
+}
+
 int hl_signer_rotate(hl_signer *s, const char *path, int64_t now_ms)
 {
 	hl_signer *f = NULL, *n = NULL;
+	if (s->ops)
+		return rotate_remote(s);
+	if (!path)
+		return rotate_in_memory(s, now_ms);
 	int ret = read_identity(path, &f);
 	if (ret < 0)
 		goto out;

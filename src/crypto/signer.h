@@ -17,9 +17,9 @@
  * the Noise handshake (crypto/noise.c keeps only the per-handshake
  * ephemeral key).
  *
- * This interface is the seam for a key-holding process: a signer that
- * forwards these calls to another process can replace this one without any
- * caller changing.
+ * This interface is the seam for a key-holding process: a signer made by
+ * hl_signer_remote() forwards these calls to the key holder
+ * (holder/client.h, docs/keyholder.md) without any caller changing.
  *
  * Key rotation (docs/rotation.md).  Beside its current keys an identity
  * holds its NEXT keys (pre-rotation: the card commits to their hash) and,
@@ -39,6 +39,7 @@
 #ifndef HL_CRYPTO_SIGNER_H
 #define HL_CRYPTO_SIGNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,7 +76,9 @@ int hl_signer_parse(const char *buf, size_t len, hl_signer **out);
  * overwritten (only hl_signer_rotate replaces it).  HL_ESTATE when S
  * commits to next keys it no longer holds (a loaded signer). */
 int hl_signer_write_new(const char *path, const hl_signer *s);
-/* Rotates S, which was loaded from PATH, in place: reads PATH (its current
+/* Rotates S, which was loaded from PATH, in place (a remote signer: in
+ * the key holder, which does all of this; PATH NULL: in memory, from the
+ * next keys S kept, for the tests and the in-memory holder): reads PATH (its current
  * keys must be S's: HL_EKEYS otherwise, another process rotated), makes the
  * next keys current, the current ones previous (rotated at NOW_MS) and new
  * next keys, writes that identity to PATH atomically (a new file created
@@ -118,6 +121,42 @@ int hl_signer_sign(const hl_signer *s, const char *context, const uint8_t *msg, 
  * zeroed) when the result is all zero: a low-order public key. */
 int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 		 uint8_t out[static HL_KEY_LEN]);
+
+/* The public half of a signer: what a signer that holds no secret (the
+ * key holder's face, hl_signer_remote) knows of the keys. */
+struct hl_signer_public {
+	uint8_t noise_pub[HL_KEY_LEN];
+	uint8_t sign_pk[HL_KEY_LEN];
+	bool has_next;                /* the identity commits to next keys */
+	uint8_t next_hash[HL_KEY_LEN];
+	bool has_prev;                /* it rotated: the keys it rotated away from */
+	uint8_t prev_noise[HL_KEY_LEN];
+	uint8_t prev_sign[HL_KEY_LEN];
+	int64_t rotated_at;
+};
+void hl_signer_public(const hl_signer *s, struct hl_signer_public *out);
+
+/* A signer that holds no secret: the public keys PUB, and its signatures,
+ * DHs and rotation done by OPS with USER (a key-holding process:
+ * holder/client.h).  hl_signer_sign checks its context and the message's
+ * start as for any signer before it asks OPS; hl_signer_previous of it
+ * makes a face whose DH is OPS->dh_previous; hl_signer_rotate asks
+ * OPS->rotate (the holder reads its own identity.key and clock) and takes
+ * the keys it answers.  OPS and USER must outlive it. */
+struct hl_signer_ops {
+	int (*sign)(void *user, const char *context, const uint8_t *msg, size_t len,
+		    uint8_t sig[static HL_SIGNER_SIG_LEN]);
+	int (*dh)(void *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN]);
+	int (*dh_previous)(void *user, const uint8_t their_pub[static HL_KEY_LEN],
+			   uint8_t out[static HL_KEY_LEN]);
+	int (*rotate)(void *user, struct hl_signer_public *now);
+};
+hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
+			    const struct hl_signer_public *pub);
+/* USER, when S was made by hl_signer_remote with OPS (not its previous
+ * keys' face); else NULL. */
+void *hl_signer_remote_user(const hl_signer *s, const struct hl_signer_ops *ops);
 
 /* Tests, fuzz targets and the benchmarks only: a signer from raw keys.
  * X25519 is the 32-byte X25519 private key, ED25519_SEED the 32-byte

@@ -6,11 +6,12 @@
  *   call, raised by calls.c), rotated and rotation_refused (a peer's key
  *   rotation taken or refused, raised by keys.c).  Logged as an
  *   error, sent to watchers ({"event": "alarm", ...}), and AlarmCommand, if
- *   set, is run — directly (uv_spawn, never a shell), with the daemon's
+ *   set, is run — directly (by the spawner, daemon/spawn.h; never a
+ *   shell), with the daemon's
  *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,
  *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, HOTLINE_COUNT, and
- *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks) or HOTLINE_SEQ
- *   (equivocation, rotations).  Every value is hotline's own text (peer names are
+ *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks), HOTLINE_CALL_ID (ring)
+ *   or HOTLINE_SEQ (equivocation, rotations).  Every value is hotline's own text (peer names are
  *   [a-z0-9._-]), never the peer's: a last error that may quote the peer's
  *   CLOSE goes to the log line and the watch event ("last_error") only.
  *   A peer can raise alarms fast (each equivocation is one), so: at most
@@ -30,6 +31,7 @@
 #include "daemon/alarm.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
@@ -37,8 +39,6 @@
 #define ALARM_PROCS_MAX 3             /* AlarmCommand processes at once, all causes */
 #define ALARM_LOG_BURST 5             /* ALARM lines per cause, then ... */
 #define ALARM_LOG_PER_MINUTE 6        /* ... this many a minute */
-
-extern char **environ;
 
 /* One cause of alarms: a kind for a peer.  Its repeats collapse: while a
  * command of the cause waits for a free slot, a new alarm of the cause
@@ -54,13 +54,12 @@ struct hl_alarm_cause {
 };
 
 struct hl_alarm_proc {
-	uv_process_t proc;
+	struct hl_child child;        /* run by the spawner (daemon/spawn.h) */
 	struct hl_alarms *al;
 	struct hl_alarm_cause *cause;
 	char kind[HL_ALARM_KIND_LEN];
 	char peer[HL_NAME_MAX + 1];
 	struct hl_alarm_proc *next;
-	bool closing;
 };
 
 struct hl_alarms {
@@ -104,11 +103,6 @@ static struct hl_alarm_cause *cause_of(struct hl_alarms *al, const struct hl_ala
 
 static void pump(struct hl_alarms *al);
 
-static void on_proc_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
 static void proc_unlink(struct hl_alarm_proc *ap)
 {
 	for (struct hl_alarm_proc **pp = &ap->al->procs; *pp; pp = &(*pp)->next) {
@@ -120,9 +114,9 @@ static void proc_unlink(struct hl_alarm_proc *ap)
 	}
 }
 
-static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal)
+static void on_proc_exit(struct hl_child *c, int64_t status, int term_signal)
 {
-	struct hl_alarm_proc *ap = proc->data;
+	struct hl_alarm_proc *ap = c->data;
 	struct hl_alarms *al = ap->al;
 	if (status != 0 || term_signal != 0)
 		hl_warn("%s: AlarmCommand for %s exited with status %lld%s", ap->peer, ap->kind,
@@ -131,28 +125,21 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int term_signal)
 		hl_debug("%s: AlarmCommand for %s done", ap->peer, ap->kind);
 	proc_unlink(ap);
 	ap->cause->running = false;
-	ap->closing = true;
-	uv_close((uv_handle_t *)proc, on_proc_closed);
+	free(ap);
 	pump(al);
 }
 
-/* Runs AlarmCommand for A (of cause C): argv is the program alone; the
- * alarm travels in the environment.  0, or a negative code when it could
- * not be started. */
+/* Runs AlarmCommand for A (of cause C), through the spawner (daemon/spawn.h),
+ * which reads the program's path from station.conf itself: argv is the
+ * program alone; the alarm travels in the environment (the spawner's own
+ * without HOTLINE_*, plus these; it sets HOTLINE_STATION and HOTLINE_DIR
+ * itself).  0, or a negative code when it could not be started. */
 static int run_command(struct hl_alarms *al, struct hl_alarm_cause *cause,
 		       const struct hl_alarm *a)
 {
 	struct hl_daemon *d = al->d;
-	const char *path = d->conf->alarm_command;
-	size_t n = 0;
-	while (environ && environ[n])
-		n++;
-	char **env = xcalloc(n + 16, sizeof(*env));
+	char *env[12], at[HL_RFC3339_LEN], err[HL_SPAWN_TEXT_MAX];
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "HOTLINE_", 8) != 0)
-			env[k++] = xstrdup(environ[i]);
-	char at[HL_RFC3339_LEN];
 	hl_rfc3339(a->at, at);
 	env[k++] = xasprintf("HOTLINE_ALARM=%s", a->kind);
 	env[k++] = xasprintf("HOTLINE_PEER=%s", a->peer);
@@ -161,7 +148,9 @@ static int run_command(struct hl_alarms *al, struct hl_alarm_cause *cause,
 	env[k++] = xasprintf("HOTLINE_AT=%s", at);
 	env[k++] = xasprintf("HOTLINE_DETAIL=%s", a->detail);
 	env[k++] = xasprintf("HOTLINE_COUNT=%u", a->count);
-	if (a->check_id[0]) {
+	if (a->check_id[0] && strcmp(a->kind, "ring") == 0) {
+		env[k++] = xasprintf("HOTLINE_CALL_ID=%s", a->check_id);
+	} else if (a->check_id[0]) {
 		env[k++] = xasprintf("HOTLINE_CHECK_ID=%s", a->check_id);
 		env[k++] = xasprintf("HOTLINE_CHECK_MODE=%s", a->mode ? "operator" : "machine");
 	}
@@ -169,28 +158,20 @@ static int run_command(struct hl_alarms *al, struct hl_alarm_cause *cause,
 		env[k++] = xasprintf("HOTLINE_SEQ=%llu", (unsigned long long)a->seq);
 	env[k] = NULL;
 
-	char *args[] = { (char *)path, NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },  /* its output goes to our log */
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-	};
-	uv_process_options_t opt = {
-		.exit_cb = on_proc_exit, .file = path, .args = args, .env = env,
-		.stdio_count = 3, .stdio = stdio,
-	};
+	/* its output, both streams, goes to our log */
+	struct hl_spawn_req req = { .kind = HL_SPAWN_ALARM, .env = (const char *const *)env,
+				    .out_fd = STDERR_FILENO, .err_to_out = true };
 	struct hl_alarm_proc *ap = xcalloc(1, sizeof(*ap));
 	ap->al = al;
 	ap->cause = cause;
 	snprintf(ap->kind, sizeof(ap->kind), "%s", a->kind);
 	snprintf(ap->peer, sizeof(ap->peer), "%s", a->peer);
-	ap->proc.data = ap;
-	int ret = uv_spawn(&d->loop, &ap->proc, &opt);
+	ap->child.data = ap;
+	ap->child.exit_cb = on_proc_exit;
+	int ret = hl_spawn(d, &ap->child, &req, err, sizeof(err));
 	if (ret < 0) {
-		hl_error("%s: cannot run AlarmCommand %s: %s", a->peer, path, uv_strerror(ret));
-		/* libuv wants the handle closed even when the spawn failed */
-		ap->closing = true;
-		uv_close((uv_handle_t *)&ap->proc, on_proc_closed);
+		hl_error("%s: cannot run AlarmCommand: %s", a->peer, err);
+		free(ap);
 	} else {
 		ap->next = al->procs;
 		al->procs = ap;
@@ -199,7 +180,6 @@ static int run_command(struct hl_alarms *al, struct hl_alarm_cause *cause,
 	}
 	for (size_t i = 0; i < k; i++)
 		free(env[i]);
-	free(env);
 	return ret;
 }
 
@@ -313,8 +293,8 @@ static void alarms_release(struct hl_daemon *d)
 	while (al->procs) {
 		struct hl_alarm_proc *ap = al->procs;
 		al->procs = ap->next;
-		ap->closing = true;
-		uv_close((uv_handle_t *)&ap->proc, on_proc_closed);
+		hl_child_forget(d, &ap->child);
+		free(ap);
 	}
 	while (al->causes) {
 		struct hl_alarm_cause *c = al->causes;

@@ -38,7 +38,9 @@
  * not answered in its timeout (the caller's, at most RING_MAX_MS) ends
  * no_answer.  A call with no authentic packet on either path for LOST_MS
  * ends lost.  Media packets that fail (wrong size, tag, tag check, replay)
- * are counted and dropped; they never touch the link or the store.  The
+ * are counted and dropped; they never touch the link or the store; at most
+ * RX_PER_FRAME are read per 20 ms, so a flood cannot hold the (real-time)
+ * media thread.  The
  * operator's stream: frames of at most one PCM frame, an input queue of
  * IN_FIFO frames (the oldest goes), an output queue of OUT_MAX bytes (audio
  * is dropped past it). */
@@ -48,9 +50,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <stdarg.h>
@@ -64,8 +65,10 @@
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/rt.h"
 #include "daemon/service.h"
 #include "deliver/author.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -86,10 +89,11 @@
 #define IN_FIFO 4
 #define CATCH_UP_MS 200
 #define OUT_Q 16
-#define MEDIA_NICE (-10)
-#define MEDIA_RT_PRIORITY 10
 #define RING_POLL_MS 100
-#define IDLE_POLL_MS 50
+#define FRAME_NS (HL_MEDIA_FRAME_MS * 1000000u)
+#define LEAD_NS 2000000u         /* a frame is made this long before it is sent */
+#define RX_PER_FRAME 1024        /* media packets read per 20 ms, at most */
+#define RX_BATCH 64              /* ... and per hold of the lock */
 #define OUT_MAX (64u * 1024)
 #define HL_CALL_RINGS_PER_MIN 30
 #define FRAME_BYTES (HL_CODEC_FRAME * 2)
@@ -143,7 +147,9 @@ struct call_stream {
 struct hl_calls {
 	struct hl_daemon *d;
 	/* The media thread's: its socket and its clock.  Everything below MU
-	 * (the call and its media state, the queues) is shared, under MU. */
+	 * (the call and its media state, the queues) is shared, under MU, a
+	 * priority-inheriting mutex: the loop holding it runs at the media
+	 * thread's priority until it lets go. */
 	int udp_fd;
 	int kick_fd;                            /* eventfd: the loop wakes the thread */
 	uint16_t port;
@@ -151,7 +157,9 @@ struct hl_calls {
 	bool thread_started;
 	pthread_mutex_t mu;
 	bool stop;                              /* the thread ends */
-	uint64_t next_ns;                       /* monotonic ns of the next media frame */
+	uint64_t next_ns;                       /* monotonic ns the next frame is sent at */
+	bool clock_restart;                     /* next_ns is to be now: a call began */
+	uint64_t gen;                           /* calls made so far: names the call */
 	uv_async_t wake;                        /* the thread has output for the loop */
 	int16_t out_pcm[OUT_Q][HL_CODEC_FRAME]; /* to the operator's stream */
 	size_t pcm_head, pcm_n;
@@ -452,6 +460,7 @@ static struct hl_call *call_new(struct hl_calls *cs, const char *peer, bool outg
 	randombytes_buf(&c->our_tag, sizeof(c->our_tag));
 	hl_jb_init(&c->jb, HL_CODEC_FRAME);
 	cs->call = c;
+	cs->gen++;
 	if (!uv_is_active((uv_handle_t *)&cs->timer))
 		uv_timer_start(&cs->timer, on_tick, RING_POLL_MS, RING_POLL_MS);
 	return c;
@@ -638,17 +647,24 @@ static void media_in(struct hl_calls *cs, const uint8_t *buf, size_t len, bool u
 	hl_jb_put(&c->jb, counter, (int64_t)now, f.opus, f.len);
 }
 
-static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
-{
-	int16_t pcm[HL_CODEC_FRAME];
-	struct hl_media_frame f = { 0 };
+/* One frame's packet, made ahead of its send time: between its deadline
+ * and the send, the media thread holds no lock and does no work. */
+struct outgoing {
 	uint8_t pkt[HL_MEDIA_PACKET_LEN];
+	struct sockaddr_storage to;
+	socklen_t tolen;                        /* 0: no UDP address, nothing to send */
+	uint64_t gen;                           /* the call it belongs to */
+};
+
+/* The operator's next 20 ms into PCM, silence when none came. */
+static void take_input(struct hl_call *c, int16_t pcm[static HL_CODEC_FRAME])
+{
 	if (c->fifo_n) {
-		memcpy(pcm, c->fifo[c->fifo_head], sizeof(pcm));
+		memcpy(pcm, c->fifo[c->fifo_head], HL_CODEC_FRAME * sizeof(pcm[0]));
 		c->fifo_head = (c->fifo_head + 1) % IN_FIFO;
 		c->fifo_n--;
 	} else {
-		memset(pcm, 0, sizeof(pcm));
+		memset(pcm, 0, HL_CODEC_FRAME * sizeof(pcm[0]));
 	}
 	/* A queue that never falls under two frames in a second is standing
 	 * latency (a burst from the operator's side that never drained): one
@@ -664,32 +680,67 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 		c->fifo_low = IN_FIFO;
 		c->fifo_ticks = 0;
 	}
+}
+
+/* Makes the call's next packet into O (under MU): encoded, recorded as
+ * sent, sealed; queued for the link too while the peer does not hear our
+ * UDP.  The UDP send is the caller's, at the frame's time. */
+static void frame_prepare(struct hl_calls *cs, struct hl_call *c, uint64_t now,
+			  struct outgoing *o)
+{
+	int16_t pcm[HL_CODEC_FRAME];
+	struct hl_media_frame f = { 0 };
+	o->tolen = 0;
+	o->gen = cs->gen;
+	take_input(c, pcm);
 	int n = hl_codec_encode(c->codec, pcm, f.opus, sizeof(f.opus));
 	f.len = n > 0 ? (uint8_t)n : 0;
 	hl_callrec_sent(&c->rec, f.opus, f.len);
 	if (c->last_udp_rx && now - c->last_udp_rx < UDP_HEARD_MS)
 		f.flags |= HL_MEDIA_F_HEAR_UDP;
-	if (hl_media_seal(c->keys, &f, pkt) == 0) {
-		c->st.packets_sent++;
-		c->st.bytes_sent += sizeof(pkt);
-		socklen_t alen = c->peer_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-								    : sizeof(struct sockaddr_in);
-		if (c->have_addr && sendto(cs->udp_fd, pkt, sizeof(pkt), MSG_DONTWAIT,
-					   (struct sockaddr *)&c->peer_addr, alen) == (ssize_t)sizeof(pkt))
-			c->st.udp_sent++;
-		bool udp_ok = c->have_addr && (now - c->answered_mono < UDP_GRACE_MS ||
-					       (c->peer_hears_udp && now - c->peer_hears_udp < UDP_HEARD_MS));
-		if (!udp_ok) {
-			/* the link is the loop's: queued for it */
-			if (cs->tcp_n == OUT_Q) {
-				cs->tcp_head = (cs->tcp_head + 1) % OUT_Q;
-				cs->tcp_n--;
-				c->st.tcp_dropped++;
-			}
-			memcpy(cs->out_tcp[(cs->tcp_head + cs->tcp_n++) % OUT_Q], pkt, sizeof(pkt));
-		}
-		c->st.on_tcp = !udp_ok;
+	if (hl_media_seal(c->keys, &f, o->pkt) < 0)
+		return;
+	c->st.packets_sent++;
+	c->st.bytes_sent += sizeof(o->pkt);
+	if (c->have_addr) {
+		o->to = c->peer_addr;
+		o->tolen = c->peer_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							      : sizeof(struct sockaddr_in);
+		/* counted now, with the packet, so that the call's figures
+		 * agree if it ends before the send; clock_tick takes back a
+		 * send that failed */
+		c->st.udp_sent++;
 	}
+	bool udp_ok = c->have_addr && (now - c->answered_mono < UDP_GRACE_MS ||
+				       (c->peer_hears_udp && now - c->peer_hears_udp < UDP_HEARD_MS));
+	if (!udp_ok) {
+		/* the link is the loop's: queued for it */
+		if (cs->tcp_n == OUT_Q) {
+			cs->tcp_head = (cs->tcp_head + 1) % OUT_Q;
+			cs->tcp_n--;
+			c->st.tcp_dropped++;
+		}
+		memcpy(cs->out_tcp[(cs->tcp_head + cs->tcp_n++) % OUT_Q], o->pkt, sizeof(o->pkt));
+	}
+	c->st.on_tcp = !udp_ok;
+}
+
+/* Sends O at DUE (monotonic ns) exactly: an absolute sleep, then the one
+ * system call; true when the datagram went. */
+static bool frame_send(struct hl_calls *cs, const struct outgoing *o, uint64_t due)
+{
+	struct timespec ts = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return o->tolen && sendto(cs->udp_fd, o->pkt, sizeof(o->pkt), MSG_DONTWAIT,
+				  (const struct sockaddr *)&o->to, o->tolen) == (ssize_t)sizeof(o->pkt);
+}
+
+/* The frame to play from the jitter buffer, decoded, to the operator's
+ * queue (under MU); a call that heard nothing for LOST_MS is lost. */
+static void frame_play(struct hl_calls *cs, struct hl_call *c, uint64_t now)
+{
+	int16_t pcm[HL_CODEC_FRAME];
 	const uint8_t *data;
 	size_t len;
 	enum hl_jb_action a = hl_jb_get(&c->jb, (int64_t)now, &data, &len);
@@ -708,12 +759,13 @@ static void media_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
 		cs->lost = true;
 }
 
-/* A call became active: its first frame is due now, and the thread,
- * asleep until its idle deadline, hears of it at once. */
+/* A call became active: the thread hears of it at once, and its clock
+ * starts over when the thread next takes the lock, which the loop holds
+ * now (a start set here would already be late by then). */
 static void kick(struct hl_calls *cs)
 {
 	uint64_t one = 1;
-	cs->next_ns = now_ns();
+	cs->clock_restart = true;
 	(void)!write(cs->kick_fd, &one, sizeof(one));
 }
 
@@ -767,67 +819,111 @@ static void on_wake(uv_async_t *a)
 	}
 }
 
+/* One tick of the clock of C, the active call (under MU, which it lets go
+ * of and takes again): its frame made now and sent at the tick's time,
+ * then the frame to play. */
+static void clock_tick(struct hl_calls *cs, struct hl_call *c, uint64_t now)
+{
+	struct outgoing o;
+	/* A late wake (a busy machine) catches up: the count of packets, 50
+	 * a second, is what the wire shows and what the peer's playout
+	 * expects.  Past CATCH_UP_MS the time is given up. */
+	if (now > cs->next_ns + CATCH_UP_MS * 1000000u)
+		cs->next_ns = now;
+	uint64_t due = cs->next_ns;
+	cs->next_ns += FRAME_NS;
+	frame_prepare(cs, c, now / 1000000u, &o);
+	pthread_mutex_unlock(&cs->mu);
+	bool sent = frame_send(cs, &o, due);
+	pthread_mutex_lock(&cs->mu);
+	if (cs->call != c || cs->gen != o.gen)
+		return;   /* the loop ended the call meanwhile */
+	if (!sent && o.tolen)
+		c->st.udp_sent--;
+	frame_play(cs, c, mono(cs));
+}
+
+/* Reads what arrived on the media socket, at most MAX packets. */
+static unsigned media_read(struct hl_calls *cs, uint8_t *buf, size_t cap, unsigned max)
+{
+	unsigned n = 0;
+	while (n < max) {
+		unsigned batch = max - n < RX_BATCH ? max - n : RX_BATCH, i;
+		pthread_mutex_lock(&cs->mu);
+		for (i = 0; i < batch; i++) {
+			ssize_t k = recv(cs->udp_fd, buf, cap, MSG_DONTWAIT);
+			if (k < 0)
+				break;
+			media_in(cs, buf, (size_t)k, true);
+		}
+		pthread_mutex_unlock(&cs->mu);
+		n += i;
+		if (i < batch)
+			break;
+	}
+	return n;
+}
+
 /* The media thread: the 20 ms clock of the call on the line and its UDP
  * socket, apart from the loop, so that nothing the loop waits for (a
  * commit's fsync, a burst of records) delays a frame.  It sleeps on the
- * socket until the next frame is due (ppoll, nanosecond deadline), takes
- * what arrived, and at each due time makes the frame. */
+ * socket and the loop's kick until LEAD_NS before the next frame's time,
+ * then makes the frame and sends it at its time exactly (clock_tick: an
+ * absolute sleep).  Every time is reckoned from the clock's start, never
+ * from the last wake, so lateness never accumulates; the poll's timeout,
+ * relative, only has to wake the thread within the lead.  A flood is
+ * bounded: at most RX_PER_FRAME packets are read per tick, the rest wait
+ * in (or overflow) the socket's buffer. */
 static void *media_thread(void *arg)
 {
 	struct hl_calls *cs = arg;
 	uint8_t buf[2048];
-	/* Ahead of the rest of a busy machine if we may (root, or
-	 * CAP_SYS_NICE), as audio servers do: a frame late is heard.  This
-	 * thread works well under a millisecond per 20 ms frame, so a
-	 * real-time round-robin priority cannot starve anything; failing
-	 * that, a better nice value; failing that, the default. */
-	struct sched_param sp = { .sched_priority = MEDIA_RT_PRIORITY };
-	if (pthread_setschedparam(pthread_self(), SCHED_RR, &sp) != 0)
-		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), MEDIA_NICE);
+	unsigned rx_left = RX_PER_FRAME;
+	uint64_t rx_since = 0;                  /* when the receive budget was renewed */
+	/* An ordinary thread's timers may fire up to 50 us late, for the
+	 * kernel's batching; a real-time thread's never are. */
+	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+	pthread_setname_np(pthread_self(), "hl-media");
 	for (;;) {
 		pthread_mutex_lock(&cs->mu);
 		if (cs->stop) {
 			pthread_mutex_unlock(&cs->mu);
 			break;
 		}
+		uint64_t now = now_ns();
+		if (now - rx_since >= FRAME_NS) {
+			rx_left = RX_PER_FRAME;
+			rx_since = now;
+		}
+		if (cs->clock_restart) {
+			cs->next_ns = now;
+			cs->clock_restart = false;
+		}
 		struct hl_call *c = cs->call;
 		bool active = c && c->state == CALL_ACTIVE;
-		uint64_t now = now_ns();
-		if (active && now >= cs->next_ns) {
-			/* A late wake (a busy machine) catches up: the count of
-			 * packets, 50 a second, is what the wire shows and what the
-			 * peer's playout expects.  Past CATCH_UP_MS the time is
-			 * given up. */
-			if (now > cs->next_ns + CATCH_UP_MS * 1000000u)
-				cs->next_ns = now;
-			while (cs->call == c && cs->next_ns <= now) {
-				media_tick(cs, c, now / 1000000u);
-				cs->next_ns += HL_MEDIA_FRAME_MS * 1000000u;
-			}
+		if (active && now + LEAD_NS >= cs->next_ns) {
+			clock_tick(cs, c, now);
 			pthread_mutex_unlock(&cs->mu);
 			uv_async_send(&cs->wake);
 			continue;
 		}
-		uint64_t due = active ? cs->next_ns : now + IDLE_POLL_MS * 1000000u;
+		/* Asleep until the next frame's lead, or the budget's renewal
+		 * when it ran out; with neither, until something comes. */
+		uint64_t until = active ? cs->next_ns - LEAD_NS : UINT64_MAX;
+		if (!rx_left && rx_since + FRAME_NS < until)
+			until = rx_since + FRAME_NS;
 		pthread_mutex_unlock(&cs->mu);
-		struct timespec ts = { (time_t)((due - now) / 1000000000u),
-				       (long)((due - now) % 1000000000u) };
-		struct pollfd pf[2] = { { cs->udp_fd, POLLIN, 0 }, { cs->kick_fd, POLLIN, 0 } };
-		if (ppoll(pf, 2, &ts, NULL) <= 0)
+		struct timespec ts = { (time_t)((until - now) / 1000000000u),
+				       (long)((until - now) % 1000000000u) };
+		struct pollfd pf[2] = { { rx_left ? cs->udp_fd : -1, POLLIN, 0 },
+					{ cs->kick_fd, POLLIN, 0 } };
+		if (ppoll(pf, 2, until == UINT64_MAX ? NULL : &ts, NULL) <= 0)
 			continue;
 		uint64_t kicks;
 		if (pf[1].revents & POLLIN)
 			(void)!read(cs->kick_fd, &kicks, sizeof(kicks));
-		if (!(pf[0].revents & POLLIN))
-			continue;
-		pthread_mutex_lock(&cs->mu);
-		for (int i = 0; i < 64; i++) {   /* bounded: a flood cannot hold the clock */
-			ssize_t n = recv(cs->udp_fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (n < 0)
-				break;
-			media_in(cs, buf, (size_t)n, true);
-		}
-		pthread_mutex_unlock(&cs->mu);
+		if (pf[0].revents & POLLIN)
+			rx_left -= media_read(cs, buf, sizeof(buf), rx_left);
 	}
 	return NULL;
 }
@@ -1196,6 +1292,34 @@ static void on_closed_free(uv_handle_t *h)
 	}
 }
 
+/* The media thread: the daemon's real-time thread where it has one
+ * (daemon/rt.h; SCHED_FIFO at a low priority, as audio servers run their
+ * clock), which cannot starve anything: it works well under a millisecond
+ * per 20 ms frame and reads a bounded number of packets per frame.  Else
+ * an ordinary thread, said once.  0 or a positive errno. */
+static int media_thread_start(struct hl_calls *cs)
+{
+	bool rt;
+	int ret = hl_rt_start(&cs->thread, media_thread, cs, &rt);
+	if (ret == 0 && rt)
+		hl_info("call media thread: real-time (SCHED_FIFO, priority %d)", HL_RT_PRIORITY);
+	else if (ret == 0)
+		hl_warn("call media thread: real-time scheduling not allowed (the daemon needs "
+			"CAP_SYS_NICE as it starts, or RLIMIT_RTPRIO >= %d): ordinary priority, so "
+			"on a busy machine packets may leave late", HL_RT_PRIORITY);
+	return ret;
+}
+
+/* The priority-inheriting lock (struct hl_calls says why). */
+static void mutex_init_pi(pthread_mutex_t *mu)
+{
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+}
+
 static void calls_stop(struct hl_daemon *d);
 
 static int calls_start(struct hl_daemon *d, char *err, size_t errlen)
@@ -1204,16 +1328,20 @@ static int calls_start(struct hl_daemon *d, char *err, size_t errlen)
 	cs->d = d;
 	cs->udp_fd = -1;
 	cs->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	pthread_mutex_init(&cs->mu, NULL);
+	mutex_init_pi(&cs->mu);
 	uv_timer_init(&d->loop, &cs->timer);
 	cs->timer.data = cs;
 	uv_async_init(&d->loop, &cs->wake, on_wake);
 	cs->wake.data = cs;
 	d->calls = cs;
-	int ret = cs->kick_fd < 0 ? -errno : bind_udp(cs, err, errlen);
-	if (cs->kick_fd < 0)
+	int ret = 0;
+	if (cs->kick_fd < 0) {
+		ret = -errno;
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-	if (ret == 0 && (ret = pthread_create(&cs->thread, NULL, media_thread, cs)) != 0) {
+	}
+	if (ret == 0)
+		ret = bind_udp(cs, err, errlen);
+	if (ret == 0 && (ret = media_thread_start(cs)) != 0) {
 		snprintf(err, errlen, "cannot start the media thread: %s", strerror(ret));
 		ret = -ret;
 	}
@@ -1235,8 +1363,11 @@ static void calls_stop(struct hl_daemon *d)
 		call_end(cs->call, HL_CALL_HANGUP, true, true);
 	cs->stop = true;
 	pthread_mutex_unlock(&cs->mu);
-	if (cs->thread_started)
+	if (cs->thread_started) {
+		uint64_t one = 1;
+		(void)!write(cs->kick_fd, &one, sizeof(one));
 		pthread_join(cs->thread, NULL);
+	}
 	if (cs->udp_fd >= 0)
 		close(cs->udp_fd);
 	if (cs->kick_fd >= 0)

@@ -20,6 +20,7 @@
 #include "daemon/clients.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
+#include "daemon/spawn.h"
 #include "daemon/service.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -114,7 +115,7 @@ static const struct request {
 	[HL_CTL_CALL] = { hl_calls_control, NEEDS_PEER | STREAM },
 	[HL_CTL_CALL_ANSWER] = { hl_calls_control, STREAM },
 	[HL_CTL_CALL_HANGUP] = { hl_calls_control, 0 },
-	[HL_CTL_ROTATE] = { hl_keys_control, 0 },
+	[HL_CTL_ROTATE] = { hl_rotation_control, 0 },
 };
 _Static_assert(sizeof(requests) / sizeof(requests[0]) == HL_CTL_COUNT,
 	       "a handler for every request of control_proto.h");
@@ -212,10 +213,10 @@ void hl_control_stop(struct hl_daemon *d)
 		return;
 	d->control = NULL;
 	hl_clients_close(d);
-	/* libuv unlinks a socket it bound when the handle closes; unlink here
-	 * too, at once, so that nobody connects to a daemon on its way out. */
-	if (unlinkat(d->dirfd, HL_CONTROL_SOCKET, 0) < 0 && errno != ENOENT)
-		hl_warn("removing %s/%s: %s", d->dir, HL_CONTROL_SOCKET, strerror(errno));
+	/* Unlinked at once, so that nobody connects to a daemon on its way
+	 * out; by the spawner, as the sandbox may not remove files here
+	 * (daemon/spawn.h). */
+	hl_spawner_unlink_control(d);
 	srv->server.data = srv;
 	uv_close((uv_handle_t *)&srv->server, on_server_closed);
 }

@@ -16,7 +16,7 @@
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
-#include "msg/message.h"
+#include "chain/queue.h"
 #include "util/err.h"
 
 /* REQ's fields are checked (control_proto.c), P is the peer it names,

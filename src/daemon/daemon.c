@@ -12,7 +12,11 @@
  * user it runs as and nothing from the network, the mail or AlarmCommand
  * ever meets a privilege.  Then the lock, so a second daemon fails before
  * it touches anything (the control socket of the first one in particular);
- * a stale control socket is removed only under the lock. */
+ * a stale control socket is removed only under the lock.  Then the spawner
+ * (daemon/spawn.h) is forked, before the identity is loaded, so that it
+ * holds no key; the listener, the control socket and the store are
+ * opened; and the sandbox is entered (daemon/sandbox.h) before the
+ * services and the peers start any thread. */
 #include "daemon/daemon.h"
 
 #include <errno.h>
@@ -26,11 +30,15 @@
 #include <unistd.h>
 
 #include "conf/perms.h"
+#include "crypto/noise.h"
 #include "daemon/commit.h"
 #include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/privs.h"
+#include "daemon/rt.h"
+#include "daemon/sandbox.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -39,7 +47,7 @@
 /* The services, in the order the core walks them (service.h says why). */
 static const struct hl_service *const services[] = {
 	&hl_alarm_service,
-	&hl_keys_service,
+	&hl_rotation_service,
 	&hl_delivery_service,
 	&hl_stage_service,
 	&hl_failover_service,
@@ -77,9 +85,11 @@ void hl_daemon_stop(struct hl_daemon *d)
 	while (d->peers)
 		hl_peer_remove(d->peers);
 	hl_services_release(d);
+	hl_keys_unwatch(d);
 	hl_listen_stop(d);
 	hl_control_stop(d);
 	hl_reload_unwatch(d);
+	hl_spawner_detach(d);
 	if (d->signals_inited) {
 		uv_close((uv_handle_t *)&d->sigterm, on_plain_close);
 		uv_close((uv_handle_t *)&d->sigint, on_plain_close);
@@ -142,19 +152,61 @@ static int load_conf_and_drop(struct hl_daemon *d, char note[static HL_PRIVS_NOT
 	}
 	if (d->conf->log_level)
 		hl_log_set_default_level((enum hl_log_level)(d->conf->log_level - 1));
-	return hl_privs_drop(d->dir, st.st_uid, d->conf->user, note, err, HL_DAEMON_ERR_LEN);
+	/* The media thread's real-time priority is taken while it may be
+	 * (daemon/rt.h). */
+	hl_rt_claim();
+	ret = hl_privs_drop(d->dir, st.st_uid, d->conf->user, note, err, HL_DAEMON_ERR_LEN);
+	hl_rt_park();
+	return ret;
 }
 
+/* The key holder, which alone reads identity.key (keys.c): started now,
+ * before the store and the network. */
 static int load_identity(struct hl_daemon *d, char *err)
 {
-	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	int ret = hl_signer_load(path, &d->id);
-	if (ret < 0)
-		snprintf(err, HL_DAEMON_ERR_LEN, "cannot load the identity %s: %s", path,
-			 ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
-	else
-		hl_signer_fingerprint(d->id, d->fingerprint);
-	free(path);
+	return hl_keys_start(d, err, HL_DAEMON_ERR_LEN);
+}
+
+/* The sandbox's job on the parked real-time thread (rt.h). */
+static int bind_parked_job(void *rfd)
+{
+	return hl_sandbox_bind_thread(*(int *)rfd);
+}
+
+static int bind_parked(void *unused, int rfd)
+{
+	(void)unused;
+	return hl_rt_on_parked(bind_parked_job, &rfd);
+}
+
+/* The network process's sandbox (daemon/sandbox.h), once everything
+ * outside its rules is open (the listener, the control socket, the store)
+ * and before any thread starts (the services and the peers start them). */
+static int enter_sandbox(struct hl_daemon *d, char *err)
+{
+	char note[HL_SANDBOX_NOTE_LEN];
+	const struct hl_aead_impl *bulk = hl_noise_bulk_aead();
+	if (!d->conf->sandbox) {
+		hl_warn("Sandbox = off in station.conf: the network process runs without its "
+			"sandbox (docs/sandbox.md)");
+		return 0;
+	}
+	/* libcrypto reads its configuration on first use: now, while it can */
+	if (bulk) {
+		uint8_t k[HL_NOISE_KEYLEN] = { 0 };
+		bulk->free(bulk->make(k, true));
+	}
+	struct hl_sandbox_spec spec = {
+		.role = HL_SANDBOX_NETWORK, .station = d->dir,
+		.maildir = d->conf->email.line ? d->conf->email.maildir : NULL,
+	};
+	if (hl_rt_parked()) {
+		spec.other_threads = 1;
+		spec.bind_others = bind_parked;
+	}
+	int ret = hl_sandbox_enter(&spec, note, err, HL_DAEMON_ERR_LEN);
+	if (ret == 0)
+		hl_info("%s", note);
 	return ret;
 }
 
@@ -181,6 +233,9 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
+	ret = enter_sandbox(d, err);
+	if (ret < 0)
+		return ret;
 	ret = hl_services_start(d, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
@@ -198,6 +253,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	err[0] = 0;
 	d->dir = xstrdup(dir);
 	d->lockfd = -1;
+	d->holder_fd = -1;
 	d->rl_unauth = (struct hl_ratelimit)HL_RATELIMIT_INIT(10, 30);
 	d->rl_unknown_key = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
 	d->rl_accept = (struct hl_ratelimit)HL_RATELIMIT_INIT(5, 10);
@@ -222,6 +278,10 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	if (note[0])
 		hl_info("%s", note);
+	/* Before the identity is loaded: the spawner holds no key. */
+	ret = hl_spawner_start(d, err, HL_DAEMON_ERR_LEN);
+	if (ret < 0)
+		goto out;
 	ret = load_identity(d, err);
 	if (ret < 0)
 		goto out;
@@ -234,7 +294,12 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 		goto out;
 	}
 	d->loop_inited = true;
-	ret = start_loop_parts(d, err);
+	hl_keys_watch(d, hl_daemon_stop);
+	ret = hl_spawner_attach(d);
+	if (ret < 0)
+		snprintf(err, HL_DAEMON_ERR_LEN, "watching the spawner: %s", uv_strerror(ret));
+	else
+		ret = start_loop_parts(d, err);
 	if (ret < 0) {
 		hl_daemon_stop(d);
 	} else {
@@ -245,8 +310,15 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	}
 	/* Runs until hl_daemon_stop() has closed every handle. */
 	uv_run(&d->loop, UV_RUN_DEFAULT);
-	if (ret == 0)
+	if (ret == 0 && d->holder_died) {
+		snprintf(err, HL_DAEMON_ERR_LEN, "the key holder died: the daemon stopped");
+		ret = HL_ESTATE;
+	} else if (ret == 0 && d->failed) {
+		ret = HL_ESTATE;
+		snprintf(err, HL_DAEMON_ERR_LEN, "stopped on an error (see the log above)");
+	} else if (ret == 0) {
 		hl_info("stopped");
+	}
 
 out:
 	if (d->loop_inited) {
@@ -254,16 +326,19 @@ out:
 			hl_warn("event loop closed with handles still open");
 	}
 	hl_commit_close(d);
+	hl_spawner_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
-	hl_signer_free(d->id);
 	hl_signer_free(d->id_prev);
+	d->id_prev = NULL;
+	hl_keys_end(d);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */
 	if (d->dirfd >= 0)
 		close(d->dirfd);
 	hl_replay_cache_free(d->seen);
 	hl_guard_free(d->guard);
+	hl_rt_release();
 	free(d->dir);
 	free(d);
 	return ret;

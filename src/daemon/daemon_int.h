@@ -136,6 +136,7 @@ struct hl_peer {
 
 struct hl_control;
 struct hl_clients;
+struct hl_keys;
 struct hl_reload;
 struct hl_control_client;
 struct hl_service;
@@ -147,11 +148,17 @@ struct hl_daemon {
 	char *dir;
 	int dirfd;                   /* O_PATH: control socket, lock, stale socket */
 	int lockfd;
-	hl_signer *id;
-	/* After a key rotation (keys.c, docs/rotation.md): the previous keys,
+	/* After a key rotation (rotation.c, docs/rotation.md): the previous keys,
 	 * for the handshakes and bundles of peers that still pin them; NULL
 	 * when the station never rotated. */
 	hl_signer *id_prev;
+	const hl_signer *id;         /* the key holder's face (keys.c) */
+	struct hl_keys *keys;
+	pid_t holder_pid;
+	int holder_fd;               /* the socketpair to it, owned by keys */
+	uv_poll_t holder_poll;
+	void (*holder_gone)(struct hl_daemon *d);  /* daemon.c's stop */
+	bool holder_watched, holder_died;
 	hl_station_conf *conf;
 	uint8_t fingerprint[HL_FP_LEN];
 	struct hl_peer *peers;
@@ -171,7 +178,9 @@ struct hl_daemon {
 	uv_signal_t sigterm, sigint;
 	bool signals_inited;
 	struct hl_reload *reload;            /* reload.c: the directory watched */
+	struct hl_spawner *spawner;          /* spawn.c: runs the children (spawn.h) */
 	bool stopping;
+	bool failed;                         /* stopped for an error, not asked to */
 	uint64_t started_wall_ms;
 	uint64_t next_conn_id;
 	struct hl_ratelimit rl_unauth;       /* lines an unauthenticated party can cause */
@@ -202,11 +211,19 @@ struct hl_daemon {
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c */
 	struct hl_retainer *retainer;        /* retain.c */
 	struct hl_calls *calls;              /* calls.c */
-	struct hl_keys *keys;                /* keys.c */
+	struct hl_rotation *rotation;        /* rotation.c */
 };
 
 /* daemon.c */
 void hl_daemon_stop(struct hl_daemon *d);
+
+/* keys.c: the key holder started (before the network; d->id, d->keys,
+ * the fingerprint), watched from the loop (GONE runs when it dies), and
+ * ended with the daemon. */
+int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen);
+void hl_keys_watch(struct hl_daemon *d, void (*gone)(struct hl_daemon *d));
+void hl_keys_unwatch(struct hl_daemon *d);
+void hl_keys_end(struct hl_daemon *d);
 
 /* reload.c: station.conf read again (ERR: why not, when not). */
 int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);
@@ -318,7 +335,7 @@ hl_request_fn hl_send_control;    /* control_send.c: "send", after the commit */
 hl_request_fn hl_stage_control;   /* control_stage.c: "stage" */
 hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
 hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
-hl_request_fn hl_keys_control;    /* keys.c: "rotate" */
+hl_request_fn hl_rotation_control; /* rotation.c: "rotate" */
 /* delivery.c: the request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
 

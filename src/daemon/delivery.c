@@ -43,6 +43,7 @@ struct hl_delivery {
 	uv_idle_t drain_idle;        /* active while engines hold records */
 	uv_timer_t poll_timer;
 	uv_async_t credit_wake;      /* parts' workers took in data */
+	int closing;                 /* handles closed whose callback is still to come */
 };
 
 static const char *event_name(enum hl_engine_event ev)
@@ -222,11 +223,6 @@ static void engine_wake(void *user)
 	uv_async_send(&d->delivery->credit_wake);
 }
 
-static void on_closed_free(uv_handle_t *h)
-{
-	free(h->data);
-}
-
 static int delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	struct hl_delivery *dl = xcalloc(1, sizeof(*dl));
@@ -246,15 +242,24 @@ static int delivery_start(struct hl_daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The state goes with the last of its three handles: libuv finishes the
+ * closes of one turn last-closed first, so freeing it with credit_wake,
+ * closed last, freed the other two before their closes had finished (a
+ * use after free that a stop, whose release comes in the same turn, hit
+ * as soon as the memory was used again). */
 static void on_closed(uv_handle_t *h)
 {
-	(void)h;
+	struct hl_delivery *dl = h->data;
+	if (--dl->closing == 0)
+		free(dl);
 }
 
 static void delivery_stop(struct hl_daemon *d)
 {
 	struct hl_delivery *dl = d->delivery;
 	dl->running = false;
+	dl->drain_idle.data = dl->poll_timer.data = dl;
+	dl->closing += 2;
 	uv_close((uv_handle_t *)&dl->drain_idle, on_closed);
 	uv_close((uv_handle_t *)&dl->poll_timer, on_closed);
 }
@@ -266,7 +271,8 @@ static void delivery_release(struct hl_daemon *d)
 	struct hl_delivery *dl = d->delivery;
 	d->delivery = NULL;
 	dl->credit_wake.data = dl;
-	uv_close((uv_handle_t *)&dl->credit_wake, on_closed_free);
+	dl->closing++;
+	uv_close((uv_handle_t *)&dl->credit_wake, on_closed);
 }
 
 static void delivery_peer_added(struct hl_peer *p)

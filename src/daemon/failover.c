@@ -55,6 +55,7 @@
 #include "daemon/commit.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "store/store.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -70,7 +71,6 @@
 struct hl_failover {
 	struct hl_daemon *d;
 	uv_timer_t timer;
-	char *self;                      /* this program, run as the child */
 };
 
 struct hl_failover_peer {
@@ -95,8 +95,8 @@ struct hl_failover_peer {
 	bool running, child_done, pipe_done;
 	int64_t exit_status;
 	int term_signal;
-	int open_handles;
-	uv_process_t proc;
+	int open_handles;                /* the child counts, until its exit */
+	struct hl_child child;           /* run by the spawner (daemon/spawn.h) */
 	uv_pipe_t out;
 	char output[OUTPUT_MAX + 1];
 	size_t output_len;
@@ -227,14 +227,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-static void on_child_exit(uv_process_t *proc, int64_t status, int term_signal)
+static void on_child_exit(struct hl_child *c, int64_t status, int term_signal)
 {
-	struct hl_failover_peer *fo = proc->data;
-	uv_close((uv_handle_t *)proc, on_handle_closed);
+	struct hl_failover_peer *fo = c->data;
 	fo->exit_status = status;
 	fo->term_signal = term_signal;
 	fo->child_done = true;
-	finish(fo);
+	finish(fo);   /* the child still counts: nothing is freed in there */
+	fo->open_handles--;
+	maybe_free(fo);
 }
 
 /* Once the child has exited and its output is read: the attempt's result. */
@@ -304,7 +305,7 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool flash_only, 
 {
 	struct hl_peer *p = fo->p;
 	struct hl_daemon *d = p->d;
-	char after_text[24];
+	char err[HL_SPAWN_TEXT_MAX];
 	uv_file fds[2];
 	int ret = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
 	if (ret < 0) {
@@ -312,50 +313,27 @@ static void spawn(struct hl_failover_peer *fo, uint64_t after, bool flash_only, 
 		fo->retry_at = uv_now(&d->loop) + FAIL_MIN_MS;
 		return;
 	}
-	snprintf(after_text, sizeof(after_text), "%llu", (unsigned long long)after);
-	char *args[11];
-	int n = 0;
-	args[n++] = d->failover->self;
-	args[n++] = "-d";
-	args[n++] = d->dir;
-	args[n++] = "bundle";
-	args[n++] = "mail";
-	args[n++] = p->conf.name;
-	if (after) {
-		args[n++] = "--after";
-		args[n++] = after_text;
-	}
-	if (flash_only)
-		args[n++] = "--flash-only";
-	if (if_items)
-		args[n++] = "--if-items";
-	args[n] = NULL;
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },
-		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },
-	};
-	/* Its own process group, so that stopping it stops hotline-mail too
-	 * (the daemon shutting down, the peer removed). */
-	uv_process_options_t opt = {
-		.exit_cb = on_child_exit, .file = d->failover->self, .args = args,
-		.stdio_count = 3, .stdio = stdio, .flags = UV_PROCESS_DETACHED,
-	};
+	/* hotline -d DIR bundle mail PEER [--after MARK] [--flash-only]
+	 * [--if-items], in a session of its own (stopping it stops
+	 * hotline-mail too); its output, both streams, on the pipe */
+	struct hl_spawn_req req = { .kind = HL_SPAWN_MAIL, .peer = p->conf.name, .after = after,
+				    .flash_only = flash_only, .if_items = if_items,
+				    .out_fd = fds[1], .err_to_out = true };
 	fo->output_len = 0;
 	fo->output[0] = '\0';
 	fo->line_len = 0;
-	fo->proc.data = fo;
-	ret = uv_spawn(&d->loop, &fo->proc, &opt);
-	fo->open_handles++;
+	fo->child.data = fo;
+	fo->child.exit_cb = on_child_exit;
+	ret = hl_spawn(d, &fo->child, &req, err, sizeof(err));
 	close(fds[1]);
 	fo->last_attempt_wall_ms = hl_wall_ms();
 	if (ret < 0) {
 		close(fds[0]);
-		hl_error("%s: cannot run %s: %s", p->conf.name, d->failover->self, uv_strerror(ret));
-		uv_close((uv_handle_t *)&fo->proc, on_handle_closed);
+		hl_error("%s: cannot run bundle mail: %s", p->conf.name, err);
 		fo->retry_at = uv_now(&d->loop) + FAIL_MIN_MS;
 		return;
 	}
+	fo->open_handles++;
 	fo->running = true;
 	fo->child_done = fo->pipe_done = false;
 	uv_pipe_init(&d->loop, &fo->out, 0);
@@ -453,17 +431,9 @@ static void failover_imported(struct hl_daemon *d)
 
 static int failover_start(struct hl_daemon *d, char *err, size_t errlen)
 {
-	char self[4096];
 	(void)err;
 	(void)errlen;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		hl_warn("cannot find this program's path: no email fallback");
-		return 0;
-	}
-	self[n] = '\0';
 	struct hl_failover *f = xcalloc(1, sizeof(*f));
-	f->self = xstrdup(self);
 	f->d = d;
 	uv_timer_init(&d->loop, &f->timer);
 	f->timer.data = f;
@@ -474,9 +444,7 @@ static int failover_start(struct hl_daemon *d, char *err, size_t errlen)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-	struct hl_failover *f = h->data;
-	free(f->self);
-	free(f);
+	free(h->data);
 }
 
 static void failover_stop(struct hl_daemon *d)
@@ -507,8 +475,8 @@ static void failover_peer_removed(struct hl_peer *p)
 	p->failover = NULL;
 	fo->p = NULL;
 	if (fo->running) {
-		if (!fo->child_done && fo->proc.pid > 0)
-			kill(-fo->proc.pid, SIGTERM);
+		if (!fo->child_done)
+			hl_child_kill(fo->d, &fo->child, SIGTERM);   /* its group */
 		if (!fo->pipe_done) {
 			/* Not waiting for EOF: a grandchild could hold the pipe. */
 			uv_close((uv_handle_t *)&fo->out, on_handle_closed);

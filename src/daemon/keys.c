@@ -1,232 +1,133 @@
-/* daemon/keys.c — key rotation in the daemon (docs/rotation.md), the
- * service "keys" (service.h):
+/* daemon/keys.c — the key holder, from the daemon's side
+ * (docs/keyholder.md section 2): started before anything else reads the
+ * network, asked for the public keys, watched, and ended with the daemon.
  *
- *   ours     At start, before any peer is added, a rotation that a crash
- *            left half done (identity.key rotated, the chains not told) is
- *            completed (deliver/rotate.h), so every engine starts from
- *            the chains' keys.  The control request "rotate" (`hotline key
- *            rotate` while the daemon runs) rotates identity.key with the
- *            daemon's own signer, in place (crypto/signer.h: every engine
- *            and link uses the new keys from then on), and appends the
- *            rotation items in a transaction of its own, the group commit
- *            flushed first; then delivery sends them.
- *   static   Which of our static keys a handshake (or bundle) to a peer
- *            uses: the previous one until the peer has acknowledged our
- *            rotation item (it pins the old one until it has taken it),
- *            the current one after (conn.c, deliver/rotate.h); a responder
- *            link also tries the previous key (link.h params.local_prev).
- *            This file keeps d->id_prev for them.
- *   theirs   A peer's rotation, taken by its engine: its NoiseKey (the
- *            handshake index, peer.c) follows, the operator is told (the
- *            log, the alarm "rotated" with the new fingerprint, `status`);
- *            a refused one raises the alarm "rotation_refused".
+ * The daemon never reads identity.key: d->id is the holder's signer face
+ * (holder/client.h), whose DH and seals travel over a socketpair, and the
+ * items of ours are signed there through chain/ours.c.
  *
- * The signers of previous keys handed to links are kept until the daemon
- * ends (a rotation makes a new one): a link made before a rotation may
- * still hold the one before. */
+ * Supervision.  Nothing should ever arrive on the socketpair except an
+ * answer the daemon is waiting for, so the loop watches it: when it
+ * becomes readable outside a request, the holder has died (it was killed,
+ * or crashed).  The daemon then stops, cleanly, and exits 1: it does not
+ * start another holder, because a holder that dies is either a bug or
+ * someone killing it, and either should be seen, not papered over; the
+ * service manager restarts the station (the systemd unit does), which
+ * starts a fresh holder over the same journal of heads.  Nothing
+ * acknowledged is lost: the last burst's commit, whose receipts can no
+ * longer be signed, rolls back, and the peers send again what it held. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "daemon/alarm.h"
-#include "daemon/commit.h"
-#include "daemon/control_proto.h"
 #include "daemon/daemon_int.h"
-#include "daemon/service.h"
-#include "deliver/rotate.h"
-#include "msg/item.h"
+#include "holder/client.h"
+#include "holder/proc.h"
 #include "util/err.h"
-#include "util/fsutil.h"
 #include "util/log.h"
-#include "util/mem.h"
-#include "util/timefmt.h"
 
-#define RETIRED_MAX 16
-
-struct hl_keys {
-	hl_signer *retired[RETIRED_MAX];   /* previous-key signers links may hold */
-	size_t nretired;
-};
-
-/* d->id_prev anew from d->id (NULL when it has no previous keys); the one
- * before is kept for the links that hold it. */
-static void previous_view(struct hl_daemon *d)
+/* The holder refused to sign what a part of this daemon asked: the alarm
+ * (docs/configuration.md, AlarmCommand: key_holder). */
+static void on_refusal(void *user, const char *text)
 {
-	struct hl_keys *k = d->keys;
-	if (d->id_prev && k->nretired < RETIRED_MAX)
-		k->retired[k->nretired++] = d->id_prev;
-	else
-		hl_signer_free(d->id_prev); /* 16 rotations in one run: no link is that old */
-	d->id_prev = NULL;
-	(void)hl_signer_previous(d->id, &d->id_prev);
+	struct hl_daemon *d = user;
+	hl_alarm_act(d, hl_alarm_new("key_holder", "", NULL, 0, 0, text));
 }
 
-/* Completes a rotation of ours on the chains (REASON), in a transaction of
- * its own: *CHAINS rotated. */
-static int complete(struct hl_daemon *d, unsigned reason, size_t *chains)
+static void reap(struct hl_daemon *d, bool wait)
 {
-	int ret = hl_store_begin(d->store);
-	if (ret == 0)
-		ret = hl_rotate_chains(d->store, d->id, d->conf, reason, chains);
-	if (ret == 0)
-		ret = hl_store_commit(d->store);
-	else
-		hl_store_rollback(d->store);
-	return ret;
+	int status;
+	if (d->holder_pid <= 0 || waitpid(d->holder_pid, &status, wait ? 0 : WNOHANG) <= 0)
+		return;
+	if (WIFSIGNALED(status))
+		hl_error("the key holder (pid %ld) was killed by signal %d", (long)d->holder_pid,
+			 WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		hl_error("the key holder (pid %ld) exited with status %d", (long)d->holder_pid,
+			 WEXITSTATUS(status));
+	d->holder_pid = 0;
 }
 
-static const char *keys_error(struct hl_daemon *d, int ret)
+/* A pinned peer's NoiseKey: its DH with ours is remembered. */
+static bool pinned(void *user, const uint8_t pub[static 32])
 {
-	return ret == HL_EKEYS ? "the store's chains are at keys that are neither the identity's "
-				 "current nor its previous ones"
-			       : ret == HL_ESTORE ? hl_store_errmsg(d->store) : hl_strerror(ret);
+	return hl_peer_by_key(user, pub) != NULL;
 }
 
-static int keys_start(struct hl_daemon *d, char *err, size_t errlen)
+int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 {
-	size_t n = 0;
-	d->keys = xcalloc(1, sizeof(*d->keys));
-	previous_view(d);
-	int ret = complete(d, HL_ROTATE_ROUTINE, &n);
-	if (ret < 0) {
-		snprintf(err, errlen, "completing a key rotation: %s", keys_error(d, ret));
+	char kerr[HL_KEYS_ERR_LEN];
+	int fd;
+	int ret = hl_holder_spawn(d->dir, &fd, &d->holder_pid, err, errlen);
+	if (ret < 0)
+		return ret;
+	d->holder_fd = fd;
+	if ((ret = hl_keys_over_fd(fd, &d->keys, kerr)) < 0) {
+		snprintf(err, errlen, "the key holder did not start (%s); its log line says why",
+			 kerr);
+		d->holder_fd = -1;
+		reap(d, true);
 		return ret;
 	}
-	if (n)
-		hl_info("completed the key rotation of %s: rotation items on %zu chain(s)",
-			d->conf->name, n);
+	d->id = hl_keys_signer(d->keys);
+	hl_keys_on_refusal(d->keys, on_refusal, d);
+	hl_keys_remember_statics(d->keys, pinned, d);
+	hl_signer_fingerprint(d->id, d->fingerprint);
 	return 0;
 }
 
-static void keys_release(struct hl_daemon *d)
+static void on_holder(uv_poll_t *h, int status, int events)
 {
-	struct hl_keys *k = d->keys;
-	if (!k)
+	struct hl_daemon *d = h->data;
+	uint8_t b;
+	(void)events;
+	/* An answer is read inside its request: anything here is the end. */
+	ssize_t n = recv(d->holder_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (status == 0 && n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	for (size_t i = 0; i < k->nretired; i++)
-		hl_signer_free(k->retired[i]);
-	free(k);
+	hl_error("the key holder (pid %ld) is gone%s: stopping (nothing acknowledged is lost; "
+		 "start the station again)", (long)d->holder_pid,
+		 n > 0 ? " (it spoke out of turn)" : "");
+	d->holder_died = true;
+	uv_poll_stop(h);
+	reap(d, false);
+	d->holder_gone(d);
+}
+
+void hl_keys_watch(struct hl_daemon *d, void (*gone)(struct hl_daemon *d))
+{
+	d->holder_gone = gone;
+	if (d->holder_fd < 0 || uv_poll_init(&d->loop, &d->holder_poll, d->holder_fd) < 0)
+		return;
+	d->holder_poll.data = d;
+	d->holder_watched = true;
+	uv_poll_start(&d->holder_poll, UV_READABLE | UV_DISCONNECT, on_holder);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void hl_keys_unwatch(struct hl_daemon *d)
+{
+	if (!d->holder_watched)
+		return;
+	d->holder_watched = false;
+	uv_close((uv_handle_t *)&d->holder_poll, on_poll_closed);
+}
+
+void hl_keys_end(struct hl_daemon *d)
+{
+	/* Closing the socketpair ends the holder; then it is reaped. */
+	hl_keys_free(d->keys);
 	d->keys = NULL;
+	d->id = NULL;
+	d->holder_fd = -1;
+	reap(d, true);
 }
-
-/* P's keys now (its card's, or its last rotation's at *SEQ; 0: none). */
-static int peer_keys(struct hl_peer *p, struct hl_own_keys *k, uint64_t *seq, int64_t *id)
-{
-	int ret = hl_store_peer_find(p->d->store, p->conf.signing_key, id);
-	if (ret == HL_ENOTFOUND)
-		*id = 0;
-	else if (ret < 0)
-		return ret;
-	return hl_rotate_peer_keys(p->d->store, *id, &p->conf, INT64_MAX, k, seq);
-}
-
-/* P's NoiseKey from the store: its last rotation's. */
-static void keys_peer_added(struct hl_peer *p)
-{
-	struct hl_own_keys k;
-	uint64_t seq;
-	int64_t id;
-	if (peer_keys(p, &k, &seq, &id) == 0)
-		hl_peer_rekey(p, k.noise);
-}
-
-static void keys_engine_event(struct hl_peer *p, const struct hl_engine_evinfo *ev)
-{
-	char detail[512], fp[HL_FP_TEXT_LEN];
-	if (ev->ev == HL_EV_ROTATED) {
-		keys_peer_added(p); /* its NoiseKey now */
-		hl_fingerprint_text(ev->id, fp);
-		snprintf(detail, sizeof(detail), "%s rotated its keys at position %llu of its chain, "
-			 "to keys its card committed to; its new fingerprint is %s", p->conf.name,
-			 (unsigned long long)ev->seq, fp);
-		hl_alarm_act(p->d, hl_alarm_new("rotated", p->conf.name, NULL, 0, ev->seq, detail));
-	} else if (ev->ev == HL_EV_ROTATION_REFUSED) {
-		snprintf(detail, sizeof(detail), "%s's key rotation at position %llu of its chain was "
-			 "refused (keys it never committed to, or out of place: see the log); its "
-			 "pinned keys stay", p->conf.name, (unsigned long long)ev->seq);
-		hl_alarm_act(p->d, hl_alarm_new("rotation_refused", p->conf.name, NULL, 0, ev->seq,
-						detail));
-	}
-}
-
-/* `status`: the peer's keys now, when it rotated. */
-static void keys_peer_status(struct hl_peer *p, json_t *o)
-{
-	struct hl_own_keys k;
-	uint64_t seq = 0;
-	int64_t id;
-	uint8_t fp[HL_FP_LEN];
-	char text[HL_FP_TEXT_LEN];
-	struct hl_item_row row;
-	uint8_t *buf;
-	if (peer_keys(p, &k, &seq, &id) < 0 || seq == 0)
-		return;
-	hl_fingerprint_next(k.noise, k.sign, k.has_next ? k.next_hash : NULL, fp);
-	hl_fingerprint_text(fp, text);
-	/* the reason is the rotation item's */
-	buf = xmalloc(HL_ITEM_MAX);
-	struct hl_item *it = xmalloc(sizeof(*it));
-	bool compromise = hl_store_get_item(p->d->store, id, HL_DIR_IN, seq, &row, buf,
-					    HL_ITEM_MAX) == 0 &&
-			  hl_item_decode(row.encoded, row.encoded_len, it) == 0 &&
-			  it->kind == HL_ITEM_ROTATION && it->u.rot.reason == HL_ROTATE_COMPROMISE;
-	free(it);
-	free(buf);
-	json_object_set_new(o, "keys", json_pack("{s:s, s:I, s:s}", "fingerprint", text,
-						 "rotated_at_seq", (json_int_t)seq, "reason",
-						 compromise ? "compromise" : "routine"));
-}
-
-static void keys_station_status(struct hl_daemon *d, json_t *station)
-{
-	char at[HL_RFC3339_LEN];
-	int64_t when = hl_signer_rotated_at(d->id);
-	if (!when)
-		return;
-	hl_rfc3339(when, at);
-	json_object_set_new(station, "rotated_at", json_string(at));
-}
-
-json_t *hl_keys_control(struct hl_daemon *d, const struct hl_ctl_request *req, struct hl_peer *p,
-			struct hl_control_client *cl)
-{
-	char msg[600], fp[HL_FP_TEXT_LEN];
-	size_t n = 0;
-	(void)p, (void)cl;
-	/* from what is durable; nothing of ours is signed in between */
-	hl_commit_flush(d);
-	char *path = hl_path_join(d->dir, HL_IDENTITY_FILE);
-	int ret = hl_signer_rotate(d->id, path, (int64_t)hl_wall_ms());
-	free(path);
-	if (ret < 0) {
-		snprintf(msg, sizeof(msg), "cannot rotate %s: %s", HL_IDENTITY_FILE,
-			 ret == HL_EUNSUPP ? "it has no next keys (made before key rotation "
-					     "existed): this station cannot rotate"
-					   : ret > -HL_E_BASE ? strerror(-ret) : hl_strerror(ret));
-		return hl_ctl_error(msg);
-	}
-	hl_signer_fingerprint(d->id, d->fingerprint);
-	previous_view(d);
-	if ((ret = complete(d, req->u.rotate.reason, &n)) < 0) {
-		snprintf(msg, sizeof(msg), "%s holds the new keys, but the chains could not be "
-			 "told (%s): restart the daemon to complete the rotation",
-			 HL_IDENTITY_FILE, keys_error(d, ret));
-		hl_error("key rotation: %s", msg);
-		return hl_ctl_error(msg);
-	}
-	hl_fingerprint_text(d->fingerprint, fp);
-	hl_info("rotated the station's keys: rotation items on %zu chain(s); new fingerprint %s",
-		n, fp);
-	hl_delivery_poke(d);
-	return json_pack("{s:b, s:s, s:I}", "ok", 1, "fingerprint", fp, "chains", (json_int_t)n);
-}
-
-const struct hl_service hl_keys_service = {
-	.name = "keys",
-	.start = keys_start,
-	.release = keys_release,
-	.peer_added = keys_peer_added,
-	.engine_event = keys_engine_event,
-	.peer_status = keys_peer_status,
-	.station_status = keys_station_status,
-};

@@ -2,7 +2,8 @@
  * "By email"): while station.conf has an [Email] section, every POLL_MS it
  * looks whether the Maildir's new/ holds anything and, if so, runs
  * `hotline -d DIR bundle import --maildir` as a child process (one at a
- * time).  The child's report lines (one per mail, then a summary) come
+ * time; the spawner runs it, daemon/spawn.h, and the child enters the
+ * pickup's sandbox, daemon/sandbox.h).  The child's report lines (one per mail, then a summary) come
  * back through a pipe and go to the log; the summary's counts go to
  * `status`.
  *
@@ -38,6 +39,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -53,13 +55,12 @@ struct hl_mailpoll {
 	struct hl_daemon *d;
 	uv_timer_t timer;
 	uv_timer_t kill_timer;       /* the running child's timeout */
-	uv_process_t proc;
+	struct hl_child child;       /* run by the spawner (daemon/spawn.h) */
 	uv_pipe_t out;
 	bool running;                /* from the spawn until CHILD_DONE and PIPE_DONE */
 	bool child_done, pipe_done, timed_out;
 	bool stopping;
-	int open_handles;            /* freed at 0, once stopping */
-	char *self;                  /* this program, to run as the child */
+	int open_handles;            /* freed at 0, once stopping (the child counts) */
 	uint32_t timeout_ms;
 	int64_t exit_status;
 	int term_signal;
@@ -78,10 +79,8 @@ struct hl_mailpoll {
 
 static void maybe_free(struct hl_mailpoll *m)
 {
-	if (m->stopping && m->open_handles == 0) {
-		free(m->self);
+	if (m->stopping && m->open_handles == 0)
 		free(m);
-	}
 }
 
 static void on_closed(uv_handle_t *h)
@@ -152,15 +151,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
+static void on_exit_cb(struct hl_child *c, int64_t status, int term_signal)
 {
-	struct hl_mailpoll *m = proc->data;
+	struct hl_mailpoll *m = c->data;
 	m->exit_status = status;
 	m->term_signal = term_signal;
 	m->child_done = true;
 	uv_timer_stop(&m->kill_timer);
-	uv_close((uv_handle_t *)proc, on_closed);
 	finish(m);
+	m->open_handles--;
+	maybe_free(m);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -169,9 +169,9 @@ static void on_timeout(uv_timer_t *t)
 	if (!m->running || m->child_done)
 		return;
 	m->timed_out = true;
-	hl_warn("mail pickup (pid %d) still running after %u s: stopping it", m->proc.pid,
+	hl_warn("mail pickup (pid %d) still running after %u s: stopping it", m->child.pid,
 		m->timeout_ms / 1000);
-	uv_process_kill(&m->proc, SIGKILL);
+	hl_child_kill(m->d, &m->child, SIGKILL);
 }
 
 /* The run is over (exited, output read): its result and the next run. */
@@ -195,6 +195,10 @@ static void finish(struct hl_mailpoll *m)
 		if (m->timed_out)
 			snprintf(m->last_error, sizeof(m->last_error),
 				 "the pickup took longer than %u s and was stopped", m->timeout_ms / 1000);
+		else if (m->term_signal == SIGSYS)
+			snprintf(m->last_error, sizeof(m->last_error),
+				 "the pickup was stopped by its sandbox (SIGSYS: a system call it "
+				 "may not make; the log says which, docs/sandbox.md)");
 		else if (m->term_signal)
 			snprintf(m->last_error, sizeof(m->last_error), "the pickup was killed (signal %d)",
 				 m->term_signal);
@@ -222,32 +226,26 @@ static void finish(struct hl_mailpoll *m)
 static void spawn(struct hl_mailpoll *m)
 {
 	struct hl_daemon *d = m->d;
+	char err[HL_SPAWN_TEXT_MAX];
 	uv_file fds[2];
 	int ret = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
 	if (ret < 0) {
 		hl_error("cannot run the mail pickup: pipe: %s", uv_strerror(ret));
 		return;
 	}
-	char *args[] = { m->self, "-d", d->dir, "bundle", "import", "--maildir", NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = fds[1] },  /* its report, line by line */
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },       /* its errors go to our log */
-	};
-	uv_process_options_t opt = {
-		.exit_cb = on_exit_cb, .file = m->self, .args = args,
-		.stdio_count = 3, .stdio = stdio,
-	};
-	m->proc.data = m;
-	ret = uv_spawn(&d->loop, &m->proc, &opt);
-	m->open_handles++;
+	/* hotline -d DIR bundle import --maildir; its report, line by line,
+	 * on the pipe, its errors to our log */
+	struct hl_spawn_req req = { .kind = HL_SPAWN_PICKUP, .out_fd = fds[1] };
+	m->child.data = m;
+	m->child.exit_cb = on_exit_cb;
+	ret = hl_spawn(d, &m->child, &req, err, sizeof(err));
 	close(fds[1]);
 	if (ret < 0) {
 		close(fds[0]);
-		hl_error("cannot run the mail pickup %s: %s", m->self, uv_strerror(ret));
-		uv_close((uv_handle_t *)&m->proc, on_closed);
+		hl_error("cannot run the mail pickup: %s", err);
 		return;
 	}
+	m->open_handles++;
 	m->running = true;
 	m->child_done = m->pipe_done = m->timed_out = false;
 	m->line_len = 0;
@@ -263,7 +261,7 @@ static void spawn(struct hl_mailpoll *m)
 		m->pipe_done = true;
 	}
 	uv_timer_start(&m->kill_timer, on_timeout, m->timeout_ms, 0);
-	hl_debug("mail pickup started (pid %d)", m->proc.pid);
+	hl_debug("mail pickup started (pid %d)", m->child.pid);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -279,18 +277,10 @@ static void on_tick(uv_timer_t *t)
 
 static int mailpoll_start(struct hl_daemon *d, char *err, size_t errlen)
 {
-	char self[4096];
 	(void)err;
 	(void)errlen;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		hl_warn("cannot find this program's path: no mail pickup by the daemon");
-		return 0;
-	}
-	self[n] = '\0';
 	struct hl_mailpoll *m = xcalloc(1, sizeof(*m));
 	m->d = d;
-	m->self = xstrdup(self);
 	m->timeout_ms = PICKUP_TIMEOUT_MS;
 	const char *t = getenv("HOTLINE_PICKUP_TIMEOUT_MS");
 	if (t && atol(t) >= 100 && atol(t) <= (long)PICKUP_TIMEOUT_MS)
@@ -315,7 +305,7 @@ static void mailpoll_stop(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&m->timer, on_closed);
 	uv_close((uv_handle_t *)&m->kill_timer, on_closed);
 	if (m->running && !m->child_done)
-		uv_process_kill(&m->proc, SIGTERM);
+		hl_child_kill(d, &m->child, SIGTERM);
 	if (m->running && !m->pipe_done) {
 		/* Not waiting for EOF: a child stopped by someone never sends it. */
 		uv_close((uv_handle_t *)&m->out, on_closed);

@@ -95,6 +95,11 @@ static int drop_bounding(char *err, size_t errlen)
 	return 0;
 }
 
+int hl_privs_no_new_privs(void)
+{
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
 /* Step 3. */
 static int become(const struct hl_user *u, char *err, size_t errlen)
 {
@@ -121,8 +126,8 @@ static int finish(const struct hl_user *u, char *err, size_t errlen)
 	int r;
 	if ((r = caps_clear()) < 0)
 		return fail(err, errlen, r, "capset");
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return fail(err, errlen, -errno, "PR_SET_NO_NEW_PRIVS");
+	if ((r = hl_privs_no_new_privs()) < 0)
+		return fail(err, errlen, r, "PR_SET_NO_NEW_PRIVS");
 	if (caps_held())
 		return fail(err, errlen, -EPERM, "capabilities are still held");
 	if (u && u->uid != 0 && (setuid(0) == 0 || geteuid() != u->uid))

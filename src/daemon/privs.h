@@ -7,7 +7,8 @@
  * (supplementary groups, gid and uid), and sets no_new_privs, so nothing it
  * runs can gain a privilege through a set-uid program.  Started as another
  * user, it only drops the capabilities it holds, if any.  A later stage
- * (seccomp) narrows the system calls; this one is about identity.
+ * (daemon/sandbox.h) narrows the system calls and the files; this one is
+ * about identity.
  *
  * Which station a root daemon accepts (with conf/perms.h): one that belongs
  * to root (the daemon then stays uid 0, without any capability), or one
@@ -27,5 +28,10 @@
  * to fix it; the daemon must then stop (a step may have been taken). */
 int hl_privs_drop(const char *dir, uid_t dir_owner, const char *user_spec,
 		  char note[static HL_PRIVS_NOTE_LEN], char *err, size_t errlen);
+
+/* Sets no_new_privs (for good): nothing this process runs gains a
+ * privilege through a set-uid or file-capability program.  0 or -errno.
+ * The sandbox (daemon/sandbox.h) needs it too, whoever started us. */
+int hl_privs_no_new_privs(void);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -92,13 +93,18 @@ int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "the daemon is shutting down");
 		return HL_ESTATE;
 	}
-	int ret = hl_conf_load(d->dir, &nc, cerr);
+	/* Through the spawner: the sandbox keeps station.conf out of reach. */
+	int ret = hl_spawner_conf_load(d, &nc, cerr);
 	if (ret < 0) {
 		snprintf(err, errlen, "%s", cerr[0] ? cerr : hl_strerror(ret));
 		hl_error("station.conf not reloaded, keeping the running configuration: %s", err);
 		return ret;
 	}
 	hl_info("station.conf reloaded: %zu peer%s", nc->npeers, nc->npeers == 1 ? "" : "s");
+	if (strcmp(nc->email.maildir, d->conf->email.maildir) != 0 && d->conf->sandbox)
+		hl_warn("station.conf: Maildir changed to '%s': the daemon watches it once it is "
+			"next started (its sandbox lets it see the Maildir it started with)",
+			nc->email.maildir);
 	if (strcmp(nc->user, d->conf->user) != 0)
 		hl_warn("station.conf: User changed to '%s': that takes effect when the daemon is "
 			"next started", nc->user);

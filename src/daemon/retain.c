@@ -1,6 +1,7 @@
 /* daemon/retain.c — the daemon applies `Retain` by itself (msg/retain.h,
  * docs/retention.md): while station.conf sets a Retain anywhere, it runs
- * `hotline -d DIR purge --yes` as a child process shortly after it starts
+ * `hotline -d DIR purge --yes` as a child process (the spawner runs it,
+ * daemon/spawn.h) shortly after it starts
  * and after each reload of station.conf (so a new Retain is applied within
  * seconds), then every hour; the child's report goes to the daemon's log.
  *
@@ -22,6 +23,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "daemon/spawn.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -31,18 +33,15 @@
 struct hl_retainer {
 	struct hl_daemon *d;
 	uv_timer_t timer;
-	uv_process_t proc;
+	struct hl_child child;        /* run by the spawner (daemon/spawn.h) */
 	bool running, again, stopping;
-	int open_handles;             /* freed at 0, once stopping */
-	char *self;                   /* this program, to run as the child */
+	int open_handles;             /* freed at 0, once stopping (the child counts) */
 };
 
 static void maybe_free(struct hl_retainer *r)
 {
-	if (r->stopping && r->open_handles == 0) {
-		free(r->self);
+	if (r->stopping && r->open_handles == 0)
 		free(r);
-	}
 }
 
 static void on_closed(uv_handle_t *h)
@@ -65,18 +64,19 @@ static bool configured(const hl_station_conf *conf)
 
 static void on_tick(uv_timer_t *t);
 
-static void on_exit_cb(uv_process_t *proc, int64_t status, int term_signal)
+static void on_exit_cb(struct hl_child *c, int64_t status, int term_signal)
 {
-	struct hl_retainer *r = proc->data;
+	struct hl_retainer *r = c->data;
 	if (status != 0 || term_signal != 0)
 		hl_warn("retention: the purge exited with status %lld%s", (long long)status,
 			term_signal ? " (killed by a signal)" : "");
 	r->running = false;
-	uv_close((uv_handle_t *)proc, on_closed);
 	if (!r->stopping && r->again) {
 		r->again = false;
 		uv_timer_start(&r->timer, on_tick, FIRST_MS, EVERY_MS);
 	}
+	r->open_handles--;
+	maybe_free(r);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -89,43 +89,27 @@ static void on_tick(uv_timer_t *t)
 		r->again = true;
 		return;
 	}
-	char *args[] = { r->self, "-d", d->dir, "purge", "--yes", NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },  /* its report goes to our log */
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-	};
-	uv_process_options_t opt = {
-		.exit_cb = on_exit_cb, .file = r->self, .args = args,
-		.stdio_count = 3, .stdio = stdio,
-	};
-	r->proc.data = r;
-	int ret = uv_spawn(&d->loop, &r->proc, &opt);
-	r->open_handles++;
-	if (ret < 0) {
-		hl_error("retention: cannot run %s purge: %s", r->self, uv_strerror(ret));
-		uv_close((uv_handle_t *)&r->proc, on_closed);
+	/* hotline -d DIR purge --yes; its report goes to our log */
+	struct hl_spawn_req req = { .kind = HL_SPAWN_PURGE, .out_fd = STDERR_FILENO,
+				    .err_to_out = true };
+	char err[HL_SPAWN_TEXT_MAX];
+	r->child.data = r;
+	r->child.exit_cb = on_exit_cb;
+	if (hl_spawn(d, &r->child, &req, err, sizeof(err)) < 0) {
+		hl_error("retention: cannot run purge: %s", err);
 		return;
 	}
+	r->open_handles++;
 	r->running = true;
-	hl_debug("retention: purge started (pid %d)", r->proc.pid);
+	hl_debug("retention: purge started (pid %d)", r->child.pid);
 }
 
 static int retainer_start(struct hl_daemon *d, char *err, size_t errlen)
 {
-	char self[4096];
 	(void)err;
 	(void)errlen;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		hl_warn("cannot find this program's path: Retain is applied only by "
-			"'hotline purge'");
-		return 0;
-	}
-	self[n] = '\0';
 	struct hl_retainer *r = xcalloc(1, sizeof(*r));
 	r->d = d;
-	r->self = xstrdup(self);
 	uv_timer_init(&d->loop, &r->timer);
 	r->timer.data = r;
 	r->open_handles = 1;
@@ -152,7 +136,7 @@ static void retainer_stop(struct hl_daemon *d)
 	uv_timer_stop(&r->timer);
 	uv_close((uv_handle_t *)&r->timer, on_closed);
 	if (r->running)
-		uv_process_kill(&r->proc, SIGTERM);
+		hl_child_kill(d, &r->child, SIGTERM);
 }
 
 const struct hl_service hl_retention_service = {

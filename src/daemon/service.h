@@ -117,7 +117,7 @@ struct hl_service {
 
 /* The services, each defined in its own file. */
 extern const struct hl_service hl_alarm_service;
-extern const struct hl_service hl_keys_service;
+extern const struct hl_service hl_rotation_service;
 extern const struct hl_service hl_delivery_service;
 extern const struct hl_service hl_stage_service;
 extern const struct hl_service hl_failover_service;

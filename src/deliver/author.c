@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/ours.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
@@ -14,41 +15,7 @@
 int hl_author_item(const struct hl_author_link *l, struct hl_item *it,
 		   uint8_t hash[static HL_HASH_LEN])
 {
-	struct hl_chain_head head;
-	uint8_t *enc = xmalloc(HL_ITEM_MAX);
-	size_t len;
-	int ret;
-	/* The key that signs it: the chain's key before a rotation for a
-	 * rotation item (docs/rotation.md), else the current one. */
-	const uint8_t *key = it->kind == HL_ITEM_ROTATION ? hl_signer_prev_sign_pk(l->me)
-							    : hl_signer_sign_pk(l->me);
-	if (!key) {
-		ret = HL_ESTATE;
-		goto out;
-	}
-	if ((ret = hl_store_chain_head(l->st, l->peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_author_keys(l->st, l->peer_id, key, hl_signer_prev_sign_pk(l->me),
-					 it->author)) < 0)
-		goto out;
-	memcpy(it->counterpart, l->peer_sign, 32);
-	it->seq = head.seq + 1;
-	memcpy(it->prev, head.hash, HL_HASH_LEN);
-	if (it->time_ms == 0)
-		it->time_ms = (uint64_t)hl_now_ms();
-	if ((ret = hl_item_encode_sign(it, l->me, enc, HL_ITEM_MAX, &len)) < 0)
-		goto out;
-	struct hl_item_row row = {
-		.peer_id = l->peer_id, .dir = HL_DIR_OUT, .seq = it->seq, .kind = it->kind,
-		.encoded = enc, .encoded_len = len, .precedence = HL_PREC_FLASH,
-		.stored_at = hl_now_ms(),
-	};
-	hl_item_hash(enc, len, row.hash);
-	if ((ret = hl_store_insert_item(l->st, &row)) < 0)
-		goto out;
-	memcpy(hash, row.hash, HL_HASH_LEN);
-out:
-	free(enc);
-	return ret;
+	return hl_ours_append(l->st, l->me, l->peer_id, l->peer_sign, it, HL_PREC_FLASH, hash);
 }
 
 /* The counterpart's chain head as we hold it (contiguously; after a

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/ours.h"
 #include "deliver/engine_int.h"
 #include "msg/message.h"
 #include "util/err.h"
@@ -321,25 +322,22 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 	}
 	if (e->nrcpt == 0)
 		return 0;
-	struct hl_chain_head head, peer_head;
-	uint8_t author[32];
-	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
-	    (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0 ||
-	    (ret = hl_store_author_keys(st, e->peer_id, hl_signer_sign_pk(e->env.me),
-					 hl_signer_prev_sign_pk(e->env.me), author)) < 0)
+	struct hl_chain_head peer_head;
+	if ((ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0)
 		return ret;
-	struct hl_item *it = xcalloc(1, sizeof(*it));
-	for (size_t done = 0; done < e->nrcpt;) {
+	/* One receipt item per HL_MAX_RECEIPT_ENTRIES entries, all signed in
+	 * one run (chain/ours.h). */
+	size_t nitems = (e->nrcpt + HL_MAX_RECEIPT_ENTRIES - 1) / HL_MAX_RECEIPT_ENTRIES;
+	struct hl_item *items = xcalloc(nitems, sizeof(*items));
+	struct hl_ours o;
+	hl_ours_init(&o, st, e->env.me, e->peer_id, e->peer_sign);
+	ret = 0;
+	for (size_t k = 0, done = 0; k < nitems && ret == 0; k++) {
+		struct hl_item *it = &items[k];
 		size_t n = e->nrcpt - done;
 		if (n > HL_MAX_RECEIPT_ENTRIES)
 			n = HL_MAX_RECEIPT_ENTRIES;
-		memset(it, 0, sizeof(*it));
 		it->kind = HL_ITEM_RECEIPT;
-		memcpy(it->author, author, 32);
-		memcpy(it->counterpart, e->peer_sign, 32);
-		it->seq = head.seq + 1;
-		memcpy(it->prev, head.hash, HL_HASH_LEN);
-		it->time_ms = (uint64_t)hl_now_ms();
 		it->u.rcpt.peer_seq = peer_head.seq;
 		memcpy(it->u.rcpt.peer_hash, peer_head.hash, HL_HASH_LEN);
 		it->u.rcpt.count = (uint16_t)n;
@@ -347,22 +345,13 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 			it->u.rcpt.entries[i].seq = e->rcpt[done + i].seq;
 			memcpy(it->u.rcpt.entries[i].hash, e->rcpt[done + i].hash, HL_HASH_LEN);
 		}
-		size_t len;
-		if ((ret = hl_item_encode_sign(it, e->env.me, e->itembuf, HL_ITEM_MAX, &len)) < 0)
-			break;
-		struct hl_item_row row = {
-			.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq,
-			.kind = HL_ITEM_RECEIPT, .encoded = e->itembuf, .encoded_len = len,
-			.precedence = HL_PREC_FLASH, .stored_at = hl_now_ms(),
-		};
-		hl_item_hash(e->itembuf, len, row.hash);
-		if ((ret = hl_store_insert_item(st, &row)) < 0)
-			break;
-		head.seq = it->seq;
-		memcpy(head.hash, row.hash, HL_HASH_LEN);
+		ret = hl_ours_add(&o, it, HL_PREC_FLASH, NULL, NULL);
 		done += n;
 	}
-	free(it);
+	if (ret == 0)
+		ret = hl_ours_flush(&o);
+	hl_ours_drop(&o);
+	free(items);
 	if (ret == 0)
 		e->nrcpt = 0;
 	return ret;

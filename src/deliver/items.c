@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/queue.h"
 #include "deliver/author.h"
 #include "msg/message.h"
 #include "util/err.h"

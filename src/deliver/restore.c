@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/adopt.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -159,7 +160,6 @@ int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
 static int recovered_message(hl_engine *e, const struct hl_item *it)
 {
 	const struct hl_item_message *m = &it->u.msg;
-	char idhex[33];
 	struct hl_msg_row row = {
 		.peer_id = e->peer_id, .dir = HL_DIR_OUT, .seq = it->seq,
 		.precedence = m->precedence, .class_seq = m->class_seq, .subject = "",
@@ -167,15 +167,7 @@ static int recovered_message(hl_engine *e, const struct hl_item *it)
 		.state = HL_MSG_SENT, .n_att = m->n_attachments,
 	};
 	memcpy(row.id, m->id, HL_MSG_ID_LEN);
-	hl_msg_id_hex(m->id, idhex);
-	row.att = xcalloc(m->n_attachments ? m->n_attachments : 1, sizeof(*row.att));
-	for (unsigned i = 0; i < m->n_attachments; i++) {
-		struct hl_att_row *a = &row.att[i];
-		memcpy(a->name, m->att[i].name, m->att[i].name_len);
-		a->size = m->att[i].size;
-		memcpy(a->hash, m->att[i].hash, HL_HASH_LEN);
-		snprintf(a->path, sizeof(a->path), "out/%s/%u", idhex, i);
-	}
+	row.att = hl_adopt_att_rows(m);
 	int ret = hl_store_insert_message(e->env.txn->store, &row);
 	if (ret == 0)
 		ret = hl_store_set_purged(e->env.txn->store, m->id, hl_now_ms());

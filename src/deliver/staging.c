@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

@@ -337,8 +337,8 @@ static size_t rotation_msg(const uint8_t *buf, size_t len, uint8_t msg[static RO
 	return ROT_NEW_CTX_LEN + body;
 }
 
-static int sign_rotation_new(struct hl_item *it, const hl_signer *signer, uint8_t *out,
-			     size_t len)
+int hl_item_sign_rotation_new(struct hl_item *it, const hl_signer *signer, uint8_t *out,
+			      size_t len)
 {
 	uint8_t msg[ROT_MSG_MAX];
 	size_t n = rotation_msg(out, len, msg);
@@ -366,7 +366,7 @@ int hl_item_encode_sign(struct hl_item *it, const hl_signer *signer,
 		return ret;
 	/* A rotation: first the new key, over the item up to new_sig (so the
 	 * old key's signature below covers the new one's). */
-	if (it->kind == HL_ITEM_ROTATION && (ret = sign_rotation_new(it, signer, out, *len)) < 0)
+	if (it->kind == HL_ITEM_ROTATION && (ret = hl_item_sign_rotation_new(it, signer, out, *len)) < 0)
 		return ret;
 	/* The signed bytes are the encoding up to the signature, which begins
 	 * with the kind's context string and its NUL. */

@@ -199,6 +199,12 @@ bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32]
  * key current at the item's position. */
 int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it);
+/* A rotation IT encoded in OUT (LEN bytes, with its new_sig zero): SIGNER's
+ * current key signs HL_CTX_ROTATION_NEW, its NUL and the bytes before
+ * new_sig, into it->u.rot.new_sig and OUT.  hl_item_encode_sign and the key
+ * holder (holder/serve.c) call it before the outer signature. */
+int hl_item_sign_rotation_new(struct hl_item *it, const hl_signer *signer, uint8_t *out,
+			      size_t len);
 /* A decoded rotation IT (bytes BUF, LEN): whether its new_sig is its new
  * SigningKey's.  hl_item_open checks it; exposed for the tests. */
 bool hl_item_rotation_sig_ok(const uint8_t *buf, size_t len, const struct hl_item *it);

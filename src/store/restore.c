@@ -38,6 +38,15 @@ int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending)
 	return ret < 0 ? ret : 0;
 }
 
+int hl_store_may_sign(hl_store *st, int64_t peer_id)
+{
+	bool pending;
+	int ret = hl_store_resync_pending(st, peer_id, &pending);
+	if (ret == 0 && pending)
+		ret = st_fail(st, HL_ESTATE, "%s", ST_RESYNC_TEXT);
+	return ret;
+}
+
 int hl_store_resync_done(hl_store *st, int64_t peer_id)
 {
 	sqlite3_stmt *s = NULL;

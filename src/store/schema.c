@@ -340,9 +340,7 @@ static const char MIGRATION_5[] =
 	"CREATE INDEX messages_retain ON messages (dir, sent_at) WHERE purged_at = 0;"
 	"CREATE TRIGGER items_resync BEFORE INSERT ON items WHEN NEW.dir = 0 AND NEW.acked = 0"
 	" AND (SELECT resync FROM peers WHERE id = NEW.peer_id) = 1"
-	" BEGIN SELECT RAISE(ABORT, 'this station was restored from a backup and signs nothing"
-	" new for this peer until the peer has said how much of our chain it holds (the"
-	" daemon asks it once the link is up)'); END;";
+	" BEGIN SELECT RAISE(ABORT, '" ST_RESYNC_TEXT "'); END;";
 
 /* A peer's usage now (invariant 2): what USAGE_V4_OF counts, less what
  * purges freed (version 5): a purged message keeps its row and its

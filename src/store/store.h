@@ -527,6 +527,11 @@ int hl_store_checkpoint(hl_store *st);
 int hl_store_mark_restored(hl_store *st);
 int hl_store_resync_pending(hl_store *st, int64_t peer_id, bool *pending);
 int hl_store_resync_done(hl_store *st, int64_t peer_id);
+/* 0 when a new item of ours may be signed for PEER_ID; HL_ESTATE, with
+ * the same message as the insert the store would refuse, while a resync
+ * is pending: asked before signing, so that the key holder never signs
+ * a position the store will not take (chain/ours.c). */
+int hl_store_may_sign(hl_store *st, int64_t peer_id);
 /* Receipts of ours recovered after a restore acknowledge these positions
  * of the peer's chain: the station never acknowledges them again (the
  * peer refuses a second receipt for a message).  ack_has: whether SEQ is

@@ -13,6 +13,13 @@
 
 #include "store/store.h"
 
+/* Why the store takes no new item of ours for a peer being resynchronised
+ * after a restore: the items_resync trigger's text (schema.c) and
+ * hl_store_may_sign's. */
+#define ST_RESYNC_TEXT "this station was restored from a backup and signs nothing" \
+	" new for this peer until the peer has said how much of our chain it holds (the" \
+	" daemon asks it once the link is up)"
+
 #define I64MAX ((uint64_t)INT64_MAX)
 
 /* The quota's unit costs (store.h) as SQL literals: the charges of

@@ -15,12 +15,17 @@
 
 int hl_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-	int ret;
-	char *buf = NULL;
-	size_t used = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	return hl_read_fd(fd, max, out, len);
+}
+
+int hl_read_fd(int fd, size_t max, char **out, size_t *len)
+{
+	int ret;
+	char *buf = NULL;
+	size_t used = 0;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;

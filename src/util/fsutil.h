@@ -10,6 +10,8 @@
 /* Reads all of PATH into a NUL-terminated xmalloc'd buffer, refusing files
  * over MAX bytes (HL_ETOOBIG).  Returns 0 or a negative code. */
 int hl_read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same from the descriptor FD, which it closes whatever happens. */
+int hl_read_fd(int fd, size_t max, char **out, size_t *len);
 
 /* Replaces PATH atomically with BUF (mode MODE), durable on return. */
 int hl_write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);

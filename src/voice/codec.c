@@ -32,7 +32,7 @@ int hl_codec_new(struct hl_codec **out, int bitrate, int loss_perc)
 	opus_encoder_ctl(c->enc, OPUS_SET_PACKET_LOSS_PERC(loss_perc >= 0 ? loss_perc
 									  : HL_CODEC_LOSS_PERC));
 	opus_encoder_ctl(c->enc, OPUS_SET_DTX(0));      /* silence is sent as sound */
-	opus_encoder_ctl(c->enc, OPUS_SET_COMPLEXITY(5));
+	opus_encoder_ctl(c->enc, OPUS_SET_COMPLEXITY(HL_CODEC_COMPLEXITY));
 	*out = c;
 	return 0;
 }

@@ -26,6 +26,8 @@ enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *ro
 	if (row->n_att != 1 || !hl_voice_name(row->att[0].name))
 		return HL_VOICE_NOT;
 	const struct hl_att_row *a = &row->att[0];
+	if (row->purged_at)
+		return HL_VOICE_PURGED;
 	if ((row->dir == HL_DIR_IN && a->done < a->size) || !a->path[0])
 		return HL_VOICE_PARTIAL;
 	char *full = hl_path_join(station, a->path);
@@ -61,6 +63,9 @@ void hl_voice_label(const char *station, const struct hl_msg_row *row, char *out
 	case HL_VOICE_BROKEN:
 		snprintf(out, cap, "voice (unreadable)");
 		break;
+	case HL_VOICE_PURGED:
+		snprintf(out, cap, "voice (purged)");
+		break;
 	default:
 		if (cap)
 			out[0] = '\0';
@@ -70,7 +75,8 @@ void hl_voice_label(const char *station, const struct hl_msg_row *row, char *out
 json_t *hl_voice_json(const char *station, const struct hl_msg_row *row)
 {
 	uint64_t ms;
-	static const char *const names[] = { NULL, "ready", "arriving", "unreadable" };
+	static const char *const names[] = { NULL, "ready", "arriving", "unreadable",
+						     "purged" };
 	enum hl_voice_kind k = hl_voice_msg(station, row, &ms, NULL);
 	if (k == HL_VOICE_NOT)
 		return NULL;

@@ -27,6 +27,7 @@ enum hl_voice_kind {
 	HL_VOICE_READY = 1,     /* a voice message, its recording complete and readable */
 	HL_VOICE_PARTIAL = 2,   /* named as one, but not all of it is here yet */
 	HL_VOICE_BROKEN = 3,    /* named as one, complete, but not Ogg Opus */
+	HL_VOICE_PURGED = 4,    /* one, whose recording retention or purge removed */
 };
 
 /* Classifies ROW; for READY, *MS is the duration and *PATH (when not NULL)
@@ -34,11 +35,11 @@ enum hl_voice_kind {
 enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *row,
 				uint64_t *ms, char **path);
 
-/* "voice 0:42", "voice (arriving)", "voice (unreadable)", or "" for a
- * message that is not one. */
+/* "voice 0:42", "voice (arriving)", "voice (unreadable)", "voice (purged)",
+ * or "" for a message that is not one. */
 void hl_voice_label(const char *station, const struct hl_msg_row *row, char *out, size_t cap);
 
-/* For --json output: {"state": "ready"|"arriving"|"unreadable",
+/* For --json output: {"state": "ready"|"arriving"|"unreadable"|"purged",
  * "duration_ms": N or null}, or NULL for a message that is not one. */
 typedef struct json_t json_t;
 json_t *hl_voice_json(const char *station, const struct hl_msg_row *row);

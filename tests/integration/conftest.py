@@ -25,6 +25,24 @@ def pytest_sessionstart(session):
                                 f"build first (make) or set HOTLINE_BIN")
 
 
+def pytest_collection_modifyitems(config, items):
+    # HOTLINE_SHARD=K/N (CMakeLists.txt splits the longest files into N
+    # ctest entries): this run takes tests K, K+N, K+2N... of the file, in
+    # collection order, and deselects the rest.
+    shard = os.environ.get("HOTLINE_SHARD")
+    if not shard:
+        return
+    try:
+        k, n = (int(x) for x in shard.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"HOTLINE_SHARD {shard!r}: expected K/N with 1 <= K <= N")
+    keep = [it for i, it in enumerate(items) if i % n == k - 1]
+    config.hook.pytest_deselected(items=[it for it in items if it not in keep])
+    items[:] = keep
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     # Keeps each phase's report on the item so fixtures can tell at teardown

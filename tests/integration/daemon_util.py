@@ -27,7 +27,8 @@ BIN = os.environ.get("HOTLINE_BIN") or os.path.join(HERE, "..", "..", "build", "
 SANITIZE = os.environ.get("HOTLINE_SANITIZE", "").strip().upper() in ("1", "ON", "TRUE", "YES")
 SCALE = 4.0 if SANITIZE else 1.0
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
+                   "runtime error:",
+                   "hotline: sandbox: system call")   # src/daemon/sandbox.c stopped a process
 
 
 def scaled(seconds):
@@ -141,6 +142,7 @@ class Station:
                                          stderr=log, start_new_session=True)
         finally:
             log.close()
+        helpers.keep_priority(self.proc.pid)
         self.registry.append(self)
         if wait:
             self.wait_ready()

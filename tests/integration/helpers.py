@@ -87,7 +87,8 @@ CLOSE_SHUTDOWN, CLOSE_REPLACED, CLOSE_REMOVED, CLOSE_PROTOCOL = 1, 2, 3, 4
 # Lines a sanitizer prints when it finds something; a daemon log holding one
 # fails the test that started the daemon.
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
+                   "runtime error:",
+                   "hotline: sandbox: system call")   # src/daemon/sandbox.c stopped a process
 
 
 def scaled(seconds):
@@ -119,6 +120,25 @@ def _ephemeral_range():
         return lo, hi
     except (OSError, ValueError):
         return 32768, 60999
+
+
+def keep_priority(pid):
+    """Gives process PID, just started in a session of its own, this test's
+    priority.  With the kernel's autogroups (sched_autogroup_enabled) a
+    process's nice ranks it only within its session; sessions share the CPU
+    by their autogroup's nice, so a daemon started with start_new_session
+    would otherwise compete at 0 whatever the test's own nice (the real-time
+    voice tests run at -10: CMakeLists.txt, run_pytest.sh).  Best effort:
+    without autogroups, or without the right to raise a priority, the
+    process keeps the nice it inherited."""
+    nice = os.nice(0)
+    if nice == 0:
+        return
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
 
 
 _PORTS_GIVEN = set()
@@ -425,6 +445,7 @@ class Station:
                                          start_new_session=True)
         finally:
             log.close()
+        keep_priority(self.proc.pid)
         if self.registry is not None:
             self.registry.append(self)
         if wait:

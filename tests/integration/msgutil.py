@@ -32,7 +32,8 @@ SCALE = 4.0 if SANITIZE else 1.0
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
+                   "runtime error:",
+                   "hotline: sandbox: system call")   # src/daemon/sandbox.c stopped a process
 
 
 def scaled(seconds):
@@ -329,6 +330,7 @@ class Station:
                                     start_new_session=True, env=env)
         finally:
             log.close()
+        helpers.keep_priority(proc.pid)
         self.proc = proc
         self.net.procs.append(proc)
         if wait:

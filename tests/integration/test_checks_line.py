@@ -49,8 +49,11 @@ def test_scheduled_checks_ok(daemons, tmp_path):
     set_peer_option(a, "bravo", "CheckEvery", "1s")
     set_peer_option(a, "bravo", "CheckTimeout", "800ms")
     a.set_option("AlarmCommand", script)
-    a.start()
+    # bravo first: alpha's first check is due a second after alpha starts,
+    # and must find the link up (a slow start of bravo's made it "waits to
+    # be sent", under the sanitizers)
     b.start()
+    a.start()
     a.wait_state("bravo", "connected")
     # Checks keep coming at the schedule, each answered.
     wait_for(lambda: sum(1 for c in checks(a, "out") if RESULT[c[4]] == "ok") >= 3,

@@ -11,6 +11,7 @@ bounds here are looser than `make bench`'s targets (which bench.sh checks
 with longer speech): these tests are to catch breakage on a loaded machine.
 """
 import json
+import re
 import os
 import subprocess
 import time
@@ -27,7 +28,8 @@ NET = ("--delay", "50", "--jitter", "10", "--seed", "11")
 def test_call_through_relay(net, tmp_path):
     alarm_log = tmp_path / "alarms.txt"
     script = tmp_path / "alarm.sh"
-    script.write_text(f"#!/bin/sh\necho \"$HOTLINE_ALARM $HOTLINE_PEER $HOTLINE_DETAIL\" >> {alarm_log}\n")
+    script.write_text("#!/bin/sh\necho \"$HOTLINE_ALARM $HOTLINE_PEER $HOTLINE_DETAIL"
+                      f" call=$HOTLINE_CALL_ID check=${{HOTLINE_CHECK_ID-unset}}\" >> {alarm_log}\n")
     script.chmod(0o755)
     a, b, relay = vu.call_pair(net, NET, AlarmCommand=str(script))
     cap = vu.Capture(net, (relay.to_a, relay.to_b))
@@ -44,6 +46,8 @@ def test_call_through_relay(net, tmp_path):
     assert ring["peer"] == "washington" and "immediate call" in ring["detail"]
     wait_for(lambda: alarm_log.exists() and "ring washington immediate call" in alarm_log.read_text(),
              scaled(5), "AlarmCommand run for the ring")
+    # the ring names its call, and no line check's variables
+    assert re.search(r" call=[0-9a-f]{32} check=unset$", alarm_log.read_text().splitlines()[0])
 
     end_a, end_b = res["a"]["call"], res["b"]["call"]
     assert end_a["reason"] == end_b["reason"] == "hangup"
@@ -146,7 +150,9 @@ def test_never_answered_ends_at_both(net, tmp_path):
     a, b, relay = vu.call_pair(net, NET)
     t0 = time.monotonic()
     p = a.cmd("call", "pyongyang", "--timeout", "2", "--json", "--output", str(tmp_path / "o.wav"),
-              "--input", vu.speech(str(tmp_path / "i.wav"), seconds=3, rate=16000))
+              "--input", vu.speech(str(tmp_path / "i.wav"), seconds=3, rate=16000), check=False)
+    # a call that did not take place is a failure to a script
+    assert p.returncode == 1 and "ended (no_answer" in p.stderr, p.stderr
     assert time.monotonic() - t0 < scaled(8)
     end = json.loads(p.stdout)["call"]
     assert end["reason"] == "no_answer" and end["by"] == "us" and "duration_ms" not in end
@@ -182,8 +188,9 @@ def test_busy_and_flash_preempts(net, tmp_path):
 
     # an equal or lower precedence gets "busy" at once, and the call goes on
     p = c.cmd("call", "pyongyang", "-p", "priority", "--json", "--output", str(tmp_path / "c1.wav"),
-              "--input", speech)
+              "--input", speech, check=False)
     assert json.loads(p.stdout)["call"]["reason"] == "busy"
+    assert p.returncode == 1, p.stderr
     assert vu.station_call(b)["peer"] == "washington"
 
     # FLASH takes the line: washington's call ends "preempted" at both ends
@@ -196,11 +203,13 @@ def test_busy_and_flash_preempts(net, tmp_path):
     assert json.loads(out_a)["call"]["reason"] == "preempted"
     assert json.loads(out_a)["call"]["by"] == "peer"
     assert json.loads(out_b)["call"]["reason"] == "preempted"
+    assert pa.returncode == 1 and pb.returncode == 1
     wait_for(lambda: (vu.station_call(b) or {}).get("peer") == "kaesong", scaled(10), "flash ring")
     assert vu.station_call(b)["precedence"] == "flash"
     b.cmd("call", "hangup")     # declined while ringing: busy to the caller
     out_c, _ = pc.communicate(timeout=scaled(15))
     assert json.loads(out_c)["call"]["reason"] == "busy"
+    assert pc.returncode == 1
     # and washington calling with lower precedence while nothing is on the line works again
     assert vu.station_call(b) is None
 
@@ -223,6 +232,7 @@ def test_ctrl_c_hangs_up(net, tmp_path):
     assert pb.returncode == 0, err_b
     assert json.loads(out_b)["call"]["by"] == "us"
     assert json.loads(out_a)["call"]["reason"] == "hangup"
+    assert pa.returncode == 0     # hung up by the peer: the call took place
     assert json.loads(out_a)["call"]["by"] == "peer"
 
 
@@ -245,6 +255,77 @@ def test_cadence_holds_while_messages_flow(net, tmp_path):
         within = float(np.mean(np.abs(gaps - 20) <= 2))
         print(f"pipe {pipe} with messages flowing: within 20+-2 ms {within:.1%}")
         assert sizes == {128}
-        assert within >= (0.4 if vu_sanitize() else 0.9 if precise else 0.6), within
+        # 0.8, not the quiet call's 0.9: the sender's fsyncs, beside other jobs'
+        # I/O, put kernel latency under even a real-time thread (a fresh Debian
+        # root at load 16 measured 0.84); a frame held back by a commit would
+        # be a gap of tens of ms, and make bench holds the cadence target
+        assert within >= (0.4 if vu_sanitize() else 0.8 if precise else 0.6), within
     s, _ = vu.direction(res, "a", "b")
     assert s >= 0.8, s
+
+
+SCHED_OTHER, SCHED_FIFO, SCHED_RR = 0, 1, 2
+
+
+def daemon_threads(pid):
+    """(name, scheduling policy, real-time priority) of each thread of PID
+    (/proc/PID/task/TID/stat fields 40 and 41)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()   # from field 3 on
+        out.append((name, int(fields[41 - 3]), int(fields[40 - 3])))
+    return out
+
+
+def rtprio_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max realtime priority"):
+                return tuple(int(x) for x in line.split()[3:5])
+    raise AssertionError("no realtime priority in /proc/PID/limits")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a daemon started as root gets real-time media")
+def test_media_thread_is_real_time_and_nothing_else(net):
+    """Started as root, the daemon drops every capability; its media thread
+    still gets SCHED_FIFO (a late frame is heard, and a loaded machine makes
+    an ordinary thread late): taken before the drop, handed to that one
+    thread (daemon/rt.h), and RLIMIT_RTPRIO is 0 after, so nothing else the
+    daemon is or runs can take a real-time priority.  (Seen failing on the
+    old code: no real-time thread at all, the drop had taken the right.)"""
+    a = net.station("washington").start()
+    threads = daemon_threads(a.pid)
+    rt = [t for t in threads if t[1] in (SCHED_FIFO, SCHED_RR)]
+    assert rt == [("hl-media", SCHED_FIFO, 10)], threads
+    assert rtprio_limit(a.pid) == (0, 0)
+    # capabilities are per thread: the real-time one holds none either
+    for tid in os.listdir(f"/proc/{a.pid}/task"):
+        with open(f"/proc/{a.pid}/task/{tid}/status") as f:
+            st = dict(line.split(":", 1) for line in f if ":" in line)
+        for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"):
+            assert int(st[field], 16) == 0, (tid, field, st[field])
+        assert st["NoNewPrivs"].strip() == "1", tid
+    assert a.log_text().count("call media thread: real-time") == 1, a.log_tail()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start without CAP_SYS_NICE")
+def test_media_thread_without_real_time_falls_back(net, tmp_path):
+    """Where real-time scheduling is not allowed (here: started without
+    CAP_SYS_NICE and CAP_SYS_RESOURCE, RLIMIT_RTPRIO 0) the media thread
+    runs at the ordinary priority, says so once, and calls still work."""
+    drop = ("setpriv", "--bounding-set", "-sys_resource,-sys_nice", "--")
+    a, b, relay = vu.call_pair(net, NET)
+    for st in (a, b):
+        st.stop()
+        st.start(wrapper=drop)
+    a.wait_connected("pyongyang")
+    threads = daemon_threads(a.pid)
+    assert ("hl-media", SCHED_OTHER, 0) in threads, threads
+    assert not [t for t in threads if t[1] != SCHED_OTHER], threads
+    assert a.log_text().count("call media thread: real-time scheduling not allowed") == 1, \
+        a.log_tail()
+    res = vu.talk(a, b, str(tmp_path), seconds=3)
+    assert res["b"]["call"]["stats"]["inbound"]["packetsReceived"] > 100

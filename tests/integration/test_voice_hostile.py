@@ -185,6 +185,7 @@ def test_answer_that_breaks_the_key_exchange(net, tmp_path):
     out, err = p.communicate(timeout=scaled(15))
     end = json.loads(out)["call"]
     assert end["reason"] == "failed", end
+    assert p.returncode == 1, err
     peer.wait(lambda: any(t == END and body_[:16] == cid and body_[16] == 6
                           for t, body_ in calls), T, "END failed")
     assert vu.station_call(b) is None

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+import helpers
 import voiceutil as vu
 from msgutil import net, scaled, wait_for, HOTLINE_BIN  # noqa: F401  (fixture)
 
@@ -103,6 +104,7 @@ def start_recording(a, tmp_path, seconds):
     proc = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "voice", "send", "pyongyang",
                              "--input", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
+    helpers.keep_priority(proc.pid)
     # the helper says where it records once it has started
     wait_for(lambda: glob.glob(os.path.join(a.dir, "voice", "*.opus")), scaled(10),
              "the recording file")
@@ -171,3 +173,15 @@ def test_voice_bad_inputs(net, tmp_path):
     p = b.cmd("voice", "play", mid2, check=False)
     assert p.returncode == 1 and "not a voice message" in p.stderr
     assert "voice" not in {m["id"]: m for m in b.inbox()}[mid2]
+
+    # a voice message whose recording was purged says so, not "unreadable"
+    good = vu.speech(str(tmp_path / "s.wav"), seconds=2, rate=16000)
+    mid3 = only_id(a.cmd("voice", "send", "pyongyang", good))
+    b.wait_in_inbox([mid3], DELIVER)
+    assert {m["id"]: m for m in b.inbox()}[mid3]["voice"]["state"] == "ready"
+    b.cmd("purge", "--before", "2999-01-01", "--yes")
+    shown = b.cmd("inbox").stdout
+    assert "[voice (purged)]" in shown, shown
+    assert {m["id"]: m for m in b.inbox()}[mid3]["voice"] == {"state": "purged", "duration_ms": None}
+    p = b.cmd("voice", "play", mid3, "-o", str(tmp_path / "y.wav"), check=False)
+    assert p.returncode == 1 and "was purged" in p.stderr, p.stderr

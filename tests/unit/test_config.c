@@ -861,7 +861,7 @@ static void test_template_shows_defaults(void **state)
 	}
 	u[o] = '\0';
 	all = parse_ok(u);
-	assert_int_equal(uncommented, 15);
+	assert_int_equal(uncommented, 16);
 	assert_int_equal(all->keepalive_ms, plain->keepalive_ms);
 	assert_int_equal(all->keepalive_timeout_ms, plain->keepalive_timeout_ms);
 	assert_int_equal(all->handshake_timeout_ms, plain->handshake_timeout_ms);
@@ -873,6 +873,7 @@ static void test_template_shows_defaults(void **state)
 	assert_int_equal(all->log_level, HL_LOG_INFO + 1);
 	assert_true(all->retain_ms == plain->retain_ms);
 	assert_true(all->call_recording == plain->call_recording);
+	assert_true(all->sandbox && plain->sandbox);
 	/* the examples (no default) */
 	assert_string_equal(all->address, "203.0.113.5:7100");
 	assert_string_equal(all->alarm_command, "/usr/local/bin/hotline-alarm");

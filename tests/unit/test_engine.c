@@ -29,6 +29,7 @@
 #include "deliver/engine.h"
 #include "deliver/flow.h"
 #include "wire/msgproto.h"
+#include "chain/queue.h"
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/fsutil.h"

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/queue.h"
 #include "deliver/engine.h"
 #include "deliver/rotate.h"
 #include "deliver/send.h"

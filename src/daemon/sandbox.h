@@ -1,0 +1,70 @@
+/* daemon/sandbox.h — what a process that reads an adversary's bytes may
+ * still do: the sandbox of the network process (`hotline run` once it has
+ * started) and of the mail pickup child (`bundle import --maildir`).
+ * docs/sandbox.md is the manual: each process, its rules, what a violation
+ * does, how to diagnose one.
+ *
+ * hl_sandbox_enter() applies, to the calling process and for good, in this
+ * order:
+ *   1. PR_SET_DUMPABLE 0: no core file, no /proc/PID/mem, no ptrace attach
+ *      by a process of the same user without CAP_SYS_PTRACE;
+ *   2. no_new_privs (daemon/privs.h sets it already when it dropped root);
+ *   3. Landlock, where the kernel has ABI 2 or later: the files it may
+ *      open, by path (the station's store and attachment folders, the
+ *      Maildir, the few /etc files name resolution reads); identity.key,
+ *      station.conf and everything else refused with EACCES; nothing may be
+ *      executed.  Without Landlock (or with ABI 1, which refuses every
+ *      rename across folders) this step is left out and NOTE says so;
+ *   4. a seccomp allow-list (libseccomp) of the system calls the role
+ *      makes, some with their arguments checked (clone only for threads,
+ *      socket only for the families the role uses, kill only of itself).
+ *      What is not on the list stops the process with SIGSYS after one
+ *      line on stderr; execve, ptrace, process_vm_readv/writev and fork
+ *      kill it at once; clone3 gets ENOSYS (glibc then uses clone).
+ * The caller must be single-threaded (Landlock binds the calling thread
+ * and the threads it starts later); hl_sandbox_enter refuses otherwise.
+ * Every step is for good: there is no way back, and a failure after the
+ * first step leaves the process to stop. */
+#ifndef HL_DAEMON_SANDBOX_H
+#define HL_DAEMON_SANDBOX_H
+
+#include <stddef.h>
+
+enum hl_sandbox_role {
+	HL_SANDBOX_NETWORK,   /* the daemon after start-up: network, store, control */
+	HL_SANDBOX_PICKUP,    /* bundle import --maildir: Maildir and store, no network */
+};
+
+struct hl_sandbox_spec {
+	enum hl_sandbox_role role;
+	const char *station;   /* the station directory */
+	const char *maildir;   /* station.conf's [Email] Maildir; NULL: none */
+	/* Threads that exist already (the parked real-time thread, rt.h):
+	 * seccomp binds every thread (TSYNC) but Landlock only the caller, so
+	 * BIND_OTHERS(ARG, RULESET_FD) must make each of them call
+	 * hl_sandbox_bind_thread(RULESET_FD) before hl_sandbox_enter goes on. */
+	unsigned other_threads;
+	int (*bind_others)(void *arg, int ruleset_fd);
+	void *bind_arg;
+};
+
+#define HL_SANDBOX_NOTE_LEN 256
+
+/* Applies SPEC's sandbox to this process (see the top of this file); NOTE
+ * says what applied, for the log.  0, or a negative code with ERR saying
+ * which step failed; the process must then stop. */
+int hl_sandbox_enter(const struct hl_sandbox_spec *spec, char note[static HL_SANDBOX_NOTE_LEN],
+		     char *err, size_t errlen);
+
+/* On another thread of the process, during hl_sandbox_enter's
+ * BIND_OTHERS: no_new_privs and the Landlock ruleset RULESET_FD for the
+ * calling thread.  0 or -errno. */
+int hl_sandbox_bind_thread(int ruleset_fd);
+
+/* The kernel's Landlock ABI version; 0 when it has none. */
+int hl_sandbox_landlock_abi(void);
+
+/* The role's name, for messages ("network", "pickup"). */
+const char *hl_sandbox_role_name(enum hl_sandbox_role role);
+
+#endif

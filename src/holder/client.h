@@ -1,0 +1,122 @@
+/* holder/client.h — the station's keys as the rest of hotline reaches
+ * them (docs/keyholder.md section 3): a handle (hl_keys) on the key-holder
+ * process, over its socket, or on the keys held in this process by the
+ * very same code (holder/serve.h) when no daemon runs.
+ *
+ * Who holds what.  While the daemon runs, the key-holder process that
+ * `hotline run` started is the only one that reads identity.key; the
+ * daemon, the mail pickup and every command reach it over a Unix socket
+ * in the station directory (the daemon over a socketpair of its own).
+ * Without a daemon, a command that signs loads the keys itself, holding
+ * the journal's lock file (HL_HOLDER_LOCK) for as long as it runs, so that
+ * a key holder starting meanwhile waits, and the rule "never two items at
+ * one position" holds over the same journal either way.
+ *
+ * The rest of the code keeps its hl_signer: hl_keys_signer() gives one
+ * whose DH and record seal go to the holder and which refuses to sign
+ * anything else; items of ours are signed through hl_keys_sign_run, which
+ * chain/ours.c alone calls. */
+#ifndef HL_HOLDER_CLIENT_H
+#define HL_HOLDER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/signer.h"
+#include "holder/proto.h"
+#include "msg/item.h"
+
+#define HL_HOLDER_SOCKET "keyholder.sock"
+#define HL_HOLDER_LOCK "keyholder.lock"
+#define HL_KEYS_ERR_LEN 300
+
+typedef struct hl_keys hl_keys;
+
+enum hl_keys_need {
+	HL_KEYS_PUBLIC,   /* the public keys only (card, status) */
+	HL_KEYS_SIGN,     /* signing, DH, seals */
+};
+
+/* A command's keys for station DIR: the key holder if one runs; else the
+ * public keys from identity.key (HL_KEYS_PUBLIC), or the keys themselves
+ * under the journal's lock (HL_KEYS_SIGN; waits, up to a minute, for
+ * another command that holds it).  ERR gets one line. */
+int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
+		 char err[static HL_KEYS_ERR_LEN]);
+/* The daemon's: the key holder over FD (a connected stream socket,
+ * taken), asked for the public keys at once. */
+int hl_keys_over_fd(int fd, hl_keys **out, char err[static HL_KEYS_ERR_LEN]);
+/* In-process over the keys SIGNER (taken) and a journal in memory: tests
+ * and benchmarks. */
+hl_keys *hl_keys_in_memory(hl_signer *signer);
+void hl_keys_free(hl_keys *k);
+
+/* The signer face of K: public keys, DH and seals through the holder;
+ * valid while K lives. */
+const hl_signer *hl_keys_signer(const hl_keys *k);
+/* The keys behind a signer from hl_keys_signer; NULL for another signer. */
+hl_keys *hl_keys_of(const hl_signer *s);
+/* True when K talks to a key-holder process. */
+bool hl_keys_remote(const hl_keys *k);
+
+/* The DH of our static key with a key for which IS_STATIC(USER, PUB) is
+ * true — a pinned peer's NoiseKey, the same at every handshake with it —
+ * is asked of the holder once and then remembered (in locked memory, wiped
+ * at hl_keys_free), which halves the daemon's requests per handshake.  It
+ * lets nothing more out than the holder's DH answers already do: with it,
+ * and without a private key, no session opens (docs/keyholder.md 4). */
+void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
+			      void *user);
+
+/* Rotates the station's keys to the next ones (docs/rotation.md): the
+ * holder replaces identity.key and takes the new keys; K's signer face
+ * follows (its public keys, previous keys, next-key hash), and the DHs it
+ * remembered go.  Only the daemon's handle, or a command's in-process one,
+ * may (HL_EAUTH otherwise: the holder refuses); HL_ECRYPTO when the holder
+ * could not (its log line says why: no next keys, say). */
+int hl_keys_rotate(hl_keys *k);
+
+/* FN(USER, TEXT) is called when the holder refuses to sign (TEXT its
+ * reason): the daemon raises its alarm. */
+void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user);
+
+/* Signs the items IT[0..N) (N at most HL_HOLD_RUN_MAX), consecutive
+ * positions of one chain of ours, IT[0] with its prev: SIGS gets N × 64
+ * bytes.  The items are unchanged (every prev after the first is, for the
+ * holder, the hash of the item before it as signed: the caller sets it).
+ * NOTES (N of them, or NULL) travel to the holder's journal.  HL_ESTATE
+ * when the holder refuses; WHY (WHYLEN bytes) gets its reason. */
+int hl_keys_sign_run(hl_keys *k, struct hl_item *const *it, size_t n,
+		     const struct hl_hold_blob *notes, uint8_t *sigs, char *why, size_t whylen);
+
+/* Whether the holder's head of our chain with PEER is known to be SEQ: this
+ * handle's last request on that chain (a run signed, or a PENDING answered)
+ * left it there, and no refusal since.  Then the store's head at SEQ leaves
+ * nothing to take back and no PENDING need be asked: the daemon asks once
+ * per chain, not once per item.  (Another process that signs on the chain
+ * moves the store's head too; one that died after signing makes the next
+ * run refused, which forgets what is known.) */
+bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
+/* What chain/adopt.c learnt: the holder's head of that chain is SEQ. */
+void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
+
+/* hl_keys_sign_run in two halves, so that the caller works while the
+ * holder signs: start sends the request (the handle is the caller's until
+ * finish, which must follow, whatever start returned), finish reads the
+ * answer and frees CALL. */
+typedef struct hl_keys_call hl_keys_call;
+int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
+		       const struct hl_hold_blob *notes, hl_keys_call **call);
+int hl_keys_sign_finish(hl_keys *k, hl_keys_call *call, uint8_t *sigs, char *why,
+			size_t whylen);
+
+/* The holder's head of our chain with PEER (*HEAD_SEQ, 0 for none), and
+ * the items it kept after AFTER, in order, each to FN with its note (FN's
+ * non-zero return stops, and is returned). */
+typedef int hl_keys_pending_fn(void *arg, const uint8_t *item, size_t len, const uint8_t *note,
+			       size_t note_len);
+int hl_keys_pending(hl_keys *k, const uint8_t peer[static 32], uint64_t after,
+		    uint64_t *head_seq, hl_keys_pending_fn *fn, void *arg);
+
+#endif

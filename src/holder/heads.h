@@ -1,0 +1,71 @@
+/* holder/heads.h — the heads of our chains as the key holder signed them,
+ * kept in a journal file in the station directory (docs/keyholder.md
+ * section 5): for each chain (a peer's signing key), the last position
+ * signed and the hash of the item signed there, and the items signed
+ * lately with the notes their askers gave.
+ *
+ * A record reaches the disk (fdatasync) before hl_heads_append returns,
+ * so before the holder answers with the signature: whatever happens next
+ * (the asker dies before its store commits, the machine loses power), the
+ * holder knows it signed that position and never signs another item there.
+ * The items kept let an asker that lost them take them back (chain/ours.c)
+ * instead of being stuck at a position it can no longer fill.
+ *
+ * Only its holder writes the journal: the key-holder process, or a command
+ * that holds the station's keys in-process while no daemon runs; both hold
+ * the lock file beside it (holder/client.h).  No SQL here: the holder
+ * never opens the store. */
+#ifndef HL_HOLDER_HEADS_H
+#define HL_HOLDER_HEADS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_HEADS_FILE "keyholder.heads"        /* the current segment */
+/* When the current segment passes this, it becomes HL_HEADS_FILE.old (the
+ * one before goes) and a new one starts with the heads alone: the items of
+ * the last one to two segments are kept (some 16,000 messages or more;
+ * a transaction signs at most 2,000). */
+#define HL_HEADS_SEGMENT_BYTES (8u << 20)
+
+typedef struct hl_heads hl_heads;
+
+struct hl_heads_rec {
+	uint8_t peer[32];             /* the chain's counterpart */
+	uint64_t seq;
+	uint8_t hash[32];             /* of the item as signed */
+	uint64_t time_ms;             /* when it was signed (wall clock) */
+	const uint8_t *item;          /* the signed item; NULL in a head-only record */
+	size_t item_len;
+	const uint8_t *note;
+	size_t note_len;
+};
+
+/* Opens the journal at PATH (and PATH.old; created, mode 0600, if absent),
+ * replays it and cuts off a torn last record (one whose fdatasync never returned, so
+ * whose signatures were never given).  PATH NULL: a journal in memory only
+ * (tests, fuzzing).  ERR gets one line. */
+int hl_heads_open(const char *path, hl_heads **out, char *err, size_t errlen);
+void hl_heads_free(hl_heads *h);
+
+/* The head of the chain with PEER: true and SEQ, HASH when the holder has
+ * signed on it. */
+bool hl_heads_get(const hl_heads *h, const uint8_t peer[static 32], uint64_t *seq,
+		  uint8_t hash[static 32]);
+
+/* Records N signed items (items, not head-only), durably; the heads move
+ * to them.  The caller checked that they extend their chains. */
+int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_t now_ms);
+
+/* Calls FN for each item kept of the chain with PEER whose seq is above
+ * AFTER, in order of seq, until FN returns non-zero (returned). */
+int hl_heads_each(hl_heads *h, const uint8_t peer[static 32], uint64_t after,
+		  int (*fn)(void *arg, const struct hl_heads_rec *r), void *arg);
+
+/* Replays journal bytes (BUF, LEN) into H's heads; *GOOD gets the length
+ * of the whole, well-formed records at their start (the rest is a torn
+ * tail).  For hl_heads_open and fuzzing. */
+int hl_heads_replay(hl_heads *h, const uint8_t *buf, size_t len, size_t *good);
+
+#endif

@@ -1,0 +1,36 @@
+/* holder/proc.h — the key-holder process (docs/keyholder.md section 2).
+ *
+ * `hotline run` starts it first, before the daemon opens its store or
+ * reads anything from the network: a child of the daemon (fork) that
+ * alone reads identity.key, is not dumpable, keeps the keys in locked
+ * memory, opens no network socket and never opens the store.  It answers
+ * the requests of holder/proto.h with holder/serve.c's rules, on a
+ * socketpair to the daemon and on DIR/keyholder.sock (mode 0600; a peer
+ * whose uid is not the station's is refused) for the commands and the
+ * mail pickup the daemon runs.
+ *
+ * Its life is the daemon's: it exits when the socketpair closes (the
+ * daemon stopped or died; PR_SET_PDEATHSIG too), and ignores SIGINT and
+ * SIGTERM so that a daemon stopping can still sign its last receipts.  The
+ * daemon notices the holder's death at once (the socketpair ends) and
+ * stops (daemon/keys.c). */
+#ifndef HL_HOLDER_PROC_H
+#define HL_HOLDER_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The holder's name in /proc/PID/comm (and so in ps). */
+#define HL_HOLDER_COMM "hotline-keys"
+
+/* Starts the key holder for station DIR.  *FD gets this process's end of
+ * the socketpair (close-on-exec), *PID the holder's pid.  The child's
+ * own failures (identity.key does not load) reach its stderr and end it:
+ * the caller's first request then fails. */
+int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen);
+
+/* The holder's life, in the child: FD the socketpair's end.  Never
+ * returns; exits 0 when the daemon's end closes, 1 when it cannot start. */
+void hl_holder_main(const char *dir, int fd) __attribute__((noreturn));
+
+#endif
