@@ -5,11 +5,14 @@
  *            left half done (identity.key rotated, the chains not told) is
  *            completed (deliver/rotate.h), so every engine starts from
  *            the chains' keys.  The control request "rotate" (`hotline key
- *            rotate` while the daemon runs) rotates identity.key with the
- *            daemon's own signer, in place (crypto/signer.h: every engine
- *            and link uses the new keys from then on), and appends the
- *            rotation items in a transaction of its own, the group commit
- *            flushed first; then delivery sends them.
+ *            rotate` while the daemon runs) has the key holder rotate
+ *            identity.key (holder/client.h, hl_keys_rotate: the holder
+ *            alone writes it; the network process, sandboxed, never opens
+ *            it), after which d->id — the holder's face — gives the new
+ *            keys to every engine and link, and its remembered DHs are
+ *            gone; then the rotation items are appended through
+ *            chain/ours.c in a transaction of its own, the group commit
+ *            flushed first, and delivery sends them.
  *   static   Which of our static keys a handshake (or bundle) to a peer
  *            uses: the previous one until the peer has acknowledged our
  *            rotation item (it pins the old one until it has taken it),
@@ -21,7 +24,8 @@
  *            log, the alarm "rotated" with the new fingerprint, `status`);
  *            a refused one raises the alarm "rotation_refused".
  *
- * The signers of previous keys handed to links are kept until the daemon
+ * The previous keys' faces (their DH asked of the holder) handed to links
+ * are kept until the daemon
  * ends (a rotation makes a new one): a link made before a rotation may
  * still hold the one before. */
 #include <stdio.h>
