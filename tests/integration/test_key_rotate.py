@@ -209,6 +209,10 @@ def test_forged_rotation_refused_and_alarmed(net, tmp_path):
     got = wait_alarm(out, "rotation_refused")
     assert got[0]["HOTLINE_SEQ"] == str(seq), got
     assert got[0]["HOTLINE_PEER"] == a.name, got
+    # run by the sandboxed daemon's spawner, which passes only the alarm
+    # variables it knows (daemon/spawn_proto.c) and sets HOTLINE_DIR itself
+    assert got[0]["HOTLINE_DIR"] == b.dir and got[0]["HOTLINE_STATION"] == b.name, got
+    assert "sandbox (network)" in b.log_text(), b.log_text()
     assert "REFUSED its key rotation" in b.log_text() and "not committed" in b.log_text()
     # nothing changed: A keeps its keys at B, the link goes on
     assert (b.peer_state(a.name).get("keys") or {}).get("fingerprint") in (None, fp_a)
