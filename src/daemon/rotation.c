@@ -200,19 +200,31 @@ json_t *hl_rotation_control(struct hl_daemon *d, const struct hl_ctl_request *re
 	(void)p, (void)cl;
 	/* from what is durable; nothing of ours is signed in between */
 	hl_commit_flush(d);
+	/* The store's write lock before the holder rotates: a command that
+	 * signs with the keys it read before (over keyholder.sock) either
+	 * commits first, with the old key, or finds the store's keys moved on
+	 * (HL_EKEYS) — never an item signed by the new key ahead of its
+	 * chain's rotation item. */
+	int ret = hl_store_begin(d->store);
+	if (ret < 0)
+		return hl_ctl_error(hl_store_errmsg(d->store));
 	/* the key holder rotates identity.key; d->id follows */
-	int ret = hl_keys_rotate(d->keys);
-	if (ret < 0) {
+	if ((ret = hl_keys_rotate(d->keys)) < 0) {
+		hl_store_rollback(d->store);
 		snprintf(msg, sizeof(msg), "cannot rotate %s: %s", HL_IDENTITY_FILE,
-			 ret == HL_EUNSUPP ? "it has no next keys (made before key rotation "
-					     "existed): this station cannot rotate"
-					   : ret == HL_EAUTH ? "the key holder refused (see its log)"
-					   : "the key holder could not (see its log)");
+			 ret == HL_EAUTH ? "the key holder refused (see its log)"
+					 : "the key holder could not (see its log: an identity made "
+					   "before key rotation existed has no next keys)");
 		return hl_ctl_error(msg);
 	}
 	hl_signer_fingerprint(d->id, d->fingerprint);
 	previous_view(d);
-	if ((ret = complete(d, req->u.rotate.reason, &n)) < 0) {
+	ret = hl_rotate_chains(d->store, d->id, d->conf, req->u.rotate.reason, &n);
+	if (ret == 0)
+		ret = hl_store_commit(d->store);
+	else
+		hl_store_rollback(d->store);
+	if (ret < 0) {
 		snprintf(msg, sizeof(msg), "%s holds the new keys, but the chains could not be "
 			 "told (%s): restart the daemon to complete the rotation",
 			 HL_IDENTITY_FILE, keys_error(d, ret));
