@@ -7,12 +7,14 @@
  * cases are reached, not only their refusals): an item always links to a
  * neighbour built to fit it, and never proves a fork against itself.
  * Seeds cover every kind: message, receipt, check, answer, agreement,
- * countersign. */
+ * countersign, call, rotation (whose rule is met by a chain that committed
+ * to its keys and refused by one that did not). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chain/accept.h"
+#include "crypto/keys.h"
 #include "msg/item.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,6 +35,36 @@ static int acked(void *arg, uint64_t seq, bool *yes)
 	(void)arg;
 	*yes = seq % 7 == 0;
 	return 0;
+}
+
+/* A chain at other keys that committed to a rotation's keys accepts it;
+ * one that committed to anything else, or to nothing, does not. */
+static void rotation_rules(const struct hl_item *it, struct hl_chain_why *w)
+{
+	struct hl_chain_keys cur, after;
+	uint8_t h[32], k1[32], k2[32];
+	memset(k1, 0x11, sizeof(k1));
+	memset(k2, 0x22, sizeof(k2));
+	hl_next_hash(it->u.rot.noise_key, it->u.rot.signing_key, h);
+	hl_chain_keys_init(&cur, k1, k2, h);
+	int v = hl_chain_rotation(it, &cur, NULL, w);
+	bool own_keys = memcmp(it->u.rot.noise_key, k1, 32) == 0 ||
+			memcmp(it->u.rot.signing_key, k2, 32) == 0;
+	if (v != (own_keys ? HL_CHAIN_REFUSE : HL_CHAIN_OK))
+		abort();
+	hl_chain_keys_after(it, &after);
+	if (memcmp(after.sign, it->u.rot.signing_key, 32) != 0 || !after.has_next)
+		abort();
+	cur.next_hash[0] ^= 1;
+	if (hl_chain_rotation(it, &cur, NULL, w) != HL_CHAIN_REFUSE)
+		abort();
+	cur.has_next = false;
+	if (hl_chain_rotation(it, &cur, NULL, w) != HL_CHAIN_REFUSE)
+		abort();
+	if (hl_chain_rotation_place(it->seq, it->seq - 1, it->seq - 1, 0, w) != HL_CHAIN_OK ||
+	    hl_chain_rotation_place(it->seq, it->seq - 1, it->seq + 1, 0, w) !=
+		    HL_CHAIN_REFUSE)
+		abort();
 }
 
 static void rules(const struct hl_item *it, const uint8_t *data, size_t size)
@@ -77,6 +109,8 @@ static void rules(const struct hl_item *it, const uint8_t *data, size_t size)
 		struct hl_chain_lookup look = { .arg = (void *)it, .other = other, .acked = acked };
 		(void)hl_chain_receipt(&it->u.rcpt, &look, &w);
 	}
+	if (it->kind == HL_ITEM_ROTATION)
+		rotation_rules(it, &w);
 	if (memchr(w.text, '\0', sizeof(w.text)) == NULL)
 		abort();
 }

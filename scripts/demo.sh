@@ -7,8 +7,9 @@
 # Steps: create both stations; exchange cards, checking fingerprints as two
 # operators would over the telephone; start both daemons; wait for the link;
 # show each station's status; its processes (who holds the keys, which run
-# under seccomp); messages, a document; by phone (a voice
-# message and a short call, from espeak-ng speech); the record; the email
+# under seccomp); messages, a document; by phone (a voice message and a
+# short call, from espeak-ng speech); the record; a key rotation
+# (docs/rotation.md) that the peer follows by itself; the email
 # fallback (the direct link is cut, messages go by email one way and
 # receipts the other through a private Postfix on 127.0.0.1, then the link
 # returns and TCP carries the rest; skipped, saying why, without root or
@@ -383,6 +384,26 @@ step_backup() {
   run washington purge --older-than 1s --dry-run
 }
 
+peer_rotated() {   # peer_rotated STATION PEER: STATION's status shows PEER's new keys
+  hl "$1" status | grep -q "keys   rotated"
+}
+
+step_rotate() {
+  step "7c. Washington rotates its keys; Pyongyang follows by itself"
+  say "Each card committed to the hash of its station's next keys (NextKeyHash, inside"
+  say "the fingerprint); a rotation reveals those keys, signed by the old and the new one."
+  run washington key rotate
+  if ! wait_until "Pyongyang to take the rotation" peer_rotated pyongyang washington; then
+    return 1
+  fi
+  run pyongyang status
+  say "The link goes on; the record still verifies with the cards pinned at the start:"
+  hl washington send pyongyang --wait=$WAIT -s "New keys" "Signed with the new key." 2>&1 | indent
+  hl washington record export pyongyang -o "$work/link2.rec" 2>&1 | indent
+  "$bin" record verify "$work/link2.rec" --card "$work/washington.card" \
+    --card "$work/pyongyang.card" 2>&1 | indent
+}
+
 stop_daemon() {   # stop_daemon STATION: SIGTERM, and it must exit 0
   local st=$1 rc=0
   printf '   %s%s$%s kill -TERM %s      # its hotline run\n' "$dim" "$st" "$plain" "${pid[$st]}"
@@ -680,6 +701,7 @@ main() {
   step_phone
   step_record
   step_backup
+  step_rotate
   step_email
   step_stop
   step "Done: everything started has stopped; the temporary folder is removed."

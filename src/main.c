@@ -49,6 +49,8 @@ static const struct hl_command commands[] = {
 	{ "bundle", bundle_main, "export PEER -o FILE | import FILE", "the courier path: sealed files a peer imports" },
 	{ "purge", purge_main, "[--before DATE | --older-than AGE] [--peer NAME] [--dry-run] [--yes]",
 	  "purge old messages' contents; their signed record stays" },
+	{ "key", key_main, "rotate [--reason routine|compromise]",
+	  "new keys for the station, announced to every peer, signed by the old and the new key" },
 	{ "backup", backup_main, "DIR", "a consistent copy of the station, while its daemon runs" },
 	{ "help", help_main, "[COMMAND]", "this text, or COMMAND's (the same as 'hotline COMMAND --help')" },
 };

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bundle/format.h"
+#include "deliver/rotate.h"
 #include "deliver/send.h"
 #include "wire/msgproto.h"
 #include "msg/message.h"
@@ -200,6 +201,7 @@ int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 		.rec = xmalloc(HL_RECORD_BODY_MAX), .item = xmalloc(HL_ITEM_MAX),
 	};
 	bool reading = false, known;
+	hl_signer *prev = NULL;
 	int ret;
 	memset(stats, 0, sizeof(*stats));
 	if ((ret = hl_store_begin_read(st)) < 0) {
@@ -213,7 +215,18 @@ int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 		goto out;
 	}
 	known = ret == 0;
-	if ((ret = hl_bundle_seal_begin(&x.s, me, peer->noise_key, sink, arg)) < 0) {
+	/* sealed to the peer's NoiseKey now, with ours as it pins it: the
+	 * previous one until it has taken our rotation (docs/rotation.md) */
+	struct hl_own_keys theirs;
+	if ((ret = hl_rotate_peer_keys(st, known ? x.peer_id : 0, peer, INT64_MAX, &theirs,
+				       NULL)) < 0) {
+		snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
+		goto out;
+	}
+	if (known && hl_rotate_peer_pins_previous(st, x.peer_id, me) &&
+	    hl_signer_previous(me, &prev) == 0)
+		me = prev;
+	if ((ret = hl_bundle_seal_begin(&x.s, me, theirs.noise, sink, arg)) < 0) {
 		snprintf(err, errlen, "cannot write the bundle: %s", hl_strerror(ret));
 		goto out;
 	}
@@ -252,6 +265,7 @@ out:
 	if (reading)
 		hl_store_rollback(st);
 	hl_bundle_sealer_free(x.s);
+	hl_signer_free(prev);
 	free(seqs.v);
 	free(x.rec);
 	free(x.item);

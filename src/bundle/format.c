@@ -81,16 +81,36 @@ static int msg_whole(struct hl_bundle_check *c)
 	return 0;
 }
 
+/* The key that signs the item in R (docs/rotation.md): after a rotation
+ * earlier in the bundle, its new key; else the caller's key_at. */
+static int item_key(struct hl_bundle_check *c, const struct hl_rec_item *r, uint8_t key[static 32])
+{
+	uint64_t seq;
+	if (hl_item_peek_seq(r->item, r->item_len, &seq) < 0)
+		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->records);
+	if (c->rot_seq && seq > c->rot_seq)
+		memcpy(key, c->rot_key, 32);
+	else if (!c->key_at)
+		memcpy(key, c->author, 32);
+	else if (c->key_at(c->key_arg, seq, key) < 0)
+		return fail(c, HL_EINVAL, "record %llu: the keys of item %llu cannot be looked up",
+			    (unsigned long long)c->records, (unsigned long long)seq);
+	return 0;
+}
+
 static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len)
 {
 	struct hl_rec_item r;
 	struct hl_item it;
+	uint8_t key[32];
 	int ret = msg_whole(c);
 	if (ret < 0)
 		return ret;
 	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX)
 		return fail(c, HL_EINVAL, "record %llu: malformed ITEM", (unsigned long long)c->records);
-	ret = hl_item_open(r.item, r.item_len, c->author, c->counterpart, &it);
+	if ((ret = item_key(c, &r, key)) < 0)
+		return ret;
+	ret = hl_item_open_key(r.item, r.item_len, c->author, c->counterpart, key, &it);
 	if (ret == HL_EAUTH)
 		return fail(c, HL_EAUTH, "record %llu: an item whose signature does not verify",
 			    (unsigned long long)c->records);
@@ -100,6 +120,10 @@ static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len
 	if (ret < 0)
 		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->records);
 	c->items++;
+	if (it.kind == HL_ITEM_ROTATION && it.seq > c->rot_seq) {
+		c->rot_seq = it.seq;
+		memcpy(c->rot_key, it.u.rot.signing_key, 32);
+	}
 	if (it.kind != HL_ITEM_MESSAGE) {
 		if (r.rest_len)
 			return fail(c, HL_EINVAL, "item %llu: bytes after a %s item",

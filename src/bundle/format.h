@@ -66,6 +66,14 @@ struct hl_bundle_check {
 	uint64_t offset;            /* bytes of it seen */
 	hl_parthash hs;
 	char err[160];              /* why the last call failed */
+	/* Keys (docs/rotation.md): KEY_AT gives the key that signs the
+	 * author's item at SEQ (the caller knows the chain's rotations held);
+	 * NULL: the author's.  A rotation in the bundle gives the key of the
+	 * items after it (the engine checks that it was committed to). */
+	int (*key_at)(void *arg, uint64_t seq, uint8_t key[static 32]);
+	void *key_arg;
+	uint64_t rot_seq;           /* the last rotation in the bundle; 0 none */
+	uint8_t rot_key[32];
 };
 
 void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static 32],

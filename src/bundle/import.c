@@ -19,6 +19,7 @@
 
 #include "bundle/format.h"
 #include "deliver/engine.h"
+#include "deliver/rotate.h"
 #include "wire/msgproto.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -27,7 +28,10 @@
 
 struct importer {
 	const hl_station_conf *conf;
+	hl_store *st;
 	const hl_signer *me;
+	const hl_signer *opener;      /* the key the bundle is sealed to (me or my previous) */
+	int64_t peer_id;              /* the sender's row; 0: none yet */
 	const hl_peer_conf *peer;     /* the sender, from the handshake */
 	struct hl_bundle_check check;
 	hl_engine *engine;            /* the second pass only */
@@ -36,16 +40,51 @@ struct importer {
 	char err[256];
 };
 
+/* The pinned peer whose NoiseKey is NOISE_PUB now: its card's, or the one
+ * its last rotation gave (docs/rotation.md); *ID its row (0: none yet). */
+static const hl_peer_conf *peer_by_noise(struct importer *im, const uint8_t noise_pub[static 32],
+					 int64_t *id)
+{
+	for (size_t i = 0; i < im->conf->npeers; i++) {
+		const hl_peer_conf *p = &im->conf->peers[i];
+		struct hl_own_keys k;
+		if (hl_store_peer_find(im->st, p->signing_key, id) < 0)
+			*id = 0;
+		if (hl_rotate_peer_keys(im->st, *id, p, INT64_MAX, &k, NULL) == 0 &&
+		    sodium_memcmp(k.noise, noise_pub, 32) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* The key of the sender's item at SEQ: its chain's as we hold it. */
+static int sender_key_at(void *arg, uint64_t seq, uint8_t key[static 32])
+{
+	struct importer *im = arg;
+	struct hl_own_keys k;
+	int ret = hl_rotate_peer_keys(im->st, im->peer_id, im->peer, seq, &k, NULL);
+	if (ret == 0)
+		memcpy(key, k.sign, 32);
+	return ret;
+}
+
 static int on_sender(void *arg, const uint8_t noise_pub[static 32])
 {
 	struct importer *im = arg;
-	const hl_peer_conf *p = hl_conf_peer_by_noise_key(im->conf, noise_pub);
+	int64_t id = 0;
+	struct hl_own_keys ours;
+	const hl_peer_conf *p = peer_by_noise(im, noise_pub, &id);
 	if (!p)
 		return HL_EPEER;
 	if (im->peer && im->peer != p)
 		return HL_EPEER; /* the file changed between the passes */
 	im->peer = p;
-	hl_bundle_check_init(&im->check, p->signing_key, hl_signer_sign_pk(im->me));
+	im->peer_id = id;
+	/* addressed to us as the sender pinned us (our card on the link) */
+	bool card = id && hl_store_own_card(im->st, id, &ours) == 0;
+	hl_bundle_check_init(&im->check, p->signing_key, card ? ours.sign : hl_signer_sign_pk(im->me));
+	im->check.key_at = sender_key_at;
+	im->check.key_arg = im;
 	return 0;
 }
 
@@ -67,6 +106,23 @@ static int on_record(void *arg, const uint8_t *rec, size_t len)
 	return ret;
 }
 
+/* The engine's key_taken (docs/rotation.md section 3): KEY is this
+ * station's, or pinned for a peer other than PEER. */
+static bool key_taken(void *user, const char *peer, const uint8_t key[static 32])
+{
+	struct importer *im = user;
+	if (memcmp(hl_signer_noise_pub(im->me), key, 32) == 0 ||
+	    memcmp(hl_signer_sign_pk(im->me), key, 32) == 0)
+		return true;
+	for (size_t i = 0; i < im->conf->npeers; i++) {
+		const hl_peer_conf *p = &im->conf->peers[i];
+		if (strcmp(p->name, peer) != 0 && (memcmp(p->noise_key, key, 32) == 0 ||
+						   memcmp(p->signing_key, key, 32) == 0))
+			return true;
+	}
+	return false;
+}
+
 static void on_event(void *user, const char *peer, const struct hl_engine_evinfo *ev)
 {
 	struct importer *im = user;
@@ -77,12 +133,29 @@ static void on_event(void *user, const char *peer, const struct hl_engine_evinfo
 		im->stats->delivered++;
 }
 
+/* Our previous keys when the bundle in BUF is sealed to them and the
+ * rotation is at most HL_ROTATION_GRACE_MS old (docs/rotation.md section
+ * 4: mail and couriers in flight); NULL otherwise. */
+static hl_signer *previous_for(const hl_signer *me, const uint8_t *buf, size_t len, uint64_t now)
+{
+	uint8_t keyid[HL_BUNDLE_KEYID_LEN], prev_id[HL_BUNDLE_KEYID_LEN];
+	const uint8_t *prev = hl_signer_prev_noise_pub(me);
+	hl_signer *view = NULL;
+	if (!prev || hl_bundle_header_parse(buf, len, keyid) < 0 ||
+	    now > (uint64_t)hl_signer_rotated_at(me) + HL_ROTATION_GRACE_MS)
+		return NULL;
+	hl_bundle_key_id(prev, prev_id);
+	if (sodium_memcmp(keyid, prev_id, sizeof(keyid)) == 0)
+		(void)hl_signer_previous(me, &view);
+	return view;
+}
+
 /* One pass over the bundle; the check is whole only at its end. */
 static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
 	struct hl_bundle_open_cb cb = { .sender = on_sender, .record = on_record, .arg = im };
 	im->err[0] = '\0';
-	int ret = hl_bundle_open(buf, len, im->me, &cb, err, errlen);
+	int ret = hl_bundle_open(buf, len, im->opener, &cb, err, errlen);
 	if (ret < 0 && im->err[0])
 		snprintf(err, errlen, "%s", im->err);
 	if (ret == 0 && (ret = hl_bundle_check_finish(&im->check)) < 0)
@@ -99,9 +172,12 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 	int ret;
 	memset(stats, 0, sizeof(*stats));
 	im->conf = conf;
+	im->st = st;
 	im->me = me;
 	im->stats = stats;
 	im->now = (uint64_t)hl_now_ms();
+	hl_signer *prev = previous_for(me, buf, len, im->now);
+	im->opener = prev ? prev : me;
 
 	/* 1: verify everything, store nothing */
 	if ((ret = pass(im, buf, len, err, errlen)) < 0)
@@ -117,7 +193,7 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 		.dir = dir, .txn = &txn, .me = me, .max_attachment = conf->max_attachment,
 		.quota_bytes = conf->quota_bytes, .reserve_bytes = conf->reserve_bytes,
 		.reserve_pct = conf->reserve_pct,
-		.on_event = on_event, .user = im,
+		.on_event = on_event, .key_taken = key_taken, .user = im,
 	};
 	if ((ret = hl_engine_new(&im->engine, &env, im->peer)) < 0) {
 		snprintf(err, errlen, "store: %s", hl_store_errmsg(st));
@@ -139,6 +215,8 @@ out:
 		hl_engine_abort(im->engine);
 	}
 	hl_engine_free(im->engine);
+	if (im->opener != me)
+		hl_signer_free((hl_signer *)im->opener);
 	sodium_memzero(im, sizeof(*im));
 	free(im);
 	return ret;

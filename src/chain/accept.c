@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/keys.h"
 #include "util/text.h"
 
 static int say(struct hl_chain_why *w, int verdict, bool cross, const char *fmt, ...)
@@ -265,5 +266,62 @@ int hl_chain_receipt(const struct hl_item_receipt *r, const struct hl_chain_look
 			return say(w, HL_CHAIN_REFUSE, true, "acknowledges %s message %llu, which is "
 				   "acknowledged already", other(w), s);
 	}
+	return ok(w);
+}
+
+void hl_chain_keys_init(struct hl_chain_keys *k, const uint8_t noise[static 32],
+			const uint8_t sign[static 32], const uint8_t *next_hash)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->noise, noise, 32);
+	memcpy(k->sign, sign, 32);
+	k->has_next = next_hash != NULL;
+	if (next_hash)
+		memcpy(k->next_hash, next_hash, 32);
+}
+
+void hl_chain_keys_after(const struct hl_item *it, struct hl_chain_keys *k)
+{
+	const struct hl_item_rotation *r = &it->u.rot;
+	hl_chain_keys_init(k, r->noise_key, r->signing_key, r->next_hash);
+}
+
+int hl_chain_rotation(const struct hl_item *it, const struct hl_chain_keys *cur,
+		      const struct hl_chain_keys *theirs, struct hl_chain_why *w)
+{
+	const struct hl_item_rotation *r = &it->u.rot;
+	uint8_t h[HL_HASH_LEN];
+	char h1[17], h2[17];
+	if (!cur->has_next)
+		return say(w, HL_CHAIN_REFUSE, false, "a rotation, but %s card committed to no "
+			   "next keys (it has no NextKeyHash)", own(w));
+	hl_next_hash(r->noise_key, r->signing_key, h);
+	if (!same(h, cur->next_hash)) {
+		short_hash(h, h1);
+		short_hash(cur->next_hash, h2);
+		return say(w, HL_CHAIN_REFUSE, false, "rotates to keys that were not committed to "
+			   "(their hash is %s..., the commitment %s...)", h1, h2);
+	}
+	if (same(r->signing_key, cur->sign) || same(r->noise_key, cur->noise))
+		return say(w, HL_CHAIN_REFUSE, false, "rotates to a key it has already");
+	if (theirs && (same(r->signing_key, theirs->sign) || same(r->noise_key, theirs->noise)))
+		return say(w, HL_CHAIN_REFUSE, false, "rotates to a key of %s station", other(w));
+	return ok(w);
+}
+
+int hl_chain_rotation_place(uint64_t seq, uint64_t contig, uint64_t top, uint64_t rotations,
+			    struct hl_chain_why *w)
+{
+	if (top > seq)
+		return say(w, HL_CHAIN_REFUSE, false, "a rotation at %llu, but items after it (up "
+			   "to %llu) were signed with the keys it replaces",
+			   (unsigned long long)seq, (unsigned long long)top);
+	if (seq != contig + 1)
+		return say(w, HL_CHAIN_LATER, false, "a rotation at %llu before every entry up to "
+			   "it is held (the contiguous head is %llu)", (unsigned long long)seq,
+			   (unsigned long long)contig);
+	if (rotations >= HL_CHAIN_MAX_ROTATIONS)
+		return say(w, HL_CHAIN_REFUSE, false, "more than %u rotations in one chain",
+			   (unsigned)HL_CHAIN_MAX_ROTATIONS);
 	return ok(w);
 }

@@ -165,4 +165,42 @@ struct hl_chain_lookup {
 int hl_chain_receipt(const struct hl_item_receipt *r, const struct hl_chain_lookup *look,
 		     struct hl_chain_why *w);
 
+/* ---- keys (rule 5, docs/rotation.md) ---- */
+
+/* A chain's keys at a position: those of the card its reader pinned, then
+ * of each rotation the chain accepted. */
+struct hl_chain_keys {
+	uint8_t noise[32];
+	uint8_t sign[32];
+	bool has_next;                /* a commitment to next keys (none: cannot rotate) */
+	uint8_t next_hash[32];
+};
+
+/* At most this many rotations in one chain: a receiver refuses more, and
+ * so does `record verify` (which keeps each one's position). */
+#define HL_CHAIN_MAX_ROTATIONS 4096
+
+/* The keys a card gives: NOISE, SIGN and NEXT_HASH (NULL: none). */
+void hl_chain_keys_init(struct hl_chain_keys *k, const uint8_t noise[static 32],
+			const uint8_t sign[static 32], const uint8_t *next_hash);
+/* The keys the rotation IT moves its chain to. */
+void hl_chain_keys_after(const struct hl_item *it, struct hl_chain_keys *k);
+
+/* The rotation IT (decoded, its signature by CUR's SigningKey and its
+ * new_sig verified), against its chain's keys CUR and THEIRS, the card of
+ * the other station (NULL: not looked at): REFUSE when its keys do not
+ * hash to CUR's next-key hash (or CUR has none), when they are CUR's own,
+ * or THEIRS'. */
+int hl_chain_rotation(const struct hl_item *it, const struct hl_chain_keys *cur,
+		      const struct hl_chain_keys *theirs, struct hl_chain_why *w);
+
+/* Where a receiver may take a rotation at SEQ of a chain whose contiguous
+ * head is CONTIG, whose highest held position is TOP, and which has
+ * accepted ROTATIONS rotations: right after the contiguous head (else
+ * LATER: a position before it may hold another rotation), never with items
+ * held after it (REFUSE: they were signed with the old keys past the
+ * rotation), and not past HL_CHAIN_MAX_ROTATIONS (REFUSE). */
+int hl_chain_rotation_place(uint64_t seq, uint64_t contig, uint64_t top, uint64_t rotations,
+			    struct hl_chain_why *w);
+
 #endif

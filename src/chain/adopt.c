@@ -68,7 +68,7 @@ struct hl_att_row *hl_adopt_att_rows(const struct hl_item_message *m)
 struct adopt {
 	hl_store *st;
 	int64_t peer_id;
-	const uint8_t *me;            /* our signing key */
+	const hl_signer *me;          /* our keys (the holder's face) */
 	const uint8_t *peer_sign;
 	struct hl_chain_head *head;
 	struct hl_item it;
@@ -136,12 +136,25 @@ static int kind_rows(struct adopt *a, const uint8_t *note, size_t note_len)
 	return ret;
 }
 
+/* Our item as the holder kept it: signed by our key now or, when it was
+ * signed before a rotation (or is the rotation's item), by the previous
+ * one.  Its author is our name on the link, which a rotation keeps: the
+ * prev that must be our head's binds it to the chain. */
+static int open_ours(struct adopt *a, const uint8_t *item, size_t len)
+{
+	const uint8_t *prev = hl_signer_prev_sign_pk(a->me);
+	int ret = hl_item_open_key(item, len, NULL, a->peer_sign, hl_signer_sign_pk(a->me), &a->it);
+	if (ret == HL_EAUTH && prev)
+		ret = hl_item_open_key(item, len, NULL, a->peer_sign, prev, &a->it);
+	return ret;
+}
+
 static int adopt_one(void *arg, const uint8_t *item, size_t len, const uint8_t *note,
 		     size_t note_len)
 {
 	struct adopt *a = arg;
 	struct hl_item_row row;
-	int ret = hl_item_open(item, len, a->me, a->peer_sign, &a->it);
+	int ret = open_ours(a, item, len);
 	if (ret == 0 && (a->it.seq != a->head->seq + 1 ||
 			 sodium_memcmp(a->it.prev, a->head->hash, HL_HASH_LEN) != 0))
 		ret = HL_EINVAL;
@@ -168,7 +181,7 @@ int hl_adopt_pending(hl_store *st, hl_keys *k, int64_t peer_id,
 	struct adopt *a = xcalloc(1, sizeof(*a));
 	uint64_t from = head->seq, holder = 0;
 	*a = (struct adopt){
-		.st = st, .peer_id = peer_id, .me = hl_signer_sign_pk(hl_keys_signer(k)),
+		.st = st, .peer_id = peer_id, .me = hl_keys_signer(k),
 		.peer_sign = peer_sign, .head = head,
 	};
 	int ret = hl_keys_pending(k, peer_sign, head->seq, &holder, adopt_one, a);

@@ -44,6 +44,7 @@ void hl_ours_drop(struct hl_ours *o)
 	o->q = NULL;
 	o->n = o->cap = 0;
 	o->have_head = false;
+	o->have_author = false;
 }
 
 int hl_ours_begin(struct hl_ours *o)
@@ -67,17 +68,46 @@ int hl_ours_begin(struct hl_ours *o)
 	return 0;
 }
 
+/* IT's author: our SigningKey as the peer pinned it (a rotation keeps our
+ * name on the link), and the store's word that the key to sign IT is the
+ * chain's (store.h, hl_store_author_keys: HL_EKEYS when this process read
+ * the keys before a rotation, or a rotation the chains were not told of
+ * yet).  A rotation item is signed by the key before it. */
+static int author_of(struct hl_ours *o, const struct hl_item *it, uint8_t author[static 32])
+{
+	const uint8_t *prev = hl_signer_prev_sign_pk(o->me);
+	bool rot = it->kind == HL_ITEM_ROTATION;
+	const uint8_t *key = rot ? prev : hl_signer_sign_pk(o->me);
+	int ret = 0;
+	if (!rot && o->have_author) {
+		memcpy(author, o->author, 32);
+		return 0;
+	}
+	if (!key)
+		return HL_ESTATE; /* a rotation item, and the keys never rotated */
+	if ((ret = hl_store_author_keys(o->st, o->peer_id, key, prev, author)) < 0) {
+		o->store_failed = true;
+		return ret;
+	}
+	if (!rot) {
+		memcpy(o->author, author, 32);
+		o->have_author = true;
+	}
+	return 0;
+}
+
 int hl_ours_add_noted(struct hl_ours *o, struct hl_item *it, unsigned precedence,
 		      const uint8_t *note, size_t note_len, hl_ours_stored_fn stored, void *arg)
 {
+	uint8_t author[32];
 	int ret;
-	if ((ret = hl_ours_begin(o)) < 0)
+	if ((ret = hl_ours_begin(o)) < 0 || (ret = author_of(o, it, author)) < 0)
 		return ret;
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 8;
 		o->q = xrealloc(o->q, o->cap * sizeof(*o->q));
 	}
-	memcpy(it->author, hl_signer_sign_pk(o->me), 32);
+	memcpy(it->author, author, 32);
 	memcpy(it->counterpart, o->peer_sign, 32);
 	it->seq = o->head.seq + 1;
 	if (it->time_ms == 0)

@@ -46,6 +46,8 @@ struct hl_ours {
 	bool have_head;
 	struct hl_chain_head head;    /* the last position given (signed or not) */
 	struct hl_chain_head signed_head; /* the last item signed and stored */
+	bool have_author;
+	uint8_t author[32];           /* our name on the link (chain/ours.c, author_of) */
 	struct hl_ours_entry *q;      /* added, not yet flushed */
 	size_t n, cap;
 	bool store_failed;            /* the last call failed in the store (its

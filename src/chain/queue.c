@@ -301,7 +301,9 @@ static int batch_peer(struct hl_msg_batch *b, hl_store *st, const hl_signer *me,
 	hl_ours_drop(&b->ours);
 	memset(b->class_known, 0, sizeof(b->class_known));
 	if ((ret = hl_store_peer(st, peer->signing_key, peer->noise_key, peer->name,
-				 &b->peer_id)) < 0)
+				 &b->peer_id)) < 0 ||
+	    (ret = hl_store_set_peer_next(st, b->peer_id,
+					  peer->has_next ? peer->next_hash : NULL)) < 0)
 		return seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 	hl_ours_init(&b->ours, st, me, b->peer_id, peer->signing_key);
 	/* Before the class_seqs are read: taking back what the key holder

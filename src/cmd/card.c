@@ -24,7 +24,8 @@ static void help(void)
 	printf("usage: hotline card [--fingerprint]\n"
 	       "\n"
 	       "Prints this station's card: the [Station] section with its Name, its\n"
-	       "public NoiseKey and SigningKey, and the Address peers should dial (when\n"
+	       "public NoiseKey and SigningKey, the hash of its next keys (NextKeyHash:\n"
+	       "see 'hotline key rotate'), and the Address peers should dial (when\n"
 	       "station.conf gives one, or Listen names a particular interface).  Give\n"
 	       "it to the other station, which pins it with 'hotline peer add'.  The\n"
 	       "card holds no secret.  The station's fingerprint goes to standard error:\n"
@@ -79,10 +80,11 @@ int card_main(struct hl_ctx *ctx, int argc, char **argv)
 	memcpy(card.name, conf->name, sizeof(card.name));
 	memcpy(card.noise_key, hl_signer_noise_pub(id), HL_KEY_LEN);
 	memcpy(card.signing_key, hl_signer_sign_pk(id), HL_KEY_LEN);
+	card.has_next = hl_signer_next_hash(id, card.next_hash) == 0;
 	memcpy(card.address, conf->address, sizeof(card.address));
 	uint8_t fp[HL_FP_LEN];
 	char fp_text[HL_FP_TEXT_LEN];
-	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_card_fingerprint(&card, fp);
 	hl_fingerprint_text(fp, fp_text);
 	if (fp_only) {
 		printf("%s\n", fp_text);

@@ -44,6 +44,7 @@ int purge_main(struct hl_ctx *ctx, int argc, char **argv);
 int backup_main(struct hl_ctx *ctx, int argc, char **argv);
 int voice_main(struct hl_ctx *ctx, int argc, char **argv);
 int call_main(struct hl_ctx *ctx, int argc, char **argv);
+int key_main(struct hl_ctx *ctx, int argc, char **argv);
 
 /* Reports a failure on stderr as "hotline NAME: MESSAGE" and returns
  * HL_EXIT_FAIL, so a command can `return fail(...)`. */

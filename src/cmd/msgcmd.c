@@ -58,7 +58,8 @@ static int find_removed(void *arg, const struct hl_peer_row *row)
 	uint8_t fp[HL_FP_LEN];
 	if (pinned_key(f->conf, row->signing_key))
 		return 0;
-	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	hl_fingerprint_next(row->noise_key, row->signing_key, row->has_next ? row->next_hash : NULL,
+			    fp);
 	if (strcmp(row->name, f->want) != 0 && hl_fingerprint_matches(f->want, fp) != 1)
 		return 0;
 	if (f->found++ == 0) {
@@ -69,6 +70,8 @@ static int find_removed(void *arg, const struct hl_peer_row *row)
 		f->out->name[n] = '\0';
 		memcpy(f->out->noise_key, row->noise_key, HL_KEY_LEN);
 		memcpy(f->out->signing_key, row->signing_key, HL_KEY_LEN);
+		f->out->has_next = row->has_next;
+		memcpy(f->out->next_hash, row->next_hash, HL_KEY_LEN);
 		memcpy(f->out->fingerprint, fp, HL_FP_LEN);
 	}
 	return 0;

@@ -209,7 +209,7 @@ static int peer_add(struct hl_ctx *ctx, int argc, char **argv)
 		return ret;
 	if ((ret = read_card(a.file, &buf, &card)) != HL_EXIT_OK)
 		goto out;
-	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	hl_card_fingerprint(&card, fp);
 	hl_fingerprint_text(fp, fp_text);
 	if (a.fp_given && hl_fingerprint_matches(a.fp_given, fp) != 1) {
 		/* The card's own fingerprint is not shown: copied from here into
@@ -291,7 +291,8 @@ static int print_removed(void *arg, const struct hl_peer_row *row)
 	for (size_t i = 0; i < x->conf->npeers; i++)
 		if (memcmp(x->conf->peers[i].signing_key, row->signing_key, 32) == 0)
 			return 0;
-	hl_fingerprint(row->noise_key, row->signing_key, fp);
+	hl_fingerprint_next(row->noise_key, row->signing_key, row->has_next ? row->next_hash : NULL,
+			    fp);
 	hl_fingerprint_text(fp, fp_text);
 	printf("%s\t%s\tremoved\n", row->name, fp_text);
 	x->n++;

@@ -356,23 +356,6 @@ static void fmt_ms(uint32_t ms, char out[static 16])
 		snprintf(out, 16, "%ums", (unsigned)ms);
 }
 
-/* A NoiseKey must be a point whose X25519 with any clamped scalar is not
- * zero, i.e. not of small order; crypto_scalarmult refuses exactly those. */
-static int noise_key_usable(const uint8_t key[static HL_KEY_LEN])
-{
-	uint8_t scalar[crypto_scalarmult_SCALARBYTES], q[crypto_scalarmult_BYTES];
-	memset(scalar, 0x42, sizeof(scalar));
-	int ok = crypto_scalarmult(q, scalar, key) == 0;
-	sodium_memzero(q, sizeof(q));
-	return ok;
-}
-
-/* A SigningKey must be a canonical Ed25519 point of the main subgroup. */
-static int signing_key_usable(const uint8_t key[static HL_KEY_LEN])
-{
-	return crypto_core_ed25519_is_valid_point(key) == 1;
-}
-
 /* ---- the parser ---- */
 
 enum key_id {
@@ -381,7 +364,7 @@ enum key_id {
 	K_MAX_ATTACHMENT, K_PEER_QUOTA, K_DISK_RESERVE, K_CHECK_EVERY, K_CHECK_AT,
 	K_CHECK_ZONE, K_CHECK_TIMEOUT, K_CHECK_MODE, K_ALARM_COMMAND, K_SMTP, K_FROM,
 	K_MAILDIR, K_EMAIL, K_FALLBACK_AFTER, K_USER, K_LOG_LEVEL, K_RETAIN,
-	K_MEDIA_LISTEN, K_MEDIA_ADDRESS, K_CALL_RECORDING, K_SANDBOX, K_COUNT
+	K_MEDIA_LISTEN, K_MEDIA_ADDRESS, K_CALL_RECORDING, K_SANDBOX, K_NEXT_KEY_HASH, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
@@ -415,7 +398,9 @@ static const char *const key_names[K_COUNT] = {
 	[K_MEDIA_ADDRESS] = "MediaAddress",
 	[K_CALL_RECORDING] = "CallRecording",
 	[K_SANDBOX] = "Sandbox",
+	[K_NEXT_KEY_HASH] = "NextKeyHash",
 };
+_Static_assert(K_COUNT <= 32, "a section's keys are bits of an unsigned");
 
 #define BIT(k) (1u << (k))
 
@@ -437,12 +422,13 @@ static const struct sec_def sec_defs[] = {
 			  BIT(K_NAME) },
 	[SEC_PEER] = { "Peer",
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS) |
-			       BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
+			       BIT(K_NEXT_KEY_HASH) | BIT(K_CHECK_EVERY) | BIT(K_CHECK_AT) | BIT(K_CHECK_ZONE) |
 			       BIT(K_CHECK_TIMEOUT) | BIT(K_CHECK_MODE) | BIT(K_EMAIL) |
 			       BIT(K_RETAIN) | BIT(K_MEDIA_ADDRESS),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	[SEC_CARD] = { "Station",
-		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_ADDRESS),
+		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) | BIT(K_NEXT_KEY_HASH) |
+			       BIT(K_ADDRESS),
 		       BIT(K_NAME) | BIT(K_NOISE_KEY) | BIT(K_SIGNING_KEY) },
 	/* The email path (docs/bundle.md, "By email"): all three are needed
 	 * to use it, so all three are required once the section is there. */
@@ -478,6 +464,7 @@ struct section {
 	char address[HL_ADDR_MAX + 1];
 	uint8_t noise_key[HL_KEY_LEN];
 	uint8_t signing_key[HL_KEY_LEN];
+	uint8_t next_hash[HL_KEY_LEN];       /* NextKeyHash, when key_line[] says given */
 	uint32_t ms[K_COUNT];                /* the durations */
 	uint64_t bytes[K_COUNT];             /* the sizes */
 	unsigned reserve_pct;                /* DiskReserve = N% */
@@ -579,10 +566,23 @@ static int set_key(struct parser *p, const hl_ini_item *it, enum key_id k,
 		return perr(p, it->line, HL_EINVAL,
 			    "bad %s '%s': want the base64 (with padding) of 32 bytes",
 			    key_names[k], quote(it->value, it->value_len, q));
-	if (k == K_NOISE_KEY ? !noise_key_usable(out) : !signing_key_usable(out))
+	if (k == K_NOISE_KEY ? !hl_noise_key_usable(out) : !hl_signing_key_usable(out))
 		return perr(p, it->line, HL_EINVAL, "%s '%s' is not a usable %s public key",
 			    key_names[k], quote(it->value, it->value_len, q),
 			    k == K_NOISE_KEY ? "X25519" : "Ed25519");
+	return 0;
+}
+
+/* NextKeyHash: a hash, so only its form is checked; all zero is refused
+ * (what a wiped or made-up value looks like, and no keys hash to it). */
+static int set_next_hash(struct parser *p, const hl_ini_item *it, uint8_t out[static HL_KEY_LEN])
+{
+	char q[QUOTE_MAX * 3 + 4];
+	if (hl_b64_key_parse(it->value, it->value_len, out) < 0 ||
+	    sodium_is_zero(out, HL_KEY_LEN))
+		return perr(p, it->line, HL_EINVAL,
+			    "bad NextKeyHash '%s': want the base64 (with padding) of 32 bytes, "
+			    "not all zero", quote(it->value, it->value_len, q));
 	return 0;
 }
 
@@ -761,6 +761,8 @@ static int set_value(struct parser *p, const hl_ini_item *it, enum key_id k)
 		return set_key(p, it, K_NOISE_KEY, s->noise_key);
 	case K_SIGNING_KEY:
 		return set_key(p, it, K_SIGNING_KEY, s->signing_key);
+	case K_NEXT_KEY_HASH:
+		return set_next_hash(p, it, s->next_hash);
 	case K_KEEPALIVE:
 	case K_KEEPALIVE_TIMEOUT:
 	case K_HANDSHAKE_TIMEOUT:
@@ -945,8 +947,11 @@ static int commit_peer(struct parser *p, const struct section *s)
 	memcpy(n->name, s->name, sizeof(n->name));
 	memcpy(n->noise_key, s->noise_key, HL_KEY_LEN);
 	memcpy(n->signing_key, s->signing_key, HL_KEY_LEN);
+	n->has_next = s->key_line[K_NEXT_KEY_HASH] != 0;
+	memcpy(n->next_hash, s->next_hash, HL_KEY_LEN);
 	memcpy(n->address, s->address, sizeof(n->address));
-	hl_fingerprint(n->noise_key, n->signing_key, n->fingerprint);
+	hl_fingerprint_next(n->noise_key, n->signing_key, n->has_next ? n->next_hash : NULL,
+			    n->fingerprint);
 	n->first_line = s->first_line;
 	n->last_line = s->last_line;
 	n->check_every_ms = s->key_line[K_CHECK_EVERY] ? s->ms[K_CHECK_EVERY] : 0;
@@ -983,6 +988,8 @@ static int close_section(struct parser *p)
 		memcpy(p->card->name, s->name, sizeof(p->card->name));
 		memcpy(p->card->noise_key, s->noise_key, HL_KEY_LEN);
 		memcpy(p->card->signing_key, s->signing_key, HL_KEY_LEN);
+		p->card->has_next = s->key_line[K_NEXT_KEY_HASH] != 0;
+		memcpy(p->card->next_hash, s->next_hash, HL_KEY_LEN);
 		memcpy(p->card->address, s->address, sizeof(p->card->address));
 		return 0;
 	case SEC_EMAIL:
@@ -1145,19 +1152,6 @@ int hl_card_parse(const char *buf, size_t len, const char *filename, hl_card *ou
 	return r;
 }
 
-char *hl_card_format(const hl_card *card)
-{
-	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
-	hl_b64_key(card->noise_key, nk);
-	hl_b64_key(card->signing_key, sk);
-	if (card->address[0])
-		return xasprintf("[Station]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n"
-				 "Address = %s\n",
-				 card->name, nk, sk, card->address);
-	return xasprintf("[Station]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n", card->name,
-			 nk, sk);
-}
-
 /* ---- the station.conf hotline init writes ---- */
 
 char *hl_conf_template(const char *name, const char *listen, const char *address)
@@ -1215,6 +1209,7 @@ char *hl_conf_template(const char *name, const char *listen, const char *address
 		"#   Name = pyongyang\n"
 		"#   NoiseKey = (from its card)\n"
 		"#   SigningKey = (from its card)\n"
+		"#   NextKeyHash = (from its card: the hash of its next keys)\n"
 		"#   Address = 198.51.100.7:7100   (without one, this station only answers)\n"
 		"# and these may be added to it (line checks; its email address):\n"
 		"#   CheckEvery = 15m              (or CheckAt, not both)\n"
@@ -1327,7 +1322,7 @@ static int check_new_peer(const char *dir, const struct conf_edit *e, const hl_c
 			 quote(card->address, strnlen(card->address, sizeof(card->address)), q));
 		return HL_EINVAL;
 	}
-	if (!noise_key_usable(card->noise_key) || !signing_key_usable(card->signing_key)) {
+	if (!hl_noise_key_usable(card->noise_key) || !hl_signing_key_usable(card->signing_key)) {
 		snprintf(err, HL_CONF_ERR_LEN, "the card's keys are not usable public keys");
 		return HL_EINVAL;
 	}
@@ -1377,13 +1372,16 @@ int hl_conf_add_peer_own(const char *dir, const hl_card *card, const uint8_t *ow
 		goto out;
 	if ((r = check_new_peer(dir, &e, card, own_noise, own_sign, err)) < 0)
 		goto out;
-	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN];
+	char nk[HL_KEY_B64_LEN], sk[HL_KEY_B64_LEN], nh[HL_KEY_B64_LEN] = "";
 	hl_b64_key(card->noise_key, nk);
 	hl_b64_key(card->signing_key, sk);
+	if (card->has_next)
+		hl_b64_key(card->next_hash, nh);
 	/* Appended after a blank line; the file's last line gets its '\n'. */
 	const char *nl = e.len && e.text[e.len - 1] != '\n' ? "\n" : "";
-	text = xasprintf("%.*s%s%s[Peer]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n%s%s%s",
+	text = xasprintf("%.*s%s%s[Peer]\nName = %s\nNoiseKey = %s\nSigningKey = %s\n%s%s%s%s%s%s",
 			 (int)e.len, e.text, nl, e.len ? "\n" : "", card->name, nk, sk,
+			 card->has_next ? "NextKeyHash = " : "", nh, card->has_next ? "\n" : "",
 			 card->address[0] ? "Address = " : "", card->address,
 			 card->address[0] ? "\n" : "");
 	r = edit_commit(&e, text, strlen(text), err);

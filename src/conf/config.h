@@ -49,7 +49,9 @@
  * instead of the address it announces (a relay, a port forward).
  *
  * A card is a [Station] section with Name, NoiseKey, SigningKey and
- * optionally Address.  Unknown keys, repeated keys, bad values and missing
+ * optionally NextKeyHash (the hash of the station's next keys, which the
+ * fingerprint covers: docs/rotation.md) and Address; a [Peer] carries the
+ * card's NextKeyHash too.  Unknown keys, repeated keys, bad values and missing
  * required keys are errors naming the file, line and value.  Durations are
  * a number with an optional unit ms, s, m or h (bare numbers are seconds);
  * each must be more than 0; Keepalive, HandshakeTimeout and Rehandshake at
@@ -116,6 +118,8 @@ typedef struct hl_card {
 	char name[HL_NAME_MAX + 1];
 	uint8_t noise_key[HL_KEY_LEN];
 	uint8_t signing_key[HL_KEY_LEN];
+	bool has_next;                       /* NextKeyHash given */
+	uint8_t next_hash[HL_KEY_LEN];       /* the commitment to the next keys */
 	char address[HL_ADDR_MAX + 1];       /* "" when absent */
 } hl_card;
 
@@ -123,8 +127,10 @@ typedef struct hl_peer_conf {
 	char name[HL_NAME_MAX + 1];
 	uint8_t noise_key[HL_KEY_LEN];
 	uint8_t signing_key[HL_KEY_LEN];
+	bool has_next;                       /* NextKeyHash: the card's commitment */
+	uint8_t next_hash[HL_KEY_LEN];       /* to the peer's next keys (docs/rotation.md) */
 	char address[HL_ADDR_MAX + 1];       /* "" when we do not dial it */
-	uint8_t fingerprint[HL_FP_LEN];      /* derived at parse time */
+	uint8_t fingerprint[HL_FP_LEN];      /* derived at parse time (covers NextKeyHash) */
 	unsigned first_line, last_line;      /* the section's lines in the file:
 					      * its header and its last key */
 	/* line checks: CheckEvery or CheckAt (neither: no scheduled checks) */
@@ -209,6 +215,9 @@ int hl_card_parse(const char *buf, size_t len, const char *filename, hl_card *ou
 		  char err[static HL_CONF_ERR_LEN]);
 /* The card's text, xmalloc'd. */
 char *hl_card_format(const hl_card *card);
+/* The card's fingerprint (crypto/keys.h: over its NextKeyHash too, when
+ * it has one). */
+void hl_card_fingerprint(const hl_card *card, uint8_t fp[static HL_FP_LEN]);
 
 /* Parses HOST:PORT ("[v6]:port" for IPv6); HL_EINVAL names nothing, the
  * caller quotes the value. */

@@ -11,9 +11,17 @@
  *   # hotline identity: this station's PRIVATE keys. Never share this file.
  *   NoisePrivateKey = <base64 of the 32-byte X25519 private key>
  *   SigningPrivateKey = <base64 of the 32-byte Ed25519 seed>
+ *   NextNoisePrivateKey = <the next keys, docs/rotation.md>
+ *   NextSigningPrivateKey = <...>
+ *   PreviousNoisePrivateKey = <after a rotation: the keys rotated away from>
+ *   PreviousSigningPrivateKey = <...>
+ *   RotatedAt = <ms since the epoch, with the previous keys>
  *
- * Only the private halves are stored; the public keys are derived on load,
- * so they cannot disagree with the private ones.  Every buffer that holds
+ * The two Next keys come together or not at all (an identity made before
+ * rotation existed has none, and can never rotate), and so do the two
+ * Previous keys and RotatedAt.  Only the private halves are stored; the
+ * public keys are derived on load, so they cannot disagree with the
+ * private ones.  Every buffer that holds
  * the file's text or a private key is sodium_malloc() memory, wiped before
  * it is freed; no error message ever quotes the file's content.
  *
@@ -32,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,36 +54,61 @@
 
 #define IDENTITY_HEADER \
 	"# hotline identity: this station's PRIVATE keys. Never share this file.\n"
-#define KEY_NOISE "NoisePrivateKey"
-#define KEY_SIGN "SigningPrivateKey"
+#define KEY_ROTATED_AT "RotatedAt"
 
-/* Every context a station signs under, with where it is defined.  A
- * message hl_signer_sign() signs begins with one of these and a NUL; a
- * new signed structure adds its context here, in the same change that
- * documents it. */
-static const char *const contexts[] = {
-	"hotline/1 message",      /* msg/item.h HL_CTX_*, docs/items.md */
-	"hotline/1 receipt",
-	"hotline/1 check",
-	"hotline/1 answer",
-	"hotline/1 agreement",
-	"hotline/1 countersign",
-	"hotline/1 call",
-	"hotline/1 record seal",  /* record/format.h, docs/record.md 2.8 */
+/* The key pairs an identity holds. */
+enum which { CUR, NEXT, PREV, NPAIRS };
+
+/* Their names in the file: NoiseKey's, then SigningKey's. */
+static const char *const key_names[NPAIRS][2] = {
+	[CUR] = { "NoisePrivateKey", "SigningPrivateKey" },
+	[NEXT] = { "NextNoisePrivateKey", "NextSigningPrivateKey" },
+	[PREV] = { "PreviousNoisePrivateKey", "PreviousSigningPrivateKey" },
+};
+
+/* Every context a station signs under, with where it is defined, and which
+ * of its keys signs it.  A message hl_signer_sign() signs begins with one
+ * of these and a NUL; a new signed structure adds its context here, in the
+ * same change that documents it. */
+static const struct {
+	const char *context;
+	enum which key;
+} contexts[] = {
+	{ "hotline/1 message", CUR },      /* msg/item.h HL_CTX_*, docs/items.md */
+	{ "hotline/1 receipt", CUR },
+	{ "hotline/1 check", CUR },
+	{ "hotline/1 answer", CUR },
+	{ "hotline/1 agreement", CUR },
+	{ "hotline/1 countersign", CUR },
+	{ "hotline/1 call", CUR },
+	/* A rotation item is signed by the chain's key before it, the one
+	 * rotated away from, and first by the new key (items.md 2.8). */
+	{ "hotline/1 rotation", PREV },
+	{ "hotline/1 rotation new key", CUR },
+	{ "hotline/1 record seal", CUR },  /* record/format.h, docs/record.md 2.8 */
 };
 #define NCONTEXTS (sizeof(contexts) / sizeof(contexts[0]))
 
 struct secrets {
-	uint8_t noise_priv[HL_KEY_LEN];
-	uint8_t sign_sk[crypto_sign_SECRETKEYBYTES]; /* libsodium's seed || public key */
+	uint8_t noise_priv[NPAIRS][HL_KEY_LEN];
+	uint8_t sign_sk[NPAIRS][crypto_sign_SECRETKEYBYTES]; /* libsodium's seed || public key */
 };
 
 struct hl_signer {
-	uint8_t noise_pub[HL_KEY_LEN];
-	uint8_t sign_pk[HL_KEY_LEN];
+	uint8_t noise_pub[NPAIRS][HL_KEY_LEN];
+	uint8_t sign_pk[NPAIRS][HL_KEY_LEN];
+	bool has[NPAIRS];         /* the pair is in the secrets (CUR always) */
+	bool has_next_hash;       /* the identity commits to next keys */
+	uint8_t next_hash[HL_KEY_LEN];
+	int64_t rotated_at;       /* with PREV */
+	bool dh_only;             /* hl_signer_previous's: signs nothing */
 	struct secrets *sec;      /* sodium_malloc(); read-only once sealed; NULL remote */
-	const struct hl_signer_ops *ops; /* remote: the key holder does the work */
+	/* A remote signer (hl_signer_remote): the key holder does the work;
+	 * has[] then says which public keys are known.  PREV_FACE: the
+	 * previous keys' face, whose DH is ops->dh_previous. */
+	const struct hl_signer_ops *ops;
 	void *user;
+	bool prev_face;
 };
 
 /* A signer with zeroed, writable secrets: the constructors fill them and
@@ -100,39 +134,77 @@ void hl_signer_free(hl_signer *s)
 	free(s);
 }
 
-/* Derives the public keys from the secrets just written (SIGN_SEED is the
- * Ed25519 seed, from which crypto_sign_seed_keypair fills sign_sk), then
- * makes the secrets read-only. */
-static int seal(hl_signer *s, const uint8_t sign_seed[static crypto_sign_SEEDBYTES])
+/* Puts pair W: NOISE_PRIV and SIGN_SEED, or fresh random ones for NULL.
+ * The public keys are derived by seal(). */
+static void put_pair(hl_signer *s, enum which w, const uint8_t *noise_priv,
+		     const uint8_t *sign_seed)
 {
-	if (crypto_scalarmult_base(s->noise_pub, s->sec->noise_priv) != 0 ||
-	    crypto_sign_seed_keypair(s->sign_pk, s->sec->sign_sk, sign_seed) != 0)
-		return HL_ECRYPTO;
+	if (noise_priv)
+		memcpy(s->sec->noise_priv[w], noise_priv, HL_KEY_LEN);
+	else
+		randombytes_buf(s->sec->noise_priv[w], HL_KEY_LEN);
+	/* the seed waits in the first half of sign_sk until seal() */
+	if (sign_seed)
+		memcpy(s->sec->sign_sk[w], sign_seed, crypto_sign_SEEDBYTES);
+	else
+		randombytes_buf(s->sec->sign_sk[w], crypto_sign_SEEDBYTES);
+	s->has[w] = true;
+}
+
+/* Derives the public keys of every pair put and the next keys' hash, then
+ * makes the secrets read-only. */
+static int seal(hl_signer *s)
+{
+	uint8_t seed[crypto_sign_SEEDBYTES];
+	int ret = 0;
+	for (int w = 0; w < NPAIRS && ret == 0; w++) {
+		if (!s->has[w])
+			continue;
+		memcpy(seed, s->sec->sign_sk[w], sizeof(seed));
+		if (crypto_scalarmult_base(s->noise_pub[w], s->sec->noise_priv[w]) != 0 ||
+		    crypto_sign_seed_keypair(s->sign_pk[w], s->sec->sign_sk[w], seed) != 0)
+			ret = HL_ECRYPTO;
+	}
+	sodium_memzero(seed, sizeof(seed));
+	if (ret < 0)
+		return ret;
+	if (s->has[NEXT]) {
+		s->has_next_hash = true;
+		hl_next_hash(s->noise_pub[NEXT], s->sign_pk[NEXT], s->next_hash);
+	}
 	return sodium_mprotect_readonly(s->sec) == 0 ? 0 : -errno;
 }
 
-/* One constructor for every source of keys: NOISE_PRIV and SIGN_SEED given,
- * or NULL for fresh random ones. */
-static int signer_make(hl_signer **out, const uint8_t *noise_priv, const uint8_t *sign_seed)
+/* Wipes the next private keys (and their public halves: only the hash is
+ * public until the rotation), keeping the hash. */
+static int forget_next(hl_signer *s)
 {
-	uint8_t seed[crypto_sign_SEEDBYTES];
+	if (!s->has[NEXT])
+		return 0;
+	if (sodium_mprotect_readwrite(s->sec) != 0)
+		return -errno;
+	sodium_memzero(s->sec->noise_priv[NEXT], HL_KEY_LEN);
+	sodium_memzero(s->sec->sign_sk[NEXT], sizeof(s->sec->sign_sk[NEXT]));
+	sodium_memzero(s->noise_pub[NEXT], HL_KEY_LEN);
+	sodium_memzero(s->sign_pk[NEXT], HL_KEY_LEN);
+	s->has[NEXT] = false;
+	return sodium_mprotect_readonly(s->sec) == 0 ? 0 : -errno;
+}
+
+/* One constructor for the raw sources of keys (NULL: random). */
+static int signer_make(hl_signer **out, const uint8_t *noise_priv, const uint8_t *sign_seed,
+		       bool next, const uint8_t *next_noise, const uint8_t *next_seed)
+{
 	hl_signer *s = signer_alloc();
 	int ret;
 
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	if (noise_priv)
-		memcpy(s->sec->noise_priv, noise_priv, HL_KEY_LEN);
-	else
-		randombytes_buf(s->sec->noise_priv, HL_KEY_LEN);
-	if (sign_seed)
-		memcpy(seed, sign_seed, sizeof(seed));
-	else
-		randombytes_buf(seed, sizeof(seed));
-	ret = seal(s, seed);
-	sodium_memzero(seed, sizeof(seed));
-	if (ret < 0) {
+	put_pair(s, CUR, noise_priv, sign_seed);
+	if (next)
+		put_pair(s, NEXT, next_noise, next_seed);
+	if ((ret = seal(s)) < 0) {
 		hl_signer_free(s);
 		return ret;
 	}
@@ -142,22 +214,64 @@ static int signer_make(hl_signer **out, const uint8_t *noise_priv, const uint8_t
 
 int hl_signer_generate(hl_signer **out)
 {
-	return signer_make(out, NULL, NULL);
+	return signer_make(out, NULL, NULL, true, NULL, NULL);
 }
 
 int hl_signer_from_raw_for_tests(hl_signer **out, const uint8_t *x25519,
 				 const uint8_t *ed25519_seed)
 {
-	return signer_make(out, x25519, ed25519_seed);
+	return signer_make(out, x25519, ed25519_seed, false, NULL, NULL);
+}
+
+int hl_signer_with_next_for_tests(hl_signer **out, const uint8_t *x25519,
+				  const uint8_t *ed25519_seed, const uint8_t *next_x25519,
+				  const uint8_t *next_seed)
+{
+	return signer_make(out, x25519, ed25519_seed, true, next_x25519, next_seed);
+}
+
+void hl_signer_public(const hl_signer *s, struct hl_signer_public *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->noise_pub, s->noise_pub[CUR], HL_KEY_LEN);
+	memcpy(out->sign_pk, s->sign_pk[CUR], HL_KEY_LEN);
+	out->has_next = s->has_next_hash;
+	if (out->has_next)
+		memcpy(out->next_hash, s->next_hash, HL_KEY_LEN);
+	out->has_prev = s->has[PREV];
+	if (out->has_prev) {
+		memcpy(out->prev_noise, s->noise_pub[PREV], HL_KEY_LEN);
+		memcpy(out->prev_sign, s->sign_pk[PREV], HL_KEY_LEN);
+		out->rotated_at = s->rotated_at;
+	}
+}
+
+/* A remote signer's public state is PUB. */
+static void take_public(hl_signer *s, const struct hl_signer_public *pub)
+{
+	memcpy(s->noise_pub[CUR], pub->noise_pub, HL_KEY_LEN);
+	memcpy(s->sign_pk[CUR], pub->sign_pk, HL_KEY_LEN);
+	s->has[CUR] = true;
+	s->has_next_hash = pub->has_next;
+	memset(s->next_hash, 0, HL_KEY_LEN);
+	if (pub->has_next)
+		memcpy(s->next_hash, pub->next_hash, HL_KEY_LEN);
+	s->has[PREV] = pub->has_prev;
+	memset(s->noise_pub[PREV], 0, HL_KEY_LEN);
+	memset(s->sign_pk[PREV], 0, HL_KEY_LEN);
+	s->rotated_at = 0;
+	if (pub->has_prev) {
+		memcpy(s->noise_pub[PREV], pub->prev_noise, HL_KEY_LEN);
+		memcpy(s->sign_pk[PREV], pub->prev_sign, HL_KEY_LEN);
+		s->rotated_at = pub->rotated_at;
+	}
 }
 
 hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
-			    const uint8_t noise_pub[static HL_KEY_LEN],
-			    const uint8_t sign_pk[static HL_KEY_LEN])
+			    const struct hl_signer_public *pub)
 {
 	hl_signer *s = xcalloc(1, sizeof(*s));
-	memcpy(s->noise_pub, noise_pub, HL_KEY_LEN);
-	memcpy(s->sign_pk, sign_pk, HL_KEY_LEN);
+	take_public(s, pub);
 	s->ops = ops;
 	s->user = user;
 	return s;
@@ -165,32 +279,92 @@ hl_signer *hl_signer_remote(const struct hl_signer_ops *ops, void *user,
 
 void *hl_signer_remote_user(const hl_signer *s, const struct hl_signer_ops *ops)
 {
-	return s && s->ops == ops ? s->user : NULL;
+	return s && s->ops == ops && !s->prev_face ? s->user : NULL;
 }
 
 const uint8_t *hl_signer_noise_pub(const hl_signer *s)
 {
-	return s->noise_pub;
+	return s->noise_pub[CUR];
 }
 
 const uint8_t *hl_signer_sign_pk(const hl_signer *s)
 {
-	return s->sign_pk;
+	return s->sign_pk[CUR];
+}
+
+int hl_signer_next_hash(const hl_signer *s, uint8_t out[static HL_KEY_LEN])
+{
+	if (!s->has_next_hash)
+		return HL_ENOTFOUND;
+	memcpy(out, s->next_hash, HL_KEY_LEN);
+	return 0;
 }
 
 void hl_signer_fingerprint(const hl_signer *s, uint8_t fp[static HL_FP_LEN])
 {
-	hl_fingerprint(s->noise_pub, s->sign_pk, fp);
+	hl_fingerprint_next(s->noise_pub[CUR], s->sign_pk[CUR],
+			    s->has_next_hash ? s->next_hash : NULL, fp);
+}
+
+const uint8_t *hl_signer_prev_noise_pub(const hl_signer *s)
+{
+	return s->has[PREV] ? s->noise_pub[PREV] : NULL;
+}
+
+const uint8_t *hl_signer_prev_sign_pk(const hl_signer *s)
+{
+	return s->has[PREV] ? s->sign_pk[PREV] : NULL;
+}
+
+int64_t hl_signer_rotated_at(const hl_signer *s)
+{
+	return s->has[PREV] ? s->rotated_at : 0;
+}
+
+int hl_signer_previous(const hl_signer *s, hl_signer **out)
+{
+	*out = NULL;
+	if (!s->has[PREV])
+		return HL_ENOTFOUND;
+	if (s->ops) {
+		/* the key holder's previous key: DH only, asked of it */
+		struct hl_signer_public pub = { 0 };
+		memcpy(pub.noise_pub, s->noise_pub[PREV], HL_KEY_LEN);
+		memcpy(pub.sign_pk, s->sign_pk[PREV], HL_KEY_LEN);
+		hl_signer *v = hl_signer_remote(s->ops, s->user, &pub);
+		v->dh_only = v->prev_face = true;
+		*out = v;
+		return 0;
+	}
+	hl_signer *v = signer_alloc();
+	if (!v)
+		return -ENOMEM;
+	/* the seed, as put_pair leaves it for seal() */
+	put_pair(v, CUR, s->sec->noise_priv[PREV], s->sec->sign_sk[PREV]);
+	v->dh_only = true;
+	int ret = seal(v);
+	if (ret < 0) {
+		hl_signer_free(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+/* The entry of the context table for CONTEXT, or -1. */
+static int context_index(const char *context)
+{
+	if (!context)
+		return -1;
+	for (size_t i = 0; i < NCONTEXTS; i++)
+		if (strcmp(context, contexts[i].context) == 0)
+			return (int)i;
+	return -1;
 }
 
 int hl_signer_context_known(const char *context)
 {
-	if (!context)
-		return 0;
-	for (size_t i = 0; i < NCONTEXTS; i++)
-		if (strcmp(context, contexts[i]) == 0)
-			return 1;
-	return 0;
+	return context_index(context) >= 0;
 }
 
 /* True when MSG (LEN bytes) begins with CONTEXT and its NUL. */
@@ -203,13 +377,16 @@ static int begins_with(const uint8_t *msg, size_t len, const char *context)
 int hl_signer_sign(const hl_signer *s, const char *context, const uint8_t *msg, size_t len,
 		   uint8_t sig[static HL_SIGNER_SIG_LEN])
 {
+	int i = context_index(context);
 	sodium_memzero(sig, HL_SIGNER_SIG_LEN);
-	if (!s || !msg || len > HL_SIGNER_MSG_MAX || !hl_signer_context_known(context) ||
-	    !begins_with(msg, len, context))
+	if (!s || !msg || len > HL_SIGNER_MSG_MAX || i < 0 || !begins_with(msg, len, context))
 		return HL_EINVAL;
+	enum which w = contexts[i].key;
+	if (s->dh_only || !s->has[w])
+		return HL_ESTATE; /* no such key: a rotation item with no previous key */
 	if (s->ops)
 		return s->ops->sign(s->user, context, msg, len, sig);
-	if (crypto_sign_detached(sig, NULL, msg, len, s->sec->sign_sk) != 0) {
+	if (crypto_sign_detached(sig, NULL, msg, len, s->sec->sign_sk[w]) != 0) {
 		sodium_memzero(sig, HL_SIGNER_SIG_LEN);
 		return HL_ECRYPTO;
 	}
@@ -221,10 +398,10 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 {
 	/* libsodium refuses a low-order point already; checking the output
 	 * too keeps the promise independent of the library version. */
-	int rc = s->ops ? s->ops->dh(s->user, their_pub, out)
-			: crypto_scalarmult(out, s->sec->noise_priv, their_pub);
-	if (rc != 0 ||
-	    sodium_is_zero(out, HL_KEY_LEN)) {
+	int rc = !s->ops ? crypto_scalarmult(out, s->sec->noise_priv[CUR], their_pub)
+		 : s->prev_face ? s->ops->dh_previous(s->user, their_pub, out)
+				: s->ops->dh(s->user, their_pub, out);
+	if (rc != 0 || sodium_is_zero(out, HL_KEY_LEN)) {
 		sodium_memzero(out, HL_KEY_LEN);
 		return HL_ECRYPTO;
 	}
@@ -234,6 +411,10 @@ int hl_signer_dh(const hl_signer *s, const uint8_t their_pub[static HL_KEY_LEN],
 /* ------------------------------------------------------------------------
  * The identity file
  */
+
+/* The largest identity text: the header, six "Name = <44 chars>\n" lines
+ * and RotatedAt. */
+#define TEXT_CAP (sizeof(IDENTITY_HEADER) + 6 * (32 + HL_KEY_B64_LEN) + 64)
 
 /* Writes all of BUF to FD. */
 static int write_all(int fd, const char *buf, size_t len)
@@ -251,21 +432,32 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* The identity file's text into TEXT (CAP bytes of sodium_malloc memory);
- * returns its length. */
-static size_t identity_text(const struct secrets *k, char *text, size_t cap)
+/* "NAME = <base64 of KEY>\n" at TEXT + LEN; returns the new length. */
+static size_t key_line(char *text, size_t len, const char *name, const uint8_t *key)
 {
-	size_t len = 0;
-	memcpy(text, IDENTITY_HEADER, sizeof(IDENTITY_HEADER) - 1);
-	len += sizeof(IDENTITY_HEADER) - 1;
-	len += (size_t)snprintf(text + len, cap - len, "%s = ", KEY_NOISE);
-	hl_b64_key(k->noise_priv, text + len);
-	len += HL_KEY_B64_LEN - 1;
-	len += (size_t)snprintf(text + len, cap - len, "\n%s = ", KEY_SIGN);
-	/* libsodium's sign_sk is seed || public key: store the seed only. */
-	hl_b64_key(k->sign_sk, text + len);
+	len += (size_t)snprintf(text + len, TEXT_CAP - len, "%s = ", name);
+	hl_b64_key(key, text + len);
 	len += HL_KEY_B64_LEN - 1;
 	text[len++] = '\n';
+	return len;
+}
+
+/* The identity file's text of S into TEXT (TEXT_CAP bytes of
+ * sodium_malloc memory); returns its length.  libsodium's sign_sk is
+ * seed || public key: the seed is what is stored. */
+static size_t identity_text(const hl_signer *s, char *text)
+{
+	size_t len = sizeof(IDENTITY_HEADER) - 1;
+	memcpy(text, IDENTITY_HEADER, len);
+	for (int w = 0; w < NPAIRS; w++) {
+		if (!s->has[w])
+			continue;
+		len = key_line(text, len, key_names[w][0], s->sec->noise_priv[w]);
+		len = key_line(text, len, key_names[w][1], s->sec->sign_sk[w]);
+	}
+	if (s->has[PREV])
+		len += (size_t)snprintf(text + len, TEXT_CAP - len, "%s = %lld\n", KEY_ROTATED_AT,
+					(long long)s->rotated_at);
 	return len;
 }
 
@@ -274,18 +466,18 @@ int hl_signer_write_new(const char *path, const hl_signer *s)
 	int ret;
 	int fd = -1;
 	int created = 0;
-	/* header + two "Key = <44 chars>\n" lines */
-	const size_t cap = sizeof(IDENTITY_HEADER) + 2 * (32 + HL_KEY_B64_LEN);
-	char *text = sodium_malloc(cap);
+	char *text;
 	size_t len;
 
-	if (!s->sec) { /* a remote signer has no secret to write */
-		sodium_free(text);
+	/* A signer that dropped its next keys would write an identity that
+	 * no longer holds the keys its card commits to. */
+	if (!s->sec) /* a remote signer has no secret to write */
 		return HL_EINVAL;
-	}
-	if (!text)
+	if (s->dh_only || (s->has_next_hash && !s->has[NEXT]))
+		return HL_ESTATE;
+	if (!(text = sodium_malloc(TEXT_CAP)))
 		return -ENOMEM;
-	len = identity_text(s->sec, text, cap);
+	len = identity_text(s, text);
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -317,13 +509,77 @@ out:
 	return ret;
 }
 
-/* Reads the two keys of identity text (BUF, LEN) into S's secrets and SEED. */
-static int parse_keys(const char *buf, size_t len, hl_signer *s, uint8_t *seed)
+/* RotatedAt's value: a decimal number of milliseconds, 1 to 2^62. */
+static int parse_ms(const char *v, size_t len, int64_t *out)
+{
+	uint64_t n = 0;
+	if (len == 0 || len > 19 || v[0] == '0')
+		return HL_EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return HL_EINVAL;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (n > (UINT64_C(1) << 62))
+		return HL_EINVAL;
+	*out = (int64_t)n;
+	return 0;
+}
+
+/* One "name = value" of an identity file into S (SEEN: the names given so
+ * far, one bit per key name and one for RotatedAt). */
+static int parse_pair(const hl_ini_item *it, hl_signer *s, unsigned *seen)
+{
+	for (int w = 0; w < NPAIRS; w++) {
+		for (int k = 0; k < 2; k++) {
+			unsigned bit = 1u << (2 * w + k);
+			if (!hl_ini_name_is(it, key_names[w][k]))
+				continue;
+			if (*seen & bit)
+				return HL_EINVAL; /* repeated */
+			*seen |= bit;
+			/* the signing key's seed waits in sign_sk for seal() */
+			return hl_b64_key_parse(it->value, it->value_len,
+						k ? s->sec->sign_sk[w] : s->sec->noise_priv[w]);
+		}
+	}
+	unsigned bit = 1u << (2 * NPAIRS);
+	if (!hl_ini_name_is(it, KEY_ROTATED_AT) || (*seen & bit))
+		return HL_EINVAL; /* unknown or repeated */
+	*seen |= bit;
+	return parse_ms(it->value, it->value_len, &s->rotated_at);
+}
+
+/* Which pairs SEEN holds, all of each or none: HL_ETRUNC when the current
+ * pair or half of another is missing. */
+static int pairs_given(hl_signer *s, unsigned seen)
+{
+	for (int w = 0; w < NPAIRS; w++) {
+		unsigned both = 3u << (2 * w);
+		if ((seen & both) != 0 && (seen & both) != both)
+			return HL_ETRUNC;
+		s->has[w] = (seen & both) == both;
+	}
+	if (!s->has[CUR])
+		return HL_ETRUNC;
+	/* RotatedAt goes with the previous keys, and only with them */
+	if (s->has[PREV] != ((seen & (1u << (2 * NPAIRS))) != 0))
+		return HL_EINVAL;
+	/* An all-zero key is what a wiped or truncated file looks like. */
+	for (int w = 0; w < NPAIRS; w++)
+		if (s->has[w] && (sodium_is_zero(s->sec->noise_priv[w], HL_KEY_LEN) ||
+				  sodium_is_zero(s->sec->sign_sk[w], crypto_sign_SEEDBYTES)))
+			return HL_EINVAL;
+	return 0;
+}
+
+/* Reads the keys of identity text (BUF, LEN) into S's secrets. */
+static int parse_keys(const char *buf, size_t len, hl_signer *s)
 {
 	int ret = 0;
 	hl_ini ini;
 	hl_ini_item it;
-	int have_noise = 0, have_sign = 0;
+	unsigned seen = 0;
 	size_t pos = 0;
 	const char *line;
 	size_t line_len;
@@ -333,65 +589,60 @@ static int parse_keys(const char *buf, size_t len, hl_signer *s, uint8_t *seed)
 	while (hl_ini_next_line(buf, len, &pos, &line, &line_len)) {
 		if ((ret = hl_ini_feed(&ini, line, line_len, &it)) < 0)
 			goto out;
-		/* No sections: an identity file is only the two keys. */
+		/* No sections: an identity file is only its keys. */
 		if (it.kind == HL_INI_SECTION) {
 			ret = HL_EINVAL;
 			goto out;
 		}
-		if (it.kind != HL_INI_PAIR)
-			continue;
-		if (hl_ini_name_is(&it, KEY_NOISE) && !have_noise) {
-			have_noise = 1;
-			ret = hl_b64_key_parse(it.value, it.value_len, s->sec->noise_priv);
-		} else if (hl_ini_name_is(&it, KEY_SIGN) && !have_sign) {
-			have_sign = 1;
-			ret = hl_b64_key_parse(it.value, it.value_len, seed);
-		} else {
-			ret = HL_EINVAL; /* unknown or repeated */
-		}
-		if (ret < 0)
+		if (it.kind == HL_INI_PAIR && (ret = parse_pair(&it, s, &seen)) < 0)
 			goto out;
 	}
-	if (!have_noise || !have_sign) {
-		ret = HL_ETRUNC;
-		goto out;
-	}
-	/* An all-zero key is what a wiped or truncated file looks like. */
-	if (sodium_is_zero(s->sec->noise_priv, HL_KEY_LEN) || sodium_is_zero(seed, HL_KEY_LEN))
-		ret = HL_EINVAL;
+	ret = pairs_given(s, seen);
 out:
 	hl_ini_finish(&ini);
 	sodium_memzero(&it, sizeof(it));
 	return ret;
 }
 
+/* The pairs must be distinct keys: a next or previous key that is the
+ * current one would make a rotation that changes nothing. */
+static int pairs_distinct(const hl_signer *s)
+{
+	for (int w = NEXT; w < NPAIRS; w++)
+		if (s->has[w] && (sodium_memcmp(s->noise_pub[w], s->noise_pub[CUR], HL_KEY_LEN) == 0 ||
+				  sodium_memcmp(s->sign_pk[w], s->sign_pk[CUR], HL_KEY_LEN) == 0))
+			return HL_EINVAL;
+	if (s->has[NEXT] && s->has[PREV] &&
+	    (sodium_memcmp(s->noise_pub[NEXT], s->noise_pub[PREV], HL_KEY_LEN) == 0 ||
+	     sodium_memcmp(s->sign_pk[NEXT], s->sign_pk[PREV], HL_KEY_LEN) == 0))
+		return HL_EINVAL;
+	return 0;
+}
+
 int hl_signer_parse(const char *buf, size_t len, hl_signer **out)
 {
 	int ret;
-	uint8_t *seed = sodium_malloc(crypto_sign_SEEDBYTES);
 	hl_signer *s = signer_alloc();
 
 	*out = NULL;
-	if (!seed || !s) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!s)
+		return -ENOMEM;
 	if (len > HL_IDENTITY_MAX_BYTES) {
 		ret = HL_ETOOBIG;
 		goto out;
 	}
-	if ((ret = parse_keys(buf, len, s, seed)) < 0 || (ret = seal(s, seed)) < 0)
+	if ((ret = parse_keys(buf, len, s)) < 0 || (ret = seal(s)) < 0 ||
+	    (ret = pairs_distinct(s)) < 0)
 		goto out;
 	*out = s;
 	s = NULL;
 out:
-	if (seed)
-		sodium_free(seed);
 	hl_signer_free(s);
 	return ret;
 }
 
-int hl_signer_load(const char *path, hl_signer **out)
+/* Reads and parses the identity file at PATH, keeping its next keys. */
+static int read_identity(const char *path, hl_signer **out)
 {
 	int ret;
 	size_t used = 0;
@@ -443,5 +694,123 @@ out:
 	if (buf)
 		sodium_free(buf); /* wipes */
 	close(fd);
+	return ret;
+}
+
+int hl_signer_load(const char *path, hl_signer **out)
+{
+	int ret = read_identity(path, out);
+	if (ret == 0 && (ret = forget_next(*out)) < 0) {
+		hl_signer_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* F rotated: its next keys current, its current ones previous (at NOW_MS),
+ * new next keys. */
+static int rotated(const hl_signer *f, int64_t now_ms, hl_signer **out)
+{
+	*out = NULL;
+	if (!f->has[NEXT])
+		return HL_EUNSUPP;
+	hl_signer *n = signer_alloc();
+	if (!n)
+		return -ENOMEM;
+	put_pair(n, CUR, f->sec->noise_priv[NEXT], f->sec->sign_sk[NEXT]);
+	put_pair(n, PREV, f->sec->noise_priv[CUR], f->sec->sign_sk[CUR]);
+	put_pair(n, NEXT, NULL, NULL);
+	n->rotated_at = now_ms > 0 ? now_ms : 1;
+	int ret = seal(n);
+	if (ret == 0)
+		ret = pairs_distinct(n); /* a fresh random key equal to another: never */
+	if (ret < 0) {
+		hl_signer_free(n);
+		return ret;
+	}
+	*out = n;
+	return 0;
+}
+
+int hl_signer_rotated_for_tests(const hl_signer *s, int64_t now_ms, hl_signer **out)
+{
+	return rotated(s, now_ms, out);
+}
+
+/* Replaces the identity at PATH with S: a new file beside it (a stale one
+ * of a rotation that crashed before its rename is removed: it was never
+ * the identity, and nothing was published from it), renamed over it. */
+static int replace_identity(const char *path, const hl_signer *s)
+{
+	char *tmp = xasprintf("%s.new", path);
+	int ret = 0;
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		ret = -errno;
+	if (ret == 0)
+		ret = hl_signer_write_new(tmp, s);
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = hl_fsync_parent(path);
+	else
+		unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+/* A remote signer rotates in the key holder, which answers its keys of
+ * then. */
+static int rotate_remote(hl_signer *s)
+{
+	struct hl_signer_public pub;
+	if (s->dh_only || !s->ops->rotate)
+		return HL_ESTATE;
+	int ret = s->ops->rotate(s->user, &pub);
+	if (ret == 0)
+		take_public(s, &pub);
+	return ret;
+}
+
+/* S's own next keys (a signer that kept them: hl_signer_parse's, the
+ * tests'), rotated in memory. */
+static int rotate_in_memory(hl_signer *s, int64_t now_ms)
+{
+	hl_signer *n = NULL;
+	int ret = rotated(s, now_ms, &n);
+	if (ret == 0) {
+		hl_signer tmp = *s;
+		*s = *n;
+		*n = tmp;
+	}
+	hl_signer_free(n);
+	return ret;
+}
+
+int hl_signer_rotate(hl_signer *s, const char *path, int64_t now_ms)
+{
+	hl_signer *f = NULL, *n = NULL;
+	if (s->ops)
+		return rotate_remote(s);
+	if (!path)
+		return rotate_in_memory(s, now_ms);
+	int ret = read_identity(path, &f);
+	if (ret < 0)
+		goto out;
+	if (sodium_memcmp(f->sign_pk[CUR], s->sign_pk[CUR], HL_KEY_LEN) != 0 ||
+	    sodium_memcmp(f->noise_pub[CUR], s->noise_pub[CUR], HL_KEY_LEN) != 0) {
+		ret = HL_EKEYS;
+		goto out;
+	}
+	if ((ret = rotated(f, now_ms, &n)) < 0 || (ret = replace_identity(path, n)) < 0)
+		goto out;
+	/* Take the new identity: S becomes N, N the old S (freed below); the
+	 * long-lived signer keeps no next private keys. */
+	hl_signer tmp = *s;
+	*s = *n;
+	*n = tmp;
+	ret = forget_next(s);
+out:
+	hl_signer_free(n);
+	hl_signer_free(f);
 	return ret;
 }

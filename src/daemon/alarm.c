@@ -2,15 +2,16 @@
  * (service.h: "alarms"): log, `watch` events, AlarmCommand.
  *
  * ALARMS
- *   kinds no_connection, no_answer, no_person, equivocation, and ring (a
- *   call, raised by calls.c).  Logged as an
+ *   kinds no_connection, no_answer, no_person, equivocation, ring (a
+ *   call, raised by calls.c), rotated and rotation_refused (a peer's key
+ *   rotation taken or refused, raised by keys.c).  Logged as an
  *   error, sent to watchers ({"event": "alarm", ...}), and AlarmCommand, if
  *   set, is run — directly (by the spawner, daemon/spawn.h; never a
  *   shell), with the daemon's
  *   environment plus HOTLINE_ALARM, HOTLINE_PEER, HOTLINE_STATION,
  *   HOTLINE_DIR, HOTLINE_AT, HOTLINE_DETAIL, HOTLINE_COUNT, and
  *   HOTLINE_CHECK_ID, HOTLINE_CHECK_MODE (checks), HOTLINE_CALL_ID (ring)
- *   or HOTLINE_SEQ (equivocation).  Every value is hotline's own text (peer names are
+ *   or HOTLINE_SEQ (equivocation, rotations).  Every value is hotline's own text (peer names are
  *   [a-z0-9._-]), never the peer's: a last error that may quote the peer's
  *   CLOSE goes to the log line and the watch event ("last_error") only.
  *   A peer can raise alarms fast (each equivocation is one), so: at most
@@ -43,7 +44,7 @@
  * command of the cause waits for a free slot, a new alarm of the cause
  * replaces it and counts one more; at most one command per cause runs. */
 struct hl_alarm_cause {
-	char kind[16];
+	char kind[HL_ALARM_KIND_LEN];
 	char peer[HL_NAME_MAX + 1];
 	struct hl_ratelimit rl;       /* its log lines */
 	struct hl_alarm *queued;      /* waiting for a slot; NULL none */
@@ -56,7 +57,7 @@ struct hl_alarm_proc {
 	struct hl_child child;        /* run by the spawner (daemon/spawn.h) */
 	struct hl_alarms *al;
 	struct hl_alarm_cause *cause;
-	char kind[16];
+	char kind[HL_ALARM_KIND_LEN];
 	char peer[HL_NAME_MAX + 1];
 	struct hl_alarm_proc *next;
 };

@@ -8,11 +8,12 @@
 #include "conf/config.h"
 
 #define HL_ALARM_CONTEXT_LEN 400
+#define HL_ALARM_KIND_LEN 24          /* "rotation_refused" and a NUL, with room */
 
 struct hl_daemon;
 
 struct hl_alarm {
-	char kind[16];
+	char kind[HL_ALARM_KIND_LEN];
 	char peer[HL_NAME_MAX + 1];
 	char check_id[33];            /* "" for equivocation */
 	unsigned mode;
@@ -25,8 +26,8 @@ struct hl_alarm {
 };
 
 /* A new alarm of KIND (no_connection, no_answer, no_person, equivocation,
- * ring) about PEER: CHECK_ID (a check's, a call's; NULL none), MODE (a
- * check's), SEQ (equivocation's position), DETAIL (hotline's own text:
+ * ring, rotated, rotation_refused) about PEER: CHECK_ID (a check's, a call's; NULL none), MODE (a
+ * check's), SEQ (equivocation's position, a rotation's), DETAIL (hotline's own text:
  * it reaches AlarmCommand).  CONTEXT is empty: the raiser may fill it. */
 struct hl_alarm *hl_alarm_new(const char *kind, const char *peer, const char *check_id,
 			      unsigned mode, uint64_t seq, const char *detail);

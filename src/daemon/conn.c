@@ -19,6 +19,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "deliver/rotate.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -511,6 +512,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	conn_release(c);
 }
 
+/* Our static key for a handshake to P: the previous one while P has not
+ * acknowledged our key rotation (docs/rotation.md section 4), else the
+ * current one. */
+static const hl_signer *local_key_for(struct hl_peer *p)
+{
+	struct hl_daemon *d = p->d;
+	int64_t id = 0;
+	if (!d->id_prev || hl_store_peer_find(d->store, p->conf.signing_key, &id) < 0)
+		return d->id;
+	return hl_rotate_peer_pins_previous(d->store, id, d->id) ? d->id_prev : d->id;
+}
+
 struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 {
 	char host[HL_ADDR_MAX + 1], portstr[8];
@@ -529,7 +542,9 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
 	hl_daemon_link_params(d, &params);
 	params.msg1_stamp = &stamp;
-	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, d->id, p->conf.noise_key,
+	/* the keys the peer pins: its own now, ours as it knows them
+	 * (docs/rotation.md section 4) */
+	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, local_key_for(p), p->noise_now,
 			  &params, &link_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -645,6 +660,7 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_tcp_nodelay(&c->tcp, 1);
 		hl_daemon_link_params(d, &params);
 		params.seen = d->seen;
+		params.local_prev = d->id_prev;   /* peers that still dial our old key */
 		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id, NULL, &params,
 				  &link_ops, c, now);
 		if (ret == 0)

@@ -119,6 +119,7 @@ static const struct request {
 	[HL_CTL_CALL] = { hl_calls_control, NEEDS_PEER | STREAM },
 	[HL_CTL_CALL_ANSWER] = { hl_calls_control, STREAM },
 	[HL_CTL_CALL_HANGUP] = { hl_calls_control, 0 },
+	[HL_CTL_ROTATE] = { hl_rotation_control, 0 },
 };
 _Static_assert(sizeof(requests) / sizeof(requests[0]) == HL_CTL_COUNT,
 	       "a handler for every request of control_proto.h");

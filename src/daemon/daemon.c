@@ -48,6 +48,7 @@
 /* The services, in the order the core walks them (service.h says why). */
 static const struct hl_service *const services[] = {
 	&hl_alarm_service,
+	&hl_rotation_service,
 	&hl_delivery_service,
 	&hl_stage_service,
 	&hl_failover_service,
@@ -322,6 +323,8 @@ out:
 	hl_spawner_close(d);
 	hl_peer_index_free(d);
 	hl_conf_free(d->conf);
+	hl_signer_free(d->id_prev);
+	d->id_prev = NULL;
 	hl_keys_end(d);
 	if (d->lockfd >= 0)
 		close(d->lockfd);   /* releases the lock */

@@ -103,6 +103,9 @@ enum hl_peer_state { HL_PEER_IDLE, HL_PEER_CONNECTING, HL_PEER_HANDSHAKING, HL_P
 struct hl_peer {
 	struct hl_daemon *d;
 	hl_peer_conf conf;
+	/* The NoiseKey the peer's handshakes use now: its card's, or its last
+	 * key rotation's (keys.c); the by_key index is on it. */
+	uint8_t noise_now[HL_KEY_LEN];
 	struct hl_conn *session;     /* the confirmed session, at most one */
 	struct hl_conn *dial;        /* our outbound attempt in progress */
 	uv_timer_t dial_timer;       /* next dial, or the re-handshake */
@@ -145,6 +148,10 @@ struct hl_daemon {
 	char *dir;
 	int dirfd;                   /* O_PATH: control socket, lock, stale socket */
 	int lockfd;
+	/* After a key rotation (rotation.c, docs/rotation.md): the previous keys,
+	 * for the handshakes and bundles of peers that still pin them; NULL
+	 * when the station never rotated. */
+	hl_signer *id_prev;
 	const hl_signer *id;         /* the key holder's face (keys.c) */
 	struct hl_keys *keys;
 	pid_t holder_pid;
@@ -204,6 +211,7 @@ struct hl_daemon {
 	struct hl_mailpoll *mailpoll;        /* mailpoll.c */
 	struct hl_retainer *retainer;        /* retain.c */
 	struct hl_calls *calls;              /* calls.c */
+	struct hl_rotation *rotation;        /* rotation.c */
 };
 
 /* daemon.c */
@@ -240,6 +248,12 @@ const char *hl_peer_state_name(enum hl_peer_state s);
 /* What the connections tell the peers (conn.c's struct hl_conn_events),
  * and the table of them that d->conn_events points at. */
 struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_KEY_LEN]);
+/* P's NoiseKey is now NOISE (the peer rotated its keys): the index follows. */
+void hl_peer_rekey(struct hl_peer *p, const uint8_t noise[static HL_KEY_LEN]);
+/* Whether KEY is this station's, or pinned (as a NoiseKey or SigningKey)
+ * for a peer other than the one named PEER (USER: the daemon): the
+ * engines' env.key_taken (docs/rotation.md section 3). */
+bool hl_peer_key_taken(void *user, const char *peer, const uint8_t key[static 32]);
 void hl_peer_update_state(struct hl_peer *p);
 void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c);
 void hl_peer_conn_gone(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
@@ -323,6 +337,7 @@ hl_request_fn hl_send_control;    /* control_send.c: "send", after the commit */
 hl_request_fn hl_stage_control;   /* control_stage.c: "stage" */
 hl_request_fn hl_checks_control;  /* checks.c: "check", when it is decided */
 hl_request_fn hl_calls_control;   /* calls.c: "call", "call_answer", "call_hangup" */
+hl_request_fn hl_rotation_control; /* rotation.c: "rotate" */
 /* delivery.c: the request "poke": the store has new work. */
 void hl_delivery_poke(struct hl_daemon *d);
 

@@ -288,6 +288,7 @@ static void delivery_peer_added(struct hl_peer *p)
 		.reserve_pct = d->conf->reserve_pct,
 		.defer_items = true,
 		.on_event = on_engine_event, .wake = engine_wake, .user = d,
+		.key_taken = hl_peer_key_taken,
 		.clock_us = hl_mono_us,
 	};
 	/* hl_engine_new writes the peer's row: not inside a burst. */

@@ -133,7 +133,7 @@ static size_t key_slot(const struct hl_daemon *d, const uint8_t key[static HL_KE
 
 static void index_put(struct hl_daemon *d, struct hl_peer *p)
 {
-	size_t i = key_slot(d, p->conf.noise_key);
+	size_t i = key_slot(d, p->noise_now);
 	while (d->by_key[i])
 		i = (i + 1) & (d->by_key_cap - 1);
 	d->by_key[i] = p;
@@ -170,6 +170,7 @@ struct hl_peer *hl_peer_add(struct hl_daemon *d, const hl_peer_conf *pc)
 	struct hl_peer *p = xcalloc(1, sizeof(*p));
 	p->d = d;
 	p->conf = *pc;
+	memcpy(p->noise_now, pc->noise_key, HL_KEY_LEN);   /* keys.c may know better */
 	hl_backoff_reset(&p->backoff);
 	uv_timer_init(&d->loop, &p->dial_timer);
 	p->dial_timer.data = p;
@@ -250,9 +251,17 @@ struct hl_peer *hl_peer_by_key(struct hl_daemon *d, const uint8_t key[static HL_
 	if (!d->by_key)
 		return NULL;
 	for (size_t i = key_slot(d, key); d->by_key[i]; i = (i + 1) & (d->by_key_cap - 1))
-		if (memcmp(d->by_key[i]->conf.noise_key, key, HL_KEY_LEN) == 0)
+		if (memcmp(d->by_key[i]->noise_now, key, HL_KEY_LEN) == 0)
 			return d->by_key[i];
 	return NULL;
+}
+
+void hl_peer_rekey(struct hl_peer *p, const uint8_t noise[static HL_KEY_LEN])
+{
+	if (memcmp(p->noise_now, noise, HL_KEY_LEN) == 0)
+		return;
+	memcpy(p->noise_now, noise, HL_KEY_LEN);
+	index_rebuild(p->d, 0);
 }
 
 void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
@@ -265,7 +274,7 @@ void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
 		p->dial = NULL;
 	if (old) {
 		if (!hl_link_keep_new(old->outbound, c->outbound, hl_signer_noise_pub(d->id),
-				      p->conf.noise_key)) {
+				      p->noise_now)) {
 			hl_debug("%s: keeping the session dialed by %s; dropping the one dialed by %s",
 				 p->conf.name, old->outbound ? "us" : "them", by);
 			hl_conn_close(c, HL_CLOSE_REPLACED, NULL);
@@ -367,3 +376,17 @@ const struct hl_conn_events hl_peer_conn_events = {
 	.confirmed = hl_peer_session_confirmed,
 	.gone = hl_peer_conn_gone,
 };
+
+bool hl_peer_key_taken(void *user, const char *peer, const uint8_t key[static 32])
+{
+	struct hl_daemon *d = user;
+	if (memcmp(hl_signer_noise_pub(d->id), key, 32) == 0 ||
+	    memcmp(hl_signer_sign_pk(d->id), key, 32) == 0)
+		return true;
+	for (struct hl_peer *p = d->peers; p; p = p->next)
+		if (strcmp(p->conf.name, peer) != 0 &&
+		    (memcmp(p->noise_now, key, 32) == 0 || memcmp(p->conf.noise_key, key, 32) == 0 ||
+		     memcmp(p->conf.signing_key, key, 32) == 0))
+			return true;
+	return false;
+}

@@ -12,6 +12,8 @@
  *
  * THE TABLE (daemon.c, `services`), in order:
  *   alarms     acting on alarms: log, `watch`, AlarmCommand (alarm.c)
+ *   keys       key rotation: ours (completed at start, `key rotate`), the
+ *              peers' (their NoiseKeys, status, alarms) (keys.c)
  *   delivery   one delivery engine per peer, new work in the store (delivery.c)
  *   staging    attachments streamed while `send -a` copies them (control_stage.c)
  *   failover   the email fallback while a link is down (failover.c)
@@ -116,6 +118,7 @@ struct hl_service {
 
 /* The services, each defined in its own file. */
 extern const struct hl_service hl_alarm_service;
+extern const struct hl_service hl_rotation_service;
 extern const struct hl_service hl_delivery_service;
 extern const struct hl_service hl_stage_service;
 extern const struct hl_service hl_failover_service;

@@ -69,6 +69,7 @@ int eng_cache_load(hl_engine *e)
 void eng_cache_forget(hl_engine *e)
 {
 	e->cache_ok = false;
+	e->keys_ok = false;
 }
 
 /* An item or tombstone was stored at SEQ. */

@@ -51,13 +51,15 @@ enum hl_engine_event {
 	HL_EV_PROPOSAL,    /* the peer proposed an agreement */
 	HL_EV_SIGNED,      /* the peer countersigned one of our agreements */
 	HL_EV_EQUIVOCATION, /* the peer signed two items at one position */
+	HL_EV_ROTATED,     /* the peer rotated its keys (id: its new fingerprint) */
+	HL_EV_ROTATION_REFUSED, /* we refused the peer's rotation (id: its hash) */
 };
 
 struct hl_engine_evinfo {
 	enum hl_engine_event ev;
 	/* message id (16 bytes), check id (16) or agreement id (32) */
 	uint8_t id[32];
-	uint64_t seq;      /* HL_EV_EQUIVOCATION: the position */
+	uint64_t seq;      /* HL_EV_EQUIVOCATION, HL_EV_ROTATED, _REFUSED: the position */
 	unsigned by;       /* HL_EV_ANSWER: enum hl_answer_by; HL_EV_CHECK_IN: the mode */
 };
 
@@ -74,6 +76,10 @@ struct hl_engine_env {
 	 * two threads first: the daemon's bursts of thousands of messages
 	 * are otherwise bound by one core's Ed25519. */
 	bool defer_items;
+	/* Optional: whether KEY (a NoiseKey or SigningKey a peer rotates to)
+	 * is pinned for a peer other than PEER: such a rotation is refused
+	 * (one key, one station: docs/rotation.md). */
+	bool (*key_taken)(void *user, const char *peer, const uint8_t key[static 32]);
 	/* Optional: called from hl_engine_postcommit() for each event. */
 	void (*on_event)(void *user, const char *peer, const struct hl_engine_evinfo *ev);
 	/* Optional: called on a part's worker thread when it has taken in

@@ -27,6 +27,8 @@
  *               writer) and the order in which they become visible.
  *   refuse.c    refusing the peer's items, for good or for now; the
  *               peer's quota and the disk reserve.
+ *   keys.c      the keys of both chains: the cards, the peer's
+ *               rotations (docs/rotation.md).
  *   credit.c    the flow window (deliver/flow.h) and CREDIT.
  *   base.c      the transaction and the chain cache, errors, events, the
  *               ACK and REFUSEs owed, and the invariants I1-I4 with their
@@ -421,7 +423,8 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	memcpy(e->peer_noise, peer->noise_key, 32);
 	snprintf(e->peer_name, sizeof(e->peer_name), "%s", peer->name);
 	if ((ret = hl_store_peer(env->txn->store, peer->signing_key, peer->noise_key, peer->name,
-				 &e->peer_id)) < 0) {
+				 &e->peer_id)) < 0 ||
+	    (ret = eng_keys_init(e, peer)) < 0) {
 		free(e);
 		return ret;
 	}

@@ -216,6 +216,15 @@ struct hl_engine {
 	int64_t stage_usage_at;
 	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
+	/* Keys (keys.c, docs/rotation.md): the peer's card as pinned, and
+	 * its chain's keys now (its last accepted rotation's), reloaded with
+	 * the chain cache (keys_ok) but kept between transactions for the
+	 * verifier; ours on this link as the peer pinned them. */
+	bool keys_ok;
+	struct hl_chain_keys peer_card, peer_keys, me_card;
+	uint64_t peer_rot_seq;       /* the peer's last rotation; 0 none */
+	uint64_t peer_rotations;
+	uint8_t verify_key[32];      /* the key the held ITEMs were checked with */
 	char error[256];
 	struct hl_engine_stats stats;
 };
@@ -255,6 +264,15 @@ uint64_t eng_flow_us(const hl_engine *e, uint64_t now_ms);
 size_t eng_data_max(const hl_engine *e, size_t max);
 void eng_flow_sent(hl_engine *e, size_t n, uint64_t now);
 bool eng_flow_holds(hl_engine *e, uint64_t n);
+
+/* ---- keys.c: the keys of both chains (docs/rotation.md) ---- */
+
+int eng_keys_init(hl_engine *e, const hl_peer_conf *peer);
+int eng_keys_load(hl_engine *e);
+int eng_peer_key_at(hl_engine *e, uint64_t seq, uint8_t key[static 32]);
+int eng_our_key_at(hl_engine *e, uint64_t seq, uint8_t key[static 32]);
+int eng_rotation_rules(hl_engine *e, const struct hl_item *it, struct hl_chain_why *w);
+void eng_rotation_taken(hl_engine *e, const struct hl_item *it);
 
 /* ---- refuse.c: refusals, tombstones, quota and disk reserve ---- */
 
@@ -333,6 +351,7 @@ int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now);
 int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len);
 
 /* ---- verifier.c: held ITEMs' signatures, on a second thread ---- */
+/* (with e->peer_keys.sign, which it copies to e->verify_key) */
 
 void eng_verifier_stop(void);
 void eng_verify_held(hl_engine *e);

@@ -164,6 +164,8 @@ static int chain_rules(hl_engine *e, const struct hl_item *it, const uint8_t has
 		return ret;
 	if ((ret = hl_chain_links(it, hash, &before, &after, w)) != HL_CHAIN_OK)
 		return ret;
+	if (it->kind == HL_ITEM_ROTATION)
+		return eng_rotation_rules(e, it, w);
 	if (it->kind == HL_ITEM_MESSAGE && (ret = class_rule(e, it, w)) != HL_CHAIN_OK)
 		return ret;
 	if ((ret = head_rule(e, it, w)) != HL_CHAIN_OK)
@@ -241,15 +243,41 @@ static int on_equivocation(hl_engine *e, const struct hl_item_row *have, const u
 			   size_t len, const uint8_t hash[static 32])
 {
 	struct hl_item *it = xcalloc(1, sizeof(*it));
-	int ret = 0;
+	uint8_t key[32];
+	int ret = eng_peer_key_at(e, have->seq, key);
+	if (ret < 0) {
+		free(it);
+		return ret;
+	}
 	if (have->kind == 0 ||
-	    hl_item_open(item, len, e->peer_sign, hl_signer_sign_pk(e->env.me), it) < 0)
+	    hl_item_open_key(item, len, e->peer_sign, e->me_card.sign, key, it) < 0)
 		eng_refuse_log(e, "a different item at seq %llu that proves nothing (ignored)",
 			       (unsigned long long)have->seq);
 	else
 		ret = keep_evidence(e, it, item, len, hash, have->seq);
 	free(it);
 	return ret;
+}
+
+/* An item at SEQ (hash HASH) whose signature does not verify with the
+ * peer's keys as we know them.  Past a position we do not hold, a rotation
+ * there may have changed the keys: refused for now, offered again by its
+ * author once the positions before it are in (docs/items.md section 3,
+ * rule 5).  Otherwise refused for good. */
+static int bad_signature(hl_engine *e, uint64_t seq, const uint8_t hash[static 32])
+{
+	struct hl_chain_head h;
+	int ret = hl_store_in_contiguous(e->env.txn->store, e->peer_id, &h);
+	if (ret < 0)
+		return ret;
+	e->contig = h.seq;
+	if (seq > e->contig + 1) {
+		eng_refuse_later(e, seq, hash, "its signature does not verify with the keys known, "
+				 "and a position before it is not held yet (a rotation there may "
+				 "have changed the keys)");
+		return 0;
+	}
+	return eng_tombstone(e, seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
 }
 
 /* An item that does not decode: refused at the position its common
@@ -269,7 +297,7 @@ static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct h
 		return HL_EINVAL;
 	}
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
-	    (ret = eng_cache_load(e)) < 0)
+	    (ret = eng_cache_load(e)) < 0 || (ret = eng_keys_load(e)) < 0)
 		return ret;
 	if (hl_chain_window(seq, e->contig, &w) != HL_CHAIN_OK) {
 		eng_refuse_later(e, seq, hash, w.text);
@@ -283,11 +311,12 @@ static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct h
 	}
 	if (ret != HL_ENOTFOUND)
 		return ret;
+	/* an unheld position: after the last rotation held (keys.c) */
 	bool signed_by_peer = crypto_sign_verify_detached(
 		r->item + r->item_len - HL_SIG_LEN, r->item, r->item_len - HL_SIG_LEN,
-		e->peer_sign) == 0;
+		e->peer_keys.sign) == 0;
 	if (!signed_by_peer)
-		return eng_tombstone(e, seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+		return bad_signature(e, seq, hash);
 	char text[HL_REFUSE_TEXT_MAX + 1];
 	snprintf(text, sizeof(text), "malformed item: %.150s", it->bad ? it->bad : "does not decode");
 	return eng_tombstone(e, seq, hash, HL_REFUSE_MALFORMED, text);
@@ -305,6 +334,18 @@ static bool too_far(hl_engine *e, uint64_t seq, struct hl_chain_why *w)
 	return hl_chain_window(seq, e->contig, w) != HL_CHAIN_OK;
 }
 
+/* The peer's rotation IT (hash HASH) is refused (WHY): the chain keeps
+ * its keys, and the operator is alarmed after the commit that records the
+ * tombstone (docs/rotation.md section 3). */
+static void rotation_refused(hl_engine *e, const struct hl_item *it, const uint8_t hash[static 32],
+			     const char *why)
+{
+	hl_error("peer %s: REFUSED its key rotation at position %llu of its chain: %s; it keeps "
+		 "its pinned keys", e->peer_name, (unsigned long long)it->seq, why);
+	event_t *ev = eng_add_event_info(e, HL_EV_ROTATION_REFUSED, hash, HL_HASH_LEN);
+	ev->seq = it->seq;
+}
+
 /* The signed item IT, new at its position: the chain rules, then its kind. */
 static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_rec_item *r,
 		       const uint8_t hash[static 32])
@@ -314,9 +355,15 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 	int v = chain_rules(e, it, hash, &w);
 	if (v < 0)
 		return v;
+	if (v == HL_CHAIN_LATER) {
+		eng_refuse_later(e, it->seq, hash, w.text);
+		return 0;
+	}
 	if (v == HL_CHAIN_REFUSE) {
 		char text[HL_REFUSE_TEXT_MAX + 1];
 		snprintf(text, sizeof(text), "%s %.180s", hl_item_kind_name((int)it->kind), w.text);
+		if (it->kind == HL_ITEM_ROTATION)
+			rotation_refused(e, it, hash, w.text);
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, text);
 	}
 	if (v == HL_CHAIN_FORK) {
@@ -350,6 +397,8 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 		break;
 	default:
 		ret = eng_on_signed_item(e, it, r->item, r->item_len, hash);
+		if (ret == 0 && it->kind == HL_ITEM_ROTATION)
+			eng_rotation_taken(e, it);
 		break;
 	}
 	return ret;
@@ -365,7 +414,7 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 	hl_chain_why_init(&w, NULL, "our chain's");
 	int ret;
 	if ((ret = hl_txn_need(e->env.txn)) < 0 || (ret = eng_load_in(e)) < 0 ||
-	    (ret = eng_cache_load(e)) < 0)
+	    (ret = eng_cache_load(e)) < 0 || (ret = eng_keys_load(e)) < 0)
 		return ret;
 	if (too_far(e, it->seq, &w)) {
 		eng_refuse_later(e, it->seq, hash, w.text);
@@ -384,18 +433,25 @@ static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec
 		return ret;
 
 	/* A held ITEM's signature was checked in hl_engine_drain() (IT is
-	 * decoded from the same bytes above). */
-	if (e->cur_verdict >= 0)
+	 * decoded from the same bytes above), with the peer's key as it was
+	 * then: a rotation since, in this burst, has it checked again.  The
+	 * key is the one current on the peer's chain: every position not held
+	 * is after its last rotation held (keys.c). */
+	if (e->cur_verdict >= 0 && sodium_memcmp(e->verify_key, e->peer_keys.sign, 32) == 0) {
 		ret = e->cur_verdict ? 0 : HL_EAUTH;
-	else
-		ret = hl_item_open(r->item, r->item_len, NULL, NULL, it);
+		if (ret == 0 && it->kind == HL_ITEM_ROTATION &&
+		    !hl_item_rotation_sig_ok(r->item, r->item_len, it))
+			ret = HL_EAUTH;
+	} else {
+		ret = hl_item_open_key(r->item, r->item_len, NULL, NULL, e->peer_keys.sign, it);
+	}
 	if (ret == HL_EAUTH)
-		return eng_tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signature does not verify");
+		return bad_signature(e, it->seq, hash);
 	if (ret < 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "malformed item");
 	if (sodium_memcmp(it->author, e->peer_sign, 32) != 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_SIGNATURE, "signed by another station");
-	if (sodium_memcmp(it->counterpart, hl_signer_sign_pk(e->env.me), 32) != 0)
+	if (sodium_memcmp(it->counterpart, e->me_card.sign, 32) != 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_RECIPIENT, "addressed to another station");
 	return on_new_item(e, it, r, hash);
 }

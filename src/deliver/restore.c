@@ -204,8 +204,12 @@ int eng_on_return(hl_engine *e, const uint8_t *body, size_t len)
 	if (!e->resync || !e->resync_hold)
 		return 0; /* not asked for */
 	struct hl_item *it = xcalloc(1, sizeof(*it));
-	if ((ret = hl_item_open(r.item, r.item_len, hl_signer_sign_pk(e->env.me), e->peer_sign, it)) < 0 ||
-	    (ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0)
+	uint8_t key[32];
+	/* ours, at the next position of our chain: signed with our key there
+	 * (a rotation of ours comes back like any item) */
+	if ((ret = hl_store_chain_head(st, e->peer_id, HL_DIR_OUT, &head)) < 0 ||
+	    (ret = eng_our_key_at(e, head.seq + 1, key)) < 0 ||
+	    (ret = hl_item_open_key(r.item, r.item_len, e->me_card.sign, e->peer_sign, key, it)) < 0)
 		goto bad;
 	if (it->seq != head.seq + 1 || sodium_memcmp(it->prev, head.hash, HL_HASH_LEN) != 0) {
 		ret = HL_EAUTH;

@@ -13,22 +13,22 @@
 
 #define PAR_VERIFY_MIN 8             /* held ITEMs worth a second thread */
 
-/* The verdict on one held ITEM: 1 when its signature verifies under the
- * author it names, 0 when not, -1 when it does not decode (eng_on_item then
- * handles it as it always does). */
-static int8_t verdict_of(const uint8_t *body, size_t len, struct hl_item *it)
+/* The verdict on one held ITEM: 1 when its signature verifies with KEY
+ * (the peer's chain's key now), 0 when not, -1 when it does not decode
+ * (eng_on_item then handles it as it always does). */
+static int8_t verdict_of(const uint8_t *body, size_t len, const uint8_t *key, struct hl_item *it)
 {
 	struct hl_rec_item r;
 	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX ||
 	    hl_item_decode(r.item, r.item_len, it) < 0)
 		return -1;
-	return crypto_sign_verify_detached(it->sig, r.item, r.item_len - HL_SIG_LEN,
-					   it->author) == 0;
+	return crypto_sign_verify_detached(it->sig, r.item, r.item_len - HL_SIG_LEN, key) == 0;
 }
 
 struct verify_job {
 	struct held *held;
 	const uint8_t *buf;
+	const uint8_t *key;
 	size_t from, to;
 };
 
@@ -38,7 +38,7 @@ static void verify_range(const struct verify_job *j)
 	for (size_t i = j->from; i < j->to; i++) {
 		struct held *h = &j->held[i];
 		if (h->type == HL_REC_ITEM && !h->checked) {
-			h->verdict = verdict_of(j->buf + h->off, h->len, it);
+			h->verdict = verdict_of(j->buf + h->off, h->len, j->key, it);
 			h->checked = true;
 		}
 	}
@@ -103,7 +103,9 @@ void eng_verify_held(hl_engine *e)
 	size_t items = 0;
 	for (size_t i = 0; i < e->nheld; i++)
 		items += e->held[i].type == HL_REC_ITEM && !e->held[i].checked;
-	struct verify_job all = { .held = e->held, .buf = e->hbuf, .from = 0, .to = e->nheld };
+	memcpy(e->verify_key, e->peer_keys.sign, 32);
+	struct verify_job all = { .held = e->held, .buf = e->hbuf, .key = e->verify_key, .from = 0,
+				  .to = e->nheld };
 	if (items < PAR_VERIFY_MIN || !verifier_start()) {
 		verify_range(&all);
 		return;
@@ -113,8 +115,8 @@ void eng_verify_held(hl_engine *e)
 	for (size_t seen = 0; mid < e->nheld && seen < items / 2; mid++)
 		seen += e->held[mid].type == HL_REC_ITEM && !e->held[mid].checked;
 	pthread_mutex_lock(&verifier.mu);
-	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .from = mid,
-					    .to = e->nheld };
+	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .key = e->verify_key,
+					    .from = mid, .to = e->nheld };
 	verifier.busy = true;
 	pthread_cond_broadcast(&verifier.cv);
 	pthread_mutex_unlock(&verifier.mu);

@@ -171,7 +171,8 @@ static void ask_start(hl_keys *k, const struct hl_hold_request *q, struct call *
 		return;
 	pthread_mutex_lock(&k->mu);
 	if (k->local) {
-		hl_holder_answer(k->local, req, len, "this process", &c->answer, &c->answer_len);
+		hl_holder_answer(k->local, req, len, "this process", true, &c->answer,
+				 &c->answer_len);
 		pthread_mutex_unlock(&k->mu);
 	} else {
 		c->locked = true;
@@ -234,6 +235,7 @@ static int face_sign(void *user, const char *context, const uint8_t *msg, size_t
 
 static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
 		  uint8_t out[static HL_KEY_LEN]);
+static void refused(hl_keys *k, const struct hl_hold_response *a, char *why, size_t whylen);
 
 /* Under k->mu: PUB's slot (its entry, or the empty one where it goes). */
 static struct memo *memo_slot(hl_keys *k, const uint8_t pub[static 32])
@@ -331,7 +333,63 @@ static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
 	return ret;
 }
 
-static const struct hl_signer_ops face_ops = { face_sign, face_dh };
+/* The previous static key's DH (after a rotation, for a peer that still
+ * pins it): not remembered, it serves only until the peer takes the
+ * rotation. */
+static int face_dh_previous(void *user, const uint8_t their_pub[static HL_KEY_LEN],
+			    uint8_t out[static HL_KEY_LEN])
+{
+	struct hl_hold_request q = { .type = HL_HOLD_DH_PREVIOUS };
+	struct hl_hold_response a;
+	uint8_t *buf = NULL;
+	memcpy(q.u.dh_pub, their_pub, 32);
+	int ret = ask(user, &q, &a, &buf);
+	if (ret == 0)
+		memcpy(out, a.u.dh, HL_KEY_LEN);
+	if (buf) {
+		sodium_memzero(buf, 3 + 32);
+		free(buf);
+	}
+	sodium_memzero(&a, sizeof(a));
+	return ret;
+}
+
+/* Every DH remembered is with the static key before the rotation. */
+static void memo_forget(hl_keys *k)
+{
+	pthread_mutex_lock(&k->mu);
+	if (k->memo)
+		sodium_memzero(k->memo, k->memo_cap * sizeof(*k->memo));
+	k->memo_n = 0;
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int face_rotate(void *user, struct hl_signer_public *now)
+{
+	hl_keys *k = user;
+	struct hl_hold_request q = { .type = HL_HOLD_ROTATE };
+	struct hl_hold_response a;
+	uint8_t *buf = NULL;
+	char why[HL_KEYS_ERR_LEN];
+	int ret = ask(k, &q, &a, &buf);
+	if (ret == 0 && a.status == HL_HOLD_REFUSED) {
+		refused(k, &a, why, sizeof(why));
+		ret = HL_EAUTH;
+	}
+	if (ret == HL_ECRYPTO && buf)
+		hl_error("the key holder did not rotate the keys: %.*s", (int)a.text.len,
+			 (const char *)a.text.p);
+	if (ret == 0)
+		*now = a.u.keys;
+	/* Whatever the answer, the static key may have changed (a rotation
+	 * whose answer was lost): remembered DHs go. */
+	memo_forget(k);
+	free(buf);
+	return ret;
+}
+
+static const struct hl_signer_ops face_ops = { face_sign, face_dh, face_dh_previous,
+					       face_rotate };
 
 hl_keys *hl_keys_of(const hl_signer *s)
 {
@@ -390,7 +448,7 @@ static int learn_keys(hl_keys *k, char err[static HL_KEYS_ERR_LEN])
 	uint8_t *buf;
 	int ret = ask(k, &q, &a, &buf);
 	if (ret == 0 && a.status == HL_HOLD_OK)
-		k->face = hl_signer_remote(&face_ops, k, a.u.keys.noise_pub, a.u.keys.sign_pk);
+		k->face = hl_signer_remote(&face_ops, k, &a.u.keys);
 	else
 		snprintf(err, HL_KEYS_ERR_LEN, "the key holder did not give its public keys: %s",
 			 hl_strerror(ret < 0 ? ret : HL_EINVAL));
@@ -417,9 +475,10 @@ hl_keys *hl_keys_in_memory(hl_signer *signer)
 	hl_heads *heads = NULL;
 	char err[HL_KEYS_ERR_LEN];
 	(void)hl_heads_open(NULL, &heads, err, sizeof(err)); /* cannot fail in memory */
+	struct hl_signer_public pub;
+	hl_signer_public(signer, &pub);
 	k->local = hl_holder_new(signer, heads);
-	k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(signer),
-				   hl_signer_sign_pk(signer));
+	k->face = hl_signer_remote(&face_ops, k, &pub);
 	return k;
 }
 
@@ -451,8 +510,11 @@ static int open_local(hl_keys *k, const char *dir, int lockfd, char err[static H
 	if ((ret = hl_signer_load(id, &s)) < 0)
 		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
 	else if ((ret = hl_heads_open(journal, &heads, err, HL_KEYS_ERR_LEN)) == 0) {
+		struct hl_signer_public pub;
+		hl_signer_public(s, &pub);
 		k->local = hl_holder_new(s, heads);
-		k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(s), hl_signer_sign_pk(s));
+		hl_holder_set_identity(k->local, id);
+		k->face = hl_signer_remote(&face_ops, k, &pub);
 		s = NULL;
 	}
 	hl_signer_free(s);
@@ -471,8 +533,10 @@ static int open_public(hl_keys *k, const char *dir, char err[static HL_KEYS_ERR_
 	if (ret < 0) {
 		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
 	} else {
+		struct hl_signer_public pub;
+		hl_signer_public(s, &pub);
 		k->public_only = true;
-		k->face = hl_signer_remote(&face_ops, k, hl_signer_noise_pub(s), hl_signer_sign_pk(s));
+		k->face = hl_signer_remote(&face_ops, k, &pub);
 	}
 	hl_signer_free(s);
 	free(id);
@@ -549,6 +613,11 @@ int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 	return 0;
 }
 
+int hl_keys_rotate(hl_keys *k)
+{
+	return hl_signer_rotate(k->face, NULL, 0);
+}
+
 /* ---- items and what the holder kept of them ---- */
 
 /* Under k->mu. */
@@ -603,6 +672,7 @@ struct hl_keys_call {
 	uint8_t peer[32];
 	uint64_t last;                /* the run's last seq */
 	size_t n;
+	struct hl_item **it;          /* the run's items: rotations get their new_sig */
 };
 
 /* The request for the run IT[0..N): each item unsigned, every prev after
@@ -623,6 +693,8 @@ static int sign_request(struct hl_item *const *it, size_t n, const struct hl_hol
 		if (i > 0)
 			memset(x->prev, 0, HL_HASH_LEN);
 		memset(x->sig, 0, HL_SIG_LEN);
+		if (x->kind == HL_ITEM_ROTATION) /* the holder makes it */
+			memset(x->u.rot.new_sig, 0, HL_SIG_LEN);
 		while (used + HL_ITEM_MAX > cap)
 			enc = xrealloc(enc, cap *= 2);
 		ret = hl_item_encode(x, enc + used, HL_ITEM_MAX, &len);
@@ -651,6 +723,8 @@ int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
 		memcpy(call->peer, it[0]->counterpart, 32);
 		call->last = it[n - 1]->seq;
 		call->n = n;
+		call->it = xmalloc(n * sizeof(*call->it));
+		memcpy(call->it, it, n * sizeof(*call->it));
 	} else {
 		call->c.error = ret;
 	}
@@ -658,6 +732,20 @@ int hl_keys_sign_start(hl_keys *k, struct hl_item *const *it, size_t n,
 	free(q);
 	*out = call;
 	return call->c.error;
+}
+
+/* The new_sig the holder made for each rotation item of the run, in
+ * order: as many as there are. */
+static int give_new_sigs(struct hl_keys_call *call, const struct hl_hold_response *a)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < call->n; i++)
+		if (call->it[i]->kind == HL_ITEM_ROTATION) {
+			if (m == a->u.sign.m)
+				return HL_EINVAL;
+			memcpy(call->it[i]->u.rot.new_sig, a->u.sign.new_sigs + m++ * 64, 64);
+		}
+	return m == a->u.sign.m ? 0 : HL_EINVAL;
 }
 
 int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, char *why,
@@ -670,7 +758,7 @@ int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, ch
 	if (ret == 0 && a->status == HL_HOLD_REFUSED) {
 		refused(k, a, why, whylen);
 		ret = HL_ESTATE;
-	} else if (ret == 0 && a->u.sign.n != call->n) {
+	} else if (ret == 0 && (a->u.sign.n != call->n || give_new_sigs(call, a) < 0)) {
 		ret = HL_EINVAL;
 	} else if (ret == 0) {
 		memcpy(sigs, a->u.sign.sigs, call->n * 64);
@@ -680,6 +768,7 @@ int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, ch
 		know(k, call->peer, ret == 0 ? call->last : UINT64_MAX);
 	free(buf);
 	free(a);
+	free(call->it);
 	free(call);
 	return ret;
 }

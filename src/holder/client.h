@@ -69,6 +69,14 @@ bool hl_keys_remote(const hl_keys *k);
 void hl_keys_remember_statics(hl_keys *k, bool (*is_static)(void *user, const uint8_t pub[static 32]),
 			      void *user);
 
+/* Rotates the station's keys to the next ones (docs/rotation.md): the
+ * holder replaces identity.key and takes the new keys; K's signer face
+ * follows (its public keys, previous keys, next-key hash), and the DHs it
+ * remembered go.  Only the daemon's handle, or a command's in-process one,
+ * may (HL_EAUTH otherwise: the holder refuses); HL_ECRYPTO when the holder
+ * could not (its log line says why: no next keys, say). */
+int hl_keys_rotate(hl_keys *k);
+
 /* FN(USER, TEXT) is called when the holder refuses to sign (TEXT its
  * reason): the daemon raises its alarm. */
 void hl_keys_on_refusal(hl_keys *k, void (*fn)(void *user, const char *text), void *user);

@@ -73,7 +73,8 @@ static void conn_answer(struct holder_proc *p, struct conn *c)
 {
 	uint8_t *resp;
 	size_t len;
-	hl_holder_answer(p->h, c->in, c->in_len, c->who, &resp, &len);
+	/* only the daemon rotates the keys (holder/serve.h) */
+	hl_holder_answer(p->h, c->in, c->in_len, c->who, c == &p->conn[0], &resp, &len);
 	c->out = xmalloc(4 + len);
 	hl_hold_frame_hdr(len, c->out);
 	memcpy(c->out + 4, resp, len);
@@ -299,6 +300,7 @@ static int start(struct holder_proc *p, const char *dir, int dirfd)
 		hl_heads_free(heads);
 	} else {
 		p->h = hl_holder_new(keys, heads);
+		hl_holder_set_identity(p->h, id);
 	}
 	free(id);
 	free(journal);

@@ -18,6 +18,8 @@ const char *hl_hold_type_name(int type)
 	case HL_HOLD_DH: return "dh";
 	case HL_HOLD_SEAL: return "seal";
 	case HL_HOLD_PENDING: return "pending";
+	case HL_HOLD_ROTATE: return "rotate";
+	case HL_HOLD_DH_PREVIOUS: return "dh_previous";
 	default: return "?";
 	}
 }
@@ -92,6 +94,7 @@ static int req_fields(struct hl_rbuf *r, struct hl_hold_request *req, const char
 {
 	switch (req->type) {
 	case HL_HOLD_KEYS:
+	case HL_HOLD_ROTATE:
 		return 0;
 	case HL_HOLD_SIGN:
 		req->u.sign.n = hl_r_u16(r);
@@ -101,6 +104,7 @@ static int req_fields(struct hl_rbuf *r, struct hl_hold_request *req, const char
 		}
 		return take_entries(r, req->u.sign.e, req->u.sign.n, why);
 	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS:
 		hl_r_bytes(r, req->u.dh_pub, 32);
 		return 0;
 	case HL_HOLD_SEAL:
@@ -156,6 +160,7 @@ static size_t req_size(const struct hl_hold_request *r)
 	case HL_HOLD_SIGN:
 		return 2 + 2 + entries_size(r->u.sign.e, r->u.sign.n);
 	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS:
 	case HL_HOLD_SEAL:
 		return 2 + 32;
 	case HL_HOLD_PENDING:
@@ -184,6 +189,7 @@ int hl_hold_request_encode(const struct hl_hold_request *r, uint8_t **out, size_
 		}
 		break;
 	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS:
 		hl_w_bytes(&w, r->u.dh_pub, 32);
 		break;
 	case HL_HOLD_SEAL:
@@ -203,21 +209,59 @@ int hl_hold_request_encode(const struct hl_hold_request *r, uint8_t **out, size_
 
 /* ---- answers ---- */
 
+/* KEYS and ROTATE: 32 NoiseKey, 32 SigningKey, 1 flags (1: next keys,
+ * 2: previous keys), 32 next-key hash, 32 previous NoiseKey, 32 previous
+ * SigningKey, 8 when it rotated (the absent ones zero). */
+#define KEYS_LEN (32 + 32 + 1 + 32 + 32 + 32 + 8)
+
+static int take_keys(struct hl_rbuf *r, struct hl_signer_public *k)
+{
+	hl_r_bytes(r, k->noise_pub, 32);
+	hl_r_bytes(r, k->sign_pk, 32);
+	uint8_t flags = hl_r_u8(r);
+	hl_r_bytes(r, k->next_hash, 32);
+	hl_r_bytes(r, k->prev_noise, 32);
+	hl_r_bytes(r, k->prev_sign, 32);
+	k->rotated_at = (int64_t)hl_r_u64(r);
+	k->has_next = flags & 1;
+	k->has_prev = flags & 2;
+	/* what is absent is zero, and a rotation has its time */
+	if (flags > 3 || (!k->has_prev && k->rotated_at != 0) || (k->has_prev && k->rotated_at <= 0))
+		return HL_EINVAL;
+	return 0;
+}
+
+static void put_keys(struct hl_wbuf *w, const struct hl_signer_public *k)
+{
+	static const uint8_t zero[32];
+	hl_w_bytes(w, k->noise_pub, 32);
+	hl_w_bytes(w, k->sign_pk, 32);
+	hl_w_u8(w, (uint8_t)((k->has_next ? 1 : 0) | (k->has_prev ? 2 : 0)));
+	hl_w_bytes(w, k->has_next ? k->next_hash : zero, 32);
+	hl_w_bytes(w, k->has_prev ? k->prev_noise : zero, 32);
+	hl_w_bytes(w, k->has_prev ? k->prev_sign : zero, 32);
+	hl_w_u64(w, k->has_prev ? (uint64_t)k->rotated_at : 0);
+}
+
 static int resp_ok_fields(struct hl_rbuf *r, struct hl_hold_response *resp)
 {
 	const char *why;
 	switch (resp->type) {
 	case HL_HOLD_KEYS:
-		hl_r_bytes(r, resp->u.keys.noise_pub, 32);
-		hl_r_bytes(r, resp->u.keys.sign_pk, 32);
-		return 0;
+	case HL_HOLD_ROTATE:
+		return take_keys(r, &resp->u.keys);
 	case HL_HOLD_SIGN:
 		resp->u.sign.n = hl_r_u16(r);
 		if (resp->u.sign.n > HL_HOLD_RUN_MAX)
 			return HL_EINVAL;
 		resp->u.sign.sigs = hl_r_take(r, (size_t)resp->u.sign.n * 64);
+		resp->u.sign.m = hl_r_u16(r);
+		if (resp->u.sign.m > resp->u.sign.n)
+			return HL_EINVAL;
+		resp->u.sign.new_sigs = hl_r_take(r, (size_t)resp->u.sign.m * 64);
 		return 0;
 	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS:
 		hl_r_bytes(r, resp->u.dh, 32);
 		return 0;
 	case HL_HOLD_SEAL:
@@ -278,9 +322,11 @@ static size_t resp_size(const struct hl_hold_response *r)
 	if (r->status != HL_HOLD_OK)
 		return 3 + text;
 	switch (r->type) {
-	case HL_HOLD_KEYS: return 3 + 64;
-	case HL_HOLD_SIGN: return 3 + 2 + (size_t)r->u.sign.n * 64;
-	case HL_HOLD_DH: return 3 + 32;
+	case HL_HOLD_KEYS:
+	case HL_HOLD_ROTATE: return 3 + KEYS_LEN;
+	case HL_HOLD_SIGN: return 3 + 2 + (size_t)r->u.sign.n * 64 + 2 + (size_t)r->u.sign.m * 64;
+	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS: return 3 + 32;
 	case HL_HOLD_SEAL: return 3 + 64;
 	case HL_HOLD_PENDING:
 		return 3 + 8 + 32 + 2 + entries_size(r->u.pending.e, r->u.pending.n);
@@ -292,14 +338,17 @@ static void put_ok_fields(struct hl_wbuf *w, const struct hl_hold_response *r)
 {
 	switch (r->type) {
 	case HL_HOLD_KEYS:
-		hl_w_bytes(w, r->u.keys.noise_pub, 32);
-		hl_w_bytes(w, r->u.keys.sign_pk, 32);
+	case HL_HOLD_ROTATE:
+		put_keys(w, &r->u.keys);
 		break;
 	case HL_HOLD_SIGN:
 		hl_w_u16(w, r->u.sign.n);
 		hl_w_bytes(w, r->u.sign.sigs, (size_t)r->u.sign.n * 64);
+		hl_w_u16(w, r->u.sign.m);
+		hl_w_bytes(w, r->u.sign.new_sigs, (size_t)r->u.sign.m * 64);
 		break;
 	case HL_HOLD_DH:
+	case HL_HOLD_DH_PREVIOUS:
 		hl_w_bytes(w, r->u.dh, 32);
 		break;
 	case HL_HOLD_SEAL:

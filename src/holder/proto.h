@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/signer.h"
 #include "item/types.h"
 
 #define HL_HOLD_VERSION 1
@@ -35,6 +36,8 @@ enum hl_hold_type {
 	HL_HOLD_DH = 3,         /* X25519 of the static key and a public key */
 	HL_HOLD_SEAL = 4,       /* sign a record's seal over its hash */
 	HL_HOLD_PENDING = 5,    /* a chain's head, and the items kept after a seq */
+	HL_HOLD_ROTATE = 6,     /* rotate identity.key to the pre-committed next keys */
+	HL_HOLD_DH_PREVIOUS = 7,/* X25519 of the previous static key (after a rotation) */
 };
 
 enum hl_hold_status {
@@ -52,6 +55,10 @@ enum hl_hold_refusal {
 	/* An item that is not this station's own, or a run that is not one
 	 * chain's consecutive items. */
 	HL_HOLD_R_NOT_OURS = 2,
+	/* A rotation item to keys that are not the ones the station committed
+	 * to (its current keys since the holder rotated), or a rotation asked
+	 * by another than the daemon, or before any rotation took place. */
+	HL_HOLD_R_ROTATION = 3,
 };
 
 /* Bytes borrowed from the buffer a message was parsed from. */
@@ -86,13 +93,13 @@ struct hl_hold_response {
 	enum hl_hold_type type;
 	enum hl_hold_status status;
 	union {
-		struct {
-			uint8_t noise_pub[32];
-			uint8_t sign_pk[32];
-		} keys;
+		/* KEYS and ROTATE: the keys now */
+		struct hl_signer_public keys;
 		struct {
 			uint16_t n;
 			const uint8_t *sigs;  /* n × 64 bytes, borrowed */
+			uint16_t m;           /* the run's rotation items, in order: */
+			const uint8_t *new_sigs; /* m × 64 bytes, their new_sig, borrowed */
 		} sign;
 		uint8_t dh[32];
 		uint8_t seal_sig[64];

@@ -17,6 +17,8 @@
 
 struct hl_holder {
 	hl_signer *keys;
+	hl_signer *prev;              /* keys' previous keys (DH only); NULL none */
+	char *identity;               /* identity.key's path; NULL: in memory */
 	hl_heads *heads;
 	uint64_t refusals;
 	struct hl_item *items;        /* HL_HOLD_RUN_MAX, for every run (2.6 MB once,
@@ -28,7 +30,14 @@ struct hl_holder *hl_holder_new(hl_signer *keys, hl_heads *heads)
 	struct hl_holder *h = xcalloc(1, sizeof(*h));
 	h->keys = keys;
 	h->heads = heads;
+	(void)hl_signer_previous(keys, &h->prev);
 	return h;
+}
+
+void hl_holder_set_identity(struct hl_holder *h, const char *path)
+{
+	free(h->identity);
+	h->identity = path ? xstrdup(path) : NULL;
 }
 
 void hl_holder_free(struct hl_holder *h)
@@ -36,6 +45,8 @@ void hl_holder_free(struct hl_holder *h)
 	if (!h)
 		return;
 	hl_signer_free(h->keys);
+	hl_signer_free(h->prev);
+	free(h->identity);
 	hl_heads_free(h->heads);
 	free(h->items);
 	free(h);
@@ -85,6 +96,10 @@ struct run {
 	uint8_t **enc;                /* each item as signed */
 	size_t *len;
 	uint8_t (*hash)[32];
+	bool foreign;                 /* authored by a key the holder does not hold
+	                               * (our card's before a rotation): continues
+	                               * a chain signed here, or is refused */
+	size_t nrot;                  /* rotation items in the run */
 };
 
 static void run_free(struct run *r)
@@ -97,6 +112,42 @@ static void run_free(struct run *r)
 }
 
 
+
+/* Whether AUTHOR is a key of this station's that the holder holds: the
+ * current SigningKey or, after a rotation, the previous one. */
+static bool ours(const struct hl_holder *h, const uint8_t author[static 32])
+{
+	const uint8_t *prev = hl_signer_prev_sign_pk(h->keys);
+	return sodium_memcmp(author, hl_signer_sign_pk(h->keys), 32) == 0 ||
+	       (prev && sodium_memcmp(author, prev, 32) == 0);
+}
+
+/* Rule 5 (serve.h): a rotation item announces the keys the holder holds
+ * now, which the station committed to before it rotated, and commits to
+ * the next ones it holds; its new_sig is the holder's to make. */
+static int check_rotation(struct hl_holder *h, struct answer *a, const struct hl_item *it,
+			  size_t i)
+{
+	uint8_t next[32];
+	const struct hl_item_rotation *r = &it->u.rot;
+	if (!sodium_is_zero(r->new_sig, HL_SIG_LEN)) {
+		say(a, HL_HOLD_MALFORMED, "item %zu of the run, a rotation, carries its new_sig", i);
+		return HL_EINVAL;
+	}
+	const char *bad = NULL;
+	if (!hl_signer_prev_sign_pk(h->keys))
+		bad = "a rotation item, and the station's keys never rotated";
+	else if (sodium_memcmp(r->signing_key, hl_signer_sign_pk(h->keys), 32) != 0 ||
+		 sodium_memcmp(r->noise_key, hl_signer_noise_pub(h->keys), 32) != 0)
+		bad = "a rotation to keys that are not the ones the station committed to";
+	else if (hl_signer_next_hash(h->keys, next) < 0 ||
+		 sodium_memcmp(r->next_hash, next, 32) != 0)
+		bad = "a rotation that commits to next keys the station does not hold";
+	if (!bad)
+		return 0;
+	refuse(h, a, HL_HOLD_R_ROTATION, 0, NULL, bad);
+	return HL_EAUTH;
+}
 
 /* Rules 1 and 2 (serve.h) for entry I: decoded into R->it[I]. */
 static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_hold_request *q,
@@ -113,8 +164,8 @@ static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_ho
 		    it->bad ? it->bad : "does not decode");
 	else if (!sodium_is_zero(it->sig, HL_SIG_LEN))
 		say(a, HL_HOLD_MALFORMED, "item %zu of the run carries a signature", i);
-	else if (sodium_memcmp(it->author, hl_signer_sign_pk(h->keys), 32) != 0)
-		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "an item authored by another key");
+	else if (i > 0 && memcmp(it->author, r->it[0].author, 32) != 0)
+		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "a run of two authors");
 	else if (i > 0 && memcmp(it->counterpart, r->it[0].counterpart, 32) != 0)
 		refuse(h, a, HL_HOLD_R_NOT_OURS, 0, NULL, "a run over two chains");
 	else if (it->seq != r->it[0].seq + i)
@@ -124,9 +175,15 @@ static int check_entry(struct hl_holder *h, struct answer *a, const struct hl_ho
 	else if (hl_item_encode(it, again, b->len, &len) < 0 || len != b->len ||
 		 memcmp(again, b->p, len) != 0)
 		say(a, HL_HOLD_MALFORMED, "item %zu of the run is not in its one encoding", i);
+	else if (it->kind == HL_ITEM_ROTATION && check_rotation(h, a, it, i) < 0)
+		;
 	else
 		ret = 0;
 	r->len[i] = len;
+	if (ret == 0 && i == 0)
+		r->foreign = !ours(h, it->author);
+	if (ret == 0 && it->kind == HL_ITEM_ROTATION)
+		r->nrot++;
 	return ret;
 }
 
@@ -136,6 +193,12 @@ static int check_position(struct hl_holder *h, struct answer *a, const struct ru
 {
 	uint64_t s = r->it[0].seq, last = s + r->n - 1;
 	char what[HL_HOLD_TEXT_MAX];
+	/* An author the holder does not hold only continues a chain it signed. */
+	if (r->foreign && (!have || s > hs + 1)) {
+		refuse(h, a, HL_HOLD_R_NOT_OURS, have ? hs : 0, have ? hh : NULL,
+		       "an item authored by another key, on no chain signed here");
+		return HL_EAUTH;
+	}
 	if (!have || s > hs + 1) {
 		if (have)
 			hl_warn("key holder: %s signs from position %llu of a chain whose last "
@@ -177,6 +240,8 @@ static int sign_run(struct hl_holder *h, struct answer *a, struct run *r)
 		}
 		if (at + HL_HASH_LEN > r->len[i] - HL_SIG_LEN ||
 		    sodium_memcmp(enc + at, it->prev, HL_HASH_LEN) != 0 ||
+		    (it->kind == HL_ITEM_ROTATION &&
+		     hl_item_sign_rotation_new(it, h->keys, enc, r->len[i]) < 0) ||
 		    hl_signer_sign(h->keys, (const char *)enc, enc, r->len[i] - HL_SIG_LEN,
 				   it->sig) < 0) {
 			say(a, HL_HOLD_FAILED, "item %zu of the run could not be signed", i);
@@ -243,11 +308,21 @@ static void answer_sign(struct hl_holder *h, const struct hl_hold_request *q, co
 	}
 	if (record_run(h, a, &r, q, have, hs) < 0)
 		goto out;
-	*sigs = xmalloc(r.n * 64);
-	for (size_t i = 0; i < r.n; i++)
+	/* the signatures, then the rotations' new_sigs */
+	*sigs = xmalloc((r.n + r.nrot) * 64);
+	for (size_t i = 0, m = 0; i < r.n; i++) {
 		memcpy(*sigs + i * 64, r.it[i].sig, 64);
+		if (r.it[i].kind == HL_ITEM_ROTATION)
+			memcpy(*sigs + (r.n + m++) * 64, r.it[i].u.rot.new_sig, 64);
+	}
 	a->r.u.sign.n = (uint16_t)r.n;
 	a->r.u.sign.sigs = *sigs;
+	a->r.u.sign.m = (uint16_t)r.nrot;
+	a->r.u.sign.new_sigs = *sigs + r.n * 64;
+	if (r.nrot)
+		hl_info("key holder: %s had the rotation to the keys now held signed on a chain "
+			"(%zu item(s) from position %llu)", who, r.n,
+			(unsigned long long)r.it[0].seq);
 out:
 	run_free(&r);
 }
@@ -289,6 +364,35 @@ static void answer_pending(struct hl_holder *h, const struct hl_hold_request *q,
 		    hl_strerror(ret));
 }
 
+/* ---- ROTATE ---- */
+
+/* The station's keys rotate to the next ones (crypto/signer.h: identity.key
+ * replaced atomically); asked by the daemon, or a command while no daemon
+ * runs (MAY_ROTATE) — never by another process beside a running daemon,
+ * which would leave the daemon signing with keys it does not know. */
+static void answer_rotate(struct hl_holder *h, struct answer *a, const char *who,
+			  bool may_rotate)
+{
+	if (!may_rotate) {
+		refuse(h, a, HL_HOLD_R_ROTATION, 0, NULL,
+		       "a rotation of the station's keys, asked by another than the daemon");
+		return;
+	}
+	int ret = hl_signer_rotate(h->keys, h->identity, (int64_t)hl_wall_ms());
+	if (ret < 0) {
+		say(a, HL_HOLD_FAILED, "identity.key could not be rotated: %s",
+		    ret == HL_EUNSUPP ? "it has no next keys (made before key rotation existed)"
+		    : ret == HL_EKEYS ? "its keys are not the ones this holder loaded"
+				      : hl_strerror(ret));
+		return;
+	}
+	hl_signer_free(h->prev);
+	h->prev = NULL;
+	(void)hl_signer_previous(h->keys, &h->prev);
+	hl_signer_public(h->keys, &a->r.u.keys);
+	hl_info("key holder: rotated the station's keys, asked by %s", who);
+}
+
 /* ---- the rest ---- */
 
 static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
@@ -297,11 +401,16 @@ static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
 	uint8_t msg[sizeof(HL_HOLD_SEAL_CTX) + 32];
 	switch (q->type) {
 	case HL_HOLD_KEYS:
-		memcpy(a->r.u.keys.noise_pub, hl_signer_noise_pub(h->keys), 32);
-		memcpy(a->r.u.keys.sign_pk, hl_signer_sign_pk(h->keys), 32);
+		hl_signer_public(h->keys, &a->r.u.keys);
 		break;
 	case HL_HOLD_DH:
 		if (hl_signer_dh(h->keys, q->u.dh_pub, a->r.u.dh) < 0)
+			say(a, HL_HOLD_FAILED, "a low-order public key");
+		break;
+	case HL_HOLD_DH_PREVIOUS:
+		if (!h->prev)
+			say(a, HL_HOLD_FAILED, "no previous key: the station's keys never rotated");
+		else if (hl_signer_dh(h->prev, q->u.dh_pub, a->r.u.dh) < 0)
 			say(a, HL_HOLD_FAILED, "a low-order public key");
 		break;
 	case HL_HOLD_SEAL:
@@ -316,7 +425,7 @@ static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
 }
 
 void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
-		      uint8_t **resp, size_t *resp_len)
+		      bool may_rotate, uint8_t **resp, size_t *resp_len)
 {
 	struct hl_hold_request *q = xmalloc(sizeof(*q));
 	struct answer *a = xcalloc(1, sizeof(*a));
@@ -330,6 +439,8 @@ void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const
 		answer_sign(h, q, who, a, &sigs);
 	else if (q->type == HL_HOLD_PENDING)
 		answer_pending(h, q, a);
+	else if (q->type == HL_HOLD_ROTATE)
+		answer_rotate(h, a, who, may_rotate);
 	else
 		answer_small(h, q, a);
 	if (a->r.status != HL_HOLD_OK)

@@ -20,11 +20,22 @@
  *      here) and the gap logged.  Anything else is refused, logged, and
  *      answered HL_HOLD_R_SIGNED with the head, for the asker's alarm.
  *   4. The new positions reach the journal, durably, before the answer.
+ *   5. An item authored by a key the holder does not hold (after a key
+ *      rotation, our name on a link pinned before it is the card's key)
+ *      only continues a chain the holder has signed (rule 3's H+1 or the
+ *      same items again).  A rotation item (docs/rotation.md) announces
+ *      exactly the keys the holder holds now — the ones the station
+ *      committed to before it rotated — and the next-key hash it holds;
+ *      the holder makes its new_sig with the new key and signs it with
+ *      the previous one.  Anything else is refused (HL_HOLD_R_ROTATION).
+ * The station's keys rotate only on HL_HOLD_ROTATE from the daemon, or
+ * in-process from a command while no daemon runs.
  * The holder has no request that signs other bytes; the record seal signs
  * its own structure (context, NUL, the record's hash). */
 #ifndef HL_HOLDER_SERVE_H
 #define HL_HOLDER_SERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,12 +48,17 @@ struct hl_holder;
  * both taken. */
 struct hl_holder *hl_holder_new(hl_signer *keys, hl_heads *heads);
 void hl_holder_free(struct hl_holder *h);
+/* The identity file KEYS came from, which a rotation replaces (NULL: none;
+ * the keys rotate in memory, from next keys they kept: tests). */
+void hl_holder_set_identity(struct hl_holder *h, const char *path);
 
 /* Answers the request body (REQ, LEN) from WHO (for the log: "the
  * daemon", "pid 4242") with a new answer body in *RESP (*RESP_LEN bytes).
+ * MAY_ROTATE: WHO is the daemon, or the command holding the keys
+ * in-process, which alone may rotate them.
  * Bad requests get an answer that says so; the holder carries on. */
 void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
-		      uint8_t **resp, size_t *resp_len);
+		      bool may_rotate, uint8_t **resp, size_t *resp_len);
 
 /* Requests refused since the holder started (a network process that asked
  * for what it must not have). */

@@ -28,8 +28,9 @@ enum hl_item_kind {
 	HL_ITEM_AGREEMENT = 5,
 	HL_ITEM_COUNTERSIGN = 6,
 	HL_ITEM_CALL = 7,
+	HL_ITEM_ROTATION = 8,
 };
-#define HL_ITEM_KIND_MAX 7
+#define HL_ITEM_KIND_MAX 8
 
 #define HL_CHECK_ID_LEN 16
 #define HL_CHECK_TIMEOUT_MAX (24u * 3600 * 1000)

@@ -68,7 +68,10 @@
  * What message 1 costs (read_msg1), cheapest first, so that unauthenticated
  * bytes buy as little work as possible: the length and the cache of seen
  * ephemeral keys (nothing); the owner's budget (admit); the es DH and the
- * static key's decryption; the key checked against the pinned ones
+ * static key's decryption (after a key rotation, when it fails, once more
+ * with the previous static key, params.local_prev: a peer that has not
+ * taken the rotation still writes to that one); the key checked against
+ * the pinned ones
  * (authorize, from inside hl_noise_hs_read before the ss DH, so an unpinned
  * key costs one DH); the ss DH and the payload; the timestamp rule; and only
  * then message 2's three X25519 operations.
@@ -416,6 +419,28 @@ static int msg1_key_check(void *user, const uint8_t rs[static HL_NOISE_DHLEN])
 	return l->window ? 0 : HL_EPEER;
 }
 
+/* The handshake state, l->hs, with LOCAL's static key: an initiator's
+ * knowing REMOTE_PUB, a responder's checking the key message 1 names. */
+static int hs_begin(hl_link *l, const hl_signer *local, const uint8_t *remote_pub)
+{
+	bool initiator = l->role == HL_LINK_INITIATOR;
+	int ret = hl_noise_hs_new(&l->hs, HL_LINK_PROTOCOL, initiator);
+	if (ret < 0)
+		return ret;
+	ret = hl_noise_hs_set_prologue(l->hs, (const uint8_t *)HL_LINK_PROLOGUE,
+				       strlen(HL_LINK_PROLOGUE));
+	if (ret == 0)
+		ret = hl_noise_hs_set_s(l->hs, local);
+	if (ret == 0 && initiator) {
+		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);
+		l->remote_known = true;
+		ret = hl_noise_hs_set_rs(l->hs, remote_pub);
+	} else if (ret == 0) {
+		ret = hl_noise_hs_set_rs_check(l->hs, msg1_key_check, l);
+	}
+	return ret == 0 ? hl_noise_hs_start(l->hs) : ret;
+}
+
 /* Message 1's timestamp against the key's window (the rule of
  * docs/protocol.md section 2.1).  W is the window authorize returned. */
 static int check_stamp(hl_link *l, struct hl_replay_window *w, const struct hl_stamp *stamp,
@@ -460,6 +485,14 @@ static int read_msg1(hl_link *l, const uint8_t *msg, size_t mlen, uint64_t now)
 	if (ret < 0)
 		return ret;
 	ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	if (ret < 0 && ret != HL_EPEER && !l->remote_known && l->params.local_prev) {
+		/* The static key did not decrypt: perhaps made to the key we
+		 * rotated away from. */
+		hl_noise_hs_free(l->hs);
+		l->hs = NULL;
+		if ((ret = hs_begin(l, l->params.local_prev, NULL)) == 0)
+			ret = hl_noise_hs_read(l->hs, msg, mlen, l->scratch, SCRATCH_LEN, &plen);
+	}
 	scratch_note(l, plen);
 	struct hl_replay_window *w = l->window;
 	l->window = NULL;
@@ -691,23 +724,7 @@ int hl_link_new(hl_link **out, enum hl_link_role role, const hl_signer *local,
 	l->scratch = xmalloc(SCRATCH_LEN);
 	snprintf(l->error_text, sizeof(l->error_text), "no error");
 
-	ret = hl_noise_hs_new(&l->hs, HL_LINK_PROTOCOL, initiator);
-	if (ret < 0)
-		goto out;
-	ret = hl_noise_hs_set_prologue(l->hs, (const uint8_t *)HL_LINK_PROLOGUE,
-				       strlen(HL_LINK_PROLOGUE));
-	if (ret == 0)
-		ret = hl_noise_hs_set_s(l->hs, local);
-	if (ret == 0 && initiator) {
-		memcpy(l->remote_key, remote_pub, HL_LINK_KEYLEN);
-		l->remote_known = true;
-		ret = hl_noise_hs_set_rs(l->hs, remote_pub);
-	} else if (ret == 0) {
-		ret = hl_noise_hs_set_rs_check(l->hs, msg1_key_check, l);
-	}
-	if (ret == 0)
-		ret = hl_noise_hs_start(l->hs);
-	if (ret < 0)
+	if ((ret = hs_begin(l, local, initiator ? remote_pub : NULL)) < 0)
 		goto out;
 	if (initiator) {
 		const struct hl_stamp *stamp = params->msg1_stamp;

@@ -71,6 +71,11 @@ struct hl_link_params {
 	/* Responder: the ephemeral keys of recent messages 1, shared by every
 	 * responder link of the station (NULL: none remembered). */
 	hl_replay_cache *seen;
+	/* Responder: the station's previous static key, after it rotated its
+	 * keys (docs/rotation.md section 4): a message 1 whose static key does
+	 * not decrypt with the current key is read again with this one, for a
+	 * peer that has not taken the rotation yet.  NULL: none. */
+	const hl_signer *local_prev;
 };
 
 struct hl_link_ops {

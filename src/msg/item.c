@@ -64,6 +64,7 @@ static const struct {
 	{ HL_CTX_AGREEMENT, "agreement", HL_ITEM_AGREEMENT },
 	{ HL_CTX_COUNTERSIGN, "countersign", HL_ITEM_COUNTERSIGN },
 	{ HL_CTX_CALL, "call", HL_ITEM_CALL },
+	{ HL_CTX_ROTATION, "rotation", HL_ITEM_ROTATION },
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -187,6 +188,20 @@ static int check_countersign(const struct hl_item *it)
 		       ? bad(it, HL_EINVAL, "a countersign with proposal_seq 0") : 0;
 }
 
+static int check_rotation(const struct hl_item *it)
+{
+	const struct hl_item_rotation *r = &it->u.rot;
+	if (r->reason > HL_ROTATE_COMPROMISE)
+		return bad(it, HL_EINVAL, "a rotation reason above 1");
+	if (!hl_noise_key_usable(r->noise_key))
+		return bad(it, HL_EINVAL, "a rotation to a NoiseKey that is not a usable X25519 key");
+	if (!hl_signing_key_usable(r->signing_key))
+		return bad(it, HL_EINVAL, "a rotation to a SigningKey that is not a usable Ed25519 key");
+	if (is_zero(r->next_hash, HL_HASH_LEN))
+		return bad(it, HL_EINVAL, "a rotation with an all-zero next_hash");
+	return 0;
+}
+
 static int check_item(const struct hl_item *it)
 {
 	int ret = check_common(it);
@@ -203,6 +218,7 @@ static int check_item(const struct hl_item *it)
 		const char *why = hl_item_call_check(&it->u.call);
 		return why ? bad(it, HL_EINVAL, why) : 0;
 	}
+	case HL_ITEM_ROTATION: return check_rotation(it);
 	}
 	return bad(it, HL_EINVAL, "an unknown kind");
 }
@@ -265,6 +281,13 @@ static void write_unsigned(struct hl_wbuf *w, const struct hl_item *it)
 		hl_w_bytes(w, g->msg_id, HL_MSG_ID_LEN);
 	} else if (it->kind == HL_ITEM_CALL) {
 		hl_item_call_write(w, &it->u.call);
+	} else if (it->kind == HL_ITEM_ROTATION) {
+		const struct hl_item_rotation *r = &it->u.rot;
+		hl_w_bytes(w, r->noise_key, 32);
+		hl_w_bytes(w, r->signing_key, 32);
+		hl_w_bytes(w, r->next_hash, HL_HASH_LEN);
+		hl_w_u8(w, r->reason);
+		hl_w_bytes(w, r->new_sig, HL_SIG_LEN);
 	} else {
 		const struct hl_item_countersign *c = &it->u.csig;
 		hl_w_u64(w, c->proposal_seq);
@@ -296,15 +319,54 @@ int hl_item_encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *l
 
 _Static_assert(HL_ITEM_MAX <= HL_SIGNER_MSG_MAX, "the signer takes every item");
 
+/* A rotation's new_sig, in the item's encoding at OUT (LEN bytes, its
+ * new_sig field the 64 bytes before the signature): the new key signs
+ * HL_CTX_ROTATION_NEW, its NUL, and the bytes before new_sig. */
+#define ROT_NEW_CTX_LEN (sizeof(HL_CTX_ROTATION_NEW))
+#define ROT_MSG_MAX 512 /* a rotation item is 359 bytes */
+
+/* The message the new key signs into MSG (ROT_MSG_MAX): its length, or 0
+ * when LEN cannot be a rotation's. */
+static size_t rotation_msg(const uint8_t *buf, size_t len, uint8_t msg[static ROT_MSG_MAX])
+{
+	if (len < 2 * HL_SIG_LEN || len - 2 * HL_SIG_LEN + ROT_NEW_CTX_LEN > ROT_MSG_MAX)
+		return 0;
+	size_t body = len - 2 * HL_SIG_LEN;
+	memcpy(msg, HL_CTX_ROTATION_NEW, ROT_NEW_CTX_LEN);
+	memcpy(msg + ROT_NEW_CTX_LEN, buf, body);
+	return ROT_NEW_CTX_LEN + body;
+}
+
+int hl_item_sign_rotation_new(struct hl_item *it, const hl_signer *signer, uint8_t *out,
+			      size_t len)
+{
+	uint8_t msg[ROT_MSG_MAX];
+	size_t n = rotation_msg(out, len, msg);
+	if (n == 0)
+		return HL_EINVAL;
+	int ret = hl_signer_sign(signer, HL_CTX_ROTATION_NEW, msg, n, it->u.rot.new_sig);
+	if (ret == 0)
+		memcpy(out + len - 2 * HL_SIG_LEN, it->u.rot.new_sig, HL_SIG_LEN);
+	return ret;
+}
+
+bool hl_item_rotation_sig_ok(const uint8_t *buf, size_t len, const struct hl_item *it)
+{
+	uint8_t msg[ROT_MSG_MAX];
+	size_t n = it->kind == HL_ITEM_ROTATION ? rotation_msg(buf, len, msg) : 0;
+	return n > 0 && crypto_sign_verify_detached(it->u.rot.new_sig, msg, n,
+						    it->u.rot.signing_key) == 0;
+}
+
 int hl_item_encode_sign(struct hl_item *it, const hl_signer *signer,
 			uint8_t *out, size_t cap, size_t *len)
 {
-	/* The signer's key must be the claimed author, or we would emit an
-	 * item that never verifies. */
-	if (sodium_memcmp(hl_signer_sign_pk(signer), it->author, 32) != 0)
-		return HL_EINVAL;
 	int ret = encode(it, out, cap, len);
 	if (ret < 0)
+		return ret;
+	/* A rotation: first the new key, over the item up to new_sig (so the
+	 * old key's signature below covers the new one's). */
+	if (it->kind == HL_ITEM_ROTATION && (ret = hl_item_sign_rotation_new(it, signer, out, *len)) < 0)
 		return ret;
 	/* The signed bytes are the encoding up to the signature, which begins
 	 * with the kind's context string and its NUL. */
@@ -403,6 +465,13 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 		hl_r_bytes(&r, g->msg_id, HL_MSG_ID_LEN);
 	} else if (it->kind == HL_ITEM_CALL) {
 		hl_item_call_read(&r, &it->u.call);
+	} else if (it->kind == HL_ITEM_ROTATION) {
+		struct hl_item_rotation *rot = &it->u.rot;
+		hl_r_bytes(&r, rot->noise_key, 32);
+		hl_r_bytes(&r, rot->signing_key, 32);
+		hl_r_bytes(&r, rot->next_hash, HL_HASH_LEN);
+		rot->reason = hl_r_u8(&r);
+		hl_r_bytes(&r, rot->new_sig, HL_SIG_LEN);
 	} else {
 		struct hl_item_countersign *c = &it->u.csig;
 		c->proposal_seq = hl_r_u64(&r);
@@ -434,9 +503,10 @@ int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
 }
 
 /* hl_item_open, with the signature's verdict given (SIG_OK) or, when
- * NULL, checked here. */
+ * NULL, checked here with KEY (NULL: the author's). */
 static int open_item(const uint8_t *buf, size_t len, const uint8_t *author,
-		     const uint8_t *counterpart, const bool *sig_ok, struct hl_item *it)
+		     const uint8_t *counterpart, const uint8_t *key, const bool *sig_ok,
+		     struct hl_item *it)
 {
 	int ret = hl_item_decode(buf, len, it);
 	if (ret < 0)
@@ -445,28 +515,37 @@ static int open_item(const uint8_t *buf, size_t len, const uint8_t *author,
 	    (counterpart && sodium_memcmp(counterpart, it->counterpart, 32) != 0))
 		return HL_EPEER;
 	if (sig_ok ? !*sig_ok
-		   : crypto_sign_verify_detached(it->sig, buf, len - HL_SIG_LEN, it->author) != 0)
+		   : crypto_sign_verify_detached(it->sig, buf, len - HL_SIG_LEN,
+						 key ? key : it->author) != 0)
 		return HL_EAUTH;
+	if (it->kind == HL_ITEM_ROTATION && !hl_item_rotation_sig_ok(buf, len, it))
+		return bad(it, HL_EAUTH, "the rotation's signature by its new key does not verify");
 	return 0;
 }
 
 int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
 		 const uint8_t *counterpart, struct hl_item *it)
 {
-	return open_item(buf, len, author, counterpart, NULL, it);
+	return open_item(buf, len, author, counterpart, NULL, NULL, it);
 }
 
-bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t author[static 32])
+int hl_item_open_key(const uint8_t *buf, size_t len, const uint8_t *author,
+		     const uint8_t *counterpart, const uint8_t *key, struct hl_item *it)
+{
+	return open_item(buf, len, author, counterpart, key, NULL, it);
+}
+
+bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32])
 {
 	return len > HL_SIG_LEN && len <= HL_ITEM_MAX &&
 	       crypto_sign_verify_detached(buf + len - HL_SIG_LEN, buf, len - HL_SIG_LEN,
-					   author) == 0;
+					   key) == 0;
 }
 
 int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it)
 {
-	return open_item(buf, len, author, counterpart, &sig_ok, it);
+	return open_item(buf, len, author, counterpart, NULL, &sig_ok, it);
 }
 
 void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN])

@@ -25,6 +25,9 @@
 #define HL_CTX_AGREEMENT "hotline/1 agreement"
 #define HL_CTX_COUNTERSIGN "hotline/1 countersign"
 #define HL_CTX_CALL "hotline/1 call"
+#define HL_CTX_ROTATION "hotline/1 rotation"
+/* The rotation item's second signature, by the new key (items.md 2.8). */
+#define HL_CTX_ROTATION_NEW "hotline/1 rotation new key"
 #define HL_LABEL_SUBJECT "hotline/1 subject"
 #define HL_LABEL_BODY "hotline/1 body"
 
@@ -114,6 +117,22 @@ struct hl_item_countersign {
 
 #include "msg/callitem.h"
 
+/* Why a station rotated, in its operator's words (informational). */
+enum hl_rotation_reason { HL_ROTATE_ROUTINE = 0, HL_ROTATE_COMPROMISE = 1 };
+
+/* A key rotation (docs/items.md 2.8, docs/rotation.md): the author's new
+ * keys, which must hash to the commitment its chain holds, and the
+ * commitment to the keys after them.  NEW_SIG is the new SigningKey's
+ * signature over the item up to it, under HL_CTX_ROTATION_NEW; the item's
+ * own sig is by the chain's key before the rotation. */
+struct hl_item_rotation {
+	uint8_t noise_key[32];
+	uint8_t signing_key[32];
+	uint8_t next_hash[32];
+	uint8_t reason;               /* enum hl_rotation_reason */
+	uint8_t new_sig[HL_SIG_LEN];
+};
+
 struct hl_item {
 	enum hl_item_kind kind;
 	uint8_t author[32];
@@ -129,6 +148,7 @@ struct hl_item {
 		struct hl_item_agreement agr;
 		struct hl_item_countersign csig;
 		struct hl_item_call call;
+		struct hl_item_rotation rot;
 	} u;
 	uint8_t sig[HL_SIG_LEN];
 	/* When decoding failed: the rule broken, for people ("class_seq 0",
@@ -137,9 +157,11 @@ struct hl_item {
 };
 
 /* Encodes IT into OUT (capacity CAP) and has SIGNER sign it under its
- * kind's context (the signer's SigningKey must equal it->author); fills
- * it->sig.  HL_EINVAL for values the format forbids, HL_ETOOBIG when the
- * encoding exceeds CAP or HL_ITEM_MAX. */
+ * kind's context (with the key the signer holds for it: the chain's
+ * current key, which the caller made sure is the signer's; a rotation is
+ * signed by the signer's new key and its previous one); fills it->sig
+ * (and a rotation's new_sig).  HL_EINVAL for values the format forbids,
+ * HL_ETOOBIG when the encoding exceeds CAP or HL_ITEM_MAX. */
 int hl_item_encode_sign(struct hl_item *it, const hl_signer *signer,
 			uint8_t *out, size_t cap, size_t *len);
 
@@ -156,19 +178,36 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it);
 int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq);
 
 /* Decode, then require author == AUTHOR and counterpart == COUNTERPART
- * (either may be NULL to skip), then verify the signature.  HL_EAUTH when
- * the signature fails, HL_EPEER when the keys are not the expected ones. */
+ * (either may be NULL to skip), then verify the signature with the
+ * author's key (the author's SigningKey before any rotation), and a
+ * rotation's second signature with the new key it carries.  HL_EAUTH when
+ * a signature fails, HL_EPEER when the keys are not the expected ones. */
 int hl_item_open(const uint8_t *buf, size_t len, const uint8_t *author,
 		 const uint8_t *counterpart, struct hl_item *it);
+/* The same, the signature checked with KEY: the SigningKey current on the
+ * author's chain at the item's position (docs/items.md section 3, rule
+ * 5).  KEY NULL: the author's. */
+int hl_item_open_key(const uint8_t *buf, size_t len, const uint8_t *author,
+		     const uint8_t *counterpart, const uint8_t *key, struct hl_item *it);
 
-/* Whether BUF's last 64 bytes are AUTHOR's signature over the rest: what
+/* Whether BUF's last 64 bytes are KEY's signature over the rest: what
  * hl_item_open checks last, done beforehand (on several threads, say) for
  * hl_item_open_checked.  Nothing else of BUF is looked at. */
-bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t author[static 32]);
+bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32]);
 /* hl_item_open, the same checks in the same order, with the signature's
- * verdict given: SIG_OK as hl_item_sig_ok(BUF, LEN, AUTHOR) answered. */
+ * verdict given: SIG_OK as hl_item_sig_ok(BUF, LEN, KEY) answered for the
+ * key current at the item's position. */
 int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it);
+/* A rotation IT encoded in OUT (LEN bytes, with its new_sig zero): SIGNER's
+ * current key signs HL_CTX_ROTATION_NEW, its NUL and the bytes before
+ * new_sig, into it->u.rot.new_sig and OUT.  hl_item_encode_sign and the key
+ * holder (holder/serve.c) call it before the outer signature. */
+int hl_item_sign_rotation_new(struct hl_item *it, const hl_signer *signer, uint8_t *out,
+			      size_t len);
+/* A decoded rotation IT (bytes BUF, LEN): whether its new_sig is its new
+ * SigningKey's.  hl_item_open checks it; exposed for the tests. */
+bool hl_item_rotation_sig_ok(const uint8_t *buf, size_t len, const struct hl_item *it);
 
 /* BLAKE2b-256 over the whole encoding. */
 void hl_item_hash(const uint8_t *buf, size_t len, uint8_t out[static HL_HASH_LEN]);

@@ -101,18 +101,52 @@ static unsigned chain_of(enum hl_dir dir)
 
 /* ---- cards ---- */
 
+/* Our card as the peer pinned it (the store keeps it once the station has
+ * rotated: docs/rotation.md), else our signer's keys now; and the seal's
+ * key must be our chain's last: HL_EKEYS when a rotation is not yet on the
+ * chains, or this process holds keys from before one. */
+static int our_card(struct ex *x, hl_card *c)
+{
+	const struct hl_record_export *o = x->o;
+	struct hl_own_keys own;
+	uint8_t author[32];
+	int ret = x->peer_id ? hl_store_own_card(o->store, x->peer_id, &own) : HL_ENOTFOUND;
+	if (ret == 0) {
+		memcpy(c->noise_key, own.noise, HL_KEY_LEN);
+		memcpy(c->signing_key, own.sign, HL_KEY_LEN);
+		c->has_next = own.has_next;
+		memcpy(c->next_hash, own.next_hash, HL_KEY_LEN);
+	} else if (ret == HL_ENOTFOUND) {
+		memcpy(c->noise_key, hl_signer_noise_pub(o->me), HL_KEY_LEN);
+		memcpy(c->signing_key, hl_signer_sign_pk(o->me), HL_KEY_LEN);
+		c->has_next = hl_signer_next_hash(o->me, c->next_hash) == 0;
+		ret = x->peer_id && hl_signer_prev_sign_pk(o->me) ? HL_EKEYS : 0;
+	}
+	if (ret == 0 && x->peer_id)
+		ret = hl_store_author_keys(o->store, x->peer_id, hl_signer_sign_pk(o->me),
+					   hl_signer_prev_sign_pk(o->me), author);
+	if (ret == HL_EKEYS)
+		return seterr(x, ret, "this station's keys were rotated, and its chains do not say "
+			      "so yet: start the daemon, or run 'hotline key rotate', to complete "
+			      "the rotation first");
+	return ret < 0 ? store_err(x, ret) : 0;
+}
+
 static int write_cards(struct ex *x)
 {
 	const struct hl_record_export *o = x->o;
 	hl_card cards[2];
+	int ret;
 	memset(cards, 0, sizeof(cards));
 	memcpy(cards[0].name, o->conf->name, sizeof(cards[0].name));
-	memcpy(cards[0].noise_key, hl_signer_noise_pub(o->me), HL_KEY_LEN);
-	memcpy(cards[0].signing_key, hl_signer_sign_pk(o->me), HL_KEY_LEN);
+	if ((ret = our_card(x, &cards[0])) < 0)
+		return ret;
 	memcpy(cards[0].address, o->conf->address, sizeof(cards[0].address));
 	memcpy(cards[1].name, o->peer->name, sizeof(cards[1].name));
 	memcpy(cards[1].noise_key, o->peer->noise_key, HL_KEY_LEN);
 	memcpy(cards[1].signing_key, o->peer->signing_key, HL_KEY_LEN);
+	cards[1].has_next = o->peer->has_next;
+	memcpy(cards[1].next_hash, o->peer->next_hash, HL_KEY_LEN);
 	memcpy(cards[1].address, o->peer->address, sizeof(cards[1].address));
 	for (unsigned c = 0; c < 2; c++) {
 		char *text = hl_card_format(&cards[c]);

@@ -626,6 +626,23 @@ static void call_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 	}
 }
 
+/* A rotation: the chain's new keys (record/verify.c checks them against
+ * the commitment and takes them). */
+static void rotation_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
+			  const struct hl_record_entry *e, const struct hl_item *it)
+{
+	const struct hl_item_rotation *r = &it->u.rot;
+	uint8_t fp[HL_FP_LEN];
+	char text[HL_FP_TEXT_LEN];
+	(void)seq;
+	(void)e;
+	hl_fingerprint_next(r->noise_key, r->signing_key, r->next_hash, fp);
+	hl_fingerprint_text(fp, text);
+	fprintf(s->out, "key rotation  %s has new keys%s\n    New fingerprint: %s\n",
+		s->name[chain], r->reason == HL_ROTATE_COMPROMISE ? " (compromise suspected)" : "",
+		text);
+}
+
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {
@@ -641,6 +658,9 @@ static const struct hl_record_kind kinds[] = {
 	/* A call: its author's signed account; the recording it names is
 	 * checked against the message before it. */
 	{ HL_ITEM_CALL, "call", false, false, call_check, NULL, call_show },
+	/* A rotation: checked with the chain's keys by the verifier itself,
+	 * which follows them (docs/rotation.md). */
+	{ HL_ITEM_ROTATION, "rotation", false, false, NULL, NULL, rotation_show },
 };
 
 const struct hl_record_kind *hl_record_kind_find(enum hl_item_kind kind)

@@ -82,7 +82,7 @@ static void header(const struct hl_record *rec, struct hl_record_show *s, int re
 	fprintf(f, "Record of the link between %s and %s\n", s->name[0], s->name[1]);
 	fprintf(f, "  Exported by %s at %s (its clock)\n", s->name[0], when);
 	for (unsigned c = 0; c < 2; c++) {
-		hl_fingerprint(rec->card[c].noise_key, rec->card[c].signing_key, fpb);
+		hl_card_fingerprint(&rec->card[c], fpb);
 		hl_fingerprint_text(fpb, fp);
 		fprintf(f, "  %-12s fingerprint %s\n", s->name[c], fp);
 	}

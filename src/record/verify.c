@@ -6,7 +6,16 @@
  * BATCH_BYTES of items, so memory stays bounded whatever the record), the
  * batch's signatures are checked in parallel, and the pass over the chain
  * then takes each item's verdict, in order, as hl_item_open would have
- * given it, so the report is the same as one thread's. */
+ * given it, so the report is the same as one thread's.
+ *
+ * Keys (docs/rotation.md).  Each chain starts with the keys of its
+ * station's card; a rotation item that the chain rules accept
+ * (hl_chain_rotation) moves them, and each later item is checked with
+ * the new SigningKey.  A batch's signatures are checked with the key
+ * current when it was read; an item after a rotation in the same batch is
+ * checked again, with its key.  The positions of chain 1's rotations are
+ * kept (at most HL_CHAIN_MAX_ROTATIONS), for the evidence; the seal is
+ * checked with chain 0's key at its end. */
 #include "record/verify.h"
 
 #include <sodium.h>
@@ -27,9 +36,20 @@
 
 struct batch;
 
+/* Where a chain's keys changed: its rotations, in order. */
+struct rotations {
+	uint64_t seq[HL_CHAIN_MAX_ROTATIONS];
+	uint8_t sign[HL_CHAIN_MAX_ROTATIONS][32];
+	size_t n;
+};
+
 struct vctx {
 	const struct hl_record *rec;
-	const uint8_t *key[2];          /* SigningKeys by chain, from the cards given */
+	const uint8_t *key[2];          /* SigningKeys by chain, from the cards given:
+					 * the stations' names in the items */
+	struct hl_chain_keys card[2];   /* by chain: the keys of the cards given */
+	struct hl_chain_keys keys[2];   /* by chain: its keys at the entry being read */
+	struct rotations *rot[2];
 	const char *name[2];            /* names by chain, from the cards given */
 	hl_record_note_fn note;
 	void *arg;
@@ -51,7 +71,8 @@ uint32_t hl_record_verify_batch = BATCH_ENTRIES;
 
 struct batch {
 	hl_record_cursor *cur;
-	const uint8_t *key;             /* the chain's author's SigningKey */
+	const uint8_t *key;             /* the chain's SigningKey now (vctx.keys) */
+	uint8_t filled_key[32];         /* ... when the batch was read */
 	struct hl_record_entry e[BATCH_ENTRIES];
 	uint32_t at[BATCH_ENTRIES];     /* where each ITEM's bytes are in BYTES */
 	bool sig_ok[BATCH_ENTRIES];
@@ -76,7 +97,7 @@ static void batch_sig(void *arg, size_t i)
 	struct batch *b = arg;
 	const struct hl_record_entry *e = &b->e[i];
 	b->sig_ok[i] = e->type == HL_RECORD_ITEM &&
-		       hl_item_sig_ok(b->bytes + b->at[i], e->len, b->key);
+		       hl_item_sig_ok(b->bytes + b->at[i], e->len, b->filled_key);
 }
 
 /* Reads the next entries from the cursor and checks their signatures. */
@@ -87,6 +108,7 @@ static void batch_fill(struct batch *b)
 	if (most < 1 || most > BATCH_ENTRIES)
 		most = BATCH_ENTRIES;
 	b->n = b->next = 0;
+	memcpy(b->filled_key, b->key, 32);
 	while (b->n < most && used + HL_ITEM_MAX <= BATCH_BYTES) {
 		struct hl_record_entry *e = &b->e[b->n];
 		int ret = hl_record_chain_next(b->cur, e, &item);
@@ -122,6 +144,9 @@ static int batch_next(struct batch *b, struct hl_record_entry *e, const uint8_t 
 	*e = b->e[i];
 	*item = b->bytes + b->at[i];
 	*sig_ok = b->sig_ok[i];
+	/* a rotation earlier in this batch changed the chain's key */
+	if (e->type == HL_RECORD_ITEM && sodium_memcmp(b->filled_key, b->key, 32) != 0)
+		*sig_ok = hl_item_sig_ok(*item, e->len, b->key);
 	return 1;
 }
 
@@ -154,10 +179,13 @@ static void short_hash(const uint8_t *h, char out[17])
 	hl_hex(h, 8, out);
 }
 
+/* The same keys, and the same commitment to next keys (or none). */
 static bool same_keys(const hl_card *x, const hl_card *y)
 {
 	return memcmp(x->noise_key, y->noise_key, HL_KEY_LEN) == 0 &&
-	       memcmp(x->signing_key, y->signing_key, HL_KEY_LEN) == 0;
+	       memcmp(x->signing_key, y->signing_key, HL_KEY_LEN) == 0 &&
+	       x->has_next == y->has_next &&
+	       (!x->has_next || memcmp(x->next_hash, y->next_hash, HL_KEY_LEN) == 0);
 }
 
 static int match_cards(struct vctx *x, const hl_card *a, const hl_card *b)
@@ -183,8 +211,12 @@ static int match_cards(struct vctx *x, const hl_card *a, const hl_card *b)
 		return failv(x, HL_EPEER, "the cards given do not match the record's two stations");
 	}
 	for (unsigned c = 0; c < 2; c++) {
-		x->key[c] = by_chain[c]->signing_key;
-		x->name[c] = by_chain[c]->name;
+		const hl_card *k = by_chain[c];
+		x->key[c] = k->signing_key;
+		x->name[c] = k->name;
+		hl_chain_keys_init(&x->card[c], k->noise_key, k->signing_key,
+				   k->has_next ? k->next_hash : NULL);
+		x->keys[c] = x->card[c];
 	}
 	return 0;
 }
@@ -207,6 +239,13 @@ static int item_error(struct vctx *x, int ret, const char *where, const uint8_t 
 		return failv(x, HL_EAUTH, "%s: not an item of %s for %s", where, x->name[chain],
 			     x->name[1 - chain]);
 	case HL_EAUTH:
+		if (x->it->kind == HL_ITEM_ROTATION && x->it->bad)
+			return failv(x, HL_EAUTH, "%s: %s", where, x->it->bad);
+		if (x->rot[chain]->n)
+			return failv(x, HL_EAUTH, "%s: the signature does not verify with %s's "
+				     "SigningKey since its rotation at entry %llu", where,
+				     x->name[chain],
+				     (unsigned long long)x->rot[chain]->seq[x->rot[chain]->n - 1]);
 		return failv(x, HL_EAUTH, "%s: the signature does not verify with %s's SigningKey",
 			     where, x->name[chain]);
 	default:
@@ -272,6 +311,43 @@ static void note_purged(struct vctx *x)
 	      first == last ? "" : b);
 }
 
+/* The rotation IT at position K of chain C (WHERE names it): the chain
+ * rules, then its keys are the chain's. */
+static int take_rotation(struct vctx *x, unsigned c, uint64_t k, const struct hl_item *it,
+			 const char *where)
+{
+	struct hl_chain_why w;
+	struct rotations *r = x->rot[c];
+	why_names(x, c, &w);
+	if (hl_chain_rotation(it, &x->keys[c], &x->card[1 - c], &w) != HL_CHAIN_OK)
+		return failv(x, HL_EAUTH, "%s: %s", where, w.text);
+	if (r->n == HL_CHAIN_MAX_ROTATIONS)
+		return failv(x, HL_EAUTH, "%s: more than %u rotations in one chain", where,
+			     (unsigned)HL_CHAIN_MAX_ROTATIONS);
+	r->seq[r->n] = k;
+	memcpy(r->sign[r->n++], it->u.rot.signing_key, 32);
+	hl_chain_keys_after(it, &x->keys[c]);
+	uint8_t fp[HL_FP_LEN];
+	char text[HL_FP_TEXT_LEN];
+	hl_fingerprint_next(x->keys[c].noise, x->keys[c].sign, x->keys[c].next_hash, fp);
+	hl_fingerprint_text(fp, text);
+	notef(x, "%s's entry %llu: %s rotated its keys%s; from here on its items are signed with "
+	      "the new key (fingerprint %s)", x->name[c], (unsigned long long)k, x->name[c],
+	      it->u.rot.reason == HL_ROTATE_COMPROMISE ? " (compromise suspected)" : "", text);
+	return 0;
+}
+
+/* Chain C's SigningKey at position K: its card's, or its last rotation's
+ * before K. */
+static const uint8_t *key_at(const struct vctx *x, unsigned c, uint64_t k)
+{
+	const struct rotations *r = x->rot[c];
+	for (size_t i = r->n; i > 0; i--)
+		if (r->seq[i - 1] < k)
+			return r->sign[i - 1];
+	return x->card[c].sign;
+}
+
 /* One item (entry E at position K of chain C, its bytes ITEM, SIG_OK
  * whether its signature verifies, after entry PREV): the generic checks,
  * then its kind's.  Returns 0, a negative code (a failure, in why), or
@@ -304,6 +380,8 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k, const struct hl_re
 			     "check", where, (int)it->kind);
 	snprintf(where, sizeof(where), "%s's entry %llu (%s)", x->name[c],
 		 (unsigned long long)k, kind->name);
+	if (it->kind == HL_ITEM_ROTATION && (ret = take_rotation(x, c, k, it, where)) < 0)
+		return ret;
 	if ((ret = hl_record_content_for(x->contents, c, k, &ct)) < 0)
 		return read_failed(x, ret);
 	bool disclosed = ret == 1;
@@ -382,7 +460,7 @@ static int check_chains(struct vctx *x)
 		const uint8_t *item = NULL;
 		bool sig_ok = false;
 		uint64_t k = 0, absent_from = 0;
-		batch_open(x->ahead, rec, c, x->key[c]);
+		batch_open(x->ahead, rec, c, x->keys[c].sign);
 		while ((ret = batch_next(x->ahead, &e, &item, &sig_ok)) == 1) {
 			k++;
 			if (e.type != HL_RECORD_ABSENT && absent_from) {
@@ -449,7 +527,10 @@ static int check_evidence(struct vctx *x)
 				    "keeps evidence only against its peer", where, x->name[c]);
 			break;
 		}
-		ret = hl_item_open(ev.item, ev.len, x->key[c], x->key[1 - c], x->it);
+		ret = hl_item_decode(ev.item, ev.len, x->it);
+		if (ret == 0)
+			ret = hl_item_open_key(ev.item, ev.len, x->key[c], x->key[1 - c],
+					       key_at(x, c, x->it->seq), x->it);
 		if (ret < 0) {
 			ret = item_error(x, ret, where, ev.item, ev.len, c);
 			break;
@@ -497,10 +578,12 @@ static int check_seal(struct vctx *x)
 	const struct hl_record *rec = x->rec;
 	uint8_t msg[HL_RECORD_SEAL_MSG_LEN];
 	hl_record_seal_msg(rec->signed_hash, msg);
-	if (crypto_sign_verify_detached(rec->sig, msg, sizeof(msg), x->key[0]) != 0)
-		return failv(x, HL_EAUTH, "the seal does not verify with %s's SigningKey: the file "
+	/* the exporter's key when it exported: its chain's last */
+	if (crypto_sign_verify_detached(rec->sig, msg, sizeof(msg), x->keys[0].sign) != 0)
+		return failv(x, HL_EAUTH, "the seal does not verify with %s's SigningKey%s: the file "
 			     "was changed after %s exported it, or %s did not export it",
-			     x->name[0], x->name[0], x->name[0]);
+			     x->name[0], x->rot[0]->n ? " (its key since its last rotation)" : "",
+			     x->name[0], x->name[0]);
 	/* What was checked was read twice (the parse, then the checks): the
 	 * file must be the one the seal covers. */
 	if (hl_record_unchanged(rec) < 0)
@@ -521,6 +604,8 @@ int hl_record_verify(const struct hl_record *rec, const hl_card *a, const hl_car
 	x.scratch = xmalloc(sizeof(*x.scratch));
 	x.ahead = xmalloc(sizeof(*x.ahead));
 	x.ahead->bytes = xmalloc(BATCH_BYTES);
+	for (unsigned c = 0; c < 2; c++)
+		x.rot[c] = xcalloc(1, sizeof(*x.rot[c]));
 	(void)hl_record_contents_open(rec, 0, &x.contents);
 	(void)hl_record_atts_open(rec, 0, &x.atts);
 	(void)hl_record_purged_open(rec, 0, &x.purged);
@@ -532,6 +617,8 @@ int hl_record_verify(const struct hl_record *rec, const hl_card *a, const hl_car
 	hl_record_cursor_free(x.purged);
 	free(x.ahead->bytes);
 	free(x.ahead);
+	free(x.rot[0]);
+	free(x.rot[1]);
 	free(x.it);
 	free(x.scratch);
 	return ret;

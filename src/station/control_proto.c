@@ -158,6 +158,18 @@ static int parse_call(json_t *o, struct hl_ctl_request *r, char err[static HL_CO
 	return get_precedence(o, false, &c->precedence, err);
 }
 
+/* "reason": "routine" (the default) or "compromise" (msg/item.h). */
+static int parse_rotate(json_t *o, struct hl_ctl_request *r, char err[static HL_CONTROL_ERR_LEN])
+{
+	const char *reason = json_string_value(json_object_get(o, "reason"));
+	r->u.rotate.reason = 0;
+	if (reason && strcmp(reason, "compromise") == 0)
+		r->u.rotate.reason = 1;
+	else if (reason && strcmp(reason, "routine") != 0)
+		return fail(err, "\"reason\" is routine or compromise");
+	return 0;
+}
+
 typedef int parse_fn(json_t *o, struct hl_ctl_request *r, char err[static HL_CONTROL_ERR_LEN]);
 
 /* The protocol's table: each request's name and the parser of its fields
@@ -176,6 +188,7 @@ static const struct {
 	[HL_CTL_CALL] = { "call", parse_call },
 	[HL_CTL_CALL_ANSWER] = { "call_answer", NULL },
 	[HL_CTL_CALL_HANGUP] = { "call_hangup", NULL },
+	[HL_CTL_ROTATE] = { "rotate", parse_rotate },
 };
 
 const char *hl_ctl_cmd_name(enum hl_ctl_cmd cmd)
@@ -299,6 +312,8 @@ static bool build_fields(json_t *o, const struct hl_ctl_request *r)
 		       (!c->ring_timeout_ms ||
 			put(o, "ring_timeout_ms", json_integer((json_int_t)c->ring_timeout_ms)));
 	}
+	case HL_CTL_ROTATE:
+		return put(o, "reason", json_string(r->u.rotate.reason ? "compromise" : "routine"));
 	default:
 		return true;
 	}

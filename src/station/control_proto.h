@@ -50,8 +50,9 @@ enum hl_ctl_cmd {
 	HL_CTL_CALL,         /* ring a peer; the connection carries the audio */
 	HL_CTL_CALL_ANSWER,  /* answer the call ringing; likewise */
 	HL_CTL_CALL_HANGUP,  /* end the call */
+	HL_CTL_ROTATE,       /* rotate the station's keys (docs/rotation.md) */
 };
-#define HL_CTL_COUNT 10
+#define HL_CTL_COUNT 11
 
 /* One request.  Strings are borrowed from JSON, which the structure owns
  * once parsed (hl_ctl_request_clear lets it go); for building, JSON is
@@ -86,6 +87,9 @@ struct hl_ctl_request {
 			enum hl_precedence precedence;
 			uint64_t ring_timeout_ms;         /* 0: the default */
 		} call;
+		struct hl_ctl_rotate {
+			unsigned reason;                  /* enum hl_rotation_reason */
+		} rotate;
 	} u;
 	json_t *json;
 };

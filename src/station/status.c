@@ -262,6 +262,21 @@ static void print_delivery(json_t *dl);
 static void print_check(json_t *ck);
 static void print_paths(json_t *paths);
 
+/* A peer that rotated its keys (docs/rotation.md): its fingerprint now. */
+static void print_keys(json_t *keys)
+{
+	char a[200];
+	const char *fp = json_string_value(json_object_get(keys, "fingerprint"));
+	json_t *seq = json_object_get(keys, "rotated_at_seq");
+	const char *why = json_string_value(json_object_get(keys, "reason"));
+	if (!fp)
+		return;
+	printf("  keys   rotated at position %lld of its chain%s; fingerprint now %s\n",
+	       json_is_integer(seq) ? (long long)json_integer_value(seq) : -1LL,
+	       why && strcmp(why, "compromise") == 0 ? " (it suspected a compromise)" : "",
+	       clean(fp, a, sizeof(a)));
+}
+
 /* The mail pickup, when it has something to say (docs/bundle.md 8). */
 static void print_pickup(json_t *em)
 {
@@ -469,6 +484,7 @@ static void print_daemon(const struct hl_status *s)
 		       p->state ? p->state : "?", since, rtt, err);
 		print_delivery(json_object_get(p->more, "delivery"));
 		print_paths(json_object_get(p->more, "paths"));
+		print_keys(json_object_get(p->more, "keys"));
 		print_check(json_object_get(p->more, "check"));
 	}
 }

@@ -56,6 +56,9 @@ const char *const st_sql_items[S_COUNT] = {
 			 " AND seq < ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq DESC LIMIT 1",
 	[S_HEAD_ABOVE] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
 			 " AND seq > ?3 AND kind BETWEEN 2 AND 4 ORDER BY seq LIMIT 1",
+	/* keys.c: the partial index items_rotations holds exactly these */
+	[S_ROTATION_BELOW] = "SELECT seq, encoded FROM items WHERE peer_id = ?1 AND dir = ?2"
+			     " AND seq < ?3 AND kind = 8 ORDER BY seq DESC LIMIT 1",
 	[S_OUT_ENTRY] = "SELECT i.kind, i.hash, m.state FROM items i LEFT JOIN messages m"
 			" ON m.peer_id = i.peer_id AND m.dir = 0 AND m.seq = i.seq"
 			" WHERE i.peer_id = ?1 AND i.dir = 0 AND i.seq = ?2",
@@ -452,11 +455,13 @@ out:
 
 /* ---- the chain rules' lookups (chain/accept.h) ---- */
 
-int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
-			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap)
+/* The item of statement ID (peer_id, dir, seq bound) into ROW and BUF:
+ * the nearest that records a head (hl_store_head_item_near), or the last
+ * rotation below SEQ (keys.c). */
+int st_item_near(hl_store *st, enum stmt_id id, int64_t peer_id, enum hl_dir dir,
+		 uint64_t seq, struct hl_item_row *row, uint8_t *buf, size_t cap)
 {
 	int ret = 0, rc = SQLITE_OK;
-	enum stmt_id id = above ? S_HEAD_ABOVE : S_HEAD_BELOW;
 	memset(row, 0, sizeof(*row));
 	if (!st_dir_ok(dir) || seq > I64MAX)
 		return st_fail(st, HL_EINVAL, "bad position (dir %d, seq %" PRIu64 ")", (int)dir, seq);
@@ -486,6 +491,13 @@ int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint
 	}
 	st_stmt_put(st, id, s);
 	return ret < 0 ? ret : 0;
+}
+
+int hl_store_head_item_near(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			    bool above, struct hl_item_row *row, uint8_t *buf, size_t cap)
+{
+	return st_item_near(st, above ? S_HEAD_ABOVE : S_HEAD_BELOW, peer_id, dir, seq, row,
+			    buf, cap);
 }
 
 int hl_store_out_entry(hl_store *st, int64_t peer_id, uint64_t seq, enum hl_item_kind *kind,

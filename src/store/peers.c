@@ -23,6 +23,9 @@ const char *const st_sql_peers[S_COUNT] = {
 	[S_PEER_BY_KEY] = "SELECT id FROM peers WHERE signing_key = ?1",
 	/* What purges freed (invariant 6) no longer counts. */
 	[S_PEER_USAGE] = "SELECT max(in_bytes - freed_bytes, 0) FROM peers WHERE id = ?1",
+	/* keys.c: who signs our items on a link, and as whom */
+	[S_PEER_AUTHOR] = "SELECT p.own_sign, k.signing_key FROM peers p LEFT JOIN own_keys k"
+			  " ON k.id = 1 WHERE p.id = ?1",
 };
 
 static int peer_by_key(hl_store *st, const uint8_t signing_key[static 32], int64_t *id)
@@ -108,8 +111,8 @@ int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_r
 {
 	sqlite3_stmt *s = NULL;
 	int ret;
-	if ((ret = st_adhoc(st, "SELECT id, name, signing_key, noise_key, created_at FROM peers"
-			    " ORDER BY id", &s)) < 0)
+	if ((ret = st_adhoc(st, "SELECT id, name, signing_key, noise_key, created_at, next_hash"
+			    " FROM peers ORDER BY id", &s)) < 0)
 		return ret;
 	while ((ret = st_step_row(st, s)) > 0) {
 		struct hl_peer_row row;
@@ -119,7 +122,11 @@ int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_r
 		    (ret = st_col_blob(st, s, 2, row.signing_key, 32, "peers.signing_key")) < 0 ||
 		    (ret = st_col_blob(st, s, 3, row.noise_key, 32, "peers.noise_key")) < 0 ||
 		    (ret = st_col_int(st, s, 4, INT64_MIN, INT64_MAX, &row.created_at,
-				      "peers.created_at")) < 0 ||
+				      "peers.created_at")) < 0)
+			break;
+		row.has_next = sqlite3_column_type(s, 5) != SQLITE_NULL;
+		if ((row.has_next &&
+		     (ret = st_col_blob(st, s, 5, row.next_hash, 32, "peers.next_hash")) < 0) ||
 		    (ret = fn(arg, &row)) != 0)
 			break;
 	}

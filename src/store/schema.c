@@ -3,7 +3,7 @@
  * hl_store_verify, which checks the invariants against a recount.  The
  * queries over each table live in the file named beside it.
  *
- * SCHEMA (version 5; PRAGMA user_version; application_id 0x686f746c)
+ * SCHEMA (version 6; PRAGMA user_version; application_id 0x686f746c)
  *   peers        (peers.c) id INTEGER PK; signing_key BLOB(32) UNIQUE;
  *                noise_key BLOB(32); name TEXT; created_at ms;
  *                in_contig: the highest S such that IN items 1..S are all
@@ -57,6 +57,16 @@
  *   recovered_acks (restore.c, version 5) (peer_id, seq) PK: positions of
  *                the peer's chain that receipts of ours, recovered after a
  *                restore, acknowledge.
+ *   own_keys     (keys.c, version 6) one row, id 1, once the station has
+ *                rotated its keys (docs/rotation.md): the station's keys as
+ *                its chains know them (noise_key, signing_key, next_hash).
+ *                With version 6, peers gain next_hash (the peer card's
+ *                commitment) and own_noise, own_sign, own_next: this
+ *                station's card as that peer pinned it, which names us on
+ *                the link (NULL until the first rotation fills them; a row
+ *                made after it takes own_keys: trigger peers_own_card).
+ *                Index items_rotations
+ *                (peer_id, dir, seq) WHERE kind = 8: each chain's keys.
  *
  * INVARIANTS (checked by hl_store_verify)
  *   1. peers.in_contig = max S with IN items 1..S all present, else 0.
@@ -353,9 +363,29 @@ static const char MIGRATION_5[] =
 	" + (SELECT total(" EQV_CHARGE("") ") FROM equivocations WHERE peer_id = " peer ")," \
 	" 9223372036854775807.0) AS INTEGER)"
 
+/* Version 6: key rotation (docs/rotation.md, keys.c). */
+#define KEY_COL(c) " BLOB CHECK (" c " IS NULL OR length(" c ") = 32)"
+static const char MIGRATION_6[] =
+	"CREATE TABLE own_keys (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" noise_key BLOB NOT NULL CHECK (length(noise_key) = 32),"
+	" signing_key BLOB NOT NULL CHECK (length(signing_key) = 32),"
+	" next_hash" KEY_COL("next_hash") ");"
+	"ALTER TABLE peers ADD COLUMN next_hash" KEY_COL("next_hash") ";"
+	"ALTER TABLE peers ADD COLUMN own_noise" KEY_COL("own_noise") ";"
+	"ALTER TABLE peers ADD COLUMN own_sign" KEY_COL("own_sign") ";"
+	"ALTER TABLE peers ADD COLUMN own_next" KEY_COL("own_next") ";"
+	"CREATE INDEX items_rotations ON items (peer_id, dir, seq) WHERE kind = 8;"
+	/* a row made after a rotation takes the station's keys then: the
+	 * card the new peer pinned */
+	"CREATE TRIGGER peers_own_card AFTER INSERT ON peers"
+	" WHEN EXISTS (SELECT 1 FROM own_keys) BEGIN UPDATE peers SET"
+	" own_noise = (SELECT noise_key FROM own_keys),"
+	" own_sign = (SELECT signing_key FROM own_keys),"
+	" own_next = (SELECT next_hash FROM own_keys) WHERE id = NEW.id; END;";
+
 /* migrations[v] takes the store from version v - 1 to v. */
 static const char *const migrations[] = { NULL, MIGRATION_1, MIGRATION_2, MIGRATION_3,
-					  MIGRATION_4, MIGRATION_5 };
+					  MIGRATION_4, MIGRATION_5, MIGRATION_6 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HL_STORE_SCHEMA_VERSION + 1,
 	       "HL_STORE_SCHEMA_VERSION must name the last migration");
 

@@ -31,6 +31,8 @@
  *   purge.c      retention: the purge of old messages and the unlink queue
  *   restore.c    backup, and what a restored store does until the peer
  *                has said how much of our chain it holds
+ *   keys.c       key rotation: the station's keys as its chains know them,
+ *                its card on each link, each chain's rotations
  *   store_int.h  what they share (nothing outside src/store/ includes it)
  *
  * Concurrency: the CLI and the daemon open the store at once; writers use
@@ -306,7 +308,7 @@ int hl_store_peer_usage(hl_store *st, int64_t peer_id, uint64_t *bytes);
 /* The schema version this code writes.  hl_store_open() migrates an older
  * store to it, one step per transaction, and refuses a newer one
  * (HL_EUNSUPP). */
-#define HL_STORE_SCHEMA_VERSION 5
+#define HL_STORE_SCHEMA_VERSION 6
 
 /* Why the last hl_store_open() in this thread failed: one line naming the
  * file and the cause (for example a schema newer than this hotline). */
@@ -561,6 +563,8 @@ struct hl_peer_row {
 	char name[64];
 	uint8_t signing_key[32];
 	uint8_t noise_key[32];
+	bool has_next;                /* its card's NextKeyHash, when known */
+	uint8_t next_hash[32];
 	int64_t created_at;           /* ms: first pinned or seen */
 };
 int hl_store_each_peer(hl_store *st, int (*fn)(void *arg, const struct hl_peer_row *row),
@@ -581,5 +585,46 @@ struct hl_att_file {
 };
 int hl_store_each_att_file(hl_store *st,
 			   int (*fn)(void *arg, const struct hl_att_file *f), void *arg);
+
+/* ---- key rotation (keys.c, docs/rotation.md) ---- */
+
+/* A station's public keys: its NoiseKey, SigningKey and next-key hash. */
+struct hl_own_keys {
+	uint8_t noise[32];
+	uint8_t sign[32];
+	bool has_next;
+	uint8_t next_hash[32];
+};
+
+/* The station's keys as its chains know them: HL_ENOTFOUND before its
+ * first rotation (its keys are then its signer's). */
+int hl_store_own_keys(hl_store *st, struct hl_own_keys *out);
+/* A rotation, in the transaction that appends its items: every peer row
+ * that has no card of ours yet gets BEFORE (the keys it pinned), then the
+ * station's keys are NOW. */
+int hl_store_set_own_keys(hl_store *st, const struct hl_own_keys *before,
+			  const struct hl_own_keys *now);
+/* Our card on PEER_ID's link, as that peer pinned it: HL_ENOTFOUND when
+ * the station has not rotated since the row was made (the signer's keys
+ * then). */
+int hl_store_own_card(hl_store *st, int64_t peer_id, struct hl_own_keys *out);
+/* The `author` of an item we make on PEER_ID's link (our SigningKey as the
+ * peer pinned it) when KEY is to sign it; PREV: the key the signer's
+ * identity rotated away from (NULL: it never rotated).  HL_EKEYS when the
+ * store's chains are at another key than KEY: a process that read
+ * identity.key before a rotation, or a rotation the chains have not been
+ * told of (before the store's first: PREV set, KEY not it — only the
+ * rotation items that complete it are signed by PREV; docs/rotation.md). */
+int hl_store_author_keys(hl_store *st, int64_t peer_id, const uint8_t key[static 32],
+			 const uint8_t *prev, uint8_t author[static 32]);
+/* The last rotation item of PEER_ID's chain DIR at a position below SEQ
+ * (ROW->encoded in BUF, CAP bytes): HL_ENOTFOUND when none. */
+int hl_store_rotation_before(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t seq,
+			     struct hl_item_row *row, uint8_t *buf, size_t cap);
+/* How many rotation items PEER_ID's chain DIR holds. */
+int hl_store_rotation_count(hl_store *st, int64_t peer_id, enum hl_dir dir, uint64_t *n);
+/* The peer card's NextKeyHash (NULL: none), kept for the record of a peer
+ * removed later. */
+int hl_store_set_peer_next(hl_store *st, int64_t peer_id, const uint8_t *next_hash);
 
 #endif

@@ -52,6 +52,7 @@ enum stmt_id {
 	S_PEER_UPSERT,
 	S_PEER_BY_KEY,
 	S_PEER_USAGE,
+	S_PEER_AUTHOR,
 	/* items.c */
 	S_CHAIN_HEAD,
 	S_IN_CONTIG,
@@ -65,6 +66,7 @@ enum stmt_id {
 	S_OUT_AFTER,
 	S_HEAD_BELOW,
 	S_HEAD_ABOVE,
+	S_ROTATION_BELOW,
 	S_OUT_ENTRY,
 	S_OUT_SUMMARY,
 	/* messages.c */
@@ -209,6 +211,12 @@ int st_id_by_prefix(hl_store *st, sqlite3_stmt *s, const struct st_id_kind *k, c
  * stored_at).  ENCODED stays borrowed from the statement (items.c). */
 int st_read_item(hl_store *st, sqlite3_stmt *s, int col, bool with_acked,
 		 struct hl_item_row *row);
+
+/* The item of the cached statement ID — SELECT seq, encoded with ?1
+ * peer_id, ?2 dir, ?3 seq, at most one row — into ROW and BUF (CAP):
+ * HL_ENOTFOUND when none (items.c). */
+int st_item_near(hl_store *st, enum stmt_id id, int64_t peer_id, enum hl_dir dir,
+		 uint64_t seq, struct hl_item_row *row, uint8_t *buf, size_t cap);
 
 /* The wall clock in ms. */
 int64_t st_now_ms(void);

@@ -21,6 +21,7 @@ const char *hl_strerror(int code)
 	case HL_ETIMEOUT: return "timed out";
 	case HL_ESTORE: return "store error";
 	case HL_EREPLAY: return "replayed";
+	case HL_EKEYS: return "the station's keys were rotated since this process read them";
 	case HL_EBUSY: return "over the limit for now";
 	}
 	if (code < 0 && code > -HL_E_BASE)

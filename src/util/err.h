@@ -28,6 +28,8 @@ enum {
 	 * apart from the list above so that codes added there do not clash. */
 	HL_EREPLAY = -1030,    /* a handshake message seen before, or not newer */
 	HL_EBUSY = -1031,      /* refused for load: over a budget or a limit */
+	/* Key rotation (docs/rotation.md). */
+	HL_EKEYS = -1040,      /* the station's keys are not the ones this process holds */
 };
 
 const char *hl_strerror(int code);

@@ -209,15 +209,24 @@ def b64(data):
     return base64.b64encode(data).decode("ascii")
 
 
-def fingerprint_bytes(noise_key, signing_key):
-    """BLAKE2b-256(context || NoiseKey || SigningKey), as src/crypto/keys.h
-    defines it; computed here with hashlib, independently of hotline."""
-    return hashlib.blake2b(FP_CONTEXT + noise_key + signing_key, digest_size=32).digest()
+def fingerprint_bytes(noise_key, signing_key, next_key_hash=None):
+    """BLAKE2b-256(context || NoiseKey || SigningKey [|| NextKeyHash]), as
+    docs/cards.md defines it (the card's commitment to its next keys is
+    covered when it has one); computed here with hashlib, independently of
+    hotline."""
+    return hashlib.blake2b(FP_CONTEXT + noise_key + signing_key + (next_key_hash or b""),
+                           digest_size=32).digest()
 
 
-def fingerprint_text(noise_key, signing_key):
+def next_key_hash(noise_key, signing_key):
+    """The commitment to a station's next keys (docs/rotation.md)."""
+    return hashlib.blake2b(b"hotline/1 next keys" + noise_key + signing_key,
+                           digest_size=32).digest()
+
+
+def fingerprint_text(noise_key, signing_key, next_key_hash=None):
     """8 groups of 5 digits: each 32-bit big-endian word of the hash mod 100000."""
-    h = fingerprint_bytes(noise_key, signing_key)
+    h = fingerprint_bytes(noise_key, signing_key, next_key_hash)
     words = struct.unpack(">8I", h)
     return " ".join(f"{w % 100000:05d}" for w in words)
 
@@ -330,8 +339,18 @@ class Station:
         return base64.b64decode(self.card()["SigningKey"], validate=True)
 
     @property
+    def next_key_hash(self):
+        """The card's NextKeyHash (None for a card without one)."""
+        v = self.card().get("NextKeyHash")
+        return base64.b64decode(v, validate=True) if v else None
+
+    def forget_card(self):
+        """After `key rotate` the card is another: read it again."""
+        self._card = None
+
+    @property
     def fingerprint(self):
-        return fingerprint_text(self.noise_key, self.signing_key)
+        return fingerprint_text(self.noise_key, self.signing_key, self.next_key_hash)
 
     def add_peer(self, card, fingerprint=None, address=None, drop_address=False):
         """Pins a peer from CARD text (given on stdin).  DROP_ADDRESS removes

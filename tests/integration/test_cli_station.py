@@ -55,10 +55,11 @@ def card(station, path):
 
 
 def private_keys(station):
-    """The base64 private keys from identity.key."""
+    """The base64 private keys from identity.key: the current two and the
+    next two (docs/rotation.md)."""
     text = (station / "identity.key").read_text()
     keys = re.findall(r"^\s*\w+PrivateKey\s*=\s*(\S+)\s*$", text, re.M)
-    assert len(keys) == 2, text
+    assert len(keys) == 4, text
     for k in keys:
         assert len(base64.b64decode(k, validate=True)) == 32
     return keys
@@ -101,6 +102,7 @@ def test_init_creates_station(tmp_path):
     assert "Address = 127.0.0.1:7100\n" in text
     assert re.search(r"^NoiseKey = [A-Za-z0-9+/]{43}=$", text, re.M)
     assert re.search(r"^SigningKey = [A-Za-z0-9+/]{43}=$", text, re.M)
+    assert re.search(r"^NextKeyHash = [A-Za-z0-9+/]{43}=$", text, re.M)
 
 
 def test_init_default_listen_has_no_card_address(tmp_path):

@@ -34,7 +34,7 @@ def add_email(st, srv, user, peer_user):
     with open(st.conf_path) as f:
         text = f.read()
     assert text.rstrip().splitlines()[-1].split("=")[0].strip() in (
-        "NoiseKey", "SigningKey", "Address", "Name"), text
+        "NoiseKey", "SigningKey", "NextKeyHash", "Address", "Name"), text
     text = text.rstrip("\n") + f"\nEmail = {srv.address(peer_user)}\n"
     text += (f"\n[Email]\nSMTP = {srv.url}\nFrom = {srv.address(user)}\n"
              f"Maildir = {srv.maildir(user)}\n")

@@ -37,6 +37,9 @@ def test_fingerprint_matches_independent_computation(stations):
     assert card["Address"] == st.listen
     assert len(h.base64.b64decode(card["NoiseKey"], validate=True)) == 32
     assert len(h.base64.b64decode(card["SigningKey"], validate=True)) == 32
+    # the commitment to the next keys (docs/rotation.md), inside the fingerprint
+    assert len(h.base64.b64decode(card["NextKeyHash"], validate=True)) == 32
+    assert st.fingerprint != h.fingerprint_text(st.noise_key, st.signing_key)
     # init prints the fingerprint the operator reads over the telephone.
     m = re.search(r"^Fingerprint: (.*)$", st.init_output, re.M)
     assert m, st.init_output
@@ -63,6 +66,28 @@ def test_peer_add_refuses_wrong_fingerprint(stations):
     # The right one, typed with dashes instead of spaces, is accepted.
     st.add_peer(ident.card(), fingerprint=ident.fingerprint.replace(" ", "-"))
     assert "delta" in st.cmd("peer", "list").stdout
+
+
+def test_fingerprint_covers_the_next_key_hash(stations):
+    """A card's NextKeyHash is inside its fingerprint (computed here, with
+    hashlib): whoever swaps it on the card's way (to keys of their own, to
+    rotate the station to later) changes the 40 digits the operators
+    compare, and `peer add` pins nothing."""
+    st = stations("washington")
+    ident = h.PyIdentity("delta")
+    mine = h.next_key_hash(b"\x01" * 32, b"\x02" * 32)
+    theirs = h.next_key_hash(b"\x03" * 32, b"\x04" * 32)
+    good = ident.card() + f"NextKeyHash = {h.b64(mine)}\n"
+    fp = h.fingerprint_text(ident.noise_key, ident.signing_key, mine)
+    swapped = good.replace(h.b64(mine), h.b64(theirs))
+    p = st.cmd("peer", "add", "-", "--fingerprint", fp, input=swapped, check=False)
+    assert p.returncode == 1 and "fingerprint mismatch" in p.stderr, p
+    stripped = ident.card()  # the commitment taken out
+    p = st.cmd("peer", "add", "-", "--fingerprint", fp, input=stripped, check=False)
+    assert p.returncode == 1 and "fingerprint mismatch" in p.stderr, p
+    assert "delta" not in st.cmd("peer", "list").stdout
+    st.add_peer(good, fingerprint=fp)
+    assert f"NextKeyHash = {h.b64(mine)}" in open(st.conf_path).read()
 
 
 def test_dissononce_initiator_completes_handshake(stations):

@@ -39,23 +39,27 @@ ATTACK = os.path.join(os.path.dirname(HOTLINE_BIN), "tests", "holder_attack")
 
 # ---------------------------------------------------------------- helpers
 
-def secret_forms(st):
+def secret_forms(st, which=("",)):
     """The private keys of station ST as bytes to look for: its X25519
     private key, its Ed25519 seed, and libsodium's 64-byte secret key
-    (seed || public key)."""
+    (seed || public key); WHICH: the pairs of identity.key ("" the current
+    one, "Next", "Previous": docs/rotation.md)."""
     keys = {}
     with open(os.path.join(st.dir, "identity.key")) as f:
         for line in f:
             m = re.match(r"\s*(\w+)\s*=\s*(\S+)", line)
-            if m:
+            if m and m.group(1).endswith("PrivateKey"):
                 keys[m.group(1)] = base64.b64decode(m.group(2))
-    seed = keys["SigningPrivateKey"]
-    pk = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    assert len(keys["NoisePrivateKey"]) == 32 and len(seed) == 32
-    return {f"{st.name} X25519 private key": keys["NoisePrivateKey"],
-            f"{st.name} Ed25519 seed": seed,
-            f"{st.name} Ed25519 secret key (64 bytes)": seed + pk}
+    forms = {}
+    for w in which:
+        seed, x = keys[f"{w}SigningPrivateKey"], keys[f"{w}NoisePrivateKey"]
+        pk = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        assert len(x) == 32 and len(seed) == 32
+        name = f"{st.name} {w or 'current'}"
+        forms.update({f"{name} X25519 private key": x, f"{name} Ed25519 seed": seed,
+                      f"{name} Ed25519 secret key (64 bytes)": seed + pk})
+    return forms
 
 
 def hotline_pids(stations):
@@ -116,10 +120,11 @@ def holder_pid(st):
     return pids[0]
 
 
-def assert_keys_only_in_holders(stations):
-    secrets = {}
-    for st in stations:
-        secrets.update(secret_forms(st))
+def assert_keys_only_in_holders(stations, secrets=None):
+    if secrets is None:
+        secrets = {}
+        for st in stations:
+            secrets.update(secret_forms(st))
     procs = hotline_pids(stations)
     holders = {p for p, comm in procs.items() if comm == "hotline-keys"}
     assert len(holders) == len(stations), f"a key holder per station: {procs}"
@@ -323,3 +328,46 @@ def test_in_process_holder_uses_the_same_journal(net):
     texts = {m["id"]: m for m in b.inbox()}
     assert texts[lost_id]["subject"] == "the lost one"
     assert b.read_json(lost_id)["body"] == "lost by the store"
+
+
+def test_rotation_in_the_holder(net):
+    """A key rotation while the daemon runs is the key holder's: afterwards
+    no other process holds any of the station's private keys (the ones
+    rotated away from, the new current ones, the new next ones), the holder
+    does not hold the next ones either, and a compromised network process
+    can have no rotation signed to keys the station never committed to, nor
+    rotate the keys itself."""
+    a, b, _ = net.pair()
+    a.send("pyongyang", "before", wait=int(scaled(20)))
+    before = secret_forms(a, ("", "Next"))
+    r = a.cmd("key", "rotate")
+    assert "rotat" in r.stdout.lower(), r.stdout + r.stderr
+    after = secret_forms(a, ("", "Next", "Previous"))
+    # identity.key moved as docs/rotation.md says: the next keys are current
+    assert after["washington current X25519 private key"] == \
+        before["washington Next X25519 private key"]
+    assert after["washington Previous Ed25519 seed"] == before["washington current Ed25519 seed"]
+    a.send("pyongyang", "after the rotation", wait=int(scaled(30)))
+    b.send("washington", "back, after it", wait=int(scaled(30)))
+    secrets = {**after, **secret_forms(b)}
+    procs = assert_keys_only_in_holders([a, b], secrets)
+    # the holder wiped the next keys once it had their hash
+    holder = holder_pid(a)
+    found = keys_in_memory(holder, {k: v for k, v in after.items() if " Next " in k})
+    assert not found, f"the key holder (pid {holder}) holds {sorted(found)}"
+    assert procs
+
+    p = attack(a.dir, "pyongyang")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "ok a rotation to keys the station never committed to: refused" in p.stdout, p.stdout
+    assert "ok a rotation of the station's keys asked over the socket: refused" in p.stdout
+    log = a.log_text()
+    assert re.search(r"key holder: sign request from pid \d+ refused: a rotation to keys "
+                     r"that are not the ones the station committed to", log), log
+    assert re.search(r"key holder: sign request from pid \d+ refused: a rotation that commits "
+                     r"to next keys the station does not hold", log), log
+    assert re.search(r"key holder: rotate request from pid \d+ refused: a rotation of the "
+                     r"station's keys, asked by another than the daemon", log), log
+    a.assert_alive()
+    mid = a.send("pyongyang", "and still", wait=int(scaled(30)))
+    wait_for(lambda: mid in inbox_ids(b), scaled(30), "the message after the attack")

@@ -15,7 +15,11 @@
  *   3. a different item at that position: refused (SIGNED);
  *   4. an item at the next position that does not follow it: refused;
  *   5. bytes that are not an item, and a truncated request: refused;
- *   6. over the socket only: frames of length 0 and over the cap, and one
+ *   6. a rotation item at the next position to keys the station never
+ *      committed to, and one to the keys it holds with another next-key
+ *      hash: refused (ROTATION); over the socket, the rotation of the keys
+ *      itself: refused (only the daemon may ask it);
+ *   7. over the socket only: frames of length 0 and over the cap, and one
  *      that stops half way: that connection ends, the holder serves the
  *      next.
  * Prints one line per step ("ok ..." or "FAIL ...") and exits 0 when every
@@ -88,7 +92,7 @@ static bool roundtrip(int fd, const uint8_t *req, size_t len, uint8_t **resp, si
 {
 	uint8_t hdr[4];
 	if (local) {
-		hl_holder_answer(local, req, len, "holder_attack", resp, rlen);
+		hl_holder_answer(local, req, len, "holder_attack", true, resp, rlen);
 		return true;
 	}
 	hl_hold_frame_hdr(len, hdr);
@@ -173,6 +177,63 @@ static void attack_items(int fd, const uint8_t *last, size_t last_len)
 	memset(it.prev, 0x5a, 32);
 	r = ask_sign(fd, &it, &a, &keep);
 	say(r == HL_HOLD_REFUSED, "an item that does not follow the last one signed: refused");
+	free(keep);
+}
+
+/* A rotation item after LAST (ours), to the keys NOISE/SIGN committing to
+ * NEXT: the holder's status and reason. */
+static int ask_rotation(int fd, const uint8_t *last, size_t last_len, const uint8_t *noise,
+			const uint8_t *sign, const uint8_t *next, struct hl_hold_response *a)
+{
+	struct hl_item it;
+	uint8_t *keep = NULL;
+	hl_item_decode(last, last_len, &it);
+	uint64_t seq = it.seq + 1;
+	uint8_t author[32], counterpart[32];
+	memcpy(author, it.author, 32);
+	memcpy(counterpart, it.counterpart, 32);
+	memset(&it, 0, sizeof(it));
+	it.kind = HL_ITEM_ROTATION;
+	memcpy(it.author, author, 32);
+	memcpy(it.counterpart, counterpart, 32);
+	it.seq = seq;
+	hl_item_hash(last, last_len, it.prev);
+	it.time_ms = 1767225600000ull;
+	memcpy(it.u.rot.noise_key, noise, 32);
+	memcpy(it.u.rot.signing_key, sign, 32);
+	memcpy(it.u.rot.next_hash, next, 32);
+	int r = ask_sign(fd, &it, a, &keep);
+	int reason = r == HL_HOLD_REFUSED ? a->u.refused.reason : -1;
+	free(keep);
+	return r == HL_HOLD_REFUSED && reason == HL_HOLD_R_ROTATION ? 0 : -1;
+}
+
+/* Step 6: rotations the station never committed to. */
+static void attack_rotation(int fd, const uint8_t *last, size_t last_len)
+{
+	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
+	struct hl_hold_response a;
+	uint8_t *keep = NULL, xpriv[32], noise[32], sign[32], seed[32], sk[64], next[32];
+	randombytes_buf(xpriv, 32);
+	crypto_scalarmult_base(noise, xpriv);
+	randombytes_buf(seed, 32);
+	crypto_sign_seed_keypair(sign, sk, seed);
+	randombytes_buf(next, 32);
+	say(ask_rotation(fd, last, last_len, noise, sign, next, &a) == 0,
+	    "a rotation to keys the station never committed to: refused");
+	if (ask(fd, &q, &a, &keep) != HL_HOLD_OK) {
+		say(false, "the public keys");
+		return;
+	}
+	struct hl_signer_public now = a.u.keys;
+	free(keep);
+	say(ask_rotation(fd, last, last_len, now.noise_pub, now.sign_pk, next, &a) == 0,
+	    "a rotation to the keys held, committing to next keys it does not hold: refused");
+	if (local)
+		return;
+	q.type = HL_HOLD_ROTATE;
+	say(ask(fd, &q, &a, &keep) == HL_HOLD_REFUSED && a.u.refused.reason == HL_HOLD_R_ROTATION,
+	    "a rotation of the station's keys asked over the socket: refused");
 	free(keep);
 }
 
@@ -286,6 +347,7 @@ int main(int argc, char **argv)
 		open_local();
 	int fd = in_process ? -1 : connect_holder();
 	attack_items(fd, last, len);
+	attack_rotation(fd, last, len);
 	attack_bytes(fd);
 	if (!in_process) {
 		close(fd);

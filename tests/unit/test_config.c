@@ -258,8 +258,9 @@ static void test_peers(void **state)
 	char *text = xasprintf("[Station]\nName = a\n\n"
 			       "[Peer]\nName = b\nNoiseKey = %s\nSigningKey = %s\n"
 			       "Address = 127.0.0.1:7200\n# trailing comment\n\n"
-			       "[Peer]\nSigningKey = %s\nNoiseKey = %s\nName = c\n",
-			       k1.noise_b64, k1.sign_b64, k2.sign_b64, k2.noise_b64);
+			       "[Peer]\nSigningKey = %s\nNoiseKey = %s\nName = c\n"
+			       "NextKeyHash = %s\n",
+			       k1.noise_b64, k1.sign_b64, k2.sign_b64, k2.noise_b64, k1.noise_b64);
 	hl_station_conf *c = parse_ok(text);
 	assert_int_equal(c->npeers, 2);
 	assert_string_equal(c->peers[0].name, "b");
@@ -274,8 +275,12 @@ static void test_peers(void **state)
 	assert_string_equal(c->peers[1].name, "c");
 	assert_string_equal(c->peers[1].address, "");
 	assert_int_equal(c->peers[1].first_line, 11);
-	assert_int_equal(c->peers[1].last_line, 14);
-	hl_fingerprint(k2.noise, k2.sign, fp);
+	assert_int_equal(c->peers[1].last_line, 15);
+	assert_false(c->peers[0].has_next);
+	assert_true(c->peers[1].has_next);
+	assert_memory_equal(c->peers[1].next_hash, k1.noise, 32);
+	/* the fingerprint covers the card's commitment (docs/rotation.md) */
+	hl_fingerprint_next(k2.noise, k2.sign, k1.noise, fp);
 	assert_memory_equal(c->peers[1].fingerprint, fp, HL_FP_LEN);
 
 	assert_ptr_equal(hl_conf_peer_by_name(c, "c"), &c->peers[1]);
@@ -500,6 +505,32 @@ static void test_card_round_trip(void **state)
 	assert_memory_equal(&back, &card, sizeof(card));
 	free(text);
 
+	/* NextKeyHash goes after SigningKey, and the fingerprint covers it:
+	 * another hash, or none, is another fingerprint. */
+	uint8_t fp_with[HL_FP_LEN], fp_without[HL_FP_LEN];
+	char nh_b64[HL_KEY_B64_LEN];
+	card.has_next = true;
+	randombytes_buf(card.next_hash, 32);
+	hl_b64_key(card.next_hash, nh_b64);
+	text = hl_card_format(&card);
+	want = xasprintf("[Station]\nName = washington\nNoiseKey = %s\nSigningKey = %s\n"
+			 "NextKeyHash = %s\n", k.noise_b64, k.sign_b64, nh_b64);
+	assert_string_equal(text, want);
+	assert_int_equal(hl_card_parse(text, strlen(text), "card", &back, err), 0);
+	assert_memory_equal(&back, &card, sizeof(card));
+	hl_card_fingerprint(&card, fp_with);
+	card.has_next = false;
+	hl_card_fingerprint(&card, fp_without);
+	assert_memory_not_equal(fp_with, fp_without, HL_FP_LEN);
+	card.has_next = true;
+	card.next_hash[0] ^= 1;
+	hl_card_fingerprint(&card, fp_without);
+	assert_memory_not_equal(fp_with, fp_without, HL_FP_LEN);
+	memset(card.next_hash, 0, 32);
+	card.has_next = false;
+	free(text);
+	free(want);
+
 	/* Comments, blank lines, case and CRLF are fine in a card. */
 	text = xasprintf("# card of washington\r\n\r\n[station]\r\nname = washington\r\n"
 			 "noisekey = %s\r\nsigningkey = %s\r\n", k.noise_b64, k.sign_b64);
@@ -633,6 +664,14 @@ static const struct card_rule {
 	  "not a usable Ed25519 public key" },
 	{ "[Station]\nName = w\nNoiseKey = NK\nSigningKey = " NEUTRAL_ED25519 "\n",
 	  "not a usable Ed25519 public key" },
+	/* NextKeyHash (docs/rotation.md): optional, 32 bytes, not all zero,
+	 * at most once */
+	{ CARD("Name = w", "NextKeyHash = " NEUTRAL_ED25519 "\n"), NULL },
+	{ CARD("Name = w", "nextkeyhash = " NEUTRAL_ED25519 "\nAddress = h:1\n"), NULL },
+	{ CARD("Name = w", "NextKeyHash = " ZERO32 "\n"), "bad NextKeyHash" },
+	{ CARD("Name = w", "NextKeyHash = AAAA\n"), "bad NextKeyHash 'AAAA'" },
+	{ CARD("Name = w", "NextKeyHash = " NEUTRAL_ED25519 "\nNextKeyHash = "
+	       NEUTRAL_ED25519 "\n"), "NextKeyHash given twice" },
 	/* Address */
 	{ CARD("Name = w", "Address = host.example:7100\n"), NULL },
 	{ CARD("Name = w", "Address = 192.0.2.1:7100\n"), NULL },
@@ -772,7 +811,8 @@ static void test_doc_examples_parse(void **state)
 		fail_msg("the card in docs/cards.md: %s", err);
 	free(t);
 	t = block_after(cards, "The card above has the fingerprint", "```\n", "\n```");
-	hl_fingerprint(card.noise_key, card.signing_key, fp);
+	assert_true(card.has_next); /* the example is a card of today */
+	hl_card_fingerprint(&card, fp);
 	hl_fingerprint_text(fp, fp_text);
 	char *want = xasprintf("%s\n", fp_text);
 	assert_string_equal(t, want);

@@ -13,7 +13,13 @@
  *   - a run is chained by the holder, prev by prev;
  *   - an item signed and then lost by its asker's store is taken back,
  *     byte for byte, with its message text from the note, before anything
- *     new is signed; the journal's segments rotate past their size. */
+ *     new is signed; the journal's segments rotate past their size;
+ *   - a key rotation (docs/rotation.md) is the holder's: its face takes the
+ *     new keys, the previous key's face does the previous key's DH, the
+ *     DHs remembered for pinned peers are forgotten (they were made with
+ *     the old static key), a rotation item is signed only to the keys
+ *     committed to, its new_sig by the new key and its signature by the
+ *     old one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,7 +118,7 @@ static struct hl_hold_response ask_sign(struct hl_holder *h, struct hl_item *it,
 		q->u.sign.e[i].item = (struct hl_hold_blob){ enc + i * HL_ITEM_MAX, len };
 	}
 	assert_int_equal(hl_hold_request_encode(q, &req, &len), 0);
-	hl_holder_answer(h, req, len, "the test", buf, &rlen);
+	hl_holder_answer(h, req, len, "the test", true, buf, &rlen);
 	assert_int_equal(hl_hold_response_parse(*buf, rlen, HL_HOLD_SIGN, &a), 0);
 	free(req);
 	free(enc);
@@ -126,7 +132,7 @@ static enum hl_hold_status ask_raw(struct hl_holder *h, const uint8_t *req, size
 	uint8_t *buf;
 	size_t rlen;
 	struct hl_hold_response a;
-	hl_holder_answer(h, req, len, "the test", &buf, &rlen);
+	hl_holder_answer(h, req, len, "the test", true, &buf, &rlen);
 	/* an answer always parses, whatever the request's type byte */
 	enum hl_hold_type t = len >= 2 ? (enum hl_hold_type)req[1] : 0;
 	assert_int_equal(hl_hold_response_parse(buf, rlen, t, &a), 0);
@@ -140,7 +146,7 @@ static void expect_keys(struct hl_holder *h, const hl_signer *me)
 	uint8_t *buf;
 	size_t rlen;
 	struct hl_hold_response a;
-	hl_holder_answer(h, req, 2, "the test", &buf, &rlen);
+	hl_holder_answer(h, req, 2, "the test", true, &buf, &rlen);
 	assert_int_equal(hl_hold_response_parse(buf, rlen, HL_HOLD_KEYS, &a), 0);
 	assert_int_equal(a.status, HL_HOLD_OK);
 	assert_memory_equal(a.u.keys.sign_pk, hl_signer_sign_pk(me), 32);
@@ -514,6 +520,100 @@ static void test_rotation(void **state)
 	free(old);
 }
 
+static bool always(void *user, const uint8_t pub[static 32])
+{
+	(void)user, (void)pub;
+	return true;
+}
+
+/* A rotation item of ours at SEQ toward the peer (author: the key before
+ * the rotation), to NOISE and SIGN, committing to NEXT. */
+static void rotation_item(const uint8_t *author, uint64_t seq, const uint8_t *noise,
+			  const uint8_t *sign, const uint8_t *next, struct hl_item *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->kind = HL_ITEM_ROTATION;
+	memcpy(it->author, author, 32);
+	memcpy(it->counterpart, peer_pk, 32);
+	it->seq = seq;
+	it->time_ms = 1767225600000ull;
+	memcpy(it->u.rot.noise_key, noise, 32);
+	memcpy(it->u.rot.signing_key, sign, 32);
+	memcpy(it->u.rot.next_hash, next, 32);
+}
+
+static void test_key_rotation(void **state)
+{
+	(void)state;
+	uint8_t x[32], seed[32], nx[32], nseed[32], pub[32], theirs[32], dh[32], want[32];
+	uint8_t old_sign[32], old_noise[32], next_before[32], sigs[64], enc[HL_ITEM_MAX];
+	char why[300];
+	hl_signer *s;
+	randombytes_buf(x, 32);
+	randombytes_buf(seed, 32);
+	randombytes_buf(nx, 32);
+	randombytes_buf(nseed, 32);
+	randombytes_buf(theirs, 32);
+	assert_int_equal(crypto_scalarmult_base(pub, theirs), 0);
+	assert_int_equal(hl_signer_with_next_for_tests(&s, x, seed, nx, nseed), 0);
+	hl_keys *k = hl_keys_in_memory(s);
+	const hl_signer *face = hl_keys_signer(k);
+	hl_keys_remember_statics(k, always, NULL);
+	memcpy(old_sign, hl_signer_sign_pk(face), 32);
+	memcpy(old_noise, hl_signer_noise_pub(face), 32);
+	assert_int_equal(hl_signer_next_hash(face, next_before), 0);
+
+	/* before: no rotation item is signed, the DH is remembered */
+	struct hl_item it;
+	rotation_item(old_sign, 1, old_noise, old_sign, next_before, &it);
+	struct hl_item *its[1] = { &it };
+	assert_int_equal(hl_keys_sign_run(k, its, 1, NULL, sigs, why, sizeof(why)), HL_ESTATE);
+	assert_non_null(strstr(why, "never rotated"));
+	assert_int_equal(hl_signer_dh(face, pub, dh), 0);
+	assert_int_equal(crypto_scalarmult(want, x, pub), 0);
+	assert_memory_equal(dh, want, 32);
+
+	assert_int_equal(hl_keys_rotate(k), 0);
+	/* the face follows: the next keys are current, the old ones previous */
+	uint8_t nsign[32], nnoise[32], nsk[64], committed[32], next_now[32];
+	crypto_sign_seed_keypair(nsign, nsk, nseed);
+	assert_int_equal(crypto_scalarmult_base(nnoise, nx), 0);
+	hl_next_hash(nnoise, nsign, committed);
+	assert_memory_equal(committed, next_before, 32);
+	assert_memory_equal(hl_signer_sign_pk(face), nsign, 32);
+	assert_memory_equal(hl_signer_noise_pub(face), nnoise, 32);
+	assert_memory_equal(hl_signer_prev_sign_pk(face), old_sign, 32);
+	assert_true(hl_signer_rotated_at(face) > 0);
+	assert_int_equal(hl_signer_next_hash(face, next_now), 0);
+	assert_memory_not_equal(next_now, next_before, 32);
+	/* the DH remembered with the old static key is gone (it failed on a
+	 * cache kept across the rotation: the old key's result came back) */
+	assert_int_equal(hl_signer_dh(face, pub, dh), 0);
+	assert_int_equal(crypto_scalarmult(want, nx, pub), 0);
+	assert_memory_equal(dh, want, 32);
+	hl_signer *prev;
+	assert_int_equal(hl_signer_previous(face, &prev), 0);
+	assert_int_equal(hl_signer_dh(prev, pub, dh), 0);
+	assert_int_equal(crypto_scalarmult(want, x, pub), 0);
+	assert_memory_equal(dh, want, 32);
+	hl_signer_free(prev);
+
+	/* a rotation to keys never committed to: refused */
+	rotation_item(old_sign, 1, old_noise, old_sign, next_now, &it);
+	assert_int_equal(hl_keys_sign_run(k, its, 1, NULL, sigs, why, sizeof(why)), HL_ESTATE);
+	assert_non_null(strstr(why, "not the ones the station committed to"));
+	/* to the committed keys, with the next hash held: signed by both keys */
+	rotation_item(old_sign, 1, nnoise, nsign, next_now, &it);
+	assert_int_equal(hl_keys_sign_run(k, its, 1, NULL, sigs, why, sizeof(why)), 0);
+	memcpy(it.sig, sigs, 64);
+	size_t len;
+	struct hl_item opened;
+	assert_int_equal(hl_item_encode(&it, enc, sizeof(enc), &len), 0);
+	assert_int_equal(hl_item_open_key(enc, len, old_sign, peer_pk, old_sign, &opened), 0);
+	assert_true(hl_item_rotation_sig_ok(enc, len, &opened));
+	hl_keys_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +622,7 @@ int main(void)
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_taken_back),
 		cmocka_unit_test(test_rotation),
+		cmocka_unit_test(test_key_rotation),
 	};
 	if (sodium_init() < 0)
 		return 1;

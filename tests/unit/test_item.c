@@ -163,8 +163,12 @@ static void test_wrong_keys(void **state)
 	uint8_t buf[HL_ITEM_MAX];
 	size_t len;
 	make_message(&it, 3);
-	/* Signing with a key that is not the author's is refused outright. */
-	assert_int_equal(hl_item_encode_sign(&it, sg_b, buf, sizeof(buf), &len), HL_EINVAL);
+	/* Signed by a key that is not the author's: it does not open as the
+	 * author's (whose key signs is the chain's business: a rotation
+	 * changes it, docs/items.md section 3). */
+	assert_int_equal(hl_item_encode_sign(&it, sg_b, buf, sizeof(buf), &len), 0);
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), HL_EAUTH);
+	assert_int_equal(hl_item_open_key(buf, len, pk_a, pk_b, pk_b, &back), 0);
 	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 	assert_int_equal(hl_item_open(buf, len, pk_b, pk_a, &back), HL_EPEER);
 	assert_int_equal(hl_item_open(buf, len, pk_a, pk_a, &back), HL_EPEER);
@@ -288,6 +292,26 @@ static void make_kind(struct hl_item *it, enum hl_item_kind kind)
 	}
 }
 
+/* BUF (LEN bytes, A's item for B) re-encodes to itself once decoded,
+ * and fails to open with any one byte flipped or cut short. */
+static void assert_one_encoding_every_flip_fails(uint8_t *buf, size_t len)
+{
+	struct hl_item back;
+	uint8_t again[HL_ITEM_MAX];
+	size_t len2;
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+	assert_int_equal(hl_item_encode(&back, again, sizeof(again), &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(again, buf, len);
+	for (size_t i = 0; i < len; i++) {
+		buf[i] ^= 0x80;
+		assert_int_not_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+		buf[i] ^= 0x80;
+	}
+	for (size_t n = 0; n < len; n++)
+		assert_true(hl_item_decode(buf, n, &back) < 0);
+}
+
 /* The byte layout (docs/items.md 2.3-2.6), a round trip, and every single
  * byte flipped failing to open, for each new kind. */
 static void test_new_kinds(void **state)
@@ -305,8 +329,8 @@ static void test_new_kinds(void **state)
 	};
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct hl_item it, back;
-		uint8_t buf[HL_ITEM_MAX], again[HL_ITEM_MAX];
-		size_t len, len2, clen = strlen(kinds[k].ctx) + 1;
+		uint8_t buf[HL_ITEM_MAX];
+		size_t len, clen = strlen(kinds[k].ctx) + 1;
 		make_kind(&it, kinds[k].kind);
 		assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), 0);
 		assert_int_equal(len, clen + 32 + 32 + 8 + 32 + 8 + kinds[k].body + 64);
@@ -314,16 +338,7 @@ static void test_new_kinds(void **state)
 		assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
 		assert_int_equal(back.kind, kinds[k].kind);
 		assert_string_equal(hl_item_kind_name(back.kind), kinds[k].ctx + 10);
-		assert_int_equal(hl_item_encode(&back, again, sizeof(again), &len2), 0);
-		assert_int_equal(len2, len);
-		assert_memory_equal(again, buf, len);
-		for (size_t i = 0; i < len; i++) {
-			buf[i] ^= 0x80;
-			assert_int_not_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
-			buf[i] ^= 0x80;
-		}
-		for (size_t n = 0; n < len; n++)
-			assert_true(hl_item_decode(buf, n, &back) < 0);
+		assert_one_encoding_every_flip_fails(buf, len);
 	}
 	struct hl_item back;
 	uint8_t buf[HL_ITEM_MAX];
@@ -407,6 +422,135 @@ static void test_new_kinds_forbidden_values(void **state)
 	assert_int_equal(hl_item_encode_sign(&it, sg_a, buf, sizeof(buf), &len), HL_EINVAL);
 }
 
+/* ---- rotation (docs/items.md 2.8) ---- */
+
+/* A's rotation: A with next keys, rotated (so its previous key is A's
+ * first); the item names A by that first key. */
+static hl_signer *rotated_a(hl_signer **first)
+{
+	uint8_t seed[32];
+	hl_signer *r = NULL;
+	memset(seed, 0xa1, sizeof(seed));
+	assert_int_equal(hl_signer_with_next_for_tests(first, NULL, seed, NULL, NULL), 0);
+	assert_int_equal(hl_signer_rotated_for_tests(*first, 1795000000000ll, &r), 0);
+	return r;
+}
+
+static void make_rotation(struct hl_item *it, const hl_signer *r)
+{
+	memset(it, 0, sizeof(*it));
+	it->kind = HL_ITEM_ROTATION;
+	memcpy(it->author, pk_a, 32);
+	memcpy(it->counterpart, pk_b, 32);
+	it->seq = 5;
+	memset(it->prev, 0x77, 32);
+	it->time_ms = 1795000000000ull;
+	memcpy(it->u.rot.noise_key, hl_signer_noise_pub(r), 32);
+	memcpy(it->u.rot.signing_key, hl_signer_sign_pk(r), 32);
+	assert_int_equal(hl_signer_next_hash(r, it->u.rot.next_hash), 0);
+	it->u.rot.reason = HL_ROTATE_COMPROMISE;
+}
+
+static void test_rotation_layout(void **state)
+{
+	(void)state;
+	hl_signer *first = NULL, *r = rotated_a(&first);
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	make_rotation(&it, r);
+	assert_memory_equal(hl_signer_sign_pk(first), pk_a, 32);
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), 0);
+	size_t clen = sizeof(HL_CTX_ROTATION);
+	assert_int_equal(len, clen + 32 + 32 + 8 + 32 + 8 + (32 + 32 + 32 + 1 + 64) + 64);
+	assert_memory_equal(buf, "hotline/1 rotation", clen);
+	/* the fields at their offsets */
+	size_t f = clen + 112;
+	assert_memory_equal(buf + f, hl_signer_noise_pub(r), 32);
+	assert_memory_equal(buf + f + 32, hl_signer_sign_pk(r), 32);
+	assert_memory_equal(buf + f + 64, it.u.rot.next_hash, 32);
+	assert_int_equal(buf[f + 96], 1);
+	/* new_sig: the new key over its context, NUL, and the bytes before it */
+	uint8_t msg[512];
+	memcpy(msg, "hotline/1 rotation new key", 27);
+	memcpy(msg + 27, buf, f + 97);
+	assert_int_equal(crypto_sign_verify_detached(buf + f + 97, msg, 27 + f + 97,
+						     hl_signer_sign_pk(r)), 0);
+	/* sig: the old key (the chain's before the rotation) over the rest */
+	assert_int_equal(crypto_sign_verify_detached(buf + len - 64, buf, len - 64, pk_a), 0);
+	/* it opens under the old key, not the new one */
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), 0);
+	assert_int_equal(hl_item_open_key(buf, len, pk_a, pk_b, hl_signer_sign_pk(r), &back),
+			 HL_EAUTH);
+	assert_string_equal(hl_item_kind_name(back.kind), "rotation");
+	assert_one_encoding_every_flip_fails(buf, len);
+	hl_signer_free(r);
+	hl_signer_free(first);
+}
+
+/* A rotation signed only by the old key (its new_sig not the new key's)
+ * does not open: whoever holds the current key alone cannot vouch for
+ * keys it does not hold. */
+static void test_rotation_needs_the_new_key(void **state)
+{
+	(void)state;
+	hl_signer *first = NULL, *r = rotated_a(&first);
+	struct hl_item it, back;
+	uint8_t buf[HL_ITEM_MAX], msg[512];
+	size_t len;
+	make_rotation(&it, r);
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), 0);
+	size_t f = sizeof(HL_CTX_ROTATION) + 112;
+	/* new_sig by the old key (under the right context), then the whole
+	 * re-signed by the old key, as a thief with only it would */
+	uint8_t seed[32], pk[32], sk[64];
+	memset(seed, 0xa1, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+	assert_memory_equal(pk, pk_a, 32);
+	memcpy(msg, "hotline/1 rotation new key", 27);
+	memcpy(msg + 27, buf, f + 97);
+	crypto_sign_detached(buf + f + 97, NULL, msg, 27 + f + 97, sk);
+	crypto_sign_detached(buf + len - 64, NULL, buf, len - 64, sk);
+	assert_int_equal(hl_item_decode(buf, len, &back), 0);
+	assert_int_equal(crypto_sign_verify_detached(buf + len - 64, buf, len - 64, pk_a), 0);
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), HL_EAUTH);
+	assert_false(hl_item_rotation_sig_ok(buf, len, &back));
+	/* nor a new_sig made without its context string */
+	crypto_sign_detached(buf + f + 97, NULL, buf, f + 97, sk);
+	crypto_sign_detached(buf + len - 64, NULL, buf, len - 64, sk);
+	assert_int_equal(hl_item_open(buf, len, pk_a, pk_b, &back), HL_EAUTH);
+	sodium_memzero(sk, sizeof(sk));
+	hl_signer_free(r);
+	hl_signer_free(first);
+}
+
+static void test_rotation_forbidden_values(void **state)
+{
+	(void)state;
+	hl_signer *first = NULL, *r = rotated_a(&first);
+	struct hl_item it;
+	uint8_t buf[HL_ITEM_MAX];
+	size_t len;
+	make_rotation(&it, r);
+	it.u.rot.reason = 2;
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), HL_EINVAL);
+	make_rotation(&it, r);
+	memset(it.u.rot.next_hash, 0, 32);
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), HL_EINVAL);
+	make_rotation(&it, r);
+	memset(it.u.rot.noise_key, 0, 32);       /* small order */
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), HL_EINVAL);
+	make_rotation(&it, r);
+	memset(it.u.rot.signing_key, 0, 32);
+	it.u.rot.signing_key[0] = 1;              /* the neutral element */
+	assert_int_equal(hl_item_encode_sign(&it, r, buf, sizeof(buf), &len), HL_EINVAL);
+	/* a signer that never rotated has no previous key to sign with */
+	make_rotation(&it, r);
+	assert_int_equal(hl_item_encode_sign(&it, first, buf, sizeof(buf), &len), HL_ESTATE);
+	hl_signer_free(r);
+	hl_signer_free(first);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +566,9 @@ int main(void)
 		cmocka_unit_test(test_new_kinds),
 		cmocka_unit_test(test_new_kinds_context_separation),
 		cmocka_unit_test(test_new_kinds_forbidden_values),
+		cmocka_unit_test(test_rotation_layout),
+		cmocka_unit_test(test_rotation_needs_the_new_key),
+		cmocka_unit_test(test_rotation_forbidden_values),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -86,6 +86,65 @@ static void test_fingerprint_matches(void **state)
 	assert_int_equal(hl_fingerprint_matches(GOLDEN_FP_HEX, fp), HL_EINVAL);
 }
 
+/* Pre-rotation (docs/rotation.md): the next keys' hash and the
+ * fingerprint of a card that carries it, for next NoiseKey = bytes
+ * 0x40..0x5f and next SigningKey = bytes 0x60..0x7f, computed once with
+ * Python 3, independently of hotline:
+ *
+ *   nh = hashlib.blake2b(b"hotline/1 next keys" + bytes(range(64, 128)),
+ *                        digest_size=32).digest()
+ *   h = hashlib.blake2b(b"hotline/1 fingerprint" + bytes(range(64)) + nh,
+ *                       digest_size=32).digest()
+ */
+#define GOLDEN_NEXT_HEX "598f9b91dea3f1873bb0286e2d62547c41c64835d666119522f6de2719df0ac0"
+#define GOLDEN_FP_NEXT_TEXT "03439 53243 93813 33037 28297 58787 70584 82019"
+
+static void test_next_hash_and_fingerprint_golden(void **state)
+{
+	(void)state;
+	uint8_t noise[32], sign[32], nn[32], ns[32], nh[32], fp[HL_FP_LEN], fp0[HL_FP_LEN];
+	char hex[65], text[HL_FP_TEXT_LEN];
+	golden_keys(noise, sign);
+	for (int i = 0; i < 32; i++) {
+		nn[i] = (uint8_t)(64 + i);
+		ns[i] = (uint8_t)(96 + i);
+	}
+	hl_next_hash(nn, ns, nh);
+	hl_hex(nh, 32, hex);
+	assert_string_equal(hex, GOLDEN_NEXT_HEX);
+	hl_fingerprint_next(noise, sign, nh, fp);
+	hl_fingerprint_text(fp, text);
+	assert_string_equal(text, GOLDEN_FP_NEXT_TEXT);
+	/* The commitment is inside the fingerprint: another one (or none)
+	 * gives other digits, so a card's commitment cannot be swapped
+	 * unseen. */
+	hl_fingerprint_next(noise, sign, NULL, fp0);
+	hl_fingerprint_text(fp0, text);
+	assert_string_equal(text, GOLDEN_FP_TEXT);
+	nh[31] ^= 1;
+	hl_fingerprint_next(noise, sign, nh, fp0);
+	assert_memory_not_equal(fp, fp0, HL_FP_LEN);
+	/* The commitment binds the order of the keys too. */
+	uint8_t swapped[32];
+	hl_next_hash(ns, nn, swapped);
+	assert_memory_not_equal(swapped, nh, 32);
+}
+
+static void test_key_usable(void **state)
+{
+	(void)state;
+	uint8_t zero[32] = { 0 }, one[32] = { 1 }, good_x[32], good_pk[32], sk[64], seed[32];
+	memset(seed, 7, sizeof(seed));
+	crypto_scalarmult_base(good_x, seed);
+	crypto_sign_seed_keypair(good_pk, sk, seed);
+	assert_true(hl_noise_key_usable(good_x));
+	assert_false(hl_noise_key_usable(zero));   /* small order */
+	assert_false(hl_noise_key_usable(one));
+	assert_true(hl_signing_key_usable(good_pk));
+	assert_false(hl_signing_key_usable(zero));
+	assert_false(hl_signing_key_usable(one));  /* the neutral element */
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -94,6 +153,8 @@ int main(void)
 		cmocka_unit_test(test_fingerprint_golden),
 		cmocka_unit_test(test_fingerprint_text_zero_pads),
 		cmocka_unit_test(test_fingerprint_matches),
+		cmocka_unit_test(test_next_hash_and_fingerprint_golden),
+		cmocka_unit_test(test_key_usable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -464,6 +464,43 @@ static void test_wrong_responder_key_or_prologue(void **state)
 	side_free(&r);
 }
 
+/* After a key rotation (docs/rotation.md section 4) a responder given its
+ * previous static key (params.local_prev) answers a message 1 made to it,
+ * and to its current key as before; without it, one made to the old key
+ * fails as any wrong key does; a key it never held fails either way. */
+static void test_responder_answers_its_previous_key(void **state)
+{
+	(void)state;
+	struct keypair ik, old, cur, other;
+	struct raw w;
+	keypair(&ik);
+	keypair(&old);
+	keypair(&cur);
+	keypair(&other);
+	struct hl_link_params pp = params;
+	pp.local_prev = old.sg;
+	const uint8_t *to[] = { old.pub, cur.pub, other.pub };
+	const int want[] = { 0, 0, -1 };
+	for (int i = 0; i < 3; i++) {
+		struct side r = { .accept = true };
+		assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, cur.sg, NULL, &pp, &ops, &r,
+					     0), 0);
+		assert_int_equal(raw_initiate(&w, &ik, to[i], HL_LINK_PROLOGUE, &r, 0), want[i]);
+		assert_int_equal(hl_link_state(r.l), want[i] ? HL_LINK_CLOSED : HL_LINK_R_HELLO);
+		assert_int_equal(r.authorized, want[i] ? 0 : 1);
+		raw_free(&w);
+		side_free(&r);
+	}
+	/* without the previous key: the old key is any wrong key */
+	struct side r = { .accept = true };
+	assert_int_equal(hl_link_new(&r.l, HL_LINK_RESPONDER, cur.sg, NULL, &params, &ops, &r, 0),
+			 0);
+	assert_int_equal(raw_initiate(&w, &ik, old.pub, HL_LINK_PROLOGUE, &r, 0), -1);
+	assert_int_equal(hl_link_error(r.l), HL_EAUTH);
+	raw_free(&w);
+	side_free(&r);
+}
+
 /* ---- message 1's timestamp (docs/protocol.md section 2.1) ---- */
 
 /* Message 1 from KEY to RS with PAYLOAD, framed into BUF (*N bytes). */
@@ -1323,6 +1360,7 @@ int main(void)
 		cmocka_unit_test(test_unpinned_initiator_gets_no_reply),
 		cmocka_unit_test(test_close_from_on_accepted),
 		cmocka_unit_test(test_wrong_responder_key_or_prologue),
+		cmocka_unit_test(test_responder_answers_its_previous_key),
 		cmocka_unit_test(test_replayed_message1_never_confirms),
 		cmocka_unit_test(test_initiator_sends_timestamp),
 		cmocka_unit_test(test_timestamp_rule),

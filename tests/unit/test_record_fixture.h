@@ -35,17 +35,25 @@
 static uint8_t fx_pk[3][32], fx_sk[3][64], fx_nk[3][32];
 static hl_signer *fx_signer[3];
 static const char *const fx_names[3] = { "washington", "pyongyang", "moscow" };
+/* Key rotation (docs/rotation.md): set before fx_keys(), the stations get
+ * next keys (from fixed seeds too) and their cards a NextKeyHash; the
+ * golden record is made without. */
+static bool fx_rotating;
 
 static inline void fx_keys(void)
 {
-	uint8_t seed[32], nseed[32], nsk[32];
+	uint8_t seed[32], nseed[32], nsk[32], next_seed[32], next_x[32];
 	for (int i = 0; i < 3; i++) {
 		memset(seed, 0x31 + i, sizeof(seed));
 		crypto_sign_seed_keypair(fx_pk[i], fx_sk[i], seed);
 		memset(nseed, 0x61 + i, sizeof(nseed));
 		crypto_box_seed_keypair(fx_nk[i], nsk, nseed);
 		hl_signer_free(fx_signer[i]);
-		if (hl_signer_from_raw_for_tests(&fx_signer[i], nsk, seed) < 0)
+		memset(next_seed, 0x91 + i, sizeof(next_seed));
+		memset(next_x, 0xc1 + i, sizeof(next_x));
+		if ((fx_rotating ? hl_signer_with_next_for_tests(&fx_signer[i], nsk, seed, next_x,
+								 next_seed)
+				 : hl_signer_from_raw_for_tests(&fx_signer[i], nsk, seed)) < 0)
 			abort();
 	}
 }
@@ -58,6 +66,7 @@ static inline char *fx_card_text(int i)
 	snprintf(c.name, sizeof(c.name), "%s", fx_names[i]);
 	memcpy(c.noise_key, fx_nk[i], 32);
 	memcpy(c.signing_key, fx_pk[i], 32);
+	c.has_next = hl_signer_next_hash(fx_signer[i], c.next_hash) == 0;
 	snprintf(c.address, sizeof(c.address), "127.0.0.1:%d", 7100 + i);
 	return hl_card_format(&c);
 }
@@ -109,7 +118,21 @@ struct fx_hist {
 	struct fx_ent ev[4];
 	unsigned ev_chain[4];
 	size_t nev;
+	hl_signer *key[2];            /* chain C's signer after its rotations (fx_rotation) */
 };
+
+/* The signer of chain C now. */
+static inline const hl_signer *fx_key(const struct fx_hist *h, unsigned c)
+{
+	return h->key[c] ? h->key[c] : fx_signer[c];
+}
+
+static inline void fx_free(struct fx_hist *h)
+{
+	hl_signer_free(h->key[0]);
+	hl_signer_free(h->key[1]);
+	free(h);
+}
 
 static inline struct fx_hist *fx_new(void)
 {
@@ -118,24 +141,30 @@ static inline struct fx_hist *fx_new(void)
 	return h;
 }
 
-/* A new item at the end of chain C, signed by station SIGNER (normally C). */
-static inline struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_item *it, int signer)
+/* IT's common fields as the next item of chain C. */
+static inline void fx_header(struct fx_hist *h, unsigned c, struct hl_item *it)
 {
-	struct fx_ent *e = &h->e[c][h->n[c]];
 	it->seq = h->n[c] + 1;
 	memcpy(it->author, fx_pk[c], 32);
 	memcpy(it->counterpart, fx_pk[1 - c], 32);
 	if (h->n[c])
 		memcpy(it->prev, h->e[c][h->n[c] - 1].hash, HL_HASH_LEN);
 	it->time_ms = h->t += 1000;
+}
+
+/* A new item at the end of chain C, signed by station SIGNER (normally C). */
+static inline struct fx_ent *fx_sign(struct fx_hist *h, unsigned c, struct hl_item *it, int signer)
+{
+	struct fx_ent *e = &h->e[c][h->n[c]];
+	fx_header(h, c, it);
 	if (signer != (int)c) {
-		/* Re-signed by another key: encode_sign refuses a key that is not
-		 * the author's, so sign the encoding by hand. */
+		/* Signed by another station's key, a forgery: by hand, with
+		 * that station's raw key. */
 		memset(it->sig, 0, sizeof(it->sig));
 		if (hl_item_encode(it, e->item, sizeof(e->item), &e->len) < 0)
 			abort();
 		crypto_sign_detached(e->item + e->len - 64, NULL, e->item, e->len - 64, fx_sk[signer]);
-	} else if (hl_item_encode_sign(it, fx_signer[c], e->item, sizeof(e->item), &e->len) < 0) {
+	} else if (hl_item_encode_sign(it, fx_key(h, c), e->item, sizeof(e->item), &e->len) < 0) {
 		abort();
 	}
 	hl_item_hash(e->item, e->len, e->hash);
@@ -309,6 +338,59 @@ static inline uint64_t fx_countersign(struct fx_hist *h, unsigned c, uint64_t pr
 }
 
 /* The golden history (docs: tests/golden/record/README.md). */
+/* A rotation of chain C to the keys its signer committed to: chain C is
+ * signed by the new key from here on.  Returns its seq. */
+static inline uint64_t fx_rotation(struct fx_hist *h, unsigned c, unsigned reason)
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	hl_signer *r = NULL, *old = h->key[c];
+	if (hl_signer_rotated_for_tests(fx_key(h, c), (int64_t)h->t, &r) < 0)
+		abort();
+	it->kind = HL_ITEM_ROTATION;
+	memcpy(it->u.rot.noise_key, hl_signer_noise_pub(r), 32);
+	memcpy(it->u.rot.signing_key, hl_signer_sign_pk(r), 32);
+	if (hl_signer_next_hash(r, it->u.rot.next_hash) < 0)
+		abort();
+	it->u.rot.reason = (uint8_t)reason;
+	h->key[c] = r;   /* signs the rotation: the new key, then the previous one */
+	fx_sign(h, c, it, (int)c);
+	hl_signer_free(old);
+	free(it);
+	return h->n[c];
+}
+
+/* A rotation of chain C (which has not rotated yet) to fresh keys nobody
+ * committed to, signed as a thief with only the current key would sign it:
+ * new_sig by the new key, sig by chain C's real key.  Chain C's keys do not
+ * change.  Returns its seq. */
+static inline uint64_t fx_rotation_forged(struct fx_hist *h, unsigned c)
+{
+	struct hl_item *it = xcalloc(1, sizeof(*it));
+	uint8_t seed[32], pk[32], sk[64], x[32], msg[512];
+	memset(seed, 0xee, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+	crypto_box_seed_keypair(it->u.rot.noise_key, x, seed);
+	it->kind = HL_ITEM_ROTATION;
+	memcpy(it->u.rot.signing_key, pk, 32);
+	memset(it->u.rot.next_hash, 0x4e, 32);
+	struct fx_ent *e = &h->e[c][h->n[c]];
+	fx_header(h, c, it);
+	if (hl_item_encode(it, e->item, sizeof(e->item), &e->len) < 0)
+		abort();
+	size_t body = e->len - 128;
+	memcpy(msg, HL_CTX_ROTATION_NEW, sizeof(HL_CTX_ROTATION_NEW));
+	memcpy(msg + sizeof(HL_CTX_ROTATION_NEW), e->item, body);
+	crypto_sign_detached(e->item + body, NULL, msg, sizeof(HL_CTX_ROTATION_NEW) + body, sk);
+	crypto_sign_detached(e->item + e->len - 64, NULL, e->item, e->len - 64, fx_sk[c]);
+	hl_item_hash(e->item, e->len, e->hash);
+	e->type = HL_RECORD_ITEM;
+	e->kind = HL_ITEM_ROTATION;
+	h->n[c]++;
+	sodium_memzero(sk, sizeof(sk));
+	free(it);
+	return h->n[c];
+}
+
 static inline struct fx_hist *fx_golden(void)
 {
 	struct fx_hist *h = fx_new();
@@ -457,7 +539,8 @@ static inline void fx_write(const struct fx_hist *h, const struct fx_variant *vv
 	for (size_t i = 0; i < v->npurged; i++)
 		hl_record_write_purged_entry(&w, (unsigned)v->purged[i][0], v->purged[i][1],
 					     FX_T0 + 500000 + i);
-	if (hl_record_write_seal(&w, fx_signer[v->sealer]) != 0) {
+	if (hl_record_write_seal(&w, v->sealer < 2 ? fx_key(h, (unsigned)v->sealer)
+						   : fx_signer[v->sealer]) != 0) {
 		fprintf(stderr, "fixture: writer error %d\n", w.err);
 		abort();
 	}

@@ -61,6 +61,7 @@ static char *tmp_path(const char *name)
 static const char *const known[] = {
 	HL_CTX_MESSAGE, HL_CTX_RECEIPT,     HL_CTX_CHECK, HL_CTX_ANSWER,
 	HL_CTX_AGREEMENT, HL_CTX_COUNTERSIGN, HL_CTX_CALL,  HL_RECORD_SEAL_CTX,
+	HL_CTX_ROTATION_NEW,
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 
@@ -555,6 +556,235 @@ static void test_load_refuses_corrupt_file(void **state)
 	hl_signer_free(id);
 }
 
+/* ---- key rotation (docs/rotation.md) ---- */
+
+static char *read_text(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(hl_read_file(path, 4096, &text, &len), 0);
+	return text;
+}
+
+/* A new identity carries next keys; a loaded signer keeps only their hash
+ * (no long-lived process holds them), and so cannot write an identity. */
+static void test_next_keys_kept_apart_in_memory(void **state)
+{
+	(void)state;
+	hl_signer *id = NULL, *back = NULL;
+	uint8_t h1[32], h2[32], key[32], pk[32], sk[64], nn[32];
+	char *path = tmp_path("next.key");
+	assert_int_equal(hl_signer_generate(&id), 0);
+	assert_int_equal(hl_signer_next_hash(id, h1), 0);
+	assert_int_equal(hl_signer_write_new(path, id), 0);
+	char *text = read_text(path);
+	/* the hash is of the next keys written in the file */
+	key_in_text(text, "NextNoisePrivateKey", key);
+	crypto_scalarmult_base(nn, key);
+	key_in_text(text, "NextSigningPrivateKey", key);
+	crypto_sign_seed_keypair(pk, sk, key);
+	hl_next_hash(nn, pk, h2);
+	assert_memory_equal(h1, h2, 32);
+	assert_null(strstr(text, "Previous"));
+	free(text);
+	assert_int_equal(hl_signer_load(path, &back), 0);
+	assert_int_equal(hl_signer_next_hash(back, h2), 0);
+	assert_memory_equal(h1, h2, 32);
+	assert_null(hl_signer_prev_noise_pub(back));
+	assert_int_equal(hl_signer_rotated_at(back), 0);
+	unlink(path);
+	assert_int_equal(hl_signer_write_new(path, back), HL_ESTATE);
+	assert_int_equal(access(path, F_OK), -1);
+	/* the card's fingerprint covers the hash */
+	uint8_t fp[32], want[32];
+	hl_signer_fingerprint(back, fp);
+	hl_fingerprint_next(hl_signer_noise_pub(back), hl_signer_sign_pk(back), h1, want);
+	assert_memory_equal(fp, want, 32);
+	/* an identity without next keys (tests, older files) has no hash */
+	hl_signer *raw = NULL;
+	assert_int_equal(hl_signer_from_raw_for_tests(&raw, NULL, NULL), 0);
+	assert_int_equal(hl_signer_next_hash(raw, h2), HL_ENOTFOUND);
+	hl_signer_free(raw);
+	sodium_memzero(sk, sizeof(sk));
+	hl_signer_free(back);
+	hl_signer_free(id);
+	free(path);
+}
+
+/* hl_signer_rotate: the committed keys become current, the current ones
+ * previous, new next keys; the file is replaced whole (mode 0600, no
+ * temporary left), and twice in a row follows the commitments. */
+static void test_rotate_file(void **state)
+{
+	(void)state;
+	hl_signer *id = NULL, *s = NULL, *back = NULL;
+	uint8_t c1[32], c2[32], h[32], n0[32], k0[32];
+	char *path = tmp_path("rot.key"), *tmp = xasprintf("%s.new", path);
+	struct stat st;
+	assert_int_equal(hl_signer_generate(&id), 0);
+	assert_int_equal(hl_signer_write_new(path, id), 0);
+	assert_int_equal(hl_signer_load(path, &s), 0);
+	memcpy(n0, hl_signer_noise_pub(s), 32);
+	memcpy(k0, hl_signer_sign_pk(s), 32);
+	assert_int_equal(hl_signer_next_hash(s, c1), 0);
+	/* a stale temporary of a crashed rotation is no obstacle */
+	assert_int_equal(hl_write_file_atomic(tmp, "junk", 4, 0600), 0);
+
+	assert_int_equal(hl_signer_rotate(s, path, 1767225600000), 0);
+	hl_next_hash(hl_signer_noise_pub(s), hl_signer_sign_pk(s), h);
+	assert_memory_equal(h, c1, 32);              /* the committed keys */
+	assert_memory_equal(hl_signer_prev_noise_pub(s), n0, 32);
+	assert_memory_equal(hl_signer_prev_sign_pk(s), k0, 32);
+	assert_int_equal(hl_signer_rotated_at(s), 1767225600000);
+	assert_int_equal(hl_signer_next_hash(s, c2), 0);
+	assert_memory_not_equal(c1, c2, 32);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(hl_signer_load(path, &back), 0);
+	assert_same_keys(back, s);
+	assert_int_equal(hl_signer_next_hash(back, h), 0);
+	assert_memory_equal(h, c2, 32);
+	char *text = read_text(path);
+	assert_non_null(strstr(text, "\nRotatedAt = 1767225600000\n"));
+	free(text);
+	hl_signer_free(back);
+	back = NULL;
+
+	/* A signer of the identity before (another process rotated since)
+	 * is refused, and the file is left alone. */
+	assert_int_equal(hl_signer_rotate(id, path, 5), HL_EKEYS);
+	assert_int_equal(hl_signer_load(path, &back), 0);
+	assert_same_keys(back, s);
+	hl_signer_free(back);
+
+	/* Again: to the keys committed by the first rotation. */
+	uint8_t n1[32];
+	memcpy(n1, hl_signer_noise_pub(s), 32);
+	assert_int_equal(hl_signer_rotate(s, path, 1767225600001), 0);
+	hl_next_hash(hl_signer_noise_pub(s), hl_signer_sign_pk(s), h);
+	assert_memory_equal(h, c2, 32);
+	assert_memory_equal(hl_signer_prev_noise_pub(s), n1, 32);
+	hl_signer_free(s);
+	hl_signer_free(id);
+	unlink(path);
+	free(tmp);
+	free(path);
+}
+
+/* An identity without next keys cannot rotate: nothing was committed. */
+static void test_rotate_needs_next_keys(void **state)
+{
+	(void)state;
+	hl_signer *s = NULL;
+	char *path = tmp_path("old.key");
+	const char *t = "NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64 "\n";
+	assert_int_equal(hl_write_file_atomic(path, t, strlen(t), 0600), 0);
+	assert_int_equal(hl_signer_load(path, &s), 0);
+	assert_int_equal(hl_signer_rotate(s, path, 5), HL_EUNSUPP);
+	char *text = read_text(path);
+	assert_string_equal(text, t);
+	free(text);
+	hl_signer_free(s);
+	unlink(path);
+	free(path);
+}
+
+/* The signer picks the key from the context: a rotation's outer signature
+ * by the previous key, its second one by the new key; nothing with the
+ * previous key without one; the previous view does DH and signs nothing. */
+static void test_rotation_contexts_and_previous(void **state)
+{
+	(void)state;
+	hl_signer *s = NULL, *r = NULL, *v = NULL;
+	uint8_t msg[128], sig[64], a[32], b[32], peer[32], peer_pub[32];
+	assert_int_equal(hl_signer_generate(&s), 0);
+	size_t len = framed(HL_CTX_ROTATION, "rotation body", msg);
+	assert_int_equal(hl_signer_sign(s, HL_CTX_ROTATION, msg, len, sig), HL_ESTATE);
+	assert_true(sodium_is_zero(sig, 64));
+	assert_int_equal(hl_signer_previous(s, &v), HL_ENOTFOUND);
+	assert_null(v);
+
+	assert_int_equal(hl_signer_rotated_for_tests(s, 99, &r), 0);
+	assert_int_equal(hl_signer_sign(r, HL_CTX_ROTATION, msg, len, sig), 0);
+	assert_int_equal(crypto_sign_verify_detached(sig, msg, len, hl_signer_sign_pk(s)), 0);
+	assert_int_not_equal(crypto_sign_verify_detached(sig, msg, len, hl_signer_sign_pk(r)), 0);
+	len = framed(HL_CTX_ROTATION_NEW, "rotation body", msg);
+	assert_int_equal(hl_signer_sign(r, HL_CTX_ROTATION_NEW, msg, len, sig), 0);
+	assert_int_equal(crypto_sign_verify_detached(sig, msg, len, hl_signer_sign_pk(r)), 0);
+	len = framed(HL_CTX_MESSAGE, "m", msg);
+	assert_int_equal(hl_signer_sign(r, HL_CTX_MESSAGE, msg, len, sig), 0);
+	assert_int_equal(crypto_sign_verify_detached(sig, msg, len, hl_signer_sign_pk(r)), 0);
+
+	assert_int_equal(hl_signer_previous(r, &v), 0);
+	assert_memory_equal(hl_signer_noise_pub(v), hl_signer_noise_pub(s), 32);
+	randombytes_buf(peer, 32);
+	crypto_scalarmult_base(peer_pub, peer);
+	assert_int_equal(hl_signer_dh(v, peer_pub, a), 0);
+	assert_int_equal(hl_signer_dh(s, peer_pub, b), 0);
+	assert_memory_equal(a, b, 32);
+	for (size_t i = 0; i < NKNOWN; i++) {
+		len = framed(known[i], "x", msg);
+		assert_int_equal(hl_signer_sign(v, known[i], msg, len, sig), HL_ESTATE);
+	}
+	hl_signer_free(v);
+	hl_signer_free(r);
+	hl_signer_free(s);
+}
+
+#define NEXT_NOISE_B64 "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpbXF1eX2A="
+#define NEXT_SEED_B64 "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4A="
+
+/* Next and previous keys come in pairs, RotatedAt with the previous ones,
+ * and no pair repeats the current keys. */
+static void test_parse_rotation_fields(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		/* half a next pair */
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nNextNoisePrivateKey = " NEXT_NOISE_B64 "\n",
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nNextSigningPrivateKey = " NEXT_SEED_B64 "\n",
+		/* previous keys without RotatedAt, and RotatedAt without them */
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nPreviousNoisePrivateKey = " NEXT_NOISE_B64
+		"\nPreviousSigningPrivateKey = " NEXT_SEED_B64 "\n",
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nRotatedAt = 5\n",
+		/* bad RotatedAt */
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nPreviousNoisePrivateKey = " NEXT_NOISE_B64
+		"\nPreviousSigningPrivateKey = " NEXT_SEED_B64 "\nRotatedAt = 05\n",
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nPreviousNoisePrivateKey = " NEXT_NOISE_B64
+		"\nPreviousSigningPrivateKey = " NEXT_SEED_B64 "\nRotatedAt = 99999999999999999999\n",
+		/* the next keys are the current ones */
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nNextNoisePrivateKey = " NOISE_B64 "\nNextSigningPrivateKey = " SEED_B64 "\n",
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nNextNoisePrivateKey = " NEXT_NOISE_B64 "\nNextSigningPrivateKey = " SEED_B64 "\n",
+		/* a repeated next key */
+		"NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+		"\nNextNoisePrivateKey = " NEXT_NOISE_B64 "\nNextSigningPrivateKey = " NEXT_SEED_B64
+		"\nNextNoisePrivateKey = " NEXT_NOISE_B64 "\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		hl_signer *id = (hl_signer *)1;
+		if (hl_signer_parse(bad[i], strlen(bad[i]), &id) >= 0)
+			fail_msg("bad rotation fields %zu accepted", i);
+		assert_null(id);
+	}
+	const char *good = "NoisePrivateKey = " NOISE_B64 "\nSigningPrivateKey = " SEED_B64
+			   "\nnextnoiseprivatekey = " NEXT_NOISE_B64
+			   "\nNextSigningPrivateKey = " NEXT_SEED_B64 "\n";
+	hl_signer *id = NULL;
+	uint8_t h[32];
+	assert_int_equal(hl_signer_parse(good, strlen(good), &id), 0);
+	assert_int_equal(hl_signer_next_hash(id, h), 0);
+	hl_signer_free(id);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -572,6 +802,11 @@ int main(void)
 		cmocka_unit_test(test_parse_valid),
 		cmocka_unit_test(test_parse_refuses_corrupt),
 		cmocka_unit_test(test_load_refuses_corrupt_file),
+		cmocka_unit_test(test_next_keys_kept_apart_in_memory),
+		cmocka_unit_test(test_rotate_file),
+		cmocka_unit_test(test_rotate_needs_next_keys),
+		cmocka_unit_test(test_rotation_contexts_and_previous),
+		cmocka_unit_test(test_parse_rotation_fields),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

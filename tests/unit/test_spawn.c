@@ -69,6 +69,17 @@ static void test_requests_roundtrip(void **state)
 	assert_int_equal(roundtrip(&r, &back), 0);
 	assert_int_equal(back.nenv, 2);
 	assert_string_equal(back.env[1], "HOTLINE_DETAIL=a call ringing");
+	/* a peer's key rotation, taken or refused (daemon/rotation.c) */
+	r.nenv = 3;
+	snprintf(r.env[0], sizeof(r.env[0]), "HOTLINE_ALARM=rotation_refused");
+	snprintf(r.env[1], sizeof(r.env[1]), "HOTLINE_SEQ=7");
+	snprintf(r.env[2], sizeof(r.env[2]), "HOTLINE_DETAIL=washington rotated its keys at "
+		 "position 7 of its chain, to keys its card committed to; its new fingerprint is "
+		 "03138 45458 91465 31879 33131 67451 05354 71465");
+	assert_int_equal(roundtrip(&r, &back), 0);
+	assert_int_equal(back.nenv, 3);
+	assert_string_equal(back.env[0], "HOTLINE_ALARM=rotation_refused");
+	assert_string_equal(back.env[1], "HOTLINE_SEQ=7");
 }
 
 static void test_requests_refused(void **state)
