@@ -29,7 +29,9 @@
  * else "default".
  *
  * SECURITY  Input files are parsed by voice/wav.c and libopusfile
- * (fuzzed); output files are created with O_EXCL and never follow a link.
+ * (fuzzed); `play`, whose file is the other side's, parses it in a child
+ * under the decode sandbox (docs/sandbox.md) and plays the PCM it gives;
+ * output files are created with O_EXCL and never follow a link.
  *
  * DIAGNOSTICS  One line on stderr, "hotline-voice: ...", exit 1; a usage
  * error exits 2. */
@@ -46,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/sandbox.h"
 #include "util/err.h"
 #include "voice/oggopus.h"
 #include "voice/wav.h"
@@ -327,56 +330,6 @@ static int cmd_record(const char *device, const char *input, double seconds, con
 	return ret ? ret : fret;
 }
 
-struct play_sink {
-	snd_pcm_t *pcm;
-	uint64_t t0, frames;
-};
-
-static int play_cb(void *arg, const int16_t *pcm, size_t frames)
-{
-	struct play_sink *p = arg;
-	while (frames > 0 && !stop_flag) {
-		long k = dev_write(p->pcm, pcm, frames);
-		if (k < 0)
-			return fail("playing: %s", snd_strerror((int)k));
-		pcm += k;
-		frames -= (size_t)k;
-		p->frames += (uint64_t)k;
-		pace(p->t0, p->frames, HL_OGGOPUS_RATE);
-	}
-	return stop_flag ? 1 : 0;
-}
-
-static int cmd_play(const char *device, const char *in)
-{
-	uint8_t *mem = NULL;
-	size_t len = 0;
-	FILE *f = fopen(in, "rb");
-	if (!f)
-		return fail("%s: %s", in, strerror(errno));
-	mem = malloc(HL_OGGOPUS_MAX + 1);
-	if (mem)
-		len = fread(mem, 1, HL_OGGOPUS_MAX + 1, f);
-	fclose(f);
-	if (!mem || len > HL_OGGOPUS_MAX) {
-		free(mem);
-		return fail("%s: too large for a voice message", in);
-	}
-	struct play_sink p = { .t0 = mono_us() };
-	if (dev_open(&p.pcm, device_name(device), SND_PCM_STREAM_PLAYBACK, HL_OGGOPUS_RATE)) {
-		free(mem);
-		return 1;
-	}
-	int ret = hl_oggopus_decode(mem, len, play_cb, &p);
-	if (ret < 0)
-		ret = fail("%s: not an Ogg Opus file (%s)", in, hl_strerror(ret));
-	if (!stop_flag)
-		snd_pcm_drain(p.pcm);
-	snd_pcm_close(p.pcm);
-	free(mem);
-	return ret && !stop_flag ? 1 : 0;
-}
-
 static int write_full(int fd, const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -390,6 +343,96 @@ static int write_full(int fd, const void *p, size_t n)
 		n -= (size_t)k;
 	}
 	return 0;
+}
+
+/* The recording is the other side's bytes: a child under the decode
+ * sandbox (daemon/sandbox.h: no file, no socket, nothing but a pipe)
+ * parses it and writes the PCM to the pipe; this process, which holds the
+ * sound device, only plays what comes out. */
+struct decode_job {
+	const uint8_t *buf;
+	size_t len;
+};
+
+static int decode_write(void *arg, const int16_t *pcm, size_t frames)
+{
+	return write_full(*(const int *)arg, pcm, frames * 2) < 0 ? 1 : 0;
+}
+
+static int decode_child(void *arg, int fd)
+{
+	const struct decode_job *j = arg;
+	return hl_oggopus_decode(j->buf, j->len, decode_write, &fd) < 0;
+}
+
+/* The child's PCM (FD) to the device, paced; 0, or 1 after one line. */
+static int play_pcm(snd_pcm_t *pcm, int fd)
+{
+	int16_t buf[PERIOD];
+	size_t have = 0;
+	uint64_t t0 = mono_us(), frames = 0;
+	while (!stop_flag) {
+		ssize_t n = read(fd, (uint8_t *)buf + have, sizeof(buf) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		size_t k = have / 2;
+		for (size_t done = 0; done < k && !stop_flag;) {
+			long w = dev_write(pcm, buf + done, k - done);
+			if (w < 0)
+				return fail("playing: %s", snd_strerror((int)w));
+			done += (size_t)w;
+			frames += (uint64_t)w;
+			pace(t0, frames, HL_OGGOPUS_RATE);
+		}
+		memmove(buf, (uint8_t *)buf + k * 2, have - k * 2);
+		have -= k * 2;
+	}
+	return 0;
+}
+
+static int cmd_play(const char *device, const char *in)
+{
+	uint8_t *mem = NULL;
+	size_t len = 0;
+	char err[256];
+	FILE *f = fopen(in, "rb");
+	if (!f)
+		return fail("%s: %s", in, strerror(errno));
+	mem = malloc(HL_OGGOPUS_MAX + 1);
+	if (mem)
+		len = fread(mem, 1, HL_OGGOPUS_MAX + 1, f);
+	fclose(f);
+	if (!mem || len > HL_OGGOPUS_MAX) {
+		free(mem);
+		return fail("%s: too large for a voice message", in);
+	}
+	snd_pcm_t *pcm;
+	if (dev_open(&pcm, device_name(device), SND_PCM_STREAM_PLAYBACK, HL_OGGOPUS_RATE)) {
+		free(mem);
+		return 1;
+	}
+	struct decode_job j = { mem, len };
+	int fd, ret;
+	pid_t pid = hl_sandbox_child(decode_child, &j, &fd, err, sizeof(err));
+	if (pid < 0) {
+		ret = fail("%s", err);
+	} else {
+		ret = play_pcm(pcm, fd);
+		close(fd);
+		int st = hl_sandbox_child_status(pid, err, sizeof(err));
+		if (st == HL_EINVAL && !ret)
+			ret = fail("%s: not an Ogg Opus file", in);
+		else if (st < 0 && !ret)
+			ret = fail("%s", err);
+	}
+	if (!stop_flag)
+		snd_pcm_drain(pcm);
+	snd_pcm_close(pcm);
+	free(mem);
+	return ret && !stop_flag ? 1 : 0;
 }
 
 /* Calls: 20 ms pieces of 16 kHz mono s16le to stdout, until a signal or
