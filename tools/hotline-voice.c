@@ -50,6 +50,7 @@
 
 #include "daemon/sandbox.h"
 #include "util/err.h"
+#include "voice/helper.h"
 #include "voice/oggopus.h"
 #include "voice/wav.h"
 
@@ -365,32 +366,25 @@ static int decode_child(void *arg, int fd)
 	return hl_oggopus_decode(j->buf, j->len, decode_write, &fd) < 0;
 }
 
-/* The child's PCM (FD) to the device, paced; 0, or 1 after one line. */
-static int play_pcm(snd_pcm_t *pcm, int fd)
+struct play_sink {
+	snd_pcm_t *pcm;
+	uint64_t t0, frames;
+};
+
+/* The decoder's PCM to the device, paced; non-zero stops. */
+static int play_cb(void *arg, const int16_t *pcm, size_t frames)
 {
-	int16_t buf[PERIOD];
-	size_t have = 0;
-	uint64_t t0 = mono_us(), frames = 0;
-	while (!stop_flag) {
-		ssize_t n = read(fd, (uint8_t *)buf + have, sizeof(buf) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		size_t k = have / 2;
-		for (size_t done = 0; done < k && !stop_flag;) {
-			long w = dev_write(pcm, buf + done, k - done);
-			if (w < 0)
-				return fail("playing: %s", snd_strerror((int)w));
-			done += (size_t)w;
-			frames += (uint64_t)w;
-			pace(t0, frames, HL_OGGOPUS_RATE);
-		}
-		memmove(buf, (uint8_t *)buf + k * 2, have - k * 2);
-		have -= k * 2;
+	struct play_sink *p = arg;
+	while (frames > 0 && !stop_flag) {
+		long k = dev_write(p->pcm, pcm, frames);
+		if (k < 0)
+			return fail("playing: %s", snd_strerror((int)k));
+		pcm += k;
+		frames -= (size_t)k;
+		p->frames += (uint64_t)k;
+		pace(p->t0, p->frames, HL_OGGOPUS_RATE);
 	}
-	return 0;
+	return stop_flag ? 1 : 0;
 }
 
 static int cmd_play(const char *device, const char *in)
@@ -409,8 +403,8 @@ static int cmd_play(const char *device, const char *in)
 		free(mem);
 		return fail("%s: too large for a voice message", in);
 	}
-	snd_pcm_t *pcm;
-	if (dev_open(&pcm, device_name(device), SND_PCM_STREAM_PLAYBACK, HL_OGGOPUS_RATE)) {
+	struct play_sink p = { .t0 = mono_us() };
+	if (dev_open(&p.pcm, device_name(device), SND_PCM_STREAM_PLAYBACK, HL_OGGOPUS_RATE)) {
 		free(mem);
 		return 1;
 	}
@@ -420,7 +414,7 @@ static int cmd_play(const char *device, const char *in)
 	if (pid < 0) {
 		ret = fail("%s", err);
 	} else {
-		ret = play_pcm(pcm, fd);
+		ret = hl_pcm_pump(fd, play_cb, &p) > 0;
 		close(fd);
 		int st = hl_sandbox_child_status(pid, err, sizeof(err));
 		if (st == HL_EINVAL && !ret)
@@ -429,8 +423,8 @@ static int cmd_play(const char *device, const char *in)
 			ret = fail("%s", err);
 	}
 	if (!stop_flag)
-		snd_pcm_drain(pcm);
-	snd_pcm_close(pcm);
+		snd_pcm_drain(p.pcm);
+	snd_pcm_close(p.pcm);
 	free(mem);
 	return ret && !stop_flag ? 1 : 0;
 }

@@ -240,39 +240,27 @@ static int decode_child(void *arg, int fd)
 	       hl_oggopus_decode(j->buf, j->len, pipe_cb, &ps) < 0;
 }
 
-/* The child's PCM (FD) to the WAV OUT (made at the first bytes) or to the
- * pipe PLAYER; -errno, or 0. */
-static int pcm_out(int fd, const char *out, unsigned rate, int player, bool *made)
-{
-	int16_t pcm[4096];
-	size_t have = 0;
+/* Where the child's PCM goes: OUT.wav (RATE; made at the first bytes,
+ * so that a recording that does not decode leaves none), or PLAYER. */
+struct pcm_out {
+	const char *out;
+	unsigned rate;
+	struct pipe_sink player;
 	struct hl_wav_writer w;
-	struct pipe_sink ps = { player };
-	int r = 0;
-	for (;;) {
-		ssize_t n = read(fd, (uint8_t *)pcm + have, sizeof(pcm) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : 0;
-			break;
-		}
-		have += (size_t)n;
-		size_t frames = have / 2;
-		if (out && !*made && (r = hl_wav_create(&w, out, rate, 1, 0)) == 0)
-			*made = true;
-		if (r == 0)
-			r = out ? hl_wav_write(&w, pcm, frames) : (pipe_cb(&ps, pcm, frames) ? -EPIPE : 0);
-		if (r < 0)
-			break;
-		memmove(pcm, (uint8_t *)pcm + frames * 2, have - frames * 2);
-		have -= frames * 2;
-	}
-	if (*made) {
-		int c = hl_wav_close(&w);
-		r = r < 0 ? r : c;
-	}
-	return r;
+	bool made;
+	int error;
+};
+
+static int pcm_out_cb(void *arg, const int16_t *pcm, size_t frames)
+{
+	struct pcm_out *o = arg;
+	if (!o->out)
+		return pipe_cb(&o->player, pcm, frames) ? (o->error = -EPIPE) : 0;
+	if (!o->made && (o->error = hl_wav_create(&o->w, o->out, o->rate, 1, 0)) == 0)
+		o->made = true;
+	if (o->error == 0)
+		o->error = hl_wav_write(&o->w, pcm, frames);
+	return o->error;
 }
 
 /* Decodes J into OUT.wav (RATE), or to PLAYER.  HL_EXIT_OK, or
@@ -282,15 +270,19 @@ static int boxed_decode(const struct decode_job *j, const char *out, unsigned ra
 			const char *bad)
 {
 	char err[256] = "";
-	bool made = false;
+	struct pcm_out o = { .out = out, .rate = rate, .player = { player } };
 	int fd, r;
 	pid_t pid = hl_sandbox_child(decode_child, (void *)j, &fd, err, sizeof(err));
 	if (pid < 0)
 		return hl_fail("voice", "%s", err);
-	r = pcm_out(fd, out, rate, player, &made);
+	r = hl_pcm_pump(fd, pcm_out_cb, &o);
 	close(fd);
 	int st = hl_sandbox_child_status(pid, err, sizeof(err));
-	if ((r < 0 || st < 0) && made)
+	if (o.made) {
+		int c = hl_wav_close(&o.w);
+		r = r < 0 ? r : c;
+	}
+	if ((r < 0 || st < 0) && o.made)
 		unlink(out);
 	if (st == HL_EINVAL)
 		return hl_fail("voice", "%s", bad);
