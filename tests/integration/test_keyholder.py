@@ -381,7 +381,7 @@ def test_in_process_holder_uses_the_same_journal(net):
     db.commit()
     db.close()
 
-    # A command signs in-process: it takes that position back as signed
+    # A command signs through a holder of its own: it takes that position back as signed
     # (text and all) and signs the new one after it.
     new_id = a.send("pyongyang", "after the loss")
     db = sqlite3.connect(os.path.join(a.dir, "store.db"))
