@@ -288,6 +288,56 @@ def test_bundle_import_without_daemon_holds_no_key(net, tmp_path):
     assert not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"]
 
 
+def test_commands_without_daemon_take_turns(net):
+    """Commands run at once with no daemon each start a key holder; the
+    holders take keyholder.lock in turn, every command succeeds, each
+    message has its own position, and no holder outlives its command."""
+    a, b, _ = net.pair(start=False)
+    procs = [subprocess.Popen([a.bin, "-d", a.dir, "send", "pyongyang", f"at once {i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=scaled(120))
+        assert p.returncode == 0, err
+        ids.append(out.strip())
+    db = sqlite3.connect(os.path.join(a.dir, "store.db"))
+    seqs = [r[0] for r in db.execute("SELECT seq FROM items WHERE dir = 0 ORDER BY seq")]
+    db.close()
+    assert len(seqs) == len(set(seqs)) and len(seqs) >= 4, seqs
+    assert not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"]
+    a.start()
+    b.start()
+    a.wait_delivered(ids, scaled(30))
+
+
+def test_command_killed_takes_its_holder(net, tmp_path):
+    """A command killed while its holder runs: the holder goes with it
+    (PR_SET_PDEATHSIG), the lock with the holder, and the next command
+    starts one of its own."""
+    a, b, _ = net.pair(start=False)
+    mid = b.send("washington", "courier")
+    bundle = tmp_path / "c.bundle"
+    b.cmd("bundle", "export", "washington", "-o", str(bundle))
+    a.inbox()
+    db = sqlite3.connect(os.path.join(a.dir, "store.db"), isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    p = subprocess.Popen([a.bin, "-d", a.dir, "bundle", "import", str(bundle)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"],
+                 scaled(20), "the import's key holder")
+        p.kill()
+        p.communicate(timeout=scaled(20))
+        wait_for(lambda: not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"],
+                 scaled(20), "the key holder to go with its command")
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    a.cmd("bundle", "import", str(bundle))
+    assert mid in inbox_ids(a)
+
+
 def test_compromised_network_process(net):
     a, b, _ = net.pair()
     a.send("pyongyang", "one", wait=int(scaled(20)))
