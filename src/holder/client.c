@@ -474,6 +474,15 @@ static bool readable_within(int fd, int ms)
 	return r > 0 || (r < 0 && errno != EINTR);
 }
 
+/* FD, readable, has ended rather than brought an answer: the holder
+ * exited before answering (it could not start). */
+static bool ended(int fd)
+{
+	uint8_t b;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* No holder listens: this command starts its own (holder/proc.h), which
  * answers once it holds keyholder.lock — at once, or when another
  * command's holder has finished.  Meanwhile a daemon may start and its
@@ -490,7 +499,8 @@ static int open_own(hl_keys *k, const char *dir, int dirfd, char err[static HL_K
 	while (c.error == 0 && !readable_within(k->fd, 20) && mono_ms() < deadline)
 		if ((sock = connect_holder(dirfd)) >= 0)
 			break;
-	if (c.error == 0 && sock < 0 && readable_within(k->fd, 0))
+	bool answered = c.error == 0 && sock < 0 && readable_within(k->fd, 0);
+	if (answered && !ended(k->fd))
 		return learn_keys_answer(k, &c, err);
 	pthread_mutex_unlock(&k->mu); /* the call is dropped with the holder */
 	stop_own(k);
@@ -498,10 +508,14 @@ static int open_own(hl_keys *k, const char *dir, int dirfd, char err[static HL_K
 		k->fd = sock;
 		return learn_keys(k, err);
 	}
-	ret = c.error < 0 ? c.error : HL_ETIMEOUT;
-	snprintf(err, HL_KEYS_ERR_LEN, "cannot reach the station's keys: %s/%s stayed locked (%s)",
-		 dir, HL_HOLDER_LOCK, hl_strerror(ret));
-	return ret;
+	if (answered) /* it said why on stderr, as the daemon's holder does in the log */
+		snprintf(err, HL_KEYS_ERR_LEN, "the key holder could not start (its reason is "
+			 "the line above)");
+	else
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot reach the station's keys: %s/%s stayed "
+			 "locked (%s)", dir, HL_HOLDER_LOCK,
+			 hl_strerror(c.error < 0 ? c.error : HL_ETIMEOUT));
+	return answered ? HL_ESTATE : c.error < 0 ? c.error : HL_ETIMEOUT;
 }
 
 int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
