@@ -43,7 +43,8 @@ enum hl_keys_need {
 /* A command's keys for station DIR: the daemon's key holder if one
  * listens, else a holder of the command's own (hl_holder_spawn_own; it
  * waits, up to a minute, for another command's holder to finish).  The
- * handle ends it (hl_keys_free).  Call it before a sandbox: it forks.
+ * handle ends it (hl_keys_free).  Call it before a sandbox and before any
+ * thread starts: it forks.
  * HL_KEYS_PUBLIC: the handle asks for nothing but the public keys.  ERR
  * gets one line. */
 int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
