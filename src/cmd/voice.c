@@ -284,12 +284,12 @@ static int boxed_decode(const struct decode_job *j, const char *out, unsigned ra
 	}
 	if ((r < 0 || st < 0) && o.made)
 		unlink(out);
+	/* our own failure first: the child then fails too, writing to no one */
+	if (r < 0)
+		return hl_fail("voice", "%s: %s", out ? out : "playing", hl_strerror(r));
 	if (st == HL_EINVAL)
 		return hl_fail("voice", "%s", bad);
-	if (st < 0)
-		return hl_fail("voice", "%s", err);
-	return r < 0 ? hl_fail("voice", "%s: %s", out ? out : "playing", hl_strerror(r))
-		     : HL_EXIT_OK;
+	return st < 0 ? hl_fail("voice", "%s", err) : HL_EXIT_OK;
 }
 
 /* A call's recording (a message whose attachment is call-*.hla, which a
