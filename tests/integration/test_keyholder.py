@@ -234,20 +234,30 @@ def proc_status(pid):
         return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
 
 
-def test_bundle_import_without_daemon_holds_no_key(net, tmp_path):
-    """A courier bundle is the adversary's bytes.  Imported with no daemon
-    running, the command starts a key holder of its own: caught half-way
-    (the store's writer lock held by the test, so the import waits for it),
-    the command's memory holds neither key (its holder's does), and it
-    parses under its sandbox."""
+@pytest.mark.parametrize("path", ["file", "maildir"])
+def test_bundle_import_without_daemon_holds_no_key(net, tmp_path, path):
+    """A courier bundle, or a mail, is the adversary's bytes.  Imported with
+    no daemon running (`bundle import FILE`, `bundle import --maildir`), the
+    command starts a key holder of its own: caught half-way (the store's
+    writer lock held by the test, so the import waits for it), the command's
+    memory holds neither key (its holder's does), and it parses under its
+    sandbox."""
     a, b, _ = net.pair(start=False)
-    mid = b.send("washington", "by courier, no daemon anywhere")
-    bundle = tmp_path / "courier.bundle"
-    b.cmd("bundle", "export", "washington", "-o", str(bundle))
+    if path == "maildir":
+        md = with_maildir(a, tmp_path)
+        mid, data = bundle_mail(b, "washington", tmp_path, "by mail, no daemon anywhere")
+        with open(os.path.join(md, "new", "1.mail"), "wb") as f:
+            f.write(data)
+        args = ["--maildir"]
+    else:
+        mid = b.send("washington", "by courier, no daemon anywhere")
+        bundle = tmp_path / "courier.bundle"
+        b.cmd("bundle", "export", "washington", "-o", str(bundle))
+        args = [str(bundle)]
     a.inbox()  # the store exists
     db = sqlite3.connect(os.path.join(a.dir, "store.db"), isolation_level=None)
     db.execute("BEGIN IMMEDIATE")  # the import waits for the writer lock
-    p = subprocess.Popen([a.bin, "-d", a.dir, "bundle", "import", str(bundle)],
+    p = subprocess.Popen([a.bin, "-d", a.dir, "bundle", "import", *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stopped = False
     try:
@@ -283,7 +293,7 @@ def test_bundle_import_without_daemon_holds_no_key(net, tmp_path):
         out, err = p.communicate(timeout=scaled(60))
     # whatever that import made of the wait, the bundle goes in, and the
     # command's holder is gone with it
-    a.cmd("bundle", "import", str(bundle))
+    a.cmd("bundle", "import", *args)
     assert mid in inbox_ids(a)
     assert not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"]
 
