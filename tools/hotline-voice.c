@@ -29,7 +29,9 @@
  * else "default".
  *
  * SECURITY  Input files are parsed by voice/wav.c and libopusfile
- * (fuzzed); output files are created with O_EXCL and never follow a link.
+ * (fuzzed); `play`, whose file is the other side's, parses it in a child
+ * under the decode sandbox (docs/sandbox.md) and plays the PCM it gives;
+ * output files are created with O_EXCL and never follow a link.
  *
  * DIAGNOSTICS  One line on stderr, "hotline-voice: ...", exit 1; a usage
  * error exits 2. */
@@ -46,7 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/sandbox.h"
 #include "util/err.h"
+#include "voice/helper.h"
 #include "voice/oggopus.h"
 #include "voice/wav.h"
 
@@ -327,11 +331,47 @@ static int cmd_record(const char *device, const char *input, double seconds, con
 	return ret ? ret : fret;
 }
 
+static int write_full(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n > 0) {
+		ssize_t k = write(fd, b, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The recording is the other side's bytes: a child under the decode
+ * sandbox (daemon/sandbox.h: no file, no socket, nothing but a pipe)
+ * parses it and writes the PCM to the pipe; this process, which holds the
+ * sound device, only plays what comes out. */
+struct decode_job {
+	const uint8_t *buf;
+	size_t len;
+};
+
+static int decode_write(void *arg, const int16_t *pcm, size_t frames)
+{
+	return write_full(*(const int *)arg, pcm, frames * 2) < 0 ? 1 : 0;
+}
+
+static int decode_child(void *arg, int fd)
+{
+	const struct decode_job *j = arg;
+	return hl_oggopus_decode(j->buf, j->len, decode_write, &fd) < 0;
+}
+
 struct play_sink {
 	snd_pcm_t *pcm;
 	uint64_t t0, frames;
 };
 
+/* The decoder's PCM to the device, paced; non-zero stops. */
 static int play_cb(void *arg, const int16_t *pcm, size_t frames)
 {
 	struct play_sink *p = arg;
@@ -351,6 +391,7 @@ static int cmd_play(const char *device, const char *in)
 {
 	uint8_t *mem = NULL;
 	size_t len = 0;
+	char err[256];
 	FILE *f = fopen(in, "rb");
 	if (!f)
 		return fail("%s: %s", in, strerror(errno));
@@ -367,29 +408,25 @@ static int cmd_play(const char *device, const char *in)
 		free(mem);
 		return 1;
 	}
-	int ret = hl_oggopus_decode(mem, len, play_cb, &p);
-	if (ret < 0)
-		ret = fail("%s: not an Ogg Opus file (%s)", in, hl_strerror(ret));
+	struct decode_job j = { mem, len };
+	int fd, ret;
+	pid_t pid = hl_sandbox_child(decode_child, &j, &fd, err, sizeof(err));
+	if (pid < 0) {
+		ret = fail("%s", err);
+	} else {
+		ret = hl_pcm_pump(fd, play_cb, &p) > 0;
+		close(fd);
+		int st = hl_sandbox_child_status(pid, err, sizeof(err));
+		if (st == HL_EINVAL && !ret)
+			ret = fail("%s: not an Ogg Opus file", in);
+		else if (st < 0 && !ret)
+			ret = fail("%s", err);
+	}
 	if (!stop_flag)
 		snd_pcm_drain(p.pcm);
 	snd_pcm_close(p.pcm);
 	free(mem);
 	return ret && !stop_flag ? 1 : 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	while (n > 0) {
-		ssize_t k = write(fd, b, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		b += k;
-		n -= (size_t)k;
-	}
-	return 0;
 }
 
 /* Calls: 20 ms pieces of 16 kHz mono s16le to stdout, until a signal or

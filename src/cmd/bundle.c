@@ -42,8 +42,8 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
-#include "daemon/sandbox.h"
 #include "mail/pickup.h"
+#include "cmd/box.h"
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "util/err.h"
@@ -309,6 +309,11 @@ static int do_import(struct hl_ctx *ctx, const char *path)
 		ret = hl_fail(CMD_IMPORT, "%s: %s", q, strerror(errno));
 		goto out;
 	}
+	/* The bundle is the other side's: parse it sandboxed, once the store,
+	 * the key holder and the file are open. */
+	if ((ret = hl_cmd_box(CMD_IMPORT, HL_SANDBOX_IMPORT, ctx->dir, NULL, mc.conf->sandbox)) !=
+	    HL_EXIT_OK)
+		goto out;
 	if (hl_bundle_import(ctx->dir, mc.store, mc.me, mc.conf, map, len, &st, err,
 			     sizeof(err)) < 0) {
 		ret = hl_fail(CMD_IMPORT, "%s: refused: %s", q, err);
@@ -350,15 +355,11 @@ static int do_import_maildir(struct hl_ctx *ctx)
 		ret = hl_fail(CMD_IMPORT, "station.conf has no [Email] section (SMTP, From, Maildir)");
 		goto out;
 	}
-	/* What is in new/ comes from anyone: parse it sandboxed
-	 * (daemon/sandbox.h), once the store and the identity are open. */
-	struct hl_sandbox_spec spec = { .role = HL_SANDBOX_PICKUP, .station = ctx->dir,
-					.maildir = mc.conf->email.maildir };
-	char note[HL_SANDBOX_NOTE_LEN];
-	if (mc.conf->sandbox && hl_sandbox_enter(&spec, note, err, sizeof(err)) < 0) {
-		ret = hl_fail(CMD_IMPORT, "%s", err);
+	/* What is in new/ comes from anyone: parse it sandboxed, once the
+	 * store and the key holder are open. */
+	if ((ret = hl_cmd_box(CMD_IMPORT, HL_SANDBOX_PICKUP, ctx->dir, mc.conf->email.maildir,
+			      mc.conf->sandbox)) != HL_EXIT_OK)
 		goto out;
-	}
 	int r = hl_mail_pickup(ctx->dir, mc.store, mc.me, mc.conf, &st, pickup_report, NULL, err,
 			       sizeof(err));
 	printf("%u mail(s): %u imported, %u quarantined, %u left; %llu new in the inbox, "

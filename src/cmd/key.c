@@ -30,8 +30,8 @@
 #include "cmd/cmd.h"
 #include "conf/config.h"
 #include "crypto/signer.h"
-#include "daemon/control_client.h"
-#include "daemon/control_proto.h"
+#include "station/control_client.h"
+#include "station/control_proto.h"
 #include "deliver/rotate.h"
 #include "holder/client.h"
 #include "msg/item.h"
@@ -132,7 +132,7 @@ static int rotate_here(struct hl_ctx *ctx, unsigned reason)
 		ret = ret == -ENOENT ? hl_no_station(ctx, CMD) : hl_fail(CMD, "%s", err);
 		goto out;
 	}
-	/* the key holder's code, in this process (no daemon: we hold its lock) */
+	/* no daemon: a key holder this command starts (holder/client.c), under its lock */
 	if ((ret = hl_keys_open(ctx->dir, HL_KEYS_SIGN, &keys, kerr)) < 0) {
 		ret = hl_fail(CMD, "%s", kerr);
 		goto out;
@@ -145,7 +145,7 @@ static int rotate_here(struct hl_ctx *ctx, unsigned reason)
 		ret = hl_fail(CMD, "cannot rotate %s: %s", path,
 			      ret == HL_EUNSUPP ? "it has no next keys (made before key rotation "
 						  "existed): this station cannot rotate"
-						: "the key holder's code could not (see above)");
+						: "the key holder did not rotate it (see above)");
 		goto out;
 	}
 	if ((ret = hl_store_begin(st)) < 0)

@@ -9,7 +9,9 @@
  * replaces FILE atomically (a temporary in the same directory, fsynced,
  * renamed).  PEER may be a peer removed since (peer list --removed): the
  * store keeps its name and keys, so its history stays exportable.  verify and show need no station: they read FILE and, for
- * verify, the two cards given, and trust nothing else.
+ * verify, the two cards given, and trust nothing else; they parse them in
+ * the sandbox (daemon/sandbox.h, role decode: no file, no socket), once
+ * the files are open.
  *
  * DIAGNOSTICS  verify exits 0 only when everything holds; otherwise it
  * prints one line naming the first bad entry and why, and exits 1.  Refused
@@ -25,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmd/box.h"
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
 #include "record/export.h"
@@ -161,36 +164,81 @@ out:
 
 /* ---- reading a record file ---- */
 
-/* Opens and parses PATH (read in pieces, never whole: record/reader.h);
- * on failure prints the one line and returns HL_EXIT_FAIL. */
-static int open_record(const char *cmd, const char *path, struct hl_record **rec)
+/* PATH opened for reading; on failure prints the one line and returns -1. */
+static int open_file(const char *cmd, const char *path)
+{
+	char q[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		hl_sanitize(path, strlen(path), q, sizeof(q), 0);
+		hl_fail(cmd, "%s: %s", q, strerror(errno));
+	}
+	return fd;
+}
+
+/* Parses the record open on FD (read in pieces, never whole:
+ * record/reader.h; FD is closed); on failure prints the one line and
+ * returns HL_EXIT_FAIL. */
+static int parse_record(const char *cmd, const char *path, int fd, struct hl_record **rec)
 {
 	char err[512], q[256];
-	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return hl_fail(cmd, "%s: %s", q, strerror(errno));
 	int r = hl_record_open(fd, rec, err, sizeof(err));
 	close(fd);
-	if (r < 0)
+	if (r < 0) {
+		hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 		return hl_fail(cmd, "%s: %s", q, err);
+	}
 	return HL_EXIT_OK;
 }
 
-static int load_card(const char *path, hl_card *card)
+/* A card file's text (*TEXT, *LEN), read whole before the sandbox. */
+static int read_card(const char *path, char **text, size_t *len)
+{
+	char q[256];
+	int r = hl_read_file(path, HL_CARD_MAX_BYTES, text, len);
+	if (r < 0) {
+		hl_sanitize(path, strlen(path), q, sizeof(q), 0);
+		return hl_fail(CMD_VERIFY, "card %s: %s", q, hl_strerror(r));
+	}
+	return HL_EXIT_OK;
+}
+
+static int parse_card(const char *path, const char *text, size_t len, hl_card *card)
 {
 	char err[HL_CONF_ERR_LEN], q[256];
-	char *text = NULL;
-	size_t len;
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
-	int r = hl_read_file(path, HL_CARD_MAX_BYTES, &text, &len);
-	if (r < 0)
-		return hl_fail(CMD_VERIFY, "card %s: %s", q, hl_strerror(r));
-	r = hl_card_parse(text, len, q, card, err);
-	free(text);
-	if (r < 0)
+	if (hl_card_parse(text, len, q, card, err) < 0)
 		return hl_fail(CMD_VERIFY, "%s", err);
 	return HL_EXIT_OK;
+}
+
+/* The two cards' texts and the record opened, then the sandbox (a record
+ * and its cards come from anyone: docs/sandbox.md), then the parsing. */
+static int load_verify(const char *path, const char *card_a, const char *card_b, hl_card *a,
+		       hl_card *b, struct hl_record **rec)
+{
+	char *ta = NULL, *tb = NULL;
+	size_t la = 0, lb = 0;
+	int fd = -1, ret;
+	if ((ret = read_card(card_a, &ta, &la)) != HL_EXIT_OK ||
+	    (ret = read_card(card_b, &tb, &lb)) != HL_EXIT_OK)
+		goto out;
+	if ((fd = open_file(CMD_VERIFY, path)) < 0) {
+		ret = HL_EXIT_FAIL;
+		goto out;
+	}
+	if ((ret = hl_cmd_box(CMD_VERIFY, HL_SANDBOX_DECODE, NULL, NULL, true)) != HL_EXIT_OK ||
+	    (ret = parse_card(card_a, ta, la, a)) != HL_EXIT_OK ||
+	    (ret = parse_card(card_b, tb, lb, b)) != HL_EXIT_OK)
+		goto out;
+	ret = parse_record(CMD_VERIFY, path, fd, rec);
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(ta);
+	free(tb);
+	return ret;
 }
 
 /* Notes are printed only when the record verifies: beside a failure they
@@ -218,9 +266,7 @@ static int do_verify(const char *path, const char *card_a, const char *card_b)
 	struct notes notes = { 0 };
 	char q[256];
 	int ret;
-	if ((ret = load_card(card_a, &a)) != HL_EXIT_OK ||
-	    (ret = load_card(card_b, &b)) != HL_EXIT_OK ||
-	    (ret = open_record(CMD_VERIFY, path, &rec)) != HL_EXIT_OK)
+	if ((ret = load_verify(path, card_a, card_b, &a, &b, &rec)) != HL_EXIT_OK)
 		goto out;
 	hl_sanitize(path, strlen(path), q, sizeof(q), 0);
 	if (hl_record_verify(rec, &a, &b, keep_note, &notes, &v) < 0) {
@@ -255,7 +301,11 @@ out:
 static int do_show(const char *path)
 {
 	struct hl_record *rec = NULL;
-	int ret = open_record(CMD_SHOW, path, &rec);
+	int ret = HL_EXIT_FAIL, fd = open_file(CMD_SHOW, path);
+	if (fd >= 0 && (ret = hl_cmd_box(CMD_SHOW, HL_SANDBOX_DECODE, NULL, NULL, true)) != HL_EXIT_OK)
+		close(fd);
+	else if (fd >= 0)
+		ret = parse_record(CMD_SHOW, path, fd, &rec);
 	if (ret == HL_EXIT_OK) {
 		int r = hl_record_show(rec, stdout);
 		if (fflush(stdout) != 0)

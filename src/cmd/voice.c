@@ -13,9 +13,11 @@
  * ordinary one with that one attachment (voice/voicemsg.h), queued like
  * `send -a`; the recording's copy under voice/ goes once it is queued.
  *
- * play: the recording of a received or sent voice message, decoded here
- * (libopusfile) into OUT.wav (48 kHz mono), or played on the sound device
- * by the helper. */
+ * play: the recording of a received or sent voice message, decoded
+ * (libopusfile) into OUT.wav (48 kHz mono) by a sandboxed child of this
+ * process, or played on the sound device by the helper, which decodes it
+ * in a sandboxed child of its own: the recording is the other side's
+ * bytes (docs/sandbox.md). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/msgcmd.h"
+#include "daemon/sandbox.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
@@ -190,11 +193,6 @@ out:
 	return ret;
 }
 
-static int wav_sink(void *arg, const int16_t *pcm, size_t frames)
-{
-	return hl_wav_write(arg, pcm, frames);
-}
-
 struct pipe_sink {
 	int fd;
 };
@@ -209,11 +207,88 @@ static int pipe_cb(void *arg, const int16_t *pcm, size_t frames)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
-			return 1;   /* the player went away: stop */
+			return 1;   /* the reader went away: stop */
 		b += k;
 		n -= (size_t)k;
 	}
 	return 0;
+}
+
+/* ---- decoding in a sandboxed child ----
+ *
+ * A recording is the other side's bytes.  It is read here, then parsed in
+ * a child under the decode sandbox (daemon/sandbox.h: no file, no socket,
+ * nothing of ours but a pipe), which writes s16le PCM to the pipe; this
+ * process, which holds the store and writes OUT.wav, parses nothing. */
+
+struct decode_job {
+	const uint8_t *buf;
+	size_t len;
+	bool call;                    /* call-*.hla (16 kHz); else Ogg Opus (48 kHz) */
+};
+
+/* In the child: the PCM to FD; non-zero when the recording does not decode. */
+static int decode_child(void *arg, int fd)
+{
+	const struct decode_job *j = arg;
+	struct pipe_sink ps = { fd };
+	struct hl_oggopus_info info;
+	if (j->call)
+		return hl_callaudio_decode(j->buf, j->len, pipe_cb, &ps) < 0;
+	return hl_oggopus_info(j->buf, j->len, &info) < 0 ||
+	       hl_oggopus_decode(j->buf, j->len, pipe_cb, &ps) < 0;
+}
+
+/* Where the child's PCM goes: OUT.wav (RATE; made at the first bytes,
+ * so that a recording that does not decode leaves none), or PLAYER. */
+struct pcm_out {
+	const char *out;
+	unsigned rate;
+	struct pipe_sink player;
+	struct hl_wav_writer w;
+	bool made;
+	int error;
+};
+
+static int pcm_out_cb(void *arg, const int16_t *pcm, size_t frames)
+{
+	struct pcm_out *o = arg;
+	if (!o->out)
+		return pipe_cb(&o->player, pcm, frames) ? (o->error = -EPIPE) : 0;
+	if (!o->made && (o->error = hl_wav_create(&o->w, o->out, o->rate, 1, 0)) == 0)
+		o->made = true;
+	if (o->error == 0)
+		o->error = hl_wav_write(&o->w, pcm, frames);
+	return o->error;
+}
+
+/* Decodes J into OUT.wav (RATE), or to PLAYER.  HL_EXIT_OK, or
+ * HL_EXIT_FAIL after one line: BAD when the recording does not decode.
+ * A failed OUT is removed. */
+static int boxed_decode(const struct decode_job *j, const char *out, unsigned rate, int player,
+			const char *bad)
+{
+	char err[256] = "";
+	struct pcm_out o = { .out = out, .rate = rate, .player = { player } };
+	int fd, r;
+	pid_t pid = hl_sandbox_child(decode_child, (void *)j, &fd, err, sizeof(err));
+	if (pid < 0)
+		return hl_fail("voice", "%s", err);
+	r = hl_pcm_pump(fd, pcm_out_cb, &o);
+	close(fd);
+	int st = hl_sandbox_child_status(pid, err, sizeof(err));
+	if (o.made) {
+		int c = hl_wav_close(&o.w);
+		r = r < 0 ? r : c;
+	}
+	if ((r < 0 || st < 0) && o.made)
+		unlink(out);
+	/* our own failure first: the child then fails too, writing to no one */
+	if (r < 0)
+		return hl_fail("voice", "%s: %s", out ? out : "playing", hl_strerror(r));
+	if (st == HL_EINVAL)
+		return hl_fail("voice", "%s", bad);
+	return st < 0 ? hl_fail("voice", "%s", err) : HL_EXIT_OK;
 }
 
 /* A call's recording (a message whose attachment is call-*.hla, which a
@@ -227,32 +302,55 @@ static int play_call_audio(struct hl_ctx *ctx, const struct hl_msg_row *row, con
 		return hl_fail("voice", "the recording has not all arrived yet");
 	char *path = hl_path_join(ctx->dir, a->path), *buf = NULL;
 	size_t len = 0;
-	int r = hl_read_file(path, HL_CALLAUDIO_MAX, &buf, &len);
+	int r = hl_read_file(path, HL_CALLAUDIO_MAX, &buf, &len), ret;
 	free(path);
 	if (r < 0) {
 		free(buf);
 		return hl_fail("voice", "%s: %s", a->path, hl_strerror(r));
 	}
+	struct decode_job j = { (const uint8_t *)buf, len, true };
 	if (out) {
-		struct hl_wav_writer w;
-		if ((r = hl_wav_create(&w, out, 16000, 1, 0)) == 0) {
-			r = hl_callaudio_decode((const uint8_t *)buf, len, wav_sink, &w);
-			int c = hl_wav_close(&w);
-			r = r < 0 ? r : c;
-		}
+		ret = boxed_decode(&j, out, 16000, -1, "the call recording does not decode");
 	} else {
 		const char *args[] = { "playback", device ? "--device" : NULL, device, NULL };
-		struct pipe_sink ps;
-		pid_t pid = hl_voice_helper_spawn(args, &ps.fd, NULL);
-		r = pid < 0 ? HL_EINVAL : hl_callaudio_decode((const uint8_t *)buf, len, pipe_cb, &ps);
+		int player = -1;
+		pid_t pid = hl_voice_helper_spawn(args, &player, NULL);
+		ret = pid < 0 ? hl_fail("voice", "cannot run the sound helper")
+			      : boxed_decode(&j, NULL, 16000, player, "the call recording does not decode");
 		if (pid > 0) {
-			close(ps.fd);
+			close(player);
 			waitpid(pid, NULL, 0);
 		}
 	}
 	free(buf);
-	return r < 0 ? hl_fail("voice", "%s: %s", out ? out : "playing", hl_strerror(r))
-		     : HL_EXIT_OK;
+	return ret;
+}
+
+/* A voice message's recording: played by the helper (which decodes it in
+ * a sandboxed child of its own, tools/hotline-voice.c), or decoded here,
+ * sandboxed, into OUT.wav. */
+static int play_voice(const char *id, const char *path, const char *out, const char *device)
+{
+	char *buf = NULL, bad[128];
+	size_t len = 0;
+	int r, ret;
+	if (!out) {
+		const char *args[] = { "play", "--device", device ? device : "", path, NULL };
+		if (!device) {
+			args[1] = path;
+			args[2] = NULL;
+		}
+		return hl_voice_helper_run(args, false) == 0 ? HL_EXIT_OK : HL_EXIT_FAIL;
+	}
+	snprintf(bad, sizeof(bad), "message '%s': the recording is not Ogg Opus", id);
+	if ((r = hl_read_file(path, HL_OGGOPUS_MAX, &buf, &len)) < 0) {
+		ret = hl_fail("voice", "%s", bad);
+	} else {
+		struct decode_job j = { (const uint8_t *)buf, len, false };
+		ret = boxed_decode(&j, out, HL_OGGOPUS_RATE, -1, bad);
+	}
+	free(buf);
+	return ret;
 }
 
 static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const char *device)
@@ -260,7 +358,6 @@ static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const
 	struct hl_station mc;
 	struct hl_msg_row row;
 	char *path = NULL;
-	uint64_t ms;
 	memset(&row, 0, sizeof(row));
 	int ret = hl_msgcmd_open(ctx, "voice", &mc, false);
 	if (ret != HL_EXIT_OK)
@@ -275,42 +372,20 @@ static int voice_play(struct hl_ctx *ctx, const char *id, const char *out, const
 		ret = play_call_audio(ctx, &row, out, device);
 		goto out;
 	}
-	switch (hl_voice_msg(ctx->dir, &row, &ms, &path)) {
+	switch (hl_voice_where(ctx->dir, &row, &path)) {
 	case HL_VOICE_READY:
+		ret = play_voice(id, path, out, device);
 		break;
 	case HL_VOICE_PARTIAL:
 		ret = hl_fail("voice", "message '%s': the recording has not all arrived yet", id);
-		goto out;
-	case HL_VOICE_BROKEN:
-		ret = hl_fail("voice", "message '%s': the recording is not Ogg Opus", id);
-		goto out;
+		break;
 	case HL_VOICE_PURGED:
 		ret = hl_fail("voice", "message '%s': the recording was purged", id);
-		goto out;
+		break;
 	default:
 		ret = hl_fail("voice", "message '%s' is not a voice message", id);
-		goto out;
+		break;
 	}
-	if (!out) {
-		const char *args[] = { "play", "--device", device ? device : "", path, NULL };
-		if (!device) {
-			args[1] = path;
-			args[2] = NULL;
-		}
-		ret = hl_voice_helper_run(args, false) == 0 ? HL_EXIT_OK : HL_EXIT_FAIL;
-		goto out;
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	struct hl_wav_writer w;
-	if ((r = hl_read_file(path, HL_OGGOPUS_MAX, &buf, &len)) == 0 &&
-	    (r = hl_wav_create(&w, out, HL_OGGOPUS_RATE, 1, 0)) == 0) {
-		r = hl_oggopus_decode((const uint8_t *)buf, len, wav_sink, &w);
-		int c = hl_wav_close(&w);
-		r = r < 0 ? r : c;
-	}
-	free(buf);
-	ret = r < 0 ? hl_fail("voice", "%s: %s", out, hl_strerror(r)) : HL_EXIT_OK;
 out:
 	free(path);
 	hl_msg_row_clear(&row);

@@ -34,7 +34,7 @@
 
 #include "daemon/alarm.h"
 #include "daemon/commit.h"
-#include "daemon/control_proto.h"
+#include "station/control_proto.h"
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
 #include "deliver/rotate.h"

@@ -1,6 +1,7 @@
 /* daemon/sandbox.c — entering the sandbox (sandbox.h): the order of the
- * steps, the check that the process is single-threaded, and the SIGSYS
- * handler that names a refused system call before the process dies.
+ * steps, the check that the process is single-threaded, the SIGSYS
+ * handler that names a refused system call before the process dies, and
+ * the decoder child (a fork that enters the DECODE sandbox).
  * The Landlock rules are sandbox_fs.c's, the seccomp filter
  * sandbox_sys.c's. */
 #include "daemon/sandbox.h"
@@ -13,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/privs.h"
 #include "daemon/sandbox_int.h"
+#include "util/err.h"
 
 #define NAMES_MAX 512   /* system call numbers named in the SIGSYS line */
 
@@ -26,7 +29,12 @@ static char *call_names[NAMES_MAX];
 
 const char *hl_sandbox_role_name(enum hl_sandbox_role role)
 {
-	return role == HL_SANDBOX_NETWORK ? "network" : "pickup";
+	switch (role) {
+	case HL_SANDBOX_NETWORK: return "network";
+	case HL_SANDBOX_PICKUP: return "pickup";
+	case HL_SANDBOX_IMPORT: return "import";
+	default: return "decode";
+	}
 }
 
 /* ---- the SIGSYS handler: async-signal-safe ---- */
@@ -143,4 +151,64 @@ int hl_sandbox_enter(const struct hl_sandbox_spec *spec, char note[static HL_SAN
 			 "kernel has ABI %d, ABI 2 is needed): files are not narrowed",
 			 role_name, abi);
 	return 0;
+}
+
+/* ---- a decoder child ---- */
+
+/* In the child: descriptor 3 the pipe, 0 and 1 /dev/null, 2 stderr,
+ * nothing else; then the sandbox. */
+static int child_setup(int wfd)
+{
+	char note[HL_SANDBOX_NOTE_LEN], err[256];
+	struct hl_sandbox_spec spec = { .role = HL_SANDBOX_DECODE };
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(wfd, 3) < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+		return -1;
+	close_range(4, ~0U, 0);
+	if (hl_sandbox_enter(&spec, note, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hotline: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+pid_t hl_sandbox_child(int (*fn)(void *arg, int fd), void *arg, int *fd, char *err,
+		       size_t errlen)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "sandbox: pipe: %s", strerror(errno));
+		return -errno;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		snprintf(err, errlen, "sandbox: fork: %s", strerror(e));
+		return -e;
+	}
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		_exit(child_setup(p[1]) < 0 || fn(arg, 3) != 0 ? 1 : 0);
+	}
+	close(p[1]);
+	*fd = p[0];
+	return pid;
+}
+
+int hl_sandbox_child_status(pid_t pid, char *why, size_t whylen)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(why, whylen, "waiting for the decoder: %s", strerror(errno));
+			return HL_ESTATE;
+		}
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st) == 0 ? 0 : HL_EINVAL;
+	snprintf(why, whylen, "the decoder was stopped by %s%s", strsignal(WTERMSIG(st)),
+		 WTERMSIG(st) == SIGSYS ? " (its sandbox: docs/sandbox.md)" : "");
+	return HL_ESTATE;
 }

@@ -1,6 +1,9 @@
 /* daemon/sandbox.h — what a process that reads an adversary's bytes may
  * still do: the sandbox of the network process (`hotline run` once it has
- * started) and of the mail pickup child (`bundle import --maildir`).
+ * started), of the mail pickup child (`bundle import --maildir`), of a
+ * command that parses what comes from outside (`bundle import FILE`,
+ * `record verify` and `show`), and of a decoder child that holds nothing
+ * but its input and a pipe (`voice play`, hotline-voice's `play`).
  * docs/sandbox.md is the manual: each process, its rules, what a violation
  * does, how to diagnose one.
  *
@@ -29,15 +32,18 @@
 #define HL_DAEMON_SANDBOX_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 enum hl_sandbox_role {
 	HL_SANDBOX_NETWORK,   /* the daemon after start-up: network, store, control */
 	HL_SANDBOX_PICKUP,    /* bundle import --maildir: Maildir and store, no network */
+	HL_SANDBOX_IMPORT,    /* bundle import FILE: the store, no Maildir, no network */
+	HL_SANDBOX_DECODE,    /* record verify/show, a decoder child: no file, no socket */
 };
 
 struct hl_sandbox_spec {
 	enum hl_sandbox_role role;
-	const char *station;   /* the station directory */
+	const char *station;   /* the station directory; NULL for DECODE */
 	const char *maildir;   /* station.conf's [Email] Maildir; NULL: none */
 	/* Threads that exist already (the parked real-time thread, rt.h):
 	 * seccomp binds every thread (TSYNC) but Landlock only the caller, so
@@ -64,7 +70,23 @@ int hl_sandbox_bind_thread(int ruleset_fd);
 /* The kernel's Landlock ABI version; 0 when it has none. */
 int hl_sandbox_landlock_abi(void);
 
-/* The role's name, for messages ("network", "pickup"). */
+/* FN(ARG, 3) in a child process under the DECODE sandbox, holding nothing
+ * of the caller's but descriptor 3 (the write end of a pipe whose read end
+ * is *FD, close-on-exec) and stderr (stdin and stdout are /dev/null): for
+ * parsing bytes from outside in a process apart from the one that holds
+ * the files, the store or a device.  The child exits 0 when FN returned
+ * 0, else 1; a child stopped by its sandbox dies of SIGSYS.  The caller
+ * reads *FD to its end and waits for the returned pid (see
+ * hl_sandbox_child_status); -errno (ERR set) when no child started. */
+pid_t hl_sandbox_child(int (*fn)(void *arg, int fd), void *arg, int *fd, char *err,
+		       size_t errlen);
+
+/* Waits for PID from hl_sandbox_child: 0 when FN succeeded, HL_EINVAL when
+ * it failed, HL_ESTATE when the child was stopped (by its sandbox, or a
+ * signal; WHY says which). */
+int hl_sandbox_child_status(pid_t pid, char *why, size_t whylen);
+
+/* The role's name, for messages ("network", "pickup", "import", "decode"). */
 const char *hl_sandbox_role_name(enum hl_sandbox_role role);
 
 #endif

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +115,8 @@ static const struct grant system_files[] = {
 #endif
 };
 
-/* Both roles: the station's names, the store's three files, and in/,
- * where what arrives is written. */
+/* The roles with a store (all but DECODE): the station's names, the
+ * store's three files, and in/, where what arrives is written. */
 static const struct grant store_grants[] = {
 	{ STATION, "", LIST_DIR, REQUIRED },
 	{ STATION, "store.db", RW_FILE, OPTIONAL },
@@ -141,6 +142,28 @@ static const struct grant pickup_grants[] = {
 	{ MAILDIR, "cur", RW_TREE, REQUIRED },
 	{ QUARANTINE, "", ANY_TREE, MAKE_DIR },
 };
+
+/* `bundle import FILE`: the pickup's grants without the Maildir (the
+ * bundle was opened before): out/ read only, for what the bundle
+ * acknowledges. */
+static const struct grant import_grants[] = {
+	{ STATION, "out", R_TREE, MAKE_DIR },
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ROLE's own grants (*N of them); *STORE: whether it gets store_grants.
+ * DECODE gets no file of the station's: what it reads it was given open. */
+static const struct grant *role_grants(enum hl_sandbox_role role, size_t *n, bool *store)
+{
+	*store = role != HL_SANDBOX_DECODE;
+	switch (role) {
+	case HL_SANDBOX_NETWORK: *n = N(network_grants); return network_grants;
+	case HL_SANDBOX_PICKUP: *n = N(pickup_grants); return pickup_grants;
+	case HL_SANDBOX_IMPORT: *n = N(import_grants); return import_grants;
+	default: *n = 0; return NULL;
+	}
+}
 
 static long ll_create_ruleset(const struct ruleset_attr *attr, size_t size, uint32_t flags)
 {
@@ -250,16 +273,14 @@ int hl_sandbox_fs(const struct hl_sandbox_spec *spec, int *abi_out, char *err, s
 		snprintf(err, errlen, "Landlock: creating the ruleset: %s", strerror(errno));
 		return -errno;
 	}
-	const struct grant *role = spec->role == HL_SANDBOX_NETWORK ? network_grants
-								    : pickup_grants;
-	size_t nrole = spec->role == HL_SANDBOX_NETWORK
-			       ? sizeof(network_grants) / sizeof(network_grants[0])
-			       : sizeof(pickup_grants) / sizeof(pickup_grants[0]);
-	if ((ret = add_grants(rfd, store_grants, sizeof(store_grants) / sizeof(store_grants[0]),
-			      spec, attr.handled_access_fs, err, errlen)) == 0 &&
+	size_t nrole;
+	bool store;
+	const struct grant *role = role_grants(spec->role, &nrole, &store);
+	if ((!store || (ret = add_grants(rfd, store_grants, N(store_grants), spec,
+					 attr.handled_access_fs, err, errlen)) == 0) &&
 	    (ret = add_grants(rfd, role, nrole, spec, attr.handled_access_fs, err, errlen)) == 0 &&
-	    (ret = add_grants(rfd, system_files, sizeof(system_files) / sizeof(system_files[0]),
-			      spec, attr.handled_access_fs, err, errlen)) == 0 &&
+	    (ret = add_grants(rfd, system_files, N(system_files), spec, attr.handled_access_fs,
+			      err, errlen)) == 0 &&
 	    syscall(SYS_landlock_restrict_self, rfd, 0) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "Landlock: restricting this process: %s", strerror(errno));

@@ -110,7 +110,7 @@ static const char *const fatal_calls[] = {
 };
 
 static const int network_families[] = { AF_UNIX, AF_INET, AF_INET6 };
-static const int pickup_families[] = { AF_UNIX };
+static const int unix_families[] = { AF_UNIX };
 
 static const unsigned long ioctls[] = { FIONBIO, FIOCLEX, FIONCLEX, FIONREAD, TCGETS,
 					TIOCGWINSZ };
@@ -139,9 +139,12 @@ static int rule_list(scmp_filter_ctx ctx, uint32_t action, const char *const *na
 }
 
 /* NAME allowed when its argument ARG is one of the FAMILIES (small values,
- * ascending); refused with EPERM for any other value. */
+ * ascending); refused with EPERM for any other value, and for every value
+ * when N is 0 (DECODE makes no socket). */
 static int families_only(scmp_filter_ctx ctx, const char *name, const int *families, size_t n)
 {
+	if (n == 0)
+		return rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 0, NULL);
 	int ret = 0, top = families[n - 1];
 	struct scmp_arg_cmp a;
 	for (int v = 0; v <= top && ret == 0; v++) {
@@ -266,14 +269,15 @@ static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 	if (ret == 0 && net)
 		ret = rule_list(ctx, SCMP_ACT_ALLOW, network_calls,
 				sizeof(network_calls) / sizeof(network_calls[0]));
+	/* the network process dials and listens; the pickup and an import
+	 * poke the daemon (AF_UNIX); a decoder makes no socket */
+	size_t nunix = spec->role == HL_SANDBOX_DECODE ? 0 : 1;
 	if (ret == 0)
 		ret = net ? families_only(ctx, "socket", network_families,
 					  sizeof(network_families) / sizeof(network_families[0]))
-			  : families_only(ctx, "socket", pickup_families,
-					  sizeof(pickup_families) / sizeof(pickup_families[0]));
+			  : families_only(ctx, "socket", unix_families, nunix);
 	if (ret == 0)
-		ret = families_only(ctx, "socketpair", pickup_families,
-				    sizeof(pickup_families) / sizeof(pickup_families[0]));
+		ret = families_only(ctx, "socketpair", unix_families, nunix);
 	if (ret == 0)
 		ret = without_bits(ctx, "mmap", 2, PROT_EXEC);
 	if (ret == 0)

@@ -1,5 +1,5 @@
 /* holder/client.c — reaching the station's keys (see client.h): the key
- * holder's socket, or the holder's own code in this process; the signer
+ * holder's socket, or a holder process of the command's own; the signer
  * face the rest of hotline uses; the requests written and their answers
  * read (holder/proto.h). */
 #include "holder/client.h"
@@ -12,14 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conf/config.h"
 #include "holder/heads.h"
+#include "holder/proc.h"
 #include "holder/serve.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -29,14 +31,15 @@
 /* How long an answer may take: a run of 256 items and an fsync, on a slow
  * disk under load. */
 #define ANSWER_TIMEOUT_MS 60000
-/* How long a command waits for another that holds the keys in-process. */
+/* How long a command's own holder may wait for keyholder.lock (another
+ * command's holder has it). */
 #define LOCK_WAIT_MS 60000
 
 struct hl_keys {
-	int fd;                       /* the key holder's socket; -1 in-process */
-	struct hl_holder *local;      /* in-process; NULL over a socket */
-	int lockfd;                   /* in-process: the journal's lock */
-	bool public_only;             /* neither: the public keys alone */
+	int fd;                       /* the key holder's socket; -1 in memory */
+	pid_t pid;                    /* our own holder (no daemon runs); 0: none */
+	struct hl_holder *local;      /* in memory (tests); NULL over a socket */
+	bool public_only;             /* HL_KEYS_PUBLIC: asks nothing after KEYS */
 	hl_signer *face;
 	pthread_mutex_t mu;           /* one request at a time */
 	void (*on_refusal)(void *user, const char *text);
@@ -418,7 +421,6 @@ static hl_keys *keys_new(void)
 {
 	hl_keys *k = xcalloc(1, sizeof(*k));
 	k->fd = -1;
-	k->lockfd = -1;
 	pthread_mutex_init(&k->mu, NULL);
 	return k;
 }
@@ -431,8 +433,11 @@ void hl_keys_free(hl_keys *k)
 	hl_holder_free(k->local);
 	if (k->fd >= 0)
 		close(k->fd);
-	if (k->lockfd >= 0)
-		close(k->lockfd); /* releases the lock */
+	/* Our own holder ends when its socketpair does (its journal is
+	 * synced before every answer): reaped, so that its lock is free
+	 * when the command returns. */
+	while (k->pid > 0 && waitpid(k->pid, NULL, 0) < 0 && errno == EINTR)
+		;
 	pthread_mutex_destroy(&k->mu);
 	if (k->memo)
 		sodium_free(k->memo); /* wipes */
@@ -440,13 +445,12 @@ void hl_keys_free(hl_keys *k)
 	free(k);
 }
 
-/* The face, from the holder's answer to KEYS. */
-static int learn_keys(hl_keys *k, char err[static HL_KEYS_ERR_LEN])
+/* The face, from the holder's answer to the KEYS request C. */
+static int learn_keys_answer(hl_keys *k, struct call *c, char err[static HL_KEYS_ERR_LEN])
 {
-	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
 	struct hl_hold_response a;
 	uint8_t *buf;
-	int ret = ask(k, &q, &a, &buf);
+	int ret = ask_finish(k, c, &a, &buf);
 	if (ret == 0 && a.status == HL_HOLD_OK)
 		k->face = hl_signer_remote(&face_ops, k, &a.u.keys);
 	else
@@ -454,6 +458,14 @@ static int learn_keys(hl_keys *k, char err[static HL_KEYS_ERR_LEN])
 			 hl_strerror(ret < 0 ? ret : HL_EINVAL));
 	free(buf);
 	return k->face ? 0 : (ret < 0 ? ret : HL_EINVAL);
+}
+
+static int learn_keys(hl_keys *k, char err[static HL_KEYS_ERR_LEN])
+{
+	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
+	struct call c;
+	ask_start(k, &q, &c);
+	return learn_keys_answer(k, &c, err);
 }
 
 int hl_keys_over_fd(int fd, hl_keys **out, char err[static HL_KEYS_ERR_LEN])
@@ -498,99 +510,88 @@ static int connect_holder(int dirfd)
 	return -1;
 }
 
-/* In-process: the lock held (LOCKFD, taken), the keys and the journal. */
-static int open_local(hl_keys *k, const char *dir, int lockfd, char err[static HL_KEYS_ERR_LEN])
+/* Our own holder, which never answered: gone, and reaped. */
+static void stop_own(hl_keys *k)
 {
-	hl_signer *s = NULL;
-	hl_heads *heads = NULL;
-	char *id = hl_path_join(dir, HL_IDENTITY_FILE);
-	char *journal = hl_path_join(dir, HL_HEADS_FILE);
-	int ret;
-	k->lockfd = lockfd;
-	if ((ret = hl_signer_load(id, &s)) < 0)
-		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
-	else if ((ret = hl_heads_open(journal, &heads, err, HL_KEYS_ERR_LEN)) == 0) {
-		struct hl_signer_public pub;
-		hl_signer_public(s, &pub);
-		k->local = hl_holder_new(s, heads);
-		hl_holder_set_identity(k->local, id);
-		k->face = hl_signer_remote(&face_ops, k, &pub);
-		s = NULL;
+	if (k->pid > 0) {
+		kill(k->pid, SIGKILL);
+		while (waitpid(k->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	}
-	hl_signer_free(s);
-	free(id);
-	free(journal);
-	return ret;
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	k->pid = 0;
 }
 
-/* Without a holder: the public keys of identity.key, and a face that
- * signs nothing. */
-static int open_public(hl_keys *k, const char *dir, char err[static HL_KEYS_ERR_LEN])
+/* Until FD has something to read (an answer, or the holder's end), or
+ * MS have passed: true for the former. */
+static bool readable_within(int fd, int ms)
 {
-	hl_signer *s = NULL;
-	char *id = hl_path_join(dir, HL_IDENTITY_FILE);
-	int ret = hl_signer_load(id, &s);
-	if (ret < 0) {
-		snprintf(err, HL_KEYS_ERR_LEN, "cannot load %s: %s", id, hl_strerror(ret));
-	} else {
-		struct hl_signer_public pub;
-		hl_signer_public(s, &pub);
-		k->public_only = true;
-		k->face = hl_signer_remote(&face_ops, k, &pub);
-	}
-	hl_signer_free(s);
-	free(id);
-	return ret;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r = poll(&p, 1, ms);
+	return r > 0 || (r < 0 && errno != EINTR);
 }
 
-/* The holder's socket, else the lock for the keys in-process: whichever
- * comes first (a holder starting takes the lock before it listens). */
-static int holder_or_lock(int dirfd, int lockfd, int *sock)
+/* FD, readable, has ended rather than brought an answer: the holder
+ * exited before answering (it could not start). */
+static bool ended(int fd)
 {
-	int64_t deadline = mono_ms() + LOCK_WAIT_MS;
-	for (;;) {
-		if ((*sock = connect_holder(dirfd)) >= 0)
-			return 0;
-		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -errno;
-		if (mono_ms() > deadline)
-			return HL_ETIMEOUT;
-		struct timespec ts = { 0, 20 * 1000000 };
-		nanosleep(&ts, NULL);
-	}
+	uint8_t b;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-static int open_sign(hl_keys *k, const char *dir, int dirfd, char err[static HL_KEYS_ERR_LEN])
+/* No holder listens: this command starts its own (holder/proc.h), which
+ * answers once it holds keyholder.lock — at once, or when another
+ * command's holder has finished.  Meanwhile a daemon may start and its
+ * holder take the lock first: its socket is then used instead. */
+static int open_own(hl_keys *k, const char *dir, int dirfd, char err[static HL_KEYS_ERR_LEN])
 {
-	int sock = -1;
-	int lockfd = openat(dirfd, HL_HOLDER_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (lockfd < 0) {
-		snprintf(err, HL_KEYS_ERR_LEN, "cannot open %s/%s: %s", dir, HL_HOLDER_LOCK,
-			 strerror(errno));
-		return -errno;
-	}
-	int ret = holder_or_lock(dirfd, lockfd, &sock);
-	if (ret < 0) {
-		close(lockfd);
-		snprintf(err, HL_KEYS_ERR_LEN, "cannot reach the station's keys: %s/%s stayed "
-			 "locked (%s)", dir, HL_HOLDER_LOCK, hl_strerror(ret));
+	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
+	struct call c;
+	int sock = -1, ret;
+	if ((ret = hl_holder_spawn_own(dir, &k->fd, &k->pid, err, HL_KEYS_ERR_LEN)) < 0)
 		return ret;
+	int64_t deadline = mono_ms() + LOCK_WAIT_MS;
+	ask_start(k, &q, &c);
+	while (c.error == 0 && !readable_within(k->fd, 20) && mono_ms() < deadline)
+		if ((sock = connect_holder(dirfd)) >= 0)
+			break;
+	bool answered = c.error == 0 && sock < 0 && readable_within(k->fd, 0);
+	if (answered && !ended(k->fd))
+		return learn_keys_answer(k, &c, err);
+	pthread_mutex_unlock(&k->mu); /* the call is dropped with the holder */
+	int status = 0;
+	pid_t pid = k->pid;
+	if (answered && pid > 0) { /* its end closed: it is exiting, or was killed */
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		k->pid = 0;
 	}
+	stop_own(k);
 	if (sock >= 0) {
-		close(lockfd);
 		k->fd = sock;
 		return learn_keys(k, err);
 	}
-	return open_local(k, dir, lockfd, err);
+	if (answered && WIFSIGNALED(status))
+		snprintf(err, HL_KEYS_ERR_LEN, "the key holder (pid %ld) was killed by signal %d "
+			 "before it answered", (long)pid, WTERMSIG(status));
+	else if (answered) /* it said why on stderr, as the daemon's holder does in the log */
+		snprintf(err, HL_KEYS_ERR_LEN, "the key holder could not start (its reason is "
+			 "the line above)");
+	else
+		snprintf(err, HL_KEYS_ERR_LEN, "cannot reach the station's keys: %s/%s stayed "
+			 "locked (%s)", dir, HL_HOLDER_LOCK,
+			 hl_strerror(c.error < 0 ? c.error : HL_ETIMEOUT));
+	return answered ? HL_ESTATE : c.error < 0 ? c.error : HL_ETIMEOUT;
 }
 
 int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 		 char err[static HL_KEYS_ERR_LEN])
 {
 	hl_keys *k = keys_new();
-	int ret, sock;
+	int ret;
 	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	*out = NULL;
 	if (dirfd < 0) {
@@ -598,17 +599,16 @@ int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 		hl_keys_free(k);
 		return -errno;
 	}
-	if (need == HL_KEYS_SIGN)
-		ret = open_sign(k, dir, dirfd, err);
-	else if ((sock = connect_holder(dirfd)) >= 0)
-		k->fd = sock, ret = learn_keys(k, err);
+	if ((k->fd = connect_holder(dirfd)) >= 0)
+		ret = learn_keys(k, err);
 	else
-		ret = open_public(k, dir, err);
+		ret = open_own(k, dir, dirfd, err);
 	close(dirfd);
 	if (ret < 0) {
 		hl_keys_free(k);
 		return ret;
 	}
+	k->public_only = need == HL_KEYS_PUBLIC;
 	*out = k;
 	return 0;
 }

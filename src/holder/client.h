@@ -1,16 +1,18 @@
 /* holder/client.h — the station's keys as the rest of hotline reaches
- * them (docs/keyholder.md section 3): a handle (hl_keys) on the key-holder
- * process, over its socket, or on the keys held in this process by the
- * very same code (holder/serve.h) when no daemon runs.
+ * them (docs/keyholder.md section 3): a handle (hl_keys) on a key-holder
+ * process, over a socket; the holder's code run in this process
+ * (hl_keys_in_memory) is for tests and benchmarks alone.
  *
  * Who holds what.  While the daemon runs, the key-holder process that
  * `hotline run` started is the only one that reads identity.key; the
  * daemon, the mail pickup and every command reach it over a Unix socket
  * in the station directory (the daemon over a socketpair of its own).
- * Without a daemon, a command that signs loads the keys itself, holding
- * the journal's lock file (HL_HOLDER_LOCK) for as long as it runs, so that
- * a key holder starting meanwhile waits, and the rule "never two items at
- * one position" holds over the same journal either way.
+ * Without a daemon, a command starts a key holder of its own — the same
+ * process code (holder/proc.h), over the same journal, under the journal's
+ * lock file (HL_HOLDER_LOCK) — and talks to it over a socketpair as the
+ * daemon does, so that no command process ever reads identity.key (the
+ * commands that parse what comes from outside then enter a sandbox) and
+ * the rule "never two items at one position" holds either way.
  *
  * The rest of the code keeps its hl_signer: hl_keys_signer() gives one
  * whose DH and record seal go to the holder and which refuses to sign
@@ -38,10 +40,13 @@ enum hl_keys_need {
 	HL_KEYS_SIGN,     /* signing, DH, seals */
 };
 
-/* A command's keys for station DIR: the key holder if one runs; else the
- * public keys from identity.key (HL_KEYS_PUBLIC), or the keys themselves
- * under the journal's lock (HL_KEYS_SIGN; waits, up to a minute, for
- * another command that holds it).  ERR gets one line. */
+/* A command's keys for station DIR: the daemon's key holder if one
+ * listens, else a holder of the command's own (hl_holder_spawn_own; it
+ * waits, up to a minute, for another command's holder to finish).  The
+ * handle ends it (hl_keys_free).  Call it before a sandbox and before any
+ * thread starts: it forks.
+ * HL_KEYS_PUBLIC: the handle asks for nothing but the public keys.  ERR
+ * gets one line. */
 int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 		 char err[static HL_KEYS_ERR_LEN]);
 /* The daemon's: the key holder over FD (a connected stream socket,

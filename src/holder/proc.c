@@ -55,7 +55,7 @@ struct conn {
 struct holder_proc {
 	struct hl_holder *h;
 	struct conn conn[1 + CLIENTS_MAX]; /* [0]: the daemon */
-	int listen_fd;
+	int listen_fd;                /* keyholder.sock; -1 for a command's holder */
 };
 
 static void conn_close(struct conn *c)
@@ -220,16 +220,18 @@ static void serve(struct holder_proc *p)
 			if (c->fd >= 0)
 				pfd[n++] = (struct pollfd){ c->fd, c->out ? POLLOUT : POLLIN, 0 };
 		}
-		pfd[n++] = (struct pollfd){ p->listen_fd, POLLIN, 0 };
+		size_t nconn = n;
+		if (p->listen_fd >= 0)
+			pfd[n++] = (struct pollfd){ p->listen_fd, POLLIN, 0 };
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			hl_error("key holder: poll: %s", strerror(errno));
 			return;
 		}
-		if (pfd[n - 1].revents & POLLIN)
+		if (n > nconn && (pfd[nconn].revents & POLLIN))
 			accept_one(p);
-		for (size_t i = 0, k = 0; i <= CLIENTS_MAX && k < n - 1; i++) {
+		for (size_t i = 0, k = 0; i <= CLIENTS_MAX && k < nconn; i++) {
 			struct conn *c = &p->conn[i];
 			if (c->fd < 0 || pfd[k].fd != c->fd)
 				continue;
@@ -269,8 +271,9 @@ static int go_private(int fd, pid_t parent)
 	return fcntl(3, F_SETFL, O_NONBLOCK) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0 ? -1 : 3;
 }
 
-/* The lock, the keys, the journal and the socket, in that order. */
-static int start(struct holder_proc *p, const char *dir, int dirfd)
+/* The lock, the keys, the journal and the socket (LISTEN: the daemon's
+ * holder; a command's serves its socketpair alone), in that order. */
+static int start(struct holder_proc *p, const char *dir, int dirfd, bool listen)
 {
 	char err[HL_KEYS_ERR_LEN];
 	hl_signer *keys = NULL;
@@ -279,7 +282,7 @@ static int start(struct holder_proc *p, const char *dir, int dirfd)
 	char *journal = hl_path_join(dir, HL_HEADS_FILE);
 	int lockfd = openat(dirfd, HL_HOLDER_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int ret = lockfd < 0 ? -errno : 0;
-	/* A command that holds the keys in-process finishes first. */
+	/* Another holder (a command's, or a daemon's) finishes first. */
 	while (ret == 0 && flock(lockfd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			ret = -errno;
@@ -288,7 +291,7 @@ static int start(struct holder_proc *p, const char *dir, int dirfd)
 			 hl_strerror(ret));
 	else if ((ret = hl_signer_load(id, &keys)) < 0)
 		snprintf(err, sizeof(err), "cannot load %s: %s", id, hl_strerror(ret));
-	else if ((ret = hl_heads_open(journal, &heads, err, sizeof(err))) == 0 &&
+	else if ((ret = hl_heads_open(journal, &heads, err, sizeof(err))) == 0 && listen &&
 		 (p->listen_fd = listen_socket(dirfd)) < 0) {
 		ret = p->listen_fd;
 		snprintf(err, sizeof(err), "cannot listen on %s/%s: %s", dir, HL_HOLDER_SOCKET,
@@ -307,23 +310,31 @@ static int start(struct holder_proc *p, const char *dir, int dirfd)
 	return ret; /* the lock stays held (LOCKFD) until the process ends */
 }
 
-void hl_holder_main(const char *dir, int fd)
+static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool listen)
 {
 	struct holder_proc *p = xcalloc(1, sizeof(*p));
 	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i <= CLIENTS_MAX; i++)
 		p->conn[i].fd = -1;
 	p->conn[0].fd = fd;
-	snprintf(p->conn[0].who, sizeof(p->conn[0].who), "the daemon");
-	if (dirfd < 0 || start(p, dir, dirfd) < 0)
+	p->listen_fd = -1;
+	snprintf(p->conn[0].who, sizeof(p->conn[0].who), listen ? "the daemon" : "its command");
+	if (dirfd < 0 || start(p, dir, dirfd, listen) < 0)
 		_exit(1);
-	hl_info("key holder running (pid %ld)", (long)getpid());
+	if (listen)
+		hl_info("key holder running (pid %ld)", (long)getpid());
 	serve(p);
-	unlinkat(dirfd, HL_HOLDER_SOCKET, 0);
+	if (listen)
+		unlinkat(dirfd, HL_HOLDER_SOCKET, 0);
 	_exit(0);
 }
 
-int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
+void hl_holder_main(const char *dir, int fd)
+{
+	holder_main(dir, fd, true);
+}
+
+static int spawn(const char *dir, bool listen, int *fd, pid_t *pid, char *err, size_t errlen)
 {
 	int sp[2];
 	pid_t parent = getpid();
@@ -345,9 +356,19 @@ int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errl
 		int mine = go_private(sp[1], parent);
 		if (mine < 0)
 			_exit(1);
-		hl_holder_main(dir, mine);
+		holder_main(dir, mine, listen);
 	}
 	close(sp[1]);
 	*fd = sp[0];
 	return 0;
+}
+
+int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
+{
+	return spawn(dir, true, fd, pid, err, errlen);
+}
+
+int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
+{
+	return spawn(dir, false, fd, pid, err, errlen);
 }

@@ -7,7 +7,8 @@
  * the requests of holder/proto.h with holder/serve.c's rules, on a
  * socketpair to the daemon and on DIR/keyholder.sock (mode 0600; a peer
  * whose uid is not the station's is refused) for the commands and the
- * mail pickup the daemon runs.
+ * mail pickup the daemon runs.  A command run while no daemon runs starts
+ * one of its own (hl_holder_spawn_own), which serves that command alone.
  *
  * Its life is the daemon's: it exits when the socketpair closes (the
  * daemon stopped or died; PR_SET_PDEATHSIG too), and ignores SIGINT and
@@ -28,6 +29,13 @@
  * own failures (identity.key does not load) reach its stderr and end it:
  * the caller's first request then fails. */
 int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen);
+
+/* The same for a command while no daemon runs (holder/client.c): the
+ * same process, journal and lock, but it serves its socketpair alone (no
+ * keyholder.sock: it ends with its command, and another command must not
+ * be left talking to it).  It waits for keyholder.lock while another
+ * holder has it; its first answer comes once it holds the lock. */
+int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen);
 
 /* The holder's life, in the child: FD the socketpair's end.  Never
  * returns; exits 0 when the daemon's end closes, 1 when it cannot start. */

@@ -78,3 +78,23 @@ int hl_voice_helper_run(const char *const *args, bool hold_int)
 		sigaction(SIGINT, &old, NULL);
 	return ret;
 }
+
+int hl_pcm_pump(int fd, hl_pcm_sink sink, void *arg)
+{
+	int16_t pcm[4096];
+	size_t have = 0;
+	for (;;) {
+		ssize_t n = read(fd, (uint8_t *)pcm + have, sizeof(pcm) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		have += (size_t)n;
+		size_t frames = have / 2;
+		int r = frames ? sink(arg, pcm, frames) : 0;
+		if (r)
+			return r;
+		memmove(pcm, (uint8_t *)pcm + frames * 2, have - frames * 2);
+		have -= frames * 2;
+	}
+}

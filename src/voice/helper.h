@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "voice/oggopus.h"
+
 /* $HOTLINE_VOICE, else hotline-voice beside this binary (xmalloc'd). */
 char *hl_voice_helper_path(void);
 
@@ -20,5 +22,10 @@ pid_t hl_voice_helper_spawn(const char *const *args, int *in_fd, int *out_fd);
  * could not run or died of a signal.  With HOLD_INT, SIGINT is ignored
  * here meanwhile: Ctrl-C ends the child's recording, and we go on. */
 int hl_voice_helper_run(const char *const *args, bool hold_int);
+
+/* Reads s16le PCM from FD (a pipe: the helper's capture, a decoder
+ * child's output) to its end, whole frames to SINK: 0; -errno when a read
+ * fails; SINK's non-zero return, which stops it. */
+int hl_pcm_pump(int fd, hl_pcm_sink sink, void *arg);
 
 #endif

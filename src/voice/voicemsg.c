@@ -17,12 +17,10 @@ bool hl_voice_name(const char *name)
 	       memcmp(name + n - s, HL_VOICE_SUFFIX, s) == 0;
 }
 
-enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *row,
-				uint64_t *ms, char **path)
+enum hl_voice_kind hl_voice_where(const char *station, const struct hl_msg_row *row,
+				  char **path)
 {
-	*ms = 0;
-	if (path)
-		*path = NULL;
+	*path = NULL;
 	if (row->n_att != 1 || !hl_voice_name(row->att[0].name))
 		return HL_VOICE_NOT;
 	const struct hl_att_row *a = &row->att[0];
@@ -30,11 +28,24 @@ enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *ro
 		return HL_VOICE_PURGED;
 	if ((row->dir == HL_DIR_IN && a->done < a->size) || !a->path[0])
 		return HL_VOICE_PARTIAL;
-	char *full = hl_path_join(station, a->path);
+	*path = hl_path_join(station, a->path);
+	return HL_VOICE_READY;
+}
+
+enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *row,
+				uint64_t *ms, char **path)
+{
+	char *full;
+	*ms = 0;
+	if (path)
+		*path = NULL;
+	enum hl_voice_kind kind = hl_voice_where(station, row, &full);
+	if (kind != HL_VOICE_READY)
+		return kind;
 	char *buf = NULL;
 	size_t len = 0;
 	struct hl_oggopus_info info;
-	enum hl_voice_kind kind = HL_VOICE_BROKEN;
+	kind = HL_VOICE_BROKEN;
 	if (hl_read_file(full, HL_OGGOPUS_MAX, &buf, &len) == 0 &&
 	    hl_oggopus_info((const uint8_t *)buf, len, &info) == 0) {
 		kind = HL_VOICE_READY;

@@ -30,6 +30,13 @@ enum hl_voice_kind {
 	HL_VOICE_PURGED = 4,    /* one, whose recording retention or purge removed */
 };
 
+/* Classifies ROW from the store alone, reading nothing of the recording:
+ * READY means complete, not yet checked; *PATH (xmalloc'd) is then its
+ * path under STATION, else NULL.  For `voice play`, which parses the
+ * recording in a sandbox. */
+enum hl_voice_kind hl_voice_where(const char *station, const struct hl_msg_row *row,
+				  char **path);
+
 /* Classifies ROW; for READY, *MS is the duration and *PATH (when not NULL)
  * the recording's path under STATION (xmalloc'd). */
 enum hl_voice_kind hl_voice_msg(const char *station, const struct hl_msg_row *row,

@@ -14,10 +14,12 @@ alone holds the station's private keys.
   that connection only; every refusal is in the log; the station carries on.
 - When the holder dies, the daemon stops at once, exits 1, and nothing that
   was acknowledged is lost once the station runs again.
-- Without a daemon a command holds the keys in-process over the same
-  journal of heads: it refuses the same things, and an item the journal says
-  was signed but the store lost is taken back byte for byte (with its text)
-  before anything new is signed.
+- Without a daemon a command starts a key holder of its own over the same
+  journal of heads: a `bundle import` of a courier bundle (hostile bytes)
+  holds neither key in its own memory and parses under its sandbox
+  (Seccomp 2, NoNewPrivs 1); the journal refuses the same things, and an
+  item the journal says was signed but the store lost is taken back byte for
+  byte (with its text) before anything new is signed.
 """
 import base64
 import os
@@ -219,6 +221,138 @@ def test_no_private_key_outside_the_holder(net, tmp_path):
     assert_keys_only_in_holders([a, b])
 
 
+def proc_fds(pid):
+    out = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                out.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+
+
+@pytest.mark.parametrize("path", ["file", "maildir"])
+def test_bundle_import_without_daemon_holds_no_key(net, tmp_path, path):
+    """A courier bundle, or a mail, is the adversary's bytes.  Imported with
+    no daemon running (`bundle import FILE`, `bundle import --maildir`), the
+    command starts a key holder of its own: caught half-way (the store's
+    writer lock held by the test, so the import waits for it), the command's
+    memory holds neither key (its holder's does), and it parses under its
+    sandbox."""
+    a, b, _ = net.pair(start=False)
+    if path == "maildir":
+        md = with_maildir(a, tmp_path)
+        mid, data = bundle_mail(b, "washington", tmp_path, "by mail, no daemon anywhere")
+        with open(os.path.join(md, "new", "1.mail"), "wb") as f:
+            f.write(data)
+        args = ["--maildir"]
+    else:
+        mid = b.send("washington", "by courier, no daemon anywhere")
+        bundle = tmp_path / "courier.bundle"
+        b.cmd("bundle", "export", "washington", "-o", str(bundle))
+        args = [str(bundle)]
+    a.inbox()  # the store exists
+    db = sqlite3.connect(os.path.join(a.dir, "store.db"), isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # the import waits for the writer lock
+    p = subprocess.Popen([a.bin, "-d", a.dir, "bundle", "import", *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = False
+    try:
+        store = os.path.join(a.dir, "store.db")
+        wait_for(lambda: store in proc_fds(p.pid) or p.poll() is not None, scaled(20),
+                 "the import to open the store")
+        assert p.poll() is None, p.communicate()
+        # the store is open, so the keys are (old code: in this process)
+        try:
+            wait_for(lambda: proc_status(p.pid)["Seccomp"].strip() == "2", scaled(5),
+                     "the import to enter its sandbox", interval=0.01)
+        except AssertionError:
+            pass  # asserted below, after the search for the keys
+        os.kill(p.pid, signal.SIGSTOP)
+        stopped = True
+        secrets = secret_forms(a)
+        try:
+            found = keys_in_memory(p.pid, secrets)
+        except PermissionError:
+            pytest.skip("cannot read another process's memory here (needs root or "
+                        "CAP_SYS_PTRACE)")
+        assert not found, f"bundle import (pid {p.pid}) holds {sorted(found)}"
+        holders = [q for q, comm in hotline_pids([a]).items() if comm == "hotline-keys"]
+        assert len(holders) == 1, hotline_pids([a])
+        assert any("X25519" in w for w in keys_in_memory(holders[0], secrets))
+        st = proc_status(p.pid)
+        assert st["Seccomp"].strip() == "2" and st["NoNewPrivs"].strip() == "1", st
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+        if stopped:
+            os.kill(p.pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=scaled(60))
+    # whatever that import made of the wait, the bundle goes in, and the
+    # command's holder is gone with it
+    a.cmd("bundle", "import", *args)
+    assert mid in inbox_ids(a)
+    assert not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"]
+
+
+def test_commands_without_daemon_take_turns(net):
+    """Commands run at once with no daemon each start a key holder; the
+    holders take keyholder.lock in turn, every command succeeds, each
+    message has its own position, and no holder outlives its command."""
+    a, b, _ = net.pair(start=False)
+    procs = [subprocess.Popen([a.bin, "-d", a.dir, "send", "pyongyang", f"at once {i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=scaled(120))
+        assert p.returncode == 0, err
+        ids.append(out.strip())
+    db = sqlite3.connect(os.path.join(a.dir, "store.db"))
+    seqs = [r[0] for r in db.execute("SELECT seq FROM items WHERE dir = 0 ORDER BY seq")]
+    db.close()
+    assert len(seqs) == len(set(seqs)) and len(seqs) >= 4, seqs
+    assert not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"]
+    a.start()
+    b.start()
+    a.wait_delivered(ids, scaled(30))
+
+
+def test_command_killed_takes_its_holder(net, tmp_path):
+    """A command killed while its holder runs: the holder goes with it
+    (PR_SET_PDEATHSIG), the lock with the holder, and the next command
+    starts one of its own."""
+    a, b, _ = net.pair(start=False)
+    mid = b.send("washington", "courier")
+    bundle = tmp_path / "c.bundle"
+    b.cmd("bundle", "export", "washington", "-o", str(bundle))
+    a.inbox()
+    db = sqlite3.connect(os.path.join(a.dir, "store.db"), isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    p = subprocess.Popen([a.bin, "-d", a.dir, "bundle", "import", str(bundle)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"],
+                 scaled(20), "the import's key holder")
+        p.kill()
+        p.communicate(timeout=scaled(20))
+        wait_for(lambda: not [q for q, c in hotline_pids([a]).items() if c == "hotline-keys"],
+                 scaled(20), "the key holder to go with its command")
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    a.cmd("bundle", "import", str(bundle))
+    assert mid in inbox_ids(a)
+
+
 def test_compromised_network_process(net):
     a, b, _ = net.pair()
     a.send("pyongyang", "one", wait=int(scaled(20)))
@@ -312,7 +446,7 @@ def test_in_process_holder_uses_the_same_journal(net):
     db.commit()
     db.close()
 
-    # A command signs in-process: it takes that position back as signed
+    # A command signs through a holder of its own: it takes that position back as signed
     # (text and all) and signs the new one after it.
     new_id = a.send("pyongyang", "after the loss")
     db = sqlite3.connect(os.path.join(a.dir, "store.db"))

@@ -1,6 +1,7 @@
 /* test_sandbox.c — daemon/sandbox.c: a process that applied the network
- * process's sandbox (the very function `hotline run` calls) or the mail
- * pickup's, then tries what an attacker who took it over would try.  Each
+ * process's sandbox (the very function `hotline run` calls), the mail
+ * pickup's, a `bundle import`'s or a decoder's (record verify, voice play),
+ * then tries what an attacker who took it over would try.  Each
  * attempt runs in a child of its own, which reports its outcome by its
  * exit status (0, an errno value) or dies by a signal; the parent asserts
  * the exact outcome the design gives (docs/sandbox.md):
@@ -9,6 +10,8 @@
  *   clone3                                      ENOSYS, and a thread still starts
  *   identity.key, station.conf                  EACCES (Landlock)
  *   socket(AF_PACKET), AF_INET in the pickup    EPERM
+ *   and the import, any socket in a decoder
+ *   the store, the Maildir in a decoder         EACCES; the Maildir in an import too
  *   PR_SET_DUMPABLE 1, PROT_EXEC, kill another  EPERM (the first allowed
  *                                               with AddressSanitizer, whose
  *                                               leak check needs it)
@@ -42,6 +45,7 @@
 
 #include "daemon/sandbox.h"
 #include "daemon/sandbox_int.h"
+#include "util/err.h"
 #include "util/mem.h"
 
 #define ENTER_FAILED 250      /* exit status: hl_sandbox_enter failed */
@@ -346,18 +350,22 @@ static void check_status(enum hl_sandbox_role role)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static const enum hl_sandbox_role roles[] = { HL_SANDBOX_NETWORK, HL_SANDBOX_PICKUP,
+					       HL_SANDBOX_IMPORT, HL_SANDBOX_DECODE };
+#define NROLES (sizeof(roles) / sizeof(roles[0]))
+
 static void test_status(void **state)
 {
 	(void)state;
-	check_status(HL_SANDBOX_NETWORK);
-	check_status(HL_SANDBOX_PICKUP);
+	for (size_t r = 0; r < NROLES; r++)
+		check_status(roles[r]);
 }
 
 static void test_fatal_calls(void **state)
 {
 	(void)state;
-	for (int r = 0; r < 2; r++) {
-		enum hl_sandbox_role role = r ? HL_SANDBOX_PICKUP : HL_SANDBOX_NETWORK;
+	for (size_t r = 0; r < NROLES; r++) {
+		enum hl_sandbox_role role = roles[r];
 		expect_sigsys(role, do_execve, "execve");
 		expect_sigsys(role, do_ptrace, "ptrace");
 		expect_sigsys(role, do_process_vm_readv, "process_vm_readv");
@@ -391,15 +399,19 @@ static void test_files(void **state)
 	expect_exit(HL_SANDBOX_NETWORK, do_open_store, 0, "the store, read-write");
 	expect_exit(HL_SANDBOX_PICKUP, do_open_store, 0, "pickup: the store");
 	expect_exit(HL_SANDBOX_PICKUP, do_open_maildir, 0, "pickup: a mail in new/");
+	expect_exit(HL_SANDBOX_IMPORT, do_open_store, 0, "import: the store");
 	if (!have_landlock())
 		return;
-	for (int r = 0; r < 2; r++) {
-		enum hl_sandbox_role role = r ? HL_SANDBOX_PICKUP : HL_SANDBOX_NETWORK;
+	for (size_t r = 0; r < NROLES; r++) {
+		enum hl_sandbox_role role = roles[r];
 		expect_exit(role, do_open_identity, EACCES, "identity.key");
 		expect_exit(role, do_open_conf, EACCES, "station.conf");
 		expect_exit(role, do_write_conf, EACCES, "station.conf for writing");
 	}
 	expect_exit(HL_SANDBOX_NETWORK, do_open_maildir, EACCES, "network: a mail's content");
+	expect_exit(HL_SANDBOX_IMPORT, do_open_maildir, EACCES, "import: a mail's content");
+	expect_exit(HL_SANDBOX_DECODE, do_open_store, EACCES, "decode: the store");
+	expect_exit(HL_SANDBOX_DECODE, do_open_maildir, EACCES, "decode: a mail's content");
 }
 
 static void test_sockets(void **state)
@@ -409,6 +421,93 @@ static void test_sockets(void **state)
 	expect_exit(HL_SANDBOX_NETWORK, do_socket_inet, 0, "socket(AF_INET)");
 	expect_exit(HL_SANDBOX_PICKUP, do_socket_inet, EPERM, "pickup: socket(AF_INET)");
 	expect_exit(HL_SANDBOX_PICKUP, do_socket_unix, 0, "pickup: socket(AF_UNIX), the poke");
+	expect_exit(HL_SANDBOX_IMPORT, do_socket_inet, EPERM, "import: socket(AF_INET)");
+	expect_exit(HL_SANDBOX_IMPORT, do_socket_unix, 0, "import: socket(AF_UNIX), the poke");
+	expect_exit(HL_SANDBOX_DECODE, do_socket_unix, EPERM, "decode: socket(AF_UNIX)");
+	expect_exit(HL_SANDBOX_DECODE, do_socket_inet, EPERM, "decode: socket(AF_INET)");
+}
+
+/* ---- the decoder child (hl_sandbox_child) ---- */
+
+static int held_fd = -1;        /* the parent's, which the child must not have */
+
+static int child_writes(void *arg, int fd)
+{
+	(void)arg;
+	/* nothing of the parent's but the pipe: its descriptor is gone */
+	if (fcntl(held_fd, F_GETFD) != -1 || errno != EBADF)
+		return 1;
+	return write(fd, "pcm", 3) == 3 ? 0 : 1;
+}
+
+static int child_fails(void *arg, int fd)
+{
+	(void)arg;
+	(void)fd;
+	return 1;
+}
+
+static int child_execs(void *arg, int fd)
+{
+	(void)arg;
+	(void)fd;
+	return do_execve() == 0 ? 0 : 2;
+}
+
+struct attempt {
+	attempt_fn *fn;
+};
+
+/* 0 when the attempt is refused with EACCES (Landlock). */
+static int child_opens(void *arg, int fd)
+{
+	(void)fd;
+	return ((const struct attempt *)arg)->fn() == EACCES ? 0 : 1;
+}
+
+static pid_t start_child(int (*fn)(void *, int), void *arg, int *fd)
+{
+	char err[256];
+	pid_t pid = hl_sandbox_child(fn, arg, fd, err, sizeof(err));
+	if (pid < 0)
+		fail_msg("hl_sandbox_child: %s", err);
+	return pid;
+}
+
+static void test_decoder_child(void **state)
+{
+	(void)state;
+	char buf[8] = "", why[256] = "";
+	int fd;
+	char *store = xasprintf("%s/store.db", station);
+	held_fd = open(store, O_RDWR | O_CLOEXEC);
+	free(store);
+	assert_true(held_fd >= 0);
+	pid_t pid = start_child(child_writes, NULL, &fd);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "pcm", 3);
+	close(fd);
+	assert_int_equal(hl_sandbox_child_status(pid, why, sizeof(why)), 0);
+	close(held_fd);
+
+	pid = start_child(child_fails, NULL, &fd);
+	close(fd);
+	assert_int_equal(hl_sandbox_child_status(pid, why, sizeof(why)), HL_EINVAL);
+
+	/* the forbidden: a program run, killed at once */
+	pid = start_child(child_execs, NULL, &fd);
+	close(fd);
+	assert_int_equal(hl_sandbox_child_status(pid, why, sizeof(why)), HL_ESTATE);
+	if (!strstr(why, "sandbox"))
+		fail_msg("the status does not say the sandbox stopped it: '%s'", why);
+	if (!have_landlock())
+		return;
+	struct attempt opens[] = { { do_open_identity }, { do_open_store }, { do_open_conf } };
+	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++) {
+		pid = start_child(child_opens, &opens[i], &fd);
+		close(fd);
+		assert_int_equal(hl_sandbox_child_status(pid, why, sizeof(why)), 0);
+	}
 }
 
 static void test_no_way_back(void **state)
@@ -464,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_sockets),
 		cmocka_unit_test(test_no_way_back),
 		cmocka_unit_test(test_refuses_when_threaded),
+		cmocka_unit_test(test_decoder_child),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
