@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from helpers import scaled, wait_for
+from station import scaled, wait_for
 
 
 def inbox(st):
@@ -57,7 +57,7 @@ def in_files(st):
 
 @pytest.fixture
 def pair(stations):
-    return stations.pair("alpha", "beta", start=False)
+    return stations.pair("alpha", "beta", start=False)[:2]
 
 
 def test_courier_round_trip(pair, tmp_path):

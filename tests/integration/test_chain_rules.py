@@ -20,7 +20,7 @@ import sqlite3
 import pytest
 
 import hlpeer
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import scaled
 
 T = scaled(10)
 FAR = 1 << 40

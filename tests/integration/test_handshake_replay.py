@@ -8,7 +8,7 @@ handshake: the real peer reconnects every time while its captured message 1
 is replayed about 100 times a second, and so does the link when both
 directions are captured and replayed.
 
-The stations dial each other through recording proxies (helpers.RecordingProxy)
+The stations dial each other through recording proxies (station.Proxy)
 that keep the first frame of every connection (a message 1), add a 100 ms
 round trip (a long line: the real handshake waits that long for its HELLO),
 and can cut every connection they carry, as a lost line would.  The replays come from
@@ -41,7 +41,7 @@ def reconnect_times(a, b, proxies, rounds, bound):
         before_b = b.peer_status(a.name)["sessions"]
         start = time.monotonic()
         for p in proxies:
-            p.cut()
+            p.drop_all()
 
         def back():
             sa, sb = sessions(a, b.name), sessions(b, a.name)
@@ -66,9 +66,9 @@ def test_real_peer_reconnects_every_time_while_its_message1_is_replayed(stations
     connection open; B's line is cut 8 times and B must get back every time."""
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
-    a.pin(b, drop_address=True)
+    a.pin(b, dial=False)
     a.start()
-    proxy = h.RecordingProxy(a.port, delay=DELAY)
+    proxy = stations.proxy(a.port, delay=DELAY)
     try:
         b.pin(a, address=proxy.address)
         b.start()
@@ -97,8 +97,8 @@ def test_link_survives_replays_in_both_directions(stations):
     time."""
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
-    to_a = h.RecordingProxy(a.port, delay=DELAY)
-    to_b = h.RecordingProxy(b.port, delay=DELAY)
+    to_a = stations.proxy(a.port, delay=DELAY)
+    to_b = stations.proxy(b.port, delay=DELAY)
     try:
         a.pin(b, address=to_b.address)
         b.pin(a, address=to_a.address)
@@ -111,8 +111,8 @@ def test_link_survives_replays_in_both_directions(stations):
         def both_captured():
             if to_a.first_frames and to_b.first_frames:
                 return True
-            to_a.cut()
-            to_b.cut()
+            to_a.drop_all()
+            to_b.drop_all()
             time.sleep(1)
             return False
         h.wait_for(both_captured, h.scaled(20), "a message 1 each way at the proxies")

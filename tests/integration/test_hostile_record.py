@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from helpers import HOTLINE_BIN, scaled
+from station import HOTLINE_BIN, scaled
 from recordgen import tiny_entries_record
 
 SANITIZED = os.environ.get("HOTLINE_SANITIZE", "0") in ("1", "ON", "TRUE", "true")

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from helpers import HOTLINE_BIN, scaled
+from station import HOTLINE_BIN, scaled
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(HOTLINE_BIN))

@@ -22,7 +22,8 @@ import subprocess
 import threading
 import wave
 
-from helpers import HOTLINE_BIN, PyIdentity, scaled, wait_for
+from helpers import PyIdentity
+from station import HOTLINE_BIN, scaled, wait_for
 
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "json.md")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -318,10 +318,10 @@ def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
     probe = h.PyIdentity("probe")
-    a.pin(b, drop_address=True)
+    a.pin(b, dial=False)
     a.pin(probe)
     a.start()
-    proxy = h.RecordingProxy(a.port)
+    proxy = stations.proxy(a.port)
     try:
         b.pin(a, address=proxy.address)
         b.start()
