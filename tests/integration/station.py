@@ -61,9 +61,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOTLINE_BIN = os.path.abspath(os.environ.get("HOTLINE_BIN")
                               or os.path.join(HERE, "..", "..", "build", "hotline"))
 
-# Sanitizer builds run several times slower: every bound is scaled.
-SANITIZE = os.environ.get("HOTLINE_SANITIZE", "").strip().upper() in ("1", "ON", "TRUE", "YES")
-SCALE = 4.0 if SANITIZE else 1.0
+# Sanitizer builds run several times slower: every bound is scaled
+# (scaled(), shared with the Python peer).
+SANITIZE, SCALE, scaled = hlpeer.SANITIZE, hlpeer.SCALE, hlpeer.scaled
 
 # Lines a sanitizer prints when it finds something; a daemon log holding one
 # fails the test that started the daemon.
@@ -73,10 +73,6 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSaniti
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def scaled(seconds):
-    return seconds * SCALE
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
@@ -817,6 +813,117 @@ class Proxy:
         except OSError:
             pass
         self.drop_all()
+
+
+# ------------------------------------------------------- hostile dialers
+
+class Replayer:
+    """An eavesdropper's replay: a thread that, RATE times a second, opens a
+    connection to PORT (from loopback address SOURCE), sends one of FRAMES
+    (captured handshake messages 1, in turn) and holds the connection open,
+    as an attacker that wants to keep a pending handshake would, until the
+    station closes it or HOLD seconds pass.  Counts what it sent and how many
+    connections the station answered (with a message 2).  A context manager:
+    the replay runs inside the `with` block."""
+
+    def __init__(self, port, frames, rate=100.0, hold=30.0, source=None):
+        self.port, self.frames, self.rate, self.hold = port, list(frames), rate, hold
+        self.source = source
+        self.sent = self.answered = self.failed = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(10)
+
+    def _run(self):
+        held = []   # (socket, opened at, answered)
+        nxt = time.monotonic()
+        i = 0
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if now >= nxt:
+                    nxt += 1.0 / self.rate
+                    try:
+                        s = socket.create_connection(
+                            ("127.0.0.1", self.port), timeout=2,
+                            source_address=(self.source, 0) if self.source else None)
+                        s.setblocking(False)
+                        frame = self.frames[i % len(self.frames)]
+                        s.send(struct.pack(">H", len(frame)) + frame)
+                        held.append([s, now, False])
+                        self.sent += 1
+                        i += 1
+                    except OSError:
+                        self.failed += 1
+                keep = []
+                for entry in held:
+                    s, opened, answered = entry
+                    gone = now - opened > self.hold
+                    try:
+                        data = s.recv(4096)
+                        if data:
+                            if not answered:
+                                self.answered += 1
+                            entry[2] = True
+                        else:
+                            gone = True
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        gone = True
+                    if gone:
+                        s.close()
+                    else:
+                        keep.append(entry)
+                held = keep
+                self.stopping.wait(max(0.0, min(0.005, nxt - time.monotonic())))
+        finally:
+            for s, _, _ in held:
+                s.close()
+
+
+class Flooder:
+    """A handshake flood: build/bench/bench_flood (bench/flood.c, beside
+    HOTLINE_BIN) keeps CONCURRENCY connections to PORT going, each from one
+    of the loopback addresses SOURCES (many source ports), sending one of
+    FRAMES (raw bytes, framing included) and closing once the station has.
+    The sender does no cryptography.  A context manager; `result` is
+    (connections, answered, per second) once it is over."""
+
+    def __init__(self, port, sources, frames, concurrency=64, work_dir=None):
+        tool = os.path.join(os.path.dirname(HOTLINE_BIN), "bench", "bench_flood")
+        assert os.access(tool, os.X_OK), f"{tool} is missing: build it (make)"
+        self.frame_file = os.path.join(work_dir or "/tmp", f"flood-frames-{os.getpid()}-{id(self)}")
+        with open(self.frame_file, "wb") as f:
+            f.write(b"".join(frames))
+        self.argv = [tool, f"127.0.0.1:{port}", "3600", str(concurrency), self.frame_file,
+                     *sources]
+        self.proc = None
+        self.result = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=scaled(10))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        os.unlink(self.frame_file)
+        assert self.proc.returncode == 0, f"bench_flood failed: {err}"
+        made, answered, rate = out.split()
+        self.result = (int(made), int(answered), float(rate))
 
 
 # -------------------------------------------------------------------- net

@@ -337,7 +337,7 @@ def test_record_before_any_exchange(stations, tmp_path):
 def test_checks_and_agreements_in_the_record(stations, tmp_path):
     import json
 
-    from helpers import wait_for
+    from station import wait_for
 
     a, b, _ = stations.pair()
     card_a, card_b = write_cards(tmp_path, a, b)
