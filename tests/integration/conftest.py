@@ -11,11 +11,13 @@ private Postfix (mailutil.py).
 """
 
 import os
+import subprocess
 
 import pytest
 
 import mailutil
-from station import HOTLINE_BIN, Net
+from recordgen import tiny_entries_record
+from station import HOTLINE_BIN, ITEM_PATHS, Net, ProbedPair
 
 
 def pytest_sessionstart(session):
@@ -119,3 +121,72 @@ def mailserver(request):
             print(f"--- maillog of {srv.root}:\n{srv.log()[-4000:]}")
         srv.stop()
         srv.cleanup()
+
+
+# ---------------------------------------------- what some test files share
+
+@pytest.fixture
+def pair(stations):
+    """alpha and beta, pinned to each other, daemons not started."""
+    return stations.pair("alpha", "beta", start=False)[:2]
+
+
+@pytest.fixture
+def probed(stations):
+    """A station.ProbedPair: washington and pyongyang linked, and a probe
+    identity washington pinned (test_misbehaving_peers.py)."""
+    return ProbedPair(stations)
+
+
+@pytest.fixture(params=ITEM_PATHS, ids=lambda p: p.name)
+def chain(request, net):
+    """Station pyongyang with an hlpeer pinned (no automatic receipts), and
+    the path the hlpeer's items take to it: the live link or a courier
+    bundle (station.LinkPath, station.BundlePath); each test runs once per
+    path."""
+    st = net.station("pyongyang")
+    peer = net.hlpeer_pinned(st, auto_receipt=False)
+    return request.param(net, st, peer)
+
+
+@pytest.fixture
+def mailpair(stations, mailserver):
+    """alpha and beta pinned to each other, each with an [Email] section on
+    a private mail server and an Email for the other; not started.
+    Returns (alpha, beta, server)."""
+    a, b, _ = stations.pair("alpha", "beta", start=False)
+    srv = mailserver("alpha", "beta")
+    mailutil.add_email(a, srv, "alpha", "beta")
+    mailutil.add_email(b, srv, "beta", "alpha")
+    return a, b, srv
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A 64 MiB record of more than 16 million tiny entries and the cards of
+    its two stations (recordgen.py), made once per test file."""
+    d = tmp_path_factory.mktemp("hostile-record")
+    path = str(d / "tiny.rec")
+    cards, n = tiny_entries_record(path, 64 << 20)
+    paths = []
+    for i, c in enumerate(cards):
+        p = d / f"card{i}"
+        p.write_bytes(c)
+        paths.append(str(p))
+    assert n > 16_000_000
+    return path, paths
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """`cmake --install` of the build HOTLINE_BIN belongs to, under a
+    DESTDIR with prefix /usr, once per test file."""
+    build = os.path.dirname(os.path.abspath(HOTLINE_BIN))
+    if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        pytest.skip(f"SKIPPED LOUDLY: {build} is not a CMake build directory")
+    stage = tmp_path_factory.mktemp("stage")
+    env = dict(os.environ, DESTDIR=str(stage))
+    p = subprocess.run(["cmake", "--install", build, "--prefix", "/usr"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return stage

@@ -49,6 +49,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import tempfile
@@ -813,6 +814,175 @@ class Proxy:
         except OSError:
             pass
         self.drop_all()
+
+
+# ------------------------------------------------------------ the store
+
+def db(st):
+    con = sqlite3.connect(f"file:{os.path.join(st.dir, 'store.db')}?mode=ro", uri=True,
+                          timeout=30)
+    return con
+
+
+def held(st, seq):
+    """(kind, hash) of the peer's item at SEQ as ST holds it, or None."""
+    with db(st) as con:
+        row = con.execute("SELECT kind, hash FROM items WHERE dir = 1 AND seq = ?",
+                          (seq,)).fetchone()
+    return (row[0], bytes(row[1])) if row else None
+
+
+# ------------------------------------------------ paths for hlpeer items
+
+class LinkPath:
+    """Items go over the live link; each is waited for (ACK or REFUSE)."""
+    name = "link"
+
+    def __init__(self, net, st, peer):
+        self.net, self.st, self.peer = net, st, peer
+        st.start()
+        net.connect_hlpeer(st, peer)
+
+    def deliver(self, ois, settle=True):
+        for oi in ois:
+            self.peer.session.send_record(hlpeer.T_ITEM, hlpeer.rec_item(oi.encoded, oi.rest))
+            for part in sorted(oi.parts):
+                data = oi.parts[part]
+                for off in range(0, len(data), hlpeer.CHUNK_DATA_MAX):
+                    self.peer.session.send_record(hlpeer.T_CHUNK, hlpeer.rec_chunk(
+                        oi.seq, part, off, data[off:off + hlpeer.CHUNK_DATA_MAX]))
+        if settle:
+            for oi in ois:
+                self.peer.wait(lambda: oi.seq in self.peer.acked or
+                               self.refusal_of(oi) is not None, scaled(10),
+                               f"ACK or REFUSE of item {oi.seq}")
+            # a REFUSE follows the ACK of the commit that settled it
+            self.peer.poll(0.3)
+        return 0
+
+    def refusal_of(self, oi):
+        """The REFUSE of that very item (its hash), if one came."""
+        for seq, h, code, _ in self.peer.refusals:
+            if seq == oi.seq and h == oi.hash:
+                return code
+        return None
+
+    def refusal(self, seq):
+        r = [x for x in self.peer.refusals if x[0] == seq]
+        return r[-1][2] if r else None
+
+    def goes_on(self):
+        """A good message after the bad one is still received (the session
+        was not closed, the peer's next position is open)."""
+        good = self.peer.compose("after", "still talking", precedence=hlpeer.FLASH)
+        self.deliver([good])
+        assert self.peer.refusal_for(good.seq) is None, self.peer.refusals
+        assert self.st.alive()
+
+
+class BundlePath:
+    """Items go in a sealed courier bundle, imported with `bundle import`."""
+    name = "bundle"
+
+    def __init__(self, net, st, peer):
+        self.net, self.st, self.peer = net, st, peer
+        self.n = 0
+
+    def deliver(self, ois, settle=True):
+        recs = []
+        for oi in ois:
+            recs.append((hlpeer.T_ITEM, hlpeer.rec_item(oi.encoded, oi.rest)))
+            for part in sorted(oi.parts):
+                data = oi.parts[part]
+                for off in range(0, len(data), hlpeer.CHUNK_DATA_MAX):
+                    recs.append((hlpeer.T_CHUNK, hlpeer.rec_chunk(
+                        oi.seq, part, off, data[off:off + hlpeer.CHUNK_DATA_MAX])))
+        self.n += 1
+        path = os.path.join(self.net.root, f"in-{self.n}.bundle")
+        with open(path, "wb") as f:
+            f.write(hlpeer.seal_bundle(self.peer.me, self.st.noise_key, recs))
+        p = self.st.cmd("bundle", "import", path, check=False)
+        self.last = p
+        return p.returncode
+
+    def refusal(self, seq):
+        return None   # a bundle carries no REFUSE back
+
+    def goes_on(self):
+        good = self.peer.compose("after", "still talking", precedence=hlpeer.FLASH)
+        assert self.deliver([good]) == 0, self.last.stderr
+        assert held(self.st, good.seq) is not None
+
+
+ITEM_PATHS = [LinkPath, BundlePath]
+
+
+# ------------------------------------------------- a pair and a probe
+
+PROBED_OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
+# Times in status are RFC 3339 to the second: a session that replaced another
+# within the same second would show the same `session_since`.  Tests that
+# compare them let a second pass after taking them; `sessions` (the count of
+# sessions confirmed with the peer) catches a replacement at any speed.
+SINCE_RESOLUTION = 1.1
+
+
+def session_of(peer):
+    """What identifies the current session in a peer's status entry."""
+    assert peer["state"] == "connected", peer
+    return (peer["since"], peer["sessions"], peer["session_since"])
+
+
+class ProbedPair:
+    """Stations washington (A) and pyongyang (B) linked, both with
+    PROBED_OPTIONS, plus `probe`, an hlpeer identity A pinned (never
+    dialed), to dial A with: what the tests of misbehaving peers start from."""
+
+    def __init__(self, stations):
+        self.a = stations("washington", **PROBED_OPTIONS)
+        self.b = stations("pyongyang", **PROBED_OPTIONS)
+        self.probe = hlpeer.Identity("probe")
+        self.a.pin(self.b)
+        self.b.pin(self.a)
+        self.a.pin(self.probe)
+        self.a.start()
+        self.b.start()
+        self.a_session, self.b_session = self.settle()
+
+    def settle(self):
+        """Waits until both sides show the link connected and the session no
+        longer changes (both stations dial, and one duplicate is dropped)."""
+        def stable():
+            first = (session_of(self.a.wait_connected("pyongyang")),
+                     session_of(self.b.wait_connected("washington")))
+            time.sleep(max(SINCE_RESOLUTION, 1.5))
+            again = (session_of(self.a.peer_status("pyongyang")),
+                     session_of(self.b.peer_status("washington")))
+            return first if first == again else None
+        return wait_for(stable, scaled(30), "a stable A-B session", interval=0)
+
+    def assert_serves_b(self):
+        """A still serves B: the same session on both sides, pings flowing,
+        and a new pinned initiator completes its handshake."""
+        self.a.assert_alive()
+        self.b.assert_alive()
+        pa = self.a.peer_status("pyongyang")
+        pb = self.b.peer_status("washington")
+        assert pa["state"] == "connected", pa
+        assert pb["state"] == "connected", pb
+        assert session_of(pa) == self.a_session, f"A-B session at A was replaced: {pa}"
+        assert session_of(pb) == self.b_session, f"A-B session at B was replaced: {pb}"
+        assert pa["rtt_ms"] is not None, pa
+        sess = hlpeer.dial(self.a.port, self.probe, self.a.noise_key)
+        hello = hlpeer.parse_hello(sess.peer_hello)
+        try:
+            assert hello["min_version"] <= 1 <= hello["max_version"]
+            sess.ping()
+        finally:
+            sess.close()
+
+    def log_count(self):
+        return len(self.a.log_lines())
 
 
 # ------------------------------------------------------- hostile dialers

@@ -14,19 +14,9 @@ import json
 import os
 from email import message_from_bytes, policy
 
-from mailutil import add_email
 from station import scaled, wait_for
 
 import pytest
-
-
-@pytest.fixture
-def mailpair(stations, mailserver):
-    a, b, _ = stations.pair("alpha", "beta", start=False)
-    srv = mailserver("alpha", "beta")
-    add_email(a, srv, "alpha", "beta")
-    add_email(b, srv, "beta", "alpha")
-    return a, b, srv
 
 
 def bundle_of(path):

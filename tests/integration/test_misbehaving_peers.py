@@ -26,77 +26,11 @@ import time
 import pytest
 
 import hlpeer
-from station import scaled, wait_for
+from station import PROBED_OPTIONS, SINCE_RESOLUTION, scaled, session_of, wait_for
 
 HANDSHAKE_TIMEOUT = 2.0  # seconds, written into both station.conf files
-OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
+OPTIONS = PROBED_OPTIONS
 MAX_UNAUTH = 64          # docs/protocol.md section 5
-# Times in status are RFC 3339 to the second: a session that replaced another
-# within the same second would show the same `session_since`.  Tests that
-# compare them let a second pass after taking them; `sessions` (the count of
-# sessions confirmed with the peer) catches a replacement at any speed.
-SINCE_RESOLUTION = 1.1
-
-
-def session_of(peer):
-    """What identifies the current session in a peer's status entry."""
-    assert peer["state"] == "connected", peer
-    return (peer["since"], peer["sessions"], peer["session_since"])
-
-
-class Net:
-    """A and B linked, plus the identities the tests dial A with."""
-
-    def __init__(self, stations, b_via=None):
-        self.a = stations("washington", **OPTIONS)
-        self.b = stations("pyongyang", **OPTIONS)
-        self.probe = hlpeer.Identity("probe")
-        self.a.pin(self.b)
-        self.b.pin(self.a)
-        self.a.pin(self.probe)
-        self.a.start()
-        self.b.start()
-        self.a_session, self.b_session = self.settle()
-
-    def settle(self):
-        """Waits until both sides show the link connected and the session no
-        longer changes (both stations dial, and one duplicate is dropped)."""
-        def stable():
-            first = (session_of(self.a.wait_connected("pyongyang")),
-                     session_of(self.b.wait_connected("washington")))
-            time.sleep(max(SINCE_RESOLUTION, 1.5))
-            again = (session_of(self.a.peer_status("pyongyang")),
-                     session_of(self.b.peer_status("washington")))
-            return first if first == again else None
-        return wait_for(stable, scaled(30), "a stable A-B session", interval=0)
-
-    def assert_serves_b(self):
-        """A still serves B: the same session on both sides, pings flowing,
-        and a new pinned initiator completes its handshake."""
-        self.a.assert_alive()
-        self.b.assert_alive()
-        pa = self.a.peer_status("pyongyang")
-        pb = self.b.peer_status("washington")
-        assert pa["state"] == "connected", pa
-        assert pb["state"] == "connected", pb
-        assert session_of(pa) == self.a_session, f"A-B session at A was replaced: {pa}"
-        assert session_of(pb) == self.b_session, f"A-B session at B was replaced: {pb}"
-        assert pa["rtt_ms"] is not None, pa
-        sess = hlpeer.dial(self.a.port, self.probe, self.a.noise_key)
-        hello = hlpeer.parse_hello(sess.peer_hello)
-        try:
-            assert hello["min_version"] <= 1 <= hello["max_version"]
-            sess.ping()
-        finally:
-            sess.close()
-
-    def log_count(self):
-        return len(self.a.log_lines())
-
-
-@pytest.fixture
-def net(stations):
-    return Net(stations)
 
 
 def send_and_expect_silent_close(port, data, timeout=None, shut_write=False):
@@ -130,39 +64,39 @@ def lines_naming(lines, key):
 
 # ------------------------------------------------------------ unpinned keys
 
-def test_unpinned_initiator_gets_no_reply_and_is_logged_once(net):
+def test_unpinned_initiator_gets_no_reply_and_is_logged_once(probed):
     mallory = hlpeer.Identity("mallory")
-    before = net.log_count()
-    m1 = hlpeer.Initiator(mallory, net.a.noise_key).message1()
-    send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
+    before = probed.log_count()
+    m1 = hlpeer.Initiator(mallory, probed.a.noise_key).message1()
+    send_and_expect_silent_close(probed.a.port, struct.pack(">H", len(m1)) + m1)
     # The same key again: refused again, but not logged again (once an hour).
-    m1 = hlpeer.Initiator(mallory, net.a.noise_key).message1()
-    send_and_expect_silent_close(net.a.port, struct.pack(">H", len(m1)) + m1)
+    m1 = hlpeer.Initiator(mallory, probed.a.noise_key).message1()
+    send_and_expect_silent_close(probed.a.port, struct.pack(">H", len(m1)) + m1)
 
     def logged():
-        return lines_naming(net.a.log_lines()[before:], mallory.noise_key)
+        return lines_naming(probed.a.log_lines()[before:], mallory.noise_key)
     wait_for(logged, scaled(5), "a log line naming the unpinned key")
     time.sleep(scaled(0.5))
     assert len(logged()) == 1, logged()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_unpinned_key_flood_is_logged_rate_limited(net):
-    before = net.log_count()
+def test_unpinned_key_flood_is_logged_rate_limited(probed):
+    before = probed.log_count()
     keys = []
     for i in range(200):
         mallory = hlpeer.Identity(f"mallory{i}")
         keys.append(mallory.noise_key)
-        m1 = hlpeer.Initiator(mallory, net.a.noise_key).message1()
-        s = hlpeer.connect(net.a.port)
+        m1 = hlpeer.Initiator(mallory, probed.a.noise_key).message1()
+        s = hlpeer.connect(probed.a.port)
         s.sendall(struct.pack(">H", len(m1)) + m1)
         s.close()
     time.sleep(scaled(1))
-    grown = net.a.log_lines()[before:]
+    grown = probed.a.log_lines()[before:]
     assert len(grown) < 100, f"{len(grown)} log lines for 200 unknown keys:\n" + \
         "\n".join(grown[:20])
     assert any(lines_naming(grown, k) for k in keys), "no unknown key was logged at all"
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
 # ---------------------------------------------------------- malformed bytes
@@ -173,59 +107,59 @@ def test_unpinned_key_flood_is_logged_rate_limited(net):
     pytest.param(lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", id="http"),
     pytest.param(lambda: bytes.fromhex("160301") + os.urandom(200), id="tls-like"),
 ])
-def test_garbage_bytes(net, garbage):
-    send_and_expect_silent_close(net.a.port, garbage())
-    net.assert_serves_b()
+def test_garbage_bytes(probed, garbage):
+    send_and_expect_silent_close(probed.a.port, garbage())
+    probed.assert_serves_b()
 
 
-def test_truncated_frame_then_close(net):
-    sock = hlpeer.connect(net.a.port)
+def test_truncated_frame_then_close(probed):
+    sock = hlpeer.connect(probed.a.port)
     sock.sendall(struct.pack(">H", 96) + os.urandom(40))
     sock.close()
     # And one that half-closes and waits to see A close too.
-    send_and_expect_silent_close(net.a.port, struct.pack(">H", 96) + os.urandom(40),
+    send_and_expect_silent_close(probed.a.port, struct.pack(">H", 96) + os.urandom(40),
                                  shut_write=True)
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_max_length_frame_of_junk(net):
-    send_and_expect_silent_close(net.a.port, b"\xff\xff" + os.urandom(65535))
-    net.assert_serves_b()
+def test_max_length_frame_of_junk(probed):
+    send_and_expect_silent_close(probed.a.port, b"\xff\xff" + os.urandom(65535))
+    probed.assert_serves_b()
 
 
-def test_zero_length_frame_closes_at_once(net):
-    took = send_and_expect_silent_close(net.a.port, b"\x00\x00")
+def test_zero_length_frame_closes_at_once(probed):
+    took = send_and_expect_silent_close(probed.a.port, b"\x00\x00")
     # Malformed framing closes the connection now, not at the handshake timeout.
     assert took < HANDSHAKE_TIMEOUT * 0.75, f"closed after {took:.2f}s"
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_garbage_flood_log_is_rate_limited(net):
-    before = net.log_count()
+def test_garbage_flood_log_is_rate_limited(probed):
+    before = probed.log_count()
     for i in range(500):
-        s = hlpeer.connect(net.a.port)
+        s = hlpeer.connect(probed.a.port)
         if i % 2:
             s.sendall(b"\x00\x00")
         else:
             s.sendall(struct.pack(">H", 96) + os.urandom(96))
         s.close()
     time.sleep(scaled(1))
-    grown = net.a.log_lines()[before:]
+    grown = probed.a.log_lines()[before:]
     assert len(grown) < 100, f"{len(grown)} log lines for 500 bad connections:\n" + \
         "\n".join(grown[:20])
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
 # ------------------------------------------------------- resource exhaustion
 
-def test_idle_connection_flood(net):
+def test_idle_connection_flood(probed):
     idle = []
     try:
         for _ in range(100):
-            idle.append(hlpeer.connect(net.a.port))
+            idle.append(hlpeer.connect(probed.a.port))
         # While they are all held open, a pinned initiator still gets through
         # (the oldest unauthenticated connections make room).
-        sess = hlpeer.dial(net.a.port, net.probe, net.a.noise_key)
+        sess = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key)
         sess.ping()
         sess.close()
 
@@ -253,37 +187,37 @@ def test_idle_connection_flood(net):
     finally:
         for s in idle:
             s.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_stalled_handshake_times_out(net):
-    m1 = hlpeer.Initiator(net.probe, net.a.noise_key).message1()
+def test_stalled_handshake_times_out(probed):
+    m1 = hlpeer.Initiator(probed.probe, probed.a.noise_key).message1()
     frame = struct.pack(">H", len(m1)) + m1
-    took = send_and_expect_silent_close(net.a.port, frame[:2 + len(m1) // 2],
+    took = send_and_expect_silent_close(probed.a.port, frame[:2 + len(m1) // 2],
                                         timeout=HANDSHAKE_TIMEOUT + scaled(5))
     assert took >= HANDSHAKE_TIMEOUT * 0.5, f"closed after {took:.2f}s, before the timeout"
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_handshake_without_key_confirmation_times_out(net):
+def test_handshake_without_key_confirmation_times_out(probed):
     """A pinned initiator that completes the handshake but never sends its
     HELLO is closed at the handshake timeout and never counted connected."""
-    sess = hlpeer.dial(net.a.port, net.probe, net.a.noise_key, hello=False)
+    sess = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key, hello=False)
     try:
-        assert net.a.peer_status("probe")["state"] != "connected"
+        assert probed.a.peer_status("probe")["state"] != "connected"
         got, took = hlpeer.read_until_close(sess.sock, HANDSHAKE_TIMEOUT + scaled(5))
-        assert net.a.peer_status("probe")["state"] != "connected"
+        assert probed.a.peer_status("probe")["state"] != "connected"
     finally:
         sess.sock.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
 # ------------------------------------------------------------------ replays
 
-def test_replayed_message1_of_pinned_probe(net):
+def test_replayed_message1_of_pinned_probe(probed):
     # An earlier, complete connection whose message 1 an attacker recorded.
-    sock = hlpeer.connect(net.a.port)
-    ini = hlpeer.Initiator(net.probe, net.a.noise_key)
+    sock = hlpeer.connect(probed.a.port)
+    ini = hlpeer.Initiator(probed.probe, probed.a.noise_key)
     captured = ini.message1()
     hlpeer.send_frame(sock, captured)
     send_cs, recv_cs, _ = ini.read_message2(hlpeer.recv_frame(sock))
@@ -293,13 +227,13 @@ def test_replayed_message1_of_pinned_probe(net):
     old.close()
 
     # The probe's live session.
-    live = hlpeer.dial(net.a.port, net.probe, net.a.noise_key)
+    live = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key)
     try:
-        live_session = session_of(net.a.wait_connected("probe"))
+        live_session = session_of(probed.a.wait_connected("probe"))
         time.sleep(SINCE_RESOLUTION)
         # The replay: A may answer with a message 2 (the key is pinned), but
         # nobody can confirm that session.
-        r = hlpeer.connect(net.a.port)
+        r = hlpeer.connect(probed.a.port)
         try:
             hlpeer.send_frame(r, captured)
             got, took = hlpeer.read_until_close(r, HANDSHAKE_TIMEOUT + scaled(5))
@@ -307,11 +241,11 @@ def test_replayed_message1_of_pinned_probe(net):
         finally:
             r.close()
         live.ping()
-        p = net.a.peer_status("probe")
+        p = probed.a.peer_status("probe")
         assert session_of(p) == live_session, p
     finally:
         live.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
 def test_replayed_message1_of_real_peer_does_not_displace_link(stations):
@@ -409,33 +343,33 @@ VIOLATIONS = {
 
 
 @pytest.mark.parametrize("violation", sorted(VIOLATIONS))
-def test_authenticated_protocol_violation_closes_session(net, violation):
+def test_authenticated_protocol_violation_closes_session(probed, violation):
     first = violation.startswith("first-")
-    sess = hlpeer.dial(net.a.port, net.probe, net.a.noise_key, hello=not first)
+    sess = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key, hello=not first)
     try:
         if not first:
-            net.a.wait_connected("probe")
+            probed.a.wait_connected("probe")
         VIOLATIONS[violation](sess)
         expect_session_closed(sess, confirmed=not first)
         if first:
-            assert net.a.peer_status("probe")["state"] != "connected"
+            assert probed.a.peer_status("probe")["state"] != "connected"
         else:
-            net.a.wait_not_connected("probe")
+            probed.a.wait_not_connected("probe")
     finally:
         sess.sock.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def pending_handshake(net, payload=None):
+def pending_handshake(probed, payload=None):
     """A connection whose message 1 (from the probe's key: PAYLOAD None for
     a fresh timestamp, b"" for none) A accepted: message 2 read, no HELLO."""
-    s = hlpeer.connect(net.a.port)
-    hlpeer.send_frame(s, hlpeer.Initiator(net.probe, net.a.noise_key).message1(payload))
+    s = hlpeer.connect(probed.a.port)
+    hlpeer.send_frame(s, hlpeer.Initiator(probed.probe, probed.a.noise_key).message1(payload))
     assert len(hlpeer.recv_frame(s)) == hlpeer.MSG2_LEN
     return s
 
 
-def test_pinned_key_handshake_flood_is_capped(net):
+def test_pinned_key_handshake_flood_is_capped(probed):
     """Handshakes with empty payloads that name a pinned key but never
     confirm are bounded per peer (docs/protocol.md section 2.1): with 9
     pending, the oldest is closed at once, long before the handshake
@@ -443,25 +377,25 @@ def test_pinned_key_handshake_flood_is_capped(net):
     pending = []
     try:
         for _ in range(9):
-            pending.append(pending_handshake(net, payload=b""))
+            pending.append(pending_handshake(probed, payload=b""))
         got, took = hlpeer.read_until_close(pending[0], HANDSHAKE_TIMEOUT * 0.75)
         assert got == b""
         # The 8 newer ones are within the cap: open until their timeout.
         still_open = [not hlpeer.is_closed_now(s) for s in pending[1:]]
         assert all(still_open), still_open
-        assert net.a.peer_status("probe")["state"] != "connected"
+        assert probed.a.peer_status("probe")["state"] != "connected"
     finally:
         for s in pending:
             s.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_newer_timestamp_supersedes_pending_handshakes(net):
+def test_newer_timestamp_supersedes_pending_handshakes(probed):
     """A message 1 with a newer timestamp is the peer's latest attempt: it
     closes the key's handshakes still waiting for their HELLO, timestamped
     or not; one with an empty payload never closes a timestamped one."""
-    plain = [pending_handshake(net, payload=b"") for _ in range(2)]
-    first = pending_handshake(net)
+    plain = [pending_handshake(probed, payload=b"") for _ in range(2)]
+    first = pending_handshake(probed)
     second = None
     try:
         for s in plain:
@@ -469,10 +403,10 @@ def test_newer_timestamp_supersedes_pending_handshakes(net):
             assert got == b""
         # Nine more with empty payloads: the cap closes their own oldest,
         # never the timestamped handshake.
-        plain = [pending_handshake(net, payload=b"") for _ in range(9)]
+        plain = [pending_handshake(probed, payload=b"") for _ in range(9)]
         got, _ = hlpeer.read_until_close(plain[0], HANDSHAKE_TIMEOUT * 0.75)
         assert not hlpeer.is_closed_now(first), "an empty payload closed a timestamped handshake"
-        second = pending_handshake(net)
+        second = pending_handshake(probed)
         got, took = hlpeer.read_until_close(first, HANDSHAKE_TIMEOUT * 0.75)
         assert got == b""
         for s in plain[1:]:
@@ -481,32 +415,32 @@ def test_newer_timestamp_supersedes_pending_handshakes(net):
     finally:
         for s in plain + [first] + ([second] if second else []):
             s.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_unknown_optional_record_type_is_ignored(net):
-    sess = hlpeer.dial(net.a.port, net.probe, net.a.noise_key)
+def test_unknown_optional_record_type_is_ignored(probed):
+    sess = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key)
     try:
-        live_session = session_of(net.a.wait_connected("probe"))
+        live_session = session_of(probed.a.wait_connected("probe"))
         for rtype in (0x00, 0x05, 0x0f, 0x40, 0x7f):
             sess.send_record(rtype, os.urandom(16))
         sess.send_record(hlpeer.T_PONG, os.urandom(8))   # answers no PING: ignored
         sess.ping()
-        assert session_of(net.a.peer_status("probe")) == live_session
+        assert session_of(probed.a.peer_status("probe")) == live_session
     finally:
         sess.close()
-    net.assert_serves_b()
+    probed.assert_serves_b()
 
 
-def test_close_from_peer_ends_session(net):
-    sess = hlpeer.dial(net.a.port, net.probe, net.a.noise_key)
-    net.a.wait_connected("probe")
+def test_close_from_peer_ends_session(probed):
+    sess = hlpeer.dial(probed.a.port, probed.probe, probed.a.noise_key)
+    probed.a.wait_connected("probe")
     sess.send_record(hlpeer.T_CLOSE, bytes([hlpeer.CLOSE_SHUTDOWN]) + b"bye \x1b[31mred\x1b[0m")
     try:
         hlpeer.read_until_close(sess.sock, scaled(5))
     finally:
         sess.sock.close()
-    net.a.wait_not_connected("probe")
+    probed.a.wait_not_connected("probe")
     # The peer's text is logged sanitised: no escape character reaches the log.
-    assert "\x1b" not in net.a.log_text()
-    net.assert_serves_b()
+    assert "\x1b" not in probed.a.log_text()
+    probed.assert_serves_b()
