@@ -7,7 +7,9 @@ every daemon, process, proxy, hlpeer session and mount a test started is
 stopped or undone at teardown, pass or fail (SIGTERM, then SIGKILL).  A
 daemon log holding a sanitizer report fails the test at teardown, and a
 failed test shows the tail of every daemon's log.  `mailserver` is a
-private Postfix (mailutil.py).
+private Postfix (mailutil.py).  The fixtures after those serve a few test
+files each (pair, probed, chain, mailpair, hostile, staged); a test file
+defines none of its own.
 """
 
 import os

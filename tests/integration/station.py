@@ -1,43 +1,57 @@
 """station.py — the one fixture module of hotline's integration tests: the
 hotline binary run against station directories, `hotline run` daemons that
-are always stopped at teardown, a TCP proxy between two stations, and the
-`Net` that owns everything one test started.  The Python protocol peer (an
-independent implementation of the wire protocol) is hlpeer.py; the pytest
-fixtures are all in conftest.py.
+are always stopped at teardown, one TCP proxy, and the `Net` that owns
+everything one test started.  The one Python protocol peer (an independent
+implementation of the wire protocol) is hlpeer.py; every pytest fixture is
+in conftest.py; mailutil.py runs a private mail server, voiceutil.py and
+checks_util.py hold what the voice and line-check tests share.  No test
+file imports another.
 
 What a test author uses
-  fixtures (conftest.py)  `net` — a Net (pair names washington/pyongyang);
-                          `stations` — the same Net, for tests that pin and
-                          start stations themselves; `daemons` — a Net whose
-                          daemons run with --verbose, default pair names
-                          alpha/bravo, and whose teardown fails the test when
-                          a daemon exits non-zero on SIGTERM;
-                          `mailserver` — a private Postfix (mailutil.py).
+  fixtures (conftest.py)  `net` — a Net (pair() names washington/pyongyang);
+                          `stations` — the same, under the name the station
+                          tests use; `daemons` — a Net whose daemons run with
+                          --verbose, pair() names alpha/bravo, and whose
+                          teardown fails the test when a daemon exits non-zero
+                          on SIGTERM; `mailserver` — private Postfix instances
+                          (mailutil.py); `pair` (alpha and beta pinned, not
+                          started), `mailpair`, `probed` (a ProbedPair),
+                          `chain` (an hlpeer's items to a station, once per
+                          ITEM_PATH), `hostile`, `staged`.
   Net                     station(name, init=True, dir=None, port=None,
-                          **options) (also net(name, ...)), pair(...) ->
+                          **options) (also net(name, ...)), pair(a, b,
+                          start, a_dials, b_dials, via_proxy, rate, ...) ->
                           (a, b, proxy or None), proxy(port, ...),
-                          tmpfs(path, size), on_teardown(fn), and the hlpeer
-                          helpers hlpeer_pinned / connect_hlpeer /
-                          hlpeer_listening / accept_hlpeer.
-  Station                 cmd(), init(), card()/card_text(), pin(other),
-                          set_option(), write_conf(), set_peer_option(),
-                          start()/stop()/kill9(), status(), peer_status(),
-                          wait_connected(), wait_state(), wait_log(), the
-                          message commands (send, inbox, outbox, read_json,
-                          wait_delivered, wait_in_inbox) and the daemon log.
+                          tmpfs(path, size), on_teardown(fn), and hlpeer
+                          stations: hlpeer_pinned, connect_hlpeer,
+                          hlpeer_linked, hlpeer_listening, accept_hlpeer.
+  Station                 cmd(), init(), card()/card_text()/card_field(),
+                          noise_key/signing_key/fingerprint, pin(other,
+                          dial, address), add_peer(), set_option(),
+                          set_peer_option(), write_conf(), start()/stop()/
+                          kill9(), status(), peer_status(), wait_connected(),
+                          wait_state(), wait_not_connected(), the message
+                          commands (send, send_lines, inbox, inbox_ids,
+                          inbox_entry, outbox, outbox_states, read_json,
+                          wait_delivered, wait_in_inbox), the daemon's log
+                          (log_text, log_tail, wait_log).
   Proxy                   forwards to a port; counts bytes each way, can
                           throttle (RATE), delay every piece (DELAY), keep
                           each connection's first frame (first_frames), cut
-                          every connection (drop_all/cut), and hold
+                          every connection (drop_all, refuse_new), and hold
                           connections until every proxy of a Gate has one.
   timing                  scaled(seconds): every bound, 4x in sanitizer
                           builds; wait_for(predicate, timeout, what).
   ports                   free_port(): below the ephemeral range, free for
                           TCP and UDP, never the same port twice in this
                           process, claimed with O_EXCL across processes.
-  control(dir, request)   one JSON request on a daemon's control socket.
+  processes               keep_priority(pid), bin_for_user(uid).
+  also                    control(dir, request) on a daemon's control
+                          socket; db(st)/held(st, seq) read its store;
+                          Replayer and Flooder replay captured handshakes;
+                          make_file(); check_message_json(); rfc3339_ms().
 
-Only the standard library, pytest and hlpeer.py are used here.
+Only the standard library and hlpeer.py are used here.
 """
 
 import base64
