@@ -27,7 +27,7 @@ from the same run:
   voice.kill9_lost                  seconds lost when a recording is killed -9
 
 Usage: python3 bench/voice.py HOTLINE_BIN WORKDIR  (speech from espeak-ng).
-It reuses the integration tests' tools (tests/integration: msgutil for
+It reuses the integration tests' tools (tests/integration: station.py for
 stations, voiceutil, relay.py, stoi.py).
 """
 import glob
@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("HOTLINE_BIN", os.path.abspath(sys.argv[1]))
 
 import numpy as np          # noqa: E402
-import msgutil              # noqa: E402
+import station              # noqa: E402
 import stoi                 # noqa: E402
 import voiceutil as vu      # noqa: E402
 
@@ -72,7 +72,7 @@ def children_cpu():
 
 
 def one_call(root, args, seed, measure_cpu=False):
-    net = msgutil.Net(os.path.join(root, f"call{seed}"))
+    net = station.Net(os.path.join(root, f"call{seed}"))
     os.makedirs(net.root)
     try:
         a, b, relay = vu.call_pair(net, args + ("--seed", str(seed)))
@@ -111,7 +111,7 @@ def codec_baseline(root, wav, loss, burst):
 
 
 def voice_message(root):
-    net = msgutil.Net(os.path.join(root, "msg"))
+    net = station.Net(os.path.join(root, "msg"))
     os.makedirs(net.root)
     try:
         a, b, _ = net.pair(start=False)
@@ -122,10 +122,10 @@ def voice_message(root):
         bench("voice.wav_60s", os.path.getsize(wav) / 1000, "KB")
         # kill -9 in the middle of a recording (the command and its helper)
         talk = vu.speech(os.path.join(net.root, "talk.wav"), seconds=30, rate=16000)
-        p = subprocess.Popen([msgutil.HOTLINE_BIN, "-d", a.dir, "voice", "send", "pyongyang",
+        p = subprocess.Popen([station.HOTLINE_BIN, "-d", a.dir, "voice", "send", "pyongyang",
                               "--input", talk], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-        msgutil.wait_for(lambda: glob.glob(os.path.join(a.dir, "voice", "*.opus")), 10,
+        station.wait_for(lambda: glob.glob(os.path.join(a.dir, "voice", "*.opus")), 10,
                          "the recording")
         t0 = time.monotonic()
         time.sleep(5)

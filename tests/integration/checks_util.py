@@ -1,34 +1,12 @@
 """checks_util.py — helpers for the line-check and agreement integration
-tests: per-peer settings in station.conf, an AlarmCommand script that writes
+tests: an AlarmCommand script that writes
 its environment to a file, and read-only looks into a station's store."""
 
 import os
 import sqlite3
 import stat
 
-from daemon_util import scaled, wait_for
-
-
-def set_peer_option(station, peer, key, value):
-    """KEY = VALUE in the [Peer] section named PEER of STATION's conf."""
-    with open(station.conf_path) as f:
-        lines = f.read().splitlines()
-    out, section, done, cur_peer = [], None, False, None
-    for line in lines:
-        s = line.strip()
-        if s.startswith("["):
-            section, cur_peer = s, None
-        if section == "[Peer]" and s.split("=", 1)[0].strip() == "Name":
-            cur_peer = s.split("=", 1)[1].strip()
-        elif (section == "[Peer]" and cur_peer == peer and
-              s.split("=", 1)[0].strip() == key):
-            continue
-        out.append(line)
-        if section == "[Peer]" and s.split("=", 1)[0].strip() == "Name" and cur_peer == peer:
-            out.append(f"{key} = {value}")
-            done = True
-    assert done, f"no [Peer] {peer} in {station.conf_path}"
-    station.write_conf("\n".join(out) + "\n")
+from station import scaled, wait_for
 
 
 def write_script(tmp_path, name, body):

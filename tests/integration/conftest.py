@@ -1,17 +1,25 @@
-"""conftest.py — pytest fixtures shared by every integration test.
+"""conftest.py — every pytest fixture of the integration tests, and the
+session hooks (umask, HOTLINE_BIN check, HOTLINE_SHARD=K/N).
 
-`stations` makes station directories in the test's tmp_path and guarantees
-that every daemon a test started is stopped at teardown, pass or fail
-(SIGTERM, then SIGKILL).  A daemon log holding a sanitizer report fails the
-test at teardown, and a failed test shows the tail of every daemon's log.
+`net`, `stations` and `daemons` are each a station.Net (station.py says
+what a test author uses): station directories in the test's tmp_path, and
+every daemon, process, proxy, hlpeer session and mount a test started is
+stopped or undone at teardown, pass or fail (SIGTERM, then SIGKILL).  A
+daemon log holding a sanitizer report fails the test at teardown, and a
+failed test shows the tail of every daemon's log.  `mailserver` is a
+private Postfix (mailutil.py).  The fixtures after those serve a few test
+files each (pair, probed, chain, mailpair, hostile, staged); a test file
+defines none of its own.
 """
 
 import os
-import signal
+import subprocess
 
 import pytest
 
-import helpers
+import mailutil
+from recordgen import tiny_entries_record
+from station import HOTLINE_BIN, ITEM_PATHS, Net, ProbedPair
 
 
 def pytest_sessionstart(session):
@@ -20,8 +28,8 @@ def pytest_sessionstart(session):
     # inherited: every command refuses a station others could change
     # (src/conf/perms.c).
     os.umask(0o022)
-    if not os.access(helpers.HOTLINE_BIN, os.X_OK):
-        raise pytest.UsageError(f"HOTLINE_BIN {helpers.HOTLINE_BIN!r} is not an executable; "
+    if not os.access(HOTLINE_BIN, os.X_OK):
+        raise pytest.UsageError(f"HOTLINE_BIN {HOTLINE_BIN!r} is not an executable; "
                                 f"build first (make) or set HOTLINE_BIN")
 
 
@@ -52,64 +60,135 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-class StationFactory:
-    def __init__(self, root):
-        self.root = root
-        self.started = []      # every Station whose daemon was started
-        self.made = []
+def _net_fixture(request, net):
+    """Yields NET; at teardown stops and undoes everything it started, prints
+    the daemons' log tails when the test failed, and fails the test on a
+    problem (a daemon that would not stop, a sanitizer report)."""
+    try:
+        yield net
+    finally:
+        problems = net.teardown()
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            for st in net.stations:
+                print(f"----- {st.name} log ({st.log_path}), last lines -----")
+                print(st.log_tail(60))
+        if problems:
+            pytest.fail("teardown: " + "\n".join(problems))
 
-    def __call__(self, name, init=True, **options):
-        """A new station NAME under the test's tmp_path, `init`ed with a free
-        127.0.0.1 port; OPTIONS are written to its [Station] section."""
-        st = helpers.Station(self.root, name, registry=self.started)
-        if init:
-            st.init()
-            for key, value in options.items():
-                st.set_option(key, value)
-        self.made.append(st)
-        return st
 
-    def pair(self, a="washington", b="pyongyang", start=True, **options):
-        """Two stations that pinned each other (fingerprints checked), both
-        with an Address so both dial; started and linked when START."""
-        sa, sb = self(a, **options), self(b, **options)
-        sa.pin(sb)
-        sb.pin(sa)
-        if start:
-            sa.start()
-            sb.start()
-            sa.wait_connected(b)
-            sb.wait_connected(a)
-        return sa, sb
-
-    def teardown(self):
-        problems = []
-        for st in self.started:
-            try:
-                st.stop(signal.SIGTERM)
-            except AssertionError as exc:
-                problems.append(str(exc))
-            finally:
-                st.kill()
-        for st in self.made:
-            reports = st.sanitizer_reports()
-            if reports:
-                problems.append(f"{st.name}: sanitizer report in {st.log_path}:\n"
-                                + "\n".join(reports[:10]) + "\n" + st.log_tail(60))
-        return problems
+@pytest.fixture
+def net(tmp_path, request):
+    """A station.Net in the test's tmp_path: stations, daemons, proxies,
+    hlpeer sessions, mounts, all undone at teardown, pass or fail."""
+    yield from _net_fixture(request, Net(tmp_path))
 
 
 @pytest.fixture
 def stations(tmp_path, request):
-    factory = StationFactory(tmp_path)
-    try:
-        yield factory
-    finally:
-        problems = factory.teardown()
+    """The same as `net`, under the name the station tests use."""
+    yield from _net_fixture(request, Net(tmp_path))
+
+
+@pytest.fixture
+def daemons(tmp_path, request):
+    """A Net for the daemon tests: daemons run with --verbose, pair() makes
+    alpha and bravo, and a daemon that exits non-zero on the SIGTERM of
+    teardown fails the test."""
+    yield from _net_fixture(request, Net(tmp_path, names=("alpha", "bravo"), verbose=True,
+                                         check_exit=True))
+
+
+@pytest.fixture
+def mailserver(request):
+    """A factory of private Postfix instances (mailutil.MailServer):
+    mailserver("alpha", "beta") starts one with those mailboxes.  Teardown
+    stops every server and removes its folder, adopted stations too: ask
+    for `mailserver` before the stations' fixture, so that their daemons are
+    stopped first.  Skips the test (saying why) without root or Postfix."""
+    reason = mailutil.skip_reason()
+    if reason:
+        pytest.skip(f"SKIPPED LOUDLY: no real mail server: {reason}")
+    servers = []
+
+    def make(*users):
+        srv = mailutil.MailServer(users)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
         failed = getattr(request.node, "rep_call", None)
         if failed is not None and failed.failed:
-            for st in factory.made:
-                print(f"----- {st.name} log ({st.log_path}), last lines -----")
-                print(st.log_tail(60))
-        if problems:
-            pytest.fail("\n".join(problems))
+            print(f"--- maillog of {srv.root}:\n{srv.log()[-4000:]}")
+        srv.stop()
+        srv.cleanup()
+
+
+# ---------------------------------------------- what some test files share
+
+@pytest.fixture
+def pair(stations):
+    """alpha and beta, pinned to each other, daemons not started."""
+    return stations.pair("alpha", "beta", start=False)[:2]
+
+
+@pytest.fixture
+def probed(stations):
+    """A station.ProbedPair: washington and pyongyang linked, and a probe
+    identity washington pinned (test_misbehaving_peers.py)."""
+    return ProbedPair(stations)
+
+
+@pytest.fixture(params=ITEM_PATHS, ids=lambda p: p.name)
+def chain(request, net):
+    """Station pyongyang with an hlpeer pinned (no automatic receipts), and
+    the path the hlpeer's items take to it: the live link or a courier
+    bundle (station.LinkPath, station.BundlePath); each test runs once per
+    path."""
+    st = net.station("pyongyang")
+    peer = net.hlpeer_pinned(st, auto_receipt=False)
+    return request.param(net, st, peer)
+
+
+@pytest.fixture
+def mailpair(stations, mailserver):
+    """alpha and beta pinned to each other, each with an [Email] section on
+    a private mail server and an Email for the other; not started.
+    Returns (alpha, beta, server)."""
+    a, b, _ = stations.pair("alpha", "beta", start=False)
+    srv = mailserver("alpha", "beta")
+    mailutil.add_email(a, srv, "alpha", "beta")
+    mailutil.add_email(b, srv, "beta", "alpha")
+    return a, b, srv
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A 64 MiB record of more than 16 million tiny entries and the cards of
+    its two stations (recordgen.py), made once per test file."""
+    d = tmp_path_factory.mktemp("hostile-record")
+    path = str(d / "tiny.rec")
+    cards, n = tiny_entries_record(path, 64 << 20)
+    paths = []
+    for i, c in enumerate(cards):
+        p = d / f"card{i}"
+        p.write_bytes(c)
+        paths.append(str(p))
+    assert n > 16_000_000
+    return path, paths
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """`cmake --install` of the build HOTLINE_BIN belongs to, under a
+    DESTDIR with prefix /usr, once per test file."""
+    build = os.path.dirname(os.path.abspath(HOTLINE_BIN))
+    if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        pytest.skip(f"SKIPPED LOUDLY: {build} is not a CMake build directory")
+    stage = tmp_path_factory.mktemp("stage")
+    env = dict(os.environ, DESTDIR=str(stage))
+    p = subprocess.run(["cmake", "--install", build, "--prefix", "/usr"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return stage

@@ -2,10 +2,14 @@
 messages protocol, written from the project's documents only
 (docs/protocol.md, docs/items.md, docs/messages.md), for integration tests.
 
-It owns:
+It is the one Python peer of the integration tests.  It owns:
   * the link: TCP framing (2-byte big-endian length), the Noise IK handshake
     (Noise_IK_25519_ChaChaPoly_BLAKE2b, prologue b"hotline/1") done by
-    dissononce, transport records (version, type, body), HELLO, PING/PONG;
+    dissononce, transport records (version, type, body), HELLO, PING/PONG.
+    Each step is open to a test of the link itself: connect(), send_frame()
+    / recv_frame(), Initiator and Responder (message 1 and 2 by hand, any
+    payload), Session.recv_raw() (every record as it came) and send_raw()
+    (any plaintext), dial(hello=False), Listener.accept_raw();
   * items (docs/items.md): encoding, Ed25519 signing and verification
     (python3-cryptography), BLAKE2b-256 hashes and the salted subject/body
     commitments (hashlib.blake2b), SHA-256 document (attachment) hashes
@@ -49,15 +53,30 @@ from dissononce.processing.impl.cipherstate import CipherState
 from dissononce.processing.impl.handshakestate import HandshakeState
 from dissononce.processing.impl.symmetricstate import SymmetricState
 
+# Bounds on how long the station under test may take, scaled up for its
+# sanitizer builds (several times slower); station.py uses the same.
+SANITIZE = os.environ.get("HOTLINE_SANITIZE", "").strip().upper() in ("1", "ON", "TRUE", "YES")
+SCALE = 4.0 if SANITIZE else 1.0
+
+
+def scaled(seconds):
+    return seconds * SCALE
+
+
 # ---------------------------------------------------------------- constants
 
 PROLOGUE = b"hotline/1"
 MAX_FRAME = 65535
+MSG1_LEN = 96   # 32 e + 48 encrypted s + 16 payload tag, empty payload
+TAI64N_LEN = 12  # message 1's payload: a TAI64N timestamp (docs/protocol.md section 2)
+MSG1_STAMPED_LEN = MSG1_LEN + TAI64N_LEN
+MSG2_LEN = 48   # 32 e + 16 payload tag, empty payload
 REC_VERSION = 1
 TAG_LEN = 16
 RECORD_BODY_MAX = MAX_FRAME - TAG_LEN - 2          # 65517
 
 T_HELLO, T_PING, T_PONG, T_CLOSE = 0x01, 0x02, 0x03, 0x04
+CLOSE_SHUTDOWN, CLOSE_REPLACED, CLOSE_REMOVED, CLOSE_PROTOCOL = 1, 2, 3, 4
 T_ITEM, T_CHUNK, T_ACK, T_RESUME, T_REFUSE = 0x10, 0x11, 0x12, 0x13, 0x14
 T_CREDIT = 0x15
 T_BUNDLE_END = 0x3f
@@ -142,10 +161,16 @@ def salted_hash(salt, label, data):
     return blake2b256(label + b"\0" + data, key=salt)
 
 
-def fingerprint_text(noise_key, signing_key):
+def next_key_hash(noise_key, signing_key):
+    """The commitment to a station's next keys (docs/rotation.md)."""
+    return blake2b256(b"hotline/1 next keys" + noise_key + signing_key)
+
+
+def fingerprint_text(noise_key, signing_key, next_key_hash=None):
     """The fingerprint as `peer add --fingerprint` takes it: BLAKE2b-256 of
-    the context, NoiseKey and SigningKey, 8 groups of 5 digits."""
-    h = blake2b256(FP_CONTEXT + noise_key + signing_key)
+    the context, NoiseKey, SigningKey and, when the card has one, its
+    NextKeyHash (docs/cards.md), 8 groups of 5 digits."""
+    h = blake2b256(FP_CONTEXT + noise_key + signing_key + (next_key_hash or b""))
     return " ".join(f"{w % 100000:05d}" for w in struct.unpack(">8I", h))
 
 
@@ -164,6 +189,15 @@ class Identity:
 
     def sign(self, data):
         return self.sign_sk.sign(data)
+
+    # the names a Station's keys go by (station.py)
+    @property
+    def noise_key(self):
+        return self.noise_pk
+
+    @property
+    def signing_key(self):
+        return self.sign_pk
 
     @property
     def fingerprint(self):
@@ -547,7 +581,7 @@ def seal_bundle(me, recipient_noise_pk, records):
     END record: the header, the Noise_X handshake message, then one
     transport frame per record."""
     header = BUNDLE_MAGIC + blake2b256(recipient_noise_pk)[:8]
-    hs = _new_handshake()
+    hs = new_handshake()
     hs.initialize(XHandshakePattern(), True, header, s=me.noise,
                   rs=X25519PublicKey(recipient_noise_pk))
     m1 = bytearray()
@@ -570,6 +604,25 @@ def undecodable_item(author, counterpart, seq, signer=None):
 
 # --------------------------------------------------------------------- link
 
+def connect(port, timeout=None, source=None, host="127.0.0.1"):
+    """A TCP connection to HOST:PORT, retrying while refused; from the
+    loopback address SOURCE (such as "127.0.0.2") when given, so that a test
+    can play several source addresses."""
+    timeout = timeout or scaled(10)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s = socket.create_connection((host, port), timeout=timeout,
+                                         source_address=(source, 0) if source else None)
+            s.settimeout(None)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return s
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _recv_exact(sock, n, deadline):
     buf = bytearray()
     while len(buf) < n:
@@ -582,28 +635,91 @@ def _recv_exact(sock, n, deadline):
         try:
             chunk = sock.recv(n - len(buf))
         except (ConnectionResetError, BrokenPipeError) as exc:
-            raise Closed(str(exc)) from exc
+            raise Closed(f"reset after {len(buf)} of {n} bytes") from exc
         if not chunk:
             raise Closed(f"EOF after {len(buf)} of {n} bytes")
         buf += chunk
     return bytes(buf)
 
 
-def _new_handshake():
+def send_frame(sock, msg):
+    assert 0 <= len(msg) <= MAX_FRAME
+    sock.sendall(u16(len(msg)) + msg)
+
+
+def recv_frame(sock, timeout=None):
+    """One frame's bytes (the 2-byte length taken off)."""
+    deadline = time.monotonic() + (timeout or scaled(10))
+    (n,) = struct.unpack(">H", _recv_exact(sock, 2, deadline))
+    return _recv_exact(sock, n, deadline)
+
+
+def read_until_close(sock, timeout):
+    """Reads until the peer closes; returns (bytes received, seconds taken).
+    Fails if the connection is still open after TIMEOUT."""
+    start = time.monotonic()
+    deadline = start + timeout
+    got = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"connection still open after {timeout:.1f}s "
+                                 f"({len(got)} bytes received)")
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            continue
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return bytes(got), time.monotonic() - start
+        got += chunk
+
+
+def is_closed_now(sock):
+    """True when the peer has closed SOCK (readable and EOF/reset); never
+    blocks.  Data received instead is a protocol violation for the callers
+    (unauthenticated connections must get no bytes), so it asserts."""
+    r, _, _ = select.select([sock], [], [], 0)
+    if not r:
+        return False
+    try:
+        chunk = sock.recv(4096)
+    except ConnectionResetError:
+        return True
+    assert chunk == b"", f"unauthenticated connection received {len(chunk)} bytes"
+    return True
+
+
+def new_handshake():
     return HandshakeState(SymmetricState(CipherState(ChaChaPolyCipher()), Blake2bHash()),
                           X25519DH())
 
 
+def record(rtype, body=b"", version=REC_VERSION):
+    return bytes([version, rtype]) + body
+
+
+def parse_hello(body):
+    assert len(body) >= 6, f"HELLO body of {len(body)} bytes, want at least 6"
+    (keepalive_ms,) = struct.unpack(">I", body[2:6])
+    return {"min_version": body[0], "max_version": body[1], "keepalive_ms": keepalive_ms}
+
+
 class Session:
     """A Noise transport session over one TCP connection: framing,
-    encryption, and the link-level records (HELLO answered by the caller,
-    PING answered here)."""
+    encryption, and the link-level records.  recv_record() is the peer's
+    view (PINGs answered, CLOSE raised, another version refused);
+    recv_raw() returns every record as it came, for tests that look at the
+    link itself."""
 
     def __init__(self, sock, send_cs, recv_cs):
         self.sock, self.send_cs, self.recv_cs = sock, send_cs, recv_cs
         self.closed = False
         self.close_reason = None
         self.peer_hello = None
+        self.message1 = None     # what an eavesdropper saw of a dial
         self._buf = bytearray()
         # Every transport frame, in order, as (type, body, ciphertext length):
         # what a test correlates with the other side's system calls.
@@ -626,6 +742,11 @@ class Session:
         together (one read burst at the other side)."""
         self.sock.sendall(b"".join(self._frame(t, b, REC_VERSION) for t, b in records))
 
+    def send_raw(self, plaintext):
+        """PLAINTEXT encrypted as one frame, whatever it holds (no record
+        header is added): a malformed record on purpose."""
+        send_frame(self.sock, self.send_cs.encrypt_with_ad(b"", plaintext))
+
     def _fill(self, timeout):
         """Reads what is available (waiting up to TIMEOUT) into the buffer;
         raises Closed at EOF."""
@@ -643,11 +764,8 @@ class Session:
         self._buf += data
         return True
 
-    def recv_record(self, timeout):
-        """The next record as (type, body), or None after TIMEOUT seconds.
-        PINGs are answered with PONGs and not returned; a CLOSE raises
-        Closed; another version raises ProtocolError."""
-        deadline = time.monotonic() + timeout
+    def _next(self, deadline):
+        """The next record's plaintext, or None at DEADLINE."""
         while True:
             if len(self._buf) >= 2:
                 n = struct.unpack(">H", self._buf[:2])[0]
@@ -660,23 +778,71 @@ class Session:
                     if len(pt) < 2:
                         raise ProtocolError(f"record of {len(pt)} bytes")
                     self.recv_log.append((pt[1], pt[2:], len(ct)))
-                    if pt[0] != REC_VERSION:
-                        raise ProtocolError(f"record version {pt[0]}")
-                    rtype, body = pt[1], pt[2:]
-                    if rtype == T_PING:
-                        self.send_record(T_PONG, body)
-                        continue
-                    if rtype == T_CLOSE:
-                        self.closed = True
-                        self.close_reason = (body[:1], body[1:])
-                        raise Closed(f"CLOSE {body!r}")
-                    return rtype, body
+                    return pt
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             self._fill(left)
 
-    def close(self, reason=1, text=b"hlpeer done"):
+    def recv_record(self, timeout):
+        """The next record as (type, body), or None after TIMEOUT seconds.
+        PINGs are answered with PONGs and not returned; a CLOSE raises
+        Closed; another version raises ProtocolError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pt = self._next(deadline)
+            if pt is None:
+                return None
+            if pt[0] != REC_VERSION:
+                raise ProtocolError(f"record version {pt[0]}")
+            rtype, body = pt[1], pt[2:]
+            if rtype == T_PING:
+                self.send_record(T_PONG, body)
+                continue
+            if rtype == T_CLOSE:
+                self.closed = True
+                self.close_reason = (body[:1], body[1:])
+                raise Closed(f"CLOSE {body!r}")
+            return rtype, body
+
+    def recv_raw(self, timeout=None, answer_pings=True):
+        """The next record as (version, type, body), CLOSE included;
+        TimeoutError after TIMEOUT.  PINGs of this version are answered and
+        skipped unless ANSWER_PINGS is False."""
+        timeout = timeout or scaled(10)
+        deadline = time.monotonic() + timeout
+        while True:
+            pt = self._next(deadline)
+            if pt is None:
+                raise TimeoutError(f"no record within {timeout:.1f}s")
+            version, rtype, body = pt[0], pt[1], pt[2:]
+            if answer_pings and version == REC_VERSION and rtype == T_PING:
+                self.send_record(T_PONG, body)
+                continue
+            return version, rtype, body
+
+    def recv_type(self, want, timeout=None):
+        """Skips records (answering PINGs) until one of type WANT; its body."""
+        timeout = timeout or scaled(10)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no record of type {want:#x} within {timeout:.1f}s")
+            version, rtype, body = self.recv_raw(left)
+            assert version == REC_VERSION, f"record version {version}"
+            if rtype == want:
+                return body
+
+    def ping(self, timeout=None):
+        """Sends a PING of 8 random bytes; returns once the matching PONG is in."""
+        value = os.urandom(8)
+        self.send_record(T_PING, value)
+        while True:
+            if self.recv_type(T_PONG, timeout) == value:
+                return value
+
+    def close(self, reason=CLOSE_SHUTDOWN, text=b"hlpeer done"):
         if not self.closed:
             try:
                 self.send_record(T_CLOSE, u8(reason) + text)
@@ -689,48 +855,104 @@ class Session:
             pass
 
 
+TAI64_BASE = (1 << 62) + 10   # TAI64 label of the Unix epoch, as libtai and WireGuard write it
+
+
+def tai64n(unix_ns):
+    """The 12-byte TAI64N form of a time in nanoseconds since the Unix epoch."""
+    return struct.pack(">QI", TAI64_BASE + unix_ns // 10**9, unix_ns % 10**9)
+
+
+def tai64n_unix_ns(stamp):
+    label, nano = struct.unpack(">QI", stamp[:TAI64N_LEN])
+    return (label - TAI64_BASE) * 10**9 + nano
+
+
 _last_stamp = {}
 
 
-def msg1_timestamp(me):
+def fresh_stamp(me):
     """Message 1's payload (docs/protocol.md section 2.1): a TAI64N timestamp
-    of now, strictly greater than the last one made here for ME."""
-    ns = time.time_ns()
-    ns = max(ns, _last_stamp.get(id(me), -1) + 1)
+    of now, strictly greater than the last one made here for ME (two dials
+    in one clock tick)."""
+    ns = max(time.time_ns(), _last_stamp.get(id(me), -1) + 1)
     _last_stamp[id(me)] = ns
-    return struct.pack(">QI", (1 << 62) + 10 + ns // 10**9, ns % 10**9)
+    return tai64n(ns)
 
 
-def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=25000,
-         hello_flags=None):
-    """Connects as ME to a station listening on PORT, runs IK as the
-    initiator (message 1 timestamped), sends HELLO and waits for the
-    station's HELLO."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    sock.settimeout(None)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        hs = _new_handshake()
-        hs.initialize(IKHandshakePattern(), True, PROLOGUE, s=me.noise,
-                      rs=X25519PublicKey(their_noise_pk))
-        m1 = bytearray()
-        hs.write_message(msg1_timestamp(me), m1)
-        sock.sendall(u16(len(m1)) + bytes(m1))
-        n = struct.unpack(">H", _recv_exact(sock, 2, deadline))[0]
-        m2 = _recv_exact(sock, n, deadline)
+class Initiator:
+    """The dialing side of IK.  Message 1 carries a fresh timestamp unless
+    told otherwise (an explicit payload: b"" is the empty payload of
+    earlier stations)."""
+
+    def __init__(self, me, responder_key):
+        self.me = me
+        self.hs = new_handshake()
+        self.hs.initialize(IKHandshakePattern(), True, PROLOGUE, s=me.noise,
+                           rs=X25519PublicKey(responder_key))
+
+    def message1(self, payload=None):
+        buf = bytearray()
+        self.hs.write_message(fresh_stamp(self.me) if payload is None else payload, buf)
+        return bytes(buf)
+
+    def read_message2(self, msg):
+        """(send CipherState, receive CipherState, message 2's payload)."""
         payload = bytearray()
-        cs = hs.read_message(m2, payload)
+        cs = self.hs.read_message(msg, payload)
         if cs is None:
             raise ProtocolError("IK not complete after message 2")
-        sess = Session(sock, cs[0], cs[1])    # initiator sends with the first
+        # Split(): the initiator sends with the first CipherState.
+        return cs[0], cs[1], bytes(payload)
+
+
+class Responder:
+    """The listening side of IK."""
+
+    def __init__(self, me):
+        self.me = me
+        self.hs = new_handshake()
+        self.hs.initialize(IKHandshakePattern(), False, PROLOGUE, s=me.noise)
+
+    def read_message1(self, msg):
+        payload = bytearray()
+        self.hs.read_message(msg, payload)
+        return bytes(payload)
+
+    @property
+    def remote_static(self):
+        return self.hs.rs.data
+
+    def message2(self, payload=b""):
+        """(message 2, send CipherState, receive CipherState)."""
+        buf = bytearray()
+        cs = self.hs.write_message(payload, buf)
+        if cs is None:
+            raise ProtocolError("IK not complete after message 2")
+        # Split(): the responder sends with the second CipherState.
+        return bytes(buf), cs[1], cs[0]
+
+
+def dial(port, me, their_noise_pk, timeout=None, host="127.0.0.1", keepalive_ms=25000,
+         hello_flags=None, payload=None, hello=True, source=None):
+    """Connects as ME (from loopback address SOURCE when given) to a station
+    listening on PORT and runs IK as the initiator (message 1's PAYLOAD:
+    None for a fresh timestamp); with HELLO, sends HELLO and waits for the
+    station's (in session.peer_hello).  session.message1 is what an
+    eavesdropper saw."""
+    timeout = timeout or scaled(10)
+    deadline = time.monotonic() + timeout
+    sock = connect(port, timeout=timeout, source=source, host=host)
+    try:
+        ini = Initiator(me, their_noise_pk)
+        m1 = ini.message1(payload)
+        send_frame(sock, m1)
+        n = struct.unpack(">H", _recv_exact(sock, 2, deadline))[0]
+        send_cs, recv_cs, _ = ini.read_message2(_recv_exact(sock, n, deadline))
+        sess = Session(sock, send_cs, recv_cs)
+        sess.message1 = m1
+        if not hello:
+            return sess
         sess.send_record(T_HELLO, hello_body(keepalive_ms, flags=hello_flags))
         rec = sess.recv_record(max(0.1, deadline - time.monotonic()))
         if rec is None or rec[0] != T_HELLO:
@@ -745,8 +967,9 @@ def dial(port, me, their_noise_pk, timeout=10.0, host="127.0.0.1", keepalive_ms=
 
 
 class Listener:
-    """A TCP listener for a station to dial; accept() runs IK as the
-    responder and answers the dialer's HELLO."""
+    """A TCP listener on a free 127.0.0.1 port for a station to dial;
+    accept() runs IK as the responder and answers the dialer's HELLO,
+    accept_raw() only takes the connection."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -756,25 +979,26 @@ class Listener:
         self.port = self.sock.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
 
-    def accept(self, me, expect_static=None, timeout=20.0, keepalive_ms=25000,
-               hello_flags=None):
-        deadline = time.monotonic() + timeout
-        self.sock.settimeout(timeout)
+    def accept_raw(self, timeout=None):
+        self.sock.settimeout(timeout or scaled(15))
         conn, _ = self.sock.accept()
         conn.settimeout(None)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def accept(self, me, expect_static=None, timeout=20.0, keepalive_ms=25000,
+               hello_flags=None):
+        deadline = time.monotonic() + timeout
+        conn = self.accept_raw(timeout)
         try:
-            hs = _new_handshake()
-            hs.initialize(IKHandshakePattern(), False, PROLOGUE, s=me.noise)
+            resp = Responder(me)
             n = struct.unpack(">H", _recv_exact(conn, 2, deadline))[0]
-            m1 = _recv_exact(conn, n, deadline)
-            hs.read_message(m1, bytearray())
-            if expect_static is not None and hs.rs.data != expect_static:
+            resp.read_message1(_recv_exact(conn, n, deadline))
+            if expect_static is not None and resp.remote_static != expect_static:
                 raise ProtocolError("dialed by an unexpected static key")
-            m2 = bytearray()
-            cs = hs.write_message(b"", m2)
-            conn.sendall(u16(len(m2)) + bytes(m2))
-            sess = Session(conn, cs[1], cs[0])  # the responder sends with the second
+            m2, send_cs, recv_cs = resp.message2()
+            send_frame(conn, m2)
+            sess = Session(conn, send_cs, recv_cs)
             rec = sess.recv_record(max(0.1, deadline - time.monotonic()))
             if rec is None or rec[0] != T_HELLO:
                 raise ProtocolError(f"expected the dialer's HELLO, got {rec!r}")

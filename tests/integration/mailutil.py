@@ -1,4 +1,8 @@
-"""mailutil.py — a real mail server for the email-path tests.
+"""mailutil.py — a real mail server for the email-path tests, and the
+stations' mail settings: add_email() (an [Email] section, an Email for the
+peer), email_pair() (alpha and beta linked through a proxy, both with
+email), email_station() / good_mail() / deliver() (a station picking up a
+Maildir of its own that the test writes into) and pickup_status().
 
 Owns: running Debian's Postfix (installed by scripts/deps.sh check; this file
 installs nothing) as a private instance configured in a temporary folder:
@@ -21,11 +25,11 @@ A station whose daemon picks up mail must be able to read it: a daemon
 started as root drops every capability (daemon/privs.c), so root's daemon
 cannot read nobody's Maildir.  As in a real deployment, such a station
 belongs to the user its mail is delivered to: `srv.adopt(st)` moves a
-station (either Station class) into this server's folder, gives it to
+station into this server's folder, gives it to
 nobody, sets `User = nobody` (the daemon, started as root, becomes nobody)
 and runs its commands as nobody.
 
-Use: the `mailserver` fixture is a factory; `mailserver("alpha", "beta")`
+Use: the `mailserver` fixture (conftest.py) is a factory; `mailserver("alpha", "beta")`
 starts a server with those two mailboxes and returns a MailServer;
 teardown stops every server started (`postfix stop`, then the master's
 pid is waited for) and removes the folder, adopted stations too: ask for
@@ -41,10 +45,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from email.message import EmailMessage
 
-import pytest
-
-from helpers import bin_for_user, free_port, scaled, wait_for
+from station import bin_for_user, free_port, scaled, wait_for
 
 DOMAIN = "hotline.test"
 POSTFIX = "/usr/sbin/postfix"
@@ -243,7 +246,8 @@ def _postfix_uid():
     return pwd.getpwnam("postfix").pw_uid
 
 
-def _skip_reason():
+def skip_reason():
+    """Why no mail server can run here (None: it can)."""
     if not os.access(POSTFIX, os.X_OK):
         return f"{POSTFIX} is absent (scripts/deps.sh check installs postfix)"
     if os.geteuid() != 0:
@@ -251,22 +255,90 @@ def _skip_reason():
     return None
 
 
-@pytest.fixture
-def mailserver(request):
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(f"SKIPPED LOUDLY: no real mail server: {reason}")
-    servers = []
+# ------------------------------------------------- stations with [Email]
 
-    def make(*users):
-        srv = MailServer(users)
-        servers.append(srv)
-        return srv.start()
+def add_email(st, srv, user, peer_user):
+    """An [Email] section for ST, and Email = the peer's address in its one
+    [Peer] section."""
+    path = os.path.join(st.dir, "station.conf")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out, section = [], None
+    for line in lines:
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            if section == "Peer":
+                out.append(f"Email = {srv.address(peer_user)}")
+            section = s[1:-1].strip()
+        out.append(line)
+    if section == "Peer":
+        out.append(f"Email = {srv.address(peer_user)}")
+    out += ["", "[Email]", f"SMTP = {srv.url}", f"From = {srv.address(user)}",
+            f"Maildir = {srv.maildir(user)}"]
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
 
-    yield make
-    for srv in servers:
-        failed = getattr(request.node, "rep_call", None)
-        if failed is not None and failed.failed:
-            print(f"--- maillog of {srv.root}:\n{srv.log()[-4000:]}")
-        srv.stop()
-        srv.cleanup()
+
+def inbox_ids(st):
+    ids = [m["id"] for m in st.inbox()]
+    assert len(ids) == len(set(ids)), f"{st.name}: duplicate in the inbox: {ids}"
+    return ids
+
+
+def email_pair(net, mailserver, fallback):
+    """alpha dials beta through a proxy, both with [Email] and an Email for
+    the other, FallbackAfter = FALLBACK; started and linked.  Returns (alpha,
+    beta, proxy, mail server)."""
+    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter=fallback)
+    srv = mailserver("alpha", "beta")
+    srv.adopt(a)    # their mail is delivered as nobody: the stations are nobody's
+    srv.adopt(b)
+    add_email(a, srv, "alpha", "beta")
+    add_email(b, srv, "beta", "alpha")
+    b.start()
+    a.start()
+    a.wait_connected("beta")
+    b.wait_connected("alpha")
+    return a, b, proxy, srv
+
+
+# --------------------------------------------- a station's own Maildir
+
+def email_station(net, tmp_path):
+    """alpha and beta, pinned to each other without addresses (no link);
+    beta has an [Email] section with a Maildir of its own and no peer with
+    an Email (so nothing is ever mailed).  Returns (alpha, beta, maildir)."""
+    a, b = net.station("alpha"), net.station("beta")
+    a.pin(b, dial=False)
+    b.pin(a, dial=False)
+    md = str(tmp_path / "Maildir")
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub))
+    with open(b.conf_path, "a") as f:
+        f.write(f"\n[Email]\nSMTP = smtp://127.0.0.1:9\nFrom = beta@hotline.test\n"
+                f"Maildir = {md}\n")
+    return a, b, md
+
+
+def good_mail(a, tmp_path, text):
+    """A bundle mail from alpha to beta carrying one message; (id, bytes)."""
+    mid = a.cmd("send", "beta", text).stdout.strip()
+    path = tmp_path / f"{mid}.bundle"
+    a.cmd("bundle", "export", "beta", "-o", str(path))
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "alpha@hotline.test", "beta@hotline.test", "hotline bundle"
+    m.set_content("a bundle\n")
+    m.add_attachment(path.read_bytes(), maintype="application", subtype="x-hotline-bundle",
+                     filename="hotline.bundle")
+    return mid, m.as_bytes()
+
+
+def deliver(md, name, data):
+    tmp = os.path.join(md, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, os.path.join(md, "new", name))
+
+
+def pickup_status(b):
+    return b.status()["station"]["email"]

@@ -8,7 +8,7 @@ import os
 import re
 
 from checks_util import store_rows
-from daemon_util import daemons, scaled, wait_for  # noqa: F401 (fixture)
+from station import scaled, wait_for
 
 
 def agreements(st):
@@ -16,7 +16,7 @@ def agreements(st):
 
 
 def test_propose_sign_list(daemons, tmp_path):
-    a, b = daemons.pair()
+    a, b, _ = daemons.pair()
     doc = os.path.join(str(tmp_path), "treaty.txt")
     with open(doc, "wb") as f:
         f.write(b"Article 1. The line is tested twice a day.\n" * 2000)
@@ -53,7 +53,7 @@ def test_propose_sign_list(daemons, tmp_path):
 
 
 def test_sign_waits_for_the_document(daemons, tmp_path):
-    a, b = daemons.pair(start=False)
+    a, b, _ = daemons.pair(start=False)
     a.start()           # bravo is down: nothing arrives
     doc = os.path.join(str(tmp_path), "memo.txt")
     with open(doc, "w") as f:

@@ -16,9 +16,8 @@ import json
 import os
 import random
 
-import pytest
 
-from helpers import scaled, wait_for
+from station import scaled, wait_for
 
 
 def inbox(st):
@@ -53,11 +52,6 @@ def in_files(st):
     for d, _, files in os.walk(root):
         found += [os.path.join(d, f) for f in files]
     return sorted(found)
-
-
-@pytest.fixture
-def pair(stations):
-    return stations.pair("alpha", "beta", start=False)
 
 
 def test_courier_round_trip(pair, tmp_path):
@@ -131,7 +125,6 @@ def test_courier_round_trip(pair, tmp_path):
     assert sorted(m["id"] for m in inbox(b)) == sorted(ids + [tcp_id])
 
 
-@pytest.fixture
 def bundle_and_target(pair, tmp_path):
     """A bundle from alpha to beta with a message and an attachment, and
     beta, which has stored nothing yet."""
@@ -172,8 +165,8 @@ def test_export_names_a_short_or_missing_attachment(pair, tmp_path):
     assert f"out/{mid}/0" in p.stderr
 
 
-def test_corrupt_bundle_refused(bundle_and_target, tmp_path):
-    a, b, data = bundle_and_target
+def test_corrupt_bundle_refused(pair, tmp_path):
+    a, b, data = bundle_and_target(pair, tmp_path)
     rng = random.Random(5)
     # the header, the handshake, every region of the body, the last bytes
     positions = set(range(0, 24)) | set(range(24, 130, 7)) | {len(data) - 1, len(data) - 17}
@@ -193,8 +186,8 @@ def test_corrupt_bundle_refused(bundle_and_target, tmp_path):
     assert len(inbox(b)) == 2
 
 
-def test_truncated_bundle_refused(bundle_and_target, tmp_path):
-    a, b, data = bundle_and_target
+def test_truncated_bundle_refused(pair, tmp_path):
+    a, b, data = bundle_and_target(pair, tmp_path)
     # Frame boundaries: a bundle cut after a whole frame is the subtle case.
     bounds, pos = [], 24
     while pos < len(data):

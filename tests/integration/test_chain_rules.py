@@ -15,32 +15,16 @@ courier bundle (`bundle import`).  Whatever the peer sends, afterwards:
   * on the link, the session goes on: a good message after it arrives.
 """
 import os
-import sqlite3
 
-import pytest
 
 import hlpeer
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import db, held, scaled
 
 T = scaled(10)
 FAR = 1 << 40
 
 
 # ----------------------------------------------------------------- the store
-
-def db(st):
-    con = sqlite3.connect(f"file:{os.path.join(st.dir, 'store.db')}?mode=ro", uri=True,
-                          timeout=30)
-    return con
-
-
-def held(st, seq):
-    """(kind, hash) of the peer's item at SEQ as ST holds it, or None."""
-    with db(st) as con:
-        row = con.execute("SELECT kind, hash FROM items WHERE dir = 1 AND seq = ?",
-                          (seq,)).fetchone()
-    return (row[0], bytes(row[1])) if row else None
-
 
 def ours(st):
     """ST's own chain: {seq: (hash, encoded)}."""
@@ -62,98 +46,6 @@ def half_stored(st):
                            " AND NOT EXISTS (SELECT 1 FROM messages m WHERE"
                            " m.peer_id = i.peer_id AND m.dir = 1 AND m.seq = i.seq)"
                            ).fetchall()
-
-
-# -------------------------------------------------------------------- paths
-
-class Link:
-    """Items go over the live link; each is waited for (ACK or REFUSE)."""
-    name = "link"
-
-    def __init__(self, net, st, peer):
-        self.net, self.st, self.peer = net, st, peer
-        st.start()
-        net.connect_hlpeer(st, peer)
-
-    def deliver(self, ois, settle=True):
-        for oi in ois:
-            self.peer.session.send_record(hlpeer.T_ITEM, hlpeer.rec_item(oi.encoded, oi.rest))
-            for part in sorted(oi.parts):
-                data = oi.parts[part]
-                for off in range(0, len(data), hlpeer.CHUNK_DATA_MAX):
-                    self.peer.session.send_record(hlpeer.T_CHUNK, hlpeer.rec_chunk(
-                        oi.seq, part, off, data[off:off + hlpeer.CHUNK_DATA_MAX]))
-        if settle:
-            for oi in ois:
-                self.peer.wait(lambda: oi.seq in self.peer.acked or
-                               self.refusal_of(oi) is not None, T,
-                               f"ACK or REFUSE of item {oi.seq}")
-            # a REFUSE follows the ACK of the commit that settled it
-            self.peer.poll(0.3)
-        return 0
-
-    def refusal_of(self, oi):
-        """The REFUSE of that very item (its hash), if one came."""
-        for seq, h, code, _ in self.peer.refusals:
-            if seq == oi.seq and h == oi.hash:
-                return code
-        return None
-
-    def refusal(self, seq):
-        r = [x for x in self.peer.refusals if x[0] == seq]
-        return r[-1][2] if r else None
-
-    def goes_on(self):
-        """A good message after the bad one is still received (the session
-        was not closed, the peer's next position is open)."""
-        good = self.peer.compose("after", "still talking", precedence=hlpeer.FLASH)
-        self.deliver([good])
-        assert self.peer.refusal_for(good.seq) is None, self.peer.refusals
-        assert self.st.alive()
-
-
-class Bundle:
-    """Items go in a sealed courier bundle, imported with `bundle import`."""
-    name = "bundle"
-
-    def __init__(self, net, st, peer):
-        self.net, self.st, self.peer = net, st, peer
-        self.n = 0
-
-    def deliver(self, ois, settle=True):
-        recs = []
-        for oi in ois:
-            recs.append((hlpeer.T_ITEM, hlpeer.rec_item(oi.encoded, oi.rest)))
-            for part in sorted(oi.parts):
-                data = oi.parts[part]
-                for off in range(0, len(data), hlpeer.CHUNK_DATA_MAX):
-                    recs.append((hlpeer.T_CHUNK, hlpeer.rec_chunk(
-                        oi.seq, part, off, data[off:off + hlpeer.CHUNK_DATA_MAX])))
-        self.n += 1
-        path = os.path.join(self.net.root, f"in-{self.n}.bundle")
-        with open(path, "wb") as f:
-            f.write(hlpeer.seal_bundle(self.peer.me, self.st.noise_key, recs))
-        p = self.st.cmd("bundle", "import", path, check=False)
-        self.last = p
-        return p.returncode
-
-    def refusal(self, seq):
-        return None   # a bundle carries no REFUSE back
-
-    def goes_on(self):
-        good = self.peer.compose("after", "still talking", precedence=hlpeer.FLASH)
-        assert self.deliver([good]) == 0, self.last.stderr
-        assert held(self.st, good.seq) is not None
-
-
-PATHS = [Link, Bundle]
-
-
-@pytest.fixture(params=PATHS, ids=lambda p: p.name)
-def chain(request, net):
-    st = net.station("pyongyang")
-    peer = net.hlpeer_pinned(st, auto_receipt=False)
-    return request.param(net, st, peer)
 
 
 def export_and_verify(drv):

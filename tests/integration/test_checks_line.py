@@ -8,13 +8,13 @@ import re
 import signal
 import time
 
-from checks_util import (RESULT, alarm_script, alarms, checks, set_peer_option,
+from checks_util import (RESULT, alarm_script, alarms, checks,
                          wait_alarm)
-from daemon_util import daemons, scaled, wait_for  # noqa: F401 (fixture)
+from station import scaled, wait_for
 
 
 def test_check_now_prints_rtt_and_is_recorded_at_both(daemons):
-    a, b = daemons.pair()
+    a, b, _ = daemons.pair()
     p = a.cmd("check", "bravo")
     m = re.fullmatch(r"bravo answered in (\d+) ms \(check ([0-9a-f]{32})\)\n", p.stdout)
     assert m, p.stdout
@@ -26,7 +26,7 @@ def test_check_now_prints_rtt_and_is_recorded_at_both(daemons):
     # --json carries the same fields
     j = json.loads(a.cmd("check", "bravo", "--json").stdout)
     assert j["result"] == "ok" and j["peer"] == "bravo" and j["rtt_ms"] >= 0
-    st = a.peer("bravo")["check"]
+    st = a.peer_status("bravo")["check"]
     assert st["last"]["id"] == j["id"] and st["last"]["result"] == "ok"
     assert st["alarm"] is None and st["schedule"] is None
 
@@ -45,9 +45,9 @@ def test_check_needs_daemon_and_a_known_peer(daemons):
 
 def test_scheduled_checks_ok(daemons, tmp_path):
     script, out = alarm_script(tmp_path)
-    a, b = daemons.pair(start=False)
-    set_peer_option(a, "bravo", "CheckEvery", "1s")
-    set_peer_option(a, "bravo", "CheckTimeout", "800ms")
+    a, b, _ = daemons.pair(start=False)
+    a.set_peer_option("bravo", "CheckEvery", "1s")
+    a.set_peer_option("bravo", "CheckTimeout", "800ms")
     a.set_option("AlarmCommand", script)
     # bravo first: alpha's first check is due a second after alpha starts,
     # and must find the link up (a slow start of bravo's made it "waits to
@@ -58,7 +58,7 @@ def test_scheduled_checks_ok(daemons, tmp_path):
     # Checks keep coming at the schedule, each answered.
     wait_for(lambda: sum(1 for c in checks(a, "out") if RESULT[c[4]] == "ok") >= 3,
              scaled(10), "three scheduled checks answered")
-    st = a.peer("bravo")["check"]
+    st = a.peer_status("bravo")["check"]
     assert st["schedule"] == "every 1s" and st["next"] and st["alarm"] is None
     # Not manual; made while the link was up.
     assert all(c[3] == 0 and c[2] == 1 for c in checks(a, "out"))
@@ -72,8 +72,8 @@ def test_no_connection_alarm(daemons, tmp_path):
     a = daemons("alpha")
     b = daemons("bravo")        # never started: no connection
     a.pin(b)
-    set_peer_option(a, "bravo", "CheckEvery", "1s")
-    set_peer_option(a, "bravo", "CheckTimeout", "500ms")
+    a.set_peer_option("bravo", "CheckEvery", "1s")
+    a.set_peer_option("bravo", "CheckTimeout", "500ms")
     a.set_option("AlarmCommand", script)
     a.start()
     got = wait_alarm(out, "no_connection")[0]
@@ -85,7 +85,7 @@ def test_no_connection_alarm(daemons, tmp_path):
     # Recorded: the check item says no session was up, the result no_connection.
     row = [c for c in checks(a, "out") if c[0] == got["HOTLINE_CHECK_ID"]][0]
     assert row[2] == 0 and RESULT[row[4]] == "no_connection"
-    al = a.peer("bravo")["check"]["alarm"]
+    al = a.peer_status("bravo")["check"]["alarm"]
     assert al["alarm"] == "no_connection"
     assert "ALARM" in a.log_text()
     assert "no connection" in a.cmd("status").stdout
@@ -93,7 +93,7 @@ def test_no_connection_alarm(daemons, tmp_path):
     # answers (late), and the next checks are fine again.
     b.pin(a)
     b.start()
-    wait_for(lambda: a.peer("bravo")["check"]["alarm"] is None, scaled(15),
+    wait_for(lambda: a.peer_status("bravo")["check"]["alarm"] is None, scaled(15),
              "the alarm to clear after a good check")
     wait_for(lambda: len(checks(b, "in")) >= 2, scaled(10), "bravo to get the missed checks")
 
@@ -102,9 +102,9 @@ def test_connected_but_no_answer_alarm(daemons, tmp_path):
     script, out = alarm_script(tmp_path)
     # Keepalive well beyond the check timeout: the link must stay "up"
     # while bravo is frozen.
-    a, b = daemons.pair(start=False, Keepalive="20s", KeepaliveTimeout="120s")
-    set_peer_option(a, "bravo", "CheckEvery", "2s")
-    set_peer_option(a, "bravo", "CheckTimeout", "1s")
+    a, b, _ = daemons.pair(start=False, Keepalive="20s", KeepaliveTimeout="120s")
+    a.set_peer_option("bravo", "CheckEvery", "2s")
+    a.set_peer_option("bravo", "CheckTimeout", "1s")
     a.set_option("AlarmCommand", script)
     a.start()
     b.start()
@@ -114,12 +114,12 @@ def test_connected_but_no_answer_alarm(daemons, tmp_path):
     b.proc.send_signal(signal.SIGSTOP)
     try:
         got = wait_alarm(out, "no_answer")[0]
-        assert a.peer("bravo")["state"] == "connected"
+        assert a.peer_status("bravo")["state"] == "connected"
         assert got["HOTLINE_PEER"] == "bravo"
         assert "connected, but bravo did not answer" in got["HOTLINE_DETAIL"]
         row = [c for c in checks(a, "out") if c[0] == got["HOTLINE_CHECK_ID"]][0]
         assert row[2] == 1 and RESULT[row[4]] == "no_answer"
-        assert a.peer("bravo")["check"]["alarm"]["alarm"] == "no_answer"
+        assert a.peer_status("bravo")["check"]["alarm"]["alarm"] == "no_answer"
         # Told apart: no "no_connection" alarm was raised.
         assert not [x for x in alarms(out) if x["HOTLINE_ALARM"] == "no_connection"]
         # A manual check says the same, without running the alarm again.
@@ -129,16 +129,16 @@ def test_connected_but_no_answer_alarm(daemons, tmp_path):
     finally:
         b.proc.send_signal(signal.SIGCONT)
     # Unfrozen, bravo answers again and the alarm clears.
-    wait_for(lambda: a.peer("bravo")["check"]["alarm"] is None, scaled(15), "the alarm to clear")
+    wait_for(lambda: a.peer_status("bravo")["check"]["alarm"] is None, scaled(15), "the alarm to clear")
     assert len([x for x in alarms(out) if x["HOTLINE_ALARM"] == "no_answer"]) >= 1
     assert n >= 1
 
 
 def test_watch_shows_checks_and_alarms(daemons):
     import subprocess
-    from daemon_util import BIN
-    a, b = daemons.pair()
-    w = subprocess.Popen([BIN, "-d", a.dir, "watch", "--json"], stdout=subprocess.PIPE,
+    from station import HOTLINE_BIN
+    a, b, _ = daemons.pair()
+    w = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "watch", "--json"], stdout=subprocess.PIPE,
                          text=True)
     try:
         time.sleep(0.3)

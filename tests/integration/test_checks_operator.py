@@ -7,17 +7,17 @@ import json
 import subprocess
 import time
 
-from checks_util import RESULT, alarm_script, checks, set_peer_option, wait_alarm
-from daemon_util import BIN, daemons, scaled, wait_for  # noqa: F401 (fixture)
+from checks_util import RESULT, alarm_script, checks, wait_alarm
+from station import HOTLINE_BIN, scaled, wait_for
 
 
 def test_operator_check_answered_by_a_person(daemons):
-    a, b = daemons.pair()
+    a, b, _ = daemons.pair()
     # alpha asks for a person at bravo, and waits.
-    proc = subprocess.Popen([BIN, "-d", a.dir, "check", "bravo", "--operator", "--timeout", "20"],
+    proc = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "check", "bravo", "--operator", "--timeout", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        pend = wait_for(lambda: b.peer("alpha")["check"]["pending_answer"], scaled(10),
+        pend = wait_for(lambda: b.peer_status("alpha")["check"]["pending_answer"], scaled(10),
                         "bravo to show the check waiting for a person")
         cid = pend[0]["id"]
         assert f"LINE CHECK {cid} waits for a person" in b.cmd("status").stdout
@@ -37,7 +37,7 @@ def test_operator_check_answered_by_a_person(daemons):
     assert so.startswith("a person at bravo answered in "), so
     row = [c for c in checks(a, "out") if c[0] == cid][0]
     assert RESULT[row[4]] == "ok" and row[6] > 0
-    assert b.peer("alpha")["check"]["pending_answer"] == []
+    assert b.peer_status("alpha")["check"]["pending_answer"] == []
     inrow = [c for c in checks(b, "in") if c[0] == cid][0]
     assert RESULT[inrow[4]] == "ok" and inrow[5] > 0 and inrow[6] > 0
     # Nothing more waits.
@@ -48,14 +48,14 @@ def test_operator_check_answered_by_a_person(daemons):
 
 def test_operator_check_left_unanswered(daemons, tmp_path):
     script, out = alarm_script(tmp_path)
-    a, b = daemons.pair(start=False)
-    set_peer_option(a, "bravo", "CheckEvery", "3s")
-    set_peer_option(a, "bravo", "CheckTimeout", "1500ms")
-    set_peer_option(a, "bravo", "CheckMode", "operator")
+    a, b, _ = daemons.pair(start=False)
+    a.set_peer_option("bravo", "CheckEvery", "3s")
+    a.set_peer_option("bravo", "CheckTimeout", "1500ms")
+    a.set_peer_option("bravo", "CheckMode", "operator")
     a.set_option("AlarmCommand", script)
     a.start()
     b.start()
-    w = subprocess.Popen([BIN, "-d", b.dir, "watch", "--json"], stdout=subprocess.PIPE, text=True)
+    w = subprocess.Popen([HOTLINE_BIN, "-d", b.dir, "watch", "--json"], stdout=subprocess.PIPE, text=True)
     try:
         got = wait_alarm(out, "no_person", timeout=scaled(20))[0]
         assert got["HOTLINE_CHECK_MODE"] == "operator"
@@ -83,4 +83,4 @@ def test_operator_check_left_unanswered(daemons, tmp_path):
     finally:
         w.terminate()
         w.wait()
-    assert a.peer("bravo")["check"]["alarm"]["alarm"] == "no_person"
+    assert a.peer_status("bravo")["check"]["alarm"]["alarm"] == "no_person"

@@ -11,8 +11,8 @@ import subprocess
 import threading
 import time
 
-import msgutil
-from msgutil import HOTLINE_BIN, net, scaled, wait_for  # noqa: F401 (fixture)
+import station
+from station import HOTLINE_BIN, scaled, wait_for
 
 DELIVER = scaled(30)
 
@@ -27,12 +27,12 @@ def arrived(lines):
     return out
 
 
-def test_send_wait_prints_the_id_then_when_it_was_delivered(net):  # noqa: F811
+def test_send_wait_prints_the_id_then_when_it_was_delivered(net):
     a, b, _ = net.pair()
     p = a.cmd("send", "pyongyang", f"--wait={int(DELIVER)}", "are you there")
     lines = p.stdout.splitlines()
     assert len(lines) == 2, p.stdout
-    assert msgutil.ID_RE.match(lines[0]), lines[0]    # the first line stays the id
+    assert station.ID_RE.match(lines[0]), lines[0]    # the first line stays the id
     m = re.fullmatch(r"delivered to pyongyang at (\S+) \(its signed receipt is stored\)", lines[1])
     assert m, lines[1]
     out = {x["id"]: x for x in a.outbox()}[lines[0]]
@@ -42,23 +42,10 @@ def test_send_wait_prints_the_id_then_when_it_was_delivered(net):  # noqa: F811
     assert len(p.stdout.splitlines()) == 1
 
 
-def set_peer_option(st, peer, key, value):
-    """KEY = VALUE in the [Peer] section of PEER, as an operator edits it."""
-    path = os.path.join(st.dir, "station.conf")
-    with open(path) as f:
-        text = f.read()
-    # the [Peer] line itself, not the example in init's comments
-    text = text.replace(f"\nName = {peer}\n", f"\nName = {peer}\n{key} = {value}\n", 1)
-    with open(path + ".new", "w") as f:
-        f.write(text)
-    os.chmod(path + ".new", 0o600)
-    os.rename(path + ".new", path)
-
-
-def test_check_honours_the_peers_check_mode(net):  # noqa: F811
+def test_check_honours_the_peers_check_mode(net):
     a, b, _ = net.pair()
-    set_peer_option(a, "pyongyang", "CheckMode", "operator")
-    wait_for(lambda: a.peer_state("pyongyang")["check"]["mode"] == "operator", scaled(10),
+    a.set_peer_option("pyongyang", "CheckMode", "operator")
+    wait_for(lambda: a.peer_status("pyongyang")["check"]["mode"] == "operator", scaled(10),
              "the daemon to read CheckMode")
     # No one answers at pyongyang: an operator check ends with "no person".
     p = a.cmd("check", "pyongyang", "--timeout", "2", "--json", check=False,
@@ -73,7 +60,7 @@ def test_check_honours_the_peers_check_mode(net):  # noqa: F811
     assert a.cmd("check", "pyongyang", "--machine", "--operator", check=False).returncode == 2
 
 
-def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):  # noqa: F811
+def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):
     a, b, _ = net.pair()
     errpath = tmp_path / "watch.err"
     errf = open(errpath, "w")
@@ -124,7 +111,7 @@ def test_watch_reconnects_when_the_daemon_restarts(net, tmp_path):  # noqa: F811
     assert w.returncode == 1 and "closed the stream" in err, (w.returncode, err)
 
 
-def test_read_save_decides_before_printing_and_changes_nothing(net, tmp_path):  # noqa: F811
+def test_read_save_decides_before_printing_and_changes_nothing(net, tmp_path):
     a, b, _ = net.pair()
     docs = []
     for name, text in (("annex.txt", "first\n"), ("map.txt", "second\n")):
@@ -166,7 +153,7 @@ def pty_run(argv, answer, timeout):
     return p.returncode, out, err
 
 
-def test_agree_sign_shows_the_document_and_asks(net, tmp_path):  # noqa: F811
+def test_agree_sign_shows_the_document_and_asks(net, tmp_path):
     a, b, _ = net.pair()
     doc = tmp_path / "treaty.txt"
     doc.write_text("Article 1. The line is tested twice a day.\n")

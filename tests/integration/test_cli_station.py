@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-BIN = os.environ.get("HOTLINE_BIN", "")
+from station import HOTLINE_BIN as BIN
 FP_RE = re.compile(r"Fingerprint: (\d{5}(?: \d{5}){7})")
 
 
@@ -29,13 +29,6 @@ def run(station, *args, stdin=None):
 
 
 run.outputs = []
-
-
-@pytest.fixture(autouse=True)
-def _need_binary():
-    if not BIN or not os.access(BIN, os.X_OK):
-        pytest.fail("HOTLINE_BIN does not name the hotline binary: %r" % BIN)
-    run.outputs = []
 
 
 def init(tmp_path, name, *extra):
@@ -65,9 +58,10 @@ def private_keys(station):
     return keys
 
 
-@pytest.fixture
-def two(tmp_path):
-    """Two fresh stations and their cards."""
+def two_stations(tmp_path):
+    """Two fresh stations and their cards; the outputs recorded so far are
+    forgotten (run.outputs: what this test's commands printed)."""
+    run.outputs = []
     w, wfp = init(tmp_path, "washington", "--listen", "127.0.0.1:7100")
     p, pfp = init(tmp_path, "pyongyang", "--listen", "127.0.0.1:7200")
     wcard, pcard = tmp_path / "w.card", tmp_path / "p.card"
@@ -186,7 +180,8 @@ def test_init_fault_leaves_no_half_station(tmp_path, syscall, made):
     assert run(d, "init", "s").returncode == 0
 
 
-def test_exchange_cards_and_pin(two):
+def test_exchange_cards_and_pin(tmp_path):
+    two = two_stations(tmp_path)
     w, p = two["w"], two["p"]
     a = run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"])
     assert a.returncode == 0, a.stderr
@@ -202,7 +197,8 @@ def test_exchange_cards_and_pin(two):
     assert lp.stdout == "washington\t%s\t127.0.0.1:7100\n" % two["wfp"]
 
 
-def test_options_after_positional_and_address_override(two):
+def test_options_after_positional_and_address_override(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     a = run(w, "peer", "add", "--address", "[::1]:7200", two["pcard"], "--fingerprint", two["pfp"])
     assert a.returncode == 0, a.stderr
@@ -210,7 +206,8 @@ def test_options_after_positional_and_address_override(two):
     assert "Address = [::1]:7200" in (w / "station.conf").read_text()
 
 
-def test_wrong_fingerprint_refused(two):
+def test_wrong_fingerprint_refused(tmp_path):
+    two = two_stations(tmp_path)
     wrong = "12345 67890 12345 67890 12345 67890 12345 67890"
     line = refused(two["w"], "peer", "add", two["pcard"], "--fingerprint", wrong,
                    needle="fingerprint mismatch")
@@ -224,7 +221,8 @@ def test_wrong_fingerprint_refused(two):
             needle="fingerprint mismatch")
 
 
-def test_duplicate_name_refused(two, tmp_path):
+def test_duplicate_name_refused(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     # Another station that calls itself pyongyang too
@@ -236,7 +234,8 @@ def test_duplicate_name_refused(two, tmp_path):
     refused(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"], needle="already pinned")
 
 
-def test_same_key_other_name_refused(two):
+def test_same_key_other_name_refused(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
     text = two["pcard"].read_text().replace("Name = pyongyang", "Name = impostor")
@@ -251,7 +250,8 @@ def test_same_key_other_name_refused(two):
             needle="SigningKey is already pinned as peer 'pyongyang'")
 
 
-def test_own_card_refused(two):
+def test_own_card_refused(tmp_path):
+    two = two_stations(tmp_path)
     refused(two["w"], "peer", "add", two["wcard"], "--fingerprint", two["wfp"],
             needle="cannot pin itself")
 
@@ -266,24 +266,28 @@ def test_own_card_refused(two):
     ("[Station]\nName = x\x1b[2J\n", "control character"),
     ("#" * 5000 + "\n", "larger than"),
 ])
-def test_malformed_card_refused(two, text, needle):
+def test_malformed_card_refused(tmp_path, text, needle):
+    two = two_stations(tmp_path)
     line = refused(two["w"], "peer", "add", "-", "--trust-without-checking", stdin=text,
                    needle=needle)
     assert "\x1b" not in line
 
 
-def test_card_with_extra_key_refused(two):
+def test_card_with_extra_key_refused(tmp_path):
+    two = two_stations(tmp_path)
     text = two["pcard"].read_text() + "Listen = 1.2.3.4:5\n"
     refused(two["w"], "peer", "add", "-", "--trust-without-checking", stdin=text,
             needle="unknown key 'Listen'")
 
 
-def test_card_file_missing(two):
+def test_card_file_missing(tmp_path):
+    two = two_stations(tmp_path)
     refused(two["w"], "peer", "add", two["tmp"] / "nope.card", "--trust-without-checking",
             needle="nope.card")
 
 
-def test_remove(two):
+def test_remove(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     before = (w / "station.conf").read_bytes()
     assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
@@ -296,7 +300,8 @@ def test_remove(two):
     assert run(w, "peer", "add", two["pcard"], "--trust-without-checking").returncode == 0
 
 
-def test_comments_survive_edits(two):
+def test_comments_survive_edits(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     conf = w / "station.conf"
     conf.write_text(conf.read_text() + "# our note; keep = this\n")
@@ -306,7 +311,8 @@ def test_comments_survive_edits(two):
     assert "# our note; keep = this\n" in conf.read_text()
 
 
-def test_bad_station_conf_is_reported_with_line(two):
+def test_bad_station_conf_is_reported_with_line(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     conf = w / "station.conf"
     conf.write_text(conf.read_text() + "Keepalive = soon\n")
@@ -324,7 +330,8 @@ def test_no_station(tmp_path):
         assert "hotline init" in p.stderr
 
 
-def test_private_keys_never_printed(two):
+def test_private_keys_never_printed(tmp_path):
+    two = two_stations(tmp_path)
     w, p = two["w"], two["p"]
     run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"])
     run(p, "peer", "add", two["wcard"], "--trust-without-checking")
@@ -389,7 +396,8 @@ def test_help(tmp_path, args):
 
 # ---- a new operator's first hour (issue 11, section 6) ----
 
-def test_peer_add_needs_a_fingerprint_or_an_explicit_choice(two):
+def test_peer_add_needs_a_fingerprint_or_an_explicit_choice(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     conf = (w / "station.conf").read_bytes()
     p = run(w, "peer", "add", two["pcard"])
@@ -403,7 +411,8 @@ def test_peer_add_needs_a_fingerprint_or_an_explicit_choice(two):
     assert "NOT CHECKED" in p.stdout and two["pfp"] in p.stdout, p.stdout
 
 
-def test_card_and_status_show_the_station_fingerprint(two):
+def test_card_and_status_show_the_station_fingerprint(tmp_path):
+    two = two_stations(tmp_path)
     w, wfp = two["w"], two["wfp"]
     p = run(w, "card")
     assert p.returncode == 0, p.stderr
@@ -483,7 +492,8 @@ def test_help_command(tmp_path):
     assert p.returncode == 2 and "unknown command 'frobnicate'" in p.stderr, p.stderr
 
 
-def test_send_refuses_an_empty_message(two):
+def test_send_refuses_an_empty_message(tmp_path):
+    two = two_stations(tmp_path)
     w = two["w"]
     assert run(w, "peer", "add", two["pcard"], "--fingerprint", two["pfp"]).returncode == 0
     for args, stdin in ((["send", "pyongyang"], ""), (["send", "pyongyang", ""], None),

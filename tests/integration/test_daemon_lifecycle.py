@@ -9,8 +9,7 @@ import socket
 import stat
 import time
 
-from daemon_util import (control, control_raw, daemons, scaled,  # noqa: F401 (fixture)
-                         wait_for)
+from station import control, control_raw, scaled, wait_for
 
 
 def test_second_daemon_is_refused(daemons):
@@ -26,7 +25,7 @@ def test_second_daemon_is_refused(daemons):
 
 
 def test_sigterm_exits_0_and_removes_socket(daemons):
-    a, b = daemons.pair()
+    a, b, _ = daemons.pair()
     sock = os.path.join(a.dir, "control.sock")
     assert stat.S_ISSOCK(os.stat(sock).st_mode)
     assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
@@ -54,8 +53,8 @@ def test_stale_socket_is_removed(daemons):
 def test_long_station_path(daemons, tmp_path):
     deep = "d" * 60 + "/" + "e" * 60
     os.makedirs(tmp_path / deep)
-    a = daemons("alpha", dirname=deep + "/alpha")
-    b = daemons("bravo", dirname=deep + "/bravo")
+    a = daemons("alpha", dir=deep + "/alpha")
+    b = daemons("bravo", dir=deep + "/bravo")
     assert len(os.path.join(a.dir, "control.sock")) > 107
     a.pin(b)
     b.pin(a)
@@ -69,7 +68,7 @@ def test_long_station_path(daemons, tmp_path):
 
 
 def test_status_without_daemon(daemons):
-    a, b = daemons.pair(start=False)
+    a, b, _ = daemons.pair(start=False)
     p = a.cmd("status", check=False)
     assert p.returncode == 3, p.stderr   # documented: 3, the daemon is not running
     assert "daemon not running" in p.stdout.splitlines()[0]
@@ -137,7 +136,7 @@ def test_control_requests(daemons):
 
 
 def test_unauthenticated_connections_are_bounded(daemons):
-    a, b = daemons.pair(b_dials=False, start=False, HandshakeTimeout="2s")
+    a, b, _ = daemons.pair(b_dials=False, start=False, HandshakeTimeout="2s")
     a.start()
     # b is not running yet: fill a's table with idle connections.
     idle = [socket.create_connection(("127.0.0.1", a.port))
@@ -183,7 +182,7 @@ def test_unknown_key_is_logged_once(daemons):
     text = a.log_text()
     assert text.count(key) == 1, text
     assert "is not pinned" in text and "key id" in text
-    assert c.peer("alpha")["state"] != "connected"
+    assert c.peer_status("alpha")["state"] != "connected"
 
 
 def test_listen_by_host_name_starts(daemons):

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from daemon_util import GateRelay, daemons, scaled, wait_for  # noqa: F401 (fixture)
+from station import Gate, scaled, wait_for
 
 
 def test_two_stations_link_up(daemons):
-    a, b = daemons.pair()
-    pa, pb = a.peer("bravo"), b.peer("alpha")
+    a, b, _ = daemons.pair()
+    pa, pb = a.peer_status("bravo"), b.peer_status("alpha")
     for p in (pa, pb):
         assert p["state"] == "connected"
         assert p["since"] and p["since"].endswith("Z")
@@ -19,7 +19,7 @@ def test_two_stations_link_up(daemons):
     # One session, seen from both ends: one dialed it, the other took it.
     assert {pa["dialed_by"], pb["dialed_by"]} == {"us", "them"}
     # The first PING's round trip is known at once.
-    wait_for(lambda: a.peer("bravo")["rtt_ms"] is not None, scaled(5), "an RTT")
+    wait_for(lambda: a.peer_status("bravo")["rtt_ms"] is not None, scaled(5), "an RTT")
     st = a.status()
     assert st["daemon"] is True
     assert st["station"]["name"] == "alpha"
@@ -33,11 +33,11 @@ def test_two_stations_link_up(daemons):
 
 
 def test_kill9_and_restart_reconnects(daemons):
-    a, b = daemons.pair()
-    first = b.peer("alpha")["sessions"]
+    a, b, _ = daemons.pair()
+    first = b.peer_status("alpha")["sessions"]
     a.kill9()
     b.wait_not_connected("alpha")
-    assert b.peer("alpha")["last_error"], "B should say why the link went down"
+    assert b.peer_status("alpha")["last_error"], "B should say why the link went down"
     a.start()
     a.wait_state("bravo", "connected")
     p = b.wait_state("alpha", "connected")
@@ -48,16 +48,18 @@ def test_simultaneous_dial_keeps_one_session(daemons):
     # Neither station dials at first; then each is given an Address that
     # leads through a gate which holds both dials until both have arrived,
     # so the two handshakes truly cross.
-    a, b = daemons.pair(a_dials=False, b_dials=False, start=False)
+    a, b, _ = daemons.pair(a_dials=False, b_dials=False, start=False)
     a.start()
     b.start()
-    assert a.peer("bravo")["state"] == "idle"
-    gate = GateRelay([("127.0.0.1", b.port), ("127.0.0.1", a.port)])
+    assert a.peer_status("bravo")["state"] == "idle"
+    gate = Gate(2)
+    to_b = daemons.proxy(b.port, gate=gate)
+    to_a = daemons.proxy(a.port, gate=gate)
     try:
         a.cmd("peer", "remove", "bravo")
         b.cmd("peer", "remove", "alpha")
-        a.pin(b, dial=False, address=f"127.0.0.1:{gate.ports[0]}")
-        b.pin(a, dial=False, address=f"127.0.0.1:{gate.ports[1]}")
+        a.pin(b, dial=False, address=to_b.address)
+        b.pin(a, dial=False, address=to_a.address)
         assert gate.released.wait(scaled(10)), "both dials should reach the gate"
         pa = a.wait_state("bravo", "connected")
         pb = b.wait_state("alpha", "connected")
@@ -65,41 +67,42 @@ def test_simultaneous_dial_keeps_one_session(daemons):
         lower_is_a = a.noise_key < b.noise_key
         want_a = "us" if lower_is_a else "them"
         want_b = "them" if lower_is_a else "us"
-        settled = wait_for(lambda: (a.peer("bravo")["dialed_by"] == want_a and
-                                    b.peer("alpha")["dialed_by"] == want_b),
+        settled = wait_for(lambda: (a.peer_status("bravo")["dialed_by"] == want_a and
+                                    b.peer_status("alpha")["dialed_by"] == want_b),
                            scaled(5), "both to keep the lower key's session")
         assert settled
         # The loser was dropped with CLOSE "replaced"; nothing churns after.
         time.sleep(scaled(2))
-        pa, pb = a.peer("bravo"), b.peer("alpha")
+        pa, pb = a.peer_status("bravo"), b.peer_status("alpha")
         assert pa["state"] == pb["state"] == "connected"
         s_a, s_b = pa["sessions"], pb["sessions"]
         time.sleep(scaled(2))
-        assert a.peer("bravo")["sessions"] == s_a
-        assert b.peer("alpha")["sessions"] == s_b
+        assert a.peer_status("bravo")["sessions"] == s_a
+        assert b.peer_status("alpha")["sessions"] == s_b
         assert s_a <= 2 and s_b <= 2
         # And the two handshakes did meet: a duplicate was resolved.
         logs = a.log_text() + b.log_text()
         assert ("replaces the previous one" in logs or "keeping the session" in logs
                 or "replaced by a newer session" in logs), logs
     finally:
-        gate.close()
+        to_a.close()
+        to_b.close()
 
 
 def test_rehandshake_renews_sessions_while_up(daemons):
-    a, b = daemons.pair(b_dials=False, Rehandshake="2s")
-    first_a = a.peer("bravo")
-    first_b = b.peer("alpha")
+    a, b, _ = daemons.pair(b_dials=False, Rehandshake="2s")
+    first_a = a.peer_status("bravo")
+    first_b = b.peer_status("alpha")
     assert first_a["dialed_by"] == "us"
     down = []
     deadline = time.monotonic() + 6.5
     while time.monotonic() < deadline:
         for st, name in ((a, "bravo"), (b, "alpha")):
-            p = st.peer(name)
+            p = st.peer_status(name)
             if p["state"] != "connected":
                 down.append((st.name, p))
         time.sleep(0.1)
-    pa, pb = a.peer("bravo"), b.peer("alpha")
+    pa, pb = a.peer_status("bravo"), b.peer_status("alpha")
     # About one new session every 1.8 s (9/10 of Rehandshake).
     assert pa["sessions"] - first_a["sessions"] >= 2, pa
     assert pb["sessions"] - first_b["sessions"] >= 2, pb

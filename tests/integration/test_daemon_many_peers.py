@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import hlpeer
-from helpers import HOTLINE_BIN, free_port, scaled
+from station import HOTLINE_BIN, free_port, scaled
 
 PEERS = 200
 

@@ -12,19 +12,18 @@ import time
 
 import pytest
 
-from mailutil import mailserver  # noqa: F401  (the fixture)
-from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
-from test_email_failover import email_pair, inbox_ids, states
+from station import scaled, wait_for
+from mailutil import email_pair, inbox_ids
 
 FALLBACK_S = 30
 
 
 @pytest.mark.slow
-def test_only_flash_goes_by_mail_before_the_fallback(net, mailserver):  # noqa: F811
+def test_only_flash_goes_by_mail_before_the_fallback(net, mailserver):
     a, b, proxy, srv = email_pair(net, mailserver, f"{FALLBACK_S}s")
     proxy.refuse_new = True
     proxy.drop_all()
-    wait_for(lambda: a.peer_state("beta")["paths"]["tcp"]["state"] == "down", scaled(15),
+    wait_for(lambda: a.peer_status("beta")["paths"]["tcp"]["state"] == "down", scaled(15),
              "alpha: link down")
     cut = time.monotonic()
     routine = [a.send("beta", "routine, before the flash")]
@@ -32,7 +31,7 @@ def test_only_flash_goes_by_mail_before_the_fallback(net, mailserver):  # noqa: 
     wait_for(lambda: flash in inbox_ids(b), scaled(40), "the FLASH message at beta by mail")
     # queued now, it would ride on the mail that acknowledges beta's receipt
     routine.append(a.send("beta", "routine, after the flash", precedence="immediate"))
-    wait_for(lambda: states(a)[flash] == "delivered", scaled(40),
+    wait_for(lambda: a.outbox_states()[flash] == "delivered", scaled(40),
              "beta's receipt for the FLASH message at alpha by mail")
     # the mails that crossed meanwhile (and alpha's ACK of beta's receipt) carried none
     while time.monotonic() - cut < FALLBACK_S - 8:

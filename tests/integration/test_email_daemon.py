@@ -8,13 +8,12 @@ message goes by TCP.  Nothing lost, nothing duplicated."""
 import json
 import os
 
-from helpers import scaled, wait_for
-from mailutil import mailserver  # noqa: F401  (the fixture)
-from test_email_path import add_email, inbox, outbox
+from station import scaled, wait_for
+from mailutil import add_email
 
 
-def test_daemon_picks_up_mail_then_link_returns(mailserver, stations):  # noqa: F811
-    a, b = stations.pair("alpha", "beta", start=False)
+def test_daemon_picks_up_mail_then_link_returns(mailserver, stations):
+    a, b, _ = stations.pair("alpha", "beta", start=False)
     srv = mailserver("alpha", "beta")
     srv.adopt(a)
     srv.adopt(b)    # its mail is delivered as nobody: the station is nobody's
@@ -25,7 +24,7 @@ def test_daemon_picks_up_mail_then_link_returns(mailserver, stations):  # noqa: 
     ids = [a.cmd("send", "beta", "-s", f"m{i}", f"by mail {i}").stdout.strip()
            for i in range(3)]
     a.cmd("bundle", "mail", "beta")
-    got = wait_for(lambda: sorted(m["id"] for m in inbox(b)) == sorted(ids) and inbox(b),
+    got = wait_for(lambda: sorted(m["id"] for m in b.inbox()) == sorted(ids) and b.inbox(),
                    scaled(30), "beta's daemon to pick up the mail")
     assert len(got) == 3
     wait_for(lambda: not srv.new_mail("beta"), scaled(10), "the mail to leave new/")
@@ -36,14 +35,14 @@ def test_daemon_picks_up_mail_then_link_returns(mailserver, stations):  # noqa: 
     b.cmd("bundle", "mail", "alpha")
     wait_for(lambda: srv.new_mail("alpha"), scaled(20), "beta's receipts at alpha")
     a.cmd("bundle", "import", "--maildir")
-    assert {m["id"]: m["state"] for m in outbox(a)} == {i: "delivered" for i in ids}
+    assert {m["id"]: m["state"] for m in a.outbox()} == {i: "delivered" for i in ids}
 
     # the link returns: the next message goes by TCP, nothing twice
     a.start()
     a.wait_connected("beta")
     tcp = a.cmd("send", "beta", "--wait=%d" % scaled(20), "by the link").stdout.split()[0]
-    wait_for(lambda: len(inbox(b)) == 4, scaled(20), "the TCP message at beta")
-    assert sorted(m["id"] for m in inbox(b)) == sorted(ids + [tcp])
+    wait_for(lambda: len(b.inbox()) == 4, scaled(20), "the TCP message at beta")
+    assert sorted(m["id"] for m in b.inbox()) == sorted(ids + [tcp])
     assert srv.new_mail("beta") == []
     b.stop()
-    assert sorted(m["id"] for m in inbox(b)) == sorted(ids + [tcp])
+    assert sorted(m["id"] for m in b.inbox()) == sorted(ids + [tcp])

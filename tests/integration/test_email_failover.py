@@ -22,30 +22,8 @@ import os
 import re
 import time
 
-from mailutil import mailserver  # noqa: F401  (the fixture)
-from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
-
-
-def add_email(st, srv, user, peer_user):
-    """An [Email] section for ST, and Email = the peer's address in its one
-    [Peer] section."""
-    path = os.path.join(st.dir, "station.conf")
-    with open(path) as f:
-        lines = f.read().splitlines()
-    out, section = [], None
-    for line in lines:
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            if section == "Peer":
-                out.append(f"Email = {srv.address(peer_user)}")
-            section = s[1:-1].strip()
-        out.append(line)
-    if section == "Peer":
-        out.append(f"Email = {srv.address(peer_user)}")
-    out += ["", "[Email]", f"SMTP = {srv.url}", f"From = {srv.address(user)}",
-            f"Maildir = {srv.maildir(user)}"]
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+from mailutil import add_email, email_pair, inbox_ids
+from station import scaled, wait_for
 
 
 def set_peer_address(st, address):
@@ -64,7 +42,7 @@ def set_peer_address(st, address):
 
 
 def paths(st, peer):
-    p = st.peer_state(peer)
+    p = st.peer_status(peer)
     assert "paths" in p, p
     return p["paths"]
 
@@ -78,34 +56,7 @@ def cur_count(srv, user):
     return len(os.listdir(d))
 
 
-def states(st):
-    return {m["id"]: m["state"] for m in st.outbox()}
-
-
-def inbox_ids(st):
-    ids = [m["id"] for m in st.inbox()]
-    assert len(ids) == len(set(ids)), f"{st.name}: duplicate in the inbox: {ids}"
-    return ids
-
-
-def email_pair(net, mailserver, fallback):  # noqa: F811
-    """alpha dials beta through a proxy, both with [Email] and an Email for
-    the other, FallbackAfter = FALLBACK; started and linked.  Returns (alpha,
-    beta, proxy, mail server)."""
-    a, b, proxy = net.pair("alpha", "beta", via_proxy=True, start=False, FallbackAfter=fallback)
-    srv = mailserver("alpha", "beta")
-    srv.adopt(a)    # their mail is delivered as nobody: the stations are nobody's
-    srv.adopt(b)
-    add_email(a, srv, "alpha", "beta")
-    add_email(b, srv, "beta", "alpha")
-    b.start()
-    a.start()
-    a.wait_connected("beta")
-    b.wait_connected("alpha")
-    return a, b, proxy, srv
-
-
-def test_email_failover_and_back(net, mailserver):  # noqa: F811
+def test_email_failover_and_back(net, mailserver):
     a, b, proxy, srv = email_pair(net, mailserver, "2s")
 
     # 1. the live link carries the first message; no mail goes out
@@ -125,7 +76,7 @@ def test_email_failover_and_back(net, mailserver):  # noqa: F811
     wait_for(lambda: set(by_mail) <= set(inbox_ids(b)), scaled(40),
              "alpha's messages at beta by email")
     assert time.monotonic() - cut_at >= 2.0    # not before FallbackAfter (routine messages)
-    wait_for(lambda: all(states(a)[i] == "delivered" for i in by_mail), scaled(40),
+    wait_for(lambda: all(a.outbox_states()[i] == "delivered" for i in by_mail), scaled(40),
              "beta's receipts at alpha by email")
     assert mails_sent(a, "beta") >= 1 and mails_sent(b, "alpha") >= 1
     assert cur_count(srv, "beta") >= 1 and cur_count(srv, "alpha") >= 1
@@ -139,9 +90,9 @@ def test_email_failover_and_back(net, mailserver):  # noqa: F811
     flash_secs = time.monotonic() - t0
     reply = b.send("alpha", "reply by mail", subject="reply")
     wait_for(lambda: reply in inbox_ids(a), scaled(40), "beta's reply at alpha by email")
-    wait_for(lambda: states(b).get(reply) == "delivered", scaled(40),
+    wait_for(lambda: b.outbox_states().get(reply) == "delivered", scaled(40),
              "alpha's receipt for the reply at beta")
-    wait_for(lambda: states(a).get(flash) == "delivered", scaled(40),
+    wait_for(lambda: a.outbox_states().get(flash) == "delivered", scaled(40),
              "the FLASH message's receipt at alpha")
     # a mail's trip (Postfix, then the 1 s pickup poll) is the floor here
     assert flash_secs < scaled(15), f"FLASH took {flash_secs:.1f}s by email"
@@ -183,8 +134,8 @@ def test_email_failover_and_back(net, mailserver):  # noqa: F811
         st.stop()
     assert sorted(inbox_ids(b)) == sorted(a_out)
     assert sorted(inbox_ids(a)) == sorted(b_out)
-    assert states(a) == {i: "delivered" for i in a_out}
-    assert states(b) == {i: "delivered" for i in b_out}
+    assert a.outbox_states() == {i: "delivered" for i in a_out}
+    assert b.outbox_states() == {i: "delivered" for i in b_out}
     assert len(a.outbox()) == len(a_out) and len(b.outbox()) == len(b_out)
     # without a daemon, status tells what the store knows
     off = a.status()
@@ -204,7 +155,7 @@ def mail_times(st):
     return out
 
 
-def test_resend_backs_off_then_stops(mailserver, net):  # noqa: F811
+def test_resend_backs_off_then_stops(mailserver, net):
     """Nobody picks up alpha's mail at first: alpha mails everything again,
     after longer and longer pauses.  Then beta's daemon runs (the link
     still cut): it imports every copy, stores the message once, mails its
@@ -227,7 +178,7 @@ def test_resend_backs_off_then_stops(mailserver, net):  # noqa: F811
 
     b.start()
     wait_for(lambda: [m["id"] for m in b.inbox()] == [mid], scaled(30), "the message at beta")
-    wait_for(lambda: states(a) == {mid: "delivered"}, scaled(30), "the receipt at alpha")
+    wait_for(lambda: a.outbox_states() == {mid: "delivered"}, scaled(30), "the receipt at alpha")
     wait_for(lambda: paths(a, "beta")["email"]["queued"] == 0 and
              paths(b, "alpha")["email"]["queued"] == 0 and
              not paths(a, "beta")["email"]["mailing"] and

@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 
-from msgutil import net, scaled, wait_for  # noqa: F401  (the fixture)
+from station import scaled, wait_for
 
 
 def dead_port():
@@ -34,10 +34,10 @@ def add_email(st, smtp, me, peer):
 
 
 def email_path(st, peer):
-    return st.peer_state(peer)["paths"]["email"]
+    return st.peer_status(peer)["paths"]["email"]
 
 
-def test_unreachable_mail_server_is_reported_and_retried(net):  # noqa: F811
+def test_unreachable_mail_server_is_reported_and_retried(net):
     # beta is pinned but never runs: alpha's link stays down
     a, b, _ = net.pair("alpha", "beta", start=False, FallbackAfter="1s")
     add_email(a, dead_port(), "alpha", "beta")
@@ -49,7 +49,7 @@ def test_unreachable_mail_server_is_reported_and_retried(net):  # noqa: F811
     assert p["mails"] == 0 and p["last_success"] is None
     assert p["last_error"] and p["last_error_at"] and p["last_attempt"]
     assert p["queued"] == 2 and p["unmailed"] == 2
-    tcp = a.peer_state("beta")["paths"]["tcp"]
+    tcp = a.peer_status("beta")["paths"]["tcp"]
     assert tcp["state"] == "down" and tcp["queued"] == 2 and tcp["last_success"] is None
     log = a.log_text()
     assert "mailing failed (retrying in 5 s)" in log, log[-2000:]
@@ -68,16 +68,16 @@ def test_unreachable_mail_server_is_reported_and_retried(net):  # noqa: F811
     assert p["active"] is False and p["queued"] == 0
 
 
-def test_status_paths_without_email_and_without_daemon(net):  # noqa: F811
+def test_status_paths_without_email_and_without_daemon(net):
     a, b, _ = net.pair("alpha", "beta")
-    p = a.peer_state("beta")["paths"]
+    p = a.peer_status("beta")["paths"]
     assert p["tcp"]["state"] == "up" and p["tcp"]["queued"] == 0
     assert p["email"]["configured"] is False and p["email"]["state"] == "off"
     assert p["email"]["last_attempt"] is None
     assert a.status()["station"]["email"] == {"configured": False}
     b.stop()
     a.send("beta", "one for later")
-    wait_for(lambda: a.peer_state("beta")["paths"]["tcp"]["queued"] == 1, scaled(10),
+    wait_for(lambda: a.peer_status("beta")["paths"]["tcp"]["queued"] == 1, scaled(10),
              "one item queued")
     a.stop()
     off = a.status()
@@ -90,7 +90,7 @@ def test_status_paths_without_email_and_without_daemon(net):  # noqa: F811
     assert "1 item unacknowledged" in r.stdout, r.stdout
 
 
-def test_bundle_mail_if_items_sends_nothing_when_nothing_waits(net):  # noqa: F811
+def test_bundle_mail_if_items_sends_nothing_when_nothing_waits(net):
     a, b, _ = net.pair("alpha", "beta", start=False)
     add_email(a, dead_port(), "alpha", "beta")
     # a bundle left by a `bundle mail` that was killed goes at the next one
@@ -120,7 +120,7 @@ def test_bundle_mail_if_items_sends_nothing_when_nothing_waits(net):  # noqa: F8
     assert r.returncode == 2
 
 
-def test_fallback_after_errors_name_the_line(net):  # noqa: F811
+def test_fallback_after_errors_name_the_line(net):
     a = net.station("alpha")
     path = os.path.join(a.dir, "station.conf")
     with open(path) as f:

@@ -14,41 +14,9 @@ import json
 import os
 from email import message_from_bytes, policy
 
-from helpers import scaled, wait_for
-from mailutil import mailserver  # noqa: F401  (the fixture)
+from station import scaled, wait_for
 
 import pytest
-
-
-def inbox(st):
-    return json.loads(st.cmd("inbox", "--json").stdout)
-
-
-def outbox(st):
-    return json.loads(st.cmd("outbox", "--json").stdout)
-
-
-def add_email(st, srv, user, peer_user):
-    """Gives ST's single [Peer] an Email and adds an [Email] section.
-    station.conf ends with that [Peer] section (pin appended it)."""
-    with open(st.conf_path) as f:
-        text = f.read()
-    assert text.rstrip().splitlines()[-1].split("=")[0].strip() in (
-        "NoiseKey", "SigningKey", "NextKeyHash", "Address", "Name"), text
-    text = text.rstrip("\n") + f"\nEmail = {srv.address(peer_user)}\n"
-    text += (f"\n[Email]\nSMTP = {srv.url}\nFrom = {srv.address(user)}\n"
-             f"Maildir = {srv.maildir(user)}\n")
-    with open(st.conf_path, "w") as f:
-        f.write(text)
-
-
-@pytest.fixture
-def mailpair(stations, mailserver):  # noqa: F811
-    a, b = stations.pair("alpha", "beta", start=False)
-    srv = mailserver("alpha", "beta")
-    add_email(a, srv, "alpha", "beta")
-    add_email(b, srv, "beta", "alpha")
-    return a, b, srv
 
 
 def bundle_of(path):
@@ -83,11 +51,11 @@ def test_bundle_mail_reaches_peer_maildir(mailpair, tmp_path):
     p = tmp_path / "got.bundle"
     p.write_bytes(data)
     b.cmd("bundle", "import", p)
-    assert [m["id"] for m in inbox(b)] == [mid]
+    assert [m["id"] for m in b.inbox()] == [mid]
 
 
 def test_bundle_mail_needs_email_config(stations):
-    a, b = stations.pair("alpha", "beta", start=False)
+    a, b, _ = stations.pair("alpha", "beta", start=False)
     r = a.cmd("bundle", "mail", "beta", check=False)
     assert r.returncode == 1 and "no [Email] section" in r.stderr
     r = a.cmd("bundle", "mail", "nosuch", check=False)
@@ -100,7 +68,7 @@ def test_bundle_mail_needs_email_config(stations):
     ("Email = <a@b.c>", "bad Email '<a@b.c>'"),
 ])
 def test_bad_peer_email_names_line(stations, line, what):
-    a, b = stations.pair("alpha", "beta", start=False)
+    a, b, _ = stations.pair("alpha", "beta", start=False)
     with open(a.conf_path) as f:
         text = f.read().rstrip("\n")
     n = len(text.splitlines()) + 1
@@ -159,7 +127,7 @@ def test_email_round_trip_exactly_once(mailpair, tmp_path):
 
     out = import_maildir(b).stdout
     assert "1 imported, 0 quarantined, 0 left; 3 new in the inbox" in out, out
-    assert sorted(m["id"] for m in inbox(b)) == sorted(ids)
+    assert sorted(m["id"] for m in b.inbox()) == sorted(ids)
     got = json.loads(b.cmd("read", ids[1], "--json").stdout)
     assert got["attachments"][0]["size"] == len(att)
     # the mail left new/ for cur/ (after the commit), marked seen
@@ -173,7 +141,7 @@ def test_email_round_trip_exactly_once(mailpair, tmp_path):
     wait_for(lambda: srv.new_mail("alpha"), scaled(20), "beta's receipts at alpha")
     out = import_maildir(a).stdout
     assert "3 of ours delivered" in out, out
-    assert {m["id"]: m["state"] for m in outbox(a)} == {i: "delivered" for i in ids}
+    assert {m["id"]: m["state"] for m in a.outbox()} == {i: "delivered" for i in ids}
 
     # The same mail delivered again (a resend, a duplicate in transit):
     # stored once.
@@ -185,7 +153,7 @@ def test_email_round_trip_exactly_once(mailpair, tmp_path):
     wait_for(lambda: srv.new_mail("beta"), scaled(20), "the duplicate mail at beta")
     out = import_maildir(b).stdout
     assert "1 imported" in out and "0 new in the inbox" in out, out
-    assert sorted(m["id"] for m in inbox(b)) == sorted(ids)
+    assert sorted(m["id"] for m in b.inbox()) == sorted(ids)
     # a pickup with nothing new does nothing
     assert "0 mail(s)" in import_maildir(b).stdout
     # all acknowledged: alpha's next bundle carries nothing
@@ -230,7 +198,7 @@ def test_junk_and_forged_quarantined(mailpair, stations, tmp_path):
 
     out = import_maildir(b).stdout
     assert "3 mail(s): 0 imported, 3 quarantined, 0 left" in out, out
-    assert inbox(b) == []
+    assert b.inbox() == []
     assert maildir_files(srv, "beta", "new") == [] and maildir_files(srv, "beta", "cur") == []
     qdir = srv.maildir("beta") + ".quarantine"
     q = sorted(os.listdir(qdir))
@@ -248,6 +216,6 @@ def test_junk_and_forged_quarantined(mailpair, stations, tmp_path):
     wait_for(lambda: srv.new_mail("beta"), scaled(20), "alpha's good mail")
     out = import_maildir(b).stdout
     assert "1 imported, 0 quarantined" in out and "1 new in the inbox" in out, out
-    msgs = inbox(b)
+    msgs = b.inbox()
     assert len(msgs) == 1
     assert json.loads(b.cmd("read", msgs[0]["id"], "--json").stdout)["body"] == "a message"

@@ -10,11 +10,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from helpers import scaled, wait_for
-from mailutil import mailserver  # noqa: F401  (the fixture)
+from station import scaled, wait_for
 
 
-def test_mail_reaches_the_right_maildir(mailserver):  # noqa: F811
+def test_mail_reaches_the_right_maildir(mailserver):
     srv = mailserver("alpha", "beta")
     assert srv.new_mail("alpha") == [] and srv.new_mail("beta") == []
     token = uuid.uuid4().hex
@@ -33,7 +32,7 @@ def test_mail_reaches_the_right_maildir(mailserver):  # noqa: F811
     assert srv.new_mail("alpha") == []
 
 
-def test_unknown_recipient_refused(mailserver):  # noqa: F811
+def test_unknown_recipient_refused(mailserver):
     srv = mailserver("alpha", "beta")
     m = EmailMessage()
     m["From"] = srv.address("alpha")

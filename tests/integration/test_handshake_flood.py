@@ -2,7 +2,7 @@
 sources does not take the station from its pinned peers (docs/protocol.md
 section 5).
 
-A flooding process (helpers.Flooder: bench/flood.c) keeps many connections
+A flooding process (station.Flooder: bench/flood.c) keeps many connections
 to station A going from many source ports: each sends a message 1 and
 closes once A has: a message 1 of a pinned peer seen by an eavesdropper,
 valid messages 1 of unpinned keys (each made once and sent again and
@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-import helpers as h
+import hlpeer
+from station import Flooder, scaled, wait_for
 
 OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
 RESTARTS = 3
@@ -33,10 +34,10 @@ def flood_frames(a, captured):
     keys; random bytes the size of a message 1."""
     frames = [struct.pack(">H", len(captured)) + captured] * 16
     for i in range(16):
-        m1 = h.Initiator(h.PyIdentity(f"mallory{i}"), a.noise_key).message1()
+        m1 = hlpeer.Initiator(hlpeer.Identity(f"mallory{i}"), a.noise_key).message1()
         frames.append(struct.pack(">H", len(m1)) + m1)
     for _ in range(16):
-        frames.append(struct.pack(">H", h.MSG1_STAMPED_LEN) + os.urandom(h.MSG1_STAMPED_LEN))
+        frames.append(struct.pack(">H", hlpeer.MSG1_STAMPED_LEN) + os.urandom(hlpeer.MSG1_STAMPED_LEN))
     return frames
 
 
@@ -47,22 +48,22 @@ def flood_frames(a, captured):
 def test_pinned_peer_gets_through_a_handshake_flood(stations, tmp_path, sources):
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
-    probe = h.PyIdentity("probe")
-    a.pin(b, drop_address=True)      # only B dials: its handshake is what is tested
+    probe = hlpeer.Identity("probe")
+    a.pin(b, dial=False)      # only B dials: its handshake is what is tested
     a.pin(probe)
     b.pin(a)
     a.start()
     b.start()
     a.wait_connected("pyongyang")
     # The probe's first session, seen by an eavesdropper; then its live one.
-    first, _ = h.dial(a.port, probe, a.noise_key)
+    first = hlpeer.dial(a.port, probe, a.noise_key)
     captured = first.message1
     first.close()
-    live, _ = h.dial(a.port, probe, a.noise_key)
+    live = hlpeer.dial(a.port, probe, a.noise_key)
     try:
         frames = flood_frames(a, captured)
         took = []
-        with h.Flooder(a.port, sources, frames, concurrency=256, work_dir=tmp_path) as flood:
+        with Flooder(a.port, sources, frames, concurrency=256, work_dir=tmp_path) as flood:
             time.sleep(2)          # the flood is at full strength
             for _ in range(RESTARTS):
                 before = a.peer_status("pyongyang")["sessions"]
@@ -74,12 +75,12 @@ def test_pinned_peer_gets_through_a_handshake_flood(stations, tmp_path, sources)
                     p = a.peer_status("pyongyang")
                     return p.get("state") == "connected" and p["sessions"] > before
                 try:
-                    h.wait_for(back, h.scaled(BOUND), "B's link back during the flood")
+                    wait_for(back, scaled(BOUND), "B's link back during the flood")
                     took.append(round(time.monotonic() - start, 2))
                 except AssertionError:
                     took.append(None)
                 # A session that was up all along still answers at once.
-                live.ping(timeout=h.scaled(5))
+                live.ping(timeout=scaled(5))
         sent = flood.result[0]
         assert sent > 1000, f"the flood made only {sent} connections"
         assert None not in took, f"B's link did not come back within {BOUND} s in some " \

@@ -8,7 +8,7 @@ handshake: the real peer reconnects every time while its captured message 1
 is replayed about 100 times a second, and so does the link when both
 directions are captured and replayed.
 
-The stations dial each other through recording proxies (helpers.RecordingProxy)
+The stations dial each other through recording proxies (station.Proxy)
 that keep the first frame of every connection (a message 1), add a 100 ms
 round trip (a long line: the real handshake waits that long for its HELLO),
 and can cut every connection they carry, as a lost line would.  The replays come from
@@ -18,7 +18,8 @@ behind the peer's own address must not lock it out either.
 
 import time
 
-import helpers as h
+import hlpeer
+from station import Replayer, scaled, wait_for
 
 OPTIONS = {"HandshakeTimeout": "2s", "Keepalive": "1s", "KeepaliveTimeout": "10s"}
 RECONNECTS = 8
@@ -41,13 +42,13 @@ def reconnect_times(a, b, proxies, rounds, bound):
         before_b = b.peer_status(a.name)["sessions"]
         start = time.monotonic()
         for p in proxies:
-            p.cut()
+            p.drop_all()
 
         def back():
             sa, sb = sessions(a, b.name), sessions(b, a.name)
             return sa is not None and sb is not None and sa > before_a and sb > before_b
         try:
-            h.wait_for(back, bound, "the link back after a cut", interval=0.05)
+            wait_for(back, bound, "the link back after a cut", interval=0.05)
             took.append(round(time.monotonic() - start, 2))
         except AssertionError:
             took.append(None)
@@ -66,21 +67,21 @@ def test_real_peer_reconnects_every_time_while_its_message1_is_replayed(stations
     connection open; B's line is cut 8 times and B must get back every time."""
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
-    a.pin(b, drop_address=True)
+    a.pin(b, dial=False)
     a.start()
-    proxy = h.RecordingProxy(a.port, delay=DELAY)
+    proxy = stations.proxy(a.port, delay=DELAY)
     try:
         b.pin(a, address=proxy.address)
         b.start()
         a.wait_connected("pyongyang")
         b.wait_connected("washington")
-        h.wait_for(lambda: proxy.first_frames, h.scaled(5), "B's message 1 at the proxy")
+        wait_for(lambda: proxy.first_frames, scaled(5), "B's message 1 at the proxy")
         captured = proxy.first_frames[0]
-        assert len(captured) >= h.MSG1_LEN
+        assert len(captured) >= hlpeer.MSG1_LEN
 
-        with h.Replayer(a.port, [captured], rate=RATE) as rep:
+        with Replayer(a.port, [captured], rate=RATE) as rep:
             time.sleep(1.5)     # the replays are in flight before the first cut
-            took = reconnect_times(a, b, [proxy], RECONNECTS, h.scaled(10))
+            took = reconnect_times(a, b, [proxy], RECONNECTS, scaled(10))
         assert rep.sent >= RATE, f"only {rep.sent} replays sent"
         assert_every_time(took, f"{rep.sent} replays ({rep.answered} answered)")
         # The replays were refused, and never by answering them.
@@ -97,8 +98,8 @@ def test_link_survives_replays_in_both_directions(stations):
     time."""
     a = stations("washington", **OPTIONS)
     b = stations("pyongyang", **OPTIONS)
-    to_a = h.RecordingProxy(a.port, delay=DELAY)
-    to_b = h.RecordingProxy(b.port, delay=DELAY)
+    to_a = stations.proxy(a.port, delay=DELAY)
+    to_b = stations.proxy(b.port, delay=DELAY)
     try:
         a.pin(b, address=to_b.address)
         b.pin(a, address=to_a.address)
@@ -111,19 +112,19 @@ def test_link_survives_replays_in_both_directions(stations):
         def both_captured():
             if to_a.first_frames and to_b.first_frames:
                 return True
-            to_a.cut()
-            to_b.cut()
+            to_a.drop_all()
+            to_b.drop_all()
             time.sleep(1)
             return False
-        h.wait_for(both_captured, h.scaled(20), "a message 1 each way at the proxies")
+        wait_for(both_captured, scaled(20), "a message 1 each way at the proxies")
         a.wait_connected("pyongyang")
         b.wait_connected("washington")
         from_b, from_a = to_a.first_frames[0], to_b.first_frames[0]
 
-        with h.Replayer(a.port, [from_b], rate=RATE) as rep_a, \
-                h.Replayer(b.port, [from_a], rate=RATE) as rep_b:
+        with Replayer(a.port, [from_b], rate=RATE) as rep_a, \
+                Replayer(b.port, [from_a], rate=RATE) as rep_b:
             time.sleep(1.5)
-            took = reconnect_times(a, b, [to_a, to_b], RECONNECTS, h.scaled(10))
+            took = reconnect_times(a, b, [to_a, to_b], RECONNECTS, scaled(10))
         assert_every_time(took, f"replays to A {rep_a.sent} ({rep_a.answered} answered), "
                                 f"to B {rep_b.sent} ({rep_b.answered} answered)")
         assert rep_a.answered == 0 and rep_b.answered == 0, (rep_a.answered, rep_b.answered)

@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from helpers import HOTLINE_BIN
+from station import HOTLINE_BIN
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(HOTLINE_BIN))

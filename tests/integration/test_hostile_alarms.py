@@ -11,8 +11,8 @@ reach the command's environment: its CLOSE text is in the daemon's log and
 import time
 
 import hlpeer
-from checks_util import alarm_script, alarms, set_peer_option, wait_alarm, write_script
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
+from checks_util import alarm_script, alarms, wait_alarm, write_script
+from station import scaled, wait_for
 
 ALARM_PROCS_MAX = 3          # daemon/checks.c
 
@@ -106,8 +106,8 @@ def test_peer_close_text_stays_out_of_the_alarm_environment(net, tmp_path):
     b = net.station("pyongyang")
     b.set_option("AlarmCommand", script)
     peer = net.hlpeer_pinned(b)
-    set_peer_option(b, "hlpeer", "CheckEvery", "3s")
-    set_peer_option(b, "hlpeer", "CheckTimeout", "1s")
+    b.set_peer_option("hlpeer", "CheckEvery", "3s")
+    b.set_peer_option("hlpeer", "CheckTimeout", "1s")
     b.start()
     net.connect_hlpeer(b, peer)
     evil = b"EVIL $(touch /tmp/pwned) `id` peer-chosen text"

@@ -12,7 +12,7 @@ import pty
 import subprocess
 
 import hlpeer
-from msgutil import HOTLINE_BIN, net, scaled  # noqa: F401  (fixture)
+from station import HOTLINE_BIN, scaled
 
 WAITING_MAX = 8          # docs/items.md 2.4: operator checks of a peer waiting for a person
 

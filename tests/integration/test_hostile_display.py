@@ -16,8 +16,7 @@ import time
 
 import hlpeer
 from hlpeer import Attachment
-from msgutil import HOTLINE_BIN, net, scaled  # noqa: F401  (fixture)
-from test_msg_badinput import linked
+from station import HOTLINE_BIN, scaled
 
 T = scaled(10)
 HIDDEN = ["\u202e", "\u202d", "\u2066", "\u2069", "\u200b", "\u200f", "\u2028", "\u2029",
@@ -34,7 +33,7 @@ def hidden_in(text):
 
 
 def test_format_characters_never_reach_people(net, tmp_path):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     watch = subprocess.Popen([HOTLINE_BIN, "-d", b.dir, "watch"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     net.on_teardown(lambda: (watch.kill(), watch.wait()))
@@ -77,7 +76,7 @@ def test_format_characters_never_reach_people(net, tmp_path):
 
 
 def test_body_cannot_imitate_read(net):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     m = peer.compose("hello", BODY)
     peer.send_message(m)
     peer.wait(lambda: m.seq in peer.delivered, T, "the receipt")
@@ -95,7 +94,7 @@ def test_body_cannot_imitate_read(net):
 
 
 def test_saved_names_never_start_with_dot_or_dash(net, tmp_path):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     names = [".bashrc", "-rf", "..x", "ok.txt", "r\u202efdp.exe"]
     m = peer.compose("files", "see attached",
                      attachments=[Attachment(n, f"data {i}".encode()) for i, n in enumerate(names)])

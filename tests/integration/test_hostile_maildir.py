@@ -13,53 +13,9 @@ import os
 import socket
 import sqlite3
 import time
-from email.message import EmailMessage
 
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
-
-
-def email_station(net, tmp_path):
-    """alpha and beta, pinned to each other without addresses (no link);
-    beta has an [Email] section with a Maildir of its own and no peer with
-    an Email (so nothing is ever mailed).  Returns (alpha, beta, maildir)."""
-    a, b = net.station("alpha"), net.station("beta")
-    a.pin(b, dial=False)
-    b.pin(a, dial=False)
-    md = str(tmp_path / "Maildir")
-    for sub in ("new", "cur", "tmp"):
-        os.makedirs(os.path.join(md, sub))
-    with open(b.conf_path, "a") as f:
-        f.write(f"\n[Email]\nSMTP = smtp://127.0.0.1:9\nFrom = beta@hotline.test\n"
-                f"Maildir = {md}\n")
-    return a, b, md
-
-
-def good_mail(a, tmp_path, text):
-    """A bundle mail from alpha to beta carrying one message; (id, bytes)."""
-    mid = a.cmd("send", "beta", text).stdout.strip()
-    path = tmp_path / f"{mid}.bundle"
-    a.cmd("bundle", "export", "beta", "-o", str(path))
-    m = EmailMessage()
-    m["From"], m["To"], m["Subject"] = "alpha@hotline.test", "beta@hotline.test", "hotline bundle"
-    m.set_content("a bundle\n")
-    m.add_attachment(path.read_bytes(), maintype="application", subtype="x-hotline-bundle",
-                     filename="hotline.bundle")
-    return mid, m.as_bytes()
-
-
-def deliver(md, name, data):
-    tmp = os.path.join(md, "tmp", name)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.rename(tmp, os.path.join(md, "new", name))
-
-
-def inbox_ids(b):
-    return {m["id"] for m in b.inbox()}
-
-
-def pickup_status(b):
-    return b.status()["station"]["email"]
+from mailutil import deliver, email_station, good_mail, pickup_status
+from station import scaled, wait_for
 
 
 def test_fifo_in_new_does_not_stop_the_pickup(net, tmp_path):
@@ -68,7 +24,7 @@ def test_fifo_in_new_does_not_stop_the_pickup(net, tmp_path):
     b.start()
     mid, data = good_mail(a, tmp_path, "after the fifo")
     deliver(md, "2000.good.host", data)
-    wait_for(lambda: mid in inbox_ids(b), scaled(20), "the good mail picked up past the FIFO")
+    wait_for(lambda: mid in b.inbox_ids(), scaled(20), "the good mail picked up past the FIFO")
     q = os.listdir(md + ".quarantine")
     assert "1000.fifo.host" in q and "1000.fifo.host.why" in q, q
     assert os.listdir(os.path.join(md, "new")) == []
@@ -78,7 +34,7 @@ def test_fifo_in_new_does_not_stop_the_pickup(net, tmp_path):
     # and the next one too
     mid2, data2 = good_mail(a, tmp_path, "and the next")
     deliver(md, "3000.good.host", data2)
-    wait_for(lambda: mid2 in inbox_ids(b), scaled(20), "the next good mail")
+    wait_for(lambda: mid2 in b.inbox_ids(), scaled(20), "the next good mail")
 
 
 def test_entry_that_cannot_be_opened_is_quarantined_once(net, tmp_path):
@@ -89,7 +45,7 @@ def test_entry_that_cannot_be_opened_is_quarantined_once(net, tmp_path):
     b.start()
     mid, data = good_mail(a, tmp_path, "after the socket")
     deliver(md, "2000.good.host", data)
-    wait_for(lambda: mid in inbox_ids(b), scaled(20), "the good mail")
+    wait_for(lambda: mid in b.inbox_ids(), scaled(20), "the good mail")
     time.sleep(5)
     lines = [l for l in b.log_text().splitlines() if "1000.sock.host" in l]
     assert len(lines) <= 2, f"{len(lines)} log lines about one entry:\n" + "\n".join(lines[:10])
@@ -117,6 +73,6 @@ def test_hung_pickup_is_stopped_and_shown(net, tmp_path):
         db.execute("ROLLBACK")
         db.close()
     # Once the store is free the mail comes in, and the trouble clears.
-    wait_for(lambda: mid in inbox_ids(b), scaled(30), "the mail after the lock")
+    wait_for(lambda: mid in b.inbox_ids(), scaled(30), "the mail after the lock")
     wait_for(lambda: pickup_status(b)["state"] == "ok", scaled(10), "the pickup back to ok")
     assert b.alive()

@@ -13,8 +13,7 @@ import threading
 
 import pytest
 
-from helpers import HOTLINE_BIN, scaled
-from recordgen import tiny_entries_record
+from station import HOTLINE_BIN, scaled
 
 SANITIZED = os.environ.get("HOTLINE_SANITIZE", "0") in ("1", "ON", "TRUE", "true")
 # The sanitizers' runtime and shadow memory come on top of hotline's own.
@@ -36,20 +35,6 @@ def run_measured(args, timeout):
         proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode != -9, f"{args[1:3]} did not finish within {timeout:.0f}s"
     return proc.returncode, err.decode(errors="replace"), usage.ru_maxrss
-
-
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    d = tmp_path_factory.mktemp("hostile-record")
-    path = str(d / "tiny.rec")
-    cards, n = tiny_entries_record(path, 64 << 20)
-    paths = []
-    for i, c in enumerate(cards):
-        p = d / f"card{i}"
-        p.write_bytes(c)
-        paths.append(str(p))
-    assert n > 16_000_000
-    return path, paths
 
 
 def test_verify_in_bounded_memory(hostile):

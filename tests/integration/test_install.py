@@ -20,22 +20,10 @@ import subprocess
 
 import pytest
 
-from helpers import HOTLINE_BIN, scaled
+from station import HOTLINE_BIN, scaled
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(HOTLINE_BIN))
-
-
-@pytest.fixture(scope="module")
-def staged(tmp_path_factory):
-    if not os.path.exists(os.path.join(BUILD, "CMakeCache.txt")):
-        pytest.skip(f"SKIPPED LOUDLY: {BUILD} is not a CMake build directory")
-    stage = tmp_path_factory.mktemp("stage")
-    env = dict(os.environ, DESTDIR=str(stage))
-    p = subprocess.run(["cmake", "--install", BUILD, "--prefix", "/usr"], env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return stage
 
 
 def test_layout(staged):

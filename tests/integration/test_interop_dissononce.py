@@ -18,7 +18,8 @@ import re
 import signal
 import time
 
-import helpers as h
+import hlpeer
+from station import scaled, wait_for
 
 
 def pinned_station(stations, ident, address=None, **options):
@@ -35,11 +36,11 @@ def test_fingerprint_matches_independent_computation(stations):
     card = st.card()
     assert card["Name"] == "washington"
     assert card["Address"] == st.listen
-    assert len(h.base64.b64decode(card["NoiseKey"], validate=True)) == 32
-    assert len(h.base64.b64decode(card["SigningKey"], validate=True)) == 32
+    assert len(hlpeer.base64.b64decode(card["NoiseKey"], validate=True)) == 32
+    assert len(hlpeer.base64.b64decode(card["SigningKey"], validate=True)) == 32
     # the commitment to the next keys (docs/rotation.md), inside the fingerprint
-    assert len(h.base64.b64decode(card["NextKeyHash"], validate=True)) == 32
-    assert st.fingerprint != h.fingerprint_text(st.noise_key, st.signing_key)
+    assert len(hlpeer.base64.b64decode(card["NextKeyHash"], validate=True)) == 32
+    assert st.fingerprint != hlpeer.fingerprint_text(st.noise_key, st.signing_key)
     # init prints the fingerprint the operator reads over the telephone.
     m = re.search(r"^Fingerprint: (.*)$", st.init_output, re.M)
     assert m, st.init_output
@@ -57,7 +58,7 @@ def test_fingerprint_matches_independent_computation(stations):
 
 def test_peer_add_refuses_wrong_fingerprint(stations):
     st = stations("washington")
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     digits = ident.fingerprint.replace(" ", "")
     wrong = digits[:-1] + str((int(digits[-1]) + 1) % 10)
     p = st.cmd("peer", "add", "-", "--fingerprint", wrong, input=ident.card(), check=False)
@@ -74,12 +75,13 @@ def test_fingerprint_covers_the_next_key_hash(stations):
     rotate the station to later) changes the 40 digits the operators
     compare, and `peer add` pins nothing."""
     st = stations("washington")
-    ident = h.PyIdentity("delta")
-    mine = h.next_key_hash(b"\x01" * 32, b"\x02" * 32)
-    theirs = h.next_key_hash(b"\x03" * 32, b"\x04" * 32)
-    good = ident.card() + f"NextKeyHash = {h.b64(mine)}\n"
-    fp = h.fingerprint_text(ident.noise_key, ident.signing_key, mine)
-    swapped = good.replace(h.b64(mine), h.b64(theirs))
+    ident = hlpeer.Identity("delta")
+    mine = hlpeer.next_key_hash(b"\x01" * 32, b"\x02" * 32)
+    theirs = hlpeer.next_key_hash(b"\x03" * 32, b"\x04" * 32)
+    b64 = lambda x: hlpeer.base64.b64encode(x).decode()  # noqa: E731
+    good = ident.card() + f"NextKeyHash = {b64(mine)}\n"
+    fp = hlpeer.fingerprint_text(ident.noise_key, ident.signing_key, mine)
+    swapped = good.replace(b64(mine), b64(theirs))
     p = st.cmd("peer", "add", "-", "--fingerprint", fp, input=swapped, check=False)
     assert p.returncode == 1 and "fingerprint mismatch" in p.stderr, p
     stripped = ident.card()  # the commitment taken out
@@ -87,35 +89,35 @@ def test_fingerprint_covers_the_next_key_hash(stations):
     assert p.returncode == 1 and "fingerprint mismatch" in p.stderr, p
     assert "delta" not in st.cmd("peer", "list").stdout
     st.add_peer(good, fingerprint=fp)
-    assert f"NextKeyHash = {h.b64(mine)}" in open(st.conf_path).read()
+    assert f"NextKeyHash = {b64(mine)}" in open(st.conf_path).read()
 
 
 def test_dissononce_initiator_completes_handshake(stations):
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     st = pinned_station(stations, ident)
 
-    sock = h.connect(st.port)
+    sock = hlpeer.connect(st.port)
     try:
-        ini = h.Initiator(ident, st.noise_key)
+        ini = hlpeer.Initiator(ident, st.noise_key)
         m1 = ini.message1()     # with a timestamp, as a current station sends
-        assert len(m1) == h.MSG1_STAMPED_LEN
-        h.send_frame(sock, m1)
-        m2 = h.recv_frame(sock)
+        assert len(m1) == hlpeer.MSG1_STAMPED_LEN
+        hlpeer.send_frame(sock, m1)
+        m2 = hlpeer.recv_frame(sock)
         # hotline sends an empty handshake payload: 32 e + 16 tag.
-        assert len(m2) == h.MSG2_LEN, len(m2)
+        assert len(m2) == hlpeer.MSG2_LEN, len(m2)
         send_cs, recv_cs, payload = ini.read_message2(m2)
         assert payload == b""
-        sess = h.Session(sock, send_cs, recv_cs)
+        sess = hlpeer.Session(sock, send_cs, recv_cs)
 
         # Key confirmation: before our first transport message the station
         # must not count the session as established.
-        time.sleep(h.scaled(0.3))
+        time.sleep(scaled(0.3))
         assert st.peer_status("delta")["state"] != "connected"
 
-        sess.send_record(h.T_HELLO, h.hello_body(keepalive_ms=25000))
-        version, rtype, body = sess.recv_record()
-        assert (version, rtype) == (1, h.T_HELLO)
-        hello = h.parse_hello(body)
+        sess.send_record(hlpeer.T_HELLO, hlpeer.hello_body(keepalive_ms=25000))
+        version, rtype, body = sess.recv_raw()
+        assert (version, rtype) == (1, hlpeer.T_HELLO)
+        hello = hlpeer.parse_hello(body)
         assert hello["min_version"] <= 1 <= hello["max_version"], hello
         assert hello["keepalive_ms"] > 0
 
@@ -128,14 +130,14 @@ def test_dissononce_initiator_completes_handshake(stations):
         # PING gets a PONG with the same 8 bytes, twice (nonces advance).
         for _ in range(2):
             value = os.urandom(8)
-            sess.send_record(h.T_PING, value)
-            assert sess.recv_type(h.T_PONG) == value
+            sess.send_record(hlpeer.T_PING, value)
+            assert sess.recv_type(hlpeer.T_PONG) == value
         sess.close()
         st.wait_not_connected("delta")
 
         # A second session from the same key is a new confirmed session.
-        sess, _ = h.dial(st.port, ident, st.noise_key)
-        h.wait_for(lambda: st.peer_status("delta").get("sessions") == 2, h.scaled(5),
+        sess = hlpeer.dial(st.port, ident, st.noise_key)
+        wait_for(lambda: st.peer_status("delta").get("sessions") == 2, scaled(5),
                    "the second session counted")
         sess.close()
     finally:
@@ -146,58 +148,59 @@ def test_message1_payload_timestamp_or_empty(stations):
     """Message 1's payload is a TAI64N timestamp, and bytes after it are
     ignored; an empty payload (a station from before timestamps) is
     accepted too.  Anything else gets no reply."""
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     st = pinned_station(stations, ident)
-    accepted = [("timestamp", h.fresh_stamp(ident)),
-                ("timestamp and more", h.fresh_stamp(ident) + b"later fields " * 18),
+    accepted = [("timestamp", hlpeer.fresh_stamp(ident)),
+                ("timestamp and more", hlpeer.fresh_stamp(ident) + b"later fields " * 18),
                 ("empty", b"")]
     for what, payload in accepted:
-        sess, hello = h.dial(st.port, ident, st.noise_key, payload=payload)
+        sess = hlpeer.dial(st.port, ident, st.noise_key, payload=payload)
+        hello = hlpeer.parse_hello(sess.peer_hello)
         assert hello["min_version"] <= 1 <= hello["max_version"], what
         sess.ping()
         sess.close()
-    refused = [("11 bytes", h.fresh_stamp(ident)[:11]),
-               ("nanoseconds of 10^9", h.fresh_stamp(ident)[:8] + h.struct.pack(">I", 10**9)),
+    refused = [("11 bytes", hlpeer.fresh_stamp(ident)[:11]),
+               ("nanoseconds of 10^9", hlpeer.fresh_stamp(ident)[:8] + hlpeer.struct.pack(">I", 10**9)),
                ("text", b"ignored " * 32),
-               ("257 bytes", h.fresh_stamp(ident) + bytes(245))]
+               ("257 bytes", hlpeer.fresh_stamp(ident) + bytes(245))]
     for what, payload in refused:
-        sock = h.connect(st.port)
+        sock = hlpeer.connect(st.port)
         try:
-            h.send_frame(sock, h.Initiator(ident, st.noise_key).message1(payload))
-            got, _ = h.read_until_close(sock, h.scaled(5))
+            hlpeer.send_frame(sock, hlpeer.Initiator(ident, st.noise_key).message1(payload))
+            got, _ = hlpeer.read_until_close(sock, scaled(5))
             assert got == b"", f"{what}: the station answered {len(got)} bytes"
         finally:
             sock.close()
 
 
 def test_station_dials_dissononce_responder(stations):
-    ident = h.PyIdentity("echo")
-    listener = h.Listener()
+    ident = hlpeer.Identity("echo")
+    listener = hlpeer.Listener()
     try:
         st = pinned_station(stations, ident, address=listener.address)
-        conn = listener.accept()
+        conn = listener.accept_raw()
         try:
-            m1 = h.recv_frame(conn)
-            assert len(m1) == h.MSG1_STAMPED_LEN, len(m1)
-            resp = h.Responder(ident)
+            m1 = hlpeer.recv_frame(conn)
+            assert len(m1) == hlpeer.MSG1_STAMPED_LEN, len(m1)
+            resp = hlpeer.Responder(ident)
             stamp = resp.read_message1(m1)
             # The payload is the time of the dial, as TAI64N (its
             # nanoseconds rounded down to a multiple of 2^24).
-            assert len(stamp) == h.TAI64N_LEN, stamp.hex()
-            assert abs(h.tai64n_unix_ns(stamp) / 1e9 - time.time()) < h.scaled(30), stamp.hex()
-            assert h.struct.unpack(">I", stamp[8:])[0] % (1 << 24) == 0, stamp.hex()
+            assert len(stamp) == hlpeer.TAI64N_LEN, stamp.hex()
+            assert abs(hlpeer.tai64n_unix_ns(stamp) / 1e9 - time.time()) < scaled(30), stamp.hex()
+            assert hlpeer.struct.unpack(">I", stamp[8:])[0] % (1 << 24) == 0, stamp.hex()
             assert resp.remote_static == st.noise_key
             m2, send_cs, recv_cs = resp.message2()
-            h.send_frame(conn, m2)
-            sess = h.Session(conn, send_cs, recv_cs)
+            hlpeer.send_frame(conn, m2)
+            sess = hlpeer.Session(conn, send_cs, recv_cs)
 
             # The dialing station's first transport message is its HELLO.
-            version, rtype, body = sess.recv_record(answer_pings=False)
-            assert (version, rtype) == (1, h.T_HELLO)
-            hello = h.parse_hello(body)
+            version, rtype, body = sess.recv_raw(answer_pings=False)
+            assert (version, rtype) == (1, hlpeer.T_HELLO)
+            hello = hlpeer.parse_hello(body)
             assert hello["min_version"] == 1 and hello["max_version"] >= 1, hello
 
-            sess.send_record(h.T_HELLO, h.hello_body())
+            sess.send_record(hlpeer.T_HELLO, hlpeer.hello_body())
             peer = st.wait_connected("echo")
             assert peer["dialed_by"] == "us"
             assert peer["address"] == listener.address
@@ -210,50 +213,51 @@ def test_station_dials_dissononce_responder(stations):
 
 
 def test_keepalive_pings_and_rtt(stations):
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     st = pinned_station(stations, ident, Keepalive="1s", KeepaliveTimeout="30s")
-    sess, hello = h.dial(st.port, ident, st.noise_key)
+    sess = hlpeer.dial(st.port, ident, st.noise_key)
+    hello = hlpeer.parse_hello(sess.peer_hello)
     try:
         assert hello["keepalive_ms"] == 1000
         # Sending nothing, we must see the station's PING within a few intervals.
-        deadline = time.monotonic() + h.scaled(5)
+        deadline = time.monotonic() + scaled(5)
         while True:
-            version, rtype, body = sess.recv_record(timeout=deadline - time.monotonic(),
+            version, rtype, body = sess.recv_raw(timeout=deadline - time.monotonic(),
                                                     answer_pings=False)
-            if rtype == h.T_PING:
+            if rtype == hlpeer.T_PING:
                 assert len(body) == 8
-                sess.send_record(h.T_PONG, body)
+                sess.send_record(hlpeer.T_PONG, body)
                 break
-        h.wait_for(lambda: st.peer_status("delta").get("rtt_ms") is not None,
-                   h.scaled(5), "rtt_ms after a PING round trip")
+        wait_for(lambda: st.peer_status("delta").get("rtt_ms") is not None,
+                   scaled(5), "rtt_ms after a PING round trip")
         assert st.peer_status("delta")["state"] == "connected"
     finally:
         sess.close()
 
 
 def test_peer_that_stops_answering_is_declared_dead(stations):
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     st = pinned_station(stations, ident, Keepalive="1s", KeepaliveTimeout="3s")
-    sess, _ = h.dial(st.port, ident, st.noise_key)
+    sess = hlpeer.dial(st.port, ident, st.noise_key)
     try:
         st.wait_connected("delta")
         # We read nothing and answer nothing from now on.
-        data, took = h.read_until_close(sess.sock, h.scaled(3) + 6)
+        data, took = hlpeer.read_until_close(sess.sock, scaled(3) + 6)
         assert st.peer_status("delta")["state"] != "connected"
     finally:
         sess.sock.close()
 
 
 def test_shutdown_sends_close_and_exits_zero(stations):
-    ident = h.PyIdentity("delta")
+    ident = hlpeer.Identity("delta")
     st = pinned_station(stations, ident)
-    sess, _ = h.dial(st.port, ident, st.noise_key)
+    sess = hlpeer.dial(st.port, ident, st.noise_key)
     try:
         st.wait_connected("delta")
         st.proc.send_signal(signal.SIGTERM)
-        body = sess.recv_type(h.T_CLOSE)
-        assert len(body) >= 1 and body[0] == h.CLOSE_SHUTDOWN, body
-        data, _ = h.read_until_close(sess.sock, h.scaled(10))
-        assert st.proc.wait(timeout=h.scaled(10)) == 0, st.log_tail()
+        body = sess.recv_type(hlpeer.T_CLOSE)
+        assert len(body) >= 1 and body[0] == hlpeer.CLOSE_SHUTDOWN, body
+        data, _ = hlpeer.read_until_close(sess.sock, scaled(10))
+        assert st.proc.wait(timeout=scaled(10)) == 0, st.log_tail()
     finally:
         sess.sock.close()

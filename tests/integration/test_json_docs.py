@@ -22,7 +22,8 @@ import subprocess
 import threading
 import wave
 
-from helpers import HOTLINE_BIN, PyIdentity, scaled, wait_for
+import hlpeer
+from station import HOTLINE_BIN, scaled, wait_for
 
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "json.md")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -208,7 +209,7 @@ def test_json_output_matches_docs(stations, tmp_path):
     a, b = stations("alpha"), stations("beta", MaxAttachment="1K")
     a.pin(b)
     b.pin(a)
-    gamma = PyIdentity("gamma")     # pinned, never connects: scheduled checks fail
+    gamma = hlpeer.Identity("gamma")     # pinned, never connects: scheduled checks fail
     a.pin(gamma)
     add_to_peer(a, "gamma", "CheckEvery = 3s", "CheckTimeout = 1s")
     maildir = tmp_path / "Maildir"

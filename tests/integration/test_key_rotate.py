@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
 from checks_util import alarm_script, alarms, wait_alarm
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
+from station import scaled, wait_for
 
 RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
@@ -115,9 +115,9 @@ def test_rotation_end_to_end(net, tmp_path):
     b.wait_delivered(sent[b.name], scaled(60), "B's messages during the rotation")
 
     # the peer took it: status shows the new fingerprint, the operator is told
-    wait_for(lambda: (b.peer_state(a.name).get("keys") or {}).get("fingerprint") == fp1,
+    wait_for(lambda: (b.peer_status(a.name).get("keys") or {}).get("fingerprint") == fp1,
              scaled(20), "B's status to show A's new fingerprint")
-    keys = b.peer_state(a.name)["keys"]
+    keys = b.peer_status(a.name)["keys"]
     assert keys["reason"] == "routine" and keys["rotated_at_seq"] >= 2, keys
     human = b.cmd("status").stdout
     assert fp1 in human, human
@@ -142,9 +142,9 @@ def test_rotation_end_to_end(net, tmp_path):
     b.cmd("key", "rotate", "--reason", "compromise")
     a.cmd("key", "rotate")
     fp2 = fingerprint(a)
-    wait_for(lambda: (b.peer_state(a.name).get("keys") or {}).get("fingerprint") == fp2,
+    wait_for(lambda: (b.peer_status(a.name).get("keys") or {}).get("fingerprint") == fp2,
              scaled(20), "B's status to show A's second new fingerprint")
-    wait_for(lambda: (a.peer_state(b.name).get("keys") or {}).get("reason") == "compromise",
+    wait_for(lambda: (a.peer_status(b.name).get("keys") or {}).get("reason") == "compromise",
              scaled(20), "A's status to show B's rotation")
     ping_pong(a, b, "after two")
     report = verify_records(tmp_path, a, b, card_a, card_b, "two")
@@ -215,7 +215,7 @@ def test_forged_rotation_refused_and_alarmed(net, tmp_path):
     assert "sandbox (network)" in b.log_text(), b.log_text()
     assert "REFUSED its key rotation" in b.log_text() and "not committed" in b.log_text()
     # nothing changed: A keeps its keys at B, the link goes on
-    assert (b.peer_state(a.name).get("keys") or {}).get("fingerprint") in (None, fp_a)
+    assert (b.peer_status(a.name).get("keys") or {}).get("fingerprint") in (None, fp_a)
     assert not [x for x in alarms(out) if x.get("HOTLINE_ALARM") == "rotated"]
     ping_pong(a, b, "after the forgery")
     rows = sqlite3.connect(os.path.join(b.dir, "store.db")).execute(
@@ -269,7 +269,7 @@ def test_kill9_during_rotate_leaves_a_working_station(net, tmp_path):
         if fp != fps[-1]:
             fps.append(fp)
             rotated += 1
-        wait_for(lambda: (b.peer_state(a.name).get("keys") or {}).get(
+        wait_for(lambda: (b.peer_status(a.name).get("keys") or {}).get(
             "fingerprint", fps[0]) == fps[-1], scaled(20), f"B to follow A ({nth})")
         if not killed:
             break
@@ -313,7 +313,7 @@ def test_bundles_across_a_rotation(net, tmp_path):
     a.start()
     a.wait_connected(b.name)
     b.wait_connected(a.name)
-    assert (b.peer_state(a.name).get("keys") or {}).get("fingerprint") == fp1
+    assert (b.peer_status(a.name).get("keys") or {}).get("fingerprint") == fp1
     ping_pong(a, b, "after")
     a.wait_delivered([mid_a], scaled(30))
     b.wait_delivered([mid_b], scaled(30))

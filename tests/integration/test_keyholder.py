@@ -34,7 +34,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from msgutil import HOTLINE_BIN, SANITIZE, net, scaled, wait_for  # noqa: F401  (fixture)
+from station import HOTLINE_BIN, SANITIZE, scaled, wait_for
 
 ATTACK = os.path.join(os.path.dirname(HOTLINE_BIN), "tests", "holder_attack")
 

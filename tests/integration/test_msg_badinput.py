@@ -23,21 +23,9 @@ import pytest
 
 import hlpeer
 from hlpeer import Attachment
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import scaled
 
 T = scaled(10)      # a REFUSE or receipt takes milliseconds; bounded for the failing case
-
-
-def linked(net):
-    b = net.station("pyongyang")
-    peer = net.hlpeer_pinned(b)
-    b.start()
-    net.connect_hlpeer(b, peer)
-    return b, peer
-
-
-def inbox_ids(b):
-    return {m["id"] for m in b.inbox()}
 
 
 def files_under(path):
@@ -57,7 +45,7 @@ def assert_refused_and_link_goes_on(b, peer, bad, code):
     assert h == bad.hash, "REFUSE names another item hash"
     assert len(text) <= hlpeer.REFUSE_TEXT_MAX
     peer.wait(lambda: bad.seq in peer.acked, T, f"ACK of refused seq {bad.seq} (its tombstone)")
-    assert bad.id.hex() not in inbox_ids(b), "a refused message is in the inbox"
+    assert bad.id.hex() not in b.inbox_ids(), "a refused message is in the inbox"
     stored = files_under(os.path.join(b.dir, "in", bad.id.hex()))
     assert stored == [], f"files of a refused message remain: {stored}"
     p = b.cmd("read", bad.id.hex(), check=False)
@@ -75,8 +63,8 @@ def assert_refused_and_link_goes_on(b, peer, bad, code):
     peer.wait(lambda: same.seq in peer.delivered, T,
               "the next message of the refused one's precedence to be receipted "
               "(its class_seq follows the refused one's)")
-    assert {other.id.hex(), same.id.hex()} <= inbox_ids(b)
-    assert bad.id.hex() not in inbox_ids(b)
+    assert {other.id.hex(), same.id.hex()} <= b.inbox_ids()
+    assert bad.id.hex() not in b.inbox_ids()
 
 
 def _other():
@@ -172,7 +160,7 @@ def _content_flag(p, flag):
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_message_is_refused_not_stored_and_link_goes_on(net, case):
     code, make = BAD[case]
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     bad = make(peer)
     peer.send_message(bad)
     try:
@@ -185,7 +173,7 @@ def test_bad_message_is_refused_not_stored_and_link_goes_on(net, case):
 
 
 def test_reused_id_with_different_content_is_refused(net):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     first = peer.compose("original", "the original text")
     peer.send_message(first)
     peer.wait(lambda: first.seq in peer.delivered, T, "the original to be receipted")
@@ -208,7 +196,7 @@ def assert_refused_and_link_goes_on_after_id(b, peer, bad):
 
 
 def test_control_characters_never_reach_the_terminal(net):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     subject = "ALERT \x1b[2J\x07 clear \x1b]0;owned\x07 end"
     body = ("first line\n\x1b[31mred\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ "
             "csi\u009b2J bell\x07 bs\x08 del\x7f\n\ttabbed\n")
@@ -253,7 +241,7 @@ def test_peer_names_never_reach_the_terminal_raw(net, tmp_path, name):
     such a name anyway, nothing it prints may carry it raw (U+009B and the
     byte 0x9b are CSI to many terminals), and `read --save` must say the
     name it really saved under."""
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     m = peer.compose("s", "x", attachments=[Attachment("x", b"payload")], raw_names=[name])
     peer.send_message(m)
     peer.wait(lambda: m.seq in peer.delivered or peer.refusal_for(m.seq), T,
@@ -274,7 +262,7 @@ def test_peer_names_never_reach_the_terminal_raw(net, tmp_path, name):
 
 
 def _deliver_named(net, names):
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     atts = [Attachment(n, f"content of {n}\n".encode()) for n in names]
     m = peer.compose("files", "see attached", attachments=atts)
     peer.send_message(m)
@@ -330,7 +318,7 @@ def test_read_save_never_follows_a_planted_link(net, tmp_path, target_exists):
 def test_an_item_without_a_readable_seq_ends_only_that_session(net):
     """docs/messages.md section 4: only bytes with no readable seq end the
     session; nothing is stored, and the next session carries messages."""
-    b, peer = linked(net)
+    b, peer = net.hlpeer_linked()
     peer.session.send_record(hlpeer.T_ITEM, hlpeer.rec_item(b"hotline/1 mess"))
     with pytest.raises(AssertionError, match="closed the session"):
         peer.wait(lambda: False, T, "the station to close the session")

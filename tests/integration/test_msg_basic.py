@@ -10,8 +10,8 @@ import re
 import subprocess
 
 import hlpeer
-import msgutil
-from msgutil import net, scaled, check_message_json, rfc3339_ms  # noqa: F401  (fixture)
+import station
+from station import scaled, check_message_json, rfc3339_ms
 
 DELIVER = scaled(30)
 
@@ -75,18 +75,18 @@ def test_send_wait_returns_once_delivered_and_fails_clearly_when_peer_down(net):
     p = a.send("pyongyang", "are", "you", "there", wait=int(DELIVER), check=False)
     assert p.returncode == 0, p.stderr
     mid = p.stdout.split()[0]
-    assert msgutil.ID_RE.match(mid)
+    assert station.ID_RE.match(mid)
     # --wait returned: the receipt is in (no waiting needed now)
     assert a.outbox_states()[mid] == "delivered"
     assert mid in {m["id"] for m in b.inbox()}
 
     b.stop()
-    msgutil.wait_for(lambda: a.peer_state("pyongyang")["state"] != "connected",
+    station.wait_for(lambda: a.peer_status("pyongyang")["state"] != "connected",
                      scaled(15), "washington to see the link down")
     p = a.send("pyongyang", "hello?", wait=2, check=False)
     assert p.returncode == 1, f"send --wait with the peer down exited {p.returncode}"
     mid2 = p.stdout.split()[0]
-    assert msgutil.ID_RE.match(mid2), f"send --wait printed no id: {p.stdout!r}"
+    assert station.ID_RE.match(mid2), f"send --wait printed no id: {p.stdout!r}"
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, f"want one clear line on stderr, got {p.stderr!r}"
     assert mid2 in lines[0] or mid2[:12] in lines[0], f"the line does not name the message: {lines[0]!r}"

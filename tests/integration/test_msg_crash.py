@@ -25,7 +25,7 @@ import time
 import pytest
 
 import hlpeer
-from msgutil import net, scaled, rfc3339_ms  # noqa: F401  (fixture)
+from station import scaled, rfc3339_ms
 
 PRECS = ["routine", "priority", "immediate", "flash"]
 

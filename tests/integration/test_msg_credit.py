@@ -19,7 +19,7 @@ import os
 import time
 
 import hlpeer
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import scaled
 
 T = scaled(30)
 CLOSE_PROTOCOL = 4    # docs/protocol.md, CLOSE reasons
@@ -109,7 +109,7 @@ def test_slow_receiver_gets_small_chunks(net, tmp_path):
     assert sizes[0] == 65500, sizes[:4]       # before any CREDIT: whole chunks
     assert max(sizes[-5:]) <= 8192, sizes[-20:]
     # the station's status says what it measured
-    flow = a.peer_state("hlpeer")["delivery"]["flow"]
+    flow = a.peer_status("hlpeer")["delivery"]["flow"]
     assert 0 < flow["rate"] < 4 * rate and flow["ahead"] <= 8192, flow
     fid = a.send("hlpeer", "urgent", precedence="flash")
     peer.wait(lambda: visible(peer, fid), T, "the FLASH message")

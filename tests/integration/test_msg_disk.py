@@ -21,7 +21,7 @@ import time
 import pytest
 
 import hlpeer
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
+from station import scaled, wait_for
 
 MiB = 1 << 20
 DISK_WORDS = re.compile(r"no space|ENOSPC|disk|full|quota|reserve|storage", re.I)

@@ -34,7 +34,7 @@ import pytest
 
 import hlpeer
 from hlpeer import Attachment
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import scaled
 
 T = scaled(60)
 READS = {"read", "readv", "recvfrom", "recvmsg"}

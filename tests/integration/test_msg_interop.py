@@ -16,7 +16,7 @@ import time
 
 import hlpeer
 from hlpeer import Attachment
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
+from station import scaled, wait_for
 
 T = scaled(30)
 
@@ -141,8 +141,8 @@ def test_resends_never_duplicate(net):
 
 def _check_in_background(st, *args):
     import subprocess
-    import msgutil
-    return subprocess.Popen([msgutil.HOTLINE_BIN, "-d", st.dir, "check", "hlpeer", *args],
+    import station
+    return subprocess.Popen([station.HOTLINE_BIN, "-d", st.dir, "check", "hlpeer", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

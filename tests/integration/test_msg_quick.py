@@ -9,8 +9,8 @@ import socket
 import threading
 import time
 
-import msgutil
-from msgutil import net, scaled  # noqa: F401  (fixture)
+import station
+from station import scaled
 
 DELIVER = scaled(30)
 
@@ -51,7 +51,7 @@ def test_send_is_queued_by_the_daemon_and_delivered(net):
     os.rename(key, key + ".away")
     try:
         mid = a.send("pyongyang", "quick", "note", subject="s1", precedence="flash")
-        assert msgutil.ID_RE.match(mid)
+        assert station.ID_RE.match(mid)
         # durable when the id is printed: the store has it already
         assert a.outbox_states()[mid] in ("queued", "sent", "delivered")
         p = a.send("pyongyang", "again", wait=int(DELIVER), check=False)

@@ -8,14 +8,13 @@ import time
 
 import pytest
 
-from msgutil import HOTLINE_BIN, net, scaled, wait_for  # noqa: F401  (fixture)
-from test_msg_transfer import make_file, inbox_entry
+from station import HOTLINE_BIN, make_file, scaled, wait_for
 
 MiB = 1 << 20
 
 
 def staged(st, peer):
-    return st.peer_state(peer)["delivery"]["staged"]
+    return st.peer_status(peer)["delivery"]["staged"]
 
 
 def staging_files(st):
@@ -30,7 +29,7 @@ def test_a_large_document_is_staged_while_copied(net, tmp_path):
     digest = make_file(doc, size)
     mid = a.send("pyongyang", "the document", subject="document", attach=[str(doc)],
                  wait=int(scaled(120)))
-    d = inbox_entry(b, mid)
+    d = b.inbox_entry(mid)
     assert d is not None and d["attachments"][0]["hash"] == digest
     assert d["attachments"][0]["size"] == size
     with open(os.path.join(b.dir, "in", mid, "0"), "rb") as f:
@@ -53,7 +52,7 @@ def test_two_attachments_staged(net, tmp_path):
     sizes = [48 * MiB + 1, 32 * MiB]
     digests = [make_file(d, n) for d, n in zip(docs, sizes)]
     mid = a.send("pyongyang", "two", attach=[str(d) for d in docs], wait=int(scaled(120)))
-    got = inbox_entry(b, mid)["attachments"]
+    got = b.inbox_entry(mid)["attachments"]
     assert [x["hash"] for x in got] == digests and [x["size"] for x in got] == sizes
     assert staged(a, "pyongyang")["out_bytes"] > 0
     assert staging_files(b) == []
@@ -67,7 +66,7 @@ def test_no_staging_when_turned_off(net, tmp_path):
     env = dict(os.environ, HOTLINE_NO_STAGE="1")
     p = a.cmd("send", "pyongyang", "-a", str(doc), f"--wait={int(scaled(60))}", "text", env=env)
     mid = p.stdout.split()[0]
-    assert inbox_entry(b, mid)["attachments"][0]["hash"] == digest
+    assert b.inbox_entry(mid)["attachments"][0]["hash"] == digest
     assert staged(a, "pyongyang")["out_bytes"] == 0
 
 
@@ -120,7 +119,7 @@ def test_flash_overtakes_staging(net, tmp_path):
     assert proc.returncode == 0, err
     mid = out.split()[0]
     a.wait_delivered([mid], scaled(120))
-    assert inbox_entry(b, mid)["attachments"][0]["hash"] == digest
+    assert b.inbox_entry(mid)["attachments"][0]["hash"] == digest
     assert staged(b, "washington")["adopted_bytes"] > 0
 
 
@@ -153,7 +152,7 @@ def test_session_broken_mid_staging(net, tmp_path, how):
     assert proc.returncode == 0, err
     mid = out.split()[0]
     a.wait_delivered([mid], scaled(120))
-    assert inbox_entry(b, mid)["attachments"][0]["hash"] == digest
+    assert b.inbox_entry(mid)["attachments"][0]["hash"] == digest
     assert [m["id"] for m in b.inbox()].count(mid) == 1
     assert staging_files(b) == []
     leftovers = [f for r, _, fs in os.walk(b.dir) for f in fs if f.endswith(".part")]
@@ -176,7 +175,7 @@ def test_send_killed_mid_copy(net, tmp_path):
     proc.wait()
     assert a.outbox() == [], "the killed command queued its message"
     mid = a.send("pyongyang", "document", attach=[str(doc)], wait=int(scaled(120)))
-    assert inbox_entry(b, mid)["attachments"][0]["hash"] == digest
+    assert b.inbox_entry(mid)["attachments"][0]["hash"] == digest
     assert len(b.inbox()) == 1
     # the dead command's staging goes with the session
     proxy.drop_all()

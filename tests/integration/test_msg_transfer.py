@@ -11,39 +11,15 @@ import time
 
 import pytest
 
-import hlpeer
-from msgutil import net, scaled, wait_for, rfc3339_ms  # noqa: F401  (fixture)
+from station import make_file, rfc3339_ms, scaled, wait_for
 
 MiB = 1 << 20
-
-
-def make_file(path, size):
-    """SIZE bytes of random-looking data, written in 4 MiB blocks (each
-    block distinct), and its SHA-256 (the document hash)."""
-    h = hlpeer.hashlib.sha256()
-    seed = os.urandom(4 * MiB)
-    with open(path, "wb") as f:
-        left, n = size, 0
-        while left:
-            block = (n.to_bytes(8, "big") + seed[8:])[:min(left, 4 * MiB)]
-            f.write(block)
-            h.update(block)
-            left -= len(block)
-            n += 1
-    return h.hexdigest()
 
 
 def arriving(st):
     """Messages the station holds whose parts are still arriving."""
     return sum(p.get("delivery", {}).get("incoming_partial", 0)
                for p in st.status().get("peers", []))
-
-
-def inbox_entry(st, mid):
-    for m in st.inbox():
-        if m["id"] == mid:
-            return m
-    return None
 
 
 @pytest.mark.slow
@@ -65,12 +41,12 @@ def test_flash_overtakes_a_256_mib_document(net, tmp_path):
     assert doc_state != "delivered", "the document was delivered before the FLASH message"
     assert moved < size, f"{moved} bytes had passed: the FLASH message waited for the document"
     print(f"FLASH delivered after {moved / MiB:.1f} MiB of {size / MiB:.0f} MiB")
-    fl = inbox_entry(b, flash_id)
+    fl = b.inbox_entry(flash_id)
     assert fl is not None, "the FLASH message is not in the receiver's inbox after its receipt"
-    assert inbox_entry(b, doc_id) is None, "the document is visible before it completed"
+    assert b.inbox_entry(doc_id) is None, "the document is visible before it completed"
 
     a.wait_delivered([doc_id], scaled(120))
-    d = inbox_entry(b, doc_id)
+    d = b.inbox_entry(doc_id)
     assert d["attachments"][0]["hash"] == digest and d["attachments"][0]["size"] == size
     assert rfc3339_ms(fl["received_at"]) < rfc3339_ms(d["received_at"])
     out = {m["id"]: m for m in a.outbox()}
@@ -103,7 +79,7 @@ def test_broken_transfer_resumes_without_resending(net, tmp_path, how):
         proxy.drop_all()
         b.start()
     a.wait_delivered([mid], scaled(120))
-    d = inbox_entry(b, mid)
+    d = b.inbox_entry(mid)
     assert d["attachments"][0]["hash"] == digest
     allowance = 2 * MiB       # handshakes, record headers and tags, other records
     limit = 1.10 * size + allowance

@@ -15,19 +15,13 @@ import time
 
 import hlpeer
 from checks_util import alarm_script, alarms, store_rows
-from msgutil import net, scaled  # noqa: F401  (fixture)
+from station import scaled
 
 T = scaled(30)
 
 
-def linked(net, **peer_kw):
-    st = net.station("pyongyang")
-    peer = net.hlpeer_pinned(st, **peer_kw)
-    return st, peer
-
-
 def test_a_flood_of_refused_items_is_bounded(net):
-    st, peer = linked(net)
+    st, peer = net.hlpeer_linked(start=False)
     st.start()
     net.connect_hlpeer(st, peer)
     n = 20_000
@@ -42,7 +36,7 @@ def test_a_flood_of_refused_items_is_bounded(net):
     # past the bound an item is refused for now (nothing stored), and
     # status says so
     assert peer.refusal_for(n)[2] == hlpeer.REFUSE_QUOTA
-    delivery = st.peer_state(peer.me.name)["delivery"]
+    delivery = st.peer_status(peer.me.name)["delivery"]
     assert delivery["refused_items"] >= rows and delivery["refusing"], delivery
     lines = [l for l in st.log_text().splitlines() if "refused" in l]
     assert len(lines) <= 200, f"{len(lines)} log lines about refused items"
@@ -50,7 +44,7 @@ def test_a_flood_of_refused_items_is_bounded(net):
 
 
 def test_equivocation_variants_give_one_alarm_and_bounded_evidence(net, tmp_path):
-    st, peer = linked(net)
+    st, peer = net.hlpeer_linked(start=False)
     script, out = alarm_script(tmp_path)
     st.set_option("AlarmCommand", script)
     st.start()
@@ -75,7 +69,7 @@ def test_acks_and_refusals_owed_while_our_output_is_full(net, tmp_path):
     """The honest case: a large document keeps our output above the
     link's high-water mark while the peer's messages come in.  Every one
     is acknowledged, and every refusal said, once the peer reads again."""
-    st, peer = linked(net, auto_ack=False, auto_receipt=False)
+    st, peer = net.hlpeer_linked(start=False, auto_ack=False, auto_receipt=False)
     st.start()
     net.connect_hlpeer(st, peer)
     doc = os.path.join(str(tmp_path), "doc.bin")
@@ -103,7 +97,7 @@ def files_under(path):
 def test_many_empty_attachments_count_against_the_quota(net):
     """Every file and row counts: 200 messages of 64 empty attachments
     against a 1 MiB quota (each file at least a block)."""
-    st, peer = linked(net)
+    st, peer = net.hlpeer_linked(start=False)
     st.set_option("PeerQuota", "1M")
     st.start()
     net.connect_hlpeer(st, peer)
@@ -120,7 +114,7 @@ def test_many_empty_attachments_count_against_the_quota(net):
     assert usage <= 1 << 20, f"usage {usage} over the 1 MiB quota"
     files = files_under(os.path.join(st.dir, "in"))
     assert files <= (1 << 20) // 4096, f"{files} files and directories for a 1 MiB quota"
-    delivery = st.peer_state(peer.me.name)["delivery"]
+    delivery = st.peer_status(peer.me.name)["delivery"]
     assert "quota" in (delivery["refusing"] or ""), delivery
 
 
@@ -171,7 +165,7 @@ def test_bodies_held_in_memory_are_bounded(net):
     """A body of up to 16 MiB travels in CHUNKs and is kept in memory until
     whole: a peer that starts many and finishes none is refused for now
     past 64 MiB, not allowed 256 x 16 MiB."""
-    st, peer = linked(net)
+    st, peer = net.hlpeer_linked(start=False)
     st.start()
     net.connect_hlpeer(st, peer)
     body = os.urandom(16 << 20)

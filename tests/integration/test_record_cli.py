@@ -16,7 +16,7 @@ import subprocess
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from helpers import HOTLINE_BIN, parse_card, scaled
+from station import HOTLINE_BIN, parse_card, scaled
 
 SEAL_CTX = b"hotline/1 record seal\x00"
 ITEM, REFUSED, ABSENT = 1, 2, 3
@@ -182,7 +182,7 @@ def exchange(tmp_path, a, b):
 # --------------------------------------------------------------------- tests
 
 def test_export_verify_show_at_both_stations(stations, tmp_path):
-    a, b = stations.pair()
+    a, b, _ = stations.pair()
     ids, doc = exchange(tmp_path, a, b)
     card_a, card_b = write_cards(tmp_path, a, b)
     rec_a, rec_b = tmp_path / "a.rec", tmp_path / "b.rec"
@@ -236,7 +236,7 @@ def test_export_verify_show_at_both_stations(stations, tmp_path):
 
 
 def test_only_discloses_the_chosen_messages(stations, tmp_path):
-    a, b = stations.pair()
+    a, b, _ = stations.pair()
     ids, _ = exchange(tmp_path, a, b)
     card_a, card_b = write_cards(tmp_path, a, b)
     rec = tmp_path / "only.rec"
@@ -274,7 +274,7 @@ def test_only_discloses_the_chosen_messages(stations, tmp_path):
 
 
 def test_changed_byte_wrong_card_and_usage(stations, tmp_path):
-    a, b = stations.pair()
+    a, b, _ = stations.pair()
     send(a, b.name, "-s", "Hello", "One message.")
     c = stations("moscow")
     card_a, card_b, card_c = write_cards(tmp_path, a, b, c)
@@ -323,7 +323,7 @@ def test_changed_byte_wrong_card_and_usage(stations, tmp_path):
 
 
 def test_record_before_any_exchange(stations, tmp_path):
-    a, b = stations.pair(start=False)
+    a, b, _ = stations.pair(start=False)
     card_a, card_b = write_cards(tmp_path, a, b)
     rec = tmp_path / "empty.rec"
     out = a.cmd("record", "export", b.name, "-o", rec).stdout
@@ -337,9 +337,9 @@ def test_record_before_any_exchange(stations, tmp_path):
 def test_checks_and_agreements_in_the_record(stations, tmp_path):
     import json
 
-    from helpers import wait_for
+    from station import wait_for
 
-    a, b = stations.pair()
+    a, b, _ = stations.pair()
     card_a, card_b = write_cards(tmp_path, a, b)
     assert a.cmd("check", b.name, "--timeout", str(int(scaled(20)))).returncode == 0
     doc = tmp_path / "treaty.txt"

@@ -27,7 +27,7 @@ import subprocess
 
 import pytest
 
-from helpers import HOTLINE_BIN
+from station import HOTLINE_BIN
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PAGE = os.path.join(REPO, "man", "hotline.1")

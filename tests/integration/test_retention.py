@@ -12,8 +12,7 @@ import subprocess
 import threading
 import time
 
-import msgutil
-from msgutil import HOTLINE_BIN, net, scaled, wait_for  # noqa: F401 (fixture)
+from station import HOTLINE_BIN, scaled, wait_for
 
 DELIVER = scaled(30)
 FUTURE = "2999-01-01"
@@ -56,7 +55,7 @@ def files_under(d):
     return sorted(out)
 
 
-def test_purge_keeps_the_record_verifiable_and_says_what_was_purged(net, tmp_path):  # noqa: F811
+def test_purge_keeps_the_record_verifiable_and_says_what_was_purged(net, tmp_path):
     a, b, _ = net.pair()
     doc = tmp_path / "annex.bin"
     doc.write_bytes(os.urandom(50000))
@@ -121,7 +120,7 @@ def test_purge_keeps_the_record_verifiable_and_says_what_was_purged(net, tmp_pat
     a.wait_in_inbox([again], DELIVER)
 
 
-def test_a_forged_purge_note_fails_verification(net, tmp_path):  # noqa: F811
+def test_a_forged_purge_note_fails_verification(net, tmp_path):
     """The purged section is sealed like the rest: changing a purge time, or
     naming a receipt as purged, is caught."""
     a, b, _ = net.pair()
@@ -141,7 +140,7 @@ def test_a_forged_purge_note_fails_verification(net, tmp_path):  # noqa: F811
     assert v.returncode == 1 and "seal does not verify" in v.stderr, v.stderr
 
 
-def test_purged_bytes_leave_the_peers_quota(net, tmp_path):  # noqa: F811
+def test_purged_bytes_leave_the_peers_quota(net, tmp_path):
     a, b, _ = net.pair(PeerQuota="100K")
     doc = tmp_path / "doc.bin"
     doc.write_bytes(os.urandom(60 * 1024))
@@ -149,14 +148,14 @@ def test_purged_bytes_leave_the_peers_quota(net, tmp_path):  # noqa: F811
     a.wait_in_inbox([first], DELIVER)
     second = b.send("washington", "two", attach=[str(doc)])
     # Over the quota: refused for now (code 7), offered again every 5 s.
-    wait_for(lambda: "quota" in json.dumps(b.peer_state("washington")["delivery"]) or
+    wait_for(lambda: "quota" in json.dumps(b.peer_status("washington")["delivery"]) or
              "quota" in a.log_text(), scaled(20), "the quota refusal")
     assert second not in {m["id"] for m in a.inbox()}
     a.cmd("purge", "--before", FUTURE, "--peer", "pyongyang", "--yes")
     a.wait_in_inbox([second], scaled(40))
 
 
-def test_the_daemon_applies_retain(net):  # noqa: F811
+def test_the_daemon_applies_retain(net):
     a, b, _ = net.pair()
     old = b.send("washington", "old news")
     a.wait_in_inbox([old], DELIVER)
@@ -180,7 +179,7 @@ def test_the_daemon_applies_retain(net):  # noqa: F811
     assert store_rows(a, "SELECT count(*) FROM unlink_queue") == [(0,)]
 
 
-def test_removed_peer_history_stays_exportable(net, tmp_path):  # noqa: F811
+def test_removed_peer_history_stays_exportable(net, tmp_path):
     a, b, _ = net.pair()
     ids = [a.send("pyongyang", "before the break"), b.send("washington", "noted")]
     a.wait_delivered(ids[:1], DELIVER)
@@ -206,7 +205,7 @@ def test_removed_peer_history_stays_exportable(net, tmp_path):  # noqa: F811
     assert p.returncode == 1 and "no peer named 'nobody', pinned or removed" in p.stderr
 
 
-def test_backup_refuses_to_expose_the_keys(net, tmp_path):  # noqa: F811
+def test_backup_refuses_to_expose_the_keys(net, tmp_path):
     a = net.station("washington")
     open_dir = tmp_path / "open"
     open_dir.mkdir(mode=0o755)
@@ -229,7 +228,7 @@ def test_backup_refuses_to_expose_the_keys(net, tmp_path):  # noqa: F811
     assert p.returncode == 1 and "not empty" in p.stderr
 
 
-def test_backup_while_messages_flow_is_consistent(net, tmp_path):  # noqa: F811
+def test_backup_while_messages_flow_is_consistent(net, tmp_path):
     a, b, _ = net.pair()
     doc = tmp_path / "doc.bin"
     doc.write_bytes(os.urandom(300 * 1024))
@@ -264,7 +263,7 @@ def test_backup_while_messages_flow_is_consistent(net, tmp_path):  # noqa: F811
     assert not errors, errors
     # The copy: a station directory whose store names only files it holds,
     # whole, and whose record verifies.
-    copy = msgutil.Station(net, "washington", dir=str(dest), port=a.port)
+    copy = net.station("washington", init=False, dir=str(dest), port=a.port)
     rows = store_rows(copy, "SELECT a.path, a.size, a.done, m.dir, m.state FROM attachments a"
                       " JOIN messages m ON m.id = a.msg_id WHERE m.purged_at = 0")
     assert rows
@@ -283,7 +282,7 @@ def test_backup_while_messages_flow_is_consistent(net, tmp_path):  # noqa: F811
         assert m["body"] is not None
 
 
-def test_restore_from_a_backup_and_continue(net, tmp_path):  # noqa: F811
+def test_restore_from_a_backup_and_continue(net, tmp_path):
     """Back up a station while messages flow; later restore the copy in its
     place: it gets back the items of its own chain its peer holds (so it
     never signs a second item at a position the peer has), the peer sends
@@ -320,8 +319,7 @@ def test_restore_from_a_backup_and_continue(net, tmp_path):  # noqa: F811
     a.wait_delivered(sent["a"], DELIVER)
     b.wait_delivered(sent["b"], DELIVER)
     a.stop()                               # the station is lost; the copy takes its place
-    copy = msgutil.Station(net, "washington", dir=str(dest), port=a.port)
-    net.stations.append(copy)
+    copy = net.station("washington", init=False, dir=str(dest), port=a.port)
     # Before it has heard from its peer, the copy signs nothing for it.
     p = copy.cmd("send", "pyongyang", "too early", check=False)
     assert p.returncode == 1 and "restored from a backup" in p.stderr, p.stderr
@@ -345,7 +343,7 @@ def test_restore_from_a_backup_and_continue(net, tmp_path):  # noqa: F811
     theirs = [m["id"] for m in b.inbox()]
     assert sorted(theirs) == sorted(set(theirs))
     assert set(sent["a"]) | {after[0]} <= set(theirs)
-    assert b.peer_state("washington")["check"]["equivocations"] == 0
+    assert b.peer_status("washington")["check"]["equivocations"] == 0
     assert "EQUIVOCATION" not in b.log_text()
     # Both records verify.
     for st, peer, name in ((copy, "pyongyang", "copy.rec"), (b, "washington", "b.rec")):

@@ -23,8 +23,8 @@ import sqlite3
 import subprocess
 import sys
 
-from msgutil import net, scaled, wait_for  # noqa: F401  (fixture)
-from test_hostile_maildir import deliver, email_station, good_mail, inbox_ids, pickup_status
+from station import scaled, wait_for
+from mailutil import deliver, email_station, good_mail, pickup_status
 
 
 def proc_status(pid):
@@ -136,7 +136,7 @@ def test_pickup_child_is_sandboxed_and_survives_kill9(net, tmp_path):
         db.execute("ROLLBACK")
         db.close()
     # the mail was not lost: the next run takes it
-    wait_for(lambda: mid in inbox_ids(b), scaled(30), "the mail after the kill")
+    wait_for(lambda: mid in b.inbox_ids(), scaled(30), "the mail after the kill")
     wait_for(lambda: pickup_status(b)["state"] == "ok", scaled(10), "the pickup back to ok")
     assert os.listdir(os.path.join(md, "new")) == []
 

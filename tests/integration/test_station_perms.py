@@ -23,7 +23,7 @@ import tempfile
 
 import pytest
 
-from helpers import HOTLINE_BIN, Station, bin_for_user, scaled, wait_for
+from station import HOTLINE_BIN, bin_for_user, scaled, wait_for
 
 NOBODY = 65534
 ROOT_ONLY = pytest.mark.skipif(
@@ -38,9 +38,7 @@ def proc_status(pid):
 
 def station_in(stations, root, name):
     """A station under ROOT whose daemon the `stations` fixture stops."""
-    st = Station(root, name, registry=stations.started).init()
-    stations.made.append(st)
-    return st
+    return stations.station(name, dir=os.path.join(str(root), name))
 
 
 def as_nobody(st):
@@ -216,7 +214,7 @@ def wait_linked(a, b):
 
 @ROOT_ONLY
 def test_root_daemon_drops_every_capability_and_serves(stations):
-    a, b = stations.pair("alpha", "beta")   # started as root, linked
+    a, b, _ = stations.pair("alpha", "beta")   # started as root, linked
     for st in (a, b):
         s = proc_status(st.proc.pid)
         assert s["Uid"].split()[0] == "0"

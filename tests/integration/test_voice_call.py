@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import voiceutil as vu
-from msgutil import net, scaled, wait_for, HOTLINE_BIN, free_port  # noqa: F401  (fixture)
+from station import scaled, wait_for, HOTLINE_BIN, free_port
 
 NET = ("--delay", "50", "--jitter", "10", "--seed", "11")
 
@@ -84,7 +84,7 @@ def test_call_through_relay(net, tmp_path):
 
 
 def vu_sanitize():
-    from msgutil import SANITIZE
+    from station import SANITIZE
     return SANITIZE
 
 

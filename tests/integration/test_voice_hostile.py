@@ -18,7 +18,7 @@ import pytest
 
 import hlpeer
 import voiceutil as vu
-from msgutil import net, scaled, wait_for, HOTLINE_BIN  # noqa: F401  (fixture)
+from station import scaled, wait_for, HOTLINE_BIN
 
 RING, RINGING, ANSWER, END, MEDIA = 0x30, 0x31, 0x32, 0x33, 0x34
 T = scaled(10)
@@ -86,10 +86,7 @@ def test_media_garbage_replays_and_flood(net, tmp_path):
 
 
 def linked(net):
-    b = net.station("pyongyang")
-    peer = net.hlpeer_pinned(b)
-    b.start()
-    net.connect_hlpeer(b, peer)
+    b, peer = net.hlpeer_linked()
     calls = []
     orig = peer.handle
 

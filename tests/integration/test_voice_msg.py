@@ -15,9 +15,9 @@ import time
 import numpy as np
 import pytest
 
-import helpers
+import station
 import voiceutil as vu
-from msgutil import net, scaled, wait_for, HOTLINE_BIN  # noqa: F401  (fixture)
+from station import scaled, wait_for, HOTLINE_BIN
 
 DELIVER = scaled(30)
 
@@ -104,7 +104,7 @@ def start_recording(a, tmp_path, seconds):
     proc = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "voice", "send", "pyongyang",
                              "--input", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    helpers.keep_priority(proc.pid)
+    station.keep_priority(proc.pid)
     # the helper says where it records once it has started
     wait_for(lambda: glob.glob(os.path.join(a.dir, "voice", "*.opus")), scaled(10),
              "the recording file")

@@ -13,7 +13,7 @@ import numpy as np
 
 import stoi
 import voiceutil as vu
-from msgutil import net, scaled, wait_for, HOTLINE_BIN  # noqa: F401  (fixture)
+from station import scaled, wait_for, HOTLINE_BIN
 
 NET = ("--delay", "20", "--jitter", "5", "--seed", "2")
 

@@ -17,8 +17,7 @@ import pytest
 
 import stoi
 import voiceutil as vu
-from msgutil import free_port, scaled, HOTLINE_BIN
-
+from station import free_port, scaled, HOTLINE_BIN
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

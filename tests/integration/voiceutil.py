@@ -134,31 +134,12 @@ def xcorr_delay(ref, out, rate, max_lag_s=1.0):
 RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")
 
 
-def set_peer_option(st, peer, key, value):
-    """KEY = VALUE in ST's [Peer] section named PEER (station.conf)."""
-    path = os.path.join(st.dir, "station.conf")
-    lines = open(path).read().splitlines()
-    res, section, done = [], None, False
-    for line in lines:
-        s = line.strip()
-        if s.startswith("[") and s.endswith("]"):
-            section = s[1:-1].strip().lower()
-        res.append(line)
-        k, _, v = s.partition("=")
-        if section == "peer" and k.strip().lower() == "name" and v.strip() == peer and not done:
-            res.append(f"{key} = {value}")
-            done = True
-    assert done, f"{path}: no [Peer] named {peer}"
-    with open(path, "w") as f:
-        f.write("\n".join(res) + "\n")
-
-
 class Relay:
     """relay.py between two stations' media: A sends to self.to_b, B to
     self.to_a; started with the impairment ARGS."""
 
     def __init__(self, net, a_port, b_port, args=(), name="relay"):
-        from msgutil import free_port
+        from station import free_port
         self.to_b, self.to_a = free_port(), free_port()
         self.log = os.path.join(net.root, f"{name}.log")
         self.proc = subprocess.Popen(
@@ -191,14 +172,14 @@ class Relay:
 def call_pair(net, relay_args=(), **options):
     """Stations washington (A) and pyongyang (B) whose media go through a
     Relay with RELAY_ARGS; returns (a, b, relay) with both daemons up."""
-    from msgutil import free_port
+    from station import free_port
     a, b, _ = net.pair(start=False, **options)
     pa, pb = free_port(), free_port()
     a.set_option("MediaListen", f"127.0.0.1:{pa}")
     b.set_option("MediaListen", f"127.0.0.1:{pb}")
     relay = Relay(net, pa, pb, relay_args)
-    set_peer_option(a, "pyongyang", "MediaAddress", f"127.0.0.1:{relay.to_b}")
-    set_peer_option(b, "washington", "MediaAddress", f"127.0.0.1:{relay.to_a}")
+    a.set_peer_option("pyongyang", "MediaAddress", f"127.0.0.1:{relay.to_b}")
+    b.set_peer_option("washington", "MediaAddress", f"127.0.0.1:{relay.to_a}")
     a.start()
     b.start()
     a.wait_connected("pyongyang")
@@ -215,7 +196,7 @@ def talk(a, b, tmp, seconds=8, prec=None, a_input=None, b_input=None, timeout=60
     SECONDS, then A hangs up.  Returns a dict with the inputs (16 kHz
     numpy), outputs, and both sides' --json summaries."""
     import json
-    from msgutil import HOTLINE_BIN, scaled, wait_for
+    from station import HOTLINE_BIN, scaled, wait_for
     ia = a_input or speech(os.path.join(tmp, "a_in.wav"), seconds=seconds + 1, rate=16000, seed=0)
     ib = b_input or speech(os.path.join(tmp, "b_in.wav"), seconds=seconds + 1, rate=16000, seed=3)
     oa, ob = os.path.join(tmp, "a_out.wav"), os.path.join(tmp, "b_out.wav")
