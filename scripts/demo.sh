@@ -199,7 +199,7 @@ proc_line() {   # proc_line PID: its name, Seccomp and NoNewPrivs (from /proc), 
 }
 
 step_processes() {
-  step "4b. Who holds the keys: Washington's processes (docs/keyholder.md, docs/sandbox.md)"
+  step "5. Who holds the keys: Washington's processes (docs/keyholder.md, docs/sandbox.md)"
   say "hotline run forks a key holder before it opens the store or the network: only"
   say "it holds the private keys. A spawner runs the daemon's children; the network"
   say "process holds session keys only, under seccomp (2 = filter) and no_new_privs."
@@ -214,7 +214,7 @@ step_processes() {
 }
 
 step_message() {
-  step "5. Washington sends a FLASH message; Pyongyang reads it"
+  step "6. Washington sends a FLASH message; Pyongyang reads it"
   say "send exits once the message is on disk; --wait also waits for the receipt,"
   say "which Pyongyang signs only once the message is on its own disk."
   local id out
@@ -236,7 +236,7 @@ delivered() {   # delivered STATION ID: the outbox says the receipt is in
 }
 
 step_document() {
-  step "6. Pyongyang replies with a large document; a FLASH message overtakes it"
+  step "7. Pyongyang replies with a large document; a FLASH message overtakes it"
   say "Documents travel in chunks interleaved by precedence: a FLASH message sent"
   say "while a document is in flight does not wait for it."
   head -c 128M /dev/urandom > "$work/annex.bin"
@@ -278,7 +278,7 @@ in_inbox() {  # in_inbox STATION ID
 }
 
 step_phone() {
-  step "7. By phone: a voice message, then a call that both stations sign"
+  step "8. By phone: a voice message, then a call that both stations sign"
   if ! command -v espeak-ng >/dev/null 2>&1; then
     say "skipped: espeak-ng, which speaks for the operators here, is not installed"
     say "(scripts/deps.sh demo installs it)"
@@ -328,7 +328,7 @@ agreement_arrived() {   # the proposal and its document are at STATION
 }
 
 step_record() {
-  step "8. A line check, a co-signed agreement, and the record (with the call) for a third party"
+  step "9. A line check, a co-signed agreement, and the record (with the call) for a third party"
   say "Washington tests the line: a signed check, answered and signed by Pyongyang."
   run washington check pyongyang
   say "Washington proposes a document; Pyongyang countersigns its hash."
@@ -375,7 +375,7 @@ step_record() {
 }
 
 step_backup() {
-  step "7b. Washington backs up its station while it runs"
+  step "10. Washington backs up its station while it runs"
   say "A consistent copy: the store in one snapshot, then exactly the files it names;"
   say "the copy holds the private keys, so it is made mode 0700/0600."
   run washington backup "$work/washington-backup"
@@ -389,7 +389,7 @@ peer_rotated() {   # peer_rotated STATION PEER: STATION's status shows PEER's ne
 }
 
 step_rotate() {
-  step "7c. Washington rotates its keys; Pyongyang follows by itself"
+  step "11. Washington rotates its keys; Pyongyang follows by itself"
   say "Each card committed to the hash of its station's next keys (NextKeyHash, inside"
   say "the fingerprint); a rotation reveals those keys, signed by the old and the new one."
   run washington key rotate
@@ -574,7 +574,7 @@ mails_of() {   # mails_of STATION: mails its daemon's fallback has sent
 in_inbox() { hl "$1" inbox | grep -q "^${2:0:12} "; }
 
 step_email() {
-  step "9. The direct link is cut: messages go by email, receipts come back by email"
+  step "12. The direct link is cut: messages go by email, receipts come back by email"
   local why smtp_port dead id2 flash tcp m_w m_p n
   why=$(email_skip_reason)
   if [ -n "$why" ]; then
@@ -678,7 +678,7 @@ step_email() {
 }
 
 step_stop() {
-  step "10. Washington's daemon stops: it tells Pyongyang it is shutting down"
+  step "13. Washington's daemon stops: it tells Pyongyang it is shutting down"
   stop_daemon washington
   if ! wait_until "pyongyang to see the link down" not_linked pyongyang; then
     show_log_tail pyongyang
