@@ -231,11 +231,16 @@ def free_port():
 
 
 def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+    """Something listens on PORT of the loopback: 127.0.0.1, or ::1 (a
+    station whose Listen names a host, e.g. localhost, which a system may
+    resolve to ::1 first, as a fresh Debian root does)."""
+    for host in ("127.0.0.1", "::1"):
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            pass
+    return False
 
 
 # ------------------------------------------------------------------ cards
