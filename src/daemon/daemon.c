@@ -289,7 +289,7 @@ int hl_daemon_run(const char *dir, char err[static HL_DAEMON_ERR_LEN])
 	}
 	d->loop_inited = true;
 	hl_keys_watch(d, hl_daemon_stop);
-	ret = hl_spawner_attach(d);
+	ret = hl_spawner_attach(d, hl_daemon_stop);
 	if (ret < 0)
 		snprintf(err, HL_DAEMON_ERR_LEN, "watching the spawner: %s", uv_strerror(ret));
 	else

@@ -27,16 +27,6 @@
 static const char *role_name = "?";
 static char *call_names[NAMES_MAX];
 
-const char *hl_sandbox_role_name(enum hl_sandbox_role role)
-{
-	switch (role) {
-	case HL_SANDBOX_NETWORK: return "network";
-	case HL_SANDBOX_PICKUP: return "pickup";
-	case HL_SANDBOX_IMPORT: return "import";
-	default: return "decode";
-	}
-}
-
 /* ---- the SIGSYS handler: async-signal-safe ---- */
 
 static size_t put(char *buf, size_t at, size_t cap, const char *s)

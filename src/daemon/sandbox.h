@@ -34,25 +34,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum hl_sandbox_role {
-	HL_SANDBOX_NETWORK,   /* the daemon after start-up: network, store, control */
-	HL_SANDBOX_PICKUP,    /* bundle import --maildir: Maildir and store, no network */
-	HL_SANDBOX_IMPORT,    /* bundle import FILE: the store, no Maildir, no network */
-	HL_SANDBOX_DECODE,    /* record verify/show, a decoder child: no file, no socket */
-};
-
-struct hl_sandbox_spec {
-	enum hl_sandbox_role role;
-	const char *station;   /* the station directory; NULL for DECODE */
-	const char *maildir;   /* station.conf's [Email] Maildir; NULL: none */
-	/* Threads that exist already (the parked real-time thread, rt.h):
-	 * seccomp binds every thread (TSYNC) but Landlock only the caller, so
-	 * BIND_OTHERS(ARG, RULESET_FD) must make each of them call
-	 * hl_sandbox_bind_thread(RULESET_FD) before hl_sandbox_enter goes on. */
-	unsigned other_threads;
-	int (*bind_others)(void *arg, int ruleset_fd);
-	void *bind_arg;
-};
+#include "daemon/sandbox_role.h"
 
 #define HL_SANDBOX_NOTE_LEN 256
 
@@ -85,8 +67,5 @@ pid_t hl_sandbox_child(int (*fn)(void *arg, int fd), void *arg, int *fd, char *e
  * it failed, HL_ESTATE when the child was stopped (by its sandbox, or a
  * signal; WHY says which). */
 int hl_sandbox_child_status(pid_t pid, char *why, size_t whylen);
-
-/* The role's name, for messages ("network", "pickup", "import", "decode"). */
-const char *hl_sandbox_role_name(enum hl_sandbox_role role);
 
 #endif

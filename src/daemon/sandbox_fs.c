@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "daemon/sandbox.h"
 #include "daemon/sandbox_int.h"
 #include "util/fsutil.h"
 #include "util/mem.h"

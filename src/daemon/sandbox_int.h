@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "daemon/sandbox.h"
+#include "daemon/sandbox_role.h"
 
 /* Built with AddressSanitizer (gcc or clang): its runtime needs a few
  * things the release build refuses (LeakSanitizer's thread that stops the

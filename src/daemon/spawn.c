@@ -40,6 +40,9 @@ struct hl_spawner {
 	bool polling, detaching, broken, dead;
 	uint32_t next_id;
 	struct hl_child *children;
+	/* the daemon's stop, handed down by hl_spawner_attach (the spawner
+	 * lies below the daemon's life, daemon.c, and does not call up) */
+	void (*gone)(struct hl_daemon *d);
 };
 
 /* ---- start and stop ---- */
@@ -113,7 +116,7 @@ static void spawner_dead(struct hl_daemon *d, const char *why)
 		hl_error("the spawner (pid %ld) %s: the daemon stops (it cannot run the mail "
 			 "pickup, the email path or AlarmCommand without it)", (long)s->pid, why);
 		d->failed = true;
-		hl_daemon_stop(d);
+		s->gone(d);
 	}
 	while (s->children) {
 		struct hl_child *c = s->children;
@@ -155,9 +158,10 @@ static void on_event(uv_poll_t *h, int status, int events)
 	}
 }
 
-int hl_spawner_attach(struct hl_daemon *d)
+int hl_spawner_attach(struct hl_daemon *d, void (*gone)(struct hl_daemon *d))
 {
 	struct hl_spawner *s = d->spawner;
+	s->gone = gone;
 	int ret = uv_poll_init(&d->loop, &s->poll, s->event_fd);
 	if (ret < 0)
 		return ret;

@@ -65,8 +65,9 @@ struct hl_spawn_req {
 /* Forks the spawner (call single-threaded, before the sandbox).  0, or a
  * negative code with ERR set. */
 int hl_spawner_start(struct hl_daemon *d, char *err, size_t errlen);
-/* Watches for the children's ends on D's loop (once the loop exists). */
-int hl_spawner_attach(struct hl_daemon *d);
+/* Watches for the children's ends on D's loop (once the loop exists);
+ * GONE(D) stops the daemon if the spawner dies (d->failed is set first). */
+int hl_spawner_attach(struct hl_daemon *d, void (*gone)(struct hl_daemon *d));
 /* The daemon stops: the watch ends once the last child has. */
 void hl_spawner_detach(struct hl_daemon *d);
 /* Closes the daemon's end: the spawner stops.  Waits a moment for it. */
