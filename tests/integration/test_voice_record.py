@@ -7,6 +7,7 @@ the disclosed audio fails verification.
 """
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -101,7 +102,10 @@ def test_call_items_without_recording_and_unanswered(net, tmp_path):
         b.cmd("record", "export", "washington", "-o", rec)
         shown = subprocess.run([HOTLINE_BIN, "record", "show", rec], capture_output=True,
                                text=True, check=True).stdout
-        n = shown.count(" call ")
+        # one line per call item ("#N  call ID  routine call to ..."): a
+        # count of " call " (twice on each such line) was reached by the
+        # first call's two items alone, before the unanswered call's
+        n = len(re.findall(r"#\d+ +call [0-9a-f]{32} ", shown))
         return shown if n >= 4 else None   # 2 calls x 2 stations
     shown = wait_for(two_calls_at_b, scaled(20), "both stations' items for both calls")
     v = subprocess.run([HOTLINE_BIN, "record", "verify", rec, *cards(net, a, b)],
