@@ -307,30 +307,45 @@ int hl_engine_precommit(hl_engine *e, uint64_t now)
 		for (unsigned i = 1; i < NPARTS_MAX; i++)
 			if (m->parts[i].pw && (ret = eng_note_synced(e, m, i)) < 0)
 				return ret;
-	/* After a restore: what our recovered receipts acknowledged already
-	 * gets no second receipt. */
+	if (e->nrcpt == 0)
+		return 0;
+	struct hl_ours o;
+	hl_ours_init(&o, st, e->env.me, e->peer_id, e->peer_sign);
+	/* First take back what the key holder signed and the store lost with
+	 * its transaction (chain/adopt.c): a receipt among those acknowledged
+	 * for good what it lists, so it must be known before ours are made
+	 * (a second receipt for a message is refused by the peer). */
+	if ((ret = hl_ours_begin(&o)) < 0) {
+		hl_ours_drop(&o);
+		return ret;
+	}
+	if (!e->recovered_acks &&
+	    hl_store_recovered_acks_any(st, e->peer_id, &e->recovered_acks) < 0)
+		e->recovered_acks = true;   /* in doubt, look each time */
+	/* After a restore or a key holder's crash: what our recovered
+	 * receipts acknowledged already gets no second receipt. */
 	if (e->recovered_acks) {
 		size_t keep = 0;
 		for (size_t i = 0; i < e->nrcpt; i++) {
 			bool done;
-			if ((ret = hl_store_recovered_ack_has(st, e->peer_id, e->rcpt[i].seq, &done)) < 0)
+			if ((ret = hl_store_recovered_ack_has(st, e->peer_id, e->rcpt[i].seq, &done)) < 0) {
+				hl_ours_drop(&o);
 				return ret;
+			}
 			if (!done)
 				e->rcpt[keep++] = e->rcpt[i];
 		}
 		e->nrcpt = keep;
 	}
-	if (e->nrcpt == 0)
-		return 0;
 	struct hl_chain_head peer_head;
-	if ((ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0)
-		return ret;
+	if (e->nrcpt == 0 || (ret = hl_store_signing_head(st, e->peer_id, &peer_head)) < 0) {
+		hl_ours_drop(&o);
+		return e->nrcpt == 0 ? 0 : ret;
+	}
 	/* One receipt item per HL_MAX_RECEIPT_ENTRIES entries, all signed in
 	 * one run (chain/ours.h). */
 	size_t nitems = (e->nrcpt + HL_MAX_RECEIPT_ENTRIES - 1) / HL_MAX_RECEIPT_ENTRIES;
 	struct hl_item *items = xcalloc(nitems, sizeof(*items));
-	struct hl_ours o;
-	hl_ours_init(&o, st, e->env.me, e->peer_id, e->peer_sign);
 	ret = 0;
 	for (size_t k = 0, done = 0; k < nitems && ret == 0; k++) {
 		struct hl_item *it = &items[k];
