@@ -318,10 +318,11 @@ static int face_dh(void *user, const uint8_t their_pub[static HL_KEY_LEN],
 	return ret;
 }
 
-static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
-		  uint8_t out[static HL_KEY_LEN])
+/* A DH of TYPE (HL_HOLD_DH, HL_HOLD_DH_PREVIOUS) with THEIR_PUB. */
+static int ask_dh_of(hl_keys *user, uint8_t type, const uint8_t their_pub[static HL_KEY_LEN],
+		     uint8_t out[static HL_KEY_LEN])
 {
-	struct hl_hold_request q = { .type = HL_HOLD_DH };
+	struct hl_hold_request q = { .type = type };
 	struct hl_hold_response a;
 	uint8_t *buf = NULL;
 	memcpy(q.u.dh_pub, their_pub, 32);
@@ -336,25 +337,19 @@ static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
 	return ret;
 }
 
+static int ask_dh(hl_keys *user, const uint8_t their_pub[static HL_KEY_LEN],
+		  uint8_t out[static HL_KEY_LEN])
+{
+	return ask_dh_of(user, HL_HOLD_DH, their_pub, out);
+}
+
 /* The previous static key's DH (after a rotation, for a peer that still
  * pins it): not remembered, it serves only until the peer takes the
  * rotation. */
 static int face_dh_previous(void *user, const uint8_t their_pub[static HL_KEY_LEN],
 			    uint8_t out[static HL_KEY_LEN])
 {
-	struct hl_hold_request q = { .type = HL_HOLD_DH_PREVIOUS };
-	struct hl_hold_response a;
-	uint8_t *buf = NULL;
-	memcpy(q.u.dh_pub, their_pub, 32);
-	int ret = ask(user, &q, &a, &buf);
-	if (ret == 0)
-		memcpy(out, a.u.dh, HL_KEY_LEN);
-	if (buf) {
-		sodium_memzero(buf, 3 + 32);
-		free(buf);
-	}
-	sodium_memzero(&a, sizeof(a));
-	return ret;
+	return ask_dh_of(user, HL_HOLD_DH_PREVIOUS, their_pub, out);
 }
 
 /* Every DH remembered is with the static key before the rotation. */
