@@ -231,6 +231,61 @@ static int load_with_parts(void *arg, const struct hl_msg_row *row)
 	return 0;
 }
 
+/* Messages of ours the peer receipted and still lists in its RESUME:
+ * it was restored from a backup taken while they were arriving (the
+ * original receipted them afterwards: docs/messages.md section 7).  Their
+ * parts go again; the receipt the copy got back keeps it from signing a
+ * second one.  A peer that lies about it only gets its own messages again:
+ * at most REDELIVER_MAX a session (a receiver holds no more in progress,
+ * deliver/items.c) and REDELIVER_BODY_MAX of bodies held for it. */
+#define REDELIVER_MAX 256
+#define REDELIVER_BODY_MAX (64u << 20)
+
+static int load_redelivered(struct load_ctx *lc)
+{
+	hl_engine *e = lc->e;
+	hl_store *st = e->env.txn->store;
+	size_t n = 0, purged = 0;
+	uint64_t bodies = 0;
+	bool more = false;
+	int ret = 0;
+	for (size_t i = 0; i < e->resume.n && ret == 0 && !more; i++) {
+		uint64_t seq = e->resume.e[i].seq;
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = e->resume.e[j].seq == seq;
+		if (seen)
+			continue;
+		struct hl_msg_row row = { 0 };
+		ret = hl_store_get_message_by_seq(st, e->peer_id, HL_DIR_OUT, seq, &row);
+		if (ret == HL_ENOTFOUND) {
+			ret = 0;
+			continue;
+		}
+		uint64_t body = row.body_size > HL_INLINE_BODY_MAX ? row.body_size : 0;
+		if (ret < 0 || row.state != HL_MSG_DELIVERED || (row.n_att == 0 && !body))
+			; /* not receipted, or nothing to send but the item */
+		else if (row.purged_at)
+			purged++;
+		else if (n >= REDELIVER_MAX || bodies + body > REDELIVER_BODY_MAX)
+			more = true;
+		else {
+			n++;
+			bodies += body;
+			ret = load_with_parts(lc, &row);
+		}
+		hl_msg_row_clear(&row);
+	}
+	if (n)
+		hl_warn("peer %s lists %zu message(s) of ours it receipted as incomplete (restored "
+			"from a backup?): sending their parts again%s", e->peer_name, n,
+			more ? "; more than a session sends again: the rest wait for the next" : "");
+	if (purged)
+		hl_warn("peer %s lists %zu message(s) of ours it receipted as incomplete, purged "
+			"here since: they cannot be sent again", e->peer_name, purged);
+	return ret;
+}
+
 static int load_unacked(void *arg, const struct hl_item_row *row)
 {
 	struct load_ctx *lc = arg;
@@ -244,7 +299,11 @@ static int cmp_entry(const void *a, const void *b)
 {
 	const struct out_entry *x = *(const struct out_entry *const *)a;
 	const struct out_entry *y = *(const struct out_entry *const *)b;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	/* the same message unacknowledged (the peer lost its item) and
+	 * listed in RESUME: the unacknowledged entry first, and kept */
+	return (int)x->acked - (int)y->acked;
 }
 
 static int load_initial(hl_engine *e)
@@ -252,6 +311,8 @@ static int load_initial(hl_engine *e)
 	struct load_ctx lc = { .e = e };
 	hl_store *st = e->env.txn->store;
 	int ret = hl_store_each_out_with_parts(st, e->peer_id, load_with_parts, &lc);
+	if (ret == 0)
+		ret = load_redelivered(&lc);
 	if (ret == 0)
 		ret = hl_store_each_out_after(st, e->peer_id, 0, OUT_WINDOW, load_unacked, &lc);
 	if (ret < 0) {

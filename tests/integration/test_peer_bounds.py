@@ -8,14 +8,17 @@ link's output is full (docs/messages.md section 4).
     one alarm;
   * ACKs and REFUSEs owed to a peer while our output is above the link's
     high-water mark (a large document keeps it full) are sent once the
-    link drains, not forgotten.
+    link drains, not forgotten;
+  * a RESUME that lists messages the peer receipted (as a peer restored
+    from a backup does) gets their parts again, at most 256 messages a
+    session and one log line, the rest on the next session.
 """
 import os
 import time
 
 import hlpeer
 from checks_util import alarm_script, alarms, store_rows
-from station import scaled
+from station import scaled, wait_for
 
 T = scaled(30)
 
@@ -178,3 +181,44 @@ def test_bodies_held_in_memory_are_bounded(net):
     assert refused, "six 16 MiB bodies held in memory at once"
     assert all(peer.refusal_for(s)[2] == hlpeer.REFUSE_QUOTA for s in refused)
     assert len(refused) <= 2, f"refused {refused}: the first four fit in 64 MiB"
+
+
+def test_a_resume_of_receipted_messages_is_bounded(net, tmp_path):
+    st, peer = net.hlpeer_linked()
+    doc = tmp_path / "doc.bin"
+    doc.write_bytes(os.urandom(100))
+    n = 260
+    mids = [st.send(peer.me.name, f"doc {i}", attach=[str(doc)]) for i in range(n)]
+    peer.wait(lambda: len(peer.visible_messages()) == n, scaled(120), f"{n} documents")
+    peer.poll(0.2)
+    st.wait_delivered(mids, T)
+    seqs = sorted(peer.in_msgs)
+    assert len(seqs) == n
+
+    def chunks():
+        return sum(1 for _, rtype, _ in peer.records_in if rtype == hlpeer.T_CHUNK)
+
+    def reconnect(listed):
+        peer.close()
+        wait_for(lambda: st.peer_status(peer.me.name)["state"] != "connected", T, "the link down")
+        # Receipted messages listed as incomplete: part 1 from offset 0.
+        peer.send_resume = lambda: peer.session.send_record(
+            hlpeer.T_RESUME, hlpeer.rec_resume([(s, 1, 0) for s in listed]))
+        net.connect_hlpeer(st, peer)
+
+    before = chunks()
+    reconnect(seqs)
+    peer.wait(lambda: chunks() - before >= 256, T, "the parts of 256 messages again")
+    peer.poll(scaled(2))
+    assert chunks() - before == 256, chunks() - before
+    lines = [l for l in st.log_text().splitlines() if "it receipted as incomplete" in l]
+    assert len(lines) == 1 and "lists 256 message(s)" in lines[0] and "rest wait" in lines[0], \
+        lines
+    # As a restored peer would, the next session lists only the rest.
+    before = chunks()
+    reconnect(seqs[256:])
+    peer.wait(lambda: chunks() - before >= n - 256, T, "the parts of the rest")
+    peer.poll(scaled(1))
+    assert chunks() - before == n - 256
+    # Nothing moved back: every message is still delivered, with no second receipt asked.
+    assert set(st.outbox_states().values()) == {"delivered"}

@@ -352,3 +352,48 @@ def test_restore_from_a_backup_and_continue(net, tmp_path):
         v = verify(tmp_path, rec, copy, b)
         assert v.returncode == 0, (name, v.stderr)
         assert "EQUIVOCATION" not in v.stdout
+
+
+def test_restore_from_a_backup_taken_mid_transfer(net, tmp_path):
+    """A backup taken while a document from the peer was still arriving
+    holds that message incomplete; the original then got it whole and
+    receipted it.  Restored, the copy lists it in its RESUME: the peer,
+    which has it as delivered, sends its parts again, the copy makes it
+    visible without a second receipt, and the messages behind it in the
+    same precedence follow."""
+    p, w, proxy = net.pair("pyongyang", "washington", via_proxy=True, rate=400_000)
+    doc = os.urandom(3 * 1024 * 1024)
+    (tmp_path / "doc.bin").write_bytes(doc)
+    big = p.send("washington", "the document", attach=[str(tmp_path / "doc.bin")])
+    wait_for(lambda: w.peer_status("pyongyang")["delivery"]["incoming_partial"] >= 1,
+             scaled(30), "the document to start arriving")
+    dest = tmp_path / "backup"
+    w.cmd("backup", dest, timeout=scaled(120))
+    assert w.peer_status("pyongyang")["delivery"]["incoming_partial"] >= 1, \
+        "the document arrived whole before the backup: nothing was tested"
+    behind = p.send("washington", "behind the document")
+    p.wait_delivered([big, behind], scaled(60))
+    w.stop()                               # the station is lost; the copy takes its place
+    copy = net.station("washington", init=False, dir=str(dest), port=w.port)
+    copy.start()
+    wait_for(lambda: "resynchronised after a restore" in copy.log_text(), scaled(30),
+             "the copy to resynchronise")
+    after = p.send("washington", "to the restored station")
+    p.wait_delivered([after], DELIVER)
+    copy.wait_in_inbox([big, behind, after], DELIVER)
+    assert "sending their parts again" in p.log_text()
+    save = tmp_path / "saved"
+    save.mkdir()
+    copy.cmd("read", big, "--save", save)
+    assert (save / "doc.bin").read_bytes() == doc
+    inbox = [m["id"] for m in copy.inbox()]
+    assert sorted(inbox) == sorted(set(inbox))
+    assert copy.peer_status("pyongyang")["delivery"]["incoming_partial"] == 0
+    # No second receipt: the peer refused nothing and saw no equivocation.
+    assert "receipt acknowledges" not in p.log_text()
+    assert p.peer_status("washington")["check"]["equivocations"] == 0
+    for st, peer, name in ((copy, "pyongyang", "copy.rec"), (p, "washington", "p.rec")):
+        rec = tmp_path / name
+        st.cmd("record", "export", peer, "-o", rec)
+        v = verify(tmp_path, rec, copy, p)
+        assert v.returncode == 0, (name, v.stderr)
