@@ -213,6 +213,8 @@ static void write_seeds(const char *dir)
 	write_seed(dir, "rotation_uncommitted", 2, req, len);
 	free(req);
 	const uint8_t rotate[2] = { HL_HOLD_VERSION, HL_HOLD_ROTATE };
+	const uint8_t sync[2] = { HL_HOLD_VERSION, HL_HOLD_SYNC };
+	write_seed(dir, "sync", 0, sync, 2);
 	uint8_t dh_prev[34] = { HL_HOLD_VERSION, HL_HOLD_DH_PREVIOUS, 9 };
 	write_seed(dir, "rotate", 0, rotate, 2);
 	write_seed(dir, "dh_previous", 2, dh_prev, 34);

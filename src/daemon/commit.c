@@ -13,7 +13,9 @@
  *   1. the services' before_commit hooks (delivery: the records its engines
  *      held back are handled, and each engine authors its receipts);
  *   2. one commit — one fsync for the whole burst — or, when a hook failed,
- *      a rollback;
+ *      a rollback; after a commit, the key holder's word that what it
+ *      signed for the burst is durable too (its fdatasync ran meanwhile:
+ *      daemon/keys.c, hl_keys_durable);
  *   3. the callbacks given to hl_commit_defer() in this turn (the "send"
  *      requests are answered: their messages are durable);
  *   4. the services' after_commit hooks (alarms are acted on; the engines
@@ -28,6 +30,10 @@
  * A pass also runs at once (hl_commit_flush) when something must start
  * from what is durable — a new session, a new or removed peer's engine —
  * and a last time when the daemon stops.
+ *
+ * When the key holder cannot say that what it signed is durable, the
+ * pass is held (hl_commit_hold): no pass runs again, nothing more is
+ * answered or sent, and the daemon stops.
  *
  * Invariants: the transaction is open only between a join and the next
  * pass's step 2; a deferred callback runs once, in the first pass after it
@@ -54,6 +60,7 @@ struct hl_commit {
 	uv_check_t check;
 	struct deferred *deferred, **deferred_tail;
 	char error[HL_ERRTEXT_LEN];   /* why the last commit failed; "" */
+	bool held;                    /* the key holder's journal failed: no more passes */
 };
 
 static void run_deferred(struct hl_daemon *d, bool committed)
@@ -75,6 +82,8 @@ static void pass(struct hl_daemon *d)
 {
 	struct hl_commit *k = d->commit;
 	bool committed = true;
+	if (k->held)
+		return;
 	int ret = hl_services_before_commit(d, uv_now(&d->loop));
 	if (k->txn.open) {
 		if (ret == 0)
@@ -83,6 +92,15 @@ static void pass(struct hl_daemon *d)
 			hl_store_rollback(d->store);
 		k->txn.open = false;
 		k->error[0] = '\0';
+		if (ret == 0 && hl_keys_durable(d) < 0) {
+			/* Committed, but its signatures may not leave: nothing
+			 * is answered or sent, and the daemon stops. */
+			k->held = true;
+			run_deferred(d, false);
+			hl_services_after_commit(d, false);
+			hl_daemon_stop(d);
+			return;
+		}
 		if (ret < 0) {
 			committed = false;
 			snprintf(k->error, sizeof(k->error),
@@ -137,6 +155,12 @@ void hl_commit_stop(struct hl_daemon *d)
 	 * (the ACKs may not make it out; the peer resends, harmlessly). */
 	pass(d);
 	uv_close((uv_handle_t *)&k->check, on_check_closed);
+}
+
+void hl_commit_hold(struct hl_daemon *d)
+{
+	if (d->commit)
+		d->commit->held = true;
 }
 
 void hl_commit_close(struct hl_daemon *d)

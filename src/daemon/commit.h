@@ -16,6 +16,9 @@ int hl_commit_start(struct hl_daemon *d, char *err, size_t errlen);
 /* The daemon stops: the last pass runs now (what was written is committed,
  * and its after-commit work done), then the pass is disarmed. */
 void hl_commit_stop(struct hl_daemon *d);
+/* What the key holder signed may not leave (its journal failed): no pass
+ * runs from now on; the daemon stops. */
+void hl_commit_hold(struct hl_daemon *d);
 /* After the loop has ended: anything still open is rolled back, the store
  * closed. */
 void hl_commit_close(struct hl_daemon *d);

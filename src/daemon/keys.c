@@ -75,6 +75,8 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 		return ret;
 	}
 	d->id = hl_keys_signer(d->keys);
+	/* the holder's fdatasync overlaps the store's commit (commit.c) */
+	hl_keys_defer_sync(d->keys);
 	hl_keys_on_refusal(d->keys, on_refusal, d);
 	hl_keys_remember_statics(d->keys, pinned, d);
 	hl_signer_fingerprint(d->id, d->fingerprint);
@@ -120,6 +122,18 @@ void hl_keys_unwatch(struct hl_daemon *d)
 		return;
 	d->holder_watched = false;
 	uv_close((uv_handle_t *)&d->holder_poll, on_poll_closed);
+}
+
+int hl_keys_durable(struct hl_daemon *d)
+{
+	int ret = d->keys ? hl_keys_sync(d->keys) : 0;
+	if (ret < 0 && !d->failed)
+		hl_error("the key holder cannot make what it signed durable: stopping, with "
+			 "nothing it signed since sent (start the station again once its disk "
+			 "is sound)");
+	if (ret < 0)
+		d->failed = true;
+	return ret;
 }
 
 void hl_keys_end(struct hl_daemon *d)

@@ -40,6 +40,8 @@ struct hl_keys {
 	pid_t pid;                    /* our own holder (no daemon runs); 0: none */
 	struct hl_holder *local;      /* in memory (tests); NULL over a socket */
 	bool public_only;             /* HL_KEYS_PUBLIC: asks nothing after KEYS */
+	bool defer_sync;              /* the owner calls hl_keys_sync (the daemon) */
+	bool unsynced;                /* signatures given since the last SYNC */
 	hl_signer *face;
 	pthread_mutex_t mu;           /* one request at a time */
 	void (*on_refusal)(void *user, const char *text);
@@ -757,6 +759,7 @@ int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, ch
 		ret = HL_EINVAL;
 	} else if (ret == 0) {
 		memcpy(sigs, a->u.sign.sigs, call->n * 64);
+		k->unsynced = true;
 	}
 	/* where the holder's head is now, or not known */
 	if (call->n)
@@ -765,6 +768,33 @@ int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, ch
 	free(a);
 	free(call->it);
 	free(call);
+	/* A command's handle: durable before the caller goes on. */
+	if (ret == 0 && !k->defer_sync)
+		ret = hl_keys_sync(k);
+	return ret;
+}
+
+void hl_keys_defer_sync(hl_keys *k)
+{
+	k->defer_sync = true;
+}
+
+int hl_keys_sync(hl_keys *k)
+{
+	struct hl_hold_request q = { .type = HL_HOLD_SYNC };
+	struct hl_hold_response a;
+	uint8_t *buf = NULL;
+	if (!k->unsynced)
+		return 0;
+	int ret = ask(k, &q, &a, &buf);
+	if (ret == 0 && a.status != HL_HOLD_OK)
+		ret = HL_ECRYPTO;
+	free(buf);
+	if (ret == 0)
+		k->unsynced = false;
+	else
+		hl_error("the key holder's journal is not known to be durable (%s): nothing it "
+			 "signed since may leave the station", hl_strerror(ret));
 	return ret;
 }
 

@@ -106,6 +106,20 @@ bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 /* What chain/adopt.c learnt: the holder's head of that chain is SEQ. */
 void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 
+/* Durability.  The holder answers a signing request once its journal has
+ * the new positions written, and makes them durable (fdatasync) right
+ * after, while the asker commits its store; hl_keys_sync asks it (SYNC)
+ * whether everything it signed for this handle is durable, and returns 0
+ * once it is (at once when nothing was signed since the last).  Nothing
+ * signed may leave the station before: a machine that lost power would
+ * come back with a journal that lacks it, and a holder that could sign
+ * another item there (docs/keyholder.md section 5).  A handle syncs inside
+ * each hl_keys_sign_finish, unless its owner called hl_keys_defer_sync: the
+ * daemon does, and syncs in its group commit, after the store's own commit
+ * (daemon/commit.c).  A failure means the holder signs nothing more. */
+void hl_keys_defer_sync(hl_keys *k);
+int hl_keys_sync(hl_keys *k);
+
 /* hl_keys_sign_run in two halves, so that the caller works while the
  * holder signs: start sends the request (the handle is the caller's until
  * finish, which must follow, whatever start returned), finish reads the

@@ -8,10 +8,11 @@
  *         | u64 time_ms | kind 1: u32 item_len, item, u32 note_len, note
  *
  * Replaying the records in order gives each chain's head: the record of
- * highest seq.  A request's records are written with one write() and one
- * fdatasync(); a record that does not check (a torn write: the machine
- * stopped before that fdatasync returned, so nobody got its signature)
- * ends the journal, and opening cuts it off there.
+ * highest seq.  A request's records are written with one write(), made
+ * durable by the next hl_heads_sync (one fdatasync); a record that does not
+ * check (a torn write: the machine stopped before that fdatasync returned,
+ * so no signature of it left the station) ends the journal, and opening
+ * cuts it off there.
  *
  * Two segments: the current one (HL_HEADS_FILE) and the one before it
  * (HL_HEADS_FILE.old).  When the current one passes HL_HEADS_SEGMENT_BYTES
@@ -69,6 +70,7 @@ struct hl_heads {
 	int fd;
 	struct seg mem[2];            /* in memory: [0] the old segment, [1] the current */
 	size_t size;                  /* the current segment's length */
+	bool unsynced;                /* appended since the last fdatasync */
 	struct chain *c;
 	size_t nc, capc;
 };
@@ -292,9 +294,13 @@ static int start_segment(hl_heads *h, uint64_t now_ms)
 	return 0;
 }
 
-/* The current segment becomes the old one; a new one starts. */
+/* The current segment becomes the old one (durable first); a new one
+ * starts. */
 static int rotate(hl_heads *h, uint64_t now_ms)
 {
+	int ret = hl_heads_sync(h);
+	if (ret < 0)
+		return ret;
 	if (!h->path) {
 		image_free(h->mem[0].p, h->mem[0].len);
 		h->mem[0] = h->mem[1];
@@ -386,8 +392,9 @@ void hl_heads_free(hl_heads *h)
 	free(h);
 }
 
-/* Appends LEN bytes durably; on failure the segment is cut back to where
- * it was, so that a half-written request leaves nothing. */
+/* Appends LEN bytes (hl_heads_sync makes them durable); on failure the
+ * segment is cut back to where it was, so that a half-written request
+ * leaves nothing. */
 static int put(hl_heads *h, const uint8_t *buf, size_t len)
 {
 	if (!h->path) {
@@ -399,13 +406,22 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 		return 0;
 	}
 	int ret = write_all(h->fd, buf, len);
-	if (ret == 0 && fdatasync(h->fd) < 0)
-		ret = -errno;
 	if (ret < 0) {
 		(void)!ftruncate(h->fd, (off_t)h->size);
 		return ret;
 	}
 	h->size += len;
+	h->unsynced = true;
+	return 0;
+}
+
+int hl_heads_sync(hl_heads *h)
+{
+	if (!h->unsynced)
+		return 0;
+	if (h->path && fdatasync(h->fd) < 0)
+		return -errno;
+	h->unsynced = false;
 	return 0;
 }
 

@@ -4,10 +4,15 @@
  * signed and the hash of the item signed there, and the items signed
  * lately with the notes their askers gave.
  *
- * A record reaches the disk (fdatasync) before hl_heads_append returns,
- * so before the holder answers with the signature: whatever happens next
- * (the asker dies before its store commits, the machine loses power), the
- * holder knows it signed that position and never signs another item there.
+ * hl_heads_append writes a request's records (the page cache has them:
+ * the holder process may die, they stay); hl_heads_sync makes them
+ * durable (fdatasync).  The holder answers with the signatures between the
+ * two and syncs at once, while its asker commits its own store; the asker
+ * releases nothing signed before a SYNC answer says the journal is durable
+ * (docs/keyholder.md section 5).  So whatever happens next (the asker dies
+ * before its store commits, the machine loses power), no signature that
+ * left the station is missing from the journal, and the holder never signs
+ * another item at its position.
  * The items kept let an asker that lost them take them back (chain/ours.c)
  * instead of being stuck at a position it can no longer fill.
  *
@@ -43,8 +48,9 @@ struct hl_heads_rec {
 };
 
 /* Opens the journal at PATH (and PATH.old; created, mode 0600, if absent),
- * replays it and cuts off a torn last record (one whose fdatasync never returned, so
- * whose signatures were never given).  PATH NULL: a journal in memory only
+ * replays it, cuts off a torn last record (one whose fdatasync never
+ * returned, so whose signatures never left the station) and makes the rest
+ * durable.  PATH NULL: a journal in memory only
  * (tests, fuzzing).  ERR gets one line. */
 int hl_heads_open(const char *path, hl_heads **out, char *err, size_t errlen);
 void hl_heads_free(hl_heads *h);
@@ -54,9 +60,14 @@ void hl_heads_free(hl_heads *h);
 bool hl_heads_get(const hl_heads *h, const uint8_t peer[static 32], uint64_t *seq,
 		  uint8_t hash[static 32]);
 
-/* Records N signed items (items, not head-only), durably; the heads move
- * to them.  The caller checked that they extend their chains. */
+/* Records N signed items (items, not head-only), written but not yet
+ * durable; the heads move to them.  The caller checked that they extend
+ * their chains.  A write that fails is cut back: nothing recorded. */
 int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_t now_ms);
+/* Makes every record appended so far durable (one fdatasync; nothing when
+ * nothing was appended since the last).  A failure leaves them in doubt:
+ * the caller gives out no signature after it. */
+int hl_heads_sync(hl_heads *h);
 
 /* Calls FN for each item kept of the chain with PEER whose seq is above
  * AFTER, in order of seq, until FN returns non-zero (returned). */

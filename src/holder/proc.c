@@ -243,6 +243,8 @@ static void serve(struct holder_proc *p)
 				keep = conn_write(c);
 			if (keep && c->out)
 				keep = conn_write(c); /* an answer just made: out at once */
+			/* then what it signed to disk, while the asker commits */
+			(void)hl_holder_settle(p->h);
 			if (!keep && i == 0)
 				return; /* the daemon is gone */
 			if (!keep)

@@ -20,6 +20,7 @@ const char *hl_hold_type_name(int type)
 	case HL_HOLD_PENDING: return "pending";
 	case HL_HOLD_ROTATE: return "rotate";
 	case HL_HOLD_DH_PREVIOUS: return "dh_previous";
+	case HL_HOLD_SYNC: return "sync";
 	default: return "?";
 	}
 }
@@ -95,6 +96,7 @@ static int req_fields(struct hl_rbuf *r, struct hl_hold_request *req, const char
 	switch (req->type) {
 	case HL_HOLD_KEYS:
 	case HL_HOLD_ROTATE:
+	case HL_HOLD_SYNC:
 		return 0;
 	case HL_HOLD_SIGN:
 		req->u.sign.n = hl_r_u16(r);
@@ -274,6 +276,8 @@ static int resp_ok_fields(struct hl_rbuf *r, struct hl_hold_response *resp)
 		if (resp->u.pending.n > HL_HOLD_RUN_MAX)
 			return HL_EINVAL;
 		return take_entries(r, resp->u.pending.e, resp->u.pending.n, &why);
+	case HL_HOLD_SYNC:
+		return 0;
 	}
 	return HL_EINVAL;
 }
@@ -330,6 +334,8 @@ static size_t resp_size(const struct hl_hold_response *r)
 	case HL_HOLD_SEAL: return 3 + 64;
 	case HL_HOLD_PENDING:
 		return 3 + 8 + 32 + 2 + entries_size(r->u.pending.e, r->u.pending.n);
+	case HL_HOLD_SYNC:
+		return 3;
 	}
 	return 3;
 }
@@ -362,6 +368,8 @@ static void put_ok_fields(struct hl_wbuf *w, const struct hl_hold_response *r)
 			put_blob(w, &r->u.pending.e[i].item);
 			put_blob(w, &r->u.pending.e[i].note);
 		}
+		break;
+	case HL_HOLD_SYNC:
 		break;
 	}
 }

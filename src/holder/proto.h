@@ -38,6 +38,7 @@ enum hl_hold_type {
 	HL_HOLD_PENDING = 5,    /* a chain's head, and the items kept after a seq */
 	HL_HOLD_ROTATE = 6,     /* rotate identity.key to the pre-committed next keys */
 	HL_HOLD_DH_PREVIOUS = 7,/* X25519 of the previous static key (after a rotation) */
+	HL_HOLD_SYNC = 8,       /* every position signed so far is durable: answered then */
 };
 
 enum hl_hold_status {

@@ -20,6 +20,7 @@ struct hl_holder {
 	hl_signer *prev;              /* keys' previous keys (DH only); NULL none */
 	char *identity;               /* identity.key's path; NULL: in memory */
 	hl_heads *heads;
+	int sync_error;               /* a journal fdatasync failed: signs nothing more */
 	uint64_t refusals;
 	struct hl_item *items;        /* HL_HOLD_RUN_MAX, for every run (2.6 MB once,
 	                               * not page faults at every request) */
@@ -424,6 +425,26 @@ static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
 	}
 }
 
+int hl_holder_settle(struct hl_holder *h)
+{
+	int ret = h->sync_error ? h->sync_error : hl_heads_sync(h->heads);
+	if (ret < 0 && !h->sync_error) {
+		h->sync_error = ret;
+		hl_error("key holder: the journal of heads could not be made durable (%s): "
+			 "signing nothing more", hl_strerror(ret));
+	}
+	return ret;
+}
+
+/* SYNC: what was signed is durable (the loop settled after the last answer;
+ * an in-process holder settles here). */
+static void answer_sync(struct hl_holder *h, struct answer *a)
+{
+	if (hl_holder_settle(h) < 0)
+		say(a, HL_HOLD_FAILED, "the journal of heads could not be made durable (%s)",
+		    hl_strerror(h->sync_error));
+}
+
 void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
 		      bool may_rotate, uint8_t **resp, size_t *resp_len)
 {
@@ -435,6 +456,11 @@ void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const
 	a->r.type = ret < 0 ? (len >= 2 ? (enum hl_hold_type)req[1] : 0) : q->type;
 	if (ret < 0)
 		say(a, HL_HOLD_MALFORMED, "a malformed request: %s", why);
+	else if (q->type == HL_HOLD_SYNC)
+		answer_sync(h, a);
+	else if (h->sync_error && (q->type == HL_HOLD_SIGN || q->type == HL_HOLD_ROTATE))
+		say(a, HL_HOLD_FAILED, "the journal of heads could not be made durable (%s): "
+		    "this holder signs nothing more", hl_strerror(h->sync_error));
 	else if (q->type == HL_HOLD_SIGN)
 		answer_sign(h, q, who, a, &sigs);
 	else if (q->type == HL_HOLD_PENDING)

@@ -19,7 +19,11 @@
  *      that starts past H+1 is signed (those positions were never signed
  *      here) and the gap logged.  Anything else is refused, logged, and
  *      answered HL_HOLD_R_SIGNED with the head, for the asker's alarm.
- *   4. The new positions reach the journal, durably, before the answer.
+ *   4. The new positions are written to the journal before the answer,
+ *      and made durable right after it (hl_holder_settle), while the asker
+ *      commits its store; SYNC is answered once they are durable, and the
+ *      asker releases nothing signed before that answer.  A journal that
+ *      cannot be made durable stops all signing (FAILED).
  *   5. An item authored by a key the holder does not hold (after a key
  *      rotation, our name on a link pinned before it is the card's key)
  *      only continues a chain the holder has signed (rule 3's H+1 or the
@@ -59,6 +63,11 @@ void hl_holder_set_identity(struct hl_holder *h, const char *path);
  * Bad requests get an answer that says so; the holder carries on. */
 void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
 		      bool may_rotate, uint8_t **resp, size_t *resp_len);
+
+/* After each answer has gone out: the journal records it wrote made
+ * durable (one fdatasync, none when it wrote none).  A failure is kept:
+ * every later SIGN, ROTATE and SYNC is answered FAILED. */
+int hl_holder_settle(struct hl_holder *h);
 
 /* Requests refused since the holder started (a network process that asked
  * for what it must not have). */

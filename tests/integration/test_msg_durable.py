@@ -19,7 +19,12 @@ The check, for every record the daemon sends that acknowledges something:
   * a receipt (an ITEM of the daemon's chain) that covers message S: the
     same, after the last frame of S (its ITEM and every CHUNK) was read;
     and when S has attachments, also an fsync of the attachment file under
-    in/<id>/ and of its directory in/<id>, in that window.
+    in/<id>/ and of its directory in/<id>, in that window;
+  * every receipt: the key holder's write of it to its journal
+    (keyholder.heads, docs/keyholder.md section 5) ended, and then an
+    fdatasync of the journal began and ended, before the socket write that
+    carries it: no signature leaves before the holder can never sign
+    another item at its position.
 "Between" is in the order strace observed the events (line order of its
 output, with a syscall split by another thread's counted from its first line
 to its last), which is stricter than wall-clock time.
@@ -150,6 +155,9 @@ def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
         assert wframes[k][0] == clen, f"written frame {k}: {wframes[k][0]} bytes, hlpeer got {clen}"
     store_syncs = [e for e in events if e.name in SYNCS and
                    (e.path.endswith("/store.db-wal") or e.path.endswith("/store.db"))]
+    journal = [e for e in events if e.path.endswith("/keyholder.heads")]
+    journal_writes = [e for e in journal if e.name in WRITES]
+    journal_syncs = [e for e in journal if e.name in SYNCS]
     all_syncs = [e for e in events if e.name in SYNCS]
 
     # the frames of each of hlpeer's seqs, with the line where the daemon had read them
@@ -194,6 +202,15 @@ def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
             if it.kind != "receipt":
                 continue
             stats["receipts"] += 1
+            jw = [e.end for e in journal_writes if item in e.data and e.end < w]
+            if not jw:
+                problems.append(f"receipt (written frame {k}, line {w}) left before the key "
+                                f"holder wrote it to its journal")
+            elif not synced_between(min(jw), w, journal_syncs):
+                problems.append(f"receipt (written frame {k}, line {w}) left with no fdatasync "
+                                f"of the key holder's journal after its write (line {min(jw)})")
+            else:
+                stats["journaled"] = stats.get("journaled", 0) + 1
             for s, _ in it.entries:
                 reads = [line for _, line in frames_of.get(s, []) if line < w]
                 if not reads:
@@ -320,5 +337,6 @@ def test_every_ack_and_receipt_follows_an_fsync_of_the_store(net, tmp_path):
     n = max(peer.out)
     assert stats["acked_items"] >= n - 1, f"only {stats['acked_items']} of {n} ACKed items checked"
     assert stats["receipted"] >= n - 1, f"only {stats['receipted']} of {n} receipted items checked"
+    assert stats.get("journaled", 0) >= 1, stats
     assert problems == [], f"{len(problems)} acknowledgements not preceded by an fsync:\n" + \
         "\n".join(problems[:20]) + f"\nstats {stats}"

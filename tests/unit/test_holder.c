@@ -355,6 +355,42 @@ static void test_torn_tail(void **state)
 	free(path);
 }
 
+/* The journal has a run's records once its answer is made (written: a
+ * holder process that dies now leaves them for the next), and SYNC is
+ * answered once they are durable. */
+static void test_written_then_synced(void **state)
+{
+	(void)state;
+	hl_signer *me;
+	char *path = hl_path_join(tmpdir, "sync.heads");
+	struct hl_holder *h = new_holder(path, &me);
+	const uint8_t sync[2] = { HL_HOLD_VERSION, HL_HOLD_SYNC };
+	struct hl_item it;
+	uint8_t *buf;
+	assert_int_equal(ask_raw(h, sync, 2), HL_HOLD_OK); /* nothing signed yet */
+	check_item(me, peer_pk, 1, NULL, 1, &it);
+	struct hl_hold_response a = ask_sign(h, &it, 1, &buf);
+	assert_int_equal(a.status, HL_HOLD_OK);
+	free(buf);
+	/* before any sync, another reader of the file sees position 1 */
+	hl_heads *again;
+	char err[200];
+	uint64_t seq = 0;
+	uint8_t hash[32];
+	assert_int_equal(hl_heads_open(path, &again, err, sizeof(err)), 0);
+	assert_true(hl_heads_get(again, peer_pk, &seq, hash));
+	assert_int_equal(seq, 1);
+	hl_heads_free(again);
+	assert_int_equal(hl_holder_settle(h), 0);
+	assert_int_equal(ask_raw(h, sync, 2), HL_HOLD_OK);
+	/* a SYNC with bytes after it is malformed */
+	const uint8_t bad[3] = { HL_HOLD_VERSION, HL_HOLD_SYNC, 0 };
+	assert_int_equal(ask_raw(h, bad, 3), HL_HOLD_MALFORMED);
+	hl_holder_free(h);
+	hl_signer_free(me);
+	free(path);
+}
+
 /* ---- chain/ours.c over an in-process holder ---- */
 
 struct store_fix {
@@ -620,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_position_rules),
 		cmocka_unit_test(test_not_an_oracle),
 		cmocka_unit_test(test_torn_tail),
+		cmocka_unit_test(test_written_then_synced),
 		cmocka_unit_test(test_taken_back),
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_key_rotation),
