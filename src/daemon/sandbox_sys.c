@@ -95,6 +95,40 @@ static const char *const base_calls[] = {
 	"recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
 };
 
+/* The key holder (holder/proc.c) once it has started, instead of
+ * base_calls: what its poll loop, its journal of heads (holder/heads.c)
+ * and a rotation of identity.key (crypto/signer.c) call, and nothing else.
+ * docs/sandbox.md says why each is there. */
+static const char *const holder_calls[] = {
+	/* memory: malloc, libsodium's locked and guarded pages (mmap and
+	 * mprotect: below, without PROT_EXEC) */
+	"brk", "munmap", "mremap", "madvise", "mlock", "mlock2", "munlock",
+	/* glibc's locks, a call interrupted by a signal, the end */
+	"futex", "restart_syscall", "exit", "exit_group",
+	/* time: the log's stamps, the journal's records */
+	"clock_gettime", "gettimeofday", "time",
+	/* signals: SIG_IGN at start, the SIGSYS handler (kill and tgkill:
+	 * below, of itself only) */
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+	/* its descriptors: the log (stderr), the journal (appended, made
+	 * durable, cut back after a failed write, read to take an item back),
+	 * a new segment or identity.key (written, fchmod 0600, fsync'd) */
+	"read", "write", "writev", "close", "fcntl", "fstat", "newfstatat", "statx", "lseek",
+	"fsync", "fdatasync", "ftruncate", "fchmod",
+	/* paths, where Landlock decides: a segment or identity.key replaced
+	 * (a new file renamed over it, the folder opened to fsync it),
+	 * keyholder.sock removed at the end */
+	"open", "openat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+	/* its loop over the connections */
+	"poll", "ppoll",
+	/* the connections: accepting on keyholder.sock, the asker's uid
+	 * (SO_PEERCRED), requests in, answers out */
+	"accept", "accept4", "getsockopt", "recvfrom", "sendto",
+	/* who it is (the asker's uid is compared with its own); a rotation's
+	 * next keys */
+	"getpid", "gettid", "getppid", "getuid", "geteuid", "getrandom",
+};
+
 /* The network process also listens and accepts. */
 static const char *const network_calls[] = {
 	"bind", "listen", "accept", "accept4",
@@ -263,15 +297,18 @@ static int prlimit_rules(scmp_filter_ctx ctx)
 
 static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 {
-	bool net = spec->role == HL_SANDBOX_NETWORK;
-	int ret = rule_list(ctx, SCMP_ACT_ALLOW, base_calls,
-			    sizeof(base_calls) / sizeof(base_calls[0]));
+	bool net = spec->role == HL_SANDBOX_NETWORK, holder = spec->role == HL_SANDBOX_HOLDER;
+	int ret = holder ? rule_list(ctx, SCMP_ACT_ALLOW, holder_calls,
+				     sizeof(holder_calls) / sizeof(holder_calls[0]))
+			 : rule_list(ctx, SCMP_ACT_ALLOW, base_calls,
+				     sizeof(base_calls) / sizeof(base_calls[0]));
 	if (ret == 0 && net)
 		ret = rule_list(ctx, SCMP_ACT_ALLOW, network_calls,
 				sizeof(network_calls) / sizeof(network_calls[0]));
 	/* the network process dials and listens; the pickup and an import
-	 * poke the daemon (AF_UNIX); a decoder makes no socket */
-	size_t nunix = spec->role == HL_SANDBOX_DECODE ? 0 : 1;
+	 * poke the daemon (AF_UNIX); a decoder and the key holder make no
+	 * socket (the holder's listening one was made before) */
+	size_t nunix = spec->role == HL_SANDBOX_DECODE || holder ? 0 : 1;
 	if (ret == 0)
 		ret = net ? families_only(ctx, "socket", network_families,
 					  sizeof(network_families) / sizeof(network_families[0]))
