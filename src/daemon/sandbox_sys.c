@@ -4,7 +4,8 @@
  * THE ACTIONS, and why.
  *   allow        the lists below.
  *   kill         (SECCOMP_RET_KILL_PROCESS) execve, execveat, fork, vfork,
- *                clone without CLONE_THREAD, ptrace, process_vm_readv,
+ *                clone without CLONE_THREAD (in the key holder, which
+ *                starts no thread, every clone), ptrace, process_vm_readv,
  *                process_vm_writev: nothing the network side does, and the
  *                first things a program that took it over would try (run
  *                a shell, read another process's memory).  The whole
@@ -97,24 +98,26 @@ static const char *const base_calls[] = {
 
 /* The key holder (holder/proc.c) once it has started, instead of
  * base_calls: what its poll loop, its journal of heads (holder/heads.c)
- * and a rotation of identity.key (crypto/signer.c) call, and nothing else.
- * docs/sandbox.md says why each is there. */
+ * and a rotation of identity.key (crypto/signer.c) call, and nothing else
+ * (where glibc has two calls for one function, both).  No thread: clone
+ * kills it (clones()).  docs/sandbox.md says why each is there. */
 static const char *const holder_calls[] = {
 	/* memory: malloc, libsodium's locked and guarded pages (mmap and
 	 * mprotect: below, without PROT_EXEC) */
-	"brk", "munmap", "mremap", "madvise", "mlock", "mlock2", "munlock",
-	/* glibc's locks, a call interrupted by a signal, the end */
-	"futex", "restart_syscall", "exit", "exit_group",
+	"brk", "munmap", "mremap", "madvise", "mlock", "munlock",
+	/* a poll a signal interrupted (SIGTERM, ignored, still wakes it);
+	 * the end */
+	"restart_syscall", "exit_group",
 	/* time: the log's stamps, the journal's records */
 	"clock_gettime", "gettimeofday", "time",
-	/* signals: SIG_IGN at start, the SIGSYS handler (kill and tgkill:
-	 * below, of itself only) */
+	/* signals: the SIGSYS handler (kill and tgkill: below, of itself
+	 * only) */
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
 	/* its descriptors: the log (stderr), the journal (appended, made
 	 * durable, cut back after a failed write, read to take an item back),
-	 * a new segment or identity.key (written, fchmod 0600, fsync'd) */
-	"read", "write", "writev", "close", "fcntl", "fstat", "newfstatat", "statx", "lseek",
-	"fsync", "fdatasync", "ftruncate", "fchmod",
+	 * identity.key read and written anew at a rotation (fchmod 0600) */
+	"read", "write", "close", "fstat", "newfstatat", "statx", "fsync", "fdatasync",
+	"ftruncate", "fchmod",
 	/* paths, where Landlock decides: a segment or identity.key replaced
 	 * (a new file renamed over it, the folder opened to fsync it),
 	 * keyholder.sock removed at the end */
@@ -124,9 +127,9 @@ static const char *const holder_calls[] = {
 	/* the connections: accepting on keyholder.sock, the asker's uid
 	 * (SO_PEERCRED), requests in, answers out */
 	"accept", "accept4", "getsockopt", "recvfrom", "sendto",
-	/* who it is (the asker's uid is compared with its own); a rotation's
-	 * next keys */
-	"getpid", "gettid", "getppid", "getuid", "geteuid", "getrandom",
+	/* who it is: raise() in the SIGSYS handler, the asker's uid compared
+	 * with its own; a rotation's next keys */
+	"getpid", "gettid", "geteuid", "getrandom",
 };
 
 /* The network process also listens and accepts. */
@@ -210,11 +213,12 @@ static int self_only(scmp_filter_ctx ctx, const char *name)
 	return ret ? ret : rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &a);
 }
 
-static int clones(scmp_filter_ctx ctx)
+/* THREADS: whether the role may start threads (all but the holder). */
+static int clones(scmp_filter_ctx ctx, bool threads)
 {
 	/* a thread: CLONE_THREAD set; anything else is a new process */
 	struct scmp_arg_cmp thread = CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-	int ret = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread);
+	int ret = rule(ctx, threads ? SCMP_ACT_ALLOW : SCMP_ACT_KILL_PROCESS, "clone", 1, &thread);
 #if HL_SANDBOX_SANITIZER
 	/* LeakSanitizer's tracer: CLONE_VM without CLONE_THREAD */
 	struct scmp_arg_cmp tracer[] = { CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
@@ -332,7 +336,7 @@ static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 	if (ret == 0)
 		ret = prlimit_rules(ctx);
 	if (ret == 0)
-		ret = clones(ctx);
+		ret = clones(ctx, !holder);
 	if (ret == 0)
 		ret = fatal_rules(ctx);
 #if HL_SANDBOX_SANITIZER
