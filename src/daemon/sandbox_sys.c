@@ -140,6 +140,12 @@ static const char *const network_calls[] = {
 #if HL_SANDBOX_SANITIZER
 /* LeakSanitizer's tracer lists the threads with the old getdents. */
 static const char *const sanitizer_calls[] = { "getdents" };
+/* The key holder, whose list is not base_calls: what the sanitizer's
+ * runtime calls besides (its alternate signal stack, its locks, its
+ * tracer's threads and its reports). */
+static const char *const holder_sanitizer_calls[] = {
+	"sigaltstack",
+};
 #endif
 
 static const char *const fatal_calls[] = {
@@ -343,6 +349,9 @@ static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 	if (ret == 0)
 		ret = rule_list(ctx, SCMP_ACT_ALLOW, sanitizer_calls,
 				sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]));
+	if (ret == 0 && holder)
+		ret = rule_list(ctx, SCMP_ACT_ALLOW, holder_sanitizer_calls,
+				sizeof(holder_sanitizer_calls) / sizeof(holder_sanitizer_calls[0]));
 #endif
 	return ret;
 }
