@@ -141,8 +141,8 @@ static const char *const network_calls[] = {
 /* LeakSanitizer's tracer lists the threads with the old getdents. */
 static const char *const sanitizer_calls[] = { "getdents" };
 /* The key holder, whose list is not base_calls: what the sanitizer's
- * runtime calls besides (its alternate signal stack, its locks, its
- * tracer's threads and its reports). */
+ * runtime calls besides (its alternate signal stack, set up and taken down
+ * around a process's or thread's life). */
 static const char *const holder_sanitizer_calls[] = {
 	"sigaltstack",
 };
