@@ -202,7 +202,8 @@ step_processes() {
   step "5. Who holds the keys: Washington's processes (docs/keyholder.md, docs/sandbox.md)"
   say "hotline run forks a key holder before it opens the store or the network: only"
   say "it holds the private keys. A spawner runs the daemon's children; the network"
-  say "process holds session keys only, under seccomp (2 = filter) and no_new_privs."
+  say "process holds session keys only. The holder and the network process each run"
+  say "under a seccomp list of their own (2 = filter) and no_new_privs."
   local d=${pid[washington]} c
   printf '     %-8s %-16s %-8s %-11s %s\n' PID NAME SECCOMP NONEWPRIVS ROLE
   {

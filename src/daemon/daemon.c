@@ -181,8 +181,8 @@ static int enter_sandbox(struct hl_daemon *d, char *err)
 	char note[HL_SANDBOX_NOTE_LEN];
 	const struct hl_aead_impl *bulk = hl_noise_bulk_aead();
 	if (!d->conf->sandbox) {
-		hl_warn("Sandbox = off in station.conf: the network process runs without its "
-			"sandbox (docs/sandbox.md)");
+		hl_warn("Sandbox = off in station.conf: the network process and the key holder "
+			"run without their sandbox (docs/sandbox.md)");
 		return 0;
 	}
 	/* libcrypto reads its configuration on first use: now, while it can */

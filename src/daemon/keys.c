@@ -26,6 +26,7 @@
 
 #include "daemon/alarm.h"
 #include "daemon/daemon_int.h"
+#include "daemon/sandbox.h"
 #include "holder/client.h"
 #include "holder/proc.h"
 #include "util/err.h"
@@ -63,7 +64,9 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char kerr[HL_KEYS_ERR_LEN];
 	int fd;
-	int ret = hl_holder_spawn(d->dir, &fd, &d->holder_pid, err, errlen);
+	/* the holder enters its sandbox once it has started (docs/sandbox.md) */
+	int ret = hl_holder_spawn(d->dir, d->conf->sandbox ? hl_sandbox_holder : NULL, &fd,
+				  &d->holder_pid, err, errlen);
 	if (ret < 0)
 		return ret;
 	d->holder_fd = fd;

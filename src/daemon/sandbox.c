@@ -1,7 +1,8 @@
 /* daemon/sandbox.c — entering the sandbox (sandbox.h): the order of the
  * steps, the check that the process is single-threaded, the SIGSYS
- * handler that names a refused system call before the process dies, and
- * the decoder child (a fork that enters the DECODE sandbox).
+ * handler that names a refused system call before the process dies, the
+ * key holder's entry, and the decoder child (a fork that enters the DECODE
+ * sandbox).
  * The Landlock rules are sandbox_fs.c's, the seccomp filter
  * sandbox_sys.c's. */
 #include "daemon/sandbox.h"
@@ -20,6 +21,7 @@
 #include "daemon/privs.h"
 #include "daemon/sandbox_int.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define NAMES_MAX 512   /* system call numbers named in the SIGSYS line */
 
@@ -141,6 +143,16 @@ int hl_sandbox_enter(const struct hl_sandbox_spec *spec, char note[static HL_SAN
 			 "kernel has ABI %d, ABI 2 is needed): files are not narrowed",
 			 role_name, abi);
 	return 0;
+}
+
+int hl_sandbox_holder(const char *dir, char *err, size_t errlen)
+{
+	char note[HL_SANDBOX_NOTE_LEN];
+	struct hl_sandbox_spec spec = { .role = HL_SANDBOX_HOLDER, .station = dir };
+	int ret = hl_sandbox_enter(&spec, note, err, errlen);
+	if (ret == 0)
+		hl_info("key holder: %s", note);
+	return ret;
 }
 
 /* ---- a decoder child ---- */

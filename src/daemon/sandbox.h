@@ -2,8 +2,9 @@
  * still do: the sandbox of the network process (`hotline run` once it has
  * started), of the mail pickup child (`bundle import --maildir`), of a
  * command that parses what comes from outside (`bundle import FILE`,
- * `record verify` and `show`), and of a decoder child that holds nothing
- * but its input and a pipe (`voice play`, hotline-voice's `play`).
+ * `record verify` and `show`), of a decoder child that holds nothing
+ * but its input and a pipe (`voice play`, hotline-voice's `play`), and of
+ * the daemon's key holder, which reads what those processes ask of it.
  * docs/sandbox.md is the manual: each process, its rules, what a violation
  * does, how to diagnose one.
  *
@@ -48,6 +49,13 @@ int hl_sandbox_enter(const struct hl_sandbox_spec *spec, char note[static HL_SAN
  * BIND_OTHERS: no_new_privs and the Landlock ruleset RULESET_FD for the
  * calling thread.  0 or -errno. */
 int hl_sandbox_bind_thread(int ruleset_fd);
+
+/* The key holder's sandbox (role HOLDER) for station DIR, entered by the
+ * holder process itself once it has started (holder/proc.h's
+ * hl_holder_confine, which the daemon hands down: holder/ is a lower layer
+ * and cannot call this); the note goes to the log.  0, or a negative code
+ * with ERR set; the holder must then stop. */
+int hl_sandbox_holder(const char *dir, char *err, size_t errlen);
 
 /* The kernel's Landlock ABI version; 0 when it has none. */
 int hl_sandbox_landlock_abi(void);

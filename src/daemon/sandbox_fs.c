@@ -108,13 +108,17 @@ static const struct grant system_files[] = {
 	{ ABS, "$TZDIR", R_TREE, OPTIONAL },
 	{ ABS, "/dev/urandom", R_FILE, OPTIONAL },
 	{ ABS, "/dev/null", RW_FILE, OPTIONAL },
+};
+
 #if HL_SANDBOX_SANITIZER
-	/* the sanitizer's runtime: its maps, threads and symbols */
+/* Every role, in a sanitizer build: the runtime's maps, threads and
+ * symbols. */
+static const struct grant sanitizer_files[] = {
 	{ ABS, "/proc/self", R_TREE, OPTIONAL },
 	{ ABS, "/usr/lib", R_TREE, OPTIONAL },
 	{ ABS, "/lib", R_TREE, OPTIONAL },
-#endif
 };
+#endif
 
 /* The roles with a store (all but DECODE): the station's names, the
  * store's three files, and in/, where what arrives is written. */
@@ -151,17 +155,33 @@ static const struct grant import_grants[] = {
 	{ STATION, "out", R_TREE, MAKE_DIR },
 };
 
+/* The key holder: its station folder, whole, to read, write, make and
+ * remove files in — a rotation replaces keyholder.heads and identity.key
+ * by a new file renamed over each (a rule on a file holds its inode, and
+ * would not follow), keyholder.heads.old is replaced, keyholder.sock
+ * removed at the end — but no folder made or removed, no socket, FIFO or
+ * link made, nothing executed, and nothing outside the station (not even
+ * system_files: it resolves no name). */
+static const struct grant holder_grants[] = {
+	{ STATION, "", RW_FILE | LIST_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+			   LANDLOCK_ACCESS_FS_MAKE_REG, REQUIRED },
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ROLE's own grants (*N of them); *STORE: whether it gets store_grants.
- * DECODE gets no file of the station's: what it reads it was given open. */
-static const struct grant *role_grants(enum hl_sandbox_role role, size_t *n, bool *store)
+/* ROLE's own grants (*N of them); *STORE: whether it gets store_grants,
+ * *SYSTEM: system_files.  DECODE gets no file of the station's: what it
+ * reads it was given open; the holder gets its station's whole folder. */
+static const struct grant *role_grants(enum hl_sandbox_role role, size_t *n, bool *store,
+				       bool *system)
 {
-	*store = role != HL_SANDBOX_DECODE;
+	*store = role != HL_SANDBOX_DECODE && role != HL_SANDBOX_HOLDER;
+	*system = role != HL_SANDBOX_HOLDER;
 	switch (role) {
 	case HL_SANDBOX_NETWORK: *n = N(network_grants); return network_grants;
 	case HL_SANDBOX_PICKUP: *n = N(pickup_grants); return pickup_grants;
 	case HL_SANDBOX_IMPORT: *n = N(import_grants); return import_grants;
+	case HL_SANDBOX_HOLDER: *n = N(holder_grants); return holder_grants;
 	default: *n = 0; return NULL;
 	}
 }
@@ -275,14 +295,20 @@ int hl_sandbox_fs(const struct hl_sandbox_spec *spec, int *abi_out, char *err, s
 		return -errno;
 	}
 	size_t nrole;
-	bool store;
-	const struct grant *role = role_grants(spec->role, &nrole, &store);
-	if ((!store || (ret = add_grants(rfd, store_grants, N(store_grants), spec,
-					 attr.handled_access_fs, err, errlen)) == 0) &&
-	    (ret = add_grants(rfd, role, nrole, spec, attr.handled_access_fs, err, errlen)) == 0 &&
-	    (ret = add_grants(rfd, system_files, N(system_files), spec, attr.handled_access_fs,
-			      err, errlen)) == 0 &&
-	    syscall(SYS_landlock_restrict_self, rfd, 0) < 0) {
+	bool store, system;
+	uint64_t h = attr.handled_access_fs;
+	const struct grant *role = role_grants(spec->role, &nrole, &store, &system);
+	if (store)
+		ret = add_grants(rfd, store_grants, N(store_grants), spec, h, err, errlen);
+	if (ret == 0)
+		ret = add_grants(rfd, role, nrole, spec, h, err, errlen);
+	if (ret == 0 && system)
+		ret = add_grants(rfd, system_files, N(system_files), spec, h, err, errlen);
+#if HL_SANDBOX_SANITIZER
+	if (ret == 0)
+		ret = add_grants(rfd, sanitizer_files, N(sanitizer_files), spec, h, err, errlen);
+#endif
+	if (ret == 0 && syscall(SYS_landlock_restrict_self, rfd, 0) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "Landlock: restricting this process: %s", strerror(errno));
 	}

@@ -8,6 +8,7 @@ const char *hl_sandbox_role_name(enum hl_sandbox_role role)
 	case HL_SANDBOX_NETWORK: return "network";
 	case HL_SANDBOX_PICKUP: return "pickup";
 	case HL_SANDBOX_IMPORT: return "import";
+	case HL_SANDBOX_HOLDER: return "holder";
 	default: return "decode";
 	}
 }

@@ -10,6 +10,7 @@ enum hl_sandbox_role {
 	HL_SANDBOX_PICKUP,    /* bundle import --maildir: Maildir and store, no network */
 	HL_SANDBOX_IMPORT,    /* bundle import FILE: the store, no Maildir, no network */
 	HL_SANDBOX_DECODE,    /* record verify/show, a decoder child: no file, no socket */
+	HL_SANDBOX_HOLDER,    /* the key holder (holder/proc.h): its station, no socket made */
 };
 
 struct hl_sandbox_spec {
@@ -25,7 +26,8 @@ struct hl_sandbox_spec {
 	void *bind_arg;
 };
 
-/* The role's name, for messages ("network", "pickup", "import", "decode"). */
+/* The role's name, for messages ("network", "pickup", "import", "decode",
+ * "holder"). */
 const char *hl_sandbox_role_name(enum hl_sandbox_role role);
 
 #endif

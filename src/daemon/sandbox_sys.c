@@ -4,7 +4,8 @@
  * THE ACTIONS, and why.
  *   allow        the lists below.
  *   kill         (SECCOMP_RET_KILL_PROCESS) execve, execveat, fork, vfork,
- *                clone without CLONE_THREAD, ptrace, process_vm_readv,
+ *                clone without CLONE_THREAD (in the key holder, which
+ *                starts no thread, every clone), ptrace, process_vm_readv,
  *                process_vm_writev: nothing the network side does, and the
  *                first things a program that took it over would try (run
  *                a shell, read another process's memory).  The whole
@@ -95,6 +96,42 @@ static const char *const base_calls[] = {
 	"recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
 };
 
+/* The key holder (holder/proc.c) once it has started, instead of
+ * base_calls: what its poll loop, its journal of heads (holder/heads.c)
+ * and a rotation of identity.key (crypto/signer.c) call, and nothing else
+ * (where glibc has two calls for one function, both).  No thread: clone
+ * kills it (clones()).  docs/sandbox.md says why each is there. */
+static const char *const holder_calls[] = {
+	/* memory: malloc, libsodium's locked and guarded pages (mmap and
+	 * mprotect: below, without PROT_EXEC) */
+	"brk", "munmap", "mremap", "madvise", "mlock", "munlock",
+	/* a poll a signal interrupted (SIGTERM, ignored, still wakes it);
+	 * the end */
+	"restart_syscall", "exit_group",
+	/* time: the log's stamps, the journal's records */
+	"clock_gettime", "gettimeofday", "time",
+	/* signals: the SIGSYS handler (kill and tgkill: below, of itself
+	 * only) */
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+	/* its descriptors: the log (stderr), the journal (appended, made
+	 * durable, cut back after a failed write, read to take an item back),
+	 * identity.key read and written anew at a rotation (fchmod 0600) */
+	"read", "write", "close", "fstat", "newfstatat", "statx", "fsync", "fdatasync",
+	"ftruncate", "fchmod",
+	/* paths, where Landlock decides: a segment or identity.key replaced
+	 * (a new file renamed over it, the folder opened to fsync it),
+	 * keyholder.sock removed at the end */
+	"open", "openat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+	/* its loop over the connections */
+	"poll", "ppoll",
+	/* the connections: accepting on keyholder.sock, the asker's uid
+	 * (SO_PEERCRED), requests in, answers out */
+	"accept", "accept4", "getsockopt", "recvfrom", "sendto",
+	/* who it is: raise() in the SIGSYS handler, the asker's uid compared
+	 * with its own; a rotation's next keys */
+	"getpid", "gettid", "geteuid", "getrandom",
+};
+
 /* The network process also listens and accepts. */
 static const char *const network_calls[] = {
 	"bind", "listen", "accept", "accept4",
@@ -103,6 +140,12 @@ static const char *const network_calls[] = {
 #if HL_SANDBOX_SANITIZER
 /* LeakSanitizer's tracer lists the threads with the old getdents. */
 static const char *const sanitizer_calls[] = { "getdents" };
+/* The key holder, whose list is not base_calls: what the sanitizer's
+ * runtime calls besides (its alternate signal stack, set up and taken down
+ * around a process's or thread's life). */
+static const char *const holder_sanitizer_calls[] = {
+	"sigaltstack",
+};
 #endif
 
 static const char *const fatal_calls[] = {
@@ -176,11 +219,12 @@ static int self_only(scmp_filter_ctx ctx, const char *name)
 	return ret ? ret : rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &a);
 }
 
-static int clones(scmp_filter_ctx ctx)
+/* THREADS: whether the role may start threads (all but the holder). */
+static int clones(scmp_filter_ctx ctx, bool threads)
 {
 	/* a thread: CLONE_THREAD set; anything else is a new process */
 	struct scmp_arg_cmp thread = CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
-	int ret = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread);
+	int ret = rule(ctx, threads ? SCMP_ACT_ALLOW : SCMP_ACT_KILL_PROCESS, "clone", 1, &thread);
 #if HL_SANDBOX_SANITIZER
 	/* LeakSanitizer's tracer: CLONE_VM without CLONE_THREAD */
 	struct scmp_arg_cmp tracer[] = { CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
@@ -263,15 +307,18 @@ static int prlimit_rules(scmp_filter_ctx ctx)
 
 static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 {
-	bool net = spec->role == HL_SANDBOX_NETWORK;
-	int ret = rule_list(ctx, SCMP_ACT_ALLOW, base_calls,
-			    sizeof(base_calls) / sizeof(base_calls[0]));
+	bool net = spec->role == HL_SANDBOX_NETWORK, holder = spec->role == HL_SANDBOX_HOLDER;
+	int ret = holder ? rule_list(ctx, SCMP_ACT_ALLOW, holder_calls,
+				     sizeof(holder_calls) / sizeof(holder_calls[0]))
+			 : rule_list(ctx, SCMP_ACT_ALLOW, base_calls,
+				     sizeof(base_calls) / sizeof(base_calls[0]));
 	if (ret == 0 && net)
 		ret = rule_list(ctx, SCMP_ACT_ALLOW, network_calls,
 				sizeof(network_calls) / sizeof(network_calls[0]));
 	/* the network process dials and listens; the pickup and an import
-	 * poke the daemon (AF_UNIX); a decoder makes no socket */
-	size_t nunix = spec->role == HL_SANDBOX_DECODE ? 0 : 1;
+	 * poke the daemon (AF_UNIX); a decoder and the key holder make no
+	 * socket (the holder's listening one was made before) */
+	size_t nunix = spec->role == HL_SANDBOX_DECODE || holder ? 0 : 1;
 	if (ret == 0)
 		ret = net ? families_only(ctx, "socket", network_families,
 					  sizeof(network_families) / sizeof(network_families[0]))
@@ -295,13 +342,16 @@ static int build(scmp_filter_ctx ctx, const struct hl_sandbox_spec *spec)
 	if (ret == 0)
 		ret = prlimit_rules(ctx);
 	if (ret == 0)
-		ret = clones(ctx);
+		ret = clones(ctx, !holder);
 	if (ret == 0)
 		ret = fatal_rules(ctx);
 #if HL_SANDBOX_SANITIZER
 	if (ret == 0)
 		ret = rule_list(ctx, SCMP_ACT_ALLOW, sanitizer_calls,
 				sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]));
+	if (ret == 0 && holder)
+		ret = rule_list(ctx, SCMP_ACT_ALLOW, holder_sanitizer_calls,
+				sizeof(holder_sanitizer_calls) / sizeof(holder_sanitizer_calls[0]));
 #endif
 	return ret;
 }

@@ -312,8 +312,10 @@ static int start(struct holder_proc *p, const char *dir, int dirfd, bool listen)
 	return ret; /* the lock stays held (LOCKFD) until the process ends */
 }
 
-static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool listen)
+static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool listen,
+						   hl_holder_confine *confine)
 {
+	char err[HL_KEYS_ERR_LEN];
 	struct holder_proc *p = xcalloc(1, sizeof(*p));
 	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i <= CLIENTS_MAX; i++)
@@ -323,6 +325,10 @@ static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool 
 	snprintf(p->conn[0].who, sizeof(p->conn[0].who), listen ? "the daemon" : "its command");
 	if (dirfd < 0 || start(p, dir, dirfd, listen) < 0)
 		_exit(1);
+	if (confine && confine(dir, err, sizeof(err)) < 0) {
+		hl_error("key holder: %s", err);
+		_exit(1);
+	}
 	if (listen)
 		hl_info("key holder running (pid %ld)", (long)getpid());
 	serve(p);
@@ -333,10 +339,11 @@ static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool 
 
 void hl_holder_main(const char *dir, int fd)
 {
-	holder_main(dir, fd, true);
+	holder_main(dir, fd, true, NULL);
 }
 
-static int spawn(const char *dir, bool listen, int *fd, pid_t *pid, char *err, size_t errlen)
+static int spawn(const char *dir, bool listen, hl_holder_confine *confine, int *fd, pid_t *pid,
+		 char *err, size_t errlen)
 {
 	int sp[2];
 	pid_t parent = getpid();
@@ -358,19 +365,20 @@ static int spawn(const char *dir, bool listen, int *fd, pid_t *pid, char *err, s
 		int mine = go_private(sp[1], parent);
 		if (mine < 0)
 			_exit(1);
-		holder_main(dir, mine, listen);
+		holder_main(dir, mine, listen, confine);
 	}
 	close(sp[1]);
 	*fd = sp[0];
 	return 0;
 }
 
-int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
+int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
+		    char *err, size_t errlen)
 {
-	return spawn(dir, true, fd, pid, err, errlen);
+	return spawn(dir, true, confine, fd, pid, err, errlen);
 }
 
 int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
 {
-	return spawn(dir, false, fd, pid, err, errlen);
+	return spawn(dir, false, NULL, fd, pid, err, errlen);
 }

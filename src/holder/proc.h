@@ -3,7 +3,9 @@
  * `hotline run` starts it first, before the daemon opens its store or
  * reads anything from the network: a child of the daemon (fork) that
  * alone reads identity.key, is not dumpable, keeps the keys in locked
- * memory, opens no network socket and never opens the store.  It answers
+ * memory, opens no network socket and never opens the store; once it has
+ * started, the daemon's holder runs in a sandbox of its own (below:
+ * hl_holder_confine).  It answers
  * the requests of holder/proto.h with holder/serve.c's rules, on a
  * socketpair to the daemon and on DIR/keyholder.sock (mode 0600; a peer
  * whose uid is not the station's is refused) for the commands and the
@@ -24,11 +26,21 @@
 /* The holder's name in /proc/PID/comm (and so in ps). */
 #define HL_HOLDER_COMM "hotline-keys"
 
-/* Starts the key holder for station DIR.  *FD gets this process's end of
- * the socketpair (close-on-exec), *PID the holder's pid.  The child's
- * own failures (identity.key does not load) reach its stderr and end it:
- * the caller's first request then fails. */
-int hl_holder_spawn(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen);
+/* What a holder does to itself once it has started — its lock, keys,
+ * journal and socket held — and before it reads a request: the daemon's
+ * holder enters its sandbox (daemon/sandbox.h's hl_sandbox_holder, which
+ * this lower layer cannot call, so the daemon hands it down; docs/
+ * sandbox.md).  Runs in the holder, for station DIR; 0, or negative with
+ * ERR set, and the holder then stops. */
+typedef int hl_holder_confine(const char *dir, char *err, size_t errlen);
+
+/* Starts the key holder for station DIR, which enters CONFINE (NULL:
+ * none; station.conf's `Sandbox = off`) before it serves.  *FD gets this
+ * process's end of the socketpair (close-on-exec), *PID the holder's pid.
+ * The child's own failures (identity.key does not load) reach its stderr
+ * and end it: the caller's first request then fails. */
+int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
+		    char *err, size_t errlen);
 
 /* The same for a command while no daemon runs (holder/client.c): the
  * same process, journal and lock, but it serves its socketpair alone (no

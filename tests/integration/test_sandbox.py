@@ -1,5 +1,6 @@
 """The sandbox of the processes that read what the other side sends
-(docs/sandbox.md): the running daemon and its mail pickup child.
+(docs/sandbox.md): the running daemon, its mail pickup child, and the key
+holder (which reads what a compromised network process could send it).
 
 From the outside, as anyone on the machine would look: /proc/PID/status
 shows seccomp in filter mode and no_new_privs, and /proc/PID/mem cannot be
@@ -11,6 +12,15 @@ SIGKILL: the daemon notices, shows it in `status`, and the next run
 imports the mail.  The spawner killed: the daemon says so and stops with
 an error; started again, it has lost nothing.  `Sandbox = off` turns it
 off, and says so.
+
+The key holder: Seccomp 2 and NoNewPrivs 1 while the daemon runs, and the
+station works end to end through it: messages both ways, `hotline key
+rotate` (the holder writes the new identity.key beside the old one and
+renames it over it), and a rotation of its journal's segment
+(keyholder.heads passes 8 MiB with large messages, whose text the journal
+holds: it becomes keyholder.heads.old and a new segment is written and
+renamed into place), all without the holder being stopped (the same pid,
+no SIGSYS line in the log).  `Sandbox = off` leaves it out too.
 
 What the sandbox refuses, call by call, is tests/unit/test_sandbox.c's
 (the same function, applied in a test program); that the station still does
@@ -67,12 +77,20 @@ def children_of(pid):
     return out
 
 
-def spawner_of(daemon_pid):
+def child_named(daemon_pid, comm):
     for c in children_of(daemon_pid):
         with open(f"/proc/{c}/comm") as f:
-            if f.read().strip() == "hotline-spawner":
+            if f.read().strip() == comm:
                 return c
     return None
+
+
+def spawner_of(daemon_pid):
+    return child_named(daemon_pid, "hotline-spawner")
+
+
+def holder_of(daemon_pid):
+    return child_named(daemon_pid, "hotline-keys")
 
 
 def pickup_pid(daemon_pid):
@@ -166,3 +184,46 @@ def test_sandbox_off(net):
     a.start()
     assert proc_status(a.pid)["Seccomp"] == "0"
     assert "Sandbox = off in station.conf" in a.log_text()
+    holder = holder_of(a.pid)
+    assert holder, "no key holder among the daemon's children"
+    assert proc_status(holder)["Seccomp"] == "0"
+    assert "sandbox (holder)" not in a.log_text()
+
+
+def test_key_holder_is_sandboxed(net):
+    a, b, _ = net.pair()
+    holders = {}
+    for st in (a, b):
+        holders[st.name] = holder_of(st.pid)
+        assert holders[st.name], f"{st.name}: no key holder among the daemon's children"
+        assert_sandboxed(holders[st.name], f"{st.name}'s key holder")
+        assert "sandbox (holder): not dumpable, no_new_privs" in st.log_text(), st.log_tail()
+    # messages both ways: items signed, journal appended and fdatasync'd,
+    # DHs for the handshakes, receipts
+    a.send("pyongyang", "to pyongyang, signed by a sandboxed holder", wait=int(scaled(30)))
+    b.send("washington", "and back", wait=int(scaled(30)))
+    # a key rotation: identity.key.new written, fsync'd, renamed, the
+    # folder fsync'd, all by the holder
+    before = a.fingerprint
+    r = a.cmd("key", "rotate")
+    assert "rotat" in r.stdout.lower(), r.stdout + r.stderr
+    a.forget_card()
+    assert a.fingerprint != before
+    assert not os.path.exists(os.path.join(a.dir, "identity.key.new"))
+    a.send("pyongyang", "after the rotation", wait=int(scaled(30)))
+    b.send("washington", "back, after it", wait=int(scaled(30)))
+    # the journal's segment rotates: three messages of 3 MiB of text pass
+    # 8 MiB, the fourth's records start a new segment
+    big = "x" * (3 << 20)
+    ids = [a.send("pyongyang", input=big) for _ in range(3)]
+    ids.append(a.send("pyongyang", "the segment after"))
+    a.wait_delivered(ids, scaled(120))
+    assert os.path.getsize(os.path.join(a.dir, "keyholder.heads.old")) > (8 << 20)
+    assert os.path.getsize(os.path.join(a.dir, "keyholder.heads")) < (1 << 20)
+    a.send("pyongyang", "in the new segment", wait=int(scaled(30)))
+    # the same holders, still confined, never stopped by their sandbox
+    for st in (a, b):
+        st.assert_alive()
+        assert holder_of(st.pid) == holders[st.name], f"{st.name}'s key holder changed"
+        assert proc_status(holders[st.name])["Seccomp"] == "2"
+        assert "hotline: sandbox: system call" not in st.log_text(), st.log_tail()

@@ -1,14 +1,19 @@
 /* test_sandbox.c — daemon/sandbox.c: a process that applied the network
  * process's sandbox (the very function `hotline run` calls), the mail
- * pickup's, a `bundle import`'s or a decoder's (record verify, voice play),
- * then tries what an attacker who took it over would try.  Each
+ * pickup's, a `bundle import`'s, a decoder's (record verify, voice play) or
+ * the key holder's, then tries what an attacker who took it over would try.  Each
  * attempt runs in a child of its own, which reports its outcome by its
  * exit status (0, an errno value) or dies by a signal; the parent asserts
  * the exact outcome the design gives (docs/sandbox.md):
  *   execve, ptrace, process_vm_readv, fork      killed by SIGSYS
  *   a system call not on the list               SIGSYS, after a line on stderr
  *   clone3                                      ENOSYS, and a thread still starts
- *   identity.key, station.conf                  EACCES (Landlock)
+ *                                               (but in the holder: SIGSYS)
+ *   identity.key, station.conf                  EACCES (Landlock), but for
+ *                                               the key holder, whose they are
+ *   a file outside the station, in the holder   EACCES; a folder made: SIGSYS
+ *   what the network process may do and the     SIGSYS (pipe2, connect, bind),
+ *   holder need not                             EPERM (socket)
  *   socket(AF_PACKET), AF_INET in the pickup    EPERM
  *   and the import, any socket in a decoder
  *   the store, the Maildir in a decoder         EACCES; the Maildir in an import too
@@ -16,7 +21,9 @@
  *                                               with AddressSanitizer, whose
  *                                               leak check needs it)
  * and that what the roles need still works (the store, a TCP socket, the
- * Maildir), so that the policy is not simply "refuse everything".  The
+ * Maildir, the holder's rotation of identity.key: a new file beside it,
+ * fsync'd, renamed over it, the folder fsync'd), so that the policy is not
+ * simply "refuse everything".  The
  * Landlock cases skip, saying so, on a kernel without Landlock ABI 2. */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +60,7 @@
 
 static char station[64];
 static char maildir[96];
+static pid_t test_pid;          /* this test's process, the children's parent */
 
 static void touch(const char *dir, const char *name)
 {
@@ -67,6 +75,7 @@ static void touch(const char *dir, const char *name)
 static int setup(void **state)
 {
 	(void)state;
+	test_pid = getpid();
 	snprintf(station, sizeof(station), "/tmp/hl-test-sandbox.XXXXXX");
 	assert_non_null(mkdtemp(station));
 	touch(station, "identity.key");
@@ -235,6 +244,73 @@ static int do_open_maildir(void)
 	return open_in_station("Maildir/new/1.mail", O_RDONLY);
 }
 
+/* A file outside the station that every role but the holder may read
+ * (name resolution's, sandbox_fs.c). */
+static int do_open_hosts(void)
+{
+	int fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	return result(fd);
+}
+
+static int do_mkdir_in_station(void)
+{
+	char *p = xasprintf("%s/newdir", station);
+	int r = mkdir(p, 0700);
+	free(p);
+	return result(r);
+}
+
+/* What the key holder does to rotate identity.key (crypto/signer.c) and
+ * its journal's segment (holder/heads.c): a new file beside the old one,
+ * written, fsync'd, renamed over it, the folder fsync'd. */
+static int do_replace_in_station(void)
+{
+	char *tmp = xasprintf("%s/identity.key.new", station);
+	char *dst = xasprintf("%s/identity.key", station);
+	errno = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), ret = 0;
+	if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, "y", 1) != 1 || fsync(fd) < 0 ||
+	    fdatasync(fd) < 0 || ftruncate(fd, 1) < 0)
+		ret = errno ? errno : WRONG;
+	if (fd >= 0)
+		close(fd);
+	if (ret == 0 && rename(tmp, dst) < 0)
+		ret = errno;
+	int dfd = ret == 0 ? open(station, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (ret == 0 && (dfd < 0 || fsync(dfd) < 0))
+		ret = errno;
+	if (dfd >= 0)
+		close(dfd);
+	free(tmp);
+	free(dst);
+	return ret;
+}
+
+static int do_pipe(void)
+{
+	int p[2];
+	int r = pipe2(p, O_CLOEXEC);
+	if (r == 0) {
+		close(p[0]);
+		close(p[1]);
+	}
+	return result(r);
+}
+
+static int do_bind(void)
+{
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+	return result(bind(3, &sa, sizeof(sa)));
+}
+
+static int do_connect(void)
+{
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+	return result(connect(3, &sa, sizeof(sa)));
+}
+
 static int do_socket_packet(void)
 {
 	int s = socket(AF_PACKET, SOCK_RAW, 0);
@@ -265,7 +341,8 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static int do_clone3_then_thread(void)
+/* clone3 for a thread: 0 when it got ENOSYS. */
+static int do_clone3(void)
 {
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
@@ -273,6 +350,14 @@ static int do_clone3_then_thread(void)
 	long r = syscall(SYS_clone3, &ca, sizeof(ca));
 	if (r >= 0 || errno != ENOSYS)
 		return r >= 0 ? WRONG : errno;
+	return 0;
+}
+
+static int do_clone3_then_thread(void)
+{
+	int r = do_clone3();
+	if (r != 0)
+		return r;
 	pthread_t th;
 	int v = 0;
 	if (pthread_create(&th, NULL, thread_main, &v) != 0 || pthread_join(th, NULL) != 0)
@@ -303,7 +388,7 @@ static int do_kill_other(void)
 {
 	if (kill(getpid(), 0) != 0)
 		return WRONG;
-	return result(kill(getppid(), 0));
+	return result(kill(test_pid, 0));
 }
 
 /* ---- the tests ---- */
@@ -351,8 +436,11 @@ static void check_status(enum hl_sandbox_role role)
 }
 
 static const enum hl_sandbox_role roles[] = { HL_SANDBOX_NETWORK, HL_SANDBOX_PICKUP,
-					       HL_SANDBOX_IMPORT, HL_SANDBOX_DECODE };
+					       HL_SANDBOX_IMPORT, HL_SANDBOX_DECODE,
+					       HL_SANDBOX_HOLDER };
 #define NROLES (sizeof(roles) / sizeof(roles[0]))
+/* The roles kept from identity.key: all but the holder, the last. */
+#define NKEYLESS (NROLES - 1)
 
 static void test_status(void **state)
 {
@@ -384,6 +472,11 @@ static void test_unlisted_call_says_why(void **state)
 	snprintf(want, sizeof(want), "system call %d (add_key)", SYS_add_key);
 	if (!strstr(err, want) || !strstr(err, "network"))
 		fail_msg("stderr does not name the call and the process: '%s'", err);
+	st = run_child(HL_SANDBOX_HOLDER, do_unlisted, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	if (!strstr(err, want) || !strstr(err, "in the holder process"))
+		fail_msg("stderr does not name the call and the holder: '%s'", err);
 }
 
 static void test_clone3_enosys_threads_work(void **state)
@@ -391,6 +484,9 @@ static void test_clone3_enosys_threads_work(void **state)
 	(void)state;
 	expect_exit(HL_SANDBOX_NETWORK, do_clone3_then_thread, 0, "clone3 ENOSYS, then a thread");
 	expect_exit(HL_SANDBOX_PICKUP, do_clone3_then_thread, 0, "pickup: clone3, a thread");
+	/* the holder starts no thread: clone3 gets ENOSYS, clone kills */
+	expect_exit(HL_SANDBOX_HOLDER, do_clone3, 0, "holder: clone3 ENOSYS");
+	expect_sigsys(HL_SANDBOX_HOLDER, do_clone3_then_thread, "holder: a thread");
 }
 
 static void test_files(void **state)
@@ -400,9 +496,14 @@ static void test_files(void **state)
 	expect_exit(HL_SANDBOX_PICKUP, do_open_store, 0, "pickup: the store");
 	expect_exit(HL_SANDBOX_PICKUP, do_open_maildir, 0, "pickup: a mail in new/");
 	expect_exit(HL_SANDBOX_IMPORT, do_open_store, 0, "import: the store");
+	expect_exit(HL_SANDBOX_HOLDER, do_open_identity, 0, "holder: identity.key");
+	expect_exit(HL_SANDBOX_HOLDER, do_replace_in_station, 0, "holder: identity.key replaced");
+	expect_exit(HL_SANDBOX_NETWORK, do_open_hosts, 0, "network: /etc/hosts");
+	expect_sigsys(HL_SANDBOX_HOLDER, do_mkdir_in_station, "holder: a folder");
 	if (!have_landlock())
 		return;
-	for (size_t r = 0; r < NROLES; r++) {
+	expect_exit(HL_SANDBOX_HOLDER, do_open_hosts, EACCES, "holder: /etc/hosts");
+	for (size_t r = 0; r < NKEYLESS; r++) {
 		enum hl_sandbox_role role = roles[r];
 		expect_exit(role, do_open_identity, EACCES, "identity.key");
 		expect_exit(role, do_open_conf, EACCES, "station.conf");
@@ -425,6 +526,20 @@ static void test_sockets(void **state)
 	expect_exit(HL_SANDBOX_IMPORT, do_socket_unix, 0, "import: socket(AF_UNIX), the poke");
 	expect_exit(HL_SANDBOX_DECODE, do_socket_unix, EPERM, "decode: socket(AF_UNIX)");
 	expect_exit(HL_SANDBOX_DECODE, do_socket_inet, EPERM, "decode: socket(AF_INET)");
+	expect_exit(HL_SANDBOX_HOLDER, do_socket_unix, EPERM, "holder: socket(AF_UNIX)");
+	expect_exit(HL_SANDBOX_HOLDER, do_socket_inet, EPERM, "holder: socket(AF_INET)");
+}
+
+/* The holder's list is its own, not the others' (sandbox_sys.c): what the
+ * network process may call, the holder may not (bind and connect are
+ * stopped before they look at their descriptor). */
+static void test_holder_list(void **state)
+{
+	(void)state;
+	expect_exit(HL_SANDBOX_NETWORK, do_pipe, 0, "network: pipe2");
+	expect_sigsys(HL_SANDBOX_HOLDER, do_pipe, "holder: pipe2");
+	expect_sigsys(HL_SANDBOX_HOLDER, do_bind, "holder: bind");
+	expect_sigsys(HL_SANDBOX_HOLDER, do_connect, "holder: connect");
 }
 
 /* ---- the decoder child (hl_sandbox_child) ---- */
@@ -513,11 +628,14 @@ static void test_decoder_child(void **state)
 static void test_no_way_back(void **state)
 {
 	(void)state;
-	/* LeakSanitizer's tracer needs it: allowed in that build only */
-	expect_exit(HL_SANDBOX_NETWORK, do_dumpable_again, HL_SANDBOX_SANITIZER ? 0 : EPERM,
-		    "PR_SET_DUMPABLE 1");
-	expect_exit(HL_SANDBOX_NETWORK, do_prot_exec, EPERM, "PROT_EXEC");
-	expect_exit(HL_SANDBOX_NETWORK, do_kill_other, EPERM, "kill(parent)");
+	static const enum hl_sandbox_role some[] = { HL_SANDBOX_NETWORK, HL_SANDBOX_HOLDER };
+	for (size_t r = 0; r < sizeof(some) / sizeof(some[0]); r++) {
+		/* LeakSanitizer's tracer needs it: allowed in that build only */
+		expect_exit(some[r], do_dumpable_again, HL_SANDBOX_SANITIZER ? 0 : EPERM,
+			    "PR_SET_DUMPABLE 1");
+		expect_exit(some[r], do_prot_exec, EPERM, "PROT_EXEC");
+		expect_exit(some[r], do_kill_other, EPERM, "kill(parent)");
+	}
 }
 
 static void *idle_main(void *arg)
@@ -561,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_clone3_enosys_threads_work),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_sockets),
+		cmocka_unit_test(test_holder_list),
 		cmocka_unit_test(test_no_way_back),
 		cmocka_unit_test(test_refuses_when_threaded),
 		cmocka_unit_test(test_decoder_child),
