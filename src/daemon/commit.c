@@ -15,7 +15,7 @@
  *   2. one commit — one fsync for the whole burst — or, when a hook failed,
  *      a rollback; after a commit, the key holder's word that what it
  *      signed for the burst is durable too (its fdatasync ran meanwhile:
- *      daemon/keys.c, hl_keys_durable);
+ *      hl_commit_durable);
  *   3. the callbacks given to hl_commit_defer() in this turn (the "send"
  *      requests are answered: their messages are durable);
  *   4. the services' after_commit hooks (alarms are acted on; the engines
@@ -32,8 +32,8 @@
  * and a last time when the daemon stops.
  *
  * When the key holder cannot say that what it signed is durable, the
- * pass is held (hl_commit_hold): no pass runs again, nothing more is
- * answered or sent, and the daemon stops.
+ * pass is held: no pass runs again, nothing more is answered or sent,
+ * and the daemon stops at the end of the turn (the STOP it was given).
  *
  * Invariants: the transaction is open only between a join and the next
  * pass's step 2; a deferred callback runs once, in the first pass after it
@@ -45,7 +45,9 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/service.h"
+#include "holder/client.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 struct deferred {
@@ -61,7 +63,27 @@ struct hl_commit {
 	struct deferred *deferred, **deferred_tail;
 	char error[HL_ERRTEXT_LEN];   /* why the last commit failed; "" */
 	bool held;                    /* the key holder's journal failed: no more passes */
+	bool stop_due;                /* held: the daemon stops at the end of this turn */
+	void (*stop)(struct hl_daemon *d);
 };
+
+/* What the key holder signed since the last call is durable in its
+ * journal (holder/client.h, hl_keys_sync); otherwise the pass is held and
+ * the daemon stops at the end of the turn. */
+static int durable(struct hl_daemon *d)
+{
+	struct hl_commit *k = d->commit;
+	int ret = d->keys ? hl_keys_sync(d->keys) : 0;
+	if (ret < 0 && !(k && k->held))
+		hl_error("the key holder cannot make what it signed durable: stopping, with "
+			 "nothing it signed since sent (start the station again once its disk "
+			 "is sound)");
+	if (ret < 0)
+		d->failed = true;
+	if (ret < 0 && k)
+		k->held = k->stop_due = true;
+	return ret;
+}
 
 static void run_deferred(struct hl_daemon *d, bool committed)
 {
@@ -92,13 +114,11 @@ static void pass(struct hl_daemon *d)
 			hl_store_rollback(d->store);
 		k->txn.open = false;
 		k->error[0] = '\0';
-		if (ret == 0 && hl_keys_durable(d) < 0) {
+		if (ret == 0 && durable(d) < 0) {
 			/* Committed, but its signatures may not leave: nothing
 			 * is answered or sent, and the daemon stops. */
-			k->held = true;
 			run_deferred(d, false);
 			hl_services_after_commit(d, false);
-			hl_daemon_stop(d);
 			return;
 		}
 		if (ret < 0) {
@@ -117,13 +137,23 @@ static void on_check(uv_check_t *h)
 {
 	struct hl_daemon *d = h->data;
 	struct hl_commit *k = d->commit;
-	if (!k->due)
-		return;
-	k->due = false;
-	pass(d);
+	if (k->due) {
+		k->due = false;
+		pass(d);
+	}
+	if (k->stop_due) {
+		k->stop_due = false;
+		k->stop(d);
+	}
 }
 
-int hl_commit_start(struct hl_daemon *d, char *err, size_t errlen)
+int hl_commit_durable(struct hl_daemon *d)
+{
+	return durable(d);
+}
+
+int hl_commit_start(struct hl_daemon *d, void (*stop)(struct hl_daemon *d), char *err,
+		    size_t errlen)
 {
 	int ret = hl_store_open(d->dir, &d->store);
 	if (ret < 0) {
@@ -133,6 +163,7 @@ int hl_commit_start(struct hl_daemon *d, char *err, size_t errlen)
 	}
 	struct hl_commit *k = xcalloc(1, sizeof(*k));
 	k->txn.store = d->store;
+	k->stop = stop;
 	k->deferred_tail = &k->deferred;
 	uv_check_init(&d->loop, &k->check);
 	k->check.data = d;
@@ -155,12 +186,6 @@ void hl_commit_stop(struct hl_daemon *d)
 	 * (the ACKs may not make it out; the peer resends, harmlessly). */
 	pass(d);
 	uv_close((uv_handle_t *)&k->check, on_check_closed);
-}
-
-void hl_commit_hold(struct hl_daemon *d)
-{
-	if (d->commit)
-		d->commit->held = true;
 }
 
 void hl_commit_close(struct hl_daemon *d)

@@ -11,14 +11,21 @@
 struct hl_daemon;
 struct hl_txn;
 
-/* Opens the station's store (d->store) and arms the end-of-turn pass. */
-int hl_commit_start(struct hl_daemon *d, char *err, size_t errlen);
+/* Opens the station's store (d->store) and arms the end-of-turn pass;
+ * STOP stops the daemon (from the end of a turn) when the key holder
+ * cannot make what it signed durable. */
+int hl_commit_start(struct hl_daemon *d, void (*stop)(struct hl_daemon *d), char *err,
+		    size_t errlen);
 /* The daemon stops: the last pass runs now (what was written is committed,
  * and its after-commit work done), then the pass is disarmed. */
 void hl_commit_stop(struct hl_daemon *d);
-/* What the key holder signed may not leave (its journal failed): no pass
- * runs from now on; the daemon stops. */
-void hl_commit_hold(struct hl_daemon *d);
+/* What the key holder signed for the daemon since the last call is
+ * durable in its journal: called after every commit of the store, before
+ * anything written in it leaves (the pass does it after its own commit;
+ * key rotation after its own transactions).  On failure (logged,
+ * d->failed) nothing signed since may leave: no pass runs again and the
+ * daemon stops at the end of the turn. */
+int hl_commit_durable(struct hl_daemon *d);
 /* After the loop has ended: anything still open is rolled back, the store
  * closed. */
 void hl_commit_close(struct hl_daemon *d);

@@ -224,7 +224,7 @@ static int start_loop_parts(struct hl_daemon *d, char *err)
 		return ret;
 
 	hl_reload_watch(d);
-	ret = hl_commit_start(d, err, HL_DAEMON_ERR_LEN);
+	ret = hl_commit_start(d, hl_daemon_stop, err, HL_DAEMON_ERR_LEN);
 	if (ret < 0)
 		return ret;
 	ret = enter_sandbox(d, err);

@@ -224,12 +224,6 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen);
 void hl_keys_watch(struct hl_daemon *d, void (*gone)(struct hl_daemon *d));
 void hl_keys_unwatch(struct hl_daemon *d);
 void hl_keys_end(struct hl_daemon *d);
-/* What the holder signed for the daemon since the last call is durable in
- * its journal; called after each store commit, before anything it wrote
- * leaves (holder/client.h, hl_keys_sync).  On failure (logged, d->failed)
- * nothing signed since may leave: the caller holds the group commit
- * (hl_commit_hold) and stops the daemon. */
-int hl_keys_durable(struct hl_daemon *d);
 
 /* reload.c: station.conf read again (ERR: why not, when not). */
 int hl_daemon_reload(struct hl_daemon *d, char *err, size_t errlen);

@@ -127,18 +127,6 @@ void hl_keys_unwatch(struct hl_daemon *d)
 	uv_close((uv_handle_t *)&d->holder_poll, on_poll_closed);
 }
 
-int hl_keys_durable(struct hl_daemon *d)
-{
-	int ret = d->keys ? hl_keys_sync(d->keys) : 0;
-	if (ret < 0 && !d->failed)
-		hl_error("the key holder cannot make what it signed durable: stopping, with "
-			 "nothing it signed since sent (start the station again once its disk "
-			 "is sound)");
-	if (ret < 0)
-		d->failed = true;
-	return ret;
-}
-
 void hl_keys_end(struct hl_daemon *d)
 {
 	/* Closing the socketpair ends the holder; then it is reaped. */

@@ -77,9 +77,7 @@ static int complete(struct hl_daemon *d, unsigned reason, size_t *chains)
 		ret = hl_store_commit(d->store);
 	else
 		hl_store_rollback(d->store);
-	if (ret == 0 && (ret = hl_keys_durable(d)) < 0)
-		hl_commit_hold(d);   /* the caller stops: the daemon does not start */
-	return ret;
+	return ret == 0 ? hl_commit_durable(d) : ret;
 }
 
 static const char *keys_error(struct hl_daemon *d, int ret)
@@ -226,12 +224,9 @@ json_t *hl_rotation_control(struct hl_daemon *d, const struct hl_ctl_request *re
 		ret = hl_store_commit(d->store);
 	else
 		hl_store_rollback(d->store);
-	if (ret == 0 && (ret = hl_keys_durable(d)) < 0) {
-		hl_commit_hold(d);
-		hl_daemon_stop(d);
+	if (ret == 0 && hl_commit_durable(d) < 0)
 		return hl_ctl_error("the key holder cannot make the rotation durable: the "
-				    "daemon stopped (see its log)");
-	}
+				    "daemon stops (see its log)");
 	if (ret < 0) {
 		snprintf(msg, sizeof(msg), "%s holds the new keys, but the chains could not be "
 			 "told (%s): restart the daemon to complete the rotation",
