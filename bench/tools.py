@@ -374,7 +374,7 @@ HOW = """\
   are taken; a sampler reads the receiver's status 5 times a second to check that a
   document was arriving.
 - `handshakes.hotline` and `memory.per_idle_link`: `build/bench/bench_links`, a client
-  built on hotline's own link state machine (`src/link`), dials one daemon with pinned
+  built on hotline's own session state machine (`src/session`), dials one daemon with pinned
   keys (1,000 peers in its `station.conf`, no Address, so the daemon only answers). The
   memory figure is the daemon's VmRSS after 1,000 sessions are confirmed and idle for 2 s,
   minus its VmRSS with the same 1,000 peers pinned and no session, divided by 1,000.

@@ -12,11 +12,11 @@
  *     with its receiving CipherState (the initiator's c1).
  *   mode bit 0 set: an initiator writes message 1, reads the frame as
  *     message 2, splits, and decrypts the transport frames with c2.
- *   mode bit 1 set: the frame is message 1's payload, decoded as link.c
- *     decodes it (hl_msg1_payload_decode, link/replay.h) and put to the
+ *   mode bit 1 set: the frame is message 1's payload, decoded as session.c
+ *     decodes it (hl_msg1_payload_decode, session/replay.h) and put to the
  *     timestamp rule; nothing else.
  *   mode bit 2 set (responder): the static key message 1 names is refused
- *     as link.c refuses an unpinned one, from the hook that runs before the
+ *     as session.c refuses an unpinned one, from the hook that runs before the
  *     ss DH (hl_noise_hs_set_rs_check).
  *
  * A message 1 the responder accepts has its payload decoded too.
@@ -34,7 +34,7 @@
 #include <sodium.h>
 
 #include "crypto/noise.h"
-#include "link/replay.h"
+#include "session/replay.h"
 #include "util/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

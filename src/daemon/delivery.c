@@ -337,7 +337,7 @@ static void delivery_session_up(struct hl_peer *p, struct hl_conn *c, bool repla
 	 * may hold this peer's last records from the session just replaced). */
 	hl_commit_flush(d);
 	p->lowat = 0;
-	hl_engine_attach(p->engine, c->link, uv_now(&d->loop));
+	hl_engine_attach(p->engine, c->machine, uv_now(&d->loop));
 	apply_lowat(p, c);
 }
 

@@ -10,7 +10,7 @@
  *       queue's cursor is done (send.c).
  *   I2. nloaded equals the number of entries in the four queues, and is at
  *       most OUT_WINDOW plus the acknowledged-with-parts entries (send.c).
- *   I3. Nothing is sent unless the link is attached and the peer's RESUME
+ *   I3. Nothing is sent unless the session is attached and the peer's RESUME
  *       arrived (synced), and no ACK, REFUSE or receipt is sent while the
  *       shared transaction holds writes this engine made (they go out in
  *       postcommit()).
@@ -30,7 +30,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 
-/* REFUSEs waiting for the link to take them, per peer. */
+/* REFUSEs waiting for the session to take them, per peer. */
 #define REFUSALS_OWED_MAX 4096
 
 /* ---- the transaction ---- */
@@ -180,7 +180,7 @@ void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32]
 
 int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
-	return hl_link_send(e->link, type, body, len, now);
+	return hl_session_send(e->session, type, body, len, now);
 }
 
 static int send_ack(hl_engine *e, uint64_t now)
@@ -203,15 +203,15 @@ static int send_ack(hl_engine *e, uint64_t now)
 	return ret;
 }
 
-/* What the peer must be told and the link could not take yet (its output
+/* What the peer must be told and the session could not take yet (its output
  * above the high-water mark): the ACK (made afresh when sent, so it says
- * everything committed by then) and the REFUSEs, in order.  The link calls
+ * everything committed by then) and the REFUSEs, in order.  The session calls
  * on_writable once it drains, and the pump sends them first.  Only between
  * transactions: inside one, the store's view includes writes not yet
  * committed, which must not be acknowledged (invariant I3). */
 void eng_send_owed(hl_engine *e, uint64_t now)
 {
-	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
+	if (!e->session || hl_session_state(e->session) != HL_SESSION_OPEN || e->env.txn->open)
 		return;
 	if (e->ack_owed) {
 		int ret = send_ack(e, now);

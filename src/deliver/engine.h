@@ -1,9 +1,9 @@
 /* deliver/engine.h — the messages protocol (docs/messages.md) for one
  * peer: what to send, in which order, and what to do with what arrives.
- * It sits between a link (link/link.h: an authenticated session that
+ * It sits between a session (session/session.h: an authenticated connection that
  * carries records) and the store, and knows nothing of sockets or the event
  * loop: the daemon calls it when a session opens or closes, when a record
- * arrives, when the link can take more bytes, and around each commit.
+ * arrives, when the session can take more bytes, and around each commit.
  *
  * Group commit.  Everything the engines of all peers write while the
  * daemon handles one burst of input goes into one store transaction (struct
@@ -22,7 +22,7 @@
 
 #include "conf/config.h"
 #include "crypto/signer.h"
-#include "link/link.h"
+#include "session/session.h"
 #include "store/store.h"
 
 /* The receiver's unit of CREDIT (docs/messages.md): it credits every
@@ -101,19 +101,19 @@ void hl_engine_free(hl_engine *e);
 
 /* A session with the peer is OPEN: sends this side's state (ACK, RESUME,
  * outstanding REFUSEs); sending starts when the peer's RESUME arrives. */
-void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now_ms);
+void hl_engine_attach(hl_engine *e, hl_session *session, uint64_t now_ms);
 /* The session is gone (closed or replaced). */
 void hl_engine_detach(hl_engine *e);
 
 /* A record of the messages protocol arrived.  A negative return is a
  * protocol violation or a local failure that ends the session: the caller
- * closes the link (hl_engine_error() says why).
+ * closes the session (hl_engine_error() says why).
  *
- * Also called with no link attached, by `bundle import` (bundle/import.c):
+ * Also called with no session attached, by `bundle import` (bundle/import.c):
  * ITEM, CHUNK and ACK records from a courier bundle go through this same
  * receive path, so a message is stored once by (peer, seq) and id whatever
  * path brought it.  Nothing is sent then: postcommit() sends only on an
- * attached link, and the receipts precommit() authors wait in the store
+ * attached session, and the receipts precommit() authors wait in the store
  * for the next session or bundle. */
 int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now_ms);
@@ -135,7 +135,7 @@ bool hl_engine_holding(const hl_engine *e);
  * session starts clean.  Reading it clears it. */
 bool hl_engine_restart(hl_engine *e);
 
-/* Sends what the link will take now. */
+/* Sends what the session will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
 /* After env.wake: sends CREDIT for what the parts' workers took in, when
  * due (docs/messages.md, CREDIT). */

@@ -225,11 +225,11 @@ static int send_resume(hl_engine *e, uint64_t now)
 	return ret;
 }
 
-void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
+void hl_engine_attach(hl_engine *e, hl_session *session, uint64_t now)
 {
 	held_drop(e); /* an earlier session's: never acknowledged, resent */
 	hl_stage_reset(e->stage);
-	e->link = link;
+	e->session = session;
 	e->synced = false;
 	e->error[0] = '\0';
 	eng_queues_clear(e);
@@ -242,13 +242,13 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
 	}
 	/* eng_in_clear() stopped the parts' workers: the counters are ours. */
-	e->credit_on = (hl_link_own_flags(link) & hl_link_peer_flags(link) &
+	e->credit_on = (hl_session_own_flags(session) & hl_session_peer_flags(session) &
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
 	free(e->flow);   /* each session measures its path afresh */
 	e->flow = NULL;
-	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
+	e->stage_on = (hl_session_peer_flags(session) & HL_HELLO_FLAG_STAGE) != 0;
 	e->first_ack = true;
 	e->restart = false;
 	e->resync_hold = 0;
@@ -286,7 +286,7 @@ void hl_engine_detach(hl_engine *e)
 {
 	held_drop(e);
 	hl_stage_reset(e->stage);
-	e->link = NULL;
+	e->session = NULL;
 	e->synced = false;
 	eng_queues_clear(e);
 	free(e->flow);
@@ -378,7 +378,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 	for (size_t i = 0; i < e->nev; i++)
 		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
-	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
+	if (e->session && hl_session_state(e->session) == HL_SESSION_OPEN) {
 		e->ack_owed = e->ack_owed || e->need_ack;
 		hl_engine_refresh(e);
 		hl_engine_pump(e, now); /* what is owed first */
@@ -455,7 +455,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	e->cur_verdict = -1;
 	e->scratch = xmalloc(sizeof(*e->scratch));
 	e->refuse_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(20, 60);
-	/* A bundle's engine (no link) sees the peer's ACK too. */
+	/* A bundle's engine (no session) sees the peer's ACK too. */
 	e->first_ack = true;
 	if (hl_store_resync_pending(env->txn->store, e->peer_id, &e->resync) < 0)
 		e->resync = true;

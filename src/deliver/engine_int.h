@@ -142,7 +142,7 @@ struct hl_engine {
 	uint8_t peer_noise[32];
 	char peer_name[HL_NAME_MAX + 1];
 
-	hl_link *link;
+	hl_session *session;
 	bool synced;                 /* the peer's RESUME of this session arrived */
 	struct resume_map resume;
 
@@ -171,7 +171,7 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
-	bool ack_owed;               /* an ACK the link could not take yet */
+	bool ack_owed;               /* an ACK the session could not take yet */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
 

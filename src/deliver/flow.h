@@ -15,7 +15,7 @@
  *     start does), 5/4 once three round trips in a row brought no quarter
  *     more (the pipe is full: a quarter of a round trip may queue in the
  *     path, and a faster path is still found, a quarter more each round);
- *   - what may wait ahead of an urgent record at this end (the link's
+ *   - what may wait ahead of an urgent record at this end (the session's
  *     queue, and the socket's unsent bytes, which the daemon bounds with
  *     TCP_NOTSENT_LOWAT): what the path delivers in HL_FLOW_BUDGET_US at the
  *     measured rate, between HL_FLOW_AHEAD_MIN and HL_FLOW_AHEAD_MAX;

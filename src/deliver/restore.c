@@ -48,7 +48,7 @@ int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost)
 	return 0;
 }
 
-/* RECLAIM and RETURN go out first in pump(): a busy link (chunks of a
+/* RECLAIM and RETURN go out first in pump(): a busy session (chunks of a
  * document) only delays them. */
 static int send_reclaim(hl_engine *e, uint64_t seq)
 {
@@ -94,7 +94,7 @@ static int resync_done(hl_engine *e, const char *how)
 		return ret;
 	hl_info("peer %s: resynchronised after a restore: %s", e->peer_name, how);
 	e->resync = false;
-	e->restart = e->link != NULL;
+	e->restart = e->session != NULL;
 	return 0;
 }
 
@@ -117,8 +117,8 @@ int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a)
 			 (unsigned long long)hold, (unsigned long long)head.seq);
 		return resync_done(e, how);
 	}
-	if (!e->link) {
-		/* A bundle's ACK: the items come back over the link only. */
+	if (!e->session) {
+		/* A bundle's ACK: the items come back over a session only. */
 		hl_warn("peer %s holds our chain up to %llu, this store only up to %llu (restored "
 			"from an older backup): the daemon gets them back once the link is up",
 			e->peer_name, (unsigned long long)hold, (unsigned long long)head.seq);
@@ -147,7 +147,7 @@ int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
 	}
 	/* One answer pending at a time: an honest peer asks for the next
 	 * only once it has the last. */
-	if (e->link && ++e->reclaims <= OUT_WINDOW)
+	if (e->session && ++e->reclaims <= OUT_WINDOW)
 		e->return_pending = seq;
 	return 0;
 }

@@ -7,8 +7,8 @@
  * seq order; each queue has a cursor at its first entry not yet done (item
  * sent and every part sent).  pump() repeatedly takes the most urgent
  * queue whose cursor is not at the end and sends that entry's ITEM or its
- * next CHUNK, until the link refuses more or, with CREDIT, the chunk
- * would take the data in flight past the window or the link's queue past
+ * next CHUNK, until the session refuses more or, with CREDIT, the chunk
+ * would take the data in flight past the window or the session's queue past
  * what may wait ahead (both sized in time by deliver/flow.h, which also
  * sizes the chunks).  So a FLASH message waits for at most that, and
  * within a precedence messages go strictly one after another.
@@ -520,7 +520,7 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 
 void hl_engine_pump(hl_engine *e, uint64_t now)
 {
-	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+	if (!e->session || hl_session_state(e->session) != HL_SESSION_OPEN)
 		return;
 	eng_send_owed(e, now);
 	if (e->reclaim_pending || e->return_pending)
@@ -530,10 +530,10 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
 	/* All taken so far: the pump after a burst's commit ends the burst
-	 * (and a CREDIT the link refused before goes now). */
+	 * (and a CREDIT the session refused before goes now). */
 	eng_credit_maybe(e, now, true);
 	eng_stage_send_staged(e, now);
-	while (hl_link_writable_or_notify(e->link)) {
+	while (hl_session_writable_or_notify(e->session)) {
 		struct out_queue *q = NULL;
 		struct out_entry *x = pick(e, &q, now);
 		/* Staged bytes go when nothing as urgent waits. */
@@ -582,7 +582,7 @@ int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 	if (e->first_ack) {
 		e->first_ack = false;
 		uint64_t lost = 0;
-		if (e->link && (ret = eng_peer_lost(e, a, &lost)) < 0)
+		if (e->session && (ret = eng_peer_lost(e, a, &lost)) < 0)
 			goto out;
 		if (lost && e->synced) {
 			/* The window was loaded already: load it again, with them. */

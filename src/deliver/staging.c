@@ -39,7 +39,7 @@ bool eng_stage_waiting(const struct out_entry *x, uint64_t now)
 
 /* Sends one STAGE record of a part whose precedence is above ABOVE: 1 when
  * one went, 0 when none had bytes (or CREDIT holds them back: the peer's
- * next CREDIT pumps again), negative when the link took nothing.  The only
+ * next CREDIT pumps again), negative when the session took nothing.  The only
  * place STAGE records are sent. */
 int eng_stage_pump(hl_engine *e, int above, uint64_t now)
 {
@@ -120,7 +120,7 @@ int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 		eng_set_error(e, "malformed STAGE record");
 		return ret;
 	}
-	if (!e->link)
+	if (!e->session)
 		return 0; /* a bundle: nothing is staged from one */
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment
 						 : HL_DEFAULT_MAX_ATTACHMENT;
@@ -156,7 +156,7 @@ int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
 		    const char *path, uint64_t size, uint64_t now)
 {
-	if (!e->link || !e->synced || !eng_prec_valid(prec))
+	if (!e->session || !e->synced || !eng_prec_valid(prec))
 		return HL_ESTATE;
 	if (!e->stage_on)
 		return HL_EUNSUPP; /* the peer would ignore it: its parts would wait */
@@ -165,5 +165,5 @@ int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, un
 
 bool hl_engine_staging(const hl_engine *e)
 {
-	return e->link && hl_stage_out_active(e->stage);
+	return e->session && hl_stage_out_active(e->stage);
 }
