@@ -1,10 +1,10 @@
 /* fuzz_session.c — the session state machine (session/session.c), two sessions back to
  * back, driven by a program the fuzzer writes: deliver some bytes either
- * way, corrupt them, inject arbitrary frames, let time pass, send records,
+ * way, corrupt them, inject arbitrary frames, let time pass, send packets,
  * close.  Oracles: the state machine's invariants after every step
  * (hl_session_check_invariants, which works in this NDEBUG build), deadlines
  * that move forward, callbacks only in the states that allow them, and
- * records arriving intact when nothing was corrupted.
+ * packets arriving intact when nothing was corrupted.
  *
  * Message 1 carries a timestamp (docs/protocol.md section 2.1) unless the
  * first byte of the input has its top bit set (then an empty payload, as
@@ -20,7 +20,7 @@
 
 #include "session/session.h"
 #include "util/err.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
@@ -65,9 +65,9 @@ static struct randombytes_implementation rng_impl = {
 
 struct side {
 	hl_session *l;
-	int confirmed, closed, records;
+	int confirmed, closed, packets;
 	size_t inflight;          /* taken, not yet reported done */
-	uint8_t sent_type;        /* the other side's last record, for the intact check */
+	uint8_t sent_type;        /* the other side's last packet, for the intact check */
 	uint16_t sent_len;
 };
 
@@ -119,15 +119,15 @@ static void cb_record(void *user, hl_session *l, uint8_t type, const uint8_t *bo
 	struct side *s = user;
 	struct side *other = s == &sides[0] ? &sides[1] : &sides[0];
 	CHECK(hl_session_state(l) == HL_SESSION_OPEN);
-	CHECK(hl_record_classify(type) == HL_RECCLASS_APP);
-	CHECK(len <= HL_RECORD_BODY_MAX);
+	CHECK(hl_packet_classify(type) == HL_PKTCLASS_APP);
+	CHECK(len <= HL_PACKET_BODY_MAX);
 	if (!tampered) {
 		/* Bodies are filled with the type byte: intact means all of them. */
 		CHECK(type == other->sent_type && len == other->sent_len);
 		for (size_t i = 0; i < len; i++)
 			CHECK(body[i] == type);
 	}
-	s->records++;
+	s->packets++;
 }
 
 static void cb_writable(void *user, hl_session *l)
@@ -147,7 +147,7 @@ static void cb_closed(void *user, hl_session *l)
 static const struct hl_session_ops ops = {
 	.authorize = cb_authorize,
 	.on_confirmed = cb_confirmed,
-	.on_record = cb_record,
+	.on_packet = cb_record,
 	.on_writable = cb_writable,
 	.on_closed = cb_closed,
 	.admit = cb_admit,
@@ -206,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(key, 0x52, 32);
 		if (hl_signer_from_raw_for_tests(&rkey, key, key) < 0)
 			abort();
-		body = malloc(HL_RECORD_BODY_MAX);
+		body = malloc(HL_PACKET_BODY_MAX);
 		inited = true;
 	}
 	memset(rng_seed, 0x5a, sizeof(rng_seed));
@@ -259,18 +259,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			hl_session_tick(b->l, now);
 			break;
 		}
-		case 5: { /* an application record */
+		case 5: { /* an application packet */
 			uint8_t type = NEXT();
 			size_t hi = NEXT();
-			size_t len = (hi << 8 | NEXT()) % (HL_RECORD_BODY_MAX + 2);
-			if (len <= HL_RECORD_BODY_MAX)
+			size_t len = (hi << 8 | NEXT()) % (HL_PACKET_BODY_MAX + 2);
+			if (len <= HL_PACKET_BODY_MAX)
 				memset(body, type, len);
 			int ret = hl_session_send(a->l, type, body, len, now);
 			if (ret == 0) {
 				CHECK(hl_session_state(a->l) == HL_SESSION_OPEN);
 				a->sent_type = type;
 				a->sent_len = (uint16_t)len;
-				/* One record in flight at a time keeps the intact check exact. */
+				/* One packet in flight at a time keeps the intact check exact. */
 				deliver(a, b, SIZE_MAX, -1, now);
 			}
 			break;

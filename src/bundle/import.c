@@ -2,10 +2,10 @@
  * (bundle.h, docs/bundle.md section 6).
  *
  * Two passes over the same bytes.  The first decrypts every frame and
- * checks every record (bundle/format.h: items verify, parts match their
+ * checks every packet (bundle/format.h: items verify, parts match their
  * hashes, END is last) and touches nothing.  Only when all of it holds
- * does the second pass decrypt again and hand each record to the delivery
- * engine's receive path (hl_engine_on_record with no link), checking
+ * does the second pass decrypt again and hand each packet to the delivery
+ * engine's receive path (hl_engine_on_packet with no link), checking
  * again as it goes, inside one store transaction, which commits only when
  * the second pass ends clean.  So a corrupt, truncated or forged bundle
  * leaves nothing behind, and a good one is stored exactly once: the engine
@@ -24,7 +24,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct importer {
 	const hl_station_conf *conf;
@@ -88,19 +88,19 @@ static int on_sender(void *arg, const uint8_t noise_pub[static 32])
 	return 0;
 }
 
-static int on_record(void *arg, const uint8_t *rec, size_t len)
+static int on_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	struct importer *im = arg;
-	int ret = hl_bundle_check_record(&im->check, rec, len);
+	int ret = hl_bundle_check_packet(&im->check, rec, len);
 	if (ret < 0) {
 		snprintf(im->err, sizeof(im->err), "%s", im->check.err);
 		return ret;
 	}
-	if (!im->engine || rec[1] == HL_REC_BUNDLE_END)
+	if (!im->engine || rec[1] == HL_PKT_BUNDLE_END)
 		return 0;
-	/* checked above: a version 1 record of ITEM, CHUNK or ACK */
-	ret = hl_engine_on_record(im->engine, rec[1], rec + HL_RECORD_HDR_LEN,
-				  len - HL_RECORD_HDR_LEN, im->now);
+	/* checked above: a version 1 packet of ITEM, CHUNK or ACK */
+	ret = hl_engine_on_packet(im->engine, rec[1], rec + HL_PACKET_HDR_LEN,
+				  len - HL_PACKET_HDR_LEN, im->now);
 	if (ret < 0)
 		snprintf(im->err, sizeof(im->err), "cannot store it: %s", hl_engine_error(im->engine));
 	return ret;
@@ -153,7 +153,7 @@ static hl_signer *previous_for(const hl_signer *me, const uint8_t *buf, size_t l
 /* One pass over the bundle; the check is whole only at its end. */
 static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-	struct hl_bundle_open_cb cb = { .sender = on_sender, .record = on_record, .arg = im };
+	struct hl_bundle_open_cb cb = { .sender = on_sender, .packet = on_packet, .arg = im };
 	im->err[0] = '\0';
 	int ret = hl_bundle_open(buf, len, im->opener, &cb, err, errlen);
 	if (ret < 0 && im->err[0])
@@ -188,7 +188,7 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 	stats->chunks = im->check.chunks;
 	stats->acks = im->check.acks;
 
-	/* 2: the same records through the engine, in one transaction */
+	/* 2: the same packets through the engine, in one transaction */
 	struct hl_engine_env env = {
 		.dir = dir, .txn = &txn, .me = me, .max_attachment = conf->max_attachment,
 		.quota_bytes = conf->quota_bytes, .reserve_bytes = conf->reserve_bytes,

@@ -318,11 +318,11 @@ static void session_confirmed(void *user, hl_session *session)
 	c->d->conn_events->confirmed(c->peer, c);
 }
 
-static void session_record(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
+static void session_packet(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_conn *c = user;
 	(void)session;
-	hl_services_record(c, type, body, len);   /* delivery, calls: service.h */
+	hl_services_packet(c, type, body, len);   /* delivery, calls: service.h */
 }
 
 static void session_writable(void *user, hl_session *session)
@@ -369,7 +369,7 @@ static void session_closed(void *user, hl_session *session)
 static const struct hl_session_ops session_ops = {
 	.authorize = session_authorize,
 	.on_confirmed = session_confirmed,
-	.on_record = session_record,
+	.on_packet = session_packet,
 	.on_writable = session_writable,
 	.on_closed = session_closed,
 	.admit = session_admit,

@@ -42,7 +42,7 @@
 #include "session/session.h"
 #include "session/replay.h"
 #include "util/log.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define HL_MAX_UNAUTH 64              /* inbound connections before message 1 */
 #define HL_MAX_PENDING_PER_PEER 8     /* unconfirmed inbound per peer, empty payloads */
@@ -196,7 +196,7 @@ struct hl_daemon {
 	hl_store *store;
 	struct hl_commit *commit;
 	/* The services (service.h): the table, how many have started, and
-	 * which one each record type of the messages protocol goes to. */
+	 * which one each packet type of the messages protocol goes to. */
 	const struct hl_service *const *services;
 	size_t n_services, n_started;
 	const struct hl_service *rec_owner[256];

@@ -3,7 +3,7 @@
  * of the peer's chain within it (the cache the chain rules read, moved by
  * every position stored); the last error; the events for the operator;
  * the ACK and REFUSEs owed to the peer, sent between transactions;
- * sending a record; and the engine's invariants, checked by
+ * sending a packet; and the engine's invariants, checked by
  * eng_check_invariants() in debug builds:
  *
  *   I1. Every queue is in increasing seq order; every entry before a
@@ -178,7 +178,7 @@ void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32]
 	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
-int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
+int eng_send_pkt(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
 	return hl_session_send(e->session, type, body, len, now);
 }
@@ -187,7 +187,7 @@ static int send_ack(hl_engine *e, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
 	struct hl_chain_head head;
-	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
+	struct hl_pkt_ack *a = xcalloc(1, sizeof(*a));
 	size_t n = 0, len;
 	int ret = hl_store_in_contiguous(st, e->peer_id, &head);
 	if (ret == 0)
@@ -195,10 +195,10 @@ static int send_ack(hl_engine *e, uint64_t now)
 	if (ret == 0) {
 		a->base = head.seq;
 		a->n = (uint16_t)n;
-		ret = hl_rec_ack_encode(a, e->rec, HL_RECORD_BODY_MAX, &len);
+		ret = hl_pkt_ack_encode(a, e->rec, HL_PACKET_BODY_MAX, &len);
 	}
 	if (ret == 0)
-		ret = eng_send_rec(e, HL_REC_ACK, e->rec, len, now);
+		ret = eng_send_pkt(e, HL_PKT_ACK, e->rec, len, now);
 	free(a);
 	return ret;
 }
@@ -225,9 +225,9 @@ void eng_send_owed(hl_engine *e, uint64_t now)
 	for (; i < e->nref; i++) {
 		size_t len;
 		struct refusal *r = &e->refusals[i];
-		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
-					 HL_RECORD_BODY_MAX, &len) == 0 &&
-		    eng_send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
+		if (hl_pkt_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
+					 HL_PACKET_BODY_MAX, &len) == 0 &&
+		    eng_send_pkt(e, HL_PKT_REFUSE, e->rec, len, now) == -EAGAIN)
 			break;
 	}
 	if (i > 0 && i < e->nref)

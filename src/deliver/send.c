@@ -13,7 +13,7 @@
  * sizes the chunks).  So a FLASH message waits for at most that, and
  * within a precedence messages go strictly one after another.
  *
- * Here too: the ITEM and CHUNK records of our items, built one way for a
+ * Here too: the ITEM and CHUNK packets of our items, built one way for a
  * session and for bundle export (send.h), and what the peer says about our
  * items (ACK, RESUME, REFUSE, CREDIT, STAGED).  The window and CREDIT are
  * credit.c's.  The queues keep invariants I1 and I2 (base.c). */
@@ -356,7 +356,7 @@ void hl_engine_refresh(hl_engine *e)
 
 /* ---- sending ---- */
 
-int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
+int hl_send_item_packet(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
 			uint8_t *rec, size_t *len, struct hl_item_row *irow,
 			struct hl_msg_row *row, char *err, size_t errlen)
 {
@@ -369,7 +369,7 @@ int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *it
 			 hl_store_errmsg(st));
 		return ret;
 	}
-	if ((ret = hl_rec_item_encode(itembuf, irow->encoded_len, rec, HL_RECORD_BODY_MAX,
+	if ((ret = hl_pkt_item_encode(itembuf, irow->encoded_len, rec, HL_PACKET_BODY_MAX,
 				      len)) < 0) {
 		snprintf(err, errlen, "item %llu does not fit a record", (unsigned long long)seq);
 		return ret;
@@ -400,7 +400,7 @@ int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *it
 		c.body_len = row->body_size;
 	}
 	size_t clen;
-	ret = hl_msg_content_encode(&c, rec + *len, HL_RECORD_BODY_MAX - *len, &clen);
+	ret = hl_msg_content_encode(&c, rec + *len, HL_PACKET_BODY_MAX - *len, &clen);
 	if (ret < 0) {
 		snprintf(err, errlen, "message %llu does not fit a record", (unsigned long long)seq);
 		return ret;
@@ -415,7 +415,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	struct hl_msg_row row = { 0 };
 	char err[sizeof(e->error)];
 	size_t len;
-	int ret = hl_send_item_record(e->env.txn->store, e->peer_id, x->seq, e->itembuf, e->rec,
+	int ret = hl_send_item_packet(e->env.txn->store, e->peer_id, x->seq, e->itembuf, e->rec,
 				      &len, &irow, &row, err, sizeof(err));
 	if (ret < 0) {
 		eng_set_error(e, "%s", err);
@@ -423,7 +423,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	}
 	if (x->kind == HL_ITEM_MESSAGE && !x->parts_known)
 		entry_set_parts(e, x, &row);
-	ret = eng_send_rec(e, HL_REC_ITEM, e->rec, len, now);
+	ret = eng_send_pkt(e, HL_PKT_ITEM, e->rec, len, now);
 	if (ret == 0) {
 		x->item_sent = true;
 		e->stats.items_out++;
@@ -435,7 +435,7 @@ out:
 	return ret;
 }
 
-int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
+int hl_send_chunk_packet(uint64_t seq, unsigned part, uint64_t offset, size_t n,
 			 const uint8_t *body, struct hl_dio_reader *r, uint8_t *rec)
 {
 	uint8_t *data = rec + HL_CHUNK_HDR_LEN;
@@ -446,7 +446,7 @@ int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
 		if (ret < 0)
 			return ret;
 	}
-	hl_rec_chunk_header(seq, (uint8_t)part, offset, rec);
+	hl_pkt_chunk_header(seq, (uint8_t)part, offset, rec);
 	return 0;
 }
 
@@ -468,13 +468,13 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 		}
 		free(path);
 	}
-	if ((ret = hl_send_chunk_record(x->seq, x->cur, p->offset, n, x->body, &p->r,
+	if ((ret = hl_send_chunk_packet(x->seq, x->cur, p->offset, n, x->body, &p->r,
 					e->rec)) < 0) {
 		eng_set_error(e, "cannot read attachment %s: %s", p->path,
 			      ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
 		return ret;
 	}
-	ret = eng_send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
+	ret = eng_send_pkt(e, HL_PKT_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
@@ -570,9 +570,9 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 
 int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_ack *a = xmalloc(sizeof(*a));
+	struct hl_pkt_ack *a = xmalloc(sizeof(*a));
 	hl_store *st = e->env.txn->store;
-	int ret = hl_rec_ack_decode(body, len, a);
+	int ret = hl_pkt_ack_decode(body, len, a);
 	if (ret < 0) {
 		eng_set_error(e, "malformed ACK record");
 		goto out;
@@ -622,8 +622,8 @@ out:
 
 int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_resume *r = xmalloc(sizeof(*r));
-	int ret = hl_rec_resume_decode(body, len, r);
+	struct hl_pkt_resume *r = xmalloc(sizeof(*r));
+	int ret = hl_pkt_resume_decode(body, len, r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed RESUME record");
 		free(r);
@@ -647,10 +647,10 @@ int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 
 int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
-	struct hl_rec_refuse r;
+	struct hl_pkt_refuse r;
 	hl_store *st = e->env.txn->store;
 	struct hl_item_row ours;
-	int ret = hl_rec_refuse_decode(body, len, &r);
+	int ret = hl_pkt_refuse_decode(body, len, &r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed REFUSE record");
 		return ret;
@@ -707,7 +707,7 @@ int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	uint64_t taken;
-	if (hl_rec_credit_decode(body, len, &taken) < 0) {
+	if (hl_pkt_credit_decode(body, len, &taken) < 0) {
 		eng_set_error(e, "malformed CREDIT record (%zu bytes)", len);
 		return HL_EINVAL;
 	}
@@ -731,8 +731,8 @@ int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 
 int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_staged r;
-	int ret = hl_rec_staged_decode(body, len, &r);
+	struct hl_pkt_staged r;
+	int ret = hl_pkt_staged_decode(body, len, &r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed STAGED record");
 		return ret;

@@ -29,7 +29,7 @@
  *              +----------------+  +---------------+
  *                               v  v
  *                            +--------+
- *                            |  OPEN  |  on_confirmed(); records flow;
+ *                            |  OPEN  |  on_confirmed(); packets flow;
  *                            +--------+  PING/PONG keepalive
  *                                |
  *   every state: a malformed      |
@@ -123,7 +123,7 @@
 #include "util/text.h"
 #include "util/timefmt.h"
 #include "wire/frame.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define ERROR_TEXT_LEN 320
 
@@ -142,7 +142,7 @@ struct hl_session {
 	bool confirmed;
 
 	struct hl_frame_reader *reader;
-	uint8_t *scratch;              /* one record's plaintext; wiped after use */
+	uint8_t *scratch;              /* one packet's plaintext; wiped after use */
 	size_t scratch_used;           /* the most of it ever written: what a close wipes */
 
 	uint8_t *out;                  /* output queue: out[out_head..out_len) pending */
@@ -168,7 +168,7 @@ struct hl_session {
 	struct hl_ratelimit ignored_rl;
 };
 
-#define SCRATCH_LEN HL_RECORD_MAX
+#define SCRATCH_LEN HL_PACKET_MAX
 #define KEYS_SIZE (2 * sizeof(hl_cipher_state))   /* send_cs and recv_cs */
 /* Room for one handshake message we write: IK makes 96 bytes and the
  * payload for message 1 (a 12-byte timestamp: 108), 48 for message 2;
@@ -321,14 +321,14 @@ static uint8_t *out_reserve(hl_session *s, size_t n)
 	return s->out + s->out_len;
 }
 
-/* Encrypts one record and queues it as a frame. */
-static int send_record(hl_session *s, uint8_t type, const uint8_t *body, size_t blen, uint64_t now)
+/* Encrypts one packet and queues it as a frame. */
+static int send_packet(hl_session *s, uint8_t type, const uint8_t *body, size_t blen, uint64_t now)
 {
 	size_t ptlen = 0, ctlen = 0;
 	int ret;
 
 	assert(s->send_cs && s->state != HL_SESSION_CLOSED);
-	ret = hl_record_encode(type, body, blen, s->scratch, SCRATCH_LEN, &ptlen);
+	ret = hl_packet_encode(type, body, blen, s->scratch, SCRATCH_LEN, &ptlen);
 	scratch_note(s, ptlen);
 	if (ret < 0)
 		goto out;
@@ -364,7 +364,7 @@ static int session_fail(hl_session *s, int err, bool send_close, uint64_t now, c
 		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
 		size_t blen = 0;
 		if (hl_close_encode(HL_CLOSE_PROTOCOL, s->error_text, body, sizeof(body), &blen) == 0)
-			(void)send_record(s, HL_REC_CLOSE, body, blen, now);
+			(void)send_packet(s, HL_PKT_CLOSE, body, blen, now);
 	}
 	close_internal(s);
 	if (s->ops.on_closed)
@@ -378,13 +378,13 @@ static int send_hello(hl_session *s, uint64_t now)
 			      s->params.hello_flags };
 	uint8_t body[HL_HELLO_LEN];
 	hl_hello_encode(&h, body);
-	return send_record(s, HL_REC_HELLO, body, sizeof(body), now);
+	return send_packet(s, HL_PKT_HELLO, body, sizeof(body), now);
 }
 
 static int send_ping(hl_session *s, uint64_t now)
 {
 	randombytes_buf(s->ping_value, sizeof(s->ping_value));
-	int ret = send_record(s, HL_REC_PING, s->ping_value, sizeof(s->ping_value), now);
+	int ret = send_packet(s, HL_PKT_PING, s->ping_value, sizeof(s->ping_value), now);
 	if (ret == 0) {
 		s->ping_outstanding = true;
 		s->ping_sent_ms = now;
@@ -551,11 +551,11 @@ static int read_msg2(hl_session *s, const uint8_t *msg, size_t mlen, uint64_t no
 }
 
 /* I_HELLO or R_HELLO: the first transport message must be the peer's HELLO. */
-static int on_first_hello(hl_session *s, const struct hl_record *rec, uint64_t now)
+static int on_first_hello(hl_session *s, const struct hl_packet *rec, uint64_t now)
 {
 	struct hl_hello h;
 	int ret;
-	if (rec->type != HL_REC_HELLO)
+	if (rec->type != HL_PKT_HELLO)
 		return session_fail(s, HL_EINVAL, false, now,
 				 "first transport record is type 0x%02x, not HELLO", rec->type);
 	ret = hl_hello_decode(rec->body, rec->body_len, &h);
@@ -581,23 +581,23 @@ static int on_first_hello(hl_session *s, const struct hl_record *rec, uint64_t n
 	return 0;
 }
 
-static int on_session_record(hl_session *s, const struct hl_record *rec, uint64_t now)
+static int on_session_packet(hl_session *s, const struct hl_packet *rec, uint64_t now)
 {
 	uint8_t value[HL_PING_LEN];
 	struct hl_close c;
 	int ret;
 
 	switch (rec->type) {
-	case HL_REC_HELLO:
+	case HL_PKT_HELLO:
 		return session_fail(s, HL_EINVAL, true, now, "second HELLO");
-	case HL_REC_PING:
+	case HL_PKT_PING:
 		if (hl_ping_decode(rec->body, rec->body_len, value) < 0)
 			return session_fail(s, HL_EINVAL, true, now, "PING of %zu bytes", rec->body_len);
-		ret = send_record(s, HL_REC_PONG, value, sizeof(value), now);
+		ret = send_packet(s, HL_PKT_PONG, value, sizeof(value), now);
 		if (ret < 0)
 			return session_fail(s, ret, false, now, "sending PONG: %s", hl_strerror(ret));
 		return 0;
-	case HL_REC_PONG:
+	case HL_PKT_PONG:
 		if (hl_ping_decode(rec->body, rec->body_len, value) < 0)
 			return session_fail(s, HL_EINVAL, true, now, "PONG of %zu bytes", rec->body_len);
 		/* A PONG for an older PING is harmless: ignored. */
@@ -606,7 +606,7 @@ static int on_session_record(hl_session *s, const struct hl_record *rec, uint64_
 			s->rtt_ms = (int64_t)(now >= s->ping_sent_ms ? now - s->ping_sent_ms : 0);
 		}
 		return 0;
-	case HL_REC_CLOSE:
+	case HL_PKT_CLOSE:
 		if (hl_close_decode(rec->body, rec->body_len, &c) < 0)
 			return session_fail(s, HL_EINVAL, false, now, "malformed CLOSE (%zu bytes)",
 					 rec->body_len);
@@ -622,23 +622,23 @@ static int on_session_record(hl_session *s, const struct hl_record *rec, uint64_
 	}
 }
 
-static int on_record(hl_session *s, const struct hl_record *rec, uint64_t now)
+static int on_packet(hl_session *s, const struct hl_packet *rec, uint64_t now)
 {
 	if (s->state != HL_SESSION_OPEN)
 		return on_first_hello(s, rec, now);
-	switch (hl_record_classify(rec->type)) {
-	case HL_RECCLASS_SESSION:
-		return on_session_record(s, rec, now);
-	case HL_RECCLASS_APP:
-		if (s->ops.on_record)
-			s->ops.on_record(s->user, s, rec->type, rec->body, rec->body_len);
+	switch (hl_packet_classify(rec->type)) {
+	case HL_PKTCLASS_SESSION:
+		return on_session_packet(s, rec, now);
+	case HL_PKTCLASS_APP:
+		if (s->ops.on_packet)
+			s->ops.on_packet(s->user, s, rec->type, rec->body, rec->body_len);
 		return 0;
-	case HL_RECCLASS_IGNORE:
+	case HL_PKTCLASS_IGNORE:
 		if (hl_ratelimit_allow(&s->ignored_rl, now))
 			hl_info("ignoring a record of unknown type 0x%02x (%zu bytes)", rec->type,
 				rec->body_len);
 		return 0;
-	case HL_RECCLASS_FATAL:
+	case HL_PKTCLASS_FATAL:
 	default:
 		return session_fail(s, HL_EUNSUPP, true, now, "unknown critical record type 0x%02x",
 				 rec->type);
@@ -648,7 +648,7 @@ static int on_record(hl_session *s, const struct hl_record *rec, uint64_t now)
 static int read_transport(hl_session *s, const uint8_t *msg, size_t mlen, uint64_t now)
 {
 	size_t ptlen = 0;
-	struct hl_record rec;
+	struct hl_packet rec;
 	int ret = hl_cs_decrypt(s->recv_cs, NULL, 0, msg, mlen, s->scratch, SCRATCH_LEN, &ptlen);
 	scratch_note(s, ptlen);
 	if (ret < 0)
@@ -656,14 +656,14 @@ static int read_transport(hl_session *s, const uint8_t *msg, size_t mlen, uint64
 				 "transport message (%zu bytes) failed to decrypt: %s", mlen,
 				 hl_strerror(ret));
 	s->last_recv_ms = now;
-	ret = hl_record_decode(s->scratch, ptlen, &rec);
+	ret = hl_packet_decode(s->scratch, ptlen, &rec);
 	if (ret == HL_EUNSUPP)
 		ret = session_fail(s, ret, true, now, "record version %u not supported", rec.version);
 	else if (ret < 0)
 		ret = session_fail(s, ret, true, now, "malformed record (%zu bytes): %s", ptlen,
 				hl_strerror(ret));
 	else
-		ret = on_record(s, &rec, now);
+		ret = on_packet(s, &rec, now);
 	/* The session may be closed and its scratch already wiped; wiping twice is fine. */
 	sodium_memzero(s->scratch, ptlen);
 	return ret;
@@ -833,7 +833,7 @@ void hl_session_tick(hl_session *s, uint64_t now)
 		size_t blen = 0;
 		if (hl_close_encode(HL_CLOSE_EXPIRED, "session too old", body, sizeof(body),
 				    &blen) == 0)
-			(void)send_record(s, HL_REC_CLOSE, body, blen, now);
+			(void)send_packet(s, HL_PKT_CLOSE, body, blen, now);
 		session_fail(s, HL_ETIMEOUT, false, now, "session expired after %llu ms",
 			  (unsigned long long)p->max_age_ms);
 		goto out;
@@ -880,11 +880,11 @@ static int session_send(hl_session *s, uint8_t type, const uint8_t *body, size_t
 		ret = HL_ESTATE;
 		goto out;
 	}
-	if (hl_record_classify(type) == HL_RECCLASS_SESSION) {
+	if (hl_packet_classify(type) == HL_PKTCLASS_SESSION) {
 		ret = HL_EINVAL;
 		goto out;
 	}
-	if (len > HL_RECORD_BODY_MAX) {
+	if (len > HL_PACKET_BODY_MAX) {
 		ret = HL_ETOOBIG;
 		goto out;
 	}
@@ -893,7 +893,7 @@ static int session_send(hl_session *s, uint8_t type, const uint8_t *body, size_t
 		ret = -EAGAIN;
 		goto out;
 	}
-	ret = send_record(s, type, body, len, now_ms);
+	ret = send_packet(s, type, body, len, now_ms);
 	if (ret < 0)
 		session_fail(s, ret, false, now_ms, "sending record type 0x%02x: %s", type,
 			  hl_strerror(ret));
@@ -937,7 +937,7 @@ void hl_session_close(hl_session *s, uint8_t reason, const char *text)
 		uint8_t body[1 + HL_CLOSE_TEXT_MAX];
 		size_t blen = 0;
 		if (hl_close_encode(reason, text, body, sizeof(body), &blen) == 0)
-			(void)send_record(s, HL_REC_CLOSE, body, blen, s->last_send_ms);
+			(void)send_packet(s, HL_PKT_CLOSE, body, blen, s->last_send_ms);
 	}
 	s->error = 0;
 	snprintf(s->error_text, sizeof(s->error_text), "closed here: %s",

@@ -7,17 +7,17 @@
  * Layering.  The session owns the Noise handshake (Noise_IK_25519_ChaChaPoly_
  * BLAKE2b, prologue "hotline/1"), key confirmation (HELLO), keepalives
  * (PING/PONG), timeouts and CLOSE.  Everything else travels as application
- * records: the layer above calls hl_session_send() with a record type in
- * 0x10-0x3f and a body, and gets on_record() for each one received.
+ * packets: the layer above calls hl_session_send() with a packet type in
+ * 0x10-0x3f and a body, and gets on_packet() for each one received.
  *
  * Output and backpressure.  Frames to send accumulate in the session's output
  * queue.  The owner moves them to the socket: hl_session_output() shows the
  * pending bytes, hl_session_output_taken() says how many it took (they are then
  * "in flight"), hl_session_output_done() says how many of those the socket
  * finished writing.  While queued + in-flight bytes exceed a high-water
- * mark, hl_session_send() refuses application records with -EAGAIN; once they
+ * mark, hl_session_send() refuses application packets with -EAGAIN; once they
  * fall under the low-water mark the session calls on_writable().  Session
- * records (PONG, ...) are never refused; a peer that makes the queue pass a
+ * packets (PONG, ...) are never refused; a peer that makes the queue pass a
  * hard cap by not reading is disconnected.
  *
  * Callbacks are made only at points where the session is consistent; inside
@@ -38,7 +38,7 @@
 #define HL_SESSION_PROLOGUE "hotline/1"
 #define HL_SESSION_KEYLEN 32
 
-#define HL_SESSION_HIGH_WATER (256u * 1024)   /* refuse application records above */
+#define HL_SESSION_HIGH_WATER (256u * 1024)   /* refuse application packets above */
 #define HL_SESSION_LOW_WATER (64u * 1024)     /* on_writable() again below */
 #define HL_SESSION_HARD_CAP (4u * 1024 * 1024) /* a peer that lets more pile up is dropped */
 
@@ -51,7 +51,7 @@ enum hl_session_state {
 	HL_SESSION_I_HELLO,   /* initiator: split, HELLO sent, waiting for the responder's HELLO */
 	HL_SESSION_R_MSG1,    /* responder: waiting for message 1 */
 	HL_SESSION_R_HELLO,   /* responder: message 2 sent, waiting for the initiator's HELLO */
-	HL_SESSION_OPEN,      /* confirmed both ways: records flow */
+	HL_SESSION_OPEN,      /* confirmed both ways: packets flow */
 	HL_SESSION_CLOSED,    /* terminal */
 };
 
@@ -60,7 +60,7 @@ struct hl_session_params {
 	uint32_t keepalive_timeout_ms;  /* dead after this long without receiving */
 	uint32_t handshake_timeout_ms;  /* from creation until OPEN */
 	uint64_t max_age_ms;            /* CLOSE (expired) after this long OPEN; 0: never */
-	/* HL_HELLO_FLAG_* this side announces in its HELLO (wire/record.h):
+	/* HL_HELLO_FLAG_* this side announces in its HELLO (wire/packet.h):
 	 * what the layer above the session speaks. */
 	uint8_t hello_flags;
 	/* Initiator: the timestamp message 1 carries (read only by
@@ -88,9 +88,9 @@ struct hl_session_ops {
 					      const uint8_t key[static HL_SESSION_KEYLEN]);
 	/* The session is confirmed (the peer's HELLO arrived): OPEN. */
 	void (*on_confirmed)(void *user, hl_session *session);
-	/* An application record (type 0x10-0x3f) arrived on an OPEN session.
+	/* An application packet (type 0x10-0x3f) arrived on an OPEN session.
 	 * BODY is valid only during the call. */
-	void (*on_record)(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len);
+	void (*on_packet)(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len);
 	/* The queue fell under the low-water mark after a refused send. */
 	void (*on_writable)(void *user, hl_session *session);
 	/* The session closed by itself (peer CLOSE, bad input, timeout).  Not
@@ -129,15 +129,15 @@ void hl_session_tick(hl_session *session, uint64_t now_ms);
 /* When hl_session_tick() next has work; UINT64_MAX when never (CLOSED). */
 uint64_t hl_session_deadline(const hl_session *session);
 
-/* Sends an application record (type 0x10-0x3f, body at most
- * HL_RECORD_BODY_MAX).  HL_ESTATE unless OPEN, HL_EINVAL for another type,
+/* Sends an application packet (type 0x10-0x3f, body at most
+ * HL_PACKET_BODY_MAX).  HL_ESTATE unless OPEN, HL_EINVAL for another type,
  * HL_ETOOBIG for a long body, -EAGAIN while not writable. */
 int hl_session_send(hl_session *session, uint8_t type, const uint8_t *body, size_t len, uint64_t now_ms);
-/* The same for a small real-time record (at most HL_SESSION_URGENT_MAX bytes:
+/* The same for a small real-time packet (at most HL_SESSION_URGENT_MAX bytes:
  * call signalling and media, daemon/calls.c), which the high-water mark
  * does not hold back — only half the hard cap does — so a call can ring
  * while a document fills the queue.  The caller bounds how many it sends
- * (calls: a few records a call, and 50 media packets a second at most). */
+ * (calls: a few packets a call, and 50 media packets a second at most). */
 #define HL_SESSION_URGENT_MAX 256
 int hl_session_send_urgent(hl_session *session, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now_ms);
@@ -150,7 +150,7 @@ size_t hl_session_queued(const hl_session *session);
 void hl_session_notify_writable(hl_session *session);
 /* The same, but when the session is OPEN and not writable, it will call
  * on_writable() once the queue drains, as after a refused send: for a
- * sender that checks before it does the work of building a record. */
+ * sender that checks before it does the work of building a packet. */
 bool hl_session_writable_or_notify(hl_session *session);
 
 /* Closes on purpose: queues CLOSE(REASON, TEXT) when OPEN and REASON is not

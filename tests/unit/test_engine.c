@@ -2,7 +2,7 @@
  * sockets: two stations (real stores in temporary directories, real
  * identities), two sessions (real Noise handshakes) whose bytes the test carries
  * by hand, and one delivery engine on each side.  The test drives the
- * group commit as the daemon does: records in, precommit, commit,
+ * group commit as the daemon does: packets in, precommit, commit,
  * postcommit.
  *
  * What it shows: messages of every precedence arrive exactly once and in
@@ -34,7 +34,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct side {
 	char dir[64];
@@ -64,10 +64,10 @@ static void on_confirmed(void *user, hl_session *session)
 	hl_engine_attach(s->eng, session, now_ms);
 }
 
-static void on_record(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
+static void on_packet(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct side *s = user;
-	int ret = hl_engine_on_record(s->eng, type, body, len, now_ms);
+	int ret = hl_engine_on_packet(s->eng, type, body, len, now_ms);
 	if (ret < 0)
 		fail_msg("%s: engine refused a record: %s", s->dir, hl_engine_error(s->eng));
 	(void)session;
@@ -83,7 +83,7 @@ static void on_writable(void *user, hl_session *session)
 static const struct hl_session_ops ops = {
 	.authorize = authorize,
 	.on_confirmed = on_confirmed,
-	.on_record = on_record,
+	.on_packet = on_packet,
 	.on_writable = on_writable,
 };
 
@@ -633,50 +633,50 @@ static void test_credit_window(void **state)
 	assert_true(st.chunk_data_sent >= size);
 	/* a CREDIT that goes back, or beyond what was sent, is a violation */
 	uint8_t body[HL_CREDIT_LEN];
-	hl_rec_credit_encode(st.chunk_data_credited - 1, body);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
+	hl_pkt_credit_encode(st.chunk_data_credited - 1, body);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, sizeof(body), now_ms) < 0);
 	assert_non_null(strstr(hl_engine_error(A.eng), "CREDIT"));
-	hl_rec_credit_encode(st.chunk_data_sent + 1, body);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, 7, now_ms) < 0);
+	hl_pkt_credit_encode(st.chunk_data_sent + 1, body);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, sizeof(body), now_ms) < 0);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, 7, now_ms) < 0);
 	assert_doc_whole_at_b(doc);
 	free(doc);
 }
 
-static void test_credit_record(void **state)
+static void test_credit_packet(void **state)
 {
 	(void)state;
 	uint8_t body[HL_CREDIT_LEN + 1] = { 0 };
 	uint64_t taken = 0;
-	hl_rec_credit_encode(0x0102030405060708ull, body);
+	hl_pkt_credit_encode(0x0102030405060708ull, body);
 	assert_memory_equal(body, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
-	assert_int_equal(hl_rec_credit_decode(body, 8, &taken), 0);
+	assert_int_equal(hl_pkt_credit_decode(body, 8, &taken), 0);
 	assert_true(taken == 0x0102030405060708ull);
-	assert_int_equal(hl_rec_credit_decode(body, 7, &taken), HL_EINVAL);
-	assert_int_equal(hl_rec_credit_decode(body, 9, &taken), HL_EINVAL);
-	assert_int_equal(hl_rec_credit_decode(body, 0, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 7, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 9, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 0, &taken), HL_EINVAL);
 }
 
-/* An ITEM record's head (and a RETURN record): 2 item_len, the item; it
+/* An ITEM packet's head (and a RETURN packet): 2 item_len, the item; it
  * decodes back to the same item, and refuses an empty item or a short
  * buffer. */
-static void test_item_record(void **state)
+static void test_item_packet(void **state)
 {
 	(void)state;
 	uint8_t item[300], rec[400];
-	struct hl_rec_item r;
+	struct hl_pkt_item r;
 	size_t len = 0;
 	for (size_t i = 0; i < sizeof(item); i++)
 		item[i] = (uint8_t)(i * 7);
-	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(rec), &len), 0);
+	assert_int_equal(hl_pkt_item_encode(item, sizeof(item), rec, sizeof(rec), &len), 0);
 	assert_int_equal(len, 2 + sizeof(item));
 	assert_int_equal(rec[0], 0x01);
 	assert_int_equal(rec[1], 0x2c);
-	assert_int_equal(hl_rec_return_decode(rec, len, &r), 0);
+	assert_int_equal(hl_pkt_return_decode(rec, len, &r), 0);
 	assert_int_equal(r.item_len, sizeof(item));
 	assert_memory_equal(r.item, item, sizeof(item));
-	assert_int_equal(hl_rec_item_encode(item, 0, rec, sizeof(rec), &len), HL_EINVAL);
-	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(item) + 1, &len),
+	assert_int_equal(hl_pkt_item_encode(item, 0, rec, sizeof(rec), &len), HL_EINVAL);
+	assert_int_equal(hl_pkt_item_encode(item, sizeof(item), rec, sizeof(item) + 1, &len),
 			 HL_ETOOBIG);
 }
 
@@ -746,8 +746,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_at_burst_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
-		cmocka_unit_test(test_credit_record),
-		cmocka_unit_test(test_item_record),
+		cmocka_unit_test(test_credit_packet),
+		cmocka_unit_test(test_item_packet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

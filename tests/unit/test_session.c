@@ -20,7 +20,7 @@
 #include "crypto/secpool.h"
 #include "util/mem.h"
 #include "wire/frame.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #include "test_signer_fixture.h"
 
@@ -42,7 +42,7 @@ static void keypair(struct keypair *k)
 struct side {
 	hl_session *l;
 	bool accept;             /* what authorize answers */
-	int authorized, confirmed, closed, writable, records, admitted, accepted;
+	int authorized, confirmed, closed, writable, packets, admitted, accepted;
 	uint8_t auth_key[32];
 	uint8_t rec_type;
 	uint8_t *rec_body;
@@ -92,7 +92,7 @@ static void cb_record(void *user, hl_session *l, uint8_t type, const uint8_t *bo
 {
 	struct side *s = user;
 	(void)l;
-	s->records++;
+	s->packets++;
 	s->rec_type = type;
 	free(s->rec_body);
 	s->rec_body = xmalloc(len + 1);
@@ -117,7 +117,7 @@ static void cb_closed(void *user, hl_session *l)
 static const struct hl_session_ops ops = {
 	.authorize = cb_authorize,
 	.on_confirmed = cb_confirmed,
-	.on_record = cb_record,
+	.on_packet = cb_record,
 	.on_writable = cb_writable,
 	.on_closed = cb_closed,
 	.admit = cb_admit,
@@ -274,7 +274,7 @@ static void raw_send(struct raw *w, struct side *to, uint8_t version, uint8_t ty
 	free(buf);
 }
 
-/* Decrypts the next record the session sent; returns its type (-1: none).
+/* Decrypts the next packet the session sent; returns its type (-1: none).
  * BODY (if not NULL) gets up to 256 bytes of it. */
 static int raw_recv(struct raw *w, struct side *from, uint8_t *body, size_t *blen)
 {
@@ -862,7 +862,7 @@ static void test_replayed_message1_never_confirms(void **state)
 	pair_free(&p);
 }
 
-static void test_first_record_must_be_hello(void **state)
+static void test_first_packet_must_be_hello(void **state)
 {
 	(void)state;
 	struct keypair ik, rk;
@@ -875,7 +875,7 @@ static void test_first_record_must_be_hello(void **state)
 	assert_int_equal(hl_session_new(&r.l, HL_SESSION_RESPONDER, rk.sg, NULL, &params, &ops, &r, 0),
 			 0);
 	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_SESSION_PROLOGUE, &r, 0), 0);
-	raw_send(&w, &r, 1, HL_REC_PING, ping, sizeof(ping), 1);
+	raw_send(&w, &r, 1, HL_PKT_PING, ping, sizeof(ping), 1);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_CLOSED);
 	assert_int_equal(r.confirmed, 0);
 	assert_int_equal(hl_session_error(r.l), HL_EINVAL);
@@ -890,7 +890,7 @@ static void test_first_record_must_be_hello(void **state)
 			 0);
 	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_SESSION_PROLOGUE, &r, 0), 0);
 	const uint8_t v2[6] = { 2, 3, 0, 0, 0, 1 };
-	raw_send(&w, &r, 1, HL_REC_HELLO, v2, sizeof(v2), 1);
+	raw_send(&w, &r, 1, HL_PKT_HELLO, v2, sizeof(v2), 1);
 	assert_int_equal(hl_session_error(r.l), HL_EUNSUPP);
 	assert_int_equal(r.confirmed, 0);
 	raw_free(&w);
@@ -901,7 +901,7 @@ static void test_first_record_must_be_hello(void **state)
 	assert_int_equal(hl_session_new(&r.l, HL_SESSION_RESPONDER, rk.sg, NULL, &params, &ops, &r, 0),
 			 0);
 	assert_int_equal(raw_initiate(&w, &ik, rk.pub, HL_SESSION_PROLOGUE, &r, 0), 0);
-	raw_send(&w, &r, 1, HL_REC_HELLO, hello_body, 5, 1);
+	raw_send(&w, &r, 1, HL_PKT_HELLO, hello_body, 5, 1);
 	assert_int_equal(hl_session_error(r.l), HL_EINVAL);
 	raw_free(&w);
 	side_free(&r);
@@ -917,11 +917,11 @@ static void open_raw(struct side *r, struct raw *w, uint64_t now)
 	assert_int_equal(hl_session_new(&r->l, HL_SESSION_RESPONDER, rk.sg, NULL, &params, &ops, r,
 				     now), 0);
 	assert_int_equal(raw_initiate(w, &ik, rk.pub, HL_SESSION_PROLOGUE, r, now), 0);
-	raw_send(w, r, 1, HL_REC_HELLO, hello_body, sizeof(hello_body), now);
+	raw_send(w, r, 1, HL_PKT_HELLO, hello_body, sizeof(hello_body), now);
 	assert_int_equal(r->confirmed, 1);
 	uint8_t body[256];
 	size_t blen = 0;
-	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_HELLO);
+	assert_int_equal(raw_recv(w, r, body, &blen), HL_PKT_HELLO);
 	assert_int_equal(blen, HL_HELLO_LEN);
 	assert_int_equal(body[0], 1);
 	assert_int_equal(body[1], 1);
@@ -929,11 +929,11 @@ static void open_raw(struct side *r, struct raw *w, uint64_t now)
 	/* the raw side's 6-byte HELLO, as from a station without flags */
 	assert_int_equal(hl_session_peer_flags(r->l), 0);
 	assert_int_equal(hl_session_own_flags(r->l), params.hello_flags);
-	assert_int_equal(raw_recv(w, r, body, &blen), HL_REC_PING);
+	assert_int_equal(raw_recv(w, r, body, &blen), HL_PKT_PING);
 	assert_int_equal(raw_recv(w, r, NULL, NULL), -1);
 }
 
-static void test_ping_pong_and_bad_records(void **state)
+static void test_ping_pong_and_bad_packets(void **state)
 {
 	(void)state;
 	struct side r;
@@ -943,29 +943,29 @@ static void test_ping_pong_and_bad_records(void **state)
 	const uint8_t value[8] = { 9, 8, 7, 6, 5, 4, 3, 2 };
 
 	open_raw(&r, &w, 0);
-	raw_send(&w, &r, 1, HL_REC_PING, value, 8, 1);
-	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_PONG);
+	raw_send(&w, &r, 1, HL_PKT_PING, value, 8, 1);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_PKT_PONG);
 	assert_int_equal(blen, 8);
 	assert_memory_equal(body, value, 8);
 	/* A PONG that answers nothing is ignored. */
-	raw_send(&w, &r, 1, HL_REC_PONG, value, 8, 2);
+	raw_send(&w, &r, 1, HL_PKT_PONG, value, 8, 2);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_OPEN);
 	assert_int_equal(hl_session_rtt_ms(r.l), -1);
 	/* Optional unknown types are ignored; application types delivered. */
 	raw_send(&w, &r, 1, 0x55, "x", 1, 3);
 	raw_send(&w, &r, 1, 0x07, NULL, 0, 3);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_OPEN);
-	assert_int_equal(r.records, 0);
+	assert_int_equal(r.packets, 0);
 	raw_send(&w, &r, 1, 0x10, "note", 4, 3);
-	assert_int_equal(r.records, 1);
+	assert_int_equal(r.packets, 1);
 	assert_int_equal(r.rec_type, 0x10);
 	assert_int_equal(r.rec_len, 4);
 	assert_memory_equal(r.rec_body, "note", 4);
 	/* A PING of 7 bytes is a protocol error: CLOSE(4), then closed. */
-	raw_send(&w, &r, 1, HL_REC_PING, value, 7, 4);
+	raw_send(&w, &r, 1, HL_PKT_PING, value, 7, 4);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_CLOSED);
 	assert_int_equal(r.closed, 1);
-	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_PKT_CLOSE);
 	assert_int_equal(body[0], HL_CLOSE_PROTOCOL);
 	assert_non_null(memmem(body + 1, blen - 1, "PING", 4));
 	raw_free(&w);
@@ -975,26 +975,26 @@ static void test_ping_pong_and_bad_records(void **state)
 	open_raw(&r, &w, 0);
 	raw_send(&w, &r, 1, 0x80, NULL, 0, 1);
 	assert_int_equal(hl_session_error(r.l), HL_EUNSUPP);
-	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_PKT_CLOSE);
 	raw_free(&w);
 	side_free(&r);
 
-	/* Another record version closes. */
+	/* Another packet version closes. */
 	open_raw(&r, &w, 0);
-	raw_send(&w, &r, 2, HL_REC_PING, value, 8, 1);
+	raw_send(&w, &r, 2, HL_PKT_PING, value, 8, 1);
 	assert_int_equal(hl_session_error(r.l), HL_EUNSUPP);
-	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_REC_CLOSE);
+	assert_int_equal(raw_recv(&w, &r, body, &blen), HL_PKT_CLOSE);
 	raw_free(&w);
 	side_free(&r);
 
 	/* A second HELLO closes. */
 	open_raw(&r, &w, 0);
-	raw_send(&w, &r, 1, HL_REC_HELLO, hello_body, 6, 1);
+	raw_send(&w, &r, 1, HL_PKT_HELLO, hello_body, 6, 1);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_CLOSED);
 	raw_free(&w);
 	side_free(&r);
 
-	/* A one-byte record (no type) closes. */
+	/* A one-byte packet (no type) closes. */
 	open_raw(&r, &w, 0);
 	uint8_t buf[64];
 	size_t off = 0;
@@ -1012,7 +1012,7 @@ static void test_peer_close_text_is_sanitised(void **state)
 	struct raw w;
 	open_raw(&r, &w, 0);
 	const char body[] = "\x03" "bye\x1b[31m red\x07\nnext";
-	raw_send(&w, &r, 1, HL_REC_CLOSE, body, sizeof(body) - 1, 1);
+	raw_send(&w, &r, 1, HL_PKT_CLOSE, body, sizeof(body) - 1, 1);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_CLOSED);
 	assert_int_equal(r.closed, 1);
 	assert_int_equal(hl_session_error(r.l), 0);
@@ -1033,7 +1033,7 @@ static void test_peer_close_text_is_sanitised(void **state)
 	uint8_t longc[202];
 	memset(longc, 'a', sizeof(longc));
 	longc[0] = 1;
-	raw_send(&w, &r, 1, HL_REC_CLOSE, longc, sizeof(longc), 1);
+	raw_send(&w, &r, 1, HL_PKT_CLOSE, longc, sizeof(longc), 1);
 	assert_int_equal(hl_session_state(r.l), HL_SESSION_CLOSED);
 	assert_int_equal(hl_session_error(r.l), HL_EINVAL);
 	raw_free(&w);
@@ -1057,7 +1057,7 @@ static void test_bad_mac_and_zero_frame(void **state)
 	hl_session_recv(p.r.l, copy, n, 1);
 	assert_int_equal(hl_session_state(p.r.l), HL_SESSION_CLOSED);
 	assert_int_equal(hl_session_error(p.r.l), HL_EAUTH);
-	assert_int_equal(p.r.records, 0);
+	assert_int_equal(p.r.packets, 0);
 	/* The responder told the initiator why (CLOSE, protocol error). */
 	move(&p.r, &p.i, 2);
 	assert_int_equal(hl_session_state(p.i.l), HL_SESSION_CLOSED);
@@ -1082,28 +1082,28 @@ static void test_bad_mac_and_zero_frame(void **state)
 	pair_free(&p);
 }
 
-static void test_application_records(void **state)
+static void test_application_packets(void **state)
 {
 	(void)state;
 	struct pair p;
 	pair_new(&p, 0);
 	assert_int_equal(hl_session_send(p.i.l, 0x10, (const uint8_t *)"x", 1, 0), HL_ESTATE);
 	pump(&p.i, &p.r, 0);
-	assert_int_equal(hl_session_send(p.i.l, HL_REC_PING, (const uint8_t *)"12345678", 8, 0),
+	assert_int_equal(hl_session_send(p.i.l, HL_PKT_PING, (const uint8_t *)"12345678", 8, 0),
 			 HL_EINVAL);
-	uint8_t *big = xcalloc(1, HL_RECORD_BODY_MAX + 1);
-	assert_int_equal(hl_session_send(p.i.l, 0x11, big, HL_RECORD_BODY_MAX + 1, 0), HL_ETOOBIG);
+	uint8_t *big = xcalloc(1, HL_PACKET_BODY_MAX + 1);
+	assert_int_equal(hl_session_send(p.i.l, 0x11, big, HL_PACKET_BODY_MAX + 1, 0), HL_ETOOBIG);
 	big[0] = 0xab;
-	big[HL_RECORD_BODY_MAX - 1] = 0xcd;
-	assert_int_equal(hl_session_send(p.i.l, 0x11, big, HL_RECORD_BODY_MAX, 0), 0);
+	big[HL_PACKET_BODY_MAX - 1] = 0xcd;
+	assert_int_equal(hl_session_send(p.i.l, 0x11, big, HL_PACKET_BODY_MAX, 0), 0);
 	pump(&p.i, &p.r, 0);
-	assert_int_equal(p.r.records, 1);
+	assert_int_equal(p.r.packets, 1);
 	assert_int_equal(p.r.rec_type, 0x11);
-	assert_int_equal(p.r.rec_len, HL_RECORD_BODY_MAX);
-	assert_memory_equal(p.r.rec_body, big, HL_RECORD_BODY_MAX);
+	assert_int_equal(p.r.rec_len, HL_PACKET_BODY_MAX);
+	assert_memory_equal(p.r.rec_body, big, HL_PACKET_BODY_MAX);
 	assert_int_equal(hl_session_send(p.r.l, 0x3f, NULL, 0, 0), 0);
 	pump(&p.i, &p.r, 0);
-	assert_int_equal(p.i.records, 1);
+	assert_int_equal(p.i.packets, 1);
 	assert_int_equal(p.i.rec_type, 0x3f);
 	assert_int_equal(p.i.rec_len, 0);
 	free(big);
@@ -1123,7 +1123,7 @@ static void test_backpressure(void **state)
 	assert_int_equal(ret, -EAGAIN);
 	assert_int_equal(sent, (HL_SESSION_HIGH_WATER + 60017) / 60020);
 	assert_false(hl_session_writable(p.i.l));
-	/* A small urgent record (a call's) still goes, a large one never. */
+	/* A small urgent packet (a call's) still goes, a large one never. */
 	assert_int_equal(hl_session_send_urgent(p.i.l, 0x30, body, 56, 0), 0);
 	assert_int_equal(hl_session_send_urgent(p.i.l, 0x30, body, HL_SESSION_URGENT_MAX + 1, 0),
 			 HL_ETOOBIG);
@@ -1142,7 +1142,7 @@ static void test_backpressure(void **state)
 	assert_int_equal(p.i.writable, 1);
 	assert_true(hl_session_writable(p.i.l));
 	hl_session_recv(p.r.l, copy, n, 0);
-	assert_int_equal(p.r.records, sent);
+	assert_int_equal(p.r.packets, sent);
 	free(copy);
 	free(body);
 	pair_free(&p);
@@ -1158,7 +1158,7 @@ static void test_peer_not_reading_is_dropped(void **state)
 	size_t count = HL_SESSION_HARD_CAP / (2 + 2 + 8 + 16) + 10;
 	size_t cap = count * (2 + 2 + 8 + 16), off = 0;
 	uint8_t *buf = xmalloc(cap);
-	const uint8_t ping[10] = { 1, HL_REC_PING, 1, 2, 3, 4, 5, 6, 7, 8 };
+	const uint8_t ping[10] = { 1, HL_PKT_PING, 1, 2, 3, 4, 5, 6, 7, 8 };
 	for (size_t i = 0; i < count; i++)
 		raw_seal(&w, ping, sizeof(ping), buf, &off);
 	hl_session_recv(r.l, buf, off, 1);
@@ -1276,7 +1276,7 @@ static void test_local_close_and_expiry(void **state)
 static void test_pieces(void **state)
 {
 	(void)state;
-	/* The whole handshake and a record, delivered one byte at a time. */
+	/* The whole handshake and a packet, delivered one byte at a time. */
 	struct pair p;
 	pair_new(&p, 0);
 	for (int round = 0; round < 6; round++) {
@@ -1368,11 +1368,11 @@ int main(void)
 		cmocka_unit_test(test_msg1_cheap_checks_and_payloads),
 		cmocka_unit_test(test_stamp_codec),
 		cmocka_unit_test(test_seen_cache_is_bounded),
-		cmocka_unit_test(test_first_record_must_be_hello),
-		cmocka_unit_test(test_ping_pong_and_bad_records),
+		cmocka_unit_test(test_first_packet_must_be_hello),
+		cmocka_unit_test(test_ping_pong_and_bad_packets),
 		cmocka_unit_test(test_peer_close_text_is_sanitised),
 		cmocka_unit_test(test_bad_mac_and_zero_frame),
-		cmocka_unit_test(test_application_records),
+		cmocka_unit_test(test_application_packets),
 		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_peer_not_reading_is_dropped),
 		cmocka_unit_test(test_keepalive),
