@@ -2,7 +2,7 @@
  * back, driven by a program the fuzzer writes: deliver some bytes either
  * way, corrupt them, inject arbitrary frames, let time pass, send packets,
  * close.  Oracles: the state machine's invariants after every step
- * (hl_session_check_invariants, which works in this NDEBUG build), deadlines
+ * (hl_session_validate_invariants, which works in this NDEBUG build), deadlines
  * that move forward, callbacks only in the states that allow them, and
  * packets arriving intact when nothing was corrupted.
  *
@@ -156,7 +156,7 @@ static const struct hl_session_ops ops = {
 
 static void check(const struct side *s, uint64_t now)
 {
-	CHECK(hl_session_check_invariants(s->l) == 0);
+	CHECK(hl_session_validate_invariants(s->l) == 0);
 	uint64_t d = hl_session_deadline(s->l);
 	CHECK(d == UINT64_MAX || hl_session_state(s->l) != HL_SESSION_CLOSED);
 	(void)now;

@@ -36,9 +36,9 @@ int hl_bundle_header_parse(const uint8_t *buf, size_t len, uint8_t keyid[static 
 	return 0;
 }
 
-static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
+static int fail(struct hl_bundle_validator *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
+static int fail(struct hl_bundle_validator *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -47,7 +47,7 @@ static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
 	return code;
 }
 
-void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static 32],
+void hl_bundle_validator_init(struct hl_bundle_validator *c, const uint8_t author[static 32],
 			  const uint8_t counterpart[static 32])
 {
 	memset(c, 0, sizeof(*c));
@@ -57,7 +57,7 @@ void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static
 
 /* Moves to the next part that has bytes to come (empty attachments and an
  * inline body have none), and starts its hash. */
-static void next_part(struct hl_bundle_check *c)
+static void next_part(struct hl_bundle_validator *c)
 {
 	while (c->part < c->nparts && c->part_size[c->part] == 0)
 		c->part++;
@@ -71,7 +71,7 @@ static void next_part(struct hl_bundle_check *c)
 }
 
 /* The message before this point must have had all its parts. */
-static int msg_whole(struct hl_bundle_check *c)
+static int msg_whole(struct hl_bundle_validator *c)
 {
 	if (c->in_msg && c->part < c->nparts)
 		return fail(c, HL_EINVAL, "message item %llu: part %u ends at byte %llu of %llu",
@@ -83,7 +83,7 @@ static int msg_whole(struct hl_bundle_check *c)
 
 /* The key that signs the item in R (docs/rotation.md): after a rotation
  * earlier in the bundle, its new key; else the caller's key_at. */
-static int item_key(struct hl_bundle_check *c, const struct hl_pkt_item *r, uint8_t key[static 32])
+static int item_key(struct hl_bundle_validator *c, const struct hl_pkt_item *r, uint8_t key[static 32])
 {
 	uint64_t seq;
 	if (hl_item_peek_seq(r->item, r->item_len, &seq) < 0)
@@ -98,7 +98,7 @@ static int item_key(struct hl_bundle_check *c, const struct hl_pkt_item *r, uint
 	return 0;
 }
 
-static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len)
+static int check_item(struct hl_bundle_validator *c, const uint8_t *body, size_t len)
 {
 	struct hl_pkt_item r;
 	struct hl_item it;
@@ -134,7 +134,7 @@ static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len
 	if (hl_msg_content_decode(r.rest, r.rest_len, &mc) < 0)
 		return fail(c, HL_EINVAL, "message item %llu: malformed content",
 			    (unsigned long long)it.seq);
-	if (hl_msg_content_check(&it.u.msg, &mc) < 0)
+	if (hl_msg_content_verify(&it.u.msg, &mc) < 0)
 		return fail(c, HL_EAUTH, "message item %llu: subject or body does not match its hash",
 			    (unsigned long long)it.seq);
 	c->messages++;
@@ -155,7 +155,7 @@ static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len
 	return 0;
 }
 
-static int check_chunk(struct hl_bundle_check *c, const uint8_t *body, size_t len)
+static int check_chunk(struct hl_bundle_validator *c, const uint8_t *body, size_t len)
 {
 	struct hl_pkt_chunk k;
 	if (hl_pkt_chunk_decode(body, len, &k) < 0)
@@ -183,7 +183,7 @@ static int check_chunk(struct hl_bundle_check *c, const uint8_t *body, size_t le
 	return 0;
 }
 
-int hl_bundle_check_packet(struct hl_bundle_check *c, const uint8_t *rec, size_t len)
+int hl_bundle_validate_packet(struct hl_bundle_validator *c, const uint8_t *rec, size_t len)
 {
 	struct hl_packet r;
 	int ret;
@@ -234,7 +234,7 @@ int hl_bundle_check_packet(struct hl_bundle_check *c, const uint8_t *rec, size_t
 	return ret;
 }
 
-int hl_bundle_check_finish(struct hl_bundle_check *c)
+int hl_bundle_validator_finish(struct hl_bundle_validator *c)
 {
 	if (!c->ended)
 		return fail(c, HL_ETRUNC, "the bundle ends without its end record (truncated)");

@@ -1,5 +1,5 @@
 /* bundle/format.h — the courier bundle (docs/bundle.md): its clear header,
- * and the check of its decrypted packet stream.  Pure functions over
+ * and the validation of its decrypted packet stream.  Pure functions over
  * (buf, len): every length capped, no I/O, a fuzz target (fuzz_bundle).
  *
  * A bundle is a 24-byte header (magic, the recipient's key id), then
@@ -41,7 +41,7 @@ void hl_bundle_header(const uint8_t recipient_noise[static 32], uint8_t out[stat
  * header, HL_EINVAL when the magic is wrong. */
 int hl_bundle_header_parse(const uint8_t *buf, size_t len, uint8_t keyid[static HL_BUNDLE_KEYID_LEN]);
 
-/* The check of a bundle's plaintext packets, one at a time, in order.
+/* The validation of a bundle's plaintext packets, one at a time, in order.
  * Rules (docs/bundle.md section 4): packets are version 1 of type ITEM,
  * CHUNK, ACK or END; every item opens (decodes, its signature verifies)
  * with AUTHOR as author and COUNTERPART as counterpart; a message's
@@ -49,7 +49,7 @@ int hl_bundle_header_parse(const uint8_t *buf, size_t len, uint8_t keyid[static 
  * part in increasing order, each part from offset 0 without gaps, and
  * every part is whole (its hash verified) before the next ITEM or END;
  * END comes last, counts the packets before it, and nothing follows it. */
-struct hl_bundle_check {
+struct hl_bundle_validator {
 	uint8_t author[32], counterpart[32];
 	uint64_t packets;           /* packets seen, END excluded */
 	uint64_t items, messages, chunks, acks;
@@ -76,12 +76,12 @@ struct hl_bundle_check {
 	uint8_t rot_key[32];
 };
 
-void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static 32],
-			  const uint8_t counterpart[static 32]);
+void hl_bundle_validator_init(struct hl_bundle_validator *c, const uint8_t author[static 32],
+			      const uint8_t counterpart[static 32]);
 /* One decrypted packet.  0, or a negative code with C->err saying why
  * (HL_EAUTH for a signature or hash that fails, HL_EINVAL otherwise). */
-int hl_bundle_check_packet(struct hl_bundle_check *c, const uint8_t *rec, size_t len);
+int hl_bundle_validate_packet(struct hl_bundle_validator *c, const uint8_t *rec, size_t len);
 /* After the last packet: HL_ETRUNC when END never came. */
-int hl_bundle_check_finish(struct hl_bundle_check *c);
+int hl_bundle_validator_finish(struct hl_bundle_validator *c);
 
 #endif

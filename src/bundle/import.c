@@ -33,7 +33,7 @@ struct importer {
 	const hl_signer *opener;      /* the key the bundle is sealed to (me or my previous) */
 	int64_t peer_id;              /* the sender's row; 0: none yet */
 	const hl_peer_conf *peer;     /* the sender, from the handshake */
-	struct hl_bundle_check check;
+	struct hl_bundle_validator validator;
 	hl_engine *engine;            /* the second pass only */
 	uint64_t now;
 	struct hl_bundle_import_stats *stats;
@@ -82,18 +82,19 @@ static int on_sender(void *arg, const uint8_t noise_pub[static 32])
 	im->peer_id = id;
 	/* addressed to us as the sender pinned us (our card on the link) */
 	bool card = id && hl_store_own_card(im->st, id, &ours) == 0;
-	hl_bundle_check_init(&im->check, p->signing_key, card ? ours.sign : hl_signer_sign_pk(im->me));
-	im->check.key_at = sender_key_at;
-	im->check.key_arg = im;
+	hl_bundle_validator_init(&im->validator, p->signing_key,
+				 card ? ours.sign : hl_signer_sign_pk(im->me));
+	im->validator.key_at = sender_key_at;
+	im->validator.key_arg = im;
 	return 0;
 }
 
 static int on_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	struct importer *im = arg;
-	int ret = hl_bundle_check_packet(&im->check, rec, len);
+	int ret = hl_bundle_validate_packet(&im->validator, rec, len);
 	if (ret < 0) {
-		snprintf(im->err, sizeof(im->err), "%s", im->check.err);
+		snprintf(im->err, sizeof(im->err), "%s", im->validator.err);
 		return ret;
 	}
 	if (!im->engine || rec[1] == HL_PKT_BUNDLE_END)
@@ -150,7 +151,7 @@ static hl_signer *previous_for(const hl_signer *me, const uint8_t *buf, size_t l
 	return view;
 }
 
-/* One pass over the bundle; the check is whole only at its end. */
+/* One pass over the bundle; the validation is whole only at its end. */
 static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
 	struct hl_bundle_open_cb cb = { .sender = on_sender, .packet = on_packet, .arg = im };
@@ -158,8 +159,8 @@ static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, 
 	int ret = hl_bundle_open(buf, len, im->opener, &cb, err, errlen);
 	if (ret < 0 && im->err[0])
 		snprintf(err, errlen, "%s", im->err);
-	if (ret == 0 && (ret = hl_bundle_check_finish(&im->check)) < 0)
-		snprintf(err, errlen, "%s", im->check.err);
+	if (ret == 0 && (ret = hl_bundle_validator_finish(&im->validator)) < 0)
+		snprintf(err, errlen, "%s", im->validator.err);
 	return ret;
 }
 
@@ -183,10 +184,10 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 	if ((ret = pass(im, buf, len, err, errlen)) < 0)
 		goto out;
 	snprintf(stats->peer, sizeof(stats->peer), "%s", im->peer->name);
-	stats->items = im->check.items;
-	stats->messages = im->check.messages;
-	stats->chunks = im->check.chunks;
-	stats->acks = im->check.acks;
+	stats->items = im->validator.items;
+	stats->messages = im->validator.messages;
+	stats->chunks = im->validator.chunks;
+	stats->acks = im->validator.acks;
 
 	/* 2: the same packets through the engine, in one transaction */
 	struct hl_engine_env env = {

@@ -4,7 +4,7 @@
  * every position stored); the last error; the events for the operator;
  * the ACK and REFUSEs owed to the peer, sent between transactions;
  * sending a packet; and the engine's invariants, checked by
- * eng_check_invariants() in debug builds:
+ * eng_assert_invariants() in debug builds:
  *
  *   I1. Every queue is in increasing seq order; every entry before a
  *       queue's cursor is done (send.c).
@@ -127,7 +127,7 @@ bool eng_prec_valid(unsigned p)
 }
 
 #ifndef NDEBUG
-void eng_check_invariants(const hl_engine *e)
+void eng_assert_invariants(const hl_engine *e)
 {
 	size_t total = 0;
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {

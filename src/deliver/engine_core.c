@@ -105,7 +105,7 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	}
 	if (ret < 0 && !e->error[0])
 		eng_set_error(e, "%s", hl_strerror(ret));
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 	return ret;
 }
 

@@ -245,9 +245,9 @@ event_t *eng_add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t
 void eng_add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16]);
 bool eng_prec_valid(unsigned p);
 #ifndef NDEBUG
-void eng_check_invariants(const hl_engine *e);
+void eng_assert_invariants(const hl_engine *e);
 #else
-static inline void eng_check_invariants(const hl_engine *e)
+static inline void eng_assert_invariants(const hl_engine *e)
 {
 	(void)e;
 }
@@ -313,7 +313,7 @@ int eng_on_chunk(hl_engine *e, const uint8_t *body, size_t len);
 
 int eng_peer_lost(hl_engine *e, const struct hl_pkt_ack *a, uint64_t *lost);
 void eng_resync_send(hl_engine *e, uint64_t now);
-int eng_resync_check(hl_engine *e, const struct hl_pkt_ack *a);
+int eng_resync_verify(hl_engine *e, const struct hl_pkt_ack *a);
 int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len);
 int eng_on_return(hl_engine *e, const uint8_t *body, size_t len);
 

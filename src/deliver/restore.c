@@ -100,7 +100,7 @@ static int resync_done(hl_engine *e, const char *how)
 
 /* Restored: how far does the peer hold our chain?  Not beyond our head:
  * nothing was lost.  Beyond: reclaim the items after our head. */
-int eng_resync_check(hl_engine *e, const struct hl_pkt_ack *a)
+int eng_resync_verify(hl_engine *e, const struct hl_pkt_ack *a)
 {
 	struct hl_chain_head head;
 	char how[160];

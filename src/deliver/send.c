@@ -351,7 +351,7 @@ void hl_engine_refresh(hl_engine *e)
 	for (size_t i = 0; i < lc.n; i++)
 		queue_append(e, lc.arr[i]);
 	free(lc.arr);
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 }
 
 /* ---- sending ---- */
@@ -563,7 +563,7 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		if (entry_done(x))
 			queue_fix_cursor(q);
 	}
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 }
 
 /* ---- what the peer says about our items ---- */
@@ -590,7 +590,7 @@ int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 			if ((ret = load_initial(e)) < 0)
 				goto out;
 		}
-		if ((ret = eng_resync_check(e, a)) < 0)
+		if ((ret = eng_resync_verify(e, a)) < 0)
 			goto out;
 	}
 	if (a->base > e->acked_base) {
@@ -641,7 +641,7 @@ int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	if ((ret = load_initial(e)) < 0)
 		return ret;
 	e->synced = true;
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 	return 0;
 }
 

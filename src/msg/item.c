@@ -215,7 +215,7 @@ static int check_item(const struct hl_item *it)
 	case HL_ITEM_AGREEMENT: return check_agreement(it);
 	case HL_ITEM_COUNTERSIGN: return check_countersign(it);
 	case HL_ITEM_CALL: {
-		const char *why = hl_item_call_check(&it->u.call);
+		const char *why = hl_item_call_validate(&it->u.call);
 		return why ? bad(it, HL_EINVAL, why) : 0;
 	}
 	case HL_ITEM_ROTATION: return check_rotation(it);
@@ -542,7 +542,7 @@ bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32]
 					   key) == 0;
 }
 
-int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
+int hl_item_open_with_verdict(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it)
 {
 	return open_item(buf, len, author, counterpart, NULL, &sig_ok, it);

@@ -25,7 +25,7 @@ int hl_msg_content_encode(const struct hl_msg_content *c, uint8_t *out, size_t c
 			  size_t *len);
 /* Checks C against the signed message M: the subject hash, and the body's
  * when it is inline (size too).  HL_EAUTH on a mismatch. */
-int hl_msg_content_check(const struct hl_item_message *m, const struct hl_msg_content *c);
+int hl_msg_content_verify(const struct hl_item_message *m, const struct hl_msg_content *c);
 
 /* Lowercase hex of an id (33 bytes with the NUL). */
 void hl_msg_id_hex(const uint8_t id[static HL_MSG_ID_LEN], char out[static 33]);

@@ -86,7 +86,7 @@
  *
  * INVARIANTS (checked by assert_session_state() on entry to and exit from
  * every public function in debug builds, and available to tests and
- * fuzzers in every build as hl_session_check_invariants())
+ * fuzzers in every build as hl_session_validate_invariants())
  *   1. hs != NULL exactly in I_MSG2 and R_MSG1.
  *   2. send_cs and recv_cs are both allocated and keyed exactly in I_HELLO,
  *      R_HELLO and OPEN; otherwise both are NULL (wiped and freed).
@@ -230,7 +230,7 @@ static int broken_invariant(const hl_session *s)
 	return 0;
 }
 
-int hl_session_check_invariants(const hl_session *s)
+int hl_session_validate_invariants(const hl_session *s)
 {
 	int bad = broken_invariant(s);
 	if (bad == 0 && s->state != HL_SESSION_CLOSED && queued(s) > HL_SESSION_HARD_CAP)
@@ -256,7 +256,7 @@ static void assert_session_state(const hl_session *s)
 static void assert_session_exit(const hl_session *s)
 {
 	assert_session_state(s);
-	assert(hl_session_check_invariants(s) == 0);
+	assert(hl_session_validate_invariants(s) == 0);
 }
 
 static void set_error_text(hl_session *s, const char *fmt, va_list ap)
@@ -409,7 +409,7 @@ static int split(hl_session *s)
 /* Called by hl_noise_hs_read once message 1 has named its static key,
  * before the ss DH: an unpinned key costs one DH, not two.  The key is
  * not proven yet (the ss DH would prove it). */
-static int msg1_key_check(void *user, const uint8_t rs[static HL_NOISE_DHLEN])
+static int msg1_key_authorize(void *user, const uint8_t rs[static HL_NOISE_DHLEN])
 {
 	hl_session *s = user;
 	memcpy(s->remote_key, rs, HL_SESSION_KEYLEN);
@@ -436,7 +436,7 @@ static int hs_begin(hl_session *s, const hl_signer *local, const uint8_t *remote
 		s->remote_known = true;
 		ret = hl_noise_hs_set_rs(s->hs, remote_pub);
 	} else if (ret == 0) {
-		ret = hl_noise_hs_set_rs_check(s->hs, msg1_key_check, s);
+		ret = hl_noise_hs_set_rs_authorize(s->hs, msg1_key_authorize, s);
 	}
 	return ret == 0 ? hl_noise_hs_start(s->hs) : ret;
 }

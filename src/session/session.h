@@ -198,7 +198,7 @@ uint8_t hl_session_peer_close_reason(const hl_session *session);
 
 /* For tests and fuzzers: the number of the first invariant of the state
  * machine (listed at the top of session.c) that SESSION violates, or 0. */
-int hl_session_check_invariants(const hl_session *session);
+int hl_session_validate_invariants(const hl_session *session);
 
 /* The duplicate-session rule (docs/protocol.md section 4).  OLD and NEW are
  * two confirmed sessions with the same peer; *_BY_US tells whether this

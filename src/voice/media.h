@@ -115,6 +115,6 @@ int hl_media_peek(const uint8_t *buf, size_t len, uint32_t *tag, uint64_t *count
 
 /* The replay window on its own: 0 when COUNTER is new (and then marks it
  * when MARK), HL_EEXIST when seen or too old. */
-int hl_replay_check(struct hl_replay *r, uint64_t counter, bool mark);
+int hl_replay_verify(struct hl_replay *r, uint64_t counter, bool mark);
 
 #endif

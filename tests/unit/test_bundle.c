@@ -157,7 +157,7 @@ static void seal_all(struct buf *out, bool end)
 
 struct opened {
 	const hl_signer *pinned;    /* the one sender accepted */
-	struct hl_bundle_check check;
+	struct hl_bundle_validator validator;
 	size_t n;
 	bool match;                   /* every packet as sealed */
 };
@@ -167,14 +167,14 @@ static int cb_sender(void *arg, const uint8_t noise_pub[static 32])
 	struct opened *o = arg;
 	if (memcmp(noise_pub, hl_signer_noise_pub(o->pinned), 32) != 0)
 		return HL_EPEER;
-	hl_bundle_check_init(&o->check, hl_signer_sign_pk(o->pinned), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&o->validator, hl_signer_sign_pk(o->pinned), hl_signer_sign_pk(idb));
 	return 0;
 }
 
 static int cb_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	struct opened *o = arg;
-	int ret = hl_bundle_check_packet(&o->check, rec, len);
+	int ret = hl_bundle_validate_packet(&o->validator, rec, len);
 	if (ret < 0)
 		return ret;
 	if (o->n < nrecs && (len != 2 + recs[o->n].len || rec[1] != recs[o->n].type ||
@@ -189,14 +189,14 @@ static int open_check(const uint8_t *p, size_t n, const hl_signer *me, struct op
 {
 	char err[256];
 	struct hl_bundle_open_cb cb = { .sender = cb_sender, .packet = cb_packet, .arg = o };
-	memset(&o->check, 0, sizeof(o->check));
+	memset(&o->validator, 0, sizeof(o->validator));
 	o->n = 0;
 	o->match = true;
 	if (!o->pinned)
 		o->pinned = ida;
 	int ret = hl_bundle_open(p, n, me, &cb, err, sizeof(err));
 	if (ret == 0)
-		ret = hl_bundle_check_finish(&o->check);
+		ret = hl_bundle_validator_finish(&o->validator);
 	return ret;
 }
 
@@ -239,10 +239,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(open_check(b.p, b.n, idb, &o), 0);
 	assert_int_equal(o.n, nrecs + 1); /* and END */
 	assert_true(o.match);
-	assert_int_equal(o.check.items, 2);
-	assert_int_equal(o.check.messages, 2);
-	assert_int_equal(o.check.chunks, 2);
-	assert_int_equal(o.check.acks, 1);
+	assert_int_equal(o.validator.items, 2);
+	assert_int_equal(o.validator.messages, 2);
+	assert_int_equal(o.validator.chunks, 2);
+	assert_int_equal(o.validator.acks, 1);
 	/* two bundles of the same packets differ (fresh ephemeral key) */
 	struct buf b2;
 	seal_all(&b2, true);
@@ -319,25 +319,25 @@ static void test_wrong_station(void **state)
  * when END_AT is nonzero). */
 static int check_records(uint64_t end_count, bool end)
 {
-	struct hl_bundle_check c;
+	struct hl_bundle_validator c;
 	uint8_t rec[HL_PACKET_MAX];
 	size_t len;
 	int ret = 0;
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	for (size_t i = 0; i < nrecs && ret == 0; i++) {
 		assert_int_equal(hl_packet_encode(recs[i].type, recs[i].body, recs[i].len, rec,
 						  sizeof(rec), &len), 0);
-		ret = hl_bundle_check_packet(&c, rec, len);
+		ret = hl_bundle_validate_packet(&c, rec, len);
 	}
 	if (ret == 0 && end) {
 		uint8_t n[8];
 		for (unsigned i = 0; i < 8; i++)
 			n[i] = (uint8_t)(end_count >> (56 - 8 * i));
 		assert_int_equal(hl_packet_encode(HL_PKT_BUNDLE_END, n, 8, rec, sizeof(rec), &len), 0);
-		ret = hl_bundle_check_packet(&c, rec, len);
+		ret = hl_bundle_validate_packet(&c, rec, len);
 	}
 	if (ret == 0)
-		ret = hl_bundle_check_finish(&c);
+		ret = hl_bundle_validator_finish(&c);
 	return ret;
 }
 
@@ -399,18 +399,18 @@ static void test_packet_rules(void **state)
 	assert_int_equal(check_records(nrecs, true), HL_EINVAL);
 
 	/* anything after END */
-	struct hl_bundle_check c;
+	struct hl_bundle_validator c;
 	uint8_t rec[32];
 	size_t len;
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	static const uint8_t zero[8];
 	assert_int_equal(hl_packet_encode(HL_PKT_BUNDLE_END, zero, 8, rec, sizeof(rec), &len), 0);
-	assert_int_equal(hl_bundle_check_packet(&c, rec, len), 0);
-	assert_int_equal(hl_bundle_check_packet(&c, rec, len), HL_EINVAL);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), 0);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), HL_EINVAL);
 	/* a wrong version */
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	rec[0] = 2;
-	assert_int_equal(hl_bundle_check_packet(&c, rec, len), HL_EINVAL);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), HL_EINVAL);
 	recs_clear();
 }
 

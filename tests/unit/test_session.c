@@ -136,9 +136,9 @@ static const struct hl_session_params params = {
 static size_t move(struct side *from, struct side *to, uint64_t now)
 {
 	const uint8_t *p = NULL;
-	assert_int_equal(hl_session_check_invariants(from->l), 0);
+	assert_int_equal(hl_session_validate_invariants(from->l), 0);
 	if (to)
-		assert_int_equal(hl_session_check_invariants(to->l), 0);
+		assert_int_equal(hl_session_validate_invariants(to->l), 0);
 	size_t n = hl_session_output(from->l, &p);
 	if (n == 0)
 		return 0;
@@ -541,7 +541,7 @@ static enum hl_session_state responder_reads(struct side *r, const struct keypai
 	rp.seen = seen;
 	assert_int_equal(hl_session_new(&r->l, HL_SESSION_RESPONDER, rk->sg, NULL, &rp, &ops, r, 0), 0);
 	hl_session_recv(r->l, msg, n, 1);
-	assert_int_equal(hl_session_check_invariants(r->l), 0);
+	assert_int_equal(hl_session_validate_invariants(r->l), 0);
 	return hl_session_state(r->l);
 }
 
