@@ -419,7 +419,7 @@ static int msg1_key_authorize(void *user, const uint8_t rs[static HL_NOISE_DHLEN
 	return s->window ? 0 : HL_EPEER;
 }
 
-/* The handshake state, l->hs, with LOCAL's static key: an initiator's
+/* The handshake state, s->hs, with LOCAL's static key: an initiator's
  * knowing REMOTE_PUB, a responder's checking the key message 1 names. */
 static int hs_begin(hl_session *s, const hl_signer *local, const uint8_t *remote_pub)
 {
