@@ -3,7 +3,7 @@
  *
  *   bench_limits aead [SECONDS]             MB/s, one core, ChaCha20-Poly1305 (IETF) as the
  *                                           daemon's transport runs it: libcrypto's EVP
- *                                           (crypto/aead.c), records of 65,519 bytes
+ *                                           (crypto/aead.c), packets of 65,519 bytes
  *   bench_limits aead_libsodium [SECONDS]   MB/s, the same with libsodium, 64 KiB buffers
  *   bench_limits sha256 [SECONDS]           MB/s, one core, the document hash (libcrypto
  *                                           SHA-256, crypto/sha256.c), 64 KiB buffers
@@ -34,7 +34,7 @@
 #include "util/mem.h"
 
 #define AEAD_BUF (64 * 1024)
-#define RECORD_MAX (HL_NOISE_MAX_MSG - HL_NOISE_TAGLEN)   /* a transport record's text */
+#define PACKET_MAX (HL_NOISE_MAX_MSG - HL_NOISE_TAGLEN)   /* a transport packet's text */
 #define HASH_BUF (64 * 1024)
 #define SIG_MSG_LEN 200
 #define SIG_KEYS 64            /* distinct signers, as a receiver sees several */
@@ -116,7 +116,7 @@ static void evp_op(void *p)
 	uint8_t nonce[12] = { 0 };
 	a->n++;
 	memcpy(nonce + 4, &a->n, 8);
-	if (hl_aead_evp.seal(a->a, nonce, NULL, 0, a->buf, RECORD_MAX, a->out) < 0)
+	if (hl_aead_evp.seal(a->a, nonce, NULL, 0, a->buf, PACKET_MAX, a->out) < 0)
 		abort();
 }
 
@@ -302,12 +302,12 @@ int main(int argc, char **argv)
 	const char *what = argv[1];
 	if (strcmp(what, "aead") == 0) {
 		uint8_t key[32];
-		struct evp_arg a = { .buf = xmalloc(RECORD_MAX), .out = xmalloc(HL_NOISE_MAX_MSG) };
-		randombytes_buf(a.buf, RECORD_MAX);
+		struct evp_arg a = { .buf = xmalloc(PACKET_MAX), .out = xmalloc(HL_NOISE_MAX_MSG) };
+		randombytes_buf(a.buf, PACKET_MAX);
 		randombytes_buf(key, sizeof(key));
 		a.a = hl_aead_evp.make(key, true);
 		double r = rate(evp_op, &a, 64, seconds_arg(argc, argv, 2));
-		printf("%.1f\n", r * RECORD_MAX / 1e6);
+		printf("%.1f\n", r * PACKET_MAX / 1e6);
 		hl_aead_evp.free(a.a);
 		free(a.buf);
 		free(a.out);

@@ -21,7 +21,7 @@
  *       CLOSE (shutdown) and dials again with the next key.  Prints
  *       "PER_SECOND COMPLETED FAILED".
  *
- * The client is hotline's own link state machine (link/link.h) on
+ * The client is hotline's own session state machine (session/session.h) on
  * non-blocking sockets and epoll, so it speaks exactly what the daemon
  * speaks.  Application records the daemon sends (ACK, RESUME) are
  * ignored.  Exit 1 on a failure (one line on stderr), 2 on bad usage. */
@@ -42,7 +42,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "link/link.h"
+#include "session/session.h"
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/text.h"
@@ -53,7 +53,7 @@
 
 struct conn {
 	int fd;
-	hl_link *link;
+	hl_session *session;
 	size_t key;
 	bool connecting;
 	bool confirmed;
@@ -70,7 +70,7 @@ struct bench {
 	struct hl_stamp *stamps; /* the last message 1 timestamp sent with each key */
 	size_t nkeys;
 	size_t next_key;
-	struct hl_link_params params;
+	struct hl_session_params params;
 	unsigned long completed, failed;
 	char last_error[320];
 };
@@ -184,7 +184,7 @@ static int setup(struct bench *b, const char *addr, const char *noisekey, const 
 		return die("bad address '%s' (want IPv4:PORT)", addr);
 	if (hl_b64_key_parse(noisekey, strlen(noisekey), b->server_key) < 0)
 		return die("bad NoiseKey '%s'", noisekey);
-	b->params = (struct hl_link_params){ .keepalive_ms = 25000, .keepalive_timeout_ms = 75000,
+	b->params = (struct hl_session_params){ .keepalive_ms = 25000, .keepalive_timeout_ms = 75000,
 					     .handshake_timeout_ms = 10000, .max_age_ms = 0 };
 	b->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (b->ep < 0)
@@ -196,27 +196,27 @@ static int setup(struct bench *b, const char *addr, const char *noisekey, const 
 
 /* ---- connections ---- */
 
-static void on_confirmed(void *user, hl_link *link)
+static void on_confirmed(void *user, hl_session *session)
 {
-	(void)link;
+	(void)session;
 	((struct conn *)user)->confirmed = true;
 }
 
-static void on_closed(void *user, hl_link *link)
+static void on_closed(void *user, hl_session *session)
 {
-	(void)link;
+	(void)session;
 	((struct conn *)user)->dead = true;
 }
 
-static const struct hl_link_ops client_ops = {
+static const struct hl_session_ops client_ops = {
 	.on_confirmed = on_confirmed,
 	.on_closed = on_closed,
 };
 
 static void conn_fail(struct bench *b, struct conn *c, const char *what)
 {
-	if (!c->dead && c->link && hl_link_state(c->link) == HL_LINK_CLOSED)
-		what = hl_link_error_text(c->link);
+	if (!c->dead && c->session && hl_session_state(c->session) == HL_SESSION_CLOSED)
+		what = hl_session_error_text(c->session);
 	snprintf(b->last_error, sizeof(b->last_error), "%s", what);
 	c->dead = true;
 }
@@ -238,17 +238,17 @@ static int conn_start(struct bench *b, struct conn *c)
 		return die("connect: %s", strerror(e));
 	}
 	c->connecting = true;
-	struct hl_link_params params = b->params;
+	struct hl_session_params params = b->params;
 	struct hl_stamp stamp;
 	/* A timestamped message 1, as a station sends (docs/protocol.md 2.1). */
 	hl_stamp_next(&b->stamps[c->key], hl_wall_ms() * 1000000u, &stamp);
 	params.msg1_stamp = &stamp;
-	int ret = hl_link_new(&c->link, HL_LINK_INITIATOR, b->keys[c->key], b->server_key,
+	int ret = hl_session_new(&c->session, HL_SESSION_INITIATOR, b->keys[c->key], b->server_key,
 			      &params, &client_ops, c, c->started_ms);
 	if (ret < 0) {
 		close(c->fd);
 		c->fd = -1;
-		return die("hl_link_new: %s", hl_strerror(ret));
+		return die("hl_session_new: %s", hl_strerror(ret));
 	}
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
 	c->want_out = true;
@@ -261,19 +261,19 @@ static void conn_stop(struct conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);   /* also leaves the epoll set */
-	hl_link_free(c->link);
+	hl_session_free(c->session);
 	c->fd = -1;
-	c->link = NULL;
+	c->session = NULL;
 }
 
-/* Writes what the link queued; arms EPOLLOUT while some is left. */
+/* Writes what the session queued; arms EPOLLOUT while some is left. */
 static void conn_flush(struct bench *b, struct conn *c)
 {
 	const uint8_t *p;
 	size_t n;
 	if (c->connecting || c->fd < 0)
 		return;
-	while ((n = hl_link_output(c->link, &p)) > 0) {
+	while ((n = hl_session_output(c->session, &p)) > 0) {
 		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -283,8 +283,8 @@ static void conn_flush(struct bench *b, struct conn *c)
 			conn_fail(b, c, strerror(errno));
 			return;
 		}
-		hl_link_output_taken(c->link, (size_t)w);
-		hl_link_output_done(c->link, (size_t)w);
+		hl_session_output_taken(c->session, (size_t)w);
+		hl_session_output_done(c->session, (size_t)w);
 	}
 	bool want = n > 0;
 	if (want != c->want_out) {
@@ -318,8 +318,8 @@ static void conn_event(struct bench *b, struct conn *c, uint32_t events)
 				conn_fail(b, c, n == 0 ? "the daemon closed the connection" : strerror(errno));
 				return;
 			}
-			if (hl_link_recv(c->link, buf, (size_t)n, hl_mono_ms()) < 0 || c->dead) {
-				conn_fail(b, c, hl_link_error_text(c->link));
+			if (hl_session_recv(c->session, buf, (size_t)n, hl_mono_ms()) < 0 || c->dead) {
+				conn_fail(b, c, hl_session_error_text(c->session));
 				return;
 			}
 		}
@@ -334,10 +334,10 @@ static void tick_all(struct bench *b, struct conn *conns, size_t n)
 		struct conn *c = &conns[i];
 		if (c->fd < 0 || c->dead)
 			continue;
-		if (now >= hl_link_deadline(c->link)) {
-			hl_link_tick(c->link, now);
+		if (now >= hl_session_deadline(c->session)) {
+			hl_session_tick(c->session, now);
 			if (c->dead)
-				conn_fail(b, c, hl_link_error_text(c->link));
+				conn_fail(b, c, hl_session_error_text(c->session));
 			else
 				conn_flush(b, c);
 		}
@@ -437,8 +437,8 @@ static int idle(struct bench *b, size_t n, long pid, double settle)
 	ret = 0;
 out:
 	for (size_t i = 0; i < n; i++) {
-		if (conns[i].link && !conns[i].dead) {
-			hl_link_close(conns[i].link, 1, "benchmark over");
+		if (conns[i].session && !conns[i].dead) {
+			hl_session_close(conns[i].session, 1, "benchmark over");
 			conn_flush(b, &conns[i]);
 		}
 		conn_stop(&conns[i]);
@@ -468,7 +468,7 @@ static int handshakes(struct bench *b, double seconds, size_t conc)
 				continue;
 			if (c->confirmed && !c->dead) {
 				b->completed++;
-				hl_link_close(c->link, 1, "benchmark");
+				hl_session_close(c->session, 1, "benchmark");
 				conn_flush(b, c);
 			} else {
 				b->failed++;

@@ -129,7 +129,7 @@ FIGURES = [
     ("transfer.hotline", "MB/s", "a 1 GiB document, from the start of `hotline send -a FILE --wait` until it is durable at the receiver and its receipt is back at the sender"),
     ("transfer.scp_chacha", "MB/s", "scp of the same file to a second sshd on a loopback port, `-c chacha20-poly1305@openssh.com` (no hashing of the whole file, no fsync)"),
     ("transfer.nncp", "MB/s", "nncp-file + nncp-call + nncp-toss of the same file between two NNCP nodes on loopback (`-onlinedeadline 1`)"),
-    ("limit.aead", "MB/s", "one core, ChaCha20-Poly1305 (IETF) as the daemon's transport runs it: libcrypto's EVP, records of 65,519 bytes"),
+    ("limit.aead", "MB/s", "one core, ChaCha20-Poly1305 (IETF) as the daemon's transport runs it: libcrypto's EVP, packets of 65,519 bytes"),
     ("limit.aead_libsodium", "MB/s", "one core, libsodium ChaCha20-Poly1305 (IETF) encrypting 64 KiB buffers (the transport's cipher before libcrypto)"),
     ("limit.sha256", "MB/s", "one core, SHA-256 (libcrypto, SHA extensions), the document hash, over 64 KiB buffers"),
     ("limit.blake2b", "MB/s", "one core, libsodium BLAKE2b-256 over 64 KiB buffers (the document hash before SHA-256)"),
@@ -374,7 +374,7 @@ HOW = """\
   are taken; a sampler reads the receiver's status 5 times a second to check that a
   document was arriving.
 - `handshakes.hotline` and `memory.per_idle_link`: `build/bench/bench_links`, a client
-  built on hotline's own link state machine (`src/link`), dials one daemon with pinned
+  built on hotline's own session state machine (`src/session`), dials one daemon with pinned
   keys (1,000 peers in its `station.conf`, no Address, so the daemon only answers). The
   memory figure is the daemon's VmRSS after 1,000 sessions are confirmed and idle for 2 s,
   minus its VmRSS with the same 1,000 peers pinned and no session, divided by 1,000.

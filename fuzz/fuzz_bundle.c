@@ -3,10 +3,10 @@
  *
  *   even  the whole file: header, framing, the Noise_X handshake and the
  *         transport messages, opened as station B with fixed keys (A the
- *         only pinned sender), each decrypted record through the check;
+ *         only pinned sender), each decrypted packet through the check;
  *   odd   the decrypted plaintext stream: the rest of the input is split
- *         into frames (2-byte length, bytes) and each is fed to the record
- *         check as if it had decrypted, so the record rules are reached
+ *         into frames (2-byte length, bytes) and each is fed to the packet
+ *         check as if it had decrypted, so the packet rules are reached
  *         without breaking the cipher.
  *
  * Seeds (fuzz/corpus/fuzz_bundle/) are real bundles from A to B and their
@@ -23,7 +23,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static hl_signer *ida, *idb;
-static struct hl_bundle_check check;
+static struct hl_bundle_validator validator;
 
 /* Fixed identities: seeds 0xa1.. for A, 0xb2.. for B (the seed files were
  * made with the same). */
@@ -49,29 +49,29 @@ static int on_sender(void *arg, const uint8_t pub[static 32])
 	(void)arg;
 	if (memcmp(pub, hl_signer_noise_pub(ida), 32) != 0)
 		return HL_EPEER;
-	hl_bundle_check_init(&check, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&validator, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	return 0;
 }
 
-static int on_record(void *arg, const uint8_t *rec, size_t len)
+static int on_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	(void)arg;
-	return hl_bundle_check_record(&check, rec, len);
+	return hl_bundle_validate_packet(&validator, rec, len);
 }
 
 static void plaintext(const uint8_t *p, size_t n)
 {
-	hl_bundle_check_init(&check, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&validator, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	while (n >= 2) {
 		size_t len = (size_t)p[0] << 8 | p[1];
 		if (len > n - 2)
 			len = n - 2;
-		if (hl_bundle_check_record(&check, p + 2, len) < 0)
+		if (hl_bundle_validate_packet(&validator, p + 2, len) < 0)
 			return;
 		p += 2 + len;
 		n -= 2 + len;
 	}
-	if (hl_bundle_check_finish(&check) == 0 && !check.ended)
+	if (hl_bundle_validator_finish(&validator) == 0 && !validator.ended)
 		abort();
 }
 
@@ -85,10 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		plaintext(data + 1, size - 1);
 		return 0;
 	}
-	struct hl_bundle_open_cb cb = { .sender = on_sender, .record = on_record };
-	memset(&check, 0, sizeof(check));
+	struct hl_bundle_open_cb cb = { .sender = on_sender, .packet = on_packet };
+	memset(&validator, 0, sizeof(validator));
 	if (hl_bundle_open(data + 1, size - 1, idb, &cb, err, sizeof(err)) == 0 &&
-	    hl_bundle_check_finish(&check) == 0 && check.records > HL_BUNDLE_MAX_RECORDS)
+	    hl_bundle_validator_finish(&validator) == 0 && validator.packets > HL_BUNDLE_MAX_PACKETS)
 		abort();
 	return 0;
 }

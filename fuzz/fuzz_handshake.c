@@ -12,12 +12,12 @@
  *     with its receiving CipherState (the initiator's c1).
  *   mode bit 0 set: an initiator writes message 1, reads the frame as
  *     message 2, splits, and decrypts the transport frames with c2.
- *   mode bit 1 set: the frame is message 1's payload, decoded as link.c
- *     decodes it (hl_msg1_payload_decode, link/replay.h) and put to the
+ *   mode bit 1 set: the frame is message 1's payload, decoded as session.c
+ *     decodes it (hl_msg1_payload_decode, session/replay.h) and put to the
  *     timestamp rule; nothing else.
  *   mode bit 2 set (responder): the static key message 1 names is refused
- *     as link.c refuses an unpinned one, from the hook that runs before the
- *     ss DH (hl_noise_hs_set_rs_check).
+ *     as session.c refuses an unpinned one, from the hook that runs before the
+ *     ss DH (hl_noise_hs_set_rs_authorize).
  *
  * A message 1 the responder accepts has its payload decoded too.
  * Besides memory errors, the target aborts when the API breaks a promise:
@@ -34,7 +34,7 @@
 #include <sodium.h>
 
 #include "crypto/noise.h"
-#include "link/replay.h"
+#include "session/replay.h"
 #include "util/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -132,7 +132,7 @@ static const hl_signer *static_key(bool initiator)
 	return keys[initiator];
 }
 
-static hl_noise_hs *make(bool initiator, hl_noise_rs_check hook)
+static hl_noise_hs *make(bool initiator, hl_noise_rs_authorize hook)
 {
 	uint8_t e[32], rs_priv[32], rs[32];
 	hl_noise_hs *hs = NULL;
@@ -147,7 +147,7 @@ static hl_noise_hs *make(bool initiator, hl_noise_rs_check hook)
 		check(crypto_scalarmult_base(rs, rs_priv) == 0);
 		check(hl_noise_hs_set_rs(hs, rs) == 0);
 	} else {
-		check(hl_noise_hs_set_rs_check(hs, hook, NULL) == 0);
+		check(hl_noise_hs_set_rs_authorize(hs, hook, NULL) == 0);
 	}
 	check(hl_noise_hs_start(hs) == 0);
 	return hs;
@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (initiator)
 		check(hl_noise_hs_write(hs, NULL, 0, msgbuf, sizeof msgbuf, &len) == 0 && len == 96);
 	else
-		check(hl_noise_hs_set_rs_check(hs, refuse ? refuse_key : accept_key, NULL) ==
+		check(hl_noise_hs_set_rs_authorize(hs, refuse ? refuse_key : accept_key, NULL) ==
 		      HL_ESTATE);   /* only before start */
 
 	rc = hl_noise_hs_read(hs, frame, flen, ptbuf, sizeof ptbuf, &n);

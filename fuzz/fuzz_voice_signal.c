@@ -1,5 +1,5 @@
-/* fuzz_voice_signal.c — the call signalling record bodies (voice/signal.c)
- * on arbitrary bytes: the first byte picks the record type.  Oracles: what
+/* fuzz_voice_signal.c — the call signalling packet bodies (voice/signal.c)
+ * on arbitrary bytes: the first byte picks the packet type.  Oracles: what
  * decodes re-encodes to the same first bytes, and its values are in range. */
 #include <stdint.h>
 #include <stdlib.h>

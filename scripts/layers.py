@@ -37,7 +37,7 @@ LAYERS = [
     "holder",   # the key holder: its requests, journal of heads, process, client
     "chain",    # the chain rules on arrival and in record verify
     "station",  # the station facade: paths, locks, opening; control socket; status; queueing
-    "link",     # the session state machine (no socket, no clock)
+    "session",  # the session state machine (no socket, no clock)
     "deliver",  # the messages protocol for one peer
     "voice",    # codec, media, jitter buffer, call audio
     "bundle",   # sealed courier bundles

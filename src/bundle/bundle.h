@@ -18,7 +18,7 @@
 #define HL_BUNDLE_MAX_ITEMS 65536
 
 struct hl_bundle_export_stats {
-	uint64_t items, messages, chunks, records;
+	uint64_t items, messages, chunks, packets;
 	uint64_t bytes;               /* the bundle's size */
 	uint64_t left;                /* unacknowledged items left for another bundle */
 };

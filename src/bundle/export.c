@@ -1,7 +1,7 @@
 /* bundle/export.c — `bundle export`: everything a peer has not yet
  * acknowledged, sealed for it (bundle.h, docs/bundle.md section 5).
  *
- * The records are the link's own (docs/messages.md), built from the store
+ * The packets are the link's own (docs/messages.md), built from the store
  * as the delivery engine builds them for a session: an ITEM carries a
  * message's content, its parts follow as CHUNKs from offset 0.  The whole
  * export reads one snapshot of the store (a read transaction).  An
@@ -24,9 +24,9 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
-#define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
+#define CHUNK_DATA_MAX (HL_PACKET_BODY_MAX - HL_CHUNK_HDR_LEN)
 
 struct seqs {
 	uint64_t *v;
@@ -75,7 +75,7 @@ struct exporter {
 	hl_store *st;
 	int64_t peer_id;
 	hl_bundle_sealer *s;
-	uint8_t *rec;                 /* HL_RECORD_BODY_MAX */
+	uint8_t *rec;                 /* HL_PACKET_BODY_MAX */
 	uint8_t *item;                /* HL_ITEM_MAX */
 	struct hl_bundle_export_stats *stats;
 	char *err;
@@ -84,7 +84,7 @@ struct exporter {
 
 static int put(struct exporter *x, uint8_t type, size_t len)
 {
-	int ret = hl_bundle_seal_record(x->s, type, x->rec, len);
+	int ret = hl_bundle_seal_packet(x->s, type, x->rec, len);
 	if (ret < 0)
 		snprintf(x->err, x->errlen, "cannot write the bundle: %s", hl_strerror(ret));
 	return ret;
@@ -95,7 +95,7 @@ static int put(struct exporter *x, uint8_t type, size_t len)
 static int put_ack(struct exporter *x)
 {
 	struct hl_chain_head head;
-	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
+	struct hl_pkt_ack *a = xcalloc(1, sizeof(*a));
 	size_t n = 0, len;
 	int ret = hl_store_in_contiguous(x->st, x->peer_id, &head);
 	if (ret == 0)
@@ -103,11 +103,11 @@ static int put_ack(struct exporter *x)
 	if (ret == 0) {
 		a->base = head.seq;
 		a->n = (uint16_t)n;
-		ret = hl_rec_ack_encode(a, x->rec, HL_RECORD_BODY_MAX, &len);
+		ret = hl_pkt_ack_encode(a, x->rec, HL_PACKET_BODY_MAX, &len);
 		if (ret < 0)
 			snprintf(x->err, x->errlen, "cannot encode the ACK: %s", hl_strerror(ret));
 		else
-			ret = put(x, HL_REC_ACK, len);
+			ret = put(x, HL_PKT_ACK, len);
 	} else {
 		snprintf(x->err, x->errlen, "store: %s", hl_store_errmsg(x->st));
 	}
@@ -131,12 +131,12 @@ static int put_chunks(struct exporter *x, uint64_t seq, unsigned part, uint64_t 
 	}
 	for (uint64_t off = 0; off < size;) {
 		size_t n = size - off < CHUNK_DATA_MAX ? (size_t)(size - off) : CHUNK_DATA_MAX;
-		if ((ret = hl_send_chunk_record(seq, part, off, n, body, &r, x->rec)) < 0) {
+		if ((ret = hl_send_chunk_packet(seq, part, off, n, body, &r, x->rec)) < 0) {
 			snprintf(x->err, x->errlen, "cannot read attachment %s: %s", path,
 				 ret == HL_ETRUNC ? "file shorter than recorded" : strerror(-ret));
 			goto out;
 		}
-		if ((ret = put(x, HL_REC_CHUNK, HL_CHUNK_HDR_LEN + n)) < 0)
+		if ((ret = put(x, HL_PKT_CHUNK, HL_CHUNK_HDR_LEN + n)) < 0)
 			goto out;
 		x->stats->chunks++;
 		off += n;
@@ -147,18 +147,18 @@ out:
 	return ret;
 }
 
-/* One OUT item as an ITEM record (built as a session builds it,
+/* One OUT item as an ITEM packet (built as a session builds it,
  * deliver/send.h); a message with its content, then its parts. */
 static int put_item(struct exporter *x, uint64_t seq)
 {
 	struct hl_item_row irow;
 	struct hl_msg_row row = { 0 };
 	size_t len;
-	int ret = hl_send_item_record(x->st, x->peer_id, seq, x->item, x->rec, &len, &irow, &row,
+	int ret = hl_send_item_packet(x->st, x->peer_id, seq, x->item, x->rec, &len, &irow, &row,
 				      x->err, x->errlen);
 	if (ret < 0)
 		goto out;
-	if ((ret = put(x, HL_REC_ITEM, len)) < 0)
+	if ((ret = put(x, HL_PKT_ITEM, len)) < 0)
 		goto out;
 	x->stats->items++;
 	if (irow.kind != HL_ITEM_MESSAGE)
@@ -198,7 +198,7 @@ int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 	struct seqs seqs = { .limit = HL_BUNDLE_MAX_ITEMS, .flash_only = flash_only };
 	struct exporter x = {
 		.dir = dir, .st = st, .stats = stats, .err = err, .errlen = errlen,
-		.rec = xmalloc(HL_RECORD_BODY_MAX), .item = xmalloc(HL_ITEM_MAX),
+		.rec = xmalloc(HL_PACKET_BODY_MAX), .item = xmalloc(HL_ITEM_MAX),
 	};
 	bool reading = false, known;
 	hl_signer *prev = NULL;
@@ -260,7 +260,7 @@ int hl_bundle_export_after(const char *dir, hl_store *st, const hl_signer *me,
 		snprintf(err, errlen, "cannot write the bundle: %s", hl_strerror(ret));
 		goto out;
 	}
-	stats->records = hl_bundle_sealer_records(x.s);
+	stats->packets = hl_bundle_sealer_packets(x.s);
 out:
 	if (reading)
 		hl_store_rollback(st);

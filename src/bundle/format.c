@@ -1,5 +1,5 @@
 /* bundle/format.c — the bundle header and the check of a bundle's
- * plaintext record stream (format.h, docs/bundle.md). */
+ * plaintext packet stream (format.h, docs/bundle.md). */
 #include "bundle/format.h"
 
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 void hl_bundle_key_id(const uint8_t noise_pub[static 32], uint8_t id[static HL_BUNDLE_KEYID_LEN])
 {
@@ -36,9 +36,9 @@ int hl_bundle_header_parse(const uint8_t *buf, size_t len, uint8_t keyid[static 
 	return 0;
 }
 
-static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
+static int fail(struct hl_bundle_validator *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
+static int fail(struct hl_bundle_validator *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -47,7 +47,7 @@ static int fail(struct hl_bundle_check *c, int code, const char *fmt, ...)
 	return code;
 }
 
-void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static 32],
+void hl_bundle_validator_init(struct hl_bundle_validator *c, const uint8_t author[static 32],
 			  const uint8_t counterpart[static 32])
 {
 	memset(c, 0, sizeof(*c));
@@ -57,7 +57,7 @@ void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static
 
 /* Moves to the next part that has bytes to come (empty attachments and an
  * inline body have none), and starts its hash. */
-static void next_part(struct hl_bundle_check *c)
+static void next_part(struct hl_bundle_validator *c)
 {
 	while (c->part < c->nparts && c->part_size[c->part] == 0)
 		c->part++;
@@ -71,7 +71,7 @@ static void next_part(struct hl_bundle_check *c)
 }
 
 /* The message before this point must have had all its parts. */
-static int msg_whole(struct hl_bundle_check *c)
+static int msg_whole(struct hl_bundle_validator *c)
 {
 	if (c->in_msg && c->part < c->nparts)
 		return fail(c, HL_EINVAL, "message item %llu: part %u ends at byte %llu of %llu",
@@ -83,42 +83,42 @@ static int msg_whole(struct hl_bundle_check *c)
 
 /* The key that signs the item in R (docs/rotation.md): after a rotation
  * earlier in the bundle, its new key; else the caller's key_at. */
-static int item_key(struct hl_bundle_check *c, const struct hl_rec_item *r, uint8_t key[static 32])
+static int item_key(struct hl_bundle_validator *c, const struct hl_pkt_item *r, uint8_t key[static 32])
 {
 	uint64_t seq;
 	if (hl_item_peek_seq(r->item, r->item_len, &seq) < 0)
-		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->records);
+		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->packets);
 	if (c->rot_seq && seq > c->rot_seq)
 		memcpy(key, c->rot_key, 32);
 	else if (!c->key_at)
 		memcpy(key, c->author, 32);
 	else if (c->key_at(c->key_arg, seq, key) < 0)
 		return fail(c, HL_EINVAL, "record %llu: the keys of item %llu cannot be looked up",
-			    (unsigned long long)c->records, (unsigned long long)seq);
+			    (unsigned long long)c->packets, (unsigned long long)seq);
 	return 0;
 }
 
-static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len)
+static int check_item(struct hl_bundle_validator *c, const uint8_t *body, size_t len)
 {
-	struct hl_rec_item r;
+	struct hl_pkt_item r;
 	struct hl_item it;
 	uint8_t key[32];
 	int ret = msg_whole(c);
 	if (ret < 0)
 		return ret;
-	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX)
-		return fail(c, HL_EINVAL, "record %llu: malformed ITEM", (unsigned long long)c->records);
+	if (hl_pkt_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX)
+		return fail(c, HL_EINVAL, "record %llu: malformed ITEM", (unsigned long long)c->packets);
 	if ((ret = item_key(c, &r, key)) < 0)
 		return ret;
 	ret = hl_item_open_key(r.item, r.item_len, c->author, c->counterpart, key, &it);
 	if (ret == HL_EAUTH)
 		return fail(c, HL_EAUTH, "record %llu: an item whose signature does not verify",
-			    (unsigned long long)c->records);
+			    (unsigned long long)c->packets);
 	if (ret == HL_EPEER)
 		return fail(c, HL_EAUTH, "record %llu: an item not from the sender to this station",
-			    (unsigned long long)c->records);
+			    (unsigned long long)c->packets);
 	if (ret < 0)
-		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->records);
+		return fail(c, HL_EINVAL, "record %llu: malformed item", (unsigned long long)c->packets);
 	c->items++;
 	if (it.kind == HL_ITEM_ROTATION && it.seq > c->rot_seq) {
 		c->rot_seq = it.seq;
@@ -134,7 +134,7 @@ static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len
 	if (hl_msg_content_decode(r.rest, r.rest_len, &mc) < 0)
 		return fail(c, HL_EINVAL, "message item %llu: malformed content",
 			    (unsigned long long)it.seq);
-	if (hl_msg_content_check(&it.u.msg, &mc) < 0)
+	if (hl_msg_content_verify(&it.u.msg, &mc) < 0)
 		return fail(c, HL_EAUTH, "message item %llu: subject or body does not match its hash",
 			    (unsigned long long)it.seq);
 	c->messages++;
@@ -155,15 +155,15 @@ static int check_item(struct hl_bundle_check *c, const uint8_t *body, size_t len
 	return 0;
 }
 
-static int check_chunk(struct hl_bundle_check *c, const uint8_t *body, size_t len)
+static int check_chunk(struct hl_bundle_validator *c, const uint8_t *body, size_t len)
 {
-	struct hl_rec_chunk k;
-	if (hl_rec_chunk_decode(body, len, &k) < 0)
-		return fail(c, HL_EINVAL, "record %llu: malformed CHUNK", (unsigned long long)c->records);
+	struct hl_pkt_chunk k;
+	if (hl_pkt_chunk_decode(body, len, &k) < 0)
+		return fail(c, HL_EINVAL, "record %llu: malformed CHUNK", (unsigned long long)c->packets);
 	if (!c->in_msg || k.seq != c->seq || k.part != c->part || c->part >= c->nparts ||
 	    k.offset != c->offset)
 		return fail(c, HL_EINVAL, "record %llu: CHUNK of item %llu part %u at %llu out of order",
-			    (unsigned long long)c->records, (unsigned long long)k.seq, k.part,
+			    (unsigned long long)c->packets, (unsigned long long)k.seq, k.part,
 			    (unsigned long long)k.offset);
 	if (k.data_len > c->part_size[c->part] - c->offset)
 		return fail(c, HL_EINVAL, "item %llu part %u: more bytes than its size",
@@ -183,35 +183,35 @@ static int check_chunk(struct hl_bundle_check *c, const uint8_t *body, size_t le
 	return 0;
 }
 
-int hl_bundle_check_record(struct hl_bundle_check *c, const uint8_t *rec, size_t len)
+int hl_bundle_validate_packet(struct hl_bundle_validator *c, const uint8_t *rec, size_t len)
 {
-	struct hl_record r;
+	struct hl_packet r;
 	int ret;
 	if (c->ended)
 		return fail(c, HL_EINVAL, "data after the end record");
-	if (c->records >= HL_BUNDLE_MAX_RECORDS)
+	if (c->packets >= HL_BUNDLE_MAX_PACKETS)
 		return fail(c, HL_ETOOBIG, "more than %llu records",
-			    (unsigned long long)HL_BUNDLE_MAX_RECORDS);
-	if (hl_record_decode(rec, len, &r) < 0)
+			    (unsigned long long)HL_BUNDLE_MAX_PACKETS);
+	if (hl_packet_decode(rec, len, &r) < 0)
 		return fail(c, HL_EINVAL, "record %llu: malformed or not version 1",
-			    (unsigned long long)c->records);
+			    (unsigned long long)c->packets);
 	switch (r.type) {
-	case HL_REC_ITEM:
+	case HL_PKT_ITEM:
 		ret = check_item(c, r.body, r.body_len);
 		break;
-	case HL_REC_CHUNK:
+	case HL_PKT_CHUNK:
 		ret = check_chunk(c, r.body, r.body_len);
 		break;
-	case HL_REC_ACK: {
-		struct hl_rec_ack *a = xmalloc(sizeof(*a));
-		ret = hl_rec_ack_decode(r.body, r.body_len, a) == 0
+	case HL_PKT_ACK: {
+		struct hl_pkt_ack *a = xmalloc(sizeof(*a));
+		ret = hl_pkt_ack_decode(r.body, r.body_len, a) == 0
 			      ? 0 : fail(c, HL_EINVAL, "record %llu: malformed ACK",
-					 (unsigned long long)c->records);
+					 (unsigned long long)c->packets);
 		free(a);
 		c->acks++;
 		break;
 	}
-	case HL_REC_BUNDLE_END: {
+	case HL_PKT_BUNDLE_END: {
 		if ((ret = msg_whole(c)) < 0)
 			return ret;
 		uint64_t n = 0;
@@ -219,22 +219,22 @@ int hl_bundle_check_record(struct hl_bundle_check *c, const uint8_t *rec, size_t
 			return fail(c, HL_EINVAL, "malformed end record");
 		for (unsigned i = 0; i < 8; i++)
 			n = n << 8 | r.body[i];
-		if (n != c->records)
+		if (n != c->packets)
 			return fail(c, HL_EINVAL, "end record counts %llu records; %llu came",
-				    (unsigned long long)n, (unsigned long long)c->records);
+				    (unsigned long long)n, (unsigned long long)c->packets);
 		c->ended = true;
 		return 0;
 	}
 	default:
 		return fail(c, HL_EINVAL, "record %llu: type 0x%02x has no place in a bundle",
-			    (unsigned long long)c->records, r.type);
+			    (unsigned long long)c->packets, r.type);
 	}
 	if (ret == 0)
-		c->records++;
+		c->packets++;
 	return ret;
 }
 
-int hl_bundle_check_finish(struct hl_bundle_check *c)
+int hl_bundle_validator_finish(struct hl_bundle_validator *c)
 {
 	if (!c->ended)
 		return fail(c, HL_ETRUNC, "the bundle ends without its end record (truncated)");

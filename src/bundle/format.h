@@ -1,12 +1,12 @@
 /* bundle/format.h — the courier bundle (docs/bundle.md): its clear header,
- * and the check of its decrypted record stream.  Pure functions over
+ * and the validation of its decrypted packet stream.  Pure functions over
  * (buf, len): every length capped, no I/O, a fuzz target (fuzz_bundle).
  *
  * A bundle is a 24-byte header (magic, the recipient's key id), then
  * frames as on the wire (2-byte big-endian length, one Noise message):
  * one Noise_X handshake message, then transport messages, each the
- * ciphertext of one record (version, type, body) as on the link.  The last
- * record is END.  bundle/seal.h encrypts and decrypts; this file says what
+ * ciphertext of one packet (version, type, body) as on the link.  The last
+ * packet is END.  bundle/seal.h encrypts and decrypts; this file says what
  * a well-formed plaintext stream is. */
 #ifndef HL_BUNDLE_FORMAT_H
 #define HL_BUNDLE_FORMAT_H
@@ -23,13 +23,13 @@
 #define HL_BUNDLE_KEYID_LEN 8
 #define HL_BUNDLE_HDR_LEN (HL_BUNDLE_MAGIC_LEN + HL_BUNDLE_KEYID_LEN)
 #define HL_BUNDLE_PROTOCOL "Noise_X_25519_ChaChaPoly_BLAKE2b"
-/* The record that ends a bundle: only ever inside a bundle, never on a
- * link.  Body: 8 bytes, the number of records before it. */
-#define HL_REC_BUNDLE_END 0x3f
+/* The packet that ends a bundle: only ever inside a bundle, never on a
+ * link.  Body: 8 bytes, the number of packets before it. */
+#define HL_PKT_BUNDLE_END 0x3f
 #define HL_BUNDLE_END_LEN 8
-/* At most this many records in one bundle (a 64 GiB bundle of full
+/* At most this many packets in one bundle (a 64 GiB bundle of full
  * chunks); far below the 2^64 nonces of one cipher state. */
-#define HL_BUNDLE_MAX_RECORDS (UINT64_C(1) << 20)
+#define HL_BUNDLE_MAX_PACKETS (UINT64_C(1) << 20)
 
 /* The short key id of a NoiseKey: the first 8 bytes of
  * BLAKE2b-256(NoiseKey), as docs/protocol.md logs unknown keys. */
@@ -41,17 +41,17 @@ void hl_bundle_header(const uint8_t recipient_noise[static 32], uint8_t out[stat
  * header, HL_EINVAL when the magic is wrong. */
 int hl_bundle_header_parse(const uint8_t *buf, size_t len, uint8_t keyid[static HL_BUNDLE_KEYID_LEN]);
 
-/* The check of a bundle's plaintext records, one at a time, in order.
- * Rules (docs/bundle.md section 4): records are version 1 of type ITEM,
+/* The validation of a bundle's plaintext packets, one at a time, in order.
+ * Rules (docs/bundle.md section 4): packets are version 1 of type ITEM,
  * CHUNK, ACK or END; every item opens (decodes, its signature verifies)
  * with AUTHOR as author and COUNTERPART as counterpart; a message's
  * content matches its item; a message's CHUNKs follow its ITEM, part by
  * part in increasing order, each part from offset 0 without gaps, and
  * every part is whole (its hash verified) before the next ITEM or END;
- * END comes last, counts the records before it, and nothing follows it. */
-struct hl_bundle_check {
+ * END comes last, counts the packets before it, and nothing follows it. */
+struct hl_bundle_validator {
 	uint8_t author[32], counterpart[32];
-	uint64_t records;           /* records seen, END excluded */
+	uint64_t packets;           /* packets seen, END excluded */
 	uint64_t items, messages, chunks, acks;
 	bool ended;
 	/* the message whose chunks may follow */
@@ -76,12 +76,12 @@ struct hl_bundle_check {
 	uint8_t rot_key[32];
 };
 
-void hl_bundle_check_init(struct hl_bundle_check *c, const uint8_t author[static 32],
-			  const uint8_t counterpart[static 32]);
-/* One decrypted record.  0, or a negative code with C->err saying why
+void hl_bundle_validator_init(struct hl_bundle_validator *c, const uint8_t author[static 32],
+			      const uint8_t counterpart[static 32]);
+/* One decrypted packet.  0, or a negative code with C->err saying why
  * (HL_EAUTH for a signature or hash that fails, HL_EINVAL otherwise). */
-int hl_bundle_check_record(struct hl_bundle_check *c, const uint8_t *rec, size_t len);
-/* After the last record: HL_ETRUNC when END never came. */
-int hl_bundle_check_finish(struct hl_bundle_check *c);
+int hl_bundle_validate_packet(struct hl_bundle_validator *c, const uint8_t *rec, size_t len);
+/* After the last packet: HL_ETRUNC when END never came. */
+int hl_bundle_validator_finish(struct hl_bundle_validator *c);
 
 #endif

@@ -2,10 +2,10 @@
  * (bundle.h, docs/bundle.md section 6).
  *
  * Two passes over the same bytes.  The first decrypts every frame and
- * checks every record (bundle/format.h: items verify, parts match their
+ * checks every packet (bundle/format.h: items verify, parts match their
  * hashes, END is last) and touches nothing.  Only when all of it holds
- * does the second pass decrypt again and hand each record to the delivery
- * engine's receive path (hl_engine_on_record with no link), checking
+ * does the second pass decrypt again and hand each packet to the delivery
+ * engine's receive path (hl_engine_on_packet with no link), checking
  * again as it goes, inside one store transaction, which commits only when
  * the second pass ends clean.  So a corrupt, truncated or forged bundle
  * leaves nothing behind, and a good one is stored exactly once: the engine
@@ -24,7 +24,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "util/timefmt.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct importer {
 	const hl_station_conf *conf;
@@ -33,7 +33,7 @@ struct importer {
 	const hl_signer *opener;      /* the key the bundle is sealed to (me or my previous) */
 	int64_t peer_id;              /* the sender's row; 0: none yet */
 	const hl_peer_conf *peer;     /* the sender, from the handshake */
-	struct hl_bundle_check check;
+	struct hl_bundle_validator validator;
 	hl_engine *engine;            /* the second pass only */
 	uint64_t now;
 	struct hl_bundle_import_stats *stats;
@@ -82,25 +82,26 @@ static int on_sender(void *arg, const uint8_t noise_pub[static 32])
 	im->peer_id = id;
 	/* addressed to us as the sender pinned us (our card on the link) */
 	bool card = id && hl_store_own_card(im->st, id, &ours) == 0;
-	hl_bundle_check_init(&im->check, p->signing_key, card ? ours.sign : hl_signer_sign_pk(im->me));
-	im->check.key_at = sender_key_at;
-	im->check.key_arg = im;
+	hl_bundle_validator_init(&im->validator, p->signing_key,
+				 card ? ours.sign : hl_signer_sign_pk(im->me));
+	im->validator.key_at = sender_key_at;
+	im->validator.key_arg = im;
 	return 0;
 }
 
-static int on_record(void *arg, const uint8_t *rec, size_t len)
+static int on_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	struct importer *im = arg;
-	int ret = hl_bundle_check_record(&im->check, rec, len);
+	int ret = hl_bundle_validate_packet(&im->validator, rec, len);
 	if (ret < 0) {
-		snprintf(im->err, sizeof(im->err), "%s", im->check.err);
+		snprintf(im->err, sizeof(im->err), "%s", im->validator.err);
 		return ret;
 	}
-	if (!im->engine || rec[1] == HL_REC_BUNDLE_END)
+	if (!im->engine || rec[1] == HL_PKT_BUNDLE_END)
 		return 0;
-	/* checked above: a version 1 record of ITEM, CHUNK or ACK */
-	ret = hl_engine_on_record(im->engine, rec[1], rec + HL_RECORD_HDR_LEN,
-				  len - HL_RECORD_HDR_LEN, im->now);
+	/* checked above: a version 1 packet of ITEM, CHUNK or ACK */
+	ret = hl_engine_on_packet(im->engine, rec[1], rec + HL_PACKET_HDR_LEN,
+				  len - HL_PACKET_HDR_LEN, im->now);
 	if (ret < 0)
 		snprintf(im->err, sizeof(im->err), "cannot store it: %s", hl_engine_error(im->engine));
 	return ret;
@@ -150,16 +151,16 @@ static hl_signer *previous_for(const hl_signer *me, const uint8_t *buf, size_t l
 	return view;
 }
 
-/* One pass over the bundle; the check is whole only at its end. */
+/* One pass over the bundle; the validation is whole only at its end. */
 static int pass(struct importer *im, const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-	struct hl_bundle_open_cb cb = { .sender = on_sender, .record = on_record, .arg = im };
+	struct hl_bundle_open_cb cb = { .sender = on_sender, .packet = on_packet, .arg = im };
 	im->err[0] = '\0';
 	int ret = hl_bundle_open(buf, len, im->opener, &cb, err, errlen);
 	if (ret < 0 && im->err[0])
 		snprintf(err, errlen, "%s", im->err);
-	if (ret == 0 && (ret = hl_bundle_check_finish(&im->check)) < 0)
-		snprintf(err, errlen, "%s", im->check.err);
+	if (ret == 0 && (ret = hl_bundle_validator_finish(&im->validator)) < 0)
+		snprintf(err, errlen, "%s", im->validator.err);
 	return ret;
 }
 
@@ -183,12 +184,12 @@ int hl_bundle_import(const char *dir, hl_store *st, const hl_signer *me,
 	if ((ret = pass(im, buf, len, err, errlen)) < 0)
 		goto out;
 	snprintf(stats->peer, sizeof(stats->peer), "%s", im->peer->name);
-	stats->items = im->check.items;
-	stats->messages = im->check.messages;
-	stats->chunks = im->check.chunks;
-	stats->acks = im->check.acks;
+	stats->items = im->validator.items;
+	stats->messages = im->validator.messages;
+	stats->chunks = im->validator.chunks;
+	stats->acks = im->validator.acks;
 
-	/* 2: the same records through the engine, in one transaction */
+	/* 2: the same packets through the engine, in one transaction */
 	struct hl_engine_env env = {
 		.dir = dir, .txn = &txn, .me = me, .max_attachment = conf->max_attachment,
 		.quota_bytes = conf->quota_bytes, .reserve_bytes = conf->reserve_bytes,

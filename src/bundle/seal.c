@@ -11,15 +11,15 @@
 #include "util/mem.h"
 #include "util/text.h"
 #include "wire/frame.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct hl_bundle_sealer {
 	hl_cipher_state *cs;          /* sodium_malloc: the bundle key */
 	hl_bundle_sink sink;
 	void *arg;
-	uint64_t records;
+	uint64_t packets;
 	bool ended;
-	uint8_t pt[HL_RECORD_MAX];
+	uint8_t pt[HL_PACKET_MAX];
 	uint8_t out[HL_FRAME_HDR_LEN + HL_FRAME_MAX];
 };
 
@@ -93,7 +93,7 @@ static int seal(hl_bundle_sealer *s, uint8_t type, const uint8_t *body, size_t b
 	size_t ptlen, ctlen;
 	if (s->ended)
 		return HL_ESTATE;
-	int ret = hl_record_encode(type, body, blen, s->pt, sizeof(s->pt), &ptlen);
+	int ret = hl_packet_encode(type, body, blen, s->pt, sizeof(s->pt), &ptlen);
 	if (ret == 0)
 		ret = hl_cs_encrypt(s->cs, NULL, 0, s->pt, ptlen, s->out + HL_FRAME_HDR_LEN,
 				    HL_FRAME_MAX, &ctlen);
@@ -102,15 +102,15 @@ static int seal(hl_bundle_sealer *s, uint8_t type, const uint8_t *body, size_t b
 	return ret;
 }
 
-int hl_bundle_seal_record(hl_bundle_sealer *s, uint8_t type, const uint8_t *body, size_t blen)
+int hl_bundle_seal_packet(hl_bundle_sealer *s, uint8_t type, const uint8_t *body, size_t blen)
 {
-	if (type == HL_REC_BUNDLE_END)
+	if (type == HL_PKT_BUNDLE_END)
 		return HL_EINVAL;
-	if (s->records >= HL_BUNDLE_MAX_RECORDS)
+	if (s->packets >= HL_BUNDLE_MAX_PACKETS)
 		return HL_ETOOBIG;
 	int ret = seal(s, type, body, blen);
 	if (ret == 0)
-		s->records++;
+		s->packets++;
 	return ret;
 }
 
@@ -118,15 +118,15 @@ int hl_bundle_seal_end(hl_bundle_sealer *s)
 {
 	uint8_t n[HL_BUNDLE_END_LEN];
 	for (unsigned i = 0; i < 8; i++)
-		n[i] = (uint8_t)(s->records >> (56 - 8 * i));
-	int ret = seal(s, HL_REC_BUNDLE_END, n, sizeof(n));
+		n[i] = (uint8_t)(s->packets >> (56 - 8 * i));
+	int ret = seal(s, HL_PKT_BUNDLE_END, n, sizeof(n));
 	s->ended = true;
 	return ret;
 }
 
-uint64_t hl_bundle_sealer_records(const hl_bundle_sealer *s)
+uint64_t hl_bundle_sealer_packets(const hl_bundle_sealer *s)
 {
-	return s->records;
+	return s->packets;
 }
 
 void hl_bundle_sealer_free(hl_bundle_sealer *s)
@@ -230,7 +230,7 @@ int hl_bundle_open(const uint8_t *buf, size_t len, const hl_signer *me,
 			ret = HL_EAUTH;
 			goto out;
 		}
-		if ((ret = cb->record(cb->arg, pt, ptlen)) < 0) {
+		if ((ret = cb->packet(cb->arg, pt, ptlen)) < 0) {
 			snprintf(err, errlen, "frame %llu: refused", (unsigned long long)frame);
 			goto out;
 		}

@@ -150,7 +150,7 @@ static int prepare_dir(const char *dir, int *made_dir)
 	/* A directory (or a folder above it) others can write would make the
 	 * station refused by every command: say so now, before any key exists. */
 	char perr[HL_PERMS_ERR_LEN];
-	if (hl_station_check(dir, HL_UID_NONE, perr) < 0)
+	if (hl_station_validate_perms(dir, HL_UID_NONE, perr) < 0)
 		return hl_fail("init", "%s", perr);
 	return HL_EXIT_OK;
 }

@@ -1272,7 +1272,7 @@ static int edit_begin(const char *dir, struct conf_edit *e, char *err)
 		snprintf(err, HL_CONF_ERR_LEN, "%s: %s", lock, strerror(-r));
 		goto out;
 	}
-	if ((r = hl_station_check(dir, HL_UID_NONE, err)) < 0)
+	if ((r = hl_station_validate_perms(dir, HL_UID_NONE, err)) < 0)
 		goto out;
 	e->mode = stat(e->path, &st) == 0 ? (st.st_mode & 07777) : 0600;
 	r = hl_read_file(e->path, HL_CONF_MAX_BYTES, &e->text, &e->len);

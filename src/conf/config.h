@@ -187,7 +187,7 @@ typedef struct hl_station_conf {
 
 int hl_conf_parse(const char *buf, size_t len, const char *filename,
 		  hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);
-/* Reads DIR/station.conf, after hl_station_check() (conf/perms.h) has found
+/* Reads DIR/station.conf, after hl_station_validate_perms() (conf/perms.h) has found
  * that nobody else can change the station: -EPERM and ERR names the path
  * and its fix otherwise. */
 int hl_conf_load(const char *dir, hl_station_conf **out, char err[static HL_CONF_ERR_LEN]);

@@ -38,7 +38,7 @@ int hl_conf_load_as(const char *dir, uid_t also, hl_station_conf **out,
 		    char err[static HL_CONF_ERR_LEN])
 {
 	/* Who may change the station, before anything is read from it. */
-	int r = hl_station_check(dir, also, err);
+	int r = hl_station_validate_perms(dir, also, err);
 	*out = NULL;
 	if (r < 0)
 		return r;

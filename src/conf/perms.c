@@ -307,7 +307,7 @@ static int check_parents(const char *real, uid_t also, char *err)
 	return r;
 }
 
-int hl_station_check(const char *dir, uid_t also, char err[static HL_PERMS_ERR_LEN])
+int hl_station_validate_perms(const char *dir, uid_t also, char err[static HL_PERMS_ERR_LEN])
 {
 	char real[PATH_MAX], file[PATH_MAX + 32];
 	int r;

@@ -34,7 +34,7 @@
  * A missing directory or file passes (the caller's read reports it).  ALSO
  * is HL_UID_NONE except for a daemon started as root on a station of the
  * user it will switch to (daemon/privs.c). */
-int hl_station_check(const char *dir, uid_t also, char err[static HL_PERMS_ERR_LEN]);
+int hl_station_validate_perms(const char *dir, uid_t also, char err[static HL_PERMS_ERR_LEN]);
 
 /* A user a daemon started as root becomes (`User` in station.conf). */
 struct hl_user {

@@ -134,8 +134,8 @@ struct hl_noise_hs {
 	bool has_rs, has_re;
 	uint8_t psk[HS_MAX_PSKS][32];
 	uint8_t npsk, psk_next, psk_needed;
-	hl_noise_rs_check rs_check;   /* NULL: every remote static is read on */
-	void *rs_check_user;
+	hl_noise_rs_authorize rs_authorize;   /* NULL: every remote static is read on */
+	void *rs_authorize_user;
 
 	/* The pattern with its psk modifiers applied. */
 	const struct pattern *pat;
@@ -708,14 +708,14 @@ int hl_noise_hs_set_re(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]
 	return HL_EUNSUPP;
 }
 
-int hl_noise_hs_set_rs_check(hl_noise_hs *hs, hl_noise_rs_check check, void *user)
+int hl_noise_hs_set_rs_authorize(hl_noise_hs *hs, hl_noise_rs_authorize authorize, void *user)
 {
 	if (!hs)
 		return HL_EINVAL;
 	if (hs->state != HS_SETUP)
 		return HL_ESTATE;
-	hs->rs_check = check;
-	hs->rs_check_user = user;
+	hs->rs_authorize = authorize;
+	hs->rs_authorize_user = user;
 	return 0;
 }
 
@@ -965,7 +965,7 @@ int hl_noise_hs_read(hl_noise_hs *hs, const uint8_t *msg, size_t mlen,
 			hs->has_rs = true;
 			pos += ctlen;
 			/* Before the DHs that use it: the caller may refuse the key. */
-			if (hs->rs_check && (rc = hs->rs_check(hs->rs_check_user, hs->rs)) < 0)
+			if (hs->rs_authorize && (rc = hs->rs_authorize(hs->rs_authorize_user, hs->rs)) < 0)
 				goto out;
 			break;
 		case TOK_PSK:

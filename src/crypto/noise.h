@@ -118,14 +118,14 @@ int hl_noise_hs_set_s(hl_noise_hs *hs, const hl_signer *s);
 int hl_noise_hs_set_e(hl_noise_hs *hs, const uint8_t priv[static HL_NOISE_DHLEN]);
 int hl_noise_hs_set_rs(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]);
 int hl_noise_hs_set_re(hl_noise_hs *hs, const uint8_t pub[static HL_NOISE_DHLEN]);
-/* A check of the remote static key, called by hl_noise_hs_read as soon as
+/* An authorization of the remote static key, called by hl_noise_hs_read as soon as
  * a message's 's' token has been decrypted, before the DH tokens after it:
  * a responder can refuse an unknown initiator without spending them (in
  * IK's message 1 that saves the 'ss' DH).  A negative return fails the read
  * with that code (the handshake is then dead).  The function must not free
  * or otherwise touch the handshake. */
-typedef int (*hl_noise_rs_check)(void *user, const uint8_t rs[static HL_NOISE_DHLEN]);
-int hl_noise_hs_set_rs_check(hl_noise_hs *hs, hl_noise_rs_check check, void *user);
+typedef int (*hl_noise_rs_authorize)(void *user, const uint8_t rs[static HL_NOISE_DHLEN]);
+int hl_noise_hs_set_rs_authorize(hl_noise_hs *hs, hl_noise_rs_authorize authorize, void *user);
 /* Appends a pre-shared key; psk modifiers consume them in order. */
 int hl_noise_hs_add_psk(hl_noise_hs *hs, const uint8_t psk[static 32]);
 /* Checks that the keys the pattern needs are present; Initialize(). */

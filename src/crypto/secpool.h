@@ -26,7 +26,7 @@
  * The process-wide allocator hl_secmem_alloc() / hl_secmem_free() keeps one
  * unbounded pool per size class (32 to 2048 bytes, powers of two) and
  * follows util/mem.h's policy: out of memory is fatal.  Larger requests go
- * to sodium_malloc() itself.  noise.c (handshake states) and link.c
+ * to sodium_malloc() itself.  noise.c (handshake states) and session.c
  * (session cipher states) use it.
  *
  * Threads.  A pool and the process-wide allocator may be used from several

@@ -207,16 +207,16 @@ static void check_call(const struct hl_call *c)
 		abort();
 }
 
-/* Sends a call record to PEER's session, ahead of the high-water mark that
- * holds messages back (hl_link_send_urgent); false when there is no
+/* Sends a call packet to PEER's session, ahead of the high-water mark that
+ * holds messages back (hl_session_send_urgent); false when there is no
  * session or its queue is at half its hard cap. */
-static bool link_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
+static bool session_send(struct hl_daemon *d, const char *peer, uint8_t type, const uint8_t *body,
 		      size_t len)
 {
 	struct hl_peer *p = hl_peer_named(d, peer);
-	if (!p || !p->session || !p->session->link)
+	if (!p || !p->session || !p->session->machine)
 		return false;
-	if (hl_link_send_urgent(p->session->link, type, body, len, uv_now(&d->loop)) < 0)
+	if (hl_session_send_urgent(p->session->machine, type, body, len, uv_now(&d->loop)) < 0)
 		return false;
 	hl_conn_flush(p->session);
 	return true;
@@ -230,7 +230,7 @@ static void send_end(struct hl_daemon *d, const char *peer, const uint8_t id[sta
 	memcpy(e.id, id, HL_CALL_ID_LEN);
 	e.reason = reason;
 	hl_call_end_encode(&e, body);
-	(void)link_send(d, peer, HL_REC_CALL_END, body, sizeof(body));
+	(void)session_send(d, peer, HL_PKT_CALL_END, body, sizeof(body));
 }
 
 /* ---- the operator's stream ---- */
@@ -714,7 +714,7 @@ static void frame_prepare(struct hl_calls *cs, struct hl_call *c, uint64_t now,
 	bool udp_ok = c->have_addr && (now - c->answered_mono < UDP_GRACE_MS ||
 				       (c->peer_hears_udp && now - c->peer_hears_udp < UDP_HEARD_MS));
 	if (!udp_ok) {
-		/* the link is the loop's: queued for it */
+		/* the session is the loop's: queued for it */
 		if (cs->tcp_n == OUT_Q) {
 			cs->tcp_head = (cs->tcp_head + 1) % OUT_Q;
 			cs->tcp_n--;
@@ -795,7 +795,7 @@ static void on_wake(uv_async_t *a)
 	for (; cs->tcp_n; cs->tcp_n--, cs->tcp_head = (cs->tcp_head + 1) % OUT_Q) {
 		if (!c)
 			continue;
-		if (link_send(cs->d, c->peer, HL_REC_CALL_MEDIA, cs->out_tcp[cs->tcp_head],
+		if (session_send(cs->d, c->peer, HL_PKT_CALL_MEDIA, cs->out_tcp[cs->tcp_head],
 			      HL_MEDIA_PACKET_LEN))
 			c->st.tcp_sent++;
 		else
@@ -866,7 +866,7 @@ static unsigned media_read(struct hl_calls *cs, uint8_t *buf, size_t cap, unsign
 
 /* The media thread: the 20 ms clock of the call on the line and its UDP
  * socket, apart from the loop, so that nothing the loop waits for (a
- * commit's fsync, a burst of records) delays a frame.  It sleeps on the
+ * commit's fsync, a burst of packets) delays a frame.  It sleeps on the
  * socket and the loop's kick until LEAD_NS before the next frame's time,
  * then makes the frame and sends it at its time exactly (clock_tick: an
  * absolute sleep).  Every time is reckoned from the clock's start, never
@@ -977,7 +977,7 @@ static void on_ring(struct hl_calls *cs, struct hl_peer *p, const uint8_t *body,
 	c->state = CALL_RINGING_IN;
 	c->ring_deadline = mono(cs) + RING_MAX_MS;
 	memcpy(out, r.id, HL_CALL_ID_LEN);
-	link_send(cs->d, p->conf.name, HL_REC_CALL_RINGING, out, sizeof(out));
+	session_send(cs->d, p->conf.name, HL_PKT_CALL_RINGING, out, sizeof(out));
 	char hex[33], detail[128];
 	id_hex(r.id, hex);
 	hl_info("call from %s: ringing (%s)", p->conf.name, hl_precedence_name(r.precedence));
@@ -1018,8 +1018,8 @@ static void on_answer(struct hl_calls *cs, struct hl_peer *p, const uint8_t *bod
 static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 			  const uint8_t *body, size_t len);
 
-/* A call record arrived on CONN's session. */
-static void calls_record(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
+/* A call packet arrived on CONN's session. */
+static void calls_packet(struct hl_conn *conn, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_calls *cs = conn->d->calls;
 	struct hl_peer *p = conn->peer;
@@ -1037,22 +1037,22 @@ static void record_locked(struct hl_calls *cs, struct hl_peer *p, uint8_t type,
 	struct hl_call_endrec e;
 	struct hl_call *c;
 	switch (type) {
-	case HL_REC_CALL_RING:
+	case HL_PKT_CALL_RING:
 		on_ring(cs, p, body, len);
 		break;
-	case HL_REC_CALL_RINGING:
+	case HL_PKT_CALL_RINGING:
 		if (hl_call_ringing_decode(body, len, id) == 0 && (c = call_of(cs, p, id)) &&
 		    c->state == CALL_RINGING_OUT)
 			announce(c, "call_ringing", NULL);
 		break;
-	case HL_REC_CALL_ANSWER:
+	case HL_PKT_CALL_ANSWER:
 		on_answer(cs, p, body, len);
 		break;
-	case HL_REC_CALL_END:
+	case HL_PKT_CALL_END:
 		if (hl_call_end_decode(body, len, &e) == 0 && (c = call_of(cs, p, e.id)))
 			call_end(c, e.reason, false, false);
 		break;
-	case HL_REC_CALL_MEDIA:
+	case HL_PKT_CALL_MEDIA:
 		media_in(cs, body, len, false);
 		break;
 	default:
@@ -1113,7 +1113,7 @@ static json_t *control_call(struct hl_calls *cs, const struct hl_ctl_call *req, 
 	memcpy(r.pub, c->eph_pk, HL_CALL_PUB_LEN);
 	uint8_t body[HL_CALL_RING_LEN];
 	hl_call_ring_encode(&r, body);
-	if (!link_send(cs->d, c->peer, HL_REC_CALL_RING, body, sizeof(body))) {
+	if (!session_send(cs->d, c->peer, HL_PKT_CALL_RING, body, sizeof(body))) {
 		cs->call = NULL;
 		uv_timer_stop(&cs->timer);
 		call_free(c);
@@ -1141,7 +1141,7 @@ static json_t *control_answer(struct hl_calls *cs, const char *peer, struct hl_c
 	}
 	uint8_t body[HL_CALL_ANSWER_LEN];
 	hl_call_answer_encode(&a, body);
-	if (!link_send(cs->d, c->peer, HL_REC_CALL_ANSWER, body, sizeof(body))) {
+	if (!session_send(cs->d, c->peer, HL_PKT_CALL_ANSWER, body, sizeof(body))) {
 		call_end(c, HL_CALL_FAILED, true, false);
 		return fail("the link to %s is down", c->peer);
 	}
@@ -1382,8 +1382,8 @@ const struct hl_service hl_calls_service = {
 	.name = "calls",
 	.start = calls_start,
 	.stop = calls_stop,
-	.rec_first = HL_REC_CALL_FIRST,
-	.rec_last = HL_REC_CALL_LAST,
-	.record = calls_record,
+	.pkt_first = HL_PKT_CALL_FIRST,
+	.pkt_last = HL_PKT_CALL_LAST,
+	.packet = calls_packet,
 	.station_status = calls_station_status,
 };

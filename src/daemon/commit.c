@@ -4,13 +4,13 @@
  * transaction.
  *
  * A turn.  Whatever the daemon writes while it handles one turn's input —
- * the records the delivery engines store, a line check made or decided, a
+ * the packets the delivery engines store, a line check made or decided, a
  * call's item, a message queued by the control request "send" — goes into
  * one transaction: a writer joins it (hl_commit_join; the engines through
  * hl_commit_txn) and the pass becomes due.  A uv_check handle, which runs
  * right after the loop has polled for I/O, then runs the pass:
  *
- *   1. the services' before_commit hooks (delivery: the records its engines
+ *   1. the services' before_commit hooks (delivery: the packets its engines
  *      held back are handled, and each engine authors its receipts);
  *   2. one commit — one fsync for the whole burst — or, when a hook failed,
  *      a rollback; after a commit, the key holder's word that what it

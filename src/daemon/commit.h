@@ -34,7 +34,7 @@ void hl_commit_close(struct hl_daemon *d);
  * pass commits at the end of this turn. */
 int hl_commit_join(struct hl_daemon *d);
 /* The pass is due at the end of this turn, though nothing may have joined
- * yet: records arrived, which the engines store (they join by themselves,
+ * yet: packets arrived, which the engines store (they join by themselves,
  * through hl_commit_txn). */
 void hl_commit_due(struct hl_daemon *d);
 /* True while the shared transaction is open: what was written in it is

@@ -1,5 +1,5 @@
 /* daemon/conn.c — TCP connections: the listener, dialing, and the glue
- * between one socket and its link (link/link.h).  The link holds all the
+ * between one socket and its session (session/session.h).  The session holds all the
  * protocol; this file moves bytes and time in and out of it, asks guard.c
  * what an unauthenticated connection may cost (docs/protocol.md section 5),
  * keeps each peer's pending handshakes in bounds (section 2.1), and tells
@@ -33,10 +33,10 @@ struct write_req {
 };
 
 /* One read buffer serves every connection: libuv calls read_cb right after
- * alloc_cb on the same thread, and the link copies what it keeps.  Four
+ * alloc_cb on the same thread, and the session copies what it keeps.  Four
  * largest frames long: a frame wholly inside one read is decrypted where
  * it lies, where a 64 KiB buffer cut nearly every chunk's frame in two and
- * the link copied it together first. */
+ * the session copied it together first. */
 static char read_buf[4 * 65537];
 
 static void conn_release(struct hl_conn *c)
@@ -50,7 +50,7 @@ static void conn_release(struct hl_conn *c)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	hl_link_free(c->link);
+	hl_session_free(c->machine);
 	free(c);
 }
 
@@ -63,7 +63,7 @@ static void on_write(uv_write_t *req, int status)
 {
 	struct write_req *wr = (struct write_req *)req;
 	struct hl_conn *c = wr->c;
-	hl_link_output_done(c->link, wr->n);
+	hl_session_output_done(c->machine, wr->n);
 	free(wr);
 	if (status < 0 && c->phase != HL_CONN_CLOSING) {
 		char text[HL_ERRTEXT_LEN];
@@ -72,18 +72,18 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-/* Queues a copy of the N bytes at P (the link's output) with libuv. */
+/* Queues a copy of the N bytes at P (the session's output) with libuv. */
 static void write_copy(struct hl_conn *c, const uint8_t *p, size_t n)
 {
 	struct write_req *wr = xmalloc(sizeof(*wr) + n);
 	memcpy(wr->data, p, n);
 	wr->c = c;
 	wr->n = n;
-	hl_link_output_taken(c->link, n);
+	hl_session_output_taken(c->machine, n);
 	uv_buf_t buf = uv_buf_init((char *)wr->data, (unsigned)n);
 	int ret = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
 	if (ret < 0) {
-		hl_link_output_done(c->link, n);
+		hl_session_output_done(c->machine, n);
 		free(wr);
 		char text[HL_ERRTEXT_LEN];
 		snprintf(text, sizeof(text), "write to %s: %s", c->remote, uv_strerror(ret));
@@ -91,11 +91,11 @@ static void write_copy(struct hl_conn *c, const uint8_t *p, size_t n)
 	}
 }
 
-/* Moves the link's output to the socket.  What the kernel takes at once
- * is written straight from the link's queue (a document's chunks would
+/* Moves the session's output to the socket.  What the kernel takes at once
+ * is written straight from the session's queue (a document's chunks would
  * otherwise be copied once more, 64 KiB each); only what it does not take
  * is copied into a write request, which libuv sends as the socket drains.
- * Telling the link a write is done may make the engine send more (its
+ * Telling the session a write is done may make the engine send more (its
  * on_writable): the loop below takes that too, and a flush nested in it
  * returns at once. */
 void hl_conn_flush(struct hl_conn *c)
@@ -105,14 +105,14 @@ void hl_conn_flush(struct hl_conn *c)
 	if (c->phase != HL_CONN_ACTIVE || c->flushing)
 		return;
 	c->flushing = true;
-	while (c->phase == HL_CONN_ACTIVE && (n = hl_link_output(c->link, &p)) > 0) {
+	while (c->phase == HL_CONN_ACTIVE && (n = hl_session_output(c->machine, &p)) > 0) {
 		/* libuv refuses (UV_EAGAIN) while earlier writes are queued,
 		 * which keeps the bytes in order */
 		uv_buf_t direct = uv_buf_init((char *)p, (unsigned)n);
 		int w = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
 		if (w > 0) {
-			hl_link_output_taken(c->link, (size_t)w);
-			hl_link_output_done(c->link, (size_t)w);
+			hl_session_output_taken(c->machine, (size_t)w);
+			hl_session_output_done(c->machine, (size_t)w);
 			continue;
 		}
 		/* queued, or an error that uv_write reports */
@@ -124,7 +124,7 @@ void hl_conn_flush(struct hl_conn *c)
 
 static void on_timer(uv_timer_t *t);
 
-void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
+void hl_daemon_session_params(const struct hl_daemon *d, struct hl_session_params *p)
 {
 	p->keepalive_ms = d->conf->keepalive_ms;
 	p->keepalive_timeout_ms = d->conf->keepalive_timeout_ms;
@@ -136,15 +136,15 @@ void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p)
 	p->hello_flags = HL_HELLO_FLAG_CREDIT | HL_HELLO_FLAG_STAGE;
 }
 
-/* After every call into the link: send what it queued, re-arm its timer. */
-static void conn_after_link(struct hl_conn *c)
+/* After every call into the session: send what it queued, re-arm its timer. */
+static void conn_after_session(struct hl_conn *c)
 {
 	if (c->phase == HL_CONN_CLOSING)
 		return;
 	hl_conn_flush(c);
 	if (c->phase == HL_CONN_CLOSING)
 		return;
-	uint64_t deadline = hl_link_deadline(c->link);
+	uint64_t deadline = hl_session_deadline(c->machine);
 	uint64_t now = uv_now(&c->d->loop);
 	if (deadline == UINT64_MAX)
 		uv_timer_stop(&c->timer);
@@ -157,8 +157,8 @@ static void on_timer(uv_timer_t *t)
 	struct hl_conn *c = t->data;
 	if (c->phase == HL_CONN_CLOSING)
 		return;
-	hl_link_tick(c->link, uv_now(&c->d->loop));
-	conn_after_link(c);
+	hl_session_tick(c->machine, uv_now(&c->d->loop));
+	conn_after_session(c);
 }
 
 void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
@@ -168,20 +168,20 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 		return;
 	/* A CLOSE carries the reason and our text for it: the peer's operator
 	 * learns what its station did wrong (for reason 0 nothing is sent). */
-	if (c->link)
-		hl_link_close(c->link, reason, errtext);
+	if (c->machine)
+		hl_session_close(c->machine, reason, errtext);
 	/* Best effort for the CLOSE: whatever the socket takes right now.
 	 * uv_try_write refuses while earlier writes are queued; then the peer
 	 * learns from the connection closing instead. */
-	if (c->link && c->phase == HL_CONN_ACTIVE) {
+	if (c->machine && c->phase == HL_CONN_ACTIVE) {
 		const uint8_t *out = NULL;
-		size_t n = hl_link_output(c->link, &out);
+		size_t n = hl_session_output(c->machine, &out);
 		if (n > 0) {
 			uv_buf_t buf = uv_buf_init((char *)out, (unsigned)n);
 			int w = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
 			if (w > 0) {
-				hl_link_output_taken(c->link, (size_t)w);
-				hl_link_output_done(c->link, (size_t)w);
+				hl_session_output_taken(c->machine, (size_t)w);
+				hl_session_output_done(c->machine, (size_t)w);
 			}
 		}
 	}
@@ -203,7 +203,7 @@ void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext)
 		c->d->conn_events->gone(p, c, was_session, was_dial, errtext);
 }
 
-/* ---- link callbacks ---- */
+/* ---- session callbacks ---- */
 
 static void log_unknown_key(struct hl_conn *c, const uint8_t key[static HL_KEY_LEN])
 {
@@ -229,22 +229,22 @@ static void log_unknown_key(struct hl_conn *c, const uint8_t key[static HL_KEY_L
 		"which is not pinned", c->remote, b64, id);
 }
 
-static struct hl_replay_window *link_authorize(void *user, hl_link *link,
-					       const uint8_t key[static HL_LINK_KEYLEN])
+static struct hl_replay_window *session_authorize(void *user, hl_session *session,
+					       const uint8_t key[static HL_SESSION_KEYLEN])
 {
 	struct hl_conn *c = user;
-	(void)link;
+	(void)session;
 	struct hl_peer *p = c->d->conn_events->peer_of(c->d, key);
 	if (!p || c->d->stopping)
 		return NULL;
-	c->named = p;   /* for link_accepted, in the same read */
+	c->named = p;   /* for session_accepted, in the same read */
 	return &p->replay;
 }
 
-static bool link_admit(void *user, hl_link *link)
+static bool session_admit(void *user, hl_session *session)
 {
 	struct hl_conn *c = user;
-	(void)link;
+	(void)session;
 	return hl_guard_spend(c->d, c);
 }
 
@@ -258,22 +258,22 @@ static void pending_make_room(struct hl_conn *c, struct hl_peer *p)
 	size_t plain = 0;
 	for (struct hl_conn *o = c->d->conns; o; o = o->next) {
 		if (o == c || o->peer != p || o->outbound || o->phase == HL_CONN_CLOSING ||
-		    hl_link_state(o->link) != HL_LINK_R_HELLO)
+		    hl_session_state(o->machine) != HL_SESSION_R_HELLO)
 			continue;
-		if (hl_link_supersedes(c->link, o->link)) {
+		if (hl_session_supersedes(c->machine, o->machine)) {
 			hl_debug("%s: connection #%llu supersedes the handshake of #%llu",
 				 p->conf.name, (unsigned long long)c->id, (unsigned long long)o->id);
 			hl_conn_close(o, 0, NULL);
-		} else if (!hl_link_msg1_stamp(o->link, &stamp)) {
+		} else if (!hl_session_msg1_stamp(o->machine, &stamp)) {
 			plain++;
 			oldest_plain = o;   /* the list is newest first */
 		}
 	}
-	if (!hl_link_msg1_stamp(c->link, &stamp) && plain >= HL_MAX_PENDING_PER_PEER)
+	if (!hl_session_msg1_stamp(c->machine, &stamp) && plain >= HL_MAX_PENDING_PER_PEER)
 		hl_conn_close(oldest_plain, 0, NULL);
 }
 
-static void link_accepted(void *user, hl_link *link)
+static void session_accepted(void *user, hl_session *session)
 {
 	struct hl_conn *c = user;
 	struct hl_daemon *d = c->d;
@@ -292,7 +292,7 @@ static void link_accepted(void *user, hl_link *link)
 		return;
 	}
 	/* A newer timestamp than any before proves the peer's own message. */
-	if (hl_link_msg1_stamp(link, &stamp))
+	if (hl_session_msg1_stamp(session, &stamp))
 		hl_guard_refund(d, c);
 	pending_make_room(c, p);
 	hl_guard_unauth_remove(d, c);
@@ -302,10 +302,10 @@ static void link_accepted(void *user, hl_link *link)
 	d->conn_events->progress(p);
 }
 
-static void link_confirmed(void *user, hl_link *link)
+static void session_confirmed(void *user, hl_session *session)
 {
 	struct hl_conn *c = user;
-	(void)link;
+	(void)session;
 	/* A confirmed session proves its source (and an empty-payload message
 	 * 1's work was the peer's after all). */
 	hl_guard_refund(c->d, c);
@@ -318,37 +318,37 @@ static void link_confirmed(void *user, hl_link *link)
 	c->d->conn_events->confirmed(c->peer, c);
 }
 
-static void link_record(void *user, hl_link *link, uint8_t type, const uint8_t *body, size_t len)
+static void session_packet(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_conn *c = user;
-	(void)link;
-	hl_services_record(c, type, body, len);   /* delivery, calls: service.h */
+	(void)session;
+	hl_services_packet(c, type, body, len);   /* delivery, calls: service.h */
 }
 
-static void link_writable(void *user, hl_link *link)
+static void session_writable(void *user, hl_session *session)
 {
 	struct hl_conn *c = user;
-	(void)link;
+	(void)session;
 	hl_services_writable(c);
 }
 
-static void link_closed(void *user, hl_link *link)
+static void session_closed(void *user, hl_session *session)
 {
 	struct hl_conn *c = user;
 	c->named = NULL;   /* message 1 was refused after authorize */
 	struct hl_daemon *d = c->d;
 	char text[HL_ERRTEXT_LEN];
-	int err = hl_link_error(link);
+	int err = hl_session_error(session);
 
 	if (err == HL_EPEER) {
-		log_unknown_key(c, hl_link_remote_key(link));
+		log_unknown_key(c, hl_session_remote_key(session));
 		hl_conn_close(c, 0, NULL);
 		return;
 	}
 	if (c->phase == HL_CONN_RESOLVING || c->phase == HL_CONN_CONNECTING)
 		snprintf(text, sizeof(text), "connecting to %s timed out", c->remote);
 	else
-		snprintf(text, sizeof(text), "%s", hl_link_error_text(link));
+		snprintf(text, sizeof(text), "%s", hl_session_error_text(session));
 	if (!c->peer) {
 		if (hl_ratelimit_allow(&d->rl_unauth, uv_now(&d->loop)))
 			hl_info("connection #%llu from %s closed: %s", (unsigned long long)c->id,
@@ -357,7 +357,7 @@ static void link_closed(void *user, hl_link *link)
 		return;
 	}
 	/* A peer replaced this session on its side: not an error. */
-	if (err == 0 && hl_link_peer_close_reason(link) == HL_CLOSE_REPLACED) {
+	if (err == 0 && hl_session_peer_close_reason(session) == HL_CLOSE_REPLACED) {
 		hl_debug("%s: connection #%llu: %s", c->peer->conf.name,
 			 (unsigned long long)c->id, text);
 		hl_conn_close(c, 0, NULL);
@@ -366,14 +366,14 @@ static void link_closed(void *user, hl_link *link)
 	hl_conn_close(c, 0, text);
 }
 
-static const struct hl_link_ops link_ops = {
-	.authorize = link_authorize,
-	.on_confirmed = link_confirmed,
-	.on_record = link_record,
-	.on_writable = link_writable,
-	.on_closed = link_closed,
-	.admit = link_admit,
-	.on_accepted = link_accepted,
+static const struct hl_session_ops session_ops = {
+	.authorize = session_authorize,
+	.on_confirmed = session_confirmed,
+	.on_packet = session_packet,
+	.on_writable = session_writable,
+	.on_closed = session_closed,
+	.admit = session_admit,
+	.on_accepted = session_accepted,
 };
 
 /* ---- reading ---- */
@@ -394,7 +394,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		char text[HL_ERRTEXT_LEN];
 		if (nread == UV_EOF)
 			snprintf(text, sizeof(text), "%s closed the connection (%s)", c->remote,
-				 hl_link_state_name(hl_link_state(c->link)));
+				 hl_session_state_name(hl_session_state(c->machine)));
 		else
 			snprintf(text, sizeof(text), "reading from %s: %s", c->remote,
 				 uv_strerror((int)nread));
@@ -403,8 +403,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		hl_conn_close(c, 0, c->peer ? text : NULL);
 		return;
 	}
-	hl_link_recv(c->link, (const uint8_t *)buf->base, (size_t)nread, uv_now(&c->d->loop));
-	conn_after_link(c);
+	hl_session_recv(c->machine, (const uint8_t *)buf->base, (size_t)nread, uv_now(&c->d->loop));
+	conn_after_session(c);
 }
 
 /* ---- creation ---- */
@@ -421,7 +421,7 @@ static struct hl_conn *conn_new(struct hl_daemon *d, struct hl_peer *p, bool out
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->refs = 2;
-	/* Newest first: link_authorize relies on it to find the oldest. */
+	/* Newest first: session_authorize relies on it to find the oldest. */
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
@@ -474,7 +474,7 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 	if (c->peer)
 		c->d->conn_events->progress(c->peer);
-	conn_after_link(c);
+	conn_after_session(c);
 }
 
 static void start_connect(struct hl_conn *c, const struct sockaddr *sa)
@@ -528,7 +528,7 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 {
 	char host[HL_ADDR_MAX + 1], portstr[8];
 	uint16_t port = 0;
-	struct hl_link_params params = { 0 };
+	struct hl_session_params params = { 0 };
 	struct sockaddr_storage ss;
 	struct hl_conn *c = conn_new(d, p, true);
 	int ret;
@@ -540,12 +540,12 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	 * a restart of this daemon. */
 	struct hl_stamp stamp;
 	hl_stamp_next(&p->last_stamp, hl_wall_ms() * 1000000u, &stamp);
-	hl_daemon_link_params(d, &params);
+	hl_daemon_session_params(d, &params);
 	params.msg1_stamp = &stamp;
 	/* the keys the peer pins: its own now, ours as it knows them
 	 * (docs/rotation.md section 4) */
-	ret = hl_link_new(&c->link, HL_LINK_INITIATOR, local_key_for(p), p->noise_now,
-			  &params, &link_ops, c, uv_now(&d->loop));
+	ret = hl_session_new(&c->machine, HL_SESSION_INITIATOR, local_key_for(p), p->noise_now,
+			  &params, &session_ops, c, uv_now(&d->loop));
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
 		snprintf(text, sizeof(text), "starting a handshake: %s", hl_strerror(ret));
@@ -556,7 +556,7 @@ struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p)
 	p->dial = c;
 	hl_debug("%s: dialing %s (connection #%llu)", p->conf.name, p->conf.address,
 		 (unsigned long long)c->id);
-	conn_after_link(c);   /* arms the handshake timeout, which covers connecting */
+	conn_after_session(c);   /* arms the handshake timeout, which covers connecting */
 	if (hl_addr_split(p->conf.address, host, sizeof(host), &port) < 0) {
 		char text[HL_ERRTEXT_LEN];
 		snprintf(text, sizeof(text), "bad address '%s'", p->conf.address);
@@ -623,7 +623,7 @@ static void on_connection(uv_stream_t *server, int status)
 {
 	struct listener *ls = server->data;
 	struct hl_daemon *d = ls->d;
-	struct hl_link_params params = { 0 };
+	struct hl_session_params params = { 0 };
 	uint64_t now = uv_now(&d->loop);
 	if (status == 0 && ls->accepted >= ACCEPTS_PER_TURN) {
 		ls->deferred = true;
@@ -658,11 +658,11 @@ static void on_connection(uv_stream_t *server, int status)
 		hl_conn_close(evict, 0, NULL);
 	if (ret == 0) {
 		uv_tcp_nodelay(&c->tcp, 1);
-		hl_daemon_link_params(d, &params);
+		hl_daemon_session_params(d, &params);
 		params.seen = d->seen;
 		params.local_prev = d->id_prev;   /* peers that still dial our old key */
-		ret = hl_link_new(&c->link, HL_LINK_RESPONDER, d->id, NULL, &params,
-				  &link_ops, c, now);
+		ret = hl_session_new(&c->machine, HL_SESSION_RESPONDER, d->id, NULL, &params,
+				  &session_ops, c, now);
 		if (ret == 0)
 			ret = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 	}
@@ -674,7 +674,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	hl_debug("connection #%llu from %s", (unsigned long long)c->id, c->remote);
-	conn_after_link(c);
+	conn_after_session(c);
 }
 
 static void on_listener_closed(uv_handle_t *h)

@@ -32,7 +32,7 @@ json_t *hl_send_control(struct hl_daemon *d, const struct hl_ctl_request *req, s
 	char err[512], msg[700];
 
 	/* Inside the burst: a savepoint, so that a failure here undoes this
-	 * message only, never the records the burst holds. */
+	 * message only, never the packets the burst holds. */
 	int ret = hl_commit_join(d);
 	if (ret == 0)
 		ret = hl_store_savepoint(d->store);

@@ -43,7 +43,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 /* The services, in the order the core walks them (service.h says why). */
 static const struct hl_service *const services[] = {

@@ -4,7 +4,7 @@
  * The core: daemon.c (start and stop, the services' table), reload.c
  * (station.conf read again), peer.c (one record per pinned peer: dialing,
  * the one-session rule, state for `status`), conn.c (TCP connections, each
- * driving one link; guard.c bounds the unauthenticated ones), commit.c
+ * driving one session; guard.c bounds the unauthenticated ones), commit.c
  * (the store and the group commit), control.c (the control socket and its
  * table of requests; clients.c its connections), service.c (the walks of
  * the services' hooks).  The services, in the table's order: alarm.c,
@@ -38,11 +38,11 @@
 #include "conf/config.h"
 #include "crypto/signer.h"
 #include "deliver/engine.h"
-#include "link/backoff.h"
-#include "link/link.h"
-#include "link/replay.h"
+#include "session/backoff.h"
+#include "session/session.h"
+#include "session/replay.h"
 #include "util/log.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define HL_MAX_UNAUTH 64              /* inbound connections before message 1 */
 #define HL_MAX_PENDING_PER_PEER 8     /* unconfirmed inbound per peer, empty payloads */
@@ -70,14 +70,14 @@ struct hl_bucket {
 enum hl_conn_phase {
 	HL_CONN_RESOLVING,   /* outbound: looking up the host name */
 	HL_CONN_CONNECTING,  /* outbound: TCP connect in progress */
-	HL_CONN_ACTIVE,      /* TCP up: the link runs */
+	HL_CONN_ACTIVE,      /* TCP up: the session runs */
 	HL_CONN_CLOSING,     /* handles closing; detached from everything */
 };
 
 struct hl_conn {
 	struct hl_daemon *d;
 	struct hl_peer *peer;        /* NULL while inbound and unauthenticated */
-	hl_link *link;
+	hl_session *machine;          /* the session state machine (session/session.h) */
 	bool outbound;
 	enum hl_conn_phase phase;
 	uint64_t id;                 /* for log lines */
@@ -196,7 +196,7 @@ struct hl_daemon {
 	hl_store *store;
 	struct hl_commit *commit;
 	/* The services (service.h): the table, how many have started, and
-	 * which one each record type of the messages protocol goes to. */
+	 * which one each packet type of the messages protocol goes to. */
 	const struct hl_service *const *services;
 	size_t n_services, n_started;
 	const struct hl_service *rec_owner[256];
@@ -294,15 +294,15 @@ struct hl_conn_events {
 	void (*gone)(struct hl_peer *p, struct hl_conn *c, bool was_session, bool was_dial,
 		     const char *errtext);
 };
-/* The link's parameters from station.conf (for each new connection). */
-void hl_daemon_link_params(const struct hl_daemon *d, struct hl_link_params *p);
+/* The session's parameters from station.conf (for each new connection). */
+void hl_daemon_session_params(const struct hl_daemon *d, struct hl_session_params *p);
 int hl_listen_start(struct hl_daemon *d, const char *addr, char *err, size_t errlen);
 void hl_listen_stop(struct hl_daemon *d);
 struct hl_conn *hl_conn_dial(struct hl_daemon *d, struct hl_peer *p);
-/* Closes C: a CLOSE with REASON when the link is open and REASON != 0;
+/* Closes C: a CLOSE with REASON when the session is open and REASON != 0;
  * ERRTEXT (NULL: not an error) becomes the peer's last error. */
 void hl_conn_close(struct hl_conn *c, uint8_t reason, const char *errtext);
-/* Sends the link's pending output now. */
+/* Sends the session's pending output now. */
 void hl_conn_flush(struct hl_conn *c);
 
 /* control.c: the control socket and its table of requests. */

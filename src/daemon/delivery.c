@@ -2,10 +2,10 @@
  * delivery engine per peer (deliver/engine.h), its part in the group
  * commit, and noticing what the commands queued.
  *
- * Group commit (commit.c).  Records that arrive in one turn of the event
+ * Group commit (commit.c).  Packets that arrive in one turn of the event
  * loop are all handled inside the daemon's one store transaction (the
  * engines join it when they first write).  At the end of the turn, before
- * the commit, every engine handles the records it held back and authors
+ * the commit, every engine handles the packets it held back and authors
  * its receipts (before_commit); once the commit is durable the engines
  * send their ACKs, REFUSEs and receipts (after_commit).  After a failed
  * commit they drop what they held in memory of it and the sessions close:
@@ -32,7 +32,7 @@
 #include "util/timefmt.h"
 
 #define POLL_MS 200
-/* Keep little unsent data in the kernel, so that an urgent record is not
+/* Keep little unsent data in the kernel, so that an urgent packet is not
  * queued behind megabytes of a document already handed to the socket: what
  * flow control lets wait at this end (hl_engine_ahead, sized in time),
  * set again when it changes by a quarter or more. */
@@ -40,7 +40,7 @@
 
 struct hl_delivery {
 	bool running;                /* from start to stop */
-	uv_idle_t drain_idle;        /* active while engines hold records */
+	uv_idle_t drain_idle;        /* active while engines hold packets */
 	uv_timer_t poll_timer;
 	uv_async_t credit_wake;      /* parts' workers took in data */
 	int closing;                 /* handles closed whose callback is still to come */
@@ -102,7 +102,7 @@ static void on_drain_idle(uv_idle_t *h)
 	(void)h; /* its being active keeps the loop from blocking: the pass drains */
 }
 
-/* The records the engines held (defer_items) are handled first.  An engine
+/* The packets the engines held (defer_items) are handled first.  An engine
  * that stops early (so as not to flood watchers with events) still holds
  * some: the loop then turns again without waiting for input. */
 static void drain_held(struct hl_daemon *d, uint64_t now)
@@ -130,7 +130,7 @@ static void drain_held(struct hl_daemon *d, uint64_t now)
 	}
 }
 
-/* Before the group commit: the held records, then the receipts. */
+/* Before the group commit: the held packets, then the receipts. */
 static int delivery_before_commit(struct hl_daemon *d, uint64_t now)
 {
 	int ret = 0;
@@ -334,10 +334,10 @@ static void delivery_session_up(struct hl_peer *p, struct hl_conn *c, bool repla
 	if (!p->engine)
 		return;
 	/* The new session starts from what is durable: finish the burst (it
-	 * may hold this peer's last records from the session just replaced). */
+	 * may hold this peer's last packets from the session just replaced). */
 	hl_commit_flush(d);
 	p->lowat = 0;
-	hl_engine_attach(p->engine, c->link, uv_now(&d->loop));
+	hl_engine_attach(p->engine, c->machine, uv_now(&d->loop));
 	apply_lowat(p, c);
 }
 
@@ -347,7 +347,7 @@ static void delivery_session_down(struct hl_peer *p)
 		hl_engine_detach(p->engine);
 }
 
-static void delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
+static void delivery_packet(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct hl_peer *p = c->peer;
 	struct hl_daemon *d = c->d;
@@ -355,10 +355,10 @@ static void delivery_record(struct hl_conn *c, uint8_t type, const uint8_t *body
 		return;
 	/* A CREDIT (flow control, thousands a second under a document)
 	 * stores nothing: no group commit for it; the engine pumps. */
-	if (type != HL_REC_CREDIT)
+	if (type != HL_PKT_CREDIT)
 		hl_commit_due(d);
-	int ret = hl_engine_on_record(p->engine, type, body, len, uv_now(&d->loop));
-	if (type == HL_REC_CREDIT)
+	int ret = hl_engine_on_packet(p->engine, type, body, len, uv_now(&d->loop));
+	if (type == HL_PKT_CREDIT)
 		apply_lowat(p, c);
 	if (ret < 0) {
 		char text[HL_ERRTEXT_LEN];
@@ -428,9 +428,9 @@ const struct hl_service hl_delivery_service = {
 	.peer_removed = delivery_peer_removed,
 	.session_up = delivery_session_up,
 	.session_down = delivery_session_down,
-	.rec_first = HL_REC_APP_FIRST,
-	.rec_last = HL_REC_APP_LAST,
-	.record = delivery_record,
+	.pkt_first = HL_PKT_APP_FIRST,
+	.pkt_last = HL_PKT_APP_LAST,
+	.packet = delivery_packet,
 	.writable = delivery_writable,
 	.before_commit = delivery_before_commit,
 	.after_commit = delivery_after_commit,

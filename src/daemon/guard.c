@@ -22,7 +22,7 @@
  *      HL_MAX_UNAUTH (a new one closes the oldest of the source that holds
  *      the most), so a flood of idle connections delays but cannot lock out
  *      another source.
- *   4. Budgets.  Before message 1's first DH (link.c's admit), the source
+ *   4. Budgets.  Before message 1's first DH (session.c's admit), the source
  *      spends a token (SRC_RATE a second, SRC_BURST at most), and an
  *      unknown source also one of the station's (ALL_RATE, ALL_BURST); with
  *      none left, the connection closes unread.  A message 1 that proves to

@@ -4,7 +4,7 @@
  *
  * Dialing.  A peer with an Address is dialed whenever it has no session
  * and no dial in progress: at once when it is added, then after each
- * failure or lost session with backoff (link/backoff.h), reset when a
+ * failure or lost session with backoff (session/backoff.h), reset when a
  * session is confirmed.  The dialer of a session dials a fresh one when
  * the session is 9/10 of Rehandshake old; the duplicate rule (rule 1) then
  * lets the new session replace the old one.  One timer per peer serves
@@ -94,7 +94,7 @@ static void on_dial_timer(uv_timer_t *t)
 		if (!p->session->outbound)
 			goto out;
 		uint64_t now = uv_now(&d->loop);
-		uint64_t opened = hl_link_opened_at(p->session->link);
+		uint64_t opened = hl_session_opened_at(p->session->machine);
 		uint64_t due = (uint64_t)d->conf->rehandshake_ms * 9 / 10;
 		if (now - opened < due) {
 			hl_peer_schedule_dial(p, due - (now - opened));
@@ -273,7 +273,7 @@ void hl_peer_session_confirmed(struct hl_peer *p, struct hl_conn *c)
 	if (p->dial == c)
 		p->dial = NULL;
 	if (old) {
-		if (!hl_link_keep_new(old->outbound, c->outbound, hl_signer_noise_pub(d->id),
+		if (!hl_session_keep_new(old->outbound, c->outbound, hl_signer_noise_pub(d->id),
 				      p->noise_now)) {
 			hl_debug("%s: keeping the session dialed by %s; dropping the one dialed by %s",
 				 p->conf.name, old->outbound ? "us" : "them", by);
@@ -365,7 +365,7 @@ void hl_peer_status(struct hl_peer *p, struct hl_status_peer *e)
 	hl_status_set(&e->dialed_by, s ? (s->outbound ? "us" : "them") : NULL);
 	hl_status_set(&e->last_error, p->last_error[0] ? p->last_error : NULL);
 	set_time(&e->last_error_at, p->last_error[0] ? p->last_error_wall_ms : 0);
-	e->rtt_ms = s ? hl_link_rtt_ms(s->link) : -1;
+	e->rtt_ms = s ? hl_session_rtt_ms(s->machine) : -1;
 	e->sessions = (int64_t)p->sessions;
 	set_time(&e->session_since, s ? p->session_wall_ms : 0);
 }

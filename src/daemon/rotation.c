@@ -9,7 +9,7 @@
  *            identity.key (holder/client.h, hl_keys_rotate: the holder
  *            alone writes it; the network process, sandboxed, never opens
  *            it), after which d->id — the holder's face — gives the new
- *            keys to every engine and link, and its remembered DHs are
+ *            keys to every engine and session, and its remembered DHs are
  *            gone; then the rotation items are appended through
  *            chain/ours.c in a transaction of its own, the group commit
  *            flushed first, and delivery sends them.
@@ -17,16 +17,16 @@
  *            uses: the previous one until the peer has acknowledged our
  *            rotation item (it pins the old one until it has taken it),
  *            the current one after (conn.c, deliver/rotate.h); a responder
- *            link also tries the previous key (link.h params.local_prev).
+ *            session also tries the previous key (session.h params.local_prev).
  *            This file keeps d->id_prev for them.
  *   theirs   A peer's rotation, taken by its engine: its NoiseKey (the
  *            handshake index, peer.c) follows, the operator is told (the
  *            log, the alarm "rotated" with the new fingerprint, `status`);
  *            a refused one raises the alarm "rotation_refused".
  *
- * The previous keys' faces (their DH asked of the holder) handed to links
+ * The previous keys' faces (their DH asked of the holder) handed to sessions
  * are kept until the daemon
- * ends (a rotation makes a new one): a link made before a rotation may
+ * ends (a rotation makes a new one): a session made before a rotation may
  * still hold the one before. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,19 +49,19 @@
 #define RETIRED_MAX 16
 
 struct hl_rotation {
-	hl_signer *retired[RETIRED_MAX];   /* previous-key signers links may hold */
+	hl_signer *retired[RETIRED_MAX];   /* previous-key signers sessions may hold */
 	size_t nretired;
 };
 
 /* d->id_prev anew from d->id (NULL when it has no previous keys); the one
- * before is kept for the links that hold it. */
+ * before is kept for the sessions that hold it. */
 static void previous_view(struct hl_daemon *d)
 {
 	struct hl_rotation *k = d->rotation;
 	if (d->id_prev && k->nretired < RETIRED_MAX)
 		k->retired[k->nretired++] = d->id_prev;
 	else
-		hl_signer_free(d->id_prev); /* 16 rotations in one run: no link is that old */
+		hl_signer_free(d->id_prev); /* 16 rotations in one run: no session is that old */
 	d->id_prev = NULL;
 	(void)hl_signer_previous(d->id, &d->id_prev);
 }

@@ -1,5 +1,5 @@
 /* daemon/service.c — the core's walks of the services' table: each hook in
- * order or in reverse, as service.h says, and the record dispatch.  It
+ * order or in reverse, as service.h says, and the packet dispatch.  It
  * names no service: the table comes from daemon.c. */
 #include "daemon/service.h"
 
@@ -15,14 +15,14 @@ void hl_services_set(struct hl_daemon *d, const struct hl_service *const *table,
 	d->services = table;
 	d->n_services = n;
 	d->n_started = 0;
-	/* Each record type to the narrowest range that holds it. */
+	/* Each packet type to the narrowest range that holds it. */
 	for (unsigned t = 0; t < 256; t++) {
 		const struct hl_service *best = NULL;
 		for (size_t i = 0; i < n; i++) {
 			const struct hl_service *s = table[i];
-			if (!s->record || t < s->rec_first || t > s->rec_last)
+			if (!s->packet || t < s->pkt_first || t > s->pkt_last)
 				continue;
-			if (!best || s->rec_last - s->rec_first < best->rec_last - best->rec_first)
+			if (!best || s->pkt_last - s->pkt_first < best->pkt_last - best->pkt_first)
 				best = s;
 		}
 		d->rec_owner[t] = best;
@@ -95,11 +95,11 @@ void hl_services_session_down(struct hl_peer *p)
 			s->session_down(p);
 }
 
-void hl_services_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
+void hl_services_packet(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len)
 {
 	const struct hl_service *s = c->d->rec_owner[type];
 	if (s)
-		s->record(c, type, body, len);
+		s->packet(c, type, body, len);
 }
 
 void hl_services_writable(struct hl_conn *c)

@@ -43,10 +43,10 @@
  *                       (also while the daemon stops).
  *   peer_removed(p)     in reverse: P leaves (a reload, or the daemon stops);
  *                       its connections are closed already.
- *   record(c, ...)      a record of the messages protocol's range arrived on
+ *   packet(c, ...)      a packet of the messages protocol's range arrived on
  *                       C, a confirmed session: to the one service whose
- *                       [rec_first, rec_last] holds its type, the narrowest
- *                       range when two do (calls' records lie inside
+ *                       [pkt_first, pkt_last] holds its type, the narrowest
+ *                       range when two do (calls' packets lie inside
  *                       delivery's range).
  *   writable(c)         in order: C's socket took what was queued.
  *   before_commit(d, now) in order, at the end of a turn, before the group
@@ -104,8 +104,8 @@ struct hl_service {
 	void (*peer_removed)(struct hl_peer *p);
 	void (*session_up)(struct hl_peer *p, struct hl_conn *c, bool replaced);
 	void (*session_down)(struct hl_peer *p);
-	uint8_t rec_first, rec_last;   /* record: both 0 when none */
-	void (*record)(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
+	uint8_t pkt_first, pkt_last;   /* packet: both 0 when none */
+	void (*packet)(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
 	void (*writable)(struct hl_conn *c);
 	int (*before_commit)(struct hl_daemon *d, uint64_t now);
 	void (*after_commit)(struct hl_daemon *d, bool committed);
@@ -138,7 +138,7 @@ void hl_services_peer_changed(struct hl_peer *p, const hl_peer_conf *old);
 void hl_services_peer_removed(struct hl_peer *p);
 void hl_services_session_up(struct hl_peer *p, struct hl_conn *c, bool replaced);
 void hl_services_session_down(struct hl_peer *p);
-void hl_services_record(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
+void hl_services_packet(struct hl_conn *c, uint8_t type, const uint8_t *body, size_t len);
 void hl_services_writable(struct hl_conn *c);
 int hl_services_before_commit(struct hl_daemon *d, uint64_t now);
 void hl_services_after_commit(struct hl_daemon *d, bool committed);

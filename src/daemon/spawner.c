@@ -338,7 +338,7 @@ static void do_conf(struct spawner *s)
 {
 	char cerr[HL_CONF_ERR_LEN] = "";
 	char *path = hl_path_join(s->dir, HL_CONF_FILE);
-	int ret = hl_station_check(s->dir, HL_UID_NONE, cerr);
+	int ret = hl_station_validate_perms(s->dir, HL_UID_NONE, cerr);
 	int fd = ret < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	if (ret == 0 && fd < 0) {
 		ret = -errno;

@@ -3,14 +3,14 @@
  * of the peer's chain within it (the cache the chain rules read, moved by
  * every position stored); the last error; the events for the operator;
  * the ACK and REFUSEs owed to the peer, sent between transactions;
- * sending a record; and the engine's invariants, checked by
- * eng_check_invariants() in debug builds:
+ * sending a packet; and the engine's invariants, checked by
+ * eng_assert_invariants() in debug builds:
  *
  *   I1. Every queue is in increasing seq order; every entry before a
  *       queue's cursor is done (send.c).
  *   I2. nloaded equals the number of entries in the four queues, and is at
  *       most OUT_WINDOW plus the acknowledged-with-parts entries (send.c).
- *   I3. Nothing is sent unless the link is attached and the peer's RESUME
+ *   I3. Nothing is sent unless the session is attached and the peer's RESUME
  *       arrived (synced), and no ACK, REFUSE or receipt is sent while the
  *       shared transaction holds writes this engine made (they go out in
  *       postcommit()).
@@ -30,7 +30,7 @@
 #include "util/mem.h"
 #include "util/text.h"
 
-/* REFUSEs waiting for the link to take them, per peer. */
+/* REFUSEs waiting for the session to take them, per peer. */
 #define REFUSALS_OWED_MAX 4096
 
 /* ---- the transaction ---- */
@@ -127,7 +127,7 @@ bool eng_prec_valid(unsigned p)
 }
 
 #ifndef NDEBUG
-void eng_check_invariants(const hl_engine *e)
+void eng_assert_invariants(const hl_engine *e)
 {
 	size_t total = 0;
 	for (unsigned p = 0; p < HL_PREC_COUNT; p++) {
@@ -178,16 +178,16 @@ void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32]
 	snprintf(r->text, sizeof(r->text), "%s", text);
 }
 
-int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
+int eng_send_pkt(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
-	return hl_link_send(e->link, type, body, len, now);
+	return hl_session_send(e->session, type, body, len, now);
 }
 
 static int send_ack(hl_engine *e, uint64_t now)
 {
 	hl_store *st = e->env.txn->store;
 	struct hl_chain_head head;
-	struct hl_rec_ack *a = xcalloc(1, sizeof(*a));
+	struct hl_pkt_ack *a = xcalloc(1, sizeof(*a));
 	size_t n = 0, len;
 	int ret = hl_store_in_contiguous(st, e->peer_id, &head);
 	if (ret == 0)
@@ -195,23 +195,23 @@ static int send_ack(hl_engine *e, uint64_t now)
 	if (ret == 0) {
 		a->base = head.seq;
 		a->n = (uint16_t)n;
-		ret = hl_rec_ack_encode(a, e->rec, HL_RECORD_BODY_MAX, &len);
+		ret = hl_pkt_ack_encode(a, e->rec, HL_PACKET_BODY_MAX, &len);
 	}
 	if (ret == 0)
-		ret = eng_send_rec(e, HL_REC_ACK, e->rec, len, now);
+		ret = eng_send_pkt(e, HL_PKT_ACK, e->rec, len, now);
 	free(a);
 	return ret;
 }
 
-/* What the peer must be told and the link could not take yet (its output
+/* What the peer must be told and the session could not take yet (its output
  * above the high-water mark): the ACK (made afresh when sent, so it says
- * everything committed by then) and the REFUSEs, in order.  The link calls
+ * everything committed by then) and the REFUSEs, in order.  The session calls
  * on_writable once it drains, and the pump sends them first.  Only between
  * transactions: inside one, the store's view includes writes not yet
  * committed, which must not be acknowledged (invariant I3). */
 void eng_send_owed(hl_engine *e, uint64_t now)
 {
-	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN || e->env.txn->open)
+	if (!e->session || hl_session_state(e->session) != HL_SESSION_OPEN || e->env.txn->open)
 		return;
 	if (e->ack_owed) {
 		int ret = send_ack(e, now);
@@ -225,9 +225,9 @@ void eng_send_owed(hl_engine *e, uint64_t now)
 	for (; i < e->nref; i++) {
 		size_t len;
 		struct refusal *r = &e->refusals[i];
-		if (hl_rec_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
-					 HL_RECORD_BODY_MAX, &len) == 0 &&
-		    eng_send_rec(e, HL_REC_REFUSE, e->rec, len, now) == -EAGAIN)
+		if (hl_pkt_refuse_encode(r->seq, r->hash, r->code, r->text, e->rec,
+					 HL_PACKET_BODY_MAX, &len) == 0 &&
+		    eng_send_pkt(e, HL_PKT_REFUSE, e->rec, len, now) == -EAGAIN)
 			break;
 	}
 	if (i > 0 && i < e->nref)

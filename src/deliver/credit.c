@@ -1,8 +1,8 @@
 /* deliver/credit.c — how much data may be on its way, for the engine
  * (docs/messages.md, CREDIT; deliver/flow.h).  As a sender: the window,
- * sized in time, that the data in flight of CHUNK and STAGE records must
- * fit (eng_flow_holds), and what may wait in the link ahead of an urgent
- * record.  As a receiver: the CREDIT we send for what we took in (see
+ * sized in time, that the data in flight of CHUNK and STAGE packets must
+ * fit (eng_flow_holds), and what may wait in the session ahead of an urgent
+ * packet.  As a receiver: the CREDIT we send for what we took in (see
  * CREDIT_WINDOW in engine_int.h). */
 #include "deliver/engine_int.h"
 
@@ -12,11 +12,11 @@
 
 /* Sends CREDIT once CREDIT_STEP has been taken in since the last one, or,
  * with ALL (the end of a burst, a worker's progress), for anything taken
- * (see CREDIT_WINDOW).  A CREDIT the link refuses now goes at the next
+ * (see CREDIT_WINDOW).  A CREDIT the session refuses now goes at the next
  * pump. */
 void eng_credit_maybe(hl_engine *e, uint64_t now, bool all)
 {
-	if (!e->credit_on || !e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+	if (!e->credit_on || !e->session || hl_session_state(e->session) != HL_SESSION_OPEN)
 		return;
 	/* Workers' rings may hold RING_SPARE bytes beyond the window: what
 	 * they hold past that is not credited yet (see CREDIT_WINDOW). */
@@ -26,8 +26,8 @@ void eng_credit_maybe(hl_engine *e, uint64_t now, bool all)
 	if (taken <= e->credit_sent || (!all && taken - e->credit_sent < CREDIT_STEP))
 		return;
 	uint8_t body[HL_CREDIT_LEN];
-	hl_rec_credit_encode(taken, body);
-	if (eng_send_rec(e, HL_REC_CREDIT, body, sizeof(body), now) == 0)
+	hl_pkt_credit_encode(taken, body);
+	if (eng_send_pkt(e, HL_PKT_CREDIT, body, sizeof(body), now) == 0)
 		e->credit_sent = taken;
 }
 
@@ -41,7 +41,7 @@ uint64_t eng_flow_us(const hl_engine *e, uint64_t now_ms)
 	return e->env.clock_us ? e->env.clock_us() : now_ms * 1000u;
 }
 
-/* The most data the next CHUNK or STAGE record carries. */
+/* The most data the next CHUNK or STAGE packet carries. */
 size_t eng_data_max(const hl_engine *e, size_t max)
 {
 	return e->credit_on && e->flow ? hl_flow_chunk(e->flow, max) : max;
@@ -61,8 +61,8 @@ void eng_flow_sent(hl_engine *e, size_t n, uint64_t now)
 }
 
 /* With CREDIT, N more bytes of data must wait: they would take the data
- * in flight past the window, or the link's queue past what may wait
- * ahead of an urgent record (then the link calls on_writable as its queue
+ * in flight past the window, or the session's queue past what may wait
+ * ahead of an urgent packet (then the session calls on_writable as its queue
  * drains, and the engine pumps again; a CREDIT pumps too). */
 bool eng_flow_holds(hl_engine *e, uint64_t n)
 {
@@ -73,9 +73,9 @@ bool eng_flow_holds(hl_engine *e, uint64_t n)
 	/* (with nothing uncredited no CREDIT would come: a chunk always goes) */
 	if (e->chunk_sent > e->chunk_credit && e->chunk_sent - e->chunk_credit + n > window)
 		return true;
-	size_t queued = hl_link_queued(e->link);
+	size_t queued = hl_session_queued(e->session);
 	if (queued > 0 && queued + n > ahead) {
-		hl_link_notify_writable(e->link);
+		hl_session_notify_writable(e->session);
 		return true;
 	}
 	return false;

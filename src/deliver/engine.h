@@ -1,9 +1,9 @@
 /* deliver/engine.h — the messages protocol (docs/messages.md) for one
  * peer: what to send, in which order, and what to do with what arrives.
- * It sits between a link (link/link.h: an authenticated session that
- * carries records) and the store, and knows nothing of sockets or the event
- * loop: the daemon calls it when a session opens or closes, when a record
- * arrives, when the link can take more bytes, and around each commit.
+ * It sits between a session (session/session.h: an authenticated connection that
+ * carries packets) and the store, and knows nothing of sockets or the event
+ * loop: the daemon calls it when a session opens or closes, when a packet
+ * arrives, when the session can take more bytes, and around each commit.
  *
  * Group commit.  Everything the engines of all peers write while the
  * daemon handles one burst of input goes into one store transaction (struct
@@ -22,7 +22,7 @@
 
 #include "conf/config.h"
 #include "crypto/signer.h"
-#include "link/link.h"
+#include "session/session.h"
 #include "store/store.h"
 
 /* The receiver's unit of CREDIT (docs/messages.md): it credits every
@@ -71,7 +71,7 @@ struct hl_engine_env {
 	uint64_t quota_bytes;         /* per peer (0: no quota) */
 	uint64_t reserve_bytes;       /* free disk space kept (0: none) */
 	unsigned reserve_pct;         /* or N% of the file system (conf/config.h) */
-	/* ITEM records, and every record after one, are held (copied) until
+	/* ITEM packets, and every packet after one, are held (copied) until
 	 * hl_engine_drain(), which checks the signatures of all of them on
 	 * two threads first: the daemon's bursts of thousands of messages
 	 * are otherwise bound by one core's Ed25519. */
@@ -101,32 +101,32 @@ void hl_engine_free(hl_engine *e);
 
 /* A session with the peer is OPEN: sends this side's state (ACK, RESUME,
  * outstanding REFUSEs); sending starts when the peer's RESUME arrives. */
-void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now_ms);
+void hl_engine_attach(hl_engine *e, hl_session *session, uint64_t now_ms);
 /* The session is gone (closed or replaced). */
 void hl_engine_detach(hl_engine *e);
 
-/* A record of the messages protocol arrived.  A negative return is a
+/* A packet of the messages protocol arrived.  A negative return is a
  * protocol violation or a local failure that ends the session: the caller
- * closes the link (hl_engine_error() says why).
+ * closes the session (hl_engine_error() says why).
  *
- * Also called with no link attached, by `bundle import` (bundle/import.c):
- * ITEM, CHUNK and ACK records from a courier bundle go through this same
+ * Also called with no session attached, by `bundle import` (bundle/import.c):
+ * ITEM, CHUNK and ACK packets from a courier bundle go through this same
  * receive path, so a message is stored once by (peer, seq) and id whatever
  * path brought it.  Nothing is sent then: postcommit() sends only on an
- * attached link, and the receipts precommit() authors wait in the store
+ * attached session, and the receipts precommit() authors wait in the store
  * for the next session or bundle. */
-int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+int hl_engine_on_packet(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now_ms);
 
-/* With env.defer_items: handles the records held since the last call, in
+/* With env.defer_items: handles the packets held since the last call, in
  * order (the daemon calls it once per burst, before the precommit; it is
- * also called by hl_engine_on_record when 4 MiB are held).  A negative
- * return ends the session, as for hl_engine_on_record.  Records held when
+ * also called by hl_engine_on_packet when 4 MiB are held).  A negative
+ * return ends the session, as for hl_engine_on_packet.  Packets held when
  * a session opens, closes or the transaction aborts are dropped: none was
  * acknowledged, and the peer sends them again. */
 int hl_engine_drain(hl_engine *e, uint64_t now_ms);
-/* Records are still held after hl_engine_drain(): it stops once the
- * records it handled raised 1,024 events, and the daemon drains the rest
+/* Packets are still held after hl_engine_drain(): it stops once the
+ * packets it handled raised 1,024 events, and the daemon drains the rest
  * in the next turn of its loop. */
 bool hl_engine_holding(const hl_engine *e);
 
@@ -135,12 +135,12 @@ bool hl_engine_holding(const hl_engine *e);
  * session starts clean.  Reading it clears it. */
 bool hl_engine_restart(hl_engine *e);
 
-/* Sends what the link will take now. */
+/* Sends what the session will take now. */
 void hl_engine_pump(hl_engine *e, uint64_t now_ms);
 /* After env.wake: sends CREDIT for what the parts' workers took in, when
  * due (docs/messages.md, CREDIT). */
 void hl_engine_credit(hl_engine *e, uint64_t now_ms);
-/* The bytes that may wait at this end ahead of an urgent record (flow
+/* The bytes that may wait at this end ahead of an urgent packet (flow
  * control, deliver/flow.h): the daemon keeps the socket's unsent bytes to
  * about this (TCP_NOTSENT_LOWAT). */
 uint64_t hl_engine_ahead(const hl_engine *e);

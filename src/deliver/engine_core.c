@@ -1,7 +1,7 @@
 /* deliver/engine_core.c — the messages protocol for one peer (engine.h,
  * docs/messages.md): the engine itself.  It owns the engine's life (new,
  * free, a session attached and detached, with the state a session starts
- * by sending: ACK, RESUME and the REFUSEs owed), the records that arrive
+ * by sending: ACK, RESUME and the REFUSEs owed), the packets that arrive
  * (held for the verifier, then dispatched by type) and the group commit's
  * hooks (precommit authors the receipts for what became visible,
  * postcommit tells the operator and sends what is owed, abort forgets).
@@ -12,7 +12,7 @@
  * the API, stands below them all, engine_int.h included:
  *
  *   send.c      SENDING: the four precedence queues, the pump, the ITEM
- *               and CHUNK records (one builder of the ITEM record, which
+ *               and CHUNK packets (one builder of the ITEM packet, which
  *               bundle export uses too, deliver/send.h), and what the peer
  *               says about our items (ACK, RESUME, REFUSE, CREDIT, STAGED).
  *   recv.c      RECEIVING an item: opened and checked (its signature, the
@@ -49,8 +49,8 @@
 #include "util/mem.h"
 #include "util/timefmt.h"
 
-#define HOLD_MAX (4u << 20)          /* held records (env.defer_items): drained past this */
-/* A drain stops after the records that raised this many events (the rest
+#define HOLD_MAX (4u << 20)          /* held packets (env.defer_items): drained past this */
+/* A drain stops after the packets that raised this many events (the rest
  * wait for the next turn): one turn must not flood `watch` clients, which
  * the daemon drops when they fall 1 MiB behind. */
 #define DRAIN_EVENTS_MAX 1024
@@ -60,7 +60,7 @@ const char *hl_engine_error(const hl_engine *e)
 	return e->error;
 }
 
-/* ---- records in ---- */
+/* ---- packets in ---- */
 
 static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now)
 {
@@ -68,13 +68,13 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 	/* Restored and not yet resynchronised: nothing of the peer's is
 	 * taken (it would call for receipts we may not sign yet); it comes
 	 * again in the session after the resync. */
-	if (e->resync && (type == HL_REC_ITEM || type == HL_REC_CHUNK ||
-			  type == HL_REC_STAGE || type == HL_REC_STAGED))
+	if (e->resync && (type == HL_PKT_ITEM || type == HL_PKT_CHUNK ||
+			  type == HL_PKT_STAGE || type == HL_PKT_STAGED))
 		return 0;
 	e->now = now;
 	switch (type) {
-	case HL_REC_ITEM: ret = eng_on_item(e, body, len, now); break;
-	case HL_REC_CHUNK:
+	case HL_PKT_ITEM: ret = eng_on_item(e, body, len, now); break;
+	case HL_PKT_CHUNK:
 		e->pushed_now = 0;
 		ret = eng_on_chunk(e, body, len);
 		if (ret == 0 && len > HL_CHUNK_HDR_LEN) {
@@ -83,11 +83,11 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			eng_credit_maybe(e, now, false);
 		}
 		break;
-	case HL_REC_CREDIT: ret = eng_on_credit(e, body, len, now); break;
-	case HL_REC_ACK: ret = eng_on_ack(e, body, len); break;
-	case HL_REC_RESUME: ret = eng_on_resume(e, body, len); break;
-	case HL_REC_REFUSE: ret = eng_on_refuse(e, body, len, now); break;
-	case HL_REC_STAGE:
+	case HL_PKT_CREDIT: ret = eng_on_credit(e, body, len, now); break;
+	case HL_PKT_ACK: ret = eng_on_ack(e, body, len); break;
+	case HL_PKT_RESUME: ret = eng_on_resume(e, body, len); break;
+	case HL_PKT_REFUSE: ret = eng_on_refuse(e, body, len, now); break;
+	case HL_PKT_STAGE:
 		/* STAGE data counts for CREDIT as CHUNK data does */
 		e->pushed_now = 0;
 		ret = eng_on_stage(e, body, len);
@@ -97,25 +97,25 @@ static int dispatch(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			eng_credit_maybe(e, now, false);
 		}
 		break;
-	case HL_REC_STAGED: ret = eng_on_staged(e, body, len); break;
-	case HL_REC_RECLAIM: ret = eng_on_reclaim(e, body, len); break;
-	case HL_REC_RETURN: ret = eng_on_return(e, body, len); break;
+	case HL_PKT_STAGED: ret = eng_on_staged(e, body, len); break;
+	case HL_PKT_RECLAIM: ret = eng_on_reclaim(e, body, len); break;
+	case HL_PKT_RETURN: ret = eng_on_return(e, body, len); break;
 	default:
-		return 0; /* other application records are not ours */
+		return 0; /* other application packets are not ours */
 	}
 	if (ret < 0 && !e->error[0])
 		eng_set_error(e, "%s", hl_strerror(ret));
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 	return ret;
 }
 
-/* ---- held records (env.defer_items; verifier.c checks their ITEMs) ---- */
+/* ---- held packets (env.defer_items; verifier.c checks their ITEMs) ---- */
 
 static void held_drop(hl_engine *e)
 {
 	e->nheld = 0;
 	e->hlen = 0;
-	if (e->hcap > HOLD_MAX + HL_RECORD_BODY_MAX) {
+	if (e->hcap > HOLD_MAX + HL_PACKET_BODY_MAX) {
 		free(e->hbuf);
 		e->hbuf = NULL;
 		e->hcap = 0;
@@ -152,12 +152,12 @@ bool hl_engine_holding(const hl_engine *e)
 	return e->nheld > 0;
 }
 
-int hl_engine_on_record(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
+int hl_engine_on_packet(hl_engine *e, uint8_t type, const uint8_t *body, size_t len,
 			uint64_t now)
 {
-	bool ours = type == HL_REC_ITEM || type == HL_REC_CHUNK || type == HL_REC_ACK ||
-		    type == HL_REC_RESUME || type == HL_REC_REFUSE;
-	if (!e->env.defer_items || !ours || (type != HL_REC_ITEM && e->nheld == 0))
+	bool ours = type == HL_PKT_ITEM || type == HL_PKT_CHUNK || type == HL_PKT_ACK ||
+		    type == HL_PKT_RESUME || type == HL_PKT_REFUSE;
+	if (!e->env.defer_items || !ours || (type != HL_PKT_ITEM && e->nheld == 0))
 		return dispatch(e, type, body, len, now);
 	/* Held, in order, with everything after it: a CHUNK must not pass
 	 * the ITEM of its message. */
@@ -192,7 +192,7 @@ static int refused_row(void *arg, const struct hl_msg_row *row)
 
 static int send_resume(hl_engine *e, uint64_t now)
 {
-	struct hl_rec_resume *r = xcalloc(1, sizeof(*r));
+	struct hl_pkt_resume *r = xcalloc(1, sizeof(*r));
 	size_t len;
 	for (struct in_msg *m = e->in; m && r->n < HL_RESUME_MAX; m = m->next) {
 		for (unsigned i = 0; i < NPARTS_MAX && r->n < HL_RESUME_MAX; i++) {
@@ -218,18 +218,18 @@ static int send_resume(hl_engine *e, uint64_t now)
 			}
 		}
 	}
-	int ret = hl_rec_resume_encode(r, e->rec, HL_RECORD_BODY_MAX, &len);
+	int ret = hl_pkt_resume_encode(r, e->rec, HL_PACKET_BODY_MAX, &len);
 	if (ret == 0)
-		ret = eng_send_rec(e, HL_REC_RESUME, e->rec, len, now);
+		ret = eng_send_pkt(e, HL_PKT_RESUME, e->rec, len, now);
 	free(r);
 	return ret;
 }
 
-void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
+void hl_engine_attach(hl_engine *e, hl_session *session, uint64_t now)
 {
 	held_drop(e); /* an earlier session's: never acknowledged, resent */
 	hl_stage_reset(e->stage);
-	e->link = link;
+	e->session = session;
 	e->synced = false;
 	e->error[0] = '\0';
 	eng_queues_clear(e);
@@ -242,13 +242,13 @@ void hl_engine_attach(hl_engine *e, hl_link *link, uint64_t now)
 		hl_warn("peer %s: session opened inside a transaction", e->peer_name);
 	}
 	/* eng_in_clear() stopped the parts' workers: the counters are ours. */
-	e->credit_on = (hl_link_own_flags(link) & hl_link_peer_flags(link) &
+	e->credit_on = (hl_session_own_flags(session) & hl_session_peer_flags(session) &
 			HL_HELLO_FLAG_CREDIT) != 0;
 	e->chunk_sent = e->chunk_credit = e->taken = e->pushed_pw = e->credit_sent = 0;
 	atomic_store(&e->done_pw, 0);
 	free(e->flow);   /* each session measures its path afresh */
 	e->flow = NULL;
-	e->stage_on = (hl_link_peer_flags(link) & HL_HELLO_FLAG_STAGE) != 0;
+	e->stage_on = (hl_session_peer_flags(session) & HL_HELLO_FLAG_STAGE) != 0;
 	e->first_ack = true;
 	e->restart = false;
 	e->resync_hold = 0;
@@ -286,7 +286,7 @@ void hl_engine_detach(hl_engine *e)
 {
 	held_drop(e);
 	hl_stage_reset(e->stage);
-	e->link = NULL;
+	e->session = NULL;
 	e->synced = false;
 	eng_queues_clear(e);
 	free(e->flow);
@@ -378,7 +378,7 @@ void hl_engine_postcommit(hl_engine *e, uint64_t now)
 	for (size_t i = 0; i < e->nev; i++)
 		e->env.on_event(e->env.user, e->peer_name, &e->events[i]);
 	e->nev = 0;
-	if (e->link && hl_link_state(e->link) == HL_LINK_OPEN) {
+	if (e->session && hl_session_state(e->session) == HL_SESSION_OPEN) {
 		e->ack_owed = e->ack_owed || e->need_ack;
 		hl_engine_refresh(e);
 		hl_engine_pump(e, now); /* what is owed first */
@@ -402,7 +402,7 @@ void hl_engine_abort(hl_engine *e)
 
 /* ---- life ---- */
 
-/* Scratch buffers for building and reading records.  Every engine runs on
+/* Scratch buffers for building and reading packets.  Every engine runs on
  * the daemon's one thread and uses them only within one call, so all
  * engines share one pair: a station with a thousand pinned peers does not
  * keep 80 KiB of scratch per peer. */
@@ -412,7 +412,7 @@ static size_t shared_users;
 static void shared_bufs_get(uint8_t **rec, uint8_t **item)
 {
 	if (shared_users++ == 0) {
-		shared_rec = xmalloc(HL_RECORD_BODY_MAX);
+		shared_rec = xmalloc(HL_PACKET_BODY_MAX);
 		shared_item = xmalloc(HL_ITEM_MAX);
 	}
 	*rec = shared_rec;
@@ -455,7 +455,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	e->cur_verdict = -1;
 	e->scratch = xmalloc(sizeof(*e->scratch));
 	e->refuse_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(20, 60);
-	/* A bundle's engine (no link) sees the peer's ACK too. */
+	/* A bundle's engine (no session) sees the peer's ACK too. */
 	e->first_ack = true;
 	if (hl_store_resync_pending(env->txn->store, e->peer_id, &e->resync) < 0)
 		e->resync = true;

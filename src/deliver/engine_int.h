@@ -22,15 +22,15 @@
 #include "util/dio.h"
 #include "util/log.h"
 #include "wire/msgproto.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define OUT_WINDOW 4096
-#define CHUNK_DATA_MAX (HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN)
+#define CHUNK_DATA_MAX (HL_PACKET_BODY_MAX - HL_CHUNK_HDR_LEN)
 /* CREDIT (docs/messages.md): CHUNK data in flight per session, sent but
  * not yet taken in by the receiver's loop.  The sender's window is sized
  * in time (deliver/flow.h): 5/4 of the path's bandwidth-delay product
  * (twice, while the rate still grows), so that on a loopback it bounds
- * what sits in the receiver's socket (what a FLASH record queues behind)
+ * what sits in the receiver's socket (what a FLASH packet queues behind)
  * and on a long fat path it keeps the pipe full.  Behind the loop, a large part's worker
  * hashes and writes: its ring may hold RING_SPARE bytes more, credited as
  * soon as the loop has taken them, so the worker has work while the loop
@@ -122,7 +122,7 @@ struct refusal {
 
 typedef struct hl_engine_evinfo event_t;
 
-/* A record held until hl_engine_drain() (env.defer_items). */
+/* A packet held until hl_engine_drain() (env.defer_items). */
 struct held {
 	uint8_t type;
 	bool checked;                /* verdict set */
@@ -142,7 +142,7 @@ struct hl_engine {
 	uint8_t peer_noise[32];
 	char peer_name[HL_NAME_MAX + 1];
 
-	hl_link *link;
+	hl_session *session;
 	bool synced;                 /* the peer's RESUME of this session arrived */
 	struct resume_map resume;
 
@@ -171,11 +171,11 @@ struct hl_engine {
 	struct refusal *refusals;    /* to send after the commit */
 	size_t nref, capref;
 	bool need_ack;               /* stored something: ACK after the commit */
-	bool ack_owed;               /* an ACK the link could not take yet */
+	bool ack_owed;               /* an ACK the session could not take yet */
 	event_t *events;             /* for the operator, after the commit */
 	size_t nev, capev;
 
-	struct held *held;           /* env.defer_items: records of this burst */
+	struct held *held;           /* env.defer_items: packets of this burst */
 	size_t nheld, capheld;
 	uint8_t *hbuf;
 	size_t hlen, hcap;
@@ -208,13 +208,13 @@ struct hl_engine {
 	uint64_t reclaim_pending;    /* a RECLAIM to send (pump), 0 none */
 	uint64_t return_pending;     /* a RETURN to send (pump), 0 none */
 	bool recovered_acks;         /* receipts of ours came back: filter new receipts */
-	uint64_t now;                /* the record in hand's time, for what it sends */
+	uint64_t now;                /* the packet in hand's time, for what it sends */
 
 	hl_stage *stage;             /* staging (deliver/stage.h) */
 	bool stage_on;               /* the peer's HELLO says it handles STAGE */
 	uint64_t stage_usage;        /* the peer's usage, asked every FREE_CACHE_MS */
 	int64_t stage_usage_at;
-	uint8_t *rec;                /* record buffer, HL_RECORD_BODY_MAX */
+	uint8_t *rec;                /* packet buffer, HL_PACKET_BODY_MAX */
 	uint8_t *itembuf;            /* HL_ITEM_MAX */
 	/* Keys (keys.c, docs/rotation.md): the peer's card as pinned, and
 	 * its chain's keys now (its last accepted rotation's), reloaded with
@@ -245,16 +245,16 @@ event_t *eng_add_event_info(hl_engine *e, enum hl_engine_event ev, const uint8_t
 void eng_add_event(hl_engine *e, enum hl_engine_event ev, const uint8_t id[static 16]);
 bool eng_prec_valid(unsigned p);
 #ifndef NDEBUG
-void eng_check_invariants(const hl_engine *e);
+void eng_assert_invariants(const hl_engine *e);
 #else
-static inline void eng_check_invariants(const hl_engine *e)
+static inline void eng_assert_invariants(const hl_engine *e)
 {
 	(void)e;
 }
 #endif
 void eng_queue_refusal(hl_engine *e, uint64_t seq, const uint8_t hash[static 32],
 		       uint8_t code, const char *text);
-int eng_send_rec(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now);
+int eng_send_pkt(hl_engine *e, uint8_t type, const uint8_t *body, size_t len, uint64_t now);
 void eng_send_owed(hl_engine *e, uint64_t now);
 
 /* ---- credit.c: the flow window and CREDIT ---- */
@@ -311,9 +311,9 @@ int eng_on_chunk(hl_engine *e, const uint8_t *body, size_t len);
 
 /* ---- restore.c: RECLAIM, RETURN, resynchronising after a restore ---- */
 
-int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost);
+int eng_peer_lost(hl_engine *e, const struct hl_pkt_ack *a, uint64_t *lost);
 void eng_resync_send(hl_engine *e, uint64_t now);
-int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a);
+int eng_resync_verify(hl_engine *e, const struct hl_pkt_ack *a);
 int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len);
 int eng_on_return(hl_engine *e, const uint8_t *body, size_t len);
 

@@ -2,7 +2,7 @@
  * and section 3), sized in time rather than in bytes.
  *
  * A fixed window in bytes is wrong at both ends: on a slow link it holds
- * seconds of a document ahead of every urgent record, and on a long fat
+ * seconds of a document ahead of every urgent packet, and on a long fat
  * link it caps a document at one window per round trip.  So the sender
  * measures, from the CREDITs that come back for the CHUNK (and STAGE) data
  * it sent, the path's delivery rate and its round trip, as BBR does from
@@ -15,12 +15,12 @@
  *     start does), 5/4 once three round trips in a row brought no quarter
  *     more (the pipe is full: a quarter of a round trip may queue in the
  *     path, and a faster path is still found, a quarter more each round);
- *   - what may wait ahead of an urgent record at this end (the link's
+ *   - what may wait ahead of an urgent packet at this end (the session's
  *     queue, and the socket's unsent bytes, which the daemon bounds with
  *     TCP_NOTSENT_LOWAT): what the path delivers in HL_FLOW_BUDGET_US at the
  *     measured rate, between HL_FLOW_AHEAD_MIN and HL_FLOW_AHEAD_MAX;
  *   - the largest CHUNK: no more than may wait ahead, so that on a slow
- *     link a FLASH record never waits for a whole 64 KiB chunk.
+ *     link a FLASH packet never waits for a whole 64 KiB chunk.
  *
  * Estimates.  Each send is remembered with its time and what was credited
  * then; a CREDIT that covers it gives one sample: the round trip (now minus
@@ -108,9 +108,9 @@ void hl_flow_credited(struct hl_flow *f, uint64_t taken, uint64_t now_us);
 
 /* Data that may be sent and not credited. */
 uint64_t hl_flow_window(const struct hl_flow *f);
-/* Bytes that may wait at this end ahead of an urgent record. */
+/* Bytes that may wait at this end ahead of an urgent packet. */
 uint64_t hl_flow_ahead(const struct hl_flow *f);
-/* The most data one CHUNK or STAGE record should carry (at most MAX). */
+/* The most data one CHUNK or STAGE packet should carry (at most MAX). */
 size_t hl_flow_chunk(const struct hl_flow *f, size_t max);
 
 #endif

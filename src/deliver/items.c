@@ -45,7 +45,7 @@ static int message_rules(hl_engine *e, const struct hl_item *it, const uint8_t h
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_ID_REUSED, "message id already used");
 	if (hl_msg_content_decode(rest, rest_len, c) < 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_MALFORMED, "message content malformed");
-	if (hl_msg_content_check(m, c) < 0)
+	if (hl_msg_content_verify(m, c) < 0)
 		return eng_tombstone(e, it->seq, hash, HL_REFUSE_CONTENT, "subject or body hash mismatch");
 
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment : HL_DEFAULT_MAX_ATTACHMENT;

@@ -525,9 +525,9 @@ void eng_worker_wake(void *arg)
 
 int eng_on_chunk(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_chunk c;
+	struct hl_pkt_chunk c;
 	int ret;
-	if ((ret = hl_rec_chunk_decode(body, len, &c)) < 0) {
+	if ((ret = hl_pkt_chunk_decode(body, len, &c)) < 0) {
 		eng_set_error(e, "malformed CHUNK record");
 		return ret;
 	}

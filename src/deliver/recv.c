@@ -284,7 +284,7 @@ static int bad_signature(hl_engine *e, uint64_t seq, const uint8_t hash[static 3
  * header claims (the link is authenticated: only the peer can make that
  * claim, and only against its own chain).  Without even a seq, the
  * session ends. */
-static int on_bad_item(hl_engine *e, const struct hl_rec_item *r, const struct hl_item *it,
+static int on_bad_item(hl_engine *e, const struct hl_pkt_item *r, const struct hl_item *it,
 		       const uint8_t hash[static 32])
 {
 	uint64_t seq;
@@ -347,7 +347,7 @@ static void rotation_refused(hl_engine *e, const struct hl_item *it, const uint8
 }
 
 /* The signed item IT, new at its position: the chain rules, then its kind. */
-static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_rec_item *r,
+static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_pkt_item *r,
 		       const uint8_t hash[static 32])
 {
 	struct hl_chain_why w;
@@ -406,7 +406,7 @@ static int on_new_item(hl_engine *e, const struct hl_item *it, const struct hl_r
 
 /* Checks the decoded item IT against the link: seen before, signed, ours.
  * Handles it; HL_EAGAIN-free: 0 or a negative code. */
-static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_rec_item *r,
+static int on_decoded_item(hl_engine *e, struct hl_item *it, const struct hl_pkt_item *r,
 			   const uint8_t hash[static 32])
 {
 	struct hl_item_row have;
@@ -480,12 +480,12 @@ static void item_undo(hl_engine *e, const struct item_mark *m, uint64_t seq)
 
 int eng_on_item(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
-	struct hl_rec_item r;
+	struct hl_pkt_item r;
 	uint8_t hash[HL_HASH_LEN];
 	int ret;
 	(void)now;
 
-	if ((ret = hl_rec_item_decode(body, len, &r)) < 0) {
+	if ((ret = hl_pkt_item_decode(body, len, &r)) < 0) {
 		eng_set_error(e, "malformed ITEM record");
 		return ret;
 	}

@@ -33,7 +33,7 @@
  * again (*LOST of them: the caller loads them into the window); a peer
  * that lies about it only makes us send our own items twice, at most a
  * window's worth per session. */
-int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost)
+int eng_peer_lost(hl_engine *e, const struct hl_pkt_ack *a, uint64_t *lost)
 {
 	uint64_t n = 0;
 	int ret = hl_store_unack_lost(e->env.txn->store, e->peer_id, a->base,
@@ -48,7 +48,7 @@ int eng_peer_lost(hl_engine *e, const struct hl_rec_ack *a, uint64_t *lost)
 	return 0;
 }
 
-/* RECLAIM and RETURN go out first in pump(): a busy link (chunks of a
+/* RECLAIM and RETURN go out first in pump(): a busy session (chunks of a
  * document) only delays them. */
 static int send_reclaim(hl_engine *e, uint64_t seq)
 {
@@ -61,8 +61,8 @@ void eng_resync_send(hl_engine *e, uint64_t now)
 	struct hl_item_row row;
 	if (e->reclaim_pending) {
 		uint8_t body[HL_RECLAIM_LEN];
-		hl_rec_credit_encode(e->reclaim_pending, body); /* the shape: one 8-byte integer */
-		if (eng_send_rec(e, HL_REC_RECLAIM, body, sizeof(body), now) == 0)
+		hl_pkt_credit_encode(e->reclaim_pending, body); /* the shape: one 8-byte integer */
+		if (eng_send_pkt(e, HL_PKT_RECLAIM, body, sizeof(body), now) == 0)
 			e->reclaim_pending = 0;
 	}
 	if (!e->return_pending)
@@ -79,9 +79,9 @@ void eng_resync_send(hl_engine *e, uint64_t now)
 	if (ret < 0)
 		return;
 	size_t len;
-	if (hl_rec_item_encode(row.encoded, row.encoded_len, e->rec, HL_RECORD_BODY_MAX,
+	if (hl_pkt_item_encode(row.encoded, row.encoded_len, e->rec, HL_PACKET_BODY_MAX,
 			       &len) == 0 &&
-	    eng_send_rec(e, HL_REC_RETURN, e->rec, len, now) == 0)
+	    eng_send_pkt(e, HL_PKT_RETURN, e->rec, len, now) == 0)
 		e->return_pending = 0;
 }
 
@@ -94,13 +94,13 @@ static int resync_done(hl_engine *e, const char *how)
 		return ret;
 	hl_info("peer %s: resynchronised after a restore: %s", e->peer_name, how);
 	e->resync = false;
-	e->restart = e->link != NULL;
+	e->restart = e->session != NULL;
 	return 0;
 }
 
 /* Restored: how far does the peer hold our chain?  Not beyond our head:
  * nothing was lost.  Beyond: reclaim the items after our head. */
-int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a)
+int eng_resync_verify(hl_engine *e, const struct hl_pkt_ack *a)
 {
 	struct hl_chain_head head;
 	char how[160];
@@ -117,8 +117,8 @@ int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a)
 			 (unsigned long long)hold, (unsigned long long)head.seq);
 		return resync_done(e, how);
 	}
-	if (!e->link) {
-		/* A bundle's ACK: the items come back over the link only. */
+	if (!e->session) {
+		/* A bundle's ACK: the items come back over a session only. */
 		hl_warn("peer %s holds our chain up to %llu, this store only up to %llu (restored "
 			"from an older backup): the daemon gets them back once the link is up",
 			e->peer_name, (unsigned long long)hold, (unsigned long long)head.seq);
@@ -140,14 +140,14 @@ int eng_resync_check(hl_engine *e, const struct hl_rec_ack *a)
 int eng_on_reclaim(hl_engine *e, const uint8_t *body, size_t len)
 {
 	uint64_t seq;
-	int ret = hl_rec_reclaim_decode(body, len, &seq);
+	int ret = hl_pkt_reclaim_decode(body, len, &seq);
 	if (ret < 0) {
 		eng_set_error(e, "malformed RECLAIM record");
 		return ret;
 	}
 	/* One answer pending at a time: an honest peer asks for the next
 	 * only once it has the last. */
-	if (e->link && ++e->reclaims <= OUT_WINDOW)
+	if (e->session && ++e->reclaims <= OUT_WINDOW)
 		e->return_pending = seq;
 	return 0;
 }
@@ -193,10 +193,10 @@ static int recovered_hold(hl_engine *e, const struct hl_item *it)
  * exactly that in during a resync). */
 int eng_on_return(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_item r;
+	struct hl_pkt_item r;
 	struct hl_chain_head head;
 	hl_store *st = e->env.txn->store;
-	int ret = hl_rec_return_decode(body, len, &r);
+	int ret = hl_pkt_return_decode(body, len, &r);
 	if (ret < 0 || r.item_len > HL_ITEM_MAX) {
 		eng_set_error(e, "malformed RETURN record");
 		return ret < 0 ? ret : HL_ETOOBIG;

@@ -7,13 +7,13 @@
  * seq order; each queue has a cursor at its first entry not yet done (item
  * sent and every part sent).  pump() repeatedly takes the most urgent
  * queue whose cursor is not at the end and sends that entry's ITEM or its
- * next CHUNK, until the link refuses more or, with CREDIT, the chunk
- * would take the data in flight past the window or the link's queue past
+ * next CHUNK, until the session refuses more or, with CREDIT, the chunk
+ * would take the data in flight past the window or the session's queue past
  * what may wait ahead (both sized in time by deliver/flow.h, which also
  * sizes the chunks).  So a FLASH message waits for at most that, and
  * within a precedence messages go strictly one after another.
  *
- * Here too: the ITEM and CHUNK records of our items, built one way for a
+ * Here too: the ITEM and CHUNK packets of our items, built one way for a
  * session and for bundle export (send.h), and what the peer says about our
  * items (ACK, RESUME, REFUSE, CREDIT, STAGED).  The window and CREDIT are
  * credit.c's.  The queues keep invariants I1 and I2 (base.c). */
@@ -351,12 +351,12 @@ void hl_engine_refresh(hl_engine *e)
 	for (size_t i = 0; i < lc.n; i++)
 		queue_append(e, lc.arr[i]);
 	free(lc.arr);
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 }
 
 /* ---- sending ---- */
 
-int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
+int hl_send_item_packet(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *itembuf,
 			uint8_t *rec, size_t *len, struct hl_item_row *irow,
 			struct hl_msg_row *row, char *err, size_t errlen)
 {
@@ -369,7 +369,7 @@ int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *it
 			 hl_store_errmsg(st));
 		return ret;
 	}
-	if ((ret = hl_rec_item_encode(itembuf, irow->encoded_len, rec, HL_RECORD_BODY_MAX,
+	if ((ret = hl_pkt_item_encode(itembuf, irow->encoded_len, rec, HL_PACKET_BODY_MAX,
 				      len)) < 0) {
 		snprintf(err, errlen, "item %llu does not fit a record", (unsigned long long)seq);
 		return ret;
@@ -400,7 +400,7 @@ int hl_send_item_record(hl_store *st, int64_t peer_id, uint64_t seq, uint8_t *it
 		c.body_len = row->body_size;
 	}
 	size_t clen;
-	ret = hl_msg_content_encode(&c, rec + *len, HL_RECORD_BODY_MAX - *len, &clen);
+	ret = hl_msg_content_encode(&c, rec + *len, HL_PACKET_BODY_MAX - *len, &clen);
 	if (ret < 0) {
 		snprintf(err, errlen, "message %llu does not fit a record", (unsigned long long)seq);
 		return ret;
@@ -415,7 +415,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	struct hl_msg_row row = { 0 };
 	char err[sizeof(e->error)];
 	size_t len;
-	int ret = hl_send_item_record(e->env.txn->store, e->peer_id, x->seq, e->itembuf, e->rec,
+	int ret = hl_send_item_packet(e->env.txn->store, e->peer_id, x->seq, e->itembuf, e->rec,
 				      &len, &irow, &row, err, sizeof(err));
 	if (ret < 0) {
 		eng_set_error(e, "%s", err);
@@ -423,7 +423,7 @@ static int send_item(hl_engine *e, struct out_entry *x, uint64_t now)
 	}
 	if (x->kind == HL_ITEM_MESSAGE && !x->parts_known)
 		entry_set_parts(e, x, &row);
-	ret = eng_send_rec(e, HL_REC_ITEM, e->rec, len, now);
+	ret = eng_send_pkt(e, HL_PKT_ITEM, e->rec, len, now);
 	if (ret == 0) {
 		x->item_sent = true;
 		e->stats.items_out++;
@@ -435,7 +435,7 @@ out:
 	return ret;
 }
 
-int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
+int hl_send_chunk_packet(uint64_t seq, unsigned part, uint64_t offset, size_t n,
 			 const uint8_t *body, struct hl_dio_reader *r, uint8_t *rec)
 {
 	uint8_t *data = rec + HL_CHUNK_HDR_LEN;
@@ -446,7 +446,7 @@ int hl_send_chunk_record(uint64_t seq, unsigned part, uint64_t offset, size_t n,
 		if (ret < 0)
 			return ret;
 	}
-	hl_rec_chunk_header(seq, (uint8_t)part, offset, rec);
+	hl_pkt_chunk_header(seq, (uint8_t)part, offset, rec);
 	return 0;
 }
 
@@ -468,13 +468,13 @@ static int send_chunk(hl_engine *e, struct out_entry *x, uint64_t now)
 		}
 		free(path);
 	}
-	if ((ret = hl_send_chunk_record(x->seq, x->cur, p->offset, n, x->body, &p->r,
+	if ((ret = hl_send_chunk_packet(x->seq, x->cur, p->offset, n, x->body, &p->r,
 					e->rec)) < 0) {
 		eng_set_error(e, "cannot read attachment %s: %s", p->path,
 			      ret == HL_ETRUNC ? "file shorter than recorded" : hl_strerror(ret));
 		return ret;
 	}
-	ret = eng_send_rec(e, HL_REC_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
+	ret = eng_send_pkt(e, HL_PKT_CHUNK, e->rec, HL_CHUNK_HDR_LEN + n, now);
 	if (ret < 0)
 		return ret;
 	e->stats.chunks_out++;
@@ -520,7 +520,7 @@ static struct out_entry *pick(hl_engine *e, struct out_queue **qout, uint64_t no
 
 void hl_engine_pump(hl_engine *e, uint64_t now)
 {
-	if (!e->link || hl_link_state(e->link) != HL_LINK_OPEN)
+	if (!e->session || hl_session_state(e->session) != HL_SESSION_OPEN)
 		return;
 	eng_send_owed(e, now);
 	if (e->reclaim_pending || e->return_pending)
@@ -530,10 +530,10 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 	if (e->nloaded < OUT_WINDOW / 2)
 		hl_engine_refresh(e);
 	/* All taken so far: the pump after a burst's commit ends the burst
-	 * (and a CREDIT the link refused before goes now). */
+	 * (and a CREDIT the session refused before goes now). */
 	eng_credit_maybe(e, now, true);
 	eng_stage_send_staged(e, now);
-	while (hl_link_writable_or_notify(e->link)) {
+	while (hl_session_writable_or_notify(e->session)) {
 		struct out_queue *q = NULL;
 		struct out_entry *x = pick(e, &q, now);
 		/* Staged bytes go when nothing as urgent waits. */
@@ -563,16 +563,16 @@ void hl_engine_pump(hl_engine *e, uint64_t now)
 		if (entry_done(x))
 			queue_fix_cursor(q);
 	}
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 }
 
 /* ---- what the peer says about our items ---- */
 
 int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_ack *a = xmalloc(sizeof(*a));
+	struct hl_pkt_ack *a = xmalloc(sizeof(*a));
 	hl_store *st = e->env.txn->store;
-	int ret = hl_rec_ack_decode(body, len, a);
+	int ret = hl_pkt_ack_decode(body, len, a);
 	if (ret < 0) {
 		eng_set_error(e, "malformed ACK record");
 		goto out;
@@ -582,7 +582,7 @@ int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 	if (e->first_ack) {
 		e->first_ack = false;
 		uint64_t lost = 0;
-		if (e->link && (ret = eng_peer_lost(e, a, &lost)) < 0)
+		if (e->session && (ret = eng_peer_lost(e, a, &lost)) < 0)
 			goto out;
 		if (lost && e->synced) {
 			/* The window was loaded already: load it again, with them. */
@@ -590,7 +590,7 @@ int eng_on_ack(hl_engine *e, const uint8_t *body, size_t len)
 			if ((ret = load_initial(e)) < 0)
 				goto out;
 		}
-		if ((ret = eng_resync_check(e, a)) < 0)
+		if ((ret = eng_resync_verify(e, a)) < 0)
 			goto out;
 	}
 	if (a->base > e->acked_base) {
@@ -622,8 +622,8 @@ out:
 
 int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_resume *r = xmalloc(sizeof(*r));
-	int ret = hl_rec_resume_decode(body, len, r);
+	struct hl_pkt_resume *r = xmalloc(sizeof(*r));
+	int ret = hl_pkt_resume_decode(body, len, r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed RESUME record");
 		free(r);
@@ -641,16 +641,16 @@ int eng_on_resume(hl_engine *e, const uint8_t *body, size_t len)
 	if ((ret = load_initial(e)) < 0)
 		return ret;
 	e->synced = true;
-	eng_check_invariants(e);
+	eng_assert_invariants(e);
 	return 0;
 }
 
 int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
-	struct hl_rec_refuse r;
+	struct hl_pkt_refuse r;
 	hl_store *st = e->env.txn->store;
 	struct hl_item_row ours;
-	int ret = hl_rec_refuse_decode(body, len, &r);
+	int ret = hl_pkt_refuse_decode(body, len, &r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed REFUSE record");
 		return ret;
@@ -707,7 +707,7 @@ int eng_on_refuse(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 {
 	uint64_t taken;
-	if (hl_rec_credit_decode(body, len, &taken) < 0) {
+	if (hl_pkt_credit_decode(body, len, &taken) < 0) {
 		eng_set_error(e, "malformed CREDIT record (%zu bytes)", len);
 		return HL_EINVAL;
 	}
@@ -731,8 +731,8 @@ int eng_on_credit(hl_engine *e, const uint8_t *body, size_t len, uint64_t now)
 
 int eng_on_staged(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_staged r;
-	int ret = hl_rec_staged_decode(body, len, &r);
+	struct hl_pkt_staged r;
+	int ret = hl_pkt_staged_decode(body, len, &r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed STAGED record");
 		return ret;

@@ -17,7 +17,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define OUT_MAX 8            /* parts staged (or abandoned) per peer */
 #define OUT_LIVE_MAX 4       /* of them being read */
@@ -26,8 +26,8 @@
 #define OUT_IDLE_MS 30000
 #define IN_MAX 64            /* staged parts remembered per peer */
 #define IN_LIVE_MAX 8        /* of them with a file */
-#define STAGED_MAX 1024      /* STAGED records waiting for the commit */
-#define STAGE_DATA_MAX (HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN)
+#define STAGED_MAX 1024      /* STAGED packets waiting for the commit */
+#define STAGE_DATA_MAX (HL_PACKET_BODY_MAX - HL_STAGE_HDR_LEN)
 /* Staged bytes stay in memory until the writer's thread has them: the
  * staging file is not made durable until it is adopted. */
 #define NO_SYNC (UINT64_MAX / 2)
@@ -66,7 +66,7 @@ struct hl_stage {
 	struct in_ent **in;         /* nin of capin, capin <= IN_MAX */
 	size_t nin, capin;
 	uint64_t tick;
-	struct hl_rec_staged *staged;   /* grown on demand: most peers never stage */
+	struct hl_pkt_staged *staged;   /* grown on demand: most peers never stage */
 	size_t nstaged, capstaged;
 	struct hl_stage_stats stats;
 	struct hl_partwriter_progress progress;
@@ -280,7 +280,7 @@ int hl_stage_out_next(hl_stage *st, int above, size_t max_data, uint8_t *rec, si
 				out_abandon(o);
 				return ret;
 			}
-			hl_rec_stage_header(o->id, (uint8_t)o->part, o->offset, rec);
+			hl_pkt_stage_header(o->id, (uint8_t)o->part, o->offset, rec);
 			*len = HL_STAGE_HDR_LEN + n;
 			*token = i;
 			return 1;
@@ -384,7 +384,7 @@ static int in_open(hl_stage *st, struct in_ent *e)
 	return 0;
 }
 
-int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
+int hl_stage_in_data(hl_stage *st, const struct hl_pkt_stage *r, uint64_t room,
 		     uint64_t max_part, size_t *pushed)
 {
 	*pushed = 0;
@@ -467,7 +467,7 @@ void hl_stage_in_resolve(hl_stage *st, const uint8_t id[static 16], uint64_t seq
 			st->staged = xrealloc(st->staged, st->capstaged * sizeof(*st->staged));
 		}
 		if (st->nstaged < st->capstaged) {
-			struct hl_rec_staged *s = &st->staged[st->nstaged++];
+			struct hl_pkt_staged *s = &st->staged[st->nstaged++];
 			s->seq = seq;
 			s->part = (uint8_t)e->part;
 			s->offset = e->taken ? e->done : 0;
@@ -476,7 +476,7 @@ void hl_stage_in_resolve(hl_stage *st, const uint8_t id[static 16], uint64_t seq
 	}
 }
 
-const struct hl_rec_staged *hl_stage_staged_peek(const hl_stage *st)
+const struct hl_pkt_staged *hl_stage_staged_peek(const hl_stage *st)
 {
 	return st->nstaged ? &st->staged[0] : NULL;
 }

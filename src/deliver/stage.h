@@ -7,7 +7,7 @@
  * the other, one core idles during the copy.  Staged, they overlap.
  *
  * The author's side (out): the daemon is told over the control socket that
- * out/<id>/<i> is being written (hl_stage_out_add); it sends STAGE records
+ * out/<id>/<i> is being written (hl_stage_out_add); it sends STAGE packets
  * of what is in the file so far (the writer appends whole 1 MiB blocks, so
  * only whole MiBs are read, and never the part's last byte: the final
  * ITEM's CHUNKs carry the tail).  When the ITEM goes out
@@ -59,27 +59,27 @@ int hl_stage_out_add(hl_stage *st, const uint8_t id[static 16], unsigned part, u
 		     const char *path, uint64_t size, uint64_t now_ms);
 /* Parts being staged, waiting for bytes (the daemon polls then). */
 bool hl_stage_out_active(const hl_stage *st);
-/* The next STAGE record of a part whose precedence is above ABOVE (-1:
+/* The next STAGE packet of a part whose precedence is above ABOVE (-1:
  * any), with at most MAX_DATA bytes of data (flow control's chunk size),
- * into REC (capacity HL_RECORD_BODY_MAX): 1 and *LEN when there is one, 0
+ * into REC (capacity HL_PACKET_BODY_MAX): 1 and *LEN when there is one, 0
  * when no staged part has bytes to send, negative on a local failure (that
  * part is dropped).  *TOKEN names the part for hl_stage_out_sent(), to be
- * called once the record is sent. */
+ * called once the packet is sent. */
 int hl_stage_out_next(hl_stage *st, int above, size_t max_data, uint8_t *rec, size_t *len,
 		      unsigned *token, uint64_t now_ms);
 void hl_stage_out_sent(hl_stage *st, unsigned token, size_t data_len);
-/* The ITEM of message ID is going out: the parts of it STAGE records were
+/* The ITEM of message ID is going out: the parts of it STAGE packets were
  * sent of, as a mask (bit p for part p); staging of ID stops. */
 uint64_t hl_stage_out_take(hl_stage *st, const uint8_t id[static 16]);
 
 /* ---- the counterpart's side ---- */
 
-/* A STAGE record.  ROOM: how many more bytes this peer's staging may
+/* A STAGE packet.  ROOM: how many more bytes this peer's staging may
  * hold (quota, disk reserve); MAX_PART: the largest attachment accepted.
  * Data that does not fit drops that part's staging (answered with offset
  * 0 later).  *PUSHED: the bytes handed to a part writer (which reports
  * them to PROGRESS), else 0.  0, or negative on a protocol violation. */
-int hl_stage_in_data(hl_stage *st, const struct hl_rec_stage *r, uint64_t room,
+int hl_stage_in_data(hl_stage *st, const struct hl_pkt_stage *r, uint64_t room,
 		     uint64_t max_part, size_t *pushed);
 /* Bytes held in staging files. */
 uint64_t hl_stage_in_bytes(const hl_stage *st);
@@ -93,8 +93,8 @@ int hl_stage_in_take(hl_stage *st, const uint8_t id[static 16], unsigned part, u
  * staged gets a STAGED (the offset taken, else 0), to be sent after the
  * commit; staging files not taken are removed. */
 void hl_stage_in_resolve(hl_stage *st, const uint8_t id[static 16], uint64_t seq);
-/* The STAGED records waiting to be sent: the first one, or NULL. */
-const struct hl_rec_staged *hl_stage_staged_peek(const hl_stage *st);
+/* The STAGED packets waiting to be sent: the first one, or NULL. */
+const struct hl_pkt_staged *hl_stage_staged_peek(const hl_stage *st);
 void hl_stage_staged_pop(hl_stage *st);
 
 struct hl_stage_stats {

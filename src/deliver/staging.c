@@ -1,6 +1,6 @@
 /* deliver/staging.c — the engine's side of staging (deliver/stage.h owns
  * the staged files; docs/messages.md "Staging"), both ways, in one place:
- * the author sends STAGE records of parts still being copied and holds
+ * the author sends STAGE packets of parts still being copied and holds
  * their CHUNKs until the peer's STAGED; the receiver takes STAGE data
  * within the peer's quota and adopts it as a part's file when the ITEM
  * comes. */
@@ -37,17 +37,17 @@ bool eng_stage_waiting(const struct out_entry *x, uint64_t now)
 	return x->item_sent && x->stage_wait && now < x->stage_wait_until;
 }
 
-/* Sends one STAGE record of a part whose precedence is above ABOVE: 1 when
+/* Sends one STAGE packet of a part whose precedence is above ABOVE: 1 when
  * one went, 0 when none had bytes (or CREDIT holds them back: the peer's
- * next CREDIT pumps again), negative when the link took nothing.  The only
- * place STAGE records are sent. */
+ * next CREDIT pumps again), negative when the session took nothing.  The only
+ * place STAGE packets are sent. */
 int eng_stage_pump(hl_engine *e, int above, uint64_t now)
 {
 	size_t len;
 	unsigned token;
-	/* CREDIT: STAGE data counts as CHUNK data does (at most a record's
+	/* CREDIT: STAGE data counts as CHUNK data does (at most a packet's
 	 * worth is assumed, so the check comes before the read) */
-	size_t max = eng_data_max(e, HL_RECORD_BODY_MAX - HL_STAGE_HDR_LEN);
+	size_t max = eng_data_max(e, HL_PACKET_BODY_MAX - HL_STAGE_HDR_LEN);
 	if (eng_flow_holds(e, max))
 		return 0;
 	int ret = hl_stage_out_next(e->stage, above, max, e->rec, &len, &token, now);
@@ -55,24 +55,24 @@ int eng_stage_pump(hl_engine *e, int above, uint64_t now)
 		hl_warn("peer %s: staging stopped: %s", e->peer_name, hl_strerror(ret));
 	if (ret <= 0)
 		return 0;
-	if ((ret = eng_send_rec(e, HL_REC_STAGE, e->rec, len, now)) < 0)
+	if ((ret = eng_send_pkt(e, HL_PKT_STAGE, e->rec, len, now)) < 0)
 		return ret;
 	hl_stage_out_sent(e->stage, token, len - HL_STAGE_HDR_LEN);
 	eng_flow_sent(e, len - HL_STAGE_HDR_LEN, now);
 	return 1;
 }
 
-/* The STAGED records the last ITEMs called for: after the commit that
+/* The STAGED packets the last ITEMs called for: after the commit that
  * stored those ITEMs (never inside the transaction, like ACKs). */
 void eng_stage_send_staged(hl_engine *e, uint64_t now)
 {
-	const struct hl_rec_staged *r;
+	const struct hl_pkt_staged *r;
 	uint8_t buf[HL_STAGED_LEN];
 	if (e->env.txn->open)
 		return;
 	while ((r = hl_stage_staged_peek(e->stage)) != NULL) {
-		hl_rec_staged_encode(r, buf);
-		if (eng_send_rec(e, HL_REC_STAGED, buf, sizeof(buf), now) < 0)
+		hl_pkt_staged_encode(r, buf);
+		if (eng_send_pkt(e, HL_PKT_STAGED, buf, sizeof(buf), now) < 0)
 			return;
 		hl_stage_staged_pop(e->stage);
 	}
@@ -114,19 +114,19 @@ int eng_stage_adopt(hl_engine *e, struct in_msg *m)
 
 int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 {
-	struct hl_rec_stage r;
-	int ret = hl_rec_stage_decode(body, len, &r);
+	struct hl_pkt_stage r;
+	int ret = hl_pkt_stage_decode(body, len, &r);
 	if (ret < 0) {
 		eng_set_error(e, "malformed STAGE record");
 		return ret;
 	}
-	if (!e->link)
+	if (!e->session)
 		return 0; /* a bundle: nothing is staged from one */
 	uint64_t max_att = e->env.max_attachment ? e->env.max_attachment
 						 : HL_DEFAULT_MAX_ATTACHMENT;
 	uint64_t staged = hl_stage_in_bytes(e->stage), room = UINT64_MAX;
 	if (e->env.quota_bytes) {
-		/* asked of the store at most every FREE_CACHE_MS, not per record */
+		/* asked of the store at most every FREE_CACHE_MS, not per packet */
 		int64_t t = hl_now_ms();
 		if (!e->stage_usage_at || t - e->stage_usage_at >= FREE_CACHE_MS || t < e->stage_usage_at) {
 			if ((ret = hl_store_peer_usage(e->env.txn->store, e->peer_id,
@@ -156,7 +156,7 @@ int eng_on_stage(hl_engine *e, const uint8_t *body, size_t len)
 int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, unsigned prec,
 		    const char *path, uint64_t size, uint64_t now)
 {
-	if (!e->link || !e->synced || !eng_prec_valid(prec))
+	if (!e->session || !e->synced || !eng_prec_valid(prec))
 		return HL_ESTATE;
 	if (!e->stage_on)
 		return HL_EUNSUPP; /* the peer would ignore it: its parts would wait */
@@ -165,5 +165,5 @@ int hl_engine_stage(hl_engine *e, const uint8_t id[static 16], unsigned part, un
 
 bool hl_engine_staging(const hl_engine *e)
 {
-	return e->link && hl_stage_out_active(e->stage);
+	return e->session && hl_stage_out_active(e->stage);
 }

@@ -18,8 +18,8 @@
  * (eng_on_item then handles it as it always does). */
 static int8_t verdict_of(const uint8_t *body, size_t len, const uint8_t *key, struct hl_item *it)
 {
-	struct hl_rec_item r;
-	if (hl_rec_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX ||
+	struct hl_pkt_item r;
+	if (hl_pkt_item_decode(body, len, &r) < 0 || r.item_len > HL_ITEM_MAX ||
 	    hl_item_decode(r.item, r.item_len, it) < 0)
 		return -1;
 	return crypto_sign_verify_detached(it->sig, r.item, r.item_len - HL_SIG_LEN, key) == 0;
@@ -37,7 +37,7 @@ static void verify_range(const struct verify_job *j)
 	struct hl_item *it = xmalloc(sizeof(*it));
 	for (size_t i = j->from; i < j->to; i++) {
 		struct held *h = &j->held[i];
-		if (h->type == HL_REC_ITEM && !h->checked) {
+		if (h->type == HL_PKT_ITEM && !h->checked) {
 			h->verdict = verdict_of(j->buf + h->off, h->len, j->key, it);
 			h->checked = true;
 		}
@@ -102,7 +102,7 @@ void eng_verify_held(hl_engine *e)
 {
 	size_t items = 0;
 	for (size_t i = 0; i < e->nheld; i++)
-		items += e->held[i].type == HL_REC_ITEM && !e->held[i].checked;
+		items += e->held[i].type == HL_PKT_ITEM && !e->held[i].checked;
 	memcpy(e->verify_key, e->peer_keys.sign, 32);
 	struct verify_job all = { .held = e->held, .buf = e->hbuf, .key = e->verify_key, .from = 0,
 				  .to = e->nheld };
@@ -113,7 +113,7 @@ void eng_verify_held(hl_engine *e)
 	/* split at the middle ITEM */
 	size_t mid = 0;
 	for (size_t seen = 0; mid < e->nheld && seen < items / 2; mid++)
-		seen += e->held[mid].type == HL_REC_ITEM && !e->held[mid].checked;
+		seen += e->held[mid].type == HL_PKT_ITEM && !e->held[mid].checked;
 	pthread_mutex_lock(&verifier.mu);
 	verifier.job = (struct verify_job){ .held = e->held, .buf = e->hbuf, .key = e->verify_key,
 					    .from = mid, .to = e->nheld };

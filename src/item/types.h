@@ -15,7 +15,7 @@
 #define HL_MAX_RECEIPT_ENTRIES 256
 #define HL_SUBJECT_MAX 1024
 #define HL_BODY_MAX (16u << 20)
-/* A body up to this size travels inside its ITEM record; a larger one in
+/* A body up to this size travels inside its ITEM packet; a larger one in
  * CHUNKs (docs/messages.md). */
 #define HL_INLINE_BODY_MAX 32768
 

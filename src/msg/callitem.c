@@ -51,7 +51,7 @@ void hl_item_call_read(struct hl_rbuf *r, struct hl_item_call *c)
 	c->paths = hl_r_u8(r);
 }
 
-const char *hl_item_call_check(const struct hl_item_call *c)
+const char *hl_item_call_validate(const struct hl_item_call *c)
 {
 	if (c->role > HL_CALL_ROLE_CALLEE)
 		return "a call with an unknown role";

@@ -35,6 +35,6 @@ void hl_item_call_write(struct hl_wbuf *w, const struct hl_item_call *c);
 void hl_item_call_read(struct hl_rbuf *r, struct hl_item_call *c);
 /* NULL, or the rule a value the format forbids breaks (for `record verify`,
  * REFUSE texts and logs). */
-const char *hl_item_call_check(const struct hl_item_call *c);
+const char *hl_item_call_validate(const struct hl_item_call *c);
 
 #endif

@@ -102,7 +102,7 @@ static int bad(const struct hl_item *it, int code, const char *why)
 	return code;
 }
 
-static int check_common(const struct hl_item *it)
+static int validate_common(const struct hl_item *it)
 {
 	if (it->seq == 0)
 		return bad(it, HL_EINVAL, "seq 0");
@@ -111,7 +111,7 @@ static int check_common(const struct hl_item *it)
 	return 0;
 }
 
-static int check_message(const struct hl_item *it)
+static int validate_message(const struct hl_item *it)
 {
 	const struct hl_item_message *m = &it->u.msg;
 	if (m->precedence >= HL_PREC_COUNT)
@@ -132,13 +132,13 @@ static int check_message(const struct hl_item *it)
 }
 
 /* A head (seq, hash) names nothing when seq is 0: its hash must be zero. */
-static int check_head(const struct hl_item *it, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
+static int validate_head(const struct hl_item *it, uint64_t seq, const uint8_t hash[static HL_HASH_LEN])
 {
 	return seq == 0 && !is_zero(hash, HL_HASH_LEN)
 		       ? bad(it, HL_EINVAL, "peer_seq 0 with a non-zero peer_hash") : 0;
 }
 
-static int check_receipt(const struct hl_item *it)
+static int validate_receipt(const struct hl_item *it)
 {
 	const struct hl_item_receipt *r = &it->u.rcpt;
 	if (r->count == 0 || r->count > HL_MAX_RECEIPT_ENTRIES)
@@ -147,10 +147,10 @@ static int check_receipt(const struct hl_item *it)
 		if (r->entries[i].seq == 0)
 			return bad(it, HL_EINVAL, "a receipt acknowledging seq 0");
 	}
-	return check_head(it, r->peer_seq, r->peer_hash);
+	return validate_head(it, r->peer_seq, r->peer_hash);
 }
 
-static int check_check(const struct hl_item *it)
+static int validate_check(const struct hl_item *it)
 {
 	const struct hl_item_check *c = &it->u.chk;
 	if (c->mode > HL_CHECK_OPERATOR)
@@ -159,20 +159,20 @@ static int check_check(const struct hl_item *it)
 		return bad(it, HL_EINVAL, "a check link above 1");
 	if (c->timeout_ms == 0 || c->timeout_ms > HL_CHECK_TIMEOUT_MAX)
 		return bad(it, HL_EINVAL, "a check timeout outside 1 ms..24 h");
-	return check_head(it, c->peer_seq, c->peer_hash);
+	return validate_head(it, c->peer_seq, c->peer_hash);
 }
 
-static int check_answer(const struct hl_item *it)
+static int validate_answer(const struct hl_item *it)
 {
 	const struct hl_item_answer *a = &it->u.ans;
 	if (a->check_seq == 0)
 		return bad(it, HL_EINVAL, "an answer with check_seq 0");
 	if (a->by > HL_ANSWER_NO_PERSON)
 		return bad(it, HL_EINVAL, "an answer's by above 2");
-	return check_head(it, a->peer_seq, a->peer_hash);
+	return validate_head(it, a->peer_seq, a->peer_hash);
 }
 
-static int check_agreement(const struct hl_item *it)
+static int validate_agreement(const struct hl_item *it)
 {
 	const struct hl_item_agreement *g = &it->u.agr;
 	if (!g->name || !hl_attachment_name_valid(g->name, g->name_len))
@@ -182,13 +182,13 @@ static int check_agreement(const struct hl_item *it)
 	return 0;
 }
 
-static int check_countersign(const struct hl_item *it)
+static int validate_countersign(const struct hl_item *it)
 {
 	return it->u.csig.proposal_seq == 0
 		       ? bad(it, HL_EINVAL, "a countersign with proposal_seq 0") : 0;
 }
 
-static int check_rotation(const struct hl_item *it)
+static int validate_rotation(const struct hl_item *it)
 {
 	const struct hl_item_rotation *r = &it->u.rot;
 	if (r->reason > HL_ROTATE_COMPROMISE)
@@ -202,23 +202,23 @@ static int check_rotation(const struct hl_item *it)
 	return 0;
 }
 
-static int check_item(const struct hl_item *it)
+static int validate_item(const struct hl_item *it)
 {
-	int ret = check_common(it);
+	int ret = validate_common(it);
 	if (ret < 0)
 		return ret;
 	switch (it->kind) {
-	case HL_ITEM_MESSAGE: return check_message(it);
-	case HL_ITEM_RECEIPT: return check_receipt(it);
-	case HL_ITEM_CHECK: return check_check(it);
-	case HL_ITEM_ANSWER: return check_answer(it);
-	case HL_ITEM_AGREEMENT: return check_agreement(it);
-	case HL_ITEM_COUNTERSIGN: return check_countersign(it);
+	case HL_ITEM_MESSAGE: return validate_message(it);
+	case HL_ITEM_RECEIPT: return validate_receipt(it);
+	case HL_ITEM_CHECK: return validate_check(it);
+	case HL_ITEM_ANSWER: return validate_answer(it);
+	case HL_ITEM_AGREEMENT: return validate_agreement(it);
+	case HL_ITEM_COUNTERSIGN: return validate_countersign(it);
 	case HL_ITEM_CALL: {
-		const char *why = hl_item_call_check(&it->u.call);
+		const char *why = hl_item_call_validate(&it->u.call);
 		return why ? bad(it, HL_EINVAL, why) : 0;
 	}
-	case HL_ITEM_ROTATION: return check_rotation(it);
+	case HL_ITEM_ROTATION: return validate_rotation(it);
 	}
 	return bad(it, HL_EINVAL, "an unknown kind");
 }
@@ -299,7 +299,7 @@ static void write_unsigned(struct hl_wbuf *w, const struct hl_item *it)
 /* Encodes IT with the signature field as given; MAX_CAP bounds OUT. */
 static int encode(const struct hl_item *it, uint8_t *out, size_t cap, size_t *len)
 {
-	int ret = check_item(it);
+	int ret = validate_item(it);
 	if (ret < 0)
 		return ret;
 	struct hl_wbuf w;
@@ -483,7 +483,7 @@ int hl_item_decode(const uint8_t *buf, size_t len, struct hl_item *it)
 		return bad(it, HL_ETRUNC, "a field runs past the end");
 	if (hl_r_left(&r) != 0)
 		return bad(it, HL_EINVAL, "bytes left over after the signature");
-	return check_item(it);
+	return validate_item(it);
 }
 
 int hl_item_peek_seq(const uint8_t *buf, size_t len, uint64_t *seq)
@@ -542,7 +542,7 @@ bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32]
 					   key) == 0;
 }
 
-int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
+int hl_item_open_with_verdict(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it)
 {
 	return open_item(buf, len, author, counterpart, NULL, &sig_ok, it);

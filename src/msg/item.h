@@ -192,12 +192,12 @@ int hl_item_open_key(const uint8_t *buf, size_t len, const uint8_t *author,
 
 /* Whether BUF's last 64 bytes are KEY's signature over the rest: what
  * hl_item_open checks last, done beforehand (on several threads, say) for
- * hl_item_open_checked.  Nothing else of BUF is looked at. */
+ * hl_item_open_with_verdict.  Nothing else of BUF is looked at. */
 bool hl_item_sig_ok(const uint8_t *buf, size_t len, const uint8_t key[static 32]);
 /* hl_item_open, the same checks in the same order, with the signature's
  * verdict given: SIG_OK as hl_item_sig_ok(BUF, LEN, KEY) answered for the
  * key current at the item's position. */
-int hl_item_open_checked(const uint8_t *buf, size_t len, const uint8_t *author,
+int hl_item_open_with_verdict(const uint8_t *buf, size_t len, const uint8_t *author,
 			 const uint8_t *counterpart, bool sig_ok, struct hl_item *it);
 /* A rotation IT encoded in OUT (LEN bytes, with its new_sig zero): SIGNER's
  * current key signs HL_CTX_ROTATION_NEW, its NUL and the bytes before

@@ -60,7 +60,7 @@ int hl_msg_content_encode(const struct hl_msg_content *c, uint8_t *out, size_t c
 	return 0;
 }
 
-int hl_msg_content_check(const struct hl_item_message *m, const struct hl_msg_content *c)
+int hl_msg_content_verify(const struct hl_item_message *m, const struct hl_msg_content *c)
 {
 	uint8_t h[HL_HASH_LEN];
 	hl_salted_hash(c->salt, HL_LABEL_SUBJECT, c->subject, c->subject_len, h);

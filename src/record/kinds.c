@@ -13,9 +13,9 @@
 #include "util/text.h"
 #include "util/timefmt.h"
 
-static int why(struct hl_record_check *c, int verdict, const char *fmt, ...)
+static int why(struct hl_record_verify_ctx *c, int verdict, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static int why(struct hl_record_check *c, int verdict, const char *fmt, ...)
+static int why(struct hl_record_verify_ctx *c, int verdict, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -61,7 +61,7 @@ int hl_record_chain_ref(const struct hl_record *rec, unsigned chain, uint64_t se
 }
 
 /* The rules' texts name the stations, as the rest of verify's lines do. */
-static void why_names(const struct hl_record_check *c, struct hl_chain_why *w)
+static void why_names(const struct hl_record_verify_ctx *c, struct hl_chain_why *w)
 {
 	hl_record_why_init(w, c->name[c->chain], c->name[1 - c->chain]);
 }
@@ -69,7 +69,7 @@ static void why_names(const struct hl_record_check *c, struct hl_chain_why *w)
 /* ---- messages ---- */
 
 /* A failure to read the record while checking (I/O, or a changed file). */
-static int unreadable(struct hl_record_check *c, int ret)
+static int unreadable(struct hl_record_verify_ctx *c, int ret)
 {
 	return why(c, HL_RECORD_BAD_SELF, "the record cannot be read: %s", hl_strerror(ret));
 }
@@ -86,7 +86,7 @@ static int body_hash_at(const struct hl_record *rec, const uint8_t salt[static H
 	return ret;
 }
 
-static int message_check_att(struct hl_record_check *c, const struct hl_item_message *m)
+static int message_verify_att(struct hl_record_verify_ctx *c, const struct hl_item_message *m)
 {
 	struct hl_record_att a;
 	uint8_t h[HL_HASH_LEN];
@@ -109,10 +109,10 @@ static int message_check_att(struct hl_record_check *c, const struct hl_item_mes
 			return why(c, HL_RECORD_BAD_SELF, "attachment %u does not match its signed "
 				   "hash", a.index);
 	}
-	return ret < 0 ? unreadable(c, ret) : HL_RECORD_CHECK_OK;
+	return ret < 0 ? unreadable(c, ret) : HL_RECORD_VERIFIED;
 }
 
-static int message_check(struct hl_record_check *c)
+static int message_verify(struct hl_record_verify_ctx *c)
 {
 	const struct hl_item_message *m = &c->it->u.msg;
 	uint8_t h[HL_HASH_LEN];
@@ -127,7 +127,7 @@ static int message_check(struct hl_record_check *c)
 	*last = (struct hl_chain_class_ref){ true, c->seq, m->class_seq };
 	const struct hl_record_content *ct = c->content;
 	if (!ct)
-		return HL_RECORD_CHECK_OK;   /* withheld: no attachments either */
+		return HL_RECORD_VERIFIED;   /* withheld: no attachments either */
 	hl_salted_hash(ct->salt, HL_LABEL_SUBJECT, ct->subject, ct->subject_len, h);
 	if (sodium_memcmp(h, m->subject_hash, HL_HASH_LEN) != 0)
 		return why(c, HL_RECORD_BAD_SELF, "the disclosed subject does not match its "
@@ -141,7 +141,7 @@ static int message_check(struct hl_record_check *c)
 	if (sodium_memcmp(h, m->body_hash, HL_HASH_LEN) != 0)
 		return why(c, HL_RECORD_BAD_SELF, "the disclosed body does not match its "
 			   "signed hash");
-	return message_check_att(c, m);
+	return message_verify_att(c, m);
 }
 
 /* Prints LEN bytes of the file from OFF, sanitised, each line after
@@ -239,14 +239,14 @@ static void message_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 /* ---- receipts ---- */
 
 /* The other chain's entry SEQ as a chain rule sees it. */
-static int other_ref(const struct hl_record_check *c, uint64_t seq, struct hl_chain_ref *ref)
+static int other_ref(const struct hl_record_verify_ctx *c, uint64_t seq, struct hl_chain_ref *ref)
 {
 	return hl_record_chain_ref(c->rec, 1 - c->chain, seq, c->scratch, ref);
 }
 
 /* PEER_SEQ and PEER_HASH: the other chain's head as the item's author held
  * it when it signed (receipts, checks, answers): chain/accept.h's rule. */
-static int head_check(struct hl_record_check *c, uint64_t peer_seq, const uint8_t *peer_hash)
+static int head_verify(struct hl_record_verify_ctx *c, uint64_t peer_seq, const uint8_t *peer_hash)
 {
 	struct hl_chain_ref target;
 	struct hl_chain_why w;
@@ -258,7 +258,7 @@ static int head_check(struct hl_record_check *c, uint64_t peer_seq, const uint8_
 	if (v != HL_CHAIN_OK)
 		return why(c, w.cross ? HL_RECORD_BAD_CROSS : HL_RECORD_BAD_SELF, "%s", w.text);
 	c->state->last_head = (struct hl_chain_head_ref){ true, c->seq, peer_seq };
-	return HL_RECORD_CHECK_OK;
+	return HL_RECORD_VERIFIED;
 }
 
 static int rcpt_other(void *arg, uint64_t seq, struct hl_chain_ref *ref)
@@ -268,19 +268,19 @@ static int rcpt_other(void *arg, uint64_t seq, struct hl_chain_ref *ref)
 
 static int rcpt_acked(void *arg, uint64_t seq, bool *yes)
 {
-	const struct hl_record_check *c = arg;
+	const struct hl_record_verify_ctx *c = arg;
 	*yes = c->state->acked && (c->state->acked[(seq - 1) / 8] >> ((seq - 1) % 8)) & 1;
 	return 0;
 }
 
-static int receipt_check(struct hl_record_check *c)
+static int receipt_verify(struct hl_record_verify_ctx *c)
 {
 	const struct hl_item_receipt *r = &c->it->u.rcpt;
 	struct hl_chain_lookup look = { .arg = c, .other = rcpt_other, .acked = rcpt_acked };
 	struct hl_chain_why w;
 	why_names(c, &w);
-	int ret = head_check(c, r->peer_seq, r->peer_hash);
-	if (ret != HL_RECORD_CHECK_OK)
+	int ret = head_verify(c, r->peer_seq, r->peer_hash);
+	if (ret != HL_RECORD_VERIFIED)
 		return ret;
 	int v = hl_chain_receipt(r, &look, &w);
 	if (v < 0)
@@ -291,7 +291,7 @@ static int receipt_check(struct hl_record_check *c)
 		uint64_t q = r->entries[i].seq - 1;
 		c->state->acked[q / 8] |= (uint8_t)(1u << (q % 8));
 	}
-	return HL_RECORD_CHECK_OK;
+	return HL_RECORD_VERIFIED;
 }
 
 static void receipt_index(struct hl_record_show *s, unsigned chain, uint64_t seq,
@@ -329,17 +329,17 @@ static void receipt_show(struct hl_record_show *s, unsigned chain, uint64_t seq,
 
 /* ---- line checks and answers ---- */
 
-static int check_check(struct hl_record_check *c)
+static int check_verify(struct hl_record_verify_ctx *c)
 {
-	return head_check(c, c->it->u.chk.peer_seq, c->it->u.chk.peer_hash);
+	return head_verify(c, c->it->u.chk.peer_seq, c->it->u.chk.peer_hash);
 }
 
-static int answer_check(struct hl_record_check *c)
+static int answer_verify(struct hl_record_verify_ctx *c)
 {
 	/* An answer that names no check of the other chain is kept by the
 	 * stations and otherwise ignored (docs/items.md 2.4): it is the
 	 * author's signed word, not a fault of the record.  `show` says so. */
-	return head_check(c, c->it->u.ans.peer_seq, c->it->u.ans.peer_hash);
+	return head_verify(c, c->it->u.ans.peer_seq, c->it->u.ans.peer_hash);
 }
 
 /* The other chain's entry SEQ, when it is an item with HASH. */
@@ -548,12 +548,12 @@ uint64_t hl_record_show_ref(const struct hl_record_show *s, unsigned c, uint64_t
  * message, with one attachment whose size and hash are the call's audio.
  * The attachment's bytes, when disclosed, are checked against that hash
  * by the message's own row: so a disclosed recording is what was said. */
-static int call_check(struct hl_record_check *c)
+static int call_verify(struct hl_record_verify_ctx *c)
 {
 	const struct hl_item_call *k = &c->it->u.call;
 	static const uint8_t zero[16];
 	if (memcmp(k->recording, zero, sizeof(zero)) == 0)
-		return HL_RECORD_CHECK_OK;
+		return HL_RECORD_VERIFIED;
 	if (c->seq < 2)
 		return why(c, HL_RECORD_BAD_SELF, "the call names a recording message, but is the "
 			   "first item of its chain");
@@ -562,10 +562,10 @@ static int call_check(struct hl_record_check *c)
 	if (ret < 0)
 		return unreadable(c, ret);
 	if (ent.type != HL_RECORD_ITEM)
-		return HL_RECORD_CHECK_OK;   /* not held: nothing to compare */
+		return HL_RECORD_VERIFIED;   /* not held: nothing to compare */
 	struct hl_item *m = xmalloc(sizeof(*m));
 	uint8_t *buf = xmalloc(HL_ITEM_MAX);
-	int verdict = HL_RECORD_CHECK_OK;
+	int verdict = HL_RECORD_VERIFIED;
 	if ((ret = hl_record_item(c->rec, &ent, buf)) < 0)
 		verdict = unreadable(c, ret);
 	else if (hl_item_decode(buf, ent.len, m) < 0 || m->kind != HL_ITEM_MESSAGE ||
@@ -646,10 +646,10 @@ static void rotation_show(struct hl_record_show *s, unsigned chain, uint64_t seq
 /* ---- the table ---- */
 
 static const struct hl_record_kind kinds[] = {
-	{ HL_ITEM_MESSAGE, "message", true, true, message_check, NULL, message_show },
-	{ HL_ITEM_RECEIPT, "receipt", false, false, receipt_check, receipt_index, receipt_show },
-	{ HL_ITEM_CHECK, "check", false, true, check_check, NULL, check_show },
-	{ HL_ITEM_ANSWER, "answer", false, false, answer_check, answer_index, answer_show },
+	{ HL_ITEM_MESSAGE, "message", true, true, message_verify, NULL, message_show },
+	{ HL_ITEM_RECEIPT, "receipt", false, false, receipt_verify, receipt_index, receipt_show },
+	{ HL_ITEM_CHECK, "check", false, true, check_verify, NULL, check_show },
+	{ HL_ITEM_ANSWER, "answer", false, false, answer_verify, answer_index, answer_show },
 	/* An agreement and its countersign are each their author's signed
 	 * word; which agreement a countersign names is for people (show). */
 	{ HL_ITEM_AGREEMENT, "agreement", false, true, NULL, NULL, agreement_show },
@@ -657,7 +657,7 @@ static const struct hl_record_kind kinds[] = {
 	  countersign_show },
 	/* A call: its author's signed account; the recording it names is
 	 * checked against the message before it. */
-	{ HL_ITEM_CALL, "call", false, false, call_check, NULL, call_show },
+	{ HL_ITEM_CALL, "call", false, false, call_verify, NULL, call_show },
 	/* A rotation: checked with the chain's keys by the verifier itself,
 	 * which follows them (docs/rotation.md). */
 	{ HL_ITEM_ROTATION, "rotation", false, false, NULL, NULL, rotation_show },

@@ -4,7 +4,7 @@
  *
  * Every item is first verified generically by record/verify.c (decoded,
  * signed by its chain's author for its counterpart, at its position, linked
- * to the entry before it); then its row's `check` runs the kind-specific
+ * to the entry before it); then its row's `verify` runs the kind-specific
  * checks.  A new kind of item (line checks, answers, agreements) is one
  * more row in kinds.c: the verifier and the display dispatch only through
  * hl_record_kind_find().  An item of a kind with no row fails verification,
@@ -33,8 +33,8 @@ struct hl_record_chain_state {
 	uint8_t *acked;
 };
 
-/* What a kind's check sees.  WHY receives the reason when it fails. */
-struct hl_record_check {
+/* What a kind's verification sees.  WHY receives the reason when it fails. */
+struct hl_record_verify_ctx {
 	const struct hl_record *rec;
 	unsigned chain;                      /* the item's chain */
 	uint64_t seq;                        /* its position (= its seq) */
@@ -49,11 +49,11 @@ struct hl_record_check {
 	size_t whylen;
 };
 
-/* A check's result.  SELF: the item contradicts itself, its own chain or
+/* A verification's result.  SELF: the item contradicts itself, its own chain or
  * what was disclosed with it.  CROSS: a reference into the other chain does
  * not hold (the item may be fine and the other chain altered; the verifier
  * reports a SELF failure first if there is one anywhere). */
-enum { HL_RECORD_CHECK_OK = 0, HL_RECORD_BAD_SELF = 1, HL_RECORD_BAD_CROSS = 2 };
+enum { HL_RECORD_VERIFIED = 0, HL_RECORD_BAD_SELF = 1, HL_RECORD_BAD_CROSS = 2 };
 
 /* For `record show`: the chains' station names, what the other chain
  * says about the positions being shown (show.c keeps it for a window of
@@ -104,7 +104,7 @@ struct hl_record_kind {
 	const char *name;                    /* "message", "receipt" */
 	bool has_content;                    /* may carry disclosed content and attachments */
 	bool referenced;                     /* the other chain may answer it (show's index) */
-	int (*check)(struct hl_record_check *c);
+	int (*verify)(struct hl_record_verify_ctx *c);
 	/* Show: note what this item says about the other chain (receipts:
 	 * which items they acknowledge), before anything is printed. */
 	void (*index)(struct hl_record_show *s, unsigned chain, uint64_t seq,

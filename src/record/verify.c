@@ -362,7 +362,7 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k, const struct hl_re
 	char where[96];
 	snprintf(where, sizeof(where), "%s's entry %llu", x->name[c], (unsigned long long)k);
 
-	int ret = hl_item_open_checked(item, e->len, x->key[c], x->key[1 - c], sig_ok, it);
+	int ret = hl_item_open_with_verdict(item, e->len, x->key[c], x->key[1 - c], sig_ok, it);
 	if (ret < 0)
 		return item_error(x, ret, where, item, e->len, c);
 	if (it->seq != k)
@@ -409,12 +409,12 @@ static int check_item(struct vctx *x, unsigned c, uint64_t k, const struct hl_re
 		}
 	}
 	char why[512] = "";
-	struct hl_record_check chk = {
+	struct hl_record_verify_ctx chk = {
 		.rec = rec, .chain = c, .seq = k, .entry = e, .content = disclosed ? &ct : NULL,
 		.atts = x->atts, .it = it, .state = state, .scratch = x->scratch,
 		.name = { x->name[0], x->name[1] }, .why = why, .whylen = sizeof(why),
 	};
-	ret = kind->check ? kind->check(&chk) : HL_RECORD_CHECK_OK;
+	ret = kind->verify ? kind->verify(&chk) : HL_RECORD_VERIFIED;
 	if (ret == HL_RECORD_BAD_SELF)
 		return failv(x, HL_EAUTH, "%s: %s", where, why);
 	if (ret == HL_RECORD_BAD_CROSS) {

@@ -24,7 +24,7 @@ enum {
 	HL_ENODAEMON = -1011,  /* the daemon is not running */
 	HL_ETIMEOUT = -1012,
 	HL_ESTORE = -1013,     /* the store failed */
-	/* The handshake's guards (link/replay.h, daemon/guard.c); numbered
+	/* The handshake's guards (session/replay.h, daemon/guard.c); numbered
 	 * apart from the list above so that codes added there do not clash. */
 	HL_EREPLAY = -1030,    /* a handshake message seen before, or not newer */
 	HL_EBUSY = -1031,      /* refused for load: over a budget or a limit */

@@ -15,7 +15,7 @@ int hl_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* Lowers the calling thread's CPU priority (nice +10, Linux: per thread),
  * for bulk work (hashing and writing a document) that must not take the
- * cores from the event loop, which handles urgent records. Best effort. */
+ * cores from the event loop, which handles urgent packets. Best effort. */
 void hl_thread_bulk(void);
 
 #endif

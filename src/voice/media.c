@@ -138,7 +138,7 @@ int hl_media_peek(const uint8_t *buf, size_t len, uint32_t *tag, uint64_t *count
 	return 0;
 }
 
-int hl_replay_check(struct hl_replay *r, uint64_t c, bool mark)
+int hl_replay_verify(struct hl_replay *r, uint64_t c, bool mark)
 {
 	/* RFC 6479: a ring of W words; a counter's bit lives in word c / 64.
 	 * The window is the W words up to the newest counter's, so at least
@@ -216,7 +216,7 @@ int hl_media_open(struct hl_media_keys *k, const uint8_t *buf, size_t len,
 	uint64_t c;
 	if (hl_media_peek(buf, len, &tag, &c) < 0 || tag != k->rx_tag)
 		return HL_EINVAL;
-	int ret = hl_replay_check(&k->replay, c, false);
+	int ret = hl_replay_verify(&k->replay, c, false);
 	if (ret < 0)
 		return ret;
 	uint64_t epoch = c / HL_MEDIA_EPOCH_PKTS;
@@ -235,7 +235,7 @@ int hl_media_open(struct hl_media_keys *k, const uint8_t *buf, size_t len,
 		goto out;
 	}
 	advance(&k->rx, epoch, key);
-	(void)hl_replay_check(&k->replay, c, true);
+	(void)hl_replay_verify(&k->replay, c, true);
 	frame->flags = pt[0];
 	frame->len = pt[1];
 	memcpy(frame->opus, pt + 2, pt[1]);

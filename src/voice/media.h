@@ -22,7 +22,7 @@
  * the counter is also the frame's timestamp (counter * 20 ms).
  *
  * Keys.  Each side makes a fresh X25519 key pair for the call; the public
- * halves travel in the RING and ANSWER records over the authenticated
+ * halves travel in the RING and ANSWER packets over the authenticated
  * link.  libsodium's crypto_kx gives each side a receive and a transmit
  * key; each becomes the epoch-0 key of its direction through BLAKE2b
  * keyed with it over "hotline/1 call media" and the call id.  Every
@@ -115,6 +115,6 @@ int hl_media_peek(const uint8_t *buf, size_t len, uint32_t *tag, uint64_t *count
 
 /* The replay window on its own: 0 when COUNTER is new (and then marks it
  * when MARK), HL_EEXIST when seen or too old. */
-int hl_replay_check(struct hl_replay *r, uint64_t counter, bool mark);
+int hl_replay_verify(struct hl_replay *r, uint64_t counter, bool mark);
 
 #endif

@@ -1,4 +1,4 @@
-/* voice/signal.c — call signalling record bodies; see signal.h. */
+/* voice/signal.c — call signalling packet bodies; see signal.h. */
 #include <string.h>
 
 #include "util/bytes.h"

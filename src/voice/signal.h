@@ -1,4 +1,4 @@
-/* voice/signal.h — call signalling records on the link (docs/voice.md
+/* voice/signal.h — call signalling packets on the link (docs/voice.md
  * section 2): their types and bodies.  Pure functions over (buf, len);
  * fixed sizes; a longer body is accepted and its tail ignored (room for
  * later fields), up to HL_CALL_REC_MAX.  Fuzzed by fuzz/fuzz_voice_signal.c.
@@ -22,13 +22,13 @@
 #include "voice/media.h"
 
 enum {
-	HL_REC_CALL_RING = 0x30,
-	HL_REC_CALL_RINGING = 0x31,
-	HL_REC_CALL_ANSWER = 0x32,
-	HL_REC_CALL_END = 0x33,
-	HL_REC_CALL_MEDIA = 0x34,
-	HL_REC_CALL_FIRST = 0x30,
-	HL_REC_CALL_LAST = 0x37,   /* 0x35-0x37: reserved for calls, ignored */
+	HL_PKT_CALL_RING = 0x30,
+	HL_PKT_CALL_RINGING = 0x31,
+	HL_PKT_CALL_ANSWER = 0x32,
+	HL_PKT_CALL_END = 0x33,
+	HL_PKT_CALL_MEDIA = 0x34,
+	HL_PKT_CALL_FIRST = 0x30,
+	HL_PKT_CALL_LAST = 0x37,   /* 0x35-0x37: reserved for calls, ignored */
 };
 
 #define HL_CALL_REC_MAX 256

@@ -1,5 +1,5 @@
 /* wire/msgproto.c — encoders and decoders of the messages protocol's
- * records (see msgproto.h and docs/messages.md). */
+ * packets (see msgproto.h and docs/messages.md). */
 #include "wire/msgproto.h"
 
 #include <string.h>
@@ -22,7 +22,7 @@ const char *hl_refuse_code_str(unsigned code)
 	return "unknown reason";
 }
 
-int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
+int hl_pkt_item_decode(const uint8_t *buf, size_t len, struct hl_pkt_item *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -37,7 +37,7 @@ int hl_rec_item_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
 	return 0;
 }
 
-int hl_rec_item_encode(const uint8_t *item, size_t item_len, uint8_t *out, size_t cap,
+int hl_pkt_item_encode(const uint8_t *item, size_t item_len, uint8_t *out, size_t cap,
 		       size_t *len)
 {
 	struct hl_wbuf w;
@@ -52,7 +52,7 @@ int hl_rec_item_encode(const uint8_t *item, size_t item_len, uint8_t *out, size_
 	return 0;
 }
 
-int hl_rec_chunk_decode(const uint8_t *buf, size_t len, struct hl_rec_chunk *r)
+int hl_pkt_chunk_decode(const uint8_t *buf, size_t len, struct hl_pkt_chunk *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -69,7 +69,7 @@ int hl_rec_chunk_decode(const uint8_t *buf, size_t len, struct hl_rec_chunk *r)
 	return 0;
 }
 
-void hl_rec_chunk_header(uint64_t seq, uint8_t part, uint64_t offset,
+void hl_pkt_chunk_header(uint64_t seq, uint8_t part, uint64_t offset,
 			 uint8_t out[static HL_CHUNK_HDR_LEN])
 {
 	struct hl_wbuf w;
@@ -79,7 +79,7 @@ void hl_rec_chunk_header(uint64_t seq, uint8_t part, uint64_t offset,
 	hl_w_u64(&w, offset);
 }
 
-int hl_rec_ack_decode(const uint8_t *buf, size_t len, struct hl_rec_ack *r)
+int hl_pkt_ack_decode(const uint8_t *buf, size_t len, struct hl_pkt_ack *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -105,7 +105,7 @@ int hl_rec_ack_decode(const uint8_t *buf, size_t len, struct hl_rec_ack *r)
 	return hl_r_left(&rb) ? HL_EINVAL : 0;
 }
 
-int hl_rec_ack_encode(const struct hl_rec_ack *r, uint8_t *out, size_t cap, size_t *len)
+int hl_pkt_ack_encode(const struct hl_pkt_ack *r, uint8_t *out, size_t cap, size_t *len)
 {
 	struct hl_wbuf w;
 	if (r->n > HL_ACK_MAX_RANGES)
@@ -123,7 +123,7 @@ int hl_rec_ack_encode(const struct hl_rec_ack *r, uint8_t *out, size_t cap, size
 	return 0;
 }
 
-int hl_rec_resume_decode(const uint8_t *buf, size_t len, struct hl_rec_resume *r)
+int hl_pkt_resume_decode(const uint8_t *buf, size_t len, struct hl_pkt_resume *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -144,7 +144,7 @@ int hl_rec_resume_decode(const uint8_t *buf, size_t len, struct hl_rec_resume *r
 	return hl_r_left(&rb) ? HL_EINVAL : 0;
 }
 
-int hl_rec_resume_encode(const struct hl_rec_resume *r, uint8_t *out, size_t cap, size_t *len)
+int hl_pkt_resume_encode(const struct hl_pkt_resume *r, uint8_t *out, size_t cap, size_t *len)
 {
 	struct hl_wbuf w;
 	if (r->n > HL_RESUME_MAX)
@@ -162,7 +162,7 @@ int hl_rec_resume_encode(const struct hl_rec_resume *r, uint8_t *out, size_t cap
 	return 0;
 }
 
-int hl_rec_refuse_decode(const uint8_t *buf, size_t len, struct hl_rec_refuse *r)
+int hl_pkt_refuse_decode(const uint8_t *buf, size_t len, struct hl_pkt_refuse *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -178,7 +178,7 @@ int hl_rec_refuse_decode(const uint8_t *buf, size_t len, struct hl_rec_refuse *r
 	return 0;
 }
 
-int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t code,
+int hl_pkt_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t code,
 			 const char *text, uint8_t *out, size_t cap, size_t *len)
 {
 	struct hl_wbuf w;
@@ -196,7 +196,7 @@ int hl_rec_refuse_encode(uint64_t seq, const uint8_t hash[static 32], uint8_t co
 	return 0;
 }
 
-int hl_rec_stage_decode(const uint8_t *buf, size_t len, struct hl_rec_stage *r)
+int hl_pkt_stage_decode(const uint8_t *buf, size_t len, struct hl_pkt_stage *r)
 {
 	struct hl_rbuf rb;
 	hl_rbuf_init(&rb, buf, len);
@@ -213,7 +213,7 @@ int hl_rec_stage_decode(const uint8_t *buf, size_t len, struct hl_rec_stage *r)
 	return 0;
 }
 
-void hl_rec_stage_header(const uint8_t id[static 16], uint8_t part, uint64_t offset,
+void hl_pkt_stage_header(const uint8_t id[static 16], uint8_t part, uint64_t offset,
 			 uint8_t out[static HL_STAGE_HDR_LEN])
 {
 	struct hl_wbuf w;
@@ -223,7 +223,7 @@ void hl_rec_stage_header(const uint8_t id[static 16], uint8_t part, uint64_t off
 	hl_w_u64(&w, offset);
 }
 
-int hl_rec_staged_decode(const uint8_t *buf, size_t len, struct hl_rec_staged *r)
+int hl_pkt_staged_decode(const uint8_t *buf, size_t len, struct hl_pkt_staged *r)
 {
 	struct hl_rbuf rb;
 	if (len != HL_STAGED_LEN)
@@ -239,7 +239,7 @@ int hl_rec_staged_decode(const uint8_t *buf, size_t len, struct hl_rec_staged *r
 	return 0;
 }
 
-void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_STAGED_LEN])
+void hl_pkt_staged_encode(const struct hl_pkt_staged *r, uint8_t out[static HL_STAGED_LEN])
 {
 	struct hl_wbuf w;
 	hl_wbuf_init(&w, out, HL_STAGED_LEN);
@@ -248,7 +248,7 @@ void hl_rec_staged_encode(const struct hl_rec_staged *r, uint8_t out[static HL_S
 	hl_w_u64(&w, r->offset);
 }
 
-int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
+int hl_pkt_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
 {
 	struct hl_rbuf rb;
 	if (len != HL_CREDIT_LEN)
@@ -258,23 +258,23 @@ int hl_rec_credit_decode(const uint8_t *buf, size_t len, uint64_t *taken)
 	return rb.err ? HL_ETRUNC : 0;
 }
 
-void hl_rec_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN])
+void hl_pkt_credit_encode(uint64_t taken, uint8_t out[static HL_CREDIT_LEN])
 {
 	struct hl_wbuf w;
 	hl_wbuf_init(&w, out, HL_CREDIT_LEN);
 	hl_w_u64(&w, taken);
 }
 
-int hl_rec_reclaim_decode(const uint8_t *buf, size_t len, uint64_t *seq)
+int hl_pkt_reclaim_decode(const uint8_t *buf, size_t len, uint64_t *seq)
 {
 	/* The shape of a CREDIT body: one 8-byte integer. */
-	int ret = hl_rec_credit_decode(buf, len, seq);
+	int ret = hl_pkt_credit_decode(buf, len, seq);
 	return ret < 0 ? ret : *seq == 0 ? HL_EINVAL : 0;
 }
 
-int hl_rec_return_decode(const uint8_t *buf, size_t len, struct hl_rec_item *r)
+int hl_pkt_return_decode(const uint8_t *buf, size_t len, struct hl_pkt_item *r)
 {
-	int ret = hl_rec_item_decode(buf, len, r);
+	int ret = hl_pkt_item_decode(buf, len, r);
 	if (ret == 0 && r->rest_len != 0)
 		ret = HL_EINVAL;
 	return ret;

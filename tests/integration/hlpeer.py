@@ -5,10 +5,10 @@ messages protocol, written from the project's documents only
 It is the one Python peer of the integration tests.  It owns:
   * the link: TCP framing (2-byte big-endian length), the Noise IK handshake
     (Noise_IK_25519_ChaChaPoly_BLAKE2b, prologue b"hotline/1") done by
-    dissononce, transport records (version, type, body), HELLO, PING/PONG.
+    dissononce, transport packets (version, type, body), HELLO, PING/PONG.
     Each step is open to a test of the link itself: connect(), send_frame()
     / recv_frame(), Initiator and Responder (message 1 and 2 by hand, any
-    payload), Session.recv_raw() (every record as it came) and send_raw()
+    payload), Session.recv_raw() (every packet as it came) and send_raw()
     (any plaintext), dial(hello=False), Listener.accept_raw();
   * items (docs/items.md): encoding, Ed25519 signing and verification
     (python3-cryptography), BLAKE2b-256 hashes and the salted subject/body
@@ -17,7 +17,7 @@ It is the one Python peer of the integration tests.  It owns:
     answers, agreements and countersigns decoded (a check is answered by
     the station at once, as section 2.4 says);
   * message content (salt, subject, inline body), CHUNK parts, and the ACK,
-    RESUME and REFUSE records (docs/messages.md);
+    RESUME and REFUSE packets (docs/messages.md);
   * `Peer`: one station's side of one link — its own chain (it authors
     messages and receipts), the counterpart's chain as received (verified
     item by item, content and parts checked against their hashes), the ACKs,
@@ -492,7 +492,7 @@ def decode_content(buf, body_size):
     return salt, subject, bool(inline), body
 
 
-# ------------------------------------------------------------------ records
+# ------------------------------------------------------------------ packets
 
 def rec_item(item, rest=b""):
     return u16(len(item)) + item + rest
@@ -577,9 +577,9 @@ def rec_credit(taken):
 
 def seal_bundle(me, recipient_noise_pk, records):
     """A courier bundle (docs/bundle.md) from ME to the station whose
-    NoiseKey is RECIPIENT_NOISE_PK, carrying RECORDS [(type, body)] and the
-    END record: the header, the Noise_X handshake message, then one
-    transport frame per record."""
+    NoiseKey is RECIPIENT_NOISE_PK, carrying PACKETS [(type, body)] and the
+    END packet: the header, the Noise_X handshake message, then one
+    transport frame per packet."""
     header = BUNDLE_MAGIC + blake2b256(recipient_noise_pk)[:8]
     hs = new_handshake()
     hs.initialize(XHandshakePattern(), True, header, s=me.noise,
@@ -709,9 +709,9 @@ def parse_hello(body):
 
 class Session:
     """A Noise transport session over one TCP connection: framing,
-    encryption, and the link-level records.  recv_record() is the peer's
+    encryption, and the link-level packets.  recv_record() is the peer's
     view (PINGs answered, CLOSE raised, another version refused);
-    recv_raw() returns every record as it came, for tests that look at the
+    recv_raw() returns every packet as it came, for tests that look at the
     link itself."""
 
     def __init__(self, sock, send_cs, recv_cs):
@@ -738,13 +738,13 @@ class Session:
         self.sock.sendall(self._frame(rtype, body, version))
 
     def send_records(self, records):
-        """Several (type, body) records in one write, so that they arrive
+        """Several (type, body) packets in one write, so that they arrive
         together (one read burst at the other side)."""
         self.sock.sendall(b"".join(self._frame(t, b, REC_VERSION) for t, b in records))
 
     def send_raw(self, plaintext):
-        """PLAINTEXT encrypted as one frame, whatever it holds (no record
-        header is added): a malformed record on purpose."""
+        """PLAINTEXT encrypted as one frame, whatever it holds (no packet
+        header is added): a malformed packet on purpose."""
         send_frame(self.sock, self.send_cs.encrypt_with_ad(b"", plaintext))
 
     def _fill(self, timeout):
@@ -765,7 +765,7 @@ class Session:
         return True
 
     def _next(self, deadline):
-        """The next record's plaintext, or None at DEADLINE."""
+        """The next packet's plaintext, or None at DEADLINE."""
         while True:
             if len(self._buf) >= 2:
                 n = struct.unpack(">H", self._buf[:2])[0]
@@ -785,7 +785,7 @@ class Session:
             self._fill(left)
 
     def recv_record(self, timeout):
-        """The next record as (type, body), or None after TIMEOUT seconds.
+        """The next packet as (type, body), or None after TIMEOUT seconds.
         PINGs are answered with PONGs and not returned; a CLOSE raises
         Closed; another version raises ProtocolError."""
         deadline = time.monotonic() + timeout
@@ -806,7 +806,7 @@ class Session:
             return rtype, body
 
     def recv_raw(self, timeout=None, answer_pings=True):
-        """The next record as (version, type, body), CLOSE included;
+        """The next packet as (version, type, body), CLOSE included;
         TimeoutError after TIMEOUT.  PINGs of this version are answered and
         skipped unless ANSWER_PINGS is False."""
         timeout = timeout or scaled(10)
@@ -822,7 +822,7 @@ class Session:
             return version, rtype, body
 
     def recv_type(self, want, timeout=None):
-        """Skips records (answering PINGs) until one of type WANT; its body."""
+        """Skips packets (answering PINGs) until one of type WANT; its body."""
         timeout = timeout or scaled(10)
         deadline = time.monotonic() + timeout
         while True:
@@ -1054,7 +1054,7 @@ class Peer:
     """One station's side of the link with one counterpart, in memory.
 
     ME is this station's Identity; THEIR_SIGN_PK the counterpart's
-    SigningKey.  Incoming records are handled by poll(); what came in is
+    SigningKey.  Incoming packets are handled by poll(); what came in is
     kept in the attributes below for the tests to inspect.  With AUTO_ACK
     (default) every stored item of the counterpart is ACKed at once; with
     AUTO_RECEIPT (default) every message that becomes whole and in order is
@@ -1081,7 +1081,7 @@ class Peer:
         self.in_msgs = {}               # seq -> InMessage
         self.in_other = []              # their checks, answers, agreements, countersigns
         self.violations = []            # rules the counterpart broke, as text
-        self.records_in = []            # (time, type, length) of every record
+        self.records_in = []            # (time, type, length) of every packet
 
     # -- authoring
 
@@ -1264,7 +1264,7 @@ class Peer:
     # -- receiving
 
     def poll(self, timeout=0.0):
-        """Handles the records that arrive within TIMEOUT seconds (at least
+        """Handles the packets that arrive within TIMEOUT seconds (at least
         everything already buffered).  Returns the number handled."""
         deadline = time.monotonic() + timeout
         n = 0
@@ -1285,7 +1285,7 @@ class Peer:
                                      f"refusals={self.refusals} acked={sorted(self.acked)[-5:]} "
                                      f"violations={self.violations[-3:]}")
             try:
-                # one record at a time, so that the caller's condition is
+                # one packet at a time, so that the caller's condition is
                 # seen as soon as it holds (and reading stops there)
                 rec = self.session.recv_record(min(left, 0.2))
                 if rec is not None:
@@ -1318,7 +1318,7 @@ class Peer:
         elif rtype == T_CHUNK:
             self._on_chunk(body)
         elif rtype < 0x80:
-            pass  # unknown optional records are ignored (docs/protocol.md)
+            pass  # unknown optional packets are ignored (docs/protocol.md)
         else:
             raise ProtocolError(f"record type {rtype:#x}")
 

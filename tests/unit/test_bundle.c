@@ -1,7 +1,7 @@
 /* tests/unit/test_bundle.c — courier bundles (docs/bundle.md): sealing and
  * opening round trips, every byte flipped and every truncation refused, a
  * bundle for another station or from an unpinned one refused, and the
- * rules of the plaintext record stream (bundle/format.h), each broken once. */
+ * rules of the plaintext packet stream (bundle/format.h), each broken once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,7 @@
 #include "wire/msgproto.h"
 #include "msg/message.h"
 #include "util/err.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 static hl_signer *ida, *idb, *idc;
 
@@ -57,7 +57,7 @@ static void rec_add(uint8_t type, const uint8_t *body, size_t len)
 	nrecs++;
 }
 
-/* An ITEM record: a message from AUTHOR to B, seq SEQ, with an attachment
+/* An ITEM packet: a message from AUTHOR to B, seq SEQ, with an attachment
  * of ATTLEN bytes of att[] (0: none), signed by AUTHOR, or, when FORGER is
  * not NULL, re-signed by FORGER (a forgery). */
 static void add_message_by(uint64_t seq, size_t attlen, const hl_signer *author,
@@ -65,7 +65,7 @@ static void add_message_by(uint64_t seq, size_t attlen, const hl_signer *author,
 {
 	static const uint8_t name[] = "att.bin";
 	struct hl_item it;
-	uint8_t rec[HL_RECORD_BODY_MAX];
+	uint8_t rec[HL_PACKET_BODY_MAX];
 	const char *subject = "subject", *body = "hello";
 	struct hl_msg_content c = {
 		.subject = (const uint8_t *)subject, .subject_len = strlen(subject),
@@ -99,7 +99,7 @@ static void add_message_by(uint64_t seq, size_t attlen, const hl_signer *author,
 	rec[0] = (uint8_t)(len >> 8);
 	rec[1] = (uint8_t)len;
 	assert_int_equal(hl_msg_content_encode(&c, rec + 2 + len, sizeof(rec) - 2 - len, &clen), 0);
-	rec_add(HL_REC_ITEM, rec, 2 + len + clen);
+	rec_add(HL_PKT_ITEM, rec, 2 + len + clen);
 }
 
 static void add_message(uint64_t seq, size_t attlen)
@@ -109,19 +109,19 @@ static void add_message(uint64_t seq, size_t attlen)
 
 static void add_chunk(uint64_t seq, uint8_t part, uint64_t off, size_t n)
 {
-	uint8_t rec[HL_RECORD_BODY_MAX];
-	hl_rec_chunk_header(seq, part, off, rec);
+	uint8_t rec[HL_PACKET_BODY_MAX];
+	hl_pkt_chunk_header(seq, part, off, rec);
 	memcpy(rec + HL_CHUNK_HDR_LEN, att + off, n);
-	rec_add(HL_REC_CHUNK, rec, HL_CHUNK_HDR_LEN + n);
+	rec_add(HL_PKT_CHUNK, rec, HL_CHUNK_HDR_LEN + n);
 }
 
 static void add_ack(uint64_t base)
 {
-	struct hl_rec_ack a = { .base = base };
+	struct hl_pkt_ack a = { .base = base };
 	uint8_t rec[64];
 	size_t len;
-	assert_int_equal(hl_rec_ack_encode(&a, rec, sizeof(rec), &len), 0);
-	rec_add(HL_REC_ACK, rec, len);
+	assert_int_equal(hl_pkt_ack_encode(&a, rec, sizeof(rec), &len), 0);
+	rec_add(HL_PKT_ACK, rec, len);
 }
 
 static void recs_clear(void)
@@ -149,7 +149,7 @@ static void seal_all(struct buf *out, bool end)
 	memset(out, 0, sizeof(*out));
 	assert_int_equal(hl_bundle_seal_begin(&s, ida, hl_signer_noise_pub(idb), buf_sink, out), 0);
 	for (size_t i = 0; i < nrecs; i++)
-		assert_int_equal(hl_bundle_seal_record(s, recs[i].type, recs[i].body, recs[i].len), 0);
+		assert_int_equal(hl_bundle_seal_packet(s, recs[i].type, recs[i].body, recs[i].len), 0);
 	if (end)
 		assert_int_equal(hl_bundle_seal_end(s), 0);
 	hl_bundle_sealer_free(s);
@@ -157,9 +157,9 @@ static void seal_all(struct buf *out, bool end)
 
 struct opened {
 	const hl_signer *pinned;    /* the one sender accepted */
-	struct hl_bundle_check check;
+	struct hl_bundle_validator validator;
 	size_t n;
-	bool match;                   /* every record as sealed */
+	bool match;                   /* every packet as sealed */
 };
 
 static int cb_sender(void *arg, const uint8_t noise_pub[static 32])
@@ -167,14 +167,14 @@ static int cb_sender(void *arg, const uint8_t noise_pub[static 32])
 	struct opened *o = arg;
 	if (memcmp(noise_pub, hl_signer_noise_pub(o->pinned), 32) != 0)
 		return HL_EPEER;
-	hl_bundle_check_init(&o->check, hl_signer_sign_pk(o->pinned), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&o->validator, hl_signer_sign_pk(o->pinned), hl_signer_sign_pk(idb));
 	return 0;
 }
 
-static int cb_record(void *arg, const uint8_t *rec, size_t len)
+static int cb_packet(void *arg, const uint8_t *rec, size_t len)
 {
 	struct opened *o = arg;
-	int ret = hl_bundle_check_record(&o->check, rec, len);
+	int ret = hl_bundle_validate_packet(&o->validator, rec, len);
 	if (ret < 0)
 		return ret;
 	if (o->n < nrecs && (len != 2 + recs[o->n].len || rec[1] != recs[o->n].type ||
@@ -188,15 +188,15 @@ static int cb_record(void *arg, const uint8_t *rec, size_t len)
 static int open_check(const uint8_t *p, size_t n, const hl_signer *me, struct opened *o)
 {
 	char err[256];
-	struct hl_bundle_open_cb cb = { .sender = cb_sender, .record = cb_record, .arg = o };
-	memset(&o->check, 0, sizeof(o->check));
+	struct hl_bundle_open_cb cb = { .sender = cb_sender, .packet = cb_packet, .arg = o };
+	memset(&o->validator, 0, sizeof(o->validator));
 	o->n = 0;
 	o->match = true;
 	if (!o->pinned)
 		o->pinned = ida;
 	int ret = hl_bundle_open(p, n, me, &cb, err, sizeof(err));
 	if (ret == 0)
-		ret = hl_bundle_check_finish(&o->check);
+		ret = hl_bundle_validator_finish(&o->validator);
 	return ret;
 }
 
@@ -239,11 +239,11 @@ static void test_round_trip(void **state)
 	assert_int_equal(open_check(b.p, b.n, idb, &o), 0);
 	assert_int_equal(o.n, nrecs + 1); /* and END */
 	assert_true(o.match);
-	assert_int_equal(o.check.items, 2);
-	assert_int_equal(o.check.messages, 2);
-	assert_int_equal(o.check.chunks, 2);
-	assert_int_equal(o.check.acks, 1);
-	/* two bundles of the same records differ (fresh ephemeral key) */
+	assert_int_equal(o.validator.items, 2);
+	assert_int_equal(o.validator.messages, 2);
+	assert_int_equal(o.validator.chunks, 2);
+	assert_int_equal(o.validator.acks, 1);
+	/* two bundles of the same packets differ (fresh ephemeral key) */
 	struct buf b2;
 	seal_all(&b2, true);
 	assert_int_equal(b.n, b2.n);
@@ -315,33 +315,33 @@ static void test_wrong_station(void **state)
 	free(b.p);
 }
 
-/* Runs the checker alone over the current records (and END with COUNT
+/* Runs the checker alone over the current packets (and END with COUNT
  * when END_AT is nonzero). */
 static int check_records(uint64_t end_count, bool end)
 {
-	struct hl_bundle_check c;
-	uint8_t rec[HL_RECORD_MAX];
+	struct hl_bundle_validator c;
+	uint8_t rec[HL_PACKET_MAX];
 	size_t len;
 	int ret = 0;
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	for (size_t i = 0; i < nrecs && ret == 0; i++) {
-		assert_int_equal(hl_record_encode(recs[i].type, recs[i].body, recs[i].len, rec,
+		assert_int_equal(hl_packet_encode(recs[i].type, recs[i].body, recs[i].len, rec,
 						  sizeof(rec), &len), 0);
-		ret = hl_bundle_check_record(&c, rec, len);
+		ret = hl_bundle_validate_packet(&c, rec, len);
 	}
 	if (ret == 0 && end) {
 		uint8_t n[8];
 		for (unsigned i = 0; i < 8; i++)
 			n[i] = (uint8_t)(end_count >> (56 - 8 * i));
-		assert_int_equal(hl_record_encode(HL_REC_BUNDLE_END, n, 8, rec, sizeof(rec), &len), 0);
-		ret = hl_bundle_check_record(&c, rec, len);
+		assert_int_equal(hl_packet_encode(HL_PKT_BUNDLE_END, n, 8, rec, sizeof(rec), &len), 0);
+		ret = hl_bundle_validate_packet(&c, rec, len);
 	}
 	if (ret == 0)
-		ret = hl_bundle_check_finish(&c);
+		ret = hl_bundle_validator_finish(&c);
 	return ret;
 }
 
-static void test_record_rules(void **state)
+static void test_packet_rules(void **state)
 {
 	(void)state;
 	standard_records();
@@ -389,28 +389,28 @@ static void test_record_rules(void **state)
 	recs[2].body[HL_CHUNK_HDR_LEN + 5] ^= 1;
 	assert_int_equal(check_records(nrecs, true), HL_EAUTH);
 
-	/* records that have no place in a bundle */
+	/* packets that have no place in a bundle */
 	recs_clear();
 	uint8_t resume[2] = { 0, 0 };
-	rec_add(HL_REC_RESUME, resume, sizeof(resume));
+	rec_add(HL_PKT_RESUME, resume, sizeof(resume));
 	assert_int_equal(check_records(nrecs, true), HL_EINVAL);
 	recs_clear();
-	rec_add(HL_REC_HELLO, (const uint8_t *)"\x01\x01\x00\x00\x00\x00", 6);
+	rec_add(HL_PKT_HELLO, (const uint8_t *)"\x01\x01\x00\x00\x00\x00", 6);
 	assert_int_equal(check_records(nrecs, true), HL_EINVAL);
 
 	/* anything after END */
-	struct hl_bundle_check c;
+	struct hl_bundle_validator c;
 	uint8_t rec[32];
 	size_t len;
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	static const uint8_t zero[8];
-	assert_int_equal(hl_record_encode(HL_REC_BUNDLE_END, zero, 8, rec, sizeof(rec), &len), 0);
-	assert_int_equal(hl_bundle_check_record(&c, rec, len), 0);
-	assert_int_equal(hl_bundle_check_record(&c, rec, len), HL_EINVAL);
+	assert_int_equal(hl_packet_encode(HL_PKT_BUNDLE_END, zero, 8, rec, sizeof(rec), &len), 0);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), 0);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), HL_EINVAL);
 	/* a wrong version */
-	hl_bundle_check_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
+	hl_bundle_validator_init(&c, hl_signer_sign_pk(ida), hl_signer_sign_pk(idb));
 	rec[0] = 2;
-	assert_int_equal(hl_bundle_check_record(&c, rec, len), HL_EINVAL);
+	assert_int_equal(hl_bundle_validate_packet(&c, rec, len), HL_EINVAL);
 	recs_clear();
 }
 
@@ -432,7 +432,7 @@ int main(void)
 		cmocka_unit_test(test_every_byte_flip_fails),
 		cmocka_unit_test(test_every_truncation_fails),
 		cmocka_unit_test(test_wrong_station),
-		cmocka_unit_test(test_record_rules),
+		cmocka_unit_test(test_packet_rules),
 		cmocka_unit_test(test_header),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,7 @@
 /* tests/unit/test_bundle_engine.c — the delivery engine's receive path used
  * with no link attached, as `bundle import` uses it: a message and its
- * parts stored through hl_engine_on_record in one transaction, the receipt
- * authored in precommit, nothing sent; the same records again store
+ * parts stored through hl_engine_on_packet in one transaction, the receipt
+ * authored in precommit, nothing sent; the same packets again store
  * nothing new; and a resend whose chunks overlap what is held (a bundle
  * cuts chunks from offset 0, a session may have stopped anywhere) keeps
  * only the new tail. */
@@ -21,7 +21,7 @@
 #include "msg/message.h"
 #include "util/err.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define ATT_LEN 200000
 
@@ -31,7 +31,7 @@ static hl_store *st;
 static struct hl_txn txn;
 static hl_peer_conf peer_a;
 static uint8_t att[ATT_LEN];
-static uint8_t item_rec[HL_RECORD_BODY_MAX];
+static uint8_t item_rec[HL_PACKET_BODY_MAX];
 static size_t item_rec_len;
 static uint8_t msg_id[16];
 static unsigned arrived;
@@ -81,11 +81,11 @@ static void build_item(void)
 
 static int feed_chunk(hl_engine *e, uint64_t off, size_t n)
 {
-	assert_true(n <= HL_RECORD_BODY_MAX - HL_CHUNK_HDR_LEN);
-	static uint8_t rec[HL_RECORD_BODY_MAX];
-	hl_rec_chunk_header(1, 1, off, rec);
+	assert_true(n <= HL_PACKET_BODY_MAX - HL_CHUNK_HDR_LEN);
+	static uint8_t rec[HL_PACKET_BODY_MAX];
+	hl_pkt_chunk_header(1, 1, off, rec);
 	memcpy(rec + HL_CHUNK_HDR_LEN, att + off, n);
-	return hl_engine_on_record(e, HL_REC_CHUNK, rec, HL_CHUNK_HDR_LEN + n, 1000);
+	return hl_engine_on_packet(e, HL_PKT_CHUNK, rec, HL_CHUNK_HDR_LEN + n, 1000);
 }
 
 static hl_engine *engine(void)
@@ -154,7 +154,7 @@ static void test_detached_overlapping_resend(void **state)
 	(void)state;
 	hl_engine *e = engine();
 	/* the item and the first 100000 bytes, committed */
-	assert_int_equal(hl_engine_on_record(e, HL_REC_ITEM, item_rec, item_rec_len, 1000), 0);
+	assert_int_equal(hl_engine_on_packet(e, HL_PKT_ITEM, item_rec, item_rec_len, 1000), 0);
 	assert_int_equal(feed_chunk(e, 0, 60000), 0);
 	assert_int_equal(feed_chunk(e, 60000, 40000), 0);
 	commit(e);
@@ -191,7 +191,7 @@ static void test_detached_overlapping_resend(void **state)
 	/* everything again, with a fresh engine (a second import): nothing new */
 	e = engine();
 	arrived = 0;
-	assert_int_equal(hl_engine_on_record(e, HL_REC_ITEM, item_rec, item_rec_len, 1000), 0);
+	assert_int_equal(hl_engine_on_packet(e, HL_PKT_ITEM, item_rec, item_rec_len, 1000), 0);
 	for (uint64_t off = 0; off < ATT_LEN; off += 65000)
 		assert_int_equal(feed_chunk(e, off, ATT_LEN - off < 65000 ? ATT_LEN - off : 65000), 0);
 	commit(e);

@@ -2,7 +2,7 @@
  * below the daemon: the schedule (CheckEvery, CheckAt in time zones across
  * daylight saving time), the configuration keys, and two stations' real
  * stores and delivery engines exchanging CHECK, ANSWER, AGREEMENT and
- * COUNTERSIGN items (the test carries the ITEM records by hand, as a link
+ * COUNTERSIGN items (the test carries the ITEM packets by hand, as a link
  * would), and a peer that signs two items at one position. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -384,7 +384,7 @@ static void commit(struct side *s)
 	hl_engine_postcommit(s->eng, 0);
 }
 
-/* Carries item SEQ of FROM's chain to TO as an ITEM record (raw bytes
+/* Carries item SEQ of FROM's chain to TO as an ITEM packet (raw bytes
  * when ENC is given). */
 static void carry_bytes(struct side *to, const uint8_t *enc, size_t len)
 {
@@ -392,7 +392,7 @@ static void carry_bytes(struct side *to, const uint8_t *enc, size_t len)
 	rec[0] = (uint8_t)(len >> 8);
 	rec[1] = (uint8_t)len;
 	memcpy(rec + 2, enc, len);
-	assert_int_equal(hl_engine_on_record(to->eng, HL_REC_ITEM, rec, 2 + len, 0), 0);
+	assert_int_equal(hl_engine_on_packet(to->eng, HL_PKT_ITEM, rec, 2 + len, 0), 0);
 	free(rec);
 	commit(to);
 }

@@ -1,8 +1,8 @@
 /* tests/unit/test_engine.c — the messages protocol end to end without
  * sockets: two stations (real stores in temporary directories, real
- * identities), two links (real Noise sessions) whose bytes the test carries
+ * identities), two sessions (real Noise handshakes) whose bytes the test carries
  * by hand, and one delivery engine on each side.  The test drives the
- * group commit as the daemon does: records in, precommit, commit,
+ * group commit as the daemon does: packets in, precommit, commit,
  * postcommit.
  *
  * What it shows: messages of every precedence arrive exactly once and in
@@ -34,7 +34,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct side {
 	char dir[64];
@@ -43,47 +43,47 @@ struct side {
 	struct hl_txn txn;
 	hl_peer_conf peer;      /* the other side, as pinned here */
 	hl_engine *eng;
-	hl_link *link;
-	uint64_t bytes_out;     /* link bytes this side sent */
+	hl_session *session;
+	uint64_t bytes_out;     /* session bytes this side sent */
 };
 
 static struct side A, B;
 static uint64_t now_ms = 1000;
 
-static struct hl_replay_window *authorize(void *user, hl_link *link, const uint8_t key[static 32])
+static struct hl_replay_window *authorize(void *user, hl_session *session, const uint8_t key[static 32])
 {
 	static struct hl_replay_window window;   /* each side is responder at most once */
 	struct side *s = user;
-	(void)link;
+	(void)session;
 	return memcmp(key, s->peer.noise_key, 32) == 0 ? &window : NULL;
 }
 
-static void on_confirmed(void *user, hl_link *link)
+static void on_confirmed(void *user, hl_session *session)
 {
 	struct side *s = user;
-	hl_engine_attach(s->eng, link, now_ms);
+	hl_engine_attach(s->eng, session, now_ms);
 }
 
-static void on_record(void *user, hl_link *link, uint8_t type, const uint8_t *body, size_t len)
+static void on_packet(void *user, hl_session *session, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct side *s = user;
-	int ret = hl_engine_on_record(s->eng, type, body, len, now_ms);
+	int ret = hl_engine_on_packet(s->eng, type, body, len, now_ms);
 	if (ret < 0)
 		fail_msg("%s: engine refused a record: %s", s->dir, hl_engine_error(s->eng));
-	(void)link;
+	(void)session;
 }
 
-static void on_writable(void *user, hl_link *link)
+static void on_writable(void *user, hl_session *session)
 {
 	struct side *s = user;
-	(void)link;
+	(void)session;
 	hl_engine_pump(s->eng, now_ms);
 }
 
-static const struct hl_link_ops ops = {
+static const struct hl_session_ops ops = {
 	.authorize = authorize,
 	.on_confirmed = on_confirmed,
-	.on_record = on_record,
+	.on_packet = on_packet,
 	.on_writable = on_writable,
 };
 
@@ -107,7 +107,7 @@ static void side_pin(struct side *s, const struct side *other, const char *name)
 }
 
 static uint64_t quota_for_b;
-static uint8_t link_flags;              /* HELLO flags of both links */
+static uint8_t session_flags;              /* HELLO flags of both sessions */
 static atomic_uint wakes;               /* env.wake calls (workers' threads) */
 
 static void test_wake(void *user)
@@ -135,7 +135,7 @@ static void rm_rf(const char *dir)
 
 static void side_free(struct side *s)
 {
-	hl_link_free(s->link);
+	hl_session_free(s->session);
 	hl_engine_free(s->eng);
 	hl_store_close(s->store);
 	hl_signer_free(s->id);
@@ -143,16 +143,16 @@ static void side_free(struct side *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static void links_up(void)
+static void sessions_up(void)
 {
-	struct hl_link_params p = {
+	struct hl_session_params p = {
 		.keepalive_ms = 25000, .keepalive_timeout_ms = 75000,
 		.handshake_timeout_ms = 10000, .max_age_ms = 0,
-		.hello_flags = link_flags,
+		.hello_flags = session_flags,
 	};
-	assert_int_equal(hl_link_new(&A.link, HL_LINK_INITIATOR, A.id,
+	assert_int_equal(hl_session_new(&A.session, HL_SESSION_INITIATOR, A.id,
 				     hl_signer_noise_pub(B.id), &p, &ops, &A, now_ms), 0);
-	assert_int_equal(hl_link_new(&B.link, HL_LINK_RESPONDER, B.id, NULL, &p,
+	assert_int_equal(hl_session_new(&B.session, HL_SESSION_RESPONDER, B.id, NULL, &p,
 				     &ops, &B, now_ms), 0);
 }
 
@@ -167,8 +167,8 @@ static void crash(struct side *s)
 	hl_engine_detach(s->eng);
 	hl_engine_free(s->eng);
 	s->eng = NULL;
-	hl_link_free(s->link);
-	s->link = NULL;
+	hl_session_free(s->session);
+	s->session = NULL;
 	engine_up(s);
 }
 
@@ -183,21 +183,21 @@ static void commit(struct side *s)
 	hl_engine_postcommit(s->eng, now_ms);
 }
 
-/* Moves at most BUDGET bytes from FROM's link to TO's; returns the count. */
+/* Moves at most BUDGET bytes from FROM's session to TO's; returns the count. */
 static size_t carry(struct side *from, struct side *to, size_t budget)
 {
 	const uint8_t *p;
-	size_t n = hl_link_output(from->link, &p);
+	size_t n = hl_session_output(from->session, &p);
 	if (n > budget)
 		n = budget;
 	if (n == 0)
 		return 0;
 	uint8_t *copy = xmalloc(n);
 	memcpy(copy, p, n);
-	hl_link_output_taken(from->link, n);
-	hl_link_output_done(from->link, n);
+	hl_session_output_taken(from->session, n);
+	hl_session_output_done(from->session, n);
 	from->bytes_out += n;
-	assert_int_equal(hl_link_recv(to->link, copy, n, now_ms), 0);
+	assert_int_equal(hl_session_recv(to->session, copy, n, now_ms), 0);
 	free(copy);
 	return n;
 }
@@ -214,7 +214,7 @@ static void poke(void)
 /* Runs until nothing moves, or until STOP returns true; BUDGET bytes per
  * direction per round (small budgets interleave the two directions).
  * Beyond one poke at the start, sending is driven only by what drives it
- * in the daemon: the commit, and on_writable when the link drains. */
+ * in the daemon: the commit, and on_writable when the session drains. */
 static void run(size_t budget, bool (*stop)(void))
 {
 	poke();
@@ -242,14 +242,14 @@ static int setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	link_flags = 0;
+	session_flags = 0;
 	side_init(&A, "a");
 	side_init(&B, "b");
 	side_pin(&A, &B, "bravo");
 	side_pin(&B, &A, "alpha");
 	engine_up(&A);
 	engine_up(&B);
-	links_up();
+	sessions_up();
 	return 0;
 }
 
@@ -451,7 +451,7 @@ static void test_resume_after_crash(void **state)
 	uint64_t before = A.bytes_out;
 	crash(&B);
 	crash(&A);
-	links_up();
+	sessions_up();
 	run(1 << 20, NULL);
 	assert_doc_whole_at_b(doc);
 	/* resent: at most what was not yet durable (progress is synced every
@@ -491,12 +491,12 @@ static void test_crashes_exactly_once(void **state)
 		if (who != 1)
 			crash(&A);
 		else
-			hl_link_free(A.link), A.link = NULL, hl_engine_detach(A.eng);
+			hl_session_free(A.session), A.session = NULL, hl_engine_detach(A.eng);
 		if (who != 0)
 			crash(&B);
 		else
-			hl_link_free(B.link), B.link = NULL, hl_engine_detach(B.eng);
-		links_up();
+			hl_session_free(B.session), B.session = NULL, hl_engine_detach(B.eng);
+		sessions_up();
 	}
 	run(1 << 20, NULL);
 	check_all_delivered(1000);
@@ -513,7 +513,7 @@ static void test_quota_refuses_for_now(void **state)
 	quota_for_b = 1u << 20;
 	crash(&B);
 	crash(&A);
-	links_up();
+	sessions_up();
 	send_file(&A, HL_PREC_ROUTINE, doc, doc_id);
 	uint8_t id2[16];
 	send_text(&A, HL_PREC_FLASH, "p3-0", id2);
@@ -540,7 +540,7 @@ static void test_quota_refuses_for_now(void **state)
 	quota_for_b = 0;
 	crash(&B);
 	crash(&A);
-	links_up();
+	sessions_up();
 	run(1 << 20, NULL);
 	assert_int_equal(hl_store_get_message_by_id(B.store, doc_id, &row), 0);
 	assert_int_equal(row.state, HL_MSG_COMPLETE);
@@ -578,10 +578,10 @@ static uint64_t in_flight(struct side *s)
 static void test_credit_window(void **state)
 {
 	(void)state;
-	link_flags = HL_HELLO_FLAG_CREDIT;
+	session_flags = HL_HELLO_FLAG_CREDIT;
 	crash(&B);
 	crash(&A);
-	links_up();
+	sessions_up();
 	run(1 << 20, NULL); /* the session opens; nothing to send yet */
 	char *doc = xasprintf("%s/credit.bin", A.dir);
 	size_t size = 24u << 20; /* large enough for a worker thread */
@@ -633,50 +633,50 @@ static void test_credit_window(void **state)
 	assert_true(st.chunk_data_sent >= size);
 	/* a CREDIT that goes back, or beyond what was sent, is a violation */
 	uint8_t body[HL_CREDIT_LEN];
-	hl_rec_credit_encode(st.chunk_data_credited - 1, body);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
+	hl_pkt_credit_encode(st.chunk_data_credited - 1, body);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, sizeof(body), now_ms) < 0);
 	assert_non_null(strstr(hl_engine_error(A.eng), "CREDIT"));
-	hl_rec_credit_encode(st.chunk_data_sent + 1, body);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, sizeof(body), now_ms) < 0);
-	assert_true(hl_engine_on_record(A.eng, HL_REC_CREDIT, body, 7, now_ms) < 0);
+	hl_pkt_credit_encode(st.chunk_data_sent + 1, body);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, sizeof(body), now_ms) < 0);
+	assert_true(hl_engine_on_packet(A.eng, HL_PKT_CREDIT, body, 7, now_ms) < 0);
 	assert_doc_whole_at_b(doc);
 	free(doc);
 }
 
-static void test_credit_record(void **state)
+static void test_credit_packet(void **state)
 {
 	(void)state;
 	uint8_t body[HL_CREDIT_LEN + 1] = { 0 };
 	uint64_t taken = 0;
-	hl_rec_credit_encode(0x0102030405060708ull, body);
+	hl_pkt_credit_encode(0x0102030405060708ull, body);
 	assert_memory_equal(body, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
-	assert_int_equal(hl_rec_credit_decode(body, 8, &taken), 0);
+	assert_int_equal(hl_pkt_credit_decode(body, 8, &taken), 0);
 	assert_true(taken == 0x0102030405060708ull);
-	assert_int_equal(hl_rec_credit_decode(body, 7, &taken), HL_EINVAL);
-	assert_int_equal(hl_rec_credit_decode(body, 9, &taken), HL_EINVAL);
-	assert_int_equal(hl_rec_credit_decode(body, 0, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 7, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 9, &taken), HL_EINVAL);
+	assert_int_equal(hl_pkt_credit_decode(body, 0, &taken), HL_EINVAL);
 }
 
-/* An ITEM record's head (and a RETURN record): 2 item_len, the item; it
+/* An ITEM packet's head (and a RETURN packet): 2 item_len, the item; it
  * decodes back to the same item, and refuses an empty item or a short
  * buffer. */
-static void test_item_record(void **state)
+static void test_item_packet(void **state)
 {
 	(void)state;
 	uint8_t item[300], rec[400];
-	struct hl_rec_item r;
+	struct hl_pkt_item r;
 	size_t len = 0;
 	for (size_t i = 0; i < sizeof(item); i++)
 		item[i] = (uint8_t)(i * 7);
-	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(rec), &len), 0);
+	assert_int_equal(hl_pkt_item_encode(item, sizeof(item), rec, sizeof(rec), &len), 0);
 	assert_int_equal(len, 2 + sizeof(item));
 	assert_int_equal(rec[0], 0x01);
 	assert_int_equal(rec[1], 0x2c);
-	assert_int_equal(hl_rec_return_decode(rec, len, &r), 0);
+	assert_int_equal(hl_pkt_return_decode(rec, len, &r), 0);
 	assert_int_equal(r.item_len, sizeof(item));
 	assert_memory_equal(r.item, item, sizeof(item));
-	assert_int_equal(hl_rec_item_encode(item, 0, rec, sizeof(rec), &len), HL_EINVAL);
-	assert_int_equal(hl_rec_item_encode(item, sizeof(item), rec, sizeof(item) + 1, &len),
+	assert_int_equal(hl_pkt_item_encode(item, 0, rec, sizeof(rec), &len), HL_EINVAL);
+	assert_int_equal(hl_pkt_item_encode(item, sizeof(item), rec, sizeof(item) + 1, &len),
 			 HL_ETOOBIG);
 }
 
@@ -704,10 +704,10 @@ static void test_no_credit_without_flag(void **state)
 static void test_credit_at_burst_end(void **state)
 {
 	(void)state;
-	link_flags = HL_HELLO_FLAG_CREDIT;
+	session_flags = HL_HELLO_FLAG_CREDIT;
 	crash(&B);
 	crash(&A);
-	links_up();
+	sessions_up();
 	run(1 << 20, NULL);
 	char *doc = xasprintf("%s/burst.bin", A.dir);
 	make_file(doc, 2u << 20);
@@ -746,8 +746,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credit_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credit_at_burst_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_credit_without_flag, setup, teardown),
-		cmocka_unit_test(test_credit_record),
-		cmocka_unit_test(test_item_record),
+		cmocka_unit_test(test_credit_packet),
+		cmocka_unit_test(test_item_packet),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

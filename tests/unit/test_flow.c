@@ -5,7 +5,7 @@
  * What it shows: on a long fat path the window grows (doubling each round
  * trip) to about twice the bandwidth-delay product and the path is kept
  * full, where a fixed 524,000-byte window would carry one window per round
- * trip; on a slow path what may wait ahead of an urgent record, and so the
+ * trip; on a slow path what may wait ahead of an urgent packet, and so the
  * chunks, shrink to a few kilobytes (the old fixed sizes: 64 KiB chunks,
  * 128 KiB unsent in the kernel); on a loopback the window stays small; the
  * rate follows a path that slows down or speeds up, the round trip one

@@ -1,7 +1,7 @@
 /* tests/unit/test_rotation_engine.c — key rotation between two real
  * stores (docs/rotation.md): washington (A) rotates (deliver/rotate.c on
  * its store), and its items reach pyongyang's (B) delivery engine as ITEM
- * records, the way a session or a bundle brings them.  B takes the
+ * packets, the way a session or a bundle brings them.  B takes the
  * rotation and checks what follows with the new key; refuses, and
  * alarms, a rotation to keys A never committed to; refuses for now an
  * item signed with a key it cannot know yet (out of order) and takes it
@@ -27,7 +27,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "wire/msgproto.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 struct station {
 	char dir[64];
@@ -139,19 +139,19 @@ static void a_rotates(void)
 	assert_int_equal(n, 1);
 }
 
-/* A's item at SEQ as an ITEM record, into B's engine, committed. */
+/* A's item at SEQ as an ITEM packet, into B's engine, committed. */
 static void deliver(uint64_t seq)
 {
-	static uint8_t rec[HL_RECORD_BODY_MAX], itembuf[HL_ITEM_MAX];
+	static uint8_t rec[HL_PACKET_BODY_MAX], itembuf[HL_ITEM_MAX];
 	struct hl_item_row irow;
 	struct hl_msg_row row;
 	size_t len;
 	char err[256];
 	memset(&row, 0, sizeof(row));
-	assert_int_equal(hl_send_item_record(A.st, A.peer_id, seq, itembuf, rec, &len, &irow, &row,
+	assert_int_equal(hl_send_item_packet(A.st, A.peer_id, seq, itembuf, rec, &len, &irow, &row,
 					     err, sizeof(err)), 0);
 	hl_msg_row_clear(&row);
-	assert_int_equal(hl_engine_on_record(eng, HL_REC_ITEM, rec, len, 1000), 0);
+	assert_int_equal(hl_engine_on_packet(eng, HL_PKT_ITEM, rec, len, 1000), 0);
 	assert_int_equal(hl_txn_need(&txn), 0);
 	assert_int_equal(hl_engine_precommit(eng, 1000), 0);
 	assert_int_equal(hl_store_commit(B.st), 0);
@@ -159,14 +159,14 @@ static void deliver(uint64_t seq)
 	hl_engine_postcommit(eng, 1000);
 }
 
-/* Raw bytes of an ITEM record for item BUF (LEN), no content. */
+/* Raw bytes of an ITEM packet for item BUF (LEN), no content. */
 static void deliver_raw(const uint8_t *buf, size_t len)
 {
 	static uint8_t rec[HL_ITEM_MAX + 2];
 	rec[0] = (uint8_t)(len >> 8);
 	rec[1] = (uint8_t)len;
 	memcpy(rec + 2, buf, len);
-	assert_int_equal(hl_engine_on_record(eng, HL_REC_ITEM, rec, len + 2, 1000), 0);
+	assert_int_equal(hl_engine_on_packet(eng, HL_PKT_ITEM, rec, len + 2, 1000), 0);
 	assert_int_equal(hl_txn_need(&txn), 0);
 	assert_int_equal(hl_engine_precommit(eng, 1000), 0);
 	assert_int_equal(hl_store_commit(B.st), 0);

@@ -1,5 +1,5 @@
 /* test_stage.c — staging (deliver/stage.c, wire/msgproto.c): the STAGE
- * and STAGED records encode and decode (and refuse what is malformed); a
+ * and STAGED packets encode and decode (and refuse what is malformed); a
  * file being written is staged in whole MiBs and never to its last byte;
  * the counterpart's staging file, taken, holds exactly the bytes sent and
  * a hash state that continues them; every staged part is answered. */
@@ -23,51 +23,51 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/mem.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
-static void test_stage_record(void **state)
+static void test_stage_packet(void **state)
 {
 	(void)state;
 	uint8_t id[16], buf[HL_STAGE_HDR_LEN + 3];
 	for (int i = 0; i < 16; i++)
 		id[i] = (uint8_t)(i * 7);
-	hl_rec_stage_header(id, 5, 0x0102030405060708ull, buf);
+	hl_pkt_stage_header(id, 5, 0x0102030405060708ull, buf);
 	memcpy(buf + HL_STAGE_HDR_LEN, "abc", 3);
-	struct hl_rec_stage r;
-	assert_int_equal(hl_rec_stage_decode(buf, sizeof(buf), &r), 0);
+	struct hl_pkt_stage r;
+	assert_int_equal(hl_pkt_stage_decode(buf, sizeof(buf), &r), 0);
 	assert_memory_equal(r.id, id, 16);
 	assert_int_equal(r.part, 5);
 	assert_true(r.offset == 0x0102030405060708ull);
 	assert_int_equal(r.data_len, 3);
 	assert_memory_equal(r.data, "abc", 3);
 	/* no data, part 0, part 65, an offset that wraps, too short */
-	assert_int_equal(hl_rec_stage_decode(buf, HL_STAGE_HDR_LEN, &r), HL_EINVAL);
-	hl_rec_stage_header(id, 0, 0, buf);
-	assert_int_equal(hl_rec_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
-	hl_rec_stage_header(id, 65, 0, buf);
-	assert_int_equal(hl_rec_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
-	hl_rec_stage_header(id, 1, UINT64_MAX - 1, buf);
-	assert_int_equal(hl_rec_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
-	assert_int_equal(hl_rec_stage_decode(buf, 10, &r), HL_ETRUNC);
+	assert_int_equal(hl_pkt_stage_decode(buf, HL_STAGE_HDR_LEN, &r), HL_EINVAL);
+	hl_pkt_stage_header(id, 0, 0, buf);
+	assert_int_equal(hl_pkt_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
+	hl_pkt_stage_header(id, 65, 0, buf);
+	assert_int_equal(hl_pkt_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
+	hl_pkt_stage_header(id, 1, UINT64_MAX - 1, buf);
+	assert_int_equal(hl_pkt_stage_decode(buf, sizeof(buf), &r), HL_EINVAL);
+	assert_int_equal(hl_pkt_stage_decode(buf, 10, &r), HL_ETRUNC);
 }
 
-static void test_staged_record(void **state)
+static void test_staged_packet(void **state)
 {
 	(void)state;
-	struct hl_rec_staged in = { .seq = 42, .part = 64, .offset = 123456789 }, out;
+	struct hl_pkt_staged in = { .seq = 42, .part = 64, .offset = 123456789 }, out;
 	uint8_t buf[HL_STAGED_LEN + 1];
-	hl_rec_staged_encode(&in, buf);
-	assert_int_equal(hl_rec_staged_decode(buf, HL_STAGED_LEN, &out), 0);
+	hl_pkt_staged_encode(&in, buf);
+	assert_int_equal(hl_pkt_staged_decode(buf, HL_STAGED_LEN, &out), 0);
 	assert_true(out.seq == 42 && out.part == 64 && out.offset == 123456789);
-	assert_int_equal(hl_rec_staged_decode(buf, HL_STAGED_LEN - 1, &out), HL_ETRUNC);
-	assert_int_equal(hl_rec_staged_decode(buf, HL_STAGED_LEN + 1, &out), HL_EINVAL);
+	assert_int_equal(hl_pkt_staged_decode(buf, HL_STAGED_LEN - 1, &out), HL_ETRUNC);
+	assert_int_equal(hl_pkt_staged_decode(buf, HL_STAGED_LEN + 1, &out), HL_EINVAL);
 	in.seq = 0;
-	hl_rec_staged_encode(&in, buf);
-	assert_int_equal(hl_rec_staged_decode(buf, HL_STAGED_LEN, &out), HL_EINVAL);
+	hl_pkt_staged_encode(&in, buf);
+	assert_int_equal(hl_pkt_staged_decode(buf, HL_STAGED_LEN, &out), HL_EINVAL);
 	in.seq = 1;
 	in.part = 0;
-	hl_rec_staged_encode(&in, buf);
-	assert_int_equal(hl_rec_staged_decode(buf, HL_STAGED_LEN, &out), HL_EINVAL);
+	hl_pkt_staged_encode(&in, buf);
+	assert_int_equal(hl_pkt_staged_decode(buf, HL_STAGED_LEN, &out), HL_EINVAL);
 }
 
 static char *make_dir(void)
@@ -100,8 +100,8 @@ static size_t relay(hl_stage *out, hl_stage *in, uint8_t *rec, uint64_t now)
 	unsigned token;
 	size_t pushed;
 	while (hl_stage_out_next(out, -1, 0, rec, &len, &token, now) == 1) {
-		struct hl_rec_stage r;
-		assert_int_equal(hl_rec_stage_decode(rec, len, &r), 0);
+		struct hl_pkt_stage r;
+		assert_int_equal(hl_pkt_stage_decode(rec, len, &r), 0);
 		assert_int_equal(hl_stage_in_data(in, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 		hl_stage_out_sent(out, token, r.data_len);
 		total += r.data_len;
@@ -123,7 +123,7 @@ static void test_stage_roundtrip(void **state)
 	assert_int_equal(mkdir(outdir, 0700), 0);
 	char *path = hl_path_join(adir, rel);
 	size_t size = 3 * HL_DIO_BUF + 777;
-	uint8_t *data = xmalloc(size), *rec = xmalloc(HL_RECORD_BODY_MAX);
+	uint8_t *data = xmalloc(size), *rec = xmalloc(HL_PACKET_BODY_MAX);
 	randombytes_buf(data, size);
 
 	hl_stage *a = hl_stage_new(adir, 1, NULL), *b = hl_stage_new(bdir, 2, NULL);
@@ -176,7 +176,7 @@ static void test_stage_roundtrip(void **state)
 
 	/* answered: STAGED(seq 9, part 1, done) */
 	hl_stage_in_resolve(b, id, 9);
-	const struct hl_rec_staged *s = hl_stage_staged_peek(b);
+	const struct hl_pkt_staged *s = hl_stage_staged_peek(b);
 	assert_non_null(s);
 	assert_true(s->seq == 9 && s->part == 1 && s->offset == done);
 	hl_stage_staged_pop(b);
@@ -214,7 +214,7 @@ static void test_stage_dropped(void **state)
 	randombytes_buf(id2, sizeof(id2));
 	randombytes_buf(data, sizeof(data));
 	size_t pushed;
-	struct hl_rec_stage r = { .part = 1, .offset = 0, .data = data, .data_len = sizeof(data) };
+	struct hl_pkt_stage r = { .part = 1, .offset = 0, .data = data, .data_len = sizeof(data) };
 	memcpy(r.id, id, 16);
 	assert_int_equal(hl_stage_in_data(b, &r, UINT64_MAX, UINT64_MAX, &pushed), 0);
 	assert_int_equal(hl_stage_in_bytes(b), 1000);
@@ -231,7 +231,7 @@ static void test_stage_dropped(void **state)
 	char *p = NULL;
 	assert_int_equal(hl_stage_in_take(b, id, 1, 100000, &hs, &done, &p), 0);
 	hl_stage_in_resolve(b, id, 4);
-	const struct hl_rec_staged *s = hl_stage_staged_peek(b);
+	const struct hl_pkt_staged *s = hl_stage_staged_peek(b);
 	assert_non_null(s);
 	assert_true(s->seq == 4 && s->part == 1 && s->offset == 0);
 	/* a live staging file goes with the session */
@@ -260,8 +260,8 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stage_record),
-		cmocka_unit_test(test_staged_record),
+		cmocka_unit_test(test_stage_packet),
+		cmocka_unit_test(test_staged_packet),
 		cmocka_unit_test(test_stage_roundtrip),
 		cmocka_unit_test(test_stage_dropped),
 	};

@@ -168,26 +168,26 @@ static void test_replay_window(void **state)
 	(void)state;
 	struct hl_replay r;
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(hl_replay_check(&r, 5, true), 0);
-	assert_int_equal(hl_replay_check(&r, 5, true), HL_EEXIST);
-	assert_int_equal(hl_replay_check(&r, 3, true), 0);     /* reordered */
-	assert_int_equal(hl_replay_check(&r, 3, true), HL_EEXIST);
-	assert_int_equal(hl_replay_check(&r, 4000, true), 0);  /* a jump */
-	assert_int_equal(hl_replay_check(&r, 4000 - 900, false), 0);
-	assert_int_equal(hl_replay_check(&r, 5, true), HL_EEXIST);      /* far too old */
-	assert_int_equal(hl_replay_check(&r, 4000 - 2000, true), HL_EEXIST);
+	assert_int_equal(hl_replay_verify(&r, 5, true), 0);
+	assert_int_equal(hl_replay_verify(&r, 5, true), HL_EEXIST);
+	assert_int_equal(hl_replay_verify(&r, 3, true), 0);     /* reordered */
+	assert_int_equal(hl_replay_verify(&r, 3, true), HL_EEXIST);
+	assert_int_equal(hl_replay_verify(&r, 4000, true), 0);  /* a jump */
+	assert_int_equal(hl_replay_verify(&r, 4000 - 900, false), 0);
+	assert_int_equal(hl_replay_verify(&r, 5, true), HL_EEXIST);      /* far too old */
+	assert_int_equal(hl_replay_verify(&r, 4000 - 2000, true), HL_EEXIST);
 	/* every counter in order, each replay refused at once */
 	for (uint64_t i = 4001; i < 9000; i++) {
-		assert_int_equal(hl_replay_check(&r, i, true), 0);
-		assert_int_equal(hl_replay_check(&r, i, true), HL_EEXIST);
+		assert_int_equal(hl_replay_verify(&r, i, true), 0);
+		assert_int_equal(hl_replay_verify(&r, i, true), HL_EEXIST);
 	}
 	/* a counter skipped long ago, still inside the window, is new once */
 	memset(&r, 0, sizeof(r));
 	for (uint64_t i = 0; i < 2000; i++)
 		if (i != 1500)
-			assert_int_equal(hl_replay_check(&r, i, true), 0);
-	assert_int_equal(hl_replay_check(&r, 1500, true), 0);
-	assert_int_equal(hl_replay_check(&r, 1500, true), HL_EEXIST);
+			assert_int_equal(hl_replay_verify(&r, i, true), 0);
+	assert_int_equal(hl_replay_verify(&r, 1500, true), 0);
+	assert_int_equal(hl_replay_verify(&r, 1500, true), HL_EEXIST);
 }
 
 /* ---- jitter buffer ---- */

@@ -1,4 +1,4 @@
-/* test_wire.c — the frame reader/writer and the record codecs (wire/). */
+/* test_wire.c — the frame reader/writer and the packet codecs (wire/). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include "util/err.h"
 #include "util/mem.h"
 #include "wire/frame.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 /* Splits STREAM into pieces of the sizes in CUTS (cycled) and collects
  * every frame the reader yields, concatenated, with their lengths. */
@@ -174,61 +174,61 @@ static void test_frame_writer_limits(void **state)
 	free(buf);
 }
 
-static void test_record_codec(void **state)
+static void test_packet_codec(void **state)
 {
 	(void)state;
-	uint8_t *buf = xmalloc(HL_RECORD_MAX + 1);
-	uint8_t *body = xcalloc(1, HL_RECORD_BODY_MAX + 1);
-	struct hl_record rec;
+	uint8_t *buf = xmalloc(HL_PACKET_MAX + 1);
+	uint8_t *body = xcalloc(1, HL_PACKET_BODY_MAX + 1);
+	struct hl_packet rec;
 	size_t n = 0;
 
-	assert_int_equal(hl_record_encode(0x12, (const uint8_t *)"xyz", 3, buf, 16, &n), 0);
+	assert_int_equal(hl_packet_encode(0x12, (const uint8_t *)"xyz", 3, buf, 16, &n), 0);
 	assert_int_equal(n, 5);
 	assert_memory_equal(buf, "\x01\x12xyz", 5);
-	assert_int_equal(hl_record_decode(buf, n, &rec), 0);
+	assert_int_equal(hl_packet_decode(buf, n, &rec), 0);
 	assert_int_equal(rec.version, 1);
 	assert_int_equal(rec.type, 0x12);
 	assert_int_equal(rec.body_len, 3);
 	assert_memory_equal(rec.body, "xyz", 3);
 
 	/* Empty body, largest body, one byte too many. */
-	assert_int_equal(hl_record_encode(0x02, NULL, 0, buf, 2, &n), 0);
-	assert_int_equal(hl_record_decode(buf, n, &rec), 0);
+	assert_int_equal(hl_packet_encode(0x02, NULL, 0, buf, 2, &n), 0);
+	assert_int_equal(hl_packet_decode(buf, n, &rec), 0);
 	assert_int_equal(rec.body_len, 0);
-	assert_int_equal(hl_record_encode(0x10, body, HL_RECORD_BODY_MAX, buf, HL_RECORD_MAX, &n), 0);
-	assert_int_equal(n, HL_RECORD_MAX);
-	assert_int_equal(hl_record_decode(buf, n, &rec), 0);
-	assert_int_equal(hl_record_encode(0x10, body, HL_RECORD_BODY_MAX + 1, buf,
-					  HL_RECORD_MAX + 1, &n), HL_ETOOBIG);
-	assert_int_equal(hl_record_encode(0x10, body, 10, buf, 11, &n), HL_ETOOBIG);
-	assert_int_equal(hl_record_decode(buf, HL_RECORD_MAX + 1, &rec), HL_ETOOBIG);
+	assert_int_equal(hl_packet_encode(0x10, body, HL_PACKET_BODY_MAX, buf, HL_PACKET_MAX, &n), 0);
+	assert_int_equal(n, HL_PACKET_MAX);
+	assert_int_equal(hl_packet_decode(buf, n, &rec), 0);
+	assert_int_equal(hl_packet_encode(0x10, body, HL_PACKET_BODY_MAX + 1, buf,
+					  HL_PACKET_MAX + 1, &n), HL_ETOOBIG);
+	assert_int_equal(hl_packet_encode(0x10, body, 10, buf, 11, &n), HL_ETOOBIG);
+	assert_int_equal(hl_packet_decode(buf, HL_PACKET_MAX + 1, &rec), HL_ETOOBIG);
 
-	/* Short and wrong-version records. */
-	assert_int_equal(hl_record_decode(buf, 1, &rec), HL_ETRUNC);
-	assert_int_equal(hl_record_decode(buf, 0, &rec), HL_ETRUNC);
+	/* Short and wrong-version packets. */
+	assert_int_equal(hl_packet_decode(buf, 1, &rec), HL_ETRUNC);
+	assert_int_equal(hl_packet_decode(buf, 0, &rec), HL_ETRUNC);
 	const uint8_t v2[] = { 2, 1, 0, 0 };
-	assert_int_equal(hl_record_decode(v2, sizeof(v2), &rec), HL_EUNSUPP);
+	assert_int_equal(hl_packet_decode(v2, sizeof(v2), &rec), HL_EUNSUPP);
 	assert_int_equal(rec.version, 2);
 	const uint8_t v0[] = { 0, 1 };
-	assert_int_equal(hl_record_decode(v0, sizeof(v0), &rec), HL_EUNSUPP);
+	assert_int_equal(hl_packet_decode(v0, sizeof(v0), &rec), HL_EUNSUPP);
 	free(buf);
 	free(body);
 }
 
-static void test_record_classes(void **state)
+static void test_packet_classes(void **state)
 {
 	(void)state;
-	assert_int_equal(hl_record_classify(0x01), HL_RECCLASS_SESSION);
-	assert_int_equal(hl_record_classify(0x04), HL_RECCLASS_SESSION);
-	assert_int_equal(hl_record_classify(0x00), HL_RECCLASS_IGNORE);
-	assert_int_equal(hl_record_classify(0x05), HL_RECCLASS_IGNORE);
-	assert_int_equal(hl_record_classify(0x0f), HL_RECCLASS_IGNORE);
-	assert_int_equal(hl_record_classify(0x10), HL_RECCLASS_APP);
-	assert_int_equal(hl_record_classify(0x3f), HL_RECCLASS_APP);
-	assert_int_equal(hl_record_classify(0x40), HL_RECCLASS_IGNORE);
-	assert_int_equal(hl_record_classify(0x7f), HL_RECCLASS_IGNORE);
-	assert_int_equal(hl_record_classify(0x80), HL_RECCLASS_FATAL);
-	assert_int_equal(hl_record_classify(0xff), HL_RECCLASS_FATAL);
+	assert_int_equal(hl_packet_classify(0x01), HL_PKTCLASS_SESSION);
+	assert_int_equal(hl_packet_classify(0x04), HL_PKTCLASS_SESSION);
+	assert_int_equal(hl_packet_classify(0x00), HL_PKTCLASS_IGNORE);
+	assert_int_equal(hl_packet_classify(0x05), HL_PKTCLASS_IGNORE);
+	assert_int_equal(hl_packet_classify(0x0f), HL_PKTCLASS_IGNORE);
+	assert_int_equal(hl_packet_classify(0x10), HL_PKTCLASS_APP);
+	assert_int_equal(hl_packet_classify(0x3f), HL_PKTCLASS_APP);
+	assert_int_equal(hl_packet_classify(0x40), HL_PKTCLASS_IGNORE);
+	assert_int_equal(hl_packet_classify(0x7f), HL_PKTCLASS_IGNORE);
+	assert_int_equal(hl_packet_classify(0x80), HL_PKTCLASS_FATAL);
+	assert_int_equal(hl_packet_classify(0xff), HL_PKTCLASS_FATAL);
 }
 
 static void test_hello(void **state)
@@ -317,8 +317,8 @@ int main(void)
 		cmocka_unit_test(test_frame_zero_length_is_fatal),
 		cmocka_unit_test(test_frame_partial_is_not_a_frame),
 		cmocka_unit_test(test_frame_writer_limits),
-		cmocka_unit_test(test_record_codec),
-		cmocka_unit_test(test_record_classes),
+		cmocka_unit_test(test_packet_codec),
+		cmocka_unit_test(test_packet_classes),
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_ping_close),
 	};

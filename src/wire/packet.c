@@ -1,54 +1,54 @@
-/* wire/record.c — record header and session record bodies (see record.h and
+/* wire/packet.c — packet header and session packet bodies (see packet.h and
  * docs/protocol.md section 3). */
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #include <string.h>
 
 #include "util/err.h"
 
-enum hl_record_class hl_record_classify(uint8_t type)
+enum hl_packet_class hl_packet_classify(uint8_t type)
 {
 	switch (type) {
-	case HL_REC_HELLO:
-	case HL_REC_PING:
-	case HL_REC_PONG:
-	case HL_REC_CLOSE:
-		return HL_RECCLASS_SESSION;
+	case HL_PKT_HELLO:
+	case HL_PKT_PING:
+	case HL_PKT_PONG:
+	case HL_PKT_CLOSE:
+		return HL_PKTCLASS_SESSION;
 	default:
 		break;
 	}
-	if (type >= HL_REC_APP_FIRST && type <= HL_REC_APP_LAST)
-		return HL_RECCLASS_APP;
-	return type < HL_REC_CRITICAL ? HL_RECCLASS_IGNORE : HL_RECCLASS_FATAL;
+	if (type >= HL_PKT_APP_FIRST && type <= HL_PKT_APP_LAST)
+		return HL_PKTCLASS_APP;
+	return type < HL_PKT_CRITICAL ? HL_PKTCLASS_IGNORE : HL_PKTCLASS_FATAL;
 }
 
-int hl_record_encode(uint8_t type, const uint8_t *body, size_t blen,
+int hl_packet_encode(uint8_t type, const uint8_t *body, size_t blen,
 		     uint8_t *out, size_t cap, size_t *outlen)
 {
-	if (blen > HL_RECORD_BODY_MAX || cap < HL_RECORD_HDR_LEN ||
-	    cap - HL_RECORD_HDR_LEN < blen)
+	if (blen > HL_PACKET_BODY_MAX || cap < HL_PACKET_HDR_LEN ||
+	    cap - HL_PACKET_HDR_LEN < blen)
 		return HL_ETOOBIG;
 	out[0] = HL_WIRE_VERSION;
 	out[1] = type;
 	if (blen)
-		memmove(out + HL_RECORD_HDR_LEN, body, blen);
-	*outlen = blen + HL_RECORD_HDR_LEN;
+		memmove(out + HL_PACKET_HDR_LEN, body, blen);
+	*outlen = blen + HL_PACKET_HDR_LEN;
 	return 0;
 }
 
-int hl_record_decode(const uint8_t *buf, size_t len, struct hl_record *rec)
+int hl_packet_decode(const uint8_t *buf, size_t len, struct hl_packet *rec)
 {
 	memset(rec, 0, sizeof(*rec));
-	if (len < HL_RECORD_HDR_LEN)
+	if (len < HL_PACKET_HDR_LEN)
 		return HL_ETRUNC;
-	if (len > HL_RECORD_MAX)
+	if (len > HL_PACKET_MAX)
 		return HL_ETOOBIG;
 	rec->version = buf[0];
 	rec->type = buf[1];
 	if (rec->version != HL_WIRE_VERSION)
 		return HL_EUNSUPP;
-	rec->body = buf + HL_RECORD_HDR_LEN;
-	rec->body_len = len - HL_RECORD_HDR_LEN;
+	rec->body = buf + HL_PACKET_HDR_LEN;
+	rec->body_len = len - HL_PACKET_HDR_LEN;
 	return 0;
 }
 
@@ -68,7 +68,7 @@ int hl_hello_decode(const uint8_t *buf, size_t len, struct hl_hello *h)
 	memset(h, 0, sizeof(*h));
 	if (len < HL_HELLO_MIN_LEN)
 		return HL_EINVAL;
-	if (len > HL_RECORD_BODY_MAX)
+	if (len > HL_PACKET_BODY_MAX)
 		return HL_ETOOBIG;
 	h->min_version = buf[0];
 	h->max_version = buf[1];

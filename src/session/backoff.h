@@ -1,9 +1,9 @@
-/* link/backoff.h — when to dial a peer again: exponential backoff with
+/* session/backoff.h — when to dial a peer again: exponential backoff with
  * jitter (docs/protocol.md section 4): 0.5 s doubling to 60 s, each delay
  * spread by +-25 %, reset when a session is confirmed.  Pure: the caller
  * supplies the randomness, so tests can pin it. */
-#ifndef HL_LINK_BACKOFF_H
-#define HL_LINK_BACKOFF_H
+#ifndef HL_SESSION_BACKOFF_H
+#define HL_SESSION_BACKOFF_H
 
 #include <stdint.h>
 

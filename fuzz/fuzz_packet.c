@@ -1,4 +1,4 @@
-/* fuzz_record.c — the record header decoder and the session record body
+/* fuzz_packet.c — the packet header decoder and the session packet body
  * decoders (HELLO, PING/PONG, CLOSE) on arbitrary plaintexts.
  *
  * Oracles: whatever decodes re-encodes to the same bytes (for HELLO, the
@@ -9,7 +9,7 @@
 
 #include "util/err.h"
 #include "util/text.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 /* The fuzz build defines NDEBUG; oracles must hold there too. */
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
@@ -18,21 +18,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t again[HL_RECORD_MAX];
-	struct hl_record rec;
+	static uint8_t again[HL_PACKET_MAX];
+	struct hl_packet rec;
 	size_t n = 0;
 
-	int ret = hl_record_decode(data, size, &rec);
+	int ret = hl_packet_decode(data, size, &rec);
 	if (ret < 0) {
 		CHECK(ret == HL_ETRUNC || ret == HL_ETOOBIG || ret == HL_EUNSUPP);
 		return 0;
 	}
 	CHECK(rec.version == HL_WIRE_VERSION);
 	CHECK(rec.body == data + 2 && rec.body_len == size - 2);
-	CHECK(rec.body_len <= HL_RECORD_BODY_MAX);
-	CHECK(hl_record_encode(rec.type, rec.body, rec.body_len, again, sizeof(again), &n) == 0);
+	CHECK(rec.body_len <= HL_PACKET_BODY_MAX);
+	CHECK(hl_packet_encode(rec.type, rec.body, rec.body_len, again, sizeof(again), &n) == 0);
 	CHECK(n == size && memcmp(again, data, size) == 0);
-	(void)hl_record_classify(rec.type);
+	(void)hl_packet_classify(rec.type);
 
 	/* Every body decoder on every body, whatever the type says. */
 	struct hl_hello h;

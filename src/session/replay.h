@@ -1,4 +1,4 @@
-/* link/replay.h — what a responder keeps across connections so that a
+/* session/replay.h — what a responder keeps across connections so that a
  * replayed handshake message 1 displaces nothing (docs/protocol.md section
  * 2.1): the timestamp message 1 carries in its payload (TAI64N, the wire
  * form and the rule), the greatest timestamp accepted from each peer
@@ -8,8 +8,8 @@
  *
  * Pure: no clock (the caller gives the time), no I/O, no allocation except
  * the cache's own table. */
-#ifndef HL_LINK_REPLAY_H
-#define HL_LINK_REPLAY_H
+#ifndef HL_SESSION_REPLAY_H
+#define HL_SESSION_REPLAY_H
 
 #include <stdbool.h>
 #include <stddef.h>

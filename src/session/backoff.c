@@ -1,5 +1,5 @@
-/* link/backoff.c — dial backoff with jitter (see backoff.h). */
-#include "link/backoff.h"
+/* session/backoff.c — dial backoff with jitter (see backoff.h). */
+#include "session/backoff.h"
 
 void hl_backoff_reset(struct hl_backoff *b)
 {

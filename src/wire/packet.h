@@ -1,11 +1,11 @@
-/* wire/record.h — the plaintext inside a transport message (docs/protocol.md
- * section 3): the record header (version, type) and the bodies of the
- * session records HELLO, PING, PONG and CLOSE.  Pure functions over
+/* wire/packet.h — the plaintext inside a transport message (docs/protocol.md
+ * section 3): the packet header (version, type) and the bodies of the
+ * session packets HELLO, PING, PONG and CLOSE.  Pure functions over
  * (buf, len); every length is capped; no I/O.
  *
- * Decoded records point into the caller's buffer (no copies). */
-#ifndef HL_WIRE_RECORD_H
-#define HL_WIRE_RECORD_H
+ * Decoded packets point into the caller's buffer (no copies). */
+#ifndef HL_WIRE_PACKET_H
+#define HL_WIRE_PACKET_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,32 +13,32 @@
 #include "wire/frame.h"
 
 #define HL_WIRE_VERSION 1
-#define HL_RECORD_HDR_LEN 2
+#define HL_PACKET_HDR_LEN 2
 #define HL_TRANSPORT_TAG_LEN 16
-/* A record must fit one Noise transport message with its 16-byte tag. */
-#define HL_RECORD_MAX (HL_FRAME_MAX - HL_TRANSPORT_TAG_LEN)          /* 65519 */
-#define HL_RECORD_BODY_MAX (HL_RECORD_MAX - HL_RECORD_HDR_LEN)       /* 65517 */
+/* A packet must fit one Noise transport message with its 16-byte tag. */
+#define HL_PACKET_MAX (HL_FRAME_MAX - HL_TRANSPORT_TAG_LEN)          /* 65519 */
+#define HL_PACKET_BODY_MAX (HL_PACKET_MAX - HL_PACKET_HDR_LEN)       /* 65517 */
 
-enum hl_record_type {
-	HL_REC_HELLO = 0x01,
-	HL_REC_PING = 0x02,
-	HL_REC_PONG = 0x03,
-	HL_REC_CLOSE = 0x04,
-	HL_REC_APP_FIRST = 0x10,   /* 0x10-0x3f: messages and receipts */
-	HL_REC_APP_LAST = 0x3f,
-	HL_REC_CRITICAL = 0x80,    /* unknown types from here on are fatal */
+enum hl_packet_type {
+	HL_PKT_HELLO = 0x01,
+	HL_PKT_PING = 0x02,
+	HL_PKT_PONG = 0x03,
+	HL_PKT_CLOSE = 0x04,
+	HL_PKT_APP_FIRST = 0x10,   /* 0x10-0x3f: messages and receipts */
+	HL_PKT_APP_LAST = 0x3f,
+	HL_PKT_CRITICAL = 0x80,    /* unknown types from here on are fatal */
 };
 
-/* What a receiver does with a record type. */
-enum hl_record_class {
-	HL_RECCLASS_SESSION,   /* HELLO, PING, PONG, CLOSE: the link handles it */
-	HL_RECCLASS_APP,       /* 0x10-0x3f: handed to the layer above the link */
-	HL_RECCLASS_IGNORE,    /* unknown, below 0x80: ignored (logged) */
-	HL_RECCLASS_FATAL,     /* unknown, 0x80 or above: closes the connection */
+/* What a receiver does with a packet type. */
+enum hl_packet_class {
+	HL_PKTCLASS_SESSION,   /* HELLO, PING, PONG, CLOSE: the link handles it */
+	HL_PKTCLASS_APP,       /* 0x10-0x3f: handed to the layer above the link */
+	HL_PKTCLASS_IGNORE,    /* unknown, below 0x80: ignored (logged) */
+	HL_PKTCLASS_FATAL,     /* unknown, 0x80 or above: closes the connection */
 };
-enum hl_record_class hl_record_classify(uint8_t type);
+enum hl_packet_class hl_packet_classify(uint8_t type);
 
-struct hl_record {
+struct hl_packet {
 	uint8_t version;
 	uint8_t type;
 	const uint8_t *body;   /* points into the decoded buffer */
@@ -46,18 +46,18 @@ struct hl_record {
 };
 
 /* Header and BODY into OUT (capacity CAP).  HL_ETOOBIG when BLEN exceeds
- * HL_RECORD_BODY_MAX or the record does not fit CAP. */
-int hl_record_encode(uint8_t type, const uint8_t *body, size_t blen,
+ * HL_PACKET_BODY_MAX or the packet does not fit CAP. */
+int hl_packet_encode(uint8_t type, const uint8_t *body, size_t blen,
 		     uint8_t *out, size_t cap, size_t *outlen);
-/* HL_ETRUNC under 2 bytes, HL_ETOOBIG over HL_RECORD_MAX, HL_EUNSUPP when
+/* HL_ETRUNC under 2 bytes, HL_ETOOBIG over HL_PACKET_MAX, HL_EUNSUPP when
  * the version is not 1 (REC->version is still set then). */
-int hl_record_decode(const uint8_t *buf, size_t len, struct hl_record *rec);
+int hl_packet_decode(const uint8_t *buf, size_t len, struct hl_packet *rec);
 
-/* HELLO body: 6 bytes, then (since the CREDIT record) a flags byte.  A
+/* HELLO body: 6 bytes, then (since the CREDIT packet) a flags byte.  A
  * 6-byte HELLO, from a station that predates the flags, means flags 0. */
 #define HL_HELLO_LEN 7
 #define HL_HELLO_MIN_LEN 6
-/* The sender speaks CREDIT (docs/messages.md): it sends CREDIT records
+/* The sender speaks CREDIT (docs/messages.md): it sends CREDIT packets
  * for the CHUNK data it has taken in, and keeps its own CHUNK data in
  * flight within the window when the peer sets this flag too. */
 #define HL_HELLO_FLAG_CREDIT 0x01

@@ -1,10 +1,10 @@
-/* fuzz_link.c — the link state machine (link/link.c), two links back to
+/* fuzz_session.c — the session state machine (session/session.c), two sessions back to
  * back, driven by a program the fuzzer writes: deliver some bytes either
- * way, corrupt them, inject arbitrary frames, let time pass, send records,
+ * way, corrupt them, inject arbitrary frames, let time pass, send packets,
  * close.  Oracles: the state machine's invariants after every step
- * (hl_link_check_invariants, which works in this NDEBUG build), deadlines
+ * (hl_session_validate_invariants, which works in this NDEBUG build), deadlines
  * that move forward, callbacks only in the states that allow them, and
- * records arriving intact when nothing was corrupted.
+ * packets arriving intact when nothing was corrupted.
  *
  * Message 1 carries a timestamp (docs/protocol.md section 2.1) unless the
  * first byte of the input has its top bit set (then an empty payload, as
@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "link/link.h"
+#include "session/session.h"
 #include "util/err.h"
-#include "wire/record.h"
+#include "wire/packet.h"
 
 #define CHECK(x) do { if (!(x)) abort(); } while (0)
 
@@ -64,10 +64,10 @@ static struct randombytes_implementation rng_impl = {
 /* ---- the two sides ---- */
 
 struct side {
-	hl_link *l;
-	int confirmed, closed, records;
+	hl_session *l;
+	int confirmed, closed, packets;
 	size_t inflight;          /* taken, not yet reported done */
-	uint8_t sent_type;        /* the other side's last record, for the intact check */
+	uint8_t sent_type;        /* the other side's last packet, for the intact check */
 	uint16_t sent_len;
 };
 
@@ -77,77 +77,77 @@ static struct hl_replay_window window;
 static bool stamped;                /* the initiator's message 1 has a timestamp */
 static int accepted;
 
-static struct hl_replay_window *cb_authorize(void *user, hl_link *l, const uint8_t key[static 32])
+static struct hl_replay_window *cb_authorize(void *user, hl_session *l, const uint8_t key[static 32])
 {
 	(void)user;
 	(void)key;
-	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
+	CHECK(hl_session_state(l) == HL_SESSION_R_MSG1);
 	return &window;
 }
 
-static bool cb_admit(void *user, hl_link *l)
+static bool cb_admit(void *user, hl_session *l)
 {
 	(void)user;
-	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
+	CHECK(hl_session_state(l) == HL_SESSION_R_MSG1);
 	return true;
 }
 
-static void cb_accepted(void *user, hl_link *l)
+static void cb_accepted(void *user, hl_session *l)
 {
 	struct hl_stamp st;
 	(void)user;
-	CHECK(hl_link_state(l) == HL_LINK_R_MSG1);
-	/* One responder link: at most one message 1 is ever accepted, and an
+	CHECK(hl_session_state(l) == HL_SESSION_R_MSG1);
+	/* One responder session: at most one message 1 is ever accepted, and an
 	 * accepted timestamp is the window's greatest. */
 	CHECK(++accepted == 1);
-	if (hl_link_msg1_stamp(l, &st))
+	if (hl_session_msg1_stamp(l, &st))
 		CHECK(window.any && hl_stamp_cmp(&st, &window.greatest) == 0);
 	else
 		CHECK(tampered || !stamped);
 }
 
-static void cb_confirmed(void *user, hl_link *l)
+static void cb_confirmed(void *user, hl_session *l)
 {
 	struct side *s = user;
-	CHECK(hl_link_state(l) == HL_LINK_OPEN);
+	CHECK(hl_session_state(l) == HL_SESSION_OPEN);
 	s->confirmed++;
 	CHECK(s->confirmed == 1);
 }
 
-static void cb_record(void *user, hl_link *l, uint8_t type, const uint8_t *body, size_t len)
+static void cb_record(void *user, hl_session *l, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct side *s = user;
 	struct side *other = s == &sides[0] ? &sides[1] : &sides[0];
-	CHECK(hl_link_state(l) == HL_LINK_OPEN);
-	CHECK(hl_record_classify(type) == HL_RECCLASS_APP);
-	CHECK(len <= HL_RECORD_BODY_MAX);
+	CHECK(hl_session_state(l) == HL_SESSION_OPEN);
+	CHECK(hl_packet_classify(type) == HL_PKTCLASS_APP);
+	CHECK(len <= HL_PACKET_BODY_MAX);
 	if (!tampered) {
 		/* Bodies are filled with the type byte: intact means all of them. */
 		CHECK(type == other->sent_type && len == other->sent_len);
 		for (size_t i = 0; i < len; i++)
 			CHECK(body[i] == type);
 	}
-	s->records++;
+	s->packets++;
 }
 
-static void cb_writable(void *user, hl_link *l)
+static void cb_writable(void *user, hl_session *l)
 {
 	(void)user;
-	CHECK(hl_link_writable(l));
+	CHECK(hl_session_writable(l));
 }
 
-static void cb_closed(void *user, hl_link *l)
+static void cb_closed(void *user, hl_session *l)
 {
 	struct side *s = user;
-	CHECK(hl_link_state(l) == HL_LINK_CLOSED);
+	CHECK(hl_session_state(l) == HL_SESSION_CLOSED);
 	s->closed++;
 	CHECK(s->closed == 1);
 }
 
-static const struct hl_link_ops ops = {
+static const struct hl_session_ops ops = {
 	.authorize = cb_authorize,
 	.on_confirmed = cb_confirmed,
-	.on_record = cb_record,
+	.on_packet = cb_record,
 	.on_writable = cb_writable,
 	.on_closed = cb_closed,
 	.admit = cb_admit,
@@ -156,9 +156,9 @@ static const struct hl_link_ops ops = {
 
 static void check(const struct side *s, uint64_t now)
 {
-	CHECK(hl_link_check_invariants(s->l) == 0);
-	uint64_t d = hl_link_deadline(s->l);
-	CHECK(d == UINT64_MAX || hl_link_state(s->l) != HL_LINK_CLOSED);
+	CHECK(hl_session_validate_invariants(s->l) == 0);
+	uint64_t d = hl_session_deadline(s->l);
+	CHECK(d == UINT64_MAX || hl_session_state(s->l) != HL_SESSION_CLOSED);
 	(void)now;
 }
 
@@ -166,20 +166,20 @@ static void check(const struct side *s, uint64_t now)
 static void deliver(struct side *from, struct side *to, size_t n, long flip, uint64_t now)
 {
 	const uint8_t *p = NULL;
-	size_t avail = hl_link_output(from->l, &p);
+	size_t avail = hl_session_output(from->l, &p);
 	if (n > avail)
 		n = avail;
 	if (n == 0)
 		return;
 	uint8_t *copy = malloc(n);
 	memcpy(copy, p, n);
-	hl_link_output_taken(from->l, n);
-	hl_link_output_done(from->l, n);
+	hl_session_output_taken(from->l, n);
+	hl_session_output_done(from->l, n);
 	if (flip >= 0) {
 		copy[((size_t)flip / 8) % n] ^= (uint8_t)(1u << (flip % 8));
 		tampered = true;
 	}
-	hl_link_recv(to->l, copy, n, now);
+	hl_session_recv(to->l, copy, n, now);
 	free(copy);
 }
 
@@ -188,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool inited;
 	static hl_signer *ikey, *rkey;
 	static uint8_t *body;
-	struct hl_link_params params = { .keepalive_ms = 1000, .keepalive_timeout_ms = 3000,
+	struct hl_session_params params = { .keepalive_ms = 1000, .keepalive_timeout_ms = 3000,
 					 .handshake_timeout_ms = 5000, .max_age_ms = 20000,
 					 .hello_flags = HL_HELLO_FLAG_CREDIT };
 	uint8_t key[32];
@@ -206,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(key, 0x52, 32);
 		if (hl_signer_from_raw_for_tests(&rkey, key, key) < 0)
 			abort();
-		body = malloc(HL_RECORD_BODY_MAX);
+		body = malloc(HL_PACKET_BODY_MAX);
 		inited = true;
 	}
 	memset(rng_seed, 0x5a, sizeof(rng_seed));
@@ -219,9 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hl_stamp_next(&last, 1700000000000000000ull, &stamp);
 	params.msg1_stamp = stamped ? &stamp : NULL;
 	params.seen = hl_replay_cache_new(64);
-	CHECK(hl_link_new(&sides[0].l, HL_LINK_INITIATOR, ikey, hl_signer_noise_pub(rkey), &params,
+	CHECK(hl_session_new(&sides[0].l, HL_SESSION_INITIATOR, ikey, hl_signer_noise_pub(rkey), &params,
 			  &ops, &sides[0], now) == 0);
-	CHECK(hl_link_new(&sides[1].l, HL_LINK_RESPONDER, rkey, NULL, &params, &ops, &sides[1],
+	CHECK(hl_session_new(&sides[1].l, HL_SESSION_RESPONDER, rkey, NULL, &params, &ops, &sides[1],
 			  now) == 0);
 
 #define NEXT() (pos < size ? data[pos++] : 0)
@@ -248,44 +248,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t n = NEXT();
 			if (n > size - pos)
 				n = size - pos;
-			hl_link_recv(b->l, data + pos, n, now);
+			hl_session_recv(b->l, data + pos, n, now);
 			pos += n;
 			tampered = true;
 			break;
 		}
 		case 4: { /* time passes */
 			now += (uint64_t)NEXT() * 50;
-			hl_link_tick(a->l, now);
-			hl_link_tick(b->l, now);
+			hl_session_tick(a->l, now);
+			hl_session_tick(b->l, now);
 			break;
 		}
-		case 5: { /* an application record */
+		case 5: { /* an application packet */
 			uint8_t type = NEXT();
 			size_t hi = NEXT();
-			size_t len = (hi << 8 | NEXT()) % (HL_RECORD_BODY_MAX + 2);
-			if (len <= HL_RECORD_BODY_MAX)
+			size_t len = (hi << 8 | NEXT()) % (HL_PACKET_BODY_MAX + 2);
+			if (len <= HL_PACKET_BODY_MAX)
 				memset(body, type, len);
-			int ret = hl_link_send(a->l, type, body, len, now);
+			int ret = hl_session_send(a->l, type, body, len, now);
 			if (ret == 0) {
-				CHECK(hl_link_state(a->l) == HL_LINK_OPEN);
+				CHECK(hl_session_state(a->l) == HL_SESSION_OPEN);
 				a->sent_type = type;
 				a->sent_len = (uint16_t)len;
-				/* One record in flight at a time keeps the intact check exact. */
+				/* One packet in flight at a time keeps the intact check exact. */
 				deliver(a, b, SIZE_MAX, -1, now);
 			}
 			break;
 		}
 		case 6:   /* close on purpose */
-			hl_link_close(a->l, NEXT() % 7, "fuzz");
+			hl_session_close(a->l, NEXT() % 7, "fuzz");
 			break;
 		case 7: { /* take output without writing it, or finish writing */
 			const uint8_t *p = NULL;
-			size_t n = hl_link_output(a->l, &p);
+			size_t n = hl_session_output(a->l, &p);
 			if (NEXT() & 1) {
-				hl_link_output_taken(a->l, n);
+				hl_session_output_taken(a->l, n);
 				a->inflight += n;
 			} else {
-				hl_link_output_done(a->l, a->inflight);
+				hl_session_output_done(a->l, a->inflight);
 				a->inflight = 0;
 			}
 			break;
@@ -295,8 +295,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(b, now);
 	}
 #undef NEXT
-	hl_link_free(sides[0].l);
-	hl_link_free(sides[1].l);
+	hl_session_free(sides[0].l);
+	hl_session_free(sides[1].l);
 	hl_replay_cache_free(params.seen);
 	return 0;
 }

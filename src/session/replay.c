@@ -1,6 +1,6 @@
-/* link/replay.c — message 1's timestamp and the memory that refuses
+/* session/replay.c — message 1's timestamp and the memory that refuses
  * replays (interface and rules in replay.h; docs/protocol.md section 2.1). */
-#include "link/replay.h"
+#include "session/replay.h"
 
 #include <sodium.h>
 #include <string.h>
