@@ -74,14 +74,22 @@ static int durable(struct hl_daemon *d)
 {
 	struct hl_commit *k = d->commit;
 	int ret = d->keys ? hl_keys_sync(d->keys) : 0;
-	if (ret < 0 && !(k && k->held))
+	if (ret == 0 || (k && k->held))
+		return ret;
+	if (ret != HL_ECRYPTO) {
+		/* no answer at all: the holder died (killed, or crashed) */
+		hl_error(HL_HOLDER_GONE, (long)d->holder_pid, "");
+		d->holder_died = true;
+	} else {
 		hl_error("the key holder cannot make what it signed durable: stopping, with "
 			 "nothing it signed since sent (start the station again once its disk "
 			 "is sound)");
-	if (ret < 0)
-		d->failed = true;
-	if (ret < 0 && k)
+	}
+	d->failed = true;
+	if (k) {
+		snprintf(k->error, sizeof(k->error), "%s", "the key holder failed: stopping");
 		k->held = k->stop_due = true;
+	}
 	return ret;
 }
 

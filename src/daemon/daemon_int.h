@@ -217,6 +217,12 @@ struct hl_daemon {
 /* daemon.c */
 void hl_daemon_stop(struct hl_daemon *d);
 
+/* The log line when the key holder has died (pid, and "" or why it is
+ * thought so): keys.c's watch or the group commit's sync, whichever
+ * notices first. */
+#define HL_HOLDER_GONE "the key holder (pid %ld) is gone%s: stopping (nothing acknowledged " \
+		       "is lost; start the station again)"
+
 /* keys.c: the key holder started (before the network; d->id, d->keys,
  * the fingerprint), watched from the loop (GONE runs when it dies), and
  * ended with the daemon. */

@@ -95,9 +95,9 @@ static void on_holder(uv_poll_t *h, int status, int events)
 	ssize_t n = recv(d->holder_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (status == 0 && n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	hl_error("the key holder (pid %ld) is gone%s: stopping (nothing acknowledged is lost; "
-		 "start the station again)", (long)d->holder_pid,
-		 n > 0 ? " (it spoke out of turn)" : "");
+	if (!d->holder_died) /* else the group commit found it gone first, and said so */
+		hl_error(HL_HOLDER_GONE, (long)d->holder_pid,
+			 n > 0 ? " (it spoke out of turn)" : "");
 	d->holder_died = true;
 	uv_poll_stop(h);
 	reap(d, false);
