@@ -1,5 +1,5 @@
 /* bundle/export.c — `bundle export`: everything a peer has not yet
- * acknowledged, sealed for it (bundle.h, docs/bundle.md section 5).
+ * acknowledged, sealed for it (courier.h, docs/bundle.md section 5).
  *
  * The packets are the link's own (docs/messages.md), built from the store
  * as the delivery engine builds them for a session: an ITEM carries a
@@ -8,7 +8,7 @@
  * incremental export (AFTER > 0: what an earlier mail did not carry, see
  * daemon/failover.c) takes only the unacknowledged items above AFTER, and
  * a FLASH-only one (a mail before the fallback) only FLASH items. */
-#include "bundle/bundle.h"
+#include "bundle/courier.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* bundle/import.c — `bundle import`: a courier bundle into the store
- * (bundle.h, docs/bundle.md section 6).
+ * (courier.h, docs/bundle.md section 6).
  *
  * Two passes over the same bytes.  The first decrypts every frame and
  * checks every packet (bundle/format.h: items verify, parts match their
@@ -12,7 +12,7 @@
  * keeps each item once by (peer, seq) and each message once by id, so a
  * second import of the same bundle (or copies that came by the link) adds
  * nothing. */
-#include "bundle/bundle.h"
+#include "bundle/courier.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -41,7 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bundle/bundle.h"
+#include "bundle/courier.h"
 #include "mail/pickup.h"
 #include "cmd/box.h"
 #include "cmd/cmd.h"

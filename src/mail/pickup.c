@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle/bundle.h"
+#include "bundle/courier.h"
 #include "mail/mime.h"
 #include "mail/pickup.h"
 #include "util/err.h"

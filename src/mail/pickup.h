@@ -1,6 +1,6 @@
 /* mail/pickup.h — the receiving half of the email path (docs/bundle.md,
  * "By email"): each mail in the station's Maildir/new is parsed
- * (mail/mime.h), its bundle imported (bundle/bundle.h) and only after the
+ * (mail/mime.h), its bundle imported (bundle/courier.h) and only after the
  * store commit moved to Maildir/cur.  A mail that is not a hotline bundle
  * mail, or whose bundle is refused (corrupt, forged, for another station),
  * goes to the quarantine folder beside the Maildir (MAILDIR.quarantine/)

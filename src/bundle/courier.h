@@ -1,10 +1,10 @@
-/* bundle/bundle.h — the courier path (docs/bundle.md): export everything a
+/* bundle/courier.h — the courier path (docs/bundle.md): export everything a
  * peer has not acknowledged into a sealed bundle, and import a bundle
  * through the delivery engine's own receive path in one transaction.
  * Both work on the store directly, with or without a running daemon (the
  * daemon notices store changes by itself). */
-#ifndef HL_BUNDLE_BUNDLE_H
-#define HL_BUNDLE_BUNDLE_H
+#ifndef HL_BUNDLE_COURIER_H
+#define HL_BUNDLE_COURIER_H
 
 #include <stddef.h>
 #include <stdint.h>
