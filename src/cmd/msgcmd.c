@@ -140,12 +140,31 @@ static int final_state(struct hl_station *mc, const uint8_t id[static 16], char 
 
 enum watch_hit { W_FAILED = -1, W_TIMEOUT = 0, W_SUBSCRIBED, W_DELIVERED, W_REFUSED, W_OTHER };
 
+/* What the daemon's "delivered" event said: to whom and when (the store's
+ * delivered_at); empty when it said neither. */
+struct delivery {
+	char peer[HL_NAME_MAX + 1];
+	char at[HL_RFC3339_LEN];
+};
+
+static void take_delivery(json_t *ev, struct delivery *dv)
+{
+	const char *peer = json_string_value(json_object_get(ev, "peer"));
+	const char *at = json_string_value(json_object_get(ev, "at"));
+	time_t t;
+	/* a well-formed time and a name, or the store is asked instead */
+	if (!peer || !at || strlen(at) >= sizeof(dv->at) || hl_rfc3339_parse(at, &t) < 0)
+		return;
+	hl_sanitize(peer, strlen(peer), dv->peer, sizeof(dv->peer), 0);
+	memcpy(dv->at, at, strlen(at) + 1);
+}
+
 /* Reads the daemon's watch stream on FD until the subscription is
  * confirmed (*FIRST: its {"ok":true} is still to come), an event names
  * message HEX, the deadline passes or the stream fails.  REASON gets a
- * refusal's reason, sanitised. */
+ * refusal's reason, sanitised; DV what a delivery event said. */
 static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool *first,
-				char *reason, size_t cap)
+				char *reason, size_t cap, struct delivery *dv)
 {
 	for (;;) {
 		json_t *ev;
@@ -163,6 +182,7 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 			if (id && name && strcmp(id, hex) == 0) {
 				if (strcmp(name, "delivered") == 0) {
 					hit = W_DELIVERED;
+					take_delivery(ev, dv);
 				} else if (strcmp(name, "refused") == 0) {
 					hit = W_REFUSED;
 					why = why ? why : "";
@@ -177,11 +197,17 @@ static enum watch_hit watch_for(int fd, const char *hex, uint64_t deadline, bool
 }
 
 /* The line after the id once the receipt is in: to whom, and when the
- * receipt was stored here (the store's delivered_at, our clock). */
-static int print_delivered(struct hl_ctx *ctx, struct hl_station *mc, const uint8_t id[static 16])
+ * receipt was stored here (the store's delivered_at, our clock) — as the
+ * daemon's event said, or from the store when no event said it. */
+static int print_delivered(struct hl_ctx *ctx, struct hl_station *mc, const uint8_t id[static 16],
+			   const struct delivery *dv)
 {
 	struct hl_msg_row row = { 0 };
 	char when[HL_RFC3339_LEN], peer[HL_NAME_MAX + 1];
+	if (dv->at[0]) {
+		printf("delivered to %s at %s (its signed receipt is stored)\n", dv->peer, dv->at);
+		return fflush(stdout) == 0 ? HL_EXIT_OK : hl_fail("send", "cannot write the output");
+	}
 	if (!mc->store && hl_msgcmd_open(ctx, "send", mc, false) != HL_EXIT_OK)
 		return HL_EXIT_FAIL;
 	if (hl_store_get_message_by_id(mc->store, id, &row) < 0 || row.delivered_at <= 0) {
@@ -201,6 +227,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_station *mc,
 {
 	uint64_t deadline = hl_mono_ms() + timeout_ms;
 	char hex[33], reason[256] = "";
+	struct delivery dv = { "", "" };
 	int fd = watch_fd, err = 0, st = 0;
 	bool first = !subscribed, look = !subscribed;
 	hl_msg_id_hex(id, hex);
@@ -226,7 +253,8 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_station *mc,
 			look = false;
 		}
 		if (fd >= 0) {
-			enum watch_hit r = watch_for(fd, hex, deadline, &first, reason, sizeof(reason));
+			enum watch_hit r = watch_for(fd, hex, deadline, &first, reason, sizeof(reason),
+							  &dv);
 			if (r == W_TIMEOUT)
 				break;
 			if (r == W_DELIVERED || r == W_REFUSED) {
@@ -250,7 +278,7 @@ int hl_msgcmd_wait_delivered(struct hl_ctx *ctx, struct hl_station *mc,
 	if (err < 0)
 		return hl_fail("send", "message %s: %s", hex, hl_strerror(err));
 	if (st == HL_MSG_DELIVERED)
-		return print_delivered(ctx, mc, id);
+		return print_delivered(ctx, mc, id, &dv);
 	if (st == HL_MSG_REFUSED)
 		return hl_fail("send", "message %s was refused by the peer: %s", hex, reason);
 	return hl_fail("send", "message %s is queued, but no receipt came within %llu s (it will still be delivered)",

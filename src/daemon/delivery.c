@@ -91,6 +91,12 @@ static void on_engine_event(void *user, const char *peer, const struct hl_engine
 		json_object_set_new(o, "subject", subj ? subj : json_string(""));
 		if (row.reason)
 			json_object_set_new(o, "reason", json_string(row.reason));
+		/* "at" of a delivery is the time the store keeps for it, so
+		 * that `send --wait` can say when without opening the store */
+		if (info->ev == HL_EV_DELIVERED && row.delivered_at > 0) {
+			hl_rfc3339(row.delivered_at, at);
+			json_object_set_new(o, "at", json_string(at));
+		}
 	}
 	hl_msg_row_clear(&row);
 	hl_control_emit(d, o);
