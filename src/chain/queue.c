@@ -250,7 +250,9 @@ static void pending_clear(struct hl_msg_pending *p)
 void hl_msg_batch_drop(struct hl_msg_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++)
-		pending_clear(&b->p[i]);
+		pending_clear(b->p[i]);
+	for (size_t i = 0; i < b->cap; i++)
+		free(b->p[i]);
 	free(b->p);
 	hl_ours_drop(&b->ours);
 	memset(b, 0, sizeof(*b));
@@ -278,7 +280,7 @@ int hl_msg_batch_flush(struct hl_msg_batch *b, char *err, size_t errlen)
 {
 	int ret = b->n ? hl_ours_flush(&b->ours) : 0;
 	for (size_t i = 0; i < b->n; i++)
-		pending_clear(&b->p[i]);
+		pending_clear(b->p[i]);
 	b->n = 0;
 	if (ret < 0 && b->ours.store_failed)
 		seterr(err, errlen, ret, "store: %s", hl_store_errmsg(b->ours.st));
@@ -357,9 +359,19 @@ static int batch_add(struct hl_msg_batch *b, hl_store *st, const hl_signer *me,
 			return seterr(err, errlen, ret, "store: %s", hl_store_errmsg(st));
 		b->class_known[prec] = true;
 	}
-	if (!b->p)
-		b->p = xcalloc(HL_MSG_BATCH_RUN, sizeof(*b->p));
-	struct hl_msg_pending *p = &b->p[b->n];
+	/* Slots as they are needed: one is some 10 KiB (an item's largest
+	 * form), and a daemon's batch holds one message.  A slot stays where
+	 * it is (the chain's queue points into it) until the batch is dropped. */
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 1;
+		cap = cap > HL_MSG_BATCH_RUN ? HL_MSG_BATCH_RUN : cap;
+		b->p = xrealloc(b->p, cap * sizeof(*b->p));
+		for (size_t i = b->cap; i < cap; i++)
+			b->p[i] = xmalloc(sizeof(**b->p));
+		b->cap = cap;
+	}
+	struct hl_msg_pending *p = b->p[b->n];
+	memset(p, 0, sizeof(*p));
 	p->b = b;
 	memcpy(p->id, id, HL_MSG_ID_LEN);
 	randombytes_buf(p->salt, sizeof(p->salt));

@@ -81,8 +81,8 @@ struct hl_msg_batch {
 	struct hl_ours ours;
 	bool class_known[4];
 	uint64_t class_next[4];
-	struct hl_msg_pending *p;     /* HL_MSG_BATCH_RUN of them, added not signed */
-	size_t n;
+	struct hl_msg_pending **p;    /* added, not signed: the first N of CAP slots */
+	size_t n, cap;                /* CAP grows up to HL_MSG_BATCH_RUN */
 };
 void hl_msg_batch_init(struct hl_msg_batch *b);
 /* Queues O (no attachments) into B: its id is in ID at once, its rows are
