@@ -64,13 +64,15 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char kerr[HL_KEYS_ERR_LEN];
 	int fd;
+	struct hl_holder_marks *marks;
 	/* the holder enters its sandbox once it has started (docs/sandbox.md) */
 	int ret = hl_holder_spawn(d->dir, d->conf->sandbox ? hl_sandbox_holder : NULL, &fd,
-				  &d->holder_pid, err, errlen);
+				  &d->holder_pid, &marks, err, errlen);
 	if (ret < 0)
 		return ret;
 	d->holder_fd = fd;
 	if ((ret = hl_keys_over_fd(fd, &d->keys, kerr)) < 0) {
+		hl_holder_marks_free(marks);
 		snprintf(err, errlen, "the key holder did not start (%s); its log line says why",
 			 kerr);
 		d->holder_fd = -1;
@@ -78,8 +80,10 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 		return ret;
 	}
 	d->id = hl_keys_signer(d->keys);
-	/* the holder's fdatasync overlaps the store's commit (commit.c) */
+	/* the holder's fdatasync overlaps the store's commit (commit.c); its
+	 * marks spare the SYNC round trip when it has finished first */
 	hl_keys_defer_sync(d->keys);
+	hl_keys_share_marks(d->keys, marks);
 	hl_keys_on_refusal(d->keys, on_refusal, d);
 	hl_keys_remember_statics(d->keys, pinned, d);
 	hl_signer_fingerprint(d->id, d->fingerprint);

@@ -42,6 +42,9 @@ struct hl_keys {
 	bool public_only;             /* HL_KEYS_PUBLIC: asks nothing after KEYS */
 	bool defer_sync;              /* the owner calls hl_keys_sync (the daemon) */
 	bool unsynced;                /* signatures given since the last SYNC */
+	struct hl_holder_marks *marks; /* our holder's (hl_keys_share_marks); NULL */
+	uint64_t need;                /* the journal's appends at our last signature */
+	uint64_t syncs_asked, syncs_spared;
 	hl_signer *face;
 	pthread_mutex_t mu;           /* one request at a time */
 	void (*on_refusal)(void *user, const char *text);
@@ -428,6 +431,7 @@ void hl_keys_free(hl_keys *k)
 		return;
 	hl_signer_free(k->face);
 	hl_holder_free(k->local);
+	hl_holder_marks_free(k->marks);
 	if (k->fd >= 0)
 		close(k->fd);
 	/* Our own holder ends when its socketpair does (its journal is
@@ -760,6 +764,9 @@ int hl_keys_sign_finish(hl_keys *k, struct hl_keys_call *call, uint8_t *sigs, ch
 	} else if (ret == 0) {
 		memcpy(sigs, a->u.sign.sigs, call->n * 64);
 		k->unsynced = true;
+		/* the holder stored its appends before this answer left */
+		if (k->marks)
+			k->need = atomic_load_explicit(&k->marks->written, memory_order_acquire);
 	}
 	/* where the holder's head is now, or not known */
 	if (call->n)
@@ -779,6 +786,18 @@ void hl_keys_defer_sync(hl_keys *k)
 	k->defer_sync = true;
 }
 
+void hl_keys_share_marks(hl_keys *k, struct hl_holder_marks *m)
+{
+	hl_holder_marks_free(k->marks);
+	k->marks = m;
+}
+
+void hl_keys_sync_counts(const hl_keys *k, uint64_t *asked, uint64_t *spared)
+{
+	*asked = k->syncs_asked;
+	*spared = k->syncs_spared;
+}
+
 int hl_keys_sync(hl_keys *k)
 {
 	struct hl_hold_request q = { .type = HL_HOLD_SYNC };
@@ -786,6 +805,14 @@ int hl_keys_sync(hl_keys *k)
 	uint8_t *buf = NULL;
 	if (!k->unsynced)
 		return 0;
+	/* The holder's page says so already: no round trip (holder/proc.h) */
+	if (k->marks &&
+	    atomic_load_explicit(&k->marks->durable, memory_order_acquire) >= k->need) {
+		k->unsynced = false;
+		k->syncs_spared++;
+		return 0;
+	}
+	k->syncs_asked++;
 	int ret = ask(k, &q, &a, &buf);
 	if (ret == 0 && a.status != HL_HOLD_OK)
 		ret = HL_ECRYPTO;

@@ -119,6 +119,14 @@ void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
  * (daemon/commit.c).  A failure means the holder signs nothing more. */
 void hl_keys_defer_sync(hl_keys *k);
 int hl_keys_sync(hl_keys *k);
+/* The page of marks of the holder K talks to, which its starter shares
+ * (holder/proc.h; taken: unmapped with K): hl_keys_sync then asks no SYNC
+ * when the page says that the journal is durable past K's last signature.
+ * The daemon gives its holder's. */
+struct hl_holder_marks;
+void hl_keys_share_marks(hl_keys *k, struct hl_holder_marks *m);
+/* The syncs hl_keys_sync asked of the holder, and those the marks spared. */
+void hl_keys_sync_counts(const hl_keys *k, uint64_t *asked, uint64_t *spared);
 
 /* hl_keys_sign_run in two halves, so that the caller works while the
  * holder signs: start sends the request (the handle is the caller's until

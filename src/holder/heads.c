@@ -71,6 +71,7 @@ struct hl_heads {
 	struct seg mem[2];            /* in memory: [0] the old segment, [1] the current */
 	size_t size;                  /* the current segment's length */
 	bool unsynced;                /* appended since the last fdatasync */
+	uint64_t appended, synced;    /* appends made; of them, known durable */
 	struct chain *c;
 	size_t nc, capc;
 };
@@ -403,6 +404,7 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 		memcpy(s->p + s->len, buf, len);
 		s->len += len;
 		h->size = s->len;
+		h->appended++;
 		return 0;
 	}
 	int ret = write_all(h->fd, buf, len);
@@ -412,17 +414,25 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 	}
 	h->size += len;
 	h->unsynced = true;
+	h->appended++;
 	return 0;
 }
 
 int hl_heads_sync(hl_heads *h)
 {
-	if (!h->unsynced)
-		return 0;
-	if (h->path && fdatasync(h->fd) < 0)
-		return -errno;
-	h->unsynced = false;
+	if (h->unsynced) {
+		if (h->path && fdatasync(h->fd) < 0)
+			return -errno;
+		h->unsynced = false;
+	}
+	h->synced = h->appended;
 	return 0;
+}
+
+void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *durable)
+{
+	*written = h->appended;
+	*durable = h->synced;
 }
 
 int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_t now_ms)

@@ -68,6 +68,9 @@ int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_
  * nothing was appended since the last).  A failure leaves them in doubt:
  * the caller gives out no signature after it. */
 int hl_heads_sync(hl_heads *h);
+/* How many appends were made (*WRITTEN), and how many of them are known
+ * durable (*DURABLE: those before the last hl_heads_sync that succeeded). */
+void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *durable);
 
 /* Calls FN for each item kept of the chain with PEER whose seq is above
  * AFTER, in order of seq, until FN returns non-zero (returned). */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -56,7 +57,21 @@ struct holder_proc {
 	struct hl_holder *h;
 	struct conn conn[1 + CLIENTS_MAX]; /* [0]: the daemon */
 	int listen_fd;                /* keyholder.sock; -1 for a command's holder */
+	struct hl_holder_marks *marks; /* shared with the starter; NULL: none */
 };
+
+/* The journal's marks, where the starter reads them (holder/proc.h): the
+ * appends as they are made, before the answer leaves; the durable ones
+ * after a settle. */
+static void publish(struct holder_proc *p)
+{
+	uint64_t written, durable;
+	if (!p->marks || !p->h)
+		return;
+	hl_holder_journal_marks(p->h, &written, &durable);
+	atomic_store_explicit(&p->marks->written, written, memory_order_release);
+	atomic_store_explicit(&p->marks->durable, durable, memory_order_release);
+}
 
 static void conn_close(struct conn *c)
 {
@@ -81,6 +96,7 @@ static void conn_answer(struct holder_proc *p, struct conn *c)
 	c->out_len = 4 + len;
 	c->out_off = 0;
 	free(resp);
+	publish(p); /* what it wrote, before the answer leaves */
 	free(c->in);
 	c->in = NULL;
 	c->hdr_got = c->in_got = c->in_len = c->in_cap = 0;
@@ -245,6 +261,7 @@ static void serve(struct holder_proc *p)
 				keep = conn_write(c); /* an answer just made: out at once */
 			/* then what it signed to disk, while the asker commits */
 			(void)hl_holder_settle(p->h);
+			publish(p);
 			if (!keep && i == 0)
 				return; /* the daemon is gone */
 			if (!keep)
@@ -313,10 +330,12 @@ static int start(struct holder_proc *p, const char *dir, int dirfd, bool listen)
 }
 
 static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool listen,
-						   hl_holder_confine *confine)
+						   hl_holder_confine *confine,
+						   struct hl_holder_marks *marks)
 {
 	char err[HL_KEYS_ERR_LEN];
 	struct holder_proc *p = xcalloc(1, sizeof(*p));
+	p->marks = marks;
 	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i <= CLIENTS_MAX; i++)
 		p->conn[i].fd = -1;
@@ -339,17 +358,33 @@ static void __attribute__((noreturn)) holder_main(const char *dir, int fd, bool 
 
 void hl_holder_main(const char *dir, int fd)
 {
-	holder_main(dir, fd, true, NULL);
+	holder_main(dir, fd, true, NULL, NULL);
+}
+
+void hl_holder_marks_free(struct hl_holder_marks *m)
+{
+	if (m)
+		munmap(m, sizeof(*m));
 }
 
 static int spawn(const char *dir, bool listen, hl_holder_confine *confine, int *fd, pid_t *pid,
-		 char *err, size_t errlen)
+		 struct hl_holder_marks **marks, char *err, size_t errlen)
 {
 	int sp[2];
 	pid_t parent = getpid();
+	struct hl_holder_marks *m = NULL;
+	if (marks) {
+		/* zeroed: nothing written, nothing durable */
+		m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			 -1, 0);
+		m = m == MAP_FAILED ? NULL : m;
+		*marks = NULL;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		snprintf(err, errlen, "cannot start the key holder: socketpair: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+		hl_holder_marks_free(m);
+		snprintf(err, errlen, "cannot start the key holder: socketpair: %s", strerror(e));
+		return -e;
 	}
 	fflush(NULL);
 	*pid = fork();
@@ -357,6 +392,7 @@ static int spawn(const char *dir, bool listen, hl_holder_confine *confine, int *
 		int e = errno;
 		close(sp[0]);
 		close(sp[1]);
+		hl_holder_marks_free(m);
 		snprintf(err, errlen, "cannot start the key holder: fork: %s", strerror(e));
 		return -e;
 	}
@@ -365,20 +401,22 @@ static int spawn(const char *dir, bool listen, hl_holder_confine *confine, int *
 		int mine = go_private(sp[1], parent);
 		if (mine < 0)
 			_exit(1);
-		holder_main(dir, mine, listen, confine);
+		holder_main(dir, mine, listen, confine, m);
 	}
 	close(sp[1]);
 	*fd = sp[0];
+	if (marks)
+		*marks = m;
 	return 0;
 }
 
 int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
-		    char *err, size_t errlen)
+		    struct hl_holder_marks **marks, char *err, size_t errlen)
 {
-	return spawn(dir, true, confine, fd, pid, err, errlen);
+	return spawn(dir, true, confine, fd, pid, marks, err, errlen);
 }
 
 int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
 {
-	return spawn(dir, false, NULL, fd, pid, err, errlen);
+	return spawn(dir, false, NULL, fd, pid, NULL, err, errlen);
 }

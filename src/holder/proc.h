@@ -20,7 +20,9 @@
 #ifndef HL_HOLDER_PROC_H
 #define HL_HOLDER_PROC_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The holder's name in /proc/PID/comm (and so in ps). */
@@ -34,13 +36,32 @@
  * ERR set, and the holder then stops. */
 typedef int hl_holder_confine(const char *dir, char *err, size_t errlen);
 
+/* The holder's marks, in a page it shares with the process that started
+ * it (an anonymous shared mapping made before the fork): how many journal
+ * appends it has made (WRITTEN, stored before each answer leaves) and how
+ * many of them are durable (DURABLE, stored after each fdatasync that
+ * succeeded; it stops moving once one failed).  The holder only stores
+ * into the page, never reads it back: nothing the starter writes there
+ * reaches the holder's decisions.  The starter reads them to spare itself
+ * a SYNC round trip when what it was signed is durable already
+ * (holder/client.h, hl_keys_sync); a starter that writes them fools only
+ * itself, and could as well not ask SYNC at all (docs/keyholder.md 5). */
+struct hl_holder_marks {
+	_Atomic uint64_t written;
+	_Atomic uint64_t durable;
+};
+/* Unmaps M (NULL: nothing). */
+void hl_holder_marks_free(struct hl_holder_marks *m);
+
 /* Starts the key holder for station DIR, which enters CONFINE (NULL:
  * none; station.conf's `Sandbox = off`) before it serves.  *FD gets this
- * process's end of the socketpair (close-on-exec), *PID the holder's pid.
+ * process's end of the socketpair (close-on-exec), *PID the holder's pid,
+ * *MARKS (unless MARKS is NULL) the page of its marks, or NULL when none
+ * could be mapped (then every sync is asked).
  * The child's own failures (identity.key does not load) reach its stderr
  * and end it: the caller's first request then fails. */
 int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
-		    char *err, size_t errlen);
+		    struct hl_holder_marks **marks, char *err, size_t errlen);
 
 /* The same for a command while no daemon runs (holder/client.c): the
  * same process, journal and lock, but it serves its socketpair alone (no

@@ -436,6 +436,11 @@ int hl_holder_settle(struct hl_holder *h)
 	return ret;
 }
 
+void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *durable)
+{
+	hl_heads_marks(h->heads, written, durable);
+}
+
 /* SYNC: what was signed is durable (the loop settled after the last answer;
  * an in-process holder settles here). */
 static void answer_sync(struct hl_holder *h, struct answer *a)

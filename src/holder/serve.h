@@ -69,6 +69,11 @@ void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const
  * every later SIGN, ROTATE and SYNC is answered FAILED. */
 int hl_holder_settle(struct hl_holder *h);
 
+/* The journal's appends (*WRITTEN) and how many of them are durable
+ * (*DURABLE; it stops moving once a settle failed), which the process
+ * publishes to its starter (holder/proc.h, struct hl_holder_marks). */
+void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *durable);
+
 /* Requests refused since the holder started (a network process that asked
  * for what it must not have). */
 uint64_t hl_holder_refusals(const struct hl_holder *h);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,6 +38,7 @@
 #include "chain/queue.h"
 #include "holder/client.h"
 #include "holder/heads.h"
+#include "holder/proc.h"
 #include "holder/proto.h"
 #include "holder/serve.h"
 #include "msg/item.h"
@@ -381,7 +383,14 @@ static void test_written_then_synced(void **state)
 	assert_true(hl_heads_get(again, peer_pk, &seq, hash));
 	assert_int_equal(seq, 1);
 	hl_heads_free(again);
+	/* the marks a holder process publishes: written, not yet durable */
+	uint64_t written, durable;
+	hl_holder_journal_marks(h, &written, &durable);
+	assert_int_equal(written, 1);
+	assert_int_equal(durable, 0);
 	assert_int_equal(hl_holder_settle(h), 0);
+	hl_holder_journal_marks(h, &written, &durable);
+	assert_int_equal(durable, 1);
 	assert_int_equal(ask_raw(h, sync, 2), HL_HOLD_OK);
 	/* a SYNC with bytes after it is malformed */
 	const uint8_t bad[3] = { HL_HOLD_VERSION, HL_HOLD_SYNC, 0 };
@@ -389,6 +398,64 @@ static void test_written_then_synced(void **state)
 	hl_holder_free(h);
 	hl_signer_free(me);
 	free(path);
+}
+
+/* A holder process and the page of marks it shares with its starter: once
+ * the page says the journal is durable past a signature, hl_keys_sync asks
+ * no SYNC; while it does not, the SYNC goes to the holder as before. */
+static void test_marks_spare_sync(void **state)
+{
+	(void)state;
+	char *dir = hl_path_join(tmpdir, "marks");
+	char *id = hl_path_join(dir, "identity.key");
+	char err[300], why[200];
+	hl_signer *me;
+	hl_keys *k;
+	struct hl_holder_marks *m;
+	struct hl_item it, *itp = &it;
+	uint8_t sig[64];
+	uint64_t asked, spared;
+	int fd;
+	pid_t pid;
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(hl_signer_generate(&me), 0);
+	assert_int_equal(hl_signer_write_new(id, me), 0);
+	assert_int_equal(hl_holder_spawn(dir, NULL, &fd, &pid, &m, err, sizeof(err)), 0);
+	assert_non_null(m);
+	assert_int_equal(hl_keys_over_fd(fd, &k, err), 0);
+	hl_keys_defer_sync(k);
+	hl_keys_share_marks(k, m);
+
+	check_item(me, peer_pk, 1, NULL, 1, &it);
+	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
+	assert_true(atomic_load(&m->written) >= 1);
+	for (int i = 0; i < 5000 && atomic_load(&m->durable) < atomic_load(&m->written); i++)
+		usleep(1000); /* the holder's fdatasync, after its answer */
+	assert_int_equal(atomic_load(&m->durable), atomic_load(&m->written));
+	assert_int_equal(hl_keys_sync(k), 0);
+	hl_keys_sync_counts(k, &asked, &spared);
+	assert_int_equal(asked, 0);
+	assert_int_equal(spared, 1);
+
+	/* a page that lags (as it does while the holder's fdatasync runs):
+	 * the SYNC is asked, and answered */
+	uint8_t h1[32];
+	signed_hash(&it, sig, h1);
+	check_item(me, peer_pk, 2, h1, 2, &it);
+	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
+	atomic_store(&m->durable, 0);
+	assert_int_equal(hl_keys_sync(k), 0);
+	hl_keys_sync_counts(k, &asked, &spared);
+	assert_int_equal(asked, 1);
+	assert_int_equal(spared, 1);
+
+	hl_keys_free(k); /* the socketpair closes: the holder ends */
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	hl_signer_free(me);
+	free(id);
+	free(dir);
 }
 
 /* ---- chain/ours.c over an in-process holder ---- */
@@ -657,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_not_an_oracle),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_written_then_synced),
+		cmocka_unit_test(test_marks_spare_sync),
 		cmocka_unit_test(test_taken_back),
 		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_key_rotation),
