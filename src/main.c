@@ -16,8 +16,6 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "daemon/sandbox.h"
-#include "holder/client.h"
 #include "util/mem.h"
 #ifdef HOTLINE_DAEMON_BINARY
 #include "crypto/aead.h"
@@ -158,9 +156,6 @@ int main(int argc, char **argv)
 #ifdef HOTLINE_DAEMON_BINARY
 	hl_noise_set_bulk_aead(&hl_aead_evp);
 #endif
-	/* a key holder this command starts for itself is confined as the
-	 * daemon's is (docs/sandbox.md 2.3) */
-	hl_keys_confine_own(hl_sandbox_own_holder);
 
 	const char *name = argv[optind];
 	const struct hl_command *cmd = find_command(name);

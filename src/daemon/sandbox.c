@@ -18,7 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "conf/config.h"
 #include "daemon/privs.h"
 #include "daemon/sandbox_int.h"
 #include "util/err.h"
@@ -153,22 +152,6 @@ int hl_sandbox_holder(const char *dir, char *err, size_t errlen)
 	int ret = hl_sandbox_enter(&spec, note, err, errlen);
 	if (ret == 0)
 		hl_info("key holder: %s", note);
-	return ret;
-}
-
-int hl_sandbox_own_holder(const char *dir, char *err, size_t errlen)
-{
-	char note[HL_SANDBOX_NOTE_LEN], cerr[HL_CONF_ERR_LEN];
-	struct hl_sandbox_spec spec = { .role = HL_SANDBOX_HOLDER, .station = dir };
-	hl_station_conf *conf = NULL;
-	/* a station.conf that does not load: the sandbox all the same */
-	bool off = hl_conf_load(dir, &conf, cerr) == 0 && !conf->sandbox;
-	hl_conf_free(conf);
-	if (off)
-		return 0;
-	int ret = hl_sandbox_enter(&spec, note, err, errlen);
-	if (ret == 0)
-		hl_debug("key holder: %s", note);
 	return ret;
 }
 

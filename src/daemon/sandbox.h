@@ -56,11 +56,6 @@ int hl_sandbox_bind_thread(int ruleset_fd);
  * and cannot call this); the note goes to the log.  0, or a negative code
  * with ERR set; the holder must then stop. */
 int hl_sandbox_holder(const char *dir, char *err, size_t errlen);
-/* The same for the key holder a command starts for itself while no daemon
- * runs (holder/client.h, hl_keys_confine_own), unless station.conf says
- * `Sandbox = off`; its note is a debug line (a command's output is its
- * own). */
-int hl_sandbox_own_holder(const char *dir, char *err, size_t errlen);
 
 /* The kernel's Landlock ABI version; 0 when it has none. */
 int hl_sandbox_landlock_abi(void);

@@ -547,20 +547,12 @@ static bool ended(int fd)
  * answers once it holds keyholder.lock — at once, or when another
  * command's holder has finished.  Meanwhile a daemon may start and its
  * holder take the lock first: its socket is then used instead. */
-static hl_holder_confine *own_confine; /* hl_keys_confine_own */
-
-void hl_keys_confine_own(hl_holder_confine *confine)
-{
-	own_confine = confine;
-}
-
 static int open_own(hl_keys *k, const char *dir, int dirfd, char err[static HL_KEYS_ERR_LEN])
 {
 	struct hl_hold_request q = { .type = HL_HOLD_KEYS };
 	struct call c;
 	int sock = -1, ret;
-	if ((ret = hl_holder_spawn_own(dir, own_confine, &k->fd, &k->pid, err,
-				       HL_KEYS_ERR_LEN)) < 0)
+	if ((ret = hl_holder_spawn_own(dir, &k->fd, &k->pid, err, HL_KEYS_ERR_LEN)) < 0)
 		return ret;
 	int64_t deadline = mono_ms() + LOCK_WAIT_MS;
 	ask_start(k, &q, &c);

@@ -26,7 +26,6 @@
 #include <stdint.h>
 
 #include "crypto/signer.h"
-#include "holder/proc.h"
 #include "holder/proto.h"
 #include "msg/item.h"
 
@@ -50,13 +49,6 @@ enum hl_keys_need {
  * gets one line. */
 int hl_keys_open(const char *dir, enum hl_keys_need need, hl_keys **out,
 		 char err[static HL_KEYS_ERR_LEN]);
-/* What the key holder a command starts for itself (hl_keys_open, no
- * daemon running) enters once it has started, as the daemon's does
- * (holder/proc.h, hl_holder_confine): set once, before any hl_keys_open.
- * src/main.c hands down the daemon's sandbox for it, which this lower
- * layer cannot call; NULL, the default, is none (tests, benchmarks). */
-void hl_keys_confine_own(hl_holder_confine *confine);
-
 /* The daemon's: the key holder over FD (a connected stream socket,
  * taken), asked for the public keys at once. */
 int hl_keys_over_fd(int fd, hl_keys **out, char err[static HL_KEYS_ERR_LEN]);

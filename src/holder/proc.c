@@ -416,8 +416,7 @@ int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t 
 	return spawn(dir, true, confine, fd, pid, marks, err, errlen);
 }
 
-int hl_holder_spawn_own(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
-			char *err, size_t errlen)
+int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen)
 {
-	return spawn(dir, false, confine, fd, pid, NULL, err, errlen);
+	return spawn(dir, false, NULL, fd, pid, NULL, err, errlen);
 }

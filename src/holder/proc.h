@@ -66,11 +66,9 @@ int hl_holder_spawn(const char *dir, hl_holder_confine *confine, int *fd, pid_t 
 /* The same for a command while no daemon runs (holder/client.c): the
  * same process, journal and lock, but it serves its socketpair alone (no
  * keyholder.sock: it ends with its command, and another command must not
- * be left talking to it), and enters CONFINE (NULL: none) as the daemon's
- * does.  It waits for keyholder.lock while another holder has it; its
- * first answer comes once it holds the lock. */
-int hl_holder_spawn_own(const char *dir, hl_holder_confine *confine, int *fd, pid_t *pid,
-			char *err, size_t errlen);
+ * be left talking to it).  It waits for keyholder.lock while another
+ * holder has it; its first answer comes once it holds the lock. */
+int hl_holder_spawn_own(const char *dir, int *fd, pid_t *pid, char *err, size_t errlen);
 
 /* The holder's life, in the child: FD the socketpair's end.  Never
  * returns; exits 0 when the daemon's end closes, 1 when it cannot start. */

@@ -33,8 +33,6 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
-
 from station import scaled, wait_for
 from mailutil import deliver, email_station, good_mail, pickup_status
 
@@ -229,38 +227,3 @@ def test_key_holder_is_sandboxed(net):
         assert holder_of(st.pid) == holders[st.name], f"{st.name}'s key holder changed"
         assert proc_status(holders[st.name])["Seccomp"] == "2"
         assert "hotline: sandbox: system call" not in st.log_text(), st.log_tail()
-
-
-def own_holder_of(pid):
-    return child_named(pid, "hotline-keys")
-
-
-@pytest.mark.parametrize("sandbox", ["on", "off"])
-def test_a_commands_own_key_holder_is_sandboxed(net, sandbox):
-    """With no daemon, a command starts a key holder of its own: it is
-    confined as the daemon's is, unless station.conf says Sandbox = off."""
-    a = net.station("alpha", Sandbox=sandbox)
-    b = net.station("beta")
-    a.pin(b)
-    # send --lines holds its keys while it reads its lines: the holder lives
-    p = subprocess.Popen(a.cmd_prefix + [a.bin, "-d", a.dir, "send", "beta", "--lines"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        p.stdin.write(b"the first line\n")
-        p.stdin.flush()
-        wait_for(lambda: own_holder_of(p.pid), scaled(20), "the command's key holder")
-        holder = own_holder_of(p.pid)
-        if sandbox == "on":
-            assert_sandboxed(holder, "the command's key holder")
-        else:
-            assert proc_status(holder)["Seccomp"] == "0"
-        out, err = p.communicate(input=b"the second line\n", timeout=scaled(30))
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err.decode()
-    assert len(out.split()) == 2, out
-    # signed by the confined holder: the journal has them, the outbox too
-    assert len(a.outbox()) == 2
-    assert b"sandbox: system call" not in err, err.decode()
