@@ -70,8 +70,8 @@ struct hl_heads {
 	int fd;
 	struct seg mem[2];            /* in memory: [0] the old segment, [1] the current */
 	size_t size;                  /* the current segment's length */
-	bool unsynced;                /* appended since the last fdatasync */
-	uint64_t appended, synced;    /* appends made; of them, known durable */
+	uint64_t appended, synced;    /* appends made; of them, known durable (the
+	                               * rest came after the last fdatasync) */
 	struct chain *c;
 	size_t nc, capc;
 };
@@ -413,18 +413,14 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 		return ret;
 	}
 	h->size += len;
-	h->unsynced = true;
 	h->appended++;
 	return 0;
 }
 
 int hl_heads_sync(hl_heads *h)
 {
-	if (h->unsynced) {
-		if (h->path && fdatasync(h->fd) < 0)
-			return -errno;
-		h->unsynced = false;
-	}
+	if (h->synced != h->appended && h->path && fdatasync(h->fd) < 0)
+		return -errno;
 	h->synced = h->appended;
 	return 0;
 }
