@@ -135,17 +135,24 @@ def test_connected_but_no_answer_alarm(daemons, tmp_path):
 
 
 def test_watch_shows_checks_and_alarms(daemons):
+    import select
     import subprocess
     from station import HOTLINE_BIN
     a, b, _ = daemons.pair()
     w = subprocess.Popen([HOTLINE_BIN, "-d", a.dir, "watch", "--json"], stdout=subprocess.PIPE,
                          text=True)
     try:
-        time.sleep(0.3)
-        a.cmd("check", "bravo")
-        line = w.stdout.readline()
-        ev = json.loads(line)
+        # The watcher sees only what happens once it has subscribed, which
+        # it does not announce: check again until a check shows (a sleep
+        # before one check lost the race under the sanitizers, and a bare
+        # readline then waited for ever).
+        deadline = time.monotonic() + scaled(60)
+        ev = {}
         while ev.get("event") != "check":
+            assert time.monotonic() < deadline, "no check event from watch"
+            if not select.select([w.stdout], [], [], 1.0)[0]:
+                a.cmd("check", "bravo")
+                continue
             ev = json.loads(w.stdout.readline())
         assert ev["peer"] == "bravo" and ev["result"] == "ok"
     finally:
