@@ -114,10 +114,11 @@ static const char *const holder_calls[] = {
 	 * only) */
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
 	/* its descriptors: the log (stderr), the journal (appended, made
-	 * durable, cut back after a failed write, read to take an item back),
-	 * identity.key read and written anew at a rotation (fchmod 0600) */
-	"read", "write", "close", "fstat", "newfstatat", "statx", "fsync", "fdatasync",
-	"ftruncate", "fchmod",
+	 * written over its zeros ahead, made durable, cut back after a failed
+	 * write, read to take an item back), identity.key read and written
+	 * anew at a rotation (fchmod 0600) */
+	"read", "write", "pwrite64", "close", "fstat", "newfstatat", "statx", "fsync",
+	"fdatasync", "ftruncate", "fchmod",
 	/* paths, where Landlock decides: a segment or identity.key replaced
 	 * (a new file renamed over it, the folder opened to fsync it),
 	 * keyholder.sock removed at the end */

@@ -7,12 +7,22 @@
  *   body: u8 kind (1 item, 2 head only) | peer[32] | u64 seq | hash[32]
  *         | u64 time_ms | kind 1: u32 item_len, item, u32 note_len, note
  *
+ * and then zeros: the file is written ZEROS_AHEAD past its records, so
+ * that a request's records overwrite bytes that are already there and the
+ * fdatasync that makes them durable writes data alone — no new length, no
+ * new block to record (an append made every fdatasync write the inode too,
+ * and the key holder's sits on the FLASH path, docs/keyholder.md 5).  The
+ * zeros are renewed one ZEROS_AHEAD at a time, by the write that would pass
+ * them.
+ *
  * Replaying the records in order gives each chain's head: the record of
- * highest seq.  A request's records are written with one write(), made
+ * highest seq.  A request's records are written with one pwrite(), made
  * durable by the next hl_heads_sync (one fdatasync); a record that does not
- * check (a torn write: the machine stopped before that fdatasync returned,
- * so no signature of it left the station) ends the journal, and opening
- * cuts it off there.
+ * check ends the journal: zeros (the clean end), or a torn write (the
+ * machine stopped before that fdatasync returned, so no signature of it
+ * left the station).  Opening cuts a segment back to its last good record
+ * when anything but zeros follows it (a torn write, or what a failed write
+ * left), so that past the records there is nothing but zeros.
  *
  * Two segments: the current one (HL_HEADS_FILE) and the one before it
  * (HL_HEADS_FILE.old).  When the current one passes HL_HEADS_SEGMENT_BYTES
@@ -51,7 +61,8 @@
 #define BODY_MAX (FIXED_LEN + 8 + HL_ITEM_MAX + HL_HOLD_NOTE_MAX)
 /* What a segment may hold when it is read: past its size by at most one
  * request's records. */
-#define IMAGE_MAX ((size_t)HL_HEADS_SEGMENT_BYTES + 2 * HL_HOLD_FRAME_MAX)
+#define ZEROS_AHEAD ((size_t)1 << 20)
+#define IMAGE_MAX ((size_t)HL_HEADS_SEGMENT_BYTES + 2 * HL_HOLD_FRAME_MAX + ZEROS_AHEAD)
 
 struct chain {
 	uint8_t peer[32];
@@ -69,7 +80,10 @@ struct hl_heads {
 	char *path, *old_path;        /* NULL: in memory */
 	int fd;
 	struct seg mem[2];            /* in memory: [0] the old segment, [1] the current */
-	size_t size;                  /* the current segment's length */
+	size_t size;                  /* the current segment's records: where the next goes */
+	size_t alloc;                 /* its file's length: size, then zeros to here */
+	bool cut;                     /* a failed write may have left bytes past
+	                               * size, and cutting them off failed too */
 	uint64_t appended, synced;    /* appends made; of them, known durable (the
 	                               * rest came after the last fdatasync) */
 	struct chain *c;
@@ -204,16 +218,17 @@ int hl_heads_replay(hl_heads *h, const uint8_t *buf, size_t len, size_t *good)
 
 /* ---- segments ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+static int pwrite_all(int fd, const uint8_t *p, size_t len, size_t off)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		p += n;
+		off += (size_t)n;
 		len -= (size_t)n;
 	}
 	return 0;
@@ -268,8 +283,8 @@ static uint8_t *heads_only(const hl_heads *h, uint64_t now_ms, size_t *len)
 	return w.p;
 }
 
-/* The current segment starts (anew): the heads, durably, then it is open
- * for appending. */
+/* The current segment starts (anew): the heads and zeros ahead of them,
+ * durably, then it is open for writing. */
 static int start_segment(hl_heads *h, uint64_t now_ms)
 {
 	size_t len;
@@ -281,17 +296,22 @@ static int start_segment(hl_heads *h, uint64_t now_ms)
 		h->size = len;
 		return 0;
 	}
-	ret = hl_write_file_atomic(h->path, buf, len, 0600);
+	uint8_t *file = xcalloc(1, len + ZEROS_AHEAD);
+	memcpy(file, buf, len);
 	free(buf);
+	ret = hl_write_file_atomic(h->path, file, len + ZEROS_AHEAD, 0600);
+	free(file);
 	if (ret < 0)
 		return ret;
-	int fd = open(h->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open(h->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (h->fd >= 0)
 		close(h->fd);
 	h->fd = fd;
 	h->size = len;
+	h->alloc = len + ZEROS_AHEAD;
+	h->cut = false;
 	return 0;
 }
 
@@ -312,27 +332,41 @@ static int rotate(hl_heads *h, uint64_t now_ms)
 	return start_segment(h, now_ms);
 }
 
-/* Replays segment I; the current one's torn tail is cut off. */
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Replays segment I; past the current one's records, anything but zeros
+ * (a torn tail) is cut off. */
 static int replay_file(hl_heads *h, int i, char *err, size_t errlen)
 {
 	const uint8_t *buf;
 	uint8_t *free_me;
-	size_t len, good;
+	size_t len = 0, good = 0;
+	bool zeros = true;
 	int ret = image(h, i, &buf, &len, &free_me);
-	if (ret == 0 && buf)
+	if (ret == 0 && buf) {
 		ret = hl_heads_replay(h, buf, len, &good);
+		zeros = ret == 0 && all_zero(buf + good, len - good);
+	}
 	image_free(free_me, len);
 	if (ret < 0) {
 		snprintf(err, errlen, "%s is not a key holder's journal (%s): it is left as it is",
 			 i ? h->path : h->old_path, hl_strerror(ret));
 		return ret;
 	}
-	if (i == 1 && good < len && truncate(h->path, (off_t)good) < 0) {
+	if (i != 1)
+		return 0;
+	if (!zeros && truncate(h->path, (off_t)good) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot cut the torn end off %s: %s", h->path, strerror(errno));
 	}
-	if (i == 1)
-		h->size = good;
+	h->size = good;
+	h->alloc = zeros ? len : good;
 	return ret;
 }
 
@@ -350,7 +384,7 @@ static int open_files(hl_heads *h, char *err, size_t errlen)
 	}
 	if ((ret = replay_file(h, 1, err, errlen)) < 0)
 		return ret;
-	h->fd = open(h->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	h->fd = open(h->path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (h->fd < 0 || fsync(h->fd) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot open %s: %s", h->path, strerror(errno));
@@ -393,9 +427,10 @@ void hl_heads_free(hl_heads *h)
 	free(h);
 }
 
-/* Appends LEN bytes (hl_heads_sync makes them durable); on failure the
- * segment is cut back to where it was, so that a half-written request
- * leaves nothing. */
+/* Appends LEN bytes (hl_heads_sync makes them durable): over the zeros
+ * ahead, or past them with new zeros after.  On failure the segment is cut
+ * back to its records, so that a half-written request leaves nothing (the
+ * next write tries again if that failed too). */
 static int put(hl_heads *h, const uint8_t *buf, size_t len)
 {
 	if (!h->path) {
@@ -407,9 +442,25 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 		h->appended++;
 		return 0;
 	}
-	int ret = write_all(h->fd, buf, len);
+	int ret = 0;
+	if (h->cut) {
+		if (ftruncate(h->fd, (off_t)h->size) < 0)
+			return -errno;
+		h->cut = false;
+		h->alloc = h->size;
+	}
+	if ((ret = pwrite_all(h->fd, buf, len, h->size)) == 0 && h->size + len > h->alloc) {
+		static const uint8_t zeros[64 << 10];
+		size_t end = h->size + len;
+		for (size_t off = 0; ret == 0 && off < ZEROS_AHEAD; off += sizeof(zeros))
+			ret = pwrite_all(h->fd, zeros, sizeof(zeros), end + off);
+		if (ret == 0)
+			h->alloc = end + ZEROS_AHEAD;
+	}
 	if (ret < 0) {
-		(void)!ftruncate(h->fd, (off_t)h->size);
+		h->cut = ftruncate(h->fd, (off_t)h->size) < 0;
+		if (!h->cut)
+			h->alloc = h->size;
 		return ret;
 	}
 	h->size += len;
