@@ -14,8 +14,9 @@
  *      held back are handled, and each engine authors its receipts);
  *   2. one commit — one fsync for the whole burst — or, when a hook failed,
  *      a rollback; after a commit, the key holder's word that what it
- *      signed for the burst is durable too (its fdatasync ran meanwhile:
- *      hl_commit_durable);
+ *      signed for the burst is durable too (durable(): the holder handed
+ *      its journal's records to the disk before the commit's fdatasync
+ *      began, which flushed them too, or its own fdatasync says so);
  *   3. the callbacks given to hl_commit_defer() in this turn (the "send"
  *      requests are answered: their messages are durable);
  *   4. the services' after_commit hooks (alarms are acted on; the engines
@@ -116,10 +117,15 @@ static void pass(struct hl_daemon *d)
 		return;
 	int ret = hl_services_before_commit(d, uv_now(&d->loop));
 	if (k->txn.open) {
-		if (ret == 0)
+		if (ret == 0) {
+			/* a commit that writes rows fdatasyncs the store: what
+			 * the holder has on the disk now is durable after it */
+			if (d->keys && hl_store_txn_wrote(d->store))
+				hl_keys_flush_begins(d->keys);
 			ret = hl_store_commit(d->store);
-		else
+		} else {
 			hl_store_rollback(d->store);
+		}
 		k->txn.open = false;
 		k->error[0] = '\0';
 		if (ret == 0 && durable(d) < 0) {

@@ -20,7 +20,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,8 +30,10 @@
 #include "daemon/daemon_int.h"
 #include "daemon/sandbox.h"
 #include "holder/client.h"
+#include "holder/heads.h"
 #include "holder/proc.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 /* The holder refused to sign what a part of this daemon asked: the alarm
@@ -60,6 +64,18 @@ static bool pinned(void *user, const uint8_t pub[static 32])
 	return hl_peer_by_key(user, pub) != NULL;
 }
 
+/* The journal of heads and the store on one filesystem (the store is
+ * made in DIR when the daemon first opens it, after this): an fdatasync of
+ * the store flushes the disk's cache over the journal's pushed records. */
+static bool same_filesystem(const char *dir)
+{
+	char *heads = hl_path_join(dir, HL_HEADS_FILE);
+	struct stat a, b;
+	bool same = stat(heads, &a) == 0 && stat(dir, &b) == 0 && a.st_dev == b.st_dev;
+	free(heads);
+	return same;
+}
+
 int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 {
 	char kerr[HL_KEYS_ERR_LEN];
@@ -80,10 +96,13 @@ int hl_keys_start(struct hl_daemon *d, char *err, size_t errlen)
 		return ret;
 	}
 	d->id = hl_keys_signer(d->keys);
-	/* the holder's fdatasync overlaps the store's commit (commit.c); its
-	 * marks spare the SYNC round trip when it has finished first */
+	/* the holder hands what it signed to the disk while the store commits
+	 * (commit.c); its marks spare the SYNC round trip when the store's
+	 * fdatasync began after that, on the same filesystem */
 	hl_keys_defer_sync(d->keys);
 	hl_keys_share_marks(d->keys, marks);
+	if (same_filesystem(d->dir))
+		hl_keys_ride_flush(d->keys);
 	hl_keys_on_refusal(d->keys, on_refusal, d);
 	hl_keys_remember_statics(d->keys, pinned, d);
 	hl_signer_fingerprint(d->id, d->fingerprint);

@@ -113,12 +113,12 @@ static const char *const holder_calls[] = {
 	/* signals: the SIGSYS handler (kill and tgkill: below, of itself
 	 * only) */
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
-	/* its descriptors: the log (stderr), the journal (appended, made
-	 * written over its zeros ahead, made durable, cut back after a failed
-	 * write, read to take an item back), identity.key read and written
-	 * anew at a rotation (fchmod 0600) */
+	/* its descriptors: the log (stderr), the journal (written over its
+	 * zeros ahead, handed to the disk, made durable, cut back after a
+	 * failed write, read to take an item back), identity.key read and
+	 * written anew at a rotation (fchmod 0600) */
 	"read", "write", "pwrite64", "close", "fstat", "newfstatat", "statx", "fsync",
-	"fdatasync", "ftruncate", "fchmod",
+	"fdatasync", "sync_file_range", "ftruncate", "fchmod",
 	/* paths, where Landlock decides: a segment or identity.key replaced
 	 * (a new file renamed over it, the folder opened to fsync it),
 	 * keyholder.sock removed at the end */
@@ -128,6 +128,9 @@ static const char *const holder_calls[] = {
 	/* the connections: accepting on keyholder.sock, the asker's uid
 	 * (SO_PEERCRED), requests in, answers out */
 	"accept", "accept4", "getsockopt", "recvfrom", "sendto",
+	/* its starter woken when the journal's records are on the disk
+	 * (the page of marks, holder/proc.h) */
+	"futex",
 	/* who it is: raise() in the SIGSYS handler, the asker's uid compared
 	 * with its own; a rotation's next keys */
 	"getpid", "gettid", "geteuid", "getrandom",

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +29,7 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/timefmt.h"
 
 /* How long an answer may take: a run of 256 items and an fsync, on a slow
  * disk under load. */
@@ -34,6 +37,8 @@
 /* How long a command's own holder may wait for keyholder.lock (another
  * command's holder has it). */
 #define LOCK_WAIT_MS 60000
+/* How long hl_keys_flush_begins waits for the holder's push */
+#define PUSH_WAIT_US 2000
 
 struct hl_keys {
 	int fd;                       /* the key holder's socket; -1 in memory */
@@ -44,6 +49,9 @@ struct hl_keys {
 	bool unsynced;                /* signatures given since the last SYNC */
 	struct hl_holder_marks *marks; /* our holder's (hl_keys_share_marks); NULL */
 	uint64_t need;                /* the journal's appends at our last signature */
+	bool ride;                    /* hl_keys_ride_flush: the owner's fdatasyncs count */
+	uint64_t disk_seen;           /* the marks' on_disk when the owner's last
+	                               * fdatasync began (hl_keys_flush_begins) */
 	uint64_t syncs_asked, syncs_spared;
 	hl_signer *face;
 	pthread_mutex_t mu;           /* one request at a time */
@@ -792,6 +800,31 @@ void hl_keys_share_marks(hl_keys *k, struct hl_holder_marks *m)
 	k->marks = m;
 }
 
+void hl_keys_ride_flush(hl_keys *k)
+{
+	k->ride = true;
+}
+
+void hl_keys_flush_begins(hl_keys *k)
+{
+	if (!k->marks || !k->ride || !k->unsynced)
+		return;
+	/* The holder pushes right after its answer (tens of microseconds):
+	 * wait for it a little, on the page's futex word, so that the flush
+	 * about to begin covers it; past PUSH_WAIT_US, hl_keys_sync asks. */
+	uint64_t start = hl_mono_us();
+	for (;;) {
+		uint32_t moved = atomic_load_explicit(&k->marks->moved, memory_order_acquire);
+		k->disk_seen = atomic_load_explicit(&k->marks->on_disk, memory_order_acquire);
+		uint64_t waited = hl_mono_us() - start;
+		if (k->disk_seen >= k->need || waited >= PUSH_WAIT_US)
+			return;
+		uint64_t left = PUSH_WAIT_US - waited;
+		struct timespec ts = { 0, (long)(left * 1000) };
+		(void)syscall(SYS_futex, &k->marks->moved, FUTEX_WAIT, moved, &ts, NULL, 0);
+	}
+}
+
 void hl_keys_sync_counts(const hl_keys *k, uint64_t *asked, uint64_t *spared)
 {
 	*asked = k->syncs_asked;
@@ -803,11 +836,15 @@ int hl_keys_sync(hl_keys *k)
 	struct hl_hold_request q = { .type = HL_HOLD_SYNC };
 	struct hl_hold_response a;
 	uint8_t *buf = NULL;
+	uint64_t seen = k->disk_seen;
+	k->disk_seen = 0; /* good for the one fdatasync that began after it */
 	if (!k->unsynced)
 		return 0;
-	/* The holder's page says so already: no round trip (holder/proc.h) */
+	/* The holder's page says so already: no round trip (holder/proc.h) —
+	 * durable, or on the disk before the owner's own fdatasync began */
 	if (k->marks &&
-	    atomic_load_explicit(&k->marks->durable, memory_order_acquire) >= k->need) {
+	    (atomic_load_explicit(&k->marks->durable, memory_order_acquire) >= k->need ||
+	     (k->ride && seen >= k->need))) {
 		k->unsynced = false;
 		k->syncs_spared++;
 		return 0;

@@ -107,8 +107,9 @@ bool hl_keys_head_is(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 void hl_keys_know_head(hl_keys *k, const uint8_t peer[static 32], uint64_t seq);
 
 /* Durability.  The holder answers a signing request once its journal has
- * the new positions written, and makes them durable (fdatasync) right
- * after, while the asker commits its store; hl_keys_sync asks it (SYNC)
+ * the new positions written, and hands them to the disk right after (its
+ * own holder process; an in-process one makes them durable), while the
+ * asker commits its store; hl_keys_sync asks it (SYNC)
  * whether everything it signed for this handle is durable, and returns 0
  * once it is (at once when nothing was signed since the last).  Nothing
  * signed may leave the station before: a machine that lost power would
@@ -125,6 +126,13 @@ int hl_keys_sync(hl_keys *k);
  * The daemon gives its holder's. */
 struct hl_holder_marks;
 void hl_keys_share_marks(hl_keys *k, struct hl_holder_marks *m);
+/* The owner's store is on the journal's filesystem (the daemon checks), so
+ * that an fdatasync of it flushes the disk's cache over the journal's
+ * records too: hl_keys_flush_begins, called right before such an fdatasync
+ * begins, notes the marks' ON_DISK, and the hl_keys_sync after it asks no
+ * SYNC when that reached K's last signature (docs/keyholder.md 5). */
+void hl_keys_ride_flush(hl_keys *k);
+void hl_keys_flush_begins(hl_keys *k);
 /* The syncs hl_keys_sync asked of the holder, and those the marks spared. */
 void hl_keys_sync_counts(const hl_keys *k, uint64_t *asked, uint64_t *spared);
 

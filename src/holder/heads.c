@@ -16,8 +16,11 @@
  * them.
  *
  * Replaying the records in order gives each chain's head: the record of
- * highest seq.  A request's records are written with one pwrite(), made
- * durable by the next hl_heads_sync (one fdatasync); a record that does not
+ * highest seq.  A request's records are written with one pwrite(), handed
+ * to the disk by the next hl_heads_push (sync_file_range: no new length or
+ * block to write, thanks to the zeros, so the asker's own fdatasync that
+ * follows makes them durable) or made durable by the next hl_heads_sync
+ * (one fdatasync); a record that does not
  * check ends the journal: zeros (the clean end), or a torn write (the
  * machine stopped before that fdatasync returned, so no signature of it
  * left the station).  Opening cuts a segment back to its last good record
@@ -86,6 +89,10 @@ struct hl_heads {
 	                               * size, and cutting them off failed too */
 	uint64_t appended, synced;    /* appends made; of them, known durable (the
 	                               * rest came after the last fdatasync) */
+	uint64_t pushed;              /* of them, on the disk (written out and waited
+	                               * for, hl_heads_push), maybe in its cache */
+	bool grown;                   /* the file's length or blocks changed since
+	                               * the last fdatasync */
 	struct chain *c;
 	size_t nc, capc;
 };
@@ -446,18 +453,21 @@ static int put(hl_heads *h, const uint8_t *buf, size_t len)
 	if (h->cut) {
 		if (ftruncate(h->fd, (off_t)h->size) < 0)
 			return -errno;
+		h->grown = true;
 		h->cut = false;
 		h->alloc = h->size;
 	}
 	if ((ret = pwrite_all(h->fd, buf, len, h->size)) == 0 && h->size + len > h->alloc) {
 		static const uint8_t zeros[64 << 10];
 		size_t end = h->size + len;
+		h->grown = true;
 		for (size_t off = 0; ret == 0 && off < ZEROS_AHEAD; off += sizeof(zeros))
 			ret = pwrite_all(h->fd, zeros, sizeof(zeros), end + off);
 		if (ret == 0)
 			h->alloc = end + ZEROS_AHEAD;
 	}
 	if (ret < 0) {
+		h->grown = true;
 		h->cut = ftruncate(h->fd, (off_t)h->size) < 0;
 		if (!h->cut)
 			h->alloc = h->size;
@@ -472,13 +482,31 @@ int hl_heads_sync(hl_heads *h)
 {
 	if (h->synced != h->appended && h->path && fdatasync(h->fd) < 0)
 		return -errno;
-	h->synced = h->appended;
+	h->synced = h->pushed = h->appended;
+	h->grown = false;
 	return 0;
 }
 
-void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *durable)
+int hl_heads_push(hl_heads *h)
+{
+	if (h->pushed == h->appended)
+		return 0;
+	/* a new length or new blocks: only an fdatasync of this file writes
+	 * them */
+	if (h->grown || !h->path)
+		return hl_heads_sync(h);
+	if (sync_file_range(h->fd, 0, 0,
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+		return -errno;
+	h->pushed = h->appended;
+	return 0;
+}
+
+void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *pushed, uint64_t *durable)
 {
 	*written = h->appended;
+	*pushed = h->pushed;
 	*durable = h->synced;
 }
 

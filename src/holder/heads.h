@@ -5,11 +5,13 @@
  * lately with the notes their askers gave.
  *
  * hl_heads_append writes a request's records (the page cache has them:
- * the holder process may die, they stay); hl_heads_sync makes them
- * durable (fdatasync).  The holder answers with the signatures between the
- * two and syncs at once, while its asker commits its own store; the asker
- * releases nothing signed before a SYNC answer says the journal is durable
- * (docs/keyholder.md section 5).  So whatever happens next (the asker dies
+ * the holder process may die, they stay); hl_heads_push hands them to the
+ * disk (written out and waited for, without a flush of the disk's cache);
+ * hl_heads_sync makes them durable (fdatasync).  The holder answers with
+ * the signatures, then pushes at once, while its asker commits its own
+ * store; the asker releases nothing signed before the journal is durable:
+ * a SYNC answer says so, or its own store's fdatasync began after the push
+ * ended (docs/keyholder.md section 5).  So whatever happens next (the asker dies
  * before its store commits, the machine loses power), no signature that
  * left the station is missing from the journal, and the holder never signs
  * another item at its position.
@@ -68,9 +70,18 @@ int hl_heads_append(hl_heads *h, const struct hl_heads_rec *r, size_t n, uint64_
  * nothing was appended since the last).  A failure leaves them in doubt:
  * the caller gives out no signature after it. */
 int hl_heads_sync(hl_heads *h);
-/* How many appends were made (*WRITTEN), and how many of them are known
- * durable (*DURABLE: those before the last hl_heads_sync that succeeded). */
-void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *durable);
+/* Hands the appended records to the disk: written out and waited for
+ * (sync_file_range), so that an fdatasync of any file of this filesystem
+ * that begins after it makes them durable too, as it flushes the disk's
+ * cache — they overwrite the zeros ahead, so no length or block of the
+ * file is outstanding.  When one is (the zeros were renewed, or a write cut
+ * back), an fdatasync instead (hl_heads_sync).  A failure leaves them in
+ * doubt, as hl_heads_sync's. */
+int hl_heads_push(hl_heads *h);
+/* How many appends were made (*WRITTEN), how many of them are on the disk
+ * (*PUSHED: before the last push or sync that succeeded) and how many are
+ * known durable (*DURABLE: before the last hl_heads_sync that succeeded). */
+void hl_heads_marks(const hl_heads *h, uint64_t *written, uint64_t *pushed, uint64_t *durable);
 
 /* Calls FN for each item kept of the chain with PEER whose seq is above
  * AFTER, in order of seq, until FN returns non-zero (returned). */

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -61,16 +64,24 @@ struct holder_proc {
 };
 
 /* The journal's marks, where the starter reads them (holder/proc.h): the
- * appends as they are made, before the answer leaves; the durable ones
- * after a settle. */
+ * appends as they are made, before the answer leaves; those on the disk
+ * after a push, the durable ones after a settle. */
 static void publish(struct holder_proc *p)
 {
-	uint64_t written, durable;
+	uint64_t written, pushed, durable;
 	if (!p->marks || !p->h)
 		return;
-	hl_holder_journal_marks(p->h, &written, &durable);
+	hl_holder_journal_marks(p->h, &written, &pushed, &durable);
 	atomic_store_explicit(&p->marks->written, written, memory_order_release);
+	bool moved = atomic_load_explicit(&p->marks->on_disk, memory_order_relaxed) != pushed;
+	atomic_store_explicit(&p->marks->on_disk, pushed, memory_order_release);
 	atomic_store_explicit(&p->marks->durable, durable, memory_order_release);
+	if (moved) {
+		/* the starter may wait for it (holder/client.c): a shared page
+		 * between two processes, so not FUTEX_PRIVATE */
+		atomic_fetch_add_explicit(&p->marks->moved, 1, memory_order_release);
+		(void)syscall(SYS_futex, &p->marks->moved, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
 }
 
 static void conn_close(struct conn *c)
@@ -259,8 +270,10 @@ static void serve(struct holder_proc *p)
 				keep = conn_write(c);
 			if (keep && c->out)
 				keep = conn_write(c); /* an answer just made: out at once */
-			/* then what it signed to disk, while the asker commits */
-			(void)hl_holder_settle(p->h);
+			/* then what it signed to the disk, while the asker
+			 * commits: the asker's fdatasync makes it durable, or
+			 * a SYNC does (docs/keyholder.md 5) */
+			(void)hl_holder_push(p->h);
 			publish(p);
 			if (!keep && i == 0)
 				return; /* the daemon is gone */

@@ -38,17 +38,25 @@ typedef int hl_holder_confine(const char *dir, char *err, size_t errlen);
 
 /* The holder's marks, in a page it shares with the process that started
  * it (an anonymous shared mapping made before the fork): how many journal
- * appends it has made (WRITTEN, stored before each answer leaves) and how
- * many of them are durable (DURABLE, stored after each fdatasync that
- * succeeded; it stops moving once one failed).  The holder only stores
+ * appends it has made (WRITTEN, stored before each answer leaves), how
+ * many of them the disk has (ON_DISK, stored after each push: written out
+ * and waited for, not yet flushed from the disk's cache) and how many are
+ * durable (DURABLE, stored after each fdatasync that succeeded).  The last
+ * two stop moving once a push or fdatasync failed.  The holder only stores
  * into the page, never reads it back: nothing the starter writes there
  * reaches the holder's decisions.  The starter reads them to spare itself
- * a SYNC round trip when what it was signed is durable already
- * (holder/client.h, hl_keys_sync); a starter that writes them fools only
- * itself, and could as well not ask SYNC at all (docs/keyholder.md 5). */
+ * a SYNC round trip when what it was signed is durable already, or will be
+ * once its own store's fdatasync (which begins after it read ON_DISK)
+ * returns (holder/client.h, hl_keys_sync).  MOVED is a futex word it may
+ * wait on for ON_DISK to move, a few microseconds after an answer.  A
+ * starter that writes them
+ * fools only itself, and could as well not ask SYNC at all
+ * (docs/keyholder.md 5). */
 struct hl_holder_marks {
 	_Atomic uint64_t written;
+	_Atomic uint64_t on_disk;
 	_Atomic uint64_t durable;
+	_Atomic uint32_t moved;       /* bumped, and futex-woken, when ON_DISK moves */
 };
 /* Unmaps M (NULL: nothing). */
 void hl_holder_marks_free(struct hl_holder_marks *m);

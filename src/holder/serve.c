@@ -425,9 +425,9 @@ static void answer_small(struct hl_holder *h, const struct hl_hold_request *q,
 	}
 }
 
-int hl_holder_settle(struct hl_holder *h)
+/* RET of a settle or push: a failure is kept, and said once. */
+static int kept(struct hl_holder *h, int ret)
 {
-	int ret = h->sync_error ? h->sync_error : hl_heads_sync(h->heads);
 	if (ret < 0 && !h->sync_error) {
 		h->sync_error = ret;
 		hl_error("key holder: the journal of heads could not be made durable (%s): "
@@ -436,9 +436,20 @@ int hl_holder_settle(struct hl_holder *h)
 	return ret;
 }
 
-void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *durable)
+int hl_holder_settle(struct hl_holder *h)
 {
-	hl_heads_marks(h->heads, written, durable);
+	return h->sync_error ? h->sync_error : kept(h, hl_heads_sync(h->heads));
+}
+
+int hl_holder_push(struct hl_holder *h)
+{
+	return h->sync_error ? h->sync_error : kept(h, hl_heads_push(h->heads));
+}
+
+void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *pushed,
+			     uint64_t *durable)
+{
+	hl_heads_marks(h->heads, written, pushed, durable);
 }
 
 /* SYNC: what was signed is durable (the loop settled after the last answer;

@@ -20,10 +20,12 @@
  *      here) and the gap logged.  Anything else is refused, logged, and
  *      answered HL_HOLD_R_SIGNED with the head, for the asker's alarm.
  *   4. The new positions are written to the journal before the answer,
- *      and made durable right after it (hl_holder_settle), while the asker
- *      commits its store; SYNC is answered once they are durable, and the
- *      asker releases nothing signed before that answer.  A journal that
- *      cannot be made durable stops all signing (FAILED).
+ *      and handed to the disk right after it (hl_holder_push), while the
+ *      asker commits its store; SYNC is answered once they are durable
+ *      (hl_holder_settle), and the asker releases nothing signed before
+ *      that answer, or before its own fdatasync, begun after the push
+ *      ended, has returned.  A journal that cannot be made durable stops
+ *      all signing (FAILED).
  *   5. An item authored by a key the holder does not hold (after a key
  *      rotation, our name on a link pinned before it is the card's key)
  *      only continues a chain the holder has signed (rule 3's H+1 or the
@@ -64,15 +66,21 @@ void hl_holder_set_identity(struct hl_holder *h, const char *path);
 void hl_holder_answer(struct hl_holder *h, const uint8_t *req, size_t len, const char *who,
 		      bool may_rotate, uint8_t **resp, size_t *resp_len);
 
-/* After each answer has gone out: the journal records it wrote made
- * durable (one fdatasync, none when it wrote none).  A failure is kept:
- * every later SIGN, ROTATE and SYNC is answered FAILED. */
+/* The journal records it wrote made durable (one fdatasync, none when it
+ * wrote none): a SYNC, or an in-process holder after each answer.  A
+ * failure is kept: every later SIGN, ROTATE and SYNC is answered FAILED. */
 int hl_holder_settle(struct hl_holder *h);
+/* After each answer has gone out, in the holder process: the records
+ * handed to the disk (hl_heads_push), for its starter's own fdatasync to
+ * make durable; a failure is kept as hl_holder_settle's. */
+int hl_holder_push(struct hl_holder *h);
 
-/* The journal's appends (*WRITTEN) and how many of them are durable
- * (*DURABLE; it stops moving once a settle failed), which the process
- * publishes to its starter (holder/proc.h, struct hl_holder_marks). */
-void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *durable);
+/* The journal's appends (*WRITTEN), how many of them are on the disk
+ * (*PUSHED) and how many are durable (*DURABLE); the last two stop moving
+ * once a settle or push failed.  The process publishes them to its starter
+ * (holder/proc.h, struct hl_holder_marks). */
+void hl_holder_journal_marks(const struct hl_holder *h, uint64_t *written, uint64_t *pushed,
+			     uint64_t *durable);
 
 /* Requests refused since the holder started (a network process that asked
  * for what it must not have). */

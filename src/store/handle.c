@@ -421,7 +421,14 @@ int hl_store_begin(hl_store *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
 		return st_fail(st, HL_ESTATE, "a transaction is already open");
+	st->changes_at_begin = sqlite3_total_changes64(st->db);
 	return st_exec_cached(st, S_BEGIN);
+}
+
+bool hl_store_txn_wrote(hl_store *st)
+{
+	return !sqlite3_get_autocommit(st->db) &&
+	       sqlite3_total_changes64(st->db) != st->changes_at_begin;
 }
 
 int hl_store_begin_read(hl_store *st)

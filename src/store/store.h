@@ -81,6 +81,9 @@ const char *hl_store_errmsg(const hl_store *st);
 int hl_store_begin(hl_store *st);
 int hl_store_commit(hl_store *st);
 void hl_store_rollback(hl_store *st);
+/* The transaction hl_store_begin opened has changed rows: its commit will
+ * write them and fdatasync the store (synchronous=FULL). */
+bool hl_store_txn_wrote(hl_store *st);
 /* A savepoint inside the caller's transaction, so that several calls can
  * be undone together without undoing the rest of it: hl_store_release()
  * keeps what was written since, hl_store_rollback_to() undoes it (and

@@ -107,6 +107,7 @@ struct hl_store {
 	sqlite3_stmt *stmt[S_COUNT];
 	bool busy[S_COUNT];
 	int64_t data_version;
+	sqlite3_int64 changes_at_begin; /* sqlite3_total_changes64 at hl_store_begin */
 	int64_t busy_since_us;   /* when the current wait for a lock began */
 	char errmsg[512];
 };

@@ -21,10 +21,13 @@ The check, for every record the daemon sends that acknowledges something:
     and when S has attachments, also an fsync of the attachment file under
     in/<id>/ and of its directory in/<id>, in that window;
   * every receipt: the key holder's write of it to its journal
-    (keyholder.heads, docs/keyholder.md section 5) ended, and then an
-    fdatasync of the journal began and ended, before the socket write that
-    carries it: no signature leaves before the holder can never sign
-    another item at its position.
+    (keyholder.heads, docs/keyholder.md section 5) ended, and then, before
+    the socket write that carries it, either an fdatasync of the journal
+    began and ended, or the holder's push of the journal to the disk
+    (sync_file_range) began and ended and then an fsync or fdatasync of the
+    store began and ended (its flush of the disk's cache covers the
+    journal's records): no signature leaves before the holder can never
+    sign another item at its position.
 "Between" is in the order strace observed the events (line order of its
 output, with a syscall split by another thread's counted from its first line
 to its last), which is stricter than wall-clock time.
@@ -44,7 +47,8 @@ from station import scaled
 T = scaled(60)
 READS = {"read", "readv", "recvfrom", "recvmsg"}
 WRITES = {"write", "writev", "pwrite64", "sendto", "sendmsg"}
-SYNCS = {"fsync", "fdatasync"}
+SYNCS = {"fsync", "fdatasync", "sync_file_range"}
+FLUSHES = {"fsync", "fdatasync"}
 LINE = re.compile(r"^(\d+)\s+(\d\d:\d\d:\d\d\.\d+)\s+(.*)$")
 # fd<annotation>: a socket "TCP:[a->b]", or a hex-escaped path, which -yy may
 # follow with "<char 1:9>" for a device
@@ -156,11 +160,12 @@ def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
         assert rframes[k][0] == clen, f"read frame {k}: {rframes[k][0]} bytes, hlpeer sent {clen}"
     for k, (rtype, body, clen) in enumerate(recv_log[:len(wframes) - 1], 1):
         assert wframes[k][0] == clen, f"written frame {k}: {wframes[k][0]} bytes, hlpeer got {clen}"
-    store_syncs = [e for e in events if e.name in SYNCS and
+    store_syncs = [e for e in events if e.name in FLUSHES and
                    (e.path.endswith("/store.db-wal") or e.path.endswith("/store.db"))]
     journal = [e for e in events if e.path.endswith("/keyholder.heads")]
     journal_writes = [e for e in journal if e.name in WRITES]
-    journal_syncs = [e for e in journal if e.name in SYNCS]
+    journal_syncs = [e for e in journal if e.name in FLUSHES]
+    journal_pushes = [e for e in journal if e.name == "sync_file_range"]
     all_syncs = [e for e in events if e.name in SYNCS]
 
     # the frames of each of hlpeer's seqs, with the line where the daemon had read them
@@ -209,9 +214,12 @@ def check_durable(events, conn_match, sent_log, recv_log, attachments_of):
             if not jw:
                 problems.append(f"receipt (written frame {k}, line {w}) left before the key "
                                 f"holder wrote it to its journal")
-            elif not synced_between(min(jw), w, journal_syncs):
+            elif not (synced_between(min(jw), w, journal_syncs) or
+                      any(synced_between(p.end, w, store_syncs) for p in journal_pushes
+                          if p.start > min(jw) and p.end < w)):
                 problems.append(f"receipt (written frame {k}, line {w}) left with no fdatasync "
-                                f"of the key holder's journal after its write (line {min(jw)})")
+                                f"of the key holder's journal after its write (line {min(jw)}), "
+                                f"nor a push of it followed by a store fdatasync")
             else:
                 stats["journaled"] = stats.get("journaled", 0) + 1
             for s, _ in it.entries:

@@ -385,12 +385,12 @@ static void test_written_then_synced(void **state)
 	assert_int_equal(seq, 1);
 	hl_heads_free(again);
 	/* the marks a holder process publishes: written, not yet durable */
-	uint64_t written, durable;
-	hl_holder_journal_marks(h, &written, &durable);
+	uint64_t written, pushed, durable;
+	hl_holder_journal_marks(h, &written, &pushed, &durable);
 	assert_int_equal(written, 1);
 	assert_int_equal(durable, 0);
 	assert_int_equal(hl_holder_settle(h), 0);
-	hl_holder_journal_marks(h, &written, &durable);
+	hl_holder_journal_marks(h, &written, &pushed, &durable);
 	assert_int_equal(durable, 1);
 	assert_int_equal(ask_raw(h, sync, 2), HL_HOLD_OK);
 	/* a SYNC with bytes after it is malformed */
@@ -401,9 +401,12 @@ static void test_written_then_synced(void **state)
 	free(path);
 }
 
-/* A holder process and the page of marks it shares with its starter: once
- * the page says the journal is durable past a signature, hl_keys_sync asks
- * no SYNC; while it does not, the SYNC goes to the holder as before. */
+/* A holder process and the page of marks it shares with its starter.
+ * After each answer the holder pushes its journal's records to the disk
+ * (no fdatasync); the starter's hl_keys_sync then asks no SYNC when its
+ * own fdatasync began after the push (hl_keys_flush_begins, on one
+ * filesystem: hl_keys_ride_flush), or when the page says durable; else
+ * the SYNC goes to the holder, which makes the journal durable. */
 static void test_marks_spare_sync(void **state)
 {
 	(void)state;
@@ -414,7 +417,7 @@ static void test_marks_spare_sync(void **state)
 	hl_keys *k;
 	struct hl_holder_marks *m;
 	struct hl_item it, *itp = &it;
-	uint8_t sig[64];
+	uint8_t sig[64], h1[32];
 	uint64_t asked, spared;
 	int fd;
 	pid_t pid;
@@ -427,28 +430,55 @@ static void test_marks_spare_sync(void **state)
 	hl_keys_defer_sync(k);
 	hl_keys_share_marks(k, m);
 
+	/* signed: written, then pushed, not made durable */
 	check_item(me, peer_pk, 1, NULL, 1, &it);
 	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
 	assert_true(atomic_load(&m->written) >= 1);
-	for (int i = 0; i < 5000 && atomic_load(&m->durable) < atomic_load(&m->written); i++)
-		usleep(1000); /* the holder's fdatasync, after its answer */
-	assert_int_equal(atomic_load(&m->durable), atomic_load(&m->written));
+	for (int i = 0; i < 5000 && atomic_load(&m->on_disk) < atomic_load(&m->written); i++)
+		usleep(1000); /* the holder's push, after its answer */
+	assert_int_equal(atomic_load(&m->on_disk), atomic_load(&m->written));
+	assert_true(atomic_load(&m->durable) < atomic_load(&m->written));
+	/* an owner whose fdatasyncs do not count: the SYNC is asked, and the
+	 * holder's fdatasync makes it durable */
+	hl_keys_flush_begins(k);
 	assert_int_equal(hl_keys_sync(k), 0);
 	hl_keys_sync_counts(k, &asked, &spared);
-	assert_int_equal(asked, 0);
-	assert_int_equal(spared, 1);
+	assert_int_equal(asked, 1);
+	assert_int_equal(spared, 0);
+	assert_int_equal(atomic_load(&m->durable), atomic_load(&m->written));
 
-	/* a page that lags (as it does while the holder's fdatasync runs):
-	 * the SYNC is asked, and answered */
-	uint8_t h1[32];
+	/* one that rides: its fdatasync begins after the push, no SYNC */
+	hl_keys_ride_flush(k);
 	signed_hash(&it, sig, h1);
 	check_item(me, peer_pk, 2, h1, 2, &it);
 	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
-	atomic_store(&m->durable, 0);
+	hl_keys_flush_begins(k); /* waits for the push */
 	assert_int_equal(hl_keys_sync(k), 0);
 	hl_keys_sync_counts(k, &asked, &spared);
 	assert_int_equal(asked, 1);
 	assert_int_equal(spared, 1);
+	assert_true(atomic_load(&m->durable) < atomic_load(&m->written));
+
+	/* no fdatasync of its own began since the signature: asked */
+	signed_hash(&it, sig, h1);
+	check_item(me, peer_pk, 3, h1, 3, &it);
+	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
+	assert_int_equal(hl_keys_sync(k), 0);
+	hl_keys_sync_counts(k, &asked, &spared);
+	assert_int_equal(asked, 2);
+	assert_int_equal(spared, 1);
+
+	/* a page that says durable past the signature: spared */
+	signed_hash(&it, sig, h1);
+	check_item(me, peer_pk, 4, h1, 4, &it);
+	assert_int_equal(hl_keys_sign_run(k, &itp, 1, NULL, sig, why, sizeof(why)), 0);
+	for (int i = 0; i < 5000 && atomic_load(&m->on_disk) < atomic_load(&m->written); i++)
+		usleep(1000); /* the holder's last store into the page */
+	atomic_store(&m->durable, UINT64_MAX);
+	assert_int_equal(hl_keys_sync(k), 0);
+	hl_keys_sync_counts(k, &asked, &spared);
+	assert_int_equal(asked, 2);
+	assert_int_equal(spared, 2);
 
 	hl_keys_free(k); /* the socketpair closes: the holder ends */
 	int status;
@@ -618,12 +648,19 @@ static void test_zeros_ahead(void **state)
 	assert_int_equal(hl_heads_open(path, &h, err, sizeof(err)), 0);
 	off_t first = file_size(path);
 	assert_true(first >= 8 + ahead); /* zeros from the start */
+	uint64_t written, pushed, durable;
 	for (uint64_t s = 1; s <= 20; s++) {
 		r.seq = s;
 		memset(r.hash, (int)s, 32);
 		assert_int_equal(hl_heads_append(h, &r, 1, s), 0);
-		assert_int_equal(hl_heads_sync(h), 0);
-		assert_int_equal(file_size(path), first); /* over the zeros */
+		/* over the zeros: a push hands it to the disk, no fdatasync */
+		assert_int_equal(hl_heads_push(h), 0);
+		hl_heads_marks(h, &written, &pushed, &durable);
+		assert_int_equal(pushed, s);
+		assert_int_equal(durable, s == 1 ? 0 : 1);
+		if (s == 1)
+			assert_int_equal(hl_heads_sync(h), 0);
+		assert_int_equal(file_size(path), first);
 	}
 	/* a record that passes the zeros: new zeros after it */
 	uint8_t *big = xcalloc(1, (size_t)ahead);
@@ -633,6 +670,10 @@ static void test_zeros_ahead(void **state)
 	b.note = big;
 	b.note_len = (size_t)ahead;
 	assert_int_equal(hl_heads_append(h, &b, 1, 21), 0);
+	/* the file grew: the push is an fdatasync */
+	assert_int_equal(hl_heads_push(h), 0);
+	hl_heads_marks(h, &written, &pushed, &durable);
+	assert_int_equal(durable, 21);
 	off_t end = first - ahead + 20 * rec + (rec - (off_t)sizeof(note) + ahead);
 	assert_int_equal(file_size(path), end + ahead);
 	assert_true(zeros_from(path, end));
