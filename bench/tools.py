@@ -146,6 +146,7 @@ FIGURES = [
     ("handshakes.hotline", "1/s", "completed Noise IK handshakes with key confirmation (both HELLOs) against one daemon"),
     ("limit.x25519", "ops/s", "one core, crypto_scalarmult"),
     ("memory.per_idle_link", "KiB", "the daemon's resident memory growth per idle authenticated session, with 1,000 sessions"),
+    ("memory.per_linked_peer", "KiB", "the same daemon's resident memory per peer pinned and linked: with its 1,000 sessions idle, beside the daemon with no peer"),
     ("record.verify", "entries/s", "`hotline record verify` of a record with 100,000 entries"),
     ("slow.lossy_flash_idle_p50", "ms", "`send -p flash --wait` over the lossy long path (200 ms ± 50 ms one way, 10 % loss, 1 % duplication, 1 % reordering), idle link (median)"),
     ("slow.lossy_flash_idle_p95", "ms", "the same, 95th percentile"),

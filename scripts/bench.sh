@@ -685,9 +685,16 @@ bench_latency() {
 # ---------------------------------------------------------------- links
 
 bench_links() {
-  local pid key res before after n per rate ok failed
+  local pid key res before after n per rate ok failed empty
   say "memory.per_idle_link: $IDLE_N idle sessions against one daemon"
   station_init hub
+  # the daemon with no peer, for memory.per_linked_peer: what a session
+  # costs depends on what the daemon made for the peer before it came up
+  station_start hub
+  sleep 1
+  empty=$(awk '/^VmRSS/ { print $2 }' "/proc/${bgpid[hub]}/status")
+  stop_bg hub
+  mv "$work/hub.log" "$work/hub-empty.log" # its "running" line is not the next one's
   "$links" keygen "$IDLE_N" p "$work/hub-keys" >> "$work/hub/station.conf"
   station_start hub
   pid=${bgpid[hub]}
@@ -695,7 +702,8 @@ bench_links() {
   res=$("$links" idle "127.0.0.1:${port[hub]}" "$key" "$work/hub-keys" "$IDLE_N" "$pid" 2)
   read -r before after n per <<< "$res"
   bench memory.per_idle_link "$per" KiB
-  note "- memory.per_idle_link: the daemon's VmRSS was $before KiB with $IDLE_N peers pinned and no session, $after KiB with $n sessions open and idle."
+  bench memory.per_linked_peer "$(fmt1 "($after - $empty) / $n")" KiB
+  note "- memory.per_idle_link, memory.per_linked_peer: the daemon's VmRSS was $empty KiB with no peer, $before KiB with $IDLE_N peers pinned and no session, $after KiB with $n sessions open and idle."
 
   say "handshakes.hotline: $HS_CONCURRENCY connections at a time for $HS_SECONDS s"
   local c0 c1 x k0 k1 keys

@@ -402,21 +402,25 @@ void hl_engine_abort(hl_engine *e)
 
 /* ---- life ---- */
 
-/* Scratch buffers for building and reading packets.  Every engine runs on
- * the daemon's one thread and uses them only within one call, so all
- * engines share one pair: a station with a thousand pinned peers does not
- * keep 80 KiB of scratch per peer. */
+/* Scratch for building and reading packets, and for decoding a neighbour
+ * item (a struct hl_item is 10 KiB).  Every engine runs on the daemon's
+ * one thread and uses them only within one call, so all engines share
+ * them: a station with a thousand linked peers does not keep 90 KiB of
+ * scratch per peer. */
 static uint8_t *shared_rec, *shared_item;
+static struct hl_item *shared_decoded;
 static size_t shared_users;
 
-static void shared_bufs_get(uint8_t **rec, uint8_t **item)
+static void shared_bufs_get(hl_engine *e)
 {
 	if (shared_users++ == 0) {
 		shared_rec = xmalloc(HL_PACKET_BODY_MAX);
 		shared_item = xmalloc(HL_ITEM_MAX);
+		shared_decoded = xmalloc(sizeof(*shared_decoded));
 	}
-	*rec = shared_rec;
-	*item = shared_item;
+	e->rec = shared_rec;
+	e->itembuf = shared_item;
+	e->scratch = shared_decoded;
 }
 
 static void shared_bufs_put(void)
@@ -425,7 +429,9 @@ static void shared_bufs_put(void)
 		eng_verifier_stop();
 		free(shared_rec);
 		free(shared_item);
+		free(shared_decoded);
 		shared_rec = shared_item = NULL;
+		shared_decoded = NULL;
 	}
 }
 
@@ -443,7 +449,7 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 		free(e);
 		return ret;
 	}
-	shared_bufs_get(&e->rec, &e->itembuf);
+	shared_bufs_get(e);
 	/* Staging files' workers report progress for CREDIT, as parts' do. */
 	struct hl_partwriter_progress progress = {
 		.taken = e->env.wake ? &e->done_pw : NULL,
@@ -453,7 +459,6 @@ int hl_engine_new(hl_engine **out, const struct hl_engine_env *env, const hl_pee
 	};
 	e->stage = hl_stage_new(env->dir, e->peer_id, &progress);
 	e->cur_verdict = -1;
-	e->scratch = xmalloc(sizeof(*e->scratch));
 	e->refuse_log = (struct hl_ratelimit)HL_RATELIMIT_INIT(20, 60);
 	/* A bundle's engine (no session) sees the peer's ACK too. */
 	e->first_ack = true;
@@ -473,7 +478,6 @@ void hl_engine_free(hl_engine *e)
 	eng_in_clear(e);
 	hl_stage_free(e->stage);
 	free(e->flow);
-	free(e->scratch);
 	free(e->resume.e);
 	free(e->rcpt);
 	free(e->refusals);

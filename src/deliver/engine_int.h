@@ -193,7 +193,7 @@ struct hl_engine {
 	uint64_t contig;             /* the contiguous head as last read (only grows) */
 	struct hl_chain_class_ref class_top[HL_PREC_COUNT]; /* highest class_seq held */
 	bool class_known[HL_PREC_COUNT];
-	struct hl_item *scratch;     /* a neighbour item, decoded */
+	struct hl_item *scratch;     /* a neighbour item, decoded (shared) */
 	uint64_t tombs;              /* tombstones held (tombs_known) */
 	bool tombs_known;
 	struct hl_ratelimit refuse_log; /* warnings about refused items */
