@@ -511,7 +511,7 @@ bool hl_store_changed(hl_store *st)
 int st_op_begin(hl_store *st, struct st_op *op)
 {
 	op->own_txn = sqlite3_get_autocommit(st->db);
-	return st_exec_cached(st, op->own_txn ? S_BEGIN : S_SAVEPOINT);
+	return op->own_txn ? hl_store_begin(st) : st_exec_cached(st, S_SAVEPOINT);
 }
 
 int st_op_end(hl_store *st, struct st_op *op, int ret)

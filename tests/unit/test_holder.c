@@ -22,12 +22,14 @@
  *     old one. */
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -710,6 +712,60 @@ static void test_zeros_ahead(void **state)
 	free(path);
 }
 
+/* A write that fails half-way (the file may not grow: RLIMIT_FSIZE, as a
+ * full disk) leaves nothing of its record: the segment is cut back to its
+ * records, the next write goes where it would have, and the journal opens
+ * with the head before it. */
+static void test_failed_write_cut_back(void **state)
+{
+	(void)state;
+	char *path = hl_path_join(tmpdir, "failed.heads");
+	hl_heads *h;
+	char err[200];
+	uint8_t item[64] = { 1 }, note[16] = { 2 };
+	struct hl_heads_rec r = { .item = item, .item_len = sizeof(item), .note = note,
+				  .note_len = sizeof(note), .seq = 1 };
+	memcpy(r.peer, peer_pk, 32);
+	assert_int_equal(hl_heads_open(path, &h, err, sizeof(err)), 0);
+	assert_int_equal(hl_heads_append(h, &r, 1, 1), 0);
+	off_t before = file_size(path);
+	/* a record that must pass the zeros, into a file that may not grow */
+	size_t big_len = 2u << 20;
+	uint8_t *big = xcalloc(1, big_len);
+	memset(big, 'x', big_len);
+	struct hl_heads_rec b = r;
+	b.seq = 2;
+	b.note = big;
+	b.note_len = big_len;
+	struct rlimit old, lim = { (rlim_t)before + 4096, RLIM_INFINITY };
+	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	int ret = hl_heads_append(h, &b, 1, 2);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, was);
+	assert_true(ret < 0);
+	uint64_t seq;
+	uint8_t hash[32];
+	assert_true(hl_heads_get(h, peer_pk, &seq, hash));
+	assert_int_equal(seq, 1);
+	/* cut back to the records: nothing of the failed one past them */
+	off_t records = 8 + (4 + 81 + 8 + (off_t)sizeof(item) + (off_t)sizeof(note) + 16);
+	assert_int_equal(file_size(path), records);
+	/* the next write takes its place, with zeros after it again */
+	r.seq = 2;
+	assert_int_equal(hl_heads_append(h, &r, 1, 2), 0);
+	assert_true(zeros_from(path, 2 * records - 8));
+	hl_heads_free(h);
+	assert_int_equal(hl_heads_open(path, &h, err, sizeof(err)), 0);
+	assert_true(hl_heads_get(h, peer_pk, &seq, hash));
+	assert_int_equal(seq, 2);
+	hl_heads_free(h);
+	free(big);
+	free(path);
+}
+
 static void test_rotation(void **state)
 {
 	(void)state;
@@ -854,6 +910,7 @@ int main(void)
 		cmocka_unit_test(test_not_an_oracle),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_zeros_ahead),
+		cmocka_unit_test(test_failed_write_cut_back),
 		cmocka_unit_test(test_written_then_synced),
 		cmocka_unit_test(test_marks_spare_sync),
 		cmocka_unit_test(test_taken_back),
